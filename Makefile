@@ -1,0 +1,50 @@
+# galvc — the two commands a newcomer runs.
+#   make demo    install what is missing, build, and run galvc on an example model
+#   make check   install what is missing, build, and run every test through ctest
+# Everything else is CMake; this file only installs packages and drives it.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+DEMO_MODEL ?= examples/gpt-tiny.gv
+
+# Debian packages the build and the tests need.
+PACKAGES := build-essential cmake flex bison pkg-config clang libclang-rt-14-dev \
+            llvm-14-dev libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build demo check asan clean
+
+all: build
+
+# Install only what dpkg does not already have, so a second run is quiet and offline.
+deps:
+	@missing=""; for p in $(PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/galvc $(DEMO_MODEL) --emit=ir
+
+# The unit and golden tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGALVC_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L 'unit|golden'
+
+check: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	$(MAKE) --no-print-directory asan
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

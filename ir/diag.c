@@ -1,0 +1,74 @@
+/* diag.c — user diagnostics: `file:line:col: error: message`, then the source
+ * line with a caret (and tildes) under the culprit. */
+#include "ir.h"
+
+#include <string.h>
+
+void diag_init(Diag *d, FILE *out) {
+    memset(d, 0, sizeof *d);
+    d->out = out;
+    d->max_errors = 20;
+}
+
+/* Print the source line of loc and a caret line that keeps the line's tabs,
+ * so the caret lands under the right column in any terminal. */
+static void show_line(FILE *out, Loc loc) {
+    const SourceFile *f = loc.file;
+    if (!f || loc.line < 1) return;
+    const char *p = f->text, *end = f->text + f->len;
+    for (int l = 1; l < loc.line && p < end; p++)
+        if (*p == '\n') l++;
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (!eol) eol = end;
+    int width = (int)(eol - p);
+    fprintf(out, "  %.*s\n  ", width, p);
+    int col = loc.col < 1 ? 1 : loc.col;
+    if (col > width + 1) col = width + 1;
+    for (int i = 0; i < col - 1; i++) fputc(p[i] == '\t' ? '\t' : ' ', out);
+    fputc('^', out);
+    int end_col = loc.end_col > width + 1 ? width + 1 : loc.end_col;
+    for (int c = col + 1; c < end_col; c++) fputc('~', out);
+    fputc('\n', out);
+}
+
+static void report(Diag *d, Loc loc, const char *what, const char *fmt, va_list ap) {
+    if (!d->out) return;
+    if (loc.file) fprintf(d->out, "%s:%d:%d: %s: ", loc.file->display, loc.line, loc.col, what);
+    else fprintf(d->out, "galvc: %s: ", what);
+    vfprintf(d->out, fmt, ap);
+    fputc('\n', d->out);
+    show_line(d->out, loc);
+}
+
+/* Count and print one user error; past max_errors, say so once and go quiet. */
+void diag_verror(Diag *d, Loc loc, const char *fmt, va_list ap) {
+    d->errors++;
+    if (d->errors > d->max_errors) {
+        if (!d->suppressed && d->out) fprintf(d->out, "galvc: too many errors; stopping here\n");
+        d->suppressed = true;
+        return;
+    }
+    report(d, loc, "error", fmt, ap);
+}
+
+void diag_error(Diag *d, Loc loc, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    diag_verror(d, loc, fmt, ap);
+    va_end(ap);
+}
+
+void diag_note(Diag *d, Loc loc, const char *fmt, ...) {
+    if (d->suppressed) return;
+    va_list ap;
+    va_start(ap, fmt);
+    report(d, loc, "note", fmt, ap);
+    va_end(ap);
+}
+
+void diag_plain(Diag *d, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    diag_verror(d, (Loc){0}, fmt, ap);
+    va_end(ap);
+}

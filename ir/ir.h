@@ -1,0 +1,307 @@
+/* ir.h — the shared vocabulary of galvc: arenas, source locations and
+ * diagnostics, the layer Graph, the Cluster, the training setup and the plan
+ * hints. The frontend fills these; every pass reads them. */
+#ifndef GALVC_IR_H
+#define GALVC_IR_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- memory --------------------------------------------------------------- */
+
+/* A bump allocator: a compilation's nodes, names and source text live in one
+ * arena and are freed together, so every pointer and location stays valid in
+ * every pass. */
+typedef struct Arena Arena;
+
+Arena *arena_new(void);
+void arena_free(Arena *a);
+void *arena_alloc(Arena *a, size_t size); /* zeroed, 16-byte aligned */
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_strdup(Arena *a, const char *s);
+char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Internal bugs, never user errors: name the place and abort. */
+#define die(...) die_at(__FILE__, __LINE__, __VA_ARGS__)
+_Noreturn void die_at(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- sources and diagnostics --------------------------------------------- */
+
+/* One file (or command-line snippet) read into the arena. The text always
+ * ends in a newline and holds no embedded terminator beyond `len`. */
+typedef struct SourceFile {
+    const char *path;    /* as the user named it, for messages */
+    const char *display; /* the name diagnostics print */
+    const char *text;
+    size_t len;
+} SourceFile;
+
+/* A place in a source: 1-based line and columns (bytes), end exclusive. */
+typedef struct Loc {
+    const SourceFile *file;
+    int line, col, end_col;
+} Loc;
+
+typedef struct Diag {
+    FILE *out;      /* where messages go; NULL keeps quiet (the fuzzer) */
+    int errors;     /* user errors reported so far */
+    int max_errors; /* stop reporting (and say so) after this many */
+    bool suppressed;
+} Diag;
+
+void diag_init(Diag *d, FILE *out);
+/* `file:line:col: error: message`, the source line, a caret under the culprit. */
+void diag_error(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void diag_verror(Diag *d, Loc loc, const char *fmt, va_list ap);
+/* A note attached to the previous error (`note:` instead of `error:`). */
+void diag_note(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An error with no source place: `galvc: error: message`. */
+void diag_plain(Diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- units ---------------------------------------------------------------- */
+
+/* What a number measures. Counts (K, M, B, T) are plain numbers. */
+typedef enum Dim { DIM_NONE, DIM_BYTES, DIM_RATE, DIM_TIME } Dim;
+
+const char *dim_name(Dim d);
+
+/* ---- layers --------------------------------------------------------------- */
+
+/* X(ENUM, "name in .gv") — one line adds a layer kind. */
+#define LAYER_KINDS(X)                                                         \
+    X(EMBEDDING, "embedding")                                                  \
+    X(PATCH_EMBEDDING, "patch_embedding")                                      \
+    X(ENCODER, "encoder")                                                      \
+    X(DECODER, "decoder")                                                      \
+    X(CROSS_DECODER, "cross_decoder")                                          \
+    X(ATTENTION, "attention")                                                  \
+    X(WINDOW_ATTENTION, "window_attention")                                    \
+    X(MLP, "mlp")                                                              \
+    X(LAYERNORM, "layernorm")                                                  \
+    X(RMSNORM, "rmsnorm")                                                      \
+    X(LM_HEAD, "lm_head")                                                      \
+    X(CLASSIFIER, "classifier")
+
+typedef enum LayerKind {
+#define X(e, s) LAYER_##e,
+    LAYER_KINDS(X)
+#undef X
+        LAYER_KIND_COUNT
+} LayerKind;
+
+extern const char *const layer_kind_names[LAYER_KIND_COUNT];
+
+#define ACTIVATIONS(X) X(GELU, "gelu") X(RELU, "relu") X(SWIGLU, "swiglu") X(GEGLU, "geglu")
+typedef enum Activation {
+#define X(e, s) ACT_##e,
+    ACTIVATIONS(X)
+#undef X
+} Activation;
+
+#define NORMS(X) X(LAYERNORM, "layernorm") X(RMSNORM, "rmsnorm")
+typedef enum NormKind {
+#define X(e, s) NORM_##e,
+    NORMS(X)
+#undef X
+} NormKind;
+
+#define POSITIONS(X) X(LEARNED, "learned") X(ROTARY, "rotary") X(NONE, "none")
+typedef enum PosKind {
+#define X(e, s) POS_##e,
+    POSITIONS(X)
+#undef X
+} PosKind;
+
+#define POOLINGS(X) X(CLS, "cls") X(MEAN, "mean")
+typedef enum Pooling {
+#define X(e, s) POOL_##e,
+    POOLINGS(X)
+#undef X
+} Pooling;
+
+/* Enum spellings, NULL-terminated, indexed by the enum value. */
+extern const char *const activation_names[];
+extern const char *const norm_names[];
+extern const char *const pos_names[];
+extern const char *const pool_names[];
+
+/* A per-sample tensor shape (the batch dimension is left out). */
+typedef struct Shape {
+    int rank;
+    int64_t dim[3];
+} Shape;
+
+/* One layer of the model: what the user wrote, then what the shape pass
+ * derived. Counts of 0 mean "not given": the shape pass infers or defaults. */
+typedef struct Layer {
+    LayerKind kind;
+    const char *name; /* user label, or kind.N */
+    Loc loc;
+    int index; /* position in the graph */
+
+    /* attributes from the .gv file */
+    int64_t vocab, hidden, heads, kv_heads, head_dim, ffn;
+    int64_t positions, types, window, classes;
+    int64_t image, patch, channels, enc_seq, rel_buckets;
+    int act, norm, pos, pool; /* Activation, NormKind, PosKind, Pooling */
+    bool bias, tied, causal, pre_norm, transform, cls_token, pooler;
+    double dropout, eps;
+
+    /* derived by pass_shape, per sample */
+    int64_t seq;        /* tokens this layer processes */
+    Shape in, out;      /* element shapes of its input and output */
+    int64_t params;     /* trainable parameters */
+    int64_t fwd_flops;  /* forward FLOPs (2 per multiply-add) */
+    int64_t bwd_flops;  /* backward FLOPs: input and weight gradients */
+    int64_t act_bytes;  /* activations the backward pass keeps */
+    int64_t out_bytes;  /* the tensor handed to the next layer */
+} Layer;
+
+/* The model: its layers in execution order. */
+typedef struct Graph {
+    Arena *arena;
+    const char *name;
+    Loc loc;
+    Layer **layers;
+    int n_layers, cap_layers;
+    /* totals, filled by pass_shape */
+    int64_t total_params, total_fwd_flops, total_bwd_flops, total_act_bytes;
+} Graph;
+
+Layer *graph_add_layer(Graph *g, LayerKind kind, Loc loc);
+
+/* ---- the cluster ------------------------------------------------------------ */
+
+#define DEVICE_KINDS(X)                                                        \
+    X(CPU, "cpu")                                                              \
+    X(A100_40GB, "a100_40gb")                                                  \
+    X(A100_80GB, "a100_80gb")                                                  \
+    X(H100_SXM, "h100_sxm")                                                    \
+    X(H200, "h200")
+
+typedef enum DeviceKind {
+#define X(e, s) DEVICE_##e,
+    DEVICE_KINDS(X)
+#undef X
+} DeviceKind;
+
+extern const char *const device_kind_names[];
+
+#define LINK_KINDS(X)                                                          \
+    X(SHM, "shm") X(PCIE, "pcie") X(NVLINK, "nvlink") X(INFINIBAND, "infiniband") \
+    X(ETHERNET, "ethernet")
+
+typedef enum LinkKind {
+#define X(e, s) LINK_##e,
+    LINK_KINDS(X)
+#undef X
+} LinkKind;
+
+extern const char *const link_kind_names[];
+
+/* A link between devices; zero figures mean "use the device preset". */
+typedef struct Link {
+    bool given;
+    int kind;         /* LinkKind */
+    double bandwidth; /* bytes/s, one direction, per device */
+    double latency;   /* seconds */
+} Link;
+
+typedef struct Cluster {
+    const char *name;
+    Loc loc;
+    int64_t nodes, devices_per_node;
+    int device;     /* DeviceKind */
+    int64_t memory; /* bytes per device */
+    Link intra;     /* inside a node */
+    Link inter;     /* between nodes */
+    const char *profile; /* a measured profile (JSON), or NULL */
+} Cluster;
+
+/* ---- training setup and plan hints ----------------------------------------- */
+
+#define PRECISIONS(X) X(FP32, "fp32", 4) X(BF16, "bf16", 2) X(FP16, "fp16", 2)
+typedef enum Precision {
+#define X(e, s, b) PREC_##e,
+    PRECISIONS(X)
+#undef X
+} Precision;
+
+extern const char *const precision_names[];
+int precision_bytes(Precision p);
+
+#define OPTIMIZERS(X) X(ADAMW, "adamw") X(ADAM, "adam") X(SGD, "sgd")
+typedef enum OptimizerKind {
+#define X(e, s) OPT_##e,
+    OPTIMIZERS(X)
+#undef X
+} OptimizerKind;
+
+extern const char *const optimizer_names[];
+
+typedef struct Optimizer {
+    int kind; /* OptimizerKind */
+    double lr, beta1, beta2, eps, weight_decay, momentum;
+    double clip; /* global gradient-norm clip; 0 = off */
+} Optimizer;
+
+typedef struct TrainConfig {
+    Loc loc;
+    int64_t global_batch; /* samples per step, all devices together */
+    int64_t seq;          /* tokens per sample; 0 = from the model */
+    int precision;        /* Precision */
+    Optimizer opt;
+    int64_t steps;
+} TrainConfig;
+
+#define STRATEGY_FAMILIES(X) X(DP, "dp") X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt")
+typedef enum StrategyFamily {
+#define X(e, s) FAMILY_##e,
+    STRATEGY_FAMILIES(X)
+#undef X
+} StrategyFamily;
+
+extern const char *const family_names[];
+
+#define SCHEDULES(X) X(AUTO, "auto") X(GPIPE, "gpipe") X(1F1B, "1f1b")
+typedef enum Schedule {
+#define X(e, s) SCHED_##e,
+    SCHEDULES(X)
+#undef X
+} Schedule;
+
+extern const char *const schedule_names[];
+
+/* Steering for the search; zero means "let the search choose". */
+typedef struct PlanHints {
+    Loc loc;
+    int64_t pp;            /* fixed pipeline degree */
+    int64_t max_tp;        /* cap on the tensor-parallel degree */
+    int64_t micro_batches; /* fixed micro-batch count */
+    unsigned forbid;       /* bit per StrategyFamily */
+    int schedule;          /* Schedule */
+} PlanHints;
+
+/* ---- what the user specified -------------------------------------------- */
+
+/* One compilation's input after the frontend: the model graph, the cluster it
+ * runs on, the training setup, the hints, and every file that was read. */
+typedef struct Spec {
+    Arena *arena;
+    Graph *graph;
+    Cluster *cluster;
+    TrainConfig *train;
+    PlanHints hints;
+    const SourceFile **files; /* in the order first read */
+    int n_files;
+} Spec;
+
+/* Readable views of the IR (ir/print.c). */
+void ir_print_table(FILE *out, const Spec *spec);
+int ir_print_json(FILE *out, const Spec *spec); /* 0 on success */
+
+#endif

@@ -1,0 +1,183 @@
+/* main.c — the galvc driver. main() is the pipeline: read the model, derive
+ * its shapes, and emit what was asked for; the rest of this file reads the
+ * command line and writes make dependency rules. */
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GALVC_VERSION "0.1.0"
+
+enum { EXIT_USER = 1, EXIT_USAGE = 2 };
+
+typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON } Emit;
+
+typedef struct Options {
+    FrontendOptions fe;
+    Emit emit;
+    const char *output;   /* -o */
+    bool deps_only;       /* -M */
+    bool deps_file;       /* -MD */
+    bool deps_phony;      /* -MP */
+    const char *deps_out; /* -MF */
+    const char *deps_target; /* -MT */
+} Options;
+
+static const char usage[] =
+    "usage: galvc MODEL.gv [options]\n"
+    "\n"
+    "  --emit=ir        print the layer IR as a table (the default)\n"
+    "  --emit=ir-json   print the layer IR as JSON\n"
+    "  -o FILE          build the training program (not available yet)\n"
+    "  --cluster FILE   use the cluster in FILE instead of the model's\n"
+    "  -D NAME=VALUE    override every binding of NAME (a constant or a field)\n"
+    "  -I DIR           also look for included files in DIR\n"
+    "  -M               print a make rule listing every file read, and stop\n"
+    "  -MD              also write that rule to a .d file\n"
+    "  -MF FILE         write the rule to FILE\n"
+    "  -MT TARGET       name TARGET in the rule (default: the -o file)\n"
+    "  -MP              add an empty rule for each included file\n"
+    "  --version, --help\n"
+    "\n"
+    "exit status: 0 success, 1 error in the input, 2 bad usage\n";
+
+static _Noreturn void bad_usage(const char *fmt, const char *arg) {
+    fprintf(stderr, "galvc: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%s", usage);
+    exit(EXIT_USAGE);
+}
+
+/* The value of an option given as "-X VALUE" or "-XVALUE" / "--opt=VALUE". */
+static const char *option_value(int argc, char **argv, int *i, const char *opt) {
+    size_t n = strlen(opt);
+    const char *arg = argv[*i];
+    if (arg[n] == '=') return arg + n + 1;
+    if (arg[n]) return arg + n;
+    if (*i + 1 >= argc) bad_usage("%s needs a value", opt);
+    return argv[++*i];
+}
+
+static void add_define(Arena *a, Options *o, const char *text) {
+    const char *eq = strchr(text, '=');
+    if (!eq || eq == text) bad_usage("-D expects NAME=VALUE, not '%s'", text);
+    Define *defs = arena_alloc(a, (size_t)(o->fe.n_defines + 1) * sizeof *defs);
+    if (o->fe.n_defines) memcpy(defs, o->fe.defines, (size_t)o->fe.n_defines * sizeof *defs);
+    defs[o->fe.n_defines++] = (Define){arena_strndup(a, text, (size_t)(eq - text)), eq + 1};
+    o->fe.defines = defs;
+}
+
+static void parse_args(Arena *a, int argc, char **argv, Options *o) {
+    const char **dirs = arena_alloc(a, (size_t)argc * sizeof *dirs);
+    o->fe.include_dirs = dirs;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(usage, stdout);
+            exit(0);
+        } else if (strcmp(arg, "--version") == 0) {
+            puts("galvc " GALVC_VERSION);
+            exit(0);
+        } else if (strncmp(arg, "--emit", 6) == 0 && (arg[6] == '=' || !arg[6])) {
+            const char *v = option_value(argc, argv, &i, "--emit");
+            if (strcmp(v, "ir") == 0) o->emit = EMIT_IR;
+            else if (strcmp(v, "ir-json") == 0) o->emit = EMIT_IR_JSON;
+            else bad_usage("unknown --emit kind '%s' (known: ir, ir-json)", v);
+        } else if (strncmp(arg, "--cluster", 9) == 0 && (arg[9] == '=' || !arg[9])) {
+            o->fe.cluster_file = option_value(argc, argv, &i, "--cluster");
+        } else if (strcmp(arg, "-M") == 0) {
+            o->deps_only = true;
+        } else if (strcmp(arg, "-MD") == 0) {
+            o->deps_file = true;
+        } else if (strcmp(arg, "-MP") == 0) {
+            o->deps_phony = true;
+        } else if (strncmp(arg, "-MF", 3) == 0) {
+            o->deps_out = option_value(argc, argv, &i, "-MF");
+        } else if (strncmp(arg, "-MT", 3) == 0) {
+            o->deps_target = option_value(argc, argv, &i, "-MT");
+        } else if (strncmp(arg, "-o", 2) == 0) {
+            o->output = option_value(argc, argv, &i, "-o");
+        } else if (strncmp(arg, "-D", 2) == 0) {
+            add_define(a, o, option_value(argc, argv, &i, "-D"));
+        } else if (strncmp(arg, "-I", 2) == 0) {
+            dirs[o->fe.n_include_dirs++] = option_value(argc, argv, &i, "-I");
+        } else if (arg[0] == '-' && arg[1]) {
+            bad_usage("unknown option '%s'", arg);
+        } else if (o->fe.input) {
+            bad_usage("more than one model file ('%s')", arg);
+        } else {
+            o->fe.input = arg;
+        }
+    }
+    if (!o->fe.input) bad_usage("%s", "no model file given");
+}
+
+/* A path as make reads it: spaces escaped, dollars doubled. */
+static void put_make_path(FILE *f, const char *p) {
+    for (; *p; p++) {
+        if (*p == ' ' || *p == '#') fputc('\\', f);
+        if (*p == '$') fputc('$', f);
+        fputc(*p, f);
+    }
+}
+
+/* "target: model.gv cluster.gv ..." as gcc -M writes it. */
+static void write_deps(FILE *f, const Options *o, const Spec *spec) {
+    put_make_path(f, o->deps_target ? o->deps_target : o->output ? o->output : "train");
+    fputc(':', f);
+    for (int i = 0; i < spec->n_files; i++) {
+        fputs(" \\\n ", f);
+        put_make_path(f, spec->files[i]->path);
+    }
+    fputc('\n', f);
+    for (int i = 1; o->deps_phony && i < spec->n_files; i++) {
+        fputc('\n', f);
+        put_make_path(f, spec->files[i]->path);
+        fputs(":\n", f);
+    }
+}
+
+/* -MD/-MF: the rule goes to a file (default: the output's name + ".d"). */
+static int emit_deps(const Options *o, const Spec *spec) {
+    if (o->deps_only && !o->deps_out) {
+        write_deps(stdout, o, spec);
+        return 0;
+    }
+    const char *path = o->deps_out ? o->deps_out : arena_printf(spec->arena, "%s.d", o->output ? o->output : "train");
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "galvc: error: cannot write '%s': %s\n", path, strerror(errno));
+        return EXIT_USER;
+    }
+    write_deps(f, o, spec);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "galvc: error: cannot write '%s': %s\n", path, strerror(errno));
+        return EXIT_USER;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    Arena *arena = arena_new();
+    Options opt = {0};
+    parse_args(arena, argc, argv, &opt);
+    Diag diag;
+    diag_init(&diag, stderr);
+
+    Spec *spec = frontend_load(arena, &opt.fe, &diag);
+    if (!spec || !pass_shape(spec, &diag)) return EXIT_USER;
+    if (opt.deps_only || opt.deps_file || opt.deps_out) {
+        int rc = emit_deps(&opt, spec);
+        if (rc || opt.deps_only) return rc;
+    }
+    if (opt.output) {
+        fprintf(stderr, "galvc: error: -o: the planner and code generator are not built yet; use --emit=ir\n");
+        return EXIT_USAGE;
+    }
+    if (opt.emit == EMIT_IR_JSON) return ir_print_json(stdout, spec) ? EXIT_USER : 0;
+    ir_print_table(stdout, spec);
+    arena_free(arena);
+    return 0;
+}
