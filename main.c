@@ -167,7 +167,8 @@ int main(int argc, char **argv) {
     diag_init(&diag, stderr);
 
     Spec *spec = frontend_load(arena, &opt.fe, &diag);
-    if (!spec || !pass_shape(spec, &diag)) return EXIT_USER;
+    if (spec) pass_shape(spec, &diag);
+    if (!spec || diag.errors) return EXIT_USER;
     if (opt.deps_only || opt.deps_file || opt.deps_out) {
         int rc = emit_deps(&opt, spec);
         if (rc || opt.deps_only) return rc;

@@ -609,11 +609,10 @@ static void eval_layer(Eval *E, const Stmt *s, Scope *sc, int *kind_counts) {
         return;
     }
     Value args = eval_args(E, call, sc, V_CALL);
-    if (args.kind == V_ERROR) return;
     Layer *l = graph_add_layer(g, (LayerKind)kind, s->loc);
     layer_defaults(l);
     FieldSet fs = layer_fieldset((LayerKind)kind);
-    bind_args(E, &fs, l, &args);
+    l->invalid = args.kind == V_ERROR || !bind_args(E, &fs, l, &args);
     if (s->name) {
         l->name = s->name;
         for (int i = 0; i < g->n_layers - 1; i++)

@@ -28,7 +28,9 @@ typedef struct FrontendOptions {
     SourceReader read; /* NULL: the file system */
 } FrontendOptions;
 
-/* Parse, expand and evaluate; NULL (with diagnostics in d) on user error. */
+/* Parse, expand and evaluate. NULL after syntax errors or a file that could
+ * not be read. Otherwise the Spec is as complete as the input allows (so the
+ * passes can still check what they can); d->errors says if it is usable. */
 Spec *frontend_load(Arena *a, const FrontendOptions *opt, Diag *d);
 
 /* ---- the syntax tree ------------------------------------------------------ */

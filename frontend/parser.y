@@ -6,7 +6,7 @@
 %require "3.8"
 %define api.pure full
 %locations
-%define parse.error detailed
+%define parse.error custom
 %define parse.lac full
 %expect 0
 %param {yyscan_t scanner} {ParseCtx *ctx}
@@ -186,14 +186,29 @@ static Expr *binary(ParseCtx *ctx, int op, Expr *l, Expr *r) {
     return e;
 }
 
-/* Bison's messages read "syntax error, unexpected X, expecting Y or Z". Only
- * the first error of a line is shown: the rest are usually its echoes. The
- * scanner reports its own errors (and returns YYerror), so those are skipped. */
+/* "syntax error: unexpected X; expected Y, Z or W". Only the first error of a
+ * line is shown: the rest are usually its echoes. */
+static int yyreport_syntax_error(const yypcontext_t *pc, yyscan_t scanner, ParseCtx *ctx) {
+    (void)scanner;
+    const YYLTYPE *l = yypcontext_location(pc);
+    if (l->first_line == ctx->last_error_line) return 0;
+    ctx->last_error_line = l->first_line;
+    enum { MAX_EXPECTED = 24 };
+    yysymbol_kind_t expected[MAX_EXPECTED];
+    int n = yypcontext_expected_tokens(pc, expected, MAX_EXPECTED);
+    yysymbol_kind_t got = yypcontext_token(pc);
+    const char *msg = arena_printf(ctx->arena, "syntax error: unexpected %s",
+                                   got == YYSYMBOL_YYEMPTY ? "end of input" : yysymbol_name(got));
+    for (int i = 0; i < n; i++)
+        msg = arena_printf(ctx->arena, "%s%s%s", msg, i == 0 ? "; expected " : i == n - 1 ? " or " : ", ",
+                           yysymbol_name(expected[i]));
+    diag_error(ctx->diag, loc_of(ctx, *l), "%s", msg);
+    return 0;
+}
+
+/* Errors that are not about a token: the parser's stack running out. */
 static void yyerror(YYLTYPE *l, yyscan_t scanner, ParseCtx *ctx, const char *msg) {
     (void)scanner;
-    if (l->first_line == ctx->last_error_line) return;
-    ctx->last_error_line = l->first_line;
-    if (strstr(msg, "unexpected invalid token")) return;
     if (strcmp(msg, "memory exhausted") == 0) msg = "the input nests too deeply";
     diag_error(ctx->diag, loc_of(ctx, *l), "%s", msg);
 }

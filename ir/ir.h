@@ -142,6 +142,7 @@ typedef struct Layer {
     const char *name; /* user label, or kind.N */
     Loc loc;
     int index; /* position in the graph */
+    bool invalid; /* its arguments had errors: passes skip it */
 
     /* attributes from the .gv file */
     int64_t vocab, hidden, heads, kv_heads, head_dim, ffn;

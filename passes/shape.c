@@ -165,6 +165,8 @@ static bool embedding(Ctx *c, Layer *l, Stream *st) {
     if (l->pos == POS_LEARNED && !l->positions) l->positions = seq;
     if (!seq) seq = l->pos == POS_LEARNED ? l->positions : 0;
     if (!seq) return layer_error(c, l, "the sequence length is unknown: set seq in the train block");
+    st->seq = seq;
+    st->embedding = l;
     if (l->pos == POS_LEARNED && seq > l->positions)
         return layer_error(c, l, "the sequence (%lld tokens) is longer than the %lld learned positions",
                            (long long)seq, (long long)l->positions);
@@ -176,8 +178,6 @@ static bool embedding(Ctx *c, Layer *l, Stream *st) {
     /* kept: the token (and token-type) ids, for the gradient scatter */
     l->act_bytes = mul3(o, 4, seq, l->types ? 2 : 1);
     if (l->dropout > 0) l->act_bytes = add(o, l->act_bytes, mul(o, seq, l->hidden));
-    st->seq = seq;
-    st->embedding = l;
     return true;
 }
 
@@ -207,16 +207,16 @@ static bool block(Ctx *c, Layer *l, const Stream *st) {
     if (!l->ffn) l->ffn = 4 * l->hidden;
     int64_t s = st->seq;
     Cost t = {0};
-    sum(c, &t, norm_cost(c, l->norm, true, s, l->hidden));
+    sum(c, &t, norm_cost(c, l->norm, l->bias, s, l->hidden));
     sum(c, &t, attention_cost(c, l, s, s, s));
     if (l->kind == LAYER_CROSS_DECODER) {
         if (!l->enc_seq) l->enc_seq = s;
         Layer cross = *l;
         cross.rel_buckets = 0;
-        sum(c, &t, norm_cost(c, l->norm, true, s, l->hidden));
+        sum(c, &t, norm_cost(c, l->norm, l->bias, s, l->hidden));
         sum(c, &t, attention_cost(c, &cross, s, l->enc_seq, l->enc_seq));
     }
-    sum(c, &t, norm_cost(c, l->norm, true, s, l->hidden));
+    sum(c, &t, norm_cost(c, l->norm, l->bias, s, l->hidden));
     sum(c, &t, mlp_cost(c, l, s));
     l->params = t.params;
     l->fwd_flops = t.flops;
@@ -332,26 +332,36 @@ static bool shape_layer(Ctx *c, Layer *l, Stream *st, bool first) {
 
 bool pass_shape(Spec *spec, Diag *d) {
     Graph *g = spec->graph;
+    if (!spec->train || !g || !g->n_layers) return false; /* the frontend said why */
     Ctx c = {.diag = d, .train = spec->train, .e = precision_bytes((Precision)spec->train->precision)};
     Stream st = {0};
+    int errors = d->errors;
     g->total_params = g->total_fwd_flops = g->total_bwd_flops = g->total_act_bytes = 0;
     for (int i = 0; i < g->n_layers; i++) {
         Layer *l = g->layers[i];
         c.acc.overflow = false;
-        if (!shape_layer(&c, l, &st, i == 0)) return false;
+        /* After an error the stream is unknown: skip until a layer that states
+         * its width, so one mistake is reported once. */
+        bool known = i == 0 || (st.seq && (st.width || l->hidden));
+        if (l->invalid || !known || !shape_layer(&c, l, &st, i == 0)) {
+            l->invalid = true;
+            st.width = l->hidden;
+            st.from = l;
+            continue;
+        }
         g->total_params = add(&c.acc, g->total_params, l->params);
         g->total_fwd_flops = add(&c.acc, g->total_fwd_flops, l->fwd_flops);
         g->total_bwd_flops = add(&c.acc, g->total_bwd_flops, l->bwd_flops);
         g->total_act_bytes = add(&c.acc, g->total_act_bytes, l->act_bytes);
         if (c.acc.overflow) {
             layer_error(&c, l, "%s is too large: its counts overflow 64 bits", l->name);
-            return false;
+            l->invalid = true;
         }
     }
-    if (!st.head) {
-        const Layer *last = g->layers[g->n_layers - 1];
-        layer_error(&c, last, "the model has no head: end it with lm_head or classifier");
-        return false;
-    }
-    return true;
+    bool has_head = false;
+    for (int i = 0; i < g->n_layers; i++)
+        has_head |= g->layers[i]->kind == LAYER_LM_HEAD || g->layers[i]->kind == LAYER_CLASSIFIER;
+    if (!has_head)
+        layer_error(&c, g->layers[g->n_layers - 1], "the model has no head: end it with lm_head or classifier");
+    return d->errors == errors;
 }

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     FrontendOptions opt = {
         .input = "fuzz.gv", .input_text = (const char *)data, .input_len = size, .read = no_includes};
     Spec *spec = frontend_load(arena, &opt, &diag);
-    if (spec) pass_shape(spec, &diag);
+    if (spec) pass_shape(spec, &diag); /* after errors too, as galvc does */
     arena_free(arena);
     return 0;
 }
