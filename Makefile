@@ -14,7 +14,7 @@ PACKAGES := build-essential cmake flex bison pkg-config clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo check asan clean
+.PHONY: all deps build demo check asan golden-update fuzz clean
 
 all: build
 
@@ -46,5 +46,19 @@ check: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	$(MAKE) --no-print-directory asan
 
+# Rewrite the golden tests' expectations from the current galvc; review with git diff.
+golden-update: build
+	cd tests/golden && for f in *.gv; do GOLDEN_UPDATE=1 sh run.sh ../../$(BUILD)/galvc $$f; done
+
+# Fuzz the frontend with libFuzzer (clang): FUZZ_SECONDS of one worker.
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGALVC_FUZZ=ON -DGALVC_SANITIZE=ON
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_frontend
+	mkdir -p build-fuzz/corpus
+	build-fuzz/tests/fuzz_frontend -dict=tests/fuzz/gv.dict -max_len=4096 -timeout=5 \
+	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/ \
+	  build-fuzz/corpus tests/fuzz/corpus
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

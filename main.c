@@ -159,26 +159,33 @@ static int emit_deps(const Options *o, const Spec *spec) {
     return 0;
 }
 
+/* Everything after the command line: the pipeline, stage by stage. */
+static int compile(Arena *arena, const Options *opt) {
+    Diag diag;
+    diag_init(&diag, stderr);
+
+    Spec *spec = frontend_load(arena, &opt->fe, &diag);
+    if (spec) pass_shape(spec, &diag);
+    if (!spec || diag.errors) return EXIT_USER;
+
+    if (opt->deps_only || opt->deps_file || opt->deps_out) {
+        int rc = emit_deps(opt, spec);
+        if (rc || opt->deps_only) return rc;
+    }
+    if (opt->output) {
+        fprintf(stderr, "galvc: error: -o: the planner and code generator are not built yet; use --emit=ir\n");
+        return EXIT_USAGE;
+    }
+    if (opt->emit == EMIT_IR_JSON) return ir_print_json(stdout, spec) ? EXIT_USER : 0;
+    ir_print_table(stdout, spec);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     Arena *arena = arena_new();
     Options opt = {0};
     parse_args(arena, argc, argv, &opt);
-    Diag diag;
-    diag_init(&diag, stderr);
-
-    Spec *spec = frontend_load(arena, &opt.fe, &diag);
-    if (spec) pass_shape(spec, &diag);
-    if (!spec || diag.errors) return EXIT_USER;
-    if (opt.deps_only || opt.deps_file || opt.deps_out) {
-        int rc = emit_deps(&opt, spec);
-        if (rc || opt.deps_only) return rc;
-    }
-    if (opt.output) {
-        fprintf(stderr, "galvc: error: -o: the planner and code generator are not built yet; use --emit=ir\n");
-        return EXIT_USAGE;
-    }
-    if (opt.emit == EMIT_IR_JSON) return ir_print_json(stdout, spec) ? EXIT_USER : 0;
-    ir_print_table(stdout, spec);
+    int rc = compile(arena, &opt);
     arena_free(arena);
-    return 0;
+    return rc;
 }

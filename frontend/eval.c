@@ -11,7 +11,7 @@
 
 enum {
     MAX_LAYERS = 100000,    /* a graph this large is a mistake, not a model */
-    MAX_STEPS = 10000000,   /* statements executed, repeats expanded */
+    MAX_STEPS = 1000000,    /* statements, repeat iterations, expression nodes */
 };
 
 /* ---- values --------------------------------------------------------------- */
@@ -57,6 +57,7 @@ typedef struct Eval {
     bool *define_used;
     long steps;
     bool step_error;
+    bool too_many_layers;
 } Eval;
 
 static Value eval_expr(Eval *E, const Expr *e, Scope *sc);
@@ -191,7 +192,10 @@ static Value eval_args(Eval *E, const Expr *e, Scope *sc, VKind kind) {
     return ok ? r : error_value();
 }
 
+static bool budget(Eval *E, Loc loc);
+
 static Value eval_expr(Eval *E, const Expr *e, Scope *sc) {
+    if (!budget(E, e->loc)) return error_value();
     Value v = {.loc = e->loc, .dim = e->dim};
     switch (e->kind) {
     case EXPR_INT: v.kind = V_INT; v.i = e->i; return v;
@@ -592,8 +596,9 @@ static void layer_defaults(Layer *l) {
 
 static void eval_layer(Eval *E, const Stmt *s, Scope *sc, int *kind_counts) {
     const Expr *call = s->value;
-    int kind = enum_index(layer_kind_names, call->s);
-    if (kind < 0) {
+    int kind = 0;
+    while (kind < LAYER_KIND_COUNT && strcmp(layer_kind_names[kind], call->s) != 0) kind++;
+    if (kind == LAYER_KIND_COUNT) {
         const char *hint = suggest(call->s, layer_kind_names, LAYER_KIND_COUNT);
         Loc at = call->loc;
         at.end_col = at.col + (int)strlen(call->s);
@@ -604,8 +609,8 @@ static void eval_layer(Eval *E, const Stmt *s, Scope *sc, int *kind_counts) {
     }
     Graph *g = E->spec->graph;
     if (g->n_layers >= MAX_LAYERS) {
-        if (g->n_layers == MAX_LAYERS) diag_error(E->diag, s->loc, "the model has more than %d layers", MAX_LAYERS);
-        g->n_layers = MAX_LAYERS + 1; /* report once */
+        if (!E->too_many_layers) diag_error(E->diag, s->loc, "the model has more than %d layers", MAX_LAYERS);
+        E->too_many_layers = true;
         return;
     }
     Value args = eval_args(E, call, sc, V_CALL);
@@ -663,10 +668,11 @@ static void define(Eval *E, const Stmt *s, Scope *sc) {
     sc->bindings = b;
 }
 
-/* Count executed statements so no input can make the frontend spin. */
-static bool step(Eval *E, const Stmt *s) {
+/* Count the work done (statements, repeat iterations, expression nodes) so
+ * that no input can make the frontend spin or eat memory. */
+static bool budget(Eval *E, Loc loc) {
     if (++E->steps <= MAX_STEPS) return true;
-    if (!E->step_error) diag_error(E->diag, s->loc, "the model expands to more than %d statements", MAX_STEPS);
+    if (!E->step_error) diag_error(E->diag, loc, "the model expands to more than %d evaluation steps", MAX_STEPS);
     E->step_error = true;
     return false;
 }
@@ -679,7 +685,7 @@ static void misplaced(Eval *E, const Stmt *s, const char *where) {
 /* The statements of a model block (or of a repeat inside one). */
 static void eval_model_body(Eval *E, const Stmt *body, Scope *sc, int *kind_counts) {
     for (const Stmt *s = body; s; s = s->next) {
-        if (!step(E, s)) return;
+        if (!budget(E, s->loc)) return;
         switch (s->kind) {
         case STMT_BIND: define(E, s, sc); break;
         case STMT_LAYER: eval_layer(E, s, sc, kind_counts); break;
@@ -692,7 +698,7 @@ static void eval_model_body(Eval *E, const Stmt *body, Scope *sc, int *kind_coun
                 diag_error(E->diag, n.loc, "repeat count %lld is larger than %d", (long long)count, MAX_LAYERS);
                 break;
             }
-            for (int64_t i = 0; i < count && !E->step_error; i++) {
+            for (int64_t i = 0; i < count && budget(E, s->loc); i++) {
                 Scope inner = {NULL, sc};
                 int before = E->diag->errors;
                 eval_model_body(E, s->body, &inner, kind_counts);
@@ -710,7 +716,7 @@ static void eval_fields(Eval *E, const Stmt *block, const FieldSet *fs, void *ds
     unsigned set = 0;
     const Stmt *first[32] = {0};
     for (const Stmt *s = block->body; s; s = s->next) {
-        if (!step(E, s)) return;
+        if (!budget(E, s->loc)) return;
         if (s->kind != STMT_BIND) {
             misplaced(E, s, arena_printf(E->arena, "inside a %s block", fs->what));
             continue;
@@ -834,7 +840,7 @@ static void eval_block(Eval *E, const Stmt *s, Scope *global, Blocks *seen, bool
 /* Top-level statements: constants, blocks, and included files in place. */
 static void eval_top(Eval *E, const Stmt *items, Scope *global, Blocks *seen, bool skip_cluster) {
     for (const Stmt *s = items; s; s = s->next) {
-        if (!step(E, s)) return;
+        if (!budget(E, s->loc)) return;
         switch (s->kind) {
         case STMT_BIND: define(E, s, global); break;
         case STMT_BLOCK: eval_block(E, s, global, seen, skip_cluster); break;

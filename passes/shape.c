@@ -82,7 +82,7 @@ static Cost norm_cost(Ctx *c, int norm, bool bias, int64_t s, int64_t h) {
  * for cross-attention, window^2 for windowed attention). */
 static Cost attention_cost(Ctx *c, const Layer *l, int64_t s, int64_t skv_proj, int64_t skv) {
     Acc *o = &c->acc;
-    int64_t h = l->hidden, q = l->heads * l->head_dim, kv = l->kv_heads * l->head_dim;
+    int64_t h = l->hidden, q = mul(o, l->heads, l->head_dim), kv = mul(o, l->kv_heads, l->head_dim);
     Cost r = {0};
     r.params = add(o, mul(o, h, add(o, q, mul(o, 2, kv))), mul(o, q, h));
     if (l->bias) r.params = add(o, r.params, add(o, add(o, q, mul(o, 2, kv)), h));
@@ -204,7 +204,7 @@ static bool patch_embedding(Ctx *c, Layer *l, Stream *st) {
  * norm, MLP, with residuals. */
 static bool block(Ctx *c, Layer *l, const Stream *st) {
     if (!check_heads(c, l)) return false;
-    if (!l->ffn) l->ffn = 4 * l->hidden;
+    if (!l->ffn) l->ffn = mul(&c->acc, 4, l->hidden);
     int64_t s = st->seq;
     Cost t = {0};
     sum(c, &t, norm_cost(c, l->norm, l->bias, s, l->hidden));
@@ -296,12 +296,13 @@ static bool shape_layer(Ctx *c, Layer *l, Stream *st, bool first) {
         if (w2 > s) return layer_error(c, l, "a %lld x %lld window is larger than the %lld tokens",
                                        (long long)l->window, (long long)l->window, (long long)s);
         /* Swin's relative position bias table: (2w-1)^2 entries per head */
-        l->rel_buckets = mul(&c->acc, 2 * l->window - 1, 2 * l->window - 1);
+        int64_t side = add(&c->acc, mul(&c->acc, 2, l->window), -1);
+        l->rel_buckets = mul(&c->acc, side, side);
         t = attention_cost(c, l, s, s, w2);
         break;
     }
     case LAYER_MLP:
-        if (!l->ffn) l->ffn = 4 * l->hidden;
+        if (!l->ffn) l->ffn = mul(&c->acc, 4, l->hidden);
         t = mlp_cost(c, l, s);
         break;
     case LAYER_LAYERNORM:
