@@ -862,7 +862,10 @@ bool eval_spec(Spec *spec, const EvalInput *in, Diag *d) {
     if (in->cluster_items) {
         Blocks from_file = {0};
         eval_top(&E, in->cluster_items, &global, &from_file, false);
-        if (!from_file.first[BLOCK_CLUSTER]) diag_plain(d, "the --cluster file has no cluster block");
+        if (!from_file.first[BLOCK_CLUSTER]) {
+            const SourceFile *f = in->cluster_items ? in->cluster_items->loc.file : NULL;
+            diag_error(d, (Loc){f, 0, 0, 0}, "no cluster block in the --cluster file");
+        }
         for (int k = 0; k < 4; k++)
             if (k != BLOCK_CLUSTER && from_file.first[k])
                 diag_error(d, from_file.first[k]->loc, "a --cluster file holds only a cluster (and constants)");
@@ -871,11 +874,11 @@ bool eval_spec(Spec *spec, const EvalInput *in, Diag *d) {
         if (!E.define_used[i] && in->define_binds[i])
             diag_error(d, in->define_binds[i]->name_loc, "-D %s: no constant or field of that name",
                        in->define_binds[i]->name);
-    const char *file = spec->files ? spec->files[0]->display : "input";
-    if (!seen.first[BLOCK_MODEL]) diag_plain(d, "%s: no model block", file);
+    Loc whole = {spec->files ? spec->files[0] : NULL, 0, 0, 0};
+    if (!seen.first[BLOCK_MODEL]) diag_error(d, whole, "no model block");
     else if (!spec->graph->n_layers && !d->errors) diag_error(d, spec->graph->loc, "the model has no layers");
     if (!spec->cluster && !d->errors)
-        diag_plain(d, "%s: no cluster block (include a cluster file, or pass --cluster FILE)", file);
-    if (!spec->train && !d->errors) diag_plain(d, "%s: no train block", file);
+        diag_error(d, whole, "no cluster block (include a cluster file, or pass --cluster FILE)");
+    if (!spec->train && !d->errors) diag_error(d, whole, "no train block");
     return d->errors == 0;
 }

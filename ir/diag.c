@@ -33,7 +33,8 @@ static void show_line(FILE *out, Loc loc) {
 
 static void report(Diag *d, Loc loc, const char *what, const char *fmt, va_list ap) {
     if (!d->out) return;
-    if (loc.file) fprintf(d->out, "%s:%d:%d: %s: ", loc.file->display, loc.line, loc.col, what);
+    if (loc.file && loc.line > 0) fprintf(d->out, "%s:%d:%d: %s: ", loc.file->display, loc.line, loc.col, what);
+    else if (loc.file) fprintf(d->out, "%s: %s: ", loc.file->display, what); /* the whole file */
     else fprintf(d->out, "galvc: %s: ", what);
     vfprintf(d->out, fmt, ap);
     fputc('\n', d->out);

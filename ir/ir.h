@@ -40,7 +40,8 @@ typedef struct SourceFile {
     size_t len;
 } SourceFile;
 
-/* A place in a source: 1-based line and columns (bytes), end exclusive. */
+/* A place in a source: 1-based line and columns (bytes), end exclusive;
+ * line 0 means the whole file. */
 typedef struct Loc {
     const SourceFile *file;
     int line, col, end_col;

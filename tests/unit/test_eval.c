@@ -132,7 +132,22 @@ static void test_include_and_cluster_swap(void) {
     arena_free(a);
 }
 
+/* A model file that cannot be read: no Spec, one error, no crash. */
+static void test_missing_input(void) {
+    Arena *a = arena_new();
+    Diag d;
+    diag_init(&d, NULL);
+    FrontendOptions opt = {.input = "tests/no-such-model.gv"};
+    CHECK(frontend_load(a, &opt, &d) == NULL);
+    CHECK_EQ(d.errors, 1);
+    opt.input = "tests"; /* a folder is not a model */
+    CHECK(frontend_load(a, &opt, &d) == NULL);
+    CHECK_EQ(d.errors, 2);
+    arena_free(a);
+}
+
 int main(void) {
+    test_missing_input();
     test_units();
     test_counts_and_division();
     test_errors_are_counted();
