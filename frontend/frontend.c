@@ -11,7 +11,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 enum {
     MAX_SOURCE_BYTES = 16 << 20, /* a .gv file larger than this is a mistake */
@@ -30,23 +32,30 @@ typedef struct Loader {
     int n_done, cap_done;
 } Loader;
 
-/* Read a regular file whole; refuse devices and pipes so nothing can hang. */
+/* Read a regular file whole; refuse devices and pipes so nothing can hang
+ * (O_NONBLOCK keeps even the open of a FIFO from waiting for a writer). */
 static int read_path(Arena *a, const char *path, char **text, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return errno;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return errno;
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+    int err = 0;
+    if (fstat(fd, &st) != 0) err = errno;
+    else if (S_ISDIR(st.st_mode)) err = EISDIR;
+    else if (!S_ISREG(st.st_mode)) err = EINVAL;
+    else if (st.st_size > MAX_SOURCE_BYTES) err = EFBIG;
+    size_t n = 0;
+    char *buf = NULL;
+    if (!err) {
+        buf = arena_alloc(a, (size_t)st.st_size + 1);
+        while (n < (size_t)st.st_size) {
+            ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) err = errno;
+            if (r <= 0) break;
+            n += (size_t)r;
+        }
     }
-    if (st.st_size > MAX_SOURCE_BYTES) {
-        fclose(f);
-        return EFBIG;
-    }
-    char *buf = arena_alloc(a, (size_t)st.st_size + 1);
-    size_t n = fread(buf, 1, (size_t)st.st_size, f);
-    int err = ferror(f) ? EIO : 0;
-    fclose(f);
+    close(fd);
     *text = buf;
     *len = n;
     return err;
