@@ -12,7 +12,7 @@
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2 };
 
-typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON } Emit;
+typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES } Emit;
 
 typedef struct Options {
     FrontendOptions fe;
@@ -23,6 +23,8 @@ typedef struct Options {
     bool deps_phony;      /* -MP */
     const char *deps_out; /* -MF */
     const char *deps_target; /* -MT */
+    int64_t devices;         /* --devices: plan for this many (0: the cluster's) */
+    bool ckpt;               /* --ckpt: list checkpointing strategies too */
 } Options;
 
 static const char usage[] =
@@ -30,6 +32,10 @@ static const char usage[] =
     "\n"
     "  --emit=ir        print the layer IR as a table (the default)\n"
     "  --emit=ir-json   print the layer IR as JSON\n"
+    "  --emit=strategies  list the candidate strategies (the decision tree's leaves)\n"
+    "  --devices N      plan for N devices (default: the cluster's); with\n"
+    "                   --emit=strategies no model file is needed\n"
+    "  --ckpt           with --emit=strategies: include activation checkpointing\n"
     "  -o FILE          build the training program (not available yet)\n"
     "  --cluster FILE   use the cluster in FILE instead of the model's\n"
     "  -D NAME=VALUE    override every binding of NAME (a constant or a field)\n"
@@ -84,7 +90,17 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             const char *v = option_value(argc, argv, &i, "--emit");
             if (strcmp(v, "ir") == 0) o->emit = EMIT_IR;
             else if (strcmp(v, "ir-json") == 0) o->emit = EMIT_IR_JSON;
-            else bad_usage("unknown --emit kind '%s' (known: ir, ir-json)", v);
+            else if (strcmp(v, "strategies") == 0) o->emit = EMIT_STRATEGIES;
+            else bad_usage("unknown --emit kind '%s' (known: ir, ir-json, strategies)", v);
+        } else if (strncmp(arg, "--devices", 9) == 0 && (arg[9] == '=' || !arg[9])) {
+            const char *v = option_value(argc, argv, &i, "--devices");
+            char *end;
+            long long n = strtoll(v, &end, 10);
+            if (*end || n < 1 || n > (1 << 30) || (n & (n - 1)))
+                bad_usage("--devices needs a power of two from 1 to 2^30, not '%s'", v);
+            o->devices = n;
+        } else if (strcmp(arg, "--ckpt") == 0) {
+            o->ckpt = true;
         } else if (strncmp(arg, "--cluster", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             o->fe.cluster_file = option_value(argc, argv, &i, "--cluster");
         } else if (strcmp(arg, "-M") == 0) {
@@ -111,7 +127,8 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             o->fe.input = arg;
         }
     }
-    if (!o->fe.input) bad_usage("%s", "no model file given");
+    if (!o->fe.input && !(o->emit == EMIT_STRATEGIES && o->devices))
+        bad_usage("%s", "no model file given");
 }
 
 /* A path as make reads it: spaces escaped, dollars doubled. */
@@ -159,10 +176,25 @@ static int emit_deps(const Options *o, const Spec *spec) {
     return 0;
 }
 
+/* --emit=strategies: the decision tree's leaves, one per line, the count last. */
+static int print_strategies(Arena *arena, int64_t devices, bool ckpt, const PlanHints *hints) {
+    StrategySet set;
+    if (!pass_prune(devices, ckpt, hints, arena, &set)) {
+        fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
+                (long long)devices);
+        return EXIT_USER;
+    }
+    char buf[96];
+    for (int i = 0; i < set.n; i++) puts(strategy_str(buf, sizeof buf, &set.items[i]));
+    printf("%d strategies\n", set.n);
+    return 0;
+}
+
 /* Everything after the command line: the pipeline, stage by stage. */
 static int compile(Arena *arena, const Options *opt) {
     Diag diag;
     diag_init(&diag, stderr);
+    if (!opt->fe.input) return print_strategies(arena, opt->devices, opt->ckpt, NULL);
 
     Spec *spec = frontend_load(arena, &opt->fe, &diag);
     if (spec) pass_shape(spec, &diag);
@@ -175,6 +207,11 @@ static int compile(Arena *arena, const Options *opt) {
     if (opt->output) {
         fprintf(stderr, "galvc: error: -o: the planner and code generator are not built yet; use --emit=ir\n");
         return EXIT_USAGE;
+    }
+    if (opt->emit == EMIT_STRATEGIES) {
+        const Cluster *c = spec->cluster;
+        int64_t devices = opt->devices ? opt->devices : c->nodes * c->devices_per_node;
+        return print_strategies(arena, devices, opt->ckpt, &spec->hints);
     }
     if (opt->emit == EMIT_IR_JSON) return ir_print_json(stdout, spec) ? EXIT_USER : 0;
     ir_print_table(stdout, spec);

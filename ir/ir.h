@@ -288,6 +288,24 @@ typedef struct PlanHints {
     int schedule;          /* Schedule */
 } PlanHints;
 
+/* ---- strategies -------------------------------------------------------------- */
+
+/* How one layer runs: the Galvatron decision tree's leaves. Within a stage of
+ * tp * dp devices, TP groups are consecutive ranks (tp_consec) or strided by
+ * dp; the dp group either replicates the layer (DP) or shards its
+ * parameters, gradients and optimizer states (SDP, ZeRO-3). */
+typedef struct Strategy {
+    int pp;         /* pipeline stages of the whole plan */
+    int tp, dp;     /* degrees; tp * dp = devices per stage */
+    bool sdp;       /* dp > 1 and sharded */
+    bool tp_consec; /* TP groups on consecutive ranks (always, unless tp > 1 and dp > 1) */
+    bool ckpt;      /* activation checkpointing: keep the input, recompute forward */
+} Strategy;
+
+/* "pp=1 tp=2 sdp=4 tp-consecutive ckpt" */
+const char *strategy_str(char *buf, size_t n, const Strategy *s);
+bool strategy_equal(const Strategy *a, const Strategy *b);
+
 /* ---- what the user specified -------------------------------------------- */
 
 /* One compilation's input after the frontend: the model graph, the cluster it

@@ -1,0 +1,59 @@
+/* prune.c — the decision tree that prunes the hybrid-parallel strategy space
+ * to the candidates worth searching, after Galvatron (Miao et al., VLDB 2023,
+ * section 3.2, "decision-tree-based decomposition"):
+ *  - pipeline parallelism is the outermost split, into pp stages of n = N/pp
+ *    devices (pp a power of two);
+ *  - inside a stage the n devices split into tp x dp, both powers of two;
+ *  - the dp group is either plain data parallel or sharded (SDP / ZeRO-3),
+ *    never a mix of the two in one layer;
+ *  - with tp > 1 and dp > 1 both nestings are kept: TP groups on consecutive
+ *    ranks, or strided (DP groups consecutive);
+ *  - each of these with or without activation checkpointing.
+ * For N = 8, 16, 32, 64 this gives Galvatron's 22, 37, 56, 79 strategies, and
+ * twice that with checkpointing. Plan hints remove branches. */
+#include "passes.h"
+
+static bool is_pow2(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
+
+static void add(StrategySet *set, Arena *a, Strategy s) {
+    if (set->n == set->cap) {
+        int cap = set->cap ? 2 * set->cap : 64;
+        Strategy *items = arena_alloc(a, (size_t)cap * sizeof *items);
+        for (int i = 0; i < set->n; i++) items[i] = set->items[i];
+        set->items = items;
+        set->cap = cap;
+    }
+    set->items[set->n++] = s;
+}
+
+/* A hint's verdict on one strategy. */
+static bool allowed(const Strategy *s, const PlanHints *h) {
+    if (!h) return true;
+    if (h->pp && s->pp != h->pp) return false;
+    if (h->max_tp && s->tp > h->max_tp) return false;
+    if ((h->forbid & 1u << FAMILY_PP) && s->pp > 1) return false;
+    if ((h->forbid & 1u << FAMILY_TP) && s->tp > 1) return false;
+    if ((h->forbid & 1u << FAMILY_DP) && s->dp > 1 && !s->sdp) return false;
+    if ((h->forbid & 1u << FAMILY_SDP) && s->sdp) return false;
+    if ((h->forbid & 1u << FAMILY_CKPT) && s->ckpt) return false;
+    return true;
+}
+
+bool pass_prune(int64_t devices, bool ckpt, const PlanHints *hints, Arena *a, StrategySet *out) {
+    *out = (StrategySet){0};
+    if (!is_pow2(devices) || devices > (1 << 30)) return false;
+    int n_dev = (int)devices;
+    for (int pp = 1; pp <= n_dev; pp *= 2) {
+        int n = n_dev / pp;
+        for (int tp = 1; tp <= n; tp *= 2) {
+            int dp = n / tp;
+            for (int sdp = 0; sdp <= (dp > 1); sdp++)
+                for (int consec = 1; consec >= (tp > 1 && dp > 1 ? 0 : 1); consec--)
+                    for (int c = 0; c <= (int)ckpt; c++) {
+                        Strategy s = {pp, tp, dp, sdp, consec, c};
+                        if (allowed(&s, hints)) add(out, a, s);
+                    }
+        }
+    }
+    return true;
+}

@@ -1,0 +1,48 @@
+/* test_prune.c — the decision tree's strategy counts equal Galvatron's, and
+ * every leaf is well formed and distinct; hints remove branches. */
+#include "check.h"
+#include "passes/passes.h"
+
+static void test_galvatron_counts(void) {
+    static const struct {
+        int devices, plain, with_ckpt;
+    } want[] = {{8, 22, 44}, {16, 37, 74}, {32, 56, 112}, {64, 79, 158}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        Arena *a = arena_new();
+        StrategySet set;
+        CHECK(pass_prune(want[i].devices, false, NULL, a, &set));
+        CHECK_EQ(set.n, want[i].plain);
+        CHECK(pass_prune(want[i].devices, true, NULL, a, &set));
+        CHECK_EQ(set.n, want[i].with_ckpt);
+        for (int k = 0; k < set.n; k++) {
+            const Strategy *s = &set.items[k];
+            CHECK_EQ((int64_t)s->pp * s->tp * s->dp, want[i].devices);
+            CHECK(!s->sdp || s->dp > 1);
+            CHECK(s->tp_consec || (s->tp > 1 && s->dp > 1));
+            for (int j = 0; j < k; j++) CHECK(!strategy_equal(s, &set.items[j]));
+        }
+        arena_free(a);
+    }
+}
+
+static void test_hints(void) {
+    Arena *a = arena_new();
+    StrategySet set;
+    PlanHints h = {.pp = 2, .max_tp = 2, .forbid = 1u << FAMILY_SDP};
+    CHECK(pass_prune(8, true, &h, a, &set));
+    /* pp=2: 4 devices per stage; tp 1 (dp 4) or 2 (dp 2, two nestings); no sdp; x2 ckpt */
+    CHECK_EQ(set.n, (1 + 2) * 2);
+    for (int k = 0; k < set.n; k++) {
+        CHECK_EQ(set.items[k].pp, 2);
+        CHECK(set.items[k].tp <= 2);
+        CHECK(!set.items[k].sdp);
+    }
+    CHECK(!pass_prune(6, false, NULL, a, &set)); /* not a power of two */
+    arena_free(a);
+}
+
+int main(void) {
+    test_galvatron_counts();
+    test_hints();
+    return check_report();
+}
