@@ -52,7 +52,7 @@ static const char usage[] =
 static _Noreturn void bad_usage(const char *fmt, const char *arg) {
     fprintf(stderr, "galvc: ");
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", usage);
+    fprintf(stderr, "\ngalvc: try 'galvc --help'\n");
     exit(EXIT_USAGE);
 }
 
