@@ -12,7 +12,7 @@
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2 };
 
-typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES } Emit;
+typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES, EMIT_PLAN, EMIT_PLAN_JSON } Emit;
 
 typedef struct Options {
     FrontendOptions fe;
@@ -33,6 +33,7 @@ static const char usage[] =
     "  --emit=ir        print the layer IR as a table (the default)\n"
     "  --emit=ir-json   print the layer IR as JSON\n"
     "  --emit=strategies  list the candidate strategies (the decision tree's leaves)\n"
+    "  --emit=plan      search and print the plan (--emit=plan-json: as JSON)\n"
     "  --devices N      plan for N devices (default: the cluster's); with\n"
     "                   --emit=strategies no model file is needed\n"
     "  --ckpt           with --emit=strategies: include activation checkpointing\n"
@@ -91,7 +92,9 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             if (strcmp(v, "ir") == 0) o->emit = EMIT_IR;
             else if (strcmp(v, "ir-json") == 0) o->emit = EMIT_IR_JSON;
             else if (strcmp(v, "strategies") == 0) o->emit = EMIT_STRATEGIES;
-            else bad_usage("unknown --emit kind '%s' (known: ir, ir-json, strategies)", v);
+            else if (strcmp(v, "plan") == 0) o->emit = EMIT_PLAN;
+            else if (strcmp(v, "plan-json") == 0) o->emit = EMIT_PLAN_JSON;
+            else bad_usage("unknown --emit kind '%s' (known: ir, ir-json, strategies, plan, plan-json)", v);
         } else if (strncmp(arg, "--devices", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             const char *v = option_value(argc, argv, &i, "--devices");
             char *end;
@@ -214,6 +217,24 @@ static int compile(Arena *arena, const Options *opt) {
         return print_strategies(arena, devices, opt->ckpt, &spec->hints);
     }
     if (opt->emit == EMIT_IR_JSON) return ir_print_json(stdout, spec) ? EXIT_USER : 0;
+    if (opt->emit == EMIT_PLAN || opt->emit == EMIT_PLAN_JSON) {
+        const Cluster *c = spec->cluster;
+        int64_t devices = opt->devices ? opt->devices : c->nodes * c->devices_per_node;
+        HwProfile hw;
+        hw_preset(&hw, (DeviceKind)c->device);
+        hw.memory = c->memory;
+        Plan plan;
+        if (!pass_search(spec, &hw, devices, arena, &plan)) {
+            fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
+                    (long long)devices);
+            return EXIT_USER;
+        }
+        if (!plan.found) {
+            fprintf(stderr, "galvc: error: no plan fits in %.2f GiB per device\n", (double)hw.memory / (1 << 30));
+            return EXIT_USER;
+        }
+        return pass_plan(stdout, spec, &plan, devices, opt->emit == EMIT_PLAN_JSON) ? EXIT_USER : 0;
+    }
     ir_print_table(stdout, spec);
     return 0;
 }

@@ -224,6 +224,47 @@ typedef struct Cluster {
     const char *profile; /* a measured profile (JSON), or NULL */
 } Cluster;
 
+/* ---- the hardware model ------------------------------------------------------ */
+
+#define COLLECTIVES(X)                                                         \
+    X(ALLREDUCE, "allreduce") X(ALLGATHER, "allgather") X(REDUCESCATTER, "reducescatter") X(P2P, "p2p")
+
+typedef enum Collective {
+#define X(e, s) COLL_##e,
+    COLLECTIVES(X)
+#undef X
+        COLL_COUNT
+} Collective;
+
+extern const char *const collective_names[];
+
+enum { PROFILE_MAX_LOG2 = 30 }; /* groups of up to 2^30 devices */
+
+/* One level of the interconnect: inside a node or between nodes. */
+typedef struct LinkProfile {
+    double bandwidth; /* bus bandwidth per device, bytes/s (NCCL's busBw) */
+    double latency;   /* seconds per ring step */
+} LinkProfile;
+
+/* What the cost model knows of a device kind and its links: a datasheet
+ * preset (ir/hardware.c), refined by the cluster's link figures and by a
+ * measured profile. */
+typedef struct HwProfile {
+    const char *name;
+    double peak_flops[3];    /* FLOP/s, by Precision */
+    double gemm_efficiency;  /* fraction of peak that GEMM-heavy layers reach */
+    double mem_bandwidth;    /* bytes/s */
+    int64_t memory;          /* bytes per device */
+    double overlap_slowdown; /* compute time factor while communication overlaps it (>= 1) */
+    LinkProfile intra, inter;
+    /* measured bus bandwidth, bytes/s, by collective, log2 of the group size
+     * and nesting (1: consecutive ranks, 0: strided); 0 where not measured */
+    double measured_bw[COLL_COUNT][PROFILE_MAX_LOG2 + 1][2];
+} HwProfile;
+
+/* The datasheet preset of a device kind. */
+void hw_preset(HwProfile *hw, DeviceKind kind);
+
 /* ---- training setup and plan hints ----------------------------------------- */
 
 #define PRECISIONS(X) X(FP32, "fp32", 4) X(BF16, "bf16", 2) X(FP16, "fp16", 2)
@@ -305,6 +346,26 @@ typedef struct Strategy {
 /* "pp=1 tp=2 sdp=4 tp-consecutive ckpt" */
 const char *strategy_str(char *buf, size_t n, const Strategy *s);
 bool strategy_equal(const Strategy *a, const Strategy *b);
+
+/* ---- the plan ------------------------------------------------------------------ */
+
+/* The search's answer: pipeline stages, each layer's strategy, the predicted
+ * step time and memory. */
+typedef struct Plan {
+    bool found;
+    int pp;
+    int64_t micro_batches;
+    int schedule;         /* Schedule: GPIPE or 1F1B */
+    int *stage_start;     /* [pp + 1]: stage k runs layers [stage_start[k], stage_start[k+1]) */
+    Strategy *layer;      /* [n_layers] */
+    double step_s;        /* predicted time of one training step */
+    double compute_s;     /* the slowest stage's compute, all micro-batches */
+    double comm_s;        /* its communication not hidden behind compute */
+    double bubble_s;      /* pipeline fill and drain */
+    int64_t *stage_mem;   /* [pp]: predicted peak bytes per device */
+    int64_t budget;       /* bytes per device */
+    double search_ms;
+} Plan;
 
 /* ---- what the user specified -------------------------------------------- */
 

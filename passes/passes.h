@@ -19,4 +19,36 @@ typedef struct StrategySet {
 
 bool pass_prune(int64_t devices, bool ckpt, const PlanHints *hints, Arena *a, StrategySet *out);
 
+/* What one layer costs under one strategy, for a given micro-batch count. */
+typedef struct LayerCost {
+    double mb_s;        /* one micro-batch: forward, backward, recomputation, TP and SDP traffic */
+    double compute_s;   /* the compute part of mb_s */
+    double step_s;      /* once per step: the DP gradient all-reduce not hidden by backward */
+    int64_t state_bytes; /* parameters, gradients, optimizer states on one device */
+    int64_t act_bytes;   /* activations kept per micro-batch in flight */
+    int64_t transient_bytes; /* freed right after use: recomputed activations, gathered SDP weights */
+} LayerCost;
+
+typedef struct CostTable {
+    int n_layers, n_strategies;
+    const Strategy *strategies;
+    int64_t micro_batches;
+    LayerCost *cost;  /* [layer * n_strategies + strategy] */
+    double *reshard;  /* [(layer * n + prev) * n + strategy]: converting layer-1's output, per micro-batch */
+    double *p2p_s;    /* [layer]: sending its output to the next stage, per micro-batch */
+} CostTable;
+
+/* Cost every layer under every strategy of `set` (which share one pp) when the global batch is
+ * split into `micro_batches` (cost.c). False if the split is impossible. */
+bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, int64_t micro_batches, Arena *a,
+               CostTable *out);
+
+/* Find the fastest plan that fits every device's memory: for each PP degree,
+ * micro-batch count and stage partition, a dynamic program per stage over its
+ * layers (search.c). plan->found is false when nothing fits. */
+bool pass_search(const Spec *spec, const HwProfile *hw, int64_t devices, Arena *a, Plan *plan);
+
+/* Print the chosen plan as a table, or as JSON (plan.c); 0 on success. */
+int pass_plan(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, bool json);
+
 #endif

@@ -1,0 +1,188 @@
+/* cost.c — the cost pass: the time and memory of every layer under every
+ * candidate strategy, from the layer's shape figures (shape.c) and the
+ * hardware model (HwProfile). The search adds these up; the formulas live
+ * here only, each with its source.
+ *
+ * Layout: pipeline stage k owns ranks [k n, (k+1) n) with n = tp * dp. With
+ * TP groups consecutive, a TP group spans tp ranks and a DP group strides by
+ * tp; strided TP is the transpose. A group whose ranks cross a node boundary
+ * runs at the inter-node bandwidth. */
+#include "passes.h"
+
+#include <math.h>
+
+typedef struct Ctx {
+    const Spec *spec;
+    const HwProfile *hw;
+    int64_t micro_batches;
+    int e; /* bytes per element at the training precision */
+} Ctx;
+
+/* ---- collectives ------------------------------------------------------------ */
+
+static int log2i(int64_t x) {
+    int k = 0;
+    while ((int64_t)1 << (k + 1) <= x) k++;
+    return k;
+}
+
+/* Bus bandwidth and per-step latency for a group of g ranks, `stride` apart. */
+static LinkProfile link_for(const Ctx *c, Collective op, int g, int stride, bool consec) {
+    int64_t extent = (int64_t)(g - 1) * stride + 1;
+    LinkProfile l = extent > c->spec->cluster->devices_per_node ? c->hw->inter : c->hw->intra;
+    int k = log2i(g);
+    double measured = c->hw->measured_bw[op][k][consec];
+    if (!measured && (op == COLL_ALLGATHER || op == COLL_REDUCESCATTER))
+        measured = c->hw->measured_bw[COLL_ALLREDUCE][k][consec];
+    if (measured > 0) l.bandwidth = measured;
+    return l;
+}
+
+/* Ring collectives (Thakur, Rabenseifner and Gropp, IJHPCA 2005), with NCCL's
+ * bus-bandwidth convention: an all-reduce of M bytes over g ranks moves
+ * 2 (g-1)/g M per rank in 2 (g-1) steps; all-gather and reduce-scatter move
+ * (g-1)/g M in g-1 steps; p2p moves M in one. */
+static double collective_s(const Ctx *c, Collective op, int g, int stride, bool consec, double bytes) {
+    if (g <= 1 && op != COLL_P2P) return 0;
+    LinkProfile l = link_for(c, op, g, stride, consec);
+    switch (op) {
+    case COLL_ALLREDUCE: return 2.0 * (g - 1) / g * bytes / l.bandwidth + 2.0 * (g - 1) * l.latency;
+    case COLL_ALLGATHER:
+    case COLL_REDUCESCATTER: return (double)(g - 1) / g * bytes / l.bandwidth + (g - 1) * l.latency;
+    case COLL_P2P: return bytes / l.bandwidth + l.latency;
+    case COLL_COUNT: break;
+    }
+    die("bad collective %d", (int)op);
+}
+
+/* ---- per-layer rules ----------------------------------------------------------- */
+
+/* Megatron-LM's tensor-parallel all-reduces per micro-batch, forward and
+ * backward (Shoeybi et al. 2019, section 3: the f and g operators of each
+ * column/row-parallel pair; the vocabulary-parallel embedding all-reduces its
+ * output, the parallel LM head its input gradient). */
+static void tp_allreduces(LayerKind k, int *fwd, int *bwd) {
+    *fwd = *bwd = 0;
+    switch (k) {
+    case LAYER_ENCODER:
+    case LAYER_DECODER: *fwd = *bwd = 2; break;
+    case LAYER_CROSS_DECODER: *fwd = *bwd = 3; break;
+    case LAYER_ATTENTION:
+    case LAYER_WINDOW_ATTENTION:
+    case LAYER_MLP: *fwd = *bwd = 1; break;
+    case LAYER_EMBEDDING:
+    case LAYER_PATCH_EMBEDDING: *fwd = 1; break;
+    case LAYER_LM_HEAD: *bwd = 1; break;
+    default: break;
+    }
+}
+
+/* Bytes of optimizer and model state per parameter. Mixed precision keeps a
+ * 16-bit copy and gradient plus fp32 master weights and moments: 2 + 2 + 12
+ * for Adam (Rajbhandari et al., ZeRO, SC'20, section 3.1); fp32 keeps 4 + 4
+ * + 8. SGD keeps one momentum instead of two moments. */
+static int state_bytes_per_param(const TrainConfig *t) {
+    bool mixed = t->precision != PREC_FP32;
+    int moments = t->opt.kind == OPT_SGD ? (t->opt.momentum > 0 ? 4 : 0) : 8;
+    return mixed ? 2 + 2 + 4 + moments : 4 + 4 + moments;
+}
+
+/* The width of the activation stream a layer reads, per sample, in bytes. */
+static int64_t stream_bytes(const Ctx *c, const Layer *l) {
+    if (l->in.rank == 2) return (int64_t)c->e * l->in.dim[0] * l->in.dim[1];
+    return l->out_bytes; /* the input layer: its output is the stream */
+}
+
+static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, double samples) {
+    const HwProfile *hw = c->hw;
+    const TrainConfig *t = c->spec->train;
+    LayerCost r = {0};
+    double mbs = samples / s->dp; /* samples per device per micro-batch */
+    double peak = hw->peak_flops[t->precision] * hw->gemm_efficiency;
+    /* GEMMs at the efficient fraction of peak, plus elementwise work bound by
+     * memory bandwidth: each kept activation written once and read once. */
+    double fwd = (double)l->fwd_flops * mbs / s->tp / peak +
+                 2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / hw->mem_bandwidth;
+    double bwd = 2 * fwd; /* input and weight gradients: twice the forward GEMMs */
+    if (s->ckpt) bwd += fwd; /* recompute the forward first */
+    r.compute_s = fwd + bwd;
+
+    int n_fwd, n_bwd;
+    tp_allreduces(l->kind, &n_fwd, &n_bwd);
+    if (s->ckpt) n_bwd += n_fwd;
+    int tp_stride = s->tp_consec ? 1 : s->dp, dp_stride = s->tp_consec ? s->tp : 1;
+    double act_msg = (double)stream_bytes(c, l) * mbs;
+    double tp_s = (n_fwd + n_bwd) * collective_s(c, COLL_ALLREDUCE, s->tp, tp_stride, s->tp_consec, act_msg);
+
+    double param_bytes = (double)l->params / s->tp * c->e;
+    double slow = hw->overlap_slowdown;
+    if (s->sdp) {
+        /* ZeRO-3: gather the weights before forward and again before
+         * backward, reduce-scatter the gradients, every micro-batch; each
+         * overlaps the compute it feeds (prefetch), which runs `slow`er. */
+        double ag = collective_s(c, COLL_ALLGATHER, s->dp, dp_stride, s->tp_consec, param_bytes);
+        double rs = collective_s(c, COLL_REDUCESCATTER, s->dp, dp_stride, s->tp_consec, param_bytes);
+        r.mb_s = fmax(ag, fwd * slow) + fmax(ag + rs, bwd * slow) + tp_s;
+    } else {
+        r.mb_s = fwd + bwd + tp_s;
+        /* DP: one all-reduce of the accumulated gradients per step, hidden
+         * behind the last micro-batch's backward as far as it goes (the
+         * overlap model of Galvatron, Miao et al. 2023, section 4.2). */
+        double ar = collective_s(c, COLL_ALLREDUCE, s->dp, dp_stride, s->tp_consec, param_bytes);
+        r.step_s = fmax(ar, bwd * slow) - bwd;
+        if (r.step_s < 0) r.step_s = 0;
+    }
+
+    int64_t params_dev = (l->params + s->tp - 1) / s->tp;
+    r.state_bytes = params_dev * state_bytes_per_param(t) / (s->sdp ? s->dp : 1);
+    /* Activations split across the TP group; checkpointing keeps only the
+     * layer's input (replicated on the TP group) and rebuilds the rest in
+     * backward, one layer at a time (Chen et al. 2016; Korthikanti et al.
+     * 2022 for the split). */
+    int64_t full_act = (int64_t)ceil((double)l->act_bytes * mbs / s->tp);
+    r.act_bytes = s->ckpt ? (int64_t)ceil((double)stream_bytes(c, l) * mbs) : full_act;
+    r.transient_bytes = (s->ckpt ? full_act : 0) + (s->sdp ? (int64_t)param_bytes : 0);
+    return r;
+}
+
+/* Converting layer l-1's output from strategy a's layout to b's: the
+ * micro-batch's activation regathered over the larger TP group, forward, and
+ * its gradient on the way back (Galvatron-BMW, Wang et al. 2024, section 4.3,
+ * the transformation cost between adjacent layers). */
+static double reshard_s(const Ctx *c, const Layer *l, const Strategy *a, const Strategy *b, double samples) {
+    if (a->tp == b->tp && a->tp_consec == b->tp_consec) return 0;
+    int g = a->tp > b->tp ? a->tp : b->tp;
+    bool consec = a->tp > b->tp ? a->tp_consec : b->tp_consec;
+    int dp = a->tp > b->tp ? a->dp : b->dp;
+    double bytes = (double)stream_bytes(c, l) * samples / dp;
+    return 2 * collective_s(c, COLL_ALLGATHER, g, consec ? 1 : dp, consec, bytes);
+}
+
+bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, int64_t micro_batches, Arena *a,
+               CostTable *out) {
+    const Graph *g = spec->graph;
+    int64_t batch = spec->train->global_batch;
+    if (micro_batches < 1 || batch % micro_batches) return false;
+    Ctx c = {spec, hw, micro_batches, precision_bytes((Precision)spec->train->precision)};
+    double samples = (double)batch / micro_batches; /* per micro-batch, all DP groups together */
+    int n = set->n, L = g->n_layers;
+    *out = (CostTable){.n_layers = L, .n_strategies = n, .strategies = set->items, .micro_batches = micro_batches};
+    out->cost = arena_alloc(a, (size_t)L * n * sizeof *out->cost);
+    out->reshard = arena_alloc(a, (size_t)L * n * n * sizeof *out->reshard);
+    out->p2p_s = arena_alloc(a, (size_t)L * sizeof *out->p2p_s);
+    for (int i = 0; i < L; i++) {
+        const Layer *l = g->layers[i];
+        for (int k = 0; k < n; k++) out->cost[(size_t)i * n + k] = layer_cost(&c, l, &set->items[k], samples);
+        for (int p = 0; i > 0 && p < n; p++)
+            for (int k = 0; k < n; k++)
+                out->reshard[((size_t)i * n + p) * n + k] =
+                    reshard_s(&c, l, &set->items[p], &set->items[k], samples);
+        /* Pipeline p2p: each rank of a stage sends its 1/n share of the
+         * micro-batch's activation (Megatron's scatter/gather optimization,
+         * Narayanan et al. 2021, section 4.1). */
+        int stage_devices = n ? set->items[0].tp * set->items[0].dp : 1;
+        double bytes = (double)l->out_bytes * samples / stage_devices;
+        out->p2p_s[i] = collective_s(&c, COLL_P2P, 2, stage_devices, true, bytes);
+    }
+    return true;
+}

@@ -1,0 +1,306 @@
+/* search.c — the search pass: Galvatron's two-level search (Miao et al.,
+ * VLDB 2023, section 4). The outer loop tries every pipeline degree, every
+ * micro-batch count and two stage partitions (balanced by compute, balanced
+ * by memory); inside each stage a dynamic program over the layers picks one
+ * strategy per layer:
+ *
+ *     C(i, E, s) = min over s' of  C(i-1, E - mem(i, s), s') + time(i, s) + reshard(s', s)
+ *
+ * kept as a Pareto frontier of (memory, time) per (layer, strategy), memory
+ * rounded up to whole MiB: the same optimum as the table over every 1 MiB
+ * budget, without visiting budgets no assignment reaches. Ties go to the
+ * lower memory, then to the earlier strategy, so plans are reproducible. */
+#include "passes.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MIB (1 << 20)
+
+typedef struct Point {
+    int64_t mem;   /* MiB units */
+    double time;   /* seconds */
+    int prev_s;    /* strategy of the layer before, -1 for the first */
+    int prev_i;    /* index in that strategy's frontier */
+} Point;
+
+typedef struct Frontier {
+    Point *p;
+    int n, cap;
+} Frontier;
+
+static void push(Frontier *f, Point p) {
+    if (f->n == f->cap) {
+        f->cap = f->cap ? 2 * f->cap : 16;
+        f->p = realloc(f->p, (size_t)f->cap * sizeof *f->p);
+        if (!f->p) die("out of memory");
+    }
+    f->p[f->n++] = p;
+}
+
+static int by_mem_then_time(const void *x, const void *y) {
+    const Point *a = x, *b = y;
+    if (a->mem != b->mem) return a->mem < b->mem ? -1 : 1;
+    if (a->time != b->time) return a->time < b->time ? -1 : 1;
+    if (a->prev_s != b->prev_s) return a->prev_s < b->prev_s ? -1 : 1;
+    return (a->prev_i > b->prev_i) - (a->prev_i < b->prev_i);
+}
+
+/* Keep only points no other point beats in both memory and time. */
+static void pareto(Frontier *f) {
+    qsort(f->p, (size_t)f->n, sizeof *f->p, by_mem_then_time);
+    int k = 0;
+    for (int i = 0; i < f->n; i++)
+        if (k == 0 || f->p[i].time < f->p[k - 1].time) f->p[k++] = f->p[i];
+    f->n = k;
+}
+
+static int64_t mib_units(int64_t bytes) { return (bytes + MIB - 1) / MIB; }
+
+/* A stage's per-layer memory: states plus the activations of every
+ * micro-batch in flight (GPipe: all m; 1F1B: stages minus this one's index,
+ * Narayanan et al. 2021, section 2.2). */
+static int64_t layer_mem(const LayerCost *c, int64_t in_flight) { return c->state_bytes + in_flight * c->act_bytes; }
+
+typedef struct StageResult {
+    bool ok;
+    double time;        /* m * per-micro-batch time + per-step time */
+    double mb_time;     /* per micro-batch */
+    double step_time;   /* once per step */
+    double compute;     /* per micro-batch compute */
+    int64_t mem;        /* bytes */
+} StageResult;
+
+/* The stage's transient peak, taken as the worst any strategy could need, so
+ * the additive DP stays exact: one layer's rebuilt activations or gathered
+ * SDP weights at a time. */
+static int64_t stage_reserve(const CostTable *t, int first, int last) {
+    int64_t r = 0;
+    for (int i = first; i < last; i++)
+        for (int k = 0; k < t->n_strategies; k++) {
+            int64_t b = t->cost[(size_t)i * t->n_strategies + k].transient_bytes;
+            if (b > r) r = b;
+        }
+    return r;
+}
+
+/* The reshard cost depends only on the TP degree and nesting of the two
+ * strategies, so strategies fall into a few classes; the DP merges the
+ * frontiers of a class once instead of once per strategy. */
+static int class_of(const Strategy *s, const Strategy *all, int n) {
+    for (int k = 0; k < n; k++)
+        if (all[k].tp == s->tp && all[k].tp_consec == s->tp_consec) return k;
+    die("strategy not in its set");
+}
+
+/* Append f, shifted by (dmem, dtime), to out; stop past the memory cap. */
+static void append_shifted(Frontier *out, const Frontier *f, int64_t dmem, double dtime, int64_t cap, int s, bool own) {
+    for (int j = 0; j < f->n; j++) {
+        int64_t mem = f->p[j].mem + dmem;
+        if (mem > cap) break; /* sorted by memory */
+        Point p = f->p[j];
+        p.mem = mem;
+        p.time += dtime;
+        if (own) p.prev_s = s, p.prev_i = j;
+        push(out, p);
+    }
+}
+
+/* The DP over layers [first, last) of one stage; fills choice[] on success. */
+static StageResult stage_dp(const CostTable *t, int first, int last, int64_t in_flight, int64_t budget,
+                            int *choice) {
+    StageResult res = {0};
+    int n = t->n_strategies, L = last - first;
+    int64_t m = t->micro_batches;
+    int64_t reserve = stage_reserve(t, first, last);
+    if (reserve >= budget) return res;
+    int64_t cap = (budget - reserve) / MIB;
+    const Strategy *S = t->strategies;
+    int *cls = malloc((size_t)n * sizeof *cls);
+    Frontier *F = calloc((size_t)L * n, sizeof *F);
+    Frontier *G = calloc((size_t)n, sizeof *G), *M = calloc((size_t)n, sizeof *M);
+    if (!cls || !F || !G || !M) die("out of memory");
+    for (int k = 0; k < n; k++) cls[k] = class_of(&S[k], S, n);
+    for (int i = 0; i < L; i++) {
+        int layer = first + i;
+        if (i > 0) {
+            /* G[c]: the frontier of every strategy of class c at layer i-1 */
+            for (int c = 0; c < n; c++) G[c].n = 0;
+            for (int p = 0; p < n; p++) append_shifted(&G[cls[p]], &F[(size_t)(i - 1) * n + p], 0, 0, cap, p, true);
+            for (int c = 0; c < n; c++)
+                if (cls[c] == c) pareto(&G[c]);
+            /* M[c]: the best way to arrive at a strategy of class c, resharding included */
+            for (int c = 0; c < n; c++) {
+                M[c].n = 0;
+                if (cls[c] != c) continue;
+                for (int q = 0; q < n; q++)
+                    if (cls[q] == q && G[q].n)
+                        append_shifted(&M[c], &G[q], 0, (double)m * t->reshard[((size_t)layer * n + q) * n + c], cap,
+                                       0, false);
+                pareto(&M[c]);
+            }
+        }
+        for (int s = 0; s < n; s++) {
+            const LayerCost *c = &t->cost[(size_t)layer * n + s];
+            int64_t mem = mib_units(layer_mem(c, in_flight));
+            double time = (double)m * c->mb_s + c->step_s;
+            Frontier *f = &F[(size_t)i * n + s];
+            if (i == 0) {
+                if (mem <= cap) push(f, (Point){mem, time, -1, -1});
+            } else {
+                append_shifted(f, &M[cls[s]], mem, time, cap, 0, false);
+            }
+        }
+    }
+    /* the fastest end point over all last strategies */
+    int best_s = -1, best_j = -1;
+    for (int s = 0; s < n; s++) {
+        const Frontier *f = &F[(size_t)(L - 1) * n + s];
+        if (f->n && (best_s < 0 || f->p[f->n - 1].time < F[(size_t)(L - 1) * n + best_s].p[best_j].time)) {
+            best_s = s;
+            best_j = f->n - 1;
+        }
+    }
+    if (best_s >= 0) {
+        res.ok = true;
+        res.time = F[(size_t)(L - 1) * n + best_s].p[best_j].time;
+        for (int i = L - 1, s = best_s, j = best_j; i >= 0; i--) {
+            const Point *pt = &F[(size_t)i * n + s].p[j];
+            choice[first + i] = s;
+            s = pt->prev_s;
+            j = pt->prev_i;
+        }
+        /* the chosen path's parts, for the plan's breakdown */
+        for (int i = first; i < last; i++) {
+            const LayerCost *c = &t->cost[(size_t)i * n + choice[i]];
+            res.mb_time += c->mb_s + (i > first ? t->reshard[((size_t)i * n + choice[i - 1]) * n + choice[i]] : 0);
+            res.step_time += c->step_s;
+            res.compute += c->compute_s;
+            res.mem += layer_mem(c, in_flight);
+        }
+        res.mem += reserve;
+    }
+    for (int i = 0; i < L * n; i++) free(F[i].p);
+    for (int k = 0; k < n; k++) free(G[k].p), free(M[k].p);
+    free(F), free(G), free(M), free(cls);
+    return res;
+}
+
+/* Split L layers into pp contiguous, non-empty stages by weight: cut after
+ * the layer where the running sum first reaches k/pp of the total. */
+static void partition(const double *w, int L, int pp, int *start) {
+    double total = 0, acc = 0;
+    for (int i = 0; i < L; i++) total += w[i];
+    start[0] = 0;
+    int k = 1;
+    for (int i = 0; i < L && k < pp; i++) {
+        acc += w[i];
+        if (acc >= total * k / pp || L - (i + 1) == pp - k) start[k++] = i + 1;
+    }
+    start[pp] = L;
+}
+
+typedef struct Candidate {
+    double step, compute, comm, bubble;
+    int64_t *stage_mem;
+} Candidate;
+
+/* Cost one (pp, m, partition) choice; false when some stage does not fit. */
+static bool try_partition(const Spec *spec, const CostTable *t, int pp, const int *start, int schedule,
+                          int64_t budget, int *choice, Candidate *out) {
+    int64_t m = t->micro_batches;
+    double sum_mb = 0, max_mb = 0, max_step = 0, max_compute = 0;
+    for (int k = 0; k < pp; k++) {
+        int64_t in_flight = schedule == SCHED_GPIPE ? m : (pp - k < m ? pp - k : m);
+        StageResult r = stage_dp(t, start[k], start[k + 1], in_flight, budget, choice);
+        if (!r.ok) return false;
+        double mb = r.mb_time + (k < pp - 1 ? t->p2p_s[start[k + 1] - 1] : 0);
+        sum_mb += mb;
+        if (mb > max_mb) max_mb = mb;
+        if (r.step_time > max_step) max_step = r.step_time;
+        if (r.compute > max_compute) max_compute = r.compute;
+        out->stage_mem[k] = r.mem;
+    }
+    (void)spec;
+    /* 1F1B and GPipe share the bubble: (m - 1) micro-batches at the pace of
+     * the slowest stage, plus one pass through every stage (Narayanan et al.
+     * 2021, section 2.2); then the gradient sync not hidden by backward. */
+    out->step = (double)(m - 1) * max_mb + sum_mb + max_step;
+    out->compute = (double)m * max_compute;
+    out->bubble = sum_mb - max_mb;
+    out->comm = out->step - out->compute - out->bubble;
+    return true;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+bool pass_search(const Spec *spec, const HwProfile *hw, int64_t devices, Arena *a, Plan *plan) {
+    double t0 = now_ms();
+    const Graph *g = spec->graph;
+    const PlanHints *h = &spec->hints;
+    int L = g->n_layers;
+    int64_t batch = spec->train->global_batch;
+    memset(plan, 0, sizeof *plan);
+    plan->budget = hw->memory;
+    StrategySet all;
+    if (!pass_prune(devices, true, h, a, &all)) return false;
+
+    int schedule = h->schedule == SCHED_GPIPE ? SCHED_GPIPE : SCHED_1F1B;
+    int *choice = arena_alloc(a, (size_t)L * sizeof *choice);
+    int *start = arena_alloc(a, (size_t)(L + 2) * sizeof *start);
+    double *w_time = arena_alloc(a, (size_t)L * sizeof *w_time);
+    double *w_mem = arena_alloc(a, (size_t)L * sizeof *w_mem);
+    for (int i = 0; i < L; i++) {
+        w_time[i] = (double)g->layers[i]->fwd_flops + 1;
+        w_mem[i] = (double)g->layers[i]->params * 16 + (double)g->layers[i]->act_bytes;
+    }
+    Candidate cand = {.stage_mem = arena_alloc(a, (size_t)(L + 1) * sizeof(int64_t))};
+    double best = 0;
+
+    for (int pp = 1; pp <= devices && pp <= L; pp *= 2) {
+        StrategySet sub = {0};
+        sub.items = arena_alloc(a, (size_t)all.n * sizeof *sub.items);
+        for (int k = 0; k < all.n; k++)
+            if (all.items[k].pp == pp) sub.items[sub.n++] = all.items[k];
+        if (!sub.n) continue;
+        int64_t n = devices / pp;
+        for (int64_t m = 1; m <= batch; m *= 2) {
+            if (batch % m || (batch / m) % n) continue; /* every device gets whole samples */
+            if (h->micro_batches && m != h->micro_batches) continue;
+            CostTable t;
+            if (!pass_cost(spec, hw, &sub, m, a, &t)) continue;
+            for (int part = 0; part < 2; part++) {
+                partition(part == 0 ? w_time : w_mem, L, pp, start);
+                if (part == 1) { /* skip the memory-balanced split when it is the same */
+                    int *by_time = arena_alloc(a, (size_t)(pp + 1) * sizeof *by_time);
+                    partition(w_time, L, pp, by_time);
+                    if (memcmp(by_time, start, (size_t)(pp + 1) * sizeof *start) == 0) continue;
+                }
+                if (!try_partition(spec, &t, pp, start, schedule, hw->memory, choice, &cand)) continue;
+                if (plan->found && cand.step >= best) continue;
+                best = cand.step;
+                plan->found = true;
+                plan->pp = pp;
+                plan->micro_batches = m;
+                plan->schedule = schedule;
+                plan->step_s = cand.step;
+                plan->compute_s = cand.compute;
+                plan->comm_s = cand.comm;
+                plan->bubble_s = cand.bubble;
+                plan->stage_start = arena_alloc(a, (size_t)(pp + 1) * sizeof *plan->stage_start);
+                memcpy(plan->stage_start, start, (size_t)(pp + 1) * sizeof *start);
+                plan->stage_mem = arena_alloc(a, (size_t)pp * sizeof *plan->stage_mem);
+                memcpy(plan->stage_mem, cand.stage_mem, (size_t)pp * sizeof *plan->stage_mem);
+                plan->layer = arena_alloc(a, (size_t)L * sizeof *plan->layer);
+                for (int i = 0; i < L; i++) plan->layer[i] = sub.items[choice[i]];
+            }
+        }
+    }
+    plan->search_ms = now_ms() - t0;
+    return true;
+}
