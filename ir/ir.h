@@ -382,6 +382,7 @@ typedef struct Spec {
 } Spec;
 
 /* Readable views of the IR (ir/print.c). */
+const char *bytes_str(char *buf, size_t n, double bytes); /* "1.50 MiB" */
 void ir_print_table(FILE *out, const Spec *spec);
 int ir_print_json(FILE *out, const Spec *spec); /* 0 on success */
 

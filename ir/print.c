@@ -28,8 +28,8 @@ static const char *shape_str(char *buf, size_t n, Shape s) {
     return buf;
 }
 
-/* Bytes with a binary unit, to three significant places. */
-static const char *bytes_str(char *buf, size_t n, double b) {
+/* Bytes with a binary unit, to three significant places: "1.50 MiB". */
+const char *bytes_str(char *buf, size_t n, double b) {
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
     int u = 0;
     while (b >= 1024 && u < 5) b /= 1024, u++;

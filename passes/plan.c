@@ -6,14 +6,13 @@
 
 #include <jansson.h>
 
-static double gib(int64_t b) { return (double)b / (1 << 30); }
-
 static void print_table(FILE *out, const Spec *spec, const Plan *p, int64_t devices) {
     const Graph *g = spec->graph;
     int64_t batch = spec->train->global_batch;
     int64_t tokens = batch * g->layers[0]->seq;
-    fprintf(out, "plan for %s on %lld x %s (%.1f GiB each), global batch %lld\n", g->name, (long long)devices,
-            device_kind_names[spec->cluster->device], gib(p->budget), (long long)batch);
+    char b1[32], b2[32];
+    fprintf(out, "plan for %s on %lld x %s (%s each), global batch %lld\n", g->name, (long long)devices,
+            device_kind_names[spec->cluster->device], bytes_str(b1, sizeof b1, (double)p->budget), (long long)batch);
     fprintf(out, "pp %d, %lld micro-batches, %s schedule; search took %.1f ms\n", p->pp, (long long)p->micro_batches,
             schedule_names[p->schedule], p->search_ms);
     fprintf(out, "predicted step %.3f s (compute %.3f, communication %.3f, bubble %.3f): %.2f samples/s, %.0f tokens/s\n",
@@ -21,9 +20,9 @@ static void print_table(FILE *out, const Spec *spec, const Plan *p, int64_t devi
     int64_t n = devices / p->pp;
     char buf[96];
     for (int k = 0; k < p->pp; k++) {
-        fprintf(out, "\nstage %d: layers %d-%d on devices %lld-%lld, %.2f of %.2f GiB per device\n", k,
-                p->stage_start[k], p->stage_start[k + 1] - 1, (long long)(k * n), (long long)((k + 1) * n - 1),
-                gib(p->stage_mem[k]), gib(p->budget));
+        fprintf(out, "\nstage %d: layers %d-%d on devices %lld-%lld, %s of %s per device\n", k, p->stage_start[k],
+                p->stage_start[k + 1] - 1, (long long)(k * n), (long long)((k + 1) * n - 1),
+                bytes_str(b1, sizeof b1, (double)p->stage_mem[k]), bytes_str(b2, sizeof b2, (double)p->budget));
         for (int i = p->stage_start[k]; i < p->stage_start[k + 1]; i++)
             fprintf(out, "  %4d  %-20s %s\n", i, g->layers[i]->name, strategy_str(buf, sizeof buf, &p->layer[i]));
     }
