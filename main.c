@@ -25,6 +25,11 @@ typedef struct Options {
     const char *deps_target; /* -MT */
     int64_t devices;         /* --devices: plan for this many (0: the cluster's) */
     bool ckpt;               /* --ckpt: list checkpointing strategies too */
+    bool baselines;          /* --baselines */
+    bool has_uniform;        /* --uniform: this plan, no search */
+    Strategy uniform;
+    int uniform_schedule;
+    int64_t uniform_m;
 } Options;
 
 static const char usage[] =
@@ -37,6 +42,10 @@ static const char usage[] =
     "  --devices N      plan for N devices (default: the cluster's); with\n"
     "                   --emit=strategies no model file is needed\n"
     "  --ckpt           with --emit=strategies: include activation checkpointing\n"
+    "  --baselines      also print pure DP, SDP, TP, PP and the Megatron and\n"
+    "                   DeepSpeed grids, costed by the same model\n"
+    "  --uniform tp=T,pp=P,dp=D[,sdp][,ckpt][,tp-strided][,schedule=gpipe|1f1b][,m=M]\n"
+    "                   use this uniform plan instead of searching\n"
     "  -o FILE          build the training program (not available yet)\n"
     "  --cluster FILE   use the cluster in FILE instead of the model's\n"
     "  -D NAME=VALUE    override every binding of NAME (a constant or a field)\n"
@@ -76,6 +85,33 @@ static void add_define(Arena *a, Options *o, const char *text) {
     o->fe.defines = defs;
 }
 
+/* --uniform tp=T,pp=P,dp=D[,sdp][,ckpt][,tp-strided][,schedule=gpipe|1f1b][,m=M] */
+static void parse_uniform(Options *o, const char *spec) {
+    Strategy s = {.pp = 1, .tp = 1, .dp = 1, .tp_consec = true};
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *item = strtok(buf, ","); item; item = strtok(NULL, ",")) {
+        long long v = 0;
+        char word[32];
+        if (sscanf(item, "tp=%lld", &v) == 1) s.tp = (int)v;
+        else if (sscanf(item, "pp=%lld", &v) == 1) s.pp = (int)v;
+        else if (sscanf(item, "dp=%lld", &v) == 1) s.dp = (int)v;
+        else if (sscanf(item, "m=%lld", &v) == 1) o->uniform_m = v;
+        else if (strcmp(item, "sdp") == 0) s.sdp = true;
+        else if (strcmp(item, "ckpt") == 0) s.ckpt = true;
+        else if (strcmp(item, "tp-strided") == 0) s.tp_consec = false;
+        else if (sscanf(item, "schedule=%31s", word) == 1 && strcmp(word, "gpipe") == 0) o->uniform_schedule = SCHED_GPIPE;
+        else if (sscanf(item, "schedule=%31s", word) == 1 && strcmp(word, "1f1b") == 0) o->uniform_schedule = SCHED_1F1B;
+        else bad_usage("--uniform: cannot read '%s' (tp=T,pp=P,dp=D[,sdp][,ckpt][,tp-strided][,schedule=gpipe|1f1b][,m=M])", item);
+        if (v < 0 || v > (1 << 30) || (v & (v - 1))) bad_usage("--uniform: '%s' needs a power of two", item);
+    }
+    if (s.tp < 1 || s.pp < 1 || s.dp < 1) bad_usage("--uniform: degrees must be positive in '%s'", spec);
+    if (s.sdp && s.dp == 1) s.sdp = false;
+    if (s.tp == 1 || s.dp == 1) s.tp_consec = true;
+    o->uniform = s;
+    o->has_uniform = true;
+}
+
 static void parse_args(Arena *a, int argc, char **argv, Options *o) {
     const char **dirs = arena_alloc(a, (size_t)argc * sizeof *dirs);
     o->fe.include_dirs = dirs;
@@ -104,6 +140,10 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             o->devices = n;
         } else if (strcmp(arg, "--ckpt") == 0) {
             o->ckpt = true;
+        } else if (strcmp(arg, "--baselines") == 0) {
+            o->baselines = true;
+        } else if (strncmp(arg, "--uniform", 9) == 0 && (arg[9] == '=' || !arg[9])) {
+            parse_uniform(o, option_value(argc, argv, &i, "--uniform"));
         } else if (strncmp(arg, "--cluster", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             o->fe.cluster_file = option_value(argc, argv, &i, "--cluster");
         } else if (strcmp(arg, "-M") == 0) {
@@ -193,6 +233,68 @@ static int print_strategies(Arena *arena, int64_t devices, bool ckpt, const Plan
     return 0;
 }
 
+/* "pp=2 tp=8 sdp=1 ckpt (30 of 35 layers)": the plan's most common strategy. */
+static void describe_plan(char *buf, size_t n, const Spec *spec, const Plan *p) {
+    int L = spec->graph->n_layers, best = 0, best_count = 0;
+    for (int i = 0; i < L; i++) {
+        int count = 0;
+        for (int j = 0; j < L; j++) count += strategy_equal(&p->layer[i], &p->layer[j]);
+        if (count > best_count) best = i, best_count = count;
+    }
+    char s[96];
+    snprintf(buf, n, "%lld micro-batches, %s (%d of %d layers)", (long long)p->micro_batches,
+             strategy_str(s, sizeof s, &p->layer[best]), best_count, L);
+}
+
+/* Search (or take --uniform), then print the plan and the baselines. */
+static int plan_model(Arena *arena, const Options *opt, const Spec *spec) {
+    const Cluster *c = spec->cluster;
+    int64_t devices = opt->devices ? opt->devices : c->nodes * c->devices_per_node;
+    HwProfile hw;
+    hw_preset(&hw, (DeviceKind)c->device);
+    hw.memory = c->memory;
+    SearchRequest req = {.devices = devices};
+    if (opt->has_uniform) {
+        const Strategy *u = &opt->uniform;
+        if ((int64_t)u->tp * u->pp * u->dp != devices) {
+            fprintf(stderr, "galvc: error: --uniform: tp x pp x dp = %lld, but the plan is for %lld devices\n",
+                    (long long)u->tp * u->pp * u->dp, (long long)devices);
+            return EXIT_USAGE;
+        }
+        req.uniform = u;
+        req.schedule = opt->uniform_schedule;
+        req.micro_batches = opt->uniform_m;
+    }
+    Plan plan;
+    if (!pass_search(spec, &hw, &req, arena, &plan)) {
+        fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
+                (long long)devices);
+        return EXIT_USER;
+    }
+    if (!plan.found) {
+        char have[32], need[32], what[160];
+        Plan least;
+        req.min_memory = true;
+        req.budget = INT64_MAX / 4;
+        if (!pass_search(spec, &hw, &req, arena, &least) || !least.found) {
+            fprintf(stderr, "galvc: error: no plan: the global batch (%lld) does not split into whole samples "
+                            "over %lld devices\n", (long long)spec->train->global_batch, (long long)devices);
+            return EXIT_USER;
+        }
+        describe_plan(what, sizeof what, spec, &least);
+        fprintf(stderr, "galvc: error: no plan fits in %s per device; the smallest needs %s: pp=%d, %s\n",
+                bytes_str(have, sizeof have, (double)hw.memory), bytes_str(need, sizeof need, (double)least.peak),
+                least.pp, what);
+        return EXIT_USER;
+    }
+    if (opt->baselines) {
+        pass_baselines(stdout, spec, &hw, devices, &plan, arena);
+        if (opt->emit != EMIT_PLAN && opt->emit != EMIT_PLAN_JSON) return 0;
+        putchar('\n');
+    }
+    return pass_plan(stdout, spec, &plan, devices, opt->emit == EMIT_PLAN_JSON) ? EXIT_USER : 0;
+}
+
 /* Everything after the command line: the pipeline, stage by stage. */
 static int compile(Arena *arena, const Options *opt) {
     Diag diag;
@@ -217,24 +319,8 @@ static int compile(Arena *arena, const Options *opt) {
         return print_strategies(arena, devices, opt->ckpt, &spec->hints);
     }
     if (opt->emit == EMIT_IR_JSON) return ir_print_json(stdout, spec) ? EXIT_USER : 0;
-    if (opt->emit == EMIT_PLAN || opt->emit == EMIT_PLAN_JSON) {
-        const Cluster *c = spec->cluster;
-        int64_t devices = opt->devices ? opt->devices : c->nodes * c->devices_per_node;
-        HwProfile hw;
-        hw_preset(&hw, (DeviceKind)c->device);
-        hw.memory = c->memory;
-        Plan plan;
-        if (!pass_search(spec, &hw, devices, arena, &plan)) {
-            fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
-                    (long long)devices);
-            return EXIT_USER;
-        }
-        if (!plan.found) {
-            fprintf(stderr, "galvc: error: no plan fits in %.2f GiB per device\n", (double)hw.memory / (1 << 30));
-            return EXIT_USER;
-        }
-        return pass_plan(stdout, spec, &plan, devices, opt->emit == EMIT_PLAN_JSON) ? EXIT_USER : 0;
-    }
+    if (opt->emit == EMIT_PLAN || opt->emit == EMIT_PLAN_JSON || opt->baselines || opt->has_uniform)
+        return plan_model(arena, opt, spec);
     ir_print_table(stdout, spec);
     return 0;
 }

@@ -363,6 +363,7 @@ typedef struct Plan {
     double comm_s;        /* its communication not hidden behind compute */
     double bubble_s;      /* pipeline fill and drain */
     int64_t *stage_mem;   /* [pp]: predicted peak bytes per device */
+    int64_t peak;         /* the largest of stage_mem */
     int64_t budget;       /* bytes per device */
     double search_ms;
 } Plan;

@@ -43,12 +43,27 @@ typedef struct CostTable {
 bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, int64_t micro_batches, Arena *a,
                CostTable *out);
 
+/* What to search for. Zero fields take the model's hints or the defaults. */
+typedef struct SearchRequest {
+    int64_t devices;
+    const Strategy *uniform; /* every layer runs this one (no per-layer search) */
+    int schedule;            /* Schedule; SCHED_AUTO: the hint's, else 1F1B */
+    int64_t micro_batches;   /* 0: the hint's, else every count that divides */
+    int64_t budget;          /* bytes per device; 0: the hardware's memory */
+    bool min_memory;         /* minimize peak memory instead of step time */
+} SearchRequest;
+
 /* Find the fastest plan that fits every device's memory: for each PP degree,
  * micro-batch count and stage partition, a dynamic program per stage over its
- * layers (search.c). plan->found is false when nothing fits. */
-bool pass_search(const Spec *spec, const HwProfile *hw, int64_t devices, Arena *a, Plan *plan);
+ * layers (search.c). plan->found is false when nothing fits; false when the
+ * device count is not a power of two. */
+bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan);
 
 /* Print the chosen plan as a table, or as JSON (plan.c); 0 on success. */
 int pass_plan(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, bool json);
+
+/* Print the baselines (pure DP, SDP, TP, PP, the Megatron and DeepSpeed
+ * grids) costed by the same model, beside the chosen plan (baselines.c). */
+void pass_baselines(FILE *out, const Spec *spec, const HwProfile *hw, int64_t devices, const Plan *chosen, Arena *a);
 
 #endif

@@ -109,7 +109,7 @@ static void append_shifted(Frontier *out, const Frontier *f, int64_t dmem, doubl
 
 /* The DP over layers [first, last) of one stage; fills choice[] on success. */
 static StageResult stage_dp(const CostTable *t, int first, int last, int64_t in_flight, int64_t budget,
-                            int *choice) {
+                            bool min_memory, int *choice) {
     StageResult res = {0};
     int n = t->n_strategies, L = last - first;
     int64_t m = t->micro_batches;
@@ -153,14 +153,14 @@ static StageResult stage_dp(const CostTable *t, int first, int last, int64_t in_
             }
         }
     }
-    /* the fastest end point over all last strategies */
+    /* the fastest end point over all last strategies (or the smallest) */
     int best_s = -1, best_j = -1;
     for (int s = 0; s < n; s++) {
         const Frontier *f = &F[(size_t)(L - 1) * n + s];
-        if (f->n && (best_s < 0 || f->p[f->n - 1].time < F[(size_t)(L - 1) * n + best_s].p[best_j].time)) {
-            best_s = s;
-            best_j = f->n - 1;
-        }
+        if (!f->n) continue;
+        int j = min_memory ? 0 : f->n - 1;
+        const Point *b = best_s < 0 ? NULL : &F[(size_t)(L - 1) * n + best_s].p[best_j];
+        if (!b || (min_memory ? f->p[j].mem < b->mem : f->p[j].time < b->time)) best_s = s, best_j = j;
     }
     if (best_s >= 0) {
         res.ok = true;
@@ -204,16 +204,18 @@ static void partition(const double *w, int L, int pp, int *start) {
 typedef struct Candidate {
     double step, compute, comm, bubble;
     int64_t *stage_mem;
+    int64_t peak; /* the largest stage_mem */
 } Candidate;
 
 /* Cost one (pp, m, partition) choice; false when some stage does not fit. */
-static bool try_partition(const Spec *spec, const CostTable *t, int pp, const int *start, int schedule,
-                          int64_t budget, int *choice, Candidate *out) {
+static bool try_partition(const CostTable *t, int pp, const int *start, int schedule, int64_t budget,
+                          bool min_memory, int *choice, Candidate *out) {
     int64_t m = t->micro_batches;
     double sum_mb = 0, max_mb = 0, max_step = 0, max_compute = 0;
+    out->peak = 0;
     for (int k = 0; k < pp; k++) {
         int64_t in_flight = schedule == SCHED_GPIPE ? m : (pp - k < m ? pp - k : m);
-        StageResult r = stage_dp(t, start[k], start[k + 1], in_flight, budget, choice);
+        StageResult r = stage_dp(t, start[k], start[k + 1], in_flight, budget, min_memory, choice);
         if (!r.ok) return false;
         double mb = r.mb_time + (k < pp - 1 ? t->p2p_s[start[k + 1] - 1] : 0);
         sum_mb += mb;
@@ -221,8 +223,8 @@ static bool try_partition(const Spec *spec, const CostTable *t, int pp, const in
         if (r.step_time > max_step) max_step = r.step_time;
         if (r.compute > max_compute) max_compute = r.compute;
         out->stage_mem[k] = r.mem;
+        if (r.mem > out->peak) out->peak = r.mem;
     }
-    (void)spec;
     /* 1F1B and GPipe share the bubble: (m - 1) micro-batches at the pace of
      * the slowest stage, plus one pass through every stage (Narayanan et al.
      * 2021, section 2.2); then the gradient sync not hidden by backward. */
@@ -239,20 +241,41 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-bool pass_search(const Spec *spec, const HwProfile *hw, int64_t devices, Arena *a, Plan *plan) {
+/* The strategies one pipeline degree may use: the pruned set's, or the
+ * request's uniform strategy alone. */
+static StrategySet strategies_for(const SearchRequest *req, const StrategySet *all, int pp, Arena *a) {
+    StrategySet sub = {0};
+    if (req->uniform) {
+        if (req->uniform->pp == pp) {
+            sub.items = arena_alloc(a, sizeof *sub.items);
+            sub.items[sub.n++] = *req->uniform;
+        }
+        return sub;
+    }
+    sub.items = arena_alloc(a, (size_t)all->n * sizeof *sub.items);
+    for (int k = 0; k < all->n; k++)
+        if (all->items[k].pp == pp) sub.items[sub.n++] = all->items[k];
+    return sub;
+}
+
+bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan) {
     double t0 = now_ms();
     const Graph *g = spec->graph;
     const PlanHints *h = &spec->hints;
     int L = g->n_layers;
-    int64_t batch = spec->train->global_batch;
+    int64_t batch = spec->train->global_batch, devices = req->devices;
+    int64_t budget = req->budget ? req->budget : hw->memory;
     memset(plan, 0, sizeof *plan);
-    plan->budget = hw->memory;
+    plan->budget = budget;
     StrategySet all;
-    if (!pass_prune(devices, true, h, a, &all)) return false;
+    if (!pass_prune(devices, true, req->uniform ? NULL : h, a, &all)) return false;
 
-    int schedule = h->schedule == SCHED_GPIPE ? SCHED_GPIPE : SCHED_1F1B;
+    int sched = req->schedule ? req->schedule : h->schedule;
+    int schedule = sched == SCHED_GPIPE ? SCHED_GPIPE : SCHED_1F1B;
+    int64_t fixed_m = req->micro_batches ? req->micro_batches : req->uniform ? 0 : h->micro_batches;
     int *choice = arena_alloc(a, (size_t)L * sizeof *choice);
     int *start = arena_alloc(a, (size_t)(L + 2) * sizeof *start);
+    int *by_time = arena_alloc(a, (size_t)(L + 2) * sizeof *by_time);
     double *w_time = arena_alloc(a, (size_t)L * sizeof *w_time);
     double *w_mem = arena_alloc(a, (size_t)L * sizeof *w_mem);
     for (int i = 0; i < L; i++) {
@@ -260,30 +283,22 @@ bool pass_search(const Spec *spec, const HwProfile *hw, int64_t devices, Arena *
         w_mem[i] = (double)g->layers[i]->params * 16 + (double)g->layers[i]->act_bytes;
     }
     Candidate cand = {.stage_mem = arena_alloc(a, (size_t)(L + 1) * sizeof(int64_t))};
-    double best = 0;
 
     for (int pp = 1; pp <= devices && pp <= L; pp *= 2) {
-        StrategySet sub = {0};
-        sub.items = arena_alloc(a, (size_t)all.n * sizeof *sub.items);
-        for (int k = 0; k < all.n; k++)
-            if (all.items[k].pp == pp) sub.items[sub.n++] = all.items[k];
+        StrategySet sub = strategies_for(req, &all, pp, a);
         if (!sub.n) continue;
         int64_t n = devices / pp;
         for (int64_t m = 1; m <= batch; m *= 2) {
             if (batch % m || (batch / m) % n) continue; /* every device gets whole samples */
-            if (h->micro_batches && m != h->micro_batches) continue;
+            if (fixed_m && m != fixed_m) continue;
             CostTable t;
             if (!pass_cost(spec, hw, &sub, m, a, &t)) continue;
+            partition(w_time, L, pp, by_time);
             for (int part = 0; part < 2; part++) {
                 partition(part == 0 ? w_time : w_mem, L, pp, start);
-                if (part == 1) { /* skip the memory-balanced split when it is the same */
-                    int *by_time = arena_alloc(a, (size_t)(pp + 1) * sizeof *by_time);
-                    partition(w_time, L, pp, by_time);
-                    if (memcmp(by_time, start, (size_t)(pp + 1) * sizeof *start) == 0) continue;
-                }
-                if (!try_partition(spec, &t, pp, start, schedule, hw->memory, choice, &cand)) continue;
-                if (plan->found && cand.step >= best) continue;
-                best = cand.step;
+                if (part == 1 && memcmp(by_time, start, (size_t)(pp + 1) * sizeof *start) == 0) continue;
+                if (!try_partition(&t, pp, start, schedule, budget, req->min_memory, choice, &cand)) continue;
+                if (plan->found && (req->min_memory ? cand.peak >= plan->peak : cand.step >= plan->step_s)) continue;
                 plan->found = true;
                 plan->pp = pp;
                 plan->micro_batches = m;
@@ -292,6 +307,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, int64_t devices, Arena *
                 plan->compute_s = cand.compute;
                 plan->comm_s = cand.comm;
                 plan->bubble_s = cand.bubble;
+                plan->peak = cand.peak;
                 plan->stage_start = arena_alloc(a, (size_t)(pp + 1) * sizeof *plan->stage_start);
                 memcpy(plan->stage_start, start, (size_t)(pp + 1) * sizeof *start);
                 plan->stage_mem = arena_alloc(a, (size_t)pp * sizeof *plan->stage_mem);

@@ -1,0 +1,92 @@
+/* baselines.c — the plans other systems would pick, costed by the same
+ * model so the comparison is fair: pure DP, pure SDP (ZeRO-3), pure TP, pure
+ * PP (GPipe), the best uniform Megatron-LM grid (tp x pp x dp, 1F1B, the best
+ * micro-batch count, with or without full recomputation) and the best
+ * DeepSpeed-style grid (ZeRO-3 x pp x tp). `galvc --baselines` prints them
+ * beside the chosen plan. */
+#include "passes.h"
+
+#include <string.h>
+
+typedef struct Baseline {
+    const char *name;
+    Plan plan;
+    int64_t needs; /* when it does not fit: its smallest peak memory per device */
+    bool possible; /* some batch split exists at all */
+} Baseline;
+
+/* The best of the uniform plans the grid allows; `sdp` picks ZeRO-3 over DP. */
+static void best_uniform(const Spec *spec, const HwProfile *hw, int64_t devices, bool sdp, int schedule,
+                         bool allow_ckpt, int fixed_pp, int fixed_tp, Arena *a, Baseline *b) {
+    int L = spec->graph->n_layers;
+    for (int pp = 1; pp <= devices && pp <= L; pp *= 2) {
+        if (fixed_pp && pp != fixed_pp) continue;
+        for (int tp = 1; tp <= devices / pp; tp *= 2) {
+            if (fixed_tp && tp != fixed_tp) continue;
+            int dp = (int)(devices / pp / tp);
+            if (sdp && dp == 1 && devices > 1) continue; /* ZeRO needs a DP group */
+            for (int ckpt = 0; ckpt <= allow_ckpt; ckpt++) {
+                Strategy s = {pp, tp, dp, sdp && dp > 1, true, ckpt};
+                SearchRequest req = {.devices = devices, .uniform = &s, .schedule = schedule};
+                Plan p;
+                if (!pass_search(spec, hw, &req, a, &p)) continue;
+                if (p.found) {
+                    if (!b->plan.found || p.step_s < b->plan.step_s) b->plan = p;
+                    continue;
+                }
+                req.min_memory = true;
+                req.budget = INT64_MAX / 4;
+                if (pass_search(spec, hw, &req, a, &p) && p.found) {
+                    b->possible = true;
+                    if (!b->needs || p.peak < b->needs) b->needs = p.peak;
+                }
+            }
+        }
+    }
+    if (b->plan.found) b->possible = true;
+}
+
+static void print_row(FILE *out, const Spec *spec, const char *name, const Plan *p, int64_t needs, bool possible,
+                      int64_t budget) {
+    char m1[32], m2[32];
+    int64_t batch = spec->train->global_batch, tokens = batch * spec->graph->layers[0]->seq;
+    if (p->found) {
+        char what[64];
+        const Strategy *s = &p->layer[spec->graph->n_layers / 2];
+        snprintf(what, sizeof what, "pp=%d tp=%d %s=%d%s m=%lld", s->pp, s->tp, s->sdp ? "sdp" : "dp", s->dp,
+                 s->ckpt ? " ckpt" : "", (long long)p->micro_batches);
+        fprintf(out, "%-22s %12.3f %12.2f %14.0f %12s  %s\n", name, p->step_s, (double)batch / p->step_s,
+                (double)tokens / p->step_s, bytes_str(m1, sizeof m1, (double)p->peak), what);
+    } else if (possible) {
+        fprintf(out, "%-22s does not fit: needs %s per device, has %s\n", name, bytes_str(m1, sizeof m1, (double)needs),
+                bytes_str(m2, sizeof m2, (double)budget));
+    } else {
+        fprintf(out, "%-22s impossible: the global batch does not split over its devices\n", name);
+    }
+}
+
+void pass_baselines(FILE *out, const Spec *spec, const HwProfile *hw, int64_t devices, const Plan *chosen, Arena *a) {
+    int L = spec->graph->n_layers;
+    int pp_all = 1;
+    while (pp_all * 2 <= devices && pp_all * 2 <= L) pp_all *= 2;
+    Baseline b[] = {
+        {"pure DP", {0}, 0, false},       {"pure SDP (ZeRO-3)", {0}, 0, false},
+        {"pure TP", {0}, 0, false},       {"pure PP (GPipe)", {0}, 0, false},
+        {"Megatron grid", {0}, 0, false}, {"DeepSpeed grid", {0}, 0, false},
+    };
+    best_uniform(spec, hw, devices, false, SCHED_1F1B, false, 1, 1, a, &b[0]);
+    best_uniform(spec, hw, devices, true, SCHED_1F1B, false, 1, 1, a, &b[1]);
+    best_uniform(spec, hw, devices, false, SCHED_1F1B, false, 1, (int)devices, a, &b[2]);
+    best_uniform(spec, hw, devices, false, SCHED_GPIPE, false, pp_all, 1, a, &b[3]);
+    best_uniform(spec, hw, devices, false, SCHED_1F1B, true, 0, 0, a, &b[4]);
+    best_uniform(spec, hw, devices, true, SCHED_1F1B, true, 0, 0, a, &b[5]);
+    char mem[32];
+    fprintf(out, "%s on %lld x %s, %s per device, global batch %lld\n", spec->graph->name, (long long)devices,
+            device_kind_names[spec->cluster->device], bytes_str(mem, sizeof mem, (double)hw->memory),
+            (long long)spec->train->global_batch);
+    fprintf(out, "%-22s %12s %12s %14s %12s  %s\n", "plan", "step s", "samples/s", "tokens/s", "peak mem",
+            "middle layer");
+    print_row(out, spec, "galvc", chosen, 0, true, hw->memory);
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+        print_row(out, spec, b[i].name, &b[i].plan, b[i].needs, b[i].possible, hw->memory);
+}

@@ -1,0 +1,206 @@
+/* test_search.c — the search against exhaustive enumeration, and the
+ * properties a plan must have: within budget on every stage, SDP,
+ * checkpointing or pipelining when memory demands it, reproducible. */
+#include "check.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIB (1 << 20)
+
+static Spec *load_text(Arena *a, const char *src) {
+    Diag d;
+    diag_init(&d, stderr);
+    FrontendOptions opt = {.input = "random.gv", .input_text = src, .input_len = strlen(src)};
+    Spec *s = frontend_load(a, &opt, &d);
+    if (s) pass_shape(s, &d);
+    return d.errors ? NULL : s;
+}
+
+static HwProfile cpu_hw(const Spec *s) {
+    HwProfile hw;
+    hw_preset(&hw, (DeviceKind)s->cluster->device);
+    hw.memory = s->cluster->memory;
+    return hw;
+}
+
+/* Every per-layer assignment, by brute force: the fastest step of a one-stage
+ * plan with m micro-batches that fits `budget`, or INFINITY. The objective
+ * and the memory rule are the search's, restated from its comments: time =
+ * sum of m * (per-micro-batch + resharding) + per-step sync; memory = sum of
+ * whole MiB of states and one micro-batch of activations (1F1B, one stage),
+ * plus the worst transient any strategy of the stage could need. */
+static double brute_force(const CostTable *t, int64_t budget) {
+    int L = t->n_layers, n = t->n_strategies;
+    int64_t reserve = 0;
+    for (int i = 0; i < L * n; i++)
+        if (t->cost[i].transient_bytes > reserve) reserve = t->cost[i].transient_bytes;
+    if (reserve >= budget) return INFINITY;
+    int64_t cap = (budget - reserve) / MIB;
+    int pick[8] = {0};
+    double best = INFINITY;
+    for (;;) {
+        double time = 0;
+        int64_t mem = 0;
+        for (int i = 0; i < L; i++) {
+            const LayerCost *c = &t->cost[i * n + pick[i]];
+            time += (double)t->micro_batches * c->mb_s + c->step_s;
+            if (i > 0) time += (double)t->micro_batches * t->reshard[((size_t)i * n + pick[i - 1]) * n + pick[i]];
+            mem += (c->state_bytes + c->act_bytes + MIB - 1) / MIB;
+        }
+        if (mem <= cap && time < best) best = time;
+        int i = 0;
+        while (i < L && ++pick[i] == n) pick[i++] = 0;
+        if (i == L) break;
+    }
+    return best;
+}
+
+/* Random small models (2 to 6 layers) on 1 to 8 devices, random budgets. */
+static void test_dp_equals_brute_force(void) {
+    srand(12345);
+    int compared = 0, feasible = 0;
+    for (int trial = 0; trial < 150; trial++) {
+        int devices = 1 << (rand() % 4);
+        /* keep the enumeration small: strategies^layers below about 10^6 */
+        int max_mid = devices == 8 ? 2 : devices == 4 ? 3 : 4;
+        int mids = rand() % (max_mid + 1);
+        int hidden = 32 << (rand() % 3), heads = 1 << (rand() % 3);
+        int m = 1 << (rand() % 3);
+        char body[512] = "";
+        for (int k = 0; k < mids; k++) {
+            const char *kinds[] = {"decoder(%d, %d)\n", "mlp(%d)\n", "attention(%d, %d)\n", "layernorm(%d)\n"};
+            char line[64];
+            snprintf(line, sizeof line, kinds[rand() % 4], hidden, heads);
+            strcat(body, line);
+        }
+        int mem_mib = 1 + rand() % 64;
+        char src[2048];
+        snprintf(src, sizeof src,
+                 "cluster c { devices_per_node = %d; device = cpu; memory = %d MiB }\n"
+                 "model r { embedding(512, %d, positions = 256)\n%s lm_head(tied) }\n"
+                 "train { global_batch = %d; seq = 256 }\n"
+                 "plan { pp = 1; micro_batches = %d }\n",
+                 devices, mem_mib, hidden, body, 8 * m * devices, m);
+        Arena *a = arena_new();
+        Spec *s = load_text(a, src);
+        CHECK(s != NULL);
+        if (!s) { arena_free(a); continue; }
+        HwProfile hw = cpu_hw(s);
+        Plan plan;
+        SearchRequest req = {.devices = devices};
+        CHECK(pass_search(s, &hw, &req, a, &plan));
+        StrategySet set;
+        pass_prune(devices, true, &s->hints, a, &set);
+        CostTable t;
+        CHECK(pass_cost(s, &hw, &set, m, a, &t));
+        double want = brute_force(&t, hw.memory);
+        CHECK_EQ(plan.found, isfinite(want));
+        if (plan.found && isfinite(want)) {
+            if (fabs(plan.step_s - want) > 1e-9 * want)
+                fprintf(stderr, "trial %d: dp %.9g, brute force %.9g\n%s", trial, plan.step_s, want, src);
+            CHECK(fabs(plan.step_s - want) <= 1e-9 * want);
+            feasible++;
+        }
+        compared++;
+        arena_free(a);
+    }
+    CHECK(compared == 150);
+    CHECK(feasible > 30); /* the budgets must exercise both outcomes */
+    CHECK(feasible < 150);
+}
+
+static Spec *load_example(Arena *a, const char *path, const char *memory) {
+    Diag d;
+    diag_init(&d, stderr);
+    Define defs[] = {{"memory", memory}};
+    FrontendOptions opt = {.input = path, .defines = defs, .n_defines = 1};
+    Spec *s = frontend_load(a, &opt, &d);
+    if (s) pass_shape(s, &d);
+    return d.errors ? NULL : s;
+}
+
+/* Does any layer of the plan use the family? */
+static bool uses(const Spec *s, const Plan *p, StrategyFamily f) {
+    for (int i = 0; i < s->graph->n_layers; i++) {
+        const Strategy *x = &p->layer[i];
+        if ((f == FAMILY_SDP && x->sdp) || (f == FAMILY_CKPT && x->ckpt) || (f == FAMILY_PP && x->pp > 1) ||
+            (f == FAMILY_TP && x->tp > 1))
+            return true;
+    }
+    return false;
+}
+
+/* LLaMA-2-7B on 8 A100s at several budgets: each stage within budget; tight
+ * budgets force memory-saving strategies; too small a budget finds nothing. */
+static void test_budgets(void) {
+    static const char *const budgets[] = {"16 GiB", "24 GiB", "40 GiB", "80 GiB"};
+    for (size_t b = 0; b < 4; b++) {
+        Arena *a = arena_new();
+        Spec *s = load_example(a, "examples/llama2-7b.gv", budgets[b]);
+        CHECK(s != NULL);
+        if (!s) { arena_free(a); continue; }
+        HwProfile hw = cpu_hw(s);
+        hw_preset(&hw, (DeviceKind)s->cluster->device);
+        hw.memory = s->cluster->memory;
+        Plan p, q;
+        SearchRequest req = {.devices = 8};
+        CHECK(pass_search(s, &hw, &req, a, &p));
+        CHECK(p.found);
+        if (!p.found) { arena_free(a); continue; }
+        for (int k = 0; k < p.pp; k++) CHECK(p.stage_mem[k] <= hw.memory);
+        /* pure DP needs ~150 GiB: every budget here needs something else */
+        CHECK(uses(s, &p, FAMILY_SDP) || uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_PP) || uses(s, &p, FAMILY_TP));
+        if (b == 0) CHECK(uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_SDP));
+        /* reproducible: the same inputs give the same plan */
+        CHECK(pass_search(s, &hw, &req, a, &q));
+        CHECK(q.found && q.pp == p.pp && q.micro_batches == p.micro_batches && q.step_s == p.step_s);
+        for (int i = 0; q.found && i < s->graph->n_layers; i++) CHECK(strategy_equal(&p.layer[i], &q.layer[i]));
+        arena_free(a);
+    }
+    /* with SDP forbidden and a tight budget, the plan must checkpoint or pipeline */
+    Arena *a = arena_new();
+    Spec *s = load_example(a, "examples/llama2-7b.gv", "24 GiB");
+    if (s) {
+        s->hints.forbid = 1u << FAMILY_SDP;
+        HwProfile hw = cpu_hw(s);
+        Plan p;
+        SearchRequest req = {.devices = 8};
+        CHECK(pass_search(s, &hw, &req, a, &p));
+        CHECK(p.found && (uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_PP)));
+    }
+    /* GPT-2 XL in 20 GiB without SDP, checkpointing or TP: only a pipeline fits */
+    s = load_example(a, "examples/gpt2-xl.gv", "20 GiB");
+    if (s) {
+        s->hints.forbid = 1u << FAMILY_SDP | 1u << FAMILY_CKPT | 1u << FAMILY_TP;
+        HwProfile hw = cpu_hw(s);
+        Plan p;
+        SearchRequest req = {.devices = 8};
+        CHECK(pass_search(s, &hw, &req, a, &p));
+        CHECK(p.found && uses(s, &p, FAMILY_PP));
+        for (int k = 0; p.found && k < p.pp; k++) CHECK(p.stage_mem[k] <= hw.memory);
+    }
+    /* nothing fits in 1 GiB */
+    s = load_example(a, "examples/llama2-7b.gv", "1 GiB");
+    if (s) {
+        HwProfile hw = cpu_hw(s);
+        Plan p;
+        SearchRequest req = {.devices = 8};
+        CHECK(pass_search(s, &hw, &req, a, &p));
+        CHECK(!p.found);
+        req.min_memory = true;
+        req.budget = INT64_MAX / 4;
+        CHECK(pass_search(s, &hw, &req, a, &p));
+        CHECK(p.found && p.peak > (1 << 30));
+    }
+    arena_free(a);
+}
+
+int main(void) {
+    test_dp_equals_brute_force();
+    test_budgets();
+    return check_report();
+}
