@@ -12,7 +12,7 @@
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2 };
 
-typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES, EMIT_PLAN, EMIT_PLAN_JSON } Emit;
+typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES, EMIT_PLAN, EMIT_PLAN_JSON, EMIT_GALVATRON } Emit;
 
 typedef struct Options {
     FrontendOptions fe;
@@ -26,6 +26,7 @@ typedef struct Options {
     int64_t devices;         /* --devices: plan for this many (0: the cluster's) */
     bool ckpt;               /* --ckpt: list checkpointing strategies too */
     bool baselines;          /* --baselines */
+    bool explain;            /* --explain: each layer's runner-up */
     bool has_uniform;        /* --uniform: this plan, no search */
     Strategy uniform;
     int uniform_schedule;
@@ -38,7 +39,9 @@ static const char usage[] =
     "  --emit=ir        print the layer IR as a table (the default)\n"
     "  --emit=ir-json   print the layer IR as JSON\n"
     "  --emit=strategies  list the candidate strategies (the decision tree's leaves)\n"
-    "  --emit=plan      search and print the plan (--emit=plan-json: as JSON)\n"
+    "  --emit=plan      search and print the plan (--emit=plan-json: as JSON;\n"
+    "                   --emit=galvatron-config: as Galvatron's galvatron_config)\n"
+    "  --explain        with a plan: each layer's runner-up and why it lost\n"
     "  --devices N      plan for N devices (default: the cluster's); with\n"
     "                   --emit=strategies no model file is needed\n"
     "  --ckpt           with --emit=strategies: include activation checkpointing\n"
@@ -130,7 +133,9 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             else if (strcmp(v, "strategies") == 0) o->emit = EMIT_STRATEGIES;
             else if (strcmp(v, "plan") == 0) o->emit = EMIT_PLAN;
             else if (strcmp(v, "plan-json") == 0) o->emit = EMIT_PLAN_JSON;
-            else bad_usage("unknown --emit kind '%s' (known: ir, ir-json, strategies, plan, plan-json)", v);
+            else if (strcmp(v, "galvatron-config") == 0) o->emit = EMIT_GALVATRON;
+            else bad_usage("unknown --emit kind '%s' (known: ir, ir-json, strategies, plan, plan-json, "
+                           "galvatron-config)", v);
         } else if (strncmp(arg, "--devices", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             const char *v = option_value(argc, argv, &i, "--devices");
             char *end;
@@ -142,6 +147,8 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             o->ckpt = true;
         } else if (strcmp(arg, "--baselines") == 0) {
             o->baselines = true;
+        } else if (strcmp(arg, "--explain") == 0) {
+            o->explain = true;
         } else if (strncmp(arg, "--uniform", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             parse_uniform(o, option_value(argc, argv, &i, "--uniform"));
         } else if (strncmp(arg, "--cluster", 9) == 0 && (arg[9] == '=' || !arg[9])) {
@@ -289,10 +296,11 @@ static int plan_model(Arena *arena, const Options *opt, const Spec *spec) {
     }
     if (opt->baselines) {
         pass_baselines(stdout, spec, &hw, devices, &plan, arena);
-        if (opt->emit != EMIT_PLAN && opt->emit != EMIT_PLAN_JSON) return 0;
+        if (opt->emit != EMIT_PLAN && opt->emit != EMIT_PLAN_JSON && opt->emit != EMIT_GALVATRON) return 0;
         putchar('\n');
     }
-    return pass_plan(stdout, spec, &plan, devices, opt->emit == EMIT_PLAN_JSON) ? EXIT_USER : 0;
+    PlanFormat format = opt->emit == EMIT_PLAN_JSON ? PLAN_JSON : opt->emit == EMIT_GALVATRON ? PLAN_GALVATRON : PLAN_TABLE;
+    return pass_plan(stdout, spec, &hw, &plan, devices, format, opt->explain, arena) ? EXIT_USER : 0;
 }
 
 /* Everything after the command line: the pipeline, stage by stage. */
@@ -319,7 +327,8 @@ static int compile(Arena *arena, const Options *opt) {
         return print_strategies(arena, devices, opt->ckpt, &spec->hints);
     }
     if (opt->emit == EMIT_IR_JSON) return ir_print_json(stdout, spec) ? EXIT_USER : 0;
-    if (opt->emit == EMIT_PLAN || opt->emit == EMIT_PLAN_JSON || opt->baselines || opt->has_uniform)
+    if (opt->emit == EMIT_PLAN || opt->emit == EMIT_PLAN_JSON || opt->emit == EMIT_GALVATRON || opt->baselines ||
+        opt->has_uniform || opt->explain)
         return plan_model(arena, opt, spec);
     ir_print_table(stdout, spec);
     return 0;

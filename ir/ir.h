@@ -364,6 +364,7 @@ typedef struct Plan {
     double bubble_s;      /* pipeline fill and drain */
     int64_t *stage_mem;   /* [pp]: predicted peak bytes per device */
     int64_t peak;         /* the largest of stage_mem */
+    int64_t *in_flight;   /* [pp]: micro-batches whose activations a stage holds at once */
     int64_t budget;       /* bytes per device */
     double search_ms;
 } Plan;

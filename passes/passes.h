@@ -59,8 +59,12 @@ typedef struct SearchRequest {
  * device count is not a power of two. */
 bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan);
 
-/* Print the chosen plan as a table, or as JSON (plan.c); 0 on success. */
-int pass_plan(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, bool json);
+typedef enum PlanFormat { PLAN_TABLE, PLAN_JSON, PLAN_GALVATRON } PlanFormat;
+
+/* Print the chosen plan as a table, as JSON or as Galvatron's config, with
+ * each layer's runner-up when `explain` (plan.c); 0 on success. */
+int pass_plan(FILE *out, const Spec *spec, const HwProfile *hw, const Plan *plan, int64_t devices, PlanFormat format,
+              bool explain, Arena *a);
 
 /* Print the baselines (pure DP, SDP, TP, PP, the Megatron and DeepSpeed
  * grids) costed by the same model, beside the chosen plan (baselines.c). */

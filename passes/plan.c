@@ -1,12 +1,95 @@
 /* plan.c — the chosen plan, readable: stages with their layers and devices,
  * each layer's strategy, memory per stage against the budget, and the step
- * time split into compute, communication and bubble (`--emit=plan`), or the
- * same as JSON (`--emit=plan-json`, schema in README.md). */
+ * time split into compute, communication and bubble (`--emit=plan`), the
+ * same as JSON (`--emit=plan-json`, schema in README.md), or as Galvatron's
+ * own galvatron_config JSON. With --explain, each layer also names its
+ * runner-up strategy and what made it lose. */
 #include "passes.h"
 
 #include <jansson.h>
+#include <math.h>
+#include <string.h>
 
-static void print_table(FILE *out, const Spec *spec, const Plan *p, int64_t devices) {
+/* Why a layer's strategy won: the best alternative that fits its stage, and
+ * the fastest alternative, if it is faster still but does not fit. */
+typedef struct Reason {
+    int runner_up;   /* index in the cost table's strategies, -1 if none fits */
+    double runner_dt; /* seconds per step the runner-up would add */
+    int blocked;     /* a faster alternative that does not fit, or -1 */
+    double blocked_dt;
+    int64_t blocked_over; /* bytes it would need beyond the stage's budget */
+} Reason;
+
+typedef struct Explainer {
+    CostTable t;
+    int *index; /* [layer]: the plan's strategy as an index into t */
+} Explainer;
+
+static bool explainer_init(Explainer *x, const Spec *spec, const HwProfile *hw, const Plan *p, int64_t devices,
+                           Arena *a) {
+    StrategySet all, sub = {0};
+    if (!pass_prune(devices, true, NULL, a, &all)) return false;
+    sub.items = arena_alloc(a, (size_t)all.n * sizeof *sub.items);
+    for (int k = 0; k < all.n; k++)
+        if (all.items[k].pp == p->pp) sub.items[sub.n++] = all.items[k];
+    if (!pass_cost(spec, hw, &sub, p->micro_batches, a, &x->t)) return false;
+    int L = spec->graph->n_layers;
+    x->index = arena_alloc(a, (size_t)L * sizeof *x->index);
+    for (int i = 0; i < L; i++) {
+        x->index[i] = -1;
+        for (int k = 0; k < sub.n; k++)
+            if (strategy_equal(&sub.items[k], &p->layer[i])) x->index[i] = k;
+        if (x->index[i] < 0) return false;
+    }
+    return true;
+}
+
+/* Swap layer i's strategy for each alternative, all else fixed. */
+static Reason explain_layer(const Explainer *x, const Plan *p, int stage, int i) {
+    const CostTable *t = &x->t;
+    int n = t->n_strategies, cur = x->index[i];
+    int first = p->stage_start[stage], last = p->stage_start[stage + 1];
+    double m = (double)t->micro_batches;
+    int64_t in_flight = p->in_flight[stage];
+    Reason r = {-1, 0, -1, 0, 0};
+    const LayerCost *c0 = &t->cost[(size_t)i * n + cur];
+    for (int k = 0; k < n; k++) {
+        if (k == cur) continue;
+        const LayerCost *c = &t->cost[(size_t)i * n + k];
+        double dt = m * (c->mb_s - c0->mb_s) + (c->step_s - c0->step_s);
+        if (i > first) {
+            const double *rs = &t->reshard[((size_t)i * n + x->index[i - 1]) * n];
+            dt += m * (rs[k] - rs[cur]);
+        }
+        if (i + 1 < last) {
+            const double *from_k = &t->reshard[((size_t)(i + 1) * n + k) * n];
+            const double *from_cur = &t->reshard[((size_t)(i + 1) * n + cur) * n];
+            dt += m * (from_k[x->index[i + 1]] - from_cur[x->index[i + 1]]);
+        }
+        int64_t dmem = (c->state_bytes + in_flight * c->act_bytes) - (c0->state_bytes + in_flight * c0->act_bytes);
+        int64_t over = p->stage_mem[stage] + dmem - p->budget;
+        if (over <= 0) {
+            if (r.runner_up < 0 || dt < r.runner_dt) r.runner_up = k, r.runner_dt = dt;
+        } else if (r.blocked < 0 || dt < r.blocked_dt) {
+            r.blocked = k, r.blocked_dt = dt, r.blocked_over = over;
+        }
+    }
+    if (r.blocked >= 0 && r.blocked_dt >= 0) r.blocked = -1; /* only a faster one needs a reason */
+    return r;
+}
+
+static void print_reason(FILE *out, const Explainer *x, const Reason *r) {
+    char s[96], b[32];
+    if (r->runner_up >= 0)
+        fprintf(out, "        runner-up %s: %+.3f ms per step\n",
+                strategy_str(s, sizeof s, &x->t.strategies[r->runner_up]), r->runner_dt * 1e3);
+    if (r->blocked >= 0)
+        fprintf(out, "        %s would change the step by %+.3f ms but needs %s more than the stage has\n",
+                strategy_str(s, sizeof s, &x->t.strategies[r->blocked]), r->blocked_dt * 1e3,
+                bytes_str(b, sizeof b, (double)r->blocked_over));
+}
+
+static void print_table(FILE *out, const Spec *spec, const Plan *p, int64_t devices, const Explainer *x) {
     const Graph *g = spec->graph;
     int64_t batch = spec->train->global_batch;
     int64_t tokens = batch * g->layers[0]->seq;
@@ -23,20 +106,42 @@ static void print_table(FILE *out, const Spec *spec, const Plan *p, int64_t devi
         fprintf(out, "\nstage %d: layers %d-%d on devices %lld-%lld, %s of %s per device\n", k, p->stage_start[k],
                 p->stage_start[k + 1] - 1, (long long)(k * n), (long long)((k + 1) * n - 1),
                 bytes_str(b1, sizeof b1, (double)p->stage_mem[k]), bytes_str(b2, sizeof b2, (double)p->budget));
-        for (int i = p->stage_start[k]; i < p->stage_start[k + 1]; i++)
+        for (int i = p->stage_start[k]; i < p->stage_start[k + 1]; i++) {
             fprintf(out, "  %4d  %-20s %s\n", i, g->layers[i]->name, strategy_str(buf, sizeof buf, &p->layer[i]));
+            if (x) {
+                Reason r = explain_layer(x, p, k, i);
+                print_reason(out, x, &r);
+            }
+        }
     }
 }
 
-static int print_json(FILE *out, const Spec *spec, const Plan *p, int64_t devices) {
+static int print_json(FILE *out, const Spec *spec, const Plan *p, int64_t devices, const Explainer *x) {
     const Graph *g = spec->graph;
     json_t *layers = json_array(), *mem = json_array();
     for (int k = 0; k < p->pp; k++)
         for (int i = p->stage_start[k]; i < p->stage_start[k + 1]; i++) {
             const Strategy *s = &p->layer[i];
-            json_array_append_new(layers, json_pack("{s:s, s:i, s:i, s:i, s:b, s:b, s:b}", "name", g->layers[i]->name,
-                                                    "stage", k, "tp", s->tp, "dp", s->dp, "sdp", s->sdp, "ckpt",
-                                                    s->ckpt, "tp_consecutive", s->tp_consec));
+            json_t *l = json_pack("{s:s, s:i, s:i, s:i, s:b, s:b, s:b}", "name", g->layers[i]->name, "stage", k, "tp",
+                                  s->tp, "dp", s->dp, "sdp", s->sdp, "ckpt", s->ckpt, "tp_consecutive", s->tp_consec);
+            if (x) {
+                Reason r = explain_layer(x, p, k, i);
+                char b1[96], b2[96];
+                json_t *e = json_object();
+                if (r.runner_up >= 0)
+                    json_object_set_new(e, "runner_up",
+                                        json_pack("{s:s, s:f}", "strategy",
+                                                  strategy_str(b1, sizeof b1, &x->t.strategies[r.runner_up]),
+                                                  "delta_ms", r.runner_dt * 1e3));
+                if (r.blocked >= 0)
+                    json_object_set_new(e, "faster_but_too_big",
+                                        json_pack("{s:s, s:f, s:I}", "strategy",
+                                                  strategy_str(b2, sizeof b2, &x->t.strategies[r.blocked]),
+                                                  "delta_ms", r.blocked_dt * 1e3, "over_bytes",
+                                                  (json_int_t)r.blocked_over));
+                json_object_set_new(l, "explain", e);
+            }
+            json_array_append_new(layers, l);
         }
     for (int k = 0; k < p->pp; k++) json_array_append_new(mem, json_integer(p->stage_mem[k]));
     int64_t batch = spec->train->global_batch;
@@ -54,8 +159,52 @@ static int print_json(FILE *out, const Spec *spec, const Plan *p, int64_t device
     return rc;
 }
 
-int pass_plan(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, bool json) {
-    if (json) return print_json(out, spec, plan, devices);
-    print_table(out, spec, plan, devices);
-    return 0;
+/* Galvatron's galvatron_config JSON (Hetu-Galvatron's search output): lists
+ * over the transformer layers as comma-separated strings, the embedding and
+ * head as "vocab" settings. */
+static int print_galvatron(FILE *out, const Spec *spec, const Plan *p) {
+    const Graph *g = spec->graph;
+    Arena *a = g->arena;
+    const char *tp = "", *consec = "", *dp_types = "", *sp = "", *ckpt = "", *division = "";
+    int vtp = 1, embed_sdp = 0, per_stage[64] = {0};
+    for (int i = 0; i < g->n_layers; i++) {
+        const Layer *l = g->layers[i];
+        const Strategy *s = &p->layer[i];
+        if (l->kind == LAYER_EMBEDDING || l->kind == LAYER_PATCH_EMBEDDING) embed_sdp = s->sdp;
+        if (l->kind == LAYER_LM_HEAD || l->kind == LAYER_CLASSIFIER) vtp = s->tp;
+        if (l->kind != LAYER_ENCODER && l->kind != LAYER_DECODER && l->kind != LAYER_CROSS_DECODER) continue;
+        const char *sep = tp[0] ? "," : "";
+        tp = arena_printf(a, "%s%s%d", tp, sep, s->tp);
+        consec = arena_printf(a, "%s%s%d", consec, sep, s->tp_consec);
+        dp_types = arena_printf(a, "%s%s%d", dp_types, sep, s->sdp);
+        sp = arena_printf(a, "%s%s0", sp, sep);
+        ckpt = arena_printf(a, "%s%s%d", ckpt, sep, s->ckpt);
+        for (int k = 0; k < p->pp && k < 64; k++)
+            if (i >= p->stage_start[k] && i < p->stage_start[k + 1]) per_stage[k]++;
+    }
+    for (int k = 0; k < p->pp && k < 64; k++)
+        division = arena_printf(a, "%s%s%d", division, k ? "," : "", per_stage[k]);
+    json_t *root = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:i, s:i, s:i}", "pp_deg", p->pp,
+                             "tp_sizes_enc", tp, "tp_consecutive_flags", consec, "dp_types_enc", dp_types, "use_sp", sp,
+                             "checkpoint", ckpt, "global_bsz", (json_int_t)spec->train->global_batch, "chunks",
+                             (json_int_t)p->micro_batches, "pp_division", division, "pipeline_type",
+                             p->schedule == SCHED_GPIPE ? "gpipe" : "pipedream_flush", "default_dp_type", "ddp", "vtp",
+                             vtp, "vsp", 0, "embed_sdp", embed_sdp);
+    if (!root) return -1;
+    int rc = json_dumpf(root, out, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
+    fputc('\n', out);
+    json_decref(root);
+    return rc;
+}
+
+int pass_plan(FILE *out, const Spec *spec, const HwProfile *hw, const Plan *plan, int64_t devices, PlanFormat format,
+              bool explain, Arena *a) {
+    Explainer x;
+    const Explainer *xp = explain && explainer_init(&x, spec, hw, plan, devices, a) ? &x : NULL;
+    switch (format) {
+    case PLAN_TABLE: print_table(out, spec, plan, devices, xp); return 0;
+    case PLAN_JSON: return print_json(out, spec, plan, devices, xp);
+    case PLAN_GALVATRON: return print_galvatron(out, spec, plan);
+    }
+    return -1;
 }

@@ -204,6 +204,7 @@ static void partition(const double *w, int L, int pp, int *start) {
 typedef struct Candidate {
     double step, compute, comm, bubble;
     int64_t *stage_mem;
+    int64_t *in_flight;
     int64_t peak; /* the largest stage_mem */
 } Candidate;
 
@@ -215,6 +216,7 @@ static bool try_partition(const CostTable *t, int pp, const int *start, int sche
     out->peak = 0;
     for (int k = 0; k < pp; k++) {
         int64_t in_flight = schedule == SCHED_GPIPE ? m : (pp - k < m ? pp - k : m);
+        out->in_flight[k] = in_flight;
         StageResult r = stage_dp(t, start[k], start[k + 1], in_flight, budget, min_memory, choice);
         if (!r.ok) return false;
         double mb = r.mb_time + (k < pp - 1 ? t->p2p_s[start[k + 1] - 1] : 0);
@@ -282,7 +284,8 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
         w_time[i] = (double)g->layers[i]->fwd_flops + 1;
         w_mem[i] = (double)g->layers[i]->params * 16 + (double)g->layers[i]->act_bytes;
     }
-    Candidate cand = {.stage_mem = arena_alloc(a, (size_t)(L + 1) * sizeof(int64_t))};
+    Candidate cand = {.stage_mem = arena_alloc(a, (size_t)(L + 1) * sizeof(int64_t)),
+                      .in_flight = arena_alloc(a, (size_t)(L + 1) * sizeof(int64_t))};
 
     for (int pp = 1; pp <= devices && pp <= L; pp *= 2) {
         StrategySet sub = strategies_for(req, &all, pp, a);
@@ -312,6 +315,8 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
                 memcpy(plan->stage_start, start, (size_t)(pp + 1) * sizeof *start);
                 plan->stage_mem = arena_alloc(a, (size_t)pp * sizeof *plan->stage_mem);
                 memcpy(plan->stage_mem, cand.stage_mem, (size_t)pp * sizeof *plan->stage_mem);
+                plan->in_flight = arena_alloc(a, (size_t)pp * sizeof *plan->in_flight);
+                memcpy(plan->in_flight, cand.in_flight, (size_t)pp * sizeof *plan->in_flight);
                 plan->layer = arena_alloc(a, (size_t)L * sizeof *plan->layer);
                 for (int i = 0; i < L; i++) plan->layer[i] = sub.items[choice[i]];
             }
