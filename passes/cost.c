@@ -11,6 +11,7 @@
 
 #include <math.h>
 
+
 typedef struct Ctx {
     const Spec *spec;
     const HwProfile *hw;
@@ -93,6 +94,14 @@ static int64_t stream_bytes(const Ctx *c, const Layer *l) {
     return l->out_bytes; /* the input layer: its output is the stream */
 }
 
+/* Compute of `busy` seconds overlapped with `comm` seconds of traffic: while
+ * both run, compute slows by `slow` (Galvatron's overlap coefficient, Miao et
+ * al. 2023, section 4.2); past the compute, the traffic runs alone. */
+static double overlapped(double busy, double comm, double slow) {
+    if (comm >= busy * slow) return comm;
+    return busy + comm * (1 - 1 / slow);
+}
+
 static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, double samples) {
     const HwProfile *hw = c->hw;
     const TrainConfig *t = c->spec->train;
@@ -119,18 +128,16 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     if (s->sdp) {
         /* ZeRO-3: gather the weights before forward and again before
          * backward, reduce-scatter the gradients, every micro-batch; each
-         * overlaps the compute it feeds (prefetch), which runs `slow`er. */
+         * overlaps the compute next to it (prefetch). */
         double ag = collective_s(c, COLL_ALLGATHER, s->dp, dp_stride, s->tp_consec, param_bytes);
         double rs = collective_s(c, COLL_REDUCESCATTER, s->dp, dp_stride, s->tp_consec, param_bytes);
-        r.mb_s = fmax(ag, fwd * slow) + fmax(ag + rs, bwd * slow) + tp_s;
+        r.mb_s = overlapped(fwd, ag, slow) + overlapped(bwd, ag + rs, slow) + tp_s;
     } else {
         r.mb_s = fwd + bwd + tp_s;
         /* DP: one all-reduce of the accumulated gradients per step, hidden
-         * behind the last micro-batch's backward as far as it goes (the
-         * overlap model of Galvatron, Miao et al. 2023, section 4.2). */
+         * behind the last micro-batch's backward as far as it goes. */
         double ar = collective_s(c, COLL_ALLREDUCE, s->dp, dp_stride, s->tp_consec, param_bytes);
-        r.step_s = fmax(ar, bwd * slow) - bwd;
-        if (r.step_s < 0) r.step_s = 0;
+        r.step_s = overlapped(bwd, ar, slow) - bwd;
     }
 
     int64_t params_dev = (l->params + s->tp - 1) / s->tp;
