@@ -120,4 +120,11 @@ typedef struct EvalInput {
 
 bool eval_spec(Spec *spec, const EvalInput *in, Diag *d);
 
+/* The hardware model for a cluster: its device's datasheet preset, the
+ * cluster's memory and link figures over it, then the measured profile at
+ * `path` (NULL: none) over that. False (with diagnostics) on a bad profile.
+ * `path` is a galvc profile (docs/profile-format.md), one of Galvatron's
+ * profile files, or a folder of them (frontend/profile.c). */
+bool profile_resolve(Arena *a, const Cluster *c, const Graph *g, const char *path, HwProfile *hw, Diag *d);
+
 #endif

@@ -1,0 +1,314 @@
+/* test_profile.c — profile_resolve: the datasheet preset, the cluster's link
+ * figures over it, galvc's own profile format (good and malformed files, one
+ * error each), Galvatron's profile files and folders, and missing paths. */
+#include "check.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+
+#include <math.h>
+#include <string.h>
+
+#define PROFILES "tests/data/profiles/"
+#define GALVATRON "tests/data/galvatron"
+
+/* Whether two doubles agree to a relative 1e-9. */
+static bool near(double a, double b) { return fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b)); }
+
+/* An 8-device A100 80GB cluster on `nodes` nodes, no link figures. */
+static Cluster a100_cluster(int64_t nodes) {
+    return (Cluster){.name = "c", .nodes = nodes, .devices_per_node = 8, .device = DEVICE_A100_80GB,
+                     .memory = 80LL << 30};
+}
+
+/* Resolve `path` for cluster c and model g; count the errors, keep the messages in out. */
+static bool resolve(Arena *a, const Cluster *c, const Graph *g, const char *path, HwProfile *hw, int *errors,
+                    char *out, size_t out_size) {
+    FILE *f = tmpfile();
+    Diag d;
+    diag_init(&d, f);
+    bool ok = profile_resolve(a, c, g, path, hw, &d);
+    *errors = d.errors;
+    if (out && out_size) {
+        out[0] = 0;
+        if (f) {
+            rewind(f);
+            size_t n = fread(out, 1, out_size - 1, f);
+            out[n] = 0;
+        }
+    }
+    if (f) fclose(f);
+    return ok;
+}
+
+/* The preset, with the cluster's memory over it. */
+static void test_preset_only(void) {
+    Arena *a = arena_new();
+    Cluster c = a100_cluster(1);
+    c.memory = 40LL << 30; /* the cluster's memory wins over the preset's 80 GiB */
+    HwProfile hw, preset;
+    int errors;
+    hw_preset(&preset, DEVICE_A100_80GB);
+    CHECK(resolve(a, &c, NULL, NULL, &hw, &errors, NULL, 0));
+    CHECK_EQ(errors, 0);
+    CHECK_EQ(hw.memory, 40LL << 30);
+    CHECK(hw.peak_flops[PREC_BF16] == 312e12);
+    CHECK(hw.peak_flops[PREC_FP32] == 19.5e12);
+    CHECK(hw.gemm_efficiency == preset.gemm_efficiency);
+    CHECK(hw.intra.bandwidth == preset.intra.bandwidth && hw.intra.latency == preset.intra.latency);
+    CHECK(hw.inter.bandwidth == preset.inter.bandwidth && hw.inter.latency == preset.inter.latency);
+    CHECK(hw.measured_bw[COLL_ALLREDUCE][3][1] == 0);
+    CHECK(strcmp(hw.name, "a100_80gb") == 0);
+    arena_free(a);
+}
+
+/* The cluster's non-zero link figures over the preset's. */
+static void test_cluster_links(void) {
+    Arena *a = arena_new();
+    Cluster c = a100_cluster(2);
+    c.intra = (Link){.given = true, .kind = LINK_NVLINK, .bandwidth = 250e9, .latency = 0};
+    c.inter = (Link){.given = true, .kind = LINK_INFINIBAND, .bandwidth = 0, .latency = 7e-6};
+    HwProfile hw, preset;
+    int errors;
+    hw_preset(&preset, DEVICE_A100_80GB);
+    CHECK(resolve(a, &c, NULL, NULL, &hw, &errors, NULL, 0));
+    CHECK(hw.intra.bandwidth == 250e9);
+    CHECK(hw.intra.latency == preset.intra.latency); /* zero: keep the preset */
+    CHECK(hw.inter.bandwidth == preset.inter.bandwidth);
+    CHECK(hw.inter.latency == 7e-6);
+    /* a link that was not given changes nothing, whatever its figures */
+    c.inter = (Link){.given = false, .bandwidth = 1, .latency = 1};
+    CHECK(resolve(a, &c, NULL, NULL, &hw, &errors, NULL, 0));
+    CHECK(hw.inter.bandwidth == preset.inter.bandwidth && hw.inter.latency == preset.inter.latency);
+    arena_free(a);
+}
+
+/* A galvc profile over the cluster's figures; a minimal one changes nothing. */
+static void test_galvc_format(void) {
+    Arena *a = arena_new();
+    Cluster c = a100_cluster(1);
+    c.intra = (Link){.given = true, .bandwidth = 250e9, .latency = 1e-6};
+    HwProfile hw, preset;
+    int errors;
+    hw_preset(&preset, DEVICE_A100_80GB);
+    CHECK(resolve(a, &c, NULL, PROFILES "good.json", &hw, &errors, NULL, 0));
+    CHECK_EQ(errors, 0);
+    CHECK(hw.peak_flops[PREC_FP32] == 19.5e12);
+    CHECK(hw.peak_flops[PREC_BF16] == 300e12);
+    CHECK(hw.peak_flops[PREC_FP16] == 310e12);
+    CHECK(hw.gemm_efficiency == 0.72);
+    CHECK(hw.mem_bandwidth == 2.0e12);
+    CHECK(hw.overlap_slowdown == 1.13);
+    CHECK(hw.intra.bandwidth == 280e9 && hw.intra.latency == 3e-6); /* the profile over the cluster */
+    CHECK(hw.inter.bandwidth == 24e9 && hw.inter.latency == 8e-6);
+    CHECK(hw.measured_bw[COLL_ALLREDUCE][3][1] == 154.2e9);
+    CHECK(hw.measured_bw[COLL_ALLREDUCE][2][0] == 155.8e9);
+    CHECK(hw.measured_bw[COLL_ALLGATHER][1][1] == 120e9);
+    CHECK(hw.measured_bw[COLL_P2P][1][1] == 163.7e9); /* consecutive by default */
+    CHECK(hw.measured_bw[COLL_REDUCESCATTER][3][1] == 0);
+    CHECK_EQ(hw.memory, 80LL << 30);
+
+    /* format and version alone: the cluster's figures stand */
+    CHECK(resolve(a, &c, NULL, PROFILES "minimal.json", &hw, &errors, NULL, 0));
+    CHECK_EQ(errors, 0);
+    CHECK(hw.intra.bandwidth == 250e9 && hw.gemm_efficiency == preset.gemm_efficiency);
+    arena_free(a);
+}
+
+/* Each malformed file gives exactly one error and leaves hw at the preset. */
+static void test_malformed(void) {
+    static const char *const files[] = {
+        "bad-syntax.json",         "bad-unknown-key.json",    "bad-type.json",       "bad-negative.json",
+        "bad-device.json",         "bad-version.json",        "bad-group.json",      "bad-repeat.json",
+        "bad-missing-field.json",  "bad-duplicate-key.json",  "bad-efficiency.json", "bad-format.json",
+        "bad-not-object.json",     "bad-not-a-profile.json",  "bad-galvatron-value.json",
+        "bad-galvatron-group.json",
+    };
+    Cluster c = a100_cluster(1);
+    HwProfile preset;
+    hw_preset(&preset, DEVICE_A100_80GB);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        Arena *a = arena_new();
+        HwProfile hw;
+        int errors;
+        char out[2048];
+        const char *path = arena_printf(a, PROFILES "%s", files[i]);
+        bool ok = resolve(a, &c, NULL, path, &hw, &errors, out, sizeof out);
+        CHECK(!ok);
+        CHECK_EQ(errors, 1);
+        if (errors != 1) fprintf(stderr, "%s:\n%s", files[i], out);
+        CHECK(strncmp(out, path, strlen(path)) == 0); /* every message names the file */
+        /* a bad profile leaves the preset as it was */
+        CHECK(hw.gemm_efficiency == preset.gemm_efficiency && hw.measured_bw[COLL_ALLREDUCE][2][1] == 0);
+        arena_free(a);
+    }
+}
+
+/* The messages point at the place: JSON syntax by jansson's line and column,
+ * a bad value at its key. */
+static void test_locations(void) {
+    Arena *a = arena_new();
+    Cluster c = a100_cluster(1);
+    HwProfile hw;
+    int errors;
+    char out[2048];
+    resolve(a, &c, NULL, PROFILES "bad-syntax.json", &hw, &errors, out, sizeof out);
+    CHECK(strstr(out, PROFILES "bad-syntax.json:5:1: error: malformed JSON") == out);
+    resolve(a, &c, NULL, PROFILES "bad-negative.json", &hw, &errors, out, sizeof out);
+    CHECK(strstr(out, PROFILES "bad-negative.json:5:13: error: 'intra.latency' must be a non-negative number") ==
+          out);
+    resolve(a, &c, NULL, PROFILES "bad-unknown-key.json", &hw, &errors, out, sizeof out);
+    CHECK(strstr(out, ":4:3: error: unknown key 'gemm_eficiency'") != NULL);
+    CHECK(strstr(out, "did you mean 'gemm_efficiency'?") != NULL);
+    resolve(a, &c, NULL, PROFILES "bad-group.json", &hw, &errors, out, sizeof out);
+    CHECK(strstr(out, ":6:25: error: 'collectives[1].group' must be a power of two") != NULL);
+    resolve(a, &c, NULL, PROFILES "bad-galvatron-value.json", &hw, &errors, out, sizeof out);
+    CHECK(strstr(out, ":2:5: error: 'allreduce_size_8_consec_1' must be a positive number (GB/s)") != NULL);
+    resolve(a, &c, NULL, PROFILES "bad-device.json", &hw, &errors, out, sizeof out);
+    CHECK(strstr(out, "measured on h100_sxm devices, but cluster 'c' has a100_80gb") != NULL);
+    arena_free(a);
+}
+
+/* LLaMA-2-7B at `seq` tokens on one 8 x A100 80GB node, shaped. */
+static Spec *llama_spec(Arena *a, int64_t seq) {
+    const char *src = arena_printf(a,
+                                   "cluster c { devices_per_node = 8; device = a100_80gb; memory = 80 GiB }\n"
+                                   "model llama2_7b {\n"
+                                   "  embedding(32000, 4096, pos = rotary)\n"
+                                   "  repeat 32 { decoder(4096, 32, ffn = 11008, act = swiglu, norm = rmsnorm,"
+                                   " bias = false) }\n"
+                                   "  rmsnorm(4096); lm_head(tied = false) }\n"
+                                   "train { global_batch = 16; seq = %lld; precision = bf16 }\n",
+                                   (long long)seq);
+    Diag d;
+    diag_init(&d, stderr);
+    FrontendOptions opt = {.input = "llama.gv", .input_text = src, .input_len = strlen(src)};
+    Spec *s = frontend_load(a, &opt, &d);
+    if (s) pass_shape(s, &d);
+    CHECK_EQ(d.errors, 0);
+    return d.errors ? NULL : s;
+}
+
+/* A folder of Galvatron files: those of the cluster's node count, else the
+ * largest; and single files, recognized by their keys. */
+static void test_galvatron_folder(void) {
+    Arena *a = arena_new();
+    HwProfile hw, preset;
+    int errors;
+    char out[2048];
+    hw_preset(&preset, DEVICE_A100_80GB);
+
+    /* one node: the 1-node files */
+    Cluster c1 = a100_cluster(1);
+    CHECK(resolve(a, &c1, NULL, GALVATRON, &hw, &errors, out, sizeof out));
+    CHECK_EQ(errors, 0);
+    CHECK(near(hw.measured_bw[COLL_ALLREDUCE][3][1], 154.203e9));
+    CHECK(near(hw.measured_bw[COLL_ALLREDUCE][2][0], 155.815e9));
+    CHECK(near(hw.measured_bw[COLL_ALLREDUCE][1][1], 138.156e9));
+    CHECK(hw.measured_bw[COLL_ALLREDUCE][4][1] == 0); /* 16 devices: only in the 2-node file */
+    CHECK(near(hw.measured_bw[COLL_P2P][1][1], 163.671e9));
+    CHECK(near(hw.measured_bw[COLL_P2P][3][1], 109.45e9));
+    CHECK(near(hw.overlap_slowdown, 1.125552573612729));
+    CHECK(hw.gemm_efficiency == preset.gemm_efficiency); /* no model: the layer times give nothing */
+
+    /* two nodes: the 2-node files; a trailing slash is fine */
+    Cluster c2 = a100_cluster(2);
+    CHECK(resolve(a, &c2, NULL, GALVATRON "/", &hw, &errors, NULL, 0));
+    CHECK_EQ(errors, 0);
+    CHECK(near(hw.measured_bw[COLL_ALLREDUCE][4][1], 44.682e9));
+    CHECK(near(hw.measured_bw[COLL_ALLREDUCE][3][0], 20.7724e9));
+    CHECK(near(hw.measured_bw[COLL_P2P][1][1], 7.65998e9));
+    CHECK(near(hw.measured_bw[COLL_P2P][4][1], 8.13177e9));
+
+    /* four nodes: no file matches, so the largest (2 nodes) */
+    Cluster c4 = a100_cluster(4);
+    CHECK(resolve(a, &c4, NULL, GALVATRON, &hw, &errors, NULL, 0));
+    CHECK(near(hw.measured_bw[COLL_ALLREDUCE][4][1], 44.682e9));
+
+    /* a single Galvatron file, recognized by its keys */
+    CHECK(resolve(a, &c1, NULL, GALVATRON "/overlap_coefficient.json", &hw, &errors, NULL, 0));
+    CHECK(near(hw.overlap_slowdown, 1.125552573612729) && hw.measured_bw[COLL_ALLREDUCE][3][1] == 0);
+    CHECK(resolve(a, &c1, NULL, GALVATRON "/allreduce_bandwidth_2nodes_8gpus_per_node.json", &hw, &errors, NULL, 0));
+    CHECK(near(hw.measured_bw[COLL_ALLREDUCE][4][1], 44.682e9) && hw.overlap_slowdown == preset.overlap_slowdown);
+    /* files with nothing for the hardware model are accepted and change nothing */
+    CHECK(resolve(a, &c1, NULL, GALVATRON "/memory_profiling_bf16_llama2-7b_all.json", &hw, &errors, NULL, 0));
+    CHECK(resolve(a, &c1, NULL, GALVATRON "/sp_time_1nodes_8gpus_per_node.json", &hw, &errors, NULL, 0));
+    CHECK_EQ(errors, 0);
+    CHECK(hw.gemm_efficiency == preset.gemm_efficiency);
+    arena_free(a);
+}
+
+/* The layer times of LLaMA-2-7B's decoder become a GEMM efficiency. */
+static void test_galvatron_efficiency(void) {
+    Arena *a = arena_new();
+    HwProfile hw;
+    int errors;
+    Spec *s = llama_spec(a, 2048);
+    if (!s) {
+        arena_free(a);
+        return;
+    }
+    /* the decoder's forward FLOPs per sample at 2048 tokens: projections and
+     * MLP 2048 * (8 h^2 + 6 h ffn), scores and context 4 * 2048^2 * h */
+    double h = 4096, ffn = 11008, seq = 2048;
+    double flops = seq * (8 * h * h + 6 * h * ffn) + 4 * seq * seq * h;
+    const Layer *dec = s->graph->layers[1];
+    CHECK_EQ(dec->kind, LAYER_DECODER);
+    CHECK(dec->fwd_flops == (int64_t)flops);
+    /* the largest batch (12) at 2048 tokens: 3.9181755065917976 ms per sample */
+    double expected = flops / (3.9181755065917976e-3 * 312e12);
+    CHECK(resolve(a, s->cluster, s->graph, GALVATRON, &hw, &errors, NULL, 0));
+    CHECK_EQ(errors, 0);
+    CHECK(near(hw.gemm_efficiency, expected));
+    CHECK(hw.gemm_efficiency > 0.7 && hw.gemm_efficiency < 0.75);
+    /* the single file gives the same */
+    CHECK(resolve(a, s->cluster, s->graph, GALVATRON "/computation_profiling_bf16_llama2-7b_all.json", &hw, &errors,
+                  NULL, 0));
+    CHECK(near(hw.gemm_efficiency, expected));
+
+    /* a 4096-token model: the 2048-token times, with the FLOPs scaled back
+     * to 2048 tokens (attention's quadratic part included), give the same */
+    Spec *s4 = llama_spec(a, 4096);
+    if (s4) {
+        CHECK(resolve(a, s4->cluster, s4->graph, GALVATRON, &hw, &errors, NULL, 0));
+        CHECK(near(hw.gemm_efficiency, expected));
+    }
+    arena_free(a);
+}
+
+/* Missing files and folders, a folder with nothing of Galvatron's, a device file. */
+static void test_bad_paths(void) {
+    Arena *a = arena_new();
+    Cluster c = a100_cluster(1);
+    HwProfile hw, preset;
+    int errors;
+    char out[2048];
+    hw_preset(&preset, DEVICE_A100_80GB);
+    CHECK(!resolve(a, &c, NULL, PROFILES "no-such-file.json", &hw, &errors, out, sizeof out));
+    CHECK_EQ(errors, 1);
+    CHECK(strstr(out, PROFILES "no-such-file.json: error: cannot read the profile: No such file") == out);
+    CHECK(hw.gemm_efficiency == preset.gemm_efficiency);
+    /* a folder with no Galvatron file in it */
+    CHECK(!resolve(a, &c, NULL, "tests/data/profiles", &hw, &errors, out, sizeof out));
+    CHECK_EQ(errors, 1);
+    CHECK(strstr(out, "tests/data/profiles: error: no Galvatron profile in this folder") == out);
+    /* a folder that does not exist is a missing file */
+    CHECK(!resolve(a, &c, NULL, "tests/data/no-such-folder/", &hw, &errors, NULL, 0));
+    CHECK_EQ(errors, 1);
+    /* not a regular file */
+    CHECK(!resolve(a, &c, NULL, "/dev/null", &hw, &errors, out, sizeof out));
+    CHECK_EQ(errors, 1);
+    CHECK(strstr(out, "not a regular file") != NULL);
+    arena_free(a);
+}
+
+int main(void) {
+    test_preset_only();
+    test_cluster_links();
+    test_galvc_format();
+    test_malformed();
+    test_locations();
+    test_galvatron_folder();
+    test_galvatron_efficiency();
+    test_bad_paths();
+    return check_report();
+}
