@@ -27,6 +27,7 @@ typedef struct Options {
     bool ckpt;               /* --ckpt: list checkpointing strategies too */
     bool baselines;          /* --baselines */
     bool explain;            /* --explain: each layer's runner-up */
+    const char *profile;     /* --profile: a measured hardware profile */
     bool has_uniform;        /* --uniform: this plan, no search */
     Strategy uniform;
     int uniform_schedule;
@@ -42,6 +43,8 @@ static const char usage[] =
     "  --emit=plan      search and print the plan (--emit=plan-json: as JSON;\n"
     "                   --emit=galvatron-config: as Galvatron's galvatron_config)\n"
     "  --explain        with a plan: each layer's runner-up and why it lost\n"
+    "  --profile PATH   a measured hardware profile: galvc's JSON, or a folder\n"
+    "                   of Galvatron's profile files (overrides the cluster's)\n"
     "  --devices N      plan for N devices (default: the cluster's); with\n"
     "                   --emit=strategies no model file is needed\n"
     "  --ckpt           with --emit=strategies: include activation checkpointing\n"
@@ -149,6 +152,8 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             o->baselines = true;
         } else if (strcmp(arg, "--explain") == 0) {
             o->explain = true;
+        } else if (strncmp(arg, "--profile", 9) == 0 && (arg[9] == '=' || !arg[9])) {
+            o->profile = option_value(argc, argv, &i, "--profile");
         } else if (strncmp(arg, "--uniform", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             parse_uniform(o, option_value(argc, argv, &i, "--uniform"));
         } else if (strncmp(arg, "--cluster", 9) == 0 && (arg[9] == '=' || !arg[9])) {
@@ -253,13 +258,23 @@ static void describe_plan(char *buf, size_t n, const Spec *spec, const Plan *p) 
              strategy_str(s, sizeof s, &p->layer[best]), best_count, L);
 }
 
+/* --profile, else the cluster's `profile = "..."` read beside its file. */
+static const char *profile_path(Arena *a, const Options *opt, const Cluster *c) {
+    if (opt->profile) return opt->profile;
+    if (!c->profile || c->profile[0] == '/' || !c->loc.file) return c->profile;
+    const char *file = c->loc.file->path, *slash = strrchr(file, '/');
+    if (!slash) return c->profile;
+    return arena_printf(a, "%.*s/%s", (int)(slash - file), file, c->profile);
+}
+
 /* Search (or take --uniform), then print the plan and the baselines. */
 static int plan_model(Arena *arena, const Options *opt, const Spec *spec) {
     const Cluster *c = spec->cluster;
     int64_t devices = opt->devices ? opt->devices : c->nodes * c->devices_per_node;
     HwProfile hw;
-    hw_preset(&hw, (DeviceKind)c->device);
-    hw.memory = c->memory;
+    Diag diag;
+    diag_init(&diag, stderr);
+    if (!profile_resolve(arena, c, spec->graph, profile_path(arena, opt, c), &hw, &diag)) return EXIT_USER;
     SearchRequest req = {.devices = devices};
     if (opt->has_uniform) {
         const Strategy *u = &opt->uniform;
