@@ -310,7 +310,8 @@ static int plan_model(Arena *arena, const Options *opt, const Spec *spec) {
         return EXIT_USER;
     }
     if (opt->baselines) {
-        pass_baselines(stdout, spec, &hw, devices, &plan, arena);
+        Baseline baselines[BASELINE_COUNT];
+        pass_baselines(stdout, spec, &hw, devices, &plan, arena, baselines);
         if (opt->emit != EMIT_PLAN && opt->emit != EMIT_PLAN_JSON && opt->emit != EMIT_GALVATRON) return 0;
         putchar('\n');
     }

@@ -8,13 +8,6 @@
 
 #include <string.h>
 
-typedef struct Baseline {
-    const char *name;
-    Plan plan;
-    int64_t needs; /* when it does not fit: its smallest peak memory per device */
-    bool possible; /* some batch split exists at all */
-} Baseline;
-
 /* The best of the uniform plans the grid allows; `sdp` picks ZeRO-3 over DP. */
 static void best_uniform(const Spec *spec, const HwProfile *hw, int64_t devices, bool sdp, int schedule,
                          bool allow_ckpt, int fixed_pp, int fixed_tp, Arena *a, Baseline *b) {
@@ -65,21 +58,21 @@ static void print_row(FILE *out, const Spec *spec, const char *name, const Plan 
     }
 }
 
-void pass_baselines(FILE *out, const Spec *spec, const HwProfile *hw, int64_t devices, const Plan *chosen, Arena *a) {
+void pass_baselines(FILE *out, const Spec *spec, const HwProfile *hw, int64_t devices, const Plan *chosen, Arena *a,
+                    Baseline b[BASELINE_COUNT]) {
     int L = spec->graph->n_layers;
     int pp_all = 1;
     while (pp_all * 2 <= devices && pp_all * 2 <= L) pp_all *= 2;
-    Baseline b[] = {
-        {"pure DP", {0}, 0, false},       {"pure SDP (ZeRO-3)", {0}, 0, false},
-        {"pure TP", {0}, 0, false},       {"pure PP (GPipe)", {0}, 0, false},
-        {"Megatron grid", {0}, 0, false}, {"DeepSpeed grid", {0}, 0, false},
-    };
+    static const char *const names[BASELINE_COUNT] = {"pure DP",         "pure SDP (ZeRO-3)", "pure TP",
+                                                      "pure PP (GPipe)", "Megatron grid",     "DeepSpeed grid"};
+    for (int i = 0; i < BASELINE_COUNT; i++) b[i] = (Baseline){.name = names[i]};
     best_uniform(spec, hw, devices, false, SCHED_1F1B, false, 1, 1, a, &b[0]);
     best_uniform(spec, hw, devices, true, SCHED_1F1B, false, 1, 1, a, &b[1]);
     best_uniform(spec, hw, devices, false, SCHED_1F1B, false, 1, (int)devices, a, &b[2]);
     best_uniform(spec, hw, devices, false, SCHED_GPIPE, false, pp_all, 1, a, &b[3]);
     best_uniform(spec, hw, devices, false, SCHED_1F1B, true, 0, 0, a, &b[4]);
     best_uniform(spec, hw, devices, true, SCHED_1F1B, true, 0, 0, a, &b[5]);
+    if (!out) return;
     char mem[32];
     fprintf(out, "%s on %lld x %s, %s per device, global batch %lld\n", spec->graph->name, (long long)devices,
             device_kind_names[spec->cluster->device], bytes_str(mem, sizeof mem, (double)hw->memory),
@@ -87,6 +80,6 @@ void pass_baselines(FILE *out, const Spec *spec, const HwProfile *hw, int64_t de
     fprintf(out, "%-22s %12s %12s %14s %12s  %s\n", "plan", "step s", "samples/s", "tokens/s", "peak mem",
             "middle layer");
     print_row(out, spec, "galvc", chosen, 0, true, hw->memory);
-    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+    for (int i = 0; i < BASELINE_COUNT; i++)
         print_row(out, spec, b[i].name, &b[i].plan, b[i].needs, b[i].possible, hw->memory);
 }

@@ -66,8 +66,19 @@ typedef enum PlanFormat { PLAN_TABLE, PLAN_JSON, PLAN_GALVATRON } PlanFormat;
 int pass_plan(FILE *out, const Spec *spec, const HwProfile *hw, const Plan *plan, int64_t devices, PlanFormat format,
               bool explain, Arena *a);
 
-/* Print the baselines (pure DP, SDP, TP, PP, the Megatron and DeepSpeed
- * grids) costed by the same model, beside the chosen plan (baselines.c). */
-void pass_baselines(FILE *out, const Spec *spec, const HwProfile *hw, int64_t devices, const Plan *chosen, Arena *a);
+typedef struct Baseline {
+    const char *name;
+    Plan plan;     /* found when it fits */
+    int64_t needs; /* when it does not fit: its smallest peak memory per device */
+    bool possible; /* the global batch splits over its devices at all */
+} Baseline;
+
+enum { BASELINE_COUNT = 6 };
+
+/* Cost the baselines (pure DP, SDP, TP, PP, the Megatron and DeepSpeed
+ * grids) with the same model into b[], and print them beside the chosen plan
+ * when `out` is not NULL (baselines.c). */
+void pass_baselines(FILE *out, const Spec *spec, const HwProfile *hw, int64_t devices, const Plan *chosen, Arena *a,
+                    Baseline b[BASELINE_COUNT]);
 
 #endif

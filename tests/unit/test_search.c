@@ -155,6 +155,16 @@ static void test_budgets(void) {
         /* pure DP needs ~150 GiB: every budget here needs something else */
         CHECK(uses(s, &p, FAMILY_SDP) || uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_PP) || uses(s, &p, FAMILY_TP));
         if (b == 0) CHECK(uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_SDP));
+        /* never predicted slower than a baseline that fits */
+        Baseline base[BASELINE_COUNT];
+        pass_baselines(NULL, s, &hw, 8, &p, a, base);
+        int fitting = 0;
+        for (int k = 0; k < BASELINE_COUNT; k++)
+            if (base[k].plan.found) {
+                fitting++;
+                CHECK(base[k].plan.step_s >= p.step_s * (1 - 1e-12));
+            }
+        CHECK(fitting >= 1);
         /* reproducible: the same inputs give the same plan */
         CHECK(pass_search(s, &hw, &req, a, &q));
         CHECK(q.found && q.pp == p.pp && q.micro_batches == p.micro_batches && q.step_s == p.step_s);
