@@ -1,6 +1,8 @@
 /* replay.c — runs the fuzz target over every file in the folders given:
  * each input that ever crashed the frontend stays a regression test. */
 #include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +25,9 @@ static int replay_file(const char *path) {
         len += n;
     }
     fclose(f);
+    alarm(10); /* a hang is a failure too: SIGALRM ends the run */
     LLVMFuzzerTestOneInput(buf ? buf : (const unsigned char *)"", len);
+    alarm(0);
     free(buf);
     return 0;
 }
