@@ -109,7 +109,9 @@ static void parse_uniform(Options *o, const char *spec) {
         else if (sscanf(item, "schedule=%31s", word) == 1 && strcmp(word, "gpipe") == 0) o->uniform_schedule = SCHED_GPIPE;
         else if (sscanf(item, "schedule=%31s", word) == 1 && strcmp(word, "1f1b") == 0) o->uniform_schedule = SCHED_1F1B;
         else bad_usage("--uniform: cannot read '%s' (tp=T,pp=P,dp=D[,sdp][,ckpt][,tp-strided][,schedule=gpipe|1f1b][,m=M])", item);
-        if (v < 0 || v > (1 << 30) || (v & (v - 1))) bad_usage("--uniform: '%s' needs a power of two", item);
+        bool degree = strncmp(item, "m=", 2) != 0;
+        if (v < 0 || v > (1 << 30) || (degree && (v & (v - 1))))
+            bad_usage("--uniform: '%s' needs a power of two", item);
     }
     if (s.tp < 1 || s.pp < 1 || s.dp < 1) bad_usage("--uniform: degrees must be positive in '%s'", spec);
     if (s.sdp && s.dp == 1) s.sdp = false;
@@ -299,8 +301,14 @@ static int plan_model(Arena *arena, const Options *opt, const Spec *spec) {
         req.min_memory = true;
         req.budget = INT64_MAX / 4;
         if (!pass_search(spec, &hw, &req, arena, &least) || !least.found) {
-            fprintf(stderr, "galvc: error: no plan: the global batch (%lld) does not split into whole samples "
-                            "over %lld devices\n", (long long)spec->train->global_batch, (long long)devices);
+            int64_t m = req.micro_batches ? req.micro_batches : spec->hints.micro_batches;
+            if (m)
+                fprintf(stderr, "galvc: error: no plan: %lld micro-batches of the global batch (%lld) do not give "
+                                "every one of %lld devices whole samples\n",
+                        (long long)m, (long long)spec->train->global_batch, (long long)devices);
+            else
+                fprintf(stderr, "galvc: error: no plan: the global batch (%lld) does not split into whole samples "
+                                "over %lld devices\n", (long long)spec->train->global_batch, (long long)devices);
             return EXIT_USER;
         }
         describe_plan(what, sizeof what, spec, &least);

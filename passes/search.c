@@ -39,23 +39,6 @@ static void push(Frontier *f, Point p) {
     f->p[f->n++] = p;
 }
 
-static int by_mem_then_time(const void *x, const void *y) {
-    const Point *a = x, *b = y;
-    if (a->mem != b->mem) return a->mem < b->mem ? -1 : 1;
-    if (a->time != b->time) return a->time < b->time ? -1 : 1;
-    if (a->prev_s != b->prev_s) return a->prev_s < b->prev_s ? -1 : 1;
-    return (a->prev_i > b->prev_i) - (a->prev_i < b->prev_i);
-}
-
-/* Keep only points no other point beats in both memory and time. */
-static void pareto(Frontier *f) {
-    qsort(f->p, (size_t)f->n, sizeof *f->p, by_mem_then_time);
-    int k = 0;
-    for (int i = 0; i < f->n; i++)
-        if (k == 0 || f->p[i].time < f->p[k - 1].time) f->p[k++] = f->p[i];
-    f->n = k;
-}
-
 static int64_t mib_units(int64_t bytes) { return (bytes + MIB - 1) / MIB; }
 
 /* A stage's per-layer memory: states plus the activations of every
@@ -94,21 +77,98 @@ static int class_of(const Strategy *s, const Strategy *all, int n) {
     die("strategy not in its set");
 }
 
-/* Append f, shifted by (dmem, dtime), to out; stop past the memory cap. */
-static void append_shifted(Frontier *out, const Frontier *f, int64_t dmem, double dtime, int64_t cap, int s, bool own) {
-    for (int j = 0; j < f->n; j++) {
-        int64_t mem = f->p[j].mem + dmem;
-        if (mem > cap) break; /* sorted by memory */
-        Point p = f->p[j];
-        p.mem = mem;
-        p.time += dtime;
-        if (own) p.prev_s = s, p.prev_i = j;
-        push(out, p);
+/* One sorted input of a merge: a frontier, a time to add to its points, and
+ * the strategy its points become back-pointers to (-1: keep theirs). */
+typedef struct Source {
+    const Frontier *f;
+    double dtime;
+    int own;
+    int j; /* next point */
+} Source;
+
+/* Merge sorted frontiers into the Pareto frontier of their union, points
+ * past the memory cap left out. Ties go to the lower memory, then the lower
+ * time, then the earlier source, so the result does not depend on chance. */
+static void merge_k(Frontier *out, Source *src, int k, int64_t cap) {
+    out->n = 0;
+    for (;;) {
+        int best = -1;
+        double best_t = 0;
+        for (int q = 0; q < k; q++) {
+            const Source *s = &src[q];
+            if (s->j >= s->f->n || s->f->p[s->j].mem > cap) continue;
+            const Point *a = &s->f->p[s->j];
+            double t = a->time + s->dtime;
+            if (best < 0 || a->mem < src[best].f->p[src[best].j].mem ||
+                (a->mem == src[best].f->p[src[best].j].mem && t < best_t))
+                best = q, best_t = t;
+        }
+        if (best < 0) return;
+        Source *s = &src[best];
+        Point p = s->f->p[s->j];
+        p.time = best_t;
+        if (s->own >= 0) p.prev_s = s->own, p.prev_i = s->j;
+        s->j++;
+        if (out->n == 0 || p.time < out->p[out->n - 1].time) push(out, p);
     }
 }
 
+/* The same, two at a time: the running result merged with each source in
+ * turn costs O(k F) instead of O(k^2 F) for k sources of F points. */
+static void merge_pareto(Frontier *out, Source *src, int k, int64_t cap, Frontier *tmp) {
+    Frontier *acc = out, *next = tmp;
+    acc->n = 0;
+    for (int q = 0; q < k; q++) {
+        Source pair[2] = {{acc, 0, -1, 0}, src[q]};
+        merge_k(next, pair, 2, cap);
+        Frontier *t = acc;
+        acc = next;
+        next = t;
+    }
+    if (acc != out) {
+        Frontier t = *out;
+        *out = *acc;
+        *acc = t;
+    }
+}
+
+/* The DP's buffers, kept across stages and searches so their memory is
+ * allocated once and reused (frontiers are emptied, not freed). */
+typedef struct Workspace {
+    int cap_f, cap_n;
+    Frontier *F, *G, *M, scratch;
+    Source *src;
+    int *cls;
+} Workspace;
+
+static void workspace_reserve(Workspace *w, int frontiers, int n) {
+    if (frontiers > w->cap_f) {
+        w->F = realloc(w->F, (size_t)frontiers * sizeof *w->F);
+        if (!w->F) die("out of memory");
+        memset(w->F + w->cap_f, 0, (size_t)(frontiers - w->cap_f) * sizeof *w->F);
+        w->cap_f = frontiers;
+    }
+    if (n > w->cap_n) {
+        w->G = realloc(w->G, (size_t)n * sizeof *w->G);
+        w->M = realloc(w->M, (size_t)n * sizeof *w->M);
+        w->src = realloc(w->src, (size_t)n * sizeof *w->src);
+        w->cls = realloc(w->cls, (size_t)n * sizeof *w->cls);
+        if (!w->G || !w->M || !w->src || !w->cls) die("out of memory");
+        memset(w->G + w->cap_n, 0, (size_t)(n - w->cap_n) * sizeof *w->G);
+        memset(w->M + w->cap_n, 0, (size_t)(n - w->cap_n) * sizeof *w->M);
+        w->cap_n = n;
+    }
+    for (int i = 0; i < frontiers; i++) w->F[i].n = 0;
+}
+
+static void workspace_free(Workspace *w) {
+    for (int i = 0; i < w->cap_f; i++) free(w->F[i].p);
+    for (int i = 0; i < w->cap_n; i++) free(w->G[i].p), free(w->M[i].p);
+    free(w->F), free(w->G), free(w->M), free(w->src), free(w->cls), free(w->scratch.p);
+}
+
 /* The DP over layers [first, last) of one stage; fills choice[] on success. */
-static StageResult stage_dp(const CostTable *t, int first, int last, int64_t in_flight, int64_t budget,
+static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int last, int64_t in_flight, int64_t budget,
                             bool min_memory, int *choice) {
     StageResult res = {0};
     int n = t->n_strategies, L = last - first;
@@ -117,28 +177,30 @@ static StageResult stage_dp(const CostTable *t, int first, int last, int64_t in_
     if (reserve >= budget) return res;
     int64_t cap = (budget - reserve) / MIB;
     const Strategy *S = t->strategies;
-    int *cls = malloc((size_t)n * sizeof *cls);
-    Frontier *F = calloc((size_t)L * n, sizeof *F);
-    Frontier *G = calloc((size_t)n, sizeof *G), *M = calloc((size_t)n, sizeof *M);
-    if (!cls || !F || !G || !M) die("out of memory");
+    workspace_reserve(w, L * n, n);
+    int *cls = w->cls;
+    Source *src = w->src;
+    Frontier *F = w->F, *G = w->G, *M = w->M;
     for (int k = 0; k < n; k++) cls[k] = class_of(&S[k], S, n);
     for (int i = 0; i < L; i++) {
         int layer = first + i;
         if (i > 0) {
             /* G[c]: the frontier of every strategy of class c at layer i-1 */
-            for (int c = 0; c < n; c++) G[c].n = 0;
-            for (int p = 0; p < n; p++) append_shifted(&G[cls[p]], &F[(size_t)(i - 1) * n + p], 0, 0, cap, p, true);
-            for (int c = 0; c < n; c++)
-                if (cls[c] == c) pareto(&G[c]);
+            for (int c = 0; c < n; c++) {
+                if (cls[c] != c) continue;
+                int k = 0;
+                for (int p = 0; p < n; p++)
+                    if (cls[p] == c) src[k++] = (Source){&F[(size_t)(i - 1) * n + p], 0, p, 0};
+                merge_pareto(&G[c], src, k, cap, &w->scratch);
+            }
             /* M[c]: the best way to arrive at a strategy of class c, resharding included */
             for (int c = 0; c < n; c++) {
-                M[c].n = 0;
                 if (cls[c] != c) continue;
+                int k = 0;
                 for (int q = 0; q < n; q++)
                     if (cls[q] == q && G[q].n)
-                        append_shifted(&M[c], &G[q], 0, (double)m * t->reshard[((size_t)layer * n + q) * n + c], cap,
-                                       0, false);
-                pareto(&M[c]);
+                        src[k++] = (Source){&G[q], (double)m * t->reshard[((size_t)layer * n + q) * n + c], -1, 0};
+                merge_pareto(&M[c], src, k, cap, &w->scratch);
             }
         }
         for (int s = 0; s < n; s++) {
@@ -149,8 +211,14 @@ static StageResult stage_dp(const CostTable *t, int first, int last, int64_t in_
             if (i == 0) {
                 if (mem <= cap) push(f, (Point){mem, time, -1, -1});
             } else {
-                append_shifted(f, &M[cls[s]], mem, time, cap, 0, false);
+                for (int j = 0; j < M[cls[s]].n && M[cls[s]].p[j].mem + mem <= cap; j++) {
+                    Point p = M[cls[s]].p[j];
+                    p.mem += mem;
+                    p.time += time;
+                    push(f, p);
+                }
             }
+            if (min_memory && f->n > 1) f->n = 1; /* only the smallest point matters */
         }
     }
     /* the fastest end point over all last strategies (or the smallest) */
@@ -181,9 +249,6 @@ static StageResult stage_dp(const CostTable *t, int first, int last, int64_t in_
         }
         res.mem += reserve;
     }
-    for (int i = 0; i < L * n; i++) free(F[i].p);
-    for (int k = 0; k < n; k++) free(G[k].p), free(M[k].p);
-    free(F), free(G), free(M), free(cls);
     return res;
 }
 
@@ -209,7 +274,7 @@ typedef struct Candidate {
 } Candidate;
 
 /* Cost one (pp, m, partition) choice; false when some stage does not fit. */
-static bool try_partition(const CostTable *t, int pp, const int *start, int schedule, int64_t budget,
+static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *start, int schedule, int64_t budget,
                           bool min_memory, int *choice, Candidate *out) {
     int64_t m = t->micro_batches;
     double sum_mb = 0, max_mb = 0, max_step = 0, max_compute = 0;
@@ -217,7 +282,7 @@ static bool try_partition(const CostTable *t, int pp, const int *start, int sche
     for (int k = 0; k < pp; k++) {
         int64_t in_flight = schedule == SCHED_GPIPE ? m : (pp - k < m ? pp - k : m);
         out->in_flight[k] = in_flight;
-        StageResult r = stage_dp(t, start[k], start[k + 1], in_flight, budget, min_memory, choice);
+        StageResult r = stage_dp(w, t, start[k], start[k + 1], in_flight, budget, min_memory, choice);
         if (!r.ok) return false;
         double mb = r.mb_time + (k < pp - 1 ? t->p2p_s[start[k + 1] - 1] : 0);
         sum_mb += mb;
@@ -286,21 +351,29 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     }
     Candidate cand = {.stage_mem = arena_alloc(a, (size_t)(L + 1) * sizeof(int64_t)),
                       .in_flight = arena_alloc(a, (size_t)(L + 1) * sizeof(int64_t))};
+    Workspace w = {0};
 
     for (int pp = 1; pp <= devices && pp <= L; pp *= 2) {
         StrategySet sub = strategies_for(req, &all, pp, a);
         if (!sub.n) continue;
         int64_t n = devices / pp;
-        for (int64_t m = 1; m <= batch; m *= 2) {
-            if (batch % m || (batch / m) % n) continue; /* every device gets whole samples */
+        /* micro-batch counts that give every device whole samples: the
+         * divisors of batch / n (not only powers of two: 1536 over 512
+         * devices splits 3 ways) */
+        for (int64_t m = 1; batch % n == 0 && m <= batch / n; m++) {
+            if ((batch / n) % m) continue;
             if (fixed_m && m != fixed_m) continue;
             CostTable t;
-            if (!pass_cost(spec, hw, &sub, m, a, &t)) continue;
+            Arena *costs = arena_new(); /* one (pp, m) at a time */
+            if (!pass_cost(spec, hw, &sub, m, costs, &t)) {
+                arena_free(costs);
+                continue;
+            }
             partition(w_time, L, pp, by_time);
             for (int part = 0; part < 2; part++) {
                 partition(part == 0 ? w_time : w_mem, L, pp, start);
                 if (part == 1 && memcmp(by_time, start, (size_t)(pp + 1) * sizeof *start) == 0) continue;
-                if (!try_partition(&t, pp, start, schedule, budget, req->min_memory, choice, &cand)) continue;
+                if (!try_partition(&w, &t, pp, start, schedule, budget, req->min_memory, choice, &cand)) continue;
                 if (plan->found && (req->min_memory ? cand.peak >= plan->peak : cand.step >= plan->step_s)) continue;
                 plan->found = true;
                 plan->pp = pp;
@@ -320,8 +393,10 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
                 plan->layer = arena_alloc(a, (size_t)L * sizeof *plan->layer);
                 for (int i = 0; i < L; i++) plan->layer[i] = sub.items[choice[i]];
             }
+            arena_free(costs);
         }
     }
+    workspace_free(&w);
     plan->search_ms = now_ms() - t0;
     return true;
 }
