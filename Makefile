@@ -14,7 +14,7 @@ PACKAGES := build-essential cmake flex bison pkg-config clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo check asan golden-update fuzz clean
+.PHONY: all deps build demo check asan golden-update fuzz bench clean
 
 all: build
 
@@ -59,6 +59,11 @@ fuzz: deps
 	build-fuzz/tests/fuzz_frontend -dict=tests/fuzz/gv.dict -max_len=4096 -timeout=5 \
 	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/ \
 	  build-fuzz/corpus tests/fuzz/corpus
+
+# Time the planner's search on GPT-2 XL, LLaMA-2 7B and GPT-3 175B for 8 to 16384
+# devices and print a table (bench/planner.sh; BENCH_DEVICES, BENCH_TIMEOUT, ... there).
+bench: build
+	GALVC=$(BUILD)/galvc bash bench/planner.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
