@@ -506,7 +506,8 @@ typedef enum GalvKind {
     GALV_P2P,         /* p2p_bandwidth_{N}nodes_{M}gpus_per_node.json */
     GALV_OVERLAP,     /* overlap_coefficient.json */
     GALV_COMPUTATION, /* computation_profiling_{precision}_{model}_all.json */
-    GALV_UNUSED,      /* memory_profiling_*, sp_time_*: nothing in HwProfile to fill */
+    GALV_MEMORY,      /* memory_profiling_{precision}_{model}_all.json */
+    GALV_UNUSED,      /* sp_time_*: nothing in HwProfile to fill */
 } GalvKind;
 
 /* Take the literal `lit` at *p. */
@@ -581,8 +582,8 @@ static GalvKind galv_kind_of_name(const char *name) {
     if (match_bandwidth_name(name, "p2p_bandwidth_", &n, &m)) return GALV_P2P;
     if (strcmp(name, "overlap_coefficient.json") == 0) return GALV_OVERLAP;
     if (has_prefix(name, "computation_profiling_") && has_suffix(name, "_all.json")) return GALV_COMPUTATION;
-    if ((has_prefix(name, "memory_profiling_") || has_prefix(name, "sp_time_")) && has_suffix(name, ".json"))
-        return GALV_UNUSED;
+    if (has_prefix(name, "memory_profiling_") && has_suffix(name, ".json")) return GALV_MEMORY;
+    if (has_prefix(name, "sp_time_") && has_suffix(name, ".json")) return GALV_UNUSED;
     return GALV_NONE;
 }
 
@@ -597,7 +598,7 @@ static GalvKind galv_kind_of_keys(json_t *o) {
         if (strcmp(key, "overlap_coe") == 0) return GALV_OVERLAP;
         if (match_layer_key(key, &a, &b, &c)) return GALV_COMPUTATION;
         if (json_is_object(v) && (has_prefix(key, "layertype_") || has_prefix(key, "other_memory_")))
-            return GALV_UNUSED; /* memory_profiling */
+            return GALV_MEMORY;
         if (has_suffix(key, "MB_time")) return GALV_UNUSED; /* sp_time */
     }
     return GALV_NONE;
@@ -741,6 +742,55 @@ static bool import_computation(Reader *r, const JsonFile *jf, int prec) {
     return true;
 }
 
+/* layertype_0[_sp] -> {"SEQ": {"tp_activation_per_bsz_dict": {"1": MB, "2": MB,
+ * ..., "checkpoint": MB}}}: the repeated layer's activations per sample, by
+ * TP degree, in MiB. The sequence length nearest the model's is taken; the
+ * cost pass scales it linearly to the model's length (Galvatron profiles
+ * with FlashAttention, whose activations grow linearly). The embedding and
+ * head ("other_memory_*") and the per-rank totals are passed over. */
+static bool import_memory(Reader *r, const JsonFile *jf) {
+    const Layer *l = repeated_layer(r->graph);
+    Key root = key_root(jf);
+    const char *key;
+    json_t *v;
+    json_t *best = NULL;
+    long long best_seq = 0;
+    json_object_foreach(jf->root, key, v) {
+        if (strncmp(key, "layertype_0", 11) != 0 || (key[11] && strcmp(key + 11, "_sp") != 0)) continue;
+        if (!json_is_object(v)) {
+            Key k = key_member(r, jf, &root, key);
+            return bad_value(r, &k, v, "an object keyed by sequence length");
+        }
+        const char *seq_key;
+        json_t *entry;
+        json_object_foreach(v, seq_key, entry) {
+            long long seq = atoll(seq_key);
+            if (seq < 1 || !json_is_object(entry)) continue;
+            long long target = l ? l->seq : seq;
+            if (!best || llabs(seq - target) < llabs(best_seq - target)) best = entry, best_seq = seq;
+        }
+    }
+    if (!best || !l) return true;
+    json_t *tp = json_object_get(best, "tp_activation_per_bsz_dict");
+    if (!json_is_object(tp)) return true;
+    HwProfile *hw = r->hw;
+    memset(hw->act_per_sample, 0, sizeof hw->act_per_sample);
+    hw->ckpt_act_per_sample = 0;
+    json_object_foreach(tp, key, v) {
+        if (!json_is_number(v) || json_number_value(v) <= 0) {
+            Key k = key_member(r, jf, &root, key);
+            return bad_value(r, &k, v, "a positive size in MiB");
+        }
+        double bytes = json_number_value(v) * (1 << 20);
+        int lg;
+        if (strcmp(key, "checkpoint") == 0) hw->ckpt_act_per_sample = bytes;
+        else if (group_log2(atoll(key), &lg)) hw->act_per_sample[lg] = bytes;
+    }
+    hw->act_kind = l->kind;
+    hw->act_seq = best_seq;
+    return true;
+}
+
 /* The file name without its folders. */
 static const char *base_name(const char *path) {
     const char *slash = strrchr(path, '/');
@@ -764,6 +814,7 @@ static bool import_galvatron(Reader *r, const JsonFile *jf, GalvKind kind) {
         }
         return import_computation(r, jf, prec);
     }
+    case GALV_MEMORY: return import_memory(r, jf);
     case GALV_UNUSED:
     case GALV_NONE: return true;
     }

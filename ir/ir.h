@@ -260,6 +260,13 @@ typedef struct HwProfile {
     /* measured bus bandwidth, bytes/s, by collective, log2 of the group size
      * and nesting (1: consecutive ranks, 0: strided); 0 where not measured */
     double measured_bw[COLL_COUNT][PROFILE_MAX_LOG2 + 1][2];
+    /* measured activations of the model's repeated transformer layer (kind
+     * act_kind) at act_seq tokens: bytes per sample kept for backward, by
+     * log2 of the TP degree, and with checkpointing; act_seq 0: not measured */
+    int act_kind;
+    int64_t act_seq;
+    double act_per_sample[PROFILE_MAX_LOG2 + 1];
+    double ckpt_act_per_sample;
 } HwProfile;
 
 /* The datasheet preset of a device kind. */

@@ -148,6 +148,15 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
      * 2022 for the split). */
     int64_t full_act = (int64_t)ceil((double)l->act_bytes * mbs / s->tp);
     r.act_bytes = s->ckpt ? (int64_t)ceil((double)stream_bytes(c, l) * mbs) : full_act;
+    /* a measured profile of this layer kind's activations wins, scaled to
+     * this layer's sequence length */
+    int k = log2i(s->tp);
+    if (hw->act_seq && (int)l->kind == hw->act_kind && hw->act_per_sample[k] > 0) {
+        double scale = (double)l->seq / (double)hw->act_seq * mbs;
+        full_act = (int64_t)ceil(hw->act_per_sample[k] * scale);
+        if (!s->ckpt) r.act_bytes = full_act;
+        else if (hw->ckpt_act_per_sample > 0) r.act_bytes = (int64_t)ceil(hw->ckpt_act_per_sample * scale);
+    }
     r.transient_bytes = (s->ckpt ? full_act : 0) + (s->sdp ? (int64_t)param_bytes : 0);
     return r;
 }

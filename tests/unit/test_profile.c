@@ -260,6 +260,13 @@ static void test_galvatron_efficiency(void) {
     CHECK_EQ(errors, 0);
     CHECK(near(hw.gemm_efficiency, expected));
     CHECK(hw.gemm_efficiency > 0.7 && hw.gemm_efficiency < 0.75);
+    /* the memory profile: the decoder's activations per sample by TP degree, MiB */
+    CHECK_EQ(hw.act_seq, 2048);
+    CHECK_EQ(hw.act_kind, LAYER_DECODER);
+    CHECK(near(hw.act_per_sample[0], 514.5634765625 * (1 << 20)));
+    CHECK(near(hw.act_per_sample[3], 68.3204345703125 * (1 << 20)));
+    CHECK(near(hw.ckpt_act_per_sample, 32.0 * (1 << 20)));
+
     /* the single file gives the same */
     CHECK(resolve(a, s->cluster, s->graph, GALVATRON "/computation_profiling_bf16_llama2-7b_all.json", &hw, &errors,
                   NULL, 0));
