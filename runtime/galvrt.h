@@ -1,0 +1,137 @@
+/* galvrt.h — libgalvrt, the runtime every program galvc emits links against:
+ * fp32 kernels with their backward passes, and collectives behind one
+ * interface. It includes no compiler header; generated programs need only
+ * this file and the library.
+ *
+ * Conventions (as llm.c's): activations are row-major (B, T, C) arrays;
+ * a linear layer's weight is (OC, C) and computes out = inp @ weight^T + bias;
+ * every backward ACCUMULATES (+=) into the gradients it is given, of inputs
+ * and of parameters alike, so callers zero them once per step. */
+#ifndef GALVRT_H
+#define GALVRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- kernels (runtime/kernels.c) ------------------------------------------ */
+
+/* out (N, OC) = inp (N, C) @ weight (OC, C)^T + bias (OC); bias may be NULL. */
+void grt_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
+/* dinp (N, C) += dout @ weight; dweight (OC, C) += dout^T @ inp; dbias (OC) += column sums of dout.
+ * Any of dinp, dweight, dbias may be NULL (not needed). */
+void grt_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                         const float *weight, int N, int C, int OC);
+
+/* out (B, T, C) = wte[tokens] + wpe[t] (wpe NULL: no learned positions).
+ * Only rows vocab_start <= token < vocab_start + vocab_rows of the vocabulary
+ * live in wte (a tensor-parallel shard); other tokens contribute zeros. */
+void grt_embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe, int B, int T, int C,
+                           int vocab_start, int vocab_rows);
+/* dwte (vocab_rows, C) += scatter of dout by token; dwpe (T, C) += sum over B (dwpe may be NULL). */
+void grt_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int B, int T, int C,
+                            int vocab_start, int vocab_rows);
+
+/* Rotary position embedding (Su et al. 2021), in place on x (B, T, heads, hd),
+ * rotating pairs (2i, 2i+1) by t * theta^(-2i/hd); hd even. */
+void grt_rope_forward(float *x, int B, int T, int heads, int hd, float theta);
+/* In place on dx: the inverse rotation. */
+void grt_rope_backward(float *dx, int B, int T, int heads, int hd, float theta);
+
+/* out (N, C) = (inp - mean) * rstd * weight + bias; mean, rstd (N) saved for backward; bias may be NULL. */
+void grt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                           const float *bias, int N, int C, float eps);
+void grt_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, const float *mean, const float *rstd, int N, int C);
+
+/* out (N, C) = inp * rstd * weight, rstd = 1 / sqrt(mean(inp^2) + eps) saved (N). */
+void grt_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps);
+void grt_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
+                          const float *rstd, int N, int C);
+
+/* GELU, tanh form: out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), n elements. */
+void grt_gelu_forward(float *out, const float *inp, size_t n);
+void grt_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* SwiGLU: inp (N, 2F) holds [gate | up] per row; out (N, F) = silu(gate) * up. */
+void grt_swiglu_forward(float *out, const float *inp, int N, int F);
+void grt_swiglu_backward(float *dinp, const float *inp, const float *dout, int N, int F);
+
+/* Multi-head attention core. qkv (B, T, (H + 2 KVH) hd) holds Q (H heads),
+ * K (KVH heads), V (KVH heads) per token; query head h reads key/value head
+ * h / (H / KVH) (GQA; KVH = H is MHA). out (B, T, H hd). att (B, H, T, T)
+ * keeps the softmax probabilities for backward. Causal masks t2 > t. Scale
+ * 1 / sqrt(hd). */
+void grt_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
+                           int causal);
+void grt_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
+                            int KVH, int hd, int causal);
+
+/* out = a + b, n elements (backward: both inputs receive dout). */
+void grt_residual_forward(float *out, const float *a, const float *b, size_t n);
+
+/* Softmax cross-entropy over V logits per row: probs (N, V) saved, losses
+ * (N) = -log probs[target]. Rows whose target is negative are ignored (loss 0). */
+void grt_crossentropy_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N, int V);
+/* dlogits (N, V) += (probs - onehot(target)) * dloss[row]. */
+void grt_crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dlosses,
+                               int N, int V);
+
+/* Sum of squares of n values (for the global gradient norm), in double. */
+double grt_sumsq(const float *x, size_t n);
+/* AdamW (Loshchilov and Hutter 2019): decoupled weight decay, bias
+ * correction for step t (1-based); grads are multiplied by grad_scale first
+ * (gradient clipping: scale = min(1, clip / global norm)). */
+void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+               float eps, float weight_decay, float grad_scale, int t);
+
+/* ---- collectives (runtime/comm.c and one backend file each) --------------- */
+
+/* A group of ranks. Every call checks its result and, on failure, prints
+ * which call failed on which rank and aborts every rank of the job. */
+typedef struct GrtComm GrtComm;
+typedef struct GrtRequest GrtRequest;
+
+/* Start the runtime on every rank (MPI_Init); the world group. */
+GrtComm *grt_init(int *argc, char ***argv);
+void grt_finalize(void);
+/* Every rank of the job exits with this status, after printing msg once. */
+void grt_abort(const char *msg, int status);
+
+int grt_rank(const GrtComm *c);
+int grt_size(const GrtComm *c);
+/* Split c into groups: ranks with the same color form one, ordered by key. */
+GrtComm *grt_comm_split(GrtComm *c, int color, int key);
+
+void grt_allreduce(GrtComm *c, float *buf, size_t n);                       /* in place, sum */
+void grt_allreduce_double(GrtComm *c, double *buf, size_t n);               /* in place, sum */
+void grt_reduce_scatter(GrtComm *c, const float *in, float *out, size_t n); /* in: size * n, out: n */
+void grt_allgather(GrtComm *c, const float *in, float *out, size_t n);      /* in: n, out: size * n */
+void grt_broadcast(GrtComm *c, float *buf, size_t n, int root);
+void grt_send(GrtComm *c, const float *buf, size_t n, int peer, int tag);
+void grt_recv(GrtComm *c, float *buf, size_t n, int peer, int tag);
+void grt_barrier(GrtComm *c);
+/* Non-blocking forms; grt_wait completes and frees the request. */
+GrtRequest *grt_iallreduce(GrtComm *c, float *buf, size_t n);
+GrtRequest *grt_isend(GrtComm *c, const float *buf, size_t n, int peer, int tag);
+GrtRequest *grt_irecv(GrtComm *c, float *buf, size_t n, int peer, int tag);
+void grt_wait(GrtRequest *r);
+
+/* The collective backends are tables of these functions (MPI now, NCCL for
+ * the CUDA target), so a new backend is a new file, not #ifdefs. */
+typedef struct GrtCollectives {
+    const char *name;
+    void (*allreduce)(GrtComm *c, float *buf, size_t n);
+    void (*allreduce_double)(GrtComm *c, double *buf, size_t n);
+    void (*reduce_scatter)(GrtComm *c, const float *in, float *out, size_t n);
+    void (*allgather)(GrtComm *c, const float *in, float *out, size_t n);
+    void (*broadcast)(GrtComm *c, float *buf, size_t n, int root);
+    void (*send)(GrtComm *c, const float *buf, size_t n, int peer, int tag);
+    void (*recv)(GrtComm *c, float *buf, size_t n, int peer, int tag);
+    void (*barrier)(GrtComm *c);
+    GrtRequest *(*iallreduce)(GrtComm *c, float *buf, size_t n);
+    GrtRequest *(*isend)(GrtComm *c, const float *buf, size_t n, int peer, int tag);
+    GrtRequest *(*irecv)(GrtComm *c, float *buf, size_t n, int peer, int tag);
+    void (*wait)(GrtRequest *r);
+} GrtCollectives;
+
+#endif
