@@ -84,6 +84,42 @@ double grt_sumsq(const float *x, size_t n);
 void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                float eps, float weight_decay, float grad_scale, int t);
 
+/* ---- parameters, data and metrics (runtime/init.c, data.c, metrics.c) ----- */
+
+/* Deterministic initialization that does not depend on the plan: element
+ * (row, col) of tensor `tensor_id` under `seed` is the same normal(0, std)
+ * draw whichever rank holds it, computed from a counter-based generator
+ * (no state), so every TP shard and DP replica agrees with the 1-rank run.
+ * dst (rows, cols) receives rows row_index[0..rows) (global row numbers) and
+ * columns [col0, col0 + cols) of a tensor whose full rows have full_cols. */
+void grt_init_normal(float *dst, int rows, int cols, const int64_t *row_index, int64_t col0, int64_t full_cols,
+                     float std, uint64_t seed, uint64_t tensor_id);
+void grt_fill(float *dst, size_t n, float value);
+
+/* Training data: an llm.c token file (a 256 x int32 header with magic
+ * 20240520 and version 1, then uint16 tokens), any other file read as bytes
+ * (vocabulary 256), or synthetic tokens when path is NULL. */
+typedef struct GrtData GrtData;
+/* Opens and checks the file; on any problem prints why and returns NULL. */
+GrtData *grt_data_open(const char *path, int vocab, uint64_t seed);
+void grt_data_close(GrtData *d);
+int64_t grt_data_tokens(const GrtData *d); /* tokens in the file (or a large number when synthetic) */
+/* Step `step`'s global batch is global_batch sequences of T + 1 tokens read
+ * consecutively from position step * global_batch * T (wrapping); this
+ * fills sequences [first, first + count) of it: inputs (count, T) and
+ * targets (count, T) = the same windows shifted by one. */
+void grt_data_batch(GrtData *d, int64_t step, int global_batch, int T, int first, int count, int32_t *inputs,
+                    int32_t *targets);
+
+/* Wall-clock milliseconds since an arbitrary start. */
+double grt_now_ms(void);
+/* Bytes this process has allocated through grt_alloc, now and at most. */
+void *grt_alloc(size_t bytes);   /* zeroed, 64-byte aligned; aborts the job when memory runs out */
+void grt_free(void *p, size_t bytes);
+int64_t grt_peak_bytes(void);
+/* BLAS threads: 1 when several ranks share the machine's cores, all cores for one rank. */
+void grt_set_threads(int local_ranks);
+
 /* ---- collectives (runtime/comm.c and one backend file each) --------------- */
 
 /* A group of ranks. Every call checks its result and, on failure, prints
