@@ -1,6 +1,7 @@
 /* main.c — the galvc driver. main() is the pipeline: read the model, derive
  * its shapes, and emit what was asked for; the rest of this file reads the
  * command line and writes make dependency rules. */
+#include "backend/backend.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 
@@ -12,7 +13,7 @@
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2 };
 
-typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES, EMIT_PLAN, EMIT_PLAN_JSON, EMIT_GALVATRON } Emit;
+typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES, EMIT_PLAN, EMIT_PLAN_JSON, EMIT_GALVATRON, EMIT_C } Emit;
 
 typedef struct Options {
     FrontendOptions fe;
@@ -27,6 +28,7 @@ typedef struct Options {
     bool ckpt;               /* --ckpt: list checkpointing strategies too */
     bool baselines;          /* --baselines */
     bool explain;            /* --explain: each layer's runner-up */
+    bool keep;               /* --keep: keep the generated train.c */
     const char *profile;     /* --profile: a measured hardware profile */
     bool has_uniform;        /* --uniform: this plan, no search */
     Strategy uniform;
@@ -52,7 +54,9 @@ static const char usage[] =
     "                   DeepSpeed grids, costed by the same model\n"
     "  --uniform tp=T,pp=P,dp=D[,sdp][,ckpt][,tp-strided][,schedule=gpipe|1f1b][,m=M]\n"
     "                   use this uniform plan instead of searching\n"
-    "  -o FILE          build the training program (not available yet)\n"
+    "  -o FILE          build the training program for the plan\n"
+    "  --emit=c         print the training program's C source\n"
+    "  --keep           with -o: keep the generated source as FILE.c\n"
     "  --cluster FILE   use the cluster in FILE instead of the model's\n"
     "  -D NAME=VALUE    override every binding of NAME (a constant or a field)\n"
     "  -I DIR           also look for included files in DIR\n"
@@ -139,8 +143,9 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             else if (strcmp(v, "plan") == 0) o->emit = EMIT_PLAN;
             else if (strcmp(v, "plan-json") == 0) o->emit = EMIT_PLAN_JSON;
             else if (strcmp(v, "galvatron-config") == 0) o->emit = EMIT_GALVATRON;
+            else if (strcmp(v, "c") == 0) o->emit = EMIT_C;
             else bad_usage("unknown --emit kind '%s' (known: ir, ir-json, strategies, plan, plan-json, "
-                           "galvatron-config)", v);
+                           "galvatron-config, c)", v);
         } else if (strncmp(arg, "--devices", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             const char *v = option_value(argc, argv, &i, "--devices");
             char *end;
@@ -152,6 +157,8 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             o->ckpt = true;
         } else if (strcmp(arg, "--baselines") == 0) {
             o->baselines = true;
+        } else if (strcmp(arg, "--keep") == 0) {
+            o->keep = true;
         } else if (strcmp(arg, "--explain") == 0) {
             o->explain = true;
         } else if (strncmp(arg, "--profile", 9) == 0 && (arg[9] == '=' || !arg[9])) {
@@ -269,8 +276,33 @@ static const char *profile_path(Arena *a, const Options *opt, const Cluster *c) 
     return arena_printf(a, "%.*s/%s", (int)(slash - file), file, c->profile);
 }
 
-/* Search (or take --uniform), then print the plan and the baselines. */
-static int plan_model(Arena *arena, const Options *opt, const Spec *spec) {
+/* Is every layer's strategy the same TP/DP layout, as the runtime runs it? */
+static bool runs_uniformly(const Spec *spec, const Plan *p) {
+    for (int i = 0; i < spec->graph->n_layers; i++) {
+        const Strategy *a = &p->layer[0], *b = &p->layer[i];
+        if (b->pp > 1 || b->sdp || b->ckpt || a->tp != b->tp || a->tp_consec != b->tp_consec) return false;
+    }
+    return true;
+}
+
+/* For a program: the fastest plan the runtime runs now (one DP x TP layout for
+ * every layer, no pipeline, SDP or checkpointing): the search's, when it is
+ * such a plan, else the best uniform one. */
+static void program_plan(const Spec *spec, const HwProfile *hw, SearchRequest req, Arena *a, Plan *plan) {
+    if (plan->found && runs_uniformly(spec, plan)) return;
+    Plan best = {0};
+    for (int tp = 1; tp <= req.devices; tp *= 2)
+        for (int consec = 1; consec >= (tp > 1 && tp < req.devices ? 0 : 1); consec--) {
+            Strategy s = {1, tp, (int)(req.devices / tp), false, consec, false};
+            req.uniform = &s;
+            Plan p;
+            if (pass_search(spec, hw, &req, a, &p) && p.found && (!best.found || p.step_s < best.step_s)) best = p;
+        }
+    *plan = best;
+}
+
+/* Search (or take --uniform), then print the plan and the baselines, or build the program. */
+static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     const Cluster *c = spec->cluster;
     int64_t devices = opt->devices ? opt->devices : c->nodes * c->devices_per_node;
     HwProfile hw;
@@ -289,12 +321,15 @@ static int plan_model(Arena *arena, const Options *opt, const Spec *spec) {
         req.schedule = opt->uniform_schedule;
         req.micro_batches = opt->uniform_m;
     }
+    bool program = opt->output || opt->emit == EMIT_C;
+    if (program && !opt->has_uniform) spec->hints.forbid |= 1u << FAMILY_SDP | 1u << FAMILY_CKPT | 1u << FAMILY_PP;
     Plan plan;
     if (!pass_search(spec, &hw, &req, arena, &plan)) {
         fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
                 (long long)devices);
         return EXIT_USER;
     }
+    if (program && !opt->has_uniform) program_plan(spec, &hw, req, arena, &plan);
     if (!plan.found) {
         char have[32], need[32], what[160];
         Plan least;
@@ -323,6 +358,16 @@ static int plan_model(Arena *arena, const Options *opt, const Spec *spec) {
         if (opt->emit != EMIT_PLAN && opt->emit != EMIT_PLAN_JSON && opt->emit != EMIT_GALVATRON) return 0;
         putchar('\n');
     }
+    if (opt->emit == EMIT_C) return emit_c(stdout, spec, &plan, devices, opt->fe.input, &diag) ? 0 : EXIT_USER;
+    if (opt->output) {
+#ifdef GALVRT_LIBRARY
+        BuildConfig cfg = {"mpicc", GALVRT_INCLUDE_DIR, GALVRT_LIBRARY, GALVRT_LIBS, opt->keep};
+        return build(spec, &plan, devices, opt->fe.input, opt->output, &cfg, &diag);
+#else
+        fprintf(stderr, "galvc: error: -o: this galvc was built without the runtime (libgalvrt)\n");
+        return EXIT_USAGE;
+#endif
+    }
     PlanFormat format = opt->emit == EMIT_PLAN_JSON ? PLAN_JSON : opt->emit == EMIT_GALVATRON ? PLAN_GALVATRON : PLAN_TABLE;
     return pass_plan(stdout, spec, &hw, &plan, devices, format, opt->explain, arena) ? EXIT_USER : 0;
 }
@@ -341,10 +386,6 @@ static int compile(Arena *arena, const Options *opt) {
         int rc = emit_deps(opt, spec);
         if (rc || opt->deps_only) return rc;
     }
-    if (opt->output) {
-        fprintf(stderr, "galvc: error: -o: the planner and code generator are not built yet; use --emit=ir\n");
-        return EXIT_USAGE;
-    }
     if (opt->emit == EMIT_STRATEGIES) {
         const Cluster *c = spec->cluster;
         int64_t devices = opt->devices ? opt->devices : c->nodes * c->devices_per_node;
@@ -352,7 +393,7 @@ static int compile(Arena *arena, const Options *opt) {
     }
     if (opt->emit == EMIT_IR_JSON) return ir_print_json(stdout, spec) ? EXIT_USER : 0;
     if (opt->emit == EMIT_PLAN || opt->emit == EMIT_PLAN_JSON || opt->emit == EMIT_GALVATRON || opt->baselines ||
-        opt->has_uniform || opt->explain)
+        opt->has_uniform || opt->explain || opt->emit == EMIT_C || opt->output)
         return plan_model(arena, opt, spec);
     ir_print_table(stdout, spec);
     return 0;

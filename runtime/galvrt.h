@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+typedef struct GrtComm GrtComm;       /* a group of ranks (collectives below) */
+typedef struct GrtRequest GrtRequest; /* a non-blocking operation in flight */
+
 /* ---- kernels (runtime/kernels.c) ------------------------------------------ */
 
 /* out (N, OC) = inp (N, C) @ weight (OC, C)^T + bias (OC); bias may be NULL. */
@@ -84,6 +87,65 @@ double grt_sumsq(const float *x, size_t n);
 void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                float eps, float weight_decay, float grad_scale, int t);
 
+/* ---- tensor-parallel layers (runtime/layers.c) ----------------------------- */
+
+/* The layer kinds the runtime trains. A transformer block is Megatron-LM's
+ * (Shoeybi et al. 2019): QKV and MLP-up column-parallel, attention output
+ * and MLP-down row-parallel, heads and FFN columns split over the TP group,
+ * one all-reduce after each row-parallel GEMM forward and one before each
+ * column-parallel GEMM backward. Embedding and head are vocabulary-parallel. */
+typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD } GrtLayerKind;
+
+/* A layer as the program declares it: full (unsharded) sizes. */
+typedef struct GrtLayerSpec {
+    GrtLayerKind kind;
+    const char *name;
+    int C;               /* hidden size */
+    int H, KVH, hd, F;   /* block: heads, key/value heads, head size, FFN size */
+    int V;               /* embedding and head: vocabulary */
+    int positions;       /* embedding: learned positions (0: none) */
+    int causal, pre_norm, rms, swiglu, bias, rope, tied;
+    float eps, rope_theta;
+} GrtLayerSpec;
+
+/* One parameter tensor of a layer: where it lies in the layer's slice. */
+typedef struct GrtTensor {
+    const char *name;
+    size_t offset, n; /* floats */
+    int decay;        /* takes weight decay (matrices; not biases or norms) */
+    int sharded;      /* split over the TP group (else replicated on it) */
+} GrtTensor;
+
+/* A layer on one rank: its shard of parameters and gradients (slices of the
+ * program's single allocations), the activations it keeps, its TP group. */
+typedef struct GrtLayer {
+    GrtLayerSpec s;
+    GrtComm *tp;          /* NULL when tp = 1 */
+    int tp_size, tp_rank;
+    int B, T;             /* sequences and tokens per micro-batch on this rank */
+    int H_l, KVH_l, F_l, V_l; /* this rank's heads, key/value heads, FFN columns, vocabulary rows */
+    size_t n_params;      /* floats of parameters on this rank */
+    float *params, *grads;
+    GrtTensor tensors[16];
+    int n_tensors;
+    const struct GrtLayer *tied_to; /* a tied head: the embedding whose table it uses */
+    void *act;            /* the activations it keeps (layers.c) */
+    size_t act_bytes;
+} GrtLayer;
+
+/* Fill in local sizes and the parameter count; no memory is touched. */
+void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int T);
+/* Point the layer at its parameter and gradient slices, allocate its
+ * activations, and initialize its parameters (seed, layer index). */
+void grt_layer_bind(GrtLayer *l, float *params, float *grads, uint64_t seed, int index, int n_layers);
+/* in (B, T, C) -> out (B, T, C); the embedding reads tokens, the head
+ * writes per-token losses (B, T) and reads targets. */
+void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out);
+/* dout (B, T, C) -> din (B, T, C), both accumulated; the head starts from
+ * dloss (the weight of each token's loss) instead of dout. */
+void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets,
+                        const float *dout, float dloss, float *din);
+
 /* ---- parameters, data and metrics (runtime/init.c, data.c, metrics.c) ----- */
 
 /* Deterministic initialization that does not depend on the plan: element
@@ -113,7 +175,7 @@ void grt_data_batch(GrtData *d, int64_t step, int global_batch, int T, int first
 
 /* Wall-clock milliseconds since an arbitrary start. */
 double grt_now_ms(void);
-/* Bytes this process has allocated through grt_alloc, now and at most. */
+/* grt_alloc: tracked memory; grt_peak_bytes: the most it has held at once. */
 void *grt_alloc(size_t bytes);   /* zeroed, 64-byte aligned; aborts the job when memory runs out */
 void grt_free(void *p, size_t bytes);
 int64_t grt_peak_bytes(void);
@@ -122,10 +184,8 @@ void grt_set_threads(int local_ranks);
 
 /* ---- collectives (runtime/comm.c and one backend file each) --------------- */
 
-/* A group of ranks. Every call checks its result and, on failure, prints
- * which call failed on which rank and aborts every rank of the job. */
-typedef struct GrtComm GrtComm;
-typedef struct GrtRequest GrtRequest;
+/* Every collective call checks its result and, on failure, prints which
+ * call failed on which rank and aborts every rank of the job. */
 
 /* Start the runtime on every rank (MPI_Init); the world group. */
 GrtComm *grt_init(int *argc, char ***argv);

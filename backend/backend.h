@@ -1,0 +1,26 @@
+/* backend.h — turning a plan into a program: emit_c writes the per-rank
+ * training program in C, build compiles and links it against libgalvrt. */
+#ifndef GALVC_BACKEND_H
+#define GALVC_BACKEND_H
+
+#include "ir/ir.h"
+
+/* Write train.c for the plan. False (with diagnostics) when the plan or the
+ * model uses something the runtime does not train yet. */
+bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, const char *source_name, Diag *d);
+
+/* Where build finds the runtime: its header folder and its library. */
+typedef struct BuildConfig {
+    const char *cc;          /* the C compiler (mpicc wraps MPI's flags) */
+    const char *include_dir; /* galvrt.h */
+    const char *library;     /* libgalvrt.a */
+    const char *extra_libs;  /* OpenBLAS and the rest, as linker flags */
+    bool keep;               /* keep the generated train.c beside the output */
+} BuildConfig;
+
+/* Emit train.c into a private temporary file, compile and link it into
+ * `output`; 0 on success, else an exit status. */
+int build(const Spec *spec, const Plan *plan, int64_t devices, const char *source_name, const char *output,
+          const BuildConfig *cfg, Diag *d);
+
+#endif

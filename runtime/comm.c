@@ -1,0 +1,188 @@
+/* comm.c — libgalvrt's public collectives (the grt_* functions of galvrt.h's
+ * collectives section). They check their arguments, so a generated program's
+ * mistake reads as a message naming the call rather than a backend error,
+ * and then dispatch through the active backend's tables (comm.h), so adding
+ * NCCL adds a backend file and one line in grt_init, not #ifdefs here.
+ * Every group made is kept in a list and freed by grt_finalize: galvrt.h has
+ * no grt_comm_free. */
+#include "comm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* A group of ranks. */
+struct GrtComm {
+    int rank, size; /* this rank's place in the group; the group's size */
+    void *impl;     /* the backend's handle (for MPI, an MPI_Comm) */
+    GrtComm *next;  /* the next group made, for grt_finalize */
+};
+
+static const GrtBackend *backend; /* NULL before grt_init and after grt_finalize */
+static GrtComm *world;            /* the first group made */
+static GrtComm *comms;            /* every group made, newest first */
+
+/* A new group record around a backend handle, kept for grt_finalize. */
+static GrtComm *comm_new(void *impl, int rank, int size) {
+    GrtComm *c = malloc(sizeof *c);
+    if (!c) grt_abort("out of memory", 1);
+    *c = (GrtComm){.rank = rank, .size = size, .impl = impl, .next = comms};
+    comms = c;
+    return c;
+}
+
+/* The table to dispatch fn through: aborts if the runtime has not started. */
+static const GrtCollectives *active(const char *fn) {
+    if (!backend) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s called before grt_init (or after grt_finalize)", fn);
+        grt_abort(msg, 1);
+    }
+    return backend->coll;
+}
+
+/* The table for a call on group c: aborts on a NULL group. */
+static const GrtCollectives *on(const GrtComm *c, const char *fn) {
+    const GrtCollectives *t = active(fn);
+    if (!c) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s: NULL communicator", fn);
+        grt_abort(msg, 1);
+    }
+    return t;
+}
+
+/* Aborts unless r names a rank of c (what says which argument it was). */
+static void check_rank(const GrtComm *c, int r, const char *fn, const char *what) {
+    if (r < 0 || r >= c->size) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: %s %d is not a rank of this group (size %d)", fn, what, r, c->size);
+        grt_abort(msg, 1);
+    }
+}
+
+/* Start the MPI backend on every rank; the world group (the same one if called again). */
+GrtComm *grt_init(int *argc, char ***argv) {
+    if (world) return world;
+    const GrtBackend *b = &grt_mpi_backend;
+    int rank = 0, size = 0;
+    backend = b; /* first, so a failure inside init still aborts through it */
+    void *impl = b->init(argc, argv, &rank, &size);
+    world = comm_new(impl, rank, size);
+    return world;
+}
+
+/* Free every group, then stop the backend. */
+void grt_finalize(void) {
+    if (!backend) return;
+    while (comms) {
+        GrtComm *c = comms;
+        comms = c->next;
+        backend->free(c->impl);
+        free(c);
+    }
+    world = NULL;
+    backend->finalize();
+    backend = NULL;
+}
+
+/* Print "galvrt: rank R: msg" once, on this rank, and bring every rank down with status. */
+void grt_abort(const char *msg, int status) {
+    fflush(stdout);
+    if (world) fprintf(stderr, "galvrt: rank %d: %s\n", world->rank, msg ? msg : "aborted");
+    else fprintf(stderr, "galvrt: %s\n", msg ? msg : "aborted");
+    fflush(stderr);
+    if (backend) backend->abort(status);
+    exit(status);
+}
+
+/* This rank's place in group c. */
+int grt_rank(const GrtComm *c) {
+    on(c, "grt_rank");
+    return c->rank;
+}
+
+/* The number of ranks in group c. */
+int grt_size(const GrtComm *c) {
+    on(c, "grt_size");
+    return c->size;
+}
+
+/* Split c: ranks passing the same color (>= 0) form one group, ordered by key. */
+GrtComm *grt_comm_split(GrtComm *c, int color, int key) {
+    on(c, "grt_comm_split");
+    if (color < 0) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "grt_comm_split: color %d is negative", color);
+        grt_abort(msg, 1);
+    }
+    int rank = 0, size = 0;
+    void *impl = backend->split(c->impl, color, key, &rank, &size);
+    return comm_new(impl, rank, size);
+}
+
+/* The backend's handle of group c (for backend files). */
+void *grt_comm_impl(const GrtComm *c) { return c->impl; }
+
+/* buf (n) = sum over the ranks of c of buf (n). */
+void grt_allreduce(GrtComm *c, float *buf, size_t n) { on(c, "grt_allreduce")->allreduce(c, buf, n); }
+
+/* buf (n) = sum over the ranks of c of buf (n), in double. */
+void grt_allreduce_double(GrtComm *c, double *buf, size_t n) {
+    on(c, "grt_allreduce_double")->allreduce_double(c, buf, n);
+}
+
+/* out (n) = block rank of the sum over the ranks of in (size * n). */
+void grt_reduce_scatter(GrtComm *c, const float *in, float *out, size_t n) {
+    on(c, "grt_reduce_scatter")->reduce_scatter(c, in, out, n);
+}
+
+/* out (size * n) = every rank's in (n), in rank order. */
+void grt_allgather(GrtComm *c, const float *in, float *out, size_t n) {
+    on(c, "grt_allgather")->allgather(c, in, out, n);
+}
+
+/* buf (n) = root's buf (n) on every rank of c. */
+void grt_broadcast(GrtComm *c, float *buf, size_t n, int root) {
+    const GrtCollectives *t = on(c, "grt_broadcast");
+    check_rank(c, root, "grt_broadcast", "root");
+    t->broadcast(c, buf, n, root);
+}
+
+/* Send buf (n) to rank peer of c; returns when buf may be reused. */
+void grt_send(GrtComm *c, const float *buf, size_t n, int peer, int tag) {
+    const GrtCollectives *t = on(c, "grt_send");
+    check_rank(c, peer, "grt_send", "peer");
+    t->send(c, buf, n, peer, tag);
+}
+
+/* Receive exactly n floats from rank peer of c into buf. */
+void grt_recv(GrtComm *c, float *buf, size_t n, int peer, int tag) {
+    const GrtCollectives *t = on(c, "grt_recv");
+    check_rank(c, peer, "grt_recv", "peer");
+    t->recv(c, buf, n, peer, tag);
+}
+
+/* Returns once every rank of c has called it. */
+void grt_barrier(GrtComm *c) { on(c, "grt_barrier")->barrier(c); }
+
+/* Start grt_allreduce on buf; buf is not to be touched until grt_wait. */
+GrtRequest *grt_iallreduce(GrtComm *c, float *buf, size_t n) { return on(c, "grt_iallreduce")->iallreduce(c, buf, n); }
+
+/* Start grt_send; buf is not to be changed until grt_wait. */
+GrtRequest *grt_isend(GrtComm *c, const float *buf, size_t n, int peer, int tag) {
+    const GrtCollectives *t = on(c, "grt_isend");
+    check_rank(c, peer, "grt_isend", "peer");
+    return t->isend(c, buf, n, peer, tag);
+}
+
+/* Start grt_recv; buf is not to be read until grt_wait. */
+GrtRequest *grt_irecv(GrtComm *c, float *buf, size_t n, int peer, int tag) {
+    const GrtCollectives *t = on(c, "grt_irecv");
+    check_rank(c, peer, "grt_irecv", "peer");
+    return t->irecv(c, buf, n, peer, tag);
+}
+
+/* Complete and free request r (NULL: nothing to do). */
+void grt_wait(GrtRequest *r) {
+    if (r) active("grt_wait")->wait(r);
+}

@@ -1,0 +1,498 @@
+/* layers.c — the layers a generated program trains, on one rank: the
+ * vocabulary-parallel embedding and head, the replicated final norm, and the
+ * Megatron-LM transformer block (Shoeybi et al. 2019, section 3) whose QKV
+ * and MLP-up GEMMs are column-parallel and whose attention-output and
+ * MLP-down GEMMs are row-parallel, with one TP all-reduce after each
+ * row-parallel forward and one before each column-parallel backward.
+ *
+ * Parameters are initialized per element from (seed, layer, tensor, global
+ * row, global column), so every shard of every plan starts from the same
+ * model as one rank does. A vocabulary that the TP degree does not divide is
+ * padded; padded rows are never looked up and their logits are masked out. */
+#include "galvrt.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- activations kept for backward ------------------------------------------ */
+
+typedef struct BlockAct {
+    float *ln1, *mean1, *rstd1;  /* (N, C), (N), (N) */
+    float *qkv, *att, *atty;     /* (N, QKV_l), (B, H_l, T, T), (N, H_l hd) */
+    float *res1;                 /* (N, C): x + attention */
+    float *ln2, *mean2, *rstd2;  /* (N, C), (N), (N) */
+    float *fch, *fca;            /* (N, UP_l), (N, F_l) */
+    float *out_mean, *out_rstd;  /* post-norm only: the second norm's statistics */
+    float *scratch, *scratch2;   /* (N, max(C, QKV_l, UP_l)) */
+} BlockAct;
+
+typedef struct NormAct {
+    float *mean, *rstd;
+} NormAct;
+
+typedef struct HeadAct {
+    float *logits_l, *gathered, *probs, *losses; /* (N, V_l), (tp, N, V_l), (N, Vp), (N) */
+} HeadAct;
+
+/* ---- helpers -------------------------------------------------------------------- */
+
+static void tp_allreduce(GrtLayer *l, float *buf, size_t n) {
+    if (l->tp) grt_allreduce(l->tp, buf, n);
+}
+
+/* out (N, C) += bias (C) on every row */
+static void add_bias(float *out, const float *bias, int N, int C) {
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < C; c++) out[(size_t)i * C + c] += bias[c];
+}
+
+/* dbias (C) += column sums of dout (N, C) */
+static void bias_grad(float *dbias, const float *dout, int N, int C) {
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < C; c++) dbias[c] += dout[(size_t)i * C + c];
+}
+
+static size_t add_tensor(GrtLayer *l, const char *name, size_t n, int decay, int sharded) {
+    GrtTensor *t = &l->tensors[l->n_tensors++];
+    t->name = name;
+    t->offset = l->n_params;
+    t->n = n;
+    t->decay = decay;
+    t->sharded = sharded;
+    l->n_params += n;
+    return t->offset;
+}
+
+static float *P(const GrtLayer *l, int k) { return l->params + l->tensors[k].offset; }
+static float *G(const GrtLayer *l, int k) { return l->grads + l->tensors[k].offset; }
+
+/* The block's tensors, in this order. */
+enum { B_LN1W, B_LN1B, B_WQKV, B_BQKV, B_WO, B_BO, B_LN2W, B_LN2B, B_WUP, B_BUP, B_WDOWN, B_BDOWN };
+
+static int up_rows(const GrtLayer *l) { return l->F_l * (l->s.swiglu ? 2 : 1); }
+static int qkv_rows(const GrtLayer *l) { return (l->H_l + 2 * l->KVH_l) * l->s.hd; }
+
+/* ---- setup ------------------------------------------------------------------------- */
+
+void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int T) {
+    memset(l, 0, sizeof *l);
+    l->s = *s;
+    l->tp = tp;
+    l->tp_size = tp ? grt_size(tp) : 1;
+    l->tp_rank = tp ? grt_rank(tp) : 0;
+    l->B = B;
+    l->T = T;
+    int n = l->tp_size, C = s->C;
+    switch (s->kind) {
+    case GRT_EMBEDDING:
+        l->V_l = (s->V + n - 1) / n;
+        add_tensor(l, "wte", (size_t)l->V_l * C, 1, 1);
+        if (s->positions) add_tensor(l, "wpe", (size_t)s->positions * C, 1, 0);
+        break;
+    case GRT_BLOCK:
+        if (s->H % n || s->KVH % n || s->F % n)
+            grt_abort("a block's heads, key/value heads and FFN size must divide by the TP degree", 1);
+        l->H_l = s->H / n;
+        l->KVH_l = s->KVH / n;
+        l->F_l = s->F / n;
+        /* sharded tensors carry a null length when absent, to keep the order */
+        add_tensor(l, "ln1.weight", C, 0, 0);
+        add_tensor(l, "ln1.bias", s->rms || !s->bias ? 0 : C, 0, 0);
+        add_tensor(l, "attn.qkv.weight", (size_t)qkv_rows(l) * C, 1, 1);
+        add_tensor(l, "attn.qkv.bias", s->bias ? qkv_rows(l) : 0, 0, 1);
+        add_tensor(l, "attn.out.weight", (size_t)C * l->H_l * s->hd, 1, 1);
+        add_tensor(l, "attn.out.bias", s->bias ? C : 0, 0, 0);
+        add_tensor(l, "ln2.weight", C, 0, 0);
+        add_tensor(l, "ln2.bias", s->rms || !s->bias ? 0 : C, 0, 0);
+        add_tensor(l, "mlp.up.weight", (size_t)up_rows(l) * C, 1, 1);
+        add_tensor(l, "mlp.up.bias", s->bias ? up_rows(l) : 0, 0, 1);
+        add_tensor(l, "mlp.down.weight", (size_t)C * l->F_l, 1, 1);
+        add_tensor(l, "mlp.down.bias", s->bias ? C : 0, 0, 0);
+        break;
+    case GRT_NORM:
+        add_tensor(l, "weight", C, 0, 0);
+        add_tensor(l, "bias", s->rms || !s->bias ? 0 : C, 0, 0);
+        break;
+    case GRT_HEAD:
+        l->V_l = (s->V + n - 1) / n;
+        if (!s->tied) add_tensor(l, "weight", (size_t)l->V_l * C, 1, 1);
+        break;
+    }
+}
+
+/* ---- initialization ----------------------------------------------------------------- */
+
+/* Global row numbers of this rank's rows of a tensor split in parts (each of
+ * part_rows rows per rank), as [part 0 shard | part 1 shard | ...]. */
+static void shard_rows(int64_t *rows, const int *part_rows_full, const int *part_rows_local, int parts, int rank) {
+    int64_t base = 0;
+    int k = 0;
+    for (int p = 0; p < parts; p++) {
+        for (int r = 0; r < part_rows_local[p]; r++) rows[k++] = base + (int64_t)rank * part_rows_local[p] + r;
+        base += part_rows_full[p];
+    }
+}
+
+static void init_matrix(GrtLayer *l, int k, int rows, int cols, const int64_t *row_index, int64_t col0,
+                        int64_t full_cols, float std, uint64_t seed, uint64_t id) {
+    if (l->tensors[k].n) grt_init_normal(P(l, k), rows, cols, row_index, col0, full_cols, std, seed, id);
+}
+
+/* GPT-2's initialization (as llm.c): N(0, 0.02), the residual projections
+ * scaled by 1 / sqrt(2 L); norms at one, biases at zero. */
+static void init_params(GrtLayer *l, uint64_t seed, int index, int n_layers) {
+    const GrtLayerSpec *s = &l->s;
+    uint64_t id = (uint64_t)index * 16;
+    float std = 0.02f, proj_std = 0.02f / sqrtf(2.0f * (n_layers > 0 ? n_layers : 1));
+    int n = l->tp_size, r = l->tp_rank, C = s->C;
+    int64_t *rows = grt_alloc(sizeof(int64_t) * (size_t)(s->V + 4 * s->F + 4 * s->H * s->hd + 8 * C + 16));
+    switch (s->kind) {
+    case GRT_EMBEDDING: {
+        int valid = s->V - r * l->V_l; /* rows of a padded vocabulary stay zero */
+        if (valid > l->V_l) valid = l->V_l;
+        if (valid < 0) valid = 0;
+        for (int i = 0; i < valid; i++) rows[i] = (int64_t)r * l->V_l + i;
+        init_matrix(l, 0, valid, C, rows, 0, C, std, seed, id + 0);
+        if (s->positions) {
+            for (int i = 0; i < s->positions; i++) rows[i] = i;
+            init_matrix(l, 1, s->positions, C, rows, 0, C, std / 2, seed, id + 1);
+        }
+        break;
+    }
+    case GRT_BLOCK: {
+        grt_fill(P(l, B_LN1W), C, 1.0f);
+        grt_fill(P(l, B_LN2W), C, 1.0f);
+        int full_qkv[3] = {s->H * s->hd, s->KVH * s->hd, s->KVH * s->hd};
+        int local_qkv[3] = {l->H_l * s->hd, l->KVH_l * s->hd, l->KVH_l * s->hd};
+        shard_rows(rows, full_qkv, local_qkv, 3, r);
+        init_matrix(l, B_WQKV, qkv_rows(l), C, rows, 0, C, std, seed, id + 2);
+        for (int i = 0; i < C; i++) rows[i] = i;
+        init_matrix(l, B_WO, C, l->H_l * s->hd, rows, (int64_t)r * l->H_l * s->hd, (int64_t)s->H * s->hd,
+                    proj_std, seed, id + 3);
+        int full_up[2] = {s->F, s->F}, local_up[2] = {l->F_l, l->F_l};
+        shard_rows(rows, full_up, local_up, s->swiglu ? 2 : 1, r);
+        init_matrix(l, B_WUP, up_rows(l), C, rows, 0, C, std, seed, id + 4);
+        for (int i = 0; i < C; i++) rows[i] = i;
+        init_matrix(l, B_WDOWN, C, l->F_l, rows, (int64_t)r * l->F_l, s->F, proj_std, seed, id + 5);
+        break;
+    }
+    case GRT_NORM: grt_fill(P(l, 0), C, 1.0f); break;
+    case GRT_HEAD:
+        if (!s->tied) {
+            int valid = s->V - r * l->V_l;
+            if (valid > l->V_l) valid = l->V_l;
+            if (valid < 0) valid = 0;
+            for (int i = 0; i < valid; i++) rows[i] = (int64_t)r * l->V_l + i;
+            init_matrix(l, 0, valid, C, rows, 0, C, std, seed, id + 0);
+        }
+        break;
+    }
+    (void)n;
+    grt_free(rows, sizeof(int64_t) * (size_t)(s->V + 4 * s->F + 4 * s->H * s->hd + 8 * C + 16));
+}
+
+/* ---- binding: parameters and activations ------------------------------------------- */
+
+static float *falloc(size_t n, size_t *total) {
+    *total += n * sizeof(float);
+    return grt_alloc(n * sizeof(float));
+}
+
+void grt_layer_bind(GrtLayer *l, float *params, float *grads, uint64_t seed, int index, int n_layers) {
+    l->params = params;
+    l->grads = grads;
+    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, bytes = 0;
+    switch (l->s.kind) {
+    case GRT_EMBEDDING: break;
+    case GRT_BLOCK: {
+        BlockAct *a = grt_alloc(sizeof *a);
+        size_t wide = C, q = (size_t)qkv_rows(l), up = (size_t)up_rows(l);
+        if (q > wide) wide = q;
+        if (up > wide) wide = up;
+        a->ln1 = falloc(N * C, &bytes);
+        a->mean1 = falloc(N, &bytes);
+        a->rstd1 = falloc(N, &bytes);
+        a->qkv = falloc(N * q, &bytes);
+        a->att = falloc((size_t)l->B * l->H_l * l->T * l->T, &bytes);
+        a->atty = falloc(N * (size_t)l->H_l * l->s.hd, &bytes);
+        a->res1 = falloc(N * C, &bytes);
+        a->ln2 = falloc(N * C, &bytes);
+        a->mean2 = falloc(N, &bytes);
+        a->rstd2 = falloc(N, &bytes);
+        a->fch = falloc(N * up, &bytes);
+        a->fca = falloc(N * (size_t)l->F_l, &bytes);
+        a->out_mean = falloc(N, &bytes);
+        a->out_rstd = falloc(N, &bytes);
+        a->scratch = falloc(N * wide, &bytes);
+        a->scratch2 = falloc(N * wide, &bytes);
+        l->act = a;
+        break;
+    }
+    case GRT_NORM: {
+        NormAct *a = grt_alloc(sizeof *a);
+        a->mean = falloc(N, &bytes);
+        a->rstd = falloc(N, &bytes);
+        l->act = a;
+        break;
+    }
+    case GRT_HEAD: {
+        HeadAct *a = grt_alloc(sizeof *a);
+        size_t Vp = (size_t)l->V_l * l->tp_size;
+        a->logits_l = falloc(N * l->V_l, &bytes);
+        a->gathered = falloc(N * Vp, &bytes);
+        a->probs = falloc(N * Vp, &bytes);
+        a->losses = falloc(N, &bytes);
+        l->act = a;
+        break;
+    }
+    }
+    l->act_bytes = bytes;
+    init_params(l, seed, index, n_layers);
+}
+
+/* ---- forward ---------------------------------------------------------------------------- */
+
+/* One norm: LayerNorm, or RMSNorm when s->rms (its mean slot unused). */
+static void norm_forward(const GrtLayerSpec *s, float *out, float *mean, float *rstd, const float *in, const float *w,
+                         const float *b, int N) {
+    if (s->rms) grt_rmsnorm_forward(out, rstd, in, w, N, s->C, s->eps);
+    else grt_layernorm_forward(out, mean, rstd, in, w, b, N, s->C, s->eps);
+}
+
+static void norm_backward(const GrtLayerSpec *s, float *din, float *dw, float *db, const float *dout, const float *in,
+                          const float *w, const float *mean, const float *rstd, int N) {
+    if (s->rms) grt_rmsnorm_backward(din, dw, dout, in, w, rstd, N, s->C);
+    else grt_layernorm_backward(din, dw, db, dout, in, w, mean, rstd, N, s->C);
+}
+
+static const float *opt(const GrtLayer *l, int k) { return l->tensors[k].n ? P(l, k) : NULL; }
+static float *gopt(const GrtLayer *l, int k) { return l->tensors[k].n ? G(l, k) : NULL; }
+
+/* Rotary embedding on the Q and K parts of qkv (N, QKV_l), through a
+ * contiguous copy (the kernel wants (B, T, heads, hd)). */
+static void rope_qk(GrtLayer *l, float *qkv, float *tmp, int backward) {
+    int N = l->B * l->T, hd = l->s.hd, qk = (l->H_l + l->KVH_l) * hd, row = qkv_rows(l);
+    for (int i = 0; i < N; i++) memcpy(tmp + (size_t)i * qk, qkv + (size_t)i * row, sizeof(float) * (size_t)qk);
+    if (backward) grt_rope_backward(tmp, l->B, l->T, l->H_l + l->KVH_l, hd, l->s.rope_theta);
+    else grt_rope_forward(tmp, l->B, l->T, l->H_l + l->KVH_l, hd, l->s.rope_theta);
+    for (int i = 0; i < N; i++) memcpy(qkv + (size_t)i * row, tmp + (size_t)i * qk, sizeof(float) * (size_t)qk);
+}
+
+/* The attention half: x -> x + attn(norm(x)) (pre-norm) or norm(x + attn(x)) (post-norm), into res1. */
+static void block_forward(GrtLayer *l, const float *x, float *out) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T, C = s->C, hd = s->hd;
+    const float *attn_in = x;
+    if (s->pre_norm) {
+        norm_forward(s, a->ln1, a->mean1, a->rstd1, x, P(l, B_LN1W), opt(l, B_LN1B), N);
+        attn_in = a->ln1;
+    }
+    grt_matmul_forward(a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
+    if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
+    grt_attention_forward(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal);
+    /* row-parallel output projection: partial sums, all-reduced, then the bias */
+    grt_matmul_forward(a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
+    tp_allreduce(l, a->scratch, (size_t)N * C);
+    if (opt(l, B_BO)) add_bias(a->scratch, P(l, B_BO), N, C);
+    grt_residual_forward(a->res1, x, a->scratch, (size_t)N * C);
+    const float *mlp_in = a->res1;
+    if (s->pre_norm) {
+        norm_forward(s, a->ln2, a->mean2, a->rstd2, a->res1, P(l, B_LN2W), opt(l, B_LN2B), N);
+        mlp_in = a->ln2;
+    } else { /* post-norm: the first norm closes the attention half */
+        norm_forward(s, a->ln1, a->mean1, a->rstd1, a->res1, P(l, B_LN1W), opt(l, B_LN1B), N);
+        mlp_in = a->ln1;
+    }
+    grt_matmul_forward(a->fch, mlp_in, P(l, B_WUP), opt(l, B_BUP), N, C, up_rows(l));
+    if (s->swiglu) grt_swiglu_forward(a->fca, a->fch, N, l->F_l);
+    else grt_gelu_forward(a->fca, a->fch, (size_t)N * l->F_l);
+    grt_matmul_forward(a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
+    tp_allreduce(l, a->scratch, (size_t)N * C);
+    if (opt(l, B_BDOWN)) add_bias(a->scratch, P(l, B_BDOWN), N, C);
+    if (s->pre_norm) {
+        grt_residual_forward(out, a->res1, a->scratch, (size_t)N * C);
+    } else {
+        grt_residual_forward(a->ln2, a->ln1, a->scratch, (size_t)N * C); /* the second norm's input */
+        norm_forward(s, out, a->out_mean, a->out_rstd, a->ln2, P(l, B_LN2W), opt(l, B_LN2B), N);
+    }
+}
+
+/* logits (N, V) of this rank's vocabulary rows, gathered over the TP group
+ * into a->gathered (N, Vp) (a->probs serves as the transfer buffer). */
+static void head_logits(GrtLayer *l, const float *x, const float *table) {
+    HeadAct *a = l->act;
+    int N = l->B * l->T, Vl = l->V_l, n = l->tp_size;
+    grt_matmul_forward(a->logits_l, x, table, NULL, N, l->s.C, Vl);
+    size_t Vp = (size_t)Vl * n;
+    if (n == 1) {
+        memcpy(a->gathered, a->logits_l, sizeof(float) * (size_t)N * Vl);
+        return;
+    }
+    grt_allgather(l->tp, a->logits_l, a->probs, (size_t)N * Vl);
+    for (int r = 0; r < n; r++) /* (tp, N, Vl) -> (N, Vp) */
+        for (int i = 0; i < N; i++)
+            memcpy(a->gathered + (size_t)i * Vp + (size_t)r * Vl, a->probs + ((size_t)r * N + i) * Vl,
+                   sizeof(float) * (size_t)Vl);
+}
+
+static const float *head_table(const GrtLayer *l) {
+    return l->s.tied ? l->tied_to->params + l->tied_to->tensors[0].offset : P(l, 0);
+}
+
+static float *head_table_grad(const GrtLayer *l) {
+    return l->s.tied ? l->tied_to->grads + l->tied_to->tensors[0].offset : G(l, 0);
+}
+
+/* Cross-entropy over the real vocabulary of the (N, Vp) logits in
+ * a->gathered, into a->probs (N, Vp) with zero probability on the padding. */
+static void head_loss(GrtLayer *l, const int32_t *targets) {
+    HeadAct *a = l->act;
+    int N = l->B * l->T, V = l->s.V;
+    size_t Vp = (size_t)l->V_l * l->tp_size;
+    if ((size_t)V == Vp) {
+        grt_crossentropy_forward(a->losses, a->probs, a->gathered, targets, N, V);
+        return;
+    }
+    /* compact the rows to (N, V), then spread the probabilities back out */
+    for (int i = 0; i < N; i++) memmove(a->gathered + (size_t)i * V, a->gathered + (size_t)i * Vp, sizeof(float) * V);
+    grt_crossentropy_forward(a->losses, a->probs, a->gathered, targets, N, V);
+    for (int i = N - 1; i >= 0; i--) {
+        memmove(a->probs + (size_t)i * Vp, a->probs + (size_t)i * V, sizeof(float) * V);
+        memset(a->probs + (size_t)i * Vp + V, 0, sizeof(float) * (Vp - V));
+    }
+}
+
+void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out) {
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T;
+    switch (s->kind) {
+    case GRT_EMBEDDING: {
+        /* positions are added once: by TP rank 0, before the all-reduce */
+        const float *wpe = s->positions && l->tp_rank == 0 ? P(l, 1) : NULL;
+        grt_embedding_forward(out, tokens, P(l, 0), wpe, l->B, l->T, s->C, l->tp_rank * l->V_l, l->V_l);
+        tp_allreduce(l, out, (size_t)N * s->C);
+        break;
+    }
+    case GRT_BLOCK: block_forward(l, in, out); break;
+    case GRT_NORM: {
+        NormAct *a = l->act;
+        norm_forward(s, out, a->mean, a->rstd, in, P(l, 0), opt(l, 1), N);
+        break;
+    }
+    case GRT_HEAD: {
+        HeadAct *a = l->act;
+        head_logits(l, in, head_table(l));
+        head_loss(l, targets);
+        if (out) memcpy(out, a->losses, sizeof(float) * (size_t)N);
+        break;
+    }
+    }
+}
+
+/* ---- backward ----------------------------------------------------------------------------- */
+
+static void block_backward(GrtLayer *l, const float *x, const float *dout, float *dx) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T, C = s->C, hd = s->hd;
+    size_t NC = (size_t)N * C;
+    float *dres1 = a->scratch2; /* (N, C) */
+    float *dmid = a->scratch;   /* (N, wide) */
+    memset(dres1, 0, sizeof(float) * NC);
+    const float *dmlp_out = dout; /* gradient at the MLP's output (after the residual) */
+    const float *mlp_in = s->pre_norm ? a->ln2 : a->ln1;
+    float *dpost = NULL;
+    if (!s->pre_norm) { /* through the second norm: d(ln1 + mlp) */
+        dpost = grt_alloc(sizeof(float) * NC);
+        norm_backward(s, dpost, G(l, B_LN2W), gopt(l, B_LN2B), dout, a->ln2, P(l, B_LN2W), a->out_mean,
+                      a->out_rstd, N);
+        dmlp_out = dpost;
+    }
+    /* MLP down (row-parallel): dout is whole on every TP rank */
+    if (gopt(l, B_BDOWN)) bias_grad(G(l, B_BDOWN), dmlp_out, N, C);
+    float *dfca = grt_alloc(sizeof(float) * (size_t)N * l->F_l);
+    grt_matmul_backward(dfca, G(l, B_WDOWN), NULL, dmlp_out, a->fca, P(l, B_WDOWN), N, l->F_l, C);
+    memset(dmid, 0, sizeof(float) * (size_t)N * up_rows(l));
+    if (s->swiglu) grt_swiglu_backward(dmid, a->fch, dfca, N, l->F_l);
+    else grt_gelu_backward(dmid, a->fch, dfca, (size_t)N * l->F_l);
+    grt_free(dfca, sizeof(float) * (size_t)N * l->F_l);
+    /* MLP up (column-parallel): partial input gradients, all-reduced */
+    float *dmlp_in = grt_alloc(sizeof(float) * NC);
+    grt_matmul_backward(dmlp_in, G(l, B_WUP), gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C, up_rows(l));
+    tp_allreduce(l, dmlp_in, NC);
+    if (s->pre_norm) {
+        norm_backward(s, dres1, G(l, B_LN2W), gopt(l, B_LN2B), dmlp_in, a->res1, P(l, B_LN2W), a->mean2, a->rstd2, N);
+        for (size_t i = 0; i < NC; i++) dres1[i] += dout[i]; /* the residual around the MLP */
+    } else {
+        float *dln1 = grt_alloc(sizeof(float) * NC);
+        for (size_t i = 0; i < NC; i++) dln1[i] = dmlp_in[i] + dpost[i]; /* the residual around the MLP */
+        norm_backward(s, dres1, G(l, B_LN1W), gopt(l, B_LN1B), dln1, a->res1, P(l, B_LN1W), a->mean1, a->rstd1, N);
+        grt_free(dln1, sizeof(float) * NC);
+        grt_free(dpost, sizeof(float) * NC);
+    }
+    grt_free(dmlp_in, sizeof(float) * NC);
+    /* attention output (row-parallel) */
+    if (gopt(l, B_BO)) bias_grad(G(l, B_BO), dres1, N, C);
+    size_t natty = (size_t)N * l->H_l * hd;
+    float *datty = grt_alloc(sizeof(float) * natty);
+    grt_matmul_backward(datty, G(l, B_WO), NULL, dres1, a->atty, P(l, B_WO), N, l->H_l * hd, C);
+    memset(dmid, 0, sizeof(float) * (size_t)N * qkv_rows(l));
+    grt_attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal);
+    grt_free(datty, sizeof(float) * natty);
+    if (s->rope) {
+        float *tmp = grt_alloc(sizeof(float) * (size_t)N * (l->H_l + l->KVH_l) * hd);
+        rope_qk(l, dmid, tmp, 1);
+        grt_free(tmp, sizeof(float) * (size_t)N * (l->H_l + l->KVH_l) * hd);
+    }
+    /* QKV (column-parallel) */
+    const float *attn_in = s->pre_norm ? a->ln1 : x;
+    float *dattn_in = grt_alloc(sizeof(float) * NC);
+    grt_matmul_backward(dattn_in, G(l, B_WQKV), gopt(l, B_BQKV), dmid, attn_in, P(l, B_WQKV), N, C, qkv_rows(l));
+    tp_allreduce(l, dattn_in, NC);
+    if (s->pre_norm)
+        norm_backward(s, dx, G(l, B_LN1W), gopt(l, B_LN1B), dattn_in, x, P(l, B_LN1W), a->mean1, a->rstd1, N);
+    else
+        for (size_t i = 0; i < NC; i++) dx[i] += dattn_in[i];
+    for (size_t i = 0; i < NC; i++) dx[i] += dres1[i]; /* the residual around attention */
+    grt_free(dattn_in, sizeof(float) * NC);
+}
+
+void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets,
+                        const float *dout, float dloss, float *din) {
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T;
+    switch (s->kind) {
+    case GRT_EMBEDDING:
+        grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
+                               l->tp_rank * l->V_l, l->V_l);
+        break;
+    case GRT_BLOCK: block_backward(l, in, dout, din); break;
+    case GRT_NORM: {
+        NormAct *a = l->act;
+        norm_backward(s, din, G(l, 0), gopt(l, 1), dout, in, P(l, 0), a->mean, a->rstd, N);
+        break;
+    }
+    case GRT_HEAD: {
+        HeadAct *a = l->act;
+        int Vl = l->V_l;
+        size_t Vp = (size_t)Vl * l->tp_size;
+        /* dlogits (N, Vp) = (probs - onehot) * dloss; this rank's columns only */
+        float *dl = grt_alloc(sizeof(float) * (size_t)N * Vp);
+        float *dloss_row = grt_alloc(sizeof(float) * (size_t)N);
+        for (int i = 0; i < N; i++) dloss_row[i] = dloss;
+        grt_crossentropy_backward(dl, a->probs, targets, dloss_row, N, (int)Vp);
+        float *dl_local = a->gathered;
+        for (int i = 0; i < N; i++)
+            memcpy(dl_local + (size_t)i * Vl, dl + (size_t)i * Vp + (size_t)l->tp_rank * Vl, sizeof(float) * Vl);
+        grt_free(dl, sizeof(float) * (size_t)N * Vp);
+        grt_free(dloss_row, sizeof(float) * (size_t)N);
+        float *dx = grt_alloc(sizeof(float) * (size_t)N * s->C);
+        grt_matmul_backward(dx, head_table_grad(l), NULL, dl_local, in, head_table(l), N, s->C, Vl);
+        tp_allreduce(l, dx, (size_t)N * s->C);
+        for (size_t i = 0; i < (size_t)N * s->C; i++) din[i] += dx[i];
+        grt_free(dx, sizeof(float) * (size_t)N * s->C);
+        break;
+    }
+    }
+}

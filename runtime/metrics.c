@@ -1,0 +1,76 @@
+/* metrics.c — what the generated program measures about itself, and the
+ * machine settings it needs: wall-clock time, a tracked allocator (so the
+ * memory the plan predicted can be compared with the bytes actually taken),
+ * and the number of BLAS threads. The allocator counts the bytes asked for,
+ * not the allocator's rounding, because that is what the plan predicts. */
+#include "galvrt.h"
+
+#include <cblas.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ALIGNMENT 64 /* a cache line, and enough for any vector load */
+
+static _Atomic int64_t current_bytes, peak_bytes;
+
+/* Wall-clock milliseconds on the monotonic clock (immune to clock changes). */
+double grt_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+/* `bytes` zeroed bytes, 64-byte aligned, counted; aborts every rank when memory runs out. */
+void *grt_alloc(size_t bytes) {
+    size_t rounded = (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+    void *p = NULL;
+    if (bytes > INT64_MAX - ALIGNMENT || posix_memalign(&p, ALIGNMENT, rounded ? rounded : ALIGNMENT) != 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "out of memory allocating %zu bytes (%lld bytes already allocated)", bytes,
+                 (long long)atomic_load(&current_bytes));
+        grt_abort(msg, 1);
+        return NULL; /* not reached */
+    }
+    memset(p, 0, rounded);
+    int64_t now = atomic_fetch_add(&current_bytes, (int64_t)bytes) + (int64_t)bytes;
+    int64_t peak = atomic_load(&peak_bytes);
+    while (now > peak && !atomic_compare_exchange_weak(&peak_bytes, &peak, now)) {
+    }
+    return p;
+}
+
+/* Frees p, which grt_alloc returned for `bytes` bytes (NULL is fine). */
+void grt_free(void *p, size_t bytes) {
+    if (!p) return;
+    atomic_fetch_sub(&current_bytes, (int64_t)bytes);
+    free(p);
+}
+
+/* The most bytes allocated through grt_alloc at any one time. */
+int64_t grt_peak_bytes(void) { return atomic_load(&peak_bytes); }
+
+/* Cores this process may run on: the online cores, fewer when the affinity mask (taskset, cgroup cpuset) says so. */
+static int usable_cores(void) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = online > 0 ? (int)online : 1;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 && CPU_COUNT(&set) < n) n = CPU_COUNT(&set);
+    return n;
+}
+
+/* OpenBLAS threads: OPENBLAS_NUM_THREADS when set, else 1 when local_ranks > 1 share the cores, else all of them. */
+void grt_set_threads(int local_ranks) {
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    if (env && *env) {
+        char *end;
+        long n = strtol(env, &end, 10);
+        if (*end == '\0' && n > 0 && n <= 1 << 16) openblas_set_num_threads((int)n);
+        return; /* set but unusable: leave OpenBLAS's own reading of it alone */
+    }
+    openblas_set_num_threads(local_ranks > 1 ? 1 : usable_cores());
+}

@@ -1,0 +1,991 @@
+/* test_kernels.c — every kernel of libgalvrt (runtime/kernels.c) against a
+ * plain reference: naive loops in double, written to be obviously right
+ * rather than fast. Each forward must match its reference to ~1e-5. Each
+ * backward is checked three ways on small random instances:
+ *  - the kernel's gradient against the reference's analytic backward (~1e-5);
+ *  - the reference's backward against central finite differences of the
+ *    double reference forward (~1e-6), so the reference itself is right;
+ *  - the kernel's gradient against central finite differences of the float
+ *    kernel forward (1e-2 relative, 1e-3 of the largest element),
+ * for the scalar loss L = sum(w * out) with random w. Every backward also runs
+ * twice into the same buffers and must leave twice the first result, since
+ * backwards accumulate (+=). Larger instances (several attention row blocks,
+ * bigger GEMMs) compare against the reference only. */
+#include "galvrt.h"
+#include "../unit/check.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RTOL 1e-5 /* kernel against the double reference: relative to the element */
+#define ATOL 1e-5 /* ... and to the array's largest element */
+
+/* ---- helpers: allocation, random numbers, comparison, finite differences ---- */
+
+static void *allocs[1024];
+static int nallocs;
+static char case_name[160]; /* the instance under test, for failure messages */
+
+/* Zeroed memory freed by the next release_all(). */
+static void *talloc(size_t bytes) {
+    void *p = calloc(bytes ? bytes : 1, 1);
+    if (!p || nallocs == (int)(sizeof allocs / sizeof allocs[0])) {
+        fprintf(stderr, "test_kernels: out of memory\n");
+        exit(2);
+    }
+    return allocs[nallocs++] = p;
+}
+
+/* Free everything talloc gave out; each test ends with it. */
+static void release_all(void) {
+    while (nallocs) free(allocs[--nallocs]);
+}
+
+/* Name the instance the following checks report. */
+static void set_case(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(case_name, sizeof case_name, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+/* Uniform in [lo, hi) (xorshift64*), the same sequence on every run. */
+static double uniform(double lo, double hi) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return lo + (hi - lo) * (double)((rng_state * 0x2545F4914F6CDD1Dull) >> 11) * 0x1.0p-53;
+}
+
+static float *fvec(size_t n) { return talloc(n * sizeof(float)); }
+static double *dvec(size_t n) { return talloc(n * sizeof(double)); }
+
+/* n floats uniform in [lo, hi). */
+static float *frand(size_t n, double lo, double hi) {
+    float *x = fvec(n);
+    for (size_t i = 0; i < n; i++) x[i] = (float)uniform(lo, hi);
+    return x;
+}
+
+/* The double twin of a float array, so the reference sees the same values. */
+static double *dcopy(const float *x, size_t n) {
+    double *d = dvec(n);
+    for (size_t i = 0; i < n; i++) d[i] = x[i];
+    return d;
+}
+
+static float *fcopy(const float *x, size_t n) {
+    float *c = fvec(n);
+    memcpy(c, x, n * sizeof(float));
+    return c;
+}
+
+static double fdot(const float *a, const float *b, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+static double ddot(const double *a, const double *b, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* One check: every |got - want| <= rtol |want| + atol max|want|; on failure name the worst element. */
+static void close_dd(const char *what, const double *got, const double *want, size_t n, double rtol, double atol) {
+    double scale = 0.0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    bool ok = true;
+    size_t worst = 0;
+    double worst_ratio = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs(got[i] - want[i]), tol = rtol * fabs(want[i]) + atol * scale;
+        if (!(err <= tol)) { /* NaN fails too */
+            double ratio = tol > 0.0 ? err / tol : INFINITY;
+            if (ok || !(ratio <= worst_ratio)) worst = i, worst_ratio = ratio;
+            ok = false;
+        }
+    }
+    if (!ok)
+        fprintf(stderr, "%s: %s: element %zu of %zu: got %.9g, want %.9g\n", case_name, what, worst, n, got[worst],
+                want[worst]);
+    CHECK(ok);
+}
+
+/* close_dd for a float array. */
+static void close_fd(const char *what, const float *got, const double *want, size_t n, double rtol, double atol) {
+    double *g = dvec(n);
+    for (size_t i = 0; i < n; i++) g[i] = got[i];
+    close_dd(what, g, want, n, rtol, atol);
+}
+
+/* A backward run a second time into the same buffer must leave twice what the first run left. */
+static void check_twice(const char *what, const float *once, const float *twice, size_t n) {
+    double *want = dvec(n);
+    for (size_t i = 0; i < n; i++) want[i] = 2.0 * once[i];
+    char buf[96];
+    snprintf(buf, sizeof buf, "%s accumulates", what);
+    close_fd(buf, twice, want, n, 1e-6, 1e-6);
+}
+
+typedef double (*LossFn)(void *ctx);
+
+/* dL/dx (n) by central differences, perturbing the float x in place (the step actually taken divides). */
+static double *fd_float(LossFn loss, void *ctx, float *x, size_t n, float eps) {
+    double *g = dvec(n);
+    for (size_t i = 0; i < n; i++) {
+        float x0 = x[i], xp = x0 + eps, xm = x0 - eps;
+        x[i] = xp;
+        double lp = loss(ctx);
+        x[i] = xm;
+        double lm = loss(ctx);
+        x[i] = x0;
+        g[i] = (lp - lm) / ((double)xp - (double)xm);
+    }
+    return g;
+}
+
+/* dL/dx (n) by central differences on a double x. */
+static double *fd_double(LossFn loss, void *ctx, double *x, size_t n, double eps) {
+    double *g = dvec(n);
+    for (size_t i = 0; i < n; i++) {
+        double x0 = x[i];
+        x[i] = x0 + eps;
+        double lp = loss(ctx);
+        x[i] = x0 - eps;
+        double lm = loss(ctx);
+        x[i] = x0;
+        g[i] = (lp - lm) / (2.0 * eps);
+    }
+    return g;
+}
+
+/* One gradient three ways (see the file comment): got, the kernel's, for the float input x; ref, the
+ * reference's, for its double twin xd. loss_f and loss_d compute L with the kernel and with the reference.
+ * fd = false skips the finite differences (large instances). */
+static void check_grad(const char *what, LossFn loss_f, LossFn loss_d, void *ctx, float *x, double *xd, size_t n,
+                       const float *got, const double *ref, bool fd) {
+    char buf[96];
+    snprintf(buf, sizeof buf, "%s: kernel vs reference", what);
+    close_fd(buf, got, ref, n, RTOL, ATOL);
+    if (!fd) return;
+    snprintf(buf, sizeof buf, "%s: reference vs finite differences", what);
+    close_dd(buf, ref, fd_double(loss_d, ctx, xd, n, 1e-5), n, 1e-6, 1e-7);
+    snprintf(buf, sizeof buf, "%s: kernel vs finite differences", what);
+    close_fd(buf, got, fd_float(loss_f, ctx, x, n, 1e-3f), n, 1e-2, 1e-3);
+}
+
+/* ---- matmul ------------------------------------------------------------------ */
+
+typedef struct {
+    int N, C, OC;
+    float *inp, *w, *b, *out, *dout; /* b NULL: no bias */
+    double *inp_d, *w_d, *b_d, *out_d, *dout_d;
+} MatmulCase;
+
+/* out (N,OC) = inp (N,C) @ w (OC,C)^T + b (OC) */
+static void ref_matmul_forward(double *out, const double *inp, const double *w, const double *b, int N, int C,
+                               int OC) {
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double s = b ? b[o] : 0.0;
+            for (int c = 0; c < C; c++) s += inp[n * C + c] * w[o * C + c];
+            out[n * OC + o] = s;
+        }
+}
+
+/* dinp (N,C), dw (OC,C), db (OC) += the gradients of sum(dout * out) */
+static void ref_matmul_backward(double *dinp, double *dw, double *db, const double *dout, const double *inp,
+                                const double *w, int N, int C, int OC) {
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double d = dout[n * OC + o];
+            db[o] += d;
+            for (int c = 0; c < C; c++) {
+                dinp[n * C + c] += d * w[o * C + c];
+                dw[o * C + c] += d * inp[n * C + c];
+            }
+        }
+}
+
+static double matmul_loss_f(void *p) {
+    MatmulCase *m = p;
+    grt_matmul_forward(m->out, m->inp, m->w, m->b, m->N, m->C, m->OC);
+    return fdot(m->dout, m->out, (size_t)m->N * m->OC);
+}
+
+static double matmul_loss_d(void *p) {
+    MatmulCase *m = p;
+    ref_matmul_forward(m->out_d, m->inp_d, m->w_d, m->b_d, m->N, m->C, m->OC);
+    return ddot(m->dout_d, m->out_d, (size_t)m->N * m->OC);
+}
+
+/* Matmul forward and backward, with or without bias; each gradient also alone (the others NULL). */
+static void test_matmul(int N, int C, int OC, bool with_bias, bool fd) {
+    set_case("matmul N=%d C=%d OC=%d bias=%d", N, C, OC, with_bias);
+    size_t ni = (size_t)N * C, nw = (size_t)OC * C, no = (size_t)N * OC;
+    MatmulCase m = {.N = N, .C = C, .OC = OC};
+    m.inp = frand(ni, -1, 1), m.w = frand(nw, -1, 1), m.b = with_bias ? frand(OC, -1, 1) : NULL;
+    m.out = fvec(no), m.dout = frand(no, -1, 1);
+    m.inp_d = dcopy(m.inp, ni), m.w_d = dcopy(m.w, nw), m.b_d = with_bias ? dcopy(m.b, OC) : NULL;
+    m.out_d = dvec(no), m.dout_d = dcopy(m.dout, no);
+
+    grt_matmul_forward(m.out, m.inp, m.w, m.b, N, C, OC);
+    ref_matmul_forward(m.out_d, m.inp_d, m.w_d, m.b_d, N, C, OC);
+    close_fd("out", m.out, m.out_d, no, RTOL, ATOL);
+
+    float *dinp = fvec(ni), *dw = fvec(nw), *db = fvec(OC);
+    grt_matmul_backward(dinp, dw, db, m.dout, m.inp, m.w, N, C, OC);
+    float *dinp1 = fcopy(dinp, ni), *dw1 = fcopy(dw, nw), *db1 = fcopy(db, OC);
+    grt_matmul_backward(dinp, dw, db, m.dout, m.inp, m.w, N, C, OC);
+    check_twice("dinp", dinp1, dinp, ni);
+    check_twice("dweight", dw1, dw, nw);
+    check_twice("dbias", db1, db, OC);
+
+    double *rdinp = dvec(ni), *rdw = dvec(nw), *rdb = dvec(OC);
+    ref_matmul_backward(rdinp, rdw, rdb, m.dout_d, m.inp_d, m.w_d, N, C, OC);
+    check_grad("dinp", matmul_loss_f, matmul_loss_d, &m, m.inp, m.inp_d, ni, dinp1, rdinp, fd);
+    check_grad("dweight", matmul_loss_f, matmul_loss_d, &m, m.w, m.w_d, nw, dw1, rdw, fd);
+    if (with_bias) check_grad("dbias", matmul_loss_f, matmul_loss_d, &m, m.b, m.b_d, OC, db1, rdb, fd);
+    close_fd("dbias (no bias in forward)", db1, rdb, OC, RTOL, ATOL);
+
+    float *only = fvec(ni > nw ? ni : nw);
+    grt_matmul_backward(only, NULL, NULL, m.dout, m.inp, m.w, N, C, OC);
+    close_fd("dinp alone", only, rdinp, ni, RTOL, ATOL);
+    memset(only, 0, nw * sizeof(float));
+    grt_matmul_backward(NULL, only, NULL, m.dout, m.inp, m.w, N, C, OC);
+    close_fd("dweight alone", only, rdw, nw, RTOL, ATOL);
+    memset(only, 0, OC * sizeof(float));
+    grt_matmul_backward(NULL, NULL, only, m.dout, m.inp, m.w, N, C, OC);
+    close_fd("dbias alone", only, rdb, OC, RTOL, ATOL);
+    release_all();
+}
+
+/* ---- embedding ------------------------------------------------------------- */
+
+typedef struct {
+    int B, T, C, start, rows;
+    const int32_t *tok;
+    float *wte, *wpe, *out, *dout; /* wpe NULL: no learned positions */
+    double *wte_d, *wpe_d, *out_d, *dout_d;
+} EmbCase;
+
+/* out (B,T,C) = (start <= tok < start + rows ? wte[tok - start] : 0) + wpe[t] */
+static void ref_embedding_forward(double *out, const int32_t *tok, const double *wte, const double *wpe, int B, int T,
+                                  int C, int start, int rows) {
+    for (int bt = 0; bt < B * T; bt++) {
+        int t = bt % T, row = tok[bt] - start;
+        bool here = row >= 0 && row < rows;
+        for (int c = 0; c < C; c++) out[bt * C + c] = (here ? wte[row * C + c] : 0.0) + (wpe ? wpe[t * C + c] : 0.0);
+    }
+}
+
+/* dwte (rows,C) += dout at each token of the shard; dwpe (T,C) += dout at each position */
+static void ref_embedding_backward(double *dwte, double *dwpe, const double *dout, const int32_t *tok, int B, int T,
+                                   int C, int start, int rows) {
+    for (int bt = 0; bt < B * T; bt++) {
+        int t = bt % T, row = tok[bt] - start;
+        for (int c = 0; c < C; c++) {
+            if (row >= 0 && row < rows) dwte[row * C + c] += dout[bt * C + c];
+            dwpe[t * C + c] += dout[bt * C + c];
+        }
+    }
+}
+
+static double embedding_loss_f(void *p) {
+    EmbCase *e = p;
+    grt_embedding_forward(e->out, e->tok, e->wte, e->wpe, e->B, e->T, e->C, e->start, e->rows);
+    return fdot(e->dout, e->out, (size_t)e->B * e->T * e->C);
+}
+
+static double embedding_loss_d(void *p) {
+    EmbCase *e = p;
+    ref_embedding_forward(e->out_d, e->tok, e->wte_d, e->wpe_d, e->B, e->T, e->C, e->start, e->rows);
+    return ddot(e->dout_d, e->out_d, (size_t)e->B * e->T * e->C);
+}
+
+/* Embedding of a shard [start, start + rows) of a 10-token vocabulary; tokens 0..9 repeat and fall on both sides. */
+static void test_embedding(int start, int rows, bool with_wpe) {
+    set_case("embedding shard [%d, %d) wpe=%d", start, start + rows, with_wpe);
+    static const int32_t tokens[] = {0, 3, 5, 9, 5, 6, 2, 7, 3, 4};
+    const int B = 2, T = 5, C = 4;
+    size_t nt = (size_t)rows * C, np = (size_t)T * C, no = (size_t)B * T * C;
+    EmbCase e = {.B = B, .T = T, .C = C, .start = start, .rows = rows, .tok = tokens};
+    e.wte = frand(nt, -1, 1), e.wpe = with_wpe ? frand(np, -1, 1) : NULL, e.out = frand(no, -1, 1); /* overwritten */
+    e.dout = frand(no, -1, 1);
+    e.wte_d = dcopy(e.wte, nt), e.wpe_d = with_wpe ? dcopy(e.wpe, np) : NULL, e.out_d = dvec(no);
+    e.dout_d = dcopy(e.dout, no);
+
+    grt_embedding_forward(e.out, tokens, e.wte, e.wpe, B, T, C, start, rows);
+    ref_embedding_forward(e.out_d, tokens, e.wte_d, e.wpe_d, B, T, C, start, rows);
+    close_fd("out", e.out, e.out_d, no, RTOL, ATOL);
+
+    float *dwte = fvec(nt), *dwpe = fvec(np);
+    grt_embedding_backward(dwte, with_wpe ? dwpe : NULL, e.dout, tokens, B, T, C, start, rows);
+    float *dwte1 = fcopy(dwte, nt), *dwpe1 = fcopy(dwpe, np);
+    grt_embedding_backward(dwte, with_wpe ? dwpe : NULL, e.dout, tokens, B, T, C, start, rows);
+    check_twice("dwte", dwte1, dwte, nt);
+    double *rdwte = dvec(nt), *rdwpe = dvec(np);
+    ref_embedding_backward(rdwte, rdwpe, e.dout_d, tokens, B, T, C, start, rows);
+    check_grad("dwte", embedding_loss_f, embedding_loss_d, &e, e.wte, e.wte_d, nt, dwte1, rdwte, true);
+    if (with_wpe) {
+        check_twice("dwpe", dwpe1, dwpe, np);
+        check_grad("dwpe", embedding_loss_f, embedding_loss_d, &e, e.wpe, e.wpe_d, np, dwpe1, rdwpe, true);
+    } else {
+        for (size_t i = 0; i < np; i++) CHECK(dwpe[i] == 0.0f); /* NULL dwpe is not written */
+    }
+    release_all();
+}
+
+/* ---- rotary ---------------------------------------------------------------- */
+
+typedef struct {
+    int B, T, heads, hd;
+    float theta;
+    float *x, *tmp, *w;
+    double *x_d, *tmp_d, *w_d;
+} RopeCase;
+
+/* out (B,T,heads,hd) = x with pair (2i, 2i+1) at position t rotated by sign * t * theta^(-2i/hd) */
+static void ref_rope(double *out, const double *x, int B, int T, int heads, int hd, double theta, double sign) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < heads; h++)
+                for (int i = 0; i < hd / 2; i++) {
+                    size_t at = (((size_t)b * T + t) * heads + h) * hd + 2 * i;
+                    double ang = sign * t * pow(theta, -2.0 * i / hd), c = cos(ang), s = sin(ang);
+                    double x0 = x[at], x1 = x[at + 1];
+                    out[at] = c * x0 - s * x1;
+                    out[at + 1] = s * x0 + c * x1;
+                }
+}
+
+static double rope_loss_f(void *p) {
+    RopeCase *r = p;
+    size_t n = (size_t)r->B * r->T * r->heads * r->hd;
+    memcpy(r->tmp, r->x, n * sizeof(float));
+    grt_rope_forward(r->tmp, r->B, r->T, r->heads, r->hd, r->theta);
+    return fdot(r->w, r->tmp, n);
+}
+
+static double rope_loss_d(void *p) {
+    RopeCase *r = p;
+    size_t n = (size_t)r->B * r->T * r->heads * r->hd;
+    ref_rope(r->tmp_d, r->x_d, r->B, r->T, r->heads, r->hd, r->theta, 1.0);
+    return ddot(r->w_d, r->tmp_d, n);
+}
+
+/* Rotary forward, its backward (in place, so not accumulating), and backward(forward(x)) = x. */
+static void test_rope(int B, int T, int heads, int hd, float theta, bool fd) {
+    set_case("rope B=%d T=%d heads=%d hd=%d theta=%g", B, T, heads, hd, theta);
+    size_t n = (size_t)B * T * heads * hd;
+    RopeCase r = {.B = B, .T = T, .heads = heads, .hd = hd, .theta = theta};
+    r.x = frand(n, -1, 1), r.tmp = fvec(n), r.w = frand(n, -1, 1);
+    r.x_d = dcopy(r.x, n), r.tmp_d = dvec(n), r.w_d = dcopy(r.w, n);
+
+    float *y = fcopy(r.x, n);
+    grt_rope_forward(y, B, T, heads, hd, theta);
+    double *ry = dvec(n);
+    ref_rope(ry, r.x_d, B, T, heads, hd, theta, 1.0);
+    close_fd("forward", y, ry, n, RTOL, ATOL);
+
+    grt_rope_backward(y, B, T, heads, hd, theta);
+    close_fd("backward(forward(x)) = x", y, r.x_d, n, RTOL, ATOL);
+
+    float *dx = fcopy(r.w, n);
+    grt_rope_backward(dx, B, T, heads, hd, theta);
+    double *rdx = dvec(n);
+    ref_rope(rdx, r.w_d, B, T, heads, hd, theta, -1.0);
+    check_grad("dx", rope_loss_f, rope_loss_d, &r, r.x, r.x_d, n, dx, rdx, fd);
+    release_all();
+}
+
+/* ---- layernorm, rmsnorm ---------------------------------------------------- */
+
+typedef struct {
+    int N, C;
+    float eps;
+    float *inp, *w, *b, *out, *mean, *rstd, *dout; /* b NULL: no bias */
+    double *inp_d, *w_d, *b_d, *out_d, *dout_d;
+    float *smean, *srstd; /* scratch statistics for the finite differences */
+    double *smean_d, *srstd_d;
+} NormCase;
+
+/* out (N,C) = (inp - mean) / sqrt(var + eps) * w + b, with the biased variance; mean, rstd (N) */
+static void ref_layernorm_forward(double *out, double *mean, double *rstd, const double *inp, const double *w,
+                                  const double *b, int N, int C, double eps) {
+    for (int n = 0; n < N; n++) {
+        const double *x = inp + (size_t)n * C;
+        double m = 0.0, v = 0.0;
+        for (int c = 0; c < C; c++) m += x[c] / C;
+        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m) / C;
+        double r = 1.0 / sqrt(v + eps);
+        for (int c = 0; c < C; c++) out[(size_t)n * C + c] = (x[c] - m) * r * w[c] + (b ? b[c] : 0.0);
+        mean[n] = m, rstd[n] = r;
+    }
+}
+
+/* The layernorm's gradients through its full Jacobian, d norm_k / d x_j = r (delta_kj - 1/C) - r^3 (x_k - m)(x_j - m) / C */
+static void ref_layernorm_backward(double *dinp, double *dw, double *db, const double *dout, const double *inp,
+                                   const double *w, int N, int C, double eps) {
+    for (int n = 0; n < N; n++) {
+        const double *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        double m = 0.0, v = 0.0;
+        for (int c = 0; c < C; c++) m += x[c] / C;
+        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m) / C;
+        double r = 1.0 / sqrt(v + eps);
+        for (int j = 0; j < C; j++)
+            for (int k = 0; k < C; k++)
+                dinp[(size_t)n * C + j] +=
+                    d[k] * w[k] * (r * ((k == j) - 1.0 / C) - r * r * r * (x[k] - m) * (x[j] - m) / C);
+        for (int k = 0; k < C; k++) {
+            dw[k] += d[k] * (x[k] - m) * r;
+            db[k] += d[k];
+        }
+    }
+}
+
+static double layernorm_loss_f(void *p) {
+    NormCase *c = p;
+    grt_layernorm_forward(c->out, c->smean, c->srstd, c->inp, c->w, c->b, c->N, c->C, c->eps);
+    return fdot(c->dout, c->out, (size_t)c->N * c->C);
+}
+
+static double layernorm_loss_d(void *p) {
+    NormCase *c = p;
+    ref_layernorm_forward(c->out_d, c->smean_d, c->srstd_d, c->inp_d, c->w_d, c->b_d, c->N, c->C, c->eps);
+    return ddot(c->dout_d, c->out_d, (size_t)c->N * c->C);
+}
+
+/* A NormCase of N rows of C, rows offset so the mean matters, weights around 1. */
+static NormCase norm_case(int N, int C, bool with_bias) {
+    size_t n = (size_t)N * C;
+    NormCase c = {.N = N, .C = C, .eps = 1e-5f};
+    c.inp = frand(n, -1, 1);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < C; j++) c.inp[(size_t)i * C + j] += (float)(i - 1);
+    c.w = frand(C, 0.5, 1.5), c.b = with_bias ? frand(C, -1, 1) : NULL;
+    c.out = fvec(n), c.mean = fvec(N), c.rstd = fvec(N), c.dout = frand(n, -1, 1);
+    c.inp_d = dcopy(c.inp, n), c.w_d = dcopy(c.w, C), c.b_d = with_bias ? dcopy(c.b, C) : NULL;
+    c.out_d = dvec(n), c.dout_d = dcopy(c.dout, n);
+    c.smean = fvec(N), c.srstd = fvec(N), c.smean_d = dvec(N), c.srstd_d = dvec(N);
+    return c;
+}
+
+/* Layernorm forward (out, mean, rstd) and backward, with and without bias. */
+static void test_layernorm(int N, int C, bool with_bias) {
+    set_case("layernorm N=%d C=%d bias=%d", N, C, with_bias);
+    NormCase c = norm_case(N, C, with_bias);
+    size_t n = (size_t)N * C;
+    grt_layernorm_forward(c.out, c.mean, c.rstd, c.inp, c.w, c.b, N, C, c.eps);
+    double *rmean = dvec(N), *rrstd = dvec(N);
+    ref_layernorm_forward(c.out_d, rmean, rrstd, c.inp_d, c.w_d, c.b_d, N, C, c.eps);
+    close_fd("out", c.out, c.out_d, n, RTOL, ATOL);
+    close_fd("mean", c.mean, rmean, N, RTOL, ATOL);
+    close_fd("rstd", c.rstd, rrstd, N, RTOL, ATOL);
+
+    float *dinp = fvec(n), *dw = fvec(C), *db = fvec(C);
+    grt_layernorm_backward(dinp, dw, with_bias ? db : NULL, c.dout, c.inp, c.w, c.mean, c.rstd, N, C);
+    float *dinp1 = fcopy(dinp, n), *dw1 = fcopy(dw, C), *db1 = fcopy(db, C);
+    grt_layernorm_backward(dinp, dw, with_bias ? db : NULL, c.dout, c.inp, c.w, c.mean, c.rstd, N, C);
+    check_twice("dinp", dinp1, dinp, n);
+    check_twice("dweight", dw1, dw, C);
+    double *rdinp = dvec(n), *rdw = dvec(C), *rdb = dvec(C);
+    ref_layernorm_backward(rdinp, rdw, rdb, c.dout_d, c.inp_d, c.w_d, N, C, c.eps);
+    check_grad("dinp", layernorm_loss_f, layernorm_loss_d, &c, c.inp, c.inp_d, n, dinp1, rdinp, true);
+    check_grad("dweight", layernorm_loss_f, layernorm_loss_d, &c, c.w, c.w_d, C, dw1, rdw, true);
+    if (with_bias) {
+        check_twice("dbias", db1, db, C);
+        check_grad("dbias", layernorm_loss_f, layernorm_loss_d, &c, c.b, c.b_d, C, db1, rdb, true);
+    }
+    release_all();
+}
+
+/* out (N,C) = inp / sqrt(mean(inp^2) + eps) * w; rstd (N) */
+static void ref_rmsnorm_forward(double *out, double *rstd, const double *inp, const double *w, int N, int C,
+                                double eps) {
+    for (int n = 0; n < N; n++) {
+        const double *x = inp + (size_t)n * C;
+        double ms = 0.0;
+        for (int c = 0; c < C; c++) ms += x[c] * x[c] / C;
+        double r = 1.0 / sqrt(ms + eps);
+        for (int c = 0; c < C; c++) out[(size_t)n * C + c] = x[c] * r * w[c];
+        rstd[n] = r;
+    }
+}
+
+/* The rmsnorm's gradients through its full Jacobian, d norm_k / d x_j = r delta_kj - r^3 x_k x_j / C */
+static void ref_rmsnorm_backward(double *dinp, double *dw, const double *dout, const double *inp, const double *w,
+                                 int N, int C, double eps) {
+    for (int n = 0; n < N; n++) {
+        const double *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        double ms = 0.0;
+        for (int c = 0; c < C; c++) ms += x[c] * x[c] / C;
+        double r = 1.0 / sqrt(ms + eps);
+        for (int j = 0; j < C; j++)
+            for (int k = 0; k < C; k++)
+                dinp[(size_t)n * C + j] += d[k] * w[k] * (r * (k == j) - r * r * r * x[k] * x[j] / C);
+        for (int k = 0; k < C; k++) dw[k] += d[k] * x[k] * r;
+    }
+}
+
+static double rmsnorm_loss_f(void *p) {
+    NormCase *c = p;
+    grt_rmsnorm_forward(c->out, c->srstd, c->inp, c->w, c->N, c->C, c->eps);
+    return fdot(c->dout, c->out, (size_t)c->N * c->C);
+}
+
+static double rmsnorm_loss_d(void *p) {
+    NormCase *c = p;
+    ref_rmsnorm_forward(c->out_d, c->srstd_d, c->inp_d, c->w_d, c->N, c->C, c->eps);
+    return ddot(c->dout_d, c->out_d, (size_t)c->N * c->C);
+}
+
+/* RMSnorm forward (out, rstd) and backward. */
+static void test_rmsnorm(int N, int C) {
+    set_case("rmsnorm N=%d C=%d", N, C);
+    NormCase c = norm_case(N, C, false);
+    size_t n = (size_t)N * C;
+    grt_rmsnorm_forward(c.out, c.rstd, c.inp, c.w, N, C, c.eps);
+    double *rrstd = dvec(N);
+    ref_rmsnorm_forward(c.out_d, rrstd, c.inp_d, c.w_d, N, C, c.eps);
+    close_fd("out", c.out, c.out_d, n, RTOL, ATOL);
+    close_fd("rstd", c.rstd, rrstd, N, RTOL, ATOL);
+
+    float *dinp = fvec(n), *dw = fvec(C);
+    grt_rmsnorm_backward(dinp, dw, c.dout, c.inp, c.w, c.rstd, N, C);
+    float *dinp1 = fcopy(dinp, n), *dw1 = fcopy(dw, C);
+    grt_rmsnorm_backward(dinp, dw, c.dout, c.inp, c.w, c.rstd, N, C);
+    check_twice("dinp", dinp1, dinp, n);
+    check_twice("dweight", dw1, dw, C);
+    double *rdinp = dvec(n), *rdw = dvec(C);
+    ref_rmsnorm_backward(rdinp, rdw, c.dout_d, c.inp_d, c.w_d, N, C, c.eps);
+    check_grad("dinp", rmsnorm_loss_f, rmsnorm_loss_d, &c, c.inp, c.inp_d, n, dinp1, rdinp, true);
+    check_grad("dweight", rmsnorm_loss_f, rmsnorm_loss_d, &c, c.w, c.w_d, C, dw1, rdw, true);
+    release_all();
+}
+
+/* ---- GELU, SwiGLU, residual -------------------------------------------------- */
+
+typedef struct {
+    size_t n, nout;
+    int N, F; /* SwiGLU's rows and width */
+    float *inp, *out, *dout;
+    double *inp_d, *out_d, *dout_d;
+} PointCase;
+
+/* out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+static void ref_gelu_forward(double *out, const double *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        out[i] = 0.5 * x[i] * (1.0 + tanh(sqrt(2.0 / M_PI) * (x[i] + 0.044715 * x[i] * x[i] * x[i])));
+}
+
+/* dinp += dout * d/dx of the above */
+static void ref_gelu_backward(double *dinp, const double *x, const double *dout, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        double k = sqrt(2.0 / M_PI), u = k * (x[i] + 0.044715 * x[i] * x[i] * x[i]), th = tanh(u);
+        double du = k * (1.0 + 3 * 0.044715 * x[i] * x[i]);
+        dinp[i] += dout[i] * (0.5 * (1.0 + th) + 0.5 * x[i] * (1.0 - th * th) * du);
+    }
+}
+
+static double gelu_loss_f(void *p) {
+    PointCase *c = p;
+    grt_gelu_forward(c->out, c->inp, c->n);
+    return fdot(c->dout, c->out, c->n);
+}
+
+static double gelu_loss_d(void *p) {
+    PointCase *c = p;
+    ref_gelu_forward(c->out_d, c->inp_d, c->n);
+    return ddot(c->dout_d, c->out_d, c->n);
+}
+
+/* out (N,F) = g sigmoid(g) u with [g | u] = inp (N,2F) */
+static void ref_swiglu_forward(double *out, const double *inp, int N, int F) {
+    for (int n = 0; n < N; n++)
+        for (int f = 0; f < F; f++) {
+            double g = inp[(size_t)n * 2 * F + f], u = inp[(size_t)n * 2 * F + F + f];
+            out[(size_t)n * F + f] = g / (1.0 + exp(-g)) * u;
+        }
+}
+
+/* dinp (N,2F) += [dout u (s + g s (1 - s)) | dout g s], s = sigmoid(g) */
+static void ref_swiglu_backward(double *dinp, const double *inp, const double *dout, int N, int F) {
+    for (int n = 0; n < N; n++)
+        for (int f = 0; f < F; f++) {
+            size_t gi = (size_t)n * 2 * F + f, ui = gi + F;
+            double g = inp[gi], u = inp[ui], s = 1.0 / (1.0 + exp(-g)), d = dout[(size_t)n * F + f];
+            dinp[gi] += d * u * (s + g * s * (1.0 - s));
+            dinp[ui] += d * g * s;
+        }
+}
+
+static double swiglu_loss_f(void *p) {
+    PointCase *c = p;
+    grt_swiglu_forward(c->out, c->inp, c->N, c->F);
+    return fdot(c->dout, c->out, c->nout);
+}
+
+static double swiglu_loss_d(void *p) {
+    PointCase *c = p;
+    ref_swiglu_forward(c->out_d, c->inp_d, c->N, c->F);
+    return ddot(c->dout_d, c->out_d, c->nout);
+}
+
+/* A PointCase with n inputs in [-lo, lo) and nout outputs. */
+static PointCase point_case(size_t n, size_t nout, double range) {
+    PointCase c = {.n = n, .nout = nout};
+    c.inp = frand(n, -range, range), c.out = fvec(nout), c.dout = frand(nout, -1, 1);
+    c.inp_d = dcopy(c.inp, n), c.out_d = dvec(nout), c.dout_d = dcopy(c.dout, nout);
+    return c;
+}
+
+/* GELU on [-5, 5] (both tails and the bend), forward and backward. */
+static void test_gelu(size_t n) {
+    set_case("gelu n=%zu", n);
+    PointCase c = point_case(n, n, 5.0);
+    grt_gelu_forward(c.out, c.inp, n);
+    ref_gelu_forward(c.out_d, c.inp_d, n);
+    close_fd("out", c.out, c.out_d, n, RTOL, ATOL);
+    float *dinp = fvec(n);
+    grt_gelu_backward(dinp, c.inp, c.dout, n);
+    float *dinp1 = fcopy(dinp, n);
+    grt_gelu_backward(dinp, c.inp, c.dout, n);
+    check_twice("dinp", dinp1, dinp, n);
+    double *rdinp = dvec(n);
+    ref_gelu_backward(rdinp, c.inp_d, c.dout_d, n);
+    check_grad("dinp", gelu_loss_f, gelu_loss_d, &c, c.inp, c.inp_d, n, dinp1, rdinp, true);
+    release_all();
+}
+
+/* SwiGLU on [-6, 6], forward and backward into both halves of each row. */
+static void test_swiglu(int N, int F) {
+    set_case("swiglu N=%d F=%d", N, F);
+    size_t n = (size_t)N * 2 * F, nout = (size_t)N * F;
+    PointCase c = point_case(n, nout, 6.0);
+    c.N = N, c.F = F;
+    grt_swiglu_forward(c.out, c.inp, N, F);
+    ref_swiglu_forward(c.out_d, c.inp_d, N, F);
+    close_fd("out", c.out, c.out_d, nout, RTOL, ATOL);
+    float *dinp = fvec(n);
+    grt_swiglu_backward(dinp, c.inp, c.dout, N, F);
+    float *dinp1 = fcopy(dinp, n);
+    grt_swiglu_backward(dinp, c.inp, c.dout, N, F);
+    check_twice("dinp", dinp1, dinp, n);
+    double *rdinp = dvec(n);
+    ref_swiglu_backward(rdinp, c.inp_d, c.dout_d, N, F);
+    check_grad("dinp", swiglu_loss_f, swiglu_loss_d, &c, c.inp, c.inp_d, n, dinp1, rdinp, true);
+    release_all();
+}
+
+/* Residual: out = a + b exactly (one float add), also in place. */
+static void test_residual(size_t n) {
+    set_case("residual n=%zu", n);
+    float *a = frand(n, -1, 1), *b = frand(n, -1, 1), *out = fvec(n);
+    grt_residual_forward(out, a, b, n);
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) ok = ok && out[i] == a[i] + b[i];
+    CHECK(ok);
+    grt_residual_forward(a, a, b, n);
+    CHECK(memcmp(a, out, n * sizeof(float)) == 0);
+    release_all();
+}
+
+/* ---- attention ------------------------------------------------------------- */
+
+typedef struct {
+    int B, T, H, KVH, hd, causal;
+    float *qkv, *out, *att, *dout;
+    double *qkv_d, *out_d, *att_d, *dout_d;
+    float *satt; /* scratch probabilities for the finite differences */
+    double *satt_d;
+} AttCase;
+
+/* Per (b, h, t): scores over the visible keys t2 (t2 <= t when causal) = q . k / sqrt(hd), att = their
+ * softmax (0 elsewhere), out = sum att v; query head h reads kv head h / (H / KVH). */
+static void ref_attention_forward(double *out, double *att, const double *qkv, int B, int T, int H, int KVH, int hd,
+                                  int causal) {
+    size_t S = (size_t)(H + 2 * KVH) * hd;
+    int group = H / KVH;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                const double *q = qkv + ((size_t)b * T + t) * S + (size_t)h * hd;
+                double *a = att + (((size_t)b * H + h) * T + t) * T;
+                int n = causal ? t + 1 : T;
+                double mx = -INFINITY, sum = 0.0;
+                for (int t2 = 0; t2 < T; t2++) {
+                    a[t2] = 0.0;
+                    if (t2 >= n) continue;
+                    const double *k = qkv + ((size_t)b * T + t2) * S + (size_t)(H + h / group) * hd;
+                    for (int d = 0; d < hd; d++) a[t2] += q[d] * k[d] / sqrt(hd);
+                    mx = fmax(mx, a[t2]);
+                }
+                for (int t2 = 0; t2 < n; t2++) sum += exp(a[t2] - mx);
+                for (int t2 = 0; t2 < n; t2++) a[t2] = exp(a[t2] - mx) / sum;
+                double *o = out + ((size_t)b * T + t) * H * hd + (size_t)h * hd;
+                for (int d = 0; d < hd; d++) {
+                    o[d] = 0.0;
+                    for (int t2 = 0; t2 < n; t2++)
+                        o[d] += a[t2] * qkv[((size_t)b * T + t2) * S + (size_t)(H + KVH + h / group) * hd + d];
+                }
+            }
+}
+
+/* dqkv += the gradients of sum(dout * out) through the above, from its att. */
+static void ref_attention_backward(double *dqkv, const double *dout, const double *qkv, const double *att, int B,
+                                   int T, int H, int KVH, int hd, int causal) {
+    size_t S = (size_t)(H + 2 * KVH) * hd;
+    int group = H / KVH;
+    double *datt = dvec(T);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                size_t qo = ((size_t)b * T + t) * S + (size_t)h * hd;
+                const double *a = att + (((size_t)b * H + h) * T + t) * T;
+                const double *d = dout + ((size_t)b * T + t) * H * hd + (size_t)h * hd;
+                int n = causal ? t + 1 : T;
+                double dot = 0.0;
+                for (int t2 = 0; t2 < n; t2++) {
+                    size_t vo = ((size_t)b * T + t2) * S + (size_t)(H + KVH + h / group) * hd;
+                    datt[t2] = 0.0;
+                    for (int e = 0; e < hd; e++) {
+                        datt[t2] += d[e] * qkv[vo + e];
+                        dqkv[vo + e] += a[t2] * d[e];
+                    }
+                    dot += a[t2] * datt[t2];
+                }
+                for (int t2 = 0; t2 < n; t2++) {
+                    size_t ko = ((size_t)b * T + t2) * S + (size_t)(H + h / group) * hd;
+                    double ds = a[t2] * (datt[t2] - dot) / sqrt(hd);
+                    for (int e = 0; e < hd; e++) {
+                        dqkv[qo + e] += ds * qkv[ko + e];
+                        dqkv[ko + e] += ds * qkv[qo + e];
+                    }
+                }
+            }
+}
+
+static double attention_loss_f(void *p) {
+    AttCase *c = p;
+    grt_attention_forward(c->out, c->satt, c->qkv, c->B, c->T, c->H, c->KVH, c->hd, c->causal);
+    return fdot(c->dout, c->out, (size_t)c->B * c->T * c->H * c->hd);
+}
+
+static double attention_loss_d(void *p) {
+    AttCase *c = p;
+    ref_attention_forward(c->out_d, c->satt_d, c->qkv_d, c->B, c->T, c->H, c->KVH, c->hd, c->causal);
+    return ddot(c->dout_d, c->out_d, (size_t)c->B * c->T * c->H * c->hd);
+}
+
+/* Attention forward (out, att) and backward (dqkv) for one configuration. */
+static void test_attention(int B, int T, int H, int KVH, int hd, int causal, bool fd) {
+    set_case("attention B=%d T=%d H=%d KVH=%d hd=%d causal=%d", B, T, H, KVH, hd, causal);
+    size_t nqkv = (size_t)B * T * (H + 2 * KVH) * hd, no = (size_t)B * T * H * hd, na = (size_t)B * H * T * T;
+    AttCase c = {.B = B, .T = T, .H = H, .KVH = KVH, .hd = hd, .causal = causal};
+    c.qkv = frand(nqkv, -1.5, 1.5), c.out = fvec(no), c.att = frand(na, -1, 1); /* all of att is overwritten */
+    c.dout = frand(no, -1, 1);
+    c.qkv_d = dcopy(c.qkv, nqkv), c.out_d = dvec(no), c.att_d = dvec(na), c.dout_d = dcopy(c.dout, no);
+    c.satt = fvec(na), c.satt_d = dvec(na);
+
+    grt_attention_forward(c.out, c.att, c.qkv, B, T, H, KVH, hd, causal);
+    ref_attention_forward(c.out_d, c.att_d, c.qkv_d, B, T, H, KVH, hd, causal);
+    close_fd("out", c.out, c.out_d, no, RTOL, ATOL);
+    close_fd("att", c.att, c.att_d, na, RTOL, ATOL);
+    if (causal) {
+        bool masked = true;
+        for (size_t bh = 0; bh < (size_t)B * H; bh++)
+            for (int t = 0; t < T; t++)
+                for (int t2 = t + 1; t2 < T; t2++) masked = masked && c.att[(bh * T + t) * T + t2] == 0.0f;
+        CHECK(masked);
+    }
+
+    float *dqkv = fvec(nqkv);
+    grt_attention_backward(dqkv, c.dout, c.qkv, c.att, B, T, H, KVH, hd, causal);
+    float *dqkv1 = fcopy(dqkv, nqkv);
+    grt_attention_backward(dqkv, c.dout, c.qkv, c.att, B, T, H, KVH, hd, causal);
+    check_twice("dqkv", dqkv1, dqkv, nqkv);
+    double *rdqkv = dvec(nqkv);
+    ref_attention_backward(rdqkv, c.dout_d, c.qkv_d, c.att_d, B, T, H, KVH, hd, causal);
+    check_grad("dqkv", attention_loss_f, attention_loss_d, &c, c.qkv, c.qkv_d, nqkv, dqkv1, rdqkv, fd);
+    release_all();
+}
+
+/* ---- cross-entropy --------------------------------------------------------- */
+
+typedef struct {
+    int N, V;
+    const int32_t *tgt;
+    float *logits, *probs, *losses, *dloss;
+    double *logits_d, *probs_d, *losses_d, *dloss_d;
+    float *sprobs; /* scratch probabilities for the finite differences */
+    double *sprobs_d;
+} CeCase;
+
+/* probs (N,V) = exp(logits - lse), losses (N) = lse - logits[target] (0 when target < 0) */
+static void ref_crossentropy_forward(double *losses, double *probs, const double *logits, const int32_t *tgt, int N,
+                                     int V) {
+    for (int n = 0; n < N; n++) {
+        const double *l = logits + (size_t)n * V;
+        double mx = -INFINITY, s = 0.0;
+        for (int j = 0; j < V; j++) mx = fmax(mx, l[j]);
+        for (int j = 0; j < V; j++) s += exp(l[j] - mx);
+        double lse = mx + log(s);
+        for (int j = 0; j < V; j++) probs[(size_t)n * V + j] = exp(l[j] - lse);
+        losses[n] = tgt[n] < 0 ? 0.0 : lse - l[tgt[n]];
+    }
+}
+
+/* dlogits (N,V) += (probs - onehot(target)) dloss, rows with target < 0 untouched */
+static void ref_crossentropy_backward(double *dlogits, const double *probs, const int32_t *tgt, const double *dloss,
+                                      int N, int V) {
+    for (int n = 0; n < N; n++)
+        if (tgt[n] >= 0)
+            for (int j = 0; j < V; j++) dlogits[(size_t)n * V + j] += (probs[(size_t)n * V + j] - (j == tgt[n])) * dloss[n];
+}
+
+static double crossentropy_loss_f(void *p) {
+    CeCase *c = p;
+    grt_crossentropy_forward(c->losses, c->sprobs, c->logits, c->tgt, c->N, c->V);
+    return fdot(c->dloss, c->losses, c->N);
+}
+
+static double crossentropy_loss_d(void *p) {
+    CeCase *c = p;
+    ref_crossentropy_forward(c->losses_d, c->sprobs_d, c->logits_d, c->tgt, c->N, c->V);
+    return ddot(c->dloss_d, c->losses_d, c->N);
+}
+
+/* Cross-entropy forward (losses, probs) and backward with logits of magnitude up to range, with an
+ * ignored row (target -1) that has a loss of exactly 0 and receives no gradient. */
+static void test_crossentropy(int N, int V, const int32_t *tgt, double range, bool fd) {
+    set_case("crossentropy N=%d V=%d range=%g", N, V, range);
+    size_t nl = (size_t)N * V;
+    CeCase c = {.N = N, .V = V, .tgt = tgt};
+    c.logits = frand(nl, -range, range), c.probs = fvec(nl), c.losses = fvec(N), c.dloss = frand(N, 0.5, 1.5);
+    c.logits_d = dcopy(c.logits, nl), c.probs_d = dvec(nl), c.losses_d = dvec(N), c.dloss_d = dcopy(c.dloss, N);
+    c.sprobs = fvec(nl), c.sprobs_d = dvec(nl);
+
+    grt_crossentropy_forward(c.losses, c.probs, c.logits, tgt, N, V);
+    ref_crossentropy_forward(c.losses_d, c.probs_d, c.logits_d, tgt, N, V);
+    close_fd("losses", c.losses, c.losses_d, N, RTOL, ATOL);
+    close_fd("probs", c.probs, c.probs_d, nl, RTOL, ATOL);
+
+    float *dl = fvec(nl);
+    grt_crossentropy_backward(dl, c.probs, tgt, c.dloss, N, V);
+    float *dl1 = fcopy(dl, nl);
+    grt_crossentropy_backward(dl, c.probs, tgt, c.dloss, N, V);
+    check_twice("dlogits", dl1, dl, nl);
+    double *rdl = dvec(nl);
+    ref_crossentropy_backward(rdl, c.probs_d, tgt, c.dloss_d, N, V);
+    check_grad("dlogits", crossentropy_loss_f, crossentropy_loss_d, &c, c.logits, c.logits_d, nl, dl1, rdl, fd);
+    for (int n = 0; n < N; n++) {
+        if (tgt[n] >= 0) continue;
+        CHECK(c.losses[n] == 0.0f);
+        for (int j = 0; j < V; j++) CHECK(dl1[(size_t)n * V + j] == 0.0f);
+    }
+    release_all();
+}
+
+/* Logits far from zero (1000 apart) stay finite: the softmax subtracts the row's max. */
+static void test_crossentropy_extreme(void) {
+    set_case("crossentropy extreme logits");
+    const float logits[] = {1000.0f, 1001.0f, -1000.0f, 999.0f};
+    const int32_t tgt[] = {2};
+    float probs[4], loss[1];
+    grt_crossentropy_forward(loss, probs, logits, tgt, 1, 4);
+    double lse = 1001.0 + log(exp(-1.0) + 1.0 + exp(-2001.0) + exp(-2.0));
+    CHECK(isfinite(loss[0]) && fabs(loss[0] - (lse + 1000.0)) <= 1e-5 * (lse + 1000.0));
+    CHECK(probs[2] == 0.0f && fabs(probs[1] - 1.0 / (1.0 + exp(-1.0) + exp(-2.0))) < 1e-6);
+}
+
+/* ---- optimizer ------------------------------------------------------------- */
+
+/* Sum of squares against a plain double loop, for lengths around the unrolling. */
+static void test_sumsq(void) {
+    set_case("sumsq");
+    size_t lens[] = {0, 1, 3, 4, 7, 1003};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        float *x = frand(lens[k], -2, 2);
+        double want = 0.0;
+        for (size_t i = 0; i < lens[k]; i++) want += (double)x[i] * x[i];
+        double got = grt_sumsq(x, lens[k]);
+        CHECK(fabs(got - want) <= 1e-12 * want);
+    }
+    release_all();
+}
+
+/* AdamW, two steps on two parameters, against values worked by hand (lr 0.1, betas 0.9 / 0.999, eps 1e-8,
+ * weight decay 0.1; grad_scale 0.5 then 0.25):
+ *   p0 = 1, grads 0.5 then -1: g = 0.25, m = 0.025, v = 6.25e-5, mhat / sqrt(vhat) = 0.25 / 0.25 = 1,
+ *        p = 1 - 0.1 (1 + 0.1) = 0.89; then g = -0.25, m = -0.0025, v = 1.249375e-4,
+ *        mhat = -0.0025 / 0.19, vhat = 1.249375e-4 / 0.001999, p = 0.8863631616...
+ *   p1 = -2, grads 3 then 0: g = 1.5, m = 0.15, v = 0.00225, ratio 1, p = -2 - 0.1 (1 - 0.2) = -2.08;
+ *        then g = 0, m = 0.135, v = 0.00224775, p = -2.1262058241... */
+static void test_adamw(void) {
+    set_case("adamw");
+    float p[2] = {1.0f, -2.0f}, m[2] = {0}, v[2] = {0};
+    const float g1[2] = {0.5f, 3.0f}, g2[2] = {-1.0f, 0.0f};
+    grt_adamw(p, g1, m, v, 2, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f, 0.5f, 1);
+    CHECK(fabs(p[0] - 0.89) < 1e-6 && fabs(p[1] + 2.08) < 1e-6);
+    /* m and v to float's rounding of 1 - beta (1 - 0.999f is 1.3e-5 off 0.001) */
+    CHECK(fabs(m[0] - 0.025) < 1e-6 * 0.025 && fabs(v[0] - 6.25e-5) < 2e-5 * 6.25e-5);
+    grt_adamw(p, g2, m, v, 2, 0.1f, 0.9f, 0.999f, 1e-8f, 0.1f, 0.25f, 2);
+    CHECK(fabs(p[0] - 0.8863631616442103) < 1e-6 && fabs(p[1] + 2.126205824121759) < 1e-6);
+    CHECK(fabs(m[0] + 0.0025) < 1e-5 * 0.0025 && fabs(m[1] - 0.135) < 1e-6 * 0.135);
+    CHECK(fabs(v[0] - 1.249375e-4) < 2e-5 * 1.249375e-4 && fabs(v[1] - 0.00224775) < 2e-5 * 0.00224775);
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+int main(void) {
+    test_matmul(5, 7, 6, true, true);
+    test_matmul(5, 7, 6, false, true);
+    test_matmul(1, 3, 1, true, true);
+    test_matmul(67, 96, 80, true, false);
+
+    test_embedding(3, 4, true);  /* a shard: tokens below, inside and above it */
+    test_embedding(3, 4, false); /* no learned positions */
+    test_embedding(0, 10, true); /* the whole vocabulary */
+    test_embedding(8, 2, true);  /* the last shard */
+
+    test_rope(2, 6, 3, 8, 10000.0f, true);
+    test_rope(1, 5, 2, 6, 10.0f, true); /* large angles */
+    test_rope(1, 4096, 1, 8, 10000.0f, false); /* positions far from 0 */
+
+    test_layernorm(4, 7, true);
+    test_layernorm(4, 7, false);
+    test_layernorm(3, 300, true);
+    test_rmsnorm(4, 7);
+    test_rmsnorm(3, 300);
+
+    test_gelu(41);
+    test_swiglu(3, 5);
+    test_residual(17);
+
+    for (int causal = 0; causal <= 1; causal++) {
+        test_attention(2, 5, 4, 4, 6, causal, true); /* MHA */
+        test_attention(2, 5, 4, 2, 6, causal, true); /* GQA, 2 query heads per kv head */
+        test_attention(2, 5, 4, 1, 6, causal, true); /* MQA */
+        test_attention(1, 1, 2, 1, 4, causal, true); /* one token */
+        test_attention(1, 300, 2, 1, 16, causal, false); /* several row blocks, the last partial */
+    }
+
+    static const int32_t tgt[] = {2, -1, 0, 6, 3};
+    test_crossentropy(5, 7, tgt, 3.0, true);
+    static const int32_t tgt_big[] = {999, -1, 17};
+    test_crossentropy(3, 1000, tgt_big, 8.0, false);
+    test_crossentropy_extreme();
+
+    test_sumsq();
+    test_adamw();
+    return check_report();
+}
