@@ -136,23 +136,27 @@ static void update(Model *M, float lr, float scale, int t) {
     }
 }
 
-/* --dump FILE: each rank writes FILE.rank<r>: its tensors with their layer,
- * name and values, for comparing plans against one rank. */
+/* --dump FILE: every parameter tensor, whole (gathered over the TP group),
+ * written by rank 0 as "layer tensor count" lines each followed by the
+ * floats, so runs under different plans can be compared with one rank's. */
 static void dump_params(Model *M, const char *path, int rank) {
-    char name[4096];
-    snprintf(name, sizeof name, "%s.rank%d", path, rank);
-    FILE *f = fopen(name, "wb");
-    if (!f) grt_abort("--dump: cannot write the parameter file", 1);
+    FILE *f = rank == 0 ? fopen(path, "wb") : NULL;
+    if (rank == 0 && !f) grt_abort("--dump: cannot write the parameter file", 1);
     for (int i = 0; i < N_LAYERS; i++) {
-        const GrtLayer *l = &M->layer[i];
+        GrtLayer *l = &M->layer[i];
         for (int k = 0; k < l->n_tensors; k++) {
-            const GrtTensor *x = &l->tensors[k];
-            fprintf(f, "%d %s %zu\n", i, x->name, x->n);
-            fwrite(l->params + x->offset, sizeof(float), x->n, f);
-            fputc('\n', f);
+            if (!l->tensors[k].n) continue;
+            size_t cap = l->tensors[k].n * TP + 1;
+            float *full = grt_alloc(cap * sizeof(float));
+            size_t n = grt_layer_gather(l, k, full);
+            if (f) {
+                fprintf(f, "%s %s %zu\n", layer_specs[i].name, l->tensors[k].name, n);
+                fwrite(full, sizeof(float), n, f);
+            }
+            grt_free(full, cap * sizeof(float));
         }
     }
-    if (fclose(f) != 0) grt_abort("--dump: cannot write the parameter file", 1);
+    if (f && fclose(f) != 0) grt_abort("--dump: cannot write the parameter file", 1);
 }
 
 int main(int argc, char **argv) {

@@ -20,6 +20,7 @@ struct GrtComm {
 static const GrtBackend *backend; /* NULL before grt_init and after grt_finalize */
 static GrtComm *world;            /* the first group made */
 static GrtComm *comms;            /* every group made, newest first */
+static int finished;              /* grt_finalize has run */
 
 /* A new group record around a backend handle, kept for grt_finalize. */
 static GrtComm *comm_new(void *impl, int rank, int size) {
@@ -63,6 +64,7 @@ static void check_rank(const GrtComm *c, int r, const char *fn, const char *what
 /* Start the MPI backend on every rank; the world group (the same one if called again). */
 GrtComm *grt_init(int *argc, char ***argv) {
     if (world) return world;
+    if (finished) grt_abort("grt_init called after grt_finalize (MPI cannot start twice)", 1);
     const GrtBackend *b = &grt_mpi_backend;
     int rank = 0, size = 0;
     backend = b; /* first, so a failure inside init still aborts through it */
@@ -83,13 +85,16 @@ void grt_finalize(void) {
     world = NULL;
     backend->finalize();
     backend = NULL;
+    finished = 1;
 }
 
 /* Print "galvrt: rank R: msg" once, on this rank, and bring every rank down with status. */
 void grt_abort(const char *msg, int status) {
     fflush(stdout);
-    if (world) fprintf(stderr, "galvrt: rank %d: %s\n", world->rank, msg ? msg : "aborted");
-    else fprintf(stderr, "galvrt: %s\n", msg ? msg : "aborted");
+    if (world)
+        fprintf(stderr, "galvrt: rank %d: %s\n", world->rank, msg ? msg : "aborted");
+    else
+        fprintf(stderr, "galvrt: %s\n", msg ? msg : "aborted");
     fflush(stderr);
     if (backend) backend->abort(status);
     exit(status);

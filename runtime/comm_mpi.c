@@ -73,8 +73,8 @@ void grt_mpi_set_max_count(size_t n) { max_count = n < 1 ? 1 : n > INT_MAX ? INT
 static void allreduce_typed(GrtComm *c, void *buf, size_t n, MPI_Datatype t, size_t elsize) {
     MPI_Comm comm = mpi_comm(c);
     for (size_t off = 0; off < n; off += max_count)
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elsize, chunk_at(n, off, max_count), t, MPI_SUM,
-                                comm));
+        MPI_CHECK(
+            MPI_Allreduce(MPI_IN_PLACE, (char *)buf + off * elsize, chunk_at(n, off, max_count), t, MPI_SUM, comm));
 }
 
 /* buf (n) = sum over c of buf (n). */
@@ -174,8 +174,8 @@ static GrtRequest *mpi_iallreduce(GrtComm *c, float *buf, size_t n) {
     MPI_Comm comm = mpi_comm(c);
     GrtRequest *r = request_new(n, 0);
     for (size_t i = 0, off = 0; i < r->nreq; i++, off += r->chunk)
-        MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf + off, chunk_at(n, off, r->chunk), MPI_FLOAT, MPI_SUM, comm,
-                                 &r->req[i]));
+        MPI_CHECK(
+            MPI_Iallreduce(MPI_IN_PLACE, buf + off, chunk_at(n, off, r->chunk), MPI_FLOAT, MPI_SUM, comm, &r->req[i]));
     return r;
 }
 
@@ -266,7 +266,8 @@ static void mpi_free(void *handle) {
 /* MPI_Finalize. */
 static void mpi_finalize(void) { MPI_CHECK(MPI_Finalize()); }
 
-/* MPI_Abort on the world while MPI runs; otherwise only this process can go. */
+/* MPI_Abort on the world while MPI runs; otherwise only this process can go.
+ * The one place MPI calls skip MPI_CHECK: a failure here would come back here. */
 static void mpi_abort(int status) {
     int started = 0, finished = 0;
     MPI_Initialized(&started);

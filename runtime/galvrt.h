@@ -146,6 +146,10 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
 void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets,
                         const float *dout, float dloss, float *din);
 
+/* The whole tensor k of the layer (as one rank would hold it) gathered from
+ * the TP group's shards into full; returns its length in floats. */
+size_t grt_layer_gather(GrtLayer *l, int k, float *full);
+
 /* ---- parameters, data and metrics (runtime/init.c, data.c, metrics.c) ----- */
 
 /* Deterministic initialization that does not depend on the plan: element

@@ -37,7 +37,8 @@ void grt_matmul_forward(float *out, const float *inp, const float *weight, const
     if (N <= 0 || OC <= 0) return;
     float beta = 0.0f;
     if (bias) {
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
+        for (int n = 0; n < N; n++)
+            memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
         beta = 1.0f;
     } else if (C <= 0) {
         memset(out, 0, (size_t)N * OC * sizeof(float));
@@ -57,7 +58,8 @@ void grt_matmul_backward(float *dinp, float *dweight, float *dbias, const float 
     if (dbias) {
         for (int n = 0; n < N; n++) {
             const float *d = dout + (size_t)n * OC;
-            for (int o = 0; o < OC; o++) dbias[o] += d[o];
+            for (int o = 0; o < OC; o++)
+                dbias[o] += d[o];
         }
     }
 }
@@ -83,7 +85,8 @@ void grt_embedding_forward(float *out, const int32_t *tokens, const float *wte, 
                 memset(o, 0, (size_t)C * sizeof(float));
             if (wpe) {
                 const float *p = wpe + (size_t)t * C;
-                for (int c = 0; c < C; c++) o[c] += p[c];
+                for (int c = 0; c < C; c++)
+                    o[c] += p[c];
             }
         }
     }
@@ -98,11 +101,13 @@ void grt_embedding_backward(float *dwte, float *dwpe, const float *dout, const i
             long row = shard_row(tokens[(size_t)b * T + t], vocab_start, vocab_rows);
             if (dwte && row >= 0) {
                 float *g = dwte + (size_t)row * C;
-                for (int c = 0; c < C; c++) g[c] += d[c];
+                for (int c = 0; c < C; c++)
+                    g[c] += d[c];
             }
             if (dwpe) {
                 float *g = dwpe + (size_t)t * C;
-                for (int c = 0; c < C; c++) g[c] += d[c];
+                for (int c = 0; c < C; c++)
+                    g[c] += d[c];
             }
         }
     }
@@ -158,14 +163,16 @@ void grt_layernorm_forward(float *out, float *mean, float *rstd, const float *in
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
         double s = 0.0;
-        for (int c = 0; c < C; c++) s += x[c];
+        for (int c = 0; c < C; c++)
+            s += x[c];
         double m = s / C, v = 0.0;
         for (int c = 0; c < C; c++) {
             double d = x[c] - m;
             v += d * d;
         }
         float fm = (float)m, r = (float)(1.0 / sqrt(v / C + eps));
-        for (int c = 0; c < C; c++) o[c] = (x[c] - fm) * r * weight[c] + (bias ? bias[c] : 0.0f);
+        for (int c = 0; c < C; c++)
+            o[c] = (x[c] - fm) * r * weight[c] + (bias ? bias[c] : 0.0f);
         if (mean) mean[n] = fm;
         if (rstd) rstd[n] = r;
     }
@@ -200,9 +207,11 @@ void grt_rmsnorm_forward(float *out, float *rstd, const float *inp, const float 
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
         double ss = 0.0;
-        for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
+        for (int c = 0; c < C; c++)
+            ss += (double)x[c] * x[c];
         float r = (float)(1.0 / sqrt(ss / C + eps));
-        for (int c = 0; c < C; c++) o[c] = x[c] * r * weight[c];
+        for (int c = 0; c < C; c++)
+            o[c] = x[c] * r * weight[c];
         if (rstd) rstd[n] = r;
     }
 }
@@ -215,7 +224,8 @@ void grt_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const 
         const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
         float r = rstd[n];
         double sdn = 0.0;
-        for (int c = 0; c < C; c++) sdn += (double)(d[c] * weight[c]) * (x[c] * r);
+        for (int c = 0; c < C; c++)
+            sdn += (double)(d[c] * weight[c]) * (x[c] * r);
         float mdn = (float)(sdn / C);
         for (int c = 0; c < C; c++) {
             float nrm = x[c] * r;
@@ -253,7 +263,8 @@ void grt_swiglu_forward(float *out, const float *inp, int N, int F) {
     for (int n = 0; n < N; n++) {
         const float *g = inp + (size_t)n * 2 * F, *u = g + F;
         float *o = out + (size_t)n * F;
-        for (int f = 0; f < F; f++) o[f] = g[f] / (1.0f + expf(-g[f])) * u[f];
+        for (int f = 0; f < F; f++)
+            o[f] = g[f] / (1.0f + expf(-g[f])) * u[f];
     }
 }
 
@@ -272,7 +283,8 @@ void grt_swiglu_backward(float *dinp, const float *inp, const float *dout, int N
 
 /* out (n) = a (n) + b (n) */
 void grt_residual_forward(float *out, const float *a, const float *b, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
 }
 
 /* ---- attention -------------------------------------------------------------- */
@@ -280,15 +292,18 @@ void grt_residual_forward(float *out, const float *a, const float *b, size_t n) 
 /* row (T) = softmax(row[0..n)) with zeros at [n, T) (the masked keys) */
 static void softmax_row(float *row, int n, int T) {
     float mx = row[0];
-    for (int j = 1; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+    for (int j = 1; j < n; j++)
+        mx = row[j] > mx ? row[j] : mx;
     double sum = 0.0;
     for (int j = 0; j < n; j++) {
         row[j] = expf(row[j] - mx);
         sum += row[j];
     }
     float inv = (float)(1.0 / sum);
-    for (int j = 0; j < n; j++) row[j] *= inv;
-    for (int j = n; j < T; j++) row[j] = 0.0f;
+    for (int j = 0; j < n; j++)
+        row[j] *= inv;
+    for (int j = n; j < T; j++)
+        row[j] = 0.0f;
 }
 
 /* Rows per GEMM block: ATT_BLOCK under a causal mask, else the whole sequence. */
@@ -296,8 +311,7 @@ static int att_block(int T, int causal) { return causal && T > ATT_BLOCK ? ATT_B
 
 /* Per (b, h), with q, k, v (T,hd) read from qkv (B,T,(H+2KVH)hd) and kv head h / (H/KVH):
  * att (B,H,T,T) = softmax(q @ k^T / sqrt(hd), masked); out (B,T,H hd) = att @ v */
-void grt_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
-                           int causal) {
+void grt_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd, int causal) {
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (KVH <= 0 || H % KVH != 0) fail("grt_attention_forward", "H must be a multiple of KVH");
     const size_t S = (size_t)(H + 2 * KVH) * hd, HD = (size_t)H * hd, TT = (size_t)T * T;
@@ -314,9 +328,10 @@ void grt_attention_forward(float *out, float *att, const float *qkv, int B, int 
             for (int r0 = 0; r0 < T; r0 += blk) {
                 int m = T - r0 < blk ? T - r0 : blk, ncols = causal ? r0 + m : T;
                 /* scores (m, ncols) = q[r0:r0+m] @ k[0:ncols]^T * scale */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ncols, hd, scale, q + r0 * S, (int)S, k,
-                            (int)S, 0.0f, a + (size_t)r0 * T, T);
-                for (int t = r0; t < r0 + m; t++) softmax_row(a + (size_t)t * T, causal ? t + 1 : T, T);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ncols, hd, scale, q + r0 * S, (int)S, k, (int)S,
+                            0.0f, a + (size_t)r0 * T, T);
+                for (int t = r0; t < r0 + m; t++)
+                    softmax_row(a + (size_t)t * T, causal ? t + 1 : T, T);
                 /* o[r0:r0+m] (m, hd) = att (m, ncols) @ v[0:ncols] (ncols, hd) */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, ncols, 1.0f, a + (size_t)r0 * T, T, v,
                             (int)S, 0.0f, o + r0 * HD, (int)HD);
@@ -360,17 +375,20 @@ void grt_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                     float *dr = dp + (size_t)i * ncols;
                     int n = causal ? r0 + i + 1 : T;
                     double dot = 0.0;
-                    for (int j = 0; j < n; j++) dot += pr[j] * dr[j];
+                    for (int j = 0; j < n; j++)
+                        dot += pr[j] * dr[j];
                     float fdot = (float)dot;
-                    for (int j = 0; j < n; j++) dr[j] = pr[j] * (dr[j] - fdot);
-                    for (int j = n; j < ncols; j++) dr[j] = 0.0f;
+                    for (int j = 0; j < n; j++)
+                        dr[j] = pr[j] * (dr[j] - fdot);
+                    for (int j = n; j < ncols; j++)
+                        dr[j] = 0.0f;
                 }
                 /* dq[r0:r0+m] (m, hd) += dpre (m, ncols) @ k[0:ncols] (ncols, hd) * scale */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, ncols, scale, dp, ncols, k, (int)S, 1.0f,
                             dq + r0 * S, (int)S);
                 /* dk[0:ncols] (ncols, hd) += dpre^T (ncols, m) @ q[r0:r0+m] (m, hd) * scale */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ncols, hd, m, scale, dp, ncols, q + r0 * S,
-                            (int)S, 1.0f, dk, (int)S);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ncols, hd, m, scale, dp, ncols, q + r0 * S, (int)S,
+                            1.0f, dk, (int)S);
             }
         }
     }
@@ -387,28 +405,31 @@ void grt_crossentropy_forward(float *losses, float *probs, const float *logits, 
         int32_t tgt = targets[n];
         if (tgt >= V) fail("grt_crossentropy_forward", "a target is outside the vocabulary");
         float mx = l[0];
-        for (int j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+        for (int j = 1; j < V; j++)
+            mx = l[j] > mx ? l[j] : mx;
         double sum = 0.0;
         for (int j = 0; j < V; j++) {
             p[j] = expf(l[j] - mx);
             sum += p[j];
         }
         float inv = (float)(1.0 / sum);
-        for (int j = 0; j < V; j++) p[j] *= inv;
+        for (int j = 0; j < V; j++)
+            p[j] *= inv;
         losses[n] = tgt < 0 ? 0.0f : (float)(log(sum) - ((double)l[tgt] - mx));
     }
 }
 
 /* dlogits (N,V) += (probs (N,V) - onehot(target)) * dlosses (N); rows with target < 0 get nothing */
-void grt_crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dlosses,
-                               int N, int V) {
+void grt_crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dlosses, int N,
+                               int V) {
     for (int n = 0; n < N; n++) {
         int32_t tgt = targets[n];
         if (tgt < 0) continue;
         if (tgt >= V) fail("grt_crossentropy_backward", "a target is outside the vocabulary");
         const float *p = probs + (size_t)n * V;
         float *dl = dlogits + (size_t)n * V, g = dlosses[n];
-        for (int j = 0; j < V; j++) dl[j] += p[j] * g;
+        for (int j = 0; j < V; j++)
+            dl[j] += p[j] * g;
         dl[tgt] -= g;
     }
 }
@@ -425,7 +446,8 @@ double grt_sumsq(const float *x, size_t n) {
         s2 += (double)x[i + 2] * x[i + 2];
         s3 += (double)x[i + 3] * x[i + 3];
     }
-    for (; i < n; i++) s0 += (double)x[i] * x[i];
+    for (; i < n; i++)
+        s0 += (double)x[i] * x[i];
     return (s0 + s1) + (s2 + s3);
 }
 

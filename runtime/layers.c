@@ -12,6 +12,7 @@
 #include "galvrt.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* ---- activations kept for backward ------------------------------------------ */
@@ -122,8 +123,8 @@ void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int
 
 /* ---- initialization ----------------------------------------------------------------- */
 
-/* Global row numbers of this rank's rows of a tensor split in parts (each of
- * part_rows rows per rank), as [part 0 shard | part 1 shard | ...]. */
+/* Global row numbers of rank `rank`'s rows of a tensor split in parts (each
+ * part_rows_local rows per rank), laid out as [part 0 shard | part 1 shard | ...]. */
 static void shard_rows(int64_t *rows, const int *part_rows_full, const int *part_rows_local, int parts, int rank) {
     int64_t base = 0;
     int k = 0;
@@ -133,62 +134,113 @@ static void shard_rows(int64_t *rows, const int *part_rows_full, const int *part
     }
 }
 
-static void init_matrix(GrtLayer *l, int k, int rows, int cols, const int64_t *row_index, int64_t col0,
-                        int64_t full_cols, float std, uint64_t seed, uint64_t id) {
-    if (l->tensors[k].n) grt_init_normal(P(l, k), rows, cols, row_index, col0, full_cols, std, seed, id);
+/* Where rank `rank`'s part of tensor k sits in the whole tensor: its rows
+ * (global numbers, row_index), its columns [col0, col0 + cols), the whole
+ * tensor's shape. Rows past a padded vocabulary are left out (rows counts
+ * only the real ones). One source of truth for initialization and gathering. */
+typedef struct Layout {
+    int rows, cols;
+    int64_t col0, full_rows, full_cols;
+} Layout;
+
+static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
+    const GrtLayerSpec *s = &l->s;
+    int C = s->C;
+    Layout y = {0, 0, 0, 0, 0};
+    if (!l->tensors[k].n) return y;
+    if (!l->tensors[k].sharded) {
+        y.rows = 1, y.cols = (int)l->tensors[k].n, y.full_rows = 1, y.full_cols = y.cols;
+        if (s->kind == GRT_EMBEDDING && k == 1) y.rows = s->positions, y.cols = C, y.full_rows = s->positions, y.full_cols = C;
+        for (int i = 0; i < y.rows; i++) row_index[i] = i;
+        return y;
+    }
+    if (s->kind == GRT_EMBEDDING || s->kind == GRT_HEAD) { /* vocabulary rows */
+        int valid = s->V - rank * l->V_l;
+        y.rows = valid > l->V_l ? l->V_l : valid < 0 ? 0 : valid;
+        y.cols = C, y.full_rows = s->V, y.full_cols = C;
+        for (int i = 0; i < y.rows; i++) row_index[i] = (int64_t)rank * l->V_l + i;
+        return y;
+    }
+    int full_qkv[3] = {s->H * s->hd, s->KVH * s->hd, s->KVH * s->hd};
+    int local_qkv[3] = {l->H_l * s->hd, l->KVH_l * s->hd, l->KVH_l * s->hd};
+    int full_up[2] = {s->F, s->F}, local_up[2] = {l->F_l, l->F_l};
+    switch (k) {
+    case B_WQKV:
+    case B_BQKV:
+        shard_rows(row_index, full_qkv, local_qkv, 3, rank);
+        y.rows = qkv_rows(l), y.cols = k == B_WQKV ? C : 1;
+        y.full_rows = (s->H + 2 * s->KVH) * s->hd, y.full_cols = y.cols;
+        break;
+    case B_WO:
+        y.rows = C, y.cols = l->H_l * s->hd, y.col0 = (int64_t)rank * y.cols;
+        y.full_rows = C, y.full_cols = (int64_t)s->H * s->hd;
+        for (int i = 0; i < C; i++) row_index[i] = i;
+        break;
+    case B_WUP:
+    case B_BUP:
+        shard_rows(row_index, full_up, local_up, s->swiglu ? 2 : 1, rank);
+        y.rows = up_rows(l), y.cols = k == B_WUP ? C : 1;
+        y.full_rows = (int64_t)s->F * (s->swiglu ? 2 : 1), y.full_cols = y.cols;
+        break;
+    case B_WDOWN:
+        y.rows = C, y.cols = l->F_l, y.col0 = (int64_t)rank * y.cols, y.full_rows = C, y.full_cols = s->F;
+        for (int i = 0; i < C; i++) row_index[i] = i;
+        break;
+    }
+    return y;
 }
 
-/* GPT-2's initialization (as llm.c): N(0, 0.02), the residual projections
- * scaled by 1 / sqrt(2 L); norms at one, biases at zero. */
+/* The most rows any tensor of the layer has on one rank. */
+static size_t max_rows(const GrtLayer *l) {
+    const GrtLayerSpec *s = &l->s;
+    size_t r = (size_t)s->C + (size_t)s->positions + (size_t)l->V_l + (size_t)(s->H + 2 * s->KVH) * s->hd + 2 * (size_t)s->F;
+    return r + 1;
+}
+
+/* GPT-2's initialization (as llm.c): N(0, 0.02), positions N(0, 0.01), the
+ * residual projections scaled by 1 / sqrt(2 L); norms at one, biases zero. */
 static void init_params(GrtLayer *l, uint64_t seed, int index, int n_layers) {
     const GrtLayerSpec *s = &l->s;
     uint64_t id = (uint64_t)index * 16;
     float std = 0.02f, proj_std = 0.02f / sqrtf(2.0f * (n_layers > 0 ? n_layers : 1));
-    int n = l->tp_size, r = l->tp_rank, C = s->C;
-    int64_t *rows = grt_alloc(sizeof(int64_t) * (size_t)(s->V + 4 * s->F + 4 * s->H * s->hd + 8 * C + 16));
-    switch (s->kind) {
-    case GRT_EMBEDDING: {
-        int valid = s->V - r * l->V_l; /* rows of a padded vocabulary stay zero */
-        if (valid > l->V_l) valid = l->V_l;
-        if (valid < 0) valid = 0;
-        for (int i = 0; i < valid; i++) rows[i] = (int64_t)r * l->V_l + i;
-        init_matrix(l, 0, valid, C, rows, 0, C, std, seed, id + 0);
-        if (s->positions) {
-            for (int i = 0; i < s->positions; i++) rows[i] = i;
-            init_matrix(l, 1, s->positions, C, rows, 0, C, std / 2, seed, id + 1);
+    int64_t *rows = grt_alloc(sizeof(int64_t) * max_rows(l));
+    for (int k = 0; k < l->n_tensors; k++) {
+        const char *name = l->tensors[k].name;
+        if (!l->tensors[k].n || strstr(name, "bias")) continue; /* biases start at zero */
+        if (strstr(name, "ln") == name || s->kind == GRT_NORM) { /* norm weights start at one */
+            grt_fill(P(l, k), l->tensors[k].n, 1.0f);
+            continue;
         }
-        break;
+        Layout y = layout(l, k, l->tp_rank, rows);
+        bool proj = s->kind == GRT_BLOCK && (k == B_WO || k == B_WDOWN);
+        float sd = proj ? proj_std : s->kind == GRT_EMBEDDING && k == 1 ? std / 2 : std;
+        grt_init_normal(P(l, k), y.rows, y.cols, rows, y.col0, y.full_cols, sd, seed, id + (uint64_t)k);
     }
-    case GRT_BLOCK: {
-        grt_fill(P(l, B_LN1W), C, 1.0f);
-        grt_fill(P(l, B_LN2W), C, 1.0f);
-        int full_qkv[3] = {s->H * s->hd, s->KVH * s->hd, s->KVH * s->hd};
-        int local_qkv[3] = {l->H_l * s->hd, l->KVH_l * s->hd, l->KVH_l * s->hd};
-        shard_rows(rows, full_qkv, local_qkv, 3, r);
-        init_matrix(l, B_WQKV, qkv_rows(l), C, rows, 0, C, std, seed, id + 2);
-        for (int i = 0; i < C; i++) rows[i] = i;
-        init_matrix(l, B_WO, C, l->H_l * s->hd, rows, (int64_t)r * l->H_l * s->hd, (int64_t)s->H * s->hd,
-                    proj_std, seed, id + 3);
-        int full_up[2] = {s->F, s->F}, local_up[2] = {l->F_l, l->F_l};
-        shard_rows(rows, full_up, local_up, s->swiglu ? 2 : 1, r);
-        init_matrix(l, B_WUP, up_rows(l), C, rows, 0, C, std, seed, id + 4);
-        for (int i = 0; i < C; i++) rows[i] = i;
-        init_matrix(l, B_WDOWN, C, l->F_l, rows, (int64_t)r * l->F_l, s->F, proj_std, seed, id + 5);
-        break;
+    grt_free(rows, sizeof(int64_t) * max_rows(l));
+}
+
+/* The whole tensor k (full_rows x full_cols, row-major) from every TP
+ * rank's shard; every rank of the TP group gets it. Returns its length. */
+size_t grt_layer_gather(GrtLayer *l, int k, float *full) {
+    int64_t *rows = grt_alloc(sizeof(int64_t) * max_rows(l));
+    Layout me = layout(l, k, l->tp_rank, rows);
+    size_t n_full = (size_t)(me.full_rows * me.full_cols), n_local = l->tensors[k].n;
+    if (!l->tensors[k].sharded || l->tp_size == 1) {
+        memcpy(full, P(l, k), sizeof(float) * (n_full < n_local ? n_full : n_local));
+        grt_free(rows, sizeof(int64_t) * max_rows(l));
+        return n_full;
     }
-    case GRT_NORM: grt_fill(P(l, 0), C, 1.0f); break;
-    case GRT_HEAD:
-        if (!s->tied) {
-            int valid = s->V - r * l->V_l;
-            if (valid > l->V_l) valid = l->V_l;
-            if (valid < 0) valid = 0;
-            for (int i = 0; i < valid; i++) rows[i] = (int64_t)r * l->V_l + i;
-            init_matrix(l, 0, valid, C, rows, 0, C, std, seed, id + 0);
-        }
-        break;
+    float *all = grt_alloc(sizeof(float) * n_local * l->tp_size);
+    grt_allgather(l->tp, P(l, k), all, n_local);
+    for (int r = 0; r < l->tp_size; r++) {
+        Layout y = layout(l, k, r, rows);
+        const float *src = all + (size_t)r * n_local;
+        for (int i = 0; i < y.rows; i++)
+            memcpy(full + (size_t)rows[i] * y.full_cols + y.col0, src + (size_t)i * y.cols, sizeof(float) * y.cols);
     }
-    (void)n;
-    grt_free(rows, sizeof(int64_t) * (size_t)(s->V + 4 * s->F + 4 * s->H * s->hd + 8 * C + 16));
+    grt_free(all, sizeof(float) * n_local * l->tp_size);
+    grt_free(rows, sizeof(int64_t) * max_rows(l));
+    return n_full;
 }
 
 /* ---- binding: parameters and activations ------------------------------------------- */

@@ -46,7 +46,8 @@ static void members_of(GrtComm *g, int *members) {
     float *mine = floats(1), *all = floats((size_t)grt_size(g));
     mine[0] = (float)me;
     grt_allgather(g, mine, all, 1);
-    for (int i = 0; i < grt_size(g); i++) members[i] = (int)all[i];
+    for (int i = 0; i < grt_size(g); i++)
+        members[i] = (int)all[i];
     free(mine);
     free(all);
 }
@@ -78,9 +79,11 @@ static void test_allreduce(GrtComm *g, const int *members, size_t n, const char 
 static void test_reduce_scatter(GrtComm *g, const int *members, size_t n) {
     int size = grt_size(g), rank = grt_rank(g);
     float *in = floats((size_t)size * n), *out = floats(n), *want = floats(n);
-    for (size_t j = 0; j < (size_t)size * n; j++) in[j] = (float)(me + (int)j);
+    for (size_t j = 0; j < (size_t)size * n; j++)
+        in[j] = (float)(me + (int)j);
     for (size_t i = 0; i < n; i++)
-        for (int r = 0; r < size; r++) want[i] += (float)(members[r] + (int)((size_t)rank * n + i));
+        for (int r = 0; r < size; r++)
+            want[i] += (float)(members[r] + (int)((size_t)rank * n + i));
     grt_reduce_scatter(g, in, out, n);
     CHECK(same("reduce_scatter", out, want, n));
     free(in);
@@ -92,9 +95,11 @@ static void test_reduce_scatter(GrtComm *g, const int *members, size_t n) {
 static void test_allgather(GrtComm *g, const int *members, size_t n) {
     int size = grt_size(g);
     float *in = floats(n), *out = floats((size_t)size * n), *want = floats((size_t)size * n);
-    for (size_t i = 0; i < n; i++) in[i] = (float)(100 * me + (int)i);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (float)(100 * me + (int)i);
     for (int r = 0; r < size; r++)
-        for (size_t i = 0; i < n; i++) want[(size_t)r * n + i] = (float)(100 * members[r] + (int)i);
+        for (size_t i = 0; i < n; i++)
+            want[(size_t)r * n + i] = (float)(100 * members[r] + (int)i);
     grt_allgather(g, in, out, n);
     CHECK(same("allgather", out, want, (size_t)size * n));
     free(in);
@@ -168,7 +173,8 @@ static void test_iallreduce(GrtComm *g, const int *members, size_t n) {
     GrtRequest *ra = grt_iallreduce(g, a, n);
     GrtRequest *rb = grt_iallreduce(g, b, n);
     long long work = 0; /* the computation that overlaps the communication */
-    for (long long i = 0; i < 2000000; i++) work += i % 7;
+    for (long long i = 0; i < 2000000; i++)
+        work += i % 7;
     grt_wait(rb);
     grt_wait(ra);
     CHECK_EQ(work, 5999995);

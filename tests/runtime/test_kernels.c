@@ -42,7 +42,8 @@ static void *talloc(size_t bytes) {
 
 /* Free everything talloc gave out; each test ends with it. */
 static void release_all(void) {
-    while (nallocs) free(allocs[--nallocs]);
+    while (nallocs)
+        free(allocs[--nallocs]);
 }
 
 /* Name the instance the following checks report. */
@@ -69,14 +70,16 @@ static double *dvec(size_t n) { return talloc(n * sizeof(double)); }
 /* n floats uniform in [lo, hi). */
 static float *frand(size_t n, double lo, double hi) {
     float *x = fvec(n);
-    for (size_t i = 0; i < n; i++) x[i] = (float)uniform(lo, hi);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)uniform(lo, hi);
     return x;
 }
 
 /* The double twin of a float array, so the reference sees the same values. */
 static double *dcopy(const float *x, size_t n) {
     double *d = dvec(n);
-    for (size_t i = 0; i < n; i++) d[i] = x[i];
+    for (size_t i = 0; i < n; i++)
+        d[i] = x[i];
     return d;
 }
 
@@ -88,20 +91,23 @@ static float *fcopy(const float *x, size_t n) {
 
 static double fdot(const float *a, const float *b, size_t n) {
     double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    for (size_t i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
     return s;
 }
 
 static double ddot(const double *a, const double *b, size_t n) {
     double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    for (size_t i = 0; i < n; i++)
+        s += a[i] * b[i];
     return s;
 }
 
 /* One check: every |got - want| <= rtol |want| + atol max|want|; on failure name the worst element. */
 static void close_dd(const char *what, const double *got, const double *want, size_t n, double rtol, double atol) {
     double scale = 0.0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(want[i]));
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(want[i]));
     bool ok = true;
     size_t worst = 0;
     double worst_ratio = 0.0;
@@ -122,14 +128,16 @@ static void close_dd(const char *what, const double *got, const double *want, si
 /* close_dd for a float array. */
 static void close_fd(const char *what, const float *got, const double *want, size_t n, double rtol, double atol) {
     double *g = dvec(n);
-    for (size_t i = 0; i < n; i++) g[i] = got[i];
+    for (size_t i = 0; i < n; i++)
+        g[i] = got[i];
     close_dd(what, g, want, n, rtol, atol);
 }
 
 /* A backward run a second time into the same buffer must leave twice what the first run left. */
 static void check_twice(const char *what, const float *once, const float *twice, size_t n) {
     double *want = dvec(n);
-    for (size_t i = 0; i < n; i++) want[i] = 2.0 * once[i];
+    for (size_t i = 0; i < n; i++)
+        want[i] = 2.0 * once[i];
     char buf[96];
     snprintf(buf, sizeof buf, "%s accumulates", what);
     close_fd(buf, twice, want, n, 1e-6, 1e-6);
@@ -191,12 +199,12 @@ typedef struct {
 } MatmulCase;
 
 /* out (N,OC) = inp (N,C) @ w (OC,C)^T + b (OC) */
-static void ref_matmul_forward(double *out, const double *inp, const double *w, const double *b, int N, int C,
-                               int OC) {
+static void ref_matmul_forward(double *out, const double *inp, const double *w, const double *b, int N, int C, int OC) {
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             double s = b ? b[o] : 0.0;
-            for (int c = 0; c < C; c++) s += inp[n * C + c] * w[o * C + c];
+            for (int c = 0; c < C; c++)
+                s += inp[n * C + c] * w[o * C + c];
             out[n * OC + o] = s;
         }
 }
@@ -283,7 +291,8 @@ static void ref_embedding_forward(double *out, const int32_t *tok, const double 
     for (int bt = 0; bt < B * T; bt++) {
         int t = bt % T, row = tok[bt] - start;
         bool here = row >= 0 && row < rows;
-        for (int c = 0; c < C; c++) out[bt * C + c] = (here ? wte[row * C + c] : 0.0) + (wpe ? wpe[t * C + c] : 0.0);
+        for (int c = 0; c < C; c++)
+            out[bt * C + c] = (here ? wte[row * C + c] : 0.0) + (wpe ? wpe[t * C + c] : 0.0);
     }
 }
 
@@ -339,7 +348,8 @@ static void test_embedding(int start, int rows, bool with_wpe) {
         check_twice("dwpe", dwpe1, dwpe, np);
         check_grad("dwpe", embedding_loss_f, embedding_loss_d, &e, e.wpe, e.wpe_d, np, dwpe1, rdwpe, true);
     } else {
-        for (size_t i = 0; i < np; i++) CHECK(dwpe[i] == 0.0f); /* NULL dwpe is not written */
+        for (size_t i = 0; i < np; i++)
+            CHECK(dwpe[i] == 0.0f); /* NULL dwpe is not written */
     }
     release_all();
 }
@@ -424,22 +434,28 @@ static void ref_layernorm_forward(double *out, double *mean, double *rstd, const
     for (int n = 0; n < N; n++) {
         const double *x = inp + (size_t)n * C;
         double m = 0.0, v = 0.0;
-        for (int c = 0; c < C; c++) m += x[c] / C;
-        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m) / C;
+        for (int c = 0; c < C; c++)
+            m += x[c] / C;
+        for (int c = 0; c < C; c++)
+            v += (x[c] - m) * (x[c] - m) / C;
         double r = 1.0 / sqrt(v + eps);
-        for (int c = 0; c < C; c++) out[(size_t)n * C + c] = (x[c] - m) * r * w[c] + (b ? b[c] : 0.0);
+        for (int c = 0; c < C; c++)
+            out[(size_t)n * C + c] = (x[c] - m) * r * w[c] + (b ? b[c] : 0.0);
         mean[n] = m, rstd[n] = r;
     }
 }
 
-/* The layernorm's gradients through its full Jacobian, d norm_k / d x_j = r (delta_kj - 1/C) - r^3 (x_k - m)(x_j - m) / C */
+/* The layernorm's gradients through its full Jacobian, d norm_k / d x_j = r (delta_kj - 1/C) - r^3 (x_k - m)(x_j - m) /
+ * C */
 static void ref_layernorm_backward(double *dinp, double *dw, double *db, const double *dout, const double *inp,
                                    const double *w, int N, int C, double eps) {
     for (int n = 0; n < N; n++) {
         const double *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
         double m = 0.0, v = 0.0;
-        for (int c = 0; c < C; c++) m += x[c] / C;
-        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m) / C;
+        for (int c = 0; c < C; c++)
+            m += x[c] / C;
+        for (int c = 0; c < C; c++)
+            v += (x[c] - m) * (x[c] - m) / C;
         double r = 1.0 / sqrt(v + eps);
         for (int j = 0; j < C; j++)
             for (int k = 0; k < C; k++)
@@ -470,7 +486,8 @@ static NormCase norm_case(int N, int C, bool with_bias) {
     NormCase c = {.N = N, .C = C, .eps = 1e-5f};
     c.inp = frand(n, -1, 1);
     for (int i = 0; i < N; i++)
-        for (int j = 0; j < C; j++) c.inp[(size_t)i * C + j] += (float)(i - 1);
+        for (int j = 0; j < C; j++)
+            c.inp[(size_t)i * C + j] += (float)(i - 1);
     c.w = frand(C, 0.5, 1.5), c.b = with_bias ? frand(C, -1, 1) : NULL;
     c.out = fvec(n), c.mean = fvec(N), c.rstd = fvec(N), c.dout = frand(n, -1, 1);
     c.inp_d = dcopy(c.inp, n), c.w_d = dcopy(c.w, C), c.b_d = with_bias ? dcopy(c.b, C) : NULL;
@@ -514,9 +531,11 @@ static void ref_rmsnorm_forward(double *out, double *rstd, const double *inp, co
     for (int n = 0; n < N; n++) {
         const double *x = inp + (size_t)n * C;
         double ms = 0.0;
-        for (int c = 0; c < C; c++) ms += x[c] * x[c] / C;
+        for (int c = 0; c < C; c++)
+            ms += x[c] * x[c] / C;
         double r = 1.0 / sqrt(ms + eps);
-        for (int c = 0; c < C; c++) out[(size_t)n * C + c] = x[c] * r * w[c];
+        for (int c = 0; c < C; c++)
+            out[(size_t)n * C + c] = x[c] * r * w[c];
         rstd[n] = r;
     }
 }
@@ -527,12 +546,14 @@ static void ref_rmsnorm_backward(double *dinp, double *dw, const double *dout, c
     for (int n = 0; n < N; n++) {
         const double *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
         double ms = 0.0;
-        for (int c = 0; c < C; c++) ms += x[c] * x[c] / C;
+        for (int c = 0; c < C; c++)
+            ms += x[c] * x[c] / C;
         double r = 1.0 / sqrt(ms + eps);
         for (int j = 0; j < C; j++)
             for (int k = 0; k < C; k++)
                 dinp[(size_t)n * C + j] += d[k] * w[k] * (r * (k == j) - r * r * r * x[k] * x[j] / C);
-        for (int k = 0; k < C; k++) dw[k] += d[k] * x[k] * r;
+        for (int k = 0; k < C; k++)
+            dw[k] += d[k] * x[k] * r;
     }
 }
 
@@ -692,7 +713,8 @@ static void test_residual(size_t n) {
     float *a = frand(n, -1, 1), *b = frand(n, -1, 1), *out = fvec(n);
     grt_residual_forward(out, a, b, n);
     bool ok = true;
-    for (size_t i = 0; i < n; i++) ok = ok && out[i] == a[i] + b[i];
+    for (size_t i = 0; i < n; i++)
+        ok = ok && out[i] == a[i] + b[i];
     CHECK(ok);
     grt_residual_forward(a, a, b, n);
     CHECK(memcmp(a, out, n * sizeof(float)) == 0);
@@ -726,11 +748,14 @@ static void ref_attention_forward(double *out, double *att, const double *qkv, i
                     a[t2] = 0.0;
                     if (t2 >= n) continue;
                     const double *k = qkv + ((size_t)b * T + t2) * S + (size_t)(H + h / group) * hd;
-                    for (int d = 0; d < hd; d++) a[t2] += q[d] * k[d] / sqrt(hd);
+                    for (int d = 0; d < hd; d++)
+                        a[t2] += q[d] * k[d] / sqrt(hd);
                     mx = fmax(mx, a[t2]);
                 }
-                for (int t2 = 0; t2 < n; t2++) sum += exp(a[t2] - mx);
-                for (int t2 = 0; t2 < n; t2++) a[t2] = exp(a[t2] - mx) / sum;
+                for (int t2 = 0; t2 < n; t2++)
+                    sum += exp(a[t2] - mx);
+                for (int t2 = 0; t2 < n; t2++)
+                    a[t2] = exp(a[t2] - mx) / sum;
                 double *o = out + ((size_t)b * T + t) * H * hd + (size_t)h * hd;
                 for (int d = 0; d < hd; d++) {
                     o[d] = 0.0;
@@ -741,8 +766,8 @@ static void ref_attention_forward(double *out, double *att, const double *qkv, i
 }
 
 /* dqkv += the gradients of sum(dout * out) through the above, from its att. */
-static void ref_attention_backward(double *dqkv, const double *dout, const double *qkv, const double *att, int B,
-                                   int T, int H, int KVH, int hd, int causal) {
+static void ref_attention_backward(double *dqkv, const double *dout, const double *qkv, const double *att, int B, int T,
+                                   int H, int KVH, int hd, int causal) {
     size_t S = (size_t)(H + 2 * KVH) * hd;
     int group = H / KVH;
     double *datt = dvec(T);
@@ -804,7 +829,8 @@ static void test_attention(int B, int T, int H, int KVH, int hd, int causal, boo
         bool masked = true;
         for (size_t bh = 0; bh < (size_t)B * H; bh++)
             for (int t = 0; t < T; t++)
-                for (int t2 = t + 1; t2 < T; t2++) masked = masked && c.att[(bh * T + t) * T + t2] == 0.0f;
+                for (int t2 = t + 1; t2 < T; t2++)
+                    masked = masked && c.att[(bh * T + t) * T + t2] == 0.0f;
         CHECK(masked);
     }
 
@@ -836,10 +862,13 @@ static void ref_crossentropy_forward(double *losses, double *probs, const double
     for (int n = 0; n < N; n++) {
         const double *l = logits + (size_t)n * V;
         double mx = -INFINITY, s = 0.0;
-        for (int j = 0; j < V; j++) mx = fmax(mx, l[j]);
-        for (int j = 0; j < V; j++) s += exp(l[j] - mx);
+        for (int j = 0; j < V; j++)
+            mx = fmax(mx, l[j]);
+        for (int j = 0; j < V; j++)
+            s += exp(l[j] - mx);
         double lse = mx + log(s);
-        for (int j = 0; j < V; j++) probs[(size_t)n * V + j] = exp(l[j] - lse);
+        for (int j = 0; j < V; j++)
+            probs[(size_t)n * V + j] = exp(l[j] - lse);
         losses[n] = tgt[n] < 0 ? 0.0 : lse - l[tgt[n]];
     }
 }
@@ -849,7 +878,8 @@ static void ref_crossentropy_backward(double *dlogits, const double *probs, cons
                                       int N, int V) {
     for (int n = 0; n < N; n++)
         if (tgt[n] >= 0)
-            for (int j = 0; j < V; j++) dlogits[(size_t)n * V + j] += (probs[(size_t)n * V + j] - (j == tgt[n])) * dloss[n];
+            for (int j = 0; j < V; j++)
+                dlogits[(size_t)n * V + j] += (probs[(size_t)n * V + j] - (j == tgt[n])) * dloss[n];
 }
 
 static double crossentropy_loss_f(void *p) {
@@ -890,7 +920,8 @@ static void test_crossentropy(int N, int V, const int32_t *tgt, double range, bo
     for (int n = 0; n < N; n++) {
         if (tgt[n] >= 0) continue;
         CHECK(c.losses[n] == 0.0f);
-        for (int j = 0; j < V; j++) CHECK(dl1[(size_t)n * V + j] == 0.0f);
+        for (int j = 0; j < V; j++)
+            CHECK(dl1[(size_t)n * V + j] == 0.0f);
     }
     release_all();
 }
@@ -916,7 +947,8 @@ static void test_sumsq(void) {
     for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
         float *x = frand(lens[k], -2, 2);
         double want = 0.0;
-        for (size_t i = 0; i < lens[k]; i++) want += (double)x[i] * x[i];
+        for (size_t i = 0; i < lens[k]; i++)
+            want += (double)x[i] * x[i];
         double got = grt_sumsq(x, lens[k]);
         CHECK(fabs(got - want) <= 1e-12 * want);
     }
@@ -958,7 +990,7 @@ int main(void) {
     test_embedding(8, 2, true);  /* the last shard */
 
     test_rope(2, 6, 3, 8, 10000.0f, true);
-    test_rope(1, 5, 2, 6, 10.0f, true); /* large angles */
+    test_rope(1, 5, 2, 6, 10.0f, true);        /* large angles */
     test_rope(1, 4096, 1, 8, 10000.0f, false); /* positions far from 0 */
 
     test_layernorm(4, 7, true);
@@ -972,10 +1004,10 @@ int main(void) {
     test_residual(17);
 
     for (int causal = 0; causal <= 1; causal++) {
-        test_attention(2, 5, 4, 4, 6, causal, true); /* MHA */
-        test_attention(2, 5, 4, 2, 6, causal, true); /* GQA, 2 query heads per kv head */
-        test_attention(2, 5, 4, 1, 6, causal, true); /* MQA */
-        test_attention(1, 1, 2, 1, 4, causal, true); /* one token */
+        test_attention(2, 5, 4, 4, 6, causal, true);     /* MHA */
+        test_attention(2, 5, 4, 2, 6, causal, true);     /* GQA, 2 query heads per kv head */
+        test_attention(2, 5, 4, 1, 6, causal, true);     /* MQA */
+        test_attention(1, 1, 2, 1, 4, causal, true);     /* one token */
         test_attention(1, 300, 2, 1, 16, causal, false); /* several row blocks, the last partial */
     }
 
