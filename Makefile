@@ -33,8 +33,15 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD) -j $(JOBS)
 
+# The demo: the IR and the plan of the tiny GPT on this machine's cores, then
+# the program galvc builds for that plan, trained on this README, byte level.
+DEMO_RANKS ?= 2
+DEMO_STEPS ?= 60
 demo: build
-	$(BUILD)/galvc $(DEMO_MODEL) --emit=ir
+	$(BUILD)/galvc $(DEMO_MODEL) -D ranks=$(DEMO_RANKS) --emit=ir
+	$(BUILD)/galvc $(DEMO_MODEL) -D ranks=$(DEMO_RANKS) --emit=plan
+	$(BUILD)/galvc $(DEMO_MODEL) -D ranks=$(DEMO_RANKS) -o $(BUILD)/train-demo
+	mpirun --allow-run-as-root --oversubscribe -np $(DEMO_RANKS) $(BUILD)/train-demo --data README.md --steps $(DEMO_STEPS)
 
 # The unit and golden tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan: deps
