@@ -5,7 +5,8 @@
  * layer, the clipped AdamW update). The program links only libgalvrt.
  *
  * Names from the .gv file reach the C text only as escaped string literals
- * (c_string), never as identifiers, so no model can inject code. */
+ * (c_string) or as identifier-like comment text (c_comment_text), so no
+ * model can inject code. */
 #include "backend.h"
 
 #include <string.h>
@@ -22,10 +23,13 @@ static void c_string(FILE *out, const char *s) {
     fputc('"', out);
 }
 
-/* Text for a comment: anything that could end the comment or the line is replaced. */
+/* A name in a comment, sanitized like an identifier: letters, digits and
+ * "._-" pass, every other byte becomes '_'. */
 static void c_comment_text(FILE *out, const char *s) {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        fputc(*p >= 0x20 && *p < 0x7f && *p != '*' && *p != '/' && *p != '\\' ? *p : '_', out);
+        fputc((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("._-", *p) ? *p
+                                                                                                             : '_',
+              out);
 }
 
 /* The runtime's kind for a layer, or -1 (with the reason) when it has none yet. */

@@ -89,7 +89,7 @@ void grt_finalize(void) {
 }
 
 /* Print "galvrt: rank R: msg" once, on this rank, and bring every rank down with status. */
-void grt_abort(const char *msg, int status) {
+_Noreturn void grt_abort(const char *msg, int status) {
     fflush(stdout);
     if (world)
         fprintf(stderr, "galvrt: rank %d: %s\n", world->rank, msg ? msg : "aborted");

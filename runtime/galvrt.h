@@ -195,7 +195,7 @@ void grt_set_threads(int local_ranks);
 GrtComm *grt_init(int *argc, char ***argv);
 void grt_finalize(void);
 /* Every rank of the job exits with this status, after printing msg once. */
-void grt_abort(const char *msg, int status);
+_Noreturn void grt_abort(const char *msg, int status);
 
 int grt_rank(const GrtComm *c);
 int grt_size(const GrtComm *c);

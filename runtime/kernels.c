@@ -5,10 +5,14 @@
  *
  * Why this shape: the GEMMs (the linear layers and attention's Q K^T and P V)
  * carry nearly all the flops, so they go to OpenBLAS's cblas_sgemm and use its
- * threads; everything else is one or two plain passes over memory, which the
- * compiler vectorizes. Reductions that feed a division or a log (norm
- * statistics, softmax sums) accumulate in double. Every backward ACCUMULATES
- * (+=) into the gradients it is given, and a NULL gradient is not computed.
+ * threads; everything else is one or two passes over memory. The exceptions
+ * are the kernels that take an exponential per element (the softmaxes,
+ * GELU's tanh, SwiGLU's sigmoid): as libm calls in scalar loops they would
+ * cost a sizeable fraction of the GEMMs, so they run on four-wide vectors
+ * (GCC/clang vector extensions) with an e^x of our own, accurate to ~1e-7.
+ * Reductions that feed a division or a log (norm statistics, softmax sums)
+ * end in double. Every backward ACCUMULATES (+=) into the gradients it is
+ * given, and a NULL gradient is not computed.
  * tests/runtime/test_kernels.c checks each kernel against a naive double
  * reference and its gradients against finite differences. */
 #include "galvrt.h"
@@ -28,6 +32,98 @@
 static void fail(const char *where, const char *msg) {
     fprintf(stderr, "libgalvrt: %s: %s\n", where, msg);
     abort();
+}
+
+/* ---- four-wide vectors ------------------------------------------------------ */
+
+/* Four floats (SSE on x86-64, NEON on AArch64), and the lane masks comparisons give. */
+typedef float F4 __attribute__((vector_size(16)));
+typedef int32_t I4 __attribute__((vector_size(16)));
+
+static inline F4 f4_splat(float c) { return (F4){c, c, c, c}; }
+
+/* Four floats from p; any alignment. */
+static inline F4 f4_load(const float *p) {
+    F4 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void f4_store(float *p, F4 v) { memcpy(p, &v, sizeof v); }
+
+/* The first n (< 4) floats from p, the other lanes fill. */
+static inline F4 f4_load_part(const float *p, int n, float fill) {
+    F4 v = f4_splat(fill);
+    for (int i = 0; i < n; i++)
+        v[i] = p[i];
+    return v;
+}
+
+static inline void f4_store_part(float *p, F4 v, int n) {
+    for (int i = 0; i < n; i++)
+        p[i] = v[i];
+}
+
+/* Per lane: mask ? a : b. */
+static inline F4 f4_select(I4 mask, F4 a, F4 b) { return (F4)((mask & (I4)a) | (~mask & (I4)b)); }
+
+static inline float f4_sum(F4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
+/* e^x per lane, within 1e-7 relative for x in [-87.3, 88]: x = n ln2 + r with
+ * |r| <= ln2 / 2 (ln2 split in two, so r keeps float's precision), e^r by its
+ * Taylor series to r^7 (remainder < 6e-9), 2^n built in the exponent bits.
+ * Below -87.3 (where e^x leaves the normal floats) gives 0, above 88 gives
+ * e^88; NaN stays NaN. */
+static inline F4 f4_exp(F4 x) {
+    F4 xc = f4_select(x < -87.3f, f4_splat(-87.3f), x);
+    xc = f4_select(xc > 88.0f, f4_splat(88.0f), xc);
+    /* adding 1.5 * 2^23 rounds x log2(e) to an integer n held in the low mantissa bits */
+    F4 t = xc * 1.44269504f + 12582912.0f;
+    F4 n = t - 12582912.0f;
+    F4 r = xc - n * 0.693359375f + n * 2.12194440e-4f;
+    F4 p = f4_splat(1.0f / 5040);
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    I4 pow2n = ((I4)t - 0x4B400000 + 127) << 23; /* n + 127 in [1, 254]: a normal float */
+    return f4_select(x < -87.3f, f4_splat(0.0f), p * (F4)pow2n);
+}
+
+/* dst (n) = softmax(src (n)) = e^(src - max) / sum; dst may be src. Returns log(sum e^src), the log-sum-exp. */
+static double softmax(float *dst, const float *src, int n) {
+    F4 m4 = f4_splat(-INFINITY);
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        F4 v = f4_load(src + j);
+        m4 = f4_select(v > m4, v, m4);
+    }
+    F4 tail = f4_load_part(src + j, n - j, -INFINITY);
+    m4 = f4_select(tail > m4, tail, m4);
+    float mx = fmaxf(fmaxf(m4[0], m4[1]), fmaxf(m4[2], m4[3]));
+    /* lane sums flushed to double every 256 elements, so long rows (a vocabulary) keep float's precision */
+    double sum = 0.0;
+    F4 s4 = f4_splat(0.0f);
+    for (j = 0; j + 4 <= n; j += 4) {
+        F4 e = f4_exp(f4_load(src + j) - mx);
+        f4_store(dst + j, e);
+        s4 += e;
+        if ((j & 255) == 252) sum += f4_sum(s4), s4 = f4_splat(0.0f);
+    }
+    F4 e = f4_exp(f4_load_part(src + j, n - j, 0.0f) - mx);
+    f4_store_part(dst + j, e, n - j);
+    for (int i = 0; i < n - j; i++)
+        sum += e[i];
+    sum += f4_sum(s4);
+    F4 inv = f4_splat((float)(1.0 / sum));
+    for (j = 0; j + 4 <= n; j += 4)
+        f4_store(dst + j, f4_load(dst + j) * inv);
+    for (; j < n; j++)
+        dst[j] *= inv[0];
+    return mx + log(sum);
 }
 
 /* ---- matmul ----------------------------------------------------------------- */
@@ -240,31 +336,65 @@ void grt_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const 
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_A 0.044715f
 
+/* GELU as x s with s = 0.5 (1 + tanh u) = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3):
+ * the sigmoid form never subtracts nearly equal numbers, where 1 + tanh u does for u << 0. */
+
+/* out (4) = x sigmoid(2u) */
+static inline F4 gelu4(F4 x) {
+    F4 u = GELU_K * (x + GELU_A * x * x * x);
+    return x / (1.0f + f4_exp(-2.0f * u));
+}
+
+/* d gelu(x) / dx (4) = s + 2 x s (1 - s) du/dx, with 1 - s = e s, e = e^-2u */
+static inline F4 gelu_grad4(F4 x) {
+    F4 e = f4_exp(-2.0f * (GELU_K * (x + GELU_A * x * x * x)));
+    F4 s = 1.0f / (1.0f + e);
+    return s + 2.0f * x * s * (e * s) * (GELU_K * (1.0f + 3.0f * GELU_A * x * x));
+}
+
 /* out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), x = inp (n) */
 void grt_gelu_forward(float *out, const float *inp, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_A * x * x * x)));
-    }
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        f4_store(out + i, gelu4(f4_load(inp + i)));
+    f4_store_part(out + i, gelu4(f4_load_part(inp + i, (int)(n - i), 0.0f)), (int)(n - i));
 }
 
-/* dinp (n) += dout * gelu'(inp) */
+/* dinp (n) += dout (n) * gelu'(inp (n)) */
 void grt_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float th = tanhf(GELU_K * (x + GELU_A * x * x * x));
-        float du = GELU_K * (1.0f + 3.0f * GELU_A * x * x);
-        dinp[i] += dout[i] * (0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du);
-    }
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        f4_store(dinp + i, f4_load(dinp + i) + f4_load(dout + i) * gelu_grad4(f4_load(inp + i)));
+    int k = (int)(n - i);
+    F4 d =
+        f4_load_part(dinp + i, k, 0.0f) + f4_load_part(dout + i, k, 0.0f) * gelu_grad4(f4_load_part(inp + i, k, 0.0f));
+    f4_store_part(dinp + i, d, k);
 }
 
-/* out (N,F) = silu(gate) * up, inp (N,2F) = [gate (F) | up (F)] per row */
+/* sigmoid (4) = 1 / (1 + e^-g) */
+static inline F4 sigmoid4(F4 g) { return 1.0f / (1.0f + f4_exp(-g)); }
+
+/* SwiGLU's backward on four lanes: *dg += d u silu'(g) with silu'(g) = s (1 + g (1 - s)), 1 - s = e s,
+ * e = e^-g; *du += d g s */
+static inline void swiglu_grad4(F4 *dg, F4 *du, F4 g, F4 u, F4 d) {
+    F4 e = f4_exp(-g);
+    F4 s = 1.0f / (1.0f + e);
+    *dg += d * u * s * (1.0f + g * (e * s));
+    *du += d * g * s;
+}
+
+/* out (N,F) = silu(gate) * up, inp (N,2F) = [gate (F) | up (F)] per row, silu(g) = g sigmoid(g) */
 void grt_swiglu_forward(float *out, const float *inp, int N, int F) {
     for (int n = 0; n < N; n++) {
         const float *g = inp + (size_t)n * 2 * F, *u = g + F;
         float *o = out + (size_t)n * F;
-        for (int f = 0; f < F; f++)
-            o[f] = g[f] / (1.0f + expf(-g[f])) * u[f];
+        int f = 0;
+        for (; f + 4 <= F; f += 4) {
+            F4 g4 = f4_load(g + f);
+            f4_store(o + f, g4 * sigmoid4(g4) * f4_load(u + f));
+        }
+        F4 g4 = f4_load_part(g + f, F - f, 0.0f);
+        f4_store_part(o + f, g4 * sigmoid4(g4) * f4_load_part(u + f, F - f, 0.0f), F - f);
     }
 }
 
@@ -273,11 +403,19 @@ void grt_swiglu_backward(float *dinp, const float *inp, const float *dout, int N
     for (int n = 0; n < N; n++) {
         const float *g = inp + (size_t)n * 2 * F, *u = g + F, *d = dout + (size_t)n * F;
         float *dg = dinp + (size_t)n * 2 * F, *du = dg + F;
-        for (int f = 0; f < F; f++) {
-            float s = 1.0f / (1.0f + expf(-g[f]));
-            dg[f] += d[f] * u[f] * s * (1.0f + g[f] * (1.0f - s));
-            du[f] += d[f] * g[f] * s;
+        int f = 0;
+        for (; f + 4 <= F; f += 4) {
+            F4 dg4 = f4_load(dg + f), du4 = f4_load(du + f);
+            swiglu_grad4(&dg4, &du4, f4_load(g + f), f4_load(u + f), f4_load(d + f));
+            f4_store(dg + f, dg4);
+            f4_store(du + f, du4);
         }
+        int k = F - f;
+        F4 dg4 = f4_load_part(dg + f, k, 0.0f), du4 = f4_load_part(du + f, k, 0.0f);
+        swiglu_grad4(&dg4, &du4, f4_load_part(g + f, k, 0.0f), f4_load_part(u + f, k, 0.0f),
+                     f4_load_part(d + f, k, 0.0f));
+        f4_store_part(dg + f, dg4, k);
+        f4_store_part(du + f, du4, k);
     }
 }
 
@@ -291,19 +429,26 @@ void grt_residual_forward(float *out, const float *a, const float *b, size_t n) 
 
 /* row (T) = softmax(row[0..n)) with zeros at [n, T) (the masked keys) */
 static void softmax_row(float *row, int n, int T) {
-    float mx = row[0];
-    for (int j = 1; j < n; j++)
-        mx = row[j] > mx ? row[j] : mx;
-    double sum = 0.0;
-    for (int j = 0; j < n; j++) {
-        row[j] = expf(row[j] - mx);
-        sum += row[j];
+    softmax(row, row, n);
+    memset(row + n, 0, (size_t)(T - n) * sizeof(float));
+}
+
+/* dr (n) = p (n) * (dr - sum(p * dr)): the softmax's backward for one row */
+static void softmax_row_backward(float *dr, const float *p, int n) {
+    double sum = 0.0; /* lane sums flushed to double every 256 elements, as in softmax */
+    F4 d4 = f4_splat(0.0f);
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        d4 += f4_load(p + j) * f4_load(dr + j);
+        if ((j & 255) == 252) sum += f4_sum(d4), d4 = f4_splat(0.0f);
     }
-    float inv = (float)(1.0 / sum);
-    for (int j = 0; j < n; j++)
-        row[j] *= inv;
-    for (int j = n; j < T; j++)
-        row[j] = 0.0f;
+    for (int i = j; i < n; i++)
+        sum += p[i] * dr[i];
+    float dot = (float)(sum + f4_sum(d4));
+    for (j = 0; j + 4 <= n; j += 4)
+        f4_store(dr + j, f4_load(p + j) * (f4_load(dr + j) - dot));
+    for (; j < n; j++)
+        dr[j] = p[j] * (dr[j] - dot);
 }
 
 /* Rows per GEMM block: ATT_BLOCK under a causal mask, else the whole sequence. */
@@ -371,17 +516,10 @@ void grt_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                             1.0f, dv, (int)S);
                 /* the softmax's backward, row by row: dpre = att * (datt - sum(att * datt)) */
                 for (int i = 0; i < m; i++) {
-                    const float *pr = p + (size_t)i * T;
                     float *dr = dp + (size_t)i * ncols;
                     int n = causal ? r0 + i + 1 : T;
-                    double dot = 0.0;
-                    for (int j = 0; j < n; j++)
-                        dot += pr[j] * dr[j];
-                    float fdot = (float)dot;
-                    for (int j = 0; j < n; j++)
-                        dr[j] = pr[j] * (dr[j] - fdot);
-                    for (int j = n; j < ncols; j++)
-                        dr[j] = 0.0f;
+                    softmax_row_backward(dr, p + (size_t)i * T, n);
+                    memset(dr + n, 0, (size_t)(ncols - n) * sizeof(float));
                 }
                 /* dq[r0:r0+m] (m, hd) += dpre (m, ncols) @ k[0:ncols] (ncols, hd) * scale */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, ncols, scale, dp, ncols, k, (int)S, 1.0f,
@@ -404,18 +542,8 @@ void grt_crossentropy_forward(float *losses, float *probs, const float *logits, 
         float *p = probs + (size_t)n * V;
         int32_t tgt = targets[n];
         if (tgt >= V) fail("grt_crossentropy_forward", "a target is outside the vocabulary");
-        float mx = l[0];
-        for (int j = 1; j < V; j++)
-            mx = l[j] > mx ? l[j] : mx;
-        double sum = 0.0;
-        for (int j = 0; j < V; j++) {
-            p[j] = expf(l[j] - mx);
-            sum += p[j];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int j = 0; j < V; j++)
-            p[j] *= inv;
-        losses[n] = tgt < 0 ? 0.0f : (float)(log(sum) - ((double)l[tgt] - mx));
+        double lse = softmax(p, l, V);
+        losses[n] = tgt < 0 ? 0.0f : (float)(lse - l[tgt]);
     }
 }
 

@@ -25,6 +25,8 @@ typedef struct BlockAct {
     float *fch, *fca;            /* (N, UP_l), (N, F_l) */
     float *out_mean, *out_rstd;  /* post-norm only: the second norm's statistics */
     float *scratch, *scratch2;   /* (N, max(C, QKV_l, UP_l)) */
+    /* backward's working buffers, allocated once */
+    float *dF, *dC1, *dC2, *dC3, *dAtt, *rope_tmp; /* (N, F_l), 3 x (N, C), (N, H_l hd), (N, (H_l + KVH_l) hd) */
 } BlockAct;
 
 typedef struct NormAct {
@@ -33,6 +35,7 @@ typedef struct NormAct {
 
 typedef struct HeadAct {
     float *logits_l, *gathered, *probs, *losses; /* (N, V_l), (tp, N, V_l), (N, Vp), (N) */
+    float *dlogits, *dloss, *dx;                 /* backward: (N, Vp), (N), (N, C) */
 } HeadAct;
 
 /* ---- helpers -------------------------------------------------------------------- */
@@ -277,6 +280,12 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, uint64_t seed, int
         a->out_rstd = falloc(N, &bytes);
         a->scratch = falloc(N * wide, &bytes);
         a->scratch2 = falloc(N * wide, &bytes);
+        a->dF = falloc(N * (size_t)l->F_l, &bytes);
+        a->dC1 = falloc(N * C, &bytes);
+        a->dC2 = falloc(N * C, &bytes);
+        a->dC3 = falloc(N * C, &bytes);
+        a->dAtt = falloc(N * (size_t)l->H_l * l->s.hd, &bytes);
+        a->rope_tmp = falloc(N * (size_t)(l->H_l + l->KVH_l) * l->s.hd, &bytes);
         l->act = a;
         break;
     }
@@ -294,6 +303,9 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, uint64_t seed, int
         a->gathered = falloc(N * Vp, &bytes);
         a->probs = falloc(N * Vp, &bytes);
         a->losses = falloc(N, &bytes);
+        a->dlogits = falloc(N * Vp, &bytes);
+        a->dloss = falloc(N, &bytes);
+        a->dx = falloc(N * C, &bytes);
         l->act = a;
         break;
     }
@@ -448,58 +460,52 @@ static void block_backward(GrtLayer *l, const float *x, const float *dout, float
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C, hd = s->hd;
-    size_t NC = (size_t)N * C;
+    size_t NC = (size_t)N * C, NF = (size_t)N * l->F_l, natty = (size_t)N * l->H_l * hd;
     float *dres1 = a->scratch2; /* (N, C) */
     float *dmid = a->scratch;   /* (N, wide) */
     memset(dres1, 0, sizeof(float) * NC);
     const float *dmlp_out = dout; /* gradient at the MLP's output (after the residual) */
     const float *mlp_in = s->pre_norm ? a->ln2 : a->ln1;
-    float *dpost = NULL;
+    float *dpost = a->dC3;
     if (!s->pre_norm) { /* through the second norm: d(ln1 + mlp) */
-        dpost = grt_alloc(sizeof(float) * NC);
+        memset(dpost, 0, sizeof(float) * NC);
         norm_backward(s, dpost, G(l, B_LN2W), gopt(l, B_LN2B), dout, a->ln2, P(l, B_LN2W), a->out_mean,
                       a->out_rstd, N);
         dmlp_out = dpost;
     }
     /* MLP down (row-parallel): dout is whole on every TP rank */
     if (gopt(l, B_BDOWN)) bias_grad(G(l, B_BDOWN), dmlp_out, N, C);
-    float *dfca = grt_alloc(sizeof(float) * (size_t)N * l->F_l);
+    float *dfca = a->dF;
+    memset(dfca, 0, sizeof(float) * NF);
     grt_matmul_backward(dfca, G(l, B_WDOWN), NULL, dmlp_out, a->fca, P(l, B_WDOWN), N, l->F_l, C);
     memset(dmid, 0, sizeof(float) * (size_t)N * up_rows(l));
     if (s->swiglu) grt_swiglu_backward(dmid, a->fch, dfca, N, l->F_l);
-    else grt_gelu_backward(dmid, a->fch, dfca, (size_t)N * l->F_l);
-    grt_free(dfca, sizeof(float) * (size_t)N * l->F_l);
+    else grt_gelu_backward(dmid, a->fch, dfca, NF);
     /* MLP up (column-parallel): partial input gradients, all-reduced */
-    float *dmlp_in = grt_alloc(sizeof(float) * NC);
+    float *dmlp_in = a->dC1;
+    memset(dmlp_in, 0, sizeof(float) * NC);
     grt_matmul_backward(dmlp_in, G(l, B_WUP), gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C, up_rows(l));
     tp_allreduce(l, dmlp_in, NC);
     if (s->pre_norm) {
         norm_backward(s, dres1, G(l, B_LN2W), gopt(l, B_LN2B), dmlp_in, a->res1, P(l, B_LN2W), a->mean2, a->rstd2, N);
         for (size_t i = 0; i < NC; i++) dres1[i] += dout[i]; /* the residual around the MLP */
     } else {
-        float *dln1 = grt_alloc(sizeof(float) * NC);
+        float *dln1 = a->dC2;
         for (size_t i = 0; i < NC; i++) dln1[i] = dmlp_in[i] + dpost[i]; /* the residual around the MLP */
         norm_backward(s, dres1, G(l, B_LN1W), gopt(l, B_LN1B), dln1, a->res1, P(l, B_LN1W), a->mean1, a->rstd1, N);
-        grt_free(dln1, sizeof(float) * NC);
-        grt_free(dpost, sizeof(float) * NC);
     }
-    grt_free(dmlp_in, sizeof(float) * NC);
     /* attention output (row-parallel) */
     if (gopt(l, B_BO)) bias_grad(G(l, B_BO), dres1, N, C);
-    size_t natty = (size_t)N * l->H_l * hd;
-    float *datty = grt_alloc(sizeof(float) * natty);
+    float *datty = a->dAtt;
+    memset(datty, 0, sizeof(float) * natty);
     grt_matmul_backward(datty, G(l, B_WO), NULL, dres1, a->atty, P(l, B_WO), N, l->H_l * hd, C);
     memset(dmid, 0, sizeof(float) * (size_t)N * qkv_rows(l));
     grt_attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal);
-    grt_free(datty, sizeof(float) * natty);
-    if (s->rope) {
-        float *tmp = grt_alloc(sizeof(float) * (size_t)N * (l->H_l + l->KVH_l) * hd);
-        rope_qk(l, dmid, tmp, 1);
-        grt_free(tmp, sizeof(float) * (size_t)N * (l->H_l + l->KVH_l) * hd);
-    }
+    if (s->rope) rope_qk(l, dmid, a->rope_tmp, 1);
     /* QKV (column-parallel) */
     const float *attn_in = s->pre_norm ? a->ln1 : x;
-    float *dattn_in = grt_alloc(sizeof(float) * NC);
+    float *dattn_in = a->dC1;
+    memset(dattn_in, 0, sizeof(float) * NC);
     grt_matmul_backward(dattn_in, G(l, B_WQKV), gopt(l, B_BQKV), dmid, attn_in, P(l, B_WQKV), N, C, qkv_rows(l));
     tp_allreduce(l, dattn_in, NC);
     if (s->pre_norm)
@@ -507,7 +513,6 @@ static void block_backward(GrtLayer *l, const float *x, const float *dout, float
     else
         for (size_t i = 0; i < NC; i++) dx[i] += dattn_in[i];
     for (size_t i = 0; i < NC; i++) dx[i] += dres1[i]; /* the residual around attention */
-    grt_free(dattn_in, sizeof(float) * NC);
 }
 
 void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets,
@@ -530,20 +535,17 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         int Vl = l->V_l;
         size_t Vp = (size_t)Vl * l->tp_size;
         /* dlogits (N, Vp) = (probs - onehot) * dloss; this rank's columns only */
-        float *dl = grt_alloc(sizeof(float) * (size_t)N * Vp);
-        float *dloss_row = grt_alloc(sizeof(float) * (size_t)N);
+        float *dl = a->dlogits, *dloss_row = a->dloss, *dx = a->dx;
+        memset(dl, 0, sizeof(float) * (size_t)N * Vp);
         for (int i = 0; i < N; i++) dloss_row[i] = dloss;
         grt_crossentropy_backward(dl, a->probs, targets, dloss_row, N, (int)Vp);
         float *dl_local = a->gathered;
         for (int i = 0; i < N; i++)
             memcpy(dl_local + (size_t)i * Vl, dl + (size_t)i * Vp + (size_t)l->tp_rank * Vl, sizeof(float) * Vl);
-        grt_free(dl, sizeof(float) * (size_t)N * Vp);
-        grt_free(dloss_row, sizeof(float) * (size_t)N);
-        float *dx = grt_alloc(sizeof(float) * (size_t)N * s->C);
+        memset(dx, 0, sizeof(float) * (size_t)N * s->C);
         grt_matmul_backward(dx, head_table_grad(l), NULL, dl_local, in, head_table(l), N, s->C, Vl);
         tp_allreduce(l, dx, (size_t)N * s->C);
         for (size_t i = 0; i < (size_t)N * s->C; i++) din[i] += dx[i];
-        grt_free(dx, sizeof(float) * (size_t)N * s->C);
         break;
     }
     }

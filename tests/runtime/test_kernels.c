@@ -707,6 +707,36 @@ static void test_swiglu(int N, int F) {
     release_all();
 }
 
+/* Far tails and the origin: GELU and SwiGLU saturate to 0 or x (no NaN, no inf), to ~1e-5 of each element. */
+static void test_pointwise_extremes(void) {
+    set_case("gelu and swiglu at extremes");
+    enum { n = 14 };
+    static const float xs[n] = {-1000, -100, -30, -10, -5, -3, -1e-4f, 0, 1e-4f, 3, 5, 10, 30, 100};
+    float out[n], dinp[n] = {0}, ones[n];
+    for (int i = 0; i < n; i++)
+        ones[i] = 1.0f;
+    double *xd = dcopy(xs, n), *onesd = dcopy(ones, n), *ref = dvec(n), *rgrad = dvec(n);
+    grt_gelu_forward(out, xs, n);
+    grt_gelu_backward(dinp, xs, ones, n);
+    ref_gelu_forward(ref, xd, n);
+    ref_gelu_backward(rgrad, xd, onesd, n);
+    close_fd("gelu out", out, ref, n, RTOL, 1e-12);
+    close_fd("gelu dinp", dinp, rgrad, n, RTOL, 1e-12);
+
+    /* SwiGLU rows [gate | up] with the gates above and up = 1 */
+    float in[2 * n], sout[n], sd[2 * n] = {0};
+    memcpy(in, xs, sizeof xs);
+    memcpy(in + n, ones, sizeof ones);
+    double *ind = dcopy(in, 2 * n), *sref = dvec(n), *sgrad = dvec(2 * n);
+    grt_swiglu_forward(sout, in, 1, n);
+    grt_swiglu_backward(sd, in, ones, 1, n);
+    ref_swiglu_forward(sref, ind, 1, n);
+    ref_swiglu_backward(sgrad, ind, onesd, 1, n);
+    close_fd("swiglu out", sout, sref, n, RTOL, 1e-12);
+    close_fd("swiglu dinp", sd, sgrad, 2 * n, RTOL, 1e-12);
+    release_all();
+}
+
 /* Residual: out = a + b exactly (one float add), also in place. */
 static void test_residual(size_t n) {
     set_case("residual n=%zu", n);
@@ -926,6 +956,17 @@ static void test_crossentropy(int N, int V, const int32_t *tgt, double range, bo
     release_all();
 }
 
+/* A NaN logit makes its row's loss NaN (so a diverging run shows), and only that row's. */
+static void test_crossentropy_nan(void) {
+    set_case("crossentropy NaN logit");
+    const float logits[] = {0.5f, NAN, -1.0f, 2.0f, 0.5f, 1.0f, -1.0f, 2.0f, 0.0f, 3.0f};
+    const int32_t tgt[] = {0, 1};
+    float probs[10], loss[2];
+    grt_crossentropy_forward(loss, probs, logits, tgt, 2, 5);
+    CHECK(isnan(loss[0]));
+    CHECK(isfinite(loss[1]));
+}
+
 /* Logits far from zero (1000 apart) stay finite: the softmax subtracts the row's max. */
 static void test_crossentropy_extreme(void) {
     set_case("crossentropy extreme logits");
@@ -1000,7 +1041,12 @@ int main(void) {
     test_rmsnorm(3, 300);
 
     test_gelu(41);
+    test_gelu(8);
+    test_gelu(3);
     test_swiglu(3, 5);
+    test_swiglu(2, 8);
+    test_swiglu(2, 3);
+    test_pointwise_extremes();
     test_residual(17);
 
     for (int causal = 0; causal <= 1; causal++) {
@@ -1016,6 +1062,7 @@ int main(void) {
     static const int32_t tgt_big[] = {999, -1, 17};
     test_crossentropy(3, 1000, tgt_big, 8.0, false);
     test_crossentropy_extreme();
+    test_crossentropy_nan();
 
     test_sumsq();
     test_adamw();
