@@ -14,7 +14,7 @@ PACKAGES := build-essential cmake flex bison pkg-config clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo check asan golden-update fuzz bench clean
+.PHONY: all deps build demo check asan golden-update fuzz bench bench-train clean
 
 all: build
 
@@ -71,6 +71,10 @@ fuzz: deps
 # devices and print a table (bench/planner.sh; BENCH_DEVICES, BENCH_TIMEOUT, ... there).
 bench: build
 	GALVC=$(BUILD)/galvc bash bench/planner.sh
+
+# GPT-2 124M training speed (batch 4 x 64 tokens, fp32) against OpenBLAS sgemm.
+bench-train: build
+	GALVC=$(BUILD)/galvc bash bench/train_gpt2.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
