@@ -277,33 +277,6 @@ static int field_index(const FieldSet *fs, const Field *f) {
     return -1;
 }
 
-/* Levenshtein distance, for "did you mean". */
-static int edit_distance(const char *a, const char *b) {
-    int la = (int)strlen(a), lb = (int)strlen(b);
-    if (la > 63 || lb > 63) return 99;
-    int d[64][64];
-    for (int i = 0; i <= la; i++) d[i][0] = i;
-    for (int j = 0; j <= lb; j++) d[0][j] = j;
-    for (int i = 1; i <= la; i++)
-        for (int j = 1; j <= lb; j++) {
-            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
-            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-    return d[la][lb];
-}
-
-/* The closest of `names` to `word`, if it is close enough to be a typo. */
-static const char *suggest(const char *word, const char *const *names, int n) {
-    const char *best = NULL;
-    int best_d = 3;
-    for (int i = 0; n < 0 ? names[i] != NULL : i < n; i++) {
-        int d = edit_distance(word, names[i]);
-        if (d < best_d) best_d = d, best = names[i];
-    }
-    return best;
-}
-
 /* "a, b or c" */
 static const char *join_names(Eval *E, const char *const *names, int n) {
     const char *s = "";
@@ -366,7 +339,7 @@ static bool want_enum(Eval *E, const Field *f, const Value *v, int *out) {
     if (v->kind == V_SYMBOL || v->kind == V_STRING) {
         int k = enum_index(f->names, v->s);
         if (k >= 0) return *out = k, true;
-        const char *hint = suggest(v->s, f->names, -1);
+        const char *hint = diag_suggest(v->s, f->names, -1);
         diag_error(E->diag, v->loc, "unknown %s '%s'%s%s%s (expected %s)", f->name, v->s, hint ? "; did you mean '" : "",
                    hint ? hint : "", hint ? "'?" : "", join_names(E, f->names, -1));
         return false;
@@ -489,7 +462,7 @@ static bool bind_args(Eval *E, const FieldSet *fs, void *dst, const Value *call)
             if (!f) {
                 const char *names[32];
                 for (int k = 0; k < fs->n; k++) names[k] = fs->fields[k]->name;
-                const char *hint = suggest(a->name, names, fs->n);
+                const char *hint = diag_suggest(a->name, names, fs->n);
                 diag_error(E->diag, a->name_loc, "%s has no argument '%s'%s%s%s (it takes %s)", fs->what, a->name,
                            hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "",
                            join_names(E, names, fs->n));
@@ -599,7 +572,7 @@ static void eval_layer(Eval *E, const Stmt *s, Scope *sc, int *kind_counts) {
     int kind = 0;
     while (kind < LAYER_KIND_COUNT && strcmp(layer_kind_names[kind], call->s) != 0) kind++;
     if (kind == LAYER_KIND_COUNT) {
-        const char *hint = suggest(call->s, layer_kind_names, LAYER_KIND_COUNT);
+        const char *hint = diag_suggest(call->s, layer_kind_names, LAYER_KIND_COUNT);
         Loc at = call->loc;
         at.end_col = at.col + (int)strlen(call->s);
         if (hint) diag_error(E->diag, at, "unknown layer kind '%s'; did you mean '%s'?", call->s, hint);
@@ -725,7 +698,7 @@ static void eval_fields(Eval *E, const Stmt *block, const FieldSet *fs, void *ds
         if (!f) {
             const char *names[32];
             for (int k = 0; k < fs->n; k++) names[k] = fs->fields[k]->name;
-            const char *hint = suggest(s->name, names, fs->n);
+            const char *hint = diag_suggest(s->name, names, fs->n);
             if (hint) diag_error(E->diag, s->name_loc, "unknown %s field '%s'; did you mean '%s'?", fs->what, s->name, hint);
             else diag_error(E->diag, s->name_loc, "unknown %s field '%s' (fields: %s)", fs->what, s->name,
                             join_names(E, names, fs->n));

@@ -34,7 +34,7 @@ typedef struct Loader {
 
 /* Read a regular file whole; refuse devices and pipes so nothing can hang
  * (O_NONBLOCK keeps even the open of a FIFO from waiting for a writer). */
-static int read_path(Arena *a, const char *path, char **text, size_t *len) {
+int frontend_read_file(Arena *a, const char *path, size_t max_bytes, char **text, size_t *len) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return errno;
     struct stat st;
@@ -42,7 +42,7 @@ static int read_path(Arena *a, const char *path, char **text, size_t *len) {
     if (fstat(fd, &st) != 0) err = errno;
     else if (S_ISDIR(st.st_mode)) err = EISDIR;
     else if (!S_ISREG(st.st_mode)) err = EINVAL;
-    else if (st.st_size > MAX_SOURCE_BYTES) err = EFBIG;
+    else if ((size_t)st.st_size > max_bytes) err = EFBIG;
     size_t n = 0;
     char *buf = NULL;
     if (!err) {
@@ -59,6 +59,12 @@ static int read_path(Arena *a, const char *path, char **text, size_t *len) {
     *text = buf;
     *len = n;
     return err;
+}
+
+/* A .gv file's bytes, through the caller's reader when there is one. */
+static int read_source(Loader *L, const char *path, char **text, size_t *len) {
+    if (L->opt->read) return L->opt->read(L->arena, path, text, len);
+    return frontend_read_file(L->arena, path, MAX_SOURCE_BYTES, text, len);
 }
 
 /* Make a SourceFile from raw bytes, always ending in a newline. */
@@ -156,10 +162,9 @@ static void follow_include(Loader *L, const SourceFile *from, Stmt *inc) {
         diag_error(L->diag, inc->name_loc, "includes nest deeper than %d files", MAX_INCLUDE_DEPTH);
         return;
     }
-    SourceReader read = L->opt->read ? L->opt->read : read_path;
     char *bytes;
     size_t len;
-    int err = read(L->arena, path, &bytes, &len);
+    int err = read_source(L, path, &bytes, &len);
     if (err) {
         diag_error(L->diag, inc->name_loc, "cannot read include file '%s': %s", inc->name,
                    err == EINVAL ? "not a regular file" : strerror(err));
@@ -188,8 +193,7 @@ static Stmt *load(Loader *L, const SourceFile *file, const char *canon) {
 static Stmt *load_root(Loader *L, const char *path, const char *text, size_t len) {
     char *bytes = (char *)text;
     if (!text) {
-        SourceReader read = L->opt->read ? L->opt->read : read_path;
-        int err = read(L->arena, path, &bytes, &len);
+        int err = read_source(L, path, &bytes, &len);
         if (err) {
             diag_plain(L->diag, "cannot read '%s': %s", path,
                        err == EINVAL ? "not a regular file" : strerror(err));

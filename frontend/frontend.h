@@ -12,6 +12,10 @@
  * Returns 0 and sets *text and *len (arena-owned) or returns an errno value. */
 typedef int (*SourceReader)(Arena *a, const char *path, char **text, size_t *len);
 
+/* Read a regular file whole (at most max_bytes) into the arena; devices,
+ * pipes and folders are refused, so nothing can hang. 0 or an errno value. */
+int frontend_read_file(Arena *a, const char *path, size_t max_bytes, char **text, size_t *len);
+
 typedef struct Define {
     const char *name, *value; /* -D name=value */
 } Define;

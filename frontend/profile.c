@@ -46,34 +46,6 @@ typedef struct Key {
 
 /* ---- reading files ------------------------------------------------------------ */
 
-/* Read a regular file whole; refuse devices and pipes so nothing can hang. */
-static int read_bytes(Arena *a, const char *path, char **text, size_t *len) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return errno;
-    struct stat st;
-    int err = 0;
-    if (fstat(fd, &st) != 0) err = errno;
-    else if (S_ISDIR(st.st_mode)) err = EISDIR;
-    else if (!S_ISREG(st.st_mode)) err = EINVAL;
-    else if (st.st_size > MAX_PROFILE_BYTES) err = EFBIG;
-    size_t n = 0;
-    char *buf = NULL;
-    if (!err) {
-        buf = arena_alloc(a, (size_t)st.st_size + 1);
-        while (n < (size_t)st.st_size) {
-            ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0) err = errno;
-            if (r <= 0) break;
-            n += (size_t)r;
-        }
-    }
-    close(fd);
-    *text = buf;
-    *len = n;
-    return err;
-}
-
 /* A SourceFile for messages about a profile, its text ending in a newline. */
 static SourceFile *profile_source(Arena *a, const char *path, const char *bytes, size_t len) {
     SourceFile *f = arena_alloc(a, sizeof *f);
@@ -93,7 +65,7 @@ static Loc whole(const SourceFile *f) { return (Loc){.file = f}; }
 static bool load_json(Reader *r, const char *path, JsonFile *jf) {
     char *bytes = NULL;
     size_t len = 0;
-    int err = read_bytes(r->arena, path, &bytes, &len);
+    int err = frontend_read_file(r->arena, path, MAX_PROFILE_BYTES, &bytes, &len);
     const SourceFile *src = profile_source(r->arena, path, err ? "" : bytes, err ? 0 : len);
     jf->src = src;
     jf->root = NULL;
@@ -303,22 +275,6 @@ static bool group_log2(long long n, int *lg) {
     return true;
 }
 
-/* Levenshtein distance, for "did you mean". */
-static int edit_distance(const char *a, const char *b) {
-    int la = (int)strlen(a), lb = (int)strlen(b);
-    if (la > 63 || lb > 63) return 99;
-    int d[64][64];
-    for (int i = 0; i <= la; i++) d[i][0] = i;
-    for (int j = 0; j <= lb; j++) d[0][j] = j;
-    for (int i = 1; i <= la; i++)
-        for (int j = 1; j <= lb; j++) {
-            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
-            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-    return d[la][lb];
-}
-
 /* The index of `word` in the NULL-terminated `names`, or -1. */
 static int name_index(const char *word, const char *const *names) {
     for (int i = 0; names[i]; i++)
@@ -328,12 +284,7 @@ static int name_index(const char *word, const char *const *names) {
 
 /* "unknown key 'x' in <where>; did you mean 'y'?" (always false). */
 static bool unknown_key(Reader *r, const Key *k, const char *key, const char *where, const char *const *names) {
-    const char *best = NULL;
-    int best_d = 3;
-    for (int i = 0; names[i]; i++) {
-        int d = edit_distance(key, names[i]);
-        if (d < best_d) best_d = d, best = names[i];
-    }
+    const char *best = diag_suggest(key, names, -1);
     if (best) diag_error(r->diag, k->loc, "unknown key '%s' in %s; did you mean '%s'?", key, where, best);
     else diag_error(r->diag, k->loc, "unknown key '%s' in %s", key, where);
     return false;

@@ -73,3 +73,30 @@ void diag_plain(Diag *d, const char *fmt, ...) {
     diag_verror(d, (Loc){0}, fmt, ap);
     va_end(ap);
 }
+
+/* Levenshtein distance between two short words (longer ones count as far). */
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    int d[64][64];
+    for (int i = 0; i <= la; i++) d[i][0] = i;
+    for (int j = 0; j <= lb; j++) d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+            d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+    return d[la][lb];
+}
+
+/* For "did you mean": the name closest to word, if close enough to be a typo. */
+const char *diag_suggest(const char *word, const char *const *names, int n) {
+    const char *best = NULL;
+    int best_d = 3;
+    for (int i = 0; n < 0 ? names[i] != NULL : i < n; i++) {
+        int d = edit_distance(word, names[i]);
+        if (d < best_d) best_d = d, best = names[i];
+    }
+    return best;
+}

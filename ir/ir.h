@@ -60,6 +60,9 @@ void diag_error(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(pr
 void diag_verror(Diag *d, Loc loc, const char *fmt, va_list ap);
 /* A note attached to the previous error (`note:` instead of `error:`). */
 void diag_note(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* For "did you mean": the one of names (n of them, or NULL-terminated when
+ * n < 0) closest to word, if it is within two edits; else NULL. */
+const char *diag_suggest(const char *word, const char *const *names, int n);
 /* An error with no source place: `galvc: error: message`. */
 void diag_plain(Diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
