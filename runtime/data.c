@@ -55,16 +55,6 @@ struct GrtData {
     uint64_t seed;
 };
 
-/* SplitMix64's finalizer (Steele et al. 2014): a bijective 64-bit mix. */
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 /* Little-endian int32 at p (the header is little-endian whatever the host). */
 static int32_t read_i32(const unsigned char *p) {
     return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
@@ -72,10 +62,10 @@ static int32_t read_i32(const unsigned char *p) {
 
 /* Synthetic token at position i: pattern[i mod period], or noise. */
 static int32_t synthetic_token(const GrtData *d, int64_t i) {
-    uint64_t key = mix64(d->seed ^ 0x5eed5eed5eed5eedULL);
-    uint64_t noise = mix64(key + 2 * (uint64_t)i + 1);
-    if (noise % SYNTH_NOISE == 0) return (int32_t)(mix64(noise) % (uint64_t)d->vocab);
-    return (int32_t)(mix64(key ^ mix64((uint64_t)(i % SYNTH_PERIOD) + 0x1234)) % (uint64_t)d->vocab);
+    uint64_t key = grt_hash64(d->seed ^ 0x5eed5eed5eed5eedULL);
+    uint64_t noise = grt_hash64(key + 2 * (uint64_t)i + 1);
+    if (noise % SYNTH_NOISE == 0) return (int32_t)(grt_hash64(noise) % (uint64_t)d->vocab);
+    return (int32_t)(grt_hash64(key ^ grt_hash64((uint64_t)(i % SYNTH_PERIOD) + 0x1234)) % (uint64_t)d->vocab);
 }
 
 /* Token at position i (0 <= i < n). */

@@ -161,6 +161,8 @@ size_t grt_layer_gather(GrtLayer *l, int k, float *full);
 void grt_init_normal(float *dst, int rows, int cols, const int64_t *row_index, int64_t col0, int64_t full_cols,
                      float std, uint64_t seed, uint64_t tensor_id);
 void grt_fill(float *dst, size_t n, float value);
+/* The generator's 64-bit mix (SplitMix64's finalizer), for other counter-based draws. */
+uint64_t grt_hash64(uint64_t x);
 
 /* Training data: an llm.c token file (a 256 x int32 header with magic
  * 20240520 and version 1, then uint16 tokens), any other file read as bytes
