@@ -5,6 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Start each layer's gradient all-reduce without waiting (1), or finish it
+ * before the next layer's backward (0). Open MPI's non-blocking all-reduce
+ * only progresses inside MPI calls and copies through fresh buffers, so on
+ * CPU ranks the blocking form, bucket by bucket, is the faster one. */
+enum { NONBLOCKING_DP = 0 };
+
 typedef struct Options {
     long steps;
     unsigned long long seed;
@@ -102,8 +108,10 @@ static void backward(Model *M, const int32_t *tokens, const int32_t *targets, Gr
         grt_layer_backward(&M->layer[i], M->act[i], tokens, targets, M->dact[i + 1], dloss, M->dact[i]);
         /* (a tied head has no parameters of its own: its table's gradient
          * goes to the embedding, whose backward comes last) */
-        if (last && dp && M->layer[i].n_params)
-            pending[i] = grt_iallreduce(dp, M->layer[i].grads, M->layer[i].n_params);
+        if (last && dp && M->layer[i].n_params) {
+            if (NONBLOCKING_DP) pending[i] = grt_iallreduce(dp, M->layer[i].grads, M->layer[i].n_params);
+            else grt_allreduce(dp, M->layer[i].grads, M->layer[i].n_params);
+        }
     }
 }
 
