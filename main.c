@@ -280,14 +280,14 @@ static const char *profile_path(Arena *a, const Options *opt, const Cluster *c) 
 static bool runs_uniformly(const Spec *spec, const Plan *p) {
     for (int i = 0; i < spec->graph->n_layers; i++) {
         const Strategy *a = &p->layer[0], *b = &p->layer[i];
-        if (b->pp > 1 || b->sdp || b->ckpt || a->tp != b->tp || a->tp_consec != b->tp_consec) return false;
+        if (b->pp > 1 || b->sdp || a->tp != b->tp || a->tp_consec != b->tp_consec) return false;
     }
     return true;
 }
 
 /* For a program: the fastest plan the runtime runs now (one DP x TP layout for
- * every layer, no pipeline, SDP or checkpointing): the search's, when it is
- * such a plan, else the best uniform one. */
+ * every layer, checkpointing where the plan wants it, no pipeline or SDP):
+ * the search's, when it is such a plan, else the best uniform one. */
 static void program_plan(const Spec *spec, const HwProfile *hw, SearchRequest req, Arena *a, Plan *plan) {
     if (plan->found && runs_uniformly(spec, plan)) return;
     Plan best = {0};
@@ -322,7 +322,7 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
         req.micro_batches = opt->uniform_m;
     }
     bool program = opt->output || opt->emit == EMIT_C;
-    if (program && !opt->has_uniform) spec->hints.forbid |= 1u << FAMILY_SDP | 1u << FAMILY_CKPT | 1u << FAMILY_PP;
+    if (program && !opt->has_uniform) spec->hints.forbid |= 1u << FAMILY_SDP | 1u << FAMILY_PP;
     Plan plan;
     if (!pass_search(spec, &hw, &req, arena, &plan)) {
         fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",

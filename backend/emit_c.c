@@ -61,9 +61,9 @@ static bool uniform_plan(const Spec *spec, const Plan *p, Diag *d) {
     for (int i = 0; i < spec->graph->n_layers; i++) {
         const Strategy *s = &p->layer[i];
         const Layer *l = spec->graph->layers[i];
-        if (s->pp > 1 || s->sdp || s->ckpt) {
-            diag_error(d, l->loc, "%s: the runtime does not run %s yet (pipelines, sharded data parallel and "
-                                  "checkpointing come next)", l->name, strategy_str(buf, sizeof buf, s));
+        if (s->pp > 1 || s->sdp) {
+            diag_error(d, l->loc, "%s: the runtime does not run %s yet (pipelines and sharded data parallel "
+                                  "come next)", l->name, strategy_str(buf, sizeof buf, s));
             return false;
         }
         if (s->tp != s0->tp || s->dp != s0->dp || (s->tp > 1 && s->dp > 1 && s->tp_consec != s0->tp_consec)) {
@@ -183,6 +183,9 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
             o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip);
     fprintf(out, "/* The layers, whole; grt_layer_setup cuts rank r's shard. */\nstatic const GrtLayerSpec layer_specs[N_LAYERS] = {\n");
     for (int i = 0; i < g->n_layers; i++) emit_layer(out, spec, g->layers[i], tp);
+    fprintf(out, "};\n\n/* Checkpointed layers keep only their input and recompute their forward in backward. */\n");
+    fprintf(out, "static const int checkpointed[N_LAYERS] = {");
+    for (int i = 0; i < g->n_layers; i++) fprintf(out, "%s%d", i ? ", " : "", plan->layer[i].ckpt);
     fprintf(out, "};\n\n");
     fputs(program_body, out);
     return !ferror(out);

@@ -76,8 +76,18 @@ static void build_model(Model *M, GrtComm *tp, unsigned long long seed) {
     size_t off = 0;
     int blocks = 0;
     for (int i = 0; i < N_LAYERS; i++) blocks += layer_specs[i].kind == GRT_BLOCK;
+    const GrtLayer *workspace = NULL; /* the first checkpointed block: the others share its buffers */
     for (int i = 0; i < N_LAYERS; i++) {
         if (layer_specs[i].kind == GRT_HEAD && layer_specs[i].tied) M->layer[i].tied_to = &M->layer[TIED_TO];
+        if (checkpointed[i] && layer_specs[i].kind == GRT_BLOCK) {
+            M->layer[i].ckpt = 1;
+            const GrtLayerSpec *a = workspace ? &workspace->s : NULL, *b = &layer_specs[i];
+            if (a && a->C == b->C && a->H == b->H && a->KVH == b->KVH && a->hd == b->hd && a->F == b->F &&
+                a->swiglu == b->swiglu)
+                M->layer[i].shares = workspace;
+            else
+                workspace = &M->layer[i];
+        }
         grt_layer_bind(&M->layer[i], M->params + off, M->grads + off, seed, i, blocks);
         off += M->layer[i].n_params;
     }

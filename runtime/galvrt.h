@@ -129,6 +129,8 @@ typedef struct GrtLayer {
     GrtTensor tensors[16];
     int n_tensors;
     const struct GrtLayer *tied_to; /* a tied head: the embedding whose table it uses */
+    int ckpt;             /* checkpointed: keeps only its input; backward recomputes the forward */
+    const struct GrtLayer *shares; /* a checkpointed block reuses this block's activation buffers */
     void *act;            /* the activations it keeps (layers.c) */
     size_t act_bytes;
 } GrtLayer;
@@ -136,7 +138,8 @@ typedef struct GrtLayer {
 /* Fill in local sizes and the parameter count; no memory is touched. */
 void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int T);
 /* Point the layer at its parameter and gradient slices, allocate its
- * activations, and initialize its parameters (seed, layer index). */
+ * activations (or, checkpointed, share those of l->shares, a block of the
+ * same shape), and initialize its parameters (seed, layer index). */
 void grt_layer_bind(GrtLayer *l, float *params, float *grads, uint64_t seed, int index, int n_layers);
 /* in (B, T, C) -> out (B, T, C); the embedding reads tokens, the head
  * writes per-token losses (B, T) and reads targets. */

@@ -260,6 +260,10 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, uint64_t seed, int
     switch (l->s.kind) {
     case GRT_EMBEDDING: break;
     case GRT_BLOCK: {
+        if (l->ckpt && l->shares && l->shares->act) { /* one workspace for the checkpointed blocks */
+            l->act = l->shares->act;
+            break;
+        }
         BlockAct *a = grt_alloc(sizeof *a);
         size_t wide = C, q = (size_t)qkv_rows(l), up = (size_t)up_rows(l);
         if (q > wide) wide = q;
@@ -524,7 +528,13 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
                                l->tp_rank * l->V_l, l->V_l);
         break;
-    case GRT_BLOCK: block_backward(l, in, dout, din); break;
+    case GRT_BLOCK:
+        if (l->ckpt) { /* rebuild the activations the forward did not keep (Chen et al. 2016) */
+            BlockAct *a = l->act;
+            block_forward(l, in, a->dC2);
+        }
+        block_backward(l, in, dout, din);
+        break;
     case GRT_NORM: {
         NormAct *a = l->act;
         norm_backward(s, din, G(l, 0), gopt(l, 1), dout, in, P(l, 0), a->mean, a->rstd, N);
