@@ -18,8 +18,19 @@ typedef struct Options {
     float lr;
 } Options;
 
+/* An error every rank finds at once: rank 0 says it, then every rank stops
+ * (the barrier lets the message out before the job is torn down). */
+static void stop_all(GrtComm *world, const char *msg, int status) {
+    if (grt_rank(world) == 0) {
+        fprintf(stderr, "galvrt: %s\n", msg);
+        fflush(stderr);
+    }
+    grt_barrier(world);
+    grt_abort(NULL, status);
+}
+
 /* Every rank reads the same command line; a bad one stops every rank. */
-static Options parse_options(int argc, char **argv) {
+static Options parse_options(GrtComm *world, int argc, char **argv) {
     Options o = {DEFAULT_STEPS, 1234, NULL, NULL, NULL, LR};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -35,15 +46,15 @@ static Options parse_options(int argc, char **argv) {
             snprintf(msg, sizeof msg,
                      "unknown or incomplete option '%s' (use --steps K, --seed S, --data FILE, --lr X, --log FILE.jsonl, "
                      "--dump FILE)", a);
-            grt_abort(msg, 2);
+            stop_all(world, msg, 2);
         }
         if (end && *end) {
             char msg[256];
             snprintf(msg, sizeof msg, "bad value '%s' for %s", v, a);
-            grt_abort(msg, 2);
+            stop_all(world, msg, 2);
         }
     }
-    if (o.steps < 0) grt_abort("--steps must not be negative", 2);
+    if (o.steps < 0) stop_all(world, "--steps must not be negative", 2);
     return o;
 }
 
@@ -180,11 +191,11 @@ static void dump_params(Model *M, const char *path, int rank) {
 int main(int argc, char **argv) {
     GrtComm *world = grt_init(&argc, &argv);
     int rank = grt_rank(world);
-    Options opt = parse_options(argc, argv);
+    Options opt = parse_options(world, argc, argv);
     if (grt_size(world) != RANKS) {
         char msg[256];
         snprintf(msg, sizeof msg, "this program was built for %d ranks; run it with mpirun -np %d", RANKS, RANKS);
-        grt_abort(msg, 2);
+        stop_all(world, msg, 2);
     }
     grt_set_threads(RANKS);
     GrtComm *tp = TP > 1 ? grt_comm_split(world, tp_group(rank), tp_index(rank)) : NULL;
@@ -194,7 +205,7 @@ int main(int argc, char **argv) {
     GrtData *data = grt_data_open(opt.data, VOCAB, opt.seed);
     double ok = data != NULL;
     grt_allreduce_double(world, &ok, 1);
-    if (ok < RANKS) grt_abort("the data could not be read (see above)", 1);
+    if (ok < RANKS) stop_all(world, "the data could not be read (see above)", 1);
 
     Model M;
     build_model(&M, tp, opt.seed);

@@ -91,10 +91,8 @@ void grt_finalize(void) {
 /* Print "galvrt: rank R: msg" once, on this rank, and bring every rank down with status. */
 _Noreturn void grt_abort(const char *msg, int status) {
     fflush(stdout);
-    if (world)
-        fprintf(stderr, "galvrt: rank %d: %s\n", world->rank, msg ? msg : "aborted");
-    else
-        fprintf(stderr, "galvrt: %s\n", msg ? msg : "aborted");
+    if (msg && world) fprintf(stderr, "galvrt: rank %d: %s\n", world->rank, msg);
+    else if (msg) fprintf(stderr, "galvrt: %s\n", msg);
     fflush(stderr);
     if (backend) backend->abort(status);
     exit(status);

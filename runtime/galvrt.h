@@ -199,7 +199,8 @@ void grt_set_threads(int local_ranks);
 /* Start the runtime on every rank (MPI_Init); the world group. */
 GrtComm *grt_init(int *argc, char ***argv);
 void grt_finalize(void);
-/* Every rank of the job exits with this status, after printing msg once. */
+/* Every rank of the job exits with this status, after this rank prints msg
+ * (NULL: nothing, when another rank has said why). */
 _Noreturn void grt_abort(const char *msg, int status);
 
 int grt_rank(const GrtComm *c);
