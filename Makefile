@@ -14,7 +14,7 @@ PACKAGES := build-essential cmake flex bison pkg-config clang libclang-rt-14-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo check asan golden-update fuzz bench bench-train clean
+.PHONY: all deps build demo check asan golden-update fuzz fuzz-profile bench bench-train clean
 
 all: build
 
@@ -66,6 +66,15 @@ fuzz: deps
 	build-fuzz/tests/fuzz_frontend -dict=tests/fuzz/gv.dict -max_len=4096 -timeout=5 \
 	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/ \
 	  build-fuzz/corpus tests/fuzz/corpus
+
+# Fuzz the hardware profile reader the same way: FUZZ_SECONDS of one worker.
+fuzz-profile: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGALVC_FUZZ=ON -DGALVC_SANITIZE=ON
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_profile
+	mkdir -p build-fuzz/profile-corpus
+	build-fuzz/tests/fuzz_profile -dict=tests/fuzz/profile.dict -max_len=8192 -timeout=5 -rss_limit_mb=2048 \
+	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/ \
+	  build-fuzz/profile-corpus tests/fuzz/profile-corpus
 
 # Time the planner's search on GPT-2 XL, LLaMA-2 7B and GPT-3 175B for 8 to 16384
 # devices and print a table (bench/planner.sh; BENCH_DEVICES, BENCH_TIMEOUT, ... there).
