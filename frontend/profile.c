@@ -555,6 +555,13 @@ static GalvKind galv_kind_of_keys(json_t *o) {
     return GALV_NONE;
 }
 
+/* A figure must stay finite once converted to bytes (1e300 GB/s does not). */
+static bool in_range(Reader *r, const Key *k, const char *key, double converted) {
+    if (isfinite(converted)) return true;
+    diag_error(r->diag, k->loc, "'%s' is out of range", key);
+    return false;
+}
+
 /* allreduce_size_{g}_consec_{c} GB/s -> measured_bw[ALLREDUCE][log2 g][c]. */
 static bool import_allreduce(Reader *r, const JsonFile *jf) {
     Key root = key_root(jf);
@@ -570,7 +577,7 @@ static bool import_allreduce(Reader *r, const JsonFile *jf) {
         if (!group_log2(group, &lg) || consec > 1) {
             diag_error(r->diag, k.loc, "'%s': the group must be a power of two up to 2^30 and consec 0 or 1", key);
             ok = false;
-        } else if (take_number(r, &k, v, POSITIVE, "GB/s", &gbs)) {
+        } else if (take_number(r, &k, v, POSITIVE, "GB/s", &gbs) && in_range(r, &k, key, gbs * 1e9)) {
             r->hw->measured_bw[COLL_ALLREDUCE][lg][consec] = gbs * 1e9;
         } else {
             ok = false;
@@ -594,7 +601,7 @@ static bool import_p2p(Reader *r, const JsonFile *jf) {
         if (!group_log2(stages, &lg)) {
             diag_error(r->diag, k.loc, "'%s': the stage count must be a power of two up to 2^30", key);
             ok = false;
-        } else if (take_number(r, &k, v, POSITIVE, "GB/s", &gbs)) {
+        } else if (take_number(r, &k, v, POSITIVE, "GB/s", &gbs) && in_range(r, &k, key, gbs * 1e9)) {
             r->hw->measured_bw[COLL_P2P][lg][1] = gbs * 1e9;
         } else {
             ok = false;
@@ -728,7 +735,7 @@ static bool import_memory(Reader *r, const JsonFile *jf) {
     memset(hw->act_per_sample, 0, sizeof hw->act_per_sample);
     hw->ckpt_act_per_sample = 0;
     json_object_foreach(tp, key, v) {
-        if (!json_is_number(v) || json_number_value(v) <= 0) {
+        if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v) * (1 << 20))) {
             Key k = key_member(r, jf, &root, key);
             return bad_value(r, &k, v, "a positive size in MiB");
         }

@@ -121,7 +121,7 @@ static void test_malformed(void) {
         "bad-device.json",         "bad-version.json",        "bad-group.json",      "bad-repeat.json",
         "bad-missing-field.json",  "bad-duplicate-key.json",  "bad-efficiency.json", "bad-format.json",
         "bad-not-object.json",     "bad-not-a-profile.json",  "bad-galvatron-value.json",
-        "bad-galvatron-group.json",
+        "bad-galvatron-group.json", "bad-galvatron-huge.json",
     };
     Cluster c = a100_cluster(1);
     HwProfile preset;
