@@ -267,6 +267,11 @@ static void describe_plan(char *buf, size_t n, const Spec *spec, const Plan *p) 
              strategy_str(s, sizeof s, &p->layer[best]), best_count, L);
 }
 
+/* --devices, else every device of the cluster. */
+static int64_t plan_devices(const Options *opt, const Spec *spec) {
+    return opt->devices ? opt->devices : spec->cluster->nodes * spec->cluster->devices_per_node;
+}
+
 /* --profile, else the cluster's `profile = "..."` read beside its file. */
 static const char *profile_path(Arena *a, const Options *opt, const Cluster *c) {
     if (opt->profile) return opt->profile;
@@ -276,20 +281,13 @@ static const char *profile_path(Arena *a, const Options *opt, const Cluster *c) 
     return arena_printf(a, "%.*s/%s", (int)(slash - file), file, c->profile);
 }
 
-/* Is every layer's strategy the same TP/DP layout, as the runtime runs it? */
-static bool runs_uniformly(const Spec *spec, const Plan *p) {
-    for (int i = 0; i < spec->graph->n_layers; i++) {
-        const Strategy *a = &p->layer[0], *b = &p->layer[i];
-        if (b->pp > 1 || b->sdp || a->tp != b->tp || a->tp_consec != b->tp_consec) return false;
-    }
-    return true;
-}
-
 /* For a program: the fastest plan the runtime runs now (one DP x TP layout for
  * every layer, checkpointing where the plan wants it, no pipeline or SDP):
  * the search's, when it is such a plan, else the best uniform one. */
 static void program_plan(const Spec *spec, const HwProfile *hw, SearchRequest req, Arena *a, Plan *plan) {
-    if (plan->found && runs_uniformly(spec, plan)) return;
+    Diag quiet;
+    diag_init(&quiet, NULL);
+    if (plan->found && emit_c_runs(spec, plan, &quiet)) return;
     Plan best = {0};
     for (int tp = 1; tp <= req.devices; tp *= 2)
         for (int consec = 1; consec >= (tp > 1 && tp < req.devices ? 0 : 1); consec--) {
@@ -304,7 +302,7 @@ static void program_plan(const Spec *spec, const HwProfile *hw, SearchRequest re
 /* Search (or take --uniform), then print the plan and the baselines, or build the program. */
 static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     const Cluster *c = spec->cluster;
-    int64_t devices = opt->devices ? opt->devices : c->nodes * c->devices_per_node;
+    int64_t devices = plan_devices(opt, spec);
     HwProfile hw;
     Diag diag;
     diag_init(&diag, stderr);
@@ -386,11 +384,7 @@ static int compile(Arena *arena, const Options *opt) {
         int rc = emit_deps(opt, spec);
         if (rc || opt->deps_only) return rc;
     }
-    if (opt->emit == EMIT_STRATEGIES) {
-        const Cluster *c = spec->cluster;
-        int64_t devices = opt->devices ? opt->devices : c->nodes * c->devices_per_node;
-        return print_strategies(arena, devices, opt->ckpt, &spec->hints);
-    }
+    if (opt->emit == EMIT_STRATEGIES) return print_strategies(arena, plan_devices(opt, spec), opt->ckpt, &spec->hints);
     if (opt->emit == EMIT_IR_JSON) return ir_print_json(stdout, spec) ? EXIT_USER : 0;
     if (opt->emit == EMIT_PLAN || opt->emit == EMIT_PLAN_JSON || opt->emit == EMIT_GALVATRON || opt->baselines ||
         opt->has_uniform || opt->explain || opt->emit == EMIT_C || opt->output)

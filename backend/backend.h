@@ -5,6 +5,10 @@
 
 #include "ir/ir.h"
 
+/* Whether the runtime runs the plan; the reasons go to d when it does not
+ * (a Diag with no output stream keeps quiet). */
+bool emit_c_runs(const Spec *spec, const Plan *plan, Diag *d);
+
 /* Write train.c for the plan. False (with diagnostics) when the plan or the
  * model uses something the runtime does not train yet. */
 bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, const char *source_name, Diag *d);

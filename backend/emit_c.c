@@ -54,8 +54,9 @@ static int runtime_kind(const Layer *l, const char **why) {
     }
 }
 
-/* The plan as the program runs it: one TP degree and nesting, one DP degree. */
-static bool uniform_plan(const Spec *spec, const Plan *p, Diag *d) {
+/* Does the runtime run this plan: one TP degree and nesting and one DP
+ * degree for every layer, no pipeline, no SDP (checkpointing anywhere)? */
+bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
     const Strategy *s0 = &p->layer[0];
     char buf[96];
     for (int i = 0; i < spec->graph->n_layers; i++) {
@@ -131,7 +132,7 @@ static const char program_body[] =
 bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, const char *source_name, Diag *d) {
     const Graph *g = spec->graph;
     const TrainConfig *t = spec->train;
-    bool ok = uniform_plan(spec, plan, d);
+    bool ok = emit_c_runs(spec, plan, d);
     for (int i = 0; i < g->n_layers; i++) {
         const char *why;
         if (runtime_kind(g->layers[i], &why) < 0) {
