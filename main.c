@@ -281,24 +281,6 @@ static const char *profile_path(Arena *a, const Options *opt, const Cluster *c) 
     return arena_printf(a, "%.*s/%s", (int)(slash - file), file, c->profile);
 }
 
-/* For a program: the fastest plan the runtime runs now (one DP x TP layout for
- * every layer, checkpointing where the plan wants it, no pipeline or SDP):
- * the search's, when it is such a plan, else the best uniform one. */
-static void program_plan(const Spec *spec, const HwProfile *hw, SearchRequest req, Arena *a, Plan *plan) {
-    Diag quiet;
-    diag_init(&quiet, NULL);
-    if (plan->found && emit_c_runs(spec, plan, &quiet)) return;
-    Plan best = {0};
-    for (int tp = 1; tp <= req.devices; tp *= 2)
-        for (int consec = 1; consec >= (tp > 1 && tp < req.devices ? 0 : 1); consec--) {
-            Strategy s = {1, tp, (int)(req.devices / tp), false, consec, false};
-            req.uniform = &s;
-            Plan p;
-            if (pass_search(spec, hw, &req, a, &p) && p.found && (!best.found || p.step_s < best.step_s)) best = p;
-        }
-    *plan = best;
-}
-
 /* Search (or take --uniform), then print the plan and the baselines, or build the program. */
 static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     const Cluster *c = spec->cluster;
@@ -319,15 +301,12 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
         req.schedule = opt->uniform_schedule;
         req.micro_batches = opt->uniform_m;
     }
-    bool program = opt->output || opt->emit == EMIT_C;
-    if (program && !opt->has_uniform) spec->hints.forbid |= 1u << FAMILY_SDP | 1u << FAMILY_PP;
     Plan plan;
     if (!pass_search(spec, &hw, &req, arena, &plan)) {
         fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
                 (long long)devices);
         return EXIT_USER;
     }
-    if (program && !opt->has_uniform) program_plan(spec, &hw, req, arena, &plan);
     if (!plan.found) {
         char have[32], need[32], what[160];
         Plan least;

@@ -54,26 +54,31 @@ static int runtime_kind(const Layer *l, const char **why) {
     }
 }
 
-/* Does the runtime run this plan: one TP degree and nesting and one DP
- * degree for every layer, no pipeline, no SDP (checkpointing anywhere)? */
+/* Does the runtime run this plan: every layer of a kind it trains, every
+ * degree dividing what it splits? */
 bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
-    const Strategy *s0 = &p->layer[0];
-    char buf[96];
-    for (int i = 0; i < spec->graph->n_layers; i++) {
+    const Graph *g = spec->graph;
+    int64_t mb = spec->train->global_batch / p->micro_batches;
+    bool ok = true;
+    for (int i = 0; i < g->n_layers; i++) {
         const Strategy *s = &p->layer[i];
-        const Layer *l = spec->graph->layers[i];
-        if (s->pp > 1 || s->sdp) {
-            diag_error(d, l->loc, "%s: the runtime does not run %s yet (pipelines and sharded data parallel "
-                                  "come next)", l->name, strategy_str(buf, sizeof buf, s));
-            return false;
-        }
-        if (s->tp != s0->tp || s->dp != s0->dp || (s->tp > 1 && s->dp > 1 && s->tp_consec != s0->tp_consec)) {
-            diag_error(d, l->loc, "%s: the runtime runs one TP and DP layout for every layer yet, not a mixed plan",
-                       l->name);
-            return false;
+        const Layer *l = g->layers[i];
+        const char *why;
+        if (runtime_kind(l, &why) < 0) {
+            diag_error(d, l->loc, "%s: %s", l->name, why);
+            ok = false;
+        } else if (mb % s->dp) {
+            diag_error(d, l->loc, "%s: a micro-batch of %lld sequences does not split over DP %d", l->name,
+                       (long long)mb, s->dp);
+            ok = false;
+        } else if ((l->kind == LAYER_ENCODER || l->kind == LAYER_DECODER) &&
+                   (l->heads % s->tp || l->kv_heads % s->tp || l->ffn % s->tp)) {
+            diag_error(d, l->loc, "%s: %lld heads, %lld key/value heads and FFN %lld do not split over TP %d", l->name,
+                       (long long)l->heads, (long long)l->kv_heads, (long long)l->ffn, s->tp);
+            ok = false;
         }
     }
-    return true;
+    return ok;
 }
 
 static void emit_layer(FILE *out, const Spec *spec, const Layer *l, int tp) {
@@ -132,18 +137,9 @@ static const char program_body[] =
 bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, const char *source_name, Diag *d) {
     const Graph *g = spec->graph;
     const TrainConfig *t = spec->train;
-    bool ok = emit_c_runs(spec, plan, d);
-    for (int i = 0; i < g->n_layers; i++) {
-        const char *why;
-        if (runtime_kind(g->layers[i], &why) < 0) {
-            diag_error(d, g->layers[i]->loc, "%s: %s", g->layers[i]->name, why);
-            ok = false;
-        }
-    }
-    if (!ok) return false;
-    const Strategy *s = &plan->layer[0];
-    int tp = s->tp, dp = s->dp;
-    int64_t seq = g->layers[0]->seq, batch = t->global_batch;
+    if (!emit_c_runs(spec, plan, d)) return false;
+    int pp = plan->pp;
+    int64_t seq = g->layers[0]->seq, batch = t->global_batch, m = plan->micro_batches;
     int64_t hidden = g->layers[0]->hidden;
     int tied_to = -1;
     for (int i = 0; i < g->n_layers; i++)
@@ -154,26 +150,28 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
     fprintf(out, " (");
     c_comment_text(out, source_name);
     fprintf(out, ").\n *\n"
-                 " * Plan: %lld ranks = TP %d x DP %d%s; each step takes %lld sequences of %lld tokens,\n"
-                 " * as %lld micro-batch%s of %lld sequences on each rank.\n"
-                 " * Rank r belongs to one TP group (tp_group) and one DP group (dp_group);\n"
-                 " * it holds its TP group's shard of every layer (heads, FFN columns and\n"
-                 " * vocabulary rows split %d ways) and trains on its DP group's share of the batch.\n"
+                 " * Plan: %lld ranks in %d pipeline stage%s of %lld (stage k: ranks [k %lld, (k + 1) %lld)),\n"
+                 " * %lld micro-batch%s of %lld sequences x %lld tokens a step, %s schedule.\n"
+                 " * Each layer runs on its stage's ranks as TP x DP (placement[]): DP index j holds\n"
+                 " * sequences [j mb / dp, (j + 1) mb / dp) of a micro-batch and its TP group splits\n"
+                 " * the layer's heads, FFN columns and vocabulary rows; under SDP (ZeRO-3) the DP\n"
+                 " * group also splits the parameters, gradients and Adam states. Between layers\n"
+                 " * of different layouts, and between stages, activations and their gradients\n"
+                 " * move to the ranks that need them.\n"
                  " * Build: galvc; run: mpirun -np %lld ./train [--steps K] [--seed S] [--data FILE]\n"
                  " *        [--lr X] [--log FILE.jsonl] [--dump FILE] */\n",
-            (long long)devices, tp, dp,
-            tp > 1 && dp > 1 ? (s->tp_consec ? ", TP groups on consecutive ranks" : ", TP groups strided") : "",
-            (long long)batch, (long long)seq, (long long)plan->micro_batches, plan->micro_batches == 1 ? "" : "es",
-            (long long)(batch / dp / plan->micro_batches), tp, (long long)devices);
+            (long long)devices, pp, pp == 1 ? "" : "s", (long long)(devices / pp), (long long)(devices / pp),
+            (long long)(devices / pp), (long long)m, m == 1 ? "" : "es", (long long)(batch / m), (long long)seq,
+            plan->schedule == SCHED_GPIPE ? "GPipe" : "1F1B", (long long)devices);
     fprintf(out, "#include \"galvrt.h\"\n\n");
     fprintf(out, "#define MODEL_NAME ");
     c_string(out, g->name);
-    fprintf(out, "\n\nenum { RANKS = %lld, TP = %d, DP = %d, TP_CONSECUTIVE = %d };\n", (long long)devices, tp, dp,
-            s->tp_consec || tp == 1 || dp == 1);
+    fprintf(out, "\n\nenum { RANKS = %lld, PP = %d, STAGE_RANKS = RANKS / PP, SCHEDULE_1F1B = %d };\n",
+            (long long)devices, pp, plan->schedule != SCHED_GPIPE);
     fprintf(out, "enum { GLOBAL_BATCH = %lld, MICRO_BATCHES = %lld, SEQ = %lld, VOCAB = %lld, HIDDEN = %lld };\n",
-            (long long)batch, (long long)plan->micro_batches, (long long)seq,
-            (long long)g->layers[g->n_layers - 1]->vocab, (long long)hidden);
-    fprintf(out, "enum { LOCAL_BATCH = GLOBAL_BATCH / DP / MICRO_BATCHES }; /* sequences per micro-batch per rank */\n");
+            (long long)batch, (long long)m, (long long)seq, (long long)g->layers[g->n_layers - 1]->vocab,
+            (long long)hidden);
+    fprintf(out, "enum { MB = GLOBAL_BATCH / MICRO_BATCHES }; /* sequences per micro-batch, all DP ranks together */\n");
     fprintf(out, "enum { N_LAYERS = %d, TIED_TO = %d, DEFAULT_STEPS = %lld };\n", g->n_layers, tied_to,
             (long long)t->steps);
     fprintf(out, "static const double FWD_FLOPS_PER_SEQ = %.17g; /* forward FLOPs of one sequence, whole model */\n",
@@ -182,11 +180,32 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
     fprintf(out, "static const float LR = %.9g, BETA1 = %.9g, BETA2 = %.9g, EPS = %.9g, WEIGHT_DECAY = %.9g, "
                  "CLIP = %.9g;\n\n",
             o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip);
-    fprintf(out, "/* The layers, whole; grt_layer_setup cuts rank r's shard. */\nstatic const GrtLayerSpec layer_specs[N_LAYERS] = {\n");
-    for (int i = 0; i < g->n_layers; i++) emit_layer(out, spec, g->layers[i], tp);
-    fprintf(out, "};\n\n/* Checkpointed layers keep only their input and recompute their forward in backward. */\n");
-    fprintf(out, "static const int checkpointed[N_LAYERS] = {");
-    for (int i = 0; i < g->n_layers; i++) fprintf(out, "%s%d", i ? ", " : "", plan->layer[i].ckpt);
+    fprintf(out, "/* What the planner predicted: a step's time, and each stage's peak memory per\n"
+                 " * rank; the cluster's memory per device (the program refuses a plan over it). */\n");
+    fprintf(out, "static const double PREDICTED_STEP_MS = %.6g, MEMORY_PER_DEVICE = %.17g;\n", plan->step_s * 1e3,
+            (double)plan->budget);
+    fprintf(out, "static const double predicted_mem[PP] = {");
+    for (int k = 0; k < pp; k++) fprintf(out, "%s%lld", k ? ", " : "", (long long)plan->stage_mem[k]);
+    fprintf(out, "};\n/* Stage k runs layers [stage_start[k], stage_start[k + 1]), holding in_flight[k]\n"
+                 " * micro-batches' activations at once. */\n");
+    fprintf(out, "static const int stage_start[PP + 1] = {");
+    for (int k = 0; k <= pp; k++) fprintf(out, "%s%d", k ? ", " : "", plan->stage_start[k]);
+    fprintf(out, "};\nstatic const int in_flight[PP] = {");
+    for (int k = 0; k < pp; k++) fprintf(out, "%s%lld", k ? ", " : "", (long long)plan->in_flight[k]);
+    fprintf(out, "};\n\n/* The layers, whole; grt_layer_setup cuts rank r's shard. */\n"
+                 "static const GrtLayerSpec layer_specs[N_LAYERS] = {\n");
+    for (int i = 0; i < g->n_layers; i++) emit_layer(out, spec, g->layers[i], plan->layer[i].tp);
+    fprintf(out, "};\n\n/* Each layer's strategy: TP and DP degrees, DP sharded (ZeRO-3), TP groups on\n"
+                 " * consecutive ranks (else strided by dp), activations checkpointed. */\n");
+    fprintf(out, "static const struct {\n    int tp, dp, sdp, consec, ckpt;\n} placement[N_LAYERS] = {\n");
+    for (int i = 0; i < g->n_layers; i++) {
+        const Strategy *s = &plan->layer[i];
+        char buf[96];
+        fprintf(out, "    {%d, %d, %d, %d, %d}, /* ", s->tp, s->dp, s->sdp && s->dp > 1,
+                s->tp_consec || s->tp == 1 || s->dp == 1, s->ckpt);
+        c_comment_text(out, g->layers[i]->name);
+        fprintf(out, ": %s */\n", strategy_str(buf, sizeof buf, s));
+    }
     fprintf(out, "};\n\n");
     fputs(program_body, out);
     return !ferror(out);

@@ -130,17 +130,24 @@ typedef struct GrtLayer {
     int n_tensors;
     const struct GrtLayer *tied_to; /* a tied head: the embedding whose table it uses */
     int ckpt;             /* checkpointed: keeps only its input; backward recomputes the forward */
-    const struct GrtLayer *shares; /* a checkpointed block reuses this block's activation buffers */
-    void *act;            /* the activations it keeps (layers.c) */
-    size_t act_bytes;
+    void **slot_act;      /* the activations kept for each micro-batch in flight (layers.c) */
+    int n_slots;
+    void *act;            /* the slot in use */
+    size_t act_bytes;     /* what this layer allocated for them (shared buffers count once) */
 } GrtLayer;
 
 /* Fill in local sizes and the parameter count; no memory is touched. */
 void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int T);
-/* Point the layer at its parameter and gradient slices, allocate its
- * activations (or, checkpointed, share those of l->shares, a block of the
- * same shape), and initialize its parameters (seed, layer index). */
-void grt_layer_bind(GrtLayer *l, float *params, float *grads, uint64_t seed, int index, int n_layers);
+/* Point the layer at its parameters and gradients and allocate what it
+ * keeps for backward: `slots` sets, one per micro-batch in flight. Blocks
+ * share working buffers with an earlier block of bound[0..n_bound) that has
+ * the same local shape; checkpointed blocks of one shape share one set of
+ * activations altogether (they keep only their input and recompute). */
+void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, const GrtLayer *bound, int n_bound);
+/* Initialize the parameters (as layer `index` of a model with n_layers blocks). */
+void grt_layer_init(GrtLayer *l, uint64_t seed, int index, int n_layers);
+/* Run the next forward or backward on micro-batch slot `slot`'s activations. */
+void grt_layer_use_slot(GrtLayer *l, int slot);
 /* in (B, T, C) -> out (B, T, C); the embedding reads tokens, the head
  * writes per-token losses (B, T) and reads targets. */
 void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out);
@@ -152,6 +159,41 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
 /* The whole tensor k of the layer (as one rank would hold it) gathered from
  * the TP group's shards into full; returns its length in floats. */
 size_t grt_layer_gather(GrtLayer *l, int k, float *full);
+
+/* ---- placement and resharding (runtime/reshard.c) ------------------------- */
+
+/* Where a layer runs: the tp * dp world ranks [base, base + tp * dp) of its
+ * pipeline stage, as dp groups of tp ranks each. TP groups are consecutive
+ * ranks (consec) or strided by dp. DP index j holds sequences
+ * [j mb / dp, (j + 1) mb / dp) of every micro-batch of mb sequences, and its
+ * TP group replicates them (Megatron's layout of activations). */
+typedef struct GrtLayout {
+    int base, tp, dp, consec;
+} GrtLayout;
+
+int grt_layout_has(const GrtLayout *L, int rank);      /* is this world rank in the layout's stage? */
+int grt_layout_tp_index(const GrtLayout *L, int rank); /* its place in its TP group */
+int grt_layout_dp_index(const GrtLayout *L, int rank); /* its place in its DP group = its TP group's number */
+int grt_layout_rank(const GrtLayout *L, int tp_index, int dp_index); /* the world rank at that place */
+
+/* Moving a micro-batch's activation (or its gradient), seq_floats per
+ * sequence, from one layout to another: each rank of `to` receives the
+ * sequences it lacks from one rank of `from` that holds them (itself when it
+ * can; otherwise the holder whose TP index matches its own), so when the
+ * TP group grows this is the all-gather the planner costs, and when it
+ * shrinks each rank keeps a slice. Buffers hold a rank's sequences
+ * contiguously, in order. Every rank of both layouts computes the same
+ * transfers; a rank in neither has nothing to do. */
+typedef struct GrtReshard GrtReshard;
+GrtReshard *grt_reshard_new(const GrtLayout *from, const GrtLayout *to, int mb, size_t seq_floats, int rank);
+/* Both layouts in one stage: send, receive and copy at once. */
+void grt_reshard_run(const GrtReshard *r, GrtComm *world, const float *src, float *dst, int tag);
+/* Across stages: the sending side starts its sends (returns how many
+ * requests it wrote to reqs, at most grt_reshard_sends(r)); the receiving
+ * side receives (blocking). */
+int grt_reshard_isend(const GrtReshard *r, GrtComm *world, const float *src, int tag, GrtRequest **reqs);
+void grt_reshard_recv(const GrtReshard *r, GrtComm *world, float *dst, int tag);
+int grt_reshard_sends(const GrtReshard *r);
 
 /* ---- parameters, data and metrics (runtime/init.c, data.c, metrics.c) ----- */
 

@@ -202,7 +202,7 @@ static size_t max_rows(const GrtLayer *l) {
 
 /* GPT-2's initialization (as llm.c): N(0, 0.02), positions N(0, 0.01), the
  * residual projections scaled by 1 / sqrt(2 L); norms at one, biases zero. */
-static void init_params(GrtLayer *l, uint64_t seed, int index, int n_layers) {
+void grt_layer_init(GrtLayer *l, uint64_t seed, int index, int n_layers) {
     const GrtLayerSpec *s = &l->s;
     uint64_t id = (uint64_t)index * 16;
     float std = 0.02f, proj_std = 0.02f / sqrtf(2.0f * (n_layers > 0 ? n_layers : 1));
@@ -253,70 +253,113 @@ static float *falloc(size_t n, size_t *total) {
     return grt_alloc(n * sizeof(float));
 }
 
-void grt_layer_bind(GrtLayer *l, float *params, float *grads, uint64_t seed, int index, int n_layers) {
+/* Do two blocks have the same local shapes (so they can share buffers)? */
+static bool same_block_shape(const GrtLayer *a, const GrtLayer *b) {
+    const GrtLayerSpec *x = &a->s, *y = &b->s;
+    return a->s.kind == GRT_BLOCK && b->s.kind == GRT_BLOCK && x->C == y->C && a->H_l == b->H_l &&
+           a->KVH_l == b->KVH_l && x->hd == y->hd && a->F_l == b->F_l && x->swiglu == y->swiglu && a->B == b->B &&
+           a->T == b->T;
+}
+
+/* A block's kept activations (one micro-batch's), pointing at the shared
+ * working buffers of `work` (or fresh ones when work is NULL). */
+static BlockAct *block_act(const GrtLayer *l, const BlockAct *work, size_t *bytes) {
+    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C;
+    BlockAct *a = grt_alloc(sizeof *a);
+    size_t wide = C, q = (size_t)qkv_rows(l), up = (size_t)up_rows(l);
+    if (q > wide) wide = q;
+    if (up > wide) wide = up;
+    a->ln1 = falloc(N * C, bytes);
+    a->mean1 = falloc(N, bytes);
+    a->rstd1 = falloc(N, bytes);
+    a->qkv = falloc(N * q, bytes);
+    a->att = falloc((size_t)l->B * l->H_l * l->T * l->T, bytes);
+    a->atty = falloc(N * (size_t)l->H_l * l->s.hd, bytes);
+    a->res1 = falloc(N * C, bytes);
+    a->ln2 = falloc(N * C, bytes);
+    a->mean2 = falloc(N, bytes);
+    a->rstd2 = falloc(N, bytes);
+    a->fch = falloc(N * up, bytes);
+    a->fca = falloc(N * (size_t)l->F_l, bytes);
+    a->out_mean = falloc(N, bytes);
+    a->out_rstd = falloc(N, bytes);
+    if (work) {
+        a->scratch = work->scratch, a->scratch2 = work->scratch2, a->dF = work->dF;
+        a->dC1 = work->dC1, a->dC2 = work->dC2, a->dC3 = work->dC3, a->dAtt = work->dAtt, a->rope_tmp = work->rope_tmp;
+        return a;
+    }
+    a->scratch = falloc(N * wide, bytes);
+    a->scratch2 = falloc(N * wide, bytes);
+    a->dF = falloc(N * (size_t)l->F_l, bytes);
+    a->dC1 = falloc(N * C, bytes);
+    a->dC2 = falloc(N * C, bytes);
+    a->dC3 = falloc(N * C, bytes);
+    a->dAtt = falloc(N * (size_t)l->H_l * l->s.hd, bytes);
+    a->rope_tmp = falloc(N * (size_t)(l->H_l + l->KVH_l) * l->s.hd, bytes);
+    return a;
+}
+
+void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, const GrtLayer *bound, int n_bound) {
     l->params = params;
     l->grads = grads;
+    l->n_slots = slots < 1 ? 1 : slots;
+    l->slot_act = grt_alloc(sizeof(void *) * (size_t)l->n_slots);
     size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, bytes = 0;
     switch (l->s.kind) {
     case GRT_EMBEDDING: break;
     case GRT_BLOCK: {
-        if (l->ckpt && l->shares && l->shares->act) { /* one workspace for the checkpointed blocks */
-            l->act = l->shares->act;
+        /* an earlier block of the same shape lends its working buffers, and,
+         * when both are checkpointed, its one set of activations */
+        const GrtLayer *like = NULL;
+        for (int i = 0; i < n_bound && !like; i++)
+            if (same_block_shape(&bound[i], l) && bound[i].slot_act && (!l->ckpt || bound[i].ckpt)) like = &bound[i];
+        if (l->ckpt && like) { /* checkpointed: one set for every micro-batch, rebuilt in backward */
+            for (int k = 0; k < l->n_slots; k++) l->slot_act[k] = like->slot_act[0];
             break;
         }
-        BlockAct *a = grt_alloc(sizeof *a);
-        size_t wide = C, q = (size_t)qkv_rows(l), up = (size_t)up_rows(l);
-        if (q > wide) wide = q;
-        if (up > wide) wide = up;
-        a->ln1 = falloc(N * C, &bytes);
-        a->mean1 = falloc(N, &bytes);
-        a->rstd1 = falloc(N, &bytes);
-        a->qkv = falloc(N * q, &bytes);
-        a->att = falloc((size_t)l->B * l->H_l * l->T * l->T, &bytes);
-        a->atty = falloc(N * (size_t)l->H_l * l->s.hd, &bytes);
-        a->res1 = falloc(N * C, &bytes);
-        a->ln2 = falloc(N * C, &bytes);
-        a->mean2 = falloc(N, &bytes);
-        a->rstd2 = falloc(N, &bytes);
-        a->fch = falloc(N * up, &bytes);
-        a->fca = falloc(N * (size_t)l->F_l, &bytes);
-        a->out_mean = falloc(N, &bytes);
-        a->out_rstd = falloc(N, &bytes);
-        a->scratch = falloc(N * wide, &bytes);
-        a->scratch2 = falloc(N * wide, &bytes);
-        a->dF = falloc(N * (size_t)l->F_l, &bytes);
-        a->dC1 = falloc(N * C, &bytes);
-        a->dC2 = falloc(N * C, &bytes);
-        a->dC3 = falloc(N * C, &bytes);
-        a->dAtt = falloc(N * (size_t)l->H_l * l->s.hd, &bytes);
-        a->rope_tmp = falloc(N * (size_t)(l->H_l + l->KVH_l) * l->s.hd, &bytes);
-        l->act = a;
+        const BlockAct *work = like ? like->slot_act[0] : NULL;
+        for (int k = 0; k < l->n_slots; k++) {
+            l->slot_act[k] = k && l->ckpt ? l->slot_act[0] : block_act(l, work, &bytes);
+            if (!work) work = l->slot_act[0];
+        }
         break;
     }
-    case GRT_NORM: {
-        NormAct *a = grt_alloc(sizeof *a);
-        a->mean = falloc(N, &bytes);
-        a->rstd = falloc(N, &bytes);
-        l->act = a;
+    case GRT_NORM:
+        for (int k = 0; k < l->n_slots; k++) {
+            NormAct *a = grt_alloc(sizeof *a);
+            a->mean = falloc(N, &bytes);
+            a->rstd = falloc(N, &bytes);
+            l->slot_act[k] = a;
+        }
         break;
-    }
     case GRT_HEAD: {
-        HeadAct *a = grt_alloc(sizeof *a);
         size_t Vp = (size_t)l->V_l * l->tp_size;
-        a->logits_l = falloc(N * l->V_l, &bytes);
-        a->gathered = falloc(N * Vp, &bytes);
-        a->probs = falloc(N * Vp, &bytes);
-        a->losses = falloc(N, &bytes);
-        a->dlogits = falloc(N * Vp, &bytes);
-        a->dloss = falloc(N, &bytes);
-        a->dx = falloc(N * C, &bytes);
-        l->act = a;
+        HeadAct *w = NULL;
+        for (int k = 0; k < l->n_slots; k++) {
+            HeadAct *a = grt_alloc(sizeof *a);
+            a->probs = falloc(N * Vp, &bytes); /* kept for backward; the rest is working space */
+            if (!w) {
+                a->logits_l = falloc(N * l->V_l, &bytes);
+                a->gathered = falloc(N * Vp, &bytes);
+                a->losses = falloc(N, &bytes);
+                a->dlogits = falloc(N * Vp, &bytes);
+                a->dloss = falloc(N, &bytes);
+                a->dx = falloc(N * C, &bytes);
+                w = a;
+            } else {
+                a->logits_l = w->logits_l, a->gathered = w->gathered, a->losses = w->losses;
+                a->dlogits = w->dlogits, a->dloss = w->dloss, a->dx = w->dx;
+            }
+            l->slot_act[k] = a;
+        }
         break;
     }
     }
+    l->act = l->slot_act[0];
     l->act_bytes = bytes;
-    init_params(l, seed, index, n_layers);
 }
+
+void grt_layer_use_slot(GrtLayer *l, int slot) { l->act = l->slot_act[slot % l->n_slots]; }
 
 /* ---- forward ---------------------------------------------------------------------------- */
 
