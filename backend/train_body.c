@@ -187,13 +187,22 @@ static void build_model(Model *M, GrtComm *world, unsigned long long seed) {
         M->full_g = grt_alloc(full * sizeof(float));
         M->part = grt_alloc(full * sizeof(float));
     }
+    /* one working space and one checkpoint area for the stage: a layer at a time uses them */
+    size_t work = 0, ckpt = 0;
+    for (int i = M->lo; i < M->hi; i++) {
+        size_t w = grt_layer_work_floats(M->layer[i].g), c = grt_layer_ckpt_floats(M->layer[i].g);
+        if (w > work) work = w;
+        if (c > ckpt) ckpt = c;
+    }
+    float *work_area = work ? grt_alloc(work * sizeof(float)) : NULL;
+    float *ckpt_area = ckpt ? grt_alloc(ckpt * sizeof(float)) : NULL;
     int blocks = 0;
     for (int i = 0; i < N_LAYERS; i++) blocks += layer_specs[i].kind == GRT_BLOCK;
     for (int i = M->lo; i < M->hi; i++) {
         Layer *x = &M->layer[i];
         if (i == HEAD && layer_specs[i].tied && !M->tied_copy) x->g->tied_to = &M->grt[TIED_TO];
         float *p = x->sdp ? M->full_p : M->params + x->off, *g = x->sdp ? M->full_g : M->grads + x->off;
-        grt_layer_bind(x->g, p, g, M->slots, &M->grt[M->lo], i - M->lo);
+        grt_layer_bind(x->g, p, g, M->slots, work_area, ckpt_area);
         if (x->sdp) memset(M->full_p, 0, full * sizeof(float));
         /* a tied head's copy starts as the embedding's table does */
         grt_layer_init(x->g, seed, i == HEAD && M->tied_copy ? TIED_TO : i, blocks);

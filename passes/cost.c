@@ -102,6 +102,54 @@ static double overlapped(double busy, double comm, double slow) {
     return busy + comm * (1 - 1 / slow);
 }
 
+/* What the emitted program keeps and borrows for one layer, in elements at
+ * the training precision, for one micro-batch of mbs samples on one rank
+ * (runtime/layers.c allocates exactly these): `kept` is held from a
+ * micro-batch's forward to its backward (with the layer's input, which the
+ * program keeps in `input`); `work` is the layer's working space, shared with
+ * the other layers of its shape. A block keeps its norms' outputs and the
+ * residual whole on every TP rank and splits the rest, as Megatron does
+ * (Korthikanti et al. 2022, section 4; no dropout masks: the runtime has no
+ * dropout). False for kinds the runtime does not train. */
+static bool program_elems(const Layer *l, const Strategy *s, double mbs, double *input, double *kept, double *work) {
+    double N = mbs * (double)l->seq, C = (double)l->hidden;
+    int tp = s->tp;
+    *input = *kept = *work = 0;
+    switch (l->kind) {
+    case LAYER_EMBEDDING: return true; /* reads tokens; its output is the next layer's input */
+    case LAYER_ENCODER:
+    case LAYER_DECODER: {
+        double hd = (double)l->head_dim, H = (double)(l->heads / tp), KV = (double)(l->kv_heads / tp);
+        double F = (double)(l->ffn / tp), up = F * (l->act == ACT_SWIGLU ? 2 : 1), q = (H + 2 * KV) * hd;
+        double wide = C > q ? C : q;
+        if (up > wide) wide = up;
+        *input = N * C;
+        /* two norm outputs and the residual (N, C); QKV, attention output,
+         * MLP up and its activation; six per-token norm statistics; the
+         * attention probabilities (B, H, T, T) */
+        *kept = N * (3 * C + q + H * hd + up + F + 6) + mbs * H * (double)l->seq * (double)l->seq;
+        /* two (N, wide) scratch buffers, and backward's (N, F), 3 x (N, C),
+         * (N, H hd) and the rotary copy (N, (H + KV) hd) */
+        *work = N * (2 * wide + F + 3 * C + H * hd + (H + KV) * hd);
+        return true;
+    }
+    case LAYER_LAYERNORM:
+    case LAYER_RMSNORM:
+        *input = N * C;
+        *kept = 2 * N;
+        return true;
+    case LAYER_LM_HEAD: {
+        double Vl = (double)((l->vocab + tp - 1) / tp), Vp = Vl * tp;
+        *input = N * C;
+        *kept = N * Vp; /* the probabilities */
+        /* local logits, gathered logits, their gradient, the input gradient, two per-token rows */
+        *work = N * (Vl + 2 * Vp + C + 2);
+        return true;
+    }
+    default: return false;
+    }
+}
+
 static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, double samples) {
     const HwProfile *hw = c->hw;
     const TrainConfig *t = c->spec->train;
@@ -142,12 +190,20 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
 
     int64_t params_dev = (l->params + s->tp - 1) / s->tp;
     r.state_bytes = params_dev * state_bytes_per_param(t) / (s->sdp ? s->dp : 1);
-    /* Activations split across the TP group; checkpointing keeps only the
-     * layer's input (replicated on the TP group) and rebuilds the rest in
-     * backward, one layer at a time (Chen et al. 2016; Korthikanti et al.
-     * 2022 for the split). */
-    int64_t full_act = (int64_t)ceil((double)l->act_bytes * mbs / s->tp);
-    r.act_bytes = s->ckpt ? (int64_t)ceil((double)stream_bytes(c, l) * mbs) : full_act;
+    /* Activations: what the program keeps per micro-batch in flight; a
+     * checkpointed layer keeps only its input and rebuilds the rest in
+     * backward, one layer at a time, in a working set (Chen et al. 2016).
+     * Other layer kinds: the shape pass's figure, split across the TP group. */
+    double input, kept, work;
+    int64_t full_act;
+    if (program_elems(l, s, mbs, &input, &kept, &work)) {
+        full_act = (int64_t)ceil(kept * c->e);
+        r.act_bytes = (int64_t)ceil((input + (s->ckpt ? 0 : kept)) * c->e);
+        r.work_bytes = (int64_t)ceil(work * c->e);
+    } else {
+        full_act = (int64_t)ceil((double)l->act_bytes * mbs / s->tp);
+        r.act_bytes = s->ckpt ? (int64_t)ceil((double)stream_bytes(c, l) * mbs) : full_act;
+    }
     /* a measured profile of this layer kind's activations wins, scaled to
      * this layer's sequence length */
     int k = log2i(s->tp);
@@ -157,7 +213,11 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
         if (!s->ckpt) r.act_bytes = full_act;
         else if (hw->ckpt_act_per_sample > 0) r.act_bytes = (int64_t)ceil(hw->ckpt_act_per_sample * scale);
     }
-    r.transient_bytes = (s->ckpt ? full_act : 0) + (s->sdp ? (int64_t)param_bytes : 0);
+    /* ZeRO-3 gathers the layer's weights and its gradient whole, and
+     * receives its part of the reduce-scatter beside them */
+    if (s->ckpt) r.ckpt_bytes = full_act;
+    if (s->sdp) r.shard_bytes = 3 * (params_dev + s->dp - 1) / s->dp * s->dp * c->e;
+    r.stream_bytes = (int64_t)ceil(mbs * (double)l->seq * (double)l->hidden * c->e);
     return r;
 }
 
@@ -186,6 +246,26 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     out->cost = arena_alloc(a, (size_t)L * n * sizeof *out->cost);
     out->reshard = arena_alloc(a, (size_t)L * n * n * sizeof *out->reshard);
     out->p2p_s = arena_alloc(a, (size_t)L * sizeof *out->p2p_s);
+    int64_t tokens = batch / micro_batches * (L ? g->layers[0]->seq : 0);
+    out->token_bytes = 2 * tokens * (int64_t)sizeof(int32_t);
+    out->loss_bytes = tokens * (int64_t)sizeof(float);
+    out->tied_emb = out->tied_head = -1;
+    for (int i = 0; i < L; i++) {
+        if (g->layers[i]->kind == LAYER_EMBEDDING) out->tied_emb = i;
+        if (g->layers[i]->kind == LAYER_LM_HEAD && g->layers[i]->tied) out->tied_head = i;
+    }
+    if (out->tied_head < 0 || out->tied_emb < 0) out->tied_emb = out->tied_head = -1;
+    if (out->tied_head >= 0) {
+        const Layer *l = g->layers[out->tied_emb];
+        out->tied_copy_bytes = arena_alloc(a, (size_t)n * sizeof *out->tied_copy_bytes);
+        for (int k = 0; k < n; k++) {
+            const Strategy *s = &set->items[k];
+            int64_t rows = (l->vocab + s->tp - 1) / s->tp, elems = rows * l->hidden;
+            if (s->sdp) elems = (elems + s->dp - 1) / s->dp;
+            out->tied_copy_bytes[k] = elems * state_bytes_per_param(spec->train);
+        }
+        out->tied_sum_bytes = l->vocab * l->hidden * (int64_t)sizeof(float);
+    }
     for (int i = 0; i < L; i++) {
         const Layer *l = g->layers[i];
         for (int k = 0; k < n; k++) out->cost[(size_t)i * n + k] = layer_cost(&c, l, &set->items[k], samples);

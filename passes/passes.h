@@ -26,7 +26,11 @@ typedef struct LayerCost {
     double step_s;      /* once per step: the DP gradient all-reduce not hidden by backward */
     int64_t state_bytes; /* parameters, gradients, optimizer states on one device */
     int64_t act_bytes;   /* activations kept per micro-batch in flight */
-    int64_t transient_bytes; /* freed right after use: recomputed activations, gathered SDP weights */
+    /* shared by the layers of a stage, so a stage holds the largest of each: */
+    int64_t work_bytes;  /* working space while the layer runs */
+    int64_t ckpt_bytes;  /* checkpointed: the activations rebuilt in backward */
+    int64_t shard_bytes; /* ZeRO-3: the gathered weights and gradient */
+    int64_t stream_bytes; /* one micro-batch's activation entering the layer, on one device */
 } LayerCost;
 
 typedef struct CostTable {
@@ -36,6 +40,14 @@ typedef struct CostTable {
     LayerCost *cost;  /* [layer * n_strategies + strategy] */
     double *reshard;  /* [(layer * n + prev) * n + strategy]: converting layer-1's output, per micro-batch */
     double *p2p_s;    /* [layer]: sending its output to the next stage, per micro-batch */
+    int64_t token_bytes; /* a micro-batch's input tokens and targets, held per micro-batch in flight */
+    int64_t loss_bytes;  /* its per-token losses */
+    /* a head tied to the embedding's table: when the two run in different
+     * stages or layouts the program keeps a copy at the head and sums the
+     * two gradients through a (vocab, hidden) buffer */
+    int tied_emb, tied_head;   /* layer indices, or -1 */
+    int64_t *tied_copy_bytes;  /* [strategy]: the copy's state under the head's strategy */
+    int64_t tied_sum_bytes;    /* the buffer summing the two gradients */
 } CostTable;
 
 /* Cost every layer under every strategy of `set` (which share one pp) when the global batch is

@@ -58,14 +58,30 @@ typedef struct StageResult {
 /* The stage's transient peak, taken as the worst any strategy could need, so
  * the additive DP stays exact: one layer's rebuilt activations or gathered
  * SDP weights at a time. */
-static int64_t stage_reserve(const CostTable *t, int first, int last) {
-    int64_t r = 0;
+/* A stage's memory besides each layer's state and activations: the working
+ * space, checkpoint area and ZeRO-3 buffers its layers share (the largest
+ * each needs, under its chosen strategy pick[i], or under any candidate of DP
+ * degree min_dp or more when pick is NULL), and the program's buffers: three activation-sized ones (a
+ * layer's output before resharding, the gradient flowing down, and its
+ * next), the tokens and targets of every micro-batch in flight, the losses,
+ * and with a pipeline each in-flight micro-batch's output sent on and input
+ * gradient sent back. */
+static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in_flight, bool prev, bool next,
+                             const int *pick, int min_dp) {
+    int64_t work = 0, ckpt = 0, shard = 0, stream = 0, in = 0, out = 0;
     for (int i = first; i < last; i++)
         for (int k = 0; k < t->n_strategies; k++) {
-            int64_t b = t->cost[(size_t)i * t->n_strategies + k].transient_bytes;
-            if (b > r) r = b;
+            if (pick ? pick[i] != k : t->strategies[k].dp < min_dp) continue;
+            const LayerCost *c = &t->cost[(size_t)i * t->n_strategies + k];
+            if (c->work_bytes > work) work = c->work_bytes;
+            if (c->ckpt_bytes > ckpt) ckpt = c->ckpt_bytes;
+            if (c->shard_bytes > shard) shard = c->shard_bytes;
+            if (c->stream_bytes > stream) stream = c->stream_bytes;
+            if (i == first && c->stream_bytes > in) in = c->stream_bytes;
+            if (i == last - 1 && c->stream_bytes > out) out = c->stream_bytes;
         }
-    return r;
+    return work + ckpt + shard + 3 * stream + in_flight * (t->token_bytes + (prev ? in : 0) + (next ? out : 0)) +
+           t->loss_bytes;
 }
 
 /* The reshard cost depends only on the TP degree and nesting of the two
@@ -139,6 +155,7 @@ typedef struct Workspace {
     Frontier *F, *G, *M, scratch;
     Source *src;
     int *cls;
+    int *pick; /* [layers]: one DP's choices, before they are compared */
 } Workspace;
 
 static void workspace_reserve(Workspace *w, int frontiers, int n) {
@@ -167,13 +184,15 @@ static void workspace_free(Workspace *w) {
     free(w->F), free(w->G), free(w->M), free(w->src), free(w->cls), free(w->scratch.p);
 }
 
-/* The DP over layers [first, last) of one stage; fills choice[] on success. */
-static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int last, int64_t in_flight, int64_t budget,
-                            bool min_memory, int *choice) {
+/* The DP over layers [first, last) of one stage, among strategies of DP
+ * degree min_dp or more; fills choice[] on success. */
+static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int last, int64_t in_flight, bool prev,
+                            bool next, int64_t extra, bool head_copy, int min_dp, int64_t budget, bool min_memory,
+                            int *choice) {
     StageResult res = {0};
     int n = t->n_strategies, L = last - first;
     int64_t m = t->micro_batches;
-    int64_t reserve = stage_reserve(t, first, last);
+    int64_t reserve = stage_reserve(t, first, last, in_flight, prev, next, NULL, min_dp) + extra;
     if (reserve >= budget) return res;
     int64_t cap = (budget - reserve) / MIB;
     const Strategy *S = t->strategies;
@@ -205,9 +224,11 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
         }
         for (int s = 0; s < n; s++) {
             const LayerCost *c = &t->cost[(size_t)layer * n + s];
-            int64_t mem = mib_units(layer_mem(c, in_flight));
+            int64_t bytes = layer_mem(c, in_flight) + (head_copy && layer == t->tied_head ? t->tied_copy_bytes[s] : 0);
+            int64_t mem = mib_units(bytes);
             double time = (double)m * c->mb_s + c->step_s;
             Frontier *f = &F[(size_t)i * n + s];
+            if (S[s].dp < min_dp) continue; /* (its frontier stays empty) */
             if (i == 0) {
                 if (mem <= cap) push(f, (Point){mem, time, -1, -1});
             } else {
@@ -245,9 +266,10 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
             res.mb_time += c->mb_s + (i > first ? t->reshard[((size_t)i * n + choice[i - 1]) * n + choice[i]] : 0);
             res.step_time += c->step_s;
             res.compute += c->compute_s;
-            res.mem += layer_mem(c, in_flight);
+            res.mem += layer_mem(c, in_flight) + (head_copy && i == t->tied_head ? t->tied_copy_bytes[choice[i]] : 0);
         }
-        res.mem += reserve;
+        /* what the program will hold: the chosen strategies' working space */
+        res.mem += stage_reserve(t, first, last, in_flight, prev, next, choice, min_dp) + extra;
     }
     return res;
 }
@@ -274,6 +296,22 @@ typedef struct Candidate {
 } Candidate;
 
 /* Cost one (pp, m, partition) choice; false when some stage does not fit. */
+/* A tied head in the embedding's stage needs a copy of the table when the
+ * two run in different layouts or either is sharded (the program's rule);
+ * its state and the buffer summing the gradients. */
+static int64_t same_stage_tied_copy(const CostTable *t, const int *choice) {
+    const Strategy *e = &t->strategies[choice[t->tied_emb]], *h = &t->strategies[choice[t->tied_head]];
+    bool e_consec = e->tp_consec || e->tp == 1 || e->dp == 1, h_consec = h->tp_consec || h->tp == 1 || h->dp == 1;
+    if (e->tp == h->tp && e_consec == h_consec && !e->sdp && !h->sdp) return 0;
+    return t->tied_copy_bytes[choice[t->tied_head]] + t->tied_sum_bytes;
+}
+
+static int stage_of(const int *start, int pp, int layer) {
+    int k = 0;
+    while (k < pp - 1 && layer >= start[k + 1]) k++;
+    return k;
+}
+
 static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *start, int schedule, int64_t budget,
                           bool min_memory, int *choice, Candidate *out) {
     int64_t m = t->micro_batches;
@@ -282,7 +320,25 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
     for (int k = 0; k < pp; k++) {
         int64_t in_flight = schedule == SCHED_GPIPE ? m : (pp - k < m ? pp - k : m);
         out->in_flight[k] = in_flight;
-        StageResult r = stage_dp(w, t, start[k], start[k + 1], in_flight, budget, min_memory, choice);
+        /* a tied head in another stage than the embedding keeps a copy of the table */
+        int ke = t->tied_head >= 0 ? stage_of(start, pp, t->tied_emb) : -1;
+        int kh = t->tied_head >= 0 ? stage_of(start, pp, t->tied_head) : -1;
+        bool copy = ke != kh;
+        /* The stage's shared buffers grow with its largest micro-batch share,
+         * i.e. its smallest DP degree: costing them at the worst candidate's
+         * would refuse plans that fit, so search once per floor on the DP
+         * degree and keep the best. */
+        StageResult r = {0};
+        int devices = t->n_strategies ? t->strategies[0].tp * t->strategies[0].dp : 1;
+        for (int min_dp = 1; min_dp <= devices; min_dp *= 2) {
+            StageResult q = stage_dp(w, t, start[k], start[k + 1], in_flight, k > 0, k < pp - 1,
+                                     copy && (k == ke || k == kh) ? t->tied_sum_bytes : 0, copy && k == kh, min_dp,
+                                     budget, min_memory, w->pick);
+            if (q.ok && (!r.ok || (min_memory ? q.mem < r.mem : q.time < r.time))) {
+                r = q;
+                memcpy(choice + start[k], w->pick + start[k], sizeof *choice * (size_t)(start[k + 1] - start[k]));
+            }
+        }
         if (!r.ok) return false;
         double mb = r.mb_time + (k < pp - 1 ? t->p2p_s[start[k + 1] - 1] : 0);
         sum_mb += mb;
@@ -290,8 +346,17 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
         if (r.step_time > max_step) max_step = r.step_time;
         if (r.compute > max_compute) max_compute = r.compute;
         out->stage_mem[k] = r.mem;
-        if (r.mem > out->peak) out->peak = r.mem;
     }
+    /* a tied head in the embedding's stage: whether it keeps a copy depends
+     * on both layers' strategies, so it is checked after the DP (a plan it
+     * pushes over the budget is refused, not repaired) */
+    if (t->tied_head >= 0 && stage_of(start, pp, t->tied_emb) == stage_of(start, pp, t->tied_head)) {
+        int k = stage_of(start, pp, t->tied_head);
+        out->stage_mem[k] += same_stage_tied_copy(t, choice);
+        if (out->stage_mem[k] > budget) return false;
+    }
+    for (int k = 0; k < pp; k++)
+        if (out->stage_mem[k] > out->peak) out->peak = out->stage_mem[k];
     /* 1F1B and GPipe share the bubble: (m - 1) micro-batches at the pace of
      * the slowest stage, plus one pass through every stage (Narayanan et al.
      * 2021, section 2.2); then the gradient sync not hidden by backward. */
@@ -352,6 +417,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     Candidate cand = {.stage_mem = arena_alloc(a, (size_t)(L + 1) * sizeof(int64_t)),
                       .in_flight = arena_alloc(a, (size_t)(L + 1) * sizeof(int64_t))};
     Workspace w = {0};
+    w.pick = arena_alloc(a, (size_t)(L + 1) * sizeof *w.pick);
 
     for (int pp = 1; pp <= devices && pp <= L; pp *= 2) {
         StrategySet sub = strategies_for(req, &all, pp, a);

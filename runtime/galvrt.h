@@ -138,12 +138,15 @@ typedef struct GrtLayer {
 
 /* Fill in local sizes and the parameter count; no memory is touched. */
 void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int T);
-/* Point the layer at its parameters and gradients and allocate what it
- * keeps for backward: `slots` sets, one per micro-batch in flight. Blocks
- * share working buffers with an earlier block of bound[0..n_bound) that has
- * the same local shape; checkpointed blocks of one shape share one set of
- * activations altogether (they keep only their input and recompute). */
-void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, const GrtLayer *bound, int n_bound);
+/* Floats of working space the layer needs (shared by every layer of a
+ * stage: one layer runs at a time), and, checkpointed, of the activations it
+ * rebuilds in backward (shared by every checkpointed block of a stage). */
+size_t grt_layer_work_floats(const GrtLayer *l);
+size_t grt_layer_ckpt_floats(const GrtLayer *l);
+/* Point the layer at its parameters and gradients, at the shared working
+ * space and checkpoint area (sized by the two functions above), and allocate
+ * what it keeps for backward: `slots` sets, one per micro-batch in flight. */
+void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *work, float *ckpt);
 /* Initialize the parameters (as layer `index` of a model with n_layers blocks). */
 void grt_layer_init(GrtLayer *l, uint64_t seed, int index, int n_layers);
 /* Run the next forward or backward on micro-batch slot `slot`'s activations. */

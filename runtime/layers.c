@@ -253,53 +253,72 @@ static float *falloc(size_t n, size_t *total) {
     return grt_alloc(n * sizeof(float));
 }
 
-/* Do two blocks have the same local shapes (so they can share buffers)? */
-static bool same_block_shape(const GrtLayer *a, const GrtLayer *b) {
-    const GrtLayerSpec *x = &a->s, *y = &b->s;
-    return a->s.kind == GRT_BLOCK && b->s.kind == GRT_BLOCK && x->C == y->C && a->H_l == b->H_l &&
-           a->KVH_l == b->KVH_l && x->hd == y->hd && a->F_l == b->F_l && x->swiglu == y->swiglu && a->B == b->B &&
-           a->T == b->T;
+/* Floats of a block's kept activations (one micro-batch) and of its working buffers. */
+static size_t block_kept_floats(const GrtLayer *l) {
+    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C;
+    return N * (3 * C + (size_t)qkv_rows(l) + (size_t)l->H_l * l->s.hd + (size_t)up_rows(l) + (size_t)l->F_l + 6) +
+           (size_t)l->B * l->H_l * l->T * l->T;
 }
 
-/* A block's kept activations (one micro-batch's), pointing at the shared
- * working buffers of `work` (or fresh ones when work is NULL). */
-static BlockAct *block_act(const GrtLayer *l, const BlockAct *work, size_t *bytes) {
+static size_t block_wide(const GrtLayer *l) {
+    size_t wide = (size_t)l->s.C, q = (size_t)qkv_rows(l), up = (size_t)up_rows(l);
+    return q > wide ? (up > q ? up : q) : (up > wide ? up : wide);
+}
+
+size_t grt_layer_work_floats(const GrtLayer *l) {
     size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C;
-    BlockAct *a = grt_alloc(sizeof *a);
-    size_t wide = C, q = (size_t)qkv_rows(l), up = (size_t)up_rows(l);
-    if (q > wide) wide = q;
-    if (up > wide) wide = up;
-    a->ln1 = falloc(N * C, bytes);
-    a->mean1 = falloc(N, bytes);
-    a->rstd1 = falloc(N, bytes);
-    a->qkv = falloc(N * q, bytes);
-    a->att = falloc((size_t)l->B * l->H_l * l->T * l->T, bytes);
-    a->atty = falloc(N * (size_t)l->H_l * l->s.hd, bytes);
-    a->res1 = falloc(N * C, bytes);
-    a->ln2 = falloc(N * C, bytes);
-    a->mean2 = falloc(N, bytes);
-    a->rstd2 = falloc(N, bytes);
-    a->fch = falloc(N * up, bytes);
-    a->fca = falloc(N * (size_t)l->F_l, bytes);
-    a->out_mean = falloc(N, bytes);
-    a->out_rstd = falloc(N, bytes);
-    if (work) {
-        a->scratch = work->scratch, a->scratch2 = work->scratch2, a->dF = work->dF;
-        a->dC1 = work->dC1, a->dC2 = work->dC2, a->dC3 = work->dC3, a->dAtt = work->dAtt, a->rope_tmp = work->rope_tmp;
-        return a;
+    switch (l->s.kind) {
+    case GRT_BLOCK:
+        return N * (2 * block_wide(l) + (size_t)l->F_l + 3 * C + (size_t)l->H_l * l->s.hd +
+                    (size_t)(l->H_l + l->KVH_l) * l->s.hd);
+    case GRT_HEAD: {
+        size_t Vp = (size_t)l->V_l * l->tp_size;
+        return N * ((size_t)l->V_l + 2 * Vp + C + 2);
     }
-    a->scratch = falloc(N * wide, bytes);
-    a->scratch2 = falloc(N * wide, bytes);
-    a->dF = falloc(N * (size_t)l->F_l, bytes);
-    a->dC1 = falloc(N * C, bytes);
-    a->dC2 = falloc(N * C, bytes);
-    a->dC3 = falloc(N * C, bytes);
-    a->dAtt = falloc(N * (size_t)l->H_l * l->s.hd, bytes);
-    a->rope_tmp = falloc(N * (size_t)(l->H_l + l->KVH_l) * l->s.hd, bytes);
+    default: return 0;
+    }
+}
+
+size_t grt_layer_ckpt_floats(const GrtLayer *l) { return l->s.kind == GRT_BLOCK && l->ckpt ? block_kept_floats(l) : 0; }
+
+/* Carve n floats off *area. */
+static float *carve(float **area, size_t n) {
+    float *p = *area;
+    *area += n;
+    return p;
+}
+
+/* A block's kept activations, carved from `kept` (one micro-batch's worth),
+ * with its working buffers carved from `work`. */
+static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
+    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, wide = block_wide(l);
+    BlockAct *a = grt_alloc(sizeof *a);
+    a->ln1 = carve(&kept, N * C);
+    a->res1 = carve(&kept, N * C);
+    a->ln2 = carve(&kept, N * C);
+    a->qkv = carve(&kept, N * (size_t)qkv_rows(l));
+    a->atty = carve(&kept, N * (size_t)l->H_l * l->s.hd);
+    a->fch = carve(&kept, N * (size_t)up_rows(l));
+    a->fca = carve(&kept, N * (size_t)l->F_l);
+    a->mean1 = carve(&kept, N);
+    a->rstd1 = carve(&kept, N);
+    a->mean2 = carve(&kept, N);
+    a->rstd2 = carve(&kept, N);
+    a->out_mean = carve(&kept, N);
+    a->out_rstd = carve(&kept, N);
+    a->att = carve(&kept, (size_t)l->B * l->H_l * l->T * l->T);
+    a->scratch = carve(&work, N * wide);
+    a->scratch2 = carve(&work, N * wide);
+    a->dF = carve(&work, N * (size_t)l->F_l);
+    a->dC1 = carve(&work, N * C);
+    a->dC2 = carve(&work, N * C);
+    a->dC3 = carve(&work, N * C);
+    a->dAtt = carve(&work, N * (size_t)l->H_l * l->s.hd);
+    a->rope_tmp = carve(&work, N * (size_t)(l->H_l + l->KVH_l) * l->s.hd);
     return a;
 }
 
-void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, const GrtLayer *bound, int n_bound) {
+void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *work, float *ckpt) {
     l->params = params;
     l->grads = grads;
     l->n_slots = slots < 1 ? 1 : slots;
@@ -307,23 +326,15 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, const G
     size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, bytes = 0;
     switch (l->s.kind) {
     case GRT_EMBEDDING: break;
-    case GRT_BLOCK: {
-        /* an earlier block of the same shape lends its working buffers, and,
-         * when both are checkpointed, its one set of activations */
-        const GrtLayer *like = NULL;
-        for (int i = 0; i < n_bound && !like; i++)
-            if (same_block_shape(&bound[i], l) && bound[i].slot_act && (!l->ckpt || bound[i].ckpt)) like = &bound[i];
-        if (l->ckpt && like) { /* checkpointed: one set for every micro-batch, rebuilt in backward */
-            for (int k = 0; k < l->n_slots; k++) l->slot_act[k] = like->slot_act[0];
-            break;
-        }
-        const BlockAct *work = like ? like->slot_act[0] : NULL;
+    case GRT_BLOCK:
         for (int k = 0; k < l->n_slots; k++) {
-            l->slot_act[k] = k && l->ckpt ? l->slot_act[0] : block_act(l, work, &bytes);
-            if (!work) work = l->slot_act[0];
+            if (l->ckpt) { /* one set for every micro-batch, rebuilt in backward */
+                l->slot_act[k] = k ? l->slot_act[0] : block_act(l, ckpt, work);
+                continue;
+            }
+            l->slot_act[k] = block_act(l, falloc(block_kept_floats(l), &bytes), work);
         }
         break;
-    }
     case GRT_NORM:
         for (int k = 0; k < l->n_slots; k++) {
             NormAct *a = grt_alloc(sizeof *a);
@@ -334,22 +345,16 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, const G
         break;
     case GRT_HEAD: {
         size_t Vp = (size_t)l->V_l * l->tp_size;
-        HeadAct *w = NULL;
         for (int k = 0; k < l->n_slots; k++) {
             HeadAct *a = grt_alloc(sizeof *a);
+            float *w = work;
             a->probs = falloc(N * Vp, &bytes); /* kept for backward; the rest is working space */
-            if (!w) {
-                a->logits_l = falloc(N * l->V_l, &bytes);
-                a->gathered = falloc(N * Vp, &bytes);
-                a->losses = falloc(N, &bytes);
-                a->dlogits = falloc(N * Vp, &bytes);
-                a->dloss = falloc(N, &bytes);
-                a->dx = falloc(N * C, &bytes);
-                w = a;
-            } else {
-                a->logits_l = w->logits_l, a->gathered = w->gathered, a->losses = w->losses;
-                a->dlogits = w->dlogits, a->dloss = w->dloss, a->dx = w->dx;
-            }
+            a->logits_l = carve(&w, N * l->V_l);
+            a->gathered = carve(&w, N * Vp);
+            a->dlogits = carve(&w, N * Vp);
+            a->dx = carve(&w, N * C);
+            a->losses = carve(&w, N);
+            a->dloss = carve(&w, N);
             l->slot_act[k] = a;
         }
         break;

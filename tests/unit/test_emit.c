@@ -15,14 +15,20 @@ static const char model[] = "cluster c { devices_per_node = 2; device = cpu; mem
                             "model m { embedding(256, 64, positions = 64); decoder(64, 4); layernorm(64); lm_head(tied) }\n"
                             "train { global_batch = 8; seq = 64 }\n";
 
-static Spec *load(Arena *a) {
+static const char mlp_model[] = "cluster c { devices_per_node = 2; device = cpu; memory = 1 GiB }\n"
+                                "model m { embedding(256, 64, positions = 64); mlp(64); lm_head(tied) }\n"
+                                "train { global_batch = 8; seq = 64 }\n";
+
+static Spec *load_src(Arena *a, const char *src) {
     Diag d;
     diag_init(&d, stderr);
-    FrontendOptions opt = {.input = "m.gv", .input_text = model, .input_len = strlen(model)};
+    FrontendOptions opt = {.input = "m.gv", .input_text = src, .input_len = strlen(src)};
     Spec *s = frontend_load(a, &opt, &d);
     if (s) pass_shape(s, &d);
     return d.errors ? NULL : s;
 }
+
+static Spec *load(Arena *a) { return load_src(a, model); }
 
 static Plan uniform(const Spec *s, Arena *a, Strategy st) {
     HwProfile hw;
@@ -71,9 +77,9 @@ static void test_hostile_names(void) {
 
 static void test_unsupported_plan(void) {
     Arena *a = arena_new();
-    Spec *s = load(a);
+    Spec *s = load_src(a, mlp_model);
     if (!s) return;
-    Plan p = uniform(s, a, (Strategy){1, 1, 2, true, true, false}); /* SDP: not run yet */
+    Plan p = uniform(s, a, (Strategy){1, 1, 2, true, true, false}); /* a lone MLP layer: not trained yet */
     CHECK(p.found);
     Diag d;
     diag_init(&d, NULL);
