@@ -34,6 +34,7 @@ typedef struct Options {
     Strategy uniform;
     int uniform_schedule;
     int64_t uniform_m;
+    int uniform_ckpt_every;  /* checkpoint every K-th transformer layer only */
 } Options;
 
 static const char usage[] =
@@ -52,7 +53,7 @@ static const char usage[] =
     "  --ckpt           with --emit=strategies: include activation checkpointing\n"
     "  --baselines      also print pure DP, SDP, TP, PP and the Megatron and\n"
     "                   DeepSpeed grids, costed by the same model\n"
-    "  --uniform tp=T,pp=P,dp=D[,sdp][,ckpt][,tp-strided][,schedule=gpipe|1f1b][,m=M]\n"
+    "  --uniform tp=T,pp=P,dp=D[,sdp][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M]\n"
     "                   use this uniform plan instead of searching\n"
     "  -o FILE          build the training program for the plan\n"
     "  --emit=c         print the training program's C source\n"
@@ -95,7 +96,7 @@ static void add_define(Arena *a, Options *o, const char *text) {
     o->fe.defines = defs;
 }
 
-/* --uniform tp=T,pp=P,dp=D[,sdp][,ckpt][,tp-strided][,schedule=gpipe|1f1b][,m=M] */
+/* --uniform tp=T,pp=P,dp=D[,sdp][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M] */
 static void parse_uniform(Options *o, const char *spec) {
     Strategy s = {.pp = 1, .tp = 1, .dp = 1, .tp_consec = true};
     char buf[256];
@@ -109,10 +110,11 @@ static void parse_uniform(Options *o, const char *spec) {
         else if (sscanf(item, "m=%lld", &v) == 1) o->uniform_m = v;
         else if (strcmp(item, "sdp") == 0) s.sdp = true;
         else if (strcmp(item, "ckpt") == 0) s.ckpt = true;
+        else if (sscanf(item, "ckpt-every=%lld", &v) == 1 && v >= 1) o->uniform_ckpt_every = (int)v, v = 1;
         else if (strcmp(item, "tp-strided") == 0) s.tp_consec = false;
         else if (sscanf(item, "schedule=%31s", word) == 1 && strcmp(word, "gpipe") == 0) o->uniform_schedule = SCHED_GPIPE;
         else if (sscanf(item, "schedule=%31s", word) == 1 && strcmp(word, "1f1b") == 0) o->uniform_schedule = SCHED_1F1B;
-        else bad_usage("--uniform: cannot read '%s' (tp=T,pp=P,dp=D[,sdp][,ckpt][,tp-strided][,schedule=gpipe|1f1b][,m=M])", item);
+        else bad_usage("--uniform: cannot read '%s' (tp=T,pp=P,dp=D[,sdp][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M])", item);
         bool degree = strncmp(item, "m=", 2) != 0;
         if (v < 0 || v > (1 << 30) || (degree && (v & (v - 1))))
             bad_usage("--uniform: '%s' needs a power of two", item);
@@ -300,6 +302,7 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
         req.uniform = u;
         req.schedule = opt->uniform_schedule;
         req.micro_batches = opt->uniform_m;
+        req.ckpt_every = opt->uniform_ckpt_every;
     }
     Plan plan;
     if (!pass_search(spec, &hw, &req, arena, &plan)) {

@@ -48,6 +48,7 @@ typedef struct CostTable {
     int tied_emb, tied_head;   /* layer indices, or -1 */
     int64_t *tied_copy_bytes;  /* [strategy]: the copy's state under the head's strategy */
     int64_t tied_sum_bytes;    /* the buffer summing the two gradients */
+    const bool *force_ckpt;    /* [layer]: its strategy must checkpoint or not (NULL: free) */
 } CostTable;
 
 /* Cost every layer under every strategy of `set` (which share one pp) when the global batch is
@@ -63,6 +64,7 @@ typedef struct SearchRequest {
     int64_t micro_batches;   /* 0: the hint's, else every count that divides */
     int64_t budget;          /* bytes per device; 0: the hardware's memory */
     bool min_memory;         /* minimize peak memory instead of step time */
+    int ckpt_every;          /* with uniform: checkpoint every K-th transformer layer, no other */
 } SearchRequest;
 
 /* Find the fastest plan that fits every device's memory: for each PP degree,

@@ -229,6 +229,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
             double time = (double)m * c->mb_s + c->step_s;
             Frontier *f = &F[(size_t)i * n + s];
             if (S[s].dp < min_dp) continue; /* (its frontier stays empty) */
+            if (t->force_ckpt && S[s].ckpt != t->force_ckpt[layer]) continue;
             if (i == 0) {
                 if (mem <= cap) push(f, (Point){mem, time, -1, -1});
             } else {
@@ -379,8 +380,13 @@ static StrategySet strategies_for(const SearchRequest *req, const StrategySet *a
     StrategySet sub = {0};
     if (req->uniform) {
         if (req->uniform->pp == pp) {
-            sub.items = arena_alloc(a, sizeof *sub.items);
+            sub.items = arena_alloc(a, 2 * sizeof *sub.items);
             sub.items[sub.n++] = *req->uniform;
+            if (req->ckpt_every) { /* both, and force_ckpt says which layer takes which */
+                sub.items[0].ckpt = false;
+                sub.items[sub.n] = sub.items[0];
+                sub.items[sub.n++].ckpt = true;
+            }
         }
         return sub;
     }
@@ -418,6 +424,15 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
                       .in_flight = arena_alloc(a, (size_t)(L + 1) * sizeof(int64_t))};
     Workspace w = {0};
     w.pick = arena_alloc(a, (size_t)(L + 1) * sizeof *w.pick);
+    bool *force_ckpt = NULL; /* --uniform ...,ckpt-every=K: the K-th, 2K-th, ... transformer layers */
+    if (req->uniform && req->ckpt_every) {
+        force_ckpt = arena_alloc(a, (size_t)L * sizeof *force_ckpt);
+        for (int i = 0, blocks = 0; i < L; i++) {
+            LayerKind k = g->layers[i]->kind;
+            bool block = k == LAYER_ENCODER || k == LAYER_DECODER || k == LAYER_CROSS_DECODER;
+            force_ckpt[i] = block && ++blocks % req->ckpt_every == 0;
+        }
+    }
 
     for (int pp = 1; pp <= devices && pp <= L; pp *= 2) {
         StrategySet sub = strategies_for(req, &all, pp, a);
@@ -435,6 +450,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
                 arena_free(costs);
                 continue;
             }
+            t.force_ckpt = force_ckpt;
             partition(w_time, L, pp, by_time);
             for (int part = 0; part < 2; part++) {
                 partition(part == 0 ? w_time : w_mem, L, pp, start);

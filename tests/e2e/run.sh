@@ -1,21 +1,36 @@
 #!/bin/sh
-# run.sh GALVC COMPARE MPIEXEC WORKDIR MODEL NAME RANKS UNIFORM — one
-# end-to-end test: build examples/MODEL.gv for RANKS ranks with
-# `galvc --uniform UNIFORM`, train 10 steps under mpirun, and compare its
-# losses and final parameters with the model's one-rank run (NAME
-# "reference" makes that run instead).
+# run.sh GALVC COMPARE MPIEXEC WORKDIR MODEL NAME RANKS PLAN — one end-to-end
+# test: build examples/MODEL.gv for RANKS ranks with `galvc --uniform PLAN`
+# (or, for PLAN budget=MEM, with the plan galvc finds for MEM per rank, which
+# must mix strategies: that is what the test is for), train 10 steps under
+# mpirun, and compare its losses and final parameters with the model's
+# one-rank run (NAME "reference" makes that run instead).
 # Losses must agree within 1e-5 relative; parameters within 2e-5 (Adam
 # divides each gradient by its running RMS, so for weights whose gradient is
 # near zero the last-bit differences of another summation order reach the
 # update at full strength; 1e-5 is exceeded by ~1.2e-5 on DP=4 and TP x DP).
 set -eu
-galvc=$1 compare=$2 mpiexec=$3 work=$4 model=$5 name=$6 ranks=$7 uniform=$8
+galvc=$1 compare=$2 mpiexec=$3 work=$4 model=$5 name=$6 ranks=$7 plan=$8
 src=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$work"
 cd "$work"
 export OPENBLAS_NUM_THREADS=1
 run=$model-$name
-"$galvc" "$src/examples/$model.gv" -D ranks="$ranks" --uniform "$uniform" -o "train-$run"
+case $plan in
+budget=*)
+    mem=${plan#budget=}
+    set -- -D rank_memory="${mem%MiB} MiB"
+    "$galvc" "$src/examples/$model.gv" -D ranks="$ranks" "$@" --emit=plan > "$run.plan"
+    cat "$run.plan"
+    # the strategy column of the layer rows: at least two different ones
+    kinds=$(awk '/^ +[0-9]+  / { $1 = ""; $2 = ""; print }' "$run.plan" | sort -u | wc -l)
+    if [ "$kinds" -lt 2 ]; then
+        echo "run.sh: the plan for $mem per rank does not mix strategies" >&2
+        exit 1
+    fi ;;
+*) set -- --uniform "$plan" ;;
+esac
+"$galvc" "$src/examples/$model.gv" -D ranks="$ranks" "$@" -o "train-$run"
 "$mpiexec" --allow-run-as-root --oversubscribe -np "$ranks" "./train-$run" --steps 10 --seed 7 \
     --data "$src/README.md" --log "$run.jsonl" --dump "$run.dump"
 [ "$name" = reference ] && exit 0
