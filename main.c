@@ -418,6 +418,7 @@ static const char profile_usage[] =
     "\n"
     "exit status: 0 success, 1 the measurement failed, 2 bad usage\n";
 
+/* A usage error of galvc profile: the message, a hint, exit status 2. */
 static _Noreturn void bad_profile_usage(const char *fmt, const char *arg) {
     fprintf(stderr, "galvc profile: ");
     fprintf(stderr, fmt, arg);

@@ -58,6 +58,7 @@ static void write_profile(FILE *f, const GrtProfile *p) {
     fprintf(f, "\n  ]\n}\n");
 }
 
+/* Read the options, measure on every rank, write the profile from rank 0. */
 int main(int argc, char **argv) {
     const char *output = NULL;
     int quick = 0;
