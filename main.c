@@ -522,7 +522,7 @@ static int profile_command(Arena *a, int argc, char **argv) {
     args[n++] = (char *)output;
     args[n] = NULL;
     fprintf(stderr, "galvc profile: measuring on %lld rank%s%s\n", np, np > 1 ? "s" : "",
-            quick ? " (quick)" : "; this takes about a minute");
+            quick ? " (quick)" : "; this takes a minute or less on a small machine");
     int rc = run_program(args);
     if (rc < 0) return EXIT_USER;
     if (rc) fprintf(stderr, "galvc profile: error: the profiler failed (exit status %d)\n", rc);
