@@ -1,13 +1,19 @@
 /* main.c — the galvc driver. main() is the pipeline: read the model, derive
  * its shapes, and emit what was asked for; the rest of this file reads the
- * command line and writes make dependency rules. */
+ * command line, writes make dependency rules, and runs `galvc profile`,
+ * which measures the machine by launching galvc-profiler under mpirun. */
 #include "backend/backend.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 
 #include <errno.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
 
 #define GALVC_VERSION "0.1.0"
 
@@ -67,6 +73,9 @@ static const char usage[] =
     "  -MT TARGET       name TARGET in the rule (default: the -o file)\n"
     "  -MP              add an empty rule for each included file\n"
     "  --version, --help\n"
+    "\n"
+    "       galvc profile [--target cpu] [-np N] [--quick] -o FILE\n"
+    "                   measure this machine (galvc profile --help)\n"
     "\n"
     "exit status: 0 success, 1 error in the input, 2 bad usage\n";
 
@@ -375,8 +384,140 @@ static int compile(Arena *arena, const Options *opt) {
     return 0;
 }
 
+/* ---- galvc profile ------------------------------------------------------------ */
+
+static const char profile_usage[] =
+    "usage: galvc profile [--target cpu] [-np N] [--quick] -o FILE\n"
+    "\n"
+    "Measure this machine with the runtime's own kernels, layers and collectives\n"
+    "on N MPI ranks and write the profile galvc plans with (--profile FILE, or\n"
+    "profile = \"FILE\" in a cluster block; docs/profile-format.md).\n"
+    "\n"
+    "  --target cpu   the device kind to measure (only cpu so far)\n"
+    "  -np N          MPI ranks, a power of two (default 2)\n"
+    "  --quick        small sizes, few repetitions: seconds, for tests\n"
+    "  -o FILE        where to write the profile (JSON)\n"
+    "\n"
+    "exit status: 0 success, 1 the measurement failed, 2 bad usage\n";
+
+/* A usage error of galvc profile: the message, a hint, exit status 2. */
+static _Noreturn void bad_profile_usage(const char *fmt, const char *arg) {
+    fprintf(stderr, "galvc profile: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\ngalvc profile: try 'galvc profile --help'\n");
+    exit(EXIT_USAGE);
+}
+
+/* The galvc-profiler program: where the build put it, else beside this galvc. */
+static const char *profiler_path(Arena *a) {
+#ifdef GALVC_PROFILER
+    if (access(GALVC_PROFILER, X_OK) == 0) return GALVC_PROFILER;
+#endif
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return NULL;
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (!slash) return NULL;
+    const char *path = arena_printf(a, "%.*s/galvc-profiler", (int)(slash - self), self);
+    return access(path, X_OK) == 0 ? path : NULL;
+}
+
+/* Run argv (argv[0] looked up in PATH) and wait; its exit status, or -1 when it could not start. */
+static int run_program(char *const argv[]) {
+    pid_t pid;
+    int err = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+    if (err) {
+        fprintf(stderr, "galvc profile: error: cannot run '%s': %s\n", argv[0], strerror(err));
+        return -1;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return -1;
+    if (WIFSIGNALED(status)) {
+        fprintf(stderr, "galvc profile: error: %s was killed by signal %d\n", argv[0], WTERMSIG(status));
+        return 128 + WTERMSIG(status);
+    }
+    return WEXITSTATUS(status);
+}
+
+/* `galvc profile ...`: check the options, then mpirun -np N galvc-profiler [--quick] -o FILE. */
+static int profile_command(Arena *a, int argc, char **argv) {
+    const char *output = NULL, *np_text = "2";
+    bool quick = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(profile_usage, stdout);
+            return 0;
+        } else if (strncmp(arg, "--target", 8) == 0 && (arg[8] == '=' || !arg[8])) {
+            const char *t = option_value(argc, argv, &i, "--target");
+            if (strcmp(t, "cuda") == 0)
+                bad_profile_usage("%s", "--target cuda: measuring GPUs is not supported yet; only --target cpu is");
+            if (strcmp(t, "cpu") != 0) bad_profile_usage("unknown target '%s' (known: cpu)", t);
+        } else if (strncmp(arg, "-np", 3) == 0 && (arg[3] == '=' || !arg[3])) {
+            np_text = option_value(argc, argv, &i, "-np");
+        } else if (strcmp(arg, "--quick") == 0) {
+            quick = true;
+        } else if (strncmp(arg, "-o", 2) == 0) {
+            output = option_value(argc, argv, &i, "-o");
+        } else {
+            bad_profile_usage(arg[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", arg);
+        }
+    }
+    char *end;
+    long long np = strtoll(np_text, &end, 10);
+    if (*end || !*np_text || np < 1 || np > 4096 || (np & (np - 1)))
+        bad_profile_usage("-np needs a power of two from 1 to 4096 ranks, not '%s'", np_text);
+    if (!output || !*output) bad_profile_usage("%s", "no output file: give -o FILE");
+
+    /* a folder that cannot take the file fails now, not after the measurements */
+    const char *slash = strrchr(output, '/');
+    const char *dir = !slash ? "." : slash == output ? "/" : arena_strndup(a, output, (size_t)(slash - output));
+    if (access(dir, W_OK) != 0) {
+        fprintf(stderr, "galvc profile: error: cannot write '%s': %s\n", output, strerror(errno));
+        return EXIT_USER;
+    }
+    const char *profiler = profiler_path(a);
+    if (!profiler) {
+        fprintf(stderr, "galvc profile: error: cannot find galvc-profiler (built beside galvc)\n");
+        return EXIT_USER;
+    }
+#ifdef GALVC_MPIEXEC
+    const char *mpiexec = GALVC_MPIEXEC[0] ? GALVC_MPIEXEC : "mpirun";
+#else
+    const char *mpiexec = "mpirun";
+#endif
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    char np_arg[32];
+    snprintf(np_arg, sizeof np_arg, "%lld", np);
+    char *args[16];
+    int n = 0;
+    args[n++] = (char *)mpiexec;
+    if (geteuid() == 0) args[n++] = "--allow-run-as-root"; /* Open MPI refuses root otherwise */
+    if (cores > 0 && np > cores) args[n++] = "--oversubscribe";
+    args[n++] = "-np";
+    args[n++] = np_arg;
+    args[n++] = (char *)profiler;
+    if (quick) args[n++] = "--quick";
+    args[n++] = "-o";
+    args[n++] = (char *)output;
+    args[n] = NULL;
+    fprintf(stderr, "galvc profile: measuring on %lld rank%s%s\n", np, np > 1 ? "s" : "",
+            quick ? " (quick)" : "; this takes a minute or less on a small machine");
+    int rc = run_program(args);
+    if (rc < 0) return EXIT_USER;
+    if (rc) fprintf(stderr, "galvc profile: error: the profiler failed (exit status %d)\n", rc);
+    return rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_USER;
+}
+
 int main(int argc, char **argv) {
     Arena *arena = arena_new();
+    if (argc > 1 && strcmp(argv[1], "profile") == 0) {
+        int rc = profile_command(arena, argc - 1, argv + 1);
+        arena_free(arena);
+        return rc;
+    }
     Options opt = {0};
     parse_args(arena, argc, argv, &opt);
     int rc = compile(arena, &opt);

@@ -294,9 +294,11 @@ static bool unknown_key(Reader *r, const Key *k, const char *key, const char *wh
 
 static const char *const top_keys[] = {
     "format", "version", "device",      "peak_flops", "gemm_efficiency", "mem_bandwidth", "overlap_slowdown",
-    "intra",  "inter",   "collectives", NULL};
+    "intra",  "inter",   "collectives", "layers", NULL};
 static const char *const link_keys[] = {"bandwidth", "latency", NULL};
-static const char *const collective_keys[] = {"op", "group", "consecutive", "bus_bandwidth", NULL};
+static const char *const collective_keys[] = {"op", "group", "consecutive", "bus_bandwidth", "latency", NULL};
+static const char *const layer_keys[] = {"kind", "tp", "forward", "backward", NULL};
+static const char *const fit_keys[] = {"fixed_s", "rate", NULL};
 
 /* "device": the device kind it was measured on, which must be the cluster's. */
 static bool read_device(Reader *r, const Key *k, const json_t *v) {
@@ -352,7 +354,7 @@ static bool read_collective(Reader *r, const JsonFile *jf, const Key *k, json_t 
     if (!json_is_object(v)) return bad_value(r, k, v, "an object with op, group, consecutive and bus_bandwidth");
     bool ok = true, has_op = false, has_group = false, has_bw = false;
     int op = 0, lg = 0, consec = 1;
-    double bw = 0;
+    double bw = 0, lat = 0;
     const char *key;
     json_t *x;
     json_object_foreach(v, key, x) {
@@ -371,6 +373,8 @@ static bool read_collective(Reader *r, const JsonFile *jf, const Key *k, json_t 
         } else if (strcmp(key, "bus_bandwidth") == 0) {
             ok &= take_number(r, &kx, x, POSITIVE, "bytes/s", &bw);
             has_bw = true;
+        } else if (strcmp(key, "latency") == 0) {
+            ok &= take_number(r, &kx, x, NON_NEGATIVE, "seconds", &lat);
         } else ok = unknown_key(r, &kx, key, "a collective", collective_keys);
     }
     const char *missing = !has_op ? "op" : !has_group ? "group" : !has_bw ? "bus_bandwidth" : NULL;
@@ -387,6 +391,7 @@ static bool read_collective(Reader *r, const JsonFile *jf, const Key *k, json_t 
     }
     *slot = entry;
     r->hw->measured_bw[op][lg][consec] = bw;
+    r->hw->measured_lat[op][lg][consec] = lat;
     return true;
 }
 
@@ -400,6 +405,87 @@ static bool read_collectives(Reader *r, const JsonFile *jf, const Key *k, json_t
     json_array_foreach(v, i, x) {
         Key kx = key_element(r, jf, k, (int)i);
         ok &= read_collective(r, jf, &kx, x, seen, (int)i + 1);
+    }
+    return ok;
+}
+
+/* "forward" / "backward" of a layer entry: {fixed_s seconds, rate}, both required. */
+static bool read_fit(Reader *r, const JsonFile *jf, const Key *k, json_t *v, LayerFit *fit) {
+    if (!json_is_object(v)) return bad_value(r, k, v, "an object with fixed_s and rate");
+    bool ok = true, has_fixed = false, has_rate = false;
+    const char *key;
+    json_t *x;
+    json_object_foreach(v, key, x) {
+        Key kx = key_member(r, jf, k, key);
+        if (strcmp(key, "fixed_s") == 0) {
+            ok &= take_number(r, &kx, x, NON_NEGATIVE, "seconds", &fit->fixed_s);
+            has_fixed = true;
+        } else if (strcmp(key, "rate") == 0) {
+            ok &= take_number(r, &kx, x, POSITIVE, "FLOP/s or bytes/s", &fit->rate);
+            has_rate = true;
+        } else ok = unknown_key(r, &kx, key, arena_printf(r->arena, "'%s'", k->name), fit_keys);
+    }
+    if (ok && (!has_fixed || !has_rate)) {
+        diag_error(r->diag, k->loc, "'%s' needs '%s'", k->name, !has_fixed ? "fixed_s" : "rate");
+        return false;
+    }
+    return ok;
+}
+
+/* One entry of "layers": {kind, tp, forward, backward}, all required; seen[]
+ * holds the 1-based entry that set each (kind, tp), to refuse repeats. */
+static bool read_layer(Reader *r, const JsonFile *jf, const Key *k, json_t *v,
+                       int seen[PROFILE_LAYER_COUNT][PROFILE_MAX_LOG2 + 1], int entry) {
+    if (!json_is_object(v)) return bad_value(r, k, v, "an object with kind, tp, forward and backward");
+    bool ok = true, has[4] = {false};
+    int kind = 0, lg = 0;
+    LayerFit fit[2] = {{0}};
+    const char *key;
+    json_t *x;
+    json_object_foreach(v, key, x) {
+        Key kx = key_member(r, jf, k, key);
+        int which = name_index(key, layer_keys);
+        if (which < 0) {
+            ok = unknown_key(r, &kx, key, "a layer", layer_keys);
+            continue;
+        }
+        has[which] = true;
+        if (which == 0) {
+            kind = json_is_string(x) ? name_index(json_string_value(x), profile_layer_names) : -1;
+            if (kind < 0) ok = bad_value(r, &kx, x, "embedding, block, norm or head");
+        } else if (which == 1) {
+            if (!json_is_integer(x) || !group_log2((long long)json_integer_value(x), &lg))
+                ok = bad_value(r, &kx, x, "a power of two from 1 to 2^30 (devices)");
+        } else ok &= read_fit(r, jf, &kx, x, &fit[which - 2]);
+    }
+    for (int i = 0; i < 4; i++)
+        if (!has[i]) {
+            diag_error(r->diag, k->loc, "'%s' needs '%s'", k->name, layer_keys[i]);
+            return false;
+        }
+    if (!ok) return false;
+    int *slot = &seen[kind][lg];
+    if (*slot) {
+        diag_error(r->diag, k->loc, "'%s' repeats layers[%d]: %s at tp %lld", k->name, *slot - 1,
+                   profile_layer_names[kind], 1LL << lg);
+        return false;
+    }
+    *slot = entry;
+    r->hw->layer_fit[kind][lg][0] = fit[0];
+    r->hw->layer_fit[kind][lg][1] = fit[1];
+    return true;
+}
+
+/* "layers": measured layer times, one entry per (kind, tp). */
+static bool read_layers(Reader *r, const JsonFile *jf, const Key *k, json_t *v) {
+    if (!json_is_array(v)) return bad_value(r, k, v, "an array of layers");
+    int(*seen)[PROFILE_MAX_LOG2 + 1] = arena_alloc(r->arena, sizeof(int[PROFILE_LAYER_COUNT][PROFILE_MAX_LOG2 + 1]));
+    bool ok = true;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        Key kx = key_element(r, jf, k, (int)i);
+        ok &= read_layer(r, jf, &kx, x, seen, (int)i + 1);
     }
     return ok;
 }
@@ -439,6 +525,7 @@ static bool read_galvc(Reader *r, const JsonFile *jf) {
         else if (strcmp(key, "intra") == 0) ok &= read_link(r, jf, &k, v, &hw->intra);
         else if (strcmp(key, "inter") == 0) ok &= read_link(r, jf, &k, v, &hw->inter);
         else if (strcmp(key, "collectives") == 0) ok &= read_collectives(r, jf, &k, v);
+        else if (strcmp(key, "layers") == 0) ok &= read_layers(r, jf, &k, v);
         else ok = unknown_key(r, &k, key, "a galvc profile", top_keys);
     }
     return ok;

@@ -27,6 +27,12 @@ const char *const collective_names[] = {
 #undef X
         NULL};
 
+const char *const profile_layer_names[] = {
+#define X(e, s) s,
+    PROFILE_LAYERS(X)
+#undef X
+        NULL};
+
 typedef struct Preset {
     double fp32, half;    /* peak TFLOP/s */
     double efficiency;

@@ -243,6 +243,26 @@ extern const char *const collective_names[];
 
 enum { PROFILE_MAX_LOG2 = 30 }; /* groups of up to 2^30 devices */
 
+/* The runtime's layer kinds whose times a profile may give (galvrt.h's
+ * GrtLayerKind, as `galvc profile` measures them). */
+#define PROFILE_LAYERS(X) X(EMBEDDING, "embedding") X(BLOCK, "block") X(NORM, "norm") X(HEAD, "head")
+
+typedef enum ProfileLayer {
+#define X(e, s) PROFILE_LAYER_##e,
+    PROFILE_LAYERS(X)
+#undef X
+        PROFILE_LAYER_COUNT
+} ProfileLayer;
+
+extern const char *const profile_layer_names[];
+
+/* A measured layer time fitted to a line: time = fixed_s + work / rate, work
+ * in FLOPs (block, head) or bytes (embedding, norm); docs/profile-format.md. */
+typedef struct LayerFit {
+    double fixed_s; /* seconds */
+    double rate;    /* FLOP/s or bytes/s; 0: not measured */
+} LayerFit;
+
 /* One level of the interconnect: inside a node or between nodes. */
 typedef struct LinkProfile {
     double bandwidth; /* bus bandwidth per device, bytes/s (NCCL's busBw) */
@@ -263,6 +283,12 @@ typedef struct HwProfile {
     /* measured bus bandwidth, bytes/s, by collective, log2 of the group size
      * and nesting (1: consecutive ranks, 0: strided); 0 where not measured */
     double measured_bw[COLL_COUNT][PROFILE_MAX_LOG2 + 1][2];
+    /* measured latency of one whole collective (at zero bytes), seconds,
+     * indexed as measured_bw; 0 where not measured */
+    double measured_lat[COLL_COUNT][PROFILE_MAX_LOG2 + 1][2];
+    /* measured layer times by ProfileLayer, log2 of the TP degree, and
+     * forward (0) or backward (1) */
+    LayerFit layer_fit[PROFILE_LAYER_COUNT][PROFILE_MAX_LOG2 + 1][2];
     /* measured activations of the model's repeated transformer layer (kind
      * act_kind) at act_seq tokens: bytes per sample kept for backward, by
      * log2 of the TP degree, and with checkpointing; act_seq 0: not measured */

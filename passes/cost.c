@@ -36,6 +36,11 @@ static LinkProfile link_for(const Ctx *c, Collective op, int g, int stride, bool
     if (!measured && (op == COLL_ALLGATHER || op == COLL_REDUCESCATTER))
         measured = c->hw->measured_bw[COLL_ALLREDUCE][k][consec];
     if (measured > 0) l.bandwidth = measured;
+    /* a measured latency of the whole operation, spread over its ring steps
+     * (collective_s's model below: 2 (g-1), g-1 or 1 of them) */
+    double lat = c->hw->measured_lat[op][k][consec];
+    int steps = op == COLL_ALLREDUCE ? 2 * (g - 1) : op == COLL_P2P ? 1 : g - 1;
+    if (lat > 0 && steps > 0) l.latency = lat / steps;
     return l;
 }
 

@@ -267,6 +267,61 @@ GrtRequest *grt_isend(GrtComm *c, const float *buf, size_t n, int peer, int tag)
 GrtRequest *grt_irecv(GrtComm *c, float *buf, size_t n, int peer, int tag);
 void grt_wait(GrtRequest *r);
 
+/* ---- the hardware profiler (runtime/profiler.c) --------------------------- */
+
+/* What `galvc profile` measures, with this runtime's own kernels, layers and
+ * collectives, on every rank of the job at once (so ranks that share a
+ * machine share its cores and memory as they do in training). */
+
+typedef enum GrtProfileOp { GRT_OP_ALLREDUCE, GRT_OP_ALLGATHER, GRT_OP_REDUCESCATTER, GRT_OP_P2P } GrtProfileOp;
+
+/* A straight line fitted to measured times: time = fixed_s + work / rate. */
+typedef struct GrtProfileFit {
+    double fixed_s; /* seconds at no work (launch, synchronization, latency) */
+    double rate;    /* work per second: FLOP/s or bytes/s, as the caller's work counts */
+} GrtProfileFit;
+
+/* One layer kind at one TP degree, fitted over micro-batch sizes. Work is
+ * FLOPs for the block and the head (backward counted as twice the forward's
+ * FLOPs) and bytes of the (B, T, C) stream read and written for the
+ * embedding and the norm. */
+typedef struct GrtProfileLayer {
+    GrtLayerKind kind;
+    int tp;
+    GrtProfileFit forward, backward;
+} GrtProfileLayer;
+
+/* One collective over groups of `group` ranks (consecutive or strided),
+ * fitted over message sizes: bus bandwidth (NCCL's convention) and the
+ * latency of one whole operation. For p2p, group is the stage count. */
+typedef struct GrtProfileCollective {
+    GrtProfileOp op;
+    int group, consecutive;
+    double bus_bandwidth; /* bytes/s */
+    double latency_s;     /* seconds per operation at zero bytes */
+} GrtProfileCollective;
+
+enum { GRT_PROFILE_MAX_ENTRIES = 256 };
+
+/* A machine's measured figures, per rank (device). */
+typedef struct GrtProfile {
+    int ranks;
+    double gemm_flops;       /* FLOP/s: the best sgemm over the sizes tried */
+    double gemm_efficiency;  /* the block's fitted FLOP rate over gemm_flops, in (0, 1] */
+    double mem_bandwidth;    /* bytes/s: a large elementwise kernel's reads and writes */
+    double overlap_slowdown; /* GEMM time with an all-reduce running over it / alone (>= 1); 0: one rank */
+    double link_bandwidth;   /* bytes/s: all-reduce bus bandwidth over every rank; 0: one rank */
+    double link_latency_s;   /* seconds per ring step of that all-reduce; 0: one rank */
+    int n_layers, n_collectives;
+    GrtProfileLayer layers[GRT_PROFILE_MAX_ENTRIES];
+    GrtProfileCollective collectives[GRT_PROFILE_MAX_ENTRIES];
+} GrtProfile;
+
+/* Measure on every rank of world (a power-of-two rank count); every rank
+ * returns the same figures. quick: small sizes and few repetitions (seconds,
+ * for tests). Rank 0 prints one progress line per measurement to stderr. */
+void grt_profile_measure(GrtComm *world, int quick, GrtProfile *p);
+
 /* The collective backends are tables of these functions (MPI now, NCCL for
  * the CUDA target), so a new backend is a new file, not #ifdefs. */
 typedef struct GrtCollectives {

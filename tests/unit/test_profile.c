@@ -105,6 +105,12 @@ static void test_galvc_format(void) {
     CHECK(hw.measured_bw[COLL_ALLGATHER][1][1] == 120e9);
     CHECK(hw.measured_bw[COLL_P2P][1][1] == 163.7e9); /* consecutive by default */
     CHECK(hw.measured_bw[COLL_REDUCESCATTER][3][1] == 0);
+    CHECK(hw.measured_lat[COLL_ALLGATHER][1][1] == 12e-6);
+    CHECK(hw.measured_lat[COLL_ALLREDUCE][3][1] == 0); /* no latency given: not measured */
+    const LayerFit *block = hw.layer_fit[PROFILE_LAYER_BLOCK][0], *norm = hw.layer_fit[PROFILE_LAYER_NORM][2];
+    CHECK(block[0].fixed_s == 2e-5 && block[0].rate == 150e12 && block[1].fixed_s == 0 && block[1].rate == 160e12);
+    CHECK(norm[0].fixed_s == 1e-6 && norm[0].rate == 1.5e12 && norm[1].fixed_s == 2e-6 && norm[1].rate == 1.2e12);
+    CHECK(hw.layer_fit[PROFILE_LAYER_HEAD][0][0].rate == 0);
     CHECK_EQ(hw.memory, 80LL << 30);
 
     /* format and version alone: the cluster's figures stand */
@@ -121,7 +127,8 @@ static void test_malformed(void) {
         "bad-device.json",         "bad-version.json",        "bad-group.json",      "bad-repeat.json",
         "bad-missing-field.json",  "bad-duplicate-key.json",  "bad-efficiency.json", "bad-format.json",
         "bad-not-object.json",     "bad-not-a-profile.json",  "bad-galvatron-value.json",
-        "bad-galvatron-group.json", "bad-galvatron-huge.json",
+        "bad-galvatron-group.json", "bad-galvatron-huge.json", "bad-layer-kind.json",
+        "bad-layer-repeat.json",   "bad-layer-fit.json",      "bad-latency.json",
     };
     Cluster c = a100_cluster(1);
     HwProfile preset;

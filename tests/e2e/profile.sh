@@ -1,0 +1,61 @@
+#!/bin/sh
+# profile.sh GALVC usage | profile.sh GALVC run WORKDIR — `galvc profile`.
+#   usage: bad options exit 2 with a message, before anything is launched.
+#   run:   a quick profile on 2 ranks is written, has sane figures (every
+#          number galvc reads is range-checked by galvc itself; here the
+#          magnitudes are checked too), and galvc plans with it.
+set -eu
+galvc=$1 mode=$2
+src=$(cd "$(dirname "$0")/../.." && pwd)
+
+# expect_usage MESSAGE ARGS...: galvc profile ARGS exits 2 and says MESSAGE
+expect_usage() {
+    want=$1
+    shift
+    set +e
+    out=$("$galvc" profile "$@" 2>&1)
+    rc=$?
+    set -e
+    if [ "$rc" != 2 ]; then
+        echo "galvc profile $*: exit $rc, expected 2" >&2
+        exit 1
+    fi
+    case $out in
+    *"$want"*) ;;
+    *) echo "galvc profile $*: expected '$want' in: $out" >&2; exit 1 ;;
+    esac
+}
+
+if [ "$mode" = usage ]; then
+    expect_usage "unknown option '--bogus'" --bogus -o p.json
+    expect_usage "no output file" -np 2
+    expect_usage "-np needs a power of two" -np 3 -o p.json
+    expect_usage "-np needs a power of two" -np two -o p.json
+    expect_usage "not supported yet" --target cuda -o p.json
+    expect_usage "unknown target 'tpu'" --target tpu -o p.json
+    expect_usage "unexpected argument 'extra'" -o p.json extra
+    "$galvc" profile --help | grep -q "usage: galvc profile"
+    echo "usage checks passed"
+    exit 0
+fi
+
+work=$3
+mkdir -p "$work"
+cd "$work"
+rm -f p.json
+"$galvc" profile --quick -np 2 -o p.json 2>progress.txt || { cat progress.txt; exit 1; }
+grep -q '^\[15/15\] overlap' progress.txt || { echo "no progress lines:" >&2; cat progress.txt; exit 1; }
+# sane magnitudes: peak 0.1 GFLOP/s .. 100 TFLOP/s, memory 0.1 GB/s .. 10 TB/s,
+# 8 layer fits (4 kinds x tp 1, 2) and 4 collectives (3 ops + p2p)
+awk '
+    /"fp32"/ { v = $0; sub(/.*"fp32": */, "", v); sub(/,.*/, "", v); if (v + 0 < 1e8 || v + 0 > 1e14) bad = bad " peak=" v }
+    /"mem_bandwidth"/ { v = $2; sub(/,/, "", v); if (v + 0 < 1e8 || v + 0 > 1e13) bad = bad " mem=" v }
+    /"overlap_slowdown"/ { v = $2; sub(/,/, "", v); if (v + 0 < 1) bad = bad " overlap=" v }
+    /"kind":/ { layers++ }
+    /"op":/ { colls++ }
+    END {
+        if (layers != 8) bad = bad " layers=" layers
+        if (colls != 4) bad = bad " collectives=" colls
+        if (bad) { print "insane profile:" bad; exit 1 }
+    }' p.json
+"$galvc" "$src/examples/gpt-tiny.gv" -D ranks=2 --profile p.json --emit=plan

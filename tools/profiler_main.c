@@ -1,0 +1,100 @@
+/* profiler_main.c — galvc-profiler, the program `galvc profile` runs under
+ * mpirun: every rank measures the machine together (runtime/profiler.c), and
+ * rank 0 writes what they measured as a galvc profile, the JSON format the
+ * planner reads (docs/profile-format.md). It writes with plain printf so the
+ * runtime side needs no JSON library; galvc reads the file with jansson.
+ *
+ *   mpirun -np N galvc-profiler [--quick] -o profile.json
+ *
+ * Exit status: 0 success, 1 the file could not be written, 2 bad usage. */
+#include "galvrt.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] = "usage: galvc-profiler [--quick] -o FILE   (run under mpirun; see galvc profile)\n";
+
+static const char *const kind_names[] = {[GRT_EMBEDDING] = "embedding", [GRT_BLOCK] = "block", [GRT_NORM] = "norm",
+                                         [GRT_HEAD] = "head"};
+static const char *const op_names[] = {[GRT_OP_ALLREDUCE] = "allreduce", [GRT_OP_ALLGATHER] = "allgather",
+                                       [GRT_OP_REDUCESCATTER] = "reducescatter", [GRT_OP_P2P] = "p2p"};
+
+/* {"fixed_s": ..., "rate": ...} */
+static void put_fit(FILE *f, const GrtProfileFit *fit) {
+    fprintf(f, "{\"fixed_s\": %.6g, \"rate\": %.6g}", fit->fixed_s, fit->rate);
+}
+
+/* The profile as JSON (docs/profile-format.md). The CPU runtime computes
+ * every precision in fp32, so the three peaks are the one measured. */
+static void write_profile(FILE *f, const GrtProfile *p) {
+    fprintf(f, "{\n  \"format\": \"galvc-profile\",\n  \"version\": 1,\n  \"device\": \"cpu\",\n");
+    fprintf(f, "  \"peak_flops\": {\"fp32\": %.6g, \"bf16\": %.6g, \"fp16\": %.6g},\n", p->gemm_flops, p->gemm_flops,
+            p->gemm_flops);
+    fprintf(f, "  \"gemm_efficiency\": %.4f,\n", p->gemm_efficiency);
+    fprintf(f, "  \"mem_bandwidth\": %.6g,\n", p->mem_bandwidth);
+    if (p->overlap_slowdown >= 1) fprintf(f, "  \"overlap_slowdown\": %.4f,\n", p->overlap_slowdown);
+    if (p->link_bandwidth > 0)
+        fprintf(f, "  \"intra\": {\"bandwidth\": %.6g, \"latency\": %.6g},\n", p->link_bandwidth, p->link_latency_s);
+    fprintf(f, "  \"layers\": [");
+    for (int i = 0; i < p->n_layers; i++) {
+        const GrtProfileLayer *l = &p->layers[i];
+        fprintf(f, "%s\n    {\"kind\": \"%s\", \"tp\": %d, \"forward\": ", i ? "," : "", kind_names[l->kind], l->tp);
+        put_fit(f, &l->forward);
+        fprintf(f, ", \"backward\": ");
+        put_fit(f, &l->backward);
+        fputc('}', f);
+    }
+    fprintf(f, "\n  ],\n  \"collectives\": [");
+    for (int i = 0; i < p->n_collectives; i++) {
+        const GrtProfileCollective *c = &p->collectives[i];
+        fprintf(f,
+                "%s\n    {\"op\": \"%s\", \"group\": %d, \"consecutive\": %s, \"bus_bandwidth\": %.6g, "
+                "\"latency\": %.6g}",
+                i ? "," : "", op_names[c->op], c->group, c->consecutive ? "true" : "false", c->bus_bandwidth,
+                c->latency_s);
+    }
+    fprintf(f, "\n  ]\n}\n");
+}
+
+/* Read the options, measure on every rank, write the profile from rank 0. */
+int main(int argc, char **argv) {
+    const char *output = NULL;
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) output = argv[++i];
+        else {
+            fprintf(stderr, "galvc-profiler: unknown argument '%s'\n%s", argv[i], usage);
+            return 2;
+        }
+    }
+    if (!output) {
+        fprintf(stderr, "galvc-profiler: no output file (-o FILE)\n%s", usage);
+        return 2;
+    }
+    GrtComm *world = grt_init(&argc, &argv);
+    int rank = grt_rank(world);
+    grt_set_threads(grt_size(world));
+    /* open the output first: a path that cannot be written fails now, not after the measurements */
+    FILE *f = NULL;
+    if (rank == 0 && !(f = fopen(output, "w"))) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "cannot write '%s': %s", output, strerror(errno));
+        grt_abort(msg, 1);
+    }
+    static GrtProfile profile; /* large: two tables of entries */
+    grt_profile_measure(world, quick, &profile);
+    if (rank == 0) {
+        write_profile(f, &profile);
+        if (fclose(f) != 0) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "cannot write '%s': %s", output, strerror(errno));
+            grt_abort(msg, 1);
+        }
+        fprintf(stderr, "wrote %s\n", output);
+    }
+    grt_finalize();
+    return 0;
+}
