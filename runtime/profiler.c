@@ -209,7 +209,8 @@ typedef struct LayerRun {
     GrtLayer layer;
     float *params, *grads, *in, *out, *dout, *din;
     int32_t *tokens, *targets;
-    size_t n_params, n_act; /* floats */
+    float *work;            /* the layer's working space */
+    size_t n_params, n_act, n_work; /* floats */
 } LayerRun;
 
 /* Make layer s on this rank's TP group (NULL: TP 1) for B sequences. The one
@@ -222,7 +223,11 @@ static void layer_open(LayerRun *r, const GrtLayerSpec *s, GrtComm *tp, int B, i
     r->n_params = r->layer.n_params;
     r->params = grt_alloc(r->n_params * sizeof(float));
     r->grads = grt_alloc(r->n_params * sizeof(float));
-    grt_layer_bind(&r->layer, r->params, r->grads, 1234, 0, 1);
+    size_t work = grt_layer_work_floats(&r->layer);
+    r->work = work ? grt_alloc(work * sizeof(float)) : NULL;
+    r->n_work = work;
+    grt_layer_bind(&r->layer, r->params, r->grads, 1, r->work, NULL);
+    grt_layer_init(&r->layer, 1234, 0, 1);
     size_t N = (size_t)B * T;
     r->n_act = N * (size_t)s->C;
     r->in = random_floats(r->n_act, 5);
@@ -248,6 +253,7 @@ static void layer_close(LayerRun *r) {
     size_t N = (size_t)r->layer.B * r->layer.T;
     grt_free(r->tokens, N * sizeof(int32_t));
     grt_free(r->targets, N * sizeof(int32_t));
+    grt_free(r->work, r->n_work * sizeof(float));
 }
 
 /* The layer's forward: in (B, T, C) -> out. */
