@@ -74,8 +74,10 @@ static const char usage[] =
     "  -MP              add an empty rule for each included file\n"
     "  --version, --help\n"
     "\n"
-    "       galvc profile [--target cpu] [-np N] [--quick] -o FILE\n"
+    "       galvc profile [MODEL.gv] [--target cpu] [-np N] [--quick] -o FILE\n"
     "                   measure this machine (galvc profile --help)\n"
+    "       galvc --calibrate LOG.jsonl... --profile PROFILE.json -o NEW.json\n"
+    "                   refit a profile from training logs (galvc --calibrate --help)\n"
     "\n"
     "exit status: 0 success, 1 error in the input, 2 bad usage\n";
 
@@ -387,11 +389,14 @@ static int compile(Arena *arena, const Options *opt) {
 /* ---- galvc profile ------------------------------------------------------------ */
 
 static const char profile_usage[] =
-    "usage: galvc profile [--target cpu] [-np N] [--quick] -o FILE\n"
+    "usage: galvc profile [MODEL.gv] [--target cpu] [-np N] [--quick] -o FILE\n"
     "\n"
     "Measure this machine with the runtime's own kernels, layers and collectives\n"
     "on N MPI ranks and write the profile galvc plans with (--profile FILE, or\n"
     "profile = \"FILE\" in a cluster block; docs/profile-format.md).\n"
+    "MODEL.gv: measure the layer kinds at this model's shape (its first transformer\n"
+    "layer's hidden size, heads, FFN and sequence, its vocabulary), so the fitted\n"
+    "rates are the ones its GEMMs reach; else at a default shape.\n"
     "\n"
     "  --target cpu   the device kind to measure (only cpu so far)\n"
     "  -np N          MPI ranks, a power of two (default 2)\n"
@@ -441,9 +446,34 @@ static int run_program(char *const argv[]) {
     return WEXITSTATUS(status);
 }
 
-/* `galvc profile ...`: check the options, then mpirun -np N galvc-profiler [--quick] -o FILE. */
+/* The shape galvc profile measures a model's layers at: "C,H,hd,F,T,V" from
+ * its first transformer layer and its vocabulary; false (with the errors
+ * printed) when the model cannot be read or has no such layer. */
+static bool model_shape(Arena *a, const char *path, char *out, size_t n) {
+    Diag d;
+    diag_init(&d, stderr);
+    FrontendOptions fe = {.input = path};
+    Spec *spec = frontend_load(a, &fe, &d);
+    if (spec && !d.errors) pass_shape(spec, &d);
+    if (!spec || d.errors) return false;
+    const Graph *g = spec->graph;
+    int64_t vocab = 0;
+    for (int i = 0; i < g->n_layers; i++)
+        if (g->layers[i]->vocab > vocab) vocab = g->layers[i]->vocab;
+    for (int i = 0; i < g->n_layers; i++) {
+        const Layer *l = g->layers[i];
+        if (l->kind != LAYER_ENCODER && l->kind != LAYER_DECODER) continue;
+        snprintf(out, n, "%lld,%lld,%lld,%lld,%lld,%lld", (long long)l->hidden, (long long)l->heads,
+                 (long long)l->head_dim, (long long)l->ffn, (long long)l->seq, (long long)(vocab ? vocab : 256));
+        return true;
+    }
+    fprintf(stderr, "galvc profile: error: %s has no encoder or decoder layer to measure\n", path);
+    return false;
+}
+
+/* `galvc profile ...`: check the options, then mpirun -np N galvc-profiler [--quick] [--shape ...] -o FILE. */
 static int profile_command(Arena *a, int argc, char **argv) {
-    const char *output = NULL, *np_text = "2";
+    const char *output = NULL, *np_text = "2", *model = NULL;
     bool quick = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -461,10 +491,14 @@ static int profile_command(Arena *a, int argc, char **argv) {
             quick = true;
         } else if (strncmp(arg, "-o", 2) == 0) {
             output = option_value(argc, argv, &i, "-o");
+        } else if (arg[0] != '-' && !model) {
+            model = arg;
         } else {
             bad_profile_usage(arg[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", arg);
         }
     }
+    char shape[128] = "";
+    if (model && !model_shape(a, model, shape, sizeof shape)) return EXIT_USER;
     char *end;
     long long np = strtoll(np_text, &end, 10);
     if (*end || !*np_text || np < 1 || np > 4096 || (np & (np - 1)))
@@ -500,6 +534,7 @@ static int profile_command(Arena *a, int argc, char **argv) {
     args[n++] = np_arg;
     args[n++] = (char *)profiler;
     if (quick) args[n++] = "--quick";
+    if (shape[0]) args[n++] = "--shape", args[n++] = shape;
     args[n++] = "-o";
     args[n++] = (char *)output;
     args[n] = NULL;
@@ -511,8 +546,48 @@ static int profile_command(Arena *a, int argc, char **argv) {
     return rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_USER;
 }
 
+/* ---- galvc --calibrate ----------------------------------------------------------- */
+
+static const char calibrate_usage[] =
+    "usage: galvc --calibrate LOG.jsonl... --profile PROFILE.json -o NEW.json\n"
+    "\n"
+    "Refit a profile from training runs: each LOG is a ./train --log file (its first\n"
+    "line holds the plan's predicted step time and its parts). Prints each run's\n"
+    "prediction error before and after and writes the refitted profile.\n";
+
+/* `galvc --calibrate LOG... --profile P -o OUT`. */
+static int calibrate_command(Arena *a, int argc, char **argv) {
+    const char *profile = NULL, *output = NULL;
+    const char **logs = arena_alloc(a, sizeof *logs * (size_t)argc);
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(calibrate_usage, stdout);
+            return 0;
+        } else if (strncmp(arg, "--profile", 9) == 0 && (arg[9] == '=' || !arg[9])) {
+            profile = option_value(argc, argv, &i, "--profile");
+        } else if (strncmp(arg, "-o", 2) == 0) {
+            output = option_value(argc, argv, &i, "-o");
+        } else if (arg[0] == '-') {
+            bad_usage("--calibrate: unknown option '%s'", arg);
+        } else {
+            logs[n++] = arg;
+        }
+    }
+    if (!n) bad_usage("%s", "--calibrate: no logs (give ./train --log files)");
+    if (!profile) bad_usage("%s", "--calibrate: give the profile the runs were planned with (--profile FILE)");
+    if (!output) bad_usage("%s", "--calibrate: give where to write the refitted profile (-o FILE)");
+    return pass_calibrate(logs, n, profile, output, stdout) ? 0 : EXIT_USER;
+}
+
 int main(int argc, char **argv) {
     Arena *arena = arena_new();
+    if (argc > 1 && strcmp(argv[1], "--calibrate") == 0) {
+        int rc = calibrate_command(arena, argc - 1, argv + 1);
+        arena_free(arena);
+        return rc;
+    }
     if (argc > 1 && strcmp(argv[1], "profile") == 0) {
         int rc = profile_command(arena, argc - 1, argv + 1);
         arena_free(arena);

@@ -184,6 +184,8 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
                  " * rank; the cluster's memory per device (the program refuses a plan over it). */\n");
     fprintf(out, "static const double PREDICTED_STEP_MS = %.6g, MEMORY_PER_DEVICE = %.17g;\n", plan->step_s * 1e3,
             (double)plan->budget);
+    fprintf(out, "static const double PREDICTED_COMPUTE_MS = %.6g, PREDICTED_COMM_MS = %.6g, PREDICTED_BUBBLE_MS = %.6g;\n",
+            plan->compute_s * 1e3, plan->comm_s * 1e3, plan->bubble_s * 1e3);
     fprintf(out, "static const double predicted_mem[PP] = {");
     for (int k = 0; k < pp; k++) fprintf(out, "%s%lld", k ? ", " : "", (long long)plan->stage_mem[k]);
     fprintf(out, "};\n/* Stage k runs layers [stage_start[k], stage_start[k + 1]), holding in_flight[k]\n"

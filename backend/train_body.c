@@ -507,6 +507,13 @@ int main(int argc, char **argv) {
     build_model(&M, world, opt.seed);
     FILE *log = NULL;
     if (opt.log && rank == 0 && !(log = fopen(opt.log, "w"))) grt_abort("--log: cannot write the log file", 1);
+    if (log) /* what was predicted, for galvc --calibrate */
+        fprintf(log,
+                "{\"plan\": {\"model\": \"%s\", \"ranks\": %d, \"pp\": %d, \"micro_batches\": %d, "
+                "\"predicted_step_ms\": %.6g, \"predicted_compute_ms\": %.6g, \"predicted_comm_ms\": %.6g, "
+                "\"predicted_bubble_ms\": %.6g}}\n",
+                MODEL_NAME, RANKS, PP, MICRO_BATCHES, PREDICTED_STEP_MS, PREDICTED_COMPUTE_MS, PREDICTED_COMM_MS,
+                PREDICTED_BUBBLE_MS);
     double stored = (double)M.n_stored;
     if (rank == 0)
         printf("%s: %d ranks in %d pipeline stage%s of %d, %.0f parameters stored on rank 0, global batch %d x %d "

@@ -279,6 +279,7 @@ typedef struct HwProfile {
     double mem_bandwidth;    /* bytes/s */
     int64_t memory;          /* bytes per device */
     double overlap_slowdown; /* compute time factor while communication overlaps it (>= 1) */
+    bool overlaps;           /* gradient collectives run beside compute (else one after the other) */
     LinkProfile intra, inter;
     /* measured bus bandwidth, bytes/s, by collective, log2 of the group size
      * and nesting (1: consecutive ranks, 0: strided); 0 where not measured */

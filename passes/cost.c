@@ -155,6 +155,31 @@ static bool program_elems(const Layer *l, const Strategy *s, double mbs, double 
     }
 }
 
+/* The profile's fitted forward and backward time of layer l at strategy s
+ * for mbs samples per device (galvc profile: time = fixed + work / rate,
+ * work the FLOPs on one rank for blocks and heads, the bytes of the (N, C)
+ * stream read and written for embeddings and norms; backward twice the
+ * forward's FLOPs). False when the profile has no fit for it. */
+static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd, double *bwd) {
+    int kind;
+    switch (l->kind) {
+    case LAYER_EMBEDDING: kind = PROFILE_LAYER_EMBEDDING; break;
+    case LAYER_ENCODER:
+    case LAYER_DECODER: kind = PROFILE_LAYER_BLOCK; break;
+    case LAYER_LAYERNORM:
+    case LAYER_RMSNORM: kind = PROFILE_LAYER_NORM; break;
+    case LAYER_LM_HEAD: kind = PROFILE_LAYER_HEAD; break;
+    default: return false;
+    }
+    const LayerFit *f = c->hw->layer_fit[kind][log2i(s->tp)];
+    if (f[0].rate <= 0 || f[1].rate <= 0) return false;
+    bool flops = kind == PROFILE_LAYER_BLOCK || kind == PROFILE_LAYER_HEAD;
+    double work = flops ? (double)l->fwd_flops * mbs / s->tp : 2.0 * mbs * (double)l->seq * (double)l->hidden * 4;
+    *fwd = f[0].fixed_s + work / f[0].rate;
+    *bwd = f[1].fixed_s + (flops ? 2 * work : work) / f[1].rate;
+    return true;
+}
+
 static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, double samples) {
     const HwProfile *hw = c->hw;
     const TrainConfig *t = c->spec->train;
@@ -166,15 +191,17 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     double fwd = (double)l->fwd_flops * mbs / s->tp / peak +
                  2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / hw->mem_bandwidth;
     double bwd = 2 * fwd; /* input and weight gradients: twice the forward GEMMs */
-    if (s->ckpt) bwd += fwd; /* recompute the forward first */
-    r.compute_s = fwd + bwd;
-
     int n_fwd, n_bwd;
     tp_allreduces(l->kind, &n_fwd, &n_bwd);
     if (s->ckpt) n_bwd += n_fwd;
     int tp_stride = s->tp_consec ? 1 : s->dp, dp_stride = s->tp_consec ? s->tp : 1;
     double act_msg = (double)stream_bytes(c, l) * mbs;
     double tp_s = (n_fwd + n_bwd) * collective_s(c, COLL_ALLREDUCE, s->tp, tp_stride, s->tp_consec, act_msg);
+    /* a measured fit of this layer kind at this TP degree wins; it was timed
+     * on a TP group, so it includes the TP all-reduces */
+    if (fitted_times(c, l, s, mbs, &fwd, &bwd)) tp_s = 0;
+    if (s->ckpt) bwd += fwd; /* recompute the forward first */
+    r.compute_s = fwd + bwd;
 
     double param_bytes = (double)l->params / s->tp * c->e;
     double slow = hw->overlap_slowdown;
@@ -184,17 +211,22 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
          * overlaps the compute next to it (prefetch). */
         double ag = collective_s(c, COLL_ALLGATHER, s->dp, dp_stride, s->tp_consec, param_bytes);
         double rs = collective_s(c, COLL_REDUCESCATTER, s->dp, dp_stride, s->tp_consec, param_bytes);
-        r.mb_s = overlapped(fwd, ag, slow) + overlapped(bwd, ag + rs, slow) + tp_s;
+        r.mb_s = hw->overlaps ? overlapped(fwd, ag, slow) + overlapped(bwd, ag + rs, slow) + tp_s
+                              : fwd + ag + bwd + ag + rs + tp_s;
     } else {
         r.mb_s = fwd + bwd + tp_s;
         /* DP: one all-reduce of the accumulated gradients per step, hidden
          * behind the last micro-batch's backward as far as it goes. */
         double ar = collective_s(c, COLL_ALLREDUCE, s->dp, dp_stride, s->tp_consec, param_bytes);
-        r.step_s = overlapped(bwd, ar, slow) - bwd;
+        r.step_s = hw->overlaps ? overlapped(bwd, ar, slow) - bwd : ar;
     }
 
     int64_t params_dev = (l->params + s->tp - 1) / s->tp;
     r.state_bytes = params_dev * state_bytes_per_param(t) / (s->sdp ? s->dp : 1);
+    /* the optimizer step and the zeroing of the gradients, once a step: each
+     * byte of state read and most written again, bound by memory bandwidth
+     * (an AdamW step is elementwise, as llm.c's fused kernel) */
+    r.step_s += 2.0 * (double)r.state_bytes / hw->mem_bandwidth;
     /* Activations: what the program keeps per micro-batch in flight; a
      * checkpointed layer keeps only its input and rebuilds the rest in
      * backward, one layer at a time, in a working set (Chen et al. 2016).

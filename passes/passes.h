@@ -73,6 +73,11 @@ typedef struct SearchRequest {
  * device count is not a power of two. */
 bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan);
 
+/* Refit `profile`'s coefficients from training logs (./train --log): print
+ * each run's prediction error before and after, write the refitted profile
+ * to `output` (calibrate.c). False, with the reasons printed, on bad input. */
+bool pass_calibrate(const char *const *logs, int n_logs, const char *profile, const char *output, FILE *report);
+
 typedef enum PlanFormat { PLAN_TABLE, PLAN_JSON, PLAN_GALVATRON } PlanFormat;
 
 /* Print the chosen plan as a table, as JSON or as Galvatron's config, with

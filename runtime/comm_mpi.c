@@ -88,11 +88,18 @@ static void mpi_allreduce_double(GrtComm *c, double *buf, size_t n) {
 /* out (n) = block rank of sum over c of in (size * n). */
 static void mpi_reduce_scatter(GrtComm *c, const float *in, float *out, size_t n) {
     MPI_Comm comm = mpi_comm(c);
+    int size = grt_size(c);
     if (n <= max_count) {
-        MPI_CHECK(MPI_Reduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, comm));
+        /* MPI_Reduce_scatter with per-rank counts: Open MPI's tuned component
+         * runs it by recursive halving or a ring, where its _block form
+         * falls back to reduce-then-scatter (measured 10x slower at 100 KB) */
+        int counts_stack[64], *counts = size <= 64 ? counts_stack : malloc(sizeof(int) * (size_t)size);
+        if (!counts) grt_abort("out of memory", 1);
+        for (int r = 0; r < size; r++) counts[r] = (int)n;
+        MPI_CHECK(MPI_Reduce_scatter(in, out, counts, MPI_FLOAT, MPI_SUM, comm));
+        if (counts != counts_stack) free(counts);
         return;
     }
-    int size = grt_size(c);
     for (size_t off = 0; off < n; off += max_count)
         for (int r = 0; r < size; r++)
             MPI_CHECK(MPI_Reduce(in + (size_t)r * n + off, out + off, chunk_at(n, off, max_count), MPI_FLOAT, MPI_SUM,

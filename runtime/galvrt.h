@@ -317,10 +317,18 @@ typedef struct GrtProfile {
     GrtProfileCollective collectives[GRT_PROFILE_MAX_ENTRIES];
 } GrtProfile;
 
+/* The layer shape the layer kinds are measured at: hidden, heads, head
+ * size, FFN, tokens per sequence, vocabulary (a model's own, so the fitted
+ * rates are the ones its GEMMs reach). */
+typedef struct GrtProfileShape {
+    int C, H, hd, F, T, V;
+} GrtProfileShape;
+
 /* Measure on every rank of world (a power-of-two rank count); every rank
  * returns the same figures. quick: small sizes and few repetitions (seconds,
- * for tests). Rank 0 prints one progress line per measurement to stderr. */
-void grt_profile_measure(GrtComm *world, int quick, GrtProfile *p);
+ * for tests); shape: the layers' shape (NULL: a default one). Rank 0 prints
+ * one progress line per measurement to stderr. */
+void grt_profile_measure(GrtComm *world, int quick, const GrtProfileShape *shape, GrtProfile *p);
 
 /* The collective backends are tables of these functions (MPI now, NCCL for
  * the CUDA target), so a new backend is a new file, not #ifdefs. */

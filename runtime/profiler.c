@@ -489,9 +489,14 @@ static int count_steps(const Sizes *z, int size) {
 }
 
 /* Every measurement in turn, on every rank (galvrt.h). */
-void grt_profile_measure(GrtComm *world, int quick, GrtProfile *out) {
-    Prof p = {.world = world, .rank = grt_rank(world), .size = grt_size(world),
-              .z = quick ? &quick_sizes : &full_sizes, .start_ms = grt_now_ms()};
+void grt_profile_measure(GrtComm *world, int quick, const GrtProfileShape *shape, GrtProfile *out) {
+    Sizes sized = quick ? quick_sizes : full_sizes;
+    if (shape) {
+        sized.C = shape->C, sized.H = shape->H, sized.hd = shape->hd, sized.F = shape->F;
+        sized.T = shape->T, sized.V = shape->V;
+    }
+    Prof p = {.world = world, .rank = grt_rank(world), .size = grt_size(world), .z = &sized,
+              .start_ms = grt_now_ms()};
     int N = p.size;
     if (N & (N - 1)) grt_abort("profiler: the rank count must be a power of two", 2);
     memset(out, 0, sizeof *out);

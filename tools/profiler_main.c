@@ -4,7 +4,7 @@
  * planner reads (docs/profile-format.md). It writes with plain printf so the
  * runtime side needs no JSON library; galvc reads the file with jansson.
  *
- *   mpirun -np N galvc-profiler [--quick] -o profile.json
+ *   mpirun -np N galvc-profiler [--quick] [--shape C,H,hd,F,T,V] -o profile.json
  *
  * Exit status: 0 success, 1 the file could not be written, 2 bad usage. */
 #include "galvrt.h"
@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] = "usage: galvc-profiler [--quick] -o FILE   (run under mpirun; see galvc profile)\n";
+static const char usage[] =
+    "usage: galvc-profiler [--quick] [--shape C,H,hd,F,T,V] -o FILE   (run under mpirun; see galvc profile)\n";
 
 static const char *const kind_names[] = {[GRT_EMBEDDING] = "embedding", [GRT_BLOCK] = "block", [GRT_NORM] = "norm",
                                          [GRT_HEAD] = "head"};
@@ -62,8 +63,19 @@ static void write_profile(FILE *f, const GrtProfile *p) {
 int main(int argc, char **argv) {
     const char *output = NULL;
     int quick = 0;
+    GrtProfileShape shape, *shaped = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) quick = 1;
+        else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc) {
+            GrtProfileShape *z = &shape;
+            char tail;
+            if (sscanf(argv[++i], "%d,%d,%d,%d,%d,%d%c", &z->C, &z->H, &z->hd, &z->F, &z->T, &z->V, &tail) != 6 ||
+                z->C < 1 || z->H < 1 || z->hd < 1 || z->F < 1 || z->T < 1 || z->V < 1) {
+                fprintf(stderr, "galvc-profiler: bad --shape '%s'\n%s", argv[i], usage);
+                return 2;
+            }
+            shaped = z;
+        }
         else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) output = argv[++i];
         else {
             fprintf(stderr, "galvc-profiler: unknown argument '%s'\n%s", argv[i], usage);
@@ -85,7 +97,7 @@ int main(int argc, char **argv) {
         grt_abort(msg, 1);
     }
     static GrtProfile profile; /* large: two tables of entries */
-    grt_profile_measure(world, quick, &profile);
+    grt_profile_measure(world, quick, shaped, &profile);
     if (rank == 0) {
         write_profile(f, &profile);
         if (fclose(f) != 0) {
