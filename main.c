@@ -491,7 +491,7 @@ static int profile_command(Arena *a, int argc, char **argv) {
             quick = true;
         } else if (strncmp(arg, "-o", 2) == 0) {
             output = option_value(argc, argv, &i, "-o");
-        } else if (arg[0] != '-' && !model) {
+        } else if (arg[0] != '-' && !model && strlen(arg) > 3 && strcmp(arg + strlen(arg) - 3, ".gv") == 0) {
             model = arg;
         } else {
             bad_profile_usage(arg[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", arg);
