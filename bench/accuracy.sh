@@ -20,10 +20,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-# the median of stdin's numbers
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-# a JSON number field of the lines on stdin
-field() { sed -n "s/.*\"$1\": \([-0-9.eE+]*\).*/\1/p"; }
+. "$root/bench/lib.sh"
 
 printf '| ranks | plan | strategy | predicted ms | measured ms | error | predicted MiB | measured MiB | error |\n'
 printf '|---|---|---|---|---|---|---|---|---|\n'
@@ -31,20 +28,7 @@ for ranks in $ranks_list; do
     "$galvc" profile "$model" -np "$ranks" -o "$work/profile-$ranks.json" 2>"$work/profile-$ranks.log"
     # galvc's plan, then each fitting baseline as a --uniform plan
     "$galvc" "$model" -D ranks="$ranks" --profile "$work/profile-$ranks.json" --baselines > "$work/baselines" 2>&1 || true
-    awk 'NR > 2 && !/does not fit/ {
-            name = ""; u = ""
-            for (i = 1; i <= NF; i++) {
-                f = $i
-                if (f ~ /^[0-9.]+$/ && name != "" && u == "") { done = 1 }
-                if (!done) name = name (name == "" ? "" : "_") f
-                if (f ~ /^(pp|tp|dp|m)=/) u = u (u == "" ? "" : ",") f
-                else if (f ~ /^sdp=/) { sub(/^sdp=/, "dp=", f); u = u "," f ",sdp" }
-                else if (f == "ckpt" || f == "tp-strided") u = u "," f
-            }
-            done = 0
-            if (name ~ /GPipe/) u = u ",schedule=gpipe"
-            print name, u
-        }' "$work/baselines" > "$work/plans"
+    plans_of_baselines < "$work/baselines" > "$work/plans"
     for pass in measured calibrated; do
         prof=$work/profile-$ranks.json
         if [ $pass = calibrated ]; then
@@ -54,14 +38,11 @@ for ranks in $ranks_list; do
             prof=$work/cal-$ranks.json
         fi
         while read -r name uniform; do
-            case $name in galvc) set -- ;; *) set -- --uniform "$uniform" ;; esac
             prog=$work/train-$ranks-$name
-            if ! "$galvc" "$model" -D ranks="$ranks" --profile "$prof" "$@" -o "$prog" 2>"$work/err"; then
-                echo "| $ranks | $name | $uniform | (not built: $(head -1 "$work/err")) |"
+            if ! run_plan "$galvc" "$model" "$ranks" "$prof" "$name" "$uniform" "$prog" "$steps" "$data"; then
+                echo "| $ranks | $name | $uniform | (not built: $(head -1 "$prog.err")) |"
                 continue
             fi
-            mpirun --oversubscribe -np "$ranks" "$prog" --steps "$steps" --data "$data" --log "$prog.jsonl" \
-                < /dev/null > "$prog.out" 2>&1
             pred=$(grep '"plan"' "$prog.jsonl" | field predicted_step_ms)
             meas=$(grep '"step"' "$prog.jsonl" | tail -n +6 | field ms | median)
             pmem=$(grep '"rank"' "$prog.jsonl" | field planned_mem_bytes | sort -g | tail -1)
