@@ -102,7 +102,10 @@ static int compare_doubles(const void *a, const void *b) {
 }
 
 /* Seconds per call of fn: every rank starts each repetition together, runs
- * fn `calls` times, and takes the median repetition; averaged over the ranks. */
+ * fn `calls` times, and the repetition ends when the last rank is done (as a
+ * training step does: with more ranks than cores, a rank timed alone would
+ * run while the others wait for the core); the median repetition, averaged
+ * over the ranks. */
 static double time_s(Prof *p, Work fn, void *ctx, int calls) {
     double t[16];
     int reps = p->z->reps < 16 ? p->z->reps : 16;
@@ -111,6 +114,7 @@ static double time_s(Prof *p, Work fn, void *ctx, int calls) {
         grt_barrier(p->world);
         double t0 = grt_now_ms();
         for (int c = 0; c < calls; c++) fn(ctx);
+        grt_barrier(p->world);
         t[r] = (grt_now_ms() - t0) * 1e-3 / calls;
     }
     qsort(t, (size_t)reps, sizeof *t, compare_doubles);
