@@ -143,7 +143,7 @@ EOF
     expect_fail "header length" "not a safetensors file" run gpt-tiny-b 2 --steps 1 --init-safetensors badlen.safetensors
     expect_fail "header JSON" "not a JSON object" run gpt-tiny-b 2 --steps 1 --init-safetensors badjson.safetensors
     expect_fail "data offsets" "runs past the file" run gpt-tiny-b 2 --steps 1 --init-safetensors offsets.safetensors
-    expect_fail "model mismatch" "no tensor 'model.layers.0" run llama-tiny-b 2 --steps 1 --init-safetensors gpt-tiny.safetensors
+    expect_fail "model mismatch" "no tensor 'model.embed_tokens.weight'" run llama-tiny-b 2 --steps 1 --init-safetensors gpt-tiny.safetensors
     ;;
 corrupt)
     build tp2dp2 4 tp=2,pp=1,dp=2
