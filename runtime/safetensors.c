@@ -51,8 +51,8 @@ static int dtype_bytes(const char *d) {
     static const struct {
         const char *name;
         int bytes;
-    } t[] = {{"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4}, {"I16", 2}, {"I8", 1},
-             {"U8", 1},  {"BOOL", 1}, {"U16", 2}, {"U32", 4}, {"U64", 8}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
+    } t[] = {{"F64", 8}, {"F32", 4},  {"F16", 2}, {"BF16", 2}, {"I64", 8}, {"I32", 4},     {"I16", 2},    {"I8", 1},
+             {"U8", 1},  {"BOOL", 1}, {"U16", 2}, {"U32", 4},  {"U64", 8}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!strcmp(d, t[i].name)) return t[i].bytes;
     return 0;
@@ -70,7 +70,8 @@ void grt_st_close(GrtSafetensors *f) {
 /* One header entry into e; 0 with the reason in err when malformed. */
 static int read_entry(const char *path, const char *name, json_t *v, uint64_t data_len, StEntry *e, char *err,
                       size_t errlen) {
-    json_t *dt = json_object_get(v, "dtype"), *sh = json_object_get(v, "shape"), *off = json_object_get(v, "data_offsets");
+    json_t *dt = json_object_get(v, "dtype"), *sh = json_object_get(v, "shape"),
+           *off = json_object_get(v, "data_offsets");
     e->name = name;
     if (!json_is_object(v) || !json_is_string(dt) || !json_is_array(sh) || !json_is_array(off) ||
         json_array_size(off) != 2) {
@@ -111,8 +112,8 @@ static int read_entry(const char *path, const char *name, json_t *v, uint64_t da
     }
     e->begin = (uint64_t)json_integer_value(b), e->end = (uint64_t)json_integer_value(en);
     if (e->end > data_len) {
-        snprintf(err, errlen, "%s: tensor '%s': its data [%llu, %llu) runs past the file's %llu data bytes", path,
-                 name, (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)data_len);
+        snprintf(err, errlen, "%s: tensor '%s': its data [%llu, %llu) runs past the file's %llu data bytes", path, name,
+                 (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)data_len);
         return 0;
     }
     if (e->end - e->begin != count * (uint64_t)bytes) {
@@ -143,7 +144,8 @@ GrtSafetensors *grt_st_open(const char *path, char *err, size_t errlen) {
         close(fd);
         return NULL;
     }
-    for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | len8[i];
     if (n < 2 || n > ST_MAX_HEADER || n > size - 8) {
         snprintf(err, errlen, "%s: not a safetensors file (its header length %llu does not fit the file's %llu bytes)",
                  path, (unsigned long long)n, (unsigned long long)size);
@@ -225,7 +227,8 @@ GrtStWriter *grt_st_create(const char *path, const GrtStTensor *t, int n, const 
                            size_t errlen) {
     json_t *root = json_object(), *m = json_object();
     uint64_t at = 0;
-    for (int i = 0; meta && meta[i] && meta[i + 1]; i += 2) json_object_set_new(m, meta[i], json_string(meta[i + 1]));
+    for (int i = 0; meta && meta[i] && meta[i + 1]; i += 2)
+        json_object_set_new(m, meta[i], json_string(meta[i + 1]));
     json_object_set_new(root, "__metadata__", m);
     for (int i = 0; i < n; i++) {
         json_t *e = json_object(), *sh = json_array();
@@ -257,10 +260,12 @@ GrtStWriter *grt_st_create(const char *path, const GrtStTensor *t, int n, const 
         return NULL;
     }
     unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     fwrite(len8, 1, 8, w->f);
     fwrite(text, 1, len, w->f);
-    for (size_t i = len; i < padded; i++) fputc(' ', w->f);
+    for (size_t i = len; i < padded; i++)
+        fputc(' ', w->f);
     free(text);
     return w;
 }
