@@ -159,7 +159,8 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
                  " * of different layouts, and between stages, activations and their gradients\n"
                  " * move to the ranks that need them.\n"
                  " * Build: galvc; run: mpirun -np %lld ./train [--steps K] [--seed S] [--data FILE]\n"
-                 " *        [--lr X] [--log FILE.jsonl] [--dump FILE] */\n",
+                 " *        [--lr X] [--log FILE.jsonl] [--dump FILE] [--ckpt-dir DIR [--ckpt-every K]\n"
+                 " *        [--ckpt-keep N] [--resume]] [--init-safetensors FILE] [--export-safetensors FILE] */\n",
             (long long)devices, pp, pp == 1 ? "" : "s", (long long)(devices / pp), (long long)(devices / pp),
             (long long)(devices / pp), (long long)m, m == 1 ? "" : "es", (long long)(batch / m), (long long)seq,
             plan->schedule == SCHED_GPIPE ? "GPipe" : "1F1B", (long long)devices);

@@ -138,6 +138,10 @@ typedef struct GrtLayer {
 
 /* Fill in local sizes and the parameter count; no memory is touched. */
 void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int T);
+/* The sizes grt_layer_setup finds for TP rank tp_rank of tp_size, without a
+ * group: how another plan cut its shards (checkpoints written under one plan
+ * load under another). */
+void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_rank);
 /* Floats of working space the layer needs (shared by every layer of a
  * stage: one layer runs at a time), and, checkpointed, of the activations it
  * rebuilds in backward (shared by every checkpointed block of a stage). */
@@ -162,6 +166,14 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
 /* The whole tensor k of the layer (as one rank would hold it) gathered from
  * the TP group's shards into full; returns its length in floats. */
 size_t grt_layer_gather(GrtLayer *l, int k, float *full);
+/* Tensor k whole, as rows x cols row-major (1 x n for vectors); linear
+ * weights are (OC, C), tables (V, C) without the TP padding. */
+void grt_tensor_shape(const GrtLayer *l, int k, int64_t *rows, int64_t *cols);
+/* No communication: copy this TP rank's part of tensor k between its shard
+ * (tensors[k].n floats) and the whole tensor, into whole (to_whole) or into
+ * the shard (its padded vocabulary rows zeroed): grt_layer_gather's piece
+ * and its inverse. */
+void grt_layer_place(const GrtLayer *l, int k, float *shard, float *whole, int to_whole);
 
 /* ---- placement and resharding (runtime/reshard.c) ------------------------- */
 
@@ -226,6 +238,61 @@ int64_t grt_data_tokens(const GrtData *d); /* tokens in the file (or a large num
  * targets (count, T) = the same windows shifted by one. */
 void grt_data_batch(GrtData *d, int64_t step, int global_batch, int T, int first, int count, int32_t *inputs,
                     int32_t *targets);
+
+/* ---- checkpoint files (runtime/checkpoint.c) ------------------------------- */
+
+/* These report failures (with the system's reason in err) instead of
+ * stopping: the program decides how every rank stops together. */
+
+typedef struct GrtSpan {
+    const void *p;
+    size_t n; /* bytes */
+} GrtSpan;
+
+/* CRC-32 (IEEE, zlib's crc32) of n bytes at p, continuing crc (0 to start). */
+uint32_t grt_crc32(uint32_t crc, const void *p, size_t n);
+/* Write the n spans to path all or nothing: path.tmp, fsync, rename, fsync
+ * of the folder; *crc (may be NULL) gets the bytes' CRC-32. 0 on success;
+ * else -1, the reason in err, path as it was and no path.tmp left. */
+int grt_write_atomic(const char *path, const GrtSpan *spans, int n, uint32_t *crc, char *err, size_t errlen);
+/* Size and CRC-32 of the whole file; -1 when it cannot be read. */
+int grt_file_crc32(const char *path, uint64_t *bytes, uint32_t *crc);
+/* n bytes at offset off of path into buf; -1 when unreadable or shorter. */
+int grt_read_range(const char *path, uint64_t off, void *buf, size_t n);
+/* mkdir -p, then check the folder is writable; -1 with the reason in err. */
+int grt_make_dirs(const char *path, char *err, size_t errlen);
+/* N of every "step-N" folder of dir, newest first (at most cap); -1 when dir cannot be listed. */
+int grt_ckpt_steps(const char *dir, long *steps, int cap);
+/* Remove a folder and the files in it; -1 on failure. */
+int grt_remove_dir(const char *path);
+
+/* ---- safetensors (runtime/safetensors.c) ------------------------------------ */
+
+typedef struct GrtSafetensors GrtSafetensors;
+typedef struct GrtStWriter GrtStWriter;
+typedef struct GrtStTensor {
+    const char *name;
+    int ndim;
+    int64_t shape[4];
+} GrtStTensor;
+
+/* Open a file and check its whole header (length, JSON, every entry's dtype,
+ * shape and offsets); NULL with the reason in err. */
+GrtSafetensors *grt_st_open(const char *path, char *err, size_t errlen);
+void grt_st_close(GrtSafetensors *f);
+int grt_st_count(const GrtSafetensors *f);
+/* Tensor i's name; its dtype ("F32", ...) and shape through the pointers (each may be NULL). */
+const char *grt_st_info(const GrtSafetensors *f, int i, const char **dtype, int *ndim, const int64_t **shape);
+int grt_st_find(const GrtSafetensors *f, const char *name); /* its index, or -1 */
+/* An F32 tensor's data into dst; -1 with the reason in err. */
+int grt_st_read_f32(const GrtSafetensors *f, int i, float *dst, char *err, size_t errlen);
+/* Writing: the header of n F32 tensors (meta: key, value, ..., NULL), then
+ * each tensor's data with grt_st_put in the same order, then grt_st_finish
+ * (fsync and rename of path.tmp into path). */
+GrtStWriter *grt_st_create(const char *path, const GrtStTensor *t, int n, const char *const *meta, char *err,
+                           size_t errlen);
+void grt_st_put(GrtStWriter *w, const float *data, size_t n);
+int grt_st_finish(GrtStWriter *w, char *err, size_t errlen);
 
 /* Wall-clock milliseconds since an arbitrary start. */
 double grt_now_ms(void);

@@ -79,13 +79,19 @@ static int qkv_rows(const GrtLayer *l) { return (l->H_l + 2 * l->KVH_l) * l->s.h
 /* ---- setup ------------------------------------------------------------------------- */
 
 void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int T) {
-    memset(l, 0, sizeof *l);
-    l->s = *s;
+    grt_layer_shape(l, s, tp ? grt_size(tp) : 1, tp ? grt_rank(tp) : 0);
     l->tp = tp;
-    l->tp_size = tp ? grt_size(tp) : 1;
-    l->tp_rank = tp ? grt_rank(tp) : 0;
     l->B = B;
     l->T = T;
+}
+
+/* The sizes grt_layer_setup finds, for any TP degree and rank, without a group. */
+void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_rank) {
+    memset(l, 0, sizeof *l);
+    l->s = *s;
+    l->tp_size = tp_size;
+    l->tp_rank = tp_rank;
+    l->B = l->T = 1;
     int n = l->tp_size, C = s->C;
     switch (s->kind) {
     case GRT_EMBEDDING:
@@ -244,6 +250,29 @@ size_t grt_layer_gather(GrtLayer *l, int k, float *full) {
     grt_free(all, sizeof(float) * n_local * l->tp_size);
     grt_free(rows, sizeof(int64_t) * max_rows(l));
     return n_full;
+}
+
+/* Tensor k whole: full_rows x full_cols (1 x n for vectors). */
+void grt_tensor_shape(const GrtLayer *l, int k, int64_t *rows, int64_t *cols) {
+    int64_t *index = grt_alloc(sizeof(int64_t) * max_rows(l));
+    Layout y = layout(l, k, l->tp_rank, index);
+    grt_free(index, sizeof(int64_t) * max_rows(l));
+    *rows = y.full_rows, *cols = y.full_cols;
+}
+
+/* Copy this TP rank's part of tensor k between its shard (tensors[k].n
+ * floats) and the whole tensor: the shard's rows into whole (to_whole), or
+ * whole's rows into the shard, whose padded vocabulary rows become zeros. */
+void grt_layer_place(const GrtLayer *l, int k, float *shard, float *whole, int to_whole) {
+    int64_t *rows = grt_alloc(sizeof(int64_t) * max_rows(l));
+    Layout y = layout(l, k, l->tp_rank, rows);
+    if (!to_whole) memset(shard, 0, sizeof(float) * l->tensors[k].n);
+    for (int i = 0; i < y.rows; i++) {
+        float *w = whole + (size_t)rows[i] * y.full_cols + y.col0, *s = shard + (size_t)i * y.cols;
+        if (to_whole) memcpy(w, s, sizeof(float) * y.cols);
+        else memcpy(s, w, sizeof(float) * y.cols);
+    }
+    grt_free(rows, sizeof(int64_t) * max_rows(l));
 }
 
 /* ---- binding: parameters and activations ------------------------------------------- */

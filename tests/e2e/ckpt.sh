@@ -1,0 +1,249 @@
+#!/bin/sh
+# ckpt.sh GALVC COMPARE MPIEXEC WORKDIR CASE — checkpoints, resume and
+# safetensors of the tiny GPT (and LLaMA, BERT for the names), one case per ctest:
+#   resume     10 steps, against 5 steps + checkpoint + --resume + 5 steps: losses
+#              and parameters bit-identical (tolerance 0)
+#   reshard    a checkpoint written under TP2 x DP2 resumed under PP2 x SDP2,
+#              under one rank and under TP2; and one written under PP2 x SDP2
+#              (a tied head with its own table copy) resumed under TP2 x DP2:
+#              the same losses as the run that never stopped, within 1e-5
+#   safetensors  export, import, export again: every tensor byte-identical, for
+#              GPT-2, LLaMA and BERT names; training from the import continues
+#              like the run it came from; wrong names, shapes, dtypes and headers
+#              refused on every rank
+#   corrupt    a flipped byte, then a truncated shard: refused by their CRC and
+#              size, the next older checkpoint used; none intact: an error
+#   kill       kill -9 one rank of a 4-rank run mid-step: every rank gone, mpirun
+#              non-zero, within 10 s; the newest complete checkpoint loads
+#   faults     an unwritable checkpoint folder and a full disk (a small tmpfs)
+#              during a checkpoint: reported, non-zero exit, the older checkpoint
+#              intact; unknown flags and data shorter than one batch refused
+set -eu
+galvc=$1 compare=$2 mpiexec=$3 work=$4 case=$5
+src=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$work"
+cd "$work"
+export OPENBLAS_NUM_THREADS=1
+data=$src/README.md
+
+fail() { echo "ckpt.sh ($case): $*" >&2; exit 1; }
+
+# build NAME RANKS PLAN [MODEL]: train-NAME for gpt-tiny (or MODEL) under a --uniform plan
+build() { "$galvc" "$src/examples/${4:-gpt-tiny}.gv" -D ranks="$2" --uniform "$3" -o "train-$1"; }
+
+# run NAME RANKS ARGS...: train-NAME under mpirun with the tests' seed and data
+run() {
+    name=$1 ranks=$2
+    shift 2
+    "$mpiexec" --allow-run-as-root --oversubscribe -np "$ranks" "./train-$name" --seed 7 --data "$data" "$@"
+}
+
+# expect_fail WHAT PATTERN CMD...: CMD must exit non-zero and say PATTERN on stderr
+expect_fail() {
+    what=$1 pattern=$2
+    shift 2
+    if "$@" > out.txt 2> err.txt; then fail "$what: exited 0"; fi
+    grep -q -- "$pattern" err.txt || { cat err.txt >&2; fail "$what: no message matching '$pattern'"; }
+    echo "ok: $what -> $(grep -m1 -- "$pattern" err.txt)"
+}
+
+# losses of steps FROM..TO of a log, as a log
+tail_log() { grep '"step"' "$1" | sed -n "$2,$3p"; }
+
+# the continuous 10-step run every case compares with
+reference() {
+    build tp2dp2 4 tp=2,pp=1,dp=2
+    run tp2dp2 4 --steps 10 --log full.jsonl --dump full.dump > /dev/null
+    tail_log full.jsonl 6 10 > full-6-10.jsonl
+}
+
+case $case in
+resume)
+    reference
+    rm -rf ck
+    run tp2dp2 4 --steps 5 --ckpt-dir ck --ckpt-every 5 > /dev/null
+    [ -f ck/step-00000005/MANIFEST ] || fail "no checkpoint at step 5"
+    run tp2dp2 4 --steps 10 --ckpt-dir ck --resume --log resumed.jsonl --dump resumed.dump | grep resumed
+    "$compare" full-6-10.jsonl resumed.jsonl full.dump resumed.dump 0 0
+    # --ckpt-keep: only the newest checkpoints stay
+    rm -rf keep
+    run tp2dp2 4 --steps 6 --ckpt-dir keep --ckpt-every 1 --ckpt-keep 2 > /dev/null
+    [ "$(ls keep)" = "step-00000005
+step-00000006" ] || fail "--ckpt-keep 2 left: $(ls keep)"
+    ;;
+reshard)
+    reference
+    rm -rf ck
+    run tp2dp2 4 --steps 5 --ckpt-dir ck --ckpt-every 5 > /dev/null
+    build pp2sdp2 4 tp=1,pp=2,dp=2,sdp,m=2
+    build one 1 tp=1,pp=1,dp=1
+    build tp2 2 tp=2,pp=1,dp=1
+    for t in "pp2sdp2 4" "one 1" "tp2 2"; do
+        set -- $t
+        rm -rf ck2 && mkdir ck2 && cp -r ck/step-00000005 ck2/
+        run "$1" "$2" --steps 10 --ckpt-dir ck2 --resume --log "r-$1.jsonl" --dump "r-$1.dump" | grep resumed
+        "$compare" full-6-10.jsonl "r-$1.jsonl" full.dump "r-$1.dump" 1e-5 1e-5
+    done
+    # the other way: written by PP2 x SDP2 (its head keeps its own copy of the table)
+    rm -rf ck3
+    run pp2sdp2 4 --steps 5 --ckpt-dir ck3 --ckpt-every 5 > /dev/null
+    run tp2dp2 4 --steps 10 --ckpt-dir ck3 --resume --log r-back.jsonl --dump r-back.dump | grep resumed
+    "$compare" full-6-10.jsonl r-back.jsonl full.dump r-back.dump 1e-5 1e-5
+    ;;
+safetensors)
+    for model in gpt-tiny llama-tiny bert-tiny; do
+        build "$model-a" 4 tp=2,pp=1,dp=2 "$model"
+        build "$model-b" 2 tp=1,pp=2,dp=1,m=2 "$model"
+        run "$model-a" 4 --steps 3 --export-safetensors "$model.safetensors" --dump "$model-a.dump" > /dev/null
+        run "$model-b" 2 --steps 0 --init-safetensors "$model.safetensors" --export-safetensors "$model-2.safetensors" \
+            --dump "$model-b.dump" > /dev/null
+        cmp "$model.safetensors" "$model-2.safetensors" || fail "$model: export, import, export differs"
+        cmp "$model-a.dump" "$model-b.dump" || fail "$model: the imported parameters differ"
+        echo "ok: $model round-trips exactly"
+    done
+    python3 - gpt-tiny.safetensors llama-tiny.safetensors bert-tiny.safetensors <<'EOF' || true
+import json, struct, sys
+for path in sys.argv[1:]:
+    with open(path, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        h = json.loads(f.read(n))
+    names = [k for k in h if k != '__metadata__']
+    print(path, len(names), 'tensors:', ', '.join(names[:6]), '...', h['__metadata__'])
+EOF
+    grep -q '"h.0.attn.c_attn.weight":{"dtype":"F32","shape":\[64,192\]' gpt-tiny.safetensors || fail "GPT-2 names or Conv1D shape"
+    grep -q '"model.layers.1.self_attn.k_proj.weight":{"dtype":"F32","shape":\[32,64\]' llama-tiny.safetensors || fail "LLaMA names"
+    grep -q '"encoder.layer.0.attention.output.LayerNorm.bias"' bert-tiny.safetensors || fail "BERT names"
+    # training on from the import is training on from where the export was made
+    build tp2dp2 4 tp=2,pp=1,dp=2
+    run tp2dp2 4 --steps 3 --export-safetensors at3.safetensors > /dev/null
+    run gpt-tiny-b 2 --steps 0 --init-safetensors at3.safetensors --dump init.dump > /dev/null
+    run tp2dp2 4 --steps 0 --init-safetensors at3.safetensors --dump init4.dump > /dev/null
+    cmp init.dump init4.dump || fail "an import differs between plans"
+    # bad files: every rank exits non-zero with the reason
+    python3 - <<'EOF'
+import json, struct
+def write(path, header, data=b''):
+    h = json.dumps(header).encode()
+    open(path, 'wb').write(struct.pack('<Q', len(h)) + h + data)
+src = open('gpt-tiny.safetensors', 'rb').read()
+n = struct.unpack('<Q', src[:8])[0]
+h = json.loads(src[8:8 + n]); data = src[8 + n:]
+r = dict(h); r['wte.weightX'] = r.pop('wte.weight'); write('renamed.safetensors', r, data)
+s = json.loads(json.dumps(h)); s['wpe.weight']['shape'] = [32, 128]; write('shape.safetensors', s, data)
+d = json.loads(json.dumps(h)); d['ln_f.bias']['dtype'] = 'I32'; write('dtype.safetensors', d, data)
+e = json.loads(json.dumps(h)); e['extra.weight'] = {'dtype': 'F32', 'shape': [0], 'data_offsets': [0, 0]}; write('extra.safetensors', e, data)
+open('badlen.safetensors', 'wb').write(struct.pack('<Q', 1 << 40) + src[8:100])
+open('badjson.safetensors', 'wb').write(struct.pack('<Q', 10) + b'{"a": [1, ' + data[:64])
+o = json.loads(json.dumps(h)); o['ln_f.weight']['data_offsets'] = [len(data) - 4, len(data) + 252]; write('offsets.safetensors', o, data)
+EOF
+    expect_fail "renamed tensor" "no tensor 'wte.weight'" run gpt-tiny-b 2 --steps 1 --init-safetensors renamed.safetensors
+    expect_fail "wrong shape" "has shape \[32, 128\], this model needs \[64, 64\]" run gpt-tiny-b 2 --steps 1 --init-safetensors shape.safetensors
+    expect_fail "wrong dtype" "is I32, this model needs F32" run gpt-tiny-b 2 --steps 1 --init-safetensors dtype.safetensors
+    expect_fail "unknown tensor" "'extra.weight' is not a tensor of this model" run gpt-tiny-b 2 --steps 1 --init-safetensors extra.safetensors
+    expect_fail "header length" "not a safetensors file" run gpt-tiny-b 2 --steps 1 --init-safetensors badlen.safetensors
+    expect_fail "header JSON" "not a JSON object" run gpt-tiny-b 2 --steps 1 --init-safetensors badjson.safetensors
+    expect_fail "data offsets" "runs past the file" run gpt-tiny-b 2 --steps 1 --init-safetensors offsets.safetensors
+    expect_fail "model mismatch" "no tensor 'model.embed_tokens.weight'" run llama-tiny-b 2 --steps 1 --init-safetensors gpt-tiny.safetensors
+    ;;
+corrupt)
+    build tp2dp2 4 tp=2,pp=1,dp=2
+    rm -rf ck
+    run tp2dp2 4 --steps 6 --ckpt-dir ck --ckpt-every 2 > /dev/null
+    # flip one byte in the middle of the newest checkpoint's rank-1 shard
+    f=ck/step-00000006/rank-00001.bin
+    size=$(wc -c < "$f")
+    printf '\377' | dd of="$f" bs=1 seek=$((size / 2)) conv=notrunc 2> /dev/null
+    run tp2dp2 4 --steps 6 --ckpt-dir ck --resume > out.txt 2> err.txt || fail "resume after a flipped byte failed"
+    grep -q "rank-00001.bin: CRC-32 .* (corrupted)" err.txt || fail "the flipped byte was not reported"
+    grep -q "resumed from ck/step-00000004" out.txt || fail "did not fall back to step 4"
+    echo "ok: flipped byte -> $(grep -m1 corrupted err.txt)"
+    [ -d ck/refused-step-00000006 ] || fail "the refused checkpoint was not set aside"
+    # truncate a shard of the newest (step 6, rewritten by that run)
+    f=ck/step-00000006/rank-00000.bin
+    truncate -s 1000 "$f"
+    run tp2dp2 4 --steps 6 --ckpt-dir ck --resume > out.txt 2> err.txt || fail "resume after a truncation failed"
+    grep -q "rank-00000.bin: 1000 bytes, the MANIFEST says .* (truncated?)" err.txt || fail "the truncation was not reported"
+    grep -q "resumed from ck/step-00000004" out.txt || fail "did not fall back to step 4"
+    echo "ok: truncated shard -> $(grep -m1 truncated err.txt)"
+    # a damaged MANIFEST, and no intact checkpoint at all
+    rm -rf ck4 && run tp2dp2 4 --steps 2 --ckpt-dir ck4 > /dev/null
+    sed -i 's/^step 2$/step 3/' ck4/step-00000002/MANIFEST
+    expect_fail "damaged MANIFEST, nothing else" "no intact checkpoint in ck4 (1 refused)" run tp2dp2 4 --steps 4 --ckpt-dir ck4 --resume
+    grep -q "MANIFEST: damaged" err.txt || fail "the damaged MANIFEST was not named"
+    # an incomplete checkpoint (no MANIFEST: killed while writing) is skipped
+    rm -rf ck5 && run tp2dp2 4 --steps 2 --ckpt-dir ck5 --ckpt-every 1 > /dev/null
+    rm ck5/step-00000002/MANIFEST
+    run tp2dp2 4 --steps 2 --ckpt-dir ck5 --resume > out.txt 2> err.txt
+    grep -q "resumed from ck5/step-00000001" out.txt || fail "an incomplete checkpoint was not skipped"
+    echo "ok: incomplete checkpoint -> $(grep -m1 incomplete err.txt)"
+    ;;
+kill)
+    build kill 4 tp=2,pp=1,dp=2
+    rm -rf ck
+    run kill 4 --steps 100000 --ckpt-dir ck --ckpt-every 20 > out.txt 2> err.txt &
+    launcher=$!
+    # wait for two checkpoints, then kill rank 2 mid-step
+    for i in $(seq 1 600); do
+        [ -f ck/step-00000040/MANIFEST ] && break
+        sleep 0.1
+    done
+    [ -f ck/step-00000040/MANIFEST ] || { kill $launcher; fail "no checkpoint at step 40"; }
+    pids=$(pgrep -f "train-kill --seed 7" | while read p; do
+        [ "$(cat /proc/$p/comm 2> /dev/null)" = train-kill ] && echo $p; done)
+    [ "$(echo $pids | wc -w)" = 4 ] || fail "expected 4 ranks, found: $pids"
+    victim=$(echo $pids | cut -d' ' -f3)
+    start=$(date +%s.%N)
+    kill -9 "$victim"
+    rc=0
+    wait $launcher || rc=$?
+    for p in $pids; do
+        while kill -0 "$p" 2> /dev/null; do sleep 0.05; done
+    done
+    end=$(date +%s.%N)
+    took=$(echo "$end - $start" | bc)
+    cat err.txt >&2
+    echo "killed pid $victim; mpirun exited $rc; every rank gone after $took s"
+    [ "$rc" -ne 0 ] || fail "mpirun exited 0 after a rank was killed"
+    [ "$(echo "$took < 10" | bc)" = 1 ] || fail "ranks lived $took s after the kill"
+    grep -q "rank [0-9]" err.txt || fail "no message naming the lost rank"
+    newest=$(ls ck | grep '^step-' | sort | tail -1)
+    run kill 4 --steps $((${newest#step-} + 0)) --ckpt-dir ck --resume > out.txt 2> err.txt || true
+    grep -q "resumed from ck/step-" out.txt || { cat out.txt err.txt >&2; fail "no checkpoint loads after the kill"; }
+    echo "ok: after the kill, $(grep resumed out.txt)"
+    ;;
+faults)
+    build tp2dp2 4 tp=2,pp=1,dp=2
+    expect_fail "unknown flag" "unknown or incomplete option '--frobnicate'" run tp2dp2 4 --frobnicate
+    expect_fail "missing value" "unknown or incomplete option '--ckpt-every'" run tp2dp2 4 --ckpt-every
+    expect_fail "bad value" "bad value 'x' for --ckpt-every" run tp2dp2 4 --ckpt-every x --ckpt-dir ck
+    expect_fail "--resume without a folder" "need --ckpt-dir" run tp2dp2 4 --resume
+    head -c 400 "$data" > short.txt
+    expect_fail "data too short" "400 tokens, too few for one batch" run tp2dp2 4 --steps 1 --data short.txt
+    [ "$(grep -c 'too few' err.txt)" = 1 ] || fail "the short-data message should come once (rank 0)"
+    if [ "$(id -u)" != 0 ]; then
+        mkdir -p ro && chmod 555 ro
+        expect_fail "unwritable folder" "cannot" run tp2dp2 4 --steps 1 --ckpt-dir ro/ck
+    fi
+    : > afile
+    expect_fail "folder is a file" "ckpt-dir: cannot create folder afile" run tp2dp2 4 --steps 1 --ckpt-dir afile/ck
+    # a full disk: a 4 MiB tmpfs (where one can be mounted: root) holds the
+    # step-2 checkpoint (2.7 MB) but not a second one beside it
+    mkdir -p small
+    if mount -t tmpfs -o size=4m tmpfs small 2> /dev/null; then
+        trap 'umount "$work/small"' EXIT
+        run tp2dp2 4 --steps 2 --ckpt-dir small/ck > /dev/null
+        cp small/ck/step-00000002/rank-00000.bin before.bin
+        expect_fail "disk full" "No space left on device" run tp2dp2 4 --steps 4 --ckpt-dir small/ck --resume
+        grep -q "earlier checkpoints are intact" err.txt || fail "no word on the earlier checkpoints"
+        [ ! -f small/ck/step-00000004/MANIFEST ] || fail "a failed checkpoint has a MANIFEST"
+        if ls small/ck/step-00000004 | grep -q tmp; then fail "a temporary file was left behind"; fi
+        cmp before.bin small/ck/step-00000002/rank-00000.bin
+        run tp2dp2 4 --steps 2 --ckpt-dir small/ck --resume | grep -q "resumed from small/ck/step-00000002" ||
+            fail "step 2 no longer loads"
+        echo "ok: the previous checkpoint loads after the failed one"
+    else
+        echo "skipped: full disk (no tmpfs can be mounted here; needs root)"
+    fi
+    ;;
+*) fail "unknown case" ;;
+esac
