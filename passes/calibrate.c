@@ -6,7 +6,7 @@
  * its coefficients refitted.
  *
  * The model fitted: measured = a (compute + bubble) + b (communication),
- * least squares over the runs (the median step after the warm-up steps); a
+ * least squares on the relative error over the runs (the median step after the warm-up steps); a
  * run without communication, or runs that cannot separate a from b, give
  * one factor a = b. Then the profile's compute figures (layer fit rates,
  * GEMM efficiency, memory bandwidth) are divided by a and its link figures
@@ -90,12 +90,16 @@ static bool read_run(const char *path, Run *r, FILE *err) {
     return ok;
 }
 
-/* Least squares for measured = a x + b y; one factor when the runs cannot separate the two. */
+/* Least squares for measured = a x + b y on relative errors (each run
+ * weighted by 1 / measured^2, so a slow run does not outweigh the others);
+ * one factor when the runs cannot separate the two. */
 static void fit(const Run *runs, int n, double *a, double *b) {
     double xx = 0, xy = 0, yy = 0, xm = 0, ym = 0, pp = 0, pm = 0;
     for (int i = 0; i < n; i++) {
-        double x = runs[i].compute_ms + runs[i].bubble_ms, y = runs[i].comm_ms, m = runs[i].measured_ms;
+        double m = runs[i].measured_ms;
+        double x = (runs[i].compute_ms + runs[i].bubble_ms) / m, y = runs[i].comm_ms / m;
         double p = x + y;
+        m = 1;
         xx += x * x, xy += x * y, yy += y * y, xm += x * m, ym += y * m, pp += p * p, pm += p * m;
     }
     double det = xx * yy - xy * xy;
