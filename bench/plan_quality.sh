@@ -3,8 +3,9 @@
 # on real runs? Measure this machine at the model's shape, calibrate the
 # profile on the unconstrained plans, then for each memory budget per rank
 # (MiB) build galvc's plan and every baseline that fits the budget, train
-# each REPEATS times, and print the median step time of each run (after 5
-# warm-up steps): the table's spread is the range over the repeats.
+# each REPEATS times (the plans in turns), and print the median over the
+# repeats of each run's median step time (after 5 warm-up steps): the
+# table's spread is the range over the repeats.
 #
 #   bench/plan_quality.sh examples/gpt-tiny.gv 2 "16 9 6"
 set -eu
@@ -34,20 +35,34 @@ printf '|---|---|---|---|---|---|---|\n'
 for mib in $budgets; do
     "$galvc" "$model" -D ranks="$ranks" -D rank_memory="$mib MiB" --profile "$work/calibrated.json" --baselines 2>&1 |
         plans_of_baselines > "$work/plans"
+    # build each plan once, then run them in turns, so a drift in the
+    # machine's speed over the minutes falls on every plan alike
+    : > "$work/built"
     while read -r name uniform; do
         prog=$work/q-$mib-$name
         : > "$prog.medians"
-        for k in $(seq "$repeats"); do
-            run_plan "$galvc" "$model" "$ranks" "$work/calibrated.json" "$name" "$uniform" "$prog" "$steps" "$data" \
-                -D rank_memory="$mib MiB" || break
+        if run_plan "$galvc" "$model" "$ranks" "$work/calibrated.json" "$name" "$uniform" "$prog" 1 "$data" \
+            -D rank_memory="$mib MiB"; then
+            echo "$name $uniform" >> "$work/built"
+        else
+            echo "| $mib | $name | $uniform | (not built) |"
+        fi
+    done < "$work/plans"
+    for k in $(seq "$repeats"); do
+        while read -r name uniform; do
+            prog=$work/q-$mib-$name
+            mpirun --oversubscribe -np "$ranks" "$prog" --steps "$steps" --data "$data" --log "$prog.jsonl" \
+                < /dev/null > "$prog.out" 2>&1
             grep '"step"' "$prog.jsonl" | tail -n +6 | field ms | median >> "$prog.medians"
-        done
-        [ -s "$prog.medians" ] || { echo "| $mib | $name | $uniform | (not built) |"; continue; }
+        done < "$work/built"
+    done
+    while read -r name uniform; do
+        prog=$work/q-$mib-$name
         pred=$(grep '"plan"' "$prog.jsonl" | field predicted_step_ms)
         peak=$(grep '"rank"' "$prog.jsonl" | field peak_mem_bytes | sort -g | tail -1)
         med=$(median < "$prog.medians")
         lo=$(sort -g "$prog.medians" | head -1) hi=$(sort -g "$prog.medians" | tail -1)
         awk -v b="$mib" -v n="$name" -v u="$uniform" -v p="$pred" -v m="$med" -v lo="$lo" -v hi="$hi" -v pk="$peak" \
             'BEGIN { printf "| %s | %s | %s | %.2f | %.2f | %.2f-%.2f | %.2f |\n", b, n, u, p, m, lo, hi, pk / 1048576 }'
-    done < "$work/plans"
+    done < "$work/built"
 done
