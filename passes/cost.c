@@ -213,6 +213,10 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
         double rs = collective_s(c, COLL_REDUCESCATTER, s->dp, dp_stride, s->tp_consec, param_bytes);
         r.mb_s = hw->overlaps ? overlapped(fwd, ag, slow) + overlapped(bwd, ag + rs, slow) + tp_s
                               : fwd + ag + bwd + ag + rs + tp_s;
+        /* and per micro-batch the whole gradient is zeroed before backward
+         * and this rank's part added to its accumulated one after (read
+         * two, write one), at memory bandwidth */
+        r.mb_s += param_bytes * (1 + 3.0 / s->dp) / hw->mem_bandwidth;
     } else {
         r.mb_s = fwd + bwd + tp_s;
         /* DP: one all-reduce of the accumulated gradients per step, hidden
