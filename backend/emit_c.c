@@ -187,6 +187,8 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
             (double)plan->budget);
     fprintf(out, "static const double PREDICTED_COMPUTE_MS = %.6g, PREDICTED_COMM_MS = %.6g, PREDICTED_BUBBLE_MS = %.6g;\n",
             plan->compute_s * 1e3, plan->comm_s * 1e3, plan->bubble_s * 1e3);
+    fprintf(out, "static const double PREDICTED_CALLS = %.6g; /* blocking collectives a step, busiest stage */\n",
+            plan->calls);
     fprintf(out, "static const double predicted_mem[PP] = {");
     for (int k = 0; k < pp; k++) fprintf(out, "%s%lld", k ? ", " : "", (long long)plan->stage_mem[k]);
     fprintf(out, "};\n/* Stage k runs layers [stage_start[k], stage_start[k + 1]), holding in_flight[k]\n"

@@ -1337,9 +1337,9 @@ int main(int argc, char **argv) {
         fprintf(log,
                 "{\"plan\": {\"model\": \"%s\", \"ranks\": %d, \"pp\": %d, \"micro_batches\": %d, "
                 "\"predicted_step_ms\": %.6g, \"predicted_compute_ms\": %.6g, \"predicted_comm_ms\": %.6g, "
-                "\"predicted_bubble_ms\": %.6g}}\n",
+                "\"predicted_bubble_ms\": %.6g, \"predicted_calls\": %.6g}}\n",
                 MODEL_NAME, RANKS, PP, MICRO_BATCHES, PREDICTED_STEP_MS, PREDICTED_COMPUTE_MS, PREDICTED_COMM_MS,
-                PREDICTED_BUBBLE_MS);
+                PREDICTED_BUBBLE_MS, PREDICTED_CALLS);
     double stored = (double)M.n_stored;
     if (rank == 0)
         printf("%s: %d ranks in %d pipeline stage%s of %d, %.0f parameters stored on rank 0, global batch %d x %d "

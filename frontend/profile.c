@@ -294,7 +294,7 @@ static bool unknown_key(Reader *r, const Key *k, const char *key, const char *wh
 
 static const char *const top_keys[] = {
     "format", "version", "device",      "peak_flops", "gemm_efficiency", "mem_bandwidth", "overlap_slowdown",
-    "intra",  "inter",   "collectives", "layers", NULL};
+    "sync_overhead", "intra",  "inter",   "collectives", "layers", NULL};
 static const char *const link_keys[] = {"bandwidth", "latency", NULL};
 static const char *const collective_keys[] = {"op", "group", "consecutive", "bus_bandwidth", "latency", NULL};
 static const char *const layer_keys[] = {"kind", "tp", "forward", "backward", NULL};
@@ -522,6 +522,8 @@ static bool read_galvc(Reader *r, const JsonFile *jf) {
             ok &= take_number(r, &k, v, POSITIVE, "bytes/s", &hw->mem_bandwidth);
         else if (strcmp(key, "overlap_slowdown") == 0)
             ok &= take_number(r, &k, v, AT_LEAST_ONE, NULL, &hw->overlap_slowdown);
+        else if (strcmp(key, "sync_overhead") == 0)
+            ok &= take_number(r, &k, v, NON_NEGATIVE, "s", &hw->sync_s);
         else if (strcmp(key, "intra") == 0) ok &= read_link(r, jf, &k, v, &hw->intra);
         else if (strcmp(key, "inter") == 0) ok &= read_link(r, jf, &k, v, &hw->inter);
         else if (strcmp(key, "collectives") == 0) ok &= read_collectives(r, jf, &k, v);

@@ -280,6 +280,7 @@ typedef struct HwProfile {
     int64_t memory;          /* bytes per device */
     double overlap_slowdown; /* compute time factor while communication overlaps it (>= 1) */
     bool overlaps;           /* gradient collectives run beside compute (else one after the other) */
+    double sync_s;           /* seconds each blocking collective costs beyond its transfer (ranks meeting) */
     LinkProfile intra, inter;
     /* measured bus bandwidth, bytes/s, by collective, log2 of the group size
      * and nesting (1: consecutive ranks, 0: strided); 0 where not measured */
@@ -399,6 +400,7 @@ typedef struct Plan {
     double compute_s;     /* the slowest stage's compute, all micro-batches */
     double comm_s;        /* its communication not hidden behind compute */
     double bubble_s;      /* pipeline fill and drain */
+    double calls;         /* blocking collectives a step on the busiest stage (each costs sync_s more) */
     int64_t *stage_mem;   /* [pp]: predicted peak bytes per device */
     int64_t peak;         /* the largest of stage_mem */
     int64_t *in_flight;   /* [pp]: micro-batches whose activations a stage holds at once */

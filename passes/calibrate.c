@@ -5,12 +5,15 @@
  * every run's prediction error before and after, and write the profile with
  * its coefficients refitted.
  *
- * The model fitted: measured = a (compute + bubble) + b (communication),
- * least squares on the relative error over the runs (the median step after the warm-up steps); a
- * run without communication, or runs that cannot separate a from b, give
- * one factor a = b. Then the profile's compute figures (layer fit rates,
- * GEMM efficiency, memory bandwidth) are divided by a and its link figures
- * (bandwidths) by b, their latencies multiplied. */
+ * The model fitted: measured = a (compute + bubble) + b (communication) +
+ * s (blocking collectives), least squares on the relative error over the
+ * runs (the median step after the warm-up steps): s is what each blocking
+ * collective costs beyond its transfer, the ranks meeting (more when they
+ * share cores). Runs that cannot separate the three fit a and b alone, and
+ * runs that cannot separate those, one factor a = b. Then the profile's
+ * compute figures (layer fit rates, GEMM efficiency, memory bandwidth) are
+ * divided by a, its link figures (bandwidths) by b, their latencies
+ * multiplied, and its sync_overhead becomes s. */
 #include "passes.h"
 
 #include <jansson.h>
@@ -23,6 +26,7 @@ enum { WARMUP_STEPS = 5 };
 typedef struct Run {
     const char *path;
     double step_ms, compute_ms, comm_ms, bubble_ms; /* predicted */
+    double calls;                                   /* blocking collectives a step */
     double measured_ms;                             /* median after warm-up */
 } Run;
 
@@ -59,6 +63,7 @@ static bool read_run(const char *path, Run *r, FILE *err) {
             r->compute_ms = json_number_value(json_object_get(plan, "predicted_compute_ms"));
             r->comm_ms = json_number_value(json_object_get(plan, "predicted_comm_ms"));
             r->bubble_ms = json_number_value(json_object_get(plan, "predicted_bubble_ms"));
+            r->calls = json_number_value(json_object_get(plan, "predicted_calls"));
             have_plan = r->step_ms > 0;
         } else if (step && json_object_get(j, "step")) {
             if (n == cap) {
@@ -90,24 +95,61 @@ static bool read_run(const char *path, Run *r, FILE *err) {
     return ok;
 }
 
-/* Least squares for measured = a x + b y on relative errors (each run
- * weighted by 1 / measured^2, so a slow run does not outweigh the others);
- * one factor when the runs cannot separate the two. */
-static void fit(const Run *runs, int n, double *a, double *b) {
-    double xx = 0, xy = 0, yy = 0, xm = 0, ym = 0, pp = 0, pm = 0;
+/* Solve the n x n system A x = y (n <= 3) by elimination; false when singular. */
+static bool solve(double A[3][3], double y[3], int n, double *x) {
+    for (int c = 0; c < n; c++) {
+        int p = c;
+        for (int r = c + 1; r < n; r++)
+            if (fabs(A[r][c]) > fabs(A[p][c])) p = r;
+        if (fabs(A[p][c]) < 1e-12) return false;
+        for (int k = 0; k < n; k++) {
+            double t = A[c][k];
+            A[c][k] = A[p][k], A[p][k] = t;
+        }
+        double t = y[c];
+        y[c] = y[p], y[p] = t;
+        for (int r = 0; r < n; r++) {
+            if (r == c) continue;
+            double f = A[r][c] / A[c][c];
+            for (int k = 0; k < n; k++) A[r][k] -= f * A[c][k];
+            y[r] -= f * y[c];
+        }
+    }
+    for (int c = 0; c < n; c++) x[c] = y[c] / A[c][c];
+    return true;
+}
+
+/* Least squares of measured = a x + b y + s z on relative errors (each run
+ * divided by its measured time, so a slow run does not outweigh the others)
+ * with k of the features; false unless every coefficient is positive
+ * (s: non-negative). */
+static bool fit_k(const Run *runs, int n, double sync0, int k, double *coef) {
+    double A[3][3] = {{0}}, y[3] = {0};
     for (int i = 0; i < n; i++) {
-        double m = runs[i].measured_ms;
-        double x = (runs[i].compute_ms + runs[i].bubble_ms) / m, y = runs[i].comm_ms / m;
-        double p = x + y;
-        m = 1;
-        xx += x * x, xy += x * y, yy += y * y, xm += x * m, ym += y * m, pp += p * p, pm += p * m;
+        double m = runs[i].measured_ms, f[3];
+        f[0] = (runs[i].compute_ms + runs[i].bubble_ms) / m;
+        f[1] = (runs[i].comm_ms - runs[i].calls * sync0) / m;
+        f[2] = runs[i].calls / m;
+        if (k == 1) f[0] += f[1] + f[2] * sync0; /* one factor on the whole prediction */
+        if (k == 2) f[1] += f[2] * sync0;        /* the meeting cost scales with communication */
+        for (int r = 0; r < k; r++) {
+            for (int c = 0; c < k; c++) A[r][c] += f[r] * f[c];
+            y[r] += f[r];
+        }
     }
-    double det = xx * yy - xy * xy;
-    *a = *b = pp > 0 ? pm / pp : 1;
-    if (n >= 2 && det > 1e-9 * xx * yy) {
-        double fa = (xm * yy - ym * xy) / det, fb = (ym * xx - xm * xy) / det;
-        if (fa > 0 && fb > 0) *a = fa, *b = fb;
-    }
+    if (!solve(A, y, k, coef)) return false;
+    for (int c = 0; c < k; c++)
+        if (c < 2 ? coef[c] <= 0 : coef[c] < 0) return false;
+    return true;
+}
+
+/* a, b and s (ms per collective), with as many features as the runs separate. */
+static void fit(const Run *runs, int n, double sync0, double *a, double *b, double *s) {
+    double c[3];
+    if (n >= 3 && fit_k(runs, n, sync0, 3, c)) *a = c[0], *b = c[1], *s = c[2];
+    else if (n >= 2 && fit_k(runs, n, sync0, 2, c)) *a = c[0], *b = c[1], *s = sync0 * c[1];
+    else if (fit_k(runs, n, sync0, 1, c)) *a = *b = c[0], *s = sync0 * c[0];
+    else *a = *b = 1, *s = sync0;
 }
 
 /* Multiply the number at key of obj by factor (when it is there). */
@@ -117,7 +159,8 @@ static void scale(json_t *obj, const char *key, double factor) {
 }
 
 /* The profile with compute slower by a and communication slower by b. */
-static void refit(json_t *p, double a, double b) {
+static void refit(json_t *p, double a, double b, double sync_s) {
+    json_object_set_new(p, "sync_overhead", json_real(sync_s));
     scale(p, "mem_bandwidth", 1 / a);
     json_t *eff = json_object_get(p, "gemm_efficiency");
     if (json_is_number(eff)) {
@@ -167,15 +210,17 @@ bool pass_calibrate(const char *const *logs, int n_logs, const char *profile, co
         ok = false;
     }
     if (ok) {
-        double a, b;
-        fit(runs, n_logs, &a, &b);
-        fprintf(report, "compute %.3fx, communication %.3fx what the profile said\n", a, b);
+        double sync0 = json_number_value(json_object_get(p, "sync_overhead")) * 1e3; /* ms */
+        double a, b, s;
+        fit(runs, n_logs, sync0, &a, &b, &s);
+        fprintf(report, "compute %.3fx, communication %.3fx what the profile said; %.1f us per blocking collective\n",
+                a, b, s * 1e3);
         fprintf(report, "%-40s %12s %12s %9s %12s %9s\n", "run", "measured ms", "predicted", "error", "refitted",
                 "error");
         double before = 0, after = 0;
         for (int i = 0; i < n_logs; i++) {
             const Run *r = &runs[i];
-            double fitted = a * (r->compute_ms + r->bubble_ms) + b * r->comm_ms;
+            double fitted = a * (r->compute_ms + r->bubble_ms) + b * (r->comm_ms - r->calls * sync0) + s * r->calls;
             double e0 = (r->step_ms - r->measured_ms) / r->measured_ms, e1 = (fitted - r->measured_ms) / r->measured_ms;
             before += fabs(e0), after += fabs(e1);
             fprintf(report, "%-40s %12.3f %12.3f %+8.1f%% %12.3f %+8.1f%%\n", r->path, r->measured_ms, r->step_ms,
@@ -183,7 +228,7 @@ bool pass_calibrate(const char *const *logs, int n_logs, const char *profile, co
         }
         fprintf(report, "mean absolute error: %.1f%% before, %.1f%% after\n", 100 * before / n_logs,
                 100 * after / n_logs);
-        refit(p, a, b);
+        refit(p, a, b, s * 1e-3);
         if (json_dump_file(p, output, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) != 0) {
             fprintf(stderr, "galvc: error: --calibrate: cannot write '%s'\n", output);
             ok = false;

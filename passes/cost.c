@@ -202,6 +202,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     if (fitted_times(c, l, s, mbs, &fwd, &bwd)) tp_s = 0;
     if (s->ckpt) bwd += fwd; /* recompute the forward first */
     r.compute_s = fwd + bwd;
+    if (s->tp > 1) r.calls_mb += n_fwd + n_bwd;
 
     double param_bytes = (double)l->params / s->tp * c->e;
     double slow = hw->overlap_slowdown;
@@ -217,12 +218,14 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
          * and this rank's part added to its accumulated one after (read
          * two, write one), at memory bandwidth */
         r.mb_s += param_bytes * (1 + 3.0 / s->dp) / hw->mem_bandwidth;
+        r.calls_mb += 3; /* two gathers and a reduce-scatter */
     } else {
         r.mb_s = fwd + bwd + tp_s;
         /* DP: one all-reduce of the accumulated gradients per step, hidden
          * behind the last micro-batch's backward as far as it goes. */
         double ar = collective_s(c, COLL_ALLREDUCE, s->dp, dp_stride, s->tp_consec, param_bytes);
         r.step_s = hw->overlaps ? overlapped(bwd, ar, slow) - bwd : ar;
+        if (s->dp > 1) r.calls_step += 1;
     }
 
     int64_t params_dev = (l->params + s->tp - 1) / s->tp;
@@ -259,6 +262,10 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     if (s->ckpt) r.ckpt_bytes = full_act;
     if (s->sdp) r.shard_bytes = 3 * (params_dev + s->dp - 1) / s->dp * s->dp * c->e;
     r.stream_bytes = (int64_t)ceil(mbs * (double)l->seq * (double)l->hidden * c->e);
+    /* every blocking collective also costs the ranks' meeting (the
+     * profile's sync_overhead, fitted by galvc --calibrate) */
+    r.mb_s += r.calls_mb * hw->sync_s;
+    r.step_s += r.calls_step * hw->sync_s;
     return r;
 }
 
@@ -272,7 +279,7 @@ static double reshard_s(const Ctx *c, const Layer *l, const Strategy *a, const S
     bool consec = a->tp > b->tp ? a->tp_consec : b->tp_consec;
     int dp = a->tp > b->tp ? a->dp : b->dp;
     double bytes = (double)stream_bytes(c, l) * samples / dp;
-    return 2 * collective_s(c, COLL_ALLGATHER, g, consec ? 1 : dp, consec, bytes);
+    return 2 * (collective_s(c, COLL_ALLGATHER, g, consec ? 1 : dp, consec, bytes) + c->hw->sync_s);
 }
 
 bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, int64_t micro_batches, Arena *a,
@@ -319,7 +326,7 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
          * Narayanan et al. 2021, section 4.1). */
         int stage_devices = n ? set->items[0].tp * set->items[0].dp : 1;
         double bytes = (double)l->out_bytes * samples / stage_devices;
-        out->p2p_s[i] = collective_s(&c, COLL_P2P, 2, stage_devices, true, bytes);
+        out->p2p_s[i] = collective_s(&c, COLL_P2P, 2, stage_devices, true, bytes) + hw->sync_s;
     }
     return true;
 }

@@ -31,6 +31,7 @@ typedef struct LayerCost {
     int64_t ckpt_bytes;  /* checkpointed: the activations rebuilt in backward */
     int64_t shard_bytes; /* ZeRO-3: the gathered weights and gradient */
     int64_t stream_bytes; /* one micro-batch's activation entering the layer, on one device */
+    double calls_mb, calls_step; /* blocking collectives per micro-batch, per step */
 } LayerCost;
 
 typedef struct CostTable {

@@ -53,6 +53,7 @@ typedef struct StageResult {
     double step_time;   /* once per step */
     double compute;     /* per micro-batch compute */
     int64_t mem;        /* bytes */
+    double calls;       /* blocking collectives a step */
 } StageResult;
 
 /* The stage's transient peak, taken as the worst any strategy could need, so
@@ -268,6 +269,8 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
             res.step_time += c->step_s;
             res.compute += c->compute_s;
             res.mem += layer_mem(c, in_flight) + (head_copy && i == t->tied_head ? t->tied_copy_bytes[choice[i]] : 0);
+            res.calls += (double)m * c->calls_mb + c->calls_step;
+            if (i > first && t->reshard[((size_t)i * n + choice[i - 1]) * n + choice[i]] > 0) res.calls += 2.0 * (double)m;
         }
         /* what the program will hold: the chosen strategies' working space */
         res.mem += stage_reserve(t, first, last, in_flight, prev, next, choice, min_dp) + extra;
@@ -294,6 +297,7 @@ typedef struct Candidate {
     int64_t *stage_mem;
     int64_t *in_flight;
     int64_t peak; /* the largest stage_mem */
+    double calls; /* blocking collectives a step on the busiest stage */
 } Candidate;
 
 /* Cost one (pp, m, partition) choice; false when some stage does not fit. */
@@ -347,6 +351,8 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
         if (r.step_time > max_step) max_step = r.step_time;
         if (r.compute > max_compute) max_compute = r.compute;
         out->stage_mem[k] = r.mem;
+        double calls = r.calls + (k < pp - 1 ? (double)m : 0) + (k > 0 ? (double)m : 0);
+        if (k == 0 || calls > out->calls) out->calls = calls;
     }
     /* a tied head in the embedding's stage: whether it keeps a copy depends
      * on both layers' strategies, so it is checked after the DP (a plan it
@@ -466,6 +472,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
                 plan->comm_s = cand.comm;
                 plan->bubble_s = cand.bubble;
                 plan->peak = cand.peak;
+                plan->calls = cand.calls;
                 plan->stage_start = arena_alloc(a, (size_t)(pp + 1) * sizeof *plan->stage_start);
                 memcpy(plan->stage_start, start, (size_t)(pp + 1) * sizeof *start);
                 plan->stage_mem = arena_alloc(a, (size_t)pp * sizeof *plan->stage_mem);

@@ -98,6 +98,7 @@ static void test_galvc_format(void) {
     CHECK(hw.gemm_efficiency == 0.72);
     CHECK(hw.mem_bandwidth == 2.0e12);
     CHECK(hw.overlap_slowdown == 1.13);
+    CHECK(hw.sync_s == 2.5e-5);
     CHECK(hw.intra.bandwidth == 280e9 && hw.intra.latency == 3e-6); /* the profile over the cluster */
     CHECK(hw.inter.bandwidth == 24e9 && hw.inter.latency == 8e-6);
     CHECK(hw.measured_bw[COLL_ALLREDUCE][3][1] == 154.2e9);
