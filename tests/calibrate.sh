@@ -18,6 +18,15 @@ grep -q "compute 1.350x, communication 0.750x" "$out/report" || fail "wrong fact
 grep -q "mean absolute error: 12.4% before, 0.0% after" "$out/report" || fail "wrong errors"
 "$galvc" "$src/examples/llama2-7b.gv" --profile "$out/new.json" --emit=plan > /dev/null || fail "the refitted profile does not plan"
 
+# three runs with collective counts separate the meeting cost: a = 1.2,
+# b = 0.8 (of the transfer, after the profile's 25 us a call) and 50 us a call
+"$galvc" --calibrate "$data"/sync-*.jsonl --profile "$src/tests/data/profiles/good.json" -o "$out/sync.json" \
+    > "$out/report" || fail "galvc --calibrate failed on the sync logs"
+cat "$out/report"
+grep -q "compute 1.200x, communication 0.800x what the profile said; 50.0 us per blocking collective" "$out/report" ||
+    fail "wrong factors for the sync logs"
+grep -q '"sync_overhead": 5e-0*5,' "$out/sync.json" || fail "sync_overhead not written"
+
 "$galvc" --calibrate "$data/too-short.jsonl" "$data/no-plan.jsonl" --profile "$src/tests/data/profiles/good.json" \
     -o "$out/bad.json" 2> "$out/err" && fail "unusable logs were accepted"
 cat "$out/err"
