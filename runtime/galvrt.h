@@ -377,6 +377,7 @@ typedef struct GrtProfile {
     double gemm_efficiency;  /* the block's fitted FLOP rate over gemm_flops, in (0, 1] */
     double mem_bandwidth;    /* bytes/s: a large elementwise kernel's reads and writes */
     double overlap_slowdown; /* GEMM time with an all-reduce running over it / alone (>= 1); 0: one rank */
+    double sync_overhead_s;  /* a collective between compute phases beyond both timed alone; 0: one rank */
     double link_bandwidth;   /* bytes/s: all-reduce bus bandwidth over every rank; 0: one rank */
     double link_latency_s;   /* seconds per ring step of that all-reduce; 0: one rank */
     int n_layers, n_collectives;

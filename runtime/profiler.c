@@ -394,6 +394,50 @@ static GrtProfileCollective measure_collective(Prof *p, GrtProfileOp op, GrtComm
     return r;
 }
 
+/* ---- the ranks' meeting ------------------------------------------------------------ */
+
+/* A GEMM, a parameter-block-sized all-gather, or one after the other. */
+typedef struct SyncRun {
+    GemmRun g;
+    GrtComm *world;
+    float *in, *out;
+    size_t n;
+    int gemm, gather;
+} SyncRun;
+
+static void run_sync(void *ctx) {
+    SyncRun *s = ctx;
+    if (s->gemm) run_gemm(&s->g);
+    if (s->gather) grt_allgather(s->world, s->in, s->out, s->n);
+}
+
+/* Seconds a blocking collective costs between compute phases beyond the two
+ * timed apart (the profile's sync_overhead): a GEMM then an all-gather of a
+ * 128 KiB part, repeated, against each repeated alone. Between compute the
+ * ranks arrive apart and the caches are cold; when ranks share cores, the
+ * waiting ranks take the core from the working ones. */
+static double measure_sync(Prof *p) {
+    int n = 128;
+    size_t nn = (size_t)n * n, part = 32768;
+    SyncRun s = {{grt_alloc(nn * sizeof(float)), random_floats(nn, 10), random_floats(nn, 11), n}, p->world,
+                 random_floats(part, 12), grt_alloc(part * (size_t)p->size * sizeof(float)), part, 1, 0};
+    double gemm = time_s(p, run_sync, &s, 20);
+    s.gemm = 0, s.gather = 1;
+    double gather = time_s(p, run_sync, &s, 20);
+    s.gemm = 1;
+    double both = time_s(p, run_sync, &s, 20);
+    double sync = both - gemm - gather;
+    if (sync < 0) sync = 0; /* noise */
+    progress(p, "meeting cost: %.1f us per collective between compute (GEMM %.1f us, all-gather %.1f us, both %.1f us)",
+             sync * 1e6, gemm * 1e6, gather * 1e6, both * 1e6);
+    grt_free(s.g.out, nn * sizeof(float));
+    grt_free(s.g.a, nn * sizeof(float));
+    grt_free(s.g.w, nn * sizeof(float));
+    grt_free(s.in, part * sizeof(float));
+    grt_free(s.out, part * (size_t)p->size * sizeof(float));
+    return sync;
+}
+
 /* ---- overlap ------------------------------------------------------------------------ */
 
 /* A GEMM loop on its own thread: `count` GEMMs, or (count 0) until stop,
@@ -489,7 +533,7 @@ static int count_steps(const Sizes *z, int size) {
     int steps = 2; /* sgemm, memory bandwidth */
     for (int tp = 1; tp <= size && tp <= z->H; tp *= 2) steps += 4;
     for (int g = 2; g <= size; g *= 2) steps += 3 * (g < size ? 2 : 1) + 1;
-    return steps + (size > 1); /* overlap */
+    return steps + 2 * (size > 1); /* the meeting cost, overlap */
 }
 
 /* Every measurement in turn, on every rank (galvrt.h). */
@@ -550,5 +594,6 @@ void grt_profile_measure(GrtComm *world, int quick, const GrtProfileShape *shape
     }
     grt_free(in, p.z->msg_max);
     grt_free(buf, p.z->msg_max);
+    if (N > 1) out->sync_overhead_s = measure_sync(&p);
     if (N > 1) out->overlap_slowdown = measure_overlap(&p);
 }

@@ -36,6 +36,7 @@ static void write_profile(FILE *f, const GrtProfile *p) {
     fprintf(f, "  \"gemm_efficiency\": %.4f,\n", p->gemm_efficiency);
     fprintf(f, "  \"mem_bandwidth\": %.6g,\n", p->mem_bandwidth);
     if (p->overlap_slowdown >= 1) fprintf(f, "  \"overlap_slowdown\": %.4f,\n", p->overlap_slowdown);
+    if (p->ranks > 1) fprintf(f, "  \"sync_overhead\": %.6g,\n", p->sync_overhead_s);
     if (p->link_bandwidth > 0)
         fprintf(f, "  \"intra\": {\"bandwidth\": %.6g, \"latency\": %.6g},\n", p->link_bandwidth, p->link_latency_s);
     fprintf(f, "  \"layers\": [");

@@ -44,18 +44,20 @@ mkdir -p "$work"
 cd "$work"
 rm -f p.json
 "$galvc" profile --quick -np 2 -o p.json 2>progress.txt || { cat progress.txt; exit 1; }
-grep -q '^\[15/15\] overlap' progress.txt || { echo "no progress lines:" >&2; cat progress.txt; exit 1; }
+grep -q '^\[16/16\] overlap' progress.txt || { echo "no progress lines:" >&2; cat progress.txt; exit 1; }
 # sane magnitudes: peak 0.1 GFLOP/s .. 100 TFLOP/s, memory 0.1 GB/s .. 10 TB/s,
 # 8 layer fits (4 kinds x tp 1, 2) and 4 collectives (3 ops + p2p)
 awk '
     /"fp32"/ { v = $0; sub(/.*"fp32": */, "", v); sub(/,.*/, "", v); if (v + 0 < 1e8 || v + 0 > 1e14) bad = bad " peak=" v }
     /"mem_bandwidth"/ { v = $2; sub(/,/, "", v); if (v + 0 < 1e8 || v + 0 > 1e13) bad = bad " mem=" v }
     /"overlap_slowdown"/ { v = $2; sub(/,/, "", v); if (v + 0 < 1) bad = bad " overlap=" v }
+    /"sync_overhead"/ { v = $2; sub(/,/, "", v); sync = 1; if (v + 0 < 0 || v + 0 > 0.1) bad = bad " sync=" v }
     /"kind":/ { layers++ }
     /"op":/ { colls++ }
     END {
         if (layers != 8) bad = bad " layers=" layers
         if (colls != 4) bad = bad " collectives=" colls
+        if (!sync) bad = bad " no sync_overhead"
         if (bad) { print "insane profile:" bad; exit 1 }
     }' p.json
 "$galvc" "$src/examples/gpt-tiny.gv" -D ranks=2 --profile p.json --emit=plan
