@@ -81,12 +81,16 @@ static const char usage[] =
     "\n"
     "exit status: 0 success, 1 error in the input, 2 bad usage\n";
 
-static _Noreturn void bad_usage(const char *fmt, const char *arg) {
-    fprintf(stderr, "galvc: ");
+/* A usage error of command `cmd` ("galvc", "galvc profile"): the message, a
+ * hint, exit status 2. */
+static _Noreturn void usage_error(const char *cmd, const char *fmt, const char *arg) {
+    fprintf(stderr, "%s: ", cmd);
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\ngalvc: try 'galvc --help'\n");
+    fprintf(stderr, "\n%s: try '%s --help'\n", cmd, cmd);
     exit(EXIT_USAGE);
 }
+
+static _Noreturn void bad_usage(const char *fmt, const char *arg) { usage_error("galvc", fmt, arg); }
 
 /* The value of an option given as "-X VALUE" or "-XVALUE" / "--opt=VALUE". */
 static const char *option_value(int argc, char **argv, int *i, const char *opt) {
@@ -405,13 +409,7 @@ static const char profile_usage[] =
     "\n"
     "exit status: 0 success, 1 the measurement failed, 2 bad usage\n";
 
-/* A usage error of galvc profile: the message, a hint, exit status 2. */
-static _Noreturn void bad_profile_usage(const char *fmt, const char *arg) {
-    fprintf(stderr, "galvc profile: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\ngalvc profile: try 'galvc profile --help'\n");
-    exit(EXIT_USAGE);
-}
+static _Noreturn void bad_profile_usage(const char *fmt, const char *arg) { usage_error("galvc profile", fmt, arg); }
 
 /* The galvc-profiler program: where the build put it, else beside this galvc. */
 static const char *profiler_path(Arena *a) {

@@ -207,7 +207,7 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
         const Strategy *s = &plan->layer[i];
         char buf[96];
         fprintf(out, "    {%d, %d, %d, %d, %d}, /* ", s->tp, s->dp, s->sdp && s->dp > 1,
-                s->tp_consec || s->tp == 1 || s->dp == 1, s->ckpt);
+                strategy_tp_consecutive(s), s->ckpt);
         c_comment_text(out, g->layers[i]->name);
         fprintf(out, ": %s */\n", strategy_str(buf, sizeof buf, s));
     }

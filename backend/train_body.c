@@ -122,6 +122,7 @@ typedef struct Model {
     int32_t **tokens, **targets; /* per slot: the whole micro-batch */
     int tied_copy;           /* the tied head keeps its own copy of the table, summed with the embedding's */
     GrtComm *tied;           /* the ranks that hold either copy */
+    float *tied_sum;         /* (VOCAB, HIDDEN): the two gradients summed, on those ranks */
     double loss;
 } Model;
 
@@ -179,6 +180,7 @@ static void build_model(Model *M, GrtComm *world, unsigned long long seed) {
     int holds_table = M->tied_copy && (M->stage == stage_of(TIED_TO) || M->stage == stage_of(HEAD));
     GrtComm *tied = grt_comm_split(world, holds_table, rank);
     M->tied = holds_table ? tied : NULL;
+    if (M->tied) M->tied_sum = grt_alloc((size_t)VOCAB * HIDDEN * sizeof(float));
 
     size_t full = 0, act = 0;
     M->n_stored = 0;
@@ -293,8 +295,8 @@ static void wait_all(GrtRequest **reqs, int *n) {
 /* ZeRO-3: the layer's whole shard from its DP group's parts (Rajbhandari et al. 2020). */
 static void gather_params(Model *M, Layer *x) { grt_allgather(x->dp, M->params + x->off, M->full_p, x->chunk); }
 
-/* Micro-batch `mb` forward through this rank's layers, on activation slot s. */
-static void forward(Model *M, GrtComm *world, int mb, int s) {
+/* A micro-batch forward through this rank's layers, on activation slot s (its tokens already there). */
+static void forward(Model *M, GrtComm *world, int s) {
     if (M->stage > 0) grt_reshard_recv(M->recv_fwd, world, IN(M, M->lo, s), TAG_FWD);
     for (int i = M->lo; i < M->hi; i++) {
         Layer *x = &M->layer[i];
@@ -309,7 +311,6 @@ static void forward(Model *M, GrtComm *world, int mb, int s) {
     if (M->hi == N_LAYERS && M->layer[HEAD].tp_index == 0) /* the loss, counted once per sequence */
         for (size_t k = 0; k < (size_t)M->layer[HEAD].B * SEQ; k++) M->loss += M->losses[k];
     if (M->stage < PP - 1) M->n_send[s] = grt_reshard_isend(M->send_fwd, world, M->send[s], TAG_FWD, M->send_req[s]);
-    (void)mb;
 }
 
 /* Micro-batch `mb` backward, from this stage's last layer down; a layer's
@@ -376,7 +377,8 @@ static int stored_part(const Layer *x, int k, size_t *a, size_t *b) {
 static void sync_tied(Model *M) {
     if (!M->tied) return;
     size_t VC = (size_t)VOCAB * HIDDEN;
-    float *full = grt_alloc(VC * sizeof(float));
+    float *full = M->tied_sum;
+    memset(full, 0, VC * sizeof(float));
     int which[2] = {TIED_TO, HEAD};
     for (int pass = 0; pass < 2; pass++) {
         for (int w = 0; w < 2; w++) {
@@ -396,7 +398,6 @@ static void sync_tied(Model *M) {
         }
         if (pass == 0) grt_allreduce(M->tied, full, VC);
     }
-    grt_free(full, VC * sizeof(float));
 }
 
 /* The global gradient norm: every element counted once, by the rank that
@@ -1357,7 +1358,7 @@ int main(int argc, char **argv) {
             int mb = ops[k] >= 0 ? ops[k] : -ops[k] - 1, s = mb % M.slots;
             if (ops[k] >= 0) {
                 grt_data_batch(data, step, GLOBAL_BATCH, SEQ, mb * MB, MB, M.tokens[s], M.targets[s]);
-                forward(&M, world, mb, s);
+                forward(&M, world, s);
             } else {
                 backward(&M, world, mb, s);
             }

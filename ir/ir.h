@@ -384,6 +384,8 @@ typedef struct Strategy {
 /* "pp=1 tp=2 sdp=4 tp-consecutive ckpt" */
 const char *strategy_str(char *buf, size_t n, const Strategy *s);
 bool strategy_equal(const Strategy *a, const Strategy *b);
+/* Are its TP groups consecutive ranks? (Also when tp or dp is 1: then both nestings are one layout.) */
+bool strategy_tp_consecutive(const Strategy *s);
 
 /* ---- the plan ------------------------------------------------------------------ */
 

@@ -15,3 +15,5 @@ bool strategy_equal(const Strategy *a, const Strategy *b) {
     return a->pp == b->pp && a->tp == b->tp && a->dp == b->dp && a->sdp == b->sdp && a->tp_consec == b->tp_consec &&
            a->ckpt == b->ckpt;
 }
+
+bool strategy_tp_consecutive(const Strategy *s) { return s->tp_consec || s->tp == 1 || s->dp == 1; }

@@ -306,8 +306,7 @@ typedef struct Candidate {
  * its state and the buffer summing the gradients. */
 static int64_t same_stage_tied_copy(const CostTable *t, const int *choice) {
     const Strategy *e = &t->strategies[choice[t->tied_emb]], *h = &t->strategies[choice[t->tied_head]];
-    bool e_consec = e->tp_consec || e->tp == 1 || e->dp == 1, h_consec = h->tp_consec || h->tp == 1 || h->dp == 1;
-    if (e->tp == h->tp && e_consec == h_consec && !e->sdp && !h->sdp) return 0;
+    if (e->tp == h->tp && strategy_tp_consecutive(e) == strategy_tp_consecutive(h) && !e->sdp && !h->sdp) return 0;
     return t->tied_copy_bytes[choice[t->tied_head]] + t->tied_sum_bytes;
 }
 

@@ -158,6 +158,20 @@ typedef struct GemmRun {
     int n;
 } GemmRun;
 
+/* An n x n GEMM's buffers, the inputs random (draws id and id + 1). */
+static GemmRun gemm_open(int n, uint64_t id) {
+    size_t nn = (size_t)n * n;
+    GemmRun g = {grt_alloc(nn * sizeof(float)), random_floats(nn, id), random_floats(nn, id + 1), n};
+    return g;
+}
+
+static void gemm_close(GemmRun *g) {
+    size_t nn = (size_t)g->n * g->n;
+    grt_free(g->out, nn * sizeof(float));
+    grt_free(g->a, nn * sizeof(float));
+    grt_free(g->w, nn * sizeof(float));
+}
+
 /* out (n, n) = a (n, n) @ w (n, n)^T */
 static void run_gemm(void *ctx) {
     GemmRun *g = ctx;
@@ -169,13 +183,10 @@ static double measure_gemm(Prof *p) {
     double best = 0;
     for (int i = 0; i < p->z->n_gemm; i++) {
         int n = p->z->gemm[i];
-        size_t nn = (size_t)n * n;
-        GemmRun g = {grt_alloc(nn * sizeof(float)), random_floats(nn, 1), random_floats(nn, 2), n};
+        GemmRun g = gemm_open(n, 1);
         double rate = 2.0 * n * n * (double)n / time_s(p, run_gemm, &g, 1);
         if (rate > best) best = rate;
-        grt_free(g.out, nn * sizeof(float));
-        grt_free(g.a, nn * sizeof(float));
-        grt_free(g.w, nn * sizeof(float));
+        gemm_close(&g);
     }
     progress(p, "sgemm: %.1f GFLOP/s per rank (best of %d sizes up to %d)", best * 1e-9, p->z->n_gemm,
              p->z->gemm[p->z->n_gemm - 1]);
@@ -417,10 +428,8 @@ static void run_sync(void *ctx) {
  * ranks arrive apart and the caches are cold; when ranks share cores, the
  * waiting ranks take the core from the working ones. */
 static double measure_sync(Prof *p) {
-    int n = 128;
-    size_t nn = (size_t)n * n, part = 32768;
-    SyncRun s = {{grt_alloc(nn * sizeof(float)), random_floats(nn, 10), random_floats(nn, 11), n}, p->world,
-                 random_floats(part, 12), grt_alloc(part * (size_t)p->size * sizeof(float)), part, 1, 0};
+    size_t part = 32768;
+    SyncRun s = {gemm_open(128, 10), p->world, random_floats(part, 12), grt_alloc(part * (size_t)p->size * sizeof(float)), part, 1, 0};
     double gemm = time_s(p, run_sync, &s, 20);
     s.gemm = 0, s.gather = 1;
     double gather = time_s(p, run_sync, &s, 20);
@@ -430,9 +439,7 @@ static double measure_sync(Prof *p) {
     if (sync < 0) sync = 0; /* noise */
     progress(p, "meeting cost: %.1f us per collective between compute (GEMM %.1f us, all-gather %.1f us, both %.1f us)",
              sync * 1e6, gemm * 1e6, gather * 1e6, both * 1e6);
-    grt_free(s.g.out, nn * sizeof(float));
-    grt_free(s.g.a, nn * sizeof(float));
-    grt_free(s.g.w, nn * sizeof(float));
+    gemm_close(&s.g);
     grt_free(s.in, part * sizeof(float));
     grt_free(s.out, part * (size_t)p->size * sizeof(float));
     return sync;
@@ -483,8 +490,8 @@ static double gemm_thread_s(Prof *p, GemmLoop *l, int allreduces, float *buf, si
 /* Compute time while an all-reduce runs beside it over compute time alone. */
 static double measure_overlap(Prof *p) {
     int n = p->z->overlap_n;
-    size_t nn = (size_t)n * n, floats = p->z->overlap_msg / sizeof(float);
-    GemmLoop l = {.g = {grt_alloc(nn * sizeof(float)), random_floats(nn, 7), random_floats(nn, 8), n}};
+    size_t floats = p->z->overlap_msg / sizeof(float);
+    GemmLoop l = {.g = gemm_open(n, 7)};
     float *buf = random_floats(floats, 9);
     gemm_thread_s(p, &l, 0, buf, floats); /* warm-up */
     double alone = gemm_thread_s(p, &l, 0, buf, floats);
@@ -517,9 +524,7 @@ static double measure_overlap(Prof *p) {
     if (slow < 1) slow = 1; /* overlap cannot speed compute up: below 1 is noise */
     grt_allreduce_double(p->world, &slow, 1);
     slow /= p->size;
-    grt_free(l.g.out, nn * sizeof(float));
-    grt_free(l.g.a, nn * sizeof(float));
-    grt_free(l.g.w, nn * sizeof(float));
+    gemm_close(&l.g);
     grt_free(buf, floats * sizeof(float));
     progress(p, "overlap: a %dx%d GEMM runs %.2fx slower beside %.0f all-reduces of %.0f MiB", n, n, slow,
              (double)count, (double)p->z->overlap_msg / (1 << 20));
