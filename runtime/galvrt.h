@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct GrtComm GrtComm;       /* a group of ranks (collectives below) */
 typedef struct GrtRequest GrtRequest; /* a non-blocking operation in flight */
@@ -175,7 +176,9 @@ void grt_tensor_shape(const GrtLayer *l, int k, int64_t *rows, int64_t *cols);
  * and its inverse. */
 void grt_layer_place(const GrtLayer *l, int k, float *shard, float *whole, int to_whole);
 
-/* ---- placement and resharding (runtime/reshard.c) ------------------------- */
+#include "galvrt_sizes.h"
+
+/* ---- layouts and resharding (runtime/reshard.c) ------------------------- */
 
 /* Where a layer runs: the tp * dp world ranks [base, base + tp * dp) of its
  * pipeline stage, as dp groups of tp ranks each. TP groups are consecutive
@@ -333,6 +336,165 @@ GrtRequest *grt_iallreduce(GrtComm *c, float *buf, size_t n);
 GrtRequest *grt_isend(GrtComm *c, const float *buf, size_t n, int peer, int tag);
 GrtRequest *grt_irecv(GrtComm *c, float *buf, size_t n, int peer, int tag);
 void grt_wait(GrtRequest *r);
+
+/* ---- the training program's frame (runtime/run.c, options.c, pipe.c,
+ *      ckpt_state.c, hf_names.c) ------------------------------------------------
+ * Everything a program galvc emits needs that is not its plan: options,
+ * data, the step's bookkeeping and report, the gradient norm and the
+ * optimizer, memory accounting, checkpoints, safetensors and --dump. The
+ * program itself is the plan written out: it makes its groups from constant
+ * rank lists, sets up its stage's shards with constant sizes and offsets,
+ * and lists every layer call and every collective of a micro-batch's
+ * forward and backward in order; it calls these around them. */
+
+/* How the plan cuts one layer, as data: what a checkpoint records, and where
+ * --dump and --export-safetensors find a layer's shards. */
+typedef struct GrtLayerCut {
+    int stage, tp, dp, sdp; /* sdp: ZeRO-3 over the DP group */
+} GrtLayerCut;
+
+/* The constants a program hands the runtime. */
+typedef struct GrtProgram {
+    const char *model;
+    int ranks, pp, n_layers;     /* the head is layer n_layers - 1 */
+    int global_batch, micro_batches, seq, vocab, hidden;
+    int tied_to;                 /* the embedding a tied head shares its table with; -1: none */
+    long default_steps;
+    float lr, beta1, beta2, eps, weight_decay, clip;
+    double fwd_flops_per_seq;    /* forward FLOPs of one sequence, whole model */
+    double memory_per_device;    /* bytes a device has (0: unknown); a plan over it is refused */
+    const double *predicted_mem; /* [pp]: bytes per rank of each stage, as planned */
+    double predicted_step_ms, predicted_compute_ms, predicted_comm_ms, predicted_bubble_ms;
+    double predicted_calls;      /* blocking collectives a step, busiest stage */
+    const GrtLayerSpec *spec;    /* [n_layers]: the layers, whole */
+    const GrtLayerCut *cut;      /* [n_layers] */
+} GrtProgram;
+
+/* The command line every program takes (runtime/options.c). */
+typedef struct GrtOptions {
+    long steps;
+    unsigned long long seed;
+    int seed_given;
+    const char *data, *log, *dump;
+    float lr;
+    const char *ckpt_dir; /* --ckpt-dir: where checkpoints go (folders step-N) */
+    long ckpt_every;      /* --ckpt-every K: a checkpoint after every K steps (0: only the last) */
+    long ckpt_keep;       /* --ckpt-keep N: complete checkpoints kept (older ones removed) */
+    int resume;           /* --resume: continue from the newest intact checkpoint */
+    const char *export_st; /* --export-safetensors FILE: the model after training, HF names */
+    const char *init_st;   /* --init-safetensors FILE: start from these parameters */
+} GrtOptions;
+
+/* Every rank reads the same command line; a bad one stops every rank (status 2). */
+GrtOptions grt_options_parse(GrtComm *world, const GrtProgram *p, int argc, char **argv);
+
+/* One layer on this rank: its TP shard and where its part of the training
+ * state lies in the rank's arrays. */
+typedef struct GrtShard {
+    GrtLayer l;
+    int on;              /* this rank runs the layer (it is in the rank's stage) */
+    GrtComm *dp;         /* its DP group; NULL when dp = 1 */
+    int tp_index, dp_index, dp_size;
+    int first, B;        /* its sequences of each micro-batch: [first, first + B) */
+    int sdp;             /* ZeRO-3: parameters, gradients and Adam states split over the DP group */
+    int tied_copy;       /* a tied head holding its own copy of the table (other stage or layout) */
+    size_t n;            /* floats of the TP shard */
+    size_t chunk;        /* sdp: floats of each DP rank's part (n rounded up, split dp ways) */
+    size_t stored, off;  /* floats this rank stores (n, or chunk), and where in its arrays */
+} GrtShard;
+
+/* One rank's training run. */
+typedef struct GrtRun {
+    const GrtProgram *p;
+    GrtOptions opt;
+    GrtComm *world;
+    int rank, stage;
+    GrtShard *layer;               /* [n_layers]; .on for the layers of this rank's stage */
+    float *params, *grads, *m, *v; /* what this rank stores: one allocation each, every layer a slice */
+    size_t n_stored;
+    float *full_p, *full_g, *part; /* ZeRO-3: a layer's gathered shard, its gradient, this rank's part */
+    float *work, *ckpt;            /* the stage's working space and checkpoint area */
+    int slots;                     /* micro-batches whose activations the stage holds at once */
+    int32_t **tokens, **targets;   /* [slots]: the whole micro-batch's tokens */
+    float *losses;                 /* the head's per-token losses */
+    double loss;                   /* this step's summed token losses on this rank */
+    GrtComm *tied;                 /* the ranks holding either copy of a tied table (NULL: none) */
+    float *tied_sum;               /* (vocab, hidden) on those ranks */
+    GrtData *data;
+    FILE *log;
+    long first_step, step, saved;
+    double t0;
+} GrtRun;
+
+/* Start the runtime and read the options; check the rank count and each
+ * stage's planned memory against the device's. */
+GrtRun *grt_run_start(int *argc, char ***argv, const GrtProgram *p);
+/* The group, among n_groups lists of `size` ranks (row-major), that holds
+ * this rank: its place in the list is its place in the group. NULL when no
+ * list holds it or size is 1. Collective over the world. */
+GrtComm *grt_run_group(GrtRun *R, int size, int n_groups, const int *ranks);
+/* This rank's buffers for its stage: `stored` floats each of parameters,
+ * gradients and Adam's m and v; `zero3` floats of each ZeRO-3 working copy;
+ * the stage's working space and checkpoint area; `slots` micro-batches'
+ * tokens. */
+void grt_run_alloc(GrtRun *R, int stage, size_t stored, size_t zero3, size_t work, size_t ckpt, int slots);
+/* Layer i on this rank, at `off` in its arrays: shard it over tp, replicate
+ * (or with sdp, split) it over dp, bind it to the stage's areas and
+ * initialize it. A tied head without a copy (copy 0) uses the embedding's
+ * table; with one, its copy starts as the embedding's. */
+void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, size_t off, int sdp, int ckpt, int copy);
+/* --ckpt-dir's folder, --resume, --init-safetensors, the data and the log;
+ * the run's first line. After every shard is set up. */
+void grt_run_begin(GrtRun *R);
+/* Is there another step to run? Starts its clock and zeroes the gradients. */
+int grt_step_next(GrtRun *R);
+/* Micro-batch mb's tokens into slot `slot`. */
+void grt_run_batch(GrtRun *R, int mb, int slot);
+/* Layer i's forward and backward on micro-batch slot `slot`: its sequences
+ * of the slot's tokens; the head writes R->losses, adds them to the loss
+ * (once per TP group) and in backward starts from the mean's weight. din is
+ * zeroed first (NULL: the embedding has none). */
+void grt_shard_forward(GrtRun *R, int i, int slot, const float *in, float *out);
+void grt_shard_backward(GrtRun *R, int i, int slot, const float *in, const float *dout, float *din);
+/* ZeRO-3 (Rajbhandari et al. 2020): layer i's whole shard from its DP
+ * group's parts; after backward, its gradient reduce-scattered and this
+ * rank's part added to the accumulated one. */
+void grt_zero3_gather(GrtRun *R, int i);
+void grt_zero3_reduce(GrtRun *R, int i);
+/* A tied table kept twice: each copy's gradient becomes their sum over R->tied. */
+void grt_tied_sync(GrtRun *R, int embedding, int head);
+/* The step's end: the mean loss over the world, the global gradient norm,
+ * clipping, AdamW, the step's line and log record, a checkpoint when due. */
+void grt_step_end(GrtRun *R);
+/* The last checkpoint, the memory report, --dump, --export-safetensors; stops the runtime. */
+int grt_run_finish(GrtRun *R);
+
+/* Failures every rank learns of (runtime/run.c). */
+_Noreturn void grt_stop_all(GrtComm *world, const char *msg, int status); /* rank 0 says msg; all exit */
+int grt_failures(GrtComm *world, int ok);         /* how many ranks have ok == 0 */
+void grt_rank_says(int rank, const char *msg);   /* one rank's own failure, to stderr */
+/* The part [a, b) of tensor k of shard x that this rank stores, as offsets
+ * into its stored slice; 0 when it stores none of it. */
+int grt_shard_stored_part(const GrtShard *x, int k, size_t *a, size_t *b);
+
+/* Checkpoints of the training state (runtime/ckpt_state.c): one file per
+ * rank and a MANIFEST, loadable under any plan of the same model. */
+void grt_ckpt_save(GrtRun *R, long step);
+long grt_ckpt_resume(GrtRun *R); /* the step resumed from, -1 when there is no checkpoint yet */
+/* The model with Hugging Face names (runtime/hf_names.c), and --dump. */
+void grt_export_safetensors(GrtRun *R, const char *path);
+void grt_init_safetensors(GrtRun *R, const char *path);
+void grt_dump_params(GrtRun *R, const char *path);
+
+/* A pipeline edge (runtime/pipe.c): a micro-batch's activation (or its
+ * gradient) sent from one stage's layout to the next's, slot by slot; the
+ * sender's buffer for a slot is reused only once its sends have left. */
+typedef struct GrtPipe GrtPipe;
+GrtPipe *grt_pipe_new(const GrtLayout *from, const GrtLayout *to, int mb, size_t seq_floats, int rank, int slots);
+float *grt_pipe_buffer(GrtPipe *p, int slot); /* waits until the slot's previous sends are done */
+void grt_pipe_send(GrtPipe *p, GrtComm *world, int slot, int tag);
+void grt_pipe_recv(GrtPipe *p, GrtComm *world, float *dst, int tag);
+void grt_pipe_drain(GrtPipe *p); /* wait for every send in flight */
 
 /* ---- the hardware profiler (runtime/profiler.c) --------------------------- */
 

@@ -1,0 +1,90 @@
+/* galvrt_sizes.h — how many floats each layer kind holds on one rank: its
+ * parameter shard, the activations it keeps from a micro-batch's forward to
+ * its backward, its working space. The contract between planner and
+ * program has this one definition: runtime/layers.c allocates exactly these
+ * buffers, galvc's cost pass predicts memory from them and galvc's backend
+ * writes the program's buffer sizes and offsets from them.
+ *
+ * Plain C with no dependencies beyond GrtLayerSpec (galvrt.h); counts are
+ * doubles so the planner can ask about fractional micro-batches (exact for
+ * every integer count below 2^53). */
+#ifndef GALVRT_SIZES_H
+#define GALVRT_SIZES_H
+
+/* A layer's sizes on one rank of its TP group of `tp`. */
+typedef struct GrtShardSizes {
+    double H, KVH, F;  /* block: heads, key/value heads, FFN columns on the rank */
+    double qkv, up;    /* block: rows of its QKV and MLP-up weights */
+    double V;          /* embedding and head: vocabulary rows (padded to a multiple of tp) */
+} GrtShardSizes;
+
+static inline GrtShardSizes grt_shard_sizes(const GrtLayerSpec *s, int tp) {
+    GrtShardSizes z = {0, 0, 0, 0, 0, 0};
+    if (s->kind == GRT_BLOCK) {
+        z.H = s->H / tp, z.KVH = s->KVH / tp, z.F = s->F / tp;
+        z.qkv = (z.H + 2 * z.KVH) * s->hd;
+        z.up = z.F * (s->swiglu ? 2 : 1);
+    }
+    if (s->kind == GRT_EMBEDDING || s->kind == GRT_HEAD) z.V = (s->V + tp - 1) / tp;
+    return z;
+}
+
+/* Parameters of one TP rank's shard, in floats (runtime/layers.c lays out the tensors). */
+static inline double grt_size_params(const GrtLayerSpec *s, int tp) {
+    GrtShardSizes z = grt_shard_sizes(s, tp);
+    double C = s->C, norm = C + (s->rms || !s->bias ? 0 : C);
+    switch (s->kind) {
+    case GRT_EMBEDDING: return z.V * C + (double)s->positions * C;
+    case GRT_BLOCK:
+        /* two norms, QKV, attention out, MLP up and down, with their biases */
+        return 2 * norm + z.qkv * C + z.H * s->hd * C + z.up * C + C * z.F +
+               (s->bias ? z.qkv + C + z.up + C : 0);
+    case GRT_NORM: return norm;
+    case GRT_HEAD: return s->tied ? 0 : z.V * C;
+    }
+    return 0;
+}
+
+/* The widest row a block's scratch buffers hold. */
+static inline double grt_block_wide(const GrtLayerSpec *s, GrtShardSizes z) {
+    double wide = s->C > z.qkv ? s->C : z.qkv;
+    return z.up > wide ? z.up : wide;
+}
+
+/* Floats a layer keeps for one micro-batch of B sequences of T tokens from
+ * forward to backward (its input aside: the program keeps that). A block
+ * keeps its norms' outputs and the residual whole on every TP rank and
+ * splits the rest, as Megatron does (Korthikanti et al. 2022, section 4; no
+ * dropout masks): QKV, the attention output, MLP up and its activation, six
+ * per-token norm statistics and the attention probabilities (B, H, T, T). A
+ * checkpointed block keeps these once, in the stage's checkpoint area. */
+static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, double T) {
+    GrtShardSizes z = grt_shard_sizes(s, tp);
+    double N = B * T, C = s->C;
+    switch (s->kind) {
+    case GRT_BLOCK: return N * (3 * C + z.qkv + z.H * s->hd + z.up + z.F + 6) + B * z.H * T * T;
+    case GRT_NORM: return 2 * N;       /* mean and rstd */
+    case GRT_HEAD: return N * z.V * tp; /* the probabilities over the whole (padded) vocabulary */
+    case GRT_EMBEDDING: break;
+    }
+    return 0;
+}
+
+/* Floats of a layer's working space for a micro-batch (one buffer shared by
+ * every layer of a stage: one runs at a time). A block: two (N, wide)
+ * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd) and the rotary
+ * copy (N, (H + KVH) hd). The head: local logits, gathered logits, their
+ * gradient, the input gradient and two per-token rows. */
+static inline double grt_size_work(const GrtLayerSpec *s, int tp, double B, double T) {
+    GrtShardSizes z = grt_shard_sizes(s, tp);
+    double N = B * T, C = s->C;
+    switch (s->kind) {
+    case GRT_BLOCK: return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd);
+    case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2);
+    case GRT_EMBEDDING:
+    case GRT_NORM: break;
+    }
+    return 0;
+}
+
+#endif
