@@ -8,6 +8,7 @@
  * (c_string) or as identifier-like comment text (c_comment_text), so no
  * model can inject code. */
 #include "backend.h"
+#include "runtime/galvrt.h"
 
 #include <string.h>
 
@@ -81,137 +82,568 @@ bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
     return ok;
 }
 
-static void emit_layer(FILE *out, const Spec *spec, const Layer *l, int tp) {
+/* The runtime's description of layer l, whole (runtime/galvrt.h). */
+static GrtLayerSpec layer_spec(const Spec *spec, const Layer *l) {
     const Graph *g = spec->graph;
-    bool rope = g->layers[0]->kind == LAYER_EMBEDDING && g->layers[0]->pos == POS_ROTARY;
-    fprintf(out, "    /* ");
-    c_comment_text(out, l->name);
+    const char *why;
+    GrtLayerSpec r = {.kind = (GrtLayerKind)runtime_kind(l, &why), .name = l->name, .C = (int)l->hidden};
     switch (l->kind) {
     case LAYER_EMBEDDING:
-        fprintf(out, ": vocabulary %lld, %lld rows per rank%s */\n", (long long)l->vocab,
-                (long long)((l->vocab + tp - 1) / tp), l->pos == POS_LEARNED ? ", learned positions" : "");
-        fprintf(out, "    {.kind = GRT_EMBEDDING, .name = ");
-        c_string(out, l->name);
-        fprintf(out, ", .C = %lld, .V = %lld, .positions = %lld},\n", (long long)l->hidden, (long long)l->vocab,
-                (long long)(l->pos == POS_LEARNED ? l->positions : 0));
+        r.V = (int)l->vocab;
+        r.positions = l->pos == POS_LEARNED ? (int)l->positions : 0;
         break;
     case LAYER_ENCODER:
     case LAYER_DECODER:
-        fprintf(out, ": %lld heads of %lld (%lld per rank), %lld key/value heads, FFN %lld (%lld per rank), %s, %s%s */\n",
-                (long long)l->heads, (long long)l->head_dim, (long long)(l->heads / tp), (long long)l->kv_heads,
-                (long long)l->ffn, (long long)(l->ffn / tp), l->causal ? "causal" : "bidirectional",
-                l->pre_norm ? "pre-norm" : "post-norm", l->act == ACT_SWIGLU ? ", SwiGLU" : ", GELU");
-        fprintf(out, "    {.kind = GRT_BLOCK, .name = ");
-        c_string(out, l->name);
-        fprintf(out,
-                ", .C = %lld, .H = %lld, .KVH = %lld, .hd = %lld, .F = %lld,\n"
-                "     .causal = %d, .pre_norm = %d, .rms = %d, .swiglu = %d, .bias = %d, .rope = %d, .eps = (float)%g, "
-                ".rope_theta = 10000.0f},\n",
-                (long long)l->hidden, (long long)l->heads, (long long)l->kv_heads, (long long)l->head_dim,
-                (long long)l->ffn, l->causal, l->pre_norm, l->norm == NORM_RMSNORM, l->act == ACT_SWIGLU, l->bias,
-                rope, l->eps);
+        r.H = (int)l->heads, r.KVH = (int)l->kv_heads, r.hd = (int)l->head_dim, r.F = (int)l->ffn;
+        r.causal = l->causal, r.pre_norm = l->pre_norm, r.rms = l->norm == NORM_RMSNORM;
+        r.swiglu = l->act == ACT_SWIGLU, r.bias = l->bias, r.eps = (float)l->eps, r.rope_theta = 10000.0f;
+        r.rope = g->layers[0]->kind == LAYER_EMBEDDING && g->layers[0]->pos == POS_ROTARY;
         break;
     case LAYER_LAYERNORM:
     case LAYER_RMSNORM:
-        fprintf(out, ": replicated on the TP group */\n    {.kind = GRT_NORM, .name = ");
-        c_string(out, l->name);
-        fprintf(out, ", .C = %lld, .rms = %d, .bias = %d, .eps = (float)%g},\n", (long long)l->hidden,
-                l->kind == LAYER_RMSNORM, l->kind == LAYER_LAYERNORM && l->bias, l->eps);
+        r.rms = l->kind == LAYER_RMSNORM, r.bias = l->kind == LAYER_LAYERNORM && l->bias, r.eps = (float)l->eps;
         break;
     case LAYER_LM_HEAD:
-        fprintf(out, ": vocabulary %lld, %s, logits gathered over the TP group for the loss */\n", (long long)l->vocab,
-                l->tied ? "tied to the token embedding" : "its own table");
-        fprintf(out, "    {.kind = GRT_HEAD, .name = ");
-        c_string(out, l->name);
-        fprintf(out, ", .C = %lld, .V = %lld, .tied = %d},\n", (long long)l->hidden, (long long)l->vocab, l->tied);
+        r.V = (int)l->vocab, r.tied = l->tied;
         break;
     default: break;
     }
+    return r;
 }
 
-/* The part of the program that does not depend on the plan. */
-static const char program_body[] =
-#include "train_body.inc"
-    ;
+/* One plan, as the emitter walks it: what galvc works out once so that the
+ * program need not (layouts, groups, sizes and offsets per rank). */
+typedef struct Emit {
+    FILE *out;
+    const Spec *spec;
+    const Plan *plan;
+    int L, pp, head, tied_to, tied_copy;
+    int64_t ranks, stage_ranks, mb, seq, hidden;
+    GrtLayerSpec *rs;  /* [L]: each layer as the runtime builds it (a tied copy untied) */
+    int64_t *stored;   /* [L]: floats each rank stores of the layer */
+    int64_t *off;      /* [L]: where, in its stage's arrays */
+} Emit;
+
+static const Strategy *strat(const Emit *e, int i) { return &e->plan->layer[i]; }
+static int stage_of(const Emit *e, int i) {
+    int k = 0;
+    while (i >= e->plan->stage_start[k + 1]) k++;
+    return k;
+}
+static bool sdp_of(const Emit *e, int i) { return strat(e, i)->sdp && strat(e, i)->dp > 1; }
+static bool consec_of(const Emit *e, int i) { return strategy_tp_consecutive(strat(e, i)); }
+static int64_t seqs_of(const Emit *e, int i) { return e->mb / strat(e, i)->dp; } /* per rank, per micro-batch */
+static bool same_layout(const Emit *e, int i, int j) {
+    return stage_of(e, i) == stage_of(e, j) && strat(e, i)->tp == strat(e, j)->tp && consec_of(e, i) == consec_of(e, j);
+}
+
+/* The world rank at TP index t, DP index d of layer i's layout (as grt_layout_rank). */
+static int64_t rank_at(const Emit *e, int i, int t, int d) {
+    const Strategy *s = strat(e, i);
+    int64_t base = stage_of(e, i) * e->stage_ranks;
+    return base + (consec_of(e, i) ? (int64_t)d * s->tp + t : (int64_t)t * s->dp + d);
+}
+
+/* The name of layer i's TP (or DP) groups: "tp2", "s1_dp4", "tp2_strided". */
+static const char *group_name(const Emit *e, int i, bool tp, char *buf, size_t n) {
+    const Strategy *s = strat(e, i);
+    char stage[16] = "";
+    if (e->pp > 1) snprintf(stage, sizeof stage, "s%d_", stage_of(e, i));
+    snprintf(buf, n, "%s%s%d%s", stage, tp ? "tp" : "dp", tp ? s->tp : s->dp, consec_of(e, i) ? "" : "_strided");
+    return buf;
+}
+
+/* The group expression for layer i: its group's name, or NULL when the degree is 1. */
+static const char *group_of(const Emit *e, int i, bool tp, char *buf, size_t n) {
+    return (tp ? strat(e, i)->tp : strat(e, i)->dp) > 1 ? group_name(e, i, tp, buf, n) : "NULL";
+}
+
+static void comment_name(const Emit *e, int i) { c_comment_text(e->out, e->spec->graph->layers[i]->name); }
+
+/* Work out every layer's shard: its parameters per rank and its offset in its stage's arrays. */
+static void layout_state(Emit *e, Arena *a) {
+    e->rs = arena_alloc(a, sizeof *e->rs * (size_t)e->L);
+    e->stored = arena_alloc(a, sizeof *e->stored * (size_t)e->L);
+    e->off = arena_alloc(a, sizeof *e->off * (size_t)e->L);
+    int64_t at = 0;
+    for (int i = 0; i < e->L; i++) {
+        e->rs[i] = layer_spec(e->spec, e->spec->graph->layers[i]);
+        if (i == e->head && e->tied_copy) e->rs[i].tied = 0;
+        if (i == 0 || stage_of(e, i) != stage_of(e, i - 1)) at = 0;
+        int64_t n = (int64_t)grt_size_params(&e->rs[i], strat(e, i)->tp), dp = strat(e, i)->dp;
+        e->stored[i] = sdp_of(e, i) ? (n + dp - 1) / dp : n;
+        e->off[i] = at;
+        at += e->stored[i];
+    }
+}
+
+/* ---- the tables: layers, cuts, the program's constants --------------------------- */
+
+static void emit_specs(const Emit *e) {
+    FILE *out = e->out;
+    fprintf(out, "/* The layers, whole; grt_shard_setup cuts each rank's shard. */\n"
+                 "static const GrtLayerSpec spec[N_LAYERS] = {\n");
+    for (int i = 0; i < e->L; i++) {
+        const Layer *l = e->spec->graph->layers[i];
+        GrtLayerSpec r = layer_spec(e->spec, l);
+        fprintf(out, "    {.kind = %s, .name = ",
+                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD"}[r.kind]);
+        c_string(out, l->name);
+        fprintf(out, ", .C = %d", r.C);
+        if (r.kind == GRT_BLOCK)
+            fprintf(out,
+                    ", .H = %d, .KVH = %d, .hd = %d, .F = %d,\n     .causal = %d, .pre_norm = %d, .rms = %d, "
+                    ".swiglu = %d, .bias = %d, .rope = %d, .eps = (float)%g, .rope_theta = 10000.0f",
+                    r.H, r.KVH, r.hd, r.F, r.causal, r.pre_norm, r.rms, r.swiglu, r.bias, r.rope, r.eps);
+        if (r.kind == GRT_EMBEDDING || r.kind == GRT_HEAD) fprintf(out, ", .V = %d", r.V);
+        if (r.kind == GRT_EMBEDDING && r.positions) fprintf(out, ", .positions = %d", r.positions);
+        if (r.kind == GRT_NORM) fprintf(out, ", .rms = %d, .bias = %d, .eps = (float)%g", r.rms, r.bias, r.eps);
+        if (r.kind == GRT_HEAD) fprintf(out, ", .tied = %d", r.tied);
+        fprintf(out, "},\n");
+    }
+    fprintf(out, "};\n\n/* How the plan cuts each layer (stage, TP, DP, ZeRO-3): what a checkpoint records. */\n"
+                 "static const GrtLayerCut cut[N_LAYERS] = {\n");
+    for (int i = 0; i < e->L; i++) {
+        const Strategy *s = strat(e, i);
+        char buf[96];
+        fprintf(out, "    {%d, %d, %d, %d}, /* ", stage_of(e, i), s->tp, s->dp, sdp_of(e, i));
+        comment_name(e, i);
+        fprintf(out, ": %s */\n", strategy_str(buf, sizeof buf, s));
+    }
+    fprintf(out, "};\n\n");
+}
+
+static void emit_program(const Emit *e, const char *model_name) {
+    FILE *out = e->out;
+    const Plan *p = e->plan;
+    const TrainConfig *t = e->spec->train;
+    const Optimizer *o = &t->opt;
+    fprintf(out, "/* What the planner predicted for each stage: peak bytes per rank. */\n"
+                 "static const double predicted_mem[PP] = {");
+    for (int k = 0; k < e->pp; k++) fprintf(out, "%s%lld", k ? ", " : "", (long long)p->stage_mem[k]);
+    fprintf(out, "};\n\nstatic const GrtProgram program = {\n    .model = ");
+    c_string(out, model_name);
+    fprintf(out,
+            ",\n    .ranks = RANKS, .pp = PP, .n_layers = N_LAYERS,\n"
+            "    .global_batch = %lld, .micro_batches = MICRO_BATCHES, .seq = SEQ, .vocab = %lld, .hidden = HIDDEN,\n"
+            "    .tied_to = %d, .tied_copy = %d, .default_steps = %lld,\n"
+            "    .lr = (float)%.9g, .beta1 = (float)%.9g, .beta2 = (float)%.9g, .eps = (float)%.9g,\n"
+            "    .weight_decay = (float)%.9g, .clip = (float)%.9g,\n"
+            "    .fwd_flops_per_seq = %.17g, .memory_per_device = %.17g, .predicted_mem = predicted_mem,\n"
+            "    .predicted_step_ms = %.6g, .predicted_compute_ms = %.6g, .predicted_comm_ms = %.6g,\n"
+            "    .predicted_bubble_ms = %.6g, .predicted_calls = %.6g,\n"
+            "    .spec = spec, .cut = cut,\n};\n\n",
+            (long long)t->global_batch, (long long)e->spec->graph->layers[e->head]->vocab, e->tied_to, e->tied_copy,
+            (long long)t->steps, o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip,
+            (double)e->spec->graph->total_fwd_flops, (double)p->budget, p->step_s * 1e3, p->compute_s * 1e3,
+            p->comm_s * 1e3, p->bubble_s * 1e3, p->calls);
+}
+
+/* ---- the groups ---------------------------------------------------------------- */
+
+/* Is layer i the first of its stage with its layout (so its groups are declared there)? */
+static bool first_of_layout(const Emit *e, int i) {
+    for (int j = e->plan->stage_start[stage_of(e, i)]; j < i; j++)
+        if (same_layout(e, i, j)) return false;
+    return true;
+}
+
+/* The layers of i's layout, in a comment. */
+static void layout_members(const Emit *e, int i) {
+    for (int j = 0; j < e->L; j++)
+        if (same_layout(e, i, j)) {
+            fputc(' ', e->out);
+            comment_name(e, j);
+        }
+}
+
+/* One set of groups as rank lists: TP groups (tp) or DP groups of layer i's layout. */
+static void emit_group_set(const Emit *e, int i, bool tp) {
+    FILE *out = e->out;
+    const Strategy *s = strat(e, i);
+    int size = tp ? s->tp : s->dp, n = tp ? s->dp : s->tp;
+    char name[64];
+    group_name(e, i, tp, name, sizeof name);
+    if (tp)
+        fprintf(out, "/* TP groups of %d (%s ranks), splitting heads, FFN columns and vocabulary rows of:", size,
+                consec_of(e, i) ? "consecutive" : "strided");
+    else
+        fprintf(out, "/* DP groups of %d, each holding its own sequences, for:", size);
+    layout_members(e, i);
+    fprintf(out, " */\nstatic const int %s_ranks[%d][%d] = {", name, n, size);
+    for (int g = 0; g < n; g++) {
+        fprintf(out, "%s{", g ? ", " : "");
+        for (int k = 0; k < size; k++)
+            fprintf(out, "%s%lld", k ? ", " : "", (long long)(tp ? rank_at(e, i, k, g) : rank_at(e, i, g, k)));
+        fputc('}', out);
+    }
+    fprintf(out, "};\nstatic GrtComm *%s;\n", name);
+}
+
+/* Every group the plan uses, made by every rank in the same order (each split is collective). */
+static void emit_groups(const Emit *e) {
+    FILE *out = e->out;
+    fprintf(out, "/* ---- the groups: rank lists; a rank's place in its list is its index in the group ---- */\n\n");
+    for (int i = 0; i < e->L; i++) {
+        if (!first_of_layout(e, i)) continue;
+        if (strat(e, i)->tp > 1) emit_group_set(e, i, true);
+        if (strat(e, i)->dp > 1) emit_group_set(e, i, false);
+    }
+    if (e->tied_copy) {
+        int a = stage_of(e, e->tied_to), b = stage_of(e, e->head);
+        int64_t n = (a == b ? 1 : 2) * e->stage_ranks;
+        fprintf(out, "/* The ranks holding either copy of the tied table (stages %d and %d): their gradients are summed. */\n"
+                     "static const int tied_ranks[1][%lld] = {{", a, b, (long long)n);
+        for (int64_t r = 0, k = 0; r < e->ranks; r++)
+            if (r / e->stage_ranks == a || r / e->stage_ranks == b) fprintf(out, "%s%lld", k++ ? ", " : "", (long long)r);
+        fprintf(out, "}};\n");
+    }
+    fprintf(out, "\nstatic void make_groups(GrtRun *R) {\n");
+    for (int i = 0; i < e->L; i++) {
+        if (!first_of_layout(e, i)) continue;
+        for (int tp = 1; tp >= 0; tp--) {
+            const Strategy *s = strat(e, i);
+            int size = tp ? s->tp : s->dp;
+            if (size == 1) continue;
+            char name[64];
+            group_name(e, i, tp, name, sizeof name);
+            fprintf(out, "    %s = grt_run_group(R, %d, %d, &%s_ranks[0][0]);\n", name, size, tp ? s->dp : s->tp, name);
+        }
+    }
+    if (e->tied_copy)
+        fprintf(out, "    R->tied = grt_run_group(R, %lld, 1, &tied_ranks[0][0]);\n",
+                (long long)((stage_of(e, e->tied_to) == stage_of(e, e->head) ? 1 : 2) * e->stage_ranks));
+    fprintf(out, "}\n\n");
+}
+
+/* ---- the stages ---------------------------------------------------------------- */
+
+static void emit_layout(const Emit *e, int i) {
+    const Strategy *s = strat(e, i);
+    fprintf(e->out, "&(GrtLayout){%lld, %d, %d, %d}", (long long)(stage_of(e, i) * e->stage_ranks), s->tp, s->dp,
+            consec_of(e, i));
+}
+
+/* A layer's shard in words: what its TP group splits, how many sequences each rank runs. */
+static void shard_comment(const Emit *e, int i) {
+    FILE *out = e->out;
+    const Layer *l = e->spec->graph->layers[i];
+    const Strategy *s = strat(e, i);
+    char buf[96];
+    fprintf(out, "    /* ");
+    comment_name(e, i);
+    fprintf(out, " (%s): ", strategy_str(buf, sizeof buf, s));
+    switch (l->kind) {
+    case LAYER_EMBEDDING:
+        fprintf(out, "vocabulary %lld, %lld rows per rank%s", (long long)l->vocab,
+                (long long)((l->vocab + s->tp - 1) / s->tp), l->pos == POS_LEARNED ? ", learned positions" : "");
+        break;
+    case LAYER_ENCODER:
+    case LAYER_DECODER:
+        fprintf(out, "%lld heads of %lld (%lld per rank), %lld key/value heads, FFN %lld (%lld per rank), %s, %s, %s",
+                (long long)l->heads, (long long)l->head_dim, (long long)(l->heads / s->tp), (long long)l->kv_heads,
+                (long long)l->ffn, (long long)(l->ffn / s->tp), l->causal ? "causal" : "bidirectional",
+                l->pre_norm ? "pre-norm" : "post-norm", l->act == ACT_SWIGLU ? "SwiGLU" : "GELU");
+        break;
+    case LAYER_LAYERNORM:
+    case LAYER_RMSNORM: fprintf(out, "replicated on its TP group"); break;
+    case LAYER_LM_HEAD:
+        fprintf(out, "vocabulary %lld, %s", (long long)l->vocab,
+                !l->tied ? "its own table" : e->tied_copy ? "a copy of the embedding's table" : "the embedding's table");
+        break;
+    default: break;
+    }
+    fprintf(out, ";\n     * %lld sequences per rank, %lld floats stored at %lld */\n", (long long)seqs_of(e, i),
+            (long long)e->stored[i], (long long)e->off[i]);
+}
+
+/* Stage k's declarations and its set-up: buffers, shards, activations, transfers. */
+static void emit_setup(const Emit *e, int k) {
+    FILE *out = e->out;
+    const Plan *p = e->plan;
+    int lo = p->stage_start[k], hi = p->stage_start[k + 1];
+    int64_t slots = p->in_flight[k], zero3 = 0, act = 0;
+    double work = 0, ckpt = 0;
+    int64_t stored = hi > lo ? e->off[hi - 1] + e->stored[hi - 1] : 0;
+    for (int i = lo; i < hi; i++) {
+        const Strategy *s = strat(e, i);
+        double B = (double)seqs_of(e, i), T = (double)e->seq;
+        int64_t n = (int64_t)grt_size_params(&e->rs[i], s->tp);
+        if (sdp_of(e, i) && (n + s->dp - 1) / s->dp * s->dp > zero3) zero3 = (n + s->dp - 1) / s->dp * s->dp;
+        if (seqs_of(e, i) * e->seq * e->hidden > act) act = seqs_of(e, i) * e->seq * e->hidden;
+        if (grt_size_work(&e->rs[i], s->tp, B, T) > work) work = grt_size_work(&e->rs[i], s->tp, B, T);
+        if (s->ckpt && e->rs[i].kind == GRT_BLOCK && grt_size_kept(&e->rs[i], s->tp, B, T) > ckpt)
+            ckpt = grt_size_kept(&e->rs[i], s->tp, B, T);
+    }
+    fprintf(out, "/* ---- stage %d: ranks %lld-%lld, layers %d-%d, %lld micro-batch%s in flight ---- */\n\n", k,
+            (long long)(k * e->stage_ranks), (long long)((k + 1) * e->stage_ranks - 1), lo, hi - 1, (long long)slots,
+            slots == 1 ? "" : "es");
+    if (hi > (lo ? lo : 1)) {
+        fprintf(out, "/* Each layer's input, one per micro-batch in flight. */\nstatic float ");
+        for (int i = lo ? lo : 1; i < hi; i++) fprintf(out, "%s*x%d[%lld]", i > (lo ? lo : 1) ? ", " : "", i, (long long)slots);
+        fprintf(out, ";\n");
+    }
+    for (int i = lo; i + 1 < hi; i++)
+        if (!same_layout(e, i, i + 1)) fprintf(out, "static GrtReshard *fwd_%d_%d, *bwd_%d_%d;\n", i, i + 1, i + 1, i);
+    if (k > 0) fprintf(out, "static GrtPipe *from_stage%d, *grad_to_stage%d;\n", k - 1, k - 1);
+    if (k < e->pp - 1) fprintf(out, "static GrtPipe *to_stage%d, *grad_from_stage%d;\n", k + 1, k + 1);
+    fprintf(out,
+            "\n/* This rank's shards of the stage's layers, its buffers (floats), its activations\n"
+            " * and transfers: every size and offset worked out by galvc. */\n"
+            "static void stage%d_setup(GrtRun *R) {\n"
+            "    grt_run_alloc(R, %d, %lld, %lld, %.0f, %.0f, %lld); /* stored, ZeRO-3 copies, work, checkpoints, slots */\n",
+            k, k, (long long)stored, (long long)zero3, work, ckpt, (long long)slots);
+    for (int i = lo; i < hi; i++) {
+        char tp[64], dp[64];
+        shard_comment(e, i);
+        fprintf(out, "    grt_shard_setup(R, %d, %s, %s, %lld, %d, %d, %d);\n", i, group_of(e, i, true, tp, sizeof tp),
+                group_of(e, i, false, dp, sizeof dp), (long long)e->off[i], sdp_of(e, i), strat(e, i)->ckpt,
+                i == e->head && e->tied_copy);
+    }
+    fprintf(out, "    for (int s = 0; s < %lld; s++) {\n", (long long)slots);
+    for (int i = lo == 0 ? 1 : lo; i < hi; i++)
+        fprintf(out, "        x%d[s] = grt_alloc(%lld * sizeof(float));\n", i,
+                (long long)(seqs_of(e, i) * e->seq * e->hidden));
+    fprintf(out, "    }\n    /* a layer's output before a reshard, the gradient flowing down, and its next */\n");
+    fprintf(out, "    tmp = grt_alloc(%lld * sizeof(float));\n    dA = grt_alloc(%lld * sizeof(float));\n"
+                 "    dB = grt_alloc(%lld * sizeof(float));\n",
+            (long long)act, (long long)act, (long long)act);
+    for (int i = lo; i + 1 < hi; i++) {
+        if (same_layout(e, i, i + 1)) continue;
+        fprintf(out, "    fwd_%d_%d = grt_reshard_new(", i, i + 1);
+        emit_layout(e, i), fputs(", ", out), emit_layout(e, i + 1);
+        fprintf(out, ", MB, SEQ * HIDDEN, R->rank);\n    bwd_%d_%d = grt_reshard_new(", i + 1, i);
+        emit_layout(e, i + 1), fputs(", ", out), emit_layout(e, i);
+        fprintf(out, ", MB, SEQ * HIDDEN, R->rank);\n");
+    }
+    if (k > 0) {
+        fprintf(out, "    from_stage%d = grt_pipe_new(", k - 1);
+        emit_layout(e, lo - 1), fputs(", ", out), emit_layout(e, lo);
+        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n    grad_to_stage%d = grt_pipe_new(", (long long)slots, k - 1);
+        emit_layout(e, lo), fputs(", ", out), emit_layout(e, lo - 1);
+        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n", (long long)slots);
+    }
+    if (k < e->pp - 1) {
+        fprintf(out, "    to_stage%d = grt_pipe_new(", k + 1);
+        emit_layout(e, hi - 1), fputs(", ", out), emit_layout(e, hi);
+        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n    grad_from_stage%d = grt_pipe_new(", (long long)slots, k + 1);
+        emit_layout(e, hi), fputs(", ", out), emit_layout(e, hi - 1);
+        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n", (long long)slots);
+    }
+    fprintf(out, "}\n\n");
+}
+
+/* The ranks of a group of layer i that holds this rank, in words ("TP group {0, 1}" for rank lists). */
+static void group_words(const Emit *e, int i, bool tp) {
+    char name[64];
+    fprintf(e->out, "its %s group (%s_ranks)", tp ? "TP" : "DP", group_name(e, i, tp, name, sizeof name));
+}
+
+/* Stage k's forward of one micro-batch: every layer call and transfer in order. */
+static void emit_forward(const Emit *e, int k) {
+    FILE *out = e->out;
+    int lo = e->plan->stage_start[k], hi = e->plan->stage_start[k + 1];
+    fprintf(out, "/* Stage %d's forward of micro-batch mb, on activation slot s. */\n"
+                 "static void stage%d_forward(GrtRun *R, int mb, int s) {\n"
+                 "    grt_run_batch(R, mb, s); /* its tokens and targets */\n", k, k);
+    if (k > 0) {
+        fprintf(out, "    grt_pipe_recv(from_stage%d, R->world, x%d[s], TAG_FWD); /* ", k - 1, lo);
+        comment_name(e, lo);
+        fprintf(out, "'s input, from stage %d */\n", k - 1);
+    }
+    for (int i = lo; i < hi; i++) {
+        char dst[64];
+        if (i == e->head) snprintf(dst, sizeof dst, "NULL");
+        else if (i + 1 == hi) snprintf(dst, sizeof dst, "grt_pipe_buffer(to_stage%d, s)", k + 1);
+        else if (!same_layout(e, i, i + 1)) snprintf(dst, sizeof dst, "tmp");
+        else snprintf(dst, sizeof dst, "x%d[s]", i + 1);
+        if (sdp_of(e, i)) {
+            fprintf(out, "    grt_zero3_gather(R, %d); /* ZeRO-3: ", i);
+            comment_name(e, i);
+            fprintf(out, "'s parameters gathered from ");
+            group_words(e, i, false);
+            fprintf(out, " */\n");
+        }
+        char src[32] = "NULL";
+        if (i) snprintf(src, sizeof src, "x%d[s]", i);
+        fprintf(out, "    grt_shard_forward(R, %d, s, %s, %s); /* ", i, src, dst);
+        comment_name(e, i);
+        fprintf(out, "%s */\n", i == e->head ? ": the loss" : "");
+        if (i + 1 < hi && !same_layout(e, i, i + 1)) {
+            fprintf(out, "    grt_reshard_run(fwd_%d_%d, R->world, tmp, x%d[s], TAG_RESHARD_FWD); /* TP %d -> TP %d%s */\n", i,
+                    i + 1, i + 1, strat(e, i)->tp, strat(e, i + 1)->tp,
+                    strat(e, i)->tp == strat(e, i + 1)->tp ? ", another nesting" : "");
+        }
+        if (i + 1 == hi && k < e->pp - 1)
+            fprintf(out, "    grt_pipe_send(to_stage%d, R->world, s, TAG_FWD); /* to stage %d */\n", k + 1, k + 1);
+    }
+    fprintf(out, "}\n\n");
+}
+
+/* Stage k's backward of one micro-batch, from its last layer down: each
+ * layer's gradient reduced where it is complete. */
+static void emit_backward(const Emit *e, int k) {
+    FILE *out = e->out;
+    int lo = e->plan->stage_start[k], hi = e->plan->stage_start[k + 1];
+    bool uses_mb = false;
+    for (int i = lo; i < hi; i++) uses_mb |= !sdp_of(e, i) && strat(e, i)->dp > 1 && e->stored[i] > 0;
+    fprintf(out, "/* Stage %d's backward of micro-batch mb, on activation slot s. */\n"
+                 "static void stage%d_backward(GrtRun *R, int mb, int s) {\n", k, k);
+    if (!uses_mb || e->plan->micro_batches == 1) fprintf(out, "    (void)mb;\n");
+    const char *dout = "dA", *din = "dB";
+    if (k < e->pp - 1) fprintf(out, "    grt_pipe_recv(grad_from_stage%d, R->world, dA, TAG_BWD); /* from stage %d */\n", k + 1, k + 1);
+    for (int i = hi - 1; i >= lo; i--) {
+        char dst[64], src[32] = "NULL", dp[64];
+        if (i) snprintf(src, sizeof src, "x%d[s]", i);
+        if (i == 0) snprintf(dst, sizeof dst, "NULL");
+        else if (i == lo && k > 0) snprintf(dst, sizeof dst, "grt_pipe_buffer(grad_to_stage%d, s)", k - 1);
+        else snprintf(dst, sizeof dst, "%s", din);
+        if (sdp_of(e, i)) {
+            fprintf(out, "    grt_zero3_gather(R, %d); /* ZeRO-3: ", i);
+            comment_name(e, i);
+            fprintf(out, "'s parameters gathered again */\n");
+        }
+        fprintf(out, "    grt_shard_backward(R, %d, s, %s, %s, %s); /* ", i, src, i == e->head ? "NULL" : dout, dst);
+        comment_name(e, i);
+        fprintf(out, " */\n");
+        const Strategy *s = strat(e, i);
+        if (sdp_of(e, i)) {
+            fprintf(out, "    grt_zero3_reduce(R, %d); /* its gradient reduce-scattered over ", i);
+            group_words(e, i, false);
+            fprintf(out, " */\n");
+        } else if (s->dp > 1 && e->stored[i] > 0) {
+            fprintf(out, "    %sgrt_allreduce(%s, R->grads + %lld, %lld); /* ", e->plan->micro_batches > 1 ? "if (mb == MICRO_BATCHES - 1) " : "",
+                    group_of(e, i, false, dp, sizeof dp), (long long)e->off[i], (long long)e->stored[i]);
+            comment_name(e, i);
+            fprintf(out, "'s gradient, complete, summed over ");
+            group_words(e, i, false);
+            fprintf(out, " */\n");
+        }
+        if (i > lo) {
+            if (!same_layout(e, i - 1, i))
+                fprintf(out, "    grt_reshard_run(bwd_%d_%d, R->world, %s, %s, TAG_RESHARD_BWD); /* TP %d -> TP %d */\n", i,
+                        i - 1, din, dout, s->tp, strat(e, i - 1)->tp);
+            else {
+                const char *t = dout;
+                dout = din, din = t;
+            }
+        } else if (k > 0) {
+            fprintf(out, "    grt_pipe_send(grad_to_stage%d, R->world, s, TAG_BWD); /* to stage %d */\n", k - 1, k - 1);
+        }
+    }
+    fprintf(out, "}\n\n");
+}
+
+/* Stage k's passes in order, and its step. */
+static void emit_step(const Emit *e, int k) {
+    FILE *out = e->out;
+    const Plan *p = e->plan;
+    int64_t m = p->micro_batches, slots = p->in_flight[k], n = 0;
+    int64_t *mb = arena_alloc(e->spec->arena, sizeof *mb * (size_t)(2 * m)); /* >= 0: forward; < 0: backward of -mb - 1 */
+    if (p->schedule == SCHED_GPIPE) {
+        for (int64_t j = 0; j < m; j++) mb[n++] = j;
+        for (int64_t j = 0; j < m; j++) mb[n++] = -j - 1;
+    } else {
+        int64_t warm = e->pp - k - 1 < m ? e->pp - k - 1 : m;
+        for (int64_t j = 0; j < warm; j++) mb[n++] = j;
+        for (int64_t j = 0; j < m - warm; j++) mb[n++] = warm + j, mb[n++] = -j - 1;
+        for (int64_t j = m - warm; j < m; j++) mb[n++] = -j - 1;
+    }
+    fprintf(out, "/* Stage %d's micro-batch passes in order, %s:\n *  ", k,
+            p->schedule == SCHED_GPIPE ? "GPipe (all forwards, then all backwards; Huang et al. 2019)"
+                                       : "1F1B (warm-up forwards, then one forward and one backward;\n *  "
+                                         "Narayanan et al. 2021)");
+    for (int64_t j = 0; j < n; j++) fprintf(out, " %c%lld", mb[j] >= 0 ? 'F' : 'B', (long long)(mb[j] >= 0 ? mb[j] : -mb[j] - 1));
+    fprintf(out, " */\nstatic const GrtPass stage%d_passes[%lld] = {", k, (long long)n);
+    for (int64_t j = 0; j < n; j++) {
+        int64_t b = mb[j] >= 0 ? mb[j] : -mb[j] - 1;
+        fprintf(out, "%s{%d, %lld, %lld}", j ? ", " : "", mb[j] < 0, (long long)b, (long long)(b % slots));
+    }
+    fprintf(out, "};\n\nstatic void stage%d_step(GrtRun *R) {\n"
+                 "    for (int k = 0; k < %lld; k++) {\n"
+                 "        GrtPass p = stage%d_passes[k];\n"
+                 "        if (p.backward) stage%d_backward(R, p.mb, p.slot);\n"
+                 "        else stage%d_forward(R, p.mb, p.slot);\n    }\n",
+            k, (long long)n, k, k, k);
+    if (k < e->pp - 1) fprintf(out, "    grt_pipe_drain(to_stage%d);\n", k + 1);
+    if (k > 0) fprintf(out, "    grt_pipe_drain(grad_to_stage%d);\n", k - 1);
+    fprintf(out, "}\n\n");
+}
+
+static void emit_main(const Emit *e) {
+    FILE *out = e->out;
+    fprintf(out, "int main(int argc, char **argv) {\n"
+                 "    static void (*const setup[PP])(GrtRun *) = {");
+    for (int k = 0; k < e->pp; k++) fprintf(out, "%sstage%d_setup", k ? ", " : "", k);
+    fprintf(out, "};\n    static void (*const step[PP])(GrtRun *) = {");
+    for (int k = 0; k < e->pp; k++) fprintf(out, "%sstage%d_step", k ? ", " : "", k);
+    fprintf(out, "};\n"
+                 "    GrtRun *R = grt_run_start(&argc, &argv, &program); /* options; the ranks and memory checked */\n"
+                 "    make_groups(R);\n"
+                 "    setup[R->stage](R);\n"
+                 "    grt_run_begin(R); /* --resume or --init-safetensors, the data, the log */\n"
+                 "    while (grt_step_next(R)) {\n"
+                 "        step[R->stage](R);\n");
+    if (e->tied_copy)
+        fprintf(out, "        grt_tied_sync(R, %d, %d); /* both copies of the tied table take their summed gradient */\n",
+                e->tied_to, e->head);
+    fprintf(out, "        grt_step_end(R); /* the loss, the gradient norm, clipping, AdamW, the step's report */\n"
+                 "    }\n"
+                 "    return grt_run_finish(R); /* the memory report, --dump, --export-safetensors */\n}\n");
+}
 
 bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, const char *source_name, Diag *d) {
     const Graph *g = spec->graph;
-    const TrainConfig *t = spec->train;
     if (!emit_c_runs(spec, plan, d)) return false;
-    int pp = plan->pp;
-    int64_t seq = g->layers[0]->seq, batch = t->global_batch, m = plan->micro_batches;
-    int64_t hidden = g->layers[0]->hidden;
-    int tied_to = -1;
-    for (int i = 0; i < g->n_layers; i++)
-        if (g->layers[i]->kind == LAYER_EMBEDDING) tied_to = i;
+    Emit e = {.out = out, .spec = spec, .plan = plan, .L = g->n_layers, .pp = plan->pp, .head = g->n_layers - 1,
+              .tied_to = -1, .ranks = devices, .stage_ranks = devices / plan->pp,
+              .mb = spec->train->global_batch / plan->micro_batches, .seq = g->layers[0]->seq,
+              .hidden = g->layers[0]->hidden};
+    for (int i = 0; i < e.L; i++)
+        if (g->layers[i]->kind == LAYER_EMBEDDING) e.tied_to = i;
+    const Layer *head = g->layers[e.head];
+    e.tied_copy = e.tied_to >= 0 && head->kind == LAYER_LM_HEAD && head->tied &&
+                  (!same_layout(&e, e.tied_to, e.head) || sdp_of(&e, e.tied_to) || sdp_of(&e, e.head));
+    layout_state(&e, spec->arena);
 
     fprintf(out, "/* train.c — the training program galvc wrote for model ");
     c_comment_text(out, g->name);
     fprintf(out, " (");
     c_comment_text(out, source_name);
-    fprintf(out, ").\n *\n"
-                 " * Plan: %lld ranks in %d pipeline stage%s of %lld (stage k: ranks [k %lld, (k + 1) %lld)),\n"
-                 " * %lld micro-batch%s of %lld sequences x %lld tokens a step, %s schedule.\n"
-                 " * Each layer runs on its stage's ranks as TP x DP (placement[]): DP index j holds\n"
-                 " * sequences [j mb / dp, (j + 1) mb / dp) of a micro-batch and its TP group splits\n"
-                 " * the layer's heads, FFN columns and vocabulary rows; under SDP (ZeRO-3) the DP\n"
-                 " * group also splits the parameters, gradients and Adam states. Between layers\n"
-                 " * of different layouts, and between stages, activations and their gradients\n"
-                 " * move to the ranks that need them.\n"
-                 " * Build: galvc; run: mpirun -np %lld ./train [--steps K] [--seed S] [--data FILE]\n"
-                 " *        [--lr X] [--log FILE.jsonl] [--dump FILE] [--ckpt-dir DIR [--ckpt-every K]\n"
-                 " *        [--ckpt-keep N] [--resume]] [--init-safetensors FILE] [--export-safetensors FILE] */\n",
-            (long long)devices, pp, pp == 1 ? "" : "s", (long long)(devices / pp), (long long)(devices / pp),
-            (long long)(devices / pp), (long long)m, m == 1 ? "" : "es", (long long)(batch / m), (long long)seq,
-            plan->schedule == SCHED_GPIPE ? "GPipe" : "1F1B", (long long)devices);
+    fprintf(out, "): the plan, written out.\n *\n"
+                 " * %lld ranks in %d pipeline stage%s of %lld; a step is %lld micro-batch%s of %lld sequences x %lld tokens%s.\n",
+            (long long)devices, e.pp, e.pp == 1 ? "" : "s", (long long)e.stage_ranks, (long long)plan->micro_batches,
+            plan->micro_batches == 1 ? "" : "es", (long long)e.mb, (long long)e.seq,
+            e.pp == 1 ? "" : plan->schedule == SCHED_GPIPE ? ", GPipe" : ", 1F1B");
+    fprintf(out,
+            " * Read it from main() at the bottom: each rank makes its groups, sets up its stage's\n"
+            " * shards and runs that stage's passes each step. stageK_forward and stageK_backward\n"
+            " * take one micro-batch through stage K: every layer call, every collective and every\n"
+            " * transfer in the order it runs. A layer's DP index j holds sequences [j B, (j + 1) B)\n"
+            " * of each micro-batch (B sequences per rank); its TP group splits its heads, FFN\n"
+            " * columns and vocabulary rows (Megatron-LM), whose all-reduces run inside its calls.\n"
+            " * Everything that is not the plan is libgalvrt's (galvrt.h).\n"
+            " * Run: mpirun -np %lld ./train [--steps K] [--seed S] [--data FILE] [--lr X] [--log FILE.jsonl]\n"
+            " *      [--dump FILE] [--ckpt-dir DIR [--ckpt-every K] [--ckpt-keep N] [--resume]]\n"
+            " *      [--init-safetensors FILE] [--export-safetensors FILE] */\n",
+            (long long)devices);
     fprintf(out, "#include \"galvrt.h\"\n\n");
-    fprintf(out, "#define MODEL_NAME ");
-    c_string(out, g->name);
-    fprintf(out, "\n\nenum { RANKS = %lld, PP = %d, STAGE_RANKS = RANKS / PP, SCHEDULE_1F1B = %d };\n",
-            (long long)devices, pp, plan->schedule != SCHED_GPIPE);
-    fprintf(out, "enum { GLOBAL_BATCH = %lld, MICRO_BATCHES = %lld, SEQ = %lld, VOCAB = %lld, HIDDEN = %lld };\n",
-            (long long)batch, (long long)m, (long long)seq, (long long)g->layers[g->n_layers - 1]->vocab,
-            (long long)hidden);
-    fprintf(out, "enum { MB = GLOBAL_BATCH / MICRO_BATCHES }; /* sequences per micro-batch, all DP ranks together */\n");
-    fprintf(out, "enum { N_LAYERS = %d, TIED_TO = %d, DEFAULT_STEPS = %lld };\n", g->n_layers, tied_to,
-            (long long)t->steps);
-    fprintf(out, "static const double FWD_FLOPS_PER_SEQ = %.17g; /* forward FLOPs of one sequence, whole model */\n",
-            (double)g->total_fwd_flops);
-    const Optimizer *o = &t->opt;
-    fprintf(out, "static const float LR = %.9g, BETA1 = %.9g, BETA2 = %.9g, EPS = %.9g, WEIGHT_DECAY = %.9g, "
-                 "CLIP = %.9g;\n\n",
-            o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip);
-    fprintf(out, "/* What the planner predicted: a step's time, and each stage's peak memory per\n"
-                 " * rank; the cluster's memory per device (the program refuses a plan over it). */\n");
-    fprintf(out, "static const double PREDICTED_STEP_MS = %.6g, MEMORY_PER_DEVICE = %.17g;\n", plan->step_s * 1e3,
-            (double)plan->budget);
-    fprintf(out, "static const double PREDICTED_COMPUTE_MS = %.6g, PREDICTED_COMM_MS = %.6g, PREDICTED_BUBBLE_MS = %.6g;\n",
-            plan->compute_s * 1e3, plan->comm_s * 1e3, plan->bubble_s * 1e3);
-    fprintf(out, "static const double PREDICTED_CALLS = %.6g; /* blocking collectives a step, busiest stage */\n",
-            plan->calls);
-    fprintf(out, "static const double predicted_mem[PP] = {");
-    for (int k = 0; k < pp; k++) fprintf(out, "%s%lld", k ? ", " : "", (long long)plan->stage_mem[k]);
-    fprintf(out, "};\n/* Stage k runs layers [stage_start[k], stage_start[k + 1]), holding in_flight[k]\n"
-                 " * micro-batches' activations at once. */\n");
-    fprintf(out, "static const int stage_start[PP + 1] = {");
-    for (int k = 0; k <= pp; k++) fprintf(out, "%s%d", k ? ", " : "", plan->stage_start[k]);
-    fprintf(out, "};\nstatic const int in_flight[PP] = {");
-    for (int k = 0; k < pp; k++) fprintf(out, "%s%lld", k ? ", " : "", (long long)plan->in_flight[k]);
-    fprintf(out, "};\n\n/* The layers, whole; grt_layer_setup cuts rank r's shard. */\n"
-                 "static const GrtLayerSpec layer_specs[N_LAYERS] = {\n");
-    for (int i = 0; i < g->n_layers; i++) emit_layer(out, spec, g->layers[i], plan->layer[i].tp);
-    fprintf(out, "};\n\n/* Each layer's strategy: TP and DP degrees, DP sharded (ZeRO-3), TP groups on\n"
-                 " * consecutive ranks (else strided by dp), activations checkpointed. */\n");
-    fprintf(out, "static const struct {\n    int tp, dp, sdp, consec, ckpt;\n} placement[N_LAYERS] = {\n");
-    for (int i = 0; i < g->n_layers; i++) {
-        const Strategy *s = &plan->layer[i];
-        char buf[96];
-        fprintf(out, "    {%d, %d, %d, %d, %d}, /* ", s->tp, s->dp, s->sdp && s->dp > 1,
-                strategy_tp_consecutive(s), s->ckpt);
-        c_comment_text(out, g->layers[i]->name);
-        fprintf(out, ": %s */\n", strategy_str(buf, sizeof buf, s));
+    fprintf(out, "enum { RANKS = %lld, PP = %d, N_LAYERS = %d, MICRO_BATCHES = %lld, SEQ = %lld, HIDDEN = %lld };\n",
+            (long long)devices, e.pp, e.L, (long long)plan->micro_batches, (long long)e.seq, (long long)e.hidden);
+    fprintf(out, "enum { MB = %lld }; /* sequences per micro-batch, all DP ranks together */\n", (long long)e.mb);
+    fprintf(out, "enum { TAG_FWD = 1, TAG_BWD = 2, TAG_RESHARD_FWD = 3, TAG_RESHARD_BWD = 4 };\n\n");
+    emit_specs(&e);
+    emit_program(&e, g->name);
+    emit_groups(&e);
+    fprintf(out, "/* The stage's working activations (set up by its stage): a layer's output before a\n"
+                 " * reshard, and the gradient flowing down the stage and its next. */\n"
+                 "static float *tmp, *dA, *dB;\n\n");
+    for (int k = 0; k < e.pp; k++) {
+        emit_setup(&e, k);
+        emit_forward(&e, k);
+        emit_backward(&e, k);
+        emit_step(&e, k);
     }
-    fprintf(out, "};\n\n");
-    fputs(program_body, out);
+    emit_main(&e);
     return !ferror(out);
 }

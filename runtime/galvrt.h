@@ -359,6 +359,7 @@ typedef struct GrtProgram {
     int ranks, pp, n_layers;     /* the head is layer n_layers - 1 */
     int global_batch, micro_batches, seq, vocab, hidden;
     int tied_to;                 /* the embedding a tied head shares its table with; -1: none */
+    int tied_copy;               /* the tied head keeps its own copy of the table (another stage or layout) */
     long default_steps;
     float lr, beta1, beta2, eps, weight_decay, clip;
     double fwd_flops_per_seq;    /* forward FLOPs of one sequence, whole model */
@@ -413,7 +414,9 @@ typedef struct GrtRun {
     float *params, *grads, *m, *v; /* what this rank stores: one allocation each, every layer a slice */
     size_t n_stored;
     float *full_p, *full_g, *part; /* ZeRO-3: a layer's gathered shard, its gradient, this rank's part */
+    size_t zero3_floats;
     float *work, *ckpt;            /* the stage's working space and checkpoint area */
+    size_t work_floats, ckpt_floats;
     int slots;                     /* micro-batches whose activations the stage holds at once */
     int32_t **tokens, **targets;   /* [slots]: the whole micro-batch's tokens */
     float *losses;                 /* the head's per-token losses */
@@ -468,6 +471,11 @@ void grt_tied_sync(GrtRun *R, int embedding, int head);
 void grt_step_end(GrtRun *R);
 /* The last checkpoint, the memory report, --dump, --export-safetensors; stops the runtime. */
 int grt_run_finish(GrtRun *R);
+
+/* One pass of a stage's schedule: micro-batch mb's forward or backward on activation slot `slot`. */
+typedef struct GrtPass {
+    int backward, mb, slot;
+} GrtPass;
 
 /* Failures every rank learns of (runtime/run.c). */
 _Noreturn void grt_stop_all(GrtComm *world, const char *msg, int status); /* rank 0 says msg; all exit */

@@ -1,0 +1,393 @@
+/* run.c — one rank's training run, around the plan the program spells out:
+ * start-up checks, the rank's buffers and shards, the step's bookkeeping
+ * (the loss, the global gradient norm, clipping, AdamW, the step's line and
+ * log record, checkpoints when due) and the end of the run (the memory
+ * report, --dump, --export-safetensors). The program lists the forward and
+ * backward calls and every collective of its plan; everything here is the
+ * same for every plan.
+ *
+ * Failures every rank sees alike stop every rank at once (grt_stop_all);
+ * one rank's own failure is said by that rank and counted by all
+ * (grt_failures), so no rank is left waiting for another. */
+#include "galvrt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void grt_stop_all(GrtComm *world, const char *msg, int status) {
+    if (grt_rank(world) == 0) {
+        fprintf(stderr, "galvrt: %s\n", msg);
+        fflush(stderr);
+    }
+    grt_barrier(world); /* lets the message out before the job is torn down */
+    grt_abort(NULL, status);
+}
+
+int grt_failures(GrtComm *world, int ok) {
+    double bad = !ok;
+    grt_allreduce_double(world, &bad, 1);
+    return (int)bad;
+}
+
+void grt_rank_says(int rank, const char *msg) {
+    fprintf(stderr, "galvrt: rank %d: %s\n", rank, msg);
+    fflush(stderr);
+}
+
+/* ---- start-up ----------------------------------------------------------------- */
+
+/* Refuse a plan that needs more memory on some stage than a device has. */
+static void check_memory(const GrtRun *R) {
+    const GrtProgram *p = R->p;
+    for (int k = 0; k < p->pp; k++)
+        if (p->memory_per_device > 0 && p->predicted_mem[k] > p->memory_per_device) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "the plan needs %.1f MiB on the ranks of stage %d, more than the %.1f MiB a device has",
+                     p->predicted_mem[k] / (1 << 20), k, p->memory_per_device / (1 << 20));
+            grt_stop_all(R->world, msg, 1);
+        }
+}
+
+GrtRun *grt_run_start(int *argc, char ***argv, const GrtProgram *p) {
+    GrtRun *R = calloc(1, sizeof *R);
+    if (R) R->layer = calloc((size_t)p->n_layers, sizeof *R->layer);
+    if (!R || !R->layer) grt_abort("out of memory", 1);
+    R->p = p;
+    R->world = grt_init(argc, argv);
+    R->rank = grt_rank(R->world);
+    R->stage = R->rank / (p->ranks / p->pp);
+    R->opt = grt_options_parse(R->world, p, *argc, *argv);
+    if (grt_size(R->world) != p->ranks) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "this program was built for %d ranks; run it with mpirun -np %d", p->ranks, p->ranks);
+        grt_stop_all(R->world, msg, 2);
+    }
+    check_memory(R);
+    grt_set_threads(p->ranks);
+    R->first_step = R->saved = -1;
+    return R;
+}
+
+GrtComm *grt_run_group(GrtRun *R, int size, int n_groups, const int *ranks) {
+    int color = -1, key = 0;
+    for (int g = 0; g < n_groups; g++)
+        for (int k = 0; k < size; k++)
+            if (ranks[g * size + k] == R->rank) color = g, key = k;
+    /* every rank splits, so the split is collective; ranks in no list get a group of their own */
+    GrtComm *c = grt_comm_split(R->world, color >= 0 ? color : n_groups + R->rank, key);
+    return color >= 0 && size > 1 ? c : NULL;
+}
+
+void grt_run_alloc(GrtRun *R, int stage, size_t stored, size_t zero3, size_t work, size_t ckpt, int slots) {
+    const GrtProgram *p = R->p;
+    if (stage != R->stage) grt_abort("grt_run_alloc: the buffers of another stage", 1);
+    R->n_stored = stored;
+    R->params = grt_alloc(stored * sizeof(float));
+    R->grads = grt_alloc(stored * sizeof(float));
+    R->m = grt_alloc(stored * sizeof(float));
+    R->v = grt_alloc(stored * sizeof(float));
+    R->zero3_floats = zero3;
+    if (zero3) {
+        R->full_p = grt_alloc(zero3 * sizeof(float));
+        R->full_g = grt_alloc(zero3 * sizeof(float));
+        R->part = grt_alloc(zero3 * sizeof(float));
+    }
+    R->work_floats = work, R->ckpt_floats = ckpt;
+    R->work = work ? grt_alloc(work * sizeof(float)) : NULL;
+    R->ckpt = ckpt ? grt_alloc(ckpt * sizeof(float)) : NULL;
+    R->slots = slots;
+    size_t mb_tokens = (size_t)(p->global_batch / p->micro_batches) * p->seq;
+    R->losses = grt_alloc(mb_tokens * sizeof(float));
+    R->tokens = grt_alloc(sizeof(int32_t *) * (size_t)slots);
+    R->targets = grt_alloc(sizeof(int32_t *) * (size_t)slots);
+    for (int s = 0; s < slots; s++) {
+        R->tokens[s] = grt_alloc(mb_tokens * sizeof(int32_t));
+        R->targets[s] = grt_alloc(mb_tokens * sizeof(int32_t));
+    }
+}
+
+/* Transformer blocks in the model (the initialization scales by their count). */
+static int count_blocks(const GrtProgram *p) {
+    int n = 0;
+    for (int i = 0; i < p->n_layers; i++) n += p->spec[i].kind == GRT_BLOCK;
+    return n;
+}
+
+/* An internal inconsistency between the sizes galvc wrote and the runtime's. */
+static void sizes_differ(int i, const char *what) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "layer %d: %s exceeds what the program allocated (galvc and libgalvrt disagree)", i, what);
+    grt_abort(msg, 1);
+}
+
+void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, size_t off, int sdp, int ckpt, int copy) {
+    const GrtProgram *p = R->p;
+    GrtShard *x = &R->layer[i];
+    int head = i == p->n_layers - 1;
+    GrtLayerSpec spec = p->spec[i];
+    if (head && copy) spec.tied = 0; /* its own copy of the table */
+    x->on = 1;
+    x->dp = dp;
+    x->dp_size = dp ? grt_size(dp) : 1;
+    x->tp_index = tp ? grt_rank(tp) : 0;
+    x->dp_index = dp ? grt_rank(dp) : 0;
+    x->B = p->global_batch / p->micro_batches / x->dp_size;
+    x->first = x->dp_index * x->B;
+    x->sdp = sdp && x->dp_size > 1;
+    x->tied_copy = head && copy;
+    grt_layer_setup(&x->l, &spec, tp, x->B, p->seq);
+    x->l.ckpt = ckpt && spec.kind == GRT_BLOCK;
+    x->n = x->l.n_params;
+    x->chunk = (x->n + x->dp_size - 1) / x->dp_size;
+    x->stored = x->sdp ? x->chunk : x->n;
+    x->off = off;
+    if (off + x->stored > R->n_stored) sizes_differ(i, "its parameters");
+    if (x->sdp && x->chunk * x->dp_size > R->zero3_floats) sizes_differ(i, "its ZeRO-3 working copy");
+    if (grt_layer_work_floats(&x->l) > R->work_floats) sizes_differ(i, "its working space");
+    if (grt_layer_ckpt_floats(&x->l) > R->ckpt_floats) sizes_differ(i, "its checkpoint area");
+    if (head && spec.tied) x->l.tied_to = &R->layer[p->tied_to].l;
+    float *params = x->sdp ? R->full_p : R->params + off, *grads = x->sdp ? R->full_g : R->grads + off;
+    grt_layer_bind(&x->l, params, grads, R->slots, R->work, R->ckpt);
+    if (x->sdp) memset(R->full_p, 0, R->zero3_floats * sizeof(float));
+    /* a tied head's copy starts as the embedding's table does */
+    grt_layer_init(&x->l, R->opt.seed, x->tied_copy ? p->tied_to : i, count_blocks(p));
+    if (x->sdp) memcpy(R->params + off, R->full_p + (size_t)x->dp_index * x->chunk, x->chunk * sizeof(float));
+}
+
+/* --ckpt-dir: a folder that cannot take checkpoints is found now, not after hours of training. */
+static void check_ckpt_dir(GrtRun *R) {
+    char err[1024] = "", msg[1200];
+    int ok = R->rank != 0 || grt_make_dirs(R->opt.ckpt_dir, err, sizeof err) == 0;
+    if (grt_failures(R->world, ok)) {
+        snprintf(msg, sizeof msg, "--ckpt-dir: %s", err);
+        grt_stop_all(R->world, msg, 1);
+    }
+}
+
+/* The data: every rank opens it; if any rank cannot, or it is shorter than one batch, all stop. */
+static void open_data(GrtRun *R) {
+    const GrtProgram *p = R->p;
+    R->data = grt_data_open(R->opt.data, p->vocab, R->opt.seed);
+    if (grt_failures(R->world, R->data != NULL)) grt_stop_all(R->world, "the data could not be read (see above)", 1);
+    int64_t need = (int64_t)p->global_batch * p->seq + 1; /* one step's sequences overlap by one token */
+    if (grt_data_tokens(R->data) < need) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s: %lld tokens, too few for one batch of %d sequences of %d + 1 tokens (need %lld)",
+                 R->opt.data ? R->opt.data : "the data", (long long)grt_data_tokens(R->data), p->global_batch, p->seq,
+                 (long long)need);
+        grt_stop_all(R->world, msg, 1);
+    }
+}
+
+/* --log: rank 0 writes it, opening with what was predicted (for galvc --calibrate). */
+static void open_log(GrtRun *R) {
+    const GrtProgram *p = R->p;
+    if (R->opt.log && R->rank == 0 && !(R->log = fopen(R->opt.log, "w")))
+        grt_rank_says(R->rank, "--log: cannot write the log file");
+    if (grt_failures(R->world, !R->opt.log || R->rank != 0 || R->log))
+        grt_stop_all(R->world, "--log: cannot write the log file", 1);
+    if (R->log)
+        fprintf(R->log,
+                "{\"plan\": {\"model\": \"%s\", \"ranks\": %d, \"pp\": %d, \"micro_batches\": %d, "
+                "\"predicted_step_ms\": %.6g, \"predicted_compute_ms\": %.6g, \"predicted_comm_ms\": %.6g, "
+                "\"predicted_bubble_ms\": %.6g, \"predicted_calls\": %.6g}}\n",
+                p->model, p->ranks, p->pp, p->micro_batches, p->predicted_step_ms, p->predicted_compute_ms,
+                p->predicted_comm_ms, p->predicted_bubble_ms, p->predicted_calls);
+}
+
+void grt_run_begin(GrtRun *R) {
+    const GrtProgram *p = R->p;
+    if (R->tied) R->tied_sum = grt_alloc((size_t)p->vocab * p->hidden * sizeof(float));
+    if (R->opt.ckpt_dir) check_ckpt_dir(R);
+    long first = R->opt.resume ? grt_ckpt_resume(R) : -1;
+    if (first < 0 && R->opt.init_st) grt_init_safetensors(R, R->opt.init_st);
+    R->first_step = first < 0 ? 0 : first;
+    R->step = R->first_step - 1;
+    open_data(R);
+    open_log(R);
+    if (R->rank == 0)
+        printf("%s: %d ranks in %d pipeline stage%s of %d, %.0f parameters stored on rank 0, global batch %d x %d "
+               "tokens in %d micro-batch%s; planned %.1f ms a step\n",
+               p->model, p->ranks, p->pp, p->pp > 1 ? "s" : "", p->ranks / p->pp, (double)R->n_stored,
+               p->global_batch, p->seq, p->micro_batches, p->micro_batches > 1 ? "es" : "", p->predicted_step_ms);
+}
+
+/* ---- a step ------------------------------------------------------------------- */
+
+int grt_step_next(GrtRun *R) {
+    if (++R->step >= R->opt.steps) return 0;
+    R->t0 = grt_now_ms();
+    memset(R->grads, 0, R->n_stored * sizeof(float));
+    R->loss = 0;
+    return 1;
+}
+
+void grt_run_batch(GrtRun *R, int mb, int slot) {
+    const GrtProgram *p = R->p;
+    int MB = p->global_batch / p->micro_batches;
+    grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, R->tokens[slot], R->targets[slot]);
+}
+
+void grt_shard_forward(GrtRun *R, int i, int slot, const float *in, float *out) {
+    GrtShard *x = &R->layer[i];
+    int T = R->p->seq, head = i == R->p->n_layers - 1;
+    grt_layer_use_slot(&x->l, slot);
+    const int32_t *tok = R->tokens[slot] + (size_t)x->first * T, *tgt = R->targets[slot] + (size_t)x->first * T;
+    grt_layer_forward(&x->l, in, tok, tgt, head ? R->losses : out);
+    if (head && x->tp_index == 0) /* the loss, counted once per sequence */
+        for (size_t k = 0; k < (size_t)x->B * T; k++) R->loss += R->losses[k];
+}
+
+void grt_shard_backward(GrtRun *R, int i, int slot, const float *in, const float *dout, float *din) {
+    const GrtProgram *p = R->p;
+    GrtShard *x = &R->layer[i];
+    int T = p->seq;
+    grt_layer_use_slot(&x->l, slot);
+    if (x->sdp) memset(R->full_g, 0, x->chunk * x->dp_size * sizeof(float));
+    if (din) memset(din, 0, (size_t)x->B * T * p->hidden * sizeof(float));
+    const int32_t *tok = R->tokens[slot] + (size_t)x->first * T, *tgt = R->targets[slot] + (size_t)x->first * T;
+    const float dloss = 1.0f / ((float)p->global_batch * T); /* the loss is the mean over every token of the step */
+    grt_layer_backward(&x->l, in, tok, tgt, dout, dloss, din);
+}
+
+void grt_zero3_gather(GrtRun *R, int i) {
+    GrtShard *x = &R->layer[i];
+    grt_allgather(x->dp, R->params + x->off, R->full_p, x->chunk);
+}
+
+void grt_zero3_reduce(GrtRun *R, int i) {
+    GrtShard *x = &R->layer[i];
+    grt_reduce_scatter(x->dp, R->full_g, R->part, x->chunk);
+    float *g = R->grads + x->off;
+    for (size_t k = 0; k < x->chunk; k++) g[k] += R->part[k];
+}
+
+int grt_shard_stored_part(const GrtShard *x, int k, size_t *a, size_t *b) {
+    size_t lo = x->l.tensors[k].offset, hi = lo + x->l.tensors[k].n;
+    size_t c0 = x->sdp ? (size_t)x->dp_index * x->chunk : 0, c1 = c0 + x->stored;
+    if (lo < c0) lo = c0;
+    if (hi > c1) hi = c1;
+    if (lo >= hi) return 0;
+    *a = lo - c0, *b = hi - c0;
+    return 1;
+}
+
+/* Megatron's embedding group, for a tied table kept twice: every element
+ * of the whole (V, C) table is added once, by the one rank that owns it
+ * (DP index 0, or its ZeRO-3 part), and the sum replaces both copies'
+ * gradients. */
+void grt_tied_sync(GrtRun *R, int embedding, int head) {
+    if (!R->tied) return;
+    size_t C = (size_t)R->p->hidden, VC = (size_t)R->p->vocab * C;
+    float *full = R->tied_sum;
+    memset(full, 0, VC * sizeof(float));
+    int which[2] = {embedding, head};
+    for (int pass = 0; pass < 2; pass++) {
+        for (int w = 0; w < 2; w++) {
+            GrtShard *x = &R->layer[which[w]];
+            size_t a, b, base = (size_t)x->tp_index * x->l.V_l * C; /* the shard's first row */
+            if (!x->on || !grt_shard_stored_part(x, 0, &a, &b)) continue;
+            size_t c0 = x->sdp ? (size_t)x->dp_index * x->chunk : 0;
+            float *g = R->grads + x->off;
+            for (size_t k = a; k < b; k++) {
+                size_t at = base + c0 + k - x->l.tensors[0].offset;
+                if (at >= VC) continue; /* vocabulary padding */
+                if (pass == 0 && (x->sdp || x->dp_index == 0)) full[at] += g[k];
+                if (pass == 1) g[k] = full[at];
+            }
+        }
+        if (pass == 0) grt_allreduce(R->tied, full, VC);
+    }
+}
+
+/* The global gradient norm: every element counted once, by the rank that
+ * owns it (TP index 0 for tensors the TP group replicates, DP index 0 for
+ * replicas, each rank its own ZeRO-3 part), summed over the world. */
+static double grad_norm(GrtRun *R) {
+    double sq = 0;
+    for (int i = 0; i < R->p->n_layers; i++) {
+        const GrtShard *x = &R->layer[i];
+        if (!x->on || x->tied_copy) continue; /* the embedding counts a tied table */
+        if (!x->sdp && x->dp_index != 0) continue;
+        for (int k = 0; k < x->l.n_tensors; k++) {
+            size_t a, b;
+            if ((x->l.tensors[k].sharded || x->tp_index == 0) && grt_shard_stored_part(x, k, &a, &b))
+                sq += grt_sumsq(R->grads + x->off + a, b - a);
+        }
+    }
+    grt_allreduce_double(R->world, &sq, 1);
+    return sqrt(sq);
+}
+
+/* AdamW on every element this rank stores; weight decay on matrices only. */
+static void update(GrtRun *R, float scale, int t) {
+    const GrtProgram *p = R->p;
+    for (int i = 0; i < p->n_layers; i++) {
+        const GrtShard *x = &R->layer[i];
+        for (int k = 0; x->on && k < x->l.n_tensors; k++) {
+            size_t a, b;
+            if (!grt_shard_stored_part(x, k, &a, &b)) continue;
+            size_t o = x->off + a;
+            grt_adamw(R->params + o, R->grads + o, R->m + o, R->v + o, b - a, R->opt.lr, p->beta1, p->beta2, p->eps,
+                      x->l.tensors[k].decay ? p->weight_decay : 0.0f, scale, t);
+        }
+    }
+}
+
+void grt_step_end(GrtRun *R) {
+    const GrtProgram *p = R->p;
+    double loss = R->loss;
+    grt_allreduce_double(R->world, &loss, 1);
+    loss /= (double)p->global_batch * p->seq;
+    double norm = grad_norm(R);
+    float scale = p->clip > 0 && norm > p->clip ? (float)(p->clip / norm) : 1.0f;
+    update(R, scale, (int)R->step + 1);
+    double ms = grt_now_ms() - R->t0;
+    double tokens_per_s = p->global_batch * p->seq / (ms / 1e3);
+    double gflops = 3 * p->fwd_flops_per_seq * p->global_batch / (ms / 1e3) / 1e9;
+    double peak = (double)grt_peak_bytes(); /* rank 0's */
+    if (R->rank == 0) {
+        printf("step %4ld  loss %.6f  %8.1f ms  %9.0f tok/s  %7.2f GFLOP/s  peak %.1f MiB on rank 0\n", R->step + 1,
+               loss, ms, tokens_per_s, gflops, peak / (1 << 20));
+        fflush(stdout);
+        if (R->log)
+            fprintf(R->log, "{\"step\": %ld, \"loss\": %.9g, \"ms\": %.3f, \"tokens_per_s\": %.1f, \"peak_mem_bytes\": %.0f}\n",
+                    R->step + 1, loss, ms, tokens_per_s, peak);
+    }
+    if (R->opt.ckpt_every && (R->step + 1) % R->opt.ckpt_every == 0) grt_ckpt_save(R, R->saved = R->step + 1);
+}
+
+/* ---- the end ------------------------------------------------------------------ */
+
+/* Peak memory of every rank beside the plan's prediction for its stage. */
+static void report_memory(GrtRun *R) {
+    const GrtProgram *p = R->p;
+    int stage_ranks = p->ranks / p->pp;
+    double *peak = calloc((size_t)p->ranks, sizeof *peak);
+    if (!peak) grt_abort("out of memory", 1);
+    peak[R->rank] = (double)grt_peak_bytes();
+    grt_allreduce_double(R->world, peak, (size_t)p->ranks);
+    for (int r = 0; R->rank == 0 && r < p->ranks; r++) {
+        double plan = p->predicted_mem[r / stage_ranks];
+        if (!r) printf("memory per rank (MiB): measured peak / planned\n");
+        printf("  rank %2d (stage %d): %8.2f / %8.2f  (%+.1f%%)\n", r, r / stage_ranks, peak[r] / (1 << 20),
+               plan / (1 << 20), plan > 0 ? 100.0 * (peak[r] - plan) / plan : 0.0);
+        if (R->log)
+            fprintf(R->log, "{\"rank\": %d, \"stage\": %d, \"peak_mem_bytes\": %.0f, \"planned_mem_bytes\": %.0f}\n", r,
+                    r / stage_ranks, peak[r], plan);
+    }
+    free(peak);
+}
+
+int grt_run_finish(GrtRun *R) {
+    /* with --ckpt-dir, the last step is kept too */
+    if (R->opt.ckpt_dir && R->opt.steps > R->first_step && R->saved != R->opt.steps) grt_ckpt_save(R, R->opt.steps);
+    report_memory(R);
+    if (R->log && fclose(R->log) != 0) grt_abort("--log: cannot write the log file", 1);
+    if (R->opt.dump) grt_dump_params(R, R->opt.dump);
+    if (R->opt.export_st) grt_export_safetensors(R, R->opt.export_st);
+    grt_data_close(R->data);
+    grt_finalize();
+    return 0;
+}
