@@ -439,6 +439,98 @@ static void group_words(const Emit *e, int i, bool tp) {
     fprintf(e->out, "its %s group (%s_ranks)", tp ? "TP" : "DP", group_name(e, i, tp, name, sizeof name));
 }
 
+/* Does layer i run TP collectives of its own (so the program lists them between its phases)? */
+static bool tp_phased(const Emit *e, int i) { return strat(e, i)->tp > 1 && e->rs[i].kind != GRT_NORM; }
+
+/* Floats of layer i's (B, T, C) stream on one rank. */
+static long long stream_floats(const Emit *e, int i) { return (long long)(seqs_of(e, i) * e->seq * e->hidden); }
+
+/* A block's forward phases over its TP group: the attention and MLP outputs summed where Megatron sums them. */
+static void emit_block_phases(const Emit *e, int i, const char *dst) {
+    char tp[64];
+    group_name(e, i, true, tp, sizeof tp);
+    fprintf(e->out,
+            "    grt_allreduce(%s, grt_block_attention(l, x%d[s]), %lld); /* attention's output projection, summed */\n"
+            "    grt_allreduce(%s, grt_block_mlp(l, x%d[s]), %lld); /* the MLP's down projection, summed */\n"
+            "    grt_block_output(l, %s);\n",
+            tp, i, stream_floats(e, i), tp, i, stream_floats(e, i), dst);
+}
+
+/* Layer i's forward into dst, its TP collectives on lines of their own. */
+static void emit_layer_forward(const Emit *e, int i, const char *dst) {
+    FILE *out = e->out;
+    char src[32] = "NULL", tp[64];
+    if (i) snprintf(src, sizeof src, "x%d[s]", i);
+    if (!tp_phased(e, i)) {
+        fprintf(out, "    grt_shard_forward(R, %d, s, %s, %s); /* ", i, src, dst);
+        comment_name(e, i);
+        fprintf(out, "%s */\n", i == e->head ? ": the loss" : "");
+        return;
+    }
+    group_name(e, i, true, tp, sizeof tp);
+    switch (e->rs[i].kind) {
+    case GRT_EMBEDDING:
+        fprintf(out, "    grt_allreduce(%s, grt_shard_embed(R, %d, s, %s), %lld); /* ", tp, i, dst, stream_floats(e, i));
+        comment_name(e, i);
+        fprintf(out, ": each rank's vocabulary rows, summed */\n");
+        break;
+    case GRT_BLOCK:
+        fprintf(out, "    l = grt_shard(R, %d, s); /* ", i);
+        comment_name(e, i);
+        fprintf(out, " */\n");
+        emit_block_phases(e, i, dst);
+        break;
+    case GRT_HEAD: {
+        long long vl = (e->rs[i].V + strat(e, i)->tp - 1) / strat(e, i)->tp;
+        fprintf(out, "    l = grt_shard(R, %d, s); /* ", i);
+        comment_name(e, i);
+        fprintf(out, " */\n    grt_allgather(%s, grt_head_logits(l, %s), grt_head_gathered(l), %lld); /* every rank's "
+                     "vocabulary rows */\n    grt_shard_loss(R, %d, s); /* the loss */\n",
+                tp, src, vl * seqs_of(e, i) * e->seq, i);
+        break;
+    }
+    case GRT_NORM: break;
+    }
+}
+
+/* Layer i's backward from dout into dst, its TP collectives on lines of their own. */
+static void emit_layer_backward(const Emit *e, int i, const char *src, const char *dout, const char *dst) {
+    FILE *out = e->out;
+    char tp[64];
+    if (!tp_phased(e, i) || e->rs[i].kind == GRT_EMBEDDING) {
+        fprintf(out, "    grt_shard_backward(R, %d, s, %s, %s, %s); /* ", i, src, i == e->head ? "NULL" : dout, dst);
+        comment_name(e, i);
+        fprintf(out, " */\n");
+        return;
+    }
+    group_name(e, i, true, tp, sizeof tp);
+    fprintf(out, "    l = grt_shard_backward_begin(R, %d, s, %s); /* ", i, dst);
+    comment_name(e, i);
+    fprintf(out, " */\n");
+    if (e->rs[i].kind == GRT_HEAD) {
+        fprintf(out, "    grt_allreduce(%s, grt_shard_head_grad(R, %d, s, %s), %lld); /* the input gradient, summed */\n"
+                     "    grt_head_input_backward(l, %s);\n",
+                tp, i, src, stream_floats(e, i), dst);
+        return;
+    }
+    if (strat(e, i)->ckpt) {
+        fprintf(out, "    /* checkpointed: its forward rebuilt first (Chen et al. 2016) */\n");
+        emit_block_phases(e, i, "NULL");
+    }
+    fprintf(out,
+            "    grt_allreduce(%s, grt_block_mlp_backward(l, %s), %lld); /* at the MLP's input, summed */\n"
+            "    grt_allreduce(%s, grt_block_attention_backward(l, %s, %s), %lld); /* at attention's input, summed */\n"
+            "    grt_block_input_backward(l, %s, %s);\n",
+            tp, dout, stream_floats(e, i), tp, src, dout, stream_floats(e, i), src, dst);
+}
+
+/* Does stage k list a block or head in phases (and so need a layer variable)? */
+static bool stage_phased(const Emit *e, int k) {
+    for (int i = e->plan->stage_start[k]; i < e->plan->stage_start[k + 1]; i++)
+        if (tp_phased(e, i) && e->rs[i].kind != GRT_EMBEDDING) return true;
+    return false;
+}
+
 /* Stage k's forward of one micro-batch: every layer call and transfer in order. */
 static void emit_forward(const Emit *e, int k) {
     FILE *out = e->out;
@@ -446,6 +538,7 @@ static void emit_forward(const Emit *e, int k) {
     fprintf(out, "/* Stage %d's forward of micro-batch mb, on activation slot s. */\n"
                  "static void stage%d_forward(GrtRun *R, int mb, int s) {\n"
                  "    grt_run_batch(R, mb, s); /* its tokens and targets */\n", k, k);
+    if (stage_phased(e, k)) fprintf(out, "    GrtLayer *l;\n");
     if (k > 0) {
         fprintf(out, "    grt_pipe_recv(from_stage%d, R->world, x%d[s], TAG_FWD); /* ", k - 1, lo);
         comment_name(e, lo);
@@ -464,11 +557,7 @@ static void emit_forward(const Emit *e, int k) {
             group_words(e, i, false);
             fprintf(out, " */\n");
         }
-        char src[32] = "NULL";
-        if (i) snprintf(src, sizeof src, "x%d[s]", i);
-        fprintf(out, "    grt_shard_forward(R, %d, s, %s, %s); /* ", i, src, dst);
-        comment_name(e, i);
-        fprintf(out, "%s */\n", i == e->head ? ": the loss" : "");
+        emit_layer_forward(e, i, dst);
         if (i + 1 < hi && !same_layout(e, i, i + 1)) {
             fprintf(out, "    grt_reshard_run(fwd_%d_%d, R->world, tmp, x%d[s], TAG_RESHARD_FWD); /* TP %d -> TP %d%s */\n", i,
                     i + 1, i + 1, strat(e, i)->tp, strat(e, i + 1)->tp,
@@ -490,6 +579,7 @@ static void emit_backward(const Emit *e, int k) {
     fprintf(out, "/* Stage %d's backward of micro-batch mb, on activation slot s. */\n"
                  "static void stage%d_backward(GrtRun *R, int mb, int s) {\n", k, k);
     if (!uses_mb || e->plan->micro_batches == 1) fprintf(out, "    (void)mb;\n");
+    if (stage_phased(e, k)) fprintf(out, "    GrtLayer *l;\n");
     const char *dout = "dA", *din = "dB";
     if (k < e->pp - 1) fprintf(out, "    grt_pipe_recv(grad_from_stage%d, R->world, dA, TAG_BWD); /* from stage %d */\n", k + 1, k + 1);
     for (int i = hi - 1; i >= lo; i--) {
@@ -503,9 +593,7 @@ static void emit_backward(const Emit *e, int k) {
             comment_name(e, i);
             fprintf(out, "'s parameters gathered again */\n");
         }
-        fprintf(out, "    grt_shard_backward(R, %d, s, %s, %s, %s); /* ", i, src, i == e->head ? "NULL" : dout, dst);
-        comment_name(e, i);
-        fprintf(out, " */\n");
+        emit_layer_backward(e, i, src, dout, dst);
         const Strategy *s = strat(e, i);
         if (sdp_of(e, i)) {
             fprintf(out, "    grt_zero3_reduce(R, %d); /* its gradient reduce-scattered over ", i);
@@ -621,7 +709,8 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
             " * take one micro-batch through stage K: every layer call, every collective and every\n"
             " * transfer in the order it runs. A layer's DP index j holds sequences [j B, (j + 1) B)\n"
             " * of each micro-batch (B sequences per rank); its TP group splits its heads, FFN\n"
-            " * columns and vocabulary rows (Megatron-LM), whose all-reduces run inside its calls.\n"
+            " * columns and vocabulary rows (Megatron-LM), and a layer split so runs in the phases\n"
+            " * between its TP collectives, each collective a line of its own.\n"
             " * Everything that is not the plan is libgalvrt's (galvrt.h).\n"
             " * Run: mpirun -np %lld ./train [--steps K] [--seed S] [--data FILE] [--lr X] [--log FILE.jsonl]\n"
             " *      [--dump FILE] [--ckpt-dir DIR [--ckpt-every K] [--ckpt-keep N] [--resume]]\n"

@@ -164,6 +164,25 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
 void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets,
                         const float *dout, float dloss, float *din);
 
+/* A layer in the phases between its TP group's collectives, for a program
+ * that runs each collective itself (grt_layer_forward and _backward run the
+ * phases and the collectives in one call). A phase that returns a buffer
+ * leaves in it what the next collective takes: partial sums (B, T, C) to
+ * all-reduce over the TP group, or the logits of this rank's vocabulary rows
+ * (B T, V_l) to all-gather into grt_head_gathered (tp, B T, V_l). */
+float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out); /* its vocabulary rows' part, in out */
+float *grt_block_attention(GrtLayer *l, const float *x); /* attention's row-parallel output projection */
+float *grt_block_mlp(GrtLayer *l, const float *x);       /* bias, residual, norm, the MLP's down projection */
+void grt_block_output(GrtLayer *l, float *out);          /* out; NULL: a checkpointed block's recomputation */
+float *grt_head_logits(GrtLayer *l, const float *x);
+float *grt_head_gathered(GrtLayer *l);
+void grt_head_loss(GrtLayer *l, const int32_t *targets, float *losses); /* softmax cross-entropy; losses (B T) may be NULL */
+float *grt_block_mlp_backward(GrtLayer *l, const float *dout); /* at the MLP's column-parallel input */
+float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *dout); /* at QKV's input */
+void grt_block_input_backward(GrtLayer *l, const float *x, float *dx); /* dx accumulated */
+float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *targets, float dloss);
+void grt_head_input_backward(GrtLayer *l, float *din); /* din accumulated */
+
 /* The whole tensor k of the layer (as one rank would hold it) gathered from
  * the TP group's shards into full; returns its length in floats. */
 size_t grt_layer_gather(GrtLayer *l, int k, float *full);
@@ -453,12 +472,23 @@ void grt_run_begin(GrtRun *R);
 int grt_step_next(GrtRun *R);
 /* Micro-batch mb's tokens into slot `slot`. */
 void grt_run_batch(GrtRun *R, int mb, int slot);
-/* Layer i's forward and backward on micro-batch slot `slot`: its sequences
- * of the slot's tokens; the head writes R->losses, adds them to the loss
- * (once per TP group) and in backward starts from the mean's weight. din is
- * zeroed first (NULL: the embedding has none). */
+/* Layer i's forward and backward on micro-batch slot `slot`, whole (a
+ * layer without TP collectives, or with them inside the call): its
+ * sequences of the slot's tokens; the head writes R->losses, adds them to
+ * the loss (once per TP group) and in backward starts from the mean's
+ * weight. din is zeroed first (NULL: the embedding has none). */
 void grt_shard_forward(GrtRun *R, int i, int slot, const float *in, float *out);
 void grt_shard_backward(GrtRun *R, int i, int slot, const float *in, const float *dout, float *din);
+/* The same in phases, the program running the TP collectives between them
+ * (the grt_block_* and grt_head_* phases above): layer i on slot `slot`;
+ * the embedding's partial lookup; the head's loss from its gathered logits;
+ * before a backward, din (and a ZeRO-3 gradient copy) zeroed; the head's
+ * partial input gradient. */
+GrtLayer *grt_shard(GrtRun *R, int i, int slot);
+float *grt_shard_embed(GrtRun *R, int i, int slot, float *out);
+void grt_shard_loss(GrtRun *R, int i, int slot);
+GrtLayer *grt_shard_backward_begin(GrtRun *R, int i, int slot, float *din);
+float *grt_shard_head_grad(GrtRun *R, int i, int slot, const float *in);
 /* ZeRO-3 (Rajbhandari et al. 2020): layer i's whole shard from its DP
  * group's parts; after backward, its gradient reduce-scattered and this
  * rank's part added to the accumulated one. */

@@ -423,8 +423,9 @@ static void rope_qk(GrtLayer *l, float *qkv, float *tmp, int backward) {
     for (int i = 0; i < N; i++) memcpy(qkv + (size_t)i * row, tmp + (size_t)i * qk, sizeof(float) * (size_t)qk);
 }
 
-/* The attention half: x -> x + attn(norm(x)) (pre-norm) or norm(x + attn(x)) (post-norm), into res1. */
-static void block_forward(GrtLayer *l, const float *x, float *out) {
+/* The attention half up to its row-parallel output projection: the
+ * projection's partial sums (N, C), to be summed over the TP group. */
+float *grt_block_attention(GrtLayer *l, const float *x) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C, hd = s->hd;
@@ -436,9 +437,17 @@ static void block_forward(GrtLayer *l, const float *x, float *out) {
     grt_matmul_forward(a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
     grt_attention_forward(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal);
-    /* row-parallel output projection: partial sums, all-reduced, then the bias */
     grt_matmul_forward(a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
-    tp_allreduce(l, a->scratch, (size_t)N * C);
+    return a->scratch;
+}
+
+/* The summed projection's bias and residual (x + attn into res1, through the
+ * first norm when post-norm), then the MLP up to its row-parallel down
+ * projection: its partial sums (N, C), to be summed over the TP group. */
+float *grt_block_mlp(GrtLayer *l, const float *x) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T, C = s->C;
     if (opt(l, B_BO)) add_bias(a->scratch, P(l, B_BO), N, C);
     grt_residual_forward(a->res1, x, a->scratch, (size_t)N * C);
     const float *mlp_in = a->res1;
@@ -453,7 +462,17 @@ static void block_forward(GrtLayer *l, const float *x, float *out) {
     if (s->swiglu) grt_swiglu_forward(a->fca, a->fch, N, l->F_l);
     else grt_gelu_forward(a->fca, a->fch, (size_t)N * l->F_l);
     grt_matmul_forward(a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
-    tp_allreduce(l, a->scratch, (size_t)N * C);
+    return a->scratch;
+}
+
+/* The summed down projection's bias and the residual (through the second
+ * norm when post-norm) into out (N, C); NULL: a checkpointed block's
+ * recomputation, whose output nobody reads. */
+void grt_block_output(GrtLayer *l, float *out) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T, C = s->C;
+    if (!out) out = a->dC2;
     if (opt(l, B_BDOWN)) add_bias(a->scratch, P(l, B_BDOWN), N, C);
     if (s->pre_norm) {
         grt_residual_forward(out, a->res1, a->scratch, (size_t)N * C);
@@ -463,22 +482,12 @@ static void block_forward(GrtLayer *l, const float *x, float *out) {
     }
 }
 
-/* logits (N, V) of this rank's vocabulary rows, gathered over the TP group
- * into a->gathered (N, Vp) (a->probs serves as the transfer buffer). */
-static void head_logits(GrtLayer *l, const float *x, const float *table) {
-    HeadAct *a = l->act;
-    int N = l->B * l->T, Vl = l->V_l, n = l->tp_size;
-    grt_matmul_forward(a->logits_l, x, table, NULL, N, l->s.C, Vl);
-    size_t Vp = (size_t)Vl * n;
-    if (n == 1) {
-        memcpy(a->gathered, a->logits_l, sizeof(float) * (size_t)N * Vl);
-        return;
-    }
-    grt_allgather(l->tp, a->logits_l, a->probs, (size_t)N * Vl);
-    for (int r = 0; r < n; r++) /* (tp, N, Vl) -> (N, Vp) */
-        for (int i = 0; i < N; i++)
-            memcpy(a->gathered + (size_t)i * Vp + (size_t)r * Vl, a->probs + ((size_t)r * N + i) * Vl,
-                   sizeof(float) * (size_t)Vl);
+/* The whole block, its TP all-reduces included: x -> out. */
+static void block_forward(GrtLayer *l, const float *x, float *out) {
+    size_t NC = (size_t)l->B * l->T * l->s.C;
+    tp_allreduce(l, grt_block_attention(l, x), NC);
+    tp_allreduce(l, grt_block_mlp(l, x), NC);
+    grt_block_output(l, out);
 }
 
 static const float *head_table(const GrtLayer *l) {
@@ -508,17 +517,40 @@ static void head_loss(GrtLayer *l, const int32_t *targets) {
     }
 }
 
+float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out) {
+    const GrtLayerSpec *s = &l->s;
+    /* positions are added once: by TP rank 0, before the sum */
+    const float *wpe = s->positions && l->tp_rank == 0 ? P(l, 1) : NULL;
+    grt_embedding_forward(out, tokens, P(l, 0), wpe, l->B, l->T, s->C, l->tp_rank * l->V_l, l->V_l);
+    return out;
+}
+
+float *grt_head_logits(GrtLayer *l, const float *x) {
+    HeadAct *a = l->act;
+    grt_matmul_forward(a->logits_l, x, head_table(l), NULL, l->B * l->T, l->s.C, l->V_l);
+    return a->logits_l;
+}
+
+float *grt_head_gathered(GrtLayer *l) { return ((HeadAct *)l->act)->probs; }
+
+void grt_head_loss(GrtLayer *l, const int32_t *targets, float *losses) {
+    HeadAct *a = l->act;
+    int N = l->B * l->T, Vl = l->V_l, n = l->tp_size;
+    size_t Vp = (size_t)Vl * n;
+    if (n == 1) memcpy(a->gathered, a->logits_l, sizeof(float) * (size_t)N * Vl);
+    for (int r = 0; n > 1 && r < n; r++) /* (tp, N, Vl) -> (N, Vp) */
+        for (int i = 0; i < N; i++)
+            memcpy(a->gathered + (size_t)i * Vp + (size_t)r * Vl, a->probs + ((size_t)r * N + i) * Vl,
+                   sizeof(float) * (size_t)Vl);
+    head_loss(l, targets);
+    if (losses) memcpy(losses, a->losses, sizeof(float) * (size_t)N);
+}
+
 void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
     switch (s->kind) {
-    case GRT_EMBEDDING: {
-        /* positions are added once: by TP rank 0, before the all-reduce */
-        const float *wpe = s->positions && l->tp_rank == 0 ? P(l, 1) : NULL;
-        grt_embedding_forward(out, tokens, P(l, 0), wpe, l->B, l->T, s->C, l->tp_rank * l->V_l, l->V_l);
-        tp_allreduce(l, out, (size_t)N * s->C);
-        break;
-    }
+    case GRT_EMBEDDING: tp_allreduce(l, grt_embedding_partial(l, tokens, out), (size_t)N * s->C); break;
     case GRT_BLOCK: block_forward(l, in, out); break;
     case GRT_NORM: {
         NormAct *a = l->act;
@@ -526,10 +558,9 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
         break;
     }
     case GRT_HEAD: {
-        HeadAct *a = l->act;
-        head_logits(l, in, head_table(l));
-        head_loss(l, targets);
-        if (out) memcpy(out, a->losses, sizeof(float) * (size_t)N);
+        float *logits = grt_head_logits(l, in);
+        if (l->tp) grt_allgather(l->tp, logits, grt_head_gathered(l), (size_t)N * l->V_l);
+        grt_head_loss(l, targets, out);
         break;
     }
     }
@@ -537,15 +568,17 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
 
 /* ---- backward ----------------------------------------------------------------------------- */
 
-static void block_backward(GrtLayer *l, const float *x, const float *dout, float *dx) {
+/* From the block's output gradient dout (N, C) back through the MLP to the
+ * partial gradient (N, C) at its column-parallel up projection's input, to
+ * be summed over the TP group. */
+float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
-    int N = l->B * l->T, C = s->C, hd = s->hd;
-    size_t NC = (size_t)N * C, NF = (size_t)N * l->F_l, natty = (size_t)N * l->H_l * hd;
-    float *dres1 = a->scratch2; /* (N, C) */
-    float *dmid = a->scratch;   /* (N, wide) */
-    memset(dres1, 0, sizeof(float) * NC);
-    const float *dmlp_out = dout; /* gradient at the MLP's output (after the residual) */
+    int N = l->B * l->T, C = s->C;
+    size_t NC = (size_t)N * C, NF = (size_t)N * l->F_l;
+    float *dmid = a->scratch; /* (N, wide) */
+    memset(a->scratch2, 0, sizeof(float) * NC); /* dres1, the gradient at the residual between the halves */
+    const float *dmlp_out = dout;               /* gradient at the MLP's output (after the residual) */
     const float *mlp_in = s->pre_norm ? a->ln2 : a->ln1;
     float *dpost = a->dC3;
     if (!s->pre_norm) { /* through the second norm: d(ln1 + mlp) */
@@ -562,17 +595,28 @@ static void block_backward(GrtLayer *l, const float *x, const float *dout, float
     memset(dmid, 0, sizeof(float) * (size_t)N * up_rows(l));
     if (s->swiglu) grt_swiglu_backward(dmid, a->fch, dfca, N, l->F_l);
     else grt_gelu_backward(dmid, a->fch, dfca, NF);
-    /* MLP up (column-parallel): partial input gradients, all-reduced */
+    /* MLP up (column-parallel): partial input gradients */
     float *dmlp_in = a->dC1;
     memset(dmlp_in, 0, sizeof(float) * NC);
     grt_matmul_backward(dmlp_in, G(l, B_WUP), gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C, up_rows(l));
-    tp_allreduce(l, dmlp_in, NC);
+    return dmlp_in;
+}
+
+/* From the summed gradient at the MLP's input (and dout, around the
+ * residual) back through attention to the partial gradient (N, C) at the
+ * column-parallel QKV projection's input, to be summed over the TP group. */
+float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *dout) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T, C = s->C, hd = s->hd;
+    size_t NC = (size_t)N * C, natty = (size_t)N * l->H_l * hd;
+    float *dres1 = a->scratch2, *dmid = a->scratch, *dmlp_in = a->dC1;
     if (s->pre_norm) {
         norm_backward(s, dres1, G(l, B_LN2W), gopt(l, B_LN2B), dmlp_in, a->res1, P(l, B_LN2W), a->mean2, a->rstd2, N);
         for (size_t i = 0; i < NC; i++) dres1[i] += dout[i]; /* the residual around the MLP */
     } else {
         float *dln1 = a->dC2;
-        for (size_t i = 0; i < NC; i++) dln1[i] = dmlp_in[i] + dpost[i]; /* the residual around the MLP */
+        for (size_t i = 0; i < NC; i++) dln1[i] = dmlp_in[i] + a->dC3[i]; /* the residual around the MLP */
         norm_backward(s, dres1, G(l, B_LN1W), gopt(l, B_LN1B), dln1, a->res1, P(l, B_LN1W), a->mean1, a->rstd1, N);
     }
     /* attention output (row-parallel) */
@@ -588,12 +632,52 @@ static void block_backward(GrtLayer *l, const float *x, const float *dout, float
     float *dattn_in = a->dC1;
     memset(dattn_in, 0, sizeof(float) * NC);
     grt_matmul_backward(dattn_in, G(l, B_WQKV), gopt(l, B_BQKV), dmid, attn_in, P(l, B_WQKV), N, C, qkv_rows(l));
-    tp_allreduce(l, dattn_in, NC);
+    return dattn_in;
+}
+
+/* From the summed gradient at the QKV input to the block's input gradient
+ * dx (N, C), accumulated: through the first norm, and around attention. */
+void grt_block_input_backward(GrtLayer *l, const float *x, float *dx) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T;
+    size_t NC = (size_t)N * s->C;
+    float *dres1 = a->scratch2, *dattn_in = a->dC1;
     if (s->pre_norm)
         norm_backward(s, dx, G(l, B_LN1W), gopt(l, B_LN1B), dattn_in, x, P(l, B_LN1W), a->mean1, a->rstd1, N);
     else
         for (size_t i = 0; i < NC; i++) dx[i] += dattn_in[i];
     for (size_t i = 0; i < NC; i++) dx[i] += dres1[i]; /* the residual around attention */
+}
+
+/* The whole block's backward, its TP all-reduces included. */
+static void block_backward(GrtLayer *l, const float *x, const float *dout, float *dx) {
+    size_t NC = (size_t)l->B * l->T * l->s.C;
+    tp_allreduce(l, grt_block_mlp_backward(l, dout), NC);
+    tp_allreduce(l, grt_block_attention_backward(l, x, dout), NC);
+    grt_block_input_backward(l, x, dx);
+}
+
+float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *targets, float dloss) {
+    HeadAct *a = l->act;
+    int N = l->B * l->T, Vl = l->V_l;
+    size_t Vp = (size_t)Vl * l->tp_size;
+    /* dlogits (N, Vp) = (probs - onehot) * dloss; this rank's columns only */
+    float *dl = a->dlogits, *dloss_row = a->dloss, *dx = a->dx;
+    memset(dl, 0, sizeof(float) * (size_t)N * Vp);
+    for (int i = 0; i < N; i++) dloss_row[i] = dloss;
+    grt_crossentropy_backward(dl, a->probs, targets, dloss_row, N, (int)Vp);
+    float *dl_local = a->gathered;
+    for (int i = 0; i < N; i++)
+        memcpy(dl_local + (size_t)i * Vl, dl + (size_t)i * Vp + (size_t)l->tp_rank * Vl, sizeof(float) * Vl);
+    memset(dx, 0, sizeof(float) * (size_t)N * l->s.C);
+    grt_matmul_backward(dx, head_table_grad(l), NULL, dl_local, x, head_table(l), N, l->s.C, Vl);
+    return dx;
+}
+
+void grt_head_input_backward(GrtLayer *l, float *din) {
+    const HeadAct *a = l->act;
+    for (size_t i = 0; i < (size_t)l->B * l->T * l->s.C; i++) din[i] += a->dx[i];
 }
 
 void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets,
@@ -607,8 +691,7 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         break;
     case GRT_BLOCK:
         if (l->ckpt) { /* rebuild the activations the forward did not keep (Chen et al. 2016) */
-            BlockAct *a = l->act;
-            block_forward(l, in, a->dC2);
+            block_forward(l, in, NULL);
         }
         block_backward(l, in, dout, din);
         break;
@@ -617,23 +700,9 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         norm_backward(s, din, G(l, 0), gopt(l, 1), dout, in, P(l, 0), a->mean, a->rstd, N);
         break;
     }
-    case GRT_HEAD: {
-        HeadAct *a = l->act;
-        int Vl = l->V_l;
-        size_t Vp = (size_t)Vl * l->tp_size;
-        /* dlogits (N, Vp) = (probs - onehot) * dloss; this rank's columns only */
-        float *dl = a->dlogits, *dloss_row = a->dloss, *dx = a->dx;
-        memset(dl, 0, sizeof(float) * (size_t)N * Vp);
-        for (int i = 0; i < N; i++) dloss_row[i] = dloss;
-        grt_crossentropy_backward(dl, a->probs, targets, dloss_row, N, (int)Vp);
-        float *dl_local = a->gathered;
-        for (int i = 0; i < N; i++)
-            memcpy(dl_local + (size_t)i * Vl, dl + (size_t)i * Vp + (size_t)l->tp_rank * Vl, sizeof(float) * Vl);
-        memset(dx, 0, sizeof(float) * (size_t)N * s->C);
-        grt_matmul_backward(dx, head_table_grad(l), NULL, dl_local, in, head_table(l), N, s->C, Vl);
-        tp_allreduce(l, dx, (size_t)N * s->C);
-        for (size_t i = 0; i < (size_t)N * s->C; i++) din[i] += dx[i];
+    case GRT_HEAD:
+        tp_allreduce(l, grt_head_backward_partial(l, in, targets, dloss), (size_t)N * s->C);
+        grt_head_input_backward(l, din);
         break;
-    }
     }
 }

@@ -229,26 +229,57 @@ void grt_run_batch(GrtRun *R, int mb, int slot) {
     grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, R->tokens[slot], R->targets[slot]);
 }
 
+/* Layer i's sequences of slot `slot`'s tokens (targets: of its targets). */
+static const int32_t *tokens_of(GrtRun *R, int i, int slot, int targets) {
+    const GrtShard *x = &R->layer[i];
+    return (targets ? R->targets : R->tokens)[slot] + (size_t)x->first * R->p->seq;
+}
+
+GrtLayer *grt_shard(GrtRun *R, int i, int slot) {
+    grt_layer_use_slot(&R->layer[i].l, slot);
+    return &R->layer[i].l;
+}
+
+float *grt_shard_embed(GrtRun *R, int i, int slot, float *out) {
+    return grt_embedding_partial(grt_shard(R, i, slot), tokens_of(R, i, slot, 0), out);
+}
+
+/* The head's per-token losses in R->losses, added to the step's loss once per TP group. */
+static void add_loss(GrtRun *R, int i) {
+    const GrtShard *x = &R->layer[i];
+    if (x->tp_index == 0)
+        for (size_t k = 0; k < (size_t)x->B * R->p->seq; k++) R->loss += R->losses[k];
+}
+
+void grt_shard_loss(GrtRun *R, int i, int slot) {
+    grt_head_loss(&R->layer[i].l, tokens_of(R, i, slot, 1), R->losses);
+    add_loss(R, i);
+}
+
 void grt_shard_forward(GrtRun *R, int i, int slot, const float *in, float *out) {
+    int head = i == R->p->n_layers - 1;
+    grt_layer_forward(grt_shard(R, i, slot), in, tokens_of(R, i, slot, 0), tokens_of(R, i, slot, 1),
+                      head ? R->losses : out);
+    if (head) add_loss(R, i);
+}
+
+GrtLayer *grt_shard_backward_begin(GrtRun *R, int i, int slot, float *din) {
     GrtShard *x = &R->layer[i];
-    int T = R->p->seq, head = i == R->p->n_layers - 1;
-    grt_layer_use_slot(&x->l, slot);
-    const int32_t *tok = R->tokens[slot] + (size_t)x->first * T, *tgt = R->targets[slot] + (size_t)x->first * T;
-    grt_layer_forward(&x->l, in, tok, tgt, head ? R->losses : out);
-    if (head && x->tp_index == 0) /* the loss, counted once per sequence */
-        for (size_t k = 0; k < (size_t)x->B * T; k++) R->loss += R->losses[k];
+    if (x->sdp) memset(R->full_g, 0, x->chunk * x->dp_size * sizeof(float));
+    if (din) memset(din, 0, (size_t)x->B * R->p->seq * R->p->hidden * sizeof(float));
+    return grt_shard(R, i, slot);
+}
+
+/* The weight of each token's loss: the loss is the mean over every token of the step. */
+static float dloss(const GrtRun *R) { return 1.0f / ((float)R->p->global_batch * R->p->seq); }
+
+float *grt_shard_head_grad(GrtRun *R, int i, int slot, const float *in) {
+    return grt_head_backward_partial(&R->layer[i].l, in, tokens_of(R, i, slot, 1), dloss(R));
 }
 
 void grt_shard_backward(GrtRun *R, int i, int slot, const float *in, const float *dout, float *din) {
-    const GrtProgram *p = R->p;
-    GrtShard *x = &R->layer[i];
-    int T = p->seq;
-    grt_layer_use_slot(&x->l, slot);
-    if (x->sdp) memset(R->full_g, 0, x->chunk * x->dp_size * sizeof(float));
-    if (din) memset(din, 0, (size_t)x->B * T * p->hidden * sizeof(float));
-    const int32_t *tok = R->tokens[slot] + (size_t)x->first * T, *tgt = R->targets[slot] + (size_t)x->first * T;
-    const float dloss = 1.0f / ((float)p->global_batch * T); /* the loss is the mean over every token of the step */
-    grt_layer_backward(&x->l, in, tok, tgt, dout, dloss, din);
+    GrtLayer *l = grt_shard_backward_begin(R, i, slot, din);
+    grt_layer_backward(l, in, tokens_of(R, i, slot, 0), tokens_of(R, i, slot, 1), dout, dloss(R), din);
 }
 
 void grt_zero3_gather(GrtRun *R, int i) {
