@@ -43,11 +43,12 @@ demo: build
 	$(BUILD)/galvc $(DEMO_MODEL) -D ranks=$(DEMO_RANKS) -o $(BUILD)/train-demo
 	mpirun --allow-run-as-root --oversubscribe -np $(DEMO_RANKS) $(BUILD)/train-demo --data README.md --steps $(DEMO_STEPS)
 
-# The unit and golden tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The unit and golden tests again under AddressSanitizer + UndefinedBehaviorSanitizer,
+# and emitted programs (pipelined, ZeRO-3, TP x DP with checkpointing) built and run with them.
 asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DGALVC_SANITIZE=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L 'unit|golden'
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -L 'unit|golden|sanitize'
 
 check: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

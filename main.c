@@ -356,7 +356,7 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     if (opt->emit == EMIT_C) return emit_c(stdout, spec, &plan, devices, opt->fe.input, &diag) ? 0 : EXIT_USER;
     if (opt->output) {
 #ifdef GALVRT_LIBRARY
-        BuildConfig cfg = {"mpicc", GALVRT_INCLUDE_DIR, GALVRT_LIBRARY, GALVRT_LIBS, opt->keep};
+        BuildConfig cfg = {"mpicc", GALVRT_INCLUDE_DIR, GALVRT_LIBRARY, GALVRT_LIBS, GALVRT_CFLAGS, opt->keep};
         return build(spec, &plan, devices, opt->fe.input, opt->output, &cfg, &diag);
 #else
         fprintf(stderr, "galvc: error: -o: this galvc was built without the runtime (libgalvrt)\n");

@@ -19,6 +19,7 @@ typedef struct BuildConfig {
     const char *include_dir; /* galvrt.h */
     const char *library;     /* libgalvrt.a */
     const char *extra_libs;  /* OpenBLAS and the rest, as linker flags */
+    const char *cflags;      /* extra compiler flags the runtime was built with (the sanitizers), or NULL */
     bool keep;               /* keep the generated train.c beside the output */
 } BuildConfig;
 

@@ -42,11 +42,17 @@ int build(const Spec *spec, const Plan *plan, int64_t devices, const char *sourc
     }
     /* the library's extra flags, split on spaces (they come from the build, not the user) */
     char *extra = arena_strdup(spec->arena, cfg->extra_libs ? cfg->extra_libs : "");
+    char *cflags = arena_strdup(spec->arena, cfg->cflags ? cfg->cflags : "");
     char *argv[64];
     int n = 0;
     argv[n++] = (char *)cfg->cc;
     argv[n++] = "-O2";
     argv[n++] = "-std=c17";
+    /* the program is ours: any warning in it is galvc's bug, and fails the build */
+    argv[n++] = "-Wall";
+    argv[n++] = "-Wextra";
+    argv[n++] = "-Werror";
+    for (char *tok = strtok(cflags, " "); tok && n < 24; tok = strtok(NULL, " ")) argv[n++] = tok;
     argv[n++] = arena_printf(spec->arena, "-I%s", cfg->include_dir);
     argv[n++] = c_path;
     argv[n++] = (char *)cfg->library;

@@ -1,8 +1,11 @@
-/* emit_c.c — writes the training program for one plan as readable C: the
- * plan's degrees and every shape as constants, the layers with their shard
- * sizes, how rank r finds its TP and DP groups, and the training step in
- * order (forward, backward with the DP gradient all-reduce started layer by
- * layer, the clipped AdamW update). The program links only libgalvrt.
+/* emit_c.c — writes the training program for one plan as readable C that is
+ * the plan: the layers and how the plan cuts them as constant tables, the
+ * TP and DP groups as constant rank lists, and for each pipeline stage a
+ * set-up (every buffer size and shard offset worked out here), a forward
+ * and a backward function that list each layer call, TP collective, ZeRO-3
+ * gather and reduce-scatter, DP gradient reduction, reshard and p2p
+ * transfer in the order they run, and the stage's micro-batch schedule as
+ * a table. Whatever does not depend on the plan is libgalvrt's.
  *
  * Names from the .gv file reach the C text only as escaped string literals
  * (c_string) or as identifier-like comment text (c_comment_text), so no
@@ -353,8 +356,8 @@ static void shard_comment(const Emit *e, int i) {
         break;
     default: break;
     }
-    fprintf(out, ";\n     * %lld sequences per rank, %lld floats stored at %lld */\n", (long long)seqs_of(e, i),
-            (long long)e->stored[i], (long long)e->off[i]);
+    fprintf(out, ";\n     * %lld sequence%s per rank, %lld floats stored at %lld */\n", (long long)seqs_of(e, i),
+            seqs_of(e, i) == 1 ? "" : "s", (long long)e->stored[i], (long long)e->off[i]);
 }
 
 /* Stage k's declarations and its set-up: buffers, shards, activations, transfers. */
