@@ -302,6 +302,9 @@ static void emit_groups(const Emit *e) {
         fprintf(out, "}};\n");
     }
     fprintf(out, "\nstatic void make_groups(GrtRun *R) {\n");
+    bool any = e->tied_copy;
+    for (int i = 0; i < e->L; i++) any |= strat(e, i)->tp > 1 || strat(e, i)->dp > 1;
+    if (!any) fprintf(out, "    (void)R; /* one rank a stage: no groups */\n");
     for (int i = 0; i < e->L; i++) {
         if (!first_of_layout(e, i)) continue;
         for (int tp = 1; tp >= 0; tp--) {
