@@ -179,6 +179,15 @@ typedef struct Graph {
 
 Layer *graph_add_layer(Graph *g, LayerKind kind, Loc loc);
 
+/* What the runtime makes of a layer (ir/runtime_layer.c): its GrtLayerKind
+ * for IR kind k whatever the layer's options, or -1; the kind it trains the
+ * layer as, or -1 with the reason it cannot yet; the GrtLayerSpec the
+ * program declares for it (runtime/galvrt.h), false if too large for it. */
+struct GrtLayerSpec;
+int layer_runtime_base_kind(LayerKind k);
+int layer_runtime_kind(const Layer *l, const char **why);
+bool layer_runtime_spec(const Graph *g, const Layer *l, struct GrtLayerSpec *s);
+
 /* ---- the cluster ------------------------------------------------------------ */
 
 #define DEVICE_KINDS(X)                                                        \

@@ -8,6 +8,7 @@
  * tp; strided TP is the transpose. A group whose ranks cross a node boundary
  * runs at the inter-node bandwidth. */
 #include "passes.h"
+#include "runtime/galvrt.h"
 
 #include <math.h>
 
@@ -108,51 +109,23 @@ static double overlapped(double busy, double comm, double slow) {
 }
 
 /* What the emitted program keeps and borrows for one layer, in elements at
- * the training precision, for one micro-batch of mbs samples on one rank
- * (runtime/layers.c allocates exactly these): `kept` is held from a
- * micro-batch's forward to its backward (with the layer's input, which the
- * program keeps in `input`); `work` is the layer's working space, shared with
- * the other layers of its shape. A block keeps its norms' outputs and the
- * residual whole on every TP rank and splits the rest, as Megatron does
- * (Korthikanti et al. 2022, section 4; no dropout masks: the runtime has no
- * dropout). False for kinds the runtime does not train. */
-static bool program_elems(const Layer *l, const Strategy *s, double mbs, double *input, double *kept, double *work) {
-    double N = mbs * (double)l->seq, C = (double)l->hidden;
-    int tp = s->tp;
+ * the training precision, for one micro-batch of mbs samples on one rank:
+ * runtime/galvrt_sizes.h's figures, which runtime/layers.c allocates.
+ * `kept` is held from a micro-batch's forward to its backward, with the
+ * layer's input, which the program keeps in `input` (an embedding reads
+ * tokens); `work` is the layer's working space, shared with the other
+ * layers of its stage. False for kinds (and sizes) the runtime does not have. */
+static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *input, double *kept,
+                          double *work) {
     *input = *kept = *work = 0;
-    switch (l->kind) {
-    case LAYER_EMBEDDING: return true; /* reads tokens; its output is the next layer's input */
-    case LAYER_ENCODER:
-    case LAYER_DECODER: {
-        double hd = (double)l->head_dim, H = (double)(l->heads / tp), KV = (double)(l->kv_heads / tp);
-        double F = (double)(l->ffn / tp), up = F * (l->act == ACT_SWIGLU ? 2 : 1), q = (H + 2 * KV) * hd;
-        double wide = C > q ? C : q;
-        if (up > wide) wide = up;
-        *input = N * C;
-        /* two norm outputs and the residual (N, C); QKV, attention output,
-         * MLP up and its activation; six per-token norm statistics; the
-         * attention probabilities (B, H, T, T) */
-        *kept = N * (3 * C + q + H * hd + up + F + 6) + mbs * H * (double)l->seq * (double)l->seq;
-        /* two (N, wide) scratch buffers, and backward's (N, F), 3 x (N, C),
-         * (N, H hd) and the rotary copy (N, (H + KV) hd) */
-        *work = N * (2 * wide + F + 3 * C + H * hd + (H + KV) * hd);
-        return true;
-    }
-    case LAYER_LAYERNORM:
-    case LAYER_RMSNORM:
-        *input = N * C;
-        *kept = 2 * N;
-        return true;
-    case LAYER_LM_HEAD: {
-        double Vl = (double)((l->vocab + tp - 1) / tp), Vp = Vl * tp;
-        *input = N * C;
-        *kept = N * Vp; /* the probabilities */
-        /* local logits, gathered logits, their gradient, the input gradient, two per-token rows */
-        *work = N * (Vl + 2 * Vp + C + 2);
-        return true;
-    }
-    default: return false;
-    }
+    int kind = layer_runtime_base_kind(l->kind);
+    GrtLayerSpec spec;
+    if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
+    double T = (double)l->seq;
+    if (kind != GRT_EMBEDDING) *input = mbs * T * (double)l->hidden;
+    *kept = grt_size_kept(&spec, s->tp, mbs, T);
+    *work = grt_size_work(&spec, s->tp, mbs, T);
+    return true;
 }
 
 /* The profile's fitted forward and backward time of layer l at strategy s
@@ -161,16 +134,11 @@ static bool program_elems(const Layer *l, const Strategy *s, double mbs, double 
  * stream read and written for embeddings and norms; backward twice the
  * forward's FLOPs). False when the profile has no fit for it. */
 static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd, double *bwd) {
-    int kind;
-    switch (l->kind) {
-    case LAYER_EMBEDDING: kind = PROFILE_LAYER_EMBEDDING; break;
-    case LAYER_ENCODER:
-    case LAYER_DECODER: kind = PROFILE_LAYER_BLOCK; break;
-    case LAYER_LAYERNORM:
-    case LAYER_RMSNORM: kind = PROFILE_LAYER_NORM; break;
-    case LAYER_LM_HEAD: kind = PROFILE_LAYER_HEAD; break;
-    default: return false;
-    }
+    static const int profiled[] = {[GRT_EMBEDDING] = PROFILE_LAYER_EMBEDDING, [GRT_BLOCK] = PROFILE_LAYER_BLOCK,
+                                   [GRT_NORM] = PROFILE_LAYER_NORM, [GRT_HEAD] = PROFILE_LAYER_HEAD};
+    int runtime_kind = layer_runtime_base_kind(l->kind);
+    if (runtime_kind < 0) return false;
+    int kind = profiled[runtime_kind];
     const LayerFit *f = c->hw->layer_fit[kind][log2i(s->tp)];
     if (f[0].rate <= 0 || f[1].rate <= 0) return false;
     bool flops = kind == PROFILE_LAYER_BLOCK || kind == PROFILE_LAYER_HEAD;
@@ -240,7 +208,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
      * Other layer kinds: the shape pass's figure, split across the TP group. */
     double input, kept, work;
     int64_t full_act;
-    if (program_elems(l, s, mbs, &input, &kept, &work)) {
+    if (program_elems(c, l, s, mbs, &input, &kept, &work)) {
         full_act = (int64_t)ceil(kept * c->e);
         r.act_bytes = (int64_t)ceil((input + (s->ckpt ? 0 : kept)) * c->e);
         r.work_bytes = (int64_t)ceil(work * c->e);

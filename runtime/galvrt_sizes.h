@@ -63,8 +63,8 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
     double N = B * T, C = s->C;
     switch (s->kind) {
     case GRT_BLOCK: return N * (3 * C + z.qkv + z.H * s->hd + z.up + z.F + 6) + B * z.H * T * T;
-    case GRT_NORM: return 2 * N;       /* mean and rstd */
-    case GRT_HEAD: return N * z.V * tp; /* the probabilities over the whole (padded) vocabulary */
+    case GRT_NORM: return 2 * N;         /* mean and rstd */
+    case GRT_HEAD: return N * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
     case GRT_EMBEDDING: break;
     }
     return 0;

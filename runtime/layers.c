@@ -76,6 +76,16 @@ enum { B_LN1W, B_LN1B, B_WQKV, B_BQKV, B_WO, B_BO, B_LN2W, B_LN2B, B_WUP, B_BUP,
 static int up_rows(const GrtLayer *l) { return l->F_l * (l->s.swiglu ? 2 : 1); }
 static int qkv_rows(const GrtLayer *l) { return (l->H_l + 2 * l->KVH_l) * l->s.hd; }
 
+/* Abort unless the floats a layer laid out are those galvrt_sizes.h (what
+ * the planner predicts) gives: an internal bug, never a user error. */
+static void check_size(const GrtLayer *l, const char *what, size_t laid_out, double size) {
+    if (laid_out == (size_t)size) return;
+    char msg[256];
+    snprintf(msg, sizeof msg, "internal error: layer '%s' lays out %zu floats of %s, galvrt_sizes.h says %.0f",
+             l->s.name ? l->s.name : "?", laid_out, what, size);
+    grt_abort(msg, 1);
+}
+
 /* ---- setup ------------------------------------------------------------------------- */
 
 void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int T) {
@@ -128,6 +138,7 @@ void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_ran
         if (!s->tied) add_tensor(l, "weight", (size_t)l->V_l * C, 1, 1);
         break;
     }
+    check_size(l, "parameters", l->n_params, grt_size_params(s, n));
 }
 
 /* ---- initialization ----------------------------------------------------------------- */
@@ -282,33 +293,12 @@ static float *falloc(size_t n, size_t *total) {
     return grt_alloc(n * sizeof(float));
 }
 
-/* Floats of a block's kept activations (one micro-batch) and of its working buffers. */
-static size_t block_kept_floats(const GrtLayer *l) {
-    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C;
-    return N * (3 * C + (size_t)qkv_rows(l) + (size_t)l->H_l * l->s.hd + (size_t)up_rows(l) + (size_t)l->F_l + 6) +
-           (size_t)l->B * l->H_l * l->T * l->T;
-}
+/* Floats the layer keeps for backward from one micro-batch (galvrt_sizes.h). */
+static size_t kept_floats(const GrtLayer *l) { return (size_t)grt_size_kept(&l->s, l->tp_size, l->B, l->T); }
 
-static size_t block_wide(const GrtLayer *l) {
-    size_t wide = (size_t)l->s.C, q = (size_t)qkv_rows(l), up = (size_t)up_rows(l);
-    return q > wide ? (up > q ? up : q) : (up > wide ? up : wide);
-}
+size_t grt_layer_work_floats(const GrtLayer *l) { return (size_t)grt_size_work(&l->s, l->tp_size, l->B, l->T); }
 
-size_t grt_layer_work_floats(const GrtLayer *l) {
-    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C;
-    switch (l->s.kind) {
-    case GRT_BLOCK:
-        return N * (2 * block_wide(l) + (size_t)l->F_l + 3 * C + (size_t)l->H_l * l->s.hd +
-                    (size_t)(l->H_l + l->KVH_l) * l->s.hd);
-    case GRT_HEAD: {
-        size_t Vp = (size_t)l->V_l * l->tp_size;
-        return N * ((size_t)l->V_l + 2 * Vp + C + 2);
-    }
-    default: return 0;
-    }
-}
-
-size_t grt_layer_ckpt_floats(const GrtLayer *l) { return l->s.kind == GRT_BLOCK && l->ckpt ? block_kept_floats(l) : 0; }
+size_t grt_layer_ckpt_floats(const GrtLayer *l) { return l->s.kind == GRT_BLOCK && l->ckpt ? kept_floats(l) : 0; }
 
 /* Carve n floats off *area. */
 static float *carve(float **area, size_t n) {
@@ -320,7 +310,9 @@ static float *carve(float **area, size_t n) {
 /* A block's kept activations, carved from `kept` (one micro-batch's worth),
  * with its working buffers carved from `work`. */
 static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
-    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, wide = block_wide(l);
+    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C;
+    size_t wide = (size_t)grt_block_wide(&l->s, grt_shard_sizes(&l->s, l->tp_size));
+    float *kept0 = kept, *work0 = work;
     BlockAct *a = grt_alloc(sizeof *a);
     a->ln1 = carve(&kept, N * C);
     a->res1 = carve(&kept, N * C);
@@ -344,6 +336,37 @@ static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
     a->dC3 = carve(&work, N * C);
     a->dAtt = carve(&work, N * (size_t)l->H_l * l->s.hd);
     a->rope_tmp = carve(&work, N * (size_t)(l->H_l + l->KVH_l) * l->s.hd);
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    return a;
+}
+
+/* A norm's kept statistics, carved from `kept` (one micro-batch's worth). */
+static NormAct *norm_act(const GrtLayer *l, float *kept) {
+    size_t N = (size_t)l->B * l->T;
+    float *kept0 = kept;
+    NormAct *a = grt_alloc(sizeof *a);
+    a->mean = carve(&kept, N);
+    a->rstd = carve(&kept, N);
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    return a;
+}
+
+/* The head's kept probabilities `probs` (N, Vp), with its working buffers
+ * carved from `work`. */
+static HeadAct *head_act(const GrtLayer *l, float *probs, float *work) {
+    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, Vp = (size_t)l->V_l * l->tp_size;
+    float *work0 = work;
+    HeadAct *a = grt_alloc(sizeof *a);
+    a->probs = probs;
+    a->logits_l = carve(&work, N * l->V_l);
+    a->gathered = carve(&work, N * Vp);
+    a->dlogits = carve(&work, N * Vp);
+    a->dx = carve(&work, N * C);
+    a->losses = carve(&work, N);
+    a->dloss = carve(&work, N);
+    check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
     return a;
 }
 
@@ -352,42 +375,18 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
     l->grads = grads;
     l->n_slots = slots < 1 ? 1 : slots;
     l->slot_act = grt_alloc(sizeof(void *) * (size_t)l->n_slots);
-    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, bytes = 0;
-    switch (l->s.kind) {
-    case GRT_EMBEDDING: break;
-    case GRT_BLOCK:
-        for (int k = 0; k < l->n_slots; k++) {
-            if (l->ckpt) { /* one set for every micro-batch, rebuilt in backward */
+    size_t bytes = 0;
+    for (int k = 0; k < l->n_slots; k++) {
+        switch (l->s.kind) {
+        case GRT_EMBEDDING: l->slot_act[k] = NULL; break;
+        case GRT_BLOCK:
+            if (l->ckpt) /* one set for every micro-batch, rebuilt in backward */
                 l->slot_act[k] = k ? l->slot_act[0] : block_act(l, ckpt, work);
-                continue;
-            }
-            l->slot_act[k] = block_act(l, falloc(block_kept_floats(l), &bytes), work);
+            else l->slot_act[k] = block_act(l, falloc(kept_floats(l), &bytes), work);
+            break;
+        case GRT_NORM: l->slot_act[k] = norm_act(l, falloc(kept_floats(l), &bytes)); break;
+        case GRT_HEAD: l->slot_act[k] = head_act(l, falloc(kept_floats(l), &bytes), work); break;
         }
-        break;
-    case GRT_NORM:
-        for (int k = 0; k < l->n_slots; k++) {
-            NormAct *a = grt_alloc(sizeof *a);
-            a->mean = falloc(N, &bytes);
-            a->rstd = falloc(N, &bytes);
-            l->slot_act[k] = a;
-        }
-        break;
-    case GRT_HEAD: {
-        size_t Vp = (size_t)l->V_l * l->tp_size;
-        for (int k = 0; k < l->n_slots; k++) {
-            HeadAct *a = grt_alloc(sizeof *a);
-            float *w = work;
-            a->probs = falloc(N * Vp, &bytes); /* kept for backward; the rest is working space */
-            a->logits_l = carve(&w, N * l->V_l);
-            a->gathered = carve(&w, N * Vp);
-            a->dlogits = carve(&w, N * Vp);
-            a->dx = carve(&w, N * C);
-            a->losses = carve(&w, N);
-            a->dloss = carve(&w, N);
-            l->slot_act[k] = a;
-        }
-        break;
-    }
     }
     l->act = l->slot_act[0];
     l->act_bytes = bytes;

@@ -1,0 +1,68 @@
+/* runtime_layer.c — what the runtime (libgalvrt) makes of an IR layer: the
+ * layer kind it trains it as, or why it cannot yet, and the GrtLayerSpec a
+ * program declares for it. The one list of the layer kinds the runtime
+ * trains, for the planner and the program alike: the cost pass predicts a
+ * layer's buffers from its spec (runtime/galvrt_sizes.h), and a plan may be
+ * emitted only when the runtime trains every layer. */
+#include "ir.h"
+#include "runtime/galvrt.h"
+
+/* The runtime kind of IR kind k, whatever the layer's options, or -1. */
+int layer_runtime_base_kind(LayerKind k) {
+    switch (k) {
+    case LAYER_EMBEDDING: return GRT_EMBEDDING;
+    case LAYER_ENCODER:
+    case LAYER_DECODER: return GRT_BLOCK;
+    case LAYER_LAYERNORM:
+    case LAYER_RMSNORM: return GRT_NORM;
+    case LAYER_LM_HEAD: return GRT_HEAD;
+    default: return -1;
+    }
+}
+
+/* The runtime's kind for a layer, or -1 (with the reason) when it has none yet. */
+int layer_runtime_kind(const Layer *l, const char **why) {
+    *why = NULL;
+    if (l->dropout > 0) return *why = "dropout is not trained yet", -1;
+    int k = layer_runtime_base_kind(l->kind);
+    if (k < 0) return *why = "this layer kind is not trained by the runtime yet", -1;
+    if (k == GRT_EMBEDDING && l->types) return *why = "token-type embeddings are not trained yet", -1;
+    if (k == GRT_BLOCK && l->act != ACT_GELU && l->act != ACT_SWIGLU)
+        return *why = "only GELU and SwiGLU MLPs are trained yet", -1;
+    if (k == GRT_BLOCK && l->rel_buckets) return *why = "relative position biases are not trained yet", -1;
+    if (k == GRT_HEAD && (l->transform || l->bias))
+        return *why = "an lm_head with a transform or a bias is not trained yet", -1;
+    return k;
+}
+
+/* Does a count fit the runtime's int sizes, with room for their rounding up? */
+static bool fits(int64_t n) { return n >= 0 && n < (int64_t)1 << 30; }
+
+/* Layer l of graph g as the program declares it to the runtime (full sizes;
+ * rotary positions when the model's embedding has them); l is of a kind the
+ * runtime has (layer_runtime_base_kind is not -1). False when a size is too
+ * large for the runtime. */
+bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
+    if (!fits(l->hidden) || !fits(l->vocab) || !fits(l->positions) || !fits(l->heads) || !fits(l->kv_heads) ||
+        !fits(l->head_dim) || !fits(l->ffn))
+        return false;
+    int k = layer_runtime_base_kind(l->kind);
+    const Layer *first = g->n_layers ? g->layers[0] : NULL;
+    *s = (GrtLayerSpec){.kind = (GrtLayerKind)k, .name = l->name, .C = (int)l->hidden, .eps = (float)l->eps};
+    switch (k) {
+    case GRT_EMBEDDING:
+        s->V = (int)l->vocab;
+        s->positions = l->pos == POS_LEARNED ? (int)l->positions : 0;
+        break;
+    case GRT_BLOCK:
+        s->H = (int)l->heads, s->KVH = (int)l->kv_heads, s->hd = (int)l->head_dim, s->F = (int)l->ffn;
+        s->causal = l->causal, s->pre_norm = l->pre_norm, s->bias = l->bias;
+        s->rms = l->norm == NORM_RMSNORM, s->swiglu = l->act == ACT_SWIGLU;
+        s->rope = first && first->kind == LAYER_EMBEDDING && first->pos == POS_ROTARY;
+        s->rope_theta = 10000.0f;
+        break;
+    case GRT_NORM: s->rms = l->kind == LAYER_RMSNORM, s->bias = l->kind == LAYER_LAYERNORM && l->bias; break;
+    case GRT_HEAD: s->V = (int)l->vocab, s->tied = l->tied; break;
+    }
+    return true;
+}
