@@ -36,28 +36,6 @@ static void c_comment_text(FILE *out, const char *s) {
               out);
 }
 
-/* The runtime's kind for a layer, or -1 (with the reason) when it has none yet. */
-static int runtime_kind(const Layer *l, const char **why) {
-    *why = NULL;
-    if (l->dropout > 0) return *why = "dropout is not trained yet", -1;
-    switch (l->kind) {
-    case LAYER_EMBEDDING:
-        if (l->types) return *why = "token-type embeddings are not trained yet", -1;
-        return 0;
-    case LAYER_ENCODER:
-    case LAYER_DECODER:
-        if (l->act != ACT_GELU && l->act != ACT_SWIGLU) return *why = "only GELU and SwiGLU MLPs are trained yet", -1;
-        if (l->rel_buckets) return *why = "relative position biases are not trained yet", -1;
-        return 1;
-    case LAYER_LAYERNORM:
-    case LAYER_RMSNORM: return 2;
-    case LAYER_LM_HEAD:
-        if (l->transform || l->bias) return *why = "an lm_head with a transform or a bias is not trained yet", -1;
-        return 3;
-    default: return *why = "this layer kind is not trained by the runtime yet", -1;
-    }
-}
-
 /* Does the runtime run this plan: every layer of a kind it trains, every
  * degree dividing what it splits? */
 bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
@@ -68,7 +46,7 @@ bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
         const Strategy *s = &p->layer[i];
         const Layer *l = g->layers[i];
         const char *why;
-        if (runtime_kind(l, &why) < 0) {
+        if (layer_runtime_kind(l, &why) < 0) {
             diag_error(d, l->loc, "%s: %s", l->name, why);
             ok = false;
         } else if (mb % s->dp) {
@@ -85,32 +63,10 @@ bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
     return ok;
 }
 
-/* The runtime's description of layer l, whole (runtime/galvrt.h). */
+/* The runtime's description of layer l, whole (runtime/galvrt.h); emit_c_runs has checked it fits. */
 static GrtLayerSpec layer_spec(const Spec *spec, const Layer *l) {
-    const Graph *g = spec->graph;
-    const char *why;
-    GrtLayerSpec r = {.kind = (GrtLayerKind)runtime_kind(l, &why), .name = l->name, .C = (int)l->hidden};
-    switch (l->kind) {
-    case LAYER_EMBEDDING:
-        r.V = (int)l->vocab;
-        r.positions = l->pos == POS_LEARNED ? (int)l->positions : 0;
-        break;
-    case LAYER_ENCODER:
-    case LAYER_DECODER:
-        r.H = (int)l->heads, r.KVH = (int)l->kv_heads, r.hd = (int)l->head_dim, r.F = (int)l->ffn;
-        r.causal = l->causal, r.pre_norm = l->pre_norm, r.rms = l->norm == NORM_RMSNORM;
-        r.swiglu = l->act == ACT_SWIGLU, r.bias = l->bias, r.eps = (float)l->eps, r.rope_theta = 10000.0f;
-        r.rope = g->layers[0]->kind == LAYER_EMBEDDING && g->layers[0]->pos == POS_ROTARY;
-        break;
-    case LAYER_LAYERNORM:
-    case LAYER_RMSNORM:
-        r.rms = l->kind == LAYER_RMSNORM, r.bias = l->kind == LAYER_LAYERNORM && l->bias, r.eps = (float)l->eps;
-        break;
-    case LAYER_LM_HEAD:
-        r.V = (int)l->vocab, r.tied = l->tied;
-        break;
-    default: break;
-    }
+    GrtLayerSpec r;
+    if (!layer_runtime_spec(spec->graph, l, &r)) die("layer %s: sizes beyond the runtime's", l->name);
     return r;
 }
 
