@@ -3,6 +3,7 @@
  * error each), Galvatron's profile files and folders, and missing paths. */
 #include "check.h"
 #include "frontend/frontend.h"
+#include "hw/hw.h"
 #include "passes/passes.h"
 
 #include <math.h>
