@@ -4,6 +4,7 @@
  * which measures the machine by launching galvc-profiler under mpirun. */
 #include "backend/backend.h"
 #include "frontend/frontend.h"
+#include "hw/hw.h"
 #include "passes/passes.h"
 
 #include <errno.h>

@@ -11,9 +11,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 enum {
     MAX_SOURCE_BYTES = 16 << 20, /* a .gv file larger than this is a mistake */
@@ -32,39 +30,10 @@ typedef struct Loader {
     int n_done, cap_done;
 } Loader;
 
-/* Read a regular file whole; refuse devices and pipes so nothing can hang
- * (O_NONBLOCK keeps even the open of a FIFO from waiting for a writer). */
-int frontend_read_file(Arena *a, const char *path, size_t max_bytes, char **text, size_t *len) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return errno;
-    struct stat st;
-    int err = 0;
-    if (fstat(fd, &st) != 0) err = errno;
-    else if (S_ISDIR(st.st_mode)) err = EISDIR;
-    else if (!S_ISREG(st.st_mode)) err = EINVAL;
-    else if ((size_t)st.st_size > max_bytes) err = EFBIG;
-    size_t n = 0;
-    char *buf = NULL;
-    if (!err) {
-        buf = arena_alloc(a, (size_t)st.st_size + 1);
-        while (n < (size_t)st.st_size) {
-            ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0) err = errno;
-            if (r <= 0) break;
-            n += (size_t)r;
-        }
-    }
-    close(fd);
-    *text = buf;
-    *len = n;
-    return err;
-}
-
 /* A .gv file's bytes, through the caller's reader when there is one. */
 static int read_source(Loader *L, const char *path, char **text, size_t *len) {
     if (L->opt->read) return L->opt->read(L->arena, path, text, len);
-    return frontend_read_file(L->arena, path, MAX_SOURCE_BYTES, text, len);
+    return source_read_file(L->arena, path, MAX_SOURCE_BYTES, text, len);
 }
 
 /* Make a SourceFile from raw bytes, always ending in a newline. */

@@ -12,10 +12,6 @@
  * Returns 0 and sets *text and *len (arena-owned) or returns an errno value. */
 typedef int (*SourceReader)(Arena *a, const char *path, char **text, size_t *len);
 
-/* Read a regular file whole (at most max_bytes) into the arena; devices,
- * pipes and folders are refused, so nothing can hang. 0 or an errno value. */
-int frontend_read_file(Arena *a, const char *path, size_t max_bytes, char **text, size_t *len);
-
 typedef struct Define {
     const char *name, *value; /* -D name=value */
 } Define;
@@ -123,12 +119,5 @@ typedef struct EvalInput {
 } EvalInput;
 
 bool eval_spec(Spec *spec, const EvalInput *in, Diag *d);
-
-/* The hardware model for a cluster: its device's datasheet preset, the
- * cluster's memory and link figures over it, then the measured profile at
- * `path` (NULL: none) over that. False (with diagnostics) on a bad profile.
- * `path` is a galvc profile (docs/profile-format.md), one of Galvatron's
- * profile files, or a folder of them (frontend/profile.c). */
-bool profile_resolve(Arena *a, const Cluster *c, const Graph *g, const char *path, HwProfile *hw, Diag *d);
 
 #endif

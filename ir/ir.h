@@ -40,6 +40,11 @@ typedef struct SourceFile {
     size_t len;
 } SourceFile;
 
+/* Read a regular file whole (at most max_bytes) into the arena; devices,
+ * pipes and folders are refused, so nothing can hang (source.c). 0 or an
+ * errno value. */
+int source_read_file(Arena *a, const char *path, size_t max_bytes, char **text, size_t *len);
+
 /* A place in a source: 1-based line and columns (bytes), end exclusive;
  * line 0 means the whole file. */
 typedef struct Loc {
@@ -279,7 +284,7 @@ typedef struct LinkProfile {
 } LinkProfile;
 
 /* What the cost model knows of a device kind and its links: a datasheet
- * preset (ir/hardware.c), refined by the cluster's link figures and by a
+ * preset (hw/presets.c), refined by the cluster's link figures and by a
  * measured profile. */
 typedef struct HwProfile {
     const char *name;
@@ -308,9 +313,6 @@ typedef struct HwProfile {
     double act_per_sample[PROFILE_MAX_LOG2 + 1];
     double ckpt_act_per_sample;
 } HwProfile;
-
-/* The datasheet preset of a device kind. */
-void hw_preset(HwProfile *hw, DeviceKind kind);
 
 /* ---- training setup and plan hints ----------------------------------------- */
 

@@ -1,13 +1,15 @@
 /* profiler_main.c — galvc-profiler, the program `galvc profile` runs under
  * mpirun: every rank measures the machine together (runtime/profiler.c), and
  * rank 0 writes what they measured as a galvc profile, the JSON format the
- * planner reads (docs/profile-format.md). It writes with plain printf so the
- * runtime side needs no JSON library; galvc reads the file with jansson.
+ * planner reads (docs/profile-format.md), its keys the reader's
+ * (hw/profile_schema.h). It writes with plain printf so the runtime side
+ * needs no JSON library; galvc reads the file with jansson.
  *
  *   mpirun -np N galvc-profiler [--quick] [--shape C,H,hd,F,T,V] -o profile.json
  *
  * Exit status: 0 success, 1 the file could not be written, 2 bad usage. */
 #include "galvrt.h"
+#include "hw/profile_schema.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,38 +24,44 @@ static const char *const kind_names[] = {[GRT_EMBEDDING] = "embedding", [GRT_BLO
 static const char *const op_names[] = {[GRT_OP_ALLREDUCE] = "allreduce", [GRT_OP_ALLGATHER] = "allgather",
                                        [GRT_OP_REDUCESCATTER] = "reducescatter", [GRT_OP_P2P] = "p2p"};
 
+/* A profile key and its colon, for printf formats: KEY(RATE) is "\"rate\": ". */
+#define KEY(k) "\"" PROFILE_KEY_##k "\": "
+
 /* {"fixed_s": ..., "rate": ...} */
 static void put_fit(FILE *f, const GrtProfileFit *fit) {
-    fprintf(f, "{\"fixed_s\": %.6g, \"rate\": %.6g}", fit->fixed_s, fit->rate);
+    fprintf(f, "{" KEY(FIXED_S) "%.6g, " KEY(RATE) "%.6g}", fit->fixed_s, fit->rate);
 }
 
 /* The profile as JSON (docs/profile-format.md). The CPU runtime computes
  * every precision in fp32, so the three peaks are the one measured. */
 static void write_profile(FILE *f, const GrtProfile *p) {
-    fprintf(f, "{\n  \"format\": \"galvc-profile\",\n  \"version\": 1,\n  \"device\": \"cpu\",\n");
-    fprintf(f, "  \"peak_flops\": {\"fp32\": %.6g, \"bf16\": %.6g, \"fp16\": %.6g},\n", p->gemm_flops, p->gemm_flops,
+    fprintf(f, "{\n  " KEY(FORMAT) "\"" PROFILE_FORMAT "\",\n  " KEY(VERSION) "%d,\n  " KEY(DEVICE) "\"cpu\",\n",
+            PROFILE_VERSION);
+    fprintf(f, "  " KEY(PEAK_FLOPS) "{\"fp32\": %.6g, \"bf16\": %.6g, \"fp16\": %.6g},\n", p->gemm_flops, p->gemm_flops,
             p->gemm_flops);
-    fprintf(f, "  \"gemm_efficiency\": %.4f,\n", p->gemm_efficiency);
-    fprintf(f, "  \"mem_bandwidth\": %.6g,\n", p->mem_bandwidth);
-    if (p->overlap_slowdown >= 1) fprintf(f, "  \"overlap_slowdown\": %.4f,\n", p->overlap_slowdown);
-    if (p->ranks > 1) fprintf(f, "  \"sync_overhead\": %.6g,\n", p->sync_overhead_s);
+    fprintf(f, "  " KEY(GEMM_EFFICIENCY) "%.4f,\n", p->gemm_efficiency);
+    fprintf(f, "  " KEY(MEM_BANDWIDTH) "%.6g,\n", p->mem_bandwidth);
+    if (p->overlap_slowdown >= 1) fprintf(f, "  " KEY(OVERLAP_SLOWDOWN) "%.4f,\n", p->overlap_slowdown);
+    if (p->ranks > 1) fprintf(f, "  " KEY(SYNC_OVERHEAD) "%.6g,\n", p->sync_overhead_s);
     if (p->link_bandwidth > 0)
-        fprintf(f, "  \"intra\": {\"bandwidth\": %.6g, \"latency\": %.6g},\n", p->link_bandwidth, p->link_latency_s);
-    fprintf(f, "  \"layers\": [");
+        fprintf(f, "  " KEY(INTRA) "{" KEY(BANDWIDTH) "%.6g, " KEY(LATENCY) "%.6g},\n", p->link_bandwidth,
+                p->link_latency_s);
+    fprintf(f, "  " KEY(LAYERS) "[");
     for (int i = 0; i < p->n_layers; i++) {
         const GrtProfileLayer *l = &p->layers[i];
-        fprintf(f, "%s\n    {\"kind\": \"%s\", \"tp\": %d, \"forward\": ", i ? "," : "", kind_names[l->kind], l->tp);
+        fprintf(f, "%s\n    {" KEY(KIND) "\"%s\", " KEY(TP) "%d, " KEY(FORWARD), i ? "," : "", kind_names[l->kind],
+                l->tp);
         put_fit(f, &l->forward);
-        fprintf(f, ", \"backward\": ");
+        fprintf(f, ", " KEY(BACKWARD));
         put_fit(f, &l->backward);
         fputc('}', f);
     }
-    fprintf(f, "\n  ],\n  \"collectives\": [");
+    fprintf(f, "\n  ],\n  " KEY(COLLECTIVES) "[");
     for (int i = 0; i < p->n_collectives; i++) {
         const GrtProfileCollective *c = &p->collectives[i];
         fprintf(f,
-                "%s\n    {\"op\": \"%s\", \"group\": %d, \"consecutive\": %s, \"bus_bandwidth\": %.6g, "
-                "\"latency\": %.6g}",
+                "%s\n    {" KEY(OP) "\"%s\", " KEY(GROUP) "%d, " KEY(CONSECUTIVE) "%s, "
+                KEY(BUS_BANDWIDTH) "%.6g, " KEY(LATENCY) "%.6g}",
                 i ? "," : "", op_names[c->op], c->group, c->consecutive ? "true" : "false", c->bus_bandwidth,
                 c->latency_s);
     }

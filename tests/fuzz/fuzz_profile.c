@@ -1,5 +1,5 @@
 /* fuzz_profile.c — the libFuzzer target over the hardware profile reader
- * (frontend/profile.c): any bytes as a profile file, resolved for a fixed
+ * (hw/profile.c): any bytes as a profile file, resolved for a fixed
  * cluster (one node of eight A100 80GB) and a small model the shape pass has
  * sized, so Galvatron's computation and memory files have a layer to relate
  * their figures to. profile_resolve reads a path, so each input goes to a
@@ -8,6 +8,7 @@
  * gives the precision); every other kind is recognized by its keys.
  * Diagnostics are printed to /dev/null, so the message code runs too. */
 #include "frontend/frontend.h"
+#include "hw/hw.h"
 #include "passes/passes.h"
 
 #include <stdlib.h>

@@ -5,6 +5,7 @@
 #include "backend/backend.h"
 #include "check.h"
 #include "frontend/frontend.h"
+#include "hw/hw.h"
 #include "passes/passes.h"
 
 #include <stdlib.h>

@@ -1,8 +1,12 @@
 /* test_profile.c — profile_resolve: the datasheet preset, the cluster's link
  * figures over it, galvc's own profile format (good and malformed files, one
- * error each), Galvatron's profile files and folders, and missing paths. */
+ * error each), Galvatron's profile files and folders, and missing paths; and
+ * that the docs name every key of the profile's and the log's schemas. */
 #include "check.h"
 #include "frontend/frontend.h"
+#include "hw/hw.h"
+#include "hw/log_schema.h"
+#include "hw/profile_schema.h"
 #include "passes/passes.h"
 
 #include <math.h>
@@ -316,6 +320,39 @@ static void test_bad_paths(void) {
     arena_free(a);
 }
 
+/* The whole of a small file, or NULL. */
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return buf;
+}
+
+/* Whether the doc names `key`, in backticks or in JSON's quotes. */
+static bool documents(const char *doc, const char *key) {
+    char code[64], json[64];
+    snprintf(code, sizeof code, "`%s`", key);
+    snprintf(json, sizeof json, "\"%s\"", key);
+    return doc && (strstr(doc, code) || strstr(doc, json));
+}
+
+/* Every key of the profile's schema is in docs/profile-format.md, every key of the log's in docs/training-log.md. */
+static void test_docs_name_the_schemas(void) {
+    const char *doc = slurp("docs/profile-format.md");
+    CHECK(doc != NULL);
+#define X(e, unit) CHECK(documents(doc, PROFILE_KEY_##e));
+    PROFILE_KEYS(X) PROFILE_LINK_KEYS(X) PROFILE_COLLECTIVE_KEYS(X) PROFILE_LAYER_KEYS(X) PROFILE_FIT_KEYS(X)
+#undef X
+    doc = slurp("docs/training-log.md");
+    CHECK(doc != NULL);
+#define X(e, unit) CHECK(documents(doc, LOG_KEY_##e));
+    LOG_PLAN_KEYS(X) LOG_STEP_KEYS(X) LOG_MEMORY_KEYS(X)
+#undef X
+}
+
 int main(void) {
     test_preset_only();
     test_cluster_links();
@@ -325,5 +362,6 @@ int main(void) {
     test_galvatron_folder();
     test_galvatron_efficiency();
     test_bad_paths();
+    test_docs_name_the_schemas();
     return check_report();
 }

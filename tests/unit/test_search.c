@@ -3,6 +3,7 @@
  * checkpointing or pipelining when memory demands it, reproducible. */
 #include "check.h"
 #include "frontend/frontend.h"
+#include "hw/hw.h"
 #include "passes/passes.h"
 
 #include <math.h>

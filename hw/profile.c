@@ -1,11 +1,12 @@
 /* profile.c — the hardware model the cost pass prices plans with. It starts
- * from the device's datasheet preset (ir/hardware.c), puts the cluster's own
+ * from the device's datasheet preset (presets.c), puts the cluster's own
  * memory and link figures over it, then a measured profile over that: a file
  * in galvc's JSON format (docs/profile-format.md), one of Hetu-Galvatron's
  * profile files, or a folder of them, so what a Galvatron user measured
  * carries over. A bad profile gives located errors and changes nothing; no
  * input crashes galvc. */
-#include "frontend.h"
+#include "hw.h"
+#include "profile_schema.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -65,7 +66,7 @@ static Loc whole(const SourceFile *f) { return (Loc){.file = f}; }
 static bool load_json(Reader *r, const char *path, JsonFile *jf) {
     char *bytes = NULL;
     size_t len = 0;
-    int err = frontend_read_file(r->arena, path, MAX_PROFILE_BYTES, &bytes, &len);
+    int err = source_read_file(r->arena, path, MAX_PROFILE_BYTES, &bytes, &len);
     const SourceFile *src = profile_source(r->arena, path, err ? "" : bytes, err ? 0 : len);
     jf->src = src;
     jf->root = NULL;
@@ -292,13 +293,36 @@ static bool unknown_key(Reader *r, const Key *k, const char *key, const char *wh
 
 /* ---- galvc's own format (docs/profile-format.md) ---------------------------- */
 
-static const char *const top_keys[] = {
-    "format", "version", "device",      "peak_flops", "gemm_efficiency", "mem_bandwidth", "overlap_slowdown",
-    "sync_overhead", "intra",  "inter",   "collectives", "layers", NULL};
-static const char *const link_keys[] = {"bandwidth", "latency", NULL};
-static const char *const collective_keys[] = {"op", "group", "consecutive", "bus_bandwidth", "latency", NULL};
-static const char *const layer_keys[] = {"kind", "tp", "forward", "backward", NULL};
-static const char *const fit_keys[] = {"fixed_s", "rate", NULL};
+/* Each object's keys (profile_schema.h): their names, units and indices. */
+#define NAME(e, unit) PROFILE_KEY_##e,
+#define UNIT(e, unit) unit,
+static const char *const top_keys[] = {PROFILE_KEYS(NAME) NULL};
+static const char *const top_units[] = {PROFILE_KEYS(UNIT)};
+static const char *const link_keys[] = {PROFILE_LINK_KEYS(NAME) NULL};
+static const char *const link_units[] = {PROFILE_LINK_KEYS(UNIT)};
+static const char *const collective_keys[] = {PROFILE_COLLECTIVE_KEYS(NAME) NULL};
+static const char *const collective_units[] = {PROFILE_COLLECTIVE_KEYS(UNIT)};
+static const char *const layer_keys[] = {PROFILE_LAYER_KEYS(NAME) NULL};
+static const char *const fit_keys[] = {PROFILE_FIT_KEYS(NAME) NULL};
+static const char *const fit_units[] = {PROFILE_FIT_KEYS(UNIT)};
+#undef NAME
+#undef UNIT
+
+#define X(e, unit) KEY_##e,
+enum { PROFILE_KEYS(X) };
+#undef X
+#define X(e, unit) LINK_KEY_##e,
+enum { PROFILE_LINK_KEYS(X) };
+#undef X
+#define X(e, unit) COLLECTIVE_KEY_##e,
+enum { PROFILE_COLLECTIVE_KEYS(X) };
+#undef X
+#define X(e, unit) LAYER_KEY_##e,
+enum { PROFILE_LAYER_KEYS(X) LAYER_KEY_COUNT };
+#undef X
+#define X(e, unit) FIT_KEY_##e,
+enum { PROFILE_FIT_KEYS(X) };
+#undef X
 
 /* "device": the device kind it was measured on, which must be the cluster's. */
 static bool read_device(Reader *r, const Key *k, const json_t *v) {
@@ -327,7 +351,7 @@ static bool read_peak(Reader *r, const JsonFile *jf, const Key *k, json_t *v) {
         Key kx = key_member(r, jf, k, key);
         int p = name_index(key, precision_names);
         if (p < 0) ok = unknown_key(r, &kx, key, "'peak_flops'", precision_names);
-        else ok &= take_number(r, &kx, x, POSITIVE, "FLOP/s", &r->hw->peak_flops[p]);
+        else ok &= take_number(r, &kx, x, POSITIVE, top_units[KEY_PEAK_FLOPS], &r->hw->peak_flops[p]);
     }
     return ok;
 }
@@ -340,9 +364,13 @@ static bool read_link(Reader *r, const JsonFile *jf, const Key *k, json_t *v, Li
     json_t *x;
     json_object_foreach(v, key, x) {
         Key kx = key_member(r, jf, k, key);
-        if (strcmp(key, "bandwidth") == 0) ok &= take_number(r, &kx, x, POSITIVE, "bytes/s", &link->bandwidth);
-        else if (strcmp(key, "latency") == 0) ok &= take_number(r, &kx, x, NON_NEGATIVE, "seconds", &link->latency);
-        else ok = unknown_key(r, &kx, key, arena_printf(r->arena, "'%s'", k->name), link_keys);
+        int which = name_index(key, link_keys);
+        const char *unit = which >= 0 ? link_units[which] : NULL;
+        switch (which) {
+        case LINK_KEY_BANDWIDTH: ok &= take_number(r, &kx, x, POSITIVE, unit, &link->bandwidth); break;
+        case LINK_KEY_LATENCY: ok &= take_number(r, &kx, x, NON_NEGATIVE, unit, &link->latency); break;
+        default: ok = unknown_key(r, &kx, key, arena_printf(r->arena, "'%s'", k->name), link_keys);
+        }
     }
     return ok;
 }
@@ -359,25 +387,35 @@ static bool read_collective(Reader *r, const JsonFile *jf, const Key *k, json_t 
     json_t *x;
     json_object_foreach(v, key, x) {
         Key kx = key_member(r, jf, k, key);
-        if (strcmp(key, "op") == 0) {
+        int which = name_index(key, collective_keys);
+        const char *unit = which >= 0 ? collective_units[which] : NULL;
+        switch (which) {
+        case COLLECTIVE_KEY_OP:
             op = json_is_string(x) ? name_index(json_string_value(x), collective_names) : -1;
             if (op < 0) ok = bad_value(r, &kx, x, "allreduce, allgather, reducescatter or p2p");
             has_op = true;
-        } else if (strcmp(key, "group") == 0) {
+            break;
+        case COLLECTIVE_KEY_GROUP:
             if (!json_is_integer(x) || !group_log2((long long)json_integer_value(x), &lg))
                 ok = bad_value(r, &kx, x, "a power of two from 1 to 2^30 (devices)");
             has_group = true;
-        } else if (strcmp(key, "consecutive") == 0) {
+            break;
+        case COLLECTIVE_KEY_CONSECUTIVE:
             if (!json_is_boolean(x)) ok = bad_value(r, &kx, x, "true or false");
             else consec = json_is_true(x);
-        } else if (strcmp(key, "bus_bandwidth") == 0) {
-            ok &= take_number(r, &kx, x, POSITIVE, "bytes/s", &bw);
+            break;
+        case COLLECTIVE_KEY_BUS_BANDWIDTH:
+            ok &= take_number(r, &kx, x, POSITIVE, unit, &bw);
             has_bw = true;
-        } else if (strcmp(key, "latency") == 0) {
-            ok &= take_number(r, &kx, x, NON_NEGATIVE, "seconds", &lat);
-        } else ok = unknown_key(r, &kx, key, "a collective", collective_keys);
+            break;
+        case COLLECTIVE_KEY_LATENCY: ok &= take_number(r, &kx, x, NON_NEGATIVE, unit, &lat); break;
+        default: ok = unknown_key(r, &kx, key, "a collective", collective_keys);
+        }
     }
-    const char *missing = !has_op ? "op" : !has_group ? "group" : !has_bw ? "bus_bandwidth" : NULL;
+    const char *missing = !has_op      ? collective_keys[COLLECTIVE_KEY_OP]
+                          : !has_group ? collective_keys[COLLECTIVE_KEY_GROUP]
+                          : !has_bw    ? collective_keys[COLLECTIVE_KEY_BUS_BANDWIDTH]
+                                       : NULL;
     if (missing) {
         diag_error(r->diag, k->loc, "'%s' needs '%s'", k->name, missing);
         return false;
@@ -417,16 +455,23 @@ static bool read_fit(Reader *r, const JsonFile *jf, const Key *k, json_t *v, Lay
     json_t *x;
     json_object_foreach(v, key, x) {
         Key kx = key_member(r, jf, k, key);
-        if (strcmp(key, "fixed_s") == 0) {
-            ok &= take_number(r, &kx, x, NON_NEGATIVE, "seconds", &fit->fixed_s);
+        int which = name_index(key, fit_keys);
+        const char *unit = which >= 0 ? fit_units[which] : NULL;
+        switch (which) {
+        case FIT_KEY_FIXED_S:
+            ok &= take_number(r, &kx, x, NON_NEGATIVE, unit, &fit->fixed_s);
             has_fixed = true;
-        } else if (strcmp(key, "rate") == 0) {
-            ok &= take_number(r, &kx, x, POSITIVE, "FLOP/s or bytes/s", &fit->rate);
+            break;
+        case FIT_KEY_RATE:
+            ok &= take_number(r, &kx, x, POSITIVE, unit, &fit->rate);
             has_rate = true;
-        } else ok = unknown_key(r, &kx, key, arena_printf(r->arena, "'%s'", k->name), fit_keys);
+            break;
+        default: ok = unknown_key(r, &kx, key, arena_printf(r->arena, "'%s'", k->name), fit_keys);
+        }
     }
     if (ok && (!has_fixed || !has_rate)) {
-        diag_error(r->diag, k->loc, "'%s' needs '%s'", k->name, !has_fixed ? "fixed_s" : "rate");
+        diag_error(r->diag, k->loc, "'%s' needs '%s'", k->name,
+                   fit_keys[!has_fixed ? FIT_KEY_FIXED_S : FIT_KEY_RATE]);
         return false;
     }
     return ok;
@@ -437,7 +482,7 @@ static bool read_fit(Reader *r, const JsonFile *jf, const Key *k, json_t *v, Lay
 static bool read_layer(Reader *r, const JsonFile *jf, const Key *k, json_t *v,
                        int seen[PROFILE_LAYER_COUNT][PROFILE_MAX_LOG2 + 1], int entry) {
     if (!json_is_object(v)) return bad_value(r, k, v, "an object with kind, tp, forward and backward");
-    bool ok = true, has[4] = {false};
+    bool ok = true, has[LAYER_KEY_COUNT] = {false};
     int kind = 0, lg = 0;
     LayerFit fit[2] = {{0}};
     const char *key;
@@ -450,15 +495,15 @@ static bool read_layer(Reader *r, const JsonFile *jf, const Key *k, json_t *v,
             continue;
         }
         has[which] = true;
-        if (which == 0) {
+        if (which == LAYER_KEY_KIND) {
             kind = json_is_string(x) ? name_index(json_string_value(x), profile_layer_names) : -1;
             if (kind < 0) ok = bad_value(r, &kx, x, "embedding, block, norm or head");
-        } else if (which == 1) {
+        } else if (which == LAYER_KEY_TP) {
             if (!json_is_integer(x) || !group_log2((long long)json_integer_value(x), &lg))
                 ok = bad_value(r, &kx, x, "a power of two from 1 to 2^30 (devices)");
-        } else ok &= read_fit(r, jf, &kx, x, &fit[which - 2]);
+        } else ok &= read_fit(r, jf, &kx, x, &fit[which - LAYER_KEY_FORWARD]);
     }
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < LAYER_KEY_COUNT; i++)
         if (!has[i]) {
             diag_error(r->diag, k->loc, "'%s' needs '%s'", k->name, layer_keys[i]);
             return false;
@@ -490,45 +535,51 @@ static bool read_layers(Reader *r, const JsonFile *jf, const Key *k, json_t *v) 
     return ok;
 }
 
+/* "format" and "version": this galvc's format and version, before anything else is read. */
+static bool read_version(Reader *r, const JsonFile *jf, const Key *root) {
+    Key kf = key_member(r, jf, root, PROFILE_KEY_FORMAT);
+    json_t *format = json_object_get(jf->root, PROFILE_KEY_FORMAT);
+    if (!json_is_string(format) || strcmp(json_string_value(format), PROFILE_FORMAT) != 0)
+        return bad_value(r, &kf, format, "\"" PROFILE_FORMAT "\"");
+    json_t *version = json_object_get(jf->root, PROFILE_KEY_VERSION);
+    if (!version) {
+        diag_error(r->diag, kf.loc, "a galvc profile needs \"%s\": %d", PROFILE_KEY_VERSION, PROFILE_VERSION);
+        return false;
+    }
+    Key kv = key_member(r, jf, root, PROFILE_KEY_VERSION);
+    if (!json_is_integer(version) || json_integer_value(version) != PROFILE_VERSION)
+        return bad_value(r, &kv, version,
+                         arena_printf(r->arena, "%d (the only version this galvc reads)", PROFILE_VERSION));
+    return true;
+}
+
 /* A galvc profile: "format" and "version" first, then every other key. */
 static bool read_galvc(Reader *r, const JsonFile *jf) {
     Key root = key_root(jf);
-    json_t *o = jf->root;
-    Key kf = key_member(r, jf, &root, "format");
-    json_t *format = json_object_get(o, "format");
-    if (!json_is_string(format) || strcmp(json_string_value(format), "galvc-profile") != 0)
-        return bad_value(r, &kf, format, "\"galvc-profile\"");
-    json_t *version = json_object_get(o, "version");
-    if (!version) {
-        diag_error(r->diag, kf.loc, "a galvc profile needs \"version\": 1");
-        return false;
-    }
-    Key kv = key_member(r, jf, &root, "version");
-    if (!json_is_integer(version) || json_integer_value(version) != 1)
-        return bad_value(r, &kv, version, "1 (the only version this galvc reads)");
-
+    if (!read_version(r, jf, &root)) return false;
     bool ok = true;
     const char *key;
     json_t *v;
-    json_object_foreach(o, key, v) {
+    json_object_foreach(jf->root, key, v) {
         Key k = key_member(r, jf, &root, key);
         HwProfile *hw = r->hw;
-        if (strcmp(key, "format") == 0 || strcmp(key, "version") == 0) continue;
-        else if (strcmp(key, "device") == 0) ok &= read_device(r, &k, v);
-        else if (strcmp(key, "peak_flops") == 0) ok &= read_peak(r, jf, &k, v);
-        else if (strcmp(key, "gemm_efficiency") == 0)
-            ok &= take_number(r, &k, v, FRACTION, NULL, &hw->gemm_efficiency);
-        else if (strcmp(key, "mem_bandwidth") == 0)
-            ok &= take_number(r, &k, v, POSITIVE, "bytes/s", &hw->mem_bandwidth);
-        else if (strcmp(key, "overlap_slowdown") == 0)
-            ok &= take_number(r, &k, v, AT_LEAST_ONE, NULL, &hw->overlap_slowdown);
-        else if (strcmp(key, "sync_overhead") == 0)
-            ok &= take_number(r, &k, v, NON_NEGATIVE, "s", &hw->sync_s);
-        else if (strcmp(key, "intra") == 0) ok &= read_link(r, jf, &k, v, &hw->intra);
-        else if (strcmp(key, "inter") == 0) ok &= read_link(r, jf, &k, v, &hw->inter);
-        else if (strcmp(key, "collectives") == 0) ok &= read_collectives(r, jf, &k, v);
-        else if (strcmp(key, "layers") == 0) ok &= read_layers(r, jf, &k, v);
-        else ok = unknown_key(r, &k, key, "a galvc profile", top_keys);
+        int which = name_index(key, top_keys);
+        const char *unit = which >= 0 ? top_units[which] : NULL;
+        switch (which) {
+        case KEY_FORMAT:
+        case KEY_VERSION: break;
+        case KEY_DEVICE: ok &= read_device(r, &k, v); break;
+        case KEY_PEAK_FLOPS: ok &= read_peak(r, jf, &k, v); break;
+        case KEY_GEMM_EFFICIENCY: ok &= take_number(r, &k, v, FRACTION, unit, &hw->gemm_efficiency); break;
+        case KEY_MEM_BANDWIDTH: ok &= take_number(r, &k, v, POSITIVE, unit, &hw->mem_bandwidth); break;
+        case KEY_OVERLAP_SLOWDOWN: ok &= take_number(r, &k, v, AT_LEAST_ONE, unit, &hw->overlap_slowdown); break;
+        case KEY_SYNC_OVERHEAD: ok &= take_number(r, &k, v, NON_NEGATIVE, unit, &hw->sync_s); break;
+        case KEY_INTRA: ok &= read_link(r, jf, &k, v, &hw->intra); break;
+        case KEY_INTER: ok &= read_link(r, jf, &k, v, &hw->inter); break;
+        case KEY_COLLECTIVES: ok &= read_collectives(r, jf, &k, v); break;
+        case KEY_LAYERS: ok &= read_layers(r, jf, &k, v); break;
+        default: ok = unknown_key(r, &k, key, "a galvc profile", top_keys);
+        }
     }
     return ok;
 }
@@ -875,13 +926,13 @@ static bool read_file(Reader *r, const char *path) {
     JsonFile jf;
     if (!load_json(r, path, &jf)) return false;
     bool ok;
-    if (json_object_get(jf.root, "format")) ok = read_galvc(r, &jf);
+    if (json_object_get(jf.root, PROFILE_KEY_FORMAT)) ok = read_galvc(r, &jf);
     else {
         GalvKind kind = galv_kind_of_keys(jf.root);
         if (kind == GALV_NONE) {
             diag_error(r->diag, whole(jf.src),
-                       "not a profile: a galvc profile has \"format\": \"galvc-profile\", and none of its keys "
-                       "is one of Galvatron's");
+                       "not a profile: a galvc profile has \"" PROFILE_KEY_FORMAT "\": \"" PROFILE_FORMAT
+                       "\", and none of its keys is one of Galvatron's");
             ok = false;
         } else ok = import_galvatron(r, &jf, kind);
     }

@@ -1,4 +1,4 @@
-/* hardware.c — datasheet presets for the device kinds a cluster may name.
+/* presets.c — datasheet presets for the device kinds a cluster may name.
  * A cluster's own link figures and a measured profile refine these; they are
  * the fallback when nothing was measured.
  *
@@ -17,21 +17,9 @@
  * CPU: one core of an AVX-512 machine: 2 FMA units x 16 fp32 lanes x 2 FLOPs
  * at 1.8 GHz = 115 GFLOP/s, of which OpenBLAS sgemm reaches 94 (0.82).
  * There is no native bf16: the CPU runtime computes in fp32. */
-#include "ir.h"
+#include "hw.h"
 
 #include <string.h>
-
-const char *const collective_names[] = {
-#define X(e, s) s,
-    COLLECTIVES(X)
-#undef X
-        NULL};
-
-const char *const profile_layer_names[] = {
-#define X(e, s) s,
-    PROFILE_LAYERS(X)
-#undef X
-        NULL};
 
 typedef struct Preset {
     double fp32, half;    /* peak TFLOP/s */
