@@ -1,7 +1,7 @@
 /* hw.h — the hardware model's inputs and outputs in one place: the device
  * presets, reading a measured profile (galvc's format or Galvatron's),
  * calibration's rewriting of a profile, and reading a training log. The
- * profile's keys are in profile_schema.h, the log's in log_schema.h. */
+ * profile's keys are in profile_schema.h, the log's in runtime/galvrt_log.h (the program writes it). */
 #ifndef GALVC_HW_H
 #define GALVC_HW_H
 

@@ -1,8 +1,8 @@
 /* log.c — reading a training log (./train --log, docs/training-log.md) for
  * galvc --calibrate: the plan line's predictions and every step's time. The
- * keys are log_schema.h's, the ones the program writes. */
+ * keys are runtime/galvrt_log.h's, the ones the program writes. */
 #include "hw.h"
-#include "log_schema.h"
+#include "runtime/galvrt_log.h"
 
 #include <jansson.h>
 #include <stdlib.h>

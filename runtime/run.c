@@ -10,6 +10,7 @@
  * one rank's own failure is said by that rank and counted by all
  * (grt_failures), so no rank is left waiting for another. */
 #include "galvrt.h"
+#include "galvrt_log.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -189,9 +190,10 @@ static void open_log(GrtRun *R) {
         grt_stop_all(R->world, "--log: cannot write the log file", 1);
     if (R->log)
         fprintf(R->log,
-                "{\"plan\": {\"model\": \"%s\", \"ranks\": %d, \"pp\": %d, \"micro_batches\": %d, "
-                "\"predicted_step_ms\": %.6g, \"predicted_compute_ms\": %.6g, \"predicted_comm_ms\": %.6g, "
-                "\"predicted_bubble_ms\": %.6g, \"predicted_calls\": %.6g}}\n",
+                "{\"" LOG_KEY_PLAN "\": {\"" LOG_KEY_MODEL "\": \"%s\", \"" LOG_KEY_RANKS "\": %d, \"" LOG_KEY_PP
+                "\": %d, \"" LOG_KEY_MICRO_BATCHES "\": %d, \"" LOG_KEY_PREDICTED_STEP_MS "\": %.6g, \""
+                LOG_KEY_PREDICTED_COMPUTE_MS "\": %.6g, \"" LOG_KEY_PREDICTED_COMM_MS "\": %.6g, \""
+                LOG_KEY_PREDICTED_BUBBLE_MS "\": %.6g, \"" LOG_KEY_PREDICTED_CALLS "\": %.6g}}\n",
                 p->model, p->ranks, p->pp, p->micro_batches, p->predicted_step_ms, p->predicted_compute_ms,
                 p->predicted_comm_ms, p->predicted_bubble_ms, p->predicted_calls);
 }
@@ -383,7 +385,9 @@ void grt_step_end(GrtRun *R) {
                loss, ms, tokens_per_s, gflops, peak / (1 << 20));
         fflush(stdout);
         if (R->log)
-            fprintf(R->log, "{\"step\": %ld, \"loss\": %.9g, \"ms\": %.3f, \"tokens_per_s\": %.1f, \"peak_mem_bytes\": %.0f}\n",
+            fprintf(R->log,
+                    "{\"" LOG_KEY_STEP "\": %ld, \"" LOG_KEY_LOSS "\": %.9g, \"" LOG_KEY_MS "\": %.3f, \""
+                    LOG_KEY_TOKENS_PER_S "\": %.1f, \"" LOG_KEY_PEAK_MEM_BYTES "\": %.0f}\n",
                     R->step + 1, loss, ms, tokens_per_s, peak);
     }
     if (R->opt.ckpt_every && (R->step + 1) % R->opt.ckpt_every == 0) grt_ckpt_save(R, R->saved = R->step + 1);
@@ -405,7 +409,10 @@ static void report_memory(GrtRun *R) {
         printf("  rank %2d (stage %d): %8.2f / %8.2f  (%+.1f%%)\n", r, r / stage_ranks, peak[r] / (1 << 20),
                plan / (1 << 20), plan > 0 ? 100.0 * (peak[r] - plan) / plan : 0.0);
         if (R->log)
-            fprintf(R->log, "{\"rank\": %d, \"stage\": %d, \"peak_mem_bytes\": %.0f, \"planned_mem_bytes\": %.0f}\n", r,
+            fprintf(R->log,
+                    "{\"" LOG_KEY_RANK "\": %d, \"" LOG_KEY_STAGE "\": %d, \"" LOG_KEY_PEAK_MEM_BYTES "\": %.0f, \""
+                    LOG_KEY_PLANNED_MEM_BYTES "\": %.0f}\n",
+                    r,
                     r / stage_ranks, peak[r], plan);
     }
     free(peak);

@@ -5,7 +5,7 @@
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
-#include "hw/log_schema.h"
+#include "runtime/galvrt_log.h"
 #include "hw/profile_schema.h"
 #include "passes/passes.h"
 

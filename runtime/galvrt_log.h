@@ -1,14 +1,13 @@
-/* log_schema.h — the keys of a training log (./train --log FILE.jsonl,
- * docs/training-log.md), written down once. The program writes it and galvc
- * --calibrate reads it (hw/log.c). Plain macros and no includes, so the
- * runtime can include it without compiler headers.
+/* galvrt_log.h — the keys of a training log (./train --log FILE.jsonl,
+ * docs/training-log.md), written down once: the runtime writes it (run.c)
+ * and galvc --calibrate reads it (hw/log.c). Plain macros, no includes.
  *
  * The log is JSON lines: first {"plan": {...}}, what the plan predicted;
  * then one line per step; at the end one line per rank with its memory.
  * LOG_KEY_<NAME> spells a key. Each table lists one line's keys as
  * X(NAME, unit) (NULL: none). */
-#ifndef GALVC_LOG_SCHEMA_H
-#define GALVC_LOG_SCHEMA_H
+#ifndef GALVRT_LOG_H
+#define GALVRT_LOG_H
 
 #define LOG_KEY_PLAN "plan"
 #define LOG_KEY_MODEL "model"
