@@ -63,6 +63,13 @@ bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
     return ok;
 }
 
+/* The program names the runtime's optimizers and decays in the IR's order. */
+_Static_assert((int)OPT_ADAMW == (int)GRT_ADAMW && (int)OPT_ADAM == (int)GRT_ADAM && (int)OPT_SGD == (int)GRT_SGD,
+               "optimizer kinds");
+_Static_assert((int)DECAY_CONSTANT == (int)GRT_DECAY_CONSTANT && (int)DECAY_LINEAR == (int)GRT_DECAY_LINEAR &&
+                   (int)DECAY_COSINE == (int)GRT_DECAY_COSINE,
+               "decays");
+
 /* The runtime's description of layer l, whole (runtime/galvrt.h); emit_c_runs has checked it fits. */
 static GrtLayerSpec layer_spec(const Spec *spec, const Layer *l) {
     GrtLayerSpec r;
@@ -186,14 +193,18 @@ static void emit_program(const Emit *e, const char *model_name) {
             ",\n    .ranks = RANKS, .pp = PP, .n_layers = N_LAYERS,\n"
             "    .global_batch = %lld, .micro_batches = MICRO_BATCHES, .seq = SEQ, .vocab = %lld, .hidden = HIDDEN,\n"
             "    .tied_to = %d, .tied_copy = %d, .default_steps = %lld,\n"
-            "    .lr = (float)%.9g, .beta1 = (float)%.9g, .beta2 = (float)%.9g, .eps = (float)%.9g,\n"
-            "    .weight_decay = (float)%.9g, .clip = (float)%.9g,\n"
+            "    .optimizer = %s, .lr = (float)%.9g, .beta1 = (float)%.9g, .beta2 = (float)%.9g, .eps = (float)%.9g,\n"
+            "    .weight_decay = (float)%.9g, .clip = (float)%.9g, .momentum = (float)%.9g, .nesterov = %d,\n"
+            "    .warmup = %lld, .decay = %s, .decay_steps = %lld, .min_lr = (float)%.9g,\n"
             "    .fwd_flops_per_seq = %.17g, .memory_per_device = %.17g, .predicted_mem = predicted_mem,\n"
             "    .predicted_step_ms = %.6g, .predicted_compute_ms = %.6g, .predicted_comm_ms = %.6g,\n"
             "    .predicted_bubble_ms = %.6g, .predicted_calls = %.6g,\n"
             "    .spec = spec, .cut = cut,\n};\n\n",
             (long long)t->global_batch, (long long)e->spec->graph->layers[e->head]->vocab, e->tied_to, e->tied_copy,
-            (long long)t->steps, o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, o->clip,
+            (long long)t->steps, (const char *[]){"GRT_ADAMW", "GRT_ADAM", "GRT_SGD"}[o->kind], o->lr, o->beta1,
+            o->beta2, o->eps, o->weight_decay, o->clip, o->momentum, o->nesterov, (long long)t->warmup,
+            (const char *[]){"GRT_DECAY_CONSTANT", "GRT_DECAY_LINEAR", "GRT_DECAY_COSINE"}[t->decay],
+            (long long)(t->decay_steps ? t->decay_steps : t->steps), t->min_lr,
             (double)e->spec->graph->total_fwd_flops, (double)p->budget, p->step_s * 1e3, p->compute_s * 1e3,
             p->comm_s * 1e3, p->bubble_s * 1e3, p->calls);
 }

@@ -5,6 +5,7 @@
  * so every field gets the same checks and the same messages. */
 #include "frontend.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,9 @@ typedef enum FieldType {
     F_RATE,     /* bytes per second: 300 GB/s */
     F_TIME,     /* seconds: 2 us */
     F_FLOAT,    /* a plain number */
+    F_POSITIVE, /* a plain number > 0 that fp32 holds: a learning rate, an epsilon */
+    F_NONNEG,   /* a plain number >= 0 that fp32 holds: weight decay, clipping */
+    F_FRACTION, /* a plain number in [0, 1): betas, momentum, dropout */
     F_BOOL,
     F_ENUM,     /* a symbol from `names` */
     F_FAMILIES, /* a strategy family or a list of them, as a bit set */
@@ -356,13 +360,14 @@ static const Field link_fields[] = {
 };
 
 static const Field optimizer_fields[] = {
-    {"lr", F_FLOAT, offsetof(Optimizer, lr), NULL},
-    {"beta1", F_FLOAT, offsetof(Optimizer, beta1), NULL},
-    {"beta2", F_FLOAT, offsetof(Optimizer, beta2), NULL},
-    {"eps", F_FLOAT, offsetof(Optimizer, eps), NULL},
-    {"weight_decay", F_FLOAT, offsetof(Optimizer, weight_decay), NULL},
-    {"momentum", F_FLOAT, offsetof(Optimizer, momentum), NULL},
-    {"clip", F_FLOAT, offsetof(Optimizer, clip), NULL},
+    {"lr", F_POSITIVE, offsetof(Optimizer, lr), NULL},
+    {"beta1", F_FRACTION, offsetof(Optimizer, beta1), NULL},
+    {"beta2", F_FRACTION, offsetof(Optimizer, beta2), NULL},
+    {"eps", F_POSITIVE, offsetof(Optimizer, eps), NULL},
+    {"weight_decay", F_NONNEG, offsetof(Optimizer, weight_decay), NULL},
+    {"momentum", F_FRACTION, offsetof(Optimizer, momentum), NULL},
+    {"nesterov", F_BOOL, offsetof(Optimizer, nesterov), NULL},
+    {"clip", F_NONNEG, offsetof(Optimizer, clip), NULL},
 };
 
 #define FIELD_SET(what, table)                                                 \
@@ -372,6 +377,20 @@ static FieldSet fieldset_of(const char *what, const Field *table, int n) {
     FieldSet fs = {.what = what, .n = n};
     for (int i = 0; i < n; i++) fs.fields[i] = &table[i];
     return fs;
+}
+
+/* A number within its field's range (F_POSITIVE, F_NONNEG, F_FRACTION), into out. */
+static bool want_range(Eval *E, const Field *f, const Value *v, double d, double *out) {
+    const char *need = NULL;
+    if (f->type == F_POSITIVE && !(d > 0 && d <= FLT_MAX)) need = "a number above 0 (and within fp32's range)";
+    if (f->type == F_NONNEG && !(d >= 0 && d <= FLT_MAX)) need = "a number of 0 or more (and within fp32's range)";
+    if (f->type == F_FRACTION && !(d >= 0 && d < 1)) need = "a number from 0 up to (not including) 1";
+    if (need) {
+        diag_error(E->diag, v->loc, "'%s' must be %s, not %g", f->name, need, d);
+        return false;
+    }
+    *out = d;
+    return true;
 }
 
 /* Store one value into its field, checking type, unit and range. */
@@ -392,9 +411,14 @@ static bool bind_field(Eval *E, const Field *f, void *dst, const Value *v) {
     case F_RATE: return want_unit(E, f, v, DIM_RATE, "300 GB/s", (double *)p);
     case F_TIME: return want_unit(E, f, v, DIM_TIME, "5 us", (double *)p);
     case F_FLOAT:
-        if (is_number(v) && v->dim == DIM_NONE) return *(double *)p = as_double(v), true;
-        diag_error(E->diag, v->loc, "'%s' must be a plain number, not %s", f->name, describe(E, v));
-        return false;
+    case F_POSITIVE:
+    case F_NONNEG:
+    case F_FRACTION:
+        if (!is_number(v) || v->dim != DIM_NONE) {
+            diag_error(E->diag, v->loc, "'%s' must be a plain number, not %s", f->name, describe(E, v));
+            return false;
+        }
+        return want_range(E, f, v, as_double(v), (double *)p);
     case F_BOOL:
         if (v->kind == V_BOOL) return *(bool *)p = v->i != 0, true;
         diag_error(E->diag, v->loc, "'%s' must be true or false, not %s", f->name, describe(E, v));
@@ -440,7 +464,12 @@ static bool bind_field(Eval *E, const Field *f, void *dst, const Value *v) {
         opt->kind = kind;
         if (kind == OPT_SGD) opt->weight_decay = 0;
         FieldSet fs = FIELD_SET(optimizer_names[kind], optimizer_fields);
-        return v->kind != V_CALL || bind_args(E, &fs, opt, v);
+        if (v->kind == V_CALL && !bind_args(E, &fs, opt, v)) return false;
+        if (opt->nesterov && (kind != OPT_SGD || opt->momentum == 0)) { /* as torch.optim refuses it */
+            diag_error(E->diag, v->loc, "nesterov needs sgd with a momentum above 0");
+            return false;
+        }
+        return true;
     }
     }
     die("bad field type %d", (int)f->type);
@@ -513,7 +542,7 @@ static const Field layer_fields[] = {
     LAYER_FIELD(tied, F_BOOL, NULL),        LAYER_FIELD(causal, F_BOOL, NULL),
     LAYER_FIELD(pre_norm, F_BOOL, NULL),    LAYER_FIELD(transform, F_BOOL, NULL),
     LAYER_FIELD(cls_token, F_BOOL, NULL),   LAYER_FIELD(pooler, F_BOOL, NULL),
-    LAYER_FIELD(dropout, F_FLOAT, NULL),    LAYER_FIELD(eps, F_FLOAT, NULL),
+    LAYER_FIELD(dropout, F_FRACTION, NULL), LAYER_FIELD(eps, F_POSITIVE, NULL),
 };
 
 /* Each kind's arguments: positional ones first, in order, up to '|'; a '!'
@@ -738,6 +767,10 @@ static const Field train_fields[] = {
     {"precision", F_ENUM, offsetof(TrainConfig, precision), precision_names},
     {"optimizer", F_OPTIMIZER, offsetof(TrainConfig, opt), NULL},
     {"steps", F_COUNT, offsetof(TrainConfig, steps), NULL},
+    {"warmup", F_COUNT0, offsetof(TrainConfig, warmup), NULL},
+    {"decay", F_ENUM, offsetof(TrainConfig, decay), decay_names},
+    {"min_lr", F_NONNEG, offsetof(TrainConfig, min_lr), NULL},
+    {"decay_steps", F_COUNT, offsetof(TrainConfig, decay_steps), NULL},
 };
 
 static const Field plan_fields[] = {
@@ -770,6 +803,10 @@ static void eval_train(Eval *E, const Stmt *b, Scope *sc) {
     FieldSet fs = FIELD_SET("train", train_fields);
     fs.required = 1u << 0; /* global_batch */
     eval_fields(E, b, &fs, t, sc);
+    if (!t->decay_steps) t->decay_steps = t->steps; /* the schedule spans the run the file describes */
+    if (t->min_lr > t->opt.lr) {
+        diag_error(E->diag, t->loc, "min_lr (%g) is above the optimizer's lr (%g)", t->min_lr, t->opt.lr);
+    }
     E->spec->train = t;
 }
 
@@ -824,6 +861,16 @@ static void eval_top(Eval *E, const Stmt *items, Scope *global, Blocks *seen, bo
     }
 }
 
+/* The CPU target computes in fp32 whatever the file asks: plan (and say) so,
+ * so that planned memory is what the program allocates. */
+static void cpu_precision(Spec *spec, Diag *d) {
+    TrainConfig *t = spec->train;
+    if (spec->cluster->device != DEVICE_CPU || t->precision == PREC_FP32) return;
+    diag_note(d, t->loc, "the CPU target trains in fp32: precision = %s is planned and run as fp32",
+              precision_names[t->precision]);
+    t->precision = PREC_FP32;
+}
+
 bool eval_spec(Spec *spec, const EvalInput *in, Diag *d) {
     Eval E = {.arena = spec->arena, .diag = d, .spec = spec, .in = in};
     E.define_used = arena_alloc(E.arena, (size_t)(in->n_defines + 1) * sizeof *E.define_used);
@@ -853,5 +900,6 @@ bool eval_spec(Spec *spec, const EvalInput *in, Diag *d) {
     if (!spec->cluster && !d->errors)
         diag_error(d, whole, "no cluster block (include a cluster file, or pass --cluster FILE)");
     if (!spec->train && !d->errors) diag_error(d, whole, "no train block");
+    if (!d->errors) cpu_precision(spec, d);
     return d->errors == 0;
 }

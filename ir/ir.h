@@ -338,8 +338,20 @@ extern const char *const optimizer_names[];
 typedef struct Optimizer {
     int kind; /* OptimizerKind */
     double lr, beta1, beta2, eps, weight_decay, momentum;
+    bool nesterov; /* SGD: Nesterov momentum */
     double clip; /* global gradient-norm clip; 0 = off */
 } Optimizer;
+
+/* The learning rate after warm-up: held, or decayed to min_lr (Megatron's
+ * lr-decay-style; llm.c's cosine). */
+#define DECAYS(X) X(CONSTANT, "constant") X(LINEAR, "linear") X(COSINE, "cosine")
+typedef enum Decay {
+#define X(e, s) DECAY_##e,
+    DECAYS(X)
+#undef X
+} Decay;
+
+extern const char *const decay_names[];
 
 typedef struct TrainConfig {
     Loc loc;
@@ -348,6 +360,10 @@ typedef struct TrainConfig {
     int precision;        /* Precision */
     Optimizer opt;
     int64_t steps;
+    int64_t warmup;       /* steps of linear warm-up from 0 to the optimizer's lr */
+    int decay;            /* Decay, over steps [warmup, decay_steps) */
+    double min_lr;        /* where the decay ends */
+    int64_t decay_steps;  /* 0: steps */
 } TrainConfig;
 
 #define STRATEGY_FAMILIES(X) X(DP, "dp") X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt")

@@ -17,6 +17,7 @@ const char *const precision_names[] = {PRECISIONS(NAME3) NULL};
 const char *const optimizer_names[] = {OPTIMIZERS(NAME) NULL};
 const char *const family_names[] = {STRATEGY_FAMILIES(NAME) NULL};
 const char *const schedule_names[] = {SCHEDULES(NAME) NULL};
+const char *const decay_names[] = {DECAYS(NAME) NULL};
 #undef NAME
 #undef NAME3
 

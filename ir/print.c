@@ -51,10 +51,14 @@ static void print_train(FILE *out, const TrainConfig *t, const Graph *g) {
     fprintf(out, "train: global batch %lld, seq %lld, %s, %s(lr=%g", (long long)t->global_batch, (long long)seq,
             precision_names[t->precision], optimizer_names[o->kind], o->lr);
     if (o->kind != OPT_SGD) fprintf(out, ", betas=(%g, %g), eps=%g", o->beta1, o->beta2, o->eps);
-    else fprintf(out, ", momentum=%g", o->momentum);
+    else fprintf(out, ", momentum=%g%s", o->momentum, o->nesterov ? ", nesterov" : "");
     fprintf(out, ", weight_decay=%g", o->weight_decay);
     if (o->clip > 0) fprintf(out, ", clip=%g", o->clip);
-    fprintf(out, "), %lld steps\n", (long long)t->steps);
+    fprintf(out, "), %lld steps", (long long)t->steps);
+    if (t->warmup) fprintf(out, ", warm-up %lld steps", (long long)t->warmup);
+    if (t->decay != DECAY_CONSTANT)
+        fprintf(out, ", %s decay to %g by step %lld", decay_names[t->decay], t->min_lr, (long long)t->decay_steps);
+    fputc('\n', out);
 }
 
 /* The per-layer table; figures are per sample (one sequence or image). */

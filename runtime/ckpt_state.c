@@ -170,11 +170,14 @@ static void ckpt_folder(GrtRun *R, long step, char *folder, size_t len) {
 static int write_rank_file(GrtRun *R, long step, const Piece *pc, int np, double *meta) {
     GrtSpan *spans = calloc(3 * (size_t)np + 1, sizeof *spans);
     long bytes = 0;
+    size_t most = 0;
+    for (int j = 0; j < np; j++) most = (size_t)pc[j].count > most ? (size_t)pc[j].count : most;
+    float *zeros = calloc(most + 1, sizeof(float)); /* the states an optimizer does not keep (SGD) */
     for (int j = 0; j < np; j++) {
         size_t at = R->layer[pc[j].layer].off, n = (size_t)pc[j].count * sizeof(float);
         spans[3 * j] = (GrtSpan){R->params + at, n};
-        spans[3 * j + 1] = (GrtSpan){R->m + at, n};
-        spans[3 * j + 2] = (GrtSpan){R->v + at, n};
+        spans[3 * j + 1] = (GrtSpan){R->m ? R->m + at : zeros, n};
+        spans[3 * j + 2] = (GrtSpan){R->v ? R->v + at : zeros, n};
         bytes += 3 * (long)n;
     }
     char path[PATH_LEN], err[ERR_LEN] = "";
@@ -183,6 +186,7 @@ static int write_rank_file(GrtRun *R, long step, const Piece *pc, int np, double
     int ok = grt_write_atomic(path, spans, 3 * np, &crc, err, sizeof err) == 0;
     if (!ok) grt_rank_says(R->rank, err);
     free(spans);
+    free(zeros);
     meta[0] = (double)bytes, meta[1] = (double)crc;
     return ok;
 }
@@ -485,6 +489,7 @@ int grt_load_model(GrtRun *R, GrtWholeFn source, void *ctx, char *err, size_t er
         if (!x->on || !x->n) continue;
         float *shard = calloc(x->n + 1, sizeof(float));
         for (int a = 0; a < 3; a++) {
+            if (!arrays[a]) continue; /* a state this optimizer does not keep */
             if (!load_shard(R, i, a, shard, source, ctx, err, errlen)) {
                 free(shard);
                 return 0;

@@ -82,6 +82,15 @@ void grt_crossentropy_backward(float *dlogits, const float *probs, const int32_t
 
 /* Sum of squares of n values (for the global gradient norm), in double. */
 double grt_sumsq(const float *x, size_t n);
+/* Adam (Kingma and Ba 2015) as torch.optim.Adam defines it: L2 weight decay
+ * added to the (scaled) gradient, then the bias-corrected moments. */
+void grt_adam(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+              float eps, float weight_decay, float grad_scale, int t);
+/* SGD as torch.optim.SGD defines it (no dampening): g = grad * grad_scale +
+ * weight_decay * param; with momentum (buf not NULL) buf = momentum buf + g
+ * and the step takes buf, or g + momentum buf (Nesterov). */
+void grt_sgd(float *param, const float *grad, float *buf, size_t n, float lr, float momentum, int nesterov,
+             float weight_decay, float grad_scale);
 /* AdamW (Loshchilov and Hutter 2019): decoupled weight decay, bias
  * correction for step t (1-based); grads are multiplied by grad_scale first
  * (gradient clipping: scale = min(1, clip / global norm)). */
@@ -372,6 +381,11 @@ typedef struct GrtLayerCut {
     int stage, tp, dp, sdp; /* sdp: ZeRO-3 over the DP group */
 } GrtLayerCut;
 
+/* The optimizers the runtime steps (torch.optim's definitions). */
+typedef enum GrtOptimizer { GRT_ADAMW, GRT_ADAM, GRT_SGD } GrtOptimizer;
+/* The learning rate after warm-up: held, or decayed linearly or along a cosine. */
+typedef enum GrtDecay { GRT_DECAY_CONSTANT, GRT_DECAY_LINEAR, GRT_DECAY_COSINE } GrtDecay;
+
 /* The constants a program hands the runtime. */
 typedef struct GrtProgram {
     const char *model;
@@ -380,7 +394,13 @@ typedef struct GrtProgram {
     int tied_to;                 /* the embedding a tied head shares its table with; -1: none */
     int tied_copy;               /* the tied head keeps its own copy of the table (another stage or layout) */
     long default_steps;
-    float lr, beta1, beta2, eps, weight_decay, clip;
+    GrtOptimizer optimizer;
+    float lr, beta1, beta2, eps, weight_decay, clip, momentum;
+    int nesterov;                /* SGD */
+    long warmup;                 /* steps of linear warm-up to lr */
+    GrtDecay decay;              /* then over steps [warmup, decay_steps) down to min_lr */
+    long decay_steps;
+    float min_lr;
     double fwd_flops_per_seq;    /* forward FLOPs of one sequence, whole model */
     double memory_per_device;    /* bytes a device has (0: unknown); a plan over it is refused */
     const double *predicted_mem; /* [pp]: bytes per rank of each stage, as planned */
@@ -389,6 +409,9 @@ typedef struct GrtProgram {
     const GrtLayerSpec *spec;    /* [n_layers]: the layers, whole */
     const GrtLayerCut *cut;      /* [n_layers] */
 } GrtProgram;
+
+/* The learning rate of step `step` (0-based) under the program's schedule, with peak lr. */
+double grt_lr_at(const GrtProgram *p, double lr, long step);
 
 /* The command line every program takes (runtime/options.c). */
 typedef struct GrtOptions {

@@ -21,6 +21,7 @@
 #define LOG_KEY_PREDICTED_CALLS "predicted_calls"
 #define LOG_KEY_STEP "step"
 #define LOG_KEY_LOSS "loss"
+#define LOG_KEY_LR "lr"
 #define LOG_KEY_MS "ms"
 #define LOG_KEY_TOKENS_PER_S "tokens_per_s"
 #define LOG_KEY_PEAK_MEM_BYTES "peak_mem_bytes"
@@ -41,7 +42,7 @@
     X(PREDICTED_CALLS, "blocking collectives a step")
 
 /* A step's line. */
-#define LOG_STEP_KEYS(X) X(STEP, NULL) X(LOSS, NULL) X(MS, "ms") X(TOKENS_PER_S, "tokens/s") X(PEAK_MEM_BYTES, "bytes")
+#define LOG_STEP_KEYS(X) X(STEP, NULL) X(LOSS, NULL) X(LR, NULL) X(MS, "ms") X(TOKENS_PER_S, "tokens/s") X(PEAK_MEM_BYTES, "bytes")
 
 /* A rank's line at the end: its peak memory beside its stage's prediction. */
 #define LOG_MEMORY_KEYS(X) X(RANK, NULL) X(STAGE, NULL) X(PEAK_MEM_BYTES, "bytes") X(PLANNED_MEM_BYTES, "bytes")

@@ -593,3 +593,28 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
         param[i] -= lr * (mi * c1 / (sqrtf(vi * c2) + eps) + weight_decay * param[i]);
     }
 }
+
+void grt_adam(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+              float eps, float weight_decay, float grad_scale, int t) {
+    const float c1 = (float)(1.0 / (1.0 - pow(beta1, t))), c2 = (float)(1.0 / (1.0 - pow(beta2, t)));
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i] * grad_scale + weight_decay * param[i];
+        float mi = beta1 * m[i] + (1.0f - beta1) * g;
+        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        param[i] -= lr * (mi * c1 / (sqrtf(vi * c2) + eps));
+    }
+}
+
+void grt_sgd(float *param, const float *grad, float *buf, size_t n, float lr, float momentum, int nesterov,
+             float weight_decay, float grad_scale) {
+    for (size_t i = 0; i < n; i++) {
+        float g = grad[i] * grad_scale + weight_decay * param[i];
+        if (buf) {
+            buf[i] = momentum * buf[i] + g;
+            g = nesterov ? g + momentum * buf[i] : buf[i];
+        }
+        param[i] -= lr * g;
+    }
+}

@@ -86,8 +86,9 @@ void grt_run_alloc(GrtRun *R, int stage, size_t stored, size_t zero3, size_t wor
     R->n_stored = stored;
     R->params = grt_alloc(stored * sizeof(float));
     R->grads = grt_alloc(stored * sizeof(float));
-    R->m = grt_alloc(stored * sizeof(float));
-    R->v = grt_alloc(stored * sizeof(float));
+    /* the optimizer's states: Adam's two moments, SGD's momentum buffer when it has momentum */
+    if (p->optimizer != GRT_SGD || p->momentum > 0) R->m = grt_alloc(stored * sizeof(float));
+    if (p->optimizer != GRT_SGD) R->v = grt_alloc(stored * sizeof(float));
     R->zero3_floats = zero3;
     if (zero3) {
         R->full_p = grt_alloc(zero3 * sizeof(float));
@@ -353,19 +354,51 @@ static double grad_norm(GrtRun *R) {
     return sqrt(sq);
 }
 
-/* AdamW on every element this rank stores; weight decay on matrices only. */
-static void update(GrtRun *R, float scale, int t) {
+double grt_lr_at(const GrtProgram *p, double lr, long step) {
+    if (step < p->warmup) return lr * (double)(step + 1) / (double)p->warmup; /* llm.c's warm-up */
+    double min = p->min_lr < lr ? p->min_lr : lr, span = (double)(p->decay_steps - p->warmup);
+    double done = span > 0 ? (double)(step - p->warmup) / span : 1;
+    if (done > 1) done = 1;
+    switch (p->decay) {
+    case GRT_DECAY_LINEAR: return lr - done * (lr - min);
+    case GRT_DECAY_COSINE: return min + 0.5 * (1 + cos(3.14159265358979323846 * done)) * (lr - min);
+    case GRT_DECAY_CONSTANT: break;
+    }
+    return lr;
+}
+
+/* The optimizer's step on every element this rank stores, at rate lr;
+ * weight decay on matrices only (embeddings included; no bias or norm
+ * gain), as nanoGPT does. */
+static void update(GrtRun *R, float lr, float scale, int t) {
     const GrtProgram *p = R->p;
     for (int i = 0; i < p->n_layers; i++) {
         const GrtShard *x = &R->layer[i];
         for (int k = 0; x->on && k < x->l.n_tensors; k++) {
             size_t a, b;
             if (!grt_shard_stored_part(x, k, &a, &b)) continue;
-            size_t o = x->off + a;
-            grt_adamw(R->params + o, R->grads + o, R->m + o, R->v + o, b - a, R->opt.lr, p->beta1, p->beta2, p->eps,
-                      x->l.tensors[k].decay ? p->weight_decay : 0.0f, scale, t);
+            size_t o = x->off + a, n = b - a;
+            float wd = x->l.tensors[k].decay ? p->weight_decay : 0.0f, *w = R->params + o, *g = R->grads + o;
+            switch (p->optimizer) {
+            case GRT_ADAMW: grt_adamw(w, g, R->m + o, R->v + o, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;
+            case GRT_ADAM: grt_adam(w, g, R->m + o, R->v + o, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;
+            case GRT_SGD: grt_sgd(w, g, R->m ? R->m + o : NULL, n, lr, p->momentum, p->nesterov, wd, scale); break;
+            }
         }
     }
+}
+
+/* Stop every rank at a loss or gradient norm that is not a number: training
+ * cannot recover, and the last checkpoint (written before this step's
+ * update) stays the last good one. */
+static void check_finite(GrtRun *R, double loss, double norm) {
+    if (isfinite(loss) && isfinite(norm)) return;
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "step %ld: the %s is %g; stopping (the learning rate may be too high; any checkpoint written so far is "
+             "intact)",
+             R->step + 1, isfinite(loss) ? "gradient norm" : "loss", isfinite(loss) ? norm : loss);
+    grt_stop_all(R->world, msg, 1);
 }
 
 void grt_step_end(GrtRun *R) {
@@ -374,21 +407,23 @@ void grt_step_end(GrtRun *R) {
     grt_allreduce_double(R->world, &loss, 1);
     loss /= (double)p->global_batch * p->seq;
     double norm = grad_norm(R);
+    check_finite(R, loss, norm);
     float scale = p->clip > 0 && norm > p->clip ? (float)(p->clip / norm) : 1.0f;
-    update(R, scale, (int)R->step + 1);
+    float lr = (float)grt_lr_at(p, R->opt.lr, R->step);
+    update(R, lr, scale, (int)R->step + 1);
     double ms = grt_now_ms() - R->t0;
     double tokens_per_s = p->global_batch * p->seq / (ms / 1e3);
     double gflops = 3 * p->fwd_flops_per_seq * p->global_batch / (ms / 1e3) / 1e9;
     double peak = (double)grt_peak_bytes(); /* rank 0's */
     if (R->rank == 0) {
-        printf("step %4ld  loss %.6f  %8.1f ms  %9.0f tok/s  %7.2f GFLOP/s  peak %.1f MiB on rank 0\n", R->step + 1,
-               loss, ms, tokens_per_s, gflops, peak / (1 << 20));
+        printf("step %4ld  loss %.6f  lr %.3g  %8.1f ms  %9.0f tok/s  %7.2f GFLOP/s  peak %.1f MiB on rank 0\n",
+               R->step + 1, loss, lr, ms, tokens_per_s, gflops, peak / (1 << 20));
         fflush(stdout);
         if (R->log)
             fprintf(R->log,
-                    "{\"" LOG_KEY_STEP "\": %ld, \"" LOG_KEY_LOSS "\": %.9g, \"" LOG_KEY_MS "\": %.3f, \""
-                    LOG_KEY_TOKENS_PER_S "\": %.1f, \"" LOG_KEY_PEAK_MEM_BYTES "\": %.0f}\n",
-                    R->step + 1, loss, ms, tokens_per_s, peak);
+                    "{\"" LOG_KEY_STEP "\": %ld, \"" LOG_KEY_LOSS "\": %.9g, \"" LOG_KEY_LR "\": %.9g, \"" LOG_KEY_MS
+                    "\": %.3f, \"" LOG_KEY_TOKENS_PER_S "\": %.1f, \"" LOG_KEY_PEAK_MEM_BYTES "\": %.0f}\n",
+                    R->step + 1, loss, lr, ms, tokens_per_s, peak);
     }
     if (R->opt.ckpt_every && (R->step + 1) % R->opt.ckpt_every == 0) grt_ckpt_save(R, R->saved = R->step + 1);
 }
