@@ -569,6 +569,9 @@ static bool read_galvc(Reader *r, const JsonFile *jf) {
         case KEY_FORMAT:
         case KEY_VERSION: break;
         case KEY_DEVICE: ok &= read_device(r, &k, v); break;
+        case KEY_BLAS: /* the BLAS kernels measured: for people, the planner does not need it */
+            if (!json_is_string(v)) ok &= bad_value(r, &k, v, "a string");
+            break;
         case KEY_PEAK_FLOPS: ok &= read_peak(r, jf, &k, v); break;
         case KEY_GEMM_EFFICIENCY: ok &= take_number(r, &k, v, FRACTION, unit, &hw->gemm_efficiency); break;
         case KEY_MEM_BANDWIDTH: ok &= take_number(r, &k, v, POSITIVE, unit, &hw->mem_bandwidth); break;

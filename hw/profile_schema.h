@@ -15,6 +15,7 @@
 #define PROFILE_KEY_FORMAT "format"
 #define PROFILE_KEY_VERSION "version"
 #define PROFILE_KEY_DEVICE "device"
+#define PROFILE_KEY_BLAS "blas"
 #define PROFILE_KEY_PEAK_FLOPS "peak_flops"
 #define PROFILE_KEY_GEMM_EFFICIENCY "gemm_efficiency"
 #define PROFILE_KEY_MEM_BANDWIDTH "mem_bandwidth"
@@ -42,6 +43,7 @@
     X(FORMAT, NULL)                                                                                                    \
     X(VERSION, NULL)                                                                                                   \
     X(DEVICE, NULL)                                                                                                    \
+    X(BLAS, NULL)                                                                                                      \
     X(PEAK_FLOPS, "FLOP/s")                                                                                            \
     X(GEMM_EFFICIENCY, NULL)                                                                                           \
     X(MEM_BANDWIDTH, "bytes/s")                                                                                        \

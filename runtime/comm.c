@@ -65,6 +65,7 @@ static void check_rank(const GrtComm *c, int r, const char *fn, const char *what
 GrtComm *grt_init(int *argc, char ***argv) {
     if (world) return world;
     if (finished) grt_abort("grt_init called after grt_finalize (MPI cannot start twice)", 1);
+    grt_blas_settle(*argv); /* before MPI starts: it may start the program again */
     const GrtBackend *b = &grt_mpi_backend;
     int rank = 0, size = 0;
     backend = b; /* first, so a failure inside init still aborts through it */

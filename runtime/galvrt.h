@@ -325,6 +325,16 @@ GrtStWriter *grt_st_create(const char *path, const GrtStTensor *t, int n, const 
 void grt_st_put(GrtStWriter *w, const float *data, size_t n);
 int grt_st_finish(GrtStWriter *w, char *err, size_t errlen);
 
+/* The BLAS kernels (runtime/blas.c): the OpenBLAS core the GEMMs run, the
+ * one this CPU's features call for (NULL: no preference), and, called
+ * first thing (grt_init does), a restart with OPENBLAS_CORETYPE set when
+ * OpenBLAS picked a slower core and the user set none. grt_blas_note says
+ * what happened, or returns NULL when there is nothing to say. */
+const char *grt_blas_core(void);
+const char *grt_blas_core_for_cpu(void);
+void grt_blas_settle(char **argv);
+const char *grt_blas_note(char *buf, size_t n);
+
 /* Wall-clock milliseconds since an arbitrary start. */
 double grt_now_ms(void);
 /* grt_alloc: tracked memory; grt_peak_bytes: the most it has held at once. */

@@ -214,6 +214,9 @@ void grt_run_begin(GrtRun *R) {
                "tokens in %d micro-batch%s; planned %.1f ms a step\n",
                p->model, p->ranks, p->pp, p->pp > 1 ? "s" : "", p->ranks / p->pp, (double)R->n_stored,
                p->global_batch, p->seq, p->micro_batches, p->micro_batches > 1 ? "es" : "", p->predicted_step_ms);
+    char note[256];
+    if (R->rank == 0) printf("BLAS: OpenBLAS %s kernels%s%s\n", grt_blas_core(), grt_blas_note(note, sizeof note) ? "; " : "",
+                             grt_blas_note(note, sizeof note) ? note : "");
 }
 
 /* ---- a step ------------------------------------------------------------------- */

@@ -37,6 +37,7 @@ static void put_fit(FILE *f, const GrtProfileFit *fit) {
 static void write_profile(FILE *f, const GrtProfile *p) {
     fprintf(f, "{\n  " KEY(FORMAT) "\"" PROFILE_FORMAT "\",\n  " KEY(VERSION) "%d,\n  " KEY(DEVICE) "\"cpu\",\n",
             PROFILE_VERSION);
+    fprintf(f, "  " KEY(BLAS) "\"OpenBLAS %s\",\n", grt_blas_core());
     fprintf(f, "  " KEY(PEAK_FLOPS) "{\"fp32\": %.6g, \"bf16\": %.6g, \"fp16\": %.6g},\n", p->gemm_flops, p->gemm_flops,
             p->gemm_flops);
     fprintf(f, "  " KEY(GEMM_EFFICIENCY) "%.4f,\n", p->gemm_efficiency);
@@ -105,6 +106,10 @@ int main(int argc, char **argv) {
         snprintf(msg, sizeof msg, "cannot write '%s': %s", output, strerror(errno));
         grt_abort(msg, 1);
     }
+    char note[256];
+    if (rank == 0) /* what the GEMM figures were measured with */
+        fprintf(stderr, "galvc profile: BLAS: OpenBLAS %s kernels%s%s\n", grt_blas_core(),
+                grt_blas_note(note, sizeof note) ? "; " : "", grt_blas_note(note, sizeof note) ? note : "");
     static GrtProfile profile; /* large: two tables of entries */
     grt_profile_measure(world, quick, shaped, &profile);
     if (rank == 0) {
