@@ -13,6 +13,8 @@
 #              refused on every rank
 #   corrupt    a flipped byte, then a truncated shard: refused by their CRC and
 #              size, the next older checkpoint used; none intact: an error
+#   prune      --ckpt-keep: a symlinked step-N folder is no checkpoint and what it
+#              points to (outside --ckpt-dir) survives the pruning
 #   kill       kill -9 one rank of a 4-rank run mid-step: every rank gone, mpirun
 #              non-zero, within 10 s; the newest complete checkpoint loads
 #   faults     an unwritable checkpoint folder and a full disk (a small tmpfs)
@@ -176,6 +178,17 @@ corrupt)
     run tp2dp2 4 --steps 2 --ckpt-dir ck5 --resume > out.txt 2> err.txt
     grep -q "resumed from ck5/step-00000001" out.txt || fail "an incomplete checkpoint was not skipped"
     echo "ok: incomplete checkpoint -> $(grep -m1 incomplete err.txt)"
+    ;;
+prune)
+    build tp2dp2 4 tp=2,pp=1,dp=2
+    rm -rf ck outside && mkdir -p ck outside && echo data > outside/precious
+    ln -s ../outside ck/step-00000001
+    run tp2dp2 4 --steps 4 --ckpt-dir ck --ckpt-every 1 --ckpt-keep 2 > /dev/null
+    [ -f outside/precious ] || fail "pruning followed the link ck/step-00000001 and removed outside/precious"
+    [ "$(ls ck)" = "step-00000001
+step-00000003
+step-00000004" ] || fail "--ckpt-keep 2 with a link left: $(ls ck)"
+    echo "ok: a symlinked step folder is left alone"
     ;;
 kill)
     build kill 4 tp=2,pp=1,dp=2
