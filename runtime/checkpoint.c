@@ -3,7 +3,7 @@
  * temporary file, fsync, rename, fsync of the folder: POSIX's recipe, so a
  * crash at any moment leaves the old file or the new one, never half of
  * one), CRC-32 checksums to find a file damaged after it was written, and the
- * listing and removal of checkpoint folders ("step-N").
+ * listing and removal of checkpoint folders ("step-N", "refused-step-N").
  *
  * What goes into a checkpoint (the shards, the manifest naming them with
  * their checksums) is the program's business; these functions only move
@@ -195,17 +195,19 @@ static int real_folder(const char *dir, const char *name) {
     return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The N of every "step-N" folder (a link is none) in dir, newest first, at most cap; -1 when dir cannot be listed. */
-int grt_ckpt_steps(const char *dir, long *steps, int cap) {
+/* The N of every folder PREFIX-N (a link is none) in dir, newest first, at most cap; -1 when dir cannot be listed. */
+int grt_ckpt_steps(const char *dir, const char *prefix, long *steps, int cap) {
     DIR *d = opendir(dir);
     if (!d) return -1;
     int n = 0;
+    size_t len = strlen(prefix);
     struct dirent *e;
     while ((e = readdir(d)) && n < cap) {
         char *end;
-        if (strncmp(e->d_name, "step-", 5) != 0) continue;
-        long s = strtol(e->d_name + 5, &end, 10);
-        if (*end || end == e->d_name + 5 || s < 0 || !real_folder(dir, e->d_name)) continue;
+        const char *digits = e->d_name + len;
+        if (strncmp(e->d_name, prefix, len) != 0 || *digits < '0' || *digits > '9') continue;
+        long s = strtol(digits, &end, 10);
+        if (*end || s < 0 || !real_folder(dir, e->d_name)) continue;
         steps[n++] = s;
     }
     closedir(d);

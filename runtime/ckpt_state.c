@@ -129,11 +129,11 @@ static void rank_file(char *buf, size_t len, const char *dir, long step, int ran
     ckpt_path(buf, len, dir, step, name);
 }
 
-/* Remove complete checkpoints beyond the newest `keep`, and incomplete folders older than the newest complete one (rank
- * 0). */
+/* Remove complete checkpoints beyond the newest `keep`, incomplete folders older than the newest complete one, and
+ * refused-step-N folders beyond the newest `keep` (rank 0). */
 static void prune_checkpoints(const char *dir, long keep) {
     long steps[MAX_CKPT_STEPS];
-    int n = grt_ckpt_steps(dir, steps, MAX_CKPT_STEPS), complete = 0;
+    int n = grt_ckpt_steps(dir, "step-", steps, MAX_CKPT_STEPS), complete = 0;
     for (int j = 0; j < n; j++) {
         char path[PATH_LEN], folder[PATH_LEN];
         ckpt_path(path, sizeof path, dir, steps[j], "MANIFEST");
@@ -144,6 +144,13 @@ static void prune_checkpoints(const char *dir, long keep) {
         /* the manifest goes first: a folder half removed is incomplete, never loaded */
         if ((remove(path) != 0 && f) || grt_remove_dir(folder) != 0)
             fprintf(stderr, "galvrt: warning: cannot remove old checkpoint %s\n", folder);
+    }
+    n = grt_ckpt_steps(dir, "refused-step-", steps, MAX_CKPT_STEPS);
+    for (int j = (int)(keep < n ? keep : n); j < n; j++) {
+        char folder[PATH_LEN];
+        snprintf(folder, sizeof folder, "%s/refused-step-%08ld", dir, steps[j]);
+        if (grt_remove_dir(folder) != 0)
+            fprintf(stderr, "galvrt: warning: cannot remove refused checkpoint %s\n", folder);
     }
 }
 
@@ -578,7 +585,7 @@ static long ckpt_load(GrtRun *R, Manifest *mf) {
 long grt_ckpt_resume(GrtRun *R) {
     const char *dir = R->opt.ckpt_dir;
     long steps[MAX_CKPT_STEPS];
-    int n = grt_ckpt_steps(dir, steps, MAX_CKPT_STEPS), refused = 0;
+    int n = grt_ckpt_steps(dir, "step-", steps, MAX_CKPT_STEPS), refused = 0;
     for (int j = 0; j < n; j++) {
         Manifest mf;
         if (!ckpt_intact(R, steps[j], &mf)) {

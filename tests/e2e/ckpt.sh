@@ -14,7 +14,8 @@
 #   corrupt    a flipped byte, then a truncated shard: refused by their CRC and
 #              size, the next older checkpoint used; none intact: an error
 #   prune      --ckpt-keep: a symlinked step-N folder is no checkpoint and what it
-#              points to (outside --ckpt-dir) survives the pruning
+#              points to (outside --ckpt-dir) survives the pruning; refused-step-N
+#              folders are pruned too, the newest --ckpt-keep stay
 #   kill       kill -9 one rank of a 4-rank run mid-step: every rank gone, mpirun
 #              non-zero, within 10 s; the newest complete checkpoint loads
 #   faults     an unwritable checkpoint folder and a full disk (a small tmpfs)
@@ -189,6 +190,18 @@ prune)
 step-00000003
 step-00000004" ] || fail "--ckpt-keep 2 with a link left: $(ls ck)"
     echo "ok: a symlinked step folder is left alone"
+    # refused checkpoints: the newest --ckpt-keep stay, older ones go (a link is none: it stays)
+    rm -rf ck && mkdir -p ck/refused-step-00000002 ck/refused-step-00000005 ck/refused-step-00000009
+    touch ck/refused-step-00000002/rank-00000.bin ck/refused-step-00000005/MANIFEST
+    ln -s ../outside ck/refused-step-00000001
+    run tp2dp2 4 --steps 2 --ckpt-dir ck --ckpt-every 1 --ckpt-keep 2 > /dev/null
+    [ "$(ls ck)" = "refused-step-00000001
+refused-step-00000005
+refused-step-00000009
+step-00000001
+step-00000002" ] || fail "refused folders not pruned to the newest 2: $(ls ck)"
+    [ -f outside/precious ] || fail "pruning followed the link ck/refused-step-00000001"
+    echo "ok: refused-step-N pruned to the newest 2"
     ;;
 kill)
     build kill 4 tp=2,pp=1,dp=2

@@ -472,7 +472,7 @@ static void test_ckpt_links(void) {
     snprintf(path, sizeof path, "%s/step-00000003", dir);
     CHECK(symlink(out, path) == 0); /* a step-N that is a link */
     long steps[8];
-    CHECK_EQ(grt_ckpt_steps(dir, steps, 8), 1);
+    CHECK_EQ(grt_ckpt_steps(dir, "step-", steps, 8), 1);
     CHECK_EQ(steps[0], 1);
     CHECK_EQ(grt_remove_dir(path), 0);
     CHECK(!exists(dir, "step-00000003"));
@@ -481,7 +481,7 @@ static void test_ckpt_links(void) {
     CHECK_EQ(grt_remove_dir(path), 0);
     CHECK(!exists(dir, "step-00000001"));
     CHECK(exists(out, "precious"));
-    CHECK_EQ(grt_ckpt_steps(dir, steps, 8), 0);
+    CHECK_EQ(grt_ckpt_steps(dir, "step-", steps, 8), 0);
     snprintf(path, sizeof path, "%s/precious", out);
     unlink(path), rmdir(out), rmdir(dir);
 }
