@@ -3,7 +3,7 @@
  * temporary file, fsync, rename, fsync of the folder: POSIX's recipe, so a
  * crash at any moment leaves the old file or the new one, never half of
  * one), CRC-32 checksums to find a file damaged after it was written, and the
- * listing and removal of checkpoint folders ("step-N").
+ * listing and removal of checkpoint folders ("step-N", "refused-step-N").
  *
  * What goes into a checkpoint (the shards, the manifest naming them with
  * their checksums) is the program's business; these functions only move
@@ -187,17 +187,27 @@ static int newest_first(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* The N of every "step-N" folder in dir, newest first, at most cap; -1 when dir cannot be listed. */
-int grt_ckpt_steps(const char *dir, long *steps, int cap) {
+/* Is dir/name a folder itself, not a link to one? */
+static int real_folder(const char *dir, const char *name) {
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The N of every folder PREFIX-N (a link is none) in dir, newest first, at most cap; -1 when dir cannot be listed. */
+int grt_ckpt_steps(const char *dir, const char *prefix, long *steps, int cap) {
     DIR *d = opendir(dir);
     if (!d) return -1;
     int n = 0;
+    size_t len = strlen(prefix);
     struct dirent *e;
     while ((e = readdir(d)) && n < cap) {
         char *end;
-        if (strncmp(e->d_name, "step-", 5) != 0) continue;
-        long s = strtol(e->d_name + 5, &end, 10);
-        if (*end || end == e->d_name + 5 || s < 0) continue;
+        const char *digits = e->d_name + len;
+        if (strncmp(e->d_name, prefix, len) != 0 || *digits < '0' || *digits > '9') continue;
+        long s = strtol(digits, &end, 10);
+        if (*end || s < 0 || !real_folder(dir, e->d_name)) continue;
         steps[n++] = s;
     }
     closedir(d);
@@ -205,18 +215,23 @@ int grt_ckpt_steps(const char *dir, long *steps, int cap) {
     return n;
 }
 
-/* Remove folder path and the files in it (checkpoint folders hold no subfolders); -1 on failure. */
+/* Remove folder path and the files in it (checkpoint folders hold no
+ * subfolders) without following a link: a link, as path or in it, is
+ * removed itself, never what it points to; -1 on failure. */
 int grt_remove_dir(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return errno == ENOENT ? 0 : -1;
-    struct dirent *e;
-    char f[4096];
-    int rc = 0;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(f, sizeof f, "%s/%s", path, e->d_name);
-        if (unlink(f) != 0) rc = -1;
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode)) return unlink(path);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return -1;
     }
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && unlinkat(fd, e->d_name, 0) != 0) rc = -1;
     closedir(d);
     if (rmdir(path) != 0) rc = -1;
     return rc;

@@ -10,8 +10,9 @@
  * for each layer of its stage whose parameters it owns (DP index 0, or
  * under ZeRO-3 its part), the floats it stores of its TP shard, as
  * parameters, then Adam's m, then v. The MANIFEST (text, one record a line,
- * its own CRC-32 last) names the model (each layer's kind and parameter
- * count), the step, the seed (the initialization and the synthetic data are
+ * its own CRC-32 last and nothing after it) names the model (its name, each
+ * layer's kind and parameter count, and each layer's spec: every
+ * GrtLayerSpec field that changes the math), the step, the seed (the initialization and the synthetic data are
  * counter-based draws from it, so it is the whole RNG state), the data
  * position (step x global batch x SEQ tokens), the plan that wrote it (each
  * layer's TP, DP and SDP degrees), every file's size and CRC-32, and every
@@ -23,19 +24,27 @@
  * Files are written through a temporary, fsync and rename, and the MANIFEST
  * only after every file is in place, so a folder without one is incomplete
  * and never loaded; a file whose size or CRC differs from the MANIFEST's is
- * refused and the next older checkpoint is tried.
+ * refused and the next older checkpoint is tried. Every number read back is
+ * range-checked (ranks, degrees, pieces against their layer's shard and
+ * their file) before it sizes a loop or an offset: a wrong one refuses the
+ * checkpoint, never overflows. A checkpoint of another model, or of MANIFEST
+ * version 1 (before the specs were written), stops every rank with what
+ * differs and is left where it is.
  *
  * Each rank lists its own pieces from its shards; rank 0 learns everyone's
  * through two all-reduces (piece fields are exact in doubles) and writes
  * them in rank order, pieces in layer order. */
 #include "state_io.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_CKPT_RANKS = 1 << 16, PIECE_FIELDS = 8, MAX_CKPT_STEPS = 4096 };
+enum { MAX_CKPT_RANKS = 1 << 16, PIECE_FIELDS = 8, MAX_CKPT_STEPS = 4096, MANIFEST_VERSION = 2 };
 /* Buffers: a path, a reason (which may name a path), a message (a path and a reason). */
 enum { PATH_LEN = 4096, ERR_LEN = PATH_LEN + 512, MSG_LEN = PATH_LEN + ERR_LEN + 256 };
 
@@ -47,14 +56,44 @@ typedef struct Piece {
     long offset;       /* bytes into the rank's file: count params, count m, count v */
 } Piece;
 
+/* The GrtLayerSpec fields that change the math, as a MANIFEST's spec lines name them. */
+#define SPEC_FIELDS(X)                                                                                                 \
+    X(kind)                                                                                                            \
+    X(C)                                                                                                               \
+    X(H)                                                                                                               \
+    X(KVH)                                                                                                             \
+    X(hd)                                                                                                              \
+    X(F)                                                                                                               \
+    X(V)                                                                                                               \
+    X(positions)                                                                                                       \
+    X(causal)                                                                                                          \
+    X(pre_norm)                                                                                                        \
+    X(rms)                                                                                                             \
+    X(swiglu)                                                                                                          \
+    X(bias)                                                                                                            \
+    X(rope)                                                                                                            \
+    X(tied)                                                                                                            \
+    X(eps)                                                                                                             \
+    X(rope_theta)
+#define X(f) +1
+enum { N_SPEC = 0 SPEC_FIELDS(X) };
+#undef X
+#define X(f) #f,
+static const char *const spec_name[N_SPEC] = {SPEC_FIELDS(X)};
+#undef X
+
 /* One layer as a MANIFEST records it. */
 typedef struct ManifestLayer {
     int kind, tp, dp, sdp;
-    long params; /* whole layer, one rank */
+    long params;             /* whole layer, one rank */
+    double spec[N_SPEC];     /* SPEC_FIELDS' values (floats exactly) */
+    int has_layer, has_spec; /* its layer and spec lines were read */
 } ManifestLayer;
 
 /* A checkpoint's MANIFEST, read back. */
 typedef struct Manifest {
+    int version;
+    char model[256];
     long step, data_position;
     unsigned long long seed;
     int ranks, pp, global_batch, seq, n_layers;
@@ -85,6 +124,14 @@ __attribute__((format(printf, 2, 3))) static void text_add(Text *t, const char *
     vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
     va_end(ap);
     t->len += n;
+}
+
+/* SPEC_FIELDS' values of spec into v. */
+static void spec_values(const GrtLayerSpec *spec, double *v) {
+    int k = 0;
+#define X(f) v[k++] = (double)spec->f;
+    SPEC_FIELDS(X)
+#undef X
 }
 
 /* Parameters of layer i on one rank (a tied head without a copy has none of its own). */
@@ -129,11 +176,11 @@ static void rank_file(char *buf, size_t len, const char *dir, long step, int ran
     ckpt_path(buf, len, dir, step, name);
 }
 
-/* Remove complete checkpoints beyond the newest `keep`, and incomplete folders older than the newest complete one (rank
- * 0). */
+/* Remove complete checkpoints beyond the newest `keep`, incomplete folders older than the newest complete one, and
+ * refused-step-N folders beyond the newest `keep` (rank 0). */
 static void prune_checkpoints(const char *dir, long keep) {
     long steps[MAX_CKPT_STEPS];
-    int n = grt_ckpt_steps(dir, steps, MAX_CKPT_STEPS), complete = 0;
+    int n = grt_ckpt_steps(dir, "step-", steps, MAX_CKPT_STEPS), complete = 0;
     for (int j = 0; j < n; j++) {
         char path[PATH_LEN], folder[PATH_LEN];
         ckpt_path(path, sizeof path, dir, steps[j], "MANIFEST");
@@ -144,6 +191,13 @@ static void prune_checkpoints(const char *dir, long keep) {
         /* the manifest goes first: a folder half removed is incomplete, never loaded */
         if ((remove(path) != 0 && f) || grt_remove_dir(folder) != 0)
             fprintf(stderr, "galvrt: warning: cannot remove old checkpoint %s\n", folder);
+    }
+    n = grt_ckpt_steps(dir, "refused-step-", steps, MAX_CKPT_STEPS);
+    for (int j = (int)(keep < n ? keep : n); j < n; j++) {
+        char folder[PATH_LEN];
+        snprintf(folder, sizeof folder, "%s/refused-step-%08ld", dir, steps[j]);
+        if (grt_remove_dir(folder) != 0)
+            fprintf(stderr, "galvrt: warning: cannot remove refused checkpoint %s\n", folder);
     }
 }
 
@@ -223,12 +277,20 @@ static Piece *all_pieces(GrtRun *R, const double *counts, const Piece *mine, int
 static int write_manifest(GrtRun *R, long step, const double *meta, const Piece *all, int total) {
     const GrtProgram *p = R->p;
     Text t = {0};
-    text_add(&t, "galvc-checkpoint 1\nmodel %s\nstep %ld\nseed %llu\ndata_position %ld\nbatch %d %d\n", p->model, step,
-             R->opt.seed, step * p->global_batch * p->seq, p->global_batch, p->seq);
+    text_add(&t, "galvc-checkpoint %d\nmodel %s\nstep %ld\nseed %llu\ndata_position %ld\nbatch %d %d\n",
+             MANIFEST_VERSION, p->model, step, R->opt.seed, step * p->global_batch * p->seq, p->global_batch, p->seq);
     text_add(&t, "plan %d %d\nlayers %d\n", p->ranks, p->pp, p->n_layers);
     for (int i = 0; i < p->n_layers; i++)
         text_add(&t, "layer %d %d %ld %d %d %d\n", i, (int)p->spec[i].kind, layer_params(p, i), p->cut[i].tp,
                  p->cut[i].dp, p->cut[i].sdp && p->cut[i].dp > 1);
+    for (int i = 0; i < p->n_layers; i++) {
+        double v[N_SPEC];
+        spec_values(&p->spec[i], v);
+        text_add(&t, "spec %d", i);
+        for (int k = 0; k < N_SPEC; k++)
+            text_add(&t, " %s=%.17g", spec_name[k], v[k]); /* exact: reads back equal */
+        text_add(&t, "\n");
+    }
     for (int r = 0; r < p->ranks; r++)
         text_add(&t, "file %d %.0f %.0f\n", r, meta[2 * r], meta[2 * r + 1]);
     for (int j = 0; j < total; j++)
@@ -300,99 +362,294 @@ static char *read_text(const char *path, size_t *len) {
     return text;
 }
 
-/* One line of a MANIFEST into mf (layers below n_layers, this program's); 0 when malformed. */
-static int parse_line(Manifest *mf, const char *line, int n_layers) {
-    int i, k, r, kind, tp, dp, sdp, ok = 1;
-    long a, b, c, d;
-    double x, y;
-    char model[256];
-    if (!strncmp(line, "galvc-checkpoint ", 17))
-        ok = atoi(line + 17) == 1;
-    else if (sscanf(line, "model %255s", model) == 1)
-        return 1;
-    else if (sscanf(line, "step %ld", &mf->step) == 1)
-        return 1;
-    else if (sscanf(line, "seed %llu", &mf->seed) == 1)
-        return 1;
-    else if (sscanf(line, "data_position %ld", &mf->data_position) == 1)
-        return 1;
-    else if (sscanf(line, "batch %d %d", &mf->global_batch, &mf->seq) == 2)
-        return 1;
-    else if (sscanf(line, "plan %d %d", &mf->ranks, &mf->pp) == 2) {
-        ok = mf->ranks > 0 && mf->ranks <= MAX_CKPT_RANKS;
-        if (ok) {
-            free(mf->file_bytes), free(mf->file_crc); /* a repeated plan line replaces the first */
-            mf->file_bytes = calloc((size_t)mf->ranks, sizeof(long));
-            mf->file_crc = calloc((size_t)mf->ranks, sizeof(unsigned long));
-            for (int q = 0; q < mf->ranks; q++)
-                mf->file_bytes[q] = -1;
-        }
-    } else if (sscanf(line, "layers %d", &mf->n_layers) == 1)
-        return 1;
-    else if (sscanf(line, "layer %d %d %ld %d %d %d", &i, &kind, &a, &tp, &dp, &sdp) == 6) {
-        ok = i >= 0 && i < n_layers && tp > 0 && dp > 0;
-        if (ok) mf->layer[i] = (ManifestLayer){kind, tp, dp, sdp, a};
-    } else if (sscanf(line, "file %d %lf %lf", &r, &x, &y) == 3) {
-        ok = mf->file_bytes && r >= 0 && r < mf->ranks;
-        if (ok) mf->file_bytes[r] = (long)x, mf->file_crc[r] = (unsigned long)y;
-    } else if (sscanf(line, "piece %d %d %d %d %ld %ld %ld %ld", &r, &i, &k, &dp, &a, &b, &c, &d) == 8) {
-        ok = r >= 0 && r < mf->ranks && i >= 0 && i < n_layers && k >= 0 && b >= 0 && c >= 0 && b + c <= a && d >= 0;
-        if (ok) {
-            mf->piece = realloc(mf->piece, sizeof(Piece) * (size_t)(mf->n_pieces + 1));
-            mf->piece[mf->n_pieces++] = (Piece){r, i, k, dp, a, b, c, d};
-        }
-    } else if (strncmp(line, "crc32 ", 6) != 0)
-        ok = 0;
-    return ok;
+/* Exactly n decimal numbers, each at most max, from s into v; 0 when s holds anything else (a sign, a fraction, a
+ * number over max or over a long). */
+static int read_numbers(const char *s, long *v, int n, long max) {
+    for (int k = 0; k < n; k++) {
+        char *end;
+        while (*s == ' ')
+            s++;
+        if (!isdigit((unsigned char)*s)) return 0;
+        errno = 0;
+        v[k] = strtol(s, &end, 10);
+        if (errno == ERANGE || v[k] > max) return 0;
+        s = end;
+    }
+    return *s == 0;
 }
 
-/* Read and check a MANIFEST for a program of n_layers layers; 0 with the reason in err when unreadable, damaged or
- * malformed. */
-static int read_manifest(const char *path, int n_layers, Manifest *mf, char *err, size_t errlen) {
-    memset(mf, 0, sizeof *mf);
+/* "galvc-checkpoint N" */
+static int line_version(Manifest *mf, const char *s, int n_layers) {
+    long v;
+    (void)n_layers;
+    return read_numbers(s, &v, 1, INT_MAX) && (mf->version = (int)v) > 0;
+}
+
+/* "model NAME" */
+static int line_model(Manifest *mf, const char *s, int n_layers) {
+    (void)n_layers;
+    return strlen(s) < sizeof mf->model && !strchr(s, ' ') && snprintf(mf->model, sizeof mf->model, "%s", s) > 0;
+}
+
+/* "step N" */
+static int line_step(Manifest *mf, const char *s, int n_layers) {
+    (void)n_layers;
+    return read_numbers(s, &mf->step, 1, LONG_MAX);
+}
+
+/* "seed N" (any 64-bit value) */
+static int line_seed(Manifest *mf, const char *s, int n_layers) {
+    char *end;
+    (void)n_layers;
+    errno = 0;
+    mf->seed = strtoull(s, &end, 10);
+    return isdigit((unsigned char)*s) && !*end && errno != ERANGE;
+}
+
+/* "data_position N" */
+static int line_position(Manifest *mf, const char *s, int n_layers) {
+    (void)n_layers;
+    return read_numbers(s, &mf->data_position, 1, LONG_MAX);
+}
+
+/* "batch GLOBAL_BATCH SEQ" */
+static int line_batch(Manifest *mf, const char *s, int n_layers) {
+    long v[2];
+    (void)n_layers;
+    if (!read_numbers(s, v, 2, INT_MAX)) return 0;
+    mf->global_batch = (int)v[0], mf->seq = (int)v[1];
+    return 1;
+}
+
+/* "plan RANKS PP": 1 <= PP <= RANKS <= MAX_CKPT_RANKS; the file sizes start unknown (-1) */
+static int line_plan(Manifest *mf, const char *s, int n_layers) {
+    long v[2];
+    (void)n_layers;
+    if (!read_numbers(s, v, 2, MAX_CKPT_RANKS) || v[0] < 1 || v[1] < 1 || v[1] > v[0] || mf->file_bytes) return 0;
+    mf->ranks = (int)v[0], mf->pp = (int)v[1];
+    mf->file_bytes = calloc((size_t)mf->ranks, sizeof(long));
+    mf->file_crc = calloc((size_t)mf->ranks, sizeof(unsigned long));
+    for (int q = 0; q < mf->ranks; q++)
+        mf->file_bytes[q] = -1;
+    return 1;
+}
+
+/* "layers N" */
+static int line_layers(Manifest *mf, const char *s, int n_layers) {
+    long v;
+    (void)n_layers;
+    return read_numbers(s, &v, 1, INT_MAX) && (mf->n_layers = (int)v) > 0;
+}
+
+/* "layer I KIND PARAMS TP DP SDP" (I below n_layers; the degrees are checked against the plan later) */
+static int line_layer(Manifest *mf, const char *s, int n_layers) {
+    long v[6];
+    if (!read_numbers(s, v, 6, LONG_MAX) || v[0] >= n_layers || v[1] > INT_MAX || v[3] > INT_MAX || v[4] > INT_MAX ||
+        v[5] > 1 || mf->layer[v[0]].has_layer)
+        return 0;
+    ManifestLayer *l = &mf->layer[v[0]];
+    l->kind = (int)v[1], l->params = v[2], l->tp = (int)v[3], l->dp = (int)v[4], l->sdp = (int)v[5];
+    return l->has_layer = 1;
+}
+
+/* "spec I kind=K C=... rope_theta=..." (SPEC_FIELDS, in order, each a number) */
+static int line_spec(Manifest *mf, const char *s, int n_layers) {
+    char *end;
+    long i = strtol(s, &end, 10);
+    if (!isdigit((unsigned char)*s) || i >= n_layers || mf->layer[i].has_spec) return 0;
+    for (int k = 0; k < N_SPEC; k++) {
+        size_t len = strlen(spec_name[k]);
+        if (*end != ' ' || strncmp(end + 1, spec_name[k], len) || end[1 + len] != '=') return 0;
+        const char *at = end + 2 + len;
+        mf->layer[i].spec[k] = strtod(at, &end);
+        if (end == at) return 0;
+    }
+    return !*end && (mf->layer[i].has_spec = 1);
+}
+
+/* "file RANK BYTES CRC32" (after the plan line) */
+static int line_file(Manifest *mf, const char *s, int n_layers) {
+    long v[3];
+    (void)n_layers;
+    if (!read_numbers(s, v, 3, LONG_MAX) || !mf->file_bytes || v[0] >= mf->ranks || v[2] > 0xffffffffL) return 0;
+    mf->file_bytes[v[0]] = v[1], mf->file_crc[v[0]] = (unsigned long)v[2];
+    return 1;
+}
+
+/* "piece RANK LAYER TP_INDEX DP_INDEX N BEGIN COUNT OFFSET" (after the plan line; checked against its layer later) */
+static int line_piece(Manifest *mf, const char *s, int n_layers) {
+    long v[8];
+    if (!read_numbers(s, v, 8, LONG_MAX) || !mf->file_bytes || v[0] >= mf->ranks || v[1] >= n_layers ||
+        v[2] > INT_MAX || v[3] > INT_MAX)
+        return 0;
+    mf->piece = realloc(mf->piece, sizeof(Piece) * (size_t)(mf->n_pieces + 1));
+    mf->piece[mf->n_pieces++] = (Piece){(int)v[0], (int)v[1], (int)v[2], (int)v[3], v[4], v[5], v[6], v[7]};
+    return 1;
+}
+
+/* A MANIFEST's kinds of line, by their first word. */
+static const struct {
+    const char *key;
+    int (*read)(Manifest *mf, const char *rest, int n_layers);
+} line_kinds[] = {
+    {"galvc-checkpoint", line_version},
+    {"model", line_model},
+    {"step", line_step},
+    {"seed", line_seed},
+    {"data_position", line_position},
+    {"batch", line_batch},
+    {"plan", line_plan},
+    {"layers", line_layers},
+    {"layer", line_layer},
+    {"spec", line_spec},
+    {"file", line_file},
+    {"piece", line_piece},
+};
+
+/* One line of a MANIFEST into mf (layers below n_layers, this program's); 0 when malformed. */
+static int parse_line(Manifest *mf, const char *line, int n_layers) {
+    const char *space = strchr(line, ' ');
+    if (!space) return 0;
+    for (size_t k = 0; k < sizeof line_kinds / sizeof line_kinds[0]; k++)
+        if (strlen(line_kinds[k].key) == (size_t)(space - line) && !strncmp(line, line_kinds[k].key, space - line))
+            return line_kinds[k].read(mf, space + 1, n_layers);
+    return 0;
+}
+
+/* The text of the MANIFEST at path up to its crc32 line, which must be its last and match; NULL with the reason in
+ * err. */
+static char *manifest_text(const char *path, char *err, size_t errlen) {
     size_t len = 0;
-    char *text = read_text(path, &len);
+    char *text = read_text(path, &len), *end = NULL;
     if (!text) {
         snprintf(err, errlen, "%s: missing (the checkpoint is incomplete)", path);
-        return 0;
+        return NULL;
     }
     char *last = len ? strstr(text, "\ncrc32 ") : NULL;
-    unsigned long want = 0;
-    if (!last || sscanf(last + 7, "%lu", &want) != 1 || grt_crc32(0, text, (size_t)(last + 1 - text)) != want) {
+    unsigned long want = last && isdigit((unsigned char)last[7]) ? strtoul(last + 7, &end, 10) : 0;
+    if (!end || grt_crc32(0, text, (size_t)(last + 1 - text)) != want)
         snprintf(err, errlen, "%s: damaged (its checksum does not match)", path);
-        free(text);
+    else if (*end != '\n' || end + 1 != text + len)
+        snprintf(err, errlen, "%s: a line after its crc32 line (not covered by the checksum)", path);
+    else {
+        last[1] = 0;
+        return text;
+    }
+    free(text);
+    return NULL;
+}
+
+/* Every record a MANIFEST for n_layers layers must have; 0 with the reason in err when one is missing. */
+static int manifest_complete(const char *path, const Manifest *mf, int n_layers, char *err, size_t errlen) {
+    if (!mf->file_bytes || mf->n_layers <= 0 || !mf->model[0]) {
+        snprintf(err, errlen, "%s: incomplete (no plan, layers or model)", path);
         return 0;
     }
+    for (int i = 0; i < n_layers && i < mf->n_layers; i++)
+        if (!mf->layer[i].has_layer || !mf->layer[i].has_spec) {
+            snprintf(err, errlen, "%s: incomplete (no line for layer %d)", path, i);
+            return 0;
+        }
+    for (int r = 0; r < mf->ranks; r++)
+        if (mf->file_bytes[r] < 0) {
+            snprintf(err, errlen, "%s: incomplete (no file line for rank %d)", path, r);
+            return 0;
+        }
+    return 1;
+}
+
+/* Read and check a MANIFEST for a program of n_layers layers; 0 with the reason in err when unreadable, damaged,
+ * malformed or incomplete; -1 when of another MANIFEST version. */
+static int read_manifest(const char *path, int n_layers, Manifest *mf, char *err, size_t errlen) {
+    memset(mf, 0, sizeof *mf);
+    char *text = manifest_text(path, err, errlen);
+    if (!text) return 0;
     mf->layer = calloc((size_t)n_layers + 1, sizeof *mf->layer);
     int ok = 1;
     for (char *line = strtok(text, "\n"); line && ok; line = strtok(NULL, "\n"))
         if (!(ok = parse_line(mf, line, n_layers))) snprintf(err, errlen, "%s: malformed line '%.80s'", path, line);
     free(text);
-    if (ok && (!mf->file_bytes || mf->n_layers <= 0)) {
-        snprintf(err, errlen, "%s: incomplete (no plan or layers)", path);
-        ok = 0;
+    if (ok && mf->version != MANIFEST_VERSION) {
+        snprintf(err, errlen,
+                 "%s: MANIFEST version %d, this program reads version %d (version 1, before the model's layer specs "
+                 "were recorded, cannot be checked against this model: resume it with the galvc that wrote it)",
+                 path, mf->version, MANIFEST_VERSION);
+        return -1;
     }
-    return ok;
+    return ok && manifest_complete(path, mf, n_layers, err, errlen);
 }
 
-/* Is the checkpoint of this model (same layers, batch and sequence length)? 0 with the reason when not. */
+/* Is the checkpoint of this model (same name, layers, batch and sequence length)? 0 with the reason when not. */
 static int same_model(const GrtProgram *p, const Manifest *mf, char *err, size_t errlen) {
     if (mf->n_layers != p->n_layers) {
         snprintf(err, errlen, "it holds a model of %d layers, this program trains %d", mf->n_layers, p->n_layers);
         return 0;
     }
-    for (int i = 0; i < p->n_layers; i++)
-        if (mf->layer[i].kind != (int)p->spec[i].kind || mf->layer[i].params != layer_params(p, i)) {
-            snprintf(err, errlen, "its layer %d (%ld parameters) is not this model's layer %d '%s' (%ld parameters)", i,
-                     mf->layer[i].params, i, p->spec[i].name, layer_params(p, i));
-            return 0;
-        }
+    if (strcmp(mf->model, p->model)) {
+        snprintf(err, errlen, "model '%s' in the checkpoint, '%s' in this program", mf->model, p->model);
+        return 0;
+    }
+    for (int i = 0; i < p->n_layers; i++) {
+        double v[N_SPEC];
+        spec_values(&p->spec[i], v);
+        for (int k = 0; k < N_SPEC; k++)
+            if (mf->layer[i].spec[k] != v[k]) {
+                snprintf(err, errlen, "layer %d '%s' differs: %s = %.9g in the checkpoint, %.9g in this program", i,
+                         p->spec[i].name, spec_name[k], mf->layer[i].spec[k], v[k]);
+                return 0;
+            }
+    }
     if (mf->global_batch != p->global_batch || mf->seq != p->seq) {
         snprintf(err, errlen,
                  "it was trained with a global batch of %d x %d tokens, this program uses %d x %d: its data position "
                  "cannot be continued",
                  mf->global_batch, mf->seq, p->global_batch, p->seq);
         return 0;
+    }
+    return 1;
+}
+
+/* Layer i's shape on TP rank t of tp as the checkpoint's writer cut it (a head's own table, untied). */
+static void writer_shape(const GrtProgram *p, int i, int tp, int t, GrtLayer *l) {
+    GrtLayerSpec spec = p->spec[i];
+    if (i == p->n_layers - 1) spec.tied = 0;
+    grt_layer_shape(l, &spec, tp, t);
+}
+
+/* Can layer spec s be cut tp ways (grt_layer_shape's rule: a block's heads, key/value heads and FFN divide)? */
+static int tp_fits(const GrtLayerSpec *s, int tp) {
+    return s->kind != GRT_BLOCK || (s->H % tp == 0 && s->KVH % tp == 0 && s->F % tp == 0);
+}
+
+/* Are a checkpoint's layer degrees possible for its plan, and does every piece lie in its layer's shard and in its
+ * file (mf, read from path, of this program's model)? 0 with the reason when not. */
+static int in_range(const GrtProgram *p, const Manifest *mf, const char *path, char *err, size_t errlen) {
+    for (int i = 0; i < p->n_layers; i++) {
+        const ManifestLayer *l = &mf->layer[i];
+        if (l->tp < 1 || l->tp > mf->ranks || !tp_fits(&p->spec[i], l->tp)) {
+            snprintf(err, errlen, "%s: layer %d: TP %d out of range for %d ranks and this layer", path, i, l->tp,
+                     mf->ranks);
+            return 0;
+        }
+        if (l->dp < 1 || (long)l->tp * l->dp > mf->ranks) {
+            snprintf(err, errlen, "%s: layer %d: TP %d x DP %d out of range for %d ranks", path, i, l->tp, l->dp,
+                     mf->ranks);
+            return 0;
+        }
+    }
+    for (int j = 0; j < mf->n_pieces; j++) {
+        const Piece *c = &mf->piece[j];
+        const ManifestLayer *l = &mf->layer[c->layer];
+        GrtLayer shard;
+        if (c->tp_index < l->tp) writer_shape(p, c->layer, l->tp, c->tp_index, &shard);
+        long room = mf->file_bytes[c->rank];
+        if (c->tp_index >= l->tp || c->dp_index >= l->dp || c->n != (long)shard.n_params || c->begin > c->n ||
+            c->count > c->n - c->begin || c->offset > room || 3 * c->count > (room - c->offset) / (long)sizeof(float)) {
+            snprintf(err, errlen,
+                     "%s: piece %d (rank %d, layer %d, TP index %d) out of range of its layer's shard or file", path, j,
+                     c->rank, c->layer, c->tp_index);
+            return 0;
+        }
     }
     return 1;
 }
@@ -444,11 +701,9 @@ static int whole_from_ckpt(void *ctx, int i, int k, int array, float *whole, cha
     const CkptSource *cs = ctx;
     const Manifest *mf = cs->mf;
     int tp = mf->layer[i].tp;
-    GrtLayerSpec spec = cs->p->spec[i];
-    if (i == cs->p->n_layers - 1) spec.tied = 0;
     for (int t = 0; t < tp; t++) {
         GrtLayer old;
-        grt_layer_shape(&old, &spec, tp, t);
+        writer_shape(cs->p, i, tp, t, &old);
         long lo = (long)old.tensors[k].offset, n = (long)old.tensors[k].n;
         float *shard = calloc((size_t)n + 1, sizeof(float));
         long covered = read_shard(cs, i, t, array, lo, n, shard, old.tensors[k].name, err, errlen);
@@ -537,11 +792,13 @@ static int ckpt_intact(GrtRun *R, long step, Manifest *mf) {
     char err[ERR_LEN], path[PATH_LEN], msg[MSG_LEN];
     ckpt_path(path, sizeof path, R->opt.ckpt_dir, step, "MANIFEST");
     int ok = read_manifest(path, R->p->n_layers, mf, err, sizeof err);
+    if (ok < 0) grt_stop_all(R->world, err, 1);
     if (ok && mf->step != step) snprintf(err, sizeof err, "%s: names step %ld", path, mf->step), ok = 0;
     if (ok && !same_model(R->p, mf, err, sizeof err)) {
         snprintf(msg, sizeof msg, "%s: not a checkpoint of this model: %s", path, err);
         grt_stop_all(R->world, msg, 1);
     }
+    if (ok) ok = in_range(R->p, mf, path, err, sizeof err);
     if (ok) ok = check_files(mf, R->opt.ckpt_dir, R->rank, R->p->ranks, err, sizeof err);
     /* manifest problems every rank sees alike (rank 0 says them); a file's only the rank that checked it */
     if (!ok && (R->rank == 0 || strstr(err, ".bin"))) grt_rank_says(R->rank, err);
@@ -583,7 +840,7 @@ static long ckpt_load(GrtRun *R, Manifest *mf) {
 long grt_ckpt_resume(GrtRun *R) {
     const char *dir = R->opt.ckpt_dir;
     long steps[MAX_CKPT_STEPS];
-    int n = grt_ckpt_steps(dir, steps, MAX_CKPT_STEPS), refused = 0;
+    int n = grt_ckpt_steps(dir, "step-", steps, MAX_CKPT_STEPS), refused = 0;
     for (int j = 0; j < n; j++) {
         Manifest mf;
         if (!ckpt_intact(R, steps[j], &mf)) {

@@ -292,9 +292,11 @@ int grt_file_crc32(const char *path, uint64_t *bytes, uint32_t *crc);
 int grt_read_range(const char *path, uint64_t off, void *buf, size_t n);
 /* mkdir -p, then check the folder is writable; -1 with the reason in err. */
 int grt_make_dirs(const char *path, char *err, size_t errlen);
-/* N of every "step-N" folder of dir, newest first (at most cap); -1 when dir cannot be listed. */
-int grt_ckpt_steps(const char *dir, long *steps, int cap);
-/* Remove a folder and the files in it; -1 on failure. */
+/* N of every folder PREFIX-N ("step-", "refused-step-"; not a link) of dir,
+ * newest first (at most cap); -1 when dir cannot be listed. */
+int grt_ckpt_steps(const char *dir, const char *prefix, long *steps, int cap);
+/* Remove a folder and the files in it, never following a link (a link is
+ * removed itself); -1 on failure. */
 int grt_remove_dir(const char *path);
 
 /* ---- safetensors (runtime/safetensors.c) ------------------------------------ */

@@ -13,6 +13,15 @@
 #              refused on every rank
 #   corrupt    a flipped byte, then a truncated shard: refused by their CRC and
 #              size, the next older checkpoint used; none intact: an error
+#   prune      --ckpt-keep: a symlinked step-N folder is no checkpoint and what it
+#              points to (outside --ckpt-dir) survives the pruning; refused-step-N
+#              folders are pruned too, the newest --ckpt-keep stay
+#   manifest   MANIFESTs with a valid CRC but wrong content, each refused with its
+#              reason within a minute: a line after the crc32 line, numbers out of
+#              range (TP 2^31 - 1, a piece at 2^63 - 1, a rank, a file size, an
+#              offset past its file), version 1; and checkpoints of another model
+#              with the same parameter counts (other heads, other name): stopped,
+#              naming what differs
 #   kill       kill -9 one rank of a 4-rank run mid-step: every rank gone, mpirun
 #              non-zero, within 10 s; the newest complete checkpoint loads
 #   faults     an unwritable checkpoint folder and a full disk (a small tmpfs)
@@ -45,6 +54,12 @@ expect_fail() {
     if "$@" > out.txt 2> err.txt; then fail "$what: exited 0"; fi
     grep -q -- "$pattern" err.txt || { cat err.txt >&2; fail "$what: no message matching '$pattern'"; }
     echo "ok: $what -> $(grep -m1 -- "$pattern" err.txt)"
+}
+
+# remanifest FILE SED-SCRIPT: edit a MANIFEST with sed and give it a valid CRC again
+remanifest() {
+    sed -i -e '/^crc32 /d' -e "$2" "$1"
+    python3 -c 'import sys, zlib; b = open(sys.argv[1], "rb").read(); open(sys.argv[1], "ab").write(b"crc32 %d\n" % zlib.crc32(b))' "$1"
 }
 
 # losses of steps FROM..TO of a log, as a log
@@ -176,6 +191,68 @@ corrupt)
     run tp2dp2 4 --steps 2 --ckpt-dir ck5 --resume > out.txt 2> err.txt
     grep -q "resumed from ck5/step-00000001" out.txt || fail "an incomplete checkpoint was not skipped"
     echo "ok: incomplete checkpoint -> $(grep -m1 incomplete err.txt)"
+    ;;
+prune)
+    build tp2dp2 4 tp=2,pp=1,dp=2
+    rm -rf ck outside && mkdir -p ck outside && echo data > outside/precious
+    ln -s ../outside ck/step-00000001
+    run tp2dp2 4 --steps 4 --ckpt-dir ck --ckpt-every 1 --ckpt-keep 2 > /dev/null
+    [ -f outside/precious ] || fail "pruning followed the link ck/step-00000001 and removed outside/precious"
+    [ "$(ls ck)" = "step-00000001
+step-00000003
+step-00000004" ] || fail "--ckpt-keep 2 with a link left: $(ls ck)"
+    echo "ok: a symlinked step folder is left alone"
+    # refused checkpoints: the newest --ckpt-keep stay, older ones go (a link is none: it stays)
+    rm -rf ck && mkdir -p ck/refused-step-00000002 ck/refused-step-00000005 ck/refused-step-00000009
+    touch ck/refused-step-00000002/rank-00000.bin ck/refused-step-00000005/MANIFEST
+    ln -s ../outside ck/refused-step-00000001
+    run tp2dp2 4 --steps 2 --ckpt-dir ck --ckpt-every 1 --ckpt-keep 2 > /dev/null
+    [ "$(ls ck)" = "refused-step-00000001
+refused-step-00000005
+refused-step-00000009
+step-00000001
+step-00000002" ] || fail "refused folders not pruned to the newest 2: $(ls ck)"
+    [ -f outside/precious ] || fail "pruning followed the link ck/refused-step-00000001"
+    echo "ok: refused-step-N pruned to the newest 2"
+    ;;
+manifest)
+    build tp2dp2 4 tp=2,pp=1,dp=2
+    rm -rf good && run tp2dp2 4 --steps 2 --ckpt-dir good > /dev/null
+    # bad WHAT PATTERN SED-SCRIPT: a copy of the checkpoint so edited is refused, saying PATTERN
+    bad() {
+        rm -rf ck && mkdir ck && cp -r good/step-00000002 ck/
+        remanifest ck/step-00000002/MANIFEST "$3"
+        expect_fail "$1" "$2" timeout 60 sh -c "$mpiexec --allow-run-as-root --oversubscribe -np 4 ./train-tp2dp2 \
+            --seed 7 --data $data --steps 3 --ckpt-dir ck --resume"
+    }
+    rm -rf ck && mkdir ck && cp -r good/step-00000002 ck/
+    echo "seed 99" >> ck/step-00000002/MANIFEST
+    expect_fail "a line after crc32" "MANIFEST: a line after its crc32 line" run tp2dp2 4 --steps 3 --ckpt-dir ck --resume
+    bad "TP 2^31 - 1" "layer 1: TP 2147483647 out of range" 's/^layer 1 1 \([0-9]*\) 2 /layer 1 1 \1 2147483647 /'
+    bad "TP 3 (heads do not divide)" "layer 1: TP 3 out of range" 's/^layer 1 1 \([0-9]*\) 2 /layer 1 1 \1 3 /'
+    bad "a piece at 2^63 - 1" "piece .* out of range" 's/^piece 0 1 0 0 25184 0 /piece 0 1 0 0 25184 9223372036854775807 /'
+    bad "a piece of another length" "piece .* out of range" 's/^piece 0 1 0 0 25184 /piece 0 1 0 0 25185 /'
+    bad "a piece past its file" "piece .* out of range" 's/^\(piece 0 1 0 0 25184 0 25184\) [0-9]*/\1 1357000/'
+    bad "a piece of rank 4" "malformed line 'piece 4" 's/^piece 0 1 /piece 4 1 /'
+    bad "a file of 2^63 bytes" "malformed line 'file 0" 's/^file 0 [0-9]*/file 0 9223372036854775808/'
+    bad "no layer line" "no line for layer 3" '/^layer 3 /d'
+    bad "pp 0" "malformed line 'plan 4 0'" 's/^plan 4 1$/plan 4 0/'
+    bad "DP 2^31 - 1" "layer 2: TP 2 x DP 2147483647 out of range" 's/^layer 2 1 \([0-9]*\) 2 2 /layer 2 1 \1 2 2147483647 /'
+    # version 1 (written before the model's shapes were recorded): refused with a word on why
+    rm -rf ck && mkdir ck && cp -r good/step-00000002 ck/
+    remanifest ck/step-00000002/MANIFEST 's/^galvc-checkpoint 2$/galvc-checkpoint 1/'
+    expect_fail "version 1" "MANIFEST version 1" run tp2dp2 4 --steps 3 --ckpt-dir ck --resume
+    [ -d ck/step-00000002 ] || fail "a version-1 checkpoint was set aside"
+    # another model with the same parameter counts: 2 heads instead of 4, another name
+    sed 's/heads = 4/heads = 2/' "$src/examples/gpt-tiny.gv" > heads2.gv
+    sed 's/model gpt_tiny/model gpt_other/' "$src/examples/gpt-tiny.gv" > other.gv
+    for m in heads2 other; do "$galvc" "$m.gv" -I "$src/examples" -D ranks=4 --uniform tp=2,pp=1,dp=2 -o "train-$m"; done
+    rm -rf ck && cp -r good ck
+    expect_fail "2 heads, not 4" "layer 1 .* differs: H = 4 in the checkpoint, 2 in this program" \
+        run heads2 4 --steps 3 --ckpt-dir ck --resume
+    expect_fail "another model name" "model 'gpt_tiny' in the checkpoint, 'gpt_other' in this program" \
+        run other 4 --steps 3 --ckpt-dir ck --resume
+    [ -f ck/step-00000002/MANIFEST ] || fail "another model's checkpoint was set aside"
     ;;
 kill)
     build kill 4 tp=2,pp=1,dp=2

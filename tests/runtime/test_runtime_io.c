@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -438,6 +439,53 @@ static void test_threads(void) {
     openblas_set_num_threads(1);
 }
 
+/* ---- checkpoint folders --------------------------------------------------------- */
+
+/* An empty file at dir/name. */
+static void touch(const char *dir, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) fclose(f);
+}
+
+/* Does dir/name exist (a link counts, whatever it points to)? */
+static int exists(const char *dir, const char *name) {
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return lstat(path, &st) == 0;
+}
+
+/* A symlinked step-N folder is no checkpoint, and removing one removes the
+ * link, never what it points to (pruning must not leave --ckpt-dir). */
+static void test_ckpt_links(void) {
+    char dir[] = "/tmp/galvrt_ck_XXXXXX", out[] = "/tmp/galvrt_out_XXXXXX", path[512];
+    CHECK(mkdtemp(dir) && mkdtemp(out));
+    touch(out, "precious");
+    snprintf(path, sizeof path, "%s/step-00000001", dir);
+    CHECK(mkdir(path, 0755) == 0);
+    touch(path, "MANIFEST");
+    char inner[600];
+    snprintf(inner, sizeof inner, "%s/link", path);
+    CHECK(symlink(out, inner) == 0); /* a link inside a checkpoint folder */
+    snprintf(path, sizeof path, "%s/step-00000003", dir);
+    CHECK(symlink(out, path) == 0); /* a step-N that is a link */
+    long steps[8];
+    CHECK_EQ(grt_ckpt_steps(dir, "step-", steps, 8), 1);
+    CHECK_EQ(steps[0], 1);
+    CHECK_EQ(grt_remove_dir(path), 0);
+    CHECK(!exists(dir, "step-00000003"));
+    CHECK(exists(out, "precious"));
+    snprintf(path, sizeof path, "%s/step-00000001", dir);
+    CHECK_EQ(grt_remove_dir(path), 0);
+    CHECK(!exists(dir, "step-00000001"));
+    CHECK(exists(out, "precious"));
+    CHECK_EQ(grt_ckpt_steps(dir, "step-", steps, 8), 0);
+    snprintf(path, sizeof path, "%s/precious", out);
+    unlink(path), rmdir(out), rmdir(dir);
+}
+
 int main(void) {
     test_init_shards();
     test_init_moments();
@@ -448,5 +496,6 @@ int main(void) {
     test_alloc();
     test_clock();
     test_threads();
+    test_ckpt_links();
     return check_report();
 }
