@@ -20,6 +20,8 @@ extern char **environ;
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2 };
 
+#define MAX_DEVICES (INT64_C(1) << 30) /* the most devices galvc plans for */
+
 typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES, EMIT_PLAN, EMIT_PLAN_JSON, EMIT_GALVATRON, EMIT_C } Emit;
 
 typedef struct Options {
@@ -167,8 +169,11 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
         } else if (strncmp(arg, "--devices", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             const char *v = option_value(argc, argv, &i, "--devices");
             char *end;
+            errno = 0;
             long long n = strtoll(v, &end, 10);
-            if (*end || n < 1 || n > (1 << 30) || (n & (n - 1)))
+            if (!*end && *v && (errno == ERANGE || n > MAX_DEVICES))
+                bad_usage("--devices: at most 2^30 (1073741824) devices, not '%s'", v);
+            if (*end || !*v || n < 1 || (n & (n - 1)))
                 bad_usage("--devices needs a power of two from 1 to 2^30, not '%s'", v);
             o->devices = n;
         } else if (strcmp(arg, "--ckpt") == 0) {
@@ -258,14 +263,24 @@ static int emit_deps(const Options *o, const Spec *spec) {
     return 0;
 }
 
+/* Why galvc cannot plan for this many devices (-1: more than int64 holds). */
+static int devices_error(int64_t devices) {
+    if (devices < 0)
+        fprintf(stderr, "galvc: error: the cluster has more devices than galvc can count; it plans for at most "
+                        "2^30 (1073741824)\n");
+    else if (devices > MAX_DEVICES)
+        fprintf(stderr, "galvc: error: %lld devices: galvc plans for at most 2^30 (1073741824) devices\n",
+                (long long)devices);
+    else
+        fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
+                (long long)devices);
+    return EXIT_USER;
+}
+
 /* --emit=strategies: the decision tree's leaves, one per line, the count last. */
 static int print_strategies(Arena *arena, int64_t devices, bool ckpt, const PlanHints *hints) {
     StrategySet set;
-    if (!pass_prune(devices, ckpt, hints, arena, &set)) {
-        fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
-                (long long)devices);
-        return EXIT_USER;
-    }
+    if (!pass_prune(devices, ckpt, hints, arena, &set)) return devices_error(devices);
     char buf[96];
     for (int i = 0; i < set.n; i++) puts(strategy_str(buf, sizeof buf, &set.items[i]));
     printf("%d strategies\n", set.n);
@@ -285,9 +300,12 @@ static void describe_plan(char *buf, size_t n, const Spec *spec, const Plan *p) 
              strategy_str(s, sizeof s, &p->layer[best]), best_count, L);
 }
 
-/* --devices, else every device of the cluster. */
+/* --devices, else every device of the cluster (-1 when that overflows). */
 static int64_t plan_devices(const Options *opt, const Spec *spec) {
-    return opt->devices ? opt->devices : spec->cluster->nodes * spec->cluster->devices_per_node;
+    int64_t n;
+    if (opt->devices) return opt->devices;
+    if (__builtin_mul_overflow(spec->cluster->nodes, spec->cluster->devices_per_node, &n)) return -1;
+    return n;
 }
 
 /* --profile, else the cluster's `profile = "..."` read beside its file. */
@@ -303,6 +321,7 @@ static const char *profile_path(Arena *a, const Options *opt, const Cluster *c) 
 static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     const Cluster *c = spec->cluster;
     int64_t devices = plan_devices(opt, spec);
+    if (devices < 1 || devices > MAX_DEVICES) return devices_error(devices);
     HwProfile hw;
     Diag diag;
     diag_init(&diag, stderr);
@@ -321,11 +340,7 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
         req.ckpt_every = opt->uniform_ckpt_every;
     }
     Plan plan;
-    if (!pass_search(spec, &hw, &req, arena, &plan)) {
-        fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
-                (long long)devices);
-        return EXIT_USER;
-    }
+    if (!pass_search(spec, &hw, &req, arena, &plan)) return devices_error(devices);
     if (!plan.found) {
         char have[32], need[32], what[160];
         Plan least;
