@@ -837,7 +837,7 @@ bool eval_spec(Spec *spec, const EvalInput *in, Diag *d) {
         eval_top(&E, in->cluster_items, &global, &from_file, false);
         if (!from_file.first[BLOCK_CLUSTER]) {
             const SourceFile *f = in->cluster_items ? in->cluster_items->loc.file : NULL;
-            diag_error(d, (Loc){f, 0, 0, 0}, "no cluster block in the --cluster file");
+            diag_error(d, (Loc){f, 1, 1, 1}, "no cluster block in the --cluster file");
         }
         for (int k = 0; k < 4; k++)
             if (k != BLOCK_CLUSTER && from_file.first[k])
@@ -847,7 +847,7 @@ bool eval_spec(Spec *spec, const EvalInput *in, Diag *d) {
         if (!E.define_used[i] && in->define_binds[i])
             diag_error(d, in->define_binds[i]->name_loc, "-D %s: no constant or field of that name",
                        in->define_binds[i]->name);
-    Loc whole = {spec->files ? spec->files[0] : NULL, 0, 0, 0};
+    Loc whole = {spec->files ? spec->files[0] : NULL, 1, 1, 1}; /* about the whole file: its start, like any error */
     if (!seen.first[BLOCK_MODEL]) diag_error(d, whole, "no model block");
     else if (!spec->graph->n_layers && !d->errors) diag_error(d, spec->graph->loc, "the model has no layers");
     if (!spec->cluster && !d->errors)
