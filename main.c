@@ -114,28 +114,46 @@ static void add_define(Arena *a, Options *o, const char *text) {
     o->fe.defines = defs;
 }
 
-/* --uniform tp=T,pp=P,dp=D[,sdp][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M] */
-static void parse_uniform(Options *o, const char *spec) {
+#define UNIFORM_FORM "tp=T,pp=P,dp=D[,sdp][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M]"
+
+/* The number of "key=N" in item: N decimal digits only, every one read. */
+static bool uniform_number(const char *item, const char *key, long long *v) {
+    size_t k = strlen(key), n = strlen(item + k);
+    if (strncmp(item, key, k) != 0 || n < 1 || n > 18 || strspn(item + k, "0123456789") != n) return false;
+    *v = strtoll(item + k, NULL, 10);
+    return true;
+}
+
+/* One item of --uniform into s and o; false when it is not one of the forms. */
+static bool uniform_item(Options *o, Strategy *s, const char *item, long long *v) {
+    if (uniform_number(item, "tp=", v)) return s->tp = (int)*v, true;
+    if (uniform_number(item, "pp=", v)) return s->pp = (int)*v, true;
+    if (uniform_number(item, "dp=", v)) return s->dp = (int)*v, true;
+    if (uniform_number(item, "m=", v)) return o->uniform_m = *v, true;
+    if (strcmp(item, "sdp") == 0) return s->sdp = true;
+    if (strcmp(item, "ckpt") == 0) return s->ckpt = true;
+    if (uniform_number(item, "ckpt-every=", v) && *v >= 1 && *v <= (1 << 30))
+        return o->uniform_ckpt_every = (int)*v, *v = 1, true;
+    if (strcmp(item, "tp-strided") == 0) return s->tp_consec = false, true;
+    if (strcmp(item, "schedule=gpipe") == 0) return o->uniform_schedule = SCHED_GPIPE, true;
+    if (strcmp(item, "schedule=1f1b") == 0) return o->uniform_schedule = SCHED_1F1B, true;
+    return false;
+}
+
+/* --uniform UNIFORM_FORM: the whole value, item by item, however long. */
+static void parse_uniform(Arena *a, Options *o, const char *spec) {
     Strategy s = {.pp = 1, .tp = 1, .dp = 1, .tp_consec = true};
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", spec);
-    for (char *item = strtok(buf, ","); item; item = strtok(NULL, ",")) {
+    for (const char *p = spec;; p++) {
+        size_t len = strcspn(p, ",");
+        const char *item = arena_strndup(a, p, len);
         long long v = 0;
-        char word[32];
-        if (sscanf(item, "tp=%lld", &v) == 1) s.tp = (int)v;
-        else if (sscanf(item, "pp=%lld", &v) == 1) s.pp = (int)v;
-        else if (sscanf(item, "dp=%lld", &v) == 1) s.dp = (int)v;
-        else if (sscanf(item, "m=%lld", &v) == 1) o->uniform_m = v;
-        else if (strcmp(item, "sdp") == 0) s.sdp = true;
-        else if (strcmp(item, "ckpt") == 0) s.ckpt = true;
-        else if (sscanf(item, "ckpt-every=%lld", &v) == 1 && v >= 1) o->uniform_ckpt_every = (int)v, v = 1;
-        else if (strcmp(item, "tp-strided") == 0) s.tp_consec = false;
-        else if (sscanf(item, "schedule=%31s", word) == 1 && strcmp(word, "gpipe") == 0) o->uniform_schedule = SCHED_GPIPE;
-        else if (sscanf(item, "schedule=%31s", word) == 1 && strcmp(word, "1f1b") == 0) o->uniform_schedule = SCHED_1F1B;
-        else bad_usage("--uniform: cannot read '%s' (tp=T,pp=P,dp=D[,sdp][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M])", item);
+        if (!len) bad_usage("--uniform: an empty item in '%s'", spec);
+        if (!uniform_item(o, &s, item, &v)) bad_usage("--uniform: cannot read '%s' (" UNIFORM_FORM ")", item);
         bool degree = strncmp(item, "m=", 2) != 0;
         if (v < 0 || v > (1 << 30) || (degree && (v & (v - 1))))
             bad_usage("--uniform: '%s' needs a power of two", item);
+        p += len;
+        if (!*p) break;
     }
     if (s.tp < 1 || s.pp < 1 || s.dp < 1) bad_usage("--uniform: degrees must be positive in '%s'", spec);
     if (s.sdp && s.dp == 1) s.sdp = false;
@@ -187,7 +205,7 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
         } else if (strncmp(arg, "--profile", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             o->profile = option_value(argc, argv, &i, "--profile");
         } else if (strncmp(arg, "--uniform", 9) == 0 && (arg[9] == '=' || !arg[9])) {
-            parse_uniform(o, option_value(argc, argv, &i, "--uniform"));
+            parse_uniform(a, o, option_value(argc, argv, &i, "--uniform"));
         } else if (strncmp(arg, "--cluster", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             o->fe.cluster_file = option_value(argc, argv, &i, "--cluster");
         } else if (strcmp(arg, "-M") == 0) {
