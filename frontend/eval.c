@@ -12,6 +12,7 @@
 enum {
     MAX_LAYERS = 100000,    /* a graph this large is a mistake, not a model */
     MAX_STEPS = 1000000,    /* statements, repeat iterations, expression nodes */
+    MAX_NESTING = 256,      /* expressions in expressions, repeats in repeats: bounds the recursion */
 };
 
 /* ---- values --------------------------------------------------------------- */
@@ -56,6 +57,7 @@ typedef struct Eval {
     const EvalInput *in;
     bool *define_used;
     long steps;
+    int depth; /* of nested expressions and repeat blocks */
     bool step_error;
     bool too_many_layers;
 } Eval;
@@ -122,8 +124,8 @@ static bool combine_dims(Eval *E, const Expr *e, int op, Dim a, Dim b, Dim *out)
     return false;
 }
 
-static Value eval_binary(Eval *E, const Expr *e, Scope *sc) {
-    Value a = eval_expr(E, e->lhs, sc), b = eval_expr(E, e->rhs, sc);
+/* a op b, for the values of e's two sides. */
+static Value apply_binary(Eval *E, const Expr *e, Value a, Value b) {
     if (a.kind == V_ERROR || b.kind == V_ERROR) return error_value();
     if (!is_number(&a)) return number_error(E, e, &a, e->op);
     if (!is_number(&b)) return number_error(E, e, &b, e->op);
@@ -174,6 +176,24 @@ static Value eval_binary(Eval *E, const Expr *e, Scope *sc) {
     return r;
 }
 
+static bool budget(Eval *E, Loc loc);
+
+/* A chain `1 + 1 + ... + 1` parses left-deep, as deep as it is long, so its
+ * left spine is walked with a loop, not recursion: only a parenthesised
+ * right operand recurses, and the parser bounds how deeply those nest. */
+static Value eval_binary(Eval *E, const Expr *e, Scope *sc) {
+    size_t n = 1;
+    const Expr *leaf = e->lhs;
+    for (; leaf->kind == EXPR_BINARY; leaf = leaf->lhs, n++)
+        if (!budget(E, leaf->loc)) return error_value();
+    const Expr **spine = arena_alloc(E->arena, n * sizeof *spine); /* n <= MAX_STEPS */
+    size_t i = n;
+    for (const Expr *x = e; x != leaf; x = x->lhs) spine[--i] = x;
+    Value acc = eval_expr(E, leaf, sc);
+    for (i = 0; i < n; i++) acc = apply_binary(E, spine[i], acc, eval_expr(E, spine[i]->rhs, sc));
+    return acc;
+}
+
 /* Evaluate the arguments of a call or list. */
 static Value eval_args(Eval *E, const Expr *e, Scope *sc, VKind kind) {
     Value r = {.kind = kind, .s = e->s, .loc = e->loc};
@@ -192,10 +212,8 @@ static Value eval_args(Eval *E, const Expr *e, Scope *sc, VKind kind) {
     return ok ? r : error_value();
 }
 
-static bool budget(Eval *E, Loc loc);
-
-static Value eval_expr(Eval *E, const Expr *e, Scope *sc) {
-    if (!budget(E, e->loc)) return error_value();
+/* One expression node's value; its operands through eval_expr. */
+static Value eval_node(Eval *E, const Expr *e, Scope *sc) {
     Value v = {.loc = e->loc, .dim = e->dim};
     switch (e->kind) {
     case EXPR_INT: v.kind = V_INT; v.i = e->i; return v;
@@ -230,6 +248,20 @@ static Value eval_expr(Eval *E, const Expr *e, Scope *sc) {
     case EXPR_LIST: return eval_args(E, e, sc, V_LIST);
     }
     die("bad expression kind %d", (int)e->kind);
+}
+
+/* An expression's value, within the step budget and the nesting bound (a too
+ * deep expression reports once, at its first node past the bound). */
+static Value eval_expr(Eval *E, const Expr *e, Scope *sc) {
+    if (!budget(E, e->loc)) return error_value();
+    if (E->depth >= MAX_NESTING) {
+        diag_error(E->diag, e->loc, "the expression nests more than %d deep", MAX_NESTING);
+        return error_value();
+    }
+    E->depth++;
+    Value v = eval_node(E, e, sc);
+    E->depth--;
+    return v;
 }
 
 /* ---- fields: one binder for layer arguments and block fields ------------- */
@@ -663,6 +695,10 @@ static void eval_model_body(Eval *E, const Stmt *body, Scope *sc, int *kind_coun
         case STMT_BIND: define(E, s, sc); break;
         case STMT_LAYER: eval_layer(E, s, sc, kind_counts); break;
         case STMT_REPEAT: {
+            if (E->depth >= MAX_NESTING) {
+                diag_error(E->diag, s->loc, "repeat blocks nest more than %d deep", MAX_NESTING);
+                return;
+            }
             Value n = eval_expr(E, s->value, sc);
             int64_t count;
             Field f = {"repeat count", F_COUNT0, 0, NULL};
@@ -671,12 +707,14 @@ static void eval_model_body(Eval *E, const Stmt *body, Scope *sc, int *kind_coun
                 diag_error(E->diag, n.loc, "repeat count %lld is larger than %d", (long long)count, MAX_LAYERS);
                 break;
             }
+            E->depth++;
             for (int64_t i = 0; i < count && budget(E, s->loc); i++) {
                 Scope inner = {NULL, sc};
                 int before = E->diag->errors;
                 eval_model_body(E, s->body, &inner, kind_counts);
                 if (E->diag->errors != before) break; /* one report, not one per iteration */
             }
+            E->depth--;
             break;
         }
         default: misplaced(E, s, "inside a model block"); break;
