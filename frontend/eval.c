@@ -45,9 +45,18 @@ typedef struct Binding {
     struct Binding *next;
 } Binding;
 
+/* An open-addressing hash table from names to entries (bindings, layers), in
+ * the arena, so a file of 100,000 constants binds and looks up each in O(1). */
+typedef struct NameTable {
+    const char **keys;
+    void **values;
+    size_t cap, n; /* cap: 0 or a power of two */
+} NameTable;
+
 typedef struct Scope {
-    Binding *bindings;
+    Binding *bindings; /* the newest first */
     struct Scope *parent;
+    NameTable names; /* the bindings by name */
 } Scope;
 
 typedef struct Eval {
@@ -60,16 +69,55 @@ typedef struct Eval {
     int depth; /* of nested expressions and repeat blocks */
     bool step_error;
     bool too_many_layers;
+    NameTable layer_names; /* every layer so far, labelled or kind.N */
 } Eval;
 
 static Value eval_expr(Eval *E, const Expr *e, Scope *sc);
 
 static Value error_value(void) { return (Value){.kind = V_ERROR}; }
 
+/* FNV-1a: the name's slot before probing. */
+static size_t name_hash(const char *s) {
+    uint64_t h = 14695981039346656037u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return (size_t)h;
+}
+
+/* The slot holding name, or the empty slot where it would go (cap > 0). */
+static size_t names_slot(const NameTable *t, const char *name) {
+    size_t i = name_hash(name) & (t->cap - 1);
+    while (t->keys[i] && strcmp(t->keys[i], name) != 0) i = (i + 1) & (t->cap - 1);
+    return i;
+}
+
+static void *names_get(const NameTable *t, const char *name) {
+    if (!t->cap) return NULL;
+    size_t i = names_slot(t, name);
+    return t->keys[i] ? t->values[i] : NULL;
+}
+
+/* Add or replace name's entry; the table doubles when half full. */
+static void names_put(Arena *a, NameTable *t, const char *name, void *value) {
+    if (2 * (t->n + 1) > t->cap) {
+        NameTable bigger = {.cap = t->cap ? 2 * t->cap : 8};
+        bigger.keys = arena_alloc(a, bigger.cap * sizeof *bigger.keys);
+        bigger.values = arena_alloc(a, bigger.cap * sizeof *bigger.values);
+        for (size_t k = 0; k < t->cap; k++)
+            if (t->keys[k]) names_put(a, &bigger, t->keys[k], t->values[k]);
+        *t = bigger;
+    }
+    size_t i = names_slot(t, name);
+    if (!t->keys[i]) t->n++;
+    t->keys[i] = name;
+    t->values[i] = value;
+}
+
+/* The innermost binding of name in sc or the scopes around it. */
 static const Binding *lookup(const Scope *sc, const char *name) {
-    for (; sc; sc = sc->parent)
-        for (const Binding *b = sc->bindings; b; b = b->next)
-            if (strcmp(b->name, name) == 0) return b;
+    for (; sc; sc = sc->parent) {
+        const Binding *b = names_get(&sc->names, name);
+        if (b) return b;
+    }
     return NULL;
 }
 
@@ -625,14 +673,15 @@ static void eval_layer(Eval *E, const Stmt *s, Scope *sc, int *kind_counts) {
     l->invalid = args.kind == V_ERROR || !bind_args(E, &fs, l, &args);
     if (s->name) {
         l->name = s->name;
-        for (int i = 0; i < g->n_layers - 1; i++)
-            if (strcmp(g->layers[i]->name, s->name) == 0) {
-                diag_error(E->diag, s->name_loc, "a layer named '%s' already exists", s->name);
-                diag_note(E->diag, g->layers[i]->loc, "'%s' is defined here", s->name);
-            }
+        const Layer *earlier = names_get(&E->layer_names, s->name);
+        if (earlier) {
+            diag_error(E->diag, s->name_loc, "a layer named '%s' already exists", s->name);
+            diag_note(E->diag, earlier->loc, "'%s' is defined here", s->name);
+        }
     } else {
         l->name = arena_printf(E->arena, "%s.%d", layer_kind_names[kind], kind_counts[kind]);
     }
+    if (!names_get(&E->layer_names, l->name)) names_put(E->arena, &E->layer_names, l->name, l);
     kind_counts[kind]++;
 }
 
@@ -660,17 +709,18 @@ static Value binding_value(Eval *E, const Stmt *s, Scope *sc) {
 
 /* Define a constant in the scope; redefinition in one scope is an error. */
 static void define(Eval *E, const Stmt *s, Scope *sc) {
-    for (const Binding *b = sc->bindings; b; b = b->next)
-        if (strcmp(b->name, s->name) == 0) {
-            diag_error(E->diag, s->name_loc, "'%s' is already defined", s->name);
-            diag_note(E->diag, b->loc, "the earlier definition is here");
-            return;
-        }
+    const Binding *earlier = names_get(&sc->names, s->name);
+    if (earlier) {
+        diag_error(E->diag, s->name_loc, "'%s' is already defined", s->name);
+        diag_note(E->diag, earlier->loc, "the earlier definition is here");
+        return;
+    }
     Value v = binding_value(E, s, sc);
     if (v.kind == V_ERROR) return;
     Binding *b = arena_alloc(E->arena, sizeof *b);
     *b = (Binding){s->name, s->name_loc, v, sc->bindings};
     sc->bindings = b;
+    names_put(E->arena, &sc->names, b->name, b);
 }
 
 /* Count the work done (statements, repeat iterations, expression nodes) so
@@ -709,7 +759,7 @@ static void eval_model_body(Eval *E, const Stmt *body, Scope *sc, int *kind_coun
             }
             E->depth++;
             for (int64_t i = 0; i < count && budget(E, s->loc); i++) {
-                Scope inner = {NULL, sc};
+                Scope inner = {.parent = sc};
                 int before = E->diag->errors;
                 eval_model_body(E, s->body, &inner, kind_counts);
                 if (E->diag->errors != before) break; /* one report, not one per iteration */
@@ -832,7 +882,7 @@ static void eval_block(Eval *E, const Stmt *s, Scope *global, Blocks *seen, bool
         return;
     }
     seen->first[s->block] = s;
-    Scope scope = {NULL, global};
+    Scope scope = {.parent = global};
     switch (s->block) {
     case BLOCK_MODEL: {
         Graph *g = E->spec->graph;

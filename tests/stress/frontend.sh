@@ -8,6 +8,7 @@
 #   deep-nesting    9,000 nested `-`; 4 MB of `- - - ...`, of `((((...` and
 #                   of `1-(1-(...`; 2,400 nested repeat blocks
 #   many-constants  100,000 constants (1.5 MB), each using the one before
+#   many-layers     99,000 labelled layers
 set -u
 galvc=$1
 work=$2
@@ -84,6 +85,13 @@ many-constants)
     [ "$(wc -c <many.gv)" -gt 1400000 ] || fail "many.gv is smaller than meant"
     run many many.gv --emit=ir-json
     [ $rc -eq 0 ] && grep -q '"global_batch": 100000' many.out || fail "many: $(head -c 300 many.out)"
+    ;;
+many-layers)
+    { echo 'model m { embedding(256, 64)'; awk 'BEGIN { for (i = 0; i < 99000; i++) printf "l%d: layernorm(64)\n", i }'
+      echo 'lm_head(tied) }'; } >layers.gv
+    model 8 | sed '/^model/d' >>layers.gv
+    run layers layers.gv
+    [ $rc -eq 0 ] && grep -q 'l98999' layers.out || fail "layers: $(head -c 300 layers.out)"
     ;;
 *) fail "unknown case '$case'" ;;
 esac
