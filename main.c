@@ -236,13 +236,34 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
         bad_usage("%s", "no model file given");
 }
 
-/* A path as make reads it: spaces escaped, dollars doubled. */
+/* A path as make reads it: spaces, ':' and '#' escaped, dollars doubled
+ * (a newline or a tab cannot be written: deps_names_ok refuses them). */
 static void put_make_path(FILE *f, const char *p) {
     for (; *p; p++) {
-        if (*p == ' ' || *p == '#') fputc('\\', f);
+        if (*p == ' ' || *p == '#' || *p == ':') fputc('\\', f);
         if (*p == '$') fputc('$', f);
         fputc(*p, f);
     }
+}
+
+/* Whether make can read every name of the rule: a newline or a tab in a file
+ * name would end the rule, or start a recipe. Each one refused is reported,
+ * at the include that named the file. */
+static bool deps_names_ok(const Options *o, const Spec *spec) {
+    Diag d;
+    diag_init(&d, stderr);
+    const char *target = o->deps_target ? o->deps_target : o->output;
+    if (target && strpbrk(target, "\n\t"))
+        diag_plain(&d, "%s: make cannot name a target with a newline or a tab", o->deps_target ? "-MT" : "-o");
+    for (int i = 0; i < spec->n_files; i++) {
+        const SourceFile *f = spec->files[i];
+        if (!strpbrk(f->path, "\n\t")) continue;
+        if (f->included_at)
+            diag_error(&d, *f->included_at, "make cannot name a file with a newline or a tab in a dependency rule");
+        else
+            diag_plain(&d, "'%s': make cannot name a file with a newline or a tab in a dependency rule", f->path);
+    }
+    return d.errors == 0;
 }
 
 /* "target: model.gv cluster.gv ..." as gcc -M writes it. */
@@ -263,6 +284,7 @@ static void write_deps(FILE *f, const Options *o, const Spec *spec) {
 
 /* -MD/-MF: the rule goes to a file (default: the output's name + ".d"). */
 static int emit_deps(const Options *o, const Spec *spec) {
+    if (!deps_names_ok(o, spec)) return EXIT_USER;
     if (o->deps_only && !o->deps_out) {
         write_deps(stdout, o, spec);
         return 0;
