@@ -11,6 +11,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -423,6 +424,39 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     return pass_plan(stdout, spec, &hw, &plan, devices, format, opt->explain, arena) ? EXIT_USER : 0;
 }
 
+/* The input (a file read, or the --profile) that path names too, by any
+ * path: the same device and inode. NULL when path is no existing input. */
+static const char *input_at(const Options *o, const Spec *spec, const char *path) {
+    struct stat out, in;
+    if (stat(path, &out) != 0) return NULL;
+    for (int i = 0; i <= spec->n_files; i++) {
+        const char *p = i < spec->n_files ? spec->files[i]->path : o->profile;
+        if (p && stat(p, &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino) return p;
+    }
+    return NULL;
+}
+
+/* Refuse (exit status 2) to write any output over one of the inputs. */
+static int check_outputs(Arena *a, const Options *o, const Spec *spec) {
+    const char *outputs[3] = {0}, *flags[3] = {0};
+    int n = 0;
+    if (o->output && !o->deps_only) {
+        outputs[n] = o->output, flags[n++] = "-o";
+        if (o->keep) outputs[n] = arena_printf(a, "%s.c", o->output), flags[n++] = "--keep";
+    }
+    if (o->deps_out || (o->deps_file && !o->deps_only))
+        outputs[n] = o->deps_out ? o->deps_out : arena_printf(a, "%s.d", o->output ? o->output : "train"),
+        flags[n++] = o->deps_out ? "-MF" : "-MD";
+    for (int i = 0; i < n; i++) {
+        const char *in = input_at(o, spec, outputs[i]);
+        if (!in) continue;
+        fprintf(stderr, "galvc: error: %s: '%s' is also an input ('%s'); galvc will not write over it\n", flags[i],
+                outputs[i], in);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
 /* Everything after the command line: the pipeline, stage by stage. */
 static int compile(Arena *arena, const Options *opt) {
     Diag diag;
@@ -432,9 +466,11 @@ static int compile(Arena *arena, const Options *opt) {
     Spec *spec = frontend_load(arena, &opt->fe, &diag);
     if (spec) pass_shape(spec, &diag);
     if (!spec || diag.errors) return EXIT_USER;
+    int rc = check_outputs(arena, opt, spec);
+    if (rc) return rc;
 
     if (opt->deps_only || opt->deps_file || opt->deps_out) {
-        int rc = emit_deps(opt, spec);
+        rc = emit_deps(opt, spec);
         if (rc || opt->deps_only) return rc;
     }
     if (opt->emit == EMIT_STRATEGIES) return print_strategies(arena, plan_devices(opt, spec), opt->ckpt, &spec->hints);
