@@ -671,7 +671,16 @@ static int calibrate_command(Arena *a, int argc, char **argv) {
     return pass_calibrate(logs, n, profile, output, stdout) ? 0 : EXIT_USER;
 }
 
+/* At exit: output that did not reach stdout (a full disk, a closed pipe's
+ * EIO) is an error, however galvc ends. */
+static void close_stdout(void) {
+    if (fflush(stdout) == 0 && !ferror(stdout) && fclose(stdout) == 0) return;
+    fprintf(stderr, "galvc: error: cannot write the output: %s\n", errno ? strerror(errno) : "write error");
+    _exit(EXIT_USER);
+}
+
 int main(int argc, char **argv) {
+    atexit(close_stdout);
     Arena *arena = arena_new();
     if (argc > 1 && strcmp(argv[1], "--calibrate") == 0) {
         int rc = calibrate_command(arena, argc - 1, argv + 1);
