@@ -58,13 +58,14 @@ check: build
 golden-update: build
 	cd tests/golden && for f in *.gv; do GOLDEN_UPDATE=1 sh run.sh ../../$(BUILD)/galvc $$f; done
 
-# Fuzz the frontend with libFuzzer (clang): FUZZ_SECONDS of one worker.
+# Fuzz the frontend with libFuzzer (clang): FUZZ_SECONDS of one worker. Inputs
+# up to 1 MiB, so that long flat expressions and deep nesting are reachable.
 FUZZ_SECONDS ?= 600
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGALVC_FUZZ=ON -DGALVC_SANITIZE=ON
 	cmake --build build-fuzz -j $(JOBS) --target fuzz_frontend
 	mkdir -p build-fuzz/corpus
-	build-fuzz/tests/fuzz_frontend -dict=tests/fuzz/gv.dict -max_len=4096 -timeout=5 \
+	build-fuzz/tests/fuzz_frontend -dict=tests/fuzz/gv.dict -max_len=1048576 -timeout=5 \
 	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/ \
 	  build-fuzz/corpus tests/fuzz/corpus
 

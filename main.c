@@ -11,6 +11,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +20,8 @@ extern char **environ;
 #define GALVC_VERSION "0.1.0"
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2 };
+
+#define MAX_DEVICES (INT64_C(1) << 30) /* the most devices galvc plans for */
 
 typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES, EMIT_PLAN, EMIT_PLAN_JSON, EMIT_GALVATRON, EMIT_C } Emit;
 
@@ -112,28 +115,46 @@ static void add_define(Arena *a, Options *o, const char *text) {
     o->fe.defines = defs;
 }
 
-/* --uniform tp=T,pp=P,dp=D[,sdp][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M] */
-static void parse_uniform(Options *o, const char *spec) {
+#define UNIFORM_FORM "tp=T,pp=P,dp=D[,sdp][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M]"
+
+/* The number of "key=N" in item: N decimal digits only, every one read. */
+static bool uniform_number(const char *item, const char *key, long long *v) {
+    size_t k = strlen(key), n = strlen(item + k);
+    if (strncmp(item, key, k) != 0 || n < 1 || n > 18 || strspn(item + k, "0123456789") != n) return false;
+    *v = strtoll(item + k, NULL, 10);
+    return true;
+}
+
+/* One item of --uniform into s and o; false when it is not one of the forms. */
+static bool uniform_item(Options *o, Strategy *s, const char *item, long long *v) {
+    if (uniform_number(item, "tp=", v)) return s->tp = (int)*v, true;
+    if (uniform_number(item, "pp=", v)) return s->pp = (int)*v, true;
+    if (uniform_number(item, "dp=", v)) return s->dp = (int)*v, true;
+    if (uniform_number(item, "m=", v)) return o->uniform_m = *v, true;
+    if (strcmp(item, "sdp") == 0) return s->sdp = true;
+    if (strcmp(item, "ckpt") == 0) return s->ckpt = true;
+    if (uniform_number(item, "ckpt-every=", v) && *v >= 1 && *v <= (1 << 30))
+        return o->uniform_ckpt_every = (int)*v, *v = 1, true;
+    if (strcmp(item, "tp-strided") == 0) return s->tp_consec = false, true;
+    if (strcmp(item, "schedule=gpipe") == 0) return o->uniform_schedule = SCHED_GPIPE, true;
+    if (strcmp(item, "schedule=1f1b") == 0) return o->uniform_schedule = SCHED_1F1B, true;
+    return false;
+}
+
+/* --uniform UNIFORM_FORM: the whole value, item by item, however long. */
+static void parse_uniform(Arena *a, Options *o, const char *spec) {
     Strategy s = {.pp = 1, .tp = 1, .dp = 1, .tp_consec = true};
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", spec);
-    for (char *item = strtok(buf, ","); item; item = strtok(NULL, ",")) {
+    for (const char *p = spec;; p++) {
+        size_t len = strcspn(p, ",");
+        const char *item = arena_strndup(a, p, len);
         long long v = 0;
-        char word[32];
-        if (sscanf(item, "tp=%lld", &v) == 1) s.tp = (int)v;
-        else if (sscanf(item, "pp=%lld", &v) == 1) s.pp = (int)v;
-        else if (sscanf(item, "dp=%lld", &v) == 1) s.dp = (int)v;
-        else if (sscanf(item, "m=%lld", &v) == 1) o->uniform_m = v;
-        else if (strcmp(item, "sdp") == 0) s.sdp = true;
-        else if (strcmp(item, "ckpt") == 0) s.ckpt = true;
-        else if (sscanf(item, "ckpt-every=%lld", &v) == 1 && v >= 1) o->uniform_ckpt_every = (int)v, v = 1;
-        else if (strcmp(item, "tp-strided") == 0) s.tp_consec = false;
-        else if (sscanf(item, "schedule=%31s", word) == 1 && strcmp(word, "gpipe") == 0) o->uniform_schedule = SCHED_GPIPE;
-        else if (sscanf(item, "schedule=%31s", word) == 1 && strcmp(word, "1f1b") == 0) o->uniform_schedule = SCHED_1F1B;
-        else bad_usage("--uniform: cannot read '%s' (tp=T,pp=P,dp=D[,sdp][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M])", item);
+        if (!len) bad_usage("--uniform: an empty item in '%s'", spec);
+        if (!uniform_item(o, &s, item, &v)) bad_usage("--uniform: cannot read '%s' (" UNIFORM_FORM ")", item);
         bool degree = strncmp(item, "m=", 2) != 0;
         if (v < 0 || v > (1 << 30) || (degree && (v & (v - 1))))
             bad_usage("--uniform: '%s' needs a power of two", item);
+        p += len;
+        if (!*p) break;
     }
     if (s.tp < 1 || s.pp < 1 || s.dp < 1) bad_usage("--uniform: degrees must be positive in '%s'", spec);
     if (s.sdp && s.dp == 1) s.sdp = false;
@@ -167,8 +188,11 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
         } else if (strncmp(arg, "--devices", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             const char *v = option_value(argc, argv, &i, "--devices");
             char *end;
+            errno = 0;
             long long n = strtoll(v, &end, 10);
-            if (*end || n < 1 || n > (1 << 30) || (n & (n - 1)))
+            if (!*end && *v && (errno == ERANGE || n > MAX_DEVICES))
+                bad_usage("--devices: at most 2^30 (1073741824) devices, not '%s'", v);
+            if (*end || !*v || n < 1 || (n & (n - 1)))
                 bad_usage("--devices needs a power of two from 1 to 2^30, not '%s'", v);
             o->devices = n;
         } else if (strcmp(arg, "--ckpt") == 0) {
@@ -182,7 +206,7 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
         } else if (strncmp(arg, "--profile", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             o->profile = option_value(argc, argv, &i, "--profile");
         } else if (strncmp(arg, "--uniform", 9) == 0 && (arg[9] == '=' || !arg[9])) {
-            parse_uniform(o, option_value(argc, argv, &i, "--uniform"));
+            parse_uniform(a, o, option_value(argc, argv, &i, "--uniform"));
         } else if (strncmp(arg, "--cluster", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             o->fe.cluster_file = option_value(argc, argv, &i, "--cluster");
         } else if (strcmp(arg, "-M") == 0) {
@@ -213,13 +237,34 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
         bad_usage("%s", "no model file given");
 }
 
-/* A path as make reads it: spaces escaped, dollars doubled. */
+/* A path as make reads it: spaces, ':' and '#' escaped, dollars doubled
+ * (a newline or a tab cannot be written: deps_names_ok refuses them). */
 static void put_make_path(FILE *f, const char *p) {
     for (; *p; p++) {
-        if (*p == ' ' || *p == '#') fputc('\\', f);
+        if (*p == ' ' || *p == '#' || *p == ':') fputc('\\', f);
         if (*p == '$') fputc('$', f);
         fputc(*p, f);
     }
+}
+
+/* Whether make can read every name of the rule: a newline or a tab in a file
+ * name would end the rule, or start a recipe. Each one refused is reported,
+ * at the include that named the file. */
+static bool deps_names_ok(const Options *o, const Spec *spec) {
+    Diag d;
+    diag_init(&d, stderr);
+    const char *target = o->deps_target ? o->deps_target : o->output;
+    if (target && strpbrk(target, "\n\t"))
+        diag_plain(&d, "%s: make cannot name a target with a newline or a tab", o->deps_target ? "-MT" : "-o");
+    for (int i = 0; i < spec->n_files; i++) {
+        const SourceFile *f = spec->files[i];
+        if (!strpbrk(f->path, "\n\t")) continue;
+        if (f->included_at)
+            diag_error(&d, *f->included_at, "make cannot name a file with a newline or a tab in a dependency rule");
+        else
+            diag_plain(&d, "'%s': make cannot name a file with a newline or a tab in a dependency rule", f->path);
+    }
+    return d.errors == 0;
 }
 
 /* "target: model.gv cluster.gv ..." as gcc -M writes it. */
@@ -240,6 +285,7 @@ static void write_deps(FILE *f, const Options *o, const Spec *spec) {
 
 /* -MD/-MF: the rule goes to a file (default: the output's name + ".d"). */
 static int emit_deps(const Options *o, const Spec *spec) {
+    if (!deps_names_ok(o, spec)) return EXIT_USER;
     if (o->deps_only && !o->deps_out) {
         write_deps(stdout, o, spec);
         return 0;
@@ -258,14 +304,24 @@ static int emit_deps(const Options *o, const Spec *spec) {
     return 0;
 }
 
+/* Why galvc cannot plan for this many devices (-1: more than int64 holds). */
+static int devices_error(int64_t devices) {
+    if (devices < 0)
+        fprintf(stderr, "galvc: error: the cluster has more devices than galvc can count; it plans for at most "
+                        "2^30 (1073741824)\n");
+    else if (devices > MAX_DEVICES)
+        fprintf(stderr, "galvc: error: %lld devices: galvc plans for at most 2^30 (1073741824) devices\n",
+                (long long)devices);
+    else
+        fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
+                (long long)devices);
+    return EXIT_USER;
+}
+
 /* --emit=strategies: the decision tree's leaves, one per line, the count last. */
 static int print_strategies(Arena *arena, int64_t devices, bool ckpt, const PlanHints *hints) {
     StrategySet set;
-    if (!pass_prune(devices, ckpt, hints, arena, &set)) {
-        fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
-                (long long)devices);
-        return EXIT_USER;
-    }
+    if (!pass_prune(devices, ckpt, hints, arena, &set)) return devices_error(devices);
     char buf[96];
     for (int i = 0; i < set.n; i++) puts(strategy_str(buf, sizeof buf, &set.items[i]));
     printf("%d strategies\n", set.n);
@@ -285,9 +341,12 @@ static void describe_plan(char *buf, size_t n, const Spec *spec, const Plan *p) 
              strategy_str(s, sizeof s, &p->layer[best]), best_count, L);
 }
 
-/* --devices, else every device of the cluster. */
+/* --devices, else every device of the cluster (-1 when that overflows). */
 static int64_t plan_devices(const Options *opt, const Spec *spec) {
-    return opt->devices ? opt->devices : spec->cluster->nodes * spec->cluster->devices_per_node;
+    int64_t n;
+    if (opt->devices) return opt->devices;
+    if (__builtin_mul_overflow(spec->cluster->nodes, spec->cluster->devices_per_node, &n)) return -1;
+    return n;
 }
 
 /* --profile, else the cluster's `profile = "..."` read beside its file. */
@@ -303,6 +362,7 @@ static const char *profile_path(Arena *a, const Options *opt, const Cluster *c) 
 static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     const Cluster *c = spec->cluster;
     int64_t devices = plan_devices(opt, spec);
+    if (devices < 1 || devices > MAX_DEVICES) return devices_error(devices);
     HwProfile hw;
     Diag diag;
     diag_init(&diag, stderr);
@@ -321,11 +381,7 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
         req.ckpt_every = opt->uniform_ckpt_every;
     }
     Plan plan;
-    if (!pass_search(spec, &hw, &req, arena, &plan)) {
-        fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
-                (long long)devices);
-        return EXIT_USER;
-    }
+    if (!pass_search(spec, &hw, &req, arena, &plan)) return devices_error(devices);
     if (!plan.found) {
         char have[32], need[32], what[160];
         Plan least;
@@ -368,6 +424,39 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     return pass_plan(stdout, spec, &hw, &plan, devices, format, opt->explain, arena) ? EXIT_USER : 0;
 }
 
+/* The input (a file read, or the --profile) that path names too, by any
+ * path: the same device and inode. NULL when path is no existing input. */
+static const char *input_at(const Options *o, const Spec *spec, const char *path) {
+    struct stat out, in;
+    if (stat(path, &out) != 0) return NULL;
+    for (int i = 0; i <= spec->n_files; i++) {
+        const char *p = i < spec->n_files ? spec->files[i]->path : o->profile;
+        if (p && stat(p, &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino) return p;
+    }
+    return NULL;
+}
+
+/* Refuse (exit status 2) to write any output over one of the inputs. */
+static int check_outputs(Arena *a, const Options *o, const Spec *spec) {
+    const char *outputs[3] = {0}, *flags[3] = {0};
+    int n = 0;
+    if (o->output && !o->deps_only) {
+        outputs[n] = o->output, flags[n++] = "-o";
+        if (o->keep) outputs[n] = arena_printf(a, "%s.c", o->output), flags[n++] = "--keep";
+    }
+    if (o->deps_out || (o->deps_file && !o->deps_only))
+        outputs[n] = o->deps_out ? o->deps_out : arena_printf(a, "%s.d", o->output ? o->output : "train"),
+        flags[n++] = o->deps_out ? "-MF" : "-MD";
+    for (int i = 0; i < n; i++) {
+        const char *in = input_at(o, spec, outputs[i]);
+        if (!in) continue;
+        fprintf(stderr, "galvc: error: %s: '%s' is also an input ('%s'); galvc will not write over it\n", flags[i],
+                outputs[i], in);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
 /* Everything after the command line: the pipeline, stage by stage. */
 static int compile(Arena *arena, const Options *opt) {
     Diag diag;
@@ -377,9 +466,11 @@ static int compile(Arena *arena, const Options *opt) {
     Spec *spec = frontend_load(arena, &opt->fe, &diag);
     if (spec) pass_shape(spec, &diag);
     if (!spec || diag.errors) return EXIT_USER;
+    int rc = check_outputs(arena, opt, spec);
+    if (rc) return rc;
 
     if (opt->deps_only || opt->deps_file || opt->deps_out) {
-        int rc = emit_deps(opt, spec);
+        rc = emit_deps(opt, spec);
         if (rc || opt->deps_only) return rc;
     }
     if (opt->emit == EMIT_STRATEGIES) return print_strategies(arena, plan_devices(opt, spec), opt->ckpt, &spec->hints);
@@ -580,7 +671,16 @@ static int calibrate_command(Arena *a, int argc, char **argv) {
     return pass_calibrate(logs, n, profile, output, stdout) ? 0 : EXIT_USER;
 }
 
+/* At exit: output that did not reach stdout (a full disk, a closed pipe's
+ * EIO) is an error, however galvc ends. */
+static void close_stdout(void) {
+    if (fflush(stdout) == 0 && !ferror(stdout) && fclose(stdout) == 0) return;
+    fprintf(stderr, "galvc: error: cannot write the output: %s\n", errno ? strerror(errno) : "write error");
+    _exit(EXIT_USER);
+}
+
 int main(int argc, char **argv) {
+    atexit(close_stdout);
     Arena *arena = arena_new();
     if (argc > 1 && strcmp(argv[1], "--calibrate") == 0) {
         int rc = calibrate_command(arena, argc - 1, argv + 1);

@@ -13,6 +13,7 @@
 enum {
     MAX_LAYERS = 100000,    /* a graph this large is a mistake, not a model */
     MAX_STEPS = 1000000,    /* statements, repeat iterations, expression nodes */
+    MAX_NESTING = 256,      /* expressions in expressions, repeats in repeats: bounds the recursion */
 };
 
 /* ---- values --------------------------------------------------------------- */
@@ -45,9 +46,18 @@ typedef struct Binding {
     struct Binding *next;
 } Binding;
 
+/* An open-addressing hash table from names to entries (bindings, layers), in
+ * the arena, so a file of 100,000 constants binds and looks up each in O(1). */
+typedef struct NameTable {
+    const char **keys;
+    void **values;
+    size_t cap, n; /* cap: 0 or a power of two */
+} NameTable;
+
 typedef struct Scope {
-    Binding *bindings;
+    Binding *bindings; /* the newest first */
     struct Scope *parent;
+    NameTable names; /* the bindings by name */
 } Scope;
 
 typedef struct Eval {
@@ -57,18 +67,58 @@ typedef struct Eval {
     const EvalInput *in;
     bool *define_used;
     long steps;
+    int depth; /* of nested expressions and repeat blocks */
     bool step_error;
     bool too_many_layers;
+    NameTable layer_names; /* every layer so far, labelled or kind.N */
 } Eval;
 
 static Value eval_expr(Eval *E, const Expr *e, Scope *sc);
 
 static Value error_value(void) { return (Value){.kind = V_ERROR}; }
 
+/* FNV-1a: the name's slot before probing. */
+static size_t name_hash(const char *s) {
+    uint64_t h = 14695981039346656037u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return (size_t)h;
+}
+
+/* The slot holding name, or the empty slot where it would go (cap > 0). */
+static size_t names_slot(const NameTable *t, const char *name) {
+    size_t i = name_hash(name) & (t->cap - 1);
+    while (t->keys[i] && strcmp(t->keys[i], name) != 0) i = (i + 1) & (t->cap - 1);
+    return i;
+}
+
+static void *names_get(const NameTable *t, const char *name) {
+    if (!t->cap) return NULL;
+    size_t i = names_slot(t, name);
+    return t->keys[i] ? t->values[i] : NULL;
+}
+
+/* Add or replace name's entry; the table doubles when half full. */
+static void names_put(Arena *a, NameTable *t, const char *name, void *value) {
+    if (2 * (t->n + 1) > t->cap) {
+        NameTable bigger = {.cap = t->cap ? 2 * t->cap : 8};
+        bigger.keys = arena_alloc(a, bigger.cap * sizeof *bigger.keys);
+        bigger.values = arena_alloc(a, bigger.cap * sizeof *bigger.values);
+        for (size_t k = 0; k < t->cap; k++)
+            if (t->keys[k]) names_put(a, &bigger, t->keys[k], t->values[k]);
+        *t = bigger;
+    }
+    size_t i = names_slot(t, name);
+    if (!t->keys[i]) t->n++;
+    t->keys[i] = name;
+    t->values[i] = value;
+}
+
+/* The innermost binding of name in sc or the scopes around it. */
 static const Binding *lookup(const Scope *sc, const char *name) {
-    for (; sc; sc = sc->parent)
-        for (const Binding *b = sc->bindings; b; b = b->next)
-            if (strcmp(b->name, name) == 0) return b;
+    for (; sc; sc = sc->parent) {
+        const Binding *b = names_get(&sc->names, name);
+        if (b) return b;
+    }
     return NULL;
 }
 
@@ -123,8 +173,8 @@ static bool combine_dims(Eval *E, const Expr *e, int op, Dim a, Dim b, Dim *out)
     return false;
 }
 
-static Value eval_binary(Eval *E, const Expr *e, Scope *sc) {
-    Value a = eval_expr(E, e->lhs, sc), b = eval_expr(E, e->rhs, sc);
+/* a op b, for the values of e's two sides. */
+static Value apply_binary(Eval *E, const Expr *e, Value a, Value b) {
     if (a.kind == V_ERROR || b.kind == V_ERROR) return error_value();
     if (!is_number(&a)) return number_error(E, e, &a, e->op);
     if (!is_number(&b)) return number_error(E, e, &b, e->op);
@@ -175,6 +225,24 @@ static Value eval_binary(Eval *E, const Expr *e, Scope *sc) {
     return r;
 }
 
+static bool budget(Eval *E, Loc loc);
+
+/* A chain `1 + 1 + ... + 1` parses left-deep, as deep as it is long, so its
+ * left spine is walked with a loop, not recursion: only a parenthesised
+ * right operand recurses, and the parser bounds how deeply those nest. */
+static Value eval_binary(Eval *E, const Expr *e, Scope *sc) {
+    size_t n = 1;
+    const Expr *leaf = e->lhs;
+    for (; leaf->kind == EXPR_BINARY; leaf = leaf->lhs, n++)
+        if (!budget(E, leaf->loc)) return error_value();
+    const Expr **spine = arena_alloc(E->arena, n * sizeof *spine); /* n <= MAX_STEPS */
+    size_t i = n;
+    for (const Expr *x = e; x != leaf; x = x->lhs) spine[--i] = x;
+    Value acc = eval_expr(E, leaf, sc);
+    for (i = 0; i < n; i++) acc = apply_binary(E, spine[i], acc, eval_expr(E, spine[i]->rhs, sc));
+    return acc;
+}
+
 /* Evaluate the arguments of a call or list. */
 static Value eval_args(Eval *E, const Expr *e, Scope *sc, VKind kind) {
     Value r = {.kind = kind, .s = e->s, .loc = e->loc};
@@ -193,10 +261,8 @@ static Value eval_args(Eval *E, const Expr *e, Scope *sc, VKind kind) {
     return ok ? r : error_value();
 }
 
-static bool budget(Eval *E, Loc loc);
-
-static Value eval_expr(Eval *E, const Expr *e, Scope *sc) {
-    if (!budget(E, e->loc)) return error_value();
+/* One expression node's value; its operands through eval_expr. */
+static Value eval_node(Eval *E, const Expr *e, Scope *sc) {
     Value v = {.loc = e->loc, .dim = e->dim};
     switch (e->kind) {
     case EXPR_INT: v.kind = V_INT; v.i = e->i; return v;
@@ -231,6 +297,20 @@ static Value eval_expr(Eval *E, const Expr *e, Scope *sc) {
     case EXPR_LIST: return eval_args(E, e, sc, V_LIST);
     }
     die("bad expression kind %d", (int)e->kind);
+}
+
+/* An expression's value, within the step budget and the nesting bound (a too
+ * deep expression reports once, at its first node past the bound). */
+static Value eval_expr(Eval *E, const Expr *e, Scope *sc) {
+    if (!budget(E, e->loc)) return error_value();
+    if (E->depth >= MAX_NESTING) {
+        diag_error(E->diag, e->loc, "the expression nests more than %d deep", MAX_NESTING);
+        return error_value();
+    }
+    E->depth++;
+    Value v = eval_node(E, e, sc);
+    E->depth--;
+    return v;
 }
 
 /* ---- fields: one binder for layer arguments and block fields ------------- */
@@ -622,14 +702,15 @@ static void eval_layer(Eval *E, const Stmt *s, Scope *sc, int *kind_counts) {
     l->invalid = args.kind == V_ERROR || !bind_args(E, &fs, l, &args);
     if (s->name) {
         l->name = s->name;
-        for (int i = 0; i < g->n_layers - 1; i++)
-            if (strcmp(g->layers[i]->name, s->name) == 0) {
-                diag_error(E->diag, s->name_loc, "a layer named '%s' already exists", s->name);
-                diag_note(E->diag, g->layers[i]->loc, "'%s' is defined here", s->name);
-            }
+        const Layer *earlier = names_get(&E->layer_names, s->name);
+        if (earlier) {
+            diag_error(E->diag, s->name_loc, "a layer named '%s' already exists", s->name);
+            diag_note(E->diag, earlier->loc, "'%s' is defined here", s->name);
+        }
     } else {
         l->name = arena_printf(E->arena, "%s.%d", layer_kind_names[kind], kind_counts[kind]);
     }
+    if (!names_get(&E->layer_names, l->name)) names_put(E->arena, &E->layer_names, l->name, l);
     kind_counts[kind]++;
 }
 
@@ -657,17 +738,18 @@ static Value binding_value(Eval *E, const Stmt *s, Scope *sc) {
 
 /* Define a constant in the scope; redefinition in one scope is an error. */
 static void define(Eval *E, const Stmt *s, Scope *sc) {
-    for (const Binding *b = sc->bindings; b; b = b->next)
-        if (strcmp(b->name, s->name) == 0) {
-            diag_error(E->diag, s->name_loc, "'%s' is already defined", s->name);
-            diag_note(E->diag, b->loc, "the earlier definition is here");
-            return;
-        }
+    const Binding *earlier = names_get(&sc->names, s->name);
+    if (earlier) {
+        diag_error(E->diag, s->name_loc, "'%s' is already defined", s->name);
+        diag_note(E->diag, earlier->loc, "the earlier definition is here");
+        return;
+    }
     Value v = binding_value(E, s, sc);
     if (v.kind == V_ERROR) return;
     Binding *b = arena_alloc(E->arena, sizeof *b);
     *b = (Binding){s->name, s->name_loc, v, sc->bindings};
     sc->bindings = b;
+    names_put(E->arena, &sc->names, b->name, b);
 }
 
 /* Count the work done (statements, repeat iterations, expression nodes) so
@@ -692,6 +774,10 @@ static void eval_model_body(Eval *E, const Stmt *body, Scope *sc, int *kind_coun
         case STMT_BIND: define(E, s, sc); break;
         case STMT_LAYER: eval_layer(E, s, sc, kind_counts); break;
         case STMT_REPEAT: {
+            if (E->depth >= MAX_NESTING) {
+                diag_error(E->diag, s->loc, "repeat blocks nest more than %d deep", MAX_NESTING);
+                return;
+            }
             Value n = eval_expr(E, s->value, sc);
             int64_t count;
             Field f = {"repeat count", F_COUNT0, 0, NULL};
@@ -700,12 +786,14 @@ static void eval_model_body(Eval *E, const Stmt *body, Scope *sc, int *kind_coun
                 diag_error(E->diag, n.loc, "repeat count %lld is larger than %d", (long long)count, MAX_LAYERS);
                 break;
             }
+            E->depth++;
             for (int64_t i = 0; i < count && budget(E, s->loc); i++) {
-                Scope inner = {NULL, sc};
+                Scope inner = {.parent = sc};
                 int before = E->diag->errors;
                 eval_model_body(E, s->body, &inner, kind_counts);
                 if (E->diag->errors != before) break; /* one report, not one per iteration */
             }
+            E->depth--;
             break;
         }
         default: misplaced(E, s, "inside a model block"); break;
@@ -831,7 +919,7 @@ static void eval_block(Eval *E, const Stmt *s, Scope *global, Blocks *seen, bool
         return;
     }
     seen->first[s->block] = s;
-    Scope scope = {NULL, global};
+    Scope scope = {.parent = global};
     switch (s->block) {
     case BLOCK_MODEL: {
         Graph *g = E->spec->graph;
@@ -884,7 +972,7 @@ bool eval_spec(Spec *spec, const EvalInput *in, Diag *d) {
         eval_top(&E, in->cluster_items, &global, &from_file, false);
         if (!from_file.first[BLOCK_CLUSTER]) {
             const SourceFile *f = in->cluster_items ? in->cluster_items->loc.file : NULL;
-            diag_error(d, (Loc){f, 0, 0, 0}, "no cluster block in the --cluster file");
+            diag_error(d, (Loc){f, 1, 1, 1}, "no cluster block in the --cluster file");
         }
         for (int k = 0; k < 4; k++)
             if (k != BLOCK_CLUSTER && from_file.first[k])
@@ -894,7 +982,7 @@ bool eval_spec(Spec *spec, const EvalInput *in, Diag *d) {
         if (!E.define_used[i] && in->define_binds[i])
             diag_error(d, in->define_binds[i]->name_loc, "-D %s: no constant or field of that name",
                        in->define_binds[i]->name);
-    Loc whole = {spec->files ? spec->files[0] : NULL, 0, 0, 0};
+    Loc whole = {spec->files ? spec->files[0] : NULL, 1, 1, 1}; /* about the whole file: its start, like any error */
     if (!seen.first[BLOCK_MODEL]) diag_error(d, whole, "no model block");
     else if (!spec->graph->n_layers && !d->errors) diag_error(d, spec->graph->loc, "the model has no layers");
     if (!spec->cluster && !d->errors)

@@ -140,6 +140,7 @@ static void follow_include(Loader *L, const SourceFile *from, Stmt *inc) {
         return;
     }
     SourceFile *f = make_source(L->arena, path, bytes, len);
+    f->included_at = &inc->name_loc;
     inc->included = f;
     inc->included_body = load(L, f, canon);
 }

@@ -105,7 +105,13 @@ typedef struct ParseCtx {
     Stmt *result;
     int line, col;       /* the scanner's position */
     int last_error_line; /* one syntax error per line keeps cascades quiet */
+    long n_exprs;        /* expression nodes built; past MAX_EXPRS the file ends */
+    bool stop;           /* the scanner returns end of input */
 } ParseCtx;
+
+/* More expression nodes than the evaluator's step budget could ever visit:
+ * parsing stops there (a 4 MB `1+1+...` would take 400 MB of tree). */
+enum { MAX_EXPRS = 1000000 };
 
 /* Parse one source into a statement list (NULL and diagnostics on error). */
 Stmt *parse_source(Arena *a, Diag *d, const SourceFile *file);

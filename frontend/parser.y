@@ -162,7 +162,14 @@ static Loc span(ParseCtx *ctx, YYLTYPE a, YYLTYPE b) {
     return l;
 }
 
+/* A node of the tree; the MAX_EXPRS-th reports the file too large, and the
+ * scanner then ends it (the parser's error at that end, on this line, stays quiet). */
 static Expr *expr_new(ParseCtx *ctx, ExprKind kind, Loc loc) {
+    if (++ctx->n_exprs == MAX_EXPRS) {
+        diag_error(ctx->diag, loc, "the file holds more than %d expression terms", MAX_EXPRS - 1);
+        ctx->stop = true;
+        ctx->last_error_line = loc.line;
+    }
     Expr *e = arena_alloc(ctx->arena, sizeof *e);
     e->kind = kind;
     e->loc = loc;

@@ -24,11 +24,16 @@ static void show_line(FILE *out, Loc loc) {
     fprintf(out, "  %.*s\n  ", width, p);
     int col = loc.col < 1 ? 1 : loc.col;
     if (col > width + 1) col = width + 1;
-    for (int i = 0; i < col - 1; i++) fputc(p[i] == '\t' ? '\t' : ' ', out);
-    fputc('^', out);
     int end_col = loc.end_col > width + 1 ? width + 1 : loc.end_col;
-    for (int c = col + 1; c < end_col; c++) fputc('~', out);
-    fputc('\n', out);
+    /* in chunks: stderr is unbuffered, and a line may be megabytes long */
+    char buf[4096];
+    size_t n = 0;
+    for (int c = 1; c < end_col || c <= col; c++) {
+        buf[n++] = c < col ? (p[c - 1] == '\t' ? '\t' : ' ') : c == col ? '^' : '~';
+        if (n == sizeof buf) fwrite(buf, 1, n, out), n = 0;
+    }
+    buf[n++] = '\n';
+    fwrite(buf, 1, n, out);
 }
 
 static void report(Diag *d, Loc loc, const char *what, const char *fmt, va_list ap) {

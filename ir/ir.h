@@ -38,6 +38,7 @@ typedef struct SourceFile {
     const char *display; /* the name diagnostics print */
     const char *text;
     size_t len;
+    const struct Loc *included_at; /* the include that named it; NULL: the command line did */
 } SourceFile;
 
 /* Read a regular file whole (at most max_bytes) into the arena; devices,

@@ -42,15 +42,15 @@ static bool allowed(const Strategy *s, const PlanHints *h) {
 bool pass_prune(int64_t devices, bool ckpt, const PlanHints *hints, Arena *a, StrategySet *out) {
     *out = (StrategySet){0};
     if (!is_pow2(devices) || devices > (1 << 30)) return false;
-    int n_dev = (int)devices;
-    for (int pp = 1; pp <= n_dev; pp *= 2) {
-        int n = n_dev / pp;
-        for (int tp = 1; tp <= n; tp *= 2) {
-            int dp = n / tp;
+    /* 64-bit counters: at 2^30 devices a doubling int would pass INT_MAX */
+    for (int64_t pp = 1; pp <= devices; pp *= 2) {
+        int64_t n = devices / pp;
+        for (int64_t tp = 1; tp <= n; tp *= 2) {
+            int64_t dp = n / tp;
             for (int sdp = 0; sdp <= (dp > 1); sdp++)
                 for (int consec = 1; consec >= (tp > 1 && dp > 1 ? 0 : 1); consec--)
                     for (int c = 0; c <= (int)ckpt; c++) {
-                        Strategy s = {pp, tp, dp, sdp, consec, c};
+                        Strategy s = {(int)pp, (int)tp, (int)dp, sdp, consec, c};
                         if (allowed(&s, hints)) add(out, a, s);
                     }
         }

@@ -41,8 +41,23 @@ static void test_hints(void) {
     arena_free(a);
 }
 
+/* The documented maximum, 2^30 devices: degrees double up to it without
+ * overflowing, and every leaf still multiplies out to the device count. */
+static void test_max_devices(void) {
+    Arena *a = arena_new();
+    StrategySet set;
+    CHECK(pass_prune(INT64_C(1) << 30, true, NULL, a, &set));
+    CHECK(set.n > 0);
+    for (int k = 0; k < set.n; k++)
+        CHECK_EQ((int64_t)set.items[k].pp * set.items[k].tp * set.items[k].dp, INT64_C(1) << 30);
+    CHECK(!pass_prune(INT64_C(1) << 31, false, NULL, a, &set));
+    CHECK(!pass_prune(INT64_C(1) << 40, false, NULL, a, &set));
+    arena_free(a);
+}
+
 int main(void) {
     test_galvatron_counts();
+    test_max_devices();
     test_hints();
     return check_report();
 }
