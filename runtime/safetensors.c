@@ -169,15 +169,15 @@ static void header_error(const char *path, const json_t *root, const json_error_
 
 /* Open path and check its whole header; NULL with the reason in err. */
 GrtSafetensors *grt_st_open(const char *path, char *err, size_t errlen) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO opens at once, to be refused below */
     if (fd < 0) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    struct stat st;
+    struct stat st = {0};
     unsigned char len8[8];
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
+        snprintf(err, errlen, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
         close(fd);
         return NULL;
     }

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -384,6 +385,27 @@ static void test_refusals(void) {
     EXPECT_REFUSED(NULL, 1, "vocab 1");
 }
 
+/* A FIFO as data or as a safetensors file is refused at once: opening one
+ * for reading would wait for a writer that never comes (SIGALRM ends the
+ * test if it does). */
+static void test_fifo(void) {
+    char path[] = "/tmp/galvrt_io_fifo_XXXXXX", err[1024] = "";
+    int fd = mkstemp(path);
+    close(fd);
+    unlink(path);
+    if (mkfifo(path, 0600) != 0) {
+        perror("mkfifo");
+        exit(2);
+    }
+    alarm(20);
+    EXPECT_REFUSED(path, 256, "not a regular file");
+    GrtSafetensors *f = grt_st_open(path, err, sizeof err);
+    CHECK(f == NULL && strstr(err, path) && strstr(err, "not a regular file"));
+    grt_st_close(f);
+    alarm(0);
+    unlink(path);
+}
+
 /* A text file is its bytes, vocabulary 256 (or more). */
 static void test_byte_file(void) {
     const char text[] = "the quick brown fox jumps over the lazy dog \xff\x80";
@@ -512,6 +534,7 @@ int main(void) {
     test_token_file();
     test_refusals();
     test_safetensors_refusals();
+    test_fifo();
     test_byte_file();
     test_synthetic();
     test_alloc();
