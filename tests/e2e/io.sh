@@ -1,0 +1,82 @@
+#!/bin/sh
+# io.sh GALVC MPIEXEC WORKDIR CASE — the program's command line and files,
+# one case per ctest, every refusal on 2 ranks: mpirun non-zero, the reason on
+# stderr, before the first step, within the timeout (never a hang):
+#   options   out-of-range numbers (--steps 10^20, --seed -1), a learning rate
+#             that is NaN, infinite, zero or negative, --ckpt-every and
+#             --ckpt-keep outside their ranges
+#   fifo      a FIFO as --data or --init-safetensors: refused, not waited on
+#   nonfinite an --init-safetensors file holding NaN or infinity: refused,
+#             naming the tensor
+set -eu
+galvc=$1 mpiexec=$2 work=$3 case=$4
+src=$(cd "$(dirname "$0")/../.." && pwd)
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work"
+export OPENBLAS_NUM_THREADS=1
+cp "$src/README.md" data.txt # the runs may damage their data: never the source tree's
+cp data.txt data.orig
+
+fail() { echo "io.sh ($case): $*" >&2; exit 1; }
+
+"$galvc" "$src/examples/gpt-tiny.gv" -D ranks=2 --uniform tp=1,pp=1,dp=2 -o train
+
+# run ARGS...: the 2-rank program on data.txt, ended after 60 s (a hang fails)
+run() { timeout 60 "$mpiexec" --allow-run-as-root --oversubscribe -np 2 ./train --seed 7 --data data.txt "$@"; }
+
+# expect_fail WHAT PATTERN ARGS...: the run must exit non-zero before its first
+# step and say PATTERN on stderr
+expect_fail() {
+    what=$1 pattern=$2
+    shift 2
+    if run "$@" > out.txt 2> err.txt; then fail "$what: exited 0"; fi
+    grep -q -- "$pattern" err.txt || { cat err.txt >&2; fail "$what: no message matching '$pattern'"; }
+    if grep -q '^step ' out.txt; then fail "$what: refused only after training"; fi
+    echo "ok: $what -> $(grep -m1 -- "$pattern" err.txt)"
+}
+
+# intact: data.txt is still what it was
+intact() { cmp -s data.txt data.orig || fail "$1: the data file was damaged"; }
+
+case $case in
+options)
+    expect_fail "--steps 10^20" "bad value '99999999999999999999' for --steps" --steps 99999999999999999999
+    expect_fail "--steps 2^31" "bad value '2147483648' for --steps" --steps 2147483648
+    expect_fail "--steps -1" "bad value '-1' for --steps" --steps -1
+    expect_fail "--seed -1" "bad value '-1' for --seed" --seed -1
+    expect_fail "--seed 2^64" "bad value '18446744073709551616' for --seed" --seed 18446744073709551616
+    for lr in nan inf -inf -1 0 1e-50 1e40 0x; do
+        expect_fail "--lr $lr" "bad value '$lr' for --lr" --lr "$lr"
+    done
+    expect_fail "--ckpt-every -1" "bad value '-1' for --ckpt-every" --ckpt-every -1 --ckpt-dir ck
+    expect_fail "--ckpt-every 10^20" "bad value '99999999999999999999' for --ckpt-every" \
+        --ckpt-every 99999999999999999999 --ckpt-dir ck
+    expect_fail "--ckpt-keep 0" "bad value '0' for --ckpt-keep" --ckpt-keep 0
+    expect_fail "--ckpt-keep 2^63" "bad value '9223372036854775808' for --ckpt-keep" --ckpt-keep 9223372036854775808
+    run --steps 1 --seed 18446744073709551615 --lr 1e-3 --ckpt-every 1 --ckpt-keep 1 --ckpt-dir ck | grep -q '^step' ||
+        fail "the largest seed and a plain learning rate were not taken"
+    ;;
+fifo)
+    mkfifo pipe
+    expect_fail "--data FIFO" "pipe: not a regular file" --steps 1 --data pipe
+    expect_fail "--init-safetensors FIFO" "pipe: not a regular file" --steps 1 --init-safetensors pipe
+    ;;
+nonfinite)
+    run --steps 1 --export-safetensors good.safetensors > /dev/null
+    python3 - <<'EOF'
+import json, struct
+src = open('good.safetensors', 'rb').read()
+n = struct.unpack('<Q', src[:8])[0]
+h = json.loads(src[8:8 + n])
+for name, value, path in (('ln_f.bias', float('nan'), 'nan.safetensors'), ('wpe.weight', float('-inf'), 'inf.safetensors')):
+    b = h[name]['data_offsets'][0] + 8 + n + 4 * 5  # element 5
+    open(path, 'wb').write(src[:b] + struct.pack('<f', value) + src[b + 4:])
+EOF
+    expect_fail "NaN in --init-safetensors" "tensor 'ln_f.bias' holds NaN at element 5" \
+        --steps 1 --init-safetensors nan.safetensors
+    expect_fail "-inf in --init-safetensors" "tensor 'wpe.weight' holds -inf at element 5" \
+        --steps 1 --init-safetensors inf.safetensors
+    ;;
+*) fail "unknown case" ;;
+esac
