@@ -201,6 +201,7 @@ static void open_log(GrtRun *R) {
 void grt_run_begin(GrtRun *R) {
     const GrtProgram *p = R->p;
     if (R->tied) R->tied_sum = grt_alloc((size_t)p->vocab * p->hidden * sizeof(float));
+    grt_files_check(R->world, &R->opt);
     if (R->opt.ckpt_dir) check_ckpt_dir(R);
     long first = R->opt.resume ? grt_ckpt_resume(R) : -1;
     if (first < 0 && R->opt.init_st) grt_init_safetensors(R, R->opt.init_st);

@@ -5,7 +5,13 @@
 #   options   out-of-range numbers (--steps 10^20, --seed -1), a learning rate
 #             that is NaN, infinite, zero or negative, --ckpt-every and
 #             --ckpt-keep outside their ranges
+#   same      an output (--log, --dump, --export-safetensors) that is an input
+#             (--data, --init-safetensors) under its name, a hard link or a
+#             symbolic link, or another output: refused, the input intact
 #   fifo      a FIFO as --data or --init-safetensors: refused, not waited on
+#   outputs   --dump and --export-safetensors that cannot be written are found
+#             at start-up, leaving no file behind and an existing one as it
+#             was
 #   nonfinite an --init-safetensors file holding NaN or infinity: refused,
 #             naming the tensor
 set -eu
@@ -57,10 +63,52 @@ options)
     run --steps 1 --seed 18446744073709551615 --lr 1e-3 --ckpt-every 1 --ckpt-keep 1 --ckpt-dir ck | grep -q '^step' ||
         fail "the largest seed and a plain learning rate were not taken"
     ;;
+same)
+    run --steps 1 --export-safetensors init.safetensors > /dev/null
+    cp init.safetensors init.orig
+    expect_fail "--log is --data" "--log names the file --data reads" --steps 1 --log data.txt
+    intact "--log is --data"
+    ln data.txt hard.txt
+    expect_fail "--dump is a hard link to --data" "--dump names the file --data reads" --steps 1 --dump hard.txt
+    intact "--dump is a hard link to --data"
+    ln -s data.txt soft.txt
+    expect_fail "--export-safetensors is a symbolic link to --data" \
+        "--export-safetensors names the file --data reads" --steps 1 --export-safetensors soft.txt
+    intact "--export-safetensors is a symbolic link to --data"
+    expect_fail "--log is --init-safetensors" "--log names the file --init-safetensors reads" \
+        --steps 1 --init-safetensors init.safetensors --log init.safetensors
+    cmp -s init.safetensors init.orig || fail "--log is --init-safetensors: the file was damaged"
+    expect_fail "--dump is --log" "--dump names the file --log writes" --steps 1 --log out.jsonl --dump ./out.jsonl
+    # a different file of the same contents is not the same file
+    cp data.txt copy.txt
+    run --steps 1 --log copy.txt > /dev/null || fail "a copy of the data refused as the data"
+    ;;
 fifo)
     mkfifo pipe
     expect_fail "--data FIFO" "pipe: not a regular file" --steps 1 --data pipe
     expect_fail "--init-safetensors FIFO" "pipe: not a regular file" --steps 1 --init-safetensors pipe
+    ;;
+outputs)
+    expect_fail "--export-safetensors in no folder" "--export-safetensors: cannot write nodir/m.safetensors" \
+        --steps 1 --export-safetensors nodir/m.safetensors
+    expect_fail "--dump in no folder" "--dump: cannot write nodir/m.dump: No such file or directory" \
+        --steps 1 --dump nodir/m.dump
+    mkdir adir
+    expect_fail "--dump a folder" "--dump: cannot write adir: Is a directory" --steps 1 --dump adir
+    expect_fail "--export-safetensors a folder" "--export-safetensors: cannot write adir: Is a directory" \
+        --steps 1 --export-safetensors adir
+    : > afile
+    expect_fail "--dump under a file" "--dump: cannot write afile/m.dump: Not a directory" --steps 1 --dump afile/m.dump
+    echo keep > old.dump
+    before=$(ls -a | grep -v -e '^out.txt$' -e '^err.txt$')
+    expect_fail "an existing --dump and a bad --export-safetensors" "--export-safetensors: cannot write nodir" \
+        --steps 1 --dump old.dump --export-safetensors nodir/m.safetensors --log new.jsonl
+    [ "$(cat old.dump)" = keep ] || fail "the existing --dump file was truncated before training"
+    after=$(ls -a | grep -v -e '^out.txt$' -e '^err.txt$')
+    [ "$before" = "$after" ] || fail "the start-up check left files behind: $after"
+    # writable outputs still work, over existing files too
+    run --steps 1 --dump old.dump --export-safetensors m.safetensors --log l.jsonl > /dev/null
+    [ -s m.safetensors ] && [ -s l.jsonl ] && [ "$(cat old.dump)" != keep ] || fail "the outputs were not written"
     ;;
 nonfinite)
     run --steps 1 --export-safetensors good.safetensors > /dev/null
