@@ -11,7 +11,7 @@
 #   fifo      a FIFO as --data or --init-safetensors: refused, not waited on
 #   outputs   --dump and --export-safetensors that cannot be written are found
 #             at start-up, leaving no file behind and an existing one as it
-#             was
+#             was; --log says why it cannot be written
 #   nonfinite an --init-safetensors file holding NaN or infinity: refused,
 #             naming the tensor
 set -eu
@@ -106,6 +106,15 @@ outputs)
     [ "$(cat old.dump)" = keep ] || fail "the existing --dump file was truncated before training"
     after=$(ls -a | grep -v -e '^out.txt$' -e '^err.txt$')
     [ "$before" = "$after" ] || fail "the start-up check left files behind: $after"
+    expect_fail "--log in no folder" "--log: cannot write nodir/l.jsonl: No such file or directory" \
+        --steps 1 --log nodir/l.jsonl
+    expect_fail "--log a folder" "--log: cannot write adir: Is a directory" --steps 1 --log adir
+    # a log that fills the disk: found when it is closed, after training, with the reason
+    if [ -w /dev/full ]; then
+        if run --steps 1 --log /dev/full > out.txt 2> err.txt; then fail "--log /dev/full: exited 0"; fi
+        grep -q -- "--log: cannot write /dev/full: No space left on device" err.txt || fail "--log /dev/full: no reason"
+        echo "ok: --log /dev/full -> $(grep -m1 -- --log err.txt)"
+    fi
     # writable outputs still work, over existing files too
     run --steps 1 --dump old.dump --export-safetensors m.safetensors --log l.jsonl > /dev/null
     [ -s m.safetensors ] && [ -s l.jsonl ] && [ "$(cat old.dump)" != keep ] || fail "the outputs were not written"
