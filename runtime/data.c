@@ -158,7 +158,7 @@ GrtData *grt_data_open(const char *path, int vocab, uint64_t seed) {
         d->n = SYNTH_TOKENS;
         return d;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO opens at once, to be refused below */
     if (fd < 0) {
         fprintf(stderr, "galvrt: %s: cannot open: %s\n", path, strerror(errno));
         free(d);

@@ -442,6 +442,10 @@ typedef struct GrtOptions {
 
 /* Every rank reads the same command line; a bad one stops every rank (status 2). */
 GrtOptions grt_options_parse(GrtComm *world, const GrtProgram *p, int argc, char **argv);
+/* The files the options name, before any is read or written (runtime/files.c):
+ * no output that is an input or another output, --dump and
+ * --export-safetensors writable; else every rank stops (status 1). */
+void grt_files_check(GrtComm *world, const GrtOptions *o);
 
 /* One layer on this rank: its TP shard and where its part of the training
  * state lies in the rank's arrays. */

@@ -12,6 +12,7 @@
 #include "galvrt.h"
 #include "galvrt_log.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,10 +186,10 @@ static void open_data(GrtRun *R) {
 /* --log: rank 0 writes it, opening with what was predicted (for galvc --calibrate). */
 static void open_log(GrtRun *R) {
     const GrtProgram *p = R->p;
+    char msg[1200] = "";
     if (R->opt.log && R->rank == 0 && !(R->log = fopen(R->opt.log, "w")))
-        grt_rank_says(R->rank, "--log: cannot write the log file");
-    if (grt_failures(R->world, !R->opt.log || R->rank != 0 || R->log))
-        grt_stop_all(R->world, "--log: cannot write the log file", 1);
+        snprintf(msg, sizeof msg, "--log: cannot write %s: %s", R->opt.log, strerror(errno));
+    if (grt_failures(R->world, !*msg)) grt_stop_all(R->world, msg, 1); /* rank 0's message */
     if (R->log)
         fprintf(R->log,
                 "{\"" LOG_KEY_PLAN "\": {\"" LOG_KEY_MODEL "\": \"%s\", \"" LOG_KEY_RANKS "\": %d, \"" LOG_KEY_PP
@@ -202,6 +203,7 @@ static void open_log(GrtRun *R) {
 void grt_run_begin(GrtRun *R) {
     const GrtProgram *p = R->p;
     if (R->tied) R->tied_sum = grt_alloc((size_t)p->vocab * p->hidden * sizeof(float));
+    grt_files_check(R->world, &R->opt);
     if (R->opt.ckpt_dir) check_ckpt_dir(R);
     long first = R->opt.resume ? grt_ckpt_resume(R) : -1;
     if (first < 0 && R->opt.init_st) grt_init_safetensors(R, R->opt.init_st);
@@ -460,7 +462,11 @@ int grt_run_finish(GrtRun *R) {
     /* with --ckpt-dir, the last step is kept too */
     if (R->opt.ckpt_dir && R->opt.steps > R->first_step && R->saved != R->opt.steps) grt_ckpt_save(R, R->opt.steps);
     report_memory(R);
-    if (R->log && fclose(R->log) != 0) grt_abort("--log: cannot write the log file", 1);
+    if (R->log && (ferror(R->log) | fclose(R->log)) != 0) { /* a failed write or flush (a full disk) */
+        char msg[1200];
+        snprintf(msg, sizeof msg, "--log: cannot write %s: %s", R->opt.log, strerror(errno));
+        grt_abort(msg, 1);
+    }
     if (R->opt.dump) grt_dump_params(R, R->opt.dump);
     if (R->opt.export_st) grt_export_safetensors(R, R->opt.export_st);
     grt_data_close(R->data);

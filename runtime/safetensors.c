@@ -5,15 +5,18 @@
  * bytes, offsets counted from the end of the header.
  *
  * Opening checks the whole header before anything is read (the length
- * against the file, the JSON, every entry's dtype, shape and offsets against
- * each other and against the data), so a damaged or foreign file is refused
- * with one line naming the file and the entry, never read past its end.
+ * against the file, the JSON, no name twice, every entry's dtype, shape and
+ * offsets against each other and against the data, no two tensors sharing a
+ * byte), so a damaged or foreign file is refused with one line naming the
+ * file and the entry, never read past its end; reading a tensor refuses NaN
+ * and infinity, which would only train to NaN.
  * Writing goes through a temporary file renamed into place, like the
  * checkpoints. The JSON is jansson's. */
 #include "galvrt.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +93,7 @@ static int read_entry(const char *path, const char *name, json_t *v, uint64_t da
         snprintf(err, errlen, "%s: tensor '%s': %d dimensions (at most %d)", path, name, e->ndim, ST_MAX_DIMS);
         return 0;
     }
-    uint64_t count = 1;
+    uint64_t count = 1, most = (uint64_t)1 << 50;
     for (int d = 0; d < e->ndim; d++) {
         json_t *x = json_array_get(sh, (size_t)d);
         if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > ((int64_t)1 << 40)) {
@@ -98,11 +101,11 @@ static int read_entry(const char *path, const char *name, json_t *v, uint64_t da
             return 0;
         }
         e->shape[d] = json_integer_value(x);
-        count *= (uint64_t)e->shape[d];
-        if (count > ((uint64_t)1 << 50)) {
-            snprintf(err, errlen, "%s: tensor '%s': shape too large", path, name);
+        if (e->shape[d] && count > most / (uint64_t)e->shape[d]) { /* checked before it can wrap */
+            snprintf(err, errlen, "%s: tensor '%s': shape too large (more than 2^50 elements)", path, name);
             return 0;
         }
+        count *= (uint64_t)e->shape[d];
     }
     json_t *b = json_array_get(off, 0), *en = json_array_get(off, 1);
     if (!json_is_integer(b) || !json_is_integer(en) || json_integer_value(b) < 0 ||
@@ -124,17 +127,57 @@ static int read_entry(const char *path, const char *name, json_t *v, uint64_t da
     return 1;
 }
 
+/* Entries by where their data begins (then ends). */
+static int by_offset(const void *a, const void *b) {
+    const StEntry *x = a, *y = b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* No two tensors' data may share a byte; 0 with the two named in err when they do. */
+static int check_overlaps(const char *path, StEntry *e, int n, char *err, size_t errlen) {
+    StEntry *s = malloc(((size_t)n + 1) * sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return 0;
+    }
+    memcpy(s, e, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, by_offset);
+    const StEntry *last = NULL; /* the non-empty tensor reaching furthest so far */
+    for (int i = 0; i < n && !*err; i++) {
+        if (s[i].begin == s[i].end) continue;
+        if (last && s[i].begin < last->end)
+            snprintf(err, errlen, "%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap in the data", path,
+                     last->name, (unsigned long long)last->begin, (unsigned long long)last->end, s[i].name,
+                     (unsigned long long)s[i].begin, (unsigned long long)s[i].end);
+        if (!last || s[i].end > last->end) last = &s[i];
+    }
+    free(s);
+    return !*err;
+}
+
+/* The reason jansson refused the header, naming a tensor named twice. */
+static void header_error(const char *path, const json_t *root, const json_error_t *je, char *err, size_t errlen) {
+    const char *near = strstr(je->text, "near '\""), *end = strrchr(je->text, '"');
+    if (!root && json_error_code(je) == json_error_duplicate_key && near && end > near + 6)
+        snprintf(err, errlen, "%s: the safetensors header names tensor '%.*s' twice", path, (int)(end - near - 7),
+                 near + 7);
+    else
+        snprintf(err, errlen, "%s: the safetensors header is not a JSON object (%s at byte %d)", path,
+                 root ? "not an object" : je->text, root ? 0 : je->position);
+}
+
 /* Open path and check its whole header; NULL with the reason in err. */
 GrtSafetensors *grt_st_open(const char *path, char *err, size_t errlen) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO opens at once, to be refused below */
     if (fd < 0) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    struct stat st;
+    struct stat st = {0};
     unsigned char len8[8];
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
+        snprintf(err, errlen, "%s: %s", path, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
         close(fd);
         return NULL;
     }
@@ -161,11 +204,10 @@ GrtSafetensors *grt_st_open(const char *path, char *err, size_t errlen) {
     }
     close(fd);
     json_error_t je;
-    json_t *root = json_loadb(text, n, 0, &je);
+    json_t *root = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
     free(text);
     if (!root || !json_is_object(root)) {
-        snprintf(err, errlen, "%s: the safetensors header is not a JSON object (%s at byte %d)", path,
-                 root ? "not an object" : je.text, root ? 0 : je.position);
+        header_error(path, root, &je, err, errlen);
         json_decref(root);
         return NULL;
     }
@@ -184,6 +226,10 @@ GrtSafetensors *grt_st_open(const char *path, char *err, size_t errlen) {
             return NULL;
         }
         f->n++;
+    }
+    if (!check_overlaps(path, f->e, f->n, err, errlen)) {
+        grt_st_close(f);
+        return NULL;
     }
     return f;
 }
@@ -206,17 +252,28 @@ int grt_st_find(const GrtSafetensors *f, const char *name) {
     return -1;
 }
 
-/* Tensor i's data (an F32 tensor) into dst; -1 with the reason in err. */
+/* Tensor i's data (an F32 tensor) into dst; -1 with the reason in err,
+ * also when it holds a NaN or an infinity (named with its first element). */
 int grt_st_read_f32(const GrtSafetensors *f, int i, float *dst, char *err, size_t errlen) {
     const StEntry *e = &f->e[i];
     if (strcmp(e->dtype, "F32") != 0) {
         snprintf(err, errlen, "%s: tensor '%s' is %s, not F32", f->path, e->name, e->dtype);
         return -1;
     }
-    if (grt_read_range(f->path, f->data_at + e->begin, dst, (size_t)(e->end - e->begin)) != 0) {
+    size_t n = (size_t)(e->end - e->begin) / sizeof(float);
+    if (grt_read_range(f->path, f->data_at + e->begin, dst, n * sizeof(float)) != 0) {
         snprintf(err, errlen, "%s: cannot read tensor '%s'", f->path, e->name);
         return -1;
     }
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(dst[k])) { /* would train to NaN: the file is damaged */
+            snprintf(err, errlen, "%s: tensor '%s' holds %s at element %zu", f->path, e->name,
+                     isnan(dst[k]) ? "NaN"
+                     : dst[k] > 0  ? "inf"
+                                   : "-inf",
+                     k);
+            return -1;
+        }
     return 0;
 }
 

@@ -77,6 +77,74 @@ static void expect_refused(const char *path, int vocab, const char *expect, int 
 }
 #define EXPECT_REFUSED(path, vocab, expect) expect_refused(path, vocab, expect, __LINE__)
 
+/* ---- safetensors ------------------------------------------------------------ */
+
+/* A safetensors file of JSON header `json` and `n` data bytes; its path. */
+static char *st_temp(const char *json, const void *data, size_t n) {
+    static unsigned char buf[4096];
+    size_t len = strlen(json);
+    for (int i = 0; i < 8; i++)
+        buf[i] = (unsigned char)((uint64_t)len >> (8 * i));
+    memcpy(buf + 8, json, len);
+    memcpy(buf + 8 + len, data, n);
+    return write_temp(".safetensors", buf, 8 + len + n);
+}
+
+/* Opening (and, with `tensor`, reading that F32 tensor) is refused with a reason naming path and `expect`. */
+static void st_refused(const char *json, const void *data, size_t n, const char *tensor, const char *expect, int line) {
+    char *path = st_temp(json, data, n), err[1024] = "";
+    GrtSafetensors *f = grt_st_open(path, err, sizeof err);
+    int refused = !f;
+    if (f && tensor) {
+        float out[16];
+        int at = grt_st_find(f, tensor);
+        refused = at >= 0 && grt_st_read_f32(f, at, out, err, sizeof err) != 0;
+    }
+    CHECK(refused && strstr(err, path) && strstr(err, expect));
+    if (!refused || !strstr(err, path) || !strstr(err, expect))
+        fprintf(stderr, "  (line %d) expected refusal mentioning \"%s\", got: %s\n", line, expect, err);
+    grt_st_close(f);
+    unlink(path);
+}
+#define ST_REFUSED(json, data, n, tensor, expect) st_refused(json, data, n, tensor, expect, __LINE__)
+
+/* Headers that name a tensor twice, overlap two tensors' data, or whose
+ * shape's element count overflows; tensors holding NaN or infinity. */
+static void test_safetensors_refusals(void) {
+    float data[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    char *path = st_temp("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                         "\"b\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[8,32]}}",
+                         data, sizeof data);
+    char err[1024] = "";
+    GrtSafetensors *f = grt_st_open(path, err, sizeof err);
+    CHECK(f != NULL);
+    float out[8] = {0};
+    CHECK(f && grt_st_read_f32(f, grt_st_find(f, "b"), out, err, sizeof err) == 0 && out[5] == 8);
+    grt_st_close(f);
+    unlink(path);
+
+    ST_REFUSED("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+               "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+               data, 16, NULL, "tensor 'a' twice");
+    ST_REFUSED("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+               "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+               data, 16, NULL, "overlap");
+    ST_REFUSED("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
+               "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+               data, 16, NULL, "overlap"); /* b inside a */
+    ST_REFUSED("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,0]}}", data, 0, NULL,
+               "shape too large"); /* 2^64 elements: wraps to 0 bytes */
+    ST_REFUSED("{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,16777216,1],\"data_offsets\":[0,0]}}", data, 0, NULL,
+               "shape too large");
+
+    float bad[4] = {1, NAN, 3, 4};
+    ST_REFUSED("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", bad, sizeof bad, "a",
+               "tensor 'a' holds NaN at element 1");
+    bad[1] = 2, bad[3] = -INFINITY;
+    ST_REFUSED("{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", bad, sizeof bad, "w",
+               "tensor 'w' holds -inf at element 3");
+}
+
 /* ---- initialization --------------------------------------------------------- */
 
 /* The full tensor, two row shards (interleaved rows) and two column shards hold the same values. */
@@ -317,6 +385,27 @@ static void test_refusals(void) {
     EXPECT_REFUSED(NULL, 1, "vocab 1");
 }
 
+/* A FIFO as data or as a safetensors file is refused at once: opening one
+ * for reading would wait for a writer that never comes (SIGALRM ends the
+ * test if it does). */
+static void test_fifo(void) {
+    char path[] = "/tmp/galvrt_io_fifo_XXXXXX", err[1024] = "";
+    int fd = mkstemp(path);
+    close(fd);
+    unlink(path);
+    if (mkfifo(path, 0600) != 0) {
+        perror("mkfifo");
+        exit(2);
+    }
+    alarm(20);
+    EXPECT_REFUSED(path, 256, "not a regular file");
+    GrtSafetensors *f = grt_st_open(path, err, sizeof err);
+    CHECK(f == NULL && strstr(err, path) && strstr(err, "not a regular file"));
+    grt_st_close(f);
+    alarm(0);
+    unlink(path);
+}
+
 /* A text file is its bytes, vocabulary 256 (or more). */
 static void test_byte_file(void) {
     const char text[] = "the quick brown fox jumps over the lazy dog \xff\x80";
@@ -491,6 +580,8 @@ int main(void) {
     test_init_moments();
     test_token_file();
     test_refusals();
+    test_safetensors_refusals();
+    test_fifo();
     test_byte_file();
     test_synthetic();
     test_alloc();
