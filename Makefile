@@ -1,20 +1,22 @@
 # galvc — the two commands a newcomer runs.
 #   make demo    install what is missing, build, and run galvc on an example model
 #   make check   install what is missing, build, and run every test through ctest
+#   make install PREFIX=DIR   build, then install galvc, its runtime and manual page under DIR
 # Everything else is CMake; this file only installs packages and drives it.
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_MODEL ?= examples/gpt-tiny.gv
+PREFIX     ?= /usr/local
 
 # Debian packages the build and the tests need.
 PACKAGES := build-essential cmake flex bison pkg-config clang libclang-rt-14-dev \
-            llvm-14-dev libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin
+            llvm-14-dev libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin man-db
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo check asan golden-update fuzz fuzz-profile bench bench-train clean
+.PHONY: all deps build install demo check asan golden-update fuzz fuzz-profile bench bench-train clean
 
 all: build
 
@@ -32,6 +34,15 @@ deps:
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD) -j $(JOBS)
+
+# galvc in PREFIX/bin, galvc-profiler in PREFIX/libexec/galvc, libgalvrt.a, galvrt.pc
+# and the headers in PREFIX/lib and PREFIX/include/galvrt, the examples in
+# PREFIX/share/galvc/examples, galvc(1) in PREFIX/share/man/man1. The installed
+# galvc finds its runtime from its own path: the prefix can be moved.
+install: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(BUILD) -j $(JOBS)
+	cmake --install $(BUILD)
 
 # The demo: the IR and the plan of the tiny GPT on this machine's cores, then
 # the program galvc builds for that plan, trained on this README, byte level.

@@ -6,6 +6,7 @@
 #include "frontend/frontend.h"
 #include "hw/hw.h"
 #include "passes/passes.h"
+#include "toolchain.h"
 
 #include <errno.h>
 #include <spawn.h>
@@ -16,8 +17,6 @@
 #include <unistd.h>
 
 extern char **environ;
-
-#define GALVC_VERSION "0.1.0"
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2 };
 
@@ -172,7 +171,8 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             fputs(usage, stdout);
             exit(0);
         } else if (strcmp(arg, "--version") == 0) {
-            puts("galvc " GALVC_VERSION);
+            Toolchain tc = toolchain_find(a);
+            toolchain_print(stdout, &tc);
             exit(0);
         } else if (strncmp(arg, "--emit", 6) == 0 && (arg[6] == '=' || !arg[6])) {
             const char *v = option_value(argc, argv, &i, "--emit");
@@ -412,13 +412,13 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     }
     if (opt->emit == EMIT_C) return emit_c(stdout, spec, &plan, devices, opt->fe.input, &diag) ? 0 : EXIT_USER;
     if (opt->output) {
-#ifdef GALVRT_LIBRARY
-        BuildConfig cfg = {"mpicc", GALVRT_INCLUDE_DIR, GALVRT_LIBRARY, GALVRT_LIBS, GALVRT_CFLAGS, opt->keep};
-        return build(spec, &plan, devices, opt->fe.input, opt->output, &cfg, &diag);
-#else
-        fprintf(stderr, "galvc: error: -o: this galvc was built without the runtime (libgalvrt)\n");
-        return EXIT_USAGE;
-#endif
+        Toolchain tc = toolchain_find(arena);
+        if (!tc.has_runtime) {
+            fprintf(stderr, "galvc: error: -o: this galvc was built without the runtime (libgalvrt)\n");
+            return EXIT_USAGE;
+        }
+        tc.build.keep = opt->keep;
+        return build(spec, &plan, devices, opt->fe.input, opt->output, &tc.build, &diag);
     }
     PlanFormat format = opt->emit == EMIT_PLAN_JSON ? PLAN_JSON : opt->emit == EMIT_GALVATRON ? PLAN_GALVATRON : PLAN_TABLE;
     return pass_plan(stdout, spec, &hw, &plan, devices, format, opt->explain, arena) ? EXIT_USER : 0;
@@ -502,21 +502,6 @@ static const char profile_usage[] =
     "exit status: 0 success, 1 the measurement failed, 2 bad usage\n";
 
 static _Noreturn void bad_profile_usage(const char *fmt, const char *arg) { usage_error("galvc profile", fmt, arg); }
-
-/* The galvc-profiler program: where the build put it, else beside this galvc. */
-static const char *profiler_path(Arena *a) {
-#ifdef GALVC_PROFILER
-    if (access(GALVC_PROFILER, X_OK) == 0) return GALVC_PROFILER;
-#endif
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return NULL;
-    self[n] = 0;
-    char *slash = strrchr(self, '/');
-    if (!slash) return NULL;
-    const char *path = arena_printf(a, "%.*s/galvc-profiler", (int)(slash - self), self);
-    return access(path, X_OK) == 0 ? path : NULL;
-}
 
 /* Run argv (argv[0] looked up in PATH) and wait; its exit status, or -1 when it could not start. */
 static int run_program(char *const argv[]) {
@@ -602,16 +587,12 @@ static int profile_command(Arena *a, int argc, char **argv) {
         fprintf(stderr, "galvc profile: error: cannot write '%s': %s\n", output, strerror(errno));
         return EXIT_USER;
     }
-    const char *profiler = profiler_path(a);
+    Toolchain tc = toolchain_find(a);
+    const char *profiler = tc.profiler, *mpiexec = tc.mpiexec;
     if (!profiler) {
-        fprintf(stderr, "galvc profile: error: cannot find galvc-profiler (built beside galvc)\n");
+        fprintf(stderr, "galvc profile: error: cannot find galvc-profiler (see galvc --version)\n");
         return EXIT_USER;
     }
-#ifdef GALVC_MPIEXEC
-    const char *mpiexec = GALVC_MPIEXEC[0] ? GALVC_MPIEXEC : "mpirun";
-#else
-    const char *mpiexec = "mpirun";
-#endif
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     char np_arg[32];
     snprintf(np_arg, sizeof np_arg, "%lld", np);
