@@ -105,9 +105,12 @@ static bool read_line(LogReader *r, const char *text, size_t n, TrainLog *log, b
     }
     const json_t *plan = json_object_get(j, LOG_KEY_PLAN);
     bool ok = true;
-    if (plan) ok = read_plan(r, plan, log), *have_plan = ok && log->step_ms > 0;
-    else if (json_object_get(j, LOG_KEY_STEP)) ok = read_step(r, j, log);
-    else if (json_object_get(j, LOG_KEY_RANK)) ok = read_rank(r, j, log);
+    if (plan)
+        ok = read_plan(r, plan, log), *have_plan = ok && log->step_ms > 0;
+    else if (json_object_get(j, LOG_KEY_STEP))
+        ok = read_step(r, j, log);
+    else if (json_object_get(j, LOG_KEY_RANK))
+        ok = read_rank(r, j, log);
     json_decref(j);
     return ok;
 }
