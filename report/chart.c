@@ -17,6 +17,7 @@ static double nice_step(double span) {
 
 Axis axis_nice(double lo, double hi, bool from_zero) {
     if (!isfinite(lo) || !isfinite(hi)) lo = 0, hi = 1;
+    lo = fmax(lo, -1e300), hi = fmin(hi, 1e300); /* so that hi - lo stays finite */
     if (from_zero) lo = fmin(lo, 0), hi = fmax(hi, 0);
     if (hi - lo < 1e-9 * fmax(fabs(lo), fabs(hi)) || hi == lo) {
         double pad = lo == 0 ? 1 : fabs(lo) / 10;
@@ -32,7 +33,7 @@ double chart_py(const Chart *c, double y) {
     return c->top + c->height - (y - c->y.lo) / (c->y.hi - c->y.lo) * c->height;
 }
 
-/* A tick's label: as many decimals as the step needs, thousands as k, millions as M. */
+/* A tick's label: as many decimals as the step needs, thousands as k, millions as M (past 1e9: 1.5e+09). */
 static void tick_label(char *buf, size_t n, double v, const Axis *a) {
     double big = fmax(fabs(a->lo), fabs(a->hi)), div = big >= 1e6 ? 1e6 : big >= 1e4 ? 1e3 : 1;
     const char *suffix = div == 1e6 ? "M" : div == 1e3 ? "k" : "";
@@ -40,6 +41,8 @@ static void tick_label(char *buf, size_t n, double v, const Axis *a) {
     double shown = v / div;
     if (fabs(shown) < a->step / div / 1e6)
         snprintf(buf, n, "0"); /* not "-0" or "0k" */
+    else if (big >= 1e9)
+        snprintf(buf, n, "%.3g", v);
     else
         snprintf(buf, n, "%.*f%s", decimals, shown, suffix);
 }

@@ -134,7 +134,7 @@ static double byte_unit(double hi, const char **name) {
     return pow(1024, u);
 }
 
-/* Run k's steps as one path (a gap where a step lacks the value). */
+/* Run k's steps as one path (a gap where a step lacks the value; a lone step a dot). */
 static void run_path(FILE *out, const Chart *c, const Metric *m, double scale, const TrainLog *run, int k) {
     const RunStyle *st = style_of(k);
     bool pen_down = false, any = false;
@@ -145,14 +145,18 @@ static void run_path(FILE *out, const Chart *c, const Metric *m, double scale, c
             continue;
         }
         if (!any) fprintf(out, "<path class=\"run\" data-run=\"%d\" d=\"", k + 1);
-        fprintf(out, "%s%.1f %.1f", pen_down ? " L" : any ? " M" : "M", chart_px(c, x), chart_py(c, y));
+        fprintf(out, "%s%.1f %.1f%s",
+                pen_down ? " L"
+                : any    ? " M"
+                         : "M",
+                chart_px(c, x), chart_py(c, y), pen_down ? "" : " l0 0"); /* a dot, where the point has no neighbour */
         any = true;
         pen_down = true;
     }
     if (any)
         fprintf(out,
                 "\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" stroke-dasharray=\"%s\" "
-                "stroke-linejoin=\"round\"/>\n",
+                "stroke-linejoin=\"round\" stroke-linecap=\"round\"/>\n",
                 st->colour, st->dash);
 }
 

@@ -85,7 +85,7 @@ expect 8 '<path class="run"' "$out/two.html"
 xmllint --noout "$out/markup.svg" || fail "markup.svg is not well-formed XML"
 grep -qF '1: a&lt;b&gt;&amp;&quot;c&#39;?, 1 rank, pp=1, 2 micro-batches' "$out/markup.svg" || fail "model not escaped"
 expect 4 '<path class="run"' "$out/markup.svg"
-grep 'id="loss"' -A 30 "$out/markup.svg" | grep -q '<path class="run" data-run="1" d="M[0-9. ]*M' ||
+grep 'id="loss"' -A 30 "$out/markup.svg" | grep -q '<path class="run" data-run="1" d="M[0-9. ]*l0 0 M[0-9. ]*l0 0 L' ||
     fail "no gap in the loss line where a step has no loss"
 
 # bad input: named with its line, exit 1, nothing drawn
