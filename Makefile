@@ -12,7 +12,8 @@ PREFIX     ?= /usr/local
 
 # Debian packages the build and the tests need.
 PACKAGES := build-essential cmake flex bison pkg-config clang libclang-rt-14-dev \
-            llvm-14-dev libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin man-db
+            llvm-14-dev libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin man-db \
+            libxml2-utils
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

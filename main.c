@@ -7,6 +7,7 @@
 #include "hw/hw.h"
 #include "passes/passes.h"
 #include "toolchain.h"
+#include "report/report.h"
 
 #include <errno.h>
 #include <spawn.h>
@@ -81,6 +82,8 @@ static const char usage[] =
     "                   measure this machine (galvc profile --help)\n"
     "       galvc --calibrate LOG.jsonl... --profile PROFILE.json -o NEW.json\n"
     "                   refit a profile from training logs (galvc --calibrate --help)\n"
+    "       galvc report RUN.jsonl... [-o FILE.svg|FILE.html]\n"
+    "                   draw training runs against their plans (galvc report --help)\n"
     "\n"
     "exit status: 0 success, 1 error in the input, 2 bad usage\n";
 
@@ -670,6 +673,11 @@ int main(int argc, char **argv) {
     }
     if (argc > 1 && strcmp(argv[1], "profile") == 0) {
         int rc = profile_command(arena, argc - 1, argv + 1);
+        arena_free(arena);
+        return rc;
+    }
+    if (argc > 1 && strcmp(argv[1], "report") == 0) {
+        int rc = report_command(argc - 1, argv + 1);
         arena_free(arena);
         return rc;
     }

@@ -42,18 +42,40 @@ void profile_json_free(ProfileJson *p);
 
 /* ---- the training log (log.c) -------------------------------------------------- */
 
-/* A training log (./train --log, docs/training-log.md): what its plan
- * predicted a step would take, and what every step took. */
+/* One step's line of a training log; NAN where the line lacks a key. */
+typedef struct LogStep {
+    double step;           /* from 1 */
+    double loss, lr;
+    double ms;             /* the step's wall time */
+    double tokens_per_s;
+    double peak_mem_bytes; /* rank 0's peak so far */
+} LogStep;
+
+/* One rank's line at the end of a training log. */
+typedef struct LogRank {
+    int rank, stage;
+    double peak_mem_bytes;    /* measured */
+    double planned_mem_bytes; /* the plan's for its stage */
+} LogRank;
+
+/* A training log (./train --log, docs/training-log.md): the plan it ran,
+ * what the plan predicted a step would take, every step, and every rank's
+ * memory at the end. */
 typedef struct TrainLog {
     const char *path;
+    char *model;                                    /* the plan's model ("" when absent) */
+    int ranks, pp, micro_batches;                   /* the plan's (0 when absent) */
     double step_ms, compute_ms, comm_ms, bubble_ms; /* predicted */
     double calls;                                   /* blocking collectives a step, predicted */
-    double *step_ms_measured;                       /* [n_steps], in step order */
+    LogStep *steps;                                 /* [n_steps], in the log's order */
     int n_steps;
+    LogRank *rank_mem;                              /* [n_rank_mem], in the log's order */
+    int n_rank_mem;
 } TrainLog;
 
-/* Read the log at path; false (reported to err) when it cannot be read,
- * holds a line that is not JSON, or has no plan line. */
+/* Read the log at path; false (reported to err, naming the file and line)
+ * when it cannot be read, holds a line that is not a JSON object or a known
+ * key whose value is not a number, or has no plan line. */
 bool train_log_read(const char *path, TrainLog *log, FILE *err);
 void train_log_free(TrainLog *log);
 

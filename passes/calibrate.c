@@ -42,19 +42,32 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* The log's step times (the steps that have one), in a new array; their count in *n. */
+static double *step_times(const TrainLog *log, int *n) {
+    double *ms = malloc(sizeof *ms * (size_t)(log->n_steps + 1));
+    if (!ms) die("out of memory");
+    *n = 0;
+    for (int i = 0; i < log->n_steps; i++)
+        if (isfinite(log->steps[i].ms)) ms[(*n)++] = log->steps[i].ms;
+    return ms;
+}
+
 /* One log: its predictions and the median of its step times after the
  * warm-up; false (with the reason) when unusable. */
 static bool read_run(const char *path, Run *r, FILE *err) {
     TrainLog log;
     bool ok = train_log_read(path, &log, err);
-    if (ok && log.n_steps <= WARMUP_STEPS) {
+    int n = 0;
+    double *ms = step_times(&log, &n);
+    if (ok && n <= WARMUP_STEPS) {
         fprintf(err, "galvc: error: --calibrate: '%s' has %d steps; it needs more than %d (the first are warm-up)\n",
-                path, log.n_steps, WARMUP_STEPS);
+                path, n, WARMUP_STEPS);
         ok = false;
     }
     *r = (Run){.path = path, .step_ms = log.step_ms, .compute_ms = log.compute_ms, .comm_ms = log.comm_ms,
                .bubble_ms = log.bubble_ms, .calls = log.calls};
-    if (ok) r->measured_ms = median(log.step_ms_measured + WARMUP_STEPS, log.n_steps - WARMUP_STEPS);
+    if (ok) r->measured_ms = median(ms + WARMUP_STEPS, n - WARMUP_STEPS);
+    free(ms);
     train_log_free(&log);
     return ok;
 }
