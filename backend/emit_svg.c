@@ -177,14 +177,14 @@ static void put_header(Svg *g) {
     fprintf(g->out, ": pp %d, %lld micro-batches, %s</text>\n", p->pp, (long long)p->micro_batches,
             p->schedule == SCHED_GPIPE ? "GPipe" : "1F1B");
     fprintf(g->out,
-            "<text x=\"8\" y=\"42\">step %.3f ms on this schedule; the plan predicts %.3f ms (compute %.3f, "
-            "communication %.3f, bubble %.3f); peak ",
+            "<text x=\"8\" y=\"42\">step %.3f ms on this schedule; the plan predicts %.3f ms: compute %.3f, "
+            "communication %.3f, bubble %.3f</text>\n<text x=\"8\" y=\"60\">peak ",
             g->tl->end_s * 1e3, p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3, p->bubble_s * 1e3);
     xml_text(g->out, bytes_str(b1, sizeof b1, (double)p->peak));
     fputs(" of ", g->out);
     xml_text(g->out, bytes_str(b2, sizeof b2, (double)p->budget));
     fputs(" per device</text>\n</g>\n", g->out);
-    g->y = 64;
+    g->y = 80;
 }
 
 /* One span as a rect in its stage's row, with a tooltip, and "F3" / "B3" inside when it fits. */
