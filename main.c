@@ -23,12 +23,13 @@ enum { EXIT_USER = 1, EXIT_USAGE = 2 };
 
 #define MAX_DEVICES (INT64_C(1) << 30) /* the most devices galvc plans for */
 
-typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES, EMIT_PLAN, EMIT_PLAN_JSON, EMIT_GALVATRON, EMIT_C } Emit;
+typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES, EMIT_PLAN, EMIT_PLAN_JSON, EMIT_GALVATRON, EMIT_C, EMIT_SVG } Emit;
 
 typedef struct Options {
     FrontendOptions fe;
     Emit emit;
     const char *output;   /* -o */
+    const char *plot;     /* --plot: also draw the plan in this SVG file */
     bool deps_only;       /* -M */
     bool deps_file;       /* -MD */
     bool deps_phony;      /* -MP */
@@ -56,6 +57,8 @@ static const char usage[] =
     "  --emit=plan      search and print the plan (--emit=plan-json: as JSON;\n"
     "                   --emit=galvatron-config: as Galvatron's galvatron_config)\n"
     "  --explain        with a plan: each layer's runner-up and why it lost\n"
+    "  --emit=svg       draw the plan as SVG: a step's timeline, memory, strategies\n"
+    "  --plot FILE      also draw the plan in FILE (SVG); stdout is unchanged\n"
     "  --profile PATH   a measured hardware profile: galvc's JSON, or a folder\n"
     "                   of Galvatron's profile files (overrides the cluster's)\n"
     "  --devices N      plan for N devices (default: the cluster's); with\n"
@@ -186,8 +189,9 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             else if (strcmp(v, "plan-json") == 0) o->emit = EMIT_PLAN_JSON;
             else if (strcmp(v, "galvatron-config") == 0) o->emit = EMIT_GALVATRON;
             else if (strcmp(v, "c") == 0) o->emit = EMIT_C;
+            else if (strcmp(v, "svg") == 0) o->emit = EMIT_SVG;
             else bad_usage("unknown --emit kind '%s' (known: ir, ir-json, strategies, plan, plan-json, "
-                           "galvatron-config, c)", v);
+                           "galvatron-config, c, svg)", v);
         } else if (strncmp(arg, "--devices", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             const char *v = option_value(argc, argv, &i, "--devices");
             char *end;
@@ -206,6 +210,8 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             o->keep = true;
         } else if (strcmp(arg, "--explain") == 0) {
             o->explain = true;
+        } else if (strncmp(arg, "--plot", 6) == 0 && (arg[6] == '=' || !arg[6])) {
+            o->plot = option_value(argc, argv, &i, "--plot");
         } else if (strncmp(arg, "--profile", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             o->profile = option_value(argc, argv, &i, "--profile");
         } else if (strncmp(arg, "--uniform", 9) == 0 && (arg[9] == '=' || !arg[9])) {
@@ -361,6 +367,33 @@ static const char *profile_path(Arena *a, const Options *opt, const Cluster *c) 
     return arena_printf(a, "%.*s/%s", (int)(slash - file), file, c->profile);
 }
 
+/* The plan as a picture: its timeline (pass_timeline), drawn (emit_svg). */
+static int draw_plan(FILE *out, Arena *a, const Spec *spec, const HwProfile *hw, const Plan *plan, int64_t devices) {
+    Timeline tl;
+    if (!pass_timeline(spec, hw, plan, a, &tl)) die("no timeline for a plan that was found");
+    return emit_svg(out, spec, plan, &tl, devices) ? 0 : EXIT_USER;
+}
+
+/* --plot FILE: the picture in FILE, never over a file the compilation read. */
+static int plot_plan(const char *path, Arena *a, const Spec *spec, const HwProfile *hw, const Plan *plan,
+                     int64_t devices) {
+    struct stat ps, fs;
+    bool exists = stat(path, &ps) == 0;
+    for (int i = 0; i < spec->n_files; i++)
+        if (strcmp(spec->files[i]->path, path) == 0 ||
+            (exists && stat(spec->files[i]->path, &fs) == 0 && fs.st_dev == ps.st_dev && fs.st_ino == ps.st_ino)) {
+            fprintf(stderr, "galvc: error: --plot '%s' is an input of this compilation; not writing over it\n", path);
+            return EXIT_USAGE;
+        }
+    FILE *f = fopen(path, "w");
+    int rc = f ? draw_plan(f, a, spec, hw, plan, devices) : EXIT_USER;
+    if (!f || fclose(f) != 0 || rc) {
+        fprintf(stderr, "galvc: error: cannot write '%s': %s\n", path, strerror(errno));
+        return EXIT_USER;
+    }
+    return 0;
+}
+
 /* Search (or take --uniform), then print the plan and the baselines, or build the program. */
 static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     const Cluster *c = spec->cluster;
@@ -407,6 +440,11 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
                 least.pp, what);
         return EXIT_USER;
     }
+    if (opt->plot) {
+        int rc = plot_plan(opt->plot, arena, spec, &hw, &plan, devices);
+        if (rc) return rc;
+    }
+    if (opt->emit == EMIT_SVG && !opt->baselines) return draw_plan(stdout, arena, spec, &hw, &plan, devices);
     if (opt->baselines) {
         Baseline baselines[BASELINE_COUNT];
         pass_baselines(stdout, spec, &hw, devices, &plan, arena, baselines);
@@ -479,7 +517,7 @@ static int compile(Arena *arena, const Options *opt) {
     if (opt->emit == EMIT_STRATEGIES) return print_strategies(arena, plan_devices(opt, spec), opt->ckpt, &spec->hints);
     if (opt->emit == EMIT_IR_JSON) return ir_print_json(stdout, spec) ? EXIT_USER : 0;
     if (opt->emit == EMIT_PLAN || opt->emit == EMIT_PLAN_JSON || opt->emit == EMIT_GALVATRON || opt->baselines ||
-        opt->has_uniform || opt->explain || opt->emit == EMIT_C || opt->output)
+        opt->has_uniform || opt->explain || opt->emit == EMIT_C || opt->emit == EMIT_SVG || opt->plot || opt->output)
         return plan_model(arena, opt, spec);
     ir_print_table(stdout, spec);
     return 0;

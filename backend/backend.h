@@ -1,5 +1,6 @@
 /* backend.h — turning a plan into a program: emit_c writes the per-rank
- * training program in C, build compiles and links it against libgalvrt. */
+ * training program in C, build compiles and links it against libgalvrt;
+ * emit_svg draws the plan. */
 #ifndef GALVC_BACKEND_H
 #define GALVC_BACKEND_H
 
@@ -12,6 +13,10 @@ bool emit_c_runs(const Spec *spec, const Plan *plan, Diag *d);
 /* Write train.c for the plan. False (with diagnostics) when the plan or the
  * model uses something the runtime does not train yet. */
 bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, const char *source_name, Diag *d);
+
+/* Write the plan as one standalone SVG: the timeline of a step, memory per
+ * stage, each layer's strategy (emit_svg.c). False on a write error. */
+bool emit_svg(FILE *out, const Spec *spec, const Plan *plan, const Timeline *tl, int64_t devices);
 
 /* Where build finds the runtime: its header folder and its library. */
 typedef struct BuildConfig {

@@ -599,17 +599,9 @@ static void emit_backward(const Emit *e, int k) {
 static void emit_step(const Emit *e, int k) {
     FILE *out = e->out;
     const Plan *p = e->plan;
-    int64_t m = p->micro_batches, slots = p->in_flight[k], n = 0;
+    int64_t m = p->micro_batches, slots = p->in_flight[k];
     int64_t *mb = arena_alloc(e->spec->arena, sizeof *mb * (size_t)(2 * m)); /* >= 0: forward; < 0: backward of -mb - 1 */
-    if (p->schedule == SCHED_GPIPE) {
-        for (int64_t j = 0; j < m; j++) mb[n++] = j;
-        for (int64_t j = 0; j < m; j++) mb[n++] = -j - 1;
-    } else {
-        int64_t warm = e->pp - k - 1 < m ? e->pp - k - 1 : m;
-        for (int64_t j = 0; j < warm; j++) mb[n++] = j;
-        for (int64_t j = 0; j < m - warm; j++) mb[n++] = warm + j, mb[n++] = -j - 1;
-        for (int64_t j = m - warm; j < m; j++) mb[n++] = -j - 1;
-    }
+    int64_t n = schedule_order(p->schedule, e->pp, k, m, mb);
     fprintf(out, "/* Stage %d's micro-batch passes in order, %s:\n *  ", k,
             p->schedule == SCHED_GPIPE ? "GPipe (all forwards, then all backwards; Huang et al. 2019)"
                                        : "1F1B (warm-up forwards, then one forward and one backward;\n *  "

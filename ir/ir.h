@@ -438,6 +438,61 @@ typedef struct Plan {
     double search_ms;
 } Plan;
 
+/* Stage k's forward (j >= 0) and backward (-j - 1) passes of m micro-batches
+ * in the order `schedule` runs them, into order[2 m]; the count (schedule.c). */
+int64_t schedule_order(int schedule, int pp, int k, int64_t m, int64_t *order);
+
+/* ---- one step in time ------------------------------------------------------------ */
+
+/* What a stage does in a span of the step; X(ENUM, "class in the picture"). */
+#define SPAN_KINDS(X)                                                          \
+    X(FWD, "fwd") X(BWD, "bwd") X(RECOMPUTE, "recompute") X(COMM, "comm") X(OPTIMIZER, "optimizer") X(BUBBLE, "bubble")
+
+typedef enum SpanKind {
+#define X(e, s) SPAN_##e,
+    SPAN_KINDS(X)
+#undef X
+        SPAN_KIND_COUNT
+} SpanKind;
+
+extern const char *const span_kind_names[];
+
+/* What a stage's memory holds, per device; X(ENUM, "class", "label"). */
+#define MEM_PARTS(X)                                                           \
+    X(PARAMS, "params", "parameters") X(GRADS, "grads", "gradients")           \
+    X(OPTIMIZER, "optimizer", "optimizer states") X(ACTIVATIONS, "activations", "activations in flight") \
+    X(WORK, "work", "working space") X(RESERVE, "reserve", "buffers and reserve")
+
+typedef enum MemPart {
+#define X(e, s, l) MEM_##e,
+    MEM_PARTS(X)
+#undef X
+        MEM_PART_COUNT
+} MemPart;
+
+extern const char *const mem_part_names[];  /* the classes */
+extern const char *const mem_part_labels[]; /* the words */
+
+/* One span of one stage's step. */
+typedef struct Span {
+    int kind;          /* SpanKind */
+    int stage;
+    int64_t mb;        /* micro-batch, or -1: once a step (gradient sync, optimizer, bubble) */
+    double start_s, end_s;
+    const char *what;  /* for COMM: "TP", "ZeRO-3", "p2p", "DP all-reduce", ...; else NULL */
+} Span;
+
+/* A plan's step as spans in time, from the cost model's figures for its
+ * strategies (passes/timeline.c), and each stage's memory by part. */
+typedef struct Timeline {
+    int pp;
+    int64_t micro_batches;
+    Span *spans;
+    int64_t n_spans;
+    double end_s;                    /* when the last stage finishes: the step's length on this schedule */
+    int64_t (*mem)[MEM_PART_COUNT];  /* [pp]: bytes per device; the parts add up to the plan's stage_mem */
+} Timeline;
+
 /* ---- what the user specified -------------------------------------------- */
 
 /* One compilation's input after the frontend: the model graph, the cluster it

@@ -18,6 +18,13 @@ const char *const optimizer_names[] = {OPTIMIZERS(NAME) NULL};
 const char *const family_names[] = {STRATEGY_FAMILIES(NAME) NULL};
 const char *const schedule_names[] = {SCHEDULES(NAME) NULL};
 const char *const decay_names[] = {DECAYS(NAME) NULL};
+const char *const span_kind_names[] = {SPAN_KINDS(NAME) NULL};
+#define CLASS3(e, s, l) s,
+#define LABEL3(e, s, l) l,
+const char *const mem_part_names[] = {MEM_PARTS(CLASS3) NULL};
+const char *const mem_part_labels[] = {MEM_PARTS(LABEL3) NULL};
+#undef CLASS3
+#undef LABEL3
 #undef NAME
 #undef NAME3
 

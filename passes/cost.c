@@ -94,6 +94,11 @@ static int state_bytes_per_param(const TrainConfig *t) {
     return mixed ? 2 + 2 + 4 + moments : 4 + 4 + moments;
 }
 
+/* Of those, the bytes of the weights (and as many of their gradient) the
+ * layers compute with: 16-bit under mixed precision, else fp32; the fp32
+ * master copy counts as optimizer state, as in ZeRO's K. */
+static int weight_bytes_per_param(const TrainConfig *t) { return t->precision != PREC_FP32 ? 2 : 4; }
+
 /* The width of the activation stream a layer reads, per sample, in bytes. */
 static int64_t stream_bytes(const Ctx *c, const Layer *l) {
     if (l->in.rank == 2) return (int64_t)c->e * l->in.dim[0] * l->in.dim[1];
@@ -164,13 +169,17 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     if (s->ckpt) n_bwd += n_fwd;
     int tp_stride = s->tp_consec ? 1 : s->dp, dp_stride = s->tp_consec ? s->tp : 1;
     double act_msg = (double)stream_bytes(c, l) * mbs;
-    double tp_s = (n_fwd + n_bwd) * collective_s(c, COLL_ALLREDUCE, s->tp, tp_stride, s->tp_consec, act_msg);
+    double tp_one = collective_s(c, COLL_ALLREDUCE, s->tp, tp_stride, s->tp_consec, act_msg);
+    double tp_s = (n_fwd + n_bwd) * tp_one;
+    r.fwd_comm_s = n_fwd * tp_one;
     /* a measured fit of this layer kind at this TP degree wins; it was timed
      * on a TP group, so it includes the TP all-reduces */
-    if (fitted_times(c, l, s, mbs, &fwd, &bwd)) tp_s = 0;
-    if (s->ckpt) bwd += fwd; /* recompute the forward first */
+    if (fitted_times(c, l, s, mbs, &fwd, &bwd)) tp_s = r.fwd_comm_s = 0;
+    r.fwd_s = fwd;
+    if (s->ckpt) r.recompute_s = fwd, bwd += fwd; /* recompute the forward first */
     r.compute_s = fwd + bwd;
     if (s->tp > 1) r.calls_mb += n_fwd + n_bwd;
+    if (s->tp > 1) r.fwd_comm_s += n_fwd * hw->sync_s;
 
     double param_bytes = (double)l->params / s->tp * c->e;
     double slow = hw->overlap_slowdown;
@@ -182,6 +191,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
         double rs = collective_s(c, COLL_REDUCESCATTER, s->dp, dp_stride, s->tp_consec, param_bytes);
         r.mb_s = hw->overlaps ? overlapped(fwd, ag, slow) + overlapped(bwd, ag + rs, slow) + tp_s
                               : fwd + ag + bwd + ag + rs + tp_s;
+        r.fwd_comm_s += (hw->overlaps ? overlapped(fwd, ag, slow) - fwd : ag) + hw->sync_s;
         /* and per micro-batch the whole gradient is zeroed before backward
          * and this rank's part added to its accumulated one after (read
          * two, write one), at memory bandwidth */
@@ -198,10 +208,12 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
 
     int64_t params_dev = (l->params + s->tp - 1) / s->tp;
     r.state_bytes = params_dev * state_bytes_per_param(t) / (s->sdp ? s->dp : 1);
+    r.param_bytes = r.grad_bytes = params_dev * weight_bytes_per_param(t) / (s->sdp ? s->dp : 1);
     /* the optimizer step and the zeroing of the gradients, once a step: each
      * byte of state read and most written again, bound by memory bandwidth
      * (an AdamW step is elementwise, as llm.c's fused kernel) */
-    r.step_s += 2.0 * (double)r.state_bytes / hw->mem_bandwidth;
+    r.opt_s = 2.0 * (double)r.state_bytes / hw->mem_bandwidth;
+    r.step_s += r.opt_s;
     /* Activations: what the program keeps per micro-batch in flight; a
      * checkpointed layer keeps only its input and rebuilds the rest in
      * backward, one layer at a time, in a working set (Chen et al. 2016).

@@ -32,6 +32,12 @@ typedef struct LayerCost {
     int64_t shard_bytes; /* ZeRO-3: the gathered weights and gradient */
     int64_t stream_bytes; /* one micro-batch's activation entering the layer, on one device */
     double calls_mb, calls_step; /* blocking collectives per micro-batch, per step */
+    /* the parts of the figures above, for the timeline (timeline.c): */
+    double fwd_s;       /* forward compute, part of compute_s; the backward is compute_s - fwd_s - recompute_s */
+    double recompute_s; /* checkpointed: the forward again before the backward, part of compute_s */
+    double fwd_comm_s;  /* the forward's share of mb_s - compute_s (TP all-reduces, ZeRO-3 gathers, their meetings) */
+    double opt_s;       /* the optimizer step, part of step_s; the rest is the exposed gradient sync */
+    int64_t param_bytes, grad_bytes; /* parts of state_bytes; the rest is optimizer state */
 } LayerCost;
 
 typedef struct CostTable {
@@ -85,6 +91,11 @@ typedef enum PlanFormat { PLAN_TABLE, PLAN_JSON, PLAN_GALVATRON } PlanFormat;
  * each layer's runner-up when `explain` (plan.c); 0 on success. */
 int pass_plan(FILE *out, const Spec *spec, const HwProfile *hw, const Plan *plan, int64_t devices, PlanFormat format,
               bool explain, Arena *a);
+
+/* The plan's step as spans in time and its stages' memory by part, from the
+ * cost model's figures for its strategies (timeline.c). False when the plan
+ * was not found. */
+bool pass_timeline(const Spec *spec, const HwProfile *hw, const Plan *plan, Arena *a, Timeline *out);
 
 typedef struct Baseline {
     const char *name;

@@ -1,7 +1,8 @@
 /* test_emit.c — the emitted program: hostile model and layer names reach it
  * only as escaped string literals and sanitized comments (the program still
  * compiles, and the raw text appears nowhere), and a plan the runtime cannot
- * run yet is refused with a located error. */
+ * run yet is refused with a located error. The plan's picture: the same
+ * names reach the SVG only as escaped text, and it stays well-formed XML. */
 #include "backend/backend.h"
 #include "check.h"
 #include "frontend/frontend.h"
@@ -80,6 +81,43 @@ static void test_hostile_names(void) {
     arena_free(a);
 }
 
+/* The SVG of a plan whose names hold markup, control bytes and malformed UTF-8. */
+static void test_svg_hostile_names(void) {
+    Arena *a = arena_new();
+    Spec *s = load(a);
+    static const char evil[] = "<script>alert('x')</script> & \"q\" \x01 \xff\xc3\xa9";
+    s->graph->name = evil;
+    s->graph->layers[1]->name = evil;
+    Plan p = uniform(s, a, (Strategy){1, 1, 2, false, true, false});
+    CHECK(p.found);
+    HwProfile hw;
+    hw_preset(&hw, DEVICE_CPU);
+    Timeline tl;
+    CHECK(pass_timeline(s, &hw, &p, a, &tl));
+    char path[] = "/tmp/galvc-test-emit-XXXXXX.svg";
+    int fd = mkstemps(path, 4);
+    CHECK(fd >= 0);
+    FILE *f = fdopen(fd, "w+");
+    CHECK(emit_svg(f, s, &p, &tl, 2));
+    fflush(f);
+    rewind(f);
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    CHECK(strstr(text, "<script") == NULL && strstr(text, "'x'") == NULL && strstr(text, "\"q\"") == NULL);
+    CHECK(strchr(text, '\x01') == NULL && strstr(text, "\xff") == NULL);
+    CHECK(strstr(text, "&lt;script&gt;alert(&apos;x&apos;)&lt;/script&gt; &amp; &quot;q&quot; &#xFFFD; &#xFFFD;\xc3\xa9") !=
+          NULL); /* valid UTF-8 (é) passes as it is */
+    if (system("command -v xmllint >/dev/null 2>&1") == 0) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "xmllint --noout %s", path);
+        CHECK(system(cmd) == 0);
+    }
+    unlink(path);
+    arena_free(a);
+}
+
 static void test_unsupported_plan(void) {
     Arena *a = arena_new();
     Spec *s = load_src(a, mlp_model);
@@ -96,6 +134,7 @@ static void test_unsupported_plan(void) {
 
 int main(void) {
     test_hostile_names();
+    test_svg_hostile_names();
     test_unsupported_plan();
     return check_report();
 }
