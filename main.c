@@ -46,6 +46,7 @@ typedef struct Options {
     int uniform_schedule;
     int64_t uniform_m;
     int uniform_ckpt_every;  /* checkpoint every K-th transformer layer only */
+    const char *plan;        /* --plan: cost this Galvatron config instead of searching */
 } Options;
 
 static const char usage[] =
@@ -68,6 +69,8 @@ static const char usage[] =
     "                   DeepSpeed grids, costed by the same model\n"
     "  --uniform tp=T,pp=P,dp=D[,sdp][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M]\n"
     "                   use this uniform plan instead of searching\n"
+    "  --plan FILE      cost the plan in a Galvatron galvatron_config JSON file\n"
+    "                   instead of searching (it may be over the memory budget)\n"
     "  -o FILE          build the training program for the plan\n"
     "  --emit=c         print the training program's C source\n"
     "  --keep           with -o: keep the generated source as FILE.c\n"
@@ -214,6 +217,8 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             o->plot = option_value(argc, argv, &i, "--plot");
         } else if (strncmp(arg, "--profile", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             o->profile = option_value(argc, argv, &i, "--profile");
+        } else if (strncmp(arg, "--plan", 6) == 0 && (arg[6] == '=' || !arg[6])) {
+            o->plan = option_value(argc, argv, &i, "--plan");
         } else if (strncmp(arg, "--uniform", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             parse_uniform(a, o, option_value(argc, argv, &i, "--uniform"));
         } else if (strncmp(arg, "--cluster", 9) == 0 && (arg[9] == '=' || !arg[9])) {
@@ -244,6 +249,7 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
     }
     if (!o->fe.input && !(o->emit == EMIT_STRATEGIES && o->devices))
         bad_usage("%s", "no model file given");
+    if (o->plan && o->has_uniform) bad_usage("%s", "--plan and --uniform each give the plan: use one");
 }
 
 /* A path as make reads it: spaces, ':' and '#' escaped, dollars doubled
@@ -394,7 +400,20 @@ static int plot_plan(const char *path, Arena *a, const Spec *spec, const HwProfi
     return 0;
 }
 
-/* Search (or take --uniform), then print the plan and the baselines, or build the program. */
+/* An imported plan over the memory budget: a warning, or an error when it
+ * would be built. */
+static bool plan_fits(const Options *opt, Plan *plan, int64_t memory) {
+    char need[32], have[32];
+    plan->budget = memory;
+    if (plan->peak <= memory) return true;
+    bool build = opt->output || opt->emit == EMIT_C;
+    fprintf(stderr, "galvc: %s: %s: the plan needs %s per device, more than the %s there is%s\n",
+            build ? "error" : "warning", opt->plan, bytes_str(need, sizeof need, (double)plan->peak),
+            bytes_str(have, sizeof have, (double)memory), build ? "; it cannot be built" : "");
+    return !build;
+}
+
+/* Search (or take --uniform or --plan), then print the plan and the baselines, or build the program. */
 static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     const Cluster *c = spec->cluster;
     int64_t devices = plan_devices(opt, spec);
@@ -416,8 +435,15 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
         req.micro_batches = opt->uniform_m;
         req.ckpt_every = opt->uniform_ckpt_every;
     }
+    Plan imported;
+    if (opt->plan) { /* cost it whatever its memory; the table shows that against the budget */
+        if (!galvatron_read(opt->plan, spec, devices, arena, &imported, &diag)) return EXIT_USER;
+        req.fixed = &imported;
+        req.budget = INT64_MAX / 4;
+    }
     Plan plan;
     if (!pass_search(spec, &hw, &req, arena, &plan)) return devices_error(devices);
+    if (opt->plan && plan.found && !plan_fits(opt, &plan, hw.memory)) return EXIT_USER;
     if (!plan.found) {
         char have[32], need[32], what[160];
         Plan least;
@@ -517,7 +543,7 @@ static int compile(Arena *arena, const Options *opt) {
     if (opt->emit == EMIT_STRATEGIES) return print_strategies(arena, plan_devices(opt, spec), opt->ckpt, &spec->hints);
     if (opt->emit == EMIT_IR_JSON) return ir_print_json(stdout, spec) ? EXIT_USER : 0;
     if (opt->emit == EMIT_PLAN || opt->emit == EMIT_PLAN_JSON || opt->emit == EMIT_GALVATRON || opt->baselines ||
-        opt->has_uniform || opt->explain || opt->emit == EMIT_C || opt->emit == EMIT_SVG || opt->plot || opt->output)
+        opt->has_uniform || opt->plan || opt->explain || opt->emit == EMIT_C || opt->emit == EMIT_SVG || opt->plot || opt->output)
         return plan_model(arena, opt, spec);
     ir_print_table(stdout, spec);
     return 0;

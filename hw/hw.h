@@ -17,6 +17,14 @@ void hw_preset(HwProfile *hw, DeviceKind kind);
  * profile files, or a folder of them (profile.c). */
 bool profile_resolve(Arena *a, const Cluster *c, const Graph *g, const char *path, HwProfile *hw, Diag *d);
 
+/* Where things are in a JSON file that jansson (which keeps no positions)
+ * has accepted, for messages about it (profile.c): member `key` of the
+ * top-level object (its quoted name; the whole file when not found) with
+ * the offset of its value in *value (-1: not found), and byte `off` of the
+ * text, `width` bytes wide. */
+Loc json_member_loc(const SourceFile *f, const char *key, long *value);
+Loc json_offset_loc(const SourceFile *f, long off, size_t width);
+
 /* ---- calibration's profile (profile_write.c) ---------------------------------- */
 
 /* A galvc profile kept as the JSON it was read as, so that rewriting it

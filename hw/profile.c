@@ -1046,6 +1046,16 @@ static bool read_dir(Reader *r, const char *path) {
     return ok;
 }
 
+/* ---- positions for other readers of JSON files --------------------------------- */
+
+Loc json_member_loc(const SourceFile *f, const char *key, long *value) {
+    *value = -1;
+    long at = find_member(f, (long)skip_ws(f->text, f->len, 0), key, value);
+    return at >= 0 ? loc_at(f, at, strlen(key) + 2) : whole(f);
+}
+
+Loc json_offset_loc(const SourceFile *f, long off, size_t width) { return loc_at(f, off, width); }
+
 /* ---- the entry point ------------------------------------------------------------ */
 
 bool profile_resolve(Arena *a, const Cluster *c, const Graph *g, const char *path, HwProfile *hw, Diag *d) {

@@ -72,6 +72,7 @@ typedef struct SearchRequest {
     int64_t budget;          /* bytes per device; 0: the hardware's memory */
     bool min_memory;         /* minimize peak memory instead of step time */
     int ckpt_every;          /* with uniform: checkpoint every K-th transformer layer, no other */
+    const Plan *fixed;       /* cost this plan's stages, strategies and micro-batches; no search */
 } SearchRequest;
 
 /* Find the fastest plan that fits every device's memory: for each PP degree,
@@ -96,6 +97,14 @@ int pass_plan(FILE *out, const Spec *spec, const HwProfile *hw, const Plan *plan
  * cost model's figures for its strategies (timeline.c). False when the plan
  * was not found. */
 bool pass_timeline(const Spec *spec, const HwProfile *hw, const Plan *plan, Arena *a, Timeline *out);
+
+/* Galvatron's galvatron_config JSON (galvatron.c): write the plan in it,
+ * or, when the format cannot say the plan, report each layer it cannot say
+ * and return -1 with nothing written; read one for the model into plan (its
+ * stages, strategies, micro-batches and schedule, left for pass_search to
+ * cost), false after located errors. */
+int galvatron_write(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, Diag *d);
+bool galvatron_read(const char *path, const Spec *spec, int64_t devices, Arena *a, Plan *plan, Diag *d);
 
 typedef struct Baseline {
     const char *name;

@@ -2,7 +2,7 @@
  * each layer's strategy, memory per stage against the budget, and the step
  * time split into compute, communication and bubble (`--emit=plan`), the
  * same as JSON (`--emit=plan-json`, schema in README.md), or as Galvatron's
- * own galvatron_config JSON. With --explain, each layer also names its
+ * own galvatron_config JSON (galvatron.c). With --explain, each layer also names its
  * runner-up strategy and what made it lose. */
 #include "passes.h"
 
@@ -159,44 +159,6 @@ static int print_json(FILE *out, const Spec *spec, const Plan *p, int64_t device
     return rc;
 }
 
-/* Galvatron's galvatron_config JSON (Hetu-Galvatron's search output): lists
- * over the transformer layers as comma-separated strings, the embedding and
- * head as "vocab" settings. */
-static int print_galvatron(FILE *out, const Spec *spec, const Plan *p) {
-    const Graph *g = spec->graph;
-    Arena *a = g->arena;
-    const char *tp = "", *consec = "", *dp_types = "", *sp = "", *ckpt = "", *division = "";
-    int vtp = 1, embed_sdp = 0, per_stage[64] = {0};
-    for (int i = 0; i < g->n_layers; i++) {
-        const Layer *l = g->layers[i];
-        const Strategy *s = &p->layer[i];
-        if (l->kind == LAYER_EMBEDDING || l->kind == LAYER_PATCH_EMBEDDING) embed_sdp = s->sdp;
-        if (l->kind == LAYER_LM_HEAD || l->kind == LAYER_CLASSIFIER) vtp = s->tp;
-        if (l->kind != LAYER_ENCODER && l->kind != LAYER_DECODER && l->kind != LAYER_CROSS_DECODER) continue;
-        const char *sep = tp[0] ? "," : "";
-        tp = arena_printf(a, "%s%s%d", tp, sep, s->tp);
-        consec = arena_printf(a, "%s%s%d", consec, sep, s->tp_consec);
-        dp_types = arena_printf(a, "%s%s%d", dp_types, sep, s->sdp);
-        sp = arena_printf(a, "%s%s0", sp, sep);
-        ckpt = arena_printf(a, "%s%s%d", ckpt, sep, s->ckpt);
-        for (int k = 0; k < p->pp && k < 64; k++)
-            if (i >= p->stage_start[k] && i < p->stage_start[k + 1]) per_stage[k]++;
-    }
-    for (int k = 0; k < p->pp && k < 64; k++)
-        division = arena_printf(a, "%s%s%d", division, k ? "," : "", per_stage[k]);
-    json_t *root = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:i, s:i, s:i}", "pp_deg", p->pp,
-                             "tp_sizes_enc", tp, "tp_consecutive_flags", consec, "dp_types_enc", dp_types, "use_sp", sp,
-                             "checkpoint", ckpt, "global_bsz", (json_int_t)spec->train->global_batch, "chunks",
-                             (json_int_t)p->micro_batches, "pp_division", division, "pipeline_type",
-                             p->schedule == SCHED_GPIPE ? "gpipe" : "pipedream_flush", "default_dp_type", "ddp", "vtp",
-                             vtp, "vsp", 0, "embed_sdp", embed_sdp);
-    if (!root) return -1;
-    int rc = json_dumpf(root, out, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
-    fputc('\n', out);
-    json_decref(root);
-    return rc;
-}
-
 int pass_plan(FILE *out, const Spec *spec, const HwProfile *hw, const Plan *plan, int64_t devices, PlanFormat format,
               bool explain, Arena *a) {
     Explainer x;
@@ -204,7 +166,11 @@ int pass_plan(FILE *out, const Spec *spec, const HwProfile *hw, const Plan *plan
     switch (format) {
     case PLAN_TABLE: print_table(out, spec, plan, devices, xp); return 0;
     case PLAN_JSON: return print_json(out, spec, plan, devices, xp);
-    case PLAN_GALVATRON: return print_galvatron(out, spec, plan);
+    case PLAN_GALVATRON: {
+        Diag d;
+        diag_init(&d, stderr);
+        return galvatron_write(out, spec, plan, devices, &d);
+    }
     }
     return -1;
 }

@@ -156,7 +156,8 @@ typedef struct Workspace {
     Frontier *F, *G, *M, scratch;
     Source *src;
     int *cls;
-    int *pick; /* [layers]: one DP's choices, before they are compared */
+    int *pick;        /* [layers]: one DP's choices, before they are compared */
+    const int *force; /* [layers]: the strategy each layer must take (a fixed plan), or NULL */
 } Workspace;
 
 static void workspace_reserve(Workspace *w, int frontiers, int n) {
@@ -231,6 +232,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
             Frontier *f = &F[(size_t)i * n + s];
             if (S[s].dp < min_dp) continue; /* (its frontier stays empty) */
             if (t->force_ckpt && S[s].ckpt != t->force_ckpt[layer]) continue;
+            if (w->force && w->force[layer] != s) continue;
             if (i == 0) {
                 if (mem <= cap) push(f, (Point){mem, time, -1, -1});
             } else {
@@ -379,6 +381,16 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* The distinct strategies of a fixed plan, and each layer's index among them. */
+static StrategySet fixed_strategies(const Plan *p, int L, int *force, Arena *a) {
+    StrategySet sub = {.items = arena_alloc(a, (size_t)L * sizeof *sub.items)};
+    for (int i = 0; i < L; i++) {
+        for (force[i] = 0; force[i] < sub.n && !strategy_equal(&sub.items[force[i]], &p->layer[i]);) force[i]++;
+        if (force[i] == sub.n) sub.items[sub.n++] = p->layer[i];
+    }
+    return sub;
+}
+
 /* The strategies one pipeline degree may use: the pruned set's, or the
  * request's uniform strategy alone. */
 static StrategySet strategies_for(const SearchRequest *req, const StrategySet *all, int pp, Arena *a) {
@@ -413,9 +425,12 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     StrategySet all;
     if (!pass_prune(devices, true, req->uniform ? NULL : h, a, &all)) return false;
 
-    int sched = req->schedule ? req->schedule : h->schedule;
+    int sched = req->fixed ? req->fixed->schedule : req->schedule ? req->schedule : h->schedule;
     int schedule = sched == SCHED_GPIPE ? SCHED_GPIPE : SCHED_1F1B;
-    int64_t fixed_m = req->micro_batches ? req->micro_batches : req->uniform ? 0 : h->micro_batches;
+    int64_t fixed_m = req->fixed            ? req->fixed->micro_batches
+                      : req->micro_batches ? req->micro_batches
+                      : req->uniform       ? 0
+                                           : h->micro_batches;
     int *choice = arena_alloc(a, (size_t)L * sizeof *choice);
     int *start = arena_alloc(a, (size_t)(L + 2) * sizeof *start);
     int *by_time = arena_alloc(a, (size_t)(L + 2) * sizeof *by_time);
@@ -439,8 +454,11 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
         }
     }
 
+    int *force = req->fixed ? arena_alloc(a, (size_t)L * sizeof *force) : NULL;
     for (int pp = 1; pp <= devices && pp <= L; pp *= 2) {
-        StrategySet sub = strategies_for(req, &all, pp, a);
+        if (req->fixed && pp != req->fixed->pp) continue;
+        StrategySet sub = req->fixed ? fixed_strategies(req->fixed, L, force, a) : strategies_for(req, &all, pp, a);
+        w.force = force;
         if (!sub.n) continue;
         int64_t n = devices / pp;
         /* micro-batch counts that give every device whole samples: the
@@ -457,8 +475,9 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
             }
             t.force_ckpt = force_ckpt;
             partition(w_time, L, pp, by_time);
-            for (int part = 0; part < 2; part++) {
+            for (int part = 0; part < (req->fixed ? 1 : 2); part++) {
                 partition(part == 0 ? w_time : w_mem, L, pp, start);
+                if (req->fixed) memcpy(start, req->fixed->stage_start, (size_t)(pp + 1) * sizeof *start);
                 if (part == 1 && memcmp(by_time, start, (size_t)(pp + 1) * sizeof *start) == 0) continue;
                 if (!try_partition(&w, &t, pp, start, schedule, budget, req->min_memory, choice, &cand)) continue;
                 if (plan->found && (req->min_memory ? cand.peak >= plan->peak : cand.step >= plan->step_s)) continue;
