@@ -10,7 +10,7 @@ DEMO_MODEL ?= examples/gpt-tiny.gv
 
 # Debian packages the build and the tests need.
 PACKAGES := build-essential cmake flex bison pkg-config clang libclang-rt-14-dev \
-            llvm-14-dev libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin
+            llvm-14-dev llvm-16-dev libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

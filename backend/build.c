@@ -1,6 +1,7 @@
-/* build.c — compiles the emitted program: train.c goes to a private
- * temporary file (mkstemps), the C compiler runs without a shell (so no
- * path can be misread), and the file is removed unless --keep asks for it. */
+/* build.c — compiles the emitted program: train.c and the plan's generated
+ * kernels (an object file, backend/kernels.c) go to private temporary files
+ * (mkstemps), the C compiler runs without a shell (so no path can be
+ * misread), and the files are removed unless --keep asks for them. */
 #include "backend.h"
 
 #include <errno.h>
@@ -22,20 +23,59 @@ static int run(char *const argv[]) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* A private temporary file named like template ("galvc-train-XXXXXX.c"), in
+ * $TMPDIR or /tmp, opened for writing; its path in *path. */
+static FILE *temp_file(const Spec *spec, const char *template, int suffix, char **path, Diag *d) {
+    const char *tmpdir = getenv("TMPDIR");
+    *path = arena_printf(spec->arena, "%s/%s", tmpdir && *tmpdir ? tmpdir : "/tmp", template);
+    int fd = mkstemps(*path, suffix);
+    if (fd < 0) {
+        diag_plain(d, "cannot create a temporary file for %s: %s", template, strerror(errno));
+        return NULL;
+    }
+    return fdopen(fd, "wb");
+}
+
+/* The plan's kernels as a host object file at a temporary path, or NULL. */
+static const char *write_kernels(const Spec *spec, const Plan *plan, const BuildConfig *cfg, Diag *d) {
+    char *path;
+    FILE *f = temp_file(spec, "galvc-kernels-XXXXXX.o", 2, &path, d);
+    if (!f) return NULL;
+    KernelSet set;
+    kernels_for_plan(spec, plan, &set);
+    double ms;
+    bool ok = kernels_write(f, &set, KOUT_OBJ, NULL, &ms, d);
+    if (fclose(f) != 0) ok = false;
+    if (!ok) {
+        unlink(path);
+        if (!d->errors) diag_plain(d, "cannot write the kernels' object file");
+        return NULL;
+    }
+    if (cfg->verbose) fprintf(stderr, "galvc: %d kernels generated for this CPU in %.1f ms\n", set.n, ms);
+    return path;
+}
+
+/* Keep (rename) the temporary file holding `what` as kept, or remove it. */
+static void keep_or_remove(const char *path, const char *what, const char *kept, bool keep, Diag *d) {
+    if (!keep) {
+        unlink(path);
+        return;
+    }
+    if (rename(path, kept) != 0)
+        diag_plain(d, "cannot keep %s as '%s': %s", what, kept, strerror(errno));
+    else
+        fprintf(stderr, "galvc: kept %s as %s\n", what, kept);
+}
+
 int build(const Spec *spec, const Plan *plan, int64_t devices, const char *source_name, const char *output,
           const BuildConfig *cfg, Diag *d) {
-    char path[] = "/tmp/galvc-train-XXXXXX.c";
-    const char *tmpdir = getenv("TMPDIR");
-    char *c_path = tmpdir && *tmpdir ? arena_printf(spec->arena, "%s/galvc-train-XXXXXX.c", tmpdir) : path;
-    int fd = mkstemps(c_path, 2);
-    if (fd < 0) {
-        diag_plain(d, "cannot create a temporary file for train.c: %s", strerror(errno));
-        return 1;
-    }
-    FILE *f = fdopen(fd, "w");
-    bool ok = f && emit_c(f, spec, plan, devices, source_name, d);
-    if (f && fclose(f) != 0) ok = false;
-    if (!ok) {
+    char *c_path;
+    FILE *f = temp_file(spec, "galvc-train-XXXXXX.c", 2, &c_path, d);
+    if (!f) return 1;
+    bool ok = emit_c(f, spec, plan, devices, source_name, d);
+    if (fclose(f) != 0) ok = false;
+    const char *k_path = ok ? write_kernels(spec, plan, cfg, d) : NULL;
+    if (!ok || !k_path) {
         unlink(c_path);
         if (!d->errors) diag_plain(d, "cannot write train.c");
         return 1;
@@ -52,23 +92,21 @@ int build(const Spec *spec, const Plan *plan, int64_t devices, const char *sourc
     argv[n++] = "-Wall";
     argv[n++] = "-Wextra";
     argv[n++] = "-Werror";
-    for (char *tok = strtok(cflags, " "); tok && n < 24; tok = strtok(NULL, " ")) argv[n++] = tok;
+    for (char *tok = strtok(cflags, " "); tok && n < 24; tok = strtok(NULL, " "))
+        argv[n++] = tok;
     argv[n++] = arena_printf(spec->arena, "-I%s", cfg->include_dir);
     argv[n++] = c_path;
+    argv[n++] = (char *)k_path;
     argv[n++] = (char *)cfg->library;
-    for (char *tok = strtok(extra, " "); tok && n < 58; tok = strtok(NULL, " ")) argv[n++] = tok;
+    for (char *tok = strtok(extra, " "); tok && n < 58; tok = strtok(NULL, " "))
+        argv[n++] = tok;
     argv[n++] = "-lm";
     argv[n++] = "-o";
     argv[n++] = (char *)output;
     argv[n] = NULL;
     int rc = run(argv);
-    if (cfg->keep) {
-        const char *kept = arena_printf(spec->arena, "%s.c", output);
-        if (rename(c_path, kept) != 0) diag_plain(d, "cannot keep train.c as '%s': %s", kept, strerror(errno));
-        else fprintf(stderr, "galvc: kept the program's source as %s\n", kept);
-    } else {
-        unlink(c_path);
-    }
+    keep_or_remove(c_path, "the program's source", arena_printf(spec->arena, "%s.c", output), cfg->keep, d);
+    keep_or_remove(k_path, "its kernels", arena_printf(spec->arena, "%s.kernels.o", output), cfg->keep, d);
     if (rc != 0) {
         diag_plain(d, "the C compiler (%s) failed%s", cfg->cc, rc < 0 ? " to start" : "");
         return 1;
