@@ -13,7 +13,7 @@ PREFIX     ?= /usr/local
 # Debian packages the build and the tests need (xmllint, headless Chromium and
 # python3 check the plan's picture).
 PACKAGES := build-essential cmake flex bison pkg-config clang libclang-rt-14-dev \
-            llvm-14-dev libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin man-db \
+            llvm-14-dev llvm-16-dev libjansson-dev libopenblas-dev libopenmpi-dev openmpi-bin man-db \
             libxml2-utils chromium python3
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

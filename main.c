@@ -23,7 +23,8 @@ enum { EXIT_USER = 1, EXIT_USAGE = 2 };
 
 #define MAX_DEVICES (INT64_C(1) << 30) /* the most devices galvc plans for */
 
-typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES, EMIT_PLAN, EMIT_PLAN_JSON, EMIT_GALVATRON, EMIT_C, EMIT_SVG } Emit;
+typedef enum Emit { EMIT_NONE, EMIT_IR, EMIT_IR_JSON, EMIT_STRATEGIES, EMIT_PLAN, EMIT_PLAN_JSON, EMIT_GALVATRON, EMIT_C,
+                   EMIT_SVG, EMIT_LLVM, EMIT_ASM, EMIT_PTX } Emit;
 
 typedef struct Options {
     FrontendOptions fe;
@@ -40,6 +41,8 @@ typedef struct Options {
     bool baselines;          /* --baselines */
     bool explain;            /* --explain: each layer's runner-up */
     bool keep;               /* --keep: keep the generated train.c */
+    bool verbose;            /* -v: say what the build does */
+    const char *gpu_arch;    /* --emit=ptx:sm_80: the PTX target (default sm_90) */
     const char *profile;     /* --profile: a measured hardware profile */
     bool has_uniform;        /* --uniform: this plan, no search */
     Strategy uniform;
@@ -74,6 +77,10 @@ static const char usage[] =
     "  -o FILE          build the training program for the plan\n"
     "  --emit=c         print the training program's C source\n"
     "  --keep           with -o: keep the generated source as FILE.c\n"
+    "                   (and the generated kernels as FILE.kernels.o)\n"
+    "  -v               with -o: report the kernels' generation time\n"
+    "  --emit=llvm      print the plan's generated kernels as LLVM IR (--emit=asm:\n"
+    "                   as this CPU's assembly; --emit=ptx[:sm_80]: as PTX for sm_90)\n"
     "  --cluster FILE   use the cluster in FILE instead of the model's\n"
     "  -D NAME=VALUE    override every binding of NAME (a constant or a field)\n"
     "  -I DIR           also look for included files in DIR\n"
@@ -193,8 +200,11 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             else if (strcmp(v, "galvatron-config") == 0) o->emit = EMIT_GALVATRON;
             else if (strcmp(v, "c") == 0) o->emit = EMIT_C;
             else if (strcmp(v, "svg") == 0) o->emit = EMIT_SVG;
+            else if (strcmp(v, "llvm") == 0) o->emit = EMIT_LLVM;
+            else if (strcmp(v, "asm") == 0) o->emit = EMIT_ASM;
+            else if (strcmp(v, "ptx") == 0 || strncmp(v, "ptx:sm_", 7) == 0) o->emit = EMIT_PTX, o->gpu_arch = v[3] ? v + 4 : NULL;
             else bad_usage("unknown --emit kind '%s' (known: ir, ir-json, strategies, plan, plan-json, "
-                           "galvatron-config, c, svg)", v);
+                           "galvatron-config, c, svg, llvm, asm, ptx)", v);
         } else if (strncmp(arg, "--devices", 9) == 0 && (arg[9] == '=' || !arg[9])) {
             const char *v = option_value(argc, argv, &i, "--devices");
             char *end;
@@ -211,6 +221,8 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             o->baselines = true;
         } else if (strcmp(arg, "--keep") == 0) {
             o->keep = true;
+        } else if (strcmp(arg, "-v") == 0) {
+            o->verbose = true;
         } else if (strcmp(arg, "--explain") == 0) {
             o->explain = true;
         } else if (strncmp(arg, "--plot", 6) == 0 && (arg[6] == '=' || !arg[6])) {
@@ -413,6 +425,14 @@ static bool plan_fits(const Options *opt, Plan *plan, int64_t memory) {
     return !build;
 }
 
+/* --emit=llvm|asm|ptx: the plan's generated kernels. */
+static int emit_kernels(const Options *opt, const Spec *spec, const Plan *plan, Diag *d) {
+    KernelSet set;
+    kernels_for_plan(spec, plan, &set);
+    KernelOutput what = opt->emit == EMIT_LLVM ? KOUT_LLVM : opt->emit == EMIT_ASM ? KOUT_ASM : KOUT_PTX;
+    return kernels_write(stdout, &set, what, opt->gpu_arch, NULL, d) ? 0 : EXIT_USER;
+}
+
 /* Search (or take --uniform or --plan), then print the plan and the baselines, or build the program. */
 static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     const Cluster *c = spec->cluster;
@@ -478,6 +498,7 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
         putchar('\n');
     }
     if (opt->emit == EMIT_C) return emit_c(stdout, spec, &plan, devices, opt->fe.input, &diag) ? 0 : EXIT_USER;
+    if (opt->emit >= EMIT_LLVM) return emit_kernels(opt, spec, &plan, &diag);
     if (opt->output) {
         Toolchain tc = toolchain_find(arena);
         if (!tc.has_runtime) {
@@ -485,6 +506,7 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
             return EXIT_USAGE;
         }
         tc.build.keep = opt->keep;
+        tc.build.verbose = opt->verbose;
         return build(spec, &plan, devices, opt->fe.input, opt->output, &tc.build, &diag);
     }
     PlanFormat format = opt->emit == EMIT_PLAN_JSON ? PLAN_JSON : opt->emit == EMIT_GALVATRON ? PLAN_GALVATRON : PLAN_TABLE;
@@ -543,7 +565,7 @@ static int compile(Arena *arena, const Options *opt) {
     if (opt->emit == EMIT_STRATEGIES) return print_strategies(arena, plan_devices(opt, spec), opt->ckpt, &spec->hints);
     if (opt->emit == EMIT_IR_JSON) return ir_print_json(stdout, spec) ? EXIT_USER : 0;
     if (opt->emit == EMIT_PLAN || opt->emit == EMIT_PLAN_JSON || opt->emit == EMIT_GALVATRON || opt->baselines ||
-        opt->has_uniform || opt->plan || opt->explain || opt->emit == EMIT_C || opt->emit == EMIT_SVG || opt->plot || opt->output)
+        opt->has_uniform || opt->plan || opt->explain || opt->emit >= EMIT_C || opt->plot || opt->output)
         return plan_model(arena, opt, spec);
     ir_print_table(stdout, spec);
     return 0;

@@ -62,7 +62,8 @@ static const char *find_profiler(Arena *a, const char *prefix) {
 
 Toolchain toolchain_find(Arena *a) {
     Toolchain t = {.has_runtime = HAS_RUNTIME, .prefix = HAS_RUNTIME ? install_prefix(a) : NULL};
-    t.build = (BuildConfig){"mpicc", GALVRT_INCLUDE_DIR, GALVRT_LIBRARY, GALVRT_LIBS, GALVRT_CFLAGS, false};
+    t.build = (BuildConfig){.cc = "mpicc", .include_dir = GALVRT_INCLUDE_DIR, .library = GALVRT_LIBRARY,
+                            .extra_libs = GALVRT_LIBS, .cflags = GALVRT_CFLAGS};
     if (t.prefix) {
         t.build.include_dir = under(a, t.prefix, GALVC_INSTALL_INCLUDEDIR);
         t.build.library = under(a, t.prefix, GALVC_INSTALL_LIBDIR "/libgalvrt.a");
@@ -81,7 +82,7 @@ void toolchain_print(FILE *f, const Toolchain *t) {
         fprintf(f, "CUDA toolkit: found (%s); galvc targets the CPU only so far\n", GALVC_BUILT_CUDA);
     else
         fputs("CUDA toolkit: not found; galvc targets the CPU only\n", f);
-    fputs("LLVM: not used\n", f);
+    fprintf(f, "LLVM: %s (the kernel generator: x86-64 objects, NVPTX)\n", GALVC_BUILT_LLVM);
     if (!t->has_runtime) {
         fputs("runtime: none (built without libgalvrt: -o and profile are unavailable)\n", f);
         return;

@@ -25,12 +25,41 @@ typedef struct BuildConfig {
     const char *library;     /* libgalvrt.a */
     const char *extra_libs;  /* OpenBLAS and the rest, as linker flags */
     const char *cflags;      /* extra compiler flags the runtime was built with (the sanitizers), or NULL */
-    bool keep;               /* keep the generated train.c beside the output */
+    bool keep;               /* keep the generated train.c (and kernels.o) beside the output */
+    bool verbose;            /* say what the build does (the kernels' generation time) */
 } BuildConfig;
 
 /* Emit train.c into a private temporary file, compile and link it into
  * `output`; 0 on success, else an exit status. */
 int build(const Spec *spec, const Plan *plan, int64_t devices, const char *source_name, const char *output,
           const BuildConfig *cfg, Diag *d);
+
+/* ---- kernels (backend/kernels.c): generated through libLLVM ------------ */
+
+/* One kernel a plan needs: a GrtKernelKind (runtime/galvrt.h) at a column
+ * count (the hidden size, or the MLP width of a TP shard), GRT_KF_ flags. */
+typedef struct KernelShape {
+    int kind, cols, flags;
+} KernelShape;
+
+enum { KERNELS_MAX = 256 };
+typedef struct KernelSet {
+    int n;
+    KernelShape k[KERNELS_MAX];
+} KernelSet;
+
+/* What to write: LLVM IR (the host's, optimized), host assembly, a host
+ * object file (ELF, position-independent, exporting galvc_kernels), or PTX. */
+typedef enum KernelOutput { KOUT_LLVM, KOUT_ASM, KOUT_OBJ, KOUT_PTX } KernelOutput;
+
+/* Add a shape to set unless it is there already. */
+void kernels_add(KernelSet *set, int kind, int cols, int flags);
+/* The kernels the plan's layers run: each distinct shape once. */
+void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set);
+/* Generate set's kernels and write them to out as `what`; gpu_arch names the
+ * PTX target ("sm_90", "sm_80"; NULL: sm_90). *ms (when not NULL) gets the
+ * generation's wall time: IR, O3 and code generation. False (with a message
+ * in d) when LLVM fails. */
+bool kernels_write(FILE *out, const KernelSet *set, KernelOutput what, const char *gpu_arch, double *ms, Diag *d);
 
 #endif

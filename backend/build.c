@@ -1,7 +1,8 @@
-/* build.c — compiles the emitted program: train.c goes to a private
- * temporary file (mkstemps), the C compiler runs without a shell (so no
- * path can be misread), and the file is removed unless --keep asks for it
- * (then moved beside the program, or copied when TMPDIR is on another file
+/* build.c — compiles the emitted program: train.c and the plan's generated
+ * kernels (an object file, backend/kernels.c) go to private temporary files
+ * (mkstemps), the C compiler runs without a shell (so no path can be
+ * misread), and the files are removed unless --keep asks for them (then
+ * moved beside the program, or copied when TMPDIR is on another file
  * system). */
 #include "backend.h"
 
@@ -32,7 +33,7 @@ static int copy_file(const char *from, const char *to) {
     return err;
 }
 
-/* --keep: move train.c to kept, copying across file systems (TMPDIR
+/* Move the temporary at path to kept, copying across file systems (TMPDIR
  * elsewhere); the temporary is gone either way. 0 or an errno value. */
 static int keep_source(const char *c_path, const char *kept) {
     if (rename(c_path, kept) == 0) return 0;
@@ -51,20 +52,63 @@ static int run(char *const argv[]) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* A private temporary file named like template ("galvc-train-XXXXXX.c"), in
+ * $TMPDIR or /tmp, opened for writing; its path in *path. */
+static FILE *temp_file(const Spec *spec, const char *template, int suffix, char **path, Diag *d) {
+    const char *tmpdir = getenv("TMPDIR");
+    *path = arena_printf(spec->arena, "%s/%s", tmpdir && *tmpdir ? tmpdir : "/tmp", template);
+    int fd = mkstemps(*path, suffix);
+    if (fd < 0) {
+        diag_plain(d, "cannot create a temporary file for %s: %s", template, strerror(errno));
+        return NULL;
+    }
+    return fdopen(fd, "wb");
+}
+
+/* The plan's kernels as a host object file at a temporary path, or NULL. */
+static const char *write_kernels(const Spec *spec, const Plan *plan, const BuildConfig *cfg, Diag *d) {
+    char *path;
+    FILE *f = temp_file(spec, "galvc-kernels-XXXXXX.o", 2, &path, d);
+    if (!f) return NULL;
+    KernelSet set;
+    kernels_for_plan(spec, plan, &set);
+    double ms;
+    bool ok = kernels_write(f, &set, KOUT_OBJ, NULL, &ms, d);
+    if (fclose(f) != 0) ok = false;
+    if (!ok) {
+        unlink(path);
+        if (!d->errors) diag_plain(d, "cannot write the kernels' object file");
+        return NULL;
+    }
+    if (cfg->verbose) fprintf(stderr, "galvc: %d kernels generated for this CPU in %.1f ms\n", set.n, ms);
+    return path;
+}
+
+/* Keep the temporary file holding `what` as kept (moved, or copied across
+ * file systems), or remove it; false when it could not be kept. */
+static bool keep_or_remove(const char *path, const char *what, const char *kept, bool keep, Diag *d) {
+    if (!keep) {
+        unlink(path);
+        return true;
+    }
+    int err = keep_source(path, kept);
+    if (err) {
+        diag_plain(d, "cannot keep %s as '%s': %s", what, kept, strerror(err));
+        return false;
+    }
+    fprintf(stderr, "galvc: kept %s as %s\n", what, kept);
+    return true;
+}
+
 int build(const Spec *spec, const Plan *plan, int64_t devices, const char *source_name, const char *output,
           const BuildConfig *cfg, Diag *d) {
-    char path[] = "/tmp/galvc-train-XXXXXX.c";
-    const char *tmpdir = getenv("TMPDIR");
-    char *c_path = tmpdir && *tmpdir ? arena_printf(spec->arena, "%s/galvc-train-XXXXXX.c", tmpdir) : path;
-    int fd = mkstemps(c_path, 2);
-    if (fd < 0) {
-        diag_plain(d, "cannot create a temporary file for train.c: %s", strerror(errno));
-        return 1;
-    }
-    FILE *f = fdopen(fd, "w");
-    bool ok = f && emit_c(f, spec, plan, devices, source_name, d);
-    if (f && fclose(f) != 0) ok = false;
-    if (!ok) {
+    char *c_path;
+    FILE *f = temp_file(spec, "galvc-train-XXXXXX.c", 2, &c_path, d);
+    if (!f) return 1;
+    bool ok = emit_c(f, spec, plan, devices, source_name, d);
+    if (fclose(f) != 0) ok = false;
+    const char *k_path = ok ? write_kernels(spec, plan, cfg, d) : NULL;
+    if (!ok || !k_path) {
         unlink(c_path);
         if (!d->errors) diag_plain(d, "cannot write train.c");
         return 1;
@@ -81,26 +125,21 @@ int build(const Spec *spec, const Plan *plan, int64_t devices, const char *sourc
     argv[n++] = "-Wall";
     argv[n++] = "-Wextra";
     argv[n++] = "-Werror";
-    for (char *tok = strtok(cflags, " "); tok && n < 24; tok = strtok(NULL, " ")) argv[n++] = tok;
+    for (char *tok = strtok(cflags, " "); tok && n < 24; tok = strtok(NULL, " "))
+        argv[n++] = tok;
     argv[n++] = arena_printf(spec->arena, "-I%s", cfg->include_dir);
     argv[n++] = c_path;
+    argv[n++] = (char *)k_path;
     argv[n++] = (char *)cfg->library;
-    for (char *tok = strtok(extra, " "); tok && n < 58; tok = strtok(NULL, " ")) argv[n++] = tok;
+    for (char *tok = strtok(extra, " "); tok && n < 58; tok = strtok(NULL, " "))
+        argv[n++] = tok;
     argv[n++] = "-lm";
     argv[n++] = "-o";
     argv[n++] = (char *)output;
     argv[n] = NULL;
     int rc = run(argv);
-    bool kept_ok = true;
-    if (cfg->keep) {
-        const char *kept = arena_printf(spec->arena, "%s.c", output);
-        int err = keep_source(c_path, kept);
-        if (err) diag_plain(d, "cannot keep train.c as '%s': %s", kept, strerror(err));
-        else fprintf(stderr, "galvc: kept the program's source as %s\n", kept);
-        kept_ok = !err;
-    } else {
-        unlink(c_path);
-    }
+    bool kept_ok = keep_or_remove(c_path, "the program's source", arena_printf(spec->arena, "%s.c", output), cfg->keep, d);
+    kept_ok &= keep_or_remove(k_path, "its kernels", arena_printf(spec->arena, "%s.kernels.o", output), cfg->keep, d);
     if (rc != 0) {
         diag_plain(d, "the C compiler (%s) failed%s", cfg->cc, rc < 0 ? " to start" : "");
         return 1;

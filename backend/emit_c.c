@@ -631,6 +631,7 @@ static void emit_main(const Emit *e) {
     fprintf(out, "};\n    static void (*const step[PP])(GrtRun *) = {");
     for (int k = 0; k < e->pp; k++) fprintf(out, "%sstage%d_step", k ? ", " : "", k);
     fprintf(out, "};\n"
+                 "    grt_kernels_use(&galvc_kernels); /* the kernels galvc generated for this plan's shapes */\n"
                  "    GrtRun *R = grt_run_start(&argc, &argv, &program); /* options; the ranks and memory checked */\n"
                  "    make_groups(R);\n"
                  "    setup[R->stage](R);\n"

@@ -97,6 +97,72 @@ void grt_sgd(float *param, const float *grad, float *buf, size_t n, float lr, fl
 void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                float eps, float weight_decay, float grad_scale, int t);
 
+/* ---- generated kernels (runtime/kernel_table.c) ---------------------------- */
+
+/* galvc generates the row kernels a plan needs through libLLVM with its
+ * column count C as a constant (backend/kernels.c), and links them into the
+ * program as the table galvc_kernels, which main() hands to grt_kernels_use.
+ * The layers then run the generated kernel wherever one has the shape, and
+ * the reference above elsewhere; the results are the reference's. rows is a
+ * run-time argument. The table: X(kind, name, signature).
+ *   layernorm_fwd  out, mean, rstd, inp, weight, bias, eps    (as grt_layernorm_forward)
+ *   layernorm_bwd  dinp, dweight, dbias, dout, inp, weight, mean, rstd  (accumulates)
+ *   rmsnorm_fwd    out, rstd, inp, weight, eps                (as grt_rmsnorm_forward)
+ *   rmsnorm_bwd    dinp, dweight, dout, inp, weight, rstd     (accumulates)
+ *   residual       out, a, b: out = a + b
+ *   bias_gelu_fwd  pre (in place: pre += bias), act = gelu(pre), bias
+ *   bias_gelu_bwd  dpre += dact * gelu'(pre), dbias += the same; pre, dact, dbias
+ *   swiglu_fwd     out (rows, C), inp (rows, 2C)              (as grt_swiglu_forward)
+ *   swiglu_bwd     dinp (rows, 2C), inp, dout                 (accumulates)
+ * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
+#define GRT_KERNEL_KINDS(X)                                                                                            \
+    X(GRT_K_LAYERNORM_FWD, "layernorm_fwd")                                                                            \
+    X(GRT_K_LAYERNORM_BWD, "layernorm_bwd")                                                                            \
+    X(GRT_K_RMSNORM_FWD, "rmsnorm_fwd")                                                                                \
+    X(GRT_K_RMSNORM_BWD, "rmsnorm_bwd")                                                                                \
+    X(GRT_K_RESIDUAL, "residual")                                                                                      \
+    X(GRT_K_BIAS_GELU_FWD, "bias_gelu_fwd")                                                                            \
+    X(GRT_K_BIAS_GELU_BWD, "bias_gelu_bwd")                                                                            \
+    X(GRT_K_SWIGLU_FWD, "swiglu_fwd")                                                                                  \
+    X(GRT_K_SWIGLU_BWD, "swiglu_bwd")
+#define GRT_KERNEL_ENUM(kind, name) kind,
+typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
+#undef GRT_KERNEL_ENUM
+enum { GRT_KF_BIAS = 1 }; /* the kernel adds (and differentiates) a bias */
+
+typedef void GrtLayerNormFwdFn(int64_t rows, float *out, float *mean, float *rstd, const float *inp,
+                               const float *weight, const float *bias, float eps);
+typedef void GrtLayerNormBwdFn(int64_t rows, float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *mean, const float *rstd);
+typedef void GrtRmsNormFwdFn(int64_t rows, float *out, float *rstd, const float *inp, const float *weight, float eps);
+typedef void GrtRmsNormBwdFn(int64_t rows, float *dinp, float *dweight, const float *dout, const float *inp,
+                             const float *weight, const float *rstd);
+typedef void GrtResidualFn(int64_t rows, float *out, const float *a, const float *b);
+typedef void GrtBiasGeluFwdFn(int64_t rows, float *pre, float *act, const float *bias);
+typedef void GrtBiasGeluBwdFn(int64_t rows, float *dpre, const float *pre, const float *dact, float *dbias);
+typedef void GrtSwigluFwdFn(int64_t rows, float *out, const float *inp);
+typedef void GrtSwigluBwdFn(int64_t rows, float *dinp, const float *inp, const float *dout);
+
+/* One generated kernel: its kind, its column count, its GRT_KF_ flags. */
+typedef struct GrtKernel {
+    int32_t kind, cols, flags;
+    void (*fn)(void); /* the kind's GrtXxxFn */
+} GrtKernel;
+typedef struct GrtKernelTable {
+    int32_t n;
+    const GrtKernel *kernels;
+} GrtKernelTable;
+
+/* The program's generated kernels: defined by the object galvc links in,
+ * NULL in a program built without one (the references then run). */
+extern const GrtKernelTable galvc_kernels __attribute__((weak));
+
+/* Use table t's kernels from now on (NULL: none; GALVRT_REFERENCE_KERNELS=1 in
+ * the environment keeps the references). */
+void grt_kernels_use(const GrtKernelTable *t);
+/* The registered kernel of this kind, column count and flags, or NULL. */
+void (*grt_kernel_find(GrtKernelKind kind, int cols, int flags))(void);
+
 /* ---- tensor-parallel layers (runtime/layers.c) ----------------------------- */
 
 /* The layer kinds the runtime trains. A transformer block is Megatron-LM's

@@ -396,17 +396,70 @@ void grt_layer_use_slot(GrtLayer *l, int slot) { l->act = l->slot_act[slot % l->
 
 /* ---- forward ---------------------------------------------------------------------------- */
 
+/* ---- the generated kernels (galvrt.h) where the plan's shapes have one, else the references ---- */
+
 /* One norm: LayerNorm, or RMSNorm when s->rms (its mean slot unused). */
 static void norm_forward(const GrtLayerSpec *s, float *out, float *mean, float *rstd, const float *in, const float *w,
                          const float *b, int N) {
-    if (s->rms) grt_rmsnorm_forward(out, rstd, in, w, N, s->C, s->eps);
+    if (s->rms) {
+        GrtRmsNormFwdFn *k = (GrtRmsNormFwdFn *)grt_kernel_find(GRT_K_RMSNORM_FWD, s->C, 0);
+        if (k && rstd) k(N, out, rstd, in, w, s->eps);
+        else grt_rmsnorm_forward(out, rstd, in, w, N, s->C, s->eps);
+        return;
+    }
+    GrtLayerNormFwdFn *k = (GrtLayerNormFwdFn *)grt_kernel_find(GRT_K_LAYERNORM_FWD, s->C, b ? GRT_KF_BIAS : 0);
+    if (k && mean && rstd) k(N, out, mean, rstd, in, w, b, s->eps);
     else grt_layernorm_forward(out, mean, rstd, in, w, b, N, s->C, s->eps);
 }
 
 static void norm_backward(const GrtLayerSpec *s, float *din, float *dw, float *db, const float *dout, const float *in,
                           const float *w, const float *mean, const float *rstd, int N) {
-    if (s->rms) grt_rmsnorm_backward(din, dw, dout, in, w, rstd, N, s->C);
+    if (s->rms) {
+        GrtRmsNormBwdFn *k = (GrtRmsNormBwdFn *)grt_kernel_find(GRT_K_RMSNORM_BWD, s->C, 0);
+        if (k && din && dw) k(N, din, dw, dout, in, w, rstd);
+        else grt_rmsnorm_backward(din, dw, dout, in, w, rstd, N, s->C);
+        return;
+    }
+    GrtLayerNormBwdFn *k = (GrtLayerNormBwdFn *)grt_kernel_find(GRT_K_LAYERNORM_BWD, s->C, db ? GRT_KF_BIAS : 0);
+    if (k && din && dw) k(N, din, dw, db, dout, in, w, mean, rstd);
     else grt_layernorm_backward(din, dw, db, dout, in, w, mean, rstd, N, s->C);
+}
+
+/* out (N, C) = a + b */
+static void residual(float *out, const float *a, const float *b, int N, int C) {
+    GrtResidualFn *k = (GrtResidualFn *)grt_kernel_find(GRT_K_RESIDUAL, C, 0);
+    if (k) k(N, out, a, b);
+    else grt_residual_forward(out, a, b, (size_t)N * C);
+}
+
+/* The generated bias + GELU of width F, if any: it adds the up projection's bias itself. */
+static GrtBiasGeluFwdFn *bias_gelu_kernel(const GrtLayerSpec *s, int F, const float *bias) {
+    return s->swiglu ? NULL : (GrtBiasGeluFwdFn *)grt_kernel_find(GRT_K_BIAS_GELU_FWD, F, bias ? GRT_KF_BIAS : 0);
+}
+
+/* The MLP's activation: fch (N, UP) from the up projection into fca (N, F);
+ * bias (not NULL only with a bias + GELU kernel) added to fch first. */
+static void activation_forward(const GrtLayerSpec *s, float *fca, float *fch, const float *bias, int N, int F) {
+    GrtBiasGeluFwdFn *gk = bias_gelu_kernel(s, F, bias);
+    GrtSwigluFwdFn *sk = s->swiglu ? (GrtSwigluFwdFn *)grt_kernel_find(GRT_K_SWIGLU_FWD, F, 0) : NULL;
+    if (gk) gk(N, fch, fca, bias);
+    else if (sk) sk(N, fca, fch);
+    else if (s->swiglu) grt_swiglu_forward(fca, fch, N, F);
+    else grt_gelu_forward(fca, fch, (size_t)N * F);
+}
+
+/* dfch (N, UP) += the activation's backward of dfca (N, F); the up
+ * projection's bias gradient too when the generated kernel takes it (true). */
+static bool activation_backward(const GrtLayerSpec *s, float *dfch, float *dbias, const float *fch, const float *dfca,
+                                int N, int F) {
+    GrtBiasGeluBwdFn *gk =
+        s->swiglu ? NULL : (GrtBiasGeluBwdFn *)grt_kernel_find(GRT_K_BIAS_GELU_BWD, F, dbias ? GRT_KF_BIAS : 0);
+    GrtSwigluBwdFn *sk = s->swiglu ? (GrtSwigluBwdFn *)grt_kernel_find(GRT_K_SWIGLU_BWD, F, 0) : NULL;
+    if (gk) gk(N, dfch, fch, dfca, dbias);
+    else if (sk) sk(N, dfch, fch, dfca);
+    else if (s->swiglu) grt_swiglu_backward(dfch, fch, dfca, N, F);
+    else grt_gelu_backward(dfch, fch, dfca, (size_t)N * F);
+    return gk != NULL;
 }
 
 static const float *opt(const GrtLayer *l, int k) { return l->tensors[k].n ? P(l, k) : NULL; }
@@ -448,7 +501,7 @@ float *grt_block_mlp(GrtLayer *l, const float *x) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C;
     if (opt(l, B_BO)) add_bias(a->scratch, P(l, B_BO), N, C);
-    grt_residual_forward(a->res1, x, a->scratch, (size_t)N * C);
+    residual(a->res1, x, a->scratch, N, C);
     const float *mlp_in = a->res1;
     if (s->pre_norm) {
         norm_forward(s, a->ln2, a->mean2, a->rstd2, a->res1, P(l, B_LN2W), opt(l, B_LN2B), N);
@@ -457,9 +510,10 @@ float *grt_block_mlp(GrtLayer *l, const float *x) {
         norm_forward(s, a->ln1, a->mean1, a->rstd1, a->res1, P(l, B_LN1W), opt(l, B_LN1B), N);
         mlp_in = a->ln1;
     }
-    grt_matmul_forward(a->fch, mlp_in, P(l, B_WUP), opt(l, B_BUP), N, C, up_rows(l));
-    if (s->swiglu) grt_swiglu_forward(a->fca, a->fch, N, l->F_l);
-    else grt_gelu_forward(a->fca, a->fch, (size_t)N * l->F_l);
+    const float *bup = opt(l, B_BUP);
+    bool fused = bias_gelu_kernel(s, l->F_l, bup) != NULL; /* the activation adds the bias */
+    grt_matmul_forward(a->fch, mlp_in, P(l, B_WUP), fused ? NULL : bup, N, C, up_rows(l));
+    activation_forward(s, a->fca, a->fch, fused ? bup : NULL, N, l->F_l);
     grt_matmul_forward(a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
     return a->scratch;
 }
@@ -474,9 +528,9 @@ void grt_block_output(GrtLayer *l, float *out) {
     if (!out) out = a->dC2;
     if (opt(l, B_BDOWN)) add_bias(a->scratch, P(l, B_BDOWN), N, C);
     if (s->pre_norm) {
-        grt_residual_forward(out, a->res1, a->scratch, (size_t)N * C);
+        residual(out, a->res1, a->scratch, N, C);
     } else {
-        grt_residual_forward(a->ln2, a->ln1, a->scratch, (size_t)N * C); /* the second norm's input */
+        residual(a->ln2, a->ln1, a->scratch, N, C); /* the second norm's input */
         norm_forward(s, out, a->out_mean, a->out_rstd, a->ln2, P(l, B_LN2W), opt(l, B_LN2B), N);
     }
 }
@@ -592,12 +646,12 @@ float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
     memset(dfca, 0, sizeof(float) * NF);
     grt_matmul_backward(dfca, G(l, B_WDOWN), NULL, dmlp_out, a->fca, P(l, B_WDOWN), N, l->F_l, C);
     memset(dmid, 0, sizeof(float) * (size_t)N * up_rows(l));
-    if (s->swiglu) grt_swiglu_backward(dmid, a->fch, dfca, N, l->F_l);
-    else grt_gelu_backward(dmid, a->fch, dfca, NF);
+    bool dbias_done = activation_backward(s, dmid, gopt(l, B_BUP), a->fch, dfca, N, l->F_l);
     /* MLP up (column-parallel): partial input gradients */
     float *dmlp_in = a->dC1;
     memset(dmlp_in, 0, sizeof(float) * NC);
-    grt_matmul_backward(dmlp_in, G(l, B_WUP), gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C, up_rows(l));
+    grt_matmul_backward(dmlp_in, G(l, B_WUP), dbias_done ? NULL : gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C,
+                        up_rows(l));
     return dmlp_in;
 }
 

@@ -29,7 +29,7 @@ done
 expect_runtime() {
     version=$("$1/bin/galvc" --version) || fail "$1/bin/galvc --version failed"
     for want in "runtime: $1/lib/libgalvrt.a (installed under $1)" "headers: $1/include/galvrt" \
-                "profiler: $1/libexec/galvc/galvc-profiler" "LLVM: not used"; do
+                "profiler: $1/libexec/galvc/galvc-profiler" "LLVM: 16."; do
         case $version in
         *"$want"*) ;;
         *) fail "expected '$want' in galvc --version:

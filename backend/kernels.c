@@ -1,0 +1,212 @@
+/* kernels.c — the kernels a plan needs, generated through libLLVM (the
+ * LLVM 16 C API): which shapes the plan's layers run (norms at the hidden
+ * size, the MLP's activation at each TP shard's width), one LLVM module of
+ * them per target, the O3 pipeline, and the output: the host's IR, assembly
+ * or object (CPU and features of the build machine: the program runs where
+ * it is built), or PTX for NVPTX (sm_90 or sm_80, PTX ISA 7.8).
+ *
+ * The host object also holds the table galvc_kernels (runtime/galvrt.h),
+ * through which the program's layers find each kernel by its shape. */
+#include "kernel_gen.h"
+#include "runtime/galvrt.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void kernels_add(KernelSet *set, int kind, int cols, int flags) {
+    for (int i = 0; i < set->n; i++)
+        if (set->k[i].kind == kind && set->k[i].cols == cols && set->k[i].flags == flags) return;
+    if (set->n == KERNELS_MAX) die("more than %d kernel shapes", KERNELS_MAX);
+    set->k[set->n++] = (KernelShape){kind, cols, flags};
+}
+
+/* A norm's forward and backward at C columns. */
+static void add_norm(KernelSet *set, bool rms, bool bias, int C) {
+    if (rms) {
+        kernels_add(set, GRT_K_RMSNORM_FWD, C, 0);
+        kernels_add(set, GRT_K_RMSNORM_BWD, C, 0);
+    } else {
+        kernels_add(set, GRT_K_LAYERNORM_FWD, C, bias ? GRT_KF_BIAS : 0);
+        kernels_add(set, GRT_K_LAYERNORM_BWD, C, bias ? GRT_KF_BIAS : 0);
+    }
+}
+
+/* A transformer block under TP degree tp: its norms and residuals at C, its
+ * MLP activation at the shard's width F / tp (runtime/layers.c runs these). */
+static void add_block(KernelSet *set, const GrtLayerSpec *s, int tp) {
+    int F = s->F / tp;
+    add_norm(set, s->rms, s->bias, s->C);
+    kernels_add(set, GRT_K_RESIDUAL, s->C, 0);
+    if (s->swiglu) {
+        kernels_add(set, GRT_K_SWIGLU_FWD, F, 0);
+        kernels_add(set, GRT_K_SWIGLU_BWD, F, 0);
+    } else {
+        kernels_add(set, GRT_K_BIAS_GELU_FWD, F, s->bias ? GRT_KF_BIAS : 0);
+        kernels_add(set, GRT_K_BIAS_GELU_BWD, F, s->bias ? GRT_KF_BIAS : 0);
+    }
+}
+
+void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
+    const Graph *g = spec->graph;
+    set->n = 0;
+    for (int i = 0; i < g->n_layers; i++) {
+        GrtLayerSpec s;
+        if (layer_runtime_base_kind(g->layers[i]->kind) < 0 || !layer_runtime_spec(g, g->layers[i], &s)) continue;
+        if (s.kind == GRT_BLOCK && s.F % plan->layer[i].tp == 0) add_block(set, &s, plan->layer[i].tp);
+        if (s.kind == GRT_NORM) add_norm(set, s.rms, s.bias, s.C);
+    }
+}
+
+/* ---- targets --------------------------------------------------------------- */
+
+/* Every target galvc generates for, registered once. */
+static void init_targets(void) {
+    static bool done;
+    if (done) return;
+    LLVMInitializeX86TargetInfo(), LLVMInitializeX86Target(), LLVMInitializeX86TargetMC();
+    LLVMInitializeX86AsmPrinter();
+    LLVMInitializeNVPTXTargetInfo(), LLVMInitializeNVPTXTarget(), LLVMInitializeNVPTXTargetMC();
+    LLVMInitializeNVPTXAsmPrinter();
+    done = true;
+}
+
+/* The target machine of the host (cpu NULL) or of NVPTX at cpu ("sm_90"). */
+static LLVMTargetMachineRef target_machine(const char *gpu, Diag *d) {
+    char *triple = gpu ? strdup("nvptx64-nvidia-cuda") : LLVMGetDefaultTargetTriple();
+    char *cpu = gpu ? strdup(gpu) : LLVMGetHostCPUName();
+    char *features = gpu ? strdup("+ptx78") : LLVMGetHostCPUFeatures();
+    LLVMTargetRef t;
+    char *err = NULL;
+    LLVMTargetMachineRef tm = NULL;
+    if (LLVMGetTargetFromTriple(triple, &t, &err))
+        diag_plain(d, "LLVM has no target %s: %s", triple, err);
+    else
+        tm = LLVMCreateTargetMachine(t, triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC,
+                                     LLVMCodeModelDefault);
+    if (gpu)
+        free(triple), free(cpu), free(features);
+    else
+        LLVMDisposeMessage(triple), LLVMDisposeMessage(cpu), LLVMDisposeMessage(features);
+    LLVMDisposeMessage(err);
+    return tm;
+}
+
+/* A kernel builder for module mod through map. */
+static KB builder(LLVMContextRef ctx, LLVMModuleRef mod, const KMap *map) {
+    return (KB){.ctx = ctx,
+                .mod = mod,
+                .b = LLVMCreateBuilderInContext(ctx),
+                .map = map,
+                .f32 = LLVMFloatTypeInContext(ctx),
+                .f64 = LLVMDoubleTypeInContext(ctx),
+                .i1 = LLVMInt1TypeInContext(ctx),
+                .i32 = LLVMInt32TypeInContext(ctx),
+                .i64 = LLVMInt64TypeInContext(ctx),
+                .ptr = LLVMPointerTypeInContext(ctx, 0),
+                .vd = LLVMVoidTypeInContext(ctx)};
+}
+
+/* galvc_kernels = {n, {kind, cols, flags, fn}...}: the program's table (GrtKernelTable). */
+static void add_table(KB *k, const KernelSet *set, LLVMValueRef *fns) {
+    LLVMTypeRef et[4] = {k->i32, k->i32, k->i32, k->ptr}, tt[2] = {k->i32, k->ptr};
+    LLVMTypeRef entry = LLVMStructTypeInContext(k->ctx, et, 4, 0);
+    LLVMValueRef *rows = calloc((size_t)set->n + 1, sizeof *rows);
+    for (int i = 0; i < set->n; i++) {
+        const KernelShape *s = &set->k[i];
+        LLVMValueRef f[4] = {LLVMConstInt(k->i32, (unsigned)s->kind, 0), LLVMConstInt(k->i32, (unsigned)s->cols, 0),
+                             LLVMConstInt(k->i32, (unsigned)s->flags, 0), fns[i]};
+        rows[i] = LLVMConstNamedStruct(entry, f, 4);
+    }
+    LLVMTypeRef at = LLVMArrayType(entry, (unsigned)set->n);
+    LLVMValueRef arr = LLVMAddGlobal(k->mod, at, "galvc_kernel_list");
+    LLVMSetInitializer(arr, LLVMConstArray(entry, rows, (unsigned)set->n));
+    LLVMSetLinkage(arr, LLVMInternalLinkage);
+    LLVMSetGlobalConstant(arr, 1);
+    LLVMValueRef tf[2] = {LLVMConstInt(k->i32, (unsigned)set->n, 0), arr};
+    LLVMValueRef table = LLVMAddGlobal(k->mod, LLVMStructTypeInContext(k->ctx, tt, 2, 0), "galvc_kernels");
+    LLVMSetInitializer(table, LLVMConstStructInContext(k->ctx, tf, 2, 0));
+    LLVMSetGlobalConstant(table, 1);
+    free(rows);
+}
+
+/* The module of set's kernels for target machine tm, through map, verified and optimized (O3). */
+static LLVMModuleRef build_module(LLVMContextRef ctx, LLVMTargetMachineRef tm, const KernelSet *set, const KMap *map,
+                                  Diag *d) {
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("galvc_kernels", ctx);
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef layout = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(mod, layout);
+    LLVMDisposeTargetData(layout);
+    KB k = builder(ctx, mod, map);
+    LLVMValueRef *fns = calloc((size_t)set->n + 1, sizeof *fns);
+    for (int i = 0; i < set->n; i++)
+        fns[i] = kgen_kernel(&k, &set->k[i]);
+    if (map == &kmap_x86) add_table(&k, set, fns);
+    free(fns);
+    LLVMDisposeBuilder(k.b);
+    char *msg = NULL;
+    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) die("generated kernels do not verify: %s", msg);
+    LLVMDisposeMessage(msg);
+    LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef err = LLVMRunPasses(mod, "default<O3>", tm, opts);
+    LLVMDisposePassBuilderOptions(opts);
+    if (err) {
+        char *e = LLVMGetErrorMessage(err);
+        diag_plain(d, "LLVM's O3 pipeline failed: %s", e);
+        LLVMDisposeErrorMessage(e);
+        LLVMDisposeModule(mod);
+        return NULL;
+    }
+    return mod;
+}
+
+/* Write mod as IR, or as tm's assembly or object, to out. */
+static bool write_module(FILE *out, LLVMTargetMachineRef tm, LLVMModuleRef mod, KernelOutput what, Diag *d) {
+    if (what == KOUT_LLVM) {
+        char *s = LLVMPrintModuleToString(mod);
+        bool ok = fputs(s, out) >= 0;
+        LLVMDisposeMessage(s);
+        return ok;
+    }
+    LLVMMemoryBufferRef buf;
+    char *err = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, what == KOUT_OBJ ? LLVMObjectFile : LLVMAssemblyFile, &err,
+                                            &buf)) {
+        diag_plain(d, "LLVM's code generator failed: %s", err);
+        LLVMDisposeMessage(err);
+        return false;
+    }
+    size_t n = LLVMGetBufferSize(buf);
+    bool ok = fwrite(LLVMGetBufferStart(buf), 1, n, out) == n;
+    LLVMDisposeMemoryBuffer(buf);
+    return ok;
+}
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+bool kernels_write(FILE *out, const KernelSet *set, KernelOutput what, const char *gpu_arch, double *ms, Diag *d) {
+    double t0 = now_ms();
+    init_targets();
+    const char *gpu = what == KOUT_PTX ? gpu_arch ? gpu_arch : "sm_90" : NULL;
+    LLVMTargetMachineRef tm = target_machine(gpu, d);
+    if (!tm) return false;
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef mod = build_module(ctx, tm, set, gpu ? &kmap_ptx : &kmap_x86, d);
+    bool ok = mod && write_module(out, tm, mod, what, d);
+    if (mod) LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+    LLVMDisposeTargetMachine(tm);
+    if (ms) *ms = now_ms() - t0;
+    return ok;
+}

@@ -1,0 +1,23 @@
+/* kernel_table.c — the registry of the kernels galvc generated for the
+ * program's shapes (galvrt.h, "generated kernels"): the layers ask it for a
+ * kernel by (kind, columns, flags) and run the reference when it has none.
+ * A program has a few dozen kernels at most, so a linear search does. */
+#include "galvrt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const GrtKernelTable *table;
+
+void grt_kernels_use(const GrtKernelTable *t) {
+    const char *ref = getenv("GALVRT_REFERENCE_KERNELS");
+    table = ref && *ref && strcmp(ref, "0") != 0 ? NULL : t;
+}
+
+void (*grt_kernel_find(GrtKernelKind kind, int cols, int flags))(void) {
+    for (int i = 0; table && i < table->n; i++) {
+        const GrtKernel *k = &table->kernels[i];
+        if (k->kind == (int32_t)kind && k->cols == cols && k->flags == flags) return k->fn;
+    }
+    return NULL;
+}

@@ -1,0 +1,37 @@
+#!/bin/sh
+# ptxas.sh GALVC WORKDIR — the PTX galvc generates (--emit=ptx) for gpt-tiny
+# (LayerNorm, GELU) and llama-tiny (RMSNorm, SwiGLU), for sm_80 and sm_90,
+# assembled by the CUDA toolkit's ptxas: the GPU check that needs no GPU.
+# Exit 77 (skipped) where the toolkit is not installed.
+set -u
+galvc=$1
+work=$2
+ptxas=${PTXAS:-/usr/local/cuda/bin/ptxas}
+if [ ! -x "$ptxas" ]; then
+    echo "skipped: no ptxas at $ptxas (the CUDA toolkit is not installed)"
+    exit 77
+fi
+mkdir -p "$work"
+status=0
+for model in gpt-tiny llama-tiny; do
+    for arch in sm_80 sm_90; do
+        ptx=$work/$model-$arch.ptx
+        if ! "$galvc" "examples/$model.gv" --emit=ptx:$arch >"$ptx"; then
+            echo "FAIL: galvc --emit=ptx:$arch $model"
+            status=1
+            continue
+        fi
+        entries=$(grep -c '^\.visible \.entry' "$ptx")
+        if [ "$entries" -lt 4 ]; then
+            echo "FAIL: $model $arch: $entries kernels in the PTX"
+            status=1
+        fi
+        if "$ptxas" -arch=$arch "$ptx" -o "$work/$model-$arch.cubin"; then
+            echo "ok: $model $arch: $entries kernels assembled"
+        else
+            echo "FAIL: ptxas -arch=$arch $model"
+            status=1
+        fi
+    done
+done
+exit $status
