@@ -70,8 +70,10 @@ static const char usage[] =
     "  --ckpt           with --emit=strategies: include activation checkpointing\n"
     "  --baselines      also print pure DP, SDP, TP, PP and the Megatron and\n"
     "                   DeepSpeed grids, costed by the same model\n"
-    "  --uniform tp=T,pp=P,dp=D[,sdp][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M]\n"
-    "                   use this uniform plan instead of searching\n"
+    "  --uniform tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided]\n"
+    "            [,schedule=gpipe|1f1b][,m=M]\n"
+    "                   use this uniform plan instead of searching (ZeRO stage over the DP group;\n"
+    "                   sdp is zero=3; zero3-accum: reduce-scatter every micro-batch or once a step)\n"
     "  --plan FILE      cost the plan in a Galvatron galvatron_config JSON file\n"
     "                   instead of searching (it may be over the memory budget)\n"
     "  -o FILE          build the training program for the plan\n"
@@ -130,7 +132,8 @@ static void add_define(Arena *a, Options *o, const char *text) {
     o->fe.defines = defs;
 }
 
-#define UNIFORM_FORM "tp=T,pp=P,dp=D[,sdp][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M]"
+#define UNIFORM_FORM                                                                                         \
+    "tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M]"
 
 /* The number of "key=N" in item: N decimal digits only, every one read. */
 static bool uniform_number(const char *item, const char *key, long long *v) {
@@ -146,7 +149,11 @@ static bool uniform_item(Options *o, Strategy *s, const char *item, long long *v
     if (uniform_number(item, "pp=", v)) return s->pp = (int)*v, true;
     if (uniform_number(item, "dp=", v)) return s->dp = (int)*v, true;
     if (uniform_number(item, "m=", v)) return o->uniform_m = *v, true;
-    if (strcmp(item, "sdp") == 0) return s->sdp = true;
+    if (strcmp(item, "sdp") == 0) return s->sdp = true, s->zero = 0, true;
+    if (uniform_number(item, "zero=", v) && *v <= 3)
+        return s->sdp = *v == 3, s->zero = *v < 3 ? (int)*v : 0, *v = 1, true;
+    if (strcmp(item, "zero3-accum=once") == 0) return s->zero3_once = true;
+    if (strcmp(item, "zero3-accum=each") == 0) return s->zero3_once = false, true;
     if (strcmp(item, "ckpt") == 0) return s->ckpt = true;
     if (uniform_number(item, "ckpt-every=", v) && *v >= 1 && *v <= (1 << 30))
         return o->uniform_ckpt_every = (int)*v, *v = 1, true;
@@ -172,7 +179,8 @@ static void parse_uniform(Arena *a, Options *o, const char *spec) {
         if (!*p) break;
     }
     if (s.tp < 1 || s.pp < 1 || s.dp < 1) bad_usage("--uniform: degrees must be positive in '%s'", spec);
-    if (s.sdp && s.dp == 1) s.sdp = false;
+    if (s.dp == 1) s.sdp = false, s.zero = 0;
+    if (!s.sdp) s.zero3_once = false;
     if (s.tp == 1 || s.dp == 1) s.tp_consec = true;
     o->uniform = s;
     o->has_uniform = true;

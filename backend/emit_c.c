@@ -86,8 +86,12 @@ typedef struct Emit {
     int L, pp, head, tied_to, tied_copy;
     int64_t ranks, stage_ranks, mb, seq, hidden;
     GrtLayerSpec *rs;  /* [L]: each layer as the runtime builds it (a tied copy untied) */
-    int64_t *stored;   /* [L]: floats each rank stores of the layer */
-    int64_t *off;      /* [L]: where, in its stage's arrays */
+    int64_t *stored;   /* [L]: floats of the layer each rank steps (gradients, m, v) */
+    int64_t *off;      /* [L]: where, in its stage's gradients, m and v */
+    int64_t *params;   /* [L]: floats of its parameters each rank keeps (ZeRO-1/2: whole, padded) */
+    int64_t *poff;     /* [L]: where, in its stage's parameters */
+    int64_t *accum;    /* [L]: floats of its whole gradient kept over the micro-batches (ZeRO-1, ZeRO-3 once) */
+    int64_t *aoff;     /* [L]: where, in its stage's accumulated gradients */
 } Emit;
 
 static const Strategy *strat(const Emit *e, int i) { return &e->plan->layer[i]; }
@@ -96,7 +100,12 @@ static int stage_of(const Emit *e, int i) {
     while (i >= e->plan->stage_start[k + 1]) k++;
     return k;
 }
-static bool sdp_of(const Emit *e, int i) { return strat(e, i)->sdp && strat(e, i)->dp > 1; }
+static int zero_of(const Emit *e, int i) { return strategy_zero(strat(e, i)); }
+static bool sdp_of(const Emit *e, int i) { return zero_of(e, i) == 3; }
+/* Is its gradient reduce-scattered every micro-batch (ZeRO-2, ZeRO-3), or accumulated whole and reduce-scattered
+ * after the last (ZeRO-1, ZeRO-3 once)? */
+static bool reduces_each(const Emit *e, int i) { return zero_of(e, i) == 2 || (sdp_of(e, i) && !strat(e, i)->zero3_once); }
+static bool reduces_once(const Emit *e, int i) { return zero_of(e, i) == 1 || (sdp_of(e, i) && strat(e, i)->zero3_once); }
 static bool consec_of(const Emit *e, int i) { return strategy_tp_consecutive(strat(e, i)); }
 static int64_t seqs_of(const Emit *e, int i) { return e->mb / strat(e, i)->dp; } /* per rank, per micro-batch */
 static bool same_layout(const Emit *e, int i, int j) {
@@ -126,20 +135,26 @@ static const char *group_of(const Emit *e, int i, bool tp, char *buf, size_t n) 
 
 static void comment_name(const Emit *e, int i) { c_comment_text(e->out, e->spec->graph->layers[i]->name); }
 
-/* Work out every layer's shard: its parameters per rank and its offset in its stage's arrays. */
+/* Work out every layer's shard: its parameters, optimizer state and
+ * accumulated gradient per rank, and their offsets in its stage's arrays. */
 static void layout_state(Emit *e, Arena *a) {
-    e->rs = arena_alloc(a, sizeof *e->rs * (size_t)e->L);
-    e->stored = arena_alloc(a, sizeof *e->stored * (size_t)e->L);
-    e->off = arena_alloc(a, sizeof *e->off * (size_t)e->L);
-    int64_t at = 0;
+    size_t L = (size_t)e->L;
+    e->rs = arena_alloc(a, sizeof *e->rs * L);
+    int64_t **fields[] = {&e->stored, &e->off, &e->params, &e->poff, &e->accum, &e->aoff};
+    for (int f = 0; f < 6; f++) *fields[f] = arena_alloc(a, sizeof(int64_t) * L);
+    int64_t at = 0, pat = 0, aat = 0;
     for (int i = 0; i < e->L; i++) {
         e->rs[i] = layer_spec(e->spec, e->spec->graph->layers[i]);
         if (i == e->head && e->tied_copy) e->rs[i].tied = 0;
-        if (i == 0 || stage_of(e, i) != stage_of(e, i - 1)) at = 0;
+        if (i == 0 || stage_of(e, i) != stage_of(e, i - 1)) at = pat = aat = 0;
         int64_t n = (int64_t)grt_size_params(&e->rs[i], strat(e, i)->tp), dp = strat(e, i)->dp;
-        e->stored[i] = sdp_of(e, i) ? (n + dp - 1) / dp : n;
-        e->off[i] = at;
-        at += e->stored[i];
+        int64_t chunk = (n + dp - 1) / dp;
+        int zero = zero_of(e, i);
+        e->stored[i] = zero ? chunk : n;
+        e->params[i] = zero == 3 ? chunk : zero ? chunk * dp : n;
+        e->accum[i] = reduces_once(e, i) ? chunk * dp : 0;
+        e->off[i] = at, e->poff[i] = pat, e->aoff[i] = aat;
+        at += e->stored[i], pat += e->params[i], aat += e->accum[i];
     }
 }
 
@@ -167,12 +182,12 @@ static void emit_specs(const Emit *e) {
         if (r.kind == GRT_HEAD) fprintf(out, ", .tied = %d", r.tied);
         fprintf(out, "},\n");
     }
-    fprintf(out, "};\n\n/* How the plan cuts each layer (stage, TP, DP, ZeRO-3): what a checkpoint records. */\n"
+    fprintf(out, "};\n\n/* How the plan cuts each layer (stage, TP, DP, state split over DP by ZeRO): what a checkpoint records. */\n"
                  "static const GrtLayerCut cut[N_LAYERS] = {\n");
     for (int i = 0; i < e->L; i++) {
         const Strategy *s = strat(e, i);
         char buf[96];
-        fprintf(out, "    {%d, %d, %d, %d}, /* ", stage_of(e, i), s->tp, s->dp, sdp_of(e, i));
+        fprintf(out, "    {%d, %d, %d, %d}, /* ", stage_of(e, i), s->tp, s->dp, zero_of(e, i) > 0);
         comment_name(e, i);
         fprintf(out, ": %s */\n", strategy_str(buf, sizeof buf, s));
     }
@@ -326,8 +341,10 @@ static void shard_comment(const Emit *e, int i) {
         break;
     default: break;
     }
-    fprintf(out, ";\n     * %lld sequence%s per rank, %lld floats stored at %lld */\n", (long long)seqs_of(e, i),
-            seqs_of(e, i) == 1 ? "" : "s", (long long)e->stored[i], (long long)e->off[i]);
+    fprintf(out, ";\n     * %lld sequence%s per rank; floats: %lld parameters, %lld stepped", (long long)seqs_of(e, i),
+            seqs_of(e, i) == 1 ? "" : "s", (long long)e->params[i], (long long)e->stored[i]);
+    if (e->accum[i]) fprintf(out, ", %lld of whole gradient kept over the micro-batches", (long long)e->accum[i]);
+    fprintf(out, " */\n");
 }
 
 /* Stage k's declarations and its set-up: buffers, shards, activations, transfers. */
@@ -335,14 +352,17 @@ static void emit_setup(const Emit *e, int k) {
     FILE *out = e->out;
     const Plan *p = e->plan;
     int lo = p->stage_start[k], hi = p->stage_start[k + 1];
-    int64_t slots = p->in_flight[k], zero3 = 0, act = 0;
+    int64_t slots = p->in_flight[k], gather = 0, scatter = 0, act = 0;
     double work = 0, ckpt = 0;
     int64_t stored = hi > lo ? e->off[hi - 1] + e->stored[hi - 1] : 0;
+    int64_t params = hi > lo ? e->poff[hi - 1] + e->params[hi - 1] : 0;
+    int64_t accum = hi > lo ? e->aoff[hi - 1] + e->accum[hi - 1] : 0;
     for (int i = lo; i < hi; i++) {
         const Strategy *s = strat(e, i);
         double B = (double)seqs_of(e, i), T = (double)e->seq;
-        int64_t n = (int64_t)grt_size_params(&e->rs[i], s->tp);
-        if (sdp_of(e, i) && (n + s->dp - 1) / s->dp * s->dp > zero3) zero3 = (n + s->dp - 1) / s->dp * s->dp;
+        int64_t n = (int64_t)grt_size_params(&e->rs[i], s->tp), whole = (n + s->dp - 1) / s->dp * s->dp;
+        if (sdp_of(e, i) && whole > gather) gather = whole;
+        if (reduces_each(e, i) && whole > scatter) scatter = whole;
         if (seqs_of(e, i) * e->seq * e->hidden > act) act = seqs_of(e, i) * e->seq * e->hidden;
         if (grt_size_work(&e->rs[i], s->tp, B, T) > work) work = grt_size_work(&e->rs[i], s->tp, B, T);
         if (s->ckpt && e->rs[i].kind == GRT_BLOCK && grt_size_kept(&e->rs[i], s->tp, B, T) > ckpt)
@@ -364,14 +384,19 @@ static void emit_setup(const Emit *e, int k) {
             "\n/* This rank's shards of the stage's layers, its buffers (floats), its activations\n"
             " * and transfers: every size and offset worked out by galvc. */\n"
             "static void stage%d_setup(GrtRun *R) {\n"
-            "    grt_run_alloc(R, %d, %lld, %lld, %.0f, %.0f, %lld); /* stored, ZeRO-3 copies, work, checkpoints, slots */\n",
-            k, k, (long long)stored, (long long)zero3, work, ckpt, (long long)slots);
+            "    grt_run_alloc(R, %d, &(GrtStageSizes){.params = %lld, .stored = %lld, .accum = %lld, .gather = %lld,\n"
+            "                                         .scatter = %lld, .work = %.0f, .ckpt = %.0f, .slots = %lld});\n",
+            k, k, (long long)params, (long long)stored, (long long)accum, (long long)gather, (long long)scatter, work,
+            ckpt, (long long)slots);
     for (int i = lo; i < hi; i++) {
         char tp[64], dp[64];
         shard_comment(e, i);
-        fprintf(out, "    grt_shard_setup(R, %d, %s, %s, %lld, %d, %d, %d);\n", i, group_of(e, i, true, tp, sizeof tp),
-                group_of(e, i, false, dp, sizeof dp), (long long)e->off[i], sdp_of(e, i), strat(e, i)->ckpt,
-                i == e->head && e->tied_copy);
+        fprintf(out,
+                "    grt_shard_setup(R, %d, %s, %s, &(GrtShardAt){.zero = %d, .once = %d, .ckpt = %d, .copy = %d,\n"
+                "                                                .params = %lld, .state = %lld, .accum = %lld});\n",
+                i, group_of(e, i, true, tp, sizeof tp), group_of(e, i, false, dp, sizeof dp), zero_of(e, i),
+                reduces_once(e, i) && sdp_of(e, i), strat(e, i)->ckpt, i == e->head && e->tied_copy,
+                (long long)e->poff[i], (long long)e->off[i], (long long)e->aoff[i]);
     }
     fprintf(out, "    for (int s = 0; s < %lld; s++) {\n", (long long)slots);
     for (int i = lo == 0 ? 1 : lo; i < hi; i++)
@@ -548,7 +573,7 @@ static void emit_backward(const Emit *e, int k) {
     FILE *out = e->out;
     int lo = e->plan->stage_start[k], hi = e->plan->stage_start[k + 1];
     bool uses_mb = false;
-    for (int i = lo; i < hi; i++) uses_mb |= !sdp_of(e, i) && strat(e, i)->dp > 1 && e->stored[i] > 0;
+    for (int i = lo; i < hi; i++) uses_mb |= !reduces_each(e, i) && strat(e, i)->dp > 1 && e->stored[i] > 0;
     fprintf(out, "/* Stage %d's backward of micro-batch mb, on activation slot s. */\n"
                  "static void stage%d_backward(GrtRun *R, int mb, int s) {\n", k, k);
     if (!uses_mb || e->plan->micro_batches == 1) fprintf(out, "    (void)mb;\n");
@@ -568,12 +593,19 @@ static void emit_backward(const Emit *e, int k) {
         }
         emit_layer_backward(e, i, src, dout, dst);
         const Strategy *s = strat(e, i);
-        if (sdp_of(e, i)) {
-            fprintf(out, "    grt_zero3_reduce(R, %d); /* its gradient reduce-scattered over ", i);
+        const char *last = e->plan->micro_batches > 1 ? "if (mb == MICRO_BATCHES - 1) " : "";
+        if (reduces_each(e, i) && e->stored[i] > 0) {
+            fprintf(out, "    grt_zero_reduce(R, %d); /* ZeRO-%d: its gradient reduce-scattered over ", i, zero_of(e, i));
+            group_words(e, i, false);
+            fprintf(out, ", this rank's part added to its own */\n");
+        } else if (reduces_once(e, i) && e->stored[i] > 0) {
+            fprintf(out, "    %sgrt_zero_reduce_once(R, %d); /* ZeRO-%d: ", last, i, zero_of(e, i));
+            comment_name(e, i);
+            fprintf(out, "'s gradient, complete, reduce-scattered over ");
             group_words(e, i, false);
             fprintf(out, " */\n");
         } else if (s->dp > 1 && e->stored[i] > 0) {
-            fprintf(out, "    %sgrt_allreduce(%s, R->grads + %lld, %lld); /* ", e->plan->micro_batches > 1 ? "if (mb == MICRO_BATCHES - 1) " : "",
+            fprintf(out, "    %sgrt_allreduce(%s, R->grads + %lld, %lld); /* ", last,
                     group_of(e, i, false, dp, sizeof dp), (long long)e->off[i], (long long)e->stored[i]);
             comment_name(e, i);
             fprintf(out, "'s gradient, complete, summed over ");
@@ -623,6 +655,33 @@ static void emit_step(const Emit *e, int k) {
     fprintf(out, "}\n\n");
 }
 
+/* Does the plan keep ZeRO-1/2 replicas, which every step's update refreshes? */
+static bool has_replicas(const Emit *e) {
+    for (int i = 0; i < e->L; i++)
+        if ((zero_of(e, i) == 1 || zero_of(e, i) == 2) && e->stored[i] > 0) return true;
+    return false;
+}
+
+/* Stage k after the optimizer stepped each rank's parts: ZeRO-1/2 replicas made whole again. */
+static void emit_update(const Emit *e, int k) {
+    FILE *out = e->out;
+    fprintf(out, "/* Stage %d after the optimizer step (and after loading a checkpoint): each ZeRO-1/2\n"
+                 " * layer's updated parts gathered into every rank's whole copy. */\n"
+                 "static void stage%d_gather(GrtRun *R) {\n", k, k);
+    bool any = false;
+    for (int i = e->plan->stage_start[k]; i < e->plan->stage_start[k + 1]; i++) {
+        if ((zero_of(e, i) != 1 && zero_of(e, i) != 2) || e->stored[i] == 0) continue;
+        fprintf(out, "    grt_zero_gather_update(R, %d); /* ", i);
+        comment_name(e, i);
+        fprintf(out, ", over ");
+        group_words(e, i, false);
+        fprintf(out, " */\n");
+        any = true;
+    }
+    if (!any) fprintf(out, "    (void)R;\n");
+    fprintf(out, "}\n\n");
+}
+
 static void emit_main(const Emit *e) {
     FILE *out = e->out;
     fprintf(out, "int main(int argc, char **argv) {\n"
@@ -630,19 +689,26 @@ static void emit_main(const Emit *e) {
     for (int k = 0; k < e->pp; k++) fprintf(out, "%sstage%d_setup", k ? ", " : "", k);
     fprintf(out, "};\n    static void (*const step[PP])(GrtRun *) = {");
     for (int k = 0; k < e->pp; k++) fprintf(out, "%sstage%d_step", k ? ", " : "", k);
+    bool gather = has_replicas(e);
+    if (gather) {
+        fprintf(out, "};\n    static void (*const gather[PP])(GrtRun *) = {");
+        for (int k = 0; k < e->pp; k++) fprintf(out, "%sstage%d_gather", k ? ", " : "", k);
+    }
     fprintf(out, "};\n"
                  "    grt_kernels_use(&galvc_kernels); /* the kernels galvc generated for this plan's shapes */\n"
                  "    GrtRun *R = grt_run_start(&argc, &argv, &program); /* options; the ranks and memory checked */\n"
                  "    make_groups(R);\n"
                  "    setup[R->stage](R);\n"
-                 "    grt_run_begin(R); /* --resume or --init-safetensors, the data, the log */\n"
-                 "    while (grt_step_next(R)) {\n"
+                 "    grt_run_begin(R); /* --resume or --init-safetensors, the data, the log */\n");
+    if (gather) fprintf(out, "    gather[R->stage](R); /* what was loaded: each rank's parts */\n");
+    fprintf(out, "    while (grt_step_next(R)) {\n"
                  "        step[R->stage](R);\n");
     if (e->tied_copy)
         fprintf(out, "        grt_tied_sync(R, %d, %d); /* both copies of the tied table take their summed gradient */\n",
                 e->tied_to, e->head);
-    fprintf(out, "        grt_step_end(R); /* the loss, the gradient norm, clipping, AdamW, the step's report */\n"
-                 "    }\n"
+    fprintf(out, "        grt_step_end(R); /* the loss, the gradient norm, clipping, AdamW, the step's report */\n");
+    if (gather) fprintf(out, "        gather[R->stage](R);\n");
+    fprintf(out, "    }\n"
                  "    return grt_run_finish(R); /* the memory report, --dump, --export-safetensors */\n}\n");
 }
 
@@ -657,7 +723,7 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
         if (g->layers[i]->kind == LAYER_EMBEDDING) e.tied_to = i;
     const Layer *head = g->layers[e.head];
     e.tied_copy = e.tied_to >= 0 && head->kind == LAYER_LM_HEAD && head->tied &&
-                  (!same_layout(&e, e.tied_to, e.head) || sdp_of(&e, e.tied_to) || sdp_of(&e, e.head));
+                  (!same_layout(&e, e.tied_to, e.head) || zero_of(&e, e.tied_to) || zero_of(&e, e.head));
     layout_state(&e, spec->arena);
 
     fprintf(out, "/* train.c — the training program galvc wrote for model ");
@@ -698,6 +764,7 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
         emit_forward(&e, k);
         emit_backward(&e, k);
         emit_step(&e, k);
+        if (has_replicas(&e)) emit_update(&e, k);
     }
     emit_main(&e);
     return !ferror(out);

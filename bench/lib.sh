@@ -18,6 +18,8 @@ plans_of_baselines() {
                 if (!done) name = name (name == "" ? "" : "_") f
                 if (f ~ /^(pp|tp|dp|m)=/) u = u (u == "" ? "" : ",") f
                 else if (f ~ /^sdp=/) { sub(/^sdp=/, "dp=", f); u = u "," f ",sdp" }
+                else if (f ~ /^zero[12]=/) { z = substr(f, 5, 1); sub(/^zero[12]=/, "dp=", f); u = u "," f ",zero=" z }
+                else if (f == "accumulate-once") u = u ",zero3-accum=once"
                 else if (f == "ckpt" || f == "tp-strided") u = u "," f
             }
             if (name ~ /GPipe/) u = u ",schedule=gpipe"

@@ -367,7 +367,8 @@ typedef struct TrainConfig {
     int64_t decay_steps;  /* 0: steps */
 } TrainConfig;
 
-#define STRATEGY_FAMILIES(X) X(DP, "dp") X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt")
+/* dp: replicated data parallel and ZeRO-1/2; zero: ZeRO-1/2 alone; sdp: ZeRO-3 */
+#define STRATEGY_FAMILIES(X) X(DP, "dp") X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt") X(ZERO, "zero")
 typedef enum StrategyFamily {
 #define X(e, s) FAMILY_##e,
     STRATEGY_FAMILIES(X)
@@ -399,19 +400,25 @@ typedef struct PlanHints {
 
 /* How one layer runs: the Galvatron decision tree's leaves. Within a stage of
  * tp * dp devices, TP groups are consecutive ranks (tp_consec) or strided by
- * dp; the dp group either replicates the layer (DP) or shards its
- * parameters, gradients and optimizer states (SDP, ZeRO-3). */
+ * dp; the dp group replicates the layer (DP) or shards part of its training
+ * state (ZeRO, Rajbhandari et al. 2020): the optimizer states (ZeRO-1), and
+ * the gradients (ZeRO-2), and the parameters (ZeRO-3, `sdp`). */
 typedef struct Strategy {
     int pp;         /* pipeline stages of the whole plan */
     int tp, dp;     /* degrees; tp * dp = devices per stage */
-    bool sdp;       /* dp > 1 and sharded */
+    bool sdp;       /* dp > 1 and ZeRO-3: parameters, gradients, optimizer states sharded */
     bool tp_consec; /* TP groups on consecutive ranks (always, unless tp > 1 and dp > 1) */
     bool ckpt;      /* activation checkpointing: keep the input, recompute forward */
+    int zero;       /* dp > 1 and not sdp: ZeRO stage 1 or 2; 0 plain DP */
+    bool zero3_once; /* sdp: the whole gradient accumulated over the micro-batches and
+                      * reduce-scattered once a step (else after every micro-batch) */
 } Strategy;
 
 /* "pp=1 tp=2 sdp=4 tp-consecutive ckpt" */
 const char *strategy_str(char *buf, size_t n, const Strategy *s);
 bool strategy_equal(const Strategy *a, const Strategy *b);
+/* Its ZeRO stage over the DP group: 0 (plain DP, or dp 1), 1, 2 or 3 (sdp). */
+int strategy_zero(const Strategy *s);
 /* Are its TP groups consecutive ranks? (Also when tp or dp is 1: then both nestings are one layout.) */
 bool strategy_tp_consecutive(const Strategy *s);
 

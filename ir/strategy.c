@@ -4,15 +4,23 @@
 #include <string.h>
 
 /* The readable form used in lists, plans and messages. */
+/* The readable form used in lists, plans and messages: "pp=1 tp=2 zero2=4 tp-strided ckpt". */
 const char *strategy_str(char *buf, size_t n, const Strategy *s) {
-    snprintf(buf, n, "pp=%d tp=%d %s=%d%s%s", s->pp, s->tp, s->sdp ? "sdp" : "dp", s->dp,
+    static const char *const dp_name[] = {"dp", "zero1", "zero2", "sdp"};
+    snprintf(buf, n, "pp=%d tp=%d %s=%d%s%s%s", s->pp, s->tp, dp_name[strategy_zero(s)], s->dp,
              s->tp > 1 && s->dp > 1 ? (s->tp_consec ? " tp-consecutive" : " tp-strided") : "",
-             s->ckpt ? " ckpt" : "");
+             strategy_zero(s) == 3 && s->zero3_once ? " accumulate-once" : "", s->ckpt ? " ckpt" : "");
     return buf;
 }
 
+int strategy_zero(const Strategy *s) {
+    if (s->dp <= 1) return 0;
+    return s->sdp ? 3 : s->zero;
+}
+
 bool strategy_equal(const Strategy *a, const Strategy *b) {
-    return a->pp == b->pp && a->tp == b->tp && a->dp == b->dp && a->sdp == b->sdp && a->tp_consec == b->tp_consec &&
+    return a->pp == b->pp && a->tp == b->tp && a->dp == b->dp && strategy_zero(a) == strategy_zero(b) &&
+           (strategy_zero(a) != 3 || a->zero3_once == b->zero3_once) && a->tp_consec == b->tp_consec &&
            a->ckpt == b->ckpt;
 }
 

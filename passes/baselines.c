@@ -19,7 +19,7 @@ static void best_uniform(const Spec *spec, const HwProfile *hw, int64_t devices,
             int dp = (int)(devices / pp / tp);
             if (sdp && dp == 1 && devices > 1) continue; /* ZeRO needs a DP group */
             for (int ckpt = 0; ckpt <= allow_ckpt; ckpt++) {
-                Strategy s = {pp, tp, dp, sdp && dp > 1, true, ckpt};
+                Strategy s = {.pp = pp, .tp = tp, .dp = dp, .sdp = sdp && dp > 1, .tp_consec = true, .ckpt = ckpt};
                 SearchRequest req = {.devices = devices, .uniform = &s, .schedule = schedule};
                 Plan p;
                 if (!pass_search(spec, hw, &req, a, &p)) continue;

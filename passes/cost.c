@@ -153,6 +153,95 @@ static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double
     return true;
 }
 
+/* Bytes of training state one device keeps for the n parameters of its TP
+ * shard under s's ZeRO stage (Rajbhandari et al. 2020, section 5), as the
+ * program allocates them (runtime/run.c), parts rounded up to the DP group
+ * (padded = dp parts): DP keeps everything; ZeRO-1 the parameters whole
+ * (padded), the whole gradient accumulated over the micro-batches, and its
+ * part of the rest (the reduce-scattered gradient, master weights, moments);
+ * ZeRO-2 the parameters whole and its part of the rest (the whole gradient
+ * lives only while a layer's backward runs: LayerCost.scatter_bytes);
+ * ZeRO-3 its part of everything, and accumulating once the whole gradient. */
+static int64_t zero_state_bytes(const Ctx *c, const Strategy *s, int64_t n) {
+    int64_t per = state_bytes_per_param(c->spec->train), e = c->e;
+    int64_t padded = (n + s->dp - 1) / s->dp * s->dp, part = padded / s->dp;
+    switch (strategy_zero(s)) {
+    case 1: return 2 * padded * e + part * (per - e);
+    case 2: return padded * e + part * (per - e);
+    case 3: return n * per / s->dp + (s->zero3_once ? padded * e : 0);
+    }
+    return n * per;
+}
+
+/* The parameters' and the gradients' shares of a layer's state into r (the
+ * rest is the optimizer's), as zero_state_bytes holds them: whole under DP,
+ * ZeRO-1's gradient whole and ZeRO-2's a part, ZeRO-3's both a part. */
+static void weight_parts(const Ctx *c, const Strategy *s, int64_t n, LayerCost *r) {
+    int64_t w = weight_bytes_per_param(c->spec->train), padded = (n + s->dp - 1) / s->dp * s->dp;
+    switch (strategy_zero(s)) {
+    case 0: r->param_bytes = r->grad_bytes = n * w; break;
+    case 1: r->param_bytes = r->grad_bytes = padded * w; break;
+    case 2: r->param_bytes = padded * w, r->grad_bytes = padded / s->dp * w; break;
+    case 3: r->param_bytes = r->grad_bytes = n * w / s->dp; break;
+    }
+}
+
+/* The data-parallel traffic of a layer into r: per micro-batch (mb_s, with
+ * its fwd and bwd compute and tp_s TP time) and per step (step_s), with the
+ * blocking calls of each. Collectives next to compute overlap it where the
+ * hardware overlaps (prefetch; gradients as backward makes them); the
+ * all-gather of ZeRO-1/2's updated parameters follows the optimizer step and
+ * overlaps nothing. */
+static void data_parallel(const Ctx *c, const Strategy *s, double fwd, double bwd, double tp_s, double param_bytes,
+                          LayerCost *r) {
+    const HwProfile *hw = c->hw;
+    double slow = hw->overlap_slowdown;
+    int dp_stride = s->tp_consec ? s->tp : 1, zero = strategy_zero(s);
+    double ag = collective_s(c, COLL_ALLGATHER, s->dp, dp_stride, s->tp_consec, param_bytes);
+    double rs = collective_s(c, COLL_REDUCESCATTER, s->dp, dp_stride, s->tp_consec, param_bytes);
+    double ar = collective_s(c, COLL_ALLREDUCE, s->dp, dp_stride, s->tp_consec, param_bytes);
+    /* hidden behind the last micro-batch's backward as far as it goes */
+    double after_bwd_ar = hw->overlaps ? overlapped(bwd, ar, slow) - bwd : ar;
+    double after_bwd_rs = hw->overlaps ? overlapped(bwd, rs, slow) - bwd : rs;
+    /* per micro-batch, the whole gradient zeroed before backward and this
+     * rank's part added to its accumulated one after (read two, write one),
+     * at memory bandwidth */
+    double accumulate = param_bytes * (1 + 3.0 / s->dp) / hw->mem_bandwidth;
+    switch (zero) {
+    case 0: /* DP: one all-reduce of the accumulated gradients per step */
+        r->mb_s = fwd + bwd + tp_s;
+        r->step_s = after_bwd_ar;
+        r->calls_step += s->dp > 1;
+        break;
+    case 1: /* ZeRO-1: the accumulated gradient reduce-scattered once, the parameters gathered after the update */
+        r->mb_s = fwd + bwd + tp_s;
+        r->step_s = after_bwd_rs + ag;
+        r->calls_step += 2;
+        break;
+    case 2: /* ZeRO-2: every micro-batch's gradient reduce-scattered (DeepSpeed's stage 2) */
+        r->mb_s = (hw->overlaps ? fwd + overlapped(bwd, rs, slow) : fwd + bwd + rs) + tp_s + accumulate;
+        r->step_s = ag;
+        r->calls_mb += 1;
+        r->calls_step += 1;
+        break;
+    case 3: /* ZeRO-3: the weights gathered before forward and again before backward */
+        r->fwd_comm_s += (hw->overlaps ? overlapped(fwd, ag, slow) - fwd : ag) + hw->sync_s;
+        if (s->zero3_once) { /* the whole gradient accumulated, reduce-scattered after the last backward */
+            r->mb_s = hw->overlaps ? overlapped(fwd, ag, slow) + overlapped(bwd, ag, slow) + tp_s
+                                   : fwd + ag + bwd + ag + tp_s;
+            r->step_s = after_bwd_rs;
+            r->calls_mb += 2;
+            r->calls_step += 1;
+        } else { /* reduce-scattered every micro-batch */
+            r->mb_s = hw->overlaps ? overlapped(fwd, ag, slow) + overlapped(bwd, ag + rs, slow) + tp_s
+                                   : fwd + ag + bwd + ag + rs + tp_s;
+            r->mb_s += accumulate;
+            r->calls_mb += 3; /* two gathers and a reduce-scatter */
+        }
+        break;
+    }
+}
+
 static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, double samples) {
     const HwProfile *hw = c->hw;
     const TrainConfig *t = c->spec->train;
@@ -167,7 +256,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     int n_fwd, n_bwd;
     tp_allreduces(l->kind, &n_fwd, &n_bwd);
     if (s->ckpt) n_bwd += n_fwd;
-    int tp_stride = s->tp_consec ? 1 : s->dp, dp_stride = s->tp_consec ? s->tp : 1;
+    int tp_stride = s->tp_consec ? 1 : s->dp;
     double act_msg = (double)stream_bytes(c, l) * mbs;
     double tp_one = collective_s(c, COLL_ALLREDUCE, s->tp, tp_stride, s->tp_consec, act_msg);
     double tp_s = (n_fwd + n_bwd) * tp_one;
@@ -182,33 +271,10 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     if (s->tp > 1) r.fwd_comm_s += n_fwd * hw->sync_s;
 
     double param_bytes = (double)l->params / s->tp * c->e;
-    double slow = hw->overlap_slowdown;
-    if (s->sdp) {
-        /* ZeRO-3: gather the weights before forward and again before
-         * backward, reduce-scatter the gradients, every micro-batch; each
-         * overlaps the compute next to it (prefetch). */
-        double ag = collective_s(c, COLL_ALLGATHER, s->dp, dp_stride, s->tp_consec, param_bytes);
-        double rs = collective_s(c, COLL_REDUCESCATTER, s->dp, dp_stride, s->tp_consec, param_bytes);
-        r.mb_s = hw->overlaps ? overlapped(fwd, ag, slow) + overlapped(bwd, ag + rs, slow) + tp_s
-                              : fwd + ag + bwd + ag + rs + tp_s;
-        r.fwd_comm_s += (hw->overlaps ? overlapped(fwd, ag, slow) - fwd : ag) + hw->sync_s;
-        /* and per micro-batch the whole gradient is zeroed before backward
-         * and this rank's part added to its accumulated one after (read
-         * two, write one), at memory bandwidth */
-        r.mb_s += param_bytes * (1 + 3.0 / s->dp) / hw->mem_bandwidth;
-        r.calls_mb += 3; /* two gathers and a reduce-scatter */
-    } else {
-        r.mb_s = fwd + bwd + tp_s;
-        /* DP: one all-reduce of the accumulated gradients per step, hidden
-         * behind the last micro-batch's backward as far as it goes. */
-        double ar = collective_s(c, COLL_ALLREDUCE, s->dp, dp_stride, s->tp_consec, param_bytes);
-        r.step_s = hw->overlaps ? overlapped(bwd, ar, slow) - bwd : ar;
-        if (s->dp > 1) r.calls_step += 1;
-    }
-
     int64_t params_dev = (l->params + s->tp - 1) / s->tp;
-    r.state_bytes = params_dev * state_bytes_per_param(t) / (s->sdp ? s->dp : 1);
-    r.param_bytes = r.grad_bytes = params_dev * weight_bytes_per_param(t) / (s->sdp ? s->dp : 1);
+    data_parallel(c, s, fwd, bwd, tp_s, param_bytes, &r);
+    r.state_bytes = zero_state_bytes(c, s, params_dev);
+    weight_parts(c, s, params_dev, &r);
     /* the optimizer step and the zeroing of the gradients, once a step: each
      * byte of state read and most written again, bound by memory bandwidth
      * (an AdamW step is elementwise, as llm.c's fused kernel) */
@@ -237,10 +303,14 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
         if (!s->ckpt) r.act_bytes = full_act;
         else if (hw->ckpt_act_per_sample > 0) r.act_bytes = (int64_t)ceil(hw->ckpt_act_per_sample * scale);
     }
-    /* ZeRO-3 gathers the layer's weights and its gradient whole, and
-     * receives its part of the reduce-scatter beside them */
+    /* ZeRO-3 gathers the layer's weights whole; ZeRO-2 and ZeRO-3 reducing
+     * every micro-batch take its gradient whole, and receive their part of
+     * the reduce-scatter beside it (runtime/run.c's full_p, full_g, part) */
     if (s->ckpt) r.ckpt_bytes = full_act;
-    if (s->sdp) r.shard_bytes = 3 * (params_dev + s->dp - 1) / s->dp * s->dp * c->e;
+    int zero = strategy_zero(s);
+    int64_t padded = (params_dev + s->dp - 1) / s->dp * s->dp;
+    if (zero == 3) r.shard_bytes = padded * c->e;
+    if (zero == 2 || (zero == 3 && !s->zero3_once)) r.scatter_bytes = 2 * padded * c->e;
     r.stream_bytes = (int64_t)ceil(mbs * (double)l->seq * (double)l->hidden * c->e);
     /* every blocking collective also costs the ranks' meeting (the
      * profile's sync_overhead, fitted by galvc --calibrate) */
@@ -288,9 +358,8 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         out->tied_copy_bytes = arena_alloc(a, (size_t)n * sizeof *out->tied_copy_bytes);
         for (int k = 0; k < n; k++) {
             const Strategy *s = &set->items[k];
-            int64_t rows = (l->vocab + s->tp - 1) / s->tp, elems = rows * l->hidden;
-            if (s->sdp) elems = (elems + s->dp - 1) / s->dp;
-            out->tied_copy_bytes[k] = elems * state_bytes_per_param(spec->train);
+            int64_t rows = (l->vocab + s->tp - 1) / s->tp;
+            out->tied_copy_bytes[k] = zero_state_bytes(&c, s, rows * l->hidden);
         }
         out->tied_sum_bytes = l->vocab * l->hidden * (int64_t)sizeof(float);
     }

@@ -63,13 +63,20 @@ static const char *const dp_names[] = {
 #undef X
         NULL};
 
-/* galvc's kind of data parallelism as Galvatron names it (a new ZeRO level: one line here). */
-static GalvDp galv_dp_of(const Strategy *s) { return s->sdp ? GALV_ZERO3 : GALV_DDP; }
+/* galvc's kind of data parallelism as Galvatron names it (none for ZeRO-1, or ZeRO-3 accumulating once). */
+static GalvDp galv_dp_of(const Strategy *s) {
+    switch (strategy_zero(s)) {
+    case 0: return GALV_DDP;
+    case 2: return GALV_ZERO2;
+    case 3: return s->zero3_once ? GALV_DP_NONE : GALV_ZERO3; /* Galvatron's ZeRO-3 reduce-scatters each micro-batch */
+    }
+    return GALV_DP_NONE; /* ZeRO-1 */
+}
 
-/* Galvatron's kind into s; false when galvc's strategies lack it (and one line here adds it). */
-static bool galv_dp_into(Strategy *s, GalvDp t) {
+/* Galvatron's kind into s (every one of them is galvc's too). */
+static void galv_dp_into(Strategy *s, GalvDp t) {
     s->sdp = s->dp > 1 && t == GALV_ZERO3;
-    return s->dp == 1 || t == GALV_DDP || t == GALV_ZERO3;
+    s->zero = s->dp > 1 && t == GALV_ZERO2 ? 2 : 0;
 }
 
 /* A transformer layer: one entry of the _enc lists. */
@@ -468,11 +475,7 @@ static void read_block(Reader *r, int e, int64_t *const lists[5], GalvDp dflt, S
                    who(r, e));
     s->tp = (int)tp, s->dp = (int)(n / tp), s->ckpt = lists[4][e] == 1;
     s->tp_consec = lists[1][e] == 1 || s->tp == 1 || s->dp == 1;
-    if (!galv_dp_into(s, lists[2][e] == 1 ? GALV_ZERO3 : dflt))
-        diag_error(r->d, entry_loc(r, KEY_DP_TYPES, e),
-                   "dp type 0 (%s) under default_dp_type \"%s\" is ZeRO-2, which "
-                   "galvc's strategies lack",
-                   who(r, e), dp_names[dflt]);
+    galv_dp_into(s, lists[2][e] == 1 ? GALV_ZERO3 : dflt);
 }
 
 /* The strategy of the embedding, the norms and the head. */
@@ -509,11 +512,7 @@ static void read_vocab(Reader *r, GalvDp dflt, Strategy *s) {
                   "vsp 1: the embedding, norms and head split sequences over %lld devices; "
                   "they mix no tokens, so galvc runs them data-parallel over %lld",
                   (long long)vtp, (long long)n);
-    if (!galv_dp_into(s, esdp ? GALV_ZERO3 : dflt))
-        diag_error(r->d, key_loc(r, KEY_EMBED_SDP),
-                   "embed_sdp 0 under default_dp_type \"%s\" is ZeRO-2, which galvc's "
-                   "strategies lack",
-                   dp_names[dflt]);
+    galv_dp_into(s, esdp ? GALV_ZERO3 : dflt);
 }
 
 /* Parse the file into r->root; false after a located error. */

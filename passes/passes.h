@@ -29,7 +29,8 @@ typedef struct LayerCost {
     /* shared by the layers of a stage, so a stage holds the largest of each: */
     int64_t work_bytes;  /* working space while the layer runs */
     int64_t ckpt_bytes;  /* checkpointed: the activations rebuilt in backward */
-    int64_t shard_bytes; /* ZeRO-3: the gathered weights and gradient */
+    int64_t shard_bytes; /* ZeRO-3: the gathered weights */
+    int64_t scatter_bytes; /* ZeRO-2, ZeRO-3 reducing every micro-batch: the whole gradient and the part received */
     int64_t stream_bytes; /* one micro-batch's activation entering the layer, on one device */
     double calls_mb, calls_step; /* blocking collectives per micro-batch, per step */
     /* the parts of the figures above, for the timeline (timeline.c): */

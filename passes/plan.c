@@ -29,19 +29,19 @@ static bool explainer_init(Explainer *x, const Spec *spec, const HwProfile *hw, 
                            Arena *a) {
     StrategySet all, sub = {0};
     if (!pass_prune(devices, true, NULL, a, &all)) return false;
-    sub.items = arena_alloc(a, (size_t)all.n * sizeof *sub.items);
+    int L = spec->graph->n_layers;
+    sub.items = arena_alloc(a, (size_t)(all.n + L) * sizeof *sub.items);
     for (int k = 0; k < all.n; k++)
         if (all.items[k].pp == p->pp) sub.items[sub.n++] = all.items[k];
-    if (!pass_cost(spec, hw, &sub, p->micro_batches, a, &x->t)) return false;
-    int L = spec->graph->n_layers;
     x->index = arena_alloc(a, (size_t)L * sizeof *x->index);
     for (int i = 0; i < L; i++) {
         x->index[i] = -1;
         for (int k = 0; k < sub.n; k++)
             if (strategy_equal(&sub.items[k], &p->layer[i])) x->index[i] = k;
-        if (x->index[i] < 0) return false;
+        /* a strategy the tree leaves out (ZeRO-1, ZeRO-3 accumulating once) joins the alternatives */
+        if (x->index[i] < 0) x->index[i] = sub.n, sub.items[sub.n++] = p->layer[i];
     }
-    return true;
+    return pass_cost(spec, hw, &sub, p->micro_batches, a, &x->t);
 }
 
 /* Swap layer i's strategy for each alternative, all else fixed. */
@@ -122,8 +122,11 @@ static int print_json(FILE *out, const Spec *spec, const Plan *p, int64_t device
     for (int k = 0; k < p->pp; k++)
         for (int i = p->stage_start[k]; i < p->stage_start[k + 1]; i++) {
             const Strategy *s = &p->layer[i];
-            json_t *l = json_pack("{s:s, s:i, s:i, s:i, s:b, s:b, s:b}", "name", g->layers[i]->name, "stage", k, "tp",
-                                  s->tp, "dp", s->dp, "sdp", s->sdp, "ckpt", s->ckpt, "tp_consecutive", s->tp_consec);
+            json_t *l = json_pack("{s:s, s:i, s:i, s:i, s:b, s:i, s:b, s:b}", "name", g->layers[i]->name, "stage", k,
+                                  "tp", s->tp, "dp", s->dp, "sdp", s->sdp, "zero", strategy_zero(s), "ckpt", s->ckpt,
+                                  "tp_consecutive", s->tp_consec);
+            if (strategy_zero(s) == 3)
+                json_object_set_new(l, "zero3_accum", json_string(s->zero3_once ? "once" : "each"));
             if (x) {
                 Reason r = explain_layer(x, p, k, i);
                 char b1[96], b2[96];

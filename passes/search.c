@@ -69,7 +69,7 @@ typedef struct StageResult {
  * gradient sent back. */
 static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in_flight, bool prev, bool next,
                              const int *pick, int min_dp) {
-    int64_t work = 0, ckpt = 0, shard = 0, stream = 0, in = 0, out = 0;
+    int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0, in = 0, out = 0;
     for (int i = first; i < last; i++)
         for (int k = 0; k < t->n_strategies; k++) {
             if (pick ? pick[i] != k : t->strategies[k].dp < min_dp) continue;
@@ -77,11 +77,12 @@ static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in
             if (c->work_bytes > work) work = c->work_bytes;
             if (c->ckpt_bytes > ckpt) ckpt = c->ckpt_bytes;
             if (c->shard_bytes > shard) shard = c->shard_bytes;
+            if (c->scatter_bytes > scatter) scatter = c->scatter_bytes;
             if (c->stream_bytes > stream) stream = c->stream_bytes;
             if (i == first && c->stream_bytes > in) in = c->stream_bytes;
             if (i == last - 1 && c->stream_bytes > out) out = c->stream_bytes;
         }
-    return work + ckpt + shard + 3 * stream + in_flight * (t->token_bytes + (prev ? in : 0) + (next ? out : 0)) +
+    return work + ckpt + shard + scatter + 3 * stream + in_flight * (t->token_bytes + (prev ? in : 0) + (next ? out : 0)) +
            t->loss_bytes;
 }
 
@@ -308,7 +309,9 @@ typedef struct Candidate {
  * its state and the buffer summing the gradients. */
 static int64_t same_stage_tied_copy(const CostTable *t, const int *choice) {
     const Strategy *e = &t->strategies[choice[t->tied_emb]], *h = &t->strategies[choice[t->tied_head]];
-    if (e->tp == h->tp && strategy_tp_consecutive(e) == strategy_tp_consecutive(h) && !e->sdp && !h->sdp) return 0;
+    if (e->tp == h->tp && strategy_tp_consecutive(e) == strategy_tp_consecutive(h) && !strategy_zero(e) &&
+        !strategy_zero(h))
+        return 0;
     return t->tied_copy_bytes[choice[t->tied_head]] + t->tied_sum_bytes;
 }
 
@@ -413,6 +416,23 @@ static StrategySet strategies_for(const SearchRequest *req, const StrategySet *a
     return sub;
 }
 
+/* With several micro-batches a ZeRO-3 layer may also accumulate its whole
+ * gradient and reduce-scatter it once a step (more memory, less traffic):
+ * the set's ZeRO-3 strategies once more in that mode, so the DP picks per
+ * layer. One micro-batch makes the two modes one. */
+static StrategySet with_zero3_once(const StrategySet *sub, int64_t m, Arena *a) {
+    StrategySet out = *sub;
+    if (m < 2) return out;
+    out.items = arena_alloc(a, 2 * (size_t)sub->n * sizeof *out.items);
+    memcpy(out.items, sub->items, (size_t)sub->n * sizeof *out.items);
+    for (int k = 0; k < sub->n; k++)
+        if (strategy_zero(&sub->items[k]) == 3 && !sub->items[k].zero3_once) {
+            out.items[out.n] = sub->items[k];
+            out.items[out.n++].zero3_once = true;
+        }
+    return out;
+}
+
 bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan) {
     double t0 = now_ms();
     const Graph *g = spec->graph;
@@ -457,9 +477,9 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     int *force = req->fixed ? arena_alloc(a, (size_t)L * sizeof *force) : NULL;
     for (int pp = 1; pp <= devices && pp <= L; pp *= 2) {
         if (req->fixed && pp != req->fixed->pp) continue;
-        StrategySet sub = req->fixed ? fixed_strategies(req->fixed, L, force, a) : strategies_for(req, &all, pp, a);
+        StrategySet by_pp = req->fixed ? fixed_strategies(req->fixed, L, force, a) : strategies_for(req, &all, pp, a);
         w.force = force;
-        if (!sub.n) continue;
+        if (!by_pp.n) continue;
         int64_t n = devices / pp;
         /* micro-batch counts that give every device whole samples: the
          * divisors of batch / n (not only powers of two: 1536 over 512
@@ -469,6 +489,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
             if (fixed_m && m != fixed_m) continue;
             CostTable t;
             Arena *costs = arena_new(); /* one (pp, m) at a time */
+            StrategySet sub = req->uniform || req->fixed ? by_pp : with_zero3_once(&by_pp, m, costs);
             if (!pass_cost(spec, hw, &sub, m, costs, &t)) {
                 arena_free(costs);
                 continue;

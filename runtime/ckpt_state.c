@@ -149,9 +149,9 @@ static int own_pieces(const GrtRun *R, Piece *out) {
         const GrtShard *x = &R->layer[i];
         if (!x->on) continue;
         if (i == head && R->p->spec[i].tied) continue; /* the table is the embedding's */
-        if (!x->sdp && x->dp_index != 0) continue;     /* a replica: DP index 0 writes it */
-        long full = (long)x->n, chunk = (long)x->chunk;
-        long begin = x->sdp ? x->dp_index * chunk : 0, count = x->sdp ? chunk : full;
+        if (!x->zero && x->dp_index != 0) continue;    /* a replica: DP index 0 writes it */
+        long full = (long)x->n, chunk = (long)x->chunk; /* ZeRO-1/2/3: each rank its part */
+        long begin = x->zero ? x->dp_index * chunk : 0, count = x->zero ? chunk : full;
         if (begin + count > full) count = full > begin ? full - begin : 0;
         if (!count) continue;
         if (out) out[n] = (Piece){R->rank, i, x->tp_index, x->dp_index, full, begin, count, offset};
@@ -228,8 +228,9 @@ static int write_rank_file(GrtRun *R, long step, const Piece *pc, int np, double
     for (int j = 0; j < np; j++) most = (size_t)pc[j].count > most ? (size_t)pc[j].count : most;
     float *zeros = calloc(most + 1, sizeof(float)); /* the states an optimizer does not keep (SGD) */
     for (int j = 0; j < np; j++) {
-        size_t at = R->layer[pc[j].layer].off, n = (size_t)pc[j].count * sizeof(float);
-        spans[3 * j] = (GrtSpan){R->params + at, n};
+        const GrtShard *x = &R->layer[pc[j].layer];
+        size_t at = x->off, n = (size_t)pc[j].count * sizeof(float);
+        spans[3 * j] = (GrtSpan){grt_shard_owned_params(R, x), n};
         spans[3 * j + 1] = (GrtSpan){R->m ? R->m + at : zeros, n};
         spans[3 * j + 2] = (GrtSpan){R->v ? R->v + at : zeros, n};
         bytes += 3 * (long)n;
@@ -749,8 +750,8 @@ int grt_load_model(GrtRun *R, GrtWholeFn source, void *ctx, char *err, size_t er
                 free(shard);
                 return 0;
             }
-            size_t c0 = x->sdp ? (size_t)x->dp_index * x->chunk : 0;
-            float *dst = arrays[a] + x->off;
+            size_t c0 = x->zero ? (size_t)x->dp_index * x->chunk : 0;
+            float *dst = a == 0 ? grt_shard_owned_params(R, x) : arrays[a] + x->off;
             memset(dst, 0, x->stored * sizeof(float));
             if (c0 < x->n) memcpy(dst, shard + c0, ((x->n - c0 < x->stored) ? x->n - c0 : x->stored) * sizeof(float));
         }

@@ -114,11 +114,13 @@ static void mpi_reduce_scatter(GrtComm *c, const float *in, float *out, size_t n
                                  r, comm));
 }
 
-/* out (size * n) = in (n) of every rank of c, in rank order. */
+/* out (size * n) = in (n) of every rank of c, in rank order; in may be this
+ * rank's own block of out (in place). */
 static void mpi_allgather(GrtComm *c, const float *in, float *out, size_t n) {
     MPI_Comm comm = mpi_comm(c);
+    int in_place = in == out + (size_t)grt_rank(c) * n;
     if (n <= max_count) {
-        MPI_CHECK(MPI_Allgather(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, comm));
+        MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, comm));
         return;
     }
     for (size_t off = 0; off < n; off += max_count) {
@@ -127,7 +129,7 @@ static void mpi_allgather(GrtComm *c, const float *in, float *out, size_t n) {
         MPI_CHECK(MPI_Type_contiguous(k, MPI_FLOAT, &piece));
         MPI_CHECK(MPI_Type_create_resized(piece, 0, (MPI_Aint)(n * sizeof *out), &strided));
         MPI_CHECK(MPI_Type_commit(&strided));
-        MPI_CHECK(MPI_Allgather(in + off, k, MPI_FLOAT, out + off, 1, strided, comm));
+        MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : in + off, k, MPI_FLOAT, out + off, 1, strided, comm));
         MPI_CHECK(MPI_Type_free(&strided));
         MPI_CHECK(MPI_Type_free(&piece));
     }

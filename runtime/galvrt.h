@@ -432,7 +432,7 @@ GrtComm *grt_comm_split(GrtComm *c, int color, int key);
 void grt_allreduce(GrtComm *c, float *buf, size_t n);                       /* in place, sum */
 void grt_allreduce_double(GrtComm *c, double *buf, size_t n);               /* in place, sum */
 void grt_reduce_scatter(GrtComm *c, const float *in, float *out, size_t n); /* in: size * n, out: n */
-void grt_allgather(GrtComm *c, const float *in, float *out, size_t n);      /* in: n, out: size * n */
+void grt_allgather(GrtComm *c, const float *in, float *out, size_t n);      /* in: n (may be out's own block), out: size * n */
 void grt_broadcast(GrtComm *c, float *buf, size_t n, int root);
 void grt_send(GrtComm *c, const float *buf, size_t n, int peer, int tag);
 void grt_recv(GrtComm *c, float *buf, size_t n, int peer, int tag);
@@ -456,7 +456,7 @@ void grt_wait(GrtRequest *r);
 /* How the plan cuts one layer, as data: what a checkpoint records, and where
  * --dump and --export-safetensors find a layer's shards. */
 typedef struct GrtLayerCut {
-    int stage, tp, dp, sdp; /* sdp: ZeRO-3 over the DP group */
+    int stage, tp, dp, sdp; /* sdp: the training state split over the DP group (ZeRO-1, 2 or 3) */
 } GrtLayerCut;
 
 /* The optimizers the runtime steps (torch.optim's definitions). */
@@ -521,11 +521,15 @@ typedef struct GrtShard {
     GrtComm *dp;         /* its DP group; NULL when dp = 1 */
     int tp_index, dp_index, dp_size;
     int first, B;        /* its sequences of each micro-batch: [first, first + B) */
-    int sdp;             /* ZeRO-3: parameters, gradients and Adam states split over the DP group */
+    int zero;            /* ZeRO stage over the DP group (0 when it has one rank): 1 splits the
+                          * optimizer states, 2 the gradients too, 3 the parameters too */
+    int once;            /* ZeRO-3: the whole gradient accumulated, reduce-scattered once a step */
     int tied_copy;       /* a tied head holding its own copy of the table (other stage or layout) */
     size_t n;            /* floats of the TP shard */
-    size_t chunk;        /* sdp: floats of each DP rank's part (n rounded up, split dp ways) */
-    size_t stored, off;  /* floats this rank stores (n, or chunk), and where in its arrays */
+    size_t chunk;        /* zero: floats of each DP rank's part (n rounded up, split dp ways) */
+    size_t stored, off;  /* floats this rank steps (n, or its chunk) and where in grads, m and v */
+    size_t poff;         /* where its parameters lie in R->params (ZeRO-1/2: all dp chunks, replicated) */
+    size_t aoff;         /* ZeRO-1, ZeRO-3 once: where its whole gradient lies in R->accum */
 } GrtShard;
 
 /* One rank's training run. */
@@ -536,9 +540,12 @@ typedef struct GrtRun {
     int rank, stage;
     GrtShard *layer;               /* [n_layers]; .on for the layers of this rank's stage */
     float *params, *grads, *m, *v; /* what this rank stores: one allocation each, every layer a slice */
-    size_t n_stored;
-    float *full_p, *full_g, *part; /* ZeRO-3: a layer's gathered shard, its gradient, this rank's part */
-    size_t zero3_floats;
+    size_t n_params, n_stored;     /* floats of params; of grads, m and v */
+    float *accum;                  /* ZeRO-1, ZeRO-3 once: whole gradients kept over a step's micro-batches */
+    size_t accum_floats;
+    float *full_p;                 /* ZeRO-3: a layer's gathered shard */
+    float *full_g, *part;          /* ZeRO-2, ZeRO-3: a micro-batch's whole gradient, this rank's part */
+    size_t gather_floats, scatter_floats;
     float *work, *ckpt;            /* the stage's working space and checkpoint area */
     size_t work_floats, ckpt_floats;
     int slots;                     /* micro-batches whose activations the stage holds at once */
@@ -560,16 +567,32 @@ GrtRun *grt_run_start(int *argc, char ***argv, const GrtProgram *p);
  * this rank: its place in the list is its place in the group. NULL when no
  * list holds it or size is 1. Collective over the world. */
 GrtComm *grt_run_group(GrtRun *R, int size, int n_groups, const int *ranks);
-/* This rank's buffers for its stage: `stored` floats each of parameters,
- * gradients and Adam's m and v; `zero3` floats of each ZeRO-3 working copy;
- * the stage's working space and checkpoint area; `slots` micro-batches'
- * tokens. */
-void grt_run_alloc(GrtRun *R, int stage, size_t stored, size_t zero3, size_t work, size_t ckpt, int slots);
-/* Layer i on this rank, at `off` in its arrays: shard it over tp, replicate
- * (or with sdp, split) it over dp, bind it to the stage's areas and
- * initialize it. A tied head without a copy (copy 0) uses the embedding's
- * table; with one, its copy starts as the embedding's. */
-void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, size_t off, int sdp, int ckpt, int copy);
+/* This rank's buffers for its stage (floats): of each (GrtStageSizes). */
+typedef struct GrtStageSizes {
+    size_t params;  /* parameters (ZeRO-1/2 layers whole, ZeRO-3 layers their part) */
+    size_t stored;  /* gradients, Adam's m and v: what the optimizer steps */
+    size_t accum;   /* whole gradients of ZeRO-1 and ZeRO-3-once layers */
+    size_t gather;  /* ZeRO-3's gathered parameters */
+    size_t scatter; /* ZeRO-2/3's whole gradient of a micro-batch, and its reduce-scattered part */
+    size_t work, ckpt; /* the stage's working space and checkpoint area */
+    int slots;      /* micro-batches' tokens */
+} GrtStageSizes;
+void grt_run_alloc(GrtRun *R, int stage, const GrtStageSizes *z);
+/* Where layer i's shard lies in the rank's arrays and how its DP group shares it. */
+typedef struct GrtShardAt {
+    int zero;      /* ZeRO stage over the DP group: 0 (replicated), 1, 2, 3 */
+    int once;      /* ZeRO-3: reduce-scatter the accumulated whole gradient once a step */
+    int ckpt;      /* activation checkpointing */
+    int copy;      /* a tied head's own copy of the table */
+    size_t params; /* offset in R->params */
+    size_t state;  /* offset in R->grads, R->m, R->v */
+    size_t accum;  /* offset in R->accum */
+} GrtShardAt;
+/* Layer i on this rank: shard it over tp, replicate or split it over dp as
+ * `at` says, bind it to the stage's areas and initialize it. A tied head
+ * without a copy (copy 0) uses the embedding's table; with one, its copy
+ * starts as the embedding's. */
+void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardAt *at);
 /* --ckpt-dir's folder, --resume, --init-safetensors, the data and the log;
  * the run's first line. After every shard is set up. */
 void grt_run_begin(GrtRun *R);
@@ -596,9 +619,17 @@ GrtLayer *grt_shard_backward_begin(GrtRun *R, int i, int slot, float *din);
 float *grt_shard_head_grad(GrtRun *R, int i, int slot, const float *in);
 /* ZeRO-3 (Rajbhandari et al. 2020): layer i's whole shard from its DP
  * group's parts; after backward, its gradient reduce-scattered and this
- * rank's part added to the accumulated one. */
+ * rank's part added to the accumulated one (ZeRO-2 too). */
 void grt_zero3_gather(GrtRun *R, int i);
-void grt_zero3_reduce(GrtRun *R, int i);
+void grt_zero_reduce(GrtRun *R, int i);
+/* ZeRO-1, ZeRO-3 once: after the step's last backward, layer i's
+ * accumulated whole gradient reduce-scattered into this rank's part. */
+void grt_zero_reduce_once(GrtRun *R, int i);
+/* ZeRO-1/2: after the optimizer step, layer i's updated parts gathered
+ * over its DP group into every rank's whole copy. */
+void grt_zero_gather_update(GrtRun *R, int i);
+/* The parameters this rank steps of shard x: its part (ZeRO), or all of them. */
+float *grt_shard_owned_params(const GrtRun *R, const GrtShard *x);
 /* A tied table kept twice: each copy's gradient becomes their sum over R->tied. */
 void grt_tied_sync(GrtRun *R, int embedding, int head);
 /* The step's end: the mean loss over the world, the global gradient norm,

@@ -275,7 +275,7 @@ static void for_each_tensor(GrtRun *R, TensorVisit visit, void *ctx) {
         if (!mine && R->rank != 0) continue;
         GrtLayer shadow, *l = &shadow; /* rank 0's sizes of a layer it does not hold: one rank's */
         if (mine) {
-            if (R->layer[i].sdp) grt_zero3_gather(R, i);
+            if (R->layer[i].zero == 3) grt_zero3_gather(R, i);
             l = &R->layer[i].l;
         } else {
             grt_layer_shape(&shadow, &p->spec[i], 1, 0);

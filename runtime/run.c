@@ -81,20 +81,23 @@ GrtComm *grt_run_group(GrtRun *R, int size, int n_groups, const int *ranks) {
     return color >= 0 && size > 1 ? c : NULL;
 }
 
-void grt_run_alloc(GrtRun *R, int stage, size_t stored, size_t zero3, size_t work, size_t ckpt, int slots) {
+void grt_run_alloc(GrtRun *R, int stage, const GrtStageSizes *z) {
     const GrtProgram *p = R->p;
+    size_t stored = z->stored, work = z->work, ckpt = z->ckpt;
+    int slots = z->slots;
     if (stage != R->stage) grt_abort("grt_run_alloc: the buffers of another stage", 1);
-    R->n_stored = stored;
-    R->params = grt_alloc(stored * sizeof(float));
+    R->n_params = z->params, R->n_stored = stored;
+    R->params = grt_alloc(z->params * sizeof(float));
     R->grads = grt_alloc(stored * sizeof(float));
     /* the optimizer's states: Adam's two moments, SGD's momentum buffer when it has momentum */
     if (p->optimizer != GRT_SGD || p->momentum > 0) R->m = grt_alloc(stored * sizeof(float));
     if (p->optimizer != GRT_SGD) R->v = grt_alloc(stored * sizeof(float));
-    R->zero3_floats = zero3;
-    if (zero3) {
-        R->full_p = grt_alloc(zero3 * sizeof(float));
-        R->full_g = grt_alloc(zero3 * sizeof(float));
-        R->part = grt_alloc(zero3 * sizeof(float));
+    R->accum_floats = z->accum, R->gather_floats = z->gather, R->scatter_floats = z->scatter;
+    if (z->accum) R->accum = grt_alloc(z->accum * sizeof(float));
+    if (z->gather) R->full_p = grt_alloc(z->gather * sizeof(float));
+    if (z->scatter) {
+        R->full_g = grt_alloc(z->scatter * sizeof(float));
+        R->part = grt_alloc(z->scatter * sizeof(float));
     }
     R->work_floats = work, R->ckpt_floats = ckpt;
     R->work = work ? grt_alloc(work * sizeof(float)) : NULL;
@@ -124,10 +127,34 @@ static void sizes_differ(int i, const char *what) {
     grt_abort(msg, 1);
 }
 
-void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, size_t off, int sdp, int ckpt, int copy) {
+/* Layer i's parameters and gradient as its calls see them: ZeRO-3's
+ * gathered copy; ZeRO-1/2's whole replica; the whole gradient kept over
+ * the micro-batches (ZeRO-1, ZeRO-3 once) or one micro-batch's (ZeRO-2/3). */
+static void bind_buffers(GrtRun *R, const GrtShard *x, float **params, float **grads) {
+    *params = x->zero == 3 ? R->full_p : R->params + x->poff;
+    *grads = x->zero == 1 || x->once ? R->accum + x->aoff : x->zero >= 2 ? R->full_g : R->grads + x->off;
+}
+
+float *grt_shard_owned_params(const GrtRun *R, const GrtShard *x) {
+    return R->params + x->poff + (x->zero == 1 || x->zero == 2 ? (size_t)x->dp_index * x->chunk : 0);
+}
+
+/* Do layer i's buffers fit what the program allocated? */
+static void check_sizes(const GrtRun *R, int i, const GrtShard *x) {
+    size_t whole = x->chunk * x->dp_size;
+    if (x->off + x->stored > R->n_stored) sizes_differ(i, "its optimizer state");
+    if (x->poff + (x->zero == 1 || x->zero == 2 ? whole : x->stored) > R->n_params) sizes_differ(i, "its parameters");
+    if ((x->zero == 1 || x->once) && x->aoff + whole > R->accum_floats) sizes_differ(i, "its accumulated gradient");
+    if (x->zero == 3 && whole > R->gather_floats) sizes_differ(i, "its ZeRO-3 working copy");
+    if ((x->zero == 2 || (x->zero == 3 && !x->once)) && whole > R->scatter_floats) sizes_differ(i, "its whole gradient");
+    if (grt_layer_work_floats(&x->l) > R->work_floats) sizes_differ(i, "its working space");
+    if (grt_layer_ckpt_floats(&x->l) > R->ckpt_floats) sizes_differ(i, "its checkpoint area");
+}
+
+void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardAt *at) {
     const GrtProgram *p = R->p;
     GrtShard *x = &R->layer[i];
-    int head = i == p->n_layers - 1;
+    int head = i == p->n_layers - 1, ckpt = at->ckpt, copy = at->copy;
     GrtLayerSpec spec = p->spec[i];
     if (head && copy) spec.tied = 0; /* its own copy of the table */
     x->on = 1;
@@ -137,25 +164,24 @@ void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, size_t off, int
     x->dp_index = dp ? grt_rank(dp) : 0;
     x->B = p->global_batch / p->micro_batches / x->dp_size;
     x->first = x->dp_index * x->B;
-    x->sdp = sdp && x->dp_size > 1;
+    x->zero = x->dp_size > 1 ? at->zero : 0;
+    x->once = x->zero == 3 && at->once;
     x->tied_copy = head && copy;
     grt_layer_setup(&x->l, &spec, tp, x->B, p->seq);
     x->l.ckpt = ckpt && spec.kind == GRT_BLOCK;
     x->n = x->l.n_params;
     x->chunk = (x->n + x->dp_size - 1) / x->dp_size;
-    x->stored = x->sdp ? x->chunk : x->n;
-    x->off = off;
-    if (off + x->stored > R->n_stored) sizes_differ(i, "its parameters");
-    if (x->sdp && x->chunk * x->dp_size > R->zero3_floats) sizes_differ(i, "its ZeRO-3 working copy");
-    if (grt_layer_work_floats(&x->l) > R->work_floats) sizes_differ(i, "its working space");
-    if (grt_layer_ckpt_floats(&x->l) > R->ckpt_floats) sizes_differ(i, "its checkpoint area");
+    x->stored = x->zero ? x->chunk : x->n;
+    x->off = at->state, x->poff = at->params, x->aoff = at->accum;
+    check_sizes(R, i, x);
     if (head && spec.tied) x->l.tied_to = &R->layer[p->tied_to].l;
-    float *params = x->sdp ? R->full_p : R->params + off, *grads = x->sdp ? R->full_g : R->grads + off;
+    float *params, *grads;
+    bind_buffers(R, x, &params, &grads);
     grt_layer_bind(&x->l, params, grads, R->slots, R->work, R->ckpt);
-    if (x->sdp) memset(R->full_p, 0, R->zero3_floats * sizeof(float));
+    if (x->zero == 3) memset(R->full_p, 0, R->gather_floats * sizeof(float));
     /* a tied head's copy starts as the embedding's table does */
     grt_layer_init(&x->l, R->opt.seed, x->tied_copy ? p->tied_to : i, count_blocks(p));
-    if (x->sdp) memcpy(R->params + off, R->full_p + (size_t)x->dp_index * x->chunk, x->chunk * sizeof(float));
+    if (x->zero == 3) memcpy(R->params + x->poff, R->full_p + (size_t)x->dp_index * x->chunk, x->chunk * sizeof(float));
 }
 
 /* --ckpt-dir: a folder that cannot take checkpoints is found now, not after hours of training. */
@@ -227,6 +253,7 @@ int grt_step_next(GrtRun *R) {
     if (++R->step >= R->opt.steps) return 0;
     R->t0 = grt_now_ms();
     memset(R->grads, 0, R->n_stored * sizeof(float));
+    if (R->accum) memset(R->accum, 0, R->accum_floats * sizeof(float));
     R->loss = 0;
     return 1;
 }
@@ -273,7 +300,7 @@ void grt_shard_forward(GrtRun *R, int i, int slot, const float *in, float *out) 
 
 GrtLayer *grt_shard_backward_begin(GrtRun *R, int i, int slot, float *din) {
     GrtShard *x = &R->layer[i];
-    if (x->sdp) memset(R->full_g, 0, x->chunk * x->dp_size * sizeof(float));
+    if (x->zero == 2 || (x->zero == 3 && !x->once)) memset(R->full_g, 0, x->chunk * x->dp_size * sizeof(float));
     if (din) memset(din, 0, (size_t)x->B * R->p->seq * R->p->hidden * sizeof(float));
     return grt_shard(R, i, slot);
 }
@@ -292,10 +319,21 @@ void grt_shard_backward(GrtRun *R, int i, int slot, const float *in, const float
 
 void grt_zero3_gather(GrtRun *R, int i) {
     GrtShard *x = &R->layer[i];
-    grt_allgather(x->dp, R->params + x->off, R->full_p, x->chunk);
+    grt_allgather(x->dp, R->params + x->poff, R->full_p, x->chunk);
 }
 
-void grt_zero3_reduce(GrtRun *R, int i) {
+void grt_zero_reduce_once(GrtRun *R, int i) {
+    GrtShard *x = &R->layer[i];
+    grt_reduce_scatter(x->dp, R->accum + x->aoff, R->grads + x->off, x->chunk);
+}
+
+void grt_zero_gather_update(GrtRun *R, int i) {
+    GrtShard *x = &R->layer[i];
+    float *whole = R->params + x->poff;
+    grt_allgather(x->dp, whole + (size_t)x->dp_index * x->chunk, whole, x->chunk); /* in place */
+}
+
+void grt_zero_reduce(GrtRun *R, int i) {
     GrtShard *x = &R->layer[i];
     grt_reduce_scatter(x->dp, R->full_g, R->part, x->chunk);
     float *g = R->grads + x->off;
@@ -304,7 +342,7 @@ void grt_zero3_reduce(GrtRun *R, int i) {
 
 int grt_shard_stored_part(const GrtShard *x, int k, size_t *a, size_t *b) {
     size_t lo = x->l.tensors[k].offset, hi = lo + x->l.tensors[k].n;
-    size_t c0 = x->sdp ? (size_t)x->dp_index * x->chunk : 0, c1 = c0 + x->stored;
+    size_t c0 = x->zero ? (size_t)x->dp_index * x->chunk : 0, c1 = c0 + x->stored;
     if (lo < c0) lo = c0;
     if (hi > c1) hi = c1;
     if (lo >= hi) return 0;
@@ -327,12 +365,12 @@ void grt_tied_sync(GrtRun *R, int embedding, int head) {
             GrtShard *x = &R->layer[which[w]];
             size_t a, b, base = (size_t)x->tp_index * x->l.V_l * C; /* the shard's first row */
             if (!x->on || !grt_shard_stored_part(x, 0, &a, &b)) continue;
-            size_t c0 = x->sdp ? (size_t)x->dp_index * x->chunk : 0;
+            size_t c0 = x->zero ? (size_t)x->dp_index * x->chunk : 0;
             float *g = R->grads + x->off;
             for (size_t k = a; k < b; k++) {
                 size_t at = base + c0 + k - x->l.tensors[0].offset;
                 if (at >= VC) continue; /* vocabulary padding */
-                if (pass == 0 && (x->sdp || x->dp_index == 0)) full[at] += g[k];
+                if (pass == 0 && (x->zero || x->dp_index == 0)) full[at] += g[k];
                 if (pass == 1) g[k] = full[at];
             }
         }
@@ -342,13 +380,13 @@ void grt_tied_sync(GrtRun *R, int embedding, int head) {
 
 /* The global gradient norm: every element counted once, by the rank that
  * owns it (TP index 0 for tensors the TP group replicates, DP index 0 for
- * replicas, each rank its own ZeRO-3 part), summed over the world. */
+ * replicas, each rank its own ZeRO part), summed over the world. */
 static double grad_norm(GrtRun *R) {
     double sq = 0;
     for (int i = 0; i < R->p->n_layers; i++) {
         const GrtShard *x = &R->layer[i];
         if (!x->on || x->tied_copy) continue; /* the embedding counts a tied table */
-        if (!x->sdp && x->dp_index != 0) continue;
+        if (!x->zero && x->dp_index != 0) continue;
         for (int k = 0; k < x->l.n_tensors; k++) {
             size_t a, b;
             if ((x->l.tensors[k].sharded || x->tp_index == 0) && grt_shard_stored_part(x, k, &a, &b))
@@ -383,7 +421,8 @@ static void update(GrtRun *R, float lr, float scale, int t) {
             size_t a, b;
             if (!grt_shard_stored_part(x, k, &a, &b)) continue;
             size_t o = x->off + a, n = b - a;
-            float wd = x->l.tensors[k].decay ? p->weight_decay : 0.0f, *w = R->params + o, *g = R->grads + o;
+            float wd = x->l.tensors[k].decay ? p->weight_decay : 0.0f;
+            float *w = grt_shard_owned_params(R, x) + a, *g = R->grads + o;
             switch (p->optimizer) {
             case GRT_ADAMW: grt_adamw(w, g, R->m + o, R->v + o, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;
             case GRT_ADAM: grt_adam(w, g, R->m + o, R->v + o, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;

@@ -42,7 +42,7 @@ roundtrip() {
 roundtrip gpt-pp4-ckpt "$ex/gpt-tiny.gv --devices 4 -D memory=4MiB"
 roundtrip gpt-pp2 "$ex/gpt-tiny.gv --devices 4 -D memory=8MiB"
 roundtrip gpt-pp2-tp2 "$ex/gpt-tiny.gv --devices 8 -D memory=8MiB"
-roundtrip gpt-tp4 "$ex/gpt-tiny.gv --devices 8 -D memory=64MiB"
+roundtrip gpt-tp4-zero2 "$ex/gpt-tiny.gv --devices 8" "--uniform tp=4,pp=1,dp=2,zero=2"
 roundtrip llama-sdp "$ex/llama-tiny.gv --devices 4 -D memory=8MiB"
 roundtrip llama-dp "$ex/llama-tiny.gv --devices 2 -D memory=8MiB"
 roundtrip llama-tp4 "$ex/llama-tiny.gv --devices 8 -D memory=64MiB"

@@ -7,8 +7,10 @@
 # one-rank run (NAME "reference" makes that run instead).
 # Losses must agree within 1e-5 relative and parameters within 1e-5 (the
 # largest differences seen are 4e-9 and 3e-6: summation orders differ).
+# A ninth argument `memory` also checks every rank's measured peak memory
+# against the plan's, within 2%.
 set -eu
-galvc=$1 compare=$2 mpiexec=$3 work=$4 model=$5 name=$6 ranks=$7 plan=$8
+galvc=$1 compare=$2 mpiexec=$3 work=$4 model=$5 name=$6 ranks=$7 plan=$8 check=${9:-}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$work"
 cd "$work"
@@ -31,5 +33,11 @@ esac
 "$galvc" "$src/examples/$model.gv" -D ranks="$ranks" "$@" -o "train-$run"
 "$mpiexec" --allow-run-as-root --oversubscribe -np "$ranks" "./train-$run" --steps 10 --seed 7 \
     --data "$src/README.md" --log "$run.jsonl" --dump "$run.dump"
+if [ "$check" = memory ]; then
+    grep '"rank"' "$run.jsonl" | sed 's/.*"rank": \([0-9]*\).*"peak_mem_bytes": \([0-9.eE+]*\).*"planned_mem_bytes": \([0-9.eE+]*\).*/\1 \2 \3/' |
+        awk '{ e = ($2 - $3) / $3; printf "rank %d: peak %.0f, planned %.0f (%+.2f%%)\n", $1, $2, $3, 100 * e
+               if (e > 0.02 || e < -0.02) bad = 1; n++ } END { exit bad || n == 0 }' ||
+        { echo "run.sh: measured peak memory off the plan by more than 2%" >&2; exit 1; }
+fi
 [ "$name" = reference ] && exit 0
 "$compare" "$model-reference.jsonl" "$run.jsonl" "$model-reference.dump" "$run.dump" 1e-5 1e-5

@@ -72,7 +72,7 @@ static void test_stored_part(void) {
     GrtLayerSpec block = {.kind = GRT_BLOCK, .name = "b", .C = 8, .H = 2, .KVH = 2, .hd = 4, .F = 32, .bias = 1};
     grt_layer_shape(&x.l, &block, 1, 0);
     CHECK_EQ(x.l.n_params, (size_t)grt_size_params(&block, 1));
-    x.n = x.l.n_params, x.sdp = 1, x.dp_size = 3, x.chunk = (x.n + 2) / 3, x.stored = x.chunk;
+    x.n = x.l.n_params, x.zero = 3, x.dp_size = 3, x.chunk = (x.n + 2) / 3, x.stored = x.chunk;
     size_t covered = 0;
     for (int d = 0; d < 3; d++) {
         x.dp_index = d;

@@ -54,7 +54,7 @@ static void test_hostile_names(void) {
     static const char evil[] = "x\"); system(\"echo pwned\"); /* */ ?\?/\n#include <evil>\\";
     s->graph->name = evil;
     s->graph->layers[1]->name = evil;
-    Plan p = uniform(s, a, (Strategy){1, 2, 1, false, true, false});
+    Plan p = uniform(s, a, (Strategy){.pp = 1, .tp = 2, .dp = 1, .tp_consec = true});
     CHECK(p.found);
     char path[] = "/tmp/galvc-test-emit-XXXXXX.c";
     int fd = mkstemps(path, 2);
@@ -88,7 +88,7 @@ static void test_svg_hostile_names(void) {
     static const char evil[] = "<script>alert('x')</script> & \"q\" \x01 \xff\xc3\xa9";
     s->graph->name = evil;
     s->graph->layers[1]->name = evil;
-    Plan p = uniform(s, a, (Strategy){1, 1, 2, false, true, false});
+    Plan p = uniform(s, a, (Strategy){.pp = 1, .tp = 1, .dp = 2, .tp_consec = true});
     CHECK(p.found);
     HwProfile hw;
     hw_preset(&hw, DEVICE_CPU);
@@ -121,7 +121,7 @@ static void test_svg_hostile_names(void) {
 static void test_unsupported_plan(void) {
     Arena *a = arena_new();
     Spec *s = load_src(a, mlp_model);
-    Plan p = uniform(s, a, (Strategy){1, 1, 2, true, true, false}); /* a lone MLP layer: not trained yet */
+    Plan p = uniform(s, a, (Strategy){.pp = 1, .tp = 1, .dp = 2, .sdp = true, .tp_consec = true}); /* a lone MLP layer: not trained yet */
     CHECK(p.found);
     Diag d;
     diag_init(&d, NULL);

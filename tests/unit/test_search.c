@@ -30,11 +30,12 @@ static HwProfile cpu_hw(const Spec *s) {
 
 /* A stage's shared memory under assignment pick (NULL: the most any
  * candidate needs), restated from the search's comments: the largest
- * working space, checkpoint area and ZeRO-3 buffers, three activation-sized
+ * working space, checkpoint area, ZeRO-3 gathered weights and ZeRO-2/3
+ * whole gradients (each separately), three activation-sized
  * buffers, one micro-batch's tokens (one stage, 1F1B: one in flight) and the
  * losses. */
 static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp) {
-    int64_t work = 0, ckpt = 0, shard = 0, stream = 0;
+    int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0;
     for (int i = 0; i < t->n_layers; i++)
         for (int k = 0; k < t->n_strategies; k++) {
             if (pick ? pick[i] != k : t->strategies[k].dp < min_dp) continue;
@@ -42,9 +43,10 @@ static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp) {
             if (c->work_bytes > work) work = c->work_bytes;
             if (c->ckpt_bytes > ckpt) ckpt = c->ckpt_bytes;
             if (c->shard_bytes > shard) shard = c->shard_bytes;
+            if (c->scatter_bytes > scatter) scatter = c->scatter_bytes;
             if (c->stream_bytes > stream) stream = c->stream_bytes;
         }
-    return work + ckpt + shard + 3 * stream + t->token_bytes + t->loss_bytes;
+    return work + ckpt + shard + scatter + 3 * stream + t->token_bytes + t->loss_bytes;
 }
 
 /* Every per-layer assignment, by brute force: the fastest step of a one-stage
@@ -89,7 +91,7 @@ static double brute_force(const CostTable *t, int64_t budget) {
     if (isfinite(best) && t->tied_head >= 0) {
         const Strategy *e = &t->strategies[best_pick[t->tied_emb]], *h = &t->strategies[best_pick[t->tied_head]];
         bool ec = e->tp_consec || e->tp == 1 || e->dp == 1, hc = h->tp_consec || h->tp == 1 || h->dp == 1;
-        if (e->tp != h->tp || ec != hc || e->sdp || h->sdp) {
+        if (e->tp != h->tp || ec != hc || strategy_zero(e) || strategy_zero(h)) {
             int64_t exact = reserve_of(t, best_pick, 1) + t->tied_copy_bytes[best_pick[t->tied_head]] + t->tied_sum_bytes;
             for (int i = 0; i < L; i++) exact += t->cost[i * n + best_pick[i]].state_bytes + t->cost[i * n + best_pick[i]].act_bytes;
             if (exact > budget) return INFINITY;
@@ -166,7 +168,7 @@ static Spec *load_example(Arena *a, const char *path, const char *memory) {
 static bool uses(const Spec *s, const Plan *p, StrategyFamily f) {
     for (int i = 0; i < s->graph->n_layers; i++) {
         const Strategy *x = &p->layer[i];
-        if ((f == FAMILY_SDP && x->sdp) || (f == FAMILY_CKPT && x->ckpt) || (f == FAMILY_PP && x->pp > 1) ||
+        if ((f == FAMILY_SDP && x->sdp) || (f == FAMILY_ZERO && (strategy_zero(x) == 1 || strategy_zero(x) == 2)) || (f == FAMILY_CKPT && x->ckpt) || (f == FAMILY_PP && x->pp > 1) ||
             (f == FAMILY_TP && x->tp > 1))
             return true;
     }
@@ -192,8 +194,9 @@ static void test_budgets(void) {
         if (!p.found) { arena_free(a); continue; }
         for (int k = 0; k < p.pp; k++) CHECK(p.stage_mem[k] <= hw.memory);
         /* pure DP needs ~150 GiB: every budget here needs something else */
-        CHECK(uses(s, &p, FAMILY_SDP) || uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_PP) || uses(s, &p, FAMILY_TP));
-        if (b == 0) CHECK(uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_SDP));
+        CHECK(uses(s, &p, FAMILY_SDP) || uses(s, &p, FAMILY_ZERO) || uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_PP) ||
+              uses(s, &p, FAMILY_TP));
+        if (b == 0) CHECK(uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_SDP) || uses(s, &p, FAMILY_ZERO));
         /* never predicted slower than a baseline that fits */
         Baseline base[BASELINE_COUNT];
         pass_baselines(NULL, s, &hw, 8, &p, a, base);
@@ -210,21 +213,21 @@ static void test_budgets(void) {
         for (int i = 0; q.found && i < s->graph->n_layers; i++) CHECK(strategy_equal(&p.layer[i], &q.layer[i]));
         arena_free(a);
     }
-    /* with SDP forbidden and a tight budget, the plan must checkpoint or pipeline */
+    /* with ZeRO forbidden and a tight budget, the plan must checkpoint or pipeline */
     Arena *a = arena_new();
     Spec *s = load_example(a, "examples/llama2-7b.gv", "24 GiB");
     if (s) {
-        s->hints.forbid = 1u << FAMILY_SDP;
+        s->hints.forbid = 1u << FAMILY_SDP | 1u << FAMILY_ZERO;
         HwProfile hw = cpu_hw(s);
         Plan p;
         SearchRequest req = {.devices = 8};
         CHECK(pass_search(s, &hw, &req, a, &p));
         CHECK(p.found && (uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_PP)));
     }
-    /* GPT-2 XL in 20 GiB without SDP, checkpointing or TP: only a pipeline fits */
+    /* GPT-2 XL in 20 GiB without ZeRO, checkpointing or TP: only a pipeline fits */
     s = load_example(a, "examples/gpt2-xl.gv", "20 GiB");
     if (s) {
-        s->hints.forbid = 1u << FAMILY_SDP | 1u << FAMILY_CKPT | 1u << FAMILY_TP;
+        s->hints.forbid = 1u << FAMILY_SDP | 1u << FAMILY_ZERO | 1u << FAMILY_CKPT | 1u << FAMILY_TP;
         HwProfile hw = cpu_hw(s);
         Plan p;
         SearchRequest req = {.devices = 8};

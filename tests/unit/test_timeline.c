@@ -108,7 +108,7 @@ int main(void) {
         Strategy st = {0};
         SearchRequest req = {.devices = 8, .budget = 10 << 20}; /* the last: a searched plan that mixes strategies */
         if (uniform) {
-            st = (Strategy){plans[i].pp, plans[i].tp, plans[i].dp, plans[i].sdp, true, plans[i].ckpt};
+            st = (Strategy){.pp = plans[i].pp, .tp = plans[i].tp, .dp = plans[i].dp, .sdp = plans[i].sdp, .tp_consec = true, .ckpt = plans[i].ckpt};
             req = (SearchRequest){.devices = plans[i].devices,
                                   .uniform = &st,
                                   .schedule = plans[i].schedule,
