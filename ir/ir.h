@@ -272,11 +272,19 @@ typedef enum ProfileLayer {
 extern const char *const profile_layer_names[];
 
 /* A measured layer time fitted to a line: time = fixed_s + work / rate, work
- * in FLOPs (block, head) or bytes (embedding, norm); docs/profile-format.md. */
+ * in FLOPs (block, head) or bytes (embedding, norm), in proportion to the
+ * samples, so it is `fixed + per_sample x b` (docs/profile-format.md). */
 typedef struct LayerFit {
     double fixed_s; /* seconds */
     double rate;    /* FLOP/s or bytes/s; 0: not measured */
+    bool tp_comm;   /* timed on a TP group, its all-reduces included (galvc profile); else priced apart */
 } LayerFit;
+
+/* The work (FLOPs or bytes) a LayerFit divides by its rate: layer l's on
+ * `samples` samples of `seq` tokens on one rank of a TP group of tp (the
+ * FLOPs split over the group; the (N, C) stream read and written whole);
+ * backward does twice the forward's FLOPs and the same bytes (runtime_layer.c). */
+double layer_fit_work(const Layer *l, ProfileLayer kind, double samples, double seq, int tp, bool backward);
 
 /* One level of the interconnect: inside a node or between nodes. */
 typedef struct LinkProfile {
@@ -313,6 +321,11 @@ typedef struct HwProfile {
     int64_t act_seq;
     double act_per_sample[PROFILE_MAX_LOG2 + 1];
     double ckpt_act_per_sample;
+    /* measured activations of the embedding (0) and of the LM head with the
+     * final norm and the loss (1) at other_seq tokens, bytes per sample kept
+     * for backward, by log2 of the TP degree; 0 where not measured */
+    int64_t other_seq;
+    double other_act_per_sample[2][PROFILE_MAX_LOG2 + 1];
 } HwProfile;
 
 /* ---- training setup and plan hints ----------------------------------------- */
