@@ -427,6 +427,8 @@ const char *strategy_str(char *buf, size_t n, const Strategy *s);
 bool strategy_equal(const Strategy *a, const Strategy *b);
 /* Are its TP groups consecutive ranks? (Also when tp or dp is 1: then both nestings are one layout.) */
 bool strategy_tp_consecutive(const Strategy *s);
+/* Does a micro-batch of `samples` (all DP ranks together) give each DP rank a whole number of them? */
+bool strategy_splits(const Strategy *s, int64_t samples);
 
 /* ---- the plan ------------------------------------------------------------------ */
 

@@ -31,7 +31,8 @@ static bool explainer_init(Explainer *x, const Spec *spec, const HwProfile *hw, 
     if (!pass_prune(devices, true, NULL, a, &all)) return false;
     sub.items = arena_alloc(a, (size_t)all.n * sizeof *sub.items);
     for (int k = 0; k < all.n; k++)
-        if (all.items[k].pp == p->pp) sub.items[sub.n++] = all.items[k];
+        if (all.items[k].pp == p->pp && strategy_splits(&all.items[k], spec->train->global_batch / p->micro_batches))
+            sub.items[sub.n++] = all.items[k];
     if (!pass_cost(spec, hw, &sub, p->micro_batches, a, &x->t)) return false;
     int L = spec->graph->n_layers;
     x->index = arena_alloc(a, (size_t)L * sizeof *x->index);
