@@ -240,6 +240,7 @@ typedef struct Cluster {
     Link intra;     /* inside a node */
     Link inter;     /* between nodes */
     const char *profile; /* a measured profile (JSON), or NULL */
+    int64_t reserve; /* bytes per device kept back from the plan (a caching allocator's slack); 0: none */
 } Cluster;
 
 /* ---- the hardware model ------------------------------------------------------ */
@@ -449,7 +450,8 @@ typedef struct Plan {
     int64_t *stage_mem;   /* [pp]: predicted peak bytes per device */
     int64_t peak;         /* the largest of stage_mem */
     int64_t *in_flight;   /* [pp]: micro-batches whose activations a stage holds at once */
-    int64_t budget;       /* bytes per device */
+    int64_t budget;       /* bytes per device the plan may use: the memory less the reserve */
+    int64_t reserve;      /* bytes per device kept back for the allocator (the cluster's reserve) */
     double search_ms;
 } Plan;
 

@@ -477,9 +477,13 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     const PlanHints *h = &spec->hints;
     int L = g->n_layers;
     int64_t batch = spec->train->global_batch, devices = req->devices;
-    int64_t budget = req->budget ? req->budget : hw->memory;
+    /* the allocator's reserve comes off the device's memory (an explicit
+     * budget, as the smallest-memory search's, is taken as it is) */
+    int64_t reserve = spec->cluster->reserve < hw->memory ? spec->cluster->reserve : 0;
+    int64_t budget = req->budget ? req->budget : hw->memory - reserve;
     memset(plan, 0, sizeof *plan);
     plan->budget = budget;
+    plan->reserve = reserve;
     StrategySet all;
     if (!pass_prune(devices, true, req->uniform ? NULL : h, a, &all)) return false;
 
