@@ -489,9 +489,10 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
             return EXIT_USER;
         }
         describe_plan(what, sizeof what, spec, &least);
-        fprintf(stderr, "galvc: error: no plan fits in %s per device; the smallest needs %s: pp=%d, %s\n",
-                bytes_str(have, sizeof have, (double)hw.memory), bytes_str(need, sizeof need, (double)least.peak),
-                least.pp, what);
+        fprintf(stderr, "galvc: error: no plan fits in %s per device; the smallest needs %s%s: pp=%d, %s\n",
+                bytes_str(have, sizeof have, (double)hw.memory),
+                bytes_str(need, sizeof need, (double)(least.peak + plan.reserve)),
+                plan.reserve ? " with the cluster's reserve" : "", least.pp, what);
         return EXIT_USER;
     }
     if (opt->plot) {

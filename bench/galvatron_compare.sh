@@ -22,7 +22,8 @@ sed 's/"global_bsz": 16/"global_bsz": 64/; s/"chunks": 1,/"chunks": 4,/' "$shipp
 # one row from galvc --emit=plan-json on stdin: the plan in short, then its predictions
 row() {
     jq -r --arg problem "$1" --arg who "$2" --argjson budget "$3" '
-        def s: "tp\(.tp) \(if .sdp then "sdp" else "dp" end)\(.dp)";
+        def s: "tp\(.tp) \(["dp", "zero1", "zero2", "sdp"][.zero // (if .sdp then 3 else 0 end)])=\(.dp)"
+               + (if .zero3_accum == "once" then " once" else "" end);
         ([.layers[] | select(.name | test("^(de|en)coder"))]) as $blocks
         | ($blocks | group_by(s) | map("\(.[0] | s) x\(length)") | join(", ")) as $mix
         | ($blocks | map(select(.ckpt)) | length) as $ck

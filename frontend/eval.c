@@ -847,6 +847,7 @@ static const Field cluster_fields[] = {
     {"intra", F_LINK, offsetof(Cluster, intra), NULL},
     {"inter", F_LINK, offsetof(Cluster, inter), NULL},
     {"profile", F_STRING, offsetof(Cluster, profile), NULL},
+    {"reserve", F_BYTES, offsetof(Cluster, reserve), NULL},
 };
 
 static const Field train_fields[] = {
@@ -877,6 +878,11 @@ static void eval_cluster(Eval *E, const Stmt *b, Scope *sc) {
     FieldSet fs = FIELD_SET("cluster", cluster_fields);
     fs.required = 1u << 1 | 1u << 2 | 1u << 3; /* devices_per_node, device, memory */
     eval_fields(E, b, &fs, c, sc);
+    if (c->memory > 0 && c->reserve >= c->memory) {
+        char r[32], m[32];
+        diag_error(E->diag, c->loc, "the reserve (%s) leaves nothing of the %s per device for the plan",
+                   bytes_str(r, sizeof r, (double)c->reserve), bytes_str(m, sizeof m, (double)c->memory));
+    }
     E->spec->cluster = c;
 }
 

@@ -516,6 +516,7 @@ static bool read_layer(Reader *r, const JsonFile *jf, const Key *k, json_t *v,
         return false;
     }
     *slot = entry;
+    fit[0].tp_comm = fit[1].tp_comm = true; /* galvc profile times a layer on its TP group */
     r->hw->layer_fit[kind][lg][0] = fit[0];
     r->hw->layer_fit[kind][lg][1] = fit[1];
     return true;
@@ -637,11 +638,14 @@ static bool match_p2p_key(const char *s, long long *stages) {
     return scan_lit(&s, "pp_size_") && scan_count(&s, stages) && !*s;
 }
 
-/* layertype_{type}_bsz{batch}[_seq{seq}]; *seq is 0 when the key has none. */
+/* layertype_{type}_bsz{batch}[_seq{seq}]; *seq is 0 when the key has none;
+ * type "other" (the embedding, final norm, head and loss together) is -1. */
 static bool match_layer_key(const char *s, long long *type, long long *bsz, long long *seq) {
     *seq = 0;
-    if (!(scan_lit(&s, "layertype_") && scan_count(&s, type) && scan_lit(&s, "_bsz") && scan_count(&s, bsz)))
-        return false;
+    if (!scan_lit(&s, "layertype_")) return false;
+    if (scan_lit(&s, "other")) *type = -1;
+    else if (!scan_count(&s, type)) return false;
+    if (!(scan_lit(&s, "_bsz") && scan_count(&s, bsz))) return false;
     return !*s || (scan_lit(&s, "_seq") && scan_count(&s, seq) && !*s);
 }
 
@@ -787,109 +791,222 @@ static const Layer *repeated_layer(const Graph *g) {
     return best;
 }
 
-/* Forward FLOPs of layer l on one sample of `seq` tokens. The shape pass
- * gives them at l->seq; self-attention's score and context products
- * (4 s^2 heads head_dim, passes/shape.c) grow with the square of the
- * sequence and the rest (projections, MLP) linearly. A cross_decoder's
- * attention over the encoder is taken as linear too: exact when the encoder
- * length is fixed, close otherwise. At the profile's own sequence length,
- * the usual case, no scaling happens. */
-static double layer_flops_at(const Layer *l, double seq) {
-    double s0 = (double)l->seq, ratio = seq / s0;
-    double quad = 4.0 * s0 * s0 * (double)l->heads * (double)l->head_dim;
-    if (quad > (double)l->fwd_flops) quad = 0; /* not a plain block: scale it all linearly */
-    double lin = (double)l->fwd_flops - quad;
-    return lin * ratio + quad * ratio * ratio;
+/* Sums for a least-squares line through a layer type's batch points. */
+typedef struct Points {
+    int n;
+    double sx, sy, sxx, sxy;
+} Points;
+
+static void add_point(Points *p, double x, double y) {
+    p->n++, p->sx += x, p->sy += y, p->sxx += x * x, p->sxy += x * y;
 }
 
-/* layertype_0_bsz{b}_seq{s}: forward ms per sample of the repeated layer,
- * turned into the GEMM efficiency at `prec`: the layer's FLOPs over the time
- * times the peak, clamped to (0, 1]. Of the entries, the sequence length
- * nearest the model's is used, and at it the largest batch, where launch
- * overheads are best amortized. Without a sized model to relate the times
+/* The least-squares line y = fixed + slope x; a negative intercept (noise
+ * at small batches) gives way to the line through the origin. False when
+ * the points give no positive slope. */
+static bool fit_line(const Points *p, double *fixed, double *slope) {
+    double den = p->n * p->sxx - p->sx * p->sx;
+    *slope = den > 0 ? (p->n * p->sxy - p->sx * p->sy) / den : 0;
+    *fixed = den > 0 ? (p->sy - *slope * p->sx) / p->n : 0;
+    if (*fixed < 0 || den <= 0) *fixed = 0, *slope = p->sxx > 0 ? p->sxy / p->sxx : 0;
+    return *slope > 0 && isfinite(*slope) && isfinite(*fixed);
+}
+
+/* One Galvatron line for a layer kind at every TP degree: forward fixed_s +
+ * work / rate, backward twice the forward (Galvatron's bct_fct_coe = 2),
+ * the TP all-reduces priced apart (Galvatron times layers at TP 1 and
+ * scales the per-sample part by 1 / tp, as layer_fit_work does). */
+static void set_fit(HwProfile *hw, ProfileLayer kind, double fixed_s, double rate) {
+    for (int lg = 0; lg <= PROFILE_MAX_LOG2; lg++) {
+        hw->layer_fit[kind][lg][0] = (LayerFit){.fixed_s = fixed_s, .rate = rate};
+        hw->layer_fit[kind][lg][1] = (LayerFit){.fixed_s = 2 * fixed_s, .rate = rate};
+    }
+}
+
+/* A layer's forward time on one sample by the datasheet: its FLOPs at the
+ * GEMM rate plus its activations written and read at memory bandwidth. */
+static double datasheet_s(const HwProfile *hw, const Layer *l, int prec) {
+    return (double)l->fwd_flops / (hw->peak_flops[prec] * hw->gemm_efficiency) +
+           2.0 * (double)(l->act_bytes + l->out_bytes) / hw->mem_bandwidth;
+}
+
+/* Galvatron times the embedding, final norm, LM head and loss as one
+ * ("layertype_other"): its line (ms, at `seq` tokens) is split among the
+ * model's embedding, norm and head layers in proportion to their datasheet
+ * times, and each kind's share becomes its fit. */
+static void split_other(Reader *r, double fixed_ms, double per_sample_ms, double seq, int prec) {
+    const Graph *g = r->graph;
+    double weight[PROFILE_LAYER_COUNT] = {0}, work[PROFILE_LAYER_COUNT] = {0}, total = 0;
+    int count[PROFILE_LAYER_COUNT] = {0};
+    for (int i = 0; i < g->n_layers; i++) {
+        const Layer *l = g->layers[i];
+        int k = layer_runtime_base_kind(l->kind); /* ProfileLayer has GrtLayerKind's order */
+        if (k < 0 || k == PROFILE_LAYER_BLOCK || l->invalid || l->seq <= 0) continue;
+        double w = datasheet_s(r->hw, l, prec);
+        weight[k] += w, total += w, count[k]++;
+        work[k] += layer_fit_work(l, (ProfileLayer)k, 1, seq, 1, false);
+    }
+    for (int k = 0; k < PROFILE_LAYER_COUNT; k++) {
+        if (!count[k] || !(weight[k] > 0) || !(work[k] > 0)) continue;
+        double share = weight[k] / total;
+        set_fit(r->hw, (ProfileLayer)k, fixed_ms * 1e-3 * share / count[k], work[k] / (per_sample_ms * 1e-3 * share));
+    }
+}
+
+/* The sequence length of the layertype_0 entries nearest the model's; false
+ * (after errors) when an entry is not a positive number of ms. */
+static bool nearest_layer_seq(Reader *r, const JsonFile *jf, const Layer *l, long long *best_seq) {
+    Key root = key_root(jf);
+    bool ok = true;
+    const char *key;
+    json_t *v;
+    *best_seq = 0;
+    json_object_foreach(jf->root, key, v) {
+        long long type, bsz, seq;
+        if (!match_layer_key(key, &type, &bsz, &seq)) continue;
+        Key k = key_member(r, jf, &root, key);
+        double ms;
+        if (!take_number(r, &k, v, POSITIVE, "ms", &ms)) ok = false;
+        if (!l || type != 0 || bsz < 1) continue;
+        if (!seq) seq = l->seq;
+        if (!*best_seq || llabs(seq - l->seq) < llabs(*best_seq - l->seq) ||
+            (llabs(seq - l->seq) == llabs(*best_seq - l->seq) && seq > *best_seq))
+            *best_seq = seq;
+    }
+    return ok;
+}
+
+/* layertype_{0|other}_bsz{b}_seq{s}: forward ms per sample of the repeated
+ * layer and of the embedding and head together, at several batch sizes b.
+ * At the sequence length nearest the model's, each type's time per batch,
+ * b x ms, is fitted by least squares to fixed + per_sample x b (Galvatron's
+ * own fit, its search engine's linear_func): the repeated layer's line
+ * becomes the block's fit, the other's is split among the embedding, norm
+ * and head; the block's per-sample rate gives the GEMM efficiency at `prec`
+ * that layers without a fit use. Without a sized model to relate the times
  * to, the file has nothing to give and is passed over. */
 static bool import_computation(Reader *r, const JsonFile *jf, int prec) {
     const Layer *l = repeated_layer(r->graph);
-    Key root = key_root(jf);
-    bool ok = true, found = false;
-    long long best_bsz = 0, best_seq = 0;
-    double best_ms = 0;
+    long long best_seq;
+    if (!nearest_layer_seq(r, jf, l, &best_seq)) return false;
+    if (!l || !best_seq) return true;
+    Points block = {0}, other = {0};
     const char *key;
     json_t *v;
     json_object_foreach(jf->root, key, v) {
         long long type, bsz, seq;
-        if (!match_layer_key(key, &type, &bsz, &seq) || type != 0) continue;
-        Key k = key_member(r, jf, &root, key);
-        double ms;
-        if (!take_number(r, &k, v, POSITIVE, "ms", &ms)) {
-            ok = false;
-            continue;
-        }
-        if (!l || bsz < 1) continue;
-        if (!seq) seq = l->seq;
-        long long dist = llabs(seq - l->seq), best_dist = llabs(best_seq - l->seq);
-        bool nearer =
-            dist < best_dist || (dist == best_dist && (seq > best_seq || (seq == best_seq && bsz > best_bsz)));
-        if (!found || nearer) {
-            found = true;
-            best_bsz = bsz, best_seq = seq, best_ms = ms;
-        }
+        if (!match_layer_key(key, &type, &bsz, &seq) || bsz < 1 || (seq ? seq : l->seq) != best_seq) continue;
+        if (type == 0) add_point(&block, (double)bsz, (double)bsz * json_number_value(v));
+        if (type == -1) add_point(&other, (double)bsz, (double)bsz * json_number_value(v));
     }
-    if (!ok || !found) return ok;
-    double peak = r->hw->peak_flops[prec];
-    if (!(peak > 0)) return true; /* no peak for this precision: nothing to derive */
-    double eff = layer_flops_at(l, (double)best_seq) / (best_ms * 1e-3 * peak);
+    double peak = r->hw->peak_flops[prec], fixed, per_sample;
+    if (!(peak > 0) || !fit_line(&block, &fixed, &per_sample)) return true; /* nothing to derive */
+    double flops = layer_fit_work(l, PROFILE_LAYER_BLOCK, 1, (double)best_seq, 1, false);
+    set_fit(r->hw, PROFILE_LAYER_BLOCK, fixed * 1e-3, flops / (per_sample * 1e-3));
+    double other_fixed, other_per_sample;
+    if (fit_line(&other, &other_fixed, &other_per_sample))
+        split_other(r, other_fixed, other_per_sample, (double)best_seq, prec);
+    double eff = flops / (per_sample * 1e-3 * peak);
     if (eff > 0) r->hw->gemm_efficiency = eff > 1 ? 1 : eff;
     return true;
+}
+
+/* Of an object keyed by sequence length, the entry (an object) nearest
+ * `target` (0: any), its length in *seq; NULL if none. */
+static json_t *nearest_seq(json_t *v, long long target, long long *best_seq) {
+    json_t *best = NULL, *entry;
+    const char *seq_key;
+    json_object_foreach(v, seq_key, entry) {
+        long long seq = atoll(seq_key), t = target ? target : seq;
+        if (seq < 1 || !json_is_object(entry)) continue;
+        if (!best || llabs(seq - t) < llabs(*best_seq - t)) best = entry, *best_seq = seq;
+    }
+    return best;
+}
+
+/* A memory file's top-level key `key` (with or without Galvatron's "_sp"
+ * suffix) as an object keyed by sequence length: its entry nearest the
+ * model's; NULL if absent or empty, with *bad set after an error. */
+static json_t *memory_entry(Reader *r, const JsonFile *jf, const char *key, const Layer *l, long long *seq,
+                            bool *bad) {
+    Key root = key_root(jf);
+    const char *name = key;
+    json_t *v = json_object_get(jf->root, key);
+    if (!v) v = json_object_get(jf->root, name = arena_printf(r->arena, "%s_sp", key));
+    if (!v) return NULL;
+    if (!json_is_object(v)) {
+        Key k = key_member(r, jf, &root, name);
+        *bad = !bad_value(r, &k, v, "an object keyed by sequence length");
+        return NULL;
+    }
+    return nearest_seq(v, l ? l->seq : 0, seq);
+}
+
+/* The MiB figures of a {"1": MB, "2": MB, ..., "checkpoint": MB} object into
+ * bytes by log2 of the TP degree (and *ckpt, when given); false after an
+ * error. Galvatron writes 0 for what it could not measure. */
+static bool take_tp_sizes(Reader *r, const JsonFile *jf, json_t *o, double *by_tp, double *ckpt) {
+    Key root = key_root(jf);
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        if (!json_is_number(v) || !(json_number_value(v) >= 0) || !isfinite(json_number_value(v) * (1 << 20))) {
+            Key k = key_member(r, jf, &root, key);
+            return bad_value(r, &k, v, "a non-negative size in MiB");
+        }
+        double bytes = json_number_value(v) * (1 << 20);
+        int lg;
+        if (strcmp(key, "checkpoint") == 0) {
+            if (ckpt) *ckpt = bytes;
+        } else if (group_log2(atoll(key), &lg)) by_tp[lg] = bytes;
+    }
+    return true;
+}
+
+/* other_memory_pp_on_{first|last}[_sp] -> {"SEQ": {"activation": {"1": MB,
+ * ...}}}: what the first stage keeps beyond its layers (the embedding) and
+ * what the last keeps (final norm, LM head and loss), per sample on one
+ * device, by TP degree; Galvatron multiplies them by the local batch. Their
+ * "model_states" are the parameters' states, which galvc counts itself
+ * (within 1% of these for LLaMA-2-7B), and "pp_off" is the two together. */
+static bool import_other_memory(Reader *r, const JsonFile *jf, const Layer *l) {
+    static const char *const keys[2] = {"other_memory_pp_on_first", "other_memory_pp_on_last"};
+    HwProfile *hw = r->hw;
+    bool bad = false;
+    long long seq = 0;
+    for (int i = 0; i < 2; i++) {
+        json_t *e = memory_entry(r, jf, keys[i], l, &seq, &bad);
+        json_t *act = e ? json_object_get(e, "activation") : NULL;
+        if (!json_is_object(act) || !l) continue;
+        memset(hw->other_act_per_sample[i], 0, sizeof hw->other_act_per_sample[i]);
+        if (!take_tp_sizes(r, jf, act, hw->other_act_per_sample[i], NULL)) return false;
+        hw->other_seq = seq;
+    }
+    return !bad;
 }
 
 /* layertype_0[_sp] -> {"SEQ": {"tp_activation_per_bsz_dict": {"1": MB, "2": MB,
  * ..., "checkpoint": MB}}}: the repeated layer's activations per sample, by
  * TP degree, in MiB. The sequence length nearest the model's is taken; the
  * cost pass scales it linearly to the model's length (Galvatron profiles
- * with FlashAttention, whose activations grow linearly). The embedding and
- * head ("other_memory_*") and the per-rank totals are passed over. */
+ * with FlashAttention, whose activations grow linearly). Then the embedding's
+ * and head's (import_other_memory); the per-rank totals are passed over. */
 static bool import_memory(Reader *r, const JsonFile *jf) {
     const Layer *l = repeated_layer(r->graph);
-    Key root = key_root(jf);
-    const char *key;
-    json_t *v;
-    json_t *best = NULL;
+    bool bad = false;
     long long best_seq = 0;
-    json_object_foreach(jf->root, key, v) {
-        if (strncmp(key, "layertype_0", 11) != 0 || (key[11] && strcmp(key + 11, "_sp") != 0)) continue;
-        if (!json_is_object(v)) {
-            Key k = key_member(r, jf, &root, key);
-            return bad_value(r, &k, v, "an object keyed by sequence length");
-        }
-        const char *seq_key;
-        json_t *entry;
-        json_object_foreach(v, seq_key, entry) {
-            long long seq = atoll(seq_key);
-            if (seq < 1 || !json_is_object(entry)) continue;
-            long long target = l ? l->seq : seq;
-            if (!best || llabs(seq - target) < llabs(best_seq - target)) best = entry, best_seq = seq;
-        }
+    json_t *best = memory_entry(r, jf, "layertype_0", l, &best_seq, &bad);
+    if (bad) return false;
+    json_t *tp = best && l ? json_object_get(best, "tp_activation_per_bsz_dict") : NULL;
+    if (json_is_object(tp)) {
+        HwProfile *hw = r->hw;
+        memset(hw->act_per_sample, 0, sizeof hw->act_per_sample);
+        hw->ckpt_act_per_sample = 0;
+        if (!take_tp_sizes(r, jf, tp, hw->act_per_sample, &hw->ckpt_act_per_sample)) return false;
+        hw->act_kind = l->kind;
+        hw->act_seq = best_seq;
     }
-    if (!best || !l) return true;
-    json_t *tp = json_object_get(best, "tp_activation_per_bsz_dict");
-    if (!json_is_object(tp)) return true;
-    HwProfile *hw = r->hw;
-    memset(hw->act_per_sample, 0, sizeof hw->act_per_sample);
-    hw->ckpt_act_per_sample = 0;
-    json_object_foreach(tp, key, v) {
-        if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v) * (1 << 20))) {
-            Key k = key_member(r, jf, &root, key);
-            return bad_value(r, &k, v, "a positive size in MiB");
-        }
-        double bytes = json_number_value(v) * (1 << 20);
-        int lg;
-        if (strcmp(key, "checkpoint") == 0) hw->ckpt_act_per_sample = bytes;
-        else if (group_log2(atoll(key), &lg)) hw->act_per_sample[lg] = bytes;
-    }
-    hw->act_kind = l->kind;
-    hw->act_seq = best_seq;
-    return true;
+    return import_other_memory(r, jf, l);
 }
 
 /* The file name without its folders. */

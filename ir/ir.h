@@ -240,6 +240,7 @@ typedef struct Cluster {
     Link intra;     /* inside a node */
     Link inter;     /* between nodes */
     const char *profile; /* a measured profile (JSON), or NULL */
+    int64_t reserve; /* bytes per device kept back from the plan (a caching allocator's slack); 0: none */
 } Cluster;
 
 /* ---- the hardware model ------------------------------------------------------ */
@@ -272,11 +273,19 @@ typedef enum ProfileLayer {
 extern const char *const profile_layer_names[];
 
 /* A measured layer time fitted to a line: time = fixed_s + work / rate, work
- * in FLOPs (block, head) or bytes (embedding, norm); docs/profile-format.md. */
+ * in FLOPs (block, head) or bytes (embedding, norm), in proportion to the
+ * samples, so it is `fixed + per_sample x b` (docs/profile-format.md). */
 typedef struct LayerFit {
     double fixed_s; /* seconds */
     double rate;    /* FLOP/s or bytes/s; 0: not measured */
+    bool tp_comm;   /* timed on a TP group, its all-reduces included (galvc profile); else priced apart */
 } LayerFit;
+
+/* The work (FLOPs or bytes) a LayerFit divides by its rate: layer l's on
+ * `samples` samples of `seq` tokens on one rank of a TP group of tp (the
+ * FLOPs split over the group; the (N, C) stream read and written whole);
+ * backward does twice the forward's FLOPs and the same bytes (runtime_layer.c). */
+double layer_fit_work(const Layer *l, ProfileLayer kind, double samples, double seq, int tp, bool backward);
 
 /* One level of the interconnect: inside a node or between nodes. */
 typedef struct LinkProfile {
@@ -313,6 +322,11 @@ typedef struct HwProfile {
     int64_t act_seq;
     double act_per_sample[PROFILE_MAX_LOG2 + 1];
     double ckpt_act_per_sample;
+    /* measured activations of the embedding (0) and of the LM head with the
+     * final norm and the loss (1) at other_seq tokens, bytes per sample kept
+     * for backward, by log2 of the TP degree; 0 where not measured */
+    int64_t other_seq;
+    double other_act_per_sample[2][PROFILE_MAX_LOG2 + 1];
 } HwProfile;
 
 /* ---- training setup and plan hints ----------------------------------------- */
@@ -421,6 +435,8 @@ bool strategy_equal(const Strategy *a, const Strategy *b);
 int strategy_zero(const Strategy *s);
 /* Are its TP groups consecutive ranks? (Also when tp or dp is 1: then both nestings are one layout.) */
 bool strategy_tp_consecutive(const Strategy *s);
+/* Does a micro-batch of `samples` (all DP ranks together) give each DP rank a whole number of them? */
+bool strategy_splits(const Strategy *s, int64_t samples);
 
 /* ---- the plan ------------------------------------------------------------------ */
 
@@ -441,7 +457,8 @@ typedef struct Plan {
     int64_t *stage_mem;   /* [pp]: predicted peak bytes per device */
     int64_t peak;         /* the largest of stage_mem */
     int64_t *in_flight;   /* [pp]: micro-batches whose activations a stage holds at once */
-    int64_t budget;       /* bytes per device */
+    int64_t budget;       /* bytes per device the plan may use: the memory less the reserve */
+    int64_t reserve;      /* bytes per device kept back for the allocator (the cluster's reserve) */
     double search_ms;
 } Plan;
 

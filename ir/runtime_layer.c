@@ -3,7 +3,8 @@
  * program declares for it. The one list of the layer kinds the runtime
  * trains, for the planner and the program alike: the cost pass predicts a
  * layer's buffers from its spec (runtime/galvrt_sizes.h), and a plan may be
- * emitted only when the runtime trains every layer. */
+ * emitted only when the runtime trains every layer. Also the work a
+ * profile's layer-time fit divides by its rate, for profile.c and cost.c. */
 #include "ir.h"
 #include "runtime/galvrt.h"
 
@@ -65,4 +66,26 @@ bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
     case GRT_HEAD: s->V = (int)l->vocab, s->tied = l->tied; break;
     }
     return true;
+}
+
+/* Forward FLOPs of layer l on one sample of `seq` tokens. The shape pass
+ * gives them at l->seq; self-attention's score and context products
+ * (4 s^2 heads head_dim, passes/shape.c) grow with the square of the
+ * sequence and the rest (projections, MLP) linearly. A cross_decoder's
+ * attention over the encoder is taken as linear too: exact when the encoder
+ * length is fixed, close otherwise. At l->seq no scaling happens. */
+static double flops_at(const Layer *l, double seq) {
+    double s0 = (double)l->seq, ratio = seq / s0;
+    double quad = 4.0 * s0 * s0 * (double)l->heads * (double)l->head_dim;
+    if (quad > (double)l->fwd_flops) quad = 0; /* not a plain block: scale it all linearly */
+    double lin = (double)l->fwd_flops - quad;
+    return lin * ratio + quad * ratio * ratio;
+}
+
+/* The work a profile's fit of `kind` divides by its rate (ir.h). */
+double layer_fit_work(const Layer *l, ProfileLayer kind, double samples, double seq, int tp, bool backward) {
+    if (l->seq <= 0) return 0;
+    if (kind == PROFILE_LAYER_BLOCK || kind == PROFILE_LAYER_HEAD)
+        return (backward ? 2 : 1) * flops_at(l, seq) * samples / tp;
+    return 2.0 * samples * seq * (double)l->hidden * 4;
 }

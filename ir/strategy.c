@@ -25,3 +25,6 @@ bool strategy_equal(const Strategy *a, const Strategy *b) {
 }
 
 bool strategy_tp_consecutive(const Strategy *s) { return s->tp_consec || s->tp == 1 || s->dp == 1; }
+
+/* A micro-batch of `samples` splits into whole samples over its DP group. */
+bool strategy_splits(const Strategy *s, int64_t samples) { return samples >= s->dp && samples % s->dp == 0; }

@@ -134,22 +134,26 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
 }
 
 /* The profile's fitted forward and backward time of layer l at strategy s
- * for mbs samples per device (galvc profile: time = fixed + work / rate,
- * work the FLOPs on one rank for blocks and heads, the bytes of the (N, C)
- * stream read and written for embeddings and norms; backward twice the
- * forward's FLOPs). False when the profile has no fit for it. */
-static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd, double *bwd) {
-    static const int profiled[] = {[GRT_EMBEDDING] = PROFILE_LAYER_EMBEDDING, [GRT_BLOCK] = PROFILE_LAYER_BLOCK,
-                                   [GRT_NORM] = PROFILE_LAYER_NORM, [GRT_HEAD] = PROFILE_LAYER_HEAD};
-    int runtime_kind = layer_runtime_base_kind(l->kind);
-    if (runtime_kind < 0) return false;
-    int kind = profiled[runtime_kind];
+ * for mbs samples per device: time = fixed + work / rate, the work
+ * proportional to mbs (layer_fit_work), so `fixed + per_sample x mbs`; from
+ * galvc profile's measured lines or Galvatron's batch points fitted by least
+ * squares (hw/profile.c). A measured time already holds the elementwise and
+ * memory-bound work, so nothing is added to it. *tp_comm: the fit includes
+ * the TP all-reduces. False when the profile has no fit for it. */
+_Static_assert((int)PROFILE_LAYER_EMBEDDING == GRT_EMBEDDING && (int)PROFILE_LAYER_BLOCK == GRT_BLOCK &&
+                   (int)PROFILE_LAYER_NORM == GRT_NORM && (int)PROFILE_LAYER_HEAD == GRT_HEAD,
+               "ProfileLayer follows GrtLayerKind");
+
+static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd, double *bwd,
+                         bool *tp_comm) {
+    int kind = layer_runtime_base_kind(l->kind); /* ProfileLayer has GrtLayerKind's order */
+    if (kind < 0) return false;
     const LayerFit *f = c->hw->layer_fit[kind][log2i(s->tp)];
     if (f[0].rate <= 0 || f[1].rate <= 0) return false;
-    bool flops = kind == PROFILE_LAYER_BLOCK || kind == PROFILE_LAYER_HEAD;
-    double work = flops ? (double)l->fwd_flops * mbs / s->tp : 2.0 * mbs * (double)l->seq * (double)l->hidden * 4;
-    *fwd = f[0].fixed_s + work / f[0].rate;
-    *bwd = f[1].fixed_s + (flops ? 2 * work : work) / f[1].rate;
+    double seq = (double)l->seq;
+    *fwd = f[0].fixed_s + layer_fit_work(l, (ProfileLayer)kind, mbs, seq, s->tp, false) / f[0].rate;
+    *bwd = f[1].fixed_s + layer_fit_work(l, (ProfileLayer)kind, mbs, seq, s->tp, true) / f[1].rate;
+    *tp_comm = f[0].tp_comm;
     return true;
 }
 
@@ -261,9 +265,10 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     double tp_one = collective_s(c, COLL_ALLREDUCE, s->tp, tp_stride, s->tp_consec, act_msg);
     double tp_s = (n_fwd + n_bwd) * tp_one;
     r.fwd_comm_s = n_fwd * tp_one;
-    /* a measured fit of this layer kind at this TP degree wins; it was timed
-     * on a TP group, so it includes the TP all-reduces */
-    if (fitted_times(c, l, s, mbs, &fwd, &bwd)) tp_s = r.fwd_comm_s = 0;
+    /* a measured fit of this layer kind at this TP degree wins; one timed on
+     * a TP group includes the TP all-reduces */
+    bool tp_comm = false;
+    if (fitted_times(c, l, s, mbs, &fwd, &bwd, &tp_comm) && tp_comm) tp_s = r.fwd_comm_s = 0;
     r.fwd_s = fwd;
     if (s->ckpt) r.recompute_s = fwd, bwd += fwd; /* recompute the forward first */
     r.compute_s = fwd + bwd;
@@ -302,6 +307,13 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
         full_act = (int64_t)ceil(hw->act_per_sample[k] * scale);
         if (!s->ckpt) r.act_bytes = full_act;
         else if (hw->ckpt_act_per_sample > 0) r.act_bytes = (int64_t)ceil(hw->ckpt_act_per_sample * scale);
+    }
+    /* and so do the measured activations of the embedding and of the LM head
+     * (with the final norm and the loss: Galvatron's first and last stage) */
+    int side = l->kind == LAYER_EMBEDDING ? 0 : l->kind == LAYER_LM_HEAD ? 1 : -1;
+    if (side >= 0 && hw->other_seq && hw->other_act_per_sample[side][k] > 0) {
+        full_act = (int64_t)ceil(hw->other_act_per_sample[side][k] * (double)l->seq / (double)hw->other_seq * mbs);
+        if (!s->ckpt) r.act_bytes = full_act;
     }
     /* ZeRO-3 gathers the layer's weights whole; ZeRO-2 and ZeRO-3 reducing
      * every micro-batch take its gradient whole, and receive their part of

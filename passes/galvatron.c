@@ -435,8 +435,8 @@ static int *read_stages(Reader *r, int64_t *pp) {
 }
 
 /* global_bsz, chunks and world_size against the model and the devices. */
-static void read_batch(Reader *r, int64_t pp, Plan *p) {
-    int64_t bsz, world, batch = r->spec->train->global_batch, n = r->devices / pp;
+static void read_batch(Reader *r, Plan *p) {
+    int64_t bsz, world, batch = r->spec->train->global_batch;
     if (read_int(r, KEY_GLOBAL_BSZ, REQUIRED, &bsz) && bsz != batch)
         diag_error(r->d, key_loc(r, KEY_GLOBAL_BSZ),
                    "'global_bsz' is %lld, but %s trains with a global batch of %lld (-D global_batch=%lld plans for "
@@ -446,11 +446,9 @@ static void read_batch(Reader *r, int64_t pp, Plan *p) {
         diag_error(r->d, key_loc(r, KEY_WORLD_SIZE), "'world_size' is %lld, but the plan is for %lld devices",
                    (long long)world, (long long)r->devices);
     if (!read_int(r, KEY_CHUNKS, REQUIRED, &p->micro_batches)) return;
-    if (p->micro_batches < 1 || batch % n || (batch / n) % p->micro_batches)
-        diag_error(r->d, key_loc(r, KEY_CHUNKS),
-                   "'chunks' is %lld: galvc needs micro-batches that give each of a stage's %lld devices whole "
-                   "samples of the global batch (%lld)",
-                   (long long)p->micro_batches, (long long)n, (long long)batch);
+    if (p->micro_batches < 1 || batch % p->micro_batches)
+        diag_error(r->d, key_loc(r, KEY_CHUNKS), "'chunks' is %lld: it must divide the global batch (%lld)",
+                   (long long)p->micro_batches, (long long)batch);
 }
 
 /* One transformer layer's strategy from entry e of the lists. */
@@ -555,7 +553,7 @@ static void read_plan(Reader *r, Plan *p) {
     int *stage = read_stages(r, &pp);
     if (!stage) return;
     p->pp = (int)pp;
-    read_batch(r, pp, p);
+    read_batch(r, p);
     int sched = read_name(r, KEY_PIPELINE_TYPE, (const char *const[]){"gpipe", "pipedream_flush", NULL}, "gpipe",
                           "\"gpipe\" or \"pipedream_flush\"");
     p->schedule = sched == 0 ? SCHED_GPIPE : SCHED_1F1B;
@@ -577,13 +575,21 @@ static void read_plan(Reader *r, Plan *p) {
     for (int i = 0, e = 0; i < g->n_layers; i++) {
         const Layer *l = g->layers[i];
         p->layer[i] = (Strategy){.pp = p->pp};
-        if (is_block(l))
+        bool block = is_block(l);
+        if (block)
             read_block(r, e, lists, (GalvDp)dflt, &p->layer[i]), block_stage[i] = stage[e++];
         else if (is_vocab(l))
             p->layer[i] = vocab;
         else
             diag_error(r->d, l->loc, "%s (layer %d): a Galvatron config has no entry for a standalone %s layer",
                        l->name, i, layer_kind_names[l->kind]);
+        /* each DP rank takes whole samples of a micro-batch */
+        int64_t batch = r->spec->train->global_batch, m = p->micro_batches;
+        int64_t samples = m > 0 && batch % m == 0 ? batch / m : 0; /* 0: 'chunks' itself is wrong */
+        if (samples && (block || is_vocab(l)) && p->layer[i].dp > 0 && !strategy_splits(&p->layer[i], samples))
+            diag_error(r->d, block ? entry_loc(r, KEY_TP_SIZES, e - 1) : key_loc(r, KEY_VTP),
+                       "%s (layer %d) runs DP %d, which does not split a micro-batch of %lld samples ('chunks' %lld)",
+                       l->name, i, p->layer[i].dp, (long long)samples, (long long)p->micro_batches);
     }
     p->stage_start = arena_alloc(r->a, (size_t)(p->pp + 1) * sizeof *p->stage_start);
     for (int k = 0; k <= p->pp; k++)

@@ -32,7 +32,8 @@ static bool explainer_init(Explainer *x, const Spec *spec, const HwProfile *hw, 
     int L = spec->graph->n_layers;
     sub.items = arena_alloc(a, (size_t)(all.n + L) * sizeof *sub.items);
     for (int k = 0; k < all.n; k++)
-        if (all.items[k].pp == p->pp) sub.items[sub.n++] = all.items[k];
+        if (all.items[k].pp == p->pp && strategy_splits(&all.items[k], spec->train->global_batch / p->micro_batches))
+            sub.items[sub.n++] = all.items[k];
     x->index = arena_alloc(a, (size_t)L * sizeof *x->index);
     for (int i = 0; i < L; i++) {
         x->index[i] = -1;
@@ -96,6 +97,9 @@ static void print_table(FILE *out, const Spec *spec, const Plan *p, int64_t devi
     char b1[32], b2[32];
     fprintf(out, "plan for %s on %lld x %s (%s each), global batch %lld\n", g->name, (long long)devices,
             device_kind_names[spec->cluster->device], bytes_str(b1, sizeof b1, (double)p->budget), (long long)batch);
+    if (p->reserve > 0)
+        fprintf(out, "%s per device kept back for the allocator (the cluster's reserve), beyond the %s above\n",
+                bytes_str(b1, sizeof b1, (double)p->reserve), bytes_str(b2, sizeof b2, (double)p->budget));
     fprintf(out, "pp %d, %lld micro-batches, %s schedule; search took %.1f ms\n", p->pp, (long long)p->micro_batches,
             schedule_names[p->schedule], p->search_ms);
     fprintf(out, "predicted step %.3f s (compute %.3f, communication %.3f, bubble %.3f): %.2f samples/s, %.0f tokens/s\n",
@@ -156,6 +160,7 @@ static int print_json(FILE *out, const Spec *spec, const Plan *p, int64_t device
                              "compute_ms", p->compute_s * 1e3, "comm_ms", p->comm_s * 1e3, "bubble_ms",
                              p->bubble_s * 1e3, "peak_mem_bytes", mem, "search_ms", p->search_ms);
     if (!root) return -1;
+    if (p->reserve > 0) json_object_set_new(root, "reserve_bytes", json_integer(p->reserve));
     int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     fputc('\n', out);
     json_decref(root);

@@ -12,6 +12,7 @@
  * lower memory, then to the earlier strategy, so plans are reproducible. */
 #include "passes.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -338,10 +339,12 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
          * would refuse plans that fit, so search once per floor on the DP
          * degree and keep the best. */
         StageResult r = {0};
-        int devices = t->n_strategies ? t->strategies[0].tp * t->strategies[0].dp : 1;
-        for (int min_dp = 1; min_dp <= devices; min_dp *= 2) {
+        int max_dp = 1; /* a floor above every candidate's DP degree leaves none */
+        for (int q = 0; q < t->n_strategies; q++)
+            if (t->strategies[q].dp > max_dp) max_dp = t->strategies[q].dp;
+        for (int64_t min_dp = 1; min_dp <= max_dp; min_dp *= 2) {
             StageResult q = stage_dp(w, t, start[k], start[k + 1], in_flight, k > 0, k < pp - 1,
-                                     copy && (k == ke || k == kh) ? t->tied_sum_bytes : 0, copy && k == kh, min_dp,
+                                     copy && (k == ke || k == kh) ? t->tied_sum_bytes : 0, copy && k == kh, (int)min_dp,
                                      budget, min_memory, w->pick);
             if (q.ok && (!r.ok || (min_memory ? q.mem < r.mem : q.time < r.time))) {
                 r = q;
@@ -376,6 +379,23 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
     out->bubble = sum_mb - max_mb;
     out->comm = out->step - out->compute - out->bubble;
     return true;
+}
+
+/* The divisors of n > 0 in ascending order (trial division up to sqrt n). */
+static const int64_t *divisors(int64_t n, Arena *a, int *count) {
+    int small = 0, large = 0;
+    for (int64_t d = 1; d <= n / d; d++)
+        if (n % d == 0) small++;
+    int64_t *out = arena_alloc(a, (size_t)(2 * small) * sizeof *out);
+    for (int64_t d = 1; d <= n / d; d++) {
+        if (n % d) continue;
+        out[large++] = d; /* the small ones first, ascending */
+    }
+    int k = large;
+    for (int i = large - 1; i >= 0; i--)
+        if (n / out[i] != out[i]) out[k++] = n / out[i];
+    *count = k;
+    return out;
 }
 
 static double now_ms(void) {
@@ -433,15 +453,82 @@ static StrategySet with_zero3_once(const StrategySet *sub, int64_t m, Arena *a) 
     return out;
 }
 
+/* One (pp, m) to try, and a lower bound on any plan's step time there. */
+typedef struct Trial {
+    int pp;
+    int64_t m;
+    double bound;
+    int order; /* (pp, m) order, for ties */
+} Trial;
+
+static int by_bound(const void *x, const void *y) {
+    const Trial *a = x, *b = y;
+    if (a->bound != b->bound) return a->bound < b->bound ? -1 : 1;
+    return a->order - b->order;
+}
+
+static int log2_floor(int64_t x) {
+    int k = 0;
+    while (x > 1) x >>= 1, k++;
+    return k;
+}
+
+/* A step of pp stages and m micro-batches takes (m - 1) max_k mb_k + sum_k
+ * mb_k + max_k step_k (try_partition), at least ((m - 1) / pp + 1) sum_k
+ * mb_k + sum_k step_k / pp; and each stage's sums are at least the sums of
+ * its layers' cheapest strategies, resharding, p2p and memory aside. */
+static double lower_bound(const CostTable *t, int pp) {
+    double per_mb = ((double)t->micro_batches - 1) / pp + 1, sum = 0;
+    for (int i = 0; i < t->n_layers; i++) {
+        double least = INFINITY;
+        for (int k = 0; k < t->n_strategies; k++) {
+            const LayerCost *c = &t->cost[(size_t)i * t->n_strategies + k];
+            double x = per_mb * c->mb_s + c->step_s / pp;
+            if (x < least) least = x;
+        }
+        sum += least;
+    }
+    return sum;
+}
+
+/* The layouts of pipeline degree pp whose DP ranks get whole samples of a
+ * micro-batch of `samples` (TP 2 x DP 4 at batch 16 runs 4 micro-batches of
+ * 4, 1 a rank), into *fit; false when there are none. */
+static bool layouts_for(const SearchRequest *req, const StrategySet *all, int pp, int64_t samples, Arena *a,
+                        StrategySet *fit) {
+    StrategySet sub = strategies_for(req, all, pp, a);
+    fit->n = 0;
+    for (int k = 0; k < sub.n; k++)
+        if (strategy_splits(&sub.items[k], samples)) fit->items[fit->n++] = sub.items[k];
+    return fit->n > 0;
+}
+
+/* The strategies to cost for pp stages and m micro-batches, into *out: a
+ * fixed plan's (--plan; force says which layer takes which), or the layouts
+ * whose DP ranks get whole samples, with ZeRO-3's accumulate-once variant
+ * beside each ZeRO-3 one when the search chooses (costs holds them). False
+ * when there are none. */
+static bool set_for(const SearchRequest *req, const StrategySet *all, int pp, int64_t m, int64_t batch, int L,
+                    int *force, Arena *a, Arena *costs, StrategySet *fit, StrategySet *out) {
+    if (req->fixed) return (*out = fixed_strategies(req->fixed, L, force, a)).n > 0;
+    if (!layouts_for(req, all, pp, batch / m, a, fit)) return false;
+    *out = req->uniform ? *fit : with_zero3_once(fit, m, costs);
+    return true;
+}
+
 bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan) {
     double t0 = now_ms();
     const Graph *g = spec->graph;
     const PlanHints *h = &spec->hints;
     int L = g->n_layers;
     int64_t batch = spec->train->global_batch, devices = req->devices;
-    int64_t budget = req->budget ? req->budget : hw->memory;
+    /* the allocator's reserve comes off the device's memory (an explicit
+     * budget, as the smallest-memory search's, is taken as it is) */
+    int64_t reserve = spec->cluster->reserve < hw->memory ? spec->cluster->reserve : 0;
+    int64_t budget = req->budget ? req->budget : hw->memory - reserve;
     memset(plan, 0, sizeof *plan);
     plan->budget = budget;
+    plan->reserve = reserve;
     StrategySet all;
     if (!pass_prune(devices, true, req->uniform ? NULL : h, a, &all)) return false;
 
@@ -475,54 +562,64 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     }
 
     int *force = req->fixed ? arena_alloc(a, (size_t)L * sizeof *force) : NULL;
-    for (int pp = 1; pp <= devices && pp <= L; pp *= 2) {
-        if (req->fixed && pp != req->fixed->pp) continue;
-        StrategySet by_pp = req->fixed ? fixed_strategies(req->fixed, L, force, a) : strategies_for(req, &all, pp, a);
-        w.force = force;
-        if (!by_pp.n) continue;
-        int64_t n = devices / pp;
-        /* micro-batch counts that give every device whole samples: the
-         * divisors of batch / n (not only powers of two: 1536 over 512
-         * devices splits 3 ways) */
-        for (int64_t m = 1; batch % n == 0 && m <= batch / n; m++) {
-            if ((batch / n) % m) continue;
-            if (fixed_m && m != fixed_m) continue;
+    w.force = force;
+    /* every (pp, m) with its lower bound, tried best bound first: once the
+     * best plan beats a bound, no later one can win */
+    int n_div, n_trials = 0;
+    const int64_t *div = divisors(batch, a, &n_div);
+    Trial *trials = arena_alloc(a, (size_t)n_div * (log2_floor(devices) + 1) * sizeof *trials);
+    StrategySet fit = {.items = arena_alloc(a, (size_t)(all.n + 2) * sizeof *fit.items)}, sub;
+    for (int pp = 1; pp <= devices && pp <= L; pp *= 2)
+        for (int d = 0; d < n_div; d++) {
+            if ((fixed_m && div[d] != fixed_m) || (req->fixed && pp != req->fixed->pp)) continue;
             CostTable t;
-            Arena *costs = arena_new(); /* one (pp, m) at a time */
-            StrategySet sub = req->uniform || req->fixed ? by_pp : with_zero3_once(&by_pp, m, costs);
-            if (!pass_cost(spec, hw, &sub, m, costs, &t)) {
-                arena_free(costs);
-                continue;
-            }
-            t.force_ckpt = force_ckpt;
-            partition(w_time, L, pp, by_time);
-            for (int part = 0; part < (req->fixed ? 1 : 2); part++) {
-                partition(part == 0 ? w_time : w_mem, L, pp, start);
-                if (req->fixed) memcpy(start, req->fixed->stage_start, (size_t)(pp + 1) * sizeof *start);
-                if (part == 1 && memcmp(by_time, start, (size_t)(pp + 1) * sizeof *start) == 0) continue;
-                if (!try_partition(&w, &t, pp, start, schedule, budget, req->min_memory, choice, &cand)) continue;
-                if (plan->found && (req->min_memory ? cand.peak >= plan->peak : cand.step >= plan->step_s)) continue;
-                plan->found = true;
-                plan->pp = pp;
-                plan->micro_batches = m;
-                plan->schedule = schedule;
-                plan->step_s = cand.step;
-                plan->compute_s = cand.compute;
-                plan->comm_s = cand.comm;
-                plan->bubble_s = cand.bubble;
-                plan->peak = cand.peak;
-                plan->calls = cand.calls;
-                plan->stage_start = arena_alloc(a, (size_t)(pp + 1) * sizeof *plan->stage_start);
-                memcpy(plan->stage_start, start, (size_t)(pp + 1) * sizeof *start);
-                plan->stage_mem = arena_alloc(a, (size_t)pp * sizeof *plan->stage_mem);
-                memcpy(plan->stage_mem, cand.stage_mem, (size_t)pp * sizeof *plan->stage_mem);
-                plan->in_flight = arena_alloc(a, (size_t)pp * sizeof *plan->in_flight);
-                memcpy(plan->in_flight, cand.in_flight, (size_t)pp * sizeof *plan->in_flight);
-                plan->layer = arena_alloc(a, (size_t)L * sizeof *plan->layer);
-                for (int i = 0; i < L; i++) plan->layer[i] = sub.items[choice[i]];
-            }
+            Arena *costs = arena_new();
+            if (set_for(req, &all, pp, div[d], batch, L, force, a, costs, &fit, &sub) &&
+                pass_cost(spec, hw, &sub, div[d], costs, &t))
+                trials[n_trials++] = (Trial){pp, div[d], lower_bound(&t, pp), n_trials};
             arena_free(costs);
         }
+    if (!req->min_memory) qsort(trials, (size_t)n_trials, sizeof *trials, by_bound);
+    for (int q = 0; q < n_trials; q++) {
+        int pp = trials[q].pp;
+        int64_t m = trials[q].m;
+        if (!req->min_memory && plan->found && trials[q].bound > plan->step_s) break;
+        CostTable t;
+        Arena *costs = arena_new(); /* one (pp, m) at a time */
+        set_for(req, &all, pp, m, batch, L, force, a, costs, &fit, &sub);
+        pass_cost(spec, hw, &sub, m, costs, &t);
+        t.force_ckpt = force_ckpt;
+        partition(w_time, L, pp, by_time);
+        for (int part = 0; part < (req->fixed ? 1 : 2); part++) {
+            partition(part == 0 ? w_time : w_mem, L, pp, start);
+            if (req->fixed) memcpy(start, req->fixed->stage_start, (size_t)(pp + 1) * sizeof *start);
+            if (part == 1 && memcmp(by_time, start, (size_t)(pp + 1) * sizeof *start) == 0) continue;
+            if (!try_partition(&w, &t, pp, start, schedule, budget, req->min_memory, choice, &cand)) continue;
+            double key = req->min_memory ? (double)cand.peak : cand.step;
+            double best = req->min_memory ? (double)plan->peak : plan->step_s;
+            /* ties go to the smaller pp, then m, then the first partition */
+            bool earlier = pp < plan->pp || (pp == plan->pp && m < plan->micro_batches);
+            if (plan->found && (key > best || (key == best && !earlier))) continue;
+            plan->found = true;
+            plan->pp = pp;
+            plan->micro_batches = m;
+            plan->schedule = schedule;
+            plan->step_s = cand.step;
+            plan->compute_s = cand.compute;
+            plan->comm_s = cand.comm;
+            plan->bubble_s = cand.bubble;
+            plan->peak = cand.peak;
+            plan->calls = cand.calls;
+            plan->stage_start = arena_alloc(a, (size_t)(pp + 1) * sizeof *plan->stage_start);
+            memcpy(plan->stage_start, start, (size_t)(pp + 1) * sizeof *start);
+            plan->stage_mem = arena_alloc(a, (size_t)pp * sizeof *plan->stage_mem);
+            memcpy(plan->stage_mem, cand.stage_mem, (size_t)pp * sizeof *plan->stage_mem);
+            plan->in_flight = arena_alloc(a, (size_t)pp * sizeof *plan->in_flight);
+            memcpy(plan->in_flight, cand.in_flight, (size_t)pp * sizeof *plan->in_flight);
+            plan->layer = arena_alloc(a, (size_t)L * sizeof *plan->layer);
+            for (int i = 0; i < L; i++) plan->layer[i] = sub.items[choice[i]];
+        }
+        arena_free(costs);
     }
     workspace_free(&w);
     plan->search_ms = now_ms() - t0;

@@ -266,12 +266,44 @@ static void test_galvatron_efficiency(void) {
     const Layer *dec = s->graph->layers[1];
     CHECK_EQ(dec->kind, LAYER_DECODER);
     CHECK(dec->fwd_flops == (int64_t)flops);
-    /* the largest batch (12) at 2048 tokens: 3.9181755065917976 ms per sample */
-    double expected = flops / (3.9181755065917976e-3 * 312e12);
+    /* the least-squares line through b x (ms per sample) at b = 1..12, 2048
+     * tokens (as Galvatron's own fit: 3.859 ms/sample x b + 0.833 ms); its
+     * per-sample time gives the efficiency */
+    double per_sample = 3.8590168994623464e-3, fixed = 0.8329851396156087e-3;
+    double expected = flops / (per_sample * 312e12);
     CHECK(resolve(a, s->cluster, s->graph, GALVATRON, &hw, &errors, NULL, 0));
     CHECK_EQ(errors, 0);
     CHECK(near(hw.gemm_efficiency, expected));
     CHECK(hw.gemm_efficiency > 0.7 && hw.gemm_efficiency < 0.75);
+    /* the block's fit at every TP degree: forward the line, backward twice
+     * it, the TP all-reduces left to the cost pass */
+    for (int lg = 0; lg <= 3; lg++) {
+        const LayerFit *f = hw.layer_fit[PROFILE_LAYER_BLOCK][lg];
+        CHECK(fabs(f[0].fixed_s - fixed) < 1e-12 && fabs(f[1].fixed_s - 2 * fixed) < 1e-12);
+        CHECK(near(f[0].rate, flops / per_sample) && near(f[1].rate, f[0].rate));
+        CHECK(!f[0].tp_comm && !f[1].tp_comm);
+    }
+    /* the embedding, norm and head share Galvatron's "other" line, 2.680 ms
+     * per sample + 2.355 ms: at b = 1 and b = 8 their forward times add up to it */
+    for (int b = 1; b <= 8; b += 7) {
+        double sum = 0;
+        for (int i = 0; i < s->graph->n_layers; i++) {
+            const Layer *l = s->graph->layers[i];
+            int k = l->kind == LAYER_EMBEDDING ? PROFILE_LAYER_EMBEDDING
+                    : l->kind == LAYER_RMSNORM ? PROFILE_LAYER_NORM
+                    : l->kind == LAYER_LM_HEAD ? PROFILE_LAYER_HEAD
+                                               : -1;
+            if (k < 0) continue;
+            const LayerFit *f = &hw.layer_fit[k][0][0];
+            CHECK(f->rate > 0);
+            sum += f->fixed_s + layer_fit_work(l, (ProfileLayer)k, b, 2048, 1, false) / f->rate;
+        }
+        CHECK(fabs(sum - (2.354899244597462e-3 + b * 2.6803283231241726e-3)) < 1e-9);
+    }
+    /* the embedding's and head's activations: Galvatron's first and last stage */
+    CHECK_EQ(hw.other_seq, 2048);
+    CHECK(near(hw.other_act_per_sample[0][0], 198.7357177734375 * (1 << 20)));
+    CHECK(near(hw.other_act_per_sample[1][3], 85.55889892578125 * (1 << 20)));
     /* the memory profile: the decoder's activations per sample by TP degree, MiB */
     CHECK_EQ(hw.act_seq, 2048);
     CHECK_EQ(hw.act_kind, LAYER_DECODER);
@@ -291,6 +323,39 @@ static void test_galvatron_efficiency(void) {
         CHECK(resolve(a, s4->cluster, s4->graph, GALVATRON, &hw, &errors, NULL, 0));
         CHECK(near(hw.gemm_efficiency, expected));
     }
+    arena_free(a);
+}
+
+/* The cost pass prices a layer with Galvatron's line: a decoder at b = 1
+ * and b = 8 samples per device costs 3 (0.833 ms + b 3.859 ms), forward and
+ * twice that backward, with nothing added for elementwise work (a constant
+ * per-sample time, as one GEMM efficiency gives, would make b = 8 cost 8 b = 1s);
+ * under TP 2 the per-sample part halves and the all-reduces come on top. */
+static void test_galvatron_batch_line(void) {
+    Arena *a = arena_new();
+    HwProfile hw;
+    int errors;
+    Spec *s = llama_spec(a, 2048); /* global batch 16 */
+    if (!s || !resolve(a, s->cluster, s->graph, GALVATRON, &hw, &errors, NULL, 0)) {
+        arena_free(a);
+        CHECK(false);
+        return;
+    }
+    double per_sample = 3.8590168994623464e-3, fixed = 0.8329851396156087e-3;
+    Strategy one = {.pp = 1, .tp = 1, .dp = 1, .tp_consec = true}, tp2 = {.pp = 1, .tp = 2, .dp = 1, .tp_consec = true};
+    StrategySet set1 = {.items = &one, .n = 1}, set2 = {.items = &tp2, .n = 1};
+    double at[9] = {0};
+    for (int b = 1; b <= 8; b += 7) {
+        CostTable t;
+        CHECK(pass_cost(s, &hw, &set1, 16 / b, a, &t)); /* 16 / b micro-batches of b samples */
+        at[b] = t.cost[1].compute_s;
+        CHECK(fabs(at[b] - 3 * (fixed + b * per_sample)) < 1e-12);
+        CHECK(t.cost[1].mb_s == at[b]); /* no TP, no DP traffic per micro-batch */
+        CHECK(pass_cost(s, &hw, &set2, 16 / b, a, &t));
+        CHECK(fabs(t.cost[1].compute_s - 3 * (fixed + b * per_sample / 2)) < 1e-12);
+        CHECK(t.cost[1].mb_s > t.cost[1].compute_s); /* the TP all-reduces */
+    }
+    CHECK(at[8] / at[1] > 6.7 && at[8] / at[1] < 6.8); /* not 8 */
     arena_free(a);
 }
 
@@ -361,6 +426,7 @@ int main(void) {
     test_locations();
     test_galvatron_folder();
     test_galvatron_efficiency();
+    test_galvatron_batch_line();
     test_bad_paths();
     test_docs_name_the_schemas();
     return check_report();

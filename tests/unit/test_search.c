@@ -213,7 +213,8 @@ static void test_budgets(void) {
         for (int i = 0; q.found && i < s->graph->n_layers; i++) CHECK(strategy_equal(&p.layer[i], &q.layer[i]));
         arena_free(a);
     }
-    /* with ZeRO forbidden and a tight budget, the plan must checkpoint or pipeline */
+    /* with ZeRO forbidden and a tight budget, the plan must checkpoint, pipeline,
+     * or split its layers by TP (8-way, one sample per micro-batch) */
     Arena *a = arena_new();
     Spec *s = load_example(a, "examples/llama2-7b.gv", "24 GiB");
     if (s) {
@@ -222,7 +223,7 @@ static void test_budgets(void) {
         Plan p;
         SearchRequest req = {.devices = 8};
         CHECK(pass_search(s, &hw, &req, a, &p));
-        CHECK(p.found && (uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_PP)));
+        CHECK(p.found && (uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_PP) || uses(s, &p, FAMILY_TP)));
     }
     /* GPT-2 XL in 20 GiB without ZeRO, checkpointing or TP: only a pipeline fits */
     s = load_example(a, "examples/gpt2-xl.gv", "20 GiB");
@@ -251,7 +252,44 @@ static void test_budgets(void) {
     arena_free(a);
 }
 
+/* Micro-batch counts per layout: at global batch 16 on 8 devices, TP 2 x
+ * DP 4 runs 4 micro-batches of 4 samples (1 a DP rank), though 16 / 8
+ * devices = 2 would allow only 1 or 2; DP 8 cannot (4 samples over 8
+ * ranks); TP 8 runs 16 of 1. A free search tries every such count. */
+static void test_micro_batch_layouts(void) {
+    Arena *a = arena_new();
+    Spec *s = load_example(a, "examples/gpt2-small.gv", "80 GiB");
+    if (!s) {
+        arena_free(a);
+        return;
+    }
+    s->train->global_batch = 16;
+    HwProfile hw = cpu_hw(s);
+    Strategy tp2 = {.pp = 1, .tp = 2, .dp = 4, .tp_consec = true}, dp8 = {.pp = 1, .tp = 1, .dp = 8, .tp_consec = true};
+    Strategy tp8 = {.pp = 1, .tp = 8, .dp = 1, .tp_consec = true};
+    struct { const Strategy *s; int64_t m; bool found; } cases[] = {
+        {&tp2, 4, true}, {&tp2, 8, false}, {&dp8, 4, false}, {&dp8, 2, true}, {&tp8, 16, true}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Plan p;
+        SearchRequest req = {.devices = 8, .uniform = cases[i].s, .micro_batches = cases[i].m};
+        CHECK(pass_search(s, &hw, &req, a, &p));
+        CHECK_EQ(p.found, cases[i].found);
+        CHECK(!p.found || (p.micro_batches == cases[i].m && strategy_equal(&p.layer[1], cases[i].s)));
+    }
+    /* free: the best count for TP 2 x DP 4 is the best of m = 1, 2, 4 */
+    Plan best, p;
+    SearchRequest req = {.devices = 8, .uniform = &tp2};
+    CHECK(pass_search(s, &hw, &req, a, &best) && best.found);
+    CHECK(best.micro_batches == 1 || best.micro_batches == 2 || best.micro_batches == 4);
+    for (int64_t m = 1; m <= 4; m *= 2) {
+        req.micro_batches = m;
+        CHECK(pass_search(s, &hw, &req, a, &p) && p.found && p.step_s >= best.step_s);
+    }
+    arena_free(a);
+}
+
 int main(void) {
+    test_micro_batch_layouts();
     test_dp_equals_brute_force();
     test_budgets();
     return check_report();
