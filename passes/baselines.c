@@ -1,5 +1,6 @@
 /* baselines.c — the plans other systems would pick, costed by the same
- * model so the comparison is fair: pure DP, pure SDP (ZeRO-3), pure TP, pure
+ * model so the comparison is fair: pure DP, pure ZeRO-1, ZeRO-2 and ZeRO-3
+ * (DeepSpeed's stages; ZeRO-3 is galvc's SDP), pure TP, pure
  * PP (GPipe), the best uniform Megatron-LM grid (tp x pp x dp, 1F1B, the best
  * micro-batch count, with or without full recomputation) and the best
  * DeepSpeed-style grid (ZeRO-3 x pp x tp). `galvc --baselines` prints them
@@ -8,8 +9,8 @@
 
 #include <string.h>
 
-/* The best of the uniform plans the grid allows; `sdp` picks ZeRO-3 over DP. */
-static void best_uniform(const Spec *spec, const HwProfile *hw, int64_t devices, bool sdp, int schedule,
+/* The best of the uniform plans the grid allows; `zero` picks the ZeRO stage over the DP group (0: plain DP). */
+static void best_uniform(const Spec *spec, const HwProfile *hw, int64_t devices, int zero, int schedule,
                          bool allow_ckpt, int fixed_pp, int fixed_tp, Arena *a, Baseline *b) {
     int L = spec->graph->n_layers;
     for (int pp = 1; pp <= devices && pp <= L; pp *= 2) {
@@ -17,9 +18,10 @@ static void best_uniform(const Spec *spec, const HwProfile *hw, int64_t devices,
         for (int tp = 1; tp <= devices / pp; tp *= 2) {
             if (fixed_tp && tp != fixed_tp) continue;
             int dp = (int)(devices / pp / tp);
-            if (sdp && dp == 1 && devices > 1) continue; /* ZeRO needs a DP group */
+            if (zero && dp == 1 && devices > 1) continue; /* ZeRO needs a DP group */
             for (int ckpt = 0; ckpt <= allow_ckpt; ckpt++) {
-                Strategy s = {.pp = pp, .tp = tp, .dp = dp, .sdp = sdp && dp > 1, .tp_consec = true, .ckpt = ckpt};
+                Strategy s = {.pp = pp, .tp = tp, .dp = dp, .sdp = zero == 3 && dp > 1, .tp_consec = true, .ckpt = ckpt,
+                              .zero = zero < 3 && dp > 1 ? zero : 0};
                 SearchRequest req = {.devices = devices, .uniform = &s, .schedule = schedule};
                 Plan p;
                 if (!pass_search(spec, hw, &req, a, &p)) continue;
@@ -46,7 +48,8 @@ static void print_row(FILE *out, const Spec *spec, const char *name, const Plan 
     if (p->found) {
         char what[64];
         const Strategy *s = &p->layer[spec->graph->n_layers / 2];
-        snprintf(what, sizeof what, "pp=%d tp=%d %s=%d%s m=%lld", s->pp, s->tp, s->sdp ? "sdp" : "dp", s->dp,
+        static const char *const dp_name[] = {"dp", "zero1", "zero2", "sdp"};
+        snprintf(what, sizeof what, "pp=%d tp=%d %s=%d%s m=%lld", s->pp, s->tp, dp_name[strategy_zero(s)], s->dp,
                  s->ckpt ? " ckpt" : "", (long long)p->micro_batches);
         fprintf(out, "%-22s %12.3f %12.2f %14.0f %12s  %s\n", name, p->step_s, (double)batch / p->step_s,
                 (double)tokens / p->step_s, bytes_str(m1, sizeof m1, (double)p->peak), what);
@@ -63,15 +66,15 @@ void pass_baselines(FILE *out, const Spec *spec, const HwProfile *hw, int64_t de
     int L = spec->graph->n_layers;
     int pp_all = 1;
     while (pp_all * 2 <= devices && pp_all * 2 <= L) pp_all *= 2;
-    static const char *const names[BASELINE_COUNT] = {"pure DP",         "pure SDP (ZeRO-3)", "pure TP",
-                                                      "pure PP (GPipe)", "Megatron grid",     "DeepSpeed grid"};
+    static const char *const names[BASELINE_COUNT] = {
+        "pure DP", "pure ZeRO-1", "pure ZeRO-2", "pure SDP (ZeRO-3)", "pure TP", "pure PP (GPipe)", "Megatron grid",
+        "DeepSpeed grid"};
     for (int i = 0; i < BASELINE_COUNT; i++) b[i] = (Baseline){.name = names[i]};
-    best_uniform(spec, hw, devices, false, SCHED_1F1B, false, 1, 1, a, &b[0]);
-    best_uniform(spec, hw, devices, true, SCHED_1F1B, false, 1, 1, a, &b[1]);
-    best_uniform(spec, hw, devices, false, SCHED_1F1B, false, 1, (int)devices, a, &b[2]);
-    best_uniform(spec, hw, devices, false, SCHED_GPIPE, false, pp_all, 1, a, &b[3]);
-    best_uniform(spec, hw, devices, false, SCHED_1F1B, true, 0, 0, a, &b[4]);
-    best_uniform(spec, hw, devices, true, SCHED_1F1B, true, 0, 0, a, &b[5]);
+    for (int zero = 0; zero <= 3; zero++) best_uniform(spec, hw, devices, zero, SCHED_1F1B, false, 1, 1, a, &b[zero]);
+    best_uniform(spec, hw, devices, 0, SCHED_1F1B, false, 1, (int)devices, a, &b[4]);
+    best_uniform(spec, hw, devices, 0, SCHED_GPIPE, false, pp_all, 1, a, &b[5]);
+    best_uniform(spec, hw, devices, 0, SCHED_1F1B, true, 0, 0, a, &b[6]);
+    best_uniform(spec, hw, devices, 3, SCHED_1F1B, true, 0, 0, a, &b[7]);
     if (!out) return;
     char mem[32];
     fprintf(out, "%s on %lld x %s, %s per device, global batch %lld\n", spec->graph->name, (long long)devices,

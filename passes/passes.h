@@ -114,7 +114,7 @@ typedef struct Baseline {
     bool possible; /* the global batch splits over its devices at all */
 } Baseline;
 
-enum { BASELINE_COUNT = 6 };
+enum { BASELINE_COUNT = 8 };
 
 /* Cost the baselines (pure DP, SDP, TP, PP, the Megatron and DeepSpeed
  * grids) with the same model into b[], and print them beside the chosen plan
