@@ -39,13 +39,18 @@ roundtrip() {
     echo "ok $name: $(sed -n 3p "$out/$name.plan")"
 }
 
-roundtrip gpt-pp4-ckpt "$ex/gpt-tiny.gv --devices 4 -D memory=4MiB"
-roundtrip gpt-pp2 "$ex/gpt-tiny.gv --devices 4 -D memory=8MiB"
-roundtrip gpt-pp2-tp2 "$ex/gpt-tiny.gv --devices 8 -D memory=8MiB"
+# searched plans lean on ZeRO-1 and ZeRO-2 layers, which Galvatron has no per-layer type for
+# (one default_dp_type): the tiny models' searches here leave them out
+for m in gpt-tiny llama-tiny; do { cat "$ex/$m.gv"; echo 'plan { forbid = [zero] }'; } > "$out/$m.gv"; done
+tiny() { echo "$out/$1.gv -I $ex"; }
+
+roundtrip gpt-pp4-ckpt "$(tiny gpt-tiny) --devices 4 -D memory=4MiB"
+roundtrip gpt-pp2 "$(tiny gpt-tiny) --devices 4 -D memory=8MiB"
+roundtrip gpt-pp2-tp2 "$(tiny gpt-tiny) --devices 8 -D memory=8MiB"
 roundtrip gpt-tp4-zero2 "$ex/gpt-tiny.gv --devices 8" "--uniform tp=4,pp=1,dp=2,zero=2"
-roundtrip llama-sdp "$ex/llama-tiny.gv --devices 4 -D memory=8MiB"
-roundtrip llama-dp "$ex/llama-tiny.gv --devices 2 -D memory=8MiB"
-roundtrip llama-tp4 "$ex/llama-tiny.gv --devices 8 -D memory=64MiB"
+roundtrip llama-sdp "$(tiny llama-tiny) --devices 4 -D memory=8MiB"
+roundtrip llama-dp "$(tiny llama-tiny) --devices 2 -D memory=8MiB"
+roundtrip llama-tp4 "$(tiny llama-tiny) --devices 8 -D memory=64MiB"
 roundtrip uniform-tp2-pp2 "$ex/gpt-tiny.gv --devices 8" "--uniform tp=2,pp=2,dp=2,m=2"
 roundtrip uniform-gpipe "$ex/gpt-tiny.gv --devices 8" "--uniform tp=1,pp=2,dp=4,sdp,schedule=gpipe,m=2"
 roundtrip uniform-ckpt-every "$ex/llama-tiny.gv --devices 4" "--uniform tp=2,pp=1,dp=2,ckpt-every=2"
