@@ -10,7 +10,7 @@
  *    2024; its default_dp_type ddp or zero2 beside sdp), each per layer here,
  *    and ZeRO-1, which pays for itself with several micro-batches: it
  *    reduces the accumulated gradient once a step where the runtime's ZeRO-2
- *    reduces every micro-batch (measured on gpt-tiny at 9 MiB a rank, 10%
+ *    reduces every micro-batch (measured on gpt-tiny at 9 MiB a rank, 6-10%
  *    faster than the best plan without it: bench/plan_quality.sh);
  *  - with tp > 1 and dp > 1 both nestings are kept: TP groups on consecutive
  *    ranks, or strided (DP groups consecutive);
