@@ -18,12 +18,16 @@
 #include <time.h>
 
 #define MIB (1 << 20)
+#define COARSE 64 /* the first pass's memory unit: the budget / COARSE */
+/* Bounds are sums taken in another order than the times they bound: a
+ * relative slack keeps rounding from dropping a plan that ties its bound. */
+#define SLACK (1 + 1e-9)
 
 typedef struct Point {
-    int64_t mem;   /* MiB units */
-    double time;   /* seconds */
-    int prev_s;    /* strategy of the layer before, -1 for the first */
-    int prev_i;    /* index in that strategy's frontier */
+    int64_t mem; /* MiB units */
+    double time; /* seconds */
+    int prev_s;  /* strategy of the layer before, -1 for the first */
+    int prev_i;  /* index in that strategy's frontier */
 } Point;
 
 typedef struct Frontier {
@@ -40,7 +44,7 @@ static void push(Frontier *f, Point p) {
     f->p[f->n++] = p;
 }
 
-static int64_t mib_units(int64_t bytes) { return (bytes + MIB - 1) / MIB; }
+static int64_t units(int64_t bytes, int64_t unit) { return (bytes + unit - 1) / unit; }
 
 /* A stage's per-layer memory: states plus the activations of every
  * micro-batch in flight (GPipe: all m; 1F1B: stages minus this one's index,
@@ -49,12 +53,12 @@ static int64_t layer_mem(const LayerCost *c, int64_t in_flight) { return c->stat
 
 typedef struct StageResult {
     bool ok;
-    double time;        /* m * per-micro-batch time + per-step time */
-    double mb_time;     /* per micro-batch */
-    double step_time;   /* once per step */
-    double compute;     /* per micro-batch compute */
-    int64_t mem;        /* bytes */
-    double calls;       /* blocking collectives a step */
+    double time;      /* m * per-micro-batch time + per-step time */
+    double mb_time;   /* per micro-batch */
+    double step_time; /* once per step */
+    double compute;   /* per micro-batch compute */
+    int64_t mem;      /* bytes */
+    double calls;     /* blocking collectives a step */
 } StageResult;
 
 /* The stage's transient peak, taken as the worst any strategy could need, so
@@ -83,8 +87,8 @@ static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in
             if (i == first && c->stream_bytes > in) in = c->stream_bytes;
             if (i == last - 1 && c->stream_bytes > out) out = c->stream_bytes;
         }
-    return work + ckpt + shard + scatter + 3 * stream + in_flight * (t->token_bytes + (prev ? in : 0) + (next ? out : 0)) +
-           t->loss_bytes;
+    return work + ckpt + shard + scatter + 3 * stream +
+           in_flight * (t->token_bytes + (prev ? in : 0) + (next ? out : 0)) + t->loss_bytes;
 }
 
 /* The reshard cost depends only on the TP degree and nesting of the two
@@ -154,15 +158,17 @@ static void merge_pareto(Frontier *out, Source *src, int k, int64_t cap, Frontie
 /* The DP's buffers, kept across stages and searches so their memory is
  * allocated once and reused (frontiers are emptied, not freed). */
 typedef struct Workspace {
-    int cap_f, cap_n;
+    int cap_f, cap_n, cap_l;
     Frontier *F, *G, *M, scratch;
     Source *src;
     int *cls;
+    double *rest;     /* [layers]: the least time the layers after each can add */
+    int64_t unit;     /* bytes a memory unit: 1 MiB, or coarser for a first estimate */
     int *pick;        /* [layers]: one DP's choices, before they are compared */
     const int *force; /* [layers]: the strategy each layer must take (a fixed plan), or NULL */
 } Workspace;
 
-static void workspace_reserve(Workspace *w, int frontiers, int n) {
+static void workspace_reserve(Workspace *w, int frontiers, int n, int layers) {
     if (frontiers > w->cap_f) {
         w->F = realloc(w->F, (size_t)frontiers * sizeof *w->F);
         if (!w->F) die("out of memory");
@@ -179,32 +185,72 @@ static void workspace_reserve(Workspace *w, int frontiers, int n) {
         memset(w->M + w->cap_n, 0, (size_t)(n - w->cap_n) * sizeof *w->M);
         w->cap_n = n;
     }
-    for (int i = 0; i < frontiers; i++) w->F[i].n = 0;
+    if (layers > w->cap_l) {
+        w->rest = realloc(w->rest, (size_t)layers * sizeof *w->rest);
+        if (!w->rest) die("out of memory");
+        w->cap_l = layers;
+    }
+    for (int i = 0; i < frontiers; i++)
+        w->F[i].n = 0;
 }
 
 static void workspace_free(Workspace *w) {
-    for (int i = 0; i < w->cap_f; i++) free(w->F[i].p);
-    for (int i = 0; i < w->cap_n; i++) free(w->G[i].p), free(w->M[i].p);
-    free(w->F), free(w->G), free(w->M), free(w->src), free(w->cls), free(w->scratch.p);
+    for (int i = 0; i < w->cap_f; i++)
+        free(w->F[i].p);
+    for (int i = 0; i < w->cap_n; i++)
+        free(w->G[i].p), free(w->M[i].p);
+    free(w->F), free(w->G), free(w->M), free(w->src), free(w->cls), free(w->rest), free(w->scratch.p);
+}
+
+/* The first point of frontier f (memory ascending, so time descending) at
+ * most `limit` once `add` is added: the points before it are too slow. */
+static int first_within(const Frontier *f, double add, double limit) {
+    int lo = 0, hi = f->n;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (f->p[mid].time + add > limit)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 /* The DP over layers [first, last) of one stage, among strategies of DP
- * degree min_dp or more; fills choice[] on success. */
+ * degree min_dp or more; fills choice[] on success. Branch and bound: the
+ * stage's time bounds the plan's step from below (try_partition), so a
+ * partial assignment that cannot finish in `limit` or less (the best plan's
+ * step so far) is dropped; INFINITY keeps every one. */
 static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int last, int64_t in_flight, bool prev,
                             bool next, int64_t extra, bool head_copy, int min_dp, int64_t budget, bool min_memory,
-                            int *choice) {
+                            double limit, int *choice) {
     StageResult res = {0};
     int n = t->n_strategies, L = last - first;
     int64_t m = t->micro_batches;
     int64_t reserve = stage_reserve(t, first, last, in_flight, prev, next, NULL, min_dp) + extra;
     if (reserve >= budget) return res;
-    int64_t cap = (budget - reserve) / MIB;
+    int64_t cap = (budget - reserve) / w->unit;
     const Strategy *S = t->strategies;
-    workspace_reserve(w, L * n, n);
+    workspace_reserve(w, L * n, n, L);
+    /* rest[i]: the least time layers i+1 .. L-1 take, each at its fastest
+     * strategy with no resharding */
+    double *rest = w->rest;
+    rest[L - 1] = 0;
+    for (int i = L - 2; i >= 0; i--) {
+        double least = INFINITY;
+        for (int s = 0; s < n; s++) {
+            const LayerCost *c = &t->cost[(size_t)(first + i + 1) * n + s];
+            double x = (double)m * c->mb_s + c->step_s;
+            if (x < least) least = x;
+        }
+        rest[i] = rest[i + 1] + least;
+    }
+    limit *= SLACK;
     int *cls = w->cls;
     Source *src = w->src;
     Frontier *F = w->F, *G = w->G, *M = w->M;
-    for (int k = 0; k < n; k++) cls[k] = class_of(&S[k], S, n);
+    for (int k = 0; k < n; k++)
+        cls[k] = class_of(&S[k], S, n);
     for (int i = 0; i < L; i++) {
         int layer = first + i;
         if (i > 0) {
@@ -229,16 +275,17 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
         for (int s = 0; s < n; s++) {
             const LayerCost *c = &t->cost[(size_t)layer * n + s];
             int64_t bytes = layer_mem(c, in_flight) + (head_copy && layer == t->tied_head ? t->tied_copy_bytes[s] : 0);
-            int64_t mem = mib_units(bytes);
+            int64_t mem = units(bytes, w->unit);
             double time = (double)m * c->mb_s + c->step_s;
             Frontier *f = &F[(size_t)i * n + s];
             if (S[s].dp < min_dp) continue; /* (its frontier stays empty) */
             if (t->force_ckpt && S[s].ckpt != t->force_ckpt[layer]) continue;
             if (w->force && w->force[layer] != s) continue;
             if (i == 0) {
-                if (mem <= cap) push(f, (Point){mem, time, -1, -1});
+                if (mem <= cap && time + rest[0] <= limit) push(f, (Point){mem, time, -1, -1});
             } else {
-                for (int j = 0; j < M[cls[s]].n && M[cls[s]].p[j].mem + mem <= cap; j++) {
+                for (int j = first_within(&M[cls[s]], time + rest[i], limit);
+                     j < M[cls[s]].n && M[cls[s]].p[j].mem + mem <= cap; j++) {
                     Point p = M[cls[s]].p[j];
                     p.mem += mem;
                     p.time += time;
@@ -274,7 +321,8 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
             res.compute += c->compute_s;
             res.mem += layer_mem(c, in_flight) + (head_copy && i == t->tied_head ? t->tied_copy_bytes[choice[i]] : 0);
             res.calls += (double)m * c->calls_mb + c->calls_step;
-            if (i > first && t->reshard[((size_t)i * n + choice[i - 1]) * n + choice[i]] > 0) res.calls += 2.0 * (double)m;
+            if (i > first && t->reshard[((size_t)i * n + choice[i - 1]) * n + choice[i]] > 0)
+                res.calls += 2.0 * (double)m;
         }
         /* what the program will hold: the chosen strategies' working space */
         res.mem += stage_reserve(t, first, last, in_flight, prev, next, choice, min_dp) + extra;
@@ -286,7 +334,8 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
  * the layer where the running sum first reaches k/pp of the total. */
 static void partition(const double *w, int L, int pp, int *start) {
     double total = 0, acc = 0;
-    for (int i = 0; i < L; i++) total += w[i];
+    for (int i = 0; i < L; i++)
+        total += w[i];
     start[0] = 0;
     int k = 1;
     for (int i = 0; i < L && k < pp; i++) {
@@ -304,7 +353,6 @@ typedef struct Candidate {
     double calls; /* blocking collectives a step on the busiest stage */
 } Candidate;
 
-/* Cost one (pp, m, partition) choice; false when some stage does not fit. */
 /* A tied head in the embedding's stage needs a copy of the table when the
  * two run in different layouts or either is sharded (the program's rule);
  * its state and the buffer summing the gradients. */
@@ -318,12 +366,15 @@ static int64_t same_stage_tied_copy(const CostTable *t, const int *choice) {
 
 static int stage_of(const int *start, int pp, int layer) {
     int k = 0;
-    while (k < pp - 1 && layer >= start[k + 1]) k++;
+    while (k < pp - 1 && layer >= start[k + 1])
+        k++;
     return k;
 }
 
+/* Cost one (pp, m, partition) choice; false when some stage does not fit,
+ * or cannot make a step of `limit` or less (INFINITY: no limit). */
 static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *start, int schedule, int64_t budget,
-                          bool min_memory, int *choice, Candidate *out) {
+                          bool min_memory, double limit, int *choice, Candidate *out) {
     int64_t m = t->micro_batches;
     double sum_mb = 0, max_mb = 0, max_step = 0, max_compute = 0;
     out->peak = 0;
@@ -343,9 +394,10 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
         for (int q = 0; q < t->n_strategies; q++)
             if (t->strategies[q].dp > max_dp) max_dp = t->strategies[q].dp;
         for (int64_t min_dp = 1; min_dp <= max_dp; min_dp *= 2) {
-            StageResult q = stage_dp(w, t, start[k], start[k + 1], in_flight, k > 0, k < pp - 1,
-                                     copy && (k == ke || k == kh) ? t->tied_sum_bytes : 0, copy && k == kh, (int)min_dp,
-                                     budget, min_memory, w->pick);
+            StageResult q =
+                stage_dp(w, t, start[k], start[k + 1], in_flight, k > 0, k < pp - 1,
+                         copy && (k == ke || k == kh) ? t->tied_sum_bytes : 0, copy && k == kh, (int)min_dp, budget,
+                         min_memory, !min_memory && r.ok && r.time < limit ? r.time : limit, w->pick);
             if (q.ok && (!r.ok || (min_memory ? q.mem < r.mem : q.time < r.time))) {
                 r = q;
                 memcpy(choice + start[k], w->pick + start[k], sizeof *choice * (size_t)(start[k + 1] - start[k]));
@@ -408,7 +460,8 @@ static double now_ms(void) {
 static StrategySet fixed_strategies(const Plan *p, int L, int *force, Arena *a) {
     StrategySet sub = {.items = arena_alloc(a, (size_t)L * sizeof *sub.items)};
     for (int i = 0; i < L; i++) {
-        for (force[i] = 0; force[i] < sub.n && !strategy_equal(&sub.items[force[i]], &p->layer[i]);) force[i]++;
+        for (force[i] = 0; force[i] < sub.n && !strategy_equal(&sub.items[force[i]], &p->layer[i]);)
+            force[i]++;
         if (force[i] == sub.n) sub.items[sub.n++] = p->layer[i];
     }
     return sub;
@@ -469,7 +522,8 @@ static int by_bound(const void *x, const void *y) {
 
 static int log2_floor(int64_t x) {
     int k = 0;
-    while (x > 1) x >>= 1, k++;
+    while (x > 1)
+        x >>= 1, k++;
     return k;
 }
 
@@ -534,7 +588,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
 
     int sched = req->fixed ? req->fixed->schedule : req->schedule ? req->schedule : h->schedule;
     int schedule = sched == SCHED_GPIPE ? SCHED_GPIPE : SCHED_1F1B;
-    int64_t fixed_m = req->fixed            ? req->fixed->micro_batches
+    int64_t fixed_m = req->fixed           ? req->fixed->micro_batches
                       : req->micro_batches ? req->micro_batches
                       : req->uniform       ? 0
                                            : h->micro_batches;
@@ -580,46 +634,69 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
             arena_free(costs);
         }
     if (!req->min_memory) qsort(trials, (size_t)n_trials, sizeof *trials, by_bound);
-    for (int q = 0; q < n_trials; q++) {
-        int pp = trials[q].pp;
-        int64_t m = trials[q].m;
-        if (!req->min_memory && plan->found && trials[q].bound > plan->step_s) break;
-        CostTable t;
-        Arena *costs = arena_new(); /* one (pp, m) at a time */
-        set_for(req, &all, pp, m, batch, L, force, a, costs, &fit, &sub);
-        pass_cost(spec, hw, &sub, m, costs, &t);
-        t.force_ckpt = force_ckpt;
-        partition(w_time, L, pp, by_time);
-        for (int part = 0; part < (req->fixed ? 1 : 2); part++) {
-            partition(part == 0 ? w_time : w_mem, L, pp, start);
-            if (req->fixed) memcpy(start, req->fixed->stage_start, (size_t)(pp + 1) * sizeof *start);
-            if (part == 1 && memcmp(by_time, start, (size_t)(pp + 1) * sizeof *start) == 0) continue;
-            if (!try_partition(&w, &t, pp, start, schedule, budget, req->min_memory, choice, &cand)) continue;
-            double key = req->min_memory ? (double)cand.peak : cand.step;
-            double best = req->min_memory ? (double)plan->peak : plan->step_s;
-            /* ties go to the smaller pp, then m, then the first partition */
-            bool earlier = pp < plan->pp || (pp == plan->pp && m < plan->micro_batches);
-            if (plan->found && (key > best || (key == best && !earlier))) continue;
-            plan->found = true;
-            plan->pp = pp;
-            plan->micro_batches = m;
-            plan->schedule = schedule;
-            plan->step_s = cand.step;
-            plan->compute_s = cand.compute;
-            plan->comm_s = cand.comm;
-            plan->bubble_s = cand.bubble;
-            plan->peak = cand.peak;
-            plan->calls = cand.calls;
-            plan->stage_start = arena_alloc(a, (size_t)(pp + 1) * sizeof *plan->stage_start);
-            memcpy(plan->stage_start, start, (size_t)(pp + 1) * sizeof *start);
-            plan->stage_mem = arena_alloc(a, (size_t)pp * sizeof *plan->stage_mem);
-            memcpy(plan->stage_mem, cand.stage_mem, (size_t)pp * sizeof *plan->stage_mem);
-            plan->in_flight = arena_alloc(a, (size_t)pp * sizeof *plan->in_flight);
-            memcpy(plan->in_flight, cand.in_flight, (size_t)pp * sizeof *plan->in_flight);
-            plan->layer = arena_alloc(a, (size_t)L * sizeof *plan->layer);
-            for (int i = 0; i < L; i++) plan->layer[i] = sub.items[choice[i]];
+    /* A first pass at a coarse memory unit (1/64 of the budget; each layer
+     * rounded up to it, so what fits there fits at 1 MiB) finds a good step
+     * in a fraction of the time; the exact pass then drops every partial
+     * plan slower than that. The plan is the exact pass's alone, the same
+     * as without the first pass. (One pass at 1/64 did the least work of
+     * 1/16 to 1/256 and of two-pass cascades on LLaMA-2-7B, GPT-2 XL and
+     * GPT-3 under loose and tight budgets.) */
+    int64_t unit[2], n_units = 0;
+    if (!req->min_memory && !req->fixed && budget / COARSE > 2 * MIB) unit[n_units++] = budget / COARSE;
+    unit[n_units++] = MIB;
+    double estimate = INFINITY;
+    for (int pass = 0; pass < n_units; pass++) {
+        for (int q = 0; q < n_trials; q++) {
+            int pp = trials[q].pp;
+            int64_t m = trials[q].m;
+            double limit = req->min_memory                          ? INFINITY
+                           : plan->found && plan->step_s < estimate ? plan->step_s
+                                                                    : estimate;
+            if (trials[q].bound > limit * SLACK) break;
+            w.unit = unit[pass];
+            CostTable t;
+            Arena *costs = arena_new(); /* one (pp, m) at a time */
+            set_for(req, &all, pp, m, batch, L, force, a, costs, &fit, &sub);
+            pass_cost(spec, hw, &sub, m, costs, &t);
+            t.force_ckpt = force_ckpt;
+            partition(w_time, L, pp, by_time);
+            for (int part = 0; part < (req->fixed ? 1 : 2); part++) {
+                partition(part == 0 ? w_time : w_mem, L, pp, start);
+                if (req->fixed) memcpy(start, req->fixed->stage_start, (size_t)(pp + 1) * sizeof *start);
+                if (part == 1 && memcmp(by_time, start, (size_t)(pp + 1) * sizeof *start) == 0) continue;
+                if (!try_partition(&w, &t, pp, start, schedule, budget, req->min_memory, limit, choice, &cand))
+                    continue;
+                if (pass < n_units - 1) {
+                    if (cand.step < limit) limit = estimate = cand.step;
+                    continue;
+                }
+                double key = req->min_memory ? (double)cand.peak : cand.step;
+                double best = req->min_memory ? (double)plan->peak : plan->step_s;
+                /* ties go to the smaller pp, then m, then the first partition */
+                bool earlier = pp < plan->pp || (pp == plan->pp && m < plan->micro_batches);
+                if (plan->found && (key > best || (key == best && !earlier))) continue;
+                plan->found = true;
+                plan->pp = pp;
+                plan->micro_batches = m;
+                plan->schedule = schedule;
+                plan->step_s = cand.step;
+                plan->compute_s = cand.compute;
+                plan->comm_s = cand.comm;
+                plan->bubble_s = cand.bubble;
+                plan->peak = cand.peak;
+                plan->calls = cand.calls;
+                plan->stage_start = arena_alloc(a, (size_t)(pp + 1) * sizeof *plan->stage_start);
+                memcpy(plan->stage_start, start, (size_t)(pp + 1) * sizeof *start);
+                plan->stage_mem = arena_alloc(a, (size_t)pp * sizeof *plan->stage_mem);
+                memcpy(plan->stage_mem, cand.stage_mem, (size_t)pp * sizeof *plan->stage_mem);
+                plan->in_flight = arena_alloc(a, (size_t)pp * sizeof *plan->in_flight);
+                memcpy(plan->in_flight, cand.in_flight, (size_t)pp * sizeof *plan->in_flight);
+                plan->layer = arena_alloc(a, (size_t)L * sizeof *plan->layer);
+                for (int i = 0; i < L; i++)
+                    plan->layer[i] = sub.items[choice[i]];
+            }
+            arena_free(costs);
         }
-        arena_free(costs);
     }
     workspace_free(&w);
     plan->search_ms = now_ms() - t0;
