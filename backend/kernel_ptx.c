@@ -96,6 +96,53 @@ static LLVMValueRef block_sum(KB *k, LLVMValueRef v, LLVMValueRef tid, LLVMValue
     return LLVMBuildLoad2(k->b, k->f64, acc, "");
 }
 
+/* v (float) maximized over the warp's lanes by butterfly shuffles, every lane getting it. */
+static LLVMValueRef warp_max(KB *k, LLVMValueRef v) {
+    for (int off = 16; off >= 1; off /= 2) {
+        LLVMValueRef a[4] = {LLVMConstInt(k->i32, 0xffffffffu, 0), LLVMBuildBitCast(k->b, v, k->i32, ""),
+                             LLVMConstInt(k->i32, (unsigned)off, 0), LLVMConstInt(k->i32, 31, 0)};
+        LLVMValueRef s = kgen_call(k, "llvm.nvvm.shfl.sync.bfly.i32", k->i32, a, 4);
+        v = kgen_max(k, v, LLVMBuildBitCast(k->b, s, k->f32, ""));
+    }
+    return v;
+}
+
+/* v maximized over the block: warp maxima to shared memory (as doubles), then every thread reads them in order. */
+static LLVMValueRef block_max(KB *k, LLVMValueRef v, LLVMValueRef tid, LLVMValueRef nt) {
+    v = warp_max(k, v);
+    LLVMValueRef warp = LLVMBuildLShr(k->b, tid, kgen_i64(k, 5), "");
+    LLVMValueRef lane0 =
+        LLVMBuildICmp(k->b, LLVMIntEQ, LLVMBuildAnd(k->b, tid, kgen_i64(k, 31), ""), kgen_i64(k, 0), "");
+    If c;
+    kgen_if(k, &c, lane0);
+    LLVMBuildStore(k->b, LLVMBuildFPExt(k->b, v, k->f64, ""), shared_at(k, warp));
+    kgen_endif(k, &c);
+    barrier(k);
+    LLVMValueRef acc = kgen_slot(k, k->f32);
+    LLVMBuildStore(k->b, LLVMConstReal(k->f32, -__builtin_inff()), acc);
+    LLVMValueRef nwarps = LLVMBuildLShr(k->b, LLVMBuildAdd(k->b, nt, kgen_i64(k, 31), ""), kgen_i64(k, 5), "");
+    Loop l;
+    LLVMValueRef w = loop_begin(k, &l, kgen_i64(k, 0), nwarps, kgen_i64(k, 1));
+    LLVMValueRef s = LLVMBuildFPTrunc(k->b, LLVMBuildLoad2(k->b, k->f64, shared_at(k, w), ""), k->f32, "");
+    LLVMBuildStore(k->b, kgen_max(k, LLVMBuildLoad2(k->b, k->f32, acc, ""), s), acc);
+    loop_end(k, &l);
+    barrier(k);
+    return LLVMBuildLoad2(k->b, k->f32, acc, "");
+}
+
+/* for (col = threadIdx.x; col < cols; col += blockDim.x), then the block's max */
+static void ptx_cols_max(KB *k, ColFn *f, const void *ctx, LLVMValueRef *max) {
+    LLVMValueRef t[4], tid = sreg(k, "tid.x"), nt = sreg(k, "ntid.x"), acc = kgen_slot(k, k->f32);
+    LLVMBuildStore(k->b, LLVMConstReal(k->f32, -__builtin_inff()), acc);
+    Loop l;
+    k->width = 1;
+    k->col = loop_begin(k, &l, tid, kgen_i64(k, k->cols), nt);
+    f(k, ctx, t);
+    LLVMBuildStore(k->b, kgen_max(k, LLVMBuildLoad2(k->b, k->f32, acc, ""), t[0]), acc);
+    loop_end(k, &l);
+    *max = block_max(k, LLVMBuildLoad2(k->b, k->f32, acc, ""), tid, nt);
+}
+
 /* for (col = threadIdx.x; col < cols; col += blockDim.x), then the block sums */
 static void ptx_cols(KB *k, ColFn *f, const void *ctx, int nsum, LLVMValueRef *sums) {
     LLVMValueRef acc[4], t[4], tid = sreg(k, "tid.x"), nt = sreg(k, "ntid.x");
@@ -127,7 +174,7 @@ static void ptx_row_store(KB *k, LLVMValueRef dst, LLVMValueRef v) {
                       join = LLVMAppendBasicBlockInContext(k->ctx, k->fn, "row_stored");
     LLVMBuildCondBr(k->b, first, st, join);
     LLVMPositionBuilderAtEnd(k->b, st);
-    LLVMBuildStore(k->b, v, LLVMBuildGEP2(k->b, k->f32, dst, &k->row, 1, ""));
+    LLVMBuildStore(k->b, v, LLVMBuildGEP2(k->b, LLVMTypeOf(v), dst, &k->row, 1, ""));
     LLVMBuildBr(k->b, join);
     LLVMPositionBuilderAtEnd(k->b, join);
 }
@@ -138,4 +185,4 @@ static void ptx_entry(KB *k) {
     LLVMAddNamedMetadataOperand(k->mod, "nvvm.annotations", LLVMMDNodeInContext(k->ctx, md, 3));
 }
 
-const KMap kmap_ptx = {"nvptx64", ptx_begin, ptx_end, ptx_cols, ptx_col_add, ptx_row_store, ptx_entry};
+const KMap kmap_ptx = {"nvptx64", ptx_begin, ptx_end, ptx_cols, ptx_cols_max, ptx_col_add, ptx_row_store, ptx_entry};

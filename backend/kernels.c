@@ -1,6 +1,8 @@
 /* kernels.c — the kernels a plan needs, generated through libLLVM (the
- * LLVM 16 C API): which shapes the plan's layers run (norms at the hidden
- * size, the MLP's activation at each TP shard's width), one LLVM module of
+ * LLVM 16 C API): which shapes the plan's layers run (embedding and norms at
+ * the hidden size, the MLP's activation at each TP shard's width, rotary at
+ * the head size, attention's softmax at the sequence, the loss at the
+ * vocabulary and its TP shard, the optimizer's rows), one LLVM module of
  * them per target, the O3 pipeline, and the output: the host's IR, assembly
  * or object (CPU and features of the build machine: the program runs where
  * it is built), or PTX for NVPTX (sm_90 or sm_80, PTX ISA 7.8).
@@ -36,10 +38,18 @@ static void add_norm(KernelSet *set, bool rms, bool bias, int C) {
     }
 }
 
-/* A transformer block under TP degree tp: its norms and residuals at C, its
- * MLP activation at the shard's width F / tp (runtime/layers.c runs these). */
-static void add_block(KernelSet *set, const GrtLayerSpec *s, int tp) {
+/* A transformer block under TP degree tp over T tokens: its norms and
+ * residuals at C, its MLP activation at the shard's width F / tp, rotary
+ * at hd / 2 pairs, the attention softmax over T keys (runtime/layers.c
+ * runs these). */
+static void add_block(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
     int F = s->F / tp;
+    if (s->rope && s->hd % 2 == 0) {
+        kernels_add(set, GRT_K_ROPE_FWD, s->hd / 2, 0);
+        kernels_add(set, GRT_K_ROPE_BWD, s->hd / 2, 0);
+    }
+    kernels_add(set, GRT_K_ATT_SOFTMAX_FWD, T, s->causal ? GRT_KF_CAUSAL : 0);
+    kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, T, s->causal ? GRT_KF_CAUSAL : 0);
     add_norm(set, s->rms, s->bias, s->C);
     kernels_add(set, GRT_K_RESIDUAL, s->C, 0);
     if (s->swiglu) {
@@ -51,15 +61,44 @@ static void add_block(KernelSet *set, const GrtLayerSpec *s, int tp) {
     }
 }
 
+/* The embedding's lookup at C, with learned positions where it has them
+ * (and without, for TP ranks past the first, which do not add them). */
+static void add_embedding(KernelSet *set, const GrtLayerSpec *s, int tp) {
+    int pos = s->positions ? GRT_KF_POS : 0;
+    kernels_add(set, GRT_K_EMBED_FWD, s->C, pos);
+    if (pos && tp > 1) kernels_add(set, GRT_K_EMBED_FWD, s->C, 0);
+    kernels_add(set, GRT_K_EMBED_BWD, s->C, pos);
+}
+
+/* The head's softmax + cross-entropy over the whole vocabulary V, and its
+ * gradient over one TP rank's padded share of it. */
+static void add_head(KernelSet *set, const GrtLayerSpec *s, int tp) {
+    kernels_add(set, GRT_K_XENT_FWD, s->V, 0);
+    kernels_add(set, GRT_K_XENT_BWD, (s->V + tp - 1) / tp, 0);
+}
+
+/* The gradient norm and the optimizer's update, on rows of GRT_OPT_COLS. */
+static void add_optimizer(KernelSet *set, const Optimizer *o) {
+    kernels_add(set, GRT_K_SUMSQ, GRT_OPT_COLS, 0);
+    if (o->kind == OPT_ADAMW) kernels_add(set, GRT_K_ADAMW, GRT_OPT_COLS, 0);
+    if (o->kind == OPT_ADAM) kernels_add(set, GRT_K_ADAM, GRT_OPT_COLS, 0);
+    int momentum = o->momentum > 0 ? GRT_KF_MOMENTUM | (o->nesterov ? GRT_KF_NESTEROV : 0) : 0;
+    if (o->kind == OPT_SGD) kernels_add(set, GRT_K_SGD, GRT_OPT_COLS, momentum);
+}
+
 void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
     const Graph *g = spec->graph;
     set->n = 0;
     for (int i = 0; i < g->n_layers; i++) {
         GrtLayerSpec s;
+        int tp = plan->layer[i].tp, T = (int)g->layers[i]->seq;
         if (layer_runtime_base_kind(g->layers[i]->kind) < 0 || !layer_runtime_spec(g, g->layers[i], &s)) continue;
-        if (s.kind == GRT_BLOCK && s.F % plan->layer[i].tp == 0) add_block(set, &s, plan->layer[i].tp);
+        if (s.kind == GRT_BLOCK && s.F % tp == 0) add_block(set, &s, tp, T);
         if (s.kind == GRT_NORM) add_norm(set, s.rms, s.bias, s.C);
+        if (s.kind == GRT_EMBEDDING) add_embedding(set, &s, tp);
+        if (s.kind == GRT_HEAD) add_head(set, &s, tp);
     }
+    if (spec->train) add_optimizer(set, &spec->train->opt);
 }
 
 /* ---- targets --------------------------------------------------------------- */

@@ -70,6 +70,26 @@ void grt_attention_forward(float *out, float *att, const float *qkv, int B, int 
 void grt_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
                             int KVH, int hd, int causal);
 
+/* The generated attention softmax's kernels (see "generated kernels" below). */
+typedef void GrtAttSoftmaxFwdFn(int64_t rows, float *att, int64_t t0, float scale);
+typedef void GrtAttSoftmaxBwdFn(int64_t rows, float *datt, const float *att, int64_t t0);
+/* grt_attention_forward and _backward with the attention softmax's rows
+ * run by generated kernels (softmax NULL: the reference's; the forward's
+ * GEMM then leaves the scale to the kernel). */
+void grt_attention_forward_with(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
+                                int causal, GrtAttSoftmaxFwdFn *softmax);
+void grt_attention_backward_with(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                 int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax);
+/* The attention softmax's rows alone, as the generated kernels compute them:
+ * att (rows, T), row i = query t0 + i: softmax(scale att) over its keys
+ * (t0 + i + 1 of them when causal), zeros after; and its backward in place
+ * on datt (rows, T): att (datt - sum(att datt)) over the keys, zeros after. */
+void grt_attention_softmax_forward(float *att, int rows, int T, int t0, int causal, float scale);
+void grt_attention_softmax_backward(float *datt, const float *att, int rows, int T, int t0, int causal);
+/* Rotary's angles as the reference computes them: cs, sn (T, hd / 2) = cos,
+ * sin of t theta^(-2i/hd) (in double, rounded to float). */
+void grt_rope_table(float *cs, float *sn, int T, int hd, float theta);
+
 /* out = a + b, n elements (backward: both inputs receive dout). */
 void grt_residual_forward(float *out, const float *a, const float *b, size_t n);
 
@@ -114,6 +134,25 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   bias_gelu_bwd  dpre += dact * gelu'(pre), dbias += the same; pre, dact, dbias
  *   swiglu_fwd     out (rows, C), inp (rows, 2C)              (as grt_swiglu_forward)
  *   swiglu_bwd     dinp (rows, 2C), inp, dout                 (accumulates)
+ *   embed_fwd      out (rows, C), tokens (rows), wte, wpe, T, vocab_start, vocab_rows
+ *                  (as grt_embedding_forward; row r's position is r % T; wpe read with GRT_KF_POS)
+ *   embed_bwd      dwte, dwpe, dout, tokens, T, vocab_start, vocab_rows (as grt_embedding_backward)
+ *   rope_fwd       x, cs, sn, T, heads, ld: in place on rows = tokens * heads heads of C = hd / 2
+ *                  pairs; token n's heads at x + n ld, position n % T, cs/sn (T, C) from grt_rope_table
+ *   rope_bwd       the same arguments: the inverse rotation
+ *   att_softmax_fwd  att (rows, C = T) in place, t0, scale: row i = query t0 + i,
+ *                  softmax(scale att) over its keys (t0 + i + 1 under GRT_KF_CAUSAL), 0 after
+ *   att_softmax_bwd  datt (rows, T) in place, att (rows, T), t0: datt = att (datt - sum(att datt))
+ *   xent_fwd       losses (rows), probs, logits (rows, ld; C = V used), targets (rows), ld
+ *                  (as grt_crossentropy_forward; probs' columns past C untouched)
+ *   xent_bwd       dlogits (rows, C) =, probs (rows, ld), targets, dloss, ld, col0: columns
+ *                  [col0, col0 + C) of (probs - onehot(target)) dloss (0 where target < 0)
+ *   sumsq          sums (rows, double) =, x (rows, C): each row's sum of squares
+ *   adamw, adam    param, grad, m, v (rows, C), lr, beta1, beta2, eps, weight_decay, grad_scale,
+ *                  c1 = 1 / (1 - beta1^t), c2 = 1 / (1 - beta2^t)  (as grt_adamw, grt_adam)
+ *   sgd            param, grad, buf (rows, C), lr, momentum, weight_decay, grad_scale (as
+ *                  grt_sgd; buf read with GRT_KF_MOMENTUM, Nesterov's step with GRT_KF_NESTEROV)
+ * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
     X(GRT_K_LAYERNORM_FWD, "layernorm_fwd")                                                                            \
@@ -124,11 +163,26 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_BIAS_GELU_FWD, "bias_gelu_fwd")                                                                            \
     X(GRT_K_BIAS_GELU_BWD, "bias_gelu_bwd")                                                                            \
     X(GRT_K_SWIGLU_FWD, "swiglu_fwd")                                                                                  \
-    X(GRT_K_SWIGLU_BWD, "swiglu_bwd")
+    X(GRT_K_SWIGLU_BWD, "swiglu_bwd")                                                                                  \
+    X(GRT_K_EMBED_FWD, "embed_fwd")                                                                                    \
+    X(GRT_K_EMBED_BWD, "embed_bwd")                                                                                    \
+    X(GRT_K_ROPE_FWD, "rope_fwd")                                                                                      \
+    X(GRT_K_ROPE_BWD, "rope_bwd")                                                                                      \
+    X(GRT_K_ATT_SOFTMAX_FWD, "att_softmax_fwd")                                                                        \
+    X(GRT_K_ATT_SOFTMAX_BWD, "att_softmax_bwd")                                                                        \
+    X(GRT_K_XENT_FWD, "xent_fwd")                                                                                      \
+    X(GRT_K_XENT_BWD, "xent_bwd")                                                                                      \
+    X(GRT_K_SUMSQ, "sumsq")                                                                                            \
+    X(GRT_K_ADAMW, "adamw")                                                                                            \
+    X(GRT_K_ADAM, "adam")                                                                                              \
+    X(GRT_K_SGD, "sgd")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 #undef GRT_KERNEL_ENUM
-enum { GRT_KF_BIAS = 1 }; /* the kernel adds (and differentiates) a bias */
+/* A kernel's variant: adds (and differentiates) a bias; learned positions;
+ * a causal mask; SGD's momentum buffer; Nesterov's step. */
+enum { GRT_KF_BIAS = 1, GRT_KF_POS = 2, GRT_KF_CAUSAL = 4, GRT_KF_MOMENTUM = 8, GRT_KF_NESTEROV = 16 };
+enum { GRT_OPT_COLS = 512 }; /* the optimizer kernels' row: a 1-D array's elements per row */
 
 typedef void GrtLayerNormFwdFn(int64_t rows, float *out, float *mean, float *rstd, const float *inp,
                                const float *weight, const float *bias, float eps);
@@ -142,6 +196,20 @@ typedef void GrtBiasGeluFwdFn(int64_t rows, float *pre, float *act, const float 
 typedef void GrtBiasGeluBwdFn(int64_t rows, float *dpre, const float *pre, const float *dact, float *dbias);
 typedef void GrtSwigluFwdFn(int64_t rows, float *out, const float *inp);
 typedef void GrtSwigluBwdFn(int64_t rows, float *dinp, const float *inp, const float *dout);
+typedef void GrtEmbedFwdFn(int64_t rows, float *out, const int32_t *tokens, const float *wte, const float *wpe,
+                           int64_t T, int64_t vocab_start, int64_t vocab_rows);
+typedef void GrtEmbedBwdFn(int64_t rows, float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
+                           int64_t T, int64_t vocab_start, int64_t vocab_rows);
+typedef void GrtRopeFn(int64_t rows, float *x, const float *cs, const float *sn, int64_t T, int64_t heads, int64_t ld);
+typedef void GrtXentFwdFn(int64_t rows, float *losses, float *probs, const float *logits, const int32_t *targets,
+                          int64_t ld);
+typedef void GrtXentBwdFn(int64_t rows, float *dlogits, const float *probs, const int32_t *targets, float dloss,
+                          int64_t ld, int64_t col0);
+typedef void GrtSumsqFn(int64_t rows, double *sums, const float *x);
+typedef void GrtAdamFn(int64_t rows, float *param, const float *grad, float *m, float *v, float lr, float beta1,
+                       float beta2, float eps, float weight_decay, float grad_scale, float c1, float c2);
+typedef void GrtSgdFn(int64_t rows, float *param, const float *grad, float *buf, float lr, float momentum,
+                      float weight_decay, float grad_scale);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags. */
 typedef struct GrtKernel {

@@ -240,6 +240,17 @@ static void rope_rotate(float *x, int B, int T, int heads, int hd, float theta, 
     free(cs);
 }
 
+/* cs, sn (T, hd/2) = cos, sin of t theta^(-2i/hd): rope_rotate's angles, for the generated kernels */
+void grt_rope_table(float *cs, float *sn, int T, int hd, float theta) {
+    int half = hd / 2;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            double ang = 1.0 * t * pow((double)theta, -2.0 * i / hd);
+            cs[(size_t)t * half + i] = (float)cos(ang);
+            sn[(size_t)t * half + i] = (float)sin(ang);
+        }
+}
+
 /* x (B,T,heads,hd) = rope(x), in place */
 void grt_rope_forward(float *x, int B, int T, int heads, int hd, float theta) {
     rope_rotate(x, B, T, heads, hd, theta, 1.0);
@@ -457,6 +468,12 @@ static int att_block(int T, int causal) { return causal && T > ATT_BLOCK ? ATT_B
 /* Per (b, h), with q, k, v (T,hd) read from qkv (B,T,(H+2KVH)hd) and kv head h / (H/KVH):
  * att (B,H,T,T) = softmax(q @ k^T / sqrt(hd), masked); out (B,T,H hd) = att @ v */
 void grt_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd, int causal) {
+    grt_attention_forward_with(out, att, qkv, B, T, H, KVH, hd, causal, NULL);
+}
+
+/* The same, the softmax's rows (and their scale) by the kernel sm when not NULL */
+void grt_attention_forward_with(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
+                                int causal, GrtAttSoftmaxFwdFn *sm) {
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (KVH <= 0 || H % KVH != 0) fail("grt_attention_forward", "H must be a multiple of KVH");
     const size_t S = (size_t)(H + 2 * KVH) * hd, HD = (size_t)H * hd, TT = (size_t)T * T;
@@ -473,9 +490,10 @@ void grt_attention_forward(float *out, float *att, const float *qkv, int B, int 
             for (int r0 = 0; r0 < T; r0 += blk) {
                 int m = T - r0 < blk ? T - r0 : blk, ncols = causal ? r0 + m : T;
                 /* scores (m, ncols) = q[r0:r0+m] @ k[0:ncols]^T * scale */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ncols, hd, scale, q + r0 * S, (int)S, k, (int)S,
-                            0.0f, a + (size_t)r0 * T, T);
-                for (int t = r0; t < r0 + m; t++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ncols, hd, sm ? 1.0f : scale, q + r0 * S,
+                            (int)S, k, (int)S, 0.0f, a + (size_t)r0 * T, T);
+                if (sm) sm(m, a + (size_t)r0 * T, r0, scale);
+                for (int t = r0; !sm && t < r0 + m; t++)
                     softmax_row(a + (size_t)t * T, causal ? t + 1 : T, T);
                 /* o[r0:r0+m] (m, hd) = att (m, ncols) @ v[0:ncols] (ncols, hd) */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, ncols, 1.0f, a + (size_t)r0 * T, T, v,
@@ -490,6 +508,12 @@ void grt_attention_forward(float *out, float *att, const float *qkv, int B, int 
  * dq += dpre @ k / sqrt(hd); dk += dpre^T @ q / sqrt(hd) */
 void grt_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
                             int KVH, int hd, int causal) {
+    grt_attention_backward_with(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, NULL);
+}
+
+/* The same, the softmax's rows by the kernel sm when not NULL; datt's rows are T long either way */
+void grt_attention_backward_with(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                 int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm) {
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (KVH <= 0 || H % KVH != 0) fail("grt_attention_backward", "H must be a multiple of KVH");
     const size_t S = (size_t)(H + 2 * KVH) * hd, HD = (size_t)H * hd, TT = (size_t)T * T;
@@ -508,29 +532,50 @@ void grt_attention_backward(float *dqkv, const float *dout, const float *qkv, co
             for (int r0 = 0; r0 < T; r0 += blk) {
                 int m = T - r0 < blk ? T - r0 : blk, ncols = causal ? r0 + m : T;
                 const float *p = a + (size_t)r0 * T;
-                /* datt (m, ncols) = dout[r0:r0+m] (m, hd) @ v[0:ncols]^T */
+                /* datt (m, ncols) = dout[r0:r0+m] (m, hd) @ v[0:ncols]^T, its rows T long */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ncols, hd, 1.0f, d + r0 * HD, (int)HD, v,
-                            (int)S, 0.0f, dp, ncols);
+                            (int)S, 0.0f, dp, T);
                 /* dv[0:ncols] (ncols, hd) += att^T (ncols, m) @ dout[r0:r0+m] (m, hd) */
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ncols, hd, m, 1.0f, p, T, d + r0 * HD, (int)HD,
                             1.0f, dv, (int)S);
                 /* the softmax's backward, row by row: dpre = att * (datt - sum(att * datt)) */
-                for (int i = 0; i < m; i++) {
-                    float *dr = dp + (size_t)i * ncols;
+                if (sm) sm(m, dp, p, r0);
+                for (int i = 0; !sm && i < m; i++) {
+                    float *dr = dp + (size_t)i * T;
                     int n = causal ? r0 + i + 1 : T;
                     softmax_row_backward(dr, p + (size_t)i * T, n);
                     memset(dr + n, 0, (size_t)(ncols - n) * sizeof(float));
                 }
                 /* dq[r0:r0+m] (m, hd) += dpre (m, ncols) @ k[0:ncols] (ncols, hd) * scale */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, ncols, scale, dp, ncols, k, (int)S, 1.0f,
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, ncols, scale, dp, T, k, (int)S, 1.0f,
                             dq + r0 * S, (int)S);
                 /* dk[0:ncols] (ncols, hd) += dpre^T (ncols, m) @ q[r0:r0+m] (m, hd) * scale */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ncols, hd, m, scale, dp, ncols, q + r0 * S, (int)S,
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ncols, hd, m, scale, dp, T, q + r0 * S, (int)S,
                             1.0f, dk, (int)S);
             }
         }
     }
     free(dp);
+}
+
+/* att (rows, T) = softmax(scale att) row by row, row i query t0 + i: the generated kernel's reference */
+void grt_attention_softmax_forward(float *att, int rows, int T, int t0, int causal, float scale) {
+    for (int i = 0; i < rows; i++) {
+        float *r = att + (size_t)i * T;
+        int n = causal ? t0 + i + 1 : T;
+        for (int j = 0; j < n; j++)
+            r[j] *= scale;
+        softmax_row(r, n, T);
+    }
+}
+
+/* datt (rows, T) = att * (datt - sum(att * datt)) row by row, zeros past the keys seen */
+void grt_attention_softmax_backward(float *datt, const float *att, int rows, int T, int t0, int causal) {
+    for (int i = 0; i < rows; i++) {
+        int n = causal ? t0 + i + 1 : T;
+        softmax_row_backward(datt + (size_t)i * T, att + (size_t)i * T, n);
+        memset(datt + (size_t)i * T + n, 0, (size_t)(T - n) * sizeof(float));
+    }
 }
 
 /* ---- loss ------------------------------------------------------------------- */

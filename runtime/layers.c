@@ -462,13 +462,24 @@ static bool activation_backward(const GrtLayerSpec *s, float *dfch, float *dbias
     return gk != NULL;
 }
 
+/* The attention softmax kernels' flags for this block. */
+static int causal_flag(const GrtLayerSpec *s) { return s->causal ? GRT_KF_CAUSAL : 0; }
+
 static const float *opt(const GrtLayer *l, int k) { return l->tensors[k].n ? P(l, k) : NULL; }
 static float *gopt(const GrtLayer *l, int k) { return l->tensors[k].n ? G(l, k) : NULL; }
 
-/* Rotary embedding on the Q and K parts of qkv (N, QKV_l), through a
- * contiguous copy (the kernel wants (B, T, heads, hd)). */
+/* Rotary embedding on the Q and K parts of qkv (N, QKV_l): in place by the
+ * generated kernel (its angle table in tmp), else through a contiguous copy
+ * in tmp (the reference wants (B, T, heads, hd)). */
 static void rope_qk(GrtLayer *l, float *qkv, float *tmp, int backward) {
-    int N = l->B * l->T, hd = l->s.hd, qk = (l->H_l + l->KVH_l) * hd, row = qkv_rows(l);
+    int N = l->B * l->T, hd = l->s.hd, heads = l->H_l + l->KVH_l, qk = heads * hd, row = qkv_rows(l);
+    GrtRopeFn *k = hd % 2 ? NULL : (GrtRopeFn *)grt_kernel_find(backward ? GRT_K_ROPE_BWD : GRT_K_ROPE_FWD, hd / 2, 0);
+    if (k) {
+        float *cs = tmp, *sn = tmp + (size_t)l->T * (hd / 2);
+        grt_rope_table(cs, sn, l->T, hd, l->s.rope_theta);
+        k((int64_t)N * heads, qkv, cs, sn, l->T, heads, row);
+        return;
+    }
     for (int i = 0; i < N; i++) memcpy(tmp + (size_t)i * qk, qkv + (size_t)i * row, sizeof(float) * (size_t)qk);
     if (backward) grt_rope_backward(tmp, l->B, l->T, l->H_l + l->KVH_l, hd, l->s.rope_theta);
     else grt_rope_forward(tmp, l->B, l->T, l->H_l + l->KVH_l, hd, l->s.rope_theta);
@@ -488,7 +499,8 @@ float *grt_block_attention(GrtLayer *l, const float *x) {
     }
     grt_matmul_forward(a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
-    grt_attention_forward(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal);
+    GrtAttSoftmaxFwdFn *sm = (GrtAttSoftmaxFwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_FWD, l->T, causal_flag(s));
+    grt_attention_forward_with(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
     grt_matmul_forward(a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
     return a->scratch;
 }
@@ -557,6 +569,12 @@ static void head_loss(GrtLayer *l, const int32_t *targets) {
     HeadAct *a = l->act;
     int N = l->B * l->T, V = l->s.V;
     size_t Vp = (size_t)l->V_l * l->tp_size;
+    GrtXentFwdFn *k = (GrtXentFwdFn *)grt_kernel_find(GRT_K_XENT_FWD, V, 0);
+    if (k) { /* straight from the padded rows; the padding's probabilities zero */
+        k(N, a->losses, a->probs, a->gathered, targets, (int64_t)Vp);
+        for (int i = 0; (size_t)V < Vp && i < N; i++) memset(a->probs + (size_t)i * Vp + V, 0, sizeof(float) * (Vp - V));
+        return;
+    }
     if ((size_t)V == Vp) {
         grt_crossentropy_forward(a->losses, a->probs, a->gathered, targets, N, V);
         return;
@@ -574,7 +592,9 @@ float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out) {
     const GrtLayerSpec *s = &l->s;
     /* positions are added once: by TP rank 0, before the sum */
     const float *wpe = s->positions && l->tp_rank == 0 ? P(l, 1) : NULL;
-    grt_embedding_forward(out, tokens, P(l, 0), wpe, l->B, l->T, s->C, l->tp_rank * l->V_l, l->V_l);
+    GrtEmbedFwdFn *k = (GrtEmbedFwdFn *)grt_kernel_find(GRT_K_EMBED_FWD, s->C, wpe ? GRT_KF_POS : 0);
+    if (k) k((int64_t)l->B * l->T, out, tokens, P(l, 0), wpe, l->T, (int64_t)l->tp_rank * l->V_l, l->V_l);
+    else grt_embedding_forward(out, tokens, P(l, 0), wpe, l->B, l->T, s->C, l->tp_rank * l->V_l, l->V_l);
     return out;
 }
 
@@ -678,7 +698,8 @@ float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *do
     memset(datty, 0, sizeof(float) * natty);
     grt_matmul_backward(datty, G(l, B_WO), NULL, dres1, a->atty, P(l, B_WO), N, l->H_l * hd, C);
     memset(dmid, 0, sizeof(float) * (size_t)N * qkv_rows(l));
-    grt_attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal);
+    GrtAttSoftmaxBwdFn *sm = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, l->T, causal_flag(s));
+    grt_attention_backward_with(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
     if (s->rope) rope_qk(l, dmid, a->rope_tmp, 1);
     /* QKV (column-parallel) */
     const float *attn_in = s->pre_norm ? a->ln1 : x;
@@ -716,13 +737,17 @@ float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *tar
     int N = l->B * l->T, Vl = l->V_l;
     size_t Vp = (size_t)Vl * l->tp_size;
     /* dlogits (N, Vp) = (probs - onehot) * dloss; this rank's columns only */
-    float *dl = a->dlogits, *dloss_row = a->dloss, *dx = a->dx;
-    memset(dl, 0, sizeof(float) * (size_t)N * Vp);
-    for (int i = 0; i < N; i++) dloss_row[i] = dloss;
-    grt_crossentropy_backward(dl, a->probs, targets, dloss_row, N, (int)Vp);
-    float *dl_local = a->gathered;
-    for (int i = 0; i < N; i++)
-        memcpy(dl_local + (size_t)i * Vl, dl + (size_t)i * Vp + (size_t)l->tp_rank * Vl, sizeof(float) * Vl);
+    float *dl = a->dlogits, *dloss_row = a->dloss, *dx = a->dx, *dl_local = a->gathered;
+    GrtXentBwdFn *k = (GrtXentBwdFn *)grt_kernel_find(GRT_K_XENT_BWD, Vl, 0);
+    if (k) { /* the local columns straight from probs */
+        k(N, dl_local, a->probs, targets, dloss, (int64_t)Vp, (int64_t)l->tp_rank * Vl);
+    } else {
+        memset(dl, 0, sizeof(float) * (size_t)N * Vp);
+        for (int i = 0; i < N; i++) dloss_row[i] = dloss;
+        grt_crossentropy_backward(dl, a->probs, targets, dloss_row, N, (int)Vp);
+        for (int i = 0; i < N; i++)
+            memcpy(dl_local + (size_t)i * Vl, dl + (size_t)i * Vp + (size_t)l->tp_rank * Vl, sizeof(float) * Vl);
+    }
     memset(dx, 0, sizeof(float) * (size_t)N * l->s.C);
     grt_matmul_backward(dx, head_table_grad(l), NULL, dl_local, x, head_table(l), N, l->s.C, Vl);
     return dx;
@@ -738,10 +763,13 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
     switch (s->kind) {
-    case GRT_EMBEDDING:
-        grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
-                               l->tp_rank * l->V_l, l->V_l);
+    case GRT_EMBEDDING: {
+        GrtEmbedBwdFn *k = (GrtEmbedBwdFn *)grt_kernel_find(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0);
+        if (k) k(N, G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->T, (int64_t)l->tp_rank * l->V_l, l->V_l);
+        else grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
+                                    l->tp_rank * l->V_l, l->V_l);
         break;
+    }
     case GRT_BLOCK:
         if (l->ckpt) { /* rebuild the activations the forward did not keep (Chen et al. 2016) */
             block_forward(l, in, NULL);

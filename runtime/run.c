@@ -378,6 +378,19 @@ void grt_tied_sync(GrtRun *R, int embedding, int head) {
     }
 }
 
+/* sum of x (n)^2 in double: the generated kernel's rows of GRT_OPT_COLS, the reference's on the rest */
+static double sumsq(const float *x, size_t n) {
+    GrtSumsqFn *k = (GrtSumsqFn *)grt_kernel_find(GRT_K_SUMSQ, GRT_OPT_COLS, 0);
+    size_t rows = k ? n / GRT_OPT_COLS : 0;
+    double sum = 0, part[64];
+    for (size_t r = 0; r < rows; r += 64) {
+        size_t m = rows - r < 64 ? rows - r : 64;
+        k((int64_t)m, part, x + r * GRT_OPT_COLS);
+        for (size_t i = 0; i < m; i++) sum += part[i];
+    }
+    return sum + grt_sumsq(x + rows * GRT_OPT_COLS, n - rows * GRT_OPT_COLS);
+}
+
 /* The global gradient norm: every element counted once, by the rank that
  * owns it (TP index 0 for tensors the TP group replicates, DP index 0 for
  * replicas, each rank its own ZeRO part), summed over the world. */
@@ -390,7 +403,7 @@ static double grad_norm(GrtRun *R) {
         for (int k = 0; k < x->l.n_tensors; k++) {
             size_t a, b;
             if ((x->l.tensors[k].sharded || x->tp_index == 0) && grt_shard_stored_part(x, k, &a, &b))
-                sq += grt_sumsq(R->grads + x->off + a, b - a);
+                sq += sumsq(R->grads + x->off + a, b - a);
         }
     }
     grt_allreduce_double(R->world, &sq, 1);
@@ -410,6 +423,26 @@ double grt_lr_at(const GrtProgram *p, double lr, long step) {
     return lr;
 }
 
+/* The optimizer's step on n elements (w, g, and m, v where it keeps them at
+ * o): the generated kernel on whole rows of GRT_OPT_COLS, the reference on the rest. */
+static void step(GrtRun *R, float *w, const float *g, size_t o, size_t n, float lr, float wd, float scale, int t) {
+    const GrtProgram *p = R->p;
+    float *m = R->m ? R->m + o : NULL, *v = R->v ? R->v + o : NULL;
+    int kind = p->optimizer == GRT_ADAMW ? GRT_K_ADAMW : p->optimizer == GRT_ADAM ? GRT_K_ADAM : GRT_K_SGD;
+    int flags = kind != GRT_K_SGD || !m ? 0 : GRT_KF_MOMENTUM | (p->nesterov ? GRT_KF_NESTEROV : 0);
+    void (*k)(void) = grt_kernel_find(kind, GRT_OPT_COLS, flags);
+    size_t done = k ? n / GRT_OPT_COLS * GRT_OPT_COLS : 0, r = done / GRT_OPT_COLS;
+    const float c1 = (float)(1.0 / (1.0 - pow(p->beta1, t))), c2 = (float)(1.0 / (1.0 - pow(p->beta2, t)));
+    if (r && kind == GRT_K_SGD) ((GrtSgdFn *)k)((int64_t)r, w, g, m, lr, p->momentum, wd, scale);
+    else if (r) ((GrtAdamFn *)k)((int64_t)r, w, g, m, v, lr, p->beta1, p->beta2, p->eps, wd, scale, c1, c2);
+    w += done, g += done, n -= done, m = m ? m + done : NULL, v = v ? v + done : NULL;
+    switch (p->optimizer) {
+    case GRT_ADAMW: grt_adamw(w, g, m, v, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;
+    case GRT_ADAM: grt_adam(w, g, m, v, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;
+    case GRT_SGD: grt_sgd(w, g, m, n, lr, p->momentum, p->nesterov, wd, scale); break;
+    }
+}
+
 /* The optimizer's step on every element this rank stores, at rate lr;
  * weight decay on matrices only (embeddings included; no bias or norm
  * gain), as nanoGPT does. */
@@ -423,11 +456,7 @@ static void update(GrtRun *R, float lr, float scale, int t) {
             size_t o = x->off + a, n = b - a;
             float wd = x->l.tensors[k].decay ? p->weight_decay : 0.0f;
             float *w = grt_shard_owned_params(R, x) + a, *g = R->grads + o;
-            switch (p->optimizer) {
-            case GRT_ADAMW: grt_adamw(w, g, R->m + o, R->v + o, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;
-            case GRT_ADAM: grt_adam(w, g, R->m + o, R->v + o, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;
-            case GRT_SGD: grt_sgd(w, g, R->m ? R->m + o : NULL, n, lr, p->momentum, p->nesterov, wd, scale); break;
-            }
+            step(R, w, g, o, n, lr, wd, scale, t);
         }
     }
 }

@@ -6,8 +6,14 @@
  * below/at/past the vector width); each runs here on 1, 3 and 17 rows of
  * random inputs.
  *
- * Tolerance: |got - ref| <= tol * max(|ref|, 1), tol = 1e-6; 1e-5 for GELU
- * and SwiGLU, whose e^x is a polynomial (the reference's, in the same order,
+ * The kernels with more than rows and columns run on awkward cases of their
+ * own: a token embedding with tokens off its vocabulary shard and positions
+ * that wrap; rotary on heads inside wider qkv rows (the rest untouched);
+ * causal attention rows starting mid-sequence; the loss with ignored targets
+ * (-1), padded rows, and one TP rank's columns of the gradient.
+ *
+ * Tolerance: |got - ref| <= tol * max(|ref|, 1), tol = 1e-6 (sums of squares
+ * 1e-12, in double); 1e-5 for GELU and SwiGLU, whose e^x is a polynomial (the reference's, in the same order,
  * so in practice they agree to the bit). Outputs the kernel only writes are
  * poisoned with NaN first, so an element it skips fails; outputs it
  * accumulates into (+=, every backward) start from random values, so a
@@ -37,6 +43,7 @@ static double worst[GRT_K_COUNT];
 static void *bufs[32];
 static int nbufs;
 
+/* n floats' room (also for int32 and, twice as many, double arrays) */
 static float *alloc(size_t n) {
     float *p = malloc((n ? n : 1) * sizeof(float));
     if (!p || nbufs == 32) abort();
@@ -205,10 +212,212 @@ static void swiglu_bwd(void (*fn)(void), int R, int C, int bias) {
     compare(GRT_K_SWIGLU_BWD, "dinp", dinp, ref, 2 * n, TOL_EXP);
 }
 
+/* ---- embedding and rotary ---------------------------------------------------------- */
+
+enum { EMB_T = 5, EMB_START = 3, EMB_ROWS = 6, EMB_VOCAB = 12 }; /* a shard of rows [3, 9) of 12 tokens */
+
+static int32_t *tokens(int R, int lo, int hi) {
+    int32_t *t = (int32_t *)alloc((size_t)R);
+    for (int r = 0; r < R; r++)
+        t[r] = lo + (int32_t)(uniform(0, 1) * (float)(hi - lo)) % (hi - lo);
+    return t;
+}
+
+/* The reference one row at a time: row r at position r % EMB_T. */
+static void embed_fwd(void (*fn)(void), int R, int C, int flags) {
+    size_t n = (size_t)R * C;
+    const int32_t *tok = tokens(R, 0, EMB_VOCAB);
+    const float *wte = rand_buf((size_t)EMB_ROWS * C, -1, 1), *wpe = flags & GRT_KF_POS ? rand_buf(EMB_T * (size_t)C, -1, 1) : NULL;
+    float *out = nan_buf(n), *ref = alloc(n);
+    ((GrtEmbedFwdFn *)fn)(R, out, tok, wte, wpe, EMB_T, EMB_START, EMB_ROWS);
+    for (int r = 0; r < R; r++)
+        grt_embedding_forward(ref + (size_t)r * C, tok + r, wte, wpe ? wpe + (size_t)(r % EMB_T) * C : NULL, 1, 1, C,
+                              EMB_START, EMB_ROWS);
+    compare(GRT_K_EMBED_FWD, "out", out, ref, n, TOL);
+}
+
+static void embed_bwd(void (*fn)(void), int R, int C, int flags) {
+    size_t n = (size_t)R * C;
+    const int32_t *tok = tokens(R, 0, EMB_VOCAB);
+    const float *d = rand_buf(n, -1, 1);
+    float *dwte = rand_buf((size_t)EMB_ROWS * C, -1, 1), *dwpe = flags & GRT_KF_POS ? rand_buf(EMB_T * (size_t)C, -1, 1) : NULL;
+    float *rdwte = dup(dwte, (size_t)EMB_ROWS * C), *rdwpe = dwpe ? dup(dwpe, EMB_T * (size_t)C) : NULL;
+    ((GrtEmbedBwdFn *)fn)(R, dwte, dwpe, d, tok, EMB_T, EMB_START, EMB_ROWS);
+    for (int r = 0; r < R; r++)
+        grt_embedding_backward(rdwte, rdwpe ? rdwpe + (size_t)(r % EMB_T) * C : NULL, d + (size_t)r * C, tok + r, 1, 1,
+                               C, EMB_START, EMB_ROWS);
+    compare(GRT_K_EMBED_BWD, "dwte", dwte, rdwte, (size_t)EMB_ROWS * C, TOL);
+    if (dwpe) compare(GRT_K_EMBED_BWD, "dwpe", dwpe, rdwpe, EMB_T * (size_t)C, TOL);
+}
+
+/* 2 sequences of R tokens, 3 heads of hd = 2C in rows of ld = 3 hd + 5 (the rest, V's, left alone). */
+static void rope(void (*fn)(void), int R, int C, int backward) {
+    enum { HEADS = 3, EXTRA = 5 };
+    const float theta = 10000.0f;
+    int hd = 2 * C, ld = HEADS * hd + EXTRA, ntok = 2 * R, qk = HEADS * hd;
+    float *x = rand_buf((size_t)ntok * ld, -2, 2), *orig = dup(x, (size_t)ntok * ld), *ref = dup(x, (size_t)ntok * ld);
+    float *tmp = alloc((size_t)ntok * qk), *cs = alloc((size_t)R * C), *sn = alloc((size_t)R * C);
+    grt_rope_table(cs, sn, R, hd, theta);
+    ((GrtRopeFn *)fn)((int64_t)ntok * HEADS, x, cs, sn, R, HEADS, ld);
+    for (int i = 0; i < ntok; i++)
+        memcpy(tmp + (size_t)i * qk, orig + (size_t)i * ld, sizeof(float) * (size_t)qk);
+    if (backward) grt_rope_backward(tmp, 2, R, HEADS, hd, theta);
+    else grt_rope_forward(tmp, 2, R, HEADS, hd, theta);
+    for (int i = 0; i < ntok; i++)
+        memcpy(ref + (size_t)i * ld, tmp + (size_t)i * qk, sizeof(float) * (size_t)qk);
+    compare(backward ? GRT_K_ROPE_BWD : GRT_K_ROPE_FWD, "x", x, ref, (size_t)ntok * ld, TOL);
+}
+
+static void rope_fwd(void (*fn)(void), int R, int C, int flags) {
+    (void)flags;
+    rope(fn, R, C, 0);
+}
+
+static void rope_bwd(void (*fn)(void), int R, int C, int flags) {
+    (void)flags;
+    rope(fn, R, C, 1);
+}
+
+/* ---- softmaxes ------------------------------------------------------------------------- */
+
+/* Query rows [t0, t0 + rows) of a T-token sequence: at most T of them when causal. */
+static int att_rows(int R, int T, int causal, int *t0) {
+    int rows = causal && R > T ? T : R;
+    *t0 = causal ? (T - rows) / 2 : 0;
+    return rows;
+}
+
+/* att (rows, T) of scores, NaN past each causal row's keys (the kernel must write 0 there) */
+static float *scores(int rows, int T, int t0, int causal) {
+    float *a = rand_buf((size_t)rows * T, -4, 4);
+    for (int i = 0; causal && i < rows; i++)
+        for (int j = t0 + i + 1; j < T; j++)
+            a[(size_t)i * T + j] = NAN;
+    return a;
+}
+
+static void att_softmax_fwd(void (*fn)(void), int R, int T, int flags) {
+    int t0, causal = flags & GRT_KF_CAUSAL, rows = att_rows(R, T, causal, &t0);
+    float *att = scores(rows, T, t0, causal), *ref = dup(att, (size_t)rows * T);
+    ((GrtAttSoftmaxFwdFn *)fn)(rows, att, t0, 0.35f);
+    grt_attention_softmax_forward(ref, rows, T, t0, causal, 0.35f);
+    compare(GRT_K_ATT_SOFTMAX_FWD, "att", att, ref, (size_t)rows * T, TOL);
+}
+
+static void att_softmax_bwd(void (*fn)(void), int R, int T, int flags) {
+    int t0, causal = flags & GRT_KF_CAUSAL, rows = att_rows(R, T, causal, &t0);
+    float *att = scores(rows, T, t0, causal);
+    grt_attention_softmax_forward(att, rows, T, t0, causal, 1.0f);
+    float *datt = scores(rows, T, t0, causal), *ref = dup(datt, (size_t)rows * T);
+    ((GrtAttSoftmaxBwdFn *)fn)(rows, datt, att, t0);
+    grt_attention_softmax_backward(ref, att, rows, T, t0, causal);
+    compare(GRT_K_ATT_SOFTMAX_BWD, "datt", datt, ref, (size_t)rows * T, TOL);
+}
+
+/* logits (R, V + 3): the last 3 columns padding the kernel must leave alone */
+static void xent_fwd(void (*fn)(void), int R, int V, int flags) {
+    (void)flags;
+    int ld = V + 3;
+    const float *logits = rand_buf((size_t)R * ld, -5, 5);
+    int32_t *tgt = tokens(R, -1, V);
+    float *probs = nan_buf((size_t)R * ld), *losses = nan_buf(R);
+    float *cl = alloc((size_t)R * V), *rprobs = alloc((size_t)R * V), *rlosses = alloc(R), *got = alloc((size_t)R * V);
+    for (int r = 0; r < R; r++) {
+        memcpy(cl + (size_t)r * V, logits + (size_t)r * ld, sizeof(float) * V);
+        for (int j = V; j < ld; j++) probs[(size_t)r * ld + j] = 7.0f;
+    }
+    ((GrtXentFwdFn *)fn)(R, losses, probs, logits, tgt, ld);
+    grt_crossentropy_forward(rlosses, rprobs, cl, tgt, R, V);
+    int pad_ok = 1;
+    for (int r = 0; r < R; r++) {
+        memcpy(got + (size_t)r * V, probs + (size_t)r * ld, sizeof(float) * V);
+        for (int j = V; j < ld; j++) pad_ok &= probs[(size_t)r * ld + j] == 7.0f;
+    }
+    CHECK(pad_ok);
+    compare(GRT_K_XENT_FWD, "probs", got, rprobs, (size_t)R * V, TOL);
+    compare(GRT_K_XENT_FWD, "losses", losses, rlosses, R, TOL);
+}
+
+/* rank 1's columns of a vocabulary split 3 ways */
+static void xent_bwd(void (*fn)(void), int R, int Vl, int flags) {
+    (void)flags;
+    int ld = 3 * Vl;
+    float *probs = alloc((size_t)R * ld), *losses = alloc(R), *dloss = alloc(R), *full = alloc((size_t)R * ld);
+    const float *logits = rand_buf((size_t)R * ld, -5, 5);
+    int32_t *tgt = tokens(R, -1, ld);
+    for (int r = 0; r < R; r++) dloss[r] = 0.37f;
+    grt_crossentropy_forward(losses, probs, logits, tgt, R, ld);
+    float *dl = nan_buf((size_t)R * Vl), *ref = alloc((size_t)R * Vl);
+    ((GrtXentBwdFn *)fn)(R, dl, probs, tgt, 0.37f, ld, Vl);
+    memset(full, 0, sizeof(float) * (size_t)R * ld);
+    grt_crossentropy_backward(full, probs, tgt, dloss, R, ld);
+    for (int r = 0; r < R; r++) memcpy(ref + (size_t)r * Vl, full + (size_t)r * ld + Vl, sizeof(float) * Vl);
+    compare(GRT_K_XENT_BWD, "dlogits", dl, ref, (size_t)R * Vl, TOL);
+}
+
+/* ---- optimizer ------------------------------------------------------------------------------ */
+
+static void sumsq(void (*fn)(void), int R, int C, int flags) {
+    (void)flags;
+    const float *x = rand_buf((size_t)R * C, -3, 3);
+    double *sums = (double *)alloc(2 * (size_t)R);
+    for (int r = 0; r < R; r++) sums[r] = NAN;
+    ((GrtSumsqFn *)fn)(R, sums, x);
+    for (int r = 0; r < R; r++) {
+        double ref = grt_sumsq(x + (size_t)r * C, (size_t)C), err = fabs(sums[r] - ref) / fmax(ref, 1.0);
+        CHECK(err <= 1e-12); /* in double, as the reference */
+        if (!(err <= 1e-12)) fprintf(stderr, "  %s row %d: %.17g, reference %.17g\n", case_name, r, sums[r], ref);
+        if (err > worst[GRT_K_SUMSQ]) worst[GRT_K_SUMSQ] = err;
+    }
+}
+
+static void adam(int kind, void (*fn)(void), int R, int C) {
+    size_t n = (size_t)R * C;
+    const float lr = 1e-3f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, scale = 0.7f;
+    const int t = 3;
+    const float c1 = (float)(1.0 / (1.0 - pow(b1, t))), c2 = (float)(1.0 / (1.0 - pow(b2, t)));
+    const float *g = rand_buf(n, -1, 1);
+    float *w = rand_buf(n, -1, 1), *m = rand_buf(n, -.1f, .1f), *v = rand_buf(n, 0, .01f);
+    float *rw = dup(w, n), *rm = dup(m, n), *rv = dup(v, n);
+    ((GrtAdamFn *)fn)(R, w, g, m, v, lr, b1, b2, eps, wd, scale, c1, c2);
+    if (kind == GRT_K_ADAMW) grt_adamw(rw, g, rm, rv, n, lr, b1, b2, eps, wd, scale, t);
+    else grt_adam(rw, g, rm, rv, n, lr, b1, b2, eps, wd, scale, t);
+    compare(kind, "param", w, rw, n, TOL);
+    compare(kind, "m", m, rm, n, TOL);
+    compare(kind, "v", v, rv, n, TOL);
+}
+
+static void adamw(void (*fn)(void), int R, int C, int flags) {
+    (void)flags;
+    adam(GRT_K_ADAMW, fn, R, C);
+}
+
+static void adam_(void (*fn)(void), int R, int C, int flags) {
+    (void)flags;
+    adam(GRT_K_ADAM, fn, R, C);
+}
+
+static void sgd(void (*fn)(void), int R, int C, int flags) {
+    size_t n = (size_t)R * C;
+    const float lr = 1e-2f, mom = 0.9f, wd = 0.01f, scale = 0.7f;
+    const float *g = rand_buf(n, -1, 1);
+    float *w = rand_buf(n, -1, 1), *buf = flags & GRT_KF_MOMENTUM ? rand_buf(n, -.1f, .1f) : NULL;
+    float *rw = dup(w, n), *rbuf = buf ? dup(buf, n) : NULL;
+    ((GrtSgdFn *)fn)(R, w, g, buf, lr, mom, wd, scale);
+    grt_sgd(rw, g, rbuf, n, lr, mom, flags & GRT_KF_NESTEROV ? 1 : 0, wd, scale);
+    compare(GRT_K_SGD, "param", w, rw, n, TOL);
+    if (buf) compare(GRT_K_SGD, "buf", buf, rbuf, n, TOL);
+}
+
 static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_LAYERNORM_FWD] = layernorm_fwd, [GRT_K_LAYERNORM_BWD] = layernorm_bwd, [GRT_K_RMSNORM_FWD] = rmsnorm_fwd,
     [GRT_K_RMSNORM_BWD] = rmsnorm_bwd,     [GRT_K_RESIDUAL] = residual,           [GRT_K_BIAS_GELU_FWD] = bias_gelu_fwd,
     [GRT_K_BIAS_GELU_BWD] = bias_gelu_bwd, [GRT_K_SWIGLU_FWD] = swiglu_fwd,       [GRT_K_SWIGLU_BWD] = swiglu_bwd,
+    [GRT_K_EMBED_FWD] = embed_fwd,         [GRT_K_EMBED_BWD] = embed_bwd,         [GRT_K_ROPE_FWD] = rope_fwd,
+    [GRT_K_ROPE_BWD] = rope_bwd,           [GRT_K_ATT_SOFTMAX_FWD] = att_softmax_fwd,
+    [GRT_K_ATT_SOFTMAX_BWD] = att_softmax_bwd, [GRT_K_XENT_FWD] = xent_fwd,      [GRT_K_XENT_BWD] = xent_bwd,
+    [GRT_K_SUMSQ] = sumsq,                 [GRT_K_ADAMW] = adamw,                 [GRT_K_ADAM] = adam_,
+    [GRT_K_SGD] = sgd,
 };
 
 int main(void) {
@@ -223,16 +432,16 @@ int main(void) {
         CHECK(grt_kernel_find(k->kind, k->cols, k->flags) == k->fn);
         per_kind[k->kind]++;
         for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
-            snprintf(case_name, sizeof case_name, "%s C=%d%s rows=%d", kind_names[k->kind], k->cols,
-                     k->flags & GRT_KF_BIAS ? " bias" : "", rows[r]);
-            checks[k->kind](k->fn, rows[r], k->cols, k->flags & GRT_KF_BIAS);
+            snprintf(case_name, sizeof case_name, "%s C=%d flags=%d rows=%d", kind_names[k->kind], k->cols, k->flags,
+                     rows[r]);
+            checks[k->kind](k->fn, rows[r], k->cols, k->flags);
             release();
         }
     }
     CHECK(grt_kernel_find(GRT_K_RESIDUAL, 12345, 0) == NULL);
     for (int kind = 0; kind < GRT_K_COUNT; kind++) {
         CHECK(per_kind[kind] > 0);
-        printf("%-14s %2d shapes, worst error %.2g\n", kind_names[kind], per_kind[kind], worst[kind]);
+        printf("%-16s %2d shapes, worst error %.2g\n", kind_names[kind], per_kind[kind], worst[kind]);
     }
     return check_report();
 }

@@ -1,6 +1,6 @@
 /* kernels_gen.c — writes the host object that tests/runtime/generated_kernels.c
- * links: every generated kernel kind, with and without a bias where it takes
- * one, at column counts a vector loop can get wrong (1, below, at and past
+ * links: every generated kernel kind, in each of its variants (bias,
+ * positions, causal mask, momentum, Nesterov), at column counts a vector loop can get wrong (1, below, at and past
  * the vector width, odd, a tail of 3 after 96 lanes). */
 #include "backend/backend.h"
 #include "runtime/galvrt.h"
@@ -13,13 +13,20 @@ int main(int argc, char **argv) {
         return 2;
     }
     static const int cols[] = {1, 3, 7, 8, 13, 64, 99, 771};
+    /* each kind's variants: flags 0 and these */
+    static const int variants[GRT_K_COUNT][2] = {
+        [GRT_K_LAYERNORM_FWD] = {GRT_KF_BIAS},   [GRT_K_LAYERNORM_BWD] = {GRT_KF_BIAS},
+        [GRT_K_BIAS_GELU_FWD] = {GRT_KF_BIAS},   [GRT_K_BIAS_GELU_BWD] = {GRT_KF_BIAS},
+        [GRT_K_EMBED_FWD] = {GRT_KF_POS},        [GRT_K_EMBED_BWD] = {GRT_KF_POS},
+        [GRT_K_ATT_SOFTMAX_FWD] = {GRT_KF_CAUSAL}, [GRT_K_ATT_SOFTMAX_BWD] = {GRT_KF_CAUSAL},
+        [GRT_K_SGD] = {GRT_KF_MOMENTUM, GRT_KF_MOMENTUM | GRT_KF_NESTEROV},
+    };
     KernelSet set = {0};
     for (int kind = 0; kind < GRT_K_COUNT; kind++)
         for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
             kernels_add(&set, kind, cols[i], 0);
-            if (kind == GRT_K_LAYERNORM_FWD || kind == GRT_K_LAYERNORM_BWD || kind == GRT_K_BIAS_GELU_FWD ||
-                kind == GRT_K_BIAS_GELU_BWD)
-                kernels_add(&set, kind, cols[i], GRT_KF_BIAS);
+            for (int v = 0; v < 2 && variants[kind][v]; v++)
+                kernels_add(&set, kind, cols[i], variants[kind][v]);
         }
     Diag d;
     diag_init(&d, stderr);

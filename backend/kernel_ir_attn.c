@@ -1,0 +1,145 @@
+/* kernel_ir_attn.c — the descriptions of the softmaxes: attention's, one
+ * row per query position with the causal mask and the 1/sqrt(hd) scale
+ * (Vaswani et al. 2017, eq. 1), forward and backward (dS = P (dP -
+ * rowsum(P dP))); and the fused softmax + cross-entropy of the head, one row
+ * per token: probabilities and the loss -log p[target] = log-sum-exp -
+ * logit[target] in one kernel, and the logits' gradient (p - onehot) dloss
+ * for one TP rank's columns in another. As runtime/kernels.c's softmax: the
+ * max subtracted first, e^x by the same polynomial, the sum in double, the
+ * probabilities scaled by its float reciprocal. */
+#include "kernel_gen.h"
+
+
+/* The lanes' mask: column < n (n an i64 row value). */
+static LLVMValueRef col_lt(KB *k, LLVMValueRef n) {
+    return LLVMBuildICmp(k->b, LLVMIntSLT, kgen_col_index(k), splat(k, n), "");
+}
+
+/* ---- attention softmax ---------------------------------------------------------- */
+/* att_softmax_fwd (rows, att, t0, scale): att (rows, T) in place, row i the
+ * scores of query t = t0 + i; the keys it sees: t + 1 when causal, else T.
+ * RowVals: a the keys seen (i64), b the row's start, c scale, d max, e 1/sum. */
+
+/* scale * score, -inf past the keys seen */
+static LLVMValueRef scaled(KB *k, const RowVals *v) {
+    LLVMValueRef x = mul(k, load_col(k, v->b), splat(k, v->c));
+    return LLVMBuildSelect(k->b, col_lt(k, v->a), x, cf(k, -__builtin_inff()), "");
+}
+
+static void asf_max(KB *k, const void *ctx, LLVMValueRef *t) { t[0] = scaled(k, ctx); }
+
+static void asf_exp(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    LLVMValueRef e = kgen_exp(k, sub(k, scaled(k, v), splat(k, v->d)));
+    e = LLVMBuildSelect(k->b, col_lt(k, v->a), e, cf(k, 0.0f), "");
+    store_col(k, v->b, e);
+    t[0] = ext(k, e);
+}
+
+static void asf_norm(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    (void)t;
+    store_col(k, v->b, mul(k, load_col(k, v->b), splat(k, v->e)));
+}
+
+/* The keys query row k->row sees: t0 + row + 1 (causal) or all. */
+static LLVMValueRef keys_seen(KB *k, LLVMValueRef t0, int flags) {
+    if (!(flags & GRT_KF_CAUSAL)) return kgen_i64(k, k->cols);
+    return iadd(k, iadd(k, t0, k->row), kgen_i64(k, 1));
+}
+
+/* (float)(1 / sum), in double */
+static LLVMValueRef reciprocal(KB *k, LLVMValueRef sum) {
+    return LLVMBuildFPTrunc(k->b, fdiv(k, LLVMConstReal(k->f64, 1.0), sum), k->f32, "");
+}
+
+void kir_att_softmax_fwd(KB *k, int flags) {
+    RowVals v = {.a = keys_seen(k, param(k, 2), flags), .b = row_ptr(k, param(k, 1), imul(k, k->row, k->cols)),
+                 .c = param(k, 3)};
+    LLVMValueRef sum;
+    k->map->cols_max(k, asf_max, &v, &v.d);
+    k->map->cols(k, asf_exp, &v, 1, &sum);
+    v.e = reciprocal(k, sum);
+    k->map->cols(k, asf_norm, &v, 0, NULL);
+}
+
+/* att_softmax_bwd (rows, datt, att, t0): datt (rows, T) = att (datt - sum(att datt)) over the keys
+ * seen, 0 past them. RowVals: a keys seen, b datt's row, c att's row, d the float sum. */
+
+static void asb_dot(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    LLVMValueRef pd = ext(k, mul(k, load_col(k, v->c), load_col(k, v->b)));
+    t[0] = LLVMBuildSelect(k->b, col_lt(k, v->a), pd, kgen_f64(k, 0.0), "");
+}
+
+static void asb_out(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    (void)t;
+    LLVMValueRef g = mul(k, load_col(k, v->c), sub(k, load_col(k, v->b), splat(k, v->d)));
+    store_col(k, v->b, LLVMBuildSelect(k->b, col_lt(k, v->a), g, cf(k, 0.0f), ""));
+}
+
+void kir_att_softmax_bwd(KB *k, int flags) {
+    LLVMValueRef at = imul(k, k->row, k->cols), dot;
+    RowVals v = {.a = keys_seen(k, param(k, 3), flags), .b = row_ptr(k, param(k, 1), at),
+                 .c = row_ptr(k, param(k, 2), at)};
+    k->map->cols(k, asb_dot, &v, 1, &dot);
+    v.d = LLVMBuildFPTrunc(k->b, dot, k->f32, "");
+    k->map->cols(k, asb_out, &v, 0, NULL);
+}
+
+/* ---- softmax + cross-entropy ------------------------------------------------------ */
+/* xent_fwd (rows, losses, probs, logits, targets, ld): probs (rows, ld)[:, :V] =
+ * softmax(logits (rows, ld)[:, :V]); losses (rows) = log-sum-exp - logit[target], 0 where target < 0.
+ * RowVals: a logits' row, b probs' row, d max, e 1/sum. */
+
+static void xf_max(KB *k, const void *ctx, LLVMValueRef *t) { t[0] = load_col(k, ((const RowVals *)ctx)->a); }
+
+static void xf_exp(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    LLVMValueRef e = kgen_exp(k, sub(k, load_col(k, v->a), splat(k, v->d)));
+    store_col(k, v->b, e);
+    t[0] = ext(k, e);
+}
+
+void kir_xent_fwd(KB *k, int flags) {
+    (void)flags;
+    LLVMValueRef at = LLVMBuildMul(k->b, k->row, param(k, 5), ""), sum;
+    RowVals v = {.a = row_ptr(k, param(k, 3), at), .b = row_ptr(k, param(k, 2), at)};
+    k->map->cols_max(k, xf_max, &v, &v.d);
+    k->map->cols(k, xf_exp, &v, 1, &sum);
+    v.e = reciprocal(k, sum);
+    k->map->cols(k, asf_norm, &v, 0, NULL);
+    /* loss = (float)(max + log(sum) - logit[target]), in double; a target off the row reads column 0 */
+    LLVMValueRef tgt = kgen_load_i32(k, param(k, 4), k->row);
+    LLVMValueRef ok = LLVMBuildAnd(k->b, icmp(k, LLVMIntSGE, tgt, kgen_i64(k, 0)),
+                                   icmp(k, LLVMIntSLT, tgt, kgen_i64(k, k->cols)), "");
+    LLVMValueRef idx = LLVMBuildSelect(k->b, ok, tgt, kgen_i64(k, 0), "");
+    LLVMValueRef lt = LLVMBuildLoad2(k->b, k->f32, LLVMBuildGEP2(k->b, k->f32, v.a, &idx, 1, ""), "");
+    LLVMSetAlignment(lt, 4);
+    LLVMValueRef lse = add(k, LLVMBuildFPExt(k->b, v.d, k->f64, ""), kgen_log(k, sum));
+    LLVMValueRef loss = LLVMBuildFPTrunc(k->b, sub(k, lse, LLVMBuildFPExt(k->b, lt, k->f64, "")), k->f32, "");
+    k->map->row_store(k, param(k, 1), LLVMBuildSelect(k->b, ok, loss, LLVMConstReal(k->f32, 0.0), ""));
+}
+
+/* xent_bwd (rows, dlogits, probs, targets, dloss, ld, col0): dlogits (rows, C) = columns
+ * [col0, col0 + C) of (probs (rows, ld) - onehot(target)) dloss; 0 where target < 0.
+ * RowVals: a probs' row at col0, b dlogits' row, c target - col0, d the row's target >= 0. */
+
+static void xb_cols(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    (void)t;
+    LLVMValueRef g = splat(k, param(k, 4)), y = mul(k, load_col(k, v->a), g);
+    LLVMValueRef hit = LLVMBuildICmp(k->b, LLVMIntEQ, kgen_col_index(k), splat(k, v->c), "");
+    y = LLVMBuildSelect(k->b, hit, sub(k, y, g), y, ""); /* the reference's p g, then -= g */
+    store_col(k, v->b, LLVMBuildSelect(k->b, splat(k, v->d), y, cf(k, 0.0f), ""));
+}
+
+void kir_xent_bwd(KB *k, int flags) {
+    (void)flags;
+    LLVMValueRef tgt = kgen_load_i32(k, param(k, 3), k->row);
+    LLVMValueRef at = iadd(k, LLVMBuildMul(k->b, k->row, param(k, 5), ""), param(k, 6));
+    RowVals v = {.a = row_ptr(k, param(k, 2), at), .b = row_ptr(k, param(k, 1), imul(k, k->row, k->cols)),
+                 .c = LLVMBuildSub(k->b, tgt, param(k, 6), ""), .d = icmp(k, LLVMIntSGE, tgt, kgen_i64(k, 0))};
+    k->map->cols(k, xb_cols, &v, 0, NULL);
+}
