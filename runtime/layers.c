@@ -403,12 +403,12 @@ static void norm_forward(const GrtLayerSpec *s, float *out, float *mean, float *
                          const float *b, int N) {
     if (s->rms) {
         GrtRmsNormFwdFn *k = (GrtRmsNormFwdFn *)grt_kernel_find(GRT_K_RMSNORM_FWD, s->C, 0);
-        if (k && rstd) k(N, out, rstd, in, w, s->eps);
+        if (k && rstd) GRT_KERNEL_ROWS(k, N, s->eps, out, rstd, in, w);
         else grt_rmsnorm_forward(out, rstd, in, w, N, s->C, s->eps);
         return;
     }
     GrtLayerNormFwdFn *k = (GrtLayerNormFwdFn *)grt_kernel_find(GRT_K_LAYERNORM_FWD, s->C, b ? GRT_KF_BIAS : 0);
-    if (k && mean && rstd) k(N, out, mean, rstd, in, w, b, s->eps);
+    if (k && mean && rstd) GRT_KERNEL_ROWS(k, N, s->eps, out, mean, rstd, in, w, b);
     else grt_layernorm_forward(out, mean, rstd, in, w, b, N, s->C, s->eps);
 }
 
@@ -416,19 +416,19 @@ static void norm_backward(const GrtLayerSpec *s, float *din, float *dw, float *d
                           const float *w, const float *mean, const float *rstd, int N) {
     if (s->rms) {
         GrtRmsNormBwdFn *k = (GrtRmsNormBwdFn *)grt_kernel_find(GRT_K_RMSNORM_BWD, s->C, 0);
-        if (k && din && dw) k(N, din, dw, dout, in, w, rstd);
+        if (k && din && dw) GRT_KERNEL_ROWS(k, N, 0, din, dw, dout, in, w, rstd);
         else grt_rmsnorm_backward(din, dw, dout, in, w, rstd, N, s->C);
         return;
     }
     GrtLayerNormBwdFn *k = (GrtLayerNormBwdFn *)grt_kernel_find(GRT_K_LAYERNORM_BWD, s->C, db ? GRT_KF_BIAS : 0);
-    if (k && din && dw) k(N, din, dw, db, dout, in, w, mean, rstd);
+    if (k && din && dw) GRT_KERNEL_ROWS(k, N, 0, din, dw, db, dout, in, w, mean, rstd);
     else grt_layernorm_backward(din, dw, db, dout, in, w, mean, rstd, N, s->C);
 }
 
 /* out (N, C) = a + b */
 static void residual(float *out, const float *a, const float *b, int N, int C) {
     GrtResidualFn *k = (GrtResidualFn *)grt_kernel_find(GRT_K_RESIDUAL, C, 0);
-    if (k) k(N, out, a, b);
+    if (k) GRT_KERNEL_ROWS(k, N, 0, out, a, b);
     else grt_residual_forward(out, a, b, (size_t)N * C);
 }
 
@@ -442,8 +442,8 @@ static GrtBiasGeluFwdFn *bias_gelu_kernel(const GrtLayerSpec *s, int F, const fl
 static void activation_forward(const GrtLayerSpec *s, float *fca, float *fch, const float *bias, int N, int F) {
     GrtBiasGeluFwdFn *gk = bias_gelu_kernel(s, F, bias);
     GrtSwigluFwdFn *sk = s->swiglu ? (GrtSwigluFwdFn *)grt_kernel_find(GRT_K_SWIGLU_FWD, F, 0) : NULL;
-    if (gk) gk(N, fch, fca, bias);
-    else if (sk) sk(N, fca, fch);
+    if (gk) GRT_KERNEL_ROWS(gk, N, 0, fch, fca, bias);
+    else if (sk) GRT_KERNEL_ROWS(sk, N, 0, fca, fch);
     else if (s->swiglu) grt_swiglu_forward(fca, fch, N, F);
     else grt_gelu_forward(fca, fch, (size_t)N * F);
 }
@@ -455,8 +455,8 @@ static bool activation_backward(const GrtLayerSpec *s, float *dfch, float *dbias
     GrtBiasGeluBwdFn *gk =
         s->swiglu ? NULL : (GrtBiasGeluBwdFn *)grt_kernel_find(GRT_K_BIAS_GELU_BWD, F, dbias ? GRT_KF_BIAS : 0);
     GrtSwigluBwdFn *sk = s->swiglu ? (GrtSwigluBwdFn *)grt_kernel_find(GRT_K_SWIGLU_BWD, F, 0) : NULL;
-    if (gk) gk(N, dfch, fch, dfca, dbias);
-    else if (sk) sk(N, dfch, fch, dfca);
+    if (gk) GRT_KERNEL_ROWS(gk, N, 0, dfch, fch, dfca, dbias);
+    else if (sk) GRT_KERNEL_ROWS(sk, N, 0, dfch, fch, dfca);
     else if (s->swiglu) grt_swiglu_backward(dfch, fch, dfca, N, F);
     else grt_gelu_backward(dfch, fch, dfca, (size_t)N * F);
     return gk != NULL;

@@ -66,7 +66,9 @@ GrtRun *grt_run_start(int *argc, char ***argv, const GrtProgram *p) {
         grt_stop_all(R->world, msg, 2);
     }
     check_memory(R);
-    grt_set_threads(p->ranks);
+    int local = grt_local_ranks(p->ranks);
+    grt_set_threads(local);
+    grt_pool_start(grt_pool_threads_for(local));
     R->first_step = R->saved = -1;
     return R;
 }
@@ -243,8 +245,10 @@ void grt_run_begin(GrtRun *R) {
                p->model, p->ranks, p->pp, p->pp > 1 ? "s" : "", p->ranks / p->pp, (double)R->n_stored,
                p->global_batch, p->seq, p->micro_batches, p->micro_batches > 1 ? "es" : "", p->predicted_step_ms);
     char note[256];
-    if (R->rank == 0) printf("BLAS: OpenBLAS %s kernels%s%s\n", grt_blas_core(), grt_blas_note(note, sizeof note) ? "; " : "",
-                             grt_blas_note(note, sizeof note) ? note : "");
+    if (R->rank == 0)
+        printf("BLAS: OpenBLAS %s kernels%s%s; threads a rank: %d for the GEMMs, %d for the other kernels%s\n",
+               grt_blas_core(), grt_blas_note(note, sizeof note) ? "; " : "", grt_blas_note(note, sizeof note) ? note : "",
+               grt_blas_threads(), grt_pool_threads(), getenv("GALVRT_THREADS") ? " (GALVRT_THREADS)" : "");
 }
 
 /* ---- a step ------------------------------------------------------------------- */
