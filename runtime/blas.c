@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 char *openblas_get_corename(void);
+int openblas_get_num_threads(void);
 
 /* The set of OpenBLAS cores at least as good as `want` on this CPU. */
 static int good_enough(const char *core, const char *want) {
@@ -37,6 +38,8 @@ const char *grt_blas_core_for_cpu(void) {
 }
 
 const char *grt_blas_core(void) { return openblas_get_corename(); }
+
+int grt_blas_threads(void) { return openblas_get_num_threads(); }
 
 void grt_blas_settle(char **argv) {
     const char *want = grt_blas_core_for_cpu(), *core = openblas_get_corename();

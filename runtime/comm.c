@@ -74,8 +74,9 @@ GrtComm *grt_init(int *argc, char ***argv) {
     return world;
 }
 
-/* Free every group, then stop the backend. */
+/* Stop the kernels' threads, free every group, then stop the backend. */
 void grt_finalize(void) {
+    grt_pool_stop();
     if (!backend) return;
     while (comms) {
         GrtComm *c = comms;

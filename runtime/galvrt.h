@@ -230,6 +230,18 @@ extern const GrtKernelTable galvc_kernels __attribute__((weak));
 void grt_kernels_use(const GrtKernelTable *t);
 /* The registered kernel of this kind, column count and flags, or NULL. */
 void (*grt_kernel_find(GrtKernelKind kind, int cols, int flags))(void);
+/* The registered entry whose function is fn, or NULL. */
+const GrtKernel *grt_kernel_of(void (*fn)(void));
+
+/* A generated kernel fn (from grt_kernel_find) run on rows [0, rows) over the
+ * pool: each argument that advances by row (its kind's layout in
+ * kernel_rows.c) is offset to the part's first row, a weight gradient it
+ * accumulates gets a per-part copy. args: its pointer arguments in order;
+ * f: its float argument (eps), if it takes one. */
+void grt_kernel_rows(void (*fn)(void), int64_t rows, float f, const void *const *args, int n_args);
+#define GRT_KERNEL_ROWS(k, rows, f, ...)                                                                               \
+    grt_kernel_rows((void (*)(void))(k), (rows), (f), (const void *const[]){__VA_ARGS__},                               \
+                    (int)(sizeof((const void *const[]){__VA_ARGS__}) / sizeof(void *)))
 
 /* ---- tensor-parallel layers (runtime/layers.c) ----------------------------- */
 
@@ -467,6 +479,7 @@ int grt_st_finish(GrtStWriter *w, char *err, size_t errlen);
  * OpenBLAS picked a slower core and the user set none. grt_blas_note says
  * what happened, or returns NULL when there is nothing to say. */
 const char *grt_blas_core(void);
+int grt_blas_threads(void); /* the threads its GEMMs run on */
 const char *grt_blas_core_for_cpu(void);
 void grt_blas_settle(char **argv);
 const char *grt_blas_note(char *buf, size_t n);
@@ -477,8 +490,43 @@ double grt_now_ms(void);
 void *grt_alloc(size_t bytes);   /* zeroed, 64-byte aligned; aborts the job when memory runs out */
 void grt_free(void *p, size_t bytes);
 int64_t grt_peak_bytes(void);
-/* BLAS threads: 1 when several ranks share the machine's cores, all cores for one rank. */
+/* Ranks of the job on this node: the launcher's count (OMPI_COMM_WORLD_LOCAL_SIZE,
+ * MPI_LOCALNRANKS), else all `ranks` (one node). */
+int grt_local_ranks(int ranks);
+/* Cores this rank may use: its affinity mask's when the launcher bound it to
+ * some cores, else the node's online cores shared by its local_ranks; at least 1. */
+int grt_rank_cores(int local_ranks);
+/* BLAS threads: grt_rank_cores(local_ranks); OPENBLAS_NUM_THREADS wins. */
 void grt_set_threads(int local_ranks);
+
+/* ---- the thread pool of the row-parallel kernels (runtime/pool.c) ---------- */
+
+/* A job: rows [0, rows) cut into one contiguous part per thread (part 0 on
+ * the caller), fn run on each. Parts depend only on rows, cols and the
+ * thread count. A vector summed over rows (a weight gradient) is acc[k]
+ * (acc_n floats; NULL: none): part p adds into grt_rows_acc(job, p, k), a
+ * zeroed copy for p > 0, and the copies are added into acc[k] in part order
+ * when every part is done, so results never depend on timing. */
+#define GRT_ROWS_ACC 2
+typedef struct GrtRows GrtRows;
+struct GrtRows {
+    int64_t rows;
+    int64_t cols; /* elements of work per row: a job too small to share stays on the caller */
+    void (*fn)(const GrtRows *job, int64_t begin, int64_t end, int part);
+    void *ctx;    /* the kernel's arguments */
+    float *acc[GRT_ROWS_ACC];
+    size_t acc_n;
+};
+/* Threads for the pool: GALVRT_THREADS when set, else grt_rank_cores(local_ranks). */
+int grt_pool_threads_for(int local_ranks);
+/* Make threads - 1 workers (sleeping until a job comes); 1: no pool. grt_finalize stops them. */
+void grt_pool_start(int threads);
+void grt_pool_stop(void);
+int grt_pool_threads(void); /* 1 when no pool runs */
+/* Run the job, returning when every part is done; the main thread only (MPI's funneled mode). */
+void grt_pool_run(const GrtRows *job);
+float *grt_rows_acc(const GrtRows *job, int part, int k);
+
 
 /* ---- collectives (runtime/comm.c and one backend file each) --------------- */
 

@@ -21,3 +21,9 @@ void (*grt_kernel_find(GrtKernelKind kind, int cols, int flags))(void) {
     }
     return NULL;
 }
+
+const GrtKernel *grt_kernel_of(void (*fn)(void)) {
+    for (int i = 0; fn && table && i < table->n; i++)
+        if (table->kernels[i].fn == fn) return &table->kernels[i];
+    return NULL;
+}

@@ -34,6 +34,17 @@ static void fail(const char *where, const char *msg) {
     abort();
 }
 
+/* ---- rows over the thread pool ------------------------------------------- */
+
+/* Run fn on rows [0, rows) of a kernel whose arguments are ctx, split over
+ * the pool's threads (pool.c); cols: the work of a row, in elements. acc0
+ * and acc1 (n floats, NULL: none) are vectors the rows sum into. */
+static void run_rows(int64_t rows, int64_t cols, void (*fn)(const GrtRows *, int64_t, int64_t, int), void *ctx,
+                     float *acc0, float *acc1, size_t n) {
+    GrtRows job = {.rows = rows, .cols = cols, .fn = fn, .ctx = ctx, .acc = {acc0, acc1}, .acc_n = n};
+    grt_pool_run(&job);
+}
+
 /* ---- four-wide vectors ------------------------------------------------------ */
 
 /* Four floats (SSE on x86-64, NEON on AArch64), and the lane masks comparisons give. */
@@ -168,22 +179,59 @@ static long shard_row(int32_t tok, int vocab_start, int vocab_rows) {
     return row >= 0 && row < vocab_rows ? row : -1;
 }
 
+typedef struct Embedding {
+    float *out, *dwte, *dwpe;
+    const float *wte, *wpe, *dout;
+    const int32_t *tokens;
+    int BT, T, C, vocab_start, vocab_rows;
+} Embedding;
+
+/* Tokens [n0, n1) of the forward. */
+static void embedding_forward_rows(const GrtRows *job, int64_t n0, int64_t n1, int part) {
+    const Embedding *e = job->ctx;
+    size_t C = (size_t)e->C;
+    (void)part;
+    for (int64_t i = n0; i < n1; i++) {
+        float *o = e->out + (size_t)i * C;
+        long row = shard_row(e->tokens[i], e->vocab_start, e->vocab_rows);
+        if (row >= 0)
+            memcpy(o, e->wte + (size_t)row * C, C * sizeof(float));
+        else
+            memset(o, 0, C * sizeof(float));
+        if (e->wpe) {
+            const float *p = e->wpe + (size_t)(i % e->T) * C;
+            for (size_t c = 0; c < C; c++)
+                o[c] += p[c];
+        }
+    }
+}
+
 /* out (B,T,C) = wte (vocab_rows,C)[tokens (B,T) - vocab_start] + wpe (T,C)[t]; tokens off the shard give 0 */
 void grt_embedding_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe, int B, int T, int C,
                            int vocab_start, int vocab_rows) {
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            float *o = out + ((size_t)b * T + t) * C;
-            long row = shard_row(tokens[(size_t)b * T + t], vocab_start, vocab_rows);
-            if (row >= 0)
-                memcpy(o, wte + (size_t)row * C, (size_t)C * sizeof(float));
-            else
-                memset(o, 0, (size_t)C * sizeof(float));
-            if (wpe) {
-                const float *p = wpe + (size_t)t * C;
-                for (int c = 0; c < C; c++)
-                    o[c] += p[c];
-            }
+    Embedding e = {.out = out, .wte = wte, .wpe = wpe, .tokens = tokens, .BT = B * T, .T = T, .C = C,
+                   .vocab_start = vocab_start, .vocab_rows = vocab_rows};
+    run_rows((int64_t)B * T, C, embedding_forward_rows, &e, NULL, NULL, 0);
+}
+
+/* Columns [c0, c1) of the backward, for every token in order: two tokens
+ * may share a row of dwte, but never a column of another part. */
+static void embedding_backward_cols(const GrtRows *job, int64_t c0, int64_t c1, int part) {
+    const Embedding *e = job->ctx;
+    size_t C = (size_t)e->C;
+    (void)part;
+    for (int i = 0; i < e->BT; i++) {
+        const float *d = e->dout + (size_t)i * C;
+        long row = shard_row(e->tokens[i], e->vocab_start, e->vocab_rows);
+        if (e->dwte && row >= 0) {
+            float *g = e->dwte + (size_t)row * C;
+            for (int64_t c = c0; c < c1; c++)
+                g[c] += d[c];
+        }
+        if (e->dwpe) {
+            float *g = e->dwpe + (size_t)(i % e->T) * C;
+            for (int64_t c = c0; c < c1; c++)
+                g[c] += d[c];
         }
     }
 }
@@ -191,22 +239,9 @@ void grt_embedding_forward(float *out, const int32_t *tokens, const float *wte, 
 /* dwte (vocab_rows,C) += dout (B,T,C) scattered by token (shard rows only); dwpe (T,C) += sum_b dout */
 void grt_embedding_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int B, int T, int C,
                             int vocab_start, int vocab_rows) {
-    for (int b = 0; b < B; b++) {
-        for (int t = 0; t < T; t++) {
-            const float *d = dout + ((size_t)b * T + t) * C;
-            long row = shard_row(tokens[(size_t)b * T + t], vocab_start, vocab_rows);
-            if (dwte && row >= 0) {
-                float *g = dwte + (size_t)row * C;
-                for (int c = 0; c < C; c++)
-                    g[c] += d[c];
-            }
-            if (dwpe) {
-                float *g = dwpe + (size_t)t * C;
-                for (int c = 0; c < C; c++)
-                    g[c] += d[c];
-            }
-        }
-    }
+    Embedding e = {.dwte = dwte, .dwpe = dwpe, .dout = dout, .tokens = tokens, .BT = B * T, .T = T, .C = C,
+                   .vocab_start = vocab_start, .vocab_rows = vocab_rows};
+    run_rows(C, (int64_t)B * T, embedding_backward_cols, &e, NULL, NULL, 0);
 }
 
 /* ---- rotary ----------------------------------------------------------------- */
@@ -263,12 +298,22 @@ void grt_rope_backward(float *dx, int B, int T, int heads, int hd, float theta) 
 
 /* ---- normalization ---------------------------------------------------------- */
 
-/* out (N,C) = (inp (N,C) - mean) * rstd * weight (C) + bias (C); mean, rstd (N) saved */
-void grt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
-                           const float *bias, int N, int C, float eps) {
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *o = out + (size_t)n * C;
+typedef struct Norm {
+    float *out, *mean, *rstd, *dinp;     /* forward's outputs; backward's input gradient */
+    const float *inp, *weight, *bias, *dout;
+    const float *smean, *srstd;          /* backward: the saved statistics */
+    int C;
+    float eps;
+} Norm;
+
+/* Rows [n0, n1) of the LayerNorm forward. */
+static void layernorm_forward_rows(const GrtRows *job, int64_t n0, int64_t n1, int part) {
+    const Norm *a = job->ctx;
+    const int C = a->C;
+    (void)part;
+    for (int64_t n = n0; n < n1; n++) {
+        const float *x = a->inp + (size_t)n * C;
+        float *o = a->out + (size_t)n * C;
         double s = 0.0;
         for (int c = 0; c < C; c++)
             s += x[c];
@@ -277,21 +322,30 @@ void grt_layernorm_forward(float *out, float *mean, float *rstd, const float *in
             double d = x[c] - m;
             v += d * d;
         }
-        float fm = (float)m, r = (float)(1.0 / sqrt(v / C + eps));
+        float fm = (float)m, r = (float)(1.0 / sqrt(v / C + a->eps));
         for (int c = 0; c < C; c++)
-            o[c] = (x[c] - fm) * r * weight[c] + (bias ? bias[c] : 0.0f);
-        if (mean) mean[n] = fm;
-        if (rstd) rstd[n] = r;
+            o[c] = (x[c] - fm) * r * a->weight[c] + (a->bias ? a->bias[c] : 0.0f);
+        if (a->mean) a->mean[n] = fm;
+        if (a->rstd) a->rstd[n] = r;
     }
 }
 
-/* dinp (N,C) += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout * weight;
- * dweight (C) += sum_n dout * norm; dbias (C) += sum_n dout */
-void grt_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                            const float *weight, const float *mean, const float *rstd, int N, int C) {
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
-        float m = mean[n], r = rstd[n];
+/* out (N,C) = (inp (N,C) - mean) * rstd * weight (C) + bias (C); mean, rstd (N) saved */
+void grt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                           const float *bias, int N, int C, float eps) {
+    Norm a = {.out = out, .mean = mean, .rstd = rstd, .inp = inp, .weight = weight, .bias = bias, .C = C, .eps = eps};
+    run_rows(N, C, layernorm_forward_rows, &a, NULL, NULL, 0);
+}
+
+/* Rows [n0, n1) of the LayerNorm backward, into this part's dweight and dbias. */
+static void layernorm_backward_rows(const GrtRows *job, int64_t n0, int64_t n1, int part) {
+    const Norm *a = job->ctx;
+    const int C = a->C;
+    const float *weight = a->weight;
+    float *dweight = grt_rows_acc(job, part, 0), *dbias = grt_rows_acc(job, part, 1);
+    for (int64_t n = n0; n < n1; n++) {
+        const float *x = a->inp + (size_t)n * C, *d = a->dout + (size_t)n * C;
+        float m = a->smean[n], r = a->srstd[n];
         double sd = 0.0, sdn = 0.0;
         for (int c = 0; c < C; c++) {
             float nrm = (x[c] - m) * r, dn = d[c] * weight[c];
@@ -301,25 +355,63 @@ void grt_layernorm_backward(float *dinp, float *dweight, float *dbias, const flo
         float md = (float)(sd / C), mdn = (float)(sdn / C);
         for (int c = 0; c < C; c++) {
             float nrm = (x[c] - m) * r;
-            if (dinp) dinp[(size_t)n * C + c] += r * (d[c] * weight[c] - md - nrm * mdn);
+            if (a->dinp) a->dinp[(size_t)n * C + c] += r * (d[c] * weight[c] - md - nrm * mdn);
             if (dweight) dweight[c] += d[c] * nrm;
             if (dbias) dbias[c] += d[c];
         }
     }
 }
 
-/* out (N,C) = inp (N,C) * rstd * weight (C); rstd (N) = 1 / sqrt(mean(inp^2) + eps) saved */
-void grt_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps) {
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C;
-        float *o = out + (size_t)n * C;
+/* dinp (N,C) += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)), dnorm = dout * weight;
+ * dweight (C) += sum_n dout * norm; dbias (C) += sum_n dout */
+void grt_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, const float *mean, const float *rstd, int N, int C) {
+    Norm a = {.dinp = dinp, .inp = inp, .weight = weight, .dout = dout, .smean = mean, .srstd = rstd, .C = C};
+    run_rows(N, C, layernorm_backward_rows, &a, dweight, dbias, (size_t)C);
+}
+
+/* Rows [n0, n1) of the RMSNorm forward. */
+static void rmsnorm_forward_rows(const GrtRows *job, int64_t n0, int64_t n1, int part) {
+    const Norm *a = job->ctx;
+    const int C = a->C;
+    (void)part;
+    for (int64_t n = n0; n < n1; n++) {
+        const float *x = a->inp + (size_t)n * C;
+        float *o = a->out + (size_t)n * C;
         double ss = 0.0;
         for (int c = 0; c < C; c++)
             ss += (double)x[c] * x[c];
-        float r = (float)(1.0 / sqrt(ss / C + eps));
+        float r = (float)(1.0 / sqrt(ss / C + a->eps));
         for (int c = 0; c < C; c++)
-            o[c] = x[c] * r * weight[c];
-        if (rstd) rstd[n] = r;
+            o[c] = x[c] * r * a->weight[c];
+        if (a->rstd) a->rstd[n] = r;
+    }
+}
+
+/* out (N,C) = inp (N,C) * rstd * weight (C); rstd (N) = 1 / sqrt(mean(inp^2) + eps) saved */
+void grt_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps) {
+    Norm a = {.out = out, .rstd = rstd, .inp = inp, .weight = weight, .C = C, .eps = eps};
+    run_rows(N, C, rmsnorm_forward_rows, &a, NULL, NULL, 0);
+}
+
+/* Rows [n0, n1) of the RMSNorm backward, into this part's dweight. */
+static void rmsnorm_backward_rows(const GrtRows *job, int64_t n0, int64_t n1, int part) {
+    const Norm *a = job->ctx;
+    const int C = a->C;
+    const float *weight = a->weight;
+    float *dweight = grt_rows_acc(job, part, 0);
+    for (int64_t n = n0; n < n1; n++) {
+        const float *x = a->inp + (size_t)n * C, *d = a->dout + (size_t)n * C;
+        float r = a->srstd[n];
+        double sdn = 0.0;
+        for (int c = 0; c < C; c++)
+            sdn += (double)(d[c] * weight[c]) * (x[c] * r);
+        float mdn = (float)(sdn / C);
+        for (int c = 0; c < C; c++) {
+            float nrm = x[c] * r;
+            if (a->dinp) a->dinp[(size_t)n * C + c] += r * (d[c] * weight[c] - nrm * mdn);
+            if (dweight) dweight[c] += d[c] * nrm;
+        }
     }
 }
 
@@ -327,19 +419,8 @@ void grt_rmsnorm_forward(float *out, float *rstd, const float *inp, const float 
  * dweight (C) += sum_n dout * norm */
 void grt_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight,
                           const float *rstd, int N, int C) {
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
-        float r = rstd[n];
-        double sdn = 0.0;
-        for (int c = 0; c < C; c++)
-            sdn += (double)(d[c] * weight[c]) * (x[c] * r);
-        float mdn = (float)(sdn / C);
-        for (int c = 0; c < C; c++) {
-            float nrm = x[c] * r;
-            if (dinp) dinp[(size_t)n * C + c] += r * (d[c] * weight[c] - nrm * mdn);
-            if (dweight) dweight[c] += d[c] * nrm;
-        }
-    }
+    Norm a = {.dinp = dinp, .inp = inp, .weight = weight, .dout = dout, .srstd = rstd, .C = C};
+    run_rows(N, C, rmsnorm_backward_rows, &a, dweight, NULL, (size_t)C);
 }
 
 /* ---- pointwise -------------------------------------------------------------- */
@@ -363,23 +444,45 @@ static inline F4 gelu_grad4(F4 x) {
     return s + 2.0f * x * s * (e * s) * (GELU_K * (1.0f + 3.0f * GELU_A * x * x));
 }
 
+/* The arguments of a kernel with one value per element, or one row per (N, F) row. */
+typedef struct Pointwise {
+    float *out;
+    const float *a, *b;
+    int F;
+} Pointwise;
+
+/* Elements [i, n) of the GELU forward: out = gelu(a). */
+static void gelu_forward_rows(const GrtRows *job, int64_t i, int64_t n, int part) {
+    const Pointwise *p = job->ctx;
+    (void)part;
+    for (; i + 4 <= n; i += 4)
+        f4_store(p->out + i, gelu4(f4_load(p->a + i)));
+    f4_store_part(p->out + i, gelu4(f4_load_part(p->a + i, (int)(n - i), 0.0f)), (int)(n - i));
+}
+
 /* out (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), x = inp (n) */
 void grt_gelu_forward(float *out, const float *inp, size_t n) {
-    size_t i = 0;
+    Pointwise p = {.out = out, .a = inp};
+    run_rows((int64_t)n, 1, gelu_forward_rows, &p, NULL, NULL, 0);
+}
+
+/* Elements [i, n) of the GELU backward: out += b * gelu'(a). */
+static void gelu_backward_rows(const GrtRows *job, int64_t i, int64_t n, int part) {
+    const Pointwise *p = job->ctx;
+    float *dinp = p->out;
+    (void)part;
     for (; i + 4 <= n; i += 4)
-        f4_store(out + i, gelu4(f4_load(inp + i)));
-    f4_store_part(out + i, gelu4(f4_load_part(inp + i, (int)(n - i), 0.0f)), (int)(n - i));
+        f4_store(dinp + i, f4_load(dinp + i) + f4_load(p->b + i) * gelu_grad4(f4_load(p->a + i)));
+    int k = (int)(n - i);
+    F4 d = f4_load_part(dinp + i, k, 0.0f) +
+           f4_load_part(p->b + i, k, 0.0f) * gelu_grad4(f4_load_part(p->a + i, k, 0.0f));
+    f4_store_part(dinp + i, d, k);
 }
 
 /* dinp (n) += dout (n) * gelu'(inp (n)) */
 void grt_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        f4_store(dinp + i, f4_load(dinp + i) + f4_load(dout + i) * gelu_grad4(f4_load(inp + i)));
-    int k = (int)(n - i);
-    F4 d =
-        f4_load_part(dinp + i, k, 0.0f) + f4_load_part(dout + i, k, 0.0f) * gelu_grad4(f4_load_part(inp + i, k, 0.0f));
-    f4_store_part(dinp + i, d, k);
+    Pointwise p = {.out = dinp, .a = inp, .b = dout};
+    run_rows((int64_t)n, 1, gelu_backward_rows, &p, NULL, NULL, 0);
 }
 
 /* sigmoid (4) = 1 / (1 + e^-g) */
@@ -394,11 +497,14 @@ static inline void swiglu_grad4(F4 *dg, F4 *du, F4 g, F4 u, F4 d) {
     *du += d * g * s;
 }
 
-/* out (N,F) = silu(gate) * up, inp (N,2F) = [gate (F) | up (F)] per row, silu(g) = g sigmoid(g) */
-void grt_swiglu_forward(float *out, const float *inp, int N, int F) {
-    for (int n = 0; n < N; n++) {
-        const float *g = inp + (size_t)n * 2 * F, *u = g + F;
-        float *o = out + (size_t)n * F;
+/* Rows [n0, n1) of the SwiGLU forward. */
+static void swiglu_forward_rows(const GrtRows *job, int64_t n0, int64_t n1, int part) {
+    const Pointwise *p = job->ctx;
+    const int F = p->F;
+    (void)part;
+    for (int64_t n = n0; n < n1; n++) {
+        const float *g = p->a + (size_t)n * 2 * F, *u = g + F;
+        float *o = p->out + (size_t)n * F;
         int f = 0;
         for (; f + 4 <= F; f += 4) {
             F4 g4 = f4_load(g + f);
@@ -409,11 +515,20 @@ void grt_swiglu_forward(float *out, const float *inp, int N, int F) {
     }
 }
 
-/* dinp (N,2F) += [dout * up * silu'(gate) | dout * silu(gate)], silu'(g) = s (1 + g (1 - s)), s = sigmoid(g) */
-void grt_swiglu_backward(float *dinp, const float *inp, const float *dout, int N, int F) {
-    for (int n = 0; n < N; n++) {
-        const float *g = inp + (size_t)n * 2 * F, *u = g + F, *d = dout + (size_t)n * F;
-        float *dg = dinp + (size_t)n * 2 * F, *du = dg + F;
+/* out (N,F) = silu(gate) * up, inp (N,2F) = [gate (F) | up (F)] per row, silu(g) = g sigmoid(g) */
+void grt_swiglu_forward(float *out, const float *inp, int N, int F) {
+    Pointwise p = {.out = out, .a = inp, .F = F};
+    run_rows(N, 2 * (int64_t)F, swiglu_forward_rows, &p, NULL, NULL, 0);
+}
+
+/* Rows [n0, n1) of the SwiGLU backward. */
+static void swiglu_backward_rows(const GrtRows *job, int64_t n0, int64_t n1, int part) {
+    const Pointwise *p = job->ctx;
+    const int F = p->F;
+    (void)part;
+    for (int64_t n = n0; n < n1; n++) {
+        const float *g = p->a + (size_t)n * 2 * F, *u = g + F, *d = p->b + (size_t)n * F;
+        float *dg = p->out + (size_t)n * 2 * F, *du = dg + F;
         int f = 0;
         for (; f + 4 <= F; f += 4) {
             F4 dg4 = f4_load(dg + f), du4 = f4_load(du + f);
@@ -430,10 +545,24 @@ void grt_swiglu_backward(float *dinp, const float *inp, const float *dout, int N
     }
 }
 
+/* dinp (N,2F) += [dout * up * silu'(gate) | dout * silu(gate)], silu'(g) = s (1 + g (1 - s)), s = sigmoid(g) */
+void grt_swiglu_backward(float *dinp, const float *inp, const float *dout, int N, int F) {
+    Pointwise p = {.out = dinp, .a = inp, .b = dout, .F = F};
+    run_rows(N, 3 * (int64_t)F, swiglu_backward_rows, &p, NULL, NULL, 0);
+}
+
+/* Elements [i0, i1) of the residual. */
+static void residual_rows(const GrtRows *job, int64_t i0, int64_t i1, int part) {
+    const Pointwise *p = job->ctx;
+    (void)part;
+    for (int64_t i = i0; i < i1; i++)
+        p->out[i] = p->a[i] + p->b[i];
+}
+
 /* out (n) = a (n) + b (n) */
 void grt_residual_forward(float *out, const float *a, const float *b, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        out[i] = a[i] + b[i];
+    Pointwise p = {.out = out, .a = a, .b = b};
+    run_rows((int64_t)n, 1, residual_rows, &p, NULL, NULL, 0);
 }
 
 /* ---- attention -------------------------------------------------------------- */
@@ -465,20 +594,13 @@ static void softmax_row_backward(float *dr, const float *p, int n) {
 /* Rows per GEMM block: ATT_BLOCK under a causal mask, else the whole sequence. */
 static int att_block(int T, int causal) { return causal && T > ATT_BLOCK ? ATT_BLOCK : T; }
 
-/* Per (b, h), with q, k, v (T,hd) read from qkv (B,T,(H+2KVH)hd) and kv head h / (H/KVH):
- * att (B,H,T,T) = softmax(q @ k^T / sqrt(hd), masked); out (B,T,H hd) = att @ v */
-void grt_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd, int causal) {
-    grt_attention_forward_with(out, att, qkv, B, T, H, KVH, hd, causal, NULL);
-}
-
-/* The same, the softmax's rows (and their scale) by the kernel sm when not NULL */
-void grt_attention_forward_with(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
-                                int causal, GrtAttSoftmaxFwdFn *sm) {
-    if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
-    if (KVH <= 0 || H % KVH != 0) fail("grt_attention_forward", "H must be a multiple of KVH");
+/* One of the forward's two GEMM passes, per (b, h) and row block, with q, k, v (T,hd) read from qkv
+ * (B,T,(H+2KVH)hd) and kv head h / (H/KVH): scores att (B,H,T,T) = q @ k^T * scale (pv 0), or
+ * out (B,T,H hd) = att @ v (pv 1). Under a causal mask a block multiplies only the keys it sees. */
+static void attention_gemms(int pv, float scale, float *out, float *att, const float *qkv, int B, int T, int H, int KVH,
+                            int hd, int causal) {
     const size_t S = (size_t)(H + 2 * KVH) * hd, HD = (size_t)H * hd, TT = (size_t)T * T;
     const int group = H / KVH, blk = att_block(T, causal);
-    const float scale = 1.0f / sqrtf((float)hd);
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < H; h++) {
             const float *base = qkv + (size_t)b * T * S;
@@ -489,18 +611,56 @@ void grt_attention_forward_with(float *out, float *att, const float *qkv, int B,
             float *o = out + (size_t)b * T * HD + (size_t)h * hd;
             for (int r0 = 0; r0 < T; r0 += blk) {
                 int m = T - r0 < blk ? T - r0 : blk, ncols = causal ? r0 + m : T;
-                /* scores (m, ncols) = q[r0:r0+m] @ k[0:ncols]^T * scale */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ncols, hd, sm ? 1.0f : scale, q + r0 * S,
-                            (int)S, k, (int)S, 0.0f, a + (size_t)r0 * T, T);
-                if (sm) sm(m, a + (size_t)r0 * T, r0, scale);
-                for (int t = r0; !sm && t < r0 + m; t++)
-                    softmax_row(a + (size_t)t * T, causal ? t + 1 : T, T);
-                /* o[r0:r0+m] (m, hd) = att (m, ncols) @ v[0:ncols] (ncols, hd) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, ncols, 1.0f, a + (size_t)r0 * T, T, v,
-                            (int)S, 0.0f, o + r0 * HD, (int)HD);
+                if (!pv) /* scores (m, ncols) = q[r0:r0+m] @ k[0:ncols]^T * scale */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ncols, hd, scale, q + r0 * S, (int)S, k,
+                                (int)S, 0.0f, a + (size_t)r0 * T, T);
+                else /* o[r0:r0+m] (m, hd) = att (m, ncols) @ v[0:ncols] (ncols, hd) */
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, ncols, 1.0f, a + (size_t)r0 * T, T,
+                                v, (int)S, 0.0f, o + r0 * HD, (int)HD);
             }
         }
     }
+}
+
+typedef struct AttSoftmax {
+    float *att;
+    int T, causal;
+    GrtAttSoftmaxFwdFn *sm; /* the generated kernel, which scales the scores itself; NULL: the reference */
+    float scale;
+} AttSoftmax;
+
+/* Rows [r0, r1) of att (B H T, T): row r is query t = r mod T, which sees keys [0, t] under the mask.
+ * The generated kernel runs once per (b, h) the rows cross, from the query the run starts at. */
+static void attention_softmax_rows(const GrtRows *job, int64_t r0, int64_t r1, int part) {
+    const AttSoftmax *a = job->ctx;
+    (void)part;
+    for (int64_t r = r0; a->sm && r < r1;) {
+        int64_t end = (r / a->T + 1) * a->T < r1 ? (r / a->T + 1) * a->T : r1;
+        a->sm(end - r, a->att + (size_t)r * a->T, r % a->T, a->scale);
+        r = end;
+    }
+    for (int64_t r = r0; !a->sm && r < r1; r++) {
+        int t = (int)(r % a->T);
+        softmax_row(a->att + (size_t)r * a->T, a->causal ? t + 1 : a->T, a->T);
+    }
+}
+
+/* att (B,H,T,T) = softmax(q @ k^T / sqrt(hd), masked); out (B,T,H hd) = att @ v: the scores'
+ * GEMMs, then every row's softmax over the pool's threads, then att @ v's GEMMs */
+void grt_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd, int causal) {
+    grt_attention_forward_with(out, att, qkv, B, T, H, KVH, hd, causal, NULL);
+}
+
+/* The same, the softmax's rows (and their scale) by the kernel sm when not NULL */
+void grt_attention_forward_with(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
+                                int causal, GrtAttSoftmaxFwdFn *sm) {
+    if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
+    if (KVH <= 0 || H % KVH != 0) fail("grt_attention_forward", "H must be a multiple of KVH");
+    const float scale = 1.0f / sqrtf((float)hd);
+    attention_gemms(0, sm ? 1.0f : scale, out, att, qkv, B, T, H, KVH, hd, causal);
+    AttSoftmax a = {.att = att, .T = T, .causal = causal, .sm = sm, .scale = scale};
+    run_rows((int64_t)B * H * T, causal ? T / 2 + 1 : T, attention_softmax_rows, &a, NULL, NULL, 0);
+    attention_gemms(1, 1.0f, out, att, qkv, B, T, H, KVH, hd, causal);
 }
 
 /* dqkv (B,T,(H+2KVH)hd) += gradients of q, k, v given dout (B,T,H hd) and the saved att (B,H,T,T):
@@ -580,37 +740,62 @@ void grt_attention_softmax_backward(float *datt, const float *att, int rows, int
 
 /* ---- loss ------------------------------------------------------------------- */
 
-/* probs (N,V) = softmax(logits (N,V)); losses (N) = -log probs[target] by log-sum-exp, 0 where target < 0 */
-void grt_crossentropy_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N, int V) {
-    for (int n = 0; n < N; n++) {
-        const float *l = logits + (size_t)n * V;
-        float *p = probs + (size_t)n * V;
-        int32_t tgt = targets[n];
+typedef struct Loss {
+    float *losses, *probs, *dlogits;
+    const float *logits, *dlosses, *saved; /* saved: the forward's probs, for backward */
+    const int32_t *targets;
+    int V;
+} Loss;
+
+/* Rows [n0, n1) of the forward. */
+static void crossentropy_forward_rows(const GrtRows *job, int64_t n0, int64_t n1, int part) {
+    const Loss *a = job->ctx;
+    const int V = a->V;
+    (void)part;
+    for (int64_t n = n0; n < n1; n++) {
+        const float *l = a->logits + (size_t)n * V;
+        float *p = a->probs + (size_t)n * V;
+        int32_t tgt = a->targets[n];
         if (tgt >= V) fail("grt_crossentropy_forward", "a target is outside the vocabulary");
         double lse = softmax(p, l, V);
-        losses[n] = tgt < 0 ? 0.0f : (float)(lse - l[tgt]);
+        a->losses[n] = tgt < 0 ? 0.0f : (float)(lse - l[tgt]);
     }
 }
 
-/* dlogits (N,V) += (probs (N,V) - onehot(target)) * dlosses (N); rows with target < 0 get nothing */
-void grt_crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dlosses, int N,
-                               int V) {
-    for (int n = 0; n < N; n++) {
-        int32_t tgt = targets[n];
+/* probs (N,V) = softmax(logits (N,V)); losses (N) = -log probs[target] by log-sum-exp, 0 where target < 0 */
+void grt_crossentropy_forward(float *losses, float *probs, const float *logits, const int32_t *targets, int N, int V) {
+    Loss a = {.losses = losses, .probs = probs, .logits = logits, .targets = targets, .V = V};
+    run_rows(N, V, crossentropy_forward_rows, &a, NULL, NULL, 0);
+}
+
+/* Rows [n0, n1) of the backward. */
+static void crossentropy_backward_rows(const GrtRows *job, int64_t n0, int64_t n1, int part) {
+    const Loss *a = job->ctx;
+    const int V = a->V;
+    (void)part;
+    for (int64_t n = n0; n < n1; n++) {
+        int32_t tgt = a->targets[n];
         if (tgt < 0) continue;
         if (tgt >= V) fail("grt_crossentropy_backward", "a target is outside the vocabulary");
-        const float *p = probs + (size_t)n * V;
-        float *dl = dlogits + (size_t)n * V, g = dlosses[n];
+        const float *p = a->saved + (size_t)n * V;
+        float *dl = a->dlogits + (size_t)n * V, g = a->dlosses[n];
         for (int j = 0; j < V; j++)
             dl[j] += p[j] * g;
         dl[tgt] -= g;
     }
 }
 
+/* dlogits (N,V) += (probs (N,V) - onehot(target)) * dlosses (N); rows with target < 0 get nothing */
+void grt_crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets, const float *dlosses, int N,
+                               int V) {
+    Loss a = {.dlogits = dlogits, .saved = probs, .targets = targets, .dlosses = dlosses, .V = V};
+    run_rows(N, V, crossentropy_backward_rows, &a, NULL, NULL, 0);
+}
+
 /* ---- optimizer -------------------------------------------------------------- */
 
 /* sum of x (n)^2, in double (four partial sums, so the loop pipelines) */
-double grt_sumsq(const float *x, size_t n) {
+static double sumsq(const float *x, size_t n) {
     double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -624,42 +809,101 @@ double grt_sumsq(const float *x, size_t n) {
     return (s0 + s1) + (s2 + s3);
 }
 
-/* param (n) -= lr * (mhat / (sqrt(vhat) + eps) + weight_decay * param), with g = grad * grad_scale,
- * m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g^2, mhat = m / (1 - beta1^t), vhat = v / (1 - beta2^t) */
-void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
-               float eps, float weight_decay, float grad_scale, int t) {
-    const float c1 = (float)(1.0 / (1.0 - pow(beta1, t))), c2 = (float)(1.0 / (1.0 - pow(beta2, t)));
-    for (size_t i = 0; i < n; i++) {
-        float g = grad[i] * grad_scale;
+#define MAX_PARTS 64 /* pool.c's MAX_THREADS */
+
+typedef struct SumSq {
+    const float *x;
+    double part[MAX_PARTS];
+} SumSq;
+
+static void sumsq_rows(const GrtRows *job, int64_t i0, int64_t i1, int part) {
+    SumSq *a = job->ctx;
+    a->part[part] = sumsq(a->x + i0, (size_t)(i1 - i0));
+}
+
+/* The parts' sums added in part order. */
+double grt_sumsq(const float *x, size_t n) {
+    SumSq a = {.x = x};
+    run_rows((int64_t)n, 1, sumsq_rows, &a, NULL, NULL, 0);
+    double s = 0.0;
+    for (int p = 0; p < MAX_PARTS; p++)
+        s += a.part[p];
+    return s;
+}
+
+typedef struct Step {
+    float *param, *m, *v;
+    const float *grad;
+    float lr, beta1, beta2, eps, weight_decay, grad_scale, c1, c2, momentum;
+    int nesterov;
+} Step;
+
+static void adamw_rows(const GrtRows *job, int64_t i0, int64_t i1, int part) {
+    const Step *a = job->ctx;
+    float *param = a->param, *m = a->m, *v = a->v;
+    const float beta1 = a->beta1, beta2 = a->beta2, c1 = a->c1, c2 = a->c2;
+    (void)part;
+    for (int64_t i = i0; i < i1; i++) {
+        float g = a->grad[i] * a->grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * g;
         float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
         m[i] = mi;
         v[i] = vi;
-        param[i] -= lr * (mi * c1 / (sqrtf(vi * c2) + eps) + weight_decay * param[i]);
+        param[i] -= a->lr * (mi * c1 / (sqrtf(vi * c2) + a->eps) + a->weight_decay * param[i]);
+    }
+}
+
+/* param (n) -= lr * (mhat / (sqrt(vhat) + eps) + weight_decay * param), with g = grad * grad_scale,
+ * m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g^2, mhat = m / (1 - beta1^t), vhat = v / (1 - beta2^t)
+ * (Loshchilov and Hutter 2019, algorithm 2) */
+void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+               float eps, float weight_decay, float grad_scale, int t) {
+    Step a = {.param = param, .grad = grad, .m = m, .v = v, .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
+              .weight_decay = weight_decay, .grad_scale = grad_scale, .c1 = (float)(1.0 / (1.0 - pow(beta1, t))),
+              .c2 = (float)(1.0 / (1.0 - pow(beta2, t)))};
+    run_rows((int64_t)n, 4, adamw_rows, &a, NULL, NULL, 0);
+}
+
+static void adam_rows(const GrtRows *job, int64_t i0, int64_t i1, int part) {
+    const Step *a = job->ctx;
+    float *param = a->param, *m = a->m, *v = a->v;
+    const float beta1 = a->beta1, beta2 = a->beta2, c1 = a->c1, c2 = a->c2;
+    (void)part;
+    for (int64_t i = i0; i < i1; i++) {
+        float g = a->grad[i] * a->grad_scale + a->weight_decay * param[i];
+        float mi = beta1 * m[i] + (1.0f - beta1) * g;
+        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+        m[i] = mi;
+        v[i] = vi;
+        param[i] -= a->lr * (mi * c1 / (sqrtf(vi * c2) + a->eps));
     }
 }
 
 void grt_adam(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
               float eps, float weight_decay, float grad_scale, int t) {
-    const float c1 = (float)(1.0 / (1.0 - pow(beta1, t))), c2 = (float)(1.0 / (1.0 - pow(beta2, t)));
-    for (size_t i = 0; i < n; i++) {
-        float g = grad[i] * grad_scale + weight_decay * param[i];
-        float mi = beta1 * m[i] + (1.0f - beta1) * g;
-        float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        param[i] -= lr * (mi * c1 / (sqrtf(vi * c2) + eps));
+    Step a = {.param = param, .grad = grad, .m = m, .v = v, .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
+              .weight_decay = weight_decay, .grad_scale = grad_scale, .c1 = (float)(1.0 / (1.0 - pow(beta1, t))),
+              .c2 = (float)(1.0 / (1.0 - pow(beta2, t)))};
+    run_rows((int64_t)n, 4, adam_rows, &a, NULL, NULL, 0);
+}
+
+static void sgd_rows(const GrtRows *job, int64_t i0, int64_t i1, int part) {
+    const Step *a = job->ctx;
+    float *param = a->param, *buf = a->m;
+    (void)part;
+    for (int64_t i = i0; i < i1; i++) {
+        float g = a->grad[i] * a->grad_scale + a->weight_decay * param[i];
+        if (buf) {
+            buf[i] = a->momentum * buf[i] + g;
+            g = a->nesterov ? g + a->momentum * buf[i] : buf[i];
+        }
+        param[i] -= a->lr * g;
     }
 }
 
 void grt_sgd(float *param, const float *grad, float *buf, size_t n, float lr, float momentum, int nesterov,
              float weight_decay, float grad_scale) {
-    for (size_t i = 0; i < n; i++) {
-        float g = grad[i] * grad_scale + weight_decay * param[i];
-        if (buf) {
-            buf[i] = momentum * buf[i] + g;
-            g = nesterov ? g + momentum * buf[i] : buf[i];
-        }
-        param[i] -= lr * g;
-    }
+    Step a = {.param = param, .grad = grad, .m = buf, .lr = lr, .momentum = momentum, .nesterov = nesterov,
+              .weight_decay = weight_decay, .grad_scale = grad_scale};
+    run_rows((int64_t)n, 4, sgd_rows, &a, NULL, NULL, 0);
 }

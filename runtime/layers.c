@@ -403,12 +403,12 @@ static void norm_forward(const GrtLayerSpec *s, float *out, float *mean, float *
                          const float *b, int N) {
     if (s->rms) {
         GrtRmsNormFwdFn *k = (GrtRmsNormFwdFn *)grt_kernel_find(GRT_K_RMSNORM_FWD, s->C, 0);
-        if (k && rstd) k(N, out, rstd, in, w, s->eps);
+        if (k && rstd) GRT_KERNEL_ROWS(k, N, s->eps, out, rstd, in, w);
         else grt_rmsnorm_forward(out, rstd, in, w, N, s->C, s->eps);
         return;
     }
     GrtLayerNormFwdFn *k = (GrtLayerNormFwdFn *)grt_kernel_find(GRT_K_LAYERNORM_FWD, s->C, b ? GRT_KF_BIAS : 0);
-    if (k && mean && rstd) k(N, out, mean, rstd, in, w, b, s->eps);
+    if (k && mean && rstd) GRT_KERNEL_ROWS(k, N, s->eps, out, mean, rstd, in, w, b);
     else grt_layernorm_forward(out, mean, rstd, in, w, b, N, s->C, s->eps);
 }
 
@@ -416,19 +416,19 @@ static void norm_backward(const GrtLayerSpec *s, float *din, float *dw, float *d
                           const float *w, const float *mean, const float *rstd, int N) {
     if (s->rms) {
         GrtRmsNormBwdFn *k = (GrtRmsNormBwdFn *)grt_kernel_find(GRT_K_RMSNORM_BWD, s->C, 0);
-        if (k && din && dw) k(N, din, dw, dout, in, w, rstd);
+        if (k && din && dw) GRT_KERNEL_ROWS(k, N, 0, din, dw, dout, in, w, rstd);
         else grt_rmsnorm_backward(din, dw, dout, in, w, rstd, N, s->C);
         return;
     }
     GrtLayerNormBwdFn *k = (GrtLayerNormBwdFn *)grt_kernel_find(GRT_K_LAYERNORM_BWD, s->C, db ? GRT_KF_BIAS : 0);
-    if (k && din && dw) k(N, din, dw, db, dout, in, w, mean, rstd);
+    if (k && din && dw) GRT_KERNEL_ROWS(k, N, 0, din, dw, db, dout, in, w, mean, rstd);
     else grt_layernorm_backward(din, dw, db, dout, in, w, mean, rstd, N, s->C);
 }
 
 /* out (N, C) = a + b */
 static void residual(float *out, const float *a, const float *b, int N, int C) {
     GrtResidualFn *k = (GrtResidualFn *)grt_kernel_find(GRT_K_RESIDUAL, C, 0);
-    if (k) k(N, out, a, b);
+    if (k) GRT_KERNEL_ROWS(k, N, 0, out, a, b);
     else grt_residual_forward(out, a, b, (size_t)N * C);
 }
 
@@ -442,8 +442,8 @@ static GrtBiasGeluFwdFn *bias_gelu_kernel(const GrtLayerSpec *s, int F, const fl
 static void activation_forward(const GrtLayerSpec *s, float *fca, float *fch, const float *bias, int N, int F) {
     GrtBiasGeluFwdFn *gk = bias_gelu_kernel(s, F, bias);
     GrtSwigluFwdFn *sk = s->swiglu ? (GrtSwigluFwdFn *)grt_kernel_find(GRT_K_SWIGLU_FWD, F, 0) : NULL;
-    if (gk) gk(N, fch, fca, bias);
-    else if (sk) sk(N, fca, fch);
+    if (gk) GRT_KERNEL_ROWS(gk, N, 0, fch, fca, bias);
+    else if (sk) GRT_KERNEL_ROWS(sk, N, 0, fca, fch);
     else if (s->swiglu) grt_swiglu_forward(fca, fch, N, F);
     else grt_gelu_forward(fca, fch, (size_t)N * F);
 }
@@ -455,8 +455,8 @@ static bool activation_backward(const GrtLayerSpec *s, float *dfch, float *dbias
     GrtBiasGeluBwdFn *gk =
         s->swiglu ? NULL : (GrtBiasGeluBwdFn *)grt_kernel_find(GRT_K_BIAS_GELU_BWD, F, dbias ? GRT_KF_BIAS : 0);
     GrtSwigluBwdFn *sk = s->swiglu ? (GrtSwigluBwdFn *)grt_kernel_find(GRT_K_SWIGLU_BWD, F, 0) : NULL;
-    if (gk) gk(N, dfch, fch, dfca, dbias);
-    else if (sk) sk(N, dfch, fch, dfca);
+    if (gk) GRT_KERNEL_ROWS(gk, N, 0, dfch, fch, dfca, dbias);
+    else if (sk) GRT_KERNEL_ROWS(sk, N, 0, dfch, fch, dfca);
     else if (s->swiglu) grt_swiglu_backward(dfch, fch, dfca, N, F);
     else grt_gelu_backward(dfch, fch, dfca, (size_t)N * F);
     return gk != NULL;
@@ -563,6 +563,32 @@ static float *head_table_grad(const GrtLayer *l) {
     return l->s.tied ? l->tied_to->grads + l->tied_to->tensors[0].offset : G(l, 0);
 }
 
+/* The generated cross-entropy's arguments, for its rows over the pool. */
+typedef struct XentCall {
+    GrtXentFwdFn *fwd;
+    GrtXentBwdFn *bwd;
+    HeadAct *a;
+    const int32_t *targets;
+    float dloss;
+    int64_t V, Vp, Vl, col0;
+} XentCall;
+
+/* Forward rows [r0, r1): the loss and probabilities, the padding's zero. */
+static void xent_forward_rows(const GrtRows *job, int64_t r0, int64_t r1, int part) {
+    const XentCall *x = job->ctx;
+    (void)part;
+    x->fwd(r1 - r0, x->a->losses + r0, x->a->probs + r0 * x->Vp, x->a->gathered + r0 * x->Vp, x->targets + r0, x->Vp);
+    for (int64_t i = r0; x->V < x->Vp && i < r1; i++)
+        memset(x->a->probs + i * x->Vp + x->V, 0, sizeof(float) * (size_t)(x->Vp - x->V));
+}
+
+/* Backward rows [r0, r1): this rank's columns of the logits' gradient, into a->gathered. */
+static void xent_backward_rows(const GrtRows *job, int64_t r0, int64_t r1, int part) {
+    const XentCall *x = job->ctx;
+    (void)part;
+    x->bwd(r1 - r0, x->a->gathered + r0 * x->Vl, x->a->probs + r0 * x->Vp, x->targets + r0, x->dloss, x->Vp, x->col0);
+}
+
 /* Cross-entropy over the real vocabulary of the (N, Vp) logits in
  * a->gathered, into a->probs (N, Vp) with zero probability on the padding. */
 static void head_loss(GrtLayer *l, const int32_t *targets) {
@@ -570,9 +596,9 @@ static void head_loss(GrtLayer *l, const int32_t *targets) {
     int N = l->B * l->T, V = l->s.V;
     size_t Vp = (size_t)l->V_l * l->tp_size;
     GrtXentFwdFn *k = (GrtXentFwdFn *)grt_kernel_find(GRT_K_XENT_FWD, V, 0);
-    if (k) { /* straight from the padded rows; the padding's probabilities zero */
-        k(N, a->losses, a->probs, a->gathered, targets, (int64_t)Vp);
-        for (int i = 0; (size_t)V < Vp && i < N; i++) memset(a->probs + (size_t)i * Vp + V, 0, sizeof(float) * (Vp - V));
+    if (k) { /* straight from the padded rows, over the pool */
+        XentCall x = {.fwd = k, .a = a, .targets = targets, .V = V, .Vp = (int64_t)Vp};
+        grt_pool_run(&(GrtRows){.rows = N, .cols = (int64_t)Vp, .fn = xent_forward_rows, .ctx = &x});
         return;
     }
     if ((size_t)V == Vp) {
@@ -739,8 +765,10 @@ float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *tar
     /* dlogits (N, Vp) = (probs - onehot) * dloss; this rank's columns only */
     float *dl = a->dlogits, *dloss_row = a->dloss, *dx = a->dx, *dl_local = a->gathered;
     GrtXentBwdFn *k = (GrtXentBwdFn *)grt_kernel_find(GRT_K_XENT_BWD, Vl, 0);
-    if (k) { /* the local columns straight from probs */
-        k(N, dl_local, a->probs, targets, dloss, (int64_t)Vp, (int64_t)l->tp_rank * Vl);
+    if (k) { /* the local columns straight from probs, over the pool */
+        XentCall x = {.bwd = k, .a = a, .targets = targets, .dloss = dloss, .Vp = (int64_t)Vp, .Vl = Vl,
+                      .col0 = (int64_t)l->tp_rank * Vl};
+        grt_pool_run(&(GrtRows){.rows = N, .cols = Vl, .fn = xent_backward_rows, .ctx = &x});
     } else {
         memset(dl, 0, sizeof(float) * (size_t)N * Vp);
         for (int i = 0; i < N; i++) dloss_row[i] = dloss;

@@ -1,7 +1,7 @@
 /* metrics.c — what the generated program measures about itself, and the
  * machine settings it needs: wall-clock time, a tracked allocator (so the
  * memory the plan predicted can be compared with the bytes actually taken),
- * and the number of BLAS threads. The allocator counts the bytes asked for,
+ * and the number of threads a rank runs (BLAS and the kernels' pool). The allocator counts the bytes asked for,
  * not the allocator's rounding, because that is what the plan predicts. */
 #include "galvrt.h"
 
@@ -54,16 +54,32 @@ void grt_free(void *p, size_t bytes) {
 /* The most bytes allocated through grt_alloc at any one time. */
 int64_t grt_peak_bytes(void) { return atomic_load(&peak_bytes); }
 
-/* Cores this process may run on: the online cores, fewer when the affinity mask (taskset, cgroup cpuset) says so. */
-static int usable_cores(void) {
+/* Ranks on this node, as the launcher says (Open MPI, then MPICH's Hydra), else all of them. */
+int grt_local_ranks(int ranks) {
+    static const char *const names[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *s = getenv(names[i]);
+        char *end;
+        long n = s && *s ? strtol(s, &end, 10) : 0;
+        if (n > 0 && *end == '\0') return (int)n;
+    }
+    return ranks > 0 ? ranks : 1;
+}
+
+/* The affinity mask's cores when it is narrower than the online cores (mpirun
+ * bound the rank, or taskset, or a cgroup cpuset): they are this rank's own;
+ * else the online cores shared by local_ranks. */
+int grt_rank_cores(int local_ranks) {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int n = online > 0 ? (int)online : 1;
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 && CPU_COUNT(&set) < n) n = CPU_COUNT(&set);
-    return n;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 && CPU_COUNT(&set) < n)
+        return CPU_COUNT(&set);
+    n /= local_ranks > 1 ? local_ranks : 1;
+    return n < 1 ? 1 : n;
 }
 
-/* OpenBLAS threads: OPENBLAS_NUM_THREADS when set, else 1 when local_ranks > 1 share the cores, else all of them. */
+/* OpenBLAS threads: OPENBLAS_NUM_THREADS when set, else this rank's cores. */
 void grt_set_threads(int local_ranks) {
     const char *env = getenv("OPENBLAS_NUM_THREADS");
     if (env && *env) {
@@ -72,5 +88,5 @@ void grt_set_threads(int local_ranks) {
         if (*end == '\0' && n > 0 && n <= 1 << 16) openblas_set_num_threads((int)n);
         return; /* set but unusable: leave OpenBLAS's own reading of it alone */
     }
-    openblas_set_num_threads(local_ranks > 1 ? 1 : usable_cores());
+    openblas_set_num_threads(grt_rank_cores(local_ranks));
 }

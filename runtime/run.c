@@ -66,7 +66,9 @@ GrtRun *grt_run_start(int *argc, char ***argv, const GrtProgram *p) {
         grt_stop_all(R->world, msg, 2);
     }
     check_memory(R);
-    grt_set_threads(p->ranks);
+    int local = grt_local_ranks(p->ranks);
+    grt_set_threads(local);
+    grt_pool_start(grt_pool_threads_for(local));
     R->first_step = R->saved = -1;
     return R;
 }
@@ -243,8 +245,10 @@ void grt_run_begin(GrtRun *R) {
                p->model, p->ranks, p->pp, p->pp > 1 ? "s" : "", p->ranks / p->pp, (double)R->n_stored,
                p->global_batch, p->seq, p->micro_batches, p->micro_batches > 1 ? "es" : "", p->predicted_step_ms);
     char note[256];
-    if (R->rank == 0) printf("BLAS: OpenBLAS %s kernels%s%s\n", grt_blas_core(), grt_blas_note(note, sizeof note) ? "; " : "",
-                             grt_blas_note(note, sizeof note) ? note : "");
+    if (R->rank == 0)
+        printf("BLAS: OpenBLAS %s kernels%s%s; threads a rank: %d for the GEMMs, %d for the other kernels%s\n",
+               grt_blas_core(), grt_blas_note(note, sizeof note) ? "; " : "", grt_blas_note(note, sizeof note) ? note : "",
+               grt_blas_threads(), grt_pool_threads(), getenv("GALVRT_THREADS") ? " (GALVRT_THREADS)" : "");
 }
 
 /* ---- a step ------------------------------------------------------------------- */
@@ -378,16 +382,37 @@ void grt_tied_sync(GrtRun *R, int embedding, int head) {
     }
 }
 
-/* sum of x (n)^2 in double: the generated kernel's rows of GRT_OPT_COLS, the reference's on the rest */
+/* The generated sum of squares on rows of GRT_OPT_COLS over the pool: row r's sum into sums[r]. */
+typedef struct SumsqCall {
+    GrtSumsqFn *k;
+    const float *x;
+    double *sums;
+} SumsqCall;
+
+static void sumsq_rows(const GrtRows *job, int64_t r0, int64_t r1, int part) {
+    const SumsqCall *c = job->ctx;
+    (void)part;
+    c->k(r1 - r0, c->sums + r0, c->x + r0 * GRT_OPT_COLS);
+}
+
+/* sum of x (n)^2 in double: the generated kernel's rows of GRT_OPT_COLS
+ * (their sums added in row order, whatever the threads), the reference's on the rest */
 static double sumsq(const float *x, size_t n) {
+    static double *sums;
+    static size_t cap;
     GrtSumsqFn *k = (GrtSumsqFn *)grt_kernel_find(GRT_K_SUMSQ, GRT_OPT_COLS, 0);
     size_t rows = k ? n / GRT_OPT_COLS : 0;
-    double sum = 0, part[64];
-    for (size_t r = 0; r < rows; r += 64) {
-        size_t m = rows - r < 64 ? rows - r : 64;
-        k((int64_t)m, part, x + r * GRT_OPT_COLS);
-        for (size_t i = 0; i < m; i++) sum += part[i];
+    if (rows > cap) {
+        free(sums);
+        if (!(sums = malloc(rows * sizeof *sums))) grt_abort("out of memory for the gradient norm", 1);
+        cap = rows;
     }
+    double sum = 0;
+    if (rows) {
+        SumsqCall c = {.k = k, .x = x, .sums = sums};
+        grt_pool_run(&(GrtRows){.rows = (int64_t)rows, .cols = GRT_OPT_COLS, .fn = sumsq_rows, .ctx = &c});
+    }
+    for (size_t r = 0; r < rows; r++) sum += sums[r];
     return sum + grt_sumsq(x + rows * GRT_OPT_COLS, n - rows * GRT_OPT_COLS);
 }
 
@@ -423,8 +448,30 @@ double grt_lr_at(const GrtProgram *p, double lr, long step) {
     return lr;
 }
 
+/* The generated optimizer update's arguments, for its rows over the pool. */
+typedef struct StepCall {
+    void (*k)(void);
+    int kind;
+    const GrtProgram *p;
+    float *w, *m, *v;
+    const float *g;
+    float lr, wd, scale, c1, c2;
+} StepCall;
+
+static void step_rows(const GrtRows *job, int64_t r0, int64_t r1, int part) {
+    const StepCall *c = job->ctx;
+    const GrtProgram *p = c->p;
+    size_t o = (size_t)r0 * GRT_OPT_COLS;
+    float *m = c->m ? c->m + o : NULL, *v = c->v ? c->v + o : NULL;
+    (void)part;
+    if (c->kind == GRT_K_SGD) ((GrtSgdFn *)c->k)(r1 - r0, c->w + o, c->g + o, m, c->lr, p->momentum, c->wd, c->scale);
+    else
+        ((GrtAdamFn *)c->k)(r1 - r0, c->w + o, c->g + o, m, v, c->lr, p->beta1, p->beta2, p->eps, c->wd, c->scale,
+                            c->c1, c->c2);
+}
+
 /* The optimizer's step on n elements (w, g, and m, v where it keeps them at
- * o): the generated kernel on whole rows of GRT_OPT_COLS, the reference on the rest. */
+ * o): the generated kernel on whole rows of GRT_OPT_COLS over the pool, the reference on the rest. */
 static void step(GrtRun *R, float *w, const float *g, size_t o, size_t n, float lr, float wd, float scale, int t) {
     const GrtProgram *p = R->p;
     float *m = R->m ? R->m + o : NULL, *v = R->v ? R->v + o : NULL;
@@ -433,8 +480,10 @@ static void step(GrtRun *R, float *w, const float *g, size_t o, size_t n, float 
     void (*k)(void) = grt_kernel_find(kind, GRT_OPT_COLS, flags);
     size_t done = k ? n / GRT_OPT_COLS * GRT_OPT_COLS : 0, r = done / GRT_OPT_COLS;
     const float c1 = (float)(1.0 / (1.0 - pow(p->beta1, t))), c2 = (float)(1.0 / (1.0 - pow(p->beta2, t)));
-    if (r && kind == GRT_K_SGD) ((GrtSgdFn *)k)((int64_t)r, w, g, m, lr, p->momentum, wd, scale);
-    else if (r) ((GrtAdamFn *)k)((int64_t)r, w, g, m, v, lr, p->beta1, p->beta2, p->eps, wd, scale, c1, c2);
+    if (r) {
+        StepCall c = {k, kind, p, w, m, v, g, lr, wd, scale, c1, c2};
+        grt_pool_run(&(GrtRows){.rows = (int64_t)r, .cols = GRT_OPT_COLS, .fn = step_rows, .ctx = &c});
+    }
     w += done, g += done, n -= done, m = m ? m + done : NULL, v = v ? v + done : NULL;
     switch (p->optimizer) {
     case GRT_ADAMW: grt_adamw(w, g, m, v, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;
