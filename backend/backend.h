@@ -5,6 +5,7 @@
 #define GALVC_BACKEND_H
 
 #include "ir/ir.h"
+#include "runtime/galvrt.h"
 
 /* Whether the runtime runs the plan; the reasons go to d when it does not
  * (a Diag with no output stream keeps quiet). */
@@ -37,9 +38,13 @@ int build(const Spec *spec, const Plan *plan, int64_t devices, const char *sourc
 /* ---- kernels (backend/kernels.c): generated through libLLVM ------------ */
 
 /* One kernel a plan needs: a GrtKernelKind (runtime/galvrt.h) at a column
- * count (the hidden size, or the MLP width of a TP shard), GRT_KF_ flags. */
+ * count (the hidden size, or the MLP width of a TP shard), GRT_KF_ flags,
+ * and the other sizes the plan fixes, each kind's own (its 'c' parameters
+ * in kernel_ir.c's table: the sequence, heads, row strides), all built into
+ * the code as constants. */
 typedef struct KernelShape {
     int kind, cols, flags;
+    int64_t c[GRT_KERNEL_CONSTS];
 } KernelShape;
 
 enum { KERNELS_MAX = 256 };
@@ -54,6 +59,8 @@ typedef enum KernelOutput { KOUT_LLVM, KOUT_ASM, KOUT_OBJ, KOUT_PTX } KernelOutp
 
 /* Add a shape to set unless it is there already. */
 void kernels_add(KernelSet *set, int kind, int cols, int flags);
+/* The same for a kind with plan constants (KernelShape.c). */
+void kernels_add_sized(KernelSet *set, int kind, int cols, int flags, int64_t c0, int64_t c1, int64_t c2);
 /* The kernels the plan's layers run: each distinct shape once. */
 void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set);
 /* Generate set's kernels and write them to out as `what`; gpu_arch names the

@@ -32,6 +32,7 @@ typedef struct KB {
     LLVMValueRef fn;
     const KMap *map;
     int cols;              /* the plan's column count: a constant in the code */
+    const KernelShape *shape; /* the kernel's shape, its other plan constants too */
     LLVMValueRef rows;     /* i64, the first argument */
     LLVMValueRef row, col; /* i64: the row being computed; the first column of the lanes */
     int width;
@@ -75,7 +76,9 @@ enum { X86_LANES = 8 }; /* the host's column loop: 8 floats (AVX), legalized to 
 
 /* Add shape s's kernel to k->mod, built through k->map; returns the function. */
 LLVMValueRef kgen_kernel(KB *k, const KernelShape *s);
-/* The name of s's kernel: galvc_<kind>_c<cols>[_bias][_pos][_causal]... */
+/* Parameter i of the kernel under construction (see param). */
+LLVMValueRef kgen_param(KB *k, int i);
+/* The name of s's kernel: galvc_<kind>_c<cols>[_bias][_pos][_causal]...[_<constant>...]. */
 const char *kgen_name(const KernelShape *s, char *buf, size_t n);
 /* Open a loop for iv in [lo, hi) by step; the builder is then in its body. */
 LLVMValueRef loop_begin(KB *k, Loop *l, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef step);
@@ -137,7 +140,9 @@ static inline LLVMValueRef sub(KB *k, LLVMValueRef a, LLVMValueRef b) { return L
 static inline LLVMValueRef mul(KB *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFMul(k->b, a, b, ""); }
 static inline LLVMValueRef fdiv(KB *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFDiv(k->b, a, b, ""); }
 static inline LLVMValueRef ext(KB *k, LLVMValueRef v) { return LLVMBuildFPExt(k->b, v, lanes(k, k->f64), ""); }
-static inline LLVMValueRef param(KB *k, int i) { return LLVMGetParam(k->fn, (unsigned)i); }
+/* Parameter i of the kernel (0: rows; then the kind's list in kernel_ir.c):
+ * the function's argument, or for a plan constant its value, as code. */
+static inline LLVMValueRef param(KB *k, int i) { return kgen_param(k, i); }
 
 /* a < b ? x : y, per lane (false for NaN, as C's <) */
 static inline LLVMValueRef sel_lt(KB *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef x, LLVMValueRef y) {

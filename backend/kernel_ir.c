@@ -164,7 +164,6 @@ LLVMValueRef kgen_exp(KB *k, LLVMValueRef x) {
     return sel_lt(k, x, lo, cf(k, 0.0f), y);
 }
 
-
 /* log x for a positive normal double x: x = 2^e m with m in [sqrt(1/2),
  * sqrt(2)), log m = 2 atanh(s) = 2 (s + s^3/3 + s^5/5 + ...), s = (m - 1) /
  * (m + 1), |s| < 0.172 (Abramowitz and Stegun 4.1.27); terms to s^21 leave
@@ -190,7 +189,9 @@ LLVMValueRef kgen_log(KB *k, LLVMValueRef x) {
 
 /* ---- the table ---------------------------------------------------------------- */
 
-/* Each kind's description and parameters after rows ('p' a pointer, 'f' a float, 'i' an int64). */
+/* Each kind's description and parameters after rows: 'p' a pointer, 'f' a
+ * float, 'i' an int64, 'c' a size the plan fixes, which is no parameter of
+ * the function but the shape's next constant (KernelShape.c), built in. */
 static const struct {
     void (*body)(KB *k, int flags);
     const char *params, *names;
@@ -204,14 +205,14 @@ static const struct {
     [GRT_K_BIAS_GELU_BWD] = {kir_bias_gelu_bwd, "pppp", "dpre pre dact dbias"},
     [GRT_K_SWIGLU_FWD] = {kir_swiglu_fwd, "pp", "out inp"},
     [GRT_K_SWIGLU_BWD] = {kir_swiglu_bwd, "ppp", "dinp inp dout"},
-    [GRT_K_EMBED_FWD] = {kir_embed_fwd, "ppppiii", "out tokens wte wpe T vocab_start vocab_rows"},
-    [GRT_K_EMBED_BWD] = {kir_embed_bwd, "ppppiii", "dwte dwpe dout tokens T vocab_start vocab_rows"},
-    [GRT_K_ROPE_FWD] = {kir_rope_fwd, "pppiii", "x cs sn T heads ld"},
-    [GRT_K_ROPE_BWD] = {kir_rope_bwd, "pppiii", "x cs sn T heads ld"},
-    [GRT_K_ATT_SOFTMAX_FWD] = {kir_att_softmax_fwd, "pif", "att t0 scale"},
+    [GRT_K_EMBED_FWD] = {kir_embed_fwd, "ppppcic", "out tokens wte wpe T vocab_start vocab_rows"},
+    [GRT_K_EMBED_BWD] = {kir_embed_bwd, "ppppcic", "dwte dwpe dout tokens T vocab_start vocab_rows"},
+    [GRT_K_ROPE_FWD] = {kir_rope_fwd, "pppccc", "x cs sn T heads ld"},
+    [GRT_K_ROPE_BWD] = {kir_rope_bwd, "pppccc", "x cs sn T heads ld"},
+    [GRT_K_ATT_SOFTMAX_FWD] = {kir_att_softmax_fwd, "pic", "att t0 hd"},
     [GRT_K_ATT_SOFTMAX_BWD] = {kir_att_softmax_bwd, "ppi", "datt att t0"},
-    [GRT_K_XENT_FWD] = {kir_xent_fwd, "ppppi", "losses probs logits targets ld"},
-    [GRT_K_XENT_BWD] = {kir_xent_bwd, "pppfii", "dlogits probs targets dloss ld col0"},
+    [GRT_K_XENT_FWD] = {kir_xent_fwd, "ppppc", "losses probs logits targets ld"},
+    [GRT_K_XENT_BWD] = {kir_xent_bwd, "pppfci", "dlogits probs targets dloss ld col0"},
     [GRT_K_SUMSQ] = {kir_sumsq, "pp", "sums x"},
     [GRT_K_ADAMW] = {kir_adamw, "ppppffffffff", "param grad m v lr beta1 beta2 eps weight_decay grad_scale c1 c2"},
     [GRT_K_ADAM] = {kir_adam, "ppppffffffff", "param grad m v lr beta1 beta2 eps weight_decay grad_scale c1 c2"},
@@ -226,17 +227,31 @@ const char *kgen_name(const KernelShape *s, char *buf, size_t n) {
     int at = snprintf(buf, n, "galvc_%s_c%d", names[s->kind], s->cols);
     for (int i = 0; i < 5 && at > 0 && (size_t)at < n; i++)
         if (s->flags & 1 << i) at += snprintf(buf + at, n - (size_t)at, "%s", flag_names[i]);
+    int j = 0; /* the plan's constants, in the list's order */
+    for (const char *p = kinds[s->kind].params; *p && at > 0 && (size_t)at < n; p++)
+        if (*p == 'c') at += snprintf(buf + at, n - (size_t)at, "_%lld", (long long)s->c[j++]);
     return buf;
 }
 
-/* Name the function's parameters after the kind's list ("rows" first). */
+LLVMValueRef kgen_param(KB *k, int i) {
+    const char *p = kinds[k->shape->kind].params;
+    int arg = 1, c = 0;
+    if (i == 0) return LLVMGetParam(k->fn, 0);
+    for (int j = 1; j < i; j++)
+        p[j - 1] == 'c' ? c++ : arg++;
+    return p[i - 1] == 'c' ? kgen_i64(k, k->shape->c[c]) : LLVMGetParam(k->fn, (unsigned)arg);
+}
+
+/* Name the function's parameters after the kind's list ("rows" first; a
+ * plan constant has no parameter to name). */
 static void name_params(KB *k, const char *names) {
+    const char *p = kinds[k->shape->kind].params;
     LLVMSetValueName2(param(k, 0), "rows", 4);
-    for (int i = 1; *names; i++) {
+    for (int i = 1, arg = 1; *names; i++) {
         const char *end = names;
         while (*end && *end != ' ')
             end++;
-        LLVMSetValueName2(param(k, i), names, (size_t)(end - names));
+        if (p[i - 1] != 'c') LLVMSetValueName2(LLVMGetParam(k->fn, (unsigned)arg++), names, (size_t)(end - names));
         names = *end ? end + 1 : end;
     }
 }
@@ -245,10 +260,11 @@ LLVMValueRef kgen_kernel(KB *k, const KernelShape *s) {
     LLVMTypeRef pt[16] = {k->i64};
     int n = 1;
     for (const char *p = kinds[s->kind].params; *p; p++)
-        pt[n++] = *p == 'p' ? k->ptr : *p == 'i' ? k->i64 : k->f32;
-    char name[96];
+        if (*p != 'c') pt[n++] = *p == 'p' ? k->ptr : *p == 'i' ? k->i64 : k->f32;
+    char name[160];
     k->fn = LLVMAddFunction(k->mod, kgen_name(s, name, sizeof name), LLVMFunctionType(k->vd, pt, (unsigned)n, 0));
     k->cols = s->cols;
+    k->shape = s;
     k->width = 1;
     name_params(k, kinds[s->kind].names);
     LLVMPositionBuilderAtEnd(k->b, LLVMAppendBasicBlockInContext(k->ctx, k->fn, "entry"));

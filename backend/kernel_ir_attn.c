@@ -9,15 +9,15 @@
  * probabilities scaled by its float reciprocal. */
 #include "kernel_gen.h"
 
-
 /* The lanes' mask: column < n (n an i64 row value). */
 static LLVMValueRef col_lt(KB *k, LLVMValueRef n) {
     return LLVMBuildICmp(k->b, LLVMIntSLT, kgen_col_index(k), splat(k, n), "");
 }
 
 /* ---- attention softmax ---------------------------------------------------------- */
-/* att_softmax_fwd (rows, att, t0, scale): att (rows, T) in place, row i the
- * scores of query t = t0 + i; the keys it sees: t + 1 when causal, else T.
+/* att_softmax_fwd (rows, att, t0; hd a plan constant): att (rows, T) in place,
+ * row i the scores of query t = t0 + i scaled by 1 / sqrt(hd) (the float the
+ * reference computes); the keys it sees: t + 1 when causal, else T.
  * RowVals: a the keys seen (i64), b the row's start, c scale, d max, e 1/sum. */
 
 /* scale * score, -inf past the keys seen */
@@ -54,8 +54,10 @@ static LLVMValueRef reciprocal(KB *k, LLVMValueRef sum) {
 }
 
 void kir_att_softmax_fwd(KB *k, int flags) {
-    RowVals v = {.a = keys_seen(k, param(k, 2), flags), .b = row_ptr(k, param(k, 1), imul(k, k->row, k->cols)),
-                 .c = param(k, 3)};
+    float scale = 1.0f / __builtin_sqrtf((float)k->shape->c[0]); /* sqrtf, which math.h would clash with fdiv */
+    RowVals v = {.a = keys_seen(k, param(k, 2), flags),
+                 .b = row_ptr(k, param(k, 1), imul(k, k->row, k->cols)),
+                 .c = LLVMConstReal(k->f32, scale)};
     LLVMValueRef sum;
     k->map->cols_max(k, asf_max, &v, &v.d);
     k->map->cols(k, asf_exp, &v, 1, &sum);
@@ -81,8 +83,8 @@ static void asb_out(KB *k, const void *ctx, LLVMValueRef *t) {
 
 void kir_att_softmax_bwd(KB *k, int flags) {
     LLVMValueRef at = imul(k, k->row, k->cols), dot;
-    RowVals v = {.a = keys_seen(k, param(k, 3), flags), .b = row_ptr(k, param(k, 1), at),
-                 .c = row_ptr(k, param(k, 2), at)};
+    RowVals v = {
+        .a = keys_seen(k, param(k, 3), flags), .b = row_ptr(k, param(k, 1), at), .c = row_ptr(k, param(k, 2), at)};
     k->map->cols(k, asb_dot, &v, 1, &dot);
     v.d = LLVMBuildFPTrunc(k->b, dot, k->f32, "");
     k->map->cols(k, asb_out, &v, 0, NULL);
@@ -139,7 +141,9 @@ void kir_xent_bwd(KB *k, int flags) {
     (void)flags;
     LLVMValueRef tgt = kgen_load_i32(k, param(k, 3), k->row);
     LLVMValueRef at = iadd(k, LLVMBuildMul(k->b, k->row, param(k, 5), ""), param(k, 6));
-    RowVals v = {.a = row_ptr(k, param(k, 2), at), .b = row_ptr(k, param(k, 1), imul(k, k->row, k->cols)),
-                 .c = LLVMBuildSub(k->b, tgt, param(k, 6), ""), .d = icmp(k, LLVMIntSGE, tgt, kgen_i64(k, 0))};
+    RowVals v = {.a = row_ptr(k, param(k, 2), at),
+                 .b = row_ptr(k, param(k, 1), imul(k, k->row, k->cols)),
+                 .c = LLVMBuildSub(k->b, tgt, param(k, 6), ""),
+                 .d = icmp(k, LLVMIntSGE, tgt, kgen_i64(k, 0))};
     k->map->cols(k, xb_cols, &v, 0, NULL);
 }

@@ -20,12 +20,15 @@
 #include <string.h>
 #include <time.h>
 
-void kernels_add(KernelSet *set, int kind, int cols, int flags) {
+void kernels_add_sized(KernelSet *set, int kind, int cols, int flags, int64_t c0, int64_t c1, int64_t c2) {
+    KernelShape s = {kind, cols, flags, {c0, c1, c2}};
     for (int i = 0; i < set->n; i++)
-        if (set->k[i].kind == kind && set->k[i].cols == cols && set->k[i].flags == flags) return;
+        if (memcmp(&set->k[i], &s, sizeof s) == 0) return;
     if (set->n == KERNELS_MAX) die("more than %d kernel shapes", KERNELS_MAX);
-    set->k[set->n++] = (KernelShape){kind, cols, flags};
+    set->k[set->n++] = s;
 }
+
+void kernels_add(KernelSet *set, int kind, int cols, int flags) { kernels_add_sized(set, kind, cols, flags, 0, 0, 0); }
 
 /* A norm's forward and backward at C columns. */
 static void add_norm(KernelSet *set, bool rms, bool bias, int C) {
@@ -45,11 +48,14 @@ static void add_norm(KernelSet *set, bool rms, bool bias, int C) {
 static void add_block(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
     int F = s->F / tp;
     if (s->rope && s->hd % 2 == 0) {
-        kernels_add(set, GRT_K_ROPE_FWD, s->hd / 2, 0);
-        kernels_add(set, GRT_K_ROPE_BWD, s->hd / 2, 0);
+        /* the shard's Q and K heads, in its fused qkv rows (runtime/layers.c) */
+        int64_t heads = (s->H + s->KVH) / tp, ld = (int64_t)(s->H + 2 * s->KVH) / tp * s->hd;
+        kernels_add_sized(set, GRT_K_ROPE_FWD, s->hd / 2, 0, T, heads, ld);
+        kernels_add_sized(set, GRT_K_ROPE_BWD, s->hd / 2, 0, T, heads, ld);
     }
-    kernels_add(set, GRT_K_ATT_SOFTMAX_FWD, T, s->causal ? GRT_KF_CAUSAL : 0);
-    kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, T, s->causal ? GRT_KF_CAUSAL : 0);
+    int causal = s->causal ? GRT_KF_CAUSAL : 0;
+    kernels_add_sized(set, GRT_K_ATT_SOFTMAX_FWD, T, causal, s->hd, 0, 0);
+    kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, T, causal);
     add_norm(set, s->rms, s->bias, s->C);
     kernels_add(set, GRT_K_RESIDUAL, s->C, 0);
     if (s->swiglu) {
@@ -63,18 +69,19 @@ static void add_block(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
 
 /* The embedding's lookup at C, with learned positions where it has them
  * (and without, for TP ranks past the first, which do not add them). */
-static void add_embedding(KernelSet *set, const GrtLayerSpec *s, int tp) {
-    int pos = s->positions ? GRT_KF_POS : 0;
-    kernels_add(set, GRT_K_EMBED_FWD, s->C, pos);
-    if (pos && tp > 1) kernels_add(set, GRT_K_EMBED_FWD, s->C, 0);
-    kernels_add(set, GRT_K_EMBED_BWD, s->C, pos);
+static void add_embedding(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
+    int pos = s->positions ? GRT_KF_POS : 0, rows = (s->V + tp - 1) / tp; /* the shard's vocabulary rows */
+    kernels_add_sized(set, GRT_K_EMBED_FWD, s->C, pos, T, rows, 0);
+    if (pos && tp > 1) kernels_add_sized(set, GRT_K_EMBED_FWD, s->C, 0, T, rows, 0);
+    kernels_add_sized(set, GRT_K_EMBED_BWD, s->C, pos, T, rows, 0);
 }
 
 /* The head's softmax + cross-entropy over the whole vocabulary V, and its
  * gradient over one TP rank's padded share of it. */
 static void add_head(KernelSet *set, const GrtLayerSpec *s, int tp) {
-    kernels_add(set, GRT_K_XENT_FWD, s->V, 0);
-    kernels_add(set, GRT_K_XENT_BWD, (s->V + tp - 1) / tp, 0);
+    int Vl = (s->V + tp - 1) / tp; /* the padded logits' rows are tp Vl long */
+    kernels_add_sized(set, GRT_K_XENT_FWD, s->V, 0, (int64_t)Vl * tp, 0, 0);
+    kernels_add_sized(set, GRT_K_XENT_BWD, Vl, 0, (int64_t)Vl * tp, 0, 0);
 }
 
 /* The gradient norm and the optimizer's update, on rows of GRT_OPT_COLS. */
@@ -95,7 +102,7 @@ void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
         if (layer_runtime_base_kind(g->layers[i]->kind) < 0 || !layer_runtime_spec(g, g->layers[i], &s)) continue;
         if (s.kind == GRT_BLOCK && s.F % tp == 0) add_block(set, &s, tp, T);
         if (s.kind == GRT_NORM) add_norm(set, s.rms, s.bias, s.C);
-        if (s.kind == GRT_EMBEDDING) add_embedding(set, &s, tp);
+        if (s.kind == GRT_EMBEDDING) add_embedding(set, &s, tp, T);
         if (s.kind == GRT_HEAD) add_head(set, &s, tp);
     }
     if (spec->train) add_optimizer(set, &spec->train->opt);
@@ -150,16 +157,21 @@ static KB builder(LLVMContextRef ctx, LLVMModuleRef mod, const KMap *map) {
                 .vd = LLVMVoidTypeInContext(ctx)};
 }
 
-/* galvc_kernels = {n, {kind, cols, flags, fn}...}: the program's table (GrtKernelTable). */
+/* galvc_kernels = {n, {kind, cols, flags, {c...}, fn}...}: the program's table (GrtKernelTable). */
 static void add_table(KB *k, const KernelSet *set, LLVMValueRef *fns) {
-    LLVMTypeRef et[4] = {k->i32, k->i32, k->i32, k->ptr}, tt[2] = {k->i32, k->ptr};
-    LLVMTypeRef entry = LLVMStructTypeInContext(k->ctx, et, 4, 0);
+    LLVMTypeRef ct = LLVMArrayType(k->i64, GRT_KERNEL_CONSTS);
+    LLVMTypeRef et[5] = {k->i32, k->i32, k->i32, ct, k->ptr}, tt[2] = {k->i32, k->ptr};
+    LLVMTypeRef entry = LLVMStructTypeInContext(k->ctx, et, 5, 0);
     LLVMValueRef *rows = calloc((size_t)set->n + 1, sizeof *rows);
     for (int i = 0; i < set->n; i++) {
         const KernelShape *s = &set->k[i];
-        LLVMValueRef f[4] = {LLVMConstInt(k->i32, (unsigned)s->kind, 0), LLVMConstInt(k->i32, (unsigned)s->cols, 0),
-                             LLVMConstInt(k->i32, (unsigned)s->flags, 0), fns[i]};
-        rows[i] = LLVMConstNamedStruct(entry, f, 4);
+        LLVMValueRef c[GRT_KERNEL_CONSTS];
+        for (int j = 0; j < GRT_KERNEL_CONSTS; j++)
+            c[j] = LLVMConstInt(k->i64, (unsigned long long)s->c[j], 1);
+        LLVMValueRef f[5] = {LLVMConstInt(k->i32, (unsigned)s->kind, 0), LLVMConstInt(k->i32, (unsigned)s->cols, 0),
+                             LLVMConstInt(k->i32, (unsigned)s->flags, 0), LLVMConstArray(k->i64, c, GRT_KERNEL_CONSTS),
+                             fns[i]};
+        rows[i] = LLVMConstNamedStruct(entry, f, 5);
     }
     LLVMTypeRef at = LLVMArrayType(entry, (unsigned)set->n);
     LLVMValueRef arr = LLVMAddGlobal(k->mod, at, "galvc_kernel_list");

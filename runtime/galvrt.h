@@ -71,7 +71,7 @@ void grt_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                             int KVH, int hd, int causal);
 
 /* The generated attention softmax's kernels (see "generated kernels" below). */
-typedef void GrtAttSoftmaxFwdFn(int64_t rows, float *att, int64_t t0, float scale);
+typedef void GrtAttSoftmaxFwdFn(int64_t rows, float *att, int64_t t0); /* scales by 1 / sqrt(hd) itself */
 typedef void GrtAttSoftmaxBwdFn(int64_t rows, float *datt, const float *att, int64_t t0);
 /* grt_attention_forward and _backward with the attention softmax's rows
  * run by generated kernels (softmax NULL: the reference's; the forward's
@@ -178,6 +178,7 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_SGD, "sgd")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
+enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
 #undef GRT_KERNEL_ENUM
 /* A kernel's variant: adds (and differentiates) a bias; learned positions;
  * a causal mask; SGD's momentum buffer; Nesterov's step. */
@@ -196,24 +197,28 @@ typedef void GrtBiasGeluFwdFn(int64_t rows, float *pre, float *act, const float 
 typedef void GrtBiasGeluBwdFn(int64_t rows, float *dpre, const float *pre, const float *dact, float *dbias);
 typedef void GrtSwigluFwdFn(int64_t rows, float *out, const float *inp);
 typedef void GrtSwigluBwdFn(int64_t rows, float *dinp, const float *inp, const float *dout);
+/* The sizes the plan fixes are built into these kernels (GrtKernel.c):
+ * embedding {T, vocab_rows}, rotary {T, heads, ld}, attention softmax {hd},
+ * cross-entropy {ld}; what differs between ranks stays an argument. */
 typedef void GrtEmbedFwdFn(int64_t rows, float *out, const int32_t *tokens, const float *wte, const float *wpe,
-                           int64_t T, int64_t vocab_start, int64_t vocab_rows);
+                           int64_t vocab_start);
 typedef void GrtEmbedBwdFn(int64_t rows, float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
-                           int64_t T, int64_t vocab_start, int64_t vocab_rows);
-typedef void GrtRopeFn(int64_t rows, float *x, const float *cs, const float *sn, int64_t T, int64_t heads, int64_t ld);
-typedef void GrtXentFwdFn(int64_t rows, float *losses, float *probs, const float *logits, const int32_t *targets,
-                          int64_t ld);
+                           int64_t vocab_start);
+typedef void GrtRopeFn(int64_t rows, float *x, const float *cs, const float *sn);
+typedef void GrtXentFwdFn(int64_t rows, float *losses, float *probs, const float *logits, const int32_t *targets);
 typedef void GrtXentBwdFn(int64_t rows, float *dlogits, const float *probs, const int32_t *targets, float dloss,
-                          int64_t ld, int64_t col0);
+                          int64_t col0);
 typedef void GrtSumsqFn(int64_t rows, double *sums, const float *x);
 typedef void GrtAdamFn(int64_t rows, float *param, const float *grad, float *m, float *v, float lr, float beta1,
                        float beta2, float eps, float weight_decay, float grad_scale, float c1, float c2);
 typedef void GrtSgdFn(int64_t rows, float *param, const float *grad, float *buf, float lr, float momentum,
                       float weight_decay, float grad_scale);
 
-/* One generated kernel: its kind, its column count, its GRT_KF_ flags. */
+/* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
+ * the other sizes the plan fixed for it (the kind's own; 0 where unused). */
 typedef struct GrtKernel {
     int32_t kind, cols, flags;
+    int64_t c[GRT_KERNEL_CONSTS];
     void (*fn)(void); /* the kind's GrtXxxFn */
 } GrtKernel;
 typedef struct GrtKernelTable {
@@ -228,8 +233,11 @@ extern const GrtKernelTable galvc_kernels __attribute__((weak));
 /* Use table t's kernels from now on (NULL: none; GALVRT_REFERENCE_KERNELS=1 in
  * the environment keeps the references). */
 void grt_kernels_use(const GrtKernelTable *t);
-/* The registered kernel of this kind, column count and flags, or NULL. */
+/* The registered kernel of this kind, column count and flags (and no other
+ * constants), or NULL. */
 void (*grt_kernel_find(GrtKernelKind kind, int cols, int flags))(void);
+/* The same for a kind with plan constants c0, c1, c2 (GrtKernel.c). */
+void (*grt_kernel_find_sized(GrtKernelKind kind, int cols, int flags, int64_t c0, int64_t c1, int64_t c2))(void);
 /* The registered entry whose function is fn, or NULL. */
 const GrtKernel *grt_kernel_of(void (*fn)(void));
 

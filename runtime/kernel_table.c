@@ -14,12 +14,18 @@ void grt_kernels_use(const GrtKernelTable *t) {
     table = ref && *ref && strcmp(ref, "0") != 0 ? NULL : t;
 }
 
-void (*grt_kernel_find(GrtKernelKind kind, int cols, int flags))(void) {
+void (*grt_kernel_find_sized(GrtKernelKind kind, int cols, int flags, int64_t c0, int64_t c1, int64_t c2))(void) {
     for (int i = 0; table && i < table->n; i++) {
         const GrtKernel *k = &table->kernels[i];
-        if (k->kind == (int32_t)kind && k->cols == cols && k->flags == flags) return k->fn;
+        if (k->kind == (int32_t)kind && k->cols == cols && k->flags == flags && k->c[0] == c0 && k->c[1] == c1 &&
+            k->c[2] == c2)
+            return k->fn;
     }
     return NULL;
+}
+
+void (*grt_kernel_find(GrtKernelKind kind, int cols, int flags))(void) {
+    return grt_kernel_find_sized(kind, cols, flags, 0, 0, 0);
 }
 
 const GrtKernel *grt_kernel_of(void (*fn)(void)) {

@@ -626,7 +626,6 @@ typedef struct AttSoftmax {
     float *att;
     int T, causal;
     GrtAttSoftmaxFwdFn *sm; /* the generated kernel, which scales the scores itself; NULL: the reference */
-    float scale;
 } AttSoftmax;
 
 /* Rows [r0, r1) of att (B H T, T): row r is query t = r mod T, which sees keys [0, t] under the mask.
@@ -636,7 +635,7 @@ static void attention_softmax_rows(const GrtRows *job, int64_t r0, int64_t r1, i
     (void)part;
     for (int64_t r = r0; a->sm && r < r1;) {
         int64_t end = (r / a->T + 1) * a->T < r1 ? (r / a->T + 1) * a->T : r1;
-        a->sm(end - r, a->att + (size_t)r * a->T, r % a->T, a->scale);
+        a->sm(end - r, a->att + (size_t)r * a->T, r % a->T);
         r = end;
     }
     for (int64_t r = r0; !a->sm && r < r1; r++) {
@@ -658,7 +657,7 @@ void grt_attention_forward_with(float *out, float *att, const float *qkv, int B,
     if (KVH <= 0 || H % KVH != 0) fail("grt_attention_forward", "H must be a multiple of KVH");
     const float scale = 1.0f / sqrtf((float)hd);
     attention_gemms(0, sm ? 1.0f : scale, out, att, qkv, B, T, H, KVH, hd, causal);
-    AttSoftmax a = {.att = att, .T = T, .causal = causal, .sm = sm, .scale = scale};
+    AttSoftmax a = {.att = att, .T = T, .causal = causal, .sm = sm};
     run_rows((int64_t)B * H * T, causal ? T / 2 + 1 : T, attention_softmax_rows, &a, NULL, NULL, 0);
     attention_gemms(1, 1.0f, out, att, qkv, B, T, H, KVH, hd, causal);
 }

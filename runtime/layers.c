@@ -473,11 +473,13 @@ static float *gopt(const GrtLayer *l, int k) { return l->tensors[k].n ? G(l, k) 
  * in tmp (the reference wants (B, T, heads, hd)). */
 static void rope_qk(GrtLayer *l, float *qkv, float *tmp, int backward) {
     int N = l->B * l->T, hd = l->s.hd, heads = l->H_l + l->KVH_l, qk = heads * hd, row = qkv_rows(l);
-    GrtRopeFn *k = hd % 2 ? NULL : (GrtRopeFn *)grt_kernel_find(backward ? GRT_K_ROPE_BWD : GRT_K_ROPE_FWD, hd / 2, 0);
+    GrtRopeFn *k = hd % 2 ? NULL
+                          : (GrtRopeFn *)grt_kernel_find_sized(backward ? GRT_K_ROPE_BWD : GRT_K_ROPE_FWD, hd / 2, 0,
+                                                               l->T, heads, row);
     if (k) {
         float *cs = tmp, *sn = tmp + (size_t)l->T * (hd / 2);
         grt_rope_table(cs, sn, l->T, hd, l->s.rope_theta);
-        k((int64_t)N * heads, qkv, cs, sn, l->T, heads, row);
+        k((int64_t)N * heads, qkv, cs, sn);
         return;
     }
     for (int i = 0; i < N; i++) memcpy(tmp + (size_t)i * qk, qkv + (size_t)i * row, sizeof(float) * (size_t)qk);
@@ -499,7 +501,8 @@ float *grt_block_attention(GrtLayer *l, const float *x) {
     }
     grt_matmul_forward(a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
-    GrtAttSoftmaxFwdFn *sm = (GrtAttSoftmaxFwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_FWD, l->T, causal_flag(s));
+    GrtAttSoftmaxFwdFn *sm =
+        (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, l->T, causal_flag(s), s->hd, 0, 0);
     grt_attention_forward_with(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
     grt_matmul_forward(a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
     return a->scratch;
@@ -577,7 +580,7 @@ typedef struct XentCall {
 static void xent_forward_rows(const GrtRows *job, int64_t r0, int64_t r1, int part) {
     const XentCall *x = job->ctx;
     (void)part;
-    x->fwd(r1 - r0, x->a->losses + r0, x->a->probs + r0 * x->Vp, x->a->gathered + r0 * x->Vp, x->targets + r0, x->Vp);
+    x->fwd(r1 - r0, x->a->losses + r0, x->a->probs + r0 * x->Vp, x->a->gathered + r0 * x->Vp, x->targets + r0);
     for (int64_t i = r0; x->V < x->Vp && i < r1; i++)
         memset(x->a->probs + i * x->Vp + x->V, 0, sizeof(float) * (size_t)(x->Vp - x->V));
 }
@@ -586,7 +589,7 @@ static void xent_forward_rows(const GrtRows *job, int64_t r0, int64_t r1, int pa
 static void xent_backward_rows(const GrtRows *job, int64_t r0, int64_t r1, int part) {
     const XentCall *x = job->ctx;
     (void)part;
-    x->bwd(r1 - r0, x->a->gathered + r0 * x->Vl, x->a->probs + r0 * x->Vp, x->targets + r0, x->dloss, x->Vp, x->col0);
+    x->bwd(r1 - r0, x->a->gathered + r0 * x->Vl, x->a->probs + r0 * x->Vp, x->targets + r0, x->dloss, x->col0);
 }
 
 /* Cross-entropy over the real vocabulary of the (N, Vp) logits in
@@ -595,7 +598,7 @@ static void head_loss(GrtLayer *l, const int32_t *targets) {
     HeadAct *a = l->act;
     int N = l->B * l->T, V = l->s.V;
     size_t Vp = (size_t)l->V_l * l->tp_size;
-    GrtXentFwdFn *k = (GrtXentFwdFn *)grt_kernel_find(GRT_K_XENT_FWD, V, 0);
+    GrtXentFwdFn *k = (GrtXentFwdFn *)grt_kernel_find_sized(GRT_K_XENT_FWD, V, 0, (int64_t)Vp, 0, 0);
     if (k) { /* straight from the padded rows, over the pool */
         XentCall x = {.fwd = k, .a = a, .targets = targets, .V = V, .Vp = (int64_t)Vp};
         grt_pool_run(&(GrtRows){.rows = N, .cols = (int64_t)Vp, .fn = xent_forward_rows, .ctx = &x});
@@ -618,8 +621,9 @@ float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out) {
     const GrtLayerSpec *s = &l->s;
     /* positions are added once: by TP rank 0, before the sum */
     const float *wpe = s->positions && l->tp_rank == 0 ? P(l, 1) : NULL;
-    GrtEmbedFwdFn *k = (GrtEmbedFwdFn *)grt_kernel_find(GRT_K_EMBED_FWD, s->C, wpe ? GRT_KF_POS : 0);
-    if (k) k((int64_t)l->B * l->T, out, tokens, P(l, 0), wpe, l->T, (int64_t)l->tp_rank * l->V_l, l->V_l);
+    GrtEmbedFwdFn *k =
+        (GrtEmbedFwdFn *)grt_kernel_find_sized(GRT_K_EMBED_FWD, s->C, wpe ? GRT_KF_POS : 0, l->T, l->V_l, 0);
+    if (k) k((int64_t)l->B * l->T, out, tokens, P(l, 0), wpe, (int64_t)l->tp_rank * l->V_l);
     else grt_embedding_forward(out, tokens, P(l, 0), wpe, l->B, l->T, s->C, l->tp_rank * l->V_l, l->V_l);
     return out;
 }
@@ -764,7 +768,7 @@ float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *tar
     size_t Vp = (size_t)Vl * l->tp_size;
     /* dlogits (N, Vp) = (probs - onehot) * dloss; this rank's columns only */
     float *dl = a->dlogits, *dloss_row = a->dloss, *dx = a->dx, *dl_local = a->gathered;
-    GrtXentBwdFn *k = (GrtXentBwdFn *)grt_kernel_find(GRT_K_XENT_BWD, Vl, 0);
+    GrtXentBwdFn *k = (GrtXentBwdFn *)grt_kernel_find_sized(GRT_K_XENT_BWD, Vl, 0, (int64_t)Vp, 0, 0);
     if (k) { /* the local columns straight from probs, over the pool */
         XentCall x = {.bwd = k, .a = a, .targets = targets, .dloss = dloss, .Vp = (int64_t)Vp, .Vl = Vl,
                       .col0 = (int64_t)l->tp_rank * Vl};
@@ -792,8 +796,9 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
     int N = l->B * l->T;
     switch (s->kind) {
     case GRT_EMBEDDING: {
-        GrtEmbedBwdFn *k = (GrtEmbedBwdFn *)grt_kernel_find(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0);
-        if (k) k(N, G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->T, (int64_t)l->tp_rank * l->V_l, l->V_l);
+        GrtEmbedBwdFn *k = (GrtEmbedBwdFn *)grt_kernel_find_sized(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0,
+                                                                  l->T, l->V_l, 0);
+        if (k) k(N, G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, (int64_t)l->tp_rank * l->V_l);
         else grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
                                     l->tp_rank * l->V_l, l->V_l);
         break;

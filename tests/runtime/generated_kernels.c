@@ -37,6 +37,7 @@ static const char *const kind_names[] = {
 
 static char case_name[96];
 static double worst[GRT_K_COUNT];
+static const int64_t *kc; /* the kernel under test's plan constants (GrtKernel.c, chosen by kernels_gen.c) */
 
 /* ---- buffers ---------------------------------------------------------------- */
 
@@ -214,7 +215,7 @@ static void swiglu_bwd(void (*fn)(void), int R, int C, int bias) {
 
 /* ---- embedding and rotary ---------------------------------------------------------- */
 
-enum { EMB_T = 5, EMB_START = 3, EMB_ROWS = 6, EMB_VOCAB = 12 }; /* a shard of rows [3, 9) of 12 tokens */
+enum { EMB_START = 3, EMB_VOCAB = 12 }; /* a shard of kc[1] rows from 3 of 12 tokens; positions kc[0] */
 
 static int32_t *tokens(int R, int lo, int hi) {
     int32_t *t = (int32_t *)alloc((size_t)R);
@@ -223,13 +224,14 @@ static int32_t *tokens(int R, int lo, int hi) {
     return t;
 }
 
-/* The reference one row at a time: row r at position r % EMB_T. */
+/* The reference one row at a time: row r at position r % T. */
 static void embed_fwd(void (*fn)(void), int R, int C, int flags) {
+    const int EMB_T = (int)kc[0], EMB_ROWS = (int)kc[1];
     size_t n = (size_t)R * C;
     const int32_t *tok = tokens(R, 0, EMB_VOCAB);
     const float *wte = rand_buf((size_t)EMB_ROWS * C, -1, 1), *wpe = flags & GRT_KF_POS ? rand_buf(EMB_T * (size_t)C, -1, 1) : NULL;
     float *out = nan_buf(n), *ref = alloc(n);
-    ((GrtEmbedFwdFn *)fn)(R, out, tok, wte, wpe, EMB_T, EMB_START, EMB_ROWS);
+    ((GrtEmbedFwdFn *)fn)(R, out, tok, wte, wpe, EMB_START);
     for (int r = 0; r < R; r++)
         grt_embedding_forward(ref + (size_t)r * C, tok + r, wte, wpe ? wpe + (size_t)(r % EMB_T) * C : NULL, 1, 1, C,
                               EMB_START, EMB_ROWS);
@@ -237,12 +239,13 @@ static void embed_fwd(void (*fn)(void), int R, int C, int flags) {
 }
 
 static void embed_bwd(void (*fn)(void), int R, int C, int flags) {
+    const int EMB_T = (int)kc[0], EMB_ROWS = (int)kc[1];
     size_t n = (size_t)R * C;
     const int32_t *tok = tokens(R, 0, EMB_VOCAB);
     const float *d = rand_buf(n, -1, 1);
     float *dwte = rand_buf((size_t)EMB_ROWS * C, -1, 1), *dwpe = flags & GRT_KF_POS ? rand_buf(EMB_T * (size_t)C, -1, 1) : NULL;
     float *rdwte = dup(dwte, (size_t)EMB_ROWS * C), *rdwpe = dwpe ? dup(dwpe, EMB_T * (size_t)C) : NULL;
-    ((GrtEmbedBwdFn *)fn)(R, dwte, dwpe, d, tok, EMB_T, EMB_START, EMB_ROWS);
+    ((GrtEmbedBwdFn *)fn)(R, dwte, dwpe, d, tok, EMB_START);
     for (int r = 0; r < R; r++)
         grt_embedding_backward(rdwte, rdwpe ? rdwpe + (size_t)(r % EMB_T) * C : NULL, d + (size_t)r * C, tok + r, 1, 1,
                                C, EMB_START, EMB_ROWS);
@@ -250,19 +253,20 @@ static void embed_bwd(void (*fn)(void), int R, int C, int flags) {
     if (dwpe) compare(GRT_K_EMBED_BWD, "dwpe", dwpe, rdwpe, EMB_T * (size_t)C, TOL);
 }
 
-/* 2 sequences of R tokens, 3 heads of hd = 2C in rows of ld = 3 hd + 5 (the rest, V's, left alone). */
+/* R sequences of T = kc[0] tokens, kc[1] heads of hd = 2C in rows of ld = kc[2] (wider: the rest, V's, left alone). */
 static void rope(void (*fn)(void), int R, int C, int backward) {
-    enum { HEADS = 3, EXTRA = 5 };
+    const int T = (int)kc[0], HEADS = (int)kc[1], ld = (int)kc[2];
     const float theta = 10000.0f;
-    int hd = 2 * C, ld = HEADS * hd + EXTRA, ntok = 2 * R, qk = HEADS * hd;
+    int hd = 2 * C, ntok = R * T, qk = HEADS * hd;
+    CHECK(ld > qk);
     float *x = rand_buf((size_t)ntok * ld, -2, 2), *orig = dup(x, (size_t)ntok * ld), *ref = dup(x, (size_t)ntok * ld);
-    float *tmp = alloc((size_t)ntok * qk), *cs = alloc((size_t)R * C), *sn = alloc((size_t)R * C);
-    grt_rope_table(cs, sn, R, hd, theta);
-    ((GrtRopeFn *)fn)((int64_t)ntok * HEADS, x, cs, sn, R, HEADS, ld);
+    float *tmp = alloc((size_t)ntok * qk), *cs = alloc((size_t)T * C), *sn = alloc((size_t)T * C);
+    grt_rope_table(cs, sn, T, hd, theta);
+    ((GrtRopeFn *)fn)((int64_t)ntok * HEADS, x, cs, sn);
     for (int i = 0; i < ntok; i++)
         memcpy(tmp + (size_t)i * qk, orig + (size_t)i * ld, sizeof(float) * (size_t)qk);
-    if (backward) grt_rope_backward(tmp, 2, R, HEADS, hd, theta);
-    else grt_rope_forward(tmp, 2, R, HEADS, hd, theta);
+    if (backward) grt_rope_backward(tmp, R, T, HEADS, hd, theta);
+    else grt_rope_forward(tmp, R, T, HEADS, hd, theta);
     for (int i = 0; i < ntok; i++)
         memcpy(ref + (size_t)i * ld, tmp + (size_t)i * qk, sizeof(float) * (size_t)qk);
     compare(backward ? GRT_K_ROPE_BWD : GRT_K_ROPE_FWD, "x", x, ref, (size_t)ntok * ld, TOL);
@@ -299,8 +303,8 @@ static float *scores(int rows, int T, int t0, int causal) {
 static void att_softmax_fwd(void (*fn)(void), int R, int T, int flags) {
     int t0, causal = flags & GRT_KF_CAUSAL, rows = att_rows(R, T, causal, &t0);
     float *att = scores(rows, T, t0, causal), *ref = dup(att, (size_t)rows * T);
-    ((GrtAttSoftmaxFwdFn *)fn)(rows, att, t0, 0.35f);
-    grt_attention_softmax_forward(ref, rows, T, t0, causal, 0.35f);
+    ((GrtAttSoftmaxFwdFn *)fn)(rows, att, t0); /* scaled by 1 / sqrt(hd), hd = kc[0] */
+    grt_attention_softmax_forward(ref, rows, T, t0, causal, 1.0f / sqrtf((float)kc[0]));
     compare(GRT_K_ATT_SOFTMAX_FWD, "att", att, ref, (size_t)rows * T, TOL);
 }
 
@@ -314,10 +318,11 @@ static void att_softmax_bwd(void (*fn)(void), int R, int T, int flags) {
     compare(GRT_K_ATT_SOFTMAX_BWD, "datt", datt, ref, (size_t)rows * T, TOL);
 }
 
-/* logits (R, V + 3): the last 3 columns padding the kernel must leave alone */
+/* logits (R, ld = kc[0] > V): the last columns padding the kernel must leave alone */
 static void xent_fwd(void (*fn)(void), int R, int V, int flags) {
     (void)flags;
-    int ld = V + 3;
+    int ld = (int)kc[0];
+    CHECK(ld > V);
     const float *logits = rand_buf((size_t)R * ld, -5, 5);
     int32_t *tgt = tokens(R, -1, V);
     float *probs = nan_buf((size_t)R * ld), *losses = nan_buf(R);
@@ -326,7 +331,7 @@ static void xent_fwd(void (*fn)(void), int R, int V, int flags) {
         memcpy(cl + (size_t)r * V, logits + (size_t)r * ld, sizeof(float) * V);
         for (int j = V; j < ld; j++) probs[(size_t)r * ld + j] = 7.0f;
     }
-    ((GrtXentFwdFn *)fn)(R, losses, probs, logits, tgt, ld);
+    ((GrtXentFwdFn *)fn)(R, losses, probs, logits, tgt);
     grt_crossentropy_forward(rlosses, rprobs, cl, tgt, R, V);
     int pad_ok = 1;
     for (int r = 0; r < R; r++) {
@@ -338,17 +343,18 @@ static void xent_fwd(void (*fn)(void), int R, int V, int flags) {
     compare(GRT_K_XENT_FWD, "losses", losses, rlosses, R, TOL);
 }
 
-/* rank 1's columns of a vocabulary split 3 ways */
+/* rank 1's columns of a vocabulary split 3 ways: rows of ld = kc[0] = 3 Vl */
 static void xent_bwd(void (*fn)(void), int R, int Vl, int flags) {
     (void)flags;
-    int ld = 3 * Vl;
+    int ld = (int)kc[0];
+    CHECK(ld == 3 * Vl);
     float *probs = alloc((size_t)R * ld), *losses = alloc(R), *dloss = alloc(R), *full = alloc((size_t)R * ld);
     const float *logits = rand_buf((size_t)R * ld, -5, 5);
     int32_t *tgt = tokens(R, -1, ld);
     for (int r = 0; r < R; r++) dloss[r] = 0.37f;
     grt_crossentropy_forward(losses, probs, logits, tgt, R, ld);
     float *dl = nan_buf((size_t)R * Vl), *ref = alloc((size_t)R * Vl);
-    ((GrtXentBwdFn *)fn)(R, dl, probs, tgt, 0.37f, ld, Vl);
+    ((GrtXentBwdFn *)fn)(R, dl, probs, tgt, 0.37f, Vl);
     memset(full, 0, sizeof(float) * (size_t)R * ld);
     grt_crossentropy_backward(full, probs, tgt, dloss, R, ld);
     for (int r = 0; r < R; r++) memcpy(ref + (size_t)r * Vl, full + (size_t)r * ld + Vl, sizeof(float) * Vl);
@@ -429,7 +435,8 @@ int main(void) {
     for (int i = 0; i < galvc_kernels.n; i++) {
         const GrtKernel *k = &galvc_kernels.kernels[i];
         CHECK(k->kind >= 0 && k->kind < GRT_K_COUNT && k->fn);
-        CHECK(grt_kernel_find(k->kind, k->cols, k->flags) == k->fn);
+        CHECK(grt_kernel_find_sized(k->kind, k->cols, k->flags, k->c[0], k->c[1], k->c[2]) == k->fn);
+        kc = k->c;
         per_kind[k->kind]++;
         for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
             snprintf(case_name, sizeof case_name, "%s C=%d flags=%d rows=%d", kind_names[k->kind], k->cols, k->flags,

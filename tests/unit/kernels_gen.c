@@ -1,7 +1,8 @@
 /* kernels_gen.c — writes the host object that tests/runtime/generated_kernels.c
  * links: every generated kernel kind, in each of its variants (bias,
  * positions, causal mask, momentum, Nesterov), at column counts a vector loop can get wrong (1, below, at and past
- * the vector width, odd, a tail of 3 after 96 lanes). */
+ * the vector width, odd, a tail of 3 after 96 lanes), with the plan constants
+ * below (the test reads them back from the table). */
 #include "backend/backend.h"
 #include "runtime/galvrt.h"
 
@@ -15,18 +16,33 @@ int main(int argc, char **argv) {
     static const int cols[] = {1, 3, 7, 8, 13, 64, 99, 771};
     /* each kind's variants: flags 0 and these */
     static const int variants[GRT_K_COUNT][2] = {
-        [GRT_K_LAYERNORM_FWD] = {GRT_KF_BIAS},   [GRT_K_LAYERNORM_BWD] = {GRT_KF_BIAS},
-        [GRT_K_BIAS_GELU_FWD] = {GRT_KF_BIAS},   [GRT_K_BIAS_GELU_BWD] = {GRT_KF_BIAS},
-        [GRT_K_EMBED_FWD] = {GRT_KF_POS},        [GRT_K_EMBED_BWD] = {GRT_KF_POS},
-        [GRT_K_ATT_SOFTMAX_FWD] = {GRT_KF_CAUSAL}, [GRT_K_ATT_SOFTMAX_BWD] = {GRT_KF_CAUSAL},
+        [GRT_K_LAYERNORM_FWD] = {GRT_KF_BIAS},
+        [GRT_K_LAYERNORM_BWD] = {GRT_KF_BIAS},
+        [GRT_K_BIAS_GELU_FWD] = {GRT_KF_BIAS},
+        [GRT_K_BIAS_GELU_BWD] = {GRT_KF_BIAS},
+        [GRT_K_EMBED_FWD] = {GRT_KF_POS},
+        [GRT_K_EMBED_BWD] = {GRT_KF_POS},
+        [GRT_K_ATT_SOFTMAX_FWD] = {GRT_KF_CAUSAL},
+        [GRT_K_ATT_SOFTMAX_BWD] = {GRT_KF_CAUSAL},
         [GRT_K_SGD] = {GRT_KF_MOMENTUM, GRT_KF_MOMENTUM | GRT_KF_NESTEROV},
     };
     KernelSet set = {0};
     for (int kind = 0; kind < GRT_K_COUNT; kind++)
         for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
-            kernels_add(&set, kind, cols[i], 0);
+            int C = cols[i];
+            int64_t c[GRT_KERNEL_CONSTS] = {0};
+            switch (kind) { /* sequence 5, a shard of 6 vocabulary rows, 3 heads, odd strides */
+            case GRT_K_EMBED_FWD:
+            case GRT_K_EMBED_BWD: c[0] = 5, c[1] = 6; break;
+            case GRT_K_ROPE_FWD:
+            case GRT_K_ROPE_BWD: c[0] = 5, c[1] = 3, c[2] = 3 * 2 * C + 5; break;
+            case GRT_K_ATT_SOFTMAX_FWD: c[0] = 8; break;
+            case GRT_K_XENT_FWD: c[0] = C + 3; break;
+            case GRT_K_XENT_BWD: c[0] = 3 * C; break;
+            }
+            kernels_add_sized(&set, kind, C, 0, c[0], c[1], c[2]);
             for (int v = 0; v < 2 && variants[kind][v]; v++)
-                kernels_add(&set, kind, cols[i], variants[kind][v]);
+                kernels_add_sized(&set, kind, C, variants[kind][v], c[0], c[1], c[2]);
         }
     Diag d;
     diag_init(&d, stderr);
