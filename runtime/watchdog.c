@@ -10,8 +10,8 @@
  * peer and start time in relaxed atomics (plain moves on x86) and then a
  * sequence number, odd inside a call, with release order: a seqlock with
  * one writer, the main thread. No call takes a lock, signals or allocates;
- * the cost is one clock read and a few stores (under 1% of the smallest
- * all-reduce, see README).
+ * the cost is one clock read and a few stores (20-40 ns a call measured,
+ * against about 1 us for the smallest all-reduce between two ranks).
  *
  * The thread: one per rank, started by grt_init, sleeps on a timed
  * condition wait until the current call's deadline (start + limit), or one
