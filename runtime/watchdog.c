@@ -11,7 +11,8 @@
  * sequence number, odd inside a call, with release order: a seqlock with
  * one writer, the main thread. No call takes a lock, signals or allocates;
  * the cost is one clock read and a few stores (20-40 ns a call measured,
- * against about 1 us for the smallest all-reduce between two ranks).
+ * against 0.4 us for the fastest all-reduce between two ranks, and under
+ * 1 us in a gpt-tiny step of 12 ms or more).
  *
  * The thread: one per rank, started by grt_init, sleeps on a timed
  * condition wait until the current call's deadline (start + limit), or one
