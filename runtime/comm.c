@@ -4,7 +4,9 @@
  * and then dispatch through the active backend's tables (comm.h), so adding
  * NCCL adds a backend file and one line in grt_init, not #ifdefs here.
  * Every group made is kept in a list and freed by grt_finalize: galvrt.h has
- * no grt_comm_free. */
+ * no grt_comm_free. Every call that can block (the collectives, send, recv,
+ * the wait of a non-blocking one, the split) is bracketed for the watchdog
+ * (watchdog.c), which knows each group by its world ranks. */
 #include "comm.h"
 
 #include <stdio.h>
@@ -14,6 +16,8 @@
 struct GrtComm {
     int rank, size; /* this rank's place in the group; the group's size */
     void *impl;     /* the backend's handle (for MPI, an MPI_Comm) */
+    int *members;   /* [size]: the world rank of each rank of the group */
+    char label[96]; /* the group in messages (grt_comm_label) */
     GrtComm *next;  /* the next group made, for grt_finalize */
 };
 
@@ -22,11 +26,34 @@ static GrtComm *world;            /* the first group made */
 static GrtComm *comms;            /* every group made, newest first */
 static int finished;              /* grt_finalize has run */
 
-/* A new group record around a backend handle, kept for grt_finalize. */
+/* c's label: "the world (N ranks)", or "group {0, 1}" of its world ranks,
+ * a long list as "group {0, 8, 16, 24, 32, 40, ..., 1016} (128 ranks)". */
+static void make_label(GrtComm *c, int is_world) {
+    size_t n = sizeof c->label, k = 0;
+    if (is_world) {
+        snprintf(c->label, n, "the world (%d rank%s)", c->size, c->size == 1 ? "" : "s");
+        return;
+    }
+    k += (size_t)snprintf(c->label, n, "group {");
+    for (int i = 0; i < c->size && k < n; i++) {
+        int cut = c->size > 8 && i == 6; /* the first six, then the last */
+        if (cut) i = c->size - 1;
+        k += (size_t)snprintf(c->label + k, n - k, "%s%s%d", i ? ", " : "", cut ? "..., " : "", c->members[i]);
+    }
+    if (k < n) snprintf(c->label + k, n - k, c->size > 8 ? "} (%d ranks)" : "}", c->size);
+}
+
+/* A new group record around a backend handle, kept for grt_finalize; its
+ * members are the world's ranks (the world itself) or the backend's answer. */
 static GrtComm *comm_new(void *impl, int rank, int size) {
     GrtComm *c = malloc(sizeof *c);
-    if (!c) grt_abort("out of memory", 1);
-    *c = (GrtComm){.rank = rank, .size = size, .impl = impl, .next = comms};
+    int *members = malloc(sizeof(int) * (size_t)size);
+    if (!c || !members) grt_abort("out of memory", 1);
+    *c = (GrtComm){.rank = rank, .size = size, .impl = impl, .members = members, .next = comms};
+    if (world) backend->members(world->impl, impl, size, members);
+    else
+        for (int r = 0; r < size; r++) members[r] = r;
+    make_label(c, !world);
     comms = c;
     return c;
 }
@@ -71,6 +98,7 @@ GrtComm *grt_init(int *argc, char ***argv) {
     backend = b; /* first, so a failure inside init still aborts through it */
     void *impl = b->init(argc, argv, &rank, &size);
     world = comm_new(impl, rank, size);
+    grt_watch_start();
     return world;
 }
 
@@ -78,10 +106,12 @@ GrtComm *grt_init(int *argc, char ***argv) {
 void grt_finalize(void) {
     grt_pool_stop();
     if (!backend) return;
+    grt_watch_stop(); /* before any group it may be naming is freed */
     while (comms) {
         GrtComm *c = comms;
         comms = c->next;
         backend->free(c->impl);
+        free(c->members);
         free(c);
     }
     world = NULL;
@@ -121,73 +151,119 @@ GrtComm *grt_comm_split(GrtComm *c, int color, int key) {
         grt_abort(msg, 1);
     }
     int rank = 0, size = 0;
+    grt_watch_enter("split", c, -1);
     void *impl = backend->split(c->impl, color, key, &rank, &size);
+    grt_watch_exit();
     return comm_new(impl, rank, size);
 }
 
 /* The backend's handle of group c (for backend files). */
 void *grt_comm_impl(const GrtComm *c) { return c->impl; }
 
+/* Group c as messages name it. */
+const char *grt_comm_label(const GrtComm *c) { return c->label; }
+
+/* The world rank of rank r of c. */
+int grt_comm_world_rank(const GrtComm *c, int r) { return c->members[r]; }
+
+/* Request r of a call op on c (peer: of a send or receive), named for grt_wait. */
+static GrtRequest *named(GrtRequest *r, const char *op, const GrtComm *c, int peer) {
+    *(GrtCall *)r = (GrtCall){.op = op, .comm = c, .peer = peer}; /* a backend's request starts with a GrtCall */
+    return r;
+}
+
 /* buf (n) = sum over the ranks of c of buf (n). */
-void grt_allreduce(GrtComm *c, float *buf, size_t n) { on(c, "grt_allreduce")->allreduce(c, buf, n); }
+void grt_allreduce(GrtComm *c, float *buf, size_t n) {
+    const GrtCollectives *t = on(c, "grt_allreduce");
+    grt_watch_enter("allreduce", c, -1);
+    t->allreduce(c, buf, n);
+    grt_watch_exit();
+}
 
 /* buf (n) = sum over the ranks of c of buf (n), in double. */
 void grt_allreduce_double(GrtComm *c, double *buf, size_t n) {
-    on(c, "grt_allreduce_double")->allreduce_double(c, buf, n);
+    const GrtCollectives *t = on(c, "grt_allreduce_double");
+    grt_watch_enter("allreduce", c, -1);
+    t->allreduce_double(c, buf, n);
+    grt_watch_exit();
 }
 
 /* out (n) = block rank of the sum over the ranks of in (size * n). */
 void grt_reduce_scatter(GrtComm *c, const float *in, float *out, size_t n) {
-    on(c, "grt_reduce_scatter")->reduce_scatter(c, in, out, n);
+    const GrtCollectives *t = on(c, "grt_reduce_scatter");
+    grt_watch_enter("reduce-scatter", c, -1);
+    t->reduce_scatter(c, in, out, n);
+    grt_watch_exit();
 }
 
 /* out (size * n) = every rank's in (n), in rank order. */
 void grt_allgather(GrtComm *c, const float *in, float *out, size_t n) {
-    on(c, "grt_allgather")->allgather(c, in, out, n);
+    const GrtCollectives *t = on(c, "grt_allgather");
+    grt_watch_enter("allgather", c, -1);
+    t->allgather(c, in, out, n);
+    grt_watch_exit();
 }
 
 /* buf (n) = root's buf (n) on every rank of c. */
 void grt_broadcast(GrtComm *c, float *buf, size_t n, int root) {
     const GrtCollectives *t = on(c, "grt_broadcast");
     check_rank(c, root, "grt_broadcast", "root");
+    grt_watch_enter("broadcast", c, -1);
     t->broadcast(c, buf, n, root);
+    grt_watch_exit();
 }
 
 /* Send buf (n) to rank peer of c; returns when buf may be reused. */
 void grt_send(GrtComm *c, const float *buf, size_t n, int peer, int tag) {
     const GrtCollectives *t = on(c, "grt_send");
     check_rank(c, peer, "grt_send", "peer");
+    grt_watch_enter("send", c, peer);
     t->send(c, buf, n, peer, tag);
+    grt_watch_exit();
 }
 
 /* Receive exactly n floats from rank peer of c into buf. */
 void grt_recv(GrtComm *c, float *buf, size_t n, int peer, int tag) {
     const GrtCollectives *t = on(c, "grt_recv");
     check_rank(c, peer, "grt_recv", "peer");
+    grt_watch_enter("recv", c, peer);
     t->recv(c, buf, n, peer, tag);
+    grt_watch_exit();
 }
 
 /* Returns once every rank of c has called it. */
-void grt_barrier(GrtComm *c) { on(c, "grt_barrier")->barrier(c); }
+void grt_barrier(GrtComm *c) {
+    const GrtCollectives *t = on(c, "grt_barrier");
+    grt_watch_enter("barrier", c, -1);
+    t->barrier(c);
+    grt_watch_exit();
+}
 
 /* Start grt_allreduce on buf; buf is not to be touched until grt_wait. */
-GrtRequest *grt_iallreduce(GrtComm *c, float *buf, size_t n) { return on(c, "grt_iallreduce")->iallreduce(c, buf, n); }
+GrtRequest *grt_iallreduce(GrtComm *c, float *buf, size_t n) {
+    return named(on(c, "grt_iallreduce")->iallreduce(c, buf, n), "iallreduce", c, -1);
+}
 
 /* Start grt_send; buf is not to be changed until grt_wait. */
 GrtRequest *grt_isend(GrtComm *c, const float *buf, size_t n, int peer, int tag) {
     const GrtCollectives *t = on(c, "grt_isend");
     check_rank(c, peer, "grt_isend", "peer");
-    return t->isend(c, buf, n, peer, tag);
+    return named(t->isend(c, buf, n, peer, tag), "isend", c, peer);
 }
 
 /* Start grt_recv; buf is not to be read until grt_wait. */
 GrtRequest *grt_irecv(GrtComm *c, float *buf, size_t n, int peer, int tag) {
     const GrtCollectives *t = on(c, "grt_irecv");
     check_rank(c, peer, "grt_irecv", "peer");
-    return t->irecv(c, buf, n, peer, tag);
+    return named(t->irecv(c, buf, n, peer, tag), "irecv", c, peer);
 }
 
 /* Complete and free request r (NULL: nothing to do). */
 void grt_wait(GrtRequest *r) {
-    if (r) active("grt_wait")->wait(r);
+    if (!r) return;
+    const GrtCollectives *t = active("grt_wait");
+    GrtCall call = *(GrtCall *)r; /* r is freed by the wait */
+    grt_watch_enter(call.op, call.comm, call.peer);
+    t->wait(r);
+    grt_watch_exit();
 }

@@ -13,7 +13,11 @@
  * every chunk is reduced to rank i); chunked allgather receives each chunk
  * through a datatype whose extent is the whole block, so chunk k of every
  * rank's block lands in place. The world is a duplicate of MPI_COMM_WORLD,
- * so the runtime's messages never meet anyone else's. */
+ * so the runtime's messages never meet anyone else's.
+ *
+ * A call that never returns (a rank that stopped calling, or is stuck
+ * elsewhere) is the watchdog's (watchdog.c): it aborts through mpi_abort
+ * from its own thread, and MPI_Abort takes every rank down. */
 #include "comm.h"
 
 #include <limits.h>
@@ -27,6 +31,7 @@ static size_t max_count = INT_MAX; /* elements per MPI call */
 
 /* A started non-blocking operation: one MPI request per chunk. */
 struct GrtRequest {
+    GrtCall call;    /* first (comm.h): what comm.c's grt_wait tells the watchdog */
     size_t nreq;     /* requests in req */
     size_t n, chunk; /* elements, and elements per request, as posted */
     int recv;        /* grt_irecv: check what arrived */
@@ -250,10 +255,15 @@ static MPI_Comm *handle_of(MPI_Comm comm) {
     return h;
 }
 
-/* MPI_Init_thread (funneled: only the main thread calls MPI); the world is a duplicate of MPI_COMM_WORLD. */
+/* MPI_Init_thread; the world is a duplicate of MPI_COMM_WORLD. The main
+ * thread makes every call but one: the watchdog's thread calls MPI_Abort
+ * while the main thread is inside MPI, which MPI allows only under
+ * MPI_THREAD_MULTIPLE (Open MPI's show-help output to mpirun comes out
+ * garbled otherwise; the abort itself goes to the launcher either way). An
+ * MPI without it still runs, its watchdog's abort on a best-effort basis. */
 static void *mpi_init(int *argc, char ***argv, int *rank, int *size) {
     int provided = 0;
-    MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+    MPI_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
     MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
     if (provided < MPI_THREAD_FUNNELED) grt_abort("MPI_Init_thread: this MPI does not provide MPI_THREAD_FUNNELED", 1);
     MPI_Comm world;
@@ -272,6 +282,19 @@ static void *mpi_split(void *handle, int color, int key, int *rank, int *size) {
     MPI_CHECK(MPI_Comm_rank(*h, rank));
     MPI_CHECK(MPI_Comm_size(*h, size));
     return h;
+}
+
+/* The world ranks of the ranks of handle's communicator, in its order. */
+static void mpi_members(void *world, void *handle, int size, int *out) {
+    MPI_Group w, g;
+    int *ranks = xmalloc(sizeof(int) * (size_t)size);
+    for (int r = 0; r < size; r++) ranks[r] = r;
+    MPI_CHECK(MPI_Comm_group(*(MPI_Comm *)world, &w));
+    MPI_CHECK(MPI_Comm_group(*(MPI_Comm *)handle, &g));
+    MPI_CHECK(MPI_Group_translate_ranks(g, size, ranks, w, out));
+    MPI_CHECK(MPI_Group_free(&g));
+    MPI_CHECK(MPI_Group_free(&w));
+    free(ranks);
 }
 
 /* MPI_Comm_free, and the handle. */
@@ -297,6 +320,7 @@ const GrtBackend grt_mpi_backend = {
     .coll = &grt_mpi_collectives,
     .init = mpi_init,
     .split = mpi_split,
+    .members = mpi_members,
     .free = mpi_free,
     .finalize = mpi_finalize,
     .abort = mpi_abort,

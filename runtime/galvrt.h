@@ -566,6 +566,13 @@ GrtRequest *grt_iallreduce(GrtComm *c, float *buf, size_t n);
 GrtRequest *grt_isend(GrtComm *c, const float *buf, size_t n, int peer, int tag);
 GrtRequest *grt_irecv(GrtComm *c, float *buf, size_t n, int peer, int tag);
 void grt_wait(GrtRequest *r);
+/* The watchdog (runtime/watchdog.c), started by grt_init: a call above (or
+ * a group split) still running after the limit stops every rank with one
+ * line naming the call, its group and the step. The limit in seconds
+ * (default 600, the program's --comm-timeout); the step the calls that
+ * follow belong to (1-based; 0 before the first, -1 after the last). */
+void grt_watchdog_limit(double seconds);
+void grt_watchdog_step(long step);
 
 /* ---- the training program's frame (runtime/run.c, options.c, pipe.c,
  *      ckpt_state.c, hf_names.c) ------------------------------------------------
@@ -628,6 +635,7 @@ typedef struct GrtOptions {
     int resume;           /* --resume: continue from the newest intact checkpoint */
     const char *export_st; /* --export-safetensors FILE: the model after training, HF names */
     const char *init_st;   /* --init-safetensors FILE: start from these parameters */
+    double comm_timeout;   /* --comm-timeout SECONDS: the watchdog's limit on one collective (default 600) */
 } GrtOptions;
 
 /* Every rank reads the same command line; a bad one stops every rank (status 2). */

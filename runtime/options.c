@@ -8,12 +8,54 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-    "use --steps K, --seed S, --data FILE, --lr X, --log FILE.jsonl, --dump FILE, --ckpt-dir DIR, --ckpt-every K, "
-    "--ckpt-keep N, --resume, --export-safetensors FILE, --init-safetensors FILE";
+/* The options, for --help (one line each) and for the message naming an unknown one. */
+static const struct {
+    const char *name, *arg, *what;
+} options[] = {
+    {"--steps", "K", "train K steps (default: the model file's)"},
+    {"--seed", "S", "the seed of the initialization and of synthetic data (default 1234)"},
+    {"--data", "FILE", "an llm.c token file, or any file read as bytes (default: synthetic tokens)"},
+    {"--lr", "X", "the peak learning rate (default: the model file's)"},
+    {"--log", "FILE.jsonl", "every step as a JSON line"},
+    {"--dump", "FILE", "every parameter tensor, whole, after the last step"},
+    {"--ckpt-dir", "DIR", "where checkpoints are written and read"},
+    {"--ckpt-every", "K", "a checkpoint after every K steps (and after the last)"},
+    {"--ckpt-keep", "N", "complete checkpoints kept (default 3)"},
+    {"--resume", NULL, "continue from the newest intact checkpoint in --ckpt-dir"},
+    {"--export-safetensors", "FILE", "the parameters after the last step, Hugging Face's names"},
+    {"--init-safetensors", "FILE", "start from these parameters instead of random ones"},
+    {"--comm-timeout", "SECONDS", "stop every rank when a collective has not completed after SECONDS (default 600)"},
+    {"--help", NULL, "print this and exit"},
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+/* "use --steps K, --seed S, ...": every option, for the message naming an unknown one. */
+static void usage_line(char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "use");
+    for (size_t i = 0; i < N_OPTIONS && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s %s%s%s", i ? "," : "", options[i].name, options[i].arg ? " " : "",
+                              options[i].arg ? options[i].arg : "");
+}
+
+/* --help: rank 0 prints every option; every rank stops the runtime and exits 0. */
+static _Noreturn void help(GrtComm *world, const char *program) {
+    if (grt_rank(world) == 0) {
+        printf("usage: mpirun -np N %s [options]\n\n", program);
+        for (size_t i = 0; i < N_OPTIONS; i++) {
+            char head[64];
+            snprintf(head, sizeof head, "%s%s%s", options[i].name, options[i].arg ? " " : "",
+                     options[i].arg ? options[i].arg : "");
+            printf("  %-28s %s\n", head, options[i].what);
+        }
+        fflush(stdout);
+    }
+    grt_finalize();
+    exit(0);
+}
 
 /* Stop every rank: value v of option a is not one it takes (`why`: what it takes). */
 static void bad_value(GrtComm *world, const char *a, const char *v, const char *why) {
@@ -42,6 +84,16 @@ static unsigned long long seed_value(GrtComm *world, const char *a, const char *
     return x;
 }
 
+/* --comm-timeout's whole value: seconds, finite, from 1 ms to 1e9 (0 or less would stop every run at once). */
+static double seconds_value(GrtComm *world, const char *a, const char *v) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (end == v || *end || errno == ERANGE || !isfinite(x) || !(x >= 1e-3 && x <= 1e9))
+        bad_value(world, a, v, "a number of seconds from 0.001 to 1e9");
+    return x;
+}
+
 /* --lr's whole value: a finite learning rate above zero (NaN, infinity or 0 would train nothing). */
 static float lr_value(GrtComm *world, const char *a, const char *v) {
     char *end;
@@ -53,7 +105,7 @@ static float lr_value(GrtComm *world, const char *a, const char *v) {
 }
 
 GrtOptions grt_options_parse(GrtComm *world, const GrtProgram *p, int argc, char **argv) {
-    GrtOptions o = {.steps = p->default_steps, .seed = 1234, .lr = p->lr, .ckpt_keep = 3};
+    GrtOptions o = {.steps = p->default_steps, .seed = 1234, .lr = p->lr, .ckpt_keep = 3, .comm_timeout = 600};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--steps") && v) o.steps = int_value(world, a, v, 0, INT_MAX), i++;
@@ -68,9 +120,12 @@ GrtOptions grt_options_parse(GrtComm *world, const GrtProgram *p, int argc, char
         else if (!strcmp(a, "--resume")) o.resume = 1;
         else if (!strcmp(a, "--export-safetensors") && v) o.export_st = v, i++;
         else if (!strcmp(a, "--init-safetensors") && v) o.init_st = v, i++;
+        else if (!strcmp(a, "--comm-timeout") && v) o.comm_timeout = seconds_value(world, a, v), i++;
+        else if (!strcmp(a, "--help")) help(world, argv[0]);
         else {
-            char msg[768];
-            snprintf(msg, sizeof msg, "unknown or incomplete option '%s' (%s)", a, usage);
+            char msg[1024], usage[640];
+            usage_line(usage, sizeof usage);
+            snprintf(msg, sizeof msg, "unknown or incomplete option '%.200s' (%s)", a, usage);
             grt_stop_all(world, msg, 2);
         }
     }

@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void grt_stop_all(GrtComm *world, const char *msg, int status) {
     if (grt_rank(world) == 0) {
@@ -60,6 +61,7 @@ GrtRun *grt_run_start(int *argc, char ***argv, const GrtProgram *p) {
     R->rank = grt_rank(R->world);
     R->stage = R->rank / (p->ranks / p->pp);
     R->opt = grt_options_parse(R->world, p, *argc, *argv);
+    grt_watchdog_limit(R->opt.comm_timeout);
     if (grt_size(R->world) != p->ranks) {
         char msg[256];
         snprintf(msg, sizeof msg, "this program was built for %d ranks; run it with mpirun -np %d", p->ranks, p->ranks);
@@ -253,8 +255,31 @@ void grt_run_begin(GrtRun *R) {
 
 /* ---- a step ------------------------------------------------------------------- */
 
+/* GALVRT_FAULT_SKIP_COLLECTIVE=RANK:STEP, a fault for tests only: rank RANK
+ * stops calling collectives at the start of step STEP (1-based, as printed)
+ * and sleeps until the job is torn down, so the other ranks block in theirs
+ * and the watchdog (--comm-timeout) must stop them. */
+static void fault_skip(const GrtRun *R) {
+    const char *v = getenv("GALVRT_FAULT_SKIP_COLLECTIVE");
+    int rank, n = 0;
+    long step;
+    if (!v) return;
+    if (sscanf(v, "%d:%ld%n", &rank, &step, &n) != 2 || v[n])
+        grt_abort("GALVRT_FAULT_SKIP_COLLECTIVE: expected RANK:STEP (a fault for tests)", 2);
+    if (rank != R->rank || step != R->step + 1) return;
+    char msg[160];
+    snprintf(msg, sizeof msg, "GALVRT_FAULT_SKIP_COLLECTIVE: no more collectives from this rank, from step %ld on", step);
+    grt_rank_says(R->rank, msg);
+    for (;;) pause();
+}
+
 int grt_step_next(GrtRun *R) {
-    if (++R->step >= R->opt.steps) return 0;
+    if (++R->step >= R->opt.steps) {
+        grt_watchdog_step(-1);
+        return 0;
+    }
+    grt_watchdog_step(R->step + 1);
+    fault_skip(R);
     R->t0 = grt_now_ms();
     memset(R->grads, 0, R->n_stored * sizeof(float));
     if (R->accum) memset(R->accum, 0, R->accum_floats * sizeof(float));

@@ -80,7 +80,7 @@ grep -q 'compiler for distributed Transformer training' man.txt || fail "galvc(1
 usage=$("$prefix/bin/galvc" --help; "$prefix/bin/galvc" profile --help)
 options=$(printf '%s\n' "$usage" | grep -oE -- '(^|[[:space:](])--?[A-Za-z][A-Za-z-]*(=[a-z-]+)?' | tr -d ' (' | sort -u)
 for o in $options --steps --seed --data --lr --log --dump --ckpt-dir --ckpt-every --ckpt-keep --resume \
-         --export-safetensors --init-safetensors 'EXIT STATUS'; do
+         --export-safetensors --init-safetensors --comm-timeout 'EXIT STATUS'; do
     grep -q -- "$o" wide.txt || fail "galvc(1) does not describe $o"
 done
 echo "installed galvc: built, trained, profiled, linked through galvrt.pc, manual page rendered"
