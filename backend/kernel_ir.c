@@ -45,17 +45,25 @@ LLVMValueRef kgen_slot(KB *k, LLVMTypeRef t) {
     return s;
 }
 
-LLVMValueRef kgen_hsum(KB *k, LLVMValueRef v) {
+/* A vector's lanes combined pairwise by op, as a tree (lanes 0+1, 2+3, ...,
+ * then those pairs, an odd lane carried up); a scalar as it is. */
+static LLVMValueRef lane_tree(KB *k, LLVMValueRef v, LLVMValueRef (*op)(KB *k, LLVMValueRef a, LLVMValueRef b)) {
     if (LLVMGetTypeKind(LLVMTypeOf(v)) != LLVMVectorTypeKind) return v;
     LLVMValueRef lane[64];
     int n = (int)LLVMGetVectorSize(LLVMTypeOf(v));
     for (int i = 0; i < n; i++)
         lane[i] = LLVMBuildExtractElement(k->b, v, LLVMConstInt(k->i32, (unsigned)i, 0), "");
-    for (; n > 1; n = (n + 1) / 2)
+    for (; n > 1; n = (n + 1) / 2) {
         for (int i = 0; i < n / 2; i++)
-            lane[i] = LLVMBuildFAdd(k->b, lane[2 * i], lane[2 * i + 1], "");
+            lane[i] = op(k, lane[2 * i], lane[2 * i + 1]);
+        if (n % 2) lane[n / 2] = lane[n - 1];
+    }
     return lane[0];
 }
+
+static LLVMValueRef fadd2(KB *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(k->b, a, b, ""); }
+
+LLVMValueRef kgen_hsum(KB *k, LLVMValueRef v) { return lane_tree(k, v, fadd2); }
 
 LLVMValueRef kgen_call(KB *k, const char *name, LLVMTypeRef ret, LLVMValueRef *args, int n) {
     LLVMTypeRef at[8];
@@ -94,17 +102,7 @@ LLVMValueRef kgen_max(KB *k, LLVMValueRef acc, LLVMValueRef v) {
     return LLVMBuildSelect(k->b, LLVMBuildFCmp(k->b, LLVMRealOGT, v, acc, ""), v, acc, "");
 }
 
-LLVMValueRef kgen_hmax(KB *k, LLVMValueRef v) {
-    if (LLVMGetTypeKind(LLVMTypeOf(v)) != LLVMVectorTypeKind) return v;
-    LLVMValueRef lane[64];
-    int n = (int)LLVMGetVectorSize(LLVMTypeOf(v));
-    for (int i = 0; i < n; i++)
-        lane[i] = LLVMBuildExtractElement(k->b, v, LLVMConstInt(k->i32, (unsigned)i, 0), "");
-    for (; n > 1; n = (n + 1) / 2)
-        for (int i = 0; i < n / 2; i++)
-            lane[i] = kgen_max(k, lane[2 * i], lane[2 * i + 1]);
-    return lane[0];
-}
+LLVMValueRef kgen_hmax(KB *k, LLVMValueRef v) { return lane_tree(k, v, kgen_max); }
 
 LLVMValueRef kgen_col_index(KB *k) {
     LLVMValueRef c = splat(k, k->col);
