@@ -42,6 +42,7 @@ typedef struct Options {
     bool explain;            /* --explain: each layer's runner-up */
     bool keep;               /* --keep: keep the generated train.c */
     bool verbose;            /* -v: say what the build does */
+    bool cuda;               /* --target cuda: build the program for GPUs */
     const char *gpu_arch;    /* --emit=ptx:sm_80: the PTX target (default sm_90) */
     const char *profile;     /* --profile: a measured hardware profile */
     bool has_uniform;        /* --uniform: this plan, no search */
@@ -78,8 +79,12 @@ static const char usage[] =
     "                   instead of searching (it may be over the memory budget)\n"
     "  -o FILE          build the training program for the plan\n"
     "  --emit=c         print the training program's C source\n"
+    "  --target cpu|cuda  with -o: the program's ranks run on CPU cores (the\n"
+    "                   default) or each on a GPU (CUDA runtime, cuBLAS, the\n"
+    "                   plan's kernels as PTX; one rank so far)\n"
     "  --keep           with -o: keep the generated source as FILE.c\n"
-    "                   (and the generated kernels as FILE.kernels.o)\n"
+    "                   (and the generated kernels as FILE.kernels.o, or\n"
+    "                   FILE.device.c for --target cuda)\n"
     "  -v               with -o: report the kernels' generation time\n"
     "  --emit=llvm      print the plan's generated kernels as LLVM IR (--emit=asm:\n"
     "                   as this CPU's assembly; --emit=ptx[:sm_80]: as PTX for sm_90)\n"
@@ -231,6 +236,10 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             o->keep = true;
         } else if (strcmp(arg, "-v") == 0) {
             o->verbose = true;
+        } else if (strncmp(arg, "--target", 8) == 0 && (arg[8] == '=' || !arg[8])) {
+            const char *t = option_value(argc, argv, &i, "--target");
+            if (strcmp(t, "cuda") != 0 && strcmp(t, "cpu") != 0) bad_usage("unknown --target '%s' (known: cpu, cuda)", t);
+            o->cuda = strcmp(t, "cuda") == 0;
         } else if (strcmp(arg, "--explain") == 0) {
             o->explain = true;
         } else if (strncmp(arg, "--plot", 6) == 0 && (arg[6] == '=' || !arg[6])) {
@@ -514,6 +523,11 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
             fprintf(stderr, "galvc: error: -o: this galvc was built without the runtime (libgalvrt)\n");
             return EXIT_USAGE;
         }
+        if (opt->cuda && !tc.build.cuda_library) {
+            fprintf(stderr, "galvc: error: --target cuda: this galvc was built without the CUDA toolkit\n");
+            return EXIT_USAGE;
+        }
+        tc.build.cuda = opt->cuda;
         tc.build.keep = opt->keep;
         tc.build.verbose = opt->verbose;
         return build(spec, &plan, devices, opt->fe.input, opt->output, &tc.build, &diag);

@@ -68,6 +68,11 @@ Toolchain toolchain_find(Arena *a) {
         t.build.include_dir = under(a, t.prefix, GALVC_INSTALL_INCLUDEDIR);
         t.build.library = under(a, t.prefix, GALVC_INSTALL_LIBDIR "/libgalvrt.a");
     }
+#ifdef GALVRT_CUDA_LIBRARY /* the CUDA target, from the build tree (an installed galvc targets the CPU) */
+    if (!t.prefix)
+        t.build.cuda_library = GALVRT_CUDA_LIBRARY, t.build.cuda_include_dir = GALVRT_CUDA_INCLUDE_DIR,
+        t.build.cuda_libs = GALVRT_CUDA_LIBS;
+#endif
     t.profiler = find_profiler(a, t.prefix);
     /* the mpiexec the build found, else whichever mpirun is in PATH */
     t.mpiexec = GALVC_MPIEXEC[0] && access(GALVC_MPIEXEC, X_OK) == 0 ? GALVC_MPIEXEC : "mpirun";
@@ -78,8 +83,11 @@ void toolchain_print(FILE *f, const Toolchain *t) {
     fprintf(f, "galvc %s\n", GALVC_VERSION);
     fprintf(f, "built with: %s; OpenBLAS %s; jansson %s; MPI %s\n", GALVC_BUILT_CC, GALVC_BUILT_OPENBLAS,
             GALVC_BUILT_JANSSON, GALVC_BUILT_MPI);
-    if (GALVC_BUILT_CUDA[0])
-        fprintf(f, "CUDA toolkit: found (%s); galvc targets the CPU only so far\n", GALVC_BUILT_CUDA);
+    if (t->build.cuda_library)
+        fprintf(f, "CUDA toolkit: %s; --target cuda links %s\n", GALVC_BUILT_CUDA, t->build.cuda_library);
+    else if (GALVC_BUILT_CUDA[0])
+        fprintf(f, "CUDA toolkit: %s; this galvc targets the CPU only (--target cuda needs the build tree)\n",
+                GALVC_BUILT_CUDA);
     else
         fputs("CUDA toolkit: not found; galvc targets the CPU only\n", f);
     fprintf(f, "LLVM: %s (the kernel generator: x86-64 objects, NVPTX)\n", GALVC_BUILT_LLVM);

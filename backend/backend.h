@@ -19,6 +19,10 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
  * stage, each layer's strategy (emit_svg.c). False on a write error. */
 bool emit_svg(FILE *out, const Spec *spec, const Plan *plan, const Timeline *tl, int64_t devices);
 
+/* The CUDA target's kernel file for the plan (emit_cuda.c): their PTX, a
+ * stub launching each, the table galvc_kernels, galvc_target. */
+bool emit_cuda(FILE *out, const Spec *spec, const Plan *plan, Diag *d);
+
 /* Where build finds the runtime: its header folder and its library. */
 typedef struct BuildConfig {
     const char *cc;          /* the C compiler (mpicc wraps MPI's flags) */
@@ -26,6 +30,10 @@ typedef struct BuildConfig {
     const char *library;     /* libgalvrt.a */
     const char *extra_libs;  /* OpenBLAS and the rest, as linker flags */
     const char *cflags;      /* extra compiler flags the runtime was built with (the sanitizers), or NULL */
+    bool cuda;               /* --target cuda: link the CUDA side and the plan's PTX */
+    const char *cuda_library;     /* libgalvrt_cuda.a, or NULL: galvc was built without the CUDA toolkit */
+    const char *cuda_include_dir; /* galvrt_cuda.h */
+    const char *cuda_libs;        /* the CUDA runtime and cuBLAS, as linker flags */
     bool keep;               /* keep the generated train.c (and kernels.o) beside the output */
     bool verbose;            /* say what the build does (the kernels' generation time) */
 } BuildConfig;

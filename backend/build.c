@@ -84,6 +84,22 @@ static const char *write_kernels(const Spec *spec, const Plan *plan, const Build
     return path;
 }
 
+/* The CUDA target's kernel file (emit_cuda.c: the PTX, the stubs, the
+ * table) as C at a temporary path, or NULL. */
+static const char *write_device_source(const Spec *spec, const Plan *plan, Diag *d) {
+    char *path;
+    FILE *f = temp_file(spec, "galvc-device-XXXXXX.c", 2, &path, d);
+    if (!f) return NULL;
+    bool ok = emit_cuda(f, spec, plan, d);
+    if (fclose(f) != 0) ok = false;
+    if (!ok) {
+        unlink(path);
+        if (!d->errors) diag_plain(d, "cannot write the CUDA target's kernels");
+        return NULL;
+    }
+    return path;
+}
+
 /* Keep the temporary file holding `what` as kept (moved, or copied across
  * file systems), or remove it; false when it could not be kept. */
 static bool keep_or_remove(const char *path, const char *what, const char *kept, bool keep, Diag *d) {
@@ -107,7 +123,7 @@ int build(const Spec *spec, const Plan *plan, int64_t devices, const char *sourc
     if (!f) return 1;
     bool ok = emit_c(f, spec, plan, devices, source_name, d);
     if (fclose(f) != 0) ok = false;
-    const char *k_path = ok ? write_kernels(spec, plan, cfg, d) : NULL;
+    const char *k_path = !ok ? NULL : cfg->cuda ? write_device_source(spec, plan, d) : write_kernels(spec, plan, cfg, d);
     if (!ok || !k_path) {
         unlink(c_path);
         if (!d->errors) diag_plain(d, "cannot write train.c");
@@ -128,10 +144,15 @@ int build(const Spec *spec, const Plan *plan, int64_t devices, const char *sourc
     for (char *tok = strtok(cflags, " "); tok && n < 24; tok = strtok(NULL, " "))
         argv[n++] = tok;
     argv[n++] = arena_printf(spec->arena, "-I%s", cfg->include_dir);
+    if (cfg->cuda) argv[n++] = arena_printf(spec->arena, "-I%s", cfg->cuda_include_dir);
     argv[n++] = c_path;
     argv[n++] = (char *)k_path;
+    if (cfg->cuda) argv[n++] = (char *)cfg->cuda_library; /* before libgalvrt, whose functions it calls */
     argv[n++] = (char *)cfg->library;
-    for (char *tok = strtok(extra, " "); tok && n < 58; tok = strtok(NULL, " "))
+    for (char *tok = strtok(extra, " "); tok && n < 52; tok = strtok(NULL, " "))
+        argv[n++] = tok;
+    char *cuda_libs = arena_strdup(spec->arena, cfg->cuda && cfg->cuda_libs ? cfg->cuda_libs : "");
+    for (char *tok = strtok(cuda_libs, " "); tok && n < 58; tok = strtok(NULL, " "))
         argv[n++] = tok;
     argv[n++] = "-lm";
     argv[n++] = "-o";
@@ -139,7 +160,8 @@ int build(const Spec *spec, const Plan *plan, int64_t devices, const char *sourc
     argv[n] = NULL;
     int rc = run(argv);
     bool kept_ok = keep_or_remove(c_path, "the program's source", arena_printf(spec->arena, "%s.c", output), cfg->keep, d);
-    kept_ok &= keep_or_remove(k_path, "its kernels", arena_printf(spec->arena, "%s.kernels.o", output), cfg->keep, d);
+    const char *k_kept = arena_printf(spec->arena, cfg->cuda ? "%s.device.c" : "%s.kernels.o", output);
+    kept_ok &= keep_or_remove(k_path, "its kernels", k_kept, cfg->keep, d);
     if (rc != 0) {
         diag_plain(d, "the C compiler (%s) failed%s", cfg->cc, rc < 0 ? " to start" : "");
         return 1;

@@ -400,11 +400,11 @@ static void emit_setup(const Emit *e, int k) {
     }
     fprintf(out, "    for (int s = 0; s < %lld; s++) {\n", (long long)slots);
     for (int i = lo == 0 ? 1 : lo; i < hi; i++)
-        fprintf(out, "        x%d[s] = grt_alloc(%lld * sizeof(float));\n", i,
+        fprintf(out, "        x%d[s] = grt_run_floats(R, %lld);\n", i,
                 (long long)(seqs_of(e, i) * e->seq * e->hidden));
     fprintf(out, "    }\n    /* a layer's output before a reshard, the gradient flowing down, and its next */\n");
-    fprintf(out, "    tmp = grt_alloc(%lld * sizeof(float));\n    dA = grt_alloc(%lld * sizeof(float));\n"
-                 "    dB = grt_alloc(%lld * sizeof(float));\n",
+    fprintf(out, "    tmp = grt_run_floats(R, %lld);\n    dA = grt_run_floats(R, %lld);\n"
+                 "    dB = grt_run_floats(R, %lld);\n",
             (long long)act, (long long)act, (long long)act);
     for (int i = lo; i + 1 < hi; i++) {
         if (same_layout(e, i, i + 1)) continue;

@@ -251,6 +251,61 @@ void grt_kernel_rows(void (*fn)(void), int64_t rows, float f, const void *const 
     grt_kernel_rows((void (*)(void))(k), (rows), (f), (const void *const[]){__VA_ARGS__},                               \
                     (int)(sizeof((const void *const[]){__VA_ARGS__}) / sizeof(void *)))
 
+/* ---- where the training buffers live (runtime/device.c, runtime/cuda/) ------- */
+
+/* The layers and the step touch their buffers (parameters, gradients,
+ * optimizer states, activations, tokens, losses) only through the device
+ * below, so the same layers.c and run.c drive either side: the host's
+ * memory and OpenBLAS (grt_device_cpu, the default) or a GPU's memory,
+ * cuBLAS and the generated PTX (runtime/cuda/, the CUDA target). The
+ * generated kernels are found as on the host (grt_kernel_find): on the CUDA
+ * target the program's table holds stubs that launch them on the GPU.
+ * Pointers into device memory are never dereferenced on the host. */
+typedef struct GrtDevice {
+    const char *name;  /* "cpu", "cuda" */
+    int host_memory;   /* its buffers are the host's memory (the host may read them) */
+    void *(*alloc)(size_t bytes); /* a training buffer, zeroed, kept for the whole run */
+    int64_t (*peak_bytes)(void);  /* the most bytes its buffers have held */
+    void (*zero)(void *p, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes); /* both on the device */
+    /* dst (rows, cols) with row stride dld = src (rows, cols) with row stride sld, floats */
+    void (*copy_rows)(float *dst, size_t dld, const float *src, size_t sld, size_t cols, size_t rows);
+    void (*zero_rows)(float *dst, size_t ld, size_t cols, size_t rows); /* dst (rows, cols), stride ld */
+    void (*to_device)(void *dst, const void *src, size_t bytes);    /* from the host */
+    void (*to_host)(void *dst, const void *src, size_t bytes);      /* done when it returns */
+    void (*add)(float *dst, const float *src, size_t n);            /* dst += src */
+    void (*add_bias)(float *out, const float *bias, int N, int C);  /* out (N, C) += bias (C) on every row */
+    void (*bias_grad)(float *dbias, const float *dout, int N, int C); /* dbias (C) += column sums of dout (N, C) */
+    /* as grt_matmul_forward, grt_matmul_backward, grt_attention_forward_with, grt_attention_backward_with */
+    void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
+    void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, int N, int C, int OC);
+    void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
+                              int causal, GrtAttSoftmaxFwdFn *softmax);
+    void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                               int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax);
+} GrtDevice;
+
+extern const GrtDevice grt_device_cpu;
+/* The device every layer and step uses: grt_device_cpu unless the program
+ * was built for another target (galvc_target below). */
+extern const GrtDevice *grt_dev;
+
+/* The program's device target, defined by what galvc links into a program
+ * built with --target cuda (the generated kernels' PTX and the stubs that
+ * launch them) and absent on the CPU target. start runs right after
+ * MPI_Init, on every rank on its own: it picks the rank's GPU and loads the
+ * kernels, or, with no GPU or no driver, says so and exits 77 without
+ * waiting for any other rank. */
+typedef struct GrtTarget {
+    const char *name;
+    const GrtDevice *(*start)(const struct GrtTarget *t, int rank);
+    const char *ptx;                 /* the generated kernels, PTX text */
+    int n_kernels;
+    const char *const *kernel_names; /* [n_kernels]: galvc_kernels' entry i is PTX entry kernel_names[i] */
+} GrtTarget;
+extern const GrtTarget galvc_target __attribute__((weak));
+
 /* ---- tensor-parallel layers (runtime/layers.c) ----------------------------- */
 
 /* The layer kinds the runtime trains. A transformer block is Megatron-LM's
@@ -683,6 +738,11 @@ typedef struct GrtRun {
     int slots;                     /* micro-batches whose activations the stage holds at once */
     int32_t **tokens, **targets;   /* [slots]: the whole micro-batch's tokens */
     float *losses;                 /* the head's per-token losses */
+    /* a device without host memory (grt_dev): the host's side of tokens, targets and losses, and the
+     * gradient norm's row sums on the device */
+    int32_t *host_tokens, *host_targets;
+    float *host_losses;
+    double *norm_sums;
     double loss;                   /* this step's summed token losses on this rank */
     GrtComm *tied;                 /* the ranks holding either copy of a tied table (NULL: none) */
     float *tied_sum;               /* (vocab, hidden) on those ranks */
@@ -710,6 +770,9 @@ typedef struct GrtStageSizes {
     int slots;      /* micro-batches' tokens */
 } GrtStageSizes;
 void grt_run_alloc(GrtRun *R, int stage, const GrtStageSizes *z);
+/* n floats of the stage's activations (a layer's input, a gradient), zeroed,
+ * on the run's device (grt_dev), counted in its memory. */
+float *grt_run_floats(GrtRun *R, size_t n);
 /* Where layer i's shard lies in the rank's arrays and how its DP group shares it. */
 typedef struct GrtShardAt {
     int zero;      /* ZeRO stage over the DP group: 0 (replicated), 1, 2, 3 */

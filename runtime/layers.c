@@ -8,7 +8,14 @@
  * Parameters are initialized per element from (seed, layer, tensor, global
  * row, global column), so every shard of every plan starts from the same
  * model as one rank does. A vocabulary that the TP degree does not divide is
- * padded; padded rows are never looked up and their logits are masked out. */
+ * padded; padded rows are never looked up and their logits are masked out.
+ *
+ * The activations, parameters and gradients live on the run's device
+ * (grt_dev: the host, or a GPU on the CUDA target): every GEMM, copy, zeroing
+ * and addition on them goes through it, and every other kernel is a
+ * generated one found by its shape; the references run only where the
+ * buffers are host memory. Initialization, gathering and placing (host
+ * work on whole tensors) see host memory. */
 #include "galvrt.h"
 
 #include <math.h>
@@ -44,16 +51,14 @@ static void tp_allreduce(GrtLayer *l, float *buf, size_t n) {
     if (l->tp) grt_allreduce(l->tp, buf, n);
 }
 
-/* out (N, C) += bias (C) on every row */
-static void add_bias(float *out, const float *bias, int N, int C) {
-    for (int i = 0; i < N; i++)
-        for (int c = 0; c < C; c++) out[(size_t)i * C + c] += bias[c];
-}
-
-/* dbias (C) += column sums of dout (N, C) */
-static void bias_grad(float *dbias, const float *dout, int N, int C) {
-    for (int i = 0; i < N; i++)
-        for (int c = 0; c < C; c++) dbias[c] += dout[(size_t)i * C + c];
+/* A reference kernel is about to run where no generated one has the shape:
+ * only the host can run it (the CUDA target generates every kernel its
+ * plan's shapes need, so reaching this there is galvc's bug). */
+static void host_reference(const char *what) {
+    if (grt_dev->host_memory) return;
+    char msg[160];
+    snprintf(msg, sizeof msg, "internal error: no generated kernel for %s on the %s device", what, grt_dev->name);
+    grt_abort(msg, 1);
 }
 
 static size_t add_tensor(GrtLayer *l, const char *name, size_t n, int decay, int sharded) {
@@ -290,7 +295,7 @@ void grt_layer_place(const GrtLayer *l, int k, float *shard, float *whole, int t
 
 static float *falloc(size_t n, size_t *total) {
     *total += n * sizeof(float);
-    return grt_alloc(n * sizeof(float));
+    return grt_dev->alloc(n * sizeof(float));
 }
 
 /* Floats the layer keeps for backward from one micro-batch (galvrt_sizes.h). */
@@ -404,12 +409,18 @@ static void norm_forward(const GrtLayerSpec *s, float *out, float *mean, float *
     if (s->rms) {
         GrtRmsNormFwdFn *k = (GrtRmsNormFwdFn *)grt_kernel_find(GRT_K_RMSNORM_FWD, s->C, 0);
         if (k && rstd) GRT_KERNEL_ROWS(k, N, s->eps, out, rstd, in, w);
-        else grt_rmsnorm_forward(out, rstd, in, w, N, s->C, s->eps);
+        else {
+            host_reference("rmsnorm_fwd");
+            grt_rmsnorm_forward(out, rstd, in, w, N, s->C, s->eps);
+        }
         return;
     }
     GrtLayerNormFwdFn *k = (GrtLayerNormFwdFn *)grt_kernel_find(GRT_K_LAYERNORM_FWD, s->C, b ? GRT_KF_BIAS : 0);
     if (k && mean && rstd) GRT_KERNEL_ROWS(k, N, s->eps, out, mean, rstd, in, w, b);
-    else grt_layernorm_forward(out, mean, rstd, in, w, b, N, s->C, s->eps);
+    else {
+        host_reference("layernorm_fwd");
+        grt_layernorm_forward(out, mean, rstd, in, w, b, N, s->C, s->eps);
+    }
 }
 
 static void norm_backward(const GrtLayerSpec *s, float *din, float *dw, float *db, const float *dout, const float *in,
@@ -417,19 +428,28 @@ static void norm_backward(const GrtLayerSpec *s, float *din, float *dw, float *d
     if (s->rms) {
         GrtRmsNormBwdFn *k = (GrtRmsNormBwdFn *)grt_kernel_find(GRT_K_RMSNORM_BWD, s->C, 0);
         if (k && din && dw) GRT_KERNEL_ROWS(k, N, 0, din, dw, dout, in, w, rstd);
-        else grt_rmsnorm_backward(din, dw, dout, in, w, rstd, N, s->C);
+        else {
+            host_reference("rmsnorm_bwd");
+            grt_rmsnorm_backward(din, dw, dout, in, w, rstd, N, s->C);
+        }
         return;
     }
     GrtLayerNormBwdFn *k = (GrtLayerNormBwdFn *)grt_kernel_find(GRT_K_LAYERNORM_BWD, s->C, db ? GRT_KF_BIAS : 0);
     if (k && din && dw) GRT_KERNEL_ROWS(k, N, 0, din, dw, db, dout, in, w, mean, rstd);
-    else grt_layernorm_backward(din, dw, db, dout, in, w, mean, rstd, N, s->C);
+    else {
+        host_reference("layernorm_bwd");
+        grt_layernorm_backward(din, dw, db, dout, in, w, mean, rstd, N, s->C);
+    }
 }
 
 /* out (N, C) = a + b */
 static void residual(float *out, const float *a, const float *b, int N, int C) {
     GrtResidualFn *k = (GrtResidualFn *)grt_kernel_find(GRT_K_RESIDUAL, C, 0);
     if (k) GRT_KERNEL_ROWS(k, N, 0, out, a, b);
-    else grt_residual_forward(out, a, b, (size_t)N * C);
+    else {
+        host_reference("residual");
+        grt_residual_forward(out, a, b, (size_t)N * C);
+    }
 }
 
 /* The generated bias + GELU of width F, if any: it adds the up projection's bias itself. */
@@ -444,8 +464,11 @@ static void activation_forward(const GrtLayerSpec *s, float *fca, float *fch, co
     GrtSwigluFwdFn *sk = s->swiglu ? (GrtSwigluFwdFn *)grt_kernel_find(GRT_K_SWIGLU_FWD, F, 0) : NULL;
     if (gk) GRT_KERNEL_ROWS(gk, N, 0, fch, fca, bias);
     else if (sk) GRT_KERNEL_ROWS(sk, N, 0, fca, fch);
-    else if (s->swiglu) grt_swiglu_forward(fca, fch, N, F);
-    else grt_gelu_forward(fca, fch, (size_t)N * F);
+    else {
+        host_reference("the MLP's activation");
+        if (s->swiglu) grt_swiglu_forward(fca, fch, N, F);
+        else grt_gelu_forward(fca, fch, (size_t)N * F);
+    }
 }
 
 /* dfch (N, UP) += the activation's backward of dfca (N, F); the up
@@ -457,8 +480,11 @@ static bool activation_backward(const GrtLayerSpec *s, float *dfch, float *dbias
     GrtSwigluBwdFn *sk = s->swiglu ? (GrtSwigluBwdFn *)grt_kernel_find(GRT_K_SWIGLU_BWD, F, 0) : NULL;
     if (gk) GRT_KERNEL_ROWS(gk, N, 0, dfch, fch, dfca, dbias);
     else if (sk) GRT_KERNEL_ROWS(sk, N, 0, dfch, fch, dfca);
-    else if (s->swiglu) grt_swiglu_backward(dfch, fch, dfca, N, F);
-    else grt_gelu_backward(dfch, fch, dfca, (size_t)N * F);
+    else {
+        host_reference("the MLP's activation backward");
+        if (s->swiglu) grt_swiglu_backward(dfch, fch, dfca, N, F);
+        else grt_gelu_backward(dfch, fch, dfca, (size_t)N * F);
+    }
     return gk != NULL;
 }
 
@@ -467,6 +493,21 @@ static int causal_flag(const GrtLayerSpec *s) { return s->causal ? GRT_KF_CAUSAL
 
 static const float *opt(const GrtLayer *l, int k) { return l->tensors[k].n ? P(l, k) : NULL; }
 static float *gopt(const GrtLayer *l, int k) { return l->tensors[k].n ? G(l, k) : NULL; }
+
+/* Rotary's angle tables cs, sn (T, hd / 2) in the device's memory: computed
+ * on the host (grt_rope_table), in place there, else through a host copy. */
+static void rope_table(float *cs, float *sn, int T, int hd, float theta) {
+    if (grt_dev->host_memory) {
+        grt_rope_table(cs, sn, T, hd, theta);
+        return;
+    }
+    size_t n = (size_t)T * (hd / 2);
+    float *host = grt_alloc(2 * n * sizeof(float));
+    grt_rope_table(host, host + n, T, hd, theta);
+    grt_dev->to_device(cs, host, n * sizeof(float));
+    grt_dev->to_device(sn, host + n, n * sizeof(float));
+    grt_free(host, 2 * n * sizeof(float));
+}
 
 /* Rotary embedding on the Q and K parts of qkv (N, QKV_l): in place by the
  * generated kernel (its angle table in tmp), else through a contiguous copy
@@ -478,10 +519,11 @@ static void rope_qk(GrtLayer *l, float *qkv, float *tmp, int backward) {
                                                                l->T, heads, row);
     if (k) {
         float *cs = tmp, *sn = tmp + (size_t)l->T * (hd / 2);
-        grt_rope_table(cs, sn, l->T, hd, l->s.rope_theta);
+        rope_table(cs, sn, l->T, hd, l->s.rope_theta);
         k((int64_t)N * heads, qkv, cs, sn);
         return;
     }
+    host_reference("rotary");
     for (int i = 0; i < N; i++) memcpy(tmp + (size_t)i * qk, qkv + (size_t)i * row, sizeof(float) * (size_t)qk);
     if (backward) grt_rope_backward(tmp, l->B, l->T, l->H_l + l->KVH_l, hd, l->s.rope_theta);
     else grt_rope_forward(tmp, l->B, l->T, l->H_l + l->KVH_l, hd, l->s.rope_theta);
@@ -499,12 +541,12 @@ float *grt_block_attention(GrtLayer *l, const float *x) {
         norm_forward(s, a->ln1, a->mean1, a->rstd1, x, P(l, B_LN1W), opt(l, B_LN1B), N);
         attn_in = a->ln1;
     }
-    grt_matmul_forward(a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
+    grt_dev->matmul_forward(a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
     GrtAttSoftmaxFwdFn *sm =
         (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, l->T, causal_flag(s), s->hd, 0, 0);
-    grt_attention_forward_with(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
-    grt_matmul_forward(a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
+    grt_dev->attention_forward(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
+    grt_dev->matmul_forward(a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
     return a->scratch;
 }
 
@@ -515,7 +557,7 @@ float *grt_block_mlp(GrtLayer *l, const float *x) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C;
-    if (opt(l, B_BO)) add_bias(a->scratch, P(l, B_BO), N, C);
+    if (opt(l, B_BO)) grt_dev->add_bias(a->scratch, P(l, B_BO), N, C);
     residual(a->res1, x, a->scratch, N, C);
     const float *mlp_in = a->res1;
     if (s->pre_norm) {
@@ -527,9 +569,9 @@ float *grt_block_mlp(GrtLayer *l, const float *x) {
     }
     const float *bup = opt(l, B_BUP);
     bool fused = bias_gelu_kernel(s, l->F_l, bup) != NULL; /* the activation adds the bias */
-    grt_matmul_forward(a->fch, mlp_in, P(l, B_WUP), fused ? NULL : bup, N, C, up_rows(l));
+    grt_dev->matmul_forward(a->fch, mlp_in, P(l, B_WUP), fused ? NULL : bup, N, C, up_rows(l));
     activation_forward(s, a->fca, a->fch, fused ? bup : NULL, N, l->F_l);
-    grt_matmul_forward(a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
+    grt_dev->matmul_forward(a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
     return a->scratch;
 }
 
@@ -541,7 +583,7 @@ void grt_block_output(GrtLayer *l, float *out) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C;
     if (!out) out = a->dC2;
-    if (opt(l, B_BDOWN)) add_bias(a->scratch, P(l, B_BDOWN), N, C);
+    if (opt(l, B_BDOWN)) grt_dev->add_bias(a->scratch, P(l, B_BDOWN), N, C);
     if (s->pre_norm) {
         residual(out, a->res1, a->scratch, N, C);
     } else {
@@ -581,8 +623,8 @@ static void xent_forward_rows(const GrtRows *job, int64_t r0, int64_t r1, int pa
     const XentCall *x = job->ctx;
     (void)part;
     x->fwd(r1 - r0, x->a->losses + r0, x->a->probs + r0 * x->Vp, x->a->gathered + r0 * x->Vp, x->targets + r0);
-    for (int64_t i = r0; x->V < x->Vp && i < r1; i++)
-        memset(x->a->probs + i * x->Vp + x->V, 0, sizeof(float) * (size_t)(x->Vp - x->V));
+    if (x->V < x->Vp)
+        grt_dev->zero_rows(x->a->probs + r0 * x->Vp + x->V, (size_t)x->Vp, (size_t)(x->Vp - x->V), (size_t)(r1 - r0));
 }
 
 /* Backward rows [r0, r1): this rank's columns of the logits' gradient, into a->gathered. */
@@ -604,6 +646,7 @@ static void head_loss(GrtLayer *l, const int32_t *targets) {
         grt_pool_run(&(GrtRows){.rows = N, .cols = (int64_t)Vp, .fn = xent_forward_rows, .ctx = &x});
         return;
     }
+    host_reference("xent_fwd");
     if ((size_t)V == Vp) {
         grt_crossentropy_forward(a->losses, a->probs, a->gathered, targets, N, V);
         return;
@@ -624,13 +667,16 @@ float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out) {
     GrtEmbedFwdFn *k =
         (GrtEmbedFwdFn *)grt_kernel_find_sized(GRT_K_EMBED_FWD, s->C, wpe ? GRT_KF_POS : 0, l->T, l->V_l, 0);
     if (k) k((int64_t)l->B * l->T, out, tokens, P(l, 0), wpe, (int64_t)l->tp_rank * l->V_l);
-    else grt_embedding_forward(out, tokens, P(l, 0), wpe, l->B, l->T, s->C, l->tp_rank * l->V_l, l->V_l);
+    else {
+        host_reference("embed_fwd");
+        grt_embedding_forward(out, tokens, P(l, 0), wpe, l->B, l->T, s->C, l->tp_rank * l->V_l, l->V_l);
+    }
     return out;
 }
 
 float *grt_head_logits(GrtLayer *l, const float *x) {
     HeadAct *a = l->act;
-    grt_matmul_forward(a->logits_l, x, head_table(l), NULL, l->B * l->T, l->s.C, l->V_l);
+    grt_dev->matmul_forward(a->logits_l, x, head_table(l), NULL, l->B * l->T, l->s.C, l->V_l);
     return a->logits_l;
 }
 
@@ -640,13 +686,12 @@ void grt_head_loss(GrtLayer *l, const int32_t *targets, float *losses) {
     HeadAct *a = l->act;
     int N = l->B * l->T, Vl = l->V_l, n = l->tp_size;
     size_t Vp = (size_t)Vl * n;
-    if (n == 1) memcpy(a->gathered, a->logits_l, sizeof(float) * (size_t)N * Vl);
+    if (n == 1) grt_dev->copy(a->gathered, a->logits_l, sizeof(float) * (size_t)N * Vl);
     for (int r = 0; n > 1 && r < n; r++) /* (tp, N, Vl) -> (N, Vp) */
-        for (int i = 0; i < N; i++)
-            memcpy(a->gathered + (size_t)i * Vp + (size_t)r * Vl, a->probs + ((size_t)r * N + i) * Vl,
-                   sizeof(float) * (size_t)Vl);
+        grt_dev->copy_rows(a->gathered + (size_t)r * Vl, Vp, a->probs + (size_t)r * N * Vl, (size_t)Vl, (size_t)Vl,
+                           (size_t)N);
     head_loss(l, targets);
-    if (losses) memcpy(losses, a->losses, sizeof(float) * (size_t)N);
+    if (losses) grt_dev->copy(losses, a->losses, sizeof(float) * (size_t)N);
 }
 
 void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out) {
@@ -680,27 +725,27 @@ float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
     int N = l->B * l->T, C = s->C;
     size_t NC = (size_t)N * C, NF = (size_t)N * l->F_l;
     float *dmid = a->scratch; /* (N, wide) */
-    memset(a->scratch2, 0, sizeof(float) * NC); /* dres1, the gradient at the residual between the halves */
+    grt_dev->zero(a->scratch2, sizeof(float) * NC); /* dres1, the gradient at the residual between the halves */
     const float *dmlp_out = dout;               /* gradient at the MLP's output (after the residual) */
     const float *mlp_in = s->pre_norm ? a->ln2 : a->ln1;
     float *dpost = a->dC3;
     if (!s->pre_norm) { /* through the second norm: d(ln1 + mlp) */
-        memset(dpost, 0, sizeof(float) * NC);
+        grt_dev->zero(dpost, sizeof(float) * NC);
         norm_backward(s, dpost, G(l, B_LN2W), gopt(l, B_LN2B), dout, a->ln2, P(l, B_LN2W), a->out_mean,
                       a->out_rstd, N);
         dmlp_out = dpost;
     }
     /* MLP down (row-parallel): dout is whole on every TP rank */
-    if (gopt(l, B_BDOWN)) bias_grad(G(l, B_BDOWN), dmlp_out, N, C);
+    if (gopt(l, B_BDOWN)) grt_dev->bias_grad(G(l, B_BDOWN), dmlp_out, N, C);
     float *dfca = a->dF;
-    memset(dfca, 0, sizeof(float) * NF);
-    grt_matmul_backward(dfca, G(l, B_WDOWN), NULL, dmlp_out, a->fca, P(l, B_WDOWN), N, l->F_l, C);
-    memset(dmid, 0, sizeof(float) * (size_t)N * up_rows(l));
+    grt_dev->zero(dfca, sizeof(float) * NF);
+    grt_dev->matmul_backward(dfca, G(l, B_WDOWN), NULL, dmlp_out, a->fca, P(l, B_WDOWN), N, l->F_l, C);
+    grt_dev->zero(dmid, sizeof(float) * (size_t)N * up_rows(l));
     bool dbias_done = activation_backward(s, dmid, gopt(l, B_BUP), a->fch, dfca, N, l->F_l);
     /* MLP up (column-parallel): partial input gradients */
     float *dmlp_in = a->dC1;
-    memset(dmlp_in, 0, sizeof(float) * NC);
-    grt_matmul_backward(dmlp_in, G(l, B_WUP), dbias_done ? NULL : gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C,
+    grt_dev->zero(dmlp_in, sizeof(float) * NC);
+    grt_dev->matmul_backward(dmlp_in, G(l, B_WUP), dbias_done ? NULL : gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C,
                         up_rows(l));
     return dmlp_in;
 }
@@ -716,26 +761,27 @@ float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *do
     float *dres1 = a->scratch2, *dmid = a->scratch, *dmlp_in = a->dC1;
     if (s->pre_norm) {
         norm_backward(s, dres1, G(l, B_LN2W), gopt(l, B_LN2B), dmlp_in, a->res1, P(l, B_LN2W), a->mean2, a->rstd2, N);
-        for (size_t i = 0; i < NC; i++) dres1[i] += dout[i]; /* the residual around the MLP */
+        grt_dev->add(dres1, dout, NC); /* the residual around the MLP */
     } else {
         float *dln1 = a->dC2;
-        for (size_t i = 0; i < NC; i++) dln1[i] = dmlp_in[i] + a->dC3[i]; /* the residual around the MLP */
+        grt_dev->copy(dln1, dmlp_in, sizeof(float) * NC);
+        grt_dev->add(dln1, a->dC3, NC); /* the residual around the MLP */
         norm_backward(s, dres1, G(l, B_LN1W), gopt(l, B_LN1B), dln1, a->res1, P(l, B_LN1W), a->mean1, a->rstd1, N);
     }
     /* attention output (row-parallel) */
-    if (gopt(l, B_BO)) bias_grad(G(l, B_BO), dres1, N, C);
+    if (gopt(l, B_BO)) grt_dev->bias_grad(G(l, B_BO), dres1, N, C);
     float *datty = a->dAtt;
-    memset(datty, 0, sizeof(float) * natty);
-    grt_matmul_backward(datty, G(l, B_WO), NULL, dres1, a->atty, P(l, B_WO), N, l->H_l * hd, C);
-    memset(dmid, 0, sizeof(float) * (size_t)N * qkv_rows(l));
+    grt_dev->zero(datty, sizeof(float) * natty);
+    grt_dev->matmul_backward(datty, G(l, B_WO), NULL, dres1, a->atty, P(l, B_WO), N, l->H_l * hd, C);
+    grt_dev->zero(dmid, sizeof(float) * (size_t)N * qkv_rows(l));
     GrtAttSoftmaxBwdFn *sm = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, l->T, causal_flag(s));
-    grt_attention_backward_with(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
+    grt_dev->attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
     if (s->rope) rope_qk(l, dmid, a->rope_tmp, 1);
     /* QKV (column-parallel) */
     const float *attn_in = s->pre_norm ? a->ln1 : x;
     float *dattn_in = a->dC1;
-    memset(dattn_in, 0, sizeof(float) * NC);
-    grt_matmul_backward(dattn_in, G(l, B_WQKV), gopt(l, B_BQKV), dmid, attn_in, P(l, B_WQKV), N, C, qkv_rows(l));
+    grt_dev->zero(dattn_in, sizeof(float) * NC);
+    grt_dev->matmul_backward(dattn_in, G(l, B_WQKV), gopt(l, B_BQKV), dmid, attn_in, P(l, B_WQKV), N, C, qkv_rows(l));
     return dattn_in;
 }
 
@@ -750,8 +796,8 @@ void grt_block_input_backward(GrtLayer *l, const float *x, float *dx) {
     if (s->pre_norm)
         norm_backward(s, dx, G(l, B_LN1W), gopt(l, B_LN1B), dattn_in, x, P(l, B_LN1W), a->mean1, a->rstd1, N);
     else
-        for (size_t i = 0; i < NC; i++) dx[i] += dattn_in[i];
-    for (size_t i = 0; i < NC; i++) dx[i] += dres1[i]; /* the residual around attention */
+        grt_dev->add(dx, dattn_in, NC);
+    grt_dev->add(dx, dres1, NC); /* the residual around attention */
 }
 
 /* The whole block's backward, its TP all-reduces included. */
@@ -774,20 +820,21 @@ float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *tar
                       .col0 = (int64_t)l->tp_rank * Vl};
         grt_pool_run(&(GrtRows){.rows = N, .cols = Vl, .fn = xent_backward_rows, .ctx = &x});
     } else {
+        host_reference("xent_bwd");
         memset(dl, 0, sizeof(float) * (size_t)N * Vp);
         for (int i = 0; i < N; i++) dloss_row[i] = dloss;
         grt_crossentropy_backward(dl, a->probs, targets, dloss_row, N, (int)Vp);
         for (int i = 0; i < N; i++)
             memcpy(dl_local + (size_t)i * Vl, dl + (size_t)i * Vp + (size_t)l->tp_rank * Vl, sizeof(float) * Vl);
     }
-    memset(dx, 0, sizeof(float) * (size_t)N * l->s.C);
-    grt_matmul_backward(dx, head_table_grad(l), NULL, dl_local, x, head_table(l), N, l->s.C, Vl);
+    grt_dev->zero(dx, sizeof(float) * (size_t)N * l->s.C);
+    grt_dev->matmul_backward(dx, head_table_grad(l), NULL, dl_local, x, head_table(l), N, l->s.C, Vl);
     return dx;
 }
 
 void grt_head_input_backward(GrtLayer *l, float *din) {
     const HeadAct *a = l->act;
-    for (size_t i = 0; i < (size_t)l->B * l->T * l->s.C; i++) din[i] += a->dx[i];
+    grt_dev->add(din, a->dx, (size_t)l->B * l->T * l->s.C);
 }
 
 void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets,
@@ -799,8 +846,11 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         GrtEmbedBwdFn *k = (GrtEmbedBwdFn *)grt_kernel_find_sized(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0,
                                                                   l->T, l->V_l, 0);
         if (k) k(N, G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, (int64_t)l->tp_rank * l->V_l);
-        else grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
+        else {
+            host_reference("embed_bwd");
+            grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
                                     l->tp_rank * l->V_l, l->V_l);
+        }
         break;
     }
     case GRT_BLOCK:

@@ -52,6 +52,23 @@ static void check_memory(const GrtRun *R) {
         }
 }
 
+/* What a run on a device without host memory (the CUDA target) cannot do
+ * yet, refused before any work: more than one rank (its collectives, NCCL,
+ * are not written), and the options that read or write the training state
+ * through the host (checkpoints, safetensors, --dump). */
+static void check_device_run(GrtRun *R) {
+    const GrtOptions *o = &R->opt;
+    const char *option = o->ckpt_dir ? "--ckpt-dir" : o->resume ? "--resume" : o->dump ? "--dump"
+                         : o->export_st ? "--export-safetensors" : o->init_st ? "--init-safetensors" : NULL;
+    char msg[256];
+    if (R->p->ranks > 1)
+        snprintf(msg, sizeof msg, "the %s target runs one rank so far (its collectives are not written yet); "
+                 "build for --devices 1", grt_dev->name);
+    else if (option) snprintf(msg, sizeof msg, "%s is not supported on the %s target yet", option, grt_dev->name);
+    else return;
+    grt_stop_all(R->world, msg, 2);
+}
+
 GrtRun *grt_run_start(int *argc, char ***argv, const GrtProgram *p) {
     GrtRun *R = calloc(1, sizeof *R);
     if (R) R->layer = calloc((size_t)p->n_layers, sizeof *R->layer);
@@ -59,6 +76,7 @@ GrtRun *grt_run_start(int *argc, char ***argv, const GrtProgram *p) {
     R->p = p;
     R->world = grt_init(argc, argv);
     R->rank = grt_rank(R->world);
+    if (&galvc_target) grt_dev = galvc_target.start(&galvc_target, R->rank); /* exits 77 without a GPU */
     R->stage = R->rank / (p->ranks / p->pp);
     R->opt = grt_options_parse(R->world, p, *argc, *argv);
     grt_watchdog_limit(R->opt.comm_timeout);
@@ -68,9 +86,11 @@ GrtRun *grt_run_start(int *argc, char ***argv, const GrtProgram *p) {
         grt_stop_all(R->world, msg, 2);
     }
     check_memory(R);
+    if (!grt_dev->host_memory) check_device_run(R);
     int local = grt_local_ranks(p->ranks);
     grt_set_threads(local);
-    grt_pool_start(grt_pool_threads_for(local));
+    /* on a GPU the kernels' rows are the GPU's threads: one host thread launches them */
+    grt_pool_start(grt_dev->host_memory ? grt_pool_threads_for(local) : 1);
     R->first_step = R->saved = -1;
     return R;
 }
@@ -91,30 +111,41 @@ void grt_run_alloc(GrtRun *R, int stage, const GrtStageSizes *z) {
     int slots = z->slots;
     if (stage != R->stage) grt_abort("grt_run_alloc: the buffers of another stage", 1);
     R->n_params = z->params, R->n_stored = stored;
-    R->params = grt_alloc(z->params * sizeof(float));
-    R->grads = grt_alloc(stored * sizeof(float));
+    R->params = grt_run_floats(R, z->params);
+    R->grads = grt_run_floats(R, stored);
     /* the optimizer's states: Adam's two moments, SGD's momentum buffer when it has momentum */
-    if (p->optimizer != GRT_SGD || p->momentum > 0) R->m = grt_alloc(stored * sizeof(float));
-    if (p->optimizer != GRT_SGD) R->v = grt_alloc(stored * sizeof(float));
+    if (p->optimizer != GRT_SGD || p->momentum > 0) R->m = grt_run_floats(R, stored);
+    if (p->optimizer != GRT_SGD) R->v = grt_run_floats(R, stored);
     R->accum_floats = z->accum, R->gather_floats = z->gather, R->scatter_floats = z->scatter;
-    if (z->accum) R->accum = grt_alloc(z->accum * sizeof(float));
-    if (z->gather) R->full_p = grt_alloc(z->gather * sizeof(float));
+    if (z->accum) R->accum = grt_run_floats(R, z->accum);
+    if (z->gather) R->full_p = grt_run_floats(R, z->gather);
     if (z->scatter) {
-        R->full_g = grt_alloc(z->scatter * sizeof(float));
-        R->part = grt_alloc(z->scatter * sizeof(float));
+        R->full_g = grt_run_floats(R, z->scatter);
+        R->part = grt_run_floats(R, z->scatter);
     }
     R->work_floats = work, R->ckpt_floats = ckpt;
-    R->work = work ? grt_alloc(work * sizeof(float)) : NULL;
-    R->ckpt = ckpt ? grt_alloc(ckpt * sizeof(float)) : NULL;
+    R->work = work ? grt_run_floats(R, work) : NULL;
+    R->ckpt = ckpt ? grt_run_floats(R, ckpt) : NULL;
     R->slots = slots;
     size_t mb_tokens = (size_t)(p->global_batch / p->micro_batches) * p->seq;
-    R->losses = grt_alloc(mb_tokens * sizeof(float));
+    R->losses = grt_run_floats(R, mb_tokens);
     R->tokens = grt_alloc(sizeof(int32_t *) * (size_t)slots);
     R->targets = grt_alloc(sizeof(int32_t *) * (size_t)slots);
     for (int s = 0; s < slots; s++) {
-        R->tokens[s] = grt_alloc(mb_tokens * sizeof(int32_t));
-        R->targets[s] = grt_alloc(mb_tokens * sizeof(int32_t));
+        R->tokens[s] = grt_dev->alloc(mb_tokens * sizeof(int32_t));
+        R->targets[s] = grt_dev->alloc(mb_tokens * sizeof(int32_t));
     }
+    if (!grt_dev->host_memory) { /* the host's side of what crosses, and the gradient norm's row sums */
+        R->host_tokens = grt_alloc(mb_tokens * sizeof(int32_t));
+        R->host_targets = grt_alloc(mb_tokens * sizeof(int32_t));
+        R->host_losses = grt_alloc(mb_tokens * sizeof(float));
+        R->norm_sums = grt_dev->alloc((stored / GRT_OPT_COLS + 1) * sizeof(double));
+    }
+}
+
+float *grt_run_floats(GrtRun *R, size_t n) {
+    (void)R;
+    return grt_dev->alloc(n * sizeof(float));
 }
 
 /* Transformer blocks in the model (the initialization scales by their count). */
@@ -155,6 +186,22 @@ static void check_sizes(const GrtRun *R, int i, const GrtShard *x) {
     if (grt_layer_ckpt_floats(&x->l) > R->ckpt_floats) sizes_differ(i, "its checkpoint area");
 }
 
+/* grt_layer_init on the device: in place in host memory, else on a host
+ * copy of the layer's parameters then copied over. */
+static void init_layer(GrtLayer *l, uint64_t seed, int index, int n_layers) {
+    if (grt_dev->host_memory) {
+        grt_layer_init(l, seed, index, n_layers);
+        return;
+    }
+    size_t bytes = l->n_params * sizeof(float);
+    float *on_device = l->params, *host = grt_alloc(bytes);
+    l->params = host;
+    grt_layer_init(l, seed, index, n_layers);
+    l->params = on_device;
+    grt_dev->to_device(on_device, host, bytes);
+    grt_free(host, bytes);
+}
+
 void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardAt *at) {
     const GrtProgram *p = R->p;
     GrtShard *x = &R->layer[i];
@@ -182,10 +229,11 @@ void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardA
     float *params, *grads;
     bind_buffers(R, x, &params, &grads);
     grt_layer_bind(&x->l, params, grads, R->slots, R->work, R->ckpt);
-    if (x->zero == 3) memset(R->full_p, 0, R->gather_floats * sizeof(float));
+    if (x->zero == 3) grt_dev->zero(R->full_p, R->gather_floats * sizeof(float));
     /* a tied head's copy starts as the embedding's table does */
-    grt_layer_init(&x->l, R->opt.seed, x->tied_copy ? p->tied_to : i, count_blocks(p));
-    if (x->zero == 3) memcpy(R->params + x->poff, R->full_p + (size_t)x->dp_index * x->chunk, x->chunk * sizeof(float));
+    init_layer(&x->l, R->opt.seed, x->tied_copy ? p->tied_to : i, count_blocks(p));
+    if (x->zero == 3)
+        grt_dev->copy(R->params + x->poff, R->full_p + (size_t)x->dp_index * x->chunk, x->chunk * sizeof(float));
 }
 
 /* --ckpt-dir: a folder that cannot take checkpoints is found now, not after hours of training. */
@@ -247,7 +295,9 @@ void grt_run_begin(GrtRun *R) {
                p->model, p->ranks, p->pp, p->pp > 1 ? "s" : "", p->ranks / p->pp, (double)R->n_stored,
                p->global_batch, p->seq, p->micro_batches, p->micro_batches > 1 ? "es" : "", p->predicted_step_ms);
     char note[256];
-    if (R->rank == 0)
+    if (R->rank == 0 && !grt_dev->host_memory)
+        printf("device: %s (GEMMs through its BLAS, every other kernel generated)\n", grt_dev->name);
+    else if (R->rank == 0)
         printf("BLAS: OpenBLAS %s kernels%s%s; threads a rank: %d for the GEMMs, %d for the other kernels%s\n",
                grt_blas_core(), grt_blas_note(note, sizeof note) ? "; " : "", grt_blas_note(note, sizeof note) ? note : "",
                grt_blas_threads(), grt_pool_threads(), getenv("GALVRT_THREADS") ? " (GALVRT_THREADS)" : "");
@@ -281,8 +331,8 @@ int grt_step_next(GrtRun *R) {
     grt_watchdog_step(R->step + 1);
     fault_skip(R);
     R->t0 = grt_now_ms();
-    memset(R->grads, 0, R->n_stored * sizeof(float));
-    if (R->accum) memset(R->accum, 0, R->accum_floats * sizeof(float));
+    grt_dev->zero(R->grads, R->n_stored * sizeof(float));
+    if (R->accum) grt_dev->zero(R->accum, R->accum_floats * sizeof(float));
     R->loss = 0;
     return 1;
 }
@@ -290,7 +340,14 @@ int grt_step_next(GrtRun *R) {
 void grt_run_batch(GrtRun *R, int mb, int slot) {
     const GrtProgram *p = R->p;
     int MB = p->global_batch / p->micro_batches;
-    grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, R->tokens[slot], R->targets[slot]);
+    if (grt_dev->host_memory) {
+        grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, R->tokens[slot], R->targets[slot]);
+        return;
+    }
+    size_t bytes = (size_t)MB * p->seq * sizeof(int32_t);
+    grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, R->host_tokens, R->host_targets);
+    grt_dev->to_device(R->tokens[slot], R->host_tokens, bytes);
+    grt_dev->to_device(R->targets[slot], R->host_targets, bytes);
 }
 
 /* Layer i's sequences of slot `slot`'s tokens (targets: of its targets). */
@@ -311,8 +368,14 @@ float *grt_shard_embed(GrtRun *R, int i, int slot, float *out) {
 /* The head's per-token losses in R->losses, added to the step's loss once per TP group. */
 static void add_loss(GrtRun *R, int i) {
     const GrtShard *x = &R->layer[i];
+    size_t n = (size_t)x->B * R->p->seq;
+    const float *losses = R->losses;
+    if (x->tp_index == 0 && !grt_dev->host_memory) {
+        grt_dev->to_host(R->host_losses, R->losses, n * sizeof(float));
+        losses = R->host_losses;
+    }
     if (x->tp_index == 0)
-        for (size_t k = 0; k < (size_t)x->B * R->p->seq; k++) R->loss += R->losses[k];
+        for (size_t k = 0; k < n; k++) R->loss += losses[k];
 }
 
 void grt_shard_loss(GrtRun *R, int i, int slot) {
@@ -329,8 +392,8 @@ void grt_shard_forward(GrtRun *R, int i, int slot, const float *in, float *out) 
 
 GrtLayer *grt_shard_backward_begin(GrtRun *R, int i, int slot, float *din) {
     GrtShard *x = &R->layer[i];
-    if (x->zero == 2 || (x->zero == 3 && !x->once)) memset(R->full_g, 0, x->chunk * x->dp_size * sizeof(float));
-    if (din) memset(din, 0, (size_t)x->B * R->p->seq * R->p->hidden * sizeof(float));
+    if (x->zero == 2 || (x->zero == 3 && !x->once)) grt_dev->zero(R->full_g, x->chunk * x->dp_size * sizeof(float));
+    if (din) grt_dev->zero(din, (size_t)x->B * R->p->seq * R->p->hidden * sizeof(float));
     return grt_shard(R, i, slot);
 }
 
@@ -365,8 +428,7 @@ void grt_zero_gather_update(GrtRun *R, int i) {
 void grt_zero_reduce(GrtRun *R, int i) {
     GrtShard *x = &R->layer[i];
     grt_reduce_scatter(x->dp, R->full_g, R->part, x->chunk);
-    float *g = R->grads + x->off;
-    for (size_t k = 0; k < x->chunk; k++) g[k] += R->part[k];
+    grt_dev->add(R->grads + x->off, R->part, x->chunk);
 }
 
 int grt_shard_stored_part(const GrtShard *x, int k, size_t *a, size_t *b) {
@@ -420,9 +482,29 @@ static void sumsq_rows(const GrtRows *job, int64_t r0, int64_t r1, int part) {
     c->k(r1 - r0, c->sums + r0, c->x + r0 * GRT_OPT_COLS);
 }
 
+/* sum of x (n)^2 in double where x is in the device's memory: the rows'
+ * sums on the device (R->norm_sums) brought over and added in row order,
+ * the last part row by the reference on a host copy */
+static double sumsq_device(GrtRun *R, const float *x, size_t n) {
+    GrtSumsqFn *k = (GrtSumsqFn *)grt_kernel_find(GRT_K_SUMSQ, GRT_OPT_COLS, 0);
+    size_t rows = n / GRT_OPT_COLS, tail = n - rows * GRT_OPT_COLS;
+    if (!k) grt_abort("internal error: no generated sum of squares on the device", 1);
+    double sum = 0, *sums = grt_alloc(rows * sizeof(double) + 1);
+    float *rest = grt_alloc(tail * sizeof(float) + 1);
+    if (rows) k((int64_t)rows, R->norm_sums, x);
+    grt_dev->to_host(sums, R->norm_sums, rows * sizeof(double));
+    grt_dev->to_host(rest, x + rows * GRT_OPT_COLS, tail * sizeof(float));
+    for (size_t r = 0; r < rows; r++) sum += sums[r];
+    sum += grt_sumsq(rest, tail);
+    grt_free(sums, rows * sizeof(double) + 1);
+    grt_free(rest, tail * sizeof(float) + 1);
+    return sum;
+}
+
 /* sum of x (n)^2 in double: the generated kernel's rows of GRT_OPT_COLS
  * (their sums added in row order, whatever the threads), the reference's on the rest */
-static double sumsq(const float *x, size_t n) {
+static double sumsq(GrtRun *R, const float *x, size_t n) {
+    if (!grt_dev->host_memory) return sumsq_device(R, x, n);
     static double *sums;
     static size_t cap;
     GrtSumsqFn *k = (GrtSumsqFn *)grt_kernel_find(GRT_K_SUMSQ, GRT_OPT_COLS, 0);
@@ -453,7 +535,7 @@ static double grad_norm(GrtRun *R) {
         for (int k = 0; k < x->l.n_tensors; k++) {
             size_t a, b;
             if ((x->l.tensors[k].sharded || x->tp_index == 0) && grt_shard_stored_part(x, k, &a, &b))
-                sq += sumsq(R->grads + x->off + a, b - a);
+                sq += sumsq(R, R->grads + x->off + a, b - a);
         }
     }
     grt_allreduce_double(R->world, &sq, 1);
@@ -495,6 +577,33 @@ static void step_rows(const GrtRows *job, int64_t r0, int64_t r1, int part) {
                             c->c1, c->c2);
 }
 
+/* The reference optimizer's step on n elements of host memory. */
+static void reference_step(const GrtProgram *p, float *w, const float *g, float *m, float *v, size_t n, float lr,
+                           float wd, float scale, int t) {
+    switch (p->optimizer) {
+    case GRT_ADAMW: grt_adamw(w, g, m, v, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;
+    case GRT_ADAM: grt_adam(w, g, m, v, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;
+    case GRT_SGD: grt_sgd(w, g, m, n, lr, p->momentum, p->nesterov, wd, scale); break;
+    }
+}
+
+/* The reference step on n elements in the device's memory (less than a
+ * generated kernel's row): through host copies of w, g, m and v. */
+static void step_on_host(GrtRun *R, float *w, const float *g, float *m, float *v, size_t n, float lr, float wd,
+                         float scale, int t) {
+    size_t bytes = n * sizeof(float);
+    float *h = grt_alloc(4 * bytes + 1), *hw = h, *hg = h + n, *hm = m ? h + 2 * n : NULL, *hv = v ? h + 3 * n : NULL;
+    grt_dev->to_host(hw, w, bytes);
+    grt_dev->to_host(hg, g, bytes);
+    if (m) grt_dev->to_host(hm, m, bytes);
+    if (v) grt_dev->to_host(hv, v, bytes);
+    reference_step(R->p, hw, hg, hm, hv, n, lr, wd, scale, t);
+    grt_dev->to_device(w, hw, bytes);
+    if (m) grt_dev->to_device(m, hm, bytes);
+    if (v) grt_dev->to_device(v, hv, bytes);
+    grt_free(h, 4 * bytes + 1);
+}
+
 /* The optimizer's step on n elements (w, g, and m, v where it keeps them at
  * o): the generated kernel on whole rows of GRT_OPT_COLS over the pool, the reference on the rest. */
 static void step(GrtRun *R, float *w, const float *g, size_t o, size_t n, float lr, float wd, float scale, int t) {
@@ -510,11 +619,8 @@ static void step(GrtRun *R, float *w, const float *g, size_t o, size_t n, float 
         grt_pool_run(&(GrtRows){.rows = (int64_t)r, .cols = GRT_OPT_COLS, .fn = step_rows, .ctx = &c});
     }
     w += done, g += done, n -= done, m = m ? m + done : NULL, v = v ? v + done : NULL;
-    switch (p->optimizer) {
-    case GRT_ADAMW: grt_adamw(w, g, m, v, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;
-    case GRT_ADAM: grt_adam(w, g, m, v, n, lr, p->beta1, p->beta2, p->eps, wd, scale, t); break;
-    case GRT_SGD: grt_sgd(w, g, m, n, lr, p->momentum, p->nesterov, wd, scale); break;
-    }
+    if (grt_dev->host_memory) reference_step(p, w, g, m, v, n, lr, wd, scale, t);
+    else step_on_host(R, w, g, m, v, n, lr, wd, scale, t);
 }
 
 /* The optimizer's step on every element this rank stores, at rate lr;
@@ -561,7 +667,7 @@ void grt_step_end(GrtRun *R) {
     double ms = grt_now_ms() - R->t0;
     double tokens_per_s = p->global_batch * p->seq / (ms / 1e3);
     double gflops = 3 * p->fwd_flops_per_seq * p->global_batch / (ms / 1e3) / 1e9;
-    double peak = (double)grt_peak_bytes(); /* rank 0's */
+    double peak = (double)grt_dev->peak_bytes(); /* rank 0's */
     if (R->rank == 0) {
         printf("step %4ld  loss %.6f  lr %.3g  %8.1f ms  %9.0f tok/s  %7.2f GFLOP/s  peak %.1f MiB on rank 0\n",
                R->step + 1, loss, lr, ms, tokens_per_s, gflops, peak / (1 << 20));
@@ -583,7 +689,7 @@ static void report_memory(GrtRun *R) {
     int stage_ranks = p->ranks / p->pp;
     double *peak = calloc((size_t)p->ranks, sizeof *peak);
     if (!peak) grt_abort("out of memory", 1);
-    peak[R->rank] = (double)grt_peak_bytes();
+    peak[R->rank] = (double)grt_dev->peak_bytes();
     grt_allreduce_double(R->world, peak, (size_t)p->ranks);
     for (int r = 0; R->rank == 0 && r < p->ranks; r++) {
         double plan = p->predicted_mem[r / stage_ranks];

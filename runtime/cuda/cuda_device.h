@@ -1,0 +1,61 @@
+/* cuda_device.h — inside libgalvrt_cuda (one concern per file): device.c
+ * starts the GPU and owns its memory arena, streams and copies; gemm.c the
+ * cuBLAS GEMMs and the attention built on them; module.c the PTX module and
+ * the kernels' launches. Every CUDA, driver and cuBLAS call goes through a
+ * check that names the call and stops every rank. */
+#ifndef GALVRT_CUDA_DEVICE_H
+#define GALVRT_CUDA_DEVICE_H
+
+#include "galvrt_cuda.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+/* The rank's GPU: its compute stream (every kernel, GEMM and copy of the
+ * step), its communication stream (collectives), and an event for each to
+ * order one after the other. */
+typedef struct CudaState {
+    int device;
+    cudaStream_t compute, comm;
+    cudaEvent_t computed, communicated;
+    cublasHandle_t blas;
+} CudaState;
+extern CudaState cuda;
+
+/* Stop every rank: the call that failed, its error, where. */
+_Noreturn void cuda_fail(const char *call, const char *error, const char *file, int line);
+#define CUDA_CHECK(call)                                                                                              \
+    do {                                                                                                              \
+        cudaError_t e_ = (call);                                                                                      \
+        if (e_ != cudaSuccess) cuda_fail(#call, cudaGetErrorString(e_), __FILE__, __LINE__);                          \
+    } while (0)
+#define CUBLAS_CHECK(call)                                                                                            \
+    do {                                                                                                              \
+        cublasStatus_t s_ = (call);                                                                                   \
+        if (s_ != CUBLAS_STATUS_SUCCESS) cuda_fail(#call, cublasGetStatusString(s_), __FILE__, __LINE__);            \
+    } while (0)
+
+/* n bytes of the arena (device.c), zeroed; never freed before the run ends. */
+void *cuda_alloc(size_t bytes);
+
+/* The communication stream after the compute stream's work so far, and the other way round. */
+void cuda_comm_waits_compute(void);
+void cuda_compute_waits_comm(void);
+
+/* module.c: load t's PTX and find each kernel in it. */
+void cuda_module_load(const GrtTarget *t);
+
+/* gemm.c: the cuBLAS handle on the compute stream, fp32 without TF32. */
+void cuda_blas_start(void);
+void cuda_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
+void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, int N, int C, int OC);
+void cuda_add(float *dst, const float *src, size_t n);
+void cuda_add_bias(float *out, const float *bias, int N, int C);
+void cuda_bias_grad(float *dbias, const float *dout, int N, int C);
+void cuda_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd, int causal,
+                            GrtAttSoftmaxFwdFn *softmax);
+void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
+                             int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax);
+
+#endif

@@ -1,0 +1,158 @@
+/* gemm.c — the CUDA target's GEMMs through cuBLAS, in the row-major
+ * conventions of the host's (runtime/kernels.c, cblas_sgemm with
+ * CblasRowMajor): a linear layer's weight is (OC, C) and out = inp @ W^T +
+ * bias; every backward accumulates. fp32 in and out, computed in fp32 with
+ * TF32 off (CUBLAS_PEDANTIC_MATH, CUBLAS_COMPUTE_32F_PEDANTIC) so a GPU run
+ * can be compared with a CPU run. Bias adds and bias gradients are GEMMs
+ * with a vector of ones; attention is strided-batched GEMMs over the
+ * sequences of a micro-batch with the generated softmax between them. */
+#include "cuda_device.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+
+void cuda_blas_start(void) {
+    CUBLAS_CHECK(cublasCreate(&cuda.blas));
+    CUBLAS_CHECK(cublasSetStream(cuda.blas, cuda.compute));
+    CUBLAS_CHECK(cublasSetMathMode(cuda.blas, CUBLAS_PEDANTIC_MATH));
+}
+
+/* C (M, N) = alpha op(A) op(B) + beta C, row-major with leading dimensions
+ * lda, ldb, ldc, batch times with strides sa, sb, sc between the batch's
+ * matrices (floats). cuBLAS is column-major, where a row-major matrix reads
+ * as its transpose, so this is C^T = op(B)^T op(A)^T: B first, A second. */
+static void gemm_batched(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, long long sa,
+                         const float *B, int ldb, long long sb, float beta, float *C, int ldc, long long sc,
+                         int batch) {
+    cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(cuda.blas, opb, opa, N, M, K, &alpha, B, CUDA_R_32F, ldb, sb, A,
+                                            CUDA_R_32F, lda, sa, &beta, C, CUDA_R_32F, ldc, sc, batch,
+                                            CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT));
+}
+
+/* One row-major GEMM, as cblas_sgemm(CblasRowMajor, ...). */
+static void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc) {
+    cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasGemmEx(cuda.blas, opb, opa, N, M, K, &alpha, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta, C,
+                              CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT));
+}
+
+/* n ones on the device (at least): the vector the bias GEMMs multiply by.
+ * Grown from the arena during the first step's calls, then reused. */
+static const float *ones(int n) {
+    static float *v;
+    static int have;
+    if (n <= have) return v;
+    float *host = grt_alloc(sizeof(float) * (size_t)n);
+    for (int i = 0; i < n; i++) host[i] = 1.0f;
+    v = cuda_alloc(sizeof(float) * (size_t)n);
+    CUDA_CHECK(cudaMemcpyAsync(v, host, sizeof(float) * (size_t)n, cudaMemcpyHostToDevice, cuda.compute));
+    CUDA_CHECK(cudaStreamSynchronize(cuda.compute));
+    grt_free(host, sizeof(float) * (size_t)n);
+    have = n;
+    return v;
+}
+
+/* out (N, C) += ones (N, 1) @ bias (1, C) */
+void cuda_add_bias(float *out, const float *bias, int N, int C) {
+    if (N > 0 && C > 0) gemm(false, false, N, C, 1, 1.0f, ones(N), 1, bias, C, 1.0f, out, C);
+}
+
+/* dbias (1, C) += ones (1, N) @ dout (N, C): the column sums */
+void cuda_bias_grad(float *dbias, const float *dout, int N, int C) {
+    if (N > 0 && C > 0) gemm(false, false, 1, C, N, 1.0f, ones(N), N, dout, C, 1.0f, dbias, C);
+}
+
+/* dst (n) += src (n) */
+void cuda_add(float *dst, const float *src, size_t n) {
+    const float one = 1.0f;
+    for (size_t at = 0; at < n; at += INT_MAX) {
+        int part = n - at < (size_t)INT_MAX ? (int)(n - at) : INT_MAX;
+        CUBLAS_CHECK(cublasSaxpy(cuda.blas, part, &one, src + at, 1, dst + at, 1));
+    }
+}
+
+/* out (N, OC) = inp (N, C) @ weight (OC, C)^T + bias (OC) */
+void cuda_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC) {
+    if (N <= 0 || OC <= 0) return;
+    if (C > 0) gemm(false, true, N, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC);
+    else CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(float) * (size_t)N * OC, cuda.compute));
+    if (bias) cuda_add_bias(out, bias, N, OC);
+}
+
+/* dinp (N, C) += dout (N, OC) @ weight (OC, C); dweight (OC, C) += dout^T @ inp (N, C); dbias (OC) += sum_n dout */
+void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                          const float *weight, int N, int C, int OC) {
+    if (N <= 0 || OC <= 0) return;
+    if (C > 0 && dinp) gemm(false, false, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+    if (C > 0 && dweight) gemm(true, false, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+    if (dbias) cuda_bias_grad(dbias, dout, N, OC);
+}
+
+/* Where head h's q, k and v start in qkv (B, T, (H + 2 KVH) hd): query head
+ * h reads key/value head h / (H / KVH) (GQA). */
+typedef struct Heads {
+    int S, HD;         /* floats per token of qkv, of out */
+    long long seq_qkv; /* floats per sequence of qkv */
+    size_t q, k, v;    /* offsets of head h's columns */
+} Heads;
+
+static Heads heads(int h, int T, int H, int KVH, int hd) {
+    int group = H / KVH;
+    Heads x = {(H + 2 * KVH) * hd, H * hd, (long long)T * (H + 2 * KVH) * hd, (size_t)h * hd,
+               (size_t)(H + h / group) * hd, (size_t)(H + KVH + h / group) * hd};
+    return x;
+}
+
+/* The attention core on the GPU (as grt_attention_forward_with): per head,
+ * over the B sequences at once, att (T, T) = q @ k^T; the generated softmax
+ * (its scale and causal mask in it) on each (b, h); out = att @ v. A masked
+ * score is computed and then zeroed by the softmax, so the products equal
+ * the host's, which skips them. */
+void cuda_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd, int causal,
+                            GrtAttSoftmaxFwdFn *softmax) {
+    (void)causal; /* the softmax kernel carries the mask */
+    if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
+    if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
+    const long long TT = (long long)T * T, att_seq = (long long)H * TT;
+    for (int h = 0; h < H; h++) {
+        Heads x = heads(h, T, H, KVH, hd);
+        float *a = att + (size_t)h * TT;
+        gemm_batched(false, true, T, T, hd, 1.0f, qkv + x.q, x.S, x.seq_qkv, qkv + x.k, x.S, x.seq_qkv, 0.0f, a, T,
+                     att_seq, B);
+        for (int b = 0; b < B; b++) softmax(T, a + (size_t)b * att_seq, 0);
+        gemm_batched(false, false, T, hd, T, 1.0f, a, T, att_seq, qkv + x.v, x.S, x.seq_qkv, 0.0f, out + (size_t)h * hd,
+                     x.HD, (long long)T * x.HD, B);
+    }
+}
+
+/* Its backward (as grt_attention_backward_with), per head over the B
+ * sequences: datt = dout @ v^T; dv += att^T @ dout; the softmax's backward
+ * in place on datt; dq += datt @ k / sqrt(hd); dk += datt^T @ q / sqrt(hd).
+ * Heads sharing a key/value head add into it one after the other. datt:
+ * (B, T, T) from the arena, reserved at the first call. */
+void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
+                             int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax) {
+    static float *datt;
+    static size_t have;
+    (void)causal;
+    if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
+    if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
+    const long long TT = (long long)T * T, att_seq = (long long)H * TT;
+    const float scale = 1.0f / sqrtf((float)hd);
+    if ((size_t)(B * TT) > have) datt = cuda_alloc(sizeof(float) * (have = (size_t)(B * TT)));
+    for (int h = 0; h < H; h++) {
+        Heads x = heads(h, T, H, KVH, hd);
+        const float *a = att + (size_t)h * TT, *d = dout + (size_t)h * hd;
+        long long d_seq = (long long)T * x.HD;
+        gemm_batched(false, true, T, T, hd, 1.0f, d, x.HD, d_seq, qkv + x.v, x.S, x.seq_qkv, 0.0f, datt, T, TT, B);
+        gemm_batched(true, false, T, hd, T, 1.0f, a, T, att_seq, d, x.HD, d_seq, 1.0f, dqkv + x.v, x.S, x.seq_qkv, B);
+        for (int b = 0; b < B; b++) softmax(T, datt + (size_t)b * TT, a + (size_t)b * att_seq, 0);
+        gemm_batched(false, false, T, hd, T, scale, datt, T, TT, qkv + x.k, x.S, x.seq_qkv, 1.0f, dqkv + x.q, x.S,
+                     x.seq_qkv, B);
+        gemm_batched(true, false, T, hd, T, scale, datt, T, TT, qkv + x.q, x.S, x.seq_qkv, 1.0f, dqkv + x.k, x.S,
+                     x.seq_qkv, B);
+    }
+}

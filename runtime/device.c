@@ -1,0 +1,63 @@
+/* device.c — the host as the device the layers run on (galvrt.h, "where the
+ * training buffers live"): buffers from the tracked allocator, GEMMs and
+ * attention through OpenBLAS (kernels.c), and the plain loops the layers
+ * ran inline before the GPU target existed, unchanged, so a CPU run's
+ * arithmetic is the same as ever. The CUDA target's device is
+ * runtime/cuda/. */
+#include "galvrt.h"
+
+#include <string.h>
+
+const GrtDevice *grt_dev = &grt_device_cpu;
+
+static void *cpu_alloc(size_t bytes) { return grt_alloc(bytes); }
+
+static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
+
+static void cpu_copy(void *dst, const void *src, size_t bytes) { memmove(dst, src, bytes); }
+
+/* dst (rows, cols), stride dld = src (rows, cols), stride sld */
+static void cpu_copy_rows(float *dst, size_t dld, const float *src, size_t sld, size_t cols, size_t rows) {
+    for (size_t i = 0; i < rows; i++) memcpy(dst + i * dld, src + i * sld, sizeof(float) * cols);
+}
+
+static void cpu_zero_rows(float *dst, size_t ld, size_t cols, size_t rows) {
+    for (size_t i = 0; i < rows; i++) memset(dst + i * ld, 0, sizeof(float) * cols);
+}
+
+/* dst += src, n elements */
+static void cpu_add(float *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* out (N, C) += bias (C) on every row */
+static void cpu_add_bias(float *out, const float *bias, int N, int C) {
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < C; c++) out[(size_t)i * C + c] += bias[c];
+}
+
+/* dbias (C) += column sums of dout (N, C) */
+static void cpu_bias_grad(float *dbias, const float *dout, int N, int C) {
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < C; c++) dbias[c] += dout[(size_t)i * C + c];
+}
+
+const GrtDevice grt_device_cpu = {
+    .name = "cpu",
+    .host_memory = 1,
+    .alloc = cpu_alloc,
+    .peak_bytes = grt_peak_bytes,
+    .zero = cpu_zero,
+    .copy = cpu_copy,
+    .copy_rows = cpu_copy_rows,
+    .zero_rows = cpu_zero_rows,
+    .to_device = cpu_copy,
+    .to_host = cpu_copy,
+    .add = cpu_add,
+    .add_bias = cpu_add_bias,
+    .bias_grad = cpu_bias_grad,
+    .matmul_forward = grt_matmul_forward,
+    .matmul_backward = grt_matmul_backward,
+    .attention_forward = grt_attention_forward_with,
+    .attention_backward = grt_attention_backward_with,
+};

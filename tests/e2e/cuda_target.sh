@@ -1,0 +1,50 @@
+#!/bin/sh
+# cuda_target.sh GALVC MPIEXEC WORKDIR PTXAS — the CUDA target without a GPU:
+# gpt-tiny and llama-tiny programs for one GPU rank build and link against
+# libgalvrt_cuda (cuBLAS, the CUDA runtime) with their kernels' PTX embedded;
+# that PTX (the same plan's) assembles with ptxas for sm_80 and sm_90; and a
+# 2-rank program run under mpirun on a machine with no GPU (or no driver)
+# has every rank say so on its own and exit 77. On a machine with a GPU the
+# last check is skipped (77): the GPU check (tests/gpu/) is the one to run.
+set -u
+galvc=$1 mpiexec=$2 work=$3 ptxas=$4
+src=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$work"
+cd "$work" || exit 1
+status=0
+fail() { echo "FAIL: $*"; status=1; }
+for model in gpt-tiny llama-tiny; do
+    if "$galvc" "$src/examples/$model.gv" --devices 1 --target cuda -o "train-$model" --keep; then
+        echo "ok: $model: built for the CUDA target"
+        grep -q '^const GrtTarget galvc_target = {"cuda"' "train-$model.device.c" || fail "$model: no galvc_target"
+    else
+        fail "$model: galvc --target cuda -o"
+    fi
+    for arch in sm_80 sm_90; do
+        "$galvc" "$src/examples/$model.gv" --devices 1 --emit=ptx:$arch >"$model-$arch.ptx" || fail "$model: --emit=ptx:$arch"
+        if "$ptxas" -arch=$arch "$model-$arch.ptx" -o "$model-$arch.cubin"; then
+            echo "ok: $model: its PTX assembles for $arch"
+        else
+            fail "$model: ptxas -arch=$arch"
+        fi
+    done
+done
+# Two ranks, each writing its own exit status and messages (mpirun reports only one status).
+"$galvc" "$src/examples/gpt-tiny.gv" --devices 2 --target cuda -o train-2 || fail "gpt-tiny on 2 ranks: galvc -o"
+rm -f rank-*.status rank-*.err
+"$mpiexec" --allow-run-as-root --oversubscribe -np 2 sh -c \
+    './train-2 --steps 1 2>"rank-$OMPI_COMM_WORLD_RANK.err"; echo $? >"rank-$OMPI_COMM_WORLD_RANK.status"'
+for r in 0 1; do
+    st=$(cat "rank-$r.status" 2>/dev/null)
+    if [ "$st" = 0 ]; then
+        echo "skipped: rank $r found a GPU; run tests/gpu/ there instead"
+        exit 77
+    fi
+    [ "$st" = 77 ] || fail "rank $r exited with '$st', not 77"
+    if grep -Eq "^galvrt: rank $r: no CUDA (device|driver) \(cudaGetDeviceCount: " "rank-$r.err"; then
+        echo "ok: rank $r: $(cat "rank-$r.err")"
+    else
+        fail "rank $r did not say why: $(cat "rank-$r.err")"
+    fi
+done
+exit $status
