@@ -76,5 +76,8 @@ void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set);
  * generation's wall time: IR, O3 and code generation. False (with a message
  * in d) when LLVM fails. */
 bool kernels_write(FILE *out, const KernelSet *set, KernelOutput what, const char *gpu_arch, double *ms, Diag *d);
+/* The CUDA target's kernel file for set's kernels (emit_cuda.c, what
+ * emit_cuda writes for a plan's): their PTX, the stubs, the table. */
+bool emit_cuda_kernels(FILE *out, const KernelSet *set, Diag *d);
 
 #endif

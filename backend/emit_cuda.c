@@ -105,12 +105,10 @@ static char *plan_ptx(const KernelSet *set, Diag *d) {
     return ptx;
 }
 
-bool emit_cuda(FILE *out, const Spec *spec, const Plan *plan, Diag *d) {
-    KernelSet set;
-    kernels_for_plan(spec, plan, &set);
-    char *ptx = plan_ptx(&set, d);
+bool emit_cuda_kernels(FILE *out, const KernelSet *set, Diag *d) {
+    char *ptx = plan_ptx(set, d);
     if (!ptx) return false;
-    fputs("/* The CUDA target's kernels for this plan, written by galvc (backend/emit_cuda.c): their PTX\n"
+    fputs("/* The CUDA target's kernels, written by galvc (backend/emit_cuda.c): their PTX\n"
           " * (" CUDA_PTX_ARCH "), the stubs that launch them, the table the layers find them in. */\n"
           "#include \"galvrt_cuda.h\"\n\n",
           out);
@@ -118,15 +116,21 @@ bool emit_cuda(FILE *out, const Spec *spec, const Plan *plan, Diag *d) {
     free(ptx);
     char name[96];
     fputs("\nstatic const char *const names[] = {\n", out);
-    for (int i = 0; i < set.n; i++) fprintf(out, "    \"%s\",\n", kgen_name(&set.k[i], name, sizeof name));
+    for (int i = 0; i < set->n; i++) fprintf(out, "    \"%s\",\n", kgen_name(&set->k[i], name, sizeof name));
     fputs("    NULL,\n};\n\n", out);
-    for (int i = 0; i < set.n; i++) put_stub(out, &set.k[i], i);
+    for (int i = 0; i < set->n; i++) put_stub(out, &set->k[i], i);
     fputs("\nstatic const GrtKernel kernels[] = {\n", out);
-    for (int i = 0; i < set.n; i++)
-        fprintf(out, "    {%d, %d, %d, {%lld, %lld, %lld}, (void (*)(void))k%d}, /* %s */\n", set.k[i].kind,
-                set.k[i].cols, set.k[i].flags, (long long)set.k[i].c[0], (long long)set.k[i].c[1],
-                (long long)set.k[i].c[2], i, kgen_name(&set.k[i], name, sizeof name));
-    fprintf(out, "};\n\nconst GrtKernelTable galvc_kernels = {%d, kernels};\n", set.n);
-    fprintf(out, "const GrtTarget galvc_target = {\"cuda\", grt_cuda_start, ptx, %d, names};\n", set.n);
+    for (int i = 0; i < set->n; i++)
+        fprintf(out, "    {%d, %d, %d, {%lld, %lld, %lld}, (void (*)(void))k%d}, /* %s */\n", set->k[i].kind,
+                set->k[i].cols, set->k[i].flags, (long long)set->k[i].c[0], (long long)set->k[i].c[1],
+                (long long)set->k[i].c[2], i, kgen_name(&set->k[i], name, sizeof name));
+    fprintf(out, "};\n\nconst GrtKernelTable galvc_kernels = {%d, kernels};\n", set->n);
+    fprintf(out, "const GrtTarget galvc_target = {\"cuda\", grt_cuda_start, ptx, %d, names};\n", set->n);
     return !ferror(out);
+}
+
+bool emit_cuda(FILE *out, const Spec *spec, const Plan *plan, Diag *d) {
+    KernelSet set;
+    kernels_for_plan(spec, plan, &set);
+    return emit_cuda_kernels(out, &set, d);
 }

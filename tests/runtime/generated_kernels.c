@@ -17,9 +17,13 @@
  * so in practice they agree to the bit). Outputs the kernel only writes are
  * poisoned with NaN first, so an element it skips fails; outputs it
  * accumulates into (+=, every backward) start from random values, so a
- * kernel that overwrote them, or skipped one, fails too. */
+ * kernel that overwrote them, or skipped one, fails too.
+ *
+ * The same cases run on a GPU (tests/gpu/kernels_cuda.c): the buffers'
+ * place (kernel_place.h) is the one difference. */
 #include "galvrt.h"
 #include "../unit/check.h"
+#include "kernel_place.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -39,6 +43,9 @@ static char case_name[96];
 static double worst[GRT_K_COUNT];
 static const int64_t *kc; /* the kernel under test's plan constants (GrtKernel.c, chosen by kernels_gen.c) */
 
+/* The kernel fn of type `type` on its arguments, awaited (kernel_place.h). */
+#define LAUNCH(type, ...) (((type *)fn)(__VA_ARGS__), kernel_place.wait())
+
 /* ---- buffers ---------------------------------------------------------------- */
 
 static void *bufs[32];
@@ -46,14 +53,14 @@ static int nbufs;
 
 /* n floats' room (also for int32 and, twice as many, double arrays) */
 static float *alloc(size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
+    float *p = kernel_place.alloc((n ? n : 1) * sizeof(float));
     if (!p || nbufs == 32) abort();
     return bufs[nbufs++] = p;
 }
 
 static void release(void) {
     while (nbufs)
-        free(bufs[--nbufs]);
+        kernel_place.free(bufs[--nbufs]);
 }
 
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
@@ -106,7 +113,7 @@ static void layernorm_fwd(void (*fn)(void), int R, int C, int bias) {
     const float *x = rand_buf(n, -2.0f, 3.0f), *w = rand_buf(C, 0.5f, 1.5f), *b = bias ? rand_buf(C, -.5f, .5f) : NULL;
     float *out = nan_buf(n), *mean = nan_buf(R), *rstd = nan_buf(R);
     float *rout = alloc(n), *rmean = alloc(R), *rrstd = alloc(R);
-    ((GrtLayerNormFwdFn *)fn)(R, out, mean, rstd, x, w, b, 1e-5f);
+    LAUNCH(GrtLayerNormFwdFn, R, out, mean, rstd, x, w, b, 1e-5f);
     grt_layernorm_forward(rout, rmean, rrstd, x, w, b, R, C, 1e-5f);
     compare(GRT_K_LAYERNORM_FWD, "out", out, rout, n, TOL);
     compare(GRT_K_LAYERNORM_FWD, "mean", mean, rmean, R, TOL);
@@ -120,7 +127,7 @@ static void layernorm_bwd(void (*fn)(void), int R, int C, int bias) {
     grt_layernorm_forward(tmp, mean, rstd, x, w, NULL, R, C, 1e-5f);
     float *dx = rand_buf(n, -1, 1), *dw = rand_buf(C, -1, 1), *db = bias ? rand_buf(C, -1, 1) : NULL;
     float *rdx = dup(dx, n), *rdw = dup(dw, C), *rdb = bias ? dup(db, C) : NULL;
-    ((GrtLayerNormBwdFn *)fn)(R, dx, dw, db, d, x, w, mean, rstd);
+    LAUNCH(GrtLayerNormBwdFn, R, dx, dw, db, d, x, w, mean, rstd);
     grt_layernorm_backward(rdx, rdw, rdb, d, x, w, mean, rstd, R, C);
     compare(GRT_K_LAYERNORM_BWD, "dinp", dx, rdx, n, TOL);
     compare(GRT_K_LAYERNORM_BWD, "dweight", dw, rdw, C, TOL);
@@ -132,7 +139,7 @@ static void rmsnorm_fwd(void (*fn)(void), int R, int C, int bias) {
     size_t n = (size_t)R * C;
     const float *x = rand_buf(n, -2.0f, 3.0f), *w = rand_buf(C, 0.5f, 1.5f);
     float *out = nan_buf(n), *rstd = nan_buf(R), *rout = alloc(n), *rrstd = alloc(R);
-    ((GrtRmsNormFwdFn *)fn)(R, out, rstd, x, w, 1e-6f);
+    LAUNCH(GrtRmsNormFwdFn, R, out, rstd, x, w, 1e-6f);
     grt_rmsnorm_forward(rout, rrstd, x, w, R, C, 1e-6f);
     compare(GRT_K_RMSNORM_FWD, "out", out, rout, n, TOL);
     compare(GRT_K_RMSNORM_FWD, "rstd", rstd, rrstd, R, TOL);
@@ -145,7 +152,7 @@ static void rmsnorm_bwd(void (*fn)(void), int R, int C, int bias) {
     float *rstd = alloc(R), *tmp = alloc(n);
     grt_rmsnorm_forward(tmp, rstd, x, w, R, C, 1e-6f);
     float *dx = rand_buf(n, -1, 1), *dw = rand_buf(C, -1, 1), *rdx = dup(dx, n), *rdw = dup(dw, C);
-    ((GrtRmsNormBwdFn *)fn)(R, dx, dw, d, x, w, rstd);
+    LAUNCH(GrtRmsNormBwdFn, R, dx, dw, d, x, w, rstd);
     grt_rmsnorm_backward(rdx, rdw, d, x, w, rstd, R, C);
     compare(GRT_K_RMSNORM_BWD, "dinp", dx, rdx, n, TOL);
     compare(GRT_K_RMSNORM_BWD, "dweight", dw, rdw, C, TOL);
@@ -156,7 +163,7 @@ static void residual(void (*fn)(void), int R, int C, int bias) {
     size_t n = (size_t)R * C;
     const float *a = rand_buf(n, -3, 3), *b = rand_buf(n, -3, 3);
     float *out = nan_buf(n), *ref = alloc(n);
-    ((GrtResidualFn *)fn)(R, out, a, b);
+    LAUNCH(GrtResidualFn, R, out, a, b);
     grt_residual_forward(ref, a, b, n);
     compare(GRT_K_RESIDUAL, "out", out, ref, n, TOL);
 }
@@ -172,7 +179,7 @@ static void bias_gelu_fwd(void (*fn)(void), int R, int C, int bias) {
     size_t n = (size_t)R * C;
     float *pre = rand_buf(n, -6, 6), *b = bias ? rand_buf(C, -1, 1) : NULL, *rpre = dup(pre, n);
     float *act = nan_buf(n), *ract = alloc(n);
-    ((GrtBiasGeluFwdFn *)fn)(R, pre, act, b);
+    LAUNCH(GrtBiasGeluFwdFn, R, pre, act, b);
     add_bias(rpre, b, R, C);
     grt_gelu_forward(ract, rpre, n);
     compare(GRT_K_BIAS_GELU_FWD, "pre", pre, rpre, n, TOL);
@@ -184,7 +191,7 @@ static void bias_gelu_bwd(void (*fn)(void), int R, int C, int bias) {
     const float *pre = rand_buf(n, -6, 6), *dact = rand_buf(n, -1, 1);
     float *dpre = rand_buf(n, -1, 1), *db = bias ? rand_buf(C, -1, 1) : NULL;
     float *rdpre = dup(dpre, n), *rdb = bias ? dup(db, C) : NULL, *g = alloc(n);
-    ((GrtBiasGeluBwdFn *)fn)(R, dpre, pre, dact, db);
+    LAUNCH(GrtBiasGeluBwdFn, R, dpre, pre, dact, db);
     grt_gelu_backward(rdpre, pre, dact, n);
     memset(g, 0, n * sizeof(float)); /* the bias gradient: column sums of this backward's part */
     grt_gelu_backward(g, pre, dact, n);
@@ -198,7 +205,7 @@ static void swiglu_fwd(void (*fn)(void), int R, int C, int bias) {
     size_t n = (size_t)R * C;
     const float *inp = rand_buf(2 * n, -6, 6);
     float *out = nan_buf(n), *ref = alloc(n);
-    ((GrtSwigluFwdFn *)fn)(R, out, inp);
+    LAUNCH(GrtSwigluFwdFn, R, out, inp);
     grt_swiglu_forward(ref, inp, R, C);
     compare(GRT_K_SWIGLU_FWD, "out", out, ref, n, TOL_EXP);
 }
@@ -208,7 +215,7 @@ static void swiglu_bwd(void (*fn)(void), int R, int C, int bias) {
     size_t n = (size_t)R * C;
     const float *inp = rand_buf(2 * n, -6, 6), *d = rand_buf(n, -1, 1);
     float *dinp = rand_buf(2 * n, -1, 1), *ref = dup(dinp, 2 * n);
-    ((GrtSwigluBwdFn *)fn)(R, dinp, inp, d);
+    LAUNCH(GrtSwigluBwdFn, R, dinp, inp, d);
     grt_swiglu_backward(ref, inp, d, R, C);
     compare(GRT_K_SWIGLU_BWD, "dinp", dinp, ref, 2 * n, TOL_EXP);
 }
@@ -231,7 +238,7 @@ static void embed_fwd(void (*fn)(void), int R, int C, int flags) {
     const int32_t *tok = tokens(R, 0, EMB_VOCAB);
     const float *wte = rand_buf((size_t)EMB_ROWS * C, -1, 1), *wpe = flags & GRT_KF_POS ? rand_buf(EMB_T * (size_t)C, -1, 1) : NULL;
     float *out = nan_buf(n), *ref = alloc(n);
-    ((GrtEmbedFwdFn *)fn)(R, out, tok, wte, wpe, EMB_START);
+    LAUNCH(GrtEmbedFwdFn, R, out, tok, wte, wpe, EMB_START);
     for (int r = 0; r < R; r++)
         grt_embedding_forward(ref + (size_t)r * C, tok + r, wte, wpe ? wpe + (size_t)(r % EMB_T) * C : NULL, 1, 1, C,
                               EMB_START, EMB_ROWS);
@@ -245,7 +252,7 @@ static void embed_bwd(void (*fn)(void), int R, int C, int flags) {
     const float *d = rand_buf(n, -1, 1);
     float *dwte = rand_buf((size_t)EMB_ROWS * C, -1, 1), *dwpe = flags & GRT_KF_POS ? rand_buf(EMB_T * (size_t)C, -1, 1) : NULL;
     float *rdwte = dup(dwte, (size_t)EMB_ROWS * C), *rdwpe = dwpe ? dup(dwpe, EMB_T * (size_t)C) : NULL;
-    ((GrtEmbedBwdFn *)fn)(R, dwte, dwpe, d, tok, EMB_START);
+    LAUNCH(GrtEmbedBwdFn, R, dwte, dwpe, d, tok, EMB_START);
     for (int r = 0; r < R; r++)
         grt_embedding_backward(rdwte, rdwpe ? rdwpe + (size_t)(r % EMB_T) * C : NULL, d + (size_t)r * C, tok + r, 1, 1,
                                C, EMB_START, EMB_ROWS);
@@ -262,7 +269,7 @@ static void rope(void (*fn)(void), int R, int C, int backward) {
     float *x = rand_buf((size_t)ntok * ld, -2, 2), *orig = dup(x, (size_t)ntok * ld), *ref = dup(x, (size_t)ntok * ld);
     float *tmp = alloc((size_t)ntok * qk), *cs = alloc((size_t)T * C), *sn = alloc((size_t)T * C);
     grt_rope_table(cs, sn, T, hd, theta);
-    ((GrtRopeFn *)fn)((int64_t)ntok * HEADS, x, cs, sn);
+    LAUNCH(GrtRopeFn, (int64_t)ntok * HEADS, x, cs, sn);
     for (int i = 0; i < ntok; i++)
         memcpy(tmp + (size_t)i * qk, orig + (size_t)i * ld, sizeof(float) * (size_t)qk);
     if (backward) grt_rope_backward(tmp, R, T, HEADS, hd, theta);
@@ -303,7 +310,7 @@ static float *scores(int rows, int T, int t0, int causal) {
 static void att_softmax_fwd(void (*fn)(void), int R, int T, int flags) {
     int t0, causal = flags & GRT_KF_CAUSAL, rows = att_rows(R, T, causal, &t0);
     float *att = scores(rows, T, t0, causal), *ref = dup(att, (size_t)rows * T);
-    ((GrtAttSoftmaxFwdFn *)fn)(rows, att, t0); /* scaled by 1 / sqrt(hd), hd = kc[0] */
+    LAUNCH(GrtAttSoftmaxFwdFn, rows, att, t0); /* scaled by 1 / sqrt(hd), hd = kc[0] */
     grt_attention_softmax_forward(ref, rows, T, t0, causal, 1.0f / sqrtf((float)kc[0]));
     compare(GRT_K_ATT_SOFTMAX_FWD, "att", att, ref, (size_t)rows * T, TOL);
 }
@@ -313,7 +320,7 @@ static void att_softmax_bwd(void (*fn)(void), int R, int T, int flags) {
     float *att = scores(rows, T, t0, causal);
     grt_attention_softmax_forward(att, rows, T, t0, causal, 1.0f);
     float *datt = scores(rows, T, t0, causal), *ref = dup(datt, (size_t)rows * T);
-    ((GrtAttSoftmaxBwdFn *)fn)(rows, datt, att, t0);
+    LAUNCH(GrtAttSoftmaxBwdFn, rows, datt, att, t0);
     grt_attention_softmax_backward(ref, att, rows, T, t0, causal);
     compare(GRT_K_ATT_SOFTMAX_BWD, "datt", datt, ref, (size_t)rows * T, TOL);
 }
@@ -331,7 +338,7 @@ static void xent_fwd(void (*fn)(void), int R, int V, int flags) {
         memcpy(cl + (size_t)r * V, logits + (size_t)r * ld, sizeof(float) * V);
         for (int j = V; j < ld; j++) probs[(size_t)r * ld + j] = 7.0f;
     }
-    ((GrtXentFwdFn *)fn)(R, losses, probs, logits, tgt);
+    LAUNCH(GrtXentFwdFn, R, losses, probs, logits, tgt);
     grt_crossentropy_forward(rlosses, rprobs, cl, tgt, R, V);
     int pad_ok = 1;
     for (int r = 0; r < R; r++) {
@@ -354,7 +361,7 @@ static void xent_bwd(void (*fn)(void), int R, int Vl, int flags) {
     for (int r = 0; r < R; r++) dloss[r] = 0.37f;
     grt_crossentropy_forward(losses, probs, logits, tgt, R, ld);
     float *dl = nan_buf((size_t)R * Vl), *ref = alloc((size_t)R * Vl);
-    ((GrtXentBwdFn *)fn)(R, dl, probs, tgt, 0.37f, Vl);
+    LAUNCH(GrtXentBwdFn, R, dl, probs, tgt, 0.37f, Vl);
     memset(full, 0, sizeof(float) * (size_t)R * ld);
     grt_crossentropy_backward(full, probs, tgt, dloss, R, ld);
     for (int r = 0; r < R; r++) memcpy(ref + (size_t)r * Vl, full + (size_t)r * ld + Vl, sizeof(float) * Vl);
@@ -368,7 +375,7 @@ static void sumsq(void (*fn)(void), int R, int C, int flags) {
     const float *x = rand_buf((size_t)R * C, -3, 3);
     double *sums = (double *)alloc(2 * (size_t)R);
     for (int r = 0; r < R; r++) sums[r] = NAN;
-    ((GrtSumsqFn *)fn)(R, sums, x);
+    LAUNCH(GrtSumsqFn, R, sums, x);
     for (int r = 0; r < R; r++) {
         double ref = grt_sumsq(x + (size_t)r * C, (size_t)C), err = fabs(sums[r] - ref) / fmax(ref, 1.0);
         CHECK(err <= 1e-12); /* in double, as the reference */
@@ -385,7 +392,7 @@ static void adam(int kind, void (*fn)(void), int R, int C) {
     const float *g = rand_buf(n, -1, 1);
     float *w = rand_buf(n, -1, 1), *m = rand_buf(n, -.1f, .1f), *v = rand_buf(n, 0, .01f);
     float *rw = dup(w, n), *rm = dup(m, n), *rv = dup(v, n);
-    ((GrtAdamFn *)fn)(R, w, g, m, v, lr, b1, b2, eps, wd, scale, c1, c2);
+    LAUNCH(GrtAdamFn, R, w, g, m, v, lr, b1, b2, eps, wd, scale, c1, c2);
     if (kind == GRT_K_ADAMW) grt_adamw(rw, g, rm, rv, n, lr, b1, b2, eps, wd, scale, t);
     else grt_adam(rw, g, rm, rv, n, lr, b1, b2, eps, wd, scale, t);
     compare(kind, "param", w, rw, n, TOL);
@@ -409,7 +416,7 @@ static void sgd(void (*fn)(void), int R, int C, int flags) {
     const float *g = rand_buf(n, -1, 1);
     float *w = rand_buf(n, -1, 1), *buf = flags & GRT_KF_MOMENTUM ? rand_buf(n, -.1f, .1f) : NULL;
     float *rw = dup(w, n), *rbuf = buf ? dup(buf, n) : NULL;
-    ((GrtSgdFn *)fn)(R, w, g, buf, lr, mom, wd, scale);
+    LAUNCH(GrtSgdFn, R, w, g, buf, lr, mom, wd, scale);
     grt_sgd(rw, g, rbuf, n, lr, mom, flags & GRT_KF_NESTEROV ? 1 : 0, wd, scale);
     compare(GRT_K_SGD, "param", w, rw, n, TOL);
     if (buf) compare(GRT_K_SGD, "buf", buf, rbuf, n, TOL);
@@ -431,6 +438,7 @@ int main(void) {
     CHECK(&galvc_kernels != NULL && galvc_kernels.n > 0);
     if (&galvc_kernels == NULL) return check_report();
     int per_kind[GRT_K_COUNT] = {0};
+    kernel_place.start();
     grt_kernels_use(&galvc_kernels);
     for (int i = 0; i < galvc_kernels.n; i++) {
         const GrtKernel *k = &galvc_kernels.kernels[i];
@@ -448,7 +456,8 @@ int main(void) {
     CHECK(grt_kernel_find(GRT_K_RESIDUAL, 12345, 0) == NULL);
     for (int kind = 0; kind < GRT_K_COUNT; kind++) {
         CHECK(per_kind[kind] > 0);
-        printf("%-16s %2d shapes, worst error %.2g\n", kind_names[kind], per_kind[kind], worst[kind]);
+        printf("%-16s %2d shapes, worst error %.2g (%s)\n", kind_names[kind], per_kind[kind], worst[kind],
+               kernel_place.name);
     }
     return check_report();
 }

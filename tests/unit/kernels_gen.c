@@ -2,17 +2,24 @@
  * links: every generated kernel kind, in each of its variants (bias,
  * positions, causal mask, momentum, Nesterov), at column counts a vector loop can get wrong (1, below, at and past
  * the vector width, odd, a tail of 3 after 96 lanes), with the plan constants
- * below (the test reads them back from the table). */
+ * below (the test reads them back from the table).
+ *   kernels_gen OUT.o          the host object (x86-64, through libLLVM)
+ *   kernels_gen --cuda OUT.c   the same kernels for the CUDA target: the C file
+ *                              --target cuda builds (PTX, launch stubs, table),
+ *                              which tests/gpu/kernels_cuda.c runs on a GPU */
 #include "backend/backend.h"
 #include "runtime/galvrt.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: kernels_gen OUT.o\n");
+    bool cuda = argc == 3 && !strcmp(argv[1], "--cuda");
+    if (argc != 2 && !cuda) {
+        fprintf(stderr, "usage: kernels_gen OUT.o | kernels_gen --cuda OUT.c\n");
         return 2;
     }
+    const char *path = argv[argc - 1];
     static const int cols[] = {1, 3, 7, 8, 13, 64, 99, 771};
     /* each kind's variants: flags 0 and these */
     static const int variants[GRT_K_COUNT][2] = {
@@ -46,8 +53,8 @@ int main(int argc, char **argv) {
         }
     Diag d;
     diag_init(&d, stderr);
-    FILE *f = fopen(argv[1], "wb");
-    if (!f) return perror(argv[1]), 1;
-    bool ok = kernels_write(f, &set, KOUT_OBJ, NULL, NULL, &d);
+    FILE *f = fopen(path, "wb");
+    if (!f) return perror(path), 1;
+    bool ok = cuda ? emit_cuda_kernels(f, &set, &d) : kernels_write(f, &set, KOUT_OBJ, NULL, NULL, &d);
     return fclose(f) == 0 && ok ? 0 : 1;
 }
