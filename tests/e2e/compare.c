@@ -1,5 +1,7 @@
 /* compare.c — does a run under some plan train the same model as one rank?
  *   compare REF.jsonl RUN.jsonl REF.dump RUN.dump LOSS_TOL PARAM_TOL
+ *   compare REF.jsonl RUN.jsonl LOSS_TOL      (the losses alone: runs that
+ *                                             cannot --dump, the CUDA target's)
  * Losses step by step must agree within LOSS_TOL relative; every parameter
  * of the two --dump files within PARAM_TOL (relative to the value, absolute
  * below 1). Both runs must log the same number of steps (at least one),
@@ -141,29 +143,40 @@ static int compare_dumps(const char *ref, const char *run, double tol, double *w
     return bad;
 }
 
+/* The two logs' losses, step by step: 0 when they agree within tol, 1 when
+ * not (or when either cannot be read, has none, or has another step count). */
+static int check_losses(const char *ref, const char *run, double tol, int *steps, double *worst) {
+    double *a = NULL, *b = NULL;
+    int na = read_losses(ref, &a), nb = read_losses(run, &b), bad = 1;
+    *steps = na, *worst = 0;
+    if (na < 0 || nb < 0)
+        fprintf(stderr, "compare: cannot read the log %s\n", na < 0 ? ref : run);
+    else if (na == 0 || na != nb)
+        fprintf(stderr, "compare: %s has %d losses, %s has %d\n", ref, na, run, nb);
+    else
+        bad = compare_losses(a, b, na, tol, worst) != 0;
+    free(a), free(b);
+    return bad;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 7) {
-        fprintf(stderr, "usage: compare REF.jsonl RUN.jsonl REF.dump RUN.dump LOSS_TOL PARAM_TOL\n");
+    if (argc != 7 && argc != 4) {
+        fprintf(stderr, "usage: compare REF.jsonl RUN.jsonl REF.dump RUN.dump LOSS_TOL PARAM_TOL\n"
+                        "       compare REF.jsonl RUN.jsonl LOSS_TOL\n");
         return 2;
     }
-    double tol = atof(argv[5]), param_tol = atof(argv[6]);
-    double *a = NULL, *b = NULL;
-    int na = read_losses(argv[1], &a), nb = read_losses(argv[2], &b);
-    if (na < 0 || nb < 0) {
-        fprintf(stderr, "compare: cannot read the log %s\n", na < 0 ? argv[1] : argv[2]);
-        return 1;
-    }
-    if (na == 0 || na != nb) {
-        fprintf(stderr, "compare: %s has %d losses, %s has %d\n", argv[1], na, argv[2], nb);
-        return 1;
-    }
+    int steps;
     double worst_loss, worst_param;
+    int bad = check_losses(argv[1], argv[2], atof(argv[argc == 4 ? 3 : 5]), &steps, &worst_loss);
+    if (steps <= 0) return 1;
+    if (argc == 4) {
+        printf("%d steps: largest loss difference %.2g (relative)\n", steps, worst_loss);
+        return bad;
+    }
     size_t total;
-    int bad = compare_losses(a, b, na, tol, &worst_loss);
-    free(a), free(b);
-    int bad_params = compare_dumps(argv[3], argv[4], param_tol, &worst_param, &total);
+    int bad_params = compare_dumps(argv[3], argv[4], atof(argv[6]), &worst_param, &total);
     if (bad_params < 0) return 1;
-    printf("%d steps: largest loss difference %.2g (relative); %zu parameters: largest difference %.2g\n", na,
+    printf("%d steps: largest loss difference %.2g (relative); %zu parameters: largest difference %.2g\n", steps,
            worst_loss, total, worst_param);
     return bad || bad_params ? 1 : 0;
 }

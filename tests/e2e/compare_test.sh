@@ -2,7 +2,7 @@
 # compare_test.sh — e2e_compare fails what must not pass: a loss or a
 # parameter that is NaN or infinite in either run, a tensor missing from or
 # extra in either dump, runs of different numbers of steps (or none); and
-# passes two equal runs. Fixtures are written here: JSON-lines logs, and
+# passes two equal runs; the same for the losses alone (compare REF RUN TOL). Fixtures are written here: JSON-lines logs, and
 # dumps of records "layer tensor count\n" then count float32s (little-endian).
 #   compare_test.sh COMPARE WORKDIR
 set -u
@@ -91,5 +91,18 @@ log off.jsonl 2.5 2.3
 expect 1 "a loss apart" ref.jsonl off.jsonl ref.dump same.dump 1e-5 1e-5
 : >off.dump && tensor off.dump emb wte "$one" "$one" && tensor off.dump ln weight "$one"
 expect 1 "a parameter apart" ref.jsonl same.jsonl ref.dump off.dump 1e-5 1e-5
+
+# the losses alone (compare REF RUN TOL: the CUDA target's runs, which cannot --dump)
+expect 0 "losses alone: equal" ref.jsonl same.jsonl 1e-4
+log near.jsonl 2.5001 2.25
+expect 0 "losses alone: within 1e-4" ref.jsonl near.jsonl 1e-4
+expect 1 "losses alone: apart" ref.jsonl off.jsonl 1e-4
+expect 1 "losses alone: NaN" ref.jsonl nan.jsonl 1e-4
+expect 1 "losses alone: the reference's NaN" nan.jsonl ref.jsonl 1e-4
+expect 1 "losses alone: infinite" ref.jsonl inf.jsonl 1e-4
+expect 1 "losses alone: not a number" ref.jsonl null.jsonl 1e-4
+expect 1 "losses alone: fewer steps" ref.jsonl fewer.jsonl 1e-4
+expect 1 "losses alone: none in either" none.jsonl none.jsonl 1e-4
+expect 1 "losses alone: no such log" ref.jsonl missing.jsonl 1e-4
 
 [ "$failures" -eq 0 ] || { echo "$failures cases failed"; exit 1; }
