@@ -1,0 +1,247 @@
+#!/bin/bash
+# check.sh — the GPU check, run on the lent GPU machine from the repository
+# root, against the bundle tests/gpu/bundle.sh built (gpu-bundle/):
+#
+#   bash tests/gpu/check.sh [--bundle DIR]
+#
+# It prints what the machine has (the GPU, driver and CUDA versions, where
+# the CUDA libraries were found, glibc, whether the bundle's mpirun starts),
+# then runs the rows, each under its own timeout, all within 7.5 minutes:
+#   (a) every generated kernel kind on the GPU against the CPU reference
+#       kernels, random data, every element written (bin/kernels-cuda)
+#   (b) gpt-tiny and llama-tiny: 1 GPU rank against 1 CPU rank, 10 steps,
+#       losses within 1e-4 relative (a NaN fails)
+#   (c) 2 ranks sharing the GPU (DP 2, TP 2, PP 2) against 1 GPU rank:
+#       "not built" when the bundle lacks them; SKIP when the program refuses
+#       more than one rank on the CUDA target (its collectives not written yet)
+#   (d) the NCCL path at 1 rank: "not built" until the runtime has an option
+#       forcing NCCL at 1 rank (bundle.sh's NCCL_FORCE)
+# and prints a table last: row, PASS/FAIL/SKIP, seconds, detail. Exit 1 on
+# any FAIL, 0 otherwise; without a GPU it says "no GPU", prints the table
+# and exits 77. Logs go to $OUT/gpu-check when $OUT is set, else a temporary folder.
+set -u
+src=$(cd "$(dirname "$0")/../.." && pwd)
+B=${GPU_BUNDLE:-$src/gpu-bundle}
+[ "${1:-}" = --bundle ] && B=$(cd "$2" && pwd)
+BUDGET=${GPU_CHECK_BUDGET:-450} # seconds for everything: the lent machine allows 8 minutes
+T0=$SECONDS
+if [ ! -f "$B/MANIFEST" ]; then
+    echo "check.sh: no bundle at $B (build it with: bash tests/gpu/bundle.sh, and carry gpu-bundle)" >&2
+    exit 2
+fi
+if [ -n "${OUT:-}" ] && mkdir -p "$OUT/gpu-check" 2>/dev/null; then logs=$OUT/gpu-check; else logs=$(mktemp -d); fi
+data=$B/data/README.md
+
+# ---- the table ------------------------------------------------------------------------
+
+ROWS=() FAILED=0
+row() { # NAME RESULT SECONDS DETAIL
+    ROWS+=("$(printf '%-26s %-4s %5s  %s' "$1" "$2" "$3" "$4")")
+    [ "$2" = FAIL ] && FAILED=1
+    echo "check.sh: $1: $2 ($4)"
+}
+table() {
+    echo
+    printf '%-26s %-4s %5s  %s\n' row result sec detail
+    printf '%s\n' "${ROWS[@]}"
+    echo "total: $((SECONDS - T0)) s; logs in $logs"
+}
+
+# step NAME LIMIT CMD...: CMD under timeout (clipped to what is left of the
+# budget), its output in $logs/NAME.log; sets RC (124: timed out or no time
+# left) and SECS.
+step() {
+    local name=$1 limit=$2 left=$((BUDGET - (SECONDS - T0))) t=$SECONDS
+    shift 2
+    [ "$limit" -gt "$left" ] && limit=$left
+    if [ "$limit" -lt 5 ]; then
+        echo "no time left in the ${BUDGET} s budget" >"$logs/$name.log"
+        RC=124 SECS=0
+        return
+    fi
+    timeout -k 5 "$limit" "$@" >"$logs/$name.log" 2>&1
+    RC=$? SECS=$((SECONDS - t))
+}
+# the last line of a step's log that says something, for the table
+last() { grep -v '^\s*$' "$logs/$1.log" 2>/dev/null | tail -n 1 | cut -c1-110; }
+
+# ---- what the machine has -------------------------------------------------------------
+
+echo "== the bundle"
+sed -n '1,6p' "$B/MANIFEST"
+echo "== the machine"
+uname -srm
+sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null | tr -d '"'
+echo "cores: $(nproc 2>/dev/null); memory: $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+have=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{ print $2 }')
+need=$(sed -n 's/.*newest glibc symbol needed: GLIBC_//p' "$B/MANIFEST")
+RUN=() # every program's start: plain, or through the bundle's glibc
+# (GPU_CHECK_BUNDLED_GLIBC=1 takes the bundle's glibc anyway: how to try that path on a machine with a new one)
+if [ -n "$have" ] && [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -n 1)" = "$need" ] &&
+    [ "${GPU_CHECK_BUNDLED_GLIBC:-0}" != 1 ]; then
+    echo "glibc: $have (the bundle needs $need or newer: the machine's is used)"
+    glibc_old=0
+else
+    echo "glibc: ${have:-unknown}; the bundle needs $need or newer: every program starts through the bundle's glibc ($B/glibc)"
+    glibc_old=1
+fi
+GPUS=0
+if command -v nvidia-smi >/dev/null; then
+    timeout 20 nvidia-smi 2>&1 | sed -n '1,12p'
+    timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1
+    GPUS=$(timeout 20 nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+else
+    echo "nvidia-smi: not found"
+fi
+echo "GPUs nvidia-smi lists: $GPUS"
+for nvcc in /usr/local/cuda/bin/nvcc "$(command -v nvcc 2>/dev/null)"; do
+    [ -x "$nvcc" ] && { echo "CUDA toolkit: $nvcc: $("$nvcc" --version | tail -n 2 | head -n 1)"; break; }
+done
+
+# Where the CUDA libraries are: the toolkit's folders, the loader's cache, then
+# the Python packages' (nvidia/*/lib, as PyTorch's pip wheels install them).
+cuda_dirs() {
+    local d
+    for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64; do
+        echo "$d"
+    done
+    ldconfig -p 2>/dev/null | awk '/libcu(da|blas|dart)|libnccl/ { print $NF }' | xargs -r -n1 dirname
+    if command -v python3 >/dev/null; then
+        timeout 30 python3 -c 'import nvidia; print("\n".join(nvidia.__path__))' 2>/dev/null |
+            while read -r d; do ls -d "$d"/*/lib 2>/dev/null; done
+    fi
+    ls -d /usr/local/lib/python3*/*-packages/nvidia/*/lib /usr/lib/python3*/*-packages/nvidia/*/lib \
+        /opt/conda/lib/python3*/site-packages/nvidia/*/lib 2>/dev/null
+}
+mapfile -t DIRS < <(cuda_dirs | awk '!seen[$0]++')
+LIBPATH=$B/lib MISSING=""
+for soname in $(cat "$B/cuda-libs") libnccl.so.2; do
+    found=""
+    for d in "${DIRS[@]}"; do
+        [ -e "$d/$soname" ] && { found=$d; break; }
+    done
+    if [ -z "$found" ] && [ -e "$B/cuda/$soname" ]; then found=$B/cuda; fi
+    if [ -n "$found" ]; then
+        echo "$soname: $found/$soname"
+        case ":$LIBPATH:" in *":$found:"*) ;; *) LIBPATH=$LIBPATH:$found ;; esac
+    else
+        echo "$soname: not found"
+        [ "$soname" = libnccl.so.2 ] || MISSING="$MISSING $soname"
+    fi
+done
+echo "libcuda.so.1 (the driver): $(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 / { print $NF; exit }')"
+export LD_LIBRARY_PATH=$LIBPATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+[ "$glibc_old" = 1 ] && RUN=("$B/glibc/$(ls "$B/glibc" | grep '^ld-linux')" --library-path "$B/glibc:$LIBPATH")
+
+# Open MPI from the bundle, relocated; shared memory between the ranks of this one machine
+export OPAL_PREFIX=$B/ompi PMIX_INSTALL_PREFIX=$B/pmix PATH=$B/ompi/bin:$PATH
+export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_pml=ob1
+export OMPI_MCA_plm=isolated OMPI_MCA_rmaps_base_oversubscribe=1 PMIX_MCA_gds=hash OPENBLAS_NUM_THREADS=1
+MPIRUN=("${RUN[@]}" "$B/ompi/bin/mpirun" --allow-run-as-root --oversubscribe --bind-to none)
+# train STEP LIMIT NAME RANKS LOG [ARGS...]: bin/NAME on RANKS ranks, 10 steps of the README, as step STEP
+train() {
+    local name=$3 ranks=$4 log=$5 s=$1 limit=$2
+    shift 5
+    step "$s" "$limit" "${MPIRUN[@]}" -np "$ranks" "${RUN[@]}" "$B/bin/$name" --steps 10 --seed 7 --data "$data" \
+        --log "$log" "$@"
+}
+
+echo "== the bundle's mpirun"
+step mpirun-true 30 "${MPIRUN[@]}" -np 2 true
+if [ "$RC" = 0 ]; then
+    row "mpirun starts (2 ranks)" PASS "$SECS" "$B/ompi/bin/mpirun -np 2 true"
+else
+    row "mpirun starts (2 ranks)" FAIL "$SECS" "exit $RC: $(last mpirun-true)"
+fi
+step mpirun-cpu 60 "${MPIRUN[@]}" -np 1 "${RUN[@]}" "$B/bin/gpt-tiny.cpu" --steps 1 --seed 7 --data "$data" \
+    --log "$logs/probe.jsonl"
+if [ "$RC" = 0 ] && grep -q '"loss"' "$logs/probe.jsonl"; then
+    row "mpirun runs 1 CPU rank" PASS "$SECS" "gpt-tiny.cpu, 1 step: MPI_Init, OpenBLAS, jansson"
+else
+    row "mpirun runs 1 CPU rank" FAIL "$SECS" "exit $RC: $(last mpirun-cpu)"
+fi
+
+# ---- (a) the kernels; no GPU stops here ----------------------------------------------
+
+echo "== (a) the generated kernels on the GPU"
+step kernels 120 "${RUN[@]}" "$B/bin/kernels-cuda"
+cat "$logs/kernels.log"
+if [ "$RC" = 77 ] && [ "$GPUS" = 0 ]; then
+    echo "check.sh: no GPU: $(grep -m1 'galvrt' "$logs/kernels.log")"
+    row "(a) kernels" SKIP "$SECS" "no GPU"
+    table
+    echo "no GPU: nothing to check on this machine"
+    exit 77
+fi
+if [ "$RC" = 0 ]; then
+    row "(a) kernels" PASS "$SECS" "$(grep -c 'worst error' "$logs/kernels.log") kinds; $(last kernels)"
+elif [ "$RC" = 77 ]; then
+    row "(a) kernels" FAIL "$SECS" "the CUDA runtime sees no GPU, nvidia-smi lists $GPUS: $(grep -m1 galvrt "$logs/kernels.log")"
+else
+    row "(a) kernels" FAIL "$SECS" "exit $RC: $(grep -m1 -E 'failed|error' "$logs/kernels.log" | cut -c1-100)"
+fi
+[ -n "$MISSING" ] && row "CUDA libraries" FAIL 0 "not found:$MISSING"
+
+# ---- (b) 1 GPU rank against 1 CPU rank ----------------------------------------------
+
+# compare_row ROW REF RUN: the two logs' losses within 1e-4 relative
+compare_row() {
+    local name=$1 ref=$2 run=$3 secs=$4
+    step "$name.compare" 20 "${RUN[@]}" "$B/bin/compare" "$ref" "$run" 1e-4
+    if [ "$RC" = 0 ]; then row "$name" PASS "$secs" "$(last "$name.compare")"
+    else row "$name" FAIL "$secs" "$(grep -m1 compare: "$logs/$name.compare.log" | cut -c1-100)"; fi
+}
+echo "== (b) 1 GPU rank against 1 CPU rank"
+for model in gpt-tiny llama-tiny; do
+    train "$model.cpu" 90 "$model.cpu" 1 "$logs/$model.cpu.jsonl"
+    cpu_rc=$RC cpu_secs=$SECS
+    train "$model.cuda" 90 "$model.cuda" 1 "$logs/$model.cuda.jsonl"
+    if [ "$cpu_rc" != 0 ]; then
+        row "(b) $model" FAIL "$cpu_secs" "the CPU rank: exit $cpu_rc: $(last "$model.cpu")"
+    elif [ "$RC" != 0 ]; then
+        row "(b) $model" FAIL "$SECS" "the GPU rank: exit $RC: $(grep -m1 galvrt "$logs/$model.cuda.log" | cut -c1-100)"
+    else
+        compare_row "(b) $model" "$logs/$model.cpu.jsonl" "$logs/$model.cuda.jsonl" "$SECS"
+    fi
+done
+
+# ---- (c) 2 ranks sharing the GPU against 1 GPU rank ------------------------------------
+
+echo "== (c) 2 ranks sharing the GPU"
+for model in gpt-tiny llama-tiny; do
+    for plan in dp2 tp2 pp2; do
+        name="(c) $model $plan"
+        if [ ! -x "$B/bin/$model-$plan.cuda" ]; then
+            row "$name" SKIP 0 "not built (galvc refused it when the bundle was made)"
+            continue
+        fi
+        train "$model-$plan" 90 "$model-$plan.cuda" 2 "$logs/$model-$plan.jsonl"
+        if [ "$RC" != 0 ] && grep -q "runs one rank so far" "$logs/$model-$plan.log"; then
+            row "$name" SKIP "$SECS" "refused: the CUDA target runs one rank so far (no collectives)"
+        elif [ "$RC" != 0 ]; then
+            row "$name" FAIL "$SECS" "exit $RC: $(grep -m1 galvrt "$logs/$model-$plan.log" | cut -c1-100)"
+        else
+            compare_row "$name" "$logs/$model.cuda.jsonl" "$logs/$model-$plan.jsonl" "$SECS"
+        fi
+    done
+done
+
+# ---- (d) the NCCL path at 1 rank ---------------------------------------------------------
+
+echo "== (d) the NCCL path at 1 rank"
+if [ ! -s "$B/nccl-force" ]; then
+    row "(d) NCCL, 1 rank" SKIP 0 "not built: the runtime has no option forcing NCCL at 1 rank yet"
+else
+    read -r -a force <"$B/nccl-force"
+    for model in gpt-tiny llama-tiny; do
+        train "$model.nccl" 90 "$model.cuda" 1 "$logs/$model.nccl.jsonl" "${force[@]}"
+        if [ "$RC" != 0 ]; then
+            row "(d) $model NCCL" FAIL "$SECS" "exit $RC: $(grep -m1 galvrt "$logs/$model.nccl.log" | cut -c1-100)"
+        else
+            compare_row "(d) $model NCCL" "$logs/$model.cpu.jsonl" "$logs/$model.nccl.jsonl" "$SECS"
+        fi
+    done
+fi
+
+table
+exit $FAILED
