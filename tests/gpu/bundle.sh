@@ -56,7 +56,7 @@ if [ "$do_build" = 1 ]; then
     [ -f "$build/CMakeCache.txt" ] || cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null ||
         die "cmake could not configure $build"
     cmake --build "$build" -j2 --target galvc gpu_kernels e2e_compare >/dev/null ||
-        die "the build of galvc, gpu_kernels and e2e_compare failed (cmake --build $build)"
+        die "the build of galvc, gpu_kernels and e2e_compare failed (cmake --build $build; no target gpu_kernels means CMake found no CUDA toolkit)"
 fi
 [ -f "$build/CMakeCache.txt" ] || die "$build is not a CMake build folder"
 grep -q '^GALVC_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" &&

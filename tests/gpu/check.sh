@@ -131,7 +131,9 @@ for soname in $(cat "$B/cuda-libs") libnccl.so.2; do
 done
 echo "libcuda.so.1 (the driver): $(ldconfig -p 2>/dev/null | awk '/libcuda\.so\.1 / { print $NF; exit }')"
 export LD_LIBRARY_PATH=$LIBPATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-[ "$glibc_old" = 1 ] && RUN=("$B/glibc/$(ls "$B/glibc" | grep '^ld-linux')" --library-path "$B/glibc:$LIBPATH")
+if [ "$glibc_old" = 1 ]; then
+    for loader in "$B"/glibc/ld-linux*; do RUN=("$loader" --library-path "$B/glibc:$LIBPATH"); done
+fi
 
 # Open MPI from the bundle, relocated; shared memory between the ranks of this one machine
 export OPAL_PREFIX=$B/ompi PMIX_INSTALL_PREFIX=$B/pmix PATH=$B/ompi/bin:$PATH
