@@ -5,7 +5,7 @@
  * buffers go through MPI, staged through pinned host memory; the same when
  * any rank turned NCCL off (GALVRT_NCCL=0). Every rank decides alike from
  * the same gathered data, so no rank uses NCCL while another waits in MPI.
- * A pure function, unit-tested without a GPU (tests/runtime/test_cuda_comm.c). */
+ * A pure function, unit-tested without a GPU (tests/runtime/cuda_comm_choice.c). */
 #include "cuda_device.h"
 
 #include <string.h>

@@ -62,8 +62,8 @@ typedef struct CudaComm {
 struct GrtRequest {
     GrtCall call;     /* first (comm.h) */
     GrtRequest *mpi;  /* MPI's request; NULL for NCCL (or an iallreduce already done) */
-    void *host;       /* staged: the pinned copy, of cap bytes */
-    size_t cap, bytes;
+    void *host;       /* staged: the pinned copy */
+    size_t bytes;
     float *dst;       /* a staged receive's device buffer */
     int done;         /* NCCL: posted and complete */
 };
@@ -80,7 +80,7 @@ typedef struct Pending {
 static CudaCommKind kind;
 static int splitting_world;      /* the world gets an NCCL communicator even of one rank */
 static CudaComm *live;           /* newest first */
-static atomic_int aborting;      /* set by cuda_abort: the main thread stops polling */
+static atomic_int aborting;      /* set by cc_abort: the main thread stops polling */
 static Pending *pending;
 static int n_pending, cap_pending;
 static void *stage;              /* pinned: the staged collectives' copies */
