@@ -2,7 +2,8 @@
  * collectives section). They check their arguments, so a generated program's
  * mistake reads as a message naming the call rather than a backend error,
  * and then dispatch through the active backend's tables (comm.h), so adding
- * NCCL adds a backend file and one line in grt_init, not #ifdefs here.
+ * NCCL adds a backend file, not #ifdefs here: the CUDA target's backend
+ * takes over from MPI's once the rank's GPU is known (grt_comm_use).
  * Every group made is kept in a list and freed by grt_finalize: galvrt.h has
  * no grt_comm_free. Every call that can block (the collectives, send, recv,
  * the wait of a non-blocking one, the split) is bracketed for the watchdog
@@ -100,6 +101,22 @@ GrtComm *grt_init(int *argc, char ***argv) {
     world = comm_new(impl, rank, size);
     grt_watch_start();
     return world;
+}
+
+GrtComm *grt_comm_world(void) { return world; }
+
+/* Hand every group to backend b (comm.h): the world, the only one yet, gets
+ * b's handle from a split of its MPI one, which the old backend then frees. */
+void grt_comm_use(const GrtBackend *b) {
+    if (!world || comms != world || world->next)
+        grt_abort("internal error: grt_comm_use after a group was split (or before grt_init)", 1);
+    int rank = 0, size = 0;
+    grt_watch_enter("split", world, -1);
+    void *impl = b->split(world->impl, 0, world->rank, &rank, &size);
+    grt_watch_exit();
+    backend->free(world->impl);
+    world->impl = impl;
+    backend = b;
 }
 
 /* Stop the kernels' threads, free every group, then stop the backend. */

@@ -12,7 +12,10 @@
 #include "galvrt.h"
 
 /* A backend: its collectives and the life cycle of its groups. A handle
- * (void *) is the backend's own per-group state (for MPI, an MPI_Comm). */
+ * (void *) is the backend's own per-group state (for MPI, an MPI_Comm). A
+ * backend layered on MPI (the CUDA target's, runtime/cuda/comm_cuda.c)
+ * keeps an MPI_Comm as its handle's first field, so that the MPI backend's
+ * functions take its handles as their own. */
 typedef struct GrtBackend {
     const GrtCollectives *coll;
     /* Start on every rank; the world's handle, this rank and the world's size. */
@@ -31,6 +34,14 @@ typedef struct GrtBackend {
 
 extern const GrtBackend grt_mpi_backend;
 extern const GrtCollectives grt_mpi_collectives;
+
+/* The world group (NULL before grt_init). */
+GrtComm *grt_comm_world(void);
+/* From now on every group is backend b's, a backend layered on MPI (see
+ * GrtBackend): called on every rank right after grt_init, while the world
+ * is the only group; the world's handle becomes b's split of it (color 0,
+ * the same order). */
+void grt_comm_use(const GrtBackend *b);
 
 /* The backend's handle of group c. */
 void *grt_comm_impl(const GrtComm *c);

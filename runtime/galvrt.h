@@ -294,9 +294,10 @@ extern const GrtDevice *grt_dev;
 /* The program's device target, defined by what galvc links into a program
  * built with --target cuda (the generated kernels' PTX and the stubs that
  * launch them) and absent on the CPU target. start runs right after
- * MPI_Init, on every rank on its own: it picks the rank's GPU and loads the
- * kernels, or, with no GPU or no driver, says so and exits 77 without
- * waiting for any other rank. */
+ * MPI_Init on every rank: it picks the rank's GPU and loads the kernels,
+ * or, with no GPU or no driver, says so and exits 77 without waiting for
+ * any other rank; then, collectively, it moves the collectives onto the
+ * device's (runtime/cuda/comm_cuda.c). */
 typedef struct GrtTarget {
     const char *name;
     const GrtDevice *(*start)(const struct GrtTarget *t, int rank);

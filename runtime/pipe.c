@@ -25,7 +25,7 @@ GrtPipe *grt_pipe_new(const GrtLayout *from, const GrtLayout *to, int mb, size_t
     p->req = grt_alloc(sizeof *p->req * (size_t)slots);
     p->n_req = grt_alloc(sizeof *p->n_req * (size_t)slots);
     for (int s = 0; s < slots; s++) {
-        p->buf[s] = grt_alloc(p->floats * sizeof(float));
+        p->buf[s] = grt_dev->alloc(p->floats * sizeof(float)); /* the device's memory, as the activations */
         p->req[s] = grt_alloc(sizeof(GrtRequest *) * (size_t)(grt_reshard_sends(p->r) + 1));
     }
     return p;

@@ -116,7 +116,8 @@ void grt_reshard_run(const GrtReshard *r, GrtComm *world, const float *src, floa
     for (int i = 0; i < r->n; i++) {
         const Transfer *x = &r->t[i];
         if (x->src == r->rank && x->dst == r->rank)
-            memmove(dst + at(r, &r->to, x->seq), src + at(r, &r->from, x->seq), (size_t)x->count * r->seq_floats * sizeof(float));
+            grt_dev->copy(dst + at(r, &r->to, x->seq), src + at(r, &r->from, x->seq),
+                          (size_t)x->count * r->seq_floats * sizeof(float));
     }
     for (int i = 0; i < k; i++) grt_wait(reqs[i]);
     if (reqs != stack) grt_free(reqs, sizeof *reqs * (size_t)r->n);

@@ -52,23 +52,6 @@ static void check_memory(const GrtRun *R) {
         }
 }
 
-/* What a run on a device without host memory (the CUDA target) cannot do
- * yet, refused before any work: more than one rank (its collectives, NCCL,
- * are not written), and the options that read or write the training state
- * through the host (checkpoints, safetensors, --dump). */
-static void check_device_run(GrtRun *R) {
-    const GrtOptions *o = &R->opt;
-    const char *option = o->ckpt_dir ? "--ckpt-dir" : o->resume ? "--resume" : o->dump ? "--dump"
-                         : o->export_st ? "--export-safetensors" : o->init_st ? "--init-safetensors" : NULL;
-    char msg[256];
-    if (R->p->ranks > 1)
-        snprintf(msg, sizeof msg, "the %s target runs one rank so far (its collectives are not written yet); "
-                 "build for --devices 1", grt_dev->name);
-    else if (option) snprintf(msg, sizeof msg, "%s is not supported on the %s target yet", option, grt_dev->name);
-    else return;
-    grt_stop_all(R->world, msg, 2);
-}
-
 GrtRun *grt_run_start(int *argc, char ***argv, const GrtProgram *p) {
     GrtRun *R = calloc(1, sizeof *R);
     if (R) R->layer = calloc((size_t)p->n_layers, sizeof *R->layer);
@@ -86,7 +69,6 @@ GrtRun *grt_run_start(int *argc, char ***argv, const GrtProgram *p) {
         grt_stop_all(R->world, msg, 2);
     }
     check_memory(R);
-    if (!grt_dev->host_memory) check_device_run(R);
     int local = grt_local_ranks(p->ranks);
     grt_set_threads(local);
     /* on a GPU the kernels' rows are the GPU's threads: one host thread launches them */
@@ -278,13 +260,76 @@ static void open_log(GrtRun *R) {
                 p->predicted_comm_ms, p->predicted_bubble_ms, p->predicted_calls);
 }
 
+/* ---- the training state on the host (checkpoints, --dump, safetensors) ------------ */
+
+/* The state files (ckpt_state.c, hf_names.c) read and write the parameters
+ * and the optimizer's states as host arrays. On a device without host
+ * memory they get host copies for the while: state_to_host copies
+ * R->params, m and v down and points R and every layer at the copies
+ * (ZeRO-3's gathered parameters too, which --dump gathers into), and
+ * state_back copies them up if they were loaded and points everything back.
+ * The files are byte for byte the CPU target's. */
+enum { TWINS = 4 }; /* params, m, v, full_p */
+static struct {
+    float *dev[TWINS], *host[TWINS];
+    size_t n[TWINS];
+} twin;
+
+/* R's arrays that have host copies made, in twin's order. */
+static void twin_arrays(GrtRun *R, float **a[TWINS], size_t n[TWINS]) {
+    a[0] = &R->params, a[1] = &R->m, a[2] = &R->v, a[3] = &R->full_p;
+    n[0] = R->n_params, n[1] = n[2] = R->n_stored, n[3] = R->gather_floats;
+}
+
+/* p, if it points into [from, from + n), the same place in to. */
+static float *rebase(float *p, const float *from, size_t n, float *to) {
+    return p && from && p >= from && p < from + n ? to + (p - from) : p;
+}
+
+/* Every layer's parameters from the arrays `from` to the arrays `to`. */
+static void point_layers(GrtRun *R, float *const from[TWINS], float *const to[TWINS]) {
+    for (int i = 0; i < R->p->n_layers; i++)
+        for (int a = 0; a < TWINS; a++)
+            R->layer[i].l.params = rebase(R->layer[i].l.params, from[a], twin.n[a], to[a]);
+}
+
+static void state_to_host(GrtRun *R) {
+    if (grt_dev->host_memory) return;
+    float **a[TWINS];
+    twin_arrays(R, a, twin.n);
+    for (int k = 0; k < TWINS; k++) {
+        twin.dev[k] = *a[k];
+        twin.host[k] = *a[k] ? malloc(twin.n[k] * sizeof(float) + 1) : NULL;
+        if (*a[k] && !twin.host[k]) grt_abort("out of memory (the training state's host copy)", 1);
+        if (*a[k]) grt_dev->to_host(twin.host[k], twin.dev[k], twin.n[k] * sizeof(float));
+        *a[k] = twin.host[k];
+    }
+    point_layers(R, twin.dev, twin.host);
+}
+
+static void state_back(GrtRun *R, int loaded) {
+    if (grt_dev->host_memory) return;
+    float **a[TWINS];
+    size_t n[TWINS];
+    twin_arrays(R, a, n);
+    point_layers(R, twin.host, twin.dev);
+    for (int k = 0; k < TWINS; k++) {
+        if (loaded && twin.dev[k]) grt_dev->to_device(twin.dev[k], twin.host[k], twin.n[k] * sizeof(float));
+        *a[k] = twin.dev[k];
+        free(twin.host[k]);
+        twin.host[k] = NULL;
+    }
+}
+
 void grt_run_begin(GrtRun *R) {
     const GrtProgram *p = R->p;
     if (R->tied) R->tied_sum = grt_alloc((size_t)p->vocab * p->hidden * sizeof(float));
     grt_files_check(R->world, &R->opt);
     if (R->opt.ckpt_dir) check_ckpt_dir(R);
+    if (R->opt.resume || R->opt.init_st) state_to_host(R);
     long first = R->opt.resume ? grt_ckpt_resume(R) : -1;
     if (first < 0 && R->opt.init_st) grt_init_safetensors(R, R->opt.init_st);
+    if (R->opt.resume || R->opt.init_st) state_back(R, 1);
     R->first_step = first < 0 ? 0 : first;
     R->step = R->first_step - 1;
     open_data(R);
@@ -441,6 +486,23 @@ int grt_shard_stored_part(const GrtShard *x, int k, size_t *a, size_t *b) {
     return 1;
 }
 
+/* Shard x's stored gradient [a, b) where the host can read it: in
+ * R->grads itself in host memory, else a host copy. */
+static float *grads_on_host(GrtRun *R, const GrtShard *x, size_t a, size_t b) {
+    float *g = R->grads + x->off + a;
+    if (grt_dev->host_memory) return g;
+    float *h = grt_alloc((b - a) * sizeof(float) + 1);
+    grt_dev->to_host(h, g, (b - a) * sizeof(float));
+    return h;
+}
+
+/* The copy from grads_on_host freed, written back first when changed. */
+static void grads_back(GrtRun *R, const GrtShard *x, float *g, size_t a, size_t b, int changed) {
+    if (grt_dev->host_memory) return;
+    if (changed) grt_dev->to_device(R->grads + x->off + a, g, (b - a) * sizeof(float));
+    grt_free(g, (b - a) * sizeof(float) + 1);
+}
+
 /* Megatron's embedding group, for a tied table kept twice: every element
  * of the whole (V, C) table is added once, by the one rank that owns it
  * (DP index 0, or its ZeRO-3 part), and the sum replaces both copies'
@@ -457,13 +519,14 @@ void grt_tied_sync(GrtRun *R, int embedding, int head) {
             size_t a, b, base = (size_t)x->tp_index * x->l.V_l * C; /* the shard's first row */
             if (!x->on || !grt_shard_stored_part(x, 0, &a, &b)) continue;
             size_t c0 = x->zero ? (size_t)x->dp_index * x->chunk : 0;
-            float *g = R->grads + x->off;
+            float *g = grads_on_host(R, x, a, b);
             for (size_t k = a; k < b; k++) {
                 size_t at = base + c0 + k - x->l.tensors[0].offset;
                 if (at >= VC) continue; /* vocabulary padding */
-                if (pass == 0 && (x->zero || x->dp_index == 0)) full[at] += g[k];
-                if (pass == 1) g[k] = full[at];
+                if (pass == 0 && (x->zero || x->dp_index == 0)) full[at] += g[k - a];
+                if (pass == 1) g[k - a] = full[at];
             }
+            grads_back(R, x, g, a, b, pass == 1);
         }
         if (pass == 0) grt_allreduce(R->tied, full, VC);
     }
@@ -678,7 +741,11 @@ void grt_step_end(GrtRun *R) {
                     "\": %.3f, \"" LOG_KEY_TOKENS_PER_S "\": %.1f, \"" LOG_KEY_PEAK_MEM_BYTES "\": %.0f}\n",
                     R->step + 1, loss, lr, ms, tokens_per_s, peak);
     }
-    if (R->opt.ckpt_every && (R->step + 1) % R->opt.ckpt_every == 0) grt_ckpt_save(R, R->saved = R->step + 1);
+    if (R->opt.ckpt_every && (R->step + 1) % R->opt.ckpt_every == 0) {
+        state_to_host(R);
+        grt_ckpt_save(R, R->saved = R->step + 1);
+        state_back(R, 0);
+    }
 }
 
 /* ---- the end ------------------------------------------------------------------ */
@@ -707,6 +774,8 @@ static void report_memory(GrtRun *R) {
 }
 
 int grt_run_finish(GrtRun *R) {
+    int files = R->opt.ckpt_dir || R->opt.dump || R->opt.export_st;
+    if (files) state_to_host(R); /* what the files below read */
     /* with --ckpt-dir, the last step is kept too */
     if (R->opt.ckpt_dir && R->opt.steps > R->first_step && R->saved != R->opt.steps) grt_ckpt_save(R, R->opt.steps);
     report_memory(R);
@@ -717,6 +786,7 @@ int grt_run_finish(GrtRun *R) {
     }
     if (R->opt.dump) grt_dump_params(R, R->opt.dump);
     if (R->opt.export_st) grt_export_safetensors(R, R->opt.export_st);
+    if (files) state_back(R, 0);
     grt_data_close(R->data);
     grt_finalize();
     return 0;

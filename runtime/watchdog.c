@@ -24,8 +24,8 @@
  * stopped calling alike. The condition wakes it early only for a new limit
  * or for grt_finalize, which stops it before freeing any group it names.
  *
- * For NCCL the record and the thread stay as they are; the backend's abort
- * will first call ncclCommAbort on its communicators (a kernel stuck on the
+ * For NCCL the record and the thread stay as they are; the CUDA backend's abort
+ * (runtime/cuda/comm_cuda.c) first calls ncclCommAbort on its communicators (a kernel stuck on the
  * GPU does not return to MPI_Abort's caller otherwise), then MPI_Abort. */
 #include "comm.h"
 

@@ -37,10 +37,31 @@ _Noreturn void cuda_fail(const char *call, const char *error, const char *file, 
 
 /* n bytes of the arena (device.c), zeroed; never freed before the run ends. */
 void *cuda_alloc(size_t bytes);
+/* Does p point into the arena (device memory)? Every buffer the layers and
+ * the step hand to a collective is either there or in host memory. */
+int cuda_on_device(const void *p);
 
 /* The communication stream after the compute stream's work so far, and the other way round. */
 void cuda_comm_waits_compute(void);
 void cuda_compute_waits_comm(void);
+
+/* comm_choice.c: which collectives the ranks use, a pure function of what
+ * each one reports: ids, n entries of id_bytes (its GPU's UUID), and
+ * nccl_ok (n flags: NCCL not turned off on that rank, GALVRT_NCCL=0). */
+typedef enum CudaCommKind { CUDA_COMM_NCCL, CUDA_COMM_STAGED } CudaCommKind;
+typedef struct CudaCommChoice {
+    CudaCommKind kind;
+    int shared_a, shared_b; /* STAGED for a shared GPU: the first two ranks on one (a < b); else -1 */
+    int off;                /* STAGED because a rank turned NCCL off: the first one (else -1) */
+} CudaCommChoice;
+CudaCommChoice cuda_comm_choose(const unsigned char *ids, size_t id_bytes, const unsigned char *nccl_ok, int n);
+
+/* comm_cuda.c: this rank's collectives from now on: NCCL, or MPI staged
+ * through pinned host memory when ranks share a GPU (comm_choice.c); a
+ * collective over every rank. */
+void cuda_comm_start(int rank);
+/* The same with the kind of collectives given (tests): the world's handle becomes the CUDA backend's. */
+void cuda_comm_use(CudaCommKind kind);
 
 /* module.c: load t's PTX and find each kernel in it. */
 void cuda_module_load(const GrtTarget *t);

@@ -18,10 +18,17 @@ CudaState cuda;
 
 enum { ARENA_CHUNK = 64 << 20, ARENA_ALIGN = 256 }; /* bytes: a chunk at least; cudaMalloc's alignment */
 
+enum { ARENA_MAX_CHUNKS = 4096 }; /* 256 GiB of the smallest chunks */
+
 static struct {
     char *at;            /* the current chunk's free space */
     size_t left;         /* bytes left in it */
     int64_t handed_out;  /* bytes asked for, the peak (nothing is freed) */
+    int n;               /* chunks reserved */
+    struct {
+        const char *base;
+        size_t bytes;
+    } chunk[ARENA_MAX_CHUNKS]; /* for cuda_on_device */
 } arena;
 
 void cuda_fail(const char *call, const char *error, const char *file, int line) {
@@ -35,14 +42,23 @@ void *cuda_alloc(size_t bytes) {
     if (rounded > arena.left) { /* a new chunk; the rest of the old one stays unused */
         size_t chunk = rounded > ARENA_CHUNK ? rounded : ARENA_CHUNK;
         void *p = NULL;
+        if (arena.n == ARENA_MAX_CHUNKS) grt_abort("the device memory arena has too many chunks", 1);
         CUDA_CHECK(cudaMalloc(&p, chunk));
         CUDA_CHECK(cudaMemsetAsync(p, 0, chunk, cuda.compute));
+        arena.chunk[arena.n].base = p, arena.chunk[arena.n++].bytes = chunk;
         arena.at = p, arena.left = chunk;
     }
     void *p = arena.at;
     arena.at += rounded, arena.left -= rounded;
     arena.handed_out += (int64_t)bytes;
     return p;
+}
+
+int cuda_on_device(const void *p) {
+    const char *c = p;
+    for (int i = 0; i < arena.n; i++)
+        if (c >= arena.chunk[i].base && c < arena.chunk[i].base + arena.chunk[i].bytes) return 1;
+    return 0;
 }
 
 static void *device_alloc(size_t bytes) { return cuda_alloc(bytes); }
@@ -146,5 +162,6 @@ const GrtDevice *grt_cuda_start(const GrtTarget *t, int rank) {
     CUDA_CHECK(cudaEventCreateWithFlags(&cuda.communicated, cudaEventDisableTiming));
     cuda_blas_start();
     cuda_module_load(t);
+    cuda_comm_start(rank);
     return &device_cuda;
 }

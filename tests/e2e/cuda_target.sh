@@ -2,9 +2,10 @@
 # cuda_target.sh GALVC MPIEXEC WORKDIR PTXAS — the CUDA target without a GPU:
 # gpt-tiny and llama-tiny programs for one GPU rank build and link against
 # libgalvrt_cuda (cuBLAS, the CUDA runtime) with their kernels' PTX embedded;
-# that PTX (the same plan's) assembles with ptxas for sm_80 and sm_90; and a
-# 2-rank program run under mpirun on a machine with no GPU (or no driver)
-# has every rank say so on its own and exit 77. On a machine with a GPU the
+# that PTX (the same plan's) assembles with ptxas for sm_80 and sm_90; and
+# 2-rank programs (DP 2, TP 2, PP 2, with the NCCL collectives linked) run
+# under mpirun on a machine with no GPU (or no driver) have every rank say
+# so on its own and exit 77. On a machine with a GPU the
 # last check is skipped (77): the GPU check (tests/gpu/) is the one to run.
 set -u
 galvc=$1 mpiexec=$2 work=$3 ptxas=$4
@@ -29,22 +30,36 @@ for model in gpt-tiny llama-tiny; do
         fi
     done
 done
-# Two ranks, each writing its own exit status and messages (mpirun reports only one status).
-"$galvc" "$src/examples/gpt-tiny.gv" --devices 2 --target cuda -o train-2 || fail "gpt-tiny on 2 ranks: galvc -o"
-rm -f rank-*.status rank-*.err
-"$mpiexec" --allow-run-as-root --oversubscribe -np 2 sh -c \
-    './train-2 --steps 1 2>"rank-$OMPI_COMM_WORLD_RANK.err"; echo $? >"rank-$OMPI_COMM_WORLD_RANK.status"'
-for r in 0 1; do
-    st=$(cat "rank-$r.status" 2>/dev/null)
-    if [ "$st" = 0 ]; then
-        echo "skipped: rank $r found a GPU; run tests/gpu/ there instead"
-        exit 77
+# Two ranks under the plans the GPU check runs (DP 2, TP 2, PP 2: the
+# collectives, NCCL linked, host-staged when the ranks share a GPU), each
+# rank writing its own exit status and messages (mpirun reports only one).
+for plan in dp=2 tp=2 pp=2; do
+    uniform=$(echo "tp=1,pp=1,dp=1" | sed "s/${plan%=*}=1/$plan/")
+    prog=train-2-${plan%=*}
+    if ! "$galvc" "$src/examples/gpt-tiny.gv" --devices 2 --uniform "$uniform" --target cuda -o "$prog"; then
+        fail "gpt-tiny --uniform $uniform: galvc -o"
+        continue
     fi
-    [ "$st" = 77 ] || fail "rank $r exited with '$st', not 77"
-    if grep -Eq "^galvrt: rank $r: no CUDA (device|driver) \(cudaGetDeviceCount: " "rank-$r.err"; then
-        echo "ok: rank $r: $(cat "rank-$r.err")"
+    if nm "$prog" | grep -q ' T cuda_comm_start$' && ldd "$prog" | grep -q 'libnccl'; then
+        echo "ok: $uniform: the CUDA collectives linked, libnccl loaded"
     else
-        fail "rank $r did not say why: $(cat "rank-$r.err")"
+        fail "$uniform: no cuda_comm_start or no libnccl in $prog"
     fi
+    rm -f rank-*.status rank-*.err
+    "$mpiexec" --allow-run-as-root --oversubscribe -np 2 sh -c \
+        "./$prog --steps 1 2>\"rank-\$OMPI_COMM_WORLD_RANK.err\"; echo \$? >\"rank-\$OMPI_COMM_WORLD_RANK.status\""
+    for r in 0 1; do
+        st=$(cat "rank-$r.status" 2>/dev/null)
+        if [ "$st" = 0 ]; then
+            echo "skipped: rank $r found a GPU; run tests/gpu/ there instead"
+            exit 77
+        fi
+        [ "$st" = 77 ] || fail "$uniform: rank $r exited with '$st', not 77"
+        if grep -Eq "^galvrt: rank $r: no CUDA (device|driver) \(cudaGetDeviceCount: " "rank-$r.err"; then
+            echo "ok: $uniform: rank $r: $(cat "rank-$r.err")"
+        else
+            fail "$uniform: rank $r did not say why: $(cat "rank-$r.err")"
+        fi
+    done
 done
 exit $status

@@ -5,6 +5,9 @@
  * sums of small integers, which float adds without rounding. Everything runs
  * twice: as is, and with the MPI backend cut to 3 elements per MPI call, so
  * the chunking of buffers beyond INT_MAX elements is tested on small ones.
+ * Built a second time (mpitest_comm_cuda, with the CUDA toolkit) to run
+ * every check through the CUDA target's backend (runtime/cuda/comm_cuda.c)
+ * on host buffers, which it hands to MPI's functions with its own handles.
  * Each rank counts its own checks; the counts are summed and rank 0 prints
  * the line, and every rank exits non-zero if any rank failed. */
 #include "../unit/check.h"
@@ -12,6 +15,10 @@
 #include "galvrt.h"
 
 #include <stdlib.h>
+
+#ifdef TEST_CUDA_BACKEND /* built again as mpitest_comm_cuda: the same checks through the CUDA target's backend */
+#include "cuda_device.h"
+#endif
 
 static int me; /* world rank, for messages */
 
@@ -244,6 +251,11 @@ static void test_all(GrtComm *world, size_t n_large) {
 int main(int argc, char **argv) {
     GrtComm *world = grt_init(&argc, &argv);
     CHECK(world != NULL);
+#ifdef TEST_CUDA_BACKEND
+    /* host buffers only (no GPU here): every call passes through to MPI's */
+    cuda_comm_use(CUDA_COMM_STAGED);
+    CHECK(grt_comm_world() == world);
+#endif
     CHECK(grt_init(&argc, &argv) == world); /* a second call: the same world */
     me = grt_rank(world);
     CHECK_EQ(grt_size(world), 4);
