@@ -79,6 +79,7 @@ typedef struct Pending {
 
 static CudaCommKind kind;
 static int splitting_world;      /* the world gets an NCCL communicator even of one rank */
+static int nccl_every_group;     /* GALVRT_NCCL=1: so does every group of one rank (the GPU check's 1-rank NCCL row) */
 static CudaComm *live;           /* newest first */
 static atomic_int aborting;      /* set by cc_abort: the main thread stops polling */
 static Pending *pending;
@@ -444,7 +445,8 @@ static void *cc_split(void *parent, int color, int key, int *rank, int *size) {
     CudaComm *h = xcalloc(1, sizeof *h);
     h->mpi = *m;
     free(m); /* the box, not the communicator */
-    if (kind == CUDA_COMM_NCCL && (*size > 1 || splitting_world)) h->nccl = nccl_join(h->mpi, *rank, *size);
+    if (kind == CUDA_COMM_NCCL && (*size > 1 || splitting_world || nccl_every_group))
+        h->nccl = nccl_join(h->mpi, *rank, *size);
     h->next = live;
     live = h;
     return h;
@@ -535,6 +537,7 @@ void cuda_comm_start(int rank) {
     CUDA_CHECK(cudaGetDeviceProperties(&prop, cuda.device));
     const char *env = getenv("GALVRT_NCCL");
     Report me = {.nccl_ok = !(env && strcmp(env, "0") == 0)};
+    nccl_every_group = env && strcmp(env, "1") == 0;
     memcpy(me.uuid, prop.uuid.bytes, sizeof me.uuid);
     Report *all = xcalloc((size_t)n, sizeof *all);
     unsigned char *ids = xcalloc((size_t)n, sizeof me.uuid), *ok = xcalloc((size_t)n, 1);

@@ -99,11 +99,10 @@ cp "$kernels" "$tmp/bin/kernels-cuda"
 cp "$compare" "$tmp/bin/compare"
 strip --strip-debug "$tmp"/bin/*
 
-# The option that forces the NCCL collectives at 1 rank (row (d)): none yet.
-# When the runtime has one, name it here (e.g. NCCL_FORCE="--comm nccl") and
-# check.sh runs the 1-rank GPU programs with it.
-NCCL_FORCE=""
-[ -n "$NCCL_FORCE" ] && echo "$NCCL_FORCE" >"$tmp/nccl-force"
+# What forces the NCCL collectives at 1 rank (row (d)): GALVRT_NCCL=1 gives
+# every group an NCCL communicator, a group of one rank too; check.sh runs the
+# 1-rank GPU programs with it in the environment.
+echo "GALVRT_NCCL=1" >"$tmp/nccl-force"
 
 # ---- Open MPI's runtime and PMIx --------------------------------------------------
 
