@@ -20,6 +20,7 @@
 extern char **environ;
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2 };
+enum { TARGET_CPU = 1, TARGET_CUDA = 2 }; /* --target; 0: from the cluster's device kind */
 
 #define MAX_DEVICES (INT64_C(1) << 30) /* the most devices galvc plans for */
 
@@ -42,7 +43,7 @@ typedef struct Options {
     bool explain;            /* --explain: each layer's runner-up */
     bool keep;               /* --keep: keep the generated train.c */
     bool verbose;            /* -v: say what the build does */
-    bool cuda;               /* --target cuda: build the program for GPUs */
+    int target;              /* --target: TARGET_CPU, TARGET_CUDA, or 0: the cluster's device kind decides */
     const char *gpu_arch;    /* --emit=ptx:sm_80: the PTX target (default sm_90) */
     const char *profile;     /* --profile: a measured hardware profile */
     bool has_uniform;        /* --uniform: this plan, no search */
@@ -79,9 +80,9 @@ static const char usage[] =
     "                   instead of searching (it may be over the memory budget)\n"
     "  -o FILE          build the training program for the plan\n"
     "  --emit=c         print the training program's C source\n"
-    "  --target cpu|cuda  with -o: the program's ranks run on CPU cores (the\n"
-    "                   default) or each on a GPU (CUDA runtime, cuBLAS, the\n"
-    "                   plan's kernels as PTX; one rank so far)\n"
+    "  --target cpu|cuda  with -o: the program's ranks run on CPU cores or each\n"
+    "                   on a GPU (CUDA runtime, cuBLAS, NCCL, the plan's kernels\n"
+    "                   as PTX); the default follows the cluster's device kind\n"
     "  --keep           with -o: keep the generated source as FILE.c\n"
     "                   (and the generated kernels as FILE.kernels.o, or\n"
     "                   FILE.device.c for --target cuda)\n"
@@ -239,7 +240,7 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
         } else if (strncmp(arg, "--target", 8) == 0 && (arg[8] == '=' || !arg[8])) {
             const char *t = option_value(argc, argv, &i, "--target");
             if (strcmp(t, "cuda") != 0 && strcmp(t, "cpu") != 0) bad_usage("unknown --target '%s' (known: cpu, cuda)", t);
-            o->cuda = strcmp(t, "cuda") == 0;
+            o->target = strcmp(t, "cuda") == 0 ? TARGET_CUDA : TARGET_CPU;
         } else if (strcmp(arg, "--explain") == 0) {
             o->explain = true;
         } else if (strncmp(arg, "--plot", 6) == 0 && (arg[6] == '=' || !arg[6])) {
@@ -523,11 +524,15 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
             fprintf(stderr, "galvc: error: -o: this galvc was built without the runtime (libgalvrt)\n");
             return EXIT_USAGE;
         }
-        if (opt->cuda && !tc.build.cuda_library) {
-            fprintf(stderr, "galvc: error: --target cuda: this galvc was built without the CUDA toolkit\n");
+        /* GPUs in the cluster build for them unless --target says otherwise */
+        bool cuda = opt->target ? opt->target == TARGET_CUDA : spec->cluster->device != DEVICE_CPU;
+        if (cuda && !tc.build.cuda_library) {
+            fprintf(stderr, "galvc: error: %s: this galvc was built without the CUDA toolkit%s\n",
+                    opt->target ? "--target cuda" : "the cluster's devices are GPUs",
+                    opt->target ? "" : " (--target cpu builds the program for CPU ranks)");
             return EXIT_USAGE;
         }
-        tc.build.cuda = opt->cuda;
+        tc.build.cuda = cuda;
         tc.build.keep = opt->keep;
         tc.build.verbose = opt->verbose;
         return build(spec, &plan, devices, opt->fe.input, opt->output, &tc.build, &diag);
