@@ -68,10 +68,13 @@ Toolchain toolchain_find(Arena *a) {
         t.build.include_dir = under(a, t.prefix, GALVC_INSTALL_INCLUDEDIR);
         t.build.library = under(a, t.prefix, GALVC_INSTALL_LIBDIR "/libgalvrt.a");
     }
-#ifdef GALVRT_CUDA_LIBRARY /* the CUDA target, from the build tree (an installed galvc targets the CPU) */
-    if (!t.prefix)
-        t.build.cuda_library = GALVRT_CUDA_LIBRARY, t.build.cuda_include_dir = GALVRT_CUDA_INCLUDE_DIR,
-        t.build.cuda_libs = GALVRT_CUDA_LIBS;
+#ifdef GALVRT_CUDA_LIBRARY /* the CUDA target: its runtime beside the CPU one; the toolkit where the build found it */
+    t.build.cuda_library = GALVRT_CUDA_LIBRARY, t.build.cuda_include_dir = GALVRT_CUDA_INCLUDE_DIR,
+    t.build.cuda_libs = GALVRT_CUDA_LIBS;
+    if (t.prefix) {
+        t.build.cuda_library = under(a, t.prefix, GALVC_INSTALL_LIBDIR "/libgalvrt_cuda.a");
+        t.build.cuda_include_dir = t.build.include_dir;
+    }
 #endif
     t.profiler = find_profiler(a, t.prefix);
     /* the mpiexec the build found, else whichever mpirun is in PATH */
@@ -86,8 +89,7 @@ void toolchain_print(FILE *f, const Toolchain *t) {
     if (t->build.cuda_library)
         fprintf(f, "CUDA toolkit: %s; --target cuda links %s\n", GALVC_BUILT_CUDA, t->build.cuda_library);
     else if (GALVC_BUILT_CUDA[0])
-        fprintf(f, "CUDA toolkit: %s; this galvc targets the CPU only (--target cuda needs the build tree)\n",
-                GALVC_BUILT_CUDA);
+        fprintf(f, "CUDA toolkit: %s; this galvc targets the CPU only\n", GALVC_BUILT_CUDA);
     else
         fputs("CUDA toolkit: not found; galvc targets the CPU only\n", f);
     fprintf(f, "LLVM: %s (the kernel generator: x86-64 objects, NVPTX)\n", GALVC_BUILT_LLVM);

@@ -50,6 +50,12 @@ grep -q '^step    3  loss' train.out || fail "no third step in: $(cat train.out)
 "$prefix/bin/galvc" profile --quick -np 2 -o profile.json >/dev/null 2>profile.err ||
     fail "galvc profile failed: $(cat profile.err)"
 [ -s profile.json ] || fail "galvc profile wrote no profile"
+# where galvc was built with the CUDA toolkit, the installed one builds for it too
+if "$prefix/bin/galvc" --version | grep -q -- '--target cuda links'; then
+    "$prefix/bin/galvc" "$prefix/share/galvc/examples/gpt-tiny.gv" --devices 1 --target cuda -o train-gpu ||
+        fail "the installed galvc could not build for --target cuda"
+    [ -x train-gpu ] || fail "no CUDA program"
+fi
 
 # a program of our own, compiled and linked with galvrt.pc's flags only
 cat >own.c <<'EOF'
