@@ -31,12 +31,14 @@ typedef struct Pool {
     long generation;    /* counts jobs, so a worker runs each once */
     int pending;        /* parts not finished */
     int stop;
-    float *partial;     /* accumulators: (parts - 1) x GRT_ROWS_ACC x acc_n floats */
+    float *partial; /* accumulators: (parts - 1) x GRT_ROWS_ACC x acc_n floats */
     size_t partial_n;
 } Pool;
 
-static Pool pool = {.threads = 1, .lock = PTHREAD_MUTEX_INITIALIZER,
-                    .wake = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+static Pool pool = {.threads = 1,
+                    .lock = PTHREAD_MUTEX_INITIALIZER,
+                    .wake = PTHREAD_COND_INITIALIZER,
+                    .done = PTHREAD_COND_INITIALIZER};
 
 /* Rows [begin, end) of part `part` of `parts`: equal shares, the remainder spread over the first parts. */
 static void part_bounds(int64_t rows, int parts, int part, int64_t *begin, int64_t *end) {
@@ -56,7 +58,8 @@ static void *worker_main(void *arg) {
     long seen = 0;
     pthread_mutex_lock(&pool.lock);
     for (;;) {
-        while (!pool.stop && pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+        while (!pool.stop && pool.generation == seen)
+            pthread_cond_wait(&pool.wake, &pool.lock);
         if (pool.stop) break;
         seen = pool.generation;
         if (part >= pool.parts) continue;
@@ -90,6 +93,7 @@ void grt_pool_start(int threads) {
     if (pool.threads > 1) return; /* started already */
     if (threads > MAX_THREADS) threads = MAX_THREADS;
     pool.stop = 0;
+    pool.generation = 0; /* what a new worker has seen */
     for (int w = 1; w < threads; w++) {
         if (pthread_create(&pool.worker[w], NULL, worker_main, (void *)(intptr_t)w) != 0) {
             threads = w; /* fewer threads than asked: still correct */
@@ -105,7 +109,8 @@ void grt_pool_stop(void) {
     pool.stop = 1;
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
-    for (int w = 1; w < pool.threads; w++) pthread_join(pool.worker[w], NULL);
+    for (int w = 1; w < pool.threads; w++)
+        pthread_join(pool.worker[w], NULL);
     pool.threads = 1;
     free(pool.partial);
     pool.partial = NULL;
@@ -145,7 +150,8 @@ static void partials_add(const GrtRows *job, int parts) {
     for (int k = 0; k < GRT_ROWS_ACC; k++)
         for (int p = 1; job->acc[k] && p < parts; p++) {
             const float *src = grt_rows_acc(job, p, k);
-            for (size_t i = 0; i < job->acc_n; i++) job->acc[k][i] += src[i];
+            for (size_t i = 0; i < job->acc_n; i++)
+                job->acc[k][i] += src[i];
         }
 }
 
@@ -166,7 +172,8 @@ void grt_pool_run(const GrtRows *job) {
     pthread_mutex_unlock(&pool.lock);
     run_part(job, parts, 0);
     pthread_mutex_lock(&pool.lock);
-    while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.lock);
+    while (pool.pending > 0)
+        pthread_cond_wait(&pool.done, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
     if (job->acc_n) partials_add(job, parts);
 }
