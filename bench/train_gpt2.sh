@@ -17,12 +17,13 @@
 # attention, for every run, PyTorch's included); that as a share of sgemm's
 # GFLOP/s on the same cores; and PyTorch's ms/step over the run's (above 1:
 # faster than PyTorch).
-# Usage: bench/train_gpt2.sh [STEPS]   (GALVC, BUILD_DIR, PYTHON from the environment)
+# Usage: bench/train_gpt2.sh [STEPS]   (GALVC, BUILD_DIR, PYTHON, TORCH_STEPS from the environment)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 galvc=${GALVC:-$build/galvc}
 steps=${1:-12}
+torch_steps=${TORCH_STEPS:-$steps} # PyTorch's steps (its median after 2 as well)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -98,7 +99,7 @@ for layout in "${layouts[@]}"; do
     torch_ms=
     if [ -n "$python" ]; then
         torch_ms=$(OPENBLAS_CORETYPE=$core "$python" "$root/bench/torch_gpt2.py" --ranks "$ranks" --threads "$threads" \
-                   --steps "$steps" 2> "$work/torch.err" | tail -n 1) || { cat "$work/torch.err" >&2; torch_ms=; }
+                   --steps "$torch_steps" 2> "$work/torch.err" | tail -n 1) || { cat "$work/torch.err" >&2; torch_ms=; }
     fi
     name="$ranks rank(s) x $threads thread(s)"
     row "$name, before" "$(median_ms "$work/log-before")" "$sg" "$torch_ms" >> "$table"
