@@ -60,6 +60,21 @@ class GPT2(nn.Module):
         self.wpe = nn.Embedding(POSITIONS, HIDDEN)
         self.blocks = nn.ModuleList(Block() for _ in range(LAYERS))
         self.ln_f = nn.LayerNorm(HIDDEN)
+        self.apply(self.init)
+
+    @staticmethod
+    def init(m):
+        """GPT-2's initialization, as galvc's program (and llm.c) has it: weights
+        N(0, 0.02), positions N(0, 0.01), the residual projections N(0, 0.02 /
+        sqrt(2 L)), biases zero, norms one. (torch's defaults, N(0, 1) for an
+        embedding, saturate the tied head's softmax and fill the gradients with
+        denormals, which x86 multiplies a hundred times slower.)"""
+        if isinstance(m, nn.Linear):
+            std = 0.02 / math.sqrt(2 * LAYERS) if m.out_features == HIDDEN else 0.02
+            nn.init.normal_(m.weight, 0.0, std)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.01 if m.num_embeddings == POSITIONS else 0.02)
 
     def forward(self, tokens, targets):
         T = tokens.shape[1]
