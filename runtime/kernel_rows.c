@@ -8,7 +8,8 @@
  *   s  advances 1 float a row (a norm's mean and rstd)
  *   w  the same for every row (weights and biases, read only)
  *   g  a vector summed over rows (a weight or bias gradient): a copy per part
- * A kind without a layout here is called directly, on the calling thread. */
+ * A kind without a layout here is called directly, on the calling thread
+ * (grt_kernel_rows stops the job on one: an internal error). */
 #include "galvrt.h"
 
 #include <stdio.h>
