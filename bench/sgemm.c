@@ -1,8 +1,12 @@
 /* sgemm.c — OpenBLAS's own sgemm throughput on the GEMM shapes of one
- * GPT-2 124M training step (batch 4 x 64 tokens): for each linear layer the
- * forward and the two backward products, timed together; prints GFLOP/s
- * over all of them, for the thread count in OPENBLAS_NUM_THREADS.
- *   sgemm [N C OC COUNT]...   (default: GPT-2 124M at N = 256 tokens) */
+ * GPT-2 124M training step: for each linear layer (QKV 768 -> 2304,
+ * attention output 768 -> 768, MLP up 768 -> 3072 and down 3072 -> 768,
+ * twelve of each, and the tied head 768 -> 50257) the forward product and
+ * the two backward ones (the input's gradient, N x C x OC, and the weight's,
+ * OC x C x N), each timed as often as a step runs it; prints GFLOP/s over
+ * all of them (so each shape weighs by its FLOPs), on the thread count in
+ * OPENBLAS_NUM_THREADS.
+ *   sgemm [N]   N: tokens a rank holds (256: batch 4 x 64 on one rank) */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,13 +18,14 @@ static double now_s(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-int main(void) {
-    /* N (tokens), C (in), OC (out), layers of that shape */
-    static const int shapes[][4] = {{256, 768, 2304, 12}, {256, 768, 768, 12}, {256, 768, 3072, 12},
-                                    {256, 3072, 768, 12}, {256, 768, 50257, 1}};
+int main(int argc, char **argv) {
+    /* C (in), OC (out), layers of that shape */
+    static const int shapes[][3] = {{768, 2304, 12}, {768, 768, 12}, {768, 3072, 12}, {3072, 768, 12}, {768, 50257, 1}};
+    int N = argc > 1 ? atoi(argv[1]) : 256;
+    if (N <= 0) return 2;
     double flops = 0, seconds = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int N = shapes[s][0], C = shapes[s][1], OC = shapes[s][2], count = shapes[s][3];
+        int C = shapes[s][0], OC = shapes[s][1], count = shapes[s][2];
         float *x = calloc((size_t)N * C, 4), *w = calloc((size_t)OC * C, 4), *y = calloc((size_t)N * OC, 4);
         float *dx = calloc((size_t)N * C, 4), *dw = calloc((size_t)OC * C, 4);
         if (!x || !w || !y || !dx || !dw) return 1;

@@ -565,13 +565,14 @@ void grt_set_threads(int local_ranks);
 
 /* ---- the thread pool of the row-parallel kernels (runtime/pool.c) ---------- */
 
-/* A job: rows [0, rows) cut into one contiguous part per thread (part 0 on
- * the caller), fn run on each. Parts depend only on rows, cols and the
- * thread count. A vector summed over rows (a weight gradient) is acc[k]
+/* A job: rows [0, rows) cut into contiguous parts (a few per thread, at
+ * most GRT_POOL_PARTS), fn run on each by whichever thread claims it, the
+ * caller's included. Parts depend only on rows, cols and the thread count. A vector summed over rows (a weight gradient) is acc[k]
  * (acc_n floats; NULL: none): part p adds into grt_rows_acc(job, p, k), a
  * zeroed copy for p > 0, and the copies are added into acc[k] in part order
  * when every part is done, so results never depend on timing. */
 #define GRT_ROWS_ACC 2
+#define GRT_POOL_PARTS 64 /* the most parts a job has */
 typedef struct GrtRows GrtRows;
 struct GrtRows {
     int64_t rows;

@@ -8,7 +8,8 @@
  *   s  advances 1 float a row (a norm's mean and rstd)
  *   w  the same for every row (weights and biases, read only)
  *   g  a vector summed over rows (a weight or bias gradient): a copy per part
- * A kind without a layout here is called directly, on the calling thread. */
+ * A kind without a layout here is called directly, on the calling thread
+ * (grt_kernel_rows stops the job on one: an internal error). */
 #include "galvrt.h"
 
 #include <stdio.h>
@@ -17,7 +18,7 @@
 #define MAX_ARGS 10
 
 static const char *const layouts[GRT_K_COUNT] = {
-    [GRT_K_LAYERNORM_FWD] = "rssrww", /* out, mean, rstd, inp, weight, bias */
+    [GRT_K_LAYERNORM_FWD] = "rssrww",   /* out, mean, rstd, inp, weight, bias */
     [GRT_K_LAYERNORM_BWD] = "rggrrwss", /* dinp, dweight, dbias, dout, inp, weight, mean, rstd */
     [GRT_K_RMSNORM_FWD] = "rsrw",       /* out, rstd, inp, weight */
     [GRT_K_RMSNORM_BWD] = "rgrrws",     /* dinp, dweight, dout, inp, weight, rstd */
@@ -52,7 +53,8 @@ static void *arg_at(const GrtRows *job, int part, int i, int64_t row) {
 static void call_rows(const GrtRows *job, int64_t begin, int64_t end, int part) {
     const Call *c = job->ctx;
     void *a[MAX_ARGS] = {0};
-    for (int i = 0; c->layout[i]; i++) a[i] = arg_at(job, part, i, begin);
+    for (int i = 0; c->layout[i]; i++)
+        a[i] = arg_at(job, part, i, begin);
     int64_t n = end - begin;
     void (*fn)(void) = c->k->fn;
     switch ((GrtKernelKind)c->k->kind) {

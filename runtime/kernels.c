@@ -808,11 +808,9 @@ static double sumsq(const float *x, size_t n) {
     return (s0 + s1) + (s2 + s3);
 }
 
-#define MAX_PARTS 64 /* pool.c's MAX_THREADS */
-
 typedef struct SumSq {
     const float *x;
-    double part[MAX_PARTS];
+    double part[GRT_POOL_PARTS];
 } SumSq;
 
 static void sumsq_rows(const GrtRows *job, int64_t i0, int64_t i1, int part) {
@@ -825,7 +823,7 @@ double grt_sumsq(const float *x, size_t n) {
     SumSq a = {.x = x};
     run_rows((int64_t)n, 1, sumsq_rows, &a, NULL, NULL, 0);
     double s = 0.0;
-    for (int p = 0; p < MAX_PARTS; p++)
+    for (int p = 0; p < GRT_POOL_PARTS; p++)
         s += a.part[p];
     return s;
 }
