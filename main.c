@@ -663,6 +663,39 @@ static bool model_shape(Arena *a, const char *path, char *out, size_t n) {
     return false;
 }
 
+/* The kernels the model's programs would run at every TP degree up to np,
+ * generated for this CPU and linked into a shared library in dir, so that
+ * the profiler times the layers with the kernels the program will have.
+ * Its path, or NULL (the profiler then times the reference kernels). */
+static const char *profile_kernels(Arena *a, const char *model, long long np, const char *dir) {
+    Diag d;
+    diag_init(&d, stderr);
+    FrontendOptions fe = {.input = model};
+    Spec *spec = frontend_load(a, &fe, &d);
+    if (spec && !d.errors) pass_shape(spec, &d);
+    if (!spec || d.errors) return NULL;
+    int L = spec->graph->n_layers;
+    Plan plan = {.layer = arena_alloc(a, (size_t)L * sizeof *plan.layer)};
+    KernelSet all = {0}, one;
+    for (long long tp = 1; tp <= np; tp *= 2) {
+        for (int i = 0; i < L; i++) plan.layer[i] = (Strategy){.pp = 1, .tp = (int)tp, .dp = 1, .tp_consec = true};
+        kernels_for_plan(spec, &plan, &one);
+        for (int k = 0; k < one.n; k++)
+            kernels_add_sized(&all, one.k[k].kind, one.k[k].cols, one.k[k].flags, one.k[k].c[0], one.k[k].c[1],
+                              one.k[k].c[2]);
+    }
+    const char *obj = arena_printf(a, "%s/kernels.o", dir), *lib = arena_printf(a, "%s/kernels.so", dir);
+    FILE *f = fopen(obj, "wb");
+    bool ok = f && kernels_write(f, &all, KOUT_OBJ, NULL, NULL, &d);
+    if (f && fclose(f) != 0) ok = false;
+    char *cc[] = {"cc", "-shared", "-o", (char *)lib, (char *)obj, NULL};
+    if (!ok || run_program(cc) != 0) {
+        fprintf(stderr, "galvc profile: note: the model's kernels could not be built; the reference kernels are timed\n");
+        return NULL;
+    }
+    return lib;
+}
+
 /* `galvc profile ...`: check the options, then mpirun -np N galvc-profiler [--quick] [--shape ...] -o FILE. */
 static int profile_command(Arena *a, int argc, char **argv) {
     const char *output = NULL, *np_text = "2", *model = NULL;
@@ -723,12 +756,19 @@ static int profile_command(Arena *a, int argc, char **argv) {
     args[n++] = (char *)profiler;
     if (quick) args[n++] = "--quick";
     if (shape[0]) args[n++] = "--shape", args[n++] = shape;
+    char tmp[] = "/tmp/galvc-profile-XXXXXX";
+    const char *kernels = model && mkdtemp(tmp) ? profile_kernels(a, model, np, tmp) : NULL;
+    if (kernels) args[n++] = "--kernels", args[n++] = (char *)kernels;
     args[n++] = "-o";
     args[n++] = (char *)output;
     args[n] = NULL;
     fprintf(stderr, "galvc profile: measuring on %lld rank%s%s\n", np, np > 1 ? "s" : "",
             quick ? " (quick)" : "; this takes a minute or less on a small machine");
     int rc = run_program(args);
+    if (model && tmp[strlen(tmp) - 1] != 'X') { /* the kernels' folder, made above */
+        if (kernels) unlink(kernels), unlink(arena_printf(a, "%s/kernels.o", tmp));
+        rmdir(tmp);
+    }
     if (rc < 0) return EXIT_USER;
     if (rc) fprintf(stderr, "galvc profile: error: the profiler failed (exit status %d)\n", rc);
     return rc == 0 ? 0 : rc == EXIT_USAGE ? EXIT_USAGE : EXIT_USER;

@@ -11,13 +11,14 @@
 #include "galvrt.h"
 #include "hw/profile_schema.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: galvc-profiler [--quick] [--shape C,H,hd,F,T,V] -o FILE   (run under mpirun; see galvc profile)\n";
+static const char usage[] = "usage: galvc-profiler [--quick] [--shape C,H,hd,F,T,V] [--kernels LIB.so] -o FILE   (run "
+                            "under mpirun; see galvc profile)\n";
 
 static const char *const kind_names[] = {[GRT_EMBEDDING] = "embedding", [GRT_BLOCK] = "block", [GRT_NORM] = "norm",
                                          [GRT_HEAD] = "head"};
@@ -69,9 +70,22 @@ static void write_profile(FILE *f, const GrtProfile *p) {
     fprintf(f, "\n  ]\n}\n");
 }
 
+/* Time the layers with the generated kernels in the shared library at path
+ * (galvc profile builds it from the model), as the program will run them. */
+static void use_kernels(const char *path) {
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    const GrtKernelTable *t = lib ? dlsym(lib, "galvc_kernels") : NULL;
+    if (!t) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "cannot use the kernels in '%s': %s", path, dlerror());
+        grt_abort(msg, 1);
+    }
+    grt_kernels_use(t);
+}
+
 /* Read the options, measure on every rank, write the profile from rank 0. */
 int main(int argc, char **argv) {
-    const char *output = NULL;
+    const char *output = NULL, *kernels = NULL;
     int quick = 0;
     GrtProfileShape shape, *shaped = NULL;
     for (int i = 1; i < argc; i++) {
@@ -86,6 +100,7 @@ int main(int argc, char **argv) {
             }
             shaped = z;
         }
+        else if (strcmp(argv[i], "--kernels") == 0 && i + 1 < argc) kernels = argv[++i];
         else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) output = argv[++i];
         else {
             fprintf(stderr, "galvc-profiler: unknown argument '%s'\n%s", argv[i], usage);
@@ -98,7 +113,10 @@ int main(int argc, char **argv) {
     }
     GrtComm *world = grt_init(&argc, &argv);
     int rank = grt_rank(world);
-    grt_set_threads(grt_size(world));
+    int local = grt_local_ranks(grt_size(world));
+    grt_set_threads(local);
+    grt_pool_start(grt_pool_threads_for(local)); /* the row kernels' threads, as the program has them */
+    if (kernels) use_kernels(kernels);
     /* open the output first: a path that cannot be written fails now, not after the measurements */
     FILE *f = NULL;
     if (rank == 0 && !(f = fopen(output, "w"))) {
