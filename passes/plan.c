@@ -134,7 +134,9 @@ static int print_json(FILE *out, const Spec *spec, const Plan *p, int64_t device
             if (x) {
                 Reason r = explain_layer(x, p, k, i);
                 char b1[96], b2[96];
-                json_t *e = json_object();
+                /* the chosen strategy's compute a micro-batch, as the cost model has it */
+                const LayerCost *c = &x->t.cost[(size_t)i * x->t.n_strategies + x->index[i]];
+                json_t *e = json_pack("{s:f, s:f}", "fwd_ms", c->fwd_s * 1e3, "bwd_ms", (c->compute_s - c->fwd_s) * 1e3);
                 if (r.runner_up >= 0)
                     json_object_set_new(e, "runner_up",
                                         json_pack("{s:s, s:f}", "strategy",

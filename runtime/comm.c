@@ -189,71 +189,82 @@ static GrtRequest *named(GrtRequest *r, const char *op, const GrtComm *c, int pe
     return r;
 }
 
+/* A blocking call begins and ends: for the watchdog, and for the step's breakdown. */
+static void enter(const char *op, const GrtComm *c, int peer) {
+    grt_watch_enter(op, c, peer);
+    grt_part_begin(grt_part_of(op));
+}
+
+static void leave(void) {
+    grt_part_end();
+    grt_watch_exit();
+}
+
 /* buf (n) = sum over the ranks of c of buf (n). */
 void grt_allreduce(GrtComm *c, float *buf, size_t n) {
     const GrtCollectives *t = on(c, "grt_allreduce");
-    grt_watch_enter("allreduce", c, -1);
+    enter("allreduce", c, -1);
     t->allreduce(c, buf, n);
-    grt_watch_exit();
+    leave();
 }
 
 /* buf (n) = sum over the ranks of c of buf (n), in double. */
 void grt_allreduce_double(GrtComm *c, double *buf, size_t n) {
     const GrtCollectives *t = on(c, "grt_allreduce_double");
-    grt_watch_enter("allreduce", c, -1);
+    enter("allreduce", c, -1);
     t->allreduce_double(c, buf, n);
-    grt_watch_exit();
+    leave();
 }
 
 /* out (n) = block rank of the sum over the ranks of in (size * n). */
 void grt_reduce_scatter(GrtComm *c, const float *in, float *out, size_t n) {
     const GrtCollectives *t = on(c, "grt_reduce_scatter");
-    grt_watch_enter("reduce-scatter", c, -1);
+    enter("reduce-scatter", c, -1);
     t->reduce_scatter(c, in, out, n);
-    grt_watch_exit();
+    leave();
 }
 
 /* out (size * n) = every rank's in (n), in rank order. */
 void grt_allgather(GrtComm *c, const float *in, float *out, size_t n) {
     const GrtCollectives *t = on(c, "grt_allgather");
-    grt_watch_enter("allgather", c, -1);
+    enter("allgather", c, -1);
     t->allgather(c, in, out, n);
-    grt_watch_exit();
+    leave();
 }
 
 /* buf (n) = root's buf (n) on every rank of c. */
 void grt_broadcast(GrtComm *c, float *buf, size_t n, int root) {
     const GrtCollectives *t = on(c, "grt_broadcast");
     check_rank(c, root, "grt_broadcast", "root");
-    grt_watch_enter("broadcast", c, -1);
+    enter("broadcast", c, -1);
     t->broadcast(c, buf, n, root);
-    grt_watch_exit();
+    leave();
 }
 
 /* Send buf (n) to rank peer of c; returns when buf may be reused. */
 void grt_send(GrtComm *c, const float *buf, size_t n, int peer, int tag) {
     const GrtCollectives *t = on(c, "grt_send");
     check_rank(c, peer, "grt_send", "peer");
-    grt_watch_enter("send", c, peer);
+    enter("send", c, peer);
     t->send(c, buf, n, peer, tag);
-    grt_watch_exit();
+    leave();
 }
 
 /* Receive exactly n floats from rank peer of c into buf. */
 void grt_recv(GrtComm *c, float *buf, size_t n, int peer, int tag) {
     const GrtCollectives *t = on(c, "grt_recv");
     check_rank(c, peer, "grt_recv", "peer");
-    grt_watch_enter("recv", c, peer);
+    enter("recv", c, peer);
     t->recv(c, buf, n, peer, tag);
-    grt_watch_exit();
+    leave();
 }
 
 /* Returns once every rank of c has called it. */
 void grt_barrier(GrtComm *c) {
     const GrtCollectives *t = on(c, "grt_barrier");
-    grt_watch_enter("barrier", c, -1);
+    enter("barrier", c, -1);
     t->barrier(c);
-    grt_watch_exit();
+    leave();
 }
 
 /* Start grt_allreduce on buf; buf is not to be touched until grt_wait. */
@@ -280,7 +291,7 @@ void grt_wait(GrtRequest *r) {
     if (!r) return;
     const GrtCollectives *t = active("grt_wait");
     GrtCall call = *(GrtCall *)r; /* r is freed by the wait */
-    grt_watch_enter(call.op, call.comm, call.peer);
+    enter(call.op, call.comm, call.peer);
     t->wait(r);
-    grt_watch_exit();
+    leave();
 }

@@ -631,6 +631,25 @@ void grt_wait(GrtRequest *r);
 void grt_watchdog_limit(double seconds);
 void grt_watchdog_step(long step);
 
+/* Where a step's time goes (runtime/breakdown.c): with GALVRT_BREAKDOWN=1
+ * each rank times the named parts of every step (the rest is compute) and
+ * prints their mean after the last step; otherwise every call is a no-op. */
+typedef enum GrtPart {
+    GRT_PART_COMPUTE, /* what no part below names: the copies between layers, TP plans' phases */
+    /* a whole layer's forward and backward (grt_layer_forward, _backward), in GrtLayerKind's order */
+    GRT_PART_FWD_EMBEDDING, GRT_PART_FWD_BLOCK, GRT_PART_FWD_NORM, GRT_PART_FWD_HEAD,
+    GRT_PART_BWD_EMBEDDING, GRT_PART_BWD_BLOCK, GRT_PART_BWD_NORM, GRT_PART_BWD_HEAD, GRT_PART_ALLREDUCE, GRT_PART_ALLGATHER, GRT_PART_REDUCE_SCATTER, GRT_PART_BROADCAST,
+    GRT_PART_P2P, GRT_PART_BARRIER, GRT_PART_DATA, GRT_PART_ZERO, GRT_PART_NORM, GRT_PART_OPTIMIZER, GRT_PART_LOG,
+    GRT_PART_COUNT
+} GrtPart;
+void grt_breakdown_init(void);
+void grt_breakdown_step_begin(void);
+void grt_breakdown_step_end(void);
+void grt_part_begin(GrtPart part); /* pauses the part it is inside until grt_part_end */
+void grt_part_end(void);
+GrtPart grt_part_of(const char *op); /* a collective's op name ("allreduce", "send", ...) as its part */
+void grt_breakdown_report(int rank);
+
 /* ---- the training program's frame (runtime/run.c, options.c, pipe.c,
  *      ckpt_state.c, hf_names.c) ------------------------------------------------
  * Everything a program galvc emits needs that is not its plan: options,

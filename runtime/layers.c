@@ -697,6 +697,7 @@ void grt_head_loss(GrtLayer *l, const int32_t *targets, float *losses) {
 void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
+    grt_part_begin(GRT_PART_FWD_EMBEDDING + s->kind); /* the step's breakdown, by layer kind */
     switch (s->kind) {
     case GRT_EMBEDDING: tp_allreduce(l, grt_embedding_partial(l, tokens, out), (size_t)N * s->C); break;
     case GRT_BLOCK: block_forward(l, in, out); break;
@@ -712,6 +713,7 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
         break;
     }
     }
+    grt_part_end();
 }
 
 /* ---- backward ----------------------------------------------------------------------------- */
@@ -841,6 +843,7 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
                         const float *dout, float dloss, float *din) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
+    grt_part_begin(GRT_PART_BWD_EMBEDDING + s->kind);
     switch (s->kind) {
     case GRT_EMBEDDING: {
         GrtEmbedBwdFn *k = (GrtEmbedBwdFn *)grt_kernel_find_sized(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0,
@@ -869,4 +872,5 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         grt_head_input_backward(l, din);
         break;
     }
+    grt_part_end();
 }

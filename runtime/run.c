@@ -63,6 +63,7 @@ GrtRun *grt_run_start(int *argc, char ***argv, const GrtProgram *p) {
     R->stage = R->rank / (p->ranks / p->pp);
     R->opt = grt_options_parse(R->world, p, *argc, *argv);
     grt_watchdog_limit(R->opt.comm_timeout);
+    grt_breakdown_init();
     if (grt_size(R->world) != p->ranks) {
         char msg[256];
         snprintf(msg, sizeof msg, "this program was built for %d ranks; run it with mpirun -np %d", p->ranks, p->ranks);
@@ -376,8 +377,11 @@ int grt_step_next(GrtRun *R) {
     grt_watchdog_step(R->step + 1);
     fault_skip(R);
     R->t0 = grt_now_ms();
+    grt_breakdown_step_begin();
+    grt_part_begin(GRT_PART_ZERO);
     grt_dev->zero(R->grads, R->n_stored * sizeof(float));
     if (R->accum) grt_dev->zero(R->accum, R->accum_floats * sizeof(float));
+    grt_part_end();
     R->loss = 0;
     return 1;
 }
@@ -385,14 +389,16 @@ int grt_step_next(GrtRun *R) {
 void grt_run_batch(GrtRun *R, int mb, int slot) {
     const GrtProgram *p = R->p;
     int MB = p->global_batch / p->micro_batches;
+    grt_part_begin(GRT_PART_DATA);
     if (grt_dev->host_memory) {
         grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, R->tokens[slot], R->targets[slot]);
-        return;
+    } else {
+        size_t bytes = (size_t)MB * p->seq * sizeof(int32_t);
+        grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, R->host_tokens, R->host_targets);
+        grt_dev->to_device(R->tokens[slot], R->host_tokens, bytes);
+        grt_dev->to_device(R->targets[slot], R->host_targets, bytes);
     }
-    size_t bytes = (size_t)MB * p->seq * sizeof(int32_t);
-    grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, R->host_tokens, R->host_targets);
-    grt_dev->to_device(R->tokens[slot], R->host_tokens, bytes);
-    grt_dev->to_device(R->targets[slot], R->host_targets, bytes);
+    grt_part_end();
 }
 
 /* Layer i's sequences of slot `slot`'s tokens (targets: of its targets). */
@@ -722,12 +728,17 @@ void grt_step_end(GrtRun *R) {
     double loss = R->loss;
     grt_allreduce_double(R->world, &loss, 1);
     loss /= (double)p->global_batch * p->seq;
+    grt_part_begin(GRT_PART_NORM);
     double norm = grad_norm(R);
+    grt_part_end();
     check_finite(R, loss, norm);
     float scale = p->clip > 0 && norm > p->clip ? (float)(p->clip / norm) : 1.0f;
     float lr = (float)grt_lr_at(p, R->opt.lr, R->step);
+    grt_part_begin(GRT_PART_OPTIMIZER);
     update(R, lr, scale, (int)R->step + 1);
+    grt_part_end();
     double ms = grt_now_ms() - R->t0;
+    grt_part_begin(GRT_PART_LOG);
     double tokens_per_s = p->global_batch * p->seq / (ms / 1e3);
     double gflops = 3 * p->fwd_flops_per_seq * p->global_batch / (ms / 1e3) / 1e9;
     double peak = (double)grt_dev->peak_bytes(); /* rank 0's */
@@ -741,6 +752,8 @@ void grt_step_end(GrtRun *R) {
                     "\": %.3f, \"" LOG_KEY_TOKENS_PER_S "\": %.1f, \"" LOG_KEY_PEAK_MEM_BYTES "\": %.0f}\n",
                     R->step + 1, loss, lr, ms, tokens_per_s, peak);
     }
+    grt_part_end();
+    grt_breakdown_step_end();
     if (R->opt.ckpt_every && (R->step + 1) % R->opt.ckpt_every == 0) {
         state_to_host(R);
         grt_ckpt_save(R, R->saved = R->step + 1);
@@ -779,6 +792,7 @@ int grt_run_finish(GrtRun *R) {
     /* with --ckpt-dir, the last step is kept too */
     if (R->opt.ckpt_dir && R->opt.steps > R->first_step && R->saved != R->opt.steps) grt_ckpt_save(R, R->opt.steps);
     report_memory(R);
+    grt_breakdown_report(R->rank);
     if (R->log && (ferror(R->log) | fclose(R->log)) != 0) { /* a failed write or flush (a full disk) */
         char msg[1200];
         snprintf(msg, sizeof msg, "--log: cannot write %s: %s", R->opt.log, strerror(errno));
