@@ -194,9 +194,12 @@ static void copy_down(void *host, const void *dev, size_t bytes) {
     CUDA_CHECK(cudaStreamSynchronize(cuda.comm));
 }
 
-/* dev = host (bytes), before the compute stream's next work; host may be reused when it returns. */
+/* dev = host (bytes), after the compute stream's work so far (which may still
+ * read dev, or zero it: a new arena chunk's memset) and before its next; host
+ * may be reused when it returns. */
 static void copy_up(void *dev, const void *host, size_t bytes) {
     if (!bytes) return;
+    cuda_comm_waits_compute();
     CUDA_CHECK(cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, cuda.comm));
     CUDA_CHECK(cudaStreamSynchronize(cuda.comm));
     cuda_compute_waits_comm();
@@ -532,6 +535,7 @@ void cuda_comm_use(CudaCommKind k) {
 
 void cuda_comm_start(int rank) {
     GrtComm *world = grt_comm_world();
+    if (!world) return; /* no grt_init: a test of the kernels alone (tests/gpu/kernels_cuda.c), no collectives */
     int n = grt_size(world);
     struct cudaDeviceProp prop;
     CUDA_CHECK(cudaGetDeviceProperties(&prop, cuda.device));

@@ -10,7 +10,8 @@
 /* GrtTarget.start of the CUDA target: the rank's GPU, its memory arena,
  * streams and cuBLAS, the PTX loaded; with no GPU or no driver, one line
  * on stderr and exit 77, on this rank alone (runtime/cuda/device.c). Then,
- * over every rank, the collectives: NCCL or host-staged MPI (comm_cuda.c). */
+ * over every rank (once grt_init has run), the collectives: NCCL or
+ * host-staged MPI (comm_cuda.c). */
 const GrtDevice *grt_cuda_start(const GrtTarget *t, int rank);
 
 /* Launch galvc_target's kernel `index` on rows [0, rows) of `cols` columns,
