@@ -602,15 +602,18 @@ static int compile(Arena *arena, const Options *opt) {
 /* ---- galvc profile ------------------------------------------------------------ */
 
 static const char profile_usage[] =
-    "usage: galvc profile [MODEL.gv] [--target cpu] [-np N] [--quick] -o FILE\n"
+    "usage: galvc profile [MODEL.gv [-D NAME=VALUE]...] [--target cpu] [-np N] [--quick] -o FILE\n"
     "\n"
     "Measure this machine with the runtime's own kernels, layers and collectives\n"
     "on N MPI ranks and write the profile galvc plans with (--profile FILE, or\n"
     "profile = \"FILE\" in a cluster block; docs/profile-format.md).\n"
     "MODEL.gv: measure the layer kinds at this model's shape (its first transformer\n"
     "layer's hidden size, heads, FFN and sequence, its vocabulary), so the fitted\n"
-    "rates are the ones its GEMMs reach; else at a default shape.\n"
+    "rates are the ones its GEMMs reach, and the kernels its programs will run;\n"
+    "else at a default shape.\n"
     "\n"
+    "  -D NAME=VALUE  bind a top-level constant or a train field of MODEL.gv\n"
+    "                 (-D seq=64: measure at the sequence the run will use)\n"
     "  --target cpu   the device kind to measure (only cpu so far)\n"
     "  -np N          MPI ranks, a power of two (default 2)\n"
     "  --quick        small sizes, few repetitions: seconds, for tests\n"
@@ -641,11 +644,11 @@ static int run_program(char *const argv[]) {
 /* The shape galvc profile measures a model's layers at: "C,H,hd,F,T,V" from
  * its first transformer layer and its vocabulary; false (with the errors
  * printed) when the model cannot be read or has no such layer. */
-static bool model_shape(Arena *a, const char *path, char *out, size_t n) {
+static bool model_shape(Arena *a, const FrontendOptions *fe, char *out, size_t n) {
+    const char *path = fe->input;
     Diag d;
     diag_init(&d, stderr);
-    FrontendOptions fe = {.input = path};
-    Spec *spec = frontend_load(a, &fe, &d);
+    Spec *spec = frontend_load(a, fe, &d);
     if (spec && !d.errors) pass_shape(spec, &d);
     if (!spec || d.errors) return false;
     const Graph *g = spec->graph;
@@ -667,11 +670,10 @@ static bool model_shape(Arena *a, const char *path, char *out, size_t n) {
  * generated for this CPU and linked into a shared library in dir, so that
  * the profiler times the layers with the kernels the program will have.
  * Its path, or NULL (the profiler then times the reference kernels). */
-static const char *profile_kernels(Arena *a, const char *model, long long np, const char *dir) {
+static const char *profile_kernels(Arena *a, const FrontendOptions *fe, long long np, const char *dir) {
     Diag d;
     diag_init(&d, stderr);
-    FrontendOptions fe = {.input = model};
-    Spec *spec = frontend_load(a, &fe, &d);
+    Spec *spec = frontend_load(a, fe, &d);
     if (spec && !d.errors) pass_shape(spec, &d);
     if (!spec || d.errors) return NULL;
     int L = spec->graph->n_layers;
@@ -700,6 +702,7 @@ static const char *profile_kernels(Arena *a, const char *model, long long np, co
 static int profile_command(Arena *a, int argc, char **argv) {
     const char *output = NULL, *np_text = "2", *model = NULL;
     bool quick = false;
+    Options defs = {0}; /* -D's, for the model */
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -714,6 +717,8 @@ static int profile_command(Arena *a, int argc, char **argv) {
             np_text = option_value(argc, argv, &i, "-np");
         } else if (strcmp(arg, "--quick") == 0) {
             quick = true;
+        } else if (strncmp(arg, "-D", 2) == 0) {
+            add_define(a, &defs, option_value(argc, argv, &i, "-D"));
         } else if (strncmp(arg, "-o", 2) == 0) {
             output = option_value(argc, argv, &i, "-o");
         } else if (arg[0] != '-' && !model && strlen(arg) > 3 && strcmp(arg + strlen(arg) - 3, ".gv") == 0) {
@@ -722,8 +727,11 @@ static int profile_command(Arena *a, int argc, char **argv) {
             bad_profile_usage(arg[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", arg);
         }
     }
+    if (defs.fe.n_defines && !model) bad_profile_usage("%s", "-D binds a name of MODEL.gv: give the model");
+    FrontendOptions fe = defs.fe;
+    fe.input = model;
     char shape[128] = "";
-    if (model && !model_shape(a, model, shape, sizeof shape)) return EXIT_USER;
+    if (model && !model_shape(a, &fe, shape, sizeof shape)) return EXIT_USER;
     char *end;
     long long np = strtoll(np_text, &end, 10);
     if (*end || !*np_text || np < 1 || np > 4096 || (np & (np - 1)))
@@ -746,7 +754,7 @@ static int profile_command(Arena *a, int argc, char **argv) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     char np_arg[32];
     snprintf(np_arg, sizeof np_arg, "%lld", np);
-    char *args[16];
+    char *args[20];
     int n = 0;
     args[n++] = (char *)mpiexec;
     if (geteuid() == 0) args[n++] = "--allow-run-as-root"; /* Open MPI refuses root otherwise */
@@ -757,7 +765,7 @@ static int profile_command(Arena *a, int argc, char **argv) {
     if (quick) args[n++] = "--quick";
     if (shape[0]) args[n++] = "--shape", args[n++] = shape;
     char tmp[] = "/tmp/galvc-profile-XXXXXX";
-    const char *kernels = model && mkdtemp(tmp) ? profile_kernels(a, model, np, tmp) : NULL;
+    const char *kernels = model && mkdtemp(tmp) ? profile_kernels(a, &fe, np, tmp) : NULL;
     if (kernels) args[n++] = "--kernels", args[n++] = (char *)kernels;
     args[n++] = "-o";
     args[n++] = (char *)output;
