@@ -42,6 +42,8 @@ static void cpu_bias_grad(float *dbias, const float *dout, int N, int C) {
         for (int c = 0; c < C; c++) dbias[c] += dout[(size_t)i * C + c];
 }
 
+static void cpu_finish(void) {} /* the host's work is done when its calls return */
+
 const GrtDevice grt_device_cpu = {
     .name = "cpu",
     .host_memory = 1,
@@ -53,6 +55,7 @@ const GrtDevice grt_device_cpu = {
     .zero_rows = cpu_zero_rows,
     .to_device = cpu_copy,
     .to_host = cpu_copy,
+    .finish = cpu_finish,
     .add = cpu_add,
     .add_bias = cpu_add_bias,
     .bias_grad = cpu_bias_grad,

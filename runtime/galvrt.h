@@ -273,6 +273,7 @@ typedef struct GrtDevice {
     void (*zero_rows)(float *dst, size_t ld, size_t cols, size_t rows); /* dst (rows, cols), stride ld */
     void (*to_device)(void *dst, const void *src, size_t bytes);    /* from the host */
     void (*to_host)(void *dst, const void *src, size_t bytes);      /* done when it returns */
+    void (*finish)(void); /* returns when all queued work is done (a step's time is taken after it) */
     void (*add)(float *dst, const float *src, size_t n);            /* dst += src */
     void (*add_bias)(float *out, const float *bias, int N, int C);  /* out (N, C) += bias (C) on every row */
     void (*bias_grad)(float *dbias, const float *dout, int N, int C); /* dbias (C) += column sums of dout (N, C) */

@@ -736,6 +736,7 @@ void grt_step_end(GrtRun *R) {
     float lr = (float)grt_lr_at(p, R->opt.lr, R->step);
     grt_part_begin(GRT_PART_OPTIMIZER);
     update(R, lr, scale, (int)R->step + 1);
+    grt_dev->finish(); /* a GPU's queued update is part of the step */
     grt_part_end();
     double ms = grt_now_ms() - R->t0;
     grt_part_begin(GRT_PART_LOG);

@@ -99,6 +99,9 @@ static void device_to_host(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaStreamSynchronize(cuda.compute));
 }
 
+/* Every kernel and copy queued so far, done (the communication stream's calls return done). */
+static void device_finish(void) { CUDA_CHECK(cudaStreamSynchronize(cuda.compute)); }
+
 static const GrtDevice device_cuda = {
     .name = "cuda",
     .host_memory = 0,
@@ -110,6 +113,7 @@ static const GrtDevice device_cuda = {
     .zero_rows = device_zero_rows,
     .to_device = device_to_device,
     .to_host = device_to_host,
+    .finish = device_finish,
     .add = cuda_add,
     .add_bias = cuda_add_bias,
     .bias_grad = cuda_bias_grad,
