@@ -644,13 +644,7 @@ static int run_program(char *const argv[]) {
 /* The shape galvc profile measures a model's layers at: "C,H,hd,F,T,V" from
  * its first transformer layer and its vocabulary; false (with the errors
  * printed) when the model cannot be read or has no such layer. */
-static bool model_shape(Arena *a, const FrontendOptions *fe, char *out, size_t n) {
-    const char *path = fe->input;
-    Diag d;
-    diag_init(&d, stderr);
-    Spec *spec = frontend_load(a, fe, &d);
-    if (spec && !d.errors) pass_shape(spec, &d);
-    if (!spec || d.errors) return false;
+static bool model_shape(const Spec *spec, const char *path, char *out, size_t n) {
     const Graph *g = spec->graph;
     int64_t vocab = 0;
     for (int i = 0; i < g->n_layers; i++)
@@ -670,12 +664,9 @@ static bool model_shape(Arena *a, const FrontendOptions *fe, char *out, size_t n
  * generated for this CPU and linked into a shared library in dir, so that
  * the profiler times the layers with the kernels the program will have.
  * Its path, or NULL (the profiler then times the reference kernels). */
-static const char *profile_kernels(Arena *a, const FrontendOptions *fe, long long np, const char *dir) {
+static const char *profile_kernels(Arena *a, const Spec *spec, long long np, const char *dir) {
     Diag d;
     diag_init(&d, stderr);
-    Spec *spec = frontend_load(a, fe, &d);
-    if (spec && !d.errors) pass_shape(spec, &d);
-    if (!spec || d.errors) return NULL;
     int L = spec->graph->n_layers;
     Plan plan = {.layer = arena_alloc(a, (size_t)L * sizeof *plan.layer)};
     KernelSet all = {0}, one;
@@ -731,7 +722,14 @@ static int profile_command(Arena *a, int argc, char **argv) {
     FrontendOptions fe = defs.fe;
     fe.input = model;
     char shape[128] = "";
-    if (model && !model_shape(a, &fe, shape, sizeof shape)) return EXIT_USER;
+    Spec *spec = NULL; /* the model, loaded and shaped once */
+    if (model) {
+        Diag d;
+        diag_init(&d, stderr);
+        spec = frontend_load(a, &fe, &d);
+        if (spec && !d.errors) pass_shape(spec, &d);
+        if (!spec || d.errors || !model_shape(spec, model, shape, sizeof shape)) return EXIT_USER;
+    }
     char *end;
     long long np = strtoll(np_text, &end, 10);
     if (*end || !*np_text || np < 1 || np > 4096 || (np & (np - 1)))
@@ -765,7 +763,8 @@ static int profile_command(Arena *a, int argc, char **argv) {
     if (quick) args[n++] = "--quick";
     if (shape[0]) args[n++] = "--shape", args[n++] = shape;
     char tmp[] = "/tmp/galvc-profile-XXXXXX";
-    const char *kernels = model && mkdtemp(tmp) ? profile_kernels(a, &fe, np, tmp) : NULL;
+    bool made = spec && mkdtemp(tmp);
+    const char *kernels = made ? profile_kernels(a, spec, np, tmp) : NULL;
     if (kernels) args[n++] = "--kernels", args[n++] = (char *)kernels;
     args[n++] = "-o";
     args[n++] = (char *)output;
@@ -773,8 +772,9 @@ static int profile_command(Arena *a, int argc, char **argv) {
     fprintf(stderr, "galvc profile: measuring on %lld rank%s%s\n", np, np > 1 ? "s" : "",
             quick ? " (quick)" : "; this takes a minute or less on a small machine");
     int rc = run_program(args);
-    if (model && tmp[strlen(tmp) - 1] != 'X') { /* the kernels' folder, made above */
-        if (kernels) unlink(kernels), unlink(arena_printf(a, "%s/kernels.o", tmp));
+    if (made) { /* the kernels' folder, whatever got into it */
+        unlink(arena_printf(a, "%s/kernels.so", tmp));
+        unlink(arena_printf(a, "%s/kernels.o", tmp));
         rmdir(tmp);
     }
     if (rc < 0) return EXIT_USER;
