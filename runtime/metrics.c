@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #define ALIGNMENT 64 /* a cache line, and enough for any vector load */
+#define HUGE_PAGE ((size_t)2 << 20)
 
 static _Atomic int64_t current_bytes, peak_bytes;
 
@@ -27,15 +29,17 @@ double grt_now_ms(void) {
 
 /* `bytes` zeroed bytes, 64-byte aligned, counted; aborts every rank when memory runs out. */
 void *grt_alloc(size_t bytes) {
-    size_t rounded = (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+    size_t align = bytes >= 2 * HUGE_PAGE ? HUGE_PAGE : ALIGNMENT;
+    size_t rounded = (bytes + align - 1) / align * align;
     void *p = NULL;
-    if (bytes > INT64_MAX - ALIGNMENT || posix_memalign(&p, ALIGNMENT, rounded ? rounded : ALIGNMENT) != 0) {
+    if (bytes > INT64_MAX - HUGE_PAGE || posix_memalign(&p, align, rounded ? rounded : ALIGNMENT) != 0) {
         char msg[160];
         snprintf(msg, sizeof msg, "out of memory allocating %zu bytes (%lld bytes already allocated)", bytes,
                  (long long)atomic_load(&current_bytes));
         grt_abort(msg, 1);
         return NULL; /* not reached */
     }
+    if (align == HUGE_PAGE) madvise(p, rounded, MADV_HUGEPAGE);
     memset(p, 0, rounded);
     int64_t now = atomic_fetch_add(&current_bytes, (int64_t)bytes) + (int64_t)bytes;
     int64_t peak = atomic_load(&peak_bytes);

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* What is measured, in full and with --quick. */
 typedef struct Sizes {
@@ -219,30 +220,57 @@ static double measure_bandwidth(Prof *p) {
 
 /* ---- layers ------------------------------------------------------------------------ */
 
+/* A training step runs each layer once per micro-batch and every other layer
+ * between, so a layer's weights and gradients come from memory, not from
+ * the cache: a stack far larger than the last-level cache passes through
+ * it. The profiler runs a ring of copies of the layer, each call on the next
+ * copy, the ring's weights and gradients together larger than that cache
+ * (at most RING_MAX copies; one when the layer alone is). */
+#define RING_MAX 32
+#define CACHE_FALLBACK ((size_t)64 << 20) /* when the system does not say */
+
 /* A layer with its inputs, ready to run forward and backward. */
 typedef struct LayerRun {
     GrtLayer layer;
-    float *params, *grads, *in, *out, *dout, *din;
+    float *params[RING_MAX], *grads[RING_MAX]; /* the ring's copies */
+    int n_ring, next;
+    float *in, *out, *dout, *din;
     int32_t *tokens, *targets;
     float *work;            /* the layer's working space */
     size_t n_params, n_act, n_work; /* floats */
 } LayerRun;
 
+/* Copies of `bytes` that, with every rank of the node holding as many,
+ * pass twice the last-level cache the node's ranks share through it between
+ * two uses of a copy (twice: the cache's replacement is not strictly LRU). */
+static int ring_copies(const Prof *p, size_t bytes) {
+    long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    size_t cache = llc > 0 ? (size_t)llc : CACHE_FALLBACK, share = 2 * cache / (size_t)grt_local_ranks(p->size);
+    size_t n = bytes ? share / bytes + 1 : 1;
+    return n < RING_MAX ? (int)n : RING_MAX;
+}
+
 /* Make layer s on this rank's TP group (NULL: TP 1) for B sequences. The one
  * place that uses the layer API's setup and bind. The activations bind
  * allocates stay until the process ends: galvrt.h has no way to free them,
  * and the profiler runs once. */
-static void layer_open(LayerRun *r, const GrtLayerSpec *s, GrtComm *tp, int B, int T) {
+static void layer_open(const Prof *p, LayerRun *r, const GrtLayerSpec *s, GrtComm *tp, int B, int T) {
     memset(r, 0, sizeof *r);
     grt_layer_setup(&r->layer, s, tp, B, T);
     r->n_params = r->layer.n_params;
-    r->params = grt_alloc(r->n_params * sizeof(float));
-    r->grads = grt_alloc(r->n_params * sizeof(float));
+    r->n_ring = ring_copies(p, 2 * r->n_params * sizeof(float));
     size_t work = grt_layer_work_floats(&r->layer);
     r->work = work ? grt_alloc(work * sizeof(float)) : NULL;
     r->n_work = work;
-    grt_layer_bind(&r->layer, r->params, r->grads, 1, r->work, NULL);
-    grt_layer_init(&r->layer, 1234, 0, 1);
+    for (int k = 0; k < r->n_ring; k++) {
+        r->params[k] = grt_alloc(r->n_params * sizeof(float));
+        r->grads[k] = grt_alloc(r->n_params * sizeof(float));
+        if (k) memcpy(r->params[k], r->params[0], r->n_params * sizeof(float));
+        else {
+            grt_layer_bind(&r->layer, r->params[0], r->grads[0], 1, r->work, NULL);
+            grt_layer_init(&r->layer, 1234, 0, 1);
+        }
+    }
     size_t N = (size_t)B * T;
     r->n_act = N * (size_t)s->C;
     r->in = random_floats(r->n_act, 5);
@@ -259,8 +287,10 @@ static void layer_open(LayerRun *r, const GrtLayerSpec *s, GrtComm *tp, int B, i
 
 /* Free what layer_open allocated (not the layer's activations). */
 static void layer_close(LayerRun *r) {
-    grt_free(r->params, r->n_params * sizeof(float));
-    grt_free(r->grads, r->n_params * sizeof(float));
+    for (int k = 0; k < r->n_ring; k++) {
+        grt_free(r->params[k], r->n_params * sizeof(float));
+        grt_free(r->grads[k], r->n_params * sizeof(float));
+    }
     grt_free(r->in, r->n_act * sizeof(float));
     grt_free(r->dout, r->n_act * sizeof(float));
     grt_free(r->out, r->n_act * sizeof(float));
@@ -271,9 +301,17 @@ static void layer_close(LayerRun *r) {
     grt_free(r->work, r->n_work * sizeof(float));
 }
 
+/* Point the layer at the ring's next copy. */
+static void ring_next(LayerRun *r) {
+    r->layer.params = r->params[r->next];
+    r->layer.grads = r->grads[r->next];
+    r->next = (r->next + 1) % r->n_ring;
+}
+
 /* The layer's forward: in (B, T, C) -> out. */
 static void run_forward(void *ctx) {
     LayerRun *r = ctx;
+    ring_next(r);
     grt_layer_forward(&r->layer, r->in, r->tokens, r->targets, r->out);
 }
 
@@ -281,6 +319,7 @@ static void run_forward(void *ctx) {
 static void run_backward(void *ctx) {
     LayerRun *r = ctx;
     int N = r->layer.B * r->layer.T;
+    ring_next(r);
     grt_layer_backward(&r->layer, r->in, r->tokens, r->targets, r->dout, 1.0f / (float)N, r->din);
 }
 
@@ -313,7 +352,7 @@ static GrtProfileLayer measure_layer(Prof *p, const GrtLayerSpec *s, GrtComm *gr
     bool flops = s->kind == GRT_BLOCK || s->kind == GRT_HEAD;
     for (int i = 0; i < z->n_batches; i++) {
         LayerRun r;
-        layer_open(&r, s, group, z->batches[i], z->T);
+        layer_open(p, &r, s, group, z->batches[i], z->T);
         work[i] = layer_work(s, tp, z->batches[i], z->T);
         bwd_work[i] = flops ? 2 * work[i] : work[i];
         fwd[i] = time_s(p, run_forward, &r, 1);
@@ -339,17 +378,24 @@ static GrtLayerSpec layer_spec(const Sizes *z, GrtLayerKind kind) {
 
 /* ---- collectives ----------------------------------------------------------------- */
 
+/* A collective's buffers are a window moving along a ring larger than the
+ * cache (as RING_MAX above): a step's gradients come from memory. */
 typedef struct CollRun {
     GrtComm *comm;
     GrtProfileOp op;
-    float *in, *out;
-    size_t n; /* floats per call, as the grt_* function takes them */
-    int peer, lower; /* p2p */
+    float *in0, *out0, *in, *out; /* the rings; this call's window */
+    size_t span, stride, at;      /* floats: the rings', a window's, where this call's starts */
+    size_t n;                     /* floats per call, as the grt_* function takes them */
+    int peer, lower;              /* p2p */
 } CollRun;
 
-/* One call of the collective (p2p: one round trip). */
+/* One call of the collective (p2p: one round trip), on the ring's next window. */
 static void run_collective(void *ctx) {
     CollRun *c = ctx;
+    if (c->at + c->stride > c->span) c->at = 0;
+    c->in = c->in0 + c->at;
+    c->out = c->out0 + c->at;
+    c->at += c->stride;
     switch (c->op) {
     case GRT_OP_ALLREDUCE: grt_allreduce(c->comm, c->in, c->n); break;
     case GRT_OP_ALLGATHER: grt_allgather(c->comm, c->in, c->out, c->n); break;
@@ -382,15 +428,17 @@ static double bus_factor(GrtProfileOp op, int g) {
 
 /* Fit op over comm (g ranks) to alpha-beta over the message sizes. A size S
  * is NCCL's: the all-reduced buffer, the all-gather's output, the
- * reduce-scatter's input, the p2p message. peer >= 0: p2p with that world rank. */
+ * reduce-scatter's input, the p2p message. peer >= 0: p2p with that world
+ * rank. in and out: rings of `span` floats. */
 static GrtProfileCollective measure_collective(Prof *p, GrtProfileOp op, GrtComm *comm, int g, int consecutive,
-                                               int peer, float *in, float *out) {
+                                               int peer, float *in, float *out, size_t span) {
     double bytes[16], t[16];
     int n = 0;
     for (size_t S = p->z->msg_min; S <= p->z->msg_max && n < 16; S *= 4, n++) {
         size_t floats = S / sizeof(float);
-        CollRun c = {comm, op, in, out, op == GRT_OP_ALLGATHER || op == GRT_OP_REDUCESCATTER ? floats / g : floats,
-                     peer, p->rank < peer};
+        CollRun c = {.comm = comm, .op = op, .in0 = in, .out0 = out, .span = span, .stride = floats,
+                     .n = op == GRT_OP_ALLGATHER || op == GRT_OP_REDUCESCATTER ? floats / g : floats,
+                     .peer = peer, .lower = p->rank < peer};
         int calls = S >= (1 << 20) ? 1 : (int)((1 << 20) / S) < 32 ? (int)((1 << 20) / S) : 32;
         bytes[n] = (double)S;
         t[n] = time_s(p, run_collective, &c, calls) * (op == GRT_OP_P2P ? 0.5 : 1);
@@ -495,7 +543,8 @@ static double measure_overlap(Prof *p) {
     float *buf = random_floats(floats, 9);
     gemm_thread_s(p, &l, 0, buf, floats); /* warm-up */
     double alone = gemm_thread_s(p, &l, 0, buf, floats);
-    CollRun c = {p->world, GRT_OP_ALLREDUCE, buf, NULL, floats, -1, 0};
+    CollRun c = {.comm = p->world, .op = GRT_OP_ALLREDUCE, .in0 = buf, .out0 = buf, .span = floats, .stride = floats,
+                 .n = floats, .peer = -1};
     double ar = time_s(p, run_collective, &c, 1);
     /* enough all-reduces to cover about eight GEMMs; rank 0 decides for all */
     float count = (float)ceil(8 * alone / (ar > 0 ? ar : 1e-9));
@@ -577,7 +626,8 @@ void grt_profile_measure(GrtComm *world, int quick, const GrtProfileShape *shape
     }
 
     /* collectives over every group size and nesting; p2p between stages */
-    float *in = random_floats(p.z->msg_max / sizeof(float), 10), *buf = grt_alloc(p.z->msg_max);
+    size_t span = (size_t)ring_copies(&p, 2 * p.z->msg_max) * p.z->msg_max / sizeof(float);
+    float *in = random_floats(span, 10), *buf = grt_alloc(span * sizeof(float));
     for (int g = 2; g <= N; g *= 2) {
         GrtComm *groups[2] = {grt_comm_split(world, p.rank / g, p.rank),
                               g < N ? grt_comm_split(world, p.rank % (N / g), p.rank) : NULL};
@@ -585,7 +635,7 @@ void grt_profile_measure(GrtComm *world, int quick, const GrtProfileShape *shape
             for (int consec = 1; consec >= 0; consec--) {
                 if (!groups[!consec] || out->n_collectives >= GRT_PROFILE_MAX_ENTRIES) continue;
                 GrtProfileCollective c =
-                    measure_collective(&p, (GrtProfileOp)op, groups[!consec], g, consec, -1, in, buf);
+                    measure_collective(&p, (GrtProfileOp)op, groups[!consec], g, consec, -1, in, buf, span);
                 out->collectives[out->n_collectives++] = c;
                 if (op == GRT_OP_ALLREDUCE && consec && g == N) {
                     out->link_bandwidth = c.bus_bandwidth;
@@ -595,10 +645,10 @@ void grt_profile_measure(GrtComm *world, int quick, const GrtProfileShape *shape
         /* g stages of N/g ranks: each rank and its counterpart in the neighbouring stage */
         int peer = p.rank ^ (N / g);
         if (out->n_collectives < GRT_PROFILE_MAX_ENTRIES)
-            out->collectives[out->n_collectives++] = measure_collective(&p, GRT_OP_P2P, world, g, 1, peer, in, buf);
+            out->collectives[out->n_collectives++] = measure_collective(&p, GRT_OP_P2P, world, g, 1, peer, in, buf, span);
     }
-    grt_free(in, p.z->msg_max);
-    grt_free(buf, p.z->msg_max);
+    grt_free(in, span * sizeof(float));
+    grt_free(buf, span * sizeof(float));
     if (N > 1) out->sync_overhead_s = measure_sync(&p);
     if (N > 1) out->overlap_slowdown = measure_overlap(&p);
 }

@@ -593,18 +593,23 @@ static double sumsq(GrtRun *R, const float *x, size_t n) {
 }
 
 /* The global gradient norm: every element counted once, by the rank that
- * owns it (TP index 0 for tensors the TP group replicates, DP index 0 for
- * replicas, each rank its own ZeRO part), summed over the world. */
+ * owns it (TP index 0 for tensors the TP group replicates, each rank its own
+ * ZeRO part; replicas split each tensor DP ways, so no rank of the group
+ * reads more than its share), summed over the world. */
 static double grad_norm(GrtRun *R) {
     double sq = 0;
     for (int i = 0; i < R->p->n_layers; i++) {
         const GrtShard *x = &R->layer[i];
         if (!x->on || x->tied_copy) continue; /* the embedding counts a tied table */
-        if (!x->zero && x->dp_index != 0) continue;
         for (int k = 0; k < x->l.n_tensors; k++) {
             size_t a, b;
-            if ((x->l.tensors[k].sharded || x->tp_index == 0) && grt_shard_stored_part(x, k, &a, &b))
-                sq += sumsq(R, R->grads + x->off + a, b - a);
+            if (!(x->l.tensors[k].sharded || x->tp_index == 0) || !grt_shard_stored_part(x, k, &a, &b)) continue;
+            if (!x->zero && x->dp_size > 1) { /* this replica's part of [a, b) */
+                size_t n = b - a, d = (size_t)x->dp_size, r = (size_t)x->dp_index;
+                b = a + n * (r + 1) / d;
+                a += n * r / d;
+            }
+            if (b > a) sq += sumsq(R, R->grads + x->off + a, b - a);
         }
     }
     grt_allreduce_double(R->world, &sq, 1);
