@@ -2,11 +2,12 @@
 # accuracy.sh GALVC MPIEXEC WORKDIR — a short version of bench/accuracy.sh
 # that a broken cost model cannot pass: measure this machine quickly at the
 # tiny GPT's shape, plan it for 2 ranks with that profile, train 20 steps,
-# and fail when the median step (after 5 warm-up steps) is off the predicted
-# one by more than 2x, or any rank's peak memory is off its stage's
-# prediction by more than 2%. (The benchmark carries the real aim: 5% and 2%.)
-# A busy machine only slows the run: the check tries up to three runs and
-# passes when one is within bounds; a broken model fails all three.
+# and fail when the predicted step is off the median step (after 5 warm-up
+# steps) by more than 25% of it, or any rank's peak memory is off its
+# stage's prediction by more than 2%. (The benchmark carries the real aim,
+# 10% and 2%, on a quiet machine: bench/accuracy.sh.) A busy machine only
+# slows the run: the check tries up to three runs and passes when one is
+# within bounds; a broken model fails all three.
 set -eu
 galvc=$1 mpiexec=$2 work=$3
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,7 +30,8 @@ for attempt in 1 2 3; do
           printf "rank %d: peak %.0f bytes, planned %.0f (%.2f%% off)\n", NR - 1, $1, $2, 100 * e
           if (e > 0.02) bad = 1 }
         END { printf "run %d: step predicted %.3f ms, measured %.3f ms (median)\n", k, p, m
-              if (p > 2 * m || m > 2 * p) { print "step time off by more than 2x"; bad = 1 }
+              e = (p - m) / m
+              if (!(e <= 0.25 && e >= -0.25)) { printf "step time off by %+.1f%%, more than 25%%\n", 100 * e; bad = 1 }
               exit bad }'; then
         exit 0
     fi
