@@ -10,7 +10,9 @@
 #   (a) every generated kernel kind on the GPU against the CPU reference
 #       kernels, random data, every element written (bin/kernels-cuda)
 #   (b) gpt-tiny and llama-tiny: 1 GPU rank against 1 CPU rank, 10 steps,
-#       losses within 1e-4 relative (a NaN fails)
+#       losses within 1e-4 relative (a NaN fails); and gpt-tiny's checkpoint
+#       written on the GPU at step 5 resumed on a CPU rank to step 10, its
+#       losses against the GPU run's steps 6-10
 #   (c) 2 ranks sharing the GPU (DP 2, TP 2, PP 2) against 1 GPU rank:
 #       "not built" when the bundle lacks them (the host-staged collectives:
 #       NCCL refuses two ranks on one GPU)
@@ -205,6 +207,28 @@ for model in gpt-tiny llama-tiny; do
         compare_row "(b) $model" "$logs/$model.cpu.jsonl" "$logs/$model.cuda.jsonl" "$SECS"
     fi
 done
+
+# a checkpoint written by the GPU rank at step 5 resumed on a CPU rank: its steps 6-10
+# against the GPU run's own (the files are the CPU target's: host copies)
+echo "== (b) gpt-tiny: a GPU checkpoint resumed on a CPU rank"
+if [ -s "$logs/gpt-tiny.cuda.jsonl" ]; then
+    rm -rf "$logs/ck-gpu"
+    step ckpt-gpu 90 "${MPIRUN[@]}" -np 1 "${RUN[@]}" "$B/bin/gpt-tiny.cuda" --steps 5 --seed 7 --data "$data" \
+        --ckpt-dir "$logs/ck-gpu" --ckpt-every 5
+    gpu_rc=$RC
+    step ckpt-cpu 90 "${MPIRUN[@]}" -np 1 "${RUN[@]}" "$B/bin/gpt-tiny.cpu" --steps 10 --seed 7 --data "$data" \
+        --ckpt-dir "$logs/ck-gpu" --resume --log "$logs/gpt-tiny.resumed.jsonl"
+    grep '"step"' "$logs/gpt-tiny.cuda.jsonl" | sed -n 6,10p >"$logs/gpt-tiny.cuda-6-10.jsonl"
+    if [ "$gpu_rc" != 0 ]; then
+        row "(b) checkpoint GPU->CPU" FAIL "$SECS" "the GPU run: exit $gpu_rc: $(last ckpt-gpu)"
+    elif [ "$RC" != 0 ] || ! grep -q resumed "$logs/ckpt-cpu.log"; then
+        row "(b) checkpoint GPU->CPU" FAIL "$SECS" "the CPU resume: exit $RC: $(last ckpt-cpu)"
+    else
+        compare_row "(b) checkpoint GPU->CPU" "$logs/gpt-tiny.cuda-6-10.jsonl" "$logs/gpt-tiny.resumed.jsonl" "$SECS"
+    fi
+else
+    row "(b) checkpoint GPU->CPU" SKIP 0 "no GPU run of gpt-tiny to continue"
+fi
 
 # ---- (c) 2 ranks sharing the GPU against 1 GPU rank ------------------------------------
 
