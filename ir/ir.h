@@ -193,6 +193,9 @@ struct GrtLayerSpec;
 int layer_runtime_base_kind(LayerKind k);
 int layer_runtime_kind(const Layer *l, const char **why);
 bool layer_runtime_spec(const Graph *g, const Layer *l, struct GrtLayerSpec *s);
+/* Does the runtime split l over TP degree tp (heads, key/value heads, FFN)? */
+bool layer_tp_splits(const Layer *l, int tp);
+bool graph_tp_splits(const Graph *g, int tp);
 
 /* ---- the cluster ------------------------------------------------------------ */
 

@@ -19,7 +19,7 @@ static void best_uniform(const Spec *spec, const HwProfile *hw, int64_t devices,
         if (fixed_pp && pp != fixed_pp) continue;
         for (int j = 0; j < n_div && div[j] <= devices / pp; j++) {
             int tp = (int)div[j];
-            if ((fixed_tp && tp != fixed_tp) || (devices / pp) % tp) continue;
+            if ((fixed_tp && tp != fixed_tp) || (devices / pp) % tp || !graph_tp_splits(spec->graph, tp)) continue;
             int dp = (int)(devices / pp / tp);
             if (zero && dp == 1 && devices > 1) continue; /* ZeRO needs a DP group */
             for (int ckpt = 0; ckpt <= allow_ckpt; ckpt++) {
@@ -60,7 +60,7 @@ static void print_row(FILE *out, const Spec *spec, const char *name, const Plan 
         fprintf(out, "%-22s does not fit: needs %s per device, has %s\n", name, bytes_str(m1, sizeof m1, (double)needs),
                 bytes_str(m2, sizeof m2, (double)budget));
     } else {
-        fprintf(out, "%-22s impossible: the global batch does not split over its devices\n", name);
+        fprintf(out, "%-22s impossible: the global batch or the layers' heads do not split over its devices\n", name);
     }
 }
 

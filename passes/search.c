@@ -491,23 +491,13 @@ static StrategySet strategies_for(const SearchRequest *req, const StrategySet *a
     return sub;
 }
 
-/* Does TP degree tp split every transformer layer's heads, key/value heads
- * and FFN (what the program cuts: backend/emit_c.c's emit_c_runs)? */
-static bool tp_splits(const Graph *g, int tp) {
-    for (int i = 0; i < g->n_layers; i++) {
-        const Layer *l = g->layers[i];
-        if ((l->kind == LAYER_ENCODER || l->kind == LAYER_DECODER) && (l->heads % tp || l->kv_heads % tp || l->ffn % tp))
-            return false;
-    }
-    return true;
-}
-
-/* Drop from set the strategies whose TP degree the model's layers do not
- * split (with any device count 3 or 6 may not divide the heads). */
+/* Drop from set the strategies whose TP degree some layer of the model
+ * does not split (ir/runtime_layer.c; with any device count, 3 or 6 may not
+ * divide the heads): the program could not run them. */
 static void keep_splitting_tp(const Graph *g, StrategySet *set) {
     int n = 0;
     for (int k = 0; k < set->n; k++)
-        if (set->items[k].tp == 1 || tp_splits(g, set->items[k].tp)) set->items[n++] = set->items[k];
+        if (graph_tp_splits(g, set->items[k].tp)) set->items[n++] = set->items[k];
     set->n = n;
 }
 
