@@ -178,9 +178,7 @@ static void parse_uniform(Arena *a, Options *o, const char *spec) {
         long long v = 0;
         if (!len) bad_usage("--uniform: an empty item in '%s'", spec);
         if (!uniform_item(o, &s, item, &v)) bad_usage("--uniform: cannot read '%s' (" UNIFORM_FORM ")", item);
-        bool degree = strncmp(item, "m=", 2) != 0;
-        if (v < 0 || v > (1 << 30) || (degree && (v & (v - 1))))
-            bad_usage("--uniform: '%s' needs a power of two", item);
+        if (v < 0 || v > (1 << 30)) bad_usage("--uniform: '%s' is out of range (at most 2^30)", item);
         p += len;
         if (!*p) break;
     }
@@ -226,8 +224,7 @@ static void parse_args(Arena *a, int argc, char **argv, Options *o) {
             long long n = strtoll(v, &end, 10);
             if (!*end && *v && (errno == ERANGE || n > MAX_DEVICES))
                 bad_usage("--devices: at most 2^30 (1073741824) devices, not '%s'", v);
-            if (*end || !*v || n < 1 || (n & (n - 1)))
-                bad_usage("--devices needs a power of two from 1 to 2^30, not '%s'", v);
+            if (*end || !*v || n < 1) bad_usage("--devices needs a whole number from 1 to 2^30, not '%s'", v);
             o->devices = n;
         } else if (strcmp(arg, "--ckpt") == 0) {
             o->ckpt = true;
@@ -358,9 +355,22 @@ static int devices_error(int64_t devices) {
         fprintf(stderr, "galvc: error: %lld devices: galvc plans for at most 2^30 (1073741824) devices\n",
                 (long long)devices);
     else
-        fprintf(stderr, "galvc: error: %lld devices: galvc plans for a power-of-two number of devices\n",
-                (long long)devices);
+        fprintf(stderr, "galvc: error: %lld devices: galvc plans for 1 to 2^30 devices\n", (long long)devices);
     return EXIT_USER;
+}
+
+/* --uniform's degrees do not multiply to the device count: say so, and
+ * which degrees the count allows (its divisors). */
+static int uniform_devices_error(Arena *a, const Strategy *u, int64_t devices) {
+    fprintf(stderr, "galvc: error: --uniform: tp x pp x dp = %d x %d x %d = %lld, but the plan is for %lld devices",
+            u->tp, u->pp, u->dp, (long long)u->tp * u->pp * u->dp, (long long)devices);
+    int n;
+    const int64_t *div = strategy_divisors(devices, a, &n);
+    if (n > 32) return fputs("\n", stderr), EXIT_USAGE;
+    fprintf(stderr, " (each degree must divide %lld: ", (long long)devices);
+    for (int i = 0; i < n; i++) fprintf(stderr, "%s%lld", i ? ", " : "", (long long)div[i]);
+    fputs(")\n", stderr);
+    return EXIT_USAGE;
 }
 
 /* --emit=strategies: the decision tree's leaves, one per line, the count last. */
@@ -463,11 +473,7 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     SearchRequest req = {.devices = devices};
     if (opt->has_uniform) {
         const Strategy *u = &opt->uniform;
-        if ((int64_t)u->tp * u->pp * u->dp != devices) {
-            fprintf(stderr, "galvc: error: --uniform: tp x pp x dp = %lld, but the plan is for %lld devices\n",
-                    (long long)u->tp * u->pp * u->dp, (long long)devices);
-            return EXIT_USAGE;
-        }
+        if ((int64_t)u->tp * u->pp * u->dp != devices) return uniform_devices_error(arena, u, devices);
         req.uniform = u;
         req.schedule = opt->uniform_schedule;
         req.micro_batches = opt->uniform_m;
@@ -495,7 +501,8 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
                         (long long)m, (long long)spec->train->global_batch, (long long)devices);
             else
                 fprintf(stderr, "galvc: error: no plan: the global batch (%lld) does not split into whole samples "
-                                "over %lld devices\n", (long long)spec->train->global_batch, (long long)devices);
+                                "over %lld devices (pipeline stages at most the layers, TP degrees that split the "
+                                "heads and FFN)\n", (long long)spec->train->global_batch, (long long)devices);
             return EXIT_USER;
         }
         describe_plan(what, sizeof what, spec, &least);

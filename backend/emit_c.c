@@ -53,8 +53,7 @@ bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
             diag_error(d, l->loc, "%s: a micro-batch of %lld sequences does not split over DP %d", l->name,
                        (long long)mb, s->dp);
             ok = false;
-        } else if ((l->kind == LAYER_ENCODER || l->kind == LAYER_DECODER) &&
-                   (l->heads % s->tp || l->kv_heads % s->tp || l->ffn % s->tp)) {
+        } else if (!layer_tp_splits(l, s->tp)) {
             diag_error(d, l->loc, "%s: %lld heads, %lld key/value heads and FFN %lld do not split over TP %d", l->name,
                        (long long)l->heads, (long long)l->kv_heads, (long long)l->ffn, s->tp);
             ok = false;

@@ -193,6 +193,9 @@ struct GrtLayerSpec;
 int layer_runtime_base_kind(LayerKind k);
 int layer_runtime_kind(const Layer *l, const char **why);
 bool layer_runtime_spec(const Graph *g, const Layer *l, struct GrtLayerSpec *s);
+/* Does the runtime split l over TP degree tp (heads, key/value heads, FFN)? */
+bool layer_tp_splits(const Layer *l, int tp);
+bool graph_tp_splits(const Graph *g, int tp);
 
 /* ---- the cluster ------------------------------------------------------------ */
 
@@ -437,6 +440,8 @@ int strategy_zero(const Strategy *s);
 bool strategy_tp_consecutive(const Strategy *s);
 /* Does a micro-batch of `samples` (all DP ranks together) give each DP rank a whole number of them? */
 bool strategy_splits(const Strategy *s, int64_t samples);
+/* The divisors of n > 0, ascending, in an array from a (*count of them). */
+const int64_t *strategy_divisors(int64_t n, Arena *a, int *count);
 
 /* ---- the plan ------------------------------------------------------------------ */
 

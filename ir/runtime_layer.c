@@ -36,6 +36,21 @@ int layer_runtime_kind(const Layer *l, const char **why) {
     return k;
 }
 
+/* Does the runtime split layer l over a TP group of tp? A transformer
+ * layer's heads, key/value heads and FFN must divide (the embedding and the
+ * head pad their vocabulary rows; a norm is replicated). */
+bool layer_tp_splits(const Layer *l, int tp) {
+    if (l->kind != LAYER_ENCODER && l->kind != LAYER_DECODER) return true;
+    return tp >= 1 && l->heads % tp == 0 && l->kv_heads % tp == 0 && l->ffn % tp == 0;
+}
+
+/* Does the runtime split every layer of g over TP degree tp? */
+bool graph_tp_splits(const Graph *g, int tp) {
+    for (int i = 0; i < g->n_layers; i++)
+        if (!layer_tp_splits(g->layers[i], tp)) return false;
+    return true;
+}
+
 /* Does a count fit the runtime's int sizes, with room for their rounding up? */
 static bool fits(int64_t n) { return n >= 0 && n < (int64_t)1 << 30; }
 

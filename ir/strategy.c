@@ -28,3 +28,21 @@ bool strategy_tp_consecutive(const Strategy *s) { return s->tp_consec || s->tp =
 
 /* A micro-batch of `samples` splits into whole samples over its DP group. */
 bool strategy_splits(const Strategy *s, int64_t samples) { return samples >= s->dp && samples % s->dp == 0; }
+
+/* The divisors of n > 0 in ascending order (trial division up to sqrt n):
+ * the degrees that split n devices, the micro-batch counts that split a batch. */
+const int64_t *strategy_divisors(int64_t n, Arena *a, int *count) {
+    int small = 0, large = 0;
+    for (int64_t d = 1; d <= n / d; d++)
+        if (n % d == 0) small++;
+    int64_t *out = arena_alloc(a, (size_t)(2 * small) * sizeof *out);
+    for (int64_t d = 1; d <= n / d; d++) {
+        if (n % d) continue;
+        out[large++] = d; /* the small ones first, ascending */
+    }
+    int k = large;
+    for (int i = large - 1; i >= 0; i--)
+        if (n / out[i] != out[i]) out[k++] = n / out[i];
+    *count = k;
+    return out;
+}

@@ -12,11 +12,14 @@
 /* The best of the uniform plans the grid allows; `zero` picks the ZeRO stage over the DP group (0: plain DP). */
 static void best_uniform(const Spec *spec, const HwProfile *hw, int64_t devices, int zero, int schedule,
                          bool allow_ckpt, int fixed_pp, int fixed_tp, Arena *a, Baseline *b) {
-    int L = spec->graph->n_layers;
-    for (int pp = 1; pp <= devices && pp <= L; pp *= 2) {
+    int L = spec->graph->n_layers, n_div;
+    const int64_t *div = strategy_divisors(devices, a, &n_div); /* the degrees: any factorization */
+    for (int i = 0; i < n_div && div[i] <= L; i++) {
+        int pp = (int)div[i];
         if (fixed_pp && pp != fixed_pp) continue;
-        for (int tp = 1; tp <= devices / pp; tp *= 2) {
-            if (fixed_tp && tp != fixed_tp) continue;
+        for (int j = 0; j < n_div && div[j] <= devices / pp; j++) {
+            int tp = (int)div[j];
+            if ((fixed_tp && tp != fixed_tp) || (devices / pp) % tp || !graph_tp_splits(spec->graph, tp)) continue;
             int dp = (int)(devices / pp / tp);
             if (zero && dp == 1 && devices > 1) continue; /* ZeRO needs a DP group */
             for (int ckpt = 0; ckpt <= allow_ckpt; ckpt++) {
@@ -57,15 +60,17 @@ static void print_row(FILE *out, const Spec *spec, const char *name, const Plan 
         fprintf(out, "%-22s does not fit: needs %s per device, has %s\n", name, bytes_str(m1, sizeof m1, (double)needs),
                 bytes_str(m2, sizeof m2, (double)budget));
     } else {
-        fprintf(out, "%-22s impossible: the global batch does not split over its devices\n", name);
+        fprintf(out, "%-22s impossible: the global batch or the layers' heads do not split over its devices\n", name);
     }
 }
 
 void pass_baselines(FILE *out, const Spec *spec, const HwProfile *hw, int64_t devices, const Plan *chosen, Arena *a,
                     Baseline b[BASELINE_COUNT]) {
     int L = spec->graph->n_layers;
-    int pp_all = 1;
-    while (pp_all * 2 <= devices && pp_all * 2 <= L) pp_all *= 2;
+    int pp_all = 1, n_div; /* pure PP: the most stages the devices and the layers allow */
+    const int64_t *div = strategy_divisors(devices, a, &n_div);
+    for (int i = 0; i < n_div; i++)
+        if (div[i] <= L) pp_all = (int)div[i];
     static const char *const names[BASELINE_COUNT] = {
         "pure DP", "pure ZeRO-1", "pure ZeRO-2", "pure SDP (ZeRO-3)", "pure TP", "pure PP (GPipe)", "Megatron grid",
         "DeepSpeed grid"};

@@ -6,7 +6,9 @@
  * Layout: pipeline stage k owns ranks [k n, (k+1) n) with n = tp * dp. With
  * TP groups consecutive, a TP group spans tp ranks and a DP group strides by
  * tp; strided TP is the transpose. A group whose ranks cross a node boundary
- * runs at the inter-node bandwidth. */
+ * runs at the inter-node bandwidth. Degrees are any divisors of the device
+ * count; a measured profile holds powers of two (indexed by their log2), so
+ * other group sizes take the link's figures and the analytic layer model. */
 #include "passes.h"
 #include "runtime/galvrt.h"
 
@@ -17,22 +19,40 @@ typedef struct Ctx {
     const Spec *spec;
     const HwProfile *hw;
     int64_t micro_batches;
+    int64_t devices; /* pp x tp x dp, shared by the strategies costed together */
     int e; /* bytes per element at the training precision */
 } Ctx;
 
 /* ---- collectives ------------------------------------------------------------ */
 
-static int log2i(int64_t x) {
+/* The profile's index for a group (or TP degree) of g: log2 g when g is a
+ * power of two it can hold, else -1 (the profile has no entry for it). */
+static int profile_index(int64_t g) {
+    if (g < 1 || g > (INT64_C(1) << PROFILE_MAX_LOG2) || (g & (g - 1))) return -1;
     int k = 0;
-    while ((int64_t)1 << (k + 1) <= x) k++;
+    while ((INT64_C(1) << k) < g) k++;
     return k;
+}
+
+/* Does some group of g ranks `stride` apart cross a node boundary? The
+ * groups of one kind tile aligned blocks of g x stride ranks (a TP group
+ * its tp consecutive ranks, a DP group or a strided TP group its whole
+ * stage; the stages tile the devices), interleaved inside a block; a block
+ * holding a boundary has a group across it, and every block is inside a
+ * node exactly when the block divides the node (or one node holds all). A
+ * p2p pair, stage k's rank to stage k+1's, is `stride` ranks apart. */
+static bool crosses_nodes(const Ctx *c, Collective op, int g, int stride) {
+    int64_t node = c->spec->cluster->devices_per_node;
+    if (op == COLL_P2P) return (int64_t)(g - 1) * stride + 1 > node;
+    int64_t block = (int64_t)g * stride;
+    return c->devices > node && node % block != 0;
 }
 
 /* Bus bandwidth and per-step latency for a group of g ranks, `stride` apart. */
 static LinkProfile link_for(const Ctx *c, Collective op, int g, int stride, bool consec) {
-    int64_t extent = (int64_t)(g - 1) * stride + 1;
-    LinkProfile l = extent > c->spec->cluster->devices_per_node ? c->hw->inter : c->hw->intra;
-    int k = log2i(g);
+    LinkProfile l = crosses_nodes(c, op, g, stride) ? c->hw->inter : c->hw->intra;
+    int k = profile_index(g);
+    if (k < 0) return l; /* no measurement of this size: the link's own figures */
     double measured = c->hw->measured_bw[op][k][consec];
     if (!measured && (op == COLL_ALLGATHER || op == COLL_REDUCESCATTER))
         measured = c->hw->measured_bw[COLL_ALLREDUCE][k][consec];
@@ -147,8 +167,9 @@ _Static_assert((int)PROFILE_LAYER_EMBEDDING == GRT_EMBEDDING && (int)PROFILE_LAY
 static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd, double *bwd,
                          bool *tp_comm) {
     int kind = layer_runtime_base_kind(l->kind); /* ProfileLayer has GrtLayerKind's order */
-    if (kind < 0) return false;
-    const LayerFit *f = c->hw->layer_fit[kind][log2i(s->tp)];
+    int k = profile_index(s->tp);
+    if (kind < 0 || k < 0) return false;
+    const LayerFit *f = c->hw->layer_fit[kind][k];
     if (f[0].rate <= 0 || f[1].rate <= 0) return false;
     double seq = (double)l->seq;
     *fwd = f[0].fixed_s + layer_fit_work(l, (ProfileLayer)kind, mbs, seq, s->tp, false) / f[0].rate;
@@ -301,8 +322,8 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     }
     /* a measured profile of this layer kind's activations wins, scaled to
      * this layer's sequence length */
-    int k = log2i(s->tp);
-    if (hw->act_seq && (int)l->kind == hw->act_kind && hw->act_per_sample[k] > 0) {
+    int k = profile_index(s->tp);
+    if (hw->act_seq && k >= 0 && (int)l->kind == hw->act_kind && hw->act_per_sample[k] > 0) {
         double scale = (double)l->seq / (double)hw->act_seq * mbs;
         full_act = (int64_t)ceil(hw->act_per_sample[k] * scale);
         if (!s->ckpt) r.act_bytes = full_act;
@@ -311,7 +332,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     /* and so do the measured activations of the embedding and of the LM head
      * (with the final norm and the loss: Galvatron's first and last stage) */
     int side = l->kind == LAYER_EMBEDDING ? 0 : l->kind == LAYER_LM_HEAD ? 1 : -1;
-    if (side >= 0 && hw->other_seq && hw->other_act_per_sample[side][k] > 0) {
+    if (side >= 0 && k >= 0 && hw->other_seq && hw->other_act_per_sample[side][k] > 0) {
         full_act = (int64_t)ceil(hw->other_act_per_sample[side][k] * (double)l->seq / (double)hw->other_seq * mbs);
         if (!s->ckpt) r.act_bytes = full_act;
     }
@@ -349,7 +370,9 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     const Graph *g = spec->graph;
     int64_t batch = spec->train->global_batch;
     if (micro_batches < 1 || batch % micro_batches) return false;
-    Ctx c = {spec, hw, micro_batches, precision_bytes((Precision)spec->train->precision)};
+    const Strategy *s0 = set->n ? &set->items[0] : NULL;
+    Ctx c = {spec, hw, micro_batches, s0 ? (int64_t)s0->pp * s0->tp * s0->dp : 1,
+             precision_bytes((Precision)spec->train->precision)};
     double samples = (double)batch / micro_batches; /* per micro-batch, all DP groups together */
     int n = set->n, L = g->n_layers;
     *out = (CostTable){.n_layers = L, .n_strategies = n, .strategies = set->items, .micro_batches = micro_batches};

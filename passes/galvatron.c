@@ -131,6 +131,9 @@ static const char *vocab_mismatch(const Plan *p, int i, int ref) {
     return NULL;
 }
 
+/* Galvatron's degrees and device counts are powers of two. */
+static bool pow2(int64_t x) { return x >= 1 && (x & (x - 1)) == 0; }
+
 /* Report every layer of the plan Galvatron's format cannot say; the
  * vocabulary strategy's layer into *vocab (-1: none) and the dp type of
  * the dp_types_enc 0 entries into *dflt. */
@@ -224,6 +227,11 @@ int galvatron_write(FILE *out, const Spec *spec, const Plan *p, int64_t devices,
     const Graph *g = spec->graph;
     int vocab, errors = d->errors;
     GalvDp dflt;
+    if (!pow2(devices)) { /* then some degree is not one */
+        diag_plain(d, "%lld devices: Galvatron's config takes power-of-two degrees on a power-of-two device "
+                      "count (its search and runtime build only those)", (long long)devices);
+        return -1;
+    }
     check_exportable(spec, p, d, &vocab, &dflt);
     if (d->errors > errors) return -1;
     Strategy none = {.pp = p->pp, .tp = 1, .dp = (int)(devices / p->pp), .tp_consec = true};
@@ -359,8 +367,6 @@ static int64_t *read_list(Reader *r, GalvKey k, int n, int64_t fallback, int *co
     return out;
 }
 
-static bool pow2(int64_t x) { return x >= 1 && (x & (x - 1)) == 0; }
-
 /* The name at key k among names[] (index), or fallback when absent; -1 after an error. */
 static int read_name(Reader *r, GalvKey k, const char *const *names, const char *fallback, const char *want) {
     const char *s = read_string(r, k, fallback);
@@ -405,7 +411,7 @@ static int *read_stages(Reader *r, int64_t *pp) {
     if (!read_int(r, KEY_PP_DEG, REQUIRED, pp)) return NULL;
     if (!pow2(*pp) || *pp > r->devices || *pp > r->blocks) {
         diag_error(r->d, key_loc(r, KEY_PP_DEG),
-                   "'pp_deg' is %lld: galvc needs a power of two from 1 to %lld (the "
+                   "'pp_deg' is %lld: a Galvatron config takes a power of two from 1 to %lld (the "
                    "devices and the transformer layers)",
                    (long long)*pp, (long long)(r->devices < r->blocks ? r->devices : r->blocks));
         return NULL;
@@ -461,7 +467,7 @@ static void read_block(Reader *r, int e, int64_t *const lists[5], GalvDp dflt, S
                        (long long)lists[f][e]);
     if (!pow2(tp) || tp > n) {
         diag_error(r->d, entry_loc(r, KEY_TP_SIZES, e),
-                   "tp size %lld (%s) must be a power of two up to %lld, the "
+                   "tp size %lld (%s) must be a power of two up to %lld (a Galvatron config's), the "
                    "devices of a stage",
                    (long long)tp, who(r, e), (long long)n);
         return;
@@ -485,7 +491,7 @@ static void read_vocab(Reader *r, GalvDp dflt, Strategy *s) {
     if (!ok) return;
     if (!pow2(vtp) || vtp > n)
         diag_error(r->d, key_loc(r, KEY_VTP),
-                   "'vtp' is %lld: it must be a power of two up to %lld, the devices of a "
+                   "'vtp' is %lld: it must be a power of two up to %lld (a Galvatron config's), the devices of a "
                    "stage",
                    (long long)vtp, (long long)n);
     if (vsp > 1 || esdp > 1 || vsdp > 1 || vcp != 1)
@@ -603,6 +609,11 @@ bool galvatron_read(const char *path, const Spec *spec, int64_t devices, Arena *
     const Graph *g = spec->graph;
     Reader r = {.a = a, .d = d, .spec = spec, .devices = devices, .errors = d->errors};
     memset(plan, 0, sizeof *plan);
+    if (!pow2(devices)) {
+        diag_plain(d, "%s: %lld devices: a Galvatron config plans a power-of-two device count", path,
+                   (long long)devices);
+        return false;
+    }
     r.block = arena_alloc(a, (size_t)(g->n_layers + 1) * sizeof *r.block);
     for (int i = 0; i < g->n_layers; i++)
         if (is_block(g->layers[i])) r.block[r.blocks++] = g->layers[i];

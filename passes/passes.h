@@ -9,9 +9,9 @@
  * heads that must divide, a head at the end. False on user error. */
 bool pass_shape(Spec *spec, Diag *d);
 
-/* The candidate strategies for `devices` (a power of two), with or without
- * checkpointing, less what the hints forbid (hints may be NULL). False when
- * devices is not a power of two. */
+/* The candidate strategies for `devices` (1 to 2^30; every degree a divisor),
+ * with or without checkpointing, less what the hints forbid (hints may be
+ * NULL). False when devices is out of that range. */
 typedef struct StrategySet {
     Strategy *items;
     int n, cap;
@@ -78,8 +78,9 @@ typedef struct SearchRequest {
 
 /* Find the fastest plan that fits every device's memory: for each PP degree,
  * micro-batch count and stage partition, a dynamic program per stage over its
- * layers (search.c). plan->found is false when nothing fits; false when the
- * device count is not a power of two. */
+ * layers (search.c); TP degrees that do not split the transformer layers'
+ * heads and FFN are left out. plan->found is false when nothing fits; false
+ * when the device count is out of pass_prune's range. */
 bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan);
 
 /* Refit `profile`'s coefficients from training logs (./train --log): print

@@ -2,8 +2,9 @@
  * to the candidates worth searching, after Galvatron (Miao et al., VLDB 2023,
  * section 3.2, "decision-tree-based decomposition"):
  *  - pipeline parallelism is the outermost split, into pp stages of n = N/pp
- *    devices (pp a power of two);
- *  - inside a stage the n devices split into tp x dp, both powers of two;
+ *    devices, pp any divisor of N (Galvatron takes powers of two; Megatron-LM
+ *    any factorization, so 3 nodes of 8 or 12 devices plan too);
+ *  - inside a stage the n devices split into tp x dp, tp any divisor of n;
  *  - the dp group is plain data parallel, ZeRO-1 (optimizer states
  *    sharded), ZeRO-2 (gradients too) or ZeRO-3 (SDP: parameters too), never
  *    a mix in one layer: Galvatron-BMW's data-parallel choices (Wang et al.
@@ -16,12 +17,12 @@
  *    ranks, or strided (DP groups consecutive);
  *  - each of these with or without activation checkpointing.
  * For N = 8, 16, 32, 64 this gives 40, 69, 106, 151 strategies (Galvatron's
- * 22, 37, 56, 79 with DP and SDP alone), and twice that with checkpointing.
+ * 22, 37, 56, 79 with DP and SDP alone); for N = 6, 12, 24 it gives 32, 82,
+ * 156 (18, 44, 82 with DP and SDP alone); twice that with checkpointing. Where TP's groups sit against the nodes (fast links or
+ * not) is the cost model's to price (cost.c). 
  * Plan hints remove branches (forbidding dp removes plain DP and ZeRO-1/2,
  * zero ZeRO-1/2, sdp ZeRO-3). */
 #include "passes.h"
-
-static bool is_pow2(int64_t x) { return x > 0 && (x & (x - 1)) == 0; }
 
 static void add(StrategySet *set, Arena *a, Strategy s) {
     if (set->n == set->cap) {
@@ -50,12 +51,14 @@ static bool allowed(const Strategy *s, const PlanHints *h) {
 
 bool pass_prune(int64_t devices, bool ckpt, const PlanHints *hints, Arena *a, StrategySet *out) {
     *out = (StrategySet){0};
-    if (!is_pow2(devices) || devices > (1 << 30)) return false;
-    /* 64-bit counters: at 2^30 devices a doubling int would pass INT_MAX */
-    for (int64_t pp = 1; pp <= devices; pp *= 2) {
-        int64_t n = devices / pp;
-        for (int64_t tp = 1; tp <= n; tp *= 2) {
-            int64_t dp = n / tp;
+    if (devices < 1 || devices > (1 << 30)) return false;
+    int n_div;
+    const int64_t *div = strategy_divisors(devices, a, &n_div);
+    for (int i = 0; i < n_div; i++) {
+        int64_t pp = div[i], n = devices / pp;
+        for (int j = 0; j < n_div && div[j] <= n; j++) {
+            if (n % div[j]) continue;
+            int64_t tp = div[j], dp = n / tp;
             /* the DP group's ZeRO stage: 0 (plain DP), 1, 2, 3 (sdp) */
             for (int zero = 0; zero <= (dp > 1 ? 3 : 0); zero++)
                 for (int consec = 1; consec >= (tp > 1 && dp > 1 ? 0 : 1); consec--)

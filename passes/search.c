@@ -364,6 +364,20 @@ static int64_t same_stage_tied_copy(const CostTable *t, const int *choice) {
     return t->tied_copy_bytes[choice[t->tied_head]] + t->tied_sum_bytes;
 }
 
+enum { MAX_DIVISORS = 1344 }; /* the most any n <= 2^30 has (735134400's) */
+
+/* The divisors of n <= 2^30 up to `most`, ascending, into out; their count. */
+static int divisors_upto(int64_t n, int64_t most, int64_t out[MAX_DIVISORS]) {
+    int small = 0;
+    for (int64_t d = 1; d * d <= n; d++)
+        if (n % d == 0) out[small++] = d;
+    int k = small;
+    for (int i = small - 1; i >= 0; i--)
+        if (n / out[i] != out[i]) out[k++] = n / out[i];
+    while (k > 0 && out[k - 1] > most) k--;
+    return k;
+}
+
 static int stage_of(const int *start, int pp, int layer) {
     int k = 0;
     while (k < pp - 1 && layer >= start[k + 1])
@@ -378,6 +392,17 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
     int64_t m = t->micro_batches;
     double sum_mb = 0, max_mb = 0, max_step = 0, max_compute = 0;
     out->peak = 0;
+    /* The stage's shared buffers grow with its largest micro-batch share,
+     * i.e. its smallest DP degree: costing them at the worst candidate's
+     * would refuse plans that fit, so each stage is searched once per floor
+     * on the DP degree (the degrees a stage of n devices can have, n's
+     * divisors, up to the largest candidate's: a floor above leaves none)
+     * and keeps the best. */
+    int max_dp = 1;
+    for (int q = 0; q < t->n_strategies; q++)
+        if (t->strategies[q].dp > max_dp) max_dp = t->strategies[q].dp;
+    int64_t floors[MAX_DIVISORS], n = t->n_strategies ? (int64_t)t->strategies[0].tp * t->strategies[0].dp : 1;
+    int n_floors = divisors_upto(n, max_dp, floors);
     for (int k = 0; k < pp; k++) {
         int64_t in_flight = schedule == SCHED_GPIPE ? m : (pp - k < m ? pp - k : m);
         out->in_flight[k] = in_flight;
@@ -385,15 +410,9 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
         int ke = t->tied_head >= 0 ? stage_of(start, pp, t->tied_emb) : -1;
         int kh = t->tied_head >= 0 ? stage_of(start, pp, t->tied_head) : -1;
         bool copy = ke != kh;
-        /* The stage's shared buffers grow with its largest micro-batch share,
-         * i.e. its smallest DP degree: costing them at the worst candidate's
-         * would refuse plans that fit, so search once per floor on the DP
-         * degree and keep the best. */
         StageResult r = {0};
-        int max_dp = 1; /* a floor above every candidate's DP degree leaves none */
-        for (int q = 0; q < t->n_strategies; q++)
-            if (t->strategies[q].dp > max_dp) max_dp = t->strategies[q].dp;
-        for (int64_t min_dp = 1; min_dp <= max_dp; min_dp *= 2) {
+        for (int f = 0; f < n_floors; f++) {
+            int64_t min_dp = floors[f];
             StageResult q =
                 stage_dp(w, t, start[k], start[k + 1], in_flight, k > 0, k < pp - 1,
                          copy && (k == ke || k == kh) ? t->tied_sum_bytes : 0, copy && k == kh, (int)min_dp, budget,
@@ -431,23 +450,6 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
     out->bubble = sum_mb - max_mb;
     out->comm = out->step - out->compute - out->bubble;
     return true;
-}
-
-/* The divisors of n > 0 in ascending order (trial division up to sqrt n). */
-static const int64_t *divisors(int64_t n, Arena *a, int *count) {
-    int small = 0, large = 0;
-    for (int64_t d = 1; d <= n / d; d++)
-        if (n % d == 0) small++;
-    int64_t *out = arena_alloc(a, (size_t)(2 * small) * sizeof *out);
-    for (int64_t d = 1; d <= n / d; d++) {
-        if (n % d) continue;
-        out[large++] = d; /* the small ones first, ascending */
-    }
-    int k = large;
-    for (int i = large - 1; i >= 0; i--)
-        if (n / out[i] != out[i]) out[k++] = n / out[i];
-    *count = k;
-    return out;
 }
 
 static double now_ms(void) {
@@ -489,6 +491,16 @@ static StrategySet strategies_for(const SearchRequest *req, const StrategySet *a
     return sub;
 }
 
+/* Drop from set the strategies whose TP degree some layer of the model
+ * does not split (ir/runtime_layer.c; with any device count, 3 or 6 may not
+ * divide the heads): the program could not run them. */
+static void keep_splitting_tp(const Graph *g, StrategySet *set) {
+    int n = 0;
+    for (int k = 0; k < set->n; k++)
+        if (graph_tp_splits(g, set->items[k].tp)) set->items[n++] = set->items[k];
+    set->n = n;
+}
+
 /* With several micro-batches a ZeRO-3 layer may also accumulate its whole
  * gradient and reduce-scatter it once a step (more memory, less traffic):
  * the set's ZeRO-3 strategies once more in that mode, so the DP picks per
@@ -518,13 +530,6 @@ static int by_bound(const void *x, const void *y) {
     const Trial *a = x, *b = y;
     if (a->bound != b->bound) return a->bound < b->bound ? -1 : 1;
     return a->order - b->order;
-}
-
-static int log2_floor(int64_t x) {
-    int k = 0;
-    while (x > 1)
-        x >>= 1, k++;
-    return k;
 }
 
 /* A step of pp stages and m micro-batches takes (m - 1) max_k mb_k + sum_k
@@ -585,6 +590,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     plan->reserve = reserve;
     StrategySet all;
     if (!pass_prune(devices, true, req->uniform ? NULL : h, a, &all)) return false;
+    keep_splitting_tp(g, &all);
 
     int sched = req->fixed ? req->fixed->schedule : req->schedule ? req->schedule : h->schedule;
     int schedule = sched == SCHED_GPIPE ? SCHED_GPIPE : SCHED_1F1B;
@@ -620,11 +626,14 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     /* every (pp, m) with its lower bound, tried best bound first: once the
      * best plan beats a bound, no later one can win */
     int n_div, n_trials = 0;
-    const int64_t *div = divisors(batch, a, &n_div);
-    Trial *trials = arena_alloc(a, (size_t)n_div * (log2_floor(devices) + 1) * sizeof *trials);
+    const int64_t *div = strategy_divisors(batch, a, &n_div);
+    int n_pp; /* the pipeline degrees: the device count's divisors */
+    const int64_t *pps = strategy_divisors(devices, a, &n_pp);
+    Trial *trials = arena_alloc(a, (size_t)n_div * n_pp * sizeof *trials);
     StrategySet fit = {.items = arena_alloc(a, (size_t)(all.n + 2) * sizeof *fit.items)}, sub;
-    for (int pp = 1; pp <= devices && pp <= L; pp *= 2)
+    for (int e = 0; e < n_pp && pps[e] <= L; e++)
         for (int d = 0; d < n_div; d++) {
+            int pp = (int)pps[e];
             if ((fixed_m && div[d] != fixed_m) || (req->fixed && pp != req->fixed->pp)) continue;
             CostTable t;
             Arena *costs = arena_new();

@@ -9,6 +9,9 @@
 # largest differences seen are 4e-9 and 3e-6: summation orders differ).
 # A ninth argument `memory` also checks every rank's measured peak memory
 # against the plan's, within 2%.
+# MODEL@B trains examples/MODEL.gv at global batch B (-D global_batch=B), so
+# that it splits over 3 or 6 ranks; MODEL@B's runs compare with its own
+# one-rank run.
 set -eu
 galvc=$1 compare=$2 mpiexec=$3 work=$4 model=$5 name=$6 ranks=$7 plan=$8 check=${9:-}
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,11 +19,17 @@ mkdir -p "$work"
 cd "$work"
 export OPENBLAS_NUM_THREADS=1
 run=$model-$name
+file=${model%@*}
+case $model in
+*@*) batch="-D global_batch=${model#*@}" ;;
+*) batch="" ;;
+esac
 case $plan in
 budget=*)
     mem=${plan#budget=}
     set -- -D rank_memory="${mem%MiB} MiB"
-    "$galvc" "$src/examples/$model.gv" -D ranks="$ranks" "$@" --emit=plan > "$run.plan"
+    # shellcheck disable=SC2086 # $batch is empty or two words
+    "$galvc" "$src/examples/$file.gv" -D ranks="$ranks" $batch "$@" --emit=plan > "$run.plan"
     cat "$run.plan"
     # the strategy column of the layer rows: at least two different ones
     kinds=$(awk '/^ +[0-9]+  / { $1 = ""; $2 = ""; print }' "$run.plan" | sort -u | wc -l)
@@ -30,7 +39,8 @@ budget=*)
     fi ;;
 *) set -- --uniform "$plan" ;;
 esac
-"$galvc" "$src/examples/$model.gv" -D ranks="$ranks" "$@" -o "train-$run"
+# shellcheck disable=SC2086
+"$galvc" "$src/examples/$file.gv" -D ranks="$ranks" $batch "$@" -o "train-$run"
 "$mpiexec" --allow-run-as-root --oversubscribe -np "$ranks" "./train-$run" --steps 10 --seed 7 \
     --data "$src/README.md" --log "$run.jsonl" --dump "$run.dump"
 if [ "$check" = memory ]; then

@@ -1,13 +1,15 @@
 /* test_prune.c — the decision tree's strategy counts (Galvatron's, with
- * ZeRO-1 and ZeRO-2 beside DP and SDP), every leaf well formed and distinct; hints
- * remove branches. */
+ * ZeRO-1 and ZeRO-2 beside DP and SDP) for powers of two and for any other
+ * device count, every leaf well formed and distinct; hints remove branches. */
 #include "check.h"
 #include "passes/passes.h"
 
 static void test_galvatron_counts(void) {
     static const struct {
         int devices, plain, with_ckpt;
-    } want[] = {{8, 40, 80}, {16, 69, 138}, {32, 106, 212}, {64, 151, 302}};
+    } want[] = {{8, 40, 80},  {16, 69, 138}, {32, 106, 212}, {64, 151, 302},
+                /* any factorization: 6 = 2 x 3, 12 = 2^2 x 3, 24 = 2^3 x 3 (3 nodes of 8), a prime */
+                {6, 32, 64},  {12, 82, 164}, {24, 156, 312}, {7, 6, 12}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         Arena *a = arena_new();
         StrategySet set;
@@ -40,7 +42,12 @@ static void test_hints(void) {
         CHECK(set.items[k].tp <= 2);
         CHECK(!set.items[k].sdp);
     }
-    CHECK(!pass_prune(6, false, NULL, a, &set)); /* not a power of two */
+    CHECK(!pass_prune(0, false, NULL, a, &set));
+    /* on 6 devices, TP at most 3: pp 1 (tp 1, 2, 3) and pp 2 (tp 1, 3), pp 3 (tp 1, 2), pp 6 */
+    h = (PlanHints){.max_tp = 3, .forbid = 1u << FAMILY_ZERO};
+    CHECK(pass_prune(6, false, &h, a, &set));
+    CHECK_EQ(set.n, (2 + 4 + 4) + (2 + 1) + (2 + 1) + 1);
+    for (int k = 0; k < set.n; k++) CHECK(set.items[k].tp <= 3 && 6 % set.items[k].tp == 0);
     arena_free(a);
 }
 
@@ -58,10 +65,11 @@ static void test_max_devices(void) {
     arena_free(a);
 }
 
-/* Without ZeRO-1 and ZeRO-2 the tree is Galvatron's: 22, 37, 56, 79 (Miao et al. 2023). */
+/* Without ZeRO-1 and ZeRO-2 the tree is Galvatron's: 22, 37, 56, 79 (Miao et al. 2023);
+ * with every divisor as a degree, 18, 44, 82 for 6, 12, 24 devices. */
 static void test_galvatron_subset(void) {
-    static const int devices[] = {8, 16, 32, 64}, galvatron[] = {22, 37, 56, 79};
-    for (int i = 0; i < 4; i++) {
+    static const int devices[] = {8, 16, 32, 64, 6, 12, 24}, galvatron[] = {22, 37, 56, 79, 18, 44, 82};
+    for (int i = 0; i < 7; i++) {
         Arena *a = arena_new();
         StrategySet set;
         CHECK(pass_prune(devices[i], false, NULL, a, &set));
@@ -72,7 +80,30 @@ static void test_galvatron_subset(void) {
     }
 }
 
+/* Against a count by brute force: every (pp, tp, dp) with pp tp dp = N is a
+ * leaf, with 1 strategy when dp = 1, 4 (DP, ZeRO-1, ZeRO-2, ZeRO-3) when
+ * tp = 1 < dp, and 8 (both nestings) when both exceed 1. */
+static void test_every_factorization(void) {
+    for (int n = 1; n <= 48; n++) {
+        Arena *a = arena_new();
+        StrategySet set;
+        CHECK(pass_prune(n, false, NULL, a, &set));
+        int want = 0;
+        for (int pp = 1; pp <= n; pp++)
+            for (int tp = 1; tp <= n; tp++) {
+                if (n % (pp * tp)) continue;
+                int dp = n / (pp * tp), here = 0;
+                want += dp == 1 ? 1 : tp == 1 ? 4 : 8;
+                for (int k = 0; k < set.n; k++) here += set.items[k].pp == pp && set.items[k].tp == tp;
+                CHECK_EQ(here, dp == 1 ? 1 : tp == 1 ? 4 : 8);
+            }
+        CHECK_EQ(set.n, want);
+        arena_free(a);
+    }
+}
+
 int main(void) {
+    test_every_factorization();
     test_galvatron_subset();
     test_galvatron_counts();
     test_max_devices();

@@ -63,7 +63,8 @@ static double brute_force(const CostTable *t, int64_t budget) {
     double best = INFINITY;
     /* the search's floors on the DP degree: each costs the shared buffers
      * at the candidates it allows */
-    for (int min_dp = 1; min_dp <= devices; min_dp *= 2) {
+    for (int min_dp = 1; min_dp <= devices; min_dp++) {
+        if (devices % min_dp) continue; /* the DP degrees a stage can have */
         int64_t reserve = reserve_of(t, NULL, min_dp);
         if (reserve >= budget) continue;
         int64_t cap = (budget - reserve) / MIB;
@@ -100,16 +101,33 @@ static double brute_force(const CostTable *t, int64_t budget) {
     return best;
 }
 
-/* Random small models (2 to 6 layers) on 1 to 8 devices, random budgets. */
+/* The strategies of set whose TP degree splits every decoder's heads and
+ * FFN (the program's rule, which the search applies), kept in order. */
+static void keep_runnable(const Spec *s, StrategySet *set) {
+    int n = 0;
+    for (int k = 0; k < set->n; k++) {
+        bool ok = true;
+        for (int i = 0; i < s->graph->n_layers; i++) {
+            const Layer *l = s->graph->layers[i];
+            if (l->kind == LAYER_DECODER) ok = ok && l->heads % set->items[k].tp == 0 && l->ffn % set->items[k].tp == 0;
+        }
+        if (ok) set->items[n++] = set->items[k];
+    }
+    set->n = n;
+}
+
+/* Random small models (2 to 6 layers) on 1 to 8 devices, powers of two or
+ * not (3 and 6), random budgets. */
 static void test_dp_equals_brute_force(void) {
     srand(12345);
     int compared = 0, feasible = 0;
+    static const int device_counts[] = {1, 2, 4, 8, 3, 6};
     for (int trial = 0; trial < 150; trial++) {
-        int devices = 1 << (rand() % 4);
+        int devices = device_counts[rand() % 6];
         /* keep the enumeration small: strategies^layers below about 10^6 */
-        int max_mid = devices == 8 ? 2 : devices == 4 ? 3 : 4;
+        int max_mid = devices >= 6 ? 2 : devices >= 3 ? 3 : 4;
         int mids = rand() % (max_mid + 1);
-        int hidden = 32 << (rand() % 3), heads = 1 << (rand() % 3);
+        int hidden = 48 << (rand() % 3), heads = (rand() % 2 ? 3 : 1) << (rand() % 2);
         int m = 1 << (rand() % 3);
         char body[512] = "";
         for (int k = 0; k < mids; k++) {
@@ -136,6 +154,13 @@ static void test_dp_equals_brute_force(void) {
         CHECK(pass_search(s, &hw, &req, a, &plan));
         StrategySet set;
         pass_prune(devices, true, &s->hints, a, &set);
+        keep_runnable(s, &set);
+        /* with several micro-batches the search also has each ZeRO-3 strategy accumulating once a step */
+        Strategy *items = arena_alloc(a, 2 * (size_t)set.n * sizeof *items);
+        memcpy(items, set.items, (size_t)set.n * sizeof *items);
+        for (int k = 0, n = set.n; m > 1 && k < n; k++)
+            if (items[k].sdp) items[set.n] = items[k], items[set.n++].zero3_once = true;
+        set.items = items;
         CostTable t;
         CHECK(pass_cost(s, &hw, &set, m, a, &t));
         double want = brute_force(&t, hw.memory);

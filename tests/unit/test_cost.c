@@ -1,0 +1,110 @@
+/* test_cost.c — the cost model on device counts that are not powers of two:
+ * a group runs on the slow link exactly when some group of its kind crosses
+ * a node boundary (3 nodes of 8 devices: TP 3 and 6 do, TP 2, 4 and 8 do
+ * not; DP inside a stage of 8 does not), and a measured profile, which holds
+ * powers of two only, prices those and leaves other sizes to the link's
+ * figures and the analytic layer model. */
+#include "check.h"
+#include "frontend/frontend.h"
+#include "hw/hw.h"
+#include "passes/passes.h"
+
+#include <string.h>
+
+/* 3 nodes of 8; one decoder whose 24 heads and FFN of 384 split over TP 1, 2, 3, 4, 6, 8, 12, 24. */
+static const char src[] = "cluster c { nodes = 3; devices_per_node = 8; device = a100_80gb; memory = 80 GiB }\n"
+                          "model r { embedding(512, 96, positions = 64)\n decoder(96, 24)\n lm_head(tied) }\n"
+                          "train { global_batch = 48; seq = 64 }\n";
+
+enum { DECODER = 1, SLOW = 1 }; /* the decoder's layer index; a link of 1 byte/s */
+
+static Spec *load(Arena *a) {
+    Diag d;
+    diag_init(&d, stderr);
+    FrontendOptions opt = {.input = "cost.gv", .input_text = src, .input_len = strlen(src)};
+    Spec *s = frontend_load(a, &opt, &d);
+    if (s) pass_shape(s, &d);
+    return d.errors ? NULL : s;
+}
+
+/* The decoder's cost under pp x tp x dp (plain DP, TP on consecutive ranks, no checkpointing), one micro-batch. */
+static LayerCost cost_of(const Spec *s, const HwProfile *hw, int pp, int tp, int dp) {
+    Arena *a = arena_new();
+    StrategySet all, one = {0};
+    CHECK(pass_prune(24, false, NULL, a, &all));
+    for (int k = 0; k < all.n; k++) {
+        const Strategy *x = &all.items[k];
+        if (x->pp == pp && x->tp == tp && x->dp == dp && !strategy_zero(x) && x->tp_consec) one.items = &all.items[k];
+    }
+    CHECK(one.items != NULL);
+    one.n = one.items ? 1 : 0;
+    CostTable t;
+    LayerCost c = {0};
+    if (one.n && pass_cost(s, hw, &one, 1, a, &t)) c = t.cost[DECODER];
+    arena_free(a);
+    return c;
+}
+
+/* The TP traffic of a layer: its micro-batch time past its compute. */
+static double tp_s(const LayerCost *c) { return c->mb_s - c->compute_s; }
+
+/* Inter-node links of 1 byte/s: a group that crosses a node takes seconds
+ * for a few bytes, one inside nodes well under one. */
+static void test_groups_against_nodes(const Spec *s) {
+    HwProfile hw;
+    hw_preset(&hw, (DeviceKind)s->cluster->device);
+    hw.inter.bandwidth = SLOW;
+    /* TP on consecutive ranks: the groups tile blocks of tp, inside nodes of 8 iff tp divides 8 */
+    static const struct {
+        int tp;
+        bool crosses;
+    } tp[] = {{2, false}, {3, true}, {4, false}, {6, true}, {8, false}, {12, true}};
+    for (size_t i = 0; i < sizeof tp / sizeof tp[0]; i++) {
+        LayerCost c = cost_of(s, &hw, 1, tp[i].tp, 24 / tp[i].tp);
+        CHECK(tp[i].crosses ? tp_s(&c) > 1.0 : tp_s(&c) < 0.1);
+    }
+    /* DP over a stage of 8 stays in its node; over 24 or 12 it crosses */
+    LayerCost in_node = cost_of(s, &hw, 3, 1, 8), across = cost_of(s, &hw, 1, 1, 24), half = cost_of(s, &hw, 2, 1, 12);
+    CHECK(in_node.step_s < 0.1);
+    CHECK(across.step_s > 1.0);
+    CHECK(half.step_s > 1.0);
+}
+
+/* A profile measuring every power-of-two group as 1 byte/s and the TP 2
+ * decoder as very slow: TP 2 and 4 take those figures, TP 3 and 6 (no
+ * entry) the intra-node link's and the analytic model's. */
+static void test_profile_powers_of_two(const Spec *s) {
+    HwProfile hw;
+    hw_preset(&hw, (DeviceKind)s->cluster->device);
+    for (int k = 0; k <= PROFILE_MAX_LOG2; k++)
+        for (int c = 0; c < 2; c++) hw.measured_bw[COLL_ALLREDUCE][k][c] = SLOW;
+    LayerCost tp2 = cost_of(s, &hw, 3, 2, 4), tp4 = cost_of(s, &hw, 3, 4, 2);
+    CHECK(tp_s(&tp2) > 1.0 && tp_s(&tp4) > 1.0);
+    /* on 24 devices in stages of 6 (pp 4) TP 3 and 6 cross nodes of 8: nodes of 24 keep them inside */
+    Spec local = *s;
+    Cluster one_node = *s->cluster;
+    one_node.nodes = 1, one_node.devices_per_node = 24;
+    local.cluster = &one_node;
+    LayerCost tp3 = cost_of(&local, &hw, 4, 3, 2), tp6 = cost_of(&local, &hw, 4, 6, 1);
+    CHECK(tp_s(&tp3) < 0.1 && tp_s(&tp6) < 0.1);
+
+    HwProfile fit;
+    hw_preset(&fit, (DeviceKind)s->cluster->device);
+    fit.layer_fit[PROFILE_LAYER_BLOCK][1][0] = (LayerFit){.fixed_s = 100, .rate = 1};
+    fit.layer_fit[PROFILE_LAYER_BLOCK][1][1] = (LayerFit){.fixed_s = 100, .rate = 1};
+    LayerCost f2 = cost_of(s, &fit, 4, 2, 3), f3 = cost_of(s, &fit, 4, 3, 2);
+    CHECK(f2.compute_s >= 200);
+    CHECK(f3.compute_s > 0 && f3.compute_s < 1);
+}
+
+int main(void) {
+    Arena *a = arena_new();
+    Spec *s = load(a);
+    CHECK(s != NULL);
+    if (s) {
+        test_groups_against_nodes(s);
+        test_profile_powers_of_two(s);
+    }
+    arena_free(a);
+    return check_report();
+}
