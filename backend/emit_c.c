@@ -180,6 +180,7 @@ static void emit_specs(const Emit *e) {
         if (r.kind == GRT_EMBEDDING && r.positions) fprintf(out, ", .positions = %d", r.positions);
         if (r.kind == GRT_NORM) fprintf(out, ", .rms = %d, .bias = %d, .eps = (float)%g", r.rms, r.bias, r.eps);
         if (r.kind == GRT_HEAD) fprintf(out, ", .tied = %d", r.tied);
+        if (r.dropout > 0) fprintf(out, ", .dropout = (float)%.9g", r.dropout);
         fprintf(out, "},\n");
     }
     fprintf(out, "};\n\n/* How the plan cuts each layer (stage, TP, DP, state split over DP by ZeRO): what a checkpoint records. */\n"
@@ -471,6 +472,7 @@ static void emit_layer_forward(const Emit *e, int i, const char *dst) {
         fprintf(out, "    grt_allreduce(%s, grt_shard_embed(R, %d, s, %s), %lld); /* ", tp, i, dst, stream_floats(e, i));
         comment_name(e, i);
         fprintf(out, ": each rank's vocabulary rows, summed */\n");
+        if (e->rs[i].dropout > 0) fprintf(out, "    grt_embedding_output(grt_shard(R, %d, s), %s); /* its dropout */\n", i, dst);
         break;
     case GRT_BLOCK:
         fprintf(out, "    l = grt_shard(R, %d, s); /* ", i);
