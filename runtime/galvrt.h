@@ -128,7 +128,17 @@ typedef struct GrtDropout {
     uint64_t key; /* grt_dropout_key */
     int64_t seq0; /* the step's index of the micro-batch's first sequence on this rank */
     int h0;       /* attention: this rank's first head (TP keys by the global head) */
+    void (*fwd)(void), (*att)(void); /* generated GrtDropoutFn kernels (galvrt.h, "dropout"), or NULL:
+                                        fwd over (B T, C) rows with GRT_KF_RESIDUAL, plain for att's (T, T) */
+    void (*plain)(void);             /* over (B T, C) rows without the residual (a gradient) */
 } GrtDropout;
+/* The dropout kernel's reference (what GRT_K_DROPOUT computes): out (rows,
+ * cols) = dropout(b), plus a unless a is NULL; row i is position (r0 + i)
+ * mod T of sequence seq0 + (r0 + i) / T, its element c counted e0 + ((r0 +
+ * i) mod T) cols + c; dropped where the bits fall under `threshold`, kept
+ * ones scaled by `scale`. out may be b. */
+void grt_dropout_reference(float *out, const float *a, const float *b, int64_t rows, int cols, int T, uint64_t key,
+                           int64_t seq0, int64_t r0, int64_t e0, uint32_t threshold, float scale);
 /* x (rows, cols) = dropout(x) in place: row r is position r mod T of
  * sequence seq0 + r / T, its element c counted (r mod T) cols + c. The same
  * call drops a gradient in backward. */
@@ -213,6 +223,9 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *                  c1 = 1 / (1 - beta1^t), c2 = 1 / (1 - beta2^t)  (as grt_adamw, grt_adam)
  *   sgd            param, grad, buf (rows, C), lr, momentum, weight_decay, grad_scale (as
  *                  grt_sgd; buf read with GRT_KF_MOMENTUM, Nesterov's step with GRT_KF_NESTEROV)
+ *   dropout        out, a, b (rows, C), key, seq0, r0, e0, threshold, scale; T: out = dropout(b),
+ *                  plus a with GRT_KF_RESIDUAL (as grt_dropout_apply: row i is position (r0 + i) mod T
+ *                  of sequence seq0 + (r0 + i) / T, element e0 + ((r0 + i) mod T) C + c)
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -236,14 +249,15 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_SUMSQ, "sumsq")                                                                                            \
     X(GRT_K_ADAMW, "adamw")                                                                                            \
     X(GRT_K_ADAM, "adam")                                                                                              \
-    X(GRT_K_SGD, "sgd")
+    X(GRT_K_SGD, "sgd")                                                                                                \
+    X(GRT_K_DROPOUT, "dropout")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
 #undef GRT_KERNEL_ENUM
 /* A kernel's variant: adds (and differentiates) a bias; learned positions;
- * a causal mask; SGD's momentum buffer; Nesterov's step. */
-enum { GRT_KF_BIAS = 1, GRT_KF_POS = 2, GRT_KF_CAUSAL = 4, GRT_KF_MOMENTUM = 8, GRT_KF_NESTEROV = 16 };
+ * a causal mask; SGD's momentum buffer; Nesterov's step; dropout's residual add. */
+enum { GRT_KF_BIAS = 1, GRT_KF_POS = 2, GRT_KF_CAUSAL = 4, GRT_KF_MOMENTUM = 8, GRT_KF_NESTEROV = 16, GRT_KF_RESIDUAL = 32 };
 enum { GRT_OPT_COLS = 512 }; /* the optimizer kernels' row: a 1-D array's elements per row */
 
 typedef void GrtLayerNormFwdFn(int64_t rows, float *out, float *mean, float *rstd, const float *inp,
@@ -260,7 +274,7 @@ typedef void GrtSwigluFwdFn(int64_t rows, float *out, const float *inp);
 typedef void GrtSwigluBwdFn(int64_t rows, float *dinp, const float *inp, const float *dout);
 /* The sizes the plan fixes are built into these kernels (GrtKernel.c):
  * embedding {T, vocab_rows}, rotary {T, heads, ld}, attention softmax {hd},
- * cross-entropy {ld}; what differs between ranks stays an argument. */
+ * cross-entropy {ld}, dropout {T}; what differs between ranks stays an argument. */
 typedef void GrtEmbedFwdFn(int64_t rows, float *out, const int32_t *tokens, const float *wte, const float *wpe,
                            int64_t vocab_start);
 typedef void GrtEmbedBwdFn(int64_t rows, float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
@@ -274,6 +288,8 @@ typedef void GrtAdamFn(int64_t rows, float *param, const float *grad, float *m, 
                        float beta2, float eps, float weight_decay, float grad_scale, float c1, float c2);
 typedef void GrtSgdFn(int64_t rows, float *param, const float *grad, float *buf, float lr, float momentum,
                       float weight_decay, float grad_scale);
+typedef void GrtDropoutFn(int64_t rows, float *out, const float *a, const float *b, int64_t key, int64_t seq0,
+                          int64_t r0, int64_t e0, int64_t threshold, float scale);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
  * the other sizes the plan fixed for it (the kind's own; 0 where unused). */

@@ -567,28 +567,28 @@ void grt_residual_forward(float *out, const float *a, const float *b, size_t n) 
 
 /* ---- dropout (galvrt.h) ------------------------------------------------------ */
 
-typedef struct Drop {
-    float *out;
-    const float *a, *b;
-    int cols, T;
-    const GrtDropout *d;
-} Drop;
-
-/* Rows [r0, r1): out = a + dropout(b), without a when a is NULL. */
-static void dropout_rows_run(const GrtRows *job, int64_t r0, int64_t r1, int part) {
-    const Drop *x = job->ctx;
-    const uint32_t thr = grt_dropout_threshold(x->d->p);
-    const float scale = 1.0f / (1.0f - x->d->p);
-    (void)part;
-    for (int64_t r = r0; r < r1; r++) {
-        uint64_t seq = grt_dropout_seq(x->d->key, x->d->seq0 + r / x->T), e0 = (uint64_t)(r % x->T) * x->cols;
-        float *o = x->out + r * x->cols;
-        const float *b = x->b + r * x->cols, *a = x->a ? x->a + r * x->cols : NULL;
-        for (int c = 0; c < x->cols; c++) {
-            float v = grt_dropout_keep(seq, e0 + (uint64_t)c, thr) ? b[c] * scale : 0.0f;
-            o[c] = a ? a[c] + v : v;
+void grt_dropout_reference(float *out, const float *a, const float *b, int64_t rows, int cols, int T, uint64_t key,
+                           int64_t seq0, int64_t r0, int64_t e0, uint32_t threshold, float scale) {
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t r = r0 + i;
+        uint64_t seq = grt_dropout_seq(key, seq0 + r / T), base = (uint64_t)(e0 + (r % T) * cols);
+        float *o = out + i * cols;
+        const float *bi = b + i * cols, *ai = a ? a + i * cols : NULL;
+        for (int c = 0; c < cols; c++) {
+            float v = grt_dropout_keep(seq, base + (uint64_t)c, threshold) ? bi[c] * scale : 0.0f;
+            o[c] = ai ? ai[c] + v : v;
         }
     }
+}
+
+/* out (rows, cols) = [a +] dropout(b) at d, by kernel fn when not NULL (a
+ * GrtDropoutFn of these columns and T; with GRT_KF_RESIDUAL when a is not NULL). */
+static void dropout_run(void (*fn)(void), float *out, const float *a, const float *b, int64_t rows, int cols, int T,
+                        const GrtDropout *d, int64_t seq0, int64_t r0, int64_t e0) {
+    uint32_t thr = grt_dropout_threshold(d->p);
+    float scale = 1.0f / (1.0f - d->p);
+    if (fn) ((GrtDropoutFn *)fn)(rows, out, a, b, (int64_t)d->key, seq0, r0, e0, (int64_t)thr, scale);
+    else grt_dropout_reference(out, a, b, rows, cols, T, d->key, seq0, r0, e0, thr, scale);
 }
 
 void grt_dropout_rows(float *x, int64_t rows, int cols, int T, const GrtDropout *d) {
@@ -596,28 +596,18 @@ void grt_dropout_rows(float *x, int64_t rows, int cols, int T, const GrtDropout 
 }
 
 void grt_dropout_copy(float *dst, const float *src, int64_t rows, int cols, int T, const GrtDropout *d) {
-    Drop x = {.out = dst, .b = src, .cols = cols, .T = T, .d = d};
-    run_rows(rows, cols, dropout_rows_run, &x, NULL, NULL, 0);
+    dropout_run(d->plain, dst, NULL, src, rows, cols, T, d, d->seq0, 0, 0);
 }
 
 void grt_residual_dropout_forward(float *out, const float *a, const float *b, int64_t rows, int cols, int T,
                                   const GrtDropout *d) {
-    Drop x = {.out = out, .a = a, .b = b, .cols = cols, .T = T, .d = d};
-    run_rows(rows, cols, dropout_rows_run, &x, NULL, NULL, 0);
+    dropout_run(d->fwd, out, a, b, rows, cols, T, d, d->seq0, 0, 0);
 }
 
-/* dst (m, n) = dropout(src (m, n)) scaled by `scale`, rows T long: query rows
- * t0.. of local head h of sequence b (row strides T); columns past n untouched. */
-static void att_dropout_block(float *dst, const float *src, int m, int n, int T, int t0, int b, int h,
-                              const GrtDropout *d) {
-    const uint32_t thr = grt_dropout_threshold(d->p);
-    const float scale = 1.0f / (1.0f - d->p);
-    uint64_t seq = grt_dropout_seq(d->key, d->seq0 + b);
-    for (int i = 0; i < m; i++) {
-        uint64_t e0 = ((uint64_t)(d->h0 + h) * T + (uint64_t)(t0 + i)) * (uint64_t)T;
-        for (int j = 0; j < n; j++)
-            dst[(size_t)i * T + j] = grt_dropout_keep(seq, e0 + (uint64_t)j, thr) ? src[(size_t)i * T + j] * scale : 0.0f;
-    }
+/* dst (m, T) = dropout(src (m, T)): query rows t0.. of local head h of
+ * sequence b, element ((h0 + h) T + t) T + t2 of the sequence's stream. */
+static void att_dropout_block(float *dst, const float *src, int m, int T, int t0, int b, int h, const GrtDropout *d) {
+    dropout_run(d->att, dst, NULL, src, m, T, T, d, d->seq0 + b, t0, (int64_t)(d->h0 + h) * T * T);
 }
 
 /* ---- attention -------------------------------------------------------------- */
@@ -671,7 +661,7 @@ static void attention_gemms(int pv, float scale, float *out, float *att, const f
                                 (int)S, 0.0f, a + (size_t)r0 * T, T);
                 else { /* o[r0:r0+m] (m, hd) = att (m, ncols) @ v[0:ncols] (ncols, hd), att dropped by d */
                     const float *p = a + (size_t)r0 * T;
-                    if (d) att_dropout_block(tmp, p, m, ncols, T, r0, b, h, d), p = tmp;
+                    if (d) att_dropout_block(tmp, p, m, T, r0, b, h, d), p = tmp;
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, ncols, 1.0f, p, T, v, (int)S, 0.0f,
                                 o + r0 * HD, (int)HD);
                 }
@@ -723,7 +713,7 @@ void grt_attention_forward_dropout(float *out, float *att, const float *qkv, int
     attention_gemms(0, sm ? 1.0f : scale, out, att, qkv, B, T, H, KVH, hd, causal, NULL, NULL);
     AttSoftmax a = {.att = att, .T = T, .causal = causal, .sm = sm};
     run_rows((int64_t)B * H * T, causal ? T / 2 + 1 : T, attention_softmax_rows, &a, NULL, NULL, 0);
-    float *tmp = d ? malloc((size_t)att_block(T, causal) * T * sizeof(float)) : NULL;
+    float *tmp = d ? calloc((size_t)att_block(T, causal) * T, sizeof(float)) : NULL;
     if (d && !tmp) fail("grt_attention_forward", "out of memory");
     attention_gemms(1, 1.0f, out, att, qkv, B, T, H, KVH, hd, causal, d, tmp);
     free(tmp);
@@ -753,7 +743,7 @@ void grt_attention_backward_dropout(float *dqkv, const float *dout, const float 
     const int group = H / KVH, blk = att_block(T, causal);
     const float scale = 1.0f / sqrtf((float)hd);
     /* datt, then dpre, of one row block; with dropout, the block's dropped att after it */
-    float *dp = malloc((size_t)blk * T * (drop ? 2 : 1) * sizeof(float)), *pd = drop ? dp + (size_t)blk * T : NULL;
+    float *dp = calloc((size_t)blk * T * (drop ? 2 : 1), sizeof(float)), *pd = drop ? dp + (size_t)blk * T : NULL;
     if (!dp) fail("grt_attention_backward", "out of memory");
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < H; h++) {
@@ -771,11 +761,11 @@ void grt_attention_backward_dropout(float *dqkv, const float *dout, const float 
                             (int)S, 0.0f, dp, T);
                 /* dv[0:ncols] (ncols, hd) += att^T (ncols, m) @ dout[r0:r0+m] (m, hd), att dropped */
                 const float *pv = p;
-                if (drop) att_dropout_block(pd, p, m, ncols, T, r0, b, h, drop), pv = pd;
+                if (drop) att_dropout_block(pd, p, m, T, r0, b, h, drop), pv = pd;
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ncols, hd, m, 1.0f, pv, T, d + r0 * HD, (int)HD,
                             1.0f, dv, (int)S);
                 /* through the dropout: datt = dropout(datt), the same mask and scale */
-                if (drop) att_dropout_block(dp, dp, m, ncols, T, r0, b, h, drop);
+                if (drop) att_dropout_block(dp, dp, m, T, r0, b, h, drop);
                 /* the softmax's backward, row by row: dpre = att * (datt - sum(att * datt)) */
                 if (sm) sm(m, dp, p, r0);
                 for (int i = 0; !sm && i < m; i++) {

@@ -491,12 +491,17 @@ static bool activation_backward(const GrtLayerSpec *s, float *dfch, float *dbias
 /* The attention softmax kernels' flags for this block. */
 static int causal_flag(const GrtLayerSpec *s) { return s->causal ? GRT_KF_CAUSAL : 0; }
 
-/* The layer's dropout at `site` on its current micro-batch (grt_shard set the step and sequences). */
+/* The layer's dropout at `site` on its current micro-batch (grt_shard set
+ * the step and sequences), with the generated kernels of its shapes. */
 static GrtDropout dropout_at(const GrtLayer *l, int site) {
+    int C = l->s.C, T = l->T;
     return (GrtDropout){.p = l->s.dropout,
                         .key = grt_dropout_key(l->drop_seed, l->drop_step, l->index, site),
                         .seq0 = l->drop_seq0,
-                        .h0 = l->tp_rank * l->H_l};
+                        .h0 = l->tp_rank * l->H_l,
+                        .fwd = grt_kernel_find_sized(GRT_K_DROPOUT, C, GRT_KF_RESIDUAL, T, 0, 0),
+                        .att = grt_kernel_find_sized(GRT_K_DROPOUT, T, 0, T, 0, 0),
+                        .plain = grt_kernel_find_sized(GRT_K_DROPOUT, C, 0, T, 0, 0)};
 }
 
 /* out (N, C) = a + dropout(b) at `site`; the plain residual without dropout. */
