@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "runtime/galvrt.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Write s as a C string literal: quotes, backslashes and every byte outside
@@ -160,6 +161,15 @@ static void layout_state(Emit *e, Arena *a) {
 
 /* ---- the tables: layers, cuts, the program's constants --------------------------- */
 
+/* The shortest decimal that reads back as v (6 to 9 significant digits). */
+static const char *float_literal(float v, char *buf, size_t n) {
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, n, "%.*g", digits, (double)v);
+        if ((float)strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
 static void emit_specs(const Emit *e) {
     FILE *out = e->out;
     fprintf(out, "/* The layers, whole; grt_shard_setup cuts each rank's shard. */\n"
@@ -180,7 +190,10 @@ static void emit_specs(const Emit *e) {
         if (r.kind == GRT_EMBEDDING && r.positions) fprintf(out, ", .positions = %d", r.positions);
         if (r.kind == GRT_NORM) fprintf(out, ", .rms = %d, .bias = %d, .eps = (float)%g", r.rms, r.bias, r.eps);
         if (r.kind == GRT_HEAD) fprintf(out, ", .tied = %d", r.tied);
-        if (r.dropout > 0) fprintf(out, ", .dropout = (float)%.9g", r.dropout);
+        if (r.dropout > 0) {
+            char p[32];
+            fprintf(out, ", .dropout = %sf", float_literal(r.dropout, p, sizeof p));
+        }
         fprintf(out, "},\n");
     }
     fprintf(out, "};\n\n/* How the plan cuts each layer (stage, TP, DP, state split over DP by ZeRO): what a checkpoint records. */\n"
