@@ -581,14 +581,40 @@ void grt_dropout_reference(float *out, const float *a, const float *b, int64_t r
     }
 }
 
-/* out (rows, cols) = [a +] dropout(b) at d, by kernel fn when not NULL (a
+/* One dropout call's arguments, for its rows over the pool. */
+typedef struct DropCall {
+    void (*fn)(void); /* the generated kernel, or NULL: the reference */
+    float *out;
+    const float *a, *b;
+    int cols, T;
+    uint64_t key;
+    int64_t seq0, r0, e0;
+    uint32_t threshold;
+    float scale;
+} DropCall;
+
+/* Rows [i0, i1): the same call moved to its first row (r0 counts the rows, so the mask moves too). */
+static void dropout_part(const GrtRows *job, int64_t i0, int64_t i1, int part) {
+    const DropCall *x = job->ctx;
+    size_t at = (size_t)i0 * x->cols;
+    float *out = x->out + at;
+    const float *a = x->a ? x->a + at : NULL, *b = x->b + at;
+    (void)part;
+    if (x->fn)
+        ((GrtDropoutFn *)x->fn)(i1 - i0, out, a, b, (int64_t)x->key, x->seq0, x->r0 + i0, x->e0,
+                                (int64_t)x->threshold, x->scale);
+    else
+        grt_dropout_reference(out, a, b, i1 - i0, x->cols, x->T, x->key, x->seq0, x->r0 + i0, x->e0, x->threshold,
+                              x->scale);
+}
+
+/* out (rows, cols) = [a +] dropout(b) at d over the pool, by kernel fn when not NULL (a
  * GrtDropoutFn of these columns and T; with GRT_KF_RESIDUAL when a is not NULL). */
 static void dropout_run(void (*fn)(void), float *out, const float *a, const float *b, int64_t rows, int cols, int T,
                         const GrtDropout *d, int64_t seq0, int64_t r0, int64_t e0) {
-    uint32_t thr = grt_dropout_threshold(d->p);
-    float scale = 1.0f / (1.0f - d->p);
-    if (fn) ((GrtDropoutFn *)fn)(rows, out, a, b, (int64_t)d->key, seq0, r0, e0, (int64_t)thr, scale);
-    else grt_dropout_reference(out, a, b, rows, cols, T, d->key, seq0, r0, e0, thr, scale);
+    DropCall x = {.fn = fn, .out = out, .a = a, .b = b, .cols = cols, .T = T, .key = d->key, .seq0 = seq0,
+                  .r0 = r0, .e0 = e0, .threshold = grt_dropout_threshold(d->p), .scale = 1.0f / (1.0f - d->p)};
+    run_rows(rows, cols, dropout_part, &x, NULL, NULL, 0);
 }
 
 void grt_dropout_rows(float *x, int64_t rows, int cols, int T, const GrtDropout *d) {
