@@ -115,8 +115,10 @@ static LLVMValueRef i64s(KB *k, unsigned long long v) { return splat(k, LLVMCons
 /* SplitMix64's finalizer per lane (galvrt.h's grt_mix64) */
 static LLVMValueRef mix64(KB *k, LLVMValueRef z) {
     LLVMBuilderRef b = k->b;
-    z = LLVMBuildMul(b, LLVMBuildXor(b, z, LLVMBuildLShr(b, z, i64s(k, 30), ""), ""), i64s(k, 0xBF58476D1CE4E5B9ull), "");
-    z = LLVMBuildMul(b, LLVMBuildXor(b, z, LLVMBuildLShr(b, z, i64s(k, 27), ""), ""), i64s(k, 0x94D049BB133111EBull), "");
+    z = LLVMBuildMul(b, LLVMBuildXor(b, z, LLVMBuildLShr(b, z, i64s(k, 30), ""), ""), i64s(k, 0xBF58476D1CE4E5B9ull),
+                     "");
+    z = LLVMBuildMul(b, LLVMBuildXor(b, z, LLVMBuildLShr(b, z, i64s(k, 27), ""), ""), i64s(k, 0x94D049BB133111EBull),
+                     "");
     return LLVMBuildXor(b, z, LLVMBuildLShr(b, z, i64s(k, 31), ""), "");
 }
 
@@ -132,8 +134,8 @@ static void drop_cols(KB *k, const void *ctx, LLVMValueRef *t) {
     LLVMValueRef elem = LLVMBuildAdd(k->b, splat(k, v->b), kgen_col_index(k), "");
     LLVMValueRef bits = LLVMBuildLShr(k->b, stream_at(k, splat(k, v->a), elem), i64s(k, 32), "");
     LLVMValueRef keep = LLVMBuildICmp(k->b, LLVMIntUGE, bits, splat(k, v->c), "");
-    LLVMValueRef x = LLVMBuildSelect(k->b, keep, mul(k, load(k, param(k, 3), k->cols, 0), splat(k, v->d)),
-                                     cf(k, 0.0f), "");
+    LLVMValueRef x =
+        LLVMBuildSelect(k->b, keep, mul(k, load(k, param(k, 3), k->cols, 0), splat(k, v->d)), cf(k, 0.0f), "");
     if (v->bias) x = add(k, load(k, param(k, 2), k->cols, 0), x);
     store(k, param(k, 1), k->cols, 0, x);
 }

@@ -7,6 +7,7 @@
 # under mpirun on a machine with no GPU (or no driver) have every rank say
 # so on its own and exit 77. On a machine with a GPU the
 # last check is skipped (77): the GPU check (tests/gpu/) is the one to run.
+# A model with dropout is refused for the CUDA target, layer by layer.
 set -u
 galvc=$1 mpiexec=$2 work=$3 ptxas=$4
 src=$(cd "$(dirname "$0")/../.." && pwd)

@@ -1092,12 +1092,12 @@ static void test_attention_dropout_split(void) {
         float *q = fvec((size_t)B * T * S2), *o = fvec((size_t)B * T * 2 * hd), *a2 = fvec((size_t)B * 2 * T * T);
         for (int i = 0; i < B * T; i++)
             for (int part = 0; part < 3; part++)
-                memcpy(q + (size_t)i * S2 + (size_t)part * 2 * hd, qkv + (size_t)i * S + (size_t)part * H * hd + 2 * r * hd,
-                       sizeof(float) * 2 * hd);
+                memcpy(q + (size_t)i * S2 + (size_t)part * 2 * hd,
+                       qkv + (size_t)i * S + (size_t)part * H * hd + 2 * r * hd, sizeof(float) * 2 * hd);
         grt_attention_forward_dropout(o, a2, q, B, T, 2, 2, hd, 1, NULL, &dr);
         for (int i = 0; i < B * T; i++)
-            same = same && memcmp(o + (size_t)i * 2 * hd, out + (size_t)i * H * hd + 2 * r * hd,
-                                  sizeof(float) * 2 * hd) == 0;
+            same = same &&
+                   memcmp(o + (size_t)i * 2 * hd, out + (size_t)i * H * hd + 2 * r * hd, sizeof(float) * 2 * hd) == 0;
     }
     CHECK(same);
     release_all();
@@ -1292,7 +1292,7 @@ int main(void) {
     test_residual_dropout(3, 33, 1, 0.1f);
     for (int causal = 0; causal <= 1; causal++) {
         test_attention_dropout(2, 5, 4, 4, 6, causal, 0.3f, true);
-        test_attention_dropout(2, 5, 4, 2, 6, causal, 0.5f, true); /* GQA */
+        test_attention_dropout(2, 5, 4, 2, 6, causal, 0.5f, true);     /* GQA */
         test_attention_dropout(1, 300, 2, 1, 16, causal, 0.1f, false); /* several row blocks */
     }
     test_attention_dropout_split();
