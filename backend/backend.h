@@ -55,7 +55,7 @@ typedef struct KernelShape {
     int64_t c[GRT_KERNEL_CONSTS];
 } KernelShape;
 
-enum { KERNELS_MAX = 256 };
+enum { KERNELS_MAX = 512 };
 typedef struct KernelSet {
     int n;
     KernelShape k[KERNELS_MAX];

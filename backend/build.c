@@ -116,8 +116,24 @@ static bool keep_or_remove(const char *path, const char *what, const char *kept,
     return true;
 }
 
+/* Does the CUDA target train every layer? Not one with dropout yet (its
+ * runtime side has no dropout); each such layer is reported where it is. */
+static bool cuda_trains(const Spec *spec, Diag *d) {
+    bool ok = true;
+    for (int i = 0; i < spec->graph->n_layers; i++) {
+        const Layer *l = spec->graph->layers[i];
+        if (l->dropout > 0) {
+            diag_error(d, l->loc, "%s: dropout is not trained on the CUDA target yet (--target cpu trains it)",
+                       l->name);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
 int build(const Spec *spec, const Plan *plan, int64_t devices, const char *source_name, const char *output,
           const BuildConfig *cfg, Diag *d) {
+    if (cfg->cuda && !cuda_trains(spec, d)) return 1;
     char *c_path;
     FILE *f = temp_file(spec, "galvc-train-XXXXXX.c", 2, &c_path, d);
     if (!f) return 1;

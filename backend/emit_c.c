@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "runtime/galvrt.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* Write s as a C string literal: quotes, backslashes and every byte outside
@@ -159,6 +160,15 @@ static void layout_state(Emit *e, Arena *a) {
 
 /* ---- the tables: layers, cuts, the program's constants --------------------------- */
 
+/* The shortest decimal that reads back as v (6 to 9 significant digits). */
+static const char *float_literal(float v, char *buf, size_t n) {
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, n, "%.*g", digits, (double)v);
+        if ((float)strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
 static void emit_specs(const Emit *e) {
     FILE *out = e->out;
     fprintf(out, "/* The layers, whole; grt_shard_setup cuts each rank's shard. */\n"
@@ -179,6 +189,10 @@ static void emit_specs(const Emit *e) {
         if (r.kind == GRT_EMBEDDING && r.positions) fprintf(out, ", .positions = %d", r.positions);
         if (r.kind == GRT_NORM) fprintf(out, ", .rms = %d, .bias = %d, .eps = (float)%g", r.rms, r.bias, r.eps);
         if (r.kind == GRT_HEAD) fprintf(out, ", .tied = %d", r.tied);
+        if (r.dropout > 0) {
+            char p[32];
+            fprintf(out, ", .dropout = %sf", float_literal(r.dropout, p, sizeof p));
+        }
         fprintf(out, "},\n");
     }
     fprintf(out, "};\n\n/* How the plan cuts each layer (stage, TP, DP, state split over DP by ZeRO): what a checkpoint records. */\n"
@@ -470,6 +484,7 @@ static void emit_layer_forward(const Emit *e, int i, const char *dst) {
         fprintf(out, "    grt_allreduce(%s, grt_shard_embed(R, %d, s, %s), %lld); /* ", tp, i, dst, stream_floats(e, i));
         comment_name(e, i);
         fprintf(out, ": each rank's vocabulary rows, summed */\n");
+        if (e->rs[i].dropout > 0) fprintf(out, "    grt_embedding_output(grt_shard(R, %d, s), %s); /* its dropout */\n", i, dst);
         break;
     case GRT_BLOCK:
         fprintf(out, "    l = grt_shard(R, %d, s); /* ", i);

@@ -49,6 +49,8 @@ static const struct {
                                   "float beta2, float eps, float weight_decay, float grad_scale, float c1, float c2"},
     [GRT_K_ADAM] = {"GrtAdamFn", "float *param, const float *grad, float *m, float *v, float lr, float beta1, "
                                  "float beta2, float eps, float weight_decay, float grad_scale, float c1, float c2"},
+    [GRT_K_DROPOUT] = {"GrtDropoutFn", "float *out, const float *a, const float *b, int64_t key, int64_t seq0, "
+                                       "int64_t r0, int64_t e0, int64_t threshold, float scale"},
     [GRT_K_SGD] = {"GrtSgdFn", "float *param, const float *grad, float *buf, float lr, float momentum, "
                                "float weight_decay, float grad_scale"},
 };

@@ -215,15 +215,16 @@ static const struct {
     [GRT_K_ADAMW] = {kir_adamw, "ppppffffffff", "param grad m v lr beta1 beta2 eps weight_decay grad_scale c1 c2"},
     [GRT_K_ADAM] = {kir_adam, "ppppffffffff", "param grad m v lr beta1 beta2 eps weight_decay grad_scale c1 c2"},
     [GRT_K_SGD] = {kir_sgd, "pppffff", "param grad buf lr momentum weight_decay grad_scale"},
+    [GRT_K_DROPOUT] = {kir_dropout, "pppiiiiifc", "out a b key seq0 r0 e0 threshold scale T"},
 };
 
 const char *kgen_name(const KernelShape *s, char *buf, size_t n) {
 #define GRT_KERNEL_NAME(kind, name) [kind] = name,
     static const char *const names[GRT_K_COUNT] = {GRT_KERNEL_KINDS(GRT_KERNEL_NAME)};
 #undef GRT_KERNEL_NAME
-    static const char *const flag_names[] = {"_bias", "_pos", "_causal", "_momentum", "_nesterov"};
+    static const char *const flag_names[] = {"_bias", "_pos", "_causal", "_momentum", "_nesterov", "_residual"};
     int at = snprintf(buf, n, "galvc_%s_c%d", names[s->kind], s->cols);
-    for (int i = 0; i < 5 && at > 0 && (size_t)at < n; i++)
+    for (int i = 0; i < 6 && at > 0 && (size_t)at < n; i++)
         if (s->flags & 1 << i) at += snprintf(buf + at, n - (size_t)at, "%s", flag_names[i]);
     int j = 0; /* the plan's constants, in the list's order */
     for (const char *p = kinds[s->kind].params; *p && at > 0 && (size_t)at < n; p++)

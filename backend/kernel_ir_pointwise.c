@@ -102,3 +102,56 @@ void kir_swiglu_bwd(KB *k, int flags) {
     (void)flags;
     k->map->cols(k, swb_cols, NULL, 0, NULL);
 }
+
+/* ---- dropout ----------------------------------------------------------------- */
+/* dropout (rows, out, a, b, key, seq0, r0, e0, threshold, scale; T): out (rows, C) = dropout(b), plus a
+ * with GRT_KF_RESIDUAL; runtime/galvrt.h's counter-based mask (SplitMix64's outputs, Steele et al.
+ * 2014) bit for bit: row i is position (r0 + i) mod T of sequence seq0 + (r0 + i) / T, its column c
+ * element e0 + ((r0 + i) mod T) C + c of the sequence's stream. RowVals: a the stream's state, b the
+ * row's first element, c the threshold, d the scale. */
+
+static LLVMValueRef i64s(KB *k, unsigned long long v) { return splat(k, LLVMConstInt(k->i64, v, 0)); }
+
+/* SplitMix64's finalizer per lane (galvrt.h's grt_mix64) */
+static LLVMValueRef mix64(KB *k, LLVMValueRef z) {
+    LLVMBuilderRef b = k->b;
+    z = LLVMBuildMul(b, LLVMBuildXor(b, z, LLVMBuildLShr(b, z, i64s(k, 30), ""), ""), i64s(k, 0xBF58476D1CE4E5B9ull),
+                     "");
+    z = LLVMBuildMul(b, LLVMBuildXor(b, z, LLVMBuildLShr(b, z, i64s(k, 27), ""), ""), i64s(k, 0x94D049BB133111EBull),
+                     "");
+    return LLVMBuildXor(b, z, LLVMBuildLShr(b, z, i64s(k, 31), ""), "");
+}
+
+/* the n-th output of the stream at state s: mix64(s + (n + 1) gamma) */
+static LLVMValueRef stream_at(KB *k, LLVMValueRef s, LLVMValueRef n) {
+    LLVMValueRef n1 = LLVMBuildAdd(k->b, n, i64s(k, 1), "");
+    return mix64(k, LLVMBuildAdd(k->b, s, LLVMBuildMul(k->b, n1, i64s(k, GRT_DROP_GAMMA), ""), ""));
+}
+
+static void drop_cols(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    (void)t;
+    LLVMValueRef elem = LLVMBuildAdd(k->b, splat(k, v->b), kgen_col_index(k), "");
+    LLVMValueRef bits = LLVMBuildLShr(k->b, stream_at(k, splat(k, v->a), elem), i64s(k, 32), "");
+    LLVMValueRef keep = LLVMBuildICmp(k->b, LLVMIntUGE, bits, splat(k, v->c), "");
+    LLVMValueRef x =
+        LLVMBuildSelect(k->b, keep, mul(k, load(k, param(k, 3), k->cols, 0), splat(k, v->d)), cf(k, 0.0f), "");
+    if (v->bias) x = add(k, load(k, param(k, 2), k->cols, 0), x);
+    store(k, param(k, 1), k->cols, 0, x);
+}
+
+void kir_dropout(KB *k, int flags) {
+    LLVMValueRef T = param(k, 10), r = iadd(k, param(k, 6), k->row);
+    LLVMValueRef seq = iadd(k, param(k, 5), LLVMBuildSDiv(k->b, r, T, ""));
+    LLVMValueRef pos = LLVMBuildSRem(k->b, r, T, "");
+    int w = k->width;
+    k->width = 1; /* the row's scalars */
+    LLVMValueRef state = stream_at(k, param(k, 4), seq);
+    k->width = w;
+    RowVals v = {.a = state,
+                 .b = iadd(k, param(k, 7), imul(k, pos, k->cols)),
+                 .c = param(k, 8),
+                 .d = param(k, 9),
+                 .bias = flags & GRT_KF_RESIDUAL};
+    k->map->cols(k, drop_cols, &v, 0, NULL);
+}

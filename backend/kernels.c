@@ -64,6 +64,11 @@ static void add_block(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
     kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, T, causal);
     add_norm(set, s->rms, s->bias, s->C);
     kernels_add(set, GRT_K_RESIDUAL, s->C, 0);
+    if (s->dropout > 0) { /* the residual branches' (and their gradients'), the probabilities' */
+        kernels_add_sized(set, GRT_K_DROPOUT, s->C, GRT_KF_RESIDUAL, T, 0, 0);
+        kernels_add_sized(set, GRT_K_DROPOUT, s->C, 0, T, 0, 0);
+        kernels_add_sized(set, GRT_K_DROPOUT, T, 0, T, 0, 0);
+    }
     if (s->swiglu) {
         kernels_add(set, GRT_K_SWIGLU_FWD, F, 0);
         kernels_add(set, GRT_K_SWIGLU_BWD, F, 0);
@@ -80,6 +85,7 @@ static void add_embedding(KernelSet *set, const GrtLayerSpec *s, int tp, int T) 
     kernels_add_sized(set, GRT_K_EMBED_FWD, s->C, pos, T, rows, 0);
     if (pos && tp > 1) kernels_add_sized(set, GRT_K_EMBED_FWD, s->C, 0, T, rows, 0);
     kernels_add_sized(set, GRT_K_EMBED_BWD, s->C, pos, T, rows, 0);
+    if (s->dropout > 0) kernels_add_sized(set, GRT_K_DROPOUT, s->C, 0, T, 0, 0); /* its output's, and gradient's */
 }
 
 /* The head's softmax + cross-entropy over the whole vocabulary V, and its

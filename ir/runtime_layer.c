@@ -24,7 +24,6 @@ int layer_runtime_base_kind(LayerKind k) {
 /* The runtime's kind for a layer, or -1 (with the reason) when it has none yet. */
 int layer_runtime_kind(const Layer *l, const char **why) {
     *why = NULL;
-    if (l->dropout > 0) return *why = "dropout is not trained yet", -1;
     int k = layer_runtime_base_kind(l->kind);
     if (k < 0) return *why = "this layer kind is not trained by the runtime yet", -1;
     if (k == GRT_EMBEDDING && l->types) return *why = "token-type embeddings are not trained yet", -1;
@@ -65,6 +64,7 @@ bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
     int k = layer_runtime_base_kind(l->kind);
     const Layer *first = g->n_layers ? g->layers[0] : NULL;
     *s = (GrtLayerSpec){.kind = (GrtLayerKind)k, .name = l->name, .C = (int)l->hidden, .eps = (float)l->eps};
+    if (k == GRT_EMBEDDING || k == GRT_BLOCK) s->dropout = (float)l->dropout;
     switch (k) {
     case GRT_EMBEDDING:
         s->V = (int)l->vocab;

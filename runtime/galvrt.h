@@ -86,6 +86,77 @@ void grt_attention_backward_with(float *dqkv, const float *dout, const float *qk
  * on datt (rows, T): att (datt - sum(att datt)) over the keys, zeros after. */
 void grt_attention_softmax_forward(float *att, int rows, int T, int t0, int causal, float scale);
 void grt_attention_softmax_backward(float *datt, const float *att, int rows, int T, int t0, int causal);
+/* Inverted dropout with counter-based masks (as PyTorch's nn.Dropout in
+ * training: a kept value is scaled by 1 / (1 - p), a dropped one is 0). No
+ * mask is stored: a mask bit is a pure function of (seed, step, layer, site,
+ * global sequence, element), so backward, a checkpointed block's
+ * recomputation and every plan (DP, TP, PP, micro-batching) regenerate the
+ * same bits. The bits are the outputs of SplitMix64 (Steele, Lea and Flood,
+ * "Fast splittable pseudorandom number generators", OOPSLA 2014): a stream
+ * per (key, sequence) whose n-th output is mix64(state + (n + 1) gamma), the
+ * element index n the counter, as Philox's counter mode (Salmon et al.,
+ * "Parallel random numbers: as easy as 1, 2, 3", SC 2011) uses a counter. */
+enum { GRT_DROP_EMBED, GRT_DROP_ATT, GRT_DROP_ATT_OUT, GRT_DROP_MLP_OUT }; /* the dropout sites */
+#define GRT_DROP_GAMMA 0x9E3779B97F4A7C15ull /* SplitMix64's golden-ratio increment */
+
+/* SplitMix64's finalizer (Stafford's Mix13 variant): a bijection of 64 bits. */
+static inline uint64_t grt_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* The key of one site of one layer at one step. */
+static inline uint64_t grt_dropout_key(uint64_t seed, int64_t step, int layer, int site) {
+    uint64_t z = grt_mix64(seed + GRT_DROP_GAMMA);
+    z = grt_mix64(z + (uint64_t)(step + 1) * GRT_DROP_GAMMA);
+    z = grt_mix64(z + (uint64_t)(layer + 1) * GRT_DROP_GAMMA);
+    return grt_mix64(z + (uint64_t)(site + 1) * GRT_DROP_GAMMA);
+}
+/* The stream of sequence `seq` (its index among the step's sequences). */
+static inline uint64_t grt_dropout_seq(uint64_t key, int64_t seq) {
+    return grt_mix64(key + (uint64_t)(seq + 1) * GRT_DROP_GAMMA);
+}
+/* Elements whose bits fall under this threshold are dropped: p 2^32. */
+static inline uint32_t grt_dropout_threshold(float p) { return (uint32_t)((double)p * 4294967296.0); }
+/* Is element `elem` of the sequence's stream kept? */
+static inline int grt_dropout_keep(uint64_t seq_key, uint64_t elem, uint32_t threshold) {
+    return (uint32_t)(grt_mix64(seq_key + (elem + 1) * GRT_DROP_GAMMA) >> 32) >= threshold;
+}
+/* One site's dropout on one rank's micro-batch. */
+typedef struct GrtDropout {
+    float p;      /* the drop probability, in [0, 1) */
+    uint64_t key; /* grt_dropout_key */
+    int64_t seq0; /* the step's index of the micro-batch's first sequence on this rank */
+    int h0;       /* attention: this rank's first head (TP keys by the global head) */
+    void (*fwd)(void), (*att)(void); /* generated GrtDropoutFn kernels (galvrt.h, "dropout"), or NULL:
+                                        fwd over (B T, C) rows with GRT_KF_RESIDUAL, plain for att's (T, T) */
+    void (*plain)(void);             /* over (B T, C) rows without the residual (a gradient) */
+} GrtDropout;
+/* The dropout kernel's reference (what GRT_K_DROPOUT computes): out (rows,
+ * cols) = dropout(b), plus a unless a is NULL; row i is position (r0 + i)
+ * mod T of sequence seq0 + (r0 + i) / T, its element c counted e0 + ((r0 +
+ * i) mod T) cols + c; dropped where the bits fall under `threshold`, kept
+ * ones scaled by `scale`. out may be b. */
+void grt_dropout_reference(float *out, const float *a, const float *b, int64_t rows, int cols, int T, uint64_t key,
+                           int64_t seq0, int64_t r0, int64_t e0, uint32_t threshold, float scale);
+/* x (rows, cols) = dropout(x) in place: row r is position r mod T of
+ * sequence seq0 + r / T, its element c counted (r mod T) cols + c. The same
+ * call drops a gradient in backward. */
+void grt_dropout_rows(float *x, int64_t rows, int cols, int T, const GrtDropout *d);
+/* out (rows, cols) = a + dropout(b): a residual branch's dropout and add. */
+void grt_residual_dropout_forward(float *out, const float *a, const float *b, int64_t rows, int cols, int T,
+                                  const GrtDropout *d);
+/* dst (rows, cols) = dropout(src): a branch's gradient from the residual's. */
+void grt_dropout_copy(float *dst, const float *src, int64_t rows, int cols, int T, const GrtDropout *d);
+/* Attention as grt_attention_forward_with / _backward_with, with dropout d
+ * on the probabilities: out = dropout(att) @ v, att keeping the softmax's
+ * probabilities; element (t, t2) of local head h of sequence b is counted
+ * ((d->h0 + h) T + t) T + t2 in sequence d->seq0 + b's stream. */
+void grt_attention_forward_dropout(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
+                                   int causal, GrtAttSoftmaxFwdFn *softmax, const GrtDropout *d);
+void grt_attention_backward_dropout(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                    int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax,
+                                    const GrtDropout *d);
 /* Rotary's angles as the reference computes them: cs, sn (T, hd / 2) = cos,
  * sin of t theta^(-2i/hd) (in double, rounded to float). */
 void grt_rope_table(float *cs, float *sn, int T, int hd, float theta);
@@ -152,6 +223,9 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *                  c1 = 1 / (1 - beta1^t), c2 = 1 / (1 - beta2^t)  (as grt_adamw, grt_adam)
  *   sgd            param, grad, buf (rows, C), lr, momentum, weight_decay, grad_scale (as
  *                  grt_sgd; buf read with GRT_KF_MOMENTUM, Nesterov's step with GRT_KF_NESTEROV)
+ *   dropout        out, a, b (rows, C), key, seq0, r0, e0, threshold, scale; T: out = dropout(b),
+ *                  plus a with GRT_KF_RESIDUAL (as grt_dropout_apply: row i is position (r0 + i) mod T
+ *                  of sequence seq0 + (r0 + i) / T, element e0 + ((r0 + i) mod T) C + c)
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -175,14 +249,15 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_SUMSQ, "sumsq")                                                                                            \
     X(GRT_K_ADAMW, "adamw")                                                                                            \
     X(GRT_K_ADAM, "adam")                                                                                              \
-    X(GRT_K_SGD, "sgd")
+    X(GRT_K_SGD, "sgd")                                                                                                \
+    X(GRT_K_DROPOUT, "dropout")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
 #undef GRT_KERNEL_ENUM
 /* A kernel's variant: adds (and differentiates) a bias; learned positions;
- * a causal mask; SGD's momentum buffer; Nesterov's step. */
-enum { GRT_KF_BIAS = 1, GRT_KF_POS = 2, GRT_KF_CAUSAL = 4, GRT_KF_MOMENTUM = 8, GRT_KF_NESTEROV = 16 };
+ * a causal mask; SGD's momentum buffer; Nesterov's step; dropout's residual add. */
+enum { GRT_KF_BIAS = 1, GRT_KF_POS = 2, GRT_KF_CAUSAL = 4, GRT_KF_MOMENTUM = 8, GRT_KF_NESTEROV = 16, GRT_KF_RESIDUAL = 32 };
 enum { GRT_OPT_COLS = 512 }; /* the optimizer kernels' row: a 1-D array's elements per row */
 
 typedef void GrtLayerNormFwdFn(int64_t rows, float *out, float *mean, float *rstd, const float *inp,
@@ -199,7 +274,7 @@ typedef void GrtSwigluFwdFn(int64_t rows, float *out, const float *inp);
 typedef void GrtSwigluBwdFn(int64_t rows, float *dinp, const float *inp, const float *dout);
 /* The sizes the plan fixes are built into these kernels (GrtKernel.c):
  * embedding {T, vocab_rows}, rotary {T, heads, ld}, attention softmax {hd},
- * cross-entropy {ld}; what differs between ranks stays an argument. */
+ * cross-entropy {ld}, dropout {T}; what differs between ranks stays an argument. */
 typedef void GrtEmbedFwdFn(int64_t rows, float *out, const int32_t *tokens, const float *wte, const float *wpe,
                            int64_t vocab_start);
 typedef void GrtEmbedBwdFn(int64_t rows, float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
@@ -213,6 +288,8 @@ typedef void GrtAdamFn(int64_t rows, float *param, const float *grad, float *m, 
                        float beta2, float eps, float weight_decay, float grad_scale, float c1, float c2);
 typedef void GrtSgdFn(int64_t rows, float *param, const float *grad, float *buf, float lr, float momentum,
                       float weight_decay, float grad_scale);
+typedef void GrtDropoutFn(int64_t rows, float *out, const float *a, const float *b, int64_t key, int64_t seq0,
+                          int64_t r0, int64_t e0, int64_t threshold, float scale);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
  * the other sizes the plan fixed for it (the kind's own; 0 where unused). */
@@ -327,6 +404,7 @@ typedef struct GrtLayerSpec {
     int positions;       /* embedding: learned positions (0: none) */
     int causal, pre_norm, rms, swiglu, bias, rope, tied;
     float eps, rope_theta;
+    float dropout;       /* embedding and block: the drop probability (0: none) */
 } GrtLayerSpec;
 
 /* One parameter tensor of a layer: where it lies in the layer's slice. */
@@ -355,6 +433,10 @@ typedef struct GrtLayer {
     int n_slots;
     void *act;            /* the slot in use */
     size_t act_bytes;     /* what this layer allocated for them (shared buffers count once) */
+    int index;            /* the layer's index in the model, for its dropout keys */
+    uint64_t drop_seed;   /* the run's seed; */
+    int64_t drop_step;    /* the step; */
+    int64_t drop_seq0;    /* and the step's index of this micro-batch's first sequence here (grt_shard sets them) */
 } GrtLayer;
 
 /* Fill in local sizes and the parameter count; no memory is touched. */
@@ -380,7 +462,8 @@ void grt_layer_use_slot(GrtLayer *l, int slot);
  * writes per-token losses (B, T) and reads targets. */
 void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out);
 /* dout (B, T, C) -> din (B, T, C), both accumulated; the head starts from
- * dloss (the weight of each token's loss) instead of dout. */
+ * dloss (the weight of each token's loss) instead of dout. An embedding with
+ * dropout drops dout in place: the gradient of its output is its alone. */
 void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets,
                         const float *dout, float dloss, float *din);
 
@@ -391,6 +474,7 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
  * all-reduce over the TP group, or the logits of this rank's vocabulary rows
  * (B T, V_l) to all-gather into grt_head_gathered (tp, B T, V_l). */
 float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out); /* its vocabulary rows' part, in out */
+void grt_embedding_output(GrtLayer *l, float *out); /* the summed output's dropout, in place (none at p = 0) */
 float *grt_block_attention(GrtLayer *l, const float *x); /* attention's row-parallel output projection */
 float *grt_block_mlp(GrtLayer *l, const float *x);       /* bias, residual, norm, the MLP's down projection */
 void grt_block_output(GrtLayer *l, float *out);          /* out; NULL: a checkpointed block's recomputation */
@@ -759,6 +843,7 @@ typedef struct GrtRun {
     size_t work_floats, ckpt_floats;
     int slots;                     /* micro-batches whose activations the stage holds at once */
     int32_t **tokens, **targets;   /* [slots]: the whole micro-batch's tokens */
+    int *slot_mb;                  /* [slots]: the micro-batch whose tokens the slot holds */
     float *losses;                 /* the head's per-token losses */
     /* a device without host memory (grt_dev): the host's side of tokens, targets and losses, and the
      * gradient norm's row sums on the device */

@@ -55,9 +55,11 @@ static inline double grt_block_wide(const GrtLayerSpec *s, GrtShardSizes z) {
  * forward to backward (its input aside: the program keeps that). A block
  * keeps its norms' outputs and the residual whole on every TP rank and
  * splits the rest, as Megatron does (Korthikanti et al. 2022, section 4; no
- * dropout masks): QKV, the attention output, MLP up and its activation, six
- * per-token norm statistics and the attention probabilities (B, H, T, T). A
- * checkpointed block keeps these once, in the stage's checkpoint area. */
+ * dropout masks: dropout's counter-based masks are drawn again in backward,
+ * galvrt.h): QKV, the attention output, MLP up and its activation, six
+ * per-token norm statistics and the attention probabilities (B, H, T, T),
+ * undropped. A checkpointed block keeps these once, in the stage's
+ * checkpoint area. */
 static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double N = B * T, C = s->C;

@@ -565,6 +565,77 @@ void grt_residual_forward(float *out, const float *a, const float *b, size_t n) 
     run_rows((int64_t)n, 1, residual_rows, &p, NULL, NULL, 0);
 }
 
+/* ---- dropout (galvrt.h) ------------------------------------------------------ */
+
+void grt_dropout_reference(float *out, const float *a, const float *b, int64_t rows, int cols, int T, uint64_t key,
+                           int64_t seq0, int64_t r0, int64_t e0, uint32_t threshold, float scale) {
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t r = r0 + i;
+        uint64_t seq = grt_dropout_seq(key, seq0 + r / T), base = (uint64_t)(e0 + (r % T) * cols);
+        float *o = out + i * cols;
+        const float *bi = b + i * cols, *ai = a ? a + i * cols : NULL;
+        for (int c = 0; c < cols; c++) {
+            float v = grt_dropout_keep(seq, base + (uint64_t)c, threshold) ? bi[c] * scale : 0.0f;
+            o[c] = ai ? ai[c] + v : v;
+        }
+    }
+}
+
+/* One dropout call's arguments, for its rows over the pool. */
+typedef struct DropCall {
+    void (*fn)(void); /* the generated kernel, or NULL: the reference */
+    float *out;
+    const float *a, *b;
+    int cols, T;
+    uint64_t key;
+    int64_t seq0, r0, e0;
+    uint32_t threshold;
+    float scale;
+} DropCall;
+
+/* Rows [i0, i1): the same call moved to its first row (r0 counts the rows, so the mask moves too). */
+static void dropout_part(const GrtRows *job, int64_t i0, int64_t i1, int part) {
+    const DropCall *x = job->ctx;
+    size_t at = (size_t)i0 * x->cols;
+    float *out = x->out + at;
+    const float *a = x->a ? x->a + at : NULL, *b = x->b + at;
+    (void)part;
+    if (x->fn)
+        ((GrtDropoutFn *)x->fn)(i1 - i0, out, a, b, (int64_t)x->key, x->seq0, x->r0 + i0, x->e0,
+                                (int64_t)x->threshold, x->scale);
+    else
+        grt_dropout_reference(out, a, b, i1 - i0, x->cols, x->T, x->key, x->seq0, x->r0 + i0, x->e0, x->threshold,
+                              x->scale);
+}
+
+/* out (rows, cols) = [a +] dropout(b) at d over the pool, by kernel fn when not NULL (a
+ * GrtDropoutFn of these columns and T; with GRT_KF_RESIDUAL when a is not NULL). */
+static void dropout_run(void (*fn)(void), float *out, const float *a, const float *b, int64_t rows, int cols, int T,
+                        const GrtDropout *d, int64_t seq0, int64_t r0, int64_t e0) {
+    DropCall x = {.fn = fn, .out = out, .a = a, .b = b, .cols = cols, .T = T, .key = d->key, .seq0 = seq0,
+                  .r0 = r0, .e0 = e0, .threshold = grt_dropout_threshold(d->p), .scale = 1.0f / (1.0f - d->p)};
+    run_rows(rows, cols, dropout_part, &x, NULL, NULL, 0);
+}
+
+void grt_dropout_rows(float *x, int64_t rows, int cols, int T, const GrtDropout *d) {
+    grt_dropout_copy(x, x, rows, cols, T, d);
+}
+
+void grt_dropout_copy(float *dst, const float *src, int64_t rows, int cols, int T, const GrtDropout *d) {
+    dropout_run(d->plain, dst, NULL, src, rows, cols, T, d, d->seq0, 0, 0);
+}
+
+void grt_residual_dropout_forward(float *out, const float *a, const float *b, int64_t rows, int cols, int T,
+                                  const GrtDropout *d) {
+    dropout_run(d->fwd, out, a, b, rows, cols, T, d, d->seq0, 0, 0);
+}
+
+/* dst (m, T) = dropout(src (m, T)): query rows t0.. of local head h of
+ * sequence b, element ((h0 + h) T + t) T + t2 of the sequence's stream. */
+static void att_dropout_block(float *dst, const float *src, int m, int T, int t0, int b, int h, const GrtDropout *d) {
+    dropout_run(d->att, dst, NULL, src, m, T, T, d, d->seq0 + b, t0, (int64_t)(d->h0 + h) * T * T);
+}
+
 /* ---- attention -------------------------------------------------------------- */
 
 /* row (T) = softmax(row[0..n)) with zeros at [n, T) (the masked keys) */
@@ -598,7 +669,7 @@ static int att_block(int T, int causal) { return causal && T > ATT_BLOCK ? ATT_B
  * (B,T,(H+2KVH)hd) and kv head h / (H/KVH): scores att (B,H,T,T) = q @ k^T * scale (pv 0), or
  * out (B,T,H hd) = att @ v (pv 1). Under a causal mask a block multiplies only the keys it sees. */
 static void attention_gemms(int pv, float scale, float *out, float *att, const float *qkv, int B, int T, int H, int KVH,
-                            int hd, int causal) {
+                            int hd, int causal, const GrtDropout *d, float *tmp) {
     const size_t S = (size_t)(H + 2 * KVH) * hd, HD = (size_t)H * hd, TT = (size_t)T * T;
     const int group = H / KVH, blk = att_block(T, causal);
     for (int b = 0; b < B; b++) {
@@ -614,9 +685,12 @@ static void attention_gemms(int pv, float scale, float *out, float *att, const f
                 if (!pv) /* scores (m, ncols) = q[r0:r0+m] @ k[0:ncols]^T * scale */
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ncols, hd, scale, q + r0 * S, (int)S, k,
                                 (int)S, 0.0f, a + (size_t)r0 * T, T);
-                else /* o[r0:r0+m] (m, hd) = att (m, ncols) @ v[0:ncols] (ncols, hd) */
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, ncols, 1.0f, a + (size_t)r0 * T, T,
-                                v, (int)S, 0.0f, o + r0 * HD, (int)HD);
+                else { /* o[r0:r0+m] (m, hd) = att (m, ncols) @ v[0:ncols] (ncols, hd), att dropped by d */
+                    const float *p = a + (size_t)r0 * T;
+                    if (d) att_dropout_block(tmp, p, m, T, r0, b, h, d), p = tmp;
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, ncols, 1.0f, p, T, v, (int)S, 0.0f,
+                                o + r0 * HD, (int)HD);
+                }
             }
         }
     }
@@ -653,13 +727,22 @@ void grt_attention_forward(float *out, float *att, const float *qkv, int B, int 
 /* The same, the softmax's rows (and their scale) by the kernel sm when not NULL */
 void grt_attention_forward_with(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
                                 int causal, GrtAttSoftmaxFwdFn *sm) {
+    grt_attention_forward_dropout(out, att, qkv, B, T, H, KVH, hd, causal, sm, NULL);
+}
+
+/* The same, att @ v through the dropout d when not NULL (a row block's dropped copy in a temporary) */
+void grt_attention_forward_dropout(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
+                                   int causal, GrtAttSoftmaxFwdFn *sm, const GrtDropout *d) {
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (KVH <= 0 || H % KVH != 0) fail("grt_attention_forward", "H must be a multiple of KVH");
     const float scale = 1.0f / sqrtf((float)hd);
-    attention_gemms(0, sm ? 1.0f : scale, out, att, qkv, B, T, H, KVH, hd, causal);
+    attention_gemms(0, sm ? 1.0f : scale, out, att, qkv, B, T, H, KVH, hd, causal, NULL, NULL);
     AttSoftmax a = {.att = att, .T = T, .causal = causal, .sm = sm};
     run_rows((int64_t)B * H * T, causal ? T / 2 + 1 : T, attention_softmax_rows, &a, NULL, NULL, 0);
-    attention_gemms(1, 1.0f, out, att, qkv, B, T, H, KVH, hd, causal);
+    float *tmp = d ? calloc((size_t)att_block(T, causal) * T, sizeof(float)) : NULL;
+    if (d && !tmp) fail("grt_attention_forward", "out of memory");
+    attention_gemms(1, 1.0f, out, att, qkv, B, T, H, KVH, hd, causal, d, tmp);
+    free(tmp);
 }
 
 /* dqkv (B,T,(H+2KVH)hd) += gradients of q, k, v given dout (B,T,H hd) and the saved att (B,H,T,T):
@@ -673,12 +756,20 @@ void grt_attention_backward(float *dqkv, const float *dout, const float *qkv, co
 /* The same, the softmax's rows by the kernel sm when not NULL; datt's rows are T long either way */
 void grt_attention_backward_with(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
                                  int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm) {
+    grt_attention_backward_dropout(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, NULL);
+}
+
+/* The same through the dropout `drop` when not NULL: dv += dropout(att)^T @ dout,
+ * and datt's gradient dropped by the same mask before the softmax's backward */
+void grt_attention_backward_dropout(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                    int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm, const GrtDropout *drop) {
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (KVH <= 0 || H % KVH != 0) fail("grt_attention_backward", "H must be a multiple of KVH");
     const size_t S = (size_t)(H + 2 * KVH) * hd, HD = (size_t)H * hd, TT = (size_t)T * T;
     const int group = H / KVH, blk = att_block(T, causal);
     const float scale = 1.0f / sqrtf((float)hd);
-    float *dp = malloc((size_t)blk * T * sizeof(float)); /* datt, then dpre, of one row block */
+    /* datt, then dpre, of one row block; with dropout, the block's dropped att after it */
+    float *dp = calloc((size_t)blk * T * (drop ? 2 : 1), sizeof(float)), *pd = drop ? dp + (size_t)blk * T : NULL;
     if (!dp) fail("grt_attention_backward", "out of memory");
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < H; h++) {
@@ -694,9 +785,13 @@ void grt_attention_backward_with(float *dqkv, const float *dout, const float *qk
                 /* datt (m, ncols) = dout[r0:r0+m] (m, hd) @ v[0:ncols]^T, its rows T long */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ncols, hd, 1.0f, d + r0 * HD, (int)HD, v,
                             (int)S, 0.0f, dp, T);
-                /* dv[0:ncols] (ncols, hd) += att^T (ncols, m) @ dout[r0:r0+m] (m, hd) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ncols, hd, m, 1.0f, p, T, d + r0 * HD, (int)HD,
+                /* dv[0:ncols] (ncols, hd) += att^T (ncols, m) @ dout[r0:r0+m] (m, hd), att dropped */
+                const float *pv = p;
+                if (drop) att_dropout_block(pd, p, m, T, r0, b, h, drop), pv = pd;
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ncols, hd, m, 1.0f, pv, T, d + r0 * HD, (int)HD,
                             1.0f, dv, (int)S);
+                /* through the dropout: datt = dropout(datt), the same mask and scale */
+                if (drop) att_dropout_block(dp, dp, m, T, r0, b, h, drop);
                 /* the softmax's backward, row by row: dpre = att * (datt - sum(att * datt)) */
                 if (sm) sm(m, dp, p, r0);
                 for (int i = 0; !sm && i < m; i++) {

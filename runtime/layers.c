@@ -491,6 +491,39 @@ static bool activation_backward(const GrtLayerSpec *s, float *dfch, float *dbias
 /* The attention softmax kernels' flags for this block. */
 static int causal_flag(const GrtLayerSpec *s) { return s->causal ? GRT_KF_CAUSAL : 0; }
 
+/* The layer's dropout at `site` on its current micro-batch (grt_shard set
+ * the step and sequences), with the generated kernels of its shapes. */
+static GrtDropout dropout_at(const GrtLayer *l, int site) {
+    int C = l->s.C, T = l->T;
+    return (GrtDropout){.p = l->s.dropout,
+                        .key = grt_dropout_key(l->drop_seed, l->drop_step, l->index, site),
+                        .seq0 = l->drop_seq0,
+                        .h0 = l->tp_rank * l->H_l,
+                        .fwd = grt_kernel_find_sized(GRT_K_DROPOUT, C, GRT_KF_RESIDUAL, T, 0, 0),
+                        .att = grt_kernel_find_sized(GRT_K_DROPOUT, T, 0, T, 0, 0),
+                        .plain = grt_kernel_find_sized(GRT_K_DROPOUT, C, 0, T, 0, 0)};
+}
+
+/* out (N, C) = a + dropout(b) at `site`; the plain residual without dropout. */
+static void residual_dropout(const GrtLayer *l, int site, float *out, const float *a, const float *b) {
+    int N = l->B * l->T, C = l->s.C;
+    if (!(l->s.dropout > 0)) {
+        residual(out, a, b, N, C);
+        return;
+    }
+    GrtDropout d = dropout_at(l, site);
+    grt_residual_dropout_forward(out, a, b, N, C, l->T, &d);
+}
+
+/* A residual branch's gradient: the residual's gradient g (N, C) through
+ * the branch's dropout at `site` into tmp; g itself without dropout. */
+static const float *branch_grad(const GrtLayer *l, int site, const float *g, float *tmp) {
+    if (!(l->s.dropout > 0)) return g;
+    GrtDropout d = dropout_at(l, site);
+    grt_dropout_copy(tmp, g, (int64_t)l->B * l->T, l->s.C, l->T, &d);
+    return tmp;
+}
+
 static const float *opt(const GrtLayer *l, int k) { return l->tensors[k].n ? P(l, k) : NULL; }
 static float *gopt(const GrtLayer *l, int k) { return l->tensors[k].n ? G(l, k) : NULL; }
 
@@ -545,7 +578,12 @@ float *grt_block_attention(GrtLayer *l, const float *x) {
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
     GrtAttSoftmaxFwdFn *sm =
         (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, l->T, causal_flag(s), s->hd, 0, 0);
-    grt_dev->attention_forward(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
+    if (s->dropout > 0) {
+        GrtDropout d = dropout_at(l, GRT_DROP_ATT);
+        grt_attention_forward_dropout(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm, &d);
+    } else {
+        grt_dev->attention_forward(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
+    }
     grt_dev->matmul_forward(a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
     return a->scratch;
 }
@@ -558,7 +596,7 @@ float *grt_block_mlp(GrtLayer *l, const float *x) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C;
     if (opt(l, B_BO)) grt_dev->add_bias(a->scratch, P(l, B_BO), N, C);
-    residual(a->res1, x, a->scratch, N, C);
+    residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, a->scratch);
     const float *mlp_in = a->res1;
     if (s->pre_norm) {
         norm_forward(s, a->ln2, a->mean2, a->rstd2, a->res1, P(l, B_LN2W), opt(l, B_LN2B), N);
@@ -585,9 +623,9 @@ void grt_block_output(GrtLayer *l, float *out) {
     if (!out) out = a->dC2;
     if (opt(l, B_BDOWN)) grt_dev->add_bias(a->scratch, P(l, B_BDOWN), N, C);
     if (s->pre_norm) {
-        residual(out, a->res1, a->scratch, N, C);
+        residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, a->scratch);
     } else {
-        residual(a->ln2, a->ln1, a->scratch, N, C); /* the second norm's input */
+        residual_dropout(l, GRT_DROP_MLP_OUT, a->ln2, a->ln1, a->scratch); /* the second norm's input */
         norm_forward(s, out, a->out_mean, a->out_rstd, a->ln2, P(l, B_LN2W), opt(l, B_LN2B), N);
     }
 }
@@ -674,6 +712,12 @@ float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out) {
     return out;
 }
 
+void grt_embedding_output(GrtLayer *l, float *out) {
+    if (!(l->s.dropout > 0)) return;
+    GrtDropout d = dropout_at(l, GRT_DROP_EMBED);
+    grt_dropout_rows(out, (int64_t)l->B * l->T, l->s.C, l->T, &d);
+}
+
 float *grt_head_logits(GrtLayer *l, const float *x) {
     HeadAct *a = l->act;
     grt_dev->matmul_forward(a->logits_l, x, head_table(l), NULL, l->B * l->T, l->s.C, l->V_l);
@@ -699,7 +743,10 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
     int N = l->B * l->T;
     grt_part_begin(GRT_PART_FWD_EMBEDDING + s->kind); /* the step's breakdown, by layer kind */
     switch (s->kind) {
-    case GRT_EMBEDDING: tp_allreduce(l, grt_embedding_partial(l, tokens, out), (size_t)N * s->C); break;
+    case GRT_EMBEDDING:
+        tp_allreduce(l, grt_embedding_partial(l, tokens, out), (size_t)N * s->C);
+        grt_embedding_output(l, out);
+        break;
     case GRT_BLOCK: block_forward(l, in, out); break;
     case GRT_NORM: {
         NormAct *a = l->act;
@@ -737,6 +784,8 @@ float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
                       a->out_rstd, N);
         dmlp_out = dpost;
     }
+    /* through the MLP output's dropout (the residual takes dmlp_out whole) */
+    dmlp_out = branch_grad(l, GRT_DROP_MLP_OUT, dmlp_out, a->dC2);
     /* MLP down (row-parallel): dout is whole on every TP rank */
     if (gopt(l, B_BDOWN)) grt_dev->bias_grad(G(l, B_BDOWN), dmlp_out, N, C);
     float *dfca = a->dF;
@@ -770,14 +819,22 @@ float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *do
         grt_dev->add(dln1, a->dC3, NC); /* the residual around the MLP */
         norm_backward(s, dres1, G(l, B_LN1W), gopt(l, B_LN1B), dln1, a->res1, P(l, B_LN1W), a->mean1, a->rstd1, N);
     }
+    /* through the attention output's dropout (the residual takes dres1 whole) */
+    const float *dattn_out = branch_grad(l, GRT_DROP_ATT_OUT, dres1, a->dC2);
     /* attention output (row-parallel) */
-    if (gopt(l, B_BO)) grt_dev->bias_grad(G(l, B_BO), dres1, N, C);
+    if (gopt(l, B_BO)) grt_dev->bias_grad(G(l, B_BO), dattn_out, N, C);
     float *datty = a->dAtt;
     grt_dev->zero(datty, sizeof(float) * natty);
-    grt_dev->matmul_backward(datty, G(l, B_WO), NULL, dres1, a->atty, P(l, B_WO), N, l->H_l * hd, C);
+    grt_dev->matmul_backward(datty, G(l, B_WO), NULL, dattn_out, a->atty, P(l, B_WO), N, l->H_l * hd, C);
     grt_dev->zero(dmid, sizeof(float) * (size_t)N * qkv_rows(l));
     GrtAttSoftmaxBwdFn *sm = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, l->T, causal_flag(s));
-    grt_dev->attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
+    if (s->dropout > 0) {
+        GrtDropout d = dropout_at(l, GRT_DROP_ATT);
+        grt_attention_backward_dropout(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm,
+                                       &d);
+    } else {
+        grt_dev->attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
+    }
     if (s->rope) rope_qk(l, dmid, a->rope_tmp, 1);
     /* QKV (column-parallel) */
     const float *attn_in = s->pre_norm ? a->ln1 : x;
@@ -846,6 +903,8 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
     grt_part_begin(GRT_PART_BWD_EMBEDDING + s->kind);
     switch (s->kind) {
     case GRT_EMBEDDING: {
+        /* through the output's dropout, in place: dout is this layer's alone (galvrt.h) */
+        if (s->dropout > 0) grt_embedding_output(l, (float *)dout);
         GrtEmbedBwdFn *k = (GrtEmbedBwdFn *)grt_kernel_find_sized(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0,
                                                                   l->T, l->V_l, 0);
         if (k) k(N, G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, (int64_t)l->tp_rank * l->V_l);

@@ -114,7 +114,9 @@ void grt_run_alloc(GrtRun *R, int stage, const GrtStageSizes *z) {
     R->losses = grt_run_floats(R, mb_tokens);
     R->tokens = grt_alloc(sizeof(int32_t *) * (size_t)slots);
     R->targets = grt_alloc(sizeof(int32_t *) * (size_t)slots);
+    R->slot_mb = grt_alloc(sizeof(int) * (size_t)slots);
     for (int s = 0; s < slots; s++) {
+        R->slot_mb[s] = 0;
         R->tokens[s] = grt_dev->alloc(mb_tokens * sizeof(int32_t));
         R->targets[s] = grt_dev->alloc(mb_tokens * sizeof(int32_t));
     }
@@ -201,7 +203,13 @@ void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardA
     x->zero = x->dp_size > 1 ? at->zero : 0;
     x->once = x->zero == 3 && at->once;
     x->tied_copy = head && copy;
+    if (spec.dropout > 0 && !grt_dev->host_memory) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: dropout is not trained on the %s device yet", spec.name, grt_dev->name);
+        grt_abort(msg, 1);
+    }
     grt_layer_setup(&x->l, &spec, tp, x->B, p->seq);
+    x->l.index = i;
     x->l.ckpt = ckpt && spec.kind == GRT_BLOCK;
     x->n = x->l.n_params;
     x->chunk = (x->n + x->dp_size - 1) / x->dp_size;
@@ -390,6 +398,7 @@ void grt_run_batch(GrtRun *R, int mb, int slot) {
     const GrtProgram *p = R->p;
     int MB = p->global_batch / p->micro_batches;
     grt_part_begin(GRT_PART_DATA);
+    R->slot_mb[slot] = mb;
     if (grt_dev->host_memory) {
         grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, R->tokens[slot], R->targets[slot]);
     } else {
@@ -407,9 +416,16 @@ static const int32_t *tokens_of(GrtRun *R, int i, int slot, int targets) {
     return (targets ? R->targets : R->tokens)[slot] + (size_t)x->first * R->p->seq;
 }
 
+/* Layer i on slot `slot`'s micro-batch: its activations, and its dropout's
+ * key (the step, and the step's index of its first sequence: the
+ * micro-batch's first, plus this DP rank's offset in it). */
 GrtLayer *grt_shard(GrtRun *R, int i, int slot) {
-    grt_layer_use_slot(&R->layer[i].l, slot);
-    return &R->layer[i].l;
+    GrtLayer *l = &R->layer[i].l;
+    grt_layer_use_slot(l, slot);
+    l->drop_seed = R->opt.seed;
+    l->drop_step = R->step;
+    l->drop_seq0 = (int64_t)R->slot_mb[slot % R->slots] * (R->p->global_batch / R->p->micro_batches) + R->layer[i].first;
+    return l;
 }
 
 float *grt_shard_embed(GrtRun *R, int i, int slot, float *out) {

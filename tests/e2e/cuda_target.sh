@@ -7,6 +7,7 @@
 # under mpirun on a machine with no GPU (or no driver) have every rank say
 # so on its own and exit 77. On a machine with a GPU the
 # last check is skipped (77): the GPU check (tests/gpu/) is the one to run.
+# A model with dropout is refused for the CUDA target, layer by layer.
 set -u
 galvc=$1 mpiexec=$2 work=$3 ptxas=$4
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,6 +31,16 @@ for model in gpt-tiny llama-tiny; do
         fi
     done
 done
+# Dropout is refused for the CUDA target, where each layer with it is, with a non-zero exit.
+if "$galvc" "$src/examples/gpt-tiny-dropout.gv" --devices 1 --target cuda -o train-dropout 2>dropout.err; then
+    fail "gpt-tiny-dropout: built for the CUDA target, which does not train dropout"
+elif grep -q 'gpt-tiny-dropout.gv:10:5: error: embedding.0: dropout is not trained on the CUDA target yet' dropout.err &&
+    [ "$(grep -c 'dropout is not trained on the CUDA target' dropout.err)" = 5 ]; then
+    echo "ok: gpt-tiny-dropout: refused for the CUDA target"
+else
+    cat dropout.err
+    fail "gpt-tiny-dropout: not refused as expected for the CUDA target"
+fi
 # Two ranks under the plans the GPU check runs (DP 2, TP 2, PP 2: the
 # collectives, NCCL linked, host-staged when the ranks share a GPU), each
 # rank writing its own exit status and messages (mpirun reports only one).

@@ -422,6 +422,23 @@ static void sgd(void (*fn)(void), int R, int C, int flags) {
     if (buf) compare(GRT_K_SGD, "buf", buf, rbuf, n, TOL);
 }
 
+/* out (R, C) = [a +] dropout(b), rows from r0 = 3 of sequences T = kc[0] long (so they cross
+ * sequences), a high element base and key; the plain variant in place (out = b), as the
+ * runtime drops a gradient. Exact: the same bits select the same products. */
+static void dropout(void (*fn)(void), int R, int C, int flags) {
+    size_t n = (size_t)R * C;
+    int res = flags & GRT_KF_RESIDUAL, T = (int)kc[0];
+    uint64_t key = grt_dropout_key(7, 11, 3, GRT_DROP_ATT_OUT);
+    int64_t seq0 = 5, r0 = 3, e0 = ((int64_t)1 << 33) + 17;
+    uint32_t thr = grt_dropout_threshold(0.3f);
+    float scale = 1.0f / (1.0f - 0.3f);
+    float *a = res ? rand_buf(n, -3, 3) : NULL, *b = rand_buf(n, -3, 3), *ref = alloc(n);
+    float *out = res ? nan_buf(n) : b;
+    grt_dropout_reference(ref, a, b, R, C, T, key, seq0, r0, e0, thr, scale);
+    LAUNCH(GrtDropoutFn, R, out, a, b, (int64_t)key, seq0, r0, e0, (int64_t)thr, scale);
+    compare(GRT_K_DROPOUT, "out", out, ref, n, 0.0);
+}
+
 static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_LAYERNORM_FWD] = layernorm_fwd, [GRT_K_LAYERNORM_BWD] = layernorm_bwd, [GRT_K_RMSNORM_FWD] = rmsnorm_fwd,
     [GRT_K_RMSNORM_BWD] = rmsnorm_bwd,     [GRT_K_RESIDUAL] = residual,           [GRT_K_BIAS_GELU_FWD] = bias_gelu_fwd,
@@ -430,7 +447,7 @@ static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_ROPE_BWD] = rope_bwd,           [GRT_K_ATT_SOFTMAX_FWD] = att_softmax_fwd,
     [GRT_K_ATT_SOFTMAX_BWD] = att_softmax_bwd, [GRT_K_XENT_FWD] = xent_fwd,      [GRT_K_XENT_BWD] = xent_bwd,
     [GRT_K_SUMSQ] = sumsq,                 [GRT_K_ADAMW] = adamw,                 [GRT_K_ADAM] = adam_,
-    [GRT_K_SGD] = sgd,
+    [GRT_K_SGD] = sgd,                     [GRT_K_DROPOUT] = dropout,
 };
 
 int main(void) {

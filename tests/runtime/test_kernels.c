@@ -762,9 +762,10 @@ typedef struct {
 } AttCase;
 
 /* Per (b, h, t): scores over the visible keys t2 (t2 <= t when causal) = q . k / sqrt(hd), att = their
- * softmax (0 elsewhere), out = sum att v; query head h reads kv head h / (H / KVH). */
-static void ref_attention_forward(double *out, double *att, const double *qkv, int B, int T, int H, int KVH, int hd,
-                                  int causal) {
+ * softmax (0 elsewhere), out = sum att m v with m (B, H, T, T) dropout's mask (0 or 1 / (1 - p); NULL:
+ * none); query head h reads kv head h / (H / KVH). */
+static void ref_attention_forward_m(double *out, double *att, const double *qkv, int B, int T, int H, int KVH, int hd,
+                                    int causal, const double *m) {
     size_t S = (size_t)(H + 2 * KVH) * hd;
     int group = H / KVH;
     for (int b = 0; b < B; b++)
@@ -787,17 +788,24 @@ static void ref_attention_forward(double *out, double *att, const double *qkv, i
                 for (int t2 = 0; t2 < n; t2++)
                     a[t2] = exp(a[t2] - mx) / sum;
                 double *o = out + ((size_t)b * T + t) * H * hd + (size_t)h * hd;
+                const double *mr = m ? m + (((size_t)b * H + h) * T + t) * T : NULL;
                 for (int d = 0; d < hd; d++) {
                     o[d] = 0.0;
                     for (int t2 = 0; t2 < n; t2++)
-                        o[d] += a[t2] * qkv[((size_t)b * T + t2) * S + (size_t)(H + KVH + h / group) * hd + d];
+                        o[d] += a[t2] * (mr ? mr[t2] : 1.0) *
+                                qkv[((size_t)b * T + t2) * S + (size_t)(H + KVH + h / group) * hd + d];
                 }
             }
 }
 
-/* dqkv += the gradients of sum(dout * out) through the above, from its att. */
-static void ref_attention_backward(double *dqkv, const double *dout, const double *qkv, const double *att, int B, int T,
-                                   int H, int KVH, int hd, int causal) {
+static void ref_attention_forward(double *out, double *att, const double *qkv, int B, int T, int H, int KVH, int hd,
+                                  int causal) {
+    ref_attention_forward_m(out, att, qkv, B, T, H, KVH, hd, causal, NULL);
+}
+
+/* dqkv += the gradients of sum(dout * out) through the above, from its att (and mask m). */
+static void ref_attention_backward_m(double *dqkv, const double *dout, const double *qkv, const double *att, int B,
+                                     int T, int H, int KVH, int hd, int causal, const double *m) {
     size_t S = (size_t)(H + 2 * KVH) * hd;
     int group = H / KVH;
     double *datt = dvec(T);
@@ -807,14 +815,16 @@ static void ref_attention_backward(double *dqkv, const double *dout, const doubl
                 size_t qo = ((size_t)b * T + t) * S + (size_t)h * hd;
                 const double *a = att + (((size_t)b * H + h) * T + t) * T;
                 const double *d = dout + ((size_t)b * T + t) * H * hd + (size_t)h * hd;
+                const double *mr = m ? m + (((size_t)b * H + h) * T + t) * T : NULL;
                 int n = causal ? t + 1 : T;
                 double dot = 0.0;
                 for (int t2 = 0; t2 < n; t2++) {
                     size_t vo = ((size_t)b * T + t2) * S + (size_t)(H + KVH + h / group) * hd;
+                    double mk = mr ? mr[t2] : 1.0;
                     datt[t2] = 0.0;
                     for (int e = 0; e < hd; e++) {
-                        datt[t2] += d[e] * qkv[vo + e];
-                        dqkv[vo + e] += a[t2] * d[e];
+                        datt[t2] += mk * d[e] * qkv[vo + e];
+                        dqkv[vo + e] += a[t2] * mk * d[e];
                     }
                     dot += a[t2] * datt[t2];
                 }
@@ -827,6 +837,11 @@ static void ref_attention_backward(double *dqkv, const double *dout, const doubl
                     }
                 }
             }
+}
+
+static void ref_attention_backward(double *dqkv, const double *dout, const double *qkv, const double *att, int B, int T,
+                                   int H, int KVH, int hd, int causal) {
+    ref_attention_backward_m(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, NULL);
 }
 
 static double attention_loss_f(void *p) {
@@ -872,6 +887,219 @@ static void test_attention(int B, int T, int H, int KVH, int hd, int causal, boo
     double *rdqkv = dvec(nqkv);
     ref_attention_backward(rdqkv, c.dout_d, c.qkv_d, c.att_d, B, T, H, KVH, hd, causal);
     check_grad("dqkv", attention_loss_f, attention_loss_d, &c, c.qkv, c.qkv_d, nqkv, dqkv1, rdqkv, fd);
+    release_all();
+}
+
+/* ---- dropout ----------------------------------------------------------------- */
+
+/* The mask of x (rows, cols) under d: 1 where dropout(ones) kept the element, 0 where it dropped it;
+ * the kept ones must be exactly 1 / (1 - p). */
+static unsigned char *drop_mask(int64_t rows, int cols, int T, const GrtDropout *d) {
+    size_t n = (size_t)rows * cols;
+    float *x = fvec(n);
+    unsigned char *m = talloc(n);
+    for (size_t i = 0; i < n; i++)
+        x[i] = 1.0f;
+    grt_dropout_rows(x, rows, cols, T, d);
+    bool scaled = true;
+    for (size_t i = 0; i < n; i++) {
+        m[i] = x[i] != 0.0f;
+        scaled = scaled && (x[i] == 0.0f || x[i] == 1.0f / (1.0f - d->p));
+    }
+    CHECK(scaled);
+    return m;
+}
+
+/* Fraction of elements where two masks differ. */
+static double mask_diff(const unsigned char *a, const unsigned char *b, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += a[i] != b[i];
+    return (double)k / (double)n;
+}
+
+/* Over 2^20 elements (16 sequences of 64 x 1024): the kept fraction within 5 standard deviations of
+ * 1 - p, neighbours independent (both kept (1 - p)^2), the same key the same mask, and each part
+ * of the key (seed, step, layer, site, sequence) a different one (differing in 2 p (1 - p)). */
+static void test_dropout_mask(float p) {
+    set_case("dropout mask p=%g", p);
+    const int T = 64, C = 1024, rows = 16 * T;
+    const size_t n = (size_t)rows * C;
+    GrtDropout d = {.p = p, .key = grt_dropout_key(1234, 5, 6, GRT_DROP_ATT_OUT), .seq0 = 40};
+    unsigned char *m = drop_mask(rows, C, T, &d), *again = drop_mask(rows, C, T, &d);
+    size_t kept = 0, pairs = 0;
+    for (size_t i = 0; i < n; i++) {
+        kept += m[i];
+        if (i + 1 < n) pairs += m[i] && m[i + 1];
+    }
+    double q = 1.0 - p, sd = sqrt(p * q / (double)n), f = (double)kept / (double)n;
+    if (!(fabs(f - q) <= 5 * sd)) fprintf(stderr, "%s: kept %.6f, want %.6f +- %.6f\n", case_name, f, q, 5 * sd);
+    CHECK(fabs(f - q) <= 5 * sd);
+    double f2 = (double)pairs / (double)(n - 1), sd2 = sqrt(q * q * (1 - q * q) / (double)n);
+    CHECK(fabs(f2 - q * q) <= 5 * sd2);
+    CHECK(mask_diff(m, again, n) == 0.0);
+    const GrtDropout other[] = {
+        {.p = p, .key = grt_dropout_key(1235, 5, 6, GRT_DROP_ATT_OUT), .seq0 = 40},
+        {.p = p, .key = grt_dropout_key(1234, 6, 6, GRT_DROP_ATT_OUT), .seq0 = 40},
+        {.p = p, .key = grt_dropout_key(1234, 5, 7, GRT_DROP_ATT_OUT), .seq0 = 40},
+        {.p = p, .key = grt_dropout_key(1234, 5, 6, GRT_DROP_MLP_OUT), .seq0 = 40},
+        {.p = p, .key = grt_dropout_key(1234, 5, 6, GRT_DROP_ATT_OUT), .seq0 = 41},
+    };
+    double want = 2 * p * q, sdd = sqrt(want * (1 - want) / (double)n);
+    for (size_t k = 0; k < sizeof other / sizeof other[0]; k++) {
+        double diff = mask_diff(m, drop_mask(rows, C, T, &other[k]), n);
+        if (!(fabs(diff - want) <= 5 * sdd))
+            fprintf(stderr, "%s: key change %zu: masks differ in %.6f, want %.6f\n", case_name, k, diff, want);
+        CHECK(fabs(diff - want) <= 5 * sdd);
+    }
+    /* a sequence's mask is its own: rows of sequence 41 seen from seq0 = 41 are those of seq0 = 40's second */
+    unsigned char *shifted = drop_mask(rows - T, C, T, &other[4]);
+    CHECK(mask_diff(m + (size_t)T * C, shifted, n - (size_t)T * C) == 0.0);
+    release_all();
+}
+
+/* dropout 0 changes nothing, to the bit */
+static void test_dropout_zero(void) {
+    set_case("dropout p=0");
+    GrtDropout d = {.p = 0.0f, .key = grt_dropout_key(1, 2, 3, GRT_DROP_EMBED)};
+    float *x = frand(999, -3, 3), *x0 = fcopy(x, 999);
+    grt_dropout_rows(x, 37, 27, 5, &d);
+    CHECK(memcmp(x, x0, 999 * sizeof(float)) == 0);
+    release_all();
+}
+
+typedef struct {
+    int N, C, T;
+    const GrtDropout *d;
+    float *a, *b, *w, *out;
+} DropCase;
+
+static double residual_dropout_loss(void *p) {
+    DropCase *c = p;
+    grt_residual_dropout_forward(c->out, c->a, c->b, c->N, c->C, c->T, c->d);
+    return fdot(c->w, c->out, (size_t)c->N * c->C);
+}
+
+/* out = a + dropout(b), L = sum(w out): dL/db = dropout(w) (grt_dropout_copy, as the block's backward
+ * takes it) against finite differences, dL/da = w; the forward against its definition. */
+static void test_residual_dropout(int N, int C, int T, float p) {
+    set_case("residual dropout N=%d C=%d T=%d p=%g", N, C, T, p);
+    size_t n = (size_t)N * C;
+    GrtDropout d = {.p = p, .key = grt_dropout_key(9, 1, 2, GRT_DROP_MLP_OUT), .seq0 = 3};
+    DropCase c = {.N = N, .C = C, .T = T, .d = &d};
+    c.a = frand(n, -2, 2), c.b = frand(n, -2, 2), c.w = frand(n, -1, 1), c.out = fvec(n);
+    grt_residual_dropout_forward(c.out, c.a, c.b, N, C, T, &d);
+    unsigned char *m = drop_mask(N, C, T, &d);
+    double *want = dvec(n);
+    for (size_t i = 0; i < n; i++)
+        want[i] = (double)c.a[i] + (m[i] ? (double)(c.b[i] * (1.0f / (1.0f - p))) : 0.0);
+    close_fd("out", c.out, want, n, 1e-7, 0);
+    float *db = fvec(n);
+    grt_dropout_copy(db, c.w, N, C, T, &d);
+    close_fd("db vs finite differences", db, fd_float(residual_dropout_loss, &c, c.b, n, 1e-2f), n, 1e-3, 1e-4);
+    close_dd("da vs finite differences", fd_float(residual_dropout_loss, &c, c.a, n, 1e-2f), dcopy(c.w, n), n, 1e-3,
+             1e-4);
+    release_all();
+}
+
+/* The probabilities' mask (B, H, T, T) as the runtime keys it: 0, or 1 / (1 - p) where kept. */
+static double *att_mask(const GrtDropout *d, int B, int T, int H) {
+    double *m = dvec((size_t)B * H * T * T);
+    uint32_t thr = grt_dropout_threshold(d->p);
+    for (int b = 0; b < B; b++) {
+        uint64_t s = grt_dropout_seq(d->key, d->seq0 + b);
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++)
+                for (int t2 = 0; t2 < T; t2++) {
+                    uint64_t e = ((uint64_t)(d->h0 + h) * T + t) * T + t2;
+                    m[(((size_t)b * H + h) * T + t) * T + t2] =
+                        grt_dropout_keep(s, e, thr) ? (double)(1.0f / (1.0f - d->p)) : 0.0;
+                }
+    }
+    return m;
+}
+
+typedef struct {
+    AttCase a;
+    const GrtDropout *d;
+    double *m;
+} AttDropCase;
+
+static double attention_dropout_loss_f(void *p) {
+    AttDropCase *c = p;
+    AttCase *a = &c->a;
+    grt_attention_forward_dropout(a->out, a->satt, a->qkv, a->B, a->T, a->H, a->KVH, a->hd, a->causal, NULL, c->d);
+    return fdot(a->dout, a->out, (size_t)a->B * a->T * a->H * a->hd);
+}
+
+static double attention_dropout_loss_d(void *p) {
+    AttDropCase *c = p;
+    AttCase *a = &c->a;
+    ref_attention_forward_m(a->out_d, a->satt_d, a->qkv_d, a->B, a->T, a->H, a->KVH, a->hd, a->causal, c->m);
+    return ddot(a->dout_d, a->out_d, (size_t)a->B * a->T * a->H * a->hd);
+}
+
+/* Attention with dropout on its probabilities, a fixed mask: forward against the double reference
+ * (att keeps the undropped probabilities), backward against it and finite differences. */
+static void test_attention_dropout(int B, int T, int H, int KVH, int hd, int causal, float p, bool fd) {
+    set_case("attention dropout B=%d T=%d H=%d KVH=%d hd=%d causal=%d p=%g", B, T, H, KVH, hd, causal, p);
+    size_t nqkv = (size_t)B * T * (H + 2 * KVH) * hd, no = (size_t)B * T * H * hd, na = (size_t)B * H * T * T;
+    GrtDropout d = {.p = p, .key = grt_dropout_key(3, 4, 5, GRT_DROP_ATT), .seq0 = 2, .h0 = 1};
+    AttDropCase c = {.a = {.B = B, .T = T, .H = H, .KVH = KVH, .hd = hd, .causal = causal}, .d = &d};
+    AttCase *a = &c.a;
+    c.m = att_mask(&d, B, T, H);
+    a->qkv = frand(nqkv, -1.5, 1.5), a->out = fvec(no), a->att = frand(na, -1, 1), a->dout = frand(no, -1, 1);
+    a->qkv_d = dcopy(a->qkv, nqkv), a->out_d = dvec(no), a->att_d = dvec(na), a->dout_d = dcopy(a->dout, no);
+    a->satt = fvec(na), a->satt_d = dvec(na);
+    grt_attention_forward_dropout(a->out, a->att, a->qkv, B, T, H, KVH, hd, causal, NULL, &d);
+    ref_attention_forward_m(a->out_d, a->att_d, a->qkv_d, B, T, H, KVH, hd, causal, c.m);
+    close_fd("out", a->out, a->out_d, no, RTOL, ATOL);
+    close_fd("att", a->att, a->att_d, na, RTOL, ATOL);
+    float *dqkv = fvec(nqkv);
+    grt_attention_backward_dropout(dqkv, a->dout, a->qkv, a->att, B, T, H, KVH, hd, causal, NULL, &d);
+    float *dqkv1 = fcopy(dqkv, nqkv);
+    grt_attention_backward_dropout(dqkv, a->dout, a->qkv, a->att, B, T, H, KVH, hd, causal, NULL, &d);
+    check_twice("dqkv", dqkv1, dqkv, nqkv);
+    double *rdqkv = dvec(nqkv);
+    ref_attention_backward_m(rdqkv, a->dout_d, a->qkv_d, a->att_d, B, T, H, KVH, hd, causal, c.m);
+    check_grad("dqkv", attention_dropout_loss_f, attention_dropout_loss_d, &c, a->qkv, a->qkv_d, nqkv, dqkv1, rdqkv,
+               fd);
+    release_all();
+}
+
+/* The same mask under every split: two sequences at once equal each alone (seq0 0 and 1, as DP ranks
+ * hold them), and four heads at once equal two TP ranks' two heads each (h0 0 and 2, their qkv
+ * columns cut as Megatron cuts them). */
+static void test_attention_dropout_split(void) {
+    set_case("attention dropout split");
+    const int B = 2, T = 7, H = 4, hd = 3, S = 3 * H * hd, S2 = 3 * 2 * hd;
+    size_t nqkv = (size_t)B * T * S, no = (size_t)B * T * H * hd;
+    GrtDropout d = {.p = 0.4f, .key = grt_dropout_key(3, 4, 5, GRT_DROP_ATT)};
+    float *qkv = frand(nqkv, -1.5, 1.5), *out = fvec(no), *att = fvec((size_t)B * H * T * T);
+    grt_attention_forward_dropout(out, att, qkv, B, T, H, H, hd, 1, NULL, &d);
+    bool same = true;
+    for (int b = 0; b < B; b++) { /* DP: one sequence each */
+        GrtDropout db = d;
+        db.seq0 = b;
+        float *o = fvec((size_t)T * H * hd), *a1 = fvec((size_t)H * T * T);
+        grt_attention_forward_dropout(o, a1, qkv + (size_t)b * T * S, 1, T, H, H, hd, 1, NULL, &db);
+        same = same && memcmp(o, out + (size_t)b * T * H * hd, sizeof(float) * (size_t)T * H * hd) == 0;
+    }
+    CHECK(same);
+    for (int r = 0; r < 2; r++) { /* TP: heads [2r, 2r + 2), their q, k and v columns */
+        GrtDropout dr = d;
+        dr.h0 = 2 * r;
+        float *q = fvec((size_t)B * T * S2), *o = fvec((size_t)B * T * 2 * hd), *a2 = fvec((size_t)B * 2 * T * T);
+        for (int i = 0; i < B * T; i++)
+            for (int part = 0; part < 3; part++)
+                memcpy(q + (size_t)i * S2 + (size_t)part * 2 * hd,
+                       qkv + (size_t)i * S + (size_t)part * H * hd + 2 * r * hd, sizeof(float) * 2 * hd);
+        grt_attention_forward_dropout(o, a2, q, B, T, 2, 2, hd, 1, NULL, &dr);
+        for (int i = 0; i < B * T; i++)
+            same = same &&
+                   memcmp(o + (size_t)i * 2 * hd, out + (size_t)i * H * hd + 2 * r * hd, sizeof(float) * 2 * hd) == 0;
+    }
+    CHECK(same);
     release_all();
 }
 
@@ -1056,6 +1284,18 @@ int main(void) {
         test_attention(1, 1, 2, 1, 4, causal, true);     /* one token */
         test_attention(1, 300, 2, 1, 16, causal, false); /* several row blocks, the last partial */
     }
+
+    for (int k = 0; k < 3; k++)
+        test_dropout_mask((const float[]){0.1f, 0.5f, 0.9f}[k]);
+    test_dropout_zero();
+    test_residual_dropout(10, 7, 4, 0.3f); /* rows across sequences of 4 */
+    test_residual_dropout(3, 33, 1, 0.1f);
+    for (int causal = 0; causal <= 1; causal++) {
+        test_attention_dropout(2, 5, 4, 4, 6, causal, 0.3f, true);
+        test_attention_dropout(2, 5, 4, 2, 6, causal, 0.5f, true);     /* GQA */
+        test_attention_dropout(1, 300, 2, 1, 16, causal, 0.1f, false); /* several row blocks */
+    }
+    test_attention_dropout_split();
 
     static const int32_t tgt[] = {2, -1, 0, 6, 3};
     test_crossentropy(5, 7, tgt, 3.0, true);

@@ -32,6 +32,7 @@ int main(int argc, char **argv) {
         [GRT_K_ATT_SOFTMAX_FWD] = {GRT_KF_CAUSAL},
         [GRT_K_ATT_SOFTMAX_BWD] = {GRT_KF_CAUSAL},
         [GRT_K_SGD] = {GRT_KF_MOMENTUM, GRT_KF_MOMENTUM | GRT_KF_NESTEROV},
+        [GRT_K_DROPOUT] = {GRT_KF_RESIDUAL},
     };
     KernelSet set = {0};
     for (int kind = 0; kind < GRT_K_COUNT; kind++)
@@ -44,6 +45,7 @@ int main(int argc, char **argv) {
             case GRT_K_ROPE_FWD:
             case GRT_K_ROPE_BWD: c[0] = 5, c[1] = 3, c[2] = 3 * 2 * C + 5; break;
             case GRT_K_ATT_SOFTMAX_FWD: c[0] = 8; break;
+            case GRT_K_DROPOUT: c[0] = 5; break;
             case GRT_K_XENT_FWD: c[0] = C + 3; break;
             case GRT_K_XENT_BWD: c[0] = 3 * C; break;
             }
