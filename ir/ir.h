@@ -440,6 +440,7 @@ int strategy_zero(const Strategy *s);
 bool strategy_tp_consecutive(const Strategy *s);
 /* Does a micro-batch of `samples` (all DP ranks together) give each DP rank a whole number of them? */
 bool strategy_splits(const Strategy *s, int64_t samples);
+bool layer_recomputes(LayerKind k);
 /* The divisors of n > 0, ascending, in an array from a (*count of them). */
 const int64_t *strategy_divisors(int64_t n, Arena *a, int *count);
 

@@ -26,6 +26,22 @@ bool strategy_equal(const Strategy *a, const Strategy *b) {
 
 bool strategy_tp_consecutive(const Strategy *s) { return s->tp_consec || s->tp == 1 || s->dp == 1; }
 
+/* Does activation checkpointing apply to a layer of kind k? It recomputes a
+ * transformer layer (or its attention or MLP alone) from its kept input
+ * (Chen et al. 2016), as Galvatron and Megatron-LM checkpoint transformer
+ * layers; the embeddings, the norms and the heads keep their activations. */
+bool layer_recomputes(LayerKind k) {
+    switch (k) {
+    case LAYER_ENCODER:
+    case LAYER_DECODER:
+    case LAYER_CROSS_DECODER:
+    case LAYER_ATTENTION:
+    case LAYER_WINDOW_ATTENTION:
+    case LAYER_MLP: return true;
+    default: return false;
+    }
+}
+
 /* A micro-batch of `samples` splits into whole samples over its DP group. */
 bool strategy_splits(const Strategy *s, int64_t samples) { return samples >= s->dp && samples % s->dp == 0; }
 

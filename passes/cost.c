@@ -379,6 +379,9 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     out->cost = arena_alloc(a, (size_t)L * n * sizeof *out->cost);
     out->reshard = arena_alloc(a, (size_t)L * n * n * sizeof *out->reshard);
     out->p2p_s = arena_alloc(a, (size_t)L * sizeof *out->p2p_s);
+    bool *may_ckpt = arena_alloc(a, (size_t)L * sizeof *may_ckpt);
+    for (int i = 0; i < L; i++) may_ckpt[i] = layer_recomputes(g->layers[i]->kind);
+    out->may_ckpt = may_ckpt;
     int64_t tokens = batch / micro_batches * (L ? g->layers[0]->seq : 0);
     out->token_bytes = 2 * tokens * (int64_t)sizeof(int32_t);
     out->loss_bytes = tokens * (int64_t)sizeof(float);

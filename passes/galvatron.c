@@ -124,7 +124,6 @@ static const char one_strategy[] = "Galvatron gives the embedding, the norms out
 /* Why layer i cannot share the vocabulary strategy of layer ref (or NULL). */
 static const char *vocab_mismatch(const Plan *p, int i, int ref) {
     const Strategy *s = &p->layer[i], *r = &p->layer[ref];
-    if (s->ckpt) return "it is checkpointed, and Galvatron never checkpoints the embedding, the norms and the head";
     if (!strategy_tp_consecutive(s))
         return "its TP groups are strided, and Galvatron's vocabulary TP is on consecutive ranks";
     if (s->tp != r->tp || s->dp != r->dp || s->sdp != r->sdp) return one_strategy;

@@ -57,6 +57,7 @@ typedef struct CostTable {
     int64_t *tied_copy_bytes;  /* [strategy]: the copy's state under the head's strategy */
     int64_t tied_sum_bytes;    /* the buffer summing the two gradients */
     const bool *force_ckpt;    /* [layer]: its strategy must checkpoint or not (NULL: free) */
+    const bool *may_ckpt;      /* [layer]: checkpointing applies to it (layer_recomputes) */
 } CostTable;
 
 /* Cost every layer under every strategy of `set` (which share one pp) when the global batch is

@@ -280,6 +280,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
             Frontier *f = &F[(size_t)i * n + s];
             if (S[s].dp < min_dp) continue; /* (its frontier stays empty) */
             if (t->force_ckpt && S[s].ckpt != t->force_ckpt[layer]) continue;
+            if (S[s].ckpt && !t->may_ckpt[layer]) continue; /* checkpointing recomputes transformer layers */
             if (w->force && w->force[layer] != s) continue;
             if (i == 0) {
                 if (mem <= cap && time + rest[0] <= limit) push(f, (Point){mem, time, -1, -1});
@@ -477,7 +478,7 @@ static StrategySet strategies_for(const SearchRequest *req, const StrategySet *a
         if (req->uniform->pp == pp) {
             sub.items = arena_alloc(a, 2 * sizeof *sub.items);
             sub.items[sub.n++] = *req->uniform;
-            if (req->ckpt_every) { /* both, and force_ckpt says which layer takes which */
+            if (req->ckpt_every || req->uniform->ckpt) { /* both, and force_ckpt says which layer takes which */
                 sub.items[0].ckpt = false;
                 sub.items[sub.n] = sub.items[0];
                 sub.items[sub.n++].ckpt = true;
@@ -611,14 +612,14 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
                       .in_flight = arena_alloc(a, (size_t)(L + 1) * sizeof(int64_t))};
     Workspace w = {0};
     w.pick = arena_alloc(a, (size_t)(L + 1) * sizeof *w.pick);
-    bool *force_ckpt = NULL; /* --uniform ...,ckpt-every=K: the K-th, 2K-th, ... transformer layers */
-    if (req->uniform && req->ckpt_every) {
+    /* checkpointing recomputes transformer layers only; --uniform ...,ckpt
+     * checkpoints every one of them, ckpt-every=K the K-th, 2K-th, ... */
+    bool *force_ckpt = NULL;
+    int every = !req->uniform ? 0 : req->ckpt_every ? req->ckpt_every : req->uniform->ckpt ? 1 : 0;
+    if (every) {
         force_ckpt = arena_alloc(a, (size_t)L * sizeof *force_ckpt);
-        for (int i = 0, blocks = 0; i < L; i++) {
-            LayerKind k = g->layers[i]->kind;
-            bool block = k == LAYER_ENCODER || k == LAYER_DECODER || k == LAYER_CROSS_DECODER;
-            force_ckpt[i] = block && ++blocks % req->ckpt_every == 0;
-        }
+        for (int i = 0, blocks = 0; i < L; i++)
+            force_ckpt[i] = layer_recomputes(g->layers[i]->kind) && ++blocks % every == 0;
     }
 
     int *force = req->fixed ? arena_alloc(a, (size_t)L * sizeof *force) : NULL;

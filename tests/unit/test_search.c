@@ -78,6 +78,8 @@ static double brute_force(const CostTable *t, int64_t budget) {
             for (int i = 0; i < L; i++) {
                 const LayerCost *c = &t->cost[i * n + pick[i]];
                 allowed = allowed && t->strategies[pick[i]].dp >= min_dp;
+                /* checkpointing recomputes transformer layers only */
+                allowed = allowed && (!t->strategies[pick[i]].ckpt || t->may_ckpt[i]);
                 time += (double)t->micro_batches * c->mb_s + c->step_s;
                 if (i > 0) time += (double)t->micro_batches * t->reshard[((size_t)i * n + pick[i - 1]) * n + pick[i]];
                 mem += (c->state_bytes + c->act_bytes + MIB - 1) / MIB;
