@@ -177,7 +177,7 @@ static void emit_specs(const Emit *e) {
         const Layer *l = e->spec->graph->layers[i];
         GrtLayerSpec r = layer_spec(e->spec, l);
         fprintf(out, "    {.kind = %s, .name = ",
-                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD"}[r.kind]);
+                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD", "GRT_PATCH", "GRT_CLASSIFIER"}[r.kind]);
         c_string(out, l->name);
         fprintf(out, ", .C = %d", r.C);
         if (r.kind == GRT_BLOCK)
@@ -189,6 +189,9 @@ static void emit_specs(const Emit *e) {
         if (r.kind == GRT_EMBEDDING && r.positions) fprintf(out, ", .positions = %d", r.positions);
         if (r.kind == GRT_NORM) fprintf(out, ", .rms = %d, .bias = %d, .eps = (float)%g", r.rms, r.bias, r.eps);
         if (r.kind == GRT_HEAD) fprintf(out, ", .tied = %d", r.tied);
+        if (r.kind == GRT_PATCH)
+            fprintf(out, ", .image = %d, .patch = %d, .channels = %d", r.image, r.patch, r.channels);
+        if (r.kind == GRT_CLASSIFIER) fprintf(out, ", .V = %d, .pool_mean = %d", r.V, r.pool_mean);
         if (r.dropout > 0) {
             char p[32];
             fprintf(out, ", .dropout = %sf", float_literal(r.dropout, p, sizeof p));
@@ -348,6 +351,15 @@ static void shard_comment(const Emit *e, int i) {
         break;
     case LAYER_LAYERNORM:
     case LAYER_RMSNORM: fprintf(out, "replicated on its TP group"); break;
+    case LAYER_PATCH_EMBEDDING:
+        fprintf(out, "%lld x %lld images of %lld channels in %lld x %lld patches, replicated on its TP group",
+                (long long)l->image, (long long)l->image, (long long)l->channels, (long long)l->patch,
+                (long long)l->patch);
+        break;
+    case LAYER_CLASSIFIER:
+        fprintf(out, "%lld classes on the %s, replicated on its TP group", (long long)l->classes,
+                l->pool == POOL_MEAN ? "mean token" : "class token");
+        break;
     case LAYER_LM_HEAD:
         fprintf(out, "vocabulary %lld, %s", (long long)l->vocab,
                 !l->tied ? "its own table" : e->tied_copy ? "a copy of the embedding's table" : "the embedding's table");
@@ -451,7 +463,10 @@ static void group_words(const Emit *e, int i, bool tp) {
 }
 
 /* Does layer i run TP collectives of its own (so the program lists them between its phases)? */
-static bool tp_phased(const Emit *e, int i) { return strat(e, i)->tp > 1 && e->rs[i].kind != GRT_NORM; }
+static bool tp_phased(const Emit *e, int i) {
+    GrtLayerKind k = e->rs[i].kind;
+    return strat(e, i)->tp > 1 && k != GRT_NORM && k != GRT_PATCH && k != GRT_CLASSIFIER;
+}
 
 /* Floats of layer i's (B, T, C) stream on one rank. */
 static long long stream_floats(const Emit *e, int i) { return (long long)(seqs_of(e, i) * e->seq * e->hidden); }
@@ -501,7 +516,9 @@ static void emit_layer_forward(const Emit *e, int i, const char *dst) {
                 tp, src, vl * seqs_of(e, i) * e->seq, i);
         break;
     }
-    case GRT_NORM: break;
+    case GRT_NORM:
+    case GRT_PATCH:
+    case GRT_CLASSIFIER: break;
     }
 }
 

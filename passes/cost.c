@@ -147,7 +147,7 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
     GrtLayerSpec spec;
     if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
     double T = (double)l->seq;
-    if (kind != GRT_EMBEDDING) *input = mbs * T * (double)l->hidden;
+    if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden;
     *kept = grt_size_kept(&spec, s->tp, mbs, T);
     *work = grt_size_work(&spec, s->tp, mbs, T);
     return true;
@@ -166,7 +166,7 @@ _Static_assert((int)PROFILE_LAYER_EMBEDDING == GRT_EMBEDDING && (int)PROFILE_LAY
 
 static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd, double *bwd,
                          bool *tp_comm) {
-    int kind = layer_runtime_base_kind(l->kind); /* ProfileLayer has GrtLayerKind's order */
+    int kind = layer_profile_kind(l->kind); /* ProfileLayer has GrtLayerKind's order */
     int k = profile_index(s->tp);
     if (kind < 0 || k < 0) return false;
     const LayerFit *f = c->hw->layer_fit[kind][k];
@@ -380,7 +380,11 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     out->reshard = arena_alloc(a, (size_t)L * n * n * sizeof *out->reshard);
     out->p2p_s = arena_alloc(a, (size_t)L * sizeof *out->p2p_s);
     int64_t tokens = batch / micro_batches * (L ? g->layers[0]->seq : 0);
-    out->token_bytes = 2 * tokens * (int64_t)sizeof(int32_t);
+    GrtLayerSpec first;
+    double sample_ints = L ? (double)g->layers[0]->seq : 0; /* a sample's input: tokens, or pixels (galvrt_sizes.h) */
+    if (L && layer_runtime_base_kind(g->layers[0]->kind) >= 0 && layer_runtime_spec(g, g->layers[0], &first))
+        sample_ints = grt_size_sample_ints(&first, (double)g->layers[0]->seq);
+    out->token_bytes = (tokens + (int64_t)(batch / micro_batches * sample_ints)) * (int64_t)sizeof(int32_t);
     out->loss_bytes = tokens * (int64_t)sizeof(float);
     out->tied_emb = out->tied_head = -1;
     for (int i = 0; i < L; i++) {

@@ -1,0 +1,201 @@
+/* test_vision.c — the vision layers as the runtime trains them (runtime/
+ * layers.c over runtime/vision.c): ViT's patch embedding and the
+ * classifier head, whole layers through grt_layer_forward and
+ * grt_layer_backward. Every parameter's gradient (and the classifier's
+ * input gradient) against central finite differences of the layer's own
+ * forward, at odd sizes; the patch gather against its definition (a
+ * pixel's place in its patch); the classifier's loss against a double
+ * log-sum-exp and its accuracy count. Prints the worst errors. */
+#include "../unit/check.h"
+#include "galvrt.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned seed = 12345u;
+
+static double rnd(void) {
+    seed = seed * 1103515245u + 12345u;
+    return ((seed >> 8) & 0xffff) / 32768.0 - 1.0;
+}
+
+static float *frand(size_t n, double scale) {
+    float *x = calloc(n, sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = (float)(scale * rnd());
+    return x;
+}
+
+/* A layer of spec s bound to fresh buffers, its parameters random. */
+static GrtLayer make_layer(const GrtLayerSpec *s, int B, int T) {
+    GrtLayer l;
+    grt_layer_setup(&l, s, NULL, B, T);
+    float *params = frand(l.n_params, 0.5), *grads = calloc(l.n_params, sizeof(float));
+    size_t work = grt_layer_work_floats(&l);
+    grt_layer_bind(&l, params, grads, 1, calloc(work + 1, sizeof(float)), NULL);
+    return l;
+}
+
+/* The worst |got - want| / max(1, |want|). */
+static double worst_err(const float *got, const double *want, size_t n) {
+    double w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs(got[i] - want[i]) / fmax(1.0, fabs(want[i]));
+        if (!(e <= w)) w = e; /* NaN propagates */
+    }
+    return w;
+}
+
+/* ---- patch embedding --------------------------------------------------------- */
+
+typedef struct PatchCase {
+    GrtLayer l;
+    int32_t *pixels;
+    float *out, *r; /* out (B, T, C), the loss's weights r (B, T, C) */
+    size_t n_out;
+} PatchCase;
+
+/* sum(out * r) of the layer's forward, in double. */
+static double patch_loss(PatchCase *c) {
+    grt_layer_forward(&c->l, NULL, c->pixels, NULL, c->out);
+    double sum = 0;
+    for (size_t i = 0; i < c->n_out; i++) sum += (double)c->out[i] * c->r[i];
+    return sum;
+}
+
+static void test_patch(int B, int ch, int img, int p, int C) {
+    GrtLayerSpec s = {.kind = GRT_PATCH, .name = "patch", .C = C, .image = img, .patch = p, .channels = ch};
+    int np = (img / p) * (img / p), T = np + 1;
+    PatchCase c = {.l = make_layer(&s, B, T)};
+    CHECK_EQ(c.l.n_params, (size_t)C * ch * p * p + 2 * C + (size_t)T * C);
+    size_t npx = (size_t)B * ch * img * img;
+    c.pixels = calloc(npx, sizeof(int32_t));
+    for (size_t i = 0; i < npx; i++) c.pixels[i] = (int32_t)((rnd() + 1) * 127.9);
+    c.n_out = (size_t)B * T * C;
+    c.out = calloc(c.n_out, sizeof(float));
+    c.r = frand(c.n_out, 1.0);
+
+    /* the gather: pixel (b, k, y, x) is value (k, y % p, x % p) of patch (y / p, x / p) */
+    float *X = calloc((size_t)B * np * ch * p * p, sizeof(float));
+    grt_patch_gather(X, c.pixels, B, ch, img, p);
+    int bad = 0;
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < ch; k++)
+            for (int y = 0; y < img; y++)
+                for (int x = 0; x < img; x++) {
+                    size_t row = (size_t)b * np + (size_t)(y / p) * (img / p) + x / p;
+                    size_t col = ((size_t)k * p + y % p) * p + x % p;
+                    float want = (float)c.pixels[(((size_t)b * ch + k) * img + y) * img + x] / 255.0f;
+                    bad += X[row * ch * p * p + col] != want;
+                }
+    CHECK_EQ(bad, 0);
+    free(X);
+
+    patch_loss(&c);
+    memset(c.l.grads, 0, sizeof(float) * c.l.n_params);
+    grt_layer_backward(&c.l, NULL, c.pixels, NULL, c.r, 0, NULL);
+    double *fd = calloc(c.l.n_params, sizeof(double));
+    const float eps = 0.05f; /* the output is linear in the parameters: only rounding remains */
+    for (size_t i = 0; i < c.l.n_params; i++) {
+        float keep = c.l.params[i];
+        c.l.params[i] = keep + eps;
+        double up = patch_loss(&c);
+        c.l.params[i] = keep - eps;
+        double down = patch_loss(&c);
+        c.l.params[i] = keep;
+        fd[i] = (up - down) / (2.0 * eps);
+    }
+    double err = worst_err(c.l.grads, fd, c.l.n_params);
+    printf("patch embedding B=%d %dx%dx%d patch %d C=%d: worst gradient error against finite differences %.2e\n", B,
+           ch, img, img, p, C, err);
+    CHECK(err < 2e-3);
+    free(fd);
+}
+
+/* ---- classifier ------------------------------------------------------------------ */
+
+typedef struct ClassCase {
+    GrtLayer l;
+    float *x, *losses; /* x (B, T, C), losses (B, T) */
+    int32_t *targets;  /* (B, T) */
+} ClassCase;
+
+/* The mean loss over the images, in double. */
+static double class_loss(ClassCase *c) {
+    grt_layer_forward(&c->l, c->x, NULL, c->targets, c->losses);
+    double sum = 0;
+    for (int i = 0; i < c->l.B * c->l.T; i++) sum += c->losses[i];
+    return sum / c->l.B;
+}
+
+/* Central differences of the mean loss over each of n floats at v. */
+static double *fd_of(ClassCase *c, float *v, size_t n) {
+    double *fd = calloc(n, sizeof(double));
+    const float eps = 1e-2f;
+    for (size_t i = 0; i < n; i++) {
+        float keep = v[i];
+        v[i] = keep + eps;
+        double up = class_loss(c);
+        v[i] = keep - eps;
+        double down = class_loss(c);
+        v[i] = keep;
+        fd[i] = (up - down) / (2.0 * eps);
+    }
+    return fd;
+}
+
+static void test_classifier(int B, int T, int C, int V, int mean) {
+    GrtLayerSpec s = {.kind = GRT_CLASSIFIER, .name = "classifier", .C = C, .V = V, .pool_mean = mean};
+    ClassCase c = {.l = make_layer(&s, B, T)};
+    CHECK_EQ(c.l.n_params, (size_t)V * C + V);
+    size_t N = (size_t)B * T;
+    c.x = frand(N * C, 1.0);
+    c.losses = calloc(N, sizeof(float));
+    c.targets = calloc(N, sizeof(int32_t));
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) c.targets[(size_t)b * T + t] = (b * 7 + 3) % V;
+
+    /* the loss against a double log-sum-exp of the pooled logits; the accuracy count */
+    double loss = class_loss(&c), want = 0;
+    int correct = 0;
+    for (int b = 0; b < B; b++) {
+        double pooled[64] = {0}, logits[64], mx = -INFINITY, sum = 0;
+        for (int t = 0; t < (mean ? T : 1); t++)
+            for (int k = 0; k < C; k++) pooled[k] += c.x[((size_t)b * T + t) * C + k] / (mean ? (double)T : 1.0);
+        int best = 0;
+        for (int j = 0; j < V; j++) {
+            logits[j] = c.l.params[(size_t)V * C + j];
+            for (int k = 0; k < C; k++) logits[j] += (double)c.l.params[(size_t)j * C + k] * pooled[k];
+            if (logits[j] > mx) mx = logits[j], best = j;
+        }
+        for (int j = 0; j < V; j++) sum += exp(logits[j] - mx);
+        want += (mx + log(sum) - logits[c.targets[(size_t)b * T]]) / B;
+        correct += best == c.targets[(size_t)b * T];
+        for (int t = 1; t < T; t++) CHECK(c.losses[(size_t)b * T + t] == 0.0f);
+    }
+    CHECK(fabs(loss - want) < 1e-5 * fmax(1.0, want));
+    CHECK_EQ(c.l.correct, correct);
+
+    float *din = calloc(N * C, sizeof(float));
+    memset(c.l.grads, 0, sizeof(float) * c.l.n_params);
+    class_loss(&c);
+    grt_layer_backward(&c.l, c.x, NULL, c.targets, NULL, 1.0f / (float)B, din);
+    double *fd_p = fd_of(&c, c.l.params, c.l.n_params), *fd_x = fd_of(&c, c.x, N * C);
+    double ep = worst_err(c.l.grads, fd_p, c.l.n_params), ex = worst_err(din, fd_x, N * C);
+    printf("classifier B=%d T=%d C=%d classes=%d pool=%s: worst gradient error against finite differences "
+           "%.2e (parameters), %.2e (input)\n",
+           B, T, C, V, mean ? "mean" : "cls", ep, ex);
+    CHECK(ep < 1e-3);
+    CHECK(ex < 1e-3);
+    free(fd_p), free(fd_x), free(din);
+}
+
+int main(void) {
+    test_patch(2, 3, 6, 3, 5);
+    test_patch(3, 1, 10, 5, 7);
+    test_patch(1, 2, 8, 2, 4);
+    test_classifier(3, 5, 6, 4, 0);
+    test_classifier(2, 7, 5, 9, 1);
+    test_classifier(4, 1, 3, 2, 0);
+    return check_report();
+}
