@@ -5,13 +5,18 @@
  * input gradient) against central finite differences of the layer's own
  * forward, at odd sizes; the patch gather against its definition (a
  * pixel's place in its patch); the classifier's loss against a double
- * log-sum-exp and its accuracy count. Prints the worst errors. */
+ * log-sum-exp and its accuracy count. Image data: records read back
+ * (label, pixels, the record of each image of a step), bad files refused,
+ * synthetic images the same for the same seed and learnable (an image is
+ * nearer its own class's mean than another's). Prints the worst errors. */
 #include "../unit/check.h"
 #include "galvrt.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static unsigned seed = 12345u;
 
@@ -190,7 +195,87 @@ static void test_classifier(int B, int T, int C, int V, int mean) {
     free(fd_p), free(fd_x), free(din);
 }
 
+/* ---- image data --------------------------------------------------------------- */
+
+/* A temporary file holding n bytes of buf; its name (static). */
+static const char *temp_file(const unsigned char *buf, size_t n) {
+    static char path[64];
+    strcpy(path, "/tmp/galvrt_images_XXXXXX");
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && write(fd, buf, n) == (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+static void test_image_file(void) {
+    enum { CH = 2, IMG = 3, REC = 2 + CH * IMG * IMG, N = 5, T = 4 };
+    unsigned char buf[N * REC + 1];
+    for (int r = 0; r < N; r++) {
+        buf[r * REC] = (unsigned char)(r % 3), buf[r * REC + 1] = 0;
+        for (int k = 0; k < CH * IMG * IMG; k++) buf[r * REC + 2 + k] = (unsigned char)(r * 40 + k);
+    }
+    const char *path = temp_file(buf, N * REC);
+    GrtData *d = grt_data_open_images(path, CH, IMG, 3, 1);
+    CHECK(d != NULL);
+    if (d) {
+        int32_t px[3 * CH * IMG * IMG], tg[3 * T];
+        grt_data_images(d, 1, 4, T, 1, 3, px, tg); /* images 5, 6, 7 of the run: records 0, 1, 2 */
+        for (int s = 0; s < 3; s++) {
+            int rec = (4 + 1 + s) % N;
+            for (int t = 0; t < T; t++) CHECK_EQ(tg[s * T + t], rec % 3);
+            for (int k = 0; k < CH * IMG * IMG; k++) CHECK_EQ(px[s * CH * IMG * IMG + k], rec * 40 + k);
+        }
+        grt_data_close(d);
+    }
+    CHECK(grt_data_open_images(path, CH, IMG, 2, 1) == NULL); /* label 2 of 2 classes */
+    unlink(path);
+    path = temp_file(buf, N * REC - 1);
+    CHECK(grt_data_open_images(path, CH, IMG, 3, 1) == NULL); /* not whole records */
+    unlink(path);
+    path = temp_file(buf, 0);
+    CHECK(grt_data_open_images(path, CH, IMG, 3, 1) == NULL); /* empty */
+    unlink(path);
+    CHECK(grt_data_open_images("/nonexistent/images", CH, IMG, 3, 1) == NULL);
+}
+
+static void test_synthetic_images(void) {
+    enum { CH = 3, IMG = 8, NPX = CH * IMG * IMG, B = 64, CLASSES = 4 };
+    GrtData *a = grt_data_open_images(NULL, CH, IMG, CLASSES, 3), *b = grt_data_open_images(NULL, CH, IMG, CLASSES, 3);
+    static int32_t pa[B * NPX], pb[B * NPX], ta[B], tb[B];
+    grt_data_images(a, 2, B, 1, 0, B, pa, ta);
+    grt_data_images(b, 2, B, 1, 0, B, pb, tb);
+    CHECK(memcmp(pa, pb, sizeof pa) == 0 && memcmp(ta, tb, sizeof ta) == 0);
+    static double mean[CLASSES][NPX];
+    int count[CLASSES] = {0}, range_ok = 1, nearest = 0;
+    for (int s = 0; s < B; s++) {
+        count[ta[s]]++;
+        for (int k = 0; k < NPX; k++) {
+            mean[ta[s]][k] += pa[s * NPX + k];
+            range_ok &= pa[s * NPX + k] >= 0 && pa[s * NPX + k] <= 255;
+        }
+    }
+    CHECK(range_ok);
+    for (int c = 0; c < CLASSES; c++) {
+        CHECK(count[c] > 0);
+        for (int k = 0; k < NPX; k++) mean[c][k] /= count[c] ? count[c] : 1;
+    }
+    for (int s = 0; s < B; s++) { /* the nearest class mean is the image's own */
+        int best = 0;
+        double bd = INFINITY;
+        for (int c = 0; c < CLASSES; c++) {
+            double dist = 0;
+            for (int k = 0; k < NPX; k++) dist += (pa[s * NPX + k] - mean[c][k]) * (pa[s * NPX + k] - mean[c][k]);
+            if (dist < bd) bd = dist, best = c;
+        }
+        nearest += best == ta[s];
+    }
+    CHECK_EQ(nearest, B);
+    grt_data_close(a), grt_data_close(b);
+}
+
 int main(void) {
+    test_image_file();
+    test_synthetic_images();
     test_patch(2, 3, 6, 3, 5);
     test_patch(3, 1, 10, 5, 7);
     test_patch(1, 2, 8, 2, 4);
