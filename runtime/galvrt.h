@@ -393,6 +393,14 @@ void grt_patch_assemble(float *out, const float *Y, const float *cls, const floa
 void grt_patch_assemble_backward(float *dY, float *dcls, float *dpos, const float *dout, int B, int np, int C);
 void grt_pool_forward(float *pooled, const float *x, int B, int T, int C, int mean);
 void grt_pool_backward(float *dx, const float *dpooled, int B, int T, int C, int mean);
+/* BERT's segments (grt_token_type): out (B, T, C) += tt[type of t];
+ * dtt (types, C) += the sums of dout (B, T, C) over each type's tokens. */
+static inline int grt_token_type(int t, int T, int types) { return (int)((int64_t)t * types / T); }
+void grt_token_types_forward(float *out, const float *tt, int B, int T, int C, int types);
+void grt_token_types_backward(float *dtt, const float *dout, int B, int T, int C, int types);
+/* BERT's pooler: h (B, C) = tanh(pre (B, C)) in place; dpre = dh * (1 - h^2) in place of dh. */
+void grt_tanh_forward(float *x, size_t n);
+void grt_tanh_backward(float *dh, const float *h, size_t n);
 int64_t grt_classify_forward(float *losses, float *probs, const float *logits, const int32_t *labels, int stride,
                              int B, int V);
 void grt_classify_backward(float *dlogits, const float *probs, const int32_t *labels, int stride, int B, int V,
@@ -413,7 +421,10 @@ typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD, GRT_PA
  * all T = patches + 1 tokens. GRT_CLASSIFIER: a linear head on the class
  * token (or the mean of the tokens) with softmax cross-entropy over V
  * classes, one loss per image (its label at every position of the
- * targets). Both are replicated over a TP group (no collectives). */
+ * targets), optionally through BERT's pooler (Devlin et al. 2019: dense +
+ * tanh on the first token; Hugging Face's BertPooler) as in
+ * BertForSequenceClassification. Both are replicated over a TP group (no
+ * collectives). */
 
 /* A layer as the program declares it: full (unsharded) sizes. */
 typedef struct GrtLayerSpec {
@@ -428,6 +439,8 @@ typedef struct GrtLayerSpec {
     float dropout;       /* embedding and block: the drop probability (0: none) */
     int image, patch, channels; /* patch embedding: image side, patch side, channels (pixels) */
     int pool_mean;       /* classifier: pool the mean of the tokens (else the first, class token) */
+    int pooler;          /* classifier: BERT's pooler (dense + tanh) between the pooled token and the classes */
+    int types;           /* embedding: token types (segments; 0: none); token t of T is of type t * types / T */
 } GrtLayerSpec;
 
 /* One parameter tensor of a layer: where it lies in the layer's slice. */

@@ -52,9 +52,9 @@ typedef struct PatchAct {
 } PatchAct;
 
 typedef struct ClassAct {
-    float *probs;            /* (B, V): kept */
+    float *probs, *h;        /* kept: (B, V), the pooler's output (B, C) (NULL: no pooler) */
     float *pooled, *dpooled; /* (B, C) working */
-    float *dlogits;          /* (B, V) working */
+    float *dlogits, *dh;     /* (B, V), (B, C) working */
 } ClassAct;
 
 /* ---- helpers -------------------------------------------------------------------- */
@@ -125,6 +125,8 @@ void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_ran
         l->V_l = (s->V + n - 1) / n;
         add_tensor(l, "wte", (size_t)l->V_l * C, 1, 1);
         if (s->positions) add_tensor(l, "wpe", (size_t)s->positions * C, 1, 0);
+        if (s->types && !s->positions) grt_abort("token types need learned positions", 1);
+        if (s->types) add_tensor(l, "wtt", (size_t)s->types * C, 1, 0); /* BERT's token types (segments) */
         break;
     case GRT_BLOCK:
         if (s->H % n || s->KVH % n || s->F % n)
@@ -165,6 +167,8 @@ void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_ran
     case GRT_CLASSIFIER:
         add_tensor(l, "weight", (size_t)s->V * C, 1, 0);
         add_tensor(l, "bias", s->V, 0, 0);
+        if (s->pooler) add_tensor(l, "pooler.weight", (size_t)C * C, 1, 0);
+        if (s->pooler) add_tensor(l, "pooler.bias", C, 0, 0);
         break;
     }
     check_size(l, "parameters", l->n_params, grt_size_params(s, n));
@@ -200,7 +204,8 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
     if (!l->tensors[k].sharded) {
         y.rows = 1, y.cols = (int)l->tensors[k].n, y.full_rows = 1, y.full_cols = y.cols;
         if (s->kind == GRT_EMBEDDING && k == 1) y.rows = s->positions, y.cols = C, y.full_rows = s->positions, y.full_cols = C;
-        if ((s->kind == GRT_PATCH && (k == 0 || k == 3)) || (s->kind == GRT_CLASSIFIER && k == 0))
+        if (s->kind == GRT_EMBEDDING && k == 2) y.rows = s->types, y.cols = C, y.full_rows = s->types, y.full_cols = C;
+        if ((s->kind == GRT_PATCH && (k == 0 || k == 3)) || (s->kind == GRT_CLASSIFIER && (k == 0 || k == 2)))
             y.rows = (int)(l->tensors[k].n / (size_t)C), y.cols = C, y.full_rows = y.rows, y.full_cols = C;
         if (s->kind == GRT_PATCH && k == 0) /* (C, ch p p) */
             y.rows = C, y.cols = (int)grt_patch_values(s), y.full_rows = C, y.full_cols = y.cols;
@@ -249,6 +254,7 @@ static size_t max_rows(const GrtLayer *l) {
     size_t r = (size_t)s->C + (size_t)s->positions + (size_t)l->V_l + (size_t)(s->H + 2 * s->KVH) * s->hd + 2 * (size_t)s->F;
     if (s->kind == GRT_PATCH) r += (size_t)grt_patches(s) + 1;
     if (s->kind == GRT_CLASSIFIER) r += (size_t)s->V;
+    r += (size_t)s->types;
     return r + 1;
 }
 
@@ -268,7 +274,7 @@ void grt_layer_init(GrtLayer *l, uint64_t seed, int index, int n_layers) {
         }
         Layout y = layout(l, k, l->tp_rank, rows);
         bool proj = s->kind == GRT_BLOCK && (k == B_WO || k == B_WDOWN);
-        float sd = proj ? proj_std : s->kind == GRT_EMBEDDING && k == 1 ? std / 2 : std;
+        float sd = proj ? proj_std : s->kind == GRT_EMBEDDING && k == 1 ? std / 2 : std; /* token types: std */
         if (s->kind == GRT_PATCH && k == 3) sd = std / 2; /* positions, as the embedding's */
         grt_init_normal(P(l, k), y.rows, y.cols, rows, y.col0, y.full_cols, sd, seed, id + (uint64_t)k);
     }
@@ -417,16 +423,20 @@ static PatchAct *patch_act(const GrtLayer *l, float *work) {
     return a;
 }
 
-/* A classifier's kept probabilities `probs` (B, V), its working buffers carved from `work`. */
+/* A classifier's kept probabilities (B, V) and pooler output (B, C), carved
+ * from `probs`, its working buffers from `work`. */
 static ClassAct *class_act(const GrtLayer *l, float *probs, float *work) {
     size_t B = (size_t)l->B, C = (size_t)l->s.C, V = (size_t)l->s.V;
     float *work0 = work;
     ClassAct *a = grt_alloc(sizeof *a);
-    a->probs = probs;
+    float *kept = probs;
+    a->probs = carve(&kept, B * V);
+    a->h = l->s.pooler ? carve(&kept, B * C) : NULL;
     a->pooled = carve(&work, B * C);
     a->dpooled = carve(&work, B * C);
     a->dlogits = carve(&work, B * V);
-    check_size(l, "kept activations", B * V, grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    a->dh = l->s.pooler ? carve(&work, B * C) : NULL;
+    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
     check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
     return a;
 }
@@ -767,6 +777,10 @@ float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out) {
         host_reference("embed_fwd");
         grt_embedding_forward(out, tokens, P(l, 0), wpe, l->B, l->T, s->C, l->tp_rank * l->V_l, l->V_l);
     }
+    if (s->types && l->tp_rank == 0) { /* added once, as the positions are */
+        host_reference("token_types_fwd");
+        grt_token_types_forward(out, P(l, 2), l->B, l->T, s->C, s->types);
+    }
     return out;
 }
 
@@ -823,30 +837,44 @@ static void patch_backward(GrtLayer *l, const int32_t *pixels, const float *dout
     grt_dev->matmul_backward(NULL, G(l, 0), G(l, 1), a->Y, a->X, P(l, 0), l->B * np, PV, s->C);
 }
 
-/* The classifier: x (B, T, C) pooled, logits (B, V), softmax
- * cross-entropy against each image's label (targets (B, T), its first
- * column); losses (B, T) get each image's loss at its first token, zero
- * at the others. */
+/* The classifier: x (B, T, C) pooled, through BERT's pooler (h = tanh(pooled
+ * Wp^T + bp)) when it has one, logits (B, V), softmax cross-entropy against
+ * each sequence's label (targets (B, T), its first column); losses (B, T)
+ * get each sequence's loss at its first token, zero at the others. */
 static void classifier_forward(GrtLayer *l, const float *x, const int32_t *targets, float *losses) {
     const GrtLayerSpec *s = &l->s;
     ClassAct *a = l->act;
     host_reference("classifier_fwd");
     grt_pool_forward(a->pooled, x, l->B, l->T, s->C, s->pool_mean);
-    grt_dev->matmul_forward(a->probs, a->pooled, P(l, 0), P(l, 1), l->B, s->C, s->V);
+    const float *feature = a->pooled;
+    if (s->pooler) {
+        grt_dev->matmul_forward(a->h, a->pooled, P(l, 2), P(l, 3), l->B, s->C, s->C);
+        grt_tanh_forward(a->h, (size_t)l->B * s->C);
+        feature = a->h;
+    }
+    grt_dev->matmul_forward(a->probs, feature, P(l, 0), P(l, 1), l->B, s->C, s->V);
     memset(losses, 0, sizeof(float) * (size_t)l->B * l->T);
     l->correct = grt_classify_forward(a->dlogits, a->probs, a->probs, targets, l->T, l->B, s->V);
     for (int b = 0; b < l->B; b++) losses[(size_t)b * l->T] = a->dlogits[b];
 }
 
-/* Its backward: each image's loss weighted dloss; din (B, T, C) accumulated. */
+/* Its backward: each sequence's loss weighted dloss; din (B, T, C) accumulated. */
 static void classifier_backward(GrtLayer *l, const float *x, const int32_t *targets, float dloss, float *din) {
     const GrtLayerSpec *s = &l->s;
     ClassAct *a = l->act;
+    size_t BC = (size_t)l->B * s->C;
     host_reference("classifier_bwd");
     grt_pool_forward(a->pooled, x, l->B, l->T, s->C, s->pool_mean);
     grt_classify_backward(a->dlogits, a->probs, targets, l->T, l->B, s->V, dloss);
-    memset(a->dpooled, 0, sizeof(float) * (size_t)l->B * s->C);
-    grt_dev->matmul_backward(a->dpooled, G(l, 0), G(l, 1), a->dlogits, a->pooled, P(l, 0), l->B, s->C, s->V);
+    memset(a->dpooled, 0, sizeof(float) * BC);
+    if (!s->pooler) {
+        grt_dev->matmul_backward(a->dpooled, G(l, 0), G(l, 1), a->dlogits, a->pooled, P(l, 0), l->B, s->C, s->V);
+    } else {
+        memset(a->dh, 0, sizeof(float) * BC);
+        grt_dev->matmul_backward(a->dh, G(l, 0), G(l, 1), a->dlogits, a->h, P(l, 0), l->B, s->C, s->V);
+        grt_tanh_backward(a->dh, a->h, BC);
+        grt_dev->matmul_backward(a->dpooled, G(l, 2), G(l, 3), a->dh, a->pooled, P(l, 2), l->B, s->C, s->C);
+    }
     grt_pool_backward(din, a->dpooled, l->B, l->T, s->C, s->pool_mean);
 }
 
@@ -1026,6 +1054,10 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
             host_reference("embed_bwd");
             grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
                                     l->tp_rank * l->V_l, l->V_l);
+        }
+        if (s->types) { /* every TP rank: the table is replicated, its gradient whole on each */
+            host_reference("token_types_bwd");
+            grt_token_types_backward(G(l, 2), dout, l->B, l->T, s->C, s->types);
         }
         break;
     }

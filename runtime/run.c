@@ -411,6 +411,18 @@ int grt_step_next(GrtRun *R) {
     return 1;
 }
 
+/* A sequence classifier's labels (targets (B, T), each row its sequence's
+ * label): the first token of the second half (the second segment's first
+ * token), modulo the classes; a task the pooled first token can learn only
+ * by attending to another position. */
+static void sequence_labels(const GrtProgram *p, const int32_t *tokens, int32_t *targets, int B) {
+    int T = p->seq, classes = p->spec[p->n_layers - 1].V;
+    for (int b = 0; b < B; b++) {
+        int32_t label = tokens[(size_t)b * T + T / 2] % classes;
+        for (int t = 0; t < T; t++) targets[(size_t)b * T + t] = label;
+    }
+}
+
 void grt_run_batch(GrtRun *R, int mb, int slot) {
     const GrtProgram *p = R->p;
     int MB = p->global_batch / p->micro_batches;
@@ -421,6 +433,7 @@ void grt_run_batch(GrtRun *R, int mb, int slot) {
     if (p->spec[0].kind == GRT_PATCH)
         grt_data_images(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, tokens, targets);
     else grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, tokens, targets);
+    if (p->spec[0].kind == GRT_EMBEDDING && classifies(p)) sequence_labels(p, tokens, targets, MB);
     if (!grt_dev->host_memory) {
         size_t bytes = (size_t)MB * p->seq * sizeof(int32_t);
         grt_dev->to_device(R->tokens[slot], R->host_tokens, (size_t)MB * sample_ints(p) * sizeof(int32_t));

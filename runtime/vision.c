@@ -1,9 +1,10 @@
-/* vision.c — the reference kernels of the vision layers: ViT's patch
+/* vision.c — the reference kernels of the vision and classification layers: ViT's patch
  * embedding and the classifier head on a pooled token (Dosovitskiy et al.
  * 2021, "An Image is Worth 16x16 Words", eq. 1 and 4; Hugging Face's
  * ViTEmbeddings and ViTForImageClassification), and the sequence classifier
  * BERT's pooler feeds (Devlin et al. 2019). The GEMMs around them are
- * grt_matmul_*'s; these are the gathers, adds and the loss in between. */
+ * grt_matmul_*'s; these are the gathers, adds and the loss in between,
+ * and BERT's token types (segment embeddings) and the pooler's tanh. */
 #include "galvrt.h"
 
 #include <math.h>
@@ -53,6 +54,40 @@ void grt_patch_assemble_backward(float *dY, float *dcls, float *dpos, const floa
                 for (int c = 0; c < C; c++)
                     dcls[c] += d[c];
         }
+}
+
+/* out (B, T, C) += tt (types, C)'s row of each token's type. */
+void grt_token_types_forward(float *out, const float *tt, int B, int T, int C, int types) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *o = out + ((size_t)b * T + t) * C;
+            const float *e = tt + (size_t)grt_token_type(t, T, types) * C;
+            for (int c = 0; c < C; c++)
+                o[c] += e[c];
+        }
+}
+
+/* dtt (types, C) += dout (B, T, C) summed over each type's tokens. */
+void grt_token_types_backward(float *dtt, const float *dout, int B, int T, int C, int types) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *d = dout + ((size_t)b * T + t) * C;
+            float *e = dtt + (size_t)grt_token_type(t, T, types) * C;
+            for (int c = 0; c < C; c++)
+                e[c] += d[c];
+        }
+}
+
+/* x = tanh(x), n values. */
+void grt_tanh_forward(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        x[i] = tanhf(x[i]);
+}
+
+/* dh = dh * (1 - h^2): through tanh, from its output h. */
+void grt_tanh_backward(float *dh, const float *h, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        dh[i] *= 1.0f - h[i] * h[i];
 }
 
 /* pooled (B, C) = x (B, T, C)'s first token, or its mean over T. */

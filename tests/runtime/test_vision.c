@@ -3,7 +3,8 @@
  * classifier head, whole layers through grt_layer_forward and
  * grt_layer_backward. Every parameter's gradient (and the classifier's
  * input gradient) against central finite differences of the layer's own
- * forward, at odd sizes; the patch gather against its definition (a
+ * forward, at odd sizes, with and without BERT's pooler; BERT's token
+ * types (segments) in the embedding, their rule and their gradient; the patch gather against its definition (a
  * pixel's place in its patch); the classifier's loss against a double
  * log-sum-exp and its accuracy count. Image data: records read back
  * (label, pixels, the record of each image of a step), bad files refused,
@@ -149,10 +150,10 @@ static double *fd_of(ClassCase *c, float *v, size_t n) {
     return fd;
 }
 
-static void test_classifier(int B, int T, int C, int V, int mean) {
-    GrtLayerSpec s = {.kind = GRT_CLASSIFIER, .name = "classifier", .C = C, .V = V, .pool_mean = mean};
+static void test_classifier(int B, int T, int C, int V, int mean, int pooler) {
+    GrtLayerSpec s = {.kind = GRT_CLASSIFIER, .name = "classifier", .C = C, .V = V, .pool_mean = mean, .pooler = pooler};
     ClassCase c = {.l = make_layer(&s, B, T)};
-    CHECK_EQ(c.l.n_params, (size_t)V * C + V);
+    CHECK_EQ(c.l.n_params, (size_t)V * C + V + (pooler ? (size_t)C * C + C : 0));
     size_t N = (size_t)B * T;
     c.x = frand(N * C, 1.0);
     c.losses = calloc(N, sizeof(float));
@@ -160,13 +161,23 @@ static void test_classifier(int B, int T, int C, int V, int mean) {
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) c.targets[(size_t)b * T + t] = (b * 7 + 3) % V;
 
-    /* the loss against a double log-sum-exp of the pooled logits; the accuracy count */
+    /* the loss against a double log-sum-exp of the pooled logits (through
+     * the pooler's tanh(Wp x + bp)); the accuracy count */
     double loss = class_loss(&c), want = 0;
     int correct = 0;
     for (int b = 0; b < B; b++) {
         double pooled[64] = {0}, logits[64], mx = -INFINITY, sum = 0;
         for (int t = 0; t < (mean ? T : 1); t++)
             for (int k = 0; k < C; k++) pooled[k] += c.x[((size_t)b * T + t) * C + k] / (mean ? (double)T : 1.0);
+        if (pooler) {
+            double h[64];
+            const float *wp = c.l.params + (size_t)V * C + V, *bp = wp + (size_t)C * C;
+            for (int o = 0; o < C; o++) {
+                h[o] = bp[o];
+                for (int k = 0; k < C; k++) h[o] += (double)wp[(size_t)o * C + k] * pooled[k];
+            }
+            for (int o = 0; o < C; o++) pooled[o] = tanh(h[o]);
+        }
         int best = 0;
         for (int j = 0; j < V; j++) {
             logits[j] = c.l.params[(size_t)V * C + j];
@@ -187,12 +198,76 @@ static void test_classifier(int B, int T, int C, int V, int mean) {
     grt_layer_backward(&c.l, c.x, NULL, c.targets, NULL, 1.0f / (float)B, din);
     double *fd_p = fd_of(&c, c.l.params, c.l.n_params), *fd_x = fd_of(&c, c.x, N * C);
     double ep = worst_err(c.l.grads, fd_p, c.l.n_params), ex = worst_err(din, fd_x, N * C);
-    printf("classifier B=%d T=%d C=%d classes=%d pool=%s: worst gradient error against finite differences "
+    printf("classifier B=%d T=%d C=%d classes=%d pool=%s%s: worst gradient error against finite differences "
            "%.2e (parameters), %.2e (input)\n",
-           B, T, C, V, mean ? "mean" : "cls", ep, ex);
+           B, T, C, V, mean ? "mean" : "cls", pooler ? " pooler" : "", ep, ex);
     CHECK(ep < 1e-3);
     CHECK(ex < 1e-3);
     free(fd_p), free(fd_x), free(din);
+}
+
+/* ---- BERT's token types ----------------------------------------------------------- */
+
+typedef struct EmbedCase {
+    GrtLayer l;
+    int32_t *tokens;
+    float *out, *r;
+    size_t n_out;
+} EmbedCase;
+
+/* sum(out * r) of the embedding's forward, in double. */
+static double embed_loss(EmbedCase *c) {
+    grt_layer_forward(&c->l, NULL, c->tokens, NULL, c->out);
+    double sum = 0;
+    for (size_t i = 0; i < c->n_out; i++) sum += (double)c->out[i] * c->r[i];
+    return sum;
+}
+
+/* An embedding with token types: the segment rule, its output against a
+ * sum of rows, and the types' gradient against finite differences. */
+static void test_token_types(int B, int T, int C, int V, int types) {
+    GrtLayerSpec s = {.kind = GRT_EMBEDDING, .name = "embedding", .C = C, .V = V, .positions = T, .types = types};
+    EmbedCase c = {.l = make_layer(&s, B, T)};
+    CHECK_EQ(c.l.n_params, (size_t)(V + T + types) * C);
+    CHECK(c.l.n_tensors == 3 && c.l.tensors[2].n == (size_t)types * C);
+    CHECK_EQ(grt_token_type(0, T, types), 0);
+    CHECK_EQ(grt_token_type(T - 1, T, types), types - 1);
+    if (types == 2) CHECK(grt_token_type(T / 2 - 1, T, 2) == 0 || T % 2);
+    c.tokens = calloc((size_t)B * T, sizeof(int32_t));
+    for (int i = 0; i < B * T; i++) c.tokens[i] = (i * 37 + 5) % V;
+    c.n_out = (size_t)B * T * C;
+    c.out = calloc(c.n_out, sizeof(float));
+    c.r = frand(c.n_out, 1.0);
+    embed_loss(&c);
+    const float *wte = c.l.params, *wpe = wte + (size_t)V * C, *wtt = wpe + (size_t)T * C;
+    int bad = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < C; k++) {
+                float want = wte[(size_t)c.tokens[b * T + t] * C + k] + wpe[(size_t)t * C + k] +
+                             wtt[(size_t)grt_token_type(t, T, types) * C + k];
+                bad += fabsf(c.out[((size_t)b * T + t) * C + k] - want) > 1e-6f;
+            }
+    CHECK_EQ(bad, 0);
+    memset(c.l.grads, 0, sizeof(float) * c.l.n_params);
+    grt_layer_backward(&c.l, NULL, c.tokens, NULL, c.r, 0, NULL);
+    size_t off = c.l.tensors[2].offset, n = c.l.tensors[2].n;
+    double *fd = calloc(n, sizeof(double));
+    const float eps = 0.05f;
+    for (size_t i = 0; i < n; i++) {
+        float keep = c.l.params[off + i];
+        c.l.params[off + i] = keep + eps;
+        double up = embed_loss(&c);
+        c.l.params[off + i] = keep - eps;
+        double down = embed_loss(&c);
+        c.l.params[off + i] = keep;
+        fd[i] = (up - down) / (2.0 * eps);
+    }
+    double err = worst_err(c.l.grads + off, fd, n);
+    printf("token types B=%d T=%d C=%d types=%d: worst gradient error against finite differences %.2e\n", B, T, C,
+           types, err);
+    CHECK(err < 2e-3);
+    free(fd);
 }
 
 /* ---- image data --------------------------------------------------------------- */
@@ -279,8 +354,12 @@ int main(void) {
     test_patch(2, 3, 6, 3, 5);
     test_patch(3, 1, 10, 5, 7);
     test_patch(1, 2, 8, 2, 4);
-    test_classifier(3, 5, 6, 4, 0);
-    test_classifier(2, 7, 5, 9, 1);
-    test_classifier(4, 1, 3, 2, 0);
+    test_classifier(3, 5, 6, 4, 0, 0);
+    test_classifier(2, 7, 5, 9, 1, 0);
+    test_classifier(4, 1, 3, 2, 0, 0);
+    test_classifier(3, 5, 6, 4, 0, 1);
+    test_classifier(2, 3, 7, 3, 1, 1);
+    test_token_types(3, 7, 5, 300, 2);
+    test_token_types(2, 4, 3, 11, 3);
     return check_report();
 }
