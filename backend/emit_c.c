@@ -184,7 +184,8 @@ static void emit_specs(const Emit *e) {
         const Layer *l = e->spec->graph->layers[i];
         GrtLayerSpec r = layer_spec(e->spec, l);
         fprintf(out, "    {.kind = %s, .name = ",
-                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD", "GRT_PATCH", "GRT_CLASSIFIER"}[r.kind]);
+                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD", "GRT_PATCH",
+                                 "GRT_CLASSIFIER"}[r.kind]);
         c_string(out, l->name);
         fprintf(out, ", .C = %d", r.C);
         if (r.kind == GRT_BLOCK)
@@ -240,13 +241,12 @@ static void emit_program(const Emit *e, const char *model_name) {
             "    .predicted_step_ms = %.6g, .predicted_compute_ms = %.6g, .predicted_comm_ms = %.6g,\n"
             "    .predicted_bubble_ms = %.6g, .predicted_calls = %.6g,\n"
             "    .spec = spec, .cut = cut,\n};\n\n",
-            (long long)t->global_batch, (long long)program_vocab(e), e->tied_to, e->tied_copy,
-            (long long)t->steps, (const char *[]){"GRT_ADAMW", "GRT_ADAM", "GRT_SGD"}[o->kind], o->lr, o->beta1,
-            o->beta2, o->eps, o->weight_decay, o->clip, o->momentum, o->nesterov, (long long)t->warmup,
+            (long long)t->global_batch, (long long)program_vocab(e), e->tied_to, e->tied_copy, (long long)t->steps,
+            (const char *[]){"GRT_ADAMW", "GRT_ADAM", "GRT_SGD"}[o->kind], o->lr, o->beta1, o->beta2, o->eps,
+            o->weight_decay, o->clip, o->momentum, o->nesterov, (long long)t->warmup,
             (const char *[]){"GRT_DECAY_CONSTANT", "GRT_DECAY_LINEAR", "GRT_DECAY_COSINE"}[t->decay],
-            (long long)(t->decay_steps ? t->decay_steps : t->steps), t->min_lr,
-            (double)e->spec->graph->total_fwd_flops, (double)p->budget, p->step_s * 1e3, p->compute_s * 1e3,
-            p->comm_s * 1e3, p->bubble_s * 1e3, p->calls);
+            (long long)(t->decay_steps ? t->decay_steps : t->steps), t->min_lr, (double)e->spec->graph->total_fwd_flops,
+            (double)p->budget, p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3, p->bubble_s * 1e3, p->calls);
 }
 
 /* ---- the groups ---------------------------------------------------------------- */

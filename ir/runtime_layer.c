@@ -72,8 +72,8 @@ static bool fits(int64_t n) { return n >= 0 && n < (int64_t)1 << 30; }
  * large for the runtime. */
 bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
     if (!fits(l->hidden) || !fits(l->vocab) || !fits(l->positions) || !fits(l->heads) || !fits(l->kv_heads) ||
-        !fits(l->head_dim) || !fits(l->ffn) || !fits(l->classes) || !fits(l->types) || !fits(l->image) || !fits(l->channels) ||
-        !fits(l->channels * l->image * l->image))
+        !fits(l->head_dim) || !fits(l->ffn) || !fits(l->classes) || !fits(l->types) || !fits(l->image) ||
+        !fits(l->channels) || !fits(l->channels * l->image * l->image))
         return false;
     int k = layer_runtime_base_kind(l->kind);
     const Layer *first = g->n_layers ? g->layers[0] : NULL;

@@ -287,8 +287,8 @@ static int check_images(GrtData *d, const char *path) {
 GrtData *grt_data_open_images(const char *path, int channels, int image, int classes, uint64_t seed) {
     const char *name = path ? path : "synthetic images";
     if (classes < 2 || classes > 65536 || channels < 1 || image < 1) {
-        fprintf(stderr, "galvrt: %s: %d classes of %d x %d x %d images cannot be trained on\n", name, classes,
-                channels, image, image);
+        fprintf(stderr, "galvrt: %s: %d classes of %d x %d x %d images cannot be trained on\n", name, classes, channels,
+                image, image);
         return NULL;
     }
     GrtData *d = calloc(1, sizeof *d);
@@ -314,7 +314,8 @@ static int synthetic_image(const GrtData *d, int64_t i, int32_t *px) {
     size_t n = (size_t)d->channels * d->image * d->image;
     uint64_t tkey = grt_hash64(key ^ grt_hash64((uint64_t)label + 0x7e3b1a7e));
     for (size_t k = 0; k < n; k++) {
-        int v = (int)(grt_hash64(tkey + k) % 256) + (int)(grt_hash64(h + k) % SYNTH_IMAGE_NOISE) - SYNTH_IMAGE_NOISE / 2;
+        int v =
+            (int)(grt_hash64(tkey + k) % 256) + (int)(grt_hash64(h + k) % SYNTH_IMAGE_NOISE) - SYNTH_IMAGE_NOISE / 2;
         px[k] = v < 0 ? 0 : v > 255 ? 255 : v;
     }
     return label;
@@ -328,12 +329,15 @@ void grt_data_images(GrtData *d, int64_t step, int global_batch, int T, int firs
     for (int s = 0; s < count; s++) {
         int64_t i = (step * global_batch + first + s) % d->n;
         int32_t *px = pixels + (size_t)s * n, label;
-        if (d->kind == DATA_SYNTHETIC_IMAGES) label = synthetic_image(d, i, px);
+        if (d->kind == DATA_SYNTHETIC_IMAGES)
+            label = synthetic_image(d, i, px);
         else {
             const unsigned char *q = d->map + (size_t)i * record_bytes(d);
             label = q[0] | q[1] << 8;
-            for (size_t k = 0; k < n; k++) px[k] = q[2 + k];
+            for (size_t k = 0; k < n; k++)
+                px[k] = q[2 + k];
         }
-        for (int t = 0; t < T; t++) targets[(size_t)s * T + t] = label;
+        for (int t = 0; t < T; t++)
+            targets[(size_t)s * T + t] = label;
     }
 }

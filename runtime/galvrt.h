@@ -401,8 +401,8 @@ void grt_token_types_backward(float *dtt, const float *dout, int B, int T, int C
 /* BERT's pooler: h (B, C) = tanh(pre (B, C)) in place; dpre = dh * (1 - h^2) in place of dh. */
 void grt_tanh_forward(float *x, size_t n);
 void grt_tanh_backward(float *dh, const float *h, size_t n);
-int64_t grt_classify_forward(float *losses, float *probs, const float *logits, const int32_t *labels, int stride,
-                             int B, int V);
+int64_t grt_classify_forward(float *losses, float *probs, const float *logits, const int32_t *labels, int stride, int B,
+                             int V);
 void grt_classify_backward(float *dlogits, const float *probs, const int32_t *labels, int stride, int B, int V,
                            float dloss);
 
@@ -438,9 +438,9 @@ typedef struct GrtLayerSpec {
     float eps, rope_theta;
     float dropout;       /* embedding and block: the drop probability (0: none) */
     int image, patch, channels; /* patch embedding: image side, patch side, channels (pixels) */
-    int pool_mean;       /* classifier: pool the mean of the tokens (else the first, class token) */
-    int pooler;          /* classifier: BERT's pooler (dense + tanh) between the pooled token and the classes */
-    int types;           /* embedding: token types (segments; 0: none); token t of T is of type t * types / T */
+    int pool_mean;              /* classifier: pool the mean of the tokens (else the first, class token) */
+    int pooler;                 /* classifier: BERT's pooler (dense + tanh) between the pooled token and the classes */
+    int types;                  /* embedding: token types (segments; 0: none); token t of T is of type t * types / T */
 } GrtLayerSpec;
 
 /* One parameter tensor of a layer: where it lies in the layer's slice. */

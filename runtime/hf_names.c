@@ -130,7 +130,8 @@ static void hf_block_qkv(HfList *L, int i, int k, int block, int64_t cols, const
     int heads[3] = {s->rope ? s->H : 0, s->rope ? s->KVH : 0, 0};
     for (int p = 0; p < 3; p++) {
         char name[160];
-        snprintf(name, sizeof name, "%s.%d.%s.%s", hf_layers(L->nm), block, parts[L->nm == NAMES_VIT ? 2 : L->nm == NAMES_BERT][p], w);
+        snprintf(name, sizeof name, "%s.%d.%s.%s", hf_layers(L->nm), block,
+                 parts[L->nm == NAMES_VIT ? 2 : L->nm == NAMES_BERT][p], w);
         hf_add(L, name, i, k, at[p], len[p], cols, 0, heads[p], s->hd);
     }
 }
@@ -168,7 +169,10 @@ static void hf_block_other(HfList *L, int i, int k, const char *tn, int block, i
     const char *vit = !strncmp(tn, "ln1", 3) ? "layernorm_before" : !strncmp(tn, "ln2", 3) ? "layernorm_after" : bert;
     char name[160];
     snprintf(name, sizeof name, "%s.%d.%s.%s", hf_layers(L->nm), block,
-             L->nm == NAMES_LLAMA ? llama : L->nm == NAMES_VIT ? vit : bert, w);
+             L->nm == NAMES_LLAMA ? llama
+             : L->nm == NAMES_VIT ? vit
+                                  : bert,
+             w);
     hf_add(L, name, i, k, 0, rows, cols, 0, 0, 0);
 }
 

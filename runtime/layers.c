@@ -811,9 +811,7 @@ void grt_head_loss(GrtLayer *l, const int32_t *targets, float *losses) {
 }
 
 /* The step breakdown's part of a layer kind: the vision layers count as the embedding and the head. */
-static int part_of(GrtLayerKind k) {
-    return k == GRT_PATCH ? GRT_EMBEDDING : k == GRT_CLASSIFIER ? GRT_HEAD : (int)k;
-}
+static int part_of(GrtLayerKind k) { return k == GRT_PATCH ? GRT_EMBEDDING : k == GRT_CLASSIFIER ? GRT_HEAD : (int)k; }
 
 /* ViT's patch embedding: pixels (B, ch, img, img) -> out (B, T, C). */
 static void patch_forward(GrtLayer *l, const int32_t *pixels, float *out) {
@@ -855,7 +853,8 @@ static void classifier_forward(GrtLayer *l, const float *x, const int32_t *targe
     grt_dev->matmul_forward(a->probs, feature, P(l, 0), P(l, 1), l->B, s->C, s->V);
     memset(losses, 0, sizeof(float) * (size_t)l->B * l->T);
     l->correct = grt_classify_forward(a->dlogits, a->probs, a->probs, targets, l->T, l->B, s->V);
-    for (int b = 0; b < l->B; b++) losses[(size_t)b * l->T] = a->dlogits[b];
+    for (int b = 0; b < l->B; b++)
+        losses[(size_t)b * l->T] = a->dlogits[b];
 }
 
 /* Its backward: each sequence's loss weighted dloss; din (B, T, C) accumulated. */

@@ -419,7 +419,8 @@ static void sequence_labels(const GrtProgram *p, const int32_t *tokens, int32_t 
     int T = p->seq, classes = p->spec[p->n_layers - 1].V;
     for (int b = 0; b < B; b++) {
         int32_t label = tokens[(size_t)b * T + T / 2] % classes;
-        for (int t = 0; t < T; t++) targets[(size_t)b * T + t] = label;
+        for (int t = 0; t < T; t++)
+            targets[(size_t)b * T + t] = label;
     }
 }
 
@@ -432,7 +433,8 @@ void grt_run_batch(GrtRun *R, int mb, int slot) {
     int32_t *targets = grt_dev->host_memory ? R->targets[slot] : R->host_targets;
     if (p->spec[0].kind == GRT_PATCH)
         grt_data_images(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, tokens, targets);
-    else grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, tokens, targets);
+    else
+        grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, tokens, targets);
     if (p->spec[0].kind == GRT_EMBEDDING && classifies(p)) sequence_labels(p, tokens, targets, MB);
     if (!grt_dev->host_memory) {
         size_t bytes = (size_t)MB * p->seq * sizeof(int32_t);

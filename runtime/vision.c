@@ -49,7 +49,8 @@ void grt_patch_assemble_backward(float *dY, float *dcls, float *dpos, const floa
             float *q = dpos + (size_t)t * C;
             for (int c = 0; c < C; c++)
                 q[c] += d[c];
-            if (t) memcpy(dY + ((size_t)b * np + t - 1) * C, d, sizeof(float) * (size_t)C);
+            if (t)
+                memcpy(dY + ((size_t)b * np + t - 1) * C, d, sizeof(float) * (size_t)C);
             else
                 for (int c = 0; c < C; c++)
                     dcls[c] += d[c];
@@ -120,8 +121,8 @@ void grt_pool_backward(float *dx, const float *dpooled, int B, int T, int C, int
  * losses (B) = -log probs[label], label = labels[b * stride]. Returns how
  * many rows have their label as the most probable class (the first of
  * ties). Labels are checked in range by the data loader. */
-int64_t grt_classify_forward(float *losses, float *probs, const float *logits, const int32_t *labels, int stride,
-                             int B, int V) {
+int64_t grt_classify_forward(float *losses, float *probs, const float *logits, const int32_t *labels, int stride, int B,
+                             int V) {
     int64_t correct = 0;
     for (int b = 0; b < B; b++) {
         const float *l = logits + (size_t)b * V;

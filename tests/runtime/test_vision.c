@@ -28,7 +28,8 @@ static double rnd(void) {
 
 static float *frand(size_t n, double scale) {
     float *x = calloc(n, sizeof(float));
-    for (size_t i = 0; i < n; i++) x[i] = (float)(scale * rnd());
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(scale * rnd());
     return x;
 }
 
@@ -65,7 +66,8 @@ typedef struct PatchCase {
 static double patch_loss(PatchCase *c) {
     grt_layer_forward(&c->l, NULL, c->pixels, NULL, c->out);
     double sum = 0;
-    for (size_t i = 0; i < c->n_out; i++) sum += (double)c->out[i] * c->r[i];
+    for (size_t i = 0; i < c->n_out; i++)
+        sum += (double)c->out[i] * c->r[i];
     return sum;
 }
 
@@ -76,7 +78,8 @@ static void test_patch(int B, int ch, int img, int p, int C) {
     CHECK_EQ(c.l.n_params, (size_t)C * ch * p * p + 2 * C + (size_t)T * C);
     size_t npx = (size_t)B * ch * img * img;
     c.pixels = calloc(npx, sizeof(int32_t));
-    for (size_t i = 0; i < npx; i++) c.pixels[i] = (int32_t)((rnd() + 1) * 127.9);
+    for (size_t i = 0; i < npx; i++)
+        c.pixels[i] = (int32_t)((rnd() + 1) * 127.9);
     c.n_out = (size_t)B * T * C;
     c.out = calloc(c.n_out, sizeof(float));
     c.r = frand(c.n_out, 1.0);
@@ -112,8 +115,8 @@ static void test_patch(int B, int ch, int img, int p, int C) {
         fd[i] = (up - down) / (2.0 * eps);
     }
     double err = worst_err(c.l.grads, fd, c.l.n_params);
-    printf("patch embedding B=%d %dx%dx%d patch %d C=%d: worst gradient error against finite differences %.2e\n", B,
-           ch, img, img, p, C, err);
+    printf("patch embedding B=%d %dx%dx%d patch %d C=%d: worst gradient error against finite differences %.2e\n", B, ch,
+           img, img, p, C, err);
     CHECK(err < 2e-3);
     free(fd);
 }
@@ -130,7 +133,8 @@ typedef struct ClassCase {
 static double class_loss(ClassCase *c) {
     grt_layer_forward(&c->l, c->x, NULL, c->targets, c->losses);
     double sum = 0;
-    for (int i = 0; i < c->l.B * c->l.T; i++) sum += c->losses[i];
+    for (int i = 0; i < c->l.B * c->l.T; i++)
+        sum += c->losses[i];
     return sum / c->l.B;
 }
 
@@ -151,7 +155,8 @@ static double *fd_of(ClassCase *c, float *v, size_t n) {
 }
 
 static void test_classifier(int B, int T, int C, int V, int mean, int pooler) {
-    GrtLayerSpec s = {.kind = GRT_CLASSIFIER, .name = "classifier", .C = C, .V = V, .pool_mean = mean, .pooler = pooler};
+    GrtLayerSpec s = {
+        .kind = GRT_CLASSIFIER, .name = "classifier", .C = C, .V = V, .pool_mean = mean, .pooler = pooler};
     ClassCase c = {.l = make_layer(&s, B, T)};
     CHECK_EQ(c.l.n_params, (size_t)V * C + V + (pooler ? (size_t)C * C + C : 0));
     size_t N = (size_t)B * T;
@@ -159,7 +164,8 @@ static void test_classifier(int B, int T, int C, int V, int mean, int pooler) {
     c.losses = calloc(N, sizeof(float));
     c.targets = calloc(N, sizeof(int32_t));
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) c.targets[(size_t)b * T + t] = (b * 7 + 3) % V;
+        for (int t = 0; t < T; t++)
+            c.targets[(size_t)b * T + t] = (b * 7 + 3) % V;
 
     /* the loss against a double log-sum-exp of the pooled logits (through
      * the pooler's tanh(Wp x + bp)); the accuracy count */
@@ -168,26 +174,32 @@ static void test_classifier(int B, int T, int C, int V, int mean, int pooler) {
     for (int b = 0; b < B; b++) {
         double pooled[64] = {0}, logits[64], mx = -INFINITY, sum = 0;
         for (int t = 0; t < (mean ? T : 1); t++)
-            for (int k = 0; k < C; k++) pooled[k] += c.x[((size_t)b * T + t) * C + k] / (mean ? (double)T : 1.0);
+            for (int k = 0; k < C; k++)
+                pooled[k] += c.x[((size_t)b * T + t) * C + k] / (mean ? (double)T : 1.0);
         if (pooler) {
             double h[64];
             const float *wp = c.l.params + (size_t)V * C + V, *bp = wp + (size_t)C * C;
             for (int o = 0; o < C; o++) {
                 h[o] = bp[o];
-                for (int k = 0; k < C; k++) h[o] += (double)wp[(size_t)o * C + k] * pooled[k];
+                for (int k = 0; k < C; k++)
+                    h[o] += (double)wp[(size_t)o * C + k] * pooled[k];
             }
-            for (int o = 0; o < C; o++) pooled[o] = tanh(h[o]);
+            for (int o = 0; o < C; o++)
+                pooled[o] = tanh(h[o]);
         }
         int best = 0;
         for (int j = 0; j < V; j++) {
             logits[j] = c.l.params[(size_t)V * C + j];
-            for (int k = 0; k < C; k++) logits[j] += (double)c.l.params[(size_t)j * C + k] * pooled[k];
+            for (int k = 0; k < C; k++)
+                logits[j] += (double)c.l.params[(size_t)j * C + k] * pooled[k];
             if (logits[j] > mx) mx = logits[j], best = j;
         }
-        for (int j = 0; j < V; j++) sum += exp(logits[j] - mx);
+        for (int j = 0; j < V; j++)
+            sum += exp(logits[j] - mx);
         want += (mx + log(sum) - logits[c.targets[(size_t)b * T]]) / B;
         correct += best == c.targets[(size_t)b * T];
-        for (int t = 1; t < T; t++) CHECK(c.losses[(size_t)b * T + t] == 0.0f);
+        for (int t = 1; t < T; t++)
+            CHECK(c.losses[(size_t)b * T + t] == 0.0f);
     }
     CHECK(fabs(loss - want) < 1e-5 * fmax(1.0, want));
     CHECK_EQ(c.l.correct, correct);
@@ -219,7 +231,8 @@ typedef struct EmbedCase {
 static double embed_loss(EmbedCase *c) {
     grt_layer_forward(&c->l, NULL, c->tokens, NULL, c->out);
     double sum = 0;
-    for (size_t i = 0; i < c->n_out; i++) sum += (double)c->out[i] * c->r[i];
+    for (size_t i = 0; i < c->n_out; i++)
+        sum += (double)c->out[i] * c->r[i];
     return sum;
 }
 
@@ -234,7 +247,8 @@ static void test_token_types(int B, int T, int C, int V, int types) {
     CHECK_EQ(grt_token_type(T - 1, T, types), types - 1);
     if (types == 2) CHECK(grt_token_type(T / 2 - 1, T, 2) == 0 || T % 2);
     c.tokens = calloc((size_t)B * T, sizeof(int32_t));
-    for (int i = 0; i < B * T; i++) c.tokens[i] = (i * 37 + 5) % V;
+    for (int i = 0; i < B * T; i++)
+        c.tokens[i] = (i * 37 + 5) % V;
     c.n_out = (size_t)B * T * C;
     c.out = calloc(c.n_out, sizeof(float));
     c.r = frand(c.n_out, 1.0);
@@ -287,7 +301,8 @@ static void test_image_file(void) {
     unsigned char buf[N * REC + 1];
     for (int r = 0; r < N; r++) {
         buf[r * REC] = (unsigned char)(r % 3), buf[r * REC + 1] = 0;
-        for (int k = 0; k < CH * IMG * IMG; k++) buf[r * REC + 2 + k] = (unsigned char)(r * 40 + k);
+        for (int k = 0; k < CH * IMG * IMG; k++)
+            buf[r * REC + 2 + k] = (unsigned char)(r * 40 + k);
     }
     const char *path = temp_file(buf, N * REC);
     GrtData *d = grt_data_open_images(path, CH, IMG, 3, 1);
@@ -297,8 +312,10 @@ static void test_image_file(void) {
         grt_data_images(d, 1, 4, T, 1, 3, px, tg); /* images 5, 6, 7 of the run: records 0, 1, 2 */
         for (int s = 0; s < 3; s++) {
             int rec = (4 + 1 + s) % N;
-            for (int t = 0; t < T; t++) CHECK_EQ(tg[s * T + t], rec % 3);
-            for (int k = 0; k < CH * IMG * IMG; k++) CHECK_EQ(px[s * CH * IMG * IMG + k], rec * 40 + k);
+            for (int t = 0; t < T; t++)
+                CHECK_EQ(tg[s * T + t], rec % 3);
+            for (int k = 0; k < CH * IMG * IMG; k++)
+                CHECK_EQ(px[s * CH * IMG * IMG + k], rec * 40 + k);
         }
         grt_data_close(d);
     }
@@ -332,14 +349,16 @@ static void test_synthetic_images(void) {
     CHECK(range_ok);
     for (int c = 0; c < CLASSES; c++) {
         CHECK(count[c] > 0);
-        for (int k = 0; k < NPX; k++) mean[c][k] /= count[c] ? count[c] : 1;
+        for (int k = 0; k < NPX; k++)
+            mean[c][k] /= count[c] ? count[c] : 1;
     }
     for (int s = 0; s < B; s++) { /* the nearest class mean is the image's own */
         int best = 0;
         double bd = INFINITY;
         for (int c = 0; c < CLASSES; c++) {
             double dist = 0;
-            for (int k = 0; k < NPX; k++) dist += (pa[s * NPX + k] - mean[c][k]) * (pa[s * NPX + k] - mean[c][k]);
+            for (int k = 0; k < NPX; k++)
+                dist += (pa[s * NPX + k] - mean[c][k]) * (pa[s * NPX + k] - mean[c][k]);
             if (dist < bd) bd = dist, best = c;
         }
         nearest += best == ta[s];
