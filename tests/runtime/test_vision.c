@@ -21,13 +21,31 @@
 
 static unsigned seed = 12345u;
 
+/* Every buffer a test allocates, freed at the end; every layer made, kept
+ * (its activations are the runtime's, held until the process ends). */
+static void *owned[512];
+static int n_owned;
+static GrtLayer layers[32];
+static int n_layers;
+
+static void *tcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size);
+    CHECK(p != NULL && n_owned < 512);
+    if (n_owned < 512) owned[n_owned++] = p;
+    return p;
+}
+
+static void free_owned(void) {
+    while (n_owned) free(owned[--n_owned]);
+}
+
 static double rnd(void) {
     seed = seed * 1103515245u + 12345u;
     return ((seed >> 8) & 0xffff) / 32768.0 - 1.0;
 }
 
 static float *frand(size_t n, double scale) {
-    float *x = calloc(n, sizeof(float));
+    float *x = tcalloc(n, sizeof(float));
     for (size_t i = 0; i < n; i++)
         x[i] = (float)(scale * rnd());
     return x;
@@ -37,9 +55,10 @@ static float *frand(size_t n, double scale) {
 static GrtLayer make_layer(const GrtLayerSpec *s, int B, int T) {
     GrtLayer l;
     grt_layer_setup(&l, s, NULL, B, T);
-    float *params = frand(l.n_params, 0.5), *grads = calloc(l.n_params, sizeof(float));
+    float *params = frand(l.n_params, 0.5), *grads = tcalloc(l.n_params, sizeof(float));
     size_t work = grt_layer_work_floats(&l);
-    grt_layer_bind(&l, params, grads, 1, calloc(work + 1, sizeof(float)), NULL);
+    grt_layer_bind(&l, params, grads, 1, tcalloc(work + 1, sizeof(float)), NULL);
+    if (n_layers < 32) layers[n_layers++] = l;
     return l;
 }
 
@@ -77,15 +96,15 @@ static void test_patch(int B, int ch, int img, int p, int C) {
     PatchCase c = {.l = make_layer(&s, B, T)};
     CHECK_EQ(c.l.n_params, (size_t)C * ch * p * p + 2 * C + (size_t)T * C);
     size_t npx = (size_t)B * ch * img * img;
-    c.pixels = calloc(npx, sizeof(int32_t));
+    c.pixels = tcalloc(npx, sizeof(int32_t));
     for (size_t i = 0; i < npx; i++)
         c.pixels[i] = (int32_t)((rnd() + 1) * 127.9);
     c.n_out = (size_t)B * T * C;
-    c.out = calloc(c.n_out, sizeof(float));
+    c.out = tcalloc(c.n_out, sizeof(float));
     c.r = frand(c.n_out, 1.0);
 
     /* the gather: pixel (b, k, y, x) is value (k, y % p, x % p) of patch (y / p, x / p) */
-    float *X = calloc((size_t)B * np * ch * p * p, sizeof(float));
+    float *X = tcalloc((size_t)B * np * ch * p * p, sizeof(float));
     grt_patch_gather(X, c.pixels, B, ch, img, p);
     int bad = 0;
     for (int b = 0; b < B; b++)
@@ -98,12 +117,11 @@ static void test_patch(int B, int ch, int img, int p, int C) {
                     bad += X[row * ch * p * p + col] != want;
                 }
     CHECK_EQ(bad, 0);
-    free(X);
 
     patch_loss(&c);
     memset(c.l.grads, 0, sizeof(float) * c.l.n_params);
     grt_layer_backward(&c.l, NULL, c.pixels, NULL, c.r, 0, NULL);
-    double *fd = calloc(c.l.n_params, sizeof(double));
+    double *fd = tcalloc(c.l.n_params, sizeof(double));
     const float eps = 0.05f; /* the output is linear in the parameters: only rounding remains */
     for (size_t i = 0; i < c.l.n_params; i++) {
         float keep = c.l.params[i];
@@ -118,7 +136,6 @@ static void test_patch(int B, int ch, int img, int p, int C) {
     printf("patch embedding B=%d %dx%dx%d patch %d C=%d: worst gradient error against finite differences %.2e\n", B, ch,
            img, img, p, C, err);
     CHECK(err < 2e-3);
-    free(fd);
 }
 
 /* ---- classifier ------------------------------------------------------------------ */
@@ -140,7 +157,7 @@ static double class_loss(ClassCase *c) {
 
 /* Central differences of the mean loss over each of n floats at v. */
 static double *fd_of(ClassCase *c, float *v, size_t n) {
-    double *fd = calloc(n, sizeof(double));
+    double *fd = tcalloc(n, sizeof(double));
     const float eps = 1e-2f;
     for (size_t i = 0; i < n; i++) {
         float keep = v[i];
@@ -161,8 +178,8 @@ static void test_classifier(int B, int T, int C, int V, int mean, int pooler) {
     CHECK_EQ(c.l.n_params, (size_t)V * C + V + (pooler ? (size_t)C * C + C : 0));
     size_t N = (size_t)B * T;
     c.x = frand(N * C, 1.0);
-    c.losses = calloc(N, sizeof(float));
-    c.targets = calloc(N, sizeof(int32_t));
+    c.losses = tcalloc(N, sizeof(float));
+    c.targets = tcalloc(N, sizeof(int32_t));
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             c.targets[(size_t)b * T + t] = (b * 7 + 3) % V;
@@ -204,7 +221,7 @@ static void test_classifier(int B, int T, int C, int V, int mean, int pooler) {
     CHECK(fabs(loss - want) < 1e-5 * fmax(1.0, want));
     CHECK_EQ(c.l.correct, correct);
 
-    float *din = calloc(N * C, sizeof(float));
+    float *din = tcalloc(N * C, sizeof(float));
     memset(c.l.grads, 0, sizeof(float) * c.l.n_params);
     class_loss(&c);
     grt_layer_backward(&c.l, c.x, NULL, c.targets, NULL, 1.0f / (float)B, din);
@@ -215,7 +232,6 @@ static void test_classifier(int B, int T, int C, int V, int mean, int pooler) {
            B, T, C, V, mean ? "mean" : "cls", pooler ? " pooler" : "", ep, ex);
     CHECK(ep < 1e-3);
     CHECK(ex < 1e-3);
-    free(fd_p), free(fd_x), free(din);
 }
 
 /* ---- BERT's token types ----------------------------------------------------------- */
@@ -246,11 +262,11 @@ static void test_token_types(int B, int T, int C, int V, int types) {
     CHECK_EQ(grt_token_type(0, T, types), 0);
     CHECK_EQ(grt_token_type(T - 1, T, types), types - 1);
     if (types == 2) CHECK(grt_token_type(T / 2 - 1, T, 2) == 0 || T % 2);
-    c.tokens = calloc((size_t)B * T, sizeof(int32_t));
+    c.tokens = tcalloc((size_t)B * T, sizeof(int32_t));
     for (int i = 0; i < B * T; i++)
         c.tokens[i] = (i * 37 + 5) % V;
     c.n_out = (size_t)B * T * C;
-    c.out = calloc(c.n_out, sizeof(float));
+    c.out = tcalloc(c.n_out, sizeof(float));
     c.r = frand(c.n_out, 1.0);
     embed_loss(&c);
     const float *wte = c.l.params, *wpe = wte + (size_t)V * C, *wtt = wpe + (size_t)T * C;
@@ -266,7 +282,7 @@ static void test_token_types(int B, int T, int C, int V, int types) {
     memset(c.l.grads, 0, sizeof(float) * c.l.n_params);
     grt_layer_backward(&c.l, NULL, c.tokens, NULL, c.r, 0, NULL);
     size_t off = c.l.tensors[2].offset, n = c.l.tensors[2].n;
-    double *fd = calloc(n, sizeof(double));
+    double *fd = tcalloc(n, sizeof(double));
     const float eps = 0.05f;
     for (size_t i = 0; i < n; i++) {
         float keep = c.l.params[off + i];
@@ -281,7 +297,6 @@ static void test_token_types(int B, int T, int C, int V, int types) {
     printf("token types B=%d T=%d C=%d types=%d: worst gradient error against finite differences %.2e\n", B, T, C,
            types, err);
     CHECK(err < 2e-3);
-    free(fd);
 }
 
 /* ---- image data --------------------------------------------------------------- */
@@ -380,5 +395,6 @@ int main(void) {
     test_classifier(2, 3, 7, 3, 1, 1);
     test_token_types(3, 7, 5, 300, 2);
     test_token_types(2, 4, 3, 11, 3);
+    free_owned();
     return check_report();
 }
