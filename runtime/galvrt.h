@@ -226,6 +226,10 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   dropout        out, a, b (rows, C), key, seq0, r0, e0, threshold, scale; T: out = dropout(b),
  *                  plus a with GRT_KF_RESIDUAL (as grt_dropout_apply: row i is position (r0 + i) mod T
  *                  of sequence seq0 + (r0 + i) / T, element e0 + ((r0 + i) mod T) C + c)
+ *   patch_fwd      out (rows, C), y (rows / T (T - 1), C), cls (C), pos (T, C), T: ViT's tokens, row r
+ *                  position t = r mod T of image r / T: cls (t = 0) or y's patch t - 1, plus pos[t]
+ *                  (as grt_patch_assemble)
+ *   patch_bwd      dy =, dcls +=, dpos +=, dout (rows, C), T (as grt_patch_assemble_backward)
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -250,7 +254,9 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_ADAMW, "adamw")                                                                                            \
     X(GRT_K_ADAM, "adam")                                                                                              \
     X(GRT_K_SGD, "sgd")                                                                                                \
-    X(GRT_K_DROPOUT, "dropout")
+    X(GRT_K_DROPOUT, "dropout")                                                                                        \
+    X(GRT_K_PATCH_FWD, "patch_fwd")                                                                                    \
+    X(GRT_K_PATCH_BWD, "patch_bwd")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
@@ -290,6 +296,8 @@ typedef void GrtSgdFn(int64_t rows, float *param, const float *grad, float *buf,
                       float weight_decay, float grad_scale);
 typedef void GrtDropoutFn(int64_t rows, float *out, const float *a, const float *b, int64_t key, int64_t seq0,
                           int64_t r0, int64_t e0, int64_t threshold, float scale);
+typedef void GrtPatchFwdFn(int64_t rows, float *out, const float *y, const float *cls, const float *pos);
+typedef void GrtPatchBwdFn(int64_t rows, float *dy, float *dcls, float *dpos, const float *dout);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
  * the other sizes the plan fixed for it (the kind's own; 0 where unused). */

@@ -821,7 +821,9 @@ static void patch_forward(GrtLayer *l, const int32_t *pixels, float *out) {
     host_reference("patch_fwd");
     grt_patch_gather(a->X, pixels, l->B, s->channels, s->image, s->patch);
     grt_dev->matmul_forward(a->Y, a->X, P(l, 0), P(l, 1), l->B * np, PV, s->C);
-    grt_patch_assemble(out, a->Y, P(l, 2), P(l, 3), l->B, np, s->C);
+    GrtPatchFwdFn *k = (GrtPatchFwdFn *)grt_kernel_find_sized(GRT_K_PATCH_FWD, s->C, 0, l->T, 0, 0);
+    if (k) k((int64_t)l->B * l->T, out, a->Y, P(l, 2), P(l, 3));
+    else grt_patch_assemble(out, a->Y, P(l, 2), P(l, 3), l->B, np, s->C);
 }
 
 /* The patch embedding's backward from dout (B, T, C) into its parameters' gradients. */
@@ -831,7 +833,9 @@ static void patch_backward(GrtLayer *l, const int32_t *pixels, const float *dout
     int np = (int)grt_patches(s), PV = (int)grt_patch_values(s);
     host_reference("patch_bwd");
     grt_patch_gather(a->X, pixels, l->B, s->channels, s->image, s->patch);
-    grt_patch_assemble_backward(a->Y, G(l, 2), G(l, 3), dout, l->B, np, s->C);
+    GrtPatchBwdFn *k = (GrtPatchBwdFn *)grt_kernel_find_sized(GRT_K_PATCH_BWD, s->C, 0, l->T, 0, 0);
+    if (k) k((int64_t)l->B * l->T, a->Y, G(l, 2), G(l, 3), dout);
+    else grt_patch_assemble_backward(a->Y, G(l, 2), G(l, 3), dout, l->B, np, s->C);
     grt_dev->matmul_backward(NULL, G(l, 0), G(l, 1), a->Y, a->X, P(l, 0), l->B * np, PV, s->C);
 }
 
