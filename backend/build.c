@@ -117,7 +117,9 @@ static bool keep_or_remove(const char *path, const char *what, const char *kept,
 }
 
 /* Does the CUDA target train every layer? Not one with dropout yet (its
- * runtime side has no dropout); each such layer is reported where it is. */
+ * runtime side has no dropout), nor token types and the vision and
+ * classifier layers (their kernels are host references); each such layer
+ * is reported where it is. */
 static bool cuda_trains(const Spec *spec, Diag *d) {
     bool ok = true;
     for (int i = 0; i < spec->graph->n_layers; i++) {
@@ -125,6 +127,16 @@ static bool cuda_trains(const Spec *spec, Diag *d) {
         if (l->dropout > 0) {
             diag_error(d, l->loc, "%s: dropout is not trained on the CUDA target yet (--target cpu trains it)",
                        l->name);
+            ok = false;
+        }
+        if (l->kind == LAYER_EMBEDDING && l->types) {
+            diag_error(d, l->loc, "%s: token types are not trained on the CUDA target yet (--target cpu trains them)",
+                       l->name);
+            ok = false;
+        }
+        if (l->kind == LAYER_PATCH_EMBEDDING || l->kind == LAYER_CLASSIFIER) {
+            diag_error(d, l->loc, "%s: a %s is not trained on the CUDA target yet (--target cpu trains it)", l->name,
+                       layer_kind_names[l->kind]);
             ok = false;
         }
     }

@@ -169,6 +169,13 @@ static const char *float_literal(float v, char *buf, size_t n) {
     return buf;
 }
 
+/* The vocabulary the program's data is drawn from: the embedding's (the
+ * head's when it predicts tokens; 0 for images). */
+static int64_t program_vocab(const Emit *e) {
+    const Graph *g = e->spec->graph;
+    return g->layers[e->head]->kind == LAYER_LM_HEAD ? g->layers[e->head]->vocab : g->layers[0]->vocab;
+}
+
 static void emit_specs(const Emit *e) {
     FILE *out = e->out;
     fprintf(out, "/* The layers, whole; grt_shard_setup cuts each rank's shard. */\n"
@@ -177,7 +184,8 @@ static void emit_specs(const Emit *e) {
         const Layer *l = e->spec->graph->layers[i];
         GrtLayerSpec r = layer_spec(e->spec, l);
         fprintf(out, "    {.kind = %s, .name = ",
-                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD"}[r.kind]);
+                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD", "GRT_PATCH",
+                                 "GRT_CLASSIFIER"}[r.kind]);
         c_string(out, l->name);
         fprintf(out, ", .C = %d", r.C);
         if (r.kind == GRT_BLOCK)
@@ -187,8 +195,13 @@ static void emit_specs(const Emit *e) {
                     r.H, r.KVH, r.hd, r.F, r.causal, r.pre_norm, r.rms, r.swiglu, r.bias, r.rope, r.eps);
         if (r.kind == GRT_EMBEDDING || r.kind == GRT_HEAD) fprintf(out, ", .V = %d", r.V);
         if (r.kind == GRT_EMBEDDING && r.positions) fprintf(out, ", .positions = %d", r.positions);
+        if (r.kind == GRT_EMBEDDING && r.types) fprintf(out, ", .types = %d", r.types);
         if (r.kind == GRT_NORM) fprintf(out, ", .rms = %d, .bias = %d, .eps = (float)%g", r.rms, r.bias, r.eps);
         if (r.kind == GRT_HEAD) fprintf(out, ", .tied = %d", r.tied);
+        if (r.kind == GRT_PATCH)
+            fprintf(out, ", .image = %d, .patch = %d, .channels = %d", r.image, r.patch, r.channels);
+        if (r.kind == GRT_CLASSIFIER)
+            fprintf(out, ", .V = %d, .pool_mean = %d, .pooler = %d", r.V, r.pool_mean, r.pooler);
         if (r.dropout > 0) {
             char p[32];
             fprintf(out, ", .dropout = %sf", float_literal(r.dropout, p, sizeof p));
@@ -228,13 +241,12 @@ static void emit_program(const Emit *e, const char *model_name) {
             "    .predicted_step_ms = %.6g, .predicted_compute_ms = %.6g, .predicted_comm_ms = %.6g,\n"
             "    .predicted_bubble_ms = %.6g, .predicted_calls = %.6g,\n"
             "    .spec = spec, .cut = cut,\n};\n\n",
-            (long long)t->global_batch, (long long)e->spec->graph->layers[e->head]->vocab, e->tied_to, e->tied_copy,
-            (long long)t->steps, (const char *[]){"GRT_ADAMW", "GRT_ADAM", "GRT_SGD"}[o->kind], o->lr, o->beta1,
-            o->beta2, o->eps, o->weight_decay, o->clip, o->momentum, o->nesterov, (long long)t->warmup,
+            (long long)t->global_batch, (long long)program_vocab(e), e->tied_to, e->tied_copy, (long long)t->steps,
+            (const char *[]){"GRT_ADAMW", "GRT_ADAM", "GRT_SGD"}[o->kind], o->lr, o->beta1, o->beta2, o->eps,
+            o->weight_decay, o->clip, o->momentum, o->nesterov, (long long)t->warmup,
             (const char *[]){"GRT_DECAY_CONSTANT", "GRT_DECAY_LINEAR", "GRT_DECAY_COSINE"}[t->decay],
-            (long long)(t->decay_steps ? t->decay_steps : t->steps), t->min_lr,
-            (double)e->spec->graph->total_fwd_flops, (double)p->budget, p->step_s * 1e3, p->compute_s * 1e3,
-            p->comm_s * 1e3, p->bubble_s * 1e3, p->calls);
+            (long long)(t->decay_steps ? t->decay_steps : t->steps), t->min_lr, (double)e->spec->graph->total_fwd_flops,
+            (double)p->budget, p->step_s * 1e3, p->compute_s * 1e3, p->comm_s * 1e3, p->bubble_s * 1e3, p->calls);
 }
 
 /* ---- the groups ---------------------------------------------------------------- */
@@ -336,8 +348,9 @@ static void shard_comment(const Emit *e, int i) {
     fprintf(out, " (%s): ", strategy_str(buf, sizeof buf, s));
     switch (l->kind) {
     case LAYER_EMBEDDING:
-        fprintf(out, "vocabulary %lld, %lld rows per rank%s", (long long)l->vocab,
-                (long long)((l->vocab + s->tp - 1) / s->tp), l->pos == POS_LEARNED ? ", learned positions" : "");
+        fprintf(out, "vocabulary %lld, %lld rows per rank%s%s", (long long)l->vocab,
+                (long long)((l->vocab + s->tp - 1) / s->tp), l->pos == POS_LEARNED ? ", learned positions" : "",
+                l->types ? ", token types" : "");
         break;
     case LAYER_ENCODER:
     case LAYER_DECODER:
@@ -348,6 +361,15 @@ static void shard_comment(const Emit *e, int i) {
         break;
     case LAYER_LAYERNORM:
     case LAYER_RMSNORM: fprintf(out, "replicated on its TP group"); break;
+    case LAYER_PATCH_EMBEDDING:
+        fprintf(out, "%lld x %lld images of %lld channels in %lld x %lld patches, replicated on its TP group",
+                (long long)l->image, (long long)l->image, (long long)l->channels, (long long)l->patch,
+                (long long)l->patch);
+        break;
+    case LAYER_CLASSIFIER:
+        fprintf(out, "%lld classes on the %s%s, replicated on its TP group", (long long)l->classes,
+                l->pool == POOL_MEAN ? "mean token" : "class token", l->pooler ? " through the pooler" : "");
+        break;
     case LAYER_LM_HEAD:
         fprintf(out, "vocabulary %lld, %s", (long long)l->vocab,
                 !l->tied ? "its own table" : e->tied_copy ? "a copy of the embedding's table" : "the embedding's table");
@@ -451,7 +473,10 @@ static void group_words(const Emit *e, int i, bool tp) {
 }
 
 /* Does layer i run TP collectives of its own (so the program lists them between its phases)? */
-static bool tp_phased(const Emit *e, int i) { return strat(e, i)->tp > 1 && e->rs[i].kind != GRT_NORM; }
+static bool tp_phased(const Emit *e, int i) {
+    GrtLayerKind k = e->rs[i].kind;
+    return strat(e, i)->tp > 1 && k != GRT_NORM && k != GRT_PATCH && k != GRT_CLASSIFIER;
+}
 
 /* Floats of layer i's (B, T, C) stream on one rank. */
 static long long stream_floats(const Emit *e, int i) { return (long long)(seqs_of(e, i) * e->seq * e->hidden); }
@@ -501,7 +526,9 @@ static void emit_layer_forward(const Emit *e, int i, const char *dst) {
                 tp, src, vl * seqs_of(e, i) * e->seq, i);
         break;
     }
-    case GRT_NORM: break;
+    case GRT_NORM:
+    case GRT_PATCH:
+    case GRT_CLASSIFIER: break;
     }
 }
 

@@ -53,6 +53,8 @@ static const struct {
                                        "int64_t r0, int64_t e0, int64_t threshold, float scale"},
     [GRT_K_SGD] = {"GrtSgdFn", "float *param, const float *grad, float *buf, float lr, float momentum, "
                                "float weight_decay, float grad_scale"},
+    [GRT_K_PATCH_FWD] = {"GrtPatchFwdFn", "float *out, const float *y, const float *cls, const float *pos"},
+    [GRT_K_PATCH_BWD] = {"GrtPatchBwdFn", "float *dy, float *dcls, float *dpos, const float *dout"},
 };
 
 /* "&rows, &a, &b, ...": the address of each parameter, for cuLaunchKernel. */

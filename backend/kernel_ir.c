@@ -216,6 +216,8 @@ static const struct {
     [GRT_K_ADAM] = {kir_adam, "ppppffffffff", "param grad m v lr beta1 beta2 eps weight_decay grad_scale c1 c2"},
     [GRT_K_SGD] = {kir_sgd, "pppffff", "param grad buf lr momentum weight_decay grad_scale"},
     [GRT_K_DROPOUT] = {kir_dropout, "pppiiiiifc", "out a b key seq0 r0 e0 threshold scale T"},
+    [GRT_K_PATCH_FWD] = {kir_patch_fwd, "ppppc", "out y cls pos T"},
+    [GRT_K_PATCH_BWD] = {kir_patch_bwd, "ppppc", "dy dcls dpos dout T"},
 };
 
 const char *kgen_name(const KernelShape *s, char *buf, size_t n) {

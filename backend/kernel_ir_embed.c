@@ -1,4 +1,6 @@
-/* kernel_ir_embed.c — the descriptions of the token + position embedding
+/* kernel_ir_embed.c — the descriptions of the token + position embedding,
+ * ViT's class token + patches + positions (Dosovitskiy et al. 2021, eq. 1;
+ * runtime/vision.c's grt_patch_assemble and its backward),
  * (a vocabulary shard's partial lookup under TP, runtime/kernels.c's
  * grt_embedding_forward/backward) and of rotary position embedding (Su et
  * al. 2021, "RoFormer", eq. 34) forward and backward, in place on the Q and K
@@ -64,6 +66,59 @@ void kir_embed_bwd(KB *k, int flags) {
         kgen_else(k, &c);
         k->map->cols(k, eb_cols, &(RowVals){.d = p}, 0, NULL);
     }
+    kgen_endif(k, &c);
+}
+
+/* ---- ViT's tokens --------------------------------------------------------------- */
+/* patch_fwd (rows, out, y, cls, pos, T): row r is position t = r % T of image
+ * r / T; out = (t ? y[(r / T) (T - 1) + t - 1] : cls) + pos[t]. */
+
+/* The row's position t, and its patch's row of y (0 for the class token). */
+static RowVals patch_row(KB *k) {
+    LLVMValueRef T = param(k, 5), t = position(k, T), img = LLVMBuildSDiv(k->b, k->row, T, "");
+    LLVMValueRef patch = iadd(k, LLVMBuildMul(k->b, img, LLVMBuildSub(k->b, T, kgen_i64(k, 1), ""), ""), t);
+    LLVMValueRef first = icmp(k, LLVMIntEQ, t, kgen_i64(k, 0));
+    patch = LLVMBuildSelect(k->b, first, kgen_i64(k, 0), LLVMBuildSub(k->b, patch, kgen_i64(k, 1), ""), "");
+    return (RowVals){.a = t, .b = first, .c = patch};
+}
+
+static void pf_cols(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    (void)t;
+    store(k, param(k, 1), k->cols, 0, add(k, load_col(k, v->d), load_col(k, v->e)));
+}
+
+void kir_patch_fwd(KB *k, int flags) {
+    (void)flags;
+    RowVals v = patch_row(k);
+    LLVMValueRef y = row_ptr(k, param(k, 2), imul(k, v.c, k->cols));
+    v.d = LLVMBuildSelect(k->b, v.b, param(k, 3), y, ""); /* the class token, or the row's patch */
+    v.e = row_ptr(k, param(k, 4), imul(k, v.a, k->cols));
+    k->map->cols(k, pf_cols, &v, 0, NULL);
+}
+
+/* patch_bwd (rows, dy, dcls, dpos, dout, T): dpos[t] += dout; dcls += dout
+ * (t = 0) or dy[patch] = dout. */
+
+static void pb_cols(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    (void)t;
+    LLVMValueRef d = load(k, param(k, 4), k->cols, 0);
+    k->map->col_add(k, v->e, d);
+    if (v->d) k->map->col_add(k, v->d, d);
+    else store_col(k, v->f, d);
+}
+
+void kir_patch_bwd(KB *k, int flags) {
+    (void)flags;
+    RowVals v = patch_row(k);
+    v.e = row_ptr(k, param(k, 3), imul(k, v.a, k->cols));
+    v.f = row_ptr(k, param(k, 1), imul(k, v.c, k->cols));
+    If c;
+    kgen_if(k, &c, v.b);
+    k->map->cols(k, pb_cols, &(RowVals){.d = param(k, 2), .e = v.e}, 0, NULL);
+    kgen_else(k, &c);
+    k->map->cols(k, pb_cols, &(RowVals){.e = v.e, .f = v.f}, 0, NULL);
     kgen_endif(k, &c);
 }
 

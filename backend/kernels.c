@@ -2,7 +2,7 @@
  * LLVM 16 C API): which shapes the plan's layers run (embedding and norms at
  * the hidden size, the MLP's activation at each TP shard's width, rotary at
  * the head size, attention's softmax at the sequence, the loss at the
- * vocabulary and its TP shard, the optimizer's rows), one LLVM module of
+ * vocabulary and its TP shard, ViT's tokens at the hidden size, the optimizer's rows), one LLVM module of
  * them per target, the O3 pipeline, and the output: the host's IR, assembly
  * or object (CPU and features of the build machine: the program runs where
  * it is built), or PTX for NVPTX (sm_90 or sm_80, PTX ISA 7.8).
@@ -88,6 +88,12 @@ static void add_embedding(KernelSet *set, const GrtLayerSpec *s, int tp, int T) 
     if (s->dropout > 0) kernels_add_sized(set, GRT_K_DROPOUT, s->C, 0, T, 0, 0); /* its output's, and gradient's */
 }
 
+/* ViT's class token, patches and positions over T tokens (runtime/layers.c's patch embedding). */
+static void add_patch(KernelSet *set, const GrtLayerSpec *s, int T) {
+    kernels_add_sized(set, GRT_K_PATCH_FWD, s->C, 0, T, 0, 0);
+    kernels_add_sized(set, GRT_K_PATCH_BWD, s->C, 0, T, 0, 0);
+}
+
 /* The head's softmax + cross-entropy over the whole vocabulary V, and its
  * gradient over one TP rank's padded share of it. */
 static void add_head(KernelSet *set, const GrtLayerSpec *s, int tp) {
@@ -116,6 +122,7 @@ void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
         if (s.kind == GRT_NORM) add_norm(set, s.rms, s.bias, s.C);
         if (s.kind == GRT_EMBEDDING) add_embedding(set, &s, tp, T);
         if (s.kind == GRT_HEAD) add_head(set, &s, tp);
+        if (s.kind == GRT_PATCH) add_patch(set, &s, T);
     }
     if (spec->train) add_optimizer(set, &spec->train->opt);
 }

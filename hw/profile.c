@@ -840,7 +840,7 @@ static void split_other(Reader *r, double fixed_ms, double per_sample_ms, double
     int count[PROFILE_LAYER_COUNT] = {0};
     for (int i = 0; i < g->n_layers; i++) {
         const Layer *l = g->layers[i];
-        int k = layer_runtime_base_kind(l->kind); /* ProfileLayer has GrtLayerKind's order */
+        int k = layer_profile_kind(l->kind); /* ProfileLayer has GrtLayerKind's order */
         if (k < 0 || k == PROFILE_LAYER_BLOCK || l->invalid || l->seq <= 0) continue;
         double w = datasheet_s(r->hw, l, prec);
         weight[k] += w, total += w, count[k]++;

@@ -191,6 +191,7 @@ Layer *graph_add_layer(Graph *g, LayerKind kind, Loc loc);
  * program declares for it (runtime/galvrt.h), false if too large for it. */
 struct GrtLayerSpec;
 int layer_runtime_base_kind(LayerKind k);
+int layer_profile_kind(LayerKind k); /* the ProfileLayer its times are fitted as, or -1 */
 int layer_runtime_kind(const Layer *l, const char **why);
 bool layer_runtime_spec(const Graph *g, const Layer *l, struct GrtLayerSpec *s);
 /* Does the runtime split l over TP degree tp (heads, key/value heads, FFN)? */

@@ -17,8 +17,18 @@ int layer_runtime_base_kind(LayerKind k) {
     case LAYER_LAYERNORM:
     case LAYER_RMSNORM: return GRT_NORM;
     case LAYER_LM_HEAD: return GRT_HEAD;
+    case LAYER_PATCH_EMBEDDING: return GRT_PATCH;
+    case LAYER_CLASSIFIER: return GRT_CLASSIFIER;
     default: return -1;
     }
+}
+
+/* The kind a profile times layers of IR kind k as (its GrtLayerKind for
+ * the text layers; the patch embedding as an embedding, the classifier as
+ * a head), or -1 when the runtime has none. */
+int layer_profile_kind(LayerKind k) {
+    int r = layer_runtime_base_kind(k);
+    return r == GRT_PATCH ? GRT_EMBEDDING : r == GRT_CLASSIFIER ? GRT_HEAD : r;
 }
 
 /* The runtime's kind for a layer, or -1 (with the reason) when it has none yet. */
@@ -26,12 +36,15 @@ int layer_runtime_kind(const Layer *l, const char **why) {
     *why = NULL;
     int k = layer_runtime_base_kind(l->kind);
     if (k < 0) return *why = "this layer kind is not trained by the runtime yet", -1;
-    if (k == GRT_EMBEDDING && l->types) return *why = "token-type embeddings are not trained yet", -1;
+    if (k == GRT_EMBEDDING && l->types && l->pos != POS_LEARNED)
+        return *why = "token-type embeddings without learned positions are not trained yet", -1;
     if (k == GRT_BLOCK && l->act != ACT_GELU && l->act != ACT_SWIGLU)
         return *why = "only GELU and SwiGLU MLPs are trained yet", -1;
     if (k == GRT_BLOCK && l->rel_buckets) return *why = "relative position biases are not trained yet", -1;
     if (k == GRT_HEAD && (l->transform || l->bias))
         return *why = "an lm_head with a transform or a bias is not trained yet", -1;
+    if (k == GRT_PATCH && !l->cls_token) return *why = "a patch embedding without a class token is not trained yet", -1;
+    if (k == GRT_PATCH && l->dropout > 0) return *why = "a patch embedding's dropout is not trained yet", -1;
     return k;
 }
 
@@ -59,7 +72,8 @@ static bool fits(int64_t n) { return n >= 0 && n < (int64_t)1 << 30; }
  * large for the runtime. */
 bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
     if (!fits(l->hidden) || !fits(l->vocab) || !fits(l->positions) || !fits(l->heads) || !fits(l->kv_heads) ||
-        !fits(l->head_dim) || !fits(l->ffn))
+        !fits(l->head_dim) || !fits(l->ffn) || !fits(l->classes) || !fits(l->types) || !fits(l->image) ||
+        !fits(l->channels) || !fits(l->channels * l->image * l->image))
         return false;
     int k = layer_runtime_base_kind(l->kind);
     const Layer *first = g->n_layers ? g->layers[0] : NULL;
@@ -69,6 +83,7 @@ bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
     case GRT_EMBEDDING:
         s->V = (int)l->vocab;
         s->positions = l->pos == POS_LEARNED ? (int)l->positions : 0;
+        s->types = (int)l->types;
         break;
     case GRT_BLOCK:
         s->H = (int)l->heads, s->KVH = (int)l->kv_heads, s->hd = (int)l->head_dim, s->F = (int)l->ffn;
@@ -79,6 +94,8 @@ bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
         break;
     case GRT_NORM: s->rms = l->kind == LAYER_RMSNORM, s->bias = l->kind == LAYER_LAYERNORM && l->bias; break;
     case GRT_HEAD: s->V = (int)l->vocab, s->tied = l->tied; break;
+    case GRT_PATCH: s->image = (int)l->image, s->patch = (int)l->patch, s->channels = (int)l->channels; break;
+    case GRT_CLASSIFIER: s->V = (int)l->classes, s->pool_mean = l->pool == POOL_MEAN, s->pooler = l->pooler; break;
     }
     return true;
 }

@@ -147,10 +147,22 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
     GrtLayerSpec spec;
     if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
     double T = (double)l->seq;
-    if (kind != GRT_EMBEDDING) *input = mbs * T * (double)l->hidden;
+    if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden;
     *kept = grt_size_kept(&spec, s->tp, mbs, T);
     *work = grt_size_work(&spec, s->tp, mbs, T);
     return true;
+}
+
+/* Parameters of one TP rank's shard of layer l: as the runtime lays them
+ * out (galvrt_sizes.h) for the layers a program trains the whole of on each
+ * rank of its TP group (patch embedding, classifier); the even split of the
+ * shape pass's count otherwise. */
+static int64_t shard_params(const Ctx *c, const Layer *l, const Strategy *s) {
+    int kind = layer_runtime_base_kind(l->kind);
+    GrtLayerSpec spec;
+    if ((kind == GRT_PATCH || kind == GRT_CLASSIFIER) && layer_runtime_spec(c->spec->graph, l, &spec))
+        return (int64_t)grt_size_params(&spec, s->tp);
+    return (l->params + s->tp - 1) / s->tp;
 }
 
 /* The profile's fitted forward and backward time of layer l at strategy s
@@ -166,7 +178,7 @@ _Static_assert((int)PROFILE_LAYER_EMBEDDING == GRT_EMBEDDING && (int)PROFILE_LAY
 
 static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd, double *bwd,
                          bool *tp_comm) {
-    int kind = layer_runtime_base_kind(l->kind); /* ProfileLayer has GrtLayerKind's order */
+    int kind = layer_profile_kind(l->kind); /* ProfileLayer has GrtLayerKind's order */
     int k = profile_index(s->tp);
     if (kind < 0 || k < 0) return false;
     const LayerFit *f = c->hw->layer_fit[kind][k];
@@ -297,7 +309,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     if (s->tp > 1) r.fwd_comm_s += n_fwd * hw->sync_s;
 
     double param_bytes = (double)l->params / s->tp * c->e;
-    int64_t params_dev = (l->params + s->tp - 1) / s->tp;
+    int64_t params_dev = shard_params(c, l, s);
     data_parallel(c, s, fwd, bwd, tp_s, param_bytes, &r);
     r.state_bytes = zero_state_bytes(c, s, params_dev);
     weight_parts(c, s, params_dev, &r);
@@ -383,7 +395,11 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     for (int i = 0; i < L; i++) may_ckpt[i] = layer_recomputes(g->layers[i]->kind);
     out->may_ckpt = may_ckpt;
     int64_t tokens = batch / micro_batches * (L ? g->layers[0]->seq : 0);
-    out->token_bytes = 2 * tokens * (int64_t)sizeof(int32_t);
+    GrtLayerSpec first;
+    double sample_ints = L ? (double)g->layers[0]->seq : 0; /* a sample's input: tokens, or pixels (galvrt_sizes.h) */
+    if (L && layer_runtime_base_kind(g->layers[0]->kind) >= 0 && layer_runtime_spec(g, g->layers[0], &first))
+        sample_ints = grt_size_sample_ints(&first, (double)g->layers[0]->seq);
+    out->token_bytes = (tokens + (int64_t)(batch / micro_batches * sample_ints)) * (int64_t)sizeof(int32_t);
     out->loss_bytes = tokens * (int64_t)sizeof(float);
     out->tied_emb = out->tied_head = -1;
     for (int i = 0; i < L; i++) {

@@ -2,7 +2,12 @@
  *  - an llm.c token file: a header of 256 little-endian int32 (magic 20240520,
  *    version 1, header[2] = number of tokens), then that many uint16 tokens;
  *  - any other file, read as bytes (vocabulary 256);
- *  - synthetic tokens (path NULL), for runs without a data set.
+ *  - synthetic tokens (path NULL), for runs without a data set;
+ *  - for a model that starts with a patch embedding, images: a file of
+ *    records, each a little-endian uint16 label then channels x image x
+ *    image uint8 pixels (channel-major, rows top to bottom), no header; or
+ *    synthetic images (path NULL), learnable: each class a fixed random
+ *    template, each image its class's template plus uniform noise.
  * A file counts as a token file when it starts with the magic, or when its
  * name ends in ".bin" (llm.c's name for token shards), so that a damaged
  * shard is reported instead of silently trained on as bytes.
@@ -43,7 +48,9 @@
 #define SYNTH_NOISE 16
 #define SYNTH_TOKENS ((int64_t)1 << 40)
 
-typedef enum { DATA_TOKENS, DATA_BYTES, DATA_SYNTHETIC } DataKind;
+typedef enum { DATA_TOKENS, DATA_BYTES, DATA_SYNTHETIC, DATA_IMAGES, DATA_SYNTHETIC_IMAGES } DataKind;
+
+#define SYNTH_IMAGE_NOISE 96 /* a synthetic pixel: its template's value plus a draw in [-48, 48), clamped */
 
 struct GrtData {
     DataKind kind;
@@ -53,6 +60,7 @@ struct GrtData {
     int64_t n;                   /* tokens */
     int vocab;
     uint64_t seed;
+    int channels, image, classes; /* images: pixels (channels, image, image), labels in [0, classes) */
 };
 
 /* Little-endian int32 at p (the header is little-endian whatever the host). */
@@ -74,6 +82,8 @@ static int32_t token_at(const GrtData *d, int64_t i) {
     case DATA_TOKENS: return (int32_t)((uint32_t)d->tokens[2 * i] | (uint32_t)d->tokens[2 * i + 1] << 8);
     case DATA_BYTES: return d->tokens[i];
     case DATA_SYNTHETIC: return synthetic_token(d, i);
+    case DATA_IMAGES:
+    case DATA_SYNTHETIC_IMAGES: break;
     }
     return 0;
 }
@@ -139,6 +149,38 @@ static int check_file(GrtData *d, const char *path) {
     return 1;
 }
 
+/* Maps path read-only into d->map (nothing for an empty file); 0 with a message when it cannot. */
+static int map_file(GrtData *d, const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO opens at once, to be refused below */
+    if (fd < 0) {
+        fprintf(stderr, "galvrt: %s: cannot open: %s\n", path, strerror(errno));
+        return 0;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        fprintf(stderr, "galvrt: %s: cannot stat: %s\n", path, strerror(errno));
+        close(fd);
+        return 0;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "galvrt: %s: %s\n", path, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+        close(fd);
+        return 0;
+    }
+    d->map_bytes = (size_t)st.st_size;
+    if (d->map_bytes > 0) {
+        void *m = mmap(NULL, d->map_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            fprintf(stderr, "galvrt: %s: cannot map %zu bytes: %s\n", path, d->map_bytes, strerror(errno));
+            close(fd);
+            return 0;
+        }
+        d->map = m;
+    }
+    close(fd); /* the mapping stays valid */
+    return 1;
+}
+
 /* Opens path (NULL: synthetic tokens from seed) for a model of `vocab` tokens; NULL with a message when unusable. */
 GrtData *grt_data_open(const char *path, int vocab, uint64_t seed) {
     const char *name = path ? path : "synthetic data";
@@ -158,37 +200,10 @@ GrtData *grt_data_open(const char *path, int vocab, uint64_t seed) {
         d->n = SYNTH_TOKENS;
         return d;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO opens at once, to be refused below */
-    if (fd < 0) {
-        fprintf(stderr, "galvrt: %s: cannot open: %s\n", path, strerror(errno));
+    if (!map_file(d, path)) {
         free(d);
         return NULL;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        fprintf(stderr, "galvrt: %s: cannot stat: %s\n", path, strerror(errno));
-        close(fd);
-        free(d);
-        return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        fprintf(stderr, "galvrt: %s: %s\n", path, S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
-        close(fd);
-        free(d);
-        return NULL;
-    }
-    d->map_bytes = (size_t)st.st_size;
-    if (d->map_bytes > 0) {
-        void *m = mmap(NULL, d->map_bytes, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            fprintf(stderr, "galvrt: %s: cannot map %zu bytes: %s\n", path, d->map_bytes, strerror(errno));
-            close(fd);
-            free(d);
-            return NULL;
-        }
-        d->map = m;
-    }
-    close(fd); /* the mapping stays valid */
     int ok = d->map ? check_file(d, path) : 1;
     if (ok && d->n < 2) {
         fprintf(stderr, "galvrt: %s: %lld token%s, need at least 2 (an input and its target)\n", path, (long long)d->n,
@@ -237,5 +252,92 @@ void grt_data_batch(GrtData *d, int64_t step, int global_batch, int T, int first
                 tg[t] = token_at(d, (start + t + 1) % n);
             }
         }
+    }
+}
+
+/* ---- images ------------------------------------------------------------------ */
+
+/* Bytes of one image record: its label, then its pixels. */
+static size_t record_bytes(const GrtData *d) { return 2 + (size_t)d->channels * d->image * d->image; }
+
+/* Checks an image file: whole records, every label a class. */
+static int check_images(GrtData *d, const char *path) {
+    size_t rb = record_bytes(d);
+    if (d->map_bytes == 0 || d->map_bytes % rb) {
+        fprintf(stderr,
+                "galvrt: %s: %zu bytes is not a whole number of image records of %zu bytes (a uint16 label, then "
+                "%d x %d x %d uint8 pixels)\n",
+                path, d->map_bytes, rb, d->channels, d->image, d->image);
+        return 0;
+    }
+    d->n = (int64_t)(d->map_bytes / rb);
+    for (int64_t r = 0; r < d->n; r++) {
+        const unsigned char *q = d->map + (size_t)r * rb;
+        int label = q[0] | q[1] << 8;
+        if (label >= d->classes) {
+            fprintf(stderr, "galvrt: %s: record %lld (byte %zu) has label %d, outside the %d classes\n", path,
+                    (long long)r, (size_t)r * rb, label, d->classes);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Opens an image file (path NULL: synthetic images from seed). */
+GrtData *grt_data_open_images(const char *path, int channels, int image, int classes, uint64_t seed) {
+    const char *name = path ? path : "synthetic images";
+    if (classes < 2 || classes > 65536 || channels < 1 || image < 1) {
+        fprintf(stderr, "galvrt: %s: %d classes of %d x %d x %d images cannot be trained on\n", name, classes, channels,
+                image, image);
+        return NULL;
+    }
+    GrtData *d = calloc(1, sizeof *d);
+    if (!d) {
+        fprintf(stderr, "galvrt: %s: out of memory\n", name);
+        return NULL;
+    }
+    d->seed = seed, d->channels = channels, d->image = image, d->classes = classes, d->vocab = classes;
+    d->kind = path ? DATA_IMAGES : DATA_SYNTHETIC_IMAGES;
+    d->n = SYNTH_TOKENS;
+    if (path && (!map_file(d, path) || !check_images(d, path))) {
+        grt_data_close(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* Synthetic image i's label, and its pixels (channels, image, image). */
+static int synthetic_image(const GrtData *d, int64_t i, int32_t *px) {
+    uint64_t key = grt_hash64(d->seed ^ 0x1a6e5eed1a6e5eedULL);
+    uint64_t h = grt_hash64(key + 2 * (uint64_t)i + 1);
+    int label = (int)(h % (uint64_t)d->classes);
+    size_t n = (size_t)d->channels * d->image * d->image;
+    uint64_t tkey = grt_hash64(key ^ grt_hash64((uint64_t)label + 0x7e3b1a7e));
+    for (size_t k = 0; k < n; k++) {
+        int v =
+            (int)(grt_hash64(tkey + k) % 256) + (int)(grt_hash64(h + k) % SYNTH_IMAGE_NOISE) - SYNTH_IMAGE_NOISE / 2;
+        px[k] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+    return label;
+}
+
+/* Images [first, first + count) of step's global batch: image s of step k
+ * is record (k * global_batch + s) mod records, whatever the plan. */
+void grt_data_images(GrtData *d, int64_t step, int global_batch, int T, int first, int count, int32_t *pixels,
+                     int32_t *targets) {
+    size_t n = (size_t)d->channels * d->image * d->image;
+    for (int s = 0; s < count; s++) {
+        int64_t i = (step * global_batch + first + s) % d->n;
+        int32_t *px = pixels + (size_t)s * n, label;
+        if (d->kind == DATA_SYNTHETIC_IMAGES)
+            label = synthetic_image(d, i, px);
+        else {
+            const unsigned char *q = d->map + (size_t)i * record_bytes(d);
+            label = q[0] | q[1] << 8;
+            for (size_t k = 0; k < n; k++)
+                px[k] = q[2 + k];
+        }
+        for (int t = 0; t < T; t++)
+            targets[(size_t)s * T + t] = label;
     }
 }

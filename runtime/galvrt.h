@@ -226,6 +226,10 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   dropout        out, a, b (rows, C), key, seq0, r0, e0, threshold, scale; T: out = dropout(b),
  *                  plus a with GRT_KF_RESIDUAL (as grt_dropout_apply: row i is position (r0 + i) mod T
  *                  of sequence seq0 + (r0 + i) / T, element e0 + ((r0 + i) mod T) C + c)
+ *   patch_fwd      out (rows, C), y (rows / T (T - 1), C), cls (C), pos (T, C), T: ViT's tokens, row r
+ *                  position t = r mod T of image r / T: cls (t = 0) or y's patch t - 1, plus pos[t]
+ *                  (as grt_patch_assemble)
+ *   patch_bwd      dy =, dcls +=, dpos +=, dout (rows, C), T (as grt_patch_assemble_backward)
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -250,7 +254,9 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_ADAMW, "adamw")                                                                                            \
     X(GRT_K_ADAM, "adam")                                                                                              \
     X(GRT_K_SGD, "sgd")                                                                                                \
-    X(GRT_K_DROPOUT, "dropout")
+    X(GRT_K_DROPOUT, "dropout")                                                                                        \
+    X(GRT_K_PATCH_FWD, "patch_fwd")                                                                                    \
+    X(GRT_K_PATCH_BWD, "patch_bwd")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
@@ -290,6 +296,8 @@ typedef void GrtSgdFn(int64_t rows, float *param, const float *grad, float *buf,
                       float weight_decay, float grad_scale);
 typedef void GrtDropoutFn(int64_t rows, float *out, const float *a, const float *b, int64_t key, int64_t seq0,
                           int64_t r0, int64_t e0, int64_t threshold, float scale);
+typedef void GrtPatchFwdFn(int64_t rows, float *out, const float *y, const float *cls, const float *pos);
+typedef void GrtPatchBwdFn(int64_t rows, float *dy, float *dcls, float *dpos, const float *dout);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
  * the other sizes the plan fixed for it (the kind's own; 0 where unused). */
@@ -385,6 +393,27 @@ typedef struct GrtTarget {
 } GrtTarget;
 extern const GrtTarget galvc_target __attribute__((weak));
 
+/* The vision layers' references (runtime/vision.c): ViT's patch gather
+ * (pixels 0..255 to [0, 1]), its class token and positions, the pooling and
+ * the classifier's softmax cross-entropy, one label per row. */
+void grt_patch_gather(float *X, const int32_t *pixels, int B, int ch, int img, int p);
+void grt_patch_assemble(float *out, const float *Y, const float *cls, const float *pos, int B, int np, int C);
+void grt_patch_assemble_backward(float *dY, float *dcls, float *dpos, const float *dout, int B, int np, int C);
+void grt_pool_forward(float *pooled, const float *x, int B, int T, int C, int mean);
+void grt_pool_backward(float *dx, const float *dpooled, int B, int T, int C, int mean);
+/* BERT's segments (grt_token_type): out (B, T, C) += tt[type of t];
+ * dtt (types, C) += the sums of dout (B, T, C) over each type's tokens. */
+static inline int grt_token_type(int t, int T, int types) { return (int)((int64_t)t * types / T); }
+void grt_token_types_forward(float *out, const float *tt, int B, int T, int C, int types);
+void grt_token_types_backward(float *dtt, const float *dout, int B, int T, int C, int types);
+/* BERT's pooler: h (B, C) = tanh(pre (B, C)) in place; dpre = dh * (1 - h^2) in place of dh. */
+void grt_tanh_forward(float *x, size_t n);
+void grt_tanh_backward(float *dh, const float *h, size_t n);
+int64_t grt_classify_forward(float *losses, float *probs, const float *logits, const int32_t *labels, int stride, int B,
+                             int V);
+void grt_classify_backward(float *dlogits, const float *probs, const int32_t *labels, int stride, int B, int V,
+                           float dloss);
+
 /* ---- tensor-parallel layers (runtime/layers.c) ----------------------------- */
 
 /* The layer kinds the runtime trains. A transformer block is Megatron-LM's
@@ -392,7 +421,18 @@ extern const GrtTarget galvc_target __attribute__((weak));
  * and MLP-down row-parallel, heads and FFN columns split over the TP group,
  * one all-reduce after each row-parallel GEMM forward and one before each
  * column-parallel GEMM backward. Embedding and head are vocabulary-parallel. */
-typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD } GrtLayerKind;
+typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD, GRT_PATCH, GRT_CLASSIFIER } GrtLayerKind;
+/* GRT_PATCH: ViT's patch embedding (Dosovitskiy et al. 2021, eq. 1): each
+ * image (channels, image, image) of pixels 0..255, scaled to [0, 1], cut
+ * into (image / patch)^2 patches of channels * patch^2 values, each
+ * projected to C, after a learned class token; learned positions added to
+ * all T = patches + 1 tokens. GRT_CLASSIFIER: a linear head on the class
+ * token (or the mean of the tokens) with softmax cross-entropy over V
+ * classes, one loss per image (its label at every position of the
+ * targets), optionally through BERT's pooler (Devlin et al. 2019: dense +
+ * tanh on the first token; Hugging Face's BertPooler) as in
+ * BertForSequenceClassification. Both are replicated over a TP group (no
+ * collectives). */
 
 /* A layer as the program declares it: full (unsharded) sizes. */
 typedef struct GrtLayerSpec {
@@ -405,6 +445,10 @@ typedef struct GrtLayerSpec {
     int causal, pre_norm, rms, swiglu, bias, rope, tied;
     float eps, rope_theta;
     float dropout;       /* embedding and block: the drop probability (0: none) */
+    int image, patch, channels; /* patch embedding: image side, patch side, channels (pixels) */
+    int pool_mean;              /* classifier: pool the mean of the tokens (else the first, class token) */
+    int pooler;                 /* classifier: BERT's pooler (dense + tanh) between the pooled token and the classes */
+    int types;                  /* embedding: token types (segments; 0: none); token t of T is of type t * types / T */
 } GrtLayerSpec;
 
 /* One parameter tensor of a layer: where it lies in the layer's slice. */
@@ -434,6 +478,7 @@ typedef struct GrtLayer {
     void *act;            /* the slot in use */
     size_t act_bytes;     /* what this layer allocated for them (shared buffers count once) */
     int index;            /* the layer's index in the model, for its dropout keys */
+    int64_t correct;      /* classifier: images whose most probable class was the label, this micro-batch */
     uint64_t drop_seed;   /* the run's seed; */
     int64_t drop_step;    /* the step; */
     int64_t drop_seq0;    /* and the step's index of this micro-batch's first sequence here (grt_shard sets them) */
@@ -562,6 +607,12 @@ int64_t grt_data_tokens(const GrtData *d); /* tokens in the file (or a large num
  * consecutively from position step * global_batch * T (wrapping); this
  * fills sequences [first, first + count) of it: inputs (count, T) and
  * targets (count, T) = the same windows shifted by one. */
+/* Images (runtime/data.c): path NULL for synthetic ones; NULL with a
+ * message when unusable. grt_data_images fills pixels (count, ch img img)
+ * and each image's label into its row of targets (count, T). */
+GrtData *grt_data_open_images(const char *path, int channels, int image, int classes, uint64_t seed);
+void grt_data_images(GrtData *d, int64_t step, int global_batch, int T, int first, int count, int32_t *pixels,
+                     int32_t *targets);
 void grt_data_batch(GrtData *d, int64_t step, int global_batch, int T, int first, int count, int32_t *inputs,
                     int32_t *targets);
 
@@ -851,6 +902,7 @@ typedef struct GrtRun {
     float *host_losses;
     double *norm_sums;
     double loss;                   /* this step's summed token losses on this rank */
+    double correct;                /* a classifier's: this step's images classified right on this rank */
     GrtComm *tied;                 /* the ranks holding either copy of a tied table (NULL: none) */
     float *tied_sum;               /* (vocab, hidden) on those ranks */
     GrtData *data;

@@ -29,18 +29,35 @@ static inline GrtShardSizes grt_shard_sizes(const GrtLayerSpec *s, int tp) {
     return z;
 }
 
+/* A patch embedding's patches per image and values per patch. */
+static inline double grt_patches(const GrtLayerSpec *s) {
+    double side = s->patch > 0 ? s->image / s->patch : 0;
+    return side * side;
+}
+static inline double grt_patch_values(const GrtLayerSpec *s) { return (double)s->channels * s->patch * s->patch; }
+
+/* The integers one sample of the program's input takes: its T tokens, or
+ * the pixels of an image when the first layer is a patch embedding. */
+static inline double grt_size_sample_ints(const GrtLayerSpec *first, double T) {
+    return first && first->kind == GRT_PATCH ? (double)first->channels * first->image * first->image : T;
+}
+
 /* Parameters of one TP rank's shard, in floats (runtime/layers.c lays out the tensors). */
 static inline double grt_size_params(const GrtLayerSpec *s, int tp) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double C = s->C, norm = C + (s->rms || !s->bias ? 0 : C);
     switch (s->kind) {
-    case GRT_EMBEDDING: return z.V * C + (double)s->positions * C;
+    case GRT_EMBEDDING: return z.V * C + (double)s->positions * C + (double)s->types * C;
     case GRT_BLOCK:
         /* two norms, QKV, attention out, MLP up and down, with their biases */
         return 2 * norm + z.qkv * C + z.H * s->hd * C + z.up * C + C * z.F +
                (s->bias ? z.qkv + C + z.up + C : 0);
     case GRT_NORM: return norm;
     case GRT_HEAD: return s->tied ? 0 : z.V * C;
+    case GRT_PATCH: /* projection (C, channels patch^2) and its bias, class token, positions (T, C) */
+        return C * grt_patch_values(s) + 2 * C + (grt_patches(s) + 1) * C;
+    case GRT_CLASSIFIER: /* weight (classes, C) and bias; the pooler's dense (C, C) and bias */
+        return s->V * C + s->V + (s->pooler ? C * C + C : 0);
     }
     return 0;
 }
@@ -67,7 +84,9 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
     case GRT_BLOCK: return N * (3 * C + z.qkv + z.H * s->hd + z.up + z.F + 6) + B * z.H * T * T;
     case GRT_NORM: return 2 * N;         /* mean and rstd */
     case GRT_HEAD: return N * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
-    case GRT_EMBEDDING: break;
+    case GRT_CLASSIFIER: return B * (s->V + (s->pooler ? C : 0)); /* probabilities, the pooler's output */
+    case GRT_EMBEDDING:
+    case GRT_PATCH: break;
     }
     return 0;
 }
@@ -76,13 +95,20 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
  * every layer of a stage: one runs at a time). A block: two (N, wide)
  * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd) and the rotary
  * copy (N, (H + KVH) hd). The head: local logits, gathered logits, their
- * gradient, the input gradient and two per-token rows. */
+ * gradient, the input gradient and two per-token rows. A patch embedding:
+ * the gathered patches and their projection (rebuilt in backward from the
+ * pixels, so it keeps nothing). A classifier: the pooled tokens, their
+ * gradient and the logits' gradient (B rows each), and with a pooler the
+ * gradient of its output. */
 static inline double grt_size_work(const GrtLayerSpec *s, int tp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double N = B * T, C = s->C;
     switch (s->kind) {
     case GRT_BLOCK: return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd);
     case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2);
+    case GRT_PATCH: return B * grt_patches(s) * (grt_patch_values(s) + C); /* the patches, their projection */
+    case GRT_CLASSIFIER: /* pooled, its gradient, the logits' gradient; the pooler's output gradient */
+        return B * (2 * C + s->V + (s->pooler ? C : 0));
     case GRT_EMBEDDING:
     case GRT_NORM: break;
     }

@@ -22,8 +22,16 @@
  *  - a tied head has no tensor (the file's table is the embedding's);
  *  - a tensor without an HF counterpart keeps a name of ours,
  *    "galvc.LAYER.TENSOR" (a GPT-2 or LLaMA norm before the first block, a
- *    BERT norm after the last); BERT's token-type embeddings and pooler,
- *    which our models lack, are not written, and not required on reading. */
+ *    BERT norm after the last); a model without BERT's token types or
+ *    pooler has none written, and none required on reading;
+ *  - ViT (a model that starts with a patch embedding) takes
+ *    ViTForImageClassification's names: the projection is the Conv2d weight
+ *    (C, channels, patch, patch), the class token (1, 1, C) and positions
+ *    (1, T, C), the same data row-major; blocks "layernorm_before",
+ *    "attention.attention.query", ...; the final norm "layernorm";
+ *  - under a classifier head every name but the head's takes the base
+ *    model's prefix, "vit." or "bert." (BertForSequenceClassification:
+ *    its pooler is "bert.pooler.dense"), the head "classifier.weight". */
 #include "state_io.h"
 
 #include <stdio.h>
@@ -32,7 +40,7 @@
 
 enum { TAG_TENSOR = 1 }; /* a whole tensor sent to rank 0 (after training: no other message in flight) */
 
-typedef enum { NAMES_GPT2, NAMES_LLAMA, NAMES_BERT } Naming;
+typedef enum { NAMES_GPT2, NAMES_LLAMA, NAMES_BERT, NAMES_VIT } Naming;
 
 /* One HF tensor: rows [r0, r0 + rows) of our tensor k of layer i (a vector
  * counts as rows of one element), transposed (GPT-2's Conv1D) or with each
@@ -42,12 +50,14 @@ typedef struct HfTensor {
     int layer, k;
     int64_t r0, rows, cols; /* cols: 1 for a vector */
     int ndim, transpose, rope_heads, hd;
+    int64_t shape[4]; /* ndim > 2: HF's shape of the same row-major data (ViT's Conv2d weight, tokens) */
 } HfTensor;
 
 /* Every HF tensor of a model, as hf_tensors lists them. */
 typedef struct HfList {
     const GrtProgram *p;
     Naming nm;
+    const char *prefix; /* before every name but the classifier's: "bert." or "vit." with a head on top */
     HfTensor *t; /* [hf_max(p)] */
     int n;
 } HfList;
@@ -57,6 +67,7 @@ static int hf_max(const GrtProgram *p) { return p->n_layers * 24 + 8; }
 
 /* The naming family of this model. */
 static Naming naming(const GrtProgram *p) {
+    if (p->spec[0].kind == GRT_PATCH) return NAMES_VIT;
     for (int i = 0; i < p->n_layers; i++) {
         const GrtLayerSpec *s = &p->spec[i];
         if (s->kind != GRT_BLOCK) continue;
@@ -66,11 +77,19 @@ static Naming naming(const GrtProgram *p) {
     return NAMES_GPT2;
 }
 
+/* The prefix of the base model's names under a classification head
+ * (ViTForImageClassification, BertForSequenceClassification), or "". */
+static const char *name_prefix(const GrtProgram *p, Naming nm) {
+    if (nm == NAMES_VIT) return "vit.";
+    return nm == NAMES_BERT && p->spec[p->n_layers - 1].kind == GRT_CLASSIFIER ? "bert." : "";
+}
+
 /* Add an HF tensor to the list. */
 static void hf_add(HfList *L, const char *name, int i, int k, int64_t r0, int64_t rows, int64_t cols, int transpose,
                    int rope_heads, int hd) {
     HfTensor *h = &L->t[L->n++];
-    snprintf(h->name, sizeof h->name, "%s", name);
+    int head = !strncmp(name, "classifier.", 11) || !strncmp(name, "galvc.", 6);
+    snprintf(h->name, sizeof h->name, "%s%s", head ? "" : L->prefix, name);
     h->layer = i, h->k = k, h->r0 = r0, h->rows = rows, h->cols = cols;
     h->ndim = cols == 1 && rows > 0 && (k != 1 || L->p->spec[i].kind != GRT_EMBEDDING) ? 1 : 2;
     h->transpose = transpose, h->rope_heads = rope_heads, h->hd = hd;
@@ -91,20 +110,28 @@ static void hf_block_gpt2(HfList *L, int i, int k, const char *tn, int block, in
     hf_add(L, name, i, k, 0, rows, cols, cols > 1 && strncmp(tn, "ln", 2) != 0, 0, 0);
 }
 
-/* LLaMA's or BERT's layer prefix. */
+/* LLaMA's, BERT's or ViT's layer prefix. */
 static const char *hf_layers(Naming nm) { return nm == NAMES_LLAMA ? "model.layers" : "encoder.layer"; }
+
+/* Give the last tensor added HF's shape of ndim dimensions (the same data, row-major). */
+static void hf_reshape(HfList *L, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    HfTensor *h = &L->t[L->n - 1];
+    h->ndim = ndim, h->shape[0] = d0, h->shape[1] = d1, h->shape[2] = d2, h->shape[3] = d3;
+}
 
 /* LLaMA's or BERT's three tensors cut from our fused QKV rows; q and k rows permuted for rotary. */
 static void hf_block_qkv(HfList *L, int i, int k, int block, int64_t cols, const char *w) {
     const GrtLayerSpec *s = &L->p->spec[i];
-    const char *parts[2][3] = {{"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"},
-                               {"attention.self.query", "attention.self.key", "attention.self.value"}};
+    const char *parts[3][3] = {{"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"},
+                               {"attention.self.query", "attention.self.key", "attention.self.value"},
+                               {"attention.attention.query", "attention.attention.key", "attention.attention.value"}};
     int64_t q = (int64_t)s->H * s->hd, kv = (int64_t)s->KVH * s->hd;
     int64_t at[3] = {0, q, q + kv}, len[3] = {q, kv, kv};
     int heads[3] = {s->rope ? s->H : 0, s->rope ? s->KVH : 0, 0};
     for (int p = 0; p < 3; p++) {
         char name[160];
-        snprintf(name, sizeof name, "%s.%d.%s.%s", hf_layers(L->nm), block, parts[L->nm == NAMES_BERT][p], w);
+        snprintf(name, sizeof name, "%s.%d.%s.%s", hf_layers(L->nm), block,
+                 parts[L->nm == NAMES_VIT ? 2 : L->nm == NAMES_BERT][p], w);
         hf_add(L, name, i, k, at[p], len[p], cols, 0, heads[p], s->hd);
     }
 }
@@ -138,8 +165,14 @@ static void hf_block_other(HfList *L, int i, int k, const char *tn, int block, i
                        : !strncmp(tn, "attn.out", 8) ? "attention.output.dense"
                        : up                          ? "intermediate.dense"
                                                      : "output.dense";
+    /* ViT's layers are pre-norm: layernorm_before and _after (HF's ViTLayer) */
+    const char *vit = !strncmp(tn, "ln1", 3) ? "layernorm_before" : !strncmp(tn, "ln2", 3) ? "layernorm_after" : bert;
     char name[160];
-    snprintf(name, sizeof name, "%s.%d.%s.%s", hf_layers(L->nm), block, L->nm == NAMES_LLAMA ? llama : bert, w);
+    snprintf(name, sizeof name, "%s.%d.%s.%s", hf_layers(L->nm), block,
+             L->nm == NAMES_LLAMA ? llama
+             : L->nm == NAMES_VIT ? vit
+                                  : bert,
+             w);
     hf_add(L, name, i, k, 0, rows, cols, 0, 0, 0);
 }
 
@@ -164,14 +197,32 @@ static void hf_layer(HfList *L, int i, const GrtLayer *l, int k, int blocks_seen
     char name[160];
     switch (s->kind) {
     case GRT_EMBEDDING: {
-        const char *names[3][2] = {{"wte.weight", "wpe.weight"},
-                                   {"model.embed_tokens.weight", "model.embed_positions.weight"},
-                                   {"embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight"}};
-        hf_add(L, names[nm][k], i, k, 0, rows, cols, 0, 0, 0);
+        const char *names[3][3] = {{"wte.weight", "wpe.weight", "galvc.wtt.weight"},
+                                   {"model.embed_tokens.weight", "model.embed_positions.weight", "galvc.wtt.weight"},
+                                   {"embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
+                                    "embeddings.token_type_embeddings.weight"}};
+        hf_add(L, names[nm == NAMES_VIT ? NAMES_BERT : nm][k], i, k, 0, rows, cols, 0, 0, 0);
+        break;
+    }
+    case GRT_PATCH: { /* HF's ViTEmbeddings: the Conv2d (C, ch, p, p), cls_token (1, 1, C), positions (1, T, C) */
+        const char *names[4] = {"embeddings.patch_embeddings.projection.weight",
+                                "embeddings.patch_embeddings.projection.bias", "embeddings.cls_token",
+                                "embeddings.position_embeddings"};
+        hf_add(L, names[k], i, k, 0, rows, cols, 0, 0, 0);
+        if (k == 0) hf_reshape(L, 4, s->C, s->channels, s->patch, s->patch);
+        if (k == 2) hf_reshape(L, 3, 1, 1, s->C, 0);
+        if (k == 3) hf_reshape(L, 3, 1, rows, cols, 0);
+        break;
+    }
+    case GRT_CLASSIFIER: { /* the class projection; BERT's pooler (BertPooler's dense) */
+        const char *names[4] = {"classifier.weight", "classifier.bias", "pooler.dense.weight", "pooler.dense.bias"};
+        hf_add(L, names[k], i, k, 0, rows, cols, 0, 0, 0);
         break;
     }
     case GRT_NORM:
-        if (nm == NAMES_BERT && !blocks_seen)
+        if (nm == NAMES_VIT && blocks_seen)
+            snprintf(name, sizeof name, "layernorm.%s", w);
+        else if (nm == NAMES_BERT && !blocks_seen)
             snprintf(name, sizeof name, "embeddings.LayerNorm.%s", w);
         else if (nm == NAMES_GPT2 && blocks_seen)
             snprintf(name, sizeof name, "ln_f.%s", w);
@@ -191,7 +242,7 @@ static void hf_layer(HfList *L, int i, const GrtLayer *l, int k, int blocks_seen
 /* Every HF tensor of the model, in our layer and tensor order (the order the file is written in), into L (free L->t).
  */
 static void hf_tensors(HfList *L, const GrtProgram *p) {
-    *L = (HfList){p, naming(p), calloc((size_t)hf_max(p), sizeof(HfTensor)), 0};
+    *L = (HfList){p, naming(p), name_prefix(p, naming(p)), calloc((size_t)hf_max(p), sizeof(HfTensor)), 0};
     int block = 0;
     for (int i = 0; i < p->n_layers; i++) {
         GrtLayer l;
@@ -235,7 +286,9 @@ static void hf_convert(const HfTensor *h, float *ours, float *hf, int to_hf) {
 /* h's shape as HF writes it. */
 static GrtStTensor hf_shape(const HfTensor *h) {
     GrtStTensor t = {h->name, h->ndim, {0}};
-    if (h->ndim == 1)
+    if (h->ndim > 2)
+        memcpy(t.shape, h->shape, sizeof t.shape);
+    else if (h->ndim == 1)
         t.shape[0] = h->rows;
     else if (h->transpose)
         t.shape[0] = h->cols, t.shape[1] = h->rows;
@@ -337,7 +390,7 @@ static GrtStWriter *export_create(const HfList *L, const char *path, char *err, 
     GrtStTensor *shapes = calloc((size_t)L->n + 1, sizeof *shapes);
     for (int j = 0; j < L->n; j++)
         shapes[j] = hf_shape(&L->t[j]);
-    const char *family[] = {"gpt2", "llama", "bert"};
+    const char *family[] = {"gpt2", "llama", "bert", "vit"};
     const char *meta[] = {"format", "pt", "galvc_model", L->p->model, "galvc_naming", family[L->nm], NULL};
     GrtStWriter *w = grt_st_create(path, shapes, L->n, meta, err, errlen);
     free(shapes);
@@ -417,7 +470,7 @@ static int check_tensor(const GrtSafetensors *f, const HfList *L, const HfTensor
     const int64_t *shape;
     if (at < 0) {
         snprintf(err, errlen, "%s: no tensor '%s' (this model needs %d tensors, %s names)", path, h->name, L->n,
-                 (const char *[]){"GPT-2", "LLaMA", "BERT"}[L->nm]);
+                 (const char *[]){"GPT-2", "LLaMA", "BERT", "ViT"}[L->nm]);
         return 0;
     }
     grt_st_info(f, at, &dtype, &ndim, &shape);

@@ -45,6 +45,18 @@ typedef struct HeadAct {
     float *dlogits, *dloss, *dx;                 /* backward: (N, Vp), (N), (N, C) */
 } HeadAct;
 
+/* A patch embedding keeps nothing (backward gathers the patches again);
+ * its working buffers. */
+typedef struct PatchAct {
+    float *X, *Y; /* (B np, ch p p) patches, (B np, C) their projection or its gradient */
+} PatchAct;
+
+typedef struct ClassAct {
+    float *probs, *h;        /* kept: (B, V), the pooler's output (B, C) (NULL: no pooler) */
+    float *pooled, *dpooled; /* (B, C) working */
+    float *dlogits, *dh;     /* (B, V), (B, C) working */
+} ClassAct;
+
 /* ---- helpers -------------------------------------------------------------------- */
 
 static void tp_allreduce(GrtLayer *l, float *buf, size_t n) {
@@ -113,6 +125,8 @@ void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_ran
         l->V_l = (s->V + n - 1) / n;
         add_tensor(l, "wte", (size_t)l->V_l * C, 1, 1);
         if (s->positions) add_tensor(l, "wpe", (size_t)s->positions * C, 1, 0);
+        if (s->types && !s->positions) grt_abort("token types need learned positions", 1);
+        if (s->types) add_tensor(l, "wtt", (size_t)s->types * C, 1, 0); /* BERT's token types (segments) */
         break;
     case GRT_BLOCK:
         if (s->H % n || s->KVH % n || s->F % n)
@@ -141,6 +155,20 @@ void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_ran
     case GRT_HEAD:
         l->V_l = (s->V + n - 1) / n;
         if (!s->tied) add_tensor(l, "weight", (size_t)l->V_l * C, 1, 1);
+        break;
+    case GRT_PATCH:
+        if (s->patch < 1 || s->image % s->patch || s->channels < 1)
+            grt_abort("a patch embedding's image side must divide by its patch side", 1);
+        add_tensor(l, "proj.weight", (size_t)C * (size_t)grt_patch_values(s), 1, 0);
+        add_tensor(l, "proj.bias", C, 0, 0);
+        add_tensor(l, "cls", C, 0, 0);
+        add_tensor(l, "pos", ((size_t)grt_patches(s) + 1) * C, 0, 0);
+        break;
+    case GRT_CLASSIFIER:
+        add_tensor(l, "weight", (size_t)s->V * C, 1, 0);
+        add_tensor(l, "bias", s->V, 0, 0);
+        if (s->pooler) add_tensor(l, "pooler.weight", (size_t)C * C, 1, 0);
+        if (s->pooler) add_tensor(l, "pooler.bias", C, 0, 0);
         break;
     }
     check_size(l, "parameters", l->n_params, grt_size_params(s, n));
@@ -176,6 +204,11 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
     if (!l->tensors[k].sharded) {
         y.rows = 1, y.cols = (int)l->tensors[k].n, y.full_rows = 1, y.full_cols = y.cols;
         if (s->kind == GRT_EMBEDDING && k == 1) y.rows = s->positions, y.cols = C, y.full_rows = s->positions, y.full_cols = C;
+        if (s->kind == GRT_EMBEDDING && k == 2) y.rows = s->types, y.cols = C, y.full_rows = s->types, y.full_cols = C;
+        if ((s->kind == GRT_PATCH && (k == 0 || k == 3)) || (s->kind == GRT_CLASSIFIER && (k == 0 || k == 2)))
+            y.rows = (int)(l->tensors[k].n / (size_t)C), y.cols = C, y.full_rows = y.rows, y.full_cols = C;
+        if (s->kind == GRT_PATCH && k == 0) /* (C, ch p p) */
+            y.rows = C, y.cols = (int)grt_patch_values(s), y.full_rows = C, y.full_cols = y.cols;
         for (int i = 0; i < y.rows; i++) row_index[i] = i;
         return y;
     }
@@ -219,6 +252,9 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
 static size_t max_rows(const GrtLayer *l) {
     const GrtLayerSpec *s = &l->s;
     size_t r = (size_t)s->C + (size_t)s->positions + (size_t)l->V_l + (size_t)(s->H + 2 * s->KVH) * s->hd + 2 * (size_t)s->F;
+    if (s->kind == GRT_PATCH) r += (size_t)grt_patches(s) + 1;
+    if (s->kind == GRT_CLASSIFIER) r += (size_t)s->V;
+    r += (size_t)s->types;
     return r + 1;
 }
 
@@ -238,7 +274,8 @@ void grt_layer_init(GrtLayer *l, uint64_t seed, int index, int n_layers) {
         }
         Layout y = layout(l, k, l->tp_rank, rows);
         bool proj = s->kind == GRT_BLOCK && (k == B_WO || k == B_WDOWN);
-        float sd = proj ? proj_std : s->kind == GRT_EMBEDDING && k == 1 ? std / 2 : std;
+        float sd = proj ? proj_std : s->kind == GRT_EMBEDDING && k == 1 ? std / 2 : std; /* token types: std */
+        if (s->kind == GRT_PATCH && k == 3) sd = std / 2; /* positions, as the embedding's */
         grt_init_normal(P(l, k), y.rows, y.cols, rows, y.col0, y.full_cols, sd, seed, id + (uint64_t)k);
     }
     grt_free(rows, sizeof(int64_t) * max_rows(l));
@@ -375,6 +412,35 @@ static HeadAct *head_act(const GrtLayer *l, float *probs, float *work) {
     return a;
 }
 
+/* A patch embedding's working buffers, carved from `work`. */
+static PatchAct *patch_act(const GrtLayer *l, float *work) {
+    size_t rows = (size_t)l->B * (size_t)grt_patches(&l->s);
+    float *work0 = work;
+    PatchAct *a = grt_alloc(sizeof *a);
+    a->X = carve(&work, rows * (size_t)grt_patch_values(&l->s));
+    a->Y = carve(&work, rows * (size_t)l->s.C);
+    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    return a;
+}
+
+/* A classifier's kept probabilities (B, V) and pooler output (B, C), carved
+ * from `probs`, its working buffers from `work`. */
+static ClassAct *class_act(const GrtLayer *l, float *probs, float *work) {
+    size_t B = (size_t)l->B, C = (size_t)l->s.C, V = (size_t)l->s.V;
+    float *work0 = work;
+    ClassAct *a = grt_alloc(sizeof *a);
+    float *kept = probs;
+    a->probs = carve(&kept, B * V);
+    a->h = l->s.pooler ? carve(&kept, B * C) : NULL;
+    a->pooled = carve(&work, B * C);
+    a->dpooled = carve(&work, B * C);
+    a->dlogits = carve(&work, B * V);
+    a->dh = l->s.pooler ? carve(&work, B * C) : NULL;
+    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    return a;
+}
+
 void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *work, float *ckpt) {
     l->params = params;
     l->grads = grads;
@@ -391,6 +457,8 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
             break;
         case GRT_NORM: l->slot_act[k] = norm_act(l, falloc(kept_floats(l), &bytes)); break;
         case GRT_HEAD: l->slot_act[k] = head_act(l, falloc(kept_floats(l), &bytes), work); break;
+        case GRT_PATCH: l->slot_act[k] = patch_act(l, work); break;
+        case GRT_CLASSIFIER: l->slot_act[k] = class_act(l, falloc(kept_floats(l), &bytes), work); break;
         }
     }
     l->act = l->slot_act[0];
@@ -709,6 +777,10 @@ float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out) {
         host_reference("embed_fwd");
         grt_embedding_forward(out, tokens, P(l, 0), wpe, l->B, l->T, s->C, l->tp_rank * l->V_l, l->V_l);
     }
+    if (s->types && l->tp_rank == 0) { /* added once, as the positions are */
+        host_reference("token_types_fwd");
+        grt_token_types_forward(out, P(l, 2), l->B, l->T, s->C, s->types);
+    }
     return out;
 }
 
@@ -738,10 +810,81 @@ void grt_head_loss(GrtLayer *l, const int32_t *targets, float *losses) {
     if (losses) grt_dev->copy(losses, a->losses, sizeof(float) * (size_t)N);
 }
 
+/* The step breakdown's part of a layer kind: the vision layers count as the embedding and the head. */
+static int part_of(GrtLayerKind k) { return k == GRT_PATCH ? GRT_EMBEDDING : k == GRT_CLASSIFIER ? GRT_HEAD : (int)k; }
+
+/* ViT's patch embedding: pixels (B, ch, img, img) -> out (B, T, C). */
+static void patch_forward(GrtLayer *l, const int32_t *pixels, float *out) {
+    const GrtLayerSpec *s = &l->s;
+    PatchAct *a = l->act;
+    int np = (int)grt_patches(s), PV = (int)grt_patch_values(s);
+    host_reference("patch_fwd");
+    grt_patch_gather(a->X, pixels, l->B, s->channels, s->image, s->patch);
+    grt_dev->matmul_forward(a->Y, a->X, P(l, 0), P(l, 1), l->B * np, PV, s->C);
+    GrtPatchFwdFn *k = (GrtPatchFwdFn *)grt_kernel_find_sized(GRT_K_PATCH_FWD, s->C, 0, l->T, 0, 0);
+    if (k) k((int64_t)l->B * l->T, out, a->Y, P(l, 2), P(l, 3));
+    else grt_patch_assemble(out, a->Y, P(l, 2), P(l, 3), l->B, np, s->C);
+}
+
+/* The patch embedding's backward from dout (B, T, C) into its parameters' gradients. */
+static void patch_backward(GrtLayer *l, const int32_t *pixels, const float *dout) {
+    const GrtLayerSpec *s = &l->s;
+    PatchAct *a = l->act;
+    int np = (int)grt_patches(s), PV = (int)grt_patch_values(s);
+    host_reference("patch_bwd");
+    grt_patch_gather(a->X, pixels, l->B, s->channels, s->image, s->patch);
+    GrtPatchBwdFn *k = (GrtPatchBwdFn *)grt_kernel_find_sized(GRT_K_PATCH_BWD, s->C, 0, l->T, 0, 0);
+    if (k) k((int64_t)l->B * l->T, a->Y, G(l, 2), G(l, 3), dout);
+    else grt_patch_assemble_backward(a->Y, G(l, 2), G(l, 3), dout, l->B, np, s->C);
+    grt_dev->matmul_backward(NULL, G(l, 0), G(l, 1), a->Y, a->X, P(l, 0), l->B * np, PV, s->C);
+}
+
+/* The classifier: x (B, T, C) pooled, through BERT's pooler (h = tanh(pooled
+ * Wp^T + bp)) when it has one, logits (B, V), softmax cross-entropy against
+ * each sequence's label (targets (B, T), its first column); losses (B, T)
+ * get each sequence's loss at its first token, zero at the others. */
+static void classifier_forward(GrtLayer *l, const float *x, const int32_t *targets, float *losses) {
+    const GrtLayerSpec *s = &l->s;
+    ClassAct *a = l->act;
+    host_reference("classifier_fwd");
+    grt_pool_forward(a->pooled, x, l->B, l->T, s->C, s->pool_mean);
+    const float *feature = a->pooled;
+    if (s->pooler) {
+        grt_dev->matmul_forward(a->h, a->pooled, P(l, 2), P(l, 3), l->B, s->C, s->C);
+        grt_tanh_forward(a->h, (size_t)l->B * s->C);
+        feature = a->h;
+    }
+    grt_dev->matmul_forward(a->probs, feature, P(l, 0), P(l, 1), l->B, s->C, s->V);
+    memset(losses, 0, sizeof(float) * (size_t)l->B * l->T);
+    l->correct = grt_classify_forward(a->dlogits, a->probs, a->probs, targets, l->T, l->B, s->V);
+    for (int b = 0; b < l->B; b++)
+        losses[(size_t)b * l->T] = a->dlogits[b];
+}
+
+/* Its backward: each sequence's loss weighted dloss; din (B, T, C) accumulated. */
+static void classifier_backward(GrtLayer *l, const float *x, const int32_t *targets, float dloss, float *din) {
+    const GrtLayerSpec *s = &l->s;
+    ClassAct *a = l->act;
+    size_t BC = (size_t)l->B * s->C;
+    host_reference("classifier_bwd");
+    grt_pool_forward(a->pooled, x, l->B, l->T, s->C, s->pool_mean);
+    grt_classify_backward(a->dlogits, a->probs, targets, l->T, l->B, s->V, dloss);
+    memset(a->dpooled, 0, sizeof(float) * BC);
+    if (!s->pooler) {
+        grt_dev->matmul_backward(a->dpooled, G(l, 0), G(l, 1), a->dlogits, a->pooled, P(l, 0), l->B, s->C, s->V);
+    } else {
+        memset(a->dh, 0, sizeof(float) * BC);
+        grt_dev->matmul_backward(a->dh, G(l, 0), G(l, 1), a->dlogits, a->h, P(l, 0), l->B, s->C, s->V);
+        grt_tanh_backward(a->dh, a->h, BC);
+        grt_dev->matmul_backward(a->dpooled, G(l, 2), G(l, 3), a->dh, a->pooled, P(l, 2), l->B, s->C, s->C);
+    }
+    grt_pool_backward(din, a->dpooled, l->B, l->T, s->C, s->pool_mean);
+}
+
 void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
-    grt_part_begin(GRT_PART_FWD_EMBEDDING + s->kind); /* the step's breakdown, by layer kind */
+    grt_part_begin(GRT_PART_FWD_EMBEDDING + part_of(s->kind)); /* the step's breakdown, by layer kind */
     switch (s->kind) {
     case GRT_EMBEDDING:
         tp_allreduce(l, grt_embedding_partial(l, tokens, out), (size_t)N * s->C);
@@ -759,6 +902,8 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
         grt_head_loss(l, targets, out);
         break;
     }
+    case GRT_PATCH: patch_forward(l, tokens, out); break;
+    case GRT_CLASSIFIER: classifier_forward(l, in, targets, out); break;
     }
     grt_part_end();
 }
@@ -900,7 +1045,7 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
                         const float *dout, float dloss, float *din) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
-    grt_part_begin(GRT_PART_BWD_EMBEDDING + s->kind);
+    grt_part_begin(GRT_PART_BWD_EMBEDDING + part_of(s->kind));
     switch (s->kind) {
     case GRT_EMBEDDING: {
         /* through the output's dropout, in place: dout is this layer's alone (galvrt.h) */
@@ -912,6 +1057,10 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
             host_reference("embed_bwd");
             grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
                                     l->tp_rank * l->V_l, l->V_l);
+        }
+        if (s->types) { /* every TP rank: the table is replicated, its gradient whole on each */
+            host_reference("token_types_bwd");
+            grt_token_types_backward(G(l, 2), dout, l->B, l->T, s->C, s->types);
         }
         break;
     }
@@ -930,6 +1079,8 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         tp_allreduce(l, grt_head_backward_partial(l, in, targets, dloss), (size_t)N * s->C);
         grt_head_input_backward(l, din);
         break;
+    case GRT_PATCH: patch_backward(l, tokens, dout); break;
+    case GRT_CLASSIFIER: classifier_backward(l, in, targets, dloss, din); break;
     }
     grt_part_end();
 }

@@ -338,6 +338,8 @@ static double layer_work(const GrtLayerSpec *s, int tp, int B, int T) {
     case GRT_HEAD: return 2 * N * C * ceil((double)s->V / tp);
     case GRT_EMBEDDING:
     case GRT_NORM: return 2 * N * C * sizeof(float);
+    case GRT_PATCH:             /* not profiled: timed as an embedding (layer_profile_kind) */
+    case GRT_CLASSIFIER: break; /* not profiled: timed as a head */
     }
     return 0;
 }

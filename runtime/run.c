@@ -88,6 +88,15 @@ GrtComm *grt_run_group(GrtRun *R, int size, int n_groups, const int *ranks) {
     return color >= 0 && size > 1 ? c : NULL;
 }
 
+/* Integers of one sample's input: its tokens, or an image's pixels (galvrt_sizes.h). */
+static int sample_ints(const GrtProgram *p) { return (int)grt_size_sample_ints(&p->spec[0], p->seq); }
+
+/* Is the model's head a classifier (one loss per sample, not per token)? */
+static int classifies(const GrtProgram *p) { return p->spec[p->n_layers - 1].kind == GRT_CLASSIFIER; }
+
+/* Losses a step's loss is the mean of: one per token, or one per sample. */
+static double loss_count(const GrtProgram *p) { return (double)p->global_batch * (classifies(p) ? 1 : p->seq); }
+
 void grt_run_alloc(GrtRun *R, int stage, const GrtStageSizes *z) {
     const GrtProgram *p = R->p;
     size_t stored = z->stored, work = z->work, ckpt = z->ckpt;
@@ -111,17 +120,18 @@ void grt_run_alloc(GrtRun *R, int stage, const GrtStageSizes *z) {
     R->ckpt = ckpt ? grt_run_floats(R, ckpt) : NULL;
     R->slots = slots;
     size_t mb_tokens = (size_t)(p->global_batch / p->micro_batches) * p->seq;
+    size_t mb_inputs = (size_t)(p->global_batch / p->micro_batches) * (size_t)sample_ints(p);
     R->losses = grt_run_floats(R, mb_tokens);
     R->tokens = grt_alloc(sizeof(int32_t *) * (size_t)slots);
     R->targets = grt_alloc(sizeof(int32_t *) * (size_t)slots);
     R->slot_mb = grt_alloc(sizeof(int) * (size_t)slots);
     for (int s = 0; s < slots; s++) {
         R->slot_mb[s] = 0;
-        R->tokens[s] = grt_dev->alloc(mb_tokens * sizeof(int32_t));
+        R->tokens[s] = grt_dev->alloc(mb_inputs * sizeof(int32_t));
         R->targets[s] = grt_dev->alloc(mb_tokens * sizeof(int32_t));
     }
     if (!grt_dev->host_memory) { /* the host's side of what crosses, and the gradient norm's row sums */
-        R->host_tokens = grt_alloc(mb_tokens * sizeof(int32_t));
+        R->host_tokens = grt_alloc(mb_inputs * sizeof(int32_t));
         R->host_targets = grt_alloc(mb_tokens * sizeof(int32_t));
         R->host_losses = grt_alloc(mb_tokens * sizeof(float));
         R->norm_sums = grt_dev->alloc((stored / GRT_OPT_COLS + 1) * sizeof(double));
@@ -240,6 +250,13 @@ static void check_ckpt_dir(GrtRun *R) {
 /* The data: every rank opens it; if any rank cannot, or it is shorter than one batch, all stop. */
 static void open_data(GrtRun *R) {
     const GrtProgram *p = R->p;
+    const GrtLayerSpec *in = &p->spec[0], *head = &p->spec[p->n_layers - 1];
+    if (in->kind == GRT_PATCH) {
+        R->data = grt_data_open_images(R->opt.data, in->channels, in->image, head->V, R->opt.seed);
+        if (grt_failures(R->world, R->data != NULL))
+            grt_stop_all(R->world, "the images could not be read (see above)", 1);
+        return;
+    }
     R->data = grt_data_open(R->opt.data, p->vocab, R->opt.seed);
     if (grt_failures(R->world, R->data != NULL)) grt_stop_all(R->world, "the data could not be read (see above)", 1);
     int64_t need = (int64_t)p->global_batch * p->seq + 1; /* one step's sequences overlap by one token */
@@ -390,8 +407,21 @@ int grt_step_next(GrtRun *R) {
     grt_dev->zero(R->grads, R->n_stored * sizeof(float));
     if (R->accum) grt_dev->zero(R->accum, R->accum_floats * sizeof(float));
     grt_part_end();
-    R->loss = 0;
+    R->loss = R->correct = 0;
     return 1;
+}
+
+/* A sequence classifier's labels (targets (B, T), each row its sequence's
+ * label): the first token of the second half (the second segment's first
+ * token), modulo the classes; a task the pooled first token can learn only
+ * by attending to another position. */
+static void sequence_labels(const GrtProgram *p, const int32_t *tokens, int32_t *targets, int B) {
+    int T = p->seq, classes = p->spec[p->n_layers - 1].V;
+    for (int b = 0; b < B; b++) {
+        int32_t label = tokens[(size_t)b * T + T / 2] % classes;
+        for (int t = 0; t < T; t++)
+            targets[(size_t)b * T + t] = label;
+    }
 }
 
 void grt_run_batch(GrtRun *R, int mb, int slot) {
@@ -399,12 +429,16 @@ void grt_run_batch(GrtRun *R, int mb, int slot) {
     int MB = p->global_batch / p->micro_batches;
     grt_part_begin(GRT_PART_DATA);
     R->slot_mb[slot] = mb;
-    if (grt_dev->host_memory) {
-        grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, R->tokens[slot], R->targets[slot]);
-    } else {
+    int32_t *tokens = grt_dev->host_memory ? R->tokens[slot] : R->host_tokens;
+    int32_t *targets = grt_dev->host_memory ? R->targets[slot] : R->host_targets;
+    if (p->spec[0].kind == GRT_PATCH)
+        grt_data_images(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, tokens, targets);
+    else
+        grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, tokens, targets);
+    if (p->spec[0].kind == GRT_EMBEDDING && classifies(p)) sequence_labels(p, tokens, targets, MB);
+    if (!grt_dev->host_memory) {
         size_t bytes = (size_t)MB * p->seq * sizeof(int32_t);
-        grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, R->host_tokens, R->host_targets);
-        grt_dev->to_device(R->tokens[slot], R->host_tokens, bytes);
+        grt_dev->to_device(R->tokens[slot], R->host_tokens, (size_t)MB * sample_ints(p) * sizeof(int32_t));
         grt_dev->to_device(R->targets[slot], R->host_targets, bytes);
     }
     grt_part_end();
@@ -413,7 +447,8 @@ void grt_run_batch(GrtRun *R, int mb, int slot) {
 /* Layer i's sequences of slot `slot`'s tokens (targets: of its targets). */
 static const int32_t *tokens_of(GrtRun *R, int i, int slot, int targets) {
     const GrtShard *x = &R->layer[i];
-    return (targets ? R->targets : R->tokens)[slot] + (size_t)x->first * R->p->seq;
+    if (targets) return R->targets[slot] + (size_t)x->first * R->p->seq;
+    return R->tokens[slot] + (size_t)x->first * sample_ints(R->p);
 }
 
 /* Layer i on slot `slot`'s micro-batch: its activations, and its dropout's
@@ -443,6 +478,7 @@ static void add_loss(GrtRun *R, int i) {
     }
     if (x->tp_index == 0)
         for (size_t k = 0; k < n; k++) R->loss += losses[k];
+    if (x->tp_index == 0) R->correct += (double)R->layer[i].l.correct;
 }
 
 void grt_shard_loss(GrtRun *R, int i, int slot) {
@@ -464,8 +500,8 @@ GrtLayer *grt_shard_backward_begin(GrtRun *R, int i, int slot, float *din) {
     return grt_shard(R, i, slot);
 }
 
-/* The weight of each token's loss: the loss is the mean over every token of the step. */
-static float dloss(const GrtRun *R) { return 1.0f / ((float)R->p->global_batch * R->p->seq); }
+/* The weight of each loss: the step's loss is the mean over every token (every image) of the step. */
+static float dloss(const GrtRun *R) { return (float)(1.0 / loss_count(R->p)); }
 
 float *grt_shard_head_grad(GrtRun *R, int i, int slot, const float *in) {
     return grt_head_backward_partial(&R->layer[i].l, in, tokens_of(R, i, slot, 1), dloss(R));
@@ -746,9 +782,9 @@ static void check_finite(GrtRun *R, double loss, double norm) {
 
 void grt_step_end(GrtRun *R) {
     const GrtProgram *p = R->p;
-    double loss = R->loss;
-    grt_allreduce_double(R->world, &loss, 1);
-    loss /= (double)p->global_batch * p->seq;
+    double sums[2] = {R->loss, R->correct};
+    grt_allreduce_double(R->world, sums, 2);
+    double loss = sums[0] / loss_count(p), accuracy = sums[1] / p->global_batch;
     grt_part_begin(GRT_PART_NORM);
     double norm = grad_norm(R);
     grt_part_end();
@@ -765,8 +801,10 @@ void grt_step_end(GrtRun *R) {
     double gflops = 3 * p->fwd_flops_per_seq * p->global_batch / (ms / 1e3) / 1e9;
     double peak = (double)grt_dev->peak_bytes(); /* rank 0's */
     if (R->rank == 0) {
-        printf("step %4ld  loss %.6f  lr %.3g  %8.1f ms  %9.0f tok/s  %7.2f GFLOP/s  peak %.1f MiB on rank 0\n",
-               R->step + 1, loss, lr, ms, tokens_per_s, gflops, peak / (1 << 20));
+        printf("step %4ld  loss %.6f  ", R->step + 1, loss);
+        if (classifies(p)) printf("acc %.4f  ", accuracy);
+        printf("lr %.3g  %8.1f ms  %9.0f tok/s  %7.2f GFLOP/s  peak %.1f MiB on rank 0\n", lr, ms, tokens_per_s, gflops,
+               peak / (1 << 20));
         fflush(stdout);
         if (R->log)
             fprintf(R->log,

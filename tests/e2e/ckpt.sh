@@ -41,10 +41,14 @@ fail() { echo "ckpt.sh ($case): $*" >&2; exit 1; }
 build() { "$galvc" "$src/examples/${4:-gpt-tiny}.gv" -D ranks="$2" --uniform "$3" -o "train-$1"; }
 
 # run NAME RANKS ARGS...: train-NAME under mpirun with the tests' seed and data
+# (a ViT's, named vit-*, its synthetic images)
 run() {
     name=$1 ranks=$2
     shift 2
-    "$mpiexec" --allow-run-as-root --oversubscribe -np "$ranks" "./train-$name" --seed 7 --data "$data" "$@"
+    case $name in
+    vit-*) "$mpiexec" --allow-run-as-root --oversubscribe -np "$ranks" "./train-$name" --seed 7 "$@" ;;
+    *) "$mpiexec" --allow-run-as-root --oversubscribe -np "$ranks" "./train-$name" --seed 7 --data "$data" "$@" ;;
+    esac
 }
 
 # expect_fail WHAT PATTERN CMD...: CMD must exit non-zero and say PATTERN on stderr
@@ -116,7 +120,7 @@ reshard)
     done
     ;;
 safetensors)
-    for model in gpt-tiny llama-tiny bert-tiny; do
+    for model in gpt-tiny llama-tiny bert-tiny vit-tiny bert-tiny-cls; do
         build "$model-a" 4 tp=2,pp=1,dp=2 "$model"
         build "$model-b" 2 tp=1,pp=2,dp=1,m=2 "$model"
         run "$model-a" 4 --steps 3 --export-safetensors "$model.safetensors" --dump "$model-a.dump" > /dev/null
@@ -138,6 +142,20 @@ EOF
     grep -q '"h.0.attn.c_attn.weight":{"dtype":"F32","shape":\[64,192\]' gpt-tiny.safetensors || fail "GPT-2 names or Conv1D shape"
     grep -q '"model.layers.1.self_attn.k_proj.weight":{"dtype":"F32","shape":\[32,64\]' llama-tiny.safetensors || fail "LLaMA names"
     grep -q '"encoder.layer.0.attention.output.LayerNorm.bias"' bert-tiny.safetensors || fail "BERT names"
+    # ViTForImageClassification's and BertForSequenceClassification's names and shapes
+    for t in '"vit.embeddings.patch_embeddings.projection.weight":{"dtype":"F32","shape":\[64,3,8,8\]' \
+        '"vit.embeddings.cls_token":{"dtype":"F32","shape":\[1,1,64\]' \
+        '"vit.embeddings.position_embeddings":{"dtype":"F32","shape":\[1,17,64\]' \
+        '"vit.encoder.layer.0.attention.attention.query.weight":{"dtype":"F32","shape":\[64,64\]' \
+        '"vit.encoder.layer.3.layernorm_after.bias"' '"vit.layernorm.weight"' \
+        '"classifier.weight":{"dtype":"F32","shape":\[10,64\]'; do
+        grep -q "$t" vit-tiny.safetensors || fail "ViT names: $t"
+    done
+    for t in '"bert.embeddings.token_type_embeddings.weight":{"dtype":"F32","shape":\[2,64\]' \
+        '"bert.pooler.dense.weight":{"dtype":"F32","shape":\[64,64\]' '"bert.encoder.layer.1.output.dense.bias"' \
+        '"classifier.weight":{"dtype":"F32","shape":\[4,64\]' '"classifier.bias"'; do
+        grep -q "$t" bert-tiny-cls.safetensors || fail "BERT classifier names: $t"
+    done
     # training on from the import is training on from where the export was made
     build tp2dp2 4 tp=2,pp=1,dp=2
     run tp2dp2 4 --steps 3 --export-safetensors at3.safetensors > /dev/null

@@ -7,7 +7,9 @@
 # under mpirun on a machine with no GPU (or no driver) have every rank say
 # so on its own and exit 77. On a machine with a GPU the
 # last check is skipped (77): the GPU check (tests/gpu/) is the one to run.
-# A model with dropout is refused for the CUDA target, layer by layer.
+# A model with dropout is refused for the CUDA target, layer by layer, and
+# so are ViT's and BERT-classifier's layers (patch embedding, token types,
+# classifier).
 set -u
 galvc=$1 mpiexec=$2 work=$3 ptxas=$4
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,6 +43,20 @@ else
     cat dropout.err
     fail "gpt-tiny-dropout: not refused as expected for the CUDA target"
 fi
+# The vision and classifier layers and token types: refused where each is.
+for case in "vit-tiny:patch_embedding.0:a patch_embedding" "vit-tiny:classifier.0:a classifier" \
+    "bert-tiny-cls:embedding.0:token types" "bert-tiny-cls:classifier.0:a classifier"; do
+    model=${case%%:*} rest=${case#*:}
+    layer=${rest%%:*} what=${rest#*:}
+    if "$galvc" "$src/examples/$model.gv" --devices 1 --target cuda -o "train-$model" 2>"$model.err"; then
+        fail "$model: built for the CUDA target, which does not train its $layer"
+    elif grep -q "$model.gv:[0-9]*:5: error: $layer: $what .*not trained on the CUDA target yet" "$model.err"; then
+        echo "ok: $model: $layer refused for the CUDA target"
+    else
+        cat "$model.err"
+        fail "$model: $layer not refused as expected for the CUDA target"
+    fi
+done
 # Two ranks under the plans the GPU check runs (DP 2, TP 2, PP 2: the
 # collectives, NCCL linked, host-staged when the ranks share a GPU), each
 # rank writing its own exit status and messages (mpirun reports only one).

@@ -439,6 +439,33 @@ static void dropout(void (*fn)(void), int R, int C, int flags) {
     compare(GRT_K_DROPOUT, "out", out, ref, n, 0.0);
 }
 
+/* ViT's tokens of R images of T = kc[0] tokens: the class token, T - 1 patches, positions. */
+static void patch_fwd(void (*fn)(void), int R, int C, int flags) {
+    (void)flags;
+    const int T = (int)kc[0];
+    size_t n = (size_t)R * T * C;
+    const float *y = rand_buf((size_t)R * (T - 1) * C, -2, 2), *cls = rand_buf(C, -1, 1),
+                *pos = rand_buf((size_t)T * C, -1, 1);
+    float *out = nan_buf(n), *ref = alloc(n);
+    LAUNCH(GrtPatchFwdFn, (int64_t)R * T, out, y, cls, pos);
+    grt_patch_assemble(ref, y, cls, pos, R, T - 1, C);
+    compare(GRT_K_PATCH_FWD, "out", out, ref, n, 0.0);
+}
+
+static void patch_bwd(void (*fn)(void), int R, int C, int flags) {
+    (void)flags;
+    const int T = (int)kc[0];
+    size_t n = (size_t)R * T * C, ny = (size_t)R * (T - 1) * C;
+    const float *d = rand_buf(n, -1, 1);
+    float *dy = nan_buf(ny), *dcls = rand_buf(C, -1, 1), *dpos = rand_buf((size_t)T * C, -1, 1);
+    float *rdy = alloc(ny), *rdcls = dup(dcls, C), *rdpos = dup(dpos, (size_t)T * C);
+    LAUNCH(GrtPatchBwdFn, (int64_t)R * T, dy, dcls, dpos, d);
+    grt_patch_assemble_backward(rdy, rdcls, rdpos, d, R, T - 1, C);
+    compare(GRT_K_PATCH_BWD, "dy", dy, rdy, ny, 0.0);
+    compare(GRT_K_PATCH_BWD, "dcls", dcls, rdcls, C, TOL);
+    compare(GRT_K_PATCH_BWD, "dpos", dpos, rdpos, (size_t)T * C, TOL);
+}
+
 static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_LAYERNORM_FWD] = layernorm_fwd, [GRT_K_LAYERNORM_BWD] = layernorm_bwd, [GRT_K_RMSNORM_FWD] = rmsnorm_fwd,
     [GRT_K_RMSNORM_BWD] = rmsnorm_bwd,     [GRT_K_RESIDUAL] = residual,           [GRT_K_BIAS_GELU_FWD] = bias_gelu_fwd,
@@ -447,7 +474,8 @@ static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_ROPE_BWD] = rope_bwd,           [GRT_K_ATT_SOFTMAX_FWD] = att_softmax_fwd,
     [GRT_K_ATT_SOFTMAX_BWD] = att_softmax_bwd, [GRT_K_XENT_FWD] = xent_fwd,      [GRT_K_XENT_BWD] = xent_bwd,
     [GRT_K_SUMSQ] = sumsq,                 [GRT_K_ADAMW] = adamw,                 [GRT_K_ADAM] = adam_,
-    [GRT_K_SGD] = sgd,                     [GRT_K_DROPOUT] = dropout,
+    [GRT_K_SGD] = sgd,                     [GRT_K_DROPOUT] = dropout,             [GRT_K_PATCH_FWD] = patch_fwd,
+    [GRT_K_PATCH_BWD] = patch_bwd,
 };
 
 int main(void) {

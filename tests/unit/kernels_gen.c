@@ -46,6 +46,8 @@ int main(int argc, char **argv) {
             case GRT_K_ROPE_BWD: c[0] = 5, c[1] = 3, c[2] = 3 * 2 * C + 5; break;
             case GRT_K_ATT_SOFTMAX_FWD: c[0] = 8; break;
             case GRT_K_DROPOUT: c[0] = 5; break;
+            case GRT_K_PATCH_FWD:
+            case GRT_K_PATCH_BWD: c[0] = 5; break; /* the class token and 4 patches */
             case GRT_K_XENT_FWD: c[0] = C + 3; break;
             case GRT_K_XENT_BWD: c[0] = 3 * C; break;
             }
