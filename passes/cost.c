@@ -154,13 +154,12 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
 }
 
 /* Parameters of one TP rank's shard of layer l: as the runtime lays them
- * out (galvrt_sizes.h) for the layers a program trains the whole of on each
- * rank of its TP group (patch embedding, classifier); the even split of the
- * shape pass's count otherwise. */
+ * out (galvrt_sizes.h) for the layers it trains (norms, biases and
+ * positions whole on every rank of the TP group, the vocabulary padded to a
+ * multiple of it); the even split of the shape pass's count otherwise. */
 static int64_t shard_params(const Ctx *c, const Layer *l, const Strategy *s) {
-    int kind = layer_runtime_base_kind(l->kind);
     GrtLayerSpec spec;
-    if ((kind == GRT_PATCH || kind == GRT_CLASSIFIER) && layer_runtime_spec(c->spec->graph, l, &spec))
+    if (layer_runtime_base_kind(l->kind) >= 0 && layer_runtime_spec(c->spec->graph, l, &spec))
         return (int64_t)grt_size_params(&spec, s->tp);
     return (l->params + s->tp - 1) / s->tp;
 }
@@ -308,8 +307,8 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     if (s->tp > 1) r.calls_mb += n_fwd + n_bwd;
     if (s->tp > 1) r.fwd_comm_s += n_fwd * hw->sync_s;
 
-    double param_bytes = (double)l->params / s->tp * c->e;
     int64_t params_dev = shard_params(c, l, s);
+    double param_bytes = (double)params_dev * c->e;
     data_parallel(c, s, fwd, bwd, tp_s, param_bytes, &r);
     r.state_bytes = zero_state_bytes(c, s, params_dev);
     weight_parts(c, s, params_dev, &r);
