@@ -275,7 +275,8 @@ static void emit_group_set(const Emit *e, int i, bool tp) {
     char name[64];
     group_name(e, i, tp, name, sizeof name);
     if (tp)
-        fprintf(out, "/* TP groups of %d (%s ranks), splitting heads, FFN columns and vocabulary rows of:", size,
+        fprintf(out, "/* TP groups of %d (%s ranks), each rank with its share of the heads, FFN columns and "
+                     "vocabulary rows (the rest whole) of:", size,
                 consec_of(e, i) ? "consecutive" : "strided");
     else
         fprintf(out, "/* DP groups of %d, each holding its own sequences, for:", size);
