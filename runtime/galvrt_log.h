@@ -21,6 +21,7 @@
 #define LOG_KEY_PREDICTED_CALLS "predicted_calls"
 #define LOG_KEY_STEP "step"
 #define LOG_KEY_LOSS "loss"
+#define LOG_KEY_ACCURACY "accuracy"
 #define LOG_KEY_LR "lr"
 #define LOG_KEY_MS "ms"
 #define LOG_KEY_TOKENS_PER_S "tokens_per_s"
@@ -43,6 +44,8 @@
 
 /* A step's line. */
 #define LOG_STEP_KEYS(X) X(STEP, NULL) X(LOSS, NULL) X(LR, NULL) X(MS, "ms") X(TOKENS_PER_S, "tokens/s") X(PEAK_MEM_BYTES, "bytes")
+/* and, in a classifier's (ViT, BERT's sequence classifier), after the loss */
+#define LOG_STEP_CLASSIFIER_KEYS(X) X(ACCURACY, "fraction")
 
 /* A rank's line at the end: its peak memory beside its stage's prediction. */
 #define LOG_MEMORY_KEYS(X) X(RANK, NULL) X(STAGE, NULL) X(PEAK_MEM_BYTES, "bytes") X(PLANNED_MEM_BYTES, "bytes")

@@ -806,11 +806,14 @@ void grt_step_end(GrtRun *R) {
         printf("lr %.3g  %8.1f ms  %9.0f tok/s  %7.2f GFLOP/s  peak %.1f MiB on rank 0\n", lr, ms, tokens_per_s, gflops,
                peak / (1 << 20));
         fflush(stdout);
-        if (R->log)
+        if (R->log) {
+            fprintf(R->log, "{\"" LOG_KEY_STEP "\": %ld, \"" LOG_KEY_LOSS "\": %.9g, ", R->step + 1, loss);
+            if (classifies(p)) fprintf(R->log, "\"" LOG_KEY_ACCURACY "\": %.9g, ", accuracy);
             fprintf(R->log,
-                    "{\"" LOG_KEY_STEP "\": %ld, \"" LOG_KEY_LOSS "\": %.9g, \"" LOG_KEY_LR "\": %.9g, \"" LOG_KEY_MS
-                    "\": %.3f, \"" LOG_KEY_TOKENS_PER_S "\": %.1f, \"" LOG_KEY_PEAK_MEM_BYTES "\": %.0f}\n",
-                    R->step + 1, loss, lr, ms, tokens_per_s, peak);
+                    "\"" LOG_KEY_LR "\": %.9g, \"" LOG_KEY_MS "\": %.3f, \"" LOG_KEY_TOKENS_PER_S
+                    "\": %.1f, \"" LOG_KEY_PEAK_MEM_BYTES "\": %.0f}\n",
+                    lr, ms, tokens_per_s, peak);
+        }
     }
     grt_part_end();
     grt_breakdown_step_end();

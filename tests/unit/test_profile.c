@@ -414,7 +414,7 @@ static void test_docs_name_the_schemas(void) {
     doc = slurp("docs/training-log.md");
     CHECK(doc != NULL);
 #define X(e, unit) CHECK(documents(doc, LOG_KEY_##e));
-    LOG_PLAN_KEYS(X) LOG_STEP_KEYS(X) LOG_MEMORY_KEYS(X)
+    LOG_PLAN_KEYS(X) LOG_STEP_KEYS(X) LOG_STEP_CLASSIFIER_KEYS(X) LOG_MEMORY_KEYS(X)
 #undef X
 }
 
