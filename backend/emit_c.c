@@ -366,7 +366,8 @@ static void emit_chunk_decls(const Emit *e, int c) {
     FILE *out = e->out;
     int lo = e->plan->stage_start[c], hi = e->plan->stage_start[c + 1];
     if (hi > (lo ? lo : 1)) {
-        fprintf(out, "/* Each layer's input, one per micro-batch in flight. */\nstatic float ");
+        if (e->v == 1) fprintf(out, "/* Each layer's input, one per micro-batch in flight. */\nstatic float ");
+        else fprintf(out, "/* Chunk %d: each layer's input, one per micro-batch it holds. */\nstatic float ", c);
         for (int i = lo ? lo : 1; i < hi; i++)
             fprintf(out, "%s*x%d[%lld]", i > (lo ? lo : 1) ? ", " : "", i, (long long)held_of(e, c));
         fprintf(out, ";\n");
