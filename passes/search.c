@@ -484,6 +484,31 @@ static int64_t interleaved_stage_mem(const CostTable *t, int pp, int v, int k, c
            (tied ? t->tied_sum_bytes : 0);
 }
 
+/* A lower bound on the step of this partition into chunks, before any DP:
+ * each layer at its fastest strategy, no resharding, no p2p, in the step's
+ * formula (try_interleaved); stage_mb and stage_step are scratch. */
+static double interleaved_bound(const CostTable *t, int pp, int v, const int *start, double *stage_mb,
+                                double *stage_step) {
+    int n = t->n_strategies;
+    double sum = 0, max_mb = 0, max_step = 0;
+    for (int k = 0; k < pp; k++) stage_mb[k] = stage_step[k] = 0;
+    for (int c = 0; c < pp * v; c++)
+        for (int i = start[c]; i < start[c + 1]; i++) {
+            double mb = INFINITY, step = INFINITY;
+            for (int q = 0; q < n; q++) {
+                const LayerCost *x = &t->cost[(size_t)i * n + q];
+                if (x->mb_s < mb) mb = x->mb_s;
+                if (x->step_s < step) step = x->step_s;
+            }
+            stage_mb[c % pp] += mb, stage_step[c % pp] += step, sum += mb;
+        }
+    for (int k = 0; k < pp; k++) {
+        if (stage_mb[k] > max_mb) max_mb = stage_mb[k];
+        if (stage_step[k] > max_step) max_step = stage_step[k];
+    }
+    return (double)t->micro_batches * max_mb + (sum - max_mb) / v + max_step;
+}
+
 /* Cost one interleaved (pp, v, m, partition into pp v chunks) choice: chunk
  * c on stage c mod pp, each chunk's strategies by the stage DP, then each
  * stage's memory over its chunks against the budget. The step (Narayanan et
@@ -497,6 +522,7 @@ static bool try_interleaved(Workspace *w, const CostTable *t, int pp, int v, con
     int64_t m = t->micro_batches;
     int C = pp * v;
     double stage_mb[pp], stage_step[pp], stage_compute[pp], stage_calls[pp], sum_mb = 0;
+    if (interleaved_bound(t, pp, v, start, stage_mb, stage_step) > limit * SLACK) return false;
     for (int k = 0; k < pp; k++) {
         stage_mb[k] = stage_step[k] = stage_compute[k] = stage_calls[k] = 0;
         schedule_interleaved_held(pp, v, k, m, w->held + k * v);
@@ -612,11 +638,14 @@ static int by_bound(const void *x, const void *y) {
 
 /* A step of pp stages and m micro-batches takes (m - 1) max_k mb_k + sum_k
  * mb_k + max_k step_k (try_partition), at least ((m - 1) / pp + 1) sum_k
- * mb_k + sum_k step_k / pp; and each stage's sums are at least the sums of
- * its layers' cheapest strategies, resharding, p2p and memory aside. */
+ * mb_k + sum_k step_k / pp; interleaved over v chunks a stage, with mb_k a
+ * stage's chunks' sum (try_interleaved), at least (m + (pp - 1) / v) / pp
+ * sum_k mb_k + sum_k step_k / pp; and each stage's sums are at least the
+ * sums of its layers' cheapest strategies, resharding, p2p and memory aside. */
 static double lower_bound(const CostTable *t, int pp, int v) {
-    /* interleaved: at least m / pp of each layer's time (the bubble may shrink to nothing) */
-    double per_mb = v > 1 ? (double)t->micro_batches / pp : ((double)t->micro_batches - 1) / pp + 1, sum = 0;
+    /* interleaved, m max_k mb_k + (sum_k mb_k - max_k mb_k) / v grows with max_k mb_k >= sum_k mb_k / pp:
+     * at least (m + (pp - 1) / v) / pp of the sum; v = 1 is 1F1B's (m - 1) / pp + 1 */
+    double per_mb = ((double)t->micro_batches + (pp - 1.0) / v) / pp, sum = 0;
     for (int i = 0; i < t->n_layers; i++) {
         double least = INFINITY;
         for (int k = 0; k < t->n_strategies; k++) {
