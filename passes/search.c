@@ -167,6 +167,7 @@ typedef struct Workspace {
     int *pick;        /* [layers]: one DP's choices, before they are compared */
     const int *force; /* [layers]: the strategy each layer must take (a fixed plan), or NULL */
     int64_t *held;    /* [layers]: interleaved, the micro-batches each stage's chunks hold */
+    double *sums;     /* [4 layers]: interleaved, each stage's times a micro-batch, a step, compute, calls */
 } Workspace;
 
 static void workspace_reserve(Workspace *w, int frontiers, int n, int layers) {
@@ -521,7 +522,8 @@ static bool try_interleaved(Workspace *w, const CostTable *t, int pp, int v, con
                             bool min_memory, double limit, int *choice, Candidate *out) {
     int64_t m = t->micro_batches;
     int C = pp * v;
-    double stage_mb[pp], stage_step[pp], stage_compute[pp], stage_calls[pp], sum_mb = 0;
+    double *stage_mb = w->sums, *stage_step = stage_mb + pp, *stage_compute = stage_step + pp,
+           *stage_calls = stage_compute + pp, sum_mb = 0;
     if (interleaved_bound(t, pp, v, start, stage_mb, stage_step) > limit * SLACK) return false;
     for (int k = 0; k < pp; k++) {
         stage_mb[k] = stage_step[k] = stage_compute[k] = stage_calls[k] = 0;
@@ -732,6 +734,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     Workspace w = {0};
     w.pick = arena_alloc(a, (size_t)(L + 1) * sizeof *w.pick);
     w.held = arena_alloc(a, (size_t)(L + 1) * sizeof *w.held);
+    w.sums = arena_alloc(a, 4 * (size_t)(L + 1) * sizeof *w.sums);
     bool *force_ckpt = NULL; /* --uniform ...,ckpt-every=K: the K-th, 2K-th, ... transformer layers */
     if (req->uniform && req->ckpt_every) {
         force_ckpt = arena_alloc(a, (size_t)L * sizeof *force_ckpt);
