@@ -442,11 +442,6 @@ static const char *profile_path(Arena *a, const Options *opt, const Cluster *c) 
 /* The plan as a picture: its timeline (pass_timeline), drawn (emit_svg). */
 static int draw_plan(FILE *out, Arena *a, const Spec *spec, const HwProfile *hw, const Plan *plan, int64_t devices) {
     Timeline tl;
-    if (plan->vpp > 1) {
-        fprintf(stderr, "galvc: error: the picture of an interleaved plan (%d chunks a stage) is not drawn yet; "
-                        "--emit=plan shows it\n", plan->vpp);
-        return EXIT_USER;
-    }
     if (!pass_timeline(spec, hw, plan, a, &tl)) die("no timeline for a plan that was found");
     return emit_svg(out, spec, plan, &tl, devices) ? 0 : EXIT_USER;
 }
