@@ -49,6 +49,7 @@ typedef struct Options {
     bool has_uniform;        /* --uniform: this plan, no search */
     Strategy uniform;
     int uniform_schedule;
+    int uniform_vpp;         /* model chunks a stage holds (interleaved 1F1B); 0: not given */
     int64_t uniform_m;
     int uniform_ckpt_every;  /* checkpoint every K-th transformer layer only */
     const char *plan;        /* --plan: cost this Galvatron config instead of searching */
@@ -73,7 +74,7 @@ static const char usage[] =
     "  --baselines      also print pure DP, SDP, TP, PP and the Megatron and\n"
     "                   DeepSpeed grids, costed by the same model\n"
     "  --uniform tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided]\n"
-    "            [,schedule=gpipe|1f1b][,m=M]\n"
+    "            [,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]\n"
     "                   use this uniform plan instead of searching (ZeRO stage over the DP group;\n"
     "                   sdp is zero=3; zero3-accum: reduce-scatter every micro-batch or once a step)\n"
     "  --plan FILE      cost the plan in a Galvatron galvatron_config JSON file\n"
@@ -139,7 +140,7 @@ static void add_define(Arena *a, Options *o, const char *text) {
 }
 
 #define UNIFORM_FORM                                                                                         \
-    "tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b][,m=M]"
+    "tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]"
 
 /* The number of "key=N" in item: N decimal digits only, every one read. */
 static bool uniform_number(const char *item, const char *key, long long *v) {
@@ -155,6 +156,7 @@ static bool uniform_item(Options *o, Strategy *s, const char *item, long long *v
     if (uniform_number(item, "pp=", v)) return s->pp = (int)*v, true;
     if (uniform_number(item, "dp=", v)) return s->dp = (int)*v, true;
     if (uniform_number(item, "m=", v)) return o->uniform_m = *v, true;
+    if (uniform_number(item, "vpp=", v)) return o->uniform_vpp = (int)*v, true;
     if (strcmp(item, "sdp") == 0) return s->sdp = true, s->zero = 0, true;
     if (uniform_number(item, "zero=", v) && *v <= 3)
         return s->sdp = *v == 3, s->zero = *v < 3 ? (int)*v : 0, *v = 1, true;
@@ -166,7 +168,30 @@ static bool uniform_item(Options *o, Strategy *s, const char *item, long long *v
     if (strcmp(item, "tp-strided") == 0) return s->tp_consec = false, true;
     if (strcmp(item, "schedule=gpipe") == 0) return o->uniform_schedule = SCHED_GPIPE, true;
     if (strcmp(item, "schedule=1f1b") == 0) return o->uniform_schedule = SCHED_1F1B, true;
+    if (strcmp(item, "schedule=interleaved") == 0) return o->uniform_schedule = SCHED_INTERLEAVED, true;
     return false;
+}
+
+/* --uniform's schedule and vpp agree: V >= 2 chunks a stage is interleaved 1F1B
+ * (schedule=interleaved alone takes V = 2), which needs a pipeline. */
+static void uniform_interleaving(Options *o, const Strategy *s, const char *spec) {
+    int v = o->uniform_vpp, sched = o->uniform_schedule;
+    char msg[512] = "";
+    if (v == 0 && strstr(spec, "vpp=")) snprintf(msg, sizeof msg, "--uniform: vpp must be 1 or more in '%s'", spec);
+    else if (v >= 2 && sched != SCHED_AUTO && sched != SCHED_INTERLEAVED)
+        snprintf(msg, sizeof msg, "--uniform: vpp=%d needs schedule=interleaved, not schedule=%s, in '%s'", v,
+                 schedule_names[sched], spec);
+    else if (v == 1 && sched == SCHED_INTERLEAVED)
+        snprintf(msg, sizeof msg, "--uniform: schedule=interleaved needs vpp=2 or more, not vpp=1, in '%s'", spec);
+    else if ((v >= 2 || sched == SCHED_INTERLEAVED) && s->pp < 2)
+        snprintf(msg, sizeof msg, "--uniform: schedule=interleaved needs pp=2 or more, not pp=%d, in '%s'", s->pp, spec);
+    else if ((v >= 2 || sched == SCHED_INTERLEAVED) && o->uniform_m % s->pp)
+        snprintf(msg, sizeof msg,
+                 "--uniform: interleaving needs the micro-batches to be a multiple of pp (Megatron-LM's rule): "
+                 "m=%lld, pp=%d, in '%s'", (long long)o->uniform_m, s->pp, spec);
+    if (*msg) bad_usage("%s", msg);
+    if (v >= 2 || sched == SCHED_INTERLEAVED) o->uniform_schedule = SCHED_INTERLEAVED, o->uniform_vpp = v >= 2 ? v : 2;
+    else o->uniform_vpp = 1;
 }
 
 /* --uniform UNIFORM_FORM: the whole value, item by item, however long. */
@@ -183,6 +208,7 @@ static void parse_uniform(Arena *a, Options *o, const char *spec) {
         if (!*p) break;
     }
     if (s.tp < 1 || s.pp < 1 || s.dp < 1) bad_usage("--uniform: degrees must be positive in '%s'", spec);
+    uniform_interleaving(o, &s, spec);
     if (s.dp == 1) s.sdp = false, s.zero = 0;
     if (!s.sdp) s.zero3_once = false;
     if (s.tp == 1 || s.dp == 1) s.tp_consec = true;
@@ -470,12 +496,19 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     Diag diag;
     diag_init(&diag, stderr);
     if (!profile_resolve(arena, c, spec->graph, profile_path(arena, opt, c), &hw, &diag)) return EXIT_USER;
-    SearchRequest req = {.devices = devices};
+    SearchRequest req = {.devices = devices, .flat_pipeline = opt->emit == EMIT_GALVATRON};
     if (opt->has_uniform) {
         const Strategy *u = &opt->uniform;
         if ((int64_t)u->tp * u->pp * u->dp != devices) return uniform_devices_error(arena, u, devices);
+        if (opt->uniform_vpp > 1 && (int64_t)u->pp * opt->uniform_vpp > spec->graph->n_layers) {
+            fprintf(stderr, "galvc: error: --uniform: pp x vpp = %d x %d = %lld chunks, but %s has %d layers (a chunk "
+                            "takes one at least)\n", u->pp, opt->uniform_vpp, (long long)u->pp * opt->uniform_vpp,
+                    spec->graph->name, spec->graph->n_layers);
+            return EXIT_USAGE;
+        }
         req.uniform = u;
         req.schedule = opt->uniform_schedule;
+        req.vpp = opt->uniform_vpp;
         req.micro_batches = opt->uniform_m;
         req.ckpt_every = opt->uniform_ckpt_every;
     }

@@ -84,6 +84,8 @@ typedef struct Emit {
     const Spec *spec;
     const Plan *plan;
     int L, pp, head, tied_to, tied_copy;
+    int v, C;          /* chunks a stage (interleaved 1F1B: 2 or more), chunks in all (pp v) */
+    const char *unit;  /* what a forward and backward function takes: a "stage", or an interleaved "chunk" */
     int64_t ranks, stage_ranks, mb, seq, hidden;
     GrtLayerSpec *rs;  /* [L]: each layer as the runtime builds it (a tied copy untied) */
     int64_t *stored;   /* [L]: floats of the layer each rank steps (gradients, m, v) */
@@ -95,11 +97,13 @@ typedef struct Emit {
 } Emit;
 
 static const Strategy *strat(const Emit *e, int i) { return &e->plan->layer[i]; }
-static int stage_of(const Emit *e, int i) {
-    int k = 0;
-    while (i >= e->plan->stage_start[k + 1]) k++;
-    return k;
+/* Layer i's chunk (its stage when not interleaved) and stage: chunk c runs on stage c mod pp. */
+static int chunk_of(const Emit *e, int i) {
+    int c = 0;
+    while (i >= e->plan->stage_start[c + 1]) c++;
+    return c;
 }
+static int stage_of(const Emit *e, int i) { return chunk_of(e, i) % e->pp; }
 static int zero_of(const Emit *e, int i) { return strategy_zero(strat(e, i)); }
 static bool sdp_of(const Emit *e, int i) { return zero_of(e, i) == 3; }
 /* Is its gradient reduce-scattered every micro-batch (ZeRO-2, ZeRO-3), or accumulated whole and reduce-scattered
@@ -142,19 +146,21 @@ static void layout_state(Emit *e, Arena *a) {
     e->rs = arena_alloc(a, sizeof *e->rs * L);
     int64_t **fields[] = {&e->stored, &e->off, &e->params, &e->poff, &e->accum, &e->aoff};
     for (int f = 0; f < 6; f++) *fields[f] = arena_alloc(a, sizeof(int64_t) * L);
-    int64_t at = 0, pat = 0, aat = 0;
-    for (int i = 0; i < e->L; i++) {
+    int64_t *at = arena_alloc(a, sizeof(int64_t) * (size_t)e->pp), *pat = arena_alloc(a, sizeof(int64_t) * (size_t)e->pp),
+            *aat = arena_alloc(a, sizeof(int64_t) * (size_t)e->pp);
+    for (int k = 0; k < e->pp; k++) at[k] = pat[k] = aat[k] = 0;
+    for (int i = 0; i < e->L; i++) { /* a stage's arrays hold its layers in order, chunk after chunk */
         e->rs[i] = layer_spec(e->spec, e->spec->graph->layers[i]);
         if (i == e->head && e->tied_copy) e->rs[i].tied = 0;
-        if (i == 0 || stage_of(e, i) != stage_of(e, i - 1)) at = pat = aat = 0;
+        int k = stage_of(e, i);
         int64_t n = (int64_t)grt_size_params(&e->rs[i], strat(e, i)->tp), dp = strat(e, i)->dp;
         int64_t chunk = (n + dp - 1) / dp;
         int zero = zero_of(e, i);
         e->stored[i] = zero ? chunk : n;
         e->params[i] = zero == 3 ? chunk : zero ? chunk * dp : n;
         e->accum[i] = reduces_once(e, i) ? chunk * dp : 0;
-        e->off[i] = at, e->poff[i] = pat, e->aoff[i] = aat;
-        at += e->stored[i], pat += e->params[i], aat += e->accum[i];
+        e->off[i] = at[k], e->poff[i] = pat[k], e->aoff[i] = aat[k];
+        at[k] += e->stored[i], pat[k] += e->params[i], aat[k] += e->accum[i];
     }
 }
 
@@ -253,7 +259,7 @@ static void emit_program(const Emit *e, const char *model_name) {
 
 /* Is layer i the first of its stage with its layout (so its groups are declared there)? */
 static bool first_of_layout(const Emit *e, int i) {
-    for (int j = e->plan->stage_start[stage_of(e, i)]; j < i; j++)
+    for (int j = 0; j < i; j++)
         if (same_layout(e, i, j)) return false;
     return true;
 }
@@ -383,20 +389,119 @@ static void shard_comment(const Emit *e, int i) {
     fprintf(out, " */\n");
 }
 
+/* The micro-batches chunk c holds at once: its activation slots. */
+static int64_t held_of(const Emit *e, int c) { return e->plan->in_flight[c]; }
+
+/* Chunk c's pipes: the one it receives on and sends gradients back on, and the one it sends on. */
+static void emit_pipe_decls(const Emit *e, int c) {
+    if (c > 0) fprintf(e->out, "static GrtPipe *from_%s%d, *grad_to_%s%d;\n", e->unit, c - 1, e->unit, c - 1);
+    if (c < e->C - 1) fprintf(e->out, "static GrtPipe *to_%s%d, *grad_from_%s%d;\n", e->unit, c + 1, e->unit, c + 1);
+}
+
+/* Chunk c's layer inputs (one per micro-batch it holds) and its reshards, declared. */
+static void emit_chunk_decls(const Emit *e, int c) {
+    FILE *out = e->out;
+    int lo = e->plan->stage_start[c], hi = e->plan->stage_start[c + 1];
+    if (hi > (lo ? lo : 1)) {
+        if (e->v == 1) fprintf(out, "/* Each layer's input, one per micro-batch in flight. */\nstatic float ");
+        else fprintf(out, "/* Chunk %d: each layer's input, one per micro-batch it holds. */\nstatic float ", c);
+        for (int i = lo ? lo : 1; i < hi; i++)
+            fprintf(out, "%s*x%d[%lld]", i > (lo ? lo : 1) ? ", " : "", i, (long long)held_of(e, c));
+        fprintf(out, ";\n");
+    }
+    for (int i = lo; i + 1 < hi; i++)
+        if (!same_layout(e, i, i + 1)) fprintf(out, "static GrtReshard *fwd_%d_%d, *bwd_%d_%d;\n", i, i + 1, i + 1, i);
+    if (e->v == 1) emit_pipe_decls(e, c);
+}
+
+/* Chunk c's pipes made: between its first layer and the chunk before's last, its last and the next's first. */
+static void emit_pipes(const Emit *e, int c) {
+    FILE *out = e->out;
+    int lo = e->plan->stage_start[c], hi = e->plan->stage_start[c + 1];
+    long long slots = (long long)held_of(e, c);
+    if (c > 0) {
+        fprintf(out, "    from_%s%d = grt_pipe_new(", e->unit, c - 1);
+        emit_layout(e, lo - 1), fputs(", ", out), emit_layout(e, lo);
+        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n    grad_to_%s%d = grt_pipe_new(", slots, e->unit, c - 1);
+        emit_layout(e, lo), fputs(", ", out), emit_layout(e, lo - 1);
+        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n", slots);
+    }
+    if (c < e->C - 1) {
+        fprintf(out, "    to_%s%d = grt_pipe_new(", e->unit, c + 1);
+        emit_layout(e, hi - 1), fputs(", ", out), emit_layout(e, hi);
+        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n    grad_from_%s%d = grt_pipe_new(", slots, e->unit, c + 1);
+        emit_layout(e, hi), fputs(", ", out), emit_layout(e, hi - 1);
+        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n", slots);
+    }
+}
+
+/* Chunk c's layer shards set up, in the stage's arrays. */
+static void emit_shards(const Emit *e, int c) {
+    FILE *out = e->out;
+    for (int i = e->plan->stage_start[c]; i < e->plan->stage_start[c + 1]; i++) {
+        char tp[64], dp[64], slots[48] = "";
+        shard_comment(e, i);
+        if (e->v > 1) snprintf(slots, sizeof slots, ", .slots = %lld", (long long)held_of(e, c));
+        fprintf(out,
+                "    grt_shard_setup(R, %d, %s, %s, &(GrtShardAt){.zero = %d, .once = %d, .ckpt = %d, .copy = %d,\n"
+                "                                                .params = %lld, .state = %lld, .accum = %lld%s});\n",
+                i, group_of(e, i, true, tp, sizeof tp), group_of(e, i, false, dp, sizeof dp), zero_of(e, i),
+                reduces_once(e, i) && sdp_of(e, i), strat(e, i)->ckpt, i == e->head && e->tied_copy,
+                (long long)e->poff[i], (long long)e->off[i], (long long)e->aoff[i], slots);
+    }
+}
+
+/* Chunk c's layer inputs allocated, one per micro-batch it holds. */
+static void emit_inputs(const Emit *e, int c) {
+    int lo = e->plan->stage_start[c], hi = e->plan->stage_start[c + 1];
+    fprintf(e->out, "    for (int s = 0; s < %lld; s++) {\n", (long long)held_of(e, c));
+    for (int i = lo == 0 ? 1 : lo; i < hi; i++)
+        fprintf(e->out, "        x%d[s] = grt_run_floats(R, %lld);\n", i, (long long)(seqs_of(e, i) * e->seq * e->hidden));
+    fprintf(e->out, "    }\n");
+}
+
+/* Chunk c's reshards between neighbouring layers of different layouts. */
+static void emit_reshards(const Emit *e, int c) {
+    FILE *out = e->out;
+    for (int i = e->plan->stage_start[c]; i + 1 < e->plan->stage_start[c + 1]; i++) {
+        if (same_layout(e, i, i + 1)) continue;
+        fprintf(out, "    fwd_%d_%d = grt_reshard_new(", i, i + 1);
+        emit_layout(e, i), fputs(", ", out), emit_layout(e, i + 1);
+        fprintf(out, ", MB, SEQ * HIDDEN, R->rank);\n    bwd_%d_%d = grt_reshard_new(", i + 1, i);
+        emit_layout(e, i + 1), fputs(", ", out), emit_layout(e, i);
+        fprintf(out, ", MB, SEQ * HIDDEN, R->rank);\n");
+    }
+}
+
+/* Stage k's title: its ranks, its layers (chunk by chunk when interleaved), what it holds. */
+static void emit_stage_title(const Emit *e, int k, int64_t slots) {
+    FILE *out = e->out;
+    const Plan *p = e->plan;
+    fprintf(out, "/* ---- stage %d: ranks %lld-%lld, ", k, (long long)(k * e->stage_ranks),
+            (long long)((k + 1) * e->stage_ranks - 1));
+    if (e->v == 1) {
+        fprintf(out, "layers %d-%d, %lld micro-batch%s in flight ---- */\n\n", p->stage_start[k], p->stage_start[k + 1] - 1,
+                (long long)slots, slots == 1 ? "" : "es");
+        return;
+    }
+    for (int c = k; c < e->C; c += e->pp)
+        fprintf(out, "%schunk %d (layers %d-%d, %lld micro-batch%s held)", c > k ? ", " : "", c, p->stage_start[c],
+                p->stage_start[c + 1] - 1, (long long)held_of(e, c), held_of(e, c) == 1 ? "" : "es");
+    fprintf(out, " ---- */\n\n");
+}
+
 /* Stage k's declarations and its set-up: buffers, shards, activations, transfers. */
 static void emit_setup(const Emit *e, int k) {
     FILE *out = e->out;
-    const Plan *p = e->plan;
-    int lo = p->stage_start[k], hi = p->stage_start[k + 1];
-    int64_t slots = p->in_flight[k], gather = 0, scatter = 0, act = 0;
+    int64_t slots = 0, gather = 0, scatter = 0, act = 0, stored = 0, params = 0, accum = 0;
     double work = 0, ckpt = 0;
-    int64_t stored = hi > lo ? e->off[hi - 1] + e->stored[hi - 1] : 0;
-    int64_t params = hi > lo ? e->poff[hi - 1] + e->params[hi - 1] : 0;
-    int64_t accum = hi > lo ? e->aoff[hi - 1] + e->accum[hi - 1] : 0;
-    for (int i = lo; i < hi; i++) {
+    for (int i = 0; i < e->L; i++) {
+        if (stage_of(e, i) != k) continue;
         const Strategy *s = strat(e, i);
         double B = (double)seqs_of(e, i), T = (double)e->seq;
         int64_t n = (int64_t)grt_size_params(&e->rs[i], s->tp), whole = (n + s->dp - 1) / s->dp * s->dp;
+        if (held_of(e, chunk_of(e, i)) > slots) slots = held_of(e, chunk_of(e, i));
+        stored = e->off[i] + e->stored[i], params = e->poff[i] + e->params[i], accum = e->aoff[i] + e->accum[i];
         if (sdp_of(e, i) && whole > gather) gather = whole;
         if (reduces_each(e, i) && whole > scatter) scatter = whole;
         if (seqs_of(e, i) * e->seq * e->hidden > act) act = seqs_of(e, i) * e->seq * e->hidden;
@@ -404,18 +509,9 @@ static void emit_setup(const Emit *e, int k) {
         if (s->ckpt && e->rs[i].kind == GRT_BLOCK && grt_size_kept(&e->rs[i], s->tp, B, T) > ckpt)
             ckpt = grt_size_kept(&e->rs[i], s->tp, B, T);
     }
-    fprintf(out, "/* ---- stage %d: ranks %lld-%lld, layers %d-%d, %lld micro-batch%s in flight ---- */\n\n", k,
-            (long long)(k * e->stage_ranks), (long long)((k + 1) * e->stage_ranks - 1), lo, hi - 1, (long long)slots,
-            slots == 1 ? "" : "es");
-    if (hi > (lo ? lo : 1)) {
-        fprintf(out, "/* Each layer's input, one per micro-batch in flight. */\nstatic float ");
-        for (int i = lo ? lo : 1; i < hi; i++) fprintf(out, "%s*x%d[%lld]", i > (lo ? lo : 1) ? ", " : "", i, (long long)slots);
-        fprintf(out, ";\n");
-    }
-    for (int i = lo; i + 1 < hi; i++)
-        if (!same_layout(e, i, i + 1)) fprintf(out, "static GrtReshard *fwd_%d_%d, *bwd_%d_%d;\n", i, i + 1, i + 1, i);
-    if (k > 0) fprintf(out, "static GrtPipe *from_stage%d, *grad_to_stage%d;\n", k - 1, k - 1);
-    if (k < e->pp - 1) fprintf(out, "static GrtPipe *to_stage%d, *grad_from_stage%d;\n", k + 1, k + 1);
+    emit_stage_title(e, k, slots);
+    for (int c = k; c < e->C; c += e->pp) emit_chunk_decls(e, c);
+    for (int c = k; e->v > 1 && c < e->C; c += e->pp) emit_pipe_decls(e, c);
     fprintf(out,
             "\n/* This rank's shards of the stage's layers, its buffers (floats), its activations\n"
             " * and transfers: every size and offset worked out by galvc. */\n"
@@ -424,46 +520,14 @@ static void emit_setup(const Emit *e, int k) {
             "                                         .scatter = %lld, .work = %.0f, .ckpt = %.0f, .slots = %lld});\n",
             k, k, (long long)params, (long long)stored, (long long)accum, (long long)gather, (long long)scatter, work,
             ckpt, (long long)slots);
-    for (int i = lo; i < hi; i++) {
-        char tp[64], dp[64];
-        shard_comment(e, i);
-        fprintf(out,
-                "    grt_shard_setup(R, %d, %s, %s, &(GrtShardAt){.zero = %d, .once = %d, .ckpt = %d, .copy = %d,\n"
-                "                                                .params = %lld, .state = %lld, .accum = %lld});\n",
-                i, group_of(e, i, true, tp, sizeof tp), group_of(e, i, false, dp, sizeof dp), zero_of(e, i),
-                reduces_once(e, i) && sdp_of(e, i), strat(e, i)->ckpt, i == e->head && e->tied_copy,
-                (long long)e->poff[i], (long long)e->off[i], (long long)e->aoff[i]);
-    }
-    fprintf(out, "    for (int s = 0; s < %lld; s++) {\n", (long long)slots);
-    for (int i = lo == 0 ? 1 : lo; i < hi; i++)
-        fprintf(out, "        x%d[s] = grt_run_floats(R, %lld);\n", i,
-                (long long)(seqs_of(e, i) * e->seq * e->hidden));
-    fprintf(out, "    }\n    /* a layer's output before a reshard, the gradient flowing down, and its next */\n");
+    for (int c = k; c < e->C; c += e->pp) emit_shards(e, c);
+    for (int c = k; c < e->C; c += e->pp) emit_inputs(e, c);
+    fprintf(out, "    /* a layer's output before a reshard, the gradient flowing down, and its next */\n");
     fprintf(out, "    tmp = grt_run_floats(R, %lld);\n    dA = grt_run_floats(R, %lld);\n"
                  "    dB = grt_run_floats(R, %lld);\n",
             (long long)act, (long long)act, (long long)act);
-    for (int i = lo; i + 1 < hi; i++) {
-        if (same_layout(e, i, i + 1)) continue;
-        fprintf(out, "    fwd_%d_%d = grt_reshard_new(", i, i + 1);
-        emit_layout(e, i), fputs(", ", out), emit_layout(e, i + 1);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank);\n    bwd_%d_%d = grt_reshard_new(", i + 1, i);
-        emit_layout(e, i + 1), fputs(", ", out), emit_layout(e, i);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank);\n");
-    }
-    if (k > 0) {
-        fprintf(out, "    from_stage%d = grt_pipe_new(", k - 1);
-        emit_layout(e, lo - 1), fputs(", ", out), emit_layout(e, lo);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n    grad_to_stage%d = grt_pipe_new(", (long long)slots, k - 1);
-        emit_layout(e, lo), fputs(", ", out), emit_layout(e, lo - 1);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n", (long long)slots);
-    }
-    if (k < e->pp - 1) {
-        fprintf(out, "    to_stage%d = grt_pipe_new(", k + 1);
-        emit_layout(e, hi - 1), fputs(", ", out), emit_layout(e, hi);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n    grad_from_stage%d = grt_pipe_new(", (long long)slots, k + 1);
-        emit_layout(e, hi), fputs(", ", out), emit_layout(e, hi - 1);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n", (long long)slots);
-    }
+    for (int c = k; c < e->C; c += e->pp) emit_reshards(e, c);
+    for (int c = k; c < e->C; c += e->pp) emit_pipes(e, c);
     fprintf(out, "}\n\n");
 }
 
@@ -564,30 +628,48 @@ static void emit_layer_backward(const Emit *e, int i, const char *src, const cha
             tp, dout, stream_floats(e, i), tp, src, dout, stream_floats(e, i), src, dst);
 }
 
-/* Does stage k list a block or head in phases (and so need a layer variable)? */
-static bool stage_phased(const Emit *e, int k) {
-    for (int i = e->plan->stage_start[k]; i < e->plan->stage_start[k + 1]; i++)
+/* Does chunk c list a block or head in phases (and so need a layer variable)? */
+static bool stage_phased(const Emit *e, int c) {
+    for (int i = e->plan->stage_start[c]; i < e->plan->stage_start[c + 1]; i++)
         if (tp_phased(e, i) && e->rs[i].kind != GRT_EMBEDDING) return true;
     return false;
 }
 
-/* Stage k's forward of one micro-batch: every layer call and transfer in order. */
-static void emit_forward(const Emit *e, int k) {
+/* The tags of the messages between chunk c and c + 1 (forward) or back: one pair for a
+ * plain pipeline; interleaved, a pair per boundary, since one pair of stages carries several. */
+static const char *tag_name(const Emit *e, int c, bool backward, char *buf, size_t n) {
+    if (e->v == 1) snprintf(buf, n, backward ? "TAG_BWD" : "TAG_FWD");
+    else if (backward) snprintf(buf, n, "TAG_GRAD_TO_CHUNK%d", c);
+    else snprintf(buf, n, "TAG_TO_CHUNK%d", c + 1);
+    return buf;
+}
+
+/* Chunk c's forward of one micro-batch (stage c's, not interleaved): every layer call and transfer in order. */
+static void emit_forward(const Emit *e, int c) {
     FILE *out = e->out;
-    int lo = e->plan->stage_start[k], hi = e->plan->stage_start[k + 1];
-    fprintf(out, "/* Stage %d's forward of micro-batch mb, on activation slot s. */\n"
-                 "static void stage%d_forward(GrtRun *R, int mb, int s) {\n"
-                 "    grt_run_batch(R, mb, s); /* its tokens and targets */\n", k, k);
-    if (stage_phased(e, k)) fprintf(out, "    GrtLayer *l;\n");
-    if (k > 0) {
-        fprintf(out, "    grt_pipe_recv(from_stage%d, R->world, x%d[s], TAG_FWD); /* ", k - 1, lo);
+    int lo = e->plan->stage_start[c], hi = e->plan->stage_start[c + 1];
+    char tag[48];
+    if (e->v == 1)
+        fprintf(out, "/* Stage %d's forward of micro-batch mb, on activation slot s. */\n"
+                     "static void stage%d_forward(GrtRun *R, int mb, int s) {\n"
+                     "    grt_run_batch(R, mb, s); /* its tokens and targets */\n", c, c);
+    else {
+        fprintf(out, "/* Chunk %d's forward (on stage %d) of micro-batch mb, on activation slot s. */\n"
+                     "static void chunk%d_forward(GrtRun *R, int mb, int s) {\n", c, c % e->pp, c);
+        if (lo == 0 || hi - 1 == e->head) fprintf(out, "    grt_run_batch(R, mb, s); /* its tokens and targets */\n");
+        else fprintf(out, "    (void)mb;\n");
+    }
+    if (stage_phased(e, c)) fprintf(out, "    GrtLayer *l;\n");
+    if (c > 0) {
+        fprintf(out, "    grt_pipe_recv(from_%s%d, R->world, x%d[s], %s); /* ", e->unit, c - 1, lo,
+                tag_name(e, c - 1, false, tag, sizeof tag));
         comment_name(e, lo);
-        fprintf(out, "'s input, from stage %d */\n", k - 1);
+        fprintf(out, "'s input, from %s %d */\n", e->unit, c - 1);
     }
     for (int i = lo; i < hi; i++) {
         char dst[64];
         if (i == e->head) snprintf(dst, sizeof dst, "NULL");
-        else if (i + 1 == hi) snprintf(dst, sizeof dst, "grt_pipe_buffer(to_stage%d, s)", k + 1);
+        else if (i + 1 == hi) snprintf(dst, sizeof dst, "grt_pipe_buffer(to_%s%d, s)", e->unit, c + 1);
         else if (!same_layout(e, i, i + 1)) snprintf(dst, sizeof dst, "tmp");
         else snprintf(dst, sizeof dst, "x%d[s]", i + 1);
         if (sdp_of(e, i)) {
@@ -603,30 +685,38 @@ static void emit_forward(const Emit *e, int k) {
                     i + 1, i + 1, strat(e, i)->tp, strat(e, i + 1)->tp,
                     strat(e, i)->tp == strat(e, i + 1)->tp ? ", another nesting" : "");
         }
-        if (i + 1 == hi && k < e->pp - 1)
-            fprintf(out, "    grt_pipe_send(to_stage%d, R->world, s, TAG_FWD); /* to stage %d */\n", k + 1, k + 1);
+        if (i + 1 == hi && c < e->C - 1)
+            fprintf(out, "    grt_pipe_send(to_%s%d, R->world, s, %s); /* to %s %d */\n", e->unit, c + 1,
+                    tag_name(e, c, false, tag, sizeof tag), e->unit, c + 1);
     }
     fprintf(out, "}\n\n");
 }
 
 /* Stage k's backward of one micro-batch, from its last layer down: each
  * layer's gradient reduced where it is complete. */
-static void emit_backward(const Emit *e, int k) {
+static void emit_backward(const Emit *e, int c) {
     FILE *out = e->out;
-    int lo = e->plan->stage_start[k], hi = e->plan->stage_start[k + 1];
+    int lo = e->plan->stage_start[c], hi = e->plan->stage_start[c + 1];
     bool uses_mb = false;
+    char tag[48];
     for (int i = lo; i < hi; i++) uses_mb |= !reduces_each(e, i) && strat(e, i)->dp > 1 && e->stored[i] > 0;
-    fprintf(out, "/* Stage %d's backward of micro-batch mb, on activation slot s. */\n"
-                 "static void stage%d_backward(GrtRun *R, int mb, int s) {\n", k, k);
+    if (e->v == 1)
+        fprintf(out, "/* Stage %d's backward of micro-batch mb, on activation slot s. */\n"
+                     "static void stage%d_backward(GrtRun *R, int mb, int s) {\n", c, c);
+    else
+        fprintf(out, "/* Chunk %d's backward (on stage %d) of micro-batch mb, on activation slot s. */\n"
+                     "static void chunk%d_backward(GrtRun *R, int mb, int s) {\n", c, c % e->pp, c);
     if (!uses_mb || e->plan->micro_batches == 1) fprintf(out, "    (void)mb;\n");
-    if (stage_phased(e, k)) fprintf(out, "    GrtLayer *l;\n");
+    if (stage_phased(e, c)) fprintf(out, "    GrtLayer *l;\n");
     const char *dout = "dA", *din = "dB";
-    if (k < e->pp - 1) fprintf(out, "    grt_pipe_recv(grad_from_stage%d, R->world, dA, TAG_BWD); /* from stage %d */\n", k + 1, k + 1);
+    if (c < e->C - 1)
+        fprintf(out, "    grt_pipe_recv(grad_from_%s%d, R->world, dA, %s); /* from %s %d */\n", e->unit, c + 1,
+                tag_name(e, c, true, tag, sizeof tag), e->unit, c + 1);
     for (int i = hi - 1; i >= lo; i--) {
         char dst[64], src[32] = "NULL", dp[64];
         if (i) snprintf(src, sizeof src, "x%d[s]", i);
         if (i == 0) snprintf(dst, sizeof dst, "NULL");
-        else if (i == lo && k > 0) snprintf(dst, sizeof dst, "grt_pipe_buffer(grad_to_stage%d, s)", k - 1);
+        else if (i == lo && c > 0) snprintf(dst, sizeof dst, "grt_pipe_buffer(grad_to_%s%d, s)", e->unit, c - 1);
         else snprintf(dst, sizeof dst, "%s", din);
         if (sdp_of(e, i)) {
             fprintf(out, "    grt_zero3_gather(R, %d); /* ZeRO-3: ", i);
@@ -662,8 +752,9 @@ static void emit_backward(const Emit *e, int k) {
                 const char *t = dout;
                 dout = din, din = t;
             }
-        } else if (k > 0) {
-            fprintf(out, "    grt_pipe_send(grad_to_stage%d, R->world, s, TAG_BWD); /* to stage %d */\n", k - 1, k - 1);
+        } else if (c > 0) {
+            fprintf(out, "    grt_pipe_send(grad_to_%s%d, R->world, s, %s); /* to %s %d */\n", e->unit, c - 1,
+                    tag_name(e, c - 1, true, tag, sizeof tag), e->unit, c - 1);
         }
     }
     fprintf(out, "}\n\n");
@@ -697,6 +788,46 @@ static void emit_step(const Emit *e, int k) {
     fprintf(out, "}\n\n");
 }
 
+/* Interleaved, stage k's passes over its chunks in Megatron's order (ir/schedule.c), and its step. */
+static void emit_interleaved_step(const Emit *e, int k) {
+    FILE *out = e->out;
+    int64_t m = e->plan->micro_batches, n2 = 2 * m * e->v;
+    int64_t *mb = arena_alloc(e->spec->arena, sizeof *mb * (size_t)n2);
+    int *chunk = arena_alloc(e->spec->arena, sizeof *chunk * (size_t)n2);
+    int64_t n = schedule_interleaved(e->pp, e->v, k, m, chunk, mb);
+    fprintf(out, "/* Stage %d's passes in order, interleaved 1F1B over its chunks (Narayanan et al. 2021,\n"
+                 " * section 2.2.2): %lld warm-up forwards, then one forward and one backward, then the\n"
+                 " * remaining backwards; cC:Fj is chunk C's forward of micro-batch j, cC:Bj its backward.\n *  ",
+            k, (long long)(2 * (e->pp - k - 1) + (e->v - 1) * e->pp < m * e->v ? 2 * (e->pp - k - 1) + (e->v - 1) * e->pp
+                                                                                   : m * e->v));
+    for (int64_t j = 0; j < n; j++)
+        fprintf(out, "%s c%d:%c%lld", j && j % 12 == 0 ? "\n *  " : "", chunk[j], mb[j] >= 0 ? 'F' : 'B',
+                (long long)(mb[j] >= 0 ? mb[j] : -mb[j] - 1));
+    fprintf(out, "\n * Each entry: {backward, micro-batch, activation slot, the stage's chunk (0: chunk %d", k);
+    for (int j = 1; j < e->v; j++) fprintf(out, ", %d: chunk %d", j, j * e->pp + k);
+    fprintf(out, ")}. */\nstatic const GrtChunkPass stage%d_passes[%lld] = {", k, (long long)n);
+    for (int64_t j = 0; j < n; j++) {
+        int64_t b = mb[j] >= 0 ? mb[j] : -mb[j] - 1;
+        fprintf(out, "%s{%d, %lld, %lld, %d}", j ? ", " : "", mb[j] < 0, (long long)b,
+                (long long)(b % held_of(e, chunk[j])), chunk[j] / e->pp);
+    }
+    fprintf(out, "};\nstatic void (*const stage%d_forward[%d])(GrtRun *, int, int) = {", k, e->v);
+    for (int c = k; c < e->C; c += e->pp) fprintf(out, "%schunk%d_forward", c > k ? ", " : "", c);
+    fprintf(out, "};\nstatic void (*const stage%d_backward[%d])(GrtRun *, int, int) = {", k, e->v);
+    for (int c = k; c < e->C; c += e->pp) fprintf(out, "%schunk%d_backward", c > k ? ", " : "", c);
+    fprintf(out, "};\n\nstatic void stage%d_step(GrtRun *R) {\n"
+                 "    for (int k = 0; k < %lld; k++) {\n"
+                 "        GrtChunkPass p = stage%d_passes[k];\n"
+                 "        if (p.backward) stage%d_backward[p.chunk](R, p.mb, p.slot);\n"
+                 "        else stage%d_forward[p.chunk](R, p.mb, p.slot);\n    }\n",
+            k, (long long)n, k, k, k);
+    for (int c = k; c < e->C; c += e->pp) {
+        if (c < e->C - 1) fprintf(out, "    grt_pipe_drain(to_chunk%d);\n", c + 1);
+        if (c > 0) fprintf(out, "    grt_pipe_drain(grad_to_chunk%d);\n", c - 1);
+    }
+    fprintf(out, "}\n\n");
+}
+
 /* Does the plan keep ZeRO-1/2 replicas, which every step's update refreshes? */
 static bool has_replicas(const Emit *e) {
     for (int i = 0; i < e->L; i++)
@@ -711,8 +842,8 @@ static void emit_update(const Emit *e, int k) {
                  " * layer's updated parts gathered into every rank's whole copy. */\n"
                  "static void stage%d_gather(GrtRun *R) {\n", k, k);
     bool any = false;
-    for (int i = e->plan->stage_start[k]; i < e->plan->stage_start[k + 1]; i++) {
-        if ((zero_of(e, i) != 1 && zero_of(e, i) != 2) || e->stored[i] == 0) continue;
+    for (int i = 0; i < e->L; i++) {
+        if (stage_of(e, i) != k || (zero_of(e, i) != 1 && zero_of(e, i) != 2) || e->stored[i] == 0) continue;
         fprintf(out, "    grt_zero_gather_update(R, %d); /* ", i);
         comment_name(e, i);
         fprintf(out, ", over ");
@@ -758,6 +889,7 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
     const Graph *g = spec->graph;
     if (!emit_c_runs(spec, plan, d)) return false;
     Emit e = {.out = out, .spec = spec, .plan = plan, .L = g->n_layers, .pp = plan->pp, .head = g->n_layers - 1,
+              .v = plan->vpp > 1 ? plan->vpp : 1, .C = plan_chunks(plan), .unit = plan->vpp > 1 ? "chunk" : "stage",
               .tied_to = -1, .ranks = devices, .stage_ranks = devices / plan->pp,
               .mb = spec->train->global_batch / plan->micro_batches, .seq = g->layers[0]->seq,
               .hidden = g->layers[0]->hidden};
@@ -776,7 +908,12 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
                  " * %lld ranks in %d pipeline stage%s of %lld; a step is %lld micro-batch%s of %lld sequences x %lld tokens%s.\n",
             (long long)devices, e.pp, e.pp == 1 ? "" : "s", (long long)e.stage_ranks, (long long)plan->micro_batches,
             plan->micro_batches == 1 ? "" : "es", (long long)e.mb, (long long)e.seq,
-            e.pp == 1 ? "" : plan->schedule == SCHED_GPIPE ? ", GPipe" : ", 1F1B");
+            e.pp == 1 ? "" : plan->schedule == SCHED_GPIPE ? ", GPipe" : e.v > 1 ? ", interleaved 1F1B" : ", 1F1B");
+    if (e.v > 1)
+        fprintf(out, " * Interleaved: the layers are cut into %d chunks, chunk c on stage c mod %d, so each stage\n"
+                     " * holds %d; chunkC_forward and chunkC_backward take one micro-batch through chunk C, and each\n"
+                     " * stage's passes interleave its chunks (Narayanan et al. 2021, section 2.2.2).\n",
+                e.C, e.pp, e.v);
     fprintf(out,
             " * Read it from main() at the bottom: each rank makes its groups, sets up its stage's\n"
             " * shards and runs that stage's passes each step. stageK_forward and stageK_backward\n"
@@ -794,7 +931,14 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
     fprintf(out, "enum { RANKS = %lld, PP = %d, N_LAYERS = %d, MICRO_BATCHES = %lld, SEQ = %lld, HIDDEN = %lld };\n",
             (long long)devices, e.pp, e.L, (long long)plan->micro_batches, (long long)e.seq, (long long)e.hidden);
     fprintf(out, "enum { MB = %lld }; /* sequences per micro-batch, all DP ranks together */\n", (long long)e.mb);
-    fprintf(out, "enum { TAG_FWD = 1, TAG_BWD = 2, TAG_RESHARD_FWD = 3, TAG_RESHARD_BWD = 4 };\n\n");
+    if (e.v == 1) fprintf(out, "enum { TAG_FWD = 1, TAG_BWD = 2, TAG_RESHARD_FWD = 3, TAG_RESHARD_BWD = 4 };\n\n");
+    else {
+        fprintf(out, "enum { TAG_RESHARD_FWD = 3, TAG_RESHARD_BWD = 4 };\n"
+                     "/* Each chunk boundary's own tags: one pair of stages carries several boundaries. */\nenum {");
+        for (int c = 0; c + 1 < e.C; c++)
+            fprintf(out, "%sTAG_TO_CHUNK%d = %d, TAG_GRAD_TO_CHUNK%d = %d", c ? ", " : " ", c + 1, 5 + 2 * c, c, 6 + 2 * c);
+        fprintf(out, " };\n\n");
+    }
     emit_specs(&e);
     emit_program(&e, g->name);
     emit_groups(&e);
@@ -803,9 +947,12 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
                  "static float *tmp, *dA, *dB;\n\n");
     for (int k = 0; k < e.pp; k++) {
         emit_setup(&e, k);
-        emit_forward(&e, k);
-        emit_backward(&e, k);
-        emit_step(&e, k);
+        for (int c = k; c < e.C; c += e.pp) {
+            emit_forward(&e, c);
+            emit_backward(&e, c);
+        }
+        if (e.v > 1) emit_interleaved_step(&e, k);
+        else emit_step(&e, k);
         if (has_replicas(&e)) emit_update(&e, k);
     }
     emit_main(&e);

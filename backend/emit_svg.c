@@ -175,7 +175,7 @@ static void put_header(Svg *g) {
     fprintf(g->out, " on %lld x ", (long long)g->devices);
     xml_text(g->out, device_kind_names[s->cluster->device]);
     fprintf(g->out, ": pp %d, %lld micro-batches, %s</text>\n", p->pp, (long long)p->micro_batches,
-            p->schedule == SCHED_GPIPE ? "GPipe" : "1F1B");
+            p->schedule == SCHED_GPIPE ? "GPipe" : p->vpp > 1 ? "interleaved 1F1B" : "1F1B");
     fprintf(g->out,
             "<text x=\"8\" y=\"42\">step %.3f ms on this schedule; the plan predicts %.3f ms: compute %.3f, "
             "communication %.3f, bubble %.3f</text>\n<text x=\"8\" y=\"60\">peak ",
@@ -232,8 +232,9 @@ static void put_timeline(Svg *g) {
     fprintf(out,
             "<g id=\"timeline\">\n<text class=\"heading\" x=\"8\" y=\"%.1f\">Pipeline timeline of one step "
             "(%s: %s)</text>\n",
-            g->y + 14, g->plan->schedule == SCHED_GPIPE ? "GPipe" : "1F1B",
+            g->y + 14, g->plan->schedule == SCHED_GPIPE ? "GPipe" : g->plan->vpp > 1 ? "interleaved 1F1B" : "1F1B",
             g->plan->schedule == SCHED_GPIPE ? "all forwards, then all backwards"
+            : g->plan->vpp > 1               ? "each stage's chunks in turn, warm-up forwards, then one forward and one backward"
                                              : "warm-up forwards, then one forward and one backward");
     double top = g->y + 24, bottom = top + pp * (row + gap);
     put_axis(g, top, bottom, scale); /* first: its grid lies behind the spans */

@@ -395,7 +395,7 @@ typedef enum StrategyFamily {
 
 extern const char *const family_names[];
 
-#define SCHEDULES(X) X(AUTO, "auto") X(GPIPE, "gpipe") X(1F1B, "1f1b")
+#define SCHEDULES(X) X(AUTO, "auto") X(GPIPE, "gpipe") X(1F1B, "1f1b") X(INTERLEAVED, "interleaved")
 typedef enum Schedule {
 #define X(e, s) SCHED_##e,
     SCHEDULES(X)
@@ -453,8 +453,10 @@ typedef struct Plan {
     bool found;
     int pp;
     int64_t micro_batches;
-    int schedule;         /* Schedule: GPIPE or 1F1B */
-    int *stage_start;     /* [pp + 1]: stage k runs layers [stage_start[k], stage_start[k+1]) */
+    int schedule;         /* Schedule: GPIPE, 1F1B or INTERLEAVED */
+    int vpp;              /* model chunks a stage's devices hold (interleaved 1F1B; 1 otherwise) */
+    int *stage_start;     /* [pp + 1]; interleaved, [pp vpp + 1]: chunk c runs layers
+                           * [stage_start[c], stage_start[c+1]) on stage c mod pp */
     Strategy *layer;      /* [n_layers] */
     double step_s;        /* predicted time of one training step */
     double compute_s;     /* the slowest stage's compute, all micro-batches */
@@ -463,7 +465,8 @@ typedef struct Plan {
     double calls;         /* blocking collectives a step on the busiest stage (each costs sync_s more) */
     int64_t *stage_mem;   /* [pp]: predicted peak bytes per device */
     int64_t peak;         /* the largest of stage_mem */
-    int64_t *in_flight;   /* [pp]: micro-batches whose activations a stage holds at once */
+    int64_t *in_flight;   /* [pp]: micro-batches whose activations a stage holds at once;
+                           * interleaved, [pp vpp]: each chunk's */
     int64_t budget;       /* bytes per device the plan may use: the memory less the reserve */
     int64_t reserve;      /* bytes per device kept back for the allocator (the cluster's reserve) */
     double search_ms;
@@ -472,6 +475,14 @@ typedef struct Plan {
 /* Stage k's forward (j >= 0) and backward (-j - 1) passes of m micro-batches
  * in the order `schedule` runs them, into order[2 m]; the count (schedule.c). */
 int64_t schedule_order(int schedule, int pp, int k, int64_t m, int64_t *order);
+/* Interleaved 1F1B: stage k's passes over its v chunks (model chunk c = j pp + k
+ * for its j-th), into chunk[2 m v] and order[2 m v] (order as schedule_order's);
+ * m a multiple of pp. The count, 2 m v. */
+int64_t schedule_interleaved(int pp, int v, int k, int64_t m, int *chunk, int64_t *order);
+/* The micro-batches each chunk of stage k holds at once under that order, into held[v]. */
+void schedule_interleaved_held(int pp, int v, int k, int64_t m, int64_t *held);
+/* Chunks of an interleaved plan (pp vpp), else its stages (pp). */
+static inline int plan_chunks(const Plan *p) { return p->pp * (p->vpp > 1 ? p->vpp : 1); }
 
 /* ---- one step in time ------------------------------------------------------------ */
 

@@ -231,6 +231,11 @@ int galvatron_write(FILE *out, const Spec *spec, const Plan *p, int64_t devices,
                       "count (its search and runtime build only those)", (long long)devices);
         return -1;
     }
+    if (p->vpp > 1) {
+        diag_plain(d, "an interleaved pipeline (%d chunks a stage): Galvatron's config says GPipe or 1F1B only",
+                   p->vpp);
+        return -1;
+    }
     check_exportable(spec, p, d, &vocab, &dflt);
     if (d->errors > errors) return -1;
     Strategy none = {.pp = p->pp, .tp = 1, .dp = (int)(devices / p->pp), .tp_consec = true};

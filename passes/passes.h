@@ -69,7 +69,9 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
 typedef struct SearchRequest {
     int64_t devices;
     const Strategy *uniform; /* every layer runs this one (no per-layer search) */
-    int schedule;            /* Schedule; SCHED_AUTO: the hint's, else 1F1B */
+    int schedule;            /* Schedule; SCHED_AUTO: the hint's, else 1F1B or interleaved, whichever is faster */
+    bool flat_pipeline;      /* GPipe or 1F1B only, never interleaved (a plan for Galvatron's config) */
+    int vpp;                 /* with uniform: model chunks a stage holds (1: not interleaved; 0: any) */
     int64_t micro_batches;   /* 0: the hint's, else every count that divides */
     int64_t budget;          /* bytes per device; 0: the hardware's memory */
     bool min_memory;         /* minimize peak memory instead of step time */

@@ -45,13 +45,13 @@ static bool explainer_init(Explainer *x, const Spec *spec, const HwProfile *hw, 
     return pass_cost(spec, hw, &sub, p->micro_batches, a, &x->t);
 }
 
-/* Swap layer i's strategy for each alternative, all else fixed. */
-static Reason explain_layer(const Explainer *x, const Plan *p, int stage, int i) {
+/* Swap layer i (of chunk c: its stage's, or an interleaved chunk) for each alternative, all else fixed. */
+static Reason explain_layer(const Explainer *x, const Plan *p, int c, int i) {
     const CostTable *t = &x->t;
-    int n = t->n_strategies, cur = x->index[i];
-    int first = p->stage_start[stage], last = p->stage_start[stage + 1];
+    int n = t->n_strategies, cur = x->index[i], stage = c % p->pp;
+    int first = p->stage_start[c], last = p->stage_start[c + 1];
     double m = (double)t->micro_batches;
-    int64_t in_flight = p->in_flight[stage];
+    int64_t in_flight = p->in_flight[c];
     Reason r = {-1, 0, -1, 0, 0};
     const LayerCost *c0 = &t->cost[(size_t)i * n + cur];
     for (int k = 0; k < n; k++) {
@@ -100,20 +100,32 @@ static void print_table(FILE *out, const Spec *spec, const Plan *p, int64_t devi
     if (p->reserve > 0)
         fprintf(out, "%s per device kept back for the allocator (the cluster's reserve), beyond the %s above\n",
                 bytes_str(b1, sizeof b1, (double)p->reserve), bytes_str(b2, sizeof b2, (double)p->budget));
-    fprintf(out, "pp %d, %lld micro-batches, %s schedule; search took %.1f ms\n", p->pp, (long long)p->micro_batches,
-            schedule_names[p->schedule], p->search_ms);
+    if (p->vpp > 1)
+        fprintf(out, "pp %d, %lld micro-batches, interleaved schedule, %d chunks a stage; search took %.1f ms\n", p->pp,
+                (long long)p->micro_batches, p->vpp, p->search_ms);
+    else
+        fprintf(out, "pp %d, %lld micro-batches, %s schedule; search took %.1f ms\n", p->pp,
+                (long long)p->micro_batches, schedule_names[p->schedule], p->search_ms);
     fprintf(out, "predicted step %.3f s (compute %.3f, communication %.3f, bubble %.3f): %.2f samples/s, %.0f tokens/s\n",
             p->step_s, p->compute_s, p->comm_s, p->bubble_s, (double)batch / p->step_s, (double)tokens / p->step_s);
     int64_t n = devices / p->pp;
     char buf[96];
-    for (int k = 0; k < p->pp; k++) {
-        fprintf(out, "\nstage %d: layers %d-%d on devices %lld-%lld, %s of %s per device\n", k, p->stage_start[k],
-                p->stage_start[k + 1] - 1, (long long)(k * n), (long long)((k + 1) * n - 1),
-                bytes_str(b1, sizeof b1, (double)p->stage_mem[k]), bytes_str(b2, sizeof b2, (double)p->budget));
-        for (int i = p->stage_start[k]; i < p->stage_start[k + 1]; i++) {
+    for (int c = 0; c < plan_chunks(p); c++) {
+        int k = c % p->pp;
+        if (p->vpp > 1)
+            fprintf(out, "\nchunk %d (stage %d): layers %d-%d on devices %lld-%lld, %lld micro-batches held; the stage "
+                         "%s of %s per device\n",
+                    c, k, p->stage_start[c], p->stage_start[c + 1] - 1, (long long)(k * n), (long long)((k + 1) * n - 1),
+                    (long long)p->in_flight[c], bytes_str(b1, sizeof b1, (double)p->stage_mem[k]),
+                    bytes_str(b2, sizeof b2, (double)p->budget));
+        else
+            fprintf(out, "\nstage %d: layers %d-%d on devices %lld-%lld, %s of %s per device\n", k, p->stage_start[k],
+                    p->stage_start[k + 1] - 1, (long long)(k * n), (long long)((k + 1) * n - 1),
+                    bytes_str(b1, sizeof b1, (double)p->stage_mem[k]), bytes_str(b2, sizeof b2, (double)p->budget));
+        for (int i = p->stage_start[c]; i < p->stage_start[c + 1]; i++) {
             fprintf(out, "  %4d  %-20s %s\n", i, g->layers[i]->name, strategy_str(buf, sizeof buf, &p->layer[i]));
             if (x) {
-                Reason r = explain_layer(x, p, k, i);
+                Reason r = explain_layer(x, p, c, i);
                 print_reason(out, x, &r);
             }
         }
@@ -123,16 +135,17 @@ static void print_table(FILE *out, const Spec *spec, const Plan *p, int64_t devi
 static int print_json(FILE *out, const Spec *spec, const Plan *p, int64_t devices, const Explainer *x) {
     const Graph *g = spec->graph;
     json_t *layers = json_array(), *mem = json_array();
-    for (int k = 0; k < p->pp; k++)
-        for (int i = p->stage_start[k]; i < p->stage_start[k + 1]; i++) {
+    for (int c = 0; c < plan_chunks(p); c++)
+        for (int i = p->stage_start[c]; i < p->stage_start[c + 1]; i++) {
             const Strategy *s = &p->layer[i];
-            json_t *l = json_pack("{s:s, s:i, s:i, s:i, s:b, s:i, s:b, s:b}", "name", g->layers[i]->name, "stage", k,
-                                  "tp", s->tp, "dp", s->dp, "sdp", s->sdp, "zero", strategy_zero(s), "ckpt", s->ckpt,
-                                  "tp_consecutive", s->tp_consec);
+            json_t *l = json_pack("{s:s, s:i, s:i, s:i, s:b, s:i, s:b, s:b}", "name", g->layers[i]->name, "stage",
+                                  c % p->pp, "tp", s->tp, "dp", s->dp, "sdp", s->sdp, "zero", strategy_zero(s), "ckpt",
+                                  s->ckpt, "tp_consecutive", s->tp_consec);
+            if (p->vpp > 1) json_object_set_new(l, "chunk", json_integer(c)); /* its model chunk, on stage chunk mod pp */
             if (strategy_zero(s) == 3)
                 json_object_set_new(l, "zero3_accum", json_string(s->zero3_once ? "once" : "each"));
             if (x) {
-                Reason r = explain_layer(x, p, k, i);
+                Reason r = explain_layer(x, p, c, i);
                 char b1[96], b2[96];
                 /* the chosen strategy's compute a micro-batch, as the cost model has it */
                 const LayerCost *c = &x->t.cost[(size_t)i * x->t.n_strategies + x->index[i]];
@@ -163,6 +176,12 @@ static int print_json(FILE *out, const Spec *spec, const Plan *p, int64_t device
                              p->bubble_s * 1e3, "peak_mem_bytes", mem, "search_ms", p->search_ms);
     if (!root) return -1;
     if (p->reserve > 0) json_object_set_new(root, "reserve_bytes", json_integer(p->reserve));
+    json_object_set_new(root, "vpp", json_integer(p->vpp > 1 ? p->vpp : 1)); /* model chunks a stage */
+    if (p->vpp > 1) { /* the micro-batches each chunk holds at once */
+        json_t *held = json_array();
+        for (int c = 0; c < plan_chunks(p); c++) json_array_append_new(held, json_integer(p->in_flight[c]));
+        json_object_set_new(root, "chunk_in_flight", held);
+    }
     int rc = json_dumpf(root, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     fputc('\n', out);
     json_decref(root);

@@ -166,6 +166,8 @@ typedef struct Workspace {
     int64_t unit;     /* bytes a memory unit: 1 MiB, or coarser for a first estimate */
     int *pick;        /* [layers]: one DP's choices, before they are compared */
     const int *force; /* [layers]: the strategy each layer must take (a fixed plan), or NULL */
+    int64_t *held;    /* [layers]: interleaved, the micro-batches each stage's chunks hold */
+    double *sums;     /* [4 layers]: interleaved, each stage's times a micro-batch, a step, compute, calls */
 } Workspace;
 
 static void workspace_reserve(Workspace *w, int frontiers, int n, int layers) {
@@ -366,6 +368,7 @@ static int64_t same_stage_tied_copy(const CostTable *t, const int *choice) {
 }
 
 enum { MAX_DIVISORS = 1344 }; /* the most any n <= 2^30 has (735134400's) */
+enum { MAX_VPP = 4 };          /* chunks a stage the search tries (interleaved 1F1B) */
 
 /* The divisors of n <= 2^30 up to `most`, ascending, into out; their count. */
 static int divisors_upto(int64_t n, int64_t most, int64_t out[MAX_DIVISORS]) {
@@ -453,6 +456,114 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
     return true;
 }
 
+/* A stage's memory under interleaving: each of its chunks' layers with that
+ * chunk's held micro-batches (and a tied head's copy), the buffers its layers
+ * share once (the largest any of them needs: working space, checkpoint area,
+ * ZeRO-3 buffers, three activation-sized ones), the tokens and targets of its
+ * most-held chunk's micro-batches, the losses, and each chunk's pipe buffers,
+ * one per held micro-batch at each end that sends. What the program keeps. */
+static int64_t interleaved_stage_mem(const CostTable *t, int pp, int v, int k, const int *start, const int64_t *held,
+                                     const int *choice) {
+    int n = t->n_strategies, C = pp * v;
+    int64_t mem = 0, work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0, slots = 0;
+    for (int c = k; c < C; c += pp) {
+        int64_t h = held[c];
+        if (h > slots) slots = h;
+        for (int i = start[c]; i < start[c + 1]; i++) {
+            const LayerCost *x = &t->cost[(size_t)i * n + choice[i]];
+            mem += layer_mem(x, h) + (i == t->tied_head ? t->tied_copy_bytes[choice[i]] : 0);
+            if (x->work_bytes > work) work = x->work_bytes;
+            if (x->ckpt_bytes > ckpt) ckpt = x->ckpt_bytes;
+            if (x->shard_bytes > shard) shard = x->shard_bytes;
+            if (x->scatter_bytes > scatter) scatter = x->scatter_bytes;
+            if (x->stream_bytes > stream) stream = x->stream_bytes;
+        }
+        if (c > 0) mem += h * t->cost[(size_t)start[c] * n + choice[start[c]]].stream_bytes;
+        if (c < C - 1) mem += h * t->cost[(size_t)(start[c + 1] - 1) * n + choice[start[c + 1] - 1]].stream_bytes;
+    }
+    bool tied = t->tied_head >= 0 && (k == 0 || k == pp - 1); /* the embedding's and the head's stages */
+    return mem + work + ckpt + shard + scatter + 3 * stream + slots * t->token_bytes + t->loss_bytes +
+           (tied ? t->tied_sum_bytes : 0);
+}
+
+/* A lower bound on the step of this partition into chunks, before any DP:
+ * each layer at its fastest strategy, no resharding, no p2p, in the step's
+ * formula (try_interleaved); stage_mb and stage_step are scratch. */
+static double interleaved_bound(const CostTable *t, int pp, int v, const int *start, double *stage_mb,
+                                double *stage_step) {
+    int n = t->n_strategies;
+    double sum = 0, max_mb = 0, max_step = 0;
+    for (int k = 0; k < pp; k++) stage_mb[k] = stage_step[k] = 0;
+    for (int c = 0; c < pp * v; c++)
+        for (int i = start[c]; i < start[c + 1]; i++) {
+            double mb = INFINITY, step = INFINITY;
+            for (int q = 0; q < n; q++) {
+                const LayerCost *x = &t->cost[(size_t)i * n + q];
+                if (x->mb_s < mb) mb = x->mb_s;
+                if (x->step_s < step) step = x->step_s;
+            }
+            stage_mb[c % pp] += mb, stage_step[c % pp] += step, sum += mb;
+        }
+    for (int k = 0; k < pp; k++) {
+        if (stage_mb[k] > max_mb) max_mb = stage_mb[k];
+        if (stage_step[k] > max_step) max_step = stage_step[k];
+    }
+    return (double)t->micro_batches * max_mb + (sum - max_mb) / v + max_step;
+}
+
+/* Cost one interleaved (pp, v, m, partition into pp v chunks) choice: chunk
+ * c on stage c mod pp, each chunk's strategies by the stage DP, then each
+ * stage's memory over its chunks against the budget. The step (Narayanan et
+ * al. 2021, section 2.2.2): m micro-batches at the pace of the slowest
+ * stage (its chunks' times and the p2p after each, v per micro-batch where
+ * 1F1B sends one), plus a bubble of one pass through every chunk less the
+ * slowest stage's, divided by v ((pp - 1) / (v m) of the ideal step when
+ * balanced), but no less than pp - 1 passes through the slowest chunk (with
+ * chunks of unequal time the fill waits on it: the event simulation of
+ * passes/timeline.c ran up to 10% longer than the first term alone), then
+ * the gradient sync not hidden by backward. */
+static bool try_interleaved(Workspace *w, const CostTable *t, int pp, int v, const int *start, int64_t budget,
+                            bool min_memory, double limit, int *choice, Candidate *out) {
+    int64_t m = t->micro_batches;
+    int C = pp * v;
+    double *stage_mb = w->sums, *stage_step = stage_mb + pp, *stage_compute = stage_step + pp,
+           *stage_calls = stage_compute + pp, sum_mb = 0, max_chunk = 0;
+    if (interleaved_bound(t, pp, v, start, stage_mb, stage_step) > limit * SLACK) return false;
+    for (int k = 0; k < pp; k++) {
+        stage_mb[k] = stage_step[k] = stage_compute[k] = stage_calls[k] = 0;
+        schedule_interleaved_held(pp, v, k, m, w->held + k * v);
+        for (int j = 0; j < v; j++) out->in_flight[j * pp + k] = w->held[k * v + j];
+    }
+    for (int c = 0; c < C; c++) {
+        int k = c % pp;
+        StageResult r = stage_dp(w, t, start[c], start[c + 1], out->in_flight[c], c > 0, c < C - 1, 0,
+                                 c == C - 1 && t->tied_head >= 0, 1, budget, min_memory, limit, choice);
+        if (!r.ok) return false;
+        double mb = r.mb_time + (c < C - 1 ? t->p2p_s[start[c + 1] - 1] : 0);
+        sum_mb += mb;
+        if (mb > max_chunk) max_chunk = mb;
+        stage_mb[k] += mb, stage_step[k] += r.step_time, stage_compute[k] += r.compute;
+        stage_calls[k] += r.calls + (c < C - 1 ? (double)m : 0) + (c > 0 ? (double)m : 0);
+    }
+    double max_mb = 0, max_step = 0, max_compute = 0;
+    out->peak = 0;
+    for (int k = 0; k < pp; k++) {
+        out->stage_mem[k] = interleaved_stage_mem(t, pp, v, k, start, out->in_flight, choice);
+        if (out->stage_mem[k] > budget) return false;
+        if (out->stage_mem[k] > out->peak) out->peak = out->stage_mem[k];
+        if (stage_mb[k] > max_mb) max_mb = stage_mb[k];
+        if (stage_step[k] > max_step) max_step = stage_step[k];
+        if (stage_compute[k] > max_compute) max_compute = stage_compute[k];
+        if (k == 0 || stage_calls[k] > out->calls) out->calls = stage_calls[k];
+    }
+    out->bubble = (sum_mb - max_mb) / v;
+    if ((pp - 1) * max_chunk > out->bubble) out->bubble = (pp - 1) * max_chunk;
+    out->step = (double)m * max_mb + out->bubble + max_step;
+    out->compute = (double)m * max_compute;
+    out->comm = out->step - out->compute - out->bubble;
+    return true;
+}
+
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -521,7 +632,7 @@ static StrategySet with_zero3_once(const StrategySet *sub, int64_t m, Arena *a) 
 
 /* One (pp, m) to try, and a lower bound on any plan's step time there. */
 typedef struct Trial {
-    int pp;
+    int pp, v; /* v: chunks a stage (interleaved 1F1B when 2 or more) */
     int64_t m;
     double bound;
     int order; /* (pp, m) order, for ties */
@@ -535,10 +646,14 @@ static int by_bound(const void *x, const void *y) {
 
 /* A step of pp stages and m micro-batches takes (m - 1) max_k mb_k + sum_k
  * mb_k + max_k step_k (try_partition), at least ((m - 1) / pp + 1) sum_k
- * mb_k + sum_k step_k / pp; and each stage's sums are at least the sums of
- * its layers' cheapest strategies, resharding, p2p and memory aside. */
-static double lower_bound(const CostTable *t, int pp) {
-    double per_mb = ((double)t->micro_batches - 1) / pp + 1, sum = 0;
+ * mb_k + sum_k step_k / pp; interleaved over v chunks a stage, with mb_k a
+ * stage's chunks' sum (try_interleaved), at least (m + (pp - 1) / v) / pp
+ * sum_k mb_k + sum_k step_k / pp; and each stage's sums are at least the
+ * sums of its layers' cheapest strategies, resharding, p2p and memory aside. */
+static double lower_bound(const CostTable *t, int pp, int v) {
+    /* interleaved, m max_k mb_k + (sum_k mb_k - max_k mb_k) / v grows with max_k mb_k >= sum_k mb_k / pp:
+     * at least (m + (pp - 1) / v) / pp of the sum; v = 1 is 1F1B's (m - 1) / pp + 1 */
+    double per_mb = ((double)t->micro_batches + (pp - 1.0) / v) / pp, sum = 0;
     for (int i = 0; i < t->n_layers; i++) {
         double least = INFINITY;
         for (int k = 0; k < t->n_strategies; k++) {
@@ -576,6 +691,18 @@ static bool set_for(const SearchRequest *req, const StrategySet *all, int pp, in
     return true;
 }
 
+/* Does the search try v chunks a stage for (pp, m)? v = 1 unless the
+ * schedule is interleaved or left open; interleaving (Narayanan et al. 2021)
+ * takes a pipeline, m a multiple of pp (Megatron-LM's rule), a non-empty
+ * chunk each (pp v layers at least), and here v up to MAX_VPP. A uniform
+ * plan takes its own v; a fixed plan (Galvatron's) is never interleaved. */
+static bool vpp_allowed(const SearchRequest *req, int sched, int pp, int v, int64_t m, int L) {
+    if (req->uniform) return req->vpp > 1 ? v == req->vpp && pp > 1 && m % pp == 0 && pp * v <= L : v == 1;
+    if (v == 1) return sched != SCHED_INTERLEAVED || pp == 1;
+    if (req->fixed || req->flat_pipeline || (sched != SCHED_AUTO && sched != SCHED_INTERLEAVED)) return false;
+    return pp > 1 && m % pp == 0 && (int64_t)pp * v <= L;
+}
+
 bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan) {
     double t0 = now_ms();
     const Graph *g = spec->graph;
@@ -594,7 +721,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     keep_splitting_tp(g, &all);
 
     int sched = req->fixed ? req->fixed->schedule : req->schedule ? req->schedule : h->schedule;
-    int schedule = sched == SCHED_GPIPE ? SCHED_GPIPE : SCHED_1F1B;
+    int schedule = sched == SCHED_GPIPE ? SCHED_GPIPE : SCHED_1F1B; /* for v = 1 */
     int64_t fixed_m = req->fixed           ? req->fixed->micro_batches
                       : req->micro_batches ? req->micro_batches
                       : req->uniform       ? 0
@@ -612,6 +739,8 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
                       .in_flight = arena_alloc(a, (size_t)(L + 1) * sizeof(int64_t))};
     Workspace w = {0};
     w.pick = arena_alloc(a, (size_t)(L + 1) * sizeof *w.pick);
+    w.held = arena_alloc(a, (size_t)(L + 1) * sizeof *w.held);
+    w.sums = arena_alloc(a, 4 * (size_t)(L + 1) * sizeof *w.sums);
     /* checkpointing recomputes transformer layers only; --uniform ...,ckpt
      * checkpoints every one of them, ckpt-every=K the K-th, 2K-th, ... */
     bool *force_ckpt = NULL;
@@ -630,7 +759,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     const int64_t *div = strategy_divisors(batch, a, &n_div);
     int n_pp; /* the pipeline degrees: the device count's divisors */
     const int64_t *pps = strategy_divisors(devices, a, &n_pp);
-    Trial *trials = arena_alloc(a, (size_t)n_div * n_pp * sizeof *trials);
+    Trial *trials = arena_alloc(a, (size_t)n_div * n_pp * (MAX_VPP + 1) * sizeof *trials);
     StrategySet fit = {.items = arena_alloc(a, (size_t)(all.n + 2) * sizeof *fit.items)}, sub;
     for (int e = 0; e < n_pp && pps[e] <= L; e++)
         for (int d = 0; d < n_div; d++) {
@@ -640,7 +769,9 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
             Arena *costs = arena_new();
             if (set_for(req, &all, pp, div[d], batch, L, force, a, costs, &fit, &sub) &&
                 pass_cost(spec, hw, &sub, div[d], costs, &t))
-                trials[n_trials++] = (Trial){pp, div[d], lower_bound(&t, pp), n_trials};
+                for (int v = 1; v <= MAX_VPP; v++)
+                    if (vpp_allowed(req, sched, pp, v, div[d], L))
+                        trials[n_trials++] = (Trial){pp, v, div[d], lower_bound(&t, pp, v), n_trials};
             arena_free(costs);
         }
     if (!req->min_memory) qsort(trials, (size_t)n_trials, sizeof *trials, by_bound);
@@ -657,7 +788,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     double estimate = INFINITY;
     for (int pass = 0; pass < n_units; pass++) {
         for (int q = 0; q < n_trials; q++) {
-            int pp = trials[q].pp;
+            int pp = trials[q].pp, v = trials[q].v, C = pp * v;
             int64_t m = trials[q].m;
             double limit = req->min_memory                          ? INFINITY
                            : plan->found && plan->step_s < estimate ? plan->step_s
@@ -669,12 +800,13 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
             set_for(req, &all, pp, m, batch, L, force, a, costs, &fit, &sub);
             pass_cost(spec, hw, &sub, m, costs, &t);
             t.force_ckpt = force_ckpt;
-            partition(w_time, L, pp, by_time);
+            partition(w_time, L, C, by_time);
             for (int part = 0; part < (req->fixed ? 1 : 2); part++) {
-                partition(part == 0 ? w_time : w_mem, L, pp, start);
+                partition(part == 0 ? w_time : w_mem, L, C, start);
                 if (req->fixed) memcpy(start, req->fixed->stage_start, (size_t)(pp + 1) * sizeof *start);
-                if (part == 1 && memcmp(by_time, start, (size_t)(pp + 1) * sizeof *start) == 0) continue;
-                if (!try_partition(&w, &t, pp, start, schedule, budget, req->min_memory, limit, choice, &cand))
+                if (part == 1 && memcmp(by_time, start, (size_t)(C + 1) * sizeof *start) == 0) continue;
+                if (v > 1 ? !try_interleaved(&w, &t, pp, v, start, budget, req->min_memory, limit, choice, &cand)
+                          : !try_partition(&w, &t, pp, start, schedule, budget, req->min_memory, limit, choice, &cand))
                     continue;
                 if (pass < n_units - 1) {
                     if (cand.step < limit) limit = estimate = cand.step;
@@ -682,25 +814,27 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
                 }
                 double key = req->min_memory ? (double)cand.peak : cand.step;
                 double best = req->min_memory ? (double)plan->peak : plan->step_s;
-                /* ties go to the smaller pp, then m, then the first partition */
-                bool earlier = pp < plan->pp || (pp == plan->pp && m < plan->micro_batches);
+                /* ties go to the smaller pp, then m, then v, then the first partition */
+                bool earlier = pp < plan->pp || (pp == plan->pp && m < plan->micro_batches) ||
+                               (pp == plan->pp && m == plan->micro_batches && v < plan->vpp);
                 if (plan->found && (key > best || (key == best && !earlier))) continue;
                 plan->found = true;
                 plan->pp = pp;
                 plan->micro_batches = m;
-                plan->schedule = schedule;
+                plan->schedule = v > 1 ? SCHED_INTERLEAVED : schedule;
+                plan->vpp = v;
                 plan->step_s = cand.step;
                 plan->compute_s = cand.compute;
                 plan->comm_s = cand.comm;
                 plan->bubble_s = cand.bubble;
                 plan->peak = cand.peak;
                 plan->calls = cand.calls;
-                plan->stage_start = arena_alloc(a, (size_t)(pp + 1) * sizeof *plan->stage_start);
-                memcpy(plan->stage_start, start, (size_t)(pp + 1) * sizeof *start);
+                plan->stage_start = arena_alloc(a, (size_t)(C + 1) * sizeof *plan->stage_start);
+                memcpy(plan->stage_start, start, (size_t)(C + 1) * sizeof *start);
                 plan->stage_mem = arena_alloc(a, (size_t)pp * sizeof *plan->stage_mem);
                 memcpy(plan->stage_mem, cand.stage_mem, (size_t)pp * sizeof *plan->stage_mem);
-                plan->in_flight = arena_alloc(a, (size_t)pp * sizeof *plan->in_flight);
-                memcpy(plan->in_flight, cand.in_flight, (size_t)pp * sizeof *plan->in_flight);
+                plan->in_flight = arena_alloc(a, (size_t)C * sizeof *plan->in_flight);
+                memcpy(plan->in_flight, cand.in_flight, (size_t)C * sizeof *plan->in_flight);
                 plan->layer = arena_alloc(a, (size_t)L * sizeof *plan->layer);
                 for (int i = 0; i < L; i++)
                     plan->layer[i] = sub.items[choice[i]];

@@ -4,7 +4,9 @@
  * for the plan's strategies; the order of each stage's passes is the one the
  * program runs (schedule_order). An event simulation places them: stage k
  * runs micro-batch j's forward once stage k-1 has sent it, and its backward
- * once stage k+1 has sent the gradient back; a stage waiting is the bubble. */
+ * once stage k+1 has sent the gradient back; a stage waiting is the bubble.
+ * Interleaved (Narayanan et al. 2021, section 2.2.2), the same over chunks:
+ * chunk c runs on stage c mod pp, in the order schedule_interleaved gives. */
 #include "passes.h"
 
 #include <string.h>
@@ -21,7 +23,8 @@ typedef struct StageTimes {
 typedef struct Sim {
     Timeline *tl;
     int64_t cap;
-    double *fwd_ready, *bwd_ready; /* [pp * m]: when stage k's pass of j has reached its neighbour; -1: not yet */
+    int chunks;                    /* pp, or interleaved pp v */
+    double *fwd_ready, *bwd_ready; /* [chunks * m]: when chunk c's pass of j has reached its neighbour; -1: not yet */
     double *cursor;                /* [pp]: when stage k is next free */
 } Sim;
 
@@ -45,7 +48,7 @@ static const char *traffic_name(Arena *a, bool tp, bool sdp, bool reshard) {
     return s[0] ? s + 2 : "sync";
 }
 
-/* Add up stage k's layers [first, last) under their picks. */
+/* Add up chunk k's layers [first, last) (stage k's when not interleaved) under their picks. */
 static StageTimes stage_times(const CostTable *t, const Plan *p, int k, const int *pick, Arena *a) {
     StageTimes r = {0};
     int n = t->n_strategies, first = p->stage_start[k], last = p->stage_start[k + 1];
@@ -69,7 +72,7 @@ static StageTimes stage_times(const CostTable *t, const Plan *p, int k, const in
     r.sync_what = dp ? "DP all-reduce" : "sync";
     /* the cost model charges a stage boundary's p2p once per micro-batch:
      * half to the activation sent on, half to the gradient sent back */
-    if (k < p->pp - 1) r.send_fwd = t->p2p_s[last - 1] / 2;
+    if (k < plan_chunks(p) - 1) r.send_fwd = t->p2p_s[last - 1] / 2;
     if (k > 0) r.send_bwd = t->p2p_s[first - 1] / 2;
     return r;
 }
@@ -83,28 +86,28 @@ static void put(Sim *s, int kind, int stage, int64_t mb, double *at, double dt, 
     *at += dt;
 }
 
-/* Run stage k's next pass `op` (j >= 0: forward of j, else backward of
- * -op - 1) if what it needs has arrived; false when it must wait. */
-static bool run_pass(Sim *s, const StageTimes *st, int k, int64_t op) {
-    int pp = s->tl->pp;
+/* Run chunk c's next pass `op` (j >= 0: forward of j, else backward of
+ * -op - 1) on its stage if what it needs has arrived; false when it must wait. */
+static bool run_pass(Sim *s, const StageTimes *st, int c, int64_t op) {
+    int k = c % s->tl->pp;
     int64_t m = s->tl->micro_batches, j = op >= 0 ? op : -op - 1;
     double ready = 0;
-    if (op >= 0 && k > 0) ready = s->fwd_ready[(size_t)(k - 1) * m + j];
-    if (op < 0 && k < pp - 1) ready = s->bwd_ready[(size_t)(k + 1) * m + j];
+    if (op >= 0 && c > 0) ready = s->fwd_ready[(size_t)(c - 1) * m + j];
+    if (op < 0 && c < s->chunks - 1) ready = s->bwd_ready[(size_t)(c + 1) * m + j];
     if (ready < 0) return false;
     double at = s->cursor[k] > ready ? s->cursor[k] : ready;
-    const StageTimes *t = &st[k];
+    const StageTimes *t = &st[c];
     if (op >= 0) {
         put(s, SPAN_FWD, k, j, &at, t->fwd, NULL);
         put(s, SPAN_COMM, k, j, &at, t->fwd_comm, t->fwd_what);
         put(s, SPAN_COMM, k, j, &at, t->send_fwd, "p2p activation");
-        s->fwd_ready[(size_t)k * m + j] = at;
+        s->fwd_ready[(size_t)c * m + j] = at;
     } else {
         put(s, SPAN_RECOMPUTE, k, j, &at, t->recompute, NULL);
         put(s, SPAN_BWD, k, j, &at, t->bwd, NULL);
         put(s, SPAN_COMM, k, j, &at, t->bwd_comm, t->bwd_what);
         put(s, SPAN_COMM, k, j, &at, t->send_bwd, "p2p gradient");
-        s->bwd_ready[(size_t)k * m + j] = at;
+        s->bwd_ready[(size_t)c * m + j] = at;
     }
     s->cursor[k] = at;
     return true;
@@ -114,23 +117,29 @@ static bool run_pass(Sim *s, const StageTimes *st, int k, int64_t op) {
  * then the step's gradient sync and optimizer. */
 static void simulate(Sim *s, const StageTimes *st, int schedule, Arena *a) {
     Timeline *tl = s->tl;
-    int pp = tl->pp;
-    int64_t m = tl->micro_batches;
+    int pp = tl->pp, v = s->chunks / pp;
+    int64_t m = tl->micro_batches, n = 2 * m * v;
     int64_t **order = arena_alloc(a, (size_t)pp * sizeof *order), *pos = arena_alloc(a, (size_t)pp * sizeof *pos);
+    int **chunk = arena_alloc(a, (size_t)pp * sizeof *chunk);
     for (int k = 0; k < pp; k++) {
-        order[k] = arena_alloc(a, (size_t)(2 * m) * sizeof **order);
-        schedule_order(schedule, pp, k, m, order[k]);
+        order[k] = arena_alloc(a, (size_t)n * sizeof **order);
+        chunk[k] = arena_alloc(a, (size_t)n * sizeof **chunk);
+        if (v > 1) schedule_interleaved(pp, v, k, m, chunk[k], order[k]);
+        else schedule_order(schedule, pp, k, m, order[k]);
+        for (int64_t q = 0; v == 1 && q < n; q++) chunk[k][q] = k;
     }
-    for (int64_t left = 2 * m * pp; left > 0;) {
+    for (int64_t left = n * pp; left > 0;) {
         int64_t before = left;
         for (int k = 0; k < pp; k++)
-            while (pos[k] < 2 * m && run_pass(s, st, k, order[k][pos[k]]))
+            while (pos[k] < n && run_pass(s, st, chunk[k][pos[k]], order[k][pos[k]]))
                 pos[k]++, left--;
         if (left == before) die("timeline: the schedule waits on itself");
     }
     for (int k = 0; k < pp; k++) {
-        put(s, SPAN_COMM, k, -1, &s->cursor[k], st[k].sync, st[k].sync_what);
-        put(s, SPAN_OPTIMIZER, k, -1, &s->cursor[k], st[k].opt, NULL);
+        double sync = 0, opt = 0; /* the stage's chunks' */
+        for (int c = k; c < s->chunks; c += pp) sync += st[c].sync, opt += st[c].opt;
+        put(s, SPAN_COMM, k, -1, &s->cursor[k], sync, st[k].sync_what);
+        put(s, SPAN_OPTIMIZER, k, -1, &s->cursor[k], opt, NULL);
         if (s->cursor[k] > tl->end_s) tl->end_s = s->cursor[k];
     }
 }
@@ -154,19 +163,23 @@ static void add_bubbles(Sim *s) {
     }
 }
 
-/* Stage k's memory by part: the chosen strategies' states and activations,
- * their shared working space, and the rest of the plan's figure (the
- * program's buffers, a tied head's copy) as the reserve. */
+/* Stage k's memory by part: the chosen strategies' states and activations
+ * (interleaved, of each of its chunks' held micro-batches), their shared
+ * working space, and the rest of the plan's figure (the program's buffers,
+ * a tied head's copy) as the reserve. */
 static void stage_memory(const CostTable *t, const Plan *p, int k, const int *pick, int64_t *mem) {
     int n = t->n_strategies;
     int64_t work = 0, ckpt = 0, shard = 0, sum = 0;
     memset(mem, 0, MEM_PART_COUNT * sizeof *mem);
-    for (int i = p->stage_start[k]; i < p->stage_start[k + 1]; i++) {
+    for (int i = 0; i < t->n_layers; i++) {
+        int ch = 0;
+        while (i >= p->stage_start[ch + 1]) ch++;
+        if (ch % p->pp != k) continue;
         const LayerCost *c = &t->cost[(size_t)i * n + pick[i]];
         mem[MEM_PARAMS] += c->param_bytes;
         mem[MEM_GRADS] += c->grad_bytes;
         mem[MEM_OPTIMIZER] += c->state_bytes - c->param_bytes - c->grad_bytes;
-        mem[MEM_ACTIVATIONS] += p->in_flight[k] * c->act_bytes;
+        mem[MEM_ACTIVATIONS] += p->in_flight[ch] * c->act_bytes;
         if (c->work_bytes > work) work = c->work_bytes;
         if (c->ckpt_bytes > ckpt) ckpt = c->ckpt_bytes;
         if (c->shard_bytes > shard) shard = c->shard_bytes;
@@ -178,7 +191,7 @@ static void stage_memory(const CostTable *t, const Plan *p, int k, const int *pi
 }
 
 bool pass_timeline(const Spec *spec, const HwProfile *hw, const Plan *plan, Arena *a, Timeline *out) {
-    int L = spec->graph->n_layers, pp = plan->pp;
+    int L = spec->graph->n_layers, pp = plan->pp, C = plan_chunks(plan);
     int64_t m = plan->micro_batches;
     StrategySet set;
     int *pick = arena_alloc(a, (size_t)(L ? L : 1) * sizeof *pick);
@@ -187,18 +200,16 @@ bool pass_timeline(const Spec *spec, const HwProfile *hw, const Plan *plan, Aren
     if (!plan->found || !pass_cost(spec, hw, &set, m, a, &t)) return false;
     *out = (Timeline){.pp = pp, .micro_batches = m};
     out->mem = arena_alloc(a, (size_t)pp * sizeof *out->mem);
-    StageTimes *st = arena_alloc(a, (size_t)pp * sizeof *st);
-    for (int k = 0; k < pp; k++) {
-        st[k] = stage_times(&t, plan, k, pick, a);
-        stage_memory(&t, plan, k, pick, out->mem[k]);
-    }
+    StageTimes *st = arena_alloc(a, (size_t)C * sizeof *st);
+    for (int c = 0; c < C; c++) st[c] = stage_times(&t, plan, c, pick, a);
+    for (int k = 0; k < pp; k++) stage_memory(&t, plan, k, pick, out->mem[k]);
     /* per pass at most four spans, per stage two once a step, and a bubble before each span and at the end */
-    Sim s = {.tl = out, .cap = 2 * (pp * 2 * m * 4 + pp * 3)};
+    Sim s = {.tl = out, .chunks = C, .cap = 2 * (C * 2 * m * 4 + pp * 3)};
     out->spans = arena_alloc(a, (size_t)s.cap * sizeof *out->spans);
-    s.fwd_ready = arena_alloc(a, (size_t)(pp * m) * sizeof *s.fwd_ready);
-    s.bwd_ready = arena_alloc(a, (size_t)(pp * m) * sizeof *s.bwd_ready);
+    s.fwd_ready = arena_alloc(a, (size_t)(C * m) * sizeof *s.fwd_ready);
+    s.bwd_ready = arena_alloc(a, (size_t)(C * m) * sizeof *s.bwd_ready);
     s.cursor = arena_alloc(a, (size_t)pp * sizeof *s.cursor);
-    for (int64_t i = 0; i < pp * m; i++)
+    for (int64_t i = 0; i < C * m; i++)
         s.fwd_ready[i] = s.bwd_ready[i] = -1;
     simulate(&s, st, plan->schedule, a);
     add_bubbles(&s);

@@ -941,6 +941,7 @@ typedef struct GrtShardAt {
     size_t params; /* offset in R->params */
     size_t state;  /* offset in R->grads, R->m, R->v */
     size_t accum;  /* offset in R->accum */
+    int slots;     /* micro-batches whose activations it keeps at once (an interleaved chunk's); 0: the stage's */
 } GrtShardAt;
 /* Layer i on this rank: shard it over tp, replicate or split it over dp as
  * `at` says, bind it to the stage's areas and initialize it. A tied head
@@ -996,6 +997,10 @@ int grt_run_finish(GrtRun *R);
 typedef struct GrtPass {
     int backward, mb, slot;
 } GrtPass;
+/* The same under interleaved 1F1B, of the stage's chunk `chunk` (its j-th: model chunk j pp + stage). */
+typedef struct GrtChunkPass {
+    int backward, mb, slot, chunk;
+} GrtChunkPass;
 
 /* Failures every rank learns of (runtime/run.c). */
 _Noreturn void grt_stop_all(GrtComm *world, const char *msg, int status); /* rank 0 says msg; all exit */

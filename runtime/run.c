@@ -229,7 +229,7 @@ void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardA
     if (head && spec.tied) x->l.tied_to = &R->layer[p->tied_to].l;
     float *params, *grads;
     bind_buffers(R, x, &params, &grads);
-    grt_layer_bind(&x->l, params, grads, R->slots, R->work, R->ckpt);
+    grt_layer_bind(&x->l, params, grads, at->slots > 0 ? at->slots : R->slots, R->work, R->ckpt);
     if (x->zero == 3) grt_dev->zero(R->full_p, R->gather_floats * sizeof(float));
     /* a tied head's copy starts as the embedding's table does */
     init_layer(&x->l, R->opt.seed, x->tied_copy ? p->tied_to : i, count_blocks(p));

@@ -99,7 +99,8 @@ reshard)
     build tp2 2 tp=2,pp=1,dp=1
     build zero1 4 tp=1,pp=1,dp=4,zero=1
     build tp2zero2 4 tp=2,pp=1,dp=2,zero=2
-    for t in "pp2sdp2 4" "one 1" "tp2 2" "zero1 4" "tp2zero2 4"; do
+    build pp2dp2-interleaved 4 tp=1,pp=2,dp=2,vpp=2,m=2
+    for t in "pp2sdp2 4" "one 1" "tp2 2" "zero1 4" "tp2zero2 4" "pp2dp2-interleaved 4"; do
         set -- $t
         rm -rf ck2 && mkdir ck2 && cp -r ck/step-00000005 ck2/
         run "$1" "$2" --steps 10 --ckpt-dir ck2 --resume --log "r-$1.jsonl" --dump "r-$1.dump" | grep resumed
@@ -110,8 +111,9 @@ reshard)
     run pp2sdp2 4 --steps 5 --ckpt-dir ck3 --ckpt-every 5 > /dev/null
     run tp2dp2 4 --steps 10 --ckpt-dir ck3 --resume --log r-back.jsonl --dump r-back.dump | grep resumed
     "$compare" full-6-10.jsonl r-back.jsonl full.dump r-back.dump 1e-5 1e-5
-    # written by ZeRO-1 and TP2 x ZeRO-2 (each rank its part of m and v)
-    for t in "zero1 4" "tp2zero2 4"; do
+    # written by ZeRO-1 and TP2 x ZeRO-2 (each rank its part of m and v), and by an
+    # interleaved pipeline (each stage's layers in two chunks)
+    for t in "zero1 4" "tp2zero2 4" "pp2dp2-interleaved 4"; do
         set -- $t
         rm -rf ck4
         run "$1" "$2" --steps 5 --ckpt-dir ck4 --ckpt-every 5 > /dev/null

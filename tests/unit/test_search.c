@@ -315,7 +315,56 @@ static void test_micro_batch_layouts(void) {
     arena_free(a);
 }
 
+/* GPT-2 XL on 8 A100s held to 4 pipeline stages at global batch 8: 1F1B's
+ * bubble, (pp - 1) of its m + pp - 1 micro-batch slots, dominates, and
+ * interleaving divides it by v (Narayanan et al. 2021, section 2.2.2): the
+ * free search picks v >= 2, with m a multiple of pp, a smaller bubble and
+ * step than the 1F1B-only search, each chunk holding what the schedule says,
+ * every stage within the budget. */
+static void test_interleaving(void) {
+    Arena *a = arena_new();
+    Spec *s = load_example(a, "examples/gpt2-xl.gv", "80 GiB");
+    if (!s) {
+        CHECK(s != NULL);
+        arena_free(a);
+        return;
+    }
+    s->train->global_batch = 8;
+    s->hints.pp = 4;
+    HwProfile hw = cpu_hw(s);
+    Plan free_plan, flat;
+    SearchRequest req = {.devices = 8};
+    CHECK(pass_search(s, &hw, &req, a, &free_plan) && free_plan.found);
+    s->hints.schedule = SCHED_1F1B;
+    CHECK(pass_search(s, &hw, &req, a, &flat) && flat.found);
+    CHECK_EQ(flat.vpp, 1);
+    CHECK_EQ(free_plan.pp, 4);
+    CHECK(free_plan.vpp >= 2 && free_plan.schedule == SCHED_INTERLEAVED);
+    CHECK_EQ(free_plan.micro_batches % free_plan.pp, 0);
+    CHECK(free_plan.step_s < flat.step_s && free_plan.bubble_s < flat.bubble_s / 2);
+    printf("interleaved: v %d, m %lld, step %.4f s (bubble %.4f) against 1F1B's %.4f s (bubble %.4f, m %lld)\n",
+           free_plan.vpp, (long long)free_plan.micro_batches, free_plan.step_s, free_plan.bubble_s, flat.step_s,
+           flat.bubble_s, (long long)flat.micro_batches);
+    for (int k = 0; k < free_plan.pp; k++) {
+        int64_t held[8];
+        schedule_interleaved_held(free_plan.pp, free_plan.vpp, k, free_plan.micro_batches, held);
+        for (int j = 0; j < free_plan.vpp; j++) CHECK_EQ(free_plan.in_flight[j * free_plan.pp + k], held[j]);
+        CHECK(free_plan.stage_mem[k] <= free_plan.budget);
+    }
+    for (int c = 0; c < plan_chunks(&free_plan); c++)
+        CHECK(free_plan.stage_start[c] < free_plan.stage_start[c + 1]); /* every chunk holds a layer */
+    CHECK_EQ(free_plan.stage_start[plan_chunks(&free_plan)], s->graph->n_layers);
+    /* asked for interleaving, the search interleaves; told GPipe, it does not */
+    s->hints.schedule = SCHED_INTERLEAVED;
+    Plan p;
+    CHECK(pass_search(s, &hw, &req, a, &p) && p.found && p.vpp >= 2 && p.step_s == free_plan.step_s);
+    s->hints.schedule = SCHED_GPIPE;
+    CHECK(pass_search(s, &hw, &req, a, &p) && p.found && p.vpp == 1 && p.schedule == SCHED_GPIPE);
+    arena_free(a);
+}
+
 int main(void) {
+    test_interleaving();
     test_micro_batch_layouts();
     test_dp_equals_brute_force();
     test_budgets();

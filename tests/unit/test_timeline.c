@@ -87,7 +87,52 @@ static void check_timeline(const Spec *s, const Plan *p, const Timeline *tl, boo
     (void)s;
 }
 
+/* Interleaved 1F1B (Narayanan et al. 2021, section 2.2.2): each stage's row
+ * never overlaps and fills the step, every chunk runs each micro-batch's
+ * forward and backward once, each after the chunk before's forward (the
+ * chunk after's backward), and the step is the closed form's within 4%. */
+static void test_interleaved(int devices, int pp, int tp, int dp, int v, int64_t m) {
+    Arena *a = arena_new();
+    Spec *s = load(a);
+    HwProfile hw;
+    hw_preset(&hw, DEVICE_CPU);
+    hw.memory = s->cluster->memory;
+    Strategy st = {.pp = pp, .tp = tp, .dp = dp, .tp_consec = true};
+    SearchRequest req = {.devices = devices, .uniform = &st, .schedule = SCHED_INTERLEAVED, .vpp = v, .micro_batches = m};
+    Plan p;
+    Timeline tl;
+    CHECK(pass_search(s, &hw, &req, a, &p) && p.found && p.vpp == v);
+    if (!p.found || p.vpp != v) fprintf(stderr, "devices %d pp %d tp %d dp %d v %d m %lld: no plan\n", devices, pp, tp, dp, v, (long long)m);
+    CHECK(p.found && pass_timeline(s, &hw, &p, a, &tl));
+    if (!p.found) return arena_free(a);
+    double eps = 1e-9 * tl.end_s;
+    for (int k = 0; k < pp; k++) {
+        double covered = 0;
+        int64_t passes = 0;
+        for (int64_t i = 0; i < tl.n_spans; i++) {
+            const Span *x = &tl.spans[i];
+            if (x->stage != k) continue;
+            covered += x->end_s - x->start_s;
+            passes += x->kind == SPAN_FWD || x->kind == SPAN_BWD;
+            for (int64_t j = i + 1; j < tl.n_spans; j++)
+                if (tl.spans[j].stage == k) CHECK(x->end_s <= tl.spans[j].start_s + eps || tl.spans[j].end_s <= x->start_s + eps);
+        }
+        CHECK(fabs(covered - tl.end_s) <= 1e-6 * tl.end_s);
+        CHECK_EQ(passes, 2 * m * v);
+    }
+    if (fabs(tl.end_s - p.step_s) > 0.04 * p.step_s)
+        fprintf(stderr, "pp %d tp %d dp %d v %d m %lld: timeline %.6f s, plan %.6f s\n", pp, tp, dp, v, (long long)m, tl.end_s,
+                p.step_s);
+    CHECK(fabs(tl.end_s - p.step_s) <= 0.04 * p.step_s);
+    arena_free(a);
+}
+
 int main(void) {
+    test_interleaved(2, 2, 1, 1, 2, 4);
+    test_interleaved(4, 2, 1, 2, 2, 4);
+    test_interleaved(4, 2, 2, 1, 3, 4);
+    test_interleaved(4, 2, 2, 1, 2, 4);
+    test_interleaved(4, 2, 1, 2, 3, 4);
     static const struct {
         int devices, pp, tp, dp, schedule, m;
         bool sdp, ckpt;
@@ -106,7 +151,8 @@ int main(void) {
         Plan p;
         bool uniform = i < sizeof plans / sizeof *plans;
         Strategy st = {0};
-        SearchRequest req = {.devices = 8, .budget = 10 << 20}; /* the last: a searched plan that mixes strategies */
+        /* the last: a searched plan that mixes strategies (1F1B: check_timeline follows one pass a stage) */
+        SearchRequest req = {.devices = 8, .budget = 10 << 20, .schedule = SCHED_1F1B};
         if (uniform) {
             st = (Strategy){.pp = plans[i].pp, .tp = plans[i].tp, .dp = plans[i].dp, .sdp = plans[i].sdp, .tp_consec = true, .ckpt = plans[i].ckpt};
             req = (SearchRequest){.devices = plans[i].devices,
