@@ -2,7 +2,9 @@
 # bench/accuracy.sh [STEPS] — the cost model held to measurement with a fresh
 # profile and no calibration. Each model is profiled on this machine at its
 # own shape (galvc profile MODEL -np RANKS), each plan costed with that
-# profile, built and trained STEPS steps (default 20; GPT-2 runs 12). Prints
+# profile, built and trained STEPS steps (default 200, about a second of the
+# tiny GPT's few-millisecond steps, so that a moment's slowdown of the
+# machine does not move the median; GPT-2 runs 12). Prints
 # the predicted step time and peak memory per rank beside the measured ones:
 # the median step after 5 warm-up steps, the largest peak over the ranks.
 # Aim: time within 10%, memory within 2%. The plans:
@@ -10,11 +12,11 @@
 #   - GPT-2 124M at batch 4 x 64 in fp32 (examples/clusters/cpu-box.gv):
 #     one rank; on 2 ranks galvc's plan and DP 2.
 # Run it on a quiet machine: another job's load is time the profile did not see.
-#   bench/accuracy.sh        # about 6 minutes on 2 cores
+#   bench/accuracy.sh        # about 4 minutes on 2 cores
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 galvc=${GALVC:-$root/build/galvc}
-steps=${1:-20}
+steps=${1:-200}
 data=${DATA:-$root/README.md}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
