@@ -74,16 +74,17 @@ static double worst_err(const float *got, const double *want, size_t n) {
 
 /* ---- patch embedding --------------------------------------------------------- */
 
-typedef struct PatchCase {
+/* A first layer (patch embedding or embedding) on its integer input: pixels or tokens. */
+typedef struct InputCase {
     GrtLayer l;
-    int32_t *pixels;
+    int32_t *in;
     float *out, *r; /* out (B, T, C), the loss's weights r (B, T, C) */
     size_t n_out;
-} PatchCase;
+} InputCase;
 
 /* sum(out * r) of the layer's forward, in double. */
-static double patch_loss(PatchCase *c) {
-    grt_layer_forward(&c->l, NULL, c->pixels, NULL, c->out);
+static double input_loss(InputCase *c) {
+    grt_layer_forward(&c->l, NULL, c->in, NULL, c->out);
     double sum = 0;
     for (size_t i = 0; i < c->n_out; i++)
         sum += (double)c->out[i] * c->r[i];
@@ -93,19 +94,19 @@ static double patch_loss(PatchCase *c) {
 static void test_patch(int B, int ch, int img, int p, int C) {
     GrtLayerSpec s = {.kind = GRT_PATCH, .name = "patch", .C = C, .image = img, .patch = p, .channels = ch};
     int np = (img / p) * (img / p), T = np + 1;
-    PatchCase c = {.l = make_layer(&s, B, T)};
+    InputCase c = {.l = make_layer(&s, B, T)};
     CHECK_EQ(c.l.n_params, (size_t)C * ch * p * p + 2 * C + (size_t)T * C);
     size_t npx = (size_t)B * ch * img * img;
-    c.pixels = tcalloc(npx, sizeof(int32_t));
+    c.in = tcalloc(npx, sizeof(int32_t));
     for (size_t i = 0; i < npx; i++)
-        c.pixels[i] = (int32_t)((rnd() + 1) * 127.9);
+        c.in[i] = (int32_t)((rnd() + 1) * 127.9);
     c.n_out = (size_t)B * T * C;
     c.out = tcalloc(c.n_out, sizeof(float));
     c.r = frand(c.n_out, 1.0);
 
     /* the gather: pixel (b, k, y, x) is value (k, y % p, x % p) of patch (y / p, x / p) */
     float *X = tcalloc((size_t)B * np * ch * p * p, sizeof(float));
-    grt_patch_gather(X, c.pixels, B, ch, img, p);
+    grt_patch_gather(X, c.in, B, ch, img, p);
     int bad = 0;
     for (int b = 0; b < B; b++)
         for (int k = 0; k < ch; k++)
@@ -113,22 +114,22 @@ static void test_patch(int B, int ch, int img, int p, int C) {
                 for (int x = 0; x < img; x++) {
                     size_t row = (size_t)b * np + (size_t)(y / p) * (img / p) + x / p;
                     size_t col = ((size_t)k * p + y % p) * p + x % p;
-                    float want = (float)c.pixels[(((size_t)b * ch + k) * img + y) * img + x] / 255.0f;
+                    float want = (float)c.in[(((size_t)b * ch + k) * img + y) * img + x] / 255.0f;
                     bad += X[row * ch * p * p + col] != want;
                 }
     CHECK_EQ(bad, 0);
 
-    patch_loss(&c);
+    input_loss(&c);
     memset(c.l.grads, 0, sizeof(float) * c.l.n_params);
-    grt_layer_backward(&c.l, NULL, c.pixels, NULL, c.r, 0, NULL);
+    grt_layer_backward(&c.l, NULL, c.in, NULL, c.r, 0, NULL);
     double *fd = tcalloc(c.l.n_params, sizeof(double));
     const float eps = 0.05f; /* the output is linear in the parameters: only rounding remains */
     for (size_t i = 0; i < c.l.n_params; i++) {
         float keep = c.l.params[i];
         c.l.params[i] = keep + eps;
-        double up = patch_loss(&c);
+        double up = input_loss(&c);
         c.l.params[i] = keep - eps;
-        double down = patch_loss(&c);
+        double down = input_loss(&c);
         c.l.params[i] = keep;
         fd[i] = (up - down) / (2.0 * eps);
     }
@@ -236,60 +237,44 @@ static void test_classifier(int B, int T, int C, int V, int mean, int pooler) {
 
 /* ---- BERT's token types ----------------------------------------------------------- */
 
-typedef struct EmbedCase {
-    GrtLayer l;
-    int32_t *tokens;
-    float *out, *r;
-    size_t n_out;
-} EmbedCase;
-
-/* sum(out * r) of the embedding's forward, in double. */
-static double embed_loss(EmbedCase *c) {
-    grt_layer_forward(&c->l, NULL, c->tokens, NULL, c->out);
-    double sum = 0;
-    for (size_t i = 0; i < c->n_out; i++)
-        sum += (double)c->out[i] * c->r[i];
-    return sum;
-}
-
 /* An embedding with token types: the segment rule, its output against a
  * sum of rows, and the types' gradient against finite differences. */
 static void test_token_types(int B, int T, int C, int V, int types) {
     GrtLayerSpec s = {.kind = GRT_EMBEDDING, .name = "embedding", .C = C, .V = V, .positions = T, .types = types};
-    EmbedCase c = {.l = make_layer(&s, B, T)};
+    InputCase c = {.l = make_layer(&s, B, T)};
     CHECK_EQ(c.l.n_params, (size_t)(V + T + types) * C);
     CHECK(c.l.n_tensors == 3 && c.l.tensors[2].n == (size_t)types * C);
     CHECK_EQ(grt_token_type(0, T, types), 0);
     CHECK_EQ(grt_token_type(T - 1, T, types), types - 1);
     if (types == 2) CHECK(grt_token_type(T / 2 - 1, T, 2) == 0 || T % 2);
-    c.tokens = tcalloc((size_t)B * T, sizeof(int32_t));
+    c.in = tcalloc((size_t)B * T, sizeof(int32_t));
     for (int i = 0; i < B * T; i++)
-        c.tokens[i] = (i * 37 + 5) % V;
+        c.in[i] = (i * 37 + 5) % V;
     c.n_out = (size_t)B * T * C;
     c.out = tcalloc(c.n_out, sizeof(float));
     c.r = frand(c.n_out, 1.0);
-    embed_loss(&c);
+    input_loss(&c);
     const float *wte = c.l.params, *wpe = wte + (size_t)V * C, *wtt = wpe + (size_t)T * C;
     int bad = 0;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             for (int k = 0; k < C; k++) {
-                float want = wte[(size_t)c.tokens[b * T + t] * C + k] + wpe[(size_t)t * C + k] +
+                float want = wte[(size_t)c.in[b * T + t] * C + k] + wpe[(size_t)t * C + k] +
                              wtt[(size_t)grt_token_type(t, T, types) * C + k];
                 bad += fabsf(c.out[((size_t)b * T + t) * C + k] - want) > 1e-6f;
             }
     CHECK_EQ(bad, 0);
     memset(c.l.grads, 0, sizeof(float) * c.l.n_params);
-    grt_layer_backward(&c.l, NULL, c.tokens, NULL, c.r, 0, NULL);
+    grt_layer_backward(&c.l, NULL, c.in, NULL, c.r, 0, NULL);
     size_t off = c.l.tensors[2].offset, n = c.l.tensors[2].n;
     double *fd = tcalloc(n, sizeof(double));
     const float eps = 0.05f;
     for (size_t i = 0; i < n; i++) {
         float keep = c.l.params[off + i];
         c.l.params[off + i] = keep + eps;
-        double up = embed_loss(&c);
+        double up = input_loss(&c);
         c.l.params[off + i] = keep - eps;
-        double down = embed_loss(&c);
+        double down = input_loss(&c);
         c.l.params[off + i] = keep;
         fd[i] = (up - down) / (2.0 * eps);
     }
