@@ -224,8 +224,8 @@ static double measure_bandwidth(Prof *p) {
  * between, so a layer's weights and gradients come from memory, not from
  * the cache: a stack far larger than the last-level cache passes through
  * it. The profiler runs a ring of copies of the layer, each call on the next
- * copy, the ring's weights and gradients together larger than that cache
- * (at most RING_MAX copies; one when the layer alone is). */
+ * copy, the rings of all of a node's ranks together twice that cache
+ * (ring_copies; at most RING_MAX copies, one when the layer alone is). */
 #define RING_MAX 32
 #define CACHE_FALLBACK ((size_t)64 << 20) /* when the system does not say */
 
