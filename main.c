@@ -100,7 +100,7 @@ static const char usage[] =
     "  -MP              add an empty rule for each included file\n"
     "  --version, --help\n"
     "\n"
-    "       galvc profile [MODEL.gv] [--target cpu] [-np N] [--quick] -o FILE\n"
+    "       galvc profile [MODEL.gv] [--target cpu|cuda] [-np N] [--quick] -o FILE\n"
     "                   measure this machine (galvc profile --help)\n"
     "       galvc --calibrate LOG.jsonl... --profile PROFILE.json -o NEW.json\n"
     "                   refit a profile from training logs (galvc --calibrate --help)\n"
@@ -642,7 +642,7 @@ static int compile(Arena *arena, const Options *opt) {
 /* ---- galvc profile ------------------------------------------------------------ */
 
 static const char profile_usage[] =
-    "usage: galvc profile [MODEL.gv [-D NAME=VALUE]...] [--target cpu] [-np N] [--quick] -o FILE\n"
+    "usage: galvc profile [MODEL.gv [-D NAME=VALUE]...] [--target cpu|cuda] [-np N] [--quick] -o FILE\n"
     "\n"
     "Measure this machine with the runtime's own kernels, layers and collectives\n"
     "on N MPI ranks and write the profile galvc plans with (--profile FILE, or\n"
@@ -654,8 +654,11 @@ static const char profile_usage[] =
     "\n"
     "  -D NAME=VALUE  bind a top-level constant or a train field of MODEL.gv\n"
     "                 (-D seq=64: measure at the sequence the run will use)\n"
-    "  --target cpu   the device kind to measure (only cpu so far)\n"
-    "  -np N          MPI ranks, a power of two (default 2)\n"
+    "  --target T     what to measure: cpu (the default), or cuda: this machine's\n"
+    "                 GPUs (cuBLAS GEMMs in fp32, TF32 and bf16, the model's\n"
+    "                 generated kernels and layers, NCCL or, ranks sharing a GPU,\n"
+    "                 host-staged collectives; a rank per GPU)\n"
+    "  -np N          MPI ranks, a power of two (default 2; 1 with --target cuda)\n"
     "  --quick        small sizes, few repetitions: seconds, for tests\n"
     "  -o FILE        where to write the profile (JSON)\n"
     "\n"
@@ -704,7 +707,8 @@ static bool model_shape(const Spec *spec, const char *path, char *out, size_t n)
  * generated for this CPU and linked into a shared library in dir, so that
  * the profiler times the layers with the kernels the program will have.
  * Its path, or NULL (the profiler then times the reference kernels). */
-static const char *profile_kernels(Arena *a, const Spec *spec, long long np, const char *dir) {
+static const char *profile_kernels(Arena *a, const Spec *spec, long long np, const char *dir, const Toolchain *tc,
+                                   bool cuda) {
     Diag d;
     diag_init(&d, stderr);
     int L = spec->graph->n_layers;
@@ -717,12 +721,17 @@ static const char *profile_kernels(Arena *a, const Spec *spec, long long np, con
             kernels_add_sized(&all, one.k[k].kind, one.k[k].cols, one.k[k].flags, one.k[k].c[0], one.k[k].c[1],
                               one.k[k].c[2]);
     }
-    const char *obj = arena_printf(a, "%s/kernels.o", dir), *lib = arena_printf(a, "%s/kernels.so", dir);
+    /* the host's: an object; the GPU's: the CUDA target's kernel file (PTX, stubs, galvc_target) */
+    const char *obj = arena_printf(a, cuda ? "%s/kernels.c" : "%s/kernels.o", dir);
+    const char *lib = arena_printf(a, "%s/kernels.so", dir);
     FILE *f = fopen(obj, "wb");
-    bool ok = f && kernels_write(f, &all, KOUT_OBJ, NULL, NULL, &d);
+    bool ok = f && (cuda ? emit_cuda_kernels(f, &all, &d) : kernels_write(f, &all, KOUT_OBJ, NULL, NULL, &d));
     if (f && fclose(f) != 0) ok = false;
+    char *inc = arena_printf(a, "-I%s", tc->build.include_dir);
+    char *cuda_inc = arena_printf(a, "-I%s", tc->build.cuda_include_dir ? tc->build.cuda_include_dir : ".");
     char *cc[] = {"cc", "-shared", "-o", (char *)lib, (char *)obj, NULL};
-    if (!ok || run_program(cc) != 0) {
+    char *cc_cuda[] = {"cc", "-shared", "-fPIC", "-O2", inc, cuda_inc, "-o", (char *)lib, (char *)obj, NULL};
+    if (!ok || run_program(cuda ? cc_cuda : cc) != 0) {
         fprintf(stderr, "galvc profile: note: the model's kernels could not be built; the reference kernels are timed\n");
         return NULL;
     }
@@ -731,8 +740,8 @@ static const char *profile_kernels(Arena *a, const Spec *spec, long long np, con
 
 /* `galvc profile ...`: check the options, then mpirun -np N galvc-profiler [--quick] [--shape ...] -o FILE. */
 static int profile_command(Arena *a, int argc, char **argv) {
-    const char *output = NULL, *np_text = "2", *model = NULL;
-    bool quick = false;
+    const char *output = NULL, *np_text = NULL, *model = NULL;
+    bool quick = false, cuda = false;
     Options defs = {0}; /* -D's, for the model */
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -741,9 +750,8 @@ static int profile_command(Arena *a, int argc, char **argv) {
             return 0;
         } else if (strncmp(arg, "--target", 8) == 0 && (arg[8] == '=' || !arg[8])) {
             const char *t = option_value(argc, argv, &i, "--target");
-            if (strcmp(t, "cuda") == 0)
-                bad_profile_usage("%s", "--target cuda: measuring GPUs is not supported yet; only --target cpu is");
-            if (strcmp(t, "cpu") != 0) bad_profile_usage("unknown target '%s' (known: cpu)", t);
+            cuda = strcmp(t, "cuda") == 0;
+            if (!cuda && strcmp(t, "cpu") != 0) bad_profile_usage("unknown target '%s' (known: cpu, cuda)", t);
         } else if (strncmp(arg, "-np", 3) == 0 && (arg[3] == '=' || !arg[3])) {
             np_text = option_value(argc, argv, &i, "-np");
         } else if (strcmp(arg, "--quick") == 0) {
@@ -770,6 +778,7 @@ static int profile_command(Arena *a, int argc, char **argv) {
         if (spec && !d.errors) pass_shape(spec, &d);
         if (!spec || d.errors || !model_shape(spec, model, shape, sizeof shape)) return EXIT_USER;
     }
+    if (!np_text) np_text = cuda ? "1" : "2"; /* a GPU: one rank on it; more are -np's */
     char *end;
     long long np = strtoll(np_text, &end, 10);
     if (*end || !*np_text || np < 1 || np > 4096 || (np & (np - 1)))
@@ -784,9 +793,15 @@ static int profile_command(Arena *a, int argc, char **argv) {
         return EXIT_USER;
     }
     Toolchain tc = toolchain_find(a);
-    const char *profiler = tc.profiler, *mpiexec = tc.mpiexec;
+    const char *profiler = cuda ? tc.profiler_cuda : tc.profiler, *mpiexec = tc.mpiexec;
+    if (cuda && !tc.build.cuda_library) {
+        fprintf(stderr, "galvc profile: error: --target cuda: this galvc was built without the CUDA toolkit "
+                        "(see galvc --version)\n");
+        return EXIT_USER;
+    }
     if (!profiler) {
-        fprintf(stderr, "galvc profile: error: cannot find galvc-profiler (see galvc --version)\n");
+        fprintf(stderr, "galvc profile: error: cannot find %s (see galvc --version)\n",
+                cuda ? "galvc-profiler-cuda" : "galvc-profiler");
         return EXIT_USER;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -804,17 +819,18 @@ static int profile_command(Arena *a, int argc, char **argv) {
     if (shape[0]) args[n++] = "--shape", args[n++] = shape;
     char tmp[] = "/tmp/galvc-profile-XXXXXX";
     bool made = spec && mkdtemp(tmp);
-    const char *kernels = made ? profile_kernels(a, spec, np, tmp) : NULL;
+    const char *kernels = made ? profile_kernels(a, spec, np, tmp, &tc, cuda) : NULL;
     if (kernels) args[n++] = "--kernels", args[n++] = (char *)kernels;
     args[n++] = "-o";
     args[n++] = (char *)output;
     args[n] = NULL;
-    fprintf(stderr, "galvc profile: measuring on %lld rank%s%s\n", np, np > 1 ? "s" : "",
-            quick ? " (quick)" : "; this takes a minute or less on a small machine");
+    fprintf(stderr, "galvc profile: measuring on %lld %srank%s%s\n", np, cuda ? "GPU " : "", np > 1 ? "s" : "",
+            quick ? " (quick)" : "; this takes a minute or two");
     int rc = run_program(args);
     if (made) { /* the kernels' folder, whatever got into it */
         unlink(arena_printf(a, "%s/kernels.so", tmp));
         unlink(arena_printf(a, "%s/kernels.o", tmp));
+        unlink(arena_printf(a, "%s/kernels.c", tmp));
         rmdir(tmp);
     }
     if (rc < 0) return EXIT_USER;

@@ -1075,6 +1075,11 @@ typedef struct GrtProfile {
     double sync_overhead_s;  /* a collective between compute phases beyond both timed alone; 0: one rank */
     double link_bandwidth;   /* bytes/s: all-reduce bus bandwidth over every rank; 0: one rank */
     double link_latency_s;   /* seconds per ring step of that all-reduce; 0: one rank */
+    /* A GPU's (galvc-profiler-cuda; zero and empty on the CPU, which computes in fp32): */
+    const char *device;      /* the device kind measured (ir.h's DEVICE_KINDS name); NULL: "cpu" */
+    char blas[128];          /* the GEMM library and the GPU, for people reading the profile */
+    double bf16_flops;       /* FLOP/s: the best bf16 GEMM (fp32 accumulation) over the model's shapes */
+    double gemm_rates[3];    /* FLOP/s over all the model's GEMMs: fp32, TF32, bf16 (GrtGemmMath) */
     int n_layers, n_collectives;
     GrtProfileLayer layers[GRT_PROFILE_MAX_ENTRIES];
     GrtProfileCollective collectives[GRT_PROFILE_MAX_ENTRIES];
@@ -1092,6 +1097,21 @@ typedef struct GrtProfileShape {
  * for tests); shape: the layers' shape (NULL: a default one). Rank 0 prints
  * one progress line per measurement to stderr. */
 void grt_profile_measure(GrtComm *world, int quick, const GrtProfileShape *shape, GrtProfile *p);
+
+/* The GEMM arithmetic a GPU profile times (the profile's "gemm_rates"):
+ * fp32 in and out computed in fp32, the same through TF32 tensor cores,
+ * bf16 in and out with fp32 accumulation. */
+typedef enum GrtGemmMath { GRT_GEMM_FP32, GRT_GEMM_TF32, GRT_GEMM_BF16 } GrtGemmMath;
+
+/* The profiler's parts both targets' profilers use (profiler.c): the line
+ * time = fixed_s + work / rate fitted to n points (least squares weighted by
+ * 1 / time^2); the forward work of layer kind s on one rank at TP degree tp
+ * and B sequences of T tokens (FLOPs for the block and the head, bytes of
+ * the (B, T, C) stream for the embedding and the norm); NCCL's bus
+ * bandwidth over algorithm bandwidth for op over g ranks. */
+GrtProfileFit grt_profile_fit(const double *work, const double *t, int n);
+double grt_profile_layer_work(const GrtLayerSpec *s, int tp, int B, int T);
+double grt_profile_bus_factor(GrtProfileOp op, int g);
 
 /* The collective backends are tables of these functions (MPI now, NCCL for
  * the CUDA target), so a new backend is a new file, not #ifdefs. */
