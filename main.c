@@ -642,7 +642,8 @@ static int compile(Arena *arena, const Options *opt) {
 /* ---- galvc profile ------------------------------------------------------------ */
 
 static const char profile_usage[] =
-    "usage: galvc profile [MODEL.gv [-D NAME=VALUE]...] [--target cpu|cuda] [-np N] [--quick] -o FILE\n"
+    "usage: galvc profile [MODEL.gv [-D NAME=VALUE]...] [--target cpu|cuda] [-np N] [--quick]\n"
+    "                     [--prepare DIR] -o FILE\n"
     "\n"
     "Measure this machine with the runtime's own kernels, layers and collectives\n"
     "on N MPI ranks and write the profile galvc plans with (--profile FILE, or\n"
@@ -659,7 +660,9 @@ static const char profile_usage[] =
     "                 generated kernels and layers, NCCL or, ranks sharing a GPU,\n"
     "                 host-staged collectives; a rank per GPU)\n"
     "  -np N          MPI ranks, a power of two (default 2; 1 with --target cuda)\n"
-    "  --quick        small sizes, few repetitions: seconds, for tests\n"
+    "  --quick        small sizes, few repetitions: seconds, for tests\n"    "  --prepare DIR  build MODEL.gv's kernels into DIR and print the command that\n"
+    "                 measures with them instead of running it (for a machine\n"
+    "                 that has the profiler but not galvc)\n"
     "  -o FILE        where to write the profile (JSON)\n"
     "\n"
     "exit status: 0 success, 1 the measurement failed, 2 bad usage\n";
@@ -738,9 +741,16 @@ static const char *profile_kernels(Arena *a, const Spec *spec, long long np, con
     return lib;
 }
 
+/* --prepare: the command line, one line on stdout, as it would run. */
+static int print_command(char *const argv[]) {
+    for (int i = 0; argv[i]; i++) printf("%s%s", i ? " " : "", argv[i]);
+    putchar('\n');
+    return 0;
+}
+
 /* `galvc profile ...`: check the options, then mpirun -np N galvc-profiler [--quick] [--shape ...] -o FILE. */
 static int profile_command(Arena *a, int argc, char **argv) {
-    const char *output = NULL, *np_text = NULL, *model = NULL;
+    const char *output = NULL, *np_text = NULL, *model = NULL, *prepare = NULL;
     bool quick = false, cuda = false;
     Options defs = {0}; /* -D's, for the model */
     for (int i = 1; i < argc; i++) {
@@ -756,6 +766,8 @@ static int profile_command(Arena *a, int argc, char **argv) {
             np_text = option_value(argc, argv, &i, "-np");
         } else if (strcmp(arg, "--quick") == 0) {
             quick = true;
+        } else if (strncmp(arg, "--prepare", 9) == 0 && (arg[9] == '=' || !arg[9])) {
+            prepare = option_value(argc, argv, &i, "--prepare");
         } else if (strncmp(arg, "-D", 2) == 0) {
             add_define(a, &defs, option_value(argc, argv, &i, "-D"));
         } else if (strncmp(arg, "-o", 2) == 0) {
@@ -767,6 +779,7 @@ static int profile_command(Arena *a, int argc, char **argv) {
         }
     }
     if (defs.fe.n_defines && !model) bad_profile_usage("%s", "-D binds a name of MODEL.gv: give the model");
+    if (prepare && !model) bad_profile_usage("%s", "--prepare builds MODEL.gv's kernels: give the model");
     FrontendOptions fe = defs.fe;
     fe.input = model;
     char shape[128] = "";
@@ -788,8 +801,8 @@ static int profile_command(Arena *a, int argc, char **argv) {
     /* a folder that cannot take the file fails now, not after the measurements */
     const char *slash = strrchr(output, '/');
     const char *dir = !slash ? "." : slash == output ? "/" : arena_strndup(a, output, (size_t)(slash - output));
-    if (access(dir, W_OK) != 0) {
-        fprintf(stderr, "galvc profile: error: cannot write '%s': %s\n", output, strerror(errno));
+    if (access(prepare ? prepare : dir, W_OK) != 0) {
+        fprintf(stderr, "galvc profile: error: cannot write '%s': %s\n", prepare ? prepare : output, strerror(errno));
         return EXIT_USER;
     }
     Toolchain tc = toolchain_find(a);
@@ -818,12 +831,14 @@ static int profile_command(Arena *a, int argc, char **argv) {
     if (quick) args[n++] = "--quick";
     if (shape[0]) args[n++] = "--shape", args[n++] = shape;
     char tmp[] = "/tmp/galvc-profile-XXXXXX";
-    bool made = spec && mkdtemp(tmp);
-    const char *kernels = made ? profile_kernels(a, spec, np, tmp, &tc, cuda) : NULL;
+    bool made = !prepare && spec && mkdtemp(tmp);
+    const char *kernels = made || prepare ? profile_kernels(a, spec, np, prepare ? prepare : tmp, &tc, cuda) : NULL;
     if (kernels) args[n++] = "--kernels", args[n++] = (char *)kernels;
     args[n++] = "-o";
     args[n++] = (char *)output;
     args[n] = NULL;
+    if (prepare) /* the kernels stay in the folder; the command that measures with them, for another machine */
+        return kernels ? print_command(args) : EXIT_USER;
     fprintf(stderr, "galvc profile: measuring on %lld %srank%s%s\n", np, cuda ? "GPU " : "", np > 1 ? "s" : "",
             quick ? " (quick)" : "; this takes a minute or two");
     int rc = run_program(args);

@@ -35,6 +35,7 @@ if [ "$mode" = usage ]; then
     expect_usage "-np needs a power of two" -np two -o p.json
     expect_usage "-np needs a power of two" --target cuda -np 3 -o p.json
     expect_usage "unknown target 'tpu'" --target tpu -o p.json
+    expect_usage "--prepare builds MODEL.gv's kernels" --target cuda --prepare . -o p.json
     expect_usage "unexpected argument 'extra'" -o p.json extra
     "$galvc" profile --help | grep -q "usage: galvc profile"
     echo "usage checks passed"
@@ -45,7 +46,13 @@ work=$3
 mkdir -p "$work"
 cd "$work"
 if [ "$mode" = cuda ]; then
-    rm -f c.json
+    rm -rf c.json prep && mkdir prep
+    # --prepare: the kernels' library (its stubs left to the profiler) and the command, nothing run
+    cmd=$("$galvc" profile "$src/examples/gpt-tiny.gv" --target cuda --prepare prep -o c.json)
+    case $cmd in *"galvc-profiler-cuda --shape "*" --kernels prep/kernels.so -o c.json") ;;
+    *) echo "--prepare printed: $cmd" >&2; exit 1 ;; esac
+    nm -D prep/kernels.so | grep -q ' U grt_cuda_launch' || { echo "prep/kernels.so has no launch stubs" >&2; exit 1; }
+    [ ! -e c.json ] || { echo "--prepare measured" >&2; exit 1; }
     set +e
     "$galvc" profile "$src/examples/gpt-tiny.gv" --target cuda --quick -o c.json >out.txt 2>&1
     rc=$?
