@@ -358,6 +358,10 @@ typedef struct GrtDevice {
     void (*zero_rows)(float *dst, size_t ld, size_t cols, size_t rows); /* dst (rows, cols), stride ld */
     void (*to_device)(void *dst, const void *src, size_t bytes);    /* from the host */
     void (*to_host)(void *dst, const void *src, size_t bytes);      /* done when it returns */
+    /* to the host after the work queued so far, without waiting for it: dst
+     * (host_alloc's memory) holds the bytes once finish has returned */
+    void (*to_host_later)(void *dst, const void *src, size_t bytes);
+    void *(*host_alloc)(size_t bytes); /* host memory the copies above need no staging for, kept for the run */
     void (*finish)(void); /* returns when all queued work is done (a step's time is taken after it) */
     void (*add)(float *dst, const float *src, size_t n);            /* dst += src */
     void (*add_bias)(float *out, const float *bias, int N, int C);  /* out (N, C) += bias (C) on every row */
@@ -899,7 +903,8 @@ typedef struct GrtRun {
     /* a device without host memory (grt_dev): the host's side of tokens, targets and losses, and the
      * gradient norm's row sums on the device */
     int32_t *host_tokens, *host_targets;
-    float *host_losses;
+    float *host_losses;            /* [micro_batches x tokens a micro-batch]: the step's, read at its end */
+    size_t host_losses_n;          /* floats of it this step's micro-batches have filled so far */
     double *norm_sums;
     double loss;                   /* this step's summed token losses on this rank */
     double correct;                /* a classifier's: this step's images classified right on this rank */
