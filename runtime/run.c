@@ -474,7 +474,8 @@ float *grt_shard_embed(GrtRun *R, int i, int slot, float *out) {
  * the step has no host synchronization for its loss. */
 static void add_loss(GrtRun *R, int i) {
     const GrtShard *x = &R->layer[i];
-    size_t n = (size_t)x->B * R->p->seq, room = (size_t)R->p->micro_batches * (R->p->global_batch / R->p->micro_batches) * R->p->seq;
+    const GrtProgram *p = R->p;
+    size_t n = (size_t)x->B * p->seq, room = (size_t)p->micro_batches * (p->global_batch / p->micro_batches) * p->seq;
     if (x->tp_index == 0 && !grt_dev->host_memory) {
         if (R->host_losses_n + n > room) grt_abort("internal error: more losses in a step than micro-batches", 1);
         grt_dev->to_host_later(R->host_losses + R->host_losses_n, R->losses, n * sizeof(float));
