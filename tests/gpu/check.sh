@@ -361,7 +361,15 @@ for entry in "${PREDICT_PLANS[@]}"; do
             v["ms"], v["predicted_ms"] }')
     row "(h) $name" "$verdict" "$SECS" "$detail"
 done
-[ -n "$profile" ] && echo "time against (g)'s profile: bash tests/gpu/predict.sh DIR, DIR holding $profile and the logs"
+# where galvc runs here too (a build/ carried with LLVM beside it), the time verdict at once
+if [ -n "$profile" ] && [ -n "$PY" ] && "$src/build/galvc" --version >/dev/null 2>&1; then
+    step predict 60 bash "$src/tests/gpu/predict.sh" "$logs" "$src/build/galvc"
+    cat "$logs/predict.log"
+    if [ "$RC" = 0 ]; then row "(h) time, (g)'s profile" PASS "$SECS" "every plan within 10% time, 2% memory"
+    else row "(h) time, (g)'s profile" FAIL "$SECS" "$(grep -c FAIL "$logs/predict.log") plans off: $logs/predict.log"; fi
+elif [ -n "$profile" ]; then
+    echo "time against (g)'s profile: bash tests/gpu/predict.sh DIR where galvc runs, DIR holding $profile and the logs"
+fi
 
 table
 exit $FAILED
