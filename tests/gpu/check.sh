@@ -279,8 +279,11 @@ fi
 
 # the programs of rows (f) and (h), and how galvc built them
 source "$src/tests/gpu/plans.sh"
-# summary LOG: runlog.py's line for a training log (predicted_ms P ms M peak B planned Q steps S), or nothing
-summary() { "$PY" "$src/tests/gpu/runlog.py" "$1" 3 2>>"$logs/runlog.err"; }
+# summary LOG: runlog.py's line for a training log (predicted_ms P ms M peak B planned Q steps S), or
+# nothing (why in LOG.err)
+summary() { "$PY" "$src/tests/gpu/runlog.py" "$1" 3 2>"$1.err"; }
+# why NAME's run gave no summary: the program's first galvrt line, else runlog.py's
+why() { { grep -h -m1 -E 'galvrt|error' "$logs/$1.log"; cat "$2.err"; } 2>/dev/null | head -n 1 | cut -c1-100; }
 field() { awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' <<<"$2"; }
 PY=$(command -v python3 || true)
 
@@ -298,7 +301,7 @@ else
     gms=$(field ms "$sum") tline=$(grep -m1 '^torch: ms/step' "$logs/f-torch.log")
     tms=$(field ms/step "$tline")
     if [ "$g_rc" != 0 ] || [ -z "$gms" ]; then
-        row "(f) GPT-2 124M speed" FAIL "$g_secs" "galvc: exit $g_rc: $(grep -m1 galvrt "$logs/f-galvc.log" | cut -c1-90)"
+        row "(f) GPT-2 124M speed" FAIL "$g_secs" "galvc: exit $g_rc: $(why f-galvc "$logs/$fname.jsonl")"
     elif [ "$t_rc" != 0 ] || [ -z "$tms" ]; then
         row "(f) GPT-2 124M speed" FAIL "$SECS" "PyTorch: exit $t_rc: $(last f-torch)"
     else
@@ -326,7 +329,7 @@ step profile 150 "${MPIRUN[@]}" -np 2 "${RUN[@]}" "$B/bin/galvc-profiler-cuda" -
     --kernels "$B/gpt2-kernels/kernels.so" -o "$profile"
 cat "$logs/profile.log"
 if [ "$RC" != 0 ] || ! grep -q '"gemm_rates"' "$profile" 2>/dev/null; then
-    row "(g) profile --target cuda" FAIL "$SECS" "exit $RC: $(grep -m1 -E 'error|failed' "$logs/profile.log" | cut -c1-100)"
+    row "(g) profile --target cuda" FAIL "$SECS" "exit $RC: $(grep -m1 -E 'galvrt|galvc profile|error|failed' "$logs/profile.log" | cut -c1-100)"
     profile=""
 else
     rates=$(sed -n 's/.*"gemm_rates": {"fp32": \([^,]*\), "tf32": \([^,]*\), "bf16": \([^}]*\)}.*/\1 \2 \3/p' "$profile")
@@ -350,7 +353,7 @@ for entry in "${PREDICT_PLANS[@]}"; do
     train "h-$name" 120 "$name.cuda" "$ranks" "$logs/$name.jsonl"
     sum=$(summary "$logs/$name.jsonl")
     if [ "$RC" != 0 ] || [ -z "$sum" ]; then
-        row "(h) $name" FAIL "$SECS" "exit $RC: $(grep -m1 -E 'galvrt|runlog' "$logs/h-$name.log" "$logs/runlog.err" | cut -c1-90)"
+        row "(h) $name" FAIL "$SECS" "exit $RC: $(why "h-$name" "$logs/$name.jsonl")"
         continue
     fi
     read -r verdict detail < <(awk -v s="$sum" 'BEGIN {
