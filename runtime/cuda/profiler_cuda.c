@@ -558,54 +558,56 @@ static double measure_sync(Prof *p) {
     return sync > 0 ? sync : 0;
 }
 
-/* The model's MLP-up GEMM in bf16 (K of them a timing) on the side stream,
- * alone and while the ranks all-reduce overlap_msg bytes on the
- * communication stream; their time ratio, at least 1. */
+enum { OVERLAP_GEMMS = 20 }; /* GEMMs a timing of the overlap test */
+
+/* The median over the repetitions of OVERLAP_GEMMS GEMMs r on the side
+ * stream, queued, then `count` all-reduces c run beside them: seconds a
+ * GEMM beside the traffic over seconds alone, at least 1. */
+static double overlap_ratio(Prof *p, GemmRun *r, CollRun *c, int count, double alone) {
+    double ratio[16];
+    int reps = p->z->reps < 16 ? p->z->reps : 16;
+    for (int i = 0; i < reps; i++) {
+        grt_barrier(p->world);
+        CUDA_CHECK(cudaEventRecord(p->start, p->side));
+        for (int k = 0; k < OVERLAP_GEMMS; k++)
+            run_gemms(p, r);
+        CUDA_CHECK(cudaEventRecord(p->stop, p->side));
+        for (int k = 0; k < count; k++)
+            run_collective(p, c);
+        float ms;
+        CUDA_CHECK(cudaEventSynchronize(p->stop));
+        CUDA_CHECK(cudaEventElapsedTime(&ms, p->start, p->stop));
+        ratio[i] = ms * 1e-3 / OVERLAP_GEMMS / alone;
+    }
+    qsort(ratio, (size_t)reps, sizeof *ratio, compare_doubles);
+    double slow = reps % 2 ? ratio[reps / 2] : 0.5 * (ratio[reps / 2 - 1] + ratio[reps / 2]);
+    return slow < 1 ? 1 : slow; /* overlap cannot speed compute up: below 1 is noise */
+}
+
+/* The model's MLP-up GEMM in bf16 on the side stream, alone and while the
+ * ranks all-reduce overlap_msg bytes on the communication stream (enough of
+ * them to outlast the GEMMs); the ratio of their times, the ranks' mean. */
 static double measure_overlap(Prof *p) {
-    enum { K = 20 };
     const Sizes *z = p->z;
     Gemm g = {false, true, z->gemm_seqs * z->T, z->F, z->C};
     GemmRun r = {&g, 1, GRT_GEMM_BF16, NULL, NULL, NULL};
     size_t most = (size_t)g.M * (g.N > g.K ? g.N : g.K), floats = z->overlap_msg / sizeof(float);
-    CUDA_CHECK(cudaMalloc(&r.a, most * 2));
-    CUDA_CHECK(cudaMalloc(&r.b, most * 2));
-    CUDA_CHECK(cudaMalloc(&r.c, most * 2));
+    void **bufs[3] = {&r.a, &r.b, &r.c};
+    for (int k = 0; k < 3; k++)
+        CUDA_CHECK(cudaMalloc(bufs[k], most * 2)); /* bf16 */
     fill_random(r.a, most, true, 40), fill_random(r.b, most, true, 41);
-    float *buf = device_random(floats, 42);
-    double alone = time_on(p, p->side, true, run_gemms, &r, K), ar = 0, ratio[16];
-    CollRun c = {.comm = p->world,
-                 .op = GRT_OP_ALLREDUCE,
-                 .in0 = buf,
-                 .out0 = buf,
-                 .span = floats,
-                 .stride = floats,
-                 .n = floats,
-                 .peer = -1};
-    ar = time_on(p, cuda.compute, true, run_collective, &c, 1);
-    float count = (float)ceil(1.5 * K * alone / (ar > 0 ? ar : 1e-9)); /* all-reduces outlasting the GEMMs */
+    CollRun c = {.comm = p->world, .op = GRT_OP_ALLREDUCE, .span = floats, .stride = floats, .n = floats, .peer = -1};
+    c.in0 = c.out0 = device_random(floats, 42);
+    double alone = time_on(p, p->side, true, run_gemms, &r, OVERLAP_GEMMS);
+    double ar = time_on(p, cuda.compute, true, run_collective, &c, 1);
+    float count = (float)ceil(1.5 * OVERLAP_GEMMS * alone / (ar > 0 ? ar : 1e-9));
     count = count < 2 ? 2 : count > 1000 ? 1000 : count;
-    grt_broadcast(p->world, &count, 1, 0);
-    int reps = z->reps < 16 ? z->reps : 16;
-    for (int i = 0; i < reps; i++) {
-        grt_barrier(p->world);
-        CUDA_CHECK(cudaEventRecord(p->start, p->side));
-        for (int k = 0; k < K; k++)
-            run_gemms(p, &r);
-        CUDA_CHECK(cudaEventRecord(p->stop, p->side));
-        for (int k = 0; k < (int)count; k++)
-            run_collective(p, &c);
-        float ms;
-        CUDA_CHECK(cudaEventSynchronize(p->stop));
-        CUDA_CHECK(cudaEventElapsedTime(&ms, p->start, p->stop));
-        ratio[i] = ms * 1e-3 / K / alone;
-    }
-    qsort(ratio, (size_t)reps, sizeof *ratio, compare_doubles);
-    double slow = reps % 2 ? ratio[reps / 2] : 0.5 * (ratio[reps / 2 - 1] + ratio[reps / 2]);
-    slow = slow < 1 ? 1 : slow; /* overlap cannot speed compute up: below 1 is noise */
+    grt_broadcast(p->world, &count, 1, 0); /* rank 0's count for all */
+    double slow = overlap_ratio(p, &r, &c, (int)count, alone);
     grt_allreduce_double(p->world, &slow, 1);
     slow /= p->size;
     for (int k = 0; k < 3; k++)
-        CUDA_CHECK(cudaFree(k == 0 ? r.a : k == 1 ? r.b : r.c));
+        CUDA_CHECK(cudaFree(*bufs[k]));
     progress(p, "overlap: the bf16 %dx%dx%d GEMM runs %.2fx slower beside %.0f all-reduces of %.0f MiB", g.M, g.N, g.K,
              slow, (double)count, (double)z->overlap_msg / (1 << 20));
     return slow;
@@ -675,6 +677,35 @@ static void start_gpu(Prof *p, const char *kernels, GrtProfile *out) {
     CUBLAS_CHECK(cublasSetStream(p->blas, p->side));
 }
 
+/* The TP degrees the layers are timed at: up to the ranks and the heads,
+ * and only 1 when ranks share a GPU (their TP would share it too). */
+static int tp_degrees(const Prof *p) {
+    int n = 0;
+    for (int tp = 1; tp <= p->size && tp <= p->z->H && (tp == 1 || !p->alone); tp *= 2)
+        n++;
+    return n;
+}
+
+/* The embedding, block, norm and head at each TP degree (groups of
+ * consecutive ranks), then the GEMM efficiency: the runtime's layers compute
+ * in fp32, so the block's rate over the best fp32 GEMM. */
+static void measure_layers(Prof *p, GrtProfile *out) {
+    static const GrtLayerKind kinds[] = {GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD};
+    for (int tp = 1, i = 0; i < tp_degrees(p); tp *= 2, i++) {
+        GrtComm *group = tp > 1 ? grt_comm_split(p->world, p->rank / tp, p->rank) : NULL;
+        for (int k = 0; k < 4 && out->n_layers < GRT_PROFILE_MAX_ENTRIES; k++) {
+            GrtLayerSpec s = layer_spec(p->z, kinds[k]);
+            out->layers[out->n_layers++] = measure_layer(p, &s, group, tp);
+        }
+    }
+    for (int i = 0; i < out->n_layers; i++) {
+        const GrtProfileLayer *l = &out->layers[i];
+        if (l->kind != GRT_BLOCK || l->tp != 1) continue;
+        double rate = 3 / (1 / l->forward.rate + 2 / l->backward.rate), eff = rate / out->gemm_flops;
+        out->gemm_efficiency = eff > 1 ? 1 : eff;
+    }
+}
+
 /* Every measurement in turn, on every rank (galvrt_cuda.h). */
 void grt_cuda_profile(GrtComm *world, int quick, const GrtProfileShape *shape, const char *kernels, GrtProfile *out) {
     Sizes z = quick ? quick_sizes : full_sizes;
@@ -685,34 +716,15 @@ void grt_cuda_profile(GrtComm *world, int quick, const GrtProfileShape *shape, c
     memset(out, 0, sizeof *out);
     out->ranks = N;
     start_gpu(&p, kernels, out);
-    int tps = 0;
-    for (int tp = 1; tp <= N && tp <= z.H && (tp == 1 || !p.alone); tp *= 2)
-        tps++;
-    p.steps = 4 + (kernels ? 4 * tps : 0) + (N > 1 ? 2 : 0);
+    p.steps = 4 + (kernels ? 4 * tp_degrees(&p) : 0) + (N > 1 ? 2 : 0);
     for (int g = 2; g <= N; g *= 2)
         p.steps += 3 * (g < N ? 2 : 1) + 1;
     if (p.rank == 0)
         fprintf(stderr, "galvc profile: %s; %d rank%s%s\n", out->blas, N, N > 1 ? "s" : "",
                 p.alone ? ", sharing the GPU: rank 0 times the compute alone" : "");
-
     measure_gemms(&p, out);
     out->mem_bandwidth = measure_bandwidth(&p);
-    /* layers (with the model's kernels), at every TP degree the heads and GPUs allow; TP groups consecutive */
-    static const GrtLayerKind kinds[] = {GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD};
-    for (int tp = 1, i = 0; kernels && i < tps; tp *= 2, i++) {
-        GrtComm *group = tp > 1 ? grt_comm_split(world, p.rank / tp, p.rank) : NULL;
-        for (int k = 0; k < 4 && out->n_layers < GRT_PROFILE_MAX_ENTRIES; k++) {
-            GrtLayerSpec s = layer_spec(&z, kinds[k]);
-            out->layers[out->n_layers++] = measure_layer(&p, &s, group, tp);
-        }
-    }
-    /* the runtime's layers compute in fp32: the block's rate over the best fp32 GEMM */
-    for (int i = 0; i < out->n_layers; i++) {
-        const GrtProfileLayer *l = &out->layers[i];
-        if (l->kind != GRT_BLOCK || l->tp != 1) continue;
-        double rate = 3 / (1 / l->forward.rate + 2 / l->backward.rate), eff = rate / out->gemm_flops;
-        out->gemm_efficiency = eff > 1 ? 1 : eff;
-    }
+    if (kernels) measure_layers(&p, out);
     if (!out->n_layers) { /* no layers timed: the model's GEMMs together against the best one */
         double eff = out->gemm_rates[GRT_GEMM_FP32] / out->gemm_flops;
         out->gemm_efficiency = eff > 1 ? 1 : eff;
