@@ -100,7 +100,7 @@ static const char usage[] =
     "  -MP              add an empty rule for each included file\n"
     "  --version, --help\n"
     "\n"
-    "       galvc profile [MODEL.gv] [--target cpu] [-np N] [--quick] -o FILE\n"
+    "       galvc profile [MODEL.gv] [--target cpu|cuda] [-np N] [--quick] -o FILE\n"
     "                   measure this machine (galvc profile --help)\n"
     "       galvc --calibrate LOG.jsonl... --profile PROFILE.json -o NEW.json\n"
     "                   refit a profile from training logs (galvc --calibrate --help)\n"
@@ -642,7 +642,8 @@ static int compile(Arena *arena, const Options *opt) {
 /* ---- galvc profile ------------------------------------------------------------ */
 
 static const char profile_usage[] =
-    "usage: galvc profile [MODEL.gv [-D NAME=VALUE]...] [--target cpu] [-np N] [--quick] -o FILE\n"
+    "usage: galvc profile [MODEL.gv [-D NAME=VALUE]...] [--target cpu|cuda] [-np N] [--quick]\n"
+    "                     [--prepare DIR] -o FILE\n"
     "\n"
     "Measure this machine with the runtime's own kernels, layers and collectives\n"
     "on N MPI ranks and write the profile galvc plans with (--profile FILE, or\n"
@@ -654,9 +655,14 @@ static const char profile_usage[] =
     "\n"
     "  -D NAME=VALUE  bind a top-level constant or a train field of MODEL.gv\n"
     "                 (-D seq=64: measure at the sequence the run will use)\n"
-    "  --target cpu   the device kind to measure (only cpu so far)\n"
-    "  -np N          MPI ranks, a power of two (default 2)\n"
-    "  --quick        small sizes, few repetitions: seconds, for tests\n"
+    "  --target T     what to measure: cpu (the default), or cuda: this machine's\n"
+    "                 GPUs (cuBLAS GEMMs in fp32, TF32 and bf16, the model's\n"
+    "                 generated kernels and layers, NCCL or, ranks sharing a GPU,\n"
+    "                 host-staged collectives; a rank per GPU)\n"
+    "  -np N          MPI ranks, a power of two (default 2; 1 with --target cuda)\n"
+    "  --quick        small sizes, few repetitions: seconds, for tests\n"    "  --prepare DIR  build MODEL.gv's kernels into DIR and print the command that\n"
+    "                 measures with them instead of running it (for a machine\n"
+    "                 that has the profiler but not galvc)\n"
     "  -o FILE        where to write the profile (JSON)\n"
     "\n"
     "exit status: 0 success, 1 the measurement failed, 2 bad usage\n";
@@ -704,7 +710,8 @@ static bool model_shape(const Spec *spec, const char *path, char *out, size_t n)
  * generated for this CPU and linked into a shared library in dir, so that
  * the profiler times the layers with the kernels the program will have.
  * Its path, or NULL (the profiler then times the reference kernels). */
-static const char *profile_kernels(Arena *a, const Spec *spec, long long np, const char *dir) {
+static const char *profile_kernels(Arena *a, const Spec *spec, long long np, const char *dir, const Toolchain *tc,
+                                   bool cuda) {
     Diag d;
     diag_init(&d, stderr);
     int L = spec->graph->n_layers;
@@ -717,22 +724,34 @@ static const char *profile_kernels(Arena *a, const Spec *spec, long long np, con
             kernels_add_sized(&all, one.k[k].kind, one.k[k].cols, one.k[k].flags, one.k[k].c[0], one.k[k].c[1],
                               one.k[k].c[2]);
     }
-    const char *obj = arena_printf(a, "%s/kernels.o", dir), *lib = arena_printf(a, "%s/kernels.so", dir);
+    /* the host's: an object; the GPU's: the CUDA target's kernel file (PTX, stubs, galvc_target) */
+    const char *obj = arena_printf(a, cuda ? "%s/kernels.c" : "%s/kernels.o", dir);
+    const char *lib = arena_printf(a, "%s/kernels.so", dir);
     FILE *f = fopen(obj, "wb");
-    bool ok = f && kernels_write(f, &all, KOUT_OBJ, NULL, NULL, &d);
+    bool ok = f && (cuda ? emit_cuda_kernels(f, &all, &d) : kernels_write(f, &all, KOUT_OBJ, NULL, NULL, &d));
     if (f && fclose(f) != 0) ok = false;
+    char *inc = arena_printf(a, "-I%s", tc->build.include_dir);
+    char *cuda_inc = arena_printf(a, "-I%s", tc->build.cuda_include_dir ? tc->build.cuda_include_dir : ".");
     char *cc[] = {"cc", "-shared", "-o", (char *)lib, (char *)obj, NULL};
-    if (!ok || run_program(cc) != 0) {
+    char *cc_cuda[] = {"cc", "-shared", "-fPIC", "-O2", inc, cuda_inc, "-o", (char *)lib, (char *)obj, NULL};
+    if (!ok || run_program(cuda ? cc_cuda : cc) != 0) {
         fprintf(stderr, "galvc profile: note: the model's kernels could not be built; the reference kernels are timed\n");
         return NULL;
     }
     return lib;
 }
 
+/* --prepare: the command line, one line on stdout, as it would run. */
+static int print_command(char *const argv[]) {
+    for (int i = 0; argv[i]; i++) printf("%s%s", i ? " " : "", argv[i]);
+    putchar('\n');
+    return 0;
+}
+
 /* `galvc profile ...`: check the options, then mpirun -np N galvc-profiler [--quick] [--shape ...] -o FILE. */
 static int profile_command(Arena *a, int argc, char **argv) {
-    const char *output = NULL, *np_text = "2", *model = NULL;
-    bool quick = false;
+    const char *output = NULL, *np_text = NULL, *model = NULL, *prepare = NULL;
+    bool quick = false, cuda = false;
     Options defs = {0}; /* -D's, for the model */
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -741,13 +760,14 @@ static int profile_command(Arena *a, int argc, char **argv) {
             return 0;
         } else if (strncmp(arg, "--target", 8) == 0 && (arg[8] == '=' || !arg[8])) {
             const char *t = option_value(argc, argv, &i, "--target");
-            if (strcmp(t, "cuda") == 0)
-                bad_profile_usage("%s", "--target cuda: measuring GPUs is not supported yet; only --target cpu is");
-            if (strcmp(t, "cpu") != 0) bad_profile_usage("unknown target '%s' (known: cpu)", t);
+            cuda = strcmp(t, "cuda") == 0;
+            if (!cuda && strcmp(t, "cpu") != 0) bad_profile_usage("unknown target '%s' (known: cpu, cuda)", t);
         } else if (strncmp(arg, "-np", 3) == 0 && (arg[3] == '=' || !arg[3])) {
             np_text = option_value(argc, argv, &i, "-np");
         } else if (strcmp(arg, "--quick") == 0) {
             quick = true;
+        } else if (strncmp(arg, "--prepare", 9) == 0 && (arg[9] == '=' || !arg[9])) {
+            prepare = option_value(argc, argv, &i, "--prepare");
         } else if (strncmp(arg, "-D", 2) == 0) {
             add_define(a, &defs, option_value(argc, argv, &i, "-D"));
         } else if (strncmp(arg, "-o", 2) == 0) {
@@ -759,6 +779,7 @@ static int profile_command(Arena *a, int argc, char **argv) {
         }
     }
     if (defs.fe.n_defines && !model) bad_profile_usage("%s", "-D binds a name of MODEL.gv: give the model");
+    if (prepare && !model) bad_profile_usage("%s", "--prepare builds MODEL.gv's kernels: give the model");
     FrontendOptions fe = defs.fe;
     fe.input = model;
     char shape[128] = "";
@@ -770,6 +791,7 @@ static int profile_command(Arena *a, int argc, char **argv) {
         if (spec && !d.errors) pass_shape(spec, &d);
         if (!spec || d.errors || !model_shape(spec, model, shape, sizeof shape)) return EXIT_USER;
     }
+    if (!np_text) np_text = cuda ? "1" : "2"; /* a GPU: one rank on it; more are -np's */
     char *end;
     long long np = strtoll(np_text, &end, 10);
     if (*end || !*np_text || np < 1 || np > 4096 || (np & (np - 1)))
@@ -779,14 +801,20 @@ static int profile_command(Arena *a, int argc, char **argv) {
     /* a folder that cannot take the file fails now, not after the measurements */
     const char *slash = strrchr(output, '/');
     const char *dir = !slash ? "." : slash == output ? "/" : arena_strndup(a, output, (size_t)(slash - output));
-    if (access(dir, W_OK) != 0) {
-        fprintf(stderr, "galvc profile: error: cannot write '%s': %s\n", output, strerror(errno));
+    if (access(prepare ? prepare : dir, W_OK) != 0) {
+        fprintf(stderr, "galvc profile: error: cannot write '%s': %s\n", prepare ? prepare : output, strerror(errno));
         return EXIT_USER;
     }
     Toolchain tc = toolchain_find(a);
-    const char *profiler = tc.profiler, *mpiexec = tc.mpiexec;
+    const char *profiler = cuda ? tc.profiler_cuda : tc.profiler, *mpiexec = tc.mpiexec;
+    if (cuda && !tc.build.cuda_library) {
+        fprintf(stderr, "galvc profile: error: --target cuda: this galvc was built without the CUDA toolkit "
+                        "(see galvc --version)\n");
+        return EXIT_USER;
+    }
     if (!profiler) {
-        fprintf(stderr, "galvc profile: error: cannot find galvc-profiler (see galvc --version)\n");
+        fprintf(stderr, "galvc profile: error: cannot find %s (see galvc --version)\n",
+                cuda ? "galvc-profiler-cuda" : "galvc-profiler");
         return EXIT_USER;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -803,18 +831,21 @@ static int profile_command(Arena *a, int argc, char **argv) {
     if (quick) args[n++] = "--quick";
     if (shape[0]) args[n++] = "--shape", args[n++] = shape;
     char tmp[] = "/tmp/galvc-profile-XXXXXX";
-    bool made = spec && mkdtemp(tmp);
-    const char *kernels = made ? profile_kernels(a, spec, np, tmp) : NULL;
+    bool made = !prepare && spec && mkdtemp(tmp);
+    const char *kernels = made || prepare ? profile_kernels(a, spec, np, prepare ? prepare : tmp, &tc, cuda) : NULL;
     if (kernels) args[n++] = "--kernels", args[n++] = (char *)kernels;
     args[n++] = "-o";
     args[n++] = (char *)output;
     args[n] = NULL;
-    fprintf(stderr, "galvc profile: measuring on %lld rank%s%s\n", np, np > 1 ? "s" : "",
-            quick ? " (quick)" : "; this takes a minute or less on a small machine");
+    if (prepare) /* the kernels stay in the folder; the command that measures with them, for another machine */
+        return kernels ? print_command(args) : EXIT_USER;
+    fprintf(stderr, "galvc profile: measuring on %lld %srank%s%s\n", np, cuda ? "GPU " : "", np > 1 ? "s" : "",
+            quick ? " (quick)" : "; this takes a minute or two");
     int rc = run_program(args);
     if (made) { /* the kernels' folder, whatever got into it */
         unlink(arena_printf(a, "%s/kernels.so", tmp));
         unlink(arena_printf(a, "%s/kernels.o", tmp));
+        unlink(arena_printf(a, "%s/kernels.c", tmp));
         rmdir(tmp);
     }
     if (rc < 0) return EXIT_USER;

@@ -304,6 +304,7 @@ typedef struct HwProfile {
     const char *name;
     double peak_flops[3];    /* FLOP/s, by Precision */
     double gemm_efficiency;  /* fraction of peak that GEMM-heavy layers reach */
+    double gemm_rates[3];    /* FLOP/s a GPU's GEMMs reach at the model's shapes: fp32, TF32, bf16; 0: not measured */
     double mem_bandwidth;    /* bytes/s */
     int64_t memory;          /* bytes per device */
     double overlap_slowdown; /* compute time factor while communication overlaps it (>= 1) */

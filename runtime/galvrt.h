@@ -358,6 +358,10 @@ typedef struct GrtDevice {
     void (*zero_rows)(float *dst, size_t ld, size_t cols, size_t rows); /* dst (rows, cols), stride ld */
     void (*to_device)(void *dst, const void *src, size_t bytes);    /* from the host */
     void (*to_host)(void *dst, const void *src, size_t bytes);      /* done when it returns */
+    /* to the host after the work queued so far, without waiting for it: dst
+     * (host_alloc's memory) holds the bytes once finish has returned */
+    void (*to_host_later)(void *dst, const void *src, size_t bytes);
+    void *(*host_alloc)(size_t bytes); /* host memory the copies above need no staging for, kept for the run */
     void (*finish)(void); /* returns when all queued work is done (a step's time is taken after it) */
     void (*add)(float *dst, const float *src, size_t n);            /* dst += src */
     void (*add_bias)(float *out, const float *bias, int N, int C);  /* out (N, C) += bias (C) on every row */
@@ -899,7 +903,8 @@ typedef struct GrtRun {
     /* a device without host memory (grt_dev): the host's side of tokens, targets and losses, and the
      * gradient norm's row sums on the device */
     int32_t *host_tokens, *host_targets;
-    float *host_losses;
+    float *host_losses;            /* [micro_batches x tokens a micro-batch]: the step's, read at its end */
+    size_t host_losses_n;          /* floats of it this step's micro-batches have filled so far */
     double *norm_sums;
     double loss;                   /* this step's summed token losses on this rank */
     double correct;                /* a classifier's: this step's images classified right on this rank */
@@ -1075,6 +1080,11 @@ typedef struct GrtProfile {
     double sync_overhead_s;  /* a collective between compute phases beyond both timed alone; 0: one rank */
     double link_bandwidth;   /* bytes/s: all-reduce bus bandwidth over every rank; 0: one rank */
     double link_latency_s;   /* seconds per ring step of that all-reduce; 0: one rank */
+    /* A GPU's (galvc-profiler-cuda; zero and empty on the CPU, which computes in fp32): */
+    const char *device;      /* the device kind measured (ir.h's DEVICE_KINDS name); NULL: "cpu" */
+    char blas[128];          /* the GEMM library and the GPU, for people reading the profile */
+    double bf16_flops;       /* FLOP/s: the best bf16 GEMM (fp32 accumulation) over the model's shapes */
+    double gemm_rates[3];    /* FLOP/s over all the model's GEMMs: fp32, TF32, bf16 (GrtGemmMath) */
     int n_layers, n_collectives;
     GrtProfileLayer layers[GRT_PROFILE_MAX_ENTRIES];
     GrtProfileCollective collectives[GRT_PROFILE_MAX_ENTRIES];
@@ -1092,6 +1102,21 @@ typedef struct GrtProfileShape {
  * for tests); shape: the layers' shape (NULL: a default one). Rank 0 prints
  * one progress line per measurement to stderr. */
 void grt_profile_measure(GrtComm *world, int quick, const GrtProfileShape *shape, GrtProfile *p);
+
+/* The GEMM arithmetic a GPU profile times (the profile's "gemm_rates"):
+ * fp32 in and out computed in fp32, the same through TF32 tensor cores,
+ * bf16 in and out with fp32 accumulation. */
+typedef enum GrtGemmMath { GRT_GEMM_FP32, GRT_GEMM_TF32, GRT_GEMM_BF16 } GrtGemmMath;
+
+/* The profiler's parts both targets' profilers use (profiler.c): the line
+ * time = fixed_s + work / rate fitted to n points (least squares weighted by
+ * 1 / time^2); the forward work of layer kind s on one rank at TP degree tp
+ * and B sequences of T tokens (FLOPs for the block and the head, bytes of
+ * the (B, T, C) stream for the embedding and the norm); NCCL's bus
+ * bandwidth over algorithm bandwidth for op over g ranks. */
+GrtProfileFit grt_profile_fit(const double *work, const double *t, int n);
+double grt_profile_layer_work(const GrtLayerSpec *s, int tp, int B, int T);
+double grt_profile_bus_factor(GrtProfileOp op, int g);
 
 /* The collective backends are tables of these functions (MPI now, NCCL for
  * the CUDA target), so a new backend is a new file, not #ifdefs. */

@@ -133,7 +133,7 @@ void grt_run_alloc(GrtRun *R, int stage, const GrtStageSizes *z) {
     if (!grt_dev->host_memory) { /* the host's side of what crosses, and the gradient norm's row sums */
         R->host_tokens = grt_alloc(mb_inputs * sizeof(int32_t));
         R->host_targets = grt_alloc(mb_tokens * sizeof(int32_t));
-        R->host_losses = grt_alloc(mb_tokens * sizeof(float));
+        R->host_losses = grt_dev->host_alloc((size_t)p->micro_batches * mb_tokens * sizeof(float));
         R->norm_sums = grt_dev->alloc((stored / GRT_OPT_COLS + 1) * sizeof(double));
     }
 }
@@ -408,6 +408,7 @@ int grt_step_next(GrtRun *R) {
     if (R->accum) grt_dev->zero(R->accum, R->accum_floats * sizeof(float));
     grt_part_end();
     R->loss = R->correct = 0;
+    R->host_losses_n = 0;
     return 1;
 }
 
@@ -467,18 +468,31 @@ float *grt_shard_embed(GrtRun *R, int i, int slot, float *out) {
     return grt_embedding_partial(grt_shard(R, i, slot), tokens_of(R, i, slot, 0), out);
 }
 
-/* The head's per-token losses in R->losses, added to the step's loss once per TP group. */
+/* The head's per-token losses in R->losses, added to the step's loss once
+ * per TP group. A device's are copied over without waiting, after the
+ * step's other micro-batches' (read_losses adds them at the step's end), so
+ * the step has no host synchronization for its loss. */
 static void add_loss(GrtRun *R, int i) {
     const GrtShard *x = &R->layer[i];
-    size_t n = (size_t)x->B * R->p->seq;
-    const float *losses = R->losses;
+    const GrtProgram *p = R->p;
+    size_t n = (size_t)x->B * p->seq, room = (size_t)p->micro_batches * (p->global_batch / p->micro_batches) * p->seq;
     if (x->tp_index == 0 && !grt_dev->host_memory) {
-        grt_dev->to_host(R->host_losses, R->losses, n * sizeof(float));
-        losses = R->host_losses;
+        if (R->host_losses_n + n > room) grt_abort("internal error: more losses in a step than micro-batches", 1);
+        grt_dev->to_host_later(R->host_losses + R->host_losses_n, R->losses, n * sizeof(float));
+        R->host_losses_n += n;
+    } else if (x->tp_index == 0) {
+        for (size_t k = 0; k < n; k++) R->loss += R->losses[k];
     }
-    if (x->tp_index == 0)
-        for (size_t k = 0; k < n; k++) R->loss += losses[k];
     if (x->tp_index == 0) R->correct += (double)R->layer[i].l.correct;
+}
+
+/* The step's losses copied over from a device, added in the order of the
+ * micro-batches and tokens (as the host's are, one micro-batch at a time). */
+static void read_losses(GrtRun *R) {
+    if (!R->host_losses_n) return;
+    grt_dev->finish();
+    for (size_t k = 0; k < R->host_losses_n; k++) R->loss += R->host_losses[k];
+    R->host_losses_n = 0;
 }
 
 void grt_shard_loss(GrtRun *R, int i, int slot) {
@@ -782,6 +796,7 @@ static void check_finite(GrtRun *R, double loss, double norm) {
 
 void grt_step_end(GrtRun *R) {
     const GrtProgram *p = R->p;
+    read_losses(R);
     double sums[2] = {R->loss, R->correct};
     grt_allreduce_double(R->world, sums, 2);
     double loss = sums[0] / loss_count(p), accuracy = sums[1] / p->global_batch;
