@@ -401,6 +401,22 @@ void grt_patch_assemble(float *out, const float *Y, const float *cls, const floa
 void grt_patch_assemble_backward(float *dY, float *dcls, float *dpos, const float *dout, int B, int np, int C);
 void grt_pool_forward(float *pooled, const float *x, int B, int T, int C, int mean);
 void grt_pool_backward(float *dx, const float *dpooled, int B, int T, int C, int mean);
+/* Swin's windows (runtime/swin.c; Liu et al. 2021): B images of a side x
+ * side grid of tokens cut into windows of M x M, rolled by shift (0, or
+ * M / 2 in a shifted block) first; H heads of hd. */
+typedef struct GrtWindowShape {
+    int B, side, M, shift, H, hd;
+} GrtWindowShape;
+int grt_window_token(int side, int M, int shift, int w, int i);
+int grt_window_rel_index(int M, int i, int j);
+float grt_window_mask(int side, int M, int shift, int w, int i, int j);
+void grt_window_attention_forward(float *out, float *att, const float *qkv, const float *table,
+                                  const GrtWindowShape *g);
+void grt_window_attention_backward(float *dqkv, float *dtable, const float *dout, const float *qkv, const float *att,
+                                   const GrtWindowShape *g);
+void grt_merge_gather(float *X, const float *x, int B, int side, int C);
+void grt_merge_scatter(float *dx, const float *dX, int B, int side, int C);
+
 /* BERT's segments (grt_token_type): out (B, T, C) += tt[type of t];
  * dtt (types, C) += the sums of dout (B, T, C) over each type's tokens. */
 static inline int grt_token_type(int t, int T, int types) { return (int)((int64_t)t * types / T); }
@@ -421,7 +437,7 @@ void grt_classify_backward(float *dlogits, const float *probs, const int32_t *la
  * and MLP-down row-parallel, heads and FFN columns split over the TP group,
  * one all-reduce after each row-parallel GEMM forward and one before each
  * column-parallel GEMM backward. Embedding and head are vocabulary-parallel. */
-typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD, GRT_PATCH, GRT_CLASSIFIER } GrtLayerKind;
+typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD, GRT_PATCH, GRT_CLASSIFIER, GRT_MERGE } GrtLayerKind;
 /* GRT_PATCH: ViT's patch embedding (Dosovitskiy et al. 2021, eq. 1): each
  * image (channels, image, image) of pixels 0..255, scaled to [0, 1], cut
  * into (image / patch)^2 patches of channels * patch^2 values, each
@@ -432,7 +448,13 @@ typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD, GRT_PA
  * targets), optionally through BERT's pooler (Devlin et al. 2019: dense +
  * tanh on the first token; Hugging Face's BertPooler) as in
  * BertForSequenceClassification. Both are replicated over a TP group (no
- * collectives). */
+ * collectives). A plain patch embedding (Swin's) has neither class token nor
+ * positions. A block with a window is Swin's (Liu et al. 2021): attention
+ * within windows of the square grid of its T tokens, a relative position
+ * bias table (H, (2 window - 1)^2) split by heads with them, shifted
+ * windows when shift. GRT_MERGE: Swin's patch merging, (B, T, C) ->
+ * (B, T / 4, 2 C): 2 x 2 neighbours concatenated, LayerNorm, a linear map
+ * without bias; replicated over a TP group. */
 
 /* A layer as the program declares it: full (unsharded) sizes. */
 typedef struct GrtLayerSpec {
@@ -449,6 +471,9 @@ typedef struct GrtLayerSpec {
     int pool_mean;              /* classifier: pool the mean of the tokens (else the first, class token) */
     int pooler;                 /* classifier: BERT's pooler (dense + tanh) between the pooled token and the classes */
     int types;                  /* embedding: token types (segments; 0: none); token t of T is of type t * types / T */
+    int window, shift;          /* block: Swin's window side (0: full attention), shifted windows */
+    int plain;                  /* patch embedding: no class token, no positions (Swin's) */
+    int T;                      /* tokens per sequence the layer reads (0: the program's seq; Swin's stages differ) */
 } GrtLayerSpec;
 
 /* One parameter tensor of a layer: where it lies in the layer's slice. */
@@ -479,6 +504,7 @@ typedef struct GrtLayer {
     size_t act_bytes;     /* what this layer allocated for them (shared buffers count once) */
     int index;            /* the layer's index in the model, for its dropout keys */
     int64_t correct;      /* classifier: images whose most probable class was the label, this micro-batch */
+    int label_stride;     /* classifier: the targets' row length, where it is not T (0: T) */
     uint64_t drop_seed;   /* the run's seed; */
     int64_t drop_step;    /* the step; */
     int64_t drop_seq0;    /* and the step's index of this micro-batch's first sequence here (grt_shard sets them) */

@@ -235,7 +235,8 @@ static void hf_layer(HfList *L, int i, const GrtLayer *l, int k, int blocks_seen
     case GRT_HEAD:
         hf_add(L, nm == NAMES_BERT ? "cls.predictions.decoder.weight" : "lm_head.weight", i, k, 0, rows, cols, 0, 0, 0);
         break;
-    case GRT_BLOCK: break;
+    case GRT_BLOCK:
+    case GRT_MERGE: break;
     }
 }
 
