@@ -397,7 +397,7 @@ bool pass_shape(Spec *spec, Diag *d) {
         bool known = i == 0 || (st.seq && (st.width || l->hidden));
         if (l->invalid || !known || !shape_layer(&c, l, &st, i == 0)) {
             l->invalid = true;
-            st.width = l->hidden;
+            st.width = l->kind == LAYER_PATCH_MERGING ? 2 * l->hidden : l->hidden;
             st.from = l;
             continue;
         }
