@@ -230,6 +230,10 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *                  position t = r mod T of image r / T: cls (t = 0) or y's patch t - 1, plus pos[t]
  *                  (as grt_patch_assemble)
  *   patch_bwd      dy =, dcls +=, dpos +=, dout (rows, C), T (as grt_patch_assemble_backward)
+ *   win_gather     dst (rows, C) = src's rows in Swin's window order; side, M, shift (as grt_window_gather)
+ *   win_scatter    its inverse: dst's rows in grid order from src (rows, C) in window order (grt_window_scatter)
+ *   win_softmax_fwd att (rows, M^2) = softmax(att / sqrt(hd) + bias (H, n, n) + mask (nW, n, n)), row r query
+ *                  r mod n of head (r / n) mod H of window (r / (n H)) mod nW; H, nW, hd (grt_window_softmax_forward)
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -256,7 +260,10 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_SGD, "sgd")                                                                                                \
     X(GRT_K_DROPOUT, "dropout")                                                                                        \
     X(GRT_K_PATCH_FWD, "patch_fwd")                                                                                    \
-    X(GRT_K_PATCH_BWD, "patch_bwd")
+    X(GRT_K_PATCH_BWD, "patch_bwd")                                                                                    \
+    X(GRT_K_WIN_GATHER, "win_gather")                                                                                  \
+    X(GRT_K_WIN_SCATTER, "win_scatter")                                                                                \
+    X(GRT_K_WIN_SOFTMAX_FWD, "win_softmax_fwd")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
@@ -298,6 +305,8 @@ typedef void GrtDropoutFn(int64_t rows, float *out, const float *a, const float 
                           int64_t r0, int64_t e0, int64_t threshold, float scale);
 typedef void GrtPatchFwdFn(int64_t rows, float *out, const float *y, const float *cls, const float *pos);
 typedef void GrtPatchBwdFn(int64_t rows, float *dy, float *dcls, float *dpos, const float *dout);
+typedef void GrtWinPermuteFn(int64_t rows, float *dst, const float *src);
+typedef void GrtWinSoftmaxFwdFn(int64_t rows, float *att, const float *bias, const float *mask);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
  * the other sizes the plan fixed for it (the kind's own; 0 where unused). */
@@ -414,6 +423,27 @@ void grt_window_attention_forward(float *out, float *att, const float *qkv, cons
                                   const GrtWindowShape *g);
 void grt_window_attention_backward(float *dqkv, float *dtable, const float *dout, const float *qkv, const float *att,
                                    const GrtWindowShape *g);
+void grt_window_gather(float *dst, const float *src, int64_t rows, int C, int side, int M, int shift);
+void grt_window_scatter(float *dst, const float *src, int64_t rows, int C, int side, int M, int shift);
+void grt_window_softmax_forward(float *att, const float *bias, const float *mask, int64_t rows, int n, int H, int nW,
+                                float scale);
+/* The window attention through window order and GEMMs (runtime/swin.c): its
+ * working buffers (grt_size_work's window part) and the generated kernels
+ * it runs where the plan has them (NULL: the references). */
+typedef struct GrtWindowWork {
+    float *qkvw, *yw, *dqkvw; /* (B T, 3 H hd), (B T, H hd), (B T, 3 H hd): window order */
+    float *bias, *mask, *dS;  /* (H, n, n) (its gradient in backward), (nW, n, n), (n, n) */
+} GrtWindowWork;
+typedef struct GrtWindowKernels {
+    GrtWinPermuteFn *gather[2], *scatter[2]; /* [0]: QKV's width, [1]: the output's */
+    GrtWinSoftmaxFwdFn *softmax;
+    GrtAttSoftmaxBwdFn *softmax_bwd;
+} GrtWindowKernels;
+void grt_window_attention_gemm_forward(float *out, float *att, const float *qkv, const float *table,
+                                       const GrtWindowShape *g, const GrtWindowWork *wk, const GrtWindowKernels *k);
+void grt_window_attention_gemm_backward(float *dqkv, float *dtable, const float *dout, const float *qkv,
+                                        const float *att, const GrtWindowShape *g, const GrtWindowWork *wk,
+                                        const GrtWindowKernels *k);
 void grt_merge_gather(float *X, const float *x, int B, int side, int C);
 void grt_merge_scatter(float *dx, const float *dX, int B, int side, int C);
 

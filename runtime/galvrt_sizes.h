@@ -69,6 +69,15 @@ static inline double grt_size_params(const GrtLayerSpec *s, int tp) {
     return 0;
 }
 
+/* A Swin block's window attention's working space (runtime/swin.c's
+ * GrtWindowWork): QKV, the output (or its gradient) and QKV's gradient in
+ * window order, the bias (H, n, n), the mask (T / n windows of (n, n)) and
+ * one head's (n, n) score gradient, n = window^2. */
+static inline double grt_window_work(const GrtLayerSpec *s, GrtShardSizes z, double B, double T) {
+    double n = (double)s->window * s->window;
+    return s->window ? B * T * 7 * z.H * s->hd + z.H * n * n + T * n + n * n : 0;
+}
+
 /* The widest row a block's scratch buffers hold. */
 static inline double grt_block_wide(const GrtLayerSpec *s, GrtShardSizes z) {
     double wide = s->C > z.qkv ? s->C : z.qkv;
@@ -106,7 +115,7 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
  * copy (N, (H + KVH) hd). The head: local logits, gathered logits, their
  * gradient, the input gradient and two per-token rows. A patch embedding:
  * the gathered patches and their projection (rebuilt in backward from the
- * pixels, so it keeps nothing). A classifier: the pooled tokens, their
+ * pixels, so it keeps nothing). A Swin block adds its windows' (above). A classifier: the pooled tokens, their
  * gradient and the logits' gradient (B rows each), and with a pooler the
  * gradient of its output. Patch merging: the gathered groups, their norm,
  * and the two's gradients, N C each (rebuilt in backward from its input). */
@@ -114,7 +123,9 @@ static inline double grt_size_work(const GrtLayerSpec *s, int tp, double B, doub
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double N = B * T, C = s->C;
     switch (s->kind) {
-    case GRT_BLOCK: return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd);
+    case GRT_BLOCK:
+        return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd) +
+               grt_window_work(s, z, B, T);
     case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2);
     case GRT_PATCH: return B * grt_patches(s) * (grt_patch_values(s) + C); /* the patches, their projection */
     case GRT_CLASSIFIER: /* pooled, its gradient, the logits' gradient; the pooler's output gradient */

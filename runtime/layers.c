@@ -34,6 +34,7 @@ typedef struct BlockAct {
     float *scratch, *scratch2;   /* (N, max(C, QKV_l, UP_l)) */
     /* backward's working buffers, allocated once */
     float *dF, *dC1, *dC2, *dC3, *dAtt, *rope_tmp; /* (N, F_l), 3 x (N, C), (N, H_l hd), (N, (H_l + KVH_l) hd) */
+    GrtWindowWork win;                             /* a Swin block's windows' (galvrt_sizes.h) */
 } BlockAct;
 
 typedef struct NormAct {
@@ -401,6 +402,12 @@ static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
     a->dC3 = carve(&work, N * C);
     a->dAtt = carve(&work, N * (size_t)l->H_l * l->s.hd);
     a->rope_tmp = carve(&work, N * (size_t)(l->H_l + l->KVH_l) * l->s.hd);
+    if (l->s.window) {
+        size_t n = (size_t)l->s.window * l->s.window, HD = (size_t)l->H_l * l->s.hd;
+        a->win = (GrtWindowWork){.qkvw = carve(&work, N * 3 * HD), .yw = carve(&work, N * HD),
+                                 .dqkvw = carve(&work, N * 3 * HD), .bias = carve(&work, l->H_l * n * n),
+                                 .mask = carve(&work, (size_t)l->T * n), .dS = carve(&work, n * n)};
+    }
     check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
     check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
     return a;
@@ -671,6 +678,20 @@ static void rope_qk(GrtLayer *l, float *qkv, float *tmp, int backward) {
     for (int i = 0; i < N; i++) memcpy(qkv + (size_t)i * row, tmp + (size_t)i * qk, sizeof(float) * (size_t)qk);
 }
 
+/* The generated window kernels of this block's shapes (NULL where none: the references run). */
+static GrtWindowKernels window_kernels(const GrtLayer *l, const GrtWindowShape *g) {
+    GrtWindowKernels k;
+    for (int w = 0; w < 2; w++) {
+        int C = (w ? 1 : 3) * g->H * g->hd;
+        k.gather[w] = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_WIN_GATHER, C, 0, g->side, g->M, g->shift);
+        k.scatter[w] = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_WIN_SCATTER, C, 0, g->side, g->M, g->shift);
+    }
+    int n = g->M * g->M;
+    k.softmax = (GrtWinSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_WIN_SOFTMAX_FWD, n, 0, g->H, l->T / n, g->hd);
+    k.softmax_bwd = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, n, 0);
+    return k;
+}
+
 /* A Swin block's windows on this rank: its images, its grid, its heads. */
 static GrtWindowShape windows(const GrtLayer *l) {
     int side = (int)lround(sqrt((double)l->T));
@@ -695,8 +716,9 @@ float *grt_block_attention(GrtLayer *l, const float *x) {
         (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, l->T, causal_flag(s), s->hd, 0, 0);
     if (s->window) {
         GrtWindowShape g = windows(l);
-        host_reference("window_attention_fwd");
-        grt_window_attention_forward(a->atty, a->att, a->qkv, P(l, B_REL), &g);
+        GrtWindowKernels k = window_kernels(l, &g);
+        host_reference("window_attention_fwd"); /* host BLAS around the kernels */
+        grt_window_attention_gemm_forward(a->atty, a->att, a->qkv, P(l, B_REL), &g, &a->win, &k);
     } else if (s->dropout > 0) {
         GrtDropout d = dropout_at(l, GRT_DROP_ATT);
         grt_attention_forward_dropout(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm, &d);
@@ -1075,8 +1097,9 @@ float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *do
     GrtAttSoftmaxBwdFn *sm = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, l->T, causal_flag(s));
     if (s->window) {
         GrtWindowShape g = windows(l);
+        GrtWindowKernels k = window_kernels(l, &g);
         host_reference("window_attention_bwd");
-        grt_window_attention_backward(dmid, G(l, B_REL), datty, a->qkv, a->att, &g);
+        grt_window_attention_gemm_backward(dmid, G(l, B_REL), datty, a->qkv, a->att, &g, &a->win, &k);
     } else if (s->dropout > 0) {
         GrtDropout d = dropout_at(l, GRT_DROP_ATT);
         grt_attention_backward_dropout(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm,

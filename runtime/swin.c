@@ -13,6 +13,7 @@
  * the same mapping read backwards. */
 #include "galvrt.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -135,10 +136,11 @@ static void window_head_backward(const Win *x, float *dqkv, float *dtable, const
 }
 
 /* The window attention's backward from dout (B, T, H hd) and the kept att:
- * dqkv (B, T, 3 H hd) and dtable (H, (2M - 1)^2) accumulated. */
+ * dqkv (B, T, 3 H hd) written, dtable (H, (2M - 1)^2) accumulated. */
 void grt_window_attention_backward(float *dqkv, float *dtable, const float *dout, const float *qkv, const float *att,
                                    const GrtWindowShape *g) {
     int nW = (g->side / g->M) * (g->side / g->M), n = g->M * g->M;
+    memset(dqkv, 0, sizeof(float) * (size_t)g->B * g->side * g->side * 3 * g->H * g->hd);
     for (int b = 0; b < g->B; b++)
         for (int w = 0; w < nW; w++)
             for (int h = 0; h < g->H; h++) {
@@ -174,4 +176,128 @@ void grt_merge_scatter(float *dx, const float *dX, int B, int side, int C) {
                 const float *s = dX + (((size_t)b * n + r) * 4 + k) * C;
                 for (int c = 0; c < C; c++) d[c] += s[c];
             }
+}
+
+/* ---- the same through GEMMs, window order and the generated kernels ---------------- */
+
+/* Window order's row r (of rows) as a grid row: as grt_window_token, image r / side^2. */
+static size_t grid_row(int64_t r, int side, int M, int shift) {
+    int64_t T = (int64_t)side * side;
+    return (size_t)(r / T * T + grt_window_token(side, M, shift, (int)(r % T / (M * M)), (int)(r % (M * M))));
+}
+
+/* dst (rows, C) = src's rows in window order (src: whole images of side^2 rows). */
+void grt_window_gather(float *dst, const float *src, int64_t rows, int C, int side, int M, int shift) {
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(dst + (size_t)r * C, src + grid_row(r, side, M, shift) * C, sizeof(float) * (size_t)C);
+}
+
+/* The inverse: dst's rows in grid order from src (rows, C) in window order. */
+void grt_window_scatter(float *dst, const float *src, int64_t rows, int C, int side, int M, int shift) {
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(dst + grid_row(r, side, M, shift) * C, src + (size_t)r * C, sizeof(float) * (size_t)C);
+}
+
+/* att (rows, n) = softmax(att scale + bias (H, n, n) + mask (nW, n, n)) row by
+ * row, row r query r mod n of head (r / n) mod H of window (r / (n H)) mod nW. */
+void grt_window_softmax_forward(float *att, const float *bias, const float *mask, int64_t rows, int n, int H, int nW,
+                                float scale) {
+    for (int64_t r = 0; r < rows; r++) {
+        float *a = att + (size_t)r * n;
+        int64_t i = r % n, h = r / n % H, w = r / ((int64_t)n * H) % nW;
+        const float *b = bias + ((size_t)h * n + i) * n, *m = mask + ((size_t)w * n + i) * n;
+        for (int j = 0; j < n; j++) a[j] = a[j] * scale + b[j] + m[j];
+        grt_attention_softmax_forward(a, 1, n, 0, 0, 1.0f); /* the softmax the kernels share (x 1 is exact) */
+    }
+}
+
+/* bias (H, n, n) = the table (H, (2M - 1)^2) at each pair's relative index;
+ * mask (nW, n, n) = each window's pairs' mask. */
+static void expand_bias(float *bias, float *mask, const float *table, const GrtWindowShape *g) {
+    int n = g->M * g->M, nb = (2 * g->M - 1) * (2 * g->M - 1), nW = (g->side / g->M) * (g->side / g->M);
+    for (int h = 0; h < g->H; h++)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) bias[((size_t)h * n + i) * n + j] = table[(size_t)h * nb + grt_window_rel_index(g->M, i, j)];
+    for (int w = 0; mask && w < nW; w++)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) mask[((size_t)w * n + i) * n + j] = grt_window_mask(g->side, g->M, g->shift, w, i, j);
+}
+
+/* Rows of the layer's tokens, and of window order's attention rows. */
+static int64_t win_rows(const GrtWindowShape *g) { return (int64_t)g->B * g->side * g->side; }
+
+static void gather(const GrtWindowKernels *k, float *dst, const float *src, int C, const GrtWindowShape *g) {
+    if (k && k->gather[C == g->H * g->hd]) k->gather[C == g->H * g->hd](win_rows(g), dst, src);
+    else grt_window_gather(dst, src, win_rows(g), C, g->side, g->M, g->shift);
+}
+
+static void scatter(const GrtWindowKernels *k, float *dst, const float *src, int C, const GrtWindowShape *g) {
+    if (k && k->scatter[C == g->H * g->hd]) k->scatter[C == g->H * g->hd](win_rows(g), dst, src);
+    else grt_window_scatter(dst, src, win_rows(g), C, g->side, g->M, g->shift);
+}
+
+/* The window attention as grt_window_attention_forward computes it, through
+ * window order: QKV gathered (qkvw), per window and head the scores q k^T
+ * and the output P v by BLAS, the biased softmax between (the generated
+ * kernels where k has them, else the references), the output scattered back. */
+void grt_window_attention_gemm_forward(float *out, float *att, const float *qkv, const float *table,
+                                       const GrtWindowShape *g, const GrtWindowWork *wk, const GrtWindowKernels *k) {
+    int n = g->M * g->M, hd = g->hd, S = 3 * g->H * hd, HD = g->H * hd, nW = (g->side / g->M) * (g->side / g->M);
+    expand_bias(wk->bias, wk->mask, table, g);
+    gather(k, wk->qkvw, qkv, S, g);
+    for (int64_t bw = 0; bw < (int64_t)g->B * nW; bw++)
+        for (int h = 0; h < g->H; h++) {
+            const float *q = wk->qkvw + (size_t)bw * n * S + (size_t)h * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, hd, 1.0f, q, S, q + HD, S, 0.0f,
+                        att + ((size_t)bw * g->H + h) * n * n, n);
+        }
+    int64_t rows = (int64_t)g->B * nW * g->H * n;
+    if (k && k->softmax) k->softmax(rows, att, wk->bias, wk->mask);
+    else grt_window_softmax_forward(att, wk->bias, wk->mask, rows, n, g->H, nW, 1.0f / sqrtf((float)hd));
+    for (int64_t bw = 0; bw < (int64_t)g->B * nW; bw++)
+        for (int h = 0; h < g->H; h++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, n, 1.0f, att + ((size_t)bw * g->H + h) * n * n,
+                        n, wk->qkvw + (size_t)bw * n * S + (size_t)(2 * g->H + h) * hd, S, 0.0f,
+                        wk->yw + (size_t)bw * n * HD + (size_t)h * hd, HD);
+    scatter(k, out, wk->yw, HD, g);
+}
+
+/* One window head's backward in window order: dS from dP = dO v^T through the
+ * softmax (k's generated kernel, or the reference), dv, dq, dk accumulated,
+ * dS summed into dbias (n, n). */
+static void window_head_gemm_backward(float *dqkvw, float *dbias, float *dS, const float *dyw, const float *qkvw,
+                                      const float *p, const GrtWindowShape *g, const GrtWindowKernels *k) {
+    int n = g->M * g->M, hd = g->hd, S = 3 * g->H * hd, HD = g->H * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, hd, 1.0f, dyw, HD, qkvw + 2 * HD, S, 0.0f, dS, n);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hd, n, 1.0f, p, n, dyw, HD, 1.0f, dqkvw + 2 * HD, S);
+    if (k && k->softmax_bwd) k->softmax_bwd(n, dS, p, 0);
+    else grt_attention_softmax_backward(dS, p, n, n, 0, 0);
+    for (int e = 0; e < n * n; e++) dbias[e] += dS[e];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, n, scale, dS, n, qkvw + HD, S, 1.0f, dqkvw, S);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hd, n, scale, dS, n, qkvw, S, 1.0f, dqkvw + HD, S);
+}
+
+/* Its backward: dqkv (B, T, 3 H hd) written, dtable accumulated. */
+void grt_window_attention_gemm_backward(float *dqkv, float *dtable, const float *dout, const float *qkv,
+                                        const float *att, const GrtWindowShape *g, const GrtWindowWork *wk,
+                                        const GrtWindowKernels *k) {
+    int n = g->M * g->M, hd = g->hd, S = 3 * g->H * hd, HD = g->H * hd, nW = (g->side / g->M) * (g->side / g->M);
+    int nb = (2 * g->M - 1) * (2 * g->M - 1);
+    gather(k, wk->qkvw, qkv, S, g);
+    gather(k, wk->yw, dout, HD, g);
+    memset(wk->dqkvw, 0, sizeof(float) * (size_t)win_rows(g) * S);
+    memset(wk->bias, 0, sizeof(float) * (size_t)g->H * n * n); /* the bias's gradient, (H, n, n) */
+    for (int64_t bw = 0; bw < (int64_t)g->B * nW; bw++)
+        for (int h = 0; h < g->H; h++) {
+            size_t at = (size_t)bw * n * S + (size_t)h * hd;
+            window_head_gemm_backward(wk->dqkvw + at, wk->bias + (size_t)h * n * n, wk->dS,
+                                      wk->yw + (size_t)bw * n * HD + (size_t)h * hd, wk->qkvw + at,
+                                      att + ((size_t)bw * g->H + h) * n * n, g, k);
+        }
+    for (int h = 0; h < g->H; h++) /* each pair's entry of the table */
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                dtable[(size_t)h * nb + grt_window_rel_index(g->M, i, j)] += wk->bias[((size_t)h * n + i) * n + j];
+    scatter(k, dqkv, wk->dqkvw, S, g);
 }

@@ -8,7 +8,9 @@
  * block (shifted and not), the patch merging and the plain patch embedding
  * through grt_layer_forward and grt_layer_backward, every parameter's
  * gradient (the bias table's included) and the input's against central
- * finite differences. Prints the worst errors. */
+ * finite differences; the path the blocks run (window order, BLAS, the
+ * generated kernels' references) against the direct loops. Prints the
+ * worst errors. */
 #include "../unit/check.h"
 #include "galvrt.h"
 
@@ -162,6 +164,35 @@ static void test_window_attention(int B, int side, int M, int shift, int H, int 
     CHECK(err < 1e-5);
 }
 
+/* The GEMM path (window order, BLAS, the references of the generated kernels)
+ * against the direct one: forward, the QKV gradient and the table's. */
+static void test_gemm_path(int B, int side, int M, int shift, int H, int hd) {
+    GrtWindowShape g = {B, side, M, shift, H, hd};
+    size_t T = (size_t)side * side, N = B * T, n = (size_t)M * M, nb = (size_t)(2 * M - 1) * (2 * M - 1);
+    size_t natt = N * H * n, nq = N * 3 * H * hd, ny = N * H * hd;
+    float *qkv = frand(nq, 1.5), *table = frand(H * nb, 1.0), *dout = frand(ny, 1.0);
+    float *out = tcalloc(ny, 4), *att = tcalloc(natt, 4), *out2 = tcalloc(ny, 4), *att2 = tcalloc(natt, 4);
+    float *dq = frand(nq, 1.0), *dt = tcalloc(H * nb, 4), *dq2 = frand(nq, 1.0), *dt2 = tcalloc(H * nb, 4);
+    GrtWindowWork wk = {tcalloc(nq, 4), tcalloc(ny, 4), tcalloc(nq, 4), tcalloc(H * n * n, 4), tcalloc(T * n, 4),
+                        tcalloc(n * n, 4)};
+    grt_window_attention_forward(out, att, qkv, table, &g);
+    grt_window_attention_backward(dq, dt, dout, qkv, att, &g);
+    grt_window_attention_gemm_forward(out2, att2, qkv, table, &g, &wk, NULL);
+    grt_window_attention_gemm_backward(dq2, dt2, dout, qkv, att2, &g, &wk, NULL);
+    double *w = tcalloc(nq > natt ? nq : natt, sizeof(double)), e[4];
+    for (size_t i = 0; i < ny; i++) w[i] = out[i];
+    e[0] = worst_err(out2, w, ny);
+    for (size_t i = 0; i < natt; i++) w[i] = att[i];
+    e[1] = worst_err(att2, w, natt);
+    for (size_t i = 0; i < nq; i++) w[i] = dq[i];
+    e[2] = worst_err(dq2, w, nq);
+    for (size_t i = 0; i < H * nb; i++) w[i] = dt[i];
+    e[3] = worst_err(dt2, w, H * nb);
+    printf("window attention through GEMMs B=%d %dx%d window %d shift %d: output %.1e, probabilities %.1e, dqkv %.1e, "
+           "dtable %.1e against the direct loops\n", B, side, side, M, shift, e[0], e[1], e[2], e[3]);
+    for (int k = 0; k < 4; k++) CHECK(e[k] < 1e-5);
+}
+
 /* ---- whole layers against finite differences ---------------------------------- */
 
 /* A layer of spec s on x (B, T, C) with the loss sum(out * r). */
@@ -311,6 +342,9 @@ int main(void) {
     test_window_attention(2, 8, 4, 0, 2, 3);
     test_window_attention(2, 8, 4, 2, 2, 3);
     test_window_attention(1, 6, 3, 1, 3, 2);
+    test_gemm_path(2, 8, 4, 0, 2, 3);
+    test_gemm_path(2, 8, 4, 2, 2, 3);
+    test_gemm_path(1, 6, 3, 1, 3, 2);
     test_block(2, 4, 8, 2, 2, 0);
     test_block(2, 4, 8, 2, 2, 1);
     test_block(1, 6, 6, 3, 3, 1);
