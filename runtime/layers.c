@@ -115,7 +115,15 @@ static void check_size(const GrtLayer *l, const char *what, size_t laid_out, dou
 
 /* ---- setup ------------------------------------------------------------------------- */
 
+/* Swin's layers read a square grid of T tokens: whole windows, or 2 x 2 groups to merge. */
+static void check_grid(const GrtLayerSpec *s, int T) {
+    int side = (int)lround(sqrt((double)T)), cut = s->kind == GRT_MERGE ? 2 : s->window;
+    bool ok = side * side == T && side % cut == 0 && (s->kind == GRT_MERGE || !s->shift || side > s->window);
+    if (!ok) grt_abort("a Swin layer's tokens must be a square grid its windows (or 2 x 2 groups) divide", 1);
+}
+
 void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int T) {
+    if (s->kind == GRT_MERGE || (s->kind == GRT_BLOCK && s->window)) check_grid(s, T);
     grt_layer_shape(l, s, tp ? grt_size(tp) : 1, tp ? grt_rank(tp) : 0);
     l->tp = tp;
     l->B = B;
