@@ -21,9 +21,17 @@
 
 static unsigned seed = 4242u;
 
-/* Every buffer a test allocates, freed at the end. */
+/* Every buffer a test allocates, freed at the end; every layer made, kept
+ * (its activations are the runtime's, held until the process ends). */
 static void *owned[256];
 static int n_owned;
+static GrtLayer layers[16];
+static int n_layers;
+
+static void keep(const GrtLayer *l) {
+    CHECK(n_layers < 16);
+    if (n_layers < 16) layers[n_layers++] = *l;
+}
 
 static void *tcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size);
@@ -234,6 +242,7 @@ static LayerCase layer_case(const GrtLayerSpec *s, int B, int T, size_t n_out) {
             (strstr(c.l.tensors[k].name, "norm.weight") && !strstr(c.l.tensors[k].name, "bias")))
             for (size_t i = 0; i < c.l.tensors[k].n; i++) params[c.l.tensors[k].offset + i] += 1.0f;
     grt_layer_bind(&c.l, params, grads, 1, tcalloc(grt_layer_work_floats(&c.l) + 1, sizeof(float)), NULL);
+    keep(&c.l);
     c.x = frand(c.n_in, 1.0), c.r = frand(n_out, 1.0);
     c.out = tcalloc(n_out, sizeof(float)), c.dx = tcalloc(c.n_in, sizeof(float));
     layer_loss(&c);
@@ -297,6 +306,7 @@ static void test_plain_patch(int B, int ch, int img, int p, int C) {
     CHECK_EQ(l.n_params, (size_t)C * ch * p * p + C);
     float *params = frand(l.n_params, 0.5), *grads = tcalloc(l.n_params, sizeof(float));
     grt_layer_bind(&l, params, grads, 1, tcalloc(grt_layer_work_floats(&l) + 1, sizeof(float)), NULL);
+    keep(&l);
     size_t npx = (size_t)B * ch * img * img, n_out = (size_t)B * T * C;
     int32_t *px = tcalloc(npx, sizeof(int32_t));
     for (size_t i = 0; i < npx; i++) px[i] = (int32_t)((rnd() + 1) * 127.9);
