@@ -136,7 +136,8 @@ static bool cuda_trains(const Spec *spec, Diag *d) {
             ok = false;
         }
         if (l->kind == LAYER_ENCODER && l->window) {
-            diag_error(d, l->loc, "%s: windowed attention is not trained on the CUDA target yet (--target cpu trains it)",
+            diag_error(d, l->loc,
+                       "%s: windowed attention is not trained on the CUDA target yet (--target cpu trains it)",
                        l->name);
             ok = false;
         }

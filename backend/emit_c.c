@@ -190,8 +190,8 @@ static void emit_specs(const Emit *e) {
         const Layer *l = e->spec->graph->layers[i];
         GrtLayerSpec r = layer_spec(e->spec, l);
         fprintf(out, "    {.kind = %s, .name = ",
-                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD", "GRT_PATCH",
-                                 "GRT_CLASSIFIER", "GRT_MERGE"}[r.kind]);
+                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD", "GRT_PATCH", "GRT_CLASSIFIER",
+                                 "GRT_MERGE"}[r.kind]);
         c_string(out, l->name);
         fprintf(out, ", .C = %d", r.C);
         if (r.kind == GRT_BLOCK)
@@ -456,8 +456,8 @@ static void emit_pipes(const Emit *e, int c) {
     if (c < e->C - 1) {
         fprintf(out, "    to_%s%d = grt_pipe_new(", e->unit, c + 1);
         emit_layout(e, hi - 1), fputs(", ", out), emit_layout(e, hi);
-        fprintf(out, ", MB, %s, R->rank, %lld);\n    grad_from_%s%d = grt_pipe_new(", in_expr(e, hi, n, sizeof n), slots,
-                e->unit, c + 1);
+        fprintf(out, ", MB, %s, R->rank, %lld);\n    grad_from_%s%d = grt_pipe_new(", in_expr(e, hi, n, sizeof n),
+                slots, e->unit, c + 1);
         emit_layout(e, hi), fputs(", ", out), emit_layout(e, hi - 1);
         fprintf(out, ", MB, %s, R->rank, %lld);\n", in_expr(e, hi, n, sizeof n), slots);
     }

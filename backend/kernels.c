@@ -52,7 +52,8 @@ static void add_norm(KernelSet *set, bool rms, bool bias, int C) {
  * over a window's n = window^2 keys, its backward (the plain one). */
 static void add_windows(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
     int side = 1, M = s->window, n = M * M, H = s->H / tp, shift = s->shift ? M / 2 : 0;
-    while ((side + 1) * (side + 1) <= T) side++;
+    while ((side + 1) * (side + 1) <= T)
+        side++;
     for (int w = 0; w < 2; w++) { /* QKV's width, the output's */
         kernels_add_sized(set, GRT_K_WIN_GATHER, (w ? 1 : 3) * H * s->hd, 0, side, M, shift);
         kernels_add_sized(set, GRT_K_WIN_SCATTER, (w ? 1 : 3) * H * s->hd, 0, side, M, shift);
@@ -74,8 +75,10 @@ static void add_block(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
         kernels_add_sized(set, GRT_K_ROPE_BWD, s->hd / 2, 0, T, heads, ld);
     }
     int causal = s->causal ? GRT_KF_CAUSAL : 0;
-    if (s->window) add_windows(set, s, tp, T);
-    else kernels_add_sized(set, GRT_K_ATT_SOFTMAX_FWD, T, causal, s->hd, 0, 0);
+    if (s->window)
+        add_windows(set, s, tp, T);
+    else
+        kernels_add_sized(set, GRT_K_ATT_SOFTMAX_FWD, T, causal, s->hd, 0, 0);
     if (!s->window) kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, T, causal);
     add_norm(set, s->rms, s->bias, s->C);
     kernels_add(set, GRT_K_RESIDUAL, s->C, 0);

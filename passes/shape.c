@@ -205,8 +205,10 @@ static bool patch_embedding(Ctx *c, Layer *l, Stream *st) {
 /* The side of the square grid of s tokens, or 0 when s is not a square. */
 static int64_t grid_side(int64_t s) {
     int64_t side = (int64_t)sqrt((double)s);
-    while (side * side > s) side--;
-    while ((side + 1) * (side + 1) <= s) side++;
+    while (side * side > s)
+        side--;
+    while ((side + 1) * (side + 1) <= s)
+        side++;
     return side * side == s ? side : 0;
 }
 
@@ -222,8 +224,10 @@ static bool window_block(Ctx *c, Layer *l, int64_t s, Cost *t) {
         return layer_error(c, l, "a %lld x %lld window needs a square grid of tokens its side divides, not %lld tokens",
                            (long long)w, (long long)w, (long long)s);
     if (l->shift && (side == w || w < 2))
-        return layer_error(c, l, "shifted windows need a window of 2 or more and a grid larger than it (%lld x %lld "
-                                 "tokens, window %lld)", (long long)side, (long long)side, (long long)w);
+        return layer_error(c, l,
+                           "shifted windows need a window of 2 or more and a grid larger than it (%lld x %lld "
+                           "tokens, window %lld)",
+                           (long long)side, (long long)side, (long long)w);
     sum(c, t, attention_cost(c, l, s, s, mul(o, w, w)));
     t->params = add(o, t->params, mul3(o, add(o, mul(o, 2, w), -1), add(o, mul(o, 2, w), -1), l->heads));
     return true;
@@ -368,7 +372,8 @@ static bool shape_layer(Ctx *c, Layer *l, Stream *st, bool first) {
         l->act_bytes = t.act;
     }
     if (l->kind == LAYER_LM_HEAD || l->kind == LAYER_CLASSIFIER) st->head = l;
-    else if (l->kind == LAYER_PATCH_MERGING) l->out = shape2(st->seq, st->width);
+    else if (l->kind == LAYER_PATCH_MERGING)
+        l->out = shape2(st->seq, st->width);
     else {
         st->width = l->hidden;
         l->out = shape2(st->seq, st->width);

@@ -30,10 +30,14 @@ static inline GrtShardSizes grt_shard_sizes(const GrtLayerSpec *s, int tp) {
 }
 
 /* A Swin block's bias table entries per head, (2 window - 1)^2 (0 without a window). */
-static inline double grt_window_table(const GrtLayerSpec *s) { return s->window ? (2.0 * s->window - 1) * (2.0 * s->window - 1) : 0; }
+static inline double grt_window_table(const GrtLayerSpec *s) {
+    return s->window ? (2.0 * s->window - 1) * (2.0 * s->window - 1) : 0;
+}
 
 /* The keys each query of a block attends: its window's, or all T. */
-static inline double grt_block_keys(const GrtLayerSpec *s, double T) { return s->window ? (double)s->window * s->window : T; }
+static inline double grt_block_keys(const GrtLayerSpec *s, double T) {
+    return s->window ? (double)s->window * s->window : T;
+}
 
 /* A patch embedding's patches per image and values per patch. */
 static inline double grt_patches(const GrtLayerSpec *s) {
@@ -56,8 +60,8 @@ static inline double grt_size_params(const GrtLayerSpec *s, int tp) {
     case GRT_EMBEDDING: return z.V * C + (double)s->positions * C + (double)s->types * C;
     case GRT_BLOCK:
         /* two norms, QKV, attention out, MLP up and down, with their biases */
-        return 2 * norm + z.qkv * C + z.H * s->hd * C + z.up * C + C * z.F +
-               (s->bias ? z.qkv + C + z.up + C : 0) + z.H * grt_window_table(s);
+        return 2 * norm + z.qkv * C + z.H * s->hd * C + z.up * C + C * z.F + (s->bias ? z.qkv + C + z.up + C : 0) +
+               z.H * grt_window_table(s);
     case GRT_NORM: return norm;
     case GRT_HEAD: return s->tied ? 0 : z.V * C;
     case GRT_PATCH: /* projection (C, channels patch^2) and its bias, class token, positions (T, C) */

@@ -54,9 +54,9 @@ typedef struct PatchAct {
 
 /* Patch merging keeps its norm's statistics; its working buffers. */
 typedef struct MergeAct {
-    float *mean, *rstd;  /* kept: (N / 4) each */
-    float *X, *Xn;       /* (N / 4, 4 C): the gathered groups, normalized */
-    float *dX, *dXn;     /* their gradients */
+    float *mean, *rstd; /* kept: (N / 4) each */
+    float *X, *Xn;      /* (N / 4, 4 C): the gathered groups, normalized */
+    float *dX, *dXn;    /* their gradients */
 } MergeAct;
 
 typedef struct ClassAct {
@@ -252,7 +252,8 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
     switch (k) {
     case B_REL: /* (H, table) by heads */
         y.rows = l->H_l, y.cols = (int)grt_window_table(s), y.full_rows = s->H, y.full_cols = y.cols;
-        for (int i = 0; i < y.rows; i++) row_index[i] = (int64_t)rank * l->H_l + i;
+        for (int i = 0; i < y.rows; i++)
+            row_index[i] = (int64_t)rank * l->H_l + i;
         break;
     case B_WQKV:
     case B_BQKV:
@@ -412,9 +413,12 @@ static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
     a->rope_tmp = carve(&work, N * (size_t)(l->H_l + l->KVH_l) * l->s.hd);
     if (l->s.window) {
         size_t n = (size_t)l->s.window * l->s.window, HD = (size_t)l->H_l * l->s.hd;
-        a->win = (GrtWindowWork){.qkvw = carve(&work, N * 3 * HD), .yw = carve(&work, N * HD),
-                                 .dqkvw = carve(&work, N * 3 * HD), .bias = carve(&work, l->H_l * n * n),
-                                 .mask = carve(&work, (size_t)l->T * n), .dS = carve(&work, n * n)};
+        a->win = (GrtWindowWork){.qkvw = carve(&work, N * 3 * HD),
+                                 .yw = carve(&work, N * HD),
+                                 .dqkvw = carve(&work, N * 3 * HD),
+                                 .bias = carve(&work, l->H_l * n * n),
+                                 .mask = carve(&work, (size_t)l->T * n),
+                                 .dS = carve(&work, n * n)};
     }
     check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
     check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
@@ -703,8 +707,12 @@ static GrtWindowKernels window_kernels(const GrtLayer *l, const GrtWindowShape *
 /* A Swin block's windows on this rank: its images, its grid, its heads. */
 static GrtWindowShape windows(const GrtLayer *l) {
     int side = (int)lround(sqrt((double)l->T));
-    return (GrtWindowShape){.B = l->B, .side = side, .M = l->s.window, .shift = l->s.shift ? l->s.window / 2 : 0,
-                            .H = l->H_l, .hd = l->s.hd};
+    return (GrtWindowShape){.B = l->B,
+                            .side = side,
+                            .M = l->s.window,
+                            .shift = l->s.shift ? l->s.window / 2 : 0,
+                            .H = l->H_l,
+                            .hd = l->s.hd};
 }
 
 /* The attention half up to its row-parallel output projection: the
@@ -930,7 +938,8 @@ static void patch_backward(GrtLayer *l, const int32_t *pixels, const float *dout
     grt_dev->matmul_backward(NULL, G(l, 0), G(l, 1), a->Y, a->X, P(l, 0), l->B * np, PV, s->C);
 }
 
-/* A row of the classifier's targets: T long, or the program's sequence when its stream is shorter (past patch merging). */
+/* A row of the classifier's targets: T long, or the program's sequence when its stream is shorter (past patch merging).
+ */
 static int label_stride(const GrtLayer *l) { return l->label_stride ? l->label_stride : l->T; }
 
 /* The classifier: x (B, T, C) pooled, through BERT's pooler (h = tanh(pooled

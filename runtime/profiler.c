@@ -331,10 +331,10 @@ static double layer_work(const GrtLayerSpec *s, int tp, int B, int T) {
     double N = (double)B * T, C = s->C, hd = s->hd, H = (double)s->H / tp, F = (double)s->F / tp;
     switch (s->kind) {
     case GRT_BLOCK:
-        return 2 * N * C * 3 * H * hd        /* QKV */
+        return 2 * N * C * 3 * H * hd                              /* QKV */
                + 4 * (double)B * H * T * grt_block_keys(s, T) * hd /* scores and context */
-               + 2 * N * H * hd * C          /* attention output */
-               + 2 * 2 * N * C * F;          /* MLP up and down */
+               + 2 * N * H * hd * C                                /* attention output */
+               + 2 * 2 * N * C * F;                                /* MLP up and down */
     case GRT_HEAD: return 2 * N * C * ceil((double)s->V / tp);
     case GRT_EMBEDDING:
     case GRT_NORM: return 2 * N * C * sizeof(float);

@@ -65,7 +65,8 @@ static size_t row_of(const Win *x, int i) {
 
 static float dot(const float *a, const float *b, int n) {
     float s = 0;
-    for (int k = 0; k < n; k++) s += a[k] * b[k];
+    for (int k = 0; k < n; k++)
+        s += a[k] * b[k];
     return s;
 }
 
@@ -83,13 +84,16 @@ static void window_head_forward(const Win *x, float *out, float *p, const float 
                     grt_window_mask(g->side, g->M, g->shift, x->w, i, j);
             mx = fmaxf(mx, pi[j]);
         }
-        for (int j = 0; j < n; j++) sum += pi[j] = expf(pi[j] - mx);
-        for (int j = 0; j < n; j++) pi[j] /= sum;
+        for (int j = 0; j < n; j++)
+            sum += pi[j] = expf(pi[j] - mx);
+        for (int j = 0; j < n; j++)
+            pi[j] /= sum;
         float *o = out + row_of(x, i) * g->H * hd + (size_t)x->h * hd;
         memset(o, 0, sizeof(float) * (size_t)hd);
         for (int j = 0; j < n; j++) {
             const float *v = qkv + row_of(x, j) * S + (size_t)(2 * g->H + x->h) * hd;
-            for (int d = 0; d < hd; d++) o[d] += pi[j] * v[d];
+            for (int d = 0; d < hd; d++)
+                o[d] += pi[j] * v[d];
         }
     }
 }
@@ -118,7 +122,8 @@ static void window_head_backward(const Win *x, float *dqkv, float *dtable, const
     for (int i = 0; i < n; i++) {
         const float *d = dout + row_of(x, i) * g->H * hd + qo, *pi = p + (size_t)i * n;
         float rowsum = 0;
-        for (int j = 0; j < n; j++) rowsum += pi[j] * dot(d, qkv + row_of(x, j) * S + vo, hd);
+        for (int j = 0; j < n; j++)
+            rowsum += pi[j] * dot(d, qkv + row_of(x, j) * S + vo, hd);
         const float *q = qkv + row_of(x, i) * S + qo;
         float *dq = dqkv + row_of(x, i) * S + qo;
         for (int j = 0; j < n; j++) {
@@ -174,7 +179,8 @@ void grt_merge_scatter(float *dx, const float *dX, int B, int side, int C) {
             for (int k = 0; k < 4; k++) {
                 float *d = dx + merge_row(side, b, r, k) * C;
                 const float *s = dX + (((size_t)b * n + r) * 4 + k) * C;
-                for (int c = 0; c < C; c++) d[c] += s[c];
+                for (int c = 0; c < C; c++)
+                    d[c] += s[c];
             }
 }
 
@@ -206,7 +212,8 @@ void grt_window_softmax_forward(float *att, const float *bias, const float *mask
         float *a = att + (size_t)r * n;
         int64_t i = r % n, h = r / n % H, w = r / ((int64_t)n * H) % nW;
         const float *b = bias + ((size_t)h * n + i) * n, *m = mask + ((size_t)w * n + i) * n;
-        for (int j = 0; j < n; j++) a[j] = a[j] * scale + b[j] + m[j];
+        for (int j = 0; j < n; j++)
+            a[j] = a[j] * scale + b[j] + m[j];
         grt_attention_softmax_forward(a, 1, n, 0, 0, 1.0f); /* the softmax the kernels share (x 1 is exact) */
     }
 }
@@ -217,23 +224,29 @@ static void expand_bias(float *bias, float *mask, const float *table, const GrtW
     int n = g->M * g->M, nb = (2 * g->M - 1) * (2 * g->M - 1), nW = (g->side / g->M) * (g->side / g->M);
     for (int h = 0; h < g->H; h++)
         for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) bias[((size_t)h * n + i) * n + j] = table[(size_t)h * nb + grt_window_rel_index(g->M, i, j)];
+            for (int j = 0; j < n; j++)
+                bias[((size_t)h * n + i) * n + j] = table[(size_t)h * nb + grt_window_rel_index(g->M, i, j)];
     for (int w = 0; mask && w < nW; w++)
         for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) mask[((size_t)w * n + i) * n + j] = grt_window_mask(g->side, g->M, g->shift, w, i, j);
+            for (int j = 0; j < n; j++)
+                mask[((size_t)w * n + i) * n + j] = grt_window_mask(g->side, g->M, g->shift, w, i, j);
 }
 
 /* Rows of the layer's tokens, and of window order's attention rows. */
 static int64_t win_rows(const GrtWindowShape *g) { return (int64_t)g->B * g->side * g->side; }
 
 static void gather(const GrtWindowKernels *k, float *dst, const float *src, int C, const GrtWindowShape *g) {
-    if (k && k->gather[C == g->H * g->hd]) k->gather[C == g->H * g->hd](win_rows(g), dst, src);
-    else grt_window_gather(dst, src, win_rows(g), C, g->side, g->M, g->shift);
+    if (k && k->gather[C == g->H * g->hd])
+        k->gather[C == g->H * g->hd](win_rows(g), dst, src);
+    else
+        grt_window_gather(dst, src, win_rows(g), C, g->side, g->M, g->shift);
 }
 
 static void scatter(const GrtWindowKernels *k, float *dst, const float *src, int C, const GrtWindowShape *g) {
-    if (k && k->scatter[C == g->H * g->hd]) k->scatter[C == g->H * g->hd](win_rows(g), dst, src);
-    else grt_window_scatter(dst, src, win_rows(g), C, g->side, g->M, g->shift);
+    if (k && k->scatter[C == g->H * g->hd])
+        k->scatter[C == g->H * g->hd](win_rows(g), dst, src);
+    else
+        grt_window_scatter(dst, src, win_rows(g), C, g->side, g->M, g->shift);
 }
 
 /* The window attention as grt_window_attention_forward computes it, through
@@ -252,12 +265,15 @@ void grt_window_attention_gemm_forward(float *out, float *att, const float *qkv,
                         att + ((size_t)bw * g->H + h) * n * n, n);
         }
     int64_t rows = (int64_t)g->B * nW * g->H * n;
-    if (k && k->softmax) k->softmax(rows, att, wk->bias, wk->mask);
-    else grt_window_softmax_forward(att, wk->bias, wk->mask, rows, n, g->H, nW, 1.0f / sqrtf((float)hd));
+    if (k && k->softmax)
+        k->softmax(rows, att, wk->bias, wk->mask);
+    else
+        grt_window_softmax_forward(att, wk->bias, wk->mask, rows, n, g->H, nW, 1.0f / sqrtf((float)hd));
     for (int64_t bw = 0; bw < (int64_t)g->B * nW; bw++)
         for (int h = 0; h < g->H; h++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, n, 1.0f, att + ((size_t)bw * g->H + h) * n * n,
-                        n, wk->qkvw + (size_t)bw * n * S + (size_t)(2 * g->H + h) * hd, S, 0.0f,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, n, 1.0f,
+                        att + ((size_t)bw * g->H + h) * n * n, n,
+                        wk->qkvw + (size_t)bw * n * S + (size_t)(2 * g->H + h) * hd, S, 0.0f,
                         wk->yw + (size_t)bw * n * HD + (size_t)h * hd, HD);
     scatter(k, out, wk->yw, HD, g);
 }
@@ -271,9 +287,12 @@ static void window_head_gemm_backward(float *dqkvw, float *dbias, float *dS, con
     float scale = 1.0f / sqrtf((float)hd);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, hd, 1.0f, dyw, HD, qkvw + 2 * HD, S, 0.0f, dS, n);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hd, n, 1.0f, p, n, dyw, HD, 1.0f, dqkvw + 2 * HD, S);
-    if (k && k->softmax_bwd) k->softmax_bwd(n, dS, p, 0);
-    else grt_attention_softmax_backward(dS, p, n, n, 0, 0);
-    for (int e = 0; e < n * n; e++) dbias[e] += dS[e];
+    if (k && k->softmax_bwd)
+        k->softmax_bwd(n, dS, p, 0);
+    else
+        grt_attention_softmax_backward(dS, p, n, n, 0, 0);
+    for (int e = 0; e < n * n; e++)
+        dbias[e] += dS[e];
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, n, scale, dS, n, qkvw + HD, S, 1.0f, dqkvw, S);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hd, n, scale, dS, n, qkvw, S, 1.0f, dqkvw + HD, S);
 }

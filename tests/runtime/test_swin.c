@@ -47,7 +47,8 @@ static double rnd(void) {
 
 static float *frand(size_t n, double scale) {
     float *x = tcalloc(n, sizeof(float));
-    for (size_t i = 0; i < n; i++) x[i] = (float)(scale * rnd());
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(scale * rnd());
     return x;
 }
 
@@ -68,7 +69,8 @@ static double worst_err(const float *got, const double *want, size_t n) {
 static void moved_windows(int *tok, int side, int M, int shift) {
     int *rolled = tcalloc((size_t)side * side, sizeof(int));
     for (int y = 0; y < side; y++)
-        for (int x = 0; x < side; x++) rolled[y * side + x] = (y + shift) % side * side + (x + shift) % side;
+        for (int x = 0; x < side; x++)
+            rolled[y * side + x] = (y + shift) % side * side + (x + shift) % side;
     int per = side / M;
     for (int wy = 0; wy < per; wy++)
         for (int wx = 0; wx < per; wx++)
@@ -84,7 +86,8 @@ static void region_labels(int *label, int side, int M, int shift) {
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 3; b++, cnt++)
             for (int y = cuts[a]; y < cuts[a + 1]; y++)
-                for (int x = cuts[b]; x < cuts[b + 1]; x++) label[y * side + x] = cnt;
+                for (int x = cuts[b]; x < cuts[b + 1]; x++)
+                    label[y * side + x] = cnt;
 }
 
 static void test_geometry(int side, int M, int shift) {
@@ -98,7 +101,8 @@ static void test_geometry(int side, int M, int shift) {
             bad_tok += grt_window_token(side, M, shift, w, i) != tok[w * n + i];
             for (int j = 0; j < n; j++) {
                 /* labels at the rolled places of i and j */
-                int yi = w / per * M + i / M, xi = w % per * M + i % M, yj = w / per * M + j / M, xj = w % per * M + j % M;
+                int yi = w / per * M + i / M, xi = w % per * M + i % M, yj = w / per * M + j / M,
+                    xj = w % per * M + j % M;
                 float want = !shift || label[yi * side + xi] == label[yj * side + xj] ? 0.0f : -100.0f;
                 bad_mask += grt_window_mask(side, M, shift, w, i, j) != want;
                 /* relative_coords = coords[:, i] - coords[:, j] + M - 1; index = dy (2M - 1) + dx */
@@ -111,10 +115,12 @@ static void test_geometry(int side, int M, int shift) {
     CHECK_EQ(bad_rel, 0);
     /* the mask parts some window's tokens when shifted, none unshifted */
     int masked = 0;
-    for (int i = 0; i < n; i++) masked += grt_window_mask(side, M, shift, nW - 1, i, 0) != 0.0f;
+    for (int i = 0; i < n; i++)
+        masked += grt_window_mask(side, M, shift, nW - 1, i, 0) != 0.0f;
     CHECK(shift ? masked > 0 : masked == 0);
-    printf("windows %dx%d grid, window %d, shift %d: tokens, mask and relative index as the moved-tensor construction\n",
-           side, side, M, shift);
+    printf(
+        "windows %dx%d grid, window %d, shift %d: tokens, mask and relative index as the moved-tensor construction\n",
+        side, side, M, shift);
 }
 
 /* ---- the window attention against dense attention over moved windows ----------- */
@@ -143,17 +149,20 @@ static void dense_windows(double *out, const float *qkv, const float *table, con
                     for (int j = 0; j < n; j++) {
                         const float *k = qkv + ((size_t)b * T + tok[w * n + j]) * S + (g->H + h) * hd;
                         double s = 0;
-                        for (int d = 0; d < hd; d++) s += (double)q[d] * k[d];
+                        for (int d = 0; d < hd; d++)
+                            s += (double)q[d] * k[d];
                         int rel = (i / g->M - j / g->M + g->M - 1) * (2 * g->M - 1) + (i % g->M - j % g->M + g->M - 1);
                         p[j] = s / sqrt((double)hd) + table[h * nb + rel] +
                                (g->shift && lab_of_tok[tok[w * n + i]] != lab_of_tok[tok[w * n + j]] ? -100.0 : 0.0);
                         mx = fmax(mx, p[j]);
                     }
-                    for (int j = 0; j < n; j++) sum += p[j] = exp(p[j] - mx);
+                    for (int j = 0; j < n; j++)
+                        sum += p[j] = exp(p[j] - mx);
                     double *o = out + ((size_t)b * T + tok[w * n + i]) * g->H * hd + h * hd;
                     for (int j = 0; j < n; j++) {
                         const float *v = qkv + ((size_t)b * T + tok[w * n + j]) * S + (2 * g->H + h) * hd;
-                        for (int d = 0; d < hd; d++) o[d] += p[j] / sum * v[d];
+                        for (int d = 0; d < hd; d++)
+                            o[d] += p[j] / sum * v[d];
                     }
                 }
 }
@@ -167,8 +176,8 @@ static void test_window_attention(int B, int side, int M, int shift, int H, int 
     grt_window_attention_forward(out, att, qkv, table, &g);
     dense_windows(want, qkv, table, &g);
     double err = worst_err(out, want, nout);
-    printf("window attention B=%d %dx%d window %d shift %d H=%d hd=%d: worst error against dense windows %.2e\n", B, side,
-           side, M, shift, H, hd, err);
+    printf("window attention B=%d %dx%d window %d shift %d H=%d hd=%d: worst error against dense windows %.2e\n", B,
+           side, side, M, shift, H, hd, err);
     CHECK(err < 1e-5);
 }
 
@@ -181,24 +190,30 @@ static void test_gemm_path(int B, int side, int M, int shift, int H, int hd) {
     float *qkv = frand(nq, 1.5), *table = frand(H * nb, 1.0), *dout = frand(ny, 1.0);
     float *out = tcalloc(ny, 4), *att = tcalloc(natt, 4), *out2 = tcalloc(ny, 4), *att2 = tcalloc(natt, 4);
     float *dq = frand(nq, 1.0), *dt = tcalloc(H * nb, 4), *dq2 = frand(nq, 1.0), *dt2 = tcalloc(H * nb, 4);
-    GrtWindowWork wk = {tcalloc(nq, 4), tcalloc(ny, 4), tcalloc(nq, 4), tcalloc(H * n * n, 4), tcalloc(T * n, 4),
-                        tcalloc(n * n, 4)};
+    GrtWindowWork wk = {tcalloc(nq, 4),        tcalloc(ny, 4),    tcalloc(nq, 4),
+                        tcalloc(H * n * n, 4), tcalloc(T * n, 4), tcalloc(n * n, 4)};
     grt_window_attention_forward(out, att, qkv, table, &g);
     grt_window_attention_backward(dq, dt, dout, qkv, att, &g);
     grt_window_attention_gemm_forward(out2, att2, qkv, table, &g, &wk, NULL);
     grt_window_attention_gemm_backward(dq2, dt2, dout, qkv, att2, &g, &wk, NULL);
     double *w = tcalloc(nq > natt ? nq : natt, sizeof(double)), e[4];
-    for (size_t i = 0; i < ny; i++) w[i] = out[i];
+    for (size_t i = 0; i < ny; i++)
+        w[i] = out[i];
     e[0] = worst_err(out2, w, ny);
-    for (size_t i = 0; i < natt; i++) w[i] = att[i];
+    for (size_t i = 0; i < natt; i++)
+        w[i] = att[i];
     e[1] = worst_err(att2, w, natt);
-    for (size_t i = 0; i < nq; i++) w[i] = dq[i];
+    for (size_t i = 0; i < nq; i++)
+        w[i] = dq[i];
     e[2] = worst_err(dq2, w, nq);
-    for (size_t i = 0; i < H * nb; i++) w[i] = dt[i];
+    for (size_t i = 0; i < H * nb; i++)
+        w[i] = dt[i];
     e[3] = worst_err(dt2, w, H * nb);
     printf("window attention through GEMMs B=%d %dx%d window %d shift %d: output %.1e, probabilities %.1e, dqkv %.1e, "
-           "dtable %.1e against the direct loops\n", B, side, side, M, shift, e[0], e[1], e[2], e[3]);
-    for (int k = 0; k < 4; k++) CHECK(e[k] < 1e-5);
+           "dtable %.1e against the direct loops\n",
+           B, side, side, M, shift, e[0], e[1], e[2], e[3]);
+    for (int k = 0; k < 4; k++)
+        CHECK(e[k] < 1e-5);
 }
 
 /* ---- whole layers against finite differences ---------------------------------- */
@@ -213,7 +228,8 @@ typedef struct LayerCase {
 static double layer_loss(LayerCase *c) {
     grt_layer_forward(&c->l, c->x, NULL, NULL, c->out);
     double sum = 0;
-    for (size_t i = 0; i < c->n_out; i++) sum += (double)c->out[i] * c->r[i];
+    for (size_t i = 0; i < c->n_out; i++)
+        sum += (double)c->out[i] * c->r[i];
     return sum;
 }
 
@@ -240,7 +256,8 @@ static LayerCase layer_case(const GrtLayerSpec *s, int B, int T, size_t n_out) {
     for (int k = 0; k < c.l.n_tensors; k++) /* norm weights near one, as trained ones are */
         if (strstr(c.l.tensors[k].name, "ln") == c.l.tensors[k].name ||
             (strstr(c.l.tensors[k].name, "norm.weight") && !strstr(c.l.tensors[k].name, "bias")))
-            for (size_t i = 0; i < c.l.tensors[k].n; i++) params[c.l.tensors[k].offset + i] += 1.0f;
+            for (size_t i = 0; i < c.l.tensors[k].n; i++)
+                params[c.l.tensors[k].offset + i] += 1.0f;
     grt_layer_bind(&c.l, params, grads, 1, tcalloc(grt_layer_work_floats(&c.l) + 1, sizeof(float)), NULL);
     keep(&c.l);
     c.x = frand(c.n_in, 1.0), c.r = frand(n_out, 1.0);
@@ -260,15 +277,26 @@ static void check_fd(LayerCase *c, const char *what, float eps, double tol) {
 }
 
 static void test_block(int B, int side, int C, int H, int M, int shift) {
-    GrtLayerSpec s = {.kind = GRT_BLOCK, .name = "swin", .C = C, .H = H, .KVH = H, .hd = C / H, .F = 2 * C,
-                      .pre_norm = 1, .bias = 1, .eps = 1e-5f, .window = M, .shift = shift};
+    GrtLayerSpec s = {.kind = GRT_BLOCK,
+                      .name = "swin",
+                      .C = C,
+                      .H = H,
+                      .KVH = H,
+                      .hd = C / H,
+                      .F = 2 * C,
+                      .pre_norm = 1,
+                      .bias = 1,
+                      .eps = 1e-5f,
+                      .window = M,
+                      .shift = shift};
     int T = side * side;
     LayerCase c = layer_case(&s, B, T, (size_t)B * T * C);
     /* the table's gradient is the only way its entries reach the loss: check it is not all zero */
     const GrtTensor *tb = &c.l.tensors[c.l.n_tensors - 1];
     CHECK(!strcmp(tb->name, "attn.rel_table") && tb->n == (size_t)H * (2 * M - 1) * (2 * M - 1));
     double gsum = 0;
-    for (size_t i = 0; i < tb->n; i++) gsum += fabs(c.l.grads[tb->offset + i]);
+    for (size_t i = 0; i < tb->n; i++)
+        gsum += fabs(c.l.grads[tb->offset + i]);
     CHECK(gsum > 0);
     char what[96];
     snprintf(what, sizeof what, "Swin block B=%d %dx%d C=%d H=%d window %d shift %d", B, side, side, C, H, M, shift);
@@ -309,7 +337,8 @@ static void test_plain_patch(int B, int ch, int img, int p, int C) {
     keep(&l);
     size_t npx = (size_t)B * ch * img * img, n_out = (size_t)B * T * C;
     int32_t *px = tcalloc(npx, sizeof(int32_t));
-    for (size_t i = 0; i < npx; i++) px[i] = (int32_t)((rnd() + 1) * 127.9);
+    for (size_t i = 0; i < npx; i++)
+        px[i] = (int32_t)((rnd() + 1) * 127.9);
     float *out = tcalloc(n_out, sizeof(float)), *r = frand(n_out, 1.0), *X = tcalloc(n_out * ch * p * p / C + 1, 4);
     grt_layer_forward(&l, NULL, px, NULL, out);
     /* out = patches @ W^T + b, at every token */
@@ -319,7 +348,8 @@ static void test_plain_patch(int B, int ch, int img, int p, int C) {
     for (size_t t = 0; t < (size_t)B * T; t++)
         for (int o = 0; o < C; o++) {
             double v = params[(size_t)C * P + o];
-            for (int k = 0; k < P; k++) v += (double)X[t * P + k] * params[(size_t)o * P + k];
+            for (int k = 0; k < P; k++)
+                v += (double)X[t * P + k] * params[(size_t)o * P + k];
             want[t * C + o] = v;
         }
     double ef = worst_err(out, want, n_out);
@@ -331,7 +361,8 @@ static void test_plain_patch(int B, int ch, int img, int p, int C) {
             params[i] = keep + (k ? -0.05f : 0.05f);
             grt_layer_forward(&l, NULL, px, NULL, out);
             s[k] = 0;
-            for (size_t j = 0; j < n_out; j++) s[k] += (double)out[j] * r[j];
+            for (size_t j = 0; j < n_out; j++)
+                s[k] += (double)out[j] * r[j];
         }
         params[i] = keep;
         fd[i] = (s[0] - s[1]) / 0.1;
@@ -361,6 +392,7 @@ int main(void) {
     test_merge(2, 4, 3);
     test_merge(1, 6, 5);
     test_plain_patch(2, 3, 8, 2, 5);
-    while (n_owned) free(owned[--n_owned]);
+    while (n_owned)
+        free(owned[--n_owned]);
     return check_report();
 }
