@@ -25,11 +25,12 @@ int layer_runtime_base_kind(LayerKind k) {
 }
 
 /* The kind a profile times layers of IR kind k as (its GrtLayerKind for
- * the text layers; the patch embedding as an embedding, the classifier as
- * a head), or -1 when the runtime has none. */
+ * the text layers; the patch embedding as an embedding, the classifier and
+ * Swin's patch merging, GEMMs on few rows, as a head), or -1 when the
+ * runtime has none. */
 int layer_profile_kind(LayerKind k) {
     int r = layer_runtime_base_kind(k);
-    return r == GRT_PATCH ? GRT_EMBEDDING : r == GRT_CLASSIFIER ? GRT_HEAD : r == GRT_MERGE ? GRT_NORM : r;
+    return r == GRT_PATCH ? GRT_EMBEDDING : r == GRT_CLASSIFIER || r == GRT_MERGE ? GRT_HEAD : r;
 }
 
 /* The runtime's kind for a layer, or -1 (with the reason) when it has none yet. */

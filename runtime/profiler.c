@@ -340,7 +340,7 @@ static double layer_work(const GrtLayerSpec *s, int tp, int B, int T) {
     case GRT_NORM: return 2 * N * C * sizeof(float);
     case GRT_PATCH:             /* not profiled: timed as an embedding (layer_profile_kind) */
     case GRT_CLASSIFIER: break; /* not profiled: timed as a head */
-    case GRT_MERGE: return 2 * (N / 4) * 4 * C * 2 * C; /* not profiled: timed as a norm */
+    case GRT_MERGE: return 2 * (N / 4) * 4 * C * 2 * C; /* not profiled: timed as a head */
     }
     return 0;
 }
