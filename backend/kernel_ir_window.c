@@ -95,3 +95,41 @@ void kir_win_softmax_fwd(KB *k, int flags) {
     v.e = LLVMBuildFPTrunc(k->b, fdiv(k, LLVMConstReal(k->f64, 1.0), sum), k->f32, "");
     k->map->cols(k, wsf_norm, &v, 0, NULL);
 }
+
+/* ---- patch merging's groups --------------------------------------------------------- */
+/* merge_gather (rows, dst, src; side): dst (rows, C) row r = part k = r mod 4
+ * of merged token m = r / 4 (its group's rows in Hugging Face's order
+ * (0, 0), (1, 0), (0, 1), (1, 1)) from src's grid of side x side tokens an
+ * image; merge_scatter (rows, dx, dX; side): the transpose, dx's rows +=
+ * dX (rows, C)'s (as grt_merge_gather, grt_merge_scatter). */
+
+/* The grid row (i64) of the part k->row. */
+static LLVMValueRef merge_row(KB *k) {
+    int64_t side = k->shape->c[0], half = side / 2, n = half * half;
+    LLVMValueRef m = LLVMBuildSDiv(k->b, k->row, kgen_i64(k, 4), ""), part = LLVMBuildSRem(k->b, k->row, kgen_i64(k, 4), "");
+    LLVMValueRef b = LLVMBuildSDiv(k->b, m, kgen_i64(k, n), ""), r = LLVMBuildSRem(k->b, m, kgen_i64(k, n), "");
+    LLVMValueRef dy = LLVMBuildAnd(k->b, part, kgen_i64(k, 1), ""), dx = LLVMBuildAShr(k->b, part, kgen_i64(k, 1), "");
+    LLVMValueRef y = iadd(k, imul(k, LLVMBuildSDiv(k->b, r, kgen_i64(k, half), ""), 2), dy);
+    LLVMValueRef x = iadd(k, imul(k, LLVMBuildSRem(k->b, r, kgen_i64(k, half), ""), 2), dx);
+    return iadd(k, imul(k, b, side * side), iadd(k, imul(k, y, side), x));
+}
+
+static void ms_cols(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    (void)t;
+    k->map->col_add(k, v->a, load_col(k, v->b));
+}
+
+void kir_merge_gather(KB *k, int flags) {
+    (void)flags;
+    RowVals v = {.a = row_ptr(k, param(k, 1), imul(k, k->row, k->cols)),
+                 .b = row_ptr(k, param(k, 2), imul(k, merge_row(k), k->cols))};
+    k->map->cols(k, wp_cols, &v, 0, NULL);
+}
+
+void kir_merge_scatter(KB *k, int flags) {
+    (void)flags;
+    RowVals v = {.a = row_ptr(k, param(k, 1), imul(k, merge_row(k), k->cols)),
+                 .b = row_ptr(k, param(k, 2), imul(k, k->row, k->cols))};
+    k->map->cols(k, ms_cols, &v, 0, NULL);
+}

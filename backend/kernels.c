@@ -62,6 +62,16 @@ static void add_windows(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
     kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, n, 0);
 }
 
+/* Swin's patch merging over T tokens (a side x side grid): its groups
+ * gathered and their gradient scattered back at C, its norm over 4 C. */
+static void add_merge(KernelSet *set, const GrtLayerSpec *s, int T) {
+    int side = 1;
+    while ((side + 1) * (side + 1) <= T) side++;
+    kernels_add_sized(set, GRT_K_MERGE_GATHER, s->C, 0, side, 0, 0);
+    kernels_add_sized(set, GRT_K_MERGE_SCATTER, s->C, 0, side, 0, 0);
+    add_norm(set, false, true, 4 * s->C);
+}
+
 /* A transformer block under TP degree tp over T tokens: its norms and
  * residuals at C, its MLP activation at the shard's width F / tp, rotary
  * at hd / 2 pairs, the attention softmax over T keys (runtime/layers.c
@@ -141,7 +151,7 @@ void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
         if (s.kind == GRT_EMBEDDING) add_embedding(set, &s, tp, T);
         if (s.kind == GRT_HEAD) add_head(set, &s, tp);
         if (s.kind == GRT_PATCH) add_patch(set, &s, T);
-        if (s.kind == GRT_MERGE) add_norm(set, false, true, 4 * s.C); /* its norm over 4 C */
+        if (s.kind == GRT_MERGE) add_merge(set, &s, T);
     }
     if (spec->train) add_optimizer(set, &spec->train->opt);
 }

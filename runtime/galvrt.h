@@ -234,6 +234,9 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   win_scatter    its inverse: dst's rows in grid order from src (rows, C) in window order (grt_window_scatter)
  *   win_softmax_fwd att (rows, M^2) = softmax(att / sqrt(hd) + bias (H, n, n) + mask (nW, n, n)), row r query
  *                  r mod n of head (r / n) mod H of window (r / (n H)) mod nW; H, nW, hd (grt_window_softmax_forward)
+ *   merge_gather   dst (rows, C) = Swin's patch merging's 2 x 2 groups, row r part r mod 4 of merged token r / 4,
+ *                  from src's side x side grids; side (as grt_merge_gather)
+ *   merge_scatter  its transpose, dst's grid rows += src (rows, C) (as grt_merge_scatter)
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -263,7 +266,9 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_PATCH_BWD, "patch_bwd")                                                                                    \
     X(GRT_K_WIN_GATHER, "win_gather")                                                                                  \
     X(GRT_K_WIN_SCATTER, "win_scatter")                                                                                \
-    X(GRT_K_WIN_SOFTMAX_FWD, "win_softmax_fwd")
+    X(GRT_K_WIN_SOFTMAX_FWD, "win_softmax_fwd")                                                                        \
+    X(GRT_K_MERGE_GATHER, "merge_gather")                                                                              \
+    X(GRT_K_MERGE_SCATTER, "merge_scatter")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
@@ -305,7 +310,7 @@ typedef void GrtDropoutFn(int64_t rows, float *out, const float *a, const float 
                           int64_t r0, int64_t e0, int64_t threshold, float scale);
 typedef void GrtPatchFwdFn(int64_t rows, float *out, const float *y, const float *cls, const float *pos);
 typedef void GrtPatchBwdFn(int64_t rows, float *dy, float *dcls, float *dpos, const float *dout);
-typedef void GrtWinPermuteFn(int64_t rows, float *dst, const float *src);
+typedef void GrtWinPermuteFn(int64_t rows, float *dst, const float *src); /* win_*, merge_*: rows moved */
 typedef void GrtWinSoftmaxFwdFn(int64_t rows, float *att, const float *bias, const float *mask);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and

@@ -991,13 +991,22 @@ static GrtLayerSpec merge_norm(const GrtLayer *l) {
     return n;
 }
 
+/* X (N / 4, 4 C) = x (B, T, C)'s 2 x 2 groups: the generated kernel, or the reference. */
+static void merge_gather(const GrtLayer *l, float *X, const float *x, int side) {
+    GrtWinPermuteFn *k = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_MERGE_GATHER, l->s.C, 0, side, 0, 0);
+    if (k) k((int64_t)l->B * l->T, X, x);
+    else {
+        host_reference("merge_gather");
+        grt_merge_gather(X, x, l->B, side, l->s.C);
+    }
+}
+
 /* Swin's patch merging: x (B, T, C) -> out (B, T / 4, 2 C). */
 static void merge_forward(GrtLayer *l, const float *x, float *out) {
     MergeAct *a = l->act;
     GrtLayerSpec n = merge_norm(l);
     int side = (int)lround(sqrt((double)l->T)), N4 = l->B * l->T / 4;
-    host_reference("merge_gather");
-    grt_merge_gather(a->X, x, l->B, side, l->s.C);
+    merge_gather(l, a->X, x, side);
     norm_forward(&n, a->Xn, a->mean, a->rstd, a->X, P(l, M_NORMW), P(l, M_NORMB), N4);
     grt_dev->matmul_forward(out, a->Xn, P(l, M_RED), NULL, N4, n.C, 2 * l->s.C);
 }
@@ -1009,14 +1018,18 @@ static void merge_backward(GrtLayer *l, const float *x, const float *dout, float
     GrtLayerSpec n = merge_norm(l);
     int side = (int)lround(sqrt((double)l->T)), N4 = l->B * l->T / 4;
     size_t bytes = sizeof(float) * (size_t)N4 * n.C;
-    host_reference("merge_scatter");
-    grt_merge_gather(a->X, x, l->B, side, l->s.C);
+    merge_gather(l, a->X, x, side);
     norm_forward(&n, a->Xn, a->mean, a->rstd, a->X, P(l, M_NORMW), P(l, M_NORMB), N4);
     grt_dev->zero(a->dXn, bytes);
     grt_dev->matmul_backward(a->dXn, G(l, M_RED), NULL, dout, a->Xn, P(l, M_RED), N4, n.C, 2 * l->s.C);
     grt_dev->zero(a->dX, bytes);
     norm_backward(&n, a->dX, G(l, M_NORMW), G(l, M_NORMB), a->dXn, a->X, P(l, M_NORMW), a->mean, a->rstd, N4);
-    grt_merge_scatter(din, a->dX, l->B, side, l->s.C);
+    GrtWinPermuteFn *k = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_MERGE_SCATTER, l->s.C, 0, side, 0, 0);
+    if (k) k((int64_t)l->B * l->T, din, a->dX);
+    else {
+        host_reference("merge_scatter");
+        grt_merge_scatter(din, a->dX, l->B, side, l->s.C);
+    }
 }
 
 void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out) {

@@ -498,6 +498,23 @@ static void win_softmax_fwd(void (*fn)(void), int R, int C, int flags) {
     compare(GRT_K_WIN_SOFTMAX_FWD, "att", att, ref, (size_t)R * C, TOL);
 }
 
+/* Patch merging's groups of R rows (parts of merged tokens) from grids of kc[0]^2
+ * rows an image; scattered back, added to what dx held (rows past R's images add nothing). */
+static void merge_permute(void (*fn)(void), int R, int C, int flags, int scatter) {
+    (void)flags;
+    const int side = (int)kc[0], T = side * side, B = (R + T - 1) / T;
+    size_t grid = (size_t)B * T * C, n = (size_t)R * C;
+    float *src = rand_buf(grid, -2, 2), *dst = rand_buf(grid, -1, 1), *ref = dup(dst, grid);
+    if (scatter) memset(src + n, 0, sizeof(float) * (grid - n)); /* the kernel's rows only */
+    LAUNCH(GrtWinPermuteFn, R, dst, src);
+    if (scatter) grt_merge_scatter(ref, src, B, side, C);
+    else grt_merge_gather(ref, src, B, side, C);
+    compare(scatter ? GRT_K_MERGE_SCATTER : GRT_K_MERGE_GATHER, "dst", dst, ref, scatter ? grid : n, scatter ? TOL : 0.0);
+}
+
+static void merge_gather(void (*fn)(void), int R, int C, int flags) { merge_permute(fn, R, C, flags, 0); }
+static void merge_scatter(void (*fn)(void), int R, int C, int flags) { merge_permute(fn, R, C, flags, 1); }
+
 static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_LAYERNORM_FWD] = layernorm_fwd, [GRT_K_LAYERNORM_BWD] = layernorm_bwd, [GRT_K_RMSNORM_FWD] = rmsnorm_fwd,
     [GRT_K_RMSNORM_BWD] = rmsnorm_bwd,     [GRT_K_RESIDUAL] = residual,           [GRT_K_BIAS_GELU_FWD] = bias_gelu_fwd,
@@ -508,7 +525,7 @@ static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_SUMSQ] = sumsq,                 [GRT_K_ADAMW] = adamw,                 [GRT_K_ADAM] = adam_,
     [GRT_K_SGD] = sgd,                     [GRT_K_DROPOUT] = dropout,             [GRT_K_PATCH_FWD] = patch_fwd,
     [GRT_K_PATCH_BWD] = patch_bwd,         [GRT_K_WIN_GATHER] = win_gather,       [GRT_K_WIN_SCATTER] = win_scatter,
-    [GRT_K_WIN_SOFTMAX_FWD] = win_softmax_fwd,
+    [GRT_K_WIN_SOFTMAX_FWD] = win_softmax_fwd, [GRT_K_MERGE_GATHER] = merge_gather, [GRT_K_MERGE_SCATTER] = merge_scatter,
 };
 
 int main(void) {
