@@ -190,8 +190,8 @@ static void emit_specs(const Emit *e) {
         const Layer *l = e->spec->graph->layers[i];
         GrtLayerSpec r = layer_spec(e->spec, l);
         fprintf(out, "    {.kind = %s, .name = ",
-                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD", "GRT_PATCH",
-                                 "GRT_CLASSIFIER"}[r.kind]);
+                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD", "GRT_PATCH", "GRT_CLASSIFIER",
+                                 "GRT_MERGE"}[r.kind]);
         c_string(out, l->name);
         fprintf(out, ", .C = %d", r.C);
         if (r.kind == GRT_BLOCK)
@@ -199,13 +199,17 @@ static void emit_specs(const Emit *e) {
                     ", .H = %d, .KVH = %d, .hd = %d, .F = %d,\n     .causal = %d, .pre_norm = %d, .rms = %d, "
                     ".swiglu = %d, .bias = %d, .rope = %d, .eps = (float)%g, .rope_theta = 10000.0f",
                     r.H, r.KVH, r.hd, r.F, r.causal, r.pre_norm, r.rms, r.swiglu, r.bias, r.rope, r.eps);
+        if (r.kind == GRT_BLOCK && r.window) fprintf(out, ", .window = %d, .shift = %d", r.window, r.shift);
+        if (r.kind == GRT_MERGE) fprintf(out, ", .eps = (float)%g", r.eps);
+        if (r.T) fprintf(out, ", .T = %d", r.T);
         if (r.kind == GRT_EMBEDDING || r.kind == GRT_HEAD) fprintf(out, ", .V = %d", r.V);
         if (r.kind == GRT_EMBEDDING && r.positions) fprintf(out, ", .positions = %d", r.positions);
         if (r.kind == GRT_EMBEDDING && r.types) fprintf(out, ", .types = %d", r.types);
         if (r.kind == GRT_NORM) fprintf(out, ", .rms = %d, .bias = %d, .eps = (float)%g", r.rms, r.bias, r.eps);
         if (r.kind == GRT_HEAD) fprintf(out, ", .tied = %d", r.tied);
         if (r.kind == GRT_PATCH)
-            fprintf(out, ", .image = %d, .patch = %d, .channels = %d", r.image, r.patch, r.channels);
+            fprintf(out, ", .image = %d, .patch = %d, .channels = %d%s", r.image, r.patch, r.channels,
+                    r.plain ? ", .plain = 1" : "");
         if (r.kind == GRT_CLASSIFIER)
             fprintf(out, ", .V = %d, .pool_mean = %d, .pooler = %d", r.V, r.pool_mean, r.pooler);
         if (r.dropout > 0) {
@@ -365,6 +369,9 @@ static void shard_comment(const Emit *e, int i) {
                 (long long)l->heads, (long long)l->head_dim, (long long)(l->heads / s->tp), (long long)l->kv_heads,
                 (long long)l->ffn, (long long)(l->ffn / s->tp), l->causal ? "causal" : "bidirectional",
                 l->pre_norm ? "pre-norm" : "post-norm", l->act == ACT_SWIGLU ? "SwiGLU" : "GELU");
+        if (l->window)
+            fprintf(out, ", %lld x %lld windows%s of %lld tokens", (long long)l->window, (long long)l->window,
+                    l->shift ? " shifted" : "", (long long)l->seq);
         break;
     case LAYER_LAYERNORM:
     case LAYER_RMSNORM: fprintf(out, "replicated on its TP group"); break;
@@ -372,6 +379,10 @@ static void shard_comment(const Emit *e, int i) {
         fprintf(out, "%lld x %lld images of %lld channels in %lld x %lld patches, replicated on its TP group",
                 (long long)l->image, (long long)l->image, (long long)l->channels, (long long)l->patch,
                 (long long)l->patch);
+        break;
+    case LAYER_PATCH_MERGING:
+        fprintf(out, "%lld tokens of %lld merged to %lld of %lld, replicated on its TP group", (long long)l->seq,
+                (long long)l->hidden, (long long)l->seq / 4, (long long)l->hidden * 2);
         break;
     case LAYER_CLASSIFIER:
         fprintf(out, "%lld classes on the %s%s, replicated on its TP group", (long long)l->classes,
@@ -387,6 +398,20 @@ static void shard_comment(const Emit *e, int i) {
             seqs_of(e, i) == 1 ? "" : "s", (long long)e->params[i], (long long)e->stored[i]);
     if (e->accum[i]) fprintf(out, ", %lld of whole gradient kept over the micro-batches", (long long)e->accum[i]);
     fprintf(out, " */\n");
+}
+
+/* Floats per sequence of layer i's input (i > 0): its tokens of its width,
+ * SEQ x HIDDEN but past a patch merging. */
+static int64_t in_floats(const Emit *e, int i) {
+    const Layer *l = e->spec->graph->layers[i];
+    return l->seq * l->hidden;
+}
+
+/* The same as the program writes it: "SEQ * HIDDEN" where it is so. */
+static const char *in_expr(const Emit *e, int i, char *buf, size_t n) {
+    if (in_floats(e, i) == e->seq * e->hidden) return "SEQ * HIDDEN";
+    snprintf(buf, n, "%lld", (long long)in_floats(e, i));
+    return buf;
 }
 
 /* The micro-batches chunk c holds at once: its activation slots. */
@@ -419,19 +444,22 @@ static void emit_pipes(const Emit *e, int c) {
     FILE *out = e->out;
     int lo = e->plan->stage_start[c], hi = e->plan->stage_start[c + 1];
     long long slots = (long long)held_of(e, c);
+    char n[32];
     if (c > 0) {
         fprintf(out, "    from_%s%d = grt_pipe_new(", e->unit, c - 1);
         emit_layout(e, lo - 1), fputs(", ", out), emit_layout(e, lo);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n    grad_to_%s%d = grt_pipe_new(", slots, e->unit, c - 1);
+        fprintf(out, ", MB, %s, R->rank, %lld);\n    grad_to_%s%d = grt_pipe_new(", in_expr(e, lo, n, sizeof n), slots,
+                e->unit, c - 1);
         emit_layout(e, lo), fputs(", ", out), emit_layout(e, lo - 1);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n", slots);
+        fprintf(out, ", MB, %s, R->rank, %lld);\n", in_expr(e, lo, n, sizeof n), slots);
     }
     if (c < e->C - 1) {
         fprintf(out, "    to_%s%d = grt_pipe_new(", e->unit, c + 1);
         emit_layout(e, hi - 1), fputs(", ", out), emit_layout(e, hi);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n    grad_from_%s%d = grt_pipe_new(", slots, e->unit, c + 1);
+        fprintf(out, ", MB, %s, R->rank, %lld);\n    grad_from_%s%d = grt_pipe_new(", in_expr(e, hi, n, sizeof n),
+                slots, e->unit, c + 1);
         emit_layout(e, hi), fputs(", ", out), emit_layout(e, hi - 1);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n", slots);
+        fprintf(out, ", MB, %s, R->rank, %lld);\n", in_expr(e, hi, n, sizeof n), slots);
     }
 }
 
@@ -456,7 +484,7 @@ static void emit_inputs(const Emit *e, int c) {
     int lo = e->plan->stage_start[c], hi = e->plan->stage_start[c + 1];
     fprintf(e->out, "    for (int s = 0; s < %lld; s++) {\n", (long long)held_of(e, c));
     for (int i = lo == 0 ? 1 : lo; i < hi; i++)
-        fprintf(e->out, "        x%d[s] = grt_run_floats(R, %lld);\n", i, (long long)(seqs_of(e, i) * e->seq * e->hidden));
+        fprintf(e->out, "        x%d[s] = grt_run_floats(R, %lld);\n", i, (long long)(seqs_of(e, i) * in_floats(e, i)));
     fprintf(e->out, "    }\n");
 }
 
@@ -465,11 +493,12 @@ static void emit_reshards(const Emit *e, int c) {
     FILE *out = e->out;
     for (int i = e->plan->stage_start[c]; i + 1 < e->plan->stage_start[c + 1]; i++) {
         if (same_layout(e, i, i + 1)) continue;
+        char n[32];
         fprintf(out, "    fwd_%d_%d = grt_reshard_new(", i, i + 1);
         emit_layout(e, i), fputs(", ", out), emit_layout(e, i + 1);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank);\n    bwd_%d_%d = grt_reshard_new(", i + 1, i);
+        fprintf(out, ", MB, %s, R->rank);\n    bwd_%d_%d = grt_reshard_new(", in_expr(e, i + 1, n, sizeof n), i + 1, i);
         emit_layout(e, i + 1), fputs(", ", out), emit_layout(e, i);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank);\n");
+        fprintf(out, ", MB, %s, R->rank);\n", in_expr(e, i + 1, n, sizeof n));
     }
 }
 
@@ -498,13 +527,14 @@ static void emit_setup(const Emit *e, int k) {
     for (int i = 0; i < e->L; i++) {
         if (stage_of(e, i) != k) continue;
         const Strategy *s = strat(e, i);
-        double B = (double)seqs_of(e, i), T = (double)e->seq;
+        double B = (double)seqs_of(e, i), T = (double)e->spec->graph->layers[i]->seq;
         int64_t n = (int64_t)grt_size_params(&e->rs[i], s->tp), whole = (n + s->dp - 1) / s->dp * s->dp;
         if (held_of(e, chunk_of(e, i)) > slots) slots = held_of(e, chunk_of(e, i));
         stored = e->off[i] + e->stored[i], params = e->poff[i] + e->params[i], accum = e->aoff[i] + e->accum[i];
         if (sdp_of(e, i) && whole > gather) gather = whole;
         if (reduces_each(e, i) && whole > scatter) scatter = whole;
-        if (seqs_of(e, i) * e->seq * e->hidden > act) act = seqs_of(e, i) * e->seq * e->hidden;
+        int64_t in = i ? in_floats(e, i) : e->seq * e->hidden, out_f = i + 1 < e->L ? in_floats(e, i + 1) : 0;
+        if (seqs_of(e, i) * (in > out_f ? in : out_f) > act) act = seqs_of(e, i) * (in > out_f ? in : out_f);
         if (grt_size_work(&e->rs[i], s->tp, B, T) > work) work = grt_size_work(&e->rs[i], s->tp, B, T);
         if (s->ckpt && e->rs[i].kind == GRT_BLOCK && grt_size_kept(&e->rs[i], s->tp, B, T) > ckpt)
             ckpt = grt_size_kept(&e->rs[i], s->tp, B, T);
@@ -540,11 +570,13 @@ static void group_words(const Emit *e, int i, bool tp) {
 /* Does layer i run TP collectives of its own (so the program lists them between its phases)? */
 static bool tp_phased(const Emit *e, int i) {
     GrtLayerKind k = e->rs[i].kind;
-    return strat(e, i)->tp > 1 && k != GRT_NORM && k != GRT_PATCH && k != GRT_CLASSIFIER;
+    return strat(e, i)->tp > 1 && k != GRT_NORM && k != GRT_PATCH && k != GRT_CLASSIFIER && k != GRT_MERGE;
 }
 
 /* Floats of layer i's (B, T, C) stream on one rank. */
-static long long stream_floats(const Emit *e, int i) { return (long long)(seqs_of(e, i) * e->seq * e->hidden); }
+static long long stream_floats(const Emit *e, int i) {
+    return (long long)(seqs_of(e, i) * (i ? in_floats(e, i) : e->seq * e->hidden));
+}
 
 /* A block's forward phases over its TP group: the attention and MLP outputs summed where Megatron sums them. */
 static void emit_block_phases(const Emit *e, int i, const char *dst) {
@@ -593,7 +625,8 @@ static void emit_layer_forward(const Emit *e, int i, const char *dst) {
     }
     case GRT_NORM:
     case GRT_PATCH:
-    case GRT_CLASSIFIER: break;
+    case GRT_CLASSIFIER:
+    case GRT_MERGE: break;
     }
 }
 

@@ -218,6 +218,11 @@ static const struct {
     [GRT_K_DROPOUT] = {kir_dropout, "pppiiiiifc", "out a b key seq0 r0 e0 threshold scale T"},
     [GRT_K_PATCH_FWD] = {kir_patch_fwd, "ppppc", "out y cls pos T"},
     [GRT_K_PATCH_BWD] = {kir_patch_bwd, "ppppc", "dy dcls dpos dout T"},
+    [GRT_K_WIN_GATHER] = {kir_win_gather, "ppccc", "dst src side M shift"},
+    [GRT_K_WIN_SCATTER] = {kir_win_scatter, "ppccc", "dst src side M shift"},
+    [GRT_K_WIN_SOFTMAX_FWD] = {kir_win_softmax_fwd, "pppccc", "att bias mask H nW hd"},
+    [GRT_K_MERGE_GATHER] = {kir_merge_gather, "ppc", "dst src side"},
+    [GRT_K_MERGE_SCATTER] = {kir_merge_scatter, "ppc", "dx dX side"},
 };
 
 const char *kgen_name(const KernelShape *s, char *buf, size_t n) {

@@ -47,6 +47,31 @@ static void add_norm(KernelSet *set, bool rms, bool bias, int C) {
     }
 }
 
+/* Swin's windows over T tokens: QKV's rows and the attention's output (a
+ * TP rank's heads) gathered to window order and back, the biased softmax
+ * over a window's n = window^2 keys, its backward (the plain one). */
+static void add_windows(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
+    int side = 1, M = s->window, n = M * M, H = s->H / tp, shift = s->shift ? M / 2 : 0;
+    while ((side + 1) * (side + 1) <= T)
+        side++;
+    for (int w = 0; w < 2; w++) { /* QKV's width, the output's */
+        kernels_add_sized(set, GRT_K_WIN_GATHER, (w ? 1 : 3) * H * s->hd, 0, side, M, shift);
+        kernels_add_sized(set, GRT_K_WIN_SCATTER, (w ? 1 : 3) * H * s->hd, 0, side, M, shift);
+    }
+    kernels_add_sized(set, GRT_K_WIN_SOFTMAX_FWD, n, 0, H, T / n, s->hd);
+    kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, n, 0);
+}
+
+/* Swin's patch merging over T tokens (a side x side grid): its groups
+ * gathered and their gradient scattered back at C, its norm over 4 C. */
+static void add_merge(KernelSet *set, const GrtLayerSpec *s, int T) {
+    int side = 1;
+    while ((side + 1) * (side + 1) <= T) side++;
+    kernels_add_sized(set, GRT_K_MERGE_GATHER, s->C, 0, side, 0, 0);
+    kernels_add_sized(set, GRT_K_MERGE_SCATTER, s->C, 0, side, 0, 0);
+    add_norm(set, false, true, 4 * s->C);
+}
+
 /* A transformer block under TP degree tp over T tokens: its norms and
  * residuals at C, its MLP activation at the shard's width F / tp, rotary
  * at hd / 2 pairs, the attention softmax over T keys (runtime/layers.c
@@ -60,8 +85,11 @@ static void add_block(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
         kernels_add_sized(set, GRT_K_ROPE_BWD, s->hd / 2, 0, T, heads, ld);
     }
     int causal = s->causal ? GRT_KF_CAUSAL : 0;
-    kernels_add_sized(set, GRT_K_ATT_SOFTMAX_FWD, T, causal, s->hd, 0, 0);
-    kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, T, causal);
+    if (s->window)
+        add_windows(set, s, tp, T);
+    else
+        kernels_add_sized(set, GRT_K_ATT_SOFTMAX_FWD, T, causal, s->hd, 0, 0);
+    if (!s->window) kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, T, causal);
     add_norm(set, s->rms, s->bias, s->C);
     kernels_add(set, GRT_K_RESIDUAL, s->C, 0);
     if (s->dropout > 0) { /* the residual branches' (and their gradients'), the probabilities' */
@@ -123,6 +151,7 @@ void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
         if (s.kind == GRT_EMBEDDING) add_embedding(set, &s, tp, T);
         if (s.kind == GRT_HEAD) add_head(set, &s, tp);
         if (s.kind == GRT_PATCH) add_patch(set, &s, T);
+        if (s.kind == GRT_MERGE) add_merge(set, &s, T);
     }
     if (spec->train) add_optimizer(set, &spec->train->opt);
 }

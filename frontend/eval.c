@@ -623,6 +623,7 @@ static const Field layer_fields[] = {
     LAYER_FIELD(pre_norm, F_BOOL, NULL),    LAYER_FIELD(transform, F_BOOL, NULL),
     LAYER_FIELD(cls_token, F_BOOL, NULL),   LAYER_FIELD(pooler, F_BOOL, NULL),
     LAYER_FIELD(dropout, F_FRACTION, NULL), LAYER_FIELD(eps, F_POSITIVE, NULL),
+    LAYER_FIELD(shift, F_BOOL, NULL),
 };
 
 /* Each kind's arguments: positional ones first, in order, up to '|'; a '!'
@@ -630,8 +631,9 @@ static const Field layer_fields[] = {
  * the shape pass takes them from the layer before. */
 static const char *const layer_signatures[LAYER_KIND_COUNT] = {
     [LAYER_EMBEDDING] = "vocab! hidden! | positions pos types dropout",
-    [LAYER_PATCH_EMBEDDING] = "image! patch! hidden! | channels cls_token dropout",
-    [LAYER_ENCODER] = "hidden heads! | ffn kv_heads head_dim act norm bias pre_norm rel_buckets dropout eps",
+    [LAYER_PATCH_EMBEDDING] = "image! patch! hidden! | channels cls_token pos dropout",
+    [LAYER_ENCODER] =
+        "hidden heads! | ffn kv_heads head_dim act norm bias pre_norm rel_buckets dropout eps window shift",
     [LAYER_DECODER] = "hidden heads! | ffn kv_heads head_dim act norm bias pre_norm rel_buckets dropout eps",
     [LAYER_CROSS_DECODER] =
         "hidden heads! | ffn kv_heads head_dim act norm bias pre_norm rel_buckets enc_seq dropout eps",
@@ -642,6 +644,7 @@ static const char *const layer_signatures[LAYER_KIND_COUNT] = {
     [LAYER_RMSNORM] = "hidden | eps",
     [LAYER_LM_HEAD] = "vocab hidden | tied bias transform act",
     [LAYER_CLASSIFIER] = "classes! hidden | pool pooler",
+    [LAYER_PATCH_MERGING] = "hidden | eps",
 };
 
 static FieldSet layer_fieldset(LayerKind kind) {

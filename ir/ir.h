@@ -94,7 +94,8 @@ const char *dim_name(Dim d);
     X(LAYERNORM, "layernorm")                                                  \
     X(RMSNORM, "rmsnorm")                                                      \
     X(LM_HEAD, "lm_head")                                                      \
-    X(CLASSIFIER, "classifier")
+    X(CLASSIFIER, "classifier")                                                \
+    X(PATCH_MERGING, "patch_merging")
 
 typedef enum LayerKind {
 #define X(e, s) LAYER_##e,
@@ -160,6 +161,7 @@ typedef struct Layer {
     int64_t image, patch, channels, enc_seq, rel_buckets;
     int act, norm, pos, pool; /* Activation, NormKind, PosKind, Pooling */
     bool bias, tied, causal, pre_norm, transform, cls_token, pooler;
+    bool shift; /* a windowed block: Swin's shifted windows (by window / 2) */
     double dropout, eps;
 
     /* derived by pass_shape, per sample */

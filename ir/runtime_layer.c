@@ -19,16 +19,18 @@ int layer_runtime_base_kind(LayerKind k) {
     case LAYER_LM_HEAD: return GRT_HEAD;
     case LAYER_PATCH_EMBEDDING: return GRT_PATCH;
     case LAYER_CLASSIFIER: return GRT_CLASSIFIER;
+    case LAYER_PATCH_MERGING: return GRT_MERGE;
     default: return -1;
     }
 }
 
 /* The kind a profile times layers of IR kind k as (its GrtLayerKind for
- * the text layers; the patch embedding as an embedding, the classifier as
- * a head), or -1 when the runtime has none. */
+ * the text layers; the patch embedding as an embedding, the classifier and
+ * Swin's patch merging, GEMMs on few rows, as a head), or -1 when the
+ * runtime has none. */
 int layer_profile_kind(LayerKind k) {
     int r = layer_runtime_base_kind(k);
-    return r == GRT_PATCH ? GRT_EMBEDDING : r == GRT_CLASSIFIER ? GRT_HEAD : r;
+    return r == GRT_PATCH ? GRT_EMBEDDING : r == GRT_CLASSIFIER || r == GRT_MERGE ? GRT_HEAD : r;
 }
 
 /* The runtime's kind for a layer, or -1 (with the reason) when it has none yet. */
@@ -43,7 +45,10 @@ int layer_runtime_kind(const Layer *l, const char **why) {
     if (k == GRT_BLOCK && l->rel_buckets) return *why = "relative position biases are not trained yet", -1;
     if (k == GRT_HEAD && (l->transform || l->bias))
         return *why = "an lm_head with a transform or a bias is not trained yet", -1;
-    if (k == GRT_PATCH && !l->cls_token) return *why = "a patch embedding without a class token is not trained yet", -1;
+    if (k == GRT_PATCH && l->cls_token != (l->pos == POS_LEARNED))
+        return *why = "a patch embedding trains with a class token and learned positions (ViT) or neither (Swin)", -1;
+    if (k == GRT_BLOCK && l->window && (l->dropout > 0 || l->kv_heads != l->heads))
+        return *why = "windowed attention is trained without dropout and with kv_heads = heads", -1;
     if (k == GRT_PATCH && l->dropout > 0) return *why = "a patch embedding's dropout is not trained yet", -1;
     return k;
 }
@@ -52,7 +57,7 @@ int layer_runtime_kind(const Layer *l, const char **why) {
  * layer's heads, key/value heads and FFN must divide (the embedding and the
  * head pad their vocabulary rows; a norm is replicated). */
 bool layer_tp_splits(const Layer *l, int tp) {
-    if (l->kind != LAYER_ENCODER && l->kind != LAYER_DECODER) return true;
+    if (l->kind != LAYER_ENCODER && l->kind != LAYER_DECODER) return true; /* patch merging: replicated */
     return tp >= 1 && l->heads % tp == 0 && l->kv_heads % tp == 0 && l->ffn % tp == 0;
 }
 
@@ -91,12 +96,18 @@ bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
         s->rms = l->norm == NORM_RMSNORM, s->swiglu = l->act == ACT_SWIGLU;
         s->rope = first && first->kind == LAYER_EMBEDDING && first->pos == POS_ROTARY;
         s->rope_theta = 10000.0f;
+        s->window = (int)l->window, s->shift = l->shift;
         break;
     case GRT_NORM: s->rms = l->kind == LAYER_RMSNORM, s->bias = l->kind == LAYER_LAYERNORM && l->bias; break;
     case GRT_HEAD: s->V = (int)l->vocab, s->tied = l->tied; break;
-    case GRT_PATCH: s->image = (int)l->image, s->patch = (int)l->patch, s->channels = (int)l->channels; break;
+    case GRT_PATCH:
+        s->image = (int)l->image, s->patch = (int)l->patch, s->channels = (int)l->channels, s->plain = !l->cls_token;
+        break;
     case GRT_CLASSIFIER: s->V = (int)l->classes, s->pool_mean = l->pool == POOL_MEAN, s->pooler = l->pooler; break;
+    case GRT_MERGE: break;
     }
+    /* the tokens it reads, where they are not the model's first layer's (past a patch merging) */
+    if (first && k != GRT_EMBEDDING && k != GRT_PATCH && l->seq != first->seq) s->T = (int)l->seq;
     return true;
 }
 

@@ -356,6 +356,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     if (zero == 3) r.shard_bytes = padded * c->e;
     if (zero == 2 || (zero == 3 && !s->zero3_once)) r.scatter_bytes = 2 * padded * c->e;
     r.stream_bytes = (int64_t)ceil(mbs * (double)l->seq * (double)l->hidden * c->e);
+    r.stream_out_bytes = l->kind == LAYER_PATCH_MERGING ? (int64_t)ceil(mbs * (double)l->out_bytes) : r.stream_bytes;
     /* every blocking collective also costs the ranks' meeting (the
      * profile's sync_overhead, fitted by galvc --calibrate) */
     r.mb_s += r.calls_mb * hw->sync_s;

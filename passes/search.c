@@ -85,7 +85,7 @@ static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in
             if (c->scatter_bytes > scatter) scatter = c->scatter_bytes;
             if (c->stream_bytes > stream) stream = c->stream_bytes;
             if (i == first && c->stream_bytes > in) in = c->stream_bytes;
-            if (i == last - 1 && c->stream_bytes > out) out = c->stream_bytes;
+            if (i == last - 1 && c->stream_out_bytes > out) out = c->stream_out_bytes;
         }
     return work + ckpt + shard + scatter + 3 * stream +
            in_flight * (t->token_bytes + (prev ? in : 0) + (next ? out : 0)) + t->loss_bytes;
@@ -479,7 +479,7 @@ static int64_t interleaved_stage_mem(const CostTable *t, int pp, int v, int k, c
             if (x->stream_bytes > stream) stream = x->stream_bytes;
         }
         if (c > 0) mem += h * t->cost[(size_t)start[c] * n + choice[start[c]]].stream_bytes;
-        if (c < C - 1) mem += h * t->cost[(size_t)(start[c + 1] - 1) * n + choice[start[c + 1] - 1]].stream_bytes;
+        if (c < C - 1) mem += h * t->cost[(size_t)(start[c + 1] - 1) * n + choice[start[c + 1] - 1]].stream_out_bytes;
     }
     bool tied = t->tied_head >= 0 && (k == 0 || k == pp - 1); /* the embedding's and the head's stages */
     return mem + work + ckpt + shard + scatter + 3 * stream + slots * t->token_bytes + t->loss_bytes +

@@ -230,6 +230,13 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *                  position t = r mod T of image r / T: cls (t = 0) or y's patch t - 1, plus pos[t]
  *                  (as grt_patch_assemble)
  *   patch_bwd      dy =, dcls +=, dpos +=, dout (rows, C), T (as grt_patch_assemble_backward)
+ *   win_gather     dst (rows, C) = src's rows in Swin's window order; side, M, shift (as grt_window_gather)
+ *   win_scatter    its inverse: dst's rows in grid order from src (rows, C) in window order (grt_window_scatter)
+ *   win_softmax_fwd att (rows, M^2) = softmax(att / sqrt(hd) + bias (H, n, n) + mask (nW, n, n)), row r query
+ *                  r mod n of head (r / n) mod H of window (r / (n H)) mod nW; H, nW, hd (grt_window_softmax_forward)
+ *   merge_gather   dst (rows, C) = Swin's patch merging's 2 x 2 groups, row r part r mod 4 of merged token r / 4,
+ *                  from src's side x side grids; side (as grt_merge_gather)
+ *   merge_scatter  its transpose, dst's grid rows += src (rows, C) (as grt_merge_scatter)
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -256,7 +263,12 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_SGD, "sgd")                                                                                                \
     X(GRT_K_DROPOUT, "dropout")                                                                                        \
     X(GRT_K_PATCH_FWD, "patch_fwd")                                                                                    \
-    X(GRT_K_PATCH_BWD, "patch_bwd")
+    X(GRT_K_PATCH_BWD, "patch_bwd")                                                                                    \
+    X(GRT_K_WIN_GATHER, "win_gather")                                                                                  \
+    X(GRT_K_WIN_SCATTER, "win_scatter")                                                                                \
+    X(GRT_K_WIN_SOFTMAX_FWD, "win_softmax_fwd")                                                                        \
+    X(GRT_K_MERGE_GATHER, "merge_gather")                                                                              \
+    X(GRT_K_MERGE_SCATTER, "merge_scatter")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
@@ -298,6 +310,8 @@ typedef void GrtDropoutFn(int64_t rows, float *out, const float *a, const float 
                           int64_t r0, int64_t e0, int64_t threshold, float scale);
 typedef void GrtPatchFwdFn(int64_t rows, float *out, const float *y, const float *cls, const float *pos);
 typedef void GrtPatchBwdFn(int64_t rows, float *dy, float *dcls, float *dpos, const float *dout);
+typedef void GrtWinPermuteFn(int64_t rows, float *dst, const float *src); /* win_*, merge_*: rows moved */
+typedef void GrtWinSoftmaxFwdFn(int64_t rows, float *att, const float *bias, const float *mask);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
  * the other sizes the plan fixed for it (the kind's own; 0 where unused). */
@@ -405,6 +419,43 @@ void grt_patch_assemble(float *out, const float *Y, const float *cls, const floa
 void grt_patch_assemble_backward(float *dY, float *dcls, float *dpos, const float *dout, int B, int np, int C);
 void grt_pool_forward(float *pooled, const float *x, int B, int T, int C, int mean);
 void grt_pool_backward(float *dx, const float *dpooled, int B, int T, int C, int mean);
+/* Swin's windows (runtime/swin.c; Liu et al. 2021): B images of a side x
+ * side grid of tokens cut into windows of M x M, rolled by shift (0, or
+ * M / 2 in a shifted block) first; H heads of hd. */
+typedef struct GrtWindowShape {
+    int B, side, M, shift, H, hd;
+} GrtWindowShape;
+int grt_window_token(int side, int M, int shift, int w, int i);
+int grt_window_rel_index(int M, int i, int j);
+float grt_window_mask(int side, int M, int shift, int w, int i, int j);
+void grt_window_attention_forward(float *out, float *att, const float *qkv, const float *table,
+                                  const GrtWindowShape *g);
+void grt_window_attention_backward(float *dqkv, float *dtable, const float *dout, const float *qkv, const float *att,
+                                   const GrtWindowShape *g);
+void grt_window_gather(float *dst, const float *src, int64_t rows, int C, int side, int M, int shift);
+void grt_window_scatter(float *dst, const float *src, int64_t rows, int C, int side, int M, int shift);
+void grt_window_softmax_forward(float *att, const float *bias, const float *mask, int64_t rows, int n, int H, int nW,
+                                float scale);
+/* The window attention through window order and GEMMs (runtime/swin.c): its
+ * working buffers (grt_size_work's window part) and the generated kernels
+ * it runs where the plan has them (NULL: the references). */
+typedef struct GrtWindowWork {
+    float *qkvw, *yw, *dqkvw; /* (B T, 3 H hd), (B T, H hd), (B T, 3 H hd): window order */
+    float *bias, *mask, *dS;  /* (H, n, n) (its gradient in backward), (nW, n, n), (n, n) */
+} GrtWindowWork;
+typedef struct GrtWindowKernels {
+    GrtWinPermuteFn *gather[2], *scatter[2]; /* [0]: QKV's width, [1]: the output's */
+    GrtWinSoftmaxFwdFn *softmax;
+    GrtAttSoftmaxBwdFn *softmax_bwd;
+} GrtWindowKernels;
+void grt_window_attention_gemm_forward(float *out, float *att, const float *qkv, const float *table,
+                                       const GrtWindowShape *g, const GrtWindowWork *wk, const GrtWindowKernels *k);
+void grt_window_attention_gemm_backward(float *dqkv, float *dtable, const float *dout, const float *qkv,
+                                        const float *att, const GrtWindowShape *g, const GrtWindowWork *wk,
+                                        const GrtWindowKernels *k);
+void grt_merge_gather(float *X, const float *x, int B, int side, int C);
+void grt_merge_scatter(float *dx, const float *dX, int B, int side, int C);
+
 /* BERT's segments (grt_token_type): out (B, T, C) += tt[type of t];
  * dtt (types, C) += the sums of dout (B, T, C) over each type's tokens. */
 static inline int grt_token_type(int t, int T, int types) { return (int)((int64_t)t * types / T); }
@@ -425,7 +476,7 @@ void grt_classify_backward(float *dlogits, const float *probs, const int32_t *la
  * and MLP-down row-parallel, heads and FFN columns split over the TP group,
  * one all-reduce after each row-parallel GEMM forward and one before each
  * column-parallel GEMM backward. Embedding and head are vocabulary-parallel. */
-typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD, GRT_PATCH, GRT_CLASSIFIER } GrtLayerKind;
+typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD, GRT_PATCH, GRT_CLASSIFIER, GRT_MERGE } GrtLayerKind;
 /* GRT_PATCH: ViT's patch embedding (Dosovitskiy et al. 2021, eq. 1): each
  * image (channels, image, image) of pixels 0..255, scaled to [0, 1], cut
  * into (image / patch)^2 patches of channels * patch^2 values, each
@@ -436,7 +487,13 @@ typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD, GRT_PA
  * targets), optionally through BERT's pooler (Devlin et al. 2019: dense +
  * tanh on the first token; Hugging Face's BertPooler) as in
  * BertForSequenceClassification. Both are replicated over a TP group (no
- * collectives). */
+ * collectives). A plain patch embedding (Swin's) has neither class token nor
+ * positions. A block with a window is Swin's (Liu et al. 2021): attention
+ * within windows of the square grid of its T tokens, a relative position
+ * bias table (H, (2 window - 1)^2) split by heads with them, shifted
+ * windows when shift. GRT_MERGE: Swin's patch merging, (B, T, C) ->
+ * (B, T / 4, 2 C): 2 x 2 neighbours concatenated, LayerNorm, a linear map
+ * without bias; replicated over a TP group. */
 
 /* A layer as the program declares it: full (unsharded) sizes. */
 typedef struct GrtLayerSpec {
@@ -453,6 +510,9 @@ typedef struct GrtLayerSpec {
     int pool_mean;              /* classifier: pool the mean of the tokens (else the first, class token) */
     int pooler;                 /* classifier: BERT's pooler (dense + tanh) between the pooled token and the classes */
     int types;                  /* embedding: token types (segments; 0: none); token t of T is of type t * types / T */
+    int window, shift;          /* block: Swin's window side (0: full attention), shifted windows */
+    int plain;                  /* patch embedding: no class token, no positions (Swin's) */
+    int T;                      /* tokens per sequence the layer reads (0: the program's seq; Swin's stages differ) */
 } GrtLayerSpec;
 
 /* One parameter tensor of a layer: where it lies in the layer's slice. */
@@ -483,6 +543,7 @@ typedef struct GrtLayer {
     size_t act_bytes;     /* what this layer allocated for them (shared buffers count once) */
     int index;            /* the layer's index in the model, for its dropout keys */
     int64_t correct;      /* classifier: images whose most probable class was the label, this micro-batch */
+    int label_stride;     /* classifier: the targets' row length, where it is not T (0: T) */
     uint64_t drop_seed;   /* the run's seed; */
     int64_t drop_step;    /* the step; */
     int64_t drop_seq0;    /* and the step's index of this micro-batch's first sequence here (grt_shard sets them) */

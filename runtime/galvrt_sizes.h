@@ -29,6 +29,16 @@ static inline GrtShardSizes grt_shard_sizes(const GrtLayerSpec *s, int tp) {
     return z;
 }
 
+/* A Swin block's bias table entries per head, (2 window - 1)^2 (0 without a window). */
+static inline double grt_window_table(const GrtLayerSpec *s) {
+    return s->window ? (2.0 * s->window - 1) * (2.0 * s->window - 1) : 0;
+}
+
+/* The keys each query of a block attends: its window's, or all T. */
+static inline double grt_block_keys(const GrtLayerSpec *s, double T) {
+    return s->window ? (double)s->window * s->window : T;
+}
+
 /* A patch embedding's patches per image and values per patch. */
 static inline double grt_patches(const GrtLayerSpec *s) {
     double side = s->patch > 0 ? s->image / s->patch : 0;
@@ -50,16 +60,26 @@ static inline double grt_size_params(const GrtLayerSpec *s, int tp) {
     case GRT_EMBEDDING: return z.V * C + (double)s->positions * C + (double)s->types * C;
     case GRT_BLOCK:
         /* two norms, QKV, attention out, MLP up and down, with their biases */
-        return 2 * norm + z.qkv * C + z.H * s->hd * C + z.up * C + C * z.F +
-               (s->bias ? z.qkv + C + z.up + C : 0);
+        return 2 * norm + z.qkv * C + z.H * s->hd * C + z.up * C + C * z.F + (s->bias ? z.qkv + C + z.up + C : 0) +
+               z.H * grt_window_table(s);
     case GRT_NORM: return norm;
     case GRT_HEAD: return s->tied ? 0 : z.V * C;
     case GRT_PATCH: /* projection (C, channels patch^2) and its bias, class token, positions (T, C) */
-        return C * grt_patch_values(s) + 2 * C + (grt_patches(s) + 1) * C;
+        return C * grt_patch_values(s) + C + (s->plain ? 0 : C + (grt_patches(s) + 1) * C);
     case GRT_CLASSIFIER: /* weight (classes, C) and bias; the pooler's dense (C, C) and bias */
         return s->V * C + s->V + (s->pooler ? C * C + C : 0);
+    case GRT_MERGE: return 8 * C + 8 * C * C; /* the norm over 4 C, the reduction (2 C, 4 C) */
     }
     return 0;
+}
+
+/* A Swin block's window attention's working space (runtime/swin.c's
+ * GrtWindowWork): QKV, the output (or its gradient) and QKV's gradient in
+ * window order, the bias (H, n, n), the mask (T / n windows of (n, n)) and
+ * one head's (n, n) score gradient, n = window^2. */
+static inline double grt_window_work(const GrtLayerSpec *s, GrtShardSizes z, double B, double T) {
+    double n = (double)s->window * s->window;
+    return s->window ? B * T * 7 * z.H * s->hd + z.H * n * n + T * n + n * n : 0;
 }
 
 /* The widest row a block's scratch buffers hold. */
@@ -75,13 +95,15 @@ static inline double grt_block_wide(const GrtLayerSpec *s, GrtShardSizes z) {
  * dropout masks: dropout's counter-based masks are drawn again in backward,
  * galvrt.h): QKV, the attention output, MLP up and its activation, six
  * per-token norm statistics and the attention probabilities (B, H, T, T),
- * undropped. A checkpointed block keeps these once, in the stage's
+ * undropped (B, H, T, window^2 with windows). Patch merging keeps its
+ * norm's statistics, a merged token's two. A checkpointed block keeps these once, in the stage's
  * checkpoint area. */
 static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double N = B * T, C = s->C;
     switch (s->kind) {
-    case GRT_BLOCK: return N * (3 * C + z.qkv + z.H * s->hd + z.up + z.F + 6) + B * z.H * T * T;
+    case GRT_BLOCK: return N * (3 * C + z.qkv + z.H * s->hd + z.up + z.F + 6) + B * z.H * T * grt_block_keys(s, T);
+    case GRT_MERGE: return 2 * N / 4;
     case GRT_NORM: return 2 * N;         /* mean and rstd */
     case GRT_HEAD: return N * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
     case GRT_CLASSIFIER: return B * (s->V + (s->pooler ? C : 0)); /* probabilities, the pooler's output */
@@ -97,18 +119,22 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
  * copy (N, (H + KVH) hd). The head: local logits, gathered logits, their
  * gradient, the input gradient and two per-token rows. A patch embedding:
  * the gathered patches and their projection (rebuilt in backward from the
- * pixels, so it keeps nothing). A classifier: the pooled tokens, their
+ * pixels, so it keeps nothing). A Swin block adds its windows' (above). A classifier: the pooled tokens, their
  * gradient and the logits' gradient (B rows each), and with a pooler the
- * gradient of its output. */
+ * gradient of its output. Patch merging: the gathered groups, their norm,
+ * and the two's gradients, N C each (rebuilt in backward from its input). */
 static inline double grt_size_work(const GrtLayerSpec *s, int tp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double N = B * T, C = s->C;
     switch (s->kind) {
-    case GRT_BLOCK: return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd);
+    case GRT_BLOCK:
+        return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd) +
+               grt_window_work(s, z, B, T);
     case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2);
     case GRT_PATCH: return B * grt_patches(s) * (grt_patch_values(s) + C); /* the patches, their projection */
     case GRT_CLASSIFIER: /* pooled, its gradient, the logits' gradient; the pooler's output gradient */
         return B * (2 * C + s->V + (s->pooler ? C : 0));
+    case GRT_MERGE: return 4 * N * C;
     case GRT_EMBEDDING:
     case GRT_NORM: break;
     }

@@ -34,6 +34,7 @@ typedef struct BlockAct {
     float *scratch, *scratch2;   /* (N, max(C, QKV_l, UP_l)) */
     /* backward's working buffers, allocated once */
     float *dF, *dC1, *dC2, *dC3, *dAtt, *rope_tmp; /* (N, F_l), 3 x (N, C), (N, H_l hd), (N, (H_l + KVH_l) hd) */
+    GrtWindowWork win;                             /* a Swin block's windows' (galvrt_sizes.h) */
 } BlockAct;
 
 typedef struct NormAct {
@@ -50,6 +51,13 @@ typedef struct HeadAct {
 typedef struct PatchAct {
     float *X, *Y; /* (B np, ch p p) patches, (B np, C) their projection or its gradient */
 } PatchAct;
+
+/* Patch merging keeps its norm's statistics; its working buffers. */
+typedef struct MergeAct {
+    float *mean, *rstd; /* kept: (N / 4) each */
+    float *X, *Xn;      /* (N / 4, 4 C): the gathered groups, normalized */
+    float *dX, *dXn;    /* their gradients */
+} MergeAct;
 
 typedef struct ClassAct {
     float *probs, *h;        /* kept: (B, V), the pooler's output (B, C) (NULL: no pooler) */
@@ -88,7 +96,9 @@ static float *P(const GrtLayer *l, int k) { return l->params + l->tensors[k].off
 static float *G(const GrtLayer *l, int k) { return l->grads + l->tensors[k].offset; }
 
 /* The block's tensors, in this order. */
-enum { B_LN1W, B_LN1B, B_WQKV, B_BQKV, B_WO, B_BO, B_LN2W, B_LN2B, B_WUP, B_BUP, B_WDOWN, B_BDOWN };
+enum { B_LN1W, B_LN1B, B_WQKV, B_BQKV, B_WO, B_BO, B_LN2W, B_LN2B, B_WUP, B_BUP, B_WDOWN, B_BDOWN, B_REL };
+/* Patch merging's. */
+enum { M_NORMW, M_NORMB, M_RED };
 
 static int up_rows(const GrtLayer *l) { return l->F_l * (l->s.swiglu ? 2 : 1); }
 static int qkv_rows(const GrtLayer *l) { return (l->H_l + 2 * l->KVH_l) * l->s.hd; }
@@ -105,7 +115,15 @@ static void check_size(const GrtLayer *l, const char *what, size_t laid_out, dou
 
 /* ---- setup ------------------------------------------------------------------------- */
 
+/* Swin's layers read a square grid of T tokens: whole windows, or 2 x 2 groups to merge. */
+static void check_grid(const GrtLayerSpec *s, int T) {
+    int side = (int)lround(sqrt((double)T)), cut = s->kind == GRT_MERGE ? 2 : s->window;
+    bool ok = side * side == T && side % cut == 0 && (s->kind == GRT_MERGE || !s->shift || side > s->window);
+    if (!ok) grt_abort("a Swin layer's tokens must be a square grid its windows (or 2 x 2 groups) divide", 1);
+}
+
 void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int T) {
+    if (s->kind == GRT_MERGE || (s->kind == GRT_BLOCK && s->window)) check_grid(s, T);
     grt_layer_shape(l, s, tp ? grt_size(tp) : 1, tp ? grt_rank(tp) : 0);
     l->tp = tp;
     l->B = B;
@@ -147,6 +165,8 @@ void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_ran
         add_tensor(l, "mlp.up.bias", s->bias ? up_rows(l) : 0, 0, 1);
         add_tensor(l, "mlp.down.weight", (size_t)C * l->F_l, 1, 1);
         add_tensor(l, "mlp.down.bias", s->bias ? C : 0, 0, 0);
+        if (s->window) /* Swin's relative position bias table (H_l, (2 window - 1)^2), no weight decay */
+            add_tensor(l, "attn.rel_table", (size_t)l->H_l * (size_t)grt_window_table(s), 0, 1);
         break;
     case GRT_NORM:
         add_tensor(l, "weight", C, 0, 0);
@@ -161,14 +181,19 @@ void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_ran
             grt_abort("a patch embedding's image side must divide by its patch side", 1);
         add_tensor(l, "proj.weight", (size_t)C * (size_t)grt_patch_values(s), 1, 0);
         add_tensor(l, "proj.bias", C, 0, 0);
-        add_tensor(l, "cls", C, 0, 0);
-        add_tensor(l, "pos", ((size_t)grt_patches(s) + 1) * C, 0, 0);
+        add_tensor(l, "cls", s->plain ? 0 : C, 0, 0);
+        add_tensor(l, "pos", s->plain ? 0 : ((size_t)grt_patches(s) + 1) * C, 0, 0);
         break;
     case GRT_CLASSIFIER:
         add_tensor(l, "weight", (size_t)s->V * C, 1, 0);
         add_tensor(l, "bias", s->V, 0, 0);
         if (s->pooler) add_tensor(l, "pooler.weight", (size_t)C * C, 1, 0);
         if (s->pooler) add_tensor(l, "pooler.bias", C, 0, 0);
+        break;
+    case GRT_MERGE:
+        add_tensor(l, "norm.weight", 4 * (size_t)C, 0, 0);
+        add_tensor(l, "norm.bias", 4 * (size_t)C, 0, 0);
+        add_tensor(l, "reduction.weight", 8 * (size_t)C * C, 1, 0);
         break;
     }
     check_size(l, "parameters", l->n_params, grt_size_params(s, n));
@@ -207,6 +232,8 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
         if (s->kind == GRT_EMBEDDING && k == 2) y.rows = s->types, y.cols = C, y.full_rows = s->types, y.full_cols = C;
         if ((s->kind == GRT_PATCH && (k == 0 || k == 3)) || (s->kind == GRT_CLASSIFIER && (k == 0 || k == 2)))
             y.rows = (int)(l->tensors[k].n / (size_t)C), y.cols = C, y.full_rows = y.rows, y.full_cols = C;
+        if (s->kind == GRT_MERGE && k == M_RED) /* (2 C, 4 C) */
+            y.rows = 2 * C, y.cols = 4 * C, y.full_rows = y.rows, y.full_cols = y.cols;
         if (s->kind == GRT_PATCH && k == 0) /* (C, ch p p) */
             y.rows = C, y.cols = (int)grt_patch_values(s), y.full_rows = C, y.full_cols = y.cols;
         for (int i = 0; i < y.rows; i++) row_index[i] = i;
@@ -223,6 +250,11 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
     int local_qkv[3] = {l->H_l * s->hd, l->KVH_l * s->hd, l->KVH_l * s->hd};
     int full_up[2] = {s->F, s->F}, local_up[2] = {l->F_l, l->F_l};
     switch (k) {
+    case B_REL: /* (H, table) by heads */
+        y.rows = l->H_l, y.cols = (int)grt_window_table(s), y.full_rows = s->H, y.full_cols = y.cols;
+        for (int i = 0; i < y.rows; i++)
+            row_index[i] = (int64_t)rank * l->H_l + i;
+        break;
     case B_WQKV:
     case B_BQKV:
         shard_rows(row_index, full_qkv, local_qkv, 3, rank);
@@ -254,6 +286,7 @@ static size_t max_rows(const GrtLayer *l) {
     size_t r = (size_t)s->C + (size_t)s->positions + (size_t)l->V_l + (size_t)(s->H + 2 * s->KVH) * s->hd + 2 * (size_t)s->F;
     if (s->kind == GRT_PATCH) r += (size_t)grt_patches(s) + 1;
     if (s->kind == GRT_CLASSIFIER) r += (size_t)s->V;
+    if (s->kind == GRT_MERGE) r += 2 * (size_t)s->C;
     r += (size_t)s->types;
     return r + 1;
 }
@@ -268,7 +301,7 @@ void grt_layer_init(GrtLayer *l, uint64_t seed, int index, int n_layers) {
     for (int k = 0; k < l->n_tensors; k++) {
         const char *name = l->tensors[k].name;
         if (!l->tensors[k].n || strstr(name, "bias")) continue; /* biases start at zero */
-        if (strstr(name, "ln") == name || s->kind == GRT_NORM) { /* norm weights start at one */
+        if (strstr(name, "ln") == name || strstr(name, "norm") == name || s->kind == GRT_NORM) { /* norms at one */
             grt_fill(P(l, k), l->tensors[k].n, 1.0f);
             continue;
         }
@@ -369,7 +402,7 @@ static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
     a->rstd2 = carve(&kept, N);
     a->out_mean = carve(&kept, N);
     a->out_rstd = carve(&kept, N);
-    a->att = carve(&kept, (size_t)l->B * l->H_l * l->T * l->T);
+    a->att = carve(&kept, (size_t)l->B * l->H_l * l->T * (size_t)grt_block_keys(&l->s, l->T));
     a->scratch = carve(&work, N * wide);
     a->scratch2 = carve(&work, N * wide);
     a->dF = carve(&work, N * (size_t)l->F_l);
@@ -378,6 +411,15 @@ static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
     a->dC3 = carve(&work, N * C);
     a->dAtt = carve(&work, N * (size_t)l->H_l * l->s.hd);
     a->rope_tmp = carve(&work, N * (size_t)(l->H_l + l->KVH_l) * l->s.hd);
+    if (l->s.window) {
+        size_t n = (size_t)l->s.window * l->s.window, HD = (size_t)l->H_l * l->s.hd;
+        a->win = (GrtWindowWork){.qkvw = carve(&work, N * 3 * HD),
+                                 .yw = carve(&work, N * HD),
+                                 .dqkvw = carve(&work, N * 3 * HD),
+                                 .bias = carve(&work, l->H_l * n * n),
+                                 .mask = carve(&work, (size_t)l->T * n),
+                                 .dS = carve(&work, n * n)};
+    }
     check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
     check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
     return a;
@@ -423,6 +465,22 @@ static PatchAct *patch_act(const GrtLayer *l, float *work) {
     return a;
 }
 
+/* Patch merging's kept statistics, carved from `kept`, its working buffers from `work`. */
+static MergeAct *merge_act(const GrtLayer *l, float *kept, float *work) {
+    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C;
+    float *kept0 = kept, *work0 = work;
+    MergeAct *a = grt_alloc(sizeof *a);
+    a->mean = carve(&kept, N / 4);
+    a->rstd = carve(&kept, N / 4);
+    a->X = carve(&work, N * C);
+    a->Xn = carve(&work, N * C);
+    a->dX = carve(&work, N * C);
+    a->dXn = carve(&work, N * C);
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    return a;
+}
+
 /* A classifier's kept probabilities (B, V) and pooler output (B, C), carved
  * from `probs`, its working buffers from `work`. */
 static ClassAct *class_act(const GrtLayer *l, float *probs, float *work) {
@@ -459,6 +517,7 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
         case GRT_HEAD: l->slot_act[k] = head_act(l, falloc(kept_floats(l), &bytes), work); break;
         case GRT_PATCH: l->slot_act[k] = patch_act(l, work); break;
         case GRT_CLASSIFIER: l->slot_act[k] = class_act(l, falloc(kept_floats(l), &bytes), work); break;
+        case GRT_MERGE: l->slot_act[k] = merge_act(l, falloc(kept_floats(l), &bytes), work); break;
         }
     }
     l->act = l->slot_act[0];
@@ -631,6 +690,31 @@ static void rope_qk(GrtLayer *l, float *qkv, float *tmp, int backward) {
     for (int i = 0; i < N; i++) memcpy(qkv + (size_t)i * row, tmp + (size_t)i * qk, sizeof(float) * (size_t)qk);
 }
 
+/* The generated window kernels of this block's shapes (NULL where none: the references run). */
+static GrtWindowKernels window_kernels(const GrtLayer *l, const GrtWindowShape *g) {
+    GrtWindowKernels k;
+    for (int w = 0; w < 2; w++) {
+        int C = (w ? 1 : 3) * g->H * g->hd;
+        k.gather[w] = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_WIN_GATHER, C, 0, g->side, g->M, g->shift);
+        k.scatter[w] = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_WIN_SCATTER, C, 0, g->side, g->M, g->shift);
+    }
+    int n = g->M * g->M;
+    k.softmax = (GrtWinSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_WIN_SOFTMAX_FWD, n, 0, g->H, l->T / n, g->hd);
+    k.softmax_bwd = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, n, 0);
+    return k;
+}
+
+/* A Swin block's windows on this rank: its images, its grid, its heads. */
+static GrtWindowShape windows(const GrtLayer *l) {
+    int side = (int)lround(sqrt((double)l->T));
+    return (GrtWindowShape){.B = l->B,
+                            .side = side,
+                            .M = l->s.window,
+                            .shift = l->s.shift ? l->s.window / 2 : 0,
+                            .H = l->H_l,
+                            .hd = l->s.hd};
+}
+
 /* The attention half up to its row-parallel output projection: the
  * projection's partial sums (N, C), to be summed over the TP group. */
 float *grt_block_attention(GrtLayer *l, const float *x) {
@@ -646,7 +730,12 @@ float *grt_block_attention(GrtLayer *l, const float *x) {
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
     GrtAttSoftmaxFwdFn *sm =
         (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, l->T, causal_flag(s), s->hd, 0, 0);
-    if (s->dropout > 0) {
+    if (s->window) {
+        GrtWindowShape g = windows(l);
+        GrtWindowKernels k = window_kernels(l, &g);
+        host_reference("window_attention_fwd"); /* host BLAS around the kernels */
+        grt_window_attention_gemm_forward(a->atty, a->att, a->qkv, P(l, B_REL), &g, &a->win, &k);
+    } else if (s->dropout > 0) {
         GrtDropout d = dropout_at(l, GRT_DROP_ATT);
         grt_attention_forward_dropout(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm, &d);
     } else {
@@ -811,7 +900,9 @@ void grt_head_loss(GrtLayer *l, const int32_t *targets, float *losses) {
 }
 
 /* The step breakdown's part of a layer kind: the vision layers count as the embedding and the head. */
-static int part_of(GrtLayerKind k) { return k == GRT_PATCH ? GRT_EMBEDDING : k == GRT_CLASSIFIER ? GRT_HEAD : (int)k; }
+static int part_of(GrtLayerKind k) {
+    return k == GRT_PATCH ? GRT_EMBEDDING : k == GRT_CLASSIFIER ? GRT_HEAD : k == GRT_MERGE ? GRT_BLOCK : (int)k;
+}
 
 /* ViT's patch embedding: pixels (B, ch, img, img) -> out (B, T, C). */
 static void patch_forward(GrtLayer *l, const int32_t *pixels, float *out) {
@@ -820,6 +911,10 @@ static void patch_forward(GrtLayer *l, const int32_t *pixels, float *out) {
     int np = (int)grt_patches(s), PV = (int)grt_patch_values(s);
     host_reference("patch_fwd");
     grt_patch_gather(a->X, pixels, l->B, s->channels, s->image, s->patch);
+    if (s->plain) { /* Swin's: the projected patches are the tokens */
+        grt_dev->matmul_forward(out, a->X, P(l, 0), P(l, 1), l->B * np, PV, s->C);
+        return;
+    }
     grt_dev->matmul_forward(a->Y, a->X, P(l, 0), P(l, 1), l->B * np, PV, s->C);
     GrtPatchFwdFn *k = (GrtPatchFwdFn *)grt_kernel_find_sized(GRT_K_PATCH_FWD, s->C, 0, l->T, 0, 0);
     if (k) k((int64_t)l->B * l->T, out, a->Y, P(l, 2), P(l, 3));
@@ -833,11 +928,19 @@ static void patch_backward(GrtLayer *l, const int32_t *pixels, const float *dout
     int np = (int)grt_patches(s), PV = (int)grt_patch_values(s);
     host_reference("patch_bwd");
     grt_patch_gather(a->X, pixels, l->B, s->channels, s->image, s->patch);
+    if (s->plain) {
+        grt_dev->matmul_backward(NULL, G(l, 0), G(l, 1), dout, a->X, P(l, 0), l->B * np, PV, s->C);
+        return;
+    }
     GrtPatchBwdFn *k = (GrtPatchBwdFn *)grt_kernel_find_sized(GRT_K_PATCH_BWD, s->C, 0, l->T, 0, 0);
     if (k) k((int64_t)l->B * l->T, a->Y, G(l, 2), G(l, 3), dout);
     else grt_patch_assemble_backward(a->Y, G(l, 2), G(l, 3), dout, l->B, np, s->C);
     grt_dev->matmul_backward(NULL, G(l, 0), G(l, 1), a->Y, a->X, P(l, 0), l->B * np, PV, s->C);
 }
+
+/* A row of the classifier's targets: T long, or the program's sequence when its stream is shorter (past patch merging).
+ */
+static int label_stride(const GrtLayer *l) { return l->label_stride ? l->label_stride : l->T; }
 
 /* The classifier: x (B, T, C) pooled, through BERT's pooler (h = tanh(pooled
  * Wp^T + bp)) when it has one, logits (B, V), softmax cross-entropy against
@@ -856,7 +959,7 @@ static void classifier_forward(GrtLayer *l, const float *x, const int32_t *targe
     }
     grt_dev->matmul_forward(a->probs, feature, P(l, 0), P(l, 1), l->B, s->C, s->V);
     memset(losses, 0, sizeof(float) * (size_t)l->B * l->T);
-    l->correct = grt_classify_forward(a->dlogits, a->probs, a->probs, targets, l->T, l->B, s->V);
+    l->correct = grt_classify_forward(a->dlogits, a->probs, a->probs, targets, label_stride(l), l->B, s->V);
     for (int b = 0; b < l->B; b++)
         losses[(size_t)b * l->T] = a->dlogits[b];
 }
@@ -868,7 +971,7 @@ static void classifier_backward(GrtLayer *l, const float *x, const int32_t *targ
     size_t BC = (size_t)l->B * s->C;
     host_reference("classifier_bwd");
     grt_pool_forward(a->pooled, x, l->B, l->T, s->C, s->pool_mean);
-    grt_classify_backward(a->dlogits, a->probs, targets, l->T, l->B, s->V, dloss);
+    grt_classify_backward(a->dlogits, a->probs, targets, label_stride(l), l->B, s->V, dloss);
     memset(a->dpooled, 0, sizeof(float) * BC);
     if (!s->pooler) {
         grt_dev->matmul_backward(a->dpooled, G(l, 0), G(l, 1), a->dlogits, a->pooled, P(l, 0), l->B, s->C, s->V);
@@ -879,6 +982,54 @@ static void classifier_backward(GrtLayer *l, const float *x, const int32_t *targ
         grt_dev->matmul_backward(a->dpooled, G(l, 2), G(l, 3), a->dh, a->pooled, P(l, 2), l->B, s->C, s->C);
     }
     grt_pool_backward(din, a->dpooled, l->B, l->T, s->C, s->pool_mean);
+}
+
+/* Patch merging's norm: a LayerNorm over the 4 C of a merged token. */
+static GrtLayerSpec merge_norm(const GrtLayer *l) {
+    GrtLayerSpec n = l->s;
+    n.C = 4 * l->s.C, n.rms = 0, n.bias = 1;
+    return n;
+}
+
+/* X (N / 4, 4 C) = x (B, T, C)'s 2 x 2 groups: the generated kernel, or the reference. */
+static void merge_gather(const GrtLayer *l, float *X, const float *x, int side) {
+    GrtWinPermuteFn *k = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_MERGE_GATHER, l->s.C, 0, side, 0, 0);
+    if (k) k((int64_t)l->B * l->T, X, x);
+    else {
+        host_reference("merge_gather");
+        grt_merge_gather(X, x, l->B, side, l->s.C);
+    }
+}
+
+/* Swin's patch merging: x (B, T, C) -> out (B, T / 4, 2 C). */
+static void merge_forward(GrtLayer *l, const float *x, float *out) {
+    MergeAct *a = l->act;
+    GrtLayerSpec n = merge_norm(l);
+    int side = (int)lround(sqrt((double)l->T)), N4 = l->B * l->T / 4;
+    merge_gather(l, a->X, x, side);
+    norm_forward(&n, a->Xn, a->mean, a->rstd, a->X, P(l, M_NORMW), P(l, M_NORMB), N4);
+    grt_dev->matmul_forward(out, a->Xn, P(l, M_RED), NULL, N4, n.C, 2 * l->s.C);
+}
+
+/* Its backward from dout (B, T / 4, 2 C): din (B, T, C) accumulated; the
+ * groups and their norm rebuilt from x. */
+static void merge_backward(GrtLayer *l, const float *x, const float *dout, float *din) {
+    MergeAct *a = l->act;
+    GrtLayerSpec n = merge_norm(l);
+    int side = (int)lround(sqrt((double)l->T)), N4 = l->B * l->T / 4;
+    size_t bytes = sizeof(float) * (size_t)N4 * n.C;
+    merge_gather(l, a->X, x, side);
+    norm_forward(&n, a->Xn, a->mean, a->rstd, a->X, P(l, M_NORMW), P(l, M_NORMB), N4);
+    grt_dev->zero(a->dXn, bytes);
+    grt_dev->matmul_backward(a->dXn, G(l, M_RED), NULL, dout, a->Xn, P(l, M_RED), N4, n.C, 2 * l->s.C);
+    grt_dev->zero(a->dX, bytes);
+    norm_backward(&n, a->dX, G(l, M_NORMW), G(l, M_NORMB), a->dXn, a->X, P(l, M_NORMW), a->mean, a->rstd, N4);
+    GrtWinPermuteFn *k = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_MERGE_SCATTER, l->s.C, 0, side, 0, 0);
+    if (k) k((int64_t)l->B * l->T, din, a->dX);
+    else {
+        host_reference("merge_scatter");
+        grt_merge_scatter(din, a->dX, l->B, side, l->s.C);
+    }
 }
 
 void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out) {
@@ -904,6 +1055,7 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
     }
     case GRT_PATCH: patch_forward(l, tokens, out); break;
     case GRT_CLASSIFIER: classifier_forward(l, in, targets, out); break;
+    case GRT_MERGE: merge_forward(l, in, out); break;
     }
     grt_part_end();
 }
@@ -973,7 +1125,12 @@ float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *do
     grt_dev->matmul_backward(datty, G(l, B_WO), NULL, dattn_out, a->atty, P(l, B_WO), N, l->H_l * hd, C);
     grt_dev->zero(dmid, sizeof(float) * (size_t)N * qkv_rows(l));
     GrtAttSoftmaxBwdFn *sm = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, l->T, causal_flag(s));
-    if (s->dropout > 0) {
+    if (s->window) {
+        GrtWindowShape g = windows(l);
+        GrtWindowKernels k = window_kernels(l, &g);
+        host_reference("window_attention_bwd");
+        grt_window_attention_gemm_backward(dmid, G(l, B_REL), datty, a->qkv, a->att, &g, &a->win, &k);
+    } else if (s->dropout > 0) {
         GrtDropout d = dropout_at(l, GRT_DROP_ATT);
         grt_attention_backward_dropout(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm,
                                        &d);
@@ -1081,6 +1238,7 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         break;
     case GRT_PATCH: patch_backward(l, tokens, dout); break;
     case GRT_CLASSIFIER: classifier_backward(l, in, targets, dloss, din); break;
+    case GRT_MERGE: merge_backward(l, in, dout, din); break;
     }
     grt_part_end();
 }

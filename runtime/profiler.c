@@ -331,15 +331,16 @@ double grt_profile_layer_work(const GrtLayerSpec *s, int tp, int B, int T) {
     double N = (double)B * T, C = s->C, hd = s->hd, H = (double)s->H / tp, F = (double)s->F / tp;
     switch (s->kind) {
     case GRT_BLOCK:
-        return 2 * N * C * 3 * H * hd        /* QKV */
-               + 4 * (double)B * H * T * T * hd /* scores and context */
-               + 2 * N * H * hd * C          /* attention output */
-               + 2 * 2 * N * C * F;          /* MLP up and down */
+        return 2 * N * C * 3 * H * hd                              /* QKV */
+               + 4 * (double)B * H * T * grt_block_keys(s, T) * hd /* scores and context */
+               + 2 * N * H * hd * C                                /* attention output */
+               + 2 * 2 * N * C * F;                                /* MLP up and down */
     case GRT_HEAD: return 2 * N * C * ceil((double)s->V / tp);
     case GRT_EMBEDDING:
     case GRT_NORM: return 2 * N * C * sizeof(float);
     case GRT_PATCH:             /* not profiled: timed as an embedding (layer_profile_kind) */
     case GRT_CLASSIFIER: break; /* not profiled: timed as a head */
+    case GRT_MERGE: return 2 * (N / 4) * 4 * C * 2 * C; /* not profiled: timed as a head */
     }
     return 0;
 }

@@ -218,7 +218,8 @@ void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardA
         snprintf(msg, sizeof msg, "%s: dropout is not trained on the %s device yet", spec.name, grt_dev->name);
         grt_abort(msg, 1);
     }
-    grt_layer_setup(&x->l, &spec, tp, x->B, p->seq);
+    grt_layer_setup(&x->l, &spec, tp, x->B, spec.T ? spec.T : p->seq); /* Swin's later stages read fewer tokens */
+    x->l.label_stride = p->seq;
     x->l.index = i;
     x->l.ckpt = ckpt && spec.kind == GRT_BLOCK;
     x->n = x->l.n_params;
@@ -475,7 +476,7 @@ float *grt_shard_embed(GrtRun *R, int i, int slot, float *out) {
 static void add_loss(GrtRun *R, int i) {
     const GrtShard *x = &R->layer[i];
     const GrtProgram *p = R->p;
-    size_t n = (size_t)x->B * p->seq, room = (size_t)p->micro_batches * (p->global_batch / p->micro_batches) * p->seq;
+    size_t n = (size_t)x->B * x->l.T, room = (size_t)p->micro_batches * (p->global_batch / p->micro_batches) * p->seq;
     if (x->tp_index == 0 && !grt_dev->host_memory) {
         if (R->host_losses_n + n > room) grt_abort("internal error: more losses in a step than micro-batches", 1);
         grt_dev->to_host_later(R->host_losses + R->host_losses_n, R->losses, n * sizeof(float));
@@ -510,7 +511,7 @@ void grt_shard_forward(GrtRun *R, int i, int slot, const float *in, float *out) 
 GrtLayer *grt_shard_backward_begin(GrtRun *R, int i, int slot, float *din) {
     GrtShard *x = &R->layer[i];
     if (x->zero == 2 || (x->zero == 3 && !x->once)) grt_dev->zero(R->full_g, x->chunk * x->dp_size * sizeof(float));
-    if (din) grt_dev->zero(din, (size_t)x->B * R->p->seq * R->p->hidden * sizeof(float));
+    if (din) grt_dev->zero(din, (size_t)x->B * x->l.T * x->l.s.C * sizeof(float)); /* its input's gradient */
     return grt_shard(R, i, slot);
 }
 
