@@ -622,8 +622,10 @@ static int compile(Arena *arena, const Options *opt) {
     Spec *spec = frontend_load(arena, &opt->fe, &diag);
     if (spec) pass_shape(spec, &diag);
     if (!spec || diag.errors) return EXIT_USER;
-    /* GPUs in the cluster build for them unless --target says otherwise */
-    spec->host_target = opt->target ? opt->target == TARGET_CPU : spec->cluster->device == DEVICE_CPU;
+    /* GPUs in the cluster build for them unless --target says otherwise; --emit=ptx shows a GPU's kernels */
+    spec->host_target = opt->target       ? opt->target == TARGET_CPU
+                        : opt->emit == EMIT_PTX ? false
+                                                : spec->cluster->device == DEVICE_CPU;
     int rc = check_outputs(arena, opt, spec);
     if (rc) return rc;
 

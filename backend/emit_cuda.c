@@ -55,6 +55,7 @@ static const struct {
                                "float weight_decay, float grad_scale"},
     [GRT_K_PATCH_FWD] = {"GrtPatchFwdFn", "float *out, const float *y, const float *cls, const float *pos"},
     [GRT_K_PATCH_BWD] = {"GrtPatchBwdFn", "float *dy, float *dcls, float *dpos, const float *dout"},
+    [GRT_K_BF16] = {"GrtBf16Fn", "void *dst, const float *src"},
 };
 
 /* "&rows, &a, &b, ...": the address of each parameter, for cuLaunchKernel. */
