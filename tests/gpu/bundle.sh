@@ -7,6 +7,7 @@
 #   bin/      the programs: gpt-tiny and llama-tiny for one GPU rank
 #             (--target cuda) and for one CPU rank (the reference); their
 #             2-rank CUDA variants (DP 2, TP 2, PP 2) where galvc builds them;
+#             gpt-tiny in bf16 for one GPU rank (gpt-tiny-bf16.cuda);
 #             kernels-cuda (every generated kernel kind on the GPU against the
 #             CPU reference kernels: tests/gpu/kernels_cuda.c); compare
 #             (tests/e2e/compare.c)
@@ -95,6 +96,9 @@ for model in gpt-tiny llama-tiny; do
     program "$model-tp2.cuda" "$model" --devices 2 --uniform tp=2,pp=1,dp=1 --target cuda || true
     program "$model-pp2.cuda" "$model" --devices 2 --uniform tp=1,pp=2,dp=1,schedule=1f1b,m=4 --target cuda || true
 done
+# gpt-tiny in bf16 mixed precision for 1 GPU rank (row (e): against gpt-tiny.cuda's fp32)
+program gpt-tiny-bf16.cuda gpt-tiny --devices 1 -D precision=bf16 --target cuda ||
+    die "galvc could not build gpt-tiny in bf16 for the CUDA target (see $log)"
 cp "$kernels" "$tmp/bin/kernels-cuda"
 cp "$compare" "$tmp/bin/compare"
 strip --strip-debug "$tmp"/bin/*
