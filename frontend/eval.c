@@ -995,5 +995,6 @@ bool eval_spec(Spec *spec, const EvalInput *in, Diag *d) {
         diag_error(d, whole, "no cluster block (include a cluster file, or pass --cluster FILE)");
     if (!spec->train && !d->errors) diag_error(d, whole, "no train block");
     if (!d->errors) fp16_precision(spec, d);
+    if (!d->errors) spec->host_target = spec->cluster->device == DEVICE_CPU; /* until --target says otherwise */
     return d->errors == 0;
 }
