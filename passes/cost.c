@@ -188,7 +188,7 @@ static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double
  * program allocates them (runtime/run.c), parts rounded up to the DP group
  * (padded = dp parts): DP keeps everything; ZeRO-1 the parameters whole
  * (padded), the whole gradient accumulated over the micro-batches, and its
- * part of the rest (the reduce-scattered gradient, master weights, moments);
+ * part of the rest (the reduce-scattered gradient, the moments);
  * ZeRO-2 the parameters whole and its part of the rest (the whole gradient
  * lives only while a layer's backward runs: LayerCost.scatter_bytes);
  * ZeRO-3 its part of everything, and accumulating once the whole gradient. */
