@@ -564,8 +564,7 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
             fprintf(stderr, "galvc: error: -o: this galvc was built without the runtime (libgalvrt)\n");
             return EXIT_USAGE;
         }
-        /* GPUs in the cluster build for them unless --target says otherwise */
-        bool cuda = opt->target ? opt->target == TARGET_CUDA : spec->cluster->device != DEVICE_CPU;
+        bool cuda = !spec->host_target;
         if (cuda && !tc.build.cuda_library) {
             fprintf(stderr, "galvc: error: %s: this galvc was built without the CUDA toolkit%s\n",
                     opt->target ? "--target cuda" : "the cluster's devices are GPUs",
@@ -623,6 +622,10 @@ static int compile(Arena *arena, const Options *opt) {
     Spec *spec = frontend_load(arena, &opt->fe, &diag);
     if (spec) pass_shape(spec, &diag);
     if (!spec || diag.errors) return EXIT_USER;
+    /* GPUs in the cluster build for them unless --target says otherwise; --emit=ptx shows a GPU's kernels */
+    spec->host_target = opt->target       ? opt->target == TARGET_CPU
+                        : opt->emit == EMIT_PTX ? false
+                                                : spec->cluster->device == DEVICE_CPU;
     int rc = check_outputs(arena, opt, spec);
     if (rc) return rc;
 

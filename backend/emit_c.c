@@ -74,6 +74,7 @@ _Static_assert((int)DECAY_CONSTANT == (int)GRT_DECAY_CONSTANT && (int)DECAY_LINE
 static GrtLayerSpec layer_spec(const Spec *spec, const Layer *l) {
     GrtLayerSpec r;
     if (!layer_runtime_spec(spec->graph, l, &r)) die("layer %s: sizes beyond the runtime's", l->name);
+    r.gemm16 = spec_gemm16(spec);
     return r;
 }
 
@@ -212,6 +213,7 @@ static void emit_specs(const Emit *e) {
                     r.plain ? ", .plain = 1" : "");
         if (r.kind == GRT_CLASSIFIER)
             fprintf(out, ", .V = %d, .pool_mean = %d, .pooler = %d", r.V, r.pool_mean, r.pooler);
+        if (r.gemm16) fprintf(out, ", .gemm16 = %d", r.gemm16);
         if (r.dropout > 0) {
             char p[32];
             fprintf(out, ", .dropout = %sf", float_literal(r.dropout, p, sizeof p));

@@ -60,6 +60,7 @@ static const struct {
     [GRT_K_WIN_SOFTMAX_FWD] = {"GrtWinSoftmaxFwdFn", "float *att, const float *bias, const float *mask"},
     [GRT_K_MERGE_GATHER] = {"GrtWinPermuteFn", "float *dst, const float *src"},
     [GRT_K_MERGE_SCATTER] = {"GrtWinPermuteFn", "float *dst, const float *src"},
+    [GRT_K_BF16] = {"GrtBf16Fn", "void *dst, const float *src"},
 };
 
 /* "&rows, &a, &b, ...": the address of each parameter, for cuLaunchKernel. */

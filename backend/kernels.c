@@ -139,6 +139,28 @@ static void add_optimizer(KernelSet *set, const Optimizer *o) {
     if (o->kind == OPT_SGD) kernels_add(set, GRT_K_SGD, GRT_OPT_COLS, momentum);
 }
 
+/* bf16's rounding of a linear's operands: (N, C), (N, OC) and (OC, C)
+ * matrices, at C and OC columns, in the target's holding (galvrt_sizes.h). */
+static void add_linear16(KernelSet *set, int gemm16, int64_t C, int64_t OC) {
+    int wide = gemm16 == GRT_GEMM16_WIDE ? GRT_KF_WIDE : 0;
+    kernels_add(set, GRT_K_BF16, (int)C, wide);
+    kernels_add(set, GRT_K_BF16, (int)OC, wide);
+}
+
+/* Every linear's rounding under mixed precision (runtime/layers.c's linear_fwd, linear_bwd). */
+static void add_gemm16(KernelSet *set, const GrtLayerSpec *s, int tp, int gemm16) {
+    GrtShardSizes z = grt_shard_sizes(s, tp);
+    if (s->kind == GRT_BLOCK) {
+        add_linear16(set, gemm16, s->C, (int64_t)z.qkv);
+        add_linear16(set, gemm16, (int64_t)(z.H * s->hd), (int64_t)z.up);
+        add_linear16(set, gemm16, (int64_t)z.F, s->C);
+    }
+    if (s->kind == GRT_HEAD) add_linear16(set, gemm16, s->C, (int64_t)z.V);
+    if (s->kind == GRT_PATCH) add_linear16(set, gemm16, (int64_t)grt_patch_values(s), s->C);
+    if (s->kind == GRT_CLASSIFIER) add_linear16(set, gemm16, s->C, s->V);
+    if (s->kind == GRT_MERGE) add_linear16(set, gemm16, 4 * (int64_t)s->C, 2 * (int64_t)s->C);
+}
+
 void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
     const Graph *g = spec->graph;
     set->n = 0;
@@ -152,6 +174,7 @@ void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
         if (s.kind == GRT_HEAD) add_head(set, &s, tp);
         if (s.kind == GRT_PATCH) add_patch(set, &s, T);
         if (s.kind == GRT_MERGE) add_merge(set, &s, T);
+        if (spec_gemm16(spec) && (s.kind != GRT_BLOCK || s.F % tp == 0)) add_gemm16(set, &s, tp, spec_gemm16(spec));
     }
     if (spec->train) add_optimizer(set, &spec->train->opt);
 }

@@ -958,13 +958,13 @@ static void eval_top(Eval *E, const Stmt *items, Scope *global, Blocks *seen, bo
     }
 }
 
-/* The CPU target computes in fp32 whatever the file asks: plan (and say) so,
- * so that planned memory is what the program allocates. */
-static void cpu_precision(Spec *spec, Diag *d) {
+/* The program trains in fp32 or in bf16 mixed precision; fp16 (which
+ * needs loss scaling) it computes in fp32: plan (and say) so, so that
+ * planned memory is what the program allocates. */
+static void fp16_precision(Spec *spec, Diag *d) {
     TrainConfig *t = spec->train;
-    if (spec->cluster->device != DEVICE_CPU || t->precision == PREC_FP32) return;
-    diag_note(d, t->loc, "the CPU target trains in fp32: precision = %s is planned and run as fp32",
-              precision_names[t->precision]);
+    if (t->precision != PREC_FP16) return;
+    diag_note(d, t->loc, "fp16 is not trained (bf16 is): precision = fp16 is planned and run as fp32");
     t->precision = PREC_FP32;
 }
 
@@ -997,6 +997,7 @@ bool eval_spec(Spec *spec, const EvalInput *in, Diag *d) {
     if (!spec->cluster && !d->errors)
         diag_error(d, whole, "no cluster block (include a cluster file, or pass --cluster FILE)");
     if (!spec->train && !d->errors) diag_error(d, whole, "no train block");
-    if (!d->errors) cpu_precision(spec, d);
+    if (!d->errors) fp16_precision(spec, d);
+    if (!d->errors) spec->host_target = spec->cluster->device == DEVICE_CPU; /* until --target says otherwise */
     return d->errors == 0;
 }

@@ -550,7 +550,13 @@ typedef struct Spec {
     PlanHints hints;
     const SourceFile **files; /* in the order first read */
     int n_files;
+    bool host_target; /* the program runs on CPU ranks (--target cpu, or a CPU cluster without --target) */
 } Spec;
+
+/* GrtLayerSpec.gemm16 of spec's program (ir/runtime_layer.c): 0 in fp32;
+ * under bf16, how its target holds the GEMMs' rounded operands
+ * (GRT_GEMM16_BITS on a GPU, GRT_GEMM16_WIDE on the host: runtime/galvrt_sizes.h). */
+int spec_gemm16(const Spec *spec);
 
 /* Readable views of the IR (ir/print.c). */
 const char *bytes_str(char *buf, size_t n, double bytes); /* "1.50 MiB" */

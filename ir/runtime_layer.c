@@ -111,6 +111,11 @@ bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
     return true;
 }
 
+int spec_gemm16(const Spec *spec) {
+    if (!spec->train || spec->train->precision != PREC_BF16) return 0;
+    return spec->host_target ? GRT_GEMM16_WIDE : GRT_GEMM16_BITS;
+}
+
 /* Forward FLOPs of layer l on one sample of `seq` tokens. The shape pass
  * gives them at l->seq; self-attention's score and context products
  * (4 s^2 heads head_dim, passes/shape.c) grow with the square of the

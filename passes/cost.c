@@ -20,7 +20,7 @@ typedef struct Ctx {
     const HwProfile *hw;
     int64_t micro_batches;
     int64_t devices; /* pp x tp x dp, shared by the strategies costed together */
-    int e; /* bytes per element at the training precision */
+    int e; /* bytes per element of activations and weights: GRT_ELEM_BYTES (galvrt_sizes.h) */
 } Ctx;
 
 /* ---- collectives ------------------------------------------------------------ */
@@ -104,20 +104,14 @@ static void tp_allreduces(LayerKind k, int *fwd, int *bwd) {
     }
 }
 
-/* Bytes of optimizer and model state per parameter. Mixed precision keeps a
- * 16-bit copy and gradient plus fp32 master weights and moments: 2 + 2 + 12
- * for Adam (Rajbhandari et al., ZeRO, SC'20, section 3.1); fp32 keeps 4 + 4
- * + 8. SGD keeps one momentum instead of two moments. */
+/* Bytes of optimizer and model state per parameter, as the program keeps
+ * it at every precision (runtime/galvrt_sizes.h: fp32 weights, gradients
+ * and moments; bf16 rounds the GEMMs' operands only): Adam's two moments,
+ * SGD's one momentum (or none). */
 static int state_bytes_per_param(const TrainConfig *t) {
-    bool mixed = t->precision != PREC_FP32;
-    int moments = t->opt.kind == OPT_SGD ? (t->opt.momentum > 0 ? 4 : 0) : 8;
-    return mixed ? 2 + 2 + 4 + moments : 4 + 4 + moments;
+    int moments = t->opt.kind == OPT_SGD ? (t->opt.momentum > 0 ? 1 : 0) : 2;
+    return grt_state_bytes_per_param(moments);
 }
-
-/* Of those, the bytes of the weights (and as many of their gradient) the
- * layers compute with: 16-bit under mixed precision, else fp32; the fp32
- * master copy counts as optimizer state, as in ZeRO's K. */
-static int weight_bytes_per_param(const TrainConfig *t) { return t->precision != PREC_FP32 ? 2 : 4; }
 
 /* The width of the activation stream a layer reads, per sample, in bytes. */
 static int64_t stream_bytes(const Ctx *c, const Layer *l) {
@@ -133,8 +127,7 @@ static double overlapped(double busy, double comm, double slow) {
     return busy + comm * (1 - 1 / slow);
 }
 
-/* What the emitted program keeps and borrows for one layer, in elements at
- * the training precision, for one micro-batch of mbs samples on one rank:
+/* What the emitted program keeps and borrows for one layer, in floats, for one micro-batch of mbs samples on one rank:
  * runtime/galvrt_sizes.h's figures, which runtime/layers.c allocates.
  * `kept` is held from a micro-batch's forward to its backward, with the
  * layer's input, which the program keeps in `input` (an embedding reads
@@ -146,6 +139,7 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
     int kind = layer_runtime_base_kind(l->kind);
     GrtLayerSpec spec;
     if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
+    spec.gemm16 = spec_gemm16(c->spec);
     double T = (double)l->seq;
     if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden;
     *kept = grt_size_kept(&spec, s->tp, mbs, T);
@@ -194,7 +188,7 @@ static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double
  * program allocates them (runtime/run.c), parts rounded up to the DP group
  * (padded = dp parts): DP keeps everything; ZeRO-1 the parameters whole
  * (padded), the whole gradient accumulated over the micro-batches, and its
- * part of the rest (the reduce-scattered gradient, master weights, moments);
+ * part of the rest (the reduce-scattered gradient, the moments);
  * ZeRO-2 the parameters whole and its part of the rest (the whole gradient
  * lives only while a layer's backward runs: LayerCost.scatter_bytes);
  * ZeRO-3 its part of everything, and accumulating once the whole gradient. */
@@ -212,8 +206,8 @@ static int64_t zero_state_bytes(const Ctx *c, const Strategy *s, int64_t n) {
 /* The parameters' and the gradients' shares of a layer's state into r (the
  * rest is the optimizer's), as zero_state_bytes holds them: whole under DP,
  * ZeRO-1's gradient whole and ZeRO-2's a part, ZeRO-3's both a part. */
-static void weight_parts(const Ctx *c, const Strategy *s, int64_t n, LayerCost *r) {
-    int64_t w = weight_bytes_per_param(c->spec->train), padded = (n + s->dp - 1) / s->dp * s->dp;
+static void weight_parts(const Strategy *s, int64_t n, LayerCost *r) {
+    int64_t w = GRT_ELEM_BYTES, padded = (n + s->dp - 1) / s->dp * s->dp;
     switch (strategy_zero(s)) {
     case 0: r->param_bytes = r->grad_bytes = n * w; break;
     case 1: r->param_bytes = r->grad_bytes = padded * w; break;
@@ -311,7 +305,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     double param_bytes = (double)params_dev * c->e;
     data_parallel(c, s, fwd, bwd, tp_s, param_bytes, &r);
     r.state_bytes = zero_state_bytes(c, s, params_dev);
-    weight_parts(c, s, params_dev, &r);
+    weight_parts(s, params_dev, &r);
     /* the optimizer step and the zeroing of the gradients, once a step: each
      * byte of state read and most written again, bound by memory bandwidth
      * (an AdamW step is elementwise, as llm.c's fused kernel) */
@@ -384,7 +378,7 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     if (micro_batches < 1 || batch % micro_batches) return false;
     const Strategy *s0 = set->n ? &set->items[0] : NULL;
     Ctx c = {spec, hw, micro_batches, s0 ? (int64_t)s0->pp * s0->tp * s0->dp : 1,
-             precision_bytes((Precision)spec->train->precision)};
+             GRT_ELEM_BYTES};
     double samples = (double)batch / micro_batches; /* per micro-batch, all DP groups together */
     int n = set->n, L = g->n_layers;
     *out = (CostTable){.n_layers = L, .n_strategies = n, .strategies = set->items, .micro_batches = micro_batches};

@@ -65,6 +65,8 @@ const GrtDevice grt_device_cpu = {
     .bias_grad = cpu_bias_grad,
     .matmul_forward = grt_matmul_forward,
     .matmul_backward = grt_matmul_backward,
+    .matmul16_forward = grt_matmul16_forward,
+    .matmul16_backward = grt_matmul16_backward,
     .attention_forward = grt_attention_forward_with,
     .attention_backward = grt_attention_backward_with,
 };

@@ -26,6 +26,22 @@ void grt_matmul_forward(float *out, const float *inp, const float *weight, const
 void grt_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                          const float *weight, int N, int C, int OC);
 
+/* Mixed precision (galvrt_sizes.h, GrtLayerSpec.gemm16). x rounded to the
+ * nearest bf16, ties to even (integer operations on its bits; a NaN stays
+ * a NaN, made quiet), and back: the bits are fp32's upper half. */
+uint16_t grt_bf16_bits(float x);
+float grt_bf16_float(uint16_t h);
+/* dst (n) = src rounded to bf16: bits (uint16_t), or wide: the bf16 values as floats. */
+void grt_bf16_round(void *dst, const float *src, size_t n, int wide);
+/* grt_matmul_forward and _backward with both operands of each product
+ * rounded to bf16 and fp32 accumulation; ops: the rounded operands' area,
+ * grt_size_linear16(N, C, OC) elements of `bytes` (the host: GRT_GEMM16_WIDE).
+ * The bias and its gradient stay fp32. */
+void grt_matmul16_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC,
+                          int bytes, void *ops);
+void grt_matmul16_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                           const float *weight, int N, int C, int OC, int bytes, void *ops);
+
 /* out (B, T, C) = wte[tokens] + wpe[t] (wpe NULL: no learned positions).
  * Only rows vocab_start <= token < vocab_start + vocab_rows of the vocabulary
  * live in wte (a tensor-parallel shard); other tokens contribute zeros. */
@@ -237,6 +253,8 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   merge_gather   dst (rows, C) = Swin's patch merging's 2 x 2 groups, row r part r mod 4 of merged token r / 4,
  *                  from src's side x side grids; side (as grt_merge_gather)
  *   merge_scatter  its transpose, dst's grid rows += src (rows, C) (as grt_merge_scatter)
+ *   bf16           dst (rows, C) =, src (rows, C): src rounded to bf16 (as grt_bf16_round), dst
+ *                  uint16_t bits, or with GRT_KF_WIDE the values as floats
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -268,14 +286,17 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_WIN_SCATTER, "win_scatter")                                                                                \
     X(GRT_K_WIN_SOFTMAX_FWD, "win_softmax_fwd")                                                                        \
     X(GRT_K_MERGE_GATHER, "merge_gather")                                                                              \
-    X(GRT_K_MERGE_SCATTER, "merge_scatter")
+    X(GRT_K_MERGE_SCATTER, "merge_scatter")                                                                            \
+    X(GRT_K_BF16, "bf16")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
 #undef GRT_KERNEL_ENUM
 /* A kernel's variant: adds (and differentiates) a bias; learned positions;
- * a causal mask; SGD's momentum buffer; Nesterov's step; dropout's residual add. */
-enum { GRT_KF_BIAS = 1, GRT_KF_POS = 2, GRT_KF_CAUSAL = 4, GRT_KF_MOMENTUM = 8, GRT_KF_NESTEROV = 16, GRT_KF_RESIDUAL = 32 };
+ * a causal mask; SGD's momentum buffer; Nesterov's step; dropout's residual
+ * add; bf16's output type: the bf16 values widened to fp32 (else bf16 bits). */
+enum { GRT_KF_BIAS = 1, GRT_KF_POS = 2, GRT_KF_CAUSAL = 4, GRT_KF_MOMENTUM = 8, GRT_KF_NESTEROV = 16, GRT_KF_RESIDUAL = 32,
+       GRT_KF_WIDE = 64 };
 enum { GRT_OPT_COLS = 512 }; /* the optimizer kernels' row: a 1-D array's elements per row */
 
 typedef void GrtLayerNormFwdFn(int64_t rows, float *out, float *mean, float *rstd, const float *inp,
@@ -312,6 +333,7 @@ typedef void GrtPatchFwdFn(int64_t rows, float *out, const float *y, const float
 typedef void GrtPatchBwdFn(int64_t rows, float *dy, float *dcls, float *dpos, const float *dout);
 typedef void GrtWinPermuteFn(int64_t rows, float *dst, const float *src); /* win_*, merge_*: rows moved */
 typedef void GrtWinSoftmaxFwdFn(int64_t rows, float *att, const float *bias, const float *mask);
+typedef void GrtBf16Fn(int64_t rows, void *dst, const float *src);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
  * the other sizes the plan fixed for it (the kind's own; 0 where unused). */
@@ -384,6 +406,11 @@ typedef struct GrtDevice {
     void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
     void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, int N, int C, int OC);
+    /* as grt_matmul16_forward, grt_matmul16_backward (ops: the device's rounded operands of `bytes` each) */
+    void (*matmul16_forward)(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
+                             int OC, int bytes, void *ops);
+    void (*matmul16_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                              const float *weight, int N, int C, int OC, int bytes, void *ops);
     void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
                               int causal, GrtAttSoftmaxFwdFn *softmax);
     void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
@@ -513,6 +540,8 @@ typedef struct GrtLayerSpec {
     int window, shift;          /* block: Swin's window side (0: full attention), shifted windows */
     int plain;                  /* patch embedding: no class token, no positions (Swin's) */
     int T;                      /* tokens per sequence the layer reads (0: the program's seq; Swin's stages differ) */
+    int gemm16; /* mixed precision: its linears' GEMMs round their operands to bf16 and accumulate in fp32,
+                   holding them in 2 or 4 bytes (GRT_GEMM16_BITS, _WIDE; galvrt_sizes.h); 0: fp32 GEMMs */
 } GrtLayerSpec;
 
 /* One parameter tensor of a layer: where it lies in the layer's slice. */
@@ -533,6 +562,7 @@ typedef struct GrtLayer {
     int H_l, KVH_l, F_l, V_l; /* this rank's heads, key/value heads, FFN columns, vocabulary rows */
     size_t n_params;      /* floats of parameters on this rank */
     float *params, *grads;
+    void *gemm16;         /* s.gemm16: the rounded operands' area, the end of the working space (galvrt_sizes.h) */
     GrtTensor tensors[16];
     int n_tensors;
     const struct GrtLayer *tied_to; /* a tied head: the embedding whose table it uses */

@@ -113,8 +113,8 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
     return 0;
 }
 
-/* Floats of a layer's working space for a micro-batch (one buffer shared by
- * every layer of a stage: one runs at a time). A block: two (N, wide)
+/* Floats of a layer's own working buffers for a micro-batch (the start of
+ * its working space, grt_size_work). A block: two (N, wide)
  * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd) and the rotary
  * copy (N, (H + KVH) hd). The head: local logits, gathered logits, their
  * gradient, the input gradient and two per-token rows. A patch embedding:
@@ -123,7 +123,7 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
  * gradient and the logits' gradient (B rows each), and with a pooler the
  * gradient of its output. Patch merging: the gathered groups, their norm,
  * and the two's gradients, N C each (rebuilt in backward from its input). */
-static inline double grt_size_work(const GrtLayerSpec *s, int tp, double B, double T) {
+static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double N = B * T, C = s->C;
     switch (s->kind) {
@@ -139,6 +139,74 @@ static inline double grt_size_work(const GrtLayerSpec *s, int tp, double B, doub
     case GRT_NORM: break;
     }
     return 0;
+}
+
+/* ---- mixed precision ------------------------------------------------------------ */
+
+/* Bytes of one element of everything the program keeps, at every precision:
+ * activations, parameters, gradients and optimizer moments are fp32 floats.
+ * Mixed precision (GrtLayerSpec.gemm16) rounds each GEMM's operands to bf16
+ * in the layer's working space (grt_size_gemm16) and accumulates in fp32,
+ * so the fp32 weights are the master copy, the gradients are reduced in
+ * fp32 (Megatron-LM's main_grad) and the moments stay fp32. */
+#define GRT_ELEM_BYTES 4
+
+/* Bytes of training state per parameter with `moments` fp32 moments (Adam
+ * 2, SGD with momentum 1, else 0): weight, gradient, moments. For Adam 16:
+ * ZeRO's K = 12 plus a 4-byte gradient (Rajbhandari et al. 2020, section
+ * 3.1, whose 16-bit weight copy the program does not keep: it rounds each
+ * GEMM's operands as the GEMM runs). */
+static inline int grt_state_bytes_per_param(int moments) { return GRT_ELEM_BYTES * (2 + moments); }
+
+/* How a GEMM's rounded operands are held (GrtLayerSpec.gemm16): as bf16 bits
+ * (2 bytes; cuBLAS's CUDA_R_16BF), or as the bf16 values widened to fp32 (4
+ * bytes; the host's sgemm then computes what a bf16 GEMM with fp32
+ * accumulation does: a product of two bf16 values is exact in fp32. Debian's
+ * OpenBLAS 0.3.21 is built without cblas_sbgemm). */
+enum { GRT_GEMM16_BITS = 2, GRT_GEMM16_WIDE = 4 };
+
+/* n operands (a fraction counts whole) rounded up to 8: at least 16 bytes, cuBLAS's tensor-core alignment. */
+static inline double grt_round8(double n) {
+    unsigned long long k = (unsigned long long)n;
+    k += (double)k < n;
+    return (double)((k + 7) / 8 * 8);
+}
+
+/* Rounded operands of one linear: its input (N, C), the output's gradient
+ * (N, OC) and its weight (OC, C), in this order. */
+static inline double grt_size_linear16(double N, double C, double OC) {
+    return grt_round8(N * C) + grt_round8(N * OC) + grt_round8(OC * C);
+}
+
+static inline double grt_max2(double a, double b) { return a > b ? a : b; }
+
+/* Rounded operands (elements) a layer's GEMMs take under mixed precision,
+ * for a micro-batch: its largest linear's (the block's QKV, attention
+ * output, MLP up and down; the head's logits; the patch projection; the
+ * classifier and its pooler; patch merging's reduction). The attention core's batched GEMMs stay fp32. */
+static inline double grt_size_gemm16(const GrtLayerSpec *s, int tp, double B, double T) {
+    GrtShardSizes z = grt_shard_sizes(s, tp);
+    double N = B * T, C = s->C;
+    if (!s->gemm16) return 0;
+    switch (s->kind) {
+    case GRT_BLOCK:
+        return grt_max2(grt_max2(grt_size_linear16(N, C, z.qkv), grt_size_linear16(N, z.H * s->hd, C)),
+                        grt_max2(grt_size_linear16(N, C, z.up), grt_size_linear16(N, z.F, C)));
+    case GRT_HEAD: return grt_size_linear16(N, C, z.V);
+    case GRT_PATCH: return grt_size_linear16(B * grt_patches(s), grt_patch_values(s), C);
+    case GRT_CLASSIFIER: return grt_max2(grt_size_linear16(B, C, s->V), s->pooler ? grt_size_linear16(B, C, C) : 0);
+    case GRT_MERGE: return grt_size_linear16(N / 4, 4 * C, 2 * C);
+    case GRT_EMBEDDING:
+    case GRT_NORM: break;
+    }
+    return 0;
+}
+
+/* Floats of a layer's working space for a micro-batch (one buffer shared by
+ * every layer of a stage: one runs at a time): its own buffers, then its
+ * rounded GEMM operands (gemm16 bytes each). */
+static inline double grt_size_work(const GrtLayerSpec *s, int tp, double B, double T) {
+    return grt_size_scratch(s, tp, B, T) + grt_size_gemm16(s, tp, B, T) * s->gemm16 / GRT_ELEM_BYTES;
 }
 
 #endif

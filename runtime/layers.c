@@ -81,6 +81,21 @@ static void host_reference(const char *what) {
     grt_abort(msg, 1);
 }
 
+/* out (N, OC) = inp (N, C) @ w (OC, C)^T + bias (OC): in fp32, or with
+ * bf16 operands and fp32 accumulation under mixed precision. */
+static void linear_fwd(const GrtLayer *l, float *out, const float *inp, const float *w, const float *bias, int N, int C,
+                       int OC) {
+    if (l->gemm16) grt_dev->matmul16_forward(out, inp, w, bias, N, C, OC, l->s.gemm16, l->gemm16);
+    else grt_dev->matmul_forward(out, inp, w, bias, N, C, OC);
+}
+
+/* dinp (N, C) += dout (N, OC) @ w (OC, C); dw (OC, C) += dout^T @ inp; dbias (OC) += sum_n dout: as linear_fwd */
+static void linear_bwd(const GrtLayer *l, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                       const float *w, int N, int C, int OC) {
+    if (l->gemm16) grt_dev->matmul16_backward(dinp, dw, dbias, dout, inp, w, N, C, OC, l->s.gemm16, l->gemm16);
+    else grt_dev->matmul_backward(dinp, dw, dbias, dout, inp, w, N, C, OC);
+}
+
 static size_t add_tensor(GrtLayer *l, const char *name, size_t n, int decay, int sharded) {
     GrtTensor *t = &l->tensors[l->n_tensors++];
     t->name = name;
@@ -421,7 +436,7 @@ static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
                                  .dS = carve(&work, n * n)};
     }
     check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
     return a;
 }
 
@@ -450,7 +465,7 @@ static HeadAct *head_act(const GrtLayer *l, float *probs, float *work) {
     a->losses = carve(&work, N);
     a->dloss = carve(&work, N);
     check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->B, l->T));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
     return a;
 }
 
@@ -461,7 +476,7 @@ static PatchAct *patch_act(const GrtLayer *l, float *work) {
     PatchAct *a = grt_alloc(sizeof *a);
     a->X = carve(&work, rows * (size_t)grt_patch_values(&l->s));
     a->Y = carve(&work, rows * (size_t)l->s.C);
-    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
     return a;
 }
 
@@ -495,13 +510,17 @@ static ClassAct *class_act(const GrtLayer *l, float *probs, float *work) {
     a->dlogits = carve(&work, B * V);
     a->dh = l->s.pooler ? carve(&work, B * C) : NULL;
     check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
     return a;
 }
 
 void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *work, float *ckpt) {
     l->params = params;
     l->grads = grads;
+    /* the bf16 operands after the layer's own buffers (galvrt_sizes.h) */
+    l->gemm16 = grt_size_gemm16(&l->s, l->tp_size, l->B, l->T) > 0
+                    ? work + (size_t)grt_size_scratch(&l->s, l->tp_size, l->B, l->T)
+                    : NULL;
     l->n_slots = slots < 1 ? 1 : slots;
     l->slot_act = grt_alloc(sizeof(void *) * (size_t)l->n_slots);
     size_t bytes = 0;
@@ -726,7 +745,7 @@ float *grt_block_attention(GrtLayer *l, const float *x) {
         norm_forward(s, a->ln1, a->mean1, a->rstd1, x, P(l, B_LN1W), opt(l, B_LN1B), N);
         attn_in = a->ln1;
     }
-    grt_dev->matmul_forward(a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
+    linear_fwd(l, a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
     GrtAttSoftmaxFwdFn *sm =
         (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, l->T, causal_flag(s), s->hd, 0, 0);
@@ -741,7 +760,7 @@ float *grt_block_attention(GrtLayer *l, const float *x) {
     } else {
         grt_dev->attention_forward(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
     }
-    grt_dev->matmul_forward(a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
+    linear_fwd(l, a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
     return a->scratch;
 }
 
@@ -764,9 +783,9 @@ float *grt_block_mlp(GrtLayer *l, const float *x) {
     }
     const float *bup = opt(l, B_BUP);
     bool fused = bias_gelu_kernel(s, l->F_l, bup) != NULL; /* the activation adds the bias */
-    grt_dev->matmul_forward(a->fch, mlp_in, P(l, B_WUP), fused ? NULL : bup, N, C, up_rows(l));
+    linear_fwd(l, a->fch, mlp_in, P(l, B_WUP), fused ? NULL : bup, N, C, up_rows(l));
     activation_forward(s, a->fca, a->fch, fused ? bup : NULL, N, l->F_l);
-    grt_dev->matmul_forward(a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
+    linear_fwd(l, a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
     return a->scratch;
 }
 
@@ -881,7 +900,7 @@ void grt_embedding_output(GrtLayer *l, float *out) {
 
 float *grt_head_logits(GrtLayer *l, const float *x) {
     HeadAct *a = l->act;
-    grt_dev->matmul_forward(a->logits_l, x, head_table(l), NULL, l->B * l->T, l->s.C, l->V_l);
+    linear_fwd(l, a->logits_l, x, head_table(l), NULL, l->B * l->T, l->s.C, l->V_l);
     return a->logits_l;
 }
 
@@ -912,10 +931,10 @@ static void patch_forward(GrtLayer *l, const int32_t *pixels, float *out) {
     host_reference("patch_fwd");
     grt_patch_gather(a->X, pixels, l->B, s->channels, s->image, s->patch);
     if (s->plain) { /* Swin's: the projected patches are the tokens */
-        grt_dev->matmul_forward(out, a->X, P(l, 0), P(l, 1), l->B * np, PV, s->C);
+        linear_fwd(l, out, a->X, P(l, 0), P(l, 1), l->B * np, PV, s->C);
         return;
     }
-    grt_dev->matmul_forward(a->Y, a->X, P(l, 0), P(l, 1), l->B * np, PV, s->C);
+    linear_fwd(l, a->Y, a->X, P(l, 0), P(l, 1), l->B * np, PV, s->C);
     GrtPatchFwdFn *k = (GrtPatchFwdFn *)grt_kernel_find_sized(GRT_K_PATCH_FWD, s->C, 0, l->T, 0, 0);
     if (k) k((int64_t)l->B * l->T, out, a->Y, P(l, 2), P(l, 3));
     else grt_patch_assemble(out, a->Y, P(l, 2), P(l, 3), l->B, np, s->C);
@@ -929,13 +948,13 @@ static void patch_backward(GrtLayer *l, const int32_t *pixels, const float *dout
     host_reference("patch_bwd");
     grt_patch_gather(a->X, pixels, l->B, s->channels, s->image, s->patch);
     if (s->plain) {
-        grt_dev->matmul_backward(NULL, G(l, 0), G(l, 1), dout, a->X, P(l, 0), l->B * np, PV, s->C);
+        linear_bwd(l, NULL, G(l, 0), G(l, 1), dout, a->X, P(l, 0), l->B * np, PV, s->C);
         return;
     }
     GrtPatchBwdFn *k = (GrtPatchBwdFn *)grt_kernel_find_sized(GRT_K_PATCH_BWD, s->C, 0, l->T, 0, 0);
     if (k) k((int64_t)l->B * l->T, a->Y, G(l, 2), G(l, 3), dout);
     else grt_patch_assemble_backward(a->Y, G(l, 2), G(l, 3), dout, l->B, np, s->C);
-    grt_dev->matmul_backward(NULL, G(l, 0), G(l, 1), a->Y, a->X, P(l, 0), l->B * np, PV, s->C);
+    linear_bwd(l, NULL, G(l, 0), G(l, 1), a->Y, a->X, P(l, 0), l->B * np, PV, s->C);
 }
 
 /* A row of the classifier's targets: T long, or the program's sequence when its stream is shorter (past patch merging).
@@ -953,11 +972,11 @@ static void classifier_forward(GrtLayer *l, const float *x, const int32_t *targe
     grt_pool_forward(a->pooled, x, l->B, l->T, s->C, s->pool_mean);
     const float *feature = a->pooled;
     if (s->pooler) {
-        grt_dev->matmul_forward(a->h, a->pooled, P(l, 2), P(l, 3), l->B, s->C, s->C);
+        linear_fwd(l, a->h, a->pooled, P(l, 2), P(l, 3), l->B, s->C, s->C);
         grt_tanh_forward(a->h, (size_t)l->B * s->C);
         feature = a->h;
     }
-    grt_dev->matmul_forward(a->probs, feature, P(l, 0), P(l, 1), l->B, s->C, s->V);
+    linear_fwd(l, a->probs, feature, P(l, 0), P(l, 1), l->B, s->C, s->V);
     memset(losses, 0, sizeof(float) * (size_t)l->B * l->T);
     l->correct = grt_classify_forward(a->dlogits, a->probs, a->probs, targets, label_stride(l), l->B, s->V);
     for (int b = 0; b < l->B; b++)
@@ -974,12 +993,12 @@ static void classifier_backward(GrtLayer *l, const float *x, const int32_t *targ
     grt_classify_backward(a->dlogits, a->probs, targets, label_stride(l), l->B, s->V, dloss);
     memset(a->dpooled, 0, sizeof(float) * BC);
     if (!s->pooler) {
-        grt_dev->matmul_backward(a->dpooled, G(l, 0), G(l, 1), a->dlogits, a->pooled, P(l, 0), l->B, s->C, s->V);
+        linear_bwd(l, a->dpooled, G(l, 0), G(l, 1), a->dlogits, a->pooled, P(l, 0), l->B, s->C, s->V);
     } else {
         memset(a->dh, 0, sizeof(float) * BC);
-        grt_dev->matmul_backward(a->dh, G(l, 0), G(l, 1), a->dlogits, a->h, P(l, 0), l->B, s->C, s->V);
+        linear_bwd(l, a->dh, G(l, 0), G(l, 1), a->dlogits, a->h, P(l, 0), l->B, s->C, s->V);
         grt_tanh_backward(a->dh, a->h, BC);
-        grt_dev->matmul_backward(a->dpooled, G(l, 2), G(l, 3), a->dh, a->pooled, P(l, 2), l->B, s->C, s->C);
+        linear_bwd(l, a->dpooled, G(l, 2), G(l, 3), a->dh, a->pooled, P(l, 2), l->B, s->C, s->C);
     }
     grt_pool_backward(din, a->dpooled, l->B, l->T, s->C, s->pool_mean);
 }
@@ -1008,7 +1027,7 @@ static void merge_forward(GrtLayer *l, const float *x, float *out) {
     int side = (int)lround(sqrt((double)l->T)), N4 = l->B * l->T / 4;
     merge_gather(l, a->X, x, side);
     norm_forward(&n, a->Xn, a->mean, a->rstd, a->X, P(l, M_NORMW), P(l, M_NORMB), N4);
-    grt_dev->matmul_forward(out, a->Xn, P(l, M_RED), NULL, N4, n.C, 2 * l->s.C);
+    linear_fwd(l, out, a->Xn, P(l, M_RED), NULL, N4, n.C, 2 * l->s.C);
 }
 
 /* Its backward from dout (B, T / 4, 2 C): din (B, T, C) accumulated; the
@@ -1021,7 +1040,7 @@ static void merge_backward(GrtLayer *l, const float *x, const float *dout, float
     merge_gather(l, a->X, x, side);
     norm_forward(&n, a->Xn, a->mean, a->rstd, a->X, P(l, M_NORMW), P(l, M_NORMB), N4);
     grt_dev->zero(a->dXn, bytes);
-    grt_dev->matmul_backward(a->dXn, G(l, M_RED), NULL, dout, a->Xn, P(l, M_RED), N4, n.C, 2 * l->s.C);
+    linear_bwd(l, a->dXn, G(l, M_RED), NULL, dout, a->Xn, P(l, M_RED), N4, n.C, 2 * l->s.C);
     grt_dev->zero(a->dX, bytes);
     norm_backward(&n, a->dX, G(l, M_NORMW), G(l, M_NORMB), a->dXn, a->X, P(l, M_NORMW), a->mean, a->rstd, N4);
     GrtWinPermuteFn *k = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_MERGE_SCATTER, l->s.C, 0, side, 0, 0);
@@ -1087,13 +1106,13 @@ float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
     if (gopt(l, B_BDOWN)) grt_dev->bias_grad(G(l, B_BDOWN), dmlp_out, N, C);
     float *dfca = a->dF;
     grt_dev->zero(dfca, sizeof(float) * NF);
-    grt_dev->matmul_backward(dfca, G(l, B_WDOWN), NULL, dmlp_out, a->fca, P(l, B_WDOWN), N, l->F_l, C);
+    linear_bwd(l, dfca, G(l, B_WDOWN), NULL, dmlp_out, a->fca, P(l, B_WDOWN), N, l->F_l, C);
     grt_dev->zero(dmid, sizeof(float) * (size_t)N * up_rows(l));
     bool dbias_done = activation_backward(s, dmid, gopt(l, B_BUP), a->fch, dfca, N, l->F_l);
     /* MLP up (column-parallel): partial input gradients */
     float *dmlp_in = a->dC1;
     grt_dev->zero(dmlp_in, sizeof(float) * NC);
-    grt_dev->matmul_backward(dmlp_in, G(l, B_WUP), dbias_done ? NULL : gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C,
+    linear_bwd(l, dmlp_in, G(l, B_WUP), dbias_done ? NULL : gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C,
                         up_rows(l));
     return dmlp_in;
 }
@@ -1122,7 +1141,7 @@ float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *do
     if (gopt(l, B_BO)) grt_dev->bias_grad(G(l, B_BO), dattn_out, N, C);
     float *datty = a->dAtt;
     grt_dev->zero(datty, sizeof(float) * natty);
-    grt_dev->matmul_backward(datty, G(l, B_WO), NULL, dattn_out, a->atty, P(l, B_WO), N, l->H_l * hd, C);
+    linear_bwd(l, datty, G(l, B_WO), NULL, dattn_out, a->atty, P(l, B_WO), N, l->H_l * hd, C);
     grt_dev->zero(dmid, sizeof(float) * (size_t)N * qkv_rows(l));
     GrtAttSoftmaxBwdFn *sm = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, l->T, causal_flag(s));
     if (s->window) {
@@ -1142,7 +1161,7 @@ float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *do
     const float *attn_in = s->pre_norm ? a->ln1 : x;
     float *dattn_in = a->dC1;
     grt_dev->zero(dattn_in, sizeof(float) * NC);
-    grt_dev->matmul_backward(dattn_in, G(l, B_WQKV), gopt(l, B_BQKV), dmid, attn_in, P(l, B_WQKV), N, C, qkv_rows(l));
+    linear_bwd(l, dattn_in, G(l, B_WQKV), gopt(l, B_BQKV), dmid, attn_in, P(l, B_WQKV), N, C, qkv_rows(l));
     return dattn_in;
 }
 
@@ -1189,7 +1208,7 @@ float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *tar
             memcpy(dl_local + (size_t)i * Vl, dl + (size_t)i * Vp + (size_t)l->tp_rank * Vl, sizeof(float) * Vl);
     }
     grt_dev->zero(dx, sizeof(float) * (size_t)N * l->s.C);
-    grt_dev->matmul_backward(dx, head_table_grad(l), NULL, dl_local, x, head_table(l), N, l->s.C, Vl);
+    linear_bwd(l, dx, head_table_grad(l), NULL, dl_local, x, head_table(l), N, l->s.C, Vl);
     return dx;
 }
 

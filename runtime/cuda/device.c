@@ -166,6 +166,8 @@ static const GrtDevice device_cuda = {
     .bias_grad = cuda_bias_grad,
     .matmul_forward = cuda_matmul_forward,
     .matmul_backward = cuda_matmul_backward,
+    .matmul16_forward = cuda_matmul16_forward,
+    .matmul16_backward = cuda_matmul16_backward,
     .attention_forward = cuda_attention_forward,
     .attention_backward = cuda_attention_backward,
 };

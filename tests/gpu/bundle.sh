@@ -7,6 +7,7 @@
 #   bin/      the programs: gpt-tiny and llama-tiny for one GPU rank
 #             (--target cuda) and for one CPU rank (the reference); their
 #             2-rank CUDA variants (DP 2, TP 2, PP 2) where galvc builds them;
+#             gpt-tiny in bf16 for one GPU rank (gpt-tiny-bf16.cuda);
 #             kernels-cuda (every generated kernel kind on the GPU against the
 #             CPU reference kernels: tests/gpu/kernels_cuda.c); compare
 #             (tests/e2e/compare.c); GPT-2 124M for one GPU and the plans of
@@ -99,6 +100,9 @@ for model in gpt-tiny llama-tiny; do
     program "$model-tp2.cuda" "$model" --devices 2 --uniform tp=2,pp=1,dp=1 --target cuda || true
     program "$model-pp2.cuda" "$model" --devices 2 --uniform tp=1,pp=2,dp=1,schedule=1f1b,m=4 --target cuda || true
 done
+# gpt-tiny in bf16 mixed precision for 1 GPU rank (row (e): against gpt-tiny.cuda's fp32)
+program gpt-tiny-bf16.cuda gpt-tiny --devices 1 -D precision=bf16 --target cuda ||
+    die "galvc could not build gpt-tiny in bf16 for the CUDA target (see $log)"
 # GPT-2 124M for one GPU (row (f), beside PyTorch) and the plans of row (h)
 # (tests/gpu/plans.sh), and what `galvc profile --target cuda -np 2` runs for
 # row (g): galvc-profiler-cuda and the model's kernels (--prepare), with the
@@ -206,12 +210,16 @@ cudart=$(ldd "$tmp/bin/kernels-cuda" | awk '$1 ~ /^libcudart\.so/ { print $1, $3
 cp -L "${cudart#* }" "$tmp/cuda/${cudart%% *}"
 chmod -R u+w "$tmp"
 strip --strip-debug "$tmp"/lib/*.so* 2>/dev/null || true
+# the largest libraries (OpenBLAS, 36 MB of all its kernels) gzipped, a third
+# of their size, to keep the bundle and the tree under the carry limit:
+# check.sh unpacks them before it runs anything
+find "$tmp/lib" -maxdepth 1 -type f -size +8M -exec gzip -9 {} +
 
 cp "$src/README.md" "$tmp/data/README.md"
 
 # ---- the manifest ---------------------------------------------------------------------
 
-glibc=$(find "$tmp" -path "$tmp/glibc" -prune -o -type f \( -name '*.so*' -o -perm -u+x \) -exec objdump -T {} + 2>/dev/null |
+glibc=$(find "$tmp" -path "$tmp/glibc" -prune -o -type f ! -name '*.gz' \( -name '*.so*' -o -perm -u+x \) -exec objdump -T {} + 2>/dev/null |
     grep -o 'GLIBC_[0-9][0-9.]*' | sort -uV | tail -n 1)
 size=$(du -sb "$tmp" | cut -f1)
 # it travels with the working tree (its tracked files): both together under 64 MiB

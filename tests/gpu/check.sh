@@ -17,6 +17,8 @@
 #       "not built" when the bundle lacks them (the host-staged collectives:
 #       NCCL refuses two ranks on one GPU)
 #   (d) the NCCL path at 1 rank: GALVRT_NCCL=1 (bundle.sh's nccl-force)
+#   (e) gpt-tiny in bf16 mixed precision against gpt-tiny in fp32, both on 1
+#       GPU rank, 20 steps: losses within 2% relative (a NaN fails)
 #   (f) GPT-2 124M (batch 16 x 1024, bf16, one GPU) beside PyTorch's own
 #       step (tests/gpu/torch_gpt2.py): ms/step, tokens/s, MFU, the ratio
 #   (g) galvc profile --target cuda -np 2 on GPT-2's shape, under 2 minutes
@@ -122,7 +124,16 @@ cuda_dirs() {
         /opt/conda/lib/python3*/site-packages/nvidia/*/lib 2>/dev/null
 }
 mapfile -t DIRS < <(cuda_dirs | awk '!seen[$0]++')
-LIBPATH=$B/lib MISSING=""
+# bundle.sh gzipped its largest libraries: unpacked into a folder of our own, first on the path
+unpacked=$(mktemp -d)
+trap 'rm -rf "$unpacked"' EXIT
+for z in "$B"/lib/*.gz; do
+    [ -e "$z" ] || continue
+    gzip -dc "$z" >"$unpacked/$(basename "$z" .gz)" 2>/dev/null ||
+        python3 -c 'import gzip, shutil, sys; shutil.copyfileobj(gzip.open(sys.argv[1]), sys.stdout.buffer)' "$z" \
+            >"$unpacked/$(basename "$z" .gz)" || echo "could not unpack $z"
+done
+LIBPATH=$unpacked:$B/lib MISSING=""
 for soname in $(cat "$B/cuda-libs") libnccl.so.2; do
     found=""
     for d in "${DIRS[@]}"; do
@@ -194,10 +205,10 @@ fi
 
 # ---- (b) 1 GPU rank against 1 CPU rank ----------------------------------------------
 
-# compare_row ROW REF RUN: the two logs' losses within 1e-4 relative
+# compare_row ROW REF RUN SECS [TOL]: the two logs' losses within TOL relative (default 1e-4)
 compare_row() {
-    local name=$1 ref=$2 run=$3 secs=$4
-    step "$name.compare" 20 "${RUN[@]}" "$B/bin/compare" "$ref" "$run" 1e-4
+    local name=$1 ref=$2 run=$3 secs=$4 tol=${5:-1e-4}
+    step "$name.compare" 20 "${RUN[@]}" "$B/bin/compare" "$ref" "$run" "$tol"
     if [ "$RC" = 0 ]; then row "$name" PASS "$secs" "$(last "$name.compare")"
     else row "$name" FAIL "$secs" "$(grep -m1 compare: "$logs/$name.compare.log" | cut -c1-100)"; fi
 }
@@ -273,6 +284,24 @@ else
             compare_row "(d) $model NCCL" "$logs/$model.cpu.jsonl" "$logs/$model.nccl.jsonl" "$SECS"
         fi
     done
+fi
+
+# ---- (e) bf16 mixed precision against fp32 on the GPU ------------------------------------
+
+echo "== (e) gpt-tiny bf16 against fp32 on 1 GPU rank, 20 steps"
+if [ ! -x "$B/bin/gpt-tiny-bf16.cuda" ]; then
+    row "(e) gpt-tiny bf16" SKIP 0 "not built (a bundle from before bf16)"
+else
+    train "gpt-tiny.fp32-20" 90 gpt-tiny.cuda 1 "$logs/gpt-tiny.fp32-20.jsonl" --steps 20
+    fp32_rc=$RC
+    train "gpt-tiny.bf16-20" 90 gpt-tiny-bf16.cuda 1 "$logs/gpt-tiny.bf16-20.jsonl" --steps 20
+    if [ "$fp32_rc" != 0 ]; then
+        row "(e) gpt-tiny bf16" FAIL "$SECS" "the fp32 run: exit $fp32_rc: $(last gpt-tiny.fp32-20)"
+    elif [ "$RC" != 0 ]; then
+        row "(e) gpt-tiny bf16" FAIL "$SECS" "exit $RC: $(grep -m1 galvrt "$logs/gpt-tiny.bf16-20.log" | cut -c1-100)"
+    else
+        compare_row "(e) gpt-tiny bf16" "$logs/gpt-tiny.fp32-20.jsonl" "$logs/gpt-tiny.bf16-20.jsonl" "$SECS" 0.02
+    fi
 fi
 
 # ---- (f) GPT-2 124M beside PyTorch --------------------------------------------------------

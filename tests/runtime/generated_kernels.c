@@ -11,7 +11,8 @@
  * that wrap; rotary on heads inside wider qkv rows (the rest untouched);
  * causal attention rows starting mid-sequence; the loss with ignored targets
  * (-1), padded rows, and one TP rank's columns of the gradient; Swin's
- * window order over rows that end mid-image, its softmax with masked keys.
+ * window order over rows that end mid-image, its softmax with masked keys;
+ * bf16 rounding bit for bit, on ties, overflow, infinities, NaNs and subnormals.
  *
  * Tolerance: |got - ref| <= tol * max(|ref|, 1), tol = 1e-6 (sums of squares
  * 1e-12, in double); 1e-5 for GELU and SwiGLU, whose e^x is a polynomial (the reference's, in the same order,
@@ -515,6 +516,32 @@ static void merge_permute(void (*fn)(void), int R, int C, int flags, int scatter
 static void merge_gather(void (*fn)(void), int R, int C, int flags) { merge_permute(fn, R, C, flags, 0); }
 static void merge_scatter(void (*fn)(void), int R, int C, int flags) { merge_permute(fn, R, C, flags, 1); }
 
+/* bf16 rounding, bit for bit against grt_bf16_bits on random floats of
+ * every magnitude and the awkward ones: exact ties (to even, both ways), the
+ * largest finite floats (to infinity), infinities, NaNs (quiet, sign and
+ * payload kept), subnormals and signed zeros. */
+static void bf16(void (*fn)(void), int R, int C, int flags) {
+    static const uint32_t odd[] = {0x3f808000u, 0x3f818000u, 0xbf808000u, 0x7f7fffffu, 0xff7fffffu, 0x7f800000u,
+                                   0xff800000u, 0x7fc00001u, 0xffa00000u, 0x7f800001u, 0x00000001u, 0x807fffffu,
+                                   0x00000000u, 0x80000000u, 0x3f807fffu, 0x477fe000u};
+    size_t n = (size_t)R * C, bad = 0;
+    float *x = alloc(n), *out = nan_buf(n); /* the bits' room too: n halves */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = i % 3 == 0 ? odd[(i / 3) % (sizeof odd / sizeof odd[0])] : 0;
+        if (!u) rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17, u = (uint32_t)(rng >> 32);
+        memcpy(&x[i], &u, sizeof u);
+    }
+    LAUNCH(GrtBf16Fn, R, out, x);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t want = (uint32_t)grt_bf16_bits(x[i]), got;
+        if (flags & GRT_KF_WIDE) memcpy(&got, &out[i], sizeof got), want <<= 16;
+        else got = ((const uint16_t *)out)[i];
+        bad += got != want;
+    }
+    CHECK(bad == 0);
+    if (bad) fprintf(stderr, "  %s: %zu elements not grt_bf16_bits' rounding\n", case_name, bad);
+}
+
 static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_LAYERNORM_FWD] = layernorm_fwd, [GRT_K_LAYERNORM_BWD] = layernorm_bwd, [GRT_K_RMSNORM_FWD] = rmsnorm_fwd,
     [GRT_K_RMSNORM_BWD] = rmsnorm_bwd,     [GRT_K_RESIDUAL] = residual,           [GRT_K_BIAS_GELU_FWD] = bias_gelu_fwd,
@@ -526,6 +553,7 @@ static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_SGD] = sgd,                     [GRT_K_DROPOUT] = dropout,             [GRT_K_PATCH_FWD] = patch_fwd,
     [GRT_K_PATCH_BWD] = patch_bwd,         [GRT_K_WIN_GATHER] = win_gather,       [GRT_K_WIN_SCATTER] = win_scatter,
     [GRT_K_WIN_SOFTMAX_FWD] = win_softmax_fwd, [GRT_K_MERGE_GATHER] = merge_gather, [GRT_K_MERGE_SCATTER] = merge_scatter,
+    [GRT_K_BF16] = bf16,
 };
 
 int main(void) {

@@ -33,6 +33,7 @@ int main(int argc, char **argv) {
         [GRT_K_ATT_SOFTMAX_BWD] = {GRT_KF_CAUSAL},
         [GRT_K_SGD] = {GRT_KF_MOMENTUM, GRT_KF_MOMENTUM | GRT_KF_NESTEROV},
         [GRT_K_DROPOUT] = {GRT_KF_RESIDUAL},
+        [GRT_K_BF16] = {GRT_KF_WIDE},
     };
     KernelSet set = {0};
     for (int kind = 0; kind < GRT_K_COUNT; kind++)
