@@ -492,7 +492,7 @@ static MergeAct *merge_act(const GrtLayer *l, float *kept, float *work) {
     a->dX = carve(&work, N * C);
     a->dXn = carve(&work, N * C);
     check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
     return a;
 }
 
