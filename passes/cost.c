@@ -104,6 +104,26 @@ static void tp_allreduces(LayerKind k, int *fwd, int *bwd) {
     }
 }
 
+/* Megatron sequence parallelism's collectives per micro-batch over the TP
+ * group, each of the whole (B T, C) stream (Korthikanti et al. 2022,
+ * section 4.2.2): a transformer layer all-gathers before each
+ * column-parallel GEMM and reduce-scatters after each row-parallel one;
+ * backward gathers the output gradients and, again, the norm outputs it
+ * kept split, and reduce-scatters the input gradients (runtime/layers.c).
+ * The embedding reduce-scatters its output and gathers its gradient; the
+ * LM head gathers its input (forward, and again in backward) and
+ * reduce-scatters its input gradient. */
+static void sp_collectives(LayerKind k, int *fwd_ag, int *fwd_rs, int *bwd_ag, int *bwd_rs) {
+    *fwd_ag = *fwd_rs = *bwd_ag = *bwd_rs = 0;
+    switch (k) {
+    case LAYER_ENCODER:
+    case LAYER_DECODER: *fwd_ag = *fwd_rs = *bwd_rs = 2, *bwd_ag = 4; break;
+    case LAYER_EMBEDDING: *fwd_rs = *bwd_ag = 1; break;
+    case LAYER_LM_HEAD: *fwd_ag = *bwd_ag = *bwd_rs = 1; break;
+    default: break;
+    }
+}
+
 /* Bytes of optimizer and model state per parameter. Mixed precision keeps a
  * 16-bit copy and gradient plus fp32 master weights and moments: 2 + 2 + 12
  * for Adam (Rajbhandari et al., ZeRO, SC'20, section 3.1); fp32 keeps 4 + 4
@@ -147,9 +167,9 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
     GrtLayerSpec spec;
     if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
     double T = (double)l->seq;
-    if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden;
-    *kept = grt_size_kept(&spec, s->tp, mbs, T);
-    *work = grt_size_work(&spec, s->tp, mbs, T);
+    if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden / (strategy_sp(s) ? s->tp : 1);
+    *kept = grt_size_kept(&spec, s->tp, s->sp, mbs, T);
+    *work = grt_size_work(&spec, s->tp, s->sp, mbs, T);
     return true;
 }
 
@@ -278,6 +298,43 @@ static void data_parallel(const Ctx *c, const Strategy *s, double fwd, double bw
     }
 }
 
+/* Megatron-SP's all-reduce of the replicated tensors' gradients a
+ * micro-batch over the TP group (each rank saw its rows alone): a
+ * transformer layer's norms and row-parallel biases, a norm's weights. */
+static double sp_shared_s(const Ctx *c, const Layer *l, const Strategy *s) {
+    GrtLayerSpec spec;
+    if (layer_runtime_base_kind(l->kind) < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return 0;
+    double bytes = grt_size_shared(&spec) * sizeof(float);
+    return bytes > 0 ? collective_s(c, COLL_ALLREDUCE, s->tp, s->tp_consec ? 1 : s->dp, s->tp_consec, bytes) : 0;
+}
+
+/* The TP group's traffic a micro-batch: seconds, forward's part in *fwd_s,
+ * and the blocking calls forward and backward (with checkpointing, backward
+ * runs forward's again). Megatron-LM's all-reduces, or with sequence
+ * parallelism its all-gathers and reduce-scatters and the shared gradients'
+ * all-reduce. */
+static double tensor_parallel(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd_s, int *n_fwd,
+                              int *n_bwd) {
+    int tp_stride = s->tp_consec ? 1 : s->dp;
+    double act_msg = (double)stream_bytes(c, l) * mbs, f, b;
+    if (strategy_sp(s)) {
+        int fag, frs, bag, brs;
+        sp_collectives(l->kind, &fag, &frs, &bag, &brs);
+        double ag = collective_s(c, COLL_ALLGATHER, s->tp, tp_stride, s->tp_consec, act_msg);
+        double rs = collective_s(c, COLL_REDUCESCATTER, s->tp, tp_stride, s->tp_consec, act_msg);
+        double shared = sp_shared_s(c, l, s);
+        f = fag * ag + frs * rs, b = bag * ag + brs * rs + shared;
+        *n_fwd = fag + frs, *n_bwd = bag + brs + (shared > 0);
+    } else {
+        tp_allreduces(l->kind, n_fwd, n_bwd);
+        double one = collective_s(c, COLL_ALLREDUCE, s->tp, tp_stride, s->tp_consec, act_msg);
+        f = *n_fwd * one, b = *n_bwd * one;
+    }
+    if (s->ckpt) *n_bwd += *n_fwd, b += f;
+    *fwd_s = f;
+    return f + b;
+}
+
 static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, double samples) {
     const HwProfile *hw = c->hw;
     const TrainConfig *t = c->spec->train;
@@ -290,13 +347,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
                  2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / hw->mem_bandwidth;
     double bwd = 2 * fwd; /* input and weight gradients: twice the forward GEMMs */
     int n_fwd, n_bwd;
-    tp_allreduces(l->kind, &n_fwd, &n_bwd);
-    if (s->ckpt) n_bwd += n_fwd;
-    int tp_stride = s->tp_consec ? 1 : s->dp;
-    double act_msg = (double)stream_bytes(c, l) * mbs;
-    double tp_one = collective_s(c, COLL_ALLREDUCE, s->tp, tp_stride, s->tp_consec, act_msg);
-    double tp_s = (n_fwd + n_bwd) * tp_one;
-    r.fwd_comm_s = n_fwd * tp_one;
+    double tp_s = tensor_parallel(c, l, s, mbs, &r.fwd_comm_s, &n_fwd, &n_bwd);
     /* a measured fit of this layer kind at this TP degree wins; one timed on
      * a TP group includes the TP all-reduces */
     bool tp_comm = false;
@@ -355,7 +406,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     int64_t padded = (params_dev + s->dp - 1) / s->dp * s->dp;
     if (zero == 3) r.shard_bytes = padded * c->e;
     if (zero == 2 || (zero == 3 && !s->zero3_once)) r.scatter_bytes = 2 * padded * c->e;
-    r.stream_bytes = (int64_t)ceil(mbs * (double)l->seq * (double)l->hidden * c->e);
+    r.stream_bytes = (int64_t)ceil(mbs * (double)l->seq * (double)l->hidden * c->e / (strategy_sp(s) ? s->tp : 1));
     /* every blocking collective also costs the ranks' meeting (the
      * profile's sync_overhead, fitted by galvc --calibrate) */
     r.mb_s += r.calls_mb * hw->sync_s;
@@ -366,9 +417,11 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
 /* Converting layer l-1's output from strategy a's layout to b's: the
  * micro-batch's activation regathered over the larger TP group, forward, and
  * its gradient on the way back (Galvatron-BMW, Wang et al. 2024, section 4.3,
- * the transformation cost between adjacent layers). */
+ * the transformation cost between adjacent layers). A sequence split that
+ * starts or ends there takes at most as much: its rows gathered one way,
+ * sliced the other. */
 static double reshard_s(const Ctx *c, const Layer *l, const Strategy *a, const Strategy *b, double samples) {
-    if (a->tp == b->tp && a->tp_consec == b->tp_consec) return 0;
+    if (a->tp == b->tp && a->tp_consec == b->tp_consec && strategy_sp(a) == strategy_sp(b)) return 0;
     int g = a->tp > b->tp ? a->tp : b->tp;
     bool consec = a->tp > b->tp ? a->tp_consec : b->tp_consec;
     int dp = a->tp > b->tp ? a->dp : b->dp;

@@ -75,20 +75,31 @@ static inline double grt_block_wide(const GrtLayerSpec *s, GrtShardSizes z) {
  * dropout masks: dropout's counter-based masks are drawn again in backward,
  * galvrt.h): QKV, the attention output, MLP up and its activation, six
  * per-token norm statistics and the attention probabilities (B, H, T, T),
- * undropped. A checkpointed block keeps these once, in the stage's
+ * undropped. With sequence parallelism (sp) the norms' outputs, the
+ * residual and the statistics are of the rank's B T / tp rows alone
+ * (section 4.2.2). A checkpointed block keeps these once, in the stage's
  * checkpoint area. */
-static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, double T) {
+static inline double grt_size_kept(const GrtLayerSpec *s, int tp, int sp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
-    double N = B * T, C = s->C;
+    double N = B * T, C = s->C, rows = sp ? N / tp : N;
     switch (s->kind) {
-    case GRT_BLOCK: return N * (3 * C + z.qkv + z.H * s->hd + z.up + z.F + 6) + B * z.H * T * T;
-    case GRT_NORM: return 2 * N;         /* mean and rstd */
+    case GRT_BLOCK: return rows * (3 * C + 6) + N * (z.qkv + z.H * s->hd + z.up + z.F) + B * z.H * T * T;
+    case GRT_NORM: return 2 * rows;      /* mean and rstd */
     case GRT_HEAD: return N * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
     case GRT_CLASSIFIER: return B * (s->V + (s->pooler ? C : 0)); /* probabilities, the pooler's output */
     case GRT_EMBEDDING:
     case GRT_PATCH: break;
     }
     return 0;
+}
+
+/* Floats of the tensors a layer replicates over its TP group whose
+ * gradients sequence parallelism leaves partial (each rank saw its rows
+ * alone): a block's norms and row-parallel biases, a norm's weights. */
+static inline double grt_size_shared(const GrtLayerSpec *s) {
+    double C = s->C, norm = C + (s->rms || !s->bias ? 0 : C);
+    if (s->kind == GRT_BLOCK) return 2 * norm + (s->bias ? 2 * C : 0);
+    return s->kind == GRT_NORM ? norm : 0;
 }
 
 /* Floats of a layer's working space for a micro-batch (one buffer shared by
@@ -99,18 +110,21 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
  * the gathered patches and their projection (rebuilt in backward from the
  * pixels, so it keeps nothing). A classifier: the pooled tokens, their
  * gradient and the logits' gradient (B rows each), and with a pooler the
- * gradient of its output. */
-static inline double grt_size_work(const GrtLayerSpec *s, int tp, double B, double T) {
+ * gradient of its output. Sequence parallel (sp), the embedding and the
+ * head add the whole (N, C) stream an all-gather fills or a reduce-scatter
+ * empties, a block and a norm their replicated tensors' gradients. */
+static inline double grt_size_work(const GrtLayerSpec *s, int tp, int sp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
-    double N = B * T, C = s->C;
+    double N = B * T, C = s->C, gathered = sp ? N * C : 0, shared = sp ? grt_size_shared(s) : 0;
     switch (s->kind) {
-    case GRT_BLOCK: return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd);
-    case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2);
+    case GRT_BLOCK:
+        return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd) + shared;
+    case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2) + gathered;
     case GRT_PATCH: return B * grt_patches(s) * (grt_patch_values(s) + C); /* the patches, their projection */
     case GRT_CLASSIFIER: /* pooled, its gradient, the logits' gradient; the pooler's output gradient */
         return B * (2 * C + s->V + (s->pooler ? C : 0));
-    case GRT_EMBEDDING:
-    case GRT_NORM: break;
+    case GRT_EMBEDDING: return gathered;
+    case GRT_NORM: return shared;
     }
     return 0;
 }
