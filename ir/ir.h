@@ -328,6 +328,7 @@ typedef struct HwProfile {
     int64_t act_seq;
     double act_per_sample[PROFILE_MAX_LOG2 + 1];
     double ckpt_act_per_sample;
+    bool act_sp; /* measured with Megatron-SP on (Galvatron's _sp keys): a TP layer without it keeps more */
     /* measured activations of the embedding (0) and of the LM head with the
      * final norm and the loss (1) at other_seq tokens, bytes per sample kept
      * for backward, by log2 of the TP degree; 0 where not measured */

@@ -388,6 +388,12 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     if (hw->act_seq && k >= 0 && (int)l->kind == hw->act_kind && hw->act_per_sample[k] > 0) {
         double scale = (double)l->seq / (double)hw->act_seq * mbs;
         full_act = (int64_t)ceil(hw->act_per_sample[k] * scale);
+        /* measured with Megatron-SP: without it each TP rank keeps its
+         * norms', dropouts' and residual's activations whole, 10 s b h bytes
+         * at 16 bits where SP keeps 10 s b h / t (Korthikanti et al. 2022,
+         * table 2) */
+        if (hw->act_sp && s->tp > 1 && !strategy_sp(s))
+            full_act += (int64_t)ceil(5.0 * c->e * (double)l->seq * (double)l->hidden * mbs * (1 - 1.0 / s->tp));
         if (!s->ckpt) r.act_bytes = full_act;
         else if (hw->ckpt_act_per_sample > 0) r.act_bytes = (int64_t)ceil(hw->ckpt_act_per_sample * scale);
     }
@@ -469,13 +475,29 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         }
         out->tied_sum_bytes = l->vocab * l->hidden * (int64_t)sizeof(float);
     }
+    /* a reshard's cost depends on the two layouts alone (TP degree, nesting,
+     * sequence split, DP degree): each pair of layouts is costed once a layer */
+    int *cls = arena_alloc(a, (size_t)n * sizeof *cls), n_cls = 0;
+    int *rep = arena_alloc(a, (size_t)n * sizeof *rep);
+    for (int k = 0; k < n; k++) {
+        const Strategy *s = &set->items[k];
+        cls[k] = -1;
+        for (int j = 0; j < n_cls && cls[k] < 0; j++) {
+            const Strategy *r = &set->items[rep[j]];
+            if (r->tp == s->tp && r->dp == s->dp && r->tp_consec == s->tp_consec && strategy_sp(r) == strategy_sp(s))
+                cls[k] = j;
+        }
+        if (cls[k] < 0) rep[n_cls] = k, cls[k] = n_cls++;
+    }
+    double *pair = arena_alloc(a, (size_t)n_cls * n_cls * sizeof *pair);
     for (int i = 0; i < L; i++) {
         const Layer *l = g->layers[i];
         for (int k = 0; k < n; k++) out->cost[(size_t)i * n + k] = layer_cost(&c, l, &set->items[k], samples);
+        for (int p = 0; i > 0 && p < n_cls; p++)
+            for (int k = 0; k < n_cls; k++)
+                pair[p * n_cls + k] = reshard_s(&c, l, &set->items[rep[p]], &set->items[rep[k]], samples);
         for (int p = 0; i > 0 && p < n; p++)
-            for (int k = 0; k < n; k++)
-                out->reshard[((size_t)i * n + p) * n + k] =
-                    reshard_s(&c, l, &set->items[p], &set->items[k], samples);
+            for (int k = 0; k < n; k++) out->reshard[((size_t)i * n + p) * n + k] = pair[cls[p] * n_cls + cls[k]];
         /* Pipeline p2p: each rank of a stage sends its 1/n share of the
          * micro-batch's activation (Megatron's scatter/gather optimization,
          * Narayanan et al. 2021, section 4.1). */
