@@ -724,9 +724,11 @@ static void emit_layer_backward(const Emit *e, int i, const char *src, const cha
 }
 
 /* Does chunk c list a block or head in phases (and so need a layer variable)? */
-static bool stage_phased(const Emit *e, int c) {
-    for (int i = e->plan->stage_start[c]; i < e->plan->stage_start[c + 1]; i++)
-        if (tp_phased(e, i) && (e->rs[i].kind != GRT_EMBEDDING || sp_of(e, i))) return true;
+static bool stage_phased(const Emit *e, int c, bool backward) {
+    for (int i = e->plan->stage_start[c]; i < e->plan->stage_start[c + 1]; i++) {
+        GrtLayerKind k = e->rs[i].kind;
+        if (tp_phased(e, i) && (k != GRT_EMBEDDING || sp_of(e, i)) && (k != GRT_NORM || backward)) return true;
+    }
     return false;
 }
 
@@ -754,7 +756,7 @@ static void emit_forward(const Emit *e, int c) {
         if (lo == 0 || hi - 1 == e->head) fprintf(out, "    grt_run_batch(R, mb, s); /* its tokens and targets */\n");
         else fprintf(out, "    (void)mb;\n");
     }
-    if (stage_phased(e, c)) fprintf(out, "    GrtLayer *l;\n");
+    if (stage_phased(e, c, false)) fprintf(out, "    GrtLayer *l;\n");
     if (c > 0) {
         fprintf(out, "    grt_pipe_recv(from_%s%d, R->world, x%d[s], %s); /* ", e->unit, c - 1, lo,
                 tag_name(e, c - 1, false, tag, sizeof tag));
@@ -803,7 +805,7 @@ static void emit_backward(const Emit *e, int c) {
         fprintf(out, "/* Chunk %d's backward (on stage %d) of micro-batch mb, on activation slot s. */\n"
                      "static void chunk%d_backward(GrtRun *R, int mb, int s) {\n", c, c % e->pp, c);
     if (!uses_mb || e->plan->micro_batches == 1) fprintf(out, "    (void)mb;\n");
-    if (stage_phased(e, c)) fprintf(out, "    GrtLayer *l;\n");
+    if (stage_phased(e, c, true)) fprintf(out, "    GrtLayer *l;\n");
     const char *dout = "dA", *din = "dB";
     if (c < e->C - 1)
         fprintf(out, "    grt_pipe_recv(grad_from_%s%d, R->world, dA, %s); /* from %s %d */\n", e->unit, c + 1,

@@ -929,6 +929,8 @@ static void classifier_backward(GrtLayer *l, const float *x, const int32_t *targ
 void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
+    if (l->sp && s->kind != GRT_NORM) /* the program runs these in phases (galvrt.h) */
+        grt_abort("internal error: a sequence-parallel layer's forward called whole", 1);
     grt_part_begin(GRT_PART_FWD_EMBEDDING + part_of(s->kind)); /* the step's breakdown, by layer kind */
     switch (s->kind) {
     case GRT_EMBEDDING:
@@ -1133,6 +1135,8 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
                         const float *dout, float dloss, float *din) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
+    if (l->sp && s->kind != GRT_NORM)
+        grt_abort("internal error: a sequence-parallel layer's backward called whole", 1);
     grt_part_begin(GRT_PART_BWD_EMBEDDING + part_of(s->kind));
     switch (s->kind) {
     case GRT_EMBEDDING: {
