@@ -790,6 +790,8 @@ void grt_allreduce(GrtComm *c, float *buf, size_t n);                       /* i
 void grt_allreduce_double(GrtComm *c, double *buf, size_t n);               /* in place, sum */
 void grt_reduce_scatter(GrtComm *c, const float *in, float *out, size_t n); /* in: size * n, out: n */
 void grt_allgather(GrtComm *c, const float *in, float *out, size_t n);      /* in: n (may be out's own block), out: size * n */
+/* out block j (n) = rank j's in block r (n), r this rank; in and out size * n, apart (DeepSpeed-Ulysses' exchange) */
+void grt_alltoall(GrtComm *c, const float *in, float *out, size_t n);
 void grt_broadcast(GrtComm *c, float *buf, size_t n, int root);
 void grt_send(GrtComm *c, const float *buf, size_t n, int peer, int tag);
 void grt_recv(GrtComm *c, float *buf, size_t n, int peer, int tag);
@@ -1144,6 +1146,7 @@ typedef struct GrtCollectives {
     void (*allreduce_double)(GrtComm *c, double *buf, size_t n);
     void (*reduce_scatter)(GrtComm *c, const float *in, float *out, size_t n);
     void (*allgather)(GrtComm *c, const float *in, float *out, size_t n);
+    void (*alltoall)(GrtComm *c, const float *in, float *out, size_t n);
     void (*broadcast)(GrtComm *c, float *buf, size_t n, int root);
     void (*send)(GrtComm *c, const float *buf, size_t n, int peer, int tag);
     void (*recv)(GrtComm *c, float *buf, size_t n, int peer, int tag);
