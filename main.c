@@ -52,6 +52,7 @@ typedef struct Options {
     int uniform_vpp;         /* model chunks a stage holds (interleaved 1F1B); 0: not given */
     int64_t uniform_m;
     int uniform_ckpt_every;  /* checkpoint every K-th transformer layer only */
+    int uniform_sp;          /* Megatron-SP with TP: 1 sp, 0 nosp, -1 not given (on where the model runs it) */
     const char *plan;        /* --plan: cost this Galvatron config instead of searching */
 } Options;
 
@@ -74,9 +75,10 @@ static const char usage[] =
     "  --baselines      also print pure DP, SDP, TP, PP and the Megatron and\n"
     "                   DeepSpeed grids, costed by the same model\n"
     "  --uniform tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided]\n"
-    "            [,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]\n"
+    "            [,sp|nosp][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]\n"
     "                   use this uniform plan instead of searching (ZeRO stage over the DP group;\n"
-    "                   sdp is zero=3; zero3-accum: reduce-scatter every micro-batch or once a step)\n"
+    "                   sdp is zero=3; zero3-accum: reduce-scatter every micro-batch or once a step;\n"
+    "                   sp: Megatron sequence parallelism with TP, on by default where the model runs it)\n"
     "  --plan FILE      cost the plan in a Galvatron galvatron_config JSON file\n"
     "                   instead of searching (it may be over the memory budget)\n"
     "  -o FILE          build the training program for the plan\n"
@@ -140,7 +142,7 @@ static void add_define(Arena *a, Options *o, const char *text) {
 }
 
 #define UNIFORM_FORM                                                                                         \
-    "tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]"
+    "tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,sp|nosp][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]"
 
 /* The number of "key=N" in item: N decimal digits only, every one read. */
 static bool uniform_number(const char *item, const char *key, long long *v) {
@@ -166,6 +168,8 @@ static bool uniform_item(Options *o, Strategy *s, const char *item, long long *v
     if (uniform_number(item, "ckpt-every=", v) && *v >= 1 && *v <= (1 << 30))
         return o->uniform_ckpt_every = (int)*v, *v = 1, true;
     if (strcmp(item, "tp-strided") == 0) return s->tp_consec = false, true;
+    if (strcmp(item, "sp") == 0) return o->uniform_sp = 1, true;
+    if (strcmp(item, "nosp") == 0) return o->uniform_sp = 0, true;
     if (strcmp(item, "schedule=gpipe") == 0) return o->uniform_schedule = SCHED_GPIPE, true;
     if (strcmp(item, "schedule=1f1b") == 0) return o->uniform_schedule = SCHED_1F1B, true;
     if (strcmp(item, "schedule=interleaved") == 0) return o->uniform_schedule = SCHED_INTERLEAVED, true;
@@ -197,6 +201,7 @@ static void uniform_interleaving(Options *o, const Strategy *s, const char *spec
 /* --uniform UNIFORM_FORM: the whole value, item by item, however long. */
 static void parse_uniform(Arena *a, Options *o, const char *spec) {
     Strategy s = {.pp = 1, .tp = 1, .dp = 1, .tp_consec = true};
+    o->uniform_sp = -1;
     for (const char *p = spec;; p++) {
         size_t len = strcspn(p, ",");
         const char *item = arena_strndup(a, p, len);
@@ -488,6 +493,18 @@ static int emit_kernels(const Options *opt, const Spec *spec, const Plan *plan, 
 }
 
 /* Search (or take --uniform or --plan), then print the plan and the baselines, or build the program. */
+/* --uniform's sequence parallelism: as given (sp needs tp > 1 and a model
+ * whose every layer runs it), else on wherever it can be, as Megatron-Core
+ * turns it on with TP. False, with the message, when sp cannot be had. */
+static bool uniform_sp(const Options *opt, const Graph *g, Strategy *u) {
+    bool can = u->tp > 1 && graph_sp_splits(g, u->tp);
+    u->sp = opt->uniform_sp == 1 || (opt->uniform_sp < 0 && can);
+    if (!u->sp || can) return true;
+    fprintf(stderr, "galvc: error: --uniform: sp needs tp=2 or more and a model whose every layer runs sequence "
+                    "parallelism (embedding, pre-norm transformer layers, norm, lm_head; the sequence divided by tp)\n");
+    return false;
+}
+
 static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     const Cluster *c = spec->cluster;
     int64_t devices = plan_devices(opt, spec);
@@ -497,9 +514,11 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     diag_init(&diag, stderr);
     if (!profile_resolve(arena, c, spec->graph, profile_path(arena, opt, c), &hw, &diag)) return EXIT_USER;
     SearchRequest req = {.devices = devices, .flat_pipeline = opt->emit == EMIT_GALVATRON};
+    Strategy uniform = opt->uniform;
     if (opt->has_uniform) {
-        const Strategy *u = &opt->uniform;
+        Strategy *u = &uniform;
         if ((int64_t)u->tp * u->pp * u->dp != devices) return uniform_devices_error(arena, u, devices);
+        if (!uniform_sp(opt, spec->graph, u)) return EXIT_USAGE;
         if (opt->uniform_vpp > 1 && (int64_t)u->pp * opt->uniform_vpp > spec->graph->n_layers) {
             fprintf(stderr, "galvc: error: --uniform: pp x vpp = %d x %d = %lld chunks, but %s has %d layers (a chunk "
                             "takes one at least)\n", u->pp, opt->uniform_vpp, (long long)u->pp * opt->uniform_vpp,

@@ -1026,6 +1026,7 @@ static bool import_memory(Reader *r, const JsonFile *jf) {
         if (!take_tp_sizes(r, jf, tp, hw->act_per_sample, &hw->ckpt_act_per_sample)) return false;
         hw->act_kind = l->kind;
         hw->act_seq = best_seq;
+        hw->act_sp = !json_object_get(jf->root, "layertype_0"); /* the figures under layertype_0_sp */
     }
     return import_other_memory(r, jf, l);
 }

@@ -199,6 +199,8 @@ bool layer_runtime_spec(const Graph *g, const Layer *l, struct GrtLayerSpec *s);
 /* Does the runtime split l over TP degree tp (heads, key/value heads, FFN)? */
 bool layer_tp_splits(const Layer *l, int tp);
 bool graph_tp_splits(const Graph *g, int tp);
+/* Does the runtime run every layer of g with Megatron sequence parallelism over tp (runtime_layer.c)? */
+bool graph_sp_splits(const Graph *g, int tp);
 
 /* ---- the cluster ------------------------------------------------------------ */
 
@@ -329,6 +331,7 @@ typedef struct HwProfile {
     int64_t act_seq;
     double act_per_sample[PROFILE_MAX_LOG2 + 1];
     double ckpt_act_per_sample;
+    bool act_sp; /* measured with Megatron-SP on (Galvatron's _sp keys): a TP layer without it keeps more */
     /* measured activations of the embedding (0) and of the LM head with the
      * final norm and the loss (1) at other_seq tokens, bytes per sample kept
      * for backward, by log2 of the TP degree; 0 where not measured */
@@ -389,7 +392,7 @@ typedef struct TrainConfig {
 } TrainConfig;
 
 /* dp: replicated data parallel and ZeRO-1/2; zero: ZeRO-1/2 alone; sdp: ZeRO-3 */
-#define STRATEGY_FAMILIES(X) X(DP, "dp") X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt") X(ZERO, "zero")
+#define STRATEGY_FAMILIES(X) X(DP, "dp") X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt") X(ZERO, "zero") X(SP, "sp")
 typedef enum StrategyFamily {
 #define X(e, s) FAMILY_##e,
     STRATEGY_FAMILIES(X)
@@ -433,6 +436,7 @@ typedef struct Strategy {
     int zero;       /* dp > 1 and not sdp: ZeRO stage 1 or 2; 0 plain DP */
     bool zero3_once; /* sdp: the whole gradient accumulated over the micro-batches and
                       * reduce-scattered once a step (else after every micro-batch) */
+    bool sp;         /* tp > 1: Megatron sequence parallelism over the TP group (Korthikanti et al. 2022) */
 } Strategy;
 
 /* "pp=1 tp=2 sdp=4 tp-consecutive ckpt" */
@@ -442,6 +446,8 @@ bool strategy_equal(const Strategy *a, const Strategy *b);
 int strategy_zero(const Strategy *s);
 /* Are its TP groups consecutive ranks? (Also when tp or dp is 1: then both nestings are one layout.) */
 bool strategy_tp_consecutive(const Strategy *s);
+/* Does it split the stream's sequence over its TP group (Megatron-SP: sp and tp > 1)? */
+bool strategy_sp(const Strategy *s);
 /* Does a micro-batch of `samples` (all DP ranks together) give each DP rank a whole number of them? */
 bool strategy_splits(const Strategy *s, int64_t samples);
 bool layer_recomputes(LayerKind k);

@@ -68,6 +68,23 @@ bool graph_tp_splits(const Graph *g, int tp) {
     return true;
 }
 
+/* Megatron sequence parallelism over tp: the runtime runs it in embeddings,
+ * pre-norm transformer layers (not Swin's windowed ones), norms and LM
+ * heads, each rank taking B T / tp of the stream's rows, so the sequence
+ * must divide by tp. */
+bool graph_sp_splits(const Graph *g, int tp) {
+    for (int i = 0; i < g->n_layers; i++) {
+        const Layer *l = g->layers[i];
+        int k = layer_runtime_base_kind(l->kind);
+        bool block =
+            k == GRT_BLOCK && (l->kind == LAYER_ENCODER || l->kind == LAYER_DECODER) && l->pre_norm && !l->window;
+        if (!(k == GRT_EMBEDDING && l->kind == LAYER_EMBEDDING) && !block && k != GRT_NORM && k != GRT_HEAD) return false;
+        if (k == GRT_HEAD && l->kind != LAYER_LM_HEAD) return false;
+        if (tp < 1 || l->seq % tp) return false;
+    }
+    return true;
+}
+
 /* Does a count fit the runtime's int sizes, with room for their rounding up? */
 static bool fits(int64_t n) { return n >= 0 && n < (int64_t)1 << 30; }
 

@@ -104,6 +104,26 @@ static void tp_allreduces(LayerKind k, int *fwd, int *bwd) {
     }
 }
 
+/* Megatron sequence parallelism's collectives per micro-batch over the TP
+ * group, each of the whole (B T, C) stream (Korthikanti et al. 2022,
+ * section 4.2.2): a transformer layer all-gathers before each
+ * column-parallel GEMM and reduce-scatters after each row-parallel one;
+ * backward gathers the output gradients and, again, the norm outputs it
+ * kept split, and reduce-scatters the input gradients (runtime/layers.c).
+ * The embedding reduce-scatters its output and gathers its gradient; the
+ * LM head gathers its input (forward, and again in backward) and
+ * reduce-scatters its input gradient. */
+static void sp_collectives(LayerKind k, int *fwd_ag, int *fwd_rs, int *bwd_ag, int *bwd_rs) {
+    *fwd_ag = *fwd_rs = *bwd_ag = *bwd_rs = 0;
+    switch (k) {
+    case LAYER_ENCODER:
+    case LAYER_DECODER: *fwd_ag = *fwd_rs = *bwd_rs = 2, *bwd_ag = 4; break;
+    case LAYER_EMBEDDING: *fwd_rs = *bwd_ag = 1; break;
+    case LAYER_LM_HEAD: *fwd_ag = *bwd_ag = *bwd_rs = 1; break;
+    default: break;
+    }
+}
+
 /* Bytes of optimizer and model state per parameter, as the program keeps
  * it at every precision (runtime/galvrt_sizes.h: fp32 weights, gradients
  * and moments; bf16 rounds the GEMMs' operands only): Adam's two moments,
@@ -141,9 +161,9 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
     if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
     spec.gemm16 = spec_gemm16(c->spec);
     double T = (double)l->seq;
-    if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden;
-    *kept = grt_size_kept(&spec, s->tp, mbs, T);
-    *work = grt_size_work(&spec, s->tp, mbs, T);
+    if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden / (strategy_sp(s) ? s->tp : 1);
+    *kept = grt_size_kept(&spec, s->tp, s->sp, mbs, T);
+    *work = grt_size_work(&spec, s->tp, s->sp, mbs, T);
     return true;
 }
 
@@ -272,6 +292,43 @@ static void data_parallel(const Ctx *c, const Strategy *s, double fwd, double bw
     }
 }
 
+/* Megatron-SP's all-reduce of the replicated tensors' gradients a
+ * micro-batch over the TP group (each rank saw its rows alone): a
+ * transformer layer's norms and row-parallel biases, a norm's weights. */
+static double sp_shared_s(const Ctx *c, const Layer *l, const Strategy *s) {
+    GrtLayerSpec spec;
+    if (layer_runtime_base_kind(l->kind) < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return 0;
+    double bytes = grt_size_shared(&spec) * sizeof(float);
+    return bytes > 0 ? collective_s(c, COLL_ALLREDUCE, s->tp, s->tp_consec ? 1 : s->dp, s->tp_consec, bytes) : 0;
+}
+
+/* The TP group's traffic a micro-batch: seconds, forward's part in *fwd_s,
+ * and the blocking calls forward and backward (with checkpointing, backward
+ * runs forward's again). Megatron-LM's all-reduces, or with sequence
+ * parallelism its all-gathers and reduce-scatters and the shared gradients'
+ * all-reduce. */
+static double tensor_parallel(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd_s, int *n_fwd,
+                              int *n_bwd) {
+    int tp_stride = s->tp_consec ? 1 : s->dp;
+    double act_msg = (double)stream_bytes(c, l) * mbs, f, b;
+    if (strategy_sp(s)) {
+        int fag, frs, bag, brs;
+        sp_collectives(l->kind, &fag, &frs, &bag, &brs);
+        double ag = collective_s(c, COLL_ALLGATHER, s->tp, tp_stride, s->tp_consec, act_msg);
+        double rs = collective_s(c, COLL_REDUCESCATTER, s->tp, tp_stride, s->tp_consec, act_msg);
+        double shared = sp_shared_s(c, l, s);
+        f = fag * ag + frs * rs, b = bag * ag + brs * rs + shared;
+        *n_fwd = fag + frs, *n_bwd = bag + brs + (shared > 0);
+    } else {
+        tp_allreduces(l->kind, n_fwd, n_bwd);
+        double one = collective_s(c, COLL_ALLREDUCE, s->tp, tp_stride, s->tp_consec, act_msg);
+        f = *n_fwd * one, b = *n_bwd * one;
+    }
+    if (s->ckpt) *n_bwd += *n_fwd, b += f;
+    *fwd_s = f;
+    return f + b;
+}
+
 static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, double samples) {
     const HwProfile *hw = c->hw;
     const TrainConfig *t = c->spec->train;
@@ -284,13 +341,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
                  2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / hw->mem_bandwidth;
     double bwd = 2 * fwd; /* input and weight gradients: twice the forward GEMMs */
     int n_fwd, n_bwd;
-    tp_allreduces(l->kind, &n_fwd, &n_bwd);
-    if (s->ckpt) n_bwd += n_fwd;
-    int tp_stride = s->tp_consec ? 1 : s->dp;
-    double act_msg = (double)stream_bytes(c, l) * mbs;
-    double tp_one = collective_s(c, COLL_ALLREDUCE, s->tp, tp_stride, s->tp_consec, act_msg);
-    double tp_s = (n_fwd + n_bwd) * tp_one;
-    r.fwd_comm_s = n_fwd * tp_one;
+    double tp_s = tensor_parallel(c, l, s, mbs, &r.fwd_comm_s, &n_fwd, &n_bwd);
     /* a measured fit of this layer kind at this TP degree wins; one timed on
      * a TP group includes the TP all-reduces */
     bool tp_comm = false;
@@ -331,6 +382,12 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     if (hw->act_seq && k >= 0 && (int)l->kind == hw->act_kind && hw->act_per_sample[k] > 0) {
         double scale = (double)l->seq / (double)hw->act_seq * mbs;
         full_act = (int64_t)ceil(hw->act_per_sample[k] * scale);
+        /* measured with Megatron-SP: without it each TP rank keeps its
+         * norms', dropouts' and residual's activations whole, 10 s b h bytes
+         * at 16 bits where SP keeps 10 s b h / t (Korthikanti et al. 2022,
+         * table 2) */
+        if (hw->act_sp && s->tp > 1 && !strategy_sp(s))
+            full_act += (int64_t)ceil(5.0 * c->e * (double)l->seq * (double)l->hidden * mbs * (1 - 1.0 / s->tp));
         if (!s->ckpt) r.act_bytes = full_act;
         else if (hw->ckpt_act_per_sample > 0) r.act_bytes = (int64_t)ceil(hw->ckpt_act_per_sample * scale);
     }
@@ -349,7 +406,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     int64_t padded = (params_dev + s->dp - 1) / s->dp * s->dp;
     if (zero == 3) r.shard_bytes = padded * c->e;
     if (zero == 2 || (zero == 3 && !s->zero3_once)) r.scatter_bytes = 2 * padded * c->e;
-    r.stream_bytes = (int64_t)ceil(mbs * (double)l->seq * (double)l->hidden * c->e);
+    r.stream_bytes = (int64_t)ceil(mbs * (double)l->seq * (double)l->hidden * c->e / (strategy_sp(s) ? s->tp : 1));
     r.stream_out_bytes = l->kind == LAYER_PATCH_MERGING ? (int64_t)ceil(mbs * (double)l->out_bytes) : r.stream_bytes;
     /* every blocking collective also costs the ranks' meeting (the
      * profile's sync_overhead, fitted by galvc --calibrate) */
@@ -361,9 +418,11 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
 /* Converting layer l-1's output from strategy a's layout to b's: the
  * micro-batch's activation regathered over the larger TP group, forward, and
  * its gradient on the way back (Galvatron-BMW, Wang et al. 2024, section 4.3,
- * the transformation cost between adjacent layers). */
+ * the transformation cost between adjacent layers). A sequence split that
+ * starts or ends there takes at most as much: its rows gathered one way,
+ * sliced the other. */
 static double reshard_s(const Ctx *c, const Layer *l, const Strategy *a, const Strategy *b, double samples) {
-    if (a->tp == b->tp && a->tp_consec == b->tp_consec) return 0;
+    if (a->tp == b->tp && a->tp_consec == b->tp_consec && strategy_sp(a) == strategy_sp(b)) return 0;
     int g = a->tp > b->tp ? a->tp : b->tp;
     bool consec = a->tp > b->tp ? a->tp_consec : b->tp_consec;
     int dp = a->tp > b->tp ? a->dp : b->dp;
@@ -411,13 +470,29 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         }
         out->tied_sum_bytes = l->vocab * l->hidden * (int64_t)sizeof(float);
     }
+    /* a reshard's cost depends on the two layouts alone (TP degree, nesting,
+     * sequence split, DP degree): each pair of layouts is costed once a layer */
+    int *cls = arena_alloc(a, (size_t)n * sizeof *cls), n_cls = 0;
+    int *rep = arena_alloc(a, (size_t)n * sizeof *rep);
+    for (int k = 0; k < n; k++) {
+        const Strategy *s = &set->items[k];
+        cls[k] = -1;
+        for (int j = 0; j < n_cls && cls[k] < 0; j++) {
+            const Strategy *r = &set->items[rep[j]];
+            if (r->tp == s->tp && r->dp == s->dp && r->tp_consec == s->tp_consec && strategy_sp(r) == strategy_sp(s))
+                cls[k] = j;
+        }
+        if (cls[k] < 0) rep[n_cls] = k, cls[k] = n_cls++;
+    }
+    double *pair = arena_alloc(a, (size_t)n_cls * n_cls * sizeof *pair);
     for (int i = 0; i < L; i++) {
         const Layer *l = g->layers[i];
         for (int k = 0; k < n; k++) out->cost[(size_t)i * n + k] = layer_cost(&c, l, &set->items[k], samples);
+        for (int p = 0; i > 0 && p < n_cls; p++)
+            for (int k = 0; k < n_cls; k++)
+                pair[p * n_cls + k] = reshard_s(&c, l, &set->items[rep[p]], &set->items[rep[k]], samples);
         for (int p = 0; i > 0 && p < n; p++)
-            for (int k = 0; k < n; k++)
-                out->reshard[((size_t)i * n + p) * n + k] =
-                    reshard_s(&c, l, &set->items[p], &set->items[k], samples);
+            for (int k = 0; k < n; k++) out->reshard[((size_t)i * n + p) * n + k] = pair[cls[p] * n_cls + cls[k]];
         /* Pipeline p2p: each rank of a stage sends its 1/n share of the
          * micro-batch's activation (Megatron's scatter/gather optimization,
          * Narayanan et al. 2021, section 4.1). */

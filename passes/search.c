@@ -91,12 +91,12 @@ static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in
            in_flight * (t->token_bytes + (prev ? in : 0) + (next ? out : 0)) + t->loss_bytes;
 }
 
-/* The reshard cost depends only on the TP degree and nesting of the two
+/* The reshard cost depends only on the TP degree, nesting and sequence split of the two
  * strategies, so strategies fall into a few classes; the DP merges the
  * frontiers of a class once instead of once per strategy. */
 static int class_of(const Strategy *s, const Strategy *all, int n) {
     for (int k = 0; k < n; k++)
-        if (all[k].tp == s->tp && all[k].tp_consec == s->tp_consec) return k;
+        if (all[k].tp == s->tp && all[k].tp_consec == s->tp_consec && strategy_sp(&all[k]) == strategy_sp(s)) return k;
     die("strategy not in its set");
 }
 
@@ -605,11 +605,14 @@ static StrategySet strategies_for(const SearchRequest *req, const StrategySet *a
 
 /* Drop from set the strategies whose TP degree some layer of the model
  * does not split (ir/runtime_layer.c; with any device count, 3 or 6 may not
- * divide the heads): the program could not run them. */
+ * divide the heads), or whose sequence parallelism some layer does not
+ * run: the program could not run them. */
 static void keep_splitting_tp(const Graph *g, StrategySet *set) {
     int n = 0;
-    for (int k = 0; k < set->n; k++)
-        if (graph_tp_splits(g, set->items[k].tp)) set->items[n++] = set->items[k];
+    for (int k = 0; k < set->n; k++) {
+        const Strategy *s = &set->items[k];
+        if (graph_tp_splits(g, s->tp) && (!strategy_sp(s) || graph_sp_splits(g, s->tp))) set->items[n++] = *s;
+    }
     set->n = n;
 }
 

@@ -144,6 +144,7 @@ typedef struct GrtDropout {
     uint64_t key; /* grt_dropout_key */
     int64_t seq0; /* the step's index of the micro-batch's first sequence on this rank */
     int h0;       /* attention: this rank's first head (TP keys by the global head) */
+    int64_t r0;   /* the rank's first row of its sequences' (B T) rows: sequence parallelism's shard */
     void (*fwd)(void), (*att)(void); /* generated GrtDropoutFn kernels (galvrt.h, "dropout"), or NULL:
                                         fwd over (B T, C) rows with GRT_KF_RESIDUAL, plain for att's (T, T) */
     void (*plain)(void);             /* over (B T, C) rows without the residual (a gradient) */
@@ -559,6 +560,12 @@ typedef struct GrtLayer {
     GrtComm *tp;          /* NULL when tp = 1 */
     int tp_size, tp_rank;
     int B, T;             /* sequences and tokens per micro-batch on this rank */
+    int sp;               /* Megatron sequence parallelism: the stream's (B T) rows split over the TP group
+                           * (Korthikanti et al. 2022); the layer's own rows are grt_layer_rows */
+    float *full, *local;  /* sequence parallel: the working buffers its collectives fill, (B T, C) and (B T / tp, C) */
+    float *shared;        /* sequence parallel: the gradients of its replicated tensors from this
+                           * micro-batch's rows, summed over the TP group before they join grads */
+    size_t n_shared;
     int H_l, KVH_l, F_l, V_l; /* this rank's heads, key/value heads, FFN columns, vocabulary rows */
     size_t n_params;      /* floats of parameters on this rank */
     float *params, *grads;
@@ -627,6 +634,35 @@ void grt_block_input_backward(GrtLayer *l, const float *x, float *dx); /* dx acc
 float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *targets, float dloss);
 void grt_head_input_backward(GrtLayer *l, float *din); /* din accumulated */
 
+/* Megatron sequence parallelism (Korthikanti et al. 2022, section 4.2.2):
+ * between blocks each TP rank holds (B T / tp, C), rows [r B T / tp, (r + 1)
+ * B T / tp) of its sequences; the norms, dropouts and residuals run on
+ * them; an all-gather (g) before each column-parallel GEMM and a
+ * reduce-scatter (g-bar) after each row-parallel one replace the
+ * all-reduces, and backward mirrors them, gathering the kept norm outputs
+ * again. The program runs the collectives between these phases; `full` and
+ * `local` are grt_layer_full and grt_layer_local. Pre-norm blocks only. */
+int grt_layer_rows(const GrtLayer *l);            /* rows of the stream it holds: B T, or B T / tp */
+float *grt_layer_full(GrtLayer *l);               /* (B T, C): what an all-gather fills */
+float *grt_layer_local(GrtLayer *l);              /* (B T / tp, C): what a reduce-scatter fills */
+float *grt_sp_norm1(GrtLayer *l, const float *x); /* the first norm of the local rows, to gather */
+float *grt_sp_attention(GrtLayer *l);             /* from the gathered norm: partial output projection */
+float *grt_sp_norm2(GrtLayer *l, const float *x); /* bias, dropout, residual, second norm of the local rows */
+float *grt_sp_mlp(GrtLayer *l);                   /* from the gathered norm: partial down projection */
+void grt_sp_output(GrtLayer *l, float *out);      /* bias, dropout, residual; NULL: a recomputation */
+const float *grt_sp_mlp_out_grad(GrtLayer *l, const float *dout); /* the local gradient at the MLP's output, to gather */
+float *grt_sp_kept_norm(GrtLayer *l, int which);             /* the local output of norm 1 or 2, to gather again */
+float *grt_sp_norm_full(GrtLayer *l);                        /* (B T, C): where it gathers */
+float *grt_sp_mlp_backward(GrtLayer *l);                     /* partial gradient at the MLP's input */
+const float *grt_sp_attention_out_grad(GrtLayer *l, const float *dout); /* at attention's output, to gather */
+float *grt_sp_attention_backward(GrtLayer *l);               /* partial gradient at QKV's input */
+void grt_sp_input_backward(GrtLayer *l, const float *x, float *dx); /* dx (local rows) accumulated */
+float *grt_sp_shared_grads(GrtLayer *l);                     /* the replicated tensors' gradients, to all-reduce */
+void grt_sp_shared_grads_add(GrtLayer *l);                   /* ... added to the layer's gradients */
+float *grt_sp_embed_grad(GrtLayer *l, float *dout);          /* the embedding's local output gradient through
+                                                              * its dropout, in place, to gather */
+void grt_embedding_backward_full(GrtLayer *l, const int32_t *tokens, const float *dout); /* from the gathered gradient */
+
 /* The whole tensor k of the layer (as one rank would hold it) gathered from
  * the TP group's shards into full; returns its length in floats. */
 size_t grt_layer_gather(GrtLayer *l, int k, float *full);
@@ -650,7 +686,11 @@ void grt_layer_place(const GrtLayer *l, int k, float *shard, float *whole, int t
  * TP group replicates them (Megatron's layout of activations). */
 typedef struct GrtLayout {
     int base, tp, dp, consec;
+    int sp; /* sequence parallel: TP index t holds rows [t, t + 1) B T / tp of its DP index's B sequences */
 } GrtLayout;
+
+/* Floats of the stream one rank of L holds for a micro-batch of mb sequences of seq_floats each. */
+size_t grt_layout_floats(const GrtLayout *L, int mb, size_t seq_floats);
 
 int grt_layout_has(const GrtLayout *L, int rank);      /* is this world rank in the layout's stage? */
 int grt_layout_tp_index(const GrtLayout *L, int rank); /* its place in its TP group */
@@ -845,6 +885,8 @@ void grt_allreduce(GrtComm *c, float *buf, size_t n);                       /* i
 void grt_allreduce_double(GrtComm *c, double *buf, size_t n);               /* in place, sum */
 void grt_reduce_scatter(GrtComm *c, const float *in, float *out, size_t n); /* in: size * n, out: n */
 void grt_allgather(GrtComm *c, const float *in, float *out, size_t n);      /* in: n (may be out's own block), out: size * n */
+/* out block j (n) = rank j's in block r (n), r this rank; in and out size * n, apart (DeepSpeed-Ulysses' exchange) */
+void grt_alltoall(GrtComm *c, const float *in, float *out, size_t n);
 void grt_broadcast(GrtComm *c, float *buf, size_t n, int root);
 void grt_send(GrtComm *c, const float *buf, size_t n, int peer, int tag);
 void grt_recv(GrtComm *c, float *buf, size_t n, int peer, int tag);
@@ -1038,6 +1080,7 @@ typedef struct GrtShardAt {
     size_t state;  /* offset in R->grads, R->m, R->v */
     size_t accum;  /* offset in R->accum */
     int slots;     /* micro-batches whose activations it keeps at once (an interleaved chunk's); 0: the stage's */
+    int sp;        /* Megatron sequence parallelism over its TP group */
 } GrtShardAt;
 /* Layer i on this rank: shard it over tp, replicate or split it over dp as
  * `at` says, bind it to the stage's areas and initialize it. A tied head
@@ -1057,6 +1100,8 @@ void grt_run_batch(GrtRun *R, int mb, int slot);
  * the loss (once per TP group) and in backward starts from the mean's
  * weight. din is zeroed first (NULL: the embedding has none). */
 void grt_shard_forward(GrtRun *R, int i, int slot, const float *in, float *out);
+/* Sequence parallel: the embedding's backward from its whole (gathered) output gradient. */
+void grt_shard_embed_backward(GrtRun *R, int i, int slot, const float *dout);
 void grt_shard_backward(GrtRun *R, int i, int slot, const float *in, const float *dout, float *din);
 /* The same in phases, the program running the TP collectives between them
  * (the grt_block_* and grt_head_* phases above): layer i on slot `slot`;
@@ -1217,6 +1262,7 @@ typedef struct GrtCollectives {
     void (*allreduce_double)(GrtComm *c, double *buf, size_t n);
     void (*reduce_scatter)(GrtComm *c, const float *in, float *out, size_t n);
     void (*allgather)(GrtComm *c, const float *in, float *out, size_t n);
+    void (*alltoall)(GrtComm *c, const float *in, float *out, size_t n);
     void (*broadcast)(GrtComm *c, float *buf, size_t n, int root);
     void (*send)(GrtComm *c, const float *buf, size_t n, int peer, int tag);
     void (*recv)(GrtComm *c, float *buf, size_t n, int peer, int tag);

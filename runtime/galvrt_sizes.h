@@ -95,22 +95,34 @@ static inline double grt_block_wide(const GrtLayerSpec *s, GrtShardSizes z) {
  * dropout masks: dropout's counter-based masks are drawn again in backward,
  * galvrt.h): QKV, the attention output, MLP up and its activation, six
  * per-token norm statistics and the attention probabilities (B, H, T, T),
- * undropped (B, H, T, window^2 with windows). Patch merging keeps its
+ * undropped (B, H, T, window^2 with windows). With sequence parallelism
+ * (sp) the norms' outputs, the residual and the statistics are of the
+ * rank's B T / tp rows alone (section 4.2.2). Patch merging keeps its
  * norm's statistics, a merged token's two. A checkpointed block keeps these once, in the stage's
  * checkpoint area. */
-static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, double T) {
+static inline double grt_size_kept(const GrtLayerSpec *s, int tp, int sp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
-    double N = B * T, C = s->C;
+    double N = B * T, C = s->C, rows = sp ? N / tp : N;
     switch (s->kind) {
-    case GRT_BLOCK: return N * (3 * C + z.qkv + z.H * s->hd + z.up + z.F + 6) + B * z.H * T * grt_block_keys(s, T);
+    case GRT_BLOCK:
+        return rows * (3 * C + 6) + N * (z.qkv + z.H * s->hd + z.up + z.F) + B * z.H * T * grt_block_keys(s, T);
     case GRT_MERGE: return 2 * N / 4;
-    case GRT_NORM: return 2 * N;         /* mean and rstd */
+    case GRT_NORM: return 2 * rows;      /* mean and rstd */
     case GRT_HEAD: return N * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
     case GRT_CLASSIFIER: return B * (s->V + (s->pooler ? C : 0)); /* probabilities, the pooler's output */
     case GRT_EMBEDDING:
     case GRT_PATCH: break;
     }
     return 0;
+}
+
+/* Floats of the tensors a layer replicates over its TP group whose
+ * gradients sequence parallelism leaves partial (each rank saw its rows
+ * alone): a block's norms and row-parallel biases, a norm's weights. */
+static inline double grt_size_shared(const GrtLayerSpec *s) {
+    double C = s->C, norm = C + (s->rms || !s->bias ? 0 : C);
+    if (s->kind == GRT_BLOCK) return 2 * norm + (s->bias ? 2 * C : 0);
+    return s->kind == GRT_NORM ? norm : 0;
 }
 
 /* Floats of a layer's own working buffers for a micro-batch (the start of
@@ -122,21 +134,24 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
  * pixels, so it keeps nothing). A Swin block adds its windows' (above). A classifier: the pooled tokens, their
  * gradient and the logits' gradient (B rows each), and with a pooler the
  * gradient of its output. Patch merging: the gathered groups, their norm,
- * and the two's gradients, N C each (rebuilt in backward from its input). */
-static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, double B, double T) {
+ * and the two's gradients, N C each (rebuilt in backward from its input).
+ * Sequence parallel (sp), the embedding and the head add the whole (N, C)
+ * stream an all-gather fills or a reduce-scatter empties, a block and a
+ * norm their replicated tensors' gradients. */
+static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, int sp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
-    double N = B * T, C = s->C;
+    double N = B * T, C = s->C, gathered = sp ? N * C : 0, shared = sp ? grt_size_shared(s) : 0;
     switch (s->kind) {
     case GRT_BLOCK:
         return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd) +
-               grt_window_work(s, z, B, T);
-    case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2);
+               grt_window_work(s, z, B, T) + shared;
+    case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2) + gathered;
     case GRT_PATCH: return B * grt_patches(s) * (grt_patch_values(s) + C); /* the patches, their projection */
     case GRT_CLASSIFIER: /* pooled, its gradient, the logits' gradient; the pooler's output gradient */
         return B * (2 * C + s->V + (s->pooler ? C : 0));
     case GRT_MERGE: return 4 * N * C;
-    case GRT_EMBEDDING:
-    case GRT_NORM: break;
+    case GRT_EMBEDDING: return gathered;
+    case GRT_NORM: return shared;
     }
     return 0;
 }
@@ -205,8 +220,8 @@ static inline double grt_size_gemm16(const GrtLayerSpec *s, int tp, double B, do
 /* Floats of a layer's working space for a micro-batch (one buffer shared by
  * every layer of a stage: one runs at a time): its own buffers, then its
  * rounded GEMM operands (gemm16 bytes each). */
-static inline double grt_size_work(const GrtLayerSpec *s, int tp, double B, double T) {
-    return grt_size_scratch(s, tp, B, T) + grt_size_gemm16(s, tp, B, T) * s->gemm16 / GRT_ELEM_BYTES;
+static inline double grt_size_work(const GrtLayerSpec *s, int tp, int sp, double B, double T) {
+    return grt_size_scratch(s, tp, sp, B, T) + grt_size_gemm16(s, tp, B, T) * s->gemm16 / GRT_ELEM_BYTES;
 }
 
 #endif

@@ -695,12 +695,12 @@ void grt_dropout_rows(float *x, int64_t rows, int cols, int T, const GrtDropout 
 }
 
 void grt_dropout_copy(float *dst, const float *src, int64_t rows, int cols, int T, const GrtDropout *d) {
-    dropout_run(d->plain, dst, NULL, src, rows, cols, T, d, d->seq0, 0, 0);
+    dropout_run(d->plain, dst, NULL, src, rows, cols, T, d, d->seq0, d->r0, 0);
 }
 
 void grt_residual_dropout_forward(float *out, const float *a, const float *b, int64_t rows, int cols, int T,
                                   const GrtDropout *d) {
-    dropout_run(d->fwd, out, a, b, rows, cols, T, d, d->seq0, 0, 0);
+    dropout_run(d->fwd, out, a, b, rows, cols, T, d, d->seq0, d->r0, 0);
 }
 
 /* dst (m, T) = dropout(src (m, T)): query rows t0.. of local head h of

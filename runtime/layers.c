@@ -384,9 +384,9 @@ static float *falloc(size_t n, size_t *total) {
 }
 
 /* Floats the layer keeps for backward from one micro-batch (galvrt_sizes.h). */
-static size_t kept_floats(const GrtLayer *l) { return (size_t)grt_size_kept(&l->s, l->tp_size, l->B, l->T); }
+static size_t kept_floats(const GrtLayer *l) { return (size_t)grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T); }
 
-size_t grt_layer_work_floats(const GrtLayer *l) { return (size_t)grt_size_work(&l->s, l->tp_size, l->B, l->T); }
+size_t grt_layer_work_floats(const GrtLayer *l) { return (size_t)grt_size_work(&l->s, l->tp_size, l->sp, l->B, l->T); }
 
 size_t grt_layer_ckpt_floats(const GrtLayer *l) { return l->s.kind == GRT_BLOCK && l->ckpt ? kept_floats(l) : 0; }
 
@@ -399,24 +399,24 @@ static float *carve(float **area, size_t n) {
 
 /* A block's kept activations, carved from `kept` (one micro-batch's worth),
  * with its working buffers carved from `work`. */
-static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
-    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C;
+static BlockAct *block_act(GrtLayer *l, float *kept, float *work) {
+    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, rows = (size_t)grt_layer_rows(l);
     size_t wide = (size_t)grt_block_wide(&l->s, grt_shard_sizes(&l->s, l->tp_size));
     float *kept0 = kept, *work0 = work;
     BlockAct *a = grt_alloc(sizeof *a);
-    a->ln1 = carve(&kept, N * C);
-    a->res1 = carve(&kept, N * C);
-    a->ln2 = carve(&kept, N * C);
+    a->ln1 = carve(&kept, rows * C);
+    a->res1 = carve(&kept, rows * C);
+    a->ln2 = carve(&kept, rows * C);
     a->qkv = carve(&kept, N * (size_t)qkv_rows(l));
     a->atty = carve(&kept, N * (size_t)l->H_l * l->s.hd);
     a->fch = carve(&kept, N * (size_t)up_rows(l));
     a->fca = carve(&kept, N * (size_t)l->F_l);
-    a->mean1 = carve(&kept, N);
-    a->rstd1 = carve(&kept, N);
-    a->mean2 = carve(&kept, N);
-    a->rstd2 = carve(&kept, N);
-    a->out_mean = carve(&kept, N);
-    a->out_rstd = carve(&kept, N);
+    a->mean1 = carve(&kept, rows);
+    a->rstd1 = carve(&kept, rows);
+    a->mean2 = carve(&kept, rows);
+    a->rstd2 = carve(&kept, rows);
+    a->out_mean = carve(&kept, rows);
+    a->out_rstd = carve(&kept, rows);
     a->att = carve(&kept, (size_t)l->B * l->H_l * l->T * (size_t)grt_block_keys(&l->s, l->T));
     a->scratch = carve(&work, N * wide);
     a->scratch2 = carve(&work, N * wide);
@@ -435,25 +435,27 @@ static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
                                  .mask = carve(&work, (size_t)l->T * n),
                                  .dS = carve(&work, n * n)};
     }
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
+    if (l->sp) l->shared = carve(&work, l->n_shared);
+    l->full = a->dC1, l->local = a->dC3;
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
 
 /* A norm's kept statistics, carved from `kept` (one micro-batch's worth). */
 static NormAct *norm_act(const GrtLayer *l, float *kept) {
-    size_t N = (size_t)l->B * l->T;
+    size_t N = (size_t)grt_layer_rows(l);
     float *kept0 = kept;
     NormAct *a = grt_alloc(sizeof *a);
     a->mean = carve(&kept, N);
     a->rstd = carve(&kept, N);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
 
 /* The head's kept probabilities `probs` (N, Vp), with its working buffers
  * carved from `work`. */
-static HeadAct *head_act(const GrtLayer *l, float *probs, float *work) {
+static HeadAct *head_act(GrtLayer *l, float *probs, float *work) {
     size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, Vp = (size_t)l->V_l * l->tp_size;
     float *work0 = work;
     HeadAct *a = grt_alloc(sizeof *a);
@@ -464,8 +466,9 @@ static HeadAct *head_act(const GrtLayer *l, float *probs, float *work) {
     a->dx = carve(&work, N * C);
     a->losses = carve(&work, N);
     a->dloss = carve(&work, N);
-    check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->B, l->T));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
+    if (l->sp) l->full = l->local = carve(&work, N * C); /* the gathered input; the input gradient's scatter */
+    check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
 
@@ -476,7 +479,7 @@ static PatchAct *patch_act(const GrtLayer *l, float *work) {
     PatchAct *a = grt_alloc(sizeof *a);
     a->X = carve(&work, rows * (size_t)grt_patch_values(&l->s));
     a->Y = carve(&work, rows * (size_t)l->s.C);
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
 
@@ -491,8 +494,8 @@ static MergeAct *merge_act(const GrtLayer *l, float *kept, float *work) {
     a->Xn = carve(&work, N * C);
     a->dX = carve(&work, N * C);
     a->dXn = carve(&work, N * C);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
 
@@ -509,30 +512,39 @@ static ClassAct *class_act(const GrtLayer *l, float *probs, float *work) {
     a->dpooled = carve(&work, B * C);
     a->dlogits = carve(&work, B * V);
     a->dh = l->s.pooler ? carve(&work, B * C) : NULL;
-    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
 
 void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *work, float *ckpt) {
+    if (l->sp && (l->s.kind == GRT_PATCH || l->s.kind == GRT_CLASSIFIER || l->s.kind == GRT_MERGE ||
+                  (l->s.kind == GRT_BLOCK && (!l->s.pre_norm || l->s.window))))
+        grt_abort("sequence parallelism takes embeddings, pre-norm blocks, norms and LM heads", 1);
+    if (l->sp && (l->B * l->T) % l->tp_size)
+        grt_abort("sequence parallelism needs the micro-batch's tokens on a rank to divide by the TP degree", 1);
+    l->n_shared = l->sp ? (size_t)grt_size_shared(&l->s) : 0;
     l->params = params;
     l->grads = grads;
     /* the bf16 operands after the layer's own buffers (galvrt_sizes.h) */
     l->gemm16 = grt_size_gemm16(&l->s, l->tp_size, l->B, l->T) > 0
-                    ? work + (size_t)grt_size_scratch(&l->s, l->tp_size, l->B, l->T)
+                    ? work + (size_t)grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T)
                     : NULL;
     l->n_slots = slots < 1 ? 1 : slots;
     l->slot_act = grt_alloc(sizeof(void *) * (size_t)l->n_slots);
     size_t bytes = 0;
     for (int k = 0; k < l->n_slots; k++) {
         switch (l->s.kind) {
-        case GRT_EMBEDDING: l->slot_act[k] = NULL; break;
+        case GRT_EMBEDDING: l->slot_act[k] = NULL, l->full = l->sp ? work : NULL; break;
         case GRT_BLOCK:
             if (l->ckpt) /* one set for every micro-batch, rebuilt in backward */
                 l->slot_act[k] = k ? l->slot_act[0] : block_act(l, ckpt, work);
             else l->slot_act[k] = block_act(l, falloc(kept_floats(l), &bytes), work);
             break;
-        case GRT_NORM: l->slot_act[k] = norm_act(l, falloc(kept_floats(l), &bytes)); break;
+        case GRT_NORM:
+            l->slot_act[k] = norm_act(l, falloc(kept_floats(l), &bytes));
+            l->shared = l->sp ? work : NULL;
+            break;
         case GRT_HEAD: l->slot_act[k] = head_act(l, falloc(kept_floats(l), &bytes), work); break;
         case GRT_PATCH: l->slot_act[k] = patch_act(l, work); break;
         case GRT_CLASSIFIER: l->slot_act[k] = class_act(l, falloc(kept_floats(l), &bytes), work); break;
@@ -546,6 +558,10 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
 void grt_layer_use_slot(GrtLayer *l, int slot) { l->act = l->slot_act[slot % l->n_slots]; }
 
 /* ---- forward ---------------------------------------------------------------------------- */
+
+int grt_layer_rows(const GrtLayer *l) { return l->B * l->T / (l->sp ? l->tp_size : 1); }
+float *grt_layer_full(GrtLayer *l) { return l->full; }
+float *grt_layer_local(GrtLayer *l) { return l->local; }
 
 /* ---- the generated kernels (galvrt.h) where the plan's shapes have one, else the references ---- */
 
@@ -645,6 +661,7 @@ static GrtDropout dropout_at(const GrtLayer *l, int site) {
                         .key = grt_dropout_key(l->drop_seed, l->drop_step, l->index, site),
                         .seq0 = l->drop_seq0,
                         .h0 = l->tp_rank * l->H_l,
+                        .r0 = l->sp ? (int64_t)l->tp_rank * grt_layer_rows(l) : 0,
                         .fwd = grt_kernel_find_sized(GRT_K_DROPOUT, C, GRT_KF_RESIDUAL, T, 0, 0),
                         .att = grt_kernel_find_sized(GRT_K_DROPOUT, T, 0, T, 0, 0),
                         .plain = grt_kernel_find_sized(GRT_K_DROPOUT, C, 0, T, 0, 0)};
@@ -652,7 +669,7 @@ static GrtDropout dropout_at(const GrtLayer *l, int site) {
 
 /* out (N, C) = a + dropout(b) at `site`; the plain residual without dropout. */
 static void residual_dropout(const GrtLayer *l, int site, float *out, const float *a, const float *b) {
-    int N = l->B * l->T, C = l->s.C;
+    int N = grt_layer_rows(l), C = l->s.C;
     if (!(l->s.dropout > 0)) {
         residual(out, a, b, N, C);
         return;
@@ -666,12 +683,22 @@ static void residual_dropout(const GrtLayer *l, int site, float *out, const floa
 static const float *branch_grad(const GrtLayer *l, int site, const float *g, float *tmp) {
     if (!(l->s.dropout > 0)) return g;
     GrtDropout d = dropout_at(l, site);
-    grt_dropout_copy(tmp, g, (int64_t)l->B * l->T, l->s.C, l->T, &d);
+    grt_dropout_copy(tmp, g, grt_layer_rows(l), l->s.C, l->T, &d);
     return tmp;
 }
 
 static const float *opt(const GrtLayer *l, int k) { return l->tensors[k].n ? P(l, k) : NULL; }
 static float *gopt(const GrtLayer *l, int k) { return l->tensors[k].n ? G(l, k) : NULL; }
+
+/* Tensor k's gradient; sequence parallel, a replicated tensor's partial one
+ * of this micro-batch, in l->shared (laid out as the replicated tensors). */
+static float *grad_of(const GrtLayer *l, int k) {
+    if (!l->n_shared || l->tensors[k].sharded || !l->tensors[k].n) return gopt(l, k);
+    size_t off = 0;
+    for (int j = 0; j < k; j++)
+        if (!l->tensors[j].sharded) off += l->tensors[j].n;
+    return l->shared + off;
+}
 
 /* Rotary's angle tables cs, sn (T, hd / 2) in the device's memory: computed
  * on the host (grt_rope_table), in place there, else through a host copy. */
@@ -734,17 +761,12 @@ static GrtWindowShape windows(const GrtLayer *l) {
                             .hd = l->s.hd};
 }
 
-/* The attention half up to its row-parallel output projection: the
- * projection's partial sums (N, C), to be summed over the TP group. */
-float *grt_block_attention(GrtLayer *l, const float *x) {
+/* From attention's input attn_in (N, C) through QKV, attention and the
+ * row-parallel output projection: its partial sums (N, C) in a->scratch. */
+static float *attention_from(GrtLayer *l, const float *attn_in) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C, hd = s->hd;
-    const float *attn_in = x;
-    if (s->pre_norm) {
-        norm_forward(s, a->ln1, a->mean1, a->rstd1, x, P(l, B_LN1W), opt(l, B_LN1B), N);
-        attn_in = a->ln1;
-    }
     linear_fwd(l, a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
     GrtAttSoftmaxFwdFn *sm =
@@ -761,6 +783,35 @@ float *grt_block_attention(GrtLayer *l, const float *x) {
         grt_dev->attention_forward(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
     }
     linear_fwd(l, a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
+    return a->scratch;
+}
+
+/* The attention half up to its row-parallel output projection: the
+ * projection's partial sums (N, C), to be summed over the TP group. */
+float *grt_block_attention(GrtLayer *l, const float *x) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T;
+    const float *attn_in = x;
+    if (s->pre_norm) {
+        norm_forward(s, a->ln1, a->mean1, a->rstd1, x, P(l, B_LN1W), opt(l, B_LN1B), N);
+        attn_in = a->ln1;
+    }
+    return attention_from(l, attn_in);
+}
+
+/* From the MLP's input mlp_in (N, C) through the column-parallel up
+ * projection, the activation and the row-parallel down projection: its
+ * partial sums (N, C) in a->scratch. */
+static float *mlp_from(GrtLayer *l, const float *mlp_in) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T, C = s->C;
+    const float *bup = opt(l, B_BUP);
+    bool fused = bias_gelu_kernel(s, l->F_l, bup) != NULL; /* the activation adds the bias */
+    linear_fwd(l, a->fch, mlp_in, P(l, B_WUP), fused ? NULL : bup, N, C, up_rows(l));
+    activation_forward(s, a->fca, a->fch, fused ? bup : NULL, N, l->F_l);
+    linear_fwd(l, a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
     return a->scratch;
 }
 
@@ -781,12 +832,7 @@ float *grt_block_mlp(GrtLayer *l, const float *x) {
         norm_forward(s, a->ln1, a->mean1, a->rstd1, a->res1, P(l, B_LN1W), opt(l, B_LN1B), N);
         mlp_in = a->ln1;
     }
-    const float *bup = opt(l, B_BUP);
-    bool fused = bias_gelu_kernel(s, l->F_l, bup) != NULL; /* the activation adds the bias */
-    linear_fwd(l, a->fch, mlp_in, P(l, B_WUP), fused ? NULL : bup, N, C, up_rows(l));
-    activation_forward(s, a->fca, a->fch, fused ? bup : NULL, N, l->F_l);
-    linear_fwd(l, a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
-    return a->scratch;
+    return mlp_from(l, mlp_in);
 }
 
 /* The summed down projection's bias and the residual (through the second
@@ -895,7 +941,7 @@ float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out) {
 void grt_embedding_output(GrtLayer *l, float *out) {
     if (!(l->s.dropout > 0)) return;
     GrtDropout d = dropout_at(l, GRT_DROP_EMBED);
-    grt_dropout_rows(out, (int64_t)l->B * l->T, l->s.C, l->T, &d);
+    grt_dropout_rows(out, grt_layer_rows(l), l->s.C, l->T, &d);
 }
 
 float *grt_head_logits(GrtLayer *l, const float *x) {
@@ -1054,6 +1100,8 @@ static void merge_backward(GrtLayer *l, const float *x, const float *dout, float
 void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
+    if (l->sp && s->kind != GRT_NORM) /* the program runs these in phases (galvrt.h) */
+        grt_abort("internal error: a sequence-parallel layer's forward called whole", 1);
     grt_part_begin(GRT_PART_FWD_EMBEDDING + part_of(s->kind)); /* the step's breakdown, by layer kind */
     switch (s->kind) {
     case GRT_EMBEDDING:
@@ -1063,7 +1111,7 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
     case GRT_BLOCK: block_forward(l, in, out); break;
     case GRT_NORM: {
         NormAct *a = l->act;
-        norm_forward(s, out, a->mean, a->rstd, in, P(l, 0), opt(l, 1), N);
+        norm_forward(s, out, a->mean, a->rstd, in, P(l, 0), opt(l, 1), grt_layer_rows(l));
         break;
     }
     case GRT_HEAD: {
@@ -1081,6 +1129,27 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
 
 /* ---- backward ----------------------------------------------------------------------------- */
 
+/* From the gradient dmlp_out (N, C) at the MLP's output (whole on every TP
+ * rank) to the partial gradient dmlp_in (N, C) at its input, zeroed first
+ * once dmlp_out is read (they may be one buffer); the weights' gradients
+ * accumulated. */
+static void mlp_backward_from(GrtLayer *l, const float *dmlp_out, const float *mlp_in, float *dmlp_in) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T, C = s->C;
+    size_t NC = (size_t)N * C, NF = (size_t)N * l->F_l;
+    float *dmid = a->scratch; /* (N, wide) */
+    float *dfca = a->dF;
+    grt_dev->zero(dfca, sizeof(float) * NF);
+    linear_bwd(l, dfca, G(l, B_WDOWN), NULL, dmlp_out, a->fca, P(l, B_WDOWN), N, l->F_l, C);
+    grt_dev->zero(dmid, sizeof(float) * (size_t)N * up_rows(l));
+    bool dbias_done = activation_backward(s, dmid, gopt(l, B_BUP), a->fch, dfca, N, l->F_l);
+    /* MLP up (column-parallel): partial input gradients */
+    grt_dev->zero(dmlp_in, sizeof(float) * NC);
+    linear_bwd(l, dmlp_in, G(l, B_WUP), dbias_done ? NULL : gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C,
+               up_rows(l));
+}
+
 /* From the block's output gradient dout (N, C) back through the MLP to the
  * partial gradient (N, C) at its column-parallel up projection's input, to
  * be summed over the TP group. */
@@ -1088,8 +1157,7 @@ float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C;
-    size_t NC = (size_t)N * C, NF = (size_t)N * l->F_l;
-    float *dmid = a->scratch; /* (N, wide) */
+    size_t NC = (size_t)N * C;
     grt_dev->zero(a->scratch2, sizeof(float) * NC); /* dres1, the gradient at the residual between the halves */
     const float *dmlp_out = dout;               /* gradient at the MLP's output (after the residual) */
     const float *mlp_in = s->pre_norm ? a->ln2 : a->ln1;
@@ -1104,41 +1172,21 @@ float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
     dmlp_out = branch_grad(l, GRT_DROP_MLP_OUT, dmlp_out, a->dC2);
     /* MLP down (row-parallel): dout is whole on every TP rank */
     if (gopt(l, B_BDOWN)) grt_dev->bias_grad(G(l, B_BDOWN), dmlp_out, N, C);
-    float *dfca = a->dF;
-    grt_dev->zero(dfca, sizeof(float) * NF);
-    linear_bwd(l, dfca, G(l, B_WDOWN), NULL, dmlp_out, a->fca, P(l, B_WDOWN), N, l->F_l, C);
-    grt_dev->zero(dmid, sizeof(float) * (size_t)N * up_rows(l));
-    bool dbias_done = activation_backward(s, dmid, gopt(l, B_BUP), a->fch, dfca, N, l->F_l);
-    /* MLP up (column-parallel): partial input gradients */
     float *dmlp_in = a->dC1;
-    grt_dev->zero(dmlp_in, sizeof(float) * NC);
-    linear_bwd(l, dmlp_in, G(l, B_WUP), dbias_done ? NULL : gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C,
-                        up_rows(l));
+    mlp_backward_from(l, dmlp_out, mlp_in, dmlp_in);
     return dmlp_in;
 }
 
-/* From the summed gradient at the MLP's input (and dout, around the
- * residual) back through attention to the partial gradient (N, C) at the
- * column-parallel QKV projection's input, to be summed over the TP group. */
-float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *dout) {
+/* From the gradient dattn_out (N, C) at the output projection (whole on
+ * every TP rank) through attention to the partial gradient dattn_in (N, C)
+ * at QKV's input attn_in, zeroed once dattn_out is read (they may be one
+ * buffer); the weights' gradients accumulated. */
+static void attention_backward_from(GrtLayer *l, const float *dattn_out, const float *attn_in, float *dattn_in) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C, hd = s->hd;
     size_t NC = (size_t)N * C, natty = (size_t)N * l->H_l * hd;
-    float *dres1 = a->scratch2, *dmid = a->scratch, *dmlp_in = a->dC1;
-    if (s->pre_norm) {
-        norm_backward(s, dres1, G(l, B_LN2W), gopt(l, B_LN2B), dmlp_in, a->res1, P(l, B_LN2W), a->mean2, a->rstd2, N);
-        grt_dev->add(dres1, dout, NC); /* the residual around the MLP */
-    } else {
-        float *dln1 = a->dC2;
-        grt_dev->copy(dln1, dmlp_in, sizeof(float) * NC);
-        grt_dev->add(dln1, a->dC3, NC); /* the residual around the MLP */
-        norm_backward(s, dres1, G(l, B_LN1W), gopt(l, B_LN1B), dln1, a->res1, P(l, B_LN1W), a->mean1, a->rstd1, N);
-    }
-    /* through the attention output's dropout (the residual takes dres1 whole) */
-    const float *dattn_out = branch_grad(l, GRT_DROP_ATT_OUT, dres1, a->dC2);
-    /* attention output (row-parallel) */
-    if (gopt(l, B_BO)) grt_dev->bias_grad(G(l, B_BO), dattn_out, N, C);
+    float *dmid = a->scratch;
     float *datty = a->dAtt;
     grt_dev->zero(datty, sizeof(float) * natty);
     linear_bwd(l, datty, G(l, B_WO), NULL, dattn_out, a->atty, P(l, B_WO), N, l->H_l * hd, C);
@@ -1158,10 +1206,35 @@ float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *do
     }
     if (s->rope) rope_qk(l, dmid, a->rope_tmp, 1);
     /* QKV (column-parallel) */
-    const float *attn_in = s->pre_norm ? a->ln1 : x;
-    float *dattn_in = a->dC1;
     grt_dev->zero(dattn_in, sizeof(float) * NC);
     linear_bwd(l, dattn_in, G(l, B_WQKV), gopt(l, B_BQKV), dmid, attn_in, P(l, B_WQKV), N, C, qkv_rows(l));
+}
+
+/* From the summed gradient at the MLP's input (and dout, around the
+ * residual) back through attention to the partial gradient (N, C) at the
+ * column-parallel QKV projection's input, to be summed over the TP group. */
+float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *dout) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T, C = s->C;
+    size_t NC = (size_t)N * C;
+    float *dres1 = a->scratch2, *dmlp_in = a->dC1;
+    if (s->pre_norm) {
+        norm_backward(s, dres1, G(l, B_LN2W), gopt(l, B_LN2B), dmlp_in, a->res1, P(l, B_LN2W), a->mean2, a->rstd2, N);
+        grt_dev->add(dres1, dout, NC); /* the residual around the MLP */
+    } else {
+        float *dln1 = a->dC2;
+        grt_dev->copy(dln1, dmlp_in, sizeof(float) * NC);
+        grt_dev->add(dln1, a->dC3, NC); /* the residual around the MLP */
+        norm_backward(s, dres1, G(l, B_LN1W), gopt(l, B_LN1B), dln1, a->res1, P(l, B_LN1W), a->mean1, a->rstd1, N);
+    }
+    /* through the attention output's dropout (the residual takes dres1 whole) */
+    const float *dattn_out = branch_grad(l, GRT_DROP_ATT_OUT, dres1, a->dC2);
+    /* attention output (row-parallel) */
+    if (gopt(l, B_BO)) grt_dev->bias_grad(G(l, B_BO), dattn_out, N, C);
+    const float *attn_in = s->pre_norm ? a->ln1 : x;
+    float *dattn_in = a->dC1;
+    attention_backward_from(l, dattn_out, attn_in, dattn_in);
     return dattn_in;
 }
 
@@ -1214,30 +1287,39 @@ float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *tar
 
 void grt_head_input_backward(GrtLayer *l, float *din) {
     const HeadAct *a = l->act;
-    grt_dev->add(din, a->dx, (size_t)l->B * l->T * l->s.C);
+    grt_dev->add(din, l->sp ? l->local : a->dx, (size_t)grt_layer_rows(l) * l->s.C);
+}
+
+/* The embedding's backward from its whole output gradient dout (B T, C), past its dropout. */
+void grt_embedding_backward_full(GrtLayer *l, const int32_t *tokens, const float *dout) {
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T;
+    GrtEmbedBwdFn *k = (GrtEmbedBwdFn *)grt_kernel_find_sized(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0,
+                                                              l->T, l->V_l, 0);
+    if (k) k(N, G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, (int64_t)l->tp_rank * l->V_l);
+    else {
+        host_reference("embed_bwd");
+        grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
+                                l->tp_rank * l->V_l, l->V_l);
+    }
+    if (s->types) { /* every TP rank: the table is replicated, its gradient whole on each */
+        host_reference("token_types_bwd");
+        grt_token_types_backward(G(l, 2), dout, l->B, l->T, s->C, s->types);
+    }
 }
 
 void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets,
                         const float *dout, float dloss, float *din) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
+    if (l->sp && s->kind != GRT_NORM)
+        grt_abort("internal error: a sequence-parallel layer's backward called whole", 1);
     grt_part_begin(GRT_PART_BWD_EMBEDDING + part_of(s->kind));
     switch (s->kind) {
     case GRT_EMBEDDING: {
         /* through the output's dropout, in place: dout is this layer's alone (galvrt.h) */
         if (s->dropout > 0) grt_embedding_output(l, (float *)dout);
-        GrtEmbedBwdFn *k = (GrtEmbedBwdFn *)grt_kernel_find_sized(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0,
-                                                                  l->T, l->V_l, 0);
-        if (k) k(N, G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, (int64_t)l->tp_rank * l->V_l);
-        else {
-            host_reference("embed_bwd");
-            grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
-                                    l->tp_rank * l->V_l, l->V_l);
-        }
-        if (s->types) { /* every TP rank: the table is replicated, its gradient whole on each */
-            host_reference("token_types_bwd");
-            grt_token_types_backward(G(l, 2), dout, l->B, l->T, s->C, s->types);
-        }
+        grt_embedding_backward_full(l, tokens, dout);
         break;
     }
     case GRT_BLOCK:
@@ -1248,7 +1330,8 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         break;
     case GRT_NORM: {
         NormAct *a = l->act;
-        norm_backward(s, din, G(l, 0), gopt(l, 1), dout, in, P(l, 0), a->mean, a->rstd, N);
+        if (l->sp) grt_dev->zero(l->shared, l->n_shared * sizeof(float));
+        norm_backward(s, din, grad_of(l, 0), grad_of(l, 1), dout, in, P(l, 0), a->mean, a->rstd, grt_layer_rows(l));
         break;
     }
     case GRT_HEAD:
@@ -1260,4 +1343,90 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
     case GRT_MERGE: merge_backward(l, in, dout, din); break;
     }
     grt_part_end();
+}
+
+/* ---- Megatron sequence parallelism (galvrt.h) ------------------------------------------- */
+
+float *grt_sp_norm1(GrtLayer *l, const float *x) {
+    BlockAct *a = l->act;
+    norm_forward(&l->s, a->ln1, a->mean1, a->rstd1, x, P(l, B_LN1W), opt(l, B_LN1B), grt_layer_rows(l));
+    return a->ln1;
+}
+
+float *grt_sp_attention(GrtLayer *l) { return attention_from(l, l->full); }
+
+float *grt_sp_norm2(GrtLayer *l, const float *x) {
+    BlockAct *a = l->act;
+    int rows = grt_layer_rows(l), C = l->s.C;
+    if (opt(l, B_BO)) grt_dev->add_bias(l->local, P(l, B_BO), rows, C);
+    residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, l->local);
+    norm_forward(&l->s, a->ln2, a->mean2, a->rstd2, a->res1, P(l, B_LN2W), opt(l, B_LN2B), rows);
+    return a->ln2;
+}
+
+float *grt_sp_mlp(GrtLayer *l) { return mlp_from(l, l->full); }
+
+void grt_sp_output(GrtLayer *l, float *out) {
+    BlockAct *a = l->act;
+    if (!out) out = a->dC2;
+    if (opt(l, B_BDOWN)) grt_dev->add_bias(l->local, P(l, B_BDOWN), grt_layer_rows(l), l->s.C);
+    residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, l->local);
+}
+
+/* Where the kept norm outputs gather again in backward: (N, C) beside l->full. */
+float *grt_sp_norm_full(GrtLayer *l) { return ((BlockAct *)l->act)->dC2; }
+
+const float *grt_sp_mlp_out_grad(GrtLayer *l, const float *dout) {
+    grt_dev->zero(l->shared, l->n_shared * sizeof(float));
+    const float *g = branch_grad(l, GRT_DROP_MLP_OUT, dout, l->local);
+    if (grad_of(l, B_BDOWN)) grt_dev->bias_grad(grad_of(l, B_BDOWN), g, grt_layer_rows(l), l->s.C);
+    return g;
+}
+
+float *grt_sp_kept_norm(GrtLayer *l, int which) {
+    BlockAct *a = l->act;
+    return which == 1 ? a->ln1 : a->ln2;
+}
+
+float *grt_sp_mlp_backward(GrtLayer *l) {
+    mlp_backward_from(l, l->full, grt_sp_norm_full(l), l->full);
+    return l->full;
+}
+
+const float *grt_sp_attention_out_grad(GrtLayer *l, const float *dout) {
+    BlockAct *a = l->act;
+    int rows = grt_layer_rows(l), C = l->s.C;
+    float *dres1 = a->scratch2; /* (rows, C): the gradient at the residual between the halves */
+    grt_dev->zero(dres1, sizeof(float) * (size_t)rows * C);
+    norm_backward(&l->s, dres1, grad_of(l, B_LN2W), grad_of(l, B_LN2B), l->local, a->res1, P(l, B_LN2W), a->mean2,
+                  a->rstd2, rows);
+    grt_dev->add(dres1, dout, (size_t)rows * C); /* the residual around the MLP */
+    const float *g = branch_grad(l, GRT_DROP_ATT_OUT, dres1, l->local);
+    if (grad_of(l, B_BO)) grt_dev->bias_grad(grad_of(l, B_BO), g, rows, C);
+    return g;
+}
+
+float *grt_sp_attention_backward(GrtLayer *l) {
+    attention_backward_from(l, l->full, grt_sp_norm_full(l), l->full);
+    return l->full;
+}
+
+void grt_sp_input_backward(GrtLayer *l, const float *x, float *dx) {
+    BlockAct *a = l->act;
+    int rows = grt_layer_rows(l);
+    norm_backward(&l->s, dx, grad_of(l, B_LN1W), grad_of(l, B_LN1B), l->local, x, P(l, B_LN1W), a->mean1, a->rstd1,
+                  rows);
+    grt_dev->add(dx, a->scratch2, (size_t)rows * l->s.C); /* the residual around attention */
+}
+
+float *grt_sp_shared_grads(GrtLayer *l) { return l->shared; }
+
+void grt_sp_shared_grads_add(GrtLayer *l) {
+    for (int k = 0; k < l->n_tensors; k++)
+        if (!l->tensors[k].sharded && l->tensors[k].n) grt_dev->add(G(l, k), grad_of(l, k), l->tensors[k].n);
+}
+
+float *grt_sp_embed_grad(GrtLayer *l, float *dout) {
+    if (l->s.dropout > 0) grt_embedding_output(l, dout);
+    return dout;
 }

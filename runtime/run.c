@@ -220,6 +220,7 @@ void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardA
     }
     grt_layer_setup(&x->l, &spec, tp, x->B, spec.T ? spec.T : p->seq); /* Swin's later stages read fewer tokens */
     x->l.label_stride = p->seq;
+    x->l.sp = at->sp && tp && grt_size(tp) > 1;
     x->l.index = i;
     x->l.ckpt = ckpt && spec.kind == GRT_BLOCK;
     x->n = x->l.n_params;
@@ -511,7 +512,7 @@ void grt_shard_forward(GrtRun *R, int i, int slot, const float *in, float *out) 
 GrtLayer *grt_shard_backward_begin(GrtRun *R, int i, int slot, float *din) {
     GrtShard *x = &R->layer[i];
     if (x->zero == 2 || (x->zero == 3 && !x->once)) grt_dev->zero(R->full_g, x->chunk * x->dp_size * sizeof(float));
-    if (din) grt_dev->zero(din, (size_t)x->B * x->l.T * x->l.s.C * sizeof(float)); /* its input's gradient */
+    if (din) grt_dev->zero(din, (size_t)grt_layer_rows(&x->l) * x->l.s.C * sizeof(float)); /* its input's gradient */
     return grt_shard(R, i, slot);
 }
 
@@ -525,6 +526,10 @@ float *grt_shard_head_grad(GrtRun *R, int i, int slot, const float *in) {
 void grt_shard_backward(GrtRun *R, int i, int slot, const float *in, const float *dout, float *din) {
     GrtLayer *l = grt_shard_backward_begin(R, i, slot, din);
     grt_layer_backward(l, in, tokens_of(R, i, slot, 0), tokens_of(R, i, slot, 1), dout, dloss(R), din);
+}
+
+void grt_shard_embed_backward(GrtRun *R, int i, int slot, const float *dout) {
+    grt_embedding_backward_full(grt_shard(R, i, slot), tokens_of(R, i, slot, 0), dout);
 }
 
 void grt_zero3_gather(GrtRun *R, int i) {

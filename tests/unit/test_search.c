@@ -195,7 +195,7 @@ static Spec *load_example(Arena *a, const char *path, const char *memory) {
 static bool uses(const Spec *s, const Plan *p, StrategyFamily f) {
     for (int i = 0; i < s->graph->n_layers; i++) {
         const Strategy *x = &p->layer[i];
-        if ((f == FAMILY_SDP && x->sdp) || (f == FAMILY_ZERO && (strategy_zero(x) == 1 || strategy_zero(x) == 2)) || (f == FAMILY_CKPT && x->ckpt) || (f == FAMILY_PP && x->pp > 1) ||
+        if ((f == FAMILY_SDP && x->sdp) || (f == FAMILY_ZERO && (strategy_zero(x) == 1 || strategy_zero(x) == 2)) || (f == FAMILY_CKPT && x->ckpt) || (f == FAMILY_PP && x->pp > 1) || (f == FAMILY_SP && strategy_sp(x)) ||
             (f == FAMILY_TP && x->tp > 1))
             return true;
     }
@@ -223,7 +223,8 @@ static void test_budgets(void) {
         /* pure DP needs ~150 GiB: every budget here needs something else */
         CHECK(uses(s, &p, FAMILY_SDP) || uses(s, &p, FAMILY_ZERO) || uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_PP) ||
               uses(s, &p, FAMILY_TP));
-        if (b == 0) CHECK(uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_SDP) || uses(s, &p, FAMILY_ZERO));
+        if (b == 0)
+            CHECK(uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_SDP) || uses(s, &p, FAMILY_ZERO) || uses(s, &p, FAMILY_SP));
         /* never predicted slower than a baseline that fits */
         Baseline base[BASELINE_COUNT];
         pass_baselines(NULL, s, &hw, 8, &p, a, base);
