@@ -56,6 +56,7 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
     grt_layer_shape(&l, &spec, x->tp, 0);
     l.B = (int)(s->train->global_batch / MICRO_BATCHES / x->dp), l.T = (int)L->seq;
     l.ckpt = x->ckpt && spec.kind == GRT_BLOCK;
+    l.sp = strategy_sp(x) && x->tp > 1; /* Megatron-SP: the stream's rows split over the TP group */
     size_t work = grt_layer_work_floats(&l), ckpt = grt_layer_ckpt_floats(&l);
     float *wbuf = grt_dev->alloc(work * sizeof(float) + 1), *cbuf = grt_dev->alloc(ckpt * sizeof(float) + 1);
     grt_layer_bind(&l, NULL, NULL, 1, wbuf, cbuf);
@@ -64,7 +65,7 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
     if (zero != 3) CHECK_EQ(params, c->param_bytes); /* ZeRO-3: the cost pass counts n / dp, unpadded */
     if (zero == 0 || zero == 1) CHECK_EQ(grads, c->grad_bytes);
     /* kept: what the layer allocated, and its input, which the program keeps */
-    int64_t input = spec.kind == GRT_EMBEDDING ? 0 : (int64_t)l.B * l.T * spec.C * GRT_ELEM_BYTES;
+    int64_t input = spec.kind == GRT_EMBEDDING ? 0 : (int64_t)grt_layer_rows(&l) * spec.C * GRT_ELEM_BYTES;
     CHECK_EQ(input + (int64_t)l.act_bytes, c->act_bytes);
     CHECK_EQ((int64_t)(work * sizeof(float)), c->work_bytes);
     if (l.ckpt) CHECK_EQ((int64_t)(ckpt * sizeof(float)), c->ckpt_bytes);
