@@ -88,6 +88,23 @@ static inline double grt_block_wide(const GrtLayerSpec *s, GrtShardSizes z) {
     return z.up > wide ? z.up : wide;
 }
 
+/* The activations a block keeps besides its six per-token norm statistics,
+ * in elements: its input's norm, the residual, the second norm (N, C) each,
+ * QKV (N, qkv), the attention output (N, H hd), MLP up (N, up), its
+ * activation (N, F) and the probabilities (B, H, T, keys). Under mixed
+ * precision (GrtLayerSpec.gemm16) these are kept as bf16 bits, the
+ * statistics stay fp32 (runtime/layers.c's block_act). */
+static inline double grt_block_kept16(const GrtLayerSpec *s, GrtShardSizes z, double B, double T) {
+    return B * T * (3 * s->C + z.qkv + z.H * s->hd + z.up + z.F) + B * z.H * T * grt_block_keys(s, T);
+}
+
+/* Floats that hold n bf16 values (2 bytes each), a fraction counting whole. */
+static inline double grt_half_floats(double n) {
+    unsigned long long k = (unsigned long long)n;
+    k += (double)k < n;
+    return (double)((k + 1) / 2);
+}
+
 /* Floats a layer keeps for one micro-batch of B sequences of T tokens from
  * forward to backward (its input aside: the program keeps that). A block
  * keeps its norms' outputs and the residual whole on every TP rank and
@@ -95,14 +112,15 @@ static inline double grt_block_wide(const GrtLayerSpec *s, GrtShardSizes z) {
  * dropout masks: dropout's counter-based masks are drawn again in backward,
  * galvrt.h): QKV, the attention output, MLP up and its activation, six
  * per-token norm statistics and the attention probabilities (B, H, T, T),
- * undropped (B, H, T, window^2 with windows). Patch merging keeps its
+ * undropped (B, H, T, window^2 with windows); under mixed precision all
+ * but the statistics as bf16 (grt_block_kept16). Patch merging keeps its
  * norm's statistics, a merged token's two. A checkpointed block keeps these once, in the stage's
  * checkpoint area. */
 static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
-    double N = B * T, C = s->C;
+    double N = B * T, C = s->C, big = grt_block_kept16(s, z, B, T);
     switch (s->kind) {
-    case GRT_BLOCK: return N * (3 * C + z.qkv + z.H * s->hd + z.up + z.F + 6) + B * z.H * T * grt_block_keys(s, T);
+    case GRT_BLOCK: return 6 * N + (s->gemm16 ? grt_half_floats(big) : big);
     case GRT_MERGE: return 2 * N / 4;
     case GRT_NORM: return 2 * N;         /* mean and rstd */
     case GRT_HEAD: return N * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
@@ -116,7 +134,8 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
 /* Floats of a layer's own working buffers for a micro-batch (the start of
  * its working space, grt_size_work). A block: two (N, wide)
  * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd) and the rotary
- * copy (N, (H + KVH) hd). The head: local logits, gathered logits, their
+ * copy (N, (H + KVH) hd); under mixed precision the fp32 working copy of
+ * its bf16 kept activations (grt_block_kept16) after these. The head: local logits, gathered logits, their
  * gradient, the input gradient and two per-token rows. A patch embedding:
  * the gathered patches and their projection (rebuilt in backward from the
  * pixels, so it keeps nothing). A Swin block adds its windows' (above). A classifier: the pooled tokens, their
@@ -129,7 +148,7 @@ static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, double B, d
     switch (s->kind) {
     case GRT_BLOCK:
         return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd) +
-               grt_window_work(s, z, B, T);
+               grt_window_work(s, z, B, T) + (s->gemm16 ? grt_block_kept16(s, z, B, T) : 0);
     case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2);
     case GRT_PATCH: return B * grt_patches(s) * (grt_patch_values(s) + C); /* the patches, their projection */
     case GRT_CLASSIFIER: /* pooled, its gradient, the logits' gradient; the pooler's output gradient */

@@ -24,7 +24,24 @@
 
 /* ---- activations kept for backward ------------------------------------------ */
 
+/* A block's kept activations that mixed precision keeps as bf16 bits
+ * (galvrt_sizes.h's grt_block_kept16), in their order: ln1, res1, ln2
+ * (N, C); qkv (N, QKV_l), rotary applied; atty (N, H_l hd); fch (N, UP_l),
+ * its bias added; fca (N, F_l); att (B H_l T, keys), the probabilities
+ * before dropout. The norms' mean and rstd (N) stay fp32: rstd of a
+ * near-constant row is large and the backward scales by it. */
+enum { K_LN1, K_RES1, K_LN2, K_QKV, K_ATTY, K_FCH, K_FCA, K_ATT, K_COUNT };
+
+/* One of them: its fp32 copy (the kept buffer in fp32; under mixed precision
+ * in the working space, rebuilt from h in backward), its bf16 bits (NULL in fp32). */
+typedef struct Kept16 {
+    float *f;
+    uint16_t *h;
+    size_t rows, cols;
+} Kept16;
+
 typedef struct BlockAct {
+    Kept16 keep[K_COUNT];        /* the fp32 pointers below are keep[].f */
     float *ln1, *mean1, *rstd1;  /* (N, C), (N), (N) */
     float *qkv, *att, *atty;     /* (N, QKV_l), (B, H_l, T, T), (N, H_l hd) */
     float *res1;                 /* (N, C): x + attention */
@@ -397,6 +414,37 @@ static float *carve(float **area, size_t n) {
     return p;
 }
 
+/* The kept activations of Kept16's list, carved from `kept` after the
+ * statistics: as floats, or under mixed precision as bf16 bits (their fp32
+ * copies come from the working space). Returns the area's new start. */
+static float *keep_carve(const GrtLayer *l, BlockAct *a, float *kept) {
+    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, heads = (size_t)l->B * l->H_l * l->T;
+    size_t dims[K_COUNT][2] = {{N, C},
+                               {N, C},
+                               {N, C},
+                               {N, (size_t)qkv_rows(l)},
+                               {N, (size_t)l->H_l * l->s.hd},
+                               {N, (size_t)up_rows(l)},
+                               {N, (size_t)l->F_l},
+                               {heads, (size_t)grt_block_keys(&l->s, l->T)}};
+    uint16_t *bits = (uint16_t *)kept;
+    size_t halves = 0;
+    for (int k = 0; k < K_COUNT; k++) {
+        Kept16 *q = &a->keep[k];
+        q->rows = dims[k][0], q->cols = dims[k][1];
+        if (l->s.gemm16) q->h = bits + halves, halves += q->rows * q->cols;
+        else q->f = carve(&kept, q->rows * q->cols);
+    }
+    return kept + (size_t)grt_half_floats((double)halves);
+}
+
+/* The block's fp32 names for its kept activations' copies. */
+static void keep_name(BlockAct *a) {
+    a->ln1 = a->keep[K_LN1].f, a->res1 = a->keep[K_RES1].f, a->ln2 = a->keep[K_LN2].f;
+    a->qkv = a->keep[K_QKV].f, a->atty = a->keep[K_ATTY].f, a->att = a->keep[K_ATT].f;
+    a->fch = a->keep[K_FCH].f, a->fca = a->keep[K_FCA].f;
+}
+
 /* A block's kept activations, carved from `kept` (one micro-batch's worth),
  * with its working buffers carved from `work`. */
 static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
@@ -404,20 +452,13 @@ static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
     size_t wide = (size_t)grt_block_wide(&l->s, grt_shard_sizes(&l->s, l->tp_size));
     float *kept0 = kept, *work0 = work;
     BlockAct *a = grt_alloc(sizeof *a);
-    a->ln1 = carve(&kept, N * C);
-    a->res1 = carve(&kept, N * C);
-    a->ln2 = carve(&kept, N * C);
-    a->qkv = carve(&kept, N * (size_t)qkv_rows(l));
-    a->atty = carve(&kept, N * (size_t)l->H_l * l->s.hd);
-    a->fch = carve(&kept, N * (size_t)up_rows(l));
-    a->fca = carve(&kept, N * (size_t)l->F_l);
     a->mean1 = carve(&kept, N);
     a->rstd1 = carve(&kept, N);
     a->mean2 = carve(&kept, N);
     a->rstd2 = carve(&kept, N);
     a->out_mean = carve(&kept, N);
     a->out_rstd = carve(&kept, N);
-    a->att = carve(&kept, (size_t)l->B * l->H_l * l->T * (size_t)grt_block_keys(&l->s, l->T));
+    kept = keep_carve(l, a, kept);
     a->scratch = carve(&work, N * wide);
     a->scratch2 = carve(&work, N * wide);
     a->dF = carve(&work, N * (size_t)l->F_l);
@@ -435,6 +476,8 @@ static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
                                  .mask = carve(&work, (size_t)l->T * n),
                                  .dS = carve(&work, n * n)};
     }
+    for (int k = 0; k < K_COUNT && l->s.gemm16; k++) a->keep[k].f = carve(&work, a->keep[k].rows * a->keep[k].cols);
+    keep_name(a);
     check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
     check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
     return a;
@@ -734,6 +777,45 @@ static GrtWindowShape windows(const GrtLayer *l) {
                             .hd = l->s.hd};
 }
 
+/* ---- bf16 kept activations (mixed precision) ---------------------------------------- */
+
+/* dst (rows, cols) = src's values as bf16 bits: the generated kernel of cols columns, else the reference. */
+static void bf16_rows(uint16_t *dst, const float *src, size_t rows, size_t cols) {
+    GrtBf16Fn *k = (GrtBf16Fn *)grt_kernel_find(GRT_K_BF16, (int)cols, 0);
+    if (k) k((int64_t)rows, dst, src);
+    else {
+        host_reference("bf16");
+        grt_bf16_round(dst, src, rows * cols, 0);
+    }
+}
+
+/* dst (rows, cols) = the bf16 bits src as floats: as bf16_rows. */
+static void widen_rows(float *dst, const uint16_t *src, size_t rows, size_t cols) {
+    GrtBf16WidenFn *k = (GrtBf16WidenFn *)grt_kernel_find(GRT_K_BF16_WIDEN, (int)cols, 0);
+    if (k) k((int64_t)rows, dst, src);
+    else {
+        host_reference("bf16_widen");
+        grt_bf16_widen(dst, src, rows * cols);
+    }
+}
+
+/* Keep activation k (its fp32 copy just computed) for backward: under mixed
+ * precision as bf16 bits, and its copy becomes those values, so the forward
+ * goes on from what the backward will read. Nothing to do in fp32. */
+static void keep16(BlockAct *a, int k) {
+    Kept16 *q = &a->keep[k];
+    if (!q->h) return;
+    bf16_rows(q->h, q->f, q->rows, q->cols);
+    widen_rows(q->f, q->h, q->rows, q->cols);
+}
+
+/* Backward's fp32 copies of every bf16 kept activation, from their bits
+ * (the working space held other layers' since the forward). */
+static void unkeep16(BlockAct *a) {
+    for (int k = 0; k < K_COUNT; k++)
+        if (a->keep[k].h) widen_rows(a->keep[k].f, a->keep[k].h, a->keep[k].rows, a->keep[k].cols);
+}
+
 /* The attention half up to its row-parallel output projection: the
  * projection's partial sums (N, C), to be summed over the TP group. */
 float *grt_block_attention(GrtLayer *l, const float *x) {
@@ -743,10 +825,12 @@ float *grt_block_attention(GrtLayer *l, const float *x) {
     const float *attn_in = x;
     if (s->pre_norm) {
         norm_forward(s, a->ln1, a->mean1, a->rstd1, x, P(l, B_LN1W), opt(l, B_LN1B), N);
+        keep16(a, K_LN1);
         attn_in = a->ln1;
     }
     linear_fwd(l, a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
+    keep16(a, K_QKV);
     GrtAttSoftmaxFwdFn *sm =
         (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, l->T, causal_flag(s), s->hd, 0, 0);
     if (s->window) {
@@ -760,6 +844,10 @@ float *grt_block_attention(GrtLayer *l, const float *x) {
     } else {
         grt_dev->attention_forward(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
     }
+    /* atty came from the fp32 probabilities; the backward's dV and softmax
+     * gradient read them rounded, as a bf16 attention that keeps them does */
+    keep16(a, K_ATT);
+    keep16(a, K_ATTY);
     linear_fwd(l, a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
     return a->scratch;
 }
@@ -773,18 +861,23 @@ float *grt_block_mlp(GrtLayer *l, const float *x) {
     int N = l->B * l->T, C = s->C;
     if (opt(l, B_BO)) grt_dev->add_bias(a->scratch, P(l, B_BO), N, C);
     residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, a->scratch);
+    keep16(a, K_RES1);
     const float *mlp_in = a->res1;
     if (s->pre_norm) {
         norm_forward(s, a->ln2, a->mean2, a->rstd2, a->res1, P(l, B_LN2W), opt(l, B_LN2B), N);
+        keep16(a, K_LN2);
         mlp_in = a->ln2;
     } else { /* post-norm: the first norm closes the attention half */
         norm_forward(s, a->ln1, a->mean1, a->rstd1, a->res1, P(l, B_LN1W), opt(l, B_LN1B), N);
+        keep16(a, K_LN1);
         mlp_in = a->ln1;
     }
     const float *bup = opt(l, B_BUP);
     bool fused = bias_gelu_kernel(s, l->F_l, bup) != NULL; /* the activation adds the bias */
     linear_fwd(l, a->fch, mlp_in, P(l, B_WUP), fused ? NULL : bup, N, C, up_rows(l));
     activation_forward(s, a->fca, a->fch, fused ? bup : NULL, N, l->F_l);
+    keep16(a, K_FCH); /* biased by the fused activation: its input, as the backward reads it */
+    keep16(a, K_FCA);
     linear_fwd(l, a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
     return a->scratch;
 }
@@ -802,6 +895,7 @@ void grt_block_output(GrtLayer *l, float *out) {
         residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, a->scratch);
     } else {
         residual_dropout(l, GRT_DROP_MLP_OUT, a->ln2, a->ln1, a->scratch); /* the second norm's input */
+        keep16(a, K_LN2);
         norm_forward(s, out, a->out_mean, a->out_rstd, a->ln2, P(l, B_LN2W), opt(l, B_LN2B), N);
     }
 }
@@ -1090,6 +1184,7 @@ float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
     int N = l->B * l->T, C = s->C;
     size_t NC = (size_t)N * C, NF = (size_t)N * l->F_l;
     float *dmid = a->scratch; /* (N, wide) */
+    unkeep16(a);
     grt_dev->zero(a->scratch2, sizeof(float) * NC); /* dres1, the gradient at the residual between the halves */
     const float *dmlp_out = dout;               /* gradient at the MLP's output (after the residual) */
     const float *mlp_in = s->pre_norm ? a->ln2 : a->ln1;

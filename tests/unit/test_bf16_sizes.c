@@ -6,7 +6,10 @@
  * state, kept activations, working space and checkpoint area as the cost
  * pass counts them, against the runtime laying out and binding the same
  * layer (runtime/layers.c allocates its activations here, in host memory)
- * and sharding it over the DP group as runtime/run.c does. No GPU needed. */
+ * and sharding it over the DP group as runtime/run.c does. A block's kept
+ * activations under bf16 are counted from the model's own dimensions (2
+ * bytes each, the norms' statistics 4), and a block's forward leaves in its
+ * kept bits exactly the values its fp32 working copy went on from. No GPU needed. */
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
@@ -44,6 +47,51 @@ static int64_t runtime_state_bytes(int64_t n, int dp, int zero, int64_t *params,
     return *params + stored * e * (1 + MOMENTS) + (zero == 1 ? chunk * dp * e : 0);
 }
 
+/* The bytes a decoder of the model above (C 64, 4 heads of 16, FFN 256)
+ * keeps from a micro-batch of B sequences of T on one rank of a TP group of
+ * tp, its input aside, written out from its dimensions: the norms' six
+ * per-token statistics in fp32; ln1, res1, ln2 (C), QKV (3 C / tp), the
+ * attention output (C / tp), MLP up and its activation (F / tp each) per
+ * token and the probabilities (4 / tp heads of T x T) in fp32, or in bf16
+ * bits (a whole float at the end) under mixed precision. */
+static int64_t decoder_kept_bytes(int tp, int64_t B, int64_t T, bool bf16) {
+    int64_t N = B * T, big = N * (3 * 64 + (3 * 64 + 64 + 2 * 256) / tp) + B * (4 / tp) * T * T;
+    return 6 * N * 4 + (bf16 ? (big + 1) / 2 * 4 : big * 4);
+}
+
+/* A bf16 block's forward on the host: every kept activation's bits, widened,
+ * are its fp32 working copy (the forward went on from the rounded values),
+ * and the bits are not all zeros. Checkpointed, so the kept area is ours:
+ * the bits follow the statistics (6 N floats) there; the copies end the
+ * layer's own working buffers. */
+static void check_kept_rounding(const GrtLayerSpec *spec) {
+    GrtLayer l;
+    grt_layer_shape(&l, spec, 1, 0);
+    l.B = 2, l.T = 64;
+    l.ckpt = 1;
+    size_t N = (size_t)l.B * l.T, C = (size_t)spec->C, work = grt_layer_work_floats(&l), kept = grt_layer_ckpt_floats(&l);
+    double big = grt_block_kept16(spec, grt_shard_sizes(spec, 1), l.B, l.T);
+    float *wbuf = grt_alloc(work * sizeof(float)), *cbuf = grt_alloc(kept * sizeof(float)), *params = grt_alloc(l.n_params * sizeof(float));
+    float *x = grt_alloc(N * C * sizeof(float)), *out = grt_alloc(N * C * sizeof(float)), *wide = grt_alloc((size_t)big * sizeof(float));
+    grt_layer_bind(&l, params, NULL, 1, wbuf, cbuf);
+    grt_layer_init(&l, 7, 1, 2);
+    for (size_t i = 0; i < N * C; i++) x[i] = (float)((i * 2654435761u) % 1000) / 250.0f - 2.0f;
+    grt_layer_forward(&l, x, NULL, NULL, out);
+    const float *copy = wbuf + (size_t)grt_size_scratch(spec, 1, l.B, l.T) - (size_t)big;
+    const uint16_t *bits = (const uint16_t *)(cbuf + 6 * N);
+    grt_bf16_widen(wide, bits, (size_t)big);
+    size_t diff = 0, nonzero = 0;
+    for (size_t i = 0; i < (size_t)big; i++) diff += memcmp(&wide[i], &copy[i], sizeof(float)) != 0, nonzero += bits[i] != 0;
+    CHECK_EQ((int64_t)diff, 0);
+    CHECK(nonzero > (size_t)big / 2);
+    size_t nans = 0;
+    for (size_t i = 0; i < N * C; i++) nans += out[i] != out[i];
+    CHECK_EQ((int64_t)nans, 0);
+    grt_free(wbuf, work * sizeof(float)), grt_free(cbuf, kept * sizeof(float));
+    grt_free(params, l.n_params * sizeof(float)), grt_free(wide, (size_t)big * sizeof(float));
+    grt_free(x, N * C * sizeof(float)), grt_free(out, N * C * sizeof(float));
+}
+
 /* Layer i under strategy x: the runtime's layer, bound to buffers of the
  * sizes it asks for, against the cost pass's figures c. */
 static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost *c) {
@@ -66,6 +114,10 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
     /* kept: what the layer allocated, and its input, which the program keeps */
     int64_t input = spec.kind == GRT_EMBEDDING ? 0 : (int64_t)l.B * l.T * spec.C * GRT_ELEM_BYTES;
     CHECK_EQ(input + (int64_t)l.act_bytes, c->act_bytes);
+    if (spec.kind == GRT_BLOCK && !l.ckpt)
+        CHECK_EQ((int64_t)l.act_bytes, decoder_kept_bytes(x->tp, l.B, l.T, spec.gemm16 != 0));
+    if (spec.kind == GRT_BLOCK && l.ckpt)
+        CHECK_EQ((int64_t)(ckpt * sizeof(float)), decoder_kept_bytes(x->tp, l.B, l.T, spec.gemm16 != 0));
     CHECK_EQ((int64_t)(work * sizeof(float)), c->work_bytes);
     if (l.ckpt) CHECK_EQ((int64_t)(ckpt * sizeof(float)), c->ckpt_bytes);
     /* mixed precision's rounded operands lie at the end of the working space, inside it */
@@ -105,6 +157,10 @@ int main(void) {
         s->host_target = true; /* the host: operands as widened floats */
         CHECK_EQ(spec_gemm16(s), GRT_GEMM16_WIDE);
         check_plans(s, &hw);
+        GrtLayerSpec block;
+        CHECK(layer_runtime_spec(s->graph, s->graph->layers[1], &block) && block.kind == GRT_BLOCK);
+        block.gemm16 = spec_gemm16(s);
+        check_kept_rounding(&block);
         s->host_target = false; /* a GPU: operands as bf16 bits */
         CHECK_EQ(spec_gemm16(s), GRT_GEMM16_BITS);
         check_plans(s, &hw);
