@@ -537,9 +537,9 @@ static void emit_setup(const Emit *e, int k) {
         if (reduces_each(e, i) && whole > scatter) scatter = whole;
         int64_t in = i ? in_floats(e, i) : e->seq * e->hidden, out_f = i + 1 < e->L ? in_floats(e, i + 1) : 0;
         if (seqs_of(e, i) * (in > out_f ? in : out_f) > act) act = seqs_of(e, i) * (in > out_f ? in : out_f);
+        int ck = s->ckpt && e->rs[i].kind == GRT_BLOCK; /* as runtime/run.c sets GrtLayer.ckpt */
         if (grt_size_work(&e->rs[i], s->tp, B, T) > work) work = grt_size_work(&e->rs[i], s->tp, B, T);
-        if (s->ckpt && e->rs[i].kind == GRT_BLOCK && grt_size_kept(&e->rs[i], s->tp, B, T) > ckpt)
-            ckpt = grt_size_kept(&e->rs[i], s->tp, B, T);
+        if (grt_size_ckpt(&e->rs[i], s->tp, B, T, ck) > ckpt) ckpt = grt_size_ckpt(&e->rs[i], s->tp, B, T, ck);
     }
     emit_stage_title(e, k, slots);
     for (int c = k; c < e->C; c += e->pp) emit_chunk_decls(e, c);

@@ -591,8 +591,10 @@ void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int
  * load under another). */
 void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_rank);
 /* Floats of working space the layer needs (shared by every layer of a
- * stage: one layer runs at a time), and, checkpointed, of the activations it
- * rebuilds in backward (shared by every checkpointed block of a stage). */
+ * stage: one layer runs at a time), and of the stage's checkpoint area:
+ * checkpointed, the activations it rebuilds in backward; with bf16 kept
+ * activations, their fp32 copy (galvrt_sizes.h's grt_size_ckpt; shared by
+ * every layer of a stage the same way). */
 size_t grt_layer_work_floats(const GrtLayer *l);
 size_t grt_layer_ckpt_floats(const GrtLayer *l);
 /* Point the layer at its parameters and gradients, at the shared working

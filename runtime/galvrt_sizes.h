@@ -98,6 +98,13 @@ static inline double grt_block_kept16(const GrtLayerSpec *s, GrtShardSizes z, do
     return B * T * (3 * s->C + z.qkv + z.H * s->hd + z.up + z.F) + B * z.H * T * grt_block_keys(s, T);
 }
 
+/* Whether a block keeps grt_block_kept16's activations as bf16 bits: under
+ * mixed precision, unless checkpointed (`ckpt`). A checkpointed block's one
+ * set, rebuilt just before its backward, stays fp32 in the checkpoint area,
+ * each value rounded to bf16 in place: the same values, and no fp32 copy to
+ * add to the working space (which would outweigh the halving). */
+static inline int grt_kept16(const GrtLayerSpec *s, int ckpt) { return s->gemm16 && s->kind == GRT_BLOCK && !ckpt; }
+
 /* Floats that hold n bf16 values (2 bytes each), a fraction counting whole. */
 static inline double grt_half_floats(double n) {
     unsigned long long k = (unsigned long long)n;
@@ -113,14 +120,15 @@ static inline double grt_half_floats(double n) {
  * galvrt.h): QKV, the attention output, MLP up and its activation, six
  * per-token norm statistics and the attention probabilities (B, H, T, T),
  * undropped (B, H, T, window^2 with windows); under mixed precision all
- * but the statistics as bf16 (grt_block_kept16). Patch merging keeps its
+ * but the statistics as bf16 (grt_block_kept16, grt_kept16; `ckpt`: the
+ * block is checkpointed). Patch merging keeps its
  * norm's statistics, a merged token's two. A checkpointed block keeps these once, in the stage's
  * checkpoint area. */
-static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, double T) {
+static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, double T, int ckpt) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double N = B * T, C = s->C, big = grt_block_kept16(s, z, B, T);
     switch (s->kind) {
-    case GRT_BLOCK: return 6 * N + (s->gemm16 ? grt_half_floats(big) : big);
+    case GRT_BLOCK: return 6 * N + (grt_kept16(s, ckpt) ? grt_half_floats(big) : big);
     case GRT_MERGE: return 2 * N / 4;
     case GRT_NORM: return 2 * N;         /* mean and rstd */
     case GRT_HEAD: return N * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
@@ -131,11 +139,21 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
     return 0;
 }
 
+/* Floats a layer needs of its stage's checkpoint area, an area that holds
+ * one layer's activations while that layer's forward or backward runs
+ * (one layer runs at a time, so the stage's is the largest): a checkpointed
+ * block's kept activations, rebuilt just before its backward; a block with
+ * bf16 kept activations (grt_kept16), their fp32 copy (grt_block_kept16),
+ * which its forward computes in and its backward widens the bits into. */
+static inline double grt_size_ckpt(const GrtLayerSpec *s, int tp, double B, double T, int ckpt) {
+    if (s->kind == GRT_BLOCK && ckpt) return grt_size_kept(s, tp, B, T, ckpt);
+    return grt_kept16(s, ckpt) ? grt_block_kept16(s, grt_shard_sizes(s, tp), B, T) : 0;
+}
+
 /* Floats of a layer's own working buffers for a micro-batch (the start of
  * its working space, grt_size_work). A block: two (N, wide)
  * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd) and the rotary
- * copy (N, (H + KVH) hd); under mixed precision the fp32 working copy of
- * its bf16 kept activations (grt_block_kept16) after these. The head: local logits, gathered logits, their
+ * copy (N, (H + KVH) hd). The head: local logits, gathered logits, their
  * gradient, the input gradient and two per-token rows. A patch embedding:
  * the gathered patches and their projection (rebuilt in backward from the
  * pixels, so it keeps nothing). A Swin block adds its windows' (above). A classifier: the pooled tokens, their
@@ -148,7 +166,7 @@ static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, double B, d
     switch (s->kind) {
     case GRT_BLOCK:
         return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd) +
-               grt_window_work(s, z, B, T) + (s->gemm16 ? grt_block_kept16(s, z, B, T) : 0);
+               grt_window_work(s, z, B, T);
     case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2);
     case GRT_PATCH: return B * grt_patches(s) * (grt_patch_values(s) + C); /* the patches, their projection */
     case GRT_CLASSIFIER: /* pooled, its gradient, the logits' gradient; the pooler's output gradient */

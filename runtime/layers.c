@@ -42,6 +42,7 @@ typedef struct Kept16 {
 
 typedef struct BlockAct {
     Kept16 keep[K_COUNT];        /* the fp32 pointers below are keep[].f */
+    bool round;                  /* mixed precision, checkpointed: keep[].f rounded to bf16 in place */
     float *ln1, *mean1, *rstd1;  /* (N, C), (N), (N) */
     float *qkv, *att, *atty;     /* (N, QKV_l), (B, H_l, T, T), (N, H_l hd) */
     float *res1;                 /* (N, C): x + attention */
@@ -401,11 +402,13 @@ static float *falloc(size_t n, size_t *total) {
 }
 
 /* Floats the layer keeps for backward from one micro-batch (galvrt_sizes.h). */
-static size_t kept_floats(const GrtLayer *l) { return (size_t)grt_size_kept(&l->s, l->tp_size, l->B, l->T); }
+static size_t kept_floats(const GrtLayer *l) { return (size_t)grt_size_kept(&l->s, l->tp_size, l->B, l->T, l->ckpt); }
 
 size_t grt_layer_work_floats(const GrtLayer *l) { return (size_t)grt_size_work(&l->s, l->tp_size, l->B, l->T); }
 
-size_t grt_layer_ckpt_floats(const GrtLayer *l) { return l->s.kind == GRT_BLOCK && l->ckpt ? kept_floats(l) : 0; }
+size_t grt_layer_ckpt_floats(const GrtLayer *l) {
+    return (size_t)grt_size_ckpt(&l->s, l->tp_size, l->B, l->T, l->ckpt);
+}
 
 /* Carve n floats off *area. */
 static float *carve(float **area, size_t n) {
@@ -415,8 +418,8 @@ static float *carve(float **area, size_t n) {
 }
 
 /* The kept activations of Kept16's list, carved from `kept` after the
- * statistics: as floats, or under mixed precision as bf16 bits (their fp32
- * copies come from the working space). Returns the area's new start. */
+ * statistics: as floats, or as bf16 bits (grt_kept16; their fp32 copies
+ * come from the stage's checkpoint area). Returns the area's new start. */
 static float *keep_carve(const GrtLayer *l, BlockAct *a, float *kept) {
     size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, heads = (size_t)l->B * l->H_l * l->T;
     size_t dims[K_COUNT][2] = {{N, C},
@@ -432,7 +435,7 @@ static float *keep_carve(const GrtLayer *l, BlockAct *a, float *kept) {
     for (int k = 0; k < K_COUNT; k++) {
         Kept16 *q = &a->keep[k];
         q->rows = dims[k][0], q->cols = dims[k][1];
-        if (l->s.gemm16) q->h = bits + halves, halves += q->rows * q->cols;
+        if (grt_kept16(&l->s, l->ckpt)) q->h = bits + halves, halves += q->rows * q->cols;
         else q->f = carve(&kept, q->rows * q->cols);
     }
     return kept + (size_t)grt_half_floats((double)halves);
@@ -446,8 +449,9 @@ static void keep_name(BlockAct *a) {
 }
 
 /* A block's kept activations, carved from `kept` (one micro-batch's worth),
- * with its working buffers carved from `work`. */
-static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
+ * with its working buffers carved from `work`, the fp32 copies of bf16 kept
+ * activations from `area` (the stage's checkpoint area, galvrt_sizes.h). */
+static BlockAct *block_act(const GrtLayer *l, float *kept, float *work, float *area) {
     size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C;
     size_t wide = (size_t)grt_block_wide(&l->s, grt_shard_sizes(&l->s, l->tp_size));
     float *kept0 = kept, *work0 = work;
@@ -476,9 +480,13 @@ static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
                                  .mask = carve(&work, (size_t)l->T * n),
                                  .dS = carve(&work, n * n)};
     }
-    for (int k = 0; k < K_COUNT && l->s.gemm16; k++) a->keep[k].f = carve(&work, a->keep[k].rows * a->keep[k].cols);
+    float *area0 = area;
+    for (int k = 0; k < K_COUNT && grt_kept16(&l->s, l->ckpt); k++)
+        a->keep[k].f = carve(&area, a->keep[k].rows * a->keep[k].cols);
+    if (!l->ckpt) check_size(l, "checkpoint area", (size_t)(area - area0), grt_layer_ckpt_floats(l));
+    a->round = l->s.gemm16 && l->ckpt;
     keep_name(a);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T, l->ckpt));
     check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
     return a;
 }
@@ -490,7 +498,7 @@ static NormAct *norm_act(const GrtLayer *l, float *kept) {
     NormAct *a = grt_alloc(sizeof *a);
     a->mean = carve(&kept, N);
     a->rstd = carve(&kept, N);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T, l->ckpt));
     return a;
 }
 
@@ -507,7 +515,7 @@ static HeadAct *head_act(const GrtLayer *l, float *probs, float *work) {
     a->dx = carve(&work, N * C);
     a->losses = carve(&work, N);
     a->dloss = carve(&work, N);
-    check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->B, l->T, l->ckpt));
     check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
     return a;
 }
@@ -534,7 +542,7 @@ static MergeAct *merge_act(const GrtLayer *l, float *kept, float *work) {
     a->Xn = carve(&work, N * C);
     a->dX = carve(&work, N * C);
     a->dXn = carve(&work, N * C);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T, l->ckpt));
     check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
     return a;
 }
@@ -552,12 +560,13 @@ static ClassAct *class_act(const GrtLayer *l, float *probs, float *work) {
     a->dpooled = carve(&work, B * C);
     a->dlogits = carve(&work, B * V);
     a->dh = l->s.pooler ? carve(&work, B * C) : NULL;
-    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->B, l->T, l->ckpt));
     check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->B, l->T));
     return a;
 }
 
 void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *work, float *ckpt) {
+    if (!ckpt && grt_layer_ckpt_floats(l)) grt_abort("internal error: a layer that needs a checkpoint area got none", 1);
     l->params = params;
     l->grads = grads;
     /* the bf16 operands after the layer's own buffers (galvrt_sizes.h) */
@@ -572,8 +581,8 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
         case GRT_EMBEDDING: l->slot_act[k] = NULL; break;
         case GRT_BLOCK:
             if (l->ckpt) /* one set for every micro-batch, rebuilt in backward */
-                l->slot_act[k] = k ? l->slot_act[0] : block_act(l, ckpt, work);
-            else l->slot_act[k] = block_act(l, falloc(kept_floats(l), &bytes), work);
+                l->slot_act[k] = k ? l->slot_act[0] : block_act(l, ckpt, work, NULL);
+            else l->slot_act[k] = block_act(l, falloc(kept_floats(l), &bytes), work, ckpt);
             break;
         case GRT_NORM: l->slot_act[k] = norm_act(l, falloc(kept_floats(l), &bytes)); break;
         case GRT_HEAD: l->slot_act[k] = head_act(l, falloc(kept_floats(l), &bytes), work); break;
@@ -799,11 +808,23 @@ static void widen_rows(float *dst, const uint16_t *src, size_t rows, size_t cols
     }
 }
 
+/* dst (rows, cols) = src rounded to bf16, as floats (in place when dst is src): as bf16_rows. */
+static void round_rows(float *dst, const float *src, size_t rows, size_t cols) {
+    GrtBf16Fn *k = (GrtBf16Fn *)grt_kernel_find(GRT_K_BF16, (int)cols, GRT_KF_WIDE);
+    if (k) k((int64_t)rows, dst, src);
+    else {
+        host_reference("bf16");
+        grt_bf16_round(dst, src, rows * cols, 1);
+    }
+}
+
 /* Keep activation k (its fp32 copy just computed) for backward: under mixed
  * precision as bf16 bits, and its copy becomes those values, so the forward
- * goes on from what the backward will read. Nothing to do in fp32. */
+ * goes on from what the backward will read; checkpointed, rounded in place
+ * to the same values. Nothing to do in fp32. */
 static void keep16(BlockAct *a, int k) {
     Kept16 *q = &a->keep[k];
+    if (a->round) round_rows(q->f, q->f, q->rows, q->cols);
     if (!q->h) return;
     bf16_rows(q->h, q->f, q->rows, q->cols);
     widen_rows(q->f, q->h, q->rows, q->cols);

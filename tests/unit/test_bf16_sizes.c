@@ -8,8 +8,9 @@
  * layer (runtime/layers.c allocates its activations here, in host memory)
  * and sharding it over the DP group as runtime/run.c does. A block's kept
  * activations under bf16 are counted from the model's own dimensions (2
- * bytes each, the norms' statistics 4), and a block's forward leaves in its
- * kept bits exactly the values its fp32 working copy went on from. No GPU needed. */
+ * bytes each, the norms' statistics 4; fp32 when checkpointed), and a
+ * block's forward leaves in its kept bits exactly the values its fp32
+ * working copy went on from, which a checkpointed block keeps. No GPU needed. */
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
@@ -59,37 +60,60 @@ static int64_t decoder_kept_bytes(int tp, int64_t B, int64_t T, bool bf16) {
     return 6 * N * 4 + (bf16 ? (big + 1) / 2 * 4 : big * 4);
 }
 
-/* A bf16 block's forward on the host: every kept activation's bits, widened,
- * are its fp32 working copy (the forward went on from the rounded values),
- * and the bits are not all zeros. Checkpointed, so the kept area is ours:
- * the bits follow the statistics (6 N floats) there; the copies end the
- * layer's own working buffers. */
-static void check_kept_rounding(const GrtLayerSpec *spec) {
+/* The host device, recording its last allocation: the kept area grt_layer_bind allocates. */
+static GrtDevice recording;
+static const GrtDevice *host_dev;
+static void *last_alloc;
+static void *record_alloc(size_t bytes) { return last_alloc = host_dev->alloc(bytes); }
+
+/* A bf16 block's forward on the host, checkpointed or not, from the same
+ * parameters and input: returns its kept area (6 N fp32 statistics, then
+ * grt_block_kept16's activations: bf16 bits, or checkpointed floats) and
+ * the stage's checkpoint area it was given. */
+static float *kept_forward(const GrtLayerSpec *spec, int ckpt, float **cbuf) {
     GrtLayer l;
     grt_layer_shape(&l, spec, 1, 0);
-    l.B = 2, l.T = 64;
-    l.ckpt = 1;
-    size_t N = (size_t)l.B * l.T, C = (size_t)spec->C, work = grt_layer_work_floats(&l), kept = grt_layer_ckpt_floats(&l);
-    double big = grt_block_kept16(spec, grt_shard_sizes(spec, 1), l.B, l.T);
-    float *wbuf = grt_alloc(work * sizeof(float)), *cbuf = grt_alloc(kept * sizeof(float)), *params = grt_alloc(l.n_params * sizeof(float));
-    float *x = grt_alloc(N * C * sizeof(float)), *out = grt_alloc(N * C * sizeof(float)), *wide = grt_alloc((size_t)big * sizeof(float));
-    grt_layer_bind(&l, params, NULL, 1, wbuf, cbuf);
+    l.B = 2, l.T = 64, l.ckpt = ckpt;
+    size_t NC = (size_t)l.B * l.T * (size_t)spec->C, work = grt_layer_work_floats(&l), kept = grt_layer_ckpt_floats(&l);
+    float *params = grt_dev->alloc(l.n_params * sizeof(float));
+    float *x = grt_dev->alloc(NC * sizeof(float)), *out = grt_dev->alloc(NC * sizeof(float));
+    float *wbuf = grt_dev->alloc(work * sizeof(float));
+    *cbuf = grt_dev->alloc(kept * sizeof(float));
+    host_dev = grt_dev, recording = *grt_dev, recording.alloc = record_alloc, grt_dev = &recording;
+    grt_layer_bind(&l, params, NULL, 1, wbuf, *cbuf);
+    grt_dev = host_dev;
     grt_layer_init(&l, 7, 1, 2);
-    for (size_t i = 0; i < N * C; i++) x[i] = (float)((i * 2654435761u) % 1000) / 250.0f - 2.0f;
+    for (size_t i = 0; i < NC; i++) x[i] = (float)((i * 2654435761u) % 1000) / 250.0f - 2.0f;
     grt_layer_forward(&l, x, NULL, NULL, out);
-    const float *copy = wbuf + (size_t)grt_size_scratch(spec, 1, l.B, l.T) - (size_t)big;
-    const uint16_t *bits = (const uint16_t *)(cbuf + 6 * N);
-    grt_bf16_widen(wide, bits, (size_t)big);
-    size_t diff = 0, nonzero = 0;
-    for (size_t i = 0; i < (size_t)big; i++) diff += memcmp(&wide[i], &copy[i], sizeof(float)) != 0, nonzero += bits[i] != 0;
-    CHECK_EQ((int64_t)diff, 0);
-    CHECK(nonzero > (size_t)big / 2);
     size_t nans = 0;
-    for (size_t i = 0; i < N * C; i++) nans += out[i] != out[i];
+    for (size_t i = 0; i < NC; i++) nans += out[i] != out[i];
     CHECK_EQ((int64_t)nans, 0);
-    grt_free(wbuf, work * sizeof(float)), grt_free(cbuf, kept * sizeof(float));
-    grt_free(params, l.n_params * sizeof(float)), grt_free(wide, (size_t)big * sizeof(float));
-    grt_free(x, N * C * sizeof(float)), grt_free(out, N * C * sizeof(float));
+    return ckpt ? *cbuf : last_alloc;
+}
+
+/* Under mixed precision a block's kept bits, widened, are its fp32 copy
+ * (the forward went on from the rounded values; the copy fills the stage's
+ * checkpoint area), not mostly zeros, and exactly the values a
+ * checkpointed block keeps as floats, each a bf16 value (low 16 bits zero). */
+static void check_kept_rounding(const GrtLayerSpec *spec) {
+    size_t N = 2 * 64, big = (size_t)grt_block_kept16(spec, grt_shard_sizes(spec, 1), 2, 64);
+    float *copy, *ckpt_area;
+    const uint16_t *bits = (const uint16_t *)(kept_forward(spec, 0, &copy) + 6 * N);
+    const float *floats = kept_forward(spec, 1, &ckpt_area) + 6 * N;
+    float *wide = grt_alloc(big * sizeof(float));
+    grt_bf16_widen(wide, bits, big);
+    size_t diff = 0, nonzero = 0, ckpt_diff = 0, low = 0;
+    for (size_t i = 0; i < big; i++) {
+        uint32_t u;
+        memcpy(&u, &floats[i], sizeof u);
+        diff += memcmp(&wide[i], &copy[i], sizeof(float)) != 0, nonzero += bits[i] != 0;
+        ckpt_diff += memcmp(&wide[i], &floats[i], sizeof(float)) != 0, low += (u & 0xffffu) != 0;
+    }
+    CHECK_EQ((int64_t)diff, 0);
+    CHECK_EQ((int64_t)ckpt_diff, 0);
+    CHECK_EQ((int64_t)low, 0);
+    CHECK(nonzero > big / 2);
+    grt_free(wide, big * sizeof(float));
 }
 
 /* Layer i under strategy x: the runtime's layer, bound to buffers of the
@@ -117,9 +141,12 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
     if (spec.kind == GRT_BLOCK && !l.ckpt)
         CHECK_EQ((int64_t)l.act_bytes, decoder_kept_bytes(x->tp, l.B, l.T, spec.gemm16 != 0));
     if (spec.kind == GRT_BLOCK && l.ckpt)
-        CHECK_EQ((int64_t)(ckpt * sizeof(float)), decoder_kept_bytes(x->tp, l.B, l.T, spec.gemm16 != 0));
+        CHECK_EQ((int64_t)(ckpt * sizeof(float)), decoder_kept_bytes(x->tp, l.B, l.T, false));
+    if (spec.kind == GRT_BLOCK && !l.ckpt) /* bf16: the kept activations' fp32 copy, statistics aside */
+        CHECK_EQ((int64_t)(ckpt * sizeof(float)),
+                 spec.gemm16 ? decoder_kept_bytes(x->tp, l.B, l.T, false) - 6 * (int64_t)l.B * l.T * 4 : 0);
     CHECK_EQ((int64_t)(work * sizeof(float)), c->work_bytes);
-    if (l.ckpt) CHECK_EQ((int64_t)(ckpt * sizeof(float)), c->ckpt_bytes);
+    CHECK_EQ((int64_t)(ckpt * sizeof(float)), c->ckpt_bytes);
     /* mixed precision's rounded operands lie at the end of the working space, inside it */
     double ops = grt_size_gemm16(&spec, x->tp, l.B, l.T);
     bool none = !spec.gemm16 || spec.kind == GRT_EMBEDDING || spec.kind == GRT_NORM;
