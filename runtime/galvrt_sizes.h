@@ -101,8 +101,8 @@ static inline double grt_block_kept16(const GrtLayerSpec *s, GrtShardSizes z, do
 /* Whether a block keeps grt_block_kept16's activations as bf16 bits: under
  * mixed precision, unless checkpointed (`ckpt`). A checkpointed block's one
  * set, rebuilt just before its backward, stays fp32 in the checkpoint area,
- * each value rounded to bf16 in place: the same values, and no fp32 copy to
- * add to the working space (which would outweigh the halving). */
+ * each value rounded to bf16 in place: the same values, and no fp32 copy
+ * beside the bits (grt_size_ckpt), which would outweigh the halving. */
 static inline int grt_kept16(const GrtLayerSpec *s, int ckpt) { return s->gemm16 && s->kind == GRT_BLOCK && !ckpt; }
 
 /* Floats that hold n bf16 values (2 bytes each), a fraction counting whole. */
@@ -180,10 +180,12 @@ static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, double B, d
 
 /* ---- mixed precision ------------------------------------------------------------ */
 
-/* Bytes of one element of everything the program keeps, at every precision:
- * activations, parameters, gradients and optimizer moments are fp32 floats.
- * Mixed precision (GrtLayerSpec.gemm16) rounds each GEMM's operands to bf16
- * in the layer's working space (grt_size_gemm16) and accumulates in fp32,
+/* Bytes of one element of what the program keeps, at every precision:
+ * layer inputs, parameters, gradients and optimizer moments are fp32 floats
+ * (a block's kept activations aside: bf16 under mixed precision,
+ * grt_kept16, counted in floats above). Mixed precision
+ * (GrtLayerSpec.gemm16) rounds each GEMM's operands to bf16 in the
+ * layer's working space (grt_size_gemm16) and accumulates in fp32,
  * so the fp32 weights are the master copy, the gradients are reduced in
  * fp32 (Megatron-LM's main_grad) and the moments stay fp32. */
 #define GRT_ELEM_BYTES 4
