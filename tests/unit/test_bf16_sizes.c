@@ -83,10 +83,12 @@ static float *kept_forward(const GrtLayerSpec *spec, int ckpt, float **cbuf) {
     grt_layer_bind(&l, params, NULL, 1, wbuf, *cbuf);
     grt_dev = host_dev;
     grt_layer_init(&l, 7, 1, 2);
-    for (size_t i = 0; i < NC; i++) x[i] = (float)((i * 2654435761u) % 1000) / 250.0f - 2.0f;
+    for (size_t i = 0; i < NC; i++)
+        x[i] = (float)((i * 2654435761u) % 1000) / 250.0f - 2.0f;
     grt_layer_forward(&l, x, NULL, NULL, out);
     size_t nans = 0;
-    for (size_t i = 0; i < NC; i++) nans += out[i] != out[i];
+    for (size_t i = 0; i < NC; i++)
+        nans += out[i] != out[i];
     CHECK_EQ((int64_t)nans, 0);
     return ckpt ? *cbuf : last_alloc;
 }
