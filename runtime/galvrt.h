@@ -546,7 +546,8 @@ typedef struct GrtLayerSpec {
     int plain;                  /* patch embedding: no class token, no positions (Swin's) */
     int T;                      /* tokens per sequence the layer reads (0: the program's seq; Swin's stages differ) */
     int gemm16; /* mixed precision: its linears' GEMMs round their operands to bf16 and accumulate in fp32,
-                   holding them in 2 or 4 bytes (GRT_GEMM16_BITS, _WIDE; galvrt_sizes.h); 0: fp32 GEMMs */
+                   holding them in 2 or 4 bytes (GRT_GEMM16_BITS, _WIDE; galvrt_sizes.h), and a block keeps
+                   its activations as bf16 (grt_kept16); 0: fp32 GEMMs and activations */
 } GrtLayerSpec;
 
 /* One parameter tensor of a layer: where it lies in the layer's slice. */
