@@ -13,8 +13,7 @@
 #   options  --comm-timeout 0, negative, not a number, too large: refused on
 #            every rank with the reason; --help lists --comm-timeout
 # A hang fails: every run is under `timeout`, and a stopped run must end
-# within 30 s of its start with --comm-timeout 3. (3 ranks cannot be tested:
-# galvc plans for powers of two.)
+# within 30 s of its start with --comm-timeout 3.
 set -eu
 galvc=$1 mpiexec=$2 work=$3 case=$4
 src=$(cd "$(dirname "$0")/../.." && pwd)
