@@ -47,7 +47,7 @@ bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
         const Strategy *s = &p->layer[i];
         const Layer *l = g->layers[i];
         const char *why;
-        if (layer_runtime_kind(l, &why) < 0) {
+        if (layer_runtime_kind(g, l, &why) < 0) {
             diag_error(d, l->loc, "%s: %s", l->name, why);
             ok = false;
         } else if (mb % s->dp) {
@@ -75,6 +75,13 @@ static GrtLayerSpec layer_spec(const Spec *spec, const Layer *l) {
     GrtLayerSpec r;
     if (!layer_runtime_spec(spec->graph, l, &r)) die("layer %s: sizes beyond the runtime's", l->name);
     return r;
+}
+
+/* The rows of a sequence's stream between layers (galvrt_sizes.h): its tokens, or T5's rows. */
+static int64_t stream_rows(const Spec *spec) {
+    const Graph *g = spec->graph;
+    GrtLayerSpec first = layer_spec(spec, g->layers[0]);
+    return (int64_t)grt_stream_rows(&first, (double)g->layers[0]->seq);
 }
 
 /* One plan, as the emitter walks it: what galvc works out once so that the
@@ -208,6 +215,13 @@ static void emit_specs(const Emit *e) {
             fprintf(out, ", .image = %d, .patch = %d, .channels = %d", r.image, r.patch, r.channels);
         if (r.kind == GRT_CLASSIFIER)
             fprintf(out, ", .V = %d, .pool_mean = %d, .pooler = %d", r.V, r.pool_mean, r.pooler);
+        if (r.te) /* T5: the stream's rows, the block's stack and cross-attention, the norm's rows, the head's scale */
+            fprintf(out, ",\n     .te = %d, .td = %d, .tr = %d, .buckets = %d, .rel_own = %d, .cross = %d, .part = %d", r.te,
+                    r.td, r.tr, r.buckets, r.rel_own, r.cross, r.part);
+        if (r.head_scale > 0) {
+            char h[32];
+            fprintf(out, ", .head_scale = %sf", float_literal(r.head_scale, h, sizeof h));
+        }
         if (r.dropout > 0) {
             char p[32];
             fprintf(out, ", .dropout = %sf", float_literal(r.dropout, p, sizeof p));
@@ -540,7 +554,7 @@ static void group_words(const Emit *e, int i, bool tp) {
 /* Does layer i run TP collectives of its own (so the program lists them between its phases)? */
 static bool tp_phased(const Emit *e, int i) {
     GrtLayerKind k = e->rs[i].kind;
-    return strat(e, i)->tp > 1 && k != GRT_NORM && k != GRT_PATCH && k != GRT_CLASSIFIER;
+    return strat(e, i)->tp > 1 && k != GRT_NORM && k != GRT_PATCH && k != GRT_CLASSIFIER && !(k == GRT_BLOCK && e->rs[i].te);
 }
 
 /* Floats of layer i's (B, T, C) stream on one rank. */
@@ -891,7 +905,7 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
     Emit e = {.out = out, .spec = spec, .plan = plan, .L = g->n_layers, .pp = plan->pp, .head = g->n_layers - 1,
               .v = plan->vpp > 1 ? plan->vpp : 1, .C = plan_chunks(plan), .unit = plan->vpp > 1 ? "chunk" : "stage",
               .tied_to = -1, .ranks = devices, .stage_ranks = devices / plan->pp,
-              .mb = spec->train->global_batch / plan->micro_batches, .seq = g->layers[0]->seq,
+              .mb = spec->train->global_batch / plan->micro_batches, .seq = stream_rows(spec),
               .hidden = g->layers[0]->hidden};
     for (int i = 0; i < e.L; i++)
         if (g->layers[i]->kind == LAYER_EMBEDDING) e.tied_to = i;

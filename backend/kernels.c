@@ -118,7 +118,8 @@ void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
         GrtLayerSpec s;
         int tp = plan->layer[i].tp, T = (int)g->layers[i]->seq;
         if (layer_runtime_base_kind(g->layers[i]->kind) < 0 || !layer_runtime_spec(g, g->layers[i], &s)) continue;
-        if (s.kind == GRT_BLOCK && s.F % tp == 0) add_block(set, &s, tp, T);
+        T = (int)grt_stream_rows(&s, T); /* T5's layers run on their stream's rows */
+        if (s.kind == GRT_BLOCK && s.F % tp == 0 && !s.te) add_block(set, &s, tp, T);
         if (s.kind == GRT_NORM) add_norm(set, s.rms, s.bias, s.C);
         if (s.kind == GRT_EMBEDDING) add_embedding(set, &s, tp, T);
         if (s.kind == GRT_HEAD) add_head(set, &s, tp);

@@ -119,9 +119,17 @@ static int state_bytes_per_param(const TrainConfig *t) {
  * master copy counts as optimizer state, as in ZeRO's K. */
 static int weight_bytes_per_param(const TrainConfig *t) { return t->precision != PREC_FP32 ? 2 : 4; }
 
-/* The width of the activation stream a layer reads, per sample, in bytes. */
+/* The rows of a sequence's stream at layer l (galvrt_sizes.h): its tokens, or T5's encoder, decoder and table rows. */
+static double stream_seq(const Graph *g, const Layer *l) {
+    GrtLayerSpec s;
+    if (layer_runtime_base_kind(l->kind) >= 0 && layer_runtime_spec(g, l, &s)) return grt_stream_rows(&s, (double)l->seq);
+    return (double)l->seq;
+}
+
+/* The width of the activation stream a layer reads, per sample, in bytes (T5's: its stream's rows). */
 static int64_t stream_bytes(const Ctx *c, const Layer *l) {
-    if (l->in.rank == 2) return (int64_t)c->e * l->in.dim[0] * l->in.dim[1];
+    double rows = stream_seq(c->spec->graph, l);
+    if (l->in.rank == 2) return (int64_t)c->e * (rows != (double)l->seq ? (int64_t)rows : l->in.dim[0]) * l->in.dim[1];
     return l->out_bytes; /* the input layer: its output is the stream */
 }
 
@@ -146,7 +154,7 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
     int kind = layer_runtime_base_kind(l->kind);
     GrtLayerSpec spec;
     if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
-    double T = (double)l->seq;
+    double T = grt_stream_rows(&spec, (double)l->seq);
     if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden;
     *kept = grt_size_kept(&spec, s->tp, mbs, T);
     *work = grt_size_work(&spec, s->tp, mbs, T);
@@ -355,7 +363,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     int64_t padded = (params_dev + s->dp - 1) / s->dp * s->dp;
     if (zero == 3) r.shard_bytes = padded * c->e;
     if (zero == 2 || (zero == 3 && !s->zero3_once)) r.scatter_bytes = 2 * padded * c->e;
-    r.stream_bytes = (int64_t)ceil(mbs * (double)l->seq * (double)l->hidden * c->e);
+    r.stream_bytes = (int64_t)ceil(mbs * stream_seq(c->spec->graph, l) * (double)l->hidden * c->e);
     /* every blocking collective also costs the ranks' meeting (the
      * profile's sync_overhead, fitted by galvc --calibrate) */
     r.mb_s += r.calls_mb * hw->sync_s;
@@ -393,11 +401,11 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     bool *may_ckpt = arena_alloc(a, (size_t)L * sizeof *may_ckpt);
     for (int i = 0; i < L; i++) may_ckpt[i] = layer_recomputes(g->layers[i]->kind);
     out->may_ckpt = may_ckpt;
-    int64_t tokens = batch / micro_batches * (L ? g->layers[0]->seq : 0);
+    int64_t tokens = batch / micro_batches * (L ? (int64_t)stream_seq(g, g->layers[0]) : 0);
     GrtLayerSpec first;
-    double sample_ints = L ? (double)g->layers[0]->seq : 0; /* a sample's input: tokens, or pixels (galvrt_sizes.h) */
+    double sample_ints = L ? stream_seq(g, g->layers[0]) : 0; /* a sample's input: tokens, or pixels (galvrt_sizes.h) */
     if (L && layer_runtime_base_kind(g->layers[0]->kind) >= 0 && layer_runtime_spec(g, g->layers[0], &first))
-        sample_ints = grt_size_sample_ints(&first, (double)g->layers[0]->seq);
+        sample_ints = grt_size_sample_ints(&first, stream_seq(g, g->layers[0]));
     out->token_bytes = (tokens + (int64_t)(batch / micro_batches * sample_ints)) * (int64_t)sizeof(int32_t);
     out->loss_bytes = tokens * (int64_t)sizeof(float);
     out->tied_emb = out->tied_head = -1;

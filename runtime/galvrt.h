@@ -414,6 +414,39 @@ int64_t grt_classify_forward(float *losses, float *probs, const float *logits, c
 void grt_classify_backward(float *dlogits, const float *probs, const int32_t *labels, int stride, int B, int V,
                            float dloss);
 
+/* ---- T5 (runtime/t5.c) ------------------------------------------------------ */
+
+/* T5's relative position bucket of a key at rel = key - query positions from its query
+ * (bidirectional: the encoder's; else causal, the decoder's), with Hugging Face's max_distance 128. */
+enum { GRT_T5_MAX_DISTANCE = 128 };
+int grt_t5_bucket(int rel, int buckets, int bidirectional, int max_distance);
+/* T5 attention, no 1 / sqrt(hd) scale: for sequence b, local head h, query t, key t2 < Tk (t2 <= t when causal),
+ * att (B, H, Tq, Tk) = softmax(q . k + table[b tstride + bucket(t2 - t) Ht + h0 + h]) (table NULL: no bias),
+ * out = att v. q (B Tq rows of ldq floats), out (B Tq rows of ldo), k and v (B Tk rows of ldkv), head h at
+ * columns h hd. */
+typedef struct GrtT5Attention {
+    int B, H, hd, Tq, Tk, ldq, ldo, ldkv, causal, buckets, Ht, h0;
+    size_t tstride; /* floats between sequences' tables (0: one table for all) */
+} GrtT5Attention;
+/* The gradients backward accumulates: dq like q, dk and dv like k and v, dtable like the table (NULL: none). */
+typedef struct GrtT5Grads {
+    float *dq, *dk, *dv, *dtable;
+} GrtT5Grads;
+void grt_t5_attention_forward(const GrtT5Attention *a, float *out, float *att, const float *q, const float *k,
+                              const float *v, const float *table);
+/* scratch: Tk floats. */
+void grt_t5_attention_backward(const GrtT5Attention *a, const GrtT5Grads *g, const float *dout, const float *att,
+                               const float *q, const float *k, const float *v, float *scratch);
+/* A T5 block's tensors: the block's first twelve (their biases empty), then its own. */
+enum { GRT_T5_LN1 = 0, GRT_T5_QKV = 2, GRT_T5_O = 4, GRT_T5_LN2 = 6, GRT_T5_WI = 8, GRT_T5_WO = 10, GRT_T5_REL = 12,
+       GRT_T5_LNC, GRT_T5_CQ, GRT_T5_CKV, GRT_T5_CO, GRT_T5_TENSORS };
+struct GrtLayer;
+/* Its kept activations carved from kept and its working space from work (the floats each took). */
+void *grt_t5_act(const struct GrtLayer *l, float *kept, float *work, size_t *kept_n, size_t *work_n);
+/* The block on the stream: in (B, te + td + tr, C) -> out (may be NULL: recompute only); din accumulated. */
+void grt_t5_block_forward(struct GrtLayer *l, const float *in, float *out);
+void grt_t5_block_backward(struct GrtLayer *l, const float *in, const float *dout, float *din);
+
 /* ---- tensor-parallel layers (runtime/layers.c) ----------------------------- */
 
 /* The layer kinds the runtime trains. A transformer block is Megatron-LM's
@@ -449,6 +482,15 @@ typedef struct GrtLayerSpec {
     int pool_mean;              /* classifier: pool the mean of the tokens (else the first, class token) */
     int pooler;                 /* classifier: BERT's pooler (dense + tanh) between the pooled token and the classes */
     int types;                  /* embedding: token types (segments; 0: none); token t of T is of type t * types / T */
+    /* T5 (Raffel et al. 2020; Hugging Face's T5ForConditionalGeneration), every layer of a T5 model: each
+     * sequence's stream is te encoder rows, td decoder rows, then tr rows holding the two stacks' relative
+     * position bias tables (galvrt_sizes.h, grt_t5_rows); 0 when the model is not T5. */
+    int te, td, tr;
+    int buckets;                /* T5 block: its stack's relative position buckets */
+    int rel_own;                /* T5 block: holds its stack's bias table (buckets, H) and writes it to the stream */
+    int cross;                  /* T5 block: a decoder block (causal self-attention, cross-attention to the encoder) */
+    int part;                   /* T5 norm: normalizes the encoder rows (1) or the decoder rows (2); the rest passes */
+    float head_scale;           /* head: logits of head_scale x (T5's tied head: C^-1/2); 0 means 1 */
 } GrtLayerSpec;
 
 /* One parameter tensor of a layer: where it lies in the layer's slice. */
@@ -469,7 +511,7 @@ typedef struct GrtLayer {
     int H_l, KVH_l, F_l, V_l; /* this rank's heads, key/value heads, FFN columns, vocabulary rows */
     size_t n_params;      /* floats of parameters on this rank */
     float *params, *grads;
-    GrtTensor tensors[16];
+    GrtTensor tensors[20];
     int n_tensors;
     const struct GrtLayer *tied_to; /* a tied head: the embedding whose table it uses */
     int ckpt;             /* checkpointed: keeps only its input; backward recomputes the forward */
@@ -615,6 +657,14 @@ void grt_data_images(GrtData *d, int64_t step, int global_batch, int T, int firs
                      int32_t *targets);
 void grt_data_batch(GrtData *d, int64_t step, int global_batch, int T, int first, int count, int32_t *inputs,
                     int32_t *targets);
+/* T5's records (the first layer's te, td, tr): sequence s of the step is the te + td tokens from p = (step
+ * global_batch + s) (te + td), the encoder's input the first te, the target the next td. Its stream's
+ * tokens (count, te + td + tr): the te, then the decoder's input (GRT_T5_START, then the target shifted
+ * right by one: teacher forcing), then -1 (no token: the table rows); its targets: -1 on the encoder's and
+ * the table's rows (no loss), the target on the decoder's. */
+enum { GRT_T5_START = 0 }; /* the decoder's start token: Hugging Face's T5 starts from its pad, 0 */
+void grt_data_t5(GrtData *d, int64_t step, int global_batch, const GrtLayerSpec *first, int first_seq, int count,
+                 int32_t *inputs, int32_t *targets);
 
 /* ---- checkpoint files (runtime/checkpoint.c) ------------------------------- */
 

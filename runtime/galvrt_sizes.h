@@ -29,6 +29,16 @@ static inline GrtShardSizes grt_shard_sizes(const GrtLayerSpec *s, int tp) {
     return z;
 }
 
+/* T5's stream (galvrt.h, GrtLayerSpec.te): rows of a sequence's bias tables, both stacks' (buckets, H)
+ * one after the other, in rows of C. */
+static inline int grt_t5_table_rows(int buckets, int H, int C) { return C > 0 ? (2 * buckets * H + C - 1) / C : 0; }
+/* The rows of one sequence's stream between layers: T tokens, or T5's encoder, decoder and table rows. */
+static inline double grt_stream_rows(const GrtLayerSpec *s, double T) {
+    return s && s->te ? (double)s->te + s->td + s->tr : T;
+}
+/* A T5 block's query rows (its stack's tokens) per sequence, and the rows its cross-attention reads. */
+static inline double grt_t5_queries(const GrtLayerSpec *s) { return s->cross ? s->td : s->te; }
+
 /* A patch embedding's patches per image and values per patch. */
 static inline double grt_patches(const GrtLayerSpec *s) {
     double side = s->patch > 0 ? s->image / s->patch : 0;
@@ -49,6 +59,9 @@ static inline double grt_size_params(const GrtLayerSpec *s, int tp) {
     switch (s->kind) {
     case GRT_EMBEDDING: return z.V * C + (double)s->positions * C + (double)s->types * C;
     case GRT_BLOCK:
+        if (s->te) /* T5: two norms, Q K V, out, wi, wo; the stack's bias table; cross-attention's norm, Q, K V, out */
+            return 2 * C + 4 * z.H * s->hd * C + 2 * z.F * C + (s->rel_own ? (double)s->buckets * s->H : 0) +
+                   (s->cross ? C + 4 * z.H * s->hd * C : 0);
         /* two norms, QKV, attention out, MLP up and down, with their biases */
         return 2 * norm + z.qkv * C + z.H * s->hd * C + z.up * C + C * z.F +
                (s->bias ? z.qkv + C + z.up + C : 0);
@@ -68,6 +81,30 @@ static inline double grt_block_wide(const GrtLayerSpec *s, GrtShardSizes z) {
     return z.up > wide ? z.up : wide;
 }
 
+/* A T5 block's kept activations for B sequences (N = B Tq query rows,
+ * A = H hd / tp): the first norm's output and statistic, Q K V, the
+ * self-attention's probabilities (B, H, Tq, Tq), its output, the residual
+ * after it; a decoder's cross-attention adds its norm's output and
+ * statistic, Q, the encoder rows' K V (B te, 2 A), the probabilities (B,
+ * H, Tq, te), its output and the residual after it; the MLP's norm output
+ * and statistic, wi's output before and after the ReLU. */
+static inline double grt_size_t5_kept(const GrtLayerSpec *s, GrtShardSizes z, double B) {
+    double N = B * grt_t5_queries(s), Tq = grt_t5_queries(s), A = z.H * s->hd, C = s->C;
+    double self = N * (2 * C + 1 + 4 * A) + B * z.H * Tq * Tq;
+    double cross = s->cross ? N * (2 * C + 1 + 2 * A) + B * s->te * 2 * A + B * z.H * Tq * s->te : 0;
+    return self + cross + N * (C + 1 + 2 * z.F);
+}
+
+/* A T5 block's working space for B sequences: its stream rows gathered,
+ * the output rows, two (N, C) gradients, (N, F), (N, A), (N, 3 A), the
+ * bias tables' gradient (B, buckets H), a row of scores; a decoder's
+ * encoder rows, their gradient and their K V's (B te, 2 A). */
+static inline double grt_size_t5_work(const GrtLayerSpec *s, GrtShardSizes z, double B) {
+    double N = B * grt_t5_queries(s), A = z.H * s->hd, C = s->C, Ne = B * s->te;
+    double cross = s->cross ? Ne * (2 * C + 2 * A) : 0;
+    return N * (4 * C + z.F + 4 * A) + B * s->buckets * (double)s->H + s->te + s->td + cross;
+}
+
 /* Floats a layer keeps for one micro-batch of B sequences of T tokens from
  * forward to backward (its input aside: the program keeps that). A block
  * keeps its norms' outputs and the residual whole on every TP rank and
@@ -81,7 +118,9 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double N = B * T, C = s->C;
     switch (s->kind) {
-    case GRT_BLOCK: return N * (3 * C + z.qkv + z.H * s->hd + z.up + z.F + 6) + B * z.H * T * T;
+    case GRT_BLOCK:
+        if (s->te) return grt_size_t5_kept(s, z, B);
+        return N * (3 * C + z.qkv + z.H * s->hd + z.up + z.F + 6) + B * z.H * T * T;
     case GRT_NORM: return 2 * N;         /* mean and rstd */
     case GRT_HEAD: return N * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
     case GRT_CLASSIFIER: return B * (s->V + (s->pooler ? C : 0)); /* probabilities, the pooler's output */
@@ -104,7 +143,9 @@ static inline double grt_size_work(const GrtLayerSpec *s, int tp, double B, doub
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double N = B * T, C = s->C;
     switch (s->kind) {
-    case GRT_BLOCK: return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd);
+    case GRT_BLOCK:
+        if (s->te) return grt_size_t5_work(s, z, B);
+        return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd);
     case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2);
     case GRT_PATCH: return B * grt_patches(s) * (grt_patch_values(s) + C); /* the patches, their projection */
     case GRT_CLASSIFIER: /* pooled, its gradient, the logits' gradient; the pooler's output gradient */

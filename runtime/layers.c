@@ -105,6 +105,20 @@ static void check_size(const GrtLayer *l, const char *what, size_t laid_out, dou
 
 /* ---- setup ------------------------------------------------------------------------- */
 
+/* A T5 block's own tensors after the block's (galvrt.h, GRT_T5_REL on): its stack's bias table (buckets,
+ * H) when it holds it, whole on every TP rank; a decoder's cross-attention norm, Q, K V and output. */
+static void t5_tensors(GrtLayer *l) {
+    const GrtLayerSpec *s = &l->s;
+    size_t C = (size_t)s->C, A = (size_t)l->H_l * s->hd, X = s->cross ? 1 : 0;
+    if (s->KVH != s->H || s->bias || s->swiglu || !s->rms)
+        grt_abort("a T5 block has as many key/value heads as heads, RMS norms, no biases and a ReLU MLP", 1);
+    add_tensor(l, "attn.rel.weight", s->rel_own ? (size_t)s->buckets * s->H : 0, 1, 0);
+    add_tensor(l, "lnc.weight", X * C, 0, 0);
+    add_tensor(l, "cross.q.weight", X * A * C, 1, 1);
+    add_tensor(l, "cross.kv.weight", X * 2 * A * C, 1, 1);
+    add_tensor(l, "cross.out.weight", X * C * A, 1, 1);
+}
+
 void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int T) {
     grt_layer_shape(l, s, tp ? grt_size(tp) : 1, tp ? grt_rank(tp) : 0);
     l->tp = tp;
@@ -147,6 +161,7 @@ void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_ran
         add_tensor(l, "mlp.up.bias", s->bias ? up_rows(l) : 0, 0, 1);
         add_tensor(l, "mlp.down.weight", (size_t)C * l->F_l, 1, 1);
         add_tensor(l, "mlp.down.bias", s->bias ? C : 0, 0, 0);
+        if (s->te) t5_tensors(l);
         break;
     case GRT_NORM:
         add_tensor(l, "weight", C, 0, 0);
@@ -207,6 +222,7 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
         if (s->kind == GRT_EMBEDDING && k == 2) y.rows = s->types, y.cols = C, y.full_rows = s->types, y.full_cols = C;
         if ((s->kind == GRT_PATCH && (k == 0 || k == 3)) || (s->kind == GRT_CLASSIFIER && (k == 0 || k == 2)))
             y.rows = (int)(l->tensors[k].n / (size_t)C), y.cols = C, y.full_rows = y.rows, y.full_cols = C;
+        if (s->kind == GRT_BLOCK && k == GRT_T5_REL) y.rows = s->buckets, y.cols = s->H, y.full_rows = y.rows, y.full_cols = y.cols;
         if (s->kind == GRT_PATCH && k == 0) /* (C, ch p p) */
             y.rows = C, y.cols = (int)grt_patch_values(s), y.full_rows = C, y.full_cols = y.cols;
         for (int i = 0; i < y.rows; i++) row_index[i] = i;
@@ -223,6 +239,12 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
     int local_qkv[3] = {l->H_l * s->hd, l->KVH_l * s->hd, l->KVH_l * s->hd};
     int full_up[2] = {s->F, s->F}, local_up[2] = {l->F_l, l->F_l};
     switch (k) {
+    case GRT_T5_CQ:
+    case GRT_T5_CKV: /* Q, or K then V: this rank's heads' rows */
+        shard_rows(row_index, full_qkv, local_qkv, k == GRT_T5_CQ ? 1 : 2, rank);
+        y.rows = (k == GRT_T5_CQ ? 1 : 2) * l->H_l * s->hd, y.cols = C;
+        y.full_rows = (int64_t)(k == GRT_T5_CQ ? 1 : 2) * s->H * s->hd, y.full_cols = C;
+        break;
     case B_WQKV:
     case B_BQKV:
         shard_rows(row_index, full_qkv, local_qkv, 3, rank);
@@ -230,6 +252,7 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
         y.full_rows = (s->H + 2 * s->KVH) * s->hd, y.full_cols = y.cols;
         break;
     case B_WO:
+    case GRT_T5_CO:
         y.rows = C, y.cols = l->H_l * s->hd, y.col0 = (int64_t)rank * y.cols;
         y.full_rows = C, y.full_cols = (int64_t)s->H * s->hd;
         for (int i = 0; i < C; i++) row_index[i] = i;
@@ -254,7 +277,7 @@ static size_t max_rows(const GrtLayer *l) {
     size_t r = (size_t)s->C + (size_t)s->positions + (size_t)l->V_l + (size_t)(s->H + 2 * s->KVH) * s->hd + 2 * (size_t)s->F;
     if (s->kind == GRT_PATCH) r += (size_t)grt_patches(s) + 1;
     if (s->kind == GRT_CLASSIFIER) r += (size_t)s->V;
-    r += (size_t)s->types;
+    r += (size_t)s->types + (size_t)s->buckets;
     return r + 1;
 }
 
@@ -273,7 +296,7 @@ void grt_layer_init(GrtLayer *l, uint64_t seed, int index, int n_layers) {
             continue;
         }
         Layout y = layout(l, k, l->tp_rank, rows);
-        bool proj = s->kind == GRT_BLOCK && (k == B_WO || k == B_WDOWN);
+        bool proj = s->kind == GRT_BLOCK && (k == B_WO || k == B_WDOWN || k == GRT_T5_CO);
         float sd = proj ? proj_std : s->kind == GRT_EMBEDDING && k == 1 ? std / 2 : std; /* token types: std */
         if (s->kind == GRT_PATCH && k == 3) sd = std / 2; /* positions, as the embedding's */
         grt_init_normal(P(l, k), y.rows, y.cols, rows, y.col0, y.full_cols, sd, seed, id + (uint64_t)k);
@@ -352,6 +375,13 @@ static float *carve(float **area, size_t n) {
 /* A block's kept activations, carved from `kept` (one micro-batch's worth),
  * with its working buffers carved from `work`. */
 static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
+    if (l->s.te) { /* T5's (runtime/t5.c) */
+        size_t kept_n, work_n;
+        void *t5 = grt_t5_act(l, kept, work, &kept_n, &work_n);
+        check_size(l, "kept activations", kept_n, grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+        check_size(l, "working space", work_n, grt_size_work(&l->s, l->tp_size, l->B, l->T));
+        return t5;
+    }
     size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C;
     size_t wide = (size_t)grt_block_wide(&l->s, grt_shard_sizes(&l->s, l->tp_size));
     float *kept0 = kept, *work0 = work;
@@ -793,6 +823,8 @@ void grt_embedding_output(GrtLayer *l, float *out) {
 float *grt_head_logits(GrtLayer *l, const float *x) {
     HeadAct *a = l->act;
     grt_dev->matmul_forward(a->logits_l, x, head_table(l), NULL, l->B * l->T, l->s.C, l->V_l);
+    if (l->s.head_scale > 0) /* logits of scale x: T5's tied head */
+        for (size_t i = 0; i < (size_t)l->B * l->T * l->V_l; i++) a->logits_l[i] *= l->s.head_scale;
     return a->logits_l;
 }
 
@@ -881,6 +913,24 @@ static void classifier_backward(GrtLayer *l, const float *x, const int32_t *targ
     grt_pool_backward(din, a->dpooled, l->B, l->T, s->C, s->pool_mean);
 }
 
+/* A T5 model's final norm: RMS over its stack's rows of each sequence, the
+ * rest passed (forward: out, else backward: dout into din). */
+static void t5_norm(GrtLayer *l, const float *in, float *out, const float *dout, float *din) {
+    const GrtLayerSpec *s = &l->s;
+    NormAct *a = l->act;
+    size_t R = (size_t)s->te + s->td + s->tr, r0 = s->part == 1 ? 0 : (size_t)s->te, n = s->part == 1 ? s->te : s->td;
+    size_t C = s->C, whole = (size_t)l->B * R * C;
+    if (out && out != in) memcpy(out, in, sizeof(float) * whole);
+    if (din) grt_dev->add(din, dout, whole); /* the passed rows' gradient; the normed rows' replaced below */
+    for (int b = 0; b < l->B; b++) {
+        size_t at = ((size_t)b * R + r0) * C;
+        if (out) grt_rmsnorm_forward(out + at, a->rstd + at / C, in + at, P(l, 0), (int)n, (int)C, s->eps);
+        if (!din) continue;
+        for (size_t i = 0; i < n * C; i++) din[at + i] -= dout[at + i];
+        grt_rmsnorm_backward(din + at, G(l, 0), dout + at, in + at, P(l, 0), a->rstd + at / C, (int)n, (int)C);
+    }
+}
+
 void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
@@ -890,10 +940,14 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
         tp_allreduce(l, grt_embedding_partial(l, tokens, out), (size_t)N * s->C);
         grt_embedding_output(l, out);
         break;
-    case GRT_BLOCK: block_forward(l, in, out); break;
+    case GRT_BLOCK:
+        if (s->te) grt_t5_block_forward(l, in, out);
+        else block_forward(l, in, out);
+        break;
     case GRT_NORM: {
         NormAct *a = l->act;
-        norm_forward(s, out, a->mean, a->rstd, in, P(l, 0), opt(l, 1), N);
+        if (s->part) t5_norm(l, in, out, NULL, NULL);
+        else norm_forward(s, out, a->mean, a->rstd, in, P(l, 0), opt(l, 1), N);
         break;
     }
     case GRT_HEAD: {
@@ -1032,6 +1086,8 @@ float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *tar
             memcpy(dl_local + (size_t)i * Vl, dl + (size_t)i * Vp + (size_t)l->tp_rank * Vl, sizeof(float) * Vl);
     }
     grt_dev->zero(dx, sizeof(float) * (size_t)N * l->s.C);
+    if (l->s.head_scale > 0) /* the logits were of scale x */
+        for (size_t i = 0; i < (size_t)N * Vl; i++) dl_local[i] *= l->s.head_scale;
     grt_dev->matmul_backward(dx, head_table_grad(l), NULL, dl_local, x, head_table(l), N, l->s.C, Vl);
     return dx;
 }
@@ -1065,6 +1121,11 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         break;
     }
     case GRT_BLOCK:
+        if (s->te) {
+            if (l->ckpt) grt_t5_block_forward(l, in, NULL);
+            grt_t5_block_backward(l, in, dout, din);
+            break;
+        }
         if (l->ckpt) { /* rebuild the activations the forward did not keep (Chen et al. 2016) */
             block_forward(l, in, NULL);
         }
@@ -1072,7 +1133,8 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         break;
     case GRT_NORM: {
         NormAct *a = l->act;
-        norm_backward(s, din, G(l, 0), gopt(l, 1), dout, in, P(l, 0), a->mean, a->rstd, N);
+        if (s->part) t5_norm(l, in, NULL, dout, din);
+        else norm_backward(s, din, G(l, 0), gopt(l, 1), dout, in, P(l, 0), a->mean, a->rstd, N);
         break;
     }
     case GRT_HEAD:
