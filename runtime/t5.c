@@ -260,7 +260,7 @@ void grt_t5_block_forward(GrtLayer *l, const float *in, float *out) {
 }
 
 /* dR (the gradient at res1 + cross(res1)) back through the cross-attention to res1, into dR, and to the encoder rows of din. */
-static void cross_backward(GrtLayer *l, T5Act *a, float *din) {
+static void cross_backward(GrtLayer *l, T5Act *a, const float *in, float *din) {
     size_t N = (size_t)l->B * queries(l), Ne = (size_t)l->B * l->s.te, C = l->s.C, A = heads_width(l);
     memset(a->dA, 0, sizeof(float) * N * A);
     grt_dev->matmul_backward(a->dA, G(l, GRT_T5_CO), NULL, a->dR, a->catty, P(l, GRT_T5_CO), (int)N, (int)A, (int)C);
@@ -272,6 +272,7 @@ static void cross_backward(GrtLayer *l, T5Act *a, float *din) {
     memset(a->dLN, 0, sizeof(float) * N * C);
     grt_dev->matmul_backward(a->dLN, G(l, GRT_T5_CQ), NULL, a->dqkv, a->lnc, P(l, GRT_T5_CQ), (int)N, (int)C, (int)A);
     memset(a->denc, 0, sizeof(float) * Ne * C);
+    rows_copy(a->enc, (float *)in, l->B, stream_rows(l), 0, l->s.te, (int)C, 0); /* the working space was others' since */
     grt_dev->matmul_backward(a->denc, G(l, GRT_T5_CKV), NULL, a->dkv, a->enc, P(l, GRT_T5_CKV), (int)Ne, (int)C,
                              (int)(2 * A));
     tp_sum(l, a->dLN, N * C);
@@ -314,7 +315,7 @@ void grt_t5_block_backward(GrtLayer *l, const float *in, const float *dout, floa
     grt_dev->matmul_backward(a->dLN, G(l, GRT_T5_WI), NULL, a->dF, a->ln2, P(l, GRT_T5_WI), (int)N, (int)C, (int)F);
     tp_sum(l, a->dLN, N * C);
     grt_rmsnorm_backward(a->dR, G(l, GRT_T5_LN2), a->dLN, h, P(l, GRT_T5_LN2), a->rstd2, (int)N, (int)C);
-    if (l->s.cross) cross_backward(l, a, din);
+    if (l->s.cross) cross_backward(l, a, in, din);
     memset(a->dA, 0, sizeof(float) * N * A);
     grt_dev->matmul_backward(a->dA, G(l, GRT_T5_O), NULL, a->dR, a->atty, P(l, GRT_T5_O), (int)N, (int)A, (int)C);
     memset(a->dqkv, 0, sizeof(float) * N * 3 * A);
