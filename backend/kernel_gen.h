@@ -208,5 +208,6 @@ void kir_xent_fwd(KB *k, int flags), kir_xent_bwd(KB *k, int flags);
 void kir_sumsq(KB *k, int flags), kir_adamw(KB *k, int flags), kir_adam(KB *k, int flags), kir_sgd(KB *k, int flags);
 void kir_dropout(KB *k, int flags);
 void kir_patch_fwd(KB *k, int flags), kir_patch_bwd(KB *k, int flags);
+void kir_t5_softmax_fwd(KB *k, int flags), kir_t5_softmax_bwd(KB *k, int flags);
 
 #endif

@@ -230,6 +230,11 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *                  position t = r mod T of image r / T: cls (t = 0) or y's patch t - 1, plus pos[t]
  *                  (as grt_patch_assemble)
  *   patch_bwd      dy =, dcls +=, dpos +=, dout (rows, C), T (as grt_patch_assemble_backward)
+ *   t5_softmax_fwd att (rows, C = T) in place, bias (rows, T), t0: T5's attention rows, no scale: row i =
+ *                  query t0 + i, softmax(att + bias) over its keys (t0 + i + 1 under GRT_KF_CAUSAL), 0 after
+ *                  (as grt_t5_softmax_forward)
+ *   t5_softmax_bwd datt (rows, T) in place, att, dbias (rows, T) +=, t0: datt = att (datt - sum(att datt)),
+ *                  and dbias += it (as grt_t5_softmax_backward)
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -256,7 +261,9 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_SGD, "sgd")                                                                                                \
     X(GRT_K_DROPOUT, "dropout")                                                                                        \
     X(GRT_K_PATCH_FWD, "patch_fwd")                                                                                    \
-    X(GRT_K_PATCH_BWD, "patch_bwd")
+    X(GRT_K_PATCH_BWD, "patch_bwd")                                                                                    \
+    X(GRT_K_T5_SOFTMAX_FWD, "t5_softmax_fwd")                                                                          \
+    X(GRT_K_T5_SOFTMAX_BWD, "t5_softmax_bwd")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
@@ -298,6 +305,8 @@ typedef void GrtDropoutFn(int64_t rows, float *out, const float *a, const float 
                           int64_t r0, int64_t e0, int64_t threshold, float scale);
 typedef void GrtPatchFwdFn(int64_t rows, float *out, const float *y, const float *cls, const float *pos);
 typedef void GrtPatchBwdFn(int64_t rows, float *dy, float *dcls, float *dpos, const float *dout);
+typedef void GrtT5SoftmaxFwdFn(int64_t rows, float *att, const float *bias, int64_t t0);
+typedef void GrtT5SoftmaxBwdFn(int64_t rows, float *datt, const float *att, float *dbias, int64_t t0);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
  * the other sizes the plan fixed for it (the kind's own; 0 where unused). */
@@ -420,21 +429,25 @@ void grt_classify_backward(float *dlogits, const float *probs, const int32_t *la
  * (bidirectional: the encoder's; else causal, the decoder's), with Hugging Face's max_distance 128. */
 enum { GRT_T5_MAX_DISTANCE = 128 };
 int grt_t5_bucket(int rel, int buckets, int bidirectional, int max_distance);
-/* T5 attention, no 1 / sqrt(hd) scale: for sequence b, local head h, query t, key t2 < Tk (t2 <= t when causal),
- * att (B, H, Tq, Tk) = softmax(q . k + table[b tstride + bucket(t2 - t) Ht + h0 + h]) (table NULL: no bias),
- * out = att v. q (B Tq rows of ldq floats), out (B Tq rows of ldo), k and v (B Tk rows of ldkv), head h at
- * columns h hd. */
+/* T5 attention, no 1 / sqrt(hd) scale: for sequence b, head h, query t, key t2 < Tk (t2 <= t when causal),
+ * att (B, H, Tq, Tk) = softmax(q . k + bias (B, H, Tq, Tk)) (bias NULL: none), out = att v. q (B Tq rows of
+ * ldq floats), out (B Tq rows of ldo), k and v (B Tk rows of ldkv), head h at columns h hd. The scores'
+ * and outputs' GEMMs are BLAS's, the softmax rows the generated kernels where the plan has them. */
 typedef struct GrtT5Attention {
-    int B, H, hd, Tq, Tk, ldq, ldo, ldkv, causal, buckets, Ht, h0;
-    size_t tstride; /* floats between sequences' tables (0: one table for all) */
+    int B, H, hd, Tq, Tk, ldq, ldo, ldkv, causal;
 } GrtT5Attention;
-/* The gradients backward accumulates: dq like q, dk and dv like k and v, dtable like the table (NULL: none). */
+/* The gradients backward accumulates: dq like q, dk and dv like k and v, dbias like the bias (NULL: none). */
 typedef struct GrtT5Grads {
-    float *dq, *dk, *dv, *dtable;
+    float *dq, *dk, *dv, *dbias;
 } GrtT5Grads;
+/* The relative bias's softmax rows (the t5_softmax kernels' references): att (rows, T) = softmax(att +
+ * bias (rows, T)) over row i's keys (t0 + i + 1 when causal, else T), zeros after; backward, datt (rows, T)
+ * = att (datt - sum(att datt)) over the keys, zeros after, and dbias (rows, T) += datt. */
+void grt_t5_softmax_forward(float *att, const float *bias, int rows, int T, int t0, int causal);
+void grt_t5_softmax_backward(float *datt, const float *att, float *dbias, int rows, int T, int t0, int causal);
 void grt_t5_attention_forward(const GrtT5Attention *a, float *out, float *att, const float *q, const float *k,
-                              const float *v, const float *table);
-/* scratch: Tk floats. */
+                              const float *v, const float *bias);
+/* scratch: Tq Tk floats. */
 void grt_t5_attention_backward(const GrtT5Attention *a, const GrtT5Grads *g, const float *dout, const float *att,
                                const float *q, const float *k, const float *v, float *scratch);
 /* A T5 block's tensors: the block's first twelve (their biases empty), then its own. */

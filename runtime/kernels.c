@@ -832,6 +832,25 @@ void grt_attention_softmax_backward(float *datt, const float *att, int rows, int
     }
 }
 
+/* T5's rows (galvrt.h): att (rows, T) = softmax(att + bias) over each row's keys, zeros past them */
+void grt_t5_softmax_forward(float *att, const float *bias, int rows, int T, int t0, int causal) {
+    for (int i = 0; i < rows; i++) {
+        float *r = att + (size_t)i * T;
+        const float *b = bias + (size_t)i * T;
+        int n = causal ? t0 + i + 1 : T;
+        for (int j = 0; j < n; j++)
+            r[j] += b[j];
+        softmax_row(r, n, T);
+    }
+}
+
+/* datt (rows, T) = att (datt - sum(att datt)), zeros past the keys; dbias (rows, T) += the same */
+void grt_t5_softmax_backward(float *datt, const float *att, float *dbias, int rows, int T, int t0, int causal) {
+    grt_attention_softmax_backward(datt, att, rows, T, t0, causal);
+    for (size_t i = 0; i < (size_t)rows * T; i++)
+        dbias[i] += datt[i];
+}
+
 /* ---- loss ------------------------------------------------------------------- */
 
 typedef struct Loss {

@@ -24,6 +24,7 @@
  * every rank, each rank reading and differentiating its heads' columns. */
 #include "galvrt.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -48,82 +49,76 @@ int grt_t5_bucket(int rel, int buckets, int bidirectional, int max_distance) {
     return base + (large < n - 1 ? large : n - 1);
 }
 
-/* The position bias of local head h at (query t, key t2) from a table (buckets, Ht) whose column h0 + h is h's. */
-static int bias_index(const GrtT5Attention *a, int t, int t2, int h) {
-    return grt_t5_bucket(t2 - t, a->buckets, !a->causal, GRT_T5_MAX_DISTANCE) * a->Ht + a->h0 + h;
-}
-
-/* The keys query t sees. */
-static int keys_of(const GrtT5Attention *a, int t) { return a->causal ? t + 1 : a->Tk; }
-
-static float dot(const float *x, const float *y, int n) {
-    float s = 0;
-    for (int i = 0; i < n; i++) s += x[i] * y[i];
-    return s;
-}
-
-/* One query's scores over its keys, softmaxed in place into row (Tk), zeros after. */
-static void score_row(const GrtT5Attention *a, const float *q, const float *k, const float *table, int b, int h,
-                      int t, float *row) {
-    int n = keys_of(a, t);
-    float mx = -INFINITY, sum = 0;
-    for (int t2 = 0; t2 < n; t2++) {
-        row[t2] = dot(q, k + ((size_t)b * a->Tk + t2) * a->ldkv + (size_t)h * a->hd, a->hd);
-        if (table) row[t2] += table[bias_index(a, t, t2, h)];
-        mx = row[t2] > mx ? row[t2] : mx;
+/* The generated softmax rows of a (Tq, Tk) block when the plan has them, else the references:
+ * with the relative bias (bias, dbias not NULL) or unscaled (cross-attention: the attention
+ * softmax at head size 1, whose scale is 1). */
+static void softmax_fwd(const GrtT5Attention *a, float *att, const float *bias) {
+    int flags = a->causal ? GRT_KF_CAUSAL : 0;
+    if (bias) {
+        GrtT5SoftmaxFwdFn *k = (GrtT5SoftmaxFwdFn *)grt_kernel_find(GRT_K_T5_SOFTMAX_FWD, a->Tk, flags);
+        if (k) k(a->Tq, att, bias, 0);
+        else grt_t5_softmax_forward(att, bias, a->Tq, a->Tk, 0, a->causal);
+        return;
     }
-    for (int t2 = 0; t2 < n; t2++) sum += row[t2] = expf(row[t2] - mx);
-    for (int t2 = 0; t2 < n; t2++) row[t2] /= sum;
-    for (int t2 = n; t2 < a->Tk; t2++) row[t2] = 0;
+    GrtAttSoftmaxFwdFn *k = (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, a->Tk, flags, 1, 0, 0);
+    if (k) k(a->Tq, att, 0);
+    else grt_attention_softmax_forward(att, a->Tq, a->Tk, 0, a->causal, 1.0f);
 }
 
+static void softmax_bwd(const GrtT5Attention *a, float *datt, const float *att, float *dbias) {
+    int flags = a->causal ? GRT_KF_CAUSAL : 0;
+    if (dbias) {
+        GrtT5SoftmaxBwdFn *k = (GrtT5SoftmaxBwdFn *)grt_kernel_find(GRT_K_T5_SOFTMAX_BWD, a->Tk, flags);
+        if (k) k(a->Tq, datt, att, dbias, 0);
+        else grt_t5_softmax_backward(datt, att, dbias, a->Tq, a->Tk, 0, a->causal);
+        return;
+    }
+    GrtAttSoftmaxBwdFn *k = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, a->Tk, flags);
+    if (k) k(a->Tq, datt, att, 0);
+    else grt_attention_softmax_backward(datt, att, a->Tq, a->Tk, 0, a->causal);
+}
+
+/* Where sequence b's head h starts in q, out, k and v, and its (Tq, Tk) block of att. */
+typedef struct Heads {
+    size_t q, o, kv, att;
+} Heads;
+static Heads heads_at(const GrtT5Attention *a, int b, int h) {
+    size_t hoff = (size_t)h * a->hd;
+    return (Heads){.q = (size_t)b * a->Tq * a->ldq + hoff, .o = (size_t)b * a->Tq * a->ldo + hoff,
+                   .kv = (size_t)b * a->Tk * a->ldkv + hoff, .att = ((size_t)b * a->H + h) * a->Tq * a->Tk};
+}
+
+/* For each sequence and head: scores (Tq, Tk) = q k^T (one GEMM), the softmax's rows, out = att v. */
 void grt_t5_attention_forward(const GrtT5Attention *a, float *out, float *att, const float *q, const float *k,
-                              const float *v, const float *table) {
+                              const float *v, const float *bias) {
     for (int b = 0; b < a->B; b++)
-        for (int h = 0; h < a->H; h++)
-            for (int t = 0; t < a->Tq; t++) {
-                size_t r = (size_t)b * a->Tq + t;
-                float *row = att + (((size_t)b * a->H + h) * a->Tq + t) * a->Tk, *o = out + r * a->ldo + (size_t)h * a->hd;
-                score_row(a, q + r * a->ldq + (size_t)h * a->hd, k, table ? table + (size_t)b * a->tstride : NULL, b,
-                          h, t, row);
-                memset(o, 0, sizeof(float) * (size_t)a->hd);
-                for (int t2 = 0; t2 < keys_of(a, t); t2++) {
-                    const float *vr = v + ((size_t)b * a->Tk + t2) * a->ldkv + (size_t)h * a->hd;
-                    for (int i = 0; i < a->hd; i++) o[i] += row[t2] * vr[i];
-                }
-            }
+        for (int h = 0; h < a->H; h++) {
+            Heads x = heads_at(a, b, h);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->Tq, a->Tk, a->hd, 1.0f, q + x.q, a->ldq, k + x.kv,
+                        a->ldkv, 0.0f, att + x.att, a->Tk);
+            softmax_fwd(a, att + x.att, bias ? bias + x.att : NULL);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a->Tq, a->hd, a->Tk, 1.0f, att + x.att, a->Tk,
+                        v + x.kv, a->ldkv, 0.0f, out + x.o, a->ldo);
+        }
 }
 
-/* One query's backward: dv, dk, dq (its row) and the table's gradient from dout's row do. */
-static void backward_row(const GrtT5Attention *a, const GrtT5Grads *g, const float *arow, const float *do_,
-                         const float *q, const float *k, const float *v, int b, int h, int t, float *ds) {
-    int n = keys_of(a, t);
-    size_t hoff = (size_t)h * a->hd, r = (size_t)b * a->Tq + t;
-    float sum = 0;
-    for (int t2 = 0; t2 < n; t2++) {
-        size_t kr = ((size_t)b * a->Tk + t2) * a->ldkv + hoff;
-        ds[t2] = dot(do_, v + kr, a->hd);
-        sum += arow[t2] * ds[t2];
-        for (int i = 0; i < a->hd; i++) g->dv[kr + i] += arow[t2] * do_[i];
-    }
-    float *dq = g->dq + r * a->ldq + hoff;
-    for (int t2 = 0; t2 < n; t2++) {
-        size_t kr = ((size_t)b * a->Tk + t2) * a->ldkv + hoff;
-        float s = arow[t2] * (ds[t2] - sum); /* softmax's backward */
-        for (int i = 0; i < a->hd; i++) dq[i] += s * k[kr + i], g->dk[kr + i] += s * q[r * a->ldq + hoff + i];
-        if (g->dtable) g->dtable[(size_t)b * a->tstride + bias_index(a, t, t2, h)] += s;
-    }
-}
-
+/* For each sequence and head: datt = dout v^T, dv += att^T dout, the softmax's backward (dbias +=
+ * it), dq += datt k, dk += datt^T q. */
 void grt_t5_attention_backward(const GrtT5Attention *a, const GrtT5Grads *g, const float *dout, const float *att,
                                const float *q, const float *k, const float *v, float *scratch) {
     for (int b = 0; b < a->B; b++)
-        for (int h = 0; h < a->H; h++)
-            for (int t = 0; t < a->Tq; t++) {
-                size_t r = (size_t)b * a->Tq + t;
-                backward_row(a, g, att + (((size_t)b * a->H + h) * a->Tq + t) * a->Tk,
-                             dout + r * a->ldo + (size_t)h * a->hd, q, k, v, b, h, t, scratch);
-            }
+        for (int h = 0; h < a->H; h++) {
+            Heads x = heads_at(a, b, h);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->Tq, a->Tk, a->hd, 1.0f, dout + x.o, a->ldo, v + x.kv,
+                        a->ldkv, 0.0f, scratch, a->Tk);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a->Tk, a->hd, a->Tq, 1.0f, att + x.att, a->Tk,
+                        dout + x.o, a->ldo, 1.0f, g->dv + x.kv, a->ldkv);
+            softmax_bwd(a, scratch, att + x.att, g->dbias ? g->dbias + x.att : NULL);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a->Tq, a->hd, a->Tk, 1.0f, scratch, a->Tk, k + x.kv,
+                        a->ldkv, 1.0f, g->dq + x.q, a->ldq);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a->Tk, a->hd, a->Tq, 1.0f, scratch, a->Tk, q + x.q,
+                        a->ldq, 1.0f, g->dk + x.kv, a->ldkv);
+        }
 }
 
 /* ---- the block ------------------------------------------------------------------------ */
@@ -133,7 +128,9 @@ typedef struct T5Act {
     float *ln1, *rstd1, *qkv, *att, *atty, *res1;                     /* kept: self-attention */
     float *lnc, *rstdc, *cq, *ckv, *catt, *catty, *res2;              /* kept: cross-attention (decoder) */
     float *ln2, *rstd2, *fch, *fca;                                   /* kept: MLP */
-    float *xa, *y, *dR, *dLN, *dF, *dA, *dqkv, *dtab, *row;           /* working */
+    float *xa, *y, *dR, *dLN, *dF, *dA, *dqkv, *dtab;                 /* working */
+    float *bias, *datt;       /* working: one sequence's biases (H, Tq, Tq) or their gradient; a head's datt */
+    int32_t *bucket;          /* working: (Tq, Tq), key t2's bucket from query t */
     float *enc, *denc, *dkv;                                          /* working: the encoder rows (decoder) */
 } T5Act;
 
@@ -161,7 +158,8 @@ void *grt_t5_act(const GrtLayer *l, float *kept, float *work, size_t *kept_n, si
     a->ln2 = carve(&kept, N * C), a->rstd2 = carve(&kept, N), a->fch = carve(&kept, N * F), a->fca = carve(&kept, N * F);
     a->xa = carve(&work, N * C), a->y = carve(&work, N * C), a->dR = carve(&work, N * C), a->dLN = carve(&work, N * C);
     a->dF = carve(&work, N * F), a->dA = carve(&work, N * A), a->dqkv = carve(&work, N * 3 * A);
-    a->dtab = carve(&work, B * (size_t)l->s.buckets * l->s.H), a->row = carve(&work, (size_t)l->s.te + l->s.td);
+    a->dtab = carve(&work, B * (size_t)l->s.buckets * l->s.H), a->bias = carve(&work, l->H_l * Tq * Tq);
+    a->bucket = (int32_t *)carve(&work, Tq * Tq), a->datt = carve(&work, Tq * (X && (size_t)l->s.te > Tq ? (size_t)l->s.te : Tq));
     a->enc = carve(&work, X * Ne * C), a->denc = carve(&work, X * Ne * C), a->dkv = carve(&work, X * Ne * 2 * A);
     *kept_n = (size_t)(kept - k0), *work_n = (size_t)(work - w0);
     return a;
@@ -199,17 +197,65 @@ static GrtT5Attention attention_of(const GrtLayer *l, int cross) {
     return (GrtT5Attention){.B = l->B, .H = l->H_l, .hd = l->s.hd, .Tq = Tq, .Tk = cross ? l->s.te : Tq,
                             .ldq = cross ? (int)heads_width(l) : 3 * (int)heads_width(l), .ldo = (int)heads_width(l),
                             .ldkv = cross ? 2 * (int)heads_width(l) : 3 * (int)heads_width(l),
-                            .causal = cross ? 0 : l->s.cross, .buckets = cross ? 0 : l->s.buckets, .Ht = l->s.H,
-                            .h0 = l->tp_rank * l->H_l, .tstride = (size_t)stream_rows(l) * l->s.C};
+                            .causal = cross ? 0 : l->s.cross};
 }
 
-/* The self-attention's table for sequence 0 (the next at + tstride): the holder's own, else the stream's. */
-static const float *self_table(const GrtLayer *l, const float *in, GrtT5Attention *at) {
-    if (l->s.rel_own) {
-        at->tstride = 0;
-        return P(l, GRT_T5_REL);
+/* Sequence b's bias table (buckets, H): the holder's own, else the stream's copy. */
+static const float *self_table(const GrtLayer *l, const float *in, int b) {
+    return l->s.rel_own ? P(l, GRT_T5_REL) : in + (size_t)b * stream_rows(l) * l->s.C + table_at(l);
+}
+
+/* Each (query, key)'s bucket: bidirectional in the encoder, causal in the decoder. */
+static void buckets_of(const GrtLayer *l, int32_t *bucket) {
+    int Tq = queries(l);
+    for (int t = 0; t < Tq; t++)
+        for (int t2 = 0; t2 < Tq; t2++)
+            bucket[t * Tq + t2] = grt_t5_bucket(t2 - t, l->s.buckets, !l->s.cross, GRT_T5_MAX_DISTANCE);
+}
+
+/* bias (H_l, Tq, Tq) = this rank's heads' columns of the table, by bucket. */
+static void bias_rows(const GrtLayer *l, const int32_t *bucket, const float *table, float *bias) {
+    size_t TT = (size_t)queries(l) * queries(l);
+    for (int h = 0; h < l->H_l; h++)
+        for (size_t i = 0; i < TT; i++) bias[h * TT + i] = table[bucket[i] * l->s.H + l->tp_rank * l->H_l + h];
+}
+
+/* dtable (buckets, H) += dbias (H_l, Tq, Tq) summed by bucket into this rank's heads' columns. */
+static void bias_backward(const GrtLayer *l, const int32_t *bucket, const float *dbias, float *dtable) {
+    size_t TT = (size_t)queries(l) * queries(l);
+    for (int h = 0; h < l->H_l; h++)
+        for (size_t i = 0; i < TT; i++) dtable[bucket[i] * l->s.H + l->tp_rank * l->H_l + h] += dbias[h * TT + i];
+}
+
+/* The self-attention of each sequence with its relative position bias: qkv -> atty, att. */
+static void self_forward(GrtLayer *l, T5Act *a, const float *in) {
+    size_t A = heads_width(l), Tq = queries(l);
+    GrtT5Attention at = attention_of(l, 0);
+    at.B = 1;
+    buckets_of(l, a->bucket);
+    for (int b = 0; b < l->B; b++) {
+        const float *qkv = a->qkv + b * Tq * 3 * A;
+        bias_rows(l, a->bucket, self_table(l, in, b), a->bias);
+        grt_t5_attention_forward(&at, a->atty + b * Tq * A, a->att + b * l->H_l * Tq * Tq, qkv, qkv + A, qkv + 2 * A,
+                                 a->bias);
     }
-    return in + table_at(l);
+}
+
+/* Its backward from dA: dqkv, and each sequence's table gradient into dtab (B, buckets H). */
+static void self_backward(GrtLayer *l, T5Act *a) {
+    size_t A = heads_width(l), Tq = queries(l), n = (size_t)l->s.buckets * l->s.H;
+    GrtT5Attention at = attention_of(l, 0);
+    at.B = 1;
+    buckets_of(l, a->bucket);
+    for (int b = 0; b < l->B; b++) {
+        const float *qkv = a->qkv + b * Tq * 3 * A;
+        float *dqkv = a->dqkv + b * Tq * 3 * A;
+        memset(a->bias, 0, sizeof(float) * l->H_l * Tq * Tq);
+        GrtT5Grads g = {.dq = dqkv, .dk = dqkv + A, .dv = dqkv + 2 * A, .dbias = a->bias};
+        grt_t5_attention_backward(&at, &g, a->dA + b * Tq * A, a->att + b * l->H_l * Tq * Tq, qkv, qkv + A, qkv + 2 * A,
+                                  a->datt);
+        bias_backward(l, a->bucket, a->bias, a->dtab + b * n);
+    }
 }
 
 /* x = xa + y for the residual rows. */
@@ -238,9 +284,7 @@ void grt_t5_block_forward(GrtLayer *l, const float *in, float *out) {
     rows_copy(a->xa, (float *)in, l->B, R, first_row(l), queries(l), (int)C, 0);
     grt_rmsnorm_forward(a->ln1, a->rstd1, a->xa, P(l, GRT_T5_LN1), (int)N, (int)C, l->s.eps);
     grt_dev->matmul_forward(a->qkv, a->ln1, P(l, GRT_T5_QKV), NULL, (int)N, (int)C, (int)(3 * A));
-    GrtT5Attention at = attention_of(l, 0);
-    const float *table = self_table(l, in, &at);
-    grt_t5_attention_forward(&at, a->atty, a->att, a->qkv, a->qkv + A, a->qkv + 2 * A, table);
+    self_forward(l, a, in);
     grt_dev->matmul_forward(a->y, a->atty, P(l, GRT_T5_O), NULL, (int)N, (int)A, (int)C);
     tp_sum(l, a->y, N * C);
     add_into(a->res1, a->xa, a->y, N * C);
@@ -256,7 +300,7 @@ void grt_t5_block_forward(GrtLayer *l, const float *in, float *out) {
     if (out != in) memcpy(out, in, sizeof(float) * (size_t)l->B * R * C);
     rows_copy(a->y, out, l->B, R, first_row(l), queries(l), (int)C, 1);
     for (int b = 0; l->s.rel_own && b < l->B; b++) /* the stack's table, for the blocks after */
-        memcpy(out + (size_t)b * R * C + table_at(l), table, sizeof(float) * (size_t)l->s.buckets * l->s.H);
+        memcpy(out + (size_t)b * R * C + table_at(l), P(l, GRT_T5_REL), sizeof(float) * (size_t)l->s.buckets * l->s.H);
 }
 
 /* dR (the gradient at res1 + cross(res1)) back through the cross-attention to res1, into dR, and to the encoder rows of din. */
@@ -268,7 +312,7 @@ static void cross_backward(GrtLayer *l, T5Act *a, const float *in, float *din) {
     memset(a->dkv, 0, sizeof(float) * Ne * 2 * A);
     GrtT5Attention at = attention_of(l, 1);
     GrtT5Grads g = {.dq = a->dqkv, .dk = a->dkv, .dv = a->dkv + A};
-    grt_t5_attention_backward(&at, &g, a->dA, a->catt, a->cq, a->ckv, a->ckv + A, a->row);
+    grt_t5_attention_backward(&at, &g, a->dA, a->catt, a->cq, a->ckv, a->ckv + A, a->datt);
     memset(a->dLN, 0, sizeof(float) * N * C);
     grt_dev->matmul_backward(a->dLN, G(l, GRT_T5_CQ), NULL, a->dqkv, a->lnc, P(l, GRT_T5_CQ), (int)N, (int)C, (int)A);
     memset(a->denc, 0, sizeof(float) * Ne * C);
@@ -320,10 +364,7 @@ void grt_t5_block_backward(GrtLayer *l, const float *in, const float *dout, floa
     grt_dev->matmul_backward(a->dA, G(l, GRT_T5_O), NULL, a->dR, a->atty, P(l, GRT_T5_O), (int)N, (int)A, (int)C);
     memset(a->dqkv, 0, sizeof(float) * N * 3 * A);
     memset(a->dtab, 0, sizeof(float) * (size_t)l->B * l->s.buckets * l->s.H);
-    GrtT5Attention at = attention_of(l, 0);
-    at.tstride = (size_t)l->s.buckets * l->s.H; /* the gradient: one table per sequence */
-    GrtT5Grads g = {.dq = a->dqkv, .dk = a->dqkv + A, .dv = a->dqkv + 2 * A, .dtable = a->dtab};
-    grt_t5_attention_backward(&at, &g, a->dA, a->att, a->qkv, a->qkv + A, a->qkv + 2 * A, a->row);
+    self_backward(l, a);
     memset(a->dLN, 0, sizeof(float) * N * C);
     grt_dev->matmul_backward(a->dLN, G(l, GRT_T5_QKV), NULL, a->dqkv, a->ln1, P(l, GRT_T5_QKV), (int)N, (int)C,
                              (int)(3 * A));
