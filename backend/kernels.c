@@ -51,11 +51,18 @@ static void add_norm(KernelSet *set, bool rms, bool bias, int C) {
  * its stack's tokens with the relative bias (causal in the decoder); a
  * decoder's cross-attention rows over the encoder's tokens, unscaled (the
  * attention softmax at head size 1). */
-static void add_t5_block(KernelSet *set, const GrtLayerSpec *s) {
+static void add_t5_block(KernelSet *set, const GrtLayerSpec *s, int tp) {
     int Tq = (int)grt_t5_queries(s), causal = s->cross ? GRT_KF_CAUSAL : 0;
     add_norm(set, true, false, s->C);
     kernels_add(set, GRT_K_T5_SOFTMAX_FWD, Tq, causal);
     kernels_add(set, GRT_K_T5_SOFTMAX_BWD, Tq, causal);
+    if (s->dropout > 0) { /* the branches' (and their gradients'), the probabilities', the MLP hidden's by row */
+        kernels_add_sized(set, GRT_K_DROPOUT, s->C, GRT_KF_RESIDUAL, Tq, 0, 0);
+        kernels_add_sized(set, GRT_K_DROPOUT, s->C, 0, Tq, 0, 0);
+        kernels_add_sized(set, GRT_K_DROPOUT, Tq, 0, Tq, 0, 0);
+        kernels_add_sized(set, GRT_K_DROPOUT, s->F / tp, 0, 1, 0, 0);
+        if (s->cross) kernels_add_sized(set, GRT_K_DROPOUT, s->te, 0, Tq, 0, 0);
+    }
     if (!s->cross) return;
     kernels_add_sized(set, GRT_K_ATT_SOFTMAX_FWD, s->te, 0, 1, 0, 0);
     kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, s->te, 0);
@@ -134,7 +141,7 @@ void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
         if (layer_runtime_base_kind(g->layers[i]->kind) < 0 || !layer_runtime_spec(g, g->layers[i], &s)) continue;
         T = (int)grt_stream_rows(&s, T); /* T5's layers run on their stream's rows */
         if (s.kind == GRT_BLOCK && s.F % tp == 0 && !s.te) add_block(set, &s, tp, T);
-        if (s.kind == GRT_BLOCK && s.te) add_t5_block(set, &s);
+        if (s.kind == GRT_BLOCK && s.te && s.F % tp == 0) add_t5_block(set, &s, tp);
         if (s.kind == GRT_NORM) add_norm(set, s.rms, s.bias, s.C);
         if (s.kind == GRT_EMBEDDING) add_embedding(set, &s, tp, T);
         if (s.kind == GRT_HEAD) add_head(set, &s, tp);

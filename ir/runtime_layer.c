@@ -62,7 +62,6 @@ static const char *t5_refusal(const Graph *g, const Layer *l) {
     if (l->kind != LAYER_ENCODER && l->kind != LAYER_CROSS_DECODER) return NULL;
     if (l->act != ACT_RELU || l->norm != NORM_RMSNORM || l->bias || !l->pre_norm || l->kv_heads != l->heads)
         return "a T5 block has a ReLU MLP, pre-norm rmsnorm, no biases and as many key/value heads as heads";
-    if (l->dropout > 0) return "dropout in a T5 block is not trained yet";
     const Layer *first = g->layers[t5_stack_first(g, i)];
     if (!first->rel_buckets || first->rel_buckets % 2)
         return "a T5 stack's first block holds its relative position buckets (an even count)";

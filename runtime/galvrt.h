@@ -96,7 +96,9 @@ void grt_attention_softmax_backward(float *datt, const float *att, int rows, int
  * per (key, sequence) whose n-th output is mix64(state + (n + 1) gamma), the
  * element index n the counter, as Philox's counter mode (Salmon et al.,
  * "Parallel random numbers: as easy as 1, 2, 3", SC 2011) uses a counter. */
-enum { GRT_DROP_EMBED, GRT_DROP_ATT, GRT_DROP_ATT_OUT, GRT_DROP_MLP_OUT }; /* the dropout sites */
+/* the dropout sites; T5's blocks add their cross-attention's probabilities and output and the MLP's hidden */
+enum { GRT_DROP_EMBED, GRT_DROP_ATT, GRT_DROP_ATT_OUT, GRT_DROP_MLP_OUT, GRT_DROP_CROSS_ATT, GRT_DROP_CROSS_OUT,
+       GRT_DROP_MLP_HIDDEN };
 #define GRT_DROP_GAMMA 0x9E3779B97F4A7C15ull /* SplitMix64's golden-ratio increment */
 
 /* SplitMix64's finalizer (Stafford's Mix13 variant): a bijection of 64 bits. */
@@ -146,6 +148,11 @@ void grt_dropout_rows(float *x, int64_t rows, int cols, int T, const GrtDropout 
 /* out (rows, cols) = a + dropout(b): a residual branch's dropout and add. */
 void grt_residual_dropout_forward(float *out, const float *a, const float *b, int64_t rows, int cols, int T,
                                   const GrtDropout *d);
+/* dst (rows, cols) = dropout(src) with d->plain: row i is position i mod T of sequence seq + i / T, its
+ * element c counted e0 + (i mod T) cols + c (a block of a sequence's stream: an attention head's
+ * probabilities, a TP shard's columns of a row). dst may be src. */
+void grt_dropout_block(float *dst, const float *src, int64_t rows, int cols, int T, const GrtDropout *d, int64_t seq,
+                       int64_t e0);
 /* dst (rows, cols) = dropout(src): a branch's gradient from the residual's. */
 void grt_dropout_copy(float *dst, const float *src, int64_t rows, int cols, int T, const GrtDropout *d);
 /* Attention as grt_attention_forward_with / _backward_with, with dropout d
@@ -435,6 +442,8 @@ int grt_t5_bucket(int rel, int buckets, int bidirectional, int max_distance);
  * and outputs' GEMMs are BLAS's, the softmax rows the generated kernels where the plan has them. */
 typedef struct GrtT5Attention {
     int B, H, hd, Tq, Tk, ldq, ldo, ldkv, causal;
+    const GrtDropout *drop; /* dropout on the probabilities (NULL: none): local head h of sequence b is the
+                             * stream's element ((h0 + h) Tq + t) Tk + t2 of sequence drop->seq0 + b */
 } GrtT5Attention;
 /* The gradients backward accumulates: dq like q, dk and dv like k and v, dbias like the bias (NULL: none). */
 typedef struct GrtT5Grads {
@@ -446,8 +455,8 @@ typedef struct GrtT5Grads {
 void grt_t5_softmax_forward(float *att, const float *bias, int rows, int T, int t0, int causal);
 void grt_t5_softmax_backward(float *datt, const float *att, float *dbias, int rows, int T, int t0, int causal);
 void grt_t5_attention_forward(const GrtT5Attention *a, float *out, float *att, const float *q, const float *k,
-                              const float *v, const float *bias);
-/* scratch: Tq Tk floats. */
+                              const float *v, const float *bias, float *scratch);
+/* scratch: 2 Tq Tk floats. */
 void grt_t5_attention_backward(const GrtT5Attention *a, const GrtT5Grads *g, const float *dout, const float *att,
                                const float *q, const float *k, const float *v, float *scratch);
 /* A T5 block's tensors: the block's first twelve (their biases empty), then its own. */

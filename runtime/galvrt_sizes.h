@@ -99,12 +99,12 @@ static inline double grt_size_t5_kept(const GrtLayerSpec *s, GrtShardSizes z, do
  * the output rows, two (N, C) gradients, (N, F), (N, A), (N, 3 A), the
  * bias tables' gradient (B, buckets H), one sequence's biases or their
  * gradient (H, Tq, Tq) and its buckets (Tq, Tq, int32), one head's scores'
- * gradient (Tq, Tq or te); a decoder's encoder rows, their gradient and
+ * gradient and dropped probabilities (2 x (Tq, Tq or te)); a decoder's encoder rows, their gradient and
  * their K V's (B te, 2 A). */
 static inline double grt_size_t5_work(const GrtLayerSpec *s, GrtShardSizes z, double B) {
     double Tq = grt_t5_queries(s), N = B * Tq, A = z.H * s->hd, C = s->C, Ne = B * s->te;
     double cross = s->cross ? Ne * (2 * C + 2 * A) : 0, Tk = s->cross && s->te > Tq ? s->te : Tq;
-    return N * (4 * C + z.F + 4 * A) + B * s->buckets * (double)s->H + (z.H + 1) * Tq * Tq + Tq * Tk + cross;
+    return N * (4 * C + z.F + 4 * A) + B * s->buckets * (double)s->H + (z.H + 1) * Tq * Tq + 2 * Tq * Tk + cross;
 }
 
 /* Floats a layer keeps for one micro-batch of B sequences of T tokens from

@@ -617,6 +617,11 @@ static void dropout_run(void (*fn)(void), float *out, const float *a, const floa
     run_rows(rows, cols, dropout_part, &x, NULL, NULL, 0);
 }
 
+void grt_dropout_block(float *dst, const float *src, int64_t rows, int cols, int T, const GrtDropout *d, int64_t seq,
+                       int64_t e0) {
+    dropout_run(d->plain, dst, NULL, src, rows, cols, T, d, seq, 0, e0);
+}
+
 void grt_dropout_rows(float *x, int64_t rows, int cols, int T, const GrtDropout *d) {
     grt_dropout_copy(x, x, rows, cols, T, d);
 }

@@ -88,22 +88,30 @@ static Heads heads_at(const GrtT5Attention *a, int b, int h) {
                    .kv = (size_t)b * a->Tk * a->ldkv + hoff, .att = ((size_t)b * a->H + h) * a->Tq * a->Tk};
 }
 
-/* For each sequence and head: scores (Tq, Tk) = q k^T (one GEMM), the softmax's rows, out = att v. */
+/* Sequence b's head h's probabilities p (Tq, Tk) dropped into dst (galvrt.h, GrtT5Attention.drop), or p. */
+static const float *dropped(const GrtT5Attention *a, const float *p, float *dst, int b, int h) {
+    if (!a->drop) return p;
+    int64_t e0 = (int64_t)(a->drop->h0 + h) * a->Tq * a->Tk;
+    grt_dropout_block(dst, p, a->Tq, a->Tk, a->Tq, a->drop, a->drop->seq0 + b, e0);
+    return dst;
+}
+
+/* For each sequence and head: scores (Tq, Tk) = q k^T (one GEMM), the softmax's rows, out = dropout(att) v. */
 void grt_t5_attention_forward(const GrtT5Attention *a, float *out, float *att, const float *q, const float *k,
-                              const float *v, const float *bias) {
+                              const float *v, const float *bias, float *scratch) {
     for (int b = 0; b < a->B; b++)
         for (int h = 0; h < a->H; h++) {
             Heads x = heads_at(a, b, h);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->Tq, a->Tk, a->hd, 1.0f, q + x.q, a->ldq, k + x.kv,
                         a->ldkv, 0.0f, att + x.att, a->Tk);
             softmax_fwd(a, att + x.att, bias ? bias + x.att : NULL);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a->Tq, a->hd, a->Tk, 1.0f, att + x.att, a->Tk,
-                        v + x.kv, a->ldkv, 0.0f, out + x.o, a->ldo);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a->Tq, a->hd, a->Tk, 1.0f,
+                        dropped(a, att + x.att, scratch, b, h), a->Tk, v + x.kv, a->ldkv, 0.0f, out + x.o, a->ldo);
         }
 }
 
-/* For each sequence and head: datt = dout v^T, dv += att^T dout, the softmax's backward (dbias +=
- * it), dq += datt k, dk += datt^T q. */
+/* For each sequence and head: datt = dropout(dout v^T), dv += dropout(att)^T dout, the softmax's
+ * backward (dbias += it), dq += datt k, dk += datt^T q. */
 void grt_t5_attention_backward(const GrtT5Attention *a, const GrtT5Grads *g, const float *dout, const float *att,
                                const float *q, const float *k, const float *v, float *scratch) {
     for (int b = 0; b < a->B; b++)
@@ -111,8 +119,10 @@ void grt_t5_attention_backward(const GrtT5Attention *a, const GrtT5Grads *g, con
             Heads x = heads_at(a, b, h);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->Tq, a->Tk, a->hd, 1.0f, dout + x.o, a->ldo, v + x.kv,
                         a->ldkv, 0.0f, scratch, a->Tk);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a->Tk, a->hd, a->Tq, 1.0f, att + x.att, a->Tk,
-                        dout + x.o, a->ldo, 1.0f, g->dv + x.kv, a->ldkv);
+            dropped(a, scratch, scratch, b, h); /* through the probabilities' dropout */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a->Tk, a->hd, a->Tq, 1.0f,
+                        dropped(a, att + x.att, scratch + (size_t)a->Tq * a->Tk, b, h), a->Tk, dout + x.o, a->ldo, 1.0f,
+                        g->dv + x.kv, a->ldkv);
             softmax_bwd(a, scratch, att + x.att, g->dbias ? g->dbias + x.att : NULL);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a->Tq, a->hd, a->Tk, 1.0f, scratch, a->Tk, k + x.kv,
                         a->ldkv, 1.0f, g->dq + x.q, a->ldq);
@@ -159,7 +169,7 @@ void *grt_t5_act(const GrtLayer *l, float *kept, float *work, size_t *kept_n, si
     a->xa = carve(&work, N * C), a->y = carve(&work, N * C), a->dR = carve(&work, N * C), a->dLN = carve(&work, N * C);
     a->dF = carve(&work, N * F), a->dA = carve(&work, N * A), a->dqkv = carve(&work, N * 3 * A);
     a->dtab = carve(&work, B * (size_t)l->s.buckets * l->s.H), a->bias = carve(&work, l->H_l * Tq * Tq);
-    a->bucket = (int32_t *)carve(&work, Tq * Tq), a->datt = carve(&work, Tq * (X && (size_t)l->s.te > Tq ? (size_t)l->s.te : Tq));
+    a->bucket = (int32_t *)carve(&work, Tq * Tq), a->datt = carve(&work, 2 * Tq * (X && (size_t)l->s.te > Tq ? (size_t)l->s.te : Tq));
     a->enc = carve(&work, X * Ne * C), a->denc = carve(&work, X * Ne * C), a->dkv = carve(&work, X * Ne * 2 * A);
     *kept_n = (size_t)(kept - k0), *work_n = (size_t)(work - w0);
     return a;
@@ -200,6 +210,46 @@ static GrtT5Attention attention_of(const GrtLayer *l, int cross) {
                             .causal = cross ? 0 : l->s.cross};
 }
 
+/* The block's dropout at `site` on its micro-batch, over rows of `cols` with T rows a sequence, with the
+ * generated kernels of those shapes (galvrt.h, GrtDropout), in *d; NULL when the block has none. */
+static const GrtDropout *drop_at(const GrtLayer *l, int site, int cols, int T, GrtDropout *d) {
+    if (!(l->s.dropout > 0)) return NULL;
+    *d = (GrtDropout){.p = l->s.dropout, .key = grt_dropout_key(l->drop_seed, l->drop_step, l->index, site),
+                      .seq0 = l->drop_seq0, .h0 = l->tp_rank * l->H_l,
+                      .fwd = grt_kernel_find_sized(GRT_K_DROPOUT, cols, GRT_KF_RESIDUAL, T, 0, 0),
+                      .plain = grt_kernel_find_sized(GRT_K_DROPOUT, cols, 0, T, 0, 0)};
+    return d;
+}
+
+/* out (N, C) = x + dropout(y) at `site` (Hugging Face's T5LayerSelfAttention, T5LayerCrossAttention,
+ * T5LayerFF: the branch dropped before its residual add). */
+static void residual_at(const GrtLayer *l, int site, float *out, const float *x, const float *y) {
+    size_t N = (size_t)l->B * queries(l), C = l->s.C;
+    GrtDropout d;
+    if (drop_at(l, site, (int)C, queries(l), &d)) grt_residual_dropout_forward(out, x, y, (int64_t)N, (int)C, queries(l), &d);
+    else
+        for (size_t i = 0; i < N * C; i++) out[i] = x[i] + y[i];
+}
+
+/* A branch's gradient from the residual's dR: dropout(dR) at `site` into tmp, or dR. */
+static const float *branch_grad(const GrtLayer *l, int site, const float *dR, float *tmp) {
+    GrtDropout d;
+    if (!drop_at(l, site, l->s.C, queries(l), &d)) return dR;
+    grt_dropout_copy(tmp, dR, (int64_t)l->B * queries(l), l->s.C, queries(l), &d);
+    return tmp;
+}
+
+/* The MLP's hidden x (N, F_l) dropped in place (T5DenseReluDense's dropout after the ReLU): row r is
+ * sequence seq0 + r / Tq, its element c counted (r mod Tq) F + f0 + c, f0 this rank's first column. */
+static void hidden_dropout(const GrtLayer *l, float *x) {
+    GrtDropout d;
+    size_t Tq = queries(l), F = l->F_l;
+    if (!drop_at(l, GRT_DROP_MLP_HIDDEN, l->F_l, 1, &d)) return;
+    for (size_t r = 0; r < (size_t)l->B * Tq; r++)
+        grt_dropout_block(x + r * F, x + r * F, 1, (int)F, 1, &d, d.seq0 + (int64_t)(r / Tq),
+                          (int64_t)(r % Tq) * l->s.F + (int64_t)l->tp_rank * l->F_l);
+}
+
 /* Sequence b's bias table (buckets, H): the holder's own, else the stream's copy. */
 static const float *self_table(const GrtLayer *l, const float *in, int b) {
     return l->s.rel_own ? P(l, GRT_T5_REL) : in + (size_t)b * stream_rows(l) * l->s.C + table_at(l);
@@ -231,13 +281,15 @@ static void bias_backward(const GrtLayer *l, const int32_t *bucket, const float 
 static void self_forward(GrtLayer *l, T5Act *a, const float *in) {
     size_t A = heads_width(l), Tq = queries(l);
     GrtT5Attention at = attention_of(l, 0);
-    at.B = 1;
+    GrtDropout d;
+    at.B = 1, at.drop = drop_at(l, GRT_DROP_ATT, (int)Tq, (int)Tq, &d);
     buckets_of(l, a->bucket);
     for (int b = 0; b < l->B; b++) {
         const float *qkv = a->qkv + b * Tq * 3 * A;
+        d.seq0 = l->drop_seq0 + b; /* one sequence a call */
         bias_rows(l, a->bucket, self_table(l, in, b), a->bias);
         grt_t5_attention_forward(&at, a->atty + b * Tq * A, a->att + b * l->H_l * Tq * Tq, qkv, qkv + A, qkv + 2 * A,
-                                 a->bias);
+                                 a->bias, a->datt);
     }
 }
 
@@ -245,22 +297,19 @@ static void self_forward(GrtLayer *l, T5Act *a, const float *in) {
 static void self_backward(GrtLayer *l, T5Act *a) {
     size_t A = heads_width(l), Tq = queries(l), n = (size_t)l->s.buckets * l->s.H;
     GrtT5Attention at = attention_of(l, 0);
-    at.B = 1;
+    GrtDropout d;
+    at.B = 1, at.drop = drop_at(l, GRT_DROP_ATT, (int)Tq, (int)Tq, &d);
     buckets_of(l, a->bucket);
     for (int b = 0; b < l->B; b++) {
         const float *qkv = a->qkv + b * Tq * 3 * A;
         float *dqkv = a->dqkv + b * Tq * 3 * A;
+        d.seq0 = l->drop_seq0 + b;
         memset(a->bias, 0, sizeof(float) * l->H_l * Tq * Tq);
         GrtT5Grads g = {.dq = dqkv, .dk = dqkv + A, .dv = dqkv + 2 * A, .dbias = a->bias};
         grt_t5_attention_backward(&at, &g, a->dA + b * Tq * A, a->att + b * l->H_l * Tq * Tq, qkv, qkv + A, qkv + 2 * A,
                                   a->datt);
         bias_backward(l, a->bucket, a->bias, a->dtab + b * n);
     }
-}
-
-/* x = xa + y for the residual rows. */
-static void add_into(float *out, const float *x, const float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = x[i] + y[i];
 }
 
 /* Cross-attention to the encoder rows of the input stream: res2 = res1 + out(attn(norm(res1), enc)). */
@@ -271,10 +320,12 @@ static void cross_forward(GrtLayer *l, T5Act *a, const float *in) {
     rows_copy(a->enc, (float *)in, l->B, stream_rows(l), 0, l->s.te, (int)C, 0);
     grt_dev->matmul_forward(a->ckv, a->enc, P(l, GRT_T5_CKV), NULL, (int)Ne, (int)C, (int)(2 * A));
     GrtT5Attention at = attention_of(l, 1);
-    grt_t5_attention_forward(&at, a->catty, a->catt, a->cq, a->ckv, a->ckv + A, NULL);
+    GrtDropout d;
+    at.drop = drop_at(l, GRT_DROP_CROSS_ATT, l->s.te, queries(l), &d);
+    grt_t5_attention_forward(&at, a->catty, a->catt, a->cq, a->ckv, a->ckv + A, NULL, a->datt);
     grt_dev->matmul_forward(a->y, a->catty, P(l, GRT_T5_CO), NULL, (int)N, (int)A, (int)C);
     tp_sum(l, a->y, N * C);
-    add_into(a->res2, a->res1, a->y, N * C);
+    residual_at(l, GRT_DROP_CROSS_OUT, a->res2, a->res1, a->y);
 }
 
 void grt_t5_block_forward(GrtLayer *l, const float *in, float *out) {
@@ -287,16 +338,17 @@ void grt_t5_block_forward(GrtLayer *l, const float *in, float *out) {
     self_forward(l, a, in);
     grt_dev->matmul_forward(a->y, a->atty, P(l, GRT_T5_O), NULL, (int)N, (int)A, (int)C);
     tp_sum(l, a->y, N * C);
-    add_into(a->res1, a->xa, a->y, N * C);
+    residual_at(l, GRT_DROP_ATT_OUT, a->res1, a->xa, a->y);
     if (l->s.cross) cross_forward(l, a, in);
     const float *h = l->s.cross ? a->res2 : a->res1;
     grt_rmsnorm_forward(a->ln2, a->rstd2, h, P(l, GRT_T5_LN2), (int)N, (int)C, l->s.eps);
     grt_dev->matmul_forward(a->fch, a->ln2, P(l, GRT_T5_WI), NULL, (int)N, (int)C, (int)F);
     for (size_t i = 0; i < N * F; i++) a->fca[i] = a->fch[i] > 0 ? a->fch[i] : 0;
+    hidden_dropout(l, a->fca);
     grt_dev->matmul_forward(a->y, a->fca, P(l, GRT_T5_WO), NULL, (int)N, (int)F, (int)C);
     tp_sum(l, a->y, N * C);
     if (!out) return; /* a checkpointed block's recomputation */
-    add_into(a->y, h, a->y, N * C);
+    residual_at(l, GRT_DROP_MLP_OUT, a->y, h, a->y);
     if (out != in) memcpy(out, in, sizeof(float) * (size_t)l->B * R * C);
     rows_copy(a->y, out, l->B, R, first_row(l), queries(l), (int)C, 1);
     for (int b = 0; l->s.rel_own && b < l->B; b++) /* the stack's table, for the blocks after */
@@ -307,10 +359,13 @@ void grt_t5_block_forward(GrtLayer *l, const float *in, float *out) {
 static void cross_backward(GrtLayer *l, T5Act *a, const float *in, float *din) {
     size_t N = (size_t)l->B * queries(l), Ne = (size_t)l->B * l->s.te, C = l->s.C, A = heads_width(l);
     memset(a->dA, 0, sizeof(float) * N * A);
-    grt_dev->matmul_backward(a->dA, G(l, GRT_T5_CO), NULL, a->dR, a->catty, P(l, GRT_T5_CO), (int)N, (int)A, (int)C);
+    grt_dev->matmul_backward(a->dA, G(l, GRT_T5_CO), NULL, branch_grad(l, GRT_DROP_CROSS_OUT, a->dR, a->y), a->catty,
+                             P(l, GRT_T5_CO), (int)N, (int)A, (int)C);
     memset(a->dqkv, 0, sizeof(float) * N * A);
     memset(a->dkv, 0, sizeof(float) * Ne * 2 * A);
     GrtT5Attention at = attention_of(l, 1);
+    GrtDropout d;
+    at.drop = drop_at(l, GRT_DROP_CROSS_ATT, l->s.te, queries(l), &d);
     GrtT5Grads g = {.dq = a->dqkv, .dk = a->dkv, .dv = a->dkv + A};
     grt_t5_attention_backward(&at, &g, a->dA, a->catt, a->cq, a->ckv, a->ckv + A, a->datt);
     memset(a->dLN, 0, sizeof(float) * N * C);
@@ -353,7 +408,9 @@ void grt_t5_block_backward(GrtLayer *l, const float *in, const float *dout, floa
     const float *h = l->s.cross ? a->res2 : a->res1;
     rows_copy(a->dR, (float *)dout, l->B, R, first_row(l), queries(l), (int)C, 0); /* the residual's share */
     memset(a->dF, 0, sizeof(float) * N * F);
-    grt_dev->matmul_backward(a->dF, G(l, GRT_T5_WO), NULL, a->dR, a->fca, P(l, GRT_T5_WO), (int)N, (int)F, (int)C);
+    grt_dev->matmul_backward(a->dF, G(l, GRT_T5_WO), NULL, branch_grad(l, GRT_DROP_MLP_OUT, a->dR, a->y), a->fca,
+                             P(l, GRT_T5_WO), (int)N, (int)F, (int)C);
+    hidden_dropout(l, a->dF);
     for (size_t i = 0; i < N * F; i++) a->dF[i] = a->fch[i] > 0 ? a->dF[i] : 0; /* through the ReLU */
     memset(a->dLN, 0, sizeof(float) * N * C);
     grt_dev->matmul_backward(a->dLN, G(l, GRT_T5_WI), NULL, a->dF, a->ln2, P(l, GRT_T5_WI), (int)N, (int)C, (int)F);
@@ -361,7 +418,8 @@ void grt_t5_block_backward(GrtLayer *l, const float *in, const float *dout, floa
     grt_rmsnorm_backward(a->dR, G(l, GRT_T5_LN2), a->dLN, h, P(l, GRT_T5_LN2), a->rstd2, (int)N, (int)C);
     if (l->s.cross) cross_backward(l, a, in, din);
     memset(a->dA, 0, sizeof(float) * N * A);
-    grt_dev->matmul_backward(a->dA, G(l, GRT_T5_O), NULL, a->dR, a->atty, P(l, GRT_T5_O), (int)N, (int)A, (int)C);
+    grt_dev->matmul_backward(a->dA, G(l, GRT_T5_O), NULL, branch_grad(l, GRT_DROP_ATT_OUT, a->dR, a->y), a->atty,
+                             P(l, GRT_T5_O), (int)N, (int)A, (int)C);
     memset(a->dqkv, 0, sizeof(float) * N * 3 * A);
     memset(a->dtab, 0, sizeof(float) * (size_t)l->B * l->s.buckets * l->s.H);
     self_backward(l, a);

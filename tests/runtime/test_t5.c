@@ -6,8 +6,9 @@
  * rows, through grt_layer_forward and grt_layer_backward: every
  * parameter's and every stream input's gradient against central finite
  * differences of the layer's own forward; a block's output against a plain
- * recomputation of its attention (no scale, the bias, the mask). Prints the
- * worst errors. */
+ * recomputation of its attention (no scale, the bias, the mask); with
+ * dropout at every site too (its masks fixed by the step and sequence).
+ * Prints the worst errors. */
 #include "../unit/check.h"
 #include "galvrt.h"
 
@@ -147,17 +148,18 @@ static double att_err(Case *c) {
     return worst;
 }
 
-static void test_block(int cross, int own, int B) {
+static void test_block(int cross, int own, int B, float dropout) {
     int C = 8, H = 2, hd = 3, buckets = 8;
     GrtLayerSpec s = {.kind = GRT_BLOCK, .name = "t5", .C = C, .H = H, .KVH = H, .hd = hd, .F = 10, .rms = 1,
                       .eps = 1e-6f, .te = 5, .td = 4, .tr = grt_t5_table_rows(buckets, H, C), .buckets = buckets,
-                      .rel_own = own, .cross = cross, .causal = cross, .pre_norm = 1};
+                      .rel_own = own, .cross = cross, .causal = cross, .pre_norm = 1, .dropout = dropout};
     Case c = make_case(&s, B);
+    c.l.drop_seed = 7, c.l.drop_step = 3, c.l.drop_seq0 = 5; /* the masks: fixed, so the loss is smooth in the inputs */
     case_loss(&c);
     double ae = att_err(&c);
     char what[96];
-    snprintf(what, sizeof what, "T5 %s block%s, B=%d", cross ? "decoder" : "encoder",
-             own ? " holding the table" : " reading the table", B);
+    snprintf(what, sizeof what, "T5 %s block%s, B=%d, dropout %g", cross ? "decoder" : "encoder",
+             own ? " holding the table" : " reading the table", B, (double)dropout);
     printf("%s: attention probabilities against a plain recomputation %.2e\n", what, ae);
     CHECK(ae < 1e-5);
     check_grads(&c, what);
@@ -172,10 +174,12 @@ static void test_norm(int part) {
 
 int main(void) {
     test_buckets();
-    test_block(0, 1, 2);
-    test_block(0, 0, 2);
-    test_block(1, 1, 2);
-    test_block(1, 0, 3);
+    test_block(0, 1, 2, 0);
+    test_block(0, 0, 2, 0);
+    test_block(1, 1, 2, 0);
+    test_block(1, 0, 3, 0);
+    test_block(0, 1, 2, 0.3f);
+    test_block(1, 0, 3, 0.3f);
     test_norm(1);
     test_norm(2);
     while (n_owned) free(owned[--n_owned]);
