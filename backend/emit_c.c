@@ -375,10 +375,17 @@ static void shard_comment(const Emit *e, int i) {
         break;
     case LAYER_ENCODER:
     case LAYER_DECODER:
+    case LAYER_CROSS_DECODER:
         fprintf(out, "%lld heads of %lld (%lld per rank), %lld key/value heads, FFN %lld (%lld per rank), %s, %s, %s",
                 (long long)l->heads, (long long)l->head_dim, (long long)(l->heads / s->tp), (long long)l->kv_heads,
                 (long long)l->ffn, (long long)(l->ffn / s->tp), l->causal ? "causal" : "bidirectional",
-                l->pre_norm ? "pre-norm" : "post-norm", l->act == ACT_SWIGLU ? "SwiGLU" : "GELU");
+                l->pre_norm ? "pre-norm" : "post-norm", (const char *[]){"GELU", "ReLU", "SwiGLU", "GeGLU"}[l->act]);
+        if (e->rs[i].te) /* T5: the stream's rows it works on, and what it reads there */
+            fprintf(out, ",\n     * T5 %s rows %lld-%lld of each sequence's %lld%s%s", l->kind == LAYER_ENCODER ? "encoder" : "decoder",
+                    (long long)(e->rs[i].cross ? e->rs[i].te : 0),
+                    (long long)(e->rs[i].cross ? e->rs[i].te + e->rs[i].td : e->rs[i].te) - 1, (long long)e->seq,
+                    e->rs[i].rel_own ? ", holding its stack's bias table" : ", its stack's bias table from the stream",
+                    e->rs[i].cross ? ", cross-attention to the encoder's rows" : "");
         break;
     case LAYER_LAYERNORM:
     case LAYER_RMSNORM: fprintf(out, "replicated on its TP group"); break;
