@@ -113,7 +113,8 @@ static void t5f_exp(KB *k, const void *ctx, LLVMValueRef *t) {
 
 void kir_t5_softmax_fwd(KB *k, int flags) {
     LLVMValueRef at = imul(k, k->row, k->cols), sum;
-    RowVals v = {.a = keys_seen(k, param(k, 3), flags), .b = row_ptr(k, param(k, 1), at), .c = row_ptr(k, param(k, 2), at)};
+    RowVals v = {
+        .a = keys_seen(k, param(k, 3), flags), .b = row_ptr(k, param(k, 1), at), .c = row_ptr(k, param(k, 2), at)};
     k->map->cols_max(k, t5f_max, &v, &v.d);
     k->map->cols(k, t5f_exp, &v, 1, &sum);
     v.e = reciprocal(k, sum);
@@ -134,7 +135,9 @@ static void t5b_out(KB *k, const void *ctx, LLVMValueRef *t) {
 
 void kir_t5_softmax_bwd(KB *k, int flags) {
     LLVMValueRef at = imul(k, k->row, k->cols), dot;
-    RowVals v = {.a = keys_seen(k, param(k, 4), flags), .b = row_ptr(k, param(k, 1), at), .c = row_ptr(k, param(k, 2), at),
+    RowVals v = {.a = keys_seen(k, param(k, 4), flags),
+                 .b = row_ptr(k, param(k, 1), at),
+                 .c = row_ptr(k, param(k, 2), at),
                  .e = row_ptr(k, param(k, 3), at)};
     k->map->cols(k, asb_dot, &v, 1, &dot);
     v.d = LLVMBuildFPTrunc(k->b, dot, k->f32, "");

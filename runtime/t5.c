@@ -41,7 +41,8 @@ int grt_t5_bucket(int rel, int buckets, int bidirectional, int max_distance) {
         n /= 2;
         base = rel > 0 ? n : 0;
         d = rel < 0 ? -rel : rel;
-    } else d = rel < 0 ? -rel : 0;
+    } else
+        d = rel < 0 ? -rel : 0;
     int exact = n / 2;
     if (d < exact) return base + d;
     float f = logf((float)d / (float)exact) / (float)log((double)max_distance / exact) * (float)(n - exact);
@@ -56,26 +57,34 @@ static void softmax_fwd(const GrtT5Attention *a, float *att, const float *bias) 
     int flags = a->causal ? GRT_KF_CAUSAL : 0;
     if (bias) {
         GrtT5SoftmaxFwdFn *k = (GrtT5SoftmaxFwdFn *)grt_kernel_find(GRT_K_T5_SOFTMAX_FWD, a->Tk, flags);
-        if (k) k(a->Tq, att, bias, 0);
-        else grt_t5_softmax_forward(att, bias, a->Tq, a->Tk, 0, a->causal);
+        if (k)
+            k(a->Tq, att, bias, 0);
+        else
+            grt_t5_softmax_forward(att, bias, a->Tq, a->Tk, 0, a->causal);
         return;
     }
     GrtAttSoftmaxFwdFn *k = (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, a->Tk, flags, 1, 0, 0);
-    if (k) k(a->Tq, att, 0);
-    else grt_attention_softmax_forward(att, a->Tq, a->Tk, 0, a->causal, 1.0f);
+    if (k)
+        k(a->Tq, att, 0);
+    else
+        grt_attention_softmax_forward(att, a->Tq, a->Tk, 0, a->causal, 1.0f);
 }
 
 static void softmax_bwd(const GrtT5Attention *a, float *datt, const float *att, float *dbias) {
     int flags = a->causal ? GRT_KF_CAUSAL : 0;
     if (dbias) {
         GrtT5SoftmaxBwdFn *k = (GrtT5SoftmaxBwdFn *)grt_kernel_find(GRT_K_T5_SOFTMAX_BWD, a->Tk, flags);
-        if (k) k(a->Tq, datt, att, dbias, 0);
-        else grt_t5_softmax_backward(datt, att, dbias, a->Tq, a->Tk, 0, a->causal);
+        if (k)
+            k(a->Tq, datt, att, dbias, 0);
+        else
+            grt_t5_softmax_backward(datt, att, dbias, a->Tq, a->Tk, 0, a->causal);
         return;
     }
     GrtAttSoftmaxBwdFn *k = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, a->Tk, flags);
-    if (k) k(a->Tq, datt, att, 0);
-    else grt_attention_softmax_backward(datt, att, a->Tq, a->Tk, 0, a->causal);
+    if (k)
+        k(a->Tq, datt, att, 0);
+    else
+        grt_attention_softmax_backward(datt, att, a->Tq, a->Tk, 0, a->causal);
 }
 
 /* Where sequence b's head h starts in q, out, k and v, and its (Tq, Tk) block of att. */
@@ -84,8 +93,10 @@ typedef struct Heads {
 } Heads;
 static Heads heads_at(const GrtT5Attention *a, int b, int h) {
     size_t hoff = (size_t)h * a->hd;
-    return (Heads){.q = (size_t)b * a->Tq * a->ldq + hoff, .o = (size_t)b * a->Tq * a->ldo + hoff,
-                   .kv = (size_t)b * a->Tk * a->ldkv + hoff, .att = ((size_t)b * a->H + h) * a->Tq * a->Tk};
+    return (Heads){.q = (size_t)b * a->Tq * a->ldq + hoff,
+                   .o = (size_t)b * a->Tq * a->ldo + hoff,
+                   .kv = (size_t)b * a->Tk * a->ldkv + hoff,
+                   .att = ((size_t)b * a->H + h) * a->Tq * a->Tk};
 }
 
 /* Sequence b's head h's probabilities p (Tq, Tk) dropped into dst (galvrt.h, GrtT5Attention.drop), or p. */
@@ -117,8 +128,8 @@ void grt_t5_attention_backward(const GrtT5Attention *a, const GrtT5Grads *g, con
     for (int b = 0; b < a->B; b++)
         for (int h = 0; h < a->H; h++) {
             Heads x = heads_at(a, b, h);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->Tq, a->Tk, a->hd, 1.0f, dout + x.o, a->ldo, v + x.kv,
-                        a->ldkv, 0.0f, scratch, a->Tk);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->Tq, a->Tk, a->hd, 1.0f, dout + x.o, a->ldo,
+                        v + x.kv, a->ldkv, 0.0f, scratch, a->Tk);
             dropped(a, scratch, scratch, b, h); /* through the probabilities' dropout */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a->Tk, a->hd, a->Tq, 1.0f,
                         dropped(a, att + x.att, scratch + (size_t)a->Tq * a->Tk, b, h), a->Tk, dout + x.o, a->ldo, 1.0f,
@@ -135,13 +146,13 @@ void grt_t5_attention_backward(const GrtT5Attention *a, const GrtT5Grads *g, con
 
 /* What a T5 block keeps from forward to backward and its working space (galvrt_sizes.h). */
 typedef struct T5Act {
-    float *ln1, *rstd1, *qkv, *att, *atty, *res1;                     /* kept: self-attention */
-    float *lnc, *rstdc, *cq, *ckv, *catt, *catty, *res2;              /* kept: cross-attention (decoder) */
-    float *ln2, *rstd2, *fch, *fca;                                   /* kept: MLP */
-    float *xa, *y, *dR, *dLN, *dF, *dA, *dqkv, *dtab;                 /* working */
-    float *bias, *datt;       /* working: one sequence's biases (H, Tq, Tq) or their gradient; a head's datt */
-    int32_t *bucket;          /* working: (Tq, Tq), key t2's bucket from query t */
-    float *enc, *denc, *dkv;                                          /* working: the encoder rows (decoder) */
+    float *ln1, *rstd1, *qkv, *att, *atty, *res1;        /* kept: self-attention */
+    float *lnc, *rstdc, *cq, *ckv, *catt, *catty, *res2; /* kept: cross-attention (decoder) */
+    float *ln2, *rstd2, *fch, *fca;                      /* kept: MLP */
+    float *xa, *y, *dR, *dLN, *dF, *dA, *dqkv, *dtab;    /* working */
+    float *bias, *datt;      /* working: one sequence's biases (H, Tq, Tq) or their gradient; a head's datt */
+    int32_t *bucket;         /* working: (Tq, Tq), key t2's bucket from query t */
+    float *enc, *denc, *dkv; /* working: the encoder rows (decoder) */
 } T5Act;
 
 static float *carve(float **area, size_t n) {
@@ -165,11 +176,13 @@ void *grt_t5_act(const GrtLayer *l, float *kept, float *work, size_t *kept_n, si
     a->lnc = carve(&kept, X * N * C), a->rstdc = carve(&kept, X * N), a->cq = carve(&kept, X * N * A);
     a->ckv = carve(&kept, X * Ne * 2 * A), a->catt = carve(&kept, X * B * l->H_l * Tq * l->s.te);
     a->catty = carve(&kept, X * N * A), a->res2 = carve(&kept, X * N * C);
-    a->ln2 = carve(&kept, N * C), a->rstd2 = carve(&kept, N), a->fch = carve(&kept, N * F), a->fca = carve(&kept, N * F);
+    a->ln2 = carve(&kept, N * C), a->rstd2 = carve(&kept, N), a->fch = carve(&kept, N * F),
+    a->fca = carve(&kept, N * F);
     a->xa = carve(&work, N * C), a->y = carve(&work, N * C), a->dR = carve(&work, N * C), a->dLN = carve(&work, N * C);
     a->dF = carve(&work, N * F), a->dA = carve(&work, N * A), a->dqkv = carve(&work, N * 3 * A);
     a->dtab = carve(&work, B * (size_t)l->s.buckets * l->s.H), a->bias = carve(&work, l->H_l * Tq * Tq);
-    a->bucket = (int32_t *)carve(&work, Tq * Tq), a->datt = carve(&work, 2 * Tq * (X && (size_t)l->s.te > Tq ? (size_t)l->s.te : Tq));
+    a->bucket = (int32_t *)carve(&work, Tq * Tq),
+    a->datt = carve(&work, 2 * Tq * (X && (size_t)l->s.te > Tq ? (size_t)l->s.te : Tq));
     a->enc = carve(&work, X * Ne * C), a->denc = carve(&work, X * Ne * C), a->dkv = carve(&work, X * Ne * 2 * A);
     *kept_n = (size_t)(kept - k0), *work_n = (size_t)(work - w0);
     return a;
@@ -187,7 +200,8 @@ static void rows_add(float *s, const float *x, int B, int R, int r0, int n, int 
     for (int b = 0; b < B; b++) {
         float *sp = s + ((size_t)b * R + r0) * C;
         const float *xp = x + (size_t)b * n * C;
-        for (size_t i = 0; i < (size_t)n * C; i++) sp[i] += xp[i];
+        for (size_t i = 0; i < (size_t)n * C; i++)
+            sp[i] += xp[i];
     }
 }
 
@@ -204,8 +218,13 @@ static void tp_sum(const GrtLayer *l, float *x, size_t n) {
 
 static GrtT5Attention attention_of(const GrtLayer *l, int cross) {
     int Tq = queries(l);
-    return (GrtT5Attention){.B = l->B, .H = l->H_l, .hd = l->s.hd, .Tq = Tq, .Tk = cross ? l->s.te : Tq,
-                            .ldq = cross ? (int)heads_width(l) : 3 * (int)heads_width(l), .ldo = (int)heads_width(l),
+    return (GrtT5Attention){.B = l->B,
+                            .H = l->H_l,
+                            .hd = l->s.hd,
+                            .Tq = Tq,
+                            .Tk = cross ? l->s.te : Tq,
+                            .ldq = cross ? (int)heads_width(l) : 3 * (int)heads_width(l),
+                            .ldo = (int)heads_width(l),
                             .ldkv = cross ? 2 * (int)heads_width(l) : 3 * (int)heads_width(l),
                             .causal = cross ? 0 : l->s.cross};
 }
@@ -214,8 +233,10 @@ static GrtT5Attention attention_of(const GrtLayer *l, int cross) {
  * generated kernels of those shapes (galvrt.h, GrtDropout), in *d; NULL when the block has none. */
 static const GrtDropout *drop_at(const GrtLayer *l, int site, int cols, int T, GrtDropout *d) {
     if (!(l->s.dropout > 0)) return NULL;
-    *d = (GrtDropout){.p = l->s.dropout, .key = grt_dropout_key(l->drop_seed, l->drop_step, l->index, site),
-                      .seq0 = l->drop_seq0, .h0 = l->tp_rank * l->H_l,
+    *d = (GrtDropout){.p = l->s.dropout,
+                      .key = grt_dropout_key(l->drop_seed, l->drop_step, l->index, site),
+                      .seq0 = l->drop_seq0,
+                      .h0 = l->tp_rank * l->H_l,
                       .fwd = grt_kernel_find_sized(GRT_K_DROPOUT, cols, GRT_KF_RESIDUAL, T, 0, 0),
                       .plain = grt_kernel_find_sized(GRT_K_DROPOUT, cols, 0, T, 0, 0)};
     return d;
@@ -226,9 +247,11 @@ static const GrtDropout *drop_at(const GrtLayer *l, int site, int cols, int T, G
 static void residual_at(const GrtLayer *l, int site, float *out, const float *x, const float *y) {
     size_t N = (size_t)l->B * queries(l), C = l->s.C;
     GrtDropout d;
-    if (drop_at(l, site, (int)C, queries(l), &d)) grt_residual_dropout_forward(out, x, y, (int64_t)N, (int)C, queries(l), &d);
+    if (drop_at(l, site, (int)C, queries(l), &d))
+        grt_residual_dropout_forward(out, x, y, (int64_t)N, (int)C, queries(l), &d);
     else
-        for (size_t i = 0; i < N * C; i++) out[i] = x[i] + y[i];
+        for (size_t i = 0; i < N * C; i++)
+            out[i] = x[i] + y[i];
 }
 
 /* A branch's gradient from the residual's dR: dropout(dR) at `site` into tmp, or dR. */
@@ -267,14 +290,16 @@ static void buckets_of(const GrtLayer *l, int32_t *bucket) {
 static void bias_rows(const GrtLayer *l, const int32_t *bucket, const float *table, float *bias) {
     size_t TT = (size_t)queries(l) * queries(l);
     for (int h = 0; h < l->H_l; h++)
-        for (size_t i = 0; i < TT; i++) bias[h * TT + i] = table[bucket[i] * l->s.H + l->tp_rank * l->H_l + h];
+        for (size_t i = 0; i < TT; i++)
+            bias[h * TT + i] = table[bucket[i] * l->s.H + l->tp_rank * l->H_l + h];
 }
 
 /* dtable (buckets, H) += dbias (H_l, Tq, Tq) summed by bucket into this rank's heads' columns. */
 static void bias_backward(const GrtLayer *l, const int32_t *bucket, const float *dbias, float *dtable) {
     size_t TT = (size_t)queries(l) * queries(l);
     for (int h = 0; h < l->H_l; h++)
-        for (size_t i = 0; i < TT; i++) dtable[bucket[i] * l->s.H + l->tp_rank * l->H_l + h] += dbias[h * TT + i];
+        for (size_t i = 0; i < TT; i++)
+            dtable[bucket[i] * l->s.H + l->tp_rank * l->H_l + h] += dbias[h * TT + i];
 }
 
 /* The self-attention of each sequence with its relative position bias: qkv -> atty, att. */
@@ -343,7 +368,8 @@ void grt_t5_block_forward(GrtLayer *l, const float *in, float *out) {
     const float *h = l->s.cross ? a->res2 : a->res1;
     grt_rmsnorm_forward(a->ln2, a->rstd2, h, P(l, GRT_T5_LN2), (int)N, (int)C, l->s.eps);
     grt_dev->matmul_forward(a->fch, a->ln2, P(l, GRT_T5_WI), NULL, (int)N, (int)C, (int)F);
-    for (size_t i = 0; i < N * F; i++) a->fca[i] = a->fch[i] > 0 ? a->fch[i] : 0;
+    for (size_t i = 0; i < N * F; i++)
+        a->fca[i] = a->fch[i] > 0 ? a->fch[i] : 0;
     hidden_dropout(l, a->fca);
     grt_dev->matmul_forward(a->y, a->fca, P(l, GRT_T5_WO), NULL, (int)N, (int)F, (int)C);
     tp_sum(l, a->y, N * C);
@@ -355,7 +381,8 @@ void grt_t5_block_forward(GrtLayer *l, const float *in, float *out) {
         memcpy(out + (size_t)b * R * C + table_at(l), P(l, GRT_T5_REL), sizeof(float) * (size_t)l->s.buckets * l->s.H);
 }
 
-/* dR (the gradient at res1 + cross(res1)) back through the cross-attention to res1, into dR, and to the encoder rows of din. */
+/* dR (the gradient at res1 + cross(res1)) back through the cross-attention to res1, into dR, and to the encoder rows of
+ * din. */
 static void cross_backward(GrtLayer *l, T5Act *a, const float *in, float *din) {
     size_t N = (size_t)l->B * queries(l), Ne = (size_t)l->B * l->s.te, C = l->s.C, A = heads_width(l);
     memset(a->dA, 0, sizeof(float) * N * A);
@@ -371,7 +398,8 @@ static void cross_backward(GrtLayer *l, T5Act *a, const float *in, float *din) {
     memset(a->dLN, 0, sizeof(float) * N * C);
     grt_dev->matmul_backward(a->dLN, G(l, GRT_T5_CQ), NULL, a->dqkv, a->lnc, P(l, GRT_T5_CQ), (int)N, (int)C, (int)A);
     memset(a->denc, 0, sizeof(float) * Ne * C);
-    rows_copy(a->enc, (float *)in, l->B, stream_rows(l), 0, l->s.te, (int)C, 0); /* the working space was others' since */
+    rows_copy(a->enc, (float *)in, l->B, stream_rows(l), 0, l->s.te, (int)C,
+              0); /* the working space was others' since */
     grt_dev->matmul_backward(a->denc, G(l, GRT_T5_CKV), NULL, a->dkv, a->enc, P(l, GRT_T5_CKV), (int)Ne, (int)C,
                              (int)(2 * A));
     tp_sum(l, a->dLN, N * C);
@@ -388,7 +416,8 @@ static void table_backward(GrtLayer *l, T5Act *a, const float *dout, float *din)
     for (int b = 0; b < l->B; b++) {
         float *dst = l->s.rel_own ? G(l, GRT_T5_REL) : din + b * R + at;
         const float *passed = dout + b * R + at, *used = a->dtab + b * n;
-        for (size_t i = 0; i < n; i++) dst[i] += passed[i] + used[i];
+        for (size_t i = 0; i < n; i++)
+            dst[i] += passed[i] + used[i];
     }
 }
 
@@ -411,7 +440,8 @@ void grt_t5_block_backward(GrtLayer *l, const float *in, const float *dout, floa
     grt_dev->matmul_backward(a->dF, G(l, GRT_T5_WO), NULL, branch_grad(l, GRT_DROP_MLP_OUT, a->dR, a->y), a->fca,
                              P(l, GRT_T5_WO), (int)N, (int)F, (int)C);
     hidden_dropout(l, a->dF);
-    for (size_t i = 0; i < N * F; i++) a->dF[i] = a->fch[i] > 0 ? a->dF[i] : 0; /* through the ReLU */
+    for (size_t i = 0; i < N * F; i++)
+        a->dF[i] = a->fch[i] > 0 ? a->dF[i] : 0; /* through the ReLU */
     memset(a->dLN, 0, sizeof(float) * N * C);
     grt_dev->matmul_backward(a->dLN, G(l, GRT_T5_WI), NULL, a->dF, a->ln2, P(l, GRT_T5_WI), (int)N, (int)C, (int)F);
     tp_sum(l, a->dLN, N * C);

@@ -35,7 +35,8 @@ static double rnd(void) {
 
 static float *frand(size_t n, double scale) {
     float *x = tcalloc(n, sizeof(float));
-    for (size_t i = 0; i < n; i++) x[i] = (float)(scale * rnd());
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(scale * rnd());
     return x;
 }
 
@@ -44,10 +45,11 @@ static float *frand(size_t n, double scale) {
  * causal: 32 for keys at or before the query, under 16 exact, then 16 +
  * floor(16 ln(d / 16) / ln 8); the last bucket past the maximum. */
 static void test_buckets(void) {
-    static const int bi[][2] = {{0, 0},   {-3, 3},   {3, 19},   {-8, 8},    {-16, 10}, {16, 26},
+    static const int bi[][2] = {{0, 0},     {-3, 3},    {3, 19},   {-8, 8},     {-16, 10}, {16, 26},
                                 {-127, 15}, {-128, 15}, {200, 31}, {-1000, 15}, {1, 17}};
     static const int causal[][2] = {{5, 0}, {0, 0}, {-5, 5}, {-15, 15}, {-16, 16}, {-20, 17}, {-127, 31}, {-1000, 31}};
-    for (size_t i = 0; i < sizeof bi / sizeof bi[0]; i++) CHECK_EQ(grt_t5_bucket(bi[i][0], 32, 1, 128), bi[i][1]);
+    for (size_t i = 0; i < sizeof bi / sizeof bi[0]; i++)
+        CHECK_EQ(grt_t5_bucket(bi[i][0], 32, 1, 128), bi[i][1]);
     for (size_t i = 0; i < sizeof causal / sizeof causal[0]; i++)
         CHECK_EQ(grt_t5_bucket(causal[i][0], 32, 0, 128), causal[i][1]);
 }
@@ -62,7 +64,8 @@ typedef struct Case {
 static double case_loss(Case *c) {
     grt_layer_forward(&c->l, c->in, NULL, NULL, c->out);
     double sum = 0;
-    for (size_t i = 0; i < c->n; i++) sum += (double)c->out[i] * c->r[i];
+    for (size_t i = 0; i < c->n; i++)
+        sum += (double)c->out[i] * c->r[i];
     return sum;
 }
 
@@ -109,7 +112,8 @@ static void check_grads(Case *c, const char *what) {
     float *g = tcalloc(c->l.n_params, sizeof(float));
     memcpy(g, c->l.grads, sizeof(float) * c->l.n_params);
     int kinks = 0;
-    double ep = fd_err(c, c->l.params, g, c->l.n_params, 1e-3f, &kinks), ex = fd_err(c, c->in, c->din, c->n, 1e-3f, &kinks);
+    double ep = fd_err(c, c->l.params, g, c->l.n_params, 1e-3f, &kinks),
+           ex = fd_err(c, c->in, c->din, c->n, 1e-3f, &kinks);
     printf("%s: worst gradient error against finite differences: parameters %.2e, stream %.2e (%d of %zu at a kink)\n",
            what, ep, ex, kinks, c->l.n_params + c->n);
     CHECK(ep < 3e-3);
@@ -135,10 +139,12 @@ static double att_err(Case *c) {
             for (int t2 = 0; t2 < n; t2++) {
                 sc[t2] = table[grt_t5_bucket(t2 - t, s->buckets, !s->cross, 128) * s->H + h];
                 for (int i = 0; i < s->hd; i++)
-                    sc[t2] += (double)qkv[(size_t)t * 3 * A + h * s->hd + i] * qkv[(size_t)t2 * 3 * A + A + h * s->hd + i];
+                    sc[t2] +=
+                        (double)qkv[(size_t)t * 3 * A + h * s->hd + i] * qkv[(size_t)t2 * 3 * A + A + h * s->hd + i];
                 mx = fmax(mx, sc[t2]);
             }
-            for (int t2 = 0; t2 < n; t2++) sum += exp(sc[t2] - mx);
+            for (int t2 = 0; t2 < n; t2++)
+                sum += exp(sc[t2] - mx);
             for (int t2 = 0; t2 < Tq; t2++) {
                 double want = t2 < n ? exp(sc[t2] - mx) / sum : 0;
                 worst = fmax(worst, fabs(att[((size_t)h * Tq + t) * Tq + t2] - want));
@@ -150,9 +156,24 @@ static double att_err(Case *c) {
 
 static void test_block(int cross, int own, int B, float dropout) {
     int C = 8, H = 2, hd = 3, buckets = 8;
-    GrtLayerSpec s = {.kind = GRT_BLOCK, .name = "t5", .C = C, .H = H, .KVH = H, .hd = hd, .F = 10, .rms = 1,
-                      .eps = 1e-6f, .te = 5, .td = 4, .tr = grt_t5_table_rows(buckets, H, C), .buckets = buckets,
-                      .rel_own = own, .cross = cross, .causal = cross, .pre_norm = 1, .dropout = dropout};
+    GrtLayerSpec s = {.kind = GRT_BLOCK,
+                      .name = "t5",
+                      .C = C,
+                      .H = H,
+                      .KVH = H,
+                      .hd = hd,
+                      .F = 10,
+                      .rms = 1,
+                      .eps = 1e-6f,
+                      .te = 5,
+                      .td = 4,
+                      .tr = grt_t5_table_rows(buckets, H, C),
+                      .buckets = buckets,
+                      .rel_own = own,
+                      .cross = cross,
+                      .causal = cross,
+                      .pre_norm = 1,
+                      .dropout = dropout};
     Case c = make_case(&s, B);
     c.l.drop_seed = 7, c.l.drop_step = 3, c.l.drop_seq0 = 5; /* the masks: fixed, so the loss is smooth in the inputs */
     case_loss(&c);
@@ -166,8 +187,8 @@ static void test_block(int cross, int own, int B, float dropout) {
 }
 
 static void test_norm(int part) {
-    GrtLayerSpec s = {.kind = GRT_NORM, .name = "norm", .C = 6, .rms = 1, .eps = 1e-6f, .te = 4, .td = 3, .tr = 2,
-                      .part = part};
+    GrtLayerSpec s = {
+        .kind = GRT_NORM, .name = "norm", .C = 6, .rms = 1, .eps = 1e-6f, .te = 4, .td = 3, .tr = 2, .part = part};
     Case c = make_case(&s, 2);
     check_grads(&c, part == 1 ? "T5 encoder's final norm" : "T5 decoder's final norm");
 }
@@ -182,6 +203,7 @@ int main(void) {
     test_block(1, 0, 3, 0.3f);
     test_norm(1);
     test_norm(2);
-    while (n_owned) free(owned[--n_owned]);
+    while (n_owned)
+        free(owned[--n_owned]);
     return check_report();
 }
