@@ -1,6 +1,7 @@
 #!/bin/sh
 # ptxas.sh GALVC WORKDIR — the PTX galvc generates (--emit=ptx) for gpt-tiny
-# (LayerNorm, GELU), gpt-tiny-dropout (dropout) and llama-tiny (RMSNorm, SwiGLU), for sm_80 and sm_90,
+# (LayerNorm, GELU), gpt-tiny-dropout (dropout), llama-tiny (RMSNorm, SwiGLU) and t5-tiny-dropout (T5's
+# relative bias softmax, the unscaled cross-attention softmax), for sm_80 and sm_90,
 # assembled by the CUDA toolkit's ptxas: the GPU check that needs no GPU.
 # Exit 77 (skipped) where the toolkit is not installed.
 set -u
@@ -13,7 +14,7 @@ if [ ! -x "$ptxas" ]; then
 fi
 mkdir -p "$work"
 status=0
-for model in gpt-tiny gpt-tiny-dropout llama-tiny; do
+for model in gpt-tiny gpt-tiny-dropout llama-tiny t5-tiny-dropout; do
     for arch in sm_80 sm_90; do
         ptx=$work/$model-$arch.ptx
         if ! "$galvc" "examples/$model.gv" --emit=ptx:$arch >"$ptx"; then
