@@ -60,7 +60,7 @@ static inline double grt_size_params(const GrtLayerSpec *s, int tp) {
     case GRT_EMBEDDING: return z.V * C + (double)s->positions * C + (double)s->types * C;
     case GRT_BLOCK:
         if (s->te) /* T5: two norms, Q K V, out, wi, wo; the stack's bias table; cross-attention's norm, Q, K V, out */
-            return 2 * C + 4 * z.H * s->hd * C + 2 * z.F * C + (s->rel_own ? (double)s->buckets * s->H : 0) +
+            return 2 * C + 4 * z.H * s->hd * C + 2 * z.F * C + (s->rel_own ? (double)s->buckets * z.H : 0) +
                    (s->cross ? C + 4 * z.H * s->hd * C : 0);
         /* two norms, QKV, attention out, MLP up and down, with their biases */
         return 2 * norm + z.qkv * C + z.H * s->hd * C + z.up * C + C * z.F +
@@ -99,12 +99,14 @@ static inline double grt_size_t5_kept(const GrtLayerSpec *s, GrtShardSizes z, do
  * the output rows, two (N, C) gradients, (N, F), (N, A), (N, 3 A), the
  * bias tables' gradient (B, buckets H), one sequence's biases or their
  * gradient (H, Tq, Tq) and its buckets (Tq, Tq, int32), one head's scores'
- * gradient and dropped probabilities (2 x (Tq, Tq or te)); a decoder's encoder rows, their gradient and
+ * gradient and dropped probabilities (2 x (Tq, Tq or te)); the holder's
+ * table's TP shards gathered and the table whole (buckets, H each); a decoder's encoder rows, their gradient and
  * their K V's (B te, 2 A). */
 static inline double grt_size_t5_work(const GrtLayerSpec *s, GrtShardSizes z, double B) {
     double Tq = grt_t5_queries(s), N = B * Tq, A = z.H * s->hd, C = s->C, Ne = B * s->te;
     double cross = s->cross ? Ne * (2 * C + 2 * A) : 0, Tk = s->cross && s->te > Tq ? s->te : Tq;
-    return N * (4 * C + z.F + 4 * A) + B * s->buckets * (double)s->H + (z.H + 1) * Tq * Tq + 2 * Tq * Tk + cross;
+    double table = s->rel_own ? 2.0 * s->buckets * s->H : 0; /* the holder's table gathered over TP, whole */
+    return N * (4 * C + z.F + 4 * A) + B * s->buckets * (double)s->H + (z.H + 1) * Tq * Tq + 2 * Tq * Tk + cross + table;
 }
 
 /* Floats a layer keeps for one micro-batch of B sequences of T tokens from

@@ -106,13 +106,13 @@ static void check_size(const GrtLayer *l, const char *what, size_t laid_out, dou
 /* ---- setup ------------------------------------------------------------------------- */
 
 /* A T5 block's own tensors after the block's (galvrt.h, GRT_T5_REL on): its stack's bias table (buckets,
- * H) when it holds it, whole on every TP rank; a decoder's cross-attention norm, Q, K V and output. */
+ * H) when it holds it, its columns split over TP by head; a decoder's cross-attention norm, Q, K V and output. */
 static void t5_tensors(GrtLayer *l) {
     const GrtLayerSpec *s = &l->s;
     size_t C = (size_t)s->C, A = (size_t)l->H_l * s->hd, X = s->cross ? 1 : 0;
     if (s->KVH != s->H || s->bias || s->swiglu || !s->rms)
         grt_abort("a T5 block has as many key/value heads as heads, RMS norms, no biases and a ReLU MLP", 1);
-    add_tensor(l, "attn.rel.weight", s->rel_own ? (size_t)s->buckets * s->H : 0, 1, 0);
+    add_tensor(l, "attn.rel.weight", s->rel_own ? (size_t)s->buckets * l->H_l : 0, 1, 1); /* this rank's heads' columns */
     add_tensor(l, "lnc.weight", X * C, 0, 0);
     add_tensor(l, "cross.q.weight", X * A * C, 1, 1);
     add_tensor(l, "cross.kv.weight", X * 2 * A * C, 1, 1);
@@ -222,7 +222,6 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
         if (s->kind == GRT_EMBEDDING && k == 2) y.rows = s->types, y.cols = C, y.full_rows = s->types, y.full_cols = C;
         if ((s->kind == GRT_PATCH && (k == 0 || k == 3)) || (s->kind == GRT_CLASSIFIER && (k == 0 || k == 2)))
             y.rows = (int)(l->tensors[k].n / (size_t)C), y.cols = C, y.full_rows = y.rows, y.full_cols = C;
-        if (s->kind == GRT_BLOCK && k == GRT_T5_REL) y.rows = s->buckets, y.cols = s->H, y.full_rows = y.rows, y.full_cols = y.cols;
         if (s->kind == GRT_PATCH && k == 0) /* (C, ch p p) */
             y.rows = C, y.cols = (int)grt_patch_values(s), y.full_rows = C, y.full_cols = y.cols;
         for (int i = 0; i < y.rows; i++) row_index[i] = i;
@@ -239,6 +238,10 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
     int local_qkv[3] = {l->H_l * s->hd, l->KVH_l * s->hd, l->KVH_l * s->hd};
     int full_up[2] = {s->F, s->F}, local_up[2] = {l->F_l, l->F_l};
     switch (k) {
+    case GRT_T5_REL: /* (buckets, H): this rank's heads' columns */
+        y.rows = s->buckets, y.cols = l->H_l, y.col0 = (int64_t)rank * l->H_l, y.full_rows = s->buckets, y.full_cols = s->H;
+        for (int i = 0; i < y.rows; i++) row_index[i] = i;
+        break;
     case GRT_T5_CQ:
     case GRT_T5_CKV: /* Q, or K then V: this rank's heads' rows */
         shard_rows(row_index, full_qkv, local_qkv, k == GRT_T5_CQ ? 1 : 2, rank);

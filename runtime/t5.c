@@ -20,8 +20,9 @@
  * Tensor parallelism is Megatron's: heads split (Q, K, V and the cross
  * K, V column-parallel, the output projections row-parallel), the FFN's
  * columns split, one all-reduce after each row-parallel projection and one
- * of each column-parallel input's gradient; the bias tables are whole on
- * every rank, each rank reading and differentiating its heads' columns. */
+ * of each column-parallel input's gradient; a holder's bias table is split
+ * by heads' columns, gathered whole over the TP group before it goes into
+ * the stream, and each rank reads and differentiates its heads' columns. */
 #include "galvrt.h"
 
 #include <cblas.h>
@@ -151,6 +152,7 @@ typedef struct T5Act {
     float *ln2, *rstd2, *fch, *fca;                      /* kept: MLP */
     float *xa, *y, *dR, *dLN, *dF, *dA, *dqkv, *dtab;    /* working */
     float *bias, *datt;      /* working: one sequence's biases (H, Tq, Tq) or their gradient; a head's datt */
+    float *gath, *table;     /* working: the holder's table's TP shards gathered, and the table whole */
     int32_t *bucket;         /* working: (Tq, Tq), key t2's bucket from query t */
     float *enc, *denc, *dkv; /* working: the encoder rows (decoder) */
 } T5Act;
@@ -183,6 +185,8 @@ void *grt_t5_act(const GrtLayer *l, float *kept, float *work, size_t *kept_n, si
     a->dtab = carve(&work, B * (size_t)l->s.buckets * l->s.H), a->bias = carve(&work, l->H_l * Tq * Tq);
     a->bucket = (int32_t *)carve(&work, Tq * Tq),
     a->datt = carve(&work, 2 * Tq * (X && (size_t)l->s.te > Tq ? (size_t)l->s.te : Tq));
+    size_t own = l->s.rel_own ? (size_t)l->s.buckets * l->s.H : 0;
+    a->gath = carve(&work, own), a->table = carve(&work, own);
     a->enc = carve(&work, X * Ne * C), a->denc = carve(&work, X * Ne * C), a->dkv = carve(&work, X * Ne * 2 * A);
     *kept_n = (size_t)(kept - k0), *work_n = (size_t)(work - w0);
     return a;
@@ -273,9 +277,18 @@ static void hidden_dropout(const GrtLayer *l, float *x) {
                           (int64_t)(r % Tq) * l->s.F + (int64_t)l->tp_rank * l->F_l);
 }
 
-/* Sequence b's bias table (buckets, H): the holder's own, else the stream's copy. */
-static const float *self_table(const GrtLayer *l, const float *in, int b) {
-    return l->s.rel_own ? P(l, GRT_T5_REL) : in + (size_t)b * stream_rows(l) * l->s.C + table_at(l);
+/* The holder's table whole (buckets, H) in a->table: its TP shards (buckets, H_l) gathered. */
+static void whole_table(const GrtLayer *l, T5Act *a) {
+    size_t nb = (size_t)l->s.buckets, Hl = (size_t)l->H_l, H = (size_t)l->s.H;
+    if (l->tp) grt_allgather(l->tp, P(l, GRT_T5_REL), a->gath, nb * Hl);
+    else memcpy(a->gath, P(l, GRT_T5_REL), sizeof(float) * nb * Hl);
+    for (size_t r = 0; r < H / Hl; r++) /* (tp, buckets, H_l) -> (buckets, H) */
+        for (size_t k = 0; k < nb; k++) memcpy(a->table + k * H + r * Hl, a->gath + (r * nb + k) * Hl, sizeof(float) * Hl);
+}
+
+/* Sequence b's bias table (buckets, H): the holder's own (whole_table), else the stream's copy. */
+static const float *self_table(const GrtLayer *l, const T5Act *a, const float *in, int b) {
+    return l->s.rel_own ? a->table : in + (size_t)b * stream_rows(l) * l->s.C + table_at(l);
 }
 
 /* Each (query, key)'s bucket: bidirectional in the encoder, causal in the decoder. */
@@ -309,10 +322,11 @@ static void self_forward(GrtLayer *l, T5Act *a, const float *in) {
     GrtDropout d;
     at.B = 1, at.drop = drop_at(l, GRT_DROP_ATT, (int)Tq, (int)Tq, &d);
     buckets_of(l, a->bucket);
+    if (l->s.rel_own) whole_table(l, a);
     for (int b = 0; b < l->B; b++) {
         const float *qkv = a->qkv + b * Tq * 3 * A;
         d.seq0 = l->drop_seq0 + b; /* one sequence a call */
-        bias_rows(l, a->bucket, self_table(l, in, b), a->bias);
+        bias_rows(l, a->bucket, self_table(l, a, in, b), a->bias);
         grt_t5_attention_forward(&at, a->atty + b * Tq * A, a->att + b * l->H_l * Tq * Tq, qkv, qkv + A, qkv + 2 * A,
                                  a->bias, a->datt);
     }
@@ -378,7 +392,7 @@ void grt_t5_block_forward(GrtLayer *l, const float *in, float *out) {
     if (out != in) memcpy(out, in, sizeof(float) * (size_t)l->B * R * C);
     rows_copy(a->y, out, l->B, R, first_row(l), queries(l), (int)C, 1);
     for (int b = 0; l->s.rel_own && b < l->B; b++) /* the stack's table, for the blocks after */
-        memcpy(out + (size_t)b * R * C + table_at(l), P(l, GRT_T5_REL), sizeof(float) * (size_t)l->s.buckets * l->s.H);
+        memcpy(out + (size_t)b * R * C + table_at(l), a->table, sizeof(float) * (size_t)l->s.buckets * l->s.H);
 }
 
 /* dR (the gradient at res1 + cross(res1)) back through the cross-attention to res1, into dR, and to the encoder rows of
@@ -412,12 +426,15 @@ static void cross_backward(GrtLayer *l, T5Act *a, const float *in, float *din) {
  * dout's table rows) into its own; another block adds its use to the stream's, passed on with the rest. */
 static void table_backward(GrtLayer *l, T5Act *a, const float *dout, float *din) {
     size_t n = (size_t)l->s.buckets * l->s.H, R = (size_t)stream_rows(l) * l->s.C, at = table_at(l);
+    size_t H = (size_t)l->s.H, Hl = (size_t)l->H_l, h0 = (size_t)l->tp_rank * Hl;
     tp_sum(l, a->dtab, l->B * n);
     for (int b = 0; b < l->B; b++) {
-        float *dst = l->s.rel_own ? G(l, GRT_T5_REL) : din + b * R + at;
         const float *passed = dout + b * R + at, *used = a->dtab + b * n;
-        for (size_t i = 0; i < n; i++)
+        float *dst = din + b * R + at, *g = G(l, GRT_T5_REL);
+        for (size_t i = 0; !l->s.rel_own && i < n; i++)
             dst[i] += passed[i] + used[i];
+        for (size_t i = 0; l->s.rel_own && i < n; i++) /* the holder: this rank's heads' columns */
+            if (i % H >= h0 && i % H < h0 + Hl) g[i / H * Hl + i % H - h0] += passed[i] + used[i];
     }
 }
 
