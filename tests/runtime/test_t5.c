@@ -20,6 +20,8 @@
 static unsigned seed = 2024u;
 static void *owned[256];
 static int n_owned;
+static GrtLayer layers[16]; /* every layer made, kept: its activations are the runtime's, held to the end */
+static int n_layers;
 
 static void *tcalloc(size_t n, size_t size) {
     void *p = calloc(n ? n : 1, size);
@@ -100,6 +102,7 @@ static Case make_case(const GrtLayerSpec *s, int B) {
     c.n = (size_t)B * R * s->C;
     c.in = frand(c.n, 1.0), c.out = tcalloc(c.n, sizeof(float)), c.r = frand(c.n, 1.0);
     c.din = tcalloc(c.n, sizeof(float));
+    if (n_layers < 16) layers[n_layers++] = c.l;
     return c;
 }
 
