@@ -143,6 +143,8 @@ void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
         if (s.kind == GRT_BLOCK && s.F % tp == 0 && !s.te) add_block(set, &s, tp, T);
         if (s.kind == GRT_BLOCK && s.te && s.F % tp == 0) add_t5_block(set, &s, tp);
         if (s.kind == GRT_NORM) add_norm(set, s.rms, s.bias, s.C);
+        if (s.kind == GRT_NORM && s.te && s.dropout > 0) /* a T5 stack's final norm's, over its rows */
+            kernels_add_sized(set, GRT_K_DROPOUT, s.C, 0, s.part == 1 ? s.te : s.td, 0, 0);
         if (s.kind == GRT_EMBEDDING) add_embedding(set, &s, tp, T);
         if (s.kind == GRT_HEAD) add_head(set, &s, tp);
         if (s.kind == GRT_PATCH) add_patch(set, &s, T);

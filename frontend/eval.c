@@ -639,7 +639,7 @@ static const char *const layer_signatures[LAYER_KIND_COUNT] = {
     [LAYER_WINDOW_ATTENTION] = "hidden heads! window! | head_dim bias dropout",
     [LAYER_MLP] = "hidden | ffn act bias dropout",
     [LAYER_LAYERNORM] = "hidden | bias eps",
-    [LAYER_RMSNORM] = "hidden | eps",
+    [LAYER_RMSNORM] = "hidden | eps dropout",
     [LAYER_LM_HEAD] = "vocab hidden | tied bias transform act",
     [LAYER_CLASSIFIER] = "classes! hidden | pool pooler",
 };

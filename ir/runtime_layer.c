@@ -90,6 +90,7 @@ int layer_runtime_kind(const Graph *g, const Layer *l, const char **why) {
     if (k == GRT_BLOCK && l->rel_buckets) return *why = "relative position biases are not trained yet", -1;
     if (k == GRT_HEAD && (l->transform || l->bias))
         return *why = "an lm_head with a transform or a bias is not trained yet", -1;
+    if (k == GRT_NORM && l->dropout > 0) return *why = "a norm's dropout is trained only in a T5 model", -1;
     if (k == GRT_PATCH && !l->cls_token) return *why = "a patch embedding without a class token is not trained yet", -1;
     if (k == GRT_PATCH && l->dropout > 0) return *why = "a patch embedding's dropout is not trained yet", -1;
     return k;
@@ -142,7 +143,7 @@ bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
     int k = layer_runtime_base_kind(l->kind);
     const Layer *first = g->n_layers ? g->layers[0] : NULL;
     *s = (GrtLayerSpec){.kind = (GrtLayerKind)k, .name = l->name, .C = (int)l->hidden, .eps = (float)l->eps};
-    if (k == GRT_EMBEDDING || k == GRT_BLOCK) s->dropout = (float)l->dropout;
+    if (k == GRT_EMBEDDING || k == GRT_BLOCK || k == GRT_NORM) s->dropout = (float)l->dropout;
     switch (k) {
     case GRT_EMBEDDING:
         s->V = (int)l->vocab;

@@ -96,9 +96,10 @@ void grt_attention_softmax_backward(float *datt, const float *att, int rows, int
  * per (key, sequence) whose n-th output is mix64(state + (n + 1) gamma), the
  * element index n the counter, as Philox's counter mode (Salmon et al.,
  * "Parallel random numbers: as easy as 1, 2, 3", SC 2011) uses a counter. */
-/* the dropout sites; T5's blocks add their cross-attention's probabilities and output and the MLP's hidden */
+/* the dropout sites; T5's blocks add their cross-attention's probabilities and output and the MLP's hidden,
+ * T5's final norms their output */
 enum { GRT_DROP_EMBED, GRT_DROP_ATT, GRT_DROP_ATT_OUT, GRT_DROP_MLP_OUT, GRT_DROP_CROSS_ATT, GRT_DROP_CROSS_OUT,
-       GRT_DROP_MLP_HIDDEN };
+       GRT_DROP_MLP_HIDDEN, GRT_DROP_NORM_OUT };
 #define GRT_DROP_GAMMA 0x9E3779B97F4A7C15ull /* SplitMix64's golden-ratio increment */
 
 /* SplitMix64's finalizer (Stafford's Mix13 variant): a bijection of 64 bits. */

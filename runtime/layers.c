@@ -916,21 +916,26 @@ static void classifier_backward(GrtLayer *l, const float *x, const int32_t *targ
     grt_pool_backward(din, a->dpooled, l->B, l->T, s->C, s->pool_mean);
 }
 
-/* A T5 model's final norm: RMS over its stack's rows of each sequence, the
- * rest passed (forward: out, else backward: dout into din). */
-static void t5_norm(GrtLayer *l, const float *in, float *out, const float *dout, float *din) {
+/* A T5 model's final norm: RMS over its stack's rows of each sequence, then
+ * their dropout (Hugging Face's T5Stack drops the final norm's output), the
+ * rest passed (forward: out, else backward: dout into din; dout's normed
+ * rows dropped in place: the gradient of the layer's output is its alone). */
+static void t5_norm(GrtLayer *l, const float *in, float *out, float *dout, float *din) {
     const GrtLayerSpec *s = &l->s;
     NormAct *a = l->act;
     size_t R = (size_t)s->te + s->td + s->tr, r0 = s->part == 1 ? 0 : (size_t)s->te, n = s->part == 1 ? s->te : s->td;
     size_t C = s->C, whole = (size_t)l->B * R * C;
+    GrtDropout d = {.p = s->dropout, .key = grt_dropout_key(l->drop_seed, l->drop_step, l->index, GRT_DROP_NORM_OUT),
+                    .plain = grt_kernel_find_sized(GRT_K_DROPOUT, (int)C, 0, (int64_t)n, 0, 0)};
     if (out && out != in) memcpy(out, in, sizeof(float) * whole);
     if (din) grt_dev->add(din, dout, whole); /* the passed rows' gradient; the normed rows' replaced below */
     for (int b = 0; b < l->B; b++) {
         size_t at = ((size_t)b * R + r0) * C;
-        if (out) grt_rmsnorm_forward(out + at, a->rstd + at / C, in + at, P(l, 0), (int)n, (int)C, s->eps);
-        if (!din) continue;
-        for (size_t i = 0; i < n * C; i++) din[at + i] -= dout[at + i];
-        grt_rmsnorm_backward(din + at, G(l, 0), dout + at, in + at, P(l, 0), a->rstd + at / C, (int)n, (int)C);
+        float *y = out ? out + at : dout + at; /* the normed rows, or their gradient */
+        if (out) grt_rmsnorm_forward(y, a->rstd + at / C, in + at, P(l, 0), (int)n, (int)C, s->eps);
+        for (size_t i = 0; din && i < n * C; i++) din[at + i] -= dout[at + i];
+        if (s->dropout > 0) grt_dropout_block(y, y, (int64_t)n, (int)C, (int)n, &d, l->drop_seq0 + b, 0);
+        if (din) grt_rmsnorm_backward(din + at, G(l, 0), y, in + at, P(l, 0), a->rstd + at / C, (int)n, (int)C);
     }
 }
 
@@ -1136,7 +1141,7 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         break;
     case GRT_NORM: {
         NormAct *a = l->act;
-        if (s->part) t5_norm(l, in, NULL, dout, din);
+        if (s->part) t5_norm(l, in, NULL, (float *)dout, din); /* its dropout in place: dout is its alone */
         else norm_backward(s, din, G(l, 0), gopt(l, 1), dout, in, P(l, 0), a->mean, a->rstd, N);
         break;
     }
