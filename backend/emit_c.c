@@ -609,7 +609,7 @@ static void emit_layer_forward(const Emit *e, int i, const char *dst) {
         comment_name(e, i);
         fprintf(out, " */\n    grt_allgather(%s, grt_head_logits(l, %s), grt_head_gathered(l), %lld); /* every rank's "
                      "vocabulary rows */\n    grt_shard_loss(R, %d, s); /* the loss */\n",
-                tp, src, vl * seqs_of(e, i) * e->seq, i);
+                tp, src, vl * seqs_of(e, i) * (long long)grt_head_rows(&e->rs[i], (double)e->seq), i);
         break;
     }
     case GRT_NORM:
@@ -635,7 +635,7 @@ static void emit_layer_backward(const Emit *e, int i, const char *src, const cha
     if (e->rs[i].kind == GRT_HEAD) {
         fprintf(out, "    grt_allreduce(%s, grt_shard_head_grad(R, %d, s, %s), %lld); /* the input gradient, summed */\n"
                      "    grt_head_input_backward(l, %s);\n",
-                tp, i, src, stream_floats(e, i), dst);
+                tp, i, src, (long long)(seqs_of(e, i) * grt_head_rows(&e->rs[i], (double)e->seq) * e->hidden), dst);
         return;
     }
     if (strat(e, i)->ckpt) {

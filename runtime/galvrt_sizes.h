@@ -36,6 +36,8 @@ static inline int grt_t5_table_rows(int buckets, int H, int C) { return C > 0 ? 
 static inline double grt_stream_rows(const GrtLayerSpec *s, double T) {
     return s && s->te ? (double)s->te + s->td + s->tr : T;
 }
+/* The rows per sequence a head predicts: all T, or T5's decoder rows. */
+static inline double grt_head_rows(const GrtLayerSpec *s, double T) { return s->te ? (double)s->td : T; }
 /* A T5 block's query rows (its stack's tokens) per sequence, and the rows its cross-attention reads. */
 static inline double grt_t5_queries(const GrtLayerSpec *s) { return s->cross ? s->td : s->te; }
 
@@ -126,7 +128,7 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
         if (s->te) return grt_size_t5_kept(s, z, B);
         return N * (3 * C + z.qkv + z.H * s->hd + z.up + z.F + 6) + B * z.H * T * T;
     case GRT_NORM: return 2 * N;         /* mean and rstd */
-    case GRT_HEAD: return N * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
+    case GRT_HEAD: return B * grt_head_rows(s, T) * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
     case GRT_CLASSIFIER: return B * (s->V + (s->pooler ? C : 0)); /* probabilities, the pooler's output */
     case GRT_EMBEDDING:
     case GRT_PATCH: break;
@@ -138,7 +140,8 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
  * every layer of a stage: one runs at a time). A block: two (N, wide)
  * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd) and the rotary
  * copy (N, (H + KVH) hd). The head: local logits, gathered logits, their
- * gradient, the input gradient and two per-token rows. A patch embedding:
+ * gradient, the input gradient and two per-token rows (T5's: of its
+ * decoder rows, which it gathers with their targets). A patch embedding:
  * the gathered patches and their projection (rebuilt in backward from the
  * pixels, so it keeps nothing). A classifier: the pooled tokens, their
  * gradient and the logits' gradient (B rows each), and with a pooler the
@@ -150,7 +153,9 @@ static inline double grt_size_work(const GrtLayerSpec *s, int tp, double B, doub
     case GRT_BLOCK:
         if (s->te) return grt_size_t5_work(s, z, B);
         return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd);
-    case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2);
+    case GRT_HEAD: /* T5's: its decoder rows gathered from the stream, and their targets */
+        N = B * grt_head_rows(s, T);
+        return N * (z.V + 2 * z.V * tp + C + 2) + (s->te ? N * (C + 1) : 0);
     case GRT_PATCH: return B * grt_patches(s) * (grt_patch_values(s) + C); /* the patches, their projection */
     case GRT_CLASSIFIER: /* pooled, its gradient, the logits' gradient; the pooler's output gradient */
         return B * (2 * C + s->V + (s->pooler ? C : 0));

@@ -43,6 +43,8 @@ typedef struct NormAct {
 typedef struct HeadAct {
     float *logits_l, *gathered, *probs, *losses; /* (N, V_l), (tp, N, V_l), (N, Vp), (N) */
     float *dlogits, *dloss, *dx;                 /* backward: (N, Vp), (N), (N, C) */
+    float *xd;                                   /* T5: the decoder rows of the input (N, C) (NULL: none) */
+    int32_t *td;                                 /* T5: their targets (N) */
 } HeadAct;
 
 /* A patch embedding keeps nothing (backward gathers the patches again);
@@ -427,10 +429,13 @@ static NormAct *norm_act(const GrtLayer *l, float *kept) {
     return a;
 }
 
+/* The rows the head predicts: every token's, or T5's decoder rows (galvrt_sizes.h). */
+static int head_n(const GrtLayer *l) { return l->B * (int)grt_head_rows(&l->s, l->T); }
+
 /* The head's kept probabilities `probs` (N, Vp), with its working buffers
  * carved from `work`. */
 static HeadAct *head_act(const GrtLayer *l, float *probs, float *work) {
-    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, Vp = (size_t)l->V_l * l->tp_size;
+    size_t N = (size_t)head_n(l), C = (size_t)l->s.C, Vp = (size_t)l->V_l * l->tp_size;
     float *work0 = work;
     HeadAct *a = grt_alloc(sizeof *a);
     a->probs = probs;
@@ -440,6 +445,8 @@ static HeadAct *head_act(const GrtLayer *l, float *probs, float *work) {
     a->dx = carve(&work, N * C);
     a->losses = carve(&work, N);
     a->dloss = carve(&work, N);
+    a->xd = l->s.te ? carve(&work, N * C) : NULL;
+    a->td = l->s.te ? (int32_t *)carve(&work, N) : NULL;
     check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->B, l->T));
     check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
     return a;
@@ -777,7 +784,7 @@ static void xent_backward_rows(const GrtRows *job, int64_t r0, int64_t r1, int p
  * a->gathered, into a->probs (N, Vp) with zero probability on the padding. */
 static void head_loss(GrtLayer *l, const int32_t *targets) {
     HeadAct *a = l->act;
-    int N = l->B * l->T, V = l->s.V;
+    int N = head_n(l), V = l->s.V;
     size_t Vp = (size_t)l->V_l * l->tp_size;
     GrtXentFwdFn *k = (GrtXentFwdFn *)grt_kernel_find_sized(GRT_K_XENT_FWD, V, 0, (int64_t)Vp, 0, 0);
     if (k) { /* straight from the padded rows, over the pool */
@@ -823,11 +830,26 @@ void grt_embedding_output(GrtLayer *l, float *out) {
     grt_dropout_rows(out, (int64_t)l->B * l->T, l->s.C, l->T, &d);
 }
 
+/* T5's head reads the decoder rows of the stream x (B, te + td + tr, C) and their targets: gathered
+ * into a->xd (B td, C) and a->td (B td); any other head x and targets as they are. */
+static const float *head_input(GrtLayer *l, const float *x) {
+    HeadAct *a = l->act;
+    size_t R = (size_t)l->s.te + l->s.td + l->s.tr, C = l->s.C, n = (size_t)l->s.td * C;
+    for (int b = 0; l->s.te && b < l->B; b++) memcpy(a->xd + b * n, x + (b * R + l->s.te) * C, sizeof(float) * n);
+    return l->s.te ? a->xd : x;
+}
+static const int32_t *head_targets(GrtLayer *l, const int32_t *targets) {
+    HeadAct *a = l->act;
+    size_t R = (size_t)l->s.te + l->s.td + l->s.tr, n = (size_t)l->s.td;
+    for (int b = 0; l->s.te && b < l->B; b++) memcpy(a->td + b * n, targets + b * R + l->s.te, sizeof(int32_t) * n);
+    return l->s.te ? a->td : targets;
+}
+
 float *grt_head_logits(GrtLayer *l, const float *x) {
     HeadAct *a = l->act;
-    grt_dev->matmul_forward(a->logits_l, x, head_table(l), NULL, l->B * l->T, l->s.C, l->V_l);
+    grt_dev->matmul_forward(a->logits_l, head_input(l, x), head_table(l), NULL, head_n(l), l->s.C, l->V_l);
     if (l->s.head_scale > 0) /* logits of scale x: T5's tied head */
-        for (size_t i = 0; i < (size_t)l->B * l->T * l->V_l; i++) a->logits_l[i] *= l->s.head_scale;
+        for (size_t i = 0; i < (size_t)head_n(l) * l->V_l; i++) a->logits_l[i] *= l->s.head_scale;
     return a->logits_l;
 }
 
@@ -835,14 +857,16 @@ float *grt_head_gathered(GrtLayer *l) { return ((HeadAct *)l->act)->probs; }
 
 void grt_head_loss(GrtLayer *l, const int32_t *targets, float *losses) {
     HeadAct *a = l->act;
-    int N = l->B * l->T, Vl = l->V_l, n = l->tp_size;
+    int N = head_n(l), Vl = l->V_l, n = l->tp_size;
     size_t Vp = (size_t)Vl * n;
     if (n == 1) grt_dev->copy(a->gathered, a->logits_l, sizeof(float) * (size_t)N * Vl);
     for (int r = 0; n > 1 && r < n; r++) /* (tp, N, Vl) -> (N, Vp) */
         grt_dev->copy_rows(a->gathered + (size_t)r * Vl, Vp, a->probs + (size_t)r * N * Vl, (size_t)Vl, (size_t)Vl,
                            (size_t)N);
-    head_loss(l, targets);
+    head_loss(l, head_targets(l, targets));
     if (losses) grt_dev->copy(losses, a->losses, sizeof(float) * (size_t)N);
+    if (losses && N < l->B * l->T) /* T5: the rows without a target add nothing */
+        grt_dev->zero(losses + N, sizeof(float) * (size_t)(l->B * l->T - N));
 }
 
 /* The step breakdown's part of a layer kind: the vision layers count as the embedding and the head. */
@@ -960,7 +984,7 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
     }
     case GRT_HEAD: {
         float *logits = grt_head_logits(l, in);
-        if (l->tp) grt_allgather(l->tp, logits, grt_head_gathered(l), (size_t)N * l->V_l);
+        if (l->tp) grt_allgather(l->tp, logits, grt_head_gathered(l), (size_t)head_n(l) * l->V_l);
         grt_head_loss(l, targets, out);
         break;
     }
@@ -1076,7 +1100,8 @@ static void block_backward(GrtLayer *l, const float *x, const float *dout, float
 
 float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *targets, float dloss) {
     HeadAct *a = l->act;
-    int N = l->B * l->T, Vl = l->V_l;
+    int N = head_n(l), Vl = l->V_l;
+    x = head_input(l, x), targets = head_targets(l, targets); /* again: the working space was others' since */
     size_t Vp = (size_t)Vl * l->tp_size;
     /* dlogits (N, Vp) = (probs - onehot) * dloss; this rank's columns only */
     float *dl = a->dlogits, *dloss_row = a->dloss, *dx = a->dx, *dl_local = a->gathered;
@@ -1102,7 +1127,9 @@ float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *tar
 
 void grt_head_input_backward(GrtLayer *l, float *din) {
     const HeadAct *a = l->act;
-    grt_dev->add(din, a->dx, (size_t)l->B * l->T * l->s.C);
+    size_t R = (size_t)l->s.te + l->s.td + l->s.tr, C = l->s.C, n = (size_t)l->s.td * C;
+    if (!l->s.te) grt_dev->add(din, a->dx, (size_t)l->B * l->T * C);
+    for (int b = 0; l->s.te && b < l->B; b++) grt_dev->add(din + (b * R + l->s.te) * C, a->dx + b * n, n); /* T5's rows */
 }
 
 void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets,
@@ -1146,7 +1173,7 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         break;
     }
     case GRT_HEAD:
-        tp_allreduce(l, grt_head_backward_partial(l, in, targets, dloss), (size_t)N * s->C);
+        tp_allreduce(l, grt_head_backward_partial(l, in, targets, dloss), (size_t)head_n(l) * s->C);
         grt_head_input_backward(l, din);
         break;
     case GRT_PATCH: patch_backward(l, tokens, dout); break;
