@@ -500,7 +500,7 @@ typedef struct GrtLayerSpec {
     int positions;       /* embedding: learned positions (0: none) */
     int causal, pre_norm, rms, swiglu, bias, rope, tied;
     float eps, rope_theta;
-    float dropout;       /* embedding and block: the drop probability (0: none) */
+    float dropout;       /* embedding, block and T5 norm: the drop probability (0: none) */
     int image, patch, channels; /* patch embedding: image side, patch side, channels (pixels) */
     int pool_mean;              /* classifier: pool the mean of the tokens (else the first, class token) */
     int pooler;                 /* classifier: BERT's pooler (dense + tanh) between the pooled token and the classes */
