@@ -21,6 +21,7 @@ typedef struct Ctx {
     int64_t micro_batches;
     int64_t devices; /* pp x tp x dp, shared by the strategies costed together */
     int e; /* bytes per element at the training precision */
+    double t5_rows; /* a T5 model's stream rows per sequence (galvrt_sizes.h), 0 otherwise: worked out once */
 } Ctx;
 
 /* ---- collectives ------------------------------------------------------------ */
@@ -128,8 +129,7 @@ static double stream_seq(const Graph *g, const Layer *l) {
 
 /* The width of the activation stream a layer reads, per sample, in bytes (T5's: its stream's rows). */
 static int64_t stream_bytes(const Ctx *c, const Layer *l) {
-    double rows = stream_seq(c->spec->graph, l);
-    if (l->in.rank == 2) return (int64_t)c->e * (rows != (double)l->seq ? (int64_t)rows : l->in.dim[0]) * l->in.dim[1];
+    if (l->in.rank == 2) return (int64_t)c->e * (c->t5_rows > 0 ? (int64_t)c->t5_rows : l->in.dim[0]) * l->in.dim[1];
     return l->out_bytes; /* the input layer: its output is the stream */
 }
 
@@ -363,7 +363,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     int64_t padded = (params_dev + s->dp - 1) / s->dp * s->dp;
     if (zero == 3) r.shard_bytes = padded * c->e;
     if (zero == 2 || (zero == 3 && !s->zero3_once)) r.scatter_bytes = 2 * padded * c->e;
-    r.stream_bytes = (int64_t)ceil(mbs * stream_seq(c->spec->graph, l) * (double)l->hidden * c->e);
+    r.stream_bytes = (int64_t)ceil(mbs * (c->t5_rows > 0 ? c->t5_rows : (double)l->seq) * (double)l->hidden * c->e);
     /* every blocking collective also costs the ranks' meeting (the
      * profile's sync_overhead, fitted by galvc --calibrate) */
     r.mb_s += r.calls_mb * hw->sync_s;
@@ -390,10 +390,11 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     int64_t batch = spec->train->global_batch;
     if (micro_batches < 1 || batch % micro_batches) return false;
     const Strategy *s0 = set->n ? &set->items[0] : NULL;
-    Ctx c = {spec, hw, micro_batches, s0 ? (int64_t)s0->pp * s0->tp * s0->dp : 1,
-             precision_bytes((Precision)spec->train->precision)};
-    double samples = (double)batch / micro_batches; /* per micro-batch, all DP groups together */
     int n = set->n, L = g->n_layers;
+    Ctx c = {spec, hw, micro_batches, s0 ? (int64_t)s0->pp * s0->tp * s0->dp : 1,
+             precision_bytes((Precision)spec->train->precision),
+             L && graph_t5_cross(g) >= 0 ? stream_seq(g, g->layers[0]) : 0};
+    double samples = (double)batch / micro_batches; /* per micro-batch, all DP groups together */
     *out = (CostTable){.n_layers = L, .n_strategies = n, .strategies = set->items, .micro_batches = micro_batches};
     out->cost = arena_alloc(a, (size_t)L * n * sizeof *out->cost);
     out->reshard = arena_alloc(a, (size_t)L * n * n * sizeof *out->reshard);
