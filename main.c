@@ -52,6 +52,7 @@ typedef struct Options {
     int uniform_vpp;         /* model chunks a stage holds (interleaved 1F1B); 0: not given */
     int64_t uniform_m;
     int uniform_ckpt_every;  /* checkpoint every K-th transformer layer only */
+    int uniform_sp;          /* Megatron-SP with TP: 1 sp, 0 nosp, -1 not given (on where the model runs it) */
     const char *plan;        /* --plan: cost this Galvatron config instead of searching */
 } Options;
 
@@ -74,9 +75,10 @@ static const char usage[] =
     "  --baselines      also print pure DP, SDP, TP, PP and the Megatron and\n"
     "                   DeepSpeed grids, costed by the same model\n"
     "  --uniform tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided]\n"
-    "            [,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]\n"
+    "            [,sp|nosp][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]\n"
     "                   use this uniform plan instead of searching (ZeRO stage over the DP group;\n"
-    "                   sdp is zero=3; zero3-accum: reduce-scatter every micro-batch or once a step)\n"
+    "                   sdp is zero=3; zero3-accum: reduce-scatter every micro-batch or once a step;\n"
+    "                   sp: Megatron sequence parallelism with TP, on by default where the model runs it)\n"
     "  --plan FILE      cost the plan in a Galvatron galvatron_config JSON file\n"
     "                   instead of searching (it may be over the memory budget)\n"
     "  -o FILE          build the training program for the plan\n"
@@ -100,7 +102,7 @@ static const char usage[] =
     "  -MP              add an empty rule for each included file\n"
     "  --version, --help\n"
     "\n"
-    "       galvc profile [MODEL.gv] [--target cpu] [-np N] [--quick] -o FILE\n"
+    "       galvc profile [MODEL.gv] [--target cpu|cuda] [-np N] [--quick] -o FILE\n"
     "                   measure this machine (galvc profile --help)\n"
     "       galvc --calibrate LOG.jsonl... --profile PROFILE.json -o NEW.json\n"
     "                   refit a profile from training logs (galvc --calibrate --help)\n"
@@ -140,7 +142,7 @@ static void add_define(Arena *a, Options *o, const char *text) {
 }
 
 #define UNIFORM_FORM                                                                                         \
-    "tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]"
+    "tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,sp|nosp][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]"
 
 /* The number of "key=N" in item: N decimal digits only, every one read. */
 static bool uniform_number(const char *item, const char *key, long long *v) {
@@ -166,6 +168,8 @@ static bool uniform_item(Options *o, Strategy *s, const char *item, long long *v
     if (uniform_number(item, "ckpt-every=", v) && *v >= 1 && *v <= (1 << 30))
         return o->uniform_ckpt_every = (int)*v, *v = 1, true;
     if (strcmp(item, "tp-strided") == 0) return s->tp_consec = false, true;
+    if (strcmp(item, "sp") == 0) return o->uniform_sp = 1, true;
+    if (strcmp(item, "nosp") == 0) return o->uniform_sp = 0, true;
     if (strcmp(item, "schedule=gpipe") == 0) return o->uniform_schedule = SCHED_GPIPE, true;
     if (strcmp(item, "schedule=1f1b") == 0) return o->uniform_schedule = SCHED_1F1B, true;
     if (strcmp(item, "schedule=interleaved") == 0) return o->uniform_schedule = SCHED_INTERLEAVED, true;
@@ -197,6 +201,7 @@ static void uniform_interleaving(Options *o, const Strategy *s, const char *spec
 /* --uniform UNIFORM_FORM: the whole value, item by item, however long. */
 static void parse_uniform(Arena *a, Options *o, const char *spec) {
     Strategy s = {.pp = 1, .tp = 1, .dp = 1, .tp_consec = true};
+    o->uniform_sp = -1;
     for (const char *p = spec;; p++) {
         size_t len = strcspn(p, ",");
         const char *item = arena_strndup(a, p, len);
@@ -488,6 +493,18 @@ static int emit_kernels(const Options *opt, const Spec *spec, const Plan *plan, 
 }
 
 /* Search (or take --uniform or --plan), then print the plan and the baselines, or build the program. */
+/* --uniform's sequence parallelism: as given (sp needs tp > 1 and a model
+ * whose every layer runs it), else on wherever it can be, as Megatron-Core
+ * turns it on with TP. False, with the message, when sp cannot be had. */
+static bool uniform_sp(const Options *opt, const Graph *g, Strategy *u) {
+    bool can = u->tp > 1 && graph_sp_splits(g, u->tp);
+    u->sp = opt->uniform_sp == 1 || (opt->uniform_sp < 0 && can);
+    if (!u->sp || can) return true;
+    fprintf(stderr, "galvc: error: --uniform: sp needs tp=2 or more and a model whose every layer runs sequence "
+                    "parallelism (embedding, pre-norm transformer layers, norm, lm_head; the sequence divided by tp)\n");
+    return false;
+}
+
 static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     const Cluster *c = spec->cluster;
     int64_t devices = plan_devices(opt, spec);
@@ -497,9 +514,11 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     diag_init(&diag, stderr);
     if (!profile_resolve(arena, c, spec->graph, profile_path(arena, opt, c), &hw, &diag)) return EXIT_USER;
     SearchRequest req = {.devices = devices, .flat_pipeline = opt->emit == EMIT_GALVATRON};
+    Strategy uniform = opt->uniform;
     if (opt->has_uniform) {
-        const Strategy *u = &opt->uniform;
+        Strategy *u = &uniform;
         if ((int64_t)u->tp * u->pp * u->dp != devices) return uniform_devices_error(arena, u, devices);
+        if (!uniform_sp(opt, spec->graph, u)) return EXIT_USAGE;
         if (opt->uniform_vpp > 1 && (int64_t)u->pp * opt->uniform_vpp > spec->graph->n_layers) {
             fprintf(stderr, "galvc: error: --uniform: pp x vpp = %d x %d = %lld chunks, but %s has %d layers (a chunk "
                             "takes one at least)\n", u->pp, opt->uniform_vpp, (long long)u->pp * opt->uniform_vpp,
@@ -564,8 +583,7 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
             fprintf(stderr, "galvc: error: -o: this galvc was built without the runtime (libgalvrt)\n");
             return EXIT_USAGE;
         }
-        /* GPUs in the cluster build for them unless --target says otherwise */
-        bool cuda = opt->target ? opt->target == TARGET_CUDA : spec->cluster->device != DEVICE_CPU;
+        bool cuda = !spec->host_target;
         if (cuda && !tc.build.cuda_library) {
             fprintf(stderr, "galvc: error: %s: this galvc was built without the CUDA toolkit%s\n",
                     opt->target ? "--target cuda" : "the cluster's devices are GPUs",
@@ -623,6 +641,10 @@ static int compile(Arena *arena, const Options *opt) {
     Spec *spec = frontend_load(arena, &opt->fe, &diag);
     if (spec) pass_shape(spec, &diag);
     if (!spec || diag.errors) return EXIT_USER;
+    /* GPUs in the cluster build for them unless --target says otherwise; --emit=ptx shows a GPU's kernels */
+    spec->host_target = opt->target       ? opt->target == TARGET_CPU
+                        : opt->emit == EMIT_PTX ? false
+                                                : spec->cluster->device == DEVICE_CPU;
     int rc = check_outputs(arena, opt, spec);
     if (rc) return rc;
 
@@ -642,7 +664,8 @@ static int compile(Arena *arena, const Options *opt) {
 /* ---- galvc profile ------------------------------------------------------------ */
 
 static const char profile_usage[] =
-    "usage: galvc profile [MODEL.gv [-D NAME=VALUE]...] [--target cpu] [-np N] [--quick] -o FILE\n"
+    "usage: galvc profile [MODEL.gv [-D NAME=VALUE]...] [--target cpu|cuda] [-np N] [--quick]\n"
+    "                     [--prepare DIR] -o FILE\n"
     "\n"
     "Measure this machine with the runtime's own kernels, layers and collectives\n"
     "on N MPI ranks and write the profile galvc plans with (--profile FILE, or\n"
@@ -654,9 +677,14 @@ static const char profile_usage[] =
     "\n"
     "  -D NAME=VALUE  bind a top-level constant or a train field of MODEL.gv\n"
     "                 (-D seq=64: measure at the sequence the run will use)\n"
-    "  --target cpu   the device kind to measure (only cpu so far)\n"
-    "  -np N          MPI ranks, a power of two (default 2)\n"
-    "  --quick        small sizes, few repetitions: seconds, for tests\n"
+    "  --target T     what to measure: cpu (the default), or cuda: this machine's\n"
+    "                 GPUs (cuBLAS GEMMs in fp32, TF32 and bf16, the model's\n"
+    "                 generated kernels and layers, NCCL or, ranks sharing a GPU,\n"
+    "                 host-staged collectives; a rank per GPU)\n"
+    "  -np N          MPI ranks, a power of two (default 2; 1 with --target cuda)\n"
+    "  --quick        small sizes, few repetitions: seconds, for tests\n"    "  --prepare DIR  build MODEL.gv's kernels into DIR and print the command that\n"
+    "                 measures with them instead of running it (for a machine\n"
+    "                 that has the profiler but not galvc)\n"
     "  -o FILE        where to write the profile (JSON)\n"
     "\n"
     "exit status: 0 success, 1 the measurement failed, 2 bad usage\n";
@@ -704,7 +732,8 @@ static bool model_shape(const Spec *spec, const char *path, char *out, size_t n)
  * generated for this CPU and linked into a shared library in dir, so that
  * the profiler times the layers with the kernels the program will have.
  * Its path, or NULL (the profiler then times the reference kernels). */
-static const char *profile_kernels(Arena *a, const Spec *spec, long long np, const char *dir) {
+static const char *profile_kernels(Arena *a, const Spec *spec, long long np, const char *dir, const Toolchain *tc,
+                                   bool cuda) {
     Diag d;
     diag_init(&d, stderr);
     int L = spec->graph->n_layers;
@@ -717,22 +746,34 @@ static const char *profile_kernels(Arena *a, const Spec *spec, long long np, con
             kernels_add_sized(&all, one.k[k].kind, one.k[k].cols, one.k[k].flags, one.k[k].c[0], one.k[k].c[1],
                               one.k[k].c[2]);
     }
-    const char *obj = arena_printf(a, "%s/kernels.o", dir), *lib = arena_printf(a, "%s/kernels.so", dir);
+    /* the host's: an object; the GPU's: the CUDA target's kernel file (PTX, stubs, galvc_target) */
+    const char *obj = arena_printf(a, cuda ? "%s/kernels.c" : "%s/kernels.o", dir);
+    const char *lib = arena_printf(a, "%s/kernels.so", dir);
     FILE *f = fopen(obj, "wb");
-    bool ok = f && kernels_write(f, &all, KOUT_OBJ, NULL, NULL, &d);
+    bool ok = f && (cuda ? emit_cuda_kernels(f, &all, &d) : kernels_write(f, &all, KOUT_OBJ, NULL, NULL, &d));
     if (f && fclose(f) != 0) ok = false;
+    char *inc = arena_printf(a, "-I%s", tc->build.include_dir);
+    char *cuda_inc = arena_printf(a, "-I%s", tc->build.cuda_include_dir ? tc->build.cuda_include_dir : ".");
     char *cc[] = {"cc", "-shared", "-o", (char *)lib, (char *)obj, NULL};
-    if (!ok || run_program(cc) != 0) {
+    char *cc_cuda[] = {"cc", "-shared", "-fPIC", "-O2", inc, cuda_inc, "-o", (char *)lib, (char *)obj, NULL};
+    if (!ok || run_program(cuda ? cc_cuda : cc) != 0) {
         fprintf(stderr, "galvc profile: note: the model's kernels could not be built; the reference kernels are timed\n");
         return NULL;
     }
     return lib;
 }
 
+/* --prepare: the command line, one line on stdout, as it would run. */
+static int print_command(char *const argv[]) {
+    for (int i = 0; argv[i]; i++) printf("%s%s", i ? " " : "", argv[i]);
+    putchar('\n');
+    return 0;
+}
+
 /* `galvc profile ...`: check the options, then mpirun -np N galvc-profiler [--quick] [--shape ...] -o FILE. */
 static int profile_command(Arena *a, int argc, char **argv) {
-    const char *output = NULL, *np_text = "2", *model = NULL;
-    bool quick = false;
+    const char *output = NULL, *np_text = NULL, *model = NULL, *prepare = NULL;
+    bool quick = false, cuda = false;
     Options defs = {0}; /* -D's, for the model */
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -741,13 +782,14 @@ static int profile_command(Arena *a, int argc, char **argv) {
             return 0;
         } else if (strncmp(arg, "--target", 8) == 0 && (arg[8] == '=' || !arg[8])) {
             const char *t = option_value(argc, argv, &i, "--target");
-            if (strcmp(t, "cuda") == 0)
-                bad_profile_usage("%s", "--target cuda: measuring GPUs is not supported yet; only --target cpu is");
-            if (strcmp(t, "cpu") != 0) bad_profile_usage("unknown target '%s' (known: cpu)", t);
+            cuda = strcmp(t, "cuda") == 0;
+            if (!cuda && strcmp(t, "cpu") != 0) bad_profile_usage("unknown target '%s' (known: cpu, cuda)", t);
         } else if (strncmp(arg, "-np", 3) == 0 && (arg[3] == '=' || !arg[3])) {
             np_text = option_value(argc, argv, &i, "-np");
         } else if (strcmp(arg, "--quick") == 0) {
             quick = true;
+        } else if (strncmp(arg, "--prepare", 9) == 0 && (arg[9] == '=' || !arg[9])) {
+            prepare = option_value(argc, argv, &i, "--prepare");
         } else if (strncmp(arg, "-D", 2) == 0) {
             add_define(a, &defs, option_value(argc, argv, &i, "-D"));
         } else if (strncmp(arg, "-o", 2) == 0) {
@@ -759,6 +801,7 @@ static int profile_command(Arena *a, int argc, char **argv) {
         }
     }
     if (defs.fe.n_defines && !model) bad_profile_usage("%s", "-D binds a name of MODEL.gv: give the model");
+    if (prepare && !model) bad_profile_usage("%s", "--prepare builds MODEL.gv's kernels: give the model");
     FrontendOptions fe = defs.fe;
     fe.input = model;
     char shape[128] = "";
@@ -770,6 +813,7 @@ static int profile_command(Arena *a, int argc, char **argv) {
         if (spec && !d.errors) pass_shape(spec, &d);
         if (!spec || d.errors || !model_shape(spec, model, shape, sizeof shape)) return EXIT_USER;
     }
+    if (!np_text) np_text = cuda ? "1" : "2"; /* a GPU: one rank on it; more are -np's */
     char *end;
     long long np = strtoll(np_text, &end, 10);
     if (*end || !*np_text || np < 1 || np > 4096 || (np & (np - 1)))
@@ -779,14 +823,20 @@ static int profile_command(Arena *a, int argc, char **argv) {
     /* a folder that cannot take the file fails now, not after the measurements */
     const char *slash = strrchr(output, '/');
     const char *dir = !slash ? "." : slash == output ? "/" : arena_strndup(a, output, (size_t)(slash - output));
-    if (access(dir, W_OK) != 0) {
-        fprintf(stderr, "galvc profile: error: cannot write '%s': %s\n", output, strerror(errno));
+    if (access(prepare ? prepare : dir, W_OK) != 0) {
+        fprintf(stderr, "galvc profile: error: cannot write '%s': %s\n", prepare ? prepare : output, strerror(errno));
         return EXIT_USER;
     }
     Toolchain tc = toolchain_find(a);
-    const char *profiler = tc.profiler, *mpiexec = tc.mpiexec;
+    const char *profiler = cuda ? tc.profiler_cuda : tc.profiler, *mpiexec = tc.mpiexec;
+    if (cuda && !tc.build.cuda_library) {
+        fprintf(stderr, "galvc profile: error: --target cuda: this galvc was built without the CUDA toolkit "
+                        "(see galvc --version)\n");
+        return EXIT_USER;
+    }
     if (!profiler) {
-        fprintf(stderr, "galvc profile: error: cannot find galvc-profiler (see galvc --version)\n");
+        fprintf(stderr, "galvc profile: error: cannot find %s (see galvc --version)\n",
+                cuda ? "galvc-profiler-cuda" : "galvc-profiler");
         return EXIT_USER;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -803,18 +853,21 @@ static int profile_command(Arena *a, int argc, char **argv) {
     if (quick) args[n++] = "--quick";
     if (shape[0]) args[n++] = "--shape", args[n++] = shape;
     char tmp[] = "/tmp/galvc-profile-XXXXXX";
-    bool made = spec && mkdtemp(tmp);
-    const char *kernels = made ? profile_kernels(a, spec, np, tmp) : NULL;
+    bool made = !prepare && spec && mkdtemp(tmp);
+    const char *kernels = made || prepare ? profile_kernels(a, spec, np, prepare ? prepare : tmp, &tc, cuda) : NULL;
     if (kernels) args[n++] = "--kernels", args[n++] = (char *)kernels;
     args[n++] = "-o";
     args[n++] = (char *)output;
     args[n] = NULL;
-    fprintf(stderr, "galvc profile: measuring on %lld rank%s%s\n", np, np > 1 ? "s" : "",
-            quick ? " (quick)" : "; this takes a minute or less on a small machine");
+    if (prepare) /* the kernels stay in the folder; the command that measures with them, for another machine */
+        return kernels ? print_command(args) : EXIT_USER;
+    fprintf(stderr, "galvc profile: measuring on %lld %srank%s%s\n", np, cuda ? "GPU " : "", np > 1 ? "s" : "",
+            quick ? " (quick)" : "; this takes a minute or two");
     int rc = run_program(args);
     if (made) { /* the kernels' folder, whatever got into it */
         unlink(arena_printf(a, "%s/kernels.so", tmp));
         unlink(arena_printf(a, "%s/kernels.o", tmp));
+        unlink(arena_printf(a, "%s/kernels.c", tmp));
         rmdir(tmp);
     }
     if (rc < 0) return EXIT_USER;

@@ -47,16 +47,18 @@ static const char *install_prefix(Arena *a) {
     return lib && inc ? prefix : NULL;
 }
 
-/* galvc-profiler: the installed one, else the build tree's, else one beside galvc; NULL if none. */
-static const char *find_profiler(Arena *a, const char *prefix) {
+/* The profiler `name` (galvc-profiler, galvc-profiler-cuda): the installed
+ * one, else the build tree's (built, CMake's path for it), else one beside
+ * galvc; NULL if none. */
+static const char *find_profiler(Arena *a, const char *prefix, const char *name, const char *built) {
     if (prefix) {
-        const char *path = under(a, prefix, GALVC_INSTALL_LIBEXECDIR "/galvc-profiler");
+        const char *path = under(a, prefix, arena_printf(a, "%s/%s", GALVC_INSTALL_LIBEXECDIR, name));
         if (access(path, X_OK) == 0) return path;
-    } else if (GALVC_PROFILER[0] && access(GALVC_PROFILER, X_OK) == 0) {
-        return GALVC_PROFILER;
+    } else if (built[0] && access(built, X_OK) == 0) {
+        return built;
     }
     const char *dir = self_dir(a);
-    const char *beside = dir ? arena_printf(a, "%s/galvc-profiler", dir) : NULL;
+    const char *beside = dir ? arena_printf(a, "%s/%s", dir, name) : NULL;
     return beside && access(beside, X_OK) == 0 ? beside : NULL;
 }
 
@@ -76,7 +78,10 @@ Toolchain toolchain_find(Arena *a) {
         t.build.cuda_include_dir = t.build.include_dir;
     }
 #endif
-    t.profiler = find_profiler(a, t.prefix);
+    t.profiler = find_profiler(a, t.prefix, "galvc-profiler", GALVC_PROFILER);
+#ifdef GALVC_PROFILER_CUDA
+    t.profiler_cuda = find_profiler(a, t.prefix, "galvc-profiler-cuda", GALVC_PROFILER_CUDA);
+#endif
     /* the mpiexec the build found, else whichever mpirun is in PATH */
     t.mpiexec = GALVC_MPIEXEC[0] && access(GALVC_MPIEXEC, X_OK) == 0 ? GALVC_MPIEXEC : "mpirun";
     return t;
@@ -101,5 +106,6 @@ void toolchain_print(FILE *f, const Toolchain *t) {
             t->prefix ? t->prefix : "");
     fprintf(f, "headers: %s\n", t->build.include_dir);
     fprintf(f, "profiler: %s\n", t->profiler ? t->profiler : "not found");
+    if (t->build.cuda_library) fprintf(f, "CUDA profiler: %s\n", t->profiler_cuda ? t->profiler_cuda : "not found");
     fprintf(f, "mpiexec: %s\n", t->mpiexec);
 }

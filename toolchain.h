@@ -11,6 +11,7 @@ typedef struct Toolchain {
     bool has_runtime;     /* galvc was built with libgalvrt (else -o cannot build) */
     BuildConfig build;    /* the C compiler, the runtime's headers, library and flags */
     const char *profiler; /* galvc-profiler, or NULL when there is none */
+    const char *profiler_cuda; /* galvc-profiler-cuda (galvc profile --target cuda), or NULL */
     const char *mpiexec;  /* what launches the profiler's ranks */
 } Toolchain;
 

@@ -117,8 +117,9 @@ static bool keep_or_remove(const char *path, const char *what, const char *kept,
 }
 
 /* Does the CUDA target train every layer? Not one with dropout yet (its
- * runtime side has no dropout), nor token types, T5's blocks and the vision
- * and classifier layers (their kernels are host references); each such layer
+ * runtime side has no dropout), nor token types, T5's blocks, the vision
+ * and classifier layers and Swin's windowed blocks (their kernels are host
+ * references); each such layer
  * is reported where it is. */
 static bool cuda_trains(const Spec *spec, Diag *d) {
     bool ok = true;
@@ -139,7 +140,13 @@ static bool cuda_trains(const Spec *spec, Diag *d) {
                        l->name);
             ok = false;
         }
-        if (l->kind == LAYER_PATCH_EMBEDDING || l->kind == LAYER_CLASSIFIER) {
+        if (l->kind == LAYER_ENCODER && l->window) {
+            diag_error(d, l->loc,
+                       "%s: windowed attention is not trained on the CUDA target yet (--target cpu trains it)",
+                       l->name);
+            ok = false;
+        }
+        if (l->kind == LAYER_PATCH_EMBEDDING || l->kind == LAYER_CLASSIFIER || l->kind == LAYER_PATCH_MERGING) {
             diag_error(d, l->loc, "%s: a %s is not trained on the CUDA target yet (--target cpu trains it)", l->name,
                        layer_kind_names[l->kind]);
             ok = false;

@@ -74,6 +74,7 @@ _Static_assert((int)DECAY_CONSTANT == (int)GRT_DECAY_CONSTANT && (int)DECAY_LINE
 static GrtLayerSpec layer_spec(const Spec *spec, const Layer *l) {
     GrtLayerSpec r;
     if (!layer_runtime_spec(spec->graph, l, &r)) die("layer %s: sizes beyond the runtime's", l->name);
+    r.gemm16 = spec_gemm16(spec);
     return r;
 }
 
@@ -119,9 +120,25 @@ static bool reduces_each(const Emit *e, int i) { return zero_of(e, i) == 2 || (s
 static bool reduces_once(const Emit *e, int i) { return zero_of(e, i) == 1 || (sdp_of(e, i) && strat(e, i)->zero3_once); }
 static bool consec_of(const Emit *e, int i) { return strategy_tp_consecutive(strat(e, i)); }
 static int64_t seqs_of(const Emit *e, int i) { return e->mb / strat(e, i)->dp; } /* per rank, per micro-batch */
-static bool same_layout(const Emit *e, int i, int j) {
+static bool sp_of(const Emit *e, int i) { return strategy_sp(strat(e, i)); } /* Megatron-SP over its TP group */
+/* Floats per sequence of layer i's input (i > 0): its tokens of its width,
+ * SEQ x HIDDEN but past a patch merging; a T5 model's stream rows (galvrt_sizes.h). */
+static int64_t in_floats(const Emit *e, int i) {
+    const Layer *l = e->spec->graph->layers[i];
+    return (int64_t)grt_stream_rows(&e->rs[i], (double)l->seq) * l->hidden;
+}
+
+/* Floats of layer i's (B, T, C) stream on one rank (its input; past a patch
+ * merging, fewer tokens of a wider row): its rows alone with sequence parallelism. */
+static long long stream_floats(const Emit *e, int i) {
+    return (long long)(seqs_of(e, i) * (i ? in_floats(e, i) : e->seq * e->hidden) / (sp_of(e, i) ? strat(e, i)->tp : 1));
+}
+/* Do layers i and j use the same TP and DP groups? */
+static bool same_groups(const Emit *e, int i, int j) {
     return stage_of(e, i) == stage_of(e, j) && strat(e, i)->tp == strat(e, j)->tp && consec_of(e, i) == consec_of(e, j);
 }
+/* ... and lay out the stream alike (no reshard between them)? */
+static bool same_layout(const Emit *e, int i, int j) { return same_groups(e, i, j) && sp_of(e, i) == sp_of(e, j); }
 
 /* The world rank at TP index t, DP index d of layer i's layout (as grt_layout_rank). */
 static int64_t rank_at(const Emit *e, int i, int t, int d) {
@@ -197,8 +214,8 @@ static void emit_specs(const Emit *e) {
         const Layer *l = e->spec->graph->layers[i];
         GrtLayerSpec r = layer_spec(e->spec, l);
         fprintf(out, "    {.kind = %s, .name = ",
-                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD", "GRT_PATCH",
-                                 "GRT_CLASSIFIER"}[r.kind]);
+                (const char *[]){"GRT_EMBEDDING", "GRT_BLOCK", "GRT_NORM", "GRT_HEAD", "GRT_PATCH", "GRT_CLASSIFIER",
+                                 "GRT_MERGE"}[r.kind]);
         c_string(out, l->name);
         fprintf(out, ", .C = %d", r.C);
         if (r.kind == GRT_BLOCK)
@@ -206,13 +223,17 @@ static void emit_specs(const Emit *e) {
                     ", .H = %d, .KVH = %d, .hd = %d, .F = %d,\n     .causal = %d, .pre_norm = %d, .rms = %d, "
                     ".swiglu = %d, .bias = %d, .rope = %d, .eps = (float)%g, .rope_theta = 10000.0f",
                     r.H, r.KVH, r.hd, r.F, r.causal, r.pre_norm, r.rms, r.swiglu, r.bias, r.rope, r.eps);
+        if (r.kind == GRT_BLOCK && r.window) fprintf(out, ", .window = %d, .shift = %d", r.window, r.shift);
+        if (r.kind == GRT_MERGE) fprintf(out, ", .eps = (float)%g", r.eps);
+        if (r.T) fprintf(out, ", .T = %d", r.T);
         if (r.kind == GRT_EMBEDDING || r.kind == GRT_HEAD) fprintf(out, ", .V = %d", r.V);
         if (r.kind == GRT_EMBEDDING && r.positions) fprintf(out, ", .positions = %d", r.positions);
         if (r.kind == GRT_EMBEDDING && r.types) fprintf(out, ", .types = %d", r.types);
         if (r.kind == GRT_NORM) fprintf(out, ", .rms = %d, .bias = %d, .eps = (float)%g", r.rms, r.bias, r.eps);
         if (r.kind == GRT_HEAD) fprintf(out, ", .tied = %d", r.tied);
         if (r.kind == GRT_PATCH)
-            fprintf(out, ", .image = %d, .patch = %d, .channels = %d", r.image, r.patch, r.channels);
+            fprintf(out, ", .image = %d, .patch = %d, .channels = %d%s", r.image, r.patch, r.channels,
+                    r.plain ? ", .plain = 1" : "");
         if (r.kind == GRT_CLASSIFIER)
             fprintf(out, ", .V = %d, .pool_mean = %d, .pooler = %d", r.V, r.pool_mean, r.pooler);
         if (r.te) /* T5: the stream's rows, the block's stack and cross-attention, the norm's rows, the head's scale */
@@ -222,6 +243,7 @@ static void emit_specs(const Emit *e) {
             char h[32];
             fprintf(out, ", .head_scale = %sf", float_literal(r.head_scale, h, sizeof h));
         }
+        if (r.gemm16) fprintf(out, ", .gemm16 = %d", r.gemm16);
         if (r.dropout > 0) {
             char p[32];
             fprintf(out, ", .dropout = %sf", float_literal(r.dropout, p, sizeof p));
@@ -271,17 +293,17 @@ static void emit_program(const Emit *e, const char *model_name) {
 
 /* ---- the groups ---------------------------------------------------------------- */
 
-/* Is layer i the first of its stage with its layout (so its groups are declared there)? */
+/* Is layer i the first of its stage with its groups (so they are declared there)? */
 static bool first_of_layout(const Emit *e, int i) {
     for (int j = 0; j < i; j++)
-        if (same_layout(e, i, j)) return false;
+        if (same_groups(e, i, j)) return false;
     return true;
 }
 
-/* The layers of i's layout, in a comment. */
+/* The layers of i's groups, in a comment. */
 static void layout_members(const Emit *e, int i) {
     for (int j = 0; j < e->L; j++)
-        if (same_layout(e, i, j)) {
+        if (same_groups(e, i, j)) {
             fputc(' ', e->out);
             comment_name(e, j);
         }
@@ -354,8 +376,8 @@ static void emit_groups(const Emit *e) {
 
 static void emit_layout(const Emit *e, int i) {
     const Strategy *s = strat(e, i);
-    fprintf(e->out, "&(GrtLayout){%lld, %d, %d, %d}", (long long)(stage_of(e, i) * e->stage_ranks), s->tp, s->dp,
-            consec_of(e, i));
+    fprintf(e->out, "&(GrtLayout){%lld, %d, %d, %d, %d}", (long long)(stage_of(e, i) * e->stage_ranks), s->tp, s->dp,
+            consec_of(e, i), sp_of(e, i));
 }
 
 /* A layer's shard in words: what its TP group splits, how many sequences each rank runs. */
@@ -386,13 +408,22 @@ static void shard_comment(const Emit *e, int i) {
                     (long long)(e->rs[i].cross ? e->rs[i].te + e->rs[i].td : e->rs[i].te) - 1, (long long)e->seq,
                     e->rs[i].rel_own ? ", holding its stack's bias table" : ", its stack's bias table from the stream",
                     e->rs[i].cross ? ", cross-attention to the encoder's rows" : "");
+        if (l->window)
+            fprintf(out, ", %lld x %lld windows%s of %lld tokens", (long long)l->window, (long long)l->window,
+                    l->shift ? " shifted" : "", (long long)l->seq);
         break;
     case LAYER_LAYERNORM:
-    case LAYER_RMSNORM: fprintf(out, "replicated on its TP group"); break;
+    case LAYER_RMSNORM:
+        fprintf(out, "replicated on its TP group%s", sp_of(e, i) ? ", on each rank's rows, its gradient summed" : "");
+        break;
     case LAYER_PATCH_EMBEDDING:
         fprintf(out, "%lld x %lld images of %lld channels in %lld x %lld patches, replicated on its TP group",
                 (long long)l->image, (long long)l->image, (long long)l->channels, (long long)l->patch,
                 (long long)l->patch);
+        break;
+    case LAYER_PATCH_MERGING:
+        fprintf(out, "%lld tokens of %lld merged to %lld of %lld, replicated on its TP group", (long long)l->seq,
+                (long long)l->hidden, (long long)l->seq / 4, (long long)l->hidden * 2);
         break;
     case LAYER_CLASSIFIER:
         fprintf(out, "%lld classes on the %s%s, replicated on its TP group", (long long)l->classes,
@@ -408,6 +439,13 @@ static void shard_comment(const Emit *e, int i) {
             seqs_of(e, i) == 1 ? "" : "s", (long long)e->params[i], (long long)e->stored[i]);
     if (e->accum[i]) fprintf(out, ", %lld of whole gradient kept over the micro-batches", (long long)e->accum[i]);
     fprintf(out, " */\n");
+}
+
+/* The same as the program writes it: "SEQ * HIDDEN" where it is so. */
+static const char *in_expr(const Emit *e, int i, char *buf, size_t n) {
+    if (in_floats(e, i) == e->seq * e->hidden) return "SEQ * HIDDEN";
+    snprintf(buf, n, "%lld", (long long)in_floats(e, i));
+    return buf;
 }
 
 /* The micro-batches chunk c holds at once: its activation slots. */
@@ -440,19 +478,22 @@ static void emit_pipes(const Emit *e, int c) {
     FILE *out = e->out;
     int lo = e->plan->stage_start[c], hi = e->plan->stage_start[c + 1];
     long long slots = (long long)held_of(e, c);
+    char n[32];
     if (c > 0) {
         fprintf(out, "    from_%s%d = grt_pipe_new(", e->unit, c - 1);
         emit_layout(e, lo - 1), fputs(", ", out), emit_layout(e, lo);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n    grad_to_%s%d = grt_pipe_new(", slots, e->unit, c - 1);
+        fprintf(out, ", MB, %s, R->rank, %lld);\n    grad_to_%s%d = grt_pipe_new(", in_expr(e, lo, n, sizeof n), slots,
+                e->unit, c - 1);
         emit_layout(e, lo), fputs(", ", out), emit_layout(e, lo - 1);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n", slots);
+        fprintf(out, ", MB, %s, R->rank, %lld);\n", in_expr(e, lo, n, sizeof n), slots);
     }
     if (c < e->C - 1) {
         fprintf(out, "    to_%s%d = grt_pipe_new(", e->unit, c + 1);
         emit_layout(e, hi - 1), fputs(", ", out), emit_layout(e, hi);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n    grad_from_%s%d = grt_pipe_new(", slots, e->unit, c + 1);
+        fprintf(out, ", MB, %s, R->rank, %lld);\n    grad_from_%s%d = grt_pipe_new(", in_expr(e, hi, n, sizeof n),
+                slots, e->unit, c + 1);
         emit_layout(e, hi), fputs(", ", out), emit_layout(e, hi - 1);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank, %lld);\n", slots);
+        fprintf(out, ", MB, %s, R->rank, %lld);\n", in_expr(e, hi, n, sizeof n), slots);
     }
 }
 
@@ -465,10 +506,10 @@ static void emit_shards(const Emit *e, int c) {
         if (e->v > 1) snprintf(slots, sizeof slots, ", .slots = %lld", (long long)held_of(e, c));
         fprintf(out,
                 "    grt_shard_setup(R, %d, %s, %s, &(GrtShardAt){.zero = %d, .once = %d, .ckpt = %d, .copy = %d,\n"
-                "                                                .params = %lld, .state = %lld, .accum = %lld%s});\n",
+                "                                                .params = %lld, .state = %lld, .accum = %lld%s%s});\n",
                 i, group_of(e, i, true, tp, sizeof tp), group_of(e, i, false, dp, sizeof dp), zero_of(e, i),
                 reduces_once(e, i) && sdp_of(e, i), strat(e, i)->ckpt, i == e->head && e->tied_copy,
-                (long long)e->poff[i], (long long)e->off[i], (long long)e->aoff[i], slots);
+                (long long)e->poff[i], (long long)e->off[i], (long long)e->aoff[i], slots, sp_of(e, i) ? ", .sp = 1" : "");
     }
 }
 
@@ -477,7 +518,7 @@ static void emit_inputs(const Emit *e, int c) {
     int lo = e->plan->stage_start[c], hi = e->plan->stage_start[c + 1];
     fprintf(e->out, "    for (int s = 0; s < %lld; s++) {\n", (long long)held_of(e, c));
     for (int i = lo == 0 ? 1 : lo; i < hi; i++)
-        fprintf(e->out, "        x%d[s] = grt_run_floats(R, %lld);\n", i, (long long)(seqs_of(e, i) * e->seq * e->hidden));
+        fprintf(e->out, "        x%d[s] = grt_run_floats(R, %lld);\n", i, stream_floats(e, i));
     fprintf(e->out, "    }\n");
 }
 
@@ -486,11 +527,12 @@ static void emit_reshards(const Emit *e, int c) {
     FILE *out = e->out;
     for (int i = e->plan->stage_start[c]; i + 1 < e->plan->stage_start[c + 1]; i++) {
         if (same_layout(e, i, i + 1)) continue;
+        char n[32];
         fprintf(out, "    fwd_%d_%d = grt_reshard_new(", i, i + 1);
         emit_layout(e, i), fputs(", ", out), emit_layout(e, i + 1);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank);\n    bwd_%d_%d = grt_reshard_new(", i + 1, i);
+        fprintf(out, ", MB, %s, R->rank);\n    bwd_%d_%d = grt_reshard_new(", in_expr(e, i + 1, n, sizeof n), i + 1, i);
         emit_layout(e, i + 1), fputs(", ", out), emit_layout(e, i);
-        fprintf(out, ", MB, SEQ * HIDDEN, R->rank);\n");
+        fprintf(out, ", MB, %s, R->rank);\n", in_expr(e, i + 1, n, sizeof n));
     }
 }
 
@@ -519,16 +561,19 @@ static void emit_setup(const Emit *e, int k) {
     for (int i = 0; i < e->L; i++) {
         if (stage_of(e, i) != k) continue;
         const Strategy *s = strat(e, i);
-        double B = (double)seqs_of(e, i), T = (double)e->seq;
+        double B = (double)seqs_of(e, i), T = (double)e->spec->graph->layers[i]->seq;
         int64_t n = (int64_t)grt_size_params(&e->rs[i], s->tp), whole = (n + s->dp - 1) / s->dp * s->dp;
         if (held_of(e, chunk_of(e, i)) > slots) slots = held_of(e, chunk_of(e, i));
         stored = e->off[i] + e->stored[i], params = e->poff[i] + e->params[i], accum = e->aoff[i] + e->accum[i];
         if (sdp_of(e, i) && whole > gather) gather = whole;
         if (reduces_each(e, i) && whole > scatter) scatter = whole;
-        if (seqs_of(e, i) * e->seq * e->hidden > act) act = seqs_of(e, i) * e->seq * e->hidden;
-        if (grt_size_work(&e->rs[i], s->tp, B, T) > work) work = grt_size_work(&e->rs[i], s->tp, B, T);
-        if (s->ckpt && e->rs[i].kind == GRT_BLOCK && grt_size_kept(&e->rs[i], s->tp, B, T) > ckpt)
-            ckpt = grt_size_kept(&e->rs[i], s->tp, B, T);
+        int sp = sp_of(e, i);
+        int64_t div = sp ? s->tp : 1, in = stream_floats(e, i);
+        int64_t out_f = i + 1 < e->L ? seqs_of(e, i) * in_floats(e, i + 1) / div : 0; /* its output, in its layout */
+        if ((in > out_f ? in : out_f) > act) act = in > out_f ? in : out_f;
+        if (grt_size_work(&e->rs[i], s->tp, sp, B, T) > work) work = grt_size_work(&e->rs[i], s->tp, sp, B, T);
+        if (s->ckpt && e->rs[i].kind == GRT_BLOCK && grt_size_kept(&e->rs[i], s->tp, sp, B, T) > ckpt)
+            ckpt = grt_size_kept(&e->rs[i], s->tp, sp, B, T);
     }
     emit_stage_title(e, k, slots);
     for (int c = k; c < e->C; c += e->pp) emit_chunk_decls(e, c);
@@ -561,11 +606,19 @@ static void group_words(const Emit *e, int i, bool tp) {
 /* Does layer i run TP collectives of its own (so the program lists them between its phases)? */
 static bool tp_phased(const Emit *e, int i) {
     GrtLayerKind k = e->rs[i].kind;
-    return strat(e, i)->tp > 1 && k != GRT_NORM && k != GRT_PATCH && k != GRT_CLASSIFIER && !(k == GRT_BLOCK && e->rs[i].te);
+    return strat(e, i)->tp > 1 && (k != GRT_NORM || sp_of(e, i)) && k != GRT_PATCH && k != GRT_CLASSIFIER &&
+           k != GRT_MERGE && !(k == GRT_BLOCK && e->rs[i].te);
 }
 
-/* Floats of layer i's (B, T, C) stream on one rank. */
-static long long stream_floats(const Emit *e, int i) { return (long long)(seqs_of(e, i) * e->seq * e->hidden); }
+/* Megatron-SP: the replicated tensors' gradients of this micro-batch's rows summed over layer i's TP group. */
+static void emit_sp_shared(const Emit *e, int i) {
+    char tp[64];
+    group_name(e, i, true, tp, sizeof tp);
+    fprintf(e->out,
+            "    grt_allreduce(%s, grt_sp_shared_grads(l), %lld); /* the replicated tensors' gradients, summed */\n"
+            "    grt_sp_shared_grads_add(l);\n",
+            tp, (long long)grt_size_shared(&e->rs[i]));
+}
 
 /* A block's forward phases over its TP group: the attention and MLP outputs summed where Megatron sums them. */
 static void emit_block_phases(const Emit *e, int i, const char *dst) {
@@ -576,6 +629,43 @@ static void emit_block_phases(const Emit *e, int i, const char *dst) {
             "    grt_allreduce(%s, grt_block_mlp(l, x%d[s]), %lld); /* the MLP's down projection, summed */\n"
             "    grt_block_output(l, %s);\n",
             tp, i, stream_floats(e, i), tp, i, stream_floats(e, i), dst);
+}
+
+/* A block's forward phases with Megatron-SP (Korthikanti et al. 2022,
+ * section 4.2.2): each norm on this rank's rows, gathered before its
+ * column-parallel GEMM; each row-parallel GEMM's sums scattered by rows. */
+static void emit_sp_block_phases(const Emit *e, int i, const char *dst) {
+    char tp[64];
+    long long n = stream_floats(e, i);
+    group_name(e, i, true, tp, sizeof tp);
+    fprintf(e->out,
+            "    grt_allgather(%s, grt_sp_norm1(l, x%d[s]), grt_layer_full(l), %lld); /* the first norm, gathered */\n"
+            "    grt_reduce_scatter(%s, grt_sp_attention(l), grt_layer_local(l), %lld); /* attention's projection, "
+            "summed, by rows */\n"
+            "    grt_allgather(%s, grt_sp_norm2(l, x%d[s]), grt_layer_full(l), %lld); /* the second norm, gathered */\n"
+            "    grt_reduce_scatter(%s, grt_sp_mlp(l), grt_layer_local(l), %lld); /* the MLP's down projection, summed, "
+            "by rows */\n"
+            "    grt_sp_output(l, %s);\n",
+            tp, i, n, tp, n, tp, i, n, tp, n, dst);
+}
+
+/* A block's backward phases with Megatron-SP, the mirror of its forward:
+ * each output gradient and kept norm gathered, each input gradient
+ * scattered by rows, the replicated tensors' gradients summed. */
+static void emit_sp_block_backward(const Emit *e, int i, const char *src, const char *dout, const char *dst) {
+    char tp[64];
+    long long n = stream_floats(e, i);
+    group_name(e, i, true, tp, sizeof tp);
+    fprintf(e->out,
+            "    grt_allgather(%s, grt_sp_mlp_out_grad(l, %s), grt_layer_full(l), %lld); /* at the MLP's output */\n"
+            "    grt_allgather(%s, grt_sp_kept_norm(l, 2), grt_sp_norm_full(l), %lld); /* the second norm again */\n"
+            "    grt_reduce_scatter(%s, grt_sp_mlp_backward(l), grt_layer_local(l), %lld); /* at the MLP's input, by rows */\n"
+            "    grt_allgather(%s, grt_sp_attention_out_grad(l, %s), grt_layer_full(l), %lld); /* at attention's output */\n"
+            "    grt_allgather(%s, grt_sp_kept_norm(l, 1), grt_sp_norm_full(l), %lld); /* the first norm again */\n"
+            "    grt_reduce_scatter(%s, grt_sp_attention_backward(l), grt_layer_local(l), %lld); /* at QKV's input, by rows */\n"
+            "    grt_sp_input_backward(l, %s, %s);\n",
+            tp, dout, n, tp, n, tp, n, tp, dout, n, tp, n, tp, n, src, dst);
+    emit_sp_shared(e, i);
 }
 
 /* Layer i's forward into dst, its TP collectives on lines of their own. */
@@ -590,31 +680,45 @@ static void emit_layer_forward(const Emit *e, int i, const char *dst) {
         return;
     }
     group_name(e, i, true, tp, sizeof tp);
+    bool sp = sp_of(e, i);
     switch (e->rs[i].kind) {
     case GRT_EMBEDDING:
-        fprintf(out, "    grt_allreduce(%s, grt_shard_embed(R, %d, s, %s), %lld); /* ", tp, i, dst, stream_floats(e, i));
+        if (sp) fprintf(out, "    l = grt_shard(R, %d, s);\n    grt_reduce_scatter(%s, grt_shard_embed(R, %d, s, grt_layer_full(l)), "
+                             "%s, %lld); /* ", i, tp, i, dst, stream_floats(e, i));
+        else fprintf(out, "    grt_allreduce(%s, grt_shard_embed(R, %d, s, %s), %lld); /* ", tp, i, dst, stream_floats(e, i));
         comment_name(e, i);
-        fprintf(out, ": each rank's vocabulary rows, summed */\n");
+        fprintf(out, ": each rank's vocabulary rows, summed%s */\n", sp ? ", by rows" : "");
         if (e->rs[i].dropout > 0) fprintf(out, "    grt_embedding_output(grt_shard(R, %d, s), %s); /* its dropout */\n", i, dst);
         break;
     case GRT_BLOCK:
         fprintf(out, "    l = grt_shard(R, %d, s); /* ", i);
         comment_name(e, i);
         fprintf(out, " */\n");
-        emit_block_phases(e, i, dst);
+        if (sp) emit_sp_block_phases(e, i, dst);
+        else emit_block_phases(e, i, dst);
         break;
     case GRT_HEAD: {
         long long vl = (e->rs[i].V + strat(e, i)->tp - 1) / strat(e, i)->tp;
+        char in[64];
+        snprintf(in, sizeof in, "%s", sp ? "grt_layer_full(l)" : src);
         fprintf(out, "    l = grt_shard(R, %d, s); /* ", i);
         comment_name(e, i);
-        fprintf(out, " */\n    grt_allgather(%s, grt_head_logits(l, %s), grt_head_gathered(l), %lld); /* every rank's "
+        fprintf(out, " */\n");
+        if (sp) fprintf(out, "    grt_allgather(%s, %s, grt_layer_full(l), %lld); /* its input, gathered */\n", tp, src,
+                        stream_floats(e, i));
+        fprintf(out, "    grt_allgather(%s, grt_head_logits(l, %s), grt_head_gathered(l), %lld); /* every rank's "
                      "vocabulary rows */\n    grt_shard_loss(R, %d, s); /* the loss */\n",
-                tp, src, vl * seqs_of(e, i) * (long long)grt_head_rows(&e->rs[i], (double)e->seq), i);
+                tp, in, vl * seqs_of(e, i) * (long long)grt_head_rows(&e->rs[i], (double)e->seq), i);
         break;
     }
     case GRT_NORM:
+        fprintf(out, "    grt_shard_forward(R, %d, s, %s, %s); /* ", i, src, dst);
+        comment_name(e, i);
+        fprintf(out, ": this rank's rows */\n");
+        break;
     case GRT_PATCH:
-    case GRT_CLASSIFIER: break;
+    case GRT_CLASSIFIER:
+    case GRT_MERGE: break;
     }
 }
 
@@ -622,16 +726,37 @@ static void emit_layer_forward(const Emit *e, int i, const char *dst) {
 static void emit_layer_backward(const Emit *e, int i, const char *src, const char *dout, const char *dst) {
     FILE *out = e->out;
     char tp[64];
-    if (!tp_phased(e, i) || e->rs[i].kind == GRT_EMBEDDING) {
+    if (!tp_phased(e, i) || (e->rs[i].kind == GRT_EMBEDDING && !sp_of(e, i))) {
         fprintf(out, "    grt_shard_backward(R, %d, s, %s, %s, %s); /* ", i, src, i == e->head ? "NULL" : dout, dst);
         comment_name(e, i);
         fprintf(out, " */\n");
         return;
     }
     group_name(e, i, true, tp, sizeof tp);
-    fprintf(out, "    l = grt_shard_backward_begin(R, %d, s, %s); /* ", i, dst);
+    if (e->rs[i].kind == GRT_NORM) {
+        fprintf(out, "    grt_shard_backward(R, %d, s, %s, %s, %s); /* ", i, src, dout, dst);
+        comment_name(e, i);
+        fprintf(out, ": this rank's rows */\n    l = grt_shard(R, %d, s);\n", i);
+        emit_sp_shared(e, i);
+        return;
+    }
+    fprintf(out, "    l = grt_shard_backward_begin(R, %d, s, %s); /* ", i, sp_of(e, i) && e->rs[i].kind == GRT_EMBEDDING ? "NULL" : dst);
     comment_name(e, i);
     fprintf(out, " */\n");
+    if (e->rs[i].kind == GRT_EMBEDDING) { /* Megatron-SP: its gradient gathered (its dropout on this rank's rows first) */
+        fprintf(out, "    grt_allgather(%s, grt_sp_embed_grad(l, %s), grt_layer_full(l), %lld); /* its output's gradient */\n"
+                     "    grt_shard_embed_backward(R, %d, s, grt_layer_full(l));\n",
+                tp, dout, stream_floats(e, i), i);
+        return;
+    }
+    if (e->rs[i].kind == GRT_HEAD && sp_of(e, i)) {
+        fprintf(out, "    grt_allgather(%s, %s, grt_layer_full(l), %lld); /* its input, gathered again */\n"
+                     "    grt_reduce_scatter(%s, grt_shard_head_grad(R, %d, s, grt_layer_full(l)), grt_layer_local(l), %lld); "
+                     "/* the input gradient, summed, by rows */\n"
+                     "    grt_head_input_backward(l, %s);\n",
+                tp, src, stream_floats(e, i), tp, i, stream_floats(e, i), dst);
+        return;
+    }
     if (e->rs[i].kind == GRT_HEAD) {
         fprintf(out, "    grt_allreduce(%s, grt_shard_head_grad(R, %d, s, %s), %lld); /* the input gradient, summed */\n"
                      "    grt_head_input_backward(l, %s);\n",
@@ -640,7 +765,12 @@ static void emit_layer_backward(const Emit *e, int i, const char *src, const cha
     }
     if (strat(e, i)->ckpt) {
         fprintf(out, "    /* checkpointed: its forward rebuilt first (Chen et al. 2016) */\n");
-        emit_block_phases(e, i, "NULL");
+        if (sp_of(e, i)) emit_sp_block_phases(e, i, "NULL");
+        else emit_block_phases(e, i, "NULL");
+    }
+    if (sp_of(e, i)) {
+        emit_sp_block_backward(e, i, src, dout, dst);
+        return;
     }
     fprintf(out,
             "    grt_allreduce(%s, grt_block_mlp_backward(l, %s), %lld); /* at the MLP's input, summed */\n"
@@ -650,9 +780,11 @@ static void emit_layer_backward(const Emit *e, int i, const char *src, const cha
 }
 
 /* Does chunk c list a block or head in phases (and so need a layer variable)? */
-static bool stage_phased(const Emit *e, int c) {
-    for (int i = e->plan->stage_start[c]; i < e->plan->stage_start[c + 1]; i++)
-        if (tp_phased(e, i) && e->rs[i].kind != GRT_EMBEDDING) return true;
+static bool stage_phased(const Emit *e, int c, bool backward) {
+    for (int i = e->plan->stage_start[c]; i < e->plan->stage_start[c + 1]; i++) {
+        GrtLayerKind k = e->rs[i].kind;
+        if (tp_phased(e, i) && (k != GRT_EMBEDDING || sp_of(e, i)) && (k != GRT_NORM || backward)) return true;
+    }
     return false;
 }
 
@@ -680,7 +812,7 @@ static void emit_forward(const Emit *e, int c) {
         if (lo == 0 || hi - 1 == e->head) fprintf(out, "    grt_run_batch(R, mb, s); /* its tokens and targets */\n");
         else fprintf(out, "    (void)mb;\n");
     }
-    if (stage_phased(e, c)) fprintf(out, "    GrtLayer *l;\n");
+    if (stage_phased(e, c, false)) fprintf(out, "    GrtLayer *l;\n");
     if (c > 0) {
         fprintf(out, "    grt_pipe_recv(from_%s%d, R->world, x%d[s], %s); /* ", e->unit, c - 1, lo,
                 tag_name(e, c - 1, false, tag, sizeof tag));
@@ -702,8 +834,9 @@ static void emit_forward(const Emit *e, int c) {
         }
         emit_layer_forward(e, i, dst);
         if (i + 1 < hi && !same_layout(e, i, i + 1)) {
-            fprintf(out, "    grt_reshard_run(fwd_%d_%d, R->world, tmp, x%d[s], TAG_RESHARD_FWD); /* TP %d -> TP %d%s */\n", i,
-                    i + 1, i + 1, strat(e, i)->tp, strat(e, i + 1)->tp,
+            fprintf(out, "    grt_reshard_run(fwd_%d_%d, R->world, tmp, x%d[s], TAG_RESHARD_FWD); /* TP %d%s -> TP %d%s%s */\n",
+                    i, i + 1, i + 1, strat(e, i)->tp, sp_of(e, i) ? " SP" : "", strat(e, i + 1)->tp,
+                    sp_of(e, i + 1) ? " SP" : "", same_groups(e, i, i + 1) ? ", the sequence split changed" :
                     strat(e, i)->tp == strat(e, i + 1)->tp ? ", another nesting" : "");
         }
         if (i + 1 == hi && c < e->C - 1)
@@ -728,7 +861,7 @@ static void emit_backward(const Emit *e, int c) {
         fprintf(out, "/* Chunk %d's backward (on stage %d) of micro-batch mb, on activation slot s. */\n"
                      "static void chunk%d_backward(GrtRun *R, int mb, int s) {\n", c, c % e->pp, c);
     if (!uses_mb || e->plan->micro_batches == 1) fprintf(out, "    (void)mb;\n");
-    if (stage_phased(e, c)) fprintf(out, "    GrtLayer *l;\n");
+    if (stage_phased(e, c, true)) fprintf(out, "    GrtLayer *l;\n");
     const char *dout = "dA", *din = "dB";
     if (c < e->C - 1)
         fprintf(out, "    grt_pipe_recv(grad_from_%s%d, R->world, dA, %s); /* from %s %d */\n", e->unit, c + 1,

@@ -57,6 +57,12 @@ static const struct {
     [GRT_K_PATCH_BWD] = {"GrtPatchBwdFn", "float *dy, float *dcls, float *dpos, const float *dout"},
     [GRT_K_T5_SOFTMAX_FWD] = {"GrtT5SoftmaxFwdFn", "float *att, const float *bias, int64_t t0"},
     [GRT_K_T5_SOFTMAX_BWD] = {"GrtT5SoftmaxBwdFn", "float *datt, const float *att, float *dbias, int64_t t0"},
+    [GRT_K_WIN_GATHER] = {"GrtWinPermuteFn", "float *dst, const float *src"},
+    [GRT_K_WIN_SCATTER] = {"GrtWinPermuteFn", "float *dst, const float *src"},
+    [GRT_K_WIN_SOFTMAX_FWD] = {"GrtWinSoftmaxFwdFn", "float *att, const float *bias, const float *mask"},
+    [GRT_K_MERGE_GATHER] = {"GrtWinPermuteFn", "float *dst, const float *src"},
+    [GRT_K_MERGE_SCATTER] = {"GrtWinPermuteFn", "float *dst, const float *src"},
+    [GRT_K_BF16] = {"GrtBf16Fn", "void *dst, const float *src"},
 };
 
 /* "&rows, &a, &b, ...": the address of each parameter, for cuLaunchKernel. */

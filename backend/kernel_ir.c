@@ -220,15 +220,21 @@ static const struct {
     [GRT_K_PATCH_BWD] = {kir_patch_bwd, "ppppc", "dy dcls dpos dout T"},
     [GRT_K_T5_SOFTMAX_FWD] = {kir_t5_softmax_fwd, "ppi", "att bias t0"},
     [GRT_K_T5_SOFTMAX_BWD] = {kir_t5_softmax_bwd, "pppi", "datt att dbias t0"},
+    [GRT_K_WIN_GATHER] = {kir_win_gather, "ppccc", "dst src side M shift"},
+    [GRT_K_WIN_SCATTER] = {kir_win_scatter, "ppccc", "dst src side M shift"},
+    [GRT_K_WIN_SOFTMAX_FWD] = {kir_win_softmax_fwd, "pppccc", "att bias mask H nW hd"},
+    [GRT_K_MERGE_GATHER] = {kir_merge_gather, "ppc", "dst src side"},
+    [GRT_K_MERGE_SCATTER] = {kir_merge_scatter, "ppc", "dx dX side"},
+    [GRT_K_BF16] = {kir_bf16, "pp", "dst src"},
 };
 
 const char *kgen_name(const KernelShape *s, char *buf, size_t n) {
 #define GRT_KERNEL_NAME(kind, name) [kind] = name,
     static const char *const names[GRT_K_COUNT] = {GRT_KERNEL_KINDS(GRT_KERNEL_NAME)};
 #undef GRT_KERNEL_NAME
-    static const char *const flag_names[] = {"_bias", "_pos", "_causal", "_momentum", "_nesterov", "_residual"};
+    static const char *const flag_names[] = {"_bias", "_pos", "_causal", "_momentum", "_nesterov", "_residual", "_wide"};
     int at = snprintf(buf, n, "galvc_%s_c%d", names[s->kind], s->cols);
-    for (int i = 0; i < 6 && at > 0 && (size_t)at < n; i++)
+    for (int i = 0; i < 7 && at > 0 && (size_t)at < n; i++)
         if (s->flags & 1 << i) at += snprintf(buf + at, n - (size_t)at, "%s", flag_names[i]);
     int j = 0; /* the plan's constants, in the list's order */
     for (const char *p = kinds[s->kind].params; *p && at > 0 && (size_t)at < n; p++)

@@ -1,7 +1,8 @@
 /* kernel_ir_pointwise.c — the descriptions of the pointwise kernels:
  * residual add, bias + GELU (tanh form, Hendrycks and Gimpel 2016) forward
  * and backward, SwiGLU (Shazeer 2020) forward and backward, each one pass
- * over its rows in runtime/kernels.c's arithmetic. */
+ * over its rows in runtime/kernels.c's arithmetic, and the rounding of
+ * mixed precision's GEMM operands to bf16. */
 #include "kernel_gen.h"
 
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
@@ -155,3 +156,36 @@ void kir_dropout(KB *k, int flags) {
                  .bias = flags & GRT_KF_RESIDUAL};
     k->map->cols(k, drop_cols, &v, 0, NULL);
 }
+
+/* ---- bf16 ------------------------------------------------------------------- */
+
+/* The lanes' bf16 bits (i32) of float x: to nearest, ties to even, with
+ * integer operations on x's bits (u + 0x7fff + lsb) >> 16; a NaN keeps its
+ * sign and upper payload, made quiet (| 0x40): grt_bf16_bits' arithmetic. */
+static LLVMValueRef bf16_bits(KB *k, LLVMValueRef x) {
+    LLVMBuilderRef b = k->b;
+    LLVMValueRef u = LLVMBuildBitCast(b, x, lanes(k, k->i32), "");
+    LLVMValueRef hi = LLVMBuildLShr(b, u, ci(k, 16), "");
+    LLVMValueRef lsb = LLVMBuildAnd(b, hi, ci(k, 1), "");
+    LLVMValueRef rne = LLVMBuildLShr(b, LLVMBuildAdd(b, LLVMBuildAdd(b, u, ci(k, 0x7fff), ""), lsb, ""), ci(k, 16), "");
+    LLVMValueRef nan = LLVMBuildICmp(b, LLVMIntUGT, LLVMBuildAnd(b, u, ci(k, 0x7fffffff), ""), ci(k, 0x7f800000), "");
+    return LLVMBuildSelect(b, nan, LLVMBuildOr(b, hi, ci(k, 0x40), ""), rne, "");
+}
+
+/* bf16 (rows, dst, src): dst (rows, C) = src rounded to bf16, as uint16_t
+ * bits, or (GRT_KF_WIDE) as the floats they are (bits << 16) */
+static void bf16_cols(KB *k, const void *ctx, LLVMValueRef *t) {
+    (void)t;
+    LLVMValueRef bits = bf16_bits(k, load(k, param(k, 2), k->cols, 0));
+    if (*(const int *)ctx & GRT_KF_WIDE) {
+        LLVMValueRef wide = LLVMBuildShl(k->b, bits, ci(k, 16), "");
+        store(k, param(k, 1), k->cols, 0, LLVMBuildBitCast(k->b, wide, lanes(k, k->f32), ""));
+        return;
+    }
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(k->ctx);
+    LLVMValueRef i = iadd(k, imul(k, k->row, k->cols), k->col);
+    LLVMValueRef at = LLVMBuildGEP2(k->b, i16, param(k, 1), &i, 1, "");
+    LLVMSetAlignment(LLVMBuildStore(k->b, LLVMBuildTrunc(k->b, bits, lanes(k, i16), ""), at), 2);
+}
+
+void kir_bf16(KB *k, int flags) { k->map->cols(k, bf16_cols, &flags, 0, NULL); }

@@ -68,6 +68,31 @@ static void add_t5_block(KernelSet *set, const GrtLayerSpec *s, int tp) {
     kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, s->te, 0);
 }
 
+/* Swin's windows over T tokens: QKV's rows and the attention's output (a
+ * TP rank's heads) gathered to window order and back, the biased softmax
+ * over a window's n = window^2 keys, its backward (the plain one). */
+static void add_windows(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
+    int side = 1, M = s->window, n = M * M, H = s->H / tp, shift = s->shift ? M / 2 : 0;
+    while ((side + 1) * (side + 1) <= T)
+        side++;
+    for (int w = 0; w < 2; w++) { /* QKV's width, the output's */
+        kernels_add_sized(set, GRT_K_WIN_GATHER, (w ? 1 : 3) * H * s->hd, 0, side, M, shift);
+        kernels_add_sized(set, GRT_K_WIN_SCATTER, (w ? 1 : 3) * H * s->hd, 0, side, M, shift);
+    }
+    kernels_add_sized(set, GRT_K_WIN_SOFTMAX_FWD, n, 0, H, T / n, s->hd);
+    kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, n, 0);
+}
+
+/* Swin's patch merging over T tokens (a side x side grid): its groups
+ * gathered and their gradient scattered back at C, its norm over 4 C. */
+static void add_merge(KernelSet *set, const GrtLayerSpec *s, int T) {
+    int side = 1;
+    while ((side + 1) * (side + 1) <= T) side++;
+    kernels_add_sized(set, GRT_K_MERGE_GATHER, s->C, 0, side, 0, 0);
+    kernels_add_sized(set, GRT_K_MERGE_SCATTER, s->C, 0, side, 0, 0);
+    add_norm(set, false, true, 4 * s->C);
+}
+
 /* A transformer block under TP degree tp over T tokens: its norms and
  * residuals at C, its MLP activation at the shard's width F / tp, rotary
  * at hd / 2 pairs, the attention softmax over T keys (runtime/layers.c
@@ -81,8 +106,11 @@ static void add_block(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
         kernels_add_sized(set, GRT_K_ROPE_BWD, s->hd / 2, 0, T, heads, ld);
     }
     int causal = s->causal ? GRT_KF_CAUSAL : 0;
-    kernels_add_sized(set, GRT_K_ATT_SOFTMAX_FWD, T, causal, s->hd, 0, 0);
-    kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, T, causal);
+    if (s->window)
+        add_windows(set, s, tp, T);
+    else
+        kernels_add_sized(set, GRT_K_ATT_SOFTMAX_FWD, T, causal, s->hd, 0, 0);
+    if (!s->window) kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, T, causal);
     add_norm(set, s->rms, s->bias, s->C);
     kernels_add(set, GRT_K_RESIDUAL, s->C, 0);
     if (s->dropout > 0) { /* the residual branches' (and their gradients'), the probabilities' */
@@ -132,6 +160,30 @@ static void add_optimizer(KernelSet *set, const Optimizer *o) {
     if (o->kind == OPT_SGD) kernels_add(set, GRT_K_SGD, GRT_OPT_COLS, momentum);
 }
 
+/* bf16's rounding of a linear's operands: (N, C), (N, OC) and (OC, C)
+ * matrices, at C and OC columns, in the target's holding (galvrt_sizes.h). */
+static void add_linear16(KernelSet *set, int gemm16, int64_t C, int64_t OC) {
+    int wide = gemm16 == GRT_GEMM16_WIDE ? GRT_KF_WIDE : 0;
+    kernels_add(set, GRT_K_BF16, (int)C, wide);
+    kernels_add(set, GRT_K_BF16, (int)OC, wide);
+}
+
+/* Every linear's rounding under mixed precision (runtime/layers.c's linear_fwd, linear_bwd). */
+static void add_gemm16(KernelSet *set, const GrtLayerSpec *s, int tp, int gemm16) {
+    GrtShardSizes z = grt_shard_sizes(s, tp);
+    if (s->kind == GRT_BLOCK) {
+        add_linear16(set, gemm16, s->C, (int64_t)z.qkv);
+        add_linear16(set, gemm16, (int64_t)(z.H * s->hd), (int64_t)z.up);
+        add_linear16(set, gemm16, (int64_t)z.F, s->C);
+        if (s->te && s->cross) /* T5's cross-attention: Q and output at H hd, K V at 2 H hd (runtime/t5.c) */
+            add_linear16(set, gemm16, (int64_t)(z.H * s->hd), 2 * (int64_t)(z.H * s->hd));
+    }
+    if (s->kind == GRT_HEAD) add_linear16(set, gemm16, s->C, (int64_t)z.V);
+    if (s->kind == GRT_PATCH) add_linear16(set, gemm16, (int64_t)grt_patch_values(s), s->C);
+    if (s->kind == GRT_CLASSIFIER) add_linear16(set, gemm16, s->C, s->V);
+    if (s->kind == GRT_MERGE) add_linear16(set, gemm16, 4 * (int64_t)s->C, 2 * (int64_t)s->C);
+}
+
 void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
     const Graph *g = spec->graph;
     set->n = 0;
@@ -148,6 +200,8 @@ void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
         if (s.kind == GRT_EMBEDDING) add_embedding(set, &s, tp, T);
         if (s.kind == GRT_HEAD) add_head(set, &s, tp);
         if (s.kind == GRT_PATCH) add_patch(set, &s, T);
+        if (s.kind == GRT_MERGE) add_merge(set, &s, T);
+        if (spec_gemm16(spec) && (s.kind != GRT_BLOCK || s.F % tp == 0)) add_gemm16(set, &s, tp, spec_gemm16(spec));
     }
     if (spec->train) add_optimizer(set, &spec->train->opt);
 }

@@ -623,6 +623,7 @@ static const Field layer_fields[] = {
     LAYER_FIELD(pre_norm, F_BOOL, NULL),    LAYER_FIELD(transform, F_BOOL, NULL),
     LAYER_FIELD(cls_token, F_BOOL, NULL),   LAYER_FIELD(pooler, F_BOOL, NULL),
     LAYER_FIELD(dropout, F_FRACTION, NULL), LAYER_FIELD(eps, F_POSITIVE, NULL),
+    LAYER_FIELD(shift, F_BOOL, NULL),
 };
 
 /* Each kind's arguments: positional ones first, in order, up to '|'; a '!'
@@ -630,8 +631,9 @@ static const Field layer_fields[] = {
  * the shape pass takes them from the layer before. */
 static const char *const layer_signatures[LAYER_KIND_COUNT] = {
     [LAYER_EMBEDDING] = "vocab! hidden! | positions pos types dropout",
-    [LAYER_PATCH_EMBEDDING] = "image! patch! hidden! | channels cls_token dropout",
-    [LAYER_ENCODER] = "hidden heads! | ffn kv_heads head_dim act norm bias pre_norm rel_buckets dropout eps",
+    [LAYER_PATCH_EMBEDDING] = "image! patch! hidden! | channels cls_token pos dropout",
+    [LAYER_ENCODER] =
+        "hidden heads! | ffn kv_heads head_dim act norm bias pre_norm rel_buckets dropout eps window shift",
     [LAYER_DECODER] = "hidden heads! | ffn kv_heads head_dim act norm bias pre_norm rel_buckets dropout eps",
     [LAYER_CROSS_DECODER] =
         "hidden heads! | ffn kv_heads head_dim act norm bias pre_norm rel_buckets enc_seq dropout eps",
@@ -642,6 +644,7 @@ static const char *const layer_signatures[LAYER_KIND_COUNT] = {
     [LAYER_RMSNORM] = "hidden | eps dropout",
     [LAYER_LM_HEAD] = "vocab hidden | tied bias transform act",
     [LAYER_CLASSIFIER] = "classes! hidden | pool pooler",
+    [LAYER_PATCH_MERGING] = "hidden | eps",
 };
 
 static FieldSet layer_fieldset(LayerKind kind) {
@@ -955,13 +958,13 @@ static void eval_top(Eval *E, const Stmt *items, Scope *global, Blocks *seen, bo
     }
 }
 
-/* The CPU target computes in fp32 whatever the file asks: plan (and say) so,
- * so that planned memory is what the program allocates. */
-static void cpu_precision(Spec *spec, Diag *d) {
+/* The program trains in fp32 or in bf16 mixed precision; fp16 (which
+ * needs loss scaling) it computes in fp32: plan (and say) so, so that
+ * planned memory is what the program allocates. */
+static void fp16_precision(Spec *spec, Diag *d) {
     TrainConfig *t = spec->train;
-    if (spec->cluster->device != DEVICE_CPU || t->precision == PREC_FP32) return;
-    diag_note(d, t->loc, "the CPU target trains in fp32: precision = %s is planned and run as fp32",
-              precision_names[t->precision]);
+    if (t->precision != PREC_FP16) return;
+    diag_note(d, t->loc, "fp16 is not trained (bf16 is): precision = fp16 is planned and run as fp32");
     t->precision = PREC_FP32;
 }
 
@@ -994,6 +997,7 @@ bool eval_spec(Spec *spec, const EvalInput *in, Diag *d) {
     if (!spec->cluster && !d->errors)
         diag_error(d, whole, "no cluster block (include a cluster file, or pass --cluster FILE)");
     if (!spec->train && !d->errors) diag_error(d, whole, "no train block");
-    if (!d->errors) cpu_precision(spec, d);
+    if (!d->errors) fp16_precision(spec, d);
+    if (!d->errors) spec->host_target = spec->cluster->device == DEVICE_CPU; /* until --target says otherwise */
     return d->errors == 0;
 }

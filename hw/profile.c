@@ -356,6 +356,26 @@ static bool read_peak(Reader *r, const JsonFile *jf, const Key *k, json_t *v) {
     return ok;
 }
 
+/* "gemm_rates": {fp32, tf32, bf16} in FLOP/s (a GPU profile's). */
+static bool read_gemm_rates(Reader *r, const JsonFile *jf, const Key *k, json_t *v) {
+    static const char *const maths[] = {
+#define X(name) name,
+        PROFILE_GEMM_MATHS(X)
+#undef X
+            NULL};
+    if (!json_is_object(v)) return bad_value(r, k, v, "an object of fp32, tf32 and bf16 FLOP/s");
+    bool ok = true;
+    const char *key;
+    json_t *x;
+    json_object_foreach(v, key, x) {
+        Key kx = key_member(r, jf, k, key);
+        int m = name_index(key, maths);
+        if (m < 0) ok = unknown_key(r, &kx, key, "'gemm_rates'", maths);
+        else ok &= take_number(r, &kx, x, POSITIVE, top_units[KEY_GEMM_RATES], &r->hw->gemm_rates[m]);
+    }
+    return ok;
+}
+
 /* "intra" / "inter": {bandwidth bytes/s, latency s}. */
 static bool read_link(Reader *r, const JsonFile *jf, const Key *k, json_t *v, LinkProfile *link) {
     if (!json_is_object(v)) return bad_value(r, k, v, "an object with bandwidth and latency");
@@ -574,6 +594,7 @@ static bool read_galvc(Reader *r, const JsonFile *jf) {
             if (!json_is_string(v)) ok &= bad_value(r, &k, v, "a string");
             break;
         case KEY_PEAK_FLOPS: ok &= read_peak(r, jf, &k, v); break;
+        case KEY_GEMM_RATES: ok &= read_gemm_rates(r, jf, &k, v); break;
         case KEY_GEMM_EFFICIENCY: ok &= take_number(r, &k, v, FRACTION, unit, &hw->gemm_efficiency); break;
         case KEY_MEM_BANDWIDTH: ok &= take_number(r, &k, v, POSITIVE, unit, &hw->mem_bandwidth); break;
         case KEY_OVERLAP_SLOWDOWN: ok &= take_number(r, &k, v, AT_LEAST_ONE, unit, &hw->overlap_slowdown); break;
@@ -1005,6 +1026,7 @@ static bool import_memory(Reader *r, const JsonFile *jf) {
         if (!take_tp_sizes(r, jf, tp, hw->act_per_sample, &hw->ckpt_act_per_sample)) return false;
         hw->act_kind = l->kind;
         hw->act_seq = best_seq;
+        hw->act_sp = !json_object_get(jf->root, "layertype_0"); /* the figures under layertype_0_sp */
     }
     return import_other_memory(r, jf, l);
 }

@@ -17,6 +17,7 @@
 #define PROFILE_KEY_DEVICE "device"
 #define PROFILE_KEY_BLAS "blas"
 #define PROFILE_KEY_PEAK_FLOPS "peak_flops"
+#define PROFILE_KEY_GEMM_RATES "gemm_rates"
 #define PROFILE_KEY_GEMM_EFFICIENCY "gemm_efficiency"
 #define PROFILE_KEY_MEM_BANDWIDTH "mem_bandwidth"
 #define PROFILE_KEY_OVERLAP_SLOWDOWN "overlap_slowdown"
@@ -45,6 +46,7 @@
     X(DEVICE, NULL)                                                                                                    \
     X(BLAS, NULL)                                                                                                      \
     X(PEAK_FLOPS, "FLOP/s")                                                                                            \
+    X(GEMM_RATES, "FLOP/s")                                                                                            \
     X(GEMM_EFFICIENCY, NULL)                                                                                           \
     X(MEM_BANDWIDTH, "bytes/s")                                                                                        \
     X(OVERLAP_SLOWDOWN, NULL)                                                                                          \
@@ -53,6 +55,14 @@
     X(INTER, NULL)                                                                                                     \
     X(COLLECTIVES, NULL)                                                                                               \
     X(LAYERS, NULL)
+
+/* "gemm_rates": a GPU's GEMMs at the model's shapes, by arithmetic
+ * (galvrt.h's GrtGemmMath order): fp32 with TF32 off, TF32, bf16 with fp32
+ * accumulation. */
+#define PROFILE_GEMM_FP32 "fp32"
+#define PROFILE_GEMM_TF32 "tf32"
+#define PROFILE_GEMM_BF16 "bf16"
+#define PROFILE_GEMM_MATHS(X) X(PROFILE_GEMM_FP32) X(PROFILE_GEMM_TF32) X(PROFILE_GEMM_BF16)
 
 /* "intra" and "inter": one level of the interconnect. */
 #define PROFILE_LINK_KEYS(X) X(BANDWIDTH, "bytes/s") X(LATENCY, "seconds")

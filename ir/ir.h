@@ -94,7 +94,8 @@ const char *dim_name(Dim d);
     X(LAYERNORM, "layernorm")                                                  \
     X(RMSNORM, "rmsnorm")                                                      \
     X(LM_HEAD, "lm_head")                                                      \
-    X(CLASSIFIER, "classifier")
+    X(CLASSIFIER, "classifier")                                                \
+    X(PATCH_MERGING, "patch_merging")
 
 typedef enum LayerKind {
 #define X(e, s) LAYER_##e,
@@ -160,6 +161,7 @@ typedef struct Layer {
     int64_t image, patch, channels, enc_seq, rel_buckets;
     int act, norm, pos, pool; /* Activation, NormKind, PosKind, Pooling */
     bool bias, tied, causal, pre_norm, transform, cls_token, pooler;
+    bool shift; /* a windowed block: Swin's shifted windows (by window / 2) */
     double dropout, eps;
 
     /* derived by pass_shape, per sample */
@@ -198,6 +200,8 @@ bool layer_runtime_spec(const Graph *g, const Layer *l, struct GrtLayerSpec *s);
 /* Does the runtime split l over TP degree tp (heads, key/value heads, FFN)? */
 bool layer_tp_splits(const Layer *l, int tp);
 bool graph_tp_splits(const Graph *g, int tp);
+/* Does the runtime run every layer of g with Megatron sequence parallelism over tp (runtime_layer.c)? */
+bool graph_sp_splits(const Graph *g, int tp);
 
 /* ---- the cluster ------------------------------------------------------------ */
 
@@ -305,6 +309,7 @@ typedef struct HwProfile {
     const char *name;
     double peak_flops[3];    /* FLOP/s, by Precision */
     double gemm_efficiency;  /* fraction of peak that GEMM-heavy layers reach */
+    double gemm_rates[3];    /* FLOP/s a GPU's GEMMs reach at the model's shapes: fp32, TF32, bf16; 0: not measured */
     double mem_bandwidth;    /* bytes/s */
     int64_t memory;          /* bytes per device */
     double overlap_slowdown; /* compute time factor while communication overlaps it (>= 1) */
@@ -327,6 +332,7 @@ typedef struct HwProfile {
     int64_t act_seq;
     double act_per_sample[PROFILE_MAX_LOG2 + 1];
     double ckpt_act_per_sample;
+    bool act_sp; /* measured with Megatron-SP on (Galvatron's _sp keys): a TP layer without it keeps more */
     /* measured activations of the embedding (0) and of the LM head with the
      * final norm and the loss (1) at other_seq tokens, bytes per sample kept
      * for backward, by log2 of the TP degree; 0 where not measured */
@@ -387,7 +393,7 @@ typedef struct TrainConfig {
 } TrainConfig;
 
 /* dp: replicated data parallel and ZeRO-1/2; zero: ZeRO-1/2 alone; sdp: ZeRO-3 */
-#define STRATEGY_FAMILIES(X) X(DP, "dp") X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt") X(ZERO, "zero")
+#define STRATEGY_FAMILIES(X) X(DP, "dp") X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt") X(ZERO, "zero") X(SP, "sp")
 typedef enum StrategyFamily {
 #define X(e, s) FAMILY_##e,
     STRATEGY_FAMILIES(X)
@@ -431,6 +437,7 @@ typedef struct Strategy {
     int zero;       /* dp > 1 and not sdp: ZeRO stage 1 or 2; 0 plain DP */
     bool zero3_once; /* sdp: the whole gradient accumulated over the micro-batches and
                       * reduce-scattered once a step (else after every micro-batch) */
+    bool sp;         /* tp > 1: Megatron sequence parallelism over the TP group (Korthikanti et al. 2022) */
 } Strategy;
 
 /* "pp=1 tp=2 sdp=4 tp-consecutive ckpt" */
@@ -440,6 +447,8 @@ bool strategy_equal(const Strategy *a, const Strategy *b);
 int strategy_zero(const Strategy *s);
 /* Are its TP groups consecutive ranks? (Also when tp or dp is 1: then both nestings are one layout.) */
 bool strategy_tp_consecutive(const Strategy *s);
+/* Does it split the stream's sequence over its TP group (Megatron-SP: sp and tp > 1)? */
+bool strategy_sp(const Strategy *s);
 /* Does a micro-batch of `samples` (all DP ranks together) give each DP rank a whole number of them? */
 bool strategy_splits(const Strategy *s, int64_t samples);
 bool layer_recomputes(LayerKind k);
@@ -548,7 +557,13 @@ typedef struct Spec {
     PlanHints hints;
     const SourceFile **files; /* in the order first read */
     int n_files;
+    bool host_target; /* the program runs on CPU ranks (--target cpu, or a CPU cluster without --target) */
 } Spec;
+
+/* GrtLayerSpec.gemm16 of spec's program (ir/runtime_layer.c): 0 in fp32;
+ * under bf16, how its target holds the GEMMs' rounded operands
+ * (GRT_GEMM16_BITS on a GPU, GRT_GEMM16_WIDE on the host: runtime/galvrt_sizes.h). */
+int spec_gemm16(const Spec *spec);
 
 /* Readable views of the IR (ir/print.c). */
 const char *bytes_str(char *buf, size_t n, double bytes); /* "1.50 MiB" */

@@ -116,6 +116,7 @@ static json_t *attrs_json(const Layer *l) {
     if (l->kind == LAYER_ENCODER || l->kind == LAYER_DECODER || l->kind == LAYER_CROSS_DECODER ||
         l->kind == LAYER_ATTENTION)
         json_object_set_new(o, "causal", json_boolean(l->causal));
+    if (l->kind == LAYER_ENCODER && l->window) json_object_set_new(o, "shift", json_boolean(l->shift));
     return o;
 }
 

@@ -22,16 +22,18 @@ int layer_runtime_base_kind(LayerKind k) {
     case LAYER_LM_HEAD: return GRT_HEAD;
     case LAYER_PATCH_EMBEDDING: return GRT_PATCH;
     case LAYER_CLASSIFIER: return GRT_CLASSIFIER;
+    case LAYER_PATCH_MERGING: return GRT_MERGE;
     default: return -1;
     }
 }
 
 /* The kind a profile times layers of IR kind k as (its GrtLayerKind for
- * the text layers; the patch embedding as an embedding, the classifier as
- * a head), or -1 when the runtime has none. */
+ * the text layers; the patch embedding as an embedding, the classifier and
+ * Swin's patch merging, GEMMs on few rows, as a head), or -1 when the
+ * runtime has none. */
 int layer_profile_kind(LayerKind k) {
     int r = layer_runtime_base_kind(k);
-    return r == GRT_PATCH ? GRT_EMBEDDING : r == GRT_CLASSIFIER ? GRT_HEAD : r;
+    return r == GRT_PATCH ? GRT_EMBEDDING : r == GRT_CLASSIFIER || r == GRT_MERGE ? GRT_HEAD : r;
 }
 
 /* The first cross_decoder of g (a T5 model: runtime/t5.c), or -1. */
@@ -91,7 +93,10 @@ int layer_runtime_kind(const Graph *g, const Layer *l, const char **why) {
     if (k == GRT_HEAD && (l->transform || l->bias))
         return *why = "an lm_head with a transform or a bias is not trained yet", -1;
     if (k == GRT_NORM && l->dropout > 0) return *why = "a norm's dropout is trained only in a T5 model", -1;
-    if (k == GRT_PATCH && !l->cls_token) return *why = "a patch embedding without a class token is not trained yet", -1;
+    if (k == GRT_PATCH && l->cls_token != (l->pos == POS_LEARNED))
+        return *why = "a patch embedding trains with a class token and learned positions (ViT) or neither (Swin)", -1;
+    if (k == GRT_BLOCK && l->window && (l->dropout > 0 || l->kv_heads != l->heads))
+        return *why = "windowed attention is trained without dropout and with kv_heads = heads", -1;
     if (k == GRT_PATCH && l->dropout > 0) return *why = "a patch embedding's dropout is not trained yet", -1;
     return k;
 }
@@ -100,7 +105,7 @@ int layer_runtime_kind(const Graph *g, const Layer *l, const char **why) {
  * layer's heads, key/value heads and FFN must divide (the embedding and the
  * head pad their vocabulary rows; a norm is replicated). */
 bool layer_tp_splits(const Layer *l, int tp) {
-    if (l->kind != LAYER_ENCODER && l->kind != LAYER_DECODER && l->kind != LAYER_CROSS_DECODER) return true;
+    if (l->kind != LAYER_ENCODER && l->kind != LAYER_DECODER && l->kind != LAYER_CROSS_DECODER) return true; /* patch merging: replicated */
     return tp >= 1 && l->heads % tp == 0 && l->kv_heads % tp == 0 && l->ffn % tp == 0;
 }
 
@@ -108,6 +113,24 @@ bool layer_tp_splits(const Layer *l, int tp) {
 bool graph_tp_splits(const Graph *g, int tp) {
     for (int i = 0; i < g->n_layers; i++)
         if (!layer_tp_splits(g->layers[i], tp)) return false;
+    return true;
+}
+
+/* Megatron sequence parallelism over tp: the runtime runs it in embeddings,
+ * pre-norm transformer layers (not Swin's windowed ones, nor a T5 model's), norms and LM
+ * heads, each rank taking B T / tp of the stream's rows, so the sequence
+ * must divide by tp. */
+bool graph_sp_splits(const Graph *g, int tp) {
+    if (graph_t5_cross(g) >= 0) return false; /* T5's stream rows are not a sequence's tokens */
+    for (int i = 0; i < g->n_layers; i++) {
+        const Layer *l = g->layers[i];
+        int k = layer_runtime_base_kind(l->kind);
+        bool block =
+            k == GRT_BLOCK && (l->kind == LAYER_ENCODER || l->kind == LAYER_DECODER) && l->pre_norm && !l->window;
+        if (!(k == GRT_EMBEDDING && l->kind == LAYER_EMBEDDING) && !block && k != GRT_NORM && k != GRT_HEAD) return false;
+        if (k == GRT_HEAD && l->kind != LAYER_LM_HEAD) return false;
+        if (tp < 1 || l->seq % tp) return false;
+    }
     return true;
 }
 
@@ -156,14 +179,25 @@ bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
         s->rms = l->norm == NORM_RMSNORM, s->swiglu = l->act == ACT_SWIGLU;
         s->rope = first && first->kind == LAYER_EMBEDDING && first->pos == POS_ROTARY;
         s->rope_theta = 10000.0f;
+        s->window = (int)l->window, s->shift = l->shift;
         break;
     case GRT_NORM: s->rms = l->kind == LAYER_RMSNORM, s->bias = l->kind == LAYER_LAYERNORM && l->bias; break;
     case GRT_HEAD: s->V = (int)l->vocab, s->tied = l->tied; break;
-    case GRT_PATCH: s->image = (int)l->image, s->patch = (int)l->patch, s->channels = (int)l->channels; break;
+    case GRT_PATCH:
+        s->image = (int)l->image, s->patch = (int)l->patch, s->channels = (int)l->channels, s->plain = !l->cls_token;
+        break;
     case GRT_CLASSIFIER: s->V = (int)l->classes, s->pool_mean = l->pool == POOL_MEAN, s->pooler = l->pooler; break;
+    case GRT_MERGE: break;
     }
-    if (graph_t5_cross(g) >= 0) t5_spec(g, l, s);
+    if (graph_t5_cross(g) >= 0) t5_spec(g, l, s); /* T5's layers read the stream's rows (galvrt_sizes.h) */
+    /* the tokens it reads, where they are not the model's first layer's (past a patch merging) */
+    else if (first && k != GRT_EMBEDDING && k != GRT_PATCH && l->seq != first->seq) s->T = (int)l->seq;
     return true;
+}
+
+int spec_gemm16(const Spec *spec) {
+    if (!spec->train || spec->train->precision != PREC_BF16) return 0;
+    return spec->host_target ? GRT_GEMM16_WIDE : GRT_GEMM16_BITS;
 }
 
 /* Forward FLOPs of layer l on one sample of `seq` tokens. The shape pass

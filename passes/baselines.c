@@ -24,7 +24,8 @@ static void best_uniform(const Spec *spec, const HwProfile *hw, int64_t devices,
             if (zero && dp == 1 && devices > 1) continue; /* ZeRO needs a DP group */
             for (int ckpt = 0; ckpt <= allow_ckpt; ckpt++) {
                 Strategy s = {.pp = pp, .tp = tp, .dp = dp, .sdp = zero == 3 && dp > 1, .tp_consec = true, .ckpt = ckpt,
-                              .zero = zero < 3 && dp > 1 ? zero : 0};
+                              .zero = zero < 3 && dp > 1 ? zero : 0,
+                              .sp = tp > 1 && graph_sp_splits(spec->graph, tp)}; /* Megatron-Core's default */
                 SearchRequest req = {.devices = devices, .uniform = &s, .schedule = schedule};
                 Plan p;
                 if (!pass_search(spec, hw, &req, a, &p)) continue;

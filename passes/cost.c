@@ -20,7 +20,7 @@ typedef struct Ctx {
     const HwProfile *hw;
     int64_t micro_batches;
     int64_t devices; /* pp x tp x dp, shared by the strategies costed together */
-    int e; /* bytes per element at the training precision */
+    int e; /* bytes per element of activations and weights: GRT_ELEM_BYTES (galvrt_sizes.h) */
     double t5_rows; /* a T5 model's stream rows per sequence (galvrt_sizes.h), 0 otherwise: worked out once */
 } Ctx;
 
@@ -105,20 +105,34 @@ static void tp_allreduces(LayerKind k, int *fwd, int *bwd) {
     }
 }
 
-/* Bytes of optimizer and model state per parameter. Mixed precision keeps a
- * 16-bit copy and gradient plus fp32 master weights and moments: 2 + 2 + 12
- * for Adam (Rajbhandari et al., ZeRO, SC'20, section 3.1); fp32 keeps 4 + 4
- * + 8. SGD keeps one momentum instead of two moments. */
-static int state_bytes_per_param(const TrainConfig *t) {
-    bool mixed = t->precision != PREC_FP32;
-    int moments = t->opt.kind == OPT_SGD ? (t->opt.momentum > 0 ? 4 : 0) : 8;
-    return mixed ? 2 + 2 + 4 + moments : 4 + 4 + moments;
+/* Megatron sequence parallelism's collectives per micro-batch over the TP
+ * group, each of the whole (B T, C) stream (Korthikanti et al. 2022,
+ * section 4.2.2): a transformer layer all-gathers before each
+ * column-parallel GEMM and reduce-scatters after each row-parallel one;
+ * backward gathers the output gradients and, again, the norm outputs it
+ * kept split, and reduce-scatters the input gradients (runtime/layers.c).
+ * The embedding reduce-scatters its output and gathers its gradient; the
+ * LM head gathers its input (forward, and again in backward) and
+ * reduce-scatters its input gradient. */
+static void sp_collectives(LayerKind k, int *fwd_ag, int *fwd_rs, int *bwd_ag, int *bwd_rs) {
+    *fwd_ag = *fwd_rs = *bwd_ag = *bwd_rs = 0;
+    switch (k) {
+    case LAYER_ENCODER:
+    case LAYER_DECODER: *fwd_ag = *fwd_rs = *bwd_rs = 2, *bwd_ag = 4; break;
+    case LAYER_EMBEDDING: *fwd_rs = *bwd_ag = 1; break;
+    case LAYER_LM_HEAD: *fwd_ag = *bwd_ag = *bwd_rs = 1; break;
+    default: break;
+    }
 }
 
-/* Of those, the bytes of the weights (and as many of their gradient) the
- * layers compute with: 16-bit under mixed precision, else fp32; the fp32
- * master copy counts as optimizer state, as in ZeRO's K. */
-static int weight_bytes_per_param(const TrainConfig *t) { return t->precision != PREC_FP32 ? 2 : 4; }
+/* Bytes of optimizer and model state per parameter, as the program keeps
+ * it at every precision (runtime/galvrt_sizes.h: fp32 weights, gradients
+ * and moments; bf16 rounds the GEMMs' operands only): Adam's two moments,
+ * SGD's one momentum (or none). */
+static int state_bytes_per_param(const TrainConfig *t) {
+    int moments = t->opt.kind == OPT_SGD ? (t->opt.momentum > 0 ? 1 : 0) : 2;
+    return grt_state_bytes_per_param(moments);
+}
 
 /* The rows of a sequence's stream at layer l (galvrt_sizes.h): its tokens, or T5's encoder, decoder and table rows. */
 static double stream_seq(const Graph *g, const Layer *l) {
@@ -141,8 +155,7 @@ static double overlapped(double busy, double comm, double slow) {
     return busy + comm * (1 - 1 / slow);
 }
 
-/* What the emitted program keeps and borrows for one layer, in elements at
- * the training precision, for one micro-batch of mbs samples on one rank:
+/* What the emitted program keeps and borrows for one layer, in floats, for one micro-batch of mbs samples on one rank:
  * runtime/galvrt_sizes.h's figures, which runtime/layers.c allocates.
  * `kept` is held from a micro-batch's forward to its backward, with the
  * layer's input, which the program keeps in `input` (an embedding reads
@@ -154,10 +167,11 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
     int kind = layer_runtime_base_kind(l->kind);
     GrtLayerSpec spec;
     if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
+    spec.gemm16 = spec_gemm16(c->spec);
     double T = grt_stream_rows(&spec, (double)l->seq);
-    if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden;
-    *kept = grt_size_kept(&spec, s->tp, mbs, T);
-    *work = grt_size_work(&spec, s->tp, mbs, T);
+    if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden / (strategy_sp(s) ? s->tp : 1);
+    *kept = grt_size_kept(&spec, s->tp, s->sp, mbs, T);
+    *work = grt_size_work(&spec, s->tp, s->sp, mbs, T);
     return true;
 }
 
@@ -202,7 +216,7 @@ static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double
  * program allocates them (runtime/run.c), parts rounded up to the DP group
  * (padded = dp parts): DP keeps everything; ZeRO-1 the parameters whole
  * (padded), the whole gradient accumulated over the micro-batches, and its
- * part of the rest (the reduce-scattered gradient, master weights, moments);
+ * part of the rest (the reduce-scattered gradient, the moments);
  * ZeRO-2 the parameters whole and its part of the rest (the whole gradient
  * lives only while a layer's backward runs: LayerCost.scatter_bytes);
  * ZeRO-3 its part of everything, and accumulating once the whole gradient. */
@@ -220,8 +234,8 @@ static int64_t zero_state_bytes(const Ctx *c, const Strategy *s, int64_t n) {
 /* The parameters' and the gradients' shares of a layer's state into r (the
  * rest is the optimizer's), as zero_state_bytes holds them: whole under DP,
  * ZeRO-1's gradient whole and ZeRO-2's a part, ZeRO-3's both a part. */
-static void weight_parts(const Ctx *c, const Strategy *s, int64_t n, LayerCost *r) {
-    int64_t w = weight_bytes_per_param(c->spec->train), padded = (n + s->dp - 1) / s->dp * s->dp;
+static void weight_parts(const Strategy *s, int64_t n, LayerCost *r) {
+    int64_t w = GRT_ELEM_BYTES, padded = (n + s->dp - 1) / s->dp * s->dp;
     switch (strategy_zero(s)) {
     case 0: r->param_bytes = r->grad_bytes = n * w; break;
     case 1: r->param_bytes = r->grad_bytes = padded * w; break;
@@ -286,6 +300,43 @@ static void data_parallel(const Ctx *c, const Strategy *s, double fwd, double bw
     }
 }
 
+/* Megatron-SP's all-reduce of the replicated tensors' gradients a
+ * micro-batch over the TP group (each rank saw its rows alone): a
+ * transformer layer's norms and row-parallel biases, a norm's weights. */
+static double sp_shared_s(const Ctx *c, const Layer *l, const Strategy *s) {
+    GrtLayerSpec spec;
+    if (layer_runtime_base_kind(l->kind) < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return 0;
+    double bytes = grt_size_shared(&spec) * sizeof(float);
+    return bytes > 0 ? collective_s(c, COLL_ALLREDUCE, s->tp, s->tp_consec ? 1 : s->dp, s->tp_consec, bytes) : 0;
+}
+
+/* The TP group's traffic a micro-batch: seconds, forward's part in *fwd_s,
+ * and the blocking calls forward and backward (with checkpointing, backward
+ * runs forward's again). Megatron-LM's all-reduces, or with sequence
+ * parallelism its all-gathers and reduce-scatters and the shared gradients'
+ * all-reduce. */
+static double tensor_parallel(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd_s, int *n_fwd,
+                              int *n_bwd) {
+    int tp_stride = s->tp_consec ? 1 : s->dp;
+    double act_msg = (double)stream_bytes(c, l) * mbs, f, b;
+    if (strategy_sp(s)) {
+        int fag, frs, bag, brs;
+        sp_collectives(l->kind, &fag, &frs, &bag, &brs);
+        double ag = collective_s(c, COLL_ALLGATHER, s->tp, tp_stride, s->tp_consec, act_msg);
+        double rs = collective_s(c, COLL_REDUCESCATTER, s->tp, tp_stride, s->tp_consec, act_msg);
+        double shared = sp_shared_s(c, l, s);
+        f = fag * ag + frs * rs, b = bag * ag + brs * rs + shared;
+        *n_fwd = fag + frs, *n_bwd = bag + brs + (shared > 0);
+    } else {
+        tp_allreduces(l->kind, n_fwd, n_bwd);
+        double one = collective_s(c, COLL_ALLREDUCE, s->tp, tp_stride, s->tp_consec, act_msg);
+        f = *n_fwd * one, b = *n_bwd * one;
+    }
+    if (s->ckpt) *n_bwd += *n_fwd, b += f;
+    *fwd_s = f;
+    return f + b;
+}
+
 static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, double samples) {
     const HwProfile *hw = c->hw;
     const TrainConfig *t = c->spec->train;
@@ -298,13 +349,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
                  2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / hw->mem_bandwidth;
     double bwd = 2 * fwd; /* input and weight gradients: twice the forward GEMMs */
     int n_fwd, n_bwd;
-    tp_allreduces(l->kind, &n_fwd, &n_bwd);
-    if (s->ckpt) n_bwd += n_fwd;
-    int tp_stride = s->tp_consec ? 1 : s->dp;
-    double act_msg = (double)stream_bytes(c, l) * mbs;
-    double tp_one = collective_s(c, COLL_ALLREDUCE, s->tp, tp_stride, s->tp_consec, act_msg);
-    double tp_s = (n_fwd + n_bwd) * tp_one;
-    r.fwd_comm_s = n_fwd * tp_one;
+    double tp_s = tensor_parallel(c, l, s, mbs, &r.fwd_comm_s, &n_fwd, &n_bwd);
     /* a measured fit of this layer kind at this TP degree wins; one timed on
      * a TP group includes the TP all-reduces */
     bool tp_comm = false;
@@ -319,7 +364,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     double param_bytes = (double)params_dev * c->e;
     data_parallel(c, s, fwd, bwd, tp_s, param_bytes, &r);
     r.state_bytes = zero_state_bytes(c, s, params_dev);
-    weight_parts(c, s, params_dev, &r);
+    weight_parts(s, params_dev, &r);
     /* the optimizer step and the zeroing of the gradients, once a step: each
      * byte of state read and most written again, bound by memory bandwidth
      * (an AdamW step is elementwise, as llm.c's fused kernel) */
@@ -345,6 +390,12 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     if (hw->act_seq && k >= 0 && (int)l->kind == hw->act_kind && hw->act_per_sample[k] > 0) {
         double scale = (double)l->seq / (double)hw->act_seq * mbs;
         full_act = (int64_t)ceil(hw->act_per_sample[k] * scale);
+        /* measured with Megatron-SP: without it each TP rank keeps its
+         * norms', dropouts' and residual's activations whole, 10 s b h bytes
+         * at 16 bits where SP keeps 10 s b h / t (Korthikanti et al. 2022,
+         * table 2) */
+        if (hw->act_sp && s->tp > 1 && !strategy_sp(s))
+            full_act += (int64_t)ceil(5.0 * c->e * (double)l->seq * (double)l->hidden * mbs * (1 - 1.0 / s->tp));
         if (!s->ckpt) r.act_bytes = full_act;
         else if (hw->ckpt_act_per_sample > 0) r.act_bytes = (int64_t)ceil(hw->ckpt_act_per_sample * scale);
     }
@@ -363,7 +414,9 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     int64_t padded = (params_dev + s->dp - 1) / s->dp * s->dp;
     if (zero == 3) r.shard_bytes = padded * c->e;
     if (zero == 2 || (zero == 3 && !s->zero3_once)) r.scatter_bytes = 2 * padded * c->e;
-    r.stream_bytes = (int64_t)ceil(mbs * (c->t5_rows > 0 ? c->t5_rows : (double)l->seq) * (double)l->hidden * c->e);
+    r.stream_bytes = (int64_t)ceil(mbs * (c->t5_rows > 0 ? c->t5_rows : (double)l->seq) * (double)l->hidden * c->e /
+                                   (strategy_sp(s) ? s->tp : 1));
+    r.stream_out_bytes = l->kind == LAYER_PATCH_MERGING ? (int64_t)ceil(mbs * (double)l->out_bytes) : r.stream_bytes;
     /* every blocking collective also costs the ranks' meeting (the
      * profile's sync_overhead, fitted by galvc --calibrate) */
     r.mb_s += r.calls_mb * hw->sync_s;
@@ -374,9 +427,11 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
 /* Converting layer l-1's output from strategy a's layout to b's: the
  * micro-batch's activation regathered over the larger TP group, forward, and
  * its gradient on the way back (Galvatron-BMW, Wang et al. 2024, section 4.3,
- * the transformation cost between adjacent layers). */
+ * the transformation cost between adjacent layers). A sequence split that
+ * starts or ends there takes at most as much: its rows gathered one way,
+ * sliced the other. */
 static double reshard_s(const Ctx *c, const Layer *l, const Strategy *a, const Strategy *b, double samples) {
-    if (a->tp == b->tp && a->tp_consec == b->tp_consec) return 0;
+    if (a->tp == b->tp && a->tp_consec == b->tp_consec && strategy_sp(a) == strategy_sp(b)) return 0;
     int g = a->tp > b->tp ? a->tp : b->tp;
     bool consec = a->tp > b->tp ? a->tp_consec : b->tp_consec;
     int dp = a->tp > b->tp ? a->dp : b->dp;
@@ -392,8 +447,7 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     const Strategy *s0 = set->n ? &set->items[0] : NULL;
     int n = set->n, L = g->n_layers;
     Ctx c = {spec, hw, micro_batches, s0 ? (int64_t)s0->pp * s0->tp * s0->dp : 1,
-             precision_bytes((Precision)spec->train->precision),
-             L && graph_t5_cross(g) >= 0 ? stream_seq(g, g->layers[0]) : 0};
+             GRT_ELEM_BYTES, L && graph_t5_cross(g) >= 0 ? stream_seq(g, g->layers[0]) : 0};
     double samples = (double)batch / micro_batches; /* per micro-batch, all DP groups together */
     *out = (CostTable){.n_layers = L, .n_strategies = n, .strategies = set->items, .micro_batches = micro_batches};
     out->cost = arena_alloc(a, (size_t)L * n * sizeof *out->cost);
@@ -425,13 +479,29 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         }
         out->tied_sum_bytes = l->vocab * l->hidden * (int64_t)sizeof(float);
     }
+    /* a reshard's cost depends on the two layouts alone (TP degree, nesting,
+     * sequence split, DP degree): each pair of layouts is costed once a layer */
+    int *cls = arena_alloc(a, (size_t)n * sizeof *cls), n_cls = 0;
+    int *rep = arena_alloc(a, (size_t)n * sizeof *rep);
+    for (int k = 0; k < n; k++) {
+        const Strategy *s = &set->items[k];
+        cls[k] = -1;
+        for (int j = 0; j < n_cls && cls[k] < 0; j++) {
+            const Strategy *r = &set->items[rep[j]];
+            if (r->tp == s->tp && r->dp == s->dp && r->tp_consec == s->tp_consec && strategy_sp(r) == strategy_sp(s))
+                cls[k] = j;
+        }
+        if (cls[k] < 0) rep[n_cls] = k, cls[k] = n_cls++;
+    }
+    double *pair = arena_alloc(a, (size_t)n_cls * n_cls * sizeof *pair);
     for (int i = 0; i < L; i++) {
         const Layer *l = g->layers[i];
         for (int k = 0; k < n; k++) out->cost[(size_t)i * n + k] = layer_cost(&c, l, &set->items[k], samples);
+        for (int p = 0; i > 0 && p < n_cls; p++)
+            for (int k = 0; k < n_cls; k++)
+                pair[p * n_cls + k] = reshard_s(&c, l, &set->items[rep[p]], &set->items[rep[k]], samples);
         for (int p = 0; i > 0 && p < n; p++)
-            for (int k = 0; k < n; k++)
-                out->reshard[((size_t)i * n + p) * n + k] =
-                    reshard_s(&c, l, &set->items[p], &set->items[k], samples);
+            for (int k = 0; k < n; k++) out->reshard[((size_t)i * n + p) * n + k] = pair[cls[p] * n_cls + cls[k]];
         /* Pipeline p2p: each rank of a stage sends its 1/n share of the
          * micro-batch's activation (Megatron's scatter/gather optimization,
          * Narayanan et al. 2021, section 4.1). */

@@ -14,8 +14,11 @@
  * with vsp 1, as sequence parallelism; ZeRO-3 with embed_sdp 1 (the runtime
  * reads it as vocab_sdp; both are written). Such a layer runs in the stage of
  * the next transformer layer (the last stage after the last one), never
- * checkpointed, its TP on consecutive ranks. What either side cannot say is
- * an error that names the layer and the reason. */
+ * checkpointed, its TP on consecutive ranks. sequence_parallel (Galvatron's
+ * and Megatron's switch of that name, one for the whole model) says whether
+ * TP runs Megatron-SP; absent, it does, as Megatron-Core's default, where
+ * galvc's layers can. What either side cannot say is an error that names
+ * the layer and the reason. */
 #include "passes.h"
 
 #include "hw/hw.h"
@@ -33,7 +36,7 @@
             X(PP_DIVISION, "pp_division") X(PIPELINE_TYPE, "pipeline_type") X(DEFAULT_DP_TYPE, "default_dp_type")      \
                 X(VTP, "vtp") X(VSP, "vsp") X(EMBED_SDP, "embed_sdp") X(VOCAB_SDP, "vocab_sdp")                        \
                     X(CP_SIZES, "cp_sizes_enc") X(VCP, "vcp") X(EP_SIZES, "ep_sizes_enc")                              \
-                        X(TP_OF_EP_SIZES, "tp_of_ep_sizes_enc")
+                        X(TP_OF_EP_SIZES, "tp_of_ep_sizes_enc") X(SEQ_PAR, "sequence_parallel")
 
 typedef enum GalvKey {
 #define X(e, s) KEY_##e,
@@ -222,6 +225,20 @@ static const char *division(const Graph *g, const Plan *p) {
     return out;
 }
 
+/* The plan's sequence_parallel: 1 when every TP layer runs Megatron-SP, 0
+ * when none does, -1 without TP; a mix is an error (one switch). */
+static int plan_sp(const Graph *g, const Plan *p, Diag *d) {
+    int on = 0, off = 0;
+    for (int i = 0; i < g->n_layers; i++) {
+        on += strategy_sp(&p->layer[i]);
+        off += p->layer[i].tp > 1 && !strategy_sp(&p->layer[i]);
+    }
+    if (on && off)
+        diag_plain(d, "%d layers run TP with Megatron-SP and %d without: Galvatron's sequence_parallel is one switch "
+                      "for the whole model", on, off);
+    return on ? 1 : off ? 0 : -1;
+}
+
 int galvatron_write(FILE *out, const Spec *spec, const Plan *p, int64_t devices, Diag *d) {
     const Graph *g = spec->graph;
     int vocab, errors = d->errors;
@@ -237,6 +254,7 @@ int galvatron_write(FILE *out, const Spec *spec, const Plan *p, int64_t devices,
         return -1;
     }
     check_exportable(spec, p, d, &vocab, &dflt);
+    int sp = plan_sp(g, p, d);
     if (d->errors > errors) return -1;
     Strategy none = {.pp = p->pp, .tp = 1, .dp = (int)(devices / p->pp), .tp_consec = true};
     const Strategy *v = vocab >= 0 ? &p->layer[vocab] : &none;
@@ -261,6 +279,7 @@ int galvatron_write(FILE *out, const Spec *spec, const Plan *p, int64_t devices,
     json_object_set_new(root, key_names[KEY_VSP], json_integer(0));
     json_object_set_new(root, key_names[KEY_EMBED_SDP], json_integer(vsdp));
     json_object_set_new(root, key_names[KEY_VOCAB_SDP], json_integer(vsdp));
+    if (sp >= 0) json_object_set_new(root, key_names[KEY_SEQ_PAR], json_integer(sp));
     int rc = json_dumpf(root, out, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
     fputc('\n', out);
     json_decref(root);
@@ -579,6 +598,10 @@ static void read_plan(Reader *r, Plan *p) {
     read_ones(r, KEY_TP_OF_EP_SIZES, "expert parallelism");
     Strategy vocab = {.pp = p->pp};
     if (dflt >= 0) read_vocab(r, (GalvDp)dflt, &vocab);
+    int64_t sp;
+    ok &= read_int(r, KEY_SEQ_PAR, 1, &sp);
+    if (ok && sp != 0 && sp != 1)
+        diag_error(r->d, key_loc(r, KEY_SEQ_PAR), "'sequence_parallel' is %lld, not 0 or 1", (long long)sp), ok = false;
     if (!ok) return;
     p->layer = arena_alloc(r->a, (size_t)g->n_layers * sizeof *p->layer);
     int *block_stage = arena_alloc(r->a, (size_t)g->n_layers * sizeof *block_stage);
@@ -593,6 +616,8 @@ static void read_plan(Reader *r, Plan *p) {
         else
             diag_error(r->d, l->loc, "%s (layer %d): a Galvatron config has no entry for a standalone %s layer",
                        l->name, i, layer_kind_names[l->kind]);
+        /* Megatron-SP with TP (sequence_parallel), where galvc's layers run it */
+        p->layer[i].sp = sp && p->layer[i].tp > 1 && graph_sp_splits(g, p->layer[i].tp);
         /* each DP rank takes whole samples of a micro-batch */
         int64_t batch = r->spec->train->global_batch, m = p->micro_batches;
         int64_t samples = m > 0 && batch % m == 0 ? batch / m : 0; /* 0: 'chunks' itself is wrong */

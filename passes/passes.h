@@ -32,6 +32,8 @@ typedef struct LayerCost {
     int64_t shard_bytes; /* ZeRO-3: the gathered weights */
     int64_t scatter_bytes; /* ZeRO-2, ZeRO-3 reducing every micro-batch: the whole gradient and the part received */
     int64_t stream_bytes; /* one micro-batch's activation entering the layer, on one device */
+    int64_t
+        stream_out_bytes; /* and leaving it (a quarter of the tokens at twice the width past Swin's patch merging) */
     double calls_mb, calls_step; /* blocking collectives per micro-batch, per step */
     /* the parts of the figures above, for the timeline (timeline.c): */
     double fwd_s;       /* forward compute, part of compute_s; the backward is compute_s - fwd_s - recompute_s */

@@ -15,13 +15,18 @@
  *    faster than the best plan without it: bench/plan_quality.sh);
  *  - with tp > 1 and dp > 1 both nestings are kept: TP groups on consecutive
  *    ranks, or strided (DP groups consecutive);
+ *  - with tp > 1, Megatron sequence parallelism over the TP group or not
+ *    (Korthikanti et al. 2022: the stream between layers split over the
+ *    sequence; less activation memory, an all-gather and a reduce-scatter
+ *    for each all-reduce and the norms gathered again in backward);
  *  - each of these with or without activation checkpointing.
- * For N = 8, 16, 32, 64 this gives 40, 69, 106, 151 strategies (Galvatron's
- * 22, 37, 56, 79 with DP and SDP alone); for N = 6, 12, 24 it gives 32, 82,
- * 156 (18, 44, 82 with DP and SDP alone); twice that with checkpointing. Where TP's groups sit against the nodes (fast links or
+ * For N = 8, 16, 32, 64 this gives 67, 121, 191, 277 strategies (40, 69,
+ * 106, 151 without SP; Galvatron's 22, 37, 56, 79 with DP and SDP alone);
+ * for N = 6, 12, 24 it gives 51, 143, 283 (32, 82, 156 without SP; 18, 44,
+ * 82 with DP and SDP alone); 781 for 1,024; twice that with checkpointing. Where TP's groups sit against the nodes (fast links or
  * not) is the cost model's to price (cost.c). 
  * Plan hints remove branches (forbidding dp removes plain DP and ZeRO-1/2,
- * zero ZeRO-1/2, sdp ZeRO-3). */
+ * zero ZeRO-1/2, sdp ZeRO-3, sp sequence parallelism). */
 #include "passes.h"
 
 static void add(StrategySet *set, Arena *a, Strategy s) {
@@ -46,6 +51,7 @@ static bool allowed(const Strategy *s, const PlanHints *h) {
     if ((h->forbid & 1u << FAMILY_SDP) && s->sdp) return false;
     if ((h->forbid & 1u << FAMILY_ZERO) && (strategy_zero(s) == 1 || strategy_zero(s) == 2)) return false;
     if ((h->forbid & 1u << FAMILY_CKPT) && s->ckpt) return false;
+    if ((h->forbid & 1u << FAMILY_SP) && s->sp) return false;
     return true;
 }
 
@@ -62,10 +68,12 @@ bool pass_prune(int64_t devices, bool ckpt, const PlanHints *hints, Arena *a, St
             /* the DP group's ZeRO stage: 0 (plain DP), 1, 2, 3 (sdp) */
             for (int zero = 0; zero <= (dp > 1 ? 3 : 0); zero++)
                 for (int consec = 1; consec >= (tp > 1 && dp > 1 ? 0 : 1); consec--)
-                    for (int c = 0; c <= (int)ckpt; c++) {
-                        Strategy s = {(int)pp, (int)tp, (int)dp, zero == 3, consec, c, zero < 3 ? zero : 0, false};
-                        if (allowed(&s, hints)) add(out, a, s);
-                    }
+                    for (int sp = 0; sp <= (tp > 1); sp++)
+                        for (int c = 0; c <= (int)ckpt; c++) {
+                            Strategy s = {(int)pp, (int)tp, (int)dp, zero == 3, consec, c, zero < 3 ? zero : 0,
+                                          false, sp};
+                            if (allowed(&s, hints)) add(out, a, s);
+                        }
         }
     }
     return true;

@@ -73,11 +73,11 @@ typedef struct StageResult {
  * and with a pipeline each in-flight micro-batch's output sent on and input
  * gradient sent back. */
 static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in_flight, bool prev, bool next,
-                             const int *pick, int min_dp) {
+                             const int *pick, int min_dp, bool no_ckpt) {
     int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0, in = 0, out = 0;
     for (int i = first; i < last; i++)
         for (int k = 0; k < t->n_strategies; k++) {
-            if (pick ? pick[i] != k : t->strategies[k].dp < min_dp) continue;
+            if (pick ? pick[i] != k : t->strategies[k].dp < min_dp || (no_ckpt && t->strategies[k].ckpt)) continue;
             const LayerCost *c = &t->cost[(size_t)i * t->n_strategies + k];
             if (c->work_bytes > work) work = c->work_bytes;
             if (c->ckpt_bytes > ckpt) ckpt = c->ckpt_bytes;
@@ -85,18 +85,18 @@ static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in
             if (c->scatter_bytes > scatter) scatter = c->scatter_bytes;
             if (c->stream_bytes > stream) stream = c->stream_bytes;
             if (i == first && c->stream_bytes > in) in = c->stream_bytes;
-            if (i == last - 1 && c->stream_bytes > out) out = c->stream_bytes;
+            if (i == last - 1 && c->stream_out_bytes > out) out = c->stream_out_bytes;
         }
     return work + ckpt + shard + scatter + 3 * stream +
            in_flight * (t->token_bytes + (prev ? in : 0) + (next ? out : 0)) + t->loss_bytes;
 }
 
-/* The reshard cost depends only on the TP degree and nesting of the two
+/* The reshard cost depends only on the TP degree, nesting and sequence split of the two
  * strategies, so strategies fall into a few classes; the DP merges the
  * frontiers of a class once instead of once per strategy. */
 static int class_of(const Strategy *s, const Strategy *all, int n) {
     for (int k = 0; k < n; k++)
-        if (all[k].tp == s->tp && all[k].tp_consec == s->tp_consec) return k;
+        if (all[k].tp == s->tp && all[k].tp_consec == s->tp_consec && strategy_sp(&all[k]) == strategy_sp(s)) return k;
     die("strategy not in its set");
 }
 
@@ -166,6 +166,7 @@ typedef struct Workspace {
     int64_t unit;     /* bytes a memory unit: 1 MiB, or coarser for a first estimate */
     int *pick;        /* [layers]: one DP's choices, before they are compared */
     const int *force; /* [layers]: the strategy each layer must take (a fixed plan), or NULL */
+    bool no_ckpt;     /* this DP leaves checkpointing out (and the checkpoint area out of its reserve) */
     int64_t *held;    /* [layers]: interleaved, the micro-batches each stage's chunks hold */
     double *sums;     /* [4 layers]: interleaved, each stage's times a micro-batch, a step, compute, calls */
 } Workspace;
@@ -229,7 +230,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
     StageResult res = {0};
     int n = t->n_strategies, L = last - first;
     int64_t m = t->micro_batches;
-    int64_t reserve = stage_reserve(t, first, last, in_flight, prev, next, NULL, min_dp) + extra;
+    int64_t reserve = stage_reserve(t, first, last, in_flight, prev, next, NULL, min_dp, w->no_ckpt) + extra;
     if (reserve >= budget) return res;
     int64_t cap = (budget - reserve) / w->unit;
     const Strategy *S = t->strategies;
@@ -283,6 +284,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
             if (S[s].dp < min_dp) continue; /* (its frontier stays empty) */
             if (t->force_ckpt && S[s].ckpt != t->force_ckpt[layer]) continue;
             if (S[s].ckpt && !t->may_ckpt[layer]) continue; /* checkpointing recomputes transformer layers */
+            if (S[s].ckpt && w->no_ckpt) continue;
             if (w->force && w->force[layer] != s) continue;
             if (i == 0) {
                 if (mem <= cap && time + rest[0] <= limit) push(f, (Point){mem, time, -1, -1});
@@ -328,9 +330,17 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
                 res.calls += 2.0 * (double)m;
         }
         /* what the program will hold: the chosen strategies' working space */
-        res.mem += stage_reserve(t, first, last, in_flight, prev, next, choice, min_dp) + extra;
+        res.mem += stage_reserve(t, first, last, in_flight, prev, next, choice, min_dp, false) + extra;
     }
     return res;
+}
+
+/* Would leaving checkpointing out shrink layers [first, last)'s reserve
+ * (some candidate of DP degree min_dp or more checkpoints with a larger
+ * checkpoint area than the others hold)? */
+static bool ckpt_area_matters(const CostTable *t, int first, int last, int min_dp) {
+    return stage_reserve(t, first, last, 0, false, false, NULL, min_dp, true) <
+           stage_reserve(t, first, last, 0, false, false, NULL, min_dp, false);
 }
 
 /* Split L layers into pp contiguous, non-empty stages by weight: cut after
@@ -415,8 +425,13 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
         int kh = t->tied_head >= 0 ? stage_of(start, pp, t->tied_head) : -1;
         bool copy = ke != kh;
         StageResult r = {0};
-        for (int f = 0; f < n_floors; f++) {
-            int64_t min_dp = floors[f];
+        for (int f = 0; f < 2 * n_floors; f++) {
+            int64_t min_dp = floors[f / 2];
+            /* and once more without checkpointing where that frees reserve:
+             * a plan that does not checkpoint need not hold the checkpoint
+             * area its candidates that do would take */
+            w->no_ckpt = f % 2;
+            if (w->no_ckpt && !ckpt_area_matters(t, start[k], start[k + 1], (int)min_dp)) continue;
             StageResult q =
                 stage_dp(w, t, start[k], start[k + 1], in_flight, k > 0, k < pp - 1,
                          copy && (k == ke || k == kh) ? t->tied_sum_bytes : 0, copy && k == kh, (int)min_dp, budget,
@@ -426,6 +441,7 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
                 memcpy(choice + start[k], w->pick + start[k], sizeof *choice * (size_t)(start[k + 1] - start[k]));
             }
         }
+        w->no_ckpt = false;
         if (!r.ok) return false;
         double mb = r.mb_time + (k < pp - 1 ? t->p2p_s[start[k + 1] - 1] : 0);
         sum_mb += mb;
@@ -479,7 +495,7 @@ static int64_t interleaved_stage_mem(const CostTable *t, int pp, int v, int k, c
             if (x->stream_bytes > stream) stream = x->stream_bytes;
         }
         if (c > 0) mem += h * t->cost[(size_t)start[c] * n + choice[start[c]]].stream_bytes;
-        if (c < C - 1) mem += h * t->cost[(size_t)(start[c + 1] - 1) * n + choice[start[c + 1] - 1]].stream_bytes;
+        if (c < C - 1) mem += h * t->cost[(size_t)(start[c + 1] - 1) * n + choice[start[c + 1] - 1]].stream_out_bytes;
     }
     bool tied = t->tied_head >= 0 && (k == 0 || k == pp - 1); /* the embedding's and the head's stages */
     return mem + work + ckpt + shard + scatter + 3 * stream + slots * t->token_bytes + t->loss_bytes +
@@ -605,11 +621,14 @@ static StrategySet strategies_for(const SearchRequest *req, const StrategySet *a
 
 /* Drop from set the strategies whose TP degree some layer of the model
  * does not split (ir/runtime_layer.c; with any device count, 3 or 6 may not
- * divide the heads): the program could not run them. */
+ * divide the heads), or whose sequence parallelism some layer does not
+ * run: the program could not run them. */
 static void keep_splitting_tp(const Graph *g, StrategySet *set) {
     int n = 0;
-    for (int k = 0; k < set->n; k++)
-        if (graph_tp_splits(g, set->items[k].tp)) set->items[n++] = set->items[k];
+    for (int k = 0; k < set->n; k++) {
+        const Strategy *s = &set->items[k];
+        if (graph_tp_splits(g, s->tp) && (!strategy_sp(s) || graph_sp_splits(g, s->tp))) set->items[n++] = *s;
+    }
     set->n = n;
 }
 

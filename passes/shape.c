@@ -17,6 +17,7 @@
  *    per-token statistics that LayerNorm (mean, rstd) and RMSNorm (rstd) keep. */
 #include "passes.h"
 
+#include <math.h>
 #include <string.h>
 
 typedef struct Acc {
@@ -187,16 +188,66 @@ static bool patch_embedding(Ctx *c, Layer *l, Stream *st) {
     if (l->image % l->patch)
         return layer_error(c, l, "patch (%lld) must divide image (%lld)", (long long)l->patch, (long long)l->image);
     int64_t n = mul(o, l->image / l->patch, l->image / l->patch);
+    if (l->pos == POS_ROTARY) return layer_error(c, l, "a patch embedding's positions are learned or none, not rotary");
     int64_t seq = add(o, n, l->cls_token ? 1 : 0);
     int64_t pixels = mul3(o, l->channels, l->patch, l->patch);
     /* the patch projection (a stride-p convolution) with its bias, the class
-     * token, and learned positions for every token */
+     * token, and learned positions for every token (none in Swin) */
     l->params = add(o, add(o, mul(o, pixels, l->hidden), l->hidden),
-                    add(o, l->cls_token ? l->hidden : 0, mul(o, seq, l->hidden)));
+                    add(o, l->cls_token ? l->hidden : 0, l->pos == POS_LEARNED ? mul(o, seq, l->hidden) : 0));
     l->fwd_flops = mul4(o, 2, n, pixels, l->hidden);
     l->in = (Shape){3, {l->channels, l->image, l->image}};
     l->act_bytes = mul4(o, c->e, l->channels, l->image, l->image);
     st->seq = seq;
+    return true;
+}
+
+/* The side of the square grid of s tokens, or 0 when s is not a square. */
+static int64_t grid_side(int64_t s) {
+    int64_t side = (int64_t)sqrt((double)s);
+    while (side * side > s)
+        side--;
+    while ((side + 1) * (side + 1) <= s)
+        side++;
+    return side * side == s ? side : 0;
+}
+
+/* A Swin block's attention (Liu et al. 2021, section 3.2): the s tokens a
+ * square grid cut into windows of window x window tokens, each attending
+ * within itself, with a learned bias table of (2 window - 1)^2 entries per
+ * head; a shifted block rolls the grid by window / 2 first. */
+static bool window_block(Ctx *c, Layer *l, int64_t s, Cost *t) {
+    Acc *o = &c->acc;
+    int64_t side = grid_side(s), w = l->window;
+    if (l->kind != LAYER_ENCODER) return layer_error(c, l, "windowed attention is for encoder blocks (Swin)");
+    if (!side || side % w)
+        return layer_error(c, l, "a %lld x %lld window needs a square grid of tokens its side divides, not %lld tokens",
+                           (long long)w, (long long)w, (long long)s);
+    if (l->shift && (side == w || w < 2))
+        return layer_error(c, l,
+                           "shifted windows need a window of 2 or more and a grid larger than it (%lld x %lld "
+                           "tokens, window %lld)",
+                           (long long)side, (long long)side, (long long)w);
+    sum(c, t, attention_cost(c, l, s, s, mul(o, w, w)));
+    t->params = add(o, t->params, mul3(o, add(o, mul(o, 2, w), -1), add(o, mul(o, 2, w), -1), l->heads));
+    return true;
+}
+
+/* Swin's patch merging (Liu et al. 2021, section 3.1): each 2 x 2 group of
+ * the grid concatenated (4 hidden), a LayerNorm, a linear map to 2 hidden
+ * without bias: a quarter of the tokens, twice the width. */
+static bool patch_merging(Ctx *c, Layer *l, Stream *st) {
+    Acc *o = &c->acc;
+    int64_t side = grid_side(st->seq), h4 = mul(o, 4, l->hidden);
+    if (!side || side % 2)
+        return layer_error(c, l, "patch merging needs a square grid of tokens of even side, not %lld tokens",
+                           (long long)st->seq);
+    int64_t s = st->seq / 4;
+    l->params = add(o, mul(o, 2, h4), mul3(o, h4, 2, l->hidden));
+    l->fwd_flops = add(o, mul4(o, 2, s, h4, mul(o, 2, l->hidden)), mul3(o, 8, s, h4));
+    l->act_bytes = mul3(o, c->e, s, add(o, h4, 2));
+    st->seq = s;
+    st->width = mul(o, 2, l->hidden);
     return true;
 }
 
@@ -208,7 +259,9 @@ static bool block(Ctx *c, Layer *l, const Stream *st) {
     int64_t s = st->seq;
     Cost t = {0};
     sum(c, &t, norm_cost(c, l->norm, l->bias, s, l->hidden));
-    sum(c, &t, attention_cost(c, l, s, s, s));
+    if (l->shift && !l->window) return layer_error(c, l, "shift needs a window");
+    if (l->window && !window_block(c, l, s, &t)) return false;
+    if (!l->window) sum(c, &t, attention_cost(c, l, s, s, s));
     if (l->kind == LAYER_CROSS_DECODER) {
         if (!l->enc_seq) l->enc_seq = s;
         Layer cross = *l;
@@ -309,6 +362,7 @@ static bool shape_layer(Ctx *c, Layer *l, Stream *st, bool first) {
     case LAYER_RMSNORM: t = norm_cost(c, l->norm, l->bias, s, l->hidden); break;
     case LAYER_LM_HEAD: ok = lm_head(c, l, st); break;
     case LAYER_CLASSIFIER: ok = classifier(c, l); break;
+    case LAYER_PATCH_MERGING: ok = patch_merging(c, l, st); break;
     case LAYER_KIND_COUNT: die("bad layer kind");
     }
     if (!ok) return false;
@@ -318,11 +372,13 @@ static bool shape_layer(Ctx *c, Layer *l, Stream *st, bool first) {
         l->act_bytes = t.act;
     }
     if (l->kind == LAYER_LM_HEAD || l->kind == LAYER_CLASSIFIER) st->head = l;
+    else if (l->kind == LAYER_PATCH_MERGING)
+        l->out = shape2(st->seq, st->width);
     else {
         st->width = l->hidden;
         l->out = shape2(st->seq, st->width);
     }
-    l->seq = st->seq;
+    l->seq = l->kind == LAYER_PATCH_MERGING ? l->in.dim[0] : st->seq; /* the tokens it reads (made, for an input) */
     l->bwd_flops = mul(&c->acc, 2, l->fwd_flops);
     int64_t elems = 1;
     for (int i = 0; i < l->out.rank; i++) elems = mul(&c->acc, elems, l->out.dim[i]);
@@ -358,7 +414,7 @@ bool pass_shape(Spec *spec, Diag *d) {
         bool known = i == 0 || (st.seq && (st.width || l->hidden));
         if (l->invalid || !known || !shape_layer(&c, l, &st, i == 0)) {
             l->invalid = true;
-            st.width = l->hidden;
+            st.width = l->kind == LAYER_PATCH_MERGING ? 2 * l->hidden : l->hidden;
             st.from = l;
             continue;
         }

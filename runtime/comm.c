@@ -232,6 +232,14 @@ void grt_allgather(GrtComm *c, const float *in, float *out, size_t n) {
     leave();
 }
 
+/* out block j (n) = block r of rank j's in (size * n), r this rank's. */
+void grt_alltoall(GrtComm *c, const float *in, float *out, size_t n) {
+    const GrtCollectives *t = on(c, "grt_alltoall");
+    enter("alltoall", c, -1);
+    t->alltoall(c, in, out, n);
+    leave();
+}
+
 /* buf (n) = root's buf (n) on every rank of c. */
 void grt_broadcast(GrtComm *c, float *buf, size_t n, int root) {
     const GrtCollectives *t = on(c, "grt_broadcast");

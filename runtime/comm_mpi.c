@@ -147,6 +147,27 @@ static void mpi_allgather(GrtComm *c, const float *in, float *out, size_t n) {
     }
 }
 
+/* out block j (n) = block r (n) of rank j's in, r this rank; in and out
+ * size * n each, apart. Chunks as mpi_allgather's: k floats a block, strided
+ * by the whole block on both sides. */
+static void mpi_alltoall(GrtComm *c, const float *in, float *out, size_t n) {
+    MPI_Comm comm = mpi_comm(c);
+    if (n <= max_count) {
+        MPI_CHECK(MPI_Alltoall(in, (int)n, MPI_FLOAT, out, (int)n, MPI_FLOAT, comm));
+        return;
+    }
+    for (size_t off = 0; off < n; off += max_count) {
+        int k = chunk_at(n, off, max_count);
+        MPI_Datatype piece, strided;
+        MPI_CHECK(MPI_Type_contiguous(k, MPI_FLOAT, &piece));
+        MPI_CHECK(MPI_Type_create_resized(piece, 0, (MPI_Aint)(n * sizeof *out), &strided));
+        MPI_CHECK(MPI_Type_commit(&strided));
+        MPI_CHECK(MPI_Alltoall(in + off, 1, strided, out + off, 1, strided, comm));
+        MPI_CHECK(MPI_Type_free(&strided));
+        MPI_CHECK(MPI_Type_free(&piece));
+    }
+}
+
 /* buf (n) = root's buf (n). */
 static void mpi_broadcast(GrtComm *c, float *buf, size_t n, int root) {
     MPI_Comm comm = mpi_comm(c);
@@ -242,6 +263,7 @@ const GrtCollectives grt_mpi_collectives = {
     .allreduce_double = mpi_allreduce_double,
     .reduce_scatter = mpi_reduce_scatter,
     .allgather = mpi_allgather,
+    .alltoall = mpi_alltoall,
     .broadcast = mpi_broadcast,
     .send = mpi_send,
     .recv = mpi_recv,

@@ -44,6 +44,8 @@ static void cpu_bias_grad(float *dbias, const float *dout, int N, int C) {
 
 static void cpu_finish(void) {} /* the host's work is done when its calls return */
 
+static void *cpu_host_alloc(size_t bytes) { return grt_alloc(bytes); }
+
 const GrtDevice grt_device_cpu = {
     .name = "cpu",
     .host_memory = 1,
@@ -55,12 +57,16 @@ const GrtDevice grt_device_cpu = {
     .zero_rows = cpu_zero_rows,
     .to_device = cpu_copy,
     .to_host = cpu_copy,
+    .to_host_later = cpu_copy,
+    .host_alloc = cpu_host_alloc,
     .finish = cpu_finish,
     .add = cpu_add,
     .add_bias = cpu_add_bias,
     .bias_grad = cpu_bias_grad,
     .matmul_forward = grt_matmul_forward,
     .matmul_backward = grt_matmul_backward,
+    .matmul16_forward = grt_matmul16_forward,
+    .matmul16_backward = grt_matmul16_backward,
     .attention_forward = grt_attention_forward_with,
     .attention_backward = grt_attention_backward_with,
 };

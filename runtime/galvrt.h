@@ -26,6 +26,22 @@ void grt_matmul_forward(float *out, const float *inp, const float *weight, const
 void grt_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                          const float *weight, int N, int C, int OC);
 
+/* Mixed precision (galvrt_sizes.h, GrtLayerSpec.gemm16). x rounded to the
+ * nearest bf16, ties to even (integer operations on its bits; a NaN stays
+ * a NaN, made quiet), and back: the bits are fp32's upper half. */
+uint16_t grt_bf16_bits(float x);
+float grt_bf16_float(uint16_t h);
+/* dst (n) = src rounded to bf16: bits (uint16_t), or wide: the bf16 values as floats. */
+void grt_bf16_round(void *dst, const float *src, size_t n, int wide);
+/* grt_matmul_forward and _backward with both operands of each product
+ * rounded to bf16 and fp32 accumulation; ops: the rounded operands' area,
+ * grt_size_linear16(N, C, OC) elements of `bytes` (the host: GRT_GEMM16_WIDE).
+ * The bias and its gradient stay fp32. */
+void grt_matmul16_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC,
+                          int bytes, void *ops);
+void grt_matmul16_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                           const float *weight, int N, int C, int OC, int bytes, void *ops);
+
 /* out (B, T, C) = wte[tokens] + wpe[t] (wpe NULL: no learned positions).
  * Only rows vocab_start <= token < vocab_start + vocab_rows of the vocabulary
  * live in wte (a tensor-parallel shard); other tokens contribute zeros. */
@@ -131,6 +147,7 @@ typedef struct GrtDropout {
     uint64_t key; /* grt_dropout_key */
     int64_t seq0; /* the step's index of the micro-batch's first sequence on this rank */
     int h0;       /* attention: this rank's first head (TP keys by the global head) */
+    int64_t r0;   /* the rank's first row of its sequences' (B T) rows: sequence parallelism's shard */
     void (*fwd)(void), (*att)(void); /* generated GrtDropoutFn kernels (galvrt.h, "dropout"), or NULL:
                                         fwd over (B T, C) rows with GRT_KF_RESIDUAL, plain for att's (T, T) */
     void (*plain)(void);             /* over (B T, C) rows without the residual (a gradient) */
@@ -243,6 +260,15 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *                  (as grt_t5_softmax_forward)
  *   t5_softmax_bwd datt (rows, T) in place, att, dbias (rows, T) +=, t0: datt = att (datt - sum(att datt)),
  *                  and dbias += it (as grt_t5_softmax_backward)
+ *   win_gather     dst (rows, C) = src's rows in Swin's window order; side, M, shift (as grt_window_gather)
+ *   win_scatter    its inverse: dst's rows in grid order from src (rows, C) in window order (grt_window_scatter)
+ *   win_softmax_fwd att (rows, M^2) = softmax(att / sqrt(hd) + bias (H, n, n) + mask (nW, n, n)), row r query
+ *                  r mod n of head (r / n) mod H of window (r / (n H)) mod nW; H, nW, hd (grt_window_softmax_forward)
+ *   merge_gather   dst (rows, C) = Swin's patch merging's 2 x 2 groups, row r part r mod 4 of merged token r / 4,
+ *                  from src's side x side grids; side (as grt_merge_gather)
+ *   merge_scatter  its transpose, dst's grid rows += src (rows, C) (as grt_merge_scatter)
+ *   bf16           dst (rows, C) =, src (rows, C): src rounded to bf16 (as grt_bf16_round), dst
+ *                  uint16_t bits, or with GRT_KF_WIDE the values as floats
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -271,14 +297,22 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_PATCH_FWD, "patch_fwd")                                                                                    \
     X(GRT_K_PATCH_BWD, "patch_bwd")                                                                                    \
     X(GRT_K_T5_SOFTMAX_FWD, "t5_softmax_fwd")                                                                          \
-    X(GRT_K_T5_SOFTMAX_BWD, "t5_softmax_bwd")
+    X(GRT_K_T5_SOFTMAX_BWD, "t5_softmax_bwd")                                                                          \
+    X(GRT_K_WIN_GATHER, "win_gather")                                                                                  \
+    X(GRT_K_WIN_SCATTER, "win_scatter")                                                                                \
+    X(GRT_K_WIN_SOFTMAX_FWD, "win_softmax_fwd")                                                                        \
+    X(GRT_K_MERGE_GATHER, "merge_gather")                                                                              \
+    X(GRT_K_MERGE_SCATTER, "merge_scatter")                                                                            \
+    X(GRT_K_BF16, "bf16")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
 #undef GRT_KERNEL_ENUM
 /* A kernel's variant: adds (and differentiates) a bias; learned positions;
- * a causal mask; SGD's momentum buffer; Nesterov's step; dropout's residual add. */
-enum { GRT_KF_BIAS = 1, GRT_KF_POS = 2, GRT_KF_CAUSAL = 4, GRT_KF_MOMENTUM = 8, GRT_KF_NESTEROV = 16, GRT_KF_RESIDUAL = 32 };
+ * a causal mask; SGD's momentum buffer; Nesterov's step; dropout's residual
+ * add; bf16's output type: the bf16 values widened to fp32 (else bf16 bits). */
+enum { GRT_KF_BIAS = 1, GRT_KF_POS = 2, GRT_KF_CAUSAL = 4, GRT_KF_MOMENTUM = 8, GRT_KF_NESTEROV = 16, GRT_KF_RESIDUAL = 32,
+       GRT_KF_WIDE = 64 };
 enum { GRT_OPT_COLS = 512 }; /* the optimizer kernels' row: a 1-D array's elements per row */
 
 typedef void GrtLayerNormFwdFn(int64_t rows, float *out, float *mean, float *rstd, const float *inp,
@@ -315,6 +349,9 @@ typedef void GrtPatchFwdFn(int64_t rows, float *out, const float *y, const float
 typedef void GrtPatchBwdFn(int64_t rows, float *dy, float *dcls, float *dpos, const float *dout);
 typedef void GrtT5SoftmaxFwdFn(int64_t rows, float *att, const float *bias, int64_t t0);
 typedef void GrtT5SoftmaxBwdFn(int64_t rows, float *datt, const float *att, float *dbias, int64_t t0);
+typedef void GrtWinPermuteFn(int64_t rows, float *dst, const float *src); /* win_*, merge_*: rows moved */
+typedef void GrtWinSoftmaxFwdFn(int64_t rows, float *att, const float *bias, const float *mask);
+typedef void GrtBf16Fn(int64_t rows, void *dst, const float *src);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
  * the other sizes the plan fixed for it (the kind's own; 0 where unused). */
@@ -375,6 +412,10 @@ typedef struct GrtDevice {
     void (*zero_rows)(float *dst, size_t ld, size_t cols, size_t rows); /* dst (rows, cols), stride ld */
     void (*to_device)(void *dst, const void *src, size_t bytes);    /* from the host */
     void (*to_host)(void *dst, const void *src, size_t bytes);      /* done when it returns */
+    /* to the host after the work queued so far, without waiting for it: dst
+     * (host_alloc's memory) holds the bytes once finish has returned */
+    void (*to_host_later)(void *dst, const void *src, size_t bytes);
+    void *(*host_alloc)(size_t bytes); /* host memory the copies above need no staging for, kept for the run */
     void (*finish)(void); /* returns when all queued work is done (a step's time is taken after it) */
     void (*add)(float *dst, const float *src, size_t n);            /* dst += src */
     void (*add_bias)(float *out, const float *bias, int N, int C);  /* out (N, C) += bias (C) on every row */
@@ -383,6 +424,11 @@ typedef struct GrtDevice {
     void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
     void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, int N, int C, int OC);
+    /* as grt_matmul16_forward, grt_matmul16_backward (ops: the device's rounded operands of `bytes` each) */
+    void (*matmul16_forward)(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
+                             int OC, int bytes, void *ops);
+    void (*matmul16_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                              const float *weight, int N, int C, int OC, int bytes, void *ops);
     void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
                               int causal, GrtAttSoftmaxFwdFn *softmax);
     void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
@@ -418,6 +464,43 @@ void grt_patch_assemble(float *out, const float *Y, const float *cls, const floa
 void grt_patch_assemble_backward(float *dY, float *dcls, float *dpos, const float *dout, int B, int np, int C);
 void grt_pool_forward(float *pooled, const float *x, int B, int T, int C, int mean);
 void grt_pool_backward(float *dx, const float *dpooled, int B, int T, int C, int mean);
+/* Swin's windows (runtime/swin.c; Liu et al. 2021): B images of a side x
+ * side grid of tokens cut into windows of M x M, rolled by shift (0, or
+ * M / 2 in a shifted block) first; H heads of hd. */
+typedef struct GrtWindowShape {
+    int B, side, M, shift, H, hd;
+} GrtWindowShape;
+int grt_window_token(int side, int M, int shift, int w, int i);
+int grt_window_rel_index(int M, int i, int j);
+float grt_window_mask(int side, int M, int shift, int w, int i, int j);
+void grt_window_attention_forward(float *out, float *att, const float *qkv, const float *table,
+                                  const GrtWindowShape *g);
+void grt_window_attention_backward(float *dqkv, float *dtable, const float *dout, const float *qkv, const float *att,
+                                   const GrtWindowShape *g);
+void grt_window_gather(float *dst, const float *src, int64_t rows, int C, int side, int M, int shift);
+void grt_window_scatter(float *dst, const float *src, int64_t rows, int C, int side, int M, int shift);
+void grt_window_softmax_forward(float *att, const float *bias, const float *mask, int64_t rows, int n, int H, int nW,
+                                float scale);
+/* The window attention through window order and GEMMs (runtime/swin.c): its
+ * working buffers (grt_size_work's window part) and the generated kernels
+ * it runs where the plan has them (NULL: the references). */
+typedef struct GrtWindowWork {
+    float *qkvw, *yw, *dqkvw; /* (B T, 3 H hd), (B T, H hd), (B T, 3 H hd): window order */
+    float *bias, *mask, *dS;  /* (H, n, n) (its gradient in backward), (nW, n, n), (n, n) */
+} GrtWindowWork;
+typedef struct GrtWindowKernels {
+    GrtWinPermuteFn *gather[2], *scatter[2]; /* [0]: QKV's width, [1]: the output's */
+    GrtWinSoftmaxFwdFn *softmax;
+    GrtAttSoftmaxBwdFn *softmax_bwd;
+} GrtWindowKernels;
+void grt_window_attention_gemm_forward(float *out, float *att, const float *qkv, const float *table,
+                                       const GrtWindowShape *g, const GrtWindowWork *wk, const GrtWindowKernels *k);
+void grt_window_attention_gemm_backward(float *dqkv, float *dtable, const float *dout, const float *qkv,
+                                        const float *att, const GrtWindowShape *g, const GrtWindowWork *wk,
+                                        const GrtWindowKernels *k);
+void grt_merge_gather(float *X, const float *x, int B, int side, int C);
+void grt_merge_scatter(float *dx, const float *dX, int B, int side, int C);
+
 /* BERT's segments (grt_token_type): out (B, T, C) += tt[type of t];
  * dtt (types, C) += the sums of dout (B, T, C) over each type's tokens. */
 static inline int grt_token_type(int t, int T, int types) { return (int)((int64_t)t * types / T); }
@@ -469,6 +552,12 @@ void *grt_t5_act(const struct GrtLayer *l, float *kept, float *work, size_t *kep
 /* The block on the stream: in (B, te + td + tr, C) -> out (may be NULL: recompute only); din accumulated. */
 void grt_t5_block_forward(struct GrtLayer *l, const float *in, float *out);
 void grt_t5_block_backward(struct GrtLayer *l, const float *in, const float *dout, float *din);
+/* A layer's linear GEMMs (runtime/layers.c): out (N, OC) = inp (N, C) @ w (OC, C)^T + bias, and its
+ * backward (dinp, dw, dbias accumulated), with bf16 operands in the layer's working space under mixed precision. */
+void grt_linear_forward(const struct GrtLayer *l, float *out, const float *inp, const float *w, const float *bias, int N,
+                        int C, int OC);
+void grt_linear_backward(const struct GrtLayer *l, float *dinp, float *dw, float *dbias, const float *dout,
+                         const float *inp, const float *w, int N, int C, int OC);
 
 /* ---- tensor-parallel layers (runtime/layers.c) ----------------------------- */
 
@@ -477,7 +566,7 @@ void grt_t5_block_backward(struct GrtLayer *l, const float *in, const float *dou
  * and MLP-down row-parallel, heads and FFN columns split over the TP group,
  * one all-reduce after each row-parallel GEMM forward and one before each
  * column-parallel GEMM backward. Embedding and head are vocabulary-parallel. */
-typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD, GRT_PATCH, GRT_CLASSIFIER } GrtLayerKind;
+typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD, GRT_PATCH, GRT_CLASSIFIER, GRT_MERGE } GrtLayerKind;
 /* GRT_PATCH: ViT's patch embedding (Dosovitskiy et al. 2021, eq. 1): each
  * image (channels, image, image) of pixels 0..255, scaled to [0, 1], cut
  * into (image / patch)^2 patches of channels * patch^2 values, each
@@ -488,7 +577,13 @@ typedef enum GrtLayerKind { GRT_EMBEDDING, GRT_BLOCK, GRT_NORM, GRT_HEAD, GRT_PA
  * targets), optionally through BERT's pooler (Devlin et al. 2019: dense +
  * tanh on the first token; Hugging Face's BertPooler) as in
  * BertForSequenceClassification. Both are replicated over a TP group (no
- * collectives). */
+ * collectives). A plain patch embedding (Swin's) has neither class token nor
+ * positions. A block with a window is Swin's (Liu et al. 2021): attention
+ * within windows of the square grid of its T tokens, a relative position
+ * bias table (H, (2 window - 1)^2) split by heads with them, shifted
+ * windows when shift. GRT_MERGE: Swin's patch merging, (B, T, C) ->
+ * (B, T / 4, 2 C): 2 x 2 neighbours concatenated, LayerNorm, a linear map
+ * without bias; replicated over a TP group. */
 
 /* A layer as the program declares it: full (unsharded) sizes. */
 typedef struct GrtLayerSpec {
@@ -514,6 +609,11 @@ typedef struct GrtLayerSpec {
     int cross;                  /* T5 block: a decoder block (causal self-attention, cross-attention to the encoder) */
     int part;                   /* T5 norm: normalizes the encoder rows (1) or the decoder rows (2); the rest passes */
     float head_scale;           /* head: logits of head_scale x (T5's tied head: C^-1/2); 0 means 1 */
+    int window, shift;          /* block: Swin's window side (0: full attention), shifted windows */
+    int plain;                  /* patch embedding: no class token, no positions (Swin's) */
+    int T;                      /* tokens per sequence the layer reads (0: the program's seq; Swin's stages differ) */
+    int gemm16; /* mixed precision: its linears' GEMMs round their operands to bf16 and accumulate in fp32,
+                   holding them in 2 or 4 bytes (GRT_GEMM16_BITS, _WIDE; galvrt_sizes.h); 0: fp32 GEMMs */
 } GrtLayerSpec;
 
 /* One parameter tensor of a layer: where it lies in the layer's slice. */
@@ -531,9 +631,16 @@ typedef struct GrtLayer {
     GrtComm *tp;          /* NULL when tp = 1 */
     int tp_size, tp_rank;
     int B, T;             /* sequences and tokens per micro-batch on this rank */
+    int sp;               /* Megatron sequence parallelism: the stream's (B T) rows split over the TP group
+                           * (Korthikanti et al. 2022); the layer's own rows are grt_layer_rows */
+    float *full, *local;  /* sequence parallel: the working buffers its collectives fill, (B T, C) and (B T / tp, C) */
+    float *shared;        /* sequence parallel: the gradients of its replicated tensors from this
+                           * micro-batch's rows, summed over the TP group before they join grads */
+    size_t n_shared;
     int H_l, KVH_l, F_l, V_l; /* this rank's heads, key/value heads, FFN columns, vocabulary rows */
     size_t n_params;      /* floats of parameters on this rank */
     float *params, *grads;
+    void *gemm16;         /* s.gemm16: the rounded operands' area, the end of the working space (galvrt_sizes.h) */
     GrtTensor tensors[20];
     int n_tensors;
     const struct GrtLayer *tied_to; /* a tied head: the embedding whose table it uses */
@@ -544,6 +651,7 @@ typedef struct GrtLayer {
     size_t act_bytes;     /* what this layer allocated for them (shared buffers count once) */
     int index;            /* the layer's index in the model, for its dropout keys */
     int64_t correct;      /* classifier: images whose most probable class was the label, this micro-batch */
+    int label_stride;     /* classifier: the targets' row length, where it is not T (0: T) */
     uint64_t drop_seed;   /* the run's seed; */
     int64_t drop_step;    /* the step; */
     int64_t drop_seq0;    /* and the step's index of this micro-batch's first sequence here (grt_shard sets them) */
@@ -597,6 +705,35 @@ void grt_block_input_backward(GrtLayer *l, const float *x, float *dx); /* dx acc
 float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *targets, float dloss);
 void grt_head_input_backward(GrtLayer *l, float *din); /* din accumulated */
 
+/* Megatron sequence parallelism (Korthikanti et al. 2022, section 4.2.2):
+ * between blocks each TP rank holds (B T / tp, C), rows [r B T / tp, (r + 1)
+ * B T / tp) of its sequences; the norms, dropouts and residuals run on
+ * them; an all-gather (g) before each column-parallel GEMM and a
+ * reduce-scatter (g-bar) after each row-parallel one replace the
+ * all-reduces, and backward mirrors them, gathering the kept norm outputs
+ * again. The program runs the collectives between these phases; `full` and
+ * `local` are grt_layer_full and grt_layer_local. Pre-norm blocks only. */
+int grt_layer_rows(const GrtLayer *l);            /* rows of the stream it holds: B T, or B T / tp */
+float *grt_layer_full(GrtLayer *l);               /* (B T, C): what an all-gather fills */
+float *grt_layer_local(GrtLayer *l);              /* (B T / tp, C): what a reduce-scatter fills */
+float *grt_sp_norm1(GrtLayer *l, const float *x); /* the first norm of the local rows, to gather */
+float *grt_sp_attention(GrtLayer *l);             /* from the gathered norm: partial output projection */
+float *grt_sp_norm2(GrtLayer *l, const float *x); /* bias, dropout, residual, second norm of the local rows */
+float *grt_sp_mlp(GrtLayer *l);                   /* from the gathered norm: partial down projection */
+void grt_sp_output(GrtLayer *l, float *out);      /* bias, dropout, residual; NULL: a recomputation */
+const float *grt_sp_mlp_out_grad(GrtLayer *l, const float *dout); /* the local gradient at the MLP's output, to gather */
+float *grt_sp_kept_norm(GrtLayer *l, int which);             /* the local output of norm 1 or 2, to gather again */
+float *grt_sp_norm_full(GrtLayer *l);                        /* (B T, C): where it gathers */
+float *grt_sp_mlp_backward(GrtLayer *l);                     /* partial gradient at the MLP's input */
+const float *grt_sp_attention_out_grad(GrtLayer *l, const float *dout); /* at attention's output, to gather */
+float *grt_sp_attention_backward(GrtLayer *l);               /* partial gradient at QKV's input */
+void grt_sp_input_backward(GrtLayer *l, const float *x, float *dx); /* dx (local rows) accumulated */
+float *grt_sp_shared_grads(GrtLayer *l);                     /* the replicated tensors' gradients, to all-reduce */
+void grt_sp_shared_grads_add(GrtLayer *l);                   /* ... added to the layer's gradients */
+float *grt_sp_embed_grad(GrtLayer *l, float *dout);          /* the embedding's local output gradient through
+                                                              * its dropout, in place, to gather */
+void grt_embedding_backward_full(GrtLayer *l, const int32_t *tokens, const float *dout); /* from the gathered gradient */
+
 /* The whole tensor k of the layer (as one rank would hold it) gathered from
  * the TP group's shards into full; returns its length in floats. */
 size_t grt_layer_gather(GrtLayer *l, int k, float *full);
@@ -620,7 +757,11 @@ void grt_layer_place(const GrtLayer *l, int k, float *shard, float *whole, int t
  * TP group replicates them (Megatron's layout of activations). */
 typedef struct GrtLayout {
     int base, tp, dp, consec;
+    int sp; /* sequence parallel: TP index t holds rows [t, t + 1) B T / tp of its DP index's B sequences */
 } GrtLayout;
+
+/* Floats of the stream one rank of L holds for a micro-batch of mb sequences of seq_floats each. */
+size_t grt_layout_floats(const GrtLayout *L, int mb, size_t seq_floats);
 
 int grt_layout_has(const GrtLayout *L, int rank);      /* is this world rank in the layout's stage? */
 int grt_layout_tp_index(const GrtLayout *L, int rank); /* its place in its TP group */
@@ -823,6 +964,8 @@ void grt_allreduce(GrtComm *c, float *buf, size_t n);                       /* i
 void grt_allreduce_double(GrtComm *c, double *buf, size_t n);               /* in place, sum */
 void grt_reduce_scatter(GrtComm *c, const float *in, float *out, size_t n); /* in: size * n, out: n */
 void grt_allgather(GrtComm *c, const float *in, float *out, size_t n);      /* in: n (may be out's own block), out: size * n */
+/* out block j (n) = rank j's in block r (n), r this rank; in and out size * n, apart (DeepSpeed-Ulysses' exchange) */
+void grt_alltoall(GrtComm *c, const float *in, float *out, size_t n);
 void grt_broadcast(GrtComm *c, float *buf, size_t n, int root);
 void grt_send(GrtComm *c, const float *buf, size_t n, int peer, int tag);
 void grt_recv(GrtComm *c, float *buf, size_t n, int peer, int tag);
@@ -972,7 +1115,8 @@ typedef struct GrtRun {
     /* a device without host memory (grt_dev): the host's side of tokens, targets and losses, and the
      * gradient norm's row sums on the device */
     int32_t *host_tokens, *host_targets;
-    float *host_losses;
+    float *host_losses;            /* [micro_batches x tokens a micro-batch]: the step's, read at its end */
+    size_t host_losses_n;          /* floats of it this step's micro-batches have filled so far */
     double *norm_sums;
     double loss;                   /* this step's summed token losses on this rank */
     double correct;                /* a classifier's: this step's images classified right on this rank */
@@ -1015,6 +1159,7 @@ typedef struct GrtShardAt {
     size_t state;  /* offset in R->grads, R->m, R->v */
     size_t accum;  /* offset in R->accum */
     int slots;     /* micro-batches whose activations it keeps at once (an interleaved chunk's); 0: the stage's */
+    int sp;        /* Megatron sequence parallelism over its TP group */
 } GrtShardAt;
 /* Layer i on this rank: shard it over tp, replicate or split it over dp as
  * `at` says, bind it to the stage's areas and initialize it. A tied head
@@ -1034,6 +1179,8 @@ void grt_run_batch(GrtRun *R, int mb, int slot);
  * the loss (once per TP group) and in backward starts from the mean's
  * weight. din is zeroed first (NULL: the embedding has none). */
 void grt_shard_forward(GrtRun *R, int i, int slot, const float *in, float *out);
+/* Sequence parallel: the embedding's backward from its whole (gathered) output gradient. */
+void grt_shard_embed_backward(GrtRun *R, int i, int slot, const float *dout);
 void grt_shard_backward(GrtRun *R, int i, int slot, const float *in, const float *dout, float *din);
 /* The same in phases, the program running the TP collectives between them
  * (the grt_block_* and grt_head_* phases above): layer i on slot `slot`;
@@ -1148,6 +1295,11 @@ typedef struct GrtProfile {
     double sync_overhead_s;  /* a collective between compute phases beyond both timed alone; 0: one rank */
     double link_bandwidth;   /* bytes/s: all-reduce bus bandwidth over every rank; 0: one rank */
     double link_latency_s;   /* seconds per ring step of that all-reduce; 0: one rank */
+    /* A GPU's (galvc-profiler-cuda; zero and empty on the CPU, which computes in fp32): */
+    const char *device;      /* the device kind measured (ir.h's DEVICE_KINDS name); NULL: "cpu" */
+    char blas[128];          /* the GEMM library and the GPU, for people reading the profile */
+    double bf16_flops;       /* FLOP/s: the best bf16 GEMM (fp32 accumulation) over the model's shapes */
+    double gemm_rates[3];    /* FLOP/s over all the model's GEMMs: fp32, TF32, bf16 (GrtGemmMath) */
     int n_layers, n_collectives;
     GrtProfileLayer layers[GRT_PROFILE_MAX_ENTRIES];
     GrtProfileCollective collectives[GRT_PROFILE_MAX_ENTRIES];
@@ -1166,6 +1318,21 @@ typedef struct GrtProfileShape {
  * one progress line per measurement to stderr. */
 void grt_profile_measure(GrtComm *world, int quick, const GrtProfileShape *shape, GrtProfile *p);
 
+/* The GEMM arithmetic a GPU profile times (the profile's "gemm_rates"):
+ * fp32 in and out computed in fp32, the same through TF32 tensor cores,
+ * bf16 in and out with fp32 accumulation. */
+typedef enum GrtGemmMath { GRT_GEMM_FP32, GRT_GEMM_TF32, GRT_GEMM_BF16 } GrtGemmMath;
+
+/* The profiler's parts both targets' profilers use (profiler.c): the line
+ * time = fixed_s + work / rate fitted to n points (least squares weighted by
+ * 1 / time^2); the forward work of layer kind s on one rank at TP degree tp
+ * and B sequences of T tokens (FLOPs for the block and the head, bytes of
+ * the (B, T, C) stream for the embedding and the norm); NCCL's bus
+ * bandwidth over algorithm bandwidth for op over g ranks. */
+GrtProfileFit grt_profile_fit(const double *work, const double *t, int n);
+double grt_profile_layer_work(const GrtLayerSpec *s, int tp, int B, int T);
+double grt_profile_bus_factor(GrtProfileOp op, int g);
+
 /* The collective backends are tables of these functions (MPI now, NCCL for
  * the CUDA target), so a new backend is a new file, not #ifdefs. */
 typedef struct GrtCollectives {
@@ -1174,6 +1341,7 @@ typedef struct GrtCollectives {
     void (*allreduce_double)(GrtComm *c, double *buf, size_t n);
     void (*reduce_scatter)(GrtComm *c, const float *in, float *out, size_t n);
     void (*allgather)(GrtComm *c, const float *in, float *out, size_t n);
+    void (*alltoall)(GrtComm *c, const float *in, float *out, size_t n);
     void (*broadcast)(GrtComm *c, float *buf, size_t n, int root);
     void (*send)(GrtComm *c, const float *buf, size_t n, int peer, int tag);
     void (*recv)(GrtComm *c, float *buf, size_t n, int peer, int tag);

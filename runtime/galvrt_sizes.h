@@ -41,6 +41,16 @@ static inline double grt_head_rows(const GrtLayerSpec *s, double T) { return s->
 /* A T5 block's query rows (its stack's tokens) per sequence, and the rows its cross-attention reads. */
 static inline double grt_t5_queries(const GrtLayerSpec *s) { return s->cross ? s->td : s->te; }
 
+/* A Swin block's bias table entries per head, (2 window - 1)^2 (0 without a window). */
+static inline double grt_window_table(const GrtLayerSpec *s) {
+    return s->window ? (2.0 * s->window - 1) * (2.0 * s->window - 1) : 0;
+}
+
+/* The keys each query of a block attends: its window's, or all T. */
+static inline double grt_block_keys(const GrtLayerSpec *s, double T) {
+    return s->window ? (double)s->window * s->window : T;
+}
+
 /* A patch embedding's patches per image and values per patch. */
 static inline double grt_patches(const GrtLayerSpec *s) {
     double side = s->patch > 0 ? s->image / s->patch : 0;
@@ -65,16 +75,26 @@ static inline double grt_size_params(const GrtLayerSpec *s, int tp) {
             return 2 * C + 4 * z.H * s->hd * C + 2 * z.F * C + (s->rel_own ? (double)s->buckets * z.H : 0) +
                    (s->cross ? C + 4 * z.H * s->hd * C : 0);
         /* two norms, QKV, attention out, MLP up and down, with their biases */
-        return 2 * norm + z.qkv * C + z.H * s->hd * C + z.up * C + C * z.F +
-               (s->bias ? z.qkv + C + z.up + C : 0);
+        return 2 * norm + z.qkv * C + z.H * s->hd * C + z.up * C + C * z.F + (s->bias ? z.qkv + C + z.up + C : 0) +
+               z.H * grt_window_table(s);
     case GRT_NORM: return norm;
     case GRT_HEAD: return s->tied ? 0 : z.V * C;
     case GRT_PATCH: /* projection (C, channels patch^2) and its bias, class token, positions (T, C) */
-        return C * grt_patch_values(s) + 2 * C + (grt_patches(s) + 1) * C;
+        return C * grt_patch_values(s) + C + (s->plain ? 0 : C + (grt_patches(s) + 1) * C);
     case GRT_CLASSIFIER: /* weight (classes, C) and bias; the pooler's dense (C, C) and bias */
         return s->V * C + s->V + (s->pooler ? C * C + C : 0);
+    case GRT_MERGE: return 8 * C + 8 * C * C; /* the norm over 4 C, the reduction (2 C, 4 C) */
     }
     return 0;
+}
+
+/* A Swin block's window attention's working space (runtime/swin.c's
+ * GrtWindowWork): QKV, the output (or its gradient) and QKV's gradient in
+ * window order, the bias (H, n, n), the mask (T / n windows of (n, n)) and
+ * one head's (n, n) score gradient, n = window^2. */
+static inline double grt_window_work(const GrtLayerSpec *s, GrtShardSizes z, double B, double T) {
+    double n = (double)s->window * s->window;
+    return s->window ? B * T * 7 * z.H * s->hd + z.H * n * n + T * n + n * n : 0;
 }
 
 /* The widest row a block's scratch buffers hold. */
@@ -118,16 +138,20 @@ static inline double grt_size_t5_work(const GrtLayerSpec *s, GrtShardSizes z, do
  * dropout masks: dropout's counter-based masks are drawn again in backward,
  * galvrt.h): QKV, the attention output, MLP up and its activation, six
  * per-token norm statistics and the attention probabilities (B, H, T, T),
- * undropped. A checkpointed block keeps these once, in the stage's
+ * undropped (B, H, T, window^2 with windows). With sequence parallelism
+ * (sp) the norms' outputs, the residual and the statistics are of the
+ * rank's B T / tp rows alone (section 4.2.2). Patch merging keeps its
+ * norm's statistics, a merged token's two. A checkpointed block keeps these once, in the stage's
  * checkpoint area. */
-static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, double T) {
+static inline double grt_size_kept(const GrtLayerSpec *s, int tp, int sp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
-    double N = B * T, C = s->C;
+    double N = B * T, C = s->C, rows = sp ? N / tp : N;
     switch (s->kind) {
     case GRT_BLOCK:
         if (s->te) return grt_size_t5_kept(s, z, B);
-        return N * (3 * C + z.qkv + z.H * s->hd + z.up + z.F + 6) + B * z.H * T * T;
-    case GRT_NORM: return 2 * N;         /* mean and rstd */
+        return rows * (3 * C + 6) + N * (z.qkv + z.H * s->hd + z.up + z.F) + B * z.H * T * grt_block_keys(s, T);
+    case GRT_MERGE: return 2 * N / 4;
+    case GRT_NORM: return 2 * rows;                             /* mean and rstd */
     case GRT_HEAD: return B * grt_head_rows(s, T) * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
     case GRT_CLASSIFIER: return B * (s->V + (s->pooler ? C : 0)); /* probabilities, the pooler's output */
     case GRT_EMBEDDING:
@@ -136,33 +160,128 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, double B, doub
     return 0;
 }
 
-/* Floats of a layer's working space for a micro-batch (one buffer shared by
- * every layer of a stage: one runs at a time). A block: two (N, wide)
+/* Floats of the tensors a layer replicates over its TP group whose
+ * gradients sequence parallelism leaves partial (each rank saw its rows
+ * alone): a block's norms and row-parallel biases, a norm's weights. */
+static inline double grt_size_shared(const GrtLayerSpec *s) {
+    double C = s->C, norm = C + (s->rms || !s->bias ? 0 : C);
+    if (s->kind == GRT_BLOCK) return 2 * norm + (s->bias ? 2 * C : 0);
+    return s->kind == GRT_NORM ? norm : 0;
+}
+
+/* Floats of a layer's own working buffers for a micro-batch (the start of
+ * its working space, grt_size_work). A block: two (N, wide)
  * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd) and the rotary
  * copy (N, (H + KVH) hd). The head: local logits, gathered logits, their
  * gradient, the input gradient and two per-token rows (T5's: of its
  * decoder rows, which it gathers with their targets). A patch embedding:
  * the gathered patches and their projection (rebuilt in backward from the
- * pixels, so it keeps nothing). A classifier: the pooled tokens, their
+ * pixels, so it keeps nothing). A Swin block adds its windows' (above). A classifier: the pooled tokens, their
  * gradient and the logits' gradient (B rows each), and with a pooler the
- * gradient of its output. */
-static inline double grt_size_work(const GrtLayerSpec *s, int tp, double B, double T) {
+ * gradient of its output. Patch merging: the gathered groups, their norm,
+ * and the two's gradients, N C each (rebuilt in backward from its input).
+ * Sequence parallel (sp), the embedding and the head add the whole (N, C)
+ * stream an all-gather fills or a reduce-scatter empties, a block and a
+ * norm their replicated tensors' gradients. */
+static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, int sp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
-    double N = B * T, C = s->C;
+    double N = B * T, C = s->C, gathered = sp ? N * C : 0, shared = sp ? grt_size_shared(s) : 0;
     switch (s->kind) {
     case GRT_BLOCK:
         if (s->te) return grt_size_t5_work(s, z, B);
-        return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd);
+        return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd) +
+               grt_window_work(s, z, B, T) + shared;
     case GRT_HEAD: /* T5's: its decoder rows gathered from the stream, and their targets */
         N = B * grt_head_rows(s, T);
-        return N * (z.V + 2 * z.V * tp + C + 2) + (s->te ? N * (C + 1) : 0);
+        return N * (z.V + 2 * z.V * tp + C + 2) + (s->te ? N * (C + 1) : 0) + gathered;
     case GRT_PATCH: return B * grt_patches(s) * (grt_patch_values(s) + C); /* the patches, their projection */
     case GRT_CLASSIFIER: /* pooled, its gradient, the logits' gradient; the pooler's output gradient */
         return B * (2 * C + s->V + (s->pooler ? C : 0));
+    case GRT_MERGE: return 4 * N * C;
+    case GRT_EMBEDDING: return gathered;
+    case GRT_NORM: return shared;
+    }
+    return 0;
+}
+
+/* ---- mixed precision ------------------------------------------------------------ */
+
+/* Bytes of one element of everything the program keeps, at every precision:
+ * activations, parameters, gradients and optimizer moments are fp32 floats.
+ * Mixed precision (GrtLayerSpec.gemm16) rounds each GEMM's operands to bf16
+ * in the layer's working space (grt_size_gemm16) and accumulates in fp32,
+ * so the fp32 weights are the master copy, the gradients are reduced in
+ * fp32 (Megatron-LM's main_grad) and the moments stay fp32. */
+#define GRT_ELEM_BYTES 4
+
+/* Bytes of training state per parameter with `moments` fp32 moments (Adam
+ * 2, SGD with momentum 1, else 0): weight, gradient, moments. For Adam 16:
+ * ZeRO's K = 12 plus a 4-byte gradient (Rajbhandari et al. 2020, section
+ * 3.1, whose 16-bit weight copy the program does not keep: it rounds each
+ * GEMM's operands as the GEMM runs). */
+static inline int grt_state_bytes_per_param(int moments) { return GRT_ELEM_BYTES * (2 + moments); }
+
+/* How a GEMM's rounded operands are held (GrtLayerSpec.gemm16): as bf16 bits
+ * (2 bytes; cuBLAS's CUDA_R_16BF), or as the bf16 values widened to fp32 (4
+ * bytes; the host's sgemm then computes what a bf16 GEMM with fp32
+ * accumulation does: a product of two bf16 values is exact in fp32. Debian's
+ * OpenBLAS 0.3.21 is built without cblas_sbgemm). */
+enum { GRT_GEMM16_BITS = 2, GRT_GEMM16_WIDE = 4 };
+
+/* n operands (a fraction counts whole) rounded up to 8: at least 16 bytes, cuBLAS's tensor-core alignment. */
+static inline double grt_round8(double n) {
+    unsigned long long k = (unsigned long long)n;
+    k += (double)k < n;
+    return (double)((k + 7) / 8 * 8);
+}
+
+/* Rounded operands of one linear: its input (N, C), the output's gradient
+ * (N, OC) and its weight (OC, C), in this order. */
+static inline double grt_size_linear16(double N, double C, double OC) {
+    return grt_round8(N * C) + grt_round8(N * OC) + grt_round8(OC * C);
+}
+
+static inline double grt_max2(double a, double b) { return a > b ? a : b; }
+
+/* A T5 block's largest linear's rounded operands (N = B Tq query rows, A = H hd / tp): self-attention's
+ * Q K V and output, wi and wo; a decoder's cross-attention Q, K V on the encoder's B te rows, and output. */
+static inline double grt_size_t5_gemm16(const GrtLayerSpec *s, GrtShardSizes z, double B) {
+    double N = B * grt_t5_queries(s), A = z.H * s->hd, C = s->C, Ne = B * s->te;
+    double self = grt_max2(grt_max2(grt_size_linear16(N, C, 3 * A), grt_size_linear16(N, A, C)),
+                           grt_max2(grt_size_linear16(N, C, z.F), grt_size_linear16(N, z.F, C)));
+    double cross = s->cross ? grt_max2(grt_size_linear16(N, C, A), grt_size_linear16(Ne, C, 2 * A)) : 0;
+    return grt_max2(self, cross);
+}
+
+/* Rounded operands (elements) a layer's GEMMs take under mixed precision,
+ * for a micro-batch: its largest linear's (the block's QKV, attention
+ * output, MLP up and down, T5's (grt_size_t5_gemm16); the head's logits;
+ * the patch projection; the classifier and its pooler; patch merging's
+ * reduction). The attention core's batched GEMMs stay fp32. */
+static inline double grt_size_gemm16(const GrtLayerSpec *s, int tp, double B, double T) {
+    GrtShardSizes z = grt_shard_sizes(s, tp);
+    double N = B * T, C = s->C;
+    if (!s->gemm16) return 0;
+    switch (s->kind) {
+    case GRT_BLOCK:
+        if (s->te) return grt_size_t5_gemm16(s, z, B);
+        return grt_max2(grt_max2(grt_size_linear16(N, C, z.qkv), grt_size_linear16(N, z.H * s->hd, C)),
+                        grt_max2(grt_size_linear16(N, C, z.up), grt_size_linear16(N, z.F, C)));
+    case GRT_HEAD: return grt_size_linear16(B * grt_head_rows(s, T), C, z.V); /* T5's: its decoder rows */
+    case GRT_PATCH: return grt_size_linear16(B * grt_patches(s), grt_patch_values(s), C);
+    case GRT_CLASSIFIER: return grt_max2(grt_size_linear16(B, C, s->V), s->pooler ? grt_size_linear16(B, C, C) : 0);
+    case GRT_MERGE: return grt_size_linear16(N / 4, 4 * C, 2 * C);
     case GRT_EMBEDDING:
     case GRT_NORM: break;
     }
     return 0;
+}
+
+/* Floats of a layer's working space for a micro-batch (one buffer shared by
+ * every layer of a stage: one runs at a time): its own buffers, then its
+ * rounded GEMM operands (gemm16 bytes each). */
+static inline double grt_size_work(const GrtLayerSpec *s, int tp, int sp, double B, double T) {
+    return grt_size_scratch(s, tp, sp, B, T) + grt_size_gemm16(s, tp, B, T) * s->gemm16 / GRT_ELEM_BYTES;
 }
 
 #endif

@@ -29,8 +29,17 @@
  *    (C, channels, patch, patch), the class token (1, 1, C) and positions
  *    (1, T, C), the same data row-major; blocks "layernorm_before",
  *    "attention.attention.query", ...; the final norm "layernorm";
+ *  - Swin (a model that starts with a plain patch embedding) takes
+ *    SwinForImageClassification's: "embeddings.norm" after the projection,
+ *    blocks "encoder.layers.STAGE.blocks.BLOCK." + "layernorm_before",
+ *    "attention.self.query", ..., the bias table
+ *    "attention.self.relative_position_bias_table" ((2 window - 1)^2,
+ *    heads: ours (heads, entries) transposed), a patch merging the stage's
+ *    "downsample.norm" and "downsample.reduction"; the final norm
+ *    "layernorm" (HF's relative_position_index buffers are not parameters:
+ *    not written, rebuilt by HF on loading);
  *  - under a classifier head every name but the head's takes the base
- *    model's prefix, "vit." or "bert." (BertForSequenceClassification:
+ *    model's prefix, "vit.", "swin." or "bert." (BertForSequenceClassification:
  *    its pooler is "bert.pooler.dense"), the head "classifier.weight";
  *  - T5 (a model with cross-attention) takes T5ForConditionalGeneration's:
  *    "shared.weight", each stack's blocks "encoder.block.J.layer.0.
@@ -46,7 +55,7 @@
 
 enum { TAG_TENSOR = 1 }; /* a whole tensor sent to rank 0 (after training: no other message in flight) */
 
-typedef enum { NAMES_GPT2, NAMES_LLAMA, NAMES_BERT, NAMES_VIT, NAMES_T5 } Naming;
+typedef enum { NAMES_GPT2, NAMES_LLAMA, NAMES_BERT, NAMES_VIT, NAMES_SWIN, NAMES_T5 } Naming;
 
 /* One HF tensor: rows [r0, r0 + rows) of our tensor k of layer i (a vector
  * counts as rows of one element), transposed (GPT-2's Conv1D) or with each
@@ -73,7 +82,7 @@ static int hf_max(const GrtProgram *p) { return p->n_layers * 24 + 8; }
 
 /* The naming family of this model. */
 static Naming naming(const GrtProgram *p) {
-    if (p->spec[0].kind == GRT_PATCH) return NAMES_VIT;
+    if (p->spec[0].kind == GRT_PATCH) return p->spec[0].plain ? NAMES_SWIN : NAMES_VIT;
     if (p->spec[0].te) return NAMES_T5;
     for (int i = 0; i < p->n_layers; i++) {
         const GrtLayerSpec *s = &p->spec[i];
@@ -88,6 +97,7 @@ static Naming naming(const GrtProgram *p) {
  * (ViTForImageClassification, BertForSequenceClassification), or "". */
 static const char *name_prefix(const GrtProgram *p, Naming nm) {
     if (nm == NAMES_VIT) return "vit.";
+    if (nm == NAMES_SWIN) return "swin.";
     return nm == NAMES_BERT && p->spec[p->n_layers - 1].kind == GRT_CLASSIFIER ? "bert." : "";
 }
 
@@ -210,11 +220,52 @@ static void hf_block_t5(HfList *L, int i, int k, int64_t rows, int64_t cols) {
     }
 }
 
+/* Swin's stage of layer i (the patch mergings before it) and, for a block,
+ * its place in the stage (the blocks since the last merging). */
+static void swin_place(const GrtProgram *p, int i, int *stage, int *block) {
+    *stage = *block = 0;
+    for (int j = 0; j < i; j++) {
+        if (p->spec[j].kind == GRT_MERGE) ++*stage, *block = 0;
+        if (p->spec[j].kind == GRT_BLOCK) ++*block;
+    }
+}
+
+/* Swin's names for block i's tensor k (rows x cols): encoder.layers.S.blocks.B.NAME.w. */
+static void hf_block_swin(HfList *L, int i, int k, const char *tn, int64_t rows, int64_t cols, const char *w) {
+    const GrtLayerSpec *s = &L->p->spec[i];
+    int stage, block;
+    swin_place(L->p, i, &stage, &block);
+    char at[64], name[160];
+    snprintf(at, sizeof at, "encoder.layers.%d.blocks.%d", stage, block);
+    if (!strncmp(tn, "attn.qkv", 8)) { /* [Q | K | V] rows */
+        const char *parts[3] = {"query", "key", "value"};
+        for (int p = 0; p < 3; p++) {
+            snprintf(name, sizeof name, "%s.attention.self.%s.%s", at, parts[p], w);
+            hf_add(L, name, i, k, p * (int64_t)s->H * s->hd, (int64_t)s->H * s->hd, cols, 0, 0, 0);
+        }
+        return;
+    }
+    if (!strcmp(tn, "attn.rel_table")) { /* ours (H, entries), HF's (entries, H) */
+        snprintf(name, sizeof name, "%s.attention.self.relative_position_bias_table", at);
+        hf_add(L, name, i, k, 0, rows, cols, 1, 0, 0);
+        return;
+    }
+    const char *hf = !strncmp(tn, "ln1", 3)        ? "layernorm_before"
+                     : !strncmp(tn, "ln2", 3)      ? "layernorm_after"
+                     : !strncmp(tn, "attn.out", 8) ? "attention.output.dense"
+                     : !strncmp(tn, "mlp.up", 6)   ? "intermediate.dense"
+                                                   : "output.dense";
+    snprintf(name, sizeof name, "%s.%s.%s", at, hf, w);
+    hf_add(L, name, i, k, 0, rows, cols, 0, 0, 0);
+}
+
 /* The HF tensors cut from tensor k (rows x cols) of block i, the model's block-th. */
 static void hf_block(HfList *L, int i, const GrtLayer *l, int k, int block, int64_t rows, int64_t cols, const char *w) {
     const char *tn = l->tensors[k].name;
     if (L->nm == NAMES_T5)
         hf_block_t5(L, i, k, rows, cols);
+    else if (L->nm == NAMES_SWIN)
+        hf_block_swin(L, i, k, tn, rows, cols, w);
     else if (L->nm == NAMES_GPT2)
         hf_block_gpt2(L, i, k, tn, block, rows, cols, w);
     else if (!strncmp(tn, "attn.qkv", 8))
@@ -262,6 +313,8 @@ static void hf_layer(HfList *L, int i, const GrtLayer *l, int k, int blocks_seen
     case GRT_NORM:
         if (nm == NAMES_T5)
             snprintf(name, sizeof name, "%s.final_layer_norm.%s", s->part == 1 ? "encoder" : "decoder", w);
+        else if (nm == NAMES_SWIN)
+            snprintf(name, sizeof name, "%s.%s", blocks_seen ? "layernorm" : "embeddings.norm", w);
         else if (nm == NAMES_VIT && blocks_seen)
             snprintf(name, sizeof name, "layernorm.%s", w);
         else if (nm == NAMES_BERT && !blocks_seen)
@@ -277,6 +330,13 @@ static void hf_layer(HfList *L, int i, const GrtLayer *l, int k, int blocks_seen
     case GRT_HEAD:
         hf_add(L, nm == NAMES_BERT ? "cls.predictions.decoder.weight" : "lm_head.weight", i, k, 0, rows, cols, 0, 0, 0);
         break;
+    case GRT_MERGE: { /* SwinPatchMerging, the downsample closing the stage before it */
+        int stage, block;
+        swin_place(L->p, i, &stage, &block);
+        snprintf(name, sizeof name, "encoder.layers.%d.downsample.%s", stage, l->tensors[k].name);
+        hf_add(L, name, i, k, 0, rows, cols, 0, 0, 0);
+        break;
+    }
     case GRT_BLOCK: break;
     }
 }
@@ -432,7 +492,7 @@ static GrtStWriter *export_create(const HfList *L, const char *path, char *err, 
     GrtStTensor *shapes = calloc((size_t)L->n + 1, sizeof *shapes);
     for (int j = 0; j < L->n; j++)
         shapes[j] = hf_shape(&L->t[j]);
-    const char *family[] = {"gpt2", "llama", "bert", "vit", "t5"};
+    const char *family[] = {"gpt2", "llama", "bert", "vit", "swin", "t5"}; /* by Naming */
     const char *meta[] = {"format", "pt", "galvc_model", L->p->model, "galvc_naming", family[L->nm], NULL};
     GrtStWriter *w = grt_st_create(path, shapes, L->n, meta, err, errlen);
     free(shapes);
@@ -512,7 +572,7 @@ static int check_tensor(const GrtSafetensors *f, const HfList *L, const HfTensor
     const int64_t *shape;
     if (at < 0) {
         snprintf(err, errlen, "%s: no tensor '%s' (this model needs %d tensors, %s names)", path, h->name, L->n,
-                 (const char *[]){"GPT-2", "LLaMA", "BERT", "ViT"}[L->nm]);
+                 (const char *[]){"GPT-2", "LLaMA", "BERT", "ViT", "Swin", "T5"}[L->nm]);
         return 0;
     }
     grt_st_info(f, at, &dtype, &ndim, &shape);

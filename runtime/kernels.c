@@ -171,6 +171,79 @@ void grt_matmul_backward(float *dinp, float *dweight, float *dbias, const float 
     }
 }
 
+/* ---- bf16 GEMMs (mixed precision) --------------------------------------------- */
+
+uint16_t grt_bf16_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* NaN: kept, made quiet */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16); /* to nearest, ties to even (an overflow is inf) */
+}
+
+float grt_bf16_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+void grt_bf16_round(void *dst, const float *src, size_t n, int wide) {
+    uint16_t *bits = dst;
+    float *vals = dst;
+    for (size_t i = 0; i < n; i++) {
+        if (wide) vals[i] = grt_bf16_float(grt_bf16_bits(src[i]));
+        else bits[i] = grt_bf16_bits(src[i]);
+    }
+}
+
+/* dst (rows, cols) = src rounded to bf16, widened to fp32: the generated
+ * kernel of cols columns where there is one, else the reference. */
+static float *round_wide(float *dst, const float *src, int rows, int cols) {
+    GrtBf16Fn *k = (GrtBf16Fn *)grt_kernel_find(GRT_K_BF16, cols, GRT_KF_WIDE);
+    if (k) k(rows, dst, src);
+    else grt_bf16_round(dst, src, (size_t)rows * cols, 1);
+    return dst;
+}
+
+/* The places of one linear's rounded operands in ops (galvrt_sizes.h's
+ * grt_size_linear16 order): input (N, C), output gradient (N, OC), weight (OC, C). */
+static void wide_parts(float *ops, int N, int C, int OC, float **x, float **dy, float **w) {
+    *x = ops;
+    *dy = *x + (size_t)grt_round8((double)N * C);
+    *w = *dy + (size_t)grt_round8((double)N * OC);
+}
+
+/* The host holds rounded operands widened to fp32 (GRT_GEMM16_WIDE). */
+static void check_wide(int bytes) {
+    if (bytes != GRT_GEMM16_WIDE) fail("grt_matmul16", "the host's rounded operands are 4-byte (GRT_GEMM16_WIDE)");
+}
+
+void grt_matmul16_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC,
+                          int bytes, void *ops) {
+    check_wide(bytes);
+    if (N <= 0 || OC <= 0 || C <= 0) {
+        grt_matmul_forward(out, inp, weight, bias, N, C, OC);
+        return;
+    }
+    float *x, *dy, *w;
+    wide_parts(ops, N, C, OC, &x, &dy, &w);
+    grt_matmul_forward(out, round_wide(x, inp, N, C), round_wide(w, weight, OC, C), bias, N, C, OC);
+}
+
+void grt_matmul16_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                           const float *weight, int N, int C, int OC, int bytes, void *ops) {
+    check_wide(bytes);
+    if (N <= 0 || OC <= 0) return;
+    float *x, *dy, *w;
+    wide_parts(ops, N, C, OC, &x, &dy, &w);
+    if (C > 0 && (dinp || dweight)) round_wide(dy, dout, N, OC);
+    if (C > 0 && dinp) round_wide(w, weight, OC, C);
+    if (C > 0 && dweight) round_wide(x, inp, N, C);
+    /* the bias gradient from the fp32 output gradient, as Megatron-LM sums it in fp32 */
+    grt_matmul_backward(C > 0 && dinp ? dinp : NULL, C > 0 ? dweight : NULL, NULL, dy, x, w, N, C, OC);
+    if (dbias) grt_matmul_backward(NULL, NULL, dbias, dout, inp, weight, N, 0, OC);
+}
+
 /* ---- embedding -------------------------------------------------------------- */
 
 /* The row of wte holding token tok, or -1 when another rank's shard holds it. */
@@ -627,12 +700,12 @@ void grt_dropout_rows(float *x, int64_t rows, int cols, int T, const GrtDropout 
 }
 
 void grt_dropout_copy(float *dst, const float *src, int64_t rows, int cols, int T, const GrtDropout *d) {
-    dropout_run(d->plain, dst, NULL, src, rows, cols, T, d, d->seq0, 0, 0);
+    dropout_run(d->plain, dst, NULL, src, rows, cols, T, d, d->seq0, d->r0, 0);
 }
 
 void grt_residual_dropout_forward(float *out, const float *a, const float *b, int64_t rows, int cols, int T,
                                   const GrtDropout *d) {
-    dropout_run(d->fwd, out, a, b, rows, cols, T, d, d->seq0, 0, 0);
+    dropout_run(d->fwd, out, a, b, rows, cols, T, d, d->seq0, d->r0, 0);
 }
 
 /* dst (m, T) = dropout(src (m, T)): query rows t0.. of local head h of

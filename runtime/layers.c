@@ -34,6 +34,7 @@ typedef struct BlockAct {
     float *scratch, *scratch2;   /* (N, max(C, QKV_l, UP_l)) */
     /* backward's working buffers, allocated once */
     float *dF, *dC1, *dC2, *dC3, *dAtt, *rope_tmp; /* (N, F_l), 3 x (N, C), (N, H_l hd), (N, (H_l + KVH_l) hd) */
+    GrtWindowWork win;                             /* a Swin block's windows' (galvrt_sizes.h) */
 } BlockAct;
 
 typedef struct NormAct {
@@ -52,6 +53,13 @@ typedef struct HeadAct {
 typedef struct PatchAct {
     float *X, *Y; /* (B np, ch p p) patches, (B np, C) their projection or its gradient */
 } PatchAct;
+
+/* Patch merging keeps its norm's statistics; its working buffers. */
+typedef struct MergeAct {
+    float *mean, *rstd; /* kept: (N / 4) each */
+    float *X, *Xn;      /* (N / 4, 4 C): the gathered groups, normalized */
+    float *dX, *dXn;    /* their gradients */
+} MergeAct;
 
 typedef struct ClassAct {
     float *probs, *h;        /* kept: (B, V), the pooler's output (B, C) (NULL: no pooler) */
@@ -75,6 +83,31 @@ static void host_reference(const char *what) {
     grt_abort(msg, 1);
 }
 
+/* out (N, OC) = inp (N, C) @ w (OC, C)^T + bias (OC): in fp32, or with
+ * bf16 operands and fp32 accumulation under mixed precision. */
+static void linear_fwd(const GrtLayer *l, float *out, const float *inp, const float *w, const float *bias, int N, int C,
+                       int OC) {
+    if (l->gemm16) grt_dev->matmul16_forward(out, inp, w, bias, N, C, OC, l->s.gemm16, l->gemm16);
+    else grt_dev->matmul_forward(out, inp, w, bias, N, C, OC);
+}
+
+/* dinp (N, C) += dout (N, OC) @ w (OC, C); dw (OC, C) += dout^T @ inp; dbias (OC) += sum_n dout: as linear_fwd */
+static void linear_bwd(const GrtLayer *l, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                       const float *w, int N, int C, int OC) {
+    if (l->gemm16) grt_dev->matmul16_backward(dinp, dw, dbias, dout, inp, w, N, C, OC, l->s.gemm16, l->gemm16);
+    else grt_dev->matmul_backward(dinp, dw, dbias, dout, inp, w, N, C, OC);
+}
+
+/* linear_fwd and linear_bwd for a layer kind in its own file (runtime/t5.c). */
+void grt_linear_forward(const GrtLayer *l, float *out, const float *inp, const float *w, const float *bias, int N, int C,
+                        int OC) {
+    linear_fwd(l, out, inp, w, bias, N, C, OC);
+}
+void grt_linear_backward(const GrtLayer *l, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                         const float *w, int N, int C, int OC) {
+    linear_bwd(l, dinp, dw, dbias, dout, inp, w, N, C, OC);
+}
+
 static size_t add_tensor(GrtLayer *l, const char *name, size_t n, int decay, int sharded) {
     GrtTensor *t = &l->tensors[l->n_tensors++];
     t->name = name;
@@ -90,7 +123,9 @@ static float *P(const GrtLayer *l, int k) { return l->params + l->tensors[k].off
 static float *G(const GrtLayer *l, int k) { return l->grads + l->tensors[k].offset; }
 
 /* The block's tensors, in this order. */
-enum { B_LN1W, B_LN1B, B_WQKV, B_BQKV, B_WO, B_BO, B_LN2W, B_LN2B, B_WUP, B_BUP, B_WDOWN, B_BDOWN };
+enum { B_LN1W, B_LN1B, B_WQKV, B_BQKV, B_WO, B_BO, B_LN2W, B_LN2B, B_WUP, B_BUP, B_WDOWN, B_BDOWN, B_REL };
+/* Patch merging's. */
+enum { M_NORMW, M_NORMB, M_RED };
 
 static int up_rows(const GrtLayer *l) { return l->F_l * (l->s.swiglu ? 2 : 1); }
 static int qkv_rows(const GrtLayer *l) { return (l->H_l + 2 * l->KVH_l) * l->s.hd; }
@@ -121,7 +156,15 @@ static void t5_tensors(GrtLayer *l) {
     add_tensor(l, "cross.out.weight", X * C * A, 1, 1);
 }
 
+/* Swin's layers read a square grid of T tokens: whole windows, or 2 x 2 groups to merge. */
+static void check_grid(const GrtLayerSpec *s, int T) {
+    int side = (int)lround(sqrt((double)T)), cut = s->kind == GRT_MERGE ? 2 : s->window;
+    bool ok = side * side == T && side % cut == 0 && (s->kind == GRT_MERGE || !s->shift || side > s->window);
+    if (!ok) grt_abort("a Swin layer's tokens must be a square grid its windows (or 2 x 2 groups) divide", 1);
+}
+
 void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int T) {
+    if (s->kind == GRT_MERGE || (s->kind == GRT_BLOCK && s->window)) check_grid(s, T);
     grt_layer_shape(l, s, tp ? grt_size(tp) : 1, tp ? grt_rank(tp) : 0);
     l->tp = tp;
     l->B = B;
@@ -164,6 +207,8 @@ void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_ran
         add_tensor(l, "mlp.down.weight", (size_t)C * l->F_l, 1, 1);
         add_tensor(l, "mlp.down.bias", s->bias ? C : 0, 0, 0);
         if (s->te) t5_tensors(l);
+        if (s->window) /* Swin's relative position bias table (H_l, (2 window - 1)^2), no weight decay */
+            add_tensor(l, "attn.rel_table", (size_t)l->H_l * (size_t)grt_window_table(s), 0, 1);
         break;
     case GRT_NORM:
         add_tensor(l, "weight", C, 0, 0);
@@ -178,14 +223,19 @@ void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_ran
             grt_abort("a patch embedding's image side must divide by its patch side", 1);
         add_tensor(l, "proj.weight", (size_t)C * (size_t)grt_patch_values(s), 1, 0);
         add_tensor(l, "proj.bias", C, 0, 0);
-        add_tensor(l, "cls", C, 0, 0);
-        add_tensor(l, "pos", ((size_t)grt_patches(s) + 1) * C, 0, 0);
+        add_tensor(l, "cls", s->plain ? 0 : C, 0, 0);
+        add_tensor(l, "pos", s->plain ? 0 : ((size_t)grt_patches(s) + 1) * C, 0, 0);
         break;
     case GRT_CLASSIFIER:
         add_tensor(l, "weight", (size_t)s->V * C, 1, 0);
         add_tensor(l, "bias", s->V, 0, 0);
         if (s->pooler) add_tensor(l, "pooler.weight", (size_t)C * C, 1, 0);
         if (s->pooler) add_tensor(l, "pooler.bias", C, 0, 0);
+        break;
+    case GRT_MERGE:
+        add_tensor(l, "norm.weight", 4 * (size_t)C, 0, 0);
+        add_tensor(l, "norm.bias", 4 * (size_t)C, 0, 0);
+        add_tensor(l, "reduction.weight", 8 * (size_t)C * C, 1, 0);
         break;
     }
     check_size(l, "parameters", l->n_params, grt_size_params(s, n));
@@ -224,6 +274,8 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
         if (s->kind == GRT_EMBEDDING && k == 2) y.rows = s->types, y.cols = C, y.full_rows = s->types, y.full_cols = C;
         if ((s->kind == GRT_PATCH && (k == 0 || k == 3)) || (s->kind == GRT_CLASSIFIER && (k == 0 || k == 2)))
             y.rows = (int)(l->tensors[k].n / (size_t)C), y.cols = C, y.full_rows = y.rows, y.full_cols = C;
+        if (s->kind == GRT_MERGE && k == M_RED) /* (2 C, 4 C) */
+            y.rows = 2 * C, y.cols = 4 * C, y.full_rows = y.rows, y.full_cols = y.cols;
         if (s->kind == GRT_PATCH && k == 0) /* (C, ch p p) */
             y.rows = C, y.cols = (int)grt_patch_values(s), y.full_rows = C, y.full_cols = y.cols;
         for (int i = 0; i < y.rows; i++) row_index[i] = i;
@@ -240,9 +292,16 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
     int local_qkv[3] = {l->H_l * s->hd, l->KVH_l * s->hd, l->KVH_l * s->hd};
     int full_up[2] = {s->F, s->F}, local_up[2] = {l->F_l, l->F_l};
     switch (k) {
-    case GRT_T5_REL: /* (buckets, H): this rank's heads' columns */
-        y.rows = s->buckets, y.cols = l->H_l, y.col0 = (int64_t)rank * l->H_l, y.full_rows = s->buckets, y.full_cols = s->H;
-        for (int i = 0; i < y.rows; i++) row_index[i] = i;
+    case B_REL: /* T5's (buckets, H): this rank's heads' columns; Swin's (H, table) by heads */
+        if (s->te) {
+            y.rows = s->buckets, y.cols = l->H_l, y.col0 = (int64_t)rank * l->H_l;
+            y.full_rows = s->buckets, y.full_cols = s->H;
+            for (int i = 0; i < y.rows; i++) row_index[i] = i;
+            break;
+        }
+        y.rows = l->H_l, y.cols = (int)grt_window_table(s), y.full_rows = s->H, y.full_cols = y.cols;
+        for (int i = 0; i < y.rows; i++)
+            row_index[i] = (int64_t)rank * l->H_l + i;
         break;
     case GRT_T5_CQ:
     case GRT_T5_CKV: /* Q, or K then V: this rank's heads' rows */
@@ -282,6 +341,7 @@ static size_t max_rows(const GrtLayer *l) {
     size_t r = (size_t)s->C + (size_t)s->positions + (size_t)l->V_l + (size_t)(s->H + 2 * s->KVH) * s->hd + 2 * (size_t)s->F;
     if (s->kind == GRT_PATCH) r += (size_t)grt_patches(s) + 1;
     if (s->kind == GRT_CLASSIFIER) r += (size_t)s->V;
+    if (s->kind == GRT_MERGE) r += 2 * (size_t)s->C;
     r += (size_t)s->types + (size_t)s->buckets;
     return r + 1;
 }
@@ -296,7 +356,7 @@ void grt_layer_init(GrtLayer *l, uint64_t seed, int index, int n_layers) {
     for (int k = 0; k < l->n_tensors; k++) {
         const char *name = l->tensors[k].name;
         if (!l->tensors[k].n || strstr(name, "bias")) continue; /* biases start at zero */
-        if (strstr(name, "ln") == name || s->kind == GRT_NORM) { /* norm weights start at one */
+        if (strstr(name, "ln") == name || strstr(name, "norm") == name || s->kind == GRT_NORM) { /* norms at one */
             grt_fill(P(l, k), l->tensors[k].n, 1.0f);
             continue;
         }
@@ -364,9 +424,9 @@ static float *falloc(size_t n, size_t *total) {
 }
 
 /* Floats the layer keeps for backward from one micro-batch (galvrt_sizes.h). */
-static size_t kept_floats(const GrtLayer *l) { return (size_t)grt_size_kept(&l->s, l->tp_size, l->B, l->T); }
+static size_t kept_floats(const GrtLayer *l) { return (size_t)grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T); }
 
-size_t grt_layer_work_floats(const GrtLayer *l) { return (size_t)grt_size_work(&l->s, l->tp_size, l->B, l->T); }
+size_t grt_layer_work_floats(const GrtLayer *l) { return (size_t)grt_size_work(&l->s, l->tp_size, l->sp, l->B, l->T); }
 
 size_t grt_layer_ckpt_floats(const GrtLayer *l) { return l->s.kind == GRT_BLOCK && l->ckpt ? kept_floats(l) : 0; }
 
@@ -379,32 +439,32 @@ static float *carve(float **area, size_t n) {
 
 /* A block's kept activations, carved from `kept` (one micro-batch's worth),
  * with its working buffers carved from `work`. */
-static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
+static BlockAct *block_act(GrtLayer *l, float *kept, float *work) {
     if (l->s.te) { /* T5's (runtime/t5.c) */
         size_t kept_n, work_n;
         void *t5 = grt_t5_act(l, kept, work, &kept_n, &work_n);
-        check_size(l, "kept activations", kept_n, grt_size_kept(&l->s, l->tp_size, l->B, l->T));
-        check_size(l, "working space", work_n, grt_size_work(&l->s, l->tp_size, l->B, l->T));
+        check_size(l, "kept activations", kept_n, grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+        check_size(l, "working space", work_n, grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
         return t5;
     }
-    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C;
+    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, rows = (size_t)grt_layer_rows(l);
     size_t wide = (size_t)grt_block_wide(&l->s, grt_shard_sizes(&l->s, l->tp_size));
     float *kept0 = kept, *work0 = work;
     BlockAct *a = grt_alloc(sizeof *a);
-    a->ln1 = carve(&kept, N * C);
-    a->res1 = carve(&kept, N * C);
-    a->ln2 = carve(&kept, N * C);
+    a->ln1 = carve(&kept, rows * C);
+    a->res1 = carve(&kept, rows * C);
+    a->ln2 = carve(&kept, rows * C);
     a->qkv = carve(&kept, N * (size_t)qkv_rows(l));
     a->atty = carve(&kept, N * (size_t)l->H_l * l->s.hd);
     a->fch = carve(&kept, N * (size_t)up_rows(l));
     a->fca = carve(&kept, N * (size_t)l->F_l);
-    a->mean1 = carve(&kept, N);
-    a->rstd1 = carve(&kept, N);
-    a->mean2 = carve(&kept, N);
-    a->rstd2 = carve(&kept, N);
-    a->out_mean = carve(&kept, N);
-    a->out_rstd = carve(&kept, N);
-    a->att = carve(&kept, (size_t)l->B * l->H_l * l->T * l->T);
+    a->mean1 = carve(&kept, rows);
+    a->rstd1 = carve(&kept, rows);
+    a->mean2 = carve(&kept, rows);
+    a->rstd2 = carve(&kept, rows);
+    a->out_mean = carve(&kept, rows);
+    a->out_rstd = carve(&kept, rows);
+    a->att = carve(&kept, (size_t)l->B * l->H_l * l->T * (size_t)grt_block_keys(&l->s, l->T));
     a->scratch = carve(&work, N * wide);
     a->scratch2 = carve(&work, N * wide);
     a->dF = carve(&work, N * (size_t)l->F_l);
@@ -413,19 +473,30 @@ static BlockAct *block_act(const GrtLayer *l, float *kept, float *work) {
     a->dC3 = carve(&work, N * C);
     a->dAtt = carve(&work, N * (size_t)l->H_l * l->s.hd);
     a->rope_tmp = carve(&work, N * (size_t)(l->H_l + l->KVH_l) * l->s.hd);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    if (l->s.window) {
+        size_t n = (size_t)l->s.window * l->s.window, HD = (size_t)l->H_l * l->s.hd;
+        a->win = (GrtWindowWork){.qkvw = carve(&work, N * 3 * HD),
+                                 .yw = carve(&work, N * HD),
+                                 .dqkvw = carve(&work, N * 3 * HD),
+                                 .bias = carve(&work, l->H_l * n * n),
+                                 .mask = carve(&work, (size_t)l->T * n),
+                                 .dS = carve(&work, n * n)};
+    }
+    if (l->sp) l->shared = carve(&work, l->n_shared);
+    l->full = a->dC1, l->local = a->dC3;
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
 
 /* A norm's kept statistics, carved from `kept` (one micro-batch's worth). */
 static NormAct *norm_act(const GrtLayer *l, float *kept) {
-    size_t N = (size_t)l->B * l->T;
+    size_t N = (size_t)grt_layer_rows(l);
     float *kept0 = kept;
     NormAct *a = grt_alloc(sizeof *a);
     a->mean = carve(&kept, N);
     a->rstd = carve(&kept, N);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
 
@@ -434,7 +505,7 @@ static int head_n(const GrtLayer *l) { return l->B * (int)grt_head_rows(&l->s, l
 
 /* The head's kept probabilities `probs` (N, Vp), with its working buffers
  * carved from `work`. */
-static HeadAct *head_act(const GrtLayer *l, float *probs, float *work) {
+static HeadAct *head_act(GrtLayer *l, float *probs, float *work) {
     size_t N = (size_t)head_n(l), C = (size_t)l->s.C, Vp = (size_t)l->V_l * l->tp_size;
     float *work0 = work;
     HeadAct *a = grt_alloc(sizeof *a);
@@ -447,8 +518,9 @@ static HeadAct *head_act(const GrtLayer *l, float *probs, float *work) {
     a->dloss = carve(&work, N);
     a->xd = l->s.te ? carve(&work, N * C) : NULL;
     a->td = l->s.te ? (int32_t *)carve(&work, N) : NULL;
-    check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->B, l->T));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    if (l->sp) l->full = l->local = carve(&work, N * C); /* the gathered input; the input gradient's scatter */
+    check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
 
@@ -459,7 +531,23 @@ static PatchAct *patch_act(const GrtLayer *l, float *work) {
     PatchAct *a = grt_alloc(sizeof *a);
     a->X = carve(&work, rows * (size_t)grt_patch_values(&l->s));
     a->Y = carve(&work, rows * (size_t)l->s.C);
-    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
+    return a;
+}
+
+/* Patch merging's kept statistics, carved from `kept`, its working buffers from `work`. */
+static MergeAct *merge_act(const GrtLayer *l, float *kept, float *work) {
+    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C;
+    float *kept0 = kept, *work0 = work;
+    MergeAct *a = grt_alloc(sizeof *a);
+    a->mean = carve(&kept, N / 4);
+    a->rstd = carve(&kept, N / 4);
+    a->X = carve(&work, N * C);
+    a->Xn = carve(&work, N * C);
+    a->dX = carve(&work, N * C);
+    a->dXn = carve(&work, N * C);
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
 
@@ -476,29 +564,45 @@ static ClassAct *class_act(const GrtLayer *l, float *probs, float *work) {
     a->dpooled = carve(&work, B * C);
     a->dlogits = carve(&work, B * V);
     a->dh = l->s.pooler ? carve(&work, B * C) : NULL;
-    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->B, l->T));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_work(&l->s, l->tp_size, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
 
 void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *work, float *ckpt) {
+    if (l->sp && (l->s.kind == GRT_PATCH || l->s.kind == GRT_CLASSIFIER || l->s.kind == GRT_MERGE ||
+                  (l->s.kind == GRT_BLOCK && (!l->s.pre_norm || l->s.window))))
+        grt_abort("sequence parallelism takes embeddings, pre-norm blocks, norms and LM heads", 1);
+    if (l->sp && (l->s.te || l->s.part)) /* T5's stream rows are not a sequence's tokens */
+        grt_abort("sequence parallelism takes no layer of a T5 model", 1);
+    if (l->sp && (l->B * l->T) % l->tp_size)
+        grt_abort("sequence parallelism needs the micro-batch's tokens on a rank to divide by the TP degree", 1);
+    l->n_shared = l->sp ? (size_t)grt_size_shared(&l->s) : 0;
     l->params = params;
     l->grads = grads;
+    /* the bf16 operands after the layer's own buffers (galvrt_sizes.h) */
+    l->gemm16 = grt_size_gemm16(&l->s, l->tp_size, l->B, l->T) > 0
+                    ? work + (size_t)grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T)
+                    : NULL;
     l->n_slots = slots < 1 ? 1 : slots;
     l->slot_act = grt_alloc(sizeof(void *) * (size_t)l->n_slots);
     size_t bytes = 0;
     for (int k = 0; k < l->n_slots; k++) {
         switch (l->s.kind) {
-        case GRT_EMBEDDING: l->slot_act[k] = NULL; break;
+        case GRT_EMBEDDING: l->slot_act[k] = NULL, l->full = l->sp ? work : NULL; break;
         case GRT_BLOCK:
             if (l->ckpt) /* one set for every micro-batch, rebuilt in backward */
                 l->slot_act[k] = k ? l->slot_act[0] : block_act(l, ckpt, work);
             else l->slot_act[k] = block_act(l, falloc(kept_floats(l), &bytes), work);
             break;
-        case GRT_NORM: l->slot_act[k] = norm_act(l, falloc(kept_floats(l), &bytes)); break;
+        case GRT_NORM:
+            l->slot_act[k] = norm_act(l, falloc(kept_floats(l), &bytes));
+            l->shared = l->sp ? work : NULL;
+            break;
         case GRT_HEAD: l->slot_act[k] = head_act(l, falloc(kept_floats(l), &bytes), work); break;
         case GRT_PATCH: l->slot_act[k] = patch_act(l, work); break;
         case GRT_CLASSIFIER: l->slot_act[k] = class_act(l, falloc(kept_floats(l), &bytes), work); break;
+        case GRT_MERGE: l->slot_act[k] = merge_act(l, falloc(kept_floats(l), &bytes), work); break;
         }
     }
     l->act = l->slot_act[0];
@@ -508,6 +612,10 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
 void grt_layer_use_slot(GrtLayer *l, int slot) { l->act = l->slot_act[slot % l->n_slots]; }
 
 /* ---- forward ---------------------------------------------------------------------------- */
+
+int grt_layer_rows(const GrtLayer *l) { return l->B * l->T / (l->sp ? l->tp_size : 1); }
+float *grt_layer_full(GrtLayer *l) { return l->full; }
+float *grt_layer_local(GrtLayer *l) { return l->local; }
 
 /* ---- the generated kernels (galvrt.h) where the plan's shapes have one, else the references ---- */
 
@@ -607,6 +715,7 @@ static GrtDropout dropout_at(const GrtLayer *l, int site) {
                         .key = grt_dropout_key(l->drop_seed, l->drop_step, l->index, site),
                         .seq0 = l->drop_seq0,
                         .h0 = l->tp_rank * l->H_l,
+                        .r0 = l->sp ? (int64_t)l->tp_rank * grt_layer_rows(l) : 0,
                         .fwd = grt_kernel_find_sized(GRT_K_DROPOUT, C, GRT_KF_RESIDUAL, T, 0, 0),
                         .att = grt_kernel_find_sized(GRT_K_DROPOUT, T, 0, T, 0, 0),
                         .plain = grt_kernel_find_sized(GRT_K_DROPOUT, C, 0, T, 0, 0)};
@@ -614,7 +723,7 @@ static GrtDropout dropout_at(const GrtLayer *l, int site) {
 
 /* out (N, C) = a + dropout(b) at `site`; the plain residual without dropout. */
 static void residual_dropout(const GrtLayer *l, int site, float *out, const float *a, const float *b) {
-    int N = l->B * l->T, C = l->s.C;
+    int N = grt_layer_rows(l), C = l->s.C;
     if (!(l->s.dropout > 0)) {
         residual(out, a, b, N, C);
         return;
@@ -628,12 +737,22 @@ static void residual_dropout(const GrtLayer *l, int site, float *out, const floa
 static const float *branch_grad(const GrtLayer *l, int site, const float *g, float *tmp) {
     if (!(l->s.dropout > 0)) return g;
     GrtDropout d = dropout_at(l, site);
-    grt_dropout_copy(tmp, g, (int64_t)l->B * l->T, l->s.C, l->T, &d);
+    grt_dropout_copy(tmp, g, grt_layer_rows(l), l->s.C, l->T, &d);
     return tmp;
 }
 
 static const float *opt(const GrtLayer *l, int k) { return l->tensors[k].n ? P(l, k) : NULL; }
 static float *gopt(const GrtLayer *l, int k) { return l->tensors[k].n ? G(l, k) : NULL; }
+
+/* Tensor k's gradient; sequence parallel, a replicated tensor's partial one
+ * of this micro-batch, in l->shared (laid out as the replicated tensors). */
+static float *grad_of(const GrtLayer *l, int k) {
+    if (!l->n_shared || l->tensors[k].sharded || !l->tensors[k].n) return gopt(l, k);
+    size_t off = 0;
+    for (int j = 0; j < k; j++)
+        if (!l->tensors[j].sharded) off += l->tensors[j].n;
+    return l->shared + off;
+}
 
 /* Rotary's angle tables cs, sn (T, hd / 2) in the device's memory: computed
  * on the host (grt_rope_table), in place there, else through a host copy. */
@@ -671,28 +790,82 @@ static void rope_qk(GrtLayer *l, float *qkv, float *tmp, int backward) {
     for (int i = 0; i < N; i++) memcpy(qkv + (size_t)i * row, tmp + (size_t)i * qk, sizeof(float) * (size_t)qk);
 }
 
-/* The attention half up to its row-parallel output projection: the
- * projection's partial sums (N, C), to be summed over the TP group. */
-float *grt_block_attention(GrtLayer *l, const float *x) {
+/* The generated window kernels of this block's shapes (NULL where none: the references run). */
+static GrtWindowKernels window_kernels(const GrtLayer *l, const GrtWindowShape *g) {
+    GrtWindowKernels k;
+    for (int w = 0; w < 2; w++) {
+        int C = (w ? 1 : 3) * g->H * g->hd;
+        k.gather[w] = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_WIN_GATHER, C, 0, g->side, g->M, g->shift);
+        k.scatter[w] = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_WIN_SCATTER, C, 0, g->side, g->M, g->shift);
+    }
+    int n = g->M * g->M;
+    k.softmax = (GrtWinSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_WIN_SOFTMAX_FWD, n, 0, g->H, l->T / n, g->hd);
+    k.softmax_bwd = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, n, 0);
+    return k;
+}
+
+/* A Swin block's windows on this rank: its images, its grid, its heads. */
+static GrtWindowShape windows(const GrtLayer *l) {
+    int side = (int)lround(sqrt((double)l->T));
+    return (GrtWindowShape){.B = l->B,
+                            .side = side,
+                            .M = l->s.window,
+                            .shift = l->s.shift ? l->s.window / 2 : 0,
+                            .H = l->H_l,
+                            .hd = l->s.hd};
+}
+
+/* From attention's input attn_in (N, C) through QKV, attention and the
+ * row-parallel output projection: its partial sums (N, C) in a->scratch. */
+static float *attention_from(GrtLayer *l, const float *attn_in) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C, hd = s->hd;
-    const float *attn_in = x;
-    if (s->pre_norm) {
-        norm_forward(s, a->ln1, a->mean1, a->rstd1, x, P(l, B_LN1W), opt(l, B_LN1B), N);
-        attn_in = a->ln1;
-    }
-    grt_dev->matmul_forward(a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
+    linear_fwd(l, a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
     GrtAttSoftmaxFwdFn *sm =
         (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, l->T, causal_flag(s), s->hd, 0, 0);
-    if (s->dropout > 0) {
+    if (s->window) {
+        GrtWindowShape g = windows(l);
+        GrtWindowKernels k = window_kernels(l, &g);
+        host_reference("window_attention_fwd"); /* host BLAS around the kernels */
+        grt_window_attention_gemm_forward(a->atty, a->att, a->qkv, P(l, B_REL), &g, &a->win, &k);
+    } else if (s->dropout > 0) {
         GrtDropout d = dropout_at(l, GRT_DROP_ATT);
         grt_attention_forward_dropout(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm, &d);
     } else {
         grt_dev->attention_forward(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
     }
-    grt_dev->matmul_forward(a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
+    linear_fwd(l, a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
+    return a->scratch;
+}
+
+/* The attention half up to its row-parallel output projection: the
+ * projection's partial sums (N, C), to be summed over the TP group. */
+float *grt_block_attention(GrtLayer *l, const float *x) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T;
+    const float *attn_in = x;
+    if (s->pre_norm) {
+        norm_forward(s, a->ln1, a->mean1, a->rstd1, x, P(l, B_LN1W), opt(l, B_LN1B), N);
+        attn_in = a->ln1;
+    }
+    return attention_from(l, attn_in);
+}
+
+/* From the MLP's input mlp_in (N, C) through the column-parallel up
+ * projection, the activation and the row-parallel down projection: its
+ * partial sums (N, C) in a->scratch. */
+static float *mlp_from(GrtLayer *l, const float *mlp_in) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T, C = s->C;
+    const float *bup = opt(l, B_BUP);
+    bool fused = bias_gelu_kernel(s, l->F_l, bup) != NULL; /* the activation adds the bias */
+    linear_fwd(l, a->fch, mlp_in, P(l, B_WUP), fused ? NULL : bup, N, C, up_rows(l));
+    activation_forward(s, a->fca, a->fch, fused ? bup : NULL, N, l->F_l);
+    linear_fwd(l, a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
     return a->scratch;
 }
 
@@ -713,12 +886,7 @@ float *grt_block_mlp(GrtLayer *l, const float *x) {
         norm_forward(s, a->ln1, a->mean1, a->rstd1, a->res1, P(l, B_LN1W), opt(l, B_LN1B), N);
         mlp_in = a->ln1;
     }
-    const float *bup = opt(l, B_BUP);
-    bool fused = bias_gelu_kernel(s, l->F_l, bup) != NULL; /* the activation adds the bias */
-    grt_dev->matmul_forward(a->fch, mlp_in, P(l, B_WUP), fused ? NULL : bup, N, C, up_rows(l));
-    activation_forward(s, a->fca, a->fch, fused ? bup : NULL, N, l->F_l);
-    grt_dev->matmul_forward(a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
-    return a->scratch;
+    return mlp_from(l, mlp_in);
 }
 
 /* The summed down projection's bias and the residual (through the second
@@ -827,7 +995,7 @@ float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out) {
 void grt_embedding_output(GrtLayer *l, float *out) {
     if (!(l->s.dropout > 0)) return;
     GrtDropout d = dropout_at(l, GRT_DROP_EMBED);
-    grt_dropout_rows(out, (int64_t)l->B * l->T, l->s.C, l->T, &d);
+    grt_dropout_rows(out, grt_layer_rows(l), l->s.C, l->T, &d);
 }
 
 /* T5's head reads the decoder rows of the stream x (B, te + td + tr, C) and their targets: gathered
@@ -847,7 +1015,7 @@ static const int32_t *head_targets(GrtLayer *l, const int32_t *targets) {
 
 float *grt_head_logits(GrtLayer *l, const float *x) {
     HeadAct *a = l->act;
-    grt_dev->matmul_forward(a->logits_l, head_input(l, x), head_table(l), NULL, head_n(l), l->s.C, l->V_l);
+    linear_fwd(l, a->logits_l, head_input(l, x), head_table(l), NULL, head_n(l), l->s.C, l->V_l);
     if (l->s.head_scale > 0) /* logits of scale x: T5's tied head */
         for (size_t i = 0; i < (size_t)head_n(l) * l->V_l; i++) a->logits_l[i] *= l->s.head_scale;
     return a->logits_l;
@@ -870,7 +1038,9 @@ void grt_head_loss(GrtLayer *l, const int32_t *targets, float *losses) {
 }
 
 /* The step breakdown's part of a layer kind: the vision layers count as the embedding and the head. */
-static int part_of(GrtLayerKind k) { return k == GRT_PATCH ? GRT_EMBEDDING : k == GRT_CLASSIFIER ? GRT_HEAD : (int)k; }
+static int part_of(GrtLayerKind k) {
+    return k == GRT_PATCH ? GRT_EMBEDDING : k == GRT_CLASSIFIER ? GRT_HEAD : k == GRT_MERGE ? GRT_BLOCK : (int)k;
+}
 
 /* ViT's patch embedding: pixels (B, ch, img, img) -> out (B, T, C). */
 static void patch_forward(GrtLayer *l, const int32_t *pixels, float *out) {
@@ -879,7 +1049,11 @@ static void patch_forward(GrtLayer *l, const int32_t *pixels, float *out) {
     int np = (int)grt_patches(s), PV = (int)grt_patch_values(s);
     host_reference("patch_fwd");
     grt_patch_gather(a->X, pixels, l->B, s->channels, s->image, s->patch);
-    grt_dev->matmul_forward(a->Y, a->X, P(l, 0), P(l, 1), l->B * np, PV, s->C);
+    if (s->plain) { /* Swin's: the projected patches are the tokens */
+        linear_fwd(l, out, a->X, P(l, 0), P(l, 1), l->B * np, PV, s->C);
+        return;
+    }
+    linear_fwd(l, a->Y, a->X, P(l, 0), P(l, 1), l->B * np, PV, s->C);
     GrtPatchFwdFn *k = (GrtPatchFwdFn *)grt_kernel_find_sized(GRT_K_PATCH_FWD, s->C, 0, l->T, 0, 0);
     if (k) k((int64_t)l->B * l->T, out, a->Y, P(l, 2), P(l, 3));
     else grt_patch_assemble(out, a->Y, P(l, 2), P(l, 3), l->B, np, s->C);
@@ -892,11 +1066,19 @@ static void patch_backward(GrtLayer *l, const int32_t *pixels, const float *dout
     int np = (int)grt_patches(s), PV = (int)grt_patch_values(s);
     host_reference("patch_bwd");
     grt_patch_gather(a->X, pixels, l->B, s->channels, s->image, s->patch);
+    if (s->plain) {
+        linear_bwd(l, NULL, G(l, 0), G(l, 1), dout, a->X, P(l, 0), l->B * np, PV, s->C);
+        return;
+    }
     GrtPatchBwdFn *k = (GrtPatchBwdFn *)grt_kernel_find_sized(GRT_K_PATCH_BWD, s->C, 0, l->T, 0, 0);
     if (k) k((int64_t)l->B * l->T, a->Y, G(l, 2), G(l, 3), dout);
     else grt_patch_assemble_backward(a->Y, G(l, 2), G(l, 3), dout, l->B, np, s->C);
-    grt_dev->matmul_backward(NULL, G(l, 0), G(l, 1), a->Y, a->X, P(l, 0), l->B * np, PV, s->C);
+    linear_bwd(l, NULL, G(l, 0), G(l, 1), a->Y, a->X, P(l, 0), l->B * np, PV, s->C);
 }
+
+/* A row of the classifier's targets: T long, or the program's sequence when its stream is shorter (past patch merging).
+ */
+static int label_stride(const GrtLayer *l) { return l->label_stride ? l->label_stride : l->T; }
 
 /* The classifier: x (B, T, C) pooled, through BERT's pooler (h = tanh(pooled
  * Wp^T + bp)) when it has one, logits (B, V), softmax cross-entropy against
@@ -909,13 +1091,13 @@ static void classifier_forward(GrtLayer *l, const float *x, const int32_t *targe
     grt_pool_forward(a->pooled, x, l->B, l->T, s->C, s->pool_mean);
     const float *feature = a->pooled;
     if (s->pooler) {
-        grt_dev->matmul_forward(a->h, a->pooled, P(l, 2), P(l, 3), l->B, s->C, s->C);
+        linear_fwd(l, a->h, a->pooled, P(l, 2), P(l, 3), l->B, s->C, s->C);
         grt_tanh_forward(a->h, (size_t)l->B * s->C);
         feature = a->h;
     }
-    grt_dev->matmul_forward(a->probs, feature, P(l, 0), P(l, 1), l->B, s->C, s->V);
+    linear_fwd(l, a->probs, feature, P(l, 0), P(l, 1), l->B, s->C, s->V);
     memset(losses, 0, sizeof(float) * (size_t)l->B * l->T);
-    l->correct = grt_classify_forward(a->dlogits, a->probs, a->probs, targets, l->T, l->B, s->V);
+    l->correct = grt_classify_forward(a->dlogits, a->probs, a->probs, targets, label_stride(l), l->B, s->V);
     for (int b = 0; b < l->B; b++)
         losses[(size_t)b * l->T] = a->dlogits[b];
 }
@@ -927,15 +1109,15 @@ static void classifier_backward(GrtLayer *l, const float *x, const int32_t *targ
     size_t BC = (size_t)l->B * s->C;
     host_reference("classifier_bwd");
     grt_pool_forward(a->pooled, x, l->B, l->T, s->C, s->pool_mean);
-    grt_classify_backward(a->dlogits, a->probs, targets, l->T, l->B, s->V, dloss);
+    grt_classify_backward(a->dlogits, a->probs, targets, label_stride(l), l->B, s->V, dloss);
     memset(a->dpooled, 0, sizeof(float) * BC);
     if (!s->pooler) {
-        grt_dev->matmul_backward(a->dpooled, G(l, 0), G(l, 1), a->dlogits, a->pooled, P(l, 0), l->B, s->C, s->V);
+        linear_bwd(l, a->dpooled, G(l, 0), G(l, 1), a->dlogits, a->pooled, P(l, 0), l->B, s->C, s->V);
     } else {
         memset(a->dh, 0, sizeof(float) * BC);
-        grt_dev->matmul_backward(a->dh, G(l, 0), G(l, 1), a->dlogits, a->h, P(l, 0), l->B, s->C, s->V);
+        linear_bwd(l, a->dh, G(l, 0), G(l, 1), a->dlogits, a->h, P(l, 0), l->B, s->C, s->V);
         grt_tanh_backward(a->dh, a->h, BC);
-        grt_dev->matmul_backward(a->dpooled, G(l, 2), G(l, 3), a->dh, a->pooled, P(l, 2), l->B, s->C, s->C);
+        linear_bwd(l, a->dpooled, G(l, 2), G(l, 3), a->dh, a->pooled, P(l, 2), l->B, s->C, s->C);
     }
     grt_pool_backward(din, a->dpooled, l->B, l->T, s->C, s->pool_mean);
 }
@@ -963,9 +1145,59 @@ static void t5_norm(GrtLayer *l, const float *in, float *out, float *dout, float
     }
 }
 
+/* Patch merging's norm: a LayerNorm over the 4 C of a merged token. */
+static GrtLayerSpec merge_norm(const GrtLayer *l) {
+    GrtLayerSpec n = l->s;
+    n.C = 4 * l->s.C, n.rms = 0, n.bias = 1;
+    return n;
+}
+
+/* X (N / 4, 4 C) = x (B, T, C)'s 2 x 2 groups: the generated kernel, or the reference. */
+static void merge_gather(const GrtLayer *l, float *X, const float *x, int side) {
+    GrtWinPermuteFn *k = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_MERGE_GATHER, l->s.C, 0, side, 0, 0);
+    if (k) k((int64_t)l->B * l->T, X, x);
+    else {
+        host_reference("merge_gather");
+        grt_merge_gather(X, x, l->B, side, l->s.C);
+    }
+}
+
+/* Swin's patch merging: x (B, T, C) -> out (B, T / 4, 2 C). */
+static void merge_forward(GrtLayer *l, const float *x, float *out) {
+    MergeAct *a = l->act;
+    GrtLayerSpec n = merge_norm(l);
+    int side = (int)lround(sqrt((double)l->T)), N4 = l->B * l->T / 4;
+    merge_gather(l, a->X, x, side);
+    norm_forward(&n, a->Xn, a->mean, a->rstd, a->X, P(l, M_NORMW), P(l, M_NORMB), N4);
+    linear_fwd(l, out, a->Xn, P(l, M_RED), NULL, N4, n.C, 2 * l->s.C);
+}
+
+/* Its backward from dout (B, T / 4, 2 C): din (B, T, C) accumulated; the
+ * groups and their norm rebuilt from x. */
+static void merge_backward(GrtLayer *l, const float *x, const float *dout, float *din) {
+    MergeAct *a = l->act;
+    GrtLayerSpec n = merge_norm(l);
+    int side = (int)lround(sqrt((double)l->T)), N4 = l->B * l->T / 4;
+    size_t bytes = sizeof(float) * (size_t)N4 * n.C;
+    merge_gather(l, a->X, x, side);
+    norm_forward(&n, a->Xn, a->mean, a->rstd, a->X, P(l, M_NORMW), P(l, M_NORMB), N4);
+    grt_dev->zero(a->dXn, bytes);
+    linear_bwd(l, a->dXn, G(l, M_RED), NULL, dout, a->Xn, P(l, M_RED), N4, n.C, 2 * l->s.C);
+    grt_dev->zero(a->dX, bytes);
+    norm_backward(&n, a->dX, G(l, M_NORMW), G(l, M_NORMB), a->dXn, a->X, P(l, M_NORMW), a->mean, a->rstd, N4);
+    GrtWinPermuteFn *k = (GrtWinPermuteFn *)grt_kernel_find_sized(GRT_K_MERGE_SCATTER, l->s.C, 0, side, 0, 0);
+    if (k) k((int64_t)l->B * l->T, din, a->dX);
+    else {
+        host_reference("merge_scatter");
+        grt_merge_scatter(din, a->dX, l->B, side, l->s.C);
+    }
+}
+
 void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets, float *out) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
+    if (l->sp && s->kind != GRT_NORM) /* the program runs these in phases (galvrt.h) */
+        grt_abort("internal error: a sequence-parallel layer's forward called whole", 1);
     grt_part_begin(GRT_PART_FWD_EMBEDDING + part_of(s->kind)); /* the step's breakdown, by layer kind */
     switch (s->kind) {
     case GRT_EMBEDDING:
@@ -979,7 +1211,7 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
     case GRT_NORM: {
         NormAct *a = l->act;
         if (s->part) t5_norm(l, in, out, NULL, NULL);
-        else norm_forward(s, out, a->mean, a->rstd, in, P(l, 0), opt(l, 1), N);
+        else norm_forward(s, out, a->mean, a->rstd, in, P(l, 0), opt(l, 1), grt_layer_rows(l));
         break;
     }
     case GRT_HEAD: {
@@ -990,11 +1222,33 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
     }
     case GRT_PATCH: patch_forward(l, tokens, out); break;
     case GRT_CLASSIFIER: classifier_forward(l, in, targets, out); break;
+    case GRT_MERGE: merge_forward(l, in, out); break;
     }
     grt_part_end();
 }
 
 /* ---- backward ----------------------------------------------------------------------------- */
+
+/* From the gradient dmlp_out (N, C) at the MLP's output (whole on every TP
+ * rank) to the partial gradient dmlp_in (N, C) at its input, zeroed first
+ * once dmlp_out is read (they may be one buffer); the weights' gradients
+ * accumulated. */
+static void mlp_backward_from(GrtLayer *l, const float *dmlp_out, const float *mlp_in, float *dmlp_in) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T, C = s->C;
+    size_t NC = (size_t)N * C, NF = (size_t)N * l->F_l;
+    float *dmid = a->scratch; /* (N, wide) */
+    float *dfca = a->dF;
+    grt_dev->zero(dfca, sizeof(float) * NF);
+    linear_bwd(l, dfca, G(l, B_WDOWN), NULL, dmlp_out, a->fca, P(l, B_WDOWN), N, l->F_l, C);
+    grt_dev->zero(dmid, sizeof(float) * (size_t)N * up_rows(l));
+    bool dbias_done = activation_backward(s, dmid, gopt(l, B_BUP), a->fch, dfca, N, l->F_l);
+    /* MLP up (column-parallel): partial input gradients */
+    grt_dev->zero(dmlp_in, sizeof(float) * NC);
+    linear_bwd(l, dmlp_in, G(l, B_WUP), dbias_done ? NULL : gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C,
+               up_rows(l));
+}
 
 /* From the block's output gradient dout (N, C) back through the MLP to the
  * partial gradient (N, C) at its column-parallel up projection's input, to
@@ -1003,8 +1257,7 @@ float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C;
-    size_t NC = (size_t)N * C, NF = (size_t)N * l->F_l;
-    float *dmid = a->scratch; /* (N, wide) */
+    size_t NC = (size_t)N * C;
     grt_dev->zero(a->scratch2, sizeof(float) * NC); /* dres1, the gradient at the residual between the halves */
     const float *dmlp_out = dout;               /* gradient at the MLP's output (after the residual) */
     const float *mlp_in = s->pre_norm ? a->ln2 : a->ln1;
@@ -1019,17 +1272,42 @@ float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
     dmlp_out = branch_grad(l, GRT_DROP_MLP_OUT, dmlp_out, a->dC2);
     /* MLP down (row-parallel): dout is whole on every TP rank */
     if (gopt(l, B_BDOWN)) grt_dev->bias_grad(G(l, B_BDOWN), dmlp_out, N, C);
-    float *dfca = a->dF;
-    grt_dev->zero(dfca, sizeof(float) * NF);
-    grt_dev->matmul_backward(dfca, G(l, B_WDOWN), NULL, dmlp_out, a->fca, P(l, B_WDOWN), N, l->F_l, C);
-    grt_dev->zero(dmid, sizeof(float) * (size_t)N * up_rows(l));
-    bool dbias_done = activation_backward(s, dmid, gopt(l, B_BUP), a->fch, dfca, N, l->F_l);
-    /* MLP up (column-parallel): partial input gradients */
     float *dmlp_in = a->dC1;
-    grt_dev->zero(dmlp_in, sizeof(float) * NC);
-    grt_dev->matmul_backward(dmlp_in, G(l, B_WUP), dbias_done ? NULL : gopt(l, B_BUP), dmid, mlp_in, P(l, B_WUP), N, C,
-                        up_rows(l));
+    mlp_backward_from(l, dmlp_out, mlp_in, dmlp_in);
     return dmlp_in;
+}
+
+/* From the gradient dattn_out (N, C) at the output projection (whole on
+ * every TP rank) through attention to the partial gradient dattn_in (N, C)
+ * at QKV's input attn_in, zeroed once dattn_out is read (they may be one
+ * buffer); the weights' gradients accumulated. */
+static void attention_backward_from(GrtLayer *l, const float *dattn_out, const float *attn_in, float *dattn_in) {
+    BlockAct *a = l->act;
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T, C = s->C, hd = s->hd;
+    size_t NC = (size_t)N * C, natty = (size_t)N * l->H_l * hd;
+    float *dmid = a->scratch;
+    float *datty = a->dAtt;
+    grt_dev->zero(datty, sizeof(float) * natty);
+    linear_bwd(l, datty, G(l, B_WO), NULL, dattn_out, a->atty, P(l, B_WO), N, l->H_l * hd, C);
+    grt_dev->zero(dmid, sizeof(float) * (size_t)N * qkv_rows(l));
+    GrtAttSoftmaxBwdFn *sm = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, l->T, causal_flag(s));
+    if (s->window) {
+        GrtWindowShape g = windows(l);
+        GrtWindowKernels k = window_kernels(l, &g);
+        host_reference("window_attention_bwd");
+        grt_window_attention_gemm_backward(dmid, G(l, B_REL), datty, a->qkv, a->att, &g, &a->win, &k);
+    } else if (s->dropout > 0) {
+        GrtDropout d = dropout_at(l, GRT_DROP_ATT);
+        grt_attention_backward_dropout(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm,
+                                       &d);
+    } else {
+        grt_dev->attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
+    }
+    if (s->rope) rope_qk(l, dmid, a->rope_tmp, 1);
+    /* QKV (column-parallel) */
+    grt_dev->zero(dattn_in, sizeof(float) * NC);
+    linear_bwd(l, dattn_in, G(l, B_WQKV), gopt(l, B_BQKV), dmid, attn_in, P(l, B_WQKV), N, C, qkv_rows(l));
 }
 
 /* From the summed gradient at the MLP's input (and dout, around the
@@ -1038,9 +1316,9 @@ float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
 float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *dout) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
-    int N = l->B * l->T, C = s->C, hd = s->hd;
-    size_t NC = (size_t)N * C, natty = (size_t)N * l->H_l * hd;
-    float *dres1 = a->scratch2, *dmid = a->scratch, *dmlp_in = a->dC1;
+    int N = l->B * l->T, C = s->C;
+    size_t NC = (size_t)N * C;
+    float *dres1 = a->scratch2, *dmlp_in = a->dC1;
     if (s->pre_norm) {
         norm_backward(s, dres1, G(l, B_LN2W), gopt(l, B_LN2B), dmlp_in, a->res1, P(l, B_LN2W), a->mean2, a->rstd2, N);
         grt_dev->add(dres1, dout, NC); /* the residual around the MLP */
@@ -1054,24 +1332,9 @@ float *grt_block_attention_backward(GrtLayer *l, const float *x, const float *do
     const float *dattn_out = branch_grad(l, GRT_DROP_ATT_OUT, dres1, a->dC2);
     /* attention output (row-parallel) */
     if (gopt(l, B_BO)) grt_dev->bias_grad(G(l, B_BO), dattn_out, N, C);
-    float *datty = a->dAtt;
-    grt_dev->zero(datty, sizeof(float) * natty);
-    grt_dev->matmul_backward(datty, G(l, B_WO), NULL, dattn_out, a->atty, P(l, B_WO), N, l->H_l * hd, C);
-    grt_dev->zero(dmid, sizeof(float) * (size_t)N * qkv_rows(l));
-    GrtAttSoftmaxBwdFn *sm = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, l->T, causal_flag(s));
-    if (s->dropout > 0) {
-        GrtDropout d = dropout_at(l, GRT_DROP_ATT);
-        grt_attention_backward_dropout(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm,
-                                       &d);
-    } else {
-        grt_dev->attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
-    }
-    if (s->rope) rope_qk(l, dmid, a->rope_tmp, 1);
-    /* QKV (column-parallel) */
     const float *attn_in = s->pre_norm ? a->ln1 : x;
     float *dattn_in = a->dC1;
-    grt_dev->zero(dattn_in, sizeof(float) * NC);
-    grt_dev->matmul_backward(dattn_in, G(l, B_WQKV), gopt(l, B_BQKV), dmid, attn_in, P(l, B_WQKV), N, C, qkv_rows(l));
+    attention_backward_from(l, dattn_out, attn_in, dattn_in);
     return dattn_in;
 }
 
@@ -1121,38 +1384,46 @@ float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *tar
     grt_dev->zero(dx, sizeof(float) * (size_t)N * l->s.C);
     if (l->s.head_scale > 0) /* the logits were of scale x */
         for (size_t i = 0; i < (size_t)N * Vl; i++) dl_local[i] *= l->s.head_scale;
-    grt_dev->matmul_backward(dx, head_table_grad(l), NULL, dl_local, x, head_table(l), N, l->s.C, Vl);
+    linear_bwd(l, dx, head_table_grad(l), NULL, dl_local, x, head_table(l), N, l->s.C, Vl);
     return dx;
 }
 
 void grt_head_input_backward(GrtLayer *l, float *din) {
     const HeadAct *a = l->act;
     size_t R = (size_t)l->s.te + l->s.td + l->s.tr, C = l->s.C, n = (size_t)l->s.td * C;
-    if (!l->s.te) grt_dev->add(din, a->dx, (size_t)l->B * l->T * C);
+    if (!l->s.te) grt_dev->add(din, l->sp ? l->local : a->dx, (size_t)grt_layer_rows(l) * C);
     for (int b = 0; l->s.te && b < l->B; b++) grt_dev->add(din + (b * R + l->s.te) * C, a->dx + b * n, n); /* T5's rows */
+}
+
+/* The embedding's backward from its whole output gradient dout (B T, C), past its dropout. */
+void grt_embedding_backward_full(GrtLayer *l, const int32_t *tokens, const float *dout) {
+    const GrtLayerSpec *s = &l->s;
+    int N = l->B * l->T;
+    GrtEmbedBwdFn *k = (GrtEmbedBwdFn *)grt_kernel_find_sized(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0,
+                                                              l->T, l->V_l, 0);
+    if (k) k(N, G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, (int64_t)l->tp_rank * l->V_l);
+    else {
+        host_reference("embed_bwd");
+        grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
+                                l->tp_rank * l->V_l, l->V_l);
+    }
+    if (s->types) { /* every TP rank: the table is replicated, its gradient whole on each */
+        host_reference("token_types_bwd");
+        grt_token_types_backward(G(l, 2), dout, l->B, l->T, s->C, s->types);
+    }
 }
 
 void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets,
                         const float *dout, float dloss, float *din) {
     const GrtLayerSpec *s = &l->s;
-    int N = l->B * l->T;
+    if (l->sp && s->kind != GRT_NORM)
+        grt_abort("internal error: a sequence-parallel layer's backward called whole", 1);
     grt_part_begin(GRT_PART_BWD_EMBEDDING + part_of(s->kind));
     switch (s->kind) {
     case GRT_EMBEDDING: {
         /* through the output's dropout, in place: dout is this layer's alone (galvrt.h) */
         if (s->dropout > 0) grt_embedding_output(l, (float *)dout);
-        GrtEmbedBwdFn *k = (GrtEmbedBwdFn *)grt_kernel_find_sized(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0,
-                                                                  l->T, l->V_l, 0);
-        if (k) k(N, G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, (int64_t)l->tp_rank * l->V_l);
-        else {
-            host_reference("embed_bwd");
-            grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
-                                    l->tp_rank * l->V_l, l->V_l);
-        }
-        if (s->types) { /* every TP rank: the table is replicated, its gradient whole on each */
-            host_reference("token_types_bwd");
-            grt_token_types_backward(G(l, 2), dout, l->B, l->T, s->C, s->types);
-        }
+        grt_embedding_backward_full(l, tokens, dout);
         break;
     }
     case GRT_BLOCK:
@@ -1168,8 +1439,9 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         break;
     case GRT_NORM: {
         NormAct *a = l->act;
+        if (l->sp) grt_dev->zero(l->shared, l->n_shared * sizeof(float));
         if (s->part) t5_norm(l, in, NULL, (float *)dout, din); /* its dropout in place: dout is its alone */
-        else norm_backward(s, din, G(l, 0), gopt(l, 1), dout, in, P(l, 0), a->mean, a->rstd, N);
+        else norm_backward(s, din, grad_of(l, 0), grad_of(l, 1), dout, in, P(l, 0), a->mean, a->rstd, grt_layer_rows(l));
         break;
     }
     case GRT_HEAD:
@@ -1178,6 +1450,93 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         break;
     case GRT_PATCH: patch_backward(l, tokens, dout); break;
     case GRT_CLASSIFIER: classifier_backward(l, in, targets, dloss, din); break;
+    case GRT_MERGE: merge_backward(l, in, dout, din); break;
     }
     grt_part_end();
+}
+
+/* ---- Megatron sequence parallelism (galvrt.h) ------------------------------------------- */
+
+float *grt_sp_norm1(GrtLayer *l, const float *x) {
+    BlockAct *a = l->act;
+    norm_forward(&l->s, a->ln1, a->mean1, a->rstd1, x, P(l, B_LN1W), opt(l, B_LN1B), grt_layer_rows(l));
+    return a->ln1;
+}
+
+float *grt_sp_attention(GrtLayer *l) { return attention_from(l, l->full); }
+
+float *grt_sp_norm2(GrtLayer *l, const float *x) {
+    BlockAct *a = l->act;
+    int rows = grt_layer_rows(l), C = l->s.C;
+    if (opt(l, B_BO)) grt_dev->add_bias(l->local, P(l, B_BO), rows, C);
+    residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, l->local);
+    norm_forward(&l->s, a->ln2, a->mean2, a->rstd2, a->res1, P(l, B_LN2W), opt(l, B_LN2B), rows);
+    return a->ln2;
+}
+
+float *grt_sp_mlp(GrtLayer *l) { return mlp_from(l, l->full); }
+
+void grt_sp_output(GrtLayer *l, float *out) {
+    BlockAct *a = l->act;
+    if (!out) out = a->dC2;
+    if (opt(l, B_BDOWN)) grt_dev->add_bias(l->local, P(l, B_BDOWN), grt_layer_rows(l), l->s.C);
+    residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, l->local);
+}
+
+/* Where the kept norm outputs gather again in backward: (N, C) beside l->full. */
+float *grt_sp_norm_full(GrtLayer *l) { return ((BlockAct *)l->act)->dC2; }
+
+const float *grt_sp_mlp_out_grad(GrtLayer *l, const float *dout) {
+    grt_dev->zero(l->shared, l->n_shared * sizeof(float));
+    const float *g = branch_grad(l, GRT_DROP_MLP_OUT, dout, l->local);
+    if (grad_of(l, B_BDOWN)) grt_dev->bias_grad(grad_of(l, B_BDOWN), g, grt_layer_rows(l), l->s.C);
+    return g;
+}
+
+float *grt_sp_kept_norm(GrtLayer *l, int which) {
+    BlockAct *a = l->act;
+    return which == 1 ? a->ln1 : a->ln2;
+}
+
+float *grt_sp_mlp_backward(GrtLayer *l) {
+    mlp_backward_from(l, l->full, grt_sp_norm_full(l), l->full);
+    return l->full;
+}
+
+const float *grt_sp_attention_out_grad(GrtLayer *l, const float *dout) {
+    BlockAct *a = l->act;
+    int rows = grt_layer_rows(l), C = l->s.C;
+    float *dres1 = a->scratch2; /* (rows, C): the gradient at the residual between the halves */
+    grt_dev->zero(dres1, sizeof(float) * (size_t)rows * C);
+    norm_backward(&l->s, dres1, grad_of(l, B_LN2W), grad_of(l, B_LN2B), l->local, a->res1, P(l, B_LN2W), a->mean2,
+                  a->rstd2, rows);
+    grt_dev->add(dres1, dout, (size_t)rows * C); /* the residual around the MLP */
+    const float *g = branch_grad(l, GRT_DROP_ATT_OUT, dres1, l->local);
+    if (grad_of(l, B_BO)) grt_dev->bias_grad(grad_of(l, B_BO), g, rows, C);
+    return g;
+}
+
+float *grt_sp_attention_backward(GrtLayer *l) {
+    attention_backward_from(l, l->full, grt_sp_norm_full(l), l->full);
+    return l->full;
+}
+
+void grt_sp_input_backward(GrtLayer *l, const float *x, float *dx) {
+    BlockAct *a = l->act;
+    int rows = grt_layer_rows(l);
+    norm_backward(&l->s, dx, grad_of(l, B_LN1W), grad_of(l, B_LN1B), l->local, x, P(l, B_LN1W), a->mean1, a->rstd1,
+                  rows);
+    grt_dev->add(dx, a->scratch2, (size_t)rows * l->s.C); /* the residual around attention */
+}
+
+float *grt_sp_shared_grads(GrtLayer *l) { return l->shared; }
+
+void grt_sp_shared_grads_add(GrtLayer *l) {
+    for (int k = 0; k < l->n_tensors; k++)
+        if (!l->tensors[k].sharded && l->tensors[k].n) grt_dev->add(G(l, k), grad_of(l, k), l->tensors[k].n);
+}
+
+float *grt_sp_embed_grad(GrtLayer *l, float *dout) {
+    if (l->s.dropout > 0) grt_embedding_output(l, dout);
+    return dout;
 }

@@ -20,7 +20,7 @@ GrtPipe *grt_pipe_new(const GrtLayout *from, const GrtLayout *to, int mb, size_t
     p->r = grt_reshard_new(from, to, mb, seq_floats, rank);
     p->slots = slots;
     if (!grt_layout_has(from, rank)) return p;
-    p->floats = (size_t)(mb / from->dp) * seq_floats;
+    p->floats = grt_layout_floats(from, mb, seq_floats);
     p->buf = grt_alloc(sizeof *p->buf * (size_t)slots);
     p->req = grt_alloc(sizeof *p->req * (size_t)slots);
     p->n_req = grt_alloc(sizeof *p->n_req * (size_t)slots);

@@ -127,7 +127,7 @@ static double time_s(Prof *p, Work fn, void *ctx, int calls) {
 /* time = fixed_s + work / rate, least squares weighted by 1 / time^2. A
  * negative intercept (noise) refits through the origin; a slope that is not
  * positive falls back to the largest point's rate. */
-static GrtProfileFit fit_line(const double *work, const double *t, int n) {
+GrtProfileFit grt_profile_fit(const double *work, const double *t, int n) {
     double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
     for (int i = 0; i < n; i++) {
         double w = 1 / (t[i] * t[i]);
@@ -327,19 +327,20 @@ static void run_backward(void *ctx) {
  * sequences of T tokens: FLOPs of the block's GEMMs and attention products
  * (as passes/shape.c counts them) and of the head's projection; bytes of the
  * (B, T, C) stream read and written for the embedding and the norm. */
-static double layer_work(const GrtLayerSpec *s, int tp, int B, int T) {
+double grt_profile_layer_work(const GrtLayerSpec *s, int tp, int B, int T) {
     double N = (double)B * T, C = s->C, hd = s->hd, H = (double)s->H / tp, F = (double)s->F / tp;
     switch (s->kind) {
     case GRT_BLOCK:
-        return 2 * N * C * 3 * H * hd        /* QKV */
-               + 4 * (double)B * H * T * T * hd /* scores and context */
-               + 2 * N * H * hd * C          /* attention output */
-               + 2 * 2 * N * C * F;          /* MLP up and down */
+        return 2 * N * C * 3 * H * hd                              /* QKV */
+               + 4 * (double)B * H * T * grt_block_keys(s, T) * hd /* scores and context */
+               + 2 * N * H * hd * C                                /* attention output */
+               + 2 * 2 * N * C * F;                                /* MLP up and down */
     case GRT_HEAD: return 2 * N * C * ceil((double)s->V / tp);
     case GRT_EMBEDDING:
     case GRT_NORM: return 2 * N * C * sizeof(float);
     case GRT_PATCH:             /* not profiled: timed as an embedding (layer_profile_kind) */
     case GRT_CLASSIFIER: break; /* not profiled: timed as a head */
+    case GRT_MERGE: return 2 * (N / 4) * 4 * C * 2 * C; /* not profiled: timed as a head */
     }
     return 0;
 }
@@ -355,13 +356,13 @@ static GrtProfileLayer measure_layer(Prof *p, const GrtLayerSpec *s, GrtComm *gr
     for (int i = 0; i < z->n_batches; i++) {
         LayerRun r;
         layer_open(p, &r, s, group, z->batches[i], z->T);
-        work[i] = layer_work(s, tp, z->batches[i], z->T);
+        work[i] = grt_profile_layer_work(s, tp, z->batches[i], z->T);
         bwd_work[i] = flops ? 2 * work[i] : work[i];
         fwd[i] = time_s(p, run_forward, &r, 1);
         bwd[i] = time_s(p, run_backward, &r, 1);
         layer_close(&r);
     }
-    GrtProfileLayer l = {s->kind, tp, fit_line(work, fwd, z->n_batches), fit_line(bwd_work, bwd, z->n_batches)};
+    GrtProfileLayer l = {s->kind, tp, grt_profile_fit(work, fwd, z->n_batches), grt_profile_fit(bwd_work, bwd, z->n_batches)};
     const char *unit = flops ? "GFLOP/s" : "GB/s";
     progress(p, "%s, tp %d: forward %.2f %s + %.0f us, backward %.2f %s + %.0f us (batch %d-%d x %d tokens)",
              layer_names[s->kind], tp, l.forward.rate * 1e-9, unit, l.forward.fixed_s * 1e6,
@@ -418,7 +419,7 @@ static const char *const op_names[] = {[GRT_OP_ALLREDUCE] = "allreduce", [GRT_OP
                                        [GRT_OP_REDUCESCATTER] = "reducescatter", [GRT_OP_P2P] = "p2p"};
 
 /* NCCL's bus bandwidth over algorithm bandwidth for op over g ranks. */
-static double bus_factor(GrtProfileOp op, int g) {
+double grt_profile_bus_factor(GrtProfileOp op, int g) {
     switch (op) {
     case GRT_OP_ALLREDUCE: return 2.0 * (g - 1) / g;
     case GRT_OP_ALLGATHER:
@@ -445,8 +446,8 @@ static GrtProfileCollective measure_collective(Prof *p, GrtProfileOp op, GrtComm
         bytes[n] = (double)S;
         t[n] = time_s(p, run_collective, &c, calls) * (op == GRT_OP_P2P ? 0.5 : 1);
     }
-    GrtProfileFit f = fit_line(bytes, t, n);
-    GrtProfileCollective r = {op, g, consecutive, f.rate * bus_factor(op, g), f.fixed_s};
+    GrtProfileFit f = grt_profile_fit(bytes, t, n);
+    GrtProfileCollective r = {op, g, consecutive, f.rate * grt_profile_bus_factor(op, g), f.fixed_s};
     if (op == GRT_OP_P2P)
         progress(p, "p2p, %d stages: %.2f GB/s, %.1f us latency", g, r.bus_bandwidth * 1e-9, r.latency_s * 1e6);
     else

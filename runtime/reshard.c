@@ -3,9 +3,12 @@
  * Wang et al. 2024, section 4.3) and between pipeline stages (Megatron's p2p
  * of activations and of their gradients, Narayanan et al. 2021).
  *
- * A layout says which sequences of a micro-batch each rank holds (galvrt.h).
- * A reshard is a list of transfers, each a run of consecutive sequences from
- * one rank to another, computed the same way by every rank involved. */
+ * A layout says which sequences of a micro-batch each rank holds (galvrt.h),
+ * or with sequence parallelism which rows of them. A reshard is a list of
+ * transfers, each a run of consecutive units from one rank to another,
+ * computed the same way by every rank involved; a unit is a sequence split
+ * in the least common multiple of the two layouts' sequence splits, so
+ * every rank's part is a whole number of units. */
 #include "galvrt.h"
 
 #include <string.h>
@@ -26,15 +29,29 @@ int grt_layout_rank(const GrtLayout *L, int tp_index, int dp_index) {
     return L->base + (L->consec ? dp_index * L->tp + tp_index : tp_index * L->dp + dp_index);
 }
 
-/* One run of sequences [seq, seq + count) going from rank src to rank dst. */
+/* How many parts a layout splits its ranks' rows in: its TP degree when sequence parallel. */
+static int split_of(const GrtLayout *L) { return L->sp ? L->tp : 1; }
+
+size_t grt_layout_floats(const GrtLayout *L, int mb, size_t seq_floats) {
+    return (size_t)(mb / L->dp) * seq_floats / (size_t)split_of(L);
+}
+
+/* Units a rank of L holds of a micro-batch of `units`, and its first. */
+static int units_of(const GrtLayout *L, int units) { return units / L->dp / split_of(L); }
+static int first_unit(const GrtLayout *L, int units, int rank) {
+    int t = L->sp ? grt_layout_tp_index(L, rank) : 0;
+    return grt_layout_dp_index(L, rank) * (units / L->dp) + t * units_of(L, units);
+}
+
+/* One run of units [seq, seq + count) going from rank src to rank dst. */
 typedef struct Transfer {
     int src, dst, seq, count;
 } Transfer;
 
 struct GrtReshard {
     GrtLayout from, to;
-    int mb, rank;
-    size_t seq_floats;
+    int mb, rank, units; /* units: of a micro-batch */
+    size_t seq_floats;   /* of a unit */
     Transfer *t; /* only the transfers this rank takes part in */
     int n, cap, sends;
 };
@@ -62,18 +79,23 @@ static void add(GrtReshard *r, Transfer x) {
 
 GrtReshard *grt_reshard_new(const GrtLayout *from, const GrtLayout *to, int mb, size_t seq_floats, int rank) {
     GrtReshard *r = grt_alloc(sizeof *r);
-    r->from = *from, r->to = *to, r->mb = mb, r->rank = rank, r->seq_floats = seq_floats;
-    int fchunk = mb / from->dp, tchunk = mb / to->dp;
+    int k = split_of(from), j = split_of(to); /* the parts: the least common multiple of the splits */
+    while (k % j) k += split_of(from);
+    if (seq_floats % (size_t)k) grt_abort("internal error: a reshard's sequence does not split into its parts", 1);
+    r->from = *from, r->to = *to, r->mb = mb, r->rank = rank, r->seq_floats = seq_floats / (size_t)k;
+    r->units = mb * k;
+    int flen = units_of(from, r->units), tlen = units_of(to, r->units);
     for (int d = to->base; d < to->base + to->tp * to->dp; d++) {
-        int first = grt_layout_dp_index(to, d) * tchunk;
-        int mine = grt_layout_has(from, d) ? grt_layout_dp_index(from, d) : -1;
-        /* walk d's sequences by the from-layout's chunks */
-        for (int s = first; s < first + tchunk;) {
-            int j = s / fchunk, end = (j + 1) * fchunk;
-            if (end > first + tchunk) end = first + tchunk;
-            int src = j == mine ? d : grt_layout_rank(from, grt_layout_tp_index(to, d) % from->tp, j);
-            add(r, (Transfer){src, d, s, end - s});
-            s = end;
+        int first = first_unit(to, r->units, d);
+        int mine = grt_layout_has(from, d) ? first_unit(from, r->units, d) : -1;
+        /* walk d's units by the from-layout's parts */
+        for (int u = first; u < first + tlen;) {
+            int j = u / flen, end = (j + 1) * flen;
+            if (end > first + tlen) end = first + tlen;
+            int t = from->sp ? j % from->tp : grt_layout_tp_index(to, d) % from->tp;
+            int src = j * flen == mine ? d : grt_layout_rank(from, t, j / split_of(from));
+            add(r, (Transfer){src, d, u, end - u});
+            u = end;
         }
     }
     return r;
@@ -81,9 +103,9 @@ GrtReshard *grt_reshard_new(const GrtLayout *from, const GrtLayout *to, int mb, 
 
 int grt_reshard_sends(const GrtReshard *r) { return r->sends; }
 
-/* Where sequence `seq` sits in this rank's buffer under layout L. */
+/* Where unit `seq` sits in this rank's buffer under layout L. */
 static size_t at(const GrtReshard *r, const GrtLayout *L, int seq) {
-    return (size_t)(seq - grt_layout_dp_index(L, r->rank) * (r->mb / L->dp)) * r->seq_floats;
+    return (size_t)(seq - first_unit(L, r->units, r->rank)) * r->seq_floats;
 }
 
 int grt_reshard_isend(const GrtReshard *r, GrtComm *world, const float *src, int tag, GrtRequest **reqs) {

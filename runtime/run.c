@@ -135,7 +135,7 @@ void grt_run_alloc(GrtRun *R, int stage, const GrtStageSizes *z) {
     if (!grt_dev->host_memory) { /* the host's side of what crosses, and the gradient norm's row sums */
         R->host_tokens = grt_alloc(mb_inputs * sizeof(int32_t));
         R->host_targets = grt_alloc(mb_tokens * sizeof(int32_t));
-        R->host_losses = grt_alloc(mb_tokens * sizeof(float));
+        R->host_losses = grt_dev->host_alloc((size_t)p->micro_batches * mb_tokens * sizeof(float));
         R->norm_sums = grt_dev->alloc((stored / GRT_OPT_COLS + 1) * sizeof(double));
     }
 }
@@ -220,7 +220,9 @@ void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardA
         snprintf(msg, sizeof msg, "%s: dropout is not trained on the %s device yet", spec.name, grt_dev->name);
         grt_abort(msg, 1);
     }
-    grt_layer_setup(&x->l, &spec, tp, x->B, p->seq);
+    grt_layer_setup(&x->l, &spec, tp, x->B, spec.T ? spec.T : p->seq); /* Swin's later stages read fewer tokens */
+    x->l.label_stride = p->seq;
+    x->l.sp = at->sp && tp && grt_size(tp) > 1;
     x->l.index = i;
     x->l.ckpt = ckpt && spec.kind == GRT_BLOCK;
     x->n = x->l.n_params;
@@ -410,6 +412,7 @@ int grt_step_next(GrtRun *R) {
     if (R->accum) grt_dev->zero(R->accum, R->accum_floats * sizeof(float));
     grt_part_end();
     R->loss = R->correct = 0;
+    R->host_losses_n = 0;
     return 1;
 }
 
@@ -471,18 +474,31 @@ float *grt_shard_embed(GrtRun *R, int i, int slot, float *out) {
     return grt_embedding_partial(grt_shard(R, i, slot), tokens_of(R, i, slot, 0), out);
 }
 
-/* The head's per-token losses in R->losses, added to the step's loss once per TP group. */
+/* The head's per-token losses in R->losses, added to the step's loss once
+ * per TP group. A device's are copied over without waiting, after the
+ * step's other micro-batches' (read_losses adds them at the step's end), so
+ * the step has no host synchronization for its loss. */
 static void add_loss(GrtRun *R, int i) {
     const GrtShard *x = &R->layer[i];
-    size_t n = (size_t)x->B * R->p->seq;
-    const float *losses = R->losses;
+    const GrtProgram *p = R->p;
+    size_t n = (size_t)x->B * x->l.T, room = (size_t)p->micro_batches * (p->global_batch / p->micro_batches) * p->seq;
     if (x->tp_index == 0 && !grt_dev->host_memory) {
-        grt_dev->to_host(R->host_losses, R->losses, n * sizeof(float));
-        losses = R->host_losses;
+        if (R->host_losses_n + n > room) grt_abort("internal error: more losses in a step than micro-batches", 1);
+        grt_dev->to_host_later(R->host_losses + R->host_losses_n, R->losses, n * sizeof(float));
+        R->host_losses_n += n;
+    } else if (x->tp_index == 0) {
+        for (size_t k = 0; k < n; k++) R->loss += R->losses[k];
     }
-    if (x->tp_index == 0)
-        for (size_t k = 0; k < n; k++) R->loss += losses[k];
     if (x->tp_index == 0) R->correct += (double)R->layer[i].l.correct;
+}
+
+/* The step's losses copied over from a device, added in the order of the
+ * micro-batches and tokens (as the host's are, one micro-batch at a time). */
+static void read_losses(GrtRun *R) {
+    if (!R->host_losses_n) return;
+    grt_dev->finish();
+    for (size_t k = 0; k < R->host_losses_n; k++) R->loss += R->host_losses[k];
+    R->host_losses_n = 0;
 }
 
 void grt_shard_loss(GrtRun *R, int i, int slot) {
@@ -500,7 +516,7 @@ void grt_shard_forward(GrtRun *R, int i, int slot, const float *in, float *out) 
 GrtLayer *grt_shard_backward_begin(GrtRun *R, int i, int slot, float *din) {
     GrtShard *x = &R->layer[i];
     if (x->zero == 2 || (x->zero == 3 && !x->once)) grt_dev->zero(R->full_g, x->chunk * x->dp_size * sizeof(float));
-    if (din) grt_dev->zero(din, (size_t)x->B * R->p->seq * R->p->hidden * sizeof(float));
+    if (din) grt_dev->zero(din, (size_t)grt_layer_rows(&x->l) * x->l.s.C * sizeof(float)); /* its input's gradient */
     return grt_shard(R, i, slot);
 }
 
@@ -514,6 +530,10 @@ float *grt_shard_head_grad(GrtRun *R, int i, int slot, const float *in) {
 void grt_shard_backward(GrtRun *R, int i, int slot, const float *in, const float *dout, float *din) {
     GrtLayer *l = grt_shard_backward_begin(R, i, slot, din);
     grt_layer_backward(l, in, tokens_of(R, i, slot, 0), tokens_of(R, i, slot, 1), dout, dloss(R), din);
+}
+
+void grt_shard_embed_backward(GrtRun *R, int i, int slot, const float *dout) {
+    grt_embedding_backward_full(grt_shard(R, i, slot), tokens_of(R, i, slot, 0), dout);
 }
 
 void grt_zero3_gather(GrtRun *R, int i) {
@@ -786,6 +806,7 @@ static void check_finite(GrtRun *R, double loss, double norm) {
 
 void grt_step_end(GrtRun *R) {
     const GrtProgram *p = R->p;
+    read_losses(R);
     double sums[2] = {R->loss, R->correct};
     grt_allreduce_double(R->world, sums, 2);
     double loss = sums[0] / loss_count(p), accuracy = sums[1] / p->global_batch;

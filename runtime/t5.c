@@ -355,14 +355,14 @@ static void self_backward(GrtLayer *l, T5Act *a) {
 static void cross_forward(GrtLayer *l, T5Act *a, const float *in) {
     size_t N = (size_t)l->B * queries(l), Ne = (size_t)l->B * l->s.te, C = l->s.C, A = heads_width(l);
     grt_rmsnorm_forward(a->lnc, a->rstdc, a->res1, P(l, GRT_T5_LNC), (int)N, (int)C, l->s.eps);
-    grt_dev->matmul_forward(a->cq, a->lnc, P(l, GRT_T5_CQ), NULL, (int)N, (int)C, (int)A);
+    grt_linear_forward(l, a->cq, a->lnc, P(l, GRT_T5_CQ), NULL, (int)N, (int)C, (int)A);
     rows_copy(a->enc, (float *)in, l->B, stream_rows(l), 0, l->s.te, (int)C, 0);
-    grt_dev->matmul_forward(a->ckv, a->enc, P(l, GRT_T5_CKV), NULL, (int)Ne, (int)C, (int)(2 * A));
+    grt_linear_forward(l, a->ckv, a->enc, P(l, GRT_T5_CKV), NULL, (int)Ne, (int)C, (int)(2 * A));
     GrtT5Attention at = attention_of(l, 1);
     GrtDropout d;
     at.drop = drop_at(l, GRT_DROP_CROSS_ATT, l->s.te, queries(l), &d);
     grt_t5_attention_forward(&at, a->catty, a->catt, a->cq, a->ckv, a->ckv + A, NULL, a->datt);
-    grt_dev->matmul_forward(a->y, a->catty, P(l, GRT_T5_CO), NULL, (int)N, (int)A, (int)C);
+    grt_linear_forward(l, a->y, a->catty, P(l, GRT_T5_CO), NULL, (int)N, (int)A, (int)C);
     tp_sum(l, a->y, N * C);
     residual_at(l, GRT_DROP_CROSS_OUT, a->res2, a->res1, a->y);
 }
@@ -373,19 +373,19 @@ void grt_t5_block_forward(GrtLayer *l, const float *in, float *out) {
     int R = stream_rows(l);
     rows_copy(a->xa, (float *)in, l->B, R, first_row(l), queries(l), (int)C, 0);
     grt_rmsnorm_forward(a->ln1, a->rstd1, a->xa, P(l, GRT_T5_LN1), (int)N, (int)C, l->s.eps);
-    grt_dev->matmul_forward(a->qkv, a->ln1, P(l, GRT_T5_QKV), NULL, (int)N, (int)C, (int)(3 * A));
+    grt_linear_forward(l, a->qkv, a->ln1, P(l, GRT_T5_QKV), NULL, (int)N, (int)C, (int)(3 * A));
     self_forward(l, a, in);
-    grt_dev->matmul_forward(a->y, a->atty, P(l, GRT_T5_O), NULL, (int)N, (int)A, (int)C);
+    grt_linear_forward(l, a->y, a->atty, P(l, GRT_T5_O), NULL, (int)N, (int)A, (int)C);
     tp_sum(l, a->y, N * C);
     residual_at(l, GRT_DROP_ATT_OUT, a->res1, a->xa, a->y);
     if (l->s.cross) cross_forward(l, a, in);
     const float *h = l->s.cross ? a->res2 : a->res1;
     grt_rmsnorm_forward(a->ln2, a->rstd2, h, P(l, GRT_T5_LN2), (int)N, (int)C, l->s.eps);
-    grt_dev->matmul_forward(a->fch, a->ln2, P(l, GRT_T5_WI), NULL, (int)N, (int)C, (int)F);
+    grt_linear_forward(l, a->fch, a->ln2, P(l, GRT_T5_WI), NULL, (int)N, (int)C, (int)F);
     for (size_t i = 0; i < N * F; i++)
         a->fca[i] = a->fch[i] > 0 ? a->fch[i] : 0;
     hidden_dropout(l, a->fca);
-    grt_dev->matmul_forward(a->y, a->fca, P(l, GRT_T5_WO), NULL, (int)N, (int)F, (int)C);
+    grt_linear_forward(l, a->y, a->fca, P(l, GRT_T5_WO), NULL, (int)N, (int)F, (int)C);
     tp_sum(l, a->y, N * C);
     if (!out) return; /* a checkpointed block's recomputation */
     residual_at(l, GRT_DROP_MLP_OUT, a->y, h, a->y);
@@ -400,7 +400,7 @@ void grt_t5_block_forward(GrtLayer *l, const float *in, float *out) {
 static void cross_backward(GrtLayer *l, T5Act *a, const float *in, float *din) {
     size_t N = (size_t)l->B * queries(l), Ne = (size_t)l->B * l->s.te, C = l->s.C, A = heads_width(l);
     memset(a->dA, 0, sizeof(float) * N * A);
-    grt_dev->matmul_backward(a->dA, G(l, GRT_T5_CO), NULL, branch_grad(l, GRT_DROP_CROSS_OUT, a->dR, a->y), a->catty,
+    grt_linear_backward(l, a->dA, G(l, GRT_T5_CO), NULL, branch_grad(l, GRT_DROP_CROSS_OUT, a->dR, a->y), a->catty,
                              P(l, GRT_T5_CO), (int)N, (int)A, (int)C);
     memset(a->dqkv, 0, sizeof(float) * N * A);
     memset(a->dkv, 0, sizeof(float) * Ne * 2 * A);
@@ -410,11 +410,11 @@ static void cross_backward(GrtLayer *l, T5Act *a, const float *in, float *din) {
     GrtT5Grads g = {.dq = a->dqkv, .dk = a->dkv, .dv = a->dkv + A};
     grt_t5_attention_backward(&at, &g, a->dA, a->catt, a->cq, a->ckv, a->ckv + A, a->datt);
     memset(a->dLN, 0, sizeof(float) * N * C);
-    grt_dev->matmul_backward(a->dLN, G(l, GRT_T5_CQ), NULL, a->dqkv, a->lnc, P(l, GRT_T5_CQ), (int)N, (int)C, (int)A);
+    grt_linear_backward(l, a->dLN, G(l, GRT_T5_CQ), NULL, a->dqkv, a->lnc, P(l, GRT_T5_CQ), (int)N, (int)C, (int)A);
     memset(a->denc, 0, sizeof(float) * Ne * C);
     rows_copy(a->enc, (float *)in, l->B, stream_rows(l), 0, l->s.te, (int)C,
               0); /* the working space was others' since */
-    grt_dev->matmul_backward(a->denc, G(l, GRT_T5_CKV), NULL, a->dkv, a->enc, P(l, GRT_T5_CKV), (int)Ne, (int)C,
+    grt_linear_backward(l, a->denc, G(l, GRT_T5_CKV), NULL, a->dkv, a->enc, P(l, GRT_T5_CKV), (int)Ne, (int)C,
                              (int)(2 * A));
     tp_sum(l, a->dLN, N * C);
     tp_sum(l, a->denc, Ne * C);
@@ -454,24 +454,24 @@ void grt_t5_block_backward(GrtLayer *l, const float *in, const float *dout, floa
     const float *h = l->s.cross ? a->res2 : a->res1;
     rows_copy(a->dR, (float *)dout, l->B, R, first_row(l), queries(l), (int)C, 0); /* the residual's share */
     memset(a->dF, 0, sizeof(float) * N * F);
-    grt_dev->matmul_backward(a->dF, G(l, GRT_T5_WO), NULL, branch_grad(l, GRT_DROP_MLP_OUT, a->dR, a->y), a->fca,
+    grt_linear_backward(l, a->dF, G(l, GRT_T5_WO), NULL, branch_grad(l, GRT_DROP_MLP_OUT, a->dR, a->y), a->fca,
                              P(l, GRT_T5_WO), (int)N, (int)F, (int)C);
     hidden_dropout(l, a->dF);
     for (size_t i = 0; i < N * F; i++)
         a->dF[i] = a->fch[i] > 0 ? a->dF[i] : 0; /* through the ReLU */
     memset(a->dLN, 0, sizeof(float) * N * C);
-    grt_dev->matmul_backward(a->dLN, G(l, GRT_T5_WI), NULL, a->dF, a->ln2, P(l, GRT_T5_WI), (int)N, (int)C, (int)F);
+    grt_linear_backward(l, a->dLN, G(l, GRT_T5_WI), NULL, a->dF, a->ln2, P(l, GRT_T5_WI), (int)N, (int)C, (int)F);
     tp_sum(l, a->dLN, N * C);
     grt_rmsnorm_backward(a->dR, G(l, GRT_T5_LN2), a->dLN, h, P(l, GRT_T5_LN2), a->rstd2, (int)N, (int)C);
     if (l->s.cross) cross_backward(l, a, in, din);
     memset(a->dA, 0, sizeof(float) * N * A);
-    grt_dev->matmul_backward(a->dA, G(l, GRT_T5_O), NULL, branch_grad(l, GRT_DROP_ATT_OUT, a->dR, a->y), a->atty,
+    grt_linear_backward(l, a->dA, G(l, GRT_T5_O), NULL, branch_grad(l, GRT_DROP_ATT_OUT, a->dR, a->y), a->atty,
                              P(l, GRT_T5_O), (int)N, (int)A, (int)C);
     memset(a->dqkv, 0, sizeof(float) * N * 3 * A);
     memset(a->dtab, 0, sizeof(float) * (size_t)l->B * l->s.buckets * l->s.H);
     self_backward(l, a);
     memset(a->dLN, 0, sizeof(float) * N * C);
-    grt_dev->matmul_backward(a->dLN, G(l, GRT_T5_QKV), NULL, a->dqkv, a->ln1, P(l, GRT_T5_QKV), (int)N, (int)C,
+    grt_linear_backward(l, a->dLN, G(l, GRT_T5_QKV), NULL, a->dqkv, a->ln1, P(l, GRT_T5_QKV), (int)N, (int)C,
                              (int)(3 * A));
     tp_sum(l, a->dLN, N * C);
     rows_copy(a->xa, (float *)in, l->B, R, first_row(l), queries(l), (int)C, 0);

@@ -7,7 +7,12 @@
  *
  *   mpirun -np N galvc-profiler [--quick] [--shape C,H,hd,F,T,V] -o profile.json
  *
- * Exit status: 0 success, 1 the file could not be written, 2 bad usage. */
+ * The same file built with runtime/cuda/profiler_cuda.c and linked with
+ * libgalvrt_cuda is galvc-profiler-cuda (`galvc profile --target cuda`):
+ * the GPU's figures, measured by grt_cuda_profile, which only it defines.
+ *
+ * Exit status: 0 success, 1 the file could not be written or (CUDA) no GPU,
+ * 2 bad usage. */
 #include "galvrt.h"
 #include "hw/profile_schema.h"
 
@@ -16,6 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The CUDA side's profiler (galvrt_cuda.h): defined in galvc-profiler-cuda only. */
+void grt_cuda_profile(GrtComm *world, int quick, const GrtProfileShape *shape, const char *kernels, GrtProfile *p)
+    __attribute__((weak));
 
 static const char usage[] = "usage: galvc-profiler [--quick] [--shape C,H,hd,F,T,V] [--kernels LIB.so] -o FILE   (run "
                             "under mpirun; see galvc profile)\n";
@@ -33,14 +42,27 @@ static void put_fit(FILE *f, const GrtProfileFit *fit) {
     fprintf(f, "{" KEY(FIXED_S) "%.6g, " KEY(RATE) "%.6g}", fit->fixed_s, fit->rate);
 }
 
-/* The profile as JSON (docs/profile-format.md). The CPU runtime computes
- * every precision in fp32, so the three peaks are the one measured. */
+/* The peaks: the CPU runtime computes every precision in fp32, so the three
+ * are the one measured; a GPU's fp32 and bf16 are its best GEMMs of each
+ * (fp16 keeps the datasheet's), and its GEMM rates at the model's shapes. */
+static void put_peaks(FILE *f, const GrtProfile *p) {
+    if (!p->device) {
+        fprintf(f, "  " KEY(PEAK_FLOPS) "{\"fp32\": %.6g, \"bf16\": %.6g, \"fp16\": %.6g},\n", p->gemm_flops,
+                p->gemm_flops, p->gemm_flops);
+        return;
+    }
+    fprintf(f, "  " KEY(PEAK_FLOPS) "{\"fp32\": %.6g, \"bf16\": %.6g},\n", p->gemm_flops, p->bf16_flops);
+    fprintf(f, "  " KEY(GEMM_RATES) "{\"" PROFILE_GEMM_FP32 "\": %.6g, \"" PROFILE_GEMM_TF32 "\": %.6g, \"" PROFILE_GEMM_BF16
+               "\": %.6g},\n", p->gemm_rates[GRT_GEMM_FP32], p->gemm_rates[GRT_GEMM_TF32], p->gemm_rates[GRT_GEMM_BF16]);
+}
+
+/* The profile as JSON (docs/profile-format.md). */
 static void write_profile(FILE *f, const GrtProfile *p) {
-    fprintf(f, "{\n  " KEY(FORMAT) "\"" PROFILE_FORMAT "\",\n  " KEY(VERSION) "%d,\n  " KEY(DEVICE) "\"cpu\",\n",
-            PROFILE_VERSION);
-    fprintf(f, "  " KEY(BLAS) "\"OpenBLAS %s\",\n", grt_blas_core());
-    fprintf(f, "  " KEY(PEAK_FLOPS) "{\"fp32\": %.6g, \"bf16\": %.6g, \"fp16\": %.6g},\n", p->gemm_flops, p->gemm_flops,
-            p->gemm_flops);
+    fprintf(f, "{\n  " KEY(FORMAT) "\"" PROFILE_FORMAT "\",\n  " KEY(VERSION) "%d,\n  " KEY(DEVICE) "\"%s\",\n",
+            PROFILE_VERSION, p->device ? p->device : "cpu");
+    if (p->device) fprintf(f, "  " KEY(BLAS) "\"%s\",\n", p->blas);
+    else fprintf(f, "  " KEY(BLAS) "\"OpenBLAS %s\",\n", grt_blas_core());
+    put_peaks(f, p);
     fprintf(f, "  " KEY(GEMM_EFFICIENCY) "%.4f,\n", p->gemm_efficiency);
     fprintf(f, "  " KEY(MEM_BANDWIDTH) "%.6g,\n", p->mem_bandwidth);
     if (p->overlap_slowdown >= 1) fprintf(f, "  " KEY(OVERLAP_SLOWDOWN) "%.4f,\n", p->overlap_slowdown);
@@ -116,7 +138,7 @@ int main(int argc, char **argv) {
     int local = grt_local_ranks(grt_size(world));
     grt_set_threads(local);
     grt_pool_start(grt_pool_threads_for(local)); /* the row kernels' threads, as the program has them */
-    if (kernels) use_kernels(kernels);
+    if (kernels && !grt_cuda_profile) use_kernels(kernels); /* the CUDA profiler loads its own */
     /* open the output first: a path that cannot be written fails now, not after the measurements */
     FILE *f = NULL;
     if (rank == 0 && !(f = fopen(output, "w"))) {
@@ -125,11 +147,12 @@ int main(int argc, char **argv) {
         grt_abort(msg, 1);
     }
     char note[256];
-    if (rank == 0) /* what the GEMM figures were measured with */
+    if (rank == 0 && !grt_cuda_profile) /* what the GEMM figures were measured with */
         fprintf(stderr, "galvc profile: BLAS: OpenBLAS %s kernels%s%s\n", grt_blas_core(),
                 grt_blas_note(note, sizeof note) ? "; " : "", grt_blas_note(note, sizeof note) ? note : "");
     static GrtProfile profile; /* large: two tables of entries */
-    grt_profile_measure(world, quick, shaped, &profile);
+    if (grt_cuda_profile) grt_cuda_profile(world, quick, shaped, kernels, &profile);
+    else grt_profile_measure(world, quick, shaped, &profile);
     if (rank == 0) {
         write_profile(f, &profile);
         if (fclose(f) != 0) {

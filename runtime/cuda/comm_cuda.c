@@ -291,6 +291,36 @@ static void cc_allgather(GrtComm *c, const float *in, float *out, size_t n) {
     if (dout) copy_up(out, hout, sizeof(float) * all);
 }
 
+/* NCCL has no all-to-all: one send and one receive a peer in a group (NCCL's
+ * documented pattern), block j of in to rank j, rank j's into block j of out. */
+static ncclResult_t nccl_alltoall(const float *in, float *out, size_t n, int size, ncclComm_t comm) {
+    ncclResult_t r = ncclGroupStart();
+    for (int j = 0; j < size && (r == ncclSuccess || r == ncclInProgress); j++) {
+        r = ncclSend(in + (size_t)j * n, n, ncclFloat, j, comm, cuda.comm);
+        if (r == ncclSuccess || r == ncclInProgress) r = ncclRecv(out + (size_t)j * n, n, ncclFloat, j, comm, cuda.comm);
+    }
+    ncclResult_t end = ncclGroupEnd();
+    return r == ncclSuccess || r == ncclInProgress ? end : r;
+}
+
+/* out block j (n) = block r of rank j's in (size * n), r this rank. */
+static void cc_alltoall(GrtComm *c, const float *in, float *out, size_t n) {
+    ncclComm_t comm = nccl_for(c, in, out);
+    int size = grt_size(c);
+    if (comm) {
+        ON_COMM_STREAM(comm, nccl_alltoall(in, out, n, size, comm));
+        return;
+    }
+    size_t all = (size_t)size * n;
+    int din = cuda_on_device(in), dout = cuda_on_device(out);
+    float *s = din || dout ? staging(sizeof(float) * 2 * all) : NULL;
+    const float *hin = din ? s : in;
+    float *hout = dout ? s + all : out;
+    if (din) copy_down(s, in, sizeof(float) * all);
+    grt_mpi_collectives.alltoall(c, hin, hout, n);
+    if (dout) copy_up(out, hout, sizeof(float) * all);
+}
+
 /* buf (n) = root's buf (n). */
 static void cc_broadcast(GrtComm *c, float *buf, size_t n, int root) {
     ncclComm_t comm = nccl_for(c, buf, NULL);
@@ -416,6 +446,7 @@ static const GrtCollectives cuda_collectives = {
     .allreduce_double = cc_allreduce_double,
     .reduce_scatter = cc_reduce_scatter,
     .allgather = cc_allgather,
+    .alltoall = cc_alltoall,
     .broadcast = cc_broadcast,
     .send = cc_send,
     .recv = cc_recv,

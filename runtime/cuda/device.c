@@ -1,7 +1,8 @@
 /* device.c — the CUDA target's device (galvrt.h, GrtDevice): the rank's
  * GPU started once, its memory in an arena, its streams, and the copies
  * and zeroing the layers ask for. Everything runs in order on the compute
- * stream; a copy to the host returns when its bytes are there.
+ * stream; a copy to the host returns when its bytes are there (to_host_later's
+ * when finish returns), a copy from it at once (staged in pinned memory).
  *
  * The arena: the run's buffers are all allocated while the program sets up
  * its stage (the plan's sizes), from chunks of device memory reserved with
@@ -13,6 +14,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 CudaState cuda;
 
@@ -85,11 +87,41 @@ static void device_zero_rows(float *dst, size_t ld, size_t cols, size_t rows) {
     CUDA_CHECK(cudaMemset2DAsync(dst, ld * sizeof(float), 0, cols * sizeof(float), rows, cuda.compute));
 }
 
-/* From the host: waits, so the host's buffer may be reused at once. */
+/* Copies from the host go through a ring of pinned staging slots: the
+ * bytes are copied into the next slot on the host, then over on the compute
+ * stream, and the host goes on; a slot is taken again once the copy from it
+ * is done (its event), STAGE_SLOTS copies later. So a micro-batch's tokens
+ * and targets cross without the host waiting for the GPU to drain. */
+enum { STAGE_SLOT = 1 << 20, STAGE_SLOTS = 16 }; /* bytes a slot; slots */
+
+static struct {
+    char *ring;                     /* STAGE_SLOTS x STAGE_SLOT bytes, pinned */
+    cudaEvent_t done[STAGE_SLOTS];  /* the copy from each slot */
+    int used[STAGE_SLOTS], next;
+} stage;
+
+static void stage_start(void) {
+    CUDA_CHECK(cudaMallocHost((void **)&stage.ring, (size_t)STAGE_SLOTS * STAGE_SLOT));
+    for (int s = 0; s < STAGE_SLOTS; s++) CUDA_CHECK(cudaEventCreateWithFlags(&stage.done[s], cudaEventDisableTiming));
+}
+
+/* From the host; the host's buffer may be reused at once: small copies
+ * staged (above), larger ones (parameters at start, checkpoints) waited for. */
 static void device_to_device(void *dst, const void *src, size_t bytes) {
     if (!bytes) return;
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda.compute));
-    CUDA_CHECK(cudaStreamSynchronize(cuda.compute));
+    if (bytes > STAGE_SLOT) {
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda.compute));
+        CUDA_CHECK(cudaStreamSynchronize(cuda.compute));
+        return;
+    }
+    int s = stage.next;
+    stage.next = (s + 1) % STAGE_SLOTS;
+    if (stage.used[s]) CUDA_CHECK(cudaEventSynchronize(stage.done[s]));
+    char *slot = stage.ring + (size_t)s * STAGE_SLOT;
+    memcpy(slot, src, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(dst, slot, bytes, cudaMemcpyHostToDevice, cuda.compute));
+    CUDA_CHECK(cudaEventRecord(stage.done[s], cuda.compute));
+    stage.used[s] = 1;
 }
 
 /* To the host, after everything before it on the compute stream. */
@@ -97,6 +129,19 @@ static void device_to_host(void *dst, const void *src, size_t bytes) {
     if (!bytes) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda.compute));
     CUDA_CHECK(cudaStreamSynchronize(cuda.compute));
+}
+
+/* To the host after the work queued so far, without waiting: into pinned
+ * memory (device_host_alloc's), where it is there once finish returns. */
+static void device_to_host_later(void *dst, const void *src, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cuda.compute));
+}
+
+/* Pinned host memory (the copies above need it to run without the host waiting), kept for the run. */
+static void *device_host_alloc(size_t bytes) {
+    void *p = NULL;
+    CUDA_CHECK(cudaMallocHost(&p, bytes ? bytes : 1));
+    return p;
 }
 
 /* Every kernel and copy queued so far, done (the communication stream's calls return done). */
@@ -113,12 +158,16 @@ static const GrtDevice device_cuda = {
     .zero_rows = device_zero_rows,
     .to_device = device_to_device,
     .to_host = device_to_host,
+    .to_host_later = device_to_host_later,
+    .host_alloc = device_host_alloc,
     .finish = device_finish,
     .add = cuda_add,
     .add_bias = cuda_add_bias,
     .bias_grad = cuda_bias_grad,
     .matmul_forward = cuda_matmul_forward,
     .matmul_backward = cuda_matmul_backward,
+    .matmul16_forward = cuda_matmul16_forward,
+    .matmul16_backward = cuda_matmul16_backward,
     .attention_forward = cuda_attention_forward,
     .attention_backward = cuda_attention_backward,
 };
@@ -164,6 +213,7 @@ const GrtDevice *grt_cuda_start(const GrtTarget *t, int rank) {
     CUDA_CHECK(cudaStreamCreateWithFlags(&cuda.comm, cudaStreamNonBlocking));
     CUDA_CHECK(cudaEventCreateWithFlags(&cuda.computed, cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&cuda.communicated, cudaEventDisableTiming));
+    stage_start();
     cuda_blas_start();
     cuda_module_load(t);
     cuda_comm_start(rank);

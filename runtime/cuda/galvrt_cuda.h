@@ -20,4 +20,12 @@ const GrtDevice *grt_cuda_start(const GrtTarget *t, int rank);
  * arguments, rows first, as cuLaunchKernel takes them (runtime/cuda/module.c). */
 void grt_cuda_launch(int index, int64_t rows, int cols, void **args);
 
+/* `galvc profile --target cuda` (profiler_cuda.c, linked into
+ * galvc-profiler-cuda): measure this machine's GPUs on every rank of world
+ * into p (docs/profile-format.md); quick: small sizes; shape: the model's
+ * layer shape (NULL: GPT-2 small's); kernels: the shared library of the
+ * model's generated kernels (galvc profile builds it; NULL: no layers are
+ * timed). Without a GPU: a located refusal and exit 1. */
+void grt_cuda_profile(GrtComm *world, int quick, const GrtProfileShape *shape, const char *kernels, GrtProfile *p);
+
 #endif

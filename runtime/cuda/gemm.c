@@ -3,8 +3,10 @@
  * CblasRowMajor): a linear layer's weight is (OC, C) and out = inp @ W^T +
  * bias; every backward accumulates. fp32 in and out, computed in fp32 with
  * TF32 off (CUBLAS_PEDANTIC_MATH, CUBLAS_COMPUTE_32F_PEDANTIC) so a GPU run
- * can be compared with a CPU run. Bias adds and bias gradients are GEMMs
- * with a vector of ones; attention is strided-batched GEMMs over the
+ * can be compared with a CPU run; under bf16 mixed precision the linears'
+ * GEMMs take bf16 operands (rounded by a generated kernel) and accumulate
+ * in fp32 on the tensor cores (CUBLAS_COMPUTE_32F). Bias adds and bias
+ * gradients are GEMMs with a vector of ones; attention is strided-batched GEMMs over the
  * sequences of a micro-batch with the generated softmax between them. */
 #include "cuda_device.h"
 
@@ -37,6 +39,70 @@ static void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float
     cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     CUBLAS_CHECK(cublasGemmEx(cuda.blas, opb, opa, N, M, K, &alpha, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta, C,
                               CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT));
+}
+
+/* ---- bf16 (mixed precision) ---------------------------------------------- */
+
+/* dst (rows, cols) = src rounded to bf16 bits, by the plan's generated
+ * kernel of cols columns (galvc generates one for every linear's widths). */
+static const void *round_bits(void *dst, const float *src, int rows, int cols) {
+    GrtBf16Fn *k = (GrtBf16Fn *)grt_kernel_find(GRT_K_BF16, cols, 0);
+    if (!k) grt_abort("internal error: no generated bf16 kernel for a GEMM's width on the cuda device", 1);
+    k(rows, dst, src);
+    return dst;
+}
+
+/* One row-major GEMM on bf16 operands, fp32 output and accumulation
+ * (cuBLAS's bf16 tensor-core path), as gemm above. */
+static void gemm16(bool ta, bool tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb, float beta,
+                   float *C, int ldc) {
+    cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const float one = 1.0f;
+    /* the tensor cores: the pedantic mode the fp32 GEMMs keep may refuse them */
+    CUBLAS_CHECK(cublasSetMathMode(cuda.blas, CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cublasGemmEx(cuda.blas, opb, opa, N, M, K, &one, B, CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C,
+                              CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    CUBLAS_CHECK(cublasSetMathMode(cuda.blas, CUBLAS_PEDANTIC_MATH));
+}
+
+/* The places of one linear's rounded operands in ops (galvrt_sizes.h's
+ * grt_size_linear16 order): input (N, C), output gradient (N, OC), weight (OC, C). */
+static void bits_parts(void *ops, int N, int C, int OC, uint16_t **x, uint16_t **dy, uint16_t **w) {
+    *x = ops;
+    *dy = *x + (size_t)grt_round8((double)N * C);
+    *w = *dy + (size_t)grt_round8((double)N * OC);
+}
+
+/* The GPU holds rounded operands as bf16 bits (GRT_GEMM16_BITS). */
+static void check_bits(int bytes) {
+    if (bytes != GRT_GEMM16_BITS) grt_abort("internal error: the cuda device's rounded operands are bf16 bits", 1);
+}
+
+/* out (N, OC) = inp (N, C) @ weight (OC, C)^T + bias (OC), bf16 operands */
+void cuda_matmul16_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC,
+                           int bytes, void *ops) {
+    check_bits(bytes);
+    if (N <= 0 || OC <= 0 || C <= 0) {
+        cuda_matmul_forward(out, inp, weight, bias, N, C, OC);
+        return;
+    }
+    uint16_t *x, *dy, *w;
+    bits_parts(ops, N, C, OC, &x, &dy, &w);
+    gemm16(false, true, N, OC, C, round_bits(x, inp, N, C), C, round_bits(w, weight, OC, C), C, 0.0f, out, OC);
+    if (bias) cuda_add_bias(out, bias, N, OC);
+}
+
+/* dinp (N, C) += dout @ weight; dweight (OC, C) += dout^T @ inp, bf16 operands; dbias (OC) += sum_n dout in fp32 */
+void cuda_matmul16_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                            const float *weight, int N, int C, int OC, int bytes, void *ops) {
+    check_bits(bytes);
+    if (N <= 0 || OC <= 0) return;
+    uint16_t *x, *dy, *w;
+    bits_parts(ops, N, C, OC, &x, &dy, &w);
+    if (C > 0 && (dinp || dweight)) round_bits(dy, dout, N, OC);
+    if (C > 0 && dinp) gemm16(false, false, N, C, OC, dy, OC, round_bits(w, weight, OC, C), C, 1.0f, dinp, C);
+    if (C > 0 && dweight) gemm16(true, false, OC, C, N, dy, OC, round_bits(x, inp, N, C), C, 1.0f, dweight, C);
+    if (dbias) cuda_bias_grad(dbias, dout, N, OC);
 }
 
 /* n ones on the device (at least): the vector the bias GEMMs multiply by.

@@ -41,12 +41,12 @@ fail() { echo "ckpt.sh ($case): $*" >&2; exit 1; }
 build() { "$galvc" "$src/examples/${4:-gpt-tiny}.gv" -D ranks="$2" --uniform "$3" -o "train-$1"; }
 
 # run NAME RANKS ARGS...: train-NAME under mpirun with the tests' seed and data
-# (a ViT's, named vit-*, its synthetic images)
+# (a ViT's or a Swin's, named vit-* or swin-*, its synthetic images)
 run() {
     name=$1 ranks=$2
     shift 2
     case $name in
-    vit-*) "$mpiexec" --allow-run-as-root --oversubscribe -np "$ranks" "./train-$name" --seed 7 "$@" ;;
+    vit-* | swin-*) "$mpiexec" --allow-run-as-root --oversubscribe -np "$ranks" "./train-$name" --seed 7 "$@" ;;
     *) "$mpiexec" --allow-run-as-root --oversubscribe -np "$ranks" "./train-$name" --seed 7 --data "$data" "$@" ;;
     esac
 }
@@ -122,7 +122,7 @@ reshard)
     done
     ;;
 safetensors)
-    for model in gpt-tiny llama-tiny bert-tiny vit-tiny bert-tiny-cls t5-tiny; do
+    for model in gpt-tiny llama-tiny bert-tiny vit-tiny bert-tiny-cls swin-tiny t5-tiny; do
         build "$model-a" 4 tp=2,pp=1,dp=2 "$model"
         build "$model-b" 2 tp=1,pp=2,dp=1,m=2 "$model"
         run "$model-a" 4 --steps 3 --export-safetensors "$model.safetensors" --dump "$model-a.dump" > /dev/null
@@ -172,6 +172,18 @@ EOF
     done
     [ "$(grep -a -o 'relative_attention_bias' t5-tiny.safetensors | wc -l)" -eq 2 ] ||
         fail "T5: a bias table other than each stack's first block's"
+    # SwinForImageClassification's: the bias table (entries, heads), the stage's downsample
+    for t in '"swin.embeddings.patch_embeddings.projection.weight":{"dtype":"F32","shape":\[32,3,2,2\]' \
+        '"swin.embeddings.norm.weight":{"dtype":"F32","shape":\[32\]' \
+        '"swin.encoder.layers.0.blocks.1.attention.self.relative_position_bias_table":{"dtype":"F32","shape":\[49,2\]' \
+        '"swin.encoder.layers.1.blocks.0.attention.self.relative_position_bias_table":{"dtype":"F32","shape":\[49,4\]' \
+        '"swin.encoder.layers.0.blocks.0.attention.self.key.weight":{"dtype":"F32","shape":\[32,32\]' \
+        '"swin.encoder.layers.0.downsample.reduction.weight":{"dtype":"F32","shape":\[64,128\]' \
+        '"swin.encoder.layers.0.downsample.norm.bias":{"dtype":"F32","shape":\[128\]' \
+        '"swin.encoder.layers.1.blocks.1.layernorm_after.weight"' '"swin.encoder.layers.1.blocks.1.output.dense.bias"' \
+        '"swin.layernorm.weight":{"dtype":"F32","shape":\[64\]' '"classifier.weight":{"dtype":"F32","shape":\[10,64\]'; do
+        grep -q "$t" swin-tiny.safetensors || fail "Swin names: $t"
+    done
     # training on from the import is training on from where the export was made
     build tp2dp2 4 tp=2,pp=1,dp=2
     run tp2dp2 4 --steps 3 --export-safetensors at3.safetensors > /dev/null

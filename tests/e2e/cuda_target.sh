@@ -1,6 +1,6 @@
 #!/bin/sh
 # cuda_target.sh GALVC MPIEXEC WORKDIR PTXAS — the CUDA target without a GPU:
-# gpt-tiny and llama-tiny programs for one GPU rank build and link against
+# gpt-tiny and llama-tiny programs (and gpt-tiny in bf16) for one GPU rank build and link against
 # libgalvrt_cuda (cuBLAS, the CUDA runtime) with their kernels' PTX embedded;
 # that PTX (the same plan's) assembles with ptxas for sm_80 and sm_90; and
 # 2-rank programs (DP 2, TP 2, PP 2, with the NCCL collectives linked) run
@@ -9,7 +9,7 @@
 # last check is skipped (77): the GPU check (tests/gpu/) is the one to run.
 # A model with dropout is refused for the CUDA target, layer by layer, and
 # so are ViT's and BERT-classifier's layers (patch embedding, token types,
-# classifier) and T5's blocks.
+# classifier), Swin's (windowed blocks, patch merging) and T5's blocks.
 set -u
 galvc=$1 mpiexec=$2 work=$3 ptxas=$4
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,6 +33,24 @@ for model in gpt-tiny llama-tiny; do
         fi
     done
 done
+# gpt-tiny in bf16: its linears' GEMMs on bf16 operands (cublasGemmEx), rounded by generated kernels
+# that store bf16 bits; the program and its PTX build and assemble.
+if "$galvc" "$src/examples/gpt-tiny.gv" -D precision=bf16 --devices 1 --target cuda -o train-gpt-tiny-bf16 --keep; then
+    grep -q '\.gemm16 = 2' train-gpt-tiny-bf16.c || fail "gpt-tiny bf16: its layers do not round to bf16 bits"
+    grep -q 'galvc_bf16_c64(' train-gpt-tiny-bf16.device.c || fail "gpt-tiny bf16: no bf16 rounding kernel"
+    echo "ok: gpt-tiny bf16: built for the CUDA target"
+else
+    fail "gpt-tiny bf16: galvc --target cuda -o"
+fi
+for arch in sm_80 sm_90; do
+    "$galvc" "$src/examples/gpt-tiny.gv" -D precision=bf16 --devices 1 --emit=ptx:$arch >"gpt-tiny-bf16-$arch.ptx" ||
+        fail "gpt-tiny bf16: --emit=ptx:$arch"
+    if "$ptxas" -arch=$arch "gpt-tiny-bf16-$arch.ptx" -o "gpt-tiny-bf16-$arch.cubin"; then
+        echo "ok: gpt-tiny bf16: its PTX assembles for $arch"
+    else
+        fail "gpt-tiny bf16: ptxas -arch=$arch"
+    fi
+done
 # Dropout is refused for the CUDA target, where each layer with it is, with a non-zero exit.
 if "$galvc" "$src/examples/gpt-tiny-dropout.gv" --devices 1 --target cuda -o train-dropout 2>dropout.err; then
     fail "gpt-tiny-dropout: built for the CUDA target, which does not train dropout"
@@ -46,6 +64,7 @@ fi
 # The vision and classifier layers and token types: refused where each is.
 for case in "vit-tiny:patch_embedding.0:a patch_embedding" "vit-tiny:classifier.0:a classifier" \
     "bert-tiny-cls:embedding.0:token types" "bert-tiny-cls:classifier.0:a classifier" \
+    "swin-tiny:encoder.1:windowed attention" "swin-tiny:patch_merging.0:a patch_merging" \
     "t5-tiny:encoder.0:T5's blocks are" "t5-tiny:cross_decoder.0:T5's blocks are"; do
     model=${case%%:*} rest=${case#*:}
     layer=${rest%%:*} what=${rest#*:}

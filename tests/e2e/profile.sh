@@ -1,6 +1,8 @@
 #!/bin/sh
-# profile.sh GALVC usage | profile.sh GALVC run WORKDIR — `galvc profile`.
+# profile.sh GALVC usage | profile.sh GALVC run WORKDIR | profile.sh GALVC cuda WORKDIR — `galvc profile`.
 #   usage: bad options exit 2 with a message, before anything is launched.
+#   cuda:  --target cuda without a GPU stops with exit 1 and says why; with
+#          one, a quick profile of gpt-tiny is written and galvc plans with it.
 #   run:   a quick profile on 2 ranks is written, has sane figures (every
 #          number galvc reads is range-checked by galvc itself; here the
 #          magnitudes are checked too), and galvc plans with it.
@@ -31,8 +33,9 @@ if [ "$mode" = usage ]; then
     expect_usage "no output file" -np 2
     expect_usage "-np needs a power of two" -np 3 -o p.json
     expect_usage "-np needs a power of two" -np two -o p.json
-    expect_usage "not supported yet" --target cuda -o p.json
+    expect_usage "-np needs a power of two" --target cuda -np 3 -o p.json
     expect_usage "unknown target 'tpu'" --target tpu -o p.json
+    expect_usage "--prepare builds MODEL.gv's kernels" --target cuda --prepare . -o p.json
     expect_usage "unexpected argument 'extra'" -o p.json extra
     "$galvc" profile --help | grep -q "usage: galvc profile"
     echo "usage checks passed"
@@ -42,6 +45,32 @@ fi
 work=$3
 mkdir -p "$work"
 cd "$work"
+if [ "$mode" = cuda ]; then
+    rm -rf c.json prep && mkdir prep
+    # --prepare: the kernels' library (its stubs left to the profiler) and the command, nothing run
+    cmd=$("$galvc" profile "$src/examples/gpt-tiny.gv" --target cuda --prepare prep -o c.json)
+    case $cmd in *"galvc-profiler-cuda --shape "*" --kernels prep/kernels.so -o c.json") ;;
+    *) echo "--prepare printed: $cmd" >&2; exit 1 ;; esac
+    nm -D prep/kernels.so | grep -q ' U grt_cuda_launch' || { echo "prep/kernels.so has no launch stubs" >&2; exit 1; }
+    [ ! -e c.json ] || { echo "--prepare measured" >&2; exit 1; }
+    set +e
+    "$galvc" profile "$src/examples/gpt-tiny.gv" --target cuda --quick -o c.json >out.txt 2>&1
+    rc=$?
+    set -e
+    if grep -q "finds no CUDA device" out.txt; then # no GPU here: a clear refusal, not a profile
+        [ "$rc" = 1 ] && [ ! -s c.json ] || { echo "no GPU: exit $rc, expected 1 and no profile" >&2; cat out.txt; exit 1; }
+        grep -q "^galvc profile: error: --target cuda: rank 0 finds no CUDA device (cudaGetDeviceCount: " out.txt ||
+            { echo "no GPU: no located refusal:" >&2; cat out.txt; exit 1; }
+        echo "no GPU: refused as expected: $(grep -m1 'finds no CUDA device' out.txt)"
+        exit 0
+    fi
+    [ "$rc" = 0 ] || { echo "galvc profile --target cuda: exit $rc" >&2; cat out.txt; exit 1; }
+    grep -q '"gemm_rates"' c.json || { echo "no gemm_rates in the GPU profile" >&2; exit 1; }
+    dev=$(sed -n 's/.*"device": "\([a-z0-9_]*\)".*/\1/p' c.json)
+    printf 'cluster gpu { nodes = 1; devices_per_node = 1; device = %s; memory = 16 GiB }\n' "$dev" >gpu.gv
+    "$galvc" "$src/examples/gpt-tiny.gv" --cluster gpu.gv --profile c.json --emit=plan
+    exit 0
+fi
 rm -f p.json
 "$galvc" profile --quick -np 2 -o p.json 2>progress.txt || { cat progress.txt; exit 1; }
 grep -q '^\[16/16\] overlap' progress.txt || { echo "no progress lines:" >&2; cat progress.txt; exit 1; }

@@ -5,7 +5,7 @@
 #   hang2    gpt-tiny on DP 2; rank 1 stops calling collectives at step 3
 #            (GALVRT_FAULT_SKIP_COLLECTIVE, the test-only fault switch):
 #            rank 0's all-reduce over group {0, 1} is named
-#   hang4    gpt-tiny on TP 2 x PP 2 (4 ranks); rank 2 stops at step 2: its
+#   hang4    gpt-tiny on TP 2 x PP 2 (4 ranks, no SP: TP all-reduces); rank 2 stops at step 2: its
 #            TP partner's all-reduce over group {2, 3} and stage 0's
 #            receives from rank 2 are named
 #   normal   a run with a small --comm-timeout trains as the run without it
@@ -61,7 +61,7 @@ hang2)
     grep -q '^step    2 ' out.txt && ! grep -q '^step    3 ' out.txt || fail "the steps before the fault did not run"
     ;;
 hang4)
-    "$galvc" "$src/examples/gpt-tiny.gv" -D ranks=4 --uniform tp=2,pp=2,dp=1,m=2 -o train
+    "$galvc" "$src/examples/gpt-tiny.gv" -D ranks=4 --uniform tp=2,pp=2,dp=1,m=2,nosp -o train
     expect_stop 4 2:2 "rank 3: watchdog: allreduce in group {2, 3} at step 2 has not completed" \
         "rank [01]: watchdog: recv from rank [23] in the world (4 ranks) at step 2 has not completed"
     ;;

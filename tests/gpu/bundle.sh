@@ -7,9 +7,13 @@
 #   bin/      the programs: gpt-tiny and llama-tiny for one GPU rank
 #             (--target cuda) and for one CPU rank (the reference); their
 #             2-rank CUDA variants (DP 2, TP 2, PP 2) where galvc builds them;
+#             gpt-tiny in bf16 for one GPU rank (gpt-tiny-bf16.cuda);
 #             kernels-cuda (every generated kernel kind on the GPU against the
 #             CPU reference kernels: tests/gpu/kernels_cuda.c); compare
-#             (tests/e2e/compare.c)
+#             (tests/e2e/compare.c); GPT-2 124M for one GPU and the plans of
+#             tests/gpu/plans.sh; galvc-profiler-cuda; and in gpt2-kernels/
+#             (the model's kernels, galvc profile --prepare), with
+#             profile-shape the layer shape it measures
 #   lib/      every shared library those and Open MPI load, glibc and CUDA's
 #             aside, copied from this machine (ldd): libmpi, OpenBLAS,
 #             libgfortran, jansson, hwloc, libevent, PMIx, ...
@@ -55,7 +59,7 @@ done
 if [ "$do_build" = 1 ]; then
     [ -f "$build/CMakeCache.txt" ] || cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null ||
         die "cmake could not configure $build"
-    cmake --build "$build" -j2 --target galvc gpu_kernels e2e_compare >/dev/null ||
+    cmake --build "$build" -j2 --target galvc gpu_kernels e2e_compare galvc-profiler-cuda >/dev/null ||
         die "the build of galvc, gpu_kernels and e2e_compare failed (cmake --build $build; no target gpu_kernels means CMake found no CUDA toolkit)"
 fi
 [ -f "$build/CMakeCache.txt" ] || die "$build is not a CMake build folder"
@@ -65,6 +69,7 @@ galvc=$build/galvc kernels=$build/tests/gpu_kernels compare=$build/tests/e2e_com
 [ -x "$galvc" ] || die "no galvc in $build (build it: cmake --build $build)"
 [ -x "$kernels" ] || die "no gpu_kernels in $build: CMake did not find the CUDA toolkit (cudart, cuBLAS, NCCL), so there is no CUDA target"
 [ -x "$compare" ] || die "no e2e_compare in $build"
+[ -x "$build/galvc-profiler-cuda" ] || die "no galvc-profiler-cuda in $build"
 mpiexec=$(sed -n 's/^MPIEXEC_EXECUTABLE:FILEPATH=//p' "$build/CMakeCache.txt")
 [ -x "$mpiexec" ] || die "the build's mpiexec ($mpiexec) is missing"
 
@@ -95,9 +100,33 @@ for model in gpt-tiny llama-tiny; do
     program "$model-tp2.cuda" "$model" --devices 2 --uniform tp=2,pp=1,dp=1 --target cuda || true
     program "$model-pp2.cuda" "$model" --devices 2 --uniform tp=1,pp=2,dp=1,schedule=1f1b,m=4 --target cuda || true
 done
+# gpt-tiny in bf16 mixed precision for 1 GPU rank (row (e): against gpt-tiny.cuda's fp32)
+program gpt-tiny-bf16.cuda gpt-tiny --devices 1 -D precision=bf16 --target cuda ||
+    die "galvc could not build gpt-tiny in bf16 for the CUDA target (see $log)"
+# GPT-2 124M for one GPU (row (f), beside PyTorch) and the plans of row (h)
+# (tests/gpu/plans.sh), and what `galvc profile --target cuda -np 2` runs for
+# row (g): galvc-profiler-cuda and the model's kernels (--prepare), with the
+# layer shape the profiler takes (the machine has no galvc to build them)
+source "$src/tests/gpu/plans.sh"
+for entry in "$SPEED_PLAN" "${PREDICT_PLANS[@]}"; do
+    read -r name _ args <<<"$entry"
+    # shellcheck disable=SC2086 # the entry's arguments are split as written
+    program "$name.cuda" gpt2-small "${GPT2_ARGS[@]}" $args --target cuda ||
+        die "galvc could not build $name (see $log)"
+done
+cp "$build/galvc-profiler-cuda" "$tmp/bin/galvc-profiler-cuda"
+mkdir -p "$tmp/gpt2-kernels"
+profile_cmd=$("$galvc" profile "$src/examples/gpt2-small.gv" "${GPT2_ARGS[@]:2}" --target cuda -np 2 \
+    --prepare "$tmp/gpt2-kernels" -o cuda-profile.json 2>>"$log") ||
+    die "galvc profile --prepare failed (see $log)"
+sed -n 's/.* --shape \([0-9,]*\) .*/\1/p' <<<"$profile_cmd" >"$tmp/profile-shape"
+[ -s "$tmp/profile-shape" ] && [ -f "$tmp/gpt2-kernels/kernels.so" ] ||
+    die "galvc profile --prepare gave no shape or no kernels: $profile_cmd"
+rm -f "$tmp/gpt2-kernels/kernels.c"
+say "prepared galvc profile --target cuda -np 2: $profile_cmd"
 cp "$kernels" "$tmp/bin/kernels-cuda"
 cp "$compare" "$tmp/bin/compare"
-strip --strip-debug "$tmp"/bin/*
+strip --strip-debug "$tmp"/bin/* "$tmp"/gpt2-kernels/kernels.so
 
 # What forces the NCCL collectives at 1 rank (row (d)): GALVRT_NCCL=1 gives
 # every group an NCCL communicator, a group of one rank too; check.sh runs the
@@ -181,12 +210,16 @@ cudart=$(ldd "$tmp/bin/kernels-cuda" | awk '$1 ~ /^libcudart\.so/ { print $1, $3
 cp -L "${cudart#* }" "$tmp/cuda/${cudart%% *}"
 chmod -R u+w "$tmp"
 strip --strip-debug "$tmp"/lib/*.so* 2>/dev/null || true
+# the largest libraries (OpenBLAS, 36 MB of all its kernels) gzipped, a third
+# of their size, to keep the bundle and the tree under the carry limit:
+# check.sh unpacks them before it runs anything
+find "$tmp/lib" -maxdepth 1 -type f -size +8M -exec gzip -9 {} +
 
 cp "$src/README.md" "$tmp/data/README.md"
 
 # ---- the manifest ---------------------------------------------------------------------
 
-glibc=$(find "$tmp" -path "$tmp/glibc" -prune -o -type f \( -name '*.so*' -o -perm -u+x \) -exec objdump -T {} + 2>/dev/null |
+glibc=$(find "$tmp" -path "$tmp/glibc" -prune -o -type f ! -name '*.gz' \( -name '*.so*' -o -perm -u+x \) -exec objdump -T {} + 2>/dev/null |
     grep -o 'GLIBC_[0-9][0-9.]*' | sort -uV | tail -n 1)
 size=$(du -sb "$tmp" | cut -f1)
 # it travels with the working tree (its tracked files): both together under 64 MiB

@@ -27,7 +27,7 @@ hide=$work/hide.sh
         done
         for lib in "$work"/gpu-bundle/lib/*; do
             for d in /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu; do
-                real=$(readlink -f "$d/$(basename "$lib")" 2>/dev/null)
+                real=$(readlink -f "$d/$(basename "$lib" .gz)" 2>/dev/null)
                 [ -f "$real" ] && echo "mount --bind /dev/null '$real'"
             done
         done

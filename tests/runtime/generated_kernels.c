@@ -10,7 +10,9 @@
  * own: a token embedding with tokens off its vocabulary shard and positions
  * that wrap; rotary on heads inside wider qkv rows (the rest untouched);
  * causal attention rows starting mid-sequence; the loss with ignored targets
- * (-1), padded rows, and one TP rank's columns of the gradient.
+ * (-1), padded rows, and one TP rank's columns of the gradient; Swin's
+ * window order over rows that end mid-image, its softmax with masked keys;
+ * bf16 rounding bit for bit, on ties, overflow, infinities, NaNs and subnormals.
  *
  * Tolerance: |got - ref| <= tol * max(|ref|, 1), tol = 1e-6 (sums of squares
  * 1e-12, in double); 1e-5 for GELU and SwiGLU, whose e^x is a polynomial (the reference's, in the same order,
@@ -487,6 +489,80 @@ static void patch_bwd(void (*fn)(void), int R, int C, int flags) {
     compare(GRT_K_PATCH_BWD, "dpos", dpos, rdpos, (size_t)T * C, TOL);
 }
 
+/* Swin's window order: R rows of window order over whole images of side^2 =
+ * kc[0]^2 rows, windows of kc[1]^2, shift kc[2]; gathered, and scattered back. */
+static void win_permute(void (*fn)(void), int R, int C, int flags, int scatter) {
+    (void)flags;
+    const int side = (int)kc[0], T = side * side;
+    size_t grid = (size_t)(R + T - 1) / T * T * C, n = (size_t)R * C;
+    const float *src = rand_buf(scatter ? n : grid, -2, 2);
+    float *dst = rand_buf(scatter ? grid : n, -1, 1), *ref = dup(dst, scatter ? grid : n); /* unwritten rows kept */
+    LAUNCH(GrtWinPermuteFn, R, dst, src);
+    if (scatter) grt_window_scatter(ref, src, R, C, side, (int)kc[1], (int)kc[2]);
+    else grt_window_gather(ref, src, R, C, side, (int)kc[1], (int)kc[2]);
+    compare(scatter ? GRT_K_WIN_SCATTER : GRT_K_WIN_GATHER, "dst", dst, ref, scatter ? grid : n, 0.0);
+}
+
+static void win_gather(void (*fn)(void), int R, int C, int flags) { win_permute(fn, R, C, flags, 0); }
+static void win_scatter(void (*fn)(void), int R, int C, int flags) { win_permute(fn, R, C, flags, 1); }
+
+/* The biased window softmax of R rows of n = C keys: heads kc[0], windows kc[1], hd kc[2]; a mask of 0 or -100. */
+static void win_softmax_fwd(void (*fn)(void), int R, int C, int flags) {
+    (void)flags;
+    const int H = (int)kc[0], nW = (int)kc[1];
+    float *att = rand_buf((size_t)R * C, -4, 4), *ref = dup(att, (size_t)R * C);
+    const float *bias = rand_buf((size_t)H * C * C, -1, 1);
+    float *mask = rand_buf((size_t)nW * C * C, 0, 1);
+    for (size_t i = 0; i < (size_t)nW * C * C; i++)
+        mask[i] = mask[i] < 0.3f ? -100.0f : 0.0f;
+    LAUNCH(GrtWinSoftmaxFwdFn, R, att, bias, mask);
+    grt_window_softmax_forward(ref, bias, mask, R, C, H, nW, 1.0f / sqrtf((float)kc[2]));
+    compare(GRT_K_WIN_SOFTMAX_FWD, "att", att, ref, (size_t)R * C, TOL);
+}
+
+/* Patch merging's groups of R rows (parts of merged tokens) from grids of kc[0]^2
+ * rows an image; scattered back, added to what dx held (rows past R's images add nothing). */
+static void merge_permute(void (*fn)(void), int R, int C, int flags, int scatter) {
+    (void)flags;
+    const int side = (int)kc[0], T = side * side, B = (R + T - 1) / T;
+    size_t grid = (size_t)B * T * C, n = (size_t)R * C;
+    float *src = rand_buf(grid, -2, 2), *dst = rand_buf(grid, -1, 1), *ref = dup(dst, grid);
+    if (scatter) memset(src + n, 0, sizeof(float) * (grid - n)); /* the kernel's rows only */
+    LAUNCH(GrtWinPermuteFn, R, dst, src);
+    if (scatter) grt_merge_scatter(ref, src, B, side, C);
+    else grt_merge_gather(ref, src, B, side, C);
+    compare(scatter ? GRT_K_MERGE_SCATTER : GRT_K_MERGE_GATHER, "dst", dst, ref, scatter ? grid : n, scatter ? TOL : 0.0);
+}
+
+static void merge_gather(void (*fn)(void), int R, int C, int flags) { merge_permute(fn, R, C, flags, 0); }
+static void merge_scatter(void (*fn)(void), int R, int C, int flags) { merge_permute(fn, R, C, flags, 1); }
+
+/* bf16 rounding, bit for bit against grt_bf16_bits on random floats of
+ * every magnitude and the awkward ones: exact ties (to even, both ways), the
+ * largest finite floats (to infinity), infinities, NaNs (quiet, sign and
+ * payload kept), subnormals and signed zeros. */
+static void bf16(void (*fn)(void), int R, int C, int flags) {
+    static const uint32_t odd[] = {0x3f808000u, 0x3f818000u, 0xbf808000u, 0x7f7fffffu, 0xff7fffffu, 0x7f800000u,
+                                   0xff800000u, 0x7fc00001u, 0xffa00000u, 0x7f800001u, 0x00000001u, 0x807fffffu,
+                                   0x00000000u, 0x80000000u, 0x3f807fffu, 0x477fe000u};
+    size_t n = (size_t)R * C, bad = 0;
+    float *x = alloc(n), *out = nan_buf(n); /* the bits' room too: n halves */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = i % 3 == 0 ? odd[(i / 3) % (sizeof odd / sizeof odd[0])] : 0;
+        if (!u) rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17, u = (uint32_t)(rng >> 32);
+        memcpy(&x[i], &u, sizeof u);
+    }
+    LAUNCH(GrtBf16Fn, R, out, x);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t want = (uint32_t)grt_bf16_bits(x[i]), got;
+        if (flags & GRT_KF_WIDE) memcpy(&got, &out[i], sizeof got), want <<= 16;
+        else got = ((const uint16_t *)out)[i];
+        bad += got != want;
+    }
+    CHECK(bad == 0);
+    if (bad) fprintf(stderr, "  %s: %zu elements not grt_bf16_bits' rounding\n", case_name, bad);
+}
+
 static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_LAYERNORM_FWD] = layernorm_fwd, [GRT_K_LAYERNORM_BWD] = layernorm_bwd, [GRT_K_RMSNORM_FWD] = rmsnorm_fwd,
     [GRT_K_RMSNORM_BWD] = rmsnorm_bwd,     [GRT_K_RESIDUAL] = residual,           [GRT_K_BIAS_GELU_FWD] = bias_gelu_fwd,
@@ -497,7 +573,9 @@ static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_SUMSQ] = sumsq,                 [GRT_K_ADAMW] = adamw,                 [GRT_K_ADAM] = adam_,
     [GRT_K_SGD] = sgd,                     [GRT_K_DROPOUT] = dropout,             [GRT_K_PATCH_FWD] = patch_fwd,
     [GRT_K_PATCH_BWD] = patch_bwd,         [GRT_K_T5_SOFTMAX_FWD] = t5_softmax_fwd,
-    [GRT_K_T5_SOFTMAX_BWD] = t5_softmax_bwd,
+    [GRT_K_T5_SOFTMAX_BWD] = t5_softmax_bwd, [GRT_K_WIN_GATHER] = win_gather,       [GRT_K_WIN_SCATTER] = win_scatter,
+    [GRT_K_WIN_SOFTMAX_FWD] = win_softmax_fwd, [GRT_K_MERGE_GATHER] = merge_gather, [GRT_K_MERGE_SCATTER] = merge_scatter,
+    [GRT_K_BF16] = bf16,
 };
 
 int main(void) {

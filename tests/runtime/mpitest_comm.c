@@ -114,6 +114,24 @@ static void test_allgather(GrtComm *g, const int *members, size_t n) {
     free(want);
 }
 
+/* All-to-all of in block j [i] = (4 world rank + j) n + i, every float
+ * distinct: block r of what this rank gets comes from group rank r, its
+ * block for this rank. */
+static void test_alltoall(GrtComm *g, const int *members, size_t n) {
+    int size = grt_size(g), mine = grt_rank(g);
+    float *in = floats((size_t)size * n), *out = floats((size_t)size * n), *want = floats((size_t)size * n);
+    for (int j = 0; j < size; j++)
+        for (size_t i = 0; i < n; i++) {
+            in[(size_t)j * n + i] = (float)((size_t)(4 * me + j) * n + i);
+            want[(size_t)j * n + i] = (float)((size_t)(4 * members[j] + mine) * n + i);
+        }
+    grt_alltoall(g, in, out, n);
+    CHECK(same("alltoall", out, want, (size_t)size * n));
+    free(in);
+    free(out);
+    free(want);
+}
+
 /* Broadcast from group rank root: everyone ends with root's values. */
 static void test_broadcast(GrtComm *g, const int *members, size_t n, int root) {
     float *buf = floats(n), *want = floats(n);
@@ -205,6 +223,7 @@ static void test_group(GrtComm *g, const char *what, size_t n_large) {
         test_allreduce(g, members, n, what);
         test_reduce_scatter(g, members, n);
         test_allgather(g, members, n);
+        test_alltoall(g, members, n);
         test_broadcast(g, members, n, size - 1);
         test_broadcast(g, members, n, 0);
         test_ring(g, members, n);

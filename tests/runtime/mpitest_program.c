@@ -4,7 +4,9 @@
  * lists (each rank's place in its list is its index), a pipeline edge
  * between a DP 2 stage and a TP 2 stage (every rank of the next stage gets
  * the whole micro-batch, sequence by sequence in order, over several slots
- * in flight), and each shard's stored part under ZeRO-3. Each rank counts
+ * in flight), reshards between the layouts of one 4-rank stage with and
+ * without Megatron-SP's sequence split (each rank gets exactly its rows),
+ * and each shard's stored part under ZeRO-3. Each rank counts
  * its own checks; every rank exits non-zero if any rank failed. */
 #include "../unit/check.h"
 #include "galvrt.h"
@@ -46,7 +48,7 @@ static void test_groups(GrtRun *R) {
  * stage 1 (ranks 2, 3: TP 2, both sequences each) on two slots. */
 static void test_pipe(GrtRun *R) {
     enum { MB = 2, F = 5 };
-    GrtLayout from = {0, 1, 2, 1}, to = {2, 2, 1, 1};
+    GrtLayout from = {0, 1, 2, 1, 0}, to = {2, 2, 1, 1, 0};
     GrtPipe *p = grt_pipe_new(&from, &to, MB, F, R->rank, 2);
     for (int mb = 0; mb < 2; mb++) {
         if (R->rank < 2) {
@@ -63,6 +65,35 @@ static void test_pipe(GrtRun *R) {
         }
     }
     grt_pipe_drain(p);
+}
+
+/* The first float of the micro-batch (MB sequences of F floats) rank r holds under L. */
+static size_t first_float(const GrtLayout *L, int r, int mb, size_t F) {
+    size_t part = grt_layout_floats(L, mb, F);
+    return (size_t)grt_layout_dp_index(L, r) * (size_t)(mb / L->dp) * F +
+           (L->sp ? (size_t)grt_layout_tp_index(L, r) * part : 0);
+}
+
+/* Between every two of five layouts of ranks 0-3 (TP 2 x DP 2 both nestings,
+ * TP 4, with and without the sequence split; DP 4), every rank receives
+ * exactly the floats its layout says, numbered by their place in the
+ * micro-batch. */
+static void test_reshard_sp(GrtRun *R) {
+    enum { MB = 4, F = 8, N = 5 };
+    static const GrtLayout L[N] = {{0, 2, 2, 1, 1}, {0, 2, 2, 0, 1}, {0, 4, 1, 1, 1}, {0, 4, 1, 1, 0}, {0, 1, 4, 1, 0}};
+    float src[MB * F], dst[MB * F];
+    for (int a = 0; a < N; a++)
+        for (int b = 0; b < N; b++) {
+            GrtReshard *x = grt_reshard_new(&L[a], &L[b], MB, F, R->rank);
+            size_t f0 = first_float(&L[a], R->rank, MB, F), t0 = first_float(&L[b], R->rank, MB, F);
+            size_t n = grt_layout_floats(&L[b], MB, F);
+            for (size_t k = 0; k < grt_layout_floats(&L[a], MB, F); k++) src[k] = (float)(f0 + k);
+            memset(dst, 0, sizeof dst);
+            grt_reshard_run(x, R->world, src, dst, 40 + a * N + b);
+            int ok = 1;
+            for (size_t k = 0; k < n; k++) ok &= dst[k] == (float)(t0 + k);
+            CHECK(ok);
+        }
 }
 
 /* A ZeRO-3 shard's parts: every float of every tensor stored by exactly one DP rank. */
@@ -90,6 +121,7 @@ int main(int argc, char **argv) {
     test_options(R);
     test_groups(R);
     test_pipe(R);
+    test_reshard_sp(R);
     test_stored_part();
     double failures = check_failures;
     grt_allreduce_double(R->world, &failures, 1);

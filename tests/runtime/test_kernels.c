@@ -1247,11 +1247,85 @@ static void test_adamw(void) {
 
 /* ---- main ------------------------------------------------------------------ */
 
+/* The bf16 value nearest to finite x by distance in double, ties to the
+ * even one; past the largest bf16 by half its step or more, infinity
+ * (IEEE 754's round to nearest, ties to even). */
+static double bf16_nearest(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    uint32_t lo = u & 0xffff0000u, hi = lo + 0x10000u;
+    float flo, fhi;
+    memcpy(&flo, &lo, sizeof lo);
+    memcpy(&fhi, &hi, sizeof hi);
+    double dhi = isinf(fhi) ? copysign(ldexp(1.0, 128), x) : fhi; /* the step past the largest */
+    double a = fabs((double)x - flo), b = fabs((double)x - dhi);
+    double r = a < b ? flo : b < a ? dhi : (lo >> 16 & 1) ? dhi : flo;
+    return isinf(r) || fabs(r) >= ldexp(1.0, 128) ? copysign(INFINITY, x) : r;
+}
+
+/* grt_bf16_bits against bf16_nearest, and on NaN and infinity; grt_bf16_round both ways. */
+static void test_bf16(void) {
+    uint64_t r = 88172645463325252ull;
+    int bad = 0;
+    for (int i = 0; i < 200000; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        uint32_t u = (uint32_t)r;
+        if (i < 4) u = (uint32_t[]){0x7f7fffffu, 0x7f7f8000u, 0x7f7f7fffu, 0x3f818000u}[i];
+        float x;
+        memcpy(&x, &u, sizeof u);
+        if (isnan(x) || isinf(x)) continue;
+        bad += (double)grt_bf16_float(grt_bf16_bits(x)) != bf16_nearest(x);
+    }
+    CHECK(bad == 0);
+    CHECK(isnan(grt_bf16_float(grt_bf16_bits(NAN))));
+    CHECK(grt_bf16_bits(INFINITY) == 0x7f80 && grt_bf16_bits(-INFINITY) == 0xff80);
+    float x[3] = {1.00390625f, -3.14159f, 65504.0f}, wide[3];
+    uint16_t bits[3];
+    grt_bf16_round(bits, x, 3, 0);
+    grt_bf16_round(wide, x, 3, 1);
+    for (int i = 0; i < 3; i++)
+        CHECK(grt_bf16_float(bits[i]) == wide[i] && wide[i] == (float)bf16_nearest(x[i]));
+}
+
+/* grt_matmul16_forward and _backward against grt_matmul_* on operands
+ * rounded by hand: the same products, summed in fp32 the same way. */
+static void test_matmul16(int N, int C, int OC) {
+    size_t nx = (size_t)N * C, ny = (size_t)N * OC, nw = (size_t)OC * C;
+    float *x = calloc(nx, 4), *w = calloc(nw, 4), *dy = calloc(ny, 4), *b = calloc(OC, 4);
+    float *rx = calloc(nx, 4), *rw = calloc(nw, 4), *rdy = calloc(ny, 4);
+    float *out = calloc(ny, 4), *ref = calloc(ny, 4), *dx = calloc(nx, 4), *rdx = calloc(nx, 4);
+    float *dw = calloc(nw, 4), *rdw = calloc(nw, 4), *db = calloc(OC, 4), *rdb = calloc(OC, 4);
+    float *ops = calloc((size_t)grt_size_linear16(N, C, OC), 4);
+    for (size_t i = 0; i < nx; i++)
+        x[i] = sinf(0.37f * (float)i) * 3;
+    for (size_t i = 0; i < nw; i++)
+        w[i] = cosf(0.11f * (float)i);
+    for (size_t i = 0; i < ny; i++)
+        dy[i] = sinf(0.05f * (float)i + 1);
+    for (int i = 0; i < OC; i++)
+        b[i] = 0.1f * (float)i;
+    grt_bf16_round(rx, x, nx, 1), grt_bf16_round(rw, w, nw, 1), grt_bf16_round(rdy, dy, ny, 1);
+    grt_matmul16_forward(out, x, w, b, N, C, OC, GRT_GEMM16_WIDE, ops);
+    grt_matmul_forward(ref, rx, rw, b, N, C, OC);
+    grt_matmul16_backward(dx, dw, db, dy, x, w, N, C, OC, GRT_GEMM16_WIDE, ops);
+    grt_matmul_backward(rdx, rdw, NULL, rdy, rx, rw, N, C, OC);
+    grt_matmul_backward(NULL, NULL, rdb, dy, x, w, N, 0, OC); /* the bias gradient from fp32 */
+    CHECK(memcmp(out, ref, ny * 4) == 0 && memcmp(dx, rdx, nx * 4) == 0);
+    CHECK(memcmp(dw, rdw, nw * 4) == 0 && memcmp(db, rdb, (size_t)OC * 4) == 0);
+    CHECK(memcmp(rx, x, nx * 4) != 0); /* the rounding did round */
+    float *all[] = {x, w, dy, b, rx, rw, rdy, out, ref, dx, rdx, dw, rdw, db, rdb, ops};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        free(all[i]);
+}
+
 int main(void) {
     test_matmul(5, 7, 6, true, true);
     test_matmul(5, 7, 6, false, true);
     test_matmul(1, 3, 1, true, true);
     test_matmul(67, 96, 80, true, false);
+    test_bf16();
+    test_matmul16(5, 7, 6);
+    test_matmul16(67, 96, 80);
 
     test_embedding(3, 4, true);  /* a shard: tokens below, inside and above it */
     test_embedding(3, 4, false); /* no learned positions */

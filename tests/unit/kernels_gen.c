@@ -35,6 +35,7 @@ int main(int argc, char **argv) {
         [GRT_K_T5_SOFTMAX_BWD] = {GRT_KF_CAUSAL},
         [GRT_K_SGD] = {GRT_KF_MOMENTUM, GRT_KF_MOMENTUM | GRT_KF_NESTEROV},
         [GRT_K_DROPOUT] = {GRT_KF_RESIDUAL},
+        [GRT_K_BF16] = {GRT_KF_WIDE},
     };
     KernelSet set = {0};
     for (int kind = 0; kind < GRT_K_COUNT; kind++)
@@ -50,6 +51,11 @@ int main(int argc, char **argv) {
             case GRT_K_DROPOUT: c[0] = 5; break;
             case GRT_K_PATCH_FWD:
             case GRT_K_PATCH_BWD: c[0] = 5; break; /* the class token and 4 patches */
+            case GRT_K_WIN_GATHER:
+            case GRT_K_WIN_SCATTER: c[0] = 6, c[1] = 3, c[2] = 1; break;     /* a 6 x 6 grid, 3 x 3 windows, shift 1 */
+            case GRT_K_WIN_SOFTMAX_FWD: c[0] = 3, c[1] = 2, c[2] = 5; break; /* 3 heads, 2 windows, hd 5 */
+            case GRT_K_MERGE_GATHER:
+            case GRT_K_MERGE_SCATTER: c[0] = 4; break; /* a 4 x 4 grid: 4 merged tokens an image */
             case GRT_K_XENT_FWD: c[0] = C + 3; break;
             case GRT_K_XENT_BWD: c[0] = 3 * C; break;
             }

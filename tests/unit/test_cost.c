@@ -3,7 +3,9 @@
  * a node boundary (3 nodes of 8 devices: TP 3 and 6 do, TP 2, 4 and 8 do
  * not; DP inside a stage of 8 does not), and a measured profile, which holds
  * powers of two only, prices those and leaves other sizes to the link's
- * figures and the analytic layer model. */
+ * figures and the analytic layer model. Megatron-SP against plain TP: less
+ * activation memory, more traffic, and a profile measured with SP priced up
+ * for plain TP by Korthikanti et al.'s replicated 10 s b h. */
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
@@ -27,14 +29,16 @@ static Spec *load(Arena *a) {
     return d.errors ? NULL : s;
 }
 
-/* The decoder's cost under pp x tp x dp (plain DP, TP on consecutive ranks, no checkpointing), one micro-batch. */
-static LayerCost cost_of(const Spec *s, const HwProfile *hw, int pp, int tp, int dp) {
+/* The decoder's cost under pp x tp x dp (plain DP, TP on consecutive ranks, no checkpointing, Megatron-SP or
+ * not), one micro-batch. */
+static LayerCost cost_sp(const Spec *s, const HwProfile *hw, int pp, int tp, int dp, bool sp) {
     Arena *a = arena_new();
     StrategySet all, one = {0};
     CHECK(pass_prune(24, false, NULL, a, &all));
     for (int k = 0; k < all.n; k++) {
         const Strategy *x = &all.items[k];
-        if (x->pp == pp && x->tp == tp && x->dp == dp && !strategy_zero(x) && x->tp_consec) one.items = &all.items[k];
+        if (x->pp == pp && x->tp == tp && x->dp == dp && !strategy_zero(x) && x->tp_consec && x->sp == sp)
+            one.items = &all.items[k];
     }
     CHECK(one.items != NULL);
     one.n = one.items ? 1 : 0;
@@ -43,6 +47,10 @@ static LayerCost cost_of(const Spec *s, const HwProfile *hw, int pp, int tp, int
     if (one.n && pass_cost(s, hw, &one, 1, a, &t)) c = t.cost[DECODER];
     arena_free(a);
     return c;
+}
+
+static LayerCost cost_of(const Spec *s, const HwProfile *hw, int pp, int tp, int dp) {
+    return cost_sp(s, hw, pp, tp, dp, false);
 }
 
 /* The TP traffic of a layer: its micro-batch time past its compute. */
@@ -97,6 +105,24 @@ static void test_profile_powers_of_two(const Spec *s) {
     CHECK(f3.compute_s > 0 && f3.compute_s < 1);
 }
 
+/* TP 2 (stages of 8, DP 4): SP keeps less and moves more (the norms gathered
+ * again in backward); a measured profile taken with SP costs plain TP's
+ * replicated activations on top: 5 e s b h (1 - 1/t) bytes. */
+static void test_sequence_parallel(const Spec *s) {
+    HwProfile hw;
+    hw_preset(&hw, (DeviceKind)s->cluster->device);
+    LayerCost plain = cost_sp(s, &hw, 3, 2, 4, false), sp = cost_sp(s, &hw, 3, 2, 4, true);
+    CHECK(sp.act_bytes < plain.act_bytes);
+    CHECK(sp.stream_bytes * 2 == plain.stream_bytes);
+    CHECK(tp_s(&sp) > tp_s(&plain));
+    hw.act_kind = LAYER_DECODER, hw.act_seq = 64, hw.act_sp = true;
+    for (int k = 0; k <= PROFILE_MAX_LOG2; k++) hw.act_per_sample[k] = 1e6;
+    plain = cost_sp(s, &hw, 3, 2, 4, false), sp = cost_sp(s, &hw, 3, 2, 4, true);
+    double mbs = 48.0 / 4, want = 5.0 * 4 * 64 * 96 * mbs * 0.5; /* fp32: 4 bytes; s 64, h 96, t 2 */
+    CHECK_EQ(sp.act_bytes, (int64_t)(1e6 * mbs));
+    CHECK_EQ(plain.act_bytes - sp.act_bytes, (int64_t)want);
+}
+
 int main(void) {
     Arena *a = arena_new();
     Spec *s = load(a);
@@ -104,6 +130,7 @@ int main(void) {
     if (s) {
         test_groups_against_nodes(s);
         test_profile_powers_of_two(s);
+        test_sequence_parallel(s);
     }
     arena_free(a);
     return check_report();

@@ -125,6 +125,33 @@ static void test_galvc_format(void) {
     arena_free(a);
 }
 
+/* A GPU profile as galvc-profiler-cuda writes it (two ranks sharing an
+ * H200): its GEMM rates by arithmetic, its measured peaks over the
+ * datasheet's (fp16, not measured, stays the datasheet's), its layer fits
+ * and the shared GPU's collectives. */
+static void test_cuda_profile(void) {
+    Arena *a = arena_new();
+    Cluster c = {.name = "h200x1", .nodes = 1, .devices_per_node = 1, .device = DEVICE_H200, .memory = 141000000000LL};
+    HwProfile hw, preset;
+    int errors;
+    hw_preset(&preset, DEVICE_H200);
+    CHECK(resolve(a, &c, NULL, PROFILES "cuda-h200.json", &hw, &errors, NULL, 0));
+    CHECK_EQ(errors, 0);
+    CHECK(hw.gemm_rates[0] == 4.64e13 && hw.gemm_rates[1] == 3.37e14 && hw.gemm_rates[2] == 6.18e14);
+    CHECK(hw.peak_flops[PREC_FP32] == 5.12e13 && hw.peak_flops[PREC_BF16] == 7.31e14);
+    CHECK(hw.peak_flops[PREC_FP16] == preset.peak_flops[PREC_FP16]);
+    CHECK(hw.gemm_efficiency == 0.6093 && hw.mem_bandwidth == 4.08e12);
+    CHECK(hw.layer_fit[PROFILE_LAYER_BLOCK][0][0].rate == 3.02e13);
+    CHECK(hw.measured_bw[COLL_P2P][1][1] == 1.12e10);
+    /* the datasheet alone measures no GEMM rates */
+    CHECK(preset.gemm_rates[0] == 0 && preset.gemm_rates[2] == 0);
+    /* measured on an H200: not an A100 cluster's profile */
+    Cluster a100 = a100_cluster(1);
+    CHECK(!resolve(a, &a100, NULL, PROFILES "cuda-h200.json", &hw, &errors, NULL, 0));
+    CHECK_EQ(errors, 1);
+    arena_free(a);
+}
+
 /* Each malformed file gives exactly one error and leaves hw at the preset. */
 static void test_malformed(void) {
     static const char *const files[] = {
@@ -134,6 +161,7 @@ static void test_malformed(void) {
         "bad-not-object.json",     "bad-not-a-profile.json",  "bad-galvatron-value.json",
         "bad-galvatron-group.json", "bad-galvatron-huge.json", "bad-layer-kind.json",
         "bad-layer-repeat.json",   "bad-layer-fit.json",      "bad-latency.json",
+        "bad-gemm-rates.json",
     };
     Cluster c = a100_cluster(1);
     HwProfile preset;
@@ -422,6 +450,7 @@ int main(void) {
     test_preset_only();
     test_cluster_links();
     test_galvc_format();
+    test_cuda_profile();
     test_malformed();
     test_locations();
     test_galvatron_folder();

@@ -1,15 +1,16 @@
 /* test_prune.c — the decision tree's strategy counts (Galvatron's, with
- * ZeRO-1 and ZeRO-2 beside DP and SDP) for powers of two and for any other
- * device count, every leaf well formed and distinct; hints remove branches. */
+ * ZeRO-1 and ZeRO-2 beside DP and SDP, and every TP strategy with and
+ * without Megatron-SP) for powers of two and for any other device count,
+ * every leaf well formed and distinct; hints remove branches. */
 #include "check.h"
 #include "passes/passes.h"
 
 static void test_galvatron_counts(void) {
     static const struct {
         int devices, plain, with_ckpt;
-    } want[] = {{8, 40, 80},  {16, 69, 138}, {32, 106, 212}, {64, 151, 302},
+    } want[] = {{8, 67, 134},  {16, 121, 242}, {32, 191, 382}, {64, 277, 554},
                 /* any factorization: 6 = 2 x 3, 12 = 2^2 x 3, 24 = 2^3 x 3 (3 nodes of 8), a prime */
-                {6, 32, 64},  {12, 82, 164}, {24, 156, 312}, {7, 6, 12}};
+                {6, 51, 102},  {12, 143, 286}, {24, 283, 566}, {7, 7, 14}, {1024, 781, 1562}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         Arena *a = arena_new();
         StrategySet set;
@@ -24,6 +25,7 @@ static void test_galvatron_counts(void) {
             CHECK(s->zero == 0 || (s->zero <= 2 && s->dp > 1 && !s->sdp));
             CHECK(!s->zero3_once);
             CHECK(s->tp_consec || (s->tp > 1 && s->dp > 1));
+            CHECK(!s->sp || s->tp > 1);
             for (int j = 0; j < k; j++) CHECK(!strategy_equal(s, &set.items[j]));
         }
         arena_free(a);
@@ -35,7 +37,11 @@ static void test_hints(void) {
     StrategySet set;
     PlanHints h = {.pp = 2, .max_tp = 2, .forbid = 1u << FAMILY_SDP};
     CHECK(pass_prune(8, true, &h, a, &set));
-    /* pp=2: 4 devices per stage; tp 1 (dp 4) or 2 (dp 2, two nestings), each DP, ZeRO-1 or ZeRO-2; no sdp; x2 ckpt */
+    /* pp=2: 4 devices per stage; tp 1 (dp 4) or 2 (dp 2, two nestings, with and without SP), each DP, ZeRO-1
+     * or ZeRO-2; no sdp; x2 ckpt */
+    CHECK_EQ(set.n, (1 + 2 * 2) * 3 * 2);
+    h.forbid |= 1u << FAMILY_SP;
+    CHECK(pass_prune(8, true, &h, a, &set));
     CHECK_EQ(set.n, (1 + 2) * 3 * 2);
     for (int k = 0; k < set.n; k++) {
         CHECK_EQ(set.items[k].pp, 2);
@@ -44,7 +50,7 @@ static void test_hints(void) {
     }
     CHECK(!pass_prune(0, false, NULL, a, &set));
     /* on 6 devices, TP at most 3: pp 1 (tp 1, 2, 3) and pp 2 (tp 1, 3), pp 3 (tp 1, 2), pp 6 */
-    h = (PlanHints){.max_tp = 3, .forbid = 1u << FAMILY_ZERO};
+    h = (PlanHints){.max_tp = 3, .forbid = 1u << FAMILY_ZERO | 1u << FAMILY_SP};
     CHECK(pass_prune(6, false, &h, a, &set));
     CHECK_EQ(set.n, (2 + 4 + 4) + (2 + 1) + (2 + 1) + 1);
     for (int k = 0; k < set.n; k++) CHECK(set.items[k].tp <= 3 && 6 % set.items[k].tp == 0);
@@ -74,7 +80,7 @@ static void test_galvatron_subset(void) {
         StrategySet set;
         CHECK(pass_prune(devices[i], false, NULL, a, &set));
         int n = 0;
-        for (int k = 0; k < set.n; k++) n += set.items[k].zero == 0;
+        for (int k = 0; k < set.n; k++) n += set.items[k].zero == 0 && !set.items[k].sp;
         CHECK_EQ(n, galvatron[i]);
         arena_free(a);
     }
@@ -82,7 +88,8 @@ static void test_galvatron_subset(void) {
 
 /* Against a count by brute force: every (pp, tp, dp) with pp tp dp = N is a
  * leaf, with 1 strategy when dp = 1, 4 (DP, ZeRO-1, ZeRO-2, ZeRO-3) when
- * tp = 1 < dp, and 8 (both nestings) when both exceed 1. */
+ * tp = 1 < dp, and 8 (both nestings) when both exceed 1; twice that (with
+ * and without Megatron-SP) when tp > 1. */
 static void test_every_factorization(void) {
     for (int n = 1; n <= 48; n++) {
         Arena *a = arena_new();
@@ -92,10 +99,15 @@ static void test_every_factorization(void) {
         for (int pp = 1; pp <= n; pp++)
             for (int tp = 1; tp <= n; tp++) {
                 if (n % (pp * tp)) continue;
-                int dp = n / (pp * tp), here = 0;
-                want += dp == 1 ? 1 : tp == 1 ? 4 : 8;
-                for (int k = 0; k < set.n; k++) here += set.items[k].pp == pp && set.items[k].tp == tp;
-                CHECK_EQ(here, dp == 1 ? 1 : tp == 1 ? 4 : 8);
+                int dp = n / (pp * tp), here = 0, sp = 0;
+                int leaf = (dp == 1 ? 1 : tp == 1 ? 4 : 8) * (tp > 1 ? 2 : 1);
+                want += leaf;
+                for (int k = 0; k < set.n; k++) {
+                    here += set.items[k].pp == pp && set.items[k].tp == tp;
+                    sp += set.items[k].pp == pp && set.items[k].tp == tp && set.items[k].sp;
+                }
+                CHECK_EQ(here, leaf);
+                CHECK_EQ(sp, tp > 1 ? leaf / 2 : 0);
             }
         CHECK_EQ(set.n, want);
         arena_free(a);

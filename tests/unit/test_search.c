@@ -33,12 +33,12 @@ static HwProfile cpu_hw(const Spec *s) {
  * working space, checkpoint area, ZeRO-3 gathered weights and ZeRO-2/3
  * whole gradients (each separately), three activation-sized
  * buffers, one micro-batch's tokens (one stage, 1F1B: one in flight) and the
- * losses. */
-static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp) {
+ * losses; no_ckpt: of the candidates that do not checkpoint. */
+static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, bool no_ckpt) {
     int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0;
     for (int i = 0; i < t->n_layers; i++)
         for (int k = 0; k < t->n_strategies; k++) {
-            if (pick ? pick[i] != k : t->strategies[k].dp < min_dp) continue;
+            if (pick ? pick[i] != k : t->strategies[k].dp < min_dp || (no_ckpt && t->strategies[k].ckpt)) continue;
             const LayerCost *c = &t->cost[i * t->n_strategies + k];
             if (c->work_bytes > work) work = c->work_bytes;
             if (c->ckpt_bytes > ckpt) ckpt = c->ckpt_bytes;
@@ -61,11 +61,13 @@ static double brute_force(const CostTable *t, int64_t budget) {
     int L = t->n_layers, n = t->n_strategies, devices = t->strategies[0].tp * t->strategies[0].dp;
     int best_pick[8] = {0};
     double best = INFINITY;
-    /* the search's floors on the DP degree: each costs the shared buffers
-     * at the candidates it allows */
-    for (int min_dp = 1; min_dp <= devices; min_dp++) {
+    /* the search's floors on the DP degree, each also without checkpointing:
+     * each costs the shared buffers at the candidates it allows */
+    for (int f = 2; f <= 2 * devices + 1; f++) {
+        int min_dp = f / 2;
+        bool no_ckpt = f % 2;
         if (devices % min_dp) continue; /* the DP degrees a stage can have */
-        int64_t reserve = reserve_of(t, NULL, min_dp);
+        int64_t reserve = reserve_of(t, NULL, min_dp, no_ckpt);
         if (reserve >= budget) continue;
         int64_t cap = (budget - reserve) / MIB;
         int pick[8] = {0};
@@ -80,6 +82,7 @@ static double brute_force(const CostTable *t, int64_t budget) {
                 allowed = allowed && t->strategies[pick[i]].dp >= min_dp;
                 /* checkpointing recomputes transformer layers only */
                 allowed = allowed && (!t->strategies[pick[i]].ckpt || t->may_ckpt[i]);
+                allowed = allowed && !(no_ckpt && t->strategies[pick[i]].ckpt);
                 time += (double)t->micro_batches * c->mb_s + c->step_s;
                 if (i > 0) time += (double)t->micro_batches * t->reshard[((size_t)i * n + pick[i - 1]) * n + pick[i]];
                 mem += (c->state_bytes + c->act_bytes + MIB - 1) / MIB;
@@ -95,7 +98,7 @@ static double brute_force(const CostTable *t, int64_t budget) {
         const Strategy *e = &t->strategies[best_pick[t->tied_emb]], *h = &t->strategies[best_pick[t->tied_head]];
         bool ec = e->tp_consec || e->tp == 1 || e->dp == 1, hc = h->tp_consec || h->tp == 1 || h->dp == 1;
         if (e->tp != h->tp || ec != hc || strategy_zero(e) || strategy_zero(h)) {
-            int64_t exact = reserve_of(t, best_pick, 1) + t->tied_copy_bytes[best_pick[t->tied_head]] + t->tied_sum_bytes;
+            int64_t exact = reserve_of(t, best_pick, 1, false) + t->tied_copy_bytes[best_pick[t->tied_head]] + t->tied_sum_bytes;
             for (int i = 0; i < L; i++) exact += t->cost[i * n + best_pick[i]].state_bytes + t->cost[i * n + best_pick[i]].act_bytes;
             if (exact > budget) return INFINITY;
         }
@@ -195,7 +198,7 @@ static Spec *load_example(Arena *a, const char *path, const char *memory) {
 static bool uses(const Spec *s, const Plan *p, StrategyFamily f) {
     for (int i = 0; i < s->graph->n_layers; i++) {
         const Strategy *x = &p->layer[i];
-        if ((f == FAMILY_SDP && x->sdp) || (f == FAMILY_ZERO && (strategy_zero(x) == 1 || strategy_zero(x) == 2)) || (f == FAMILY_CKPT && x->ckpt) || (f == FAMILY_PP && x->pp > 1) ||
+        if ((f == FAMILY_SDP && x->sdp) || (f == FAMILY_ZERO && (strategy_zero(x) == 1 || strategy_zero(x) == 2)) || (f == FAMILY_CKPT && x->ckpt) || (f == FAMILY_PP && x->pp > 1) || (f == FAMILY_SP && strategy_sp(x)) ||
             (f == FAMILY_TP && x->tp > 1))
             return true;
     }
@@ -223,7 +226,8 @@ static void test_budgets(void) {
         /* pure DP needs ~150 GiB: every budget here needs something else */
         CHECK(uses(s, &p, FAMILY_SDP) || uses(s, &p, FAMILY_ZERO) || uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_PP) ||
               uses(s, &p, FAMILY_TP));
-        if (b == 0) CHECK(uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_SDP) || uses(s, &p, FAMILY_ZERO));
+        if (b == 0)
+            CHECK(uses(s, &p, FAMILY_CKPT) || uses(s, &p, FAMILY_SDP) || uses(s, &p, FAMILY_ZERO) || uses(s, &p, FAMILY_SP));
         /* never predicted slower than a baseline that fits */
         Baseline base[BASELINE_COUNT];
         pass_baselines(NULL, s, &hw, 8, &p, a, base);

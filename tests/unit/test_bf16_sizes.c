@@ -1,0 +1,118 @@
+/* test_bf16_sizes.c — under bf16 mixed precision the planner's memory
+ * figures are what the runtime allocates: for a small GPT on 4 devices, for
+ * every strategy pass_prune gives (DP, TP, PP, ZeRO-1/2/3, checkpointing)
+ * and both ways of holding the rounded GEMM operands (the host's widened
+ * floats, a GPU's bf16 bits), each layer's weights, gradients, optimizer
+ * state, kept activations, working space and checkpoint area as the cost
+ * pass counts them, against the runtime laying out and binding the same
+ * layer (runtime/layers.c allocates its activations here, in host memory)
+ * and sharding it over the DP group as runtime/run.c does. No GPU needed. */
+#include "check.h"
+#include "frontend/frontend.h"
+#include "hw/hw.h"
+#include "passes/passes.h"
+#include "runtime/galvrt.h"
+
+#include <string.h>
+
+static const char src[] = "cluster c { nodes = 1; devices_per_node = 4; device = cpu; memory = 64 GiB }\n"
+                          "model g { embedding(256, 64, positions = 64)\n"
+                          " repeat 2 { decoder(64, 4, ffn = 256, act = gelu, norm = layernorm) }\n"
+                          " layernorm(64)\n lm_head(tied) }\n"
+                          "train { global_batch = 16; seq = 64; precision = bf16; optimizer = adamw(lr = 1e-3) }\n";
+
+enum { MICRO_BATCHES = 2, MOMENTS = 2 }; /* AdamW's m and v */
+
+static Spec *load(Arena *a) {
+    Diag d;
+    diag_init(&d, stderr);
+    FrontendOptions opt = {.input = "bf16.gv", .input_text = src, .input_len = strlen(src)};
+    Spec *s = frontend_load(a, &opt, &d);
+    if (s) pass_shape(s, &d);
+    return d.errors ? NULL : s;
+}
+
+/* The runtime's bytes of a layer of n parameters on one rank of a DP group
+ * of dp under ZeRO stage `zero` (runtime/run.c's grt_shard_setup and
+ * grt_run_alloc): the parameters (ZeRO-1/2 whole, padded; ZeRO-3 its
+ * chunk), the gradient, m and v of what it steps, the whole gradient ZeRO-1
+ * accumulates. */
+static int64_t runtime_state_bytes(int64_t n, int dp, int zero, int64_t *params, int64_t *grads) {
+    int64_t chunk = (n + dp - 1) / dp, stored = zero ? chunk : n, e = GRT_ELEM_BYTES;
+    *params = (zero == 1 || zero == 2 ? chunk * dp : zero == 3 ? chunk : n) * e;
+    *grads = (zero == 1 ? chunk * dp : stored) * e;
+    return *params + stored * e * (1 + MOMENTS) + (zero == 1 ? chunk * dp * e : 0);
+}
+
+/* Layer i under strategy x: the runtime's layer, bound to buffers of the
+ * sizes it asks for, against the cost pass's figures c. */
+static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost *c) {
+    const Layer *L = s->graph->layers[i];
+    GrtLayerSpec spec;
+    if (layer_runtime_base_kind(L->kind) < 0 || !layer_runtime_spec(s->graph, L, &spec)) return;
+    if (x->ckpt && !layer_recomputes(L->kind)) return; /* the search checkpoints only the layers that recompute */
+    spec.gemm16 = spec_gemm16(s);
+    GrtLayer l;
+    grt_layer_shape(&l, &spec, x->tp, 0);
+    l.B = (int)(s->train->global_batch / MICRO_BATCHES / x->dp), l.T = (int)L->seq;
+    l.ckpt = x->ckpt && spec.kind == GRT_BLOCK;
+    l.sp = strategy_sp(x) && x->tp > 1; /* Megatron-SP: the stream's rows split over the TP group */
+    size_t work = grt_layer_work_floats(&l), ckpt = grt_layer_ckpt_floats(&l);
+    float *wbuf = grt_dev->alloc(work * sizeof(float) + 1), *cbuf = grt_dev->alloc(ckpt * sizeof(float) + 1);
+    grt_layer_bind(&l, NULL, NULL, 1, wbuf, cbuf);
+    int64_t params, grads, zero = x->dp > 1 ? strategy_zero(x) : 0;
+    CHECK_EQ(runtime_state_bytes((int64_t)l.n_params, x->dp, (int)zero, &params, &grads), c->state_bytes);
+    if (zero != 3) CHECK_EQ(params, c->param_bytes); /* ZeRO-3: the cost pass counts n / dp, unpadded */
+    if (zero == 0 || zero == 1) CHECK_EQ(grads, c->grad_bytes);
+    /* kept: what the layer allocated, and its input, which the program keeps */
+    int64_t input = spec.kind == GRT_EMBEDDING ? 0 : (int64_t)grt_layer_rows(&l) * spec.C * GRT_ELEM_BYTES;
+    CHECK_EQ(input + (int64_t)l.act_bytes, c->act_bytes);
+    CHECK_EQ((int64_t)(work * sizeof(float)), c->work_bytes);
+    if (l.ckpt) CHECK_EQ((int64_t)(ckpt * sizeof(float)), c->ckpt_bytes);
+    /* mixed precision's rounded operands lie at the end of the working space, inside it */
+    double ops = grt_size_gemm16(&spec, x->tp, l.B, l.T);
+    bool none = !spec.gemm16 || spec.kind == GRT_EMBEDDING || spec.kind == GRT_NORM;
+    CHECK(none ? ops == 0 && !l.gemm16 : ops > 0 && l.gemm16);
+    if (l.gemm16) CHECK((char *)l.gemm16 + (size_t)ops * (size_t)spec.gemm16 <= (char *)(wbuf + work));
+}
+
+/* Every strategy for 4 devices, with and without checkpointing, every layer. */
+static void check_plans(const Spec *s, const HwProfile *hw) {
+    Arena *a = arena_new();
+    StrategySet all;
+    CHECK(pass_prune(4, true, NULL, a, &all));
+    int zeros[4] = {0}, tps = 0, pps = 0, ckpts = 0;
+    for (int k = 0; k < all.n; k++) {
+        const Strategy *x = &all.items[k];
+        StrategySet one = {.items = &all.items[k], .n = 1};
+        CostTable t;
+        CHECK(pass_cost(s, hw, &one, MICRO_BATCHES, a, &t));
+        for (int i = 0; i < s->graph->n_layers; i++)
+            check_layer(s, i, x, &t.cost[i]);
+        zeros[x->dp > 1 ? strategy_zero(x) : 0]++, tps += x->tp > 1, pps += x->pp > 1, ckpts += x->ckpt;
+    }
+    CHECK(zeros[0] && zeros[1] && zeros[2] && zeros[3] && tps && pps && ckpts); /* every family was seen */
+    arena_free(a);
+}
+
+int main(void) {
+    Arena *a = arena_new();
+    Spec *s = load(a);
+    CHECK(s != NULL);
+    if (s) {
+        CHECK_EQ(s->train->precision, PREC_BF16);
+        HwProfile hw;
+        hw_preset(&hw, (DeviceKind)s->cluster->device);
+        s->host_target = true; /* the host: operands as widened floats */
+        CHECK_EQ(spec_gemm16(s), GRT_GEMM16_WIDE);
+        check_plans(s, &hw);
+        s->host_target = false; /* a GPU: operands as bf16 bits */
+        CHECK_EQ(spec_gemm16(s), GRT_GEMM16_BITS);
+        check_plans(s, &hw);
+        s->train->precision = PREC_FP32;
+        CHECK_EQ(spec_gemm16(s), 0);
+        check_plans(s, &hw);
+    }
+    arena_free(a);
+    return check_report();
+}
