@@ -571,9 +571,9 @@ static void emit_setup(const Emit *e, int k) {
         int64_t div = sp ? s->tp : 1, in = stream_floats(e, i);
         int64_t out_f = i + 1 < e->L ? seqs_of(e, i) * in_floats(e, i + 1) / div : 0; /* its output, in its layout */
         if ((in > out_f ? in : out_f) > act) act = in > out_f ? in : out_f;
+        int ck = s->ckpt && e->rs[i].kind == GRT_BLOCK; /* as runtime/run.c sets GrtLayer.ckpt */
         if (grt_size_work(&e->rs[i], s->tp, sp, B, T) > work) work = grt_size_work(&e->rs[i], s->tp, sp, B, T);
-        if (s->ckpt && e->rs[i].kind == GRT_BLOCK && grt_size_kept(&e->rs[i], s->tp, sp, B, T) > ckpt)
-            ckpt = grt_size_kept(&e->rs[i], s->tp, sp, B, T);
+        if (grt_size_ckpt(&e->rs[i], s->tp, sp, B, T, ck) > ckpt) ckpt = grt_size_ckpt(&e->rs[i], s->tp, sp, B, T, ck);
     }
     emit_stage_title(e, k, slots);
     for (int c = k; c < e->C; c += e->pp) emit_chunk_decls(e, c);

@@ -212,5 +212,6 @@ void kir_t5_softmax_fwd(KB *k, int flags), kir_t5_softmax_bwd(KB *k, int flags);
 void kir_win_gather(KB *k, int flags), kir_win_scatter(KB *k, int flags), kir_win_softmax_fwd(KB *k, int flags);
 void kir_merge_gather(KB *k, int flags), kir_merge_scatter(KB *k, int flags);
 void kir_bf16(KB *k, int flags);
+void kir_bf16_widen(KB *k, int flags);
 
 #endif

@@ -226,6 +226,7 @@ static const struct {
     [GRT_K_MERGE_GATHER] = {kir_merge_gather, "ppc", "dst src side"},
     [GRT_K_MERGE_SCATTER] = {kir_merge_scatter, "ppc", "dx dX side"},
     [GRT_K_BF16] = {kir_bf16, "pp", "dst src"},
+    [GRT_K_BF16_WIDEN] = {kir_bf16_widen, "pp", "dst src"},
 };
 
 const char *kgen_name(const KernelShape *s, char *buf, size_t n) {

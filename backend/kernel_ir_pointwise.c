@@ -189,3 +189,20 @@ static void bf16_cols(KB *k, const void *ctx, LLVMValueRef *t) {
 }
 
 void kir_bf16(KB *k, int flags) { k->map->cols(k, bf16_cols, &flags, 0, NULL); }
+
+/* bf16_widen (rows, dst, src): dst (rows, C) = the bf16 bits src (rows, C,
+ * uint16_t) as the floats they are (bits << 16), as grt_bf16_widen */
+static void bf16_widen_cols(KB *k, const void *ctx, LLVMValueRef *t) {
+    (void)ctx, (void)t;
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(k->ctx);
+    LLVMValueRef i = iadd(k, imul(k, k->row, k->cols), k->col);
+    LLVMValueRef h = LLVMBuildLoad2(k->b, lanes(k, i16), LLVMBuildGEP2(k->b, i16, param(k, 2), &i, 1, ""), "");
+    LLVMSetAlignment(h, 2);
+    LLVMValueRef u = LLVMBuildShl(k->b, LLVMBuildZExt(k->b, h, lanes(k, k->i32), ""), ci(k, 16), "");
+    store(k, param(k, 1), k->cols, 0, LLVMBuildBitCast(k->b, u, lanes(k, k->f32), ""));
+}
+
+void kir_bf16_widen(KB *k, int flags) {
+    (void)flags;
+    k->map->cols(k, bf16_widen_cols, NULL, 0, NULL);
+}

@@ -168,10 +168,25 @@ static void add_linear16(KernelSet *set, int gemm16, int64_t C, int64_t OC) {
     kernels_add(set, GRT_K_BF16, (int)OC, wide);
 }
 
-/* Every linear's rounding under mixed precision (runtime/layers.c's linear_fwd, linear_bwd). */
-static void add_gemm16(KernelSet *set, const GrtLayerSpec *s, int tp, int gemm16) {
+/* A block's kept activations as bf16 bits and back, or rounded in place
+ * when checkpointed (runtime/layers.c's keep16 and unkeep16): rows of C,
+ * QKV, H hd, UP, F and keys columns. */
+static void add_kept16(KernelSet *set, const GrtLayerSpec *s, GrtShardSizes z, int T) {
+    int64_t cols[] = {s->C, (int64_t)z.qkv, (int64_t)(z.H * s->hd), (int64_t)z.up, (int64_t)z.F,
+                      (int64_t)grt_block_keys(s, T)};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        kernels_add(set, GRT_K_BF16, (int)cols[i], 0);
+        kernels_add(set, GRT_K_BF16_WIDEN, (int)cols[i], 0);
+        kernels_add(set, GRT_K_BF16, (int)cols[i], GRT_KF_WIDE);
+    }
+}
+
+/* Every linear's rounding under mixed precision (runtime/layers.c's
+ * linear_fwd, linear_bwd), and a block's kept activations'. */
+static void add_gemm16(KernelSet *set, const GrtLayerSpec *s, int tp, int T, int gemm16) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     if (s->kind == GRT_BLOCK) {
+        if (!s->te) add_kept16(set, s, z, T); /* T5's blocks keep fp32 (galvrt_sizes.h's grt_kept16) */
         add_linear16(set, gemm16, s->C, (int64_t)z.qkv);
         add_linear16(set, gemm16, (int64_t)(z.H * s->hd), (int64_t)z.up);
         add_linear16(set, gemm16, (int64_t)z.F, s->C);
@@ -201,7 +216,7 @@ void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
         if (s.kind == GRT_HEAD) add_head(set, &s, tp);
         if (s.kind == GRT_PATCH) add_patch(set, &s, T);
         if (s.kind == GRT_MERGE) add_merge(set, &s, T);
-        if (spec_gemm16(spec) && (s.kind != GRT_BLOCK || s.F % tp == 0)) add_gemm16(set, &s, tp, spec_gemm16(spec));
+        if (spec_gemm16(spec) && (s.kind != GRT_BLOCK || s.F % tp == 0)) add_gemm16(set, &s, tp, T, spec_gemm16(spec));
     }
     if (spec->train) add_optimizer(set, &spec->train->opt);
 }

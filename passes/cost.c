@@ -162,16 +162,18 @@ static double overlapped(double busy, double comm, double slow) {
  * tokens); `work` is the layer's working space, shared with the other
  * layers of its stage. False for kinds (and sizes) the runtime does not have. */
 static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *input, double *kept,
-                          double *work) {
-    *input = *kept = *work = 0;
+                          double *work, double *area) {
+    *input = *kept = *work = *area = 0;
     int kind = layer_runtime_base_kind(l->kind);
     GrtLayerSpec spec;
     if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
     spec.gemm16 = spec_gemm16(c->spec);
     double T = grt_stream_rows(&spec, (double)l->seq);
     if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden / (strategy_sp(s) ? s->tp : 1);
-    *kept = grt_size_kept(&spec, s->tp, s->sp, mbs, T);
+    int ckpt = s->ckpt && kind == GRT_BLOCK; /* as runtime/run.c sets GrtLayer.ckpt */
+    *kept = grt_size_kept(&spec, s->tp, s->sp, mbs, T, ckpt);
     *work = grt_size_work(&spec, s->tp, s->sp, mbs, T);
+    *area = grt_size_ckpt(&spec, s->tp, s->sp, mbs, T, ckpt);
     return true;
 }
 
@@ -374,9 +376,9 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
      * checkpointed layer keeps only its input and rebuilds the rest in
      * backward, one layer at a time, in a working set (Chen et al. 2016).
      * Other layer kinds: the shape pass's figure, split across the TP group. */
-    double input, kept, work;
+    double input, kept, work, area = 0;
     int64_t full_act;
-    if (program_elems(c, l, s, mbs, &input, &kept, &work)) {
+    if (program_elems(c, l, s, mbs, &input, &kept, &work, &area)) {
         full_act = (int64_t)ceil(kept * c->e);
         r.act_bytes = (int64_t)ceil((input + (s->ckpt ? 0 : kept)) * c->e);
         r.work_bytes = (int64_t)ceil(work * c->e);
@@ -409,7 +411,9 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     /* ZeRO-3 gathers the layer's weights whole; ZeRO-2 and ZeRO-3 reducing
      * every micro-batch take its gradient whole, and receive their part of
      * the reduce-scatter beside it (runtime/run.c's full_p, full_g, part) */
-    if (s->ckpt) r.ckpt_bytes = full_act;
+    /* the stage's checkpoint area: a checkpointed layer's activations, or
+     * the fp32 copy of a block's bf16 kept activations (galvrt_sizes.h) */
+    r.ckpt_bytes = s->ckpt ? full_act : (int64_t)ceil(area * c->e);
     int zero = strategy_zero(s);
     int64_t padded = (params_dev + s->dp - 1) / s->dp * s->dp;
     if (zero == 3) r.shard_bytes = padded * c->e;

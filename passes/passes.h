@@ -28,7 +28,8 @@ typedef struct LayerCost {
     int64_t act_bytes;   /* activations kept per micro-batch in flight */
     /* shared by the layers of a stage, so a stage holds the largest of each: */
     int64_t work_bytes;  /* working space while the layer runs */
-    int64_t ckpt_bytes;  /* checkpointed: the activations rebuilt in backward */
+    int64_t ckpt_bytes;  /* of the stage's checkpoint area: checkpointed, the activations rebuilt in
+                          * backward; a bf16 block, its kept activations' fp32 copy */
     int64_t shard_bytes; /* ZeRO-3: the gathered weights */
     int64_t scatter_bytes; /* ZeRO-2, ZeRO-3 reducing every micro-batch: the whole gradient and the part received */
     int64_t stream_bytes; /* one micro-batch's activation entering the layer, on one device */

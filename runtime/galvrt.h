@@ -33,6 +33,8 @@ uint16_t grt_bf16_bits(float x);
 float grt_bf16_float(uint16_t h);
 /* dst (n) = src rounded to bf16: bits (uint16_t), or wide: the bf16 values as floats. */
 void grt_bf16_round(void *dst, const float *src, size_t n, int wide);
+/* dst (n) = the bf16 bits src (n) as the floats they are. */
+void grt_bf16_widen(float *dst, const void *src, size_t n);
 /* grt_matmul_forward and _backward with both operands of each product
  * rounded to bf16 and fp32 accumulation; ops: the rounded operands' area,
  * grt_size_linear16(N, C, OC) elements of `bytes` (the host: GRT_GEMM16_WIDE).
@@ -269,6 +271,7 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   merge_scatter  its transpose, dst's grid rows += src (rows, C) (as grt_merge_scatter)
  *   bf16           dst (rows, C) =, src (rows, C): src rounded to bf16 (as grt_bf16_round), dst
  *                  uint16_t bits, or with GRT_KF_WIDE the values as floats
+ *   bf16_widen     dst (rows, C) =, src (rows, C) uint16_t bf16 bits: the floats they are (as grt_bf16_widen)
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -303,7 +306,8 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_WIN_SOFTMAX_FWD, "win_softmax_fwd")                                                                        \
     X(GRT_K_MERGE_GATHER, "merge_gather")                                                                              \
     X(GRT_K_MERGE_SCATTER, "merge_scatter")                                                                            \
-    X(GRT_K_BF16, "bf16")
+    X(GRT_K_BF16, "bf16")                                                                                              \
+    X(GRT_K_BF16_WIDEN, "bf16_widen")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
@@ -352,6 +356,7 @@ typedef void GrtT5SoftmaxBwdFn(int64_t rows, float *datt, const float *att, floa
 typedef void GrtWinPermuteFn(int64_t rows, float *dst, const float *src); /* win_*, merge_*: rows moved */
 typedef void GrtWinSoftmaxFwdFn(int64_t rows, float *att, const float *bias, const float *mask);
 typedef void GrtBf16Fn(int64_t rows, void *dst, const float *src);
+typedef void GrtBf16WidenFn(int64_t rows, float *dst, const void *src);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
  * the other sizes the plan fixed for it (the kind's own; 0 where unused). */
@@ -613,7 +618,8 @@ typedef struct GrtLayerSpec {
     int plain;                  /* patch embedding: no class token, no positions (Swin's) */
     int T;                      /* tokens per sequence the layer reads (0: the program's seq; Swin's stages differ) */
     int gemm16; /* mixed precision: its linears' GEMMs round their operands to bf16 and accumulate in fp32,
-                   holding them in 2 or 4 bytes (GRT_GEMM16_BITS, _WIDE; galvrt_sizes.h); 0: fp32 GEMMs */
+                   holding them in 2 or 4 bytes (GRT_GEMM16_BITS, _WIDE; galvrt_sizes.h), and a block keeps
+                   its activations as bf16 (grt_kept16); 0: fp32 GEMMs and activations */
 } GrtLayerSpec;
 
 /* One parameter tensor of a layer: where it lies in the layer's slice. */
@@ -664,8 +670,10 @@ void grt_layer_setup(GrtLayer *l, const GrtLayerSpec *s, GrtComm *tp, int B, int
  * load under another). */
 void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_rank);
 /* Floats of working space the layer needs (shared by every layer of a
- * stage: one layer runs at a time), and, checkpointed, of the activations it
- * rebuilds in backward (shared by every checkpointed block of a stage). */
+ * stage: one layer runs at a time), and of the stage's checkpoint area:
+ * checkpointed, the activations it rebuilds in backward; with bf16 kept
+ * activations, their fp32 copy (galvrt_sizes.h's grt_size_ckpt; shared by
+ * every layer of a stage the same way). */
 size_t grt_layer_work_floats(const GrtLayer *l);
 size_t grt_layer_ckpt_floats(const GrtLayer *l);
 /* Point the layer at its parameters and gradients, at the shared working

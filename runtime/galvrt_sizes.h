@@ -131,6 +131,33 @@ static inline double grt_size_t5_work(const GrtLayerSpec *s, GrtShardSizes z, do
     return N * (4 * C + z.F + 4 * A) + B * s->buckets * (double)s->H + (z.H + 1) * Tq * Tq + 2 * Tq * Tk + cross + table;
 }
 
+/* The activations a block keeps besides its six per-token norm statistics,
+ * in elements: its input's norm, the residual, the second norm (N, C) each,
+ * QKV (N, qkv), the attention output (N, H hd), MLP up (N, up), its
+ * activation (N, F) and the probabilities (B, H, T, keys). Under mixed
+ * precision (GrtLayerSpec.gemm16) these are kept as bf16 bits, the
+ * statistics stay fp32 (runtime/layers.c's block_act). */
+static inline double grt_block_kept16(const GrtLayerSpec *s, GrtShardSizes z, int tp, int sp, double B, double T) {
+    double N = B * T, rows = sp ? N / tp : N; /* sequence parallel: the norms' outputs and the residual of its rows */
+    return rows * 3 * s->C + N * (z.qkv + z.H * s->hd + z.up + z.F) + B * z.H * T * grt_block_keys(s, T);
+}
+
+/* Whether a block keeps grt_block_kept16's activations as bf16 bits: under
+ * mixed precision, unless checkpointed (`ckpt`). A checkpointed block's one
+ * set, rebuilt just before its backward, stays fp32 in the checkpoint area,
+ * each value rounded to bf16 in place: the same values, and no fp32 copy
+ * beside the bits (grt_size_ckpt), which would outweigh the halving. */
+static inline int grt_kept16(const GrtLayerSpec *s, int ckpt) {
+    return s->gemm16 && s->kind == GRT_BLOCK && !s->te && !ckpt; /* T5's blocks (runtime/t5.c) keep fp32 */
+}
+
+/* Floats that hold n bf16 values (2 bytes each), a fraction counting whole. */
+static inline double grt_half_floats(double n) {
+    unsigned long long k = (unsigned long long)n;
+    k += (double)k < n;
+    return (double)((k + 1) / 2);
+}
+
 /* Floats a layer keeps for one micro-batch of B sequences of T tokens from
  * forward to backward (its input aside: the program keeps that). A block
  * keeps its norms' outputs and the residual whole on every TP rank and
@@ -138,18 +165,20 @@ static inline double grt_size_t5_work(const GrtLayerSpec *s, GrtShardSizes z, do
  * dropout masks: dropout's counter-based masks are drawn again in backward,
  * galvrt.h): QKV, the attention output, MLP up and its activation, six
  * per-token norm statistics and the attention probabilities (B, H, T, T),
- * undropped (B, H, T, window^2 with windows). With sequence parallelism
- * (sp) the norms' outputs, the residual and the statistics are of the
- * rank's B T / tp rows alone (section 4.2.2). Patch merging keeps its
+ * undropped (B, H, T, window^2 with windows); under mixed precision all
+ * but the statistics as bf16 (grt_block_kept16, grt_kept16; `ckpt`: the
+ * block is checkpointed). With sequence parallelism (sp) the norms'
+ * outputs, the residual and the statistics are of the rank's B T / tp rows
+ * alone (section 4.2.2). Patch merging keeps its
  * norm's statistics, a merged token's two. A checkpointed block keeps these once, in the stage's
  * checkpoint area. */
-static inline double grt_size_kept(const GrtLayerSpec *s, int tp, int sp, double B, double T) {
+static inline double grt_size_kept(const GrtLayerSpec *s, int tp, int sp, double B, double T, int ckpt) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
-    double N = B * T, C = s->C, rows = sp ? N / tp : N;
+    double N = B * T, C = s->C, rows = sp ? N / tp : N, big = grt_block_kept16(s, z, tp, sp, B, T);
     switch (s->kind) {
     case GRT_BLOCK:
         if (s->te) return grt_size_t5_kept(s, z, B);
-        return rows * (3 * C + 6) + N * (z.qkv + z.H * s->hd + z.up + z.F) + B * z.H * T * grt_block_keys(s, T);
+        return 6 * rows + (grt_kept16(s, ckpt) ? grt_half_floats(big) : big);
     case GRT_MERGE: return 2 * N / 4;
     case GRT_NORM: return 2 * rows;                             /* mean and rstd */
     case GRT_HEAD: return B * grt_head_rows(s, T) * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
@@ -158,6 +187,17 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, int sp, double
     case GRT_PATCH: break;
     }
     return 0;
+}
+
+/* Floats a layer needs of its stage's checkpoint area, an area that holds
+ * one layer's activations while that layer's forward or backward runs
+ * (one layer runs at a time, so the stage's is the largest): a checkpointed
+ * block's kept activations, rebuilt just before its backward; a block with
+ * bf16 kept activations (grt_kept16), their fp32 copy (grt_block_kept16),
+ * which its forward computes in and its backward widens the bits into. */
+static inline double grt_size_ckpt(const GrtLayerSpec *s, int tp, int sp, double B, double T, int ckpt) {
+    if (s->kind == GRT_BLOCK && ckpt) return grt_size_kept(s, tp, sp, B, T, ckpt);
+    return grt_kept16(s, ckpt) ? grt_block_kept16(s, grt_shard_sizes(s, tp), tp, sp, B, T) : 0;
 }
 
 /* Floats of the tensors a layer replicates over its TP group whose
@@ -206,10 +246,12 @@ static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, int sp, dou
 
 /* ---- mixed precision ------------------------------------------------------------ */
 
-/* Bytes of one element of everything the program keeps, at every precision:
- * activations, parameters, gradients and optimizer moments are fp32 floats.
- * Mixed precision (GrtLayerSpec.gemm16) rounds each GEMM's operands to bf16
- * in the layer's working space (grt_size_gemm16) and accumulates in fp32,
+/* Bytes of one element of what the program keeps, at every precision:
+ * layer inputs, parameters, gradients and optimizer moments are fp32 floats
+ * (a block's kept activations aside: bf16 under mixed precision,
+ * grt_kept16, counted in floats above). Mixed precision
+ * (GrtLayerSpec.gemm16) rounds each GEMM's operands to bf16 in the
+ * layer's working space (grt_size_gemm16) and accumulates in fp32,
  * so the fp32 weights are the master copy, the gradients are reduced in
  * fp32 (Megatron-LM's main_grad) and the moments stay fp32. */
 #define GRT_ELEM_BYTES 4

@@ -196,6 +196,11 @@ void grt_bf16_round(void *dst, const float *src, size_t n, int wide) {
     }
 }
 
+void grt_bf16_widen(float *dst, const void *src, size_t n) {
+    const uint16_t *bits = src;
+    for (size_t i = 0; i < n; i++) dst[i] = grt_bf16_float(bits[i]);
+}
+
 /* dst (rows, cols) = src rounded to bf16, widened to fp32: the generated
  * kernel of cols columns where there is one, else the reference. */
 static float *round_wide(float *dst, const float *src, int rows, int cols) {

@@ -24,7 +24,25 @@
 
 /* ---- activations kept for backward ------------------------------------------ */
 
+/* A block's kept activations that mixed precision keeps as bf16 bits
+ * (galvrt_sizes.h's grt_block_kept16), in their order: ln1, res1, ln2
+ * (N, C); qkv (N, QKV_l), rotary applied; atty (N, H_l hd); fch (N, UP_l),
+ * its bias added; fca (N, F_l); att (B H_l T, keys), the probabilities
+ * before dropout. The norms' mean and rstd (N) stay fp32: rstd of a
+ * near-constant row is large and the backward scales by it. */
+enum { K_LN1, K_RES1, K_LN2, K_QKV, K_ATTY, K_FCH, K_FCA, K_ATT, K_COUNT };
+
+/* One of them: its fp32 copy (the kept buffer in fp32; under mixed precision
+ * in the working space, rebuilt from h in backward), its bf16 bits (NULL in fp32). */
+typedef struct Kept16 {
+    float *f;
+    uint16_t *h;
+    size_t rows, cols;
+} Kept16;
+
 typedef struct BlockAct {
+    Kept16 keep[K_COUNT];        /* the fp32 pointers below are keep[].f */
+    bool round;                  /* mixed precision, checkpointed: keep[].f rounded to bf16 in place */
     float *ln1, *mean1, *rstd1;  /* (N, C), (N), (N) */
     float *qkv, *att, *atty;     /* (N, QKV_l), (B, H_l, T, T), (N, H_l hd) */
     float *res1;                 /* (N, C): x + attention */
@@ -424,11 +442,13 @@ static float *falloc(size_t n, size_t *total) {
 }
 
 /* Floats the layer keeps for backward from one micro-batch (galvrt_sizes.h). */
-static size_t kept_floats(const GrtLayer *l) { return (size_t)grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T); }
+static size_t kept_floats(const GrtLayer *l) { return (size_t)grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt); }
 
 size_t grt_layer_work_floats(const GrtLayer *l) { return (size_t)grt_size_work(&l->s, l->tp_size, l->sp, l->B, l->T); }
 
-size_t grt_layer_ckpt_floats(const GrtLayer *l) { return l->s.kind == GRT_BLOCK && l->ckpt ? kept_floats(l) : 0; }
+size_t grt_layer_ckpt_floats(const GrtLayer *l) {
+    return (size_t)grt_size_ckpt(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt);
+}
 
 /* Carve n floats off *area. */
 static float *carve(float **area, size_t n) {
@@ -437,13 +457,46 @@ static float *carve(float **area, size_t n) {
     return p;
 }
 
+/* The kept activations of Kept16's list, carved from `kept` after the
+ * statistics: as floats, or as bf16 bits (grt_kept16; their fp32 copies
+ * come from the stage's checkpoint area). Returns the area's new start. */
+static float *keep_carve(const GrtLayer *l, BlockAct *a, float *kept) {
+    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, heads = (size_t)l->B * l->H_l * l->T;
+    size_t rows = (size_t)grt_layer_rows(l); /* sequence parallel: the norms' outputs and the residual, its rows */
+    size_t dims[K_COUNT][2] = {{rows, C},
+                               {rows, C},
+                               {rows, C},
+                               {N, (size_t)qkv_rows(l)},
+                               {N, (size_t)l->H_l * l->s.hd},
+                               {N, (size_t)up_rows(l)},
+                               {N, (size_t)l->F_l},
+                               {heads, (size_t)grt_block_keys(&l->s, l->T)}};
+    uint16_t *bits = (uint16_t *)kept;
+    size_t halves = 0;
+    for (int k = 0; k < K_COUNT; k++) {
+        Kept16 *q = &a->keep[k];
+        q->rows = dims[k][0], q->cols = dims[k][1];
+        if (grt_kept16(&l->s, l->ckpt)) q->h = bits + halves, halves += q->rows * q->cols;
+        else q->f = carve(&kept, q->rows * q->cols);
+    }
+    return kept + (size_t)grt_half_floats((double)halves);
+}
+
+/* The block's fp32 names for its kept activations' copies. */
+static void keep_name(BlockAct *a) {
+    a->ln1 = a->keep[K_LN1].f, a->res1 = a->keep[K_RES1].f, a->ln2 = a->keep[K_LN2].f;
+    a->qkv = a->keep[K_QKV].f, a->atty = a->keep[K_ATTY].f, a->att = a->keep[K_ATT].f;
+    a->fch = a->keep[K_FCH].f, a->fca = a->keep[K_FCA].f;
+}
+
 /* A block's kept activations, carved from `kept` (one micro-batch's worth),
- * with its working buffers carved from `work`. */
-static BlockAct *block_act(GrtLayer *l, float *kept, float *work) {
-    if (l->s.te) { /* T5's (runtime/t5.c) */
+ * with its working buffers carved from `work`, the fp32 copies of bf16 kept
+ * activations from `area` (the stage's checkpoint area, galvrt_sizes.h). */
+static BlockAct *block_act(GrtLayer *l, float *kept, float *work, float *area) {
+    if (l->s.te) { /* T5's (runtime/t5.c), kept in fp32 at every precision */
         size_t kept_n, work_n;
         void *t5 = grt_t5_act(l, kept, work, &kept_n, &work_n);
-        check_size(l, "kept activations", kept_n, grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+        check_size(l, "kept activations", kept_n, grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
         check_size(l, "working space", work_n, grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
         return t5;
     }
@@ -451,20 +504,13 @@ static BlockAct *block_act(GrtLayer *l, float *kept, float *work) {
     size_t wide = (size_t)grt_block_wide(&l->s, grt_shard_sizes(&l->s, l->tp_size));
     float *kept0 = kept, *work0 = work;
     BlockAct *a = grt_alloc(sizeof *a);
-    a->ln1 = carve(&kept, rows * C);
-    a->res1 = carve(&kept, rows * C);
-    a->ln2 = carve(&kept, rows * C);
-    a->qkv = carve(&kept, N * (size_t)qkv_rows(l));
-    a->atty = carve(&kept, N * (size_t)l->H_l * l->s.hd);
-    a->fch = carve(&kept, N * (size_t)up_rows(l));
-    a->fca = carve(&kept, N * (size_t)l->F_l);
     a->mean1 = carve(&kept, rows);
     a->rstd1 = carve(&kept, rows);
     a->mean2 = carve(&kept, rows);
     a->rstd2 = carve(&kept, rows);
     a->out_mean = carve(&kept, rows);
     a->out_rstd = carve(&kept, rows);
-    a->att = carve(&kept, (size_t)l->B * l->H_l * l->T * (size_t)grt_block_keys(&l->s, l->T));
+    kept = keep_carve(l, a, kept);
     a->scratch = carve(&work, N * wide);
     a->scratch2 = carve(&work, N * wide);
     a->dF = carve(&work, N * (size_t)l->F_l);
@@ -484,7 +530,13 @@ static BlockAct *block_act(GrtLayer *l, float *kept, float *work) {
     }
     if (l->sp) l->shared = carve(&work, l->n_shared);
     l->full = a->dC1, l->local = a->dC3;
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    float *area0 = area;
+    for (int k = 0; k < K_COUNT && grt_kept16(&l->s, l->ckpt); k++)
+        a->keep[k].f = carve(&area, a->keep[k].rows * a->keep[k].cols);
+    if (!l->ckpt) check_size(l, "checkpoint area", (size_t)(area - area0), grt_layer_ckpt_floats(l));
+    a->round = l->s.gemm16 && l->ckpt;
+    keep_name(a);
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
     check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
@@ -496,7 +548,7 @@ static NormAct *norm_act(const GrtLayer *l, float *kept) {
     NormAct *a = grt_alloc(sizeof *a);
     a->mean = carve(&kept, N);
     a->rstd = carve(&kept, N);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
     return a;
 }
 
@@ -519,7 +571,7 @@ static HeadAct *head_act(GrtLayer *l, float *probs, float *work) {
     a->xd = l->s.te ? carve(&work, N * C) : NULL;
     a->td = l->s.te ? (int32_t *)carve(&work, N) : NULL;
     if (l->sp) l->full = l->local = carve(&work, N * C); /* the gathered input; the input gradient's scatter */
-    check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
     check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
@@ -546,7 +598,7 @@ static MergeAct *merge_act(const GrtLayer *l, float *kept, float *work) {
     a->Xn = carve(&work, N * C);
     a->dX = carve(&work, N * C);
     a->dXn = carve(&work, N * C);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
     check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
@@ -564,7 +616,7 @@ static ClassAct *class_act(const GrtLayer *l, float *probs, float *work) {
     a->dpooled = carve(&work, B * C);
     a->dlogits = carve(&work, B * V);
     a->dh = l->s.pooler ? carve(&work, B * C) : NULL;
-    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
     check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
     return a;
 }
@@ -578,6 +630,7 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
     if (l->sp && (l->B * l->T) % l->tp_size)
         grt_abort("sequence parallelism needs the micro-batch's tokens on a rank to divide by the TP degree", 1);
     l->n_shared = l->sp ? (size_t)grt_size_shared(&l->s) : 0;
+    if (!ckpt && grt_layer_ckpt_floats(l)) grt_abort("internal error: a layer that needs a checkpoint area got none", 1);
     l->params = params;
     l->grads = grads;
     /* the bf16 operands after the layer's own buffers (galvrt_sizes.h) */
@@ -592,8 +645,8 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
         case GRT_EMBEDDING: l->slot_act[k] = NULL, l->full = l->sp ? work : NULL; break;
         case GRT_BLOCK:
             if (l->ckpt) /* one set for every micro-batch, rebuilt in backward */
-                l->slot_act[k] = k ? l->slot_act[0] : block_act(l, ckpt, work);
-            else l->slot_act[k] = block_act(l, falloc(kept_floats(l), &bytes), work);
+                l->slot_act[k] = k ? l->slot_act[0] : block_act(l, ckpt, work, NULL);
+            else l->slot_act[k] = block_act(l, falloc(kept_floats(l), &bytes), work, ckpt);
             break;
         case GRT_NORM:
             l->slot_act[k] = norm_act(l, falloc(kept_floats(l), &bytes));
@@ -815,6 +868,57 @@ static GrtWindowShape windows(const GrtLayer *l) {
                             .hd = l->s.hd};
 }
 
+/* ---- bf16 kept activations (mixed precision) ---------------------------------------- */
+
+/* dst (rows, cols) = src's values as bf16 bits: the generated kernel of cols columns, else the reference. */
+static void bf16_rows(uint16_t *dst, const float *src, size_t rows, size_t cols) {
+    GrtBf16Fn *k = (GrtBf16Fn *)grt_kernel_find(GRT_K_BF16, (int)cols, 0);
+    if (k) k((int64_t)rows, dst, src);
+    else {
+        host_reference("bf16");
+        grt_bf16_round(dst, src, rows * cols, 0);
+    }
+}
+
+/* dst (rows, cols) = the bf16 bits src as floats: as bf16_rows. */
+static void widen_rows(float *dst, const uint16_t *src, size_t rows, size_t cols) {
+    GrtBf16WidenFn *k = (GrtBf16WidenFn *)grt_kernel_find(GRT_K_BF16_WIDEN, (int)cols, 0);
+    if (k) k((int64_t)rows, dst, src);
+    else {
+        host_reference("bf16_widen");
+        grt_bf16_widen(dst, src, rows * cols);
+    }
+}
+
+/* dst (rows, cols) = src rounded to bf16, as floats (in place when dst is src): as bf16_rows. */
+static void round_rows(float *dst, const float *src, size_t rows, size_t cols) {
+    GrtBf16Fn *k = (GrtBf16Fn *)grt_kernel_find(GRT_K_BF16, (int)cols, GRT_KF_WIDE);
+    if (k) k((int64_t)rows, dst, src);
+    else {
+        host_reference("bf16");
+        grt_bf16_round(dst, src, rows * cols, 1);
+    }
+}
+
+/* Keep activation k (its fp32 copy just computed) for backward: under mixed
+ * precision as bf16 bits, and its copy becomes those values, so the forward
+ * goes on from what the backward will read; checkpointed, rounded in place
+ * to the same values. Nothing to do in fp32. */
+static void keep16(BlockAct *a, int k) {
+    Kept16 *q = &a->keep[k];
+    if (a->round) round_rows(q->f, q->f, q->rows, q->cols);
+    if (!q->h) return;
+    bf16_rows(q->h, q->f, q->rows, q->cols);
+    widen_rows(q->f, q->h, q->rows, q->cols);
+}
+
+/* Backward's fp32 copies of every bf16 kept activation, from their bits
+ * (the working space held other layers' since the forward). */
+static void unkeep16(BlockAct *a) {
+    for (int k = 0; k < K_COUNT; k++)
+        if (a->keep[k].h) widen_rows(a->keep[k].f, a->keep[k].h, a->keep[k].rows, a->keep[k].cols);
+}
+
 /* From attention's input attn_in (N, C) through QKV, attention and the
  * row-parallel output projection: its partial sums (N, C) in a->scratch. */
 static float *attention_from(GrtLayer *l, const float *attn_in) {
@@ -823,6 +927,7 @@ static float *attention_from(GrtLayer *l, const float *attn_in) {
     int N = l->B * l->T, C = s->C, hd = s->hd;
     linear_fwd(l, a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
+    keep16(a, K_QKV);
     GrtAttSoftmaxFwdFn *sm =
         (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, l->T, causal_flag(s), s->hd, 0, 0);
     if (s->window) {
@@ -836,6 +941,10 @@ static float *attention_from(GrtLayer *l, const float *attn_in) {
     } else {
         grt_dev->attention_forward(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
     }
+    /* atty came from the fp32 probabilities; the backward's dV and softmax
+     * gradient read them rounded, as a bf16 attention that keeps them does */
+    keep16(a, K_ATT);
+    keep16(a, K_ATTY);
     linear_fwd(l, a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
     return a->scratch;
 }
@@ -849,6 +958,7 @@ float *grt_block_attention(GrtLayer *l, const float *x) {
     const float *attn_in = x;
     if (s->pre_norm) {
         norm_forward(s, a->ln1, a->mean1, a->rstd1, x, P(l, B_LN1W), opt(l, B_LN1B), N);
+        keep16(a, K_LN1);
         attn_in = a->ln1;
     }
     return attention_from(l, attn_in);
@@ -865,6 +975,8 @@ static float *mlp_from(GrtLayer *l, const float *mlp_in) {
     bool fused = bias_gelu_kernel(s, l->F_l, bup) != NULL; /* the activation adds the bias */
     linear_fwd(l, a->fch, mlp_in, P(l, B_WUP), fused ? NULL : bup, N, C, up_rows(l));
     activation_forward(s, a->fca, a->fch, fused ? bup : NULL, N, l->F_l);
+    keep16(a, K_FCH); /* biased by the fused activation: its input, as the backward reads it */
+    keep16(a, K_FCA);
     linear_fwd(l, a->scratch, a->fca, P(l, B_WDOWN), NULL, N, l->F_l, C);
     return a->scratch;
 }
@@ -878,12 +990,15 @@ float *grt_block_mlp(GrtLayer *l, const float *x) {
     int N = l->B * l->T, C = s->C;
     if (opt(l, B_BO)) grt_dev->add_bias(a->scratch, P(l, B_BO), N, C);
     residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, a->scratch);
+    keep16(a, K_RES1);
     const float *mlp_in = a->res1;
     if (s->pre_norm) {
         norm_forward(s, a->ln2, a->mean2, a->rstd2, a->res1, P(l, B_LN2W), opt(l, B_LN2B), N);
+        keep16(a, K_LN2);
         mlp_in = a->ln2;
     } else { /* post-norm: the first norm closes the attention half */
         norm_forward(s, a->ln1, a->mean1, a->rstd1, a->res1, P(l, B_LN1W), opt(l, B_LN1B), N);
+        keep16(a, K_LN1);
         mlp_in = a->ln1;
     }
     return mlp_from(l, mlp_in);
@@ -902,6 +1017,7 @@ void grt_block_output(GrtLayer *l, float *out) {
         residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, a->scratch);
     } else {
         residual_dropout(l, GRT_DROP_MLP_OUT, a->ln2, a->ln1, a->scratch); /* the second norm's input */
+        keep16(a, K_LN2);
         norm_forward(s, out, a->out_mean, a->out_rstd, a->ln2, P(l, B_LN2W), opt(l, B_LN2B), N);
     }
 }
@@ -1258,6 +1374,7 @@ float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C;
     size_t NC = (size_t)N * C;
+    unkeep16(a);
     grt_dev->zero(a->scratch2, sizeof(float) * NC); /* dres1, the gradient at the residual between the halves */
     const float *dmlp_out = dout;               /* gradient at the MLP's output (after the residual) */
     const float *mlp_in = s->pre_norm ? a->ln2 : a->ln1;
@@ -1460,6 +1577,7 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
 float *grt_sp_norm1(GrtLayer *l, const float *x) {
     BlockAct *a = l->act;
     norm_forward(&l->s, a->ln1, a->mean1, a->rstd1, x, P(l, B_LN1W), opt(l, B_LN1B), grt_layer_rows(l));
+    keep16(a, K_LN1);
     return a->ln1;
 }
 
@@ -1470,7 +1588,9 @@ float *grt_sp_norm2(GrtLayer *l, const float *x) {
     int rows = grt_layer_rows(l), C = l->s.C;
     if (opt(l, B_BO)) grt_dev->add_bias(l->local, P(l, B_BO), rows, C);
     residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, l->local);
+    keep16(a, K_RES1);
     norm_forward(&l->s, a->ln2, a->mean2, a->rstd2, a->res1, P(l, B_LN2W), opt(l, B_LN2B), rows);
+    keep16(a, K_LN2);
     return a->ln2;
 }
 
@@ -1487,6 +1607,7 @@ void grt_sp_output(GrtLayer *l, float *out) {
 float *grt_sp_norm_full(GrtLayer *l) { return ((BlockAct *)l->act)->dC2; }
 
 const float *grt_sp_mlp_out_grad(GrtLayer *l, const float *dout) {
+    unkeep16(l->act); /* the first of an SP block's backward phases */
     grt_dev->zero(l->shared, l->n_shared * sizeof(float));
     const float *g = branch_grad(l, GRT_DROP_MLP_OUT, dout, l->local);
     if (grad_of(l, B_BDOWN)) grt_dev->bias_grad(grad_of(l, B_BDOWN), g, grt_layer_rows(l), l->s.C);

@@ -267,7 +267,8 @@ static void layer_open(const Prof *p, LayerRun *r, const GrtLayerSpec *s, GrtCom
         r->grads[k] = grt_alloc(r->n_params * sizeof(float));
         if (k) memcpy(r->params[k], r->params[0], r->n_params * sizeof(float));
         else {
-            grt_layer_bind(&r->layer, r->params[0], r->grads[0], 1, r->work, NULL);
+            size_t area = grt_layer_ckpt_floats(&r->layer); /* bf16 kept activations' fp32 copy */
+            grt_layer_bind(&r->layer, r->params[0], r->grads[0], 1, r->work, area ? grt_alloc(area * sizeof(float)) : NULL);
             grt_layer_init(&r->layer, 1234, 0, 1);
         }
     }

@@ -340,7 +340,9 @@ static void layer_open(LayerRun *r, const GrtLayerSpec *s, GrtComm *tp, int B, i
         r->params[k] = cuda_alloc(np * sizeof(float));
         r->grads[k] = cuda_alloc(np * sizeof(float));
     }
-    grt_layer_bind(&r->layer, r->params[0], r->grads[0], 1, work ? cuda_alloc(work * sizeof(float)) : NULL, NULL);
+    size_t area = grt_layer_ckpt_floats(&r->layer); /* bf16 kept activations' fp32 copy */
+    grt_layer_bind(&r->layer, r->params[0], r->grads[0], 1, work ? cuda_alloc(work * sizeof(float)) : NULL,
+                   area ? cuda_alloc(area * sizeof(float)) : NULL);
     float *host = grt_alloc(np * sizeof(float));
     r->layer.params = host;
     grt_layer_init(&r->layer, 1234, 0, 1);

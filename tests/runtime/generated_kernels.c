@@ -563,6 +563,25 @@ static void bf16(void (*fn)(void), int R, int C, int flags) {
     if (bad) fprintf(stderr, "  %s: %zu elements not grt_bf16_bits' rounding\n", case_name, bad);
 }
 
+/* bf16 widening, bit for bit against grt_bf16_widen on every kind of
+ * bits: random halves, and among them the odd floats' (ties, infinities,
+ * NaNs with their payloads, subnormals, signed zeros), rounded. */
+static void bf16_widen(void (*fn)(void), int R, int C, int flags) {
+    (void)flags;
+    size_t n = (size_t)R * C, bad = 0;
+    float *bits_room = alloc(n), *out = nan_buf(n), *want = alloc(n); /* the bits in the first n halves */
+    uint16_t *h = (uint16_t *)bits_room;
+    for (size_t i = 0; i < n; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        h[i] = i % 5 == 0 ? (uint16_t)(0x7f80u | (i & 0x7fu) | (i & 8 ? 0x8000u : 0)) : (uint16_t)(rng >> 48);
+    }
+    grt_bf16_widen(want, h, n);
+    LAUNCH(GrtBf16WidenFn, R, out, h);
+    for (size_t i = 0; i < n; i++) bad += memcmp(&out[i], &want[i], sizeof(float)) != 0;
+    CHECK(bad == 0);
+    if (bad) fprintf(stderr, "  %s: %zu elements not grt_bf16_widen's floats\n", case_name, bad);
+}
+
 static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_LAYERNORM_FWD] = layernorm_fwd, [GRT_K_LAYERNORM_BWD] = layernorm_bwd, [GRT_K_RMSNORM_FWD] = rmsnorm_fwd,
     [GRT_K_RMSNORM_BWD] = rmsnorm_bwd,     [GRT_K_RESIDUAL] = residual,           [GRT_K_BIAS_GELU_FWD] = bias_gelu_fwd,
@@ -575,7 +594,7 @@ static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_PATCH_BWD] = patch_bwd,         [GRT_K_T5_SOFTMAX_FWD] = t5_softmax_fwd,
     [GRT_K_T5_SOFTMAX_BWD] = t5_softmax_bwd, [GRT_K_WIN_GATHER] = win_gather,       [GRT_K_WIN_SCATTER] = win_scatter,
     [GRT_K_WIN_SOFTMAX_FWD] = win_softmax_fwd, [GRT_K_MERGE_GATHER] = merge_gather, [GRT_K_MERGE_SCATTER] = merge_scatter,
-    [GRT_K_BF16] = bf16,
+    [GRT_K_BF16] = bf16,                   [GRT_K_BF16_WIDEN] = bf16_widen,
 };
 
 int main(void) {

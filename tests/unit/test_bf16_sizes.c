@@ -6,7 +6,11 @@
  * state, kept activations, working space and checkpoint area as the cost
  * pass counts them, against the runtime laying out and binding the same
  * layer (runtime/layers.c allocates its activations here, in host memory)
- * and sharding it over the DP group as runtime/run.c does. No GPU needed. */
+ * and sharding it over the DP group as runtime/run.c does. A block's kept
+ * activations under bf16 are counted from the model's own dimensions (2
+ * bytes each, the norms' statistics 4; fp32 when checkpointed), and a
+ * block's forward leaves in its kept bits exactly the values its fp32
+ * working copy went on from, which a checkpointed block keeps. No GPU needed. */
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
@@ -44,6 +48,78 @@ static int64_t runtime_state_bytes(int64_t n, int dp, int zero, int64_t *params,
     return *params + stored * e * (1 + MOMENTS) + (zero == 1 ? chunk * dp * e : 0);
 }
 
+/* The bytes a decoder of the model above (C 64, 4 heads of 16, FFN 256)
+ * keeps from a micro-batch of B sequences of T on one rank of a TP group of
+ * tp, its input aside, written out from its dimensions: the norms' six
+ * per-token statistics in fp32; ln1, res1, ln2 (C), QKV (3 C / tp), the
+ * attention output (C / tp), MLP up and its activation (F / tp each) per
+ * token and the probabilities (4 / tp heads of T x T) in fp32, or in bf16
+ * bits (a whole float at the end) under mixed precision. With sequence
+ * parallelism (sp) the statistics, ln1, res1 and ln2 are of N / tp tokens. */
+static int64_t decoder_kept_bytes(int tp, bool sp, int64_t B, int64_t T, bool bf16) {
+    int64_t N = B * T, rows = sp ? N / tp : N;
+    int64_t big = rows * 3 * 64 + N * (3 * 64 + 64 + 2 * 256) / tp + B * (4 / tp) * T * T;
+    return 6 * rows * 4 + (bf16 ? (big + 1) / 2 * 4 : big * 4);
+}
+
+/* The host device, recording its last allocation: the kept area grt_layer_bind allocates. */
+static GrtDevice recording;
+static const GrtDevice *host_dev;
+static void *last_alloc;
+static void *record_alloc(size_t bytes) { return last_alloc = host_dev->alloc(bytes); }
+
+/* A bf16 block's forward on the host, checkpointed or not, from the same
+ * parameters and input: returns its kept area (6 N fp32 statistics, then
+ * grt_block_kept16's activations: bf16 bits, or checkpointed floats) and
+ * the stage's checkpoint area it was given. */
+static float *kept_forward(const GrtLayerSpec *spec, int ckpt, float **cbuf) {
+    GrtLayer l;
+    grt_layer_shape(&l, spec, 1, 0);
+    l.B = 2, l.T = 64, l.ckpt = ckpt;
+    size_t NC = (size_t)l.B * l.T * (size_t)spec->C, work = grt_layer_work_floats(&l), kept = grt_layer_ckpt_floats(&l);
+    float *params = grt_dev->alloc(l.n_params * sizeof(float));
+    float *x = grt_dev->alloc(NC * sizeof(float)), *out = grt_dev->alloc(NC * sizeof(float));
+    float *wbuf = grt_dev->alloc(work * sizeof(float));
+    *cbuf = grt_dev->alloc(kept * sizeof(float));
+    host_dev = grt_dev, recording = *grt_dev, recording.alloc = record_alloc, grt_dev = &recording;
+    grt_layer_bind(&l, params, NULL, 1, wbuf, *cbuf);
+    grt_dev = host_dev;
+    grt_layer_init(&l, 7, 1, 2);
+    for (size_t i = 0; i < NC; i++)
+        x[i] = (float)((i * 2654435761u) % 1000) / 250.0f - 2.0f;
+    grt_layer_forward(&l, x, NULL, NULL, out);
+    size_t nans = 0;
+    for (size_t i = 0; i < NC; i++)
+        nans += out[i] != out[i];
+    CHECK_EQ((int64_t)nans, 0);
+    return ckpt ? *cbuf : last_alloc;
+}
+
+/* Under mixed precision a block's kept bits, widened, are its fp32 copy
+ * (the forward went on from the rounded values; the copy fills the stage's
+ * checkpoint area), not mostly zeros, and exactly the values a
+ * checkpointed block keeps as floats, each a bf16 value (low 16 bits zero). */
+static void check_kept_rounding(const GrtLayerSpec *spec) {
+    size_t N = 2 * 64, big = (size_t)grt_block_kept16(spec, grt_shard_sizes(spec, 1), 1, 0, 2, 64);
+    float *copy, *ckpt_area;
+    const uint16_t *bits = (const uint16_t *)(kept_forward(spec, 0, &copy) + 6 * N);
+    const float *floats = kept_forward(spec, 1, &ckpt_area) + 6 * N;
+    float *wide = grt_alloc(big * sizeof(float));
+    grt_bf16_widen(wide, bits, big);
+    size_t diff = 0, nonzero = 0, ckpt_diff = 0, low = 0;
+    for (size_t i = 0; i < big; i++) {
+        uint32_t u;
+        memcpy(&u, &floats[i], sizeof u);
+        diff += memcmp(&wide[i], &copy[i], sizeof(float)) != 0, nonzero += bits[i] != 0;
+        ckpt_diff += memcmp(&wide[i], &floats[i], sizeof(float)) != 0, low += (u & 0xffffu) != 0;
+    }
+    CHECK_EQ((int64_t)diff, 0);
+    CHECK_EQ((int64_t)ckpt_diff, 0);
+    CHECK_EQ((int64_t)low, 0);
+    CHECK(nonzero > big / 2);
+    grt_free(wide, big * sizeof(float));
+}
+
 /* Layer i under strategy x: the runtime's layer, bound to buffers of the
  * sizes it asks for, against the cost pass's figures c. */
 static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost *c) {
@@ -67,8 +143,15 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
     /* kept: what the layer allocated, and its input, which the program keeps */
     int64_t input = spec.kind == GRT_EMBEDDING ? 0 : (int64_t)grt_layer_rows(&l) * spec.C * GRT_ELEM_BYTES;
     CHECK_EQ(input + (int64_t)l.act_bytes, c->act_bytes);
+    if (spec.kind == GRT_BLOCK && !l.ckpt)
+        CHECK_EQ((int64_t)l.act_bytes, decoder_kept_bytes(x->tp, l.sp, l.B, l.T, spec.gemm16 != 0));
+    if (spec.kind == GRT_BLOCK && l.ckpt)
+        CHECK_EQ((int64_t)(ckpt * sizeof(float)), decoder_kept_bytes(x->tp, l.sp, l.B, l.T, false));
+    if (spec.kind == GRT_BLOCK && !l.ckpt) /* bf16: the kept activations' fp32 copy, statistics aside */
+        CHECK_EQ((int64_t)(ckpt * sizeof(float)),
+                 spec.gemm16 ? decoder_kept_bytes(x->tp, l.sp, l.B, l.T, false) - 6 * (int64_t)grt_layer_rows(&l) * 4 : 0);
     CHECK_EQ((int64_t)(work * sizeof(float)), c->work_bytes);
-    if (l.ckpt) CHECK_EQ((int64_t)(ckpt * sizeof(float)), c->ckpt_bytes);
+    CHECK_EQ((int64_t)(ckpt * sizeof(float)), c->ckpt_bytes);
     /* mixed precision's rounded operands lie at the end of the working space, inside it */
     double ops = grt_size_gemm16(&spec, x->tp, l.B, l.T);
     bool none = !spec.gemm16 || spec.kind == GRT_EMBEDDING || spec.kind == GRT_NORM;
@@ -106,6 +189,10 @@ int main(void) {
         s->host_target = true; /* the host: operands as widened floats */
         CHECK_EQ(spec_gemm16(s), GRT_GEMM16_WIDE);
         check_plans(s, &hw);
+        GrtLayerSpec block;
+        CHECK(layer_runtime_spec(s->graph, s->graph->layers[1], &block) && block.kind == GRT_BLOCK);
+        block.gemm16 = spec_gemm16(s);
+        check_kept_rounding(&block);
         s->host_target = false; /* a GPU: operands as bf16 bits */
         CHECK_EQ(spec_gemm16(s), GRT_GEMM16_BITS);
         check_plans(s, &hw);
