@@ -117,8 +117,8 @@ static bool keep_or_remove(const char *path, const char *what, const char *kept,
 }
 
 /* Does the CUDA target train every layer? Not one with dropout yet (its
- * runtime side has no dropout), nor token types, the vision and
- * classifier layers and Swin's windowed blocks (their kernels are host
+ * runtime side has no dropout), nor token types, T5's blocks, the vision
+ * and classifier layers and Swin's windowed blocks (their kernels are host
  * references); each such layer
  * is reported where it is. */
 static bool cuda_trains(const Spec *spec, Diag *d) {
@@ -132,6 +132,11 @@ static bool cuda_trains(const Spec *spec, Diag *d) {
         }
         if (l->kind == LAYER_EMBEDDING && l->types) {
             diag_error(d, l->loc, "%s: token types are not trained on the CUDA target yet (--target cpu trains them)",
+                       l->name);
+            ok = false;
+        }
+        if (l->kind == LAYER_CROSS_DECODER || (graph_t5_cross(spec->graph) >= 0 && l->kind == LAYER_ENCODER)) {
+            diag_error(d, l->loc, "%s: T5's blocks are not trained on the CUDA target yet (--target cpu trains them)",
                        l->name);
             ok = false;
         }

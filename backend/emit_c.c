@@ -47,7 +47,7 @@ bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
         const Strategy *s = &p->layer[i];
         const Layer *l = g->layers[i];
         const char *why;
-        if (layer_runtime_kind(l, &why) < 0) {
+        if (layer_runtime_kind(g, l, &why) < 0) {
             diag_error(d, l->loc, "%s: %s", l->name, why);
             ok = false;
         } else if (mb % s->dp) {
@@ -76,6 +76,13 @@ static GrtLayerSpec layer_spec(const Spec *spec, const Layer *l) {
     if (!layer_runtime_spec(spec->graph, l, &r)) die("layer %s: sizes beyond the runtime's", l->name);
     r.gemm16 = spec_gemm16(spec);
     return r;
+}
+
+/* The rows of a sequence's stream between layers (galvrt_sizes.h): its tokens, or T5's rows. */
+static int64_t stream_rows(const Spec *spec) {
+    const Graph *g = spec->graph;
+    GrtLayerSpec first = layer_spec(spec, g->layers[0]);
+    return (int64_t)grt_stream_rows(&first, (double)g->layers[0]->seq);
 }
 
 /* One plan, as the emitter walks it: what galvc works out once so that the
@@ -115,10 +122,10 @@ static bool consec_of(const Emit *e, int i) { return strategy_tp_consecutive(str
 static int64_t seqs_of(const Emit *e, int i) { return e->mb / strat(e, i)->dp; } /* per rank, per micro-batch */
 static bool sp_of(const Emit *e, int i) { return strategy_sp(strat(e, i)); } /* Megatron-SP over its TP group */
 /* Floats per sequence of layer i's input (i > 0): its tokens of its width,
- * SEQ x HIDDEN but past a patch merging. */
+ * SEQ x HIDDEN but past a patch merging; a T5 model's stream rows (galvrt_sizes.h). */
 static int64_t in_floats(const Emit *e, int i) {
     const Layer *l = e->spec->graph->layers[i];
-    return l->seq * l->hidden;
+    return (int64_t)grt_stream_rows(&e->rs[i], (double)l->seq) * l->hidden;
 }
 
 /* Floats of layer i's (B, T, C) stream on one rank (its input; past a patch
@@ -229,6 +236,13 @@ static void emit_specs(const Emit *e) {
                     r.plain ? ", .plain = 1" : "");
         if (r.kind == GRT_CLASSIFIER)
             fprintf(out, ", .V = %d, .pool_mean = %d, .pooler = %d", r.V, r.pool_mean, r.pooler);
+        if (r.te) /* T5: the stream's rows, the block's stack and cross-attention, the norm's rows, the head's scale */
+            fprintf(out, ",\n     .te = %d, .td = %d, .tr = %d, .buckets = %d, .rel_own = %d, .cross = %d, .part = %d", r.te,
+                    r.td, r.tr, r.buckets, r.rel_own, r.cross, r.part);
+        if (r.head_scale > 0) {
+            char h[32];
+            fprintf(out, ", .head_scale = %sf", float_literal(r.head_scale, h, sizeof h));
+        }
         if (r.gemm16) fprintf(out, ", .gemm16 = %d", r.gemm16);
         if (r.dropout > 0) {
             char p[32];
@@ -383,10 +397,17 @@ static void shard_comment(const Emit *e, int i) {
         break;
     case LAYER_ENCODER:
     case LAYER_DECODER:
+    case LAYER_CROSS_DECODER:
         fprintf(out, "%lld heads of %lld (%lld per rank), %lld key/value heads, FFN %lld (%lld per rank), %s, %s, %s",
                 (long long)l->heads, (long long)l->head_dim, (long long)(l->heads / s->tp), (long long)l->kv_heads,
                 (long long)l->ffn, (long long)(l->ffn / s->tp), l->causal ? "causal" : "bidirectional",
-                l->pre_norm ? "pre-norm" : "post-norm", l->act == ACT_SWIGLU ? "SwiGLU" : "GELU");
+                l->pre_norm ? "pre-norm" : "post-norm", (const char *[]){"GELU", "ReLU", "SwiGLU", "GeGLU"}[l->act]);
+        if (e->rs[i].te) /* T5: the stream's rows it works on, and what it reads there */
+            fprintf(out, ",\n     * T5 %s rows %lld-%lld of each sequence's %lld%s%s", l->kind == LAYER_ENCODER ? "encoder" : "decoder",
+                    (long long)(e->rs[i].cross ? e->rs[i].te : 0),
+                    (long long)(e->rs[i].cross ? e->rs[i].te + e->rs[i].td : e->rs[i].te) - 1, (long long)e->seq,
+                    e->rs[i].rel_own ? ", holding its stack's bias table" : ", its stack's bias table from the stream",
+                    e->rs[i].cross ? ", cross-attention to the encoder's rows" : "");
         if (l->window)
             fprintf(out, ", %lld x %lld windows%s of %lld tokens", (long long)l->window, (long long)l->window,
                     l->shift ? " shifted" : "", (long long)l->seq);
@@ -586,7 +607,7 @@ static void group_words(const Emit *e, int i, bool tp) {
 static bool tp_phased(const Emit *e, int i) {
     GrtLayerKind k = e->rs[i].kind;
     return strat(e, i)->tp > 1 && (k != GRT_NORM || sp_of(e, i)) && k != GRT_PATCH && k != GRT_CLASSIFIER &&
-           k != GRT_MERGE;
+           k != GRT_MERGE && !(k == GRT_BLOCK && e->rs[i].te);
 }
 
 /* Megatron-SP: the replicated tensors' gradients of this micro-batch's rows summed over layer i's TP group. */
@@ -687,7 +708,7 @@ static void emit_layer_forward(const Emit *e, int i, const char *dst) {
                         stream_floats(e, i));
         fprintf(out, "    grt_allgather(%s, grt_head_logits(l, %s), grt_head_gathered(l), %lld); /* every rank's "
                      "vocabulary rows */\n    grt_shard_loss(R, %d, s); /* the loss */\n",
-                tp, in, vl * seqs_of(e, i) * e->seq, i);
+                tp, in, vl * seqs_of(e, i) * (long long)grt_head_rows(&e->rs[i], (double)e->seq), i);
         break;
     }
     case GRT_NORM:
@@ -739,7 +760,7 @@ static void emit_layer_backward(const Emit *e, int i, const char *src, const cha
     if (e->rs[i].kind == GRT_HEAD) {
         fprintf(out, "    grt_allreduce(%s, grt_shard_head_grad(R, %d, s, %s), %lld); /* the input gradient, summed */\n"
                      "    grt_head_input_backward(l, %s);\n",
-                tp, i, src, stream_floats(e, i), dst);
+                tp, i, src, (long long)(seqs_of(e, i) * grt_head_rows(&e->rs[i], (double)e->seq) * e->hidden), dst);
         return;
     }
     if (strat(e, i)->ckpt) {
@@ -1024,7 +1045,7 @@ bool emit_c(FILE *out, const Spec *spec, const Plan *plan, int64_t devices, cons
     Emit e = {.out = out, .spec = spec, .plan = plan, .L = g->n_layers, .pp = plan->pp, .head = g->n_layers - 1,
               .v = plan->vpp > 1 ? plan->vpp : 1, .C = plan_chunks(plan), .unit = plan->vpp > 1 ? "chunk" : "stage",
               .tied_to = -1, .ranks = devices, .stage_ranks = devices / plan->pp,
-              .mb = spec->train->global_batch / plan->micro_batches, .seq = g->layers[0]->seq,
+              .mb = spec->train->global_batch / plan->micro_batches, .seq = stream_rows(spec),
               .hidden = g->layers[0]->hidden};
     for (int i = 0; i < e.L; i++)
         if (g->layers[i]->kind == LAYER_EMBEDDING) e.tied_to = i;

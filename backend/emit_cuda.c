@@ -55,6 +55,8 @@ static const struct {
                                "float weight_decay, float grad_scale"},
     [GRT_K_PATCH_FWD] = {"GrtPatchFwdFn", "float *out, const float *y, const float *cls, const float *pos"},
     [GRT_K_PATCH_BWD] = {"GrtPatchBwdFn", "float *dy, float *dcls, float *dpos, const float *dout"},
+    [GRT_K_T5_SOFTMAX_FWD] = {"GrtT5SoftmaxFwdFn", "float *att, const float *bias, int64_t t0"},
+    [GRT_K_T5_SOFTMAX_BWD] = {"GrtT5SoftmaxBwdFn", "float *datt, const float *att, float *dbias, int64_t t0"},
     [GRT_K_WIN_GATHER] = {"GrtWinPermuteFn", "float *dst, const float *src"},
     [GRT_K_WIN_SCATTER] = {"GrtWinPermuteFn", "float *dst, const float *src"},
     [GRT_K_WIN_SOFTMAX_FWD] = {"GrtWinSoftmaxFwdFn", "float *att, const float *bias, const float *mask"},

@@ -208,6 +208,7 @@ void kir_xent_fwd(KB *k, int flags), kir_xent_bwd(KB *k, int flags);
 void kir_sumsq(KB *k, int flags), kir_adamw(KB *k, int flags), kir_adam(KB *k, int flags), kir_sgd(KB *k, int flags);
 void kir_dropout(KB *k, int flags);
 void kir_patch_fwd(KB *k, int flags), kir_patch_bwd(KB *k, int flags);
+void kir_t5_softmax_fwd(KB *k, int flags), kir_t5_softmax_bwd(KB *k, int flags);
 void kir_win_gather(KB *k, int flags), kir_win_scatter(KB *k, int flags), kir_win_softmax_fwd(KB *k, int flags);
 void kir_merge_gather(KB *k, int flags), kir_merge_scatter(KB *k, int flags);
 void kir_bf16(KB *k, int flags);

@@ -218,6 +218,8 @@ static const struct {
     [GRT_K_DROPOUT] = {kir_dropout, "pppiiiiifc", "out a b key seq0 r0 e0 threshold scale T"},
     [GRT_K_PATCH_FWD] = {kir_patch_fwd, "ppppc", "out y cls pos T"},
     [GRT_K_PATCH_BWD] = {kir_patch_bwd, "ppppc", "dy dcls dpos dout T"},
+    [GRT_K_T5_SOFTMAX_FWD] = {kir_t5_softmax_fwd, "ppi", "att bias t0"},
+    [GRT_K_T5_SOFTMAX_BWD] = {kir_t5_softmax_bwd, "pppi", "datt att dbias t0"},
     [GRT_K_WIN_GATHER] = {kir_win_gather, "ppccc", "dst src side M shift"},
     [GRT_K_WIN_SCATTER] = {kir_win_scatter, "ppccc", "dst src side M shift"},
     [GRT_K_WIN_SOFTMAX_FWD] = {kir_win_softmax_fwd, "pppccc", "att bias mask H nW hd"},

@@ -90,6 +90,60 @@ void kir_att_softmax_bwd(KB *k, int flags) {
     k->map->cols(k, asb_out, &v, 0, NULL);
 }
 
+/* ---- T5's attention softmax with its relative position bias ------------------------------ */
+/* t5_softmax_fwd (rows, att, bias, t0): att (rows, T) in place = softmax(att + bias) over the keys
+ * seen (Raffel et al. 2020: no 1/sqrt(hd) scale; the bias (rows, T) the rows' relative position
+ * biases), 0 past them. RowVals: a keys seen, b att's row, c bias's row, d max, e 1/sum. */
+
+/* score + bias, -inf past the keys seen (the reference's float add) */
+static LLVMValueRef biased(KB *k, const RowVals *v) {
+    LLVMValueRef x = add(k, load_col(k, v->b), load_col(k, v->c));
+    return LLVMBuildSelect(k->b, col_lt(k, v->a), x, cf(k, -__builtin_inff()), "");
+}
+
+static void t5f_max(KB *k, const void *ctx, LLVMValueRef *t) { t[0] = biased(k, ctx); }
+
+static void t5f_exp(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    LLVMValueRef e = kgen_exp(k, sub(k, biased(k, v), splat(k, v->d)));
+    e = LLVMBuildSelect(k->b, col_lt(k, v->a), e, cf(k, 0.0f), "");
+    store_col(k, v->b, e);
+    t[0] = ext(k, e);
+}
+
+void kir_t5_softmax_fwd(KB *k, int flags) {
+    LLVMValueRef at = imul(k, k->row, k->cols), sum;
+    RowVals v = {
+        .a = keys_seen(k, param(k, 3), flags), .b = row_ptr(k, param(k, 1), at), .c = row_ptr(k, param(k, 2), at)};
+    k->map->cols_max(k, t5f_max, &v, &v.d);
+    k->map->cols(k, t5f_exp, &v, 1, &sum);
+    v.e = reciprocal(k, sum);
+    k->map->cols(k, asf_norm, &v, 0, NULL);
+}
+
+/* t5_softmax_bwd (rows, datt, att, dbias, t0): att_softmax_bwd's datt, and dbias (rows, T) += it.
+ * RowVals: a keys seen, b datt's row, c att's row, d the float sum, e dbias's row. */
+
+static void t5b_out(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    (void)t;
+    LLVMValueRef g = mul(k, load_col(k, v->c), sub(k, load_col(k, v->b), splat(k, v->d)));
+    g = LLVMBuildSelect(k->b, col_lt(k, v->a), g, cf(k, 0.0f), "");
+    store_col(k, v->b, g);
+    store_col(k, v->e, add(k, load_col(k, v->e), g));
+}
+
+void kir_t5_softmax_bwd(KB *k, int flags) {
+    LLVMValueRef at = imul(k, k->row, k->cols), dot;
+    RowVals v = {.a = keys_seen(k, param(k, 4), flags),
+                 .b = row_ptr(k, param(k, 1), at),
+                 .c = row_ptr(k, param(k, 2), at),
+                 .e = row_ptr(k, param(k, 3), at)};
+    k->map->cols(k, asb_dot, &v, 1, &dot);
+    v.d = LLVMBuildFPTrunc(k->b, dot, k->f32, "");
+    k->map->cols(k, t5b_out, &v, 0, NULL);
+}
+
 /* ---- softmax + cross-entropy ------------------------------------------------------ */
 /* xent_fwd (rows, losses, probs, logits, targets, ld): probs (rows, ld)[:, :V] =
  * softmax(logits (rows, ld)[:, :V]); losses (rows) = log-sum-exp - logit[target], 0 where target < 0.

@@ -47,6 +47,27 @@ static void add_norm(KernelSet *set, bool rms, bool bias, int C) {
     }
 }
 
+/* A T5 block (runtime/t5.c): its norms at C; its self-attention's rows over
+ * its stack's tokens with the relative bias (causal in the decoder); a
+ * decoder's cross-attention rows over the encoder's tokens, unscaled (the
+ * attention softmax at head size 1). */
+static void add_t5_block(KernelSet *set, const GrtLayerSpec *s, int tp) {
+    int Tq = (int)grt_t5_queries(s), causal = s->cross ? GRT_KF_CAUSAL : 0;
+    add_norm(set, true, false, s->C);
+    kernels_add(set, GRT_K_T5_SOFTMAX_FWD, Tq, causal);
+    kernels_add(set, GRT_K_T5_SOFTMAX_BWD, Tq, causal);
+    if (s->dropout > 0) { /* the branches' (and their gradients'), the probabilities', the MLP hidden's by row */
+        kernels_add_sized(set, GRT_K_DROPOUT, s->C, GRT_KF_RESIDUAL, Tq, 0, 0);
+        kernels_add_sized(set, GRT_K_DROPOUT, s->C, 0, Tq, 0, 0);
+        kernels_add_sized(set, GRT_K_DROPOUT, Tq, 0, Tq, 0, 0);
+        kernels_add_sized(set, GRT_K_DROPOUT, s->F / tp, 0, 1, 0, 0);
+        if (s->cross) kernels_add_sized(set, GRT_K_DROPOUT, s->te, 0, Tq, 0, 0);
+    }
+    if (!s->cross) return;
+    kernels_add_sized(set, GRT_K_ATT_SOFTMAX_FWD, s->te, 0, 1, 0, 0);
+    kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, s->te, 0);
+}
+
 /* Swin's windows over T tokens: QKV's rows and the attention's output (a
  * TP rank's heads) gathered to window order and back, the biased softmax
  * over a window's n = window^2 keys, its backward (the plain one). */
@@ -165,10 +186,12 @@ static void add_kept16(KernelSet *set, const GrtLayerSpec *s, GrtShardSizes z, i
 static void add_gemm16(KernelSet *set, const GrtLayerSpec *s, int tp, int T, int gemm16) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     if (s->kind == GRT_BLOCK) {
-        add_kept16(set, s, z, T);
+        if (!s->te) add_kept16(set, s, z, T); /* T5's blocks keep fp32 (galvrt_sizes.h's grt_kept16) */
         add_linear16(set, gemm16, s->C, (int64_t)z.qkv);
         add_linear16(set, gemm16, (int64_t)(z.H * s->hd), (int64_t)z.up);
         add_linear16(set, gemm16, (int64_t)z.F, s->C);
+        if (s->te && s->cross) /* T5's cross-attention: Q and output at H hd, K V at 2 H hd (runtime/t5.c) */
+            add_linear16(set, gemm16, (int64_t)(z.H * s->hd), 2 * (int64_t)(z.H * s->hd));
     }
     if (s->kind == GRT_HEAD) add_linear16(set, gemm16, s->C, (int64_t)z.V);
     if (s->kind == GRT_PATCH) add_linear16(set, gemm16, (int64_t)grt_patch_values(s), s->C);
@@ -183,8 +206,12 @@ void kernels_for_plan(const Spec *spec, const Plan *plan, KernelSet *set) {
         GrtLayerSpec s;
         int tp = plan->layer[i].tp, T = (int)g->layers[i]->seq;
         if (layer_runtime_base_kind(g->layers[i]->kind) < 0 || !layer_runtime_spec(g, g->layers[i], &s)) continue;
-        if (s.kind == GRT_BLOCK && s.F % tp == 0) add_block(set, &s, tp, T);
+        T = (int)grt_stream_rows(&s, T); /* T5's layers run on their stream's rows */
+        if (s.kind == GRT_BLOCK && s.F % tp == 0 && !s.te) add_block(set, &s, tp, T);
+        if (s.kind == GRT_BLOCK && s.te && s.F % tp == 0) add_t5_block(set, &s, tp);
         if (s.kind == GRT_NORM) add_norm(set, s.rms, s.bias, s.C);
+        if (s.kind == GRT_NORM && s.te && s.dropout > 0) /* a T5 stack's final norm's, over its rows */
+            kernels_add_sized(set, GRT_K_DROPOUT, s.C, 0, s.part == 1 ? s.te : s.td, 0, 0);
         if (s.kind == GRT_EMBEDDING) add_embedding(set, &s, tp, T);
         if (s.kind == GRT_HEAD) add_head(set, &s, tp);
         if (s.kind == GRT_PATCH) add_patch(set, &s, T);

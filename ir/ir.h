@@ -194,7 +194,8 @@ Layer *graph_add_layer(Graph *g, LayerKind kind, Loc loc);
 struct GrtLayerSpec;
 int layer_runtime_base_kind(LayerKind k);
 int layer_profile_kind(LayerKind k); /* the ProfileLayer its times are fitted as, or -1 */
-int layer_runtime_kind(const Layer *l, const char **why);
+int layer_runtime_kind(const struct Graph *g, const Layer *l, const char **why);
+int graph_t5_cross(const struct Graph *g);
 bool layer_runtime_spec(const Graph *g, const Layer *l, struct GrtLayerSpec *s);
 /* Does the runtime split l over TP degree tp (heads, key/value heads, FFN)? */
 bool layer_tp_splits(const Layer *l, int tp);

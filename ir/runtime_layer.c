@@ -8,12 +8,15 @@
 #include "ir.h"
 #include "runtime/galvrt.h"
 
+#include <math.h>
+
 /* The runtime kind of IR kind k, whatever the layer's options, or -1. */
 int layer_runtime_base_kind(LayerKind k) {
     switch (k) {
     case LAYER_EMBEDDING: return GRT_EMBEDDING;
     case LAYER_ENCODER:
-    case LAYER_DECODER: return GRT_BLOCK;
+    case LAYER_DECODER:
+    case LAYER_CROSS_DECODER: return GRT_BLOCK;
     case LAYER_LAYERNORM:
     case LAYER_RMSNORM: return GRT_NORM;
     case LAYER_LM_HEAD: return GRT_HEAD;
@@ -33,11 +36,55 @@ int layer_profile_kind(LayerKind k) {
     return r == GRT_PATCH ? GRT_EMBEDDING : r == GRT_CLASSIFIER || r == GRT_MERGE ? GRT_HEAD : r;
 }
 
-/* The runtime's kind for a layer, or -1 (with the reason) when it has none yet. */
-int layer_runtime_kind(const Layer *l, const char **why) {
+/* The first cross_decoder of g (a T5 model: runtime/t5.c), or -1. */
+int graph_t5_cross(const Graph *g) {
+    for (int i = 0; i < g->n_layers; i++)
+        if (g->layers[i]->kind == LAYER_CROSS_DECODER) return i;
+    return -1;
+}
+
+/* The stack of layer i of T5 model g: its first block (the one holding the stack's bias table), or -1. */
+static int t5_stack_first(const Graph *g, int i) {
+    int cross = graph_t5_cross(g);
+    LayerKind want = i < cross ? LAYER_ENCODER : LAYER_CROSS_DECODER;
+    for (int j = i < cross ? 0 : cross; j < g->n_layers; j++)
+        if (g->layers[j]->kind == want) return j;
+    return -1;
+}
+
+/* Why the runtime does not train layer l of T5 model g as T5 (Hugging Face's v1.0 layout), or NULL. */
+static const char *t5_refusal(const Graph *g, const Layer *l) {
+    int cross = graph_t5_cross(g), i = l->index;
+    if (l->kind == LAYER_DECODER) return "a T5 model's decoder blocks are cross_decoders";
+    if (l->kind == LAYER_ENCODER && i > cross) return "a T5 model's encoder blocks come before its cross_decoders";
+    if (l->kind == LAYER_EMBEDDING && (l->pos != POS_NONE || l->types))
+        return "a T5 model's embedding has no positions or token types (its blocks' relative biases place tokens)";
+    if (l->kind == LAYER_LAYERNORM) return "a T5 model's norms are rmsnorm (T5's LayerNorm)";
+    if (l->kind == LAYER_LM_HEAD && !l->tied) return "a T5 model's head is tied to its embedding";
+    if (l->kind != LAYER_ENCODER && l->kind != LAYER_CROSS_DECODER) return NULL;
+    if (l->act != ACT_RELU || l->norm != NORM_RMSNORM || l->bias || !l->pre_norm || l->kv_heads != l->heads)
+        return "a T5 block has a ReLU MLP, pre-norm rmsnorm, no biases and as many key/value heads as heads";
+    const Layer *first = g->layers[t5_stack_first(g, i)];
+    if (!first->rel_buckets || first->rel_buckets % 2)
+        return "a T5 stack's first block holds its relative position buckets (an even count)";
+    if (l->rel_buckets && l != first) return "only a T5 stack's first block holds relative position buckets";
+    if (l->heads != first->heads || g->layers[cross]->rel_buckets != g->layers[t5_stack_first(g, 0)]->rel_buckets ||
+        g->layers[cross]->heads != g->layers[t5_stack_first(g, 0)]->heads)
+        return "a T5 model's blocks have one head count and both stacks one bucket count";
+    if (l->kind == LAYER_CROSS_DECODER && l->enc_seq != g->layers[cross]->enc_seq)
+        return "a T5 model's cross_decoders read one encoder length (enc_seq)";
+    return NULL;
+}
+
+/* The runtime's kind for layer l of g, or -1 (with the reason) when it has none yet. */
+int layer_runtime_kind(const Graph *g, const Layer *l, const char **why) {
     *why = NULL;
     int k = layer_runtime_base_kind(l->kind);
     if (k < 0) return *why = "this layer kind is not trained by the runtime yet", -1;
+    if (graph_t5_cross(g) >= 0) {
+        *why = t5_refusal(g, l);
+        return *why ? -1 : k;
+    }
     if (k == GRT_EMBEDDING && l->types && l->pos != POS_LEARNED)
         return *why = "token-type embeddings without learned positions are not trained yet", -1;
     if (k == GRT_BLOCK && l->act != ACT_GELU && l->act != ACT_SWIGLU)
@@ -45,6 +92,7 @@ int layer_runtime_kind(const Layer *l, const char **why) {
     if (k == GRT_BLOCK && l->rel_buckets) return *why = "relative position biases are not trained yet", -1;
     if (k == GRT_HEAD && (l->transform || l->bias))
         return *why = "an lm_head with a transform or a bias is not trained yet", -1;
+    if (k == GRT_NORM && l->dropout > 0) return *why = "a norm's dropout is trained only in a T5 model", -1;
     if (k == GRT_PATCH && l->cls_token != (l->pos == POS_LEARNED))
         return *why = "a patch embedding trains with a class token and learned positions (ViT) or neither (Swin)", -1;
     if (k == GRT_BLOCK && l->window && (l->dropout > 0 || l->kv_heads != l->heads))
@@ -57,7 +105,7 @@ int layer_runtime_kind(const Layer *l, const char **why) {
  * layer's heads, key/value heads and FFN must divide (the embedding and the
  * head pad their vocabulary rows; a norm is replicated). */
 bool layer_tp_splits(const Layer *l, int tp) {
-    if (l->kind != LAYER_ENCODER && l->kind != LAYER_DECODER) return true; /* patch merging: replicated */
+    if (l->kind != LAYER_ENCODER && l->kind != LAYER_DECODER && l->kind != LAYER_CROSS_DECODER) return true; /* patch merging: replicated */
     return tp >= 1 && l->heads % tp == 0 && l->kv_heads % tp == 0 && l->ffn % tp == 0;
 }
 
@@ -69,10 +117,11 @@ bool graph_tp_splits(const Graph *g, int tp) {
 }
 
 /* Megatron sequence parallelism over tp: the runtime runs it in embeddings,
- * pre-norm transformer layers (not Swin's windowed ones), norms and LM
+ * pre-norm transformer layers (not Swin's windowed ones, nor a T5 model's), norms and LM
  * heads, each rank taking B T / tp of the stream's rows, so the sequence
  * must divide by tp. */
 bool graph_sp_splits(const Graph *g, int tp) {
+    if (graph_t5_cross(g) >= 0) return false; /* T5's stream rows are not a sequence's tokens */
     for (int i = 0; i < g->n_layers; i++) {
         const Layer *l = g->layers[i];
         int k = layer_runtime_base_kind(l->kind);
@@ -88,6 +137,23 @@ bool graph_sp_splits(const Graph *g, int tp) {
 /* Does a count fit the runtime's int sizes, with room for their rounding up? */
 static bool fits(int64_t n) { return n >= 0 && n < (int64_t)1 << 30; }
 
+/* A T5 model's layer: the stream's rows (every layer), its stack's buckets
+ * and whether it holds their table (a block), the rows it normalizes (a
+ * norm: the encoder's before the first cross_decoder), the tied head's
+ * scale C^-1/2 (Hugging Face's T5ForConditionalGeneration). */
+static void t5_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
+    int cross = graph_t5_cross(g), enc = t5_stack_first(g, 0);
+    const Layer *x = g->layers[cross];
+    s->te = (int)x->enc_seq, s->td = (int)x->seq;
+    s->tr = enc >= 0 ? grt_t5_table_rows((int)x->rel_buckets, (int)x->heads, (int)l->hidden) : 0;
+    if (s->kind == GRT_BLOCK) {
+        s->buckets = (int)g->layers[t5_stack_first(g, l->index)]->rel_buckets;
+        s->rel_own = l->rel_buckets > 0, s->cross = l->kind == LAYER_CROSS_DECODER;
+    }
+    if (s->kind == GRT_NORM) s->part = l->index < cross ? 1 : 2;
+    if (s->kind == GRT_HEAD && l->tied) s->head_scale = 1.0f / sqrtf((float)l->hidden);
+}
+
 /* Layer l of graph g as the program declares it to the runtime (full sizes;
  * rotary positions when the model's embedding has them); l is of a kind the
  * runtime has (layer_runtime_base_kind is not -1). False when a size is too
@@ -100,7 +166,7 @@ bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
     int k = layer_runtime_base_kind(l->kind);
     const Layer *first = g->n_layers ? g->layers[0] : NULL;
     *s = (GrtLayerSpec){.kind = (GrtLayerKind)k, .name = l->name, .C = (int)l->hidden, .eps = (float)l->eps};
-    if (k == GRT_EMBEDDING || k == GRT_BLOCK) s->dropout = (float)l->dropout;
+    if (k == GRT_EMBEDDING || k == GRT_BLOCK || k == GRT_NORM) s->dropout = (float)l->dropout;
     switch (k) {
     case GRT_EMBEDDING:
         s->V = (int)l->vocab;
@@ -123,8 +189,9 @@ bool layer_runtime_spec(const Graph *g, const Layer *l, GrtLayerSpec *s) {
     case GRT_CLASSIFIER: s->V = (int)l->classes, s->pool_mean = l->pool == POOL_MEAN, s->pooler = l->pooler; break;
     case GRT_MERGE: break;
     }
+    if (graph_t5_cross(g) >= 0) t5_spec(g, l, s); /* T5's layers read the stream's rows (galvrt_sizes.h) */
     /* the tokens it reads, where they are not the model's first layer's (past a patch merging) */
-    if (first && k != GRT_EMBEDDING && k != GRT_PATCH && l->seq != first->seq) s->T = (int)l->seq;
+    else if (first && k != GRT_EMBEDDING && k != GRT_PATCH && l->seq != first->seq) s->T = (int)l->seq;
     return true;
 }
 

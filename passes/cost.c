@@ -21,6 +21,7 @@ typedef struct Ctx {
     int64_t micro_batches;
     int64_t devices; /* pp x tp x dp, shared by the strategies costed together */
     int e; /* bytes per element of activations and weights: GRT_ELEM_BYTES (galvrt_sizes.h) */
+    double t5_rows; /* a T5 model's stream rows per sequence (galvrt_sizes.h), 0 otherwise: worked out once */
 } Ctx;
 
 /* ---- collectives ------------------------------------------------------------ */
@@ -133,9 +134,16 @@ static int state_bytes_per_param(const TrainConfig *t) {
     return grt_state_bytes_per_param(moments);
 }
 
-/* The width of the activation stream a layer reads, per sample, in bytes. */
+/* The rows of a sequence's stream at layer l (galvrt_sizes.h): its tokens, or T5's encoder, decoder and table rows. */
+static double stream_seq(const Graph *g, const Layer *l) {
+    GrtLayerSpec s;
+    if (layer_runtime_base_kind(l->kind) >= 0 && layer_runtime_spec(g, l, &s)) return grt_stream_rows(&s, (double)l->seq);
+    return (double)l->seq;
+}
+
+/* The width of the activation stream a layer reads, per sample, in bytes (T5's: its stream's rows). */
 static int64_t stream_bytes(const Ctx *c, const Layer *l) {
-    if (l->in.rank == 2) return (int64_t)c->e * l->in.dim[0] * l->in.dim[1];
+    if (l->in.rank == 2) return (int64_t)c->e * (c->t5_rows > 0 ? (int64_t)c->t5_rows : l->in.dim[0]) * l->in.dim[1];
     return l->out_bytes; /* the input layer: its output is the stream */
 }
 
@@ -160,7 +168,7 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
     GrtLayerSpec spec;
     if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
     spec.gemm16 = spec_gemm16(c->spec);
-    double T = (double)l->seq;
+    double T = grt_stream_rows(&spec, (double)l->seq);
     if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden / (strategy_sp(s) ? s->tp : 1);
     int ckpt = s->ckpt && kind == GRT_BLOCK; /* as runtime/run.c sets GrtLayer.ckpt */
     *kept = grt_size_kept(&spec, s->tp, s->sp, mbs, T, ckpt);
@@ -410,7 +418,8 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     int64_t padded = (params_dev + s->dp - 1) / s->dp * s->dp;
     if (zero == 3) r.shard_bytes = padded * c->e;
     if (zero == 2 || (zero == 3 && !s->zero3_once)) r.scatter_bytes = 2 * padded * c->e;
-    r.stream_bytes = (int64_t)ceil(mbs * (double)l->seq * (double)l->hidden * c->e / (strategy_sp(s) ? s->tp : 1));
+    r.stream_bytes = (int64_t)ceil(mbs * (c->t5_rows > 0 ? c->t5_rows : (double)l->seq) * (double)l->hidden * c->e /
+                                   (strategy_sp(s) ? s->tp : 1));
     r.stream_out_bytes = l->kind == LAYER_PATCH_MERGING ? (int64_t)ceil(mbs * (double)l->out_bytes) : r.stream_bytes;
     /* every blocking collective also costs the ranks' meeting (the
      * profile's sync_overhead, fitted by galvc --calibrate) */
@@ -440,10 +449,10 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     int64_t batch = spec->train->global_batch;
     if (micro_batches < 1 || batch % micro_batches) return false;
     const Strategy *s0 = set->n ? &set->items[0] : NULL;
-    Ctx c = {spec, hw, micro_batches, s0 ? (int64_t)s0->pp * s0->tp * s0->dp : 1,
-             GRT_ELEM_BYTES};
-    double samples = (double)batch / micro_batches; /* per micro-batch, all DP groups together */
     int n = set->n, L = g->n_layers;
+    Ctx c = {spec, hw, micro_batches, s0 ? (int64_t)s0->pp * s0->tp * s0->dp : 1,
+             GRT_ELEM_BYTES, L && graph_t5_cross(g) >= 0 ? stream_seq(g, g->layers[0]) : 0};
+    double samples = (double)batch / micro_batches; /* per micro-batch, all DP groups together */
     *out = (CostTable){.n_layers = L, .n_strategies = n, .strategies = set->items, .micro_batches = micro_batches};
     out->cost = arena_alloc(a, (size_t)L * n * sizeof *out->cost);
     out->reshard = arena_alloc(a, (size_t)L * n * n * sizeof *out->reshard);
@@ -451,11 +460,11 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     bool *may_ckpt = arena_alloc(a, (size_t)L * sizeof *may_ckpt);
     for (int i = 0; i < L; i++) may_ckpt[i] = layer_recomputes(g->layers[i]->kind);
     out->may_ckpt = may_ckpt;
-    int64_t tokens = batch / micro_batches * (L ? g->layers[0]->seq : 0);
+    int64_t tokens = batch / micro_batches * (L ? (int64_t)stream_seq(g, g->layers[0]) : 0);
     GrtLayerSpec first;
-    double sample_ints = L ? (double)g->layers[0]->seq : 0; /* a sample's input: tokens, or pixels (galvrt_sizes.h) */
+    double sample_ints = L ? stream_seq(g, g->layers[0]) : 0; /* a sample's input: tokens, or pixels (galvrt_sizes.h) */
     if (L && layer_runtime_base_kind(g->layers[0]->kind) >= 0 && layer_runtime_spec(g, g->layers[0], &first))
-        sample_ints = grt_size_sample_ints(&first, (double)g->layers[0]->seq);
+        sample_ints = grt_size_sample_ints(&first, stream_seq(g, g->layers[0]));
     out->token_bytes = (tokens + (int64_t)(batch / micro_batches * sample_ints)) * (int64_t)sizeof(int32_t);
     out->loss_bytes = tokens * (int64_t)sizeof(float);
     out->tied_emb = out->tied_head = -1;

@@ -387,16 +387,28 @@ static bool shape_layer(Ctx *c, Layer *l, Stream *st, bool first) {
     return true;
 }
 
+/* A T5 model (one with cross_decoders): the first one's index and the encoder's length, its enc_seq
+ * (0: none given, the train block's seq); else -1. The layers before it read the encoder's tokens. */
+static int t5_cross(const Graph *g, int64_t *enc_seq) {
+    for (int i = 0; i < g->n_layers; i++)
+        if (g->layers[i]->kind == LAYER_CROSS_DECODER) return *enc_seq = g->layers[i]->enc_seq, i;
+    return *enc_seq = 0, -1;
+}
+
 bool pass_shape(Spec *spec, Diag *d) {
     Graph *g = spec->graph;
     if (!spec->train || !g || !g->n_layers) return false; /* the frontend said why */
     Ctx c = {.diag = d, .train = spec->train, .e = precision_bytes((Precision)spec->train->precision)};
     Stream st = {0};
     int errors = d->errors;
+    int64_t enc_seq, dec_seq = 0;
+    int cross = t5_cross(g, &enc_seq);
     g->total_params = g->total_fwd_flops = g->total_bwd_flops = g->total_act_bytes = 0;
     for (int i = 0; i < g->n_layers; i++) {
         Layer *l = g->layers[i];
         c.acc.overflow = false;
+        if (i == 1) dec_seq = st.seq; /* the embedding's: the train block's */
+        if (cross > 0 && enc_seq > 0 && i > 0 && st.seq) st.seq = i < cross ? enc_seq : dec_seq;
         /* After an error the stream is unknown: skip until a layer that states
          * its width, so one mistake is reported once. */
         bool known = i == 0 || (st.seq && (st.width || l->hidden));

@@ -255,6 +255,24 @@ void grt_data_batch(GrtData *d, int64_t step, int global_batch, int T, int first
     }
 }
 
+/* T5's source and target windows (galvrt.h). */
+void grt_data_t5(GrtData *d, int64_t step, int global_batch, const GrtLayerSpec *first, int first_seq, int count,
+                 int32_t *inputs, int32_t *targets) {
+    int te = first->te, td = first->td, R = te + td + first->tr, W = te + td;
+    int64_t n = d->n;
+    for (int s = 0; s < count; s++) {
+        int64_t p = (step * global_batch + first_seq + s) * (int64_t)W;
+        int64_t start = n > W ? p % (n - W + 1) : p % n; /* n - W + 1 windows fit; shorter files wrap */
+        int32_t *in = inputs + (size_t)s * R, *tg = targets + (size_t)s * R;
+        for (int t = 0; t < R; t++) in[t] = tg[t] = -1;
+        for (int t = 0; t < te; t++) in[t] = token_at(d, (start + t) % n);
+        for (int t = 0; t < td; t++) {
+            tg[te + t] = token_at(d, (start + te + t) % n);
+            in[te + t] = t ? tg[te + t - 1] : GRT_T5_START;
+        }
+    }
+}
+
 /* ---- images ------------------------------------------------------------------ */
 
 /* Bytes of one image record: its label, then its pixels. */

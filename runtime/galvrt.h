@@ -114,7 +114,10 @@ void grt_attention_softmax_backward(float *datt, const float *att, int rows, int
  * per (key, sequence) whose n-th output is mix64(state + (n + 1) gamma), the
  * element index n the counter, as Philox's counter mode (Salmon et al.,
  * "Parallel random numbers: as easy as 1, 2, 3", SC 2011) uses a counter. */
-enum { GRT_DROP_EMBED, GRT_DROP_ATT, GRT_DROP_ATT_OUT, GRT_DROP_MLP_OUT }; /* the dropout sites */
+/* the dropout sites; T5's blocks add their cross-attention's probabilities and output and the MLP's hidden,
+ * T5's final norms their output */
+enum { GRT_DROP_EMBED, GRT_DROP_ATT, GRT_DROP_ATT_OUT, GRT_DROP_MLP_OUT, GRT_DROP_CROSS_ATT, GRT_DROP_CROSS_OUT,
+       GRT_DROP_MLP_HIDDEN, GRT_DROP_NORM_OUT };
 #define GRT_DROP_GAMMA 0x9E3779B97F4A7C15ull /* SplitMix64's golden-ratio increment */
 
 /* SplitMix64's finalizer (Stafford's Mix13 variant): a bijection of 64 bits. */
@@ -165,6 +168,11 @@ void grt_dropout_rows(float *x, int64_t rows, int cols, int T, const GrtDropout 
 /* out (rows, cols) = a + dropout(b): a residual branch's dropout and add. */
 void grt_residual_dropout_forward(float *out, const float *a, const float *b, int64_t rows, int cols, int T,
                                   const GrtDropout *d);
+/* dst (rows, cols) = dropout(src) with d->plain: row i is position i mod T of sequence seq + i / T, its
+ * element c counted e0 + (i mod T) cols + c (a block of a sequence's stream: an attention head's
+ * probabilities, a TP shard's columns of a row). dst may be src. */
+void grt_dropout_block(float *dst, const float *src, int64_t rows, int cols, int T, const GrtDropout *d, int64_t seq,
+                       int64_t e0);
 /* dst (rows, cols) = dropout(src): a branch's gradient from the residual's. */
 void grt_dropout_copy(float *dst, const float *src, int64_t rows, int cols, int T, const GrtDropout *d);
 /* Attention as grt_attention_forward_with / _backward_with, with dropout d
@@ -249,6 +257,11 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *                  position t = r mod T of image r / T: cls (t = 0) or y's patch t - 1, plus pos[t]
  *                  (as grt_patch_assemble)
  *   patch_bwd      dy =, dcls +=, dpos +=, dout (rows, C), T (as grt_patch_assemble_backward)
+ *   t5_softmax_fwd att (rows, C = T) in place, bias (rows, T), t0: T5's attention rows, no scale: row i =
+ *                  query t0 + i, softmax(att + bias) over its keys (t0 + i + 1 under GRT_KF_CAUSAL), 0 after
+ *                  (as grt_t5_softmax_forward)
+ *   t5_softmax_bwd datt (rows, T) in place, att, dbias (rows, T) +=, t0: datt = att (datt - sum(att datt)),
+ *                  and dbias += it (as grt_t5_softmax_backward)
  *   win_gather     dst (rows, C) = src's rows in Swin's window order; side, M, shift (as grt_window_gather)
  *   win_scatter    its inverse: dst's rows in grid order from src (rows, C) in window order (grt_window_scatter)
  *   win_softmax_fwd att (rows, M^2) = softmax(att / sqrt(hd) + bias (H, n, n) + mask (nW, n, n)), row r query
@@ -286,6 +299,8 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_DROPOUT, "dropout")                                                                                        \
     X(GRT_K_PATCH_FWD, "patch_fwd")                                                                                    \
     X(GRT_K_PATCH_BWD, "patch_bwd")                                                                                    \
+    X(GRT_K_T5_SOFTMAX_FWD, "t5_softmax_fwd")                                                                          \
+    X(GRT_K_T5_SOFTMAX_BWD, "t5_softmax_bwd")                                                                          \
     X(GRT_K_WIN_GATHER, "win_gather")                                                                                  \
     X(GRT_K_WIN_SCATTER, "win_scatter")                                                                                \
     X(GRT_K_WIN_SOFTMAX_FWD, "win_softmax_fwd")                                                                        \
@@ -336,6 +351,8 @@ typedef void GrtDropoutFn(int64_t rows, float *out, const float *a, const float 
                           int64_t r0, int64_t e0, int64_t threshold, float scale);
 typedef void GrtPatchFwdFn(int64_t rows, float *out, const float *y, const float *cls, const float *pos);
 typedef void GrtPatchBwdFn(int64_t rows, float *dy, float *dcls, float *dpos, const float *dout);
+typedef void GrtT5SoftmaxFwdFn(int64_t rows, float *att, const float *bias, int64_t t0);
+typedef void GrtT5SoftmaxBwdFn(int64_t rows, float *datt, const float *att, float *dbias, int64_t t0);
 typedef void GrtWinPermuteFn(int64_t rows, float *dst, const float *src); /* win_*, merge_*: rows moved */
 typedef void GrtWinSoftmaxFwdFn(int64_t rows, float *att, const float *bias, const float *mask);
 typedef void GrtBf16Fn(int64_t rows, void *dst, const float *src);
@@ -502,6 +519,51 @@ int64_t grt_classify_forward(float *losses, float *probs, const float *logits, c
 void grt_classify_backward(float *dlogits, const float *probs, const int32_t *labels, int stride, int B, int V,
                            float dloss);
 
+/* ---- T5 (runtime/t5.c) ------------------------------------------------------ */
+
+/* T5's relative position bucket of a key at rel = key - query positions from its query
+ * (bidirectional: the encoder's; else causal, the decoder's), with Hugging Face's max_distance 128. */
+enum { GRT_T5_MAX_DISTANCE = 128 };
+int grt_t5_bucket(int rel, int buckets, int bidirectional, int max_distance);
+/* T5 attention, no 1 / sqrt(hd) scale: for sequence b, head h, query t, key t2 < Tk (t2 <= t when causal),
+ * att (B, H, Tq, Tk) = softmax(q . k + bias (B, H, Tq, Tk)) (bias NULL: none), out = att v. q (B Tq rows of
+ * ldq floats), out (B Tq rows of ldo), k and v (B Tk rows of ldkv), head h at columns h hd. The scores'
+ * and outputs' GEMMs are BLAS's, the softmax rows the generated kernels where the plan has them. */
+typedef struct GrtT5Attention {
+    int B, H, hd, Tq, Tk, ldq, ldo, ldkv, causal;
+    const GrtDropout *drop; /* dropout on the probabilities (NULL: none): local head h of sequence b is the
+                             * stream's element ((h0 + h) Tq + t) Tk + t2 of sequence drop->seq0 + b */
+} GrtT5Attention;
+/* The gradients backward accumulates: dq like q, dk and dv like k and v, dbias like the bias (NULL: none). */
+typedef struct GrtT5Grads {
+    float *dq, *dk, *dv, *dbias;
+} GrtT5Grads;
+/* The relative bias's softmax rows (the t5_softmax kernels' references): att (rows, T) = softmax(att +
+ * bias (rows, T)) over row i's keys (t0 + i + 1 when causal, else T), zeros after; backward, datt (rows, T)
+ * = att (datt - sum(att datt)) over the keys, zeros after, and dbias (rows, T) += datt. */
+void grt_t5_softmax_forward(float *att, const float *bias, int rows, int T, int t0, int causal);
+void grt_t5_softmax_backward(float *datt, const float *att, float *dbias, int rows, int T, int t0, int causal);
+void grt_t5_attention_forward(const GrtT5Attention *a, float *out, float *att, const float *q, const float *k,
+                              const float *v, const float *bias, float *scratch);
+/* scratch: 2 Tq Tk floats. */
+void grt_t5_attention_backward(const GrtT5Attention *a, const GrtT5Grads *g, const float *dout, const float *att,
+                               const float *q, const float *k, const float *v, float *scratch);
+/* A T5 block's tensors: the block's first twelve (their biases empty), then its own. */
+enum { GRT_T5_LN1 = 0, GRT_T5_QKV = 2, GRT_T5_O = 4, GRT_T5_LN2 = 6, GRT_T5_WI = 8, GRT_T5_WO = 10, GRT_T5_REL = 12,
+       GRT_T5_LNC, GRT_T5_CQ, GRT_T5_CKV, GRT_T5_CO, GRT_T5_TENSORS };
+struct GrtLayer;
+/* Its kept activations carved from kept and its working space from work (the floats each took). */
+void *grt_t5_act(const struct GrtLayer *l, float *kept, float *work, size_t *kept_n, size_t *work_n);
+/* The block on the stream: in (B, te + td + tr, C) -> out (may be NULL: recompute only); din accumulated. */
+void grt_t5_block_forward(struct GrtLayer *l, const float *in, float *out);
+void grt_t5_block_backward(struct GrtLayer *l, const float *in, const float *dout, float *din);
+/* A layer's linear GEMMs (runtime/layers.c): out (N, OC) = inp (N, C) @ w (OC, C)^T + bias, and its
+ * backward (dinp, dw, dbias accumulated), with bf16 operands in the layer's working space under mixed precision. */
+void grt_linear_forward(const struct GrtLayer *l, float *out, const float *inp, const float *w, const float *bias, int N,
+                        int C, int OC);
+void grt_linear_backward(const struct GrtLayer *l, float *dinp, float *dw, float *dbias, const float *dout,
+                         const float *inp, const float *w, int N, int C, int OC);
+
 /* ---- tensor-parallel layers (runtime/layers.c) ----------------------------- */
 
 /* The layer kinds the runtime trains. A transformer block is Megatron-LM's
@@ -538,11 +600,20 @@ typedef struct GrtLayerSpec {
     int positions;       /* embedding: learned positions (0: none) */
     int causal, pre_norm, rms, swiglu, bias, rope, tied;
     float eps, rope_theta;
-    float dropout;       /* embedding and block: the drop probability (0: none) */
+    float dropout;       /* embedding, block and T5 norm: the drop probability (0: none) */
     int image, patch, channels; /* patch embedding: image side, patch side, channels (pixels) */
     int pool_mean;              /* classifier: pool the mean of the tokens (else the first, class token) */
     int pooler;                 /* classifier: BERT's pooler (dense + tanh) between the pooled token and the classes */
     int types;                  /* embedding: token types (segments; 0: none); token t of T is of type t * types / T */
+    /* T5 (Raffel et al. 2020; Hugging Face's T5ForConditionalGeneration), every layer of a T5 model: each
+     * sequence's stream is te encoder rows, td decoder rows, then tr rows holding the two stacks' relative
+     * position bias tables (galvrt_sizes.h, grt_t5_rows); 0 when the model is not T5. */
+    int te, td, tr;
+    int buckets;                /* T5 block: its stack's relative position buckets */
+    int rel_own;                /* T5 block: holds its stack's bias table (buckets, H) and writes it to the stream */
+    int cross;                  /* T5 block: a decoder block (causal self-attention, cross-attention to the encoder) */
+    int part;                   /* T5 norm: normalizes the encoder rows (1) or the decoder rows (2); the rest passes */
+    float head_scale;           /* head: logits of head_scale x (T5's tied head: C^-1/2); 0 means 1 */
     int window, shift;          /* block: Swin's window side (0: full attention), shifted windows */
     int plain;                  /* patch embedding: no class token, no positions (Swin's) */
     int T;                      /* tokens per sequence the layer reads (0: the program's seq; Swin's stages differ) */
@@ -576,7 +647,7 @@ typedef struct GrtLayer {
     size_t n_params;      /* floats of parameters on this rank */
     float *params, *grads;
     void *gemm16;         /* s.gemm16: the rounded operands' area, the end of the working space (galvrt_sizes.h) */
-    GrtTensor tensors[16];
+    GrtTensor tensors[20];
     int n_tensors;
     const struct GrtLayer *tied_to; /* a tied head: the embedding whose table it uses */
     int ckpt;             /* checkpointed: keeps only its input; backward recomputes the forward */
@@ -758,6 +829,14 @@ void grt_data_images(GrtData *d, int64_t step, int global_batch, int T, int firs
                      int32_t *targets);
 void grt_data_batch(GrtData *d, int64_t step, int global_batch, int T, int first, int count, int32_t *inputs,
                     int32_t *targets);
+/* T5's records (the first layer's te, td, tr): sequence s of the step is the te + td tokens from p = (step
+ * global_batch + s) (te + td), the encoder's input the first te, the target the next td. Its stream's
+ * tokens (count, te + td + tr): the te, then the decoder's input (GRT_T5_START, then the target shifted
+ * right by one: teacher forcing), then -1 (no token: the table rows); its targets: -1 on the encoder's and
+ * the table's rows (no loss), the target on the decoder's. */
+enum { GRT_T5_START = 0 }; /* the decoder's start token: Hugging Face's T5 starts from its pad, 0 */
+void grt_data_t5(GrtData *d, int64_t step, int global_batch, const GrtLayerSpec *first, int first_seq, int count,
+                 int32_t *inputs, int32_t *targets);
 
 /* ---- checkpoint files (runtime/checkpoint.c) ------------------------------- */
 

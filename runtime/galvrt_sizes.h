@@ -29,6 +29,18 @@ static inline GrtShardSizes grt_shard_sizes(const GrtLayerSpec *s, int tp) {
     return z;
 }
 
+/* T5's stream (galvrt.h, GrtLayerSpec.te): rows of a sequence's bias tables, both stacks' (buckets, H)
+ * one after the other, in rows of C. */
+static inline int grt_t5_table_rows(int buckets, int H, int C) { return C > 0 ? (2 * buckets * H + C - 1) / C : 0; }
+/* The rows of one sequence's stream between layers: T tokens, or T5's encoder, decoder and table rows. */
+static inline double grt_stream_rows(const GrtLayerSpec *s, double T) {
+    return s && s->te ? (double)s->te + s->td + s->tr : T;
+}
+/* The rows per sequence a head predicts: all T, or T5's decoder rows. */
+static inline double grt_head_rows(const GrtLayerSpec *s, double T) { return s->te ? (double)s->td : T; }
+/* A T5 block's query rows (its stack's tokens) per sequence, and the rows its cross-attention reads. */
+static inline double grt_t5_queries(const GrtLayerSpec *s) { return s->cross ? s->td : s->te; }
+
 /* A Swin block's bias table entries per head, (2 window - 1)^2 (0 without a window). */
 static inline double grt_window_table(const GrtLayerSpec *s) {
     return s->window ? (2.0 * s->window - 1) * (2.0 * s->window - 1) : 0;
@@ -59,6 +71,9 @@ static inline double grt_size_params(const GrtLayerSpec *s, int tp) {
     switch (s->kind) {
     case GRT_EMBEDDING: return z.V * C + (double)s->positions * C + (double)s->types * C;
     case GRT_BLOCK:
+        if (s->te) /* T5: two norms, Q K V, out, wi, wo; the stack's bias table; cross-attention's norm, Q, K V, out */
+            return 2 * C + 4 * z.H * s->hd * C + 2 * z.F * C + (s->rel_own ? (double)s->buckets * z.H : 0) +
+                   (s->cross ? C + 4 * z.H * s->hd * C : 0);
         /* two norms, QKV, attention out, MLP up and down, with their biases */
         return 2 * norm + z.qkv * C + z.H * s->hd * C + z.up * C + C * z.F + (s->bias ? z.qkv + C + z.up + C : 0) +
                z.H * grt_window_table(s);
@@ -88,6 +103,34 @@ static inline double grt_block_wide(const GrtLayerSpec *s, GrtShardSizes z) {
     return z.up > wide ? z.up : wide;
 }
 
+/* A T5 block's kept activations for B sequences (N = B Tq query rows,
+ * A = H hd / tp): the first norm's output and statistic, Q K V, the
+ * self-attention's probabilities (B, H, Tq, Tq), its output, the residual
+ * after it; a decoder's cross-attention adds its norm's output and
+ * statistic, Q, the encoder rows' K V (B te, 2 A), the probabilities (B,
+ * H, Tq, te), its output and the residual after it; the MLP's norm output
+ * and statistic, wi's output before and after the ReLU. */
+static inline double grt_size_t5_kept(const GrtLayerSpec *s, GrtShardSizes z, double B) {
+    double N = B * grt_t5_queries(s), Tq = grt_t5_queries(s), A = z.H * s->hd, C = s->C;
+    double self = N * (2 * C + 1 + 4 * A) + B * z.H * Tq * Tq;
+    double cross = s->cross ? N * (2 * C + 1 + 2 * A) + B * s->te * 2 * A + B * z.H * Tq * s->te : 0;
+    return self + cross + N * (C + 1 + 2 * z.F);
+}
+
+/* A T5 block's working space for B sequences: its stream rows gathered,
+ * the output rows, two (N, C) gradients, (N, F), (N, A), (N, 3 A), the
+ * bias tables' gradient (B, buckets H), one sequence's biases or their
+ * gradient (H, Tq, Tq) and its buckets (Tq, Tq, int32), one head's scores'
+ * gradient and dropped probabilities (2 x (Tq, Tq or te)); the holder's
+ * table's TP shards gathered and the table whole (buckets, H each); a decoder's encoder rows, their gradient and
+ * their K V's (B te, 2 A). */
+static inline double grt_size_t5_work(const GrtLayerSpec *s, GrtShardSizes z, double B) {
+    double Tq = grt_t5_queries(s), N = B * Tq, A = z.H * s->hd, C = s->C, Ne = B * s->te;
+    double cross = s->cross ? Ne * (2 * C + 2 * A) : 0, Tk = s->cross && s->te > Tq ? s->te : Tq;
+    double table = s->rel_own ? 2.0 * s->buckets * s->H : 0; /* the holder's table gathered over TP, whole */
+    return N * (4 * C + z.F + 4 * A) + B * s->buckets * (double)s->H + (z.H + 1) * Tq * Tq + 2 * Tq * Tk + cross + table;
+}
+
 /* The activations a block keeps besides its six per-token norm statistics,
  * in elements: its input's norm, the residual, the second norm (N, C) each,
  * QKV (N, qkv), the attention output (N, H hd), MLP up (N, up), its
@@ -104,7 +147,9 @@ static inline double grt_block_kept16(const GrtLayerSpec *s, GrtShardSizes z, in
  * set, rebuilt just before its backward, stays fp32 in the checkpoint area,
  * each value rounded to bf16 in place: the same values, and no fp32 copy
  * beside the bits (grt_size_ckpt), which would outweigh the halving. */
-static inline int grt_kept16(const GrtLayerSpec *s, int ckpt) { return s->gemm16 && s->kind == GRT_BLOCK && !ckpt; }
+static inline int grt_kept16(const GrtLayerSpec *s, int ckpt) {
+    return s->gemm16 && s->kind == GRT_BLOCK && !s->te && !ckpt; /* T5's blocks (runtime/t5.c) keep fp32 */
+}
 
 /* Floats that hold n bf16 values (2 bytes each), a fraction counting whole. */
 static inline double grt_half_floats(double n) {
@@ -131,10 +176,12 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, int sp, double
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double N = B * T, C = s->C, rows = sp ? N / tp : N, big = grt_block_kept16(s, z, tp, sp, B, T);
     switch (s->kind) {
-    case GRT_BLOCK: return 6 * rows + (grt_kept16(s, ckpt) ? grt_half_floats(big) : big);
+    case GRT_BLOCK:
+        if (s->te) return grt_size_t5_kept(s, z, B);
+        return 6 * rows + (grt_kept16(s, ckpt) ? grt_half_floats(big) : big);
     case GRT_MERGE: return 2 * N / 4;
-    case GRT_NORM: return 2 * rows;      /* mean and rstd */
-    case GRT_HEAD: return N * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
+    case GRT_NORM: return 2 * rows;                             /* mean and rstd */
+    case GRT_HEAD: return B * grt_head_rows(s, T) * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
     case GRT_CLASSIFIER: return B * (s->V + (s->pooler ? C : 0)); /* probabilities, the pooler's output */
     case GRT_EMBEDDING:
     case GRT_PATCH: break;
@@ -166,7 +213,8 @@ static inline double grt_size_shared(const GrtLayerSpec *s) {
  * its working space, grt_size_work). A block: two (N, wide)
  * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd) and the rotary
  * copy (N, (H + KVH) hd). The head: local logits, gathered logits, their
- * gradient, the input gradient and two per-token rows. A patch embedding:
+ * gradient, the input gradient and two per-token rows (T5's: of its
+ * decoder rows, which it gathers with their targets). A patch embedding:
  * the gathered patches and their projection (rebuilt in backward from the
  * pixels, so it keeps nothing). A Swin block adds its windows' (above). A classifier: the pooled tokens, their
  * gradient and the logits' gradient (B rows each), and with a pooler the
@@ -180,9 +228,12 @@ static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, int sp, dou
     double N = B * T, C = s->C, gathered = sp ? N * C : 0, shared = sp ? grt_size_shared(s) : 0;
     switch (s->kind) {
     case GRT_BLOCK:
+        if (s->te) return grt_size_t5_work(s, z, B);
         return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd) +
                grt_window_work(s, z, B, T) + shared;
-    case GRT_HEAD: return N * (z.V + 2 * z.V * tp + C + 2) + gathered;
+    case GRT_HEAD: /* T5's: its decoder rows gathered from the stream, and their targets */
+        N = B * grt_head_rows(s, T);
+        return N * (z.V + 2 * z.V * tp + C + 2) + (s->te ? N * (C + 1) : 0) + gathered;
     case GRT_PATCH: return B * grt_patches(s) * (grt_patch_values(s) + C); /* the patches, their projection */
     case GRT_CLASSIFIER: /* pooled, its gradient, the logits' gradient; the pooler's output gradient */
         return B * (2 * C + s->V + (s->pooler ? C : 0));
@@ -234,19 +285,31 @@ static inline double grt_size_linear16(double N, double C, double OC) {
 
 static inline double grt_max2(double a, double b) { return a > b ? a : b; }
 
+/* A T5 block's largest linear's rounded operands (N = B Tq query rows, A = H hd / tp): self-attention's
+ * Q K V and output, wi and wo; a decoder's cross-attention Q, K V on the encoder's B te rows, and output. */
+static inline double grt_size_t5_gemm16(const GrtLayerSpec *s, GrtShardSizes z, double B) {
+    double N = B * grt_t5_queries(s), A = z.H * s->hd, C = s->C, Ne = B * s->te;
+    double self = grt_max2(grt_max2(grt_size_linear16(N, C, 3 * A), grt_size_linear16(N, A, C)),
+                           grt_max2(grt_size_linear16(N, C, z.F), grt_size_linear16(N, z.F, C)));
+    double cross = s->cross ? grt_max2(grt_size_linear16(N, C, A), grt_size_linear16(Ne, C, 2 * A)) : 0;
+    return grt_max2(self, cross);
+}
+
 /* Rounded operands (elements) a layer's GEMMs take under mixed precision,
  * for a micro-batch: its largest linear's (the block's QKV, attention
- * output, MLP up and down; the head's logits; the patch projection; the
- * classifier and its pooler; patch merging's reduction). The attention core's batched GEMMs stay fp32. */
+ * output, MLP up and down, T5's (grt_size_t5_gemm16); the head's logits;
+ * the patch projection; the classifier and its pooler; patch merging's
+ * reduction). The attention core's batched GEMMs stay fp32. */
 static inline double grt_size_gemm16(const GrtLayerSpec *s, int tp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double N = B * T, C = s->C;
     if (!s->gemm16) return 0;
     switch (s->kind) {
     case GRT_BLOCK:
+        if (s->te) return grt_size_t5_gemm16(s, z, B);
         return grt_max2(grt_max2(grt_size_linear16(N, C, z.qkv), grt_size_linear16(N, z.H * s->hd, C)),
                         grt_max2(grt_size_linear16(N, C, z.up), grt_size_linear16(N, z.F, C)));
-    case GRT_HEAD: return grt_size_linear16(N, C, z.V);
+    case GRT_HEAD: return grt_size_linear16(B * grt_head_rows(s, T), C, z.V); /* T5's: its decoder rows */
     case GRT_PATCH: return grt_size_linear16(B * grt_patches(s), grt_patch_values(s), C);
     case GRT_CLASSIFIER: return grt_max2(grt_size_linear16(B, C, s->V), s->pooler ? grt_size_linear16(B, C, C) : 0);
     case GRT_MERGE: return grt_size_linear16(N / 4, 4 * C, 2 * C);

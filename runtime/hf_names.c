@@ -40,7 +40,13 @@
  *    not written, rebuilt by HF on loading);
  *  - under a classifier head every name but the head's takes the base
  *    model's prefix, "vit.", "swin." or "bert." (BertForSequenceClassification:
- *    its pooler is "bert.pooler.dense"), the head "classifier.weight". */
+ *    its pooler is "bert.pooler.dense"), the head "classifier.weight";
+ *  - T5 (a model with cross-attention) takes T5ForConditionalGeneration's:
+ *    "shared.weight", each stack's blocks "encoder.block.J.layer.0.
+ *    SelfAttention.q" ... (the decoder's cross-attention "layer.1.
+ *    EncDecAttention", its MLP "layer.2.DenseReluDense.wi"), the stack's
+ *    first block's "relative_attention_bias" (buckets, heads), the stacks'
+ *    "final_layer_norm"; the tied head has none. */
 #include "state_io.h"
 
 #include <stdio.h>
@@ -49,7 +55,7 @@
 
 enum { TAG_TENSOR = 1 }; /* a whole tensor sent to rank 0 (after training: no other message in flight) */
 
-typedef enum { NAMES_GPT2, NAMES_LLAMA, NAMES_BERT, NAMES_VIT, NAMES_SWIN } Naming;
+typedef enum { NAMES_GPT2, NAMES_LLAMA, NAMES_BERT, NAMES_VIT, NAMES_SWIN, NAMES_T5 } Naming;
 
 /* One HF tensor: rows [r0, r0 + rows) of our tensor k of layer i (a vector
  * counts as rows of one element), transposed (GPT-2's Conv1D) or with each
@@ -77,6 +83,7 @@ static int hf_max(const GrtProgram *p) { return p->n_layers * 24 + 8; }
 /* The naming family of this model. */
 static Naming naming(const GrtProgram *p) {
     if (p->spec[0].kind == GRT_PATCH) return p->spec[0].plain ? NAMES_SWIN : NAMES_VIT;
+    if (p->spec[0].te) return NAMES_T5;
     for (int i = 0; i < p->n_layers; i++) {
         const GrtLayerSpec *s = &p->spec[i];
         if (s->kind != GRT_BLOCK) continue;
@@ -186,6 +193,33 @@ static void hf_block_other(HfList *L, int i, int k, const char *tn, int block, i
     hf_add(L, name, i, k, 0, rows, cols, 0, 0, 0);
 }
 
+/* T5's names of tensor k (rows x cols) of block i: Q, K, V (and the cross-attention's K, V) cut from our
+ * fused rows, each stack's blocks numbered from 0. */
+static void hf_block_t5(HfList *L, int i, int k, int64_t rows, int64_t cols) {
+    const GrtLayerSpec *s = &L->p->spec[i];
+    int j = 0, mlp = s->cross ? 2 : 1;
+    for (int x = 0; x < i; x++) j += L->p->spec[x].kind == GRT_BLOCK && L->p->spec[x].cross == s->cross;
+    int64_t A = (int64_t)s->H * s->hd;
+    char at[64], name[160];
+    snprintf(at, sizeof at, "%s.block.%d.layer", s->cross ? "decoder" : "encoder", j);
+    const char *one = k == GRT_T5_LN1 ? "0.layer_norm" : k == GRT_T5_O ? "0.SelfAttention.o" : k == GRT_T5_REL ? "0.SelfAttention.relative_attention_bias" : k == GRT_T5_LNC ? "1.layer_norm" : k == GRT_T5_CQ ? "1.EncDecAttention.q" : k == GRT_T5_CO ? "1.EncDecAttention.o" : NULL;
+    if (one) {
+        snprintf(name, sizeof name, "%s.%s.weight", at, one);
+        hf_add(L, name, i, k, 0, rows, cols, 0, 0, 0);
+    } else if (k == GRT_T5_LN2 || k == GRT_T5_WI || k == GRT_T5_WO) {
+        snprintf(name, sizeof name, "%s.%d.%s.weight", at, mlp,
+                 k == GRT_T5_LN2 ? "layer_norm" : k == GRT_T5_WI ? "DenseReluDense.wi" : "DenseReluDense.wo");
+        hf_add(L, name, i, k, 0, rows, cols, 0, 0, 0);
+    } else { /* Q K V, or the cross-attention's K V */
+        const char *parts = k == GRT_T5_QKV ? "qkv" : "kv";
+        for (int p = 0; parts[p]; p++) {
+            snprintf(name, sizeof name, "%s.%s.%c.weight", at, k == GRT_T5_QKV ? "0.SelfAttention" : "1.EncDecAttention",
+                     parts[p]);
+            hf_add(L, name, i, k, p * A, A, cols, 0, 0, 0);
+        }
+    }
+}
+
 /* Swin's stage of layer i (the patch mergings before it) and, for a block,
  * its place in the stage (the blocks since the last merging). */
 static void swin_place(const GrtProgram *p, int i, int *stage, int *block) {
@@ -228,7 +262,9 @@ static void hf_block_swin(HfList *L, int i, int k, const char *tn, int64_t rows,
 /* The HF tensors cut from tensor k (rows x cols) of block i, the model's block-th. */
 static void hf_block(HfList *L, int i, const GrtLayer *l, int k, int block, int64_t rows, int64_t cols, const char *w) {
     const char *tn = l->tensors[k].name;
-    if (L->nm == NAMES_SWIN)
+    if (L->nm == NAMES_T5)
+        hf_block_t5(L, i, k, rows, cols);
+    else if (L->nm == NAMES_SWIN)
         hf_block_swin(L, i, k, tn, rows, cols, w);
     else if (L->nm == NAMES_GPT2)
         hf_block_gpt2(L, i, k, tn, block, rows, cols, w);
@@ -248,6 +284,10 @@ static void hf_layer(HfList *L, int i, const GrtLayer *l, int k, int blocks_seen
     char name[160];
     switch (s->kind) {
     case GRT_EMBEDDING: {
+        if (nm == NAMES_T5) { /* the table both stacks and the tied head share */
+            hf_add(L, "shared.weight", i, k, 0, rows, cols, 0, 0, 0);
+            break;
+        }
         const char *names[3][3] = {{"wte.weight", "wpe.weight", "galvc.wtt.weight"},
                                    {"model.embed_tokens.weight", "model.embed_positions.weight", "galvc.wtt.weight"},
                                    {"embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
@@ -271,7 +311,9 @@ static void hf_layer(HfList *L, int i, const GrtLayer *l, int k, int blocks_seen
         break;
     }
     case GRT_NORM:
-        if (nm == NAMES_SWIN)
+        if (nm == NAMES_T5)
+            snprintf(name, sizeof name, "%s.final_layer_norm.%s", s->part == 1 ? "encoder" : "decoder", w);
+        else if (nm == NAMES_SWIN)
             snprintf(name, sizeof name, "%s.%s", blocks_seen ? "layernorm" : "embeddings.norm", w);
         else if (nm == NAMES_VIT && blocks_seen)
             snprintf(name, sizeof name, "layernorm.%s", w);
@@ -450,7 +492,7 @@ static GrtStWriter *export_create(const HfList *L, const char *path, char *err, 
     GrtStTensor *shapes = calloc((size_t)L->n + 1, sizeof *shapes);
     for (int j = 0; j < L->n; j++)
         shapes[j] = hf_shape(&L->t[j]);
-    const char *family[] = {"gpt2", "llama", "bert", "vit"};
+    const char *family[] = {"gpt2", "llama", "bert", "vit", "swin", "t5"}; /* by Naming */
     const char *meta[] = {"format", "pt", "galvc_model", L->p->model, "galvc_naming", family[L->nm], NULL};
     GrtStWriter *w = grt_st_create(path, shapes, L->n, meta, err, errlen);
     free(shapes);
@@ -530,7 +572,7 @@ static int check_tensor(const GrtSafetensors *f, const HfList *L, const HfTensor
     const int64_t *shape;
     if (at < 0) {
         snprintf(err, errlen, "%s: no tensor '%s' (this model needs %d tensors, %s names)", path, h->name, L->n,
-                 (const char *[]){"GPT-2", "LLaMA", "BERT", "ViT"}[L->nm]);
+                 (const char *[]){"GPT-2", "LLaMA", "BERT", "ViT", "Swin", "T5"}[L->nm]);
         return 0;
     }
     grt_st_info(f, at, &dtype, &ndim, &shape);

@@ -695,6 +695,11 @@ static void dropout_run(void (*fn)(void), float *out, const float *a, const floa
     run_rows(rows, cols, dropout_part, &x, NULL, NULL, 0);
 }
 
+void grt_dropout_block(float *dst, const float *src, int64_t rows, int cols, int T, const GrtDropout *d, int64_t seq,
+                       int64_t e0) {
+    dropout_run(d->plain, dst, NULL, src, rows, cols, T, d, seq, 0, e0);
+}
+
 void grt_dropout_rows(float *x, int64_t rows, int cols, int T, const GrtDropout *d) {
     grt_dropout_copy(x, x, rows, cols, T, d);
 }
@@ -908,6 +913,25 @@ void grt_attention_softmax_backward(float *datt, const float *att, int rows, int
         softmax_row_backward(datt + (size_t)i * T, att + (size_t)i * T, n);
         memset(datt + (size_t)i * T + n, 0, (size_t)(T - n) * sizeof(float));
     }
+}
+
+/* T5's rows (galvrt.h): att (rows, T) = softmax(att + bias) over each row's keys, zeros past them */
+void grt_t5_softmax_forward(float *att, const float *bias, int rows, int T, int t0, int causal) {
+    for (int i = 0; i < rows; i++) {
+        float *r = att + (size_t)i * T;
+        const float *b = bias + (size_t)i * T;
+        int n = causal ? t0 + i + 1 : T;
+        for (int j = 0; j < n; j++)
+            r[j] += b[j];
+        softmax_row(r, n, T);
+    }
+}
+
+/* datt (rows, T) = att (datt - sum(att datt)), zeros past the keys; dbias (rows, T) += the same */
+void grt_t5_softmax_backward(float *datt, const float *att, float *dbias, int rows, int T, int t0, int causal) {
+    grt_attention_softmax_backward(datt, att, rows, T, t0, causal);
+    for (size_t i = 0; i < (size_t)rows * T; i++)
+        dbias[i] += datt[i];
 }
 
 /* ---- loss ------------------------------------------------------------------- */

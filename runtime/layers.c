@@ -62,6 +62,8 @@ typedef struct NormAct {
 typedef struct HeadAct {
     float *logits_l, *gathered, *probs, *losses; /* (N, V_l), (tp, N, V_l), (N, Vp), (N) */
     float *dlogits, *dloss, *dx;                 /* backward: (N, Vp), (N), (N, C) */
+    float *xd;                                   /* T5: the decoder rows of the input (N, C) (NULL: none) */
+    int32_t *td;                                 /* T5: their targets (N) */
 } HeadAct;
 
 /* A patch embedding keeps nothing (backward gathers the patches again);
@@ -114,6 +116,16 @@ static void linear_bwd(const GrtLayer *l, float *dinp, float *dw, float *dbias, 
     else grt_dev->matmul_backward(dinp, dw, dbias, dout, inp, w, N, C, OC);
 }
 
+/* linear_fwd and linear_bwd for a layer kind in its own file (runtime/t5.c). */
+void grt_linear_forward(const GrtLayer *l, float *out, const float *inp, const float *w, const float *bias, int N, int C,
+                        int OC) {
+    linear_fwd(l, out, inp, w, bias, N, C, OC);
+}
+void grt_linear_backward(const GrtLayer *l, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                         const float *w, int N, int C, int OC) {
+    linear_bwd(l, dinp, dw, dbias, dout, inp, w, N, C, OC);
+}
+
 static size_t add_tensor(GrtLayer *l, const char *name, size_t n, int decay, int sharded) {
     GrtTensor *t = &l->tensors[l->n_tensors++];
     t->name = name;
@@ -147,6 +159,20 @@ static void check_size(const GrtLayer *l, const char *what, size_t laid_out, dou
 }
 
 /* ---- setup ------------------------------------------------------------------------- */
+
+/* A T5 block's own tensors after the block's (galvrt.h, GRT_T5_REL on): its stack's bias table (buckets,
+ * H) when it holds it, its columns split over TP by head; a decoder's cross-attention norm, Q, K V and output. */
+static void t5_tensors(GrtLayer *l) {
+    const GrtLayerSpec *s = &l->s;
+    size_t C = (size_t)s->C, A = (size_t)l->H_l * s->hd, X = s->cross ? 1 : 0;
+    if (s->KVH != s->H || s->bias || s->swiglu || !s->rms)
+        grt_abort("a T5 block has as many key/value heads as heads, RMS norms, no biases and a ReLU MLP", 1);
+    add_tensor(l, "attn.rel.weight", s->rel_own ? (size_t)s->buckets * l->H_l : 0, 1, 1); /* this rank's heads' columns */
+    add_tensor(l, "lnc.weight", X * C, 0, 0);
+    add_tensor(l, "cross.q.weight", X * A * C, 1, 1);
+    add_tensor(l, "cross.kv.weight", X * 2 * A * C, 1, 1);
+    add_tensor(l, "cross.out.weight", X * C * A, 1, 1);
+}
 
 /* Swin's layers read a square grid of T tokens: whole windows, or 2 x 2 groups to merge. */
 static void check_grid(const GrtLayerSpec *s, int T) {
@@ -198,6 +224,7 @@ void grt_layer_shape(GrtLayer *l, const GrtLayerSpec *s, int tp_size, int tp_ran
         add_tensor(l, "mlp.up.bias", s->bias ? up_rows(l) : 0, 0, 1);
         add_tensor(l, "mlp.down.weight", (size_t)C * l->F_l, 1, 1);
         add_tensor(l, "mlp.down.bias", s->bias ? C : 0, 0, 0);
+        if (s->te) t5_tensors(l);
         if (s->window) /* Swin's relative position bias table (H_l, (2 window - 1)^2), no weight decay */
             add_tensor(l, "attn.rel_table", (size_t)l->H_l * (size_t)grt_window_table(s), 0, 1);
         break;
@@ -283,10 +310,22 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
     int local_qkv[3] = {l->H_l * s->hd, l->KVH_l * s->hd, l->KVH_l * s->hd};
     int full_up[2] = {s->F, s->F}, local_up[2] = {l->F_l, l->F_l};
     switch (k) {
-    case B_REL: /* (H, table) by heads */
+    case B_REL: /* T5's (buckets, H): this rank's heads' columns; Swin's (H, table) by heads */
+        if (s->te) {
+            y.rows = s->buckets, y.cols = l->H_l, y.col0 = (int64_t)rank * l->H_l;
+            y.full_rows = s->buckets, y.full_cols = s->H;
+            for (int i = 0; i < y.rows; i++) row_index[i] = i;
+            break;
+        }
         y.rows = l->H_l, y.cols = (int)grt_window_table(s), y.full_rows = s->H, y.full_cols = y.cols;
         for (int i = 0; i < y.rows; i++)
             row_index[i] = (int64_t)rank * l->H_l + i;
+        break;
+    case GRT_T5_CQ:
+    case GRT_T5_CKV: /* Q, or K then V: this rank's heads' rows */
+        shard_rows(row_index, full_qkv, local_qkv, k == GRT_T5_CQ ? 1 : 2, rank);
+        y.rows = (k == GRT_T5_CQ ? 1 : 2) * l->H_l * s->hd, y.cols = C;
+        y.full_rows = (int64_t)(k == GRT_T5_CQ ? 1 : 2) * s->H * s->hd, y.full_cols = C;
         break;
     case B_WQKV:
     case B_BQKV:
@@ -295,6 +334,7 @@ static Layout layout(const GrtLayer *l, int k, int rank, int64_t *row_index) {
         y.full_rows = (s->H + 2 * s->KVH) * s->hd, y.full_cols = y.cols;
         break;
     case B_WO:
+    case GRT_T5_CO:
         y.rows = C, y.cols = l->H_l * s->hd, y.col0 = (int64_t)rank * y.cols;
         y.full_rows = C, y.full_cols = (int64_t)s->H * s->hd;
         for (int i = 0; i < C; i++) row_index[i] = i;
@@ -320,7 +360,7 @@ static size_t max_rows(const GrtLayer *l) {
     if (s->kind == GRT_PATCH) r += (size_t)grt_patches(s) + 1;
     if (s->kind == GRT_CLASSIFIER) r += (size_t)s->V;
     if (s->kind == GRT_MERGE) r += 2 * (size_t)s->C;
-    r += (size_t)s->types;
+    r += (size_t)s->types + (size_t)s->buckets;
     return r + 1;
 }
 
@@ -339,7 +379,7 @@ void grt_layer_init(GrtLayer *l, uint64_t seed, int index, int n_layers) {
             continue;
         }
         Layout y = layout(l, k, l->tp_rank, rows);
-        bool proj = s->kind == GRT_BLOCK && (k == B_WO || k == B_WDOWN);
+        bool proj = s->kind == GRT_BLOCK && (k == B_WO || k == B_WDOWN || k == GRT_T5_CO);
         float sd = proj ? proj_std : s->kind == GRT_EMBEDDING && k == 1 ? std / 2 : std; /* token types: std */
         if (s->kind == GRT_PATCH && k == 3) sd = std / 2; /* positions, as the embedding's */
         grt_init_normal(P(l, k), y.rows, y.cols, rows, y.col0, y.full_cols, sd, seed, id + (uint64_t)k);
@@ -453,6 +493,13 @@ static void keep_name(BlockAct *a) {
  * with its working buffers carved from `work`, the fp32 copies of bf16 kept
  * activations from `area` (the stage's checkpoint area, galvrt_sizes.h). */
 static BlockAct *block_act(GrtLayer *l, float *kept, float *work, float *area) {
+    if (l->s.te) { /* T5's (runtime/t5.c), kept in fp32 at every precision */
+        size_t kept_n, work_n;
+        void *t5 = grt_t5_act(l, kept, work, &kept_n, &work_n);
+        check_size(l, "kept activations", kept_n, grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
+        check_size(l, "working space", work_n, grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
+        return t5;
+    }
     size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, rows = (size_t)grt_layer_rows(l);
     size_t wide = (size_t)grt_block_wide(&l->s, grt_shard_sizes(&l->s, l->tp_size));
     float *kept0 = kept, *work0 = work;
@@ -505,10 +552,13 @@ static NormAct *norm_act(const GrtLayer *l, float *kept) {
     return a;
 }
 
+/* The rows the head predicts: every token's, or T5's decoder rows (galvrt_sizes.h). */
+static int head_n(const GrtLayer *l) { return l->B * (int)grt_head_rows(&l->s, l->T); }
+
 /* The head's kept probabilities `probs` (N, Vp), with its working buffers
  * carved from `work`. */
 static HeadAct *head_act(GrtLayer *l, float *probs, float *work) {
-    size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, Vp = (size_t)l->V_l * l->tp_size;
+    size_t N = (size_t)head_n(l), C = (size_t)l->s.C, Vp = (size_t)l->V_l * l->tp_size;
     float *work0 = work;
     HeadAct *a = grt_alloc(sizeof *a);
     a->probs = probs;
@@ -518,6 +568,8 @@ static HeadAct *head_act(GrtLayer *l, float *probs, float *work) {
     a->dx = carve(&work, N * C);
     a->losses = carve(&work, N);
     a->dloss = carve(&work, N);
+    a->xd = l->s.te ? carve(&work, N * C) : NULL;
+    a->td = l->s.te ? (int32_t *)carve(&work, N) : NULL;
     if (l->sp) l->full = l->local = carve(&work, N * C); /* the gathered input; the input gradient's scatter */
     check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
     check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
@@ -573,6 +625,8 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
     if (l->sp && (l->s.kind == GRT_PATCH || l->s.kind == GRT_CLASSIFIER || l->s.kind == GRT_MERGE ||
                   (l->s.kind == GRT_BLOCK && (!l->s.pre_norm || l->s.window))))
         grt_abort("sequence parallelism takes embeddings, pre-norm blocks, norms and LM heads", 1);
+    if (l->sp && (l->s.te || l->s.part)) /* T5's stream rows are not a sequence's tokens */
+        grt_abort("sequence parallelism takes no layer of a T5 model", 1);
     if (l->sp && (l->B * l->T) % l->tp_size)
         grt_abort("sequence parallelism needs the micro-batch's tokens on a rank to divide by the TP degree", 1);
     l->n_shared = l->sp ? (size_t)grt_size_shared(&l->s) : 0;
@@ -1014,7 +1068,7 @@ static void xent_backward_rows(const GrtRows *job, int64_t r0, int64_t r1, int p
  * a->gathered, into a->probs (N, Vp) with zero probability on the padding. */
 static void head_loss(GrtLayer *l, const int32_t *targets) {
     HeadAct *a = l->act;
-    int N = l->B * l->T, V = l->s.V;
+    int N = head_n(l), V = l->s.V;
     size_t Vp = (size_t)l->V_l * l->tp_size;
     GrtXentFwdFn *k = (GrtXentFwdFn *)grt_kernel_find_sized(GRT_K_XENT_FWD, V, 0, (int64_t)Vp, 0, 0);
     if (k) { /* straight from the padded rows, over the pool */
@@ -1060,9 +1114,26 @@ void grt_embedding_output(GrtLayer *l, float *out) {
     grt_dropout_rows(out, grt_layer_rows(l), l->s.C, l->T, &d);
 }
 
+/* T5's head reads the decoder rows of the stream x (B, te + td + tr, C) and their targets: gathered
+ * into a->xd (B td, C) and a->td (B td); any other head x and targets as they are. */
+static const float *head_input(GrtLayer *l, const float *x) {
+    HeadAct *a = l->act;
+    size_t R = (size_t)l->s.te + l->s.td + l->s.tr, C = l->s.C, n = (size_t)l->s.td * C;
+    for (int b = 0; l->s.te && b < l->B; b++) memcpy(a->xd + b * n, x + (b * R + l->s.te) * C, sizeof(float) * n);
+    return l->s.te ? a->xd : x;
+}
+static const int32_t *head_targets(GrtLayer *l, const int32_t *targets) {
+    HeadAct *a = l->act;
+    size_t R = (size_t)l->s.te + l->s.td + l->s.tr, n = (size_t)l->s.td;
+    for (int b = 0; l->s.te && b < l->B; b++) memcpy(a->td + b * n, targets + b * R + l->s.te, sizeof(int32_t) * n);
+    return l->s.te ? a->td : targets;
+}
+
 float *grt_head_logits(GrtLayer *l, const float *x) {
     HeadAct *a = l->act;
-    linear_fwd(l, a->logits_l, x, head_table(l), NULL, l->B * l->T, l->s.C, l->V_l);
+    linear_fwd(l, a->logits_l, head_input(l, x), head_table(l), NULL, head_n(l), l->s.C, l->V_l);
+    if (l->s.head_scale > 0) /* logits of scale x: T5's tied head */
+        for (size_t i = 0; i < (size_t)head_n(l) * l->V_l; i++) a->logits_l[i] *= l->s.head_scale;
     return a->logits_l;
 }
 
@@ -1070,14 +1141,16 @@ float *grt_head_gathered(GrtLayer *l) { return ((HeadAct *)l->act)->probs; }
 
 void grt_head_loss(GrtLayer *l, const int32_t *targets, float *losses) {
     HeadAct *a = l->act;
-    int N = l->B * l->T, Vl = l->V_l, n = l->tp_size;
+    int N = head_n(l), Vl = l->V_l, n = l->tp_size;
     size_t Vp = (size_t)Vl * n;
     if (n == 1) grt_dev->copy(a->gathered, a->logits_l, sizeof(float) * (size_t)N * Vl);
     for (int r = 0; n > 1 && r < n; r++) /* (tp, N, Vl) -> (N, Vp) */
         grt_dev->copy_rows(a->gathered + (size_t)r * Vl, Vp, a->probs + (size_t)r * N * Vl, (size_t)Vl, (size_t)Vl,
                            (size_t)N);
-    head_loss(l, targets);
+    head_loss(l, head_targets(l, targets));
     if (losses) grt_dev->copy(losses, a->losses, sizeof(float) * (size_t)N);
+    if (losses && N < l->B * l->T) /* T5: the rows without a target add nothing */
+        grt_dev->zero(losses + N, sizeof(float) * (size_t)(l->B * l->T - N));
 }
 
 /* The step breakdown's part of a layer kind: the vision layers count as the embedding and the head. */
@@ -1165,6 +1238,29 @@ static void classifier_backward(GrtLayer *l, const float *x, const int32_t *targ
     grt_pool_backward(din, a->dpooled, l->B, l->T, s->C, s->pool_mean);
 }
 
+/* A T5 model's final norm: RMS over its stack's rows of each sequence, then
+ * their dropout (Hugging Face's T5Stack drops the final norm's output), the
+ * rest passed (forward: out, else backward: dout into din; dout's normed
+ * rows dropped in place: the gradient of the layer's output is its alone). */
+static void t5_norm(GrtLayer *l, const float *in, float *out, float *dout, float *din) {
+    const GrtLayerSpec *s = &l->s;
+    NormAct *a = l->act;
+    size_t R = (size_t)s->te + s->td + s->tr, r0 = s->part == 1 ? 0 : (size_t)s->te, n = s->part == 1 ? s->te : s->td;
+    size_t C = s->C, whole = (size_t)l->B * R * C;
+    GrtDropout d = {.p = s->dropout, .key = grt_dropout_key(l->drop_seed, l->drop_step, l->index, GRT_DROP_NORM_OUT),
+                    .plain = grt_kernel_find_sized(GRT_K_DROPOUT, (int)C, 0, (int64_t)n, 0, 0)};
+    if (out && out != in) memcpy(out, in, sizeof(float) * whole);
+    if (din) grt_dev->add(din, dout, whole); /* the passed rows' gradient; the normed rows' replaced below */
+    for (int b = 0; b < l->B; b++) {
+        size_t at = ((size_t)b * R + r0) * C;
+        float *y = out ? out + at : dout + at; /* the normed rows, or their gradient */
+        if (out) grt_rmsnorm_forward(y, a->rstd + at / C, in + at, P(l, 0), (int)n, (int)C, s->eps);
+        for (size_t i = 0; din && i < n * C; i++) din[at + i] -= dout[at + i];
+        if (s->dropout > 0) grt_dropout_block(y, y, (int64_t)n, (int)C, (int)n, &d, l->drop_seq0 + b, 0);
+        if (din) grt_rmsnorm_backward(din + at, G(l, 0), y, in + at, P(l, 0), a->rstd + at / C, (int)n, (int)C);
+    }
+}
+
 /* Patch merging's norm: a LayerNorm over the 4 C of a merged token. */
 static GrtLayerSpec merge_norm(const GrtLayer *l) {
     GrtLayerSpec n = l->s;
@@ -1224,15 +1320,19 @@ void grt_layer_forward(GrtLayer *l, const float *in, const int32_t *tokens, cons
         tp_allreduce(l, grt_embedding_partial(l, tokens, out), (size_t)N * s->C);
         grt_embedding_output(l, out);
         break;
-    case GRT_BLOCK: block_forward(l, in, out); break;
+    case GRT_BLOCK:
+        if (s->te) grt_t5_block_forward(l, in, out);
+        else block_forward(l, in, out);
+        break;
     case GRT_NORM: {
         NormAct *a = l->act;
-        norm_forward(s, out, a->mean, a->rstd, in, P(l, 0), opt(l, 1), grt_layer_rows(l));
+        if (s->part) t5_norm(l, in, out, NULL, NULL);
+        else norm_forward(s, out, a->mean, a->rstd, in, P(l, 0), opt(l, 1), grt_layer_rows(l));
         break;
     }
     case GRT_HEAD: {
         float *logits = grt_head_logits(l, in);
-        if (l->tp) grt_allgather(l->tp, logits, grt_head_gathered(l), (size_t)N * l->V_l);
+        if (l->tp) grt_allgather(l->tp, logits, grt_head_gathered(l), (size_t)head_n(l) * l->V_l);
         grt_head_loss(l, targets, out);
         break;
     }
@@ -1380,7 +1480,8 @@ static void block_backward(GrtLayer *l, const float *x, const float *dout, float
 
 float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *targets, float dloss) {
     HeadAct *a = l->act;
-    int N = l->B * l->T, Vl = l->V_l;
+    int N = head_n(l), Vl = l->V_l;
+    x = head_input(l, x), targets = head_targets(l, targets); /* again: the working space was others' since */
     size_t Vp = (size_t)Vl * l->tp_size;
     /* dlogits (N, Vp) = (probs - onehot) * dloss; this rank's columns only */
     float *dl = a->dlogits, *dloss_row = a->dloss, *dx = a->dx, *dl_local = a->gathered;
@@ -1398,13 +1499,17 @@ float *grt_head_backward_partial(GrtLayer *l, const float *x, const int32_t *tar
             memcpy(dl_local + (size_t)i * Vl, dl + (size_t)i * Vp + (size_t)l->tp_rank * Vl, sizeof(float) * Vl);
     }
     grt_dev->zero(dx, sizeof(float) * (size_t)N * l->s.C);
+    if (l->s.head_scale > 0) /* the logits were of scale x */
+        for (size_t i = 0; i < (size_t)N * Vl; i++) dl_local[i] *= l->s.head_scale;
     linear_bwd(l, dx, head_table_grad(l), NULL, dl_local, x, head_table(l), N, l->s.C, Vl);
     return dx;
 }
 
 void grt_head_input_backward(GrtLayer *l, float *din) {
     const HeadAct *a = l->act;
-    grt_dev->add(din, l->sp ? l->local : a->dx, (size_t)grt_layer_rows(l) * l->s.C);
+    size_t R = (size_t)l->s.te + l->s.td + l->s.tr, C = l->s.C, n = (size_t)l->s.td * C;
+    if (!l->s.te) grt_dev->add(din, l->sp ? l->local : a->dx, (size_t)grt_layer_rows(l) * C);
+    for (int b = 0; l->s.te && b < l->B; b++) grt_dev->add(din + (b * R + l->s.te) * C, a->dx + b * n, n); /* T5's rows */
 }
 
 /* The embedding's backward from its whole output gradient dout (B T, C), past its dropout. */
@@ -1428,7 +1533,6 @@ void grt_embedding_backward_full(GrtLayer *l, const int32_t *tokens, const float
 void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, const int32_t *targets,
                         const float *dout, float dloss, float *din) {
     const GrtLayerSpec *s = &l->s;
-    int N = l->B * l->T;
     if (l->sp && s->kind != GRT_NORM)
         grt_abort("internal error: a sequence-parallel layer's backward called whole", 1);
     grt_part_begin(GRT_PART_BWD_EMBEDDING + part_of(s->kind));
@@ -1440,6 +1544,11 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
         break;
     }
     case GRT_BLOCK:
+        if (s->te) {
+            if (l->ckpt) grt_t5_block_forward(l, in, NULL);
+            grt_t5_block_backward(l, in, dout, din);
+            break;
+        }
         if (l->ckpt) { /* rebuild the activations the forward did not keep (Chen et al. 2016) */
             block_forward(l, in, NULL);
         }
@@ -1448,11 +1557,12 @@ void grt_layer_backward(GrtLayer *l, const float *in, const int32_t *tokens, con
     case GRT_NORM: {
         NormAct *a = l->act;
         if (l->sp) grt_dev->zero(l->shared, l->n_shared * sizeof(float));
-        norm_backward(s, din, grad_of(l, 0), grad_of(l, 1), dout, in, P(l, 0), a->mean, a->rstd, grt_layer_rows(l));
+        if (s->part) t5_norm(l, in, NULL, (float *)dout, din); /* its dropout in place: dout is its alone */
+        else norm_backward(s, din, grad_of(l, 0), grad_of(l, 1), dout, in, P(l, 0), a->mean, a->rstd, grt_layer_rows(l));
         break;
     }
     case GRT_HEAD:
-        tp_allreduce(l, grt_head_backward_partial(l, in, targets, dloss), (size_t)N * s->C);
+        tp_allreduce(l, grt_head_backward_partial(l, in, targets, dloss), (size_t)head_n(l) * s->C);
         grt_head_input_backward(l, din);
         break;
     case GRT_PATCH: patch_backward(l, tokens, dout); break;

@@ -95,7 +95,9 @@ static int sample_ints(const GrtProgram *p) { return (int)grt_size_sample_ints(&
 static int classifies(const GrtProgram *p) { return p->spec[p->n_layers - 1].kind == GRT_CLASSIFIER; }
 
 /* Losses a step's loss is the mean of: one per token, or one per sample. */
-static double loss_count(const GrtProgram *p) { return (double)p->global_batch * (classifies(p) ? 1 : p->seq); }
+static double loss_count(const GrtProgram *p) {
+    return (double)p->global_batch * (classifies(p) ? 1 : p->spec[0].te ? p->spec[0].td : p->seq);
+}
 
 void grt_run_alloc(GrtRun *R, int stage, const GrtStageSizes *z) {
     const GrtProgram *p = R->p;
@@ -436,6 +438,8 @@ void grt_run_batch(GrtRun *R, int mb, int slot) {
     int32_t *targets = grt_dev->host_memory ? R->targets[slot] : R->host_targets;
     if (p->spec[0].kind == GRT_PATCH)
         grt_data_images(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, tokens, targets);
+    else if (p->spec[0].te)
+        grt_data_t5(R->data, R->step, p->global_batch, &p->spec[0], mb * MB, MB, tokens, targets);
     else
         grt_data_batch(R->data, R->step, p->global_batch, p->seq, mb * MB, MB, tokens, targets);
     if (p->spec[0].kind == GRT_EMBEDDING && classifies(p)) sequence_labels(p, tokens, targets, MB);

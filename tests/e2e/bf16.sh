@@ -5,8 +5,8 @@
 #  1. gpt-tiny in bf16 follows its fp32 loss curve: 20 steps on one rank,
 #     every loss within 2% relative (a NaN fails: compare refuses NaN).
 #  2. llama-tiny (SwiGLU, RMSNorm, rotary), vit-tiny (patch projection,
-#     classifier), bert-tiny-cls (pooler, classifier) and swin-tiny (windows,
-#     patch merging) on TP 2 in bf16
+#     classifier), bert-tiny-cls (pooler, classifier), swin-tiny (windows,
+#     patch merging) and t5-tiny (cross-attention, the head's decoder rows) on TP 2 in bf16
 #     against the same plan in fp32: 10 steps, losses within 2%, each rank's
 #     peak memory within 2% of the plan.
 #  3. bf16 plans train the model that one bf16 rank does: DP 2, TP 2, PP 2
@@ -64,7 +64,7 @@ if cmp -s fp32.dump bf16.dump; then
     exit 1
 fi
 
-for other in llama-tiny vit-tiny bert-tiny-cls swin-tiny; do
+for other in llama-tiny vit-tiny bert-tiny-cls swin-tiny t5-tiny; do
     model="$src/examples/$other.gv"
     train "$other-fp32" fp32 2 tp=2,pp=1,dp=1 10
     train "$other-bf16" bf16 2 tp=2,pp=1,dp=1 10

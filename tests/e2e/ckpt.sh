@@ -8,7 +8,7 @@
 #              (a tied head with its own table copy) resumed under TP2 x DP2:
 #              the same losses as the run that never stopped, within 1e-5
 #   safetensors  export, import, export again: every tensor byte-identical, for
-#              GPT-2, LLaMA and BERT names; training from the import continues
+#              GPT-2, LLaMA, BERT, ViT and T5 names; training from the import continues
 #              like the run it came from; wrong names, shapes, dtypes and headers
 #              refused on every rank
 #   corrupt    a flipped byte, then a truncated shard: refused by their CRC and
@@ -122,7 +122,7 @@ reshard)
     done
     ;;
 safetensors)
-    for model in gpt-tiny llama-tiny bert-tiny vit-tiny bert-tiny-cls swin-tiny; do
+    for model in gpt-tiny llama-tiny bert-tiny vit-tiny bert-tiny-cls swin-tiny t5-tiny; do
         build "$model-a" 4 tp=2,pp=1,dp=2 "$model"
         build "$model-b" 2 tp=1,pp=2,dp=1,m=2 "$model"
         run "$model-a" 4 --steps 3 --export-safetensors "$model.safetensors" --dump "$model-a.dump" > /dev/null
@@ -158,6 +158,20 @@ EOF
         '"classifier.weight":{"dtype":"F32","shape":\[4,64\]' '"classifier.bias"'; do
         grep -q "$t" bert-tiny-cls.safetensors || fail "BERT classifier names: $t"
     done
+    # T5ForConditionalGeneration's names and shapes: the shared table, each stack's blocks and bias table
+    for t in '"shared.weight":{"dtype":"F32","shape":\[256,64\]' \
+        '"encoder.block.0.layer.0.SelfAttention.q.weight":{"dtype":"F32","shape":\[64,64\]' \
+        '"encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight":{"dtype":"F32","shape":\[32,4\]' \
+        '"encoder.block.1.layer.1.DenseReluDense.wi.weight":{"dtype":"F32","shape":\[256,64\]' \
+        '"encoder.final_layer_norm.weight"' \
+        '"decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight":{"dtype":"F32","shape":\[32,4\]' \
+        '"decoder.block.1.layer.1.EncDecAttention.k.weight":{"dtype":"F32","shape":\[64,64\]' \
+        '"decoder.block.1.layer.1.layer_norm.weight"' '"decoder.block.1.layer.2.DenseReluDense.wo.weight":{"dtype":"F32","shape":\[64,256\]' \
+        '"decoder.final_layer_norm.weight"'; do
+        grep -q "$t" t5-tiny.safetensors || fail "T5 names: $t"
+    done
+    [ "$(grep -a -o 'relative_attention_bias' t5-tiny.safetensors | wc -l)" -eq 2 ] ||
+        fail "T5: a bias table other than each stack's first block's"
     # SwinForImageClassification's: the bias table (entries, heads), the stage's downsample
     for t in '"swin.embeddings.patch_embeddings.projection.weight":{"dtype":"F32","shape":\[32,3,2,2\]' \
         '"swin.embeddings.norm.weight":{"dtype":"F32","shape":\[32\]' \

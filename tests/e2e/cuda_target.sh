@@ -9,7 +9,7 @@
 # last check is skipped (77): the GPU check (tests/gpu/) is the one to run.
 # A model with dropout is refused for the CUDA target, layer by layer, and
 # so are ViT's and BERT-classifier's layers (patch embedding, token types,
-# classifier) and Swin's (windowed blocks, patch merging).
+# classifier), Swin's (windowed blocks, patch merging) and T5's blocks.
 set -u
 galvc=$1 mpiexec=$2 work=$3 ptxas=$4
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -64,7 +64,8 @@ fi
 # The vision and classifier layers and token types: refused where each is.
 for case in "vit-tiny:patch_embedding.0:a patch_embedding" "vit-tiny:classifier.0:a classifier" \
     "bert-tiny-cls:embedding.0:token types" "bert-tiny-cls:classifier.0:a classifier" \
-    "swin-tiny:encoder.1:windowed attention" "swin-tiny:patch_merging.0:a patch_merging"; do
+    "swin-tiny:encoder.1:windowed attention" "swin-tiny:patch_merging.0:a patch_merging" \
+    "t5-tiny:encoder.0:T5's blocks are" "t5-tiny:cross_decoder.0:T5's blocks are"; do
     model=${case%%:*} rest=${case#*:}
     layer=${rest%%:*} what=${rest#*:}
     if "$galvc" "$src/examples/$model.gv" --devices 1 --target cuda -o "train-$model" 2>"$model.err"; then

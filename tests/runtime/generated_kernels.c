@@ -327,6 +327,27 @@ static void att_softmax_bwd(void (*fn)(void), int R, int T, int flags) {
     compare(GRT_K_ATT_SOFTMAX_BWD, "datt", datt, ref, (size_t)rows * T, TOL);
 }
 
+static void t5_softmax_fwd(void (*fn)(void), int R, int T, int flags) {
+    int t0, causal = flags & GRT_KF_CAUSAL, rows = att_rows(R, T, causal, &t0);
+    float *att = scores(rows, T, t0, causal), *ref = dup(att, (size_t)rows * T);
+    const float *bias = rand_buf((size_t)rows * T, -3, 3);
+    LAUNCH(GrtT5SoftmaxFwdFn, rows, att, bias, t0);
+    grt_t5_softmax_forward(ref, bias, rows, T, t0, causal);
+    compare(GRT_K_T5_SOFTMAX_FWD, "att", att, ref, (size_t)rows * T, TOL);
+}
+
+static void t5_softmax_bwd(void (*fn)(void), int R, int T, int flags) {
+    int t0, causal = flags & GRT_KF_CAUSAL, rows = att_rows(R, T, causal, &t0);
+    float *att = scores(rows, T, t0, causal);
+    grt_attention_softmax_forward(att, rows, T, t0, causal, 1.0f);
+    float *datt = scores(rows, T, t0, causal), *ref = dup(datt, (size_t)rows * T);
+    float *dbias = rand_buf((size_t)rows * T, -1, 1), *rdbias = dup(dbias, (size_t)rows * T);
+    LAUNCH(GrtT5SoftmaxBwdFn, rows, datt, att, dbias, t0);
+    grt_t5_softmax_backward(ref, att, rdbias, rows, T, t0, causal);
+    compare(GRT_K_T5_SOFTMAX_BWD, "datt", datt, ref, (size_t)rows * T, TOL);
+    compare(GRT_K_T5_SOFTMAX_BWD, "dbias", dbias, rdbias, (size_t)rows * T, TOL);
+}
+
 /* logits (R, ld = kc[0] > V): the last columns padding the kernel must leave alone */
 static void xent_fwd(void (*fn)(void), int R, int V, int flags) {
     (void)flags;
@@ -570,7 +591,8 @@ static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_ATT_SOFTMAX_BWD] = att_softmax_bwd, [GRT_K_XENT_FWD] = xent_fwd,      [GRT_K_XENT_BWD] = xent_bwd,
     [GRT_K_SUMSQ] = sumsq,                 [GRT_K_ADAMW] = adamw,                 [GRT_K_ADAM] = adam_,
     [GRT_K_SGD] = sgd,                     [GRT_K_DROPOUT] = dropout,             [GRT_K_PATCH_FWD] = patch_fwd,
-    [GRT_K_PATCH_BWD] = patch_bwd,         [GRT_K_WIN_GATHER] = win_gather,       [GRT_K_WIN_SCATTER] = win_scatter,
+    [GRT_K_PATCH_BWD] = patch_bwd,         [GRT_K_T5_SOFTMAX_FWD] = t5_softmax_fwd,
+    [GRT_K_T5_SOFTMAX_BWD] = t5_softmax_bwd, [GRT_K_WIN_GATHER] = win_gather,       [GRT_K_WIN_SCATTER] = win_scatter,
     [GRT_K_WIN_SOFTMAX_FWD] = win_softmax_fwd, [GRT_K_MERGE_GATHER] = merge_gather, [GRT_K_MERGE_SCATTER] = merge_scatter,
     [GRT_K_BF16] = bf16,                   [GRT_K_BF16_WIDEN] = bf16_widen,
 };

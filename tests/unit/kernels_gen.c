@@ -31,6 +31,8 @@ int main(int argc, char **argv) {
         [GRT_K_EMBED_BWD] = {GRT_KF_POS},
         [GRT_K_ATT_SOFTMAX_FWD] = {GRT_KF_CAUSAL},
         [GRT_K_ATT_SOFTMAX_BWD] = {GRT_KF_CAUSAL},
+        [GRT_K_T5_SOFTMAX_FWD] = {GRT_KF_CAUSAL},
+        [GRT_K_T5_SOFTMAX_BWD] = {GRT_KF_CAUSAL},
         [GRT_K_SGD] = {GRT_KF_MOMENTUM, GRT_KF_MOMENTUM | GRT_KF_NESTEROV},
         [GRT_K_DROPOUT] = {GRT_KF_RESIDUAL},
         [GRT_K_BF16] = {GRT_KF_WIDE},

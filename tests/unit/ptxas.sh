@@ -1,6 +1,7 @@
 #!/bin/sh
 # ptxas.sh GALVC WORKDIR — the PTX galvc generates (--emit=ptx) for gpt-tiny
-# (LayerNorm, GELU), gpt-tiny-dropout (dropout), llama-tiny (RMSNorm, SwiGLU)
+# (LayerNorm, GELU), gpt-tiny-dropout (dropout), llama-tiny (RMSNorm, SwiGLU), t5-tiny-dropout (T5's
+# relative bias softmax, the unscaled cross-attention softmax)
 # and gpt-tiny in bf16 (gpt-tiny@bf16: its GEMM operands' bf16 rounding), for sm_80 and sm_90,
 # assembled by the CUDA toolkit's ptxas: the GPU check that needs no GPU.
 # Exit 77 (skipped) where the toolkit is not installed.
@@ -14,7 +15,7 @@ if [ ! -x "$ptxas" ]; then
 fi
 mkdir -p "$work"
 status=0
-for model in gpt-tiny gpt-tiny-dropout llama-tiny gpt-tiny@bf16; do
+for model in gpt-tiny gpt-tiny-dropout llama-tiny t5-tiny-dropout gpt-tiny@bf16; do
     file=${model%@*} precision=fp32
     case $model in *@*) precision=${model#*@} ;; esac
     for arch in sm_80 sm_90; do
