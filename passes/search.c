@@ -335,12 +335,14 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
     return res;
 }
 
-/* Would leaving checkpointing out shrink layers [first, last)'s reserve
- * (some candidate of DP degree min_dp or more checkpoints with a larger
- * checkpoint area than the others hold)? */
-static bool ckpt_area_matters(const CostTable *t, int first, int last, int min_dp) {
-    return stage_reserve(t, first, last, 0, false, false, NULL, min_dp, true) <
-           stage_reserve(t, first, last, 0, false, false, NULL, min_dp, false);
+/* Would leaving checkpointing out shrink layers [first, last)'s reserve by
+ * a part in 256 of the budget or more (some candidate of DP degree min_dp
+ * or more checkpoints with a larger checkpoint area than the others hold)?
+ * Less could not buy a faster plan worth another DP. */
+static bool ckpt_area_matters(const CostTable *t, int first, int last, int min_dp, int64_t budget) {
+    return stage_reserve(t, first, last, 0, false, false, NULL, min_dp, false) -
+               stage_reserve(t, first, last, 0, false, false, NULL, min_dp, true) >=
+           budget / 256;
 }
 
 /* Split L layers into pp contiguous, non-empty stages by weight: cut after
@@ -431,7 +433,7 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
              * a plan that does not checkpoint need not hold the checkpoint
              * area its candidates that do would take */
             w->no_ckpt = f % 2;
-            if (w->no_ckpt && !ckpt_area_matters(t, start[k], start[k + 1], (int)min_dp)) continue;
+            if (w->no_ckpt && !ckpt_area_matters(t, start[k], start[k + 1], (int)min_dp, budget)) continue;
             StageResult q =
                 stage_dp(w, t, start[k], start[k + 1], in_flight, k > 0, k < pp - 1,
                          copy && (k == ke || k == kh) ? t->tied_sum_bytes : 0, copy && k == kh, (int)min_dp, budget,

@@ -67,6 +67,8 @@ static double brute_force(const CostTable *t, int64_t budget) {
         int min_dp = f / 2;
         bool no_ckpt = f % 2;
         if (devices % min_dp) continue; /* the DP degrees a stage can have */
+        /* the pass without checkpointing, where it frees a part in 256 of the budget */
+        if (no_ckpt && reserve_of(t, NULL, min_dp, false) - reserve_of(t, NULL, min_dp, true) < budget / 256) continue;
         int64_t reserve = reserve_of(t, NULL, min_dp, no_ckpt);
         if (reserve >= budget) continue;
         int64_t cap = (budget - reserve) / MIB;
