@@ -11,56 +11,13 @@
  * finite differences; the path the blocks run (window order, BLAS, the
  * generated kernels' references) against the direct loops. Prints the
  * worst errors. */
-#include "../unit/check.h"
-#include "galvrt.h"
+#define LAYER_TEST_SEED 4242u
+#include "layer_test.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static unsigned seed = 4242u;
-
-/* Every buffer a test allocates, freed at the end; every layer made, kept
- * (its activations are the runtime's, held until the process ends). */
-static void *owned[256];
-static int n_owned;
-static GrtLayer layers[16];
-static int n_layers;
-
-static void keep(const GrtLayer *l) {
-    CHECK(n_layers < 16);
-    if (n_layers < 16) layers[n_layers++] = *l;
-}
-
-static void *tcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size);
-    CHECK(p != NULL && n_owned < 256);
-    if (n_owned < 256) owned[n_owned++] = p;
-    return p;
-}
-
-static double rnd(void) {
-    seed = seed * 1103515245u + 12345u;
-    return ((seed >> 8) & 0xffff) / 32768.0 - 1.0;
-}
-
-static float *frand(size_t n, double scale) {
-    float *x = tcalloc(n, sizeof(float));
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(scale * rnd());
-    return x;
-}
-
-/* The worst |got - want| / max(1, |want|); NaN propagates. */
-static double worst_err(const float *got, const double *want, size_t n) {
-    double w = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs(got[i] - want[i]) / fmax(1.0, fabs(want[i]));
-        if (!(e <= w)) w = e;
-    }
-    return w;
-}
 
 /* ---- the geometry, built a second way ------------------------------------------ */
 
@@ -392,7 +349,6 @@ int main(void) {
     test_merge(2, 4, 3);
     test_merge(1, 6, 5);
     test_plain_patch(2, 3, 8, 2, 5);
-    while (n_owned)
-        free(owned[--n_owned]);
+    free_owned();
     return check_report();
 }

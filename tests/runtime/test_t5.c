@@ -9,38 +9,14 @@
  * recomputation of its attention (no scale, the bias, the mask); with
  * dropout at every site too (its masks fixed by the step and sequence).
  * Prints the worst errors. */
-#include "../unit/check.h"
-#include "galvrt.h"
+#define LAYER_TEST_SEED 2024u
+#include "layer_test.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned seed = 2024u;
-static void *owned[256];
-static int n_owned;
-static GrtLayer layers[16]; /* every layer made, kept: its activations are the runtime's, held to the end */
-static int n_layers;
-
-static void *tcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size);
-    CHECK(p != NULL && n_owned < 256);
-    if (n_owned < 256) owned[n_owned++] = p;
-    return p;
-}
-
-static double rnd(void) {
-    seed = seed * 1103515245u + 12345u;
-    return ((seed >> 8) & 0xffff) / 32768.0 - 1.0;
-}
-
-static float *frand(size_t n, double scale) {
-    float *x = tcalloc(n, sizeof(float));
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(scale * rnd());
-    return x;
-}
 
 /* Buckets worked by hand: 32 buckets, max distance 128. Bidirectional: 16 a
  * side, distances under 8 exact, then 8 + floor(8 ln(d / 8) / ln 16);
@@ -102,7 +78,7 @@ static Case make_case(const GrtLayerSpec *s, int B) {
     c.n = (size_t)B * R * s->C;
     c.in = frand(c.n, 1.0), c.out = tcalloc(c.n, sizeof(float)), c.r = frand(c.n, 1.0);
     c.din = tcalloc(c.n, sizeof(float));
-    if (n_layers < 16) layers[n_layers++] = c.l;
+    keep(&c.l);
     return c;
 }
 
@@ -224,7 +200,6 @@ int main(void) {
     test_norm(2, 0);
     test_norm(1, 0.3f);
     test_norm(2, 0.3f);
-    while (n_owned)
-        free(owned[--n_owned]);
+    free_owned();
     return check_report();
 }

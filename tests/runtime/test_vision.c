@@ -10,46 +10,14 @@
  * (label, pixels, the record of each image of a step), bad files refused,
  * synthetic images the same for the same seed and learnable (an image is
  * nearer its own class's mean than another's). Prints the worst errors. */
-#include "../unit/check.h"
-#include "galvrt.h"
+#define LAYER_TEST_SEED 12345u
+#include "layer_test.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static unsigned seed = 12345u;
-
-/* Every buffer a test allocates, freed at the end; every layer made, kept
- * (its activations are the runtime's, held until the process ends). */
-static void *owned[512];
-static int n_owned;
-static GrtLayer layers[32];
-static int n_layers;
-
-static void *tcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size);
-    CHECK(p != NULL && n_owned < 512);
-    if (n_owned < 512) owned[n_owned++] = p;
-    return p;
-}
-
-static void free_owned(void) {
-    while (n_owned) free(owned[--n_owned]);
-}
-
-static double rnd(void) {
-    seed = seed * 1103515245u + 12345u;
-    return ((seed >> 8) & 0xffff) / 32768.0 - 1.0;
-}
-
-static float *frand(size_t n, double scale) {
-    float *x = tcalloc(n, sizeof(float));
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(scale * rnd());
-    return x;
-}
 
 /* A layer of spec s bound to fresh buffers, its parameters random. */
 static GrtLayer make_layer(const GrtLayerSpec *s, int B, int T) {
@@ -58,19 +26,10 @@ static GrtLayer make_layer(const GrtLayerSpec *s, int B, int T) {
     float *params = frand(l.n_params, 0.5), *grads = tcalloc(l.n_params, sizeof(float));
     size_t work = grt_layer_work_floats(&l);
     grt_layer_bind(&l, params, grads, 1, tcalloc(work + 1, sizeof(float)), NULL);
-    if (n_layers < 32) layers[n_layers++] = l;
+    keep(&l);
     return l;
 }
 
-/* The worst |got - want| / max(1, |want|). */
-static double worst_err(const float *got, const double *want, size_t n) {
-    double w = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs(got[i] - want[i]) / fmax(1.0, fabs(want[i]));
-        if (!(e <= w)) w = e; /* NaN propagates */
-    }
-    return w;
-}
 
 /* ---- patch embedding --------------------------------------------------------- */
 
