@@ -19,14 +19,26 @@
  *    (Korthikanti et al. 2022: the stream between layers split over the
  *    sequence; less activation memory, an all-gather and a reduce-scatter
  *    for each all-reduce and the norms gathered again in backward);
+ *  - with tp = 1, Ulysses sequence parallelism of any degree u > 1 dividing
+ *    n (Jacobs et al. 2023, DeepSpeed-Ulysses): n = u x dp, each sample's
+ *    tokens split over the u consecutive ranks of a Ulysses group, the heads
+ *    split over them inside attention by two all-to-alls; the u x dp ranks
+ *    hold the same weights, so plain DP, ZeRO-1/2 or ZeRO-3 over all of
+ *    them. Ulysses is not combined with TP in one layer: that would add a
+ *    third degree to every stage (GPT-3 on 1,024 devices would cost over
+ *    twice the strategies) for plans whose heads rarely divide by tp x u;
  *  - each of these with or without activation checkpointing.
  * For N = 8, 16, 32, 64 this gives 67, 121, 191, 277 strategies (40, 69,
  * 106, 151 without SP; Galvatron's 22, 37, 56, 79 with DP and SDP alone);
  * for N = 6, 12, 24 it gives 51, 143, 283 (32, 82, 156 without SP; 18, 44,
- * 82 with DP and SDP alone); 781 for 1,024; twice that with checkpointing. Where TP's groups sit against the nodes (fast links or
- * not) is the cost model's to price (cost.c). 
+ * 82 with DP and SDP alone); 781 for 1,024. Ulysses adds 4 for each
+ * (pp, u > 1): 91, 161, 251, 361 for N = 8, 16, 32, 64 (24, 40, 60, 84 of
+ * them Ulysses), 71, 191, 371 for 6, 12, 24, 1,001 for 1,024; twice that
+ * with checkpointing. Where TP's groups sit against the nodes (fast links or
+ * not) is the cost model's to price (cost.c).
  * Plan hints remove branches (forbidding dp removes plain DP and ZeRO-1/2,
- * zero ZeRO-1/2, sdp ZeRO-3, sp sequence parallelism). */
+ * zero ZeRO-1/2, sdp ZeRO-3, sp Megatron sequence parallelism, ulysses
+ * Ulysses; max_tp caps tp alone). */
 #include "passes.h"
 
 static void add(StrategySet *set, Arena *a, Strategy s) {
@@ -47,12 +59,35 @@ static bool allowed(const Strategy *s, const PlanHints *h) {
     if (h->max_tp && s->tp > h->max_tp) return false;
     if ((h->forbid & 1u << FAMILY_PP) && s->pp > 1) return false;
     if ((h->forbid & 1u << FAMILY_TP) && s->tp > 1) return false;
-    if ((h->forbid & 1u << FAMILY_DP) && s->dp > 1 && !s->sdp) return false; /* DP and ZeRO-1/2 */
+    if ((h->forbid & 1u << FAMILY_DP) && strategy_replicas(s) > 1 && !s->sdp) return false; /* DP and ZeRO-1/2 */
     if ((h->forbid & 1u << FAMILY_SDP) && s->sdp) return false;
     if ((h->forbid & 1u << FAMILY_ZERO) && (strategy_zero(s) == 1 || strategy_zero(s) == 2)) return false;
     if ((h->forbid & 1u << FAMILY_CKPT) && s->ckpt) return false;
     if ((h->forbid & 1u << FAMILY_SP) && s->sp) return false;
+    if ((h->forbid & 1u << FAMILY_ULYSSES) && strategy_ulysses(s) > 1) return false;
     return true;
+}
+
+/* Stage of n devices, tp 1: each Ulysses degree u > 1 dividing n, with dp = n / u and the u x dp
+ * replicas' plain DP, ZeRO-1, ZeRO-2 or ZeRO-3. */
+static void add_ulysses(StrategySet *out, Arena *a, int64_t pp, int64_t n, const int64_t *div, int n_div, bool ckpt,
+                        const PlanHints *hints) {
+    for (int j = 1; j < n_div && div[j] <= n; j++) { /* div ascending, div[0] = 1 */
+        int64_t u = div[j];
+        if (n % u) continue;
+        for (int zero = 0; zero <= 3; zero++)
+            for (int c = 0; c <= (int)ckpt; c++) {
+                Strategy s = {.pp = (int)pp,
+                              .tp = 1,
+                              .dp = (int)(n / u),
+                              .sdp = zero == 3,
+                              .tp_consec = true,
+                              .ckpt = c,
+                              .zero = zero < 3 ? zero : 0,
+                              .ulysses = (int)u};
+                if (allowed(&s, hints)) add(out, a, s);
+            }
+    }
 }
 
 bool pass_prune(int64_t devices, bool ckpt, const PlanHints *hints, Arena *a, StrategySet *out) {
@@ -71,10 +106,11 @@ bool pass_prune(int64_t devices, bool ckpt, const PlanHints *hints, Arena *a, St
                     for (int sp = 0; sp <= (tp > 1); sp++)
                         for (int c = 0; c <= (int)ckpt; c++) {
                             Strategy s = {(int)pp, (int)tp, (int)dp, zero == 3, consec, c, zero < 3 ? zero : 0,
-                                          false, sp};
+                                          false,   sp,      1};
                             if (allowed(&s, hints)) add(out, a, s);
                         }
         }
+        add_ulysses(out, a, pp, n, div, n_div, ckpt, hints); /* after the others: ties keep going to them */
     }
     return true;
 }

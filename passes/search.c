@@ -91,12 +91,14 @@ static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in
            in_flight * (t->token_bytes + (prev ? in : 0) + (next ? out : 0)) + t->loss_bytes;
 }
 
-/* The reshard cost depends only on the TP degree, nesting and sequence split of the two
+/* The reshard cost depends only on the TP degree, nesting, sequence split and Ulysses degree of the two
  * strategies, so strategies fall into a few classes; the DP merges the
  * frontiers of a class once instead of once per strategy. */
 static int class_of(const Strategy *s, const Strategy *all, int n) {
     for (int k = 0; k < n; k++)
-        if (all[k].tp == s->tp && all[k].tp_consec == s->tp_consec && strategy_sp(&all[k]) == strategy_sp(s)) return k;
+        if (all[k].tp == s->tp && all[k].tp_consec == s->tp_consec && strategy_sp(&all[k]) == strategy_sp(s) &&
+            strategy_ulysses(&all[k]) == strategy_ulysses(s))
+            return k;
     die("strategy not in its set");
 }
 
@@ -374,7 +376,7 @@ typedef struct Candidate {
 static int64_t same_stage_tied_copy(const CostTable *t, const int *choice) {
     const Strategy *e = &t->strategies[choice[t->tied_emb]], *h = &t->strategies[choice[t->tied_head]];
     if (e->tp == h->tp && strategy_tp_consecutive(e) == strategy_tp_consecutive(h) && !strategy_zero(e) &&
-        !strategy_zero(h))
+        !strategy_zero(h) && strategy_ulysses(e) == strategy_ulysses(h))
         return 0;
     return t->tied_copy_bytes[choice[t->tied_head]] + t->tied_sum_bytes;
 }
@@ -417,7 +419,7 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
     int max_dp = 1;
     for (int q = 0; q < t->n_strategies; q++)
         if (t->strategies[q].dp > max_dp) max_dp = t->strategies[q].dp;
-    int64_t floors[MAX_DIVISORS], n = t->n_strategies ? (int64_t)t->strategies[0].tp * t->strategies[0].dp : 1;
+    int64_t floors[MAX_DIVISORS], n = t->n_strategies ? strategy_stage_devices(&t->strategies[0]) : 1;
     int n_floors = divisors_upto(n, max_dp, floors);
     for (int k = 0; k < pp; k++) {
         int64_t in_flight = schedule == SCHED_GPIPE ? m : (pp - k < m ? pp - k : m);
@@ -623,13 +625,17 @@ static StrategySet strategies_for(const SearchRequest *req, const StrategySet *a
 
 /* Drop from set the strategies whose TP degree some layer of the model
  * does not split (ir/runtime_layer.c; with any device count, 3 or 6 may not
- * divide the heads), or whose sequence parallelism some layer does not
- * run: the program could not run them. */
-static void keep_splitting_tp(const Graph *g, StrategySet *set) {
+ * divide the heads), or whose sequence parallelism or Ulysses degree some
+ * layer does not run: the program could not run them. Ulysses stays only
+ * where the request lets it in (SearchRequest.ulysses). */
+static void keep_splitting_tp(const Graph *g, bool ulysses, StrategySet *set) {
     int n = 0;
     for (int k = 0; k < set->n; k++) {
         const Strategy *s = &set->items[k];
-        if (graph_tp_splits(g, s->tp) && (!strategy_sp(s) || graph_sp_splits(g, s->tp))) set->items[n++] = *s;
+        int u = strategy_ulysses(s);
+        if (graph_tp_splits(g, s->tp) && (!strategy_sp(s) || graph_sp_splits(g, s->tp)) &&
+            (u == 1 || (ulysses && graph_ulysses_splits(g, s->tp, u))))
+            set->items[n++] = *s;
     }
     set->n = n;
 }
@@ -739,7 +745,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     plan->reserve = reserve;
     StrategySet all;
     if (!pass_prune(devices, true, req->uniform ? NULL : h, a, &all)) return false;
-    keep_splitting_tp(g, &all);
+    keep_splitting_tp(g, req->ulysses, &all);
 
     int sched = req->fixed ? req->fixed->schedule : req->schedule ? req->schedule : h->schedule;
     int schedule = sched == SCHED_GPIPE ? SCHED_GPIPE : SCHED_1F1B; /* for v = 1 */

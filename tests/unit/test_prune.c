@@ -1,16 +1,24 @@
 /* test_prune.c — the decision tree's strategy counts (Galvatron's, with
  * ZeRO-1 and ZeRO-2 beside DP and SDP, and every TP strategy with and
- * without Megatron-SP) for powers of two and for any other device count,
- * every leaf well formed and distinct; hints remove branches. */
+ * without Megatron-SP, and Ulysses of every degree without TP) for powers
+ * of two and for any other device count, every leaf well formed and
+ * distinct; hints remove branches. */
 #include "check.h"
 #include "passes/passes.h"
 
 static void test_galvatron_counts(void) {
     static const struct {
         int devices, plain, with_ckpt;
-    } want[] = {{8, 67, 134},  {16, 121, 242}, {32, 191, 382}, {64, 277, 554},
+    } want[] = {{8, 91, 182},
+                {16, 161, 322},
+                {32, 251, 502},
+                {64, 361, 722},
                 /* any factorization: 6 = 2 x 3, 12 = 2^2 x 3, 24 = 2^3 x 3 (3 nodes of 8), a prime */
-                {6, 51, 102},  {12, 143, 286}, {24, 283, 566}, {7, 7, 14}, {1024, 781, 1562}};
+                {6, 71, 142},
+                {12, 191, 382},
+                {24, 371, 742},
+                {7, 11, 22},
+                {1024, 1001, 2002}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         Arena *a = arena_new();
         StrategySet set;
@@ -20,9 +28,10 @@ static void test_galvatron_counts(void) {
         CHECK_EQ(set.n, want[i].with_ckpt);
         for (int k = 0; k < set.n; k++) {
             const Strategy *s = &set.items[k];
-            CHECK_EQ((int64_t)s->pp * s->tp * s->dp, want[i].devices);
-            CHECK(!s->sdp || s->dp > 1);
-            CHECK(s->zero == 0 || (s->zero <= 2 && s->dp > 1 && !s->sdp));
+            CHECK_EQ(s->pp * strategy_stage_devices(s), want[i].devices);
+            CHECK(!s->sdp || strategy_replicas(s) > 1);
+            CHECK(s->zero == 0 || (s->zero <= 2 && strategy_replicas(s) > 1 && !s->sdp));
+            CHECK(strategy_ulysses(s) == 1 || (s->tp == 1 && !s->sp));
             CHECK(!s->zero3_once);
             CHECK(s->tp_consec || (s->tp > 1 && s->dp > 1));
             CHECK(!s->sp || s->tp > 1);
@@ -37,10 +46,13 @@ static void test_hints(void) {
     StrategySet set;
     PlanHints h = {.pp = 2, .max_tp = 2, .forbid = 1u << FAMILY_SDP};
     CHECK(pass_prune(8, true, &h, a, &set));
-    /* pp=2: 4 devices per stage; tp 1 (dp 4) or 2 (dp 2, two nestings, with and without SP), each DP, ZeRO-1
-     * or ZeRO-2; no sdp; x2 ckpt */
-    CHECK_EQ(set.n, (1 + 2 * 2) * 3 * 2);
+    /* pp=2: 4 devices per stage; tp 1 (dp 4) or 2 (dp 2, two nestings, with and without SP), or Ulysses 2
+     * (dp 2) or 4 (dp 1), each DP, ZeRO-1 or ZeRO-2; no sdp; x2 ckpt */
+    CHECK_EQ(set.n, (1 + 2 * 2 + 2) * 3 * 2);
     h.forbid |= 1u << FAMILY_SP;
+    CHECK(pass_prune(8, true, &h, a, &set));
+    CHECK_EQ(set.n, (1 + 2 + 2) * 3 * 2);
+    h.forbid |= 1u << FAMILY_ULYSSES;
     CHECK(pass_prune(8, true, &h, a, &set));
     CHECK_EQ(set.n, (1 + 2) * 3 * 2);
     for (int k = 0; k < set.n; k++) {
@@ -49,10 +61,11 @@ static void test_hints(void) {
         CHECK(!set.items[k].sdp);
     }
     CHECK(!pass_prune(0, false, NULL, a, &set));
-    /* on 6 devices, TP at most 3: pp 1 (tp 1, 2, 3) and pp 2 (tp 1, 3), pp 3 (tp 1, 2), pp 6 */
+    /* on 6 devices, TP at most 3: pp 1 (tp 1, 2, 3) and pp 2 (tp 1, 3), pp 3 (tp 1, 2), pp 6; Ulysses
+     * (DP or ZeRO-3) 2, 3, 6 at pp 1, 3 at pp 2, 2 at pp 3 */
     h = (PlanHints){.max_tp = 3, .forbid = 1u << FAMILY_ZERO | 1u << FAMILY_SP};
     CHECK(pass_prune(6, false, &h, a, &set));
-    CHECK_EQ(set.n, (2 + 4 + 4) + (2 + 1) + (2 + 1) + 1);
+    CHECK_EQ(set.n, (2 + 4 + 4) + (2 + 1) + (2 + 1) + 1 + 2 * 5);
     for (int k = 0; k < set.n; k++) CHECK(set.items[k].tp <= 3 && 6 % set.items[k].tp == 0);
     arena_free(a);
 }
@@ -65,7 +78,7 @@ static void test_max_devices(void) {
     CHECK(pass_prune(INT64_C(1) << 30, true, NULL, a, &set));
     CHECK(set.n > 0);
     for (int k = 0; k < set.n; k++)
-        CHECK_EQ((int64_t)set.items[k].pp * set.items[k].tp * set.items[k].dp, INT64_C(1) << 30);
+        CHECK_EQ(set.items[k].pp * strategy_stage_devices(&set.items[k]), INT64_C(1) << 30);
     CHECK(!pass_prune(INT64_C(1) << 31, false, NULL, a, &set));
     CHECK(!pass_prune(INT64_C(1) << 40, false, NULL, a, &set));
     arena_free(a);
@@ -80,7 +93,8 @@ static void test_galvatron_subset(void) {
         StrategySet set;
         CHECK(pass_prune(devices[i], false, NULL, a, &set));
         int n = 0;
-        for (int k = 0; k < set.n; k++) n += set.items[k].zero == 0 && !set.items[k].sp;
+        for (int k = 0; k < set.n; k++)
+            n += set.items[k].zero == 0 && !set.items[k].sp && strategy_ulysses(&set.items[k]) == 1;
         CHECK_EQ(n, galvatron[i]);
         arena_free(a);
     }
@@ -89,7 +103,16 @@ static void test_galvatron_subset(void) {
 /* Against a count by brute force: every (pp, tp, dp) with pp tp dp = N is a
  * leaf, with 1 strategy when dp = 1, 4 (DP, ZeRO-1, ZeRO-2, ZeRO-3) when
  * tp = 1 < dp, and 8 (both nestings) when both exceed 1; twice that (with
- * and without Megatron-SP) when tp > 1. */
+ * and without Megatron-SP) when tp > 1; and with tp = 1 each Ulysses
+ * degree u > 1 dividing N / pp, 4 strategies (the u x dp replicas' DP,
+ * ZeRO-1, ZeRO-2, ZeRO-3). */
+static int64_t count_divisors(int64_t n) {
+    int64_t c = 0;
+    for (int64_t d = 1; d <= n; d++)
+        c += n % d == 0;
+    return c;
+}
+
 static void test_every_factorization(void) {
     for (int n = 1; n <= 48; n++) {
         Arena *a = arena_new();
@@ -106,15 +129,41 @@ static void test_every_factorization(void) {
                     here += set.items[k].pp == pp && set.items[k].tp == tp;
                     sp += set.items[k].pp == pp && set.items[k].tp == tp && set.items[k].sp;
                 }
-                CHECK_EQ(here, leaf);
+                CHECK_EQ(here, leaf + (tp > 1 ? 0 : 4 * (dp > 1 ? (int)count_divisors(dp) - 1 : 0)));
                 CHECK_EQ(sp, tp > 1 ? leaf / 2 : 0);
+                if (tp == 1) want += 4 * ((int)count_divisors(dp) - 1);
             }
         CHECK_EQ(set.n, want);
         arena_free(a);
     }
 }
 
+/* Ulysses's leaves alone: 4 for each (pp, u > 1) with u | N / pp, so
+ * 24, 40, 84, 220 on 8, 16, 64, 1,024 devices; tp 1 in each, every
+ * degree a divisor; forbid=[ulysses] removes them all. */
+static void test_ulysses_counts(void) {
+    static const int devices[] = {8, 16, 64, 1024}, want[] = {24, 40, 84, 220};
+    for (int i = 0; i < 4; i++) {
+        Arena *a = arena_new();
+        StrategySet set;
+        CHECK(pass_prune(devices[i], false, NULL, a, &set));
+        int n = 0;
+        for (int k = 0; k < set.n; k++) {
+            const Strategy *s = &set.items[k];
+            if (strategy_ulysses(s) == 1) continue;
+            n++;
+            CHECK(s->tp == 1 && devices[i] % (s->pp * s->ulysses) == 0);
+        }
+        CHECK_EQ(n, want[i]);
+        PlanHints h = {.forbid = 1u << FAMILY_ULYSSES};
+        CHECK(pass_prune(devices[i], false, &h, a, &set));
+        CHECK_EQ(set.n, (int)(devices[i] == 8 ? 67 : devices[i] == 16 ? 121 : devices[i] == 64 ? 277 : 781));
+        arena_free(a);
+    }
+}
+
 int main(void) {
+    test_ulysses_counts();
     test_every_factorization();
     test_galvatron_subset();
     test_galvatron_counts();

@@ -118,6 +118,7 @@ static void keep_runnable(const Spec *s, StrategySet *set) {
             const Layer *l = s->graph->layers[i];
             if (l->kind == LAYER_DECODER) ok = ok && l->heads % set->items[k].tp == 0 && l->ffn % set->items[k].tp == 0;
         }
+        ok = ok && (strategy_ulysses(&set->items[k]) == 1 || graph_ulysses_splits(s->graph, 1, set->items[k].ulysses));
         if (ok) set->items[n++] = set->items[k];
     }
     set->n = n;
@@ -157,7 +158,7 @@ static void test_dp_equals_brute_force(void) {
         if (!s) { arena_free(a); continue; }
         HwProfile hw = cpu_hw(s);
         Plan plan;
-        SearchRequest req = {.devices = devices};
+        SearchRequest req = {.devices = devices, .ulysses = true}; /* Ulysses too, as where the program runs it */
         CHECK(pass_search(s, &hw, &req, a, &plan));
         StrategySet set;
         pass_prune(devices, true, &s->hints, a, &set);
