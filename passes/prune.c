@@ -23,18 +23,23 @@
  *    n (Jacobs et al. 2023, DeepSpeed-Ulysses): n = u x dp, each sample's
  *    tokens split over the u consecutive ranks of a Ulysses group, the heads
  *    split over them inside attention by two all-to-alls; the u x dp ranks
- *    hold the same weights, so plain DP, ZeRO-1/2 or ZeRO-3 over all of
- *    them. Ulysses is not combined with TP in one layer: that would add a
- *    third degree to every stage (GPT-3 on 1,024 devices would cost over
- *    twice the strategies) for plans whose heads rarely divide by tp x u;
+ *    hold the same weights, here sharded over all of them (ZeRO-3, as
+ *    Galvatron's Ulysses plans shard theirs: the shipped LLaMA-2-7B config's
+ *    vsp 1 with embed_sdp 1). Ulysses is not combined with TP in one layer,
+ *    which would add a third degree to every stage for plans whose heads
+ *    rarely divide by tp x u; and plain DP, ZeRO-1 and ZeRO-2 with Ulysses
+ *    are left to --uniform and imported plans: with them the search over
+ *    LLaMA-2-7B on 8 devices took 0.27-0.31 s of CPU against 0.16-0.19
+ *    without Ulysses (ZeRO-3 alone: 0.23-0.26; merging larger Pareto
+ *    frontiers, not the count, costs it);
  *  - each of these with or without activation checkpointing.
  * For N = 8, 16, 32, 64 this gives 67, 121, 191, 277 strategies (40, 69,
  * 106, 151 without SP; Galvatron's 22, 37, 56, 79 with DP and SDP alone);
  * for N = 6, 12, 24 it gives 51, 143, 283 (32, 82, 156 without SP; 18, 44,
- * 82 with DP and SDP alone); 781 for 1,024. Ulysses adds 4 for each
- * (pp, u > 1): 91, 161, 251, 361 for N = 8, 16, 32, 64 (24, 40, 60, 84 of
- * them Ulysses), 71, 191, 371 for 6, 12, 24, 1,001 for 1,024; twice that
- * with checkpointing. Where TP's groups sit against the nodes (fast links or
+ * 82 with DP and SDP alone); 781 for 1,024. Ulysses adds 1 for each
+ * (pp, u > 1): 73, 131, 206, 298 for N = 8, 16, 32, 64 (6, 10, 15, 21 of
+ * them Ulysses), 56, 155, 305 for 6, 12, 24, 836 for 1,024 (55); twice
+ * that with checkpointing. Where TP's groups sit against the nodes (fast links or
  * not) is the cost model's to price (cost.c).
  * Plan hints remove branches (forbidding dp removes plain DP and ZeRO-1/2,
  * zero ZeRO-1/2, sdp ZeRO-3, sp Megatron sequence parallelism, ulysses
@@ -68,25 +73,18 @@ static bool allowed(const Strategy *s, const PlanHints *h) {
     return true;
 }
 
-/* Stage of n devices, tp 1: each Ulysses degree u > 1 dividing n, with dp = n / u and the u x dp
- * replicas' plain DP, ZeRO-1, ZeRO-2 or ZeRO-3. */
+/* Stage of n devices, tp 1: each Ulysses degree u > 1 dividing n, with dp = n / u and ZeRO-3 over
+ * the u x dp replicas. */
 static void add_ulysses(StrategySet *out, Arena *a, int64_t pp, int64_t n, const int64_t *div, int n_div, bool ckpt,
                         const PlanHints *hints) {
     for (int j = 1; j < n_div && div[j] <= n; j++) { /* div ascending, div[0] = 1 */
         int64_t u = div[j];
         if (n % u) continue;
-        for (int zero = 0; zero <= 3; zero++)
-            for (int c = 0; c <= (int)ckpt; c++) {
-                Strategy s = {.pp = (int)pp,
-                              .tp = 1,
-                              .dp = (int)(n / u),
-                              .sdp = zero == 3,
-                              .tp_consec = true,
-                              .ckpt = c,
-                              .zero = zero < 3 ? zero : 0,
-                              .ulysses = (int)u};
-                if (allowed(&s, hints)) add(out, a, s);
-            }
+        for (int c = 0; c <= (int)ckpt; c++) {
+            Strategy s = {.pp = (int)pp, .tp = 1, .dp = (int)(n / u), .sdp = true, .tp_consec = true, .ckpt = c,
+                          .ulysses = (int)u};
+            if (allowed(&s, hints)) add(out, a, s);
+        }
     }
 }
 

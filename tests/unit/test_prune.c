@@ -1,6 +1,6 @@
 /* test_prune.c — the decision tree's strategy counts (Galvatron's, with
  * ZeRO-1 and ZeRO-2 beside DP and SDP, and every TP strategy with and
- * without Megatron-SP, and Ulysses of every degree without TP) for powers
+ * without Megatron-SP, and Ulysses of every degree with ZeRO-3, no TP) for powers
  * of two and for any other device count, every leaf well formed and
  * distinct; hints remove branches. */
 #include "check.h"
@@ -9,16 +9,16 @@
 static void test_galvatron_counts(void) {
     static const struct {
         int devices, plain, with_ckpt;
-    } want[] = {{8, 91, 182},
-                {16, 161, 322},
-                {32, 251, 502},
-                {64, 361, 722},
+    } want[] = {{8, 73, 146},
+                {16, 131, 262},
+                {32, 206, 412},
+                {64, 298, 596},
                 /* any factorization: 6 = 2 x 3, 12 = 2^2 x 3, 24 = 2^3 x 3 (3 nodes of 8), a prime */
-                {6, 71, 142},
-                {12, 191, 382},
-                {24, 371, 742},
-                {7, 11, 22},
-                {1024, 1001, 2002}};
+                {6, 56, 112},
+                {12, 155, 310},
+                {24, 305, 610},
+                {7, 8, 16},
+                {1024, 836, 1672}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         Arena *a = arena_new();
         StrategySet set;
@@ -31,7 +31,7 @@ static void test_galvatron_counts(void) {
             CHECK_EQ(s->pp * strategy_stage_devices(s), want[i].devices);
             CHECK(!s->sdp || strategy_replicas(s) > 1);
             CHECK(s->zero == 0 || (s->zero <= 2 && strategy_replicas(s) > 1 && !s->sdp));
-            CHECK(strategy_ulysses(s) == 1 || (s->tp == 1 && !s->sp));
+            CHECK(strategy_ulysses(s) == 1 || (s->tp == 1 && !s->sp && strategy_zero(s) == 3));
             CHECK(!s->zero3_once);
             CHECK(s->tp_consec || (s->tp > 1 && s->dp > 1));
             CHECK(!s->sp || s->tp > 1);
@@ -46,13 +46,17 @@ static void test_hints(void) {
     StrategySet set;
     PlanHints h = {.pp = 2, .max_tp = 2, .forbid = 1u << FAMILY_SDP};
     CHECK(pass_prune(8, true, &h, a, &set));
-    /* pp=2: 4 devices per stage; tp 1 (dp 4) or 2 (dp 2, two nestings, with and without SP), or Ulysses 2
-     * (dp 2) or 4 (dp 1), each DP, ZeRO-1 or ZeRO-2; no sdp; x2 ckpt */
-    CHECK_EQ(set.n, (1 + 2 * 2 + 2) * 3 * 2);
+    /* pp=2: 4 devices per stage; tp 1 (dp 4) or 2 (dp 2, two nestings, with and without SP), each DP, ZeRO-1
+     * or ZeRO-2; no sdp, so no Ulysses (ZeRO-3 over its replicas); x2 ckpt */
+    CHECK_EQ(set.n, (1 + 2 * 2) * 3 * 2);
+    /* without ZeRO-1/2 and SP, sdp back: DP or ZeRO-3 at tp 1 and at tp 2 (two nestings), and Ulysses 2, 4 */
+    PlanHints hu = {.pp = 2, .max_tp = 2, .forbid = 1u << FAMILY_ZERO | 1u << FAMILY_SP};
+    CHECK(pass_prune(8, true, &hu, a, &set));
+    CHECK_EQ(set.n, (2 + 2 * 2 + 2) * 2);
+    hu.forbid |= 1u << FAMILY_ULYSSES;
+    CHECK(pass_prune(8, true, &hu, a, &set));
+    CHECK_EQ(set.n, (2 + 2 * 2) * 2);
     h.forbid |= 1u << FAMILY_SP;
-    CHECK(pass_prune(8, true, &h, a, &set));
-    CHECK_EQ(set.n, (1 + 2 + 2) * 3 * 2);
-    h.forbid |= 1u << FAMILY_ULYSSES;
     CHECK(pass_prune(8, true, &h, a, &set));
     CHECK_EQ(set.n, (1 + 2) * 3 * 2);
     for (int k = 0; k < set.n; k++) {
@@ -62,10 +66,10 @@ static void test_hints(void) {
     }
     CHECK(!pass_prune(0, false, NULL, a, &set));
     /* on 6 devices, TP at most 3: pp 1 (tp 1, 2, 3) and pp 2 (tp 1, 3), pp 3 (tp 1, 2), pp 6; Ulysses
-     * (DP or ZeRO-3) 2, 3, 6 at pp 1, 3 at pp 2, 2 at pp 3 */
+     * (ZeRO-3) 2, 3, 6 at pp 1, 3 at pp 2, 2 at pp 3 */
     h = (PlanHints){.max_tp = 3, .forbid = 1u << FAMILY_ZERO | 1u << FAMILY_SP};
     CHECK(pass_prune(6, false, &h, a, &set));
-    CHECK_EQ(set.n, (2 + 4 + 4) + (2 + 1) + (2 + 1) + 1 + 2 * 5);
+    CHECK_EQ(set.n, (2 + 4 + 4) + (2 + 1) + (2 + 1) + 1 + 5);
     for (int k = 0; k < set.n; k++) CHECK(set.items[k].tp <= 3 && 6 % set.items[k].tp == 0);
     arena_free(a);
 }
@@ -104,8 +108,8 @@ static void test_galvatron_subset(void) {
  * leaf, with 1 strategy when dp = 1, 4 (DP, ZeRO-1, ZeRO-2, ZeRO-3) when
  * tp = 1 < dp, and 8 (both nestings) when both exceed 1; twice that (with
  * and without Megatron-SP) when tp > 1; and with tp = 1 each Ulysses
- * degree u > 1 dividing N / pp, 4 strategies (the u x dp replicas' DP,
- * ZeRO-1, ZeRO-2, ZeRO-3). */
+ * degree u > 1 dividing N / pp, 1 strategy (ZeRO-3 over the u x dp
+ * replicas). */
 static int64_t count_divisors(int64_t n) {
     int64_t c = 0;
     for (int64_t d = 1; d <= n; d++)
@@ -129,20 +133,20 @@ static void test_every_factorization(void) {
                     here += set.items[k].pp == pp && set.items[k].tp == tp;
                     sp += set.items[k].pp == pp && set.items[k].tp == tp && set.items[k].sp;
                 }
-                CHECK_EQ(here, leaf + (tp > 1 ? 0 : 4 * (dp > 1 ? (int)count_divisors(dp) - 1 : 0)));
+                CHECK_EQ(here, leaf + (tp > 1 ? 0 : (int)count_divisors(dp) - 1));
                 CHECK_EQ(sp, tp > 1 ? leaf / 2 : 0);
-                if (tp == 1) want += 4 * ((int)count_divisors(dp) - 1);
+                if (tp == 1) want += (int)count_divisors(dp) - 1;
             }
         CHECK_EQ(set.n, want);
         arena_free(a);
     }
 }
 
-/* Ulysses's leaves alone: 4 for each (pp, u > 1) with u | N / pp, so
- * 24, 40, 84, 220 on 8, 16, 64, 1,024 devices; tp 1 in each, every
+/* Ulysses's leaves alone: 1 for each (pp, u > 1) with u | N / pp, so
+ * 6, 10, 21, 55 on 8, 16, 64, 1,024 devices; tp 1 in each, every
  * degree a divisor; forbid=[ulysses] removes them all. */
 static void test_ulysses_counts(void) {
-    static const int devices[] = {8, 16, 64, 1024}, want[] = {24, 40, 84, 220};
+    static const int devices[] = {8, 16, 64, 1024}, want[] = {6, 10, 21, 55};
     for (int i = 0; i < 4; i++) {
         Arena *a = arena_new();
         StrategySet set;
