@@ -67,17 +67,22 @@ typedef struct StageResult {
 /* A stage's memory besides each layer's state and activations: the working
  * space, checkpoint area and ZeRO-3 buffers its layers share (the largest
  * each needs, under its chosen strategy pick[i], or under any candidate of DP
- * degree min_dp or more when pick is NULL), and the program's buffers: three activation-sized ones (a
+ * (x Ulysses) degree min_dp or more when pick is NULL), and the program's buffers: three activation-sized ones (a
  * layer's output before resharding, the gradient flowing down, and its
  * next), the tokens and targets of every micro-batch in flight, the losses,
  * and with a pipeline each in-flight micro-batch's output sent on and input
  * gradient sent back. */
+/* The divisor of a device's share of the micro-batch's tokens: its DP degree, times its Ulysses degree
+ * (Ulysses 4 x DP 2 holds what DP 8 holds of the stream). */
+static int share_of(const Strategy *s) { return s->dp * strategy_ulysses(s); }
+
 static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in_flight, bool prev, bool next,
                              const int *pick, int min_dp, bool no_ckpt) {
     int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0, in = 0, out = 0;
     for (int i = first; i < last; i++)
         for (int k = 0; k < t->n_strategies; k++) {
-            if (pick ? pick[i] != k : t->strategies[k].dp < min_dp || (no_ckpt && t->strategies[k].ckpt)) continue;
+            if (pick ? pick[i] != k : share_of(&t->strategies[k]) < min_dp || (no_ckpt && t->strategies[k].ckpt))
+                continue;
             const LayerCost *c = &t->cost[(size_t)i * t->n_strategies + k];
             if (c->work_bytes > work) work = c->work_bytes;
             if (c->ckpt_bytes > ckpt) ckpt = c->ckpt_bytes;
@@ -222,7 +227,7 @@ static int first_within(const Frontier *f, double add, double limit) {
 }
 
 /* The DP over layers [first, last) of one stage, among strategies of DP
- * degree min_dp or more; fills choice[] on success. Branch and bound: the
+ * (x Ulysses) degree min_dp or more; fills choice[] on success. Branch and bound: the
  * stage's time bounds the plan's step from below (try_partition), so a
  * partial assignment that cannot finish in `limit` or less (the best plan's
  * step so far) is dropped; INFINITY keeps every one. */
@@ -283,7 +288,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
             int64_t mem = units(bytes, w->unit);
             double time = (double)m * c->mb_s + c->step_s;
             Frontier *f = &F[(size_t)i * n + s];
-            if (S[s].dp < min_dp) continue; /* (its frontier stays empty) */
+            if (share_of(&S[s]) < min_dp) continue; /* (its frontier stays empty) */
             if (t->force_ckpt && S[s].ckpt != t->force_ckpt[layer]) continue;
             if (S[s].ckpt && !t->may_ckpt[layer]) continue; /* checkpointing recomputes transformer layers */
             if (S[s].ckpt && w->no_ckpt) continue;
@@ -411,14 +416,14 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
     double sum_mb = 0, max_mb = 0, max_step = 0, max_compute = 0;
     out->peak = 0;
     /* The stage's shared buffers grow with its largest micro-batch share,
-     * i.e. its smallest DP degree: costing them at the worst candidate's
-     * would refuse plans that fit, so each stage is searched once per floor
-     * on the DP degree (the degrees a stage of n devices can have, n's
-     * divisors, up to the largest candidate's: a floor above leaves none)
-     * and keeps the best. */
+     * i.e. its smallest DP degree (times Ulysses's: share_of): costing them
+     * at the worst candidate's would refuse plans that fit, so each stage is
+     * searched once per floor on that degree (the degrees a stage of n
+     * devices can have, n's divisors, up to the largest candidate's: a floor
+     * above leaves none) and keeps the best. */
     int max_dp = 1;
     for (int q = 0; q < t->n_strategies; q++)
-        if (t->strategies[q].dp > max_dp) max_dp = t->strategies[q].dp;
+        if (share_of(&t->strategies[q]) > max_dp) max_dp = share_of(&t->strategies[q]);
     int64_t floors[MAX_DIVISORS], n = t->n_strategies ? strategy_stage_devices(&t->strategies[0]) : 1;
     int n_floors = divisors_upto(n, max_dp, floors);
     for (int k = 0; k < pp; k++) {

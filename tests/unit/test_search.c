@@ -34,11 +34,14 @@ static HwProfile cpu_hw(const Spec *s) {
  * whole gradients (each separately), three activation-sized
  * buffers, one micro-batch's tokens (one stage, 1F1B: one in flight) and the
  * losses; no_ckpt: of the candidates that do not checkpoint. */
+/* A strategy's share of a micro-batch's tokens is 1 / (dp x ulysses). */
+static int share(const Strategy *s) { return s->dp * strategy_ulysses(s); }
+
 static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, bool no_ckpt) {
     int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0;
     for (int i = 0; i < t->n_layers; i++)
         for (int k = 0; k < t->n_strategies; k++) {
-            if (pick ? pick[i] != k : t->strategies[k].dp < min_dp || (no_ckpt && t->strategies[k].ckpt)) continue;
+            if (pick ? pick[i] != k : share(&t->strategies[k]) < min_dp || (no_ckpt && t->strategies[k].ckpt)) continue;
             const LayerCost *c = &t->cost[i * t->n_strategies + k];
             if (c->work_bytes > work) work = c->work_bytes;
             if (c->ckpt_bytes > ckpt) ckpt = c->ckpt_bytes;
@@ -58,10 +61,10 @@ static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, bool 
  * plan's table copy (when its layout differs from the embedding's) must fit
  * beside the exact memory. */
 static double brute_force(const CostTable *t, int64_t budget) {
-    int L = t->n_layers, n = t->n_strategies, devices = t->strategies[0].tp * t->strategies[0].dp;
+    int L = t->n_layers, n = t->n_strategies, devices = (int)strategy_stage_devices(&t->strategies[0]);
     int best_pick[8] = {0};
     double best = INFINITY;
-    /* the search's floors on the DP degree, each also without checkpointing:
+    /* the search's floors on the DP (x Ulysses) degree, each also without checkpointing:
      * each costs the shared buffers at the candidates it allows */
     for (int f = 2; f <= 2 * devices + 1; f++) {
         int min_dp = f / 2;
@@ -81,7 +84,7 @@ static double brute_force(const CostTable *t, int64_t budget) {
             bool allowed = true;
             for (int i = 0; i < L; i++) {
                 const LayerCost *c = &t->cost[i * n + pick[i]];
-                allowed = allowed && t->strategies[pick[i]].dp >= min_dp;
+                allowed = allowed && share(&t->strategies[pick[i]]) >= min_dp;
                 /* checkpointing recomputes transformer layers only */
                 allowed = allowed && (!t->strategies[pick[i]].ckpt || t->may_ckpt[i]);
                 allowed = allowed && !(no_ckpt && t->strategies[pick[i]].ckpt);
@@ -99,7 +102,8 @@ static double brute_force(const CostTable *t, int64_t budget) {
     if (isfinite(best) && t->tied_head >= 0) {
         const Strategy *e = &t->strategies[best_pick[t->tied_emb]], *h = &t->strategies[best_pick[t->tied_head]];
         bool ec = e->tp_consec || e->tp == 1 || e->dp == 1, hc = h->tp_consec || h->tp == 1 || h->dp == 1;
-        if (e->tp != h->tp || ec != hc || strategy_zero(e) || strategy_zero(h)) {
+        if (e->tp != h->tp || ec != hc || strategy_zero(e) || strategy_zero(h) ||
+            strategy_ulysses(e) != strategy_ulysses(h)) {
             int64_t exact = reserve_of(t, best_pick, 1, false) + t->tied_copy_bytes[best_pick[t->tied_head]] + t->tied_sum_bytes;
             for (int i = 0; i < L; i++) exact += t->cost[i * n + best_pick[i]].state_bytes + t->cost[i * n + best_pick[i]].act_bytes;
             if (exact > budget) return INFINITY;
