@@ -30,7 +30,8 @@
  *    rarely divide by tp x u; and plain DP, ZeRO-1 and ZeRO-2 with Ulysses
  *    are left to --uniform and imported plans: with them the search over
  *    LLaMA-2-7B on 8 devices took 0.27-0.31 s of CPU against 0.16-0.19
- *    without Ulysses (ZeRO-3 alone: 0.23-0.26; merging larger Pareto
+ *    without Ulysses (ZeRO-3 alone: 0.25-0.27 against 0.19, at a load
+ *    average of 5; merging larger Pareto
  *    frontiers, not the count, costs it);
  *  - each of these with or without activation checkpointing.
  * For N = 8, 16, 32, 64 this gives 67, 121, 191, 277 strategies (40, 69,
