@@ -99,8 +99,8 @@ void grt_attention_forward_with(float *out, float *att, const float *qkv, int B,
 void grt_attention_backward_with(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
                                  int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax);
 /* The attention softmax's rows alone, as the generated kernels compute them:
- * att (rows, T), row i = query t0 + i: softmax(scale att) over its keys
- * (t0 + i + 1 of them when causal), zeros after; and its backward in place
+ * att (rows, T), row i = query t = (t0 + i) mod T: softmax(scale att) over its keys
+ * (t + 1 of them when causal), zeros after; and its backward in place
  * on datt (rows, T): att (datt - sum(att datt)) over the keys, zeros after. */
 void grt_attention_softmax_forward(float *att, int rows, int T, int t0, int causal, float scale);
 void grt_attention_softmax_backward(float *datt, const float *att, int rows, int T, int t0, int causal);
@@ -238,8 +238,8 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   rope_fwd       x, cs, sn, T, heads, ld: in place on rows = tokens * heads heads of C = hd / 2
  *                  pairs; token n's heads at x + n ld, position n % T, cs/sn (T, C) from grt_rope_table
  *   rope_bwd       the same arguments: the inverse rotation
- *   att_softmax_fwd  att (rows, C = T) in place, t0, scale: row i = query t0 + i,
- *                  softmax(scale att) over its keys (t0 + i + 1 under GRT_KF_CAUSAL), 0 after
+ *   att_softmax_fwd  att (rows, C = T) in place, t0, scale: row i = query t = (t0 + i) mod T,
+ *                  softmax(scale att) over its keys (t + 1 under GRT_KF_CAUSAL), 0 after
  *   att_softmax_bwd  datt (rows, T) in place, att (rows, T), t0: datt = att (datt - sum(att datt))
  *   xent_fwd       losses (rows), probs, logits (rows, ld; C = V used), targets (rows), ld
  *                  (as grt_crossentropy_forward; probs' columns past C untouched)
@@ -258,7 +258,7 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *                  (as grt_patch_assemble)
  *   patch_bwd      dy =, dcls +=, dpos +=, dout (rows, C), T (as grt_patch_assemble_backward)
  *   t5_softmax_fwd att (rows, C = T) in place, bias (rows, T), t0: T5's attention rows, no scale: row i =
- *                  query t0 + i, softmax(att + bias) over its keys (t0 + i + 1 under GRT_KF_CAUSAL), 0 after
+ *                  query t = (t0 + i) mod T, softmax(att + bias) over its keys (t + 1 under GRT_KF_CAUSAL), 0 after
  *                  (as grt_t5_softmax_forward)
  *   t5_softmax_bwd datt (rows, T) in place, att, dbias (rows, T) +=, t0: datt = att (datt - sum(att datt)),
  *                  and dbias += it (as grt_t5_softmax_backward)
@@ -539,7 +539,7 @@ typedef struct GrtT5Grads {
     float *dq, *dk, *dv, *dbias;
 } GrtT5Grads;
 /* The relative bias's softmax rows (the t5_softmax kernels' references): att (rows, T) = softmax(att +
- * bias (rows, T)) over row i's keys (t0 + i + 1 when causal, else T), zeros after; backward, datt (rows, T)
+ * bias (rows, T)) over row i's keys ((t0 + i) mod T + 1 when causal, else T), zeros after; backward, datt (rows, T)
  * = att (datt - sum(att datt)) over the keys, zeros after, and dbias (rows, T) += datt. */
 void grt_t5_softmax_forward(float *att, const float *bias, int rows, int T, int t0, int causal);
 void grt_t5_softmax_backward(float *datt, const float *att, float *dbias, int rows, int T, int t0, int causal);

@@ -6,8 +6,9 @@
  * can be compared with a CPU run; under bf16 mixed precision the linears'
  * GEMMs take bf16 operands (rounded by a generated kernel) and accumulate
  * in fp32 on the tensor cores (CUBLAS_COMPUTE_32F). Bias adds and bias
- * gradients are GEMMs with a vector of ones; attention is strided-batched GEMMs over the
- * sequences of a micro-batch with the generated softmax between them. */
+ * gradients are GEMMs with a vector of ones; attention is strided-batched GEMMs with the
+ * generated softmax between them, one launch over a micro-batch's rows (forward) or a
+ * sequence's (backward). */
 #include "cuda_device.h"
 
 #include <limits.h>
@@ -173,10 +174,11 @@ static Heads heads(int h, int T, int H, int KVH, int hd) {
 }
 
 /* The attention core on the GPU (as grt_attention_forward_with): per head,
- * over the B sequences at once, att (T, T) = q @ k^T; the generated softmax
- * (its scale and causal mask in it) on each (b, h); out = att @ v. A masked
- * score is computed and then zeroed by the softmax, so the products equal
- * the host's, which skips them. */
+ * over the B sequences at once, att (T, T) = q @ k^T; then the generated
+ * softmax (its scale and causal mask in it) once over all B H T rows of att
+ * (B, H, T, T), its rows wrapping from query T - 1 to the next (b, h)'s 0;
+ * then per head out = att @ v. A masked score is computed and then zeroed by
+ * the softmax, so the products equal the host's, which skips them. */
 void cuda_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd, int causal,
                             GrtAttSoftmaxFwdFn *softmax) {
     (void)causal; /* the softmax kernel carries the mask */
@@ -185,20 +187,41 @@ void cuda_attention_forward(float *out, float *att, const float *qkv, int B, int
     const long long TT = (long long)T * T, att_seq = (long long)H * TT;
     for (int h = 0; h < H; h++) {
         Heads x = heads(h, T, H, KVH, hd);
-        float *a = att + (size_t)h * TT;
-        gemm_batched(false, true, T, T, hd, 1.0f, qkv + x.q, x.S, x.seq_qkv, qkv + x.k, x.S, x.seq_qkv, 0.0f, a, T,
-                     att_seq, B);
-        for (int b = 0; b < B; b++) softmax(T, a + (size_t)b * att_seq, 0);
-        gemm_batched(false, false, T, hd, T, 1.0f, a, T, att_seq, qkv + x.v, x.S, x.seq_qkv, 0.0f, out + (size_t)h * hd,
-                     x.HD, (long long)T * x.HD, B);
+        gemm_batched(false, true, T, T, hd, 1.0f, qkv + x.q, x.S, x.seq_qkv, qkv + x.k, x.S, x.seq_qkv, 0.0f,
+                     att + (size_t)h * TT, T, att_seq, B);
+    }
+    softmax((int64_t)B * H * T, att, 0);
+    for (int h = 0; h < H; h++) {
+        Heads x = heads(h, T, H, KVH, hd);
+        gemm_batched(false, false, T, hd, T, 1.0f, att + (size_t)h * TT, T, att_seq, qkv + x.v, x.S, x.seq_qkv, 0.0f,
+                     out + (size_t)h * hd, x.HD, (long long)T * x.HD, B);
     }
 }
 
-/* Its backward (as grt_attention_backward_with), per head over the B
- * sequences: datt = dout @ v^T; dv += att^T @ dout; the softmax's backward
- * in place on datt; dq += datt @ k / sqrt(hd); dk += datt^T @ q / sqrt(hd).
- * Heads sharing a key/value head add into it one after the other. datt:
- * (B, T, T) from the arena, reserved at the first call. */
+/* One sequence's heads h = j group + g of one g, batched over the KVH
+ * key/value heads j (a batch's q, dout and att strides step group heads,
+ * its k and v strides one head): where each operand of the first starts. */
+typedef struct SeqHeads {
+    const float *q, *k, *v, *dout, *att;
+    float *dq, *dk, *dv, *datt;
+} SeqHeads;
+
+/* Sequence b's group-g heads in qkv (B, T, (H + 2 KVH) hd), dout (B, T, H hd),
+ * att (B, H, T, T), and datt (H, T, T), the sequence's own. */
+static SeqHeads seq_heads(float *dqkv, const float *dout, const float *qkv, const float *att, float *datt, int b, int g,
+                          int T, int H, int KVH, int hd) {
+    size_t seq = (size_t)b * T * (H + 2 * KVH) * hd, TT = (size_t)T * T, q = seq + (size_t)g * hd,
+           k = seq + (size_t)H * hd, v = k + (size_t)KVH * hd;
+    return (SeqHeads){qkv + q, qkv + k, qkv + v, dout + (size_t)b * T * H * hd + (size_t)g * hd,
+                      att + ((size_t)b * H + (size_t)g) * TT, dqkv + q, dqkv + k, dqkv + v, datt + (size_t)g * TT};
+}
+
+/* Its backward (as grt_attention_backward_with), one sequence at a time with
+ * its heads batched (query heads sharing a key/value head in group rounds,
+ * so dk and dv add one round after the other): datt = dout @ v^T; dv +=
+ * att^T @ dout; then the softmax's backward in place on datt, one launch
+ * over the sequence's H T rows; dq += datt @ k / sqrt(hd); dk += datt^T @ q
+ * / sqrt(hd). datt: (H, T, T) from the arena, reserved at the first call. */
 void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
                              int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax) {
     static float *datt;
@@ -206,19 +229,21 @@ void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, c
     (void)causal;
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
-    const long long TT = (long long)T * T, att_seq = (long long)H * TT;
+    const int group = H / KVH, S = (H + 2 * KVH) * hd, HD = H * hd;
+    const long long TT = (long long)T * T, gq = (long long)group * hd, ga = group * TT;
     const float scale = 1.0f / sqrtf((float)hd);
-    if ((size_t)(B * TT) > have) datt = cuda_alloc(sizeof(float) * (have = (size_t)(B * TT)));
-    for (int h = 0; h < H; h++) {
-        Heads x = heads(h, T, H, KVH, hd);
-        const float *a = att + (size_t)h * TT, *d = dout + (size_t)h * hd;
-        long long d_seq = (long long)T * x.HD;
-        gemm_batched(false, true, T, T, hd, 1.0f, d, x.HD, d_seq, qkv + x.v, x.S, x.seq_qkv, 0.0f, datt, T, TT, B);
-        gemm_batched(true, false, T, hd, T, 1.0f, a, T, att_seq, d, x.HD, d_seq, 1.0f, dqkv + x.v, x.S, x.seq_qkv, B);
-        for (int b = 0; b < B; b++) softmax(T, datt + (size_t)b * TT, a + (size_t)b * att_seq, 0);
-        gemm_batched(false, false, T, hd, T, scale, datt, T, TT, qkv + x.k, x.S, x.seq_qkv, 1.0f, dqkv + x.q, x.S,
-                     x.seq_qkv, B);
-        gemm_batched(true, false, T, hd, T, scale, datt, T, TT, qkv + x.q, x.S, x.seq_qkv, 1.0f, dqkv + x.k, x.S,
-                     x.seq_qkv, B);
+    if ((size_t)H * TT > have) datt = cuda_alloc(sizeof(float) * (have = (size_t)H * TT));
+    for (int b = 0; b < B; b++) {
+        for (int g = 0; g < group; g++) {
+            SeqHeads x = seq_heads(dqkv, dout, qkv, att, datt, b, g, T, H, KVH, hd);
+            gemm_batched(false, true, T, T, hd, 1.0f, x.dout, HD, gq, x.v, S, hd, 0.0f, x.datt, T, ga, KVH);
+            gemm_batched(true, false, T, hd, T, 1.0f, x.att, T, ga, x.dout, HD, gq, 1.0f, x.dv, S, hd, KVH);
+        }
+        softmax((int64_t)H * T, datt, att + (size_t)b * H * TT, 0);
+        for (int g = 0; g < group; g++) {
+            SeqHeads x = seq_heads(dqkv, dout, qkv, att, datt, b, g, T, H, KVH, hd);
+            gemm_batched(false, false, T, hd, T, scale, x.datt, T, ga, x.k, S, hd, 1.0f, x.dq, S, gq, KVH);
+            gemm_batched(true, false, T, hd, T, scale, x.datt, T, ga, x.q, S, gq, 1.0f, x.dk, S, hd, KVH);
+        }
     }
 }

@@ -293,18 +293,19 @@ static void rope_bwd(void (*fn)(void), int R, int C, int flags) {
 
 /* ---- softmaxes ------------------------------------------------------------------------- */
 
-/* Query rows [t0, t0 + rows) of a T-token sequence: at most T of them when causal. */
+/* R rows from query t0 of T-token sequences: when causal, t0 near the end so that the rows wrap past
+ * query T - 1 to the next sequence's query 0 (one launch over a micro-batch's B H T rows). */
 static int att_rows(int R, int T, int causal, int *t0) {
-    int rows = causal && R > T ? T : R;
-    *t0 = causal ? (T - rows) / 2 : 0;
-    return rows;
+    int t = T - 1 - R / 2;
+    *t0 = causal && t > 0 ? t : 0;
+    return R;
 }
 
 /* att (rows, T) of scores, NaN past each causal row's keys (the kernel must write 0 there) */
 static float *scores(int rows, int T, int t0, int causal) {
     float *a = rand_buf((size_t)rows * T, -4, 4);
     for (int i = 0; causal && i < rows; i++)
-        for (int j = t0 + i + 1; j < T; j++)
+        for (int j = (t0 + i) % T + 1; j < T; j++)
             a[(size_t)i * T + j] = NAN;
     return a;
 }
