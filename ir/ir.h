@@ -295,6 +295,10 @@ typedef struct LayerFit {
  * FLOPs split over the group; the (N, C) stream read and written whole);
  * backward does twice the forward's FLOPs and the same bytes (runtime_layer.c). */
 double layer_fit_work(const Layer *l, ProfileLayer kind, double samples, double seq, int tp, bool backward);
+/* The attention core's share of layer l's forward FLOPs per sample at its
+ * sequence (score and context products, 4 s^2 heads head_dim); 0 for a
+ * layer that is not a plain block. */
+double layer_core_flops(const Layer *l);
 
 /* One level of the interconnect: inside a node or between nodes. */
 typedef struct LinkProfile {
