@@ -250,6 +250,8 @@ typedef struct Cluster {
     Link inter;     /* between nodes */
     const char *profile; /* a measured profile (JSON), or NULL */
     int64_t reserve; /* bytes per device kept back from the plan (a caching allocator's slack); 0: none */
+    int64_t ranks_per_device; /* ranks that may share one device (time-shared); in the planner's copy
+                                 (hw_share): those that do in the plan. 1: one each */
 } Cluster;
 
 /* ---- the hardware model ------------------------------------------------------ */
@@ -320,6 +322,8 @@ typedef struct HwProfile {
     bool overlaps;           /* gradient collectives run beside compute (else one after the other) */
     double sync_s;           /* seconds each blocking collective costs beyond its transfer (ranks meeting) */
     LinkProfile intra, inter;
+    LinkProfile staged; /* a GPU's collectives through pinned host memory and MPI, as the CUDA runtime
+                           runs them when ranks share a GPU (runtime/cuda/comm_choice.c); a CPU's: intra */
     /* measured bus bandwidth, bytes/s, by collective, log2 of the group size
      * and nesting (1: consecutive ranks, 0: strided); 0 where not measured */
     double measured_bw[COLL_COUNT][PROFILE_MAX_LOG2 + 1][2];
