@@ -158,19 +158,15 @@ void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float
     if (dbias) cuda_bias_grad(dbias, dout, N, OC);
 }
 
-/* Where head h's q, k and v start in qkv (B, T, (H + 2 KVH) hd): query head
- * h reads key/value head h / (H / KVH) (GQA). */
-typedef struct Heads {
-    int S, HD;         /* floats per token of qkv, of out */
-    long long seq_qkv; /* floats per sequence of qkv */
-    size_t q, k, v;    /* offsets of head h's columns */
-} Heads;
-
-static Heads heads(int h, int T, int H, int KVH, int hd) {
-    int group = H / KVH;
-    Heads x = {(H + 2 * KVH) * hd, H * hd, (long long)T * (H + 2 * KVH) * hd, (size_t)h * hd,
-               (size_t)(H + h / group) * hd, (size_t)(H + KVH + h / group) * hd};
-    return x;
+/* The GEMMs of phase ph (of sequence b in backward) of the attention's
+ * table (attention_gemms.c), in its order, on buf. */
+static void run_phase(CudaAttPhase ph, int b, float *const buf[CUDA_ATT_BUFS], int B, int T, int H, int KVH, int hd) {
+    for (int i = 0; i < cuda_attention_gemm_count(ph, H, KVH); i++) {
+        CudaAttGemm g = cuda_attention_gemm(ph, i, b, B, T, H, KVH, hd);
+        gemm_batched(g.ta, g.tb, g.M, g.N, g.K, g.alpha, buf[g.a.buf] + g.a.off, g.a.ld, g.a.stride,
+                     buf[g.b.buf] + g.b.off, g.b.ld, g.b.stride, g.beta, buf[g.c.buf] + g.c.off, g.c.ld, g.c.stride,
+                     g.batch);
+    }
 }
 
 /* The attention core on the GPU (as grt_attention_forward_with): per head,
@@ -178,72 +174,41 @@ static Heads heads(int h, int T, int H, int KVH, int hd) {
  * softmax (its scale and causal mask in it) once over all B H T rows of att
  * (B, H, T, T), its rows wrapping from query T - 1 to the next (b, h)'s 0;
  * then per head out = att @ v. A masked score is computed and then zeroed by
- * the softmax, so the products equal the host's, which skips them. */
+ * the softmax, so the products equal the host's, which skips them. qkv is
+ * only read (the table's GEMMs never write CUDA_ATT_QKV). */
 void cuda_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd, int causal,
                             GrtAttSoftmaxFwdFn *softmax) {
     (void)causal; /* the softmax kernel carries the mask */
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
-    const long long TT = (long long)T * T, att_seq = (long long)H * TT;
-    for (int h = 0; h < H; h++) {
-        Heads x = heads(h, T, H, KVH, hd);
-        gemm_batched(false, true, T, T, hd, 1.0f, qkv + x.q, x.S, x.seq_qkv, qkv + x.k, x.S, x.seq_qkv, 0.0f,
-                     att + (size_t)h * TT, T, att_seq, B);
-    }
+    float *const buf[CUDA_ATT_BUFS] = {[CUDA_ATT_QKV] = (float *)qkv, [CUDA_ATT_OUT] = out, [CUDA_ATT_P] = att};
+    run_phase(CUDA_ATT_SCORES, 0, buf, B, T, H, KVH, hd);
     softmax((int64_t)B * H * T, att, 0);
-    for (int h = 0; h < H; h++) {
-        Heads x = heads(h, T, H, KVH, hd);
-        gemm_batched(false, false, T, hd, T, 1.0f, att + (size_t)h * TT, T, att_seq, qkv + x.v, x.S, x.seq_qkv, 0.0f,
-                     out + (size_t)h * hd, x.HD, (long long)T * x.HD, B);
-    }
+    run_phase(CUDA_ATT_VALUES, 0, buf, B, T, H, KVH, hd);
 }
 
-/* One sequence's heads h = j group + g of one g, batched over the KVH
- * key/value heads j (a batch's q, dout and att strides step group heads,
- * its k and v strides one head): where each operand of the first starts. */
-typedef struct SeqHeads {
-    const float *q, *k, *v, *dout, *att;
-    float *dq, *dk, *dv, *datt;
-} SeqHeads;
-
-/* Sequence b's group-g heads in qkv (B, T, (H + 2 KVH) hd), dout (B, T, H hd),
- * att (B, H, T, T), and datt (H, T, T), the sequence's own. */
-static SeqHeads seq_heads(float *dqkv, const float *dout, const float *qkv, const float *att, float *datt, int b, int g,
-                          int T, int H, int KVH, int hd) {
-    size_t seq = (size_t)b * T * (H + 2 * KVH) * hd, TT = (size_t)T * T, q = seq + (size_t)g * hd,
-           k = seq + (size_t)H * hd, v = k + (size_t)KVH * hd;
-    return (SeqHeads){qkv + q, qkv + k, qkv + v, dout + (size_t)b * T * H * hd + (size_t)g * hd,
-                      att + ((size_t)b * H + (size_t)g) * TT, dqkv + q, dqkv + k, dqkv + v, datt + (size_t)g * TT};
-}
-
-/* Its backward (as grt_attention_backward_with), one sequence at a time with
- * its heads batched (query heads sharing a key/value head in group rounds,
- * so dk and dv add one round after the other): datt = dout @ v^T; dv +=
- * att^T @ dout; then the softmax's backward in place on datt, one launch
- * over the sequence's H T rows; dq += datt @ k / sqrt(hd); dk += datt^T @ q
- * / sqrt(hd). datt: (H, T, T) from the arena, reserved at the first call. */
+/* Its backward (as grt_attention_backward_with), one sequence at a time
+ * with its heads batched: dP = dout @ v^T and dv += att^T @ dout; the
+ * softmax's backward in place on dP, one launch over the sequence's H T
+ * rows; dq += dP @ k / sqrt(hd) and dk += dP^T @ q / sqrt(hd). dP: (H, T, T)
+ * from the arena, reserved at the first call. dout and att are only read. */
 void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
                              int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax) {
-    static float *datt;
+    static float *dp;
     static size_t have;
     (void)causal;
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
-    const int group = H / KVH, S = (H + 2 * KVH) * hd, HD = H * hd;
-    const long long TT = (long long)T * T, gq = (long long)group * hd, ga = group * TT;
-    const float scale = 1.0f / sqrtf((float)hd);
-    if ((size_t)H * TT > have) datt = cuda_alloc(sizeof(float) * (have = (size_t)H * TT));
+    const size_t HTT = (size_t)H * T * T;
+    if (HTT > have) dp = cuda_alloc(sizeof(float) * (have = HTT));
+    float *const buf[CUDA_ATT_BUFS] = {[CUDA_ATT_QKV] = (float *)qkv,
+                                       [CUDA_ATT_OUT] = (float *)dout,
+                                       [CUDA_ATT_P] = (float *)att,
+                                       [CUDA_ATT_DQKV] = dqkv,
+                                       [CUDA_ATT_DP] = dp};
     for (int b = 0; b < B; b++) {
-        for (int g = 0; g < group; g++) {
-            SeqHeads x = seq_heads(dqkv, dout, qkv, att, datt, b, g, T, H, KVH, hd);
-            gemm_batched(false, true, T, T, hd, 1.0f, x.dout, HD, gq, x.v, S, hd, 0.0f, x.datt, T, ga, KVH);
-            gemm_batched(true, false, T, hd, T, 1.0f, x.att, T, ga, x.dout, HD, gq, 1.0f, x.dv, S, hd, KVH);
-        }
-        softmax((int64_t)H * T, datt, att + (size_t)b * H * TT, 0);
-        for (int g = 0; g < group; g++) {
-            SeqHeads x = seq_heads(dqkv, dout, qkv, att, datt, b, g, T, H, KVH, hd);
-            gemm_batched(false, false, T, hd, T, scale, x.datt, T, ga, x.k, S, hd, 1.0f, x.dq, S, gq, KVH);
-            gemm_batched(true, false, T, hd, T, scale, x.datt, T, ga, x.q, S, gq, 1.0f, x.dk, S, hd, KVH);
-        }
+        run_phase(CUDA_ATT_BWD_PRE, b, buf, B, T, H, KVH, hd);
+        softmax((int64_t)H * T, dp, att + (size_t)b * HTT, 0);
+        run_phase(CUDA_ATT_BWD_POST, b, buf, B, T, H, KVH, hd);
     }
 }
