@@ -272,6 +272,8 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   bf16           dst (rows, C) =, src (rows, C): src rounded to bf16 (as grt_bf16_round), dst
  *                  uint16_t bits, or with GRT_KF_WIDE the values as floats
  *   bf16_widen     dst (rows, C) =, src (rows, C) uint16_t bf16 bits: the floats they are (as grt_bf16_widen)
+ *   bf16_keep      bits (rows, C) uint16_t =, x (rows, C) in place: x rounded to bf16 as bits, and x those values
+ *                  (bf16 then bf16_widen in one pass: a block's kept activation and its fp32 copy)
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -307,7 +309,8 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_MERGE_GATHER, "merge_gather")                                                                              \
     X(GRT_K_MERGE_SCATTER, "merge_scatter")                                                                            \
     X(GRT_K_BF16, "bf16")                                                                                              \
-    X(GRT_K_BF16_WIDEN, "bf16_widen")
+    X(GRT_K_BF16_WIDEN, "bf16_widen")                                                                                  \
+    X(GRT_K_BF16_KEEP, "bf16_keep")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
@@ -357,6 +360,7 @@ typedef void GrtWinPermuteFn(int64_t rows, float *dst, const float *src); /* win
 typedef void GrtWinSoftmaxFwdFn(int64_t rows, float *att, const float *bias, const float *mask);
 typedef void GrtBf16Fn(int64_t rows, void *dst, const float *src);
 typedef void GrtBf16WidenFn(int64_t rows, float *dst, const void *src);
+typedef void GrtBf16KeepFn(int64_t rows, void *bits, float *x);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
  * the other sizes the plan fixed for it (the kind's own; 0 where unused). */
