@@ -511,6 +511,7 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         sample_ints = grt_size_sample_ints(&first, stream_seq(g, g->layers[0]));
     out->token_bytes = (tokens + (int64_t)(batch / micro_batches * sample_ints)) * (int64_t)sizeof(int32_t);
     out->loss_bytes = tokens * (int64_t)sizeof(float);
+    out->one_device = spec->cluster->ranks_per_device > 1 && spec->cluster->ranks_per_device >= c.devices;
     out->tied_emb = out->tied_head = -1;
     for (int i = 0; i < L; i++) {
         if (g->layers[i]->kind == LAYER_EMBEDDING) out->tied_emb = i;
