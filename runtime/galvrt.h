@@ -756,6 +756,46 @@ void grt_layer_place(const GrtLayer *l, int k, float *shard, float *whole, int t
 
 #include "galvrt_sizes.h"
 
+/* ---- Ulysses sequence parallelism (runtime/ulysses.c) --------------------- */
+
+/* A Ulysses group (Jacobs et al. 2023): u ranks split each of B sequences
+ * of T tokens, rank r holding positions [r T / u, (r + 1) T / u); inside
+ * attention each holds the whole sequences of H / u query heads and KVH / u
+ * key/value heads (head group r). H and KVH divide by u, T too. */
+typedef struct GrtUlysses {
+    GrtComm *group;
+    int u, B, T, H, KVH, hd; /* T: the whole sequence; H, KVH: every head */
+    int causal, rope;
+    float rope_theta;
+    GrtAttSoftmaxFwdFn *softmax;         /* the generated softmax kernels of (T, hd), or NULL: the reference's */
+    GrtAttSoftmaxBwdFn *softmax_bwd;
+} GrtUlysses;
+
+/* Its buffers (galvrt_sizes.h's Ulysses terms, Wq = (H + 2 KVH) hd / u,
+ * Wo = H hd / u): kept from forward to backward, qkvw (B T, Wq) its heads'
+ * rotated Q K V over the whole sequences, attw (B T, Wo) their attention
+ * output, att (B, H / u, T, T) the probabilities; working space, send, recv
+ * and dqkv_recv (B T, Wq) each, dattw (B T, Wo), rope (B T, (H + KVH) hd / u). */
+typedef struct GrtUlyssesBufs {
+    float *qkvw, *attw, *att;
+    float *send, *recv, *dqkv_recv, *dattw, *rope;
+} GrtUlyssesBufs;
+
+/* The exchange of rows whose columns are seg segments of widths w (each
+ * dividing by u; the rank's part j of segment s is its w[s] / u columns
+ * from j w[s] / u): local (B, T / u, sum w) -> whole (B, T, sum w / u),
+ * part r of every segment over the whole sequences on rank r; send and recv
+ * hold B T sum(w) / u floats each. _to_tokens is its inverse. */
+void grt_ulysses_to_heads(const GrtUlysses *x, const int *w, int seg, float *local, float *send, float *recv,
+                          float *whole);
+void grt_ulysses_to_tokens(const GrtUlysses *x, const int *w, int seg, const float *whole, float *send, float *recv,
+                           float *local);
+/* out (B, T / u, H hd) = attention of the local tokens' qkv (B, T / u, (H + 2 KVH) hd), not yet rotated:
+ * exchanged to heads, rotary at the whole sequences' positions, causal (x->causal) attention, exchanged back. */
+void grt_ulysses_attention_forward(const GrtUlysses *x, const GrtUlyssesBufs *m, float *out, float *qkv);
+/* dqkv (B, T / u, (H + 2 KVH) hd), written, of the local tokens from dout (B, T / u, H hd), through the forward's kept buffers. */
+void grt_ulysses_attention_backward(const GrtUlysses *x, const GrtUlyssesBufs *m, float *dqkv, float *dout);
+
 /* ---- layouts and resharding (runtime/reshard.c) ------------------------- */
 
 /* Where a layer runs: the tp * dp world ranks [base, base + tp * dp) of its
