@@ -640,6 +640,11 @@ typedef struct GrtLayer {
     int sp;               /* Megatron sequence parallelism: the stream's (B T) rows split over the TP group
                            * (Korthikanti et al. 2022); the layer's own rows are grt_layer_rows */
     float *full, *local;  /* sequence parallel: the working buffers its collectives fill, (B T, C) and (B T / tp, C) */
+    GrtComm *ul;          /* Ulysses (runtime/ulysses.c): the u ranks that split each sequence (NULL: none); T is
+                           * then the T / u positions [ul_rank T, (ul_rank + 1) T) of each sequence it holds */
+    int ul_size, ul_rank;
+    int32_t *ul_tokens;   /* an embedding or head under Ulysses: its tokens' inputs, then targets, (B, T) each,
+                           * copied from the micro-batch's whole sequences into its working space */
     float *shared;        /* sequence parallel: the gradients of its replicated tensors from this
                            * micro-batch's rows, summed over the TP group before they join grads */
     size_t n_shared;
@@ -1208,6 +1213,8 @@ typedef struct GrtShardAt {
     size_t accum;  /* offset in R->accum */
     int slots;     /* micro-batches whose activations it keeps at once (an interleaved chunk's); 0: the stage's */
     int sp;        /* Megatron sequence parallelism over its TP group */
+    GrtComm *ulysses; /* Ulysses: its group of u consecutive ranks (NULL: none); dp is then the u x dp replicas,
+                       * index d u + r holding positions [r T / u, (r + 1) T / u) of DP index d's sequences */
 } GrtShardAt;
 /* Layer i on this rank: shard it over tp, replicate or split it over dp as
  * `at` says, bind it to the stage's areas and initialize it. A tied head
