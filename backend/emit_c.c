@@ -38,19 +38,13 @@ static void c_comment_text(FILE *out, const char *s) {
 }
 
 /* Why the program cannot run layer i's Ulysses yet (NULL: it can): the
- * runtime runs it on the CPU target, in fp32, without dropout or token
- * types, in a one-stage plan whose every layer has the same Ulysses and DP
- * degrees (no reshard into or out of Ulysses's layout). */
+ * runtime runs it on the CPU target, in fp32, without dropout or token types. */
 static const char *ulysses_unbuilt(const Spec *spec, const Plan *p, int i) {
     const Layer *l = spec->graph->layers[i];
     if (!spec->host_target) return "on the CUDA target";
     if (spec_gemm16(spec)) return "in mixed precision";
     if (l->dropout > 0 || l->types) return l->types ? "with token types" : "with dropout";
-    if (p->pp > 1) return "in a pipelined plan";
-    for (int j = 0; j < spec->graph->n_layers; j++)
-        if (strategy_ulysses(&p->layer[j]) != strategy_ulysses(&p->layer[i]) || p->layer[j].dp != p->layer[i].dp ||
-            p->layer[j].tp != p->layer[i].tp)
-            return "beside layers of another layout";
+    (void)p;
     return NULL;
 }
 
@@ -320,17 +314,16 @@ static void emit_program(const Emit *e, const char *model_name) {
 
 /* ---- the groups ---------------------------------------------------------------- */
 
-/* Is layer i the first of its stage with its groups (so they are declared there)? */
-static bool first_of_layout(const Emit *e, int i) {
-    for (int j = 0; j < i; j++)
-        if (same_groups(e, i, j)) return false;
-    return true;
-}
+enum { GROUP_TP, GROUP_DP, GROUP_ULYSSES }; /* a layer's groups */
 
-/* The layers of i's groups, in a comment. */
-static void layout_members(const Emit *e, int i) {
+static const char *kind_group(const Emit *e, int i, int kind, char *buf, size_t n);
+
+/* The layers using layer i's group of `kind`, in a comment. */
+static void layout_members(const Emit *e, int i, int kind) {
+    char a[64], b[64];
+    kind_group(e, i, kind, a, sizeof a);
     for (int j = 0; j < e->L; j++)
-        if (same_groups(e, i, j)) {
+        if (kind_group(e, j, kind, b, sizeof b) && !strcmp(a, b)) {
             fputc(' ', e->out);
             comment_name(e, j);
         }
@@ -349,7 +342,7 @@ static void emit_group_set(const Emit *e, int i, bool tp) {
                 consec_of(e, i) ? "consecutive" : "strided");
     else
         fprintf(out, "/* DP groups of %d, each holding its own sequences, for:", size);
-    layout_members(e, i);
+    layout_members(e, i, tp ? GROUP_TP : GROUP_DP);
     fprintf(out, " */\nstatic const int %s_ranks[%d][%d] = {", name, n, size);
     for (int g = 0; g < n; g++) {
         fprintf(out, "%s{", g ? ", " : "");
@@ -369,13 +362,32 @@ static const char *ulysses_name(const Emit *e, int i) {
     return buf;
 }
 
+/* Layer i's group of `kind` (GROUP_TP, _DP, _ULYSSES): its name in buf, or NULL when of one rank. */
+static const char *kind_group(const Emit *e, int i, int kind, char *buf, size_t n) {
+    int size = kind == GROUP_TP ? strat(e, i)->tp : kind == GROUP_DP ? dp_of(e, i) : ul_of(e, i);
+    if (size == 1) return NULL;
+    if (kind == GROUP_ULYSSES) snprintf(buf, n, "%s", ulysses_name(e, i));
+    else group_name(e, i, kind == GROUP_TP, buf, n);
+    return buf;
+}
+
+/* Is layer i the first to use its group of `kind`? A name is one set of
+ * rank lists (a stage's DP group of tp 1 is its every rank, whatever the Ulysses degree), declared once. */
+static bool group_first(const Emit *e, int i, int kind) {
+    char a[64], b[64];
+    if (!kind_group(e, i, kind, a, sizeof a)) return false;
+    for (int j = 0; j < i; j++)
+        if (kind_group(e, j, kind, b, sizeof b) && !strcmp(a, b)) return false;
+    return true;
+}
+
 /* Layer i's Ulysses groups: u consecutive ranks of its stage each (the replicas' index d u + r). */
 static void emit_ulysses_groups(const Emit *e, int i) {
     FILE *out = e->out;
     int u = ul_of(e, i), d = strat(e, i)->dp;
     int64_t base = stage_of(e, i) * e->stage_ranks;
     fprintf(out, "/* Ulysses groups of %d consecutive ranks, each splitting its sequences' positions, for:", u);
-    layout_members(e, i);
+    layout_members(e, i, GROUP_ULYSSES);
     fprintf(out, " */\nstatic const int %s_ranks[%d][%d] = {", ulysses_name(e, i), d, u);
     for (int g = 0; g < d; g++) {
         fprintf(out, "%s{", g ? ", " : "");
@@ -390,10 +402,9 @@ static void emit_groups(const Emit *e) {
     FILE *out = e->out;
     fprintf(out, "/* ---- the groups: rank lists; a rank's place in its list is its index in the group ---- */\n\n");
     for (int i = 0; i < e->L; i++) {
-        if (!first_of_layout(e, i)) continue;
-        if (strat(e, i)->tp > 1) emit_group_set(e, i, true);
-        if (dp_of(e, i) > 1) emit_group_set(e, i, false);
-        if (ul_of(e, i) > 1) emit_ulysses_groups(e, i);
+        if (group_first(e, i, GROUP_TP)) emit_group_set(e, i, true);
+        if (group_first(e, i, GROUP_DP)) emit_group_set(e, i, false);
+        if (group_first(e, i, GROUP_ULYSSES)) emit_ulysses_groups(e, i);
     }
     if (e->tied_copy) {
         int a = stage_of(e, e->tied_to), b = stage_of(e, e->head);
@@ -409,16 +420,15 @@ static void emit_groups(const Emit *e) {
     for (int i = 0; i < e->L; i++) any |= strat(e, i)->tp > 1 || dp_of(e, i) > 1;
     if (!any) fprintf(out, "    (void)R; /* one rank a stage: no groups */\n");
     for (int i = 0; i < e->L; i++) {
-        if (!first_of_layout(e, i)) continue;
         for (int tp = 1; tp >= 0; tp--) {
             const Strategy *s = strat(e, i);
             int size = tp ? s->tp : dp_of(e, i);
-            if (size == 1) continue;
+            if (!group_first(e, i, tp ? GROUP_TP : GROUP_DP)) continue;
             char name[64];
             group_name(e, i, tp, name, sizeof name);
             fprintf(out, "    %s = grt_run_group(R, %d, %d, &%s_ranks[0][0]);\n", name, size, tp ? s->dp : s->tp, name);
         }
-        if (ul_of(e, i) > 1)
+        if (group_first(e, i, GROUP_ULYSSES))
             fprintf(out, "    %s = grt_run_group(R, %d, %d, &%s_ranks[0][0]);\n", ulysses_name(e, i), ul_of(e, i),
                     strat(e, i)->dp, ulysses_name(e, i));
     }
@@ -432,8 +442,8 @@ static void emit_groups(const Emit *e) {
 
 static void emit_layout(const Emit *e, int i) {
     const Strategy *s = strat(e, i);
-    fprintf(e->out, "&(GrtLayout){%lld, %d, %d, %d, %d}", (long long)(stage_of(e, i) * e->stage_ranks), s->tp, s->dp,
-            consec_of(e, i), sp_of(e, i));
+    fprintf(e->out, "&(GrtLayout){%lld, %d, %d, %d, %d, %d}", (long long)(stage_of(e, i) * e->stage_ranks), s->tp, s->dp,
+            consec_of(e, i), sp_of(e, i), ul_of(e, i));
 }
 
 /* A layer's shard in words: what its TP group splits, how many sequences each rank runs. */

@@ -159,9 +159,8 @@ bool graph_ulysses_splits(const Graph *g, int tp, int u) {
     return true;
 }
 
-/* The emitted program has no Ulysses all-to-all path in its layers yet
- * (runtime/layers.c): Ulysses strategies are costed and shown, not run. */
-bool runtime_runs_ulysses(void) { return false; }
+/* The emitted program runs Ulysses (runtime/ulysses.c, reshard.c), so the search offers it. */
+bool runtime_runs_ulysses(void) { return true; }
 
 /* Does a count fit the runtime's int sizes, with room for their rounding up? */
 static bool fits(int64_t n) { return n >= 0 && n < (int64_t)1 << 30; }

@@ -811,6 +811,8 @@ void grt_ulysses_attention_backward(const GrtUlysses *x, const GrtUlyssesBufs *m
 typedef struct GrtLayout {
     int base, tp, dp, consec;
     int sp; /* sequence parallel: TP index t holds rows [t, t + 1) B T / tp of its DP index's B sequences */
+    int ul; /* Ulysses degree (tp 1; 0 or 1: none): the stage's dp x ul ranks, rank base + d ul + r holding
+             * positions [r, r + 1) T / ul of each of DP index d's sequences */
 } GrtLayout;
 
 /* Floats of the stream one rank of L holds for a micro-batch of mb sequences of seq_floats each. */
