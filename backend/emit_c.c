@@ -41,10 +41,10 @@ static void c_comment_text(FILE *out, const char *s) {
  * runtime runs it on the CPU target, in fp32, without dropout or token types. */
 static const char *ulysses_unbuilt(const Spec *spec, const Plan *p, int i) {
     const Layer *l = spec->graph->layers[i];
-    if (!spec->host_target) return "on the CUDA target";
-    if (spec_gemm16(spec)) return "in mixed precision";
-    if (l->dropout > 0 || l->types) return l->types ? "with token types" : "with dropout";
     (void)p;
+    if (!spec->host_target) return "on the CUDA target";
+    if (!runtime_runs_ulysses(spec)) return "in mixed precision";
+    if (l->dropout > 0 || l->types) return l->types ? "with token types" : "with dropout";
     return NULL;
 }
 

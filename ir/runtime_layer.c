@@ -139,10 +139,11 @@ bool graph_sp_splits(const Graph *g, int tp) {
  * one, whose windows are the sequence's, nor cross-attention's, whose keys
  * are another stack's) gives each rank heads / (tp u) and kv_heads / (tp u)
  * of every token inside attention. Pooling heads and patch embeddings are
- * not token-local in galvc's runtime, so they take none. */
+ * not token-local in galvc's runtime, so they take none; nor do layers with
+ * dropout (its masks are keyed on whole sequences' positions) or token types. */
 bool layer_ulysses_splits(const Layer *l, int tp, int u) {
     if (u <= 1) return true;
-    if (tp < 1 || l->seq % u) return false;
+    if (tp < 1 || l->seq % u || l->dropout > 0 || l->types) return false; /* dropout's masks and token types: whole sequences' */
     int k = layer_runtime_base_kind(l->kind);
     if (k == GRT_BLOCK)
         return (l->kind == LAYER_ENCODER || l->kind == LAYER_DECODER) && !l->window &&
@@ -159,8 +160,10 @@ bool graph_ulysses_splits(const Graph *g, int tp, int u) {
     return true;
 }
 
-/* The emitted program runs Ulysses (runtime/ulysses.c, reshard.c), so the search offers it. */
-bool runtime_runs_ulysses(void) { return true; }
+/* Does the emitted program run Ulysses for this spec (runtime/ulysses.c,
+ * reshard.c)? On CPU ranks in fp32 (not yet on the CUDA target, nor with
+ * mixed precision's bf16 kept activations); where it does the search offers it. */
+bool runtime_runs_ulysses(const Spec *spec) { return spec->host_target && !spec_gemm16(spec); }
 
 /* Does a count fit the runtime's int sizes, with room for their rounding up? */
 static bool fits(int64_t n) { return n >= 0 && n < (int64_t)1 << 30; }
