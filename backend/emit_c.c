@@ -38,12 +38,11 @@ static void c_comment_text(FILE *out, const char *s) {
 }
 
 /* Why the program cannot run layer i's Ulysses yet (NULL: it can): the
- * runtime runs it on the CPU target, in fp32, without dropout or token types. */
+ * runtime runs it on the CPU target, without dropout or token types. */
 static const char *ulysses_unbuilt(const Spec *spec, const Plan *p, int i) {
     const Layer *l = spec->graph->layers[i];
     (void)p;
-    if (!spec->host_target) return "on the CUDA target";
-    if (!runtime_runs_ulysses(spec)) return "in mixed precision";
+    if (!runtime_runs_ulysses(spec)) return "on the CUDA target";
     if (l->dropout > 0 || l->types) return l->types ? "with token types" : "with dropout";
     return NULL;
 }

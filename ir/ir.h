@@ -581,7 +581,7 @@ typedef struct Spec {
  * under bf16, how its target holds the GEMMs' rounded operands
  * (GRT_GEMM16_BITS on a GPU, GRT_GEMM16_WIDE on the host: runtime/galvrt_sizes.h). */
 int spec_gemm16(const Spec *spec);
-/* Does the emitted program run Ulysses for this spec (runtime_layer.c: CPU ranks, fp32)? Where it does not,
+/* Does the emitted program run Ulysses for this spec (runtime_layer.c: CPU ranks)? Where it does not,
  * the search leaves Ulysses out and the backend refuses a plan given with it. */
 bool runtime_runs_ulysses(const Spec *spec);
 

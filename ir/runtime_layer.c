@@ -161,9 +161,8 @@ bool graph_ulysses_splits(const Graph *g, int tp, int u) {
 }
 
 /* Does the emitted program run Ulysses for this spec (runtime/ulysses.c,
- * reshard.c)? On CPU ranks in fp32 (not yet on the CUDA target, nor with
- * mixed precision's bf16 kept activations); where it does the search offers it. */
-bool runtime_runs_ulysses(const Spec *spec) { return spec->host_target && !spec_gemm16(spec); }
+ * reshard.c)? On CPU ranks (not yet on the CUDA target); where it does the search offers it. */
+bool runtime_runs_ulysses(const Spec *spec) { return spec->host_target; }
 
 /* Does a count fit the runtime's int sizes, with room for their rounding up? */
 static bool fits(int64_t n) { return n >= 0 && n < (int64_t)1 << 30; }

@@ -798,6 +798,11 @@ void grt_ulysses_to_tokens(const GrtUlysses *x, const int *w, int seg, const flo
 /* out (B, T / u, H hd) = attention of the local tokens' qkv (B, T / u, (H + 2 KVH) hd), not yet rotated:
  * exchanged to heads, rotary at the whole sequences' positions, causal (x->causal) attention, exchanged back. */
 void grt_ulysses_attention_forward(const GrtUlysses *x, const GrtUlyssesBufs *m, float *out, float *qkv);
+/* Its three steps, for a caller that keeps what each leaves (bf16 kept activations): qkv's heads exchanged
+ * into m->qkvw and rotated; attention into m->attw and m->att; m->attw exchanged back into out. */
+void grt_ulysses_qkv_to_heads(const GrtUlysses *x, const GrtUlyssesBufs *m, float *qkv);
+void grt_ulysses_attend(const GrtUlysses *x, const GrtUlyssesBufs *m);
+void grt_ulysses_out_to_tokens(const GrtUlysses *x, const GrtUlyssesBufs *m, float *out);
 /* dqkv (B, T / u, (H + 2 KVH) hd), written, of the local tokens from dout (B, T / u, H hd), through the forward's kept buffers. */
 void grt_ulysses_attention_backward(const GrtUlysses *x, const GrtUlyssesBufs *m, float *dqkv, float *dout);
 

@@ -672,10 +672,10 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
         grt_abort("sequence parallelism takes no layer of a T5 model", 1);
     if (l->sp && (l->B * l->T) % l->tp_size)
         grt_abort("sequence parallelism needs the micro-batch's tokens on a rank to divide by the TP degree", 1);
-    if (l->ul && (l->tp_size > 1 || l->sp || l->s.te || l->s.window || l->s.types || l->s.dropout > 0 || l->s.gemm16 ||
+    if (l->ul && (l->tp_size > 1 || l->sp || l->s.te || l->s.window || l->s.types || l->s.dropout > 0 ||
                   l->s.kind == GRT_PATCH || l->s.kind == GRT_CLASSIFIER || l->s.kind == GRT_MERGE))
-        grt_abort("Ulysses takes embeddings without token types, full-attention blocks, norms and LM heads, without TP, "
-                  "dropout or mixed precision",
+        grt_abort("Ulysses takes embeddings without token types, full-attention blocks, norms and LM heads, without TP "
+                  "or dropout",
                   1);
     l->n_shared = l->sp ? (size_t)grt_size_shared(&l->s) : 0;
     if (!ckpt && grt_layer_ckpt_floats(l)) grt_abort("internal error: a layer that needs a checkpoint area got none", 1);
@@ -978,7 +978,14 @@ static float *attention_from(GrtLayer *l, const float *attn_in) {
     linear_fwd(l, a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
     if (l->ul) { /* Ulysses: over the whole sequences of its group's share of the heads (runtime/ulysses.c) */
         a->ul.softmax = (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, a->ul.T, causal_flag(s), hd, 0, 0);
-        grt_ulysses_attention_forward(&a->ul, &a->ub, a->atty, a->qkv);
+        keep16(a, K_QKV); /* not rotated: rotary runs on the whole sequences' heads */
+        grt_ulysses_qkv_to_heads(&a->ul, &a->ub, a->qkv);
+        keep16(a, K_QKVW);
+        grt_ulysses_attend(&a->ul, &a->ub);
+        keep16(a, K_ATT); /* as below: the probabilities and output rounded before they go on */
+        keep16(a, K_ATTYW);
+        grt_ulysses_out_to_tokens(&a->ul, &a->ub, a->atty);
+        keep16(a, K_ATTY);
         linear_fwd(l, a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
         return a->scratch;
     }

@@ -83,12 +83,26 @@ static int qkv_segments(const GrtUlysses *x, int *w) {
     return 3;
 }
 
-void grt_ulysses_attention_forward(const GrtUlysses *x, const GrtUlyssesBufs *m, float *out, float *qkv) {
-    int w[3], seg = qkv_segments(x, w), o = x->H * x->hd, Hu = x->H / x->u, KVHu = x->KVH / x->u;
+void grt_ulysses_qkv_to_heads(const GrtUlysses *x, const GrtUlyssesBufs *m, float *qkv) {
+    int w[3], seg = qkv_segments(x, w);
     grt_ulysses_to_heads(x, w, seg, qkv, m->send, m->recv, m->qkvw);
     if (x->rope) rope_whole(x, m->qkvw, m->rope, 0);
-    grt_attention_forward_with(m->attw, m->att, m->qkvw, x->B, x->T, Hu, KVHu, x->hd, x->causal, x->softmax);
+}
+
+void grt_ulysses_attend(const GrtUlysses *x, const GrtUlyssesBufs *m) {
+    grt_attention_forward_with(m->attw, m->att, m->qkvw, x->B, x->T, x->H / x->u, x->KVH / x->u, x->hd, x->causal,
+                               x->softmax);
+}
+
+void grt_ulysses_out_to_tokens(const GrtUlysses *x, const GrtUlyssesBufs *m, float *out) {
+    int o = x->H * x->hd;
     grt_ulysses_to_tokens(x, &o, 1, m->attw, m->send, m->recv, out);
+}
+
+void grt_ulysses_attention_forward(const GrtUlysses *x, const GrtUlyssesBufs *m, float *out, float *qkv) {
+    grt_ulysses_qkv_to_heads(x, m, qkv);
+    grt_ulysses_attend(x, m);
+    grt_ulysses_out_to_tokens(x, m, out);
 }
 
 void grt_ulysses_attention_backward(const GrtUlysses *x, const GrtUlyssesBufs *m, float *dqkv, float *dout) {
