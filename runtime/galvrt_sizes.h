@@ -335,8 +335,8 @@ static inline double grt_size_work(const GrtLayerSpec *s, int tp, int sp, double
  * keeps, besides what it keeps of its local tokens, QKV and the attention
  * output of its heads over the whole sequence (B T, (qkv + H hd) / u), and
  * its probabilities are (B, H / u, T, T) instead of (B, H, T / u, T / u).
- * These are the sizes the program is to allocate when it runs Ulysses
- * (ir/runtime_layer.c's runtime_runs_ulysses); the planner costs them. */
+ * These are the sizes runtime/layers.c allocates under Ulysses
+ * (runtime/ulysses.c's buffers); the planner costs them. */
 static inline double grt_ulysses_kept16(const GrtLayerSpec *s, int u, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, 1);
     double local = grt_block_kept16(s, z, 1, 0, B, T / u) - B * z.H * (T / u) * grt_block_keys(s, T / u);
