@@ -537,7 +537,7 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     diag_init(&diag, stderr);
     if (!profile_resolve(arena, c, spec->graph, profile_path(arena, opt, c), &hw, &diag)) return EXIT_USER;
     SearchRequest req = {
-        .devices = devices, .flat_pipeline = opt->emit == EMIT_GALVATRON, .ulysses = runtime_runs_ulysses(spec)};
+        .devices = devices, .flat_pipeline = opt->emit == EMIT_GALVATRON, .ulysses = search_offers_ulysses(spec)};
     Strategy uniform = opt->uniform;
     if (opt->has_uniform) {
         Strategy *u = &uniform;

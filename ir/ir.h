@@ -582,8 +582,9 @@ typedef struct Spec {
  * (GRT_GEMM16_BITS on a GPU, GRT_GEMM16_WIDE on the host: runtime/galvrt_sizes.h). */
 int spec_gemm16(const Spec *spec);
 /* Does the emitted program run Ulysses for this spec (runtime_layer.c: CPU ranks)? Where it does not,
- * the search leaves Ulysses out and the backend refuses a plan given with it. */
+ * the backend refuses a plan given with it. Does the search offer it (not yet)? */
 bool runtime_runs_ulysses(const Spec *spec);
+bool search_offers_ulysses(const Spec *spec);
 
 /* Readable views of the IR (ir/print.c). */
 const char *bytes_str(char *buf, size_t n, double bytes); /* "1.50 MiB" */

@@ -23,15 +23,18 @@ static void parts(float *wide, float *narrow, const int *w, int seg, int u, int 
     for (int s = 0, off = 0, n = 0; s < seg; off += w[s], n += w[s] / u, s++) {
         float *a = wide + off + (size_t)j * (w[s] / u), *b = narrow + n;
         size_t bytes = sizeof(float) * (size_t)(w[s] / u);
-        if (to_narrow) memcpy(b, a, bytes);
-        else memcpy(a, b, bytes);
+        if (to_narrow)
+            memcpy(b, a, bytes);
+        else
+            memcpy(a, b, bytes);
     }
 }
 
 /* Sum of the segments' widths: a local row's floats. */
 static int width_of(const int *w, int seg) {
     int n = 0;
-    for (int s = 0; s < seg; s++) n += w[s];
+    for (int s = 0; s < seg; s++)
+        n += w[s];
     return n;
 }
 
@@ -40,7 +43,8 @@ void grt_ulysses_to_heads(const GrtUlysses *x, const int *w, int seg, float *loc
     int u = x->u, W = width_of(w, seg), Wu = W / u, Tl = x->T / u;
     size_t rows = local_rows(x), blk = block_floats(x, W);
     for (int j = 0; j < u; j++) /* block j: every local token's part j, to rank j */
-        for (size_t n = 0; n < rows; n++) parts(local + n * (size_t)W, send + j * blk + n * (size_t)Wu, w, seg, u, j, 1);
+        for (size_t n = 0; n < rows; n++)
+            parts(local + n * (size_t)W, send + j * blk + n * (size_t)Wu, w, seg, u, j, 1);
     grt_alltoall(x->group, send, recv, blk);
     for (int i = 0; i < u; i++) /* block i: rank i's tokens, positions [i Tl, (i + 1) Tl) of each sequence */
         for (size_t n = 0; n < rows; n++) {
@@ -62,7 +66,8 @@ void grt_ulysses_to_tokens(const GrtUlysses *x, const int *w, int seg, const flo
         }
     grt_alltoall(x->group, send, recv, blk);
     for (int j = 0; j < u; j++) /* block j: rank j's heads of this rank's tokens */
-        for (size_t n = 0; n < rows; n++) parts(local + n * (size_t)W, recv + j * blk + n * (size_t)Wu, w, seg, u, j, 0);
+        for (size_t n = 0; n < rows; n++)
+            parts(local + n * (size_t)W, recv + j * blk + n * (size_t)Wu, w, seg, u, j, 0);
 }
 
 /* Rotary on the Q and K heads of qkvw (B, T, (H + 2 KVH) hd / u), whole
@@ -71,10 +76,14 @@ void grt_ulysses_to_tokens(const GrtUlysses *x, const int *w, int seg, const flo
 static void rope_whole(const GrtUlysses *x, float *qkvw, float *tmp, int backward) {
     int heads = (x->H + x->KVH) / x->u, qk = heads * x->hd, row = (x->H + 2 * x->KVH) * x->hd / x->u;
     size_t N = (size_t)x->B * x->T;
-    for (size_t n = 0; n < N; n++) memcpy(tmp + n * qk, qkvw + n * row, sizeof(float) * (size_t)qk);
-    if (backward) grt_rope_backward(tmp, x->B, x->T, heads, x->hd, x->rope_theta);
-    else grt_rope_forward(tmp, x->B, x->T, heads, x->hd, x->rope_theta);
-    for (size_t n = 0; n < N; n++) memcpy(qkvw + n * row, tmp + n * qk, sizeof(float) * (size_t)qk);
+    for (size_t n = 0; n < N; n++)
+        memcpy(tmp + n * qk, qkvw + n * row, sizeof(float) * (size_t)qk);
+    if (backward)
+        grt_rope_backward(tmp, x->B, x->T, heads, x->hd, x->rope_theta);
+    else
+        grt_rope_forward(tmp, x->B, x->T, heads, x->hd, x->rope_theta);
+    for (size_t n = 0; n < N; n++)
+        memcpy(qkvw + n * row, tmp + n * qk, sizeof(float) * (size_t)qk);
 }
 
 /* The segments of a QKV row (Q, K, V) and of an attention output row, in floats. */
