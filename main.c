@@ -543,7 +543,7 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     hw_share(c, devices, &hw, shared); /* ranks sharing a device: each its share */
     spec->cluster = shared;
     SearchRequest req = {
-        .devices = devices, .flat_pipeline = opt->emit == EMIT_GALVATRON, .ulysses = runtime_runs_ulysses()};
+        .devices = devices, .flat_pipeline = opt->emit == EMIT_GALVATRON, .ulysses = search_offers_ulysses(spec)};
     Strategy uniform = opt->uniform;
     if (opt->has_uniform) {
         Strategy *u = &uniform;

@@ -37,6 +37,16 @@ static void c_comment_text(FILE *out, const char *s) {
               out);
 }
 
+/* Why the program cannot run layer i's Ulysses yet (NULL: it can): the
+ * runtime runs it on the CPU target, without dropout or token types. */
+static const char *ulysses_unbuilt(const Spec *spec, const Plan *p, int i) {
+    const Layer *l = spec->graph->layers[i];
+    (void)p;
+    if (!runtime_runs_ulysses(spec)) return "on the CUDA target";
+    if (l->dropout > 0 || l->types) return l->types ? "with token types" : "with dropout";
+    return NULL;
+}
+
 /* Does the runtime run this plan: every layer of a kind it trains, every
  * degree dividing what it splits? */
 bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
@@ -58,11 +68,10 @@ bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
             diag_error(d, l->loc, "%s: %lld heads, %lld key/value heads and FFN %lld do not split over TP %d", l->name,
                        (long long)l->heads, (long long)l->kv_heads, (long long)l->ffn, s->tp);
             ok = false;
-        } else if (strategy_ulysses(s) > 1 && !runtime_runs_ulysses()) {
-            diag_error(d, l->loc,
-                       "%s: the plan runs it with Ulysses sequence parallelism (ulysses=%d), which galvc "
+        } else if (strategy_ulysses(s) > 1 && (why = ulysses_unbuilt(spec, p, i))) {
+            diag_error(d, l->loc, "%s: the plan runs it with Ulysses sequence parallelism (ulysses=%d) %s, which galvc "
                        "costs and prints (--emit=plan) but does not build into a program yet",
-                       l->name, s->ulysses);
+                       l->name, s->ulysses, why);
             ok = false;
         }
     }
@@ -126,6 +135,9 @@ static bool reduces_each(const Emit *e, int i) { return zero_of(e, i) == 2 || (s
 static bool reduces_once(const Emit *e, int i) { return zero_of(e, i) == 1 || (sdp_of(e, i) && strat(e, i)->zero3_once); }
 static bool consec_of(const Emit *e, int i) { return strategy_tp_consecutive(strat(e, i)); }
 static int64_t seqs_of(const Emit *e, int i) { return e->mb / strat(e, i)->dp; } /* per rank, per micro-batch */
+/* Its Ulysses degree (1: none), and its DP group: the u x dp replicas that sum its gradients and share its ZeRO state. */
+static int ul_of(const Emit *e, int i) { return strategy_ulysses(strat(e, i)); }
+static int dp_of(const Emit *e, int i) { return strategy_replicas(strat(e, i)); }
 static bool sp_of(const Emit *e, int i) { return strategy_sp(strat(e, i)); } /* Megatron-SP over its TP group */
 /* Floats per sequence of layer i's input (i > 0): its tokens of its width,
  * SEQ x HIDDEN but past a patch merging; a T5 model's stream rows (galvrt_sizes.h). */
@@ -137,11 +149,13 @@ static int64_t in_floats(const Emit *e, int i) {
 /* Floats of layer i's (B, T, C) stream on one rank (its input; past a patch
  * merging, fewer tokens of a wider row): its rows alone with sequence parallelism. */
 static long long stream_floats(const Emit *e, int i) {
-    return (long long)(seqs_of(e, i) * (i ? in_floats(e, i) : e->seq * e->hidden) / (sp_of(e, i) ? strat(e, i)->tp : 1));
+    return (long long)(seqs_of(e, i) * (i ? in_floats(e, i) : e->seq * e->hidden) / (sp_of(e, i) ? strat(e, i)->tp : 1) /
+                       ul_of(e, i));
 }
 /* Do layers i and j use the same TP and DP groups? */
 static bool same_groups(const Emit *e, int i, int j) {
-    return stage_of(e, i) == stage_of(e, j) && strat(e, i)->tp == strat(e, j)->tp && consec_of(e, i) == consec_of(e, j);
+    return stage_of(e, i) == stage_of(e, j) && strat(e, i)->tp == strat(e, j)->tp && consec_of(e, i) == consec_of(e, j) &&
+           ul_of(e, i) == ul_of(e, j);
 }
 /* ... and lay out the stream alike (no reshard between them)? */
 static bool same_layout(const Emit *e, int i, int j) { return same_groups(e, i, j) && sp_of(e, i) == sp_of(e, j); }
@@ -158,13 +172,13 @@ static const char *group_name(const Emit *e, int i, bool tp, char *buf, size_t n
     const Strategy *s = strat(e, i);
     char stage[16] = "";
     if (e->pp > 1) snprintf(stage, sizeof stage, "s%d_", stage_of(e, i));
-    snprintf(buf, n, "%s%s%d%s", stage, tp ? "tp" : "dp", tp ? s->tp : s->dp, consec_of(e, i) ? "" : "_strided");
+    snprintf(buf, n, "%s%s%d%s", stage, tp ? "tp" : "dp", tp ? s->tp : dp_of(e, i), consec_of(e, i) ? "" : "_strided");
     return buf;
 }
 
 /* The group expression for layer i: its group's name, or NULL when the degree is 1. */
 static const char *group_of(const Emit *e, int i, bool tp, char *buf, size_t n) {
-    return (tp ? strat(e, i)->tp : strat(e, i)->dp) > 1 ? group_name(e, i, tp, buf, n) : "NULL";
+    return (tp ? strat(e, i)->tp : dp_of(e, i)) > 1 ? group_name(e, i, tp, buf, n) : "NULL";
 }
 
 static void comment_name(const Emit *e, int i) { c_comment_text(e->out, e->spec->graph->layers[i]->name); }
@@ -183,7 +197,7 @@ static void layout_state(Emit *e, Arena *a) {
         e->rs[i] = layer_spec(e->spec, e->spec->graph->layers[i]);
         if (i == e->head && e->tied_copy) e->rs[i].tied = 0;
         int k = stage_of(e, i);
-        int64_t n = (int64_t)grt_size_params(&e->rs[i], strat(e, i)->tp), dp = strat(e, i)->dp;
+        int64_t n = (int64_t)grt_size_params(&e->rs[i], strat(e, i)->tp), dp = dp_of(e, i);
         int64_t chunk = (n + dp - 1) / dp;
         int zero = zero_of(e, i);
         e->stored[i] = zero ? chunk : n;
@@ -261,7 +275,7 @@ static void emit_specs(const Emit *e) {
     for (int i = 0; i < e->L; i++) {
         const Strategy *s = strat(e, i);
         char buf[96];
-        fprintf(out, "    {%d, %d, %d, %d}, /* ", stage_of(e, i), s->tp, s->dp, zero_of(e, i) > 0);
+        fprintf(out, "    {%d, %d, %d, %d}, /* ", stage_of(e, i), s->tp, dp_of(e, i), zero_of(e, i) > 0);
         comment_name(e, i);
         fprintf(out, ": %s */\n", strategy_str(buf, sizeof buf, s));
     }
@@ -299,17 +313,16 @@ static void emit_program(const Emit *e, const char *model_name) {
 
 /* ---- the groups ---------------------------------------------------------------- */
 
-/* Is layer i the first of its stage with its groups (so they are declared there)? */
-static bool first_of_layout(const Emit *e, int i) {
-    for (int j = 0; j < i; j++)
-        if (same_groups(e, i, j)) return false;
-    return true;
-}
+enum { GROUP_TP, GROUP_DP, GROUP_ULYSSES }; /* a layer's groups */
 
-/* The layers of i's groups, in a comment. */
-static void layout_members(const Emit *e, int i) {
+static const char *kind_group(const Emit *e, int i, int kind, char *buf, size_t n);
+
+/* The layers using layer i's group of `kind`, in a comment. */
+static void layout_members(const Emit *e, int i, int kind) {
+    char a[64], b[64];
+    kind_group(e, i, kind, a, sizeof a);
     for (int j = 0; j < e->L; j++)
-        if (same_groups(e, i, j)) {
+        if (kind_group(e, j, kind, b, sizeof b) && !strcmp(a, b)) {
             fputc(' ', e->out);
             comment_name(e, j);
         }
@@ -319,7 +332,7 @@ static void layout_members(const Emit *e, int i) {
 static void emit_group_set(const Emit *e, int i, bool tp) {
     FILE *out = e->out;
     const Strategy *s = strat(e, i);
-    int size = tp ? s->tp : s->dp, n = tp ? s->dp : s->tp;
+    int size = tp ? s->tp : dp_of(e, i), n = tp ? s->dp : s->tp;
     char name[64];
     group_name(e, i, tp, name, sizeof name);
     if (tp)
@@ -328,7 +341,7 @@ static void emit_group_set(const Emit *e, int i, bool tp) {
                 consec_of(e, i) ? "consecutive" : "strided");
     else
         fprintf(out, "/* DP groups of %d, each holding its own sequences, for:", size);
-    layout_members(e, i);
+    layout_members(e, i, tp ? GROUP_TP : GROUP_DP);
     fprintf(out, " */\nstatic const int %s_ranks[%d][%d] = {", name, n, size);
     for (int g = 0; g < n; g++) {
         fprintf(out, "%s{", g ? ", " : "");
@@ -339,14 +352,58 @@ static void emit_group_set(const Emit *e, int i, bool tp) {
     fprintf(out, "};\nstatic GrtComm *%s;\n", name);
 }
 
+/* The name of layer i's Ulysses groups: "ulysses2", "s1_ulysses4" (one name at a time). */
+static const char *ulysses_name(const Emit *e, int i) {
+    static char buf[32];
+    char stage[16] = "";
+    if (e->pp > 1) snprintf(stage, sizeof stage, "s%d_", stage_of(e, i));
+    snprintf(buf, sizeof buf, "%sulysses%d", stage, ul_of(e, i));
+    return buf;
+}
+
+/* Layer i's group of `kind` (GROUP_TP, _DP, _ULYSSES): its name in buf, or NULL when of one rank. */
+static const char *kind_group(const Emit *e, int i, int kind, char *buf, size_t n) {
+    int size = kind == GROUP_TP ? strat(e, i)->tp : kind == GROUP_DP ? dp_of(e, i) : ul_of(e, i);
+    if (size == 1) return NULL;
+    if (kind == GROUP_ULYSSES) snprintf(buf, n, "%s", ulysses_name(e, i));
+    else group_name(e, i, kind == GROUP_TP, buf, n);
+    return buf;
+}
+
+/* Is layer i the first to use its group of `kind`? A name is one set of
+ * rank lists (a stage's DP group of tp 1 is its every rank, whatever the Ulysses degree), declared once. */
+static bool group_first(const Emit *e, int i, int kind) {
+    char a[64], b[64];
+    if (!kind_group(e, i, kind, a, sizeof a)) return false;
+    for (int j = 0; j < i; j++)
+        if (kind_group(e, j, kind, b, sizeof b) && !strcmp(a, b)) return false;
+    return true;
+}
+
+/* Layer i's Ulysses groups: u consecutive ranks of its stage each (the replicas' index d u + r). */
+static void emit_ulysses_groups(const Emit *e, int i) {
+    FILE *out = e->out;
+    int u = ul_of(e, i), d = strat(e, i)->dp;
+    int64_t base = stage_of(e, i) * e->stage_ranks;
+    fprintf(out, "/* Ulysses groups of %d consecutive ranks, each splitting its sequences' positions, for:", u);
+    layout_members(e, i, GROUP_ULYSSES);
+    fprintf(out, " */\nstatic const int %s_ranks[%d][%d] = {", ulysses_name(e, i), d, u);
+    for (int g = 0; g < d; g++) {
+        fprintf(out, "%s{", g ? ", " : "");
+        for (int k = 0; k < u; k++) fprintf(out, "%s%lld", k ? ", " : "", (long long)(base + (int64_t)g * u + k));
+        fputc('}', out);
+    }
+    fprintf(out, "};\nstatic GrtComm *%s;\n", ulysses_name(e, i));
+}
+
 /* Every group the plan uses, made by every rank in the same order (each split is collective). */
 static void emit_groups(const Emit *e) {
     FILE *out = e->out;
     fprintf(out, "/* ---- the groups: rank lists; a rank's place in its list is its index in the group ---- */\n\n");
     for (int i = 0; i < e->L; i++) {
-        if (!first_of_layout(e, i)) continue;
-        if (strat(e, i)->tp > 1) emit_group_set(e, i, true);
-        if (strat(e, i)->dp > 1) emit_group_set(e, i, false);
+        if (group_first(e, i, GROUP_TP)) emit_group_set(e, i, true);
+        if (group_first(e, i, GROUP_DP)) emit_group_set(e, i, false);
+        if (group_first(e, i, GROUP_ULYSSES)) emit_ulysses_groups(e, i);
     }
     if (e->tied_copy) {
         int a = stage_of(e, e->tied_to), b = stage_of(e, e->head);
@@ -359,18 +416,20 @@ static void emit_groups(const Emit *e) {
     }
     fprintf(out, "\nstatic void make_groups(GrtRun *R) {\n");
     bool any = e->tied_copy;
-    for (int i = 0; i < e->L; i++) any |= strat(e, i)->tp > 1 || strat(e, i)->dp > 1;
+    for (int i = 0; i < e->L; i++) any |= strat(e, i)->tp > 1 || dp_of(e, i) > 1;
     if (!any) fprintf(out, "    (void)R; /* one rank a stage: no groups */\n");
     for (int i = 0; i < e->L; i++) {
-        if (!first_of_layout(e, i)) continue;
         for (int tp = 1; tp >= 0; tp--) {
             const Strategy *s = strat(e, i);
-            int size = tp ? s->tp : s->dp;
-            if (size == 1) continue;
+            int size = tp ? s->tp : dp_of(e, i);
+            if (!group_first(e, i, tp ? GROUP_TP : GROUP_DP)) continue;
             char name[64];
             group_name(e, i, tp, name, sizeof name);
             fprintf(out, "    %s = grt_run_group(R, %d, %d, &%s_ranks[0][0]);\n", name, size, tp ? s->dp : s->tp, name);
         }
+        if (group_first(e, i, GROUP_ULYSSES))
+            fprintf(out, "    %s = grt_run_group(R, %d, %d, &%s_ranks[0][0]);\n", ulysses_name(e, i), ul_of(e, i),
+                    strat(e, i)->dp, ulysses_name(e, i));
     }
     if (e->tied_copy)
         fprintf(out, "    R->tied = grt_run_group(R, %lld, 1, &tied_ranks[0][0]);\n",
@@ -382,8 +441,8 @@ static void emit_groups(const Emit *e) {
 
 static void emit_layout(const Emit *e, int i) {
     const Strategy *s = strat(e, i);
-    fprintf(e->out, "&(GrtLayout){%lld, %d, %d, %d, %d}", (long long)(stage_of(e, i) * e->stage_ranks), s->tp, s->dp,
-            consec_of(e, i), sp_of(e, i));
+    fprintf(e->out, "&(GrtLayout){%lld, %d, %d, %d, %d, %d}", (long long)(stage_of(e, i) * e->stage_ranks), s->tp, s->dp,
+            consec_of(e, i), sp_of(e, i), ul_of(e, i));
 }
 
 /* A layer's shard in words: what its TP group splits, how many sequences each rank runs. */
@@ -507,15 +566,17 @@ static void emit_pipes(const Emit *e, int c) {
 static void emit_shards(const Emit *e, int c) {
     FILE *out = e->out;
     for (int i = e->plan->stage_start[c]; i < e->plan->stage_start[c + 1]; i++) {
-        char tp[64], dp[64], slots[48] = "";
+        char tp[64], dp[64], slots[48] = "", ul[48] = "";
         shard_comment(e, i);
         if (e->v > 1) snprintf(slots, sizeof slots, ", .slots = %lld", (long long)held_of(e, c));
+        if (ul_of(e, i) > 1) snprintf(ul, sizeof ul, ", .ulysses = %s", ulysses_name(e, i));
         fprintf(out,
                 "    grt_shard_setup(R, %d, %s, %s, &(GrtShardAt){.zero = %d, .once = %d, .ckpt = %d, .copy = %d,\n"
-                "                                                .params = %lld, .state = %lld, .accum = %lld%s%s});\n",
+                "                                                .params = %lld, .state = %lld, .accum = %lld%s%s%s});\n",
                 i, group_of(e, i, true, tp, sizeof tp), group_of(e, i, false, dp, sizeof dp), zero_of(e, i),
                 reduces_once(e, i) && sdp_of(e, i), strat(e, i)->ckpt, i == e->head && e->tied_copy,
-                (long long)e->poff[i], (long long)e->off[i], (long long)e->aoff[i], slots, sp_of(e, i) ? ", .sp = 1" : "");
+                (long long)e->poff[i], (long long)e->off[i], (long long)e->aoff[i], slots, sp_of(e, i) ? ", .sp = 1" : "",
+                ul);
     }
 }
 
@@ -568,18 +629,20 @@ static void emit_setup(const Emit *e, int k) {
         if (stage_of(e, i) != k) continue;
         const Strategy *s = strat(e, i);
         double B = (double)seqs_of(e, i), T = (double)e->spec->graph->layers[i]->seq;
-        int64_t n = (int64_t)grt_size_params(&e->rs[i], s->tp), whole = (n + s->dp - 1) / s->dp * s->dp;
+        int64_t n = (int64_t)grt_size_params(&e->rs[i], s->tp), whole = (n + dp_of(e, i) - 1) / dp_of(e, i) * dp_of(e, i);
         if (held_of(e, chunk_of(e, i)) > slots) slots = held_of(e, chunk_of(e, i));
         stored = e->off[i] + e->stored[i], params = e->poff[i] + e->params[i], accum = e->aoff[i] + e->accum[i];
         if (sdp_of(e, i) && whole > gather) gather = whole;
         if (reduces_each(e, i) && whole > scatter) scatter = whole;
-        int sp = sp_of(e, i);
-        int64_t div = sp ? s->tp : 1, in = stream_floats(e, i);
+        int sp = sp_of(e, i), u = ul_of(e, i);
+        int64_t div = (sp ? s->tp : 1) * u, in = stream_floats(e, i);
         int64_t out_f = i + 1 < e->L ? seqs_of(e, i) * in_floats(e, i + 1) / div : 0; /* its output, in its layout */
         if ((in > out_f ? in : out_f) > act) act = in > out_f ? in : out_f;
         int ck = s->ckpt && e->rs[i].kind == GRT_BLOCK; /* as runtime/run.c sets GrtLayer.ckpt */
-        if (grt_size_work(&e->rs[i], s->tp, sp, B, T) > work) work = grt_size_work(&e->rs[i], s->tp, sp, B, T);
-        if (grt_size_ckpt(&e->rs[i], s->tp, sp, B, T, ck) > ckpt) ckpt = grt_size_ckpt(&e->rs[i], s->tp, sp, B, T, ck);
+        double w = u > 1 ? grt_size_work_ulysses(&e->rs[i], u, B, T) : grt_size_work(&e->rs[i], s->tp, sp, B, T);
+        double a = u > 1 ? grt_size_ckpt_ulysses(&e->rs[i], u, B, T, ck) : grt_size_ckpt(&e->rs[i], s->tp, sp, B, T, ck);
+        if (w > work) work = w;
+        if (a > ckpt) ckpt = a;
     }
     emit_stage_title(e, k, slots);
     for (int c = k; c < e->C; c += e->pp) emit_chunk_decls(e, c);
@@ -859,7 +922,7 @@ static void emit_backward(const Emit *e, int c) {
     int lo = e->plan->stage_start[c], hi = e->plan->stage_start[c + 1];
     bool uses_mb = false;
     char tag[48];
-    for (int i = lo; i < hi; i++) uses_mb |= !reduces_each(e, i) && strat(e, i)->dp > 1 && e->stored[i] > 0;
+    for (int i = lo; i < hi; i++) uses_mb |= !reduces_each(e, i) && dp_of(e, i) > 1 && e->stored[i] > 0;
     if (e->v == 1)
         fprintf(out, "/* Stage %d's backward of micro-batch mb, on activation slot s. */\n"
                      "static void stage%d_backward(GrtRun *R, int mb, int s) {\n", c, c);
@@ -896,7 +959,7 @@ static void emit_backward(const Emit *e, int c) {
             fprintf(out, "'s gradient, complete, reduce-scattered over ");
             group_words(e, i, false);
             fprintf(out, " */\n");
-        } else if (s->dp > 1 && e->stored[i] > 0) {
+        } else if (dp_of(e, i) > 1 && e->stored[i] > 0) {
             fprintf(out, "    %sgrt_allreduce(%s, R->grads + %lld, %lld); /* ", last,
                     group_of(e, i, false, dp, sizeof dp), (long long)e->off[i], (long long)e->stored[i]);
             comment_name(e, i);

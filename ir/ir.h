@@ -476,9 +476,6 @@ bool strategy_splits(const Strategy *s, int64_t samples);
  * key/value heads (over tp * u with TP) and every layer's sequence must divide (runtime_layer.c)? */
 bool layer_ulysses_splits(const Layer *l, int tp, int u);
 bool graph_ulysses_splits(const Graph *g, int tp, int u);
-/* Does the emitted program run Ulysses (runtime_layer.c)? Until it does, the search leaves Ulysses out and
- * the backend refuses a plan given with it. */
-bool runtime_runs_ulysses(void);
 bool layer_recomputes(LayerKind k);
 /* The divisors of n > 0, ascending, in an array from a (*count of them). */
 const int64_t *strategy_divisors(int64_t n, Arena *a, int *count);
@@ -592,6 +589,10 @@ typedef struct Spec {
  * under bf16, how its target holds the GEMMs' rounded operands
  * (GRT_GEMM16_BITS on a GPU, GRT_GEMM16_WIDE on the host: runtime/galvrt_sizes.h). */
 int spec_gemm16(const Spec *spec);
+/* Does the emitted program run Ulysses for this spec (runtime_layer.c: CPU ranks)? Where it does not,
+ * the backend refuses a plan given with it. Does the search offer it (not yet)? */
+bool runtime_runs_ulysses(const Spec *spec);
+bool search_offers_ulysses(const Spec *spec);
 
 /* Readable views of the IR (ir/print.c). */
 const char *bytes_str(char *buf, size_t n, double bytes); /* "1.50 MiB" */

@@ -139,10 +139,11 @@ bool graph_sp_splits(const Graph *g, int tp) {
  * one, whose windows are the sequence's, nor cross-attention's, whose keys
  * are another stack's) gives each rank heads / (tp u) and kv_heads / (tp u)
  * of every token inside attention. Pooling heads and patch embeddings are
- * not token-local in galvc's runtime, so they take none. */
+ * not token-local in galvc's runtime, so they take none; nor do layers with
+ * dropout (its masks are keyed on whole sequences' positions) or token types. */
 bool layer_ulysses_splits(const Layer *l, int tp, int u) {
     if (u <= 1) return true;
-    if (tp < 1 || l->seq % u) return false;
+    if (tp < 1 || l->seq % u || l->dropout > 0 || l->types) return false; /* dropout's masks and token types: whole sequences' */
     int k = layer_runtime_base_kind(l->kind);
     if (k == GRT_BLOCK)
         return (l->kind == LAYER_ENCODER || l->kind == LAYER_DECODER) && !l->window &&
@@ -159,9 +160,16 @@ bool graph_ulysses_splits(const Graph *g, int tp, int u) {
     return true;
 }
 
-/* The emitted program has no Ulysses all-to-all path in its layers yet
- * (runtime/layers.c): Ulysses strategies are costed and shown, not run. */
-bool runtime_runs_ulysses(void) { return false; }
+/* Does the emitted program run Ulysses for this spec (runtime/ulysses.c,
+ * reshard.c)? On CPU ranks (not yet on the CUDA target). */
+bool runtime_runs_ulysses(const Spec *spec) { return spec->host_target; }
+
+/* Does the search offer Ulysses? Not yet: with it let in, the search found
+ * no plan for gpt-tiny on 4 ranks at 3 MiB though one of 1.71 MiB exists,
+ * and on 8 ranks at 3 MiB an interleaved plan (a Ulysses head after TP 4
+ * blocks) whose head's stage measured 4.2% above its planned memory;
+ * --uniform and imported plans (--plan) run it. */
+bool search_offers_ulysses(const Spec *spec) { return false && runtime_runs_ulysses(spec); }
 
 /* Does a count fit the runtime's int sizes, with room for their rounding up? */
 static bool fits(int64_t n) { return n >= 0 && n < (int64_t)1 << 30; }

@@ -34,7 +34,7 @@ static bool explainer_init(Explainer *x, const Spec *spec, const HwProfile *hw, 
     for (int k = 0; k < all.n; k++) {
         const Strategy *s = &all.items[k];
         int u = strategy_ulysses(s); /* Ulysses where the search would have it (search.c's rule) */
-        bool ulysses = u == 1 || (runtime_runs_ulysses() && graph_ulysses_splits(spec->graph, s->tp, u));
+        bool ulysses = u == 1 || (search_offers_ulysses(spec) && graph_ulysses_splits(spec->graph, s->tp, u));
         if (s->pp == p->pp && ulysses && strategy_splits(s, spec->train->global_batch / p->micro_batches))
             sub.items[sub.n++] = *s;
     }

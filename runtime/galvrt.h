@@ -644,6 +644,11 @@ typedef struct GrtLayer {
     int sp;               /* Megatron sequence parallelism: the stream's (B T) rows split over the TP group
                            * (Korthikanti et al. 2022); the layer's own rows are grt_layer_rows */
     float *full, *local;  /* sequence parallel: the working buffers its collectives fill, (B T, C) and (B T / tp, C) */
+    GrtComm *ul;          /* Ulysses (runtime/ulysses.c): the u ranks that split each sequence (NULL: none); T is
+                           * then the T / u positions [ul_rank T, (ul_rank + 1) T) of each sequence it holds */
+    int ul_size, ul_rank;
+    int32_t *ul_tokens;   /* an embedding or head under Ulysses: its tokens' inputs, then targets, (B, T) each,
+                           * copied from the micro-batch's whole sequences into its working space */
     float *shared;        /* sequence parallel: the gradients of its replicated tensors from this
                            * micro-batch's rows, summed over the TP group before they join grads */
     size_t n_shared;
@@ -760,6 +765,51 @@ void grt_layer_place(const GrtLayer *l, int k, float *shard, float *whole, int t
 
 #include "galvrt_sizes.h"
 
+/* ---- Ulysses sequence parallelism (runtime/ulysses.c) --------------------- */
+
+/* A Ulysses group (Jacobs et al. 2023): u ranks split each of B sequences
+ * of T tokens, rank r holding positions [r T / u, (r + 1) T / u); inside
+ * attention each holds the whole sequences of H / u query heads and KVH / u
+ * key/value heads (head group r). H and KVH divide by u, T too. */
+typedef struct GrtUlysses {
+    GrtComm *group;
+    int u, B, T, H, KVH, hd; /* T: the whole sequence; H, KVH: every head */
+    int causal, rope;
+    float rope_theta;
+    GrtAttSoftmaxFwdFn *softmax;         /* the generated softmax kernels of (T, hd), or NULL: the reference's */
+    GrtAttSoftmaxBwdFn *softmax_bwd;
+} GrtUlysses;
+
+/* Its buffers (galvrt_sizes.h's Ulysses terms, Wq = (H + 2 KVH) hd / u,
+ * Wo = H hd / u): kept from forward to backward, qkvw (B T, Wq) its heads'
+ * rotated Q K V over the whole sequences, attw (B T, Wo) their attention
+ * output, att (B, H / u, T, T) the probabilities; working space, send, recv
+ * and dqkv_recv (B T, Wq) each, dattw (B T, Wo), rope (B T, (H + KVH) hd / u). */
+typedef struct GrtUlyssesBufs {
+    float *qkvw, *attw, *att;
+    float *send, *recv, *dqkv_recv, *dattw, *rope;
+} GrtUlyssesBufs;
+
+/* The exchange of rows whose columns are seg segments of widths w (each
+ * dividing by u; the rank's part j of segment s is its w[s] / u columns
+ * from j w[s] / u): local (B, T / u, sum w) -> whole (B, T, sum w / u),
+ * part r of every segment over the whole sequences on rank r; send and recv
+ * hold B T sum(w) / u floats each. _to_tokens is its inverse. */
+void grt_ulysses_to_heads(const GrtUlysses *x, const int *w, int seg, float *local, float *send, float *recv,
+                          float *whole);
+void grt_ulysses_to_tokens(const GrtUlysses *x, const int *w, int seg, const float *whole, float *send, float *recv,
+                           float *local);
+/* out (B, T / u, H hd) = attention of the local tokens' qkv (B, T / u, (H + 2 KVH) hd), not yet rotated:
+ * exchanged to heads, rotary at the whole sequences' positions, causal (x->causal) attention, exchanged back. */
+void grt_ulysses_attention_forward(const GrtUlysses *x, const GrtUlyssesBufs *m, float *out, float *qkv);
+/* Its three steps, for a caller that keeps what each leaves (bf16 kept activations): qkv's heads exchanged
+ * into m->qkvw and rotated; attention into m->attw and m->att; m->attw exchanged back into out. */
+void grt_ulysses_qkv_to_heads(const GrtUlysses *x, const GrtUlyssesBufs *m, float *qkv);
+void grt_ulysses_attend(const GrtUlysses *x, const GrtUlyssesBufs *m);
+void grt_ulysses_out_to_tokens(const GrtUlysses *x, const GrtUlyssesBufs *m, float *out);
+/* dqkv (B, T / u, (H + 2 KVH) hd), written, of the local tokens from dout (B, T / u, H hd), through the forward's kept buffers. */
+void grt_ulysses_attention_backward(const GrtUlysses *x, const GrtUlyssesBufs *m, float *dqkv, float *dout);
+
 /* ---- layouts and resharding (runtime/reshard.c) ------------------------- */
 
 /* Where a layer runs: the tp * dp world ranks [base, base + tp * dp) of its
@@ -770,6 +820,8 @@ void grt_layer_place(const GrtLayer *l, int k, float *shard, float *whole, int t
 typedef struct GrtLayout {
     int base, tp, dp, consec;
     int sp; /* sequence parallel: TP index t holds rows [t, t + 1) B T / tp of its DP index's B sequences */
+    int ul; /* Ulysses degree (tp 1; 0 or 1: none): the stage's dp x ul ranks, rank base + d ul + r holding
+             * positions [r, r + 1) T / ul of each of DP index d's sequences */
 } GrtLayout;
 
 /* Floats of the stream one rank of L holds for a micro-batch of mb sequences of seq_floats each. */
@@ -1172,6 +1224,8 @@ typedef struct GrtShardAt {
     size_t accum;  /* offset in R->accum */
     int slots;     /* micro-batches whose activations it keeps at once (an interleaved chunk's); 0: the stage's */
     int sp;        /* Megatron sequence parallelism over its TP group */
+    GrtComm *ulysses; /* Ulysses: its group of u consecutive ranks (NULL: none); dp is then the u x dp replicas,
+                       * index d u + r holding positions [r T / u, (r + 1) T / u) of DP index d's sequences */
 } GrtShardAt;
 /* Layer i on this rank: shard it over tp, replicate or split it over dp as
  * `at` says, bind it to the stage's areas and initialize it. A tied head

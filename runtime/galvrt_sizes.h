@@ -335,8 +335,8 @@ static inline double grt_size_work(const GrtLayerSpec *s, int tp, int sp, double
  * keeps, besides what it keeps of its local tokens, QKV and the attention
  * output of its heads over the whole sequence (B T, (qkv + H hd) / u), and
  * its probabilities are (B, H / u, T, T) instead of (B, H, T / u, T / u).
- * These are the sizes the program is to allocate when it runs Ulysses
- * (ir/runtime_layer.c's runtime_runs_ulysses); the planner costs them. */
+ * These are the sizes runtime/layers.c allocates under Ulysses
+ * (runtime/ulysses.c's buffers); the planner costs them. */
 static inline double grt_ulysses_kept16(const GrtLayerSpec *s, int u, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, 1);
     double local = grt_block_kept16(s, z, 1, 0, B, T / u) - B * z.H * (T / u) * grt_block_keys(s, T / u);
@@ -356,15 +356,27 @@ static inline double grt_size_ckpt_ulysses(const GrtLayerSpec *s, int u, double 
     return grt_kept16(s, ckpt) ? grt_ulysses_kept16(s, u, B, T) : 0;
 }
 
-/* The working space under Ulysses over u: the local tokens' (grt_size_work),
- * and a block's all-to-all buffer, QKV's (or its gradient's) B T / u rows
- * in the order they are sent (B T qkv / u), the attention's whole-sequence
- * output gradient (B T H hd / u) and the rotary copy of its heads. */
-static inline double grt_size_work_ulysses(const GrtLayerSpec *s, int u, double B, double T) {
+/* A layer's working buffers under Ulysses over u beyond its local tokens'
+ * (runtime/ulysses.c's GrtUlyssesBufs): a block's all-to-all send and
+ * receive buffers and the whole sequences' QKV gradient's receive buffer,
+ * (B T / u, qkv) each, the attention's whole-sequence output gradient (B T
+ * H hd / u) and the rotary copy of its heads (B T (H + KVH) hd / u); an
+ * embedding's and a head's copy of its local tokens' inputs and targets
+ * (2 B T / u int32 in float slots: the micro-batch holds whole sequences). */
+static inline double grt_ulysses_scratch(const GrtLayerSpec *s, int u, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, 1);
-    double w = grt_size_work(s, 1, 0, B, T / u);
-    if (s->kind != GRT_BLOCK || s->te) return w;
-    return w + B * T * (z.qkv + z.H * s->hd + (z.H + z.KVH) * s->hd) / u;
+    if (s->kind == GRT_BLOCK && !s->te) return B * T * (3 * z.qkv + z.H * s->hd + (z.H + z.KVH) * s->hd) / u;
+    return s->kind == GRT_EMBEDDING || s->kind == GRT_HEAD ? 2 * B * T / u : 0;
+}
+
+/* A layer's own buffers under Ulysses over u: the local tokens' (grt_size_scratch), then grt_ulysses_scratch's. */
+static inline double grt_size_scratch_ulysses(const GrtLayerSpec *s, int u, double B, double T) {
+    return grt_size_scratch(s, 1, 0, B, T / u) + grt_ulysses_scratch(s, u, B, T);
+}
+
+/* The working space under Ulysses over u: its own buffers, then the local tokens' rounded GEMM operands. */
+static inline double grt_size_work_ulysses(const GrtLayerSpec *s, int u, double B, double T) {
+    return grt_size_scratch_ulysses(s, u, B, T) + grt_size_gemm16(s, 1, B, T / u) * s->gemm16 / GRT_ELEM_BYTES;
 }
 
 #endif

@@ -30,7 +30,11 @@
  * its bias added; fca (N, F_l); att (B H_l T, keys), the probabilities
  * before dropout. The norms' mean and rstd (N) stay fp32: rstd of a
  * near-constant row is large and the backward scales by it. */
-enum { K_LN1, K_RES1, K_LN2, K_QKV, K_ATTY, K_FCH, K_FCA, K_ATT, K_COUNT };
+enum { K_LN1, K_RES1, K_LN2, K_QKV, K_ATTY, K_FCH, K_FCA, K_ATT, K_QKVW, K_ATTYW, K_COUNT };
+/* Under Ulysses (GrtLayer.ul) qkv is not rotated, att is (B, H / u, T u, T u)
+ * over the whole sequences, and qkvw (B T u, QKV / u) and attyw (B T u, H
+ * hd / u) keep its heads' rotated Q K V and attention output there
+ * (runtime/ulysses.c); without it they are empty. */
 
 /* One of them: its fp32 copy (the kept buffer in fp32; under mixed precision
  * in the working space, rebuilt from h in backward), its bf16 bits (NULL in fp32). */
@@ -53,6 +57,8 @@ typedef struct BlockAct {
     /* backward's working buffers, allocated once */
     float *dF, *dC1, *dC2, *dC3, *dAtt, *rope_tmp; /* (N, F_l), 3 x (N, C), (N, H_l hd), (N, (H_l + KVH_l) hd) */
     GrtWindowWork win;                             /* a Swin block's windows' (galvrt_sizes.h) */
+    GrtUlysses ul;                                 /* Ulysses: its group and shapes, and its buffers */
+    GrtUlyssesBufs ub;
 } BlockAct;
 
 typedef struct NormAct {
@@ -442,12 +448,28 @@ static float *falloc(size_t n, size_t *total) {
 }
 
 /* Floats the layer keeps for backward from one micro-batch (galvrt_sizes.h). */
-static size_t kept_floats(const GrtLayer *l) { return (size_t)grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt); }
+/* Its whole sequences' length: T, or under Ulysses T u. */
+static double whole_T(const GrtLayer *l) { return (double)l->T * (l->ul ? l->ul_size : 1); }
 
-size_t grt_layer_work_floats(const GrtLayer *l) { return (size_t)grt_size_work(&l->s, l->tp_size, l->sp, l->B, l->T); }
+static size_t kept_floats(const GrtLayer *l) {
+    if (l->ul) return (size_t)grt_size_kept_ulysses(&l->s, l->ul_size, l->B, whole_T(l), l->ckpt);
+    return (size_t)grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt);
+}
+
+size_t grt_layer_work_floats(const GrtLayer *l) {
+    if (l->ul) return (size_t)grt_size_work_ulysses(&l->s, l->ul_size, l->B, whole_T(l));
+    return (size_t)grt_size_work(&l->s, l->tp_size, l->sp, l->B, l->T);
+}
 
 size_t grt_layer_ckpt_floats(const GrtLayer *l) {
+    if (l->ul) return (size_t)grt_size_ckpt_ulysses(&l->s, l->ul_size, l->B, whole_T(l), l->ckpt);
     return (size_t)grt_size_ckpt(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt);
+}
+
+/* Floats of its own working buffers (the rounded GEMM operands follow them). */
+static size_t scratch_floats(const GrtLayer *l) {
+    if (l->ul) return (size_t)grt_size_scratch_ulysses(&l->s, l->ul_size, l->B, whole_T(l));
+    return (size_t)grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T);
 }
 
 /* Carve n floats off *area. */
@@ -463,6 +485,8 @@ static float *carve(float **area, size_t n) {
 static float *keep_carve(const GrtLayer *l, BlockAct *a, float *kept) {
     size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, heads = (size_t)l->B * l->H_l * l->T;
     size_t rows = (size_t)grt_layer_rows(l); /* sequence parallel: the norms' outputs and the residual, its rows */
+    size_t u = l->ul ? (size_t)l->ul_size : 1, Nw = l->ul ? N * u : 0, keys = (size_t)grt_block_keys(&l->s, l->T);
+    if (l->ul) heads = (size_t)l->B * (l->H_l / u) * l->T * u, keys = (size_t)l->T * u; /* the whole sequences' */
     size_t dims[K_COUNT][2] = {{rows, C},
                                {rows, C},
                                {rows, C},
@@ -470,7 +494,9 @@ static float *keep_carve(const GrtLayer *l, BlockAct *a, float *kept) {
                                {N, (size_t)l->H_l * l->s.hd},
                                {N, (size_t)up_rows(l)},
                                {N, (size_t)l->F_l},
-                               {heads, (size_t)grt_block_keys(&l->s, l->T)}};
+                               {heads, keys},
+                               {Nw, (size_t)qkv_rows(l) / u},
+                               {Nw, (size_t)l->H_l * l->s.hd / u}};
     uint16_t *bits = (uint16_t *)kept;
     size_t halves = 0;
     for (int k = 0; k < K_COUNT; k++) {
@@ -487,6 +513,21 @@ static void keep_name(BlockAct *a) {
     a->ln1 = a->keep[K_LN1].f, a->res1 = a->keep[K_RES1].f, a->ln2 = a->keep[K_LN2].f;
     a->qkv = a->keep[K_QKV].f, a->atty = a->keep[K_ATTY].f, a->att = a->keep[K_ATT].f;
     a->fch = a->keep[K_FCH].f, a->fca = a->keep[K_FCA].f;
+    a->ub.qkvw = a->keep[K_QKVW].f, a->ub.attw = a->keep[K_ATTYW].f, a->ub.att = a->att;
+}
+
+/* A Ulysses block's group and shapes, and its working buffers carved from *work (galvrt_sizes.h's grt_ulysses_scratch). */
+static void ulysses_bufs(GrtLayer *l, BlockAct *a, float **work) {
+    const GrtLayerSpec *s = &l->s;
+    int u = l->ul_size;
+    size_t Nw = (size_t)l->B * l->T * u, q = (size_t)qkv_rows(l) / u, o = (size_t)l->H_l * s->hd / u;
+    a->ul = (GrtUlysses){.group = l->ul, .u = u, .B = l->B, .T = l->T * u, .H = l->H_l, .KVH = l->KVH_l, .hd = s->hd,
+                         .causal = s->causal, .rope = s->rope, .rope_theta = s->rope_theta};
+    a->ub.send = carve(work, Nw * q);
+    a->ub.recv = carve(work, Nw * q);
+    a->ub.dqkv_recv = carve(work, Nw * q);
+    a->ub.dattw = carve(work, Nw * o);
+    a->ub.rope = carve(work, Nw * (size_t)(l->H_l + l->KVH_l) * s->hd / u);
 }
 
 /* A block's kept activations, carved from `kept` (one micro-batch's worth),
@@ -529,6 +570,8 @@ static BlockAct *block_act(GrtLayer *l, float *kept, float *work, float *area) {
                                  .dS = carve(&work, n * n)};
     }
     if (l->sp) l->shared = carve(&work, l->n_shared);
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
+    if (l->ul) ulysses_bufs(l, a, &work);
     l->full = a->dC1, l->local = a->dC3;
     float *area0 = area;
     for (int k = 0; k < K_COUNT && grt_kept16(&l->s, l->ckpt); k++)
@@ -536,8 +579,8 @@ static BlockAct *block_act(GrtLayer *l, float *kept, float *work, float *area) {
     if (!l->ckpt) check_size(l, "checkpoint area", (size_t)(area - area0), grt_layer_ckpt_floats(l));
     a->round = l->s.gemm16 && l->ckpt;
     keep_name(a);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - kept0), (double)kept_floats(l));
+    check_size(l, "working space", (size_t)(work - work0), (double)scratch_floats(l));
     return a;
 }
 
@@ -629,14 +672,21 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
         grt_abort("sequence parallelism takes no layer of a T5 model", 1);
     if (l->sp && (l->B * l->T) % l->tp_size)
         grt_abort("sequence parallelism needs the micro-batch's tokens on a rank to divide by the TP degree", 1);
+    if (l->ul && (l->tp_size > 1 || l->sp || l->s.te || l->s.window || l->s.types || l->s.dropout > 0 ||
+                  l->s.kind == GRT_PATCH || l->s.kind == GRT_CLASSIFIER || l->s.kind == GRT_MERGE))
+        grt_abort("Ulysses takes embeddings without token types, full-attention blocks, norms and LM heads, without TP "
+                  "or dropout",
+                  1);
     l->n_shared = l->sp ? (size_t)grt_size_shared(&l->s) : 0;
     if (!ckpt && grt_layer_ckpt_floats(l)) grt_abort("internal error: a layer that needs a checkpoint area got none", 1);
     l->params = params;
     l->grads = grads;
     /* the bf16 operands after the layer's own buffers (galvrt_sizes.h) */
-    l->gemm16 = grt_size_gemm16(&l->s, l->tp_size, l->B, l->T) > 0
-                    ? work + (size_t)grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T)
-                    : NULL;
+    l->gemm16 = grt_size_gemm16(&l->s, l->tp_size, l->B, l->T) > 0 ? work + scratch_floats(l) : NULL;
+    /* Ulysses: the embedding's and the head's copy of its tokens, after its own buffers (grt_ulysses_scratch) */
+    l->ul_tokens = l->ul && (l->s.kind == GRT_EMBEDDING || l->s.kind == GRT_HEAD)
+                       ? (int32_t *)(work + (size_t)grt_size_scratch(&l->s, 1, 0, l->B, l->T))
+                       : NULL;
     l->n_slots = slots < 1 ? 1 : slots;
     l->slot_act = grt_alloc(sizeof(void *) * (size_t)l->n_slots);
     size_t bytes = 0;
@@ -931,6 +981,19 @@ static float *attention_from(GrtLayer *l, const float *attn_in) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C, hd = s->hd;
     linear_fwd(l, a->qkv, attn_in, P(l, B_WQKV), opt(l, B_BQKV), N, C, qkv_rows(l));
+    if (l->ul) { /* Ulysses: over the whole sequences of its group's share of the heads (runtime/ulysses.c) */
+        a->ul.softmax = (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, a->ul.T, causal_flag(s), hd, 0, 0);
+        keep16(a, K_QKV); /* not rotated: rotary runs on the whole sequences' heads */
+        grt_ulysses_qkv_to_heads(&a->ul, &a->ub, a->qkv);
+        keep16(a, K_QKVW);
+        grt_ulysses_attend(&a->ul, &a->ub);
+        keep16(a, K_ATT); /* as below: the probabilities and output rounded before they go on */
+        keep16(a, K_ATTYW);
+        grt_ulysses_out_to_tokens(&a->ul, &a->ub, a->atty);
+        keep16(a, K_ATTY);
+        linear_fwd(l, a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
+        return a->scratch;
+    }
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
     keep16(a, K_QKV);
     GrtAttSoftmaxFwdFn *sm =
@@ -1095,10 +1158,13 @@ static void head_loss(GrtLayer *l, const int32_t *targets) {
     }
 }
 
+/* Under Ulysses the rows of its learned positions' table (T, C) where its tokens' positions start: ul_rank T C. */
+static size_t pos0(const GrtLayer *l) { return l->ul ? (size_t)l->ul_rank * l->T * l->s.C : 0; }
+
 float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out) {
     const GrtLayerSpec *s = &l->s;
     /* positions are added once: by TP rank 0, before the sum */
-    const float *wpe = s->positions && l->tp_rank == 0 ? P(l, 1) : NULL;
+    const float *wpe = s->positions && l->tp_rank == 0 ? P(l, 1) + pos0(l) : NULL;
     GrtEmbedFwdFn *k =
         (GrtEmbedFwdFn *)grt_kernel_find_sized(GRT_K_EMBED_FWD, s->C, wpe ? GRT_KF_POS : 0, l->T, l->V_l, 0);
     if (k) k((int64_t)l->B * l->T, out, tokens, P(l, 0), wpe, (int64_t)l->tp_rank * l->V_l);
@@ -1414,7 +1480,10 @@ static void attention_backward_from(GrtLayer *l, const float *dattn_out, const f
     linear_bwd(l, datty, G(l, B_WO), NULL, dattn_out, a->atty, P(l, B_WO), N, l->H_l * hd, C);
     grt_dev->zero(dmid, sizeof(float) * (size_t)N * qkv_rows(l));
     GrtAttSoftmaxBwdFn *sm = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, l->T, causal_flag(s));
-    if (s->window) {
+    if (l->ul) { /* Ulysses: rotary's backward ran on the whole sequences */
+        a->ul.softmax_bwd = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, a->ul.T, causal_flag(s));
+        grt_ulysses_attention_backward(&a->ul, &a->ub, dmid, datty);
+    } else if (s->window) {
         GrtWindowShape g = windows(l);
         GrtWindowKernels k = window_kernels(l, &g);
         host_reference("window_attention_bwd");
@@ -1426,7 +1495,7 @@ static void attention_backward_from(GrtLayer *l, const float *dattn_out, const f
     } else {
         grt_dev->attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
     }
-    if (s->rope) rope_qk(l, dmid, a->rope_tmp, 1);
+    if (s->rope && !l->ul) rope_qk(l, dmid, a->rope_tmp, 1);
     /* QKV (column-parallel) */
     grt_dev->zero(dattn_in, sizeof(float) * NC);
     linear_bwd(l, dattn_in, G(l, B_WQKV), gopt(l, B_BQKV), dmid, attn_in, P(l, B_WQKV), N, C, qkv_rows(l));
@@ -1523,10 +1592,11 @@ void grt_embedding_backward_full(GrtLayer *l, const int32_t *tokens, const float
     int N = l->B * l->T;
     GrtEmbedBwdFn *k = (GrtEmbedBwdFn *)grt_kernel_find_sized(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0,
                                                               l->T, l->V_l, 0);
-    if (k) k(N, G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, (int64_t)l->tp_rank * l->V_l);
+    float *dwpe = s->positions ? G(l, 1) + pos0(l) : NULL;
+    if (k) k(N, G(l, 0), dwpe, dout, tokens, (int64_t)l->tp_rank * l->V_l);
     else {
         host_reference("embed_bwd");
-        grt_embedding_backward(G(l, 0), s->positions ? G(l, 1) : NULL, dout, tokens, l->B, l->T, s->C,
+        grt_embedding_backward(G(l, 0), dwpe, dout, tokens, l->B, l->T, s->C,
                                 l->tp_rank * l->V_l, l->V_l);
     }
     if (s->types) { /* every TP rank: the table is replicated, its gradient whole on each */

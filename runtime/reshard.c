@@ -4,16 +4,21 @@
  * of activations and of their gradients, Narayanan et al. 2021).
  *
  * A layout says which sequences of a micro-batch each rank holds (galvrt.h),
- * or with sequence parallelism which rows of them. A reshard is a list of
- * transfers, each a run of consecutive units from one rank to another,
- * computed the same way by every rank involved; a unit is a sequence split
- * in the least common multiple of the two layouts' sequence splits, so
- * every rank's part is a whole number of units. */
+ * with sequence parallelism which rows of them, under Ulysses which
+ * positions of each. A reshard is a list of transfers, each a run of units
+ * from one rank's buffer to another's, consecutive in both, computed the
+ * same way by every rank involved; a unit is a sequence split in the least
+ * common multiple of the two layouts' sequence splits, so every rank's part
+ * is a whole number of units. */
 #include "galvrt.h"
 
 #include <string.h>
 
-int grt_layout_has(const GrtLayout *L, int rank) { return rank >= L->base && rank < L->base + L->tp * L->dp; }
+/* Its Ulysses degree (1: none), and its ranks. */
+static int ul_of(const GrtLayout *L) { return L->ul > 1 ? L->ul : 1; }
+static int ranks_of(const GrtLayout *L) { return L->tp * L->dp * ul_of(L); }
+
+int grt_layout_has(const GrtLayout *L, int rank) { return rank >= L->base && rank < L->base + ranks_of(L); }
 
 int grt_layout_tp_index(const GrtLayout *L, int rank) {
     int r = rank - L->base;
@@ -29,23 +34,59 @@ int grt_layout_rank(const GrtLayout *L, int tp_index, int dp_index) {
     return L->base + (L->consec ? dp_index * L->tp + tp_index : tp_index * L->dp + dp_index);
 }
 
-/* How many parts a layout splits its ranks' rows in: its TP degree when sequence parallel. */
-static int split_of(const GrtLayout *L) { return L->sp ? L->tp : 1; }
+/* How many parts a layout splits its ranks' rows in: its TP degree when sequence parallel, its Ulysses degree. */
+static int split_of(const GrtLayout *L) { return (L->sp ? L->tp : 1) * ul_of(L); }
 
 size_t grt_layout_floats(const GrtLayout *L, int mb, size_t seq_floats) {
     return (size_t)(mb / L->dp) * seq_floats / (size_t)split_of(L);
 }
 
-/* Units a rank of L holds of a micro-batch of `units`, and its first. */
+/* Units a rank of L holds of a micro-batch of `units`, and its first (not Ulysses: a contiguous run). */
 static int units_of(const GrtLayout *L, int units) { return units / L->dp / split_of(L); }
 static int first_unit(const GrtLayout *L, int units, int rank) {
     int t = L->sp ? grt_layout_tp_index(L, rank) : 0;
     return grt_layout_dp_index(L, rank) * (units / L->dp) + t * units_of(L, units);
 }
 
-/* One run of units [seq, seq + count) going from rank src to rank dst. */
+/* A micro-batch of mb sequences cut into k units each: unit g is part g % k of sequence g / k. */
+typedef struct Units {
+    int mb, k;
+} Units;
+
+/* The unit at place q of rank's buffer under L. Ulysses: its sequences' parts [r, r + 1) k / ul, sequence after sequence. */
+static int unit_at(const GrtLayout *L, Units n, int rank, int q) {
+    if (ul_of(L) == 1) return first_unit(L, n.mb * n.k, rank) + q;
+    int i = rank - L->base, u = ul_of(L), per = n.k / u, B = n.mb / L->dp;
+    return (i / u * B + q / per) * n.k + i % u * per + q % per;
+}
+
+/* Where unit g sits in rank's buffer under L, or -1 when the rank does not hold it. */
+static int place_of(const GrtLayout *L, Units n, int rank, int g) {
+    if (!grt_layout_has(L, rank)) return -1;
+    if (ul_of(L) == 1) {
+        int f = first_unit(L, n.mb * n.k, rank);
+        return g >= f && g < f + units_of(L, n.mb * n.k) ? g - f : -1;
+    }
+    int i = rank - L->base, u = ul_of(L), per = n.k / u, B = n.mb / L->dp, s = g / n.k - i / u * B, p = g % n.k - i % u * per;
+    return s >= 0 && s < B && p >= 0 && p < per ? s * per + p : -1;
+}
+
+/* The rank of `from` that sends unit g to rank d: d itself when it holds it; else
+ * its one holder, or among a TP group's replicas the one whose TP index matches d's. */
+static int holder(const GrtLayout *from, const GrtLayout *to, Units n, int g, int d) {
+    if (place_of(from, n, d, g) >= 0) return d;
+    if (ul_of(from) > 1) {
+        int u = ul_of(from), per = n.k / u, B = n.mb / from->dp;
+        return from->base + g / n.k / B * u + g % n.k / per;
+    }
+    int flen = units_of(from, n.mb * n.k), j = g / flen;
+    int t = from->sp ? j % from->tp : grt_layout_tp_index(to, d) % from->tp;
+    return grt_layout_rank(from, t, j / split_of(from));
+}
+
+/* One run of `count` units going from rank src (from its place a) to rank dst (to its place b). */
 typedef struct Transfer {
-    int src, dst, seq, count;
+    int src, dst, a, b, count;
 } Transfer;
 
 struct GrtReshard {
@@ -61,7 +102,7 @@ static void add(GrtReshard *r, Transfer x) {
     /* extend the previous run when it continues it */
     if (r->n) {
         Transfer *p = &r->t[r->n - 1];
-        if (p->src == x.src && p->dst == x.dst && p->seq + p->count == x.seq) {
+        if (p->src == x.src && p->dst == x.dst && p->a + p->count == x.a && p->b + p->count == x.b) {
             p->count += x.count;
             return;
         }
@@ -84,36 +125,27 @@ GrtReshard *grt_reshard_new(const GrtLayout *from, const GrtLayout *to, int mb, 
     if (seq_floats % (size_t)k) grt_abort("internal error: a reshard's sequence does not split into its parts", 1);
     r->from = *from, r->to = *to, r->mb = mb, r->rank = rank, r->seq_floats = seq_floats / (size_t)k;
     r->units = mb * k;
-    int flen = units_of(from, r->units), tlen = units_of(to, r->units);
-    for (int d = to->base; d < to->base + to->tp * to->dp; d++) {
-        int first = first_unit(to, r->units, d);
-        int mine = grt_layout_has(from, d) ? first_unit(from, r->units, d) : -1;
-        /* walk d's units by the from-layout's parts */
-        for (int u = first; u < first + tlen;) {
-            int j = u / flen, end = (j + 1) * flen;
-            if (end > first + tlen) end = first + tlen;
-            int t = from->sp ? j % from->tp : grt_layout_tp_index(to, d) % from->tp;
-            int src = j * flen == mine ? d : grt_layout_rank(from, t, j / split_of(from));
-            add(r, (Transfer){src, d, u, end - u});
-            u = end;
+    Units n = {mb, k};
+    int tlen = units_of(to, r->units);
+    for (int d = to->base; d < to->base + ranks_of(to); d++) /* d's units in its buffer's order */
+        for (int q = 0; q < tlen; q++) {
+            int g = unit_at(to, n, d, q), src = holder(from, to, n, g, d);
+            add(r, (Transfer){src, d, place_of(from, n, src, g), q, 1});
         }
-    }
     return r;
 }
 
 int grt_reshard_sends(const GrtReshard *r) { return r->sends; }
 
-/* Where unit `seq` sits in this rank's buffer under layout L. */
-static size_t at(const GrtReshard *r, const GrtLayout *L, int seq) {
-    return (size_t)(seq - first_unit(L, r->units, r->rank)) * r->seq_floats;
-}
+/* Floats from the start of a buffer to unit place q. */
+static size_t at(const GrtReshard *r, int q) { return (size_t)q * r->seq_floats; }
 
 int grt_reshard_isend(const GrtReshard *r, GrtComm *world, const float *src, int tag, GrtRequest **reqs) {
     int k = 0;
     for (int i = 0; i < r->n; i++) {
         const Transfer *x = &r->t[i];
         if (x->src == r->rank && x->dst != r->rank)
-            reqs[k++] = grt_isend(world, src + at(r, &r->from, x->seq), (size_t)x->count * r->seq_floats, x->dst, tag);
+            reqs[k++] = grt_isend(world, src + at(r, x->a), (size_t)x->count * r->seq_floats, x->dst, tag);
     }
     return k;
 }
@@ -122,7 +154,7 @@ void grt_reshard_recv(const GrtReshard *r, GrtComm *world, float *dst, int tag) 
     for (int i = 0; i < r->n; i++) {
         const Transfer *x = &r->t[i];
         if (x->dst == r->rank && x->src != r->rank)
-            grt_recv(world, dst + at(r, &r->to, x->seq), (size_t)x->count * r->seq_floats, x->src, tag);
+            grt_recv(world, dst + at(r, x->b), (size_t)x->count * r->seq_floats, x->src, tag);
     }
 }
 
@@ -132,13 +164,13 @@ void grt_reshard_run(const GrtReshard *r, GrtComm *world, const float *src, floa
     for (int i = 0; i < r->n; i++) { /* receives first, so no send waits on an unposted receive */
         const Transfer *x = &r->t[i];
         if (x->dst == r->rank && x->src != r->rank)
-            reqs[k++] = grt_irecv(world, dst + at(r, &r->to, x->seq), (size_t)x->count * r->seq_floats, x->src, tag);
+            reqs[k++] = grt_irecv(world, dst + at(r, x->b), (size_t)x->count * r->seq_floats, x->src, tag);
     }
     k += grt_reshard_isend(r, world, src, tag, reqs + k);
     for (int i = 0; i < r->n; i++) {
         const Transfer *x = &r->t[i];
         if (x->src == r->rank && x->dst == r->rank)
-            grt_dev->copy(dst + at(r, &r->to, x->seq), src + at(r, &r->from, x->seq),
+            grt_dev->copy(dst + at(r, x->b), src + at(r, x->a),
                           (size_t)x->count * r->seq_floats * sizeof(float));
     }
     for (int i = 0; i < k; i++) grt_wait(reqs[i]);

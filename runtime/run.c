@@ -210,8 +210,9 @@ void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardA
     x->dp_size = dp ? grt_size(dp) : 1;
     x->tp_index = tp ? grt_rank(tp) : 0;
     x->dp_index = dp ? grt_rank(dp) : 0;
-    x->B = p->global_batch / p->micro_batches / x->dp_size;
-    x->first = x->dp_index * x->B;
+    int u = at->ulysses ? grt_size(at->ulysses) : 1; /* Ulysses: dp is the u x dp replicas, index d u + r */
+    x->B = p->global_batch / p->micro_batches / (x->dp_size / u);
+    x->first = x->dp_index / u * x->B;
     x->zero = x->dp_size > 1 ? at->zero : 0;
     x->once = x->zero == 3 && at->once;
     x->tied_copy = head && copy;
@@ -220,7 +221,8 @@ void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardA
         snprintf(msg, sizeof msg, "%s: dropout is not trained on the %s device yet", spec.name, grt_dev->name);
         grt_abort(msg, 1);
     }
-    grt_layer_setup(&x->l, &spec, tp, x->B, spec.T ? spec.T : p->seq); /* Swin's later stages read fewer tokens */
+    grt_layer_setup(&x->l, &spec, tp, x->B, (spec.T ? spec.T : p->seq) / u); /* Swin's later stages read fewer tokens */
+    if (u > 1) x->l.ul = at->ulysses, x->l.ul_size = u, x->l.ul_rank = grt_rank(at->ulysses);
     x->l.label_stride = p->seq;
     x->l.sp = at->sp && tp && grt_size(tp) > 1;
     x->l.index = i;
@@ -451,9 +453,21 @@ void grt_run_batch(GrtRun *R, int mb, int slot) {
     grt_part_end();
 }
 
+/* Under Ulysses, layer i's positions of its sequences of slot `slot`'s tokens (targets: of its targets),
+ * copied into its working space (GrtLayer.ul_tokens). */
+static const int32_t *ulysses_tokens(GrtRun *R, int i, int slot, int targets) {
+    const GrtShard *x = &R->layer[i];
+    int T = x->l.T, seq = R->p->seq;
+    int32_t *dst = x->l.ul_tokens + (targets ? (size_t)x->B * T : 0);
+    const int32_t *src = (targets ? R->targets[slot] : R->tokens[slot]) + (size_t)x->first * seq + (size_t)x->l.ul_rank * T;
+    for (int b = 0; b < x->B; b++) grt_dev->copy(dst + (size_t)b * T, src + (size_t)b * seq, sizeof(int32_t) * (size_t)T);
+    return dst;
+}
+
 /* Layer i's sequences of slot `slot`'s tokens (targets: of its targets). */
 static const int32_t *tokens_of(GrtRun *R, int i, int slot, int targets) {
     const GrtShard *x = &R->layer[i];
+    if (x->l.ul_tokens) return ulysses_tokens(R, i, slot, targets);
     if (targets) return R->targets[slot] + (size_t)x->first * R->p->seq;
     return R->tokens[slot] + (size_t)x->first * sample_ints(R->p);
 }

@@ -11,7 +11,8 @@
 #     peak memory within 2% of the plan.
 #  3. bf16 plans train the model that one bf16 rank does: DP 2, TP 2, PP 2
 #     (1F1B), TP 2 x DP 2 with checkpointing, ZeRO-1, ZeRO-2 and ZeRO-3 over
-#     DP 2, 10 steps, each rank's measured peak memory within 2% of the plan.
+#     DP 2, Ulysses 2 (plain, checkpointed, x ZeRO-3 over DP 2), 10 steps,
+#     each rank's measured peak memory within 2% of the plan.
 #     Tolerance: losses 2e-4 relative, parameters 1e-2. The plans differ from
 #     one rank only in fp32 summation order (TP's partial sums, DP's
 #     reduction), as in fp32 (1e-5); but a sum landing next to a bf16
@@ -77,7 +78,7 @@ model="$src/examples/gpt-tiny.gv"
 train ref bf16 1 $one 10
 for plan in dp2:2:tp=1,pp=1,dp=2 tp2:2:tp=2,pp=1,dp=1 pp2-1f1b:2:tp=1,pp=2,dp=1,schedule=1f1b,m=4 \
     tp2dp2-ckpt:4:tp=2,pp=1,dp=2,ckpt zero1-dp2:2:tp=1,pp=1,dp=2,zero=1 zero2-dp2:2:tp=1,pp=1,dp=2,zero=2 \
-    sdp2:2:tp=1,pp=1,dp=2,sdp; do
+    sdp2:2:tp=1,pp=1,dp=2,sdp ulysses2:2:ulysses=2 ulysses2-ckpt:2:ulysses=2,ckpt ulysses2dp2-sdp:4:ulysses=2,dp=2,sdp; do
     name=${plan%%:*} rest=${plan#*:}
     ranks=${rest%%:*} uniform=${rest#*:}
     train "$name" bf16 "$ranks" "$uniform" 10

@@ -2,7 +2,8 @@
 # run.sh GALVC COMPARE MPIEXEC WORKDIR MODEL NAME RANKS PLAN — one end-to-end
 # test: build examples/MODEL.gv for RANKS ranks with `galvc --uniform PLAN`
 # (or, for PLAN budget=MEM, with the plan galvc finds for MEM per rank, which
-# must mix strategies: that is what the test is for), train 10 steps under
+# must mix strategies: that is what the test is for; for PLAN plan=FILE, with
+# the Galvatron config FILE, a path in the repository), train 10 steps under
 # mpirun, and compare its losses and final parameters with the model's
 # one-rank run (NAME "reference" makes that run instead).
 # Losses must agree within 1e-5 relative and parameters within 1e-5 (the
@@ -41,6 +42,7 @@ budget=*)
         echo "run.sh: the plan for $mem per rank does not mix strategies" >&2
         exit 1
     fi ;;
+plan=*) set -- --plan "$src/${plan#plan=}" ;; # a Galvatron config, relative to the repository
 *) set -- --uniform "$plan" ;;
 esac
 # shellcheck disable=SC2086

@@ -48,7 +48,7 @@ static void test_groups(GrtRun *R) {
  * stage 1 (ranks 2, 3: TP 2, both sequences each) on two slots. */
 static void test_pipe(GrtRun *R) {
     enum { MB = 2, F = 5 };
-    GrtLayout from = {0, 1, 2, 1, 0}, to = {2, 2, 1, 1, 0};
+    GrtLayout from = {0, 1, 2, 1, 0, 0}, to = {2, 2, 1, 1, 0, 0};
     GrtPipe *p = grt_pipe_new(&from, &to, MB, F, R->rank, 2);
     for (int mb = 0; mb < 2; mb++) {
         if (R->rank < 2) {
@@ -67,31 +67,39 @@ static void test_pipe(GrtRun *R) {
     grt_pipe_drain(p);
 }
 
-/* The first float of the micro-batch (MB sequences of F floats) rank r holds under L. */
-static size_t first_float(const GrtLayout *L, int r, int mb, size_t F) {
+/* The place in the micro-batch (MB sequences of F floats) of float k of
+ * what rank r holds under L: a run from its first, or under Ulysses (ul
+ * u) F / u floats of each of its sequences, the part of its index in the
+ * Ulysses group, worked out here independently of runtime/reshard.c. */
+static size_t float_at(const GrtLayout *L, int r, int mb, size_t F, size_t k) {
+    if (L->ul > 1) {
+        size_t u = (size_t)L->ul, i = (size_t)(r - L->base), B = (size_t)(mb / L->dp), per = F / u;
+        return (i / u * B + k / per) * F + i % u * per + k % per;
+    }
     size_t part = grt_layout_floats(L, mb, F);
     return (size_t)grt_layout_dp_index(L, r) * (size_t)(mb / L->dp) * F +
-           (L->sp ? (size_t)grt_layout_tp_index(L, r) * part : 0);
+           (L->sp ? (size_t)grt_layout_tp_index(L, r) * part : 0) + k;
 }
 
-/* Between every two of five layouts of ranks 0-3 (TP 2 x DP 2 both nestings,
- * TP 4, with and without the sequence split; DP 4), every rank receives
- * exactly the floats its layout says, numbered by their place in the
- * micro-batch. */
+/* Between every two of eight layouts of ranks 0-3 (TP 2 x DP 2 both
+ * nestings, TP 4, with and without the sequence split; DP 4; Ulysses 2 x
+ * DP 2, Ulysses 4, Ulysses 2 over ranks 2-3), every rank receives exactly
+ * the floats its layout says, numbered by their place in the micro-batch. */
 static void test_reshard_sp(GrtRun *R) {
-    enum { MB = 4, F = 8, N = 5 };
-    static const GrtLayout L[N] = {{0, 2, 2, 1, 1}, {0, 2, 2, 0, 1}, {0, 4, 1, 1, 1}, {0, 4, 1, 1, 0}, {0, 1, 4, 1, 0}};
+    enum { MB = 4, F = 8, N = 8 };
+    static const GrtLayout L[N] = {{0, 2, 2, 1, 1, 0}, {0, 2, 2, 0, 1, 0}, {0, 4, 1, 1, 1, 0}, {0, 4, 1, 1, 0, 0},
+                                   {0, 1, 4, 1, 0, 0}, {0, 1, 2, 1, 0, 2}, {0, 1, 1, 1, 0, 4}, {2, 1, 1, 1, 0, 2}};
     float src[MB * F], dst[MB * F];
     for (int a = 0; a < N; a++)
         for (int b = 0; b < N; b++) {
             GrtReshard *x = grt_reshard_new(&L[a], &L[b], MB, F, R->rank);
-            size_t f0 = first_float(&L[a], R->rank, MB, F), t0 = first_float(&L[b], R->rank, MB, F);
-            size_t n = grt_layout_floats(&L[b], MB, F);
-            for (size_t k = 0; k < grt_layout_floats(&L[a], MB, F); k++) src[k] = (float)(f0 + k);
+            size_t n = grt_layout_has(&L[b], R->rank) ? grt_layout_floats(&L[b], MB, F) : 0;
+            size_t m = grt_layout_has(&L[a], R->rank) ? grt_layout_floats(&L[a], MB, F) : 0;
+            for (size_t k = 0; k < m; k++) src[k] = (float)float_at(&L[a], R->rank, MB, F, k);
             memset(dst, 0, sizeof dst);
             grt_reshard_run(x, R->world, src, dst, 40 + a * N + b);
             int ok = 1;
-            for (size_t k = 0; k < n; k++) ok &= dst[k] == (float)(t0 + k);
+            for (size_t k = 0; k < n; k++) ok &= dst[k] == (float)float_at(&L[b], R->rank, MB, F, k);
             CHECK(ok);
         }
 }

@@ -1,7 +1,7 @@
 /* test_bf16_sizes.c — under bf16 mixed precision the planner's memory
  * figures are what the runtime allocates: for a small GPT on 4 devices, for
- * every strategy pass_prune gives (DP, TP, PP, ZeRO-1/2/3, checkpointing)
- * and both ways of holding the rounded GEMM operands (the host's widened
+ * every strategy pass_prune gives (DP, TP, PP, ZeRO-1/2/3, checkpointing;
+ * Ulysses on CPU ranks, where the program runs it) and both ways of holding the rounded GEMM operands (the host's widened
  * floats, a GPU's bf16 bits), each layer's weights, gradients, optimizer
  * state, kept activations, working space and checkpoint area as the cost
  * pass counts them, against the runtime laying out and binding the same
@@ -60,6 +60,18 @@ static int64_t decoder_kept_bytes(int tp, bool sp, int64_t B, int64_t T, bool bf
     int64_t N = B * T, rows = sp ? N / tp : N;
     int64_t big = rows * 3 * 64 + N * (3 * 64 + 64 + 2 * 256) / tp + B * (4 / tp) * T * T;
     return 6 * rows * 4 + (bf16 ? (big + 1) / 2 * 4 : big * 4);
+}
+
+/* The same decoder's kept bytes under Ulysses over u (its B sequences of T
+ * whole): of its B T / u local tokens the statistics (fp32), ln1, res1,
+ * ln2, QKV, the attention output, MLP up and its activation; of its heads
+ * over the whole sequences QKV (3 C / u) and the attention output (C / u)
+ * per token, and the probabilities of 4 / u heads of T x T; all but the
+ * statistics in fp32, or in bf16 bits (a whole float at the end). */
+static int64_t decoder_kept_bytes_ulysses(int u, int64_t B, int64_t T, bool bf16) {
+    int64_t N = B * T, n = N / u, C = 64, F = 256;
+    int64_t big = n * (3 * C + 3 * C + C + 2 * F) + N * (3 * C + C) / u + B * (4 / u) * T * T;
+    return 6 * n * 4 + (bf16 ? (big + 1) / 2 * 4 : big * 4);
 }
 
 /* The host device, recording its last allocation: the kept area grt_layer_bind allocates. */
@@ -130,26 +142,29 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
     spec.gemm16 = spec_gemm16(s);
     GrtLayer l;
     grt_layer_shape(&l, &spec, x->tp, 0);
-    l.B = (int)(s->train->global_batch / MICRO_BATCHES / x->dp), l.T = (int)L->seq;
+    int u = strategy_ulysses(x), reps = strategy_replicas(x);
+    l.B = (int)(s->train->global_batch / MICRO_BATCHES / x->dp), l.T = (int)L->seq / u;
+    static GrtComm *const no_group; /* a Ulysses layer is laid out without its group (no exchange runs) */
+    if (u > 1) l.ul = (GrtComm *)&no_group, l.ul_size = u;
     l.ckpt = x->ckpt && spec.kind == GRT_BLOCK;
     l.sp = strategy_sp(x) && x->tp > 1; /* Megatron-SP: the stream's rows split over the TP group */
     size_t work = grt_layer_work_floats(&l), ckpt = grt_layer_ckpt_floats(&l);
     float *wbuf = grt_dev->alloc(work * sizeof(float) + 1), *cbuf = grt_dev->alloc(ckpt * sizeof(float) + 1);
     grt_layer_bind(&l, NULL, NULL, 1, wbuf, cbuf);
-    int64_t params, grads, zero = x->dp > 1 ? strategy_zero(x) : 0;
-    CHECK_EQ(runtime_state_bytes((int64_t)l.n_params, x->dp, (int)zero, &params, &grads), c->state_bytes);
+    int64_t params, grads, zero = reps > 1 ? strategy_zero(x) : 0; /* Ulysses: over its u x dp replicas */
+    CHECK_EQ(runtime_state_bytes((int64_t)l.n_params, reps, (int)zero, &params, &grads), c->state_bytes);
     if (zero != 3) CHECK_EQ(params, c->param_bytes); /* ZeRO-3: the cost pass counts n / dp, unpadded */
     if (zero == 0 || zero == 1) CHECK_EQ(grads, c->grad_bytes);
     /* kept: what the layer allocated, and its input, which the program keeps */
     int64_t input = spec.kind == GRT_EMBEDDING ? 0 : (int64_t)grt_layer_rows(&l) * spec.C * GRT_ELEM_BYTES;
     CHECK_EQ(input + (int64_t)l.act_bytes, c->act_bytes);
-    if (spec.kind == GRT_BLOCK && !l.ckpt)
-        CHECK_EQ((int64_t)l.act_bytes, decoder_kept_bytes(x->tp, l.sp, l.B, l.T, spec.gemm16 != 0));
-    if (spec.kind == GRT_BLOCK && l.ckpt)
-        CHECK_EQ((int64_t)(ckpt * sizeof(float)), decoder_kept_bytes(x->tp, l.sp, l.B, l.T, false));
+    int64_t kept16 = u > 1 ? decoder_kept_bytes_ulysses(u, l.B, L->seq, spec.gemm16 != 0)
+                           : decoder_kept_bytes(x->tp, l.sp, l.B, l.T, spec.gemm16 != 0);
+    int64_t kept32 = u > 1 ? decoder_kept_bytes_ulysses(u, l.B, L->seq, false) : decoder_kept_bytes(x->tp, l.sp, l.B, l.T, false);
+    if (spec.kind == GRT_BLOCK && !l.ckpt) CHECK_EQ((int64_t)l.act_bytes, kept16);
+    if (spec.kind == GRT_BLOCK && l.ckpt) CHECK_EQ((int64_t)(ckpt * sizeof(float)), kept32);
     if (spec.kind == GRT_BLOCK && !l.ckpt) /* bf16: the kept activations' fp32 copy, statistics aside */
-        CHECK_EQ((int64_t)(ckpt * sizeof(float)),
-                 spec.gemm16 ? decoder_kept_bytes(x->tp, l.sp, l.B, l.T, false) - 6 * (int64_t)grt_layer_rows(&l) * 4 : 0);
+        CHECK_EQ((int64_t)(ckpt * sizeof(float)), spec.gemm16 ? kept32 - 6 * (int64_t)grt_layer_rows(&l) * 4 : 0);
     CHECK_EQ((int64_t)(work * sizeof(float)), c->work_bytes);
     CHECK_EQ((int64_t)(ckpt * sizeof(float)), c->ckpt_bytes);
     /* mixed precision's rounded operands lie at the end of the working space, inside it */
@@ -160,15 +175,16 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
 }
 
 /* Every strategy for 4 devices, with and without checkpointing, every layer
- * (Ulysses's aside: the runtime lays out no Ulysses layer yet). */
+ * (Ulysses's on CPU ranks only: the runtime runs it there). */
 static void check_plans(const Spec *s, const HwProfile *hw) {
     Arena *a = arena_new();
     StrategySet all;
     CHECK(pass_prune(4, true, NULL, a, &all));
-    int zeros[4] = {0}, tps = 0, pps = 0, ckpts = 0;
+    int zeros[4] = {0}, tps = 0, pps = 0, ckpts = 0, ulysses = 0;
     for (int k = 0; k < all.n; k++) {
         const Strategy *x = &all.items[k];
-        if (strategy_ulysses(x) > 1) continue;
+        if (strategy_ulysses(x) > 1 && !runtime_runs_ulysses(s)) continue;
+        ulysses += strategy_ulysses(x) > 1;
         StrategySet one = {.items = &all.items[k], .n = 1};
         CostTable t;
         CHECK(pass_cost(s, hw, &one, MICRO_BATCHES, a, &t));
@@ -177,6 +193,7 @@ static void check_plans(const Spec *s, const HwProfile *hw) {
         zeros[x->dp > 1 ? strategy_zero(x) : 0]++, tps += x->tp > 1, pps += x->pp > 1, ckpts += x->ckpt;
     }
     CHECK(zeros[0] && zeros[1] && zeros[2] && zeros[3] && tps && pps && ckpts); /* every family was seen */
+    CHECK(runtime_runs_ulysses(s) ? ulysses > 0 : ulysses == 0);
     arena_free(a);
 }
 
@@ -200,6 +217,8 @@ int main(void) {
         check_plans(s, &hw);
         s->train->precision = PREC_FP32;
         CHECK_EQ(spec_gemm16(s), 0);
+        check_plans(s, &hw);
+        s->host_target = true; /* fp32 on CPU ranks */
         check_plans(s, &hw);
     }
     arena_free(a);
