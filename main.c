@@ -74,11 +74,12 @@ static const char usage[] =
     "  --ckpt           with --emit=strategies: include activation checkpointing\n"
     "  --baselines      also print pure DP, SDP, TP, PP and the Megatron and\n"
     "                   DeepSpeed grids, costed by the same model\n"
-    "  --uniform tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided]\n"
-    "            [,sp|nosp][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]\n"
+    "  --uniform tp=T,pp=P,dp=D[,cp=C][,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K]\n"
+    "            [,tp-strided][,sp|nosp][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]\n"
     "                   use this uniform plan instead of searching (ZeRO stage over the DP group;\n"
     "                   sdp is zero=3; zero3-accum: reduce-scatter every micro-batch or once a step;\n"
-    "                   sp: Megatron sequence parallelism with TP, on by default where the model runs it)\n"
+    "                   sp: Megatron sequence parallelism with TP, on by default where the model runs it;\n"
+    "                   cp: context parallelism, each sequence split over C ranks, ring attention)\n"
     "  --plan FILE      cost the plan in a Galvatron galvatron_config JSON file\n"
     "                   instead of searching (it may be over the memory budget)\n"
     "  -o FILE          build the training program for the plan\n"
@@ -142,7 +143,7 @@ static void add_define(Arena *a, Options *o, const char *text) {
 }
 
 #define UNIFORM_FORM                                                                                         \
-    "tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,sp|nosp][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]"
+    "tp=T,pp=P,dp=D[,cp=C][,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,sp|nosp][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]"
 
 /* The number of "key=N" in item: N decimal digits only, every one read. */
 static bool uniform_number(const char *item, const char *key, long long *v) {
@@ -157,6 +158,7 @@ static bool uniform_item(Options *o, Strategy *s, const char *item, long long *v
     if (uniform_number(item, "tp=", v)) return s->tp = (int)*v, true;
     if (uniform_number(item, "pp=", v)) return s->pp = (int)*v, true;
     if (uniform_number(item, "dp=", v)) return s->dp = (int)*v, true;
+    if (uniform_number(item, "cp=", v)) return s->cp = (int)*v, true;
     if (uniform_number(item, "m=", v)) return o->uniform_m = *v, true;
     if (uniform_number(item, "vpp=", v)) return o->uniform_vpp = (int)*v, true;
     if (strcmp(item, "sdp") == 0) return s->sdp = true, s->zero = 0, true;
@@ -200,7 +202,7 @@ static void uniform_interleaving(Options *o, const Strategy *s, const char *spec
 
 /* --uniform UNIFORM_FORM: the whole value, item by item, however long. */
 static void parse_uniform(Arena *a, Options *o, const char *spec) {
-    Strategy s = {.pp = 1, .tp = 1, .dp = 1, .tp_consec = true};
+    Strategy s = {.pp = 1, .tp = 1, .dp = 1, .tp_consec = true, .cp = 1};
     o->uniform_sp = -1;
     for (const char *p = spec;; p++) {
         size_t len = strcspn(p, ",");
@@ -212,7 +214,9 @@ static void parse_uniform(Arena *a, Options *o, const char *spec) {
         p += len;
         if (!*p) break;
     }
-    if (s.tp < 1 || s.pp < 1 || s.dp < 1) bad_usage("--uniform: degrees must be positive in '%s'", spec);
+    if (s.tp < 1 || s.pp < 1 || s.dp < 1 || s.cp < 1) bad_usage("--uniform: degrees must be positive in '%s'", spec);
+    if (s.cp > 1 && !s.tp_consec && s.tp > 1 && s.dp > 1)
+        bad_usage("--uniform: cp takes consecutive TP groups (TP, then CP, then DP ranks), not tp-strided, in '%s'", spec);
     uniform_interleaving(o, &s, spec);
     if (s.dp == 1) s.sdp = false, s.zero = 0;
     if (!s.sdp) s.zero3_once = false;
@@ -393,8 +397,12 @@ static int devices_error(int64_t devices) {
 /* --uniform's degrees do not multiply to the device count: say so, and
  * which degrees the count allows (its divisors). */
 static int uniform_devices_error(Arena *a, const Strategy *u, int64_t devices) {
-    fprintf(stderr, "galvc: error: --uniform: tp x pp x dp = %d x %d x %d = %lld, but the plan is for %lld devices",
-            u->tp, u->pp, u->dp, (long long)u->tp * u->pp * u->dp, (long long)devices);
+    if (strategy_cp(u) > 1)
+        fprintf(stderr, "galvc: error: --uniform: tp x cp x pp x dp = %d x %d x %d x %d = %lld, but the plan is for %lld "
+                        "devices", u->tp, u->cp, u->pp, u->dp, (long long)u->tp * u->cp * u->pp * u->dp, (long long)devices);
+    else
+        fprintf(stderr, "galvc: error: --uniform: tp x pp x dp = %d x %d x %d = %lld, but the plan is for %lld devices",
+                u->tp, u->pp, u->dp, (long long)u->tp * u->pp * u->dp, (long long)devices);
     int n;
     const int64_t *div = strategy_divisors(devices, a, &n);
     if (n > 32) return fputs("\n", stderr), EXIT_USAGE;
@@ -505,6 +513,16 @@ static bool uniform_sp(const Options *opt, const Graph *g, Strategy *u) {
     return false;
 }
 
+/* --uniform's context parallelism: cp=C needs a model whose every layer
+ * runs it (graph_cp_splits). False, with the message, when it does not. */
+static bool uniform_cp(const Graph *g, const Strategy *u) {
+    if (strategy_cp(u) == 1 || graph_cp_splits(g, u->cp)) return true;
+    fprintf(stderr, "galvc: error: --uniform: cp=%d needs a model whose every layer runs context parallelism "
+                    "(embedding, pre-norm transformer layers without dropout, norm, lm_head; the sequence divided by "
+                    "2 cp = %d)\n", u->cp, 2 * u->cp);
+    return false;
+}
+
 static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     const Cluster *c = spec->cluster;
     int64_t devices = plan_devices(opt, spec);
@@ -517,8 +535,8 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     Strategy uniform = opt->uniform;
     if (opt->has_uniform) {
         Strategy *u = &uniform;
-        if ((int64_t)u->tp * u->pp * u->dp != devices) return uniform_devices_error(arena, u, devices);
-        if (!uniform_sp(opt, spec->graph, u)) return EXIT_USAGE;
+        if ((int64_t)u->tp * u->pp * strategy_replicas(u) != devices) return uniform_devices_error(arena, u, devices);
+        if (!uniform_sp(opt, spec->graph, u) || !uniform_cp(spec->graph, u)) return EXIT_USAGE;
         if (opt->uniform_vpp > 1 && (int64_t)u->pp * opt->uniform_vpp > spec->graph->n_layers) {
             fprintf(stderr, "galvc: error: --uniform: pp x vpp = %d x %d = %lld chunks, but %s has %d layers (a chunk "
                             "takes one at least)\n", u->pp, opt->uniform_vpp, (long long)u->pp * opt->uniform_vpp,

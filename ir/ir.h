@@ -202,6 +202,8 @@ bool layer_tp_splits(const Layer *l, int tp);
 bool graph_tp_splits(const Graph *g, int tp);
 /* Does the runtime run every layer of g with Megatron sequence parallelism over tp (runtime_layer.c)? */
 bool graph_sp_splits(const Graph *g, int tp);
+/* Does the runtime run every layer of g with context parallelism over cp (runtime_layer.c)? */
+bool graph_cp_splits(const Graph *g, int cp);
 
 /* ---- the cluster ------------------------------------------------------------ */
 
@@ -393,7 +395,7 @@ typedef struct TrainConfig {
 } TrainConfig;
 
 /* dp: replicated data parallel and ZeRO-1/2; zero: ZeRO-1/2 alone; sdp: ZeRO-3 */
-#define STRATEGY_FAMILIES(X) X(DP, "dp") X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt") X(ZERO, "zero") X(SP, "sp")
+#define STRATEGY_FAMILIES(X) X(DP, "dp") X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt") X(ZERO, "zero") X(SP, "sp") X(CP, "cp")
 typedef enum StrategyFamily {
 #define X(e, s) FAMILY_##e,
     STRATEGY_FAMILIES(X)
@@ -424,13 +426,14 @@ typedef struct PlanHints {
 /* ---- strategies -------------------------------------------------------------- */
 
 /* How one layer runs: the Galvatron decision tree's leaves. Within a stage of
- * tp * dp devices, TP groups are consecutive ranks (tp_consec) or strided by
- * dp; the dp group replicates the layer (DP) or shards part of its training
+ * tp * cp * dp devices, TP groups are consecutive ranks (tp_consec) or strided by
+ * dp; a context-parallel group (cp > 1) strides by tp over consecutive TP
+ * groups, and the DP groups stride by tp * cp (Megatron-Core's tp-cp-dp order); the dp group replicates the layer (DP) or shards part of its training
  * state (ZeRO, Rajbhandari et al. 2020): the optimizer states (ZeRO-1), and
  * the gradients (ZeRO-2), and the parameters (ZeRO-3, `sdp`). */
 typedef struct Strategy {
     int pp;         /* pipeline stages of the whole plan */
-    int tp, dp;     /* degrees; tp * dp = devices per stage */
+    int tp, dp;     /* degrees; tp * dp (times cp) = devices per stage */
     bool sdp;       /* dp > 1 and ZeRO-3: parameters, gradients, optimizer states sharded */
     bool tp_consec; /* TP groups on consecutive ranks (always, unless tp > 1 and dp > 1) */
     bool ckpt;      /* activation checkpointing: keep the input, recompute forward */
@@ -438,6 +441,9 @@ typedef struct Strategy {
     bool zero3_once; /* sdp: the whole gradient accumulated over the micro-batches and
                       * reduce-scattered once a step (else after every micro-batch) */
     bool sp;         /* tp > 1: Megatron sequence parallelism over the TP group (Korthikanti et al. 2022) */
+
+    int cp;          /* context parallelism: each sample's sequence split over cp ranks (ring attention,
+                      * Liu et al. 2023); 0 or 1 without; tp * cp * dp = devices per stage */
 } Strategy;
 
 /* "pp=1 tp=2 sdp=4 tp-consecutive ckpt" */
@@ -449,6 +455,10 @@ int strategy_zero(const Strategy *s);
 bool strategy_tp_consecutive(const Strategy *s);
 /* Does it split the stream's sequence over its TP group (Megatron-SP: sp and tp > 1)? */
 bool strategy_sp(const Strategy *s);
+/* Its context-parallel degree: cp, 1 when not set. */
+int strategy_cp(const Strategy *s);
+/* The ranks that replicate its weights and split its micro-batch (by samples or positions): dp * cp. */
+int strategy_replicas(const Strategy *s);
 /* Does a micro-batch of `samples` (all DP ranks together) give each DP rank a whole number of them? */
 bool strategy_splits(const Strategy *s, int64_t samples);
 bool layer_recomputes(LayerKind k);

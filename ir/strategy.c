@@ -3,11 +3,13 @@
 
 #include <string.h>
 
-/* The readable form used in lists, plans and messages: "pp=1 tp=2 sp zero2=4 tp-strided ckpt". */
+/* The readable form used in lists, plans and messages: "pp=1 tp=2 sp cp=2 zero2=4 tp-strided ckpt". */
 const char *strategy_str(char *buf, size_t n, const Strategy *s) {
     static const char *const dp_name[] = {"dp", "zero1", "zero2", "sdp"};
-    snprintf(buf, n, "pp=%d tp=%d%s %s=%d%s%s%s", s->pp, s->tp, strategy_sp(s) ? " sp" : "", dp_name[strategy_zero(s)],
-             s->dp, s->tp > 1 && s->dp > 1 ? (s->tp_consec ? " tp-consecutive" : " tp-strided") : "",
+    char cp[24] = "";
+    if (strategy_cp(s) > 1) snprintf(cp, sizeof cp, " cp=%d", s->cp);
+    snprintf(buf, n, "pp=%d tp=%d%s%s %s=%d%s%s%s", s->pp, s->tp, strategy_sp(s) ? " sp" : "", cp,
+             dp_name[strategy_zero(s)], s->dp, s->tp > 1 && s->dp > 1 ? (s->tp_consec ? " tp-consecutive" : " tp-strided") : "",
              strategy_zero(s) == 3 && s->zero3_once ? " accumulate-once" : "", s->ckpt ? " ckpt" : "");
     return buf;
 }
@@ -20,8 +22,12 @@ int strategy_zero(const Strategy *s) {
 bool strategy_equal(const Strategy *a, const Strategy *b) {
     return a->pp == b->pp && a->tp == b->tp && a->dp == b->dp && strategy_zero(a) == strategy_zero(b) &&
            (strategy_zero(a) != 3 || a->zero3_once == b->zero3_once) && a->tp_consec == b->tp_consec &&
-           a->ckpt == b->ckpt && strategy_sp(a) == strategy_sp(b);
+           a->ckpt == b->ckpt && strategy_sp(a) == strategy_sp(b) && strategy_cp(a) == strategy_cp(b);
 }
+
+int strategy_cp(const Strategy *s) { return s->cp > 1 ? s->cp : 1; }
+
+int strategy_replicas(const Strategy *s) { return s->dp * strategy_cp(s); }
 
 bool strategy_sp(const Strategy *s) { return s->sp && s->tp > 1; }
 

@@ -3,9 +3,10 @@
  * hardware model (HwProfile). The search adds these up; the formulas live
  * here only, each with its source.
  *
- * Layout: pipeline stage k owns ranks [k n, (k+1) n) with n = tp * dp. With
- * TP groups consecutive, a TP group spans tp ranks and a DP group strides by
- * tp; strided TP is the transpose. A group whose ranks cross a node boundary
+ * Layout: pipeline stage k owns ranks [k n, (k+1) n) with n = tp * cp * dp.
+ * With TP groups consecutive, a TP group spans tp ranks, a context-parallel
+ * group strides by tp and a DP group by tp cp (the weights' replicas, cp dp
+ * of them, stride by tp); strided TP is the transpose (no CP). A group whose ranks cross a node boundary
  * runs at the inter-node bandwidth. Degrees are any divisors of the device
  * count; a measured profile holds powers of two (indexed by their log2), so
  * other group sizes take the link's figures and the analytic layer model. */
@@ -19,7 +20,7 @@ typedef struct Ctx {
     const Spec *spec;
     const HwProfile *hw;
     int64_t micro_batches;
-    int64_t devices; /* pp x tp x dp, shared by the strategies costed together */
+    int64_t devices; /* pp x tp x cp x dp, shared by the strategies costed together */
     int e; /* bytes per element of activations and weights: GRT_ELEM_BYTES (galvrt_sizes.h) */
     double t5_rows; /* a T5 model's stream rows per sequence (galvrt_sizes.h), 0 otherwise: worked out once */
 } Ctx;
@@ -169,11 +170,13 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
     if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
     spec.gemm16 = spec_gemm16(c->spec);
     double T = grt_stream_rows(&spec, (double)l->seq);
-    if (kind != GRT_EMBEDDING && kind != GRT_PATCH) *input = mbs * T * (double)l->hidden / (strategy_sp(s) ? s->tp : 1);
+    int cp = strategy_cp(s);
+    if (kind != GRT_EMBEDDING && kind != GRT_PATCH)
+        *input = mbs * T * (double)l->hidden / (strategy_sp(s) ? s->tp : 1) / cp;
     int ckpt = s->ckpt && kind == GRT_BLOCK; /* as runtime/run.c sets GrtLayer.ckpt */
-    *kept = grt_size_kept(&spec, s->tp, s->sp, mbs, T, ckpt);
-    *work = grt_size_work(&spec, s->tp, s->sp, mbs, T);
-    *area = grt_size_ckpt(&spec, s->tp, s->sp, mbs, T, ckpt);
+    *kept = grt_size_kept(&spec, s->tp, s->sp, cp, mbs, T, ckpt);
+    *work = grt_size_work(&spec, s->tp, s->sp, cp, mbs, T);
+    *area = grt_size_ckpt(&spec, s->tp, s->sp, cp, mbs, T, ckpt);
     return true;
 }
 
@@ -312,6 +315,29 @@ static double sp_shared_s(const Ctx *c, const Layer *l, const Strategy *s) {
     return bytes > 0 ? collective_s(c, COLL_ALLREDUCE, s->tp, s->tp_consec ? 1 : s->dp, s->tp_consec, bytes) : 0;
 }
 
+/* Context parallelism's ring a micro-batch (ring attention, Liu et al.
+ * 2023; Megatron-Core's CP): a transformer layer's ranks pass their K,V
+ * chunk (B T / cp positions, key/value heads on the TP rank) cp - 1 steps
+ * around the ring forward; backward passes K,V again and carries the
+ * accumulating dK,dV one step further, back to their owner (cp steps).
+ * Each step is a blocking send/receive with both ring neighbours, priced
+ * as one p2p between the ring's farthest pair (its wrap-around, (cp - 1) tp
+ * ranks apart); the program does not overlap it with the attention. With
+ * checkpointing backward runs forward's again. Other layers are
+ * token-local and talk to no one. Seconds, forward's in *fwd_s; steps in
+ * *n_fwd, *n_bwd. */
+static double context_parallel(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd_s, int *n_fwd,
+                               int *n_bwd) {
+    int cp = strategy_cp(s);
+    *fwd_s = 0, *n_fwd = *n_bwd = 0;
+    if (cp < 2 || (l->kind != LAYER_ENCODER && l->kind != LAYER_DECODER)) return 0;
+    double kv = mbs * (double)l->seq / cp * 2.0 * (double)(l->kv_heads / s->tp) * (double)l->head_dim * c->e;
+    double step = collective_s(c, COLL_P2P, 2, (cp - 1) * s->tp, true, kv);
+    *n_fwd = cp - 1, *n_bwd = (cp - 1) + cp + (s->ckpt ? cp - 1 : 0);
+    *fwd_s = *n_fwd * step;
+    return (*n_fwd + *n_bwd) * step;
+}
+
 /* The TP group's traffic a micro-batch: seconds, forward's part in *fwd_s,
  * and the blocking calls forward and backward (with checkpointing, backward
  * runs forward's again). Megatron-LM's all-reduces, or with sequence
@@ -320,7 +346,7 @@ static double sp_shared_s(const Ctx *c, const Layer *l, const Strategy *s) {
 static double tensor_parallel(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd_s, int *n_fwd,
                               int *n_bwd) {
     int tp_stride = s->tp_consec ? 1 : s->dp;
-    double act_msg = (double)stream_bytes(c, l) * mbs, f, b;
+    double act_msg = (double)stream_bytes(c, l) * mbs / strategy_cp(s), f, b;
     if (strategy_sp(s)) {
         int fag, frs, bag, brs;
         sp_collectives(l->kind, &fag, &frs, &bag, &brs);
@@ -339,23 +365,39 @@ static double tensor_parallel(const Ctx *c, const Layer *l, const Strategy *s, d
     return f + b;
 }
 
+/* s as its weights see it: their replicas, cp x dp ranks strided by tp,
+ * are its data-parallel group (Megatron-Core reduces the gradients and
+ * shards the optimizer over the DP x CP group). */
+static Strategy weight_group(const Strategy *s) {
+    Strategy w = *s;
+    w.dp = strategy_replicas(s), w.cp = 1;
+    return w;
+}
+
 static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, double samples) {
     const HwProfile *hw = c->hw;
     const TrainConfig *t = c->spec->train;
     LayerCost r = {0};
-    double mbs = samples / s->dp; /* samples per device per micro-batch */
+    int cp = strategy_cp(s);
+    double mbs = samples / s->dp; /* samples per device per micro-batch (cp > 1: B T / cp positions of them) */
     double peak = hw->peak_flops[t->precision] * hw->gemm_efficiency;
     /* GEMMs at the efficient fraction of peak, plus elementwise work bound by
-     * memory bandwidth: each kept activation written once and read once. */
-    double fwd = (double)l->fwd_flops * mbs / s->tp / peak +
-                 2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / hw->mem_bandwidth;
+     * memory bandwidth: each kept activation written once and read once.
+     * Context parallelism splits both evenly: the causal mask's work too,
+     * each rank holding sequence chunks r and 2 cp - 1 - r (Megatron-Core). */
+    double fwd = (double)l->fwd_flops * mbs / s->tp / cp / peak +
+                 2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / cp / hw->mem_bandwidth;
     double bwd = 2 * fwd; /* input and weight gradients: twice the forward GEMMs */
-    int n_fwd, n_bwd;
-    double tp_s = tensor_parallel(c, l, s, mbs, &r.fwd_comm_s, &n_fwd, &n_bwd);
+    int n_fwd, n_bwd, cp_fwd, cp_bwd;
+    double tp_s = tensor_parallel(c, l, s, mbs, &r.fwd_comm_s, &n_fwd, &n_bwd), cp_fwd_s;
     /* a measured fit of this layer kind at this TP degree wins; one timed on
      * a TP group includes the TP all-reduces */
     bool tp_comm = false;
-    if (fitted_times(c, l, s, mbs, &fwd, &bwd, &tp_comm) && tp_comm) tp_s = r.fwd_comm_s = 0;
+    if (fitted_times(c, l, s, mbs / cp, &fwd, &bwd, &tp_comm) && tp_comm) tp_s = r.fwd_comm_s = 0;
+    double ring_s = context_parallel(c, l, s, mbs, &cp_fwd_s, &cp_fwd, &cp_bwd);
+    tp_s += ring_s, r.fwd_comm_s += cp_fwd_s;
+    r.calls_mb += cp_fwd + cp_bwd;
+    r.fwd_comm_s += cp_fwd * hw->sync_s;
     r.fwd_s = fwd;
     if (s->ckpt) r.recompute_s = fwd, bwd += fwd; /* recompute the forward first */
     r.compute_s = fwd + bwd;
@@ -364,9 +406,10 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
 
     int64_t params_dev = shard_params(c, l, s);
     double param_bytes = (double)params_dev * c->e;
-    data_parallel(c, s, fwd, bwd, tp_s, param_bytes, &r);
-    r.state_bytes = zero_state_bytes(c, s, params_dev);
-    weight_parts(s, params_dev, &r);
+    Strategy w = weight_group(s);
+    data_parallel(c, &w, fwd, bwd, tp_s, param_bytes, &r);
+    r.state_bytes = zero_state_bytes(c, &w, params_dev);
+    weight_parts(&w, params_dev, &r);
     /* the optimizer step and the zeroing of the gradients, once a step: each
      * byte of state read and most written again, bound by memory bandwidth
      * (an AdamW step is elementwise, as llm.c's fused kernel) */
@@ -383,21 +426,21 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
         r.act_bytes = (int64_t)ceil((input + (s->ckpt ? 0 : kept)) * c->e);
         r.work_bytes = (int64_t)ceil(work * c->e);
     } else {
-        full_act = (int64_t)ceil((double)l->act_bytes * mbs / s->tp);
-        r.act_bytes = s->ckpt ? (int64_t)ceil((double)stream_bytes(c, l) * mbs) : full_act;
+        full_act = (int64_t)ceil((double)l->act_bytes * mbs / s->tp / cp);
+        r.act_bytes = s->ckpt ? (int64_t)ceil((double)stream_bytes(c, l) * mbs / cp) : full_act;
     }
     /* a measured profile of this layer kind's activations wins, scaled to
      * this layer's sequence length */
     int k = profile_index(s->tp);
     if (hw->act_seq && k >= 0 && (int)l->kind == hw->act_kind && hw->act_per_sample[k] > 0) {
-        double scale = (double)l->seq / (double)hw->act_seq * mbs;
+        double scale = (double)l->seq / (double)hw->act_seq * mbs / cp;
         full_act = (int64_t)ceil(hw->act_per_sample[k] * scale);
         /* measured with Megatron-SP: without it each TP rank keeps its
          * norms', dropouts' and residual's activations whole, 10 s b h bytes
          * at 16 bits where SP keeps 10 s b h / t (Korthikanti et al. 2022,
          * table 2) */
         if (hw->act_sp && s->tp > 1 && !strategy_sp(s))
-            full_act += (int64_t)ceil(5.0 * c->e * (double)l->seq * (double)l->hidden * mbs * (1 - 1.0 / s->tp));
+            full_act += (int64_t)ceil(5.0 * c->e * (double)l->seq / cp * (double)l->hidden * mbs * (1 - 1.0 / s->tp));
         if (!s->ckpt) r.act_bytes = full_act;
         else if (hw->ckpt_act_per_sample > 0) r.act_bytes = (int64_t)ceil(hw->ckpt_act_per_sample * scale);
     }
@@ -405,7 +448,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
      * (with the final norm and the loss: Galvatron's first and last stage) */
     int side = l->kind == LAYER_EMBEDDING ? 0 : l->kind == LAYER_LM_HEAD ? 1 : -1;
     if (side >= 0 && k >= 0 && hw->other_seq && hw->other_act_per_sample[side][k] > 0) {
-        full_act = (int64_t)ceil(hw->other_act_per_sample[side][k] * (double)l->seq / (double)hw->other_seq * mbs);
+        full_act = (int64_t)ceil(hw->other_act_per_sample[side][k] * (double)l->seq / (double)hw->other_seq * mbs / cp);
         if (!s->ckpt) r.act_bytes = full_act;
     }
     /* ZeRO-3 gathers the layer's weights whole; ZeRO-2 and ZeRO-3 reducing
@@ -414,13 +457,13 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     /* the stage's checkpoint area: a checkpointed layer's activations, or
      * the fp32 copy of a block's bf16 kept activations (galvrt_sizes.h) */
     r.ckpt_bytes = s->ckpt ? full_act : (int64_t)ceil(area * c->e);
-    int zero = strategy_zero(s);
-    int64_t padded = (params_dev + s->dp - 1) / s->dp * s->dp;
+    int zero = strategy_zero(&w);
+    int64_t padded = (params_dev + w.dp - 1) / w.dp * w.dp;
     if (zero == 3) r.shard_bytes = padded * c->e;
     if (zero == 2 || (zero == 3 && !s->zero3_once)) r.scatter_bytes = 2 * padded * c->e;
     r.stream_bytes = (int64_t)ceil(mbs * (c->t5_rows > 0 ? c->t5_rows : (double)l->seq) * (double)l->hidden * c->e /
-                                   (strategy_sp(s) ? s->tp : 1));
-    r.stream_out_bytes = l->kind == LAYER_PATCH_MERGING ? (int64_t)ceil(mbs * (double)l->out_bytes) : r.stream_bytes;
+                                   (strategy_sp(s) ? s->tp : 1) / cp);
+    r.stream_out_bytes = l->kind == LAYER_PATCH_MERGING ? (int64_t)ceil(mbs * (double)l->out_bytes / cp) : r.stream_bytes;
     /* every blocking collective also costs the ranks' meeting (the
      * profile's sync_overhead, fitted by galvc --calibrate) */
     r.mb_s += r.calls_mb * hw->sync_s;
@@ -435,10 +478,15 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
  * starts or ends there takes at most as much: its rows gathered one way,
  * sliced the other. */
 static double reshard_s(const Ctx *c, const Layer *l, const Strategy *a, const Strategy *b, double samples) {
-    if (a->tp == b->tp && a->tp_consec == b->tp_consec && strategy_sp(a) == strategy_sp(b)) return 0;
-    int g = a->tp > b->tp ? a->tp : b->tp;
-    bool consec = a->tp > b->tp ? a->tp_consec : b->tp_consec;
-    int dp = a->tp > b->tp ? a->dp : b->dp;
+    if (a->tp == b->tp && a->tp_consec == b->tp_consec && strategy_sp(a) == strategy_sp(b) &&
+        strategy_cp(a) == strategy_cp(b))
+        return 0;
+    /* a context-parallel split gathers its positions over the TP x CP block
+     * it spans one way, and slices them the other */
+    int ga = a->tp * strategy_cp(a), gb = b->tp * strategy_cp(b);
+    int g = ga > gb ? ga : gb;
+    bool consec = ga > gb ? a->tp_consec : b->tp_consec;
+    int dp = ga > gb ? a->dp : b->dp;
     double bytes = (double)stream_bytes(c, l) * samples / dp;
     return 2 * (collective_s(c, COLL_ALLGATHER, g, consec ? 1 : dp, consec, bytes) + c->hw->sync_s);
 }
@@ -450,7 +498,7 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     if (micro_batches < 1 || batch % micro_batches) return false;
     const Strategy *s0 = set->n ? &set->items[0] : NULL;
     int n = set->n, L = g->n_layers;
-    Ctx c = {spec, hw, micro_batches, s0 ? (int64_t)s0->pp * s0->tp * s0->dp : 1,
+    Ctx c = {spec, hw, micro_batches, s0 ? (int64_t)s0->pp * s0->tp * strategy_replicas(s0) : 1,
              GRT_ELEM_BYTES, L && graph_t5_cross(g) >= 0 ? stream_seq(g, g->layers[0]) : 0};
     double samples = (double)batch / micro_batches; /* per micro-batch, all DP groups together */
     *out = (CostTable){.n_layers = L, .n_strategies = n, .strategies = set->items, .micro_batches = micro_batches};
@@ -479,7 +527,8 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         for (int k = 0; k < n; k++) {
             const Strategy *s = &set->items[k];
             int64_t rows = (l->vocab + s->tp - 1) / s->tp;
-            out->tied_copy_bytes[k] = zero_state_bytes(&c, s, rows * l->hidden);
+            Strategy w = weight_group(s);
+            out->tied_copy_bytes[k] = zero_state_bytes(&c, &w, rows * l->hidden);
         }
         out->tied_sum_bytes = l->vocab * l->hidden * (int64_t)sizeof(float);
     }
@@ -492,7 +541,8 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         cls[k] = -1;
         for (int j = 0; j < n_cls && cls[k] < 0; j++) {
             const Strategy *r = &set->items[rep[j]];
-            if (r->tp == s->tp && r->dp == s->dp && r->tp_consec == s->tp_consec && strategy_sp(r) == strategy_sp(s))
+            if (r->tp == s->tp && r->dp == s->dp && r->tp_consec == s->tp_consec && strategy_sp(r) == strategy_sp(s) &&
+                strategy_cp(r) == strategy_cp(s))
                 cls[k] = j;
         }
         if (cls[k] < 0) rep[n_cls] = k, cls[k] = n_cls++;
@@ -509,7 +559,7 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         /* Pipeline p2p: each rank of a stage sends its 1/n share of the
          * micro-batch's activation (Megatron's scatter/gather optimization,
          * Narayanan et al. 2021, section 4.1). */
-        int stage_devices = n ? set->items[0].tp * set->items[0].dp : 1;
+        int stage_devices = n ? set->items[0].tp * strategy_replicas(&set->items[0]) : 1;
         double bytes = (double)l->out_bytes * samples / stage_devices;
         out->p2p_s[i] = collective_s(&c, COLL_P2P, 2, stage_devices, true, bytes) + hw->sync_s;
     }

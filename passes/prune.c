@@ -52,7 +52,25 @@ static bool allowed(const Strategy *s, const PlanHints *h) {
     if ((h->forbid & 1u << FAMILY_ZERO) && (strategy_zero(s) == 1 || strategy_zero(s) == 2)) return false;
     if ((h->forbid & 1u << FAMILY_CKPT) && s->ckpt) return false;
     if ((h->forbid & 1u << FAMILY_SP) && s->sp) return false;
+    if ((h->forbid & 1u << FAMILY_CP) && strategy_cp(s) > 1) return false;
     return true;
+}
+
+/* The context-parallel leaves under a stage's tp x rest split: cp any
+ * divisor of rest above 1, dp = rest / cp, in Megatron-Core's rank order
+ * (TP groups consecutive, CP groups strided by tp, DP groups by tp cp), with
+ * Megatron-SP when tp > 1 (Megatron-Core runs CP beside TP with SP on), and
+ * each ZeRO stage over the dp group; with and without checkpointing. */
+static void add_context_parallel(StrategySet *out, Arena *a, int pp, int tp, int rest, bool ckpt, const PlanHints *h) {
+    for (int cp = 2; cp <= rest; cp++) {
+        if (rest % cp) continue;
+        int dp = rest / cp;
+        for (int zero = 0; zero <= (dp > 1 ? 3 : 0); zero++)
+            for (int c = 0; c <= (int)ckpt; c++) {
+                Strategy s = {pp, tp, dp, zero == 3, true, c, zero < 3 ? zero : 0, false, tp > 1, cp};
+                if (allowed(&s, h)) add(out, a, s);
+            }
+    }
 }
 
 bool pass_prune(int64_t devices, bool ckpt, const PlanHints *hints, Arena *a, StrategySet *out) {
@@ -71,9 +89,10 @@ bool pass_prune(int64_t devices, bool ckpt, const PlanHints *hints, Arena *a, St
                     for (int sp = 0; sp <= (tp > 1); sp++)
                         for (int c = 0; c <= (int)ckpt; c++) {
                             Strategy s = {(int)pp, (int)tp, (int)dp, zero == 3, consec, c, zero < 3 ? zero : 0,
-                                          false, sp};
+                                          false, sp, 1};
                             if (allowed(&s, hints)) add(out, a, s);
                         }
+            add_context_parallel(out, a, (int)pp, (int)tp, (int)dp, ckpt, hints);
         }
     }
     return true;

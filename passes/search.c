@@ -77,7 +77,8 @@ static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in
     int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0, in = 0, out = 0;
     for (int i = first; i < last; i++)
         for (int k = 0; k < t->n_strategies; k++) {
-            if (pick ? pick[i] != k : t->strategies[k].dp < min_dp || (no_ckpt && t->strategies[k].ckpt)) continue;
+            if (pick ? pick[i] != k : strategy_replicas(&t->strategies[k]) < min_dp || (no_ckpt && t->strategies[k].ckpt))
+                continue;
             const LayerCost *c = &t->cost[(size_t)i * t->n_strategies + k];
             if (c->work_bytes > work) work = c->work_bytes;
             if (c->ckpt_bytes > ckpt) ckpt = c->ckpt_bytes;
@@ -91,12 +92,14 @@ static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in
            in_flight * (t->token_bytes + (prev ? in : 0) + (next ? out : 0)) + t->loss_bytes;
 }
 
-/* The reshard cost depends only on the TP degree, nesting and sequence split of the two
+/* The reshard cost depends only on the TP degree, nesting and sequence splits of the two
  * strategies, so strategies fall into a few classes; the DP merges the
  * frontiers of a class once instead of once per strategy. */
 static int class_of(const Strategy *s, const Strategy *all, int n) {
     for (int k = 0; k < n; k++)
-        if (all[k].tp == s->tp && all[k].tp_consec == s->tp_consec && strategy_sp(&all[k]) == strategy_sp(s)) return k;
+        if (all[k].tp == s->tp && all[k].tp_consec == s->tp_consec && strategy_sp(&all[k]) == strategy_sp(s) &&
+            strategy_cp(&all[k]) == strategy_cp(s))
+            return k;
     die("strategy not in its set");
 }
 
@@ -281,7 +284,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
             int64_t mem = units(bytes, w->unit);
             double time = (double)m * c->mb_s + c->step_s;
             Frontier *f = &F[(size_t)i * n + s];
-            if (S[s].dp < min_dp) continue; /* (its frontier stays empty) */
+            if (strategy_replicas(&S[s]) < min_dp) continue; /* (its frontier stays empty) */
             if (t->force_ckpt && S[s].ckpt != t->force_ckpt[layer]) continue;
             if (S[s].ckpt && !t->may_ckpt[layer]) continue; /* checkpointing recomputes transformer layers */
             if (S[s].ckpt && w->no_ckpt) continue;
@@ -416,8 +419,9 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
      * and keeps the best. */
     int max_dp = 1;
     for (int q = 0; q < t->n_strategies; q++)
-        if (t->strategies[q].dp > max_dp) max_dp = t->strategies[q].dp;
-    int64_t floors[MAX_DIVISORS], n = t->n_strategies ? (int64_t)t->strategies[0].tp * t->strategies[0].dp : 1;
+        if (strategy_replicas(&t->strategies[q]) > max_dp) max_dp = strategy_replicas(&t->strategies[q]);
+    int64_t floors[MAX_DIVISORS],
+        n = t->n_strategies ? (int64_t)t->strategies[0].tp * strategy_replicas(&t->strategies[0]) : 1;
     int n_floors = divisors_upto(n, max_dp, floors);
     for (int k = 0; k < pp; k++) {
         int64_t in_flight = schedule == SCHED_GPIPE ? m : (pp - k < m ? pp - k : m);
@@ -623,15 +627,40 @@ static StrategySet strategies_for(const SearchRequest *req, const StrategySet *a
 
 /* Drop from set the strategies whose TP degree some layer of the model
  * does not split (ir/runtime_layer.c; with any device count, 3 or 6 may not
- * divide the heads), or whose sequence parallelism some layer does not
- * run: the program could not run them. */
+ * divide the heads), or whose sequence parallelism or context parallelism
+ * some layer does not run: the program could not run them. */
 static void keep_splitting_tp(const Graph *g, StrategySet *set) {
     int n = 0;
     for (int k = 0; k < set->n; k++) {
         const Strategy *s = &set->items[k];
-        if (graph_tp_splits(g, s->tp) && (!strategy_sp(s) || graph_sp_splits(g, s->tp))) set->items[n++] = *s;
+        if (graph_tp_splits(g, s->tp) && (!strategy_sp(s) || graph_sp_splits(g, s->tp)) &&
+            (strategy_cp(s) == 1 || graph_cp_splits(g, s->cp)))
+            set->items[n++] = *s;
     }
     set->n = n;
+}
+
+/* Drop the context-parallel strategies from set: a Galvatron
+ * galvatron_config has no field for them. */
+static void drop_context_parallel(StrategySet *set) {
+    int n = 0;
+    for (int k = 0; k < set->n; k++)
+        if (strategy_cp(&set->items[k]) == 1) set->items[n++] = set->items[k];
+    set->n = n;
+}
+
+/* Is one sequence too long for the model to hold without splitting it
+ * (passes.h)? Context parallelism is for sequences where even one sample's activations
+ * do not fit a device: the search tries it when one sample's activations of
+ * all the layers (the shape pass's figure), split over a node's TP group,
+ * exceed a device's memory. Elsewhere it would only add the ring's traffic
+ * to what DP over as many ranks does, and its strategies (a layout each
+ * TP x CP pair, so the DP's reshard classes grow with them) would slow the
+ * search: LLaMA-2-7B at 4k on 8 devices, 0.19 s, took 0.47 s with them.
+ * pass_search also tries them when nothing fits without them. */
+bool search_tries_cp(const Spec *spec, const HwProfile *hw, int64_t devices) {
+    int64_t node = spec->cluster->devices_per_node, tp = node > 0 && node < devices ? node : devices;
+    return (double)spec->graph->total_act_bytes / (double)tp > (double)hw->memory;
 }
 
 /* With several micro-batches a ZeRO-3 layer may also accumulate its whole
@@ -724,7 +753,8 @@ static bool vpp_allowed(const SearchRequest *req, int sched, int pp, int v, int6
     return pp > 1 && m % pp == 0 && (int64_t)pp * v <= L;
 }
 
-bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan) {
+/* The search, with the context-parallel strategies or without them. */
+static bool search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, bool cp, Arena *a, Plan *plan) {
     double t0 = now_ms();
     const Graph *g = spec->graph;
     const PlanHints *h = &spec->hints;
@@ -740,6 +770,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     StrategySet all;
     if (!pass_prune(devices, true, req->uniform ? NULL : h, a, &all)) return false;
     keep_splitting_tp(g, &all);
+    if (!cp) drop_context_parallel(&all);
 
     int sched = req->fixed ? req->fixed->schedule : req->schedule ? req->schedule : h->schedule;
     int schedule = sched == SCHED_GPIPE ? SCHED_GPIPE : SCHED_1F1B; /* for v = 1 */
@@ -865,5 +896,18 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     }
     workspace_free(&w);
     plan->search_ms = now_ms() - t0;
+    return true;
+}
+
+/* Context parallelism joins the search where one sequence is too long
+ * (search_tries_cp), where nothing fits without it, and in the search for
+ * the smallest plan; never for a Galvatron config, which cannot say it. */
+bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan) {
+    bool cp = !req->flat_pipeline && (req->min_memory || search_tries_cp(spec, hw, req->devices));
+    if (!search(spec, hw, req, cp, a, plan)) return false;
+    if (plan->found || cp || req->flat_pipeline) return true;
+    double ms = plan->search_ms;
+    if (!search(spec, hw, req, true, a, plan)) return false;
+    plan->search_ms += ms;
     return true;
 }

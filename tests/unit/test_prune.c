@@ -1,16 +1,16 @@
 /* test_prune.c — the decision tree's strategy counts (Galvatron's, with
- * ZeRO-1 and ZeRO-2 beside DP and SDP, and every TP strategy with and
- * without Megatron-SP) for powers of two and for any other device count,
- * every leaf well formed and distinct; hints remove branches. */
+ * ZeRO-1 and ZeRO-2 beside DP and SDP, every TP strategy with and without
+ * Megatron-SP, and context parallelism) for powers of two and for any other
+ * device count, every leaf well formed and distinct; hints remove branches. */
 #include "check.h"
 #include "passes/passes.h"
 
 static void test_galvatron_counts(void) {
     static const struct {
         int devices, plain, with_ckpt;
-    } want[] = {{8, 67, 134},  {16, 121, 242}, {32, 191, 382}, {64, 277, 554},
+    } want[] = {{8, 89, 178},  {16, 171, 342}, {32, 286, 572}, {64, 438, 876},
                 /* any factorization: 6 = 2 x 3, 12 = 2^2 x 3, 24 = 2^3 x 3 (3 nodes of 8), a prime */
-                {6, 51, 102},  {12, 143, 286}, {24, 283, 566}, {7, 7, 14}, {1024, 781, 1562}};
+                {6, 64, 128},  {12, 195, 390}, {24, 417, 834}, {7, 8, 16}, {1024, 1496, 2992}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         Arena *a = arena_new();
         StrategySet set;
@@ -20,7 +20,8 @@ static void test_galvatron_counts(void) {
         CHECK_EQ(set.n, want[i].with_ckpt);
         for (int k = 0; k < set.n; k++) {
             const Strategy *s = &set.items[k];
-            CHECK_EQ((int64_t)s->pp * s->tp * s->dp, want[i].devices);
+            CHECK_EQ((int64_t)s->pp * s->tp * strategy_replicas(s), want[i].devices);
+            CHECK(strategy_cp(s) == 1 || (s->tp_consec && strategy_sp(s) == (s->tp > 1)));
             CHECK(!s->sdp || s->dp > 1);
             CHECK(s->zero == 0 || (s->zero <= 2 && s->dp > 1 && !s->sdp));
             CHECK(!s->zero3_once);
@@ -38,7 +39,11 @@ static void test_hints(void) {
     PlanHints h = {.pp = 2, .max_tp = 2, .forbid = 1u << FAMILY_SDP};
     CHECK(pass_prune(8, true, &h, a, &set));
     /* pp=2: 4 devices per stage; tp 1 (dp 4) or 2 (dp 2, two nestings, with and without SP), each DP, ZeRO-1
-     * or ZeRO-2; no sdp; x2 ckpt */
+     * or ZeRO-2; no sdp; x2 ckpt; with context parallelism, tp 1 x cp 2 x dp 2 (DP, ZeRO-1, ZeRO-2) and
+     * cp 4 x dp 1, tp 2 with SP x cp 2 x dp 1 */
+    CHECK_EQ(set.n, (1 + 2 * 2) * 3 * 2 + (3 + 1 + 1) * 2);
+    h.forbid |= 1u << FAMILY_CP;
+    CHECK(pass_prune(8, true, &h, a, &set));
     CHECK_EQ(set.n, (1 + 2 * 2) * 3 * 2);
     h.forbid |= 1u << FAMILY_SP;
     CHECK(pass_prune(8, true, &h, a, &set));
@@ -50,7 +55,7 @@ static void test_hints(void) {
     }
     CHECK(!pass_prune(0, false, NULL, a, &set));
     /* on 6 devices, TP at most 3: pp 1 (tp 1, 2, 3) and pp 2 (tp 1, 3), pp 3 (tp 1, 2), pp 6 */
-    h = (PlanHints){.max_tp = 3, .forbid = 1u << FAMILY_ZERO | 1u << FAMILY_SP};
+    h = (PlanHints){.max_tp = 3, .forbid = 1u << FAMILY_ZERO | 1u << FAMILY_SP | 1u << FAMILY_CP};
     CHECK(pass_prune(6, false, &h, a, &set));
     CHECK_EQ(set.n, (2 + 4 + 4) + (2 + 1) + (2 + 1) + 1);
     for (int k = 0; k < set.n; k++) CHECK(set.items[k].tp <= 3 && 6 % set.items[k].tp == 0);
@@ -65,7 +70,7 @@ static void test_max_devices(void) {
     CHECK(pass_prune(INT64_C(1) << 30, true, NULL, a, &set));
     CHECK(set.n > 0);
     for (int k = 0; k < set.n; k++)
-        CHECK_EQ((int64_t)set.items[k].pp * set.items[k].tp * set.items[k].dp, INT64_C(1) << 30);
+        CHECK_EQ((int64_t)set.items[k].pp * set.items[k].tp * strategy_replicas(&set.items[k]), INT64_C(1) << 30);
     CHECK(!pass_prune(INT64_C(1) << 31, false, NULL, a, &set));
     CHECK(!pass_prune(INT64_C(1) << 40, false, NULL, a, &set));
     arena_free(a);
@@ -80,7 +85,7 @@ static void test_galvatron_subset(void) {
         StrategySet set;
         CHECK(pass_prune(devices[i], false, NULL, a, &set));
         int n = 0;
-        for (int k = 0; k < set.n; k++) n += set.items[k].zero == 0 && !set.items[k].sp;
+        for (int k = 0; k < set.n; k++) n += set.items[k].zero == 0 && !set.items[k].sp && strategy_cp(&set.items[k]) == 1;
         CHECK_EQ(n, galvatron[i]);
         arena_free(a);
     }
@@ -89,7 +94,9 @@ static void test_galvatron_subset(void) {
 /* Against a count by brute force: every (pp, tp, dp) with pp tp dp = N is a
  * leaf, with 1 strategy when dp = 1, 4 (DP, ZeRO-1, ZeRO-2, ZeRO-3) when
  * tp = 1 < dp, and 8 (both nestings) when both exceed 1; twice that (with
- * and without Megatron-SP) when tp > 1. */
+ * and without Megatron-SP) when tp > 1. Every (pp, tp, cp, dp) with cp > 1
+ * and pp tp cp dp = N is a context-parallel leaf, one nesting, SP with TP:
+ * 1 strategy when dp = 1, else 4. */
 static void test_every_factorization(void) {
     for (int n = 1; n <= 48; n++) {
         Arena *a = arena_new();
@@ -97,18 +104,20 @@ static void test_every_factorization(void) {
         CHECK(pass_prune(n, false, NULL, a, &set));
         int want = 0;
         for (int pp = 1; pp <= n; pp++)
-            for (int tp = 1; tp <= n; tp++) {
-                if (n % (pp * tp)) continue;
-                int dp = n / (pp * tp), here = 0, sp = 0;
-                int leaf = (dp == 1 ? 1 : tp == 1 ? 4 : 8) * (tp > 1 ? 2 : 1);
-                want += leaf;
-                for (int k = 0; k < set.n; k++) {
-                    here += set.items[k].pp == pp && set.items[k].tp == tp;
-                    sp += set.items[k].pp == pp && set.items[k].tp == tp && set.items[k].sp;
+            for (int tp = 1; tp <= n; tp++)
+                for (int cp = 1; cp <= n; cp++) {
+                    if (n % (pp * tp * cp)) continue;
+                    int dp = n / (pp * tp * cp), here = 0, sp = 0;
+                    int leaf = cp > 1 ? (dp == 1 ? 1 : 4) : (dp == 1 ? 1 : tp == 1 ? 4 : 8) * (tp > 1 ? 2 : 1);
+                    want += leaf;
+                    for (int k = 0; k < set.n; k++) {
+                        const Strategy *s = &set.items[k];
+                        bool at = s->pp == pp && s->tp == tp && strategy_cp(s) == cp;
+                        here += at, sp += at && s->sp;
+                    }
+                    CHECK_EQ(here, leaf);
+                    CHECK_EQ(sp, tp > 1 ? (cp > 1 ? leaf : leaf / 2) : 0);
                 }
-                CHECK_EQ(here, leaf);
-                CHECK_EQ(sp, tp > 1 ? leaf / 2 : 0);
-            }
         CHECK_EQ(set.n, want);
         arena_free(a);
     }

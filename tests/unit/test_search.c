@@ -110,10 +110,11 @@ static double brute_force(const CostTable *t, int64_t budget) {
 
 /* The strategies of set whose TP degree splits every decoder's heads and
  * FFN (the program's rule, which the search applies), kept in order. */
-static void keep_runnable(const Spec *s, StrategySet *set) {
+static void keep_runnable(const Spec *s, StrategySet *set, bool cp) {
     int n = 0;
     for (int k = 0; k < set->n; k++) {
-        bool ok = true;
+        int c = strategy_cp(&set->items[k]);
+        bool ok = c == 1 || (cp && graph_cp_splits(s->graph, c));
         for (int i = 0; i < s->graph->n_layers; i++) {
             const Layer *l = s->graph->layers[i];
             if (l->kind == LAYER_DECODER) ok = ok && l->heads % set->items[k].tp == 0 && l->ffn % set->items[k].tp == 0;
@@ -121,6 +122,54 @@ static void keep_runnable(const Spec *s, StrategySet *set) {
         if (ok) set->items[n++] = set->items[k];
     }
     set->n = n;
+}
+
+/* The brute force's fastest step over the strategies the search has on
+ * `devices` (context-parallel ones with cp), m micro-batches. */
+static double brute_force_over(const Spec *s, const HwProfile *hw, int devices, int m, bool cp, Arena *a) {
+    StrategySet set;
+    pass_prune(devices, true, &s->hints, a, &set);
+    keep_runnable(s, &set, cp);
+    /* with several micro-batches the search also has each ZeRO-3 strategy accumulating once a step */
+    Strategy *items = arena_alloc(a, 2 * (size_t)set.n * sizeof *items);
+    memcpy(items, set.items, (size_t)set.n * sizeof *items);
+    for (int k = 0, n = set.n; m > 1 && k < n; k++)
+        if (items[k].sdp) items[set.n] = items[k], items[set.n++].zero3_once = true;
+    set.items = items;
+    CostTable t;
+    CHECK(pass_cost(s, hw, &set, m, a, &t));
+    return brute_force(&t, hw->memory);
+}
+
+/* The search on src (pp 1, m micro-batches, `devices`) against the brute
+ * force over the strategies it may use: 1 when both find the same step, 0
+ * when neither finds one, -1 when src does not load. *cp_plans (if given)
+ * counts plans with a context-parallel layer. */
+static int compare_with_brute_force(const char *src, int devices, int m, int trial, int *cp_plans) {
+    Arena *a = arena_new();
+    Spec *s = load_text(a, src);
+    CHECK(s != NULL);
+    if (!s) return arena_free(a), -1;
+    HwProfile hw = cpu_hw(s);
+    Plan plan;
+    SearchRequest req = {.devices = devices};
+    CHECK(pass_search(s, &hw, &req, a, &plan));
+    /* context parallelism from the start for long sequences, else only where nothing fits without it */
+    bool cp = search_tries_cp(s, &hw, devices);
+    double want = brute_force_over(s, &hw, devices, m, cp, a);
+    if (!cp && !isfinite(want)) want = brute_force_over(s, &hw, devices, m, true, a);
+    CHECK_EQ(plan.found, isfinite(want));
+    int found = plan.found && isfinite(want);
+    if (found && fabs(plan.step_s - want) > 1e-9 * want)
+        fprintf(stderr, "trial %d: dp %.9g, brute force %.9g\n%s", trial, plan.step_s, want, src);
+    if (found) CHECK(fabs(plan.step_s - want) <= 1e-9 * want);
+    for (int i = 0; found && cp_plans && i < s->graph->n_layers; i++)
+        if (strategy_cp(&plan.layer[i]) > 1) {
+            ++*cp_plans;
+            break;
+        }
+    arena_free(a);
+    return found;
 }
 
 /* Random small models (2 to 6 layers) on 1 to 8 devices, powers of two or
@@ -151,39 +200,36 @@ static void test_dp_equals_brute_force(void) {
                  "train { global_batch = %d; seq = 256 }\n"
                  "plan { pp = 1; micro_batches = %d }\n",
                  devices, mem_mib, hidden, body, 8 * m * devices, m);
-        Arena *a = arena_new();
-        Spec *s = load_text(a, src);
-        CHECK(s != NULL);
-        if (!s) { arena_free(a); continue; }
-        HwProfile hw = cpu_hw(s);
-        Plan plan;
-        SearchRequest req = {.devices = devices};
-        CHECK(pass_search(s, &hw, &req, a, &plan));
-        StrategySet set;
-        pass_prune(devices, true, &s->hints, a, &set);
-        keep_runnable(s, &set);
-        /* with several micro-batches the search also has each ZeRO-3 strategy accumulating once a step */
-        Strategy *items = arena_alloc(a, 2 * (size_t)set.n * sizeof *items);
-        memcpy(items, set.items, (size_t)set.n * sizeof *items);
-        for (int k = 0, n = set.n; m > 1 && k < n; k++)
-            if (items[k].sdp) items[set.n] = items[k], items[set.n++].zero3_once = true;
-        set.items = items;
-        CostTable t;
-        CHECK(pass_cost(s, &hw, &set, m, a, &t));
-        double want = brute_force(&t, hw.memory);
-        CHECK_EQ(plan.found, isfinite(want));
-        if (plan.found && isfinite(want)) {
-            if (fabs(plan.step_s - want) > 1e-9 * want)
-                fprintf(stderr, "trial %d: dp %.9g, brute force %.9g\n%s", trial, plan.step_s, want, src);
-            CHECK(fabs(plan.step_s - want) <= 1e-9 * want);
-            feasible++;
-        }
-        compared++;
-        arena_free(a);
+        int r = compare_with_brute_force(src, devices, m, trial, NULL);
+        feasible += r > 0, compared += r >= 0;
     }
     CHECK(compared == 150);
     CHECK(feasible > 30); /* the budgets must exercise both outcomes */
     CHECK(feasible < 150);
+}
+
+/* Long sequences, where the search tries context parallelism: random
+ * decoder stacks at 1,024 to 4,096 tokens on 2 and 4 devices, random
+ * budgets, the DP against the brute force; some plans must take CP. */
+static void test_context_parallel_brute_force(void) {
+    srand(777);
+    int feasible = 0, cp_plans = 0;
+    for (int trial = 0; trial < 24; trial++) {
+        int devices = 2 << (rand() % 2), decoders = devices == 2 ? 1 + rand() % 2 : 1;
+        int seq = 1024 << (rand() % 3), heads = 2 << (rand() % 2), m = 1 << (rand() % 2);
+        char body[256] = "", src[1024];
+        for (int k = 0; k < decoders; k++) snprintf(body + strlen(body), 64, "decoder(32, %d, norm = rmsnorm)\n", heads);
+        snprintf(src, sizeof src,
+                 "cluster c { devices_per_node = %d; device = cpu; memory = %d MiB; reserve = 0 MiB }\n"
+                 "model r { embedding(64, 32, positions = %d)\n%s rmsnorm(32)\n lm_head(tied) }\n"
+                 "train { global_batch = %d; seq = %d }\n"
+                 "plan { pp = 1; micro_batches = %d }\n",
+                 devices, 4 + rand() % 60, seq, body, devices * m, seq, m);
+        int r = compare_with_brute_force(src, devices, m, 1000 + trial, &cp_plans);
+        feasible += r > 0;
+    }
+    CHECK(feasible > 4);
+    CHECK(cp_plans > 2);
 }
 
 static Spec *load_example(Arena *a, const char *path, const char *memory) {
@@ -373,6 +419,7 @@ int main(void) {
     test_interleaving();
     test_micro_batch_layouts();
     test_dp_equals_brute_force();
+    test_context_parallel_brute_force();
     test_budgets();
     return check_report();
 }
