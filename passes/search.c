@@ -72,12 +72,19 @@ typedef struct StageResult {
  * next), the tokens and targets of every micro-batch in flight, the losses,
  * and with a pipeline each in-flight micro-batch's output sent on and input
  * gradient sent back. */
+/* What a DP may leave out of its candidates (and their shared buffers out
+ * of its reserve): checkpointing, context parallelism. */
+enum { LEAVE_CKPT = 1, LEAVE_CP = 2 };
+static bool left_out(const Strategy *s, int leave) {
+    return ((leave & LEAVE_CKPT) && s->ckpt) || ((leave & LEAVE_CP) && strategy_cp(s) > 1);
+}
+
 static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in_flight, bool prev, bool next,
-                             const int *pick, int min_dp, bool no_ckpt) {
+                             const int *pick, int min_dp, int leave) {
     int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0, in = 0, out = 0;
     for (int i = first; i < last; i++)
         for (int k = 0; k < t->n_strategies; k++) {
-            if (pick ? pick[i] != k : strategy_replicas(&t->strategies[k]) < min_dp || (no_ckpt && t->strategies[k].ckpt))
+            if (pick ? pick[i] != k : strategy_replicas(&t->strategies[k]) < min_dp || left_out(&t->strategies[k], leave))
                 continue;
             const LayerCost *c = &t->cost[(size_t)i * t->n_strategies + k];
             if (c->work_bytes > work) work = c->work_bytes;
@@ -169,7 +176,7 @@ typedef struct Workspace {
     int64_t unit;     /* bytes a memory unit: 1 MiB, or coarser for a first estimate */
     int *pick;        /* [layers]: one DP's choices, before they are compared */
     const int *force; /* [layers]: the strategy each layer must take (a fixed plan), or NULL */
-    bool no_ckpt;     /* this DP leaves checkpointing out (and the checkpoint area out of its reserve) */
+    int leave;        /* LEAVE_*: what this DP leaves out (checkpointing and its area, CP and its ring buffers) */
     int64_t *held;    /* [layers]: interleaved, the micro-batches each stage's chunks hold */
     double *sums;     /* [4 layers]: interleaved, each stage's times a micro-batch, a step, compute, calls */
 } Workspace;
@@ -233,7 +240,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
     StageResult res = {0};
     int n = t->n_strategies, L = last - first;
     int64_t m = t->micro_batches;
-    int64_t reserve = stage_reserve(t, first, last, in_flight, prev, next, NULL, min_dp, w->no_ckpt) + extra;
+    int64_t reserve = stage_reserve(t, first, last, in_flight, prev, next, NULL, min_dp, w->leave) + extra;
     if (reserve >= budget) return res;
     int64_t cap = (budget - reserve) / w->unit;
     const Strategy *S = t->strategies;
@@ -287,7 +294,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
             if (strategy_replicas(&S[s]) < min_dp) continue; /* (its frontier stays empty) */
             if (t->force_ckpt && S[s].ckpt != t->force_ckpt[layer]) continue;
             if (S[s].ckpt && !t->may_ckpt[layer]) continue; /* checkpointing recomputes transformer layers */
-            if (S[s].ckpt && w->no_ckpt) continue;
+            if (left_out(&S[s], w->leave)) continue;
             if (w->force && w->force[layer] != s) continue;
             if (i == 0) {
                 if (mem <= cap && time + rest[0] <= limit) push(f, (Point){mem, time, -1, -1});
@@ -333,7 +340,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
                 res.calls += 2.0 * (double)m;
         }
         /* what the program will hold: the chosen strategies' working space */
-        res.mem += stage_reserve(t, first, last, in_flight, prev, next, choice, min_dp, false) + extra;
+        res.mem += stage_reserve(t, first, last, in_flight, prev, next, choice, min_dp, 0) + extra;
     }
     return res;
 }
@@ -342,10 +349,17 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
  * a part in 256 of the budget or more (some candidate of DP degree min_dp
  * or more checkpoints with a larger checkpoint area than the others hold)?
  * Less could not buy a faster plan worth another DP. */
-static bool ckpt_area_matters(const CostTable *t, int first, int last, int min_dp, int64_t budget) {
-    return stage_reserve(t, first, last, 0, false, false, NULL, min_dp, false) -
-               stage_reserve(t, first, last, 0, false, false, NULL, min_dp, true) >=
+static bool ckpt_area_matters(const CostTable *t, int first, int last, int min_dp, int leave, int64_t budget) {
+    return stage_reserve(t, first, last, 0, false, false, NULL, min_dp, leave & ~LEAVE_CKPT) -
+               stage_reserve(t, first, last, 0, false, false, NULL, min_dp, leave | LEAVE_CKPT) >=
            budget / 256;
+}
+
+/* Does the table hold a context-parallel strategy? */
+static bool has_cp(const CostTable *t) {
+    for (int k = 0; k < t->n_strategies; k++)
+        if (strategy_cp(&t->strategies[k]) > 1) return true;
+    return false;
 }
 
 /* Split L layers into pp contiguous, non-empty stages by weight: cut after
@@ -423,6 +437,7 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
     int64_t floors[MAX_DIVISORS],
         n = t->n_strategies ? (int64_t)t->strategies[0].tp * strategy_replicas(&t->strategies[0]) : 1;
     int n_floors = divisors_upto(n, max_dp, floors);
+    bool cp = has_cp(t);
     for (int k = 0; k < pp; k++) {
         int64_t in_flight = schedule == SCHED_GPIPE ? m : (pp - k < m ? pp - k : m);
         out->in_flight[k] = in_flight;
@@ -431,13 +446,17 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
         int kh = t->tied_head >= 0 ? stage_of(start, pp, t->tied_head) : -1;
         bool copy = ke != kh;
         StageResult r = {0};
-        for (int f = 0; f < 2 * n_floors; f++) {
-            int64_t min_dp = floors[f / 2];
+        for (int f = 0; f < 4 * n_floors; f++) {
+            int64_t min_dp = floors[f / 4];
             /* and once more without checkpointing where that frees reserve:
              * a plan that does not checkpoint need not hold the checkpoint
-             * area its candidates that do would take */
-            w->no_ckpt = f % 2;
-            if (w->no_ckpt && !ckpt_area_matters(t, start[k], start[k + 1], (int)min_dp, budget)) continue;
+             * area its candidates that do would take; likewise without
+             * context parallelism, whose ring buffers at long sequences
+             * would crowd out the plans without it */
+            w->leave = f % 4;
+            if ((w->leave & LEAVE_CP) && !cp) continue;
+            if ((w->leave & LEAVE_CKPT) && !ckpt_area_matters(t, start[k], start[k + 1], (int)min_dp, w->leave, budget))
+                continue;
             StageResult q =
                 stage_dp(w, t, start[k], start[k + 1], in_flight, k > 0, k < pp - 1,
                          copy && (k == ke || k == kh) ? t->tied_sum_bytes : 0, copy && k == kh, (int)min_dp, budget,
@@ -447,7 +466,7 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
                 memcpy(choice + start[k], w->pick + start[k], sizeof *choice * (size_t)(start[k + 1] - start[k]));
             }
         }
-        w->no_ckpt = false;
+        w->leave = 0;
         if (!r.ok) return false;
         double mb = r.mb_time + (k < pp - 1 ? t->p2p_s[start[k + 1] - 1] : 0);
         sum_mb += mb;

@@ -5,12 +5,15 @@
  * powers of two only, prices those and leaves other sizes to the link's
  * figures and the analytic layer model. Megatron-SP against plain TP: less
  * activation memory, more traffic, and a profile measured with SP priced up
- * for plain TP by Korthikanti et al.'s replicated 10 s b h. */
+ * for plain TP by Korthikanti et al.'s replicated 10 s b h. Context
+ * parallelism against DP over as many ranks: the same compute and state,
+ * less activation memory, the ring's p2p steps on top. */
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
 #include "passes/passes.h"
 
+#include <math.h>
 #include <string.h>
 
 /* 3 nodes of 8; one decoder whose 24 heads and FFN of 384 split over TP 1, 2, 3, 4, 6, 8, 12, 24. */
@@ -123,6 +126,44 @@ static void test_sequence_parallel(const Spec *s) {
     CHECK_EQ(plain.act_bytes - sp.act_bytes, (int64_t)want);
 }
 
+/* The decoder under tp x cp x dp on one stage of 24 (plain DP over dp, no checkpointing), one micro-batch. */
+static LayerCost cost_cp(const Spec *s, const HwProfile *hw, int tp, int cp, int dp) {
+    Arena *a = arena_new();
+    StrategySet all, one = {0};
+    CHECK(pass_prune(24, false, NULL, a, &all));
+    for (int k = 0; k < all.n; k++) {
+        const Strategy *x = &all.items[k];
+        if (x->pp == 1 && x->tp == tp && strategy_cp(x) == cp && x->dp == dp && !strategy_zero(x) && x->tp_consec &&
+            strategy_sp(x) == (tp > 1))
+            one.items = &all.items[k];
+    }
+    CHECK(one.items != NULL);
+    one.n = one.items ? 1 : 0;
+    CostTable t;
+    LayerCost c = {0};
+    if (one.n && pass_cost(s, hw, &one, 1, a, &t)) c = t.cost[DECODER];
+    arena_free(a);
+    return c;
+}
+
+/* CP 2 x DP 12 against DP 24 (each rank 1/24 of the micro-batch's tokens):
+ * the same compute and training state, fewer kept bytes (log-sum-exp rows
+ * for the probabilities), the ring's p2p on top, more of it over 4 ranks;
+ * TP 2 with SP x CP 2 x DP 6 keeps its 1/24 of the stream too. */
+static void test_context_parallel(const Spec *s) {
+    HwProfile hw;
+    hw_preset(&hw, (DeviceKind)s->cluster->device);
+    LayerCost dp = cost_cp(s, &hw, 1, 1, 24), cp2 = cost_cp(s, &hw, 1, 2, 12), cp4 = cost_cp(s, &hw, 1, 4, 6);
+    CHECK(fabs(cp2.compute_s - dp.compute_s) <= 1e-12 * dp.compute_s);
+    CHECK_EQ(cp2.state_bytes, dp.state_bytes);
+    CHECK(cp2.act_bytes < dp.act_bytes);
+    CHECK_EQ(cp2.stream_bytes, dp.stream_bytes);
+    CHECK(cp2.mb_s > dp.mb_s && cp4.mb_s - cp4.compute_s > cp2.mb_s - cp2.compute_s);
+    CHECK_EQ(cp2.calls_mb, (2 - 1) + (2 - 1) + 2); /* forward's one step, backward's K,V and dK,dV */
+    LayerCost tp = cost_cp(s, &hw, 2, 2, 6);
+    CHECK_EQ(tp.stream_bytes, cp2.stream_bytes);
+}
+
 int main(void) {
     Arena *a = arena_new();
     Spec *s = load(a);
@@ -131,6 +172,7 @@ int main(void) {
         test_groups_against_nodes(s);
         test_profile_powers_of_two(s);
         test_sequence_parallel(s);
+        test_context_parallel(s);
     }
     arena_free(a);
     return check_report();

@@ -33,12 +33,19 @@ static HwProfile cpu_hw(const Spec *s) {
  * working space, checkpoint area, ZeRO-3 gathered weights and ZeRO-2/3
  * whole gradients (each separately), three activation-sized
  * buffers, one micro-batch's tokens (one stage, 1F1B: one in flight) and the
- * losses; no_ckpt: of the candidates that do not checkpoint. */
-static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, bool no_ckpt) {
+ * losses; no_ckpt: of the candidates that do not checkpoint; no_cp: of
+ * those without context parallelism. min_dp bounds the ranks that split a
+ * micro-batch (dp x cp). */
+static bool leaves_out(const Strategy *s, bool no_ckpt, bool no_cp) {
+    return (no_ckpt && s->ckpt) || (no_cp && strategy_cp(s) > 1);
+}
+
+static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, bool no_ckpt, bool no_cp) {
     int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0;
     for (int i = 0; i < t->n_layers; i++)
         for (int k = 0; k < t->n_strategies; k++) {
-            if (pick ? pick[i] != k : t->strategies[k].dp < min_dp || (no_ckpt && t->strategies[k].ckpt)) continue;
+            const Strategy *s = &t->strategies[k];
+            if (pick ? pick[i] != k : strategy_replicas(s) < min_dp || leaves_out(s, no_ckpt, no_cp)) continue;
             const LayerCost *c = &t->cost[i * t->n_strategies + k];
             if (c->work_bytes > work) work = c->work_bytes;
             if (c->ckpt_bytes > ckpt) ckpt = c->ckpt_bytes;
@@ -58,18 +65,23 @@ static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, bool 
  * plan's table copy (when its layout differs from the embedding's) must fit
  * beside the exact memory. */
 static double brute_force(const CostTable *t, int64_t budget) {
-    int L = t->n_layers, n = t->n_strategies, devices = t->strategies[0].tp * t->strategies[0].dp;
+    int L = t->n_layers, n = t->n_strategies, devices = t->strategies[0].tp * strategy_replicas(&t->strategies[0]);
+    bool any_cp = false;
+    for (int k = 0; k < n; k++) any_cp |= strategy_cp(&t->strategies[k]) > 1;
     int best_pick[8] = {0};
     double best = INFINITY;
-    /* the search's floors on the DP degree, each also without checkpointing:
-     * each costs the shared buffers at the candidates it allows */
-    for (int f = 2; f <= 2 * devices + 1; f++) {
-        int min_dp = f / 2;
-        bool no_ckpt = f % 2;
+    /* the search's floors on the DP degree (dp x cp), each also without
+     * checkpointing and without context parallelism: each costs the shared
+     * buffers at the candidates it allows */
+    for (int f = 4; f <= 4 * devices + 3; f++) {
+        int min_dp = f / 4;
+        bool no_ckpt = f % 2, no_cp = f / 2 % 2;
         if (devices % min_dp) continue; /* the DP degrees a stage can have */
+        if (no_cp && !any_cp) continue;
         /* the pass without checkpointing, where it frees a part in 256 of the budget */
-        if (no_ckpt && reserve_of(t, NULL, min_dp, false) - reserve_of(t, NULL, min_dp, true) < budget / 256) continue;
-        int64_t reserve = reserve_of(t, NULL, min_dp, no_ckpt);
+        if (no_ckpt && reserve_of(t, NULL, min_dp, false, no_cp) - reserve_of(t, NULL, min_dp, true, no_cp) < budget / 256)
+            continue;
+        int64_t reserve = reserve_of(t, NULL, min_dp, no_ckpt, no_cp);
         if (reserve >= budget) continue;
         int64_t cap = (budget - reserve) / MIB;
         int pick[8] = {0};
@@ -81,10 +93,10 @@ static double brute_force(const CostTable *t, int64_t budget) {
             bool allowed = true;
             for (int i = 0; i < L; i++) {
                 const LayerCost *c = &t->cost[i * n + pick[i]];
-                allowed = allowed && t->strategies[pick[i]].dp >= min_dp;
+                allowed = allowed && strategy_replicas(&t->strategies[pick[i]]) >= min_dp;
                 /* checkpointing recomputes transformer layers only */
                 allowed = allowed && (!t->strategies[pick[i]].ckpt || t->may_ckpt[i]);
-                allowed = allowed && !(no_ckpt && t->strategies[pick[i]].ckpt);
+                allowed = allowed && !leaves_out(&t->strategies[pick[i]], no_ckpt, no_cp);
                 time += (double)t->micro_batches * c->mb_s + c->step_s;
                 if (i > 0) time += (double)t->micro_batches * t->reshard[((size_t)i * n + pick[i - 1]) * n + pick[i]];
                 mem += (c->state_bytes + c->act_bytes + MIB - 1) / MIB;
@@ -100,7 +112,7 @@ static double brute_force(const CostTable *t, int64_t budget) {
         const Strategy *e = &t->strategies[best_pick[t->tied_emb]], *h = &t->strategies[best_pick[t->tied_head]];
         bool ec = e->tp_consec || e->tp == 1 || e->dp == 1, hc = h->tp_consec || h->tp == 1 || h->dp == 1;
         if (e->tp != h->tp || ec != hc || strategy_zero(e) || strategy_zero(h)) {
-            int64_t exact = reserve_of(t, best_pick, 1, false) + t->tied_copy_bytes[best_pick[t->tied_head]] + t->tied_sum_bytes;
+            int64_t exact = reserve_of(t, best_pick, 1, false, false) + t->tied_copy_bytes[best_pick[t->tied_head]] + t->tied_sum_bytes;
             for (int i = 0; i < L; i++) exact += t->cost[i * n + best_pick[i]].state_bytes + t->cost[i * n + best_pick[i]].act_bytes;
             if (exact > budget) return INFINITY;
         }
