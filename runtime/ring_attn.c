@@ -80,7 +80,8 @@ static void block_scores(const GrtRingAttn *a, int o, int b, const float *q, con
             for (int j = 0; j < Tl; j++) {
                 const float *kj = k + (((size_t)b * Tl + j) * a->KVH + h / G) * a->hd;
                 float dot = 0;
-                for (int d = 0; d < a->hd; d++) dot += qi[d] * kj[d];
+                for (int d = 0; d < a->hd; d++)
+                    dot += qi[d] * kj[d];
                 row[j] = visible(a, cp, r, o, i, j) ? dot * scale : -INFINITY;
             }
         }
@@ -94,16 +95,19 @@ static void block_merge(const GrtRingAttn *a, int b, const float *scores, const 
             const float *row = scores + ((size_t)h * Tl + i) * Tl;
             size_t s = ((size_t)b * a->H + h) * Tl + i;
             float mx = w->m[s];
-            for (int j = 0; j < Tl; j++) mx = row[j] > mx ? row[j] : mx;
+            for (int j = 0; j < Tl; j++)
+                mx = row[j] > mx ? row[j] : mx;
             if (mx == -INFINITY) continue; /* nothing visible in this block */
             float keep = w->m[s] == -INFINITY ? 0 : expf(w->m[s] - mx), sum = 0;
             float *acc = w->acc + (((size_t)b * Tl + i) * a->H + h) * hd;
-            for (int d = 0; d < hd; d++) acc[d] *= keep;
+            for (int d = 0; d < hd; d++)
+                acc[d] *= keep;
             for (int j = 0; j < Tl; j++) {
                 if (row[j] == -INFINITY) continue;
                 float p = expf(row[j] - mx);
                 const float *vj = v + (((size_t)b * Tl + j) * a->KVH + h / G) * hd;
-                for (int d = 0; d < hd; d++) acc[d] += p * vj[d];
+                for (int d = 0; d < hd; d++)
+                    acc[d] += p * vj[d];
                 sum += p;
             }
             w->l[s] = w->l[s] * keep + sum, w->m[s] = mx;
@@ -117,13 +121,14 @@ static void forward_finish(const GrtRingAttn *a, const RingWork *w, float *out, 
         for (int h = 0; h < a->H; h++)
             for (int i = 0; i < Tl; i++) {
                 size_t s = ((size_t)b * a->H + h) * Tl + i, at = (((size_t)b * Tl + i) * a->H + h) * hd;
-                for (int d = 0; d < hd; d++) out[at + d] = w->acc[at + d] / w->l[s];
+                for (int d = 0; d < hd; d++)
+                    out[at + d] = w->acc[at + d] / w->l[s];
                 lse[s] = w->m[s] + logf(w->l[s]);
             }
 }
 
-void grt_ring_attn_forward(const GrtRingAttn *a, const float *q, const float *k, const float *v, float *out,
-                           float *lse, float *work) {
+void grt_ring_attn_forward(const GrtRingAttn *a, const float *q, const float *k, const float *v, float *out, float *lse,
+                           float *work) {
     int cp = grt_size(a->group), r = grt_rank(a->group);
     size_t Tl = (size_t)a->T / cp, KV = (size_t)a->B * Tl * a->KVH * a->hd;
     RingWork w = ring_work(a, work);
@@ -131,7 +136,8 @@ void grt_ring_attn_forward(const GrtRingAttn *a, const float *q, const float *k,
     memcpy(w.cur + KV, v, KV * sizeof *v);
     memset(w.acc, 0, (size_t)a->B * Tl * a->H * a->hd * sizeof *w.acc);
     memset(w.l, 0, (size_t)a->B * a->H * Tl * sizeof *w.l);
-    for (size_t s = 0; s < (size_t)a->B * a->H * Tl; s++) w.m[s] = -INFINITY;
+    for (size_t s = 0; s < (size_t)a->B * a->H * Tl; s++)
+        w.m[s] = -INFINITY;
     for (int step = 0; step < cp; step++) {
         GrtRequest *req[2] = {NULL, NULL};
         if (step < cp - 1) ring_start(a, w.cur, w.next, 4 * KV, TAG_KV, req);
@@ -156,7 +162,8 @@ static void backward_rows(const GrtRingAttn *a, const float *out, const float *d
             for (int i = 0; i < Tl; i++) {
                 size_t at = (((size_t)b * Tl + i) * a->H + h) * hd;
                 float s = 0;
-                for (int d = 0; d < hd; d++) s += dout[at + d] * out[at + d];
+                for (int d = 0; d < hd; d++)
+                    s += dout[at + d] * out[at + d];
                 w->m[((size_t)b * a->H + h) * Tl + i] = s;
             }
 }
@@ -177,9 +184,11 @@ static void block_backward(const GrtRingAttn *a, int b, const float *q, const fl
                 if (row[j] == -INFINITY) continue;
                 size_t ka = (((size_t)b * Tl + j) * a->KVH + h / G) * hd;
                 float p = expf(row[j] - lse[s]), dp = 0;
-                for (int d = 0; d < hd; d++) dp += dout[qa + d] * v[ka + d], dv[ka + d] += p * dout[qa + d];
+                for (int d = 0; d < hd; d++)
+                    dp += dout[qa + d] * v[ka + d], dv[ka + d] += p * dout[qa + d];
                 float ds = p * (dp - w->m[s]) * scale;
-                for (int d = 0; d < hd; d++) dq[qa + d] += ds * chunk[ka + d], dk[ka + d] += ds * q[qa + d];
+                for (int d = 0; d < hd; d++)
+                    dq[qa + d] += ds * chunk[ka + d], dk[ka + d] += ds * q[qa + d];
             }
         }
 }
@@ -203,8 +212,10 @@ void grt_ring_attn_backward(const GrtRingAttn *a, const float *q, const float *k
         if (cp == 1) break;
         /* the chunk and its gradients on to the next rank; the last step sends the gradients home alone */
         GrtRequest *req[2] = {NULL, NULL};
-        if (step < cp - 1) ring_start(a, w.cur, w.next, 4 * KV, TAG_KV, req);
-        else ring_start(a, w.cur + 2 * KV, w.next + 2 * KV, 2 * KV, TAG_DKV, req);
+        if (step < cp - 1)
+            ring_start(a, w.cur, w.next, 4 * KV, TAG_KV, req);
+        else
+            ring_start(a, w.cur + 2 * KV, w.next + 2 * KV, 2 * KV, TAG_DKV, req);
         ring_finish(req);
         float *t = w.cur;
         w.cur = w.next, w.next = t;

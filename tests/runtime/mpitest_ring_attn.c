@@ -39,15 +39,18 @@ static void reference_forward(const double *q, const double *k, const double *v,
                 for (int j = 0; j < T; j++) {
                     const double *kj = k + (((size_t)b * T + j) * KVH + h / (H / KVH)) * HD;
                     double s = 0;
-                    for (int d = 0; d < HD; d++) s += qi[d] * kj[d];
+                    for (int d = 0; d < HD; d++)
+                        s += qi[d] * kj[d];
                     p[j] = causal && j > i ? -INFINITY : s * scale;
                     mx = p[j] > mx ? p[j] : mx;
                 }
-                for (int j = 0; j < T; j++) sum += p[j] = exp(p[j] - mx);
+                for (int j = 0; j < T; j++)
+                    sum += p[j] = exp(p[j] - mx);
                 double *o = out + (((size_t)b * T + i) * H + h) * HD;
                 for (int d = 0; d < HD; d++) {
                     o[d] = 0;
-                    for (int j = 0; j < T; j++) o[d] += p[j] / sum * v[(((size_t)b * T + j) * KVH + h / (H / KVH)) * HD + d];
+                    for (int j = 0; j < T; j++)
+                        o[d] += p[j] / sum * v[(((size_t)b * T + j) * KVH + h / (H / KVH)) * HD + d];
                 }
                 lse[((size_t)b * H + h) * T + i] = mx + log(sum);
             }
@@ -56,7 +59,8 @@ static void reference_forward(const double *q, const double *k, const double *v,
 /* Its gradients for dout: dq, dk, dv (softmax backward: dS = P (dP - rowsum(dO O))). */
 static void reference_backward(const double *q, const double *k, const double *v, int causal, const double *dout,
                                double *dq, double *dk, double *dv) {
-    double *out = calloc(QN, sizeof *out), *lse = calloc((size_t)B * H * T, sizeof *lse), scale = 1.0 / sqrt((double)HD);
+    double *out = calloc(QN, sizeof *out), *lse = calloc((size_t)B * H * T, sizeof *lse),
+           scale = 1.0 / sqrt((double)HD);
     reference_forward(q, k, v, causal, out, lse);
     memset(dq, 0, QN * sizeof *dq), memset(dk, 0, KN * sizeof *dk), memset(dv, 0, KN * sizeof *dv);
     for (int b = 0; b < B; b++)
@@ -64,11 +68,13 @@ static void reference_backward(const double *q, const double *k, const double *v
             for (int i = 0; i < T; i++) {
                 size_t qa = (((size_t)b * T + i) * H + h) * HD;
                 double D = 0;
-                for (int d = 0; d < HD; d++) D += dout[qa + d] * out[qa + d];
+                for (int d = 0; d < HD; d++)
+                    D += dout[qa + d] * out[qa + d];
                 for (int j = 0; j < (causal ? i + 1 : T); j++) {
                     size_t ka = (((size_t)b * T + j) * KVH + h / (H / KVH)) * HD;
                     double s = 0, dp = 0;
-                    for (int d = 0; d < HD; d++) s += q[qa + d] * k[ka + d], dp += dout[qa + d] * v[ka + d];
+                    for (int d = 0; d < HD; d++)
+                        s += q[qa + d] * k[ka + d], dp += dout[qa + d] * v[ka + d];
                     double p = exp(s * scale - lse[((size_t)b * H + h) * T + i]), ds = p * (dp - D) * scale;
                     for (int d = 0; d < HD; d++)
                         dv[ka + d] += p * dout[qa + d], dq[qa + d] += ds * k[ka + d], dk[ka + d] += ds * q[qa + d];
@@ -80,7 +86,8 @@ static void reference_backward(const double *q, const double *k, const double *v
 static double loss(const double *q, const double *k, const double *v, int causal, const double *w) {
     double *out = calloc(QN, sizeof *out), *lse = calloc((size_t)B * H * T, sizeof *lse), s = 0;
     reference_forward(q, k, v, causal, out, lse);
-    for (size_t i = 0; i < QN; i++) s += w[i] * out[i];
+    for (size_t i = 0; i < QN; i++)
+        s += w[i] * out[i];
     free(out), free(lse);
     return s;
 }
@@ -113,7 +120,8 @@ static float *rows_of(const double *whole, int n, int cp, int r) {
     for (int b = 0; b < B; b++)
         for (int t = 0; t < Tl; t++)
             for (int c = 0; c < n; c++)
-                x[((size_t)b * Tl + t) * n + c] = (float)whole[((size_t)b * T + grt_ring_position(T, cp, r, t)) * n + c];
+                x[((size_t)b * Tl + t) * n + c] =
+                    (float)whole[((size_t)b * T + grt_ring_position(T, cp, r, t)) * n + c];
     return x;
 }
 
@@ -145,23 +153,25 @@ static void check_ring(GrtComm *g, int causal) {
     GrtRingAttn a = {.group = g, .B = B, .T = T, .H = H, .KVH = KVH, .hd = HD, .causal = causal};
     float *lq = rows_of(q, H * HD, cp, r), *lk = rows_of(k, KVH * HD, cp, r), *lv = rows_of(v, KVH * HD, cp, r);
     float *lw = rows_of(w, H * HD, cp, r), *lout = malloc(QN / cp * sizeof *lout);
-    float *llse = malloc((size_t)B * H * Tl * sizeof *llse), *work = malloc(grt_ring_attn_work_floats(&a) * sizeof *work);
-    float *ldq = malloc(QN / cp * sizeof *ldq), *ldk = malloc(KN / cp * sizeof *ldk), *ldv = malloc(KN / cp * sizeof *ldv);
+    float *llse = malloc((size_t)B * H * Tl * sizeof *llse),
+          *work = malloc(grt_ring_attn_work_floats(&a) * sizeof *work);
+    float *ldq = malloc(QN / cp * sizeof *ldq), *ldk = malloc(KN / cp * sizeof *ldk),
+          *ldv = malloc(KN / cp * sizeof *ldv);
     grt_ring_attn_forward(&a, lq, lk, lv, lout, llse, work);
     grt_ring_attn_backward(&a, lq, lk, lv, lout, llse, lw, ldq, ldk, ldv, work);
     double lse_err = 0;
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int t = 0; t < Tl; t++) {
-                double e = fabs(llse[((size_t)b * H + h) * Tl + t] - lse[((size_t)b * H + h) * T + grt_ring_position(T, cp, r, t)]);
+                double e = fabs(llse[((size_t)b * H + h) * Tl + t] -
+                                lse[((size_t)b * H + h) * T + grt_ring_position(T, cp, r, t)]);
                 lse_err = e > lse_err || e != e ? e : lse_err;
             }
     double e[5] = {rows_error(lout, out, H * HD, cp, r), lse_err, rows_error(ldq, dq, H * HD, cp, r),
                    rows_error(ldk, dk, KVH * HD, cp, r), rows_error(ldv, dv, KVH * HD, cp, r)};
     static const char *const name[5] = {"out", "lse", "dq", "dk", "dv"};
     for (int i = 0; i < 5; i++) {
-        if (!(e[i] <= 1e-5))
-            fprintf(stderr, "rank %d: cp %d causal %d: %s off by %g\n", me, cp, causal, name[i], e[i]);
+        if (!(e[i] <= 1e-5)) fprintf(stderr, "rank %d: cp %d causal %d: %s off by %g\n", me, cp, causal, name[i], e[i]);
         CHECK(e[i] <= 1e-5);
     }
     free(q), free(k), free(v), free(w), free(out), free(lse), free(dq), free(dk), free(dv);
