@@ -6,10 +6,11 @@
  * Layout: pipeline stage k owns ranks [k n, (k+1) n) with n = tp * cp * dp.
  * With TP groups consecutive, a TP group spans tp ranks, a context-parallel
  * group strides by tp and a DP group by tp cp (the weights' replicas, cp dp
- * of them, stride by tp); strided TP is the transpose (no CP). A group whose ranks cross a node boundary
- * runs at the inter-node bandwidth. Degrees are any divisors of the device
- * count; a measured profile holds powers of two (indexed by their log2), so
- * other group sizes take the link's figures and the analytic layer model. */
+ * of them, stride by tp); strided TP is the transpose (no CP). A group
+ * whose ranks cross a node boundary runs at the inter-node bandwidth.
+ * Degrees are any divisors of the device count; a measured profile holds
+ * powers of two (indexed by their log2), so other group sizes take the
+ * link's figures and the analytic layer model. */
 #include "passes.h"
 #include "runtime/galvrt.h"
 
@@ -322,7 +323,8 @@ static double sp_shared_s(const Ctx *c, const Layer *l, const Strategy *s) {
  * accumulating dK,dV one step further, back to their owner (cp steps).
  * Each step is a blocking send/receive with both ring neighbours, priced
  * as one p2p between the ring's farthest pair (its wrap-around, (cp - 1) tp
- * ranks apart); the program does not overlap it with the attention. With
+ * ranks apart), with no overlap credited (runtime/ring_attn.c posts
+ * forward's transfer before the block's compute, backward's after). With
  * checkpointing backward runs forward's again. Other layers are
  * token-local and talk to no one. Seconds, forward's in *fwd_s; steps in
  * *n_fwd, *n_bwd. */

@@ -61,17 +61,6 @@ typedef struct StageResult {
     double calls;     /* blocking collectives a step */
 } StageResult;
 
-/* The stage's transient peak, taken as the worst any strategy could need, so
- * the additive DP stays exact: one layer's rebuilt activations or gathered
- * SDP weights at a time. */
-/* A stage's memory besides each layer's state and activations: the working
- * space, checkpoint area and ZeRO-3 buffers its layers share (the largest
- * each needs, under its chosen strategy pick[i], or under any candidate of DP
- * degree min_dp or more when pick is NULL), and the program's buffers: three activation-sized ones (a
- * layer's output before resharding, the gradient flowing down, and its
- * next), the tokens and targets of every micro-batch in flight, the losses,
- * and with a pipeline each in-flight micro-batch's output sent on and input
- * gradient sent back. */
 /* What a DP may leave out of its candidates (and their shared buffers out
  * of its reserve): checkpointing, context parallelism. */
 enum { LEAVE_CKPT = 1, LEAVE_CP = 2 };
@@ -79,6 +68,17 @@ static bool left_out(const Strategy *s, int leave) {
     return ((leave & LEAVE_CKPT) && s->ckpt) || ((leave & LEAVE_CP) && strategy_cp(s) > 1);
 }
 
+/* The stage's transient peak, taken as the worst any strategy could need, so
+ * the additive DP stays exact: one layer's rebuilt activations or gathered
+ * SDP weights at a time. */
+/* A stage's memory besides each layer's state and activations: the working
+ * space, checkpoint area and ZeRO-3 buffers its layers share (the largest
+ * each needs, under its chosen strategy pick[i], or under any candidate of DP
+ * degree (dp x cp) min_dp or more, less those `leave` names, when pick is
+ * NULL), and the program's buffers: three activation-sized ones (a layer's
+ * output before resharding, the gradient flowing down, and its next), the tokens and targets of every micro-batch in flight, the losses,
+ * and with a pipeline each in-flight micro-batch's output sent on and input
+ * gradient sent back. */
 static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in_flight, bool prev, bool next,
                              const int *pick, int min_dp, int leave) {
     int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0, in = 0, out = 0;
