@@ -19,14 +19,22 @@
  *    (Korthikanti et al. 2022: the stream between layers split over the
  *    sequence; less activation memory, an all-gather and a reduce-scatter
  *    for each all-reduce and the norms gathered again in backward);
+ *  - context parallelism of any degree cp > 1 dividing n / tp (ring
+ *    attention, Liu et al. 2023; Megatron-Core's CP): n = tp x cp x dp,
+ *    each sample's sequence split over cp ranks through every layer, TP
+ *    groups consecutive, then CP, then DP ranks, Megatron-SP on with TP,
+ *    each ZeRO stage over dp (add_context_parallel);
  *  - each of these with or without activation checkpointing.
- * For N = 8, 16, 32, 64 this gives 67, 121, 191, 277 strategies (40, 69,
- * 106, 151 without SP; Galvatron's 22, 37, 56, 79 with DP and SDP alone);
- * for N = 6, 12, 24 it gives 51, 143, 283 (32, 82, 156 without SP; 18, 44,
- * 82 with DP and SDP alone); 781 for 1,024; twice that with checkpointing. Where TP's groups sit against the nodes (fast links or
- * not) is the cost model's to price (cost.c). 
+ * For N = 8, 16, 32, 64 this gives 89, 171, 286, 438 strategies (67, 121,
+ * 191, 277 without CP; 40, 69, 106, 151 without SP either; Galvatron's 22,
+ * 37, 56, 79 with DP and SDP alone); for N = 6, 12, 24 it gives 64, 195,
+ * 417 (51, 143, 283 without CP; 32, 82, 156 without SP either; 18, 44, 82
+ * with DP and SDP alone); 1,496 for 1,024 (781 without CP); twice that
+ * with checkpointing. Where TP's groups sit against the nodes (fast links
+ * or not) is the cost model's to price (cost.c).
  * Plan hints remove branches (forbidding dp removes plain DP and ZeRO-1/2,
- * zero ZeRO-1/2, sdp ZeRO-3, sp sequence parallelism). */
+ * zero ZeRO-1/2, sdp ZeRO-3, sp sequence parallelism, cp context
+ * parallelism). */
 #include "passes.h"
 
 static void add(StrategySet *set, Arena *a, Strategy s) {
