@@ -56,7 +56,8 @@ bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
             ok = false;
         } else if (strategy_cp(s) > 1) {
             diag_error(d, l->loc, "%s: context parallelism (cp %d) is planned and costed, but the program does not run "
-                                  "ring attention yet; plan without it (forbid = [cp])", l->name, s->cp);
+                                  "it yet (no ring attention phases in its layers); plan without it (forbid = [cp])",
+                       l->name, s->cp);
             ok = false;
         } else if (!layer_tp_splits(l, s->tp)) {
             diag_error(d, l->loc, "%s: %lld heads, %lld key/value heads and FFN %lld do not split over TP %d", l->name,
