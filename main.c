@@ -75,10 +75,11 @@ static const char usage[] =
     "  --baselines      also print pure DP, SDP, TP, PP and the Megatron and\n"
     "                   DeepSpeed grids, costed by the same model\n"
     "  --uniform tp=T,pp=P,dp=D[,cp=C][,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K]\n"
-    "            [,tp-strided][,sp|nosp][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]\n"
+    "            [,tp-strided][,sp|nosp][,ulysses=U][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]\n"
     "                   use this uniform plan instead of searching (ZeRO stage over the DP group;\n"
     "                   sdp is zero=3; zero3-accum: reduce-scatter every micro-batch or once a step;\n"
     "                   sp: Megatron sequence parallelism with TP, on by default where the model runs it;\n"
+    "                   ulysses=U: Ulysses sequence parallelism over U devices, with tp=1; U x dp replicas;\n"
     "                   cp: context parallelism, each sequence split over C ranks, ring attention)\n"
     "  --plan FILE      cost the plan in a Galvatron galvatron_config JSON file\n"
     "                   instead of searching (it may be over the memory budget)\n"
@@ -142,8 +143,9 @@ static void add_define(Arena *a, Options *o, const char *text) {
     o->fe.defines = defs;
 }
 
-#define UNIFORM_FORM                                                                                         \
-    "tp=T,pp=P,dp=D[,cp=C][,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,sp|nosp][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]"
+#define UNIFORM_FORM                                                                                                   \
+    "tp=T,pp=P,dp=D[,cp=C][,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,sp|nosp]"   \
+    "[,ulysses=U][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]"
 
 /* The number of "key=N" in item: N decimal digits only, every one read. */
 static bool uniform_number(const char *item, const char *key, long long *v) {
@@ -159,6 +161,7 @@ static bool uniform_item(Options *o, Strategy *s, const char *item, long long *v
     if (uniform_number(item, "pp=", v)) return s->pp = (int)*v, true;
     if (uniform_number(item, "dp=", v)) return s->dp = (int)*v, true;
     if (uniform_number(item, "cp=", v)) return s->cp = (int)*v, true;
+    if (uniform_number(item, "ulysses=", v)) return s->ulysses = (int)*v, true;
     if (uniform_number(item, "m=", v)) return o->uniform_m = *v, true;
     if (uniform_number(item, "vpp=", v)) return o->uniform_vpp = (int)*v, true;
     if (strcmp(item, "sdp") == 0) return s->sdp = true, s->zero = 0, true;
@@ -214,11 +217,16 @@ static void parse_uniform(Arena *a, Options *o, const char *spec) {
         p += len;
         if (!*p) break;
     }
-    if (s.tp < 1 || s.pp < 1 || s.dp < 1 || s.cp < 1) bad_usage("--uniform: degrees must be positive in '%s'", spec);
+    if (s.tp < 1 || s.pp < 1 || s.dp < 1 || s.cp < 1 || (strstr(spec, "ulysses=") && s.ulysses < 1))
+        bad_usage("--uniform: degrees must be positive in '%s'", spec);
+    if (s.tp > 1 && s.ulysses > 1)
+        bad_usage("--uniform: ulysses with tp in '%s': galvc runs Ulysses without TP in a layer (tp=1)", spec);
+    if (s.ulysses > 1 && s.cp > 1)
+        bad_usage("--uniform: ulysses and cp in '%s': a layer splits its sequence one way or the other", spec);
     if (s.cp > 1 && !s.tp_consec && s.tp > 1 && s.dp > 1)
         bad_usage("--uniform: cp takes consecutive TP groups (TP, then CP, then DP ranks), not tp-strided, in '%s'", spec);
     uniform_interleaving(o, &s, spec);
-    if (s.dp == 1) s.sdp = false, s.zero = 0;
+    if (strategy_replicas(&s) == 1) s.sdp = false, s.zero = 0;
     if (!s.sdp) s.zero3_once = false;
     if (s.tp == 1 || s.dp == 1) s.tp_consec = true;
     o->uniform = s;
@@ -399,7 +407,12 @@ static int devices_error(int64_t devices) {
 static int uniform_devices_error(Arena *a, const Strategy *u, int64_t devices) {
     if (strategy_cp(u) > 1)
         fprintf(stderr, "galvc: error: --uniform: tp x cp x pp x dp = %d x %d x %d x %d = %lld, but the plan is for %lld "
-                        "devices", u->tp, u->cp, u->pp, u->dp, (long long)u->tp * u->cp * u->pp * u->dp, (long long)devices);
+                        "devices", u->tp, u->cp, u->pp, u->dp, (long long)u->pp * strategy_stage_devices(u),
+                (long long)devices);
+    else if (strategy_ulysses(u) > 1)
+        fprintf(stderr,
+                "galvc: error: --uniform: ulysses x pp x dp = %d x %d x %d = %lld, but the plan is for %lld devices",
+                u->ulysses, u->pp, u->dp, (long long)u->pp * strategy_stage_devices(u), (long long)devices);
     else
         fprintf(stderr, "galvc: error: --uniform: tp x pp x dp = %d x %d x %d = %lld, but the plan is for %lld devices",
                 u->tp, u->pp, u->dp, (long long)u->tp * u->pp * u->dp, (long long)devices);
@@ -523,6 +536,18 @@ static bool uniform_cp(const Graph *g, const Strategy *u) {
     return false;
 }
 
+/* --uniform's Ulysses degree must split every layer's sequence and every
+ * transformer layer's heads and key/value heads (runtime_layer.c); false,
+ * with the message, when it does not. */
+static bool uniform_ulysses(const Graph *g, const Strategy *u) {
+    if (graph_ulysses_splits(g, u->tp, strategy_ulysses(u))) return true;
+    fprintf(stderr,
+            "galvc: error: --uniform: ulysses=%d needs a model of embedding, transformer layers (not windowed, "
+            "no cross-attention), norms and lm_head whose sequence, heads and kv_heads divide by %d\n",
+            u->ulysses, u->ulysses);
+    return false;
+}
+
 static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     const Cluster *c = spec->cluster;
     int64_t devices = plan_devices(opt, spec);
@@ -531,12 +556,14 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     Diag diag;
     diag_init(&diag, stderr);
     if (!profile_resolve(arena, c, spec->graph, profile_path(arena, opt, c), &hw, &diag)) return EXIT_USER;
-    SearchRequest req = {.devices = devices, .flat_pipeline = opt->emit == EMIT_GALVATRON};
+    SearchRequest req = {
+        .devices = devices, .flat_pipeline = opt->emit == EMIT_GALVATRON, .ulysses = runtime_runs_ulysses()};
     Strategy uniform = opt->uniform;
     if (opt->has_uniform) {
         Strategy *u = &uniform;
-        if ((int64_t)u->tp * u->pp * strategy_replicas(u) != devices) return uniform_devices_error(arena, u, devices);
-        if (!uniform_sp(opt, spec->graph, u) || !uniform_cp(spec->graph, u)) return EXIT_USAGE;
+        if (u->pp * strategy_stage_devices(u) != devices) return uniform_devices_error(arena, u, devices);
+        if (!uniform_sp(opt, spec->graph, u) || !uniform_ulysses(spec->graph, u) || !uniform_cp(spec->graph, u))
+            return EXIT_USAGE;
         if (opt->uniform_vpp > 1 && (int64_t)u->pp * opt->uniform_vpp > spec->graph->n_layers) {
             fprintf(stderr, "galvc: error: --uniform: pp x vpp = %d x %d = %lld chunks, but %s has %d layers (a chunk "
                             "takes one at least)\n", u->pp, opt->uniform_vpp, (long long)u->pp * opt->uniform_vpp,

@@ -63,6 +63,12 @@ bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
             diag_error(d, l->loc, "%s: %lld heads, %lld key/value heads and FFN %lld do not split over TP %d", l->name,
                        (long long)l->heads, (long long)l->kv_heads, (long long)l->ffn, s->tp);
             ok = false;
+        } else if (strategy_ulysses(s) > 1 && !runtime_runs_ulysses()) {
+            diag_error(d, l->loc,
+                       "%s: the plan runs it with Ulysses sequence parallelism (ulysses=%d), which galvc "
+                       "costs and prints (--emit=plan) but does not build into a program yet",
+                       l->name, s->ulysses);
+            ok = false;
         }
     }
     return ok;

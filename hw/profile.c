@@ -412,7 +412,7 @@ static bool read_collective(Reader *r, const JsonFile *jf, const Key *k, json_t 
         switch (which) {
         case COLLECTIVE_KEY_OP:
             op = json_is_string(x) ? name_index(json_string_value(x), collective_names) : -1;
-            if (op < 0) ok = bad_value(r, &kx, x, "allreduce, allgather, reducescatter or p2p");
+            if (op < 0) ok = bad_value(r, &kx, x, "allreduce, allgather, reducescatter, p2p or alltoall");
             has_op = true;
             break;
         case COLLECTIVE_KEY_GROUP:
@@ -623,7 +623,8 @@ typedef enum GalvKind {
     GALV_OVERLAP,     /* overlap_coefficient.json */
     GALV_COMPUTATION, /* computation_profiling_{precision}_{model}_all.json */
     GALV_MEMORY,      /* memory_profiling_{precision}_{model}_all.json */
-    GALV_UNUSED,      /* sp_time_*: nothing in HwProfile to fill */
+    GALV_SP_TIME,     /* sp_time_{N}nodes_{M}gpus_per_node.json: all-to-all times */
+    GALV_UNUSED,      /* nothing in HwProfile to fill */
 } GalvKind;
 
 /* Take the literal `lit` at *p. */
@@ -702,7 +703,7 @@ static GalvKind galv_kind_of_name(const char *name) {
     if (strcmp(name, "overlap_coefficient.json") == 0) return GALV_OVERLAP;
     if (has_prefix(name, "computation_profiling_") && has_suffix(name, "_all.json")) return GALV_COMPUTATION;
     if (has_prefix(name, "memory_profiling_") && has_suffix(name, ".json")) return GALV_MEMORY;
-    if (has_prefix(name, "sp_time_") && has_suffix(name, ".json")) return GALV_UNUSED;
+    if (match_bandwidth_name(name, "sp_time_", &n, &m)) return GALV_SP_TIME;
     return GALV_NONE;
 }
 
@@ -718,7 +719,7 @@ static GalvKind galv_kind_of_keys(json_t *o) {
         if (match_layer_key(key, &a, &b, &c)) return GALV_COMPUTATION;
         if (json_is_object(v) && (has_prefix(key, "layertype_") || has_prefix(key, "other_memory_")))
             return GALV_MEMORY;
-        if (has_suffix(key, "MB_time")) return GALV_UNUSED; /* sp_time */
+        if (has_suffix(key, "MB_time")) return GALV_SP_TIME;
     }
     return GALV_NONE;
 }
@@ -1031,6 +1032,62 @@ static bool import_memory(Reader *r, const JsonFile *jf) {
     return import_other_memory(r, jf, l);
 }
 
+/* all2all_size_{group}_{MB}MB_time */
+static bool match_all2all_key(const char *s, long long *group, long long *mb) {
+    return scan_lit(&s, "all2all_size_") && scan_count(&s, group) && scan_lit(&s, "_") && scan_count(&s, mb) &&
+           scan_lit(&s, "MB_time") && !*s;
+}
+
+/* Least-squares line through a group's (MiB, ms) points: n, sum x, sum y, sum x^2, sum x y. */
+typedef struct LineFit {
+    double n, x, y, xx, xy;
+} LineFit;
+
+/* A group's all-to-all line, time = latency + bytes / rate, into the
+ * measured bus bandwidth (NCCL's convention, as cost.c's all-to-all model
+ * reads it: (g-1)/g of the bytes cross at bus bandwidth) and latency. */
+static void set_all2all(HwProfile *hw, int lg, const LineFit *f) {
+    double g = (double)(1LL << lg), det = f->n * f->xx - f->x * f->x;
+    if (f->n < 2 || det <= 0) return;
+    double slope = (f->n * f->xy - f->x * f->y) / det, icpt = (f->y - slope * f->x) / f->n; /* ms per MiB, ms */
+    if (slope <= 0) return;
+    hw->measured_bw[COLL_ALLTOALL][lg][1] = (g - 1) / g * 1048576.0 / (slope * 1e-3);
+    hw->measured_lat[COLL_ALLTOALL][lg][1] = icpt > 0 ? icpt * 1e-3 : 0;
+}
+
+/* sp_time's all2all_size_{g}_{MB}MB_time, milliseconds of an all-to-all of
+ * MB MiB over g consecutive devices (Galvatron's profiler, which sizes the
+ * Ulysses exchange by these), fitted per group to a line; -> measured_bw
+ * and measured_lat[ALLTOALL][log2 g][1]. Its allreduce_size_* times are
+ * passed over: allreduce_bandwidth_* holds the all-reduce. */
+static bool import_sp_time(Reader *r, const JsonFile *jf) {
+    Key root = key_root(jf);
+    LineFit *fit = arena_alloc(r->arena, (PROFILE_MAX_LOG2 + 1) * sizeof *fit);
+    bool ok = true;
+    const char *key;
+    json_t *v;
+    json_object_foreach(jf->root, key, v) {
+        long long group, mb;
+        int lg;
+        double ms;
+        if (!match_all2all_key(key, &group, &mb)) continue;
+        Key k = key_member(r, jf, &root, key);
+        if (!group_log2(group, &lg) || mb < 1) {
+            diag_error(r->diag, k.loc, "'%s': the group must be a power of two up to 2^30 and the size 1 MB or more",
+                       key);
+            ok = false;
+        } else if (take_number(r, &k, v, POSITIVE, "ms", &ms) && in_range(r, &k, key, ms * 1e-3)) {
+            LineFit *f = &fit[lg];
+            f->n++, f->x += (double)mb, f->y += ms, f->xx += (double)mb * mb, f->xy += (double)mb * ms;
+        } else {
+            ok = false;
+        }
+    }
+    for (int lg = 1; ok && lg <= PROFILE_MAX_LOG2; lg++)
+        set_all2all(r->hw, lg, &fit[lg]);
+    return ok;
+}
+
 /* The file name without its folders. */
 static const char *base_name(const char *path) {
     const char *slash = strrchr(path, '/');
@@ -1055,6 +1112,7 @@ static bool import_galvatron(Reader *r, const JsonFile *jf, GalvKind kind) {
         return import_computation(r, jf, prec);
     }
     case GALV_MEMORY: return import_memory(r, jf);
+    case GALV_SP_TIME: return import_sp_time(r, jf);
     case GALV_UNUSED:
     case GALV_NONE: return true;
     }
@@ -1157,17 +1215,19 @@ static bool read_dir(Reader *r, const char *path) {
         if (f.kind == GALV_UNUSED) continue;
         if (f.kind == GALV_ALLREDUCE) match_bandwidth_name(f.name, "allreduce_bandwidth_", &f.nodes, &f.gpus);
         if (f.kind == GALV_P2P) match_bandwidth_name(f.name, "p2p_bandwidth_", &f.nodes, &f.gpus);
+        if (f.kind == GALV_SP_TIME) match_bandwidth_name(f.name, "sp_time_", &f.nodes, &f.gpus);
         if (f.kind == GALV_COMPUTATION) match_computation_name(r->arena, f.name, &f.prec, &f.model);
         GalvFile *best = &chosen[f.kind];
         bool better = !best->name;
-        if (!better && (f.kind == GALV_ALLREDUCE || f.kind == GALV_P2P)) better = fits_better(&f, best, r->cluster);
+        if (!better && (f.kind == GALV_ALLREDUCE || f.kind == GALV_P2P || f.kind == GALV_SP_TIME))
+            better = fits_better(&f, best, r->cluster);
         if (!better && f.kind == GALV_COMPUTATION) better = suits_better(r, &f, best);
         if (better) *best = f;
     }
     if (!any) {
         diag_error(r->diag, whole(dir_src),
                    "no Galvatron profile in this folder (allreduce_bandwidth_*, p2p_bandwidth_*, "
-                   "overlap_coefficient.json, computation_profiling_*)");
+                   "overlap_coefficient.json, computation_profiling_*, sp_time_*)");
         return false;
     }
     bool ok = true;

@@ -256,8 +256,9 @@ typedef struct Cluster {
 
 /* ---- the hardware model ------------------------------------------------------ */
 
-#define COLLECTIVES(X)                                                         \
-    X(ALLREDUCE, "allreduce") X(ALLGATHER, "allgather") X(REDUCESCATTER, "reducescatter") X(P2P, "p2p")
+#define COLLECTIVES(X)                                                                                                 \
+    X(ALLREDUCE, "allreduce")                                                                                          \
+    X(ALLGATHER, "allgather") X(REDUCESCATTER, "reducescatter") X(P2P, "p2p") X(ALLTOALL, "alltoall")
 
 typedef enum Collective {
 #define X(e, s) COLL_##e,
@@ -395,7 +396,9 @@ typedef struct TrainConfig {
 } TrainConfig;
 
 /* dp: replicated data parallel and ZeRO-1/2; zero: ZeRO-1/2 alone; sdp: ZeRO-3 */
-#define STRATEGY_FAMILIES(X) X(DP, "dp") X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt") X(ZERO, "zero") X(SP, "sp") X(CP, "cp")
+#define STRATEGY_FAMILIES(X)                                                                                           \
+    X(DP, "dp")                                                                                                        \
+    X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt") X(ZERO, "zero") X(SP, "sp") X(ULYSSES, "ulysses") X(CP, "cp")
 typedef enum StrategyFamily {
 #define X(e, s) FAMILY_##e,
     STRATEGY_FAMILIES(X)
@@ -441,9 +444,11 @@ typedef struct Strategy {
     bool zero3_once; /* sdp: the whole gradient accumulated over the micro-batches and
                       * reduce-scattered once a step (else after every micro-batch) */
     bool sp;         /* tp > 1: Megatron sequence parallelism over the TP group (Korthikanti et al. 2022) */
-
+    int ulysses;     /* Ulysses sequence parallelism (Jacobs et al. 2023): the degree u of the group that splits
+                      * each sample's tokens, all-to-all'd to a split of the heads inside attention; 0 or 1 none.
+                      * Devices per stage tp * u * dp; the weights replicated (or ZeRO-sharded) over u * dp */
     int cp;          /* context parallelism: each sample's sequence split over cp ranks (ring attention,
-                      * Liu et al. 2023); 0 or 1 without; tp * cp * dp = devices per stage */
+                      * Liu et al. 2023); 0 or 1 without; tp * cp * dp = devices per stage; never with ulysses */
 } Strategy;
 
 /* "pp=1 tp=2 sdp=4 tp-consecutive ckpt" */
@@ -455,12 +460,24 @@ int strategy_zero(const Strategy *s);
 bool strategy_tp_consecutive(const Strategy *s);
 /* Does it split the stream's sequence over its TP group (Megatron-SP: sp and tp > 1)? */
 bool strategy_sp(const Strategy *s);
+/* Its Ulysses degree: 1 when it has none. */
+int strategy_ulysses(const Strategy *s);
 /* Its context-parallel degree: cp, 1 when not set. */
 int strategy_cp(const Strategy *s);
-/* The ranks that replicate its weights and split its micro-batch (by samples or positions): dp * cp. */
+/* Devices of one pipeline stage: tp * ulysses * cp * dp. */
+int64_t strategy_stage_devices(const Strategy *s);
+/* The group that holds the same weights and sums their gradients, and splits the micro-batch (by samples
+ * or positions): ulysses * cp * dp (the DP group's ranks with the Ulysses or CP group's inside each). */
 int strategy_replicas(const Strategy *s);
 /* Does a micro-batch of `samples` (all DP ranks together) give each DP rank a whole number of them? */
 bool strategy_splits(const Strategy *s, int64_t samples);
+/* Does the runtime split layer l's tokens over a Ulysses group of u: a transformer layer's heads and
+ * key/value heads (over tp * u with TP) and every layer's sequence must divide (runtime_layer.c)? */
+bool layer_ulysses_splits(const Layer *l, int tp, int u);
+bool graph_ulysses_splits(const Graph *g, int tp, int u);
+/* Does the emitted program run Ulysses (runtime_layer.c)? Until it does, the search leaves Ulysses out and
+ * the backend refuses a plan given with it. */
+bool runtime_runs_ulysses(void);
 bool layer_recomputes(LayerKind k);
 /* The divisors of n > 0, ascending, in an array from a (*count of them). */
 const int64_t *strategy_divisors(int64_t n, Arena *a, int *count);

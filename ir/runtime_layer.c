@@ -151,6 +151,35 @@ bool graph_cp_splits(const Graph *g, int cp) {
     return true;
 }
 
+/* Ulysses over u (with TP tp): token-local layers (embedding, norm, LM head)
+ * take T / u of each sample's tokens; a transformer layer (not a windowed
+ * one, whose windows are the sequence's, nor cross-attention's, whose keys
+ * are another stack's) gives each rank heads / (tp u) and kv_heads / (tp u)
+ * of every token inside attention. Pooling heads and patch embeddings are
+ * not token-local in galvc's runtime, so they take none. */
+bool layer_ulysses_splits(const Layer *l, int tp, int u) {
+    if (u <= 1) return true;
+    if (tp < 1 || l->seq % u) return false;
+    int k = layer_runtime_base_kind(l->kind);
+    if (k == GRT_BLOCK)
+        return (l->kind == LAYER_ENCODER || l->kind == LAYER_DECODER) && !l->window &&
+               l->heads % ((int64_t)tp * u) == 0 && l->kv_heads % ((int64_t)tp * u) == 0;
+    return (k == GRT_EMBEDDING && l->kind == LAYER_EMBEDDING) || k == GRT_NORM ||
+           (k == GRT_HEAD && l->kind == LAYER_LM_HEAD);
+}
+
+/* Ulysses over u in every layer of g (a T5 model's stream rows are not one sequence's tokens). */
+bool graph_ulysses_splits(const Graph *g, int tp, int u) {
+    if (u > 1 && graph_t5_cross(g) >= 0) return false;
+    for (int i = 0; i < g->n_layers; i++)
+        if (!layer_ulysses_splits(g->layers[i], tp, u)) return false;
+    return true;
+}
+
+/* The emitted program has no Ulysses all-to-all path in its layers yet
+ * (runtime/layers.c): Ulysses strategies are costed and shown, not run. */
+bool runtime_runs_ulysses(void) { return false; }
+
 /* Does a count fit the runtime's int sizes, with room for their rounding up? */
 static bool fits(int64_t n) { return n >= 0 && n < (int64_t)1 << 30; }
 

@@ -6,11 +6,13 @@
  * Layout: pipeline stage k owns ranks [k n, (k+1) n) with n = tp * cp * dp.
  * With TP groups consecutive, a TP group spans tp ranks, a context-parallel
  * group strides by tp and a DP group by tp cp (the weights' replicas, cp dp
- * of them, stride by tp); strided TP is the transpose (no CP). A group
- * whose ranks cross a node boundary runs at the inter-node bandwidth.
- * Degrees are any divisors of the device count; a measured profile holds
- * powers of two (indexed by their log2), so other group sizes take the
- * link's figures and the analytic layer model. */
+ * of them, stride by tp); strided TP is the transpose (no CP). Ulysses
+ * (tp 1) makes n = u * dp: a Ulysses group spans u consecutive ranks, a DP
+ * group strides by u, and the weights' replicas are the whole stage. A
+ * group whose ranks cross a node boundary runs at the inter-node
+ * bandwidth. Degrees are any divisors of the device count; a measured
+ * profile holds powers of two (indexed by their log2), so other group
+ * sizes take the link's figures and the analytic layer model. */
 #include "passes.h"
 #include "runtime/galvrt.h"
 
@@ -57,7 +59,7 @@ static LinkProfile link_for(const Ctx *c, Collective op, int g, int stride, bool
     int k = profile_index(g);
     if (k < 0) return l; /* no measurement of this size: the link's own figures */
     double measured = c->hw->measured_bw[op][k][consec];
-    if (!measured && (op == COLL_ALLGATHER || op == COLL_REDUCESCATTER))
+    if (!measured && (op == COLL_ALLGATHER || op == COLL_REDUCESCATTER || op == COLL_ALLTOALL))
         measured = c->hw->measured_bw[COLL_ALLREDUCE][k][consec];
     if (measured > 0) l.bandwidth = measured;
     /* a measured latency of the whole operation, spread over its ring steps
@@ -71,14 +73,17 @@ static LinkProfile link_for(const Ctx *c, Collective op, int g, int stride, bool
 /* Ring collectives (Thakur, Rabenseifner and Gropp, IJHPCA 2005), with NCCL's
  * bus-bandwidth convention: an all-reduce of M bytes over g ranks moves
  * 2 (g-1)/g M per rank in 2 (g-1) steps; all-gather and reduce-scatter move
- * (g-1)/g M in g-1 steps; p2p moves M in one. */
+ * (g-1)/g M in g-1 steps; p2p moves M in one. An all-to-all of M bytes a
+ * rank sends (g-1)/g M in g-1 pairwise steps (nccl-tests' PERFORMANCE.md:
+ * alltoall's bus bandwidth). */
 static double collective_s(const Ctx *c, Collective op, int g, int stride, bool consec, double bytes) {
     if (g <= 1 && op != COLL_P2P) return 0;
     LinkProfile l = link_for(c, op, g, stride, consec);
     switch (op) {
     case COLL_ALLREDUCE: return 2.0 * (g - 1) / g * bytes / l.bandwidth + 2.0 * (g - 1) * l.latency;
     case COLL_ALLGATHER:
-    case COLL_REDUCESCATTER: return (double)(g - 1) / g * bytes / l.bandwidth + (g - 1) * l.latency;
+    case COLL_REDUCESCATTER:
+    case COLL_ALLTOALL: return (double)(g - 1) / g * bytes / l.bandwidth + (g - 1) * l.latency;
     case COLL_P2P: return bytes / l.bandwidth + l.latency;
     case COLL_COUNT: break;
     }
@@ -171,10 +176,16 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
     if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
     spec.gemm16 = spec_gemm16(c->spec);
     double T = grt_stream_rows(&spec, (double)l->seq);
-    int cp = strategy_cp(s);
-    if (kind != GRT_EMBEDDING && kind != GRT_PATCH)
-        *input = mbs * T * (double)l->hidden / (strategy_sp(s) ? s->tp : 1) / cp;
+    int u = strategy_ulysses(s), cp = strategy_cp(s);
     int ckpt = s->ckpt && kind == GRT_BLOCK; /* as runtime/run.c sets GrtLayer.ckpt */
+    if (kind != GRT_EMBEDDING && kind != GRT_PATCH)
+        *input = mbs * T * (double)l->hidden / (strategy_sp(s) ? s->tp : 1) / u / cp;
+    if (u > 1) { /* the local tokens' sizes and attention's heads over the whole sequence (galvrt_sizes.h) */
+        *kept = grt_size_kept_ulysses(&spec, u, mbs, T, ckpt);
+        *work = grt_size_work_ulysses(&spec, u, mbs, T);
+        *area = grt_size_ckpt_ulysses(&spec, u, mbs, T, ckpt);
+        return true;
+    }
     *kept = grt_size_kept(&spec, s->tp, s->sp, cp, mbs, T, ckpt);
     *work = grt_size_work(&spec, s->tp, s->sp, cp, mbs, T);
     *area = grt_size_ckpt(&spec, s->tp, s->sp, cp, mbs, T, ckpt);
@@ -225,14 +236,15 @@ static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double
  * part of the rest (the reduce-scattered gradient, the moments);
  * ZeRO-2 the parameters whole and its part of the rest (the whole gradient
  * lives only while a layer's backward runs: LayerCost.scatter_bytes);
- * ZeRO-3 its part of everything, and accumulating once the whole gradient. */
+ * ZeRO-3 its part of everything, and accumulating once the whole gradient.
+ * The group is the replicas, ulysses x dp (strategy_replicas). */
 static int64_t zero_state_bytes(const Ctx *c, const Strategy *s, int64_t n) {
-    int64_t per = state_bytes_per_param(c->spec->train), e = c->e;
-    int64_t padded = (n + s->dp - 1) / s->dp * s->dp, part = padded / s->dp;
+    int64_t per = state_bytes_per_param(c->spec->train), e = c->e, g = strategy_replicas(s);
+    int64_t padded = (n + g - 1) / g * g, part = padded / g;
     switch (strategy_zero(s)) {
     case 1: return 2 * padded * e + part * (per - e);
     case 2: return padded * e + part * (per - e);
-    case 3: return n * per / s->dp + (s->zero3_once ? padded * e : 0);
+    case 3: return n * per / g + (s->zero3_once ? padded * e : 0);
     }
     return n * per;
 }
@@ -241,12 +253,12 @@ static int64_t zero_state_bytes(const Ctx *c, const Strategy *s, int64_t n) {
  * rest is the optimizer's), as zero_state_bytes holds them: whole under DP,
  * ZeRO-1's gradient whole and ZeRO-2's a part, ZeRO-3's both a part. */
 static void weight_parts(const Strategy *s, int64_t n, LayerCost *r) {
-    int64_t w = GRT_ELEM_BYTES, padded = (n + s->dp - 1) / s->dp * s->dp;
+    int64_t w = GRT_ELEM_BYTES, g = strategy_replicas(s), padded = (n + g - 1) / g * g;
     switch (strategy_zero(s)) {
     case 0: r->param_bytes = r->grad_bytes = n * w; break;
     case 1: r->param_bytes = r->grad_bytes = padded * w; break;
-    case 2: r->param_bytes = padded * w, r->grad_bytes = padded / s->dp * w; break;
-    case 3: r->param_bytes = r->grad_bytes = n * w / s->dp; break;
+    case 2: r->param_bytes = padded * w, r->grad_bytes = padded / g * w; break;
+    case 3: r->param_bytes = r->grad_bytes = n * w / g; break;
     }
 }
 
@@ -255,27 +267,28 @@ static void weight_parts(const Strategy *s, int64_t n, LayerCost *r) {
  * blocking calls of each. Collectives next to compute overlap it where the
  * hardware overlaps (prefetch; gradients as backward makes them); the
  * all-gather of ZeRO-1/2's updated parameters follows the optimizer step and
- * overlaps nothing. */
+ * overlaps nothing. The group is the replicas: with Ulysses, its u x dp
+ * consecutive ranks (tp 1). */
 static void data_parallel(const Ctx *c, const Strategy *s, double fwd, double bwd, double tp_s, double param_bytes,
                           LayerCost *r) {
     const HwProfile *hw = c->hw;
     double slow = hw->overlap_slowdown;
-    int dp_stride = s->tp_consec ? s->tp : 1, zero = strategy_zero(s);
-    double ag = collective_s(c, COLL_ALLGATHER, s->dp, dp_stride, s->tp_consec, param_bytes);
-    double rs = collective_s(c, COLL_REDUCESCATTER, s->dp, dp_stride, s->tp_consec, param_bytes);
-    double ar = collective_s(c, COLL_ALLREDUCE, s->dp, dp_stride, s->tp_consec, param_bytes);
+    int dp_stride = s->tp_consec ? s->tp : 1, zero = strategy_zero(s), g = strategy_replicas(s);
+    double ag = collective_s(c, COLL_ALLGATHER, g, dp_stride, s->tp_consec, param_bytes);
+    double rs = collective_s(c, COLL_REDUCESCATTER, g, dp_stride, s->tp_consec, param_bytes);
+    double ar = collective_s(c, COLL_ALLREDUCE, g, dp_stride, s->tp_consec, param_bytes);
     /* hidden behind the last micro-batch's backward as far as it goes */
     double after_bwd_ar = hw->overlaps ? overlapped(bwd, ar, slow) - bwd : ar;
     double after_bwd_rs = hw->overlaps ? overlapped(bwd, rs, slow) - bwd : rs;
     /* per micro-batch, the whole gradient zeroed before backward and this
      * rank's part added to its accumulated one after (read two, write one),
      * at memory bandwidth */
-    double accumulate = param_bytes * (1 + 3.0 / s->dp) / hw->mem_bandwidth;
+    double accumulate = param_bytes * (1 + 3.0 / g) / hw->mem_bandwidth;
     switch (zero) {
     case 0: /* DP: one all-reduce of the accumulated gradients per step */
         r->mb_s = fwd + bwd + tp_s;
         r->step_s = after_bwd_ar;
-        r->calls_step += s->dp > 1;
+        r->calls_step += g > 1;
         break;
     case 1: /* ZeRO-1: the accumulated gradient reduce-scattered once, the parameters gathered after the update */
         r->mb_s = fwd + bwd + tp_s;
@@ -367,39 +380,54 @@ static double tensor_parallel(const Ctx *c, const Layer *l, const Strategy *s, d
     return f + b;
 }
 
-/* s as its weights see it: their replicas, cp x dp ranks strided by tp,
- * are its data-parallel group (Megatron-Core reduces the gradients and
- * shards the optimizer over the DP x CP group). */
-static Strategy weight_group(const Strategy *s) {
-    Strategy w = *s;
-    w.dp = strategy_replicas(s), w.cp = 1;
-    return w;
+/* Ulysses's all-to-alls a micro-batch over its u consecutive ranks (Jacobs
+ * et al. 2023, section 3.1): a transformer layer sends its local tokens'
+ * Q, K and V to the ranks of their heads and takes its heads' attention
+ * output back, forward; backward the two gradients the other way; each
+ * rank's message its mbs T / u tokens' rows of (H + 2 KVH) hd, then H hd.
+ * Seconds, forward's part in *fwd_s, and the blocking calls. */
+static double ulysses_s(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd_s, int *n_fwd,
+                        int *n_bwd) {
+    int u = strategy_ulysses(s);
+    *fwd_s = 0, *n_fwd = *n_bwd = 0;
+    if (u == 1 || layer_runtime_base_kind(l->kind) != GRT_BLOCK) return 0;
+    double tokens = mbs * (double)l->seq / u, hd = (double)l->hidden / (double)l->heads;
+    double kv = (double)(l->kv_heads ? l->kv_heads : l->heads);
+    double qkv = tokens * ((double)l->heads + 2 * kv) * hd * c->e, out = tokens * (double)l->heads * hd * c->e;
+    double f = collective_s(c, COLL_ALLTOALL, u, 1, true, qkv) + collective_s(c, COLL_ALLTOALL, u, 1, true, out);
+    *n_fwd = *n_bwd = 2;
+    if (s->ckpt) *n_bwd += 2;
+    *fwd_s = f;
+    return s->ckpt ? 3 * f : 2 * f;
 }
 
 static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, double samples) {
     const HwProfile *hw = c->hw;
     const TrainConfig *t = c->spec->train;
     LayerCost r = {0};
-    int cp = strategy_cp(s);
-    double mbs = samples / s->dp; /* samples per device per micro-batch (cp > 1: B T / cp positions of them) */
+    int u = strategy_ulysses(s), cp = strategy_cp(s);
+    double mbs = samples / s->dp; /* samples per device per micro-batch (Ulysses, CP: T / u, T / cp tokens of each) */
     double peak = hw->peak_flops[t->precision] * hw->gemm_efficiency;
     /* GEMMs at the efficient fraction of peak, plus elementwise work bound by
      * memory bandwidth: each kept activation written once and read once.
-     * Context parallelism splits both evenly: the causal mask's work too,
-     * each rank holding sequence chunks r and 2 cp - 1 - r (Megatron-Core). */
-    double fwd = (double)l->fwd_flops * mbs / s->tp / cp / peak +
-                 2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / cp / hw->mem_bandwidth;
+     * Ulysses splits both over u: the tokens, and attention's heads. Context
+     * parallelism splits both evenly: the causal mask's work too, each rank
+     * holding sequence chunks r and 2 cp - 1 - r (Megatron-Core). */
+    double fwd = (double)l->fwd_flops * mbs / s->tp / u / cp / peak +
+                 2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / u / cp / hw->mem_bandwidth;
     double bwd = 2 * fwd; /* input and weight gradients: twice the forward GEMMs */
     int n_fwd, n_bwd, cp_fwd, cp_bwd;
     double tp_s = tensor_parallel(c, l, s, mbs, &r.fwd_comm_s, &n_fwd, &n_bwd), cp_fwd_s;
     /* a measured fit of this layer kind at this TP degree wins; one timed on
      * a TP group includes the TP all-reduces */
     bool tp_comm = false;
-    if (fitted_times(c, l, s, mbs / cp, &fwd, &bwd, &tp_comm) && tp_comm) tp_s = r.fwd_comm_s = 0;
+    if (fitted_times(c, l, s, mbs / u / cp, &fwd, &bwd, &tp_comm) && tp_comm) tp_s = r.fwd_comm_s = 0;
+    double u_fwd;
+    int u_nf, u_nb;
+    double u_s = ulysses_s(c, l, s, mbs, &u_fwd, &u_nf, &u_nb);
+    tp_s += u_s, r.fwd_comm_s += u_fwd + u_nf * hw->sync_s, r.calls_mb += u_nf + u_nb;
     double ring_s = context_parallel(c, l, s, mbs, &cp_fwd_s, &cp_fwd, &cp_bwd);
-    tp_s += ring_s, r.fwd_comm_s += cp_fwd_s;
-    r.calls_mb += cp_fwd + cp_bwd;
-    r.fwd_comm_s += cp_fwd * hw->sync_s;
+    tp_s += ring_s, r.fwd_comm_s += cp_fwd_s + cp_fwd * hw->sync_s, r.calls_mb += cp_fwd + cp_bwd;
     r.fwd_s = fwd;
     if (s->ckpt) r.recompute_s = fwd, bwd += fwd; /* recompute the forward first */
     r.compute_s = fwd + bwd;
@@ -408,10 +436,9 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
 
     int64_t params_dev = shard_params(c, l, s);
     double param_bytes = (double)params_dev * c->e;
-    Strategy w = weight_group(s);
-    data_parallel(c, &w, fwd, bwd, tp_s, param_bytes, &r);
-    r.state_bytes = zero_state_bytes(c, &w, params_dev);
-    weight_parts(&w, params_dev, &r);
+    data_parallel(c, s, fwd, bwd, tp_s, param_bytes, &r);
+    r.state_bytes = zero_state_bytes(c, s, params_dev);
+    weight_parts(s, params_dev, &r);
     /* the optimizer step and the zeroing of the gradients, once a step: each
      * byte of state read and most written again, bound by memory bandwidth
      * (an AdamW step is elementwise, as llm.c's fused kernel) */
@@ -428,14 +455,15 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
         r.act_bytes = (int64_t)ceil((input + (s->ckpt ? 0 : kept)) * c->e);
         r.work_bytes = (int64_t)ceil(work * c->e);
     } else {
-        full_act = (int64_t)ceil((double)l->act_bytes * mbs / s->tp / cp);
-        r.act_bytes = s->ckpt ? (int64_t)ceil((double)stream_bytes(c, l) * mbs / cp) : full_act;
+        full_act = (int64_t)ceil((double)l->act_bytes * mbs / s->tp / u / cp);
+        r.act_bytes = s->ckpt ? (int64_t)ceil((double)stream_bytes(c, l) * mbs / u / cp) : full_act;
     }
     /* a measured profile of this layer kind's activations wins, scaled to
      * this layer's sequence length */
     int k = profile_index(s->tp);
     if (hw->act_seq && k >= 0 && (int)l->kind == hw->act_kind && hw->act_per_sample[k] > 0) {
-        double scale = (double)l->seq / (double)hw->act_seq * mbs / cp;
+        /* Ulysses keeps a 1/u of every token's and every head's activations (sbh (34 + 5 a s / h) / u), CP its 1/cp of the tokens */
+        double scale = (double)l->seq / (double)hw->act_seq * mbs / u / cp;
         full_act = (int64_t)ceil(hw->act_per_sample[k] * scale);
         /* measured with Megatron-SP: without it each TP rank keeps its
          * norms', dropouts' and residual's activations whole, 10 s b h bytes
@@ -450,7 +478,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
      * (with the final norm and the loss: Galvatron's first and last stage) */
     int side = l->kind == LAYER_EMBEDDING ? 0 : l->kind == LAYER_LM_HEAD ? 1 : -1;
     if (side >= 0 && k >= 0 && hw->other_seq && hw->other_act_per_sample[side][k] > 0) {
-        full_act = (int64_t)ceil(hw->other_act_per_sample[side][k] * (double)l->seq / (double)hw->other_seq * mbs / cp);
+        full_act = (int64_t)ceil(hw->other_act_per_sample[side][k] * (double)l->seq / (double)hw->other_seq * mbs / u / cp);
         if (!s->ckpt) r.act_bytes = full_act;
     }
     /* ZeRO-3 gathers the layer's weights whole; ZeRO-2 and ZeRO-3 reducing
@@ -459,18 +487,29 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     /* the stage's checkpoint area: a checkpointed layer's activations, or
      * the fp32 copy of a block's bf16 kept activations (galvrt_sizes.h) */
     r.ckpt_bytes = s->ckpt ? full_act : (int64_t)ceil(area * c->e);
-    int zero = strategy_zero(&w);
-    int64_t padded = (params_dev + w.dp - 1) / w.dp * w.dp;
+    int zero = strategy_zero(s);
+    int64_t g = strategy_replicas(s), padded = (params_dev + g - 1) / g * g;
     if (zero == 3) r.shard_bytes = padded * c->e;
     if (zero == 2 || (zero == 3 && !s->zero3_once)) r.scatter_bytes = 2 * padded * c->e;
     r.stream_bytes = (int64_t)ceil(mbs * (c->t5_rows > 0 ? c->t5_rows : (double)l->seq) * (double)l->hidden * c->e /
-                                   (strategy_sp(s) ? s->tp : 1) / cp);
+                                   (strategy_sp(s) ? s->tp : 1) / u / cp);
     r.stream_out_bytes = l->kind == LAYER_PATCH_MERGING ? (int64_t)ceil(mbs * (double)l->out_bytes / cp) : r.stream_bytes;
     /* every blocking collective also costs the ranks' meeting (the
      * profile's sync_overhead, fitted by galvc --calibrate) */
     r.mb_s += r.calls_mb * hw->sync_s;
     r.step_s += r.calls_step * hw->sync_s;
     return r;
+}
+
+/* From Ulysses over u to another degree (or none), or back: the stream's
+ * local tokens all-gathered over the larger Ulysses group one way, sliced
+ * the other, forward and for the gradient (the TP part aside). */
+static double ulysses_reshard_s(const Ctx *c, const Layer *l, const Strategy *a, const Strategy *b, double samples) {
+    int ua = strategy_ulysses(a), ub = strategy_ulysses(b);
+    if (ua == ub) return 0;
+    const Strategy *big = ua > ub ? a : b;
+    double bytes = (double)stream_bytes(c, l) * samples / big->dp;
+    return 2 * (collective_s(c, COLL_ALLGATHER, strategy_ulysses(big), 1, true, bytes) + c->hw->sync_s);
 }
 
 /* Converting layer l-1's output from strategy a's layout to b's: the
@@ -480,9 +519,10 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
  * starts or ends there takes at most as much: its rows gathered one way,
  * sliced the other. */
 static double reshard_s(const Ctx *c, const Layer *l, const Strategy *a, const Strategy *b, double samples) {
+    double t = ulysses_reshard_s(c, l, a, b, samples);
     if (a->tp == b->tp && a->tp_consec == b->tp_consec && strategy_sp(a) == strategy_sp(b) &&
         strategy_cp(a) == strategy_cp(b))
-        return 0;
+        return t;
     /* a context-parallel split gathers its positions over the TP x CP block
      * it spans one way, and slices them the other */
     int ga = a->tp * strategy_cp(a), gb = b->tp * strategy_cp(b);
@@ -490,7 +530,7 @@ static double reshard_s(const Ctx *c, const Layer *l, const Strategy *a, const S
     bool consec = ga > gb ? a->tp_consec : b->tp_consec;
     int dp = ga > gb ? a->dp : b->dp;
     double bytes = (double)stream_bytes(c, l) * samples / dp;
-    return 2 * (collective_s(c, COLL_ALLGATHER, g, consec ? 1 : dp, consec, bytes) + c->hw->sync_s);
+    return t + 2 * (collective_s(c, COLL_ALLGATHER, g, consec ? 1 : dp, consec, bytes) + c->hw->sync_s);
 }
 
 bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, int64_t micro_batches, Arena *a,
@@ -500,7 +540,8 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
     if (micro_batches < 1 || batch % micro_batches) return false;
     const Strategy *s0 = set->n ? &set->items[0] : NULL;
     int n = set->n, L = g->n_layers;
-    Ctx c = {spec, hw, micro_batches, s0 ? (int64_t)s0->pp * s0->tp * strategy_replicas(s0) : 1,
+    Ctx c = {spec,           hw,
+             micro_batches,  s0 ? s0->pp * strategy_stage_devices(s0) : 1,
              GRT_ELEM_BYTES, L && graph_t5_cross(g) >= 0 ? stream_seq(g, g->layers[0]) : 0};
     double samples = (double)batch / micro_batches; /* per micro-batch, all DP groups together */
     *out = (CostTable){.n_layers = L, .n_strategies = n, .strategies = set->items, .micro_batches = micro_batches};
@@ -529,8 +570,7 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         for (int k = 0; k < n; k++) {
             const Strategy *s = &set->items[k];
             int64_t rows = (l->vocab + s->tp - 1) / s->tp;
-            Strategy w = weight_group(s);
-            out->tied_copy_bytes[k] = zero_state_bytes(&c, &w, rows * l->hidden);
+            out->tied_copy_bytes[k] = zero_state_bytes(&c, s, rows * l->hidden);
         }
         out->tied_sum_bytes = l->vocab * l->hidden * (int64_t)sizeof(float);
     }
@@ -544,7 +584,7 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         for (int j = 0; j < n_cls && cls[k] < 0; j++) {
             const Strategy *r = &set->items[rep[j]];
             if (r->tp == s->tp && r->dp == s->dp && r->tp_consec == s->tp_consec && strategy_sp(r) == strategy_sp(s) &&
-                strategy_cp(r) == strategy_cp(s))
+                strategy_ulysses(r) == strategy_ulysses(s) && strategy_cp(r) == strategy_cp(s))
                 cls[k] = j;
         }
         if (cls[k] < 0) rep[n_cls] = k, cls[k] = n_cls++;
@@ -561,7 +601,7 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         /* Pipeline p2p: each rank of a stage sends its 1/n share of the
          * micro-batch's activation (Megatron's scatter/gather optimization,
          * Narayanan et al. 2021, section 4.1). */
-        int stage_devices = n ? set->items[0].tp * strategy_replicas(&set->items[0]) : 1;
+        int stage_devices = n ? (int)strategy_stage_devices(&set->items[0]) : 1;
         double bytes = (double)l->out_bytes * samples / stage_devices;
         out->p2p_s[i] = collective_s(&c, COLL_P2P, 2, stage_devices, true, bytes) + hw->sync_s;
     }

@@ -6,12 +6,12 @@
  * The format: for the transformer layers (encoder, decoder), in model order,
  * comma-separated lists in strings — tp_sizes_enc, tp_consecutive_flags,
  * dp_types_enc (1: ZeRO-3; 0: the file's default_dp_type, "ddp" or "zero2"),
- * use_sp (the degree is Ulysses sequence parallelism instead of TP) and
+ * use_sp (1: the degree is Ulysses sequence parallelism instead of TP) and
  * checkpoint — then pp_deg with pp_division (transformer layers per stage),
  * global_bsz, chunks (micro-batches) and pipeline_type ("gpipe", or
  * "pipedream_flush": 1F1B). Every other layer (the embedding, the norms
  * outside the blocks, the head) shares one strategy: degree vtp, as TP or,
- * with vsp 1, as sequence parallelism; ZeRO-3 with embed_sdp 1 (the runtime
+ * with vsp 1, as Ulysses sequence parallelism; ZeRO-3 with embed_sdp 1 (the runtime
  * reads it as vocab_sdp; both are written). Such a layer runs in the stage of
  * the next transformer layer (the last stage after the last one), never
  * checkpointed, its TP on consecutive ranks. sequence_parallel (Galvatron's
@@ -78,9 +78,12 @@ static GalvDp galv_dp_of(const Strategy *s) {
 
 /* Galvatron's kind into s (every one of them is galvc's too). */
 static void galv_dp_into(Strategy *s, GalvDp t) {
-    s->sdp = s->dp > 1 && t == GALV_ZERO3;
-    s->zero = s->dp > 1 && t == GALV_ZERO2 ? 2 : 0;
+    s->sdp = strategy_replicas(s) > 1 && t == GALV_ZERO3;
+    s->zero = strategy_replicas(s) > 1 && t == GALV_ZERO2 ? 2 : 0;
 }
+
+/* The degree a Galvatron config gives a layer (tp_sizes_enc, vtp): its TP's, or its Ulysses's (use_sp, vsp). */
+static int galv_degree(const Strategy *s) { return strategy_ulysses(s) > 1 ? s->ulysses : s->tp; }
 
 /* A transformer layer: one entry of the _enc lists. */
 static bool is_block(const Layer *l) {
@@ -129,7 +132,8 @@ static const char *vocab_mismatch(const Plan *p, int i, int ref) {
     const Strategy *s = &p->layer[i], *r = &p->layer[ref];
     if (!strategy_tp_consecutive(s))
         return "its TP groups are strided, and Galvatron's vocabulary TP is on consecutive ranks";
-    if (s->tp != r->tp || s->dp != r->dp || s->sdp != r->sdp) return one_strategy;
+    if (s->tp != r->tp || s->dp != r->dp || s->sdp != r->sdp || strategy_ulysses(s) != strategy_ulysses(r))
+        return one_strategy;
     return NULL;
 }
 
@@ -173,7 +177,7 @@ static void check_exportable(const Spec *spec, const Plan *p, Diag *d, int *voca
                            l->name, i, block_stage[i], g->layers[at]->name, at, block_stage[at]);
         }
         GalvDp t = galv_dp_of(s);
-        if (s->dp == 1 || t == GALV_ZERO3) continue;
+        if (strategy_replicas(s) == 1 || t == GALV_ZERO3) continue;
         if (t == GALV_DP_NONE)
             diag_error(d, l->loc, "%s (layer %d) runs %s, which has no Galvatron dp type", l->name, i,
                        strategy_str(b1, sizeof b1, s));
@@ -192,10 +196,10 @@ typedef enum Field { F_TP, F_CONSEC, F_DP_TYPE, F_SP, F_CKPT } Field;
 
 static int field_of(const Strategy *s, Field f) {
     switch (f) {
-    case F_TP: return s->tp;
+    case F_TP: return galv_degree(s);
     case F_CONSEC: return strategy_tp_consecutive(s);
-    case F_DP_TYPE: return s->dp > 1 && galv_dp_of(s) == GALV_ZERO3;
-    case F_SP: return 0;
+    case F_DP_TYPE: return strategy_replicas(s) > 1 && galv_dp_of(s) == GALV_ZERO3;
+    case F_SP: return strategy_ulysses(s) > 1;
     case F_CKPT: return s->ckpt;
     }
     return 0;
@@ -258,7 +262,7 @@ int galvatron_write(FILE *out, const Spec *spec, const Plan *p, int64_t devices,
     if (d->errors > errors) return -1;
     Strategy none = {.pp = p->pp, .tp = 1, .dp = (int)(devices / p->pp), .tp_consec = true};
     const Strategy *v = vocab >= 0 ? &p->layer[vocab] : &none;
-    int vsdp = v->dp > 1 && galv_dp_of(v) == GALV_ZERO3;
+    int vsdp = strategy_replicas(v) > 1 && galv_dp_of(v) == GALV_ZERO3;
     json_t *root = json_object();
     const char *lists[] = {[KEY_TP_SIZES] = enc_list(g, p, F_TP),
                            [KEY_TP_CONSEC] = enc_list(g, p, F_CONSEC),
@@ -275,8 +279,8 @@ int galvatron_write(FILE *out, const Spec *spec, const Plan *p, int64_t devices,
     json_object_set_new(root, key_names[KEY_PIPELINE_TYPE],
                         json_string(p->schedule == SCHED_GPIPE ? "gpipe" : "pipedream_flush"));
     json_object_set_new(root, key_names[KEY_DEFAULT_DP_TYPE], json_string(dp_names[dflt]));
-    json_object_set_new(root, key_names[KEY_VTP], json_integer(v->tp));
-    json_object_set_new(root, key_names[KEY_VSP], json_integer(0));
+    json_object_set_new(root, key_names[KEY_VTP], json_integer(galv_degree(v)));
+    json_object_set_new(root, key_names[KEY_VSP], json_integer(strategy_ulysses(v) > 1));
     json_object_set_new(root, key_names[KEY_EMBED_SDP], json_integer(vsdp));
     json_object_set_new(root, key_names[KEY_VOCAB_SDP], json_integer(vsdp));
     if (sp >= 0) json_object_set_new(root, key_names[KEY_SEQ_PAR], json_integer(sp));
@@ -495,12 +499,17 @@ static void read_block(Reader *r, int e, int64_t *const lists[5], GalvDp dflt, S
                    (long long)tp, who(r, e), (long long)n);
         return;
     }
-    if (lists[3][e] == 1)
+    /* use_sp 1: the degree is Ulysses's (Galvatron's "sp" groups: the
+     * heads split by all-to-all inside attention), and the layer has no TP */
+    bool ulysses = lists[3][e] == 1;
+    if (ulysses && tp > 1 && !layer_ulysses_splits(r->block[e], 1, (int)tp))
         diag_error(r->d, entry_loc(r, KEY_USE_SP, e),
-                   "use_sp (%s) is 1: galvc has no Ulysses sequence parallelism "
-                   "for a transformer layer",
-                   who(r, e));
-    s->tp = (int)tp, s->dp = (int)(n / tp), s->ckpt = lists[4][e] == 1;
+                   "use_sp (%s) is 1 with degree %lld: its heads (%lld), kv_heads (%lld) and sequence (%lld) must "
+                   "divide by it",
+                   who(r, e), (long long)tp, (long long)r->block[e]->heads, (long long)r->block[e]->kv_heads,
+                   (long long)r->block[e]->seq);
+    s->tp = ulysses ? 1 : (int)tp, s->ulysses = ulysses ? (int)tp : 1;
+    s->dp = (int)(n / tp), s->ckpt = lists[4][e] == 1;
     s->tp_consec = lists[1][e] == 1 || s->tp == 1 || s->dp == 1;
     galv_dp_into(s, lists[2][e] == 1 ? GALV_ZERO3 : dflt);
 }
@@ -530,15 +539,20 @@ static void read_vocab(Reader *r, GalvDp dflt, Strategy *s) {
         diag_error(r->d, key_loc(r, KEY_VOCAB_SDP), "'vocab_sdp' is %lld but 'embed_sdp' %lld: which one?",
                    (long long)vsdp, (long long)esdp);
     if (r->d->errors > errors) return;
-    /* Ulysses over the embedding, norms and head splits each sample's tokens
-     * over vtp devices with the whole weights on each: these layers mix no
-     * tokens, so that is data parallelism over vtp times as many devices */
-    s->tp = vsp ? 1 : (int)vtp, s->dp = (int)(n / s->tp), s->tp_consec = true, s->ckpt = false;
-    if (vsp && vtp > 1)
-        diag_note(r->d, key_loc(r, KEY_VSP),
-                  "vsp 1: the embedding, norms and head split sequences over %lld devices; "
-                  "they mix no tokens, so galvc runs them data-parallel over %lld",
-                  (long long)vtp, (long long)n);
+    /* vsp 1: Ulysses over vtp devices, each sample's tokens split over
+     * them with the whole weights on each (these layers mix no tokens) */
+    s->tp = vsp ? 1 : (int)vtp, s->ulysses = vsp ? (int)vtp : 1;
+    s->dp = (int)(n / vtp), s->tp_consec = true, s->ckpt = false;
+    for (int i = 0; vsp && vtp > 1 && i < r->spec->graph->n_layers; i++) {
+        const Layer *l = r->spec->graph->layers[i];
+        if (is_vocab(l) && !layer_ulysses_splits(l, 1, (int)vtp)) {
+            diag_error(r->d, key_loc(r, KEY_VSP),
+                       "vsp 1 with vtp %lld: %s (layer %d) cannot split its sequence (%lld tokens) over %lld devices "
+                       "(galvc's Ulysses takes embeddings, norms and LM heads)",
+                       (long long)vtp, l->name, i, (long long)l->seq, (long long)vtp);
+            break;
+        }
+    }
     galv_dp_into(s, esdp ? GALV_ZERO3 : dflt);
 }
 

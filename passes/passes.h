@@ -80,6 +80,7 @@ typedef struct SearchRequest {
     bool min_memory;         /* minimize peak memory instead of step time */
     int ckpt_every;          /* with uniform: checkpoint every K-th transformer layer, no other */
     const Plan *fixed;       /* cost this plan's stages, strategies and micro-batches; no search */
+    bool ulysses;            /* search Ulysses strategies too (main.c: where the program runs them) */
 } SearchRequest;
 
 /* Find the fastest plan that fits every device's memory: for each PP degree,

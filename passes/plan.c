@@ -31,9 +31,13 @@ static bool explainer_init(Explainer *x, const Spec *spec, const HwProfile *hw, 
     if (!pass_prune(devices, true, NULL, a, &all)) return false;
     int L = spec->graph->n_layers;
     sub.items = arena_alloc(a, (size_t)(all.n + L) * sizeof *sub.items);
-    for (int k = 0; k < all.n; k++)
-        if (all.items[k].pp == p->pp && strategy_splits(&all.items[k], spec->train->global_batch / p->micro_batches))
-            sub.items[sub.n++] = all.items[k];
+    for (int k = 0; k < all.n; k++) {
+        const Strategy *s = &all.items[k];
+        int u = strategy_ulysses(s); /* Ulysses where the search would have it (search.c's rule) */
+        bool ulysses = u == 1 || (runtime_runs_ulysses() && graph_ulysses_splits(spec->graph, s->tp, u));
+        if (s->pp == p->pp && ulysses && strategy_splits(s, spec->train->global_batch / p->micro_batches))
+            sub.items[sub.n++] = *s;
+    }
     x->index = arena_alloc(a, (size_t)L * sizeof *x->index);
     for (int i = 0; i < L; i++) {
         x->index[i] = -1;
@@ -138,10 +142,10 @@ static int print_json(FILE *out, const Spec *spec, const Plan *p, int64_t device
     for (int c = 0; c < plan_chunks(p); c++)
         for (int i = p->stage_start[c]; i < p->stage_start[c + 1]; i++) {
             const Strategy *s = &p->layer[i];
-            json_t *l = json_pack("{s:s, s:i, s:i, s:b, s:i, s:i, s:b, s:i, s:b, s:b}", "name", g->layers[i]->name,
-                                  "stage", c % p->pp, "tp", s->tp, "sp", strategy_sp(s), "cp", strategy_cp(s), "dp",
-                                  s->dp, "sdp", s->sdp, "zero", strategy_zero(s), "ckpt", s->ckpt, "tp_consecutive",
-                                  s->tp_consec);
+            json_t *l = json_pack("{s:s, s:i, s:i, s:b, s:i, s:i, s:i, s:b, s:i, s:b, s:b}", "name",
+                                  g->layers[i]->name, "stage", c % p->pp, "tp", s->tp, "sp", strategy_sp(s), "ulysses",
+                                  strategy_ulysses(s), "cp", strategy_cp(s), "dp", s->dp, "sdp", s->sdp, "zero",
+                                  strategy_zero(s), "ckpt", s->ckpt, "tp_consecutive", s->tp_consec);
             if (p->vpp > 1) json_object_set_new(l, "chunk", json_integer(c)); /* its model chunk, on stage chunk mod pp */
             if (strategy_zero(s) == 3)
                 json_object_set_new(l, "zero3_accum", json_string(s->zero3_once ? "once" : "each"));

@@ -19,22 +19,40 @@
  *    (Korthikanti et al. 2022: the stream between layers split over the
  *    sequence; less activation memory, an all-gather and a reduce-scatter
  *    for each all-reduce and the norms gathered again in backward);
+ *  - with tp = 1, Ulysses sequence parallelism of any degree u > 1 dividing
+ *    n (Jacobs et al. 2023, DeepSpeed-Ulysses): n = u x dp, each sample's
+ *    tokens split over the u consecutive ranks of a Ulysses group, the heads
+ *    split over them inside attention by two all-to-alls; the u x dp ranks
+ *    hold the same weights, here sharded over all of them (ZeRO-3, as
+ *    Galvatron's Ulysses plans shard theirs: the shipped LLaMA-2-7B config's
+ *    vsp 1 with embed_sdp 1). Ulysses is not combined with TP in one layer,
+ *    which would add a third degree to every stage for plans whose heads
+ *    rarely divide by tp x u; and plain DP, ZeRO-1 and ZeRO-2 with Ulysses
+ *    are left to --uniform and imported plans: with them the search over
+ *    LLaMA-2-7B on 8 devices took 0.27-0.31 s of CPU against 0.16-0.19
+ *    without Ulysses (ZeRO-3 alone: 0.25-0.27 against 0.19, at a load
+ *    average of 5; merging larger Pareto
+ *    frontiers, not the count, costs it);
  *  - context parallelism of any degree cp > 1 dividing n / tp (ring
  *    attention, Liu et al. 2023; Megatron-Core's CP): n = tp x cp x dp,
  *    each sample's sequence split over cp ranks through every layer, TP
  *    groups consecutive, then CP, then DP ranks, Megatron-SP on with TP,
- *    each ZeRO stage over dp (add_context_parallel);
+ *    each ZeRO stage over dp (add_context_parallel); never with Ulysses in
+ *    one layer;
  *  - each of these with or without activation checkpointing.
- * For N = 8, 16, 32, 64 this gives 89, 171, 286, 438 strategies (67, 121,
- * 191, 277 without CP; 40, 69, 106, 151 without SP either; Galvatron's 22,
- * 37, 56, 79 with DP and SDP alone); for N = 6, 12, 24 it gives 64, 195,
- * 417 (51, 143, 283 without CP; 32, 82, 156 without SP either; 18, 44, 82
- * with DP and SDP alone); 1,496 for 1,024 (781 without CP); twice that
- * with checkpointing. Where TP's groups sit against the nodes (fast links
- * or not) is the cost model's to price (cost.c).
+ * For N = 8, 16, 32, 64 this gives 67, 121, 191, 277 strategies without
+ * Ulysses and CP (40, 69, 106, 151 without SP; Galvatron's 22, 37, 56, 79
+ * with DP and SDP alone); for N = 6, 12, 24, 51, 143, 283 (32, 82, 156
+ * without SP; 18, 44, 82 with DP and SDP alone); 781 for 1,024. Ulysses
+ * adds 1 for each (pp, u > 1): 6, 10, 15, 21 for N = 8, 16, 32, 64, 5, 12,
+ * 22 for 6, 12, 24, 55 for 1,024; CP adds 22, 50, 95, 161, then 13, 52,
+ * 134, and 715: in all 95, 181, 301, 459 for N = 8, 16, 32, 64, 69, 207,
+ * 439 for 6, 12, 24 and 1,551 for 1,024; twice that with checkpointing.
+ * Where TP's groups sit against the nodes (fast links or not) is the cost
+ * model's to price (cost.c).
  * Plan hints remove branches (forbidding dp removes plain DP and ZeRO-1/2,
- * zero ZeRO-1/2, sdp ZeRO-3, sp sequence parallelism, cp context
- * parallelism). */
+ * zero ZeRO-1/2, sdp ZeRO-3, sp Megatron sequence parallelism, ulysses
+ * Ulysses, cp context parallelism; max_tp caps tp alone). */
 #include "passes.h"
 
 static void add(StrategySet *set, Arena *a, Strategy s) {
@@ -55,11 +73,12 @@ static bool allowed(const Strategy *s, const PlanHints *h) {
     if (h->max_tp && s->tp > h->max_tp) return false;
     if ((h->forbid & 1u << FAMILY_PP) && s->pp > 1) return false;
     if ((h->forbid & 1u << FAMILY_TP) && s->tp > 1) return false;
-    if ((h->forbid & 1u << FAMILY_DP) && s->dp > 1 && !s->sdp) return false; /* DP and ZeRO-1/2 */
+    if ((h->forbid & 1u << FAMILY_DP) && strategy_replicas(s) > 1 && !s->sdp) return false; /* DP and ZeRO-1/2 */
     if ((h->forbid & 1u << FAMILY_SDP) && s->sdp) return false;
     if ((h->forbid & 1u << FAMILY_ZERO) && (strategy_zero(s) == 1 || strategy_zero(s) == 2)) return false;
     if ((h->forbid & 1u << FAMILY_CKPT) && s->ckpt) return false;
     if ((h->forbid & 1u << FAMILY_SP) && s->sp) return false;
+    if ((h->forbid & 1u << FAMILY_ULYSSES) && strategy_ulysses(s) > 1) return false;
     if ((h->forbid & 1u << FAMILY_CP) && strategy_cp(s) > 1) return false;
     return true;
 }
@@ -75,9 +94,25 @@ static void add_context_parallel(StrategySet *out, Arena *a, int pp, int tp, int
         int dp = rest / cp;
         for (int zero = 0; zero <= (dp > 1 ? 3 : 0); zero++)
             for (int c = 0; c <= (int)ckpt; c++) {
-                Strategy s = {pp, tp, dp, zero == 3, true, c, zero < 3 ? zero : 0, false, tp > 1, cp};
+                Strategy s = {.pp = pp, .tp = tp, .dp = dp, .sdp = zero == 3, .tp_consec = true, .ckpt = c,
+                              .zero = zero < 3 ? zero : 0, .sp = tp > 1, .cp = cp};
                 if (allowed(&s, h)) add(out, a, s);
             }
+    }
+}
+
+/* Stage of n devices, tp 1: each Ulysses degree u > 1 dividing n, with dp = n / u and ZeRO-3 over
+ * the u x dp replicas. */
+static void add_ulysses(StrategySet *out, Arena *a, int64_t pp, int64_t n, const int64_t *div, int n_div, bool ckpt,
+                        const PlanHints *hints) {
+    for (int j = 1; j < n_div && div[j] <= n; j++) { /* div ascending, div[0] = 1 */
+        int64_t u = div[j];
+        if (n % u) continue;
+        for (int c = 0; c <= (int)ckpt; c++) {
+            Strategy s = {.pp = (int)pp, .tp = 1, .dp = (int)(n / u), .sdp = true, .tp_consec = true, .ckpt = c,
+                          .ulysses = (int)u};
+            if (allowed(&s, hints)) add(out, a, s);
+        }
     }
 }
 
@@ -96,12 +131,13 @@ bool pass_prune(int64_t devices, bool ckpt, const PlanHints *hints, Arena *a, St
                 for (int consec = 1; consec >= (tp > 1 && dp > 1 ? 0 : 1); consec--)
                     for (int sp = 0; sp <= (tp > 1); sp++)
                         for (int c = 0; c <= (int)ckpt; c++) {
-                            Strategy s = {(int)pp, (int)tp, (int)dp, zero == 3, consec, c, zero < 3 ? zero : 0,
-                                          false, sp, 1};
+                            Strategy s = {.pp = (int)pp, .tp = (int)tp, .dp = (int)dp, .sdp = zero == 3,
+                                          .tp_consec = consec, .ckpt = c, .zero = zero < 3 ? zero : 0, .sp = sp};
                             if (allowed(&s, hints)) add(out, a, s);
                         }
             add_context_parallel(out, a, (int)pp, (int)tp, (int)dp, ckpt, hints);
         }
+        add_ulysses(out, a, pp, n, div, n_div, ckpt, hints); /* after the others: ties keep going to them */
     }
     return true;
 }

@@ -74,17 +74,22 @@ static bool left_out(const Strategy *s, int leave) {
 /* A stage's memory besides each layer's state and activations: the working
  * space, checkpoint area and ZeRO-3 buffers its layers share (the largest
  * each needs, under its chosen strategy pick[i], or under any candidate of DP
- * degree (dp x cp) min_dp or more, less those `leave` names, when pick is
- * NULL), and the program's buffers: three activation-sized ones (a layer's
- * output before resharding, the gradient flowing down, and its next), the tokens and targets of every micro-batch in flight, the losses,
+ * (x Ulysses or CP) degree min_dp or more, less those `leave` names, when
+ * pick is NULL), and the program's buffers: three activation-sized ones (a
+ * layer's output before resharding, the gradient flowing down, and its
+ * next), the tokens and targets of every micro-batch in flight, the losses,
  * and with a pipeline each in-flight micro-batch's output sent on and input
  * gradient sent back. */
+/* The divisor of a device's share of the micro-batch's tokens: its DP degree, times its Ulysses or CP degree
+ * (Ulysses 4 x DP 2 holds what DP 8 holds of the stream). */
+static int share_of(const Strategy *s) { return strategy_replicas(s); }
+
 static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in_flight, bool prev, bool next,
                              const int *pick, int min_dp, int leave) {
     int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0, in = 0, out = 0;
     for (int i = first; i < last; i++)
         for (int k = 0; k < t->n_strategies; k++) {
-            if (pick ? pick[i] != k : strategy_replicas(&t->strategies[k]) < min_dp || left_out(&t->strategies[k], leave))
+            if (pick ? pick[i] != k : share_of(&t->strategies[k]) < min_dp || left_out(&t->strategies[k], leave))
                 continue;
             const LayerCost *c = &t->cost[(size_t)i * t->n_strategies + k];
             if (c->work_bytes > work) work = c->work_bytes;
@@ -99,13 +104,13 @@ static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in
            in_flight * (t->token_bytes + (prev ? in : 0) + (next ? out : 0)) + t->loss_bytes;
 }
 
-/* The reshard cost depends only on the TP degree, nesting and sequence splits of the two
+/* The reshard cost depends only on the TP degree, nesting, sequence splits and Ulysses degree of the two
  * strategies, so strategies fall into a few classes; the DP merges the
  * frontiers of a class once instead of once per strategy. */
 static int class_of(const Strategy *s, const Strategy *all, int n) {
     for (int k = 0; k < n; k++)
         if (all[k].tp == s->tp && all[k].tp_consec == s->tp_consec && strategy_sp(&all[k]) == strategy_sp(s) &&
-            strategy_cp(&all[k]) == strategy_cp(s))
+            strategy_ulysses(&all[k]) == strategy_ulysses(s) && strategy_cp(&all[k]) == strategy_cp(s))
             return k;
     die("strategy not in its set");
 }
@@ -230,7 +235,7 @@ static int first_within(const Frontier *f, double add, double limit) {
 }
 
 /* The DP over layers [first, last) of one stage, among strategies of DP
- * degree min_dp or more; fills choice[] on success. Branch and bound: the
+ * (x Ulysses) degree min_dp or more; fills choice[] on success. Branch and bound: the
  * stage's time bounds the plan's step from below (try_partition), so a
  * partial assignment that cannot finish in `limit` or less (the best plan's
  * step so far) is dropped; INFINITY keeps every one. */
@@ -291,7 +296,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
             int64_t mem = units(bytes, w->unit);
             double time = (double)m * c->mb_s + c->step_s;
             Frontier *f = &F[(size_t)i * n + s];
-            if (strategy_replicas(&S[s]) < min_dp) continue; /* (its frontier stays empty) */
+            if (share_of(&S[s]) < min_dp) continue; /* (its frontier stays empty) */
             if (t->force_ckpt && S[s].ckpt != t->force_ckpt[layer]) continue;
             if (S[s].ckpt && !t->may_ckpt[layer]) continue; /* checkpointing recomputes transformer layers */
             if (left_out(&S[s], w->leave)) continue;
@@ -391,7 +396,7 @@ typedef struct Candidate {
 static int64_t same_stage_tied_copy(const CostTable *t, const int *choice) {
     const Strategy *e = &t->strategies[choice[t->tied_emb]], *h = &t->strategies[choice[t->tied_head]];
     if (e->tp == h->tp && strategy_tp_consecutive(e) == strategy_tp_consecutive(h) && !strategy_zero(e) &&
-        !strategy_zero(h))
+        !strategy_zero(h) && strategy_ulysses(e) == strategy_ulysses(h))
         return 0;
     return t->tied_copy_bytes[choice[t->tied_head]] + t->tied_sum_bytes;
 }
@@ -426,16 +431,15 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
     double sum_mb = 0, max_mb = 0, max_step = 0, max_compute = 0;
     out->peak = 0;
     /* The stage's shared buffers grow with its largest micro-batch share,
-     * i.e. its smallest DP degree: costing them at the worst candidate's
-     * would refuse plans that fit, so each stage is searched once per floor
-     * on the DP degree (the degrees a stage of n devices can have, n's
-     * divisors, up to the largest candidate's: a floor above leaves none)
-     * and keeps the best. */
+     * i.e. its smallest DP degree (times Ulysses's: share_of): costing them
+     * at the worst candidate's would refuse plans that fit, so each stage is
+     * searched once per floor on that degree (the degrees a stage of n
+     * devices can have, n's divisors, up to the largest candidate's: a floor
+     * above leaves none) and keeps the best. */
     int max_dp = 1;
     for (int q = 0; q < t->n_strategies; q++)
-        if (strategy_replicas(&t->strategies[q]) > max_dp) max_dp = strategy_replicas(&t->strategies[q]);
-    int64_t floors[MAX_DIVISORS],
-        n = t->n_strategies ? (int64_t)t->strategies[0].tp * strategy_replicas(&t->strategies[0]) : 1;
+        if (share_of(&t->strategies[q]) > max_dp) max_dp = share_of(&t->strategies[q]);
+    int64_t floors[MAX_DIVISORS], n = t->n_strategies ? strategy_stage_devices(&t->strategies[0]) : 1;
     int n_floors = divisors_upto(n, max_dp, floors);
     bool cp = has_cp(t);
     for (int k = 0; k < pp; k++) {
@@ -646,13 +650,17 @@ static StrategySet strategies_for(const SearchRequest *req, const StrategySet *a
 
 /* Drop from set the strategies whose TP degree some layer of the model
  * does not split (ir/runtime_layer.c; with any device count, 3 or 6 may not
- * divide the heads), or whose sequence parallelism or context parallelism
- * some layer does not run: the program could not run them. */
-static void keep_splitting_tp(const Graph *g, StrategySet *set) {
+ * divide the heads), or whose sequence parallelism, Ulysses degree or
+ * context parallelism some layer does not run: the program could not run
+ * them. Ulysses stays only where the request lets it in
+ * (SearchRequest.ulysses). */
+static void keep_splitting_tp(const Graph *g, bool ulysses, StrategySet *set) {
     int n = 0;
     for (int k = 0; k < set->n; k++) {
         const Strategy *s = &set->items[k];
+        int u = strategy_ulysses(s);
         if (graph_tp_splits(g, s->tp) && (!strategy_sp(s) || graph_sp_splits(g, s->tp)) &&
+            (u == 1 || (ulysses && graph_ulysses_splits(g, s->tp, u))) &&
             (strategy_cp(s) == 1 || graph_cp_splits(g, s->cp)))
             set->items[n++] = *s;
     }
@@ -788,7 +796,7 @@ static bool search(const Spec *spec, const HwProfile *hw, const SearchRequest *r
     plan->reserve = reserve;
     StrategySet all;
     if (!pass_prune(devices, true, req->uniform ? NULL : h, a, &all)) return false;
-    keep_splitting_tp(g, &all);
+    keep_splitting_tp(g, req->ulysses, &all);
     if (!cp) drop_context_parallel(&all);
 
     int sched = req->fixed ? req->fixed->schedule : req->schedule ? req->schedule : h->schedule;

@@ -41,10 +41,10 @@ static void plan_strategies(const Plan *p, int L, Arena *a, StrategySet *set, in
     }
 }
 
-/* "TP, ZeRO-3 gathers, reshard": what a stage's per-micro-batch traffic is. */
-static const char *traffic_name(Arena *a, bool tp, bool sdp, bool reshard) {
-    const char *s = arena_printf(a, "%s%s%s", tp ? ", TP all-reduce" : "", sdp ? ", ZeRO-3 gather" : "",
-                                 reshard ? ", reshard" : "");
+/* "TP, Ulysses all-to-all, ZeRO-3 gathers, reshard": what a stage's per-micro-batch traffic is. */
+static const char *traffic_name(Arena *a, bool tp, bool ulysses, bool sdp, bool reshard) {
+    const char *s = arena_printf(a, "%s%s%s%s", tp ? ", TP all-reduce" : "", ulysses ? ", Ulysses all-to-all" : "",
+                                 sdp ? ", ZeRO-3 gather" : "", reshard ? ", reshard" : "");
     return s[0] ? s + 2 : "sync";
 }
 
@@ -52,7 +52,7 @@ static const char *traffic_name(Arena *a, bool tp, bool sdp, bool reshard) {
 static StageTimes stage_times(const CostTable *t, const Plan *p, int k, const int *pick, Arena *a) {
     StageTimes r = {0};
     int n = t->n_strategies, first = p->stage_start[k], last = p->stage_start[k + 1];
-    bool tp = false, sdp = false, reshard = false, dp = false;
+    bool tp = false, ulysses = false, sdp = false, reshard = false, dp = false;
     for (int i = first; i < last; i++) {
         const LayerCost *c = &t->cost[(size_t)i * n + pick[i]];
         const Strategy *s = &t->strategies[pick[i]];
@@ -65,9 +65,10 @@ static StageTimes stage_times(const CostTable *t, const Plan *p, int k, const in
         r.bwd_comm += c->mb_s - c->compute_s - c->fwd_comm_s + rs / 2;
         r.sync += c->step_s - c->opt_s;
         r.opt += c->opt_s;
-        tp |= s->tp > 1, sdp |= s->sdp, reshard |= rs > 0, dp |= s->dp > 1 && !s->sdp;
+        tp |= s->tp > 1, ulysses |= strategy_ulysses(s) > 1, sdp |= s->sdp, reshard |= rs > 0;
+        dp |= strategy_replicas(s) > 1 && !s->sdp;
     }
-    r.fwd_what = traffic_name(a, tp, sdp, reshard);
+    r.fwd_what = traffic_name(a, tp, ulysses, sdp, reshard);
     r.bwd_what = sdp ? arena_printf(a, "%s%s", r.fwd_what, ", ZeRO-3 reduce-scatter") : r.fwd_what;
     r.sync_what = dp ? "DP all-reduce" : "sync";
     /* the cost model charges a stage boundary's p2p once per micro-batch:

@@ -348,4 +348,45 @@ static inline double grt_size_work(const GrtLayerSpec *s, int tp, int sp, int cp
     return grt_size_scratch(s, tp, sp, cp, B, T) + grt_size_gemm16(s, tp, B, T / cp) * s->gemm16 / GRT_ELEM_BYTES;
 }
 
+/* ---- Ulysses sequence parallelism ------------------------------------------------ */
+
+/* Ulysses over u (Jacobs et al. 2023; no TP in the layer): each rank takes
+ * T / u of each of its B sequences' tokens, so every layer keeps and works
+ * as on B sequences of T / u tokens, whole weights; inside attention two
+ * all-to-alls give each rank all T tokens of H / u heads (KVH / u). A block
+ * keeps, besides what it keeps of its local tokens, QKV and the attention
+ * output of its heads over the whole sequence (B T, (qkv + H hd) / u), and
+ * its probabilities are (B, H / u, T, T) instead of (B, H, T / u, T / u).
+ * These are the sizes the program is to allocate when it runs Ulysses
+ * (ir/runtime_layer.c's runtime_runs_ulysses); the planner costs them. */
+static inline double grt_ulysses_kept16(const GrtLayerSpec *s, int u, double B, double T) {
+    GrtShardSizes z = grt_shard_sizes(s, 1);
+    double local = grt_block_kept16(s, z, 1, 0, 1, B, T / u) - B * z.H * (T / u) * grt_block_keys(s, T / u);
+    return local + B * T * (z.qkv + z.H * s->hd) / u + B * (z.H / u) * T * grt_block_keys(s, T);
+}
+
+/* Floats kept from forward to backward under Ulysses over u (grt_size_kept's, of the local tokens). */
+static inline double grt_size_kept_ulysses(const GrtLayerSpec *s, int u, double B, double T, int ckpt) {
+    if (s->kind != GRT_BLOCK || s->te) return grt_size_kept(s, 1, 0, 1, B, T / u, ckpt);
+    double big = grt_ulysses_kept16(s, u, B, T);
+    return 6 * B * T / u + (grt_kept16(s, ckpt) ? grt_half_floats(big) : big);
+}
+
+/* The checkpoint area under Ulysses over u (grt_size_ckpt's rule). */
+static inline double grt_size_ckpt_ulysses(const GrtLayerSpec *s, int u, double B, double T, int ckpt) {
+    if (s->kind == GRT_BLOCK && ckpt) return grt_size_kept_ulysses(s, u, B, T, ckpt);
+    return grt_kept16(s, ckpt) ? grt_ulysses_kept16(s, u, B, T) : 0;
+}
+
+/* The working space under Ulysses over u: the local tokens' (grt_size_work),
+ * and a block's all-to-all buffer, QKV's (or its gradient's) B T / u rows
+ * in the order they are sent (B T qkv / u), the attention's whole-sequence
+ * output gradient (B T H hd / u) and the rotary copy of its heads. */
+static inline double grt_size_work_ulysses(const GrtLayerSpec *s, int u, double B, double T) {
+    GrtShardSizes z = grt_shard_sizes(s, 1);
+    double w = grt_size_work(s, 1, 0, 1, B, T / u);
+    if (s->kind != GRT_BLOCK || s->te) return w;
+    return w + B * T * (z.qkv + z.H * s->hd + (z.H + z.KVH) * s->hd) / u;
+}
+
 #endif

@@ -56,22 +56,26 @@ roundtrip llama-tp2dp4 "$ex/llama-tiny.gv --devices 8" "--uniform tp=2,pp=1,dp=4
 roundtrip uniform-tp2-pp2 "$ex/gpt-tiny.gv --devices 8" "--uniform tp=2,pp=2,dp=2,m=2"
 roundtrip uniform-gpipe "$ex/gpt-tiny.gv --devices 8" "--uniform tp=1,pp=2,dp=4,sdp,schedule=gpipe,m=2"
 roundtrip uniform-ckpt-every "$ex/llama-tiny.gv --devices 4" "--uniform tp=2,pp=1,dp=2,ckpt-every=2"
+# Ulysses: use_sp 1 and vsp 1 with the degree in tp_sizes_enc and vtp
+roundtrip uniform-ulysses2 "$ex/gpt-tiny.gv --devices 8" "--uniform ulysses=2,dp=4,sdp"
+roundtrip uniform-ulysses4-pp2 "$ex/gpt-tiny.gv --devices 8" "--uniform ulysses=4,pp=2,m=2"
 roundtrip llama2-7b-sdp "$llama -D memory=36GiB" "--uniform tp=1,pp=1,dp=8,sdp,ckpt-every=2"
 roundtrip llama2-7b-pp2 "$llama -D memory=36GiB" "--uniform tp=2,pp=2,dp=2,sdp,m=4"
 
-# Galvatron's own config: its vocabulary sequence parallelism (vsp 1) is
-# costed as data parallelism, so it comes back written as vtp 1; from there on
-# the round trip is exact.
+# Galvatron's own config: its vocabulary sequence parallelism (vsp 1, vtp 2)
+# is Ulysses 2 on the embedding, norm and head, and comes back as it was; the
+# round trip is exact.
 cfg=$galv/galvatron_config_llama2-7b_1nodes_8gpus_per_node_36GB_bf16.json
 # shellcheck disable=SC2086
 "$galvc" $llama -D memory=36GiB --plan "$cfg" --emit=galvatron-config > "$out/shipped.cfg" 2>/dev/null ||
     fail "Galvatron's config does not import"
-grep -q '"vtp": 1,' "$out/shipped.cfg" && grep -q '"embed_sdp": 1,' "$out/shipped.cfg" || fail "its vocabulary strategy"
+grep -q '"vtp": 2,' "$out/shipped.cfg" && grep -q '"vsp": 1,' "$out/shipped.cfg" && grep -q '"embed_sdp": 1,' "$out/shipped.cfg" ||
+    fail "its vocabulary strategy"
 # shellcheck disable=SC2086
 "$galvc" $llama -D memory=36GiB --plan "$out/shipped.cfg" --emit=galvatron-config > "$out/shipped.cfg2" ||
     fail "the normalized config does not import"
 diff -u "$out/shipped.cfg" "$out/shipped.cfg2" || fail "the shipped config does not survive a round trip"
-for key in pp_deg tp_sizes_enc tp_consecutive_flags dp_types_enc use_sp checkpoint global_bsz chunks pp_division; do
+for key in pp_deg tp_sizes_enc tp_consecutive_flags dp_types_enc use_sp checkpoint global_bsz chunks pp_division vtp vsp; do
     a=$(grep "\"$key\"" "$cfg") b=$(grep "\"$key\"" "$out/shipped.cfg")
     [ "$a" = "$b" ] || fail "the shipped config's $key changed: $a, then $b"
 done

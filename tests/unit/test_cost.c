@@ -5,9 +5,12 @@
  * powers of two only, prices those and leaves other sizes to the link's
  * figures and the analytic layer model. Megatron-SP against plain TP: less
  * activation memory, more traffic, and a profile measured with SP priced up
- * for plain TP by Korthikanti et al.'s replicated 10 s b h. Context
- * parallelism against DP over as many ranks: the same compute and state,
- * less activation memory, the ring's p2p steps on top. */
+ * for plain TP by Korthikanti et al.'s replicated 10 s b h. Ulysses against DP over as many
+ * devices: the same compute and gradient all-reduce, the activations of
+ * T / u tokens with attention's heads over the whole sequence (more than
+ * DP's, by those copies), and two all-to-alls each way at the all-to-all's
+ * bandwidth. Context parallelism against DP over as many ranks: the same
+ * compute and state, less activation memory, the ring's p2p steps on top. */
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
@@ -133,7 +136,8 @@ static LayerCost cost_cp(const Spec *s, const HwProfile *hw, int tp, int cp, int
     CHECK(pass_prune(24, false, NULL, a, &all));
     for (int k = 0; k < all.n; k++) {
         const Strategy *x = &all.items[k];
-        if (x->pp == 1 && x->tp == tp && strategy_cp(x) == cp && x->dp == dp && !strategy_zero(x) && x->tp_consec &&
+        if (x->pp == 1 && x->tp == tp && strategy_cp(x) == cp && strategy_ulysses(x) == 1 && x->dp == dp && !strategy_zero(x) &&
+            x->tp_consec &&
             strategy_sp(x) == (tp > 1))
             one.items = &all.items[k];
     }
@@ -164,6 +168,70 @@ static void test_context_parallel(const Spec *s) {
     CHECK_EQ(tp.stream_bytes, cp2.stream_bytes);
 }
 
+/* The decoder's cost (and the reshards between them) under pp 3 (stages of 8) for each of n fixed
+ * strategies of plain DP: dp[k] with ulysses[k], one micro-batch. */
+static void cost_ulysses(const Spec *s, const HwProfile *hw, int n, const int *dp, const int *ulysses, LayerCost *c,
+                         double *reshard) {
+    Arena *a = arena_new();
+    Strategy x[2];
+    for (int k = 0; k < n; k++)
+        x[k] = (Strategy){.pp = 3, .tp = 1, .dp = dp[k], .tp_consec = true, .ulysses = ulysses[k]};
+    StrategySet set = {.items = x, .n = n};
+    CostTable t;
+    CHECK(pass_cost(s, hw, &set, 1, a, &t));
+    for (int k = 0; k < n; k++)
+        c[k] = t.cost[(size_t)DECODER * n + k];
+    for (int k = 0; k < n * n; k++)
+        reshard[k] = t.reshard[(size_t)DECODER * n * n + k];
+    arena_free(a);
+}
+
+/* Ulysses 2 x DP 4 against DP 8 on the decoder (hidden 96, 24 heads of 4, FFN 384, 64 tokens, 48 samples). */
+static void test_ulysses(const Spec *s) {
+    HwProfile hw;
+    hw_preset(&hw, (DeviceKind)s->cluster->device);
+    hw.sync_s = 0, hw.intra.latency = hw.inter.latency = 0;
+    for (int k = 0; k <= PROFILE_MAX_LOG2; k++)
+        hw.measured_bw[COLL_ALLTOALL][k][1] = 1e6; /* 1 MB/s */
+    LayerCost c[2];
+    double rs[4];
+    cost_ulysses(s, &hw, 2, (const int[]){8, 4}, (const int[]){1, 2}, c, rs);
+    /* each device computes 6 samples' 64 tokens, or 12 samples' 32: the same FLOPs, the same all-reduce over 8 */
+    CHECK(fabs(c[0].compute_s - c[1].compute_s) <= 1e-12 * c[0].compute_s);
+    CHECK(fabs(c[0].step_s - c[1].step_s) <= 1e-12 * c[0].step_s);
+    CHECK_EQ(c[0].state_bytes, c[1].state_bytes);
+    /* two all-to-alls forward, two backward, each (u-1)/u of a rank's 12 x 32 tokens' QKV (24 + 2 x 24 heads of
+     * 4) and output (24 heads of 4), 4 bytes each, at 1 MB/s */
+    double qkv = 12.0 * 32 * 72 * 4 * 4, out = 12.0 * 32 * 24 * 4 * 4, want = 2 * 0.5 * (qkv + out) / 1e6;
+    CHECK(fabs((c[1].mb_s - c[1].compute_s) - want) <= 1e-9 * want);
+    CHECK(c[0].mb_s == c[0].compute_s);
+    /* kept for backward (fp32): the input and 6 statistics, 3 norm / residual rows, QKV, attention output, MLP up
+     * and activation of the 384 local tokens; QKV and the output of its 12 heads over all 768 of its samples'
+     * tokens; the (12 samples, 12 heads, 64, 64) probabilities */
+    double N = 12.0 * 32, kept = N * 96 + 6 * N + N * (3 * 96 + 288 + 96 + 384 + 384) + 12.0 * 64 * (288 + 96) / 2 +
+                                 12.0 * 12 * 64 * 64;
+    CHECK_EQ(c[1].act_bytes, (int64_t)(4 * kept));
+    /* DP 8 keeps as much for its 6 x 64 tokens, but for the whole-sequence copies: Ulysses pays off where
+     * samples run out (DP cannot split one), not against DP over as many devices */
+    CHECK_EQ(c[1].act_bytes - c[0].act_bytes, (int64_t)(4 * 12.0 * 64 * (288 + 96) / 2));
+    CHECK_EQ(c[1].stream_bytes, c[0].stream_bytes); /* twice the samples, half the tokens */
+    /* into and out of the Ulysses layout: the stream gathered over the group (and sliced back) */
+    CHECK(rs[0] == 0 && rs[3] == 0 && rs[1] > 0 && rs[1] == rs[2]);
+    /* Ulysses 8 with ZeRO-3: an eighth of the state, as ZeRO-3 over DP 8 */
+    hw_preset(&hw, (DeviceKind)s->cluster->device);
+    LayerCost z[2];
+    Arena *a = arena_new();
+    Strategy x[2] = {{.pp = 3, .tp = 1, .dp = 8, .sdp = true, .tp_consec = true},
+                     {.pp = 3, .tp = 1, .dp = 1, .sdp = true, .tp_consec = true, .ulysses = 8}};
+    StrategySet set = {.items = x, .n = 2};
+    CostTable t;
+    CHECK(pass_cost(s, &hw, &set, 1, a, &t));
+    z[0] = t.cost[DECODER * 2], z[1] = t.cost[DECODER * 2 + 1];
+    CHECK_EQ(z[0].state_bytes, z[1].state_bytes);
+    CHECK_EQ(z[0].shard_bytes, z[1].shard_bytes);
+    arena_free(a);
+}
+
 int main(void) {
     Arena *a = arena_new();
     Spec *s = load(a);
@@ -172,6 +240,7 @@ int main(void) {
         test_groups_against_nodes(s);
         test_profile_powers_of_two(s);
         test_sequence_parallel(s);
+        test_ulysses(s);
         test_context_parallel(s);
     }
     arena_free(a);

@@ -17,6 +17,8 @@
 
 /* Whether two doubles agree to a relative 1e-9. */
 static bool near(double a, double b) { return fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b)); }
+/* Within the 6 or 7 digits a figure worked out elsewhere is written with. */
+static bool near_fig(double a, double b) { return fabs(a - b) <= 1e-5 * fmax(fabs(a), fabs(b)); }
 
 /* An 8-device A100 80GB cluster on `nodes` nodes, no link figures. */
 static Cluster a100_cluster(int64_t nodes) {
@@ -248,6 +250,7 @@ static void test_galvatron_folder(void) {
     CHECK(near(hw.measured_bw[COLL_P2P][1][1], 163.671e9));
     CHECK(near(hw.measured_bw[COLL_P2P][3][1], 109.45e9));
     CHECK(near(hw.overlap_slowdown, 1.125552573612729));
+    CHECK(near_fig(hw.measured_bw[COLL_ALLTOALL][3][1], 199.2471e9)); /* sp_time_1nodes_8gpus_per_node.json */
     CHECK(hw.gemm_efficiency == preset.gemm_efficiency); /* no model: the layer times give nothing */
 
     /* two nodes: the 2-node files; a trailing slash is fine */
@@ -271,8 +274,18 @@ static void test_galvatron_folder(void) {
     CHECK(near(hw.measured_bw[COLL_ALLREDUCE][4][1], 44.682e9) && hw.overlap_slowdown == preset.overlap_slowdown);
     /* files with nothing for the hardware model are accepted and change nothing */
     CHECK(resolve(a, &c1, NULL, GALVATRON "/memory_profiling_bf16_llama2-7b_all.json", &hw, &errors, NULL, 0));
+    CHECK_EQ(errors, 0);
+    /* sp_time's all-to-all times (ms by MiB), a least-squares line per group: bus bandwidth (g-1)/g MiB over
+     * its slope, latency its intercept (the figures worked out apart from galvc, from the file's 11 sizes) */
     CHECK(resolve(a, &c1, NULL, GALVATRON "/sp_time_1nodes_8gpus_per_node.json", &hw, &errors, NULL, 0));
     CHECK_EQ(errors, 0);
+    CHECK(near_fig(hw.measured_bw[COLL_ALLTOALL][1][1], 157.4323e9) &&
+          near_fig(hw.measured_lat[COLL_ALLTOALL][1][1], 71.528e-6));
+    CHECK(near_fig(hw.measured_bw[COLL_ALLTOALL][2][1], 202.9679e9) &&
+          near_fig(hw.measured_lat[COLL_ALLTOALL][2][1], 101.202e-6));
+    CHECK(near_fig(hw.measured_bw[COLL_ALLTOALL][3][1], 199.2471e9) &&
+          near_fig(hw.measured_lat[COLL_ALLTOALL][3][1], 110.251e-6));
+    CHECK(hw.measured_bw[COLL_ALLREDUCE][3][1] == 0); /* its all-reduce times are allreduce_bandwidth_*'s to give */
     CHECK(hw.gemm_efficiency == preset.gemm_efficiency);
     arena_free(a);
 }

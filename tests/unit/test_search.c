@@ -35,7 +35,7 @@ static HwProfile cpu_hw(const Spec *s) {
  * buffers, one micro-batch's tokens (one stage, 1F1B: one in flight) and the
  * losses; no_ckpt: of the candidates that do not checkpoint; no_cp: of
  * those without context parallelism. min_dp bounds the ranks that split a
- * micro-batch (dp x cp). */
+ * micro-batch (dp x Ulysses or CP). */
 static bool leaves_out(const Strategy *s, bool no_ckpt, bool no_cp) {
     return (no_ckpt && s->ckpt) || (no_cp && strategy_cp(s) > 1);
 }
@@ -65,7 +65,7 @@ static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, bool 
  * plan's table copy (when its layout differs from the embedding's) must fit
  * beside the exact memory. */
 static double brute_force(const CostTable *t, int64_t budget) {
-    int L = t->n_layers, n = t->n_strategies, devices = t->strategies[0].tp * strategy_replicas(&t->strategies[0]);
+    int L = t->n_layers, n = t->n_strategies, devices = (int)strategy_stage_devices(&t->strategies[0]);
     bool any_cp = false;
     for (int k = 0; k < n; k++) any_cp |= strategy_cp(&t->strategies[k]) > 1;
     int best_pick[8] = {0};
@@ -111,7 +111,8 @@ static double brute_force(const CostTable *t, int64_t budget) {
     if (isfinite(best) && t->tied_head >= 0) {
         const Strategy *e = &t->strategies[best_pick[t->tied_emb]], *h = &t->strategies[best_pick[t->tied_head]];
         bool ec = e->tp_consec || e->tp == 1 || e->dp == 1, hc = h->tp_consec || h->tp == 1 || h->dp == 1;
-        if (e->tp != h->tp || ec != hc || strategy_zero(e) || strategy_zero(h)) {
+        if (e->tp != h->tp || ec != hc || strategy_zero(e) || strategy_zero(h) ||
+            strategy_ulysses(e) != strategy_ulysses(h)) {
             int64_t exact = reserve_of(t, best_pick, 1, false, false) + t->tied_copy_bytes[best_pick[t->tied_head]] + t->tied_sum_bytes;
             for (int i = 0; i < L; i++) exact += t->cost[i * n + best_pick[i]].state_bytes + t->cost[i * n + best_pick[i]].act_bytes;
             if (exact > budget) return INFINITY;
@@ -131,6 +132,7 @@ static void keep_runnable(const Spec *s, StrategySet *set, bool cp) {
             const Layer *l = s->graph->layers[i];
             if (l->kind == LAYER_DECODER) ok = ok && l->heads % set->items[k].tp == 0 && l->ffn % set->items[k].tp == 0;
         }
+        ok = ok && (strategy_ulysses(&set->items[k]) == 1 || graph_ulysses_splits(s->graph, 1, set->items[k].ulysses));
         if (ok) set->items[n++] = set->items[k];
     }
     set->n = n;
@@ -164,7 +166,7 @@ static int compare_with_brute_force(const char *src, int devices, int m, int tri
     if (!s) return arena_free(a), -1;
     HwProfile hw = cpu_hw(s);
     Plan plan;
-    SearchRequest req = {.devices = devices};
+    SearchRequest req = {.devices = devices, .ulysses = true}; /* Ulysses too, as where the program runs it */
     CHECK(pass_search(s, &hw, &req, a, &plan));
     /* context parallelism from the start for long sequences, else only where nothing fits without it */
     bool cp = search_tries_cp(s, &hw, devices);
