@@ -448,11 +448,14 @@ static void describe_plan(char *buf, size_t n, const Spec *spec, const Plan *p) 
              strategy_str(s, sizeof s, &p->layer[best]), best_count, L);
 }
 
-/* --devices, else every device of the cluster (-1 when that overflows). */
+/* --devices, else every rank the cluster runs: ranks_per_device on each of
+ * its devices (-1 when that overflows). */
 static int64_t plan_devices(const Options *opt, const Spec *spec) {
     int64_t n;
+    const Cluster *c = spec->cluster;
     if (opt->devices) return opt->devices;
-    if (__builtin_mul_overflow(spec->cluster->nodes, spec->cluster->devices_per_node, &n)) return -1;
+    if (__builtin_mul_overflow(c->nodes, c->devices_per_node, &n)) return -1;
+    if (__builtin_mul_overflow(n, c->ranks_per_device, &n)) return -1;
     return n;
 }
 
@@ -556,6 +559,9 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     Diag diag;
     diag_init(&diag, stderr);
     if (!profile_resolve(arena, c, spec->graph, profile_path(arena, opt, c), &hw, &diag)) return EXIT_USER;
+    Cluster *shared = arena_alloc(arena, sizeof *shared);
+    hw_share(c, devices, &hw, shared); /* ranks sharing a device: each its share */
+    spec->cluster = shared;
     SearchRequest req = {
         .devices = devices, .flat_pipeline = opt->emit == EMIT_GALVATRON, .ulysses = runtime_runs_ulysses()};
     Strategy uniform = opt->uniform;

@@ -64,6 +64,7 @@ static const struct {
     [GRT_K_MERGE_SCATTER] = {"GrtWinPermuteFn", "float *dst, const float *src"},
     [GRT_K_BF16] = {"GrtBf16Fn", "void *dst, const float *src"},
     [GRT_K_BF16_WIDEN] = {"GrtBf16WidenFn", "float *dst, const void *src"},
+    [GRT_K_BF16_KEEP] = {"GrtBf16KeepFn", "void *bits, float *x"},
 };
 
 /* "&rows, &a, &b, ...": the address of each parameter, for cuLaunchKernel. */

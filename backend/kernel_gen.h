@@ -213,5 +213,6 @@ void kir_win_gather(KB *k, int flags), kir_win_scatter(KB *k, int flags), kir_wi
 void kir_merge_gather(KB *k, int flags), kir_merge_scatter(KB *k, int flags);
 void kir_bf16(KB *k, int flags);
 void kir_bf16_widen(KB *k, int flags);
+void kir_bf16_keep(KB *k, int flags);
 
 #endif

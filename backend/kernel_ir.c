@@ -227,6 +227,7 @@ static const struct {
     [GRT_K_MERGE_SCATTER] = {kir_merge_scatter, "ppc", "dx dX side"},
     [GRT_K_BF16] = {kir_bf16, "pp", "dst src"},
     [GRT_K_BF16_WIDEN] = {kir_bf16_widen, "pp", "dst src"},
+    [GRT_K_BF16_KEEP] = {kir_bf16_keep, "pp", "bits x"},
 };
 
 const char *kgen_name(const KernelShape *s, char *buf, size_t n) {

@@ -16,7 +16,7 @@ static LLVMValueRef col_lt(KB *k, LLVMValueRef n) {
 
 /* ---- attention softmax ---------------------------------------------------------- */
 /* att_softmax_fwd (rows, att, t0; hd a plan constant): att (rows, T) in place,
- * row i the scores of query t = t0 + i scaled by 1 / sqrt(hd) (the float the
+ * row i the scores of query t = (t0 + i) mod T scaled by 1 / sqrt(hd) (the float the
  * reference computes); the keys it sees: t + 1 when causal, else T.
  * RowVals: a the keys seen (i64), b the row's start, c scale, d max, e 1/sum. */
 
@@ -42,10 +42,13 @@ static void asf_norm(KB *k, const void *ctx, LLVMValueRef *t) {
     store_col(k, v->b, mul(k, load_col(k, v->b), splat(k, v->e)));
 }
 
-/* The keys query row k->row sees: t0 + row + 1 (causal) or all. */
+/* The keys query row k->row sees: (t0 + row) mod T + 1 (causal) or all T
+ * (T = cols): a run of rows may cross sequences and heads, each T rows from
+ * query 0, so one launch covers a micro-batch's B H T rows. */
 static LLVMValueRef keys_seen(KB *k, LLVMValueRef t0, int flags) {
     if (!(flags & GRT_KF_CAUSAL)) return kgen_i64(k, k->cols);
-    return iadd(k, iadd(k, t0, k->row), kgen_i64(k, 1));
+    LLVMValueRef t = LLVMBuildSRem(k->b, iadd(k, t0, k->row), kgen_i64(k, k->cols), "");
+    return iadd(k, t, kgen_i64(k, 1));
 }
 
 /* (float)(1 / sum), in double */

@@ -190,6 +190,24 @@ static void bf16_cols(KB *k, const void *ctx, LLVMValueRef *t) {
 
 void kir_bf16(KB *k, int flags) { k->map->cols(k, bf16_cols, &flags, 0, NULL); }
 
+/* bf16_keep (rows, bits, x): bits (rows, C) = x rounded to bf16 (uint16_t),
+ * and x (rows, C) = the floats they are, in one pass: bf16 then bf16_widen */
+static void bf16_keep_cols(KB *k, const void *ctx, LLVMValueRef *t) {
+    (void)ctx, (void)t;
+    LLVMValueRef bits = bf16_bits(k, load(k, param(k, 2), k->cols, 0));
+    LLVMTypeRef i16 = LLVMInt16TypeInContext(k->ctx);
+    LLVMValueRef i = iadd(k, imul(k, k->row, k->cols), k->col);
+    LLVMValueRef at = LLVMBuildGEP2(k->b, i16, param(k, 1), &i, 1, "");
+    LLVMSetAlignment(LLVMBuildStore(k->b, LLVMBuildTrunc(k->b, bits, lanes(k, i16), ""), at), 2);
+    LLVMValueRef wide = LLVMBuildShl(k->b, bits, ci(k, 16), "");
+    store(k, param(k, 2), k->cols, 0, LLVMBuildBitCast(k->b, wide, lanes(k, k->f32), ""));
+}
+
+void kir_bf16_keep(KB *k, int flags) {
+    (void)flags;
+    k->map->cols(k, bf16_keep_cols, NULL, 0, NULL);
+}
+
 /* bf16_widen (rows, dst, src): dst (rows, C) = the bf16 bits src (rows, C,
  * uint16_t) as the floats they are (bits << 16), as grt_bf16_widen */
 static void bf16_widen_cols(KB *k, const void *ctx, LLVMValueRef *t) {

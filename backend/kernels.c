@@ -168,14 +168,15 @@ static void add_linear16(KernelSet *set, int gemm16, int64_t C, int64_t OC) {
     kernels_add(set, GRT_K_BF16, (int)OC, wide);
 }
 
-/* A block's kept activations as bf16 bits and back, or rounded in place
- * when checkpointed (runtime/layers.c's keep16 and unkeep16): rows of C,
- * QKV, H hd, UP, F and keys columns. */
+/* A block's kept activations as bf16 bits with their fp32 copy rounded in
+ * one pass, back from the bits, or rounded in place when checkpointed
+ * (runtime/layers.c's keep16 and unkeep16): rows of C, QKV, H hd, UP, F and
+ * keys columns. */
 static void add_kept16(KernelSet *set, const GrtLayerSpec *s, GrtShardSizes z, int T) {
     int64_t cols[] = {s->C, (int64_t)z.qkv, (int64_t)(z.H * s->hd), (int64_t)z.up, (int64_t)z.F,
                       (int64_t)grt_block_keys(s, T)};
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
-        kernels_add(set, GRT_K_BF16, (int)cols[i], 0);
+        kernels_add(set, GRT_K_BF16_KEEP, (int)cols[i], 0);
         kernels_add(set, GRT_K_BF16_WIDEN, (int)cols[i], 0);
         kernels_add(set, GRT_K_BF16, (int)cols[i], GRT_KF_WIDE);
     }

@@ -851,6 +851,7 @@ static const Field cluster_fields[] = {
     {"inter", F_LINK, offsetof(Cluster, inter), NULL},
     {"profile", F_STRING, offsetof(Cluster, profile), NULL},
     {"reserve", F_BYTES, offsetof(Cluster, reserve), NULL},
+    {"ranks_per_device", F_COUNT, offsetof(Cluster, ranks_per_device), NULL},
 };
 
 static const Field train_fields[] = {
@@ -878,6 +879,7 @@ static void eval_cluster(Eval *E, const Stmt *b, Scope *sc) {
     c->name = b->name ? b->name : "cluster";
     c->loc = b->loc;
     c->nodes = 1;
+    c->ranks_per_device = 1;
     FieldSet fs = FIELD_SET("cluster", cluster_fields);
     fs.required = 1u << 1 | 1u << 2 | 1u << 3; /* devices_per_node, device, memory */
     eval_fields(E, b, &fs, c, sc);

@@ -10,6 +10,16 @@
 /* Fill hw with the datasheet figures of a device kind (presets.c). */
 void hw_preset(HwProfile *hw, DeviceKind kind);
 
+/* Ranks sharing a device (share.c): how many of `ranks` share each of c's
+ * devices (1 unless its ranks_per_device allows more: ranks over devices,
+ * rounded up, at most that), and the cluster and hardware model the planner
+ * sees then, one rank as a device: 1/k of the device's compute and memory,
+ * its nodes holding k times the ranks, collectives on the host-staged path
+ * unless the profile measured them: hw so, and view c's copy with
+ * ranks_per_device k (and the rest so when k > 1). Returns k. */
+int64_t hw_sharing(const Cluster *c, int64_t ranks);
+int64_t hw_share(const Cluster *c, int64_t ranks, HwProfile *hw, Cluster *view);
+
 /* The hardware model for a cluster: its device's datasheet preset, the
  * cluster's memory and link figures over it, then the measured profile at
  * `path` (NULL: none) over that. False (with diagnostics) on a bad profile.

@@ -252,6 +252,8 @@ typedef struct Cluster {
     Link inter;     /* between nodes */
     const char *profile; /* a measured profile (JSON), or NULL */
     int64_t reserve; /* bytes per device kept back from the plan (a caching allocator's slack); 0: none */
+    int64_t ranks_per_device; /* ranks that may share one device (time-shared); in the planner's copy
+                                 (hw_share): those that do in the plan. 1: one each */
 } Cluster;
 
 /* ---- the hardware model ------------------------------------------------------ */
@@ -298,6 +300,10 @@ typedef struct LayerFit {
  * FLOPs split over the group; the (N, C) stream read and written whole);
  * backward does twice the forward's FLOPs and the same bytes (runtime_layer.c). */
 double layer_fit_work(const Layer *l, ProfileLayer kind, double samples, double seq, int tp, bool backward);
+/* The attention core's share of layer l's forward FLOPs per sample at its
+ * sequence (score and context products, 4 s^2 heads head_dim); 0 for a
+ * layer that is not a plain block. */
+double layer_core_flops(const Layer *l);
 
 /* One level of the interconnect: inside a node or between nodes. */
 typedef struct LinkProfile {
@@ -319,6 +325,8 @@ typedef struct HwProfile {
     bool overlaps;           /* gradient collectives run beside compute (else one after the other) */
     double sync_s;           /* seconds each blocking collective costs beyond its transfer (ranks meeting) */
     LinkProfile intra, inter;
+    LinkProfile staged; /* a GPU's collectives through pinned host memory and MPI, as the CUDA runtime
+                           runs them when ranks share a GPU (runtime/cuda/comm_choice.c); a CPU's: intra */
     /* measured bus bandwidth, bytes/s, by collective, log2 of the group size
      * and nesting (1: consecutive ranks, 0: strided); 0 where not measured */
     double measured_bw[COLL_COUNT][PROFILE_MAX_LOG2 + 1][2];

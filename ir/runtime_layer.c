@@ -246,6 +246,14 @@ int spec_gemm16(const Spec *spec) {
     return spec->host_target ? GRT_GEMM16_WIDE : GRT_GEMM16_BITS;
 }
 
+/* Self-attention's score and context products in layer l's forward FLOPs per
+ * sample at l->seq: 4 s^2 heads head_dim (passes/shape.c); 0 where that
+ * exceeds them (not a plain block). */
+double layer_core_flops(const Layer *l) {
+    double s0 = (double)l->seq, quad = 4.0 * s0 * s0 * (double)l->heads * (double)l->head_dim;
+    return quad > (double)l->fwd_flops ? 0 : quad;
+}
+
 /* Forward FLOPs of layer l on one sample of `seq` tokens. The shape pass
  * gives them at l->seq; self-attention's score and context products
  * (4 s^2 heads head_dim, passes/shape.c) grow with the square of the
@@ -254,8 +262,7 @@ int spec_gemm16(const Spec *spec) {
  * length is fixed, close otherwise. At l->seq no scaling happens. */
 static double flops_at(const Layer *l, double seq) {
     double s0 = (double)l->seq, ratio = seq / s0;
-    double quad = 4.0 * s0 * s0 * (double)l->heads * (double)l->head_dim;
-    if (quad > (double)l->fwd_flops) quad = 0; /* not a plain block: scale it all linearly */
+    double quad = layer_core_flops(l);
     double lin = (double)l->fwd_flops - quad;
     return lin * ratio + quad * ratio * ratio;
 }

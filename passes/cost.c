@@ -203,6 +203,51 @@ static int64_t shard_params(const Ctx *c, const Layer *l, const Strategy *s) {
     return (l->params + s->tp - 1) / s->tp;
 }
 
+/* The GEMM arithmetic the program runs at precision p, as runtime/cuda/gemm.c
+ * sets cuBLAS: bf16 operands with fp32 accumulation under bf16, fp32 with
+ * TF32 off (pedantic math) under fp32; -1 for one no profile measures. */
+static int gemm_math(int precision) {
+    if (precision == PREC_BF16) return GRT_GEMM_BF16;
+    return precision == PREC_FP32 ? GRT_GEMM_FP32 : -1;
+}
+
+/* The measured rates (FLOP/s) of a GPU profile's gemm_rates for the
+ * program's linears (*lin, at its arithmetic) and its attention core (*core,
+ * whose batched GEMMs stay fp32); false without them (a CPU profile, a
+ * preset, Galvatron's files). */
+static bool gemm_rates(const Ctx *c, double *lin, double *core) {
+    int m = gemm_math(c->spec->train->precision);
+    if (m < 0) return false;
+    *lin = c->hw->gemm_rates[m], *core = c->hw->gemm_rates[GRT_GEMM_FP32];
+    return *lin > 0 && *core > 0;
+}
+
+/* Seconds of layer l's forward FLOPs on `samples` samples per device: at
+ * the measured GEMM rates where the profile has them, else at the
+ * precision's peak times the fraction GEMM-heavy layers reach. */
+static double gemm_seconds(const Ctx *c, const Layer *l, double samples) {
+    double lin, core, flops = (double)l->fwd_flops * samples;
+    if (!gemm_rates(c, &lin, &core)) {
+        const HwProfile *hw = c->hw;
+        return flops / (hw->peak_flops[c->spec->train->precision] * hw->gemm_efficiency);
+    }
+    double att = layer_core_flops(l) * samples;
+    return (flops - att) / lin + att / core;
+}
+
+/* A block's or head's fitted time t for `work` FLOPs moved to the program's
+ * arithmetic: galvc profile times the layers in fp32 (GEMMs with TF32 off),
+ * so under bf16 the linears' share of the work leaves the fp32 rate for the
+ * bf16 one (gemm_rates), never below t scaled by the two rates; t as it is
+ * in fp32 or without measured rates. */
+static double fit_to_precision(const Ctx *c, const Layer *l, ProfileLayer kind, double t, double work) {
+    double lin, core;
+    if (kind != PROFILE_LAYER_BLOCK && kind != PROFILE_LAYER_HEAD) return t;
+    if (!gemm_rates(c, &lin, &core) || lin == core || l->fwd_flops <= 0) return t;
+    double share = 1 - layer_core_flops(l) / (double)l->fwd_flops, moved = t - work * share * (1 / core - 1 / lin);
+    return moved > t * core / lin ? moved : t * core / lin;
+}
+
 /* The profile's fitted forward and backward time of layer l at strategy s
  * for mbs samples per device: time = fixed + work / rate, the work
  * proportional to mbs (layer_fit_work), so `fixed + per_sample x mbs`; from
@@ -221,9 +266,10 @@ static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double
     if (kind < 0 || k < 0) return false;
     const LayerFit *f = c->hw->layer_fit[kind][k];
     if (f[0].rate <= 0 || f[1].rate <= 0) return false;
-    double seq = (double)l->seq;
-    *fwd = f[0].fixed_s + layer_fit_work(l, (ProfileLayer)kind, mbs, seq, s->tp, false) / f[0].rate;
-    *bwd = f[1].fixed_s + layer_fit_work(l, (ProfileLayer)kind, mbs, seq, s->tp, true) / f[1].rate;
+    double seq = (double)l->seq, wf = layer_fit_work(l, (ProfileLayer)kind, mbs, seq, s->tp, false),
+           wb = layer_fit_work(l, (ProfileLayer)kind, mbs, seq, s->tp, true);
+    *fwd = fit_to_precision(c, l, (ProfileLayer)kind, f[0].fixed_s + wf / f[0].rate, wf);
+    *bwd = fit_to_precision(c, l, (ProfileLayer)kind, f[1].fixed_s + wb / f[1].rate, wb);
     *tp_comm = f[0].tp_comm;
     return true;
 }
@@ -403,17 +449,15 @@ static double ulysses_s(const Ctx *c, const Layer *l, const Strategy *s, double 
 
 static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, double samples) {
     const HwProfile *hw = c->hw;
-    const TrainConfig *t = c->spec->train;
     LayerCost r = {0};
     int u = strategy_ulysses(s), cp = strategy_cp(s);
     double mbs = samples / s->dp; /* samples per device per micro-batch (Ulysses, CP: T / u, T / cp tokens of each) */
-    double peak = hw->peak_flops[t->precision] * hw->gemm_efficiency;
-    /* GEMMs at the efficient fraction of peak, plus elementwise work bound by
-     * memory bandwidth: each kept activation written once and read once.
+    /* GEMMs at their measured or efficient rate, plus elementwise work bound
+     * by memory bandwidth: each kept activation written once and read once.
      * Ulysses splits both over u: the tokens, and attention's heads. Context
      * parallelism splits both evenly: the causal mask's work too, each rank
      * holding sequence chunks r and 2 cp - 1 - r (Megatron-Core). */
-    double fwd = (double)l->fwd_flops * mbs / s->tp / u / cp / peak +
+    double fwd = gemm_seconds(c, l, mbs / s->tp / u / cp) +
                  2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / u / cp / hw->mem_bandwidth;
     double bwd = 2 * fwd; /* input and weight gradients: twice the forward GEMMs */
     int n_fwd, n_bwd, cp_fwd, cp_bwd;
@@ -558,6 +602,7 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         sample_ints = grt_size_sample_ints(&first, stream_seq(g, g->layers[0]));
     out->token_bytes = (tokens + (int64_t)(batch / micro_batches * sample_ints)) * (int64_t)sizeof(int32_t);
     out->loss_bytes = tokens * (int64_t)sizeof(float);
+    out->one_device = spec->cluster->ranks_per_device > 1 && spec->cluster->ranks_per_device >= c.devices;
     out->tied_emb = out->tied_head = -1;
     for (int i = 0; i < L; i++) {
         if (g->layers[i]->kind == LAYER_EMBEDDING) out->tied_emb = i;

@@ -61,6 +61,7 @@ typedef struct CostTable {
     int64_t tied_sum_bytes;    /* the buffer summing the two gradients */
     const bool *force_ckpt;    /* [layer]: its strategy must checkpoint or not (NULL: free) */
     const bool *may_ckpt;      /* [layer]: checkpointing applies to it (layer_recomputes) */
+    bool one_device;           /* every rank time-shares one device (hw/share.c: each costed at 1/k of it) */
 } CostTable;
 
 /* Cost every layer under every strategy of `set` (which share one pp) when the global batch is

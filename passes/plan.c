@@ -101,6 +101,9 @@ static void print_table(FILE *out, const Spec *spec, const Plan *p, int64_t devi
     char b1[32], b2[32];
     fprintf(out, "plan for %s on %lld x %s (%s each), global batch %lld\n", g->name, (long long)devices,
             device_kind_names[spec->cluster->device], bytes_str(b1, sizeof b1, (double)p->budget), (long long)batch);
+    if (spec->cluster->ranks_per_device > 1)
+        fprintf(out, "%lld ranks share each device: each has its share of the compute and memory, collectives "
+                     "staged through host memory\n", (long long)spec->cluster->ranks_per_device);
     if (p->reserve > 0)
         fprintf(out, "%s per device kept back for the allocator (the cluster's reserve), beyond the %s above\n",
                 bytes_str(b1, sizeof b1, (double)p->reserve), bytes_str(b2, sizeof b2, (double)p->budget));

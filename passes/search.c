@@ -423,12 +423,32 @@ static int stage_of(const int *start, int pp, int layer) {
     return k;
 }
 
+/* Ranks that time-share one device (t->one_device; each costed at 1/k of
+ * it) run one at a time, and a stage waiting in the pipeline's bubble
+ * leaves the device to the others: the step is their work together, m
+ * micro-batches of every stage at the device's whole speed ((sum_mb -
+ * sum_p2p) / pp a micro-batch when the pp stages share it: each stage's
+ * time is pp times its own), the stages' host-staged sends one after the
+ * other (sum_p2p a micro-batch, not overlapped), and the once-a-step work of
+ * the slowest; never more than the pipeline's own step. No bubble: the
+ * compute is the stages' together, the rest communication. */
+static void one_device_step(const CostTable *t, int pp, double sum_mb, double sum_p2p, double sum_compute,
+                            double max_step, Candidate *out) {
+    double m = (double)t->micro_batches, shared = m * ((sum_mb - sum_p2p) / pp + sum_p2p) + max_step;
+    if (!t->one_device || shared >= out->step) return;
+    out->step = shared;
+    out->compute = m * sum_compute / pp < shared ? m * sum_compute / pp : shared;
+    out->comm = shared - out->compute;
+    out->bubble = 0;
+}
+
 /* Cost one (pp, m, partition) choice; false when some stage does not fit,
  * or cannot make a step of `limit` or less (INFINITY: no limit). */
 static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *start, int schedule, int64_t budget,
                           bool min_memory, double limit, int *choice, Candidate *out) {
     int64_t m = t->micro_batches;
-    double sum_mb = 0, max_mb = 0, max_step = 0, max_compute = 0;
+    if (t->one_device) limit *= pp; /* a stage's time bounds pp shared steps (one_device_step) */
+    double sum_mb = 0, max_mb = 0, max_step = 0, max_compute = 0, sum_compute = 0, sum_p2p = 0;
     out->peak = 0;
     /* The stage's shared buffers grow with its largest micro-batch share,
      * i.e. its smallest DP degree (times Ulysses's: share_of): costing them
@@ -472,11 +492,12 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
         }
         w->leave = 0;
         if (!r.ok) return false;
-        double mb = r.mb_time + (k < pp - 1 ? t->p2p_s[start[k + 1] - 1] : 0);
-        sum_mb += mb;
+        double p2p = k < pp - 1 ? t->p2p_s[start[k + 1] - 1] : 0, mb = r.mb_time + p2p;
+        sum_mb += mb, sum_p2p += p2p;
         if (mb > max_mb) max_mb = mb;
         if (r.step_time > max_step) max_step = r.step_time;
         if (r.compute > max_compute) max_compute = r.compute;
+        sum_compute += r.compute;
         out->stage_mem[k] = r.mem;
         double calls = r.calls + (k < pp - 1 ? (double)m : 0) + (k > 0 ? (double)m : 0);
         if (k == 0 || calls > out->calls) out->calls = calls;
@@ -498,6 +519,7 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
     out->compute = (double)m * max_compute;
     out->bubble = sum_mb - max_mb;
     out->comm = out->step - out->compute - out->bubble;
+    one_device_step(t, pp, sum_mb, sum_p2p, sum_compute, max_step, out);
     return true;
 }
 
@@ -571,8 +593,9 @@ static bool try_interleaved(Workspace *w, const CostTable *t, int pp, int v, con
                             bool min_memory, double limit, int *choice, Candidate *out) {
     int64_t m = t->micro_batches;
     int C = pp * v;
+    if (t->one_device) limit *= pp; /* as try_partition */
     double *stage_mb = w->sums, *stage_step = stage_mb + pp, *stage_compute = stage_step + pp,
-           *stage_calls = stage_compute + pp, sum_mb = 0, max_chunk = 0;
+           *stage_calls = stage_compute + pp, sum_mb = 0, max_chunk = 0, sum_p2p = 0;
     if (interleaved_bound(t, pp, v, start, stage_mb, stage_step) > limit * SLACK) return false;
     for (int k = 0; k < pp; k++) {
         stage_mb[k] = stage_step[k] = stage_compute[k] = stage_calls[k] = 0;
@@ -584,13 +607,13 @@ static bool try_interleaved(Workspace *w, const CostTable *t, int pp, int v, con
         StageResult r = stage_dp(w, t, start[c], start[c + 1], out->in_flight[c], c > 0, c < C - 1, 0,
                                  c == C - 1 && t->tied_head >= 0, 1, budget, min_memory, limit, choice);
         if (!r.ok) return false;
-        double mb = r.mb_time + (c < C - 1 ? t->p2p_s[start[c + 1] - 1] : 0);
-        sum_mb += mb;
+        double p2p = c < C - 1 ? t->p2p_s[start[c + 1] - 1] : 0, mb = r.mb_time + p2p;
+        sum_mb += mb, sum_p2p += p2p;
         if (mb > max_chunk) max_chunk = mb;
         stage_mb[k] += mb, stage_step[k] += r.step_time, stage_compute[k] += r.compute;
         stage_calls[k] += r.calls + (c < C - 1 ? (double)m : 0) + (c > 0 ? (double)m : 0);
     }
-    double max_mb = 0, max_step = 0, max_compute = 0;
+    double max_mb = 0, max_step = 0, max_compute = 0, sum_compute = 0;
     out->peak = 0;
     for (int k = 0; k < pp; k++) {
         out->stage_mem[k] = interleaved_stage_mem(t, pp, v, k, start, out->in_flight, choice);
@@ -599,6 +622,7 @@ static bool try_interleaved(Workspace *w, const CostTable *t, int pp, int v, con
         if (stage_mb[k] > max_mb) max_mb = stage_mb[k];
         if (stage_step[k] > max_step) max_step = stage_step[k];
         if (stage_compute[k] > max_compute) max_compute = stage_compute[k];
+        sum_compute += stage_compute[k];
         if (k == 0 || stage_calls[k] > out->calls) out->calls = stage_calls[k];
     }
     out->bubble = (sum_mb - max_mb) / v;
@@ -606,6 +630,7 @@ static bool try_interleaved(Workspace *w, const CostTable *t, int pp, int v, con
     out->step = (double)m * max_mb + out->bubble + max_step;
     out->compute = (double)m * max_compute;
     out->comm = out->step - out->compute - out->bubble;
+    one_device_step(t, pp, sum_mb, sum_p2p, sum_compute, max_step, out);
     return true;
 }
 
@@ -730,7 +755,7 @@ static int by_bound(const void *x, const void *y) {
 static double lower_bound(const CostTable *t, int pp, int v) {
     /* interleaved, m max_k mb_k + (sum_k mb_k - max_k mb_k) / v grows with max_k mb_k >= sum_k mb_k / pp:
      * at least (m + (pp - 1) / v) / pp of the sum; v = 1 is 1F1B's (m - 1) / pp + 1 */
-    double per_mb = ((double)t->micro_batches + (pp - 1.0) / v) / pp, sum = 0;
+    double per_mb = ((double)t->micro_batches + (t->one_device ? 0 : (pp - 1.0) / v)) / pp, sum = 0;
     for (int i = 0; i < t->n_layers; i++) {
         double least = INFINITY;
         for (int k = 0; k < t->n_strategies; k++) {

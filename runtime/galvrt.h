@@ -99,8 +99,8 @@ void grt_attention_forward_with(float *out, float *att, const float *qkv, int B,
 void grt_attention_backward_with(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
                                  int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax);
 /* The attention softmax's rows alone, as the generated kernels compute them:
- * att (rows, T), row i = query t0 + i: softmax(scale att) over its keys
- * (t0 + i + 1 of them when causal), zeros after; and its backward in place
+ * att (rows, T), row i = query t = (t0 + i) mod T: softmax(scale att) over its keys
+ * (t + 1 of them when causal), zeros after; and its backward in place
  * on datt (rows, T): att (datt - sum(att datt)) over the keys, zeros after. */
 void grt_attention_softmax_forward(float *att, int rows, int T, int t0, int causal, float scale);
 void grt_attention_softmax_backward(float *datt, const float *att, int rows, int T, int t0, int causal);
@@ -238,8 +238,8 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   rope_fwd       x, cs, sn, T, heads, ld: in place on rows = tokens * heads heads of C = hd / 2
  *                  pairs; token n's heads at x + n ld, position n % T, cs/sn (T, C) from grt_rope_table
  *   rope_bwd       the same arguments: the inverse rotation
- *   att_softmax_fwd  att (rows, C = T) in place, t0, scale: row i = query t0 + i,
- *                  softmax(scale att) over its keys (t0 + i + 1 under GRT_KF_CAUSAL), 0 after
+ *   att_softmax_fwd  att (rows, C = T) in place, t0, scale: row i = query t = (t0 + i) mod T,
+ *                  softmax(scale att) over its keys (t + 1 under GRT_KF_CAUSAL), 0 after
  *   att_softmax_bwd  datt (rows, T) in place, att (rows, T), t0: datt = att (datt - sum(att datt))
  *   xent_fwd       losses (rows), probs, logits (rows, ld; C = V used), targets (rows), ld
  *                  (as grt_crossentropy_forward; probs' columns past C untouched)
@@ -258,7 +258,7 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *                  (as grt_patch_assemble)
  *   patch_bwd      dy =, dcls +=, dpos +=, dout (rows, C), T (as grt_patch_assemble_backward)
  *   t5_softmax_fwd att (rows, C = T) in place, bias (rows, T), t0: T5's attention rows, no scale: row i =
- *                  query t0 + i, softmax(att + bias) over its keys (t0 + i + 1 under GRT_KF_CAUSAL), 0 after
+ *                  query t = (t0 + i) mod T, softmax(att + bias) over its keys (t + 1 under GRT_KF_CAUSAL), 0 after
  *                  (as grt_t5_softmax_forward)
  *   t5_softmax_bwd datt (rows, T) in place, att, dbias (rows, T) +=, t0: datt = att (datt - sum(att datt)),
  *                  and dbias += it (as grt_t5_softmax_backward)
@@ -272,6 +272,8 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   bf16           dst (rows, C) =, src (rows, C): src rounded to bf16 (as grt_bf16_round), dst
  *                  uint16_t bits, or with GRT_KF_WIDE the values as floats
  *   bf16_widen     dst (rows, C) =, src (rows, C) uint16_t bf16 bits: the floats they are (as grt_bf16_widen)
+ *   bf16_keep      bits (rows, C) uint16_t =, x (rows, C) in place: x rounded to bf16 as bits, and x those values
+ *                  (bf16 then bf16_widen in one pass: a block's kept activation and its fp32 copy)
  * The optimizer's kernels run a 1-D array as rows of GRT_OPT_COLS columns.
  * Without GRT_KF_BIAS a kernel takes no bias (its argument is ignored). */
 #define GRT_KERNEL_KINDS(X)                                                                                            \
@@ -307,7 +309,8 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_MERGE_GATHER, "merge_gather")                                                                              \
     X(GRT_K_MERGE_SCATTER, "merge_scatter")                                                                            \
     X(GRT_K_BF16, "bf16")                                                                                              \
-    X(GRT_K_BF16_WIDEN, "bf16_widen")
+    X(GRT_K_BF16_WIDEN, "bf16_widen")                                                                                  \
+    X(GRT_K_BF16_KEEP, "bf16_keep")
 #define GRT_KERNEL_ENUM(kind, name) kind,
 typedef enum GrtKernelKind { GRT_KERNEL_KINDS(GRT_KERNEL_ENUM) GRT_K_COUNT } GrtKernelKind;
 enum { GRT_KERNEL_CONSTS = 3 }; /* a kernel's plan constants besides its columns (GrtKernel.c) */
@@ -357,6 +360,7 @@ typedef void GrtWinPermuteFn(int64_t rows, float *dst, const float *src); /* win
 typedef void GrtWinSoftmaxFwdFn(int64_t rows, float *att, const float *bias, const float *mask);
 typedef void GrtBf16Fn(int64_t rows, void *dst, const float *src);
 typedef void GrtBf16WidenFn(int64_t rows, float *dst, const void *src);
+typedef void GrtBf16KeepFn(int64_t rows, void *bits, float *x);
 
 /* One generated kernel: its kind, its column count, its GRT_KF_ flags, and
  * the other sizes the plan fixed for it (the kind's own; 0 where unused). */
@@ -539,7 +543,7 @@ typedef struct GrtT5Grads {
     float *dq, *dk, *dv, *dbias;
 } GrtT5Grads;
 /* The relative bias's softmax rows (the t5_softmax kernels' references): att (rows, T) = softmax(att +
- * bias (rows, T)) over row i's keys (t0 + i + 1 when causal, else T), zeros after; backward, datt (rows, T)
+ * bias (rows, T)) over row i's keys ((t0 + i) mod T + 1 when causal, else T), zeros after; backward, datt (rows, T)
  * = att (datt - sum(att datt)) over the keys, zeros after, and dbias (rows, T) += datt. */
 void grt_t5_softmax_forward(float *att, const float *bias, int rows, int T, int t0, int causal);
 void grt_t5_softmax_backward(float *datt, const float *att, float *dbias, int rows, int T, int t0, int causal);

@@ -786,15 +786,11 @@ typedef struct AttSoftmax {
 } AttSoftmax;
 
 /* Rows [r0, r1) of att (B H T, T): row r is query t = r mod T, which sees keys [0, t] under the mask.
- * The generated kernel runs once per (b, h) the rows cross, from the query the run starts at. */
+ * The generated kernel runs once over them (its rows wrap from query T - 1 to 0). */
 static void attention_softmax_rows(const GrtRows *job, int64_t r0, int64_t r1, int part) {
     const AttSoftmax *a = job->ctx;
     (void)part;
-    for (int64_t r = r0; a->sm && r < r1;) {
-        int64_t end = (r / a->T + 1) * a->T < r1 ? (r / a->T + 1) * a->T : r1;
-        a->sm(end - r, a->att + (size_t)r * a->T, r % a->T);
-        r = end;
-    }
+    if (a->sm && r1 > r0) a->sm(r1 - r0, a->att + (size_t)r0 * a->T, r0 % a->T);
     for (int64_t r = r0; !a->sm && r < r1; r++) {
         int t = (int)(r % a->T);
         softmax_row(a->att + (size_t)r * a->T, a->causal ? t + 1 : a->T, a->T);
@@ -895,11 +891,12 @@ void grt_attention_backward_dropout(float *dqkv, const float *dout, const float 
     free(dp);
 }
 
-/* att (rows, T) = softmax(scale att) row by row, row i query t0 + i: the generated kernel's reference */
+/* att (rows, T) = softmax(scale att) row by row, row i query (t0 + i) mod T (a run of rows may cross
+ * sequences and heads): the generated kernel's reference */
 void grt_attention_softmax_forward(float *att, int rows, int T, int t0, int causal, float scale) {
     for (int i = 0; i < rows; i++) {
         float *r = att + (size_t)i * T;
-        int n = causal ? t0 + i + 1 : T;
+        int n = causal ? (t0 + i) % T + 1 : T;
         for (int j = 0; j < n; j++)
             r[j] *= scale;
         softmax_row(r, n, T);
@@ -909,7 +906,7 @@ void grt_attention_softmax_forward(float *att, int rows, int T, int t0, int caus
 /* datt (rows, T) = att * (datt - sum(att * datt)) row by row, zeros past the keys seen */
 void grt_attention_softmax_backward(float *datt, const float *att, int rows, int T, int t0, int causal) {
     for (int i = 0; i < rows; i++) {
-        int n = causal ? t0 + i + 1 : T;
+        int n = causal ? (t0 + i) % T + 1 : T;
         softmax_row_backward(datt + (size_t)i * T, att + (size_t)i * T, n);
         memset(datt + (size_t)i * T + n, 0, (size_t)(T - n) * sizeof(float));
     }
@@ -920,7 +917,7 @@ void grt_t5_softmax_forward(float *att, const float *bias, int rows, int T, int 
     for (int i = 0; i < rows; i++) {
         float *r = att + (size_t)i * T;
         const float *b = bias + (size_t)i * T;
-        int n = causal ? t0 + i + 1 : T;
+        int n = causal ? (t0 + i) % T + 1 : T;
         for (int j = 0; j < n; j++)
             r[j] += b[j];
         softmax_row(r, n, T);

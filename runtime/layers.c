@@ -901,13 +901,18 @@ static void round_rows(float *dst, const float *src, size_t rows, size_t cols) {
 }
 
 /* Keep activation k (its fp32 copy just computed) for backward: under mixed
- * precision as bf16 bits, and its copy becomes those values, so the forward
- * goes on from what the backward will read; checkpointed, rounded in place
- * to the same values. Nothing to do in fp32. */
+ * precision as bf16 bits, and its copy becomes those values (one pass of the
+ * generated bf16_keep), so the forward goes on from what the backward will
+ * read; checkpointed, rounded in place to the same values. Nothing to do in fp32. */
 static void keep16(BlockAct *a, int k) {
     Kept16 *q = &a->keep[k];
     if (a->round) round_rows(q->f, q->f, q->rows, q->cols);
     if (!q->h) return;
+    GrtBf16KeepFn *fn = (GrtBf16KeepFn *)grt_kernel_find(GRT_K_BF16_KEEP, (int)q->cols, 0);
+    if (fn) {
+        fn((int64_t)q->rows, q->h, q->f);
+        return;
+    }
     bf16_rows(q->h, q->f, q->rows, q->cols);
     widen_rows(q->f, q->h, q->rows, q->cols);
 }

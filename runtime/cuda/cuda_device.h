@@ -56,6 +56,40 @@ typedef struct CudaCommChoice {
 } CudaCommChoice;
 CudaCommChoice cuda_comm_choose(const unsigned char *ids, size_t id_bytes, const unsigned char *nccl_ok, int n);
 
+/* attention_gemms.c: the attention core's strided-batched GEMMs as data, a
+ * pure function of the shapes that gemm.c runs through cuBLAS and
+ * tests/runtime/cuda_attention_gemms.c through cblas. Each operand names
+ * one of the attention's buffers, where it starts in it (floats), its
+ * leading dimension, and the stride from one batch member to the next;
+ * row-major, C (M, N) = alpha op(A) op(B) + beta C for each member. */
+typedef enum CudaAttBuf {
+    CUDA_ATT_QKV,  /* qkv (B, T, (H + 2 KVH) hd), read */
+    CUDA_ATT_OUT,  /* out (B, T, H hd): written forward, its gradient read backward */
+    CUDA_ATT_P,    /* att (B, H, T, T): the scores, then the probabilities */
+    CUDA_ATT_DQKV, /* dqkv (B, T, (H + 2 KVH) hd), accumulated */
+    CUDA_ATT_DP,   /* datt (H, T, T): one sequence's probabilities' gradient */
+    CUDA_ATT_BUFS
+} CudaAttBuf;
+typedef struct CudaAttOperand {
+    CudaAttBuf buf;
+    size_t off;
+    int ld;
+    long long stride;
+} CudaAttOperand;
+typedef struct CudaAttGemm {
+    int ta, tb, M, N, K, batch;
+    float alpha, beta;
+    CudaAttOperand a, b, c;
+} CudaAttGemm;
+/* Where the GEMMs run: the forward's scores (per head, over the B sequences), after the softmax the
+ * forward's P V; the backward's, one sequence at a time, before and after the
+ * softmax's backward. */
+typedef enum CudaAttPhase { CUDA_ATT_SCORES, CUDA_ATT_VALUES, CUDA_ATT_BWD_PRE, CUDA_ATT_BWD_POST } CudaAttPhase;
+/* How many GEMMs phase ph runs (H forward, 2 H / KVH backward), and its
+ * i-th (of sequence b in backward), to be run in that order. */
+int cuda_attention_gemm_count(CudaAttPhase ph, int H, int KVH);
+CudaAttGemm cuda_attention_gemm(CudaAttPhase ph, int i, int b, int B, int T, int H, int KVH, int hd);
+
 /* comm_cuda.c: this rank's collectives from now on: NCCL, or MPI staged
  * through pinned host memory when ranks share a GPU (comm_choice.c); a
  * collective over every rank. */

@@ -6,8 +6,9 @@
  * can be compared with a CPU run; under bf16 mixed precision the linears'
  * GEMMs take bf16 operands (rounded by a generated kernel) and accumulate
  * in fp32 on the tensor cores (CUBLAS_COMPUTE_32F). Bias adds and bias
- * gradients are GEMMs with a vector of ones; attention is strided-batched GEMMs over the
- * sequences of a micro-batch with the generated softmax between them. */
+ * gradients are GEMMs with a vector of ones; attention is strided-batched GEMMs with the
+ * generated softmax between them, one launch over a micro-batch's rows (forward) or a
+ * sequence's (backward). */
 #include "cuda_device.h"
 
 #include <limits.h>
@@ -157,68 +158,57 @@ void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float
     if (dbias) cuda_bias_grad(dbias, dout, N, OC);
 }
 
-/* Where head h's q, k and v start in qkv (B, T, (H + 2 KVH) hd): query head
- * h reads key/value head h / (H / KVH) (GQA). */
-typedef struct Heads {
-    int S, HD;         /* floats per token of qkv, of out */
-    long long seq_qkv; /* floats per sequence of qkv */
-    size_t q, k, v;    /* offsets of head h's columns */
-} Heads;
-
-static Heads heads(int h, int T, int H, int KVH, int hd) {
-    int group = H / KVH;
-    Heads x = {(H + 2 * KVH) * hd, H * hd, (long long)T * (H + 2 * KVH) * hd, (size_t)h * hd,
-               (size_t)(H + h / group) * hd, (size_t)(H + KVH + h / group) * hd};
-    return x;
+/* The GEMMs of phase ph (of sequence b in backward) of the attention's
+ * table (attention_gemms.c), in its order, on buf. */
+static void run_phase(CudaAttPhase ph, int b, float *const buf[CUDA_ATT_BUFS], int B, int T, int H, int KVH, int hd) {
+    for (int i = 0; i < cuda_attention_gemm_count(ph, H, KVH); i++) {
+        CudaAttGemm g = cuda_attention_gemm(ph, i, b, B, T, H, KVH, hd);
+        gemm_batched(g.ta, g.tb, g.M, g.N, g.K, g.alpha, buf[g.a.buf] + g.a.off, g.a.ld, g.a.stride,
+                     buf[g.b.buf] + g.b.off, g.b.ld, g.b.stride, g.beta, buf[g.c.buf] + g.c.off, g.c.ld, g.c.stride,
+                     g.batch);
+    }
 }
 
 /* The attention core on the GPU (as grt_attention_forward_with): per head,
- * over the B sequences at once, att (T, T) = q @ k^T; the generated softmax
- * (its scale and causal mask in it) on each (b, h); out = att @ v. A masked
- * score is computed and then zeroed by the softmax, so the products equal
- * the host's, which skips them. */
+ * over the B sequences at once, att (T, T) = q @ k^T; then the generated
+ * softmax (its scale and causal mask in it) once over all B H T rows of att
+ * (B, H, T, T), its rows wrapping from query T - 1 to the next (b, h)'s 0;
+ * then per head out = att @ v. A masked score is computed and then zeroed by
+ * the softmax, so the products equal the host's, which skips them. qkv is
+ * only read (the table's GEMMs never write CUDA_ATT_QKV). */
 void cuda_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd, int causal,
                             GrtAttSoftmaxFwdFn *softmax) {
     (void)causal; /* the softmax kernel carries the mask */
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
-    const long long TT = (long long)T * T, att_seq = (long long)H * TT;
-    for (int h = 0; h < H; h++) {
-        Heads x = heads(h, T, H, KVH, hd);
-        float *a = att + (size_t)h * TT;
-        gemm_batched(false, true, T, T, hd, 1.0f, qkv + x.q, x.S, x.seq_qkv, qkv + x.k, x.S, x.seq_qkv, 0.0f, a, T,
-                     att_seq, B);
-        for (int b = 0; b < B; b++) softmax(T, a + (size_t)b * att_seq, 0);
-        gemm_batched(false, false, T, hd, T, 1.0f, a, T, att_seq, qkv + x.v, x.S, x.seq_qkv, 0.0f, out + (size_t)h * hd,
-                     x.HD, (long long)T * x.HD, B);
-    }
+    float *const buf[CUDA_ATT_BUFS] = {[CUDA_ATT_QKV] = (float *)qkv, [CUDA_ATT_OUT] = out, [CUDA_ATT_P] = att};
+    run_phase(CUDA_ATT_SCORES, 0, buf, B, T, H, KVH, hd);
+    softmax((int64_t)B * H * T, att, 0);
+    run_phase(CUDA_ATT_VALUES, 0, buf, B, T, H, KVH, hd);
 }
 
-/* Its backward (as grt_attention_backward_with), per head over the B
- * sequences: datt = dout @ v^T; dv += att^T @ dout; the softmax's backward
- * in place on datt; dq += datt @ k / sqrt(hd); dk += datt^T @ q / sqrt(hd).
- * Heads sharing a key/value head add into it one after the other. datt:
- * (B, T, T) from the arena, reserved at the first call. */
+/* Its backward (as grt_attention_backward_with), one sequence at a time
+ * with its heads batched: dP = dout @ v^T and dv += att^T @ dout; the
+ * softmax's backward in place on dP, one launch over the sequence's H T
+ * rows; dq += dP @ k / sqrt(hd) and dk += dP^T @ q / sqrt(hd). dP: (H, T, T)
+ * from the arena, reserved at the first call. dout and att are only read. */
 void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
                              int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax) {
-    static float *datt;
+    static float *dp;
     static size_t have;
     (void)causal;
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
-    const long long TT = (long long)T * T, att_seq = (long long)H * TT;
-    const float scale = 1.0f / sqrtf((float)hd);
-    if ((size_t)(B * TT) > have) datt = cuda_alloc(sizeof(float) * (have = (size_t)(B * TT)));
-    for (int h = 0; h < H; h++) {
-        Heads x = heads(h, T, H, KVH, hd);
-        const float *a = att + (size_t)h * TT, *d = dout + (size_t)h * hd;
-        long long d_seq = (long long)T * x.HD;
-        gemm_batched(false, true, T, T, hd, 1.0f, d, x.HD, d_seq, qkv + x.v, x.S, x.seq_qkv, 0.0f, datt, T, TT, B);
-        gemm_batched(true, false, T, hd, T, 1.0f, a, T, att_seq, d, x.HD, d_seq, 1.0f, dqkv + x.v, x.S, x.seq_qkv, B);
-        for (int b = 0; b < B; b++) softmax(T, datt + (size_t)b * TT, a + (size_t)b * att_seq, 0);
-        gemm_batched(false, false, T, hd, T, scale, datt, T, TT, qkv + x.k, x.S, x.seq_qkv, 1.0f, dqkv + x.q, x.S,
-                     x.seq_qkv, B);
-        gemm_batched(true, false, T, hd, T, scale, datt, T, TT, qkv + x.q, x.S, x.seq_qkv, 1.0f, dqkv + x.k, x.S,
-                     x.seq_qkv, B);
+    const size_t HTT = (size_t)H * T * T;
+    if (HTT > have) dp = cuda_alloc(sizeof(float) * (have = HTT));
+    float *const buf[CUDA_ATT_BUFS] = {[CUDA_ATT_QKV] = (float *)qkv,
+                                       [CUDA_ATT_OUT] = (float *)dout,
+                                       [CUDA_ATT_P] = (float *)att,
+                                       [CUDA_ATT_DQKV] = dqkv,
+                                       [CUDA_ATT_DP] = dp};
+    for (int b = 0; b < B; b++) {
+        run_phase(CUDA_ATT_BWD_PRE, b, buf, B, T, H, KVH, hd);
+        softmax((int64_t)H * T, dp, att + (size_t)b * HTT, 0);
+        run_phase(CUDA_ATT_BWD_POST, b, buf, B, T, H, KVH, hd);
     }
 }

@@ -293,18 +293,19 @@ static void rope_bwd(void (*fn)(void), int R, int C, int flags) {
 
 /* ---- softmaxes ------------------------------------------------------------------------- */
 
-/* Query rows [t0, t0 + rows) of a T-token sequence: at most T of them when causal. */
+/* R rows from query t0 of T-token sequences: when causal, t0 near the end so that the rows wrap past
+ * query T - 1 to the next sequence's query 0 (one launch over a micro-batch's B H T rows). */
 static int att_rows(int R, int T, int causal, int *t0) {
-    int rows = causal && R > T ? T : R;
-    *t0 = causal ? (T - rows) / 2 : 0;
-    return rows;
+    int t = T - 1 - R / 2;
+    *t0 = causal && t > 0 ? t : 0;
+    return R;
 }
 
 /* att (rows, T) of scores, NaN past each causal row's keys (the kernel must write 0 there) */
 static float *scores(int rows, int T, int t0, int causal) {
     float *a = rand_buf((size_t)rows * T, -4, 4);
     for (int i = 0; causal && i < rows; i++)
-        for (int j = t0 + i + 1; j < T; j++)
+        for (int j = (t0 + i) % T + 1; j < T; j++)
             a[(size_t)i * T + j] = NAN;
     return a;
 }
@@ -541,14 +542,18 @@ static void merge_scatter(void (*fn)(void), int R, int C, int flags) { merge_per
  * every magnitude and the awkward ones: exact ties (to even, both ways), the
  * largest finite floats (to infinity), infinities, NaNs (quiet, sign and
  * payload kept), subnormals and signed zeros. */
+/* Floats whose rounding is easy to get wrong: ties to even both ways, the
+ * largest finite (overflowing to infinity), infinities, NaNs (quiet,
+ * signalling, with payloads), subnormals, signed zeros, just below a tie. */
+static const uint32_t bf16_odd[] = {0x3f808000u, 0x3f818000u, 0xbf808000u, 0x7f7fffffu, 0xff7fffffu, 0x7f800000u,
+                                    0xff800000u, 0x7fc00001u, 0xffa00000u, 0x7f800001u, 0x00000001u, 0x807fffffu,
+                                    0x00000000u, 0x80000000u, 0x3f807fffu, 0x477fe000u};
+
 static void bf16(void (*fn)(void), int R, int C, int flags) {
-    static const uint32_t odd[] = {0x3f808000u, 0x3f818000u, 0xbf808000u, 0x7f7fffffu, 0xff7fffffu, 0x7f800000u,
-                                   0xff800000u, 0x7fc00001u, 0xffa00000u, 0x7f800001u, 0x00000001u, 0x807fffffu,
-                                   0x00000000u, 0x80000000u, 0x3f807fffu, 0x477fe000u};
     size_t n = (size_t)R * C, bad = 0;
     float *x = alloc(n), *out = nan_buf(n); /* the bits' room too: n halves */
     for (size_t i = 0; i < n; i++) {
-        uint32_t u = i % 3 == 0 ? odd[(i / 3) % (sizeof odd / sizeof odd[0])] : 0;
+        uint32_t u = i % 3 == 0 ? bf16_odd[(i / 3) % (sizeof bf16_odd / sizeof bf16_odd[0])] : 0;
         if (!u) rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17, u = (uint32_t)(rng >> 32);
         memcpy(&x[i], &u, sizeof u);
     }
@@ -558,6 +563,28 @@ static void bf16(void (*fn)(void), int R, int C, int flags) {
         if (flags & GRT_KF_WIDE) memcpy(&got, &out[i], sizeof got), want <<= 16;
         else got = ((const uint16_t *)out)[i];
         bad += got != want;
+    }
+    CHECK(bad == 0);
+    if (bad) fprintf(stderr, "  %s: %zu elements not grt_bf16_bits' rounding\n", case_name, bad);
+}
+
+/* bf16_keep: the bits and the rounded floats, bit for bit against
+ * grt_bf16_bits on bf16's cases (random floats and the odd ones). */
+static void bf16_keep(void (*fn)(void), int R, int C, int flags) {
+    (void)flags;
+    size_t n = (size_t)R * C, bad = 0;
+    float *x = alloc(n), *orig = alloc(n), *bits = nan_buf(n); /* the bits' room: n halves */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = i % 3 == 0 ? bf16_odd[(i / 3) % (sizeof bf16_odd / sizeof bf16_odd[0])] : 0;
+        if (!u) rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17, u = (uint32_t)(rng >> 32);
+        memcpy(&x[i], &u, sizeof u);
+    }
+    memcpy(orig, x, n * sizeof *x);
+    LAUNCH(GrtBf16KeepFn, R, bits, x);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t want = (uint32_t)grt_bf16_bits(orig[i]), got;
+        memcpy(&got, &x[i], sizeof got);
+        bad += ((const uint16_t *)bits)[i] != want || got != want << 16;
     }
     CHECK(bad == 0);
     if (bad) fprintf(stderr, "  %s: %zu elements not grt_bf16_bits' rounding\n", case_name, bad);
@@ -594,7 +621,7 @@ static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_PATCH_BWD] = patch_bwd,         [GRT_K_T5_SOFTMAX_FWD] = t5_softmax_fwd,
     [GRT_K_T5_SOFTMAX_BWD] = t5_softmax_bwd, [GRT_K_WIN_GATHER] = win_gather,       [GRT_K_WIN_SCATTER] = win_scatter,
     [GRT_K_WIN_SOFTMAX_FWD] = win_softmax_fwd, [GRT_K_MERGE_GATHER] = merge_gather, [GRT_K_MERGE_SCATTER] = merge_scatter,
-    [GRT_K_BF16] = bf16,                   [GRT_K_BF16_WIDEN] = bf16_widen,
+    [GRT_K_BF16] = bf16,                   [GRT_K_BF16_WIDEN] = bf16_widen,       [GRT_K_BF16_KEEP] = bf16_keep,
 };
 
 int main(void) {

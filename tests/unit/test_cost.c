@@ -10,11 +10,14 @@
  * T / u tokens with attention's heads over the whole sequence (more than
  * DP's, by those copies), and two all-to-alls each way at the all-to-all's
  * bandwidth. Context parallelism against DP over as many ranks: the same
- * compute and state, less activation memory, the ring's p2p steps on top. */
+ * compute and state, less activation memory, the ring's p2p steps on top.
+ * A GPU profile's GEMM rates price the arithmetic the program runs (fp32,
+ * or bf16's linears). */
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
 #include "passes/passes.h"
+#include "runtime/galvrt.h"
 
 #include <math.h>
 #include <string.h>
@@ -232,6 +235,50 @@ static void test_ulysses(const Spec *s) {
     arena_free(a);
 }
 
+/* A profile's measured GEMM rates price the arithmetic the program runs
+ * (memory bandwidth taken away): in fp32 the fp32 rate as a peak of that
+ * rate at efficiency 1 would; in bf16 the linears at the bf16 rate and the
+ * attention core (4 s^2 heads hd of the forward) at fp32's; a block fit
+ * (timed in fp32) moves its linears' share to the bf16 rate, never below the
+ * fit scaled by the two rates; fp16, which no rate measures, as the preset. */
+static void test_gemm_rates(const Spec *s) {
+    enum { R = 1000000000 };
+    HwProfile peak, rates;
+    hw_preset(&peak, (DeviceKind)s->cluster->device);
+    peak.mem_bandwidth = 1e300, peak.peak_flops[PREC_FP32] = R, peak.gemm_efficiency = 1;
+    rates = peak;
+    rates.peak_flops[PREC_FP32] = 1, rates.gemm_efficiency = 1e-3; /* ignored once rates are measured */
+    rates.gemm_rates[GRT_GEMM_FP32] = R, rates.gemm_rates[GRT_GEMM_TF32] = 4.0 * R, rates.gemm_rates[GRT_GEMM_BF16] = 8.0 * R;
+    LayerCost fp32 = cost_of(s, &rates, 3, 2, 4), want = cost_of(s, &peak, 3, 2, 4);
+    CHECK(fp32.compute_s > 0 && fabs(fp32.compute_s / want.compute_s - 1) < 1e-12);
+
+    Spec b = *s;
+    TrainConfig t = *s->train;
+    t.precision = PREC_BF16, b.train = &t;
+    const Layer *l = s->graph->layers[DECODER];
+    double core = 4.0 * 64 * 64 * 24 * 4, F = (double)l->fwd_flops, ratio = ((F - core) / 8 + core) / F;
+    LayerCost bf = cost_of(&b, &rates, 3, 2, 4);
+    CHECK(core < F && fabs(bf.compute_s / (fp32.compute_s * ratio) - 1) < 1e-12);
+    t.precision = PREC_FP16;
+    hw_preset(&peak, (DeviceKind)s->cluster->device);
+    rates = peak;
+    rates.gemm_rates[GRT_GEMM_FP32] = rates.gemm_rates[GRT_GEMM_BF16] = 1; /* 1 FLOP/s: unused in fp16 */
+    CHECK(cost_of(&b, &rates, 3, 2, 4).compute_s == cost_of(&b, &peak, 3, 2, 4).compute_s);
+
+    /* a block fit of 10 s a step's forward FLOPs on top of its fixed 1 s, timed in fp32 */
+    t.precision = PREC_BF16;
+    hw_preset(&rates, (DeviceKind)s->cluster->device);
+    rates.gemm_rates[GRT_GEMM_FP32] = R, rates.gemm_rates[GRT_GEMM_BF16] = 8.0 * R;
+    LayerFit *f = rates.layer_fit[PROFILE_LAYER_BLOCK][1];
+    f[0] = f[1] = (LayerFit){.fixed_s = 1, .rate = R / 10.0};
+    double fit = cost_of(s, &rates, 3, 2, 4).compute_s, moved = cost_of(&b, &rates, 3, 2, 4).compute_s;
+    double work = fit - 2, lin = work * (F - core) / F; /* fwd + bwd: 2 s fixed and 3 units of work */
+    CHECK(fabs(moved - (fit - lin / 10 + lin / 80)) < 1e-9 * fit);
+    f[0] = f[1] = (LayerFit){.rate = 4.0 * R}; /* faster than the fp32 GEMMs: scaled by 1/8 */
+    fit = cost_of(s, &rates, 3, 2, 4).compute_s, moved = cost_of(&b, &rates, 3, 2, 4).compute_s;
+    CHECK(fabs(moved - fit / 8) < 1e-9 * fit);
+}
+
 int main(void) {
     Arena *a = arena_new();
     Spec *s = load(a);
@@ -242,6 +289,7 @@ int main(void) {
         test_sequence_parallel(s);
         test_ulysses(s);
         test_context_parallel(s);
+        test_gemm_rates(s);
     }
     arena_free(a);
     return check_report();

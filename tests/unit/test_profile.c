@@ -1,10 +1,12 @@
 /* test_profile.c — profile_resolve: the datasheet preset, the cluster's link
  * figures over it, galvc's own profile format (good and malformed files, one
- * error each), Galvatron's profile files and folders, and missing paths; and
- * that the docs name every key of the profile's and the log's schemas. */
+ * error each), Galvatron's profile files and folders, and missing paths;
+ * that the docs name every key of the profile's and the log's schemas; and
+ * ranks sharing a device (hw_share). */
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
+#include "runtime/galvrt.h"
 #include "runtime/galvrt_log.h"
 #include "hw/profile_schema.h"
 #include "passes/passes.h"
@@ -459,6 +461,44 @@ static void test_docs_name_the_schemas(void) {
 #undef X
 }
 
+/* Ranks sharing a device (hw/share.c): k = ranks over devices rounded up,
+ * at most the cluster's ranks_per_device, 1 when it allows one; with k > 1
+ * each rank has 1/k of the compute, memory and bandwidth (a fit's fixed
+ * time k times), its node k times the ranks, and the staged link (PCIe
+ * there and back around a host copy) in place of NVLink; measured
+ * collectives stay. */
+static void test_shared_device(void) {
+    Cluster c = a100_cluster(1);
+    c.devices_per_node = 1, c.memory = 80LL << 30, c.reserve = 2LL << 30;
+    CHECK_EQ(hw_sharing(&c, 2), 1); /* ranks_per_device unset: one each, whatever the ranks */
+    c.ranks_per_device = 2;
+    CHECK_EQ(hw_sharing(&c, 1), 1);
+    CHECK_EQ(hw_sharing(&c, 2), 2);
+    CHECK_EQ(hw_sharing(&c, 5), 2);
+    HwProfile hw, whole;
+    Cluster view;
+    hw_preset(&hw, DEVICE_A100_80GB);
+    hw.memory = c.memory;
+    hw.gemm_rates[GRT_GEMM_BF16] = 3e14;
+    hw.layer_fit[PROFILE_LAYER_BLOCK][0][1] = (LayerFit){.fixed_s = 1e-3, .rate = 1e14};
+    hw.measured_bw[COLL_P2P][1][1] = 7e9;
+    whole = hw;
+    CHECK_EQ(hw_share(&c, 1, &hw, &view), 1);
+    CHECK(view.ranks_per_device == 1 && view.memory == c.memory && hw.intra.bandwidth == whole.intra.bandwidth);
+    CHECK_EQ(hw_share(&c, 2, &hw, &view), 2);
+    CHECK(view.ranks_per_device == 2 && view.devices_per_node == 2 && view.memory == 40LL << 30 &&
+          view.reserve == 1LL << 30 && hw.memory == 40LL << 30);
+    CHECK(near(hw.peak_flops[PREC_BF16], whole.peak_flops[PREC_BF16] / 2) && near(hw.gemm_rates[GRT_GEMM_BF16], 1.5e14));
+    CHECK(near(hw.mem_bandwidth, whole.mem_bandwidth / 2));
+    const LayerFit *f = &hw.layer_fit[PROFILE_LAYER_BLOCK][0][1];
+    CHECK(near(f->fixed_s, 2e-3) && near(f->rate, 5e13));
+    double staged = 1 / (2 / 32e9 + 1 / 10e9); /* PCIe Gen4 each way, the host's copy at 10 GB/s */
+    CHECK(near(hw.intra.bandwidth, staged) && near(hw.staged.bandwidth, staged) && hw.intra.latency > whole.intra.latency);
+    CHECK(hw.measured_bw[COLL_P2P][1][1] == 7e9);
+    hw_preset(&hw, DEVICE_CPU); /* CPU ranks' MPI stays the host's */
+    CHECK(hw.staged.bandwidth == hw.intra.bandwidth && hw.staged.latency == hw.intra.latency);
+}
+
 int main(void) {
     test_preset_only();
     test_cluster_links();
@@ -471,5 +511,6 @@ int main(void) {
     test_galvatron_batch_line();
     test_bad_paths();
     test_docs_name_the_schemas();
+    test_shared_device();
     return check_report();
 }
