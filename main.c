@@ -74,12 +74,13 @@ static const char usage[] =
     "  --ckpt           with --emit=strategies: include activation checkpointing\n"
     "  --baselines      also print pure DP, SDP, TP, PP and the Megatron and\n"
     "                   DeepSpeed grids, costed by the same model\n"
-    "  --uniform tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided]\n"
-    "            [,sp|nosp][,ulysses=U][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]\n"
+    "  --uniform tp=T,pp=P,dp=D[,cp=C][,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K]\n"
+    "            [,tp-strided][,sp|nosp][,ulysses=U][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]\n"
     "                   use this uniform plan instead of searching (ZeRO stage over the DP group;\n"
     "                   sdp is zero=3; zero3-accum: reduce-scatter every micro-batch or once a step;\n"
     "                   sp: Megatron sequence parallelism with TP, on by default where the model runs it;\n"
-    "                   ulysses=U: Ulysses sequence parallelism over U devices, with tp=1; U x dp replicas)\n"
+    "                   ulysses=U: Ulysses sequence parallelism over U devices, with tp=1; U x dp replicas;\n"
+    "                   cp: context parallelism, each sequence split over C ranks, ring attention)\n"
     "  --plan FILE      cost the plan in a Galvatron galvatron_config JSON file\n"
     "                   instead of searching (it may be over the memory budget)\n"
     "  -o FILE          build the training program for the plan\n"
@@ -143,8 +144,8 @@ static void add_define(Arena *a, Options *o, const char *text) {
 }
 
 #define UNIFORM_FORM                                                                                                   \
-    "tp=T,pp=P,dp=D[,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,sp|nosp][,ulysses=U]" \
-    "[,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]"
+    "tp=T,pp=P,dp=D[,cp=C][,zero=0|1|2|3|sdp][,zero3-accum=each|once][,ckpt|ckpt-every=K][,tp-strided][,sp|nosp]"   \
+    "[,ulysses=U][,schedule=gpipe|1f1b|interleaved][,vpp=V][,m=M]"
 
 /* The number of "key=N" in item: N decimal digits only, every one read. */
 static bool uniform_number(const char *item, const char *key, long long *v) {
@@ -159,6 +160,7 @@ static bool uniform_item(Options *o, Strategy *s, const char *item, long long *v
     if (uniform_number(item, "tp=", v)) return s->tp = (int)*v, true;
     if (uniform_number(item, "pp=", v)) return s->pp = (int)*v, true;
     if (uniform_number(item, "dp=", v)) return s->dp = (int)*v, true;
+    if (uniform_number(item, "cp=", v)) return s->cp = (int)*v, true;
     if (uniform_number(item, "ulysses=", v)) return s->ulysses = (int)*v, true;
     if (uniform_number(item, "m=", v)) return o->uniform_m = *v, true;
     if (uniform_number(item, "vpp=", v)) return o->uniform_vpp = (int)*v, true;
@@ -203,7 +205,7 @@ static void uniform_interleaving(Options *o, const Strategy *s, const char *spec
 
 /* --uniform UNIFORM_FORM: the whole value, item by item, however long. */
 static void parse_uniform(Arena *a, Options *o, const char *spec) {
-    Strategy s = {.pp = 1, .tp = 1, .dp = 1, .tp_consec = true};
+    Strategy s = {.pp = 1, .tp = 1, .dp = 1, .tp_consec = true, .cp = 1};
     o->uniform_sp = -1;
     for (const char *p = spec;; p++) {
         size_t len = strcspn(p, ",");
@@ -215,10 +217,14 @@ static void parse_uniform(Arena *a, Options *o, const char *spec) {
         p += len;
         if (!*p) break;
     }
-    if (s.tp < 1 || s.pp < 1 || s.dp < 1 || (strstr(spec, "ulysses=") && s.ulysses < 1))
+    if (s.tp < 1 || s.pp < 1 || s.dp < 1 || s.cp < 1 || (strstr(spec, "ulysses=") && s.ulysses < 1))
         bad_usage("--uniform: degrees must be positive in '%s'", spec);
     if (s.tp > 1 && s.ulysses > 1)
         bad_usage("--uniform: ulysses with tp in '%s': galvc runs Ulysses without TP in a layer (tp=1)", spec);
+    if (s.ulysses > 1 && s.cp > 1)
+        bad_usage("--uniform: ulysses and cp in '%s': a layer splits its sequence one way or the other", spec);
+    if (s.cp > 1 && !s.tp_consec && s.tp > 1 && s.dp > 1)
+        bad_usage("--uniform: cp takes consecutive TP groups (TP, then CP, then DP ranks), not tp-strided, in '%s'", spec);
     uniform_interleaving(o, &s, spec);
     if (strategy_replicas(&s) == 1) s.sdp = false, s.zero = 0;
     if (!s.sdp) s.zero3_once = false;
@@ -399,7 +405,11 @@ static int devices_error(int64_t devices) {
 /* --uniform's degrees do not multiply to the device count: say so, and
  * which degrees the count allows (its divisors). */
 static int uniform_devices_error(Arena *a, const Strategy *u, int64_t devices) {
-    if (strategy_ulysses(u) > 1)
+    if (strategy_cp(u) > 1)
+        fprintf(stderr, "galvc: error: --uniform: tp x cp x pp x dp = %d x %d x %d x %d = %lld, but the plan is for %lld "
+                        "devices", u->tp, u->cp, u->pp, u->dp, (long long)u->pp * strategy_stage_devices(u),
+                (long long)devices);
+    else if (strategy_ulysses(u) > 1)
         fprintf(stderr,
                 "galvc: error: --uniform: ulysses x pp x dp = %d x %d x %d = %lld, but the plan is for %lld devices",
                 u->ulysses, u->pp, u->dp, (long long)u->pp * strategy_stage_devices(u), (long long)devices);
@@ -519,6 +529,16 @@ static bool uniform_sp(const Options *opt, const Graph *g, Strategy *u) {
     return false;
 }
 
+/* --uniform's context parallelism: cp=C needs a model whose every layer
+ * runs it (graph_cp_splits). False, with the message, when it does not. */
+static bool uniform_cp(const Graph *g, const Strategy *u) {
+    if (strategy_cp(u) == 1 || graph_cp_splits(g, u->cp)) return true;
+    fprintf(stderr, "galvc: error: --uniform: cp=%d needs a model whose every layer runs context parallelism "
+                    "(embedding, pre-norm transformer layers without dropout, norm, lm_head; the sequence divided by "
+                    "2 cp = %d)\n", u->cp, 2 * u->cp);
+    return false;
+}
+
 /* --uniform's Ulysses degree must split every layer's sequence and every
  * transformer layer's heads and key/value heads (runtime_layer.c); false,
  * with the message, when it does not. */
@@ -548,7 +568,8 @@ static int plan_model(Arena *arena, const Options *opt, Spec *spec) {
     if (opt->has_uniform) {
         Strategy *u = &uniform;
         if (u->pp * strategy_stage_devices(u) != devices) return uniform_devices_error(arena, u, devices);
-        if (!uniform_sp(opt, spec->graph, u) || !uniform_ulysses(spec->graph, u)) return EXIT_USAGE;
+        if (!uniform_sp(opt, spec->graph, u) || !uniform_ulysses(spec->graph, u) || !uniform_cp(spec->graph, u))
+            return EXIT_USAGE;
         if (opt->uniform_vpp > 1 && (int64_t)u->pp * opt->uniform_vpp > spec->graph->n_layers) {
             fprintf(stderr, "galvc: error: --uniform: pp x vpp = %d x %d = %lld chunks, but %s has %d layers (a chunk "
                             "takes one at least)\n", u->pp, opt->uniform_vpp, (long long)u->pp * opt->uniform_vpp,

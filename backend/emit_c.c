@@ -64,6 +64,11 @@ bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
             diag_error(d, l->loc, "%s: a micro-batch of %lld sequences does not split over DP %d", l->name,
                        (long long)mb, s->dp);
             ok = false;
+        } else if (strategy_cp(s) > 1) {
+            diag_error(d, l->loc, "%s: context parallelism (cp %d) is planned and costed, but the program does not run "
+                                  "it yet (no ring attention phases in its layers); plan without it (forbid = [cp])",
+                       l->name, s->cp);
+            ok = false;
         } else if (!layer_tp_splits(l, s->tp)) {
             diag_error(d, l->loc, "%s: %lld heads, %lld key/value heads and FFN %lld do not split over TP %d", l->name,
                        (long long)l->heads, (long long)l->kv_heads, (long long)l->ffn, s->tp);
@@ -634,13 +639,13 @@ static void emit_setup(const Emit *e, int k) {
         stored = e->off[i] + e->stored[i], params = e->poff[i] + e->params[i], accum = e->aoff[i] + e->accum[i];
         if (sdp_of(e, i) && whole > gather) gather = whole;
         if (reduces_each(e, i) && whole > scatter) scatter = whole;
-        int sp = sp_of(e, i), u = ul_of(e, i);
+        int sp = sp_of(e, i), u = ul_of(e, i), cp = strategy_cp(s); /* 1: emit_c_runs refuses cp > 1 */
         int64_t div = (sp ? s->tp : 1) * u, in = stream_floats(e, i);
         int64_t out_f = i + 1 < e->L ? seqs_of(e, i) * in_floats(e, i + 1) / div : 0; /* its output, in its layout */
         if ((in > out_f ? in : out_f) > act) act = in > out_f ? in : out_f;
         int ck = s->ckpt && e->rs[i].kind == GRT_BLOCK; /* as runtime/run.c sets GrtLayer.ckpt */
-        double w = u > 1 ? grt_size_work_ulysses(&e->rs[i], u, B, T) : grt_size_work(&e->rs[i], s->tp, sp, B, T);
-        double a = u > 1 ? grt_size_ckpt_ulysses(&e->rs[i], u, B, T, ck) : grt_size_ckpt(&e->rs[i], s->tp, sp, B, T, ck);
+        double w = u > 1 ? grt_size_work_ulysses(&e->rs[i], u, B, T) : grt_size_work(&e->rs[i], s->tp, sp, cp, B, T);
+        double a = u > 1 ? grt_size_ckpt_ulysses(&e->rs[i], u, B, T, ck) : grt_size_ckpt(&e->rs[i], s->tp, sp, cp, B, T, ck);
         if (w > work) work = w;
         if (a > ckpt) ckpt = a;
     }

@@ -202,6 +202,8 @@ bool layer_tp_splits(const Layer *l, int tp);
 bool graph_tp_splits(const Graph *g, int tp);
 /* Does the runtime run every layer of g with Megatron sequence parallelism over tp (runtime_layer.c)? */
 bool graph_sp_splits(const Graph *g, int tp);
+/* Does the runtime run every layer of g with context parallelism over cp (runtime_layer.c)? */
+bool graph_cp_splits(const Graph *g, int cp);
 
 /* ---- the cluster ------------------------------------------------------------ */
 
@@ -404,7 +406,7 @@ typedef struct TrainConfig {
 /* dp: replicated data parallel and ZeRO-1/2; zero: ZeRO-1/2 alone; sdp: ZeRO-3 */
 #define STRATEGY_FAMILIES(X)                                                                                           \
     X(DP, "dp")                                                                                                        \
-    X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt") X(ZERO, "zero") X(SP, "sp") X(ULYSSES, "ulysses")
+    X(SDP, "sdp") X(TP, "tp") X(PP, "pp") X(CKPT, "ckpt") X(ZERO, "zero") X(SP, "sp") X(ULYSSES, "ulysses") X(CP, "cp")
 typedef enum StrategyFamily {
 #define X(e, s) FAMILY_##e,
     STRATEGY_FAMILIES(X)
@@ -435,13 +437,14 @@ typedef struct PlanHints {
 /* ---- strategies -------------------------------------------------------------- */
 
 /* How one layer runs: the Galvatron decision tree's leaves. Within a stage of
- * tp * dp devices, TP groups are consecutive ranks (tp_consec) or strided by
- * dp; the dp group replicates the layer (DP) or shards part of its training
+ * tp * cp * dp devices, TP groups are consecutive ranks (tp_consec) or strided by
+ * dp; a context-parallel group (cp > 1) strides by tp over consecutive TP
+ * groups, and the DP groups stride by tp * cp (Megatron-Core's tp-cp-dp order); the dp group replicates the layer (DP) or shards part of its training
  * state (ZeRO, Rajbhandari et al. 2020): the optimizer states (ZeRO-1), and
  * the gradients (ZeRO-2), and the parameters (ZeRO-3, `sdp`). */
 typedef struct Strategy {
     int pp;         /* pipeline stages of the whole plan */
-    int tp, dp;     /* degrees; tp * dp = devices per stage */
+    int tp, dp;     /* degrees; tp * dp (times cp) = devices per stage */
     bool sdp;       /* dp > 1 and ZeRO-3: parameters, gradients, optimizer states sharded */
     bool tp_consec; /* TP groups on consecutive ranks (always, unless tp > 1 and dp > 1) */
     bool ckpt;      /* activation checkpointing: keep the input, recompute forward */
@@ -452,6 +455,8 @@ typedef struct Strategy {
     int ulysses;     /* Ulysses sequence parallelism (Jacobs et al. 2023): the degree u of the group that splits
                       * each sample's tokens, all-to-all'd to a split of the heads inside attention; 0 or 1 none.
                       * Devices per stage tp * u * dp; the weights replicated (or ZeRO-sharded) over u * dp */
+    int cp;          /* context parallelism: each sample's sequence split over cp ranks (ring attention,
+                      * Liu et al. 2023); 0 or 1 without; tp * cp * dp = devices per stage; never with ulysses */
 } Strategy;
 
 /* "pp=1 tp=2 sdp=4 tp-consecutive ckpt" */
@@ -465,10 +470,12 @@ bool strategy_tp_consecutive(const Strategy *s);
 bool strategy_sp(const Strategy *s);
 /* Its Ulysses degree: 1 when it has none. */
 int strategy_ulysses(const Strategy *s);
-/* Devices of one pipeline stage: tp * ulysses * dp. */
+/* Its context-parallel degree: cp, 1 when not set. */
+int strategy_cp(const Strategy *s);
+/* Devices of one pipeline stage: tp * ulysses * cp * dp. */
 int64_t strategy_stage_devices(const Strategy *s);
-/* The group that holds the same weights and sums their gradients: ulysses * dp (the DP group's ranks
- * with the Ulysses group's inside each). */
+/* The group that holds the same weights and sums their gradients, and splits the micro-batch (by samples
+ * or positions): ulysses * cp * dp (the DP group's ranks with the Ulysses or CP group's inside each). */
 int strategy_replicas(const Strategy *s);
 /* Does a micro-batch of `samples` (all DP ranks together) give each DP rank a whole number of them? */
 bool strategy_splits(const Strategy *s, int64_t samples);

@@ -134,6 +134,23 @@ bool graph_sp_splits(const Graph *g, int tp) {
     return true;
 }
 
+/* Context parallelism over cp: a rank holds B T / cp positions of every
+ * sequence through every layer, the load-balanced chunks of Megatron-Core
+ * (the sequence cut into 2 cp chunks, rank r holding chunks r and
+ * 2 cp - 1 - r, so a causal mask gives every rank as much attention work),
+ * so the sequence must divide by 2 cp. Its layers are SP's (token-local
+ * embeddings, norms and LM heads, pre-norm transformer layers), and the
+ * blocks have no dropout: attention dropout inside ring attention is not
+ * built. */
+bool graph_cp_splits(const Graph *g, int cp) {
+    if (cp < 2 || !graph_sp_splits(g, 1)) return false;
+    for (int i = 0; i < g->n_layers; i++) {
+        const Layer *l = g->layers[i];
+        if (l->seq % (2 * cp) || (layer_runtime_base_kind(l->kind) == GRT_BLOCK && l->dropout > 0)) return false;
+    }
+    return true;
+}
+
 /* Ulysses over u (with TP tp): token-local layers (embedding, norm, LM head)
  * take T / u of each sample's tokens; a transformer layer (not a windowed
  * one, whose windows are the sequence's, nor cross-attention's, whose keys

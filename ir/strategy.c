@@ -11,17 +11,19 @@ static const char *ulysses_str(char *buf, size_t n, const Strategy *s) {
     return buf;
 }
 
-/* The readable form used in lists, plans and messages: "pp=1 tp=2 sp zero2=4 tp-strided ckpt". */
+/* The readable form used in lists, plans and messages: "pp=1 tp=2 sp cp=2 zero2=4 tp-strided ckpt". */
 const char *strategy_str(char *buf, size_t n, const Strategy *s) {
     static const char *const dp_name[] = {"dp", "zero1", "zero2", "sdp"};
     if (strategy_ulysses(s) > 1) return ulysses_str(buf, n, s);
-    snprintf(buf, n, "pp=%d tp=%d%s %s=%d%s%s%s", s->pp, s->tp, strategy_sp(s) ? " sp" : "", dp_name[strategy_zero(s)],
-             s->dp, s->tp > 1 && s->dp > 1 ? (s->tp_consec ? " tp-consecutive" : " tp-strided") : "",
+    char cp[24] = "";
+    if (strategy_cp(s) > 1) snprintf(cp, sizeof cp, " cp=%d", s->cp);
+    snprintf(buf, n, "pp=%d tp=%d%s%s %s=%d%s%s%s", s->pp, s->tp, strategy_sp(s) ? " sp" : "", cp,
+             dp_name[strategy_zero(s)], s->dp, s->tp > 1 && s->dp > 1 ? (s->tp_consec ? " tp-consecutive" : " tp-strided") : "",
              strategy_zero(s) == 3 && s->zero3_once ? " accumulate-once" : "", s->ckpt ? " ckpt" : "");
     return buf;
 }
 
-/* Over the replicas (ulysses x dp): a Ulysses group alone shards as a DP group would. */
+/* Over the replicas (ulysses x dp, or cp x dp): a Ulysses group alone shards as a DP group would. */
 int strategy_zero(const Strategy *s) {
     if (strategy_replicas(s) <= 1) return 0;
     return s->sdp ? 3 : s->zero;
@@ -30,14 +32,17 @@ int strategy_zero(const Strategy *s) {
 bool strategy_equal(const Strategy *a, const Strategy *b) {
     return a->pp == b->pp && a->tp == b->tp && a->dp == b->dp && strategy_zero(a) == strategy_zero(b) &&
            (strategy_zero(a) != 3 || a->zero3_once == b->zero3_once) && a->tp_consec == b->tp_consec &&
-           a->ckpt == b->ckpt && strategy_sp(a) == strategy_sp(b) && strategy_ulysses(a) == strategy_ulysses(b);
+           a->ckpt == b->ckpt && strategy_sp(a) == strategy_sp(b) && strategy_ulysses(a) == strategy_ulysses(b) &&
+           strategy_cp(a) == strategy_cp(b);
 }
 
 int strategy_ulysses(const Strategy *s) { return s->ulysses > 1 ? s->ulysses : 1; }
 
-int64_t strategy_stage_devices(const Strategy *s) { return (int64_t)s->tp * strategy_ulysses(s) * s->dp; }
+int strategy_cp(const Strategy *s) { return s->cp > 1 ? s->cp : 1; }
 
-int strategy_replicas(const Strategy *s) { return strategy_ulysses(s) * s->dp; }
+int64_t strategy_stage_devices(const Strategy *s) { return (int64_t)s->tp * strategy_replicas(s); }
+
+int strategy_replicas(const Strategy *s) { return strategy_ulysses(s) * strategy_cp(s) * s->dp; }
 
 bool strategy_sp(const Strategy *s) { return s->sp && s->tp > 1; }
 

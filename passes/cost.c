@@ -3,14 +3,16 @@
  * hardware model (HwProfile). The search adds these up; the formulas live
  * here only, each with its source.
  *
- * Layout: pipeline stage k owns ranks [k n, (k+1) n) with n = tp * dp. With
- * TP groups consecutive, a TP group spans tp ranks and a DP group strides by
- * tp; strided TP is the transpose. Ulysses (tp 1) makes n = u * dp: a
- * Ulysses group spans u consecutive ranks, a DP group strides by u, and the
- * weights' replicas are the whole stage. A group whose ranks cross a node boundary
- * runs at the inter-node bandwidth. Degrees are any divisors of the device
- * count; a measured profile holds powers of two (indexed by their log2), so
- * other group sizes take the link's figures and the analytic layer model. */
+ * Layout: pipeline stage k owns ranks [k n, (k+1) n) with n = tp * cp * dp.
+ * With TP groups consecutive, a TP group spans tp ranks, a context-parallel
+ * group strides by tp and a DP group by tp cp (the weights' replicas, cp dp
+ * of them, stride by tp); strided TP is the transpose (no CP). Ulysses
+ * (tp 1) makes n = u * dp: a Ulysses group spans u consecutive ranks, a DP
+ * group strides by u, and the weights' replicas are the whole stage. A
+ * group whose ranks cross a node boundary runs at the inter-node
+ * bandwidth. Degrees are any divisors of the device count; a measured
+ * profile holds powers of two (indexed by their log2), so other group
+ * sizes take the link's figures and the analytic layer model. */
 #include "passes.h"
 #include "runtime/galvrt.h"
 
@@ -21,7 +23,7 @@ typedef struct Ctx {
     const Spec *spec;
     const HwProfile *hw;
     int64_t micro_batches;
-    int64_t devices; /* pp x tp x dp, shared by the strategies costed together */
+    int64_t devices; /* pp x tp x cp x dp, shared by the strategies costed together */
     int e; /* bytes per element of activations and weights: GRT_ELEM_BYTES (galvrt_sizes.h) */
     double t5_rows; /* a T5 model's stream rows per sequence (galvrt_sizes.h), 0 otherwise: worked out once */
 } Ctx;
@@ -174,18 +176,19 @@ static bool program_elems(const Ctx *c, const Layer *l, const Strategy *s, doubl
     if (kind < 0 || !layer_runtime_spec(c->spec->graph, l, &spec)) return false;
     spec.gemm16 = spec_gemm16(c->spec);
     double T = grt_stream_rows(&spec, (double)l->seq);
-    int u = strategy_ulysses(s), ckpt = s->ckpt && kind == GRT_BLOCK; /* as runtime/run.c sets GrtLayer.ckpt */
+    int u = strategy_ulysses(s), cp = strategy_cp(s);
+    int ckpt = s->ckpt && kind == GRT_BLOCK; /* as runtime/run.c sets GrtLayer.ckpt */
     if (kind != GRT_EMBEDDING && kind != GRT_PATCH)
-        *input = mbs * T * (double)l->hidden / (strategy_sp(s) ? s->tp : 1) / u;
+        *input = mbs * T * (double)l->hidden / (strategy_sp(s) ? s->tp : 1) / u / cp;
     if (u > 1) { /* the local tokens' sizes and attention's heads over the whole sequence (galvrt_sizes.h) */
         *kept = grt_size_kept_ulysses(&spec, u, mbs, T, ckpt);
         *work = grt_size_work_ulysses(&spec, u, mbs, T);
         *area = grt_size_ckpt_ulysses(&spec, u, mbs, T, ckpt);
         return true;
     }
-    *kept = grt_size_kept(&spec, s->tp, s->sp, mbs, T, ckpt);
-    *work = grt_size_work(&spec, s->tp, s->sp, mbs, T);
-    *area = grt_size_ckpt(&spec, s->tp, s->sp, mbs, T, ckpt);
+    *kept = grt_size_kept(&spec, s->tp, s->sp, cp, mbs, T, ckpt);
+    *work = grt_size_work(&spec, s->tp, s->sp, cp, mbs, T);
+    *area = grt_size_ckpt(&spec, s->tp, s->sp, cp, mbs, T, ckpt);
     return true;
 }
 
@@ -372,6 +375,30 @@ static double sp_shared_s(const Ctx *c, const Layer *l, const Strategy *s) {
     return bytes > 0 ? collective_s(c, COLL_ALLREDUCE, s->tp, s->tp_consec ? 1 : s->dp, s->tp_consec, bytes) : 0;
 }
 
+/* Context parallelism's ring a micro-batch (ring attention, Liu et al.
+ * 2023; Megatron-Core's CP): a transformer layer's ranks pass their K,V
+ * chunk (B T / cp positions, key/value heads on the TP rank) cp - 1 steps
+ * around the ring forward; backward passes K,V again and carries the
+ * accumulating dK,dV one step further, back to their owner (cp steps).
+ * Each step is a blocking send/receive with both ring neighbours, priced
+ * as one p2p between the ring's farthest pair (its wrap-around, (cp - 1) tp
+ * ranks apart), with no overlap credited (runtime/ring_attn.c posts
+ * forward's transfer before the block's compute, backward's after). With
+ * checkpointing backward runs forward's again. Other layers are
+ * token-local and talk to no one. Seconds, forward's in *fwd_s; steps in
+ * *n_fwd, *n_bwd. */
+static double context_parallel(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd_s, int *n_fwd,
+                               int *n_bwd) {
+    int cp = strategy_cp(s);
+    *fwd_s = 0, *n_fwd = *n_bwd = 0;
+    if (cp < 2 || (l->kind != LAYER_ENCODER && l->kind != LAYER_DECODER)) return 0;
+    double kv = mbs * (double)l->seq / cp * 2.0 * (double)(l->kv_heads / s->tp) * (double)l->head_dim * c->e;
+    double step = collective_s(c, COLL_P2P, 2, (cp - 1) * s->tp, true, kv);
+    *n_fwd = cp - 1, *n_bwd = (cp - 1) + cp + (s->ckpt ? cp - 1 : 0);
+    *fwd_s = *n_fwd * step;
+    return (*n_fwd + *n_bwd) * step;
+}
+
 /* The TP group's traffic a micro-batch: seconds, forward's part in *fwd_s,
  * and the blocking calls forward and backward (with checkpointing, backward
  * runs forward's again). Megatron-LM's all-reduces, or with sequence
@@ -380,7 +407,7 @@ static double sp_shared_s(const Ctx *c, const Layer *l, const Strategy *s) {
 static double tensor_parallel(const Ctx *c, const Layer *l, const Strategy *s, double mbs, double *fwd_s, int *n_fwd,
                               int *n_bwd) {
     int tp_stride = s->tp_consec ? 1 : s->dp;
-    double act_msg = (double)stream_bytes(c, l) * mbs, f, b;
+    double act_msg = (double)stream_bytes(c, l) * mbs / strategy_cp(s), f, b;
     if (strategy_sp(s)) {
         int fag, frs, bag, brs;
         sp_collectives(l->kind, &fag, &frs, &bag, &brs);
@@ -423,24 +450,28 @@ static double ulysses_s(const Ctx *c, const Layer *l, const Strategy *s, double 
 static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, double samples) {
     const HwProfile *hw = c->hw;
     LayerCost r = {0};
-    double mbs = samples / s->dp; /* samples per device per micro-batch (Ulysses: T / u tokens of each) */
-    int u = strategy_ulysses(s);
+    int u = strategy_ulysses(s), cp = strategy_cp(s);
+    double mbs = samples / s->dp; /* samples per device per micro-batch (Ulysses, CP: T / u, T / cp tokens of each) */
     /* GEMMs at their measured or efficient rate, plus elementwise work bound
      * by memory bandwidth: each kept activation written once and read once.
-     * Ulysses splits both over u: the tokens, and attention's heads. */
-    double fwd = gemm_seconds(c, l, mbs / s->tp / u) +
-                 2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / u / hw->mem_bandwidth;
+     * Ulysses splits both over u: the tokens, and attention's heads. Context
+     * parallelism splits both evenly: the causal mask's work too, each rank
+     * holding sequence chunks r and 2 cp - 1 - r (Megatron-Core). */
+    double fwd = gemm_seconds(c, l, mbs / s->tp / u / cp) +
+                 2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / u / cp / hw->mem_bandwidth;
     double bwd = 2 * fwd; /* input and weight gradients: twice the forward GEMMs */
-    int n_fwd, n_bwd;
-    double tp_s = tensor_parallel(c, l, s, mbs, &r.fwd_comm_s, &n_fwd, &n_bwd);
+    int n_fwd, n_bwd, cp_fwd, cp_bwd;
+    double tp_s = tensor_parallel(c, l, s, mbs, &r.fwd_comm_s, &n_fwd, &n_bwd), cp_fwd_s;
     /* a measured fit of this layer kind at this TP degree wins; one timed on
      * a TP group includes the TP all-reduces */
     bool tp_comm = false;
-    if (fitted_times(c, l, s, mbs / u, &fwd, &bwd, &tp_comm) && tp_comm) tp_s = r.fwd_comm_s = 0;
+    if (fitted_times(c, l, s, mbs / u / cp, &fwd, &bwd, &tp_comm) && tp_comm) tp_s = r.fwd_comm_s = 0;
     double u_fwd;
     int u_nf, u_nb;
     double u_s = ulysses_s(c, l, s, mbs, &u_fwd, &u_nf, &u_nb);
     tp_s += u_s, r.fwd_comm_s += u_fwd + u_nf * hw->sync_s, r.calls_mb += u_nf + u_nb;
+    double ring_s = context_parallel(c, l, s, mbs, &cp_fwd_s, &cp_fwd, &cp_bwd);
+    tp_s += ring_s, r.fwd_comm_s += cp_fwd_s + cp_fwd * hw->sync_s, r.calls_mb += cp_fwd + cp_bwd;
     r.fwd_s = fwd;
     if (s->ckpt) r.recompute_s = fwd, bwd += fwd; /* recompute the forward first */
     r.compute_s = fwd + bwd;
@@ -468,22 +499,22 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
         r.act_bytes = (int64_t)ceil((input + (s->ckpt ? 0 : kept)) * c->e);
         r.work_bytes = (int64_t)ceil(work * c->e);
     } else {
-        full_act = (int64_t)ceil((double)l->act_bytes * mbs / s->tp / u);
-        r.act_bytes = s->ckpt ? (int64_t)ceil((double)stream_bytes(c, l) * mbs / u) : full_act;
+        full_act = (int64_t)ceil((double)l->act_bytes * mbs / s->tp / u / cp);
+        r.act_bytes = s->ckpt ? (int64_t)ceil((double)stream_bytes(c, l) * mbs / u / cp) : full_act;
     }
     /* a measured profile of this layer kind's activations wins, scaled to
      * this layer's sequence length */
     int k = profile_index(s->tp);
     if (hw->act_seq && k >= 0 && (int)l->kind == hw->act_kind && hw->act_per_sample[k] > 0) {
-        /* Ulysses keeps a 1/u of every token's and every head's activations (sbh (34 + 5 a s / h) / u) */
-        double scale = (double)l->seq / (double)hw->act_seq * mbs / u;
+        /* Ulysses keeps a 1/u of every token's and every head's activations (sbh (34 + 5 a s / h) / u), CP its 1/cp of the tokens */
+        double scale = (double)l->seq / (double)hw->act_seq * mbs / u / cp;
         full_act = (int64_t)ceil(hw->act_per_sample[k] * scale);
         /* measured with Megatron-SP: without it each TP rank keeps its
          * norms', dropouts' and residual's activations whole, 10 s b h bytes
          * at 16 bits where SP keeps 10 s b h / t (Korthikanti et al. 2022,
          * table 2) */
         if (hw->act_sp && s->tp > 1 && !strategy_sp(s))
-            full_act += (int64_t)ceil(5.0 * c->e * (double)l->seq * (double)l->hidden * mbs * (1 - 1.0 / s->tp));
+            full_act += (int64_t)ceil(5.0 * c->e * (double)l->seq / cp * (double)l->hidden * mbs * (1 - 1.0 / s->tp));
         if (!s->ckpt) r.act_bytes = full_act;
         else if (hw->ckpt_act_per_sample > 0) r.act_bytes = (int64_t)ceil(hw->ckpt_act_per_sample * scale);
     }
@@ -491,7 +522,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
      * (with the final norm and the loss: Galvatron's first and last stage) */
     int side = l->kind == LAYER_EMBEDDING ? 0 : l->kind == LAYER_LM_HEAD ? 1 : -1;
     if (side >= 0 && k >= 0 && hw->other_seq && hw->other_act_per_sample[side][k] > 0) {
-        full_act = (int64_t)ceil(hw->other_act_per_sample[side][k] * (double)l->seq / (double)hw->other_seq * mbs / u);
+        full_act = (int64_t)ceil(hw->other_act_per_sample[side][k] * (double)l->seq / (double)hw->other_seq * mbs / u / cp);
         if (!s->ckpt) r.act_bytes = full_act;
     }
     /* ZeRO-3 gathers the layer's weights whole; ZeRO-2 and ZeRO-3 reducing
@@ -505,8 +536,8 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
     if (zero == 3) r.shard_bytes = padded * c->e;
     if (zero == 2 || (zero == 3 && !s->zero3_once)) r.scatter_bytes = 2 * padded * c->e;
     r.stream_bytes = (int64_t)ceil(mbs * (c->t5_rows > 0 ? c->t5_rows : (double)l->seq) * (double)l->hidden * c->e /
-                                   (strategy_sp(s) ? s->tp : 1) / u);
-    r.stream_out_bytes = l->kind == LAYER_PATCH_MERGING ? (int64_t)ceil(mbs * (double)l->out_bytes) : r.stream_bytes;
+                                   (strategy_sp(s) ? s->tp : 1) / u / cp);
+    r.stream_out_bytes = l->kind == LAYER_PATCH_MERGING ? (int64_t)ceil(mbs * (double)l->out_bytes / cp) : r.stream_bytes;
     /* every blocking collective also costs the ranks' meeting (the
      * profile's sync_overhead, fitted by galvc --calibrate) */
     r.mb_s += r.calls_mb * hw->sync_s;
@@ -533,10 +564,15 @@ static double ulysses_reshard_s(const Ctx *c, const Layer *l, const Strategy *a,
  * sliced the other. */
 static double reshard_s(const Ctx *c, const Layer *l, const Strategy *a, const Strategy *b, double samples) {
     double t = ulysses_reshard_s(c, l, a, b, samples);
-    if (a->tp == b->tp && a->tp_consec == b->tp_consec && strategy_sp(a) == strategy_sp(b)) return t;
-    int g = a->tp > b->tp ? a->tp : b->tp;
-    bool consec = a->tp > b->tp ? a->tp_consec : b->tp_consec;
-    int dp = a->tp > b->tp ? a->dp : b->dp;
+    if (a->tp == b->tp && a->tp_consec == b->tp_consec && strategy_sp(a) == strategy_sp(b) &&
+        strategy_cp(a) == strategy_cp(b))
+        return t;
+    /* a context-parallel split gathers its positions over the TP x CP block
+     * it spans one way, and slices them the other */
+    int ga = a->tp * strategy_cp(a), gb = b->tp * strategy_cp(b);
+    int g = ga > gb ? ga : gb;
+    bool consec = ga > gb ? a->tp_consec : b->tp_consec;
+    int dp = ga > gb ? a->dp : b->dp;
     double bytes = (double)stream_bytes(c, l) * samples / dp;
     return t + 2 * (collective_s(c, COLL_ALLGATHER, g, consec ? 1 : dp, consec, bytes) + c->hw->sync_s);
 }
@@ -593,7 +629,7 @@ bool pass_cost(const Spec *spec, const HwProfile *hw, const StrategySet *set, in
         for (int j = 0; j < n_cls && cls[k] < 0; j++) {
             const Strategy *r = &set->items[rep[j]];
             if (r->tp == s->tp && r->dp == s->dp && r->tp_consec == s->tp_consec && strategy_sp(r) == strategy_sp(s) &&
-                strategy_ulysses(r) == strategy_ulysses(s))
+                strategy_ulysses(r) == strategy_ulysses(s) && strategy_cp(r) == strategy_cp(s))
                 cls[k] = j;
         }
         if (cls[k] < 0) rep[n_cls] = k, cls[k] = n_cls++;

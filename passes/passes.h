@@ -90,6 +90,10 @@ typedef struct SearchRequest {
  * heads and FFN are left out. plan->found is false when nothing fits; false
  * when the device count is out of pass_prune's range. */
 bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan);
+/* Does the search try context parallelism for spec on `devices` from the
+ * start (one sample's activations, split over a node's TP group, exceed a
+ * device)? Otherwise it does only when nothing fits without it. */
+bool search_tries_cp(const Spec *spec, const HwProfile *hw, int64_t devices);
 
 /* Refit `profile`'s coefficients from training logs (./train --log): print
  * each run's prediction error before and after, write the refitted profile

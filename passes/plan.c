@@ -145,10 +145,10 @@ static int print_json(FILE *out, const Spec *spec, const Plan *p, int64_t device
     for (int c = 0; c < plan_chunks(p); c++)
         for (int i = p->stage_start[c]; i < p->stage_start[c + 1]; i++) {
             const Strategy *s = &p->layer[i];
-            json_t *l =
-                json_pack("{s:s, s:i, s:i, s:b, s:i, s:i, s:b, s:i, s:b, s:b}", "name", g->layers[i]->name, "stage",
-                          c % p->pp, "tp", s->tp, "sp", strategy_sp(s), "ulysses", strategy_ulysses(s), "dp", s->dp,
-                          "sdp", s->sdp, "zero", strategy_zero(s), "ckpt", s->ckpt, "tp_consecutive", s->tp_consec);
+            json_t *l = json_pack("{s:s, s:i, s:i, s:b, s:i, s:i, s:i, s:b, s:i, s:b, s:b}", "name",
+                                  g->layers[i]->name, "stage", c % p->pp, "tp", s->tp, "sp", strategy_sp(s), "ulysses",
+                                  strategy_ulysses(s), "cp", strategy_cp(s), "dp", s->dp, "sdp", s->sdp, "zero",
+                                  strategy_zero(s), "ckpt", s->ckpt, "tp_consecutive", s->tp_consec);
             if (p->vpp > 1) json_object_set_new(l, "chunk", json_integer(c)); /* its model chunk, on stage chunk mod pp */
             if (strategy_zero(s) == 3)
                 json_object_set_new(l, "zero3_accum", json_string(s->zero3_once ? "once" : "each"));

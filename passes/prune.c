@@ -33,18 +33,26 @@
  *    without Ulysses (ZeRO-3 alone: 0.25-0.27 against 0.19, at a load
  *    average of 5; merging larger Pareto
  *    frontiers, not the count, costs it);
+ *  - context parallelism of any degree cp > 1 dividing n / tp (ring
+ *    attention, Liu et al. 2023; Megatron-Core's CP): n = tp x cp x dp,
+ *    each sample's sequence split over cp ranks through every layer, TP
+ *    groups consecutive, then CP, then DP ranks, Megatron-SP on with TP,
+ *    each ZeRO stage over dp (add_context_parallel); never with Ulysses in
+ *    one layer;
  *  - each of these with or without activation checkpointing.
- * For N = 8, 16, 32, 64 this gives 67, 121, 191, 277 strategies (40, 69,
- * 106, 151 without SP; Galvatron's 22, 37, 56, 79 with DP and SDP alone);
- * for N = 6, 12, 24 it gives 51, 143, 283 (32, 82, 156 without SP; 18, 44,
- * 82 with DP and SDP alone); 781 for 1,024. Ulysses adds 1 for each
- * (pp, u > 1): 73, 131, 206, 298 for N = 8, 16, 32, 64 (6, 10, 15, 21 of
- * them Ulysses), 56, 155, 305 for 6, 12, 24, 836 for 1,024 (55); twice
- * that with checkpointing. Where TP's groups sit against the nodes (fast links or
- * not) is the cost model's to price (cost.c).
+ * For N = 8, 16, 32, 64 this gives 67, 121, 191, 277 strategies without
+ * Ulysses and CP (40, 69, 106, 151 without SP; Galvatron's 22, 37, 56, 79
+ * with DP and SDP alone); for N = 6, 12, 24, 51, 143, 283 (32, 82, 156
+ * without SP; 18, 44, 82 with DP and SDP alone); 781 for 1,024. Ulysses
+ * adds 1 for each (pp, u > 1): 6, 10, 15, 21 for N = 8, 16, 32, 64, 5, 12,
+ * 22 for 6, 12, 24, 55 for 1,024; CP adds 22, 50, 95, 161, then 13, 52,
+ * 134, and 715: in all 95, 181, 301, 459 for N = 8, 16, 32, 64, 69, 207,
+ * 439 for 6, 12, 24 and 1,551 for 1,024; twice that with checkpointing.
+ * Where TP's groups sit against the nodes (fast links or not) is the cost
+ * model's to price (cost.c).
  * Plan hints remove branches (forbidding dp removes plain DP and ZeRO-1/2,
  * zero ZeRO-1/2, sdp ZeRO-3, sp Megatron sequence parallelism, ulysses
- * Ulysses; max_tp caps tp alone). */
+ * Ulysses, cp context parallelism; max_tp caps tp alone). */
 #include "passes.h"
 
 static void add(StrategySet *set, Arena *a, Strategy s) {
@@ -71,7 +79,26 @@ static bool allowed(const Strategy *s, const PlanHints *h) {
     if ((h->forbid & 1u << FAMILY_CKPT) && s->ckpt) return false;
     if ((h->forbid & 1u << FAMILY_SP) && s->sp) return false;
     if ((h->forbid & 1u << FAMILY_ULYSSES) && strategy_ulysses(s) > 1) return false;
+    if ((h->forbid & 1u << FAMILY_CP) && strategy_cp(s) > 1) return false;
     return true;
+}
+
+/* The context-parallel leaves under a stage's tp x rest split: cp any
+ * divisor of rest above 1, dp = rest / cp, in Megatron-Core's rank order
+ * (TP groups consecutive, CP groups strided by tp, DP groups by tp cp), with
+ * Megatron-SP when tp > 1 (Megatron-Core runs CP beside TP with SP on), and
+ * each ZeRO stage over the dp group; with and without checkpointing. */
+static void add_context_parallel(StrategySet *out, Arena *a, int pp, int tp, int rest, bool ckpt, const PlanHints *h) {
+    for (int cp = 2; cp <= rest; cp++) {
+        if (rest % cp) continue;
+        int dp = rest / cp;
+        for (int zero = 0; zero <= (dp > 1 ? 3 : 0); zero++)
+            for (int c = 0; c <= (int)ckpt; c++) {
+                Strategy s = {.pp = pp, .tp = tp, .dp = dp, .sdp = zero == 3, .tp_consec = true, .ckpt = c,
+                              .zero = zero < 3 ? zero : 0, .sp = tp > 1, .cp = cp};
+                if (allowed(&s, h)) add(out, a, s);
+            }
+    }
 }
 
 /* Stage of n devices, tp 1: each Ulysses degree u > 1 dividing n, with dp = n / u and ZeRO-3 over
@@ -104,10 +131,11 @@ bool pass_prune(int64_t devices, bool ckpt, const PlanHints *hints, Arena *a, St
                 for (int consec = 1; consec >= (tp > 1 && dp > 1 ? 0 : 1); consec--)
                     for (int sp = 0; sp <= (tp > 1); sp++)
                         for (int c = 0; c <= (int)ckpt; c++) {
-                            Strategy s = {(int)pp, (int)tp, (int)dp, zero == 3, consec, c, zero < 3 ? zero : 0,
-                                          false,   sp,      1};
+                            Strategy s = {.pp = (int)pp, .tp = (int)tp, .dp = (int)dp, .sdp = zero == 3,
+                                          .tp_consec = consec, .ckpt = c, .zero = zero < 3 ? zero : 0, .sp = sp};
                             if (allowed(&s, hints)) add(out, a, s);
                         }
+            add_context_parallel(out, a, (int)pp, (int)tp, (int)dp, ckpt, hints);
         }
         add_ulysses(out, a, pp, n, div, n_div, ckpt, hints); /* after the others: ties keep going to them */
     }

@@ -61,27 +61,35 @@ typedef struct StageResult {
     double calls;     /* blocking collectives a step */
 } StageResult;
 
+/* What a DP may leave out of its candidates (and their shared buffers out
+ * of its reserve): checkpointing, context parallelism. */
+enum { LEAVE_CKPT = 1, LEAVE_CP = 2 };
+static bool left_out(const Strategy *s, int leave) {
+    return ((leave & LEAVE_CKPT) && s->ckpt) || ((leave & LEAVE_CP) && strategy_cp(s) > 1);
+}
+
 /* The stage's transient peak, taken as the worst any strategy could need, so
  * the additive DP stays exact: one layer's rebuilt activations or gathered
  * SDP weights at a time. */
 /* A stage's memory besides each layer's state and activations: the working
  * space, checkpoint area and ZeRO-3 buffers its layers share (the largest
  * each needs, under its chosen strategy pick[i], or under any candidate of DP
- * (x Ulysses) degree min_dp or more when pick is NULL), and the program's buffers: three activation-sized ones (a
+ * (x Ulysses or CP) degree min_dp or more, less those `leave` names, when
+ * pick is NULL), and the program's buffers: three activation-sized ones (a
  * layer's output before resharding, the gradient flowing down, and its
  * next), the tokens and targets of every micro-batch in flight, the losses,
  * and with a pipeline each in-flight micro-batch's output sent on and input
  * gradient sent back. */
-/* The divisor of a device's share of the micro-batch's tokens: its DP degree, times its Ulysses degree
+/* The divisor of a device's share of the micro-batch's tokens: its DP degree, times its Ulysses or CP degree
  * (Ulysses 4 x DP 2 holds what DP 8 holds of the stream). */
-static int share_of(const Strategy *s) { return s->dp * strategy_ulysses(s); }
+static int share_of(const Strategy *s) { return strategy_replicas(s); }
 
 static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in_flight, bool prev, bool next,
-                             const int *pick, int min_dp, bool no_ckpt) {
+                             const int *pick, int min_dp, int leave) {
     int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0, in = 0, out = 0;
     for (int i = first; i < last; i++)
         for (int k = 0; k < t->n_strategies; k++) {
-            if (pick ? pick[i] != k : share_of(&t->strategies[k]) < min_dp || (no_ckpt && t->strategies[k].ckpt))
+            if (pick ? pick[i] != k : share_of(&t->strategies[k]) < min_dp || left_out(&t->strategies[k], leave))
                 continue;
             const LayerCost *c = &t->cost[(size_t)i * t->n_strategies + k];
             if (c->work_bytes > work) work = c->work_bytes;
@@ -96,13 +104,13 @@ static int64_t stage_reserve(const CostTable *t, int first, int last, int64_t in
            in_flight * (t->token_bytes + (prev ? in : 0) + (next ? out : 0)) + t->loss_bytes;
 }
 
-/* The reshard cost depends only on the TP degree, nesting, sequence split and Ulysses degree of the two
+/* The reshard cost depends only on the TP degree, nesting, sequence splits and Ulysses degree of the two
  * strategies, so strategies fall into a few classes; the DP merges the
  * frontiers of a class once instead of once per strategy. */
 static int class_of(const Strategy *s, const Strategy *all, int n) {
     for (int k = 0; k < n; k++)
         if (all[k].tp == s->tp && all[k].tp_consec == s->tp_consec && strategy_sp(&all[k]) == strategy_sp(s) &&
-            strategy_ulysses(&all[k]) == strategy_ulysses(s))
+            strategy_ulysses(&all[k]) == strategy_ulysses(s) && strategy_cp(&all[k]) == strategy_cp(s))
             return k;
     die("strategy not in its set");
 }
@@ -173,7 +181,7 @@ typedef struct Workspace {
     int64_t unit;     /* bytes a memory unit: 1 MiB, or coarser for a first estimate */
     int *pick;        /* [layers]: one DP's choices, before they are compared */
     const int *force; /* [layers]: the strategy each layer must take (a fixed plan), or NULL */
-    bool no_ckpt;     /* this DP leaves checkpointing out (and the checkpoint area out of its reserve) */
+    int leave;        /* LEAVE_*: what this DP leaves out (checkpointing and its area, CP and its ring buffers) */
     int64_t *held;    /* [layers]: interleaved, the micro-batches each stage's chunks hold */
     double *sums;     /* [4 layers]: interleaved, each stage's times a micro-batch, a step, compute, calls */
 } Workspace;
@@ -237,7 +245,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
     StageResult res = {0};
     int n = t->n_strategies, L = last - first;
     int64_t m = t->micro_batches;
-    int64_t reserve = stage_reserve(t, first, last, in_flight, prev, next, NULL, min_dp, w->no_ckpt) + extra;
+    int64_t reserve = stage_reserve(t, first, last, in_flight, prev, next, NULL, min_dp, w->leave) + extra;
     if (reserve >= budget) return res;
     int64_t cap = (budget - reserve) / w->unit;
     const Strategy *S = t->strategies;
@@ -291,7 +299,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
             if (share_of(&S[s]) < min_dp) continue; /* (its frontier stays empty) */
             if (t->force_ckpt && S[s].ckpt != t->force_ckpt[layer]) continue;
             if (S[s].ckpt && !t->may_ckpt[layer]) continue; /* checkpointing recomputes transformer layers */
-            if (S[s].ckpt && w->no_ckpt) continue;
+            if (left_out(&S[s], w->leave)) continue;
             if (w->force && w->force[layer] != s) continue;
             if (i == 0) {
                 if (mem <= cap && time + rest[0] <= limit) push(f, (Point){mem, time, -1, -1});
@@ -337,7 +345,7 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
                 res.calls += 2.0 * (double)m;
         }
         /* what the program will hold: the chosen strategies' working space */
-        res.mem += stage_reserve(t, first, last, in_flight, prev, next, choice, min_dp, false) + extra;
+        res.mem += stage_reserve(t, first, last, in_flight, prev, next, choice, min_dp, 0) + extra;
     }
     return res;
 }
@@ -346,10 +354,17 @@ static StageResult stage_dp(Workspace *w, const CostTable *t, int first, int las
  * a part in 256 of the budget or more (some candidate of DP degree min_dp
  * or more checkpoints with a larger checkpoint area than the others hold)?
  * Less could not buy a faster plan worth another DP. */
-static bool ckpt_area_matters(const CostTable *t, int first, int last, int min_dp, int64_t budget) {
-    return stage_reserve(t, first, last, 0, false, false, NULL, min_dp, false) -
-               stage_reserve(t, first, last, 0, false, false, NULL, min_dp, true) >=
+static bool ckpt_area_matters(const CostTable *t, int first, int last, int min_dp, int leave, int64_t budget) {
+    return stage_reserve(t, first, last, 0, false, false, NULL, min_dp, leave & ~LEAVE_CKPT) -
+               stage_reserve(t, first, last, 0, false, false, NULL, min_dp, leave | LEAVE_CKPT) >=
            budget / 256;
+}
+
+/* Does the table hold a context-parallel strategy? */
+static bool has_cp(const CostTable *t) {
+    for (int k = 0; k < t->n_strategies; k++)
+        if (strategy_cp(&t->strategies[k]) > 1) return true;
+    return false;
 }
 
 /* Split L layers into pp contiguous, non-empty stages by weight: cut after
@@ -446,6 +461,7 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
         if (share_of(&t->strategies[q]) > max_dp) max_dp = share_of(&t->strategies[q]);
     int64_t floors[MAX_DIVISORS], n = t->n_strategies ? strategy_stage_devices(&t->strategies[0]) : 1;
     int n_floors = divisors_upto(n, max_dp, floors);
+    bool cp = has_cp(t);
     for (int k = 0; k < pp; k++) {
         int64_t in_flight = schedule == SCHED_GPIPE ? m : (pp - k < m ? pp - k : m);
         out->in_flight[k] = in_flight;
@@ -454,13 +470,17 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
         int kh = t->tied_head >= 0 ? stage_of(start, pp, t->tied_head) : -1;
         bool copy = ke != kh;
         StageResult r = {0};
-        for (int f = 0; f < 2 * n_floors; f++) {
-            int64_t min_dp = floors[f / 2];
+        for (int f = 0; f < 4 * n_floors; f++) {
+            int64_t min_dp = floors[f / 4];
             /* and once more without checkpointing where that frees reserve:
              * a plan that does not checkpoint need not hold the checkpoint
-             * area its candidates that do would take */
-            w->no_ckpt = f % 2;
-            if (w->no_ckpt && !ckpt_area_matters(t, start[k], start[k + 1], (int)min_dp, budget)) continue;
+             * area its candidates that do would take; likewise without
+             * context parallelism, whose ring buffers at long sequences
+             * would crowd out the plans without it */
+            w->leave = f % 4;
+            if ((w->leave & LEAVE_CP) && !cp) continue;
+            if ((w->leave & LEAVE_CKPT) && !ckpt_area_matters(t, start[k], start[k + 1], (int)min_dp, w->leave, budget))
+                continue;
             StageResult q =
                 stage_dp(w, t, start[k], start[k + 1], in_flight, k > 0, k < pp - 1,
                          copy && (k == ke || k == kh) ? t->tied_sum_bytes : 0, copy && k == kh, (int)min_dp, budget,
@@ -470,7 +490,7 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
                 memcpy(choice + start[k], w->pick + start[k], sizeof *choice * (size_t)(start[k + 1] - start[k]));
             }
         }
-        w->no_ckpt = false;
+        w->leave = 0;
         if (!r.ok) return false;
         double p2p = k < pp - 1 ? t->p2p_s[start[k + 1] - 1] : 0, mb = r.mb_time + p2p;
         sum_mb += mb, sum_p2p += p2p;
@@ -655,19 +675,44 @@ static StrategySet strategies_for(const SearchRequest *req, const StrategySet *a
 
 /* Drop from set the strategies whose TP degree some layer of the model
  * does not split (ir/runtime_layer.c; with any device count, 3 or 6 may not
- * divide the heads), or whose sequence parallelism or Ulysses degree some
- * layer does not run: the program could not run them. Ulysses stays only
- * where the request lets it in (SearchRequest.ulysses). */
+ * divide the heads), or whose sequence parallelism, Ulysses degree or
+ * context parallelism some layer does not run: the program could not run
+ * them. Ulysses stays only where the request lets it in
+ * (SearchRequest.ulysses). */
 static void keep_splitting_tp(const Graph *g, bool ulysses, StrategySet *set) {
     int n = 0;
     for (int k = 0; k < set->n; k++) {
         const Strategy *s = &set->items[k];
         int u = strategy_ulysses(s);
         if (graph_tp_splits(g, s->tp) && (!strategy_sp(s) || graph_sp_splits(g, s->tp)) &&
-            (u == 1 || (ulysses && graph_ulysses_splits(g, s->tp, u))))
+            (u == 1 || (ulysses && graph_ulysses_splits(g, s->tp, u))) &&
+            (strategy_cp(s) == 1 || graph_cp_splits(g, s->cp)))
             set->items[n++] = *s;
     }
     set->n = n;
+}
+
+/* Drop the context-parallel strategies from set: a Galvatron
+ * galvatron_config has no field for them. */
+static void drop_context_parallel(StrategySet *set) {
+    int n = 0;
+    for (int k = 0; k < set->n; k++)
+        if (strategy_cp(&set->items[k]) == 1) set->items[n++] = set->items[k];
+    set->n = n;
+}
+
+/* Is one sequence too long for the model to hold without splitting it
+ * (passes.h)? Context parallelism is for sequences where even one sample's activations
+ * do not fit a device: the search tries it when one sample's activations of
+ * all the layers (the shape pass's figure), split over a node's TP group,
+ * exceed a device's memory. Elsewhere it would only add the ring's traffic
+ * to what DP over as many ranks does, and its strategies (a layout each
+ * TP x CP pair, so the DP's reshard classes grow with them) would slow the
+ * search: LLaMA-2-7B at 4k on 8 devices, 0.19 s, took 0.47 s with them.
+ * pass_search also tries them when nothing fits without them. */
+bool search_tries_cp(const Spec *spec, const HwProfile *hw, int64_t devices) {
+    int64_t node = spec->cluster->devices_per_node, tp = node > 0 && node < devices ? node : devices;
+    return (double)spec->graph->total_act_bytes / (double)tp > (double)hw->memory;
 }
 
 /* With several micro-batches a ZeRO-3 layer may also accumulate its whole
@@ -760,7 +805,8 @@ static bool vpp_allowed(const SearchRequest *req, int sched, int pp, int v, int6
     return pp > 1 && m % pp == 0 && (int64_t)pp * v <= L;
 }
 
-bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan) {
+/* The search, with the context-parallel strategies or without them. */
+static bool search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, bool cp, Arena *a, Plan *plan) {
     double t0 = now_ms();
     const Graph *g = spec->graph;
     const PlanHints *h = &spec->hints;
@@ -776,6 +822,7 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     StrategySet all;
     if (!pass_prune(devices, true, req->uniform ? NULL : h, a, &all)) return false;
     keep_splitting_tp(g, req->ulysses, &all);
+    if (!cp) drop_context_parallel(&all);
 
     int sched = req->fixed ? req->fixed->schedule : req->schedule ? req->schedule : h->schedule;
     int schedule = sched == SCHED_GPIPE ? SCHED_GPIPE : SCHED_1F1B; /* for v = 1 */
@@ -901,5 +948,18 @@ bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req
     }
     workspace_free(&w);
     plan->search_ms = now_ms() - t0;
+    return true;
+}
+
+/* Context parallelism joins the search where one sequence is too long
+ * (search_tries_cp), where nothing fits without it, and in the search for
+ * the smallest plan; never for a Galvatron config, which cannot say it. */
+bool pass_search(const Spec *spec, const HwProfile *hw, const SearchRequest *req, Arena *a, Plan *plan) {
+    bool cp = !req->flat_pipeline && (req->min_memory || search_tries_cp(spec, hw, req->devices));
+    if (!search(spec, hw, req, cp, a, plan)) return false;
+    if (plan->found || cp || req->flat_pipeline) return true;
+    double ms = plan->search_ms;
+    if (!search(spec, hw, req, true, a, plan)) return false;
+    plan->search_ms += ms;
     return true;
 }

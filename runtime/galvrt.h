@@ -810,6 +810,35 @@ void grt_ulysses_out_to_tokens(const GrtUlysses *x, const GrtUlyssesBufs *m, flo
 /* dqkv (B, T / u, (H + 2 KVH) hd), written, of the local tokens from dout (B, T / u, H hd), through the forward's kept buffers. */
 void grt_ulysses_attention_backward(const GrtUlysses *x, const GrtUlyssesBufs *m, float *dqkv, float *dout);
 
+/* ---- ring attention (runtime/ring_attn.c) -------------------------------- */
+
+/* Attention over a context-parallel group of cp ranks (ring attention, Liu
+ * et al. 2023; Megatron-Core's CP): each rank holds Tl = T / cp positions of
+ * every sequence, the load-balanced chunks r and 2 cp - 1 - r of 2 cp (rank r
+ * of the group), so a causal mask gives every rank as much work. Queries
+ * (B, Tl, H, hd), keys and values (B, Tl, KVH, hd; H a multiple of KVH,
+ * GQA), the output (B, Tl, H, hd) and each query row's log-sum-exp (B, H,
+ * Tl), fp32, rows in the rank's position order. The K,V chunks pass around
+ * the ring (cp - 1 steps), each block's scores merged into the output by the
+ * online-softmax rule; backward passes K,V again and carries dK,dV home (cp
+ * steps). Causal masking compares global positions. The working space is
+ * galvrt_sizes.h's grt_ring_work. */
+typedef struct GrtRingAttn {
+    GrtComm *group;    /* the CP group (cp ranks) */
+    int B, T, H, KVH, hd;
+    int causal;
+} GrtRingAttn;
+
+/* Floats of working space ring attention takes (grt_ring_work). */
+size_t grt_ring_attn_work_floats(const GrtRingAttn *a);
+/* The global position of the rank's local row t (0 <= t < T / cp). */
+int grt_ring_position(int T, int cp, int rank, int t);
+void grt_ring_attn_forward(const GrtRingAttn *a, const float *q, const float *k, const float *v, float *out,
+                           float *lse, float *work);
+/* dq, dk, dv (the rank's rows) from dout and forward's out and lse; overwritten. */
+void grt_ring_attn_backward(const GrtRingAttn *a, const float *q, const float *k, const float *v, const float *out,
+                            const float *lse, const float *dout, float *dq, float *dk, float *dv, float *work);
+
 /* ---- layouts and resharding (runtime/reshard.c) ------------------------- */
 
 /* Where a layer runs: the tp * dp world ranks [base, base + tp * dp) of its

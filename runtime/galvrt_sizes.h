@@ -132,14 +132,30 @@ static inline double grt_size_t5_work(const GrtLayerSpec *s, GrtShardSizes z, do
 }
 
 /* The activations a block keeps besides its six per-token norm statistics,
- * in elements: its input's norm, the residual, the second norm (N, C) each,
- * QKV (N, qkv), the attention output (N, H hd), MLP up (N, up), its
- * activation (N, F) and the probabilities (B, H, T, keys). Under mixed
- * precision (GrtLayerSpec.gemm16) these are kept as bf16 bits, the
- * statistics stay fp32 (runtime/layers.c's block_act). */
-static inline double grt_block_kept16(const GrtLayerSpec *s, GrtShardSizes z, int tp, int sp, double B, double T) {
+ * in elements, for B sequences of T positions on the rank: its input's
+ * norm, the residual, the second norm (N, C) each, QKV (N, qkv), the
+ * attention output (N, H hd), MLP up (N, up), its activation (N, F) and
+ * the probabilities (B, H, T, keys); context parallel (cp > 1), no
+ * probabilities: ring attention keeps each query row's log-sum-exp
+ * instead (grt_size_kept) and rebuilds them block by block in backward.
+ * Under mixed precision (GrtLayerSpec.gemm16) these are kept as bf16 bits,
+ * the statistics stay fp32 (runtime/layers.c's block_act). */
+static inline double grt_block_kept16(const GrtLayerSpec *s, GrtShardSizes z, int tp, int sp, int cp, double B,
+                                      double T) {
     double N = B * T, rows = sp ? N / tp : N; /* sequence parallel: the norms' outputs and the residual of its rows */
-    return rows * 3 * s->C + N * (z.qkv + z.H * s->hd + z.up + z.F) + B * z.H * T * grt_block_keys(s, T);
+    double probs = cp > 1 ? 0 : B * z.H * T * grt_block_keys(s, T);
+    return rows * 3 * s->C + N * (z.qkv + z.H * s->hd + z.up + z.F) + probs;
+}
+
+/* Ring attention's working space for a context-parallel block (cp > 1) on
+ * B sequences of Tl = T / cp positions, KV = B Tl KVH hd on the TP rank:
+ * the K,V chunk being attended and the one arriving (2 x 2 KV), backward's
+ * travelling dK,dV and the arriving ones (2 x 2 KV), one sequence's (H, Tl,
+ * Tl) block of scores, a block's partial output (N, H hd) and its running
+ * row maximum and sum (2 x (B, H, Tl)). */
+static inline double grt_ring_work(const GrtLayerSpec *s, GrtShardSizes z, int cp, double B, double Tl) {
+    double N = B * Tl;
+    return cp > 1 ? 8 * N * z.KVH * s->hd + z.H * Tl * Tl + N * z.H * s->hd + 2 * B * z.H * Tl : 0;
 }
 
 /* Whether a block keeps grt_block_kept16's activations as bf16 bits: under
@@ -169,16 +185,20 @@ static inline double grt_half_floats(double n) {
  * but the statistics as bf16 (grt_block_kept16, grt_kept16; `ckpt`: the
  * block is checkpointed). With sequence parallelism (sp) the norms'
  * outputs, the residual and the statistics are of the rank's B T / tp rows
- * alone (section 4.2.2). Patch merging keeps its
+ * alone (section 4.2.2). Context parallelism (cp > 1) leaves each rank T /
+ * cp positions of every sequence, through every layer (Megatron-Core's CP);
+ * a block keeps its queries' log-sum-exp rows (B, H, T / cp) in place of
+ * the probabilities. Patch merging keeps its
  * norm's statistics, a merged token's two. A checkpointed block keeps these once, in the stage's
  * checkpoint area. */
-static inline double grt_size_kept(const GrtLayerSpec *s, int tp, int sp, double B, double T, int ckpt) {
+static inline double grt_size_kept(const GrtLayerSpec *s, int tp, int sp, int cp, double B, double T, int ckpt) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
-    double N = B * T, C = s->C, rows = sp ? N / tp : N, big = grt_block_kept16(s, z, tp, sp, B, T);
+    T /= cp;
+    double N = B * T, C = s->C, rows = sp ? N / tp : N, big = grt_block_kept16(s, z, tp, sp, cp, B, T);
     switch (s->kind) {
     case GRT_BLOCK:
         if (s->te) return grt_size_t5_kept(s, z, B);
-        return 6 * rows + (grt_kept16(s, ckpt) ? grt_half_floats(big) : big);
+        return 6 * rows + (cp > 1 ? B * z.H * T : 0) + (grt_kept16(s, ckpt) ? grt_half_floats(big) : big);
     case GRT_MERGE: return 2 * N / 4;
     case GRT_NORM: return 2 * rows;                             /* mean and rstd */
     case GRT_HEAD: return B * grt_head_rows(s, T) * (z.V * tp); /* the probabilities over the whole (padded) vocabulary */
@@ -195,9 +215,9 @@ static inline double grt_size_kept(const GrtLayerSpec *s, int tp, int sp, double
  * block's kept activations, rebuilt just before its backward; a block with
  * bf16 kept activations (grt_kept16), their fp32 copy (grt_block_kept16),
  * which its forward computes in and its backward widens the bits into. */
-static inline double grt_size_ckpt(const GrtLayerSpec *s, int tp, int sp, double B, double T, int ckpt) {
-    if (s->kind == GRT_BLOCK && ckpt) return grt_size_kept(s, tp, sp, B, T, ckpt);
-    return grt_kept16(s, ckpt) ? grt_block_kept16(s, grt_shard_sizes(s, tp), tp, sp, B, T) : 0;
+static inline double grt_size_ckpt(const GrtLayerSpec *s, int tp, int sp, int cp, double B, double T, int ckpt) {
+    if (s->kind == GRT_BLOCK && ckpt) return grt_size_kept(s, tp, sp, cp, B, T, ckpt);
+    return grt_kept16(s, ckpt) ? grt_block_kept16(s, grt_shard_sizes(s, tp), tp, sp, cp, B, T / cp) : 0;
 }
 
 /* Floats of the tensors a layer replicates over its TP group whose
@@ -222,15 +242,17 @@ static inline double grt_size_shared(const GrtLayerSpec *s) {
  * and the two's gradients, N C each (rebuilt in backward from its input).
  * Sequence parallel (sp), the embedding and the head add the whole (N, C)
  * stream an all-gather fills or a reduce-scatter empties, a block and a
- * norm their replicated tensors' gradients. */
-static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, int sp, double B, double T) {
+ * norm their replicated tensors' gradients. Context parallel (cp > 1):
+ * of the rank's T / cp positions, a block with its ring's (grt_ring_work). */
+static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, int sp, int cp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
+    T /= cp;
     double N = B * T, C = s->C, gathered = sp ? N * C : 0, shared = sp ? grt_size_shared(s) : 0;
     switch (s->kind) {
     case GRT_BLOCK:
         if (s->te) return grt_size_t5_work(s, z, B);
         return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd) +
-               grt_window_work(s, z, B, T) + shared;
+               grt_window_work(s, z, B, T) + grt_ring_work(s, z, cp, B, T) + shared;
     case GRT_HEAD: /* T5's: its decoder rows gathered from the stream, and their targets */
         N = B * grt_head_rows(s, T);
         return N * (z.V + 2 * z.V * tp + C + 2) + (s->te ? N * (C + 1) : 0) + gathered;
@@ -321,9 +343,9 @@ static inline double grt_size_gemm16(const GrtLayerSpec *s, int tp, double B, do
 
 /* Floats of a layer's working space for a micro-batch (one buffer shared by
  * every layer of a stage: one runs at a time): its own buffers, then its
- * rounded GEMM operands (gemm16 bytes each). */
-static inline double grt_size_work(const GrtLayerSpec *s, int tp, int sp, double B, double T) {
-    return grt_size_scratch(s, tp, sp, B, T) + grt_size_gemm16(s, tp, B, T) * s->gemm16 / GRT_ELEM_BYTES;
+ * rounded GEMM operands (gemm16 bytes each), of its T / cp positions. */
+static inline double grt_size_work(const GrtLayerSpec *s, int tp, int sp, int cp, double B, double T) {
+    return grt_size_scratch(s, tp, sp, cp, B, T) + grt_size_gemm16(s, tp, B, T / cp) * s->gemm16 / GRT_ELEM_BYTES;
 }
 
 /* ---- Ulysses sequence parallelism ------------------------------------------------ */
@@ -339,13 +361,13 @@ static inline double grt_size_work(const GrtLayerSpec *s, int tp, int sp, double
  * (runtime/ulysses.c's buffers); the planner costs them. */
 static inline double grt_ulysses_kept16(const GrtLayerSpec *s, int u, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, 1);
-    double local = grt_block_kept16(s, z, 1, 0, B, T / u) - B * z.H * (T / u) * grt_block_keys(s, T / u);
+    double local = grt_block_kept16(s, z, 1, 0, 1, B, T / u) - B * z.H * (T / u) * grt_block_keys(s, T / u);
     return local + B * T * (z.qkv + z.H * s->hd) / u + B * (z.H / u) * T * grt_block_keys(s, T);
 }
 
 /* Floats kept from forward to backward under Ulysses over u (grt_size_kept's, of the local tokens). */
 static inline double grt_size_kept_ulysses(const GrtLayerSpec *s, int u, double B, double T, int ckpt) {
-    if (s->kind != GRT_BLOCK || s->te) return grt_size_kept(s, 1, 0, B, T / u, ckpt);
+    if (s->kind != GRT_BLOCK || s->te) return grt_size_kept(s, 1, 0, 1, B, T / u, ckpt);
     double big = grt_ulysses_kept16(s, u, B, T);
     return 6 * B * T / u + (grt_kept16(s, ckpt) ? grt_half_floats(big) : big);
 }
@@ -371,7 +393,7 @@ static inline double grt_ulysses_scratch(const GrtLayerSpec *s, int u, double B,
 
 /* A layer's own buffers under Ulysses over u: the local tokens' (grt_size_scratch), then grt_ulysses_scratch's. */
 static inline double grt_size_scratch_ulysses(const GrtLayerSpec *s, int u, double B, double T) {
-    return grt_size_scratch(s, 1, 0, B, T / u) + grt_ulysses_scratch(s, u, B, T);
+    return grt_size_scratch(s, 1, 0, 1, B, T / u) + grt_ulysses_scratch(s, u, B, T);
 }
 
 /* The working space under Ulysses over u: its own buffers, then the local tokens' rounded GEMM operands. */

@@ -453,23 +453,23 @@ static double whole_T(const GrtLayer *l) { return (double)l->T * (l->ul ? l->ul_
 
 static size_t kept_floats(const GrtLayer *l) {
     if (l->ul) return (size_t)grt_size_kept_ulysses(&l->s, l->ul_size, l->B, whole_T(l), l->ckpt);
-    return (size_t)grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt);
+    return (size_t)grt_size_kept(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt);
 }
 
 size_t grt_layer_work_floats(const GrtLayer *l) {
     if (l->ul) return (size_t)grt_size_work_ulysses(&l->s, l->ul_size, l->B, whole_T(l));
-    return (size_t)grt_size_work(&l->s, l->tp_size, l->sp, l->B, l->T);
+    return (size_t)grt_size_work(&l->s, l->tp_size, l->sp, 1, l->B, l->T);
 }
 
 size_t grt_layer_ckpt_floats(const GrtLayer *l) {
     if (l->ul) return (size_t)grt_size_ckpt_ulysses(&l->s, l->ul_size, l->B, whole_T(l), l->ckpt);
-    return (size_t)grt_size_ckpt(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt);
+    return (size_t)grt_size_ckpt(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt);
 }
 
 /* Floats of its own working buffers (the rounded GEMM operands follow them). */
 static size_t scratch_floats(const GrtLayer *l) {
     if (l->ul) return (size_t)grt_size_scratch_ulysses(&l->s, l->ul_size, l->B, whole_T(l));
-    return (size_t)grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T);
+    return (size_t)grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T);
 }
 
 /* Carve n floats off *area. */
@@ -537,8 +537,8 @@ static BlockAct *block_act(GrtLayer *l, float *kept, float *work, float *area) {
     if (l->s.te) { /* T5's (runtime/t5.c), kept in fp32 at every precision */
         size_t kept_n, work_n;
         void *t5 = grt_t5_act(l, kept, work, &kept_n, &work_n);
-        check_size(l, "kept activations", kept_n, grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
-        check_size(l, "working space", work_n, grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
+        check_size(l, "kept activations", kept_n, grt_size_kept(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt));
+        check_size(l, "working space", work_n, grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T));
         return t5;
     }
     size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, rows = (size_t)grt_layer_rows(l);
@@ -570,7 +570,7 @@ static BlockAct *block_act(GrtLayer *l, float *kept, float *work, float *area) {
                                  .dS = carve(&work, n * n)};
     }
     if (l->sp) l->shared = carve(&work, l->n_shared);
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T));
     if (l->ul) ulysses_bufs(l, a, &work);
     l->full = a->dC1, l->local = a->dC3;
     float *area0 = area;
@@ -591,7 +591,7 @@ static NormAct *norm_act(const GrtLayer *l, float *kept) {
     NormAct *a = grt_alloc(sizeof *a);
     a->mean = carve(&kept, N);
     a->rstd = carve(&kept, N);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt));
     return a;
 }
 
@@ -614,8 +614,8 @@ static HeadAct *head_act(GrtLayer *l, float *probs, float *work) {
     a->xd = l->s.te ? carve(&work, N * C) : NULL;
     a->td = l->s.te ? (int32_t *)carve(&work, N) : NULL;
     if (l->sp) l->full = l->local = carve(&work, N * C); /* the gathered input; the input gradient's scatter */
-    check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T));
     return a;
 }
 
@@ -626,7 +626,7 @@ static PatchAct *patch_act(const GrtLayer *l, float *work) {
     PatchAct *a = grt_alloc(sizeof *a);
     a->X = carve(&work, rows * (size_t)grt_patch_values(&l->s));
     a->Y = carve(&work, rows * (size_t)l->s.C);
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T));
     return a;
 }
 
@@ -641,8 +641,8 @@ static MergeAct *merge_act(const GrtLayer *l, float *kept, float *work) {
     a->Xn = carve(&work, N * C);
     a->dX = carve(&work, N * C);
     a->dXn = carve(&work, N * C);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T));
     return a;
 }
 
@@ -659,8 +659,8 @@ static ClassAct *class_act(const GrtLayer *l, float *probs, float *work) {
     a->dpooled = carve(&work, B * C);
     a->dlogits = carve(&work, B * V);
     a->dh = l->s.pooler ? carve(&work, B * C) : NULL;
-    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->sp, l->B, l->T, l->ckpt));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt));
+    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T));
     return a;
 }
 
@@ -685,7 +685,7 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
     l->gemm16 = grt_size_gemm16(&l->s, l->tp_size, l->B, l->T) > 0 ? work + scratch_floats(l) : NULL;
     /* Ulysses: the embedding's and the head's copy of its tokens, after its own buffers (grt_ulysses_scratch) */
     l->ul_tokens = l->ul && (l->s.kind == GRT_EMBEDDING || l->s.kind == GRT_HEAD)
-                       ? (int32_t *)(work + (size_t)grt_size_scratch(&l->s, 1, 0, l->B, l->T))
+                       ? (int32_t *)(work + (size_t)grt_size_scratch(&l->s, 1, 0, 1, l->B, l->T))
                        : NULL;
     l->n_slots = slots < 1 ? 1 : slots;
     l->slot_act = grt_alloc(sizeof(void *) * (size_t)l->n_slots);

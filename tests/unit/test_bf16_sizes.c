@@ -55,11 +55,23 @@ static int64_t runtime_state_bytes(int64_t n, int dp, int zero, int64_t *params,
  * attention output (C / tp), MLP up and its activation (F / tp each) per
  * token and the probabilities (4 / tp heads of T x T) in fp32, or in bf16
  * bits (a whole float at the end) under mixed precision. With sequence
- * parallelism (sp) the statistics, ln1, res1 and ln2 are of N / tp tokens. */
-static int64_t decoder_kept_bytes(int tp, bool sp, int64_t B, int64_t T, bool bf16) {
-    int64_t N = B * T, rows = sp ? N / tp : N;
-    int64_t big = rows * 3 * 64 + N * (3 * 64 + 64 + 2 * 256) / tp + B * (4 / tp) * T * T;
-    return 6 * rows * 4 + (bf16 ? (big + 1) / 2 * 4 : big * 4);
+ * parallelism (sp) the statistics, ln1, res1 and ln2 are of N / tp tokens.
+ * Context parallel (cp > 1; T the rank's positions): no probabilities, and
+ * each query row's log-sum-exp in fp32 (4 / tp heads of T). */
+static int64_t decoder_kept_bytes(int tp, bool sp, int cp, int64_t B, int64_t T, bool bf16) {
+    int64_t N = B * T, rows = sp ? N / tp : N, lse = cp > 1 ? B * (4 / tp) * T : 0;
+    int64_t big = rows * 3 * 64 + N * (3 * 64 + 64 + 2 * 256) / tp + (cp > 1 ? 0 : B * (4 / tp) * T * T);
+    return 6 * rows * 4 + lse * 4 + (bf16 ? (big + 1) / 2 * 4 : big * 4);
+}
+
+/* Ring attention's working space of that decoder (4 heads of 16, as many
+ * key/value heads) on a TP rank, B sequences of T positions on the rank, in
+ * bytes: K,V chunks attended and arriving, dK,dV travelling and arriving
+ * (8 x (N, 64 / tp)), one sequence's (4 / tp, T, T) scores, a partial output
+ * (N, 64 / tp) and its running maximum and sum (2 x (B, 4 / tp, T)). */
+static int64_t decoder_ring_bytes(int tp, int64_t B, int64_t T) {
+    int64_t N = B * T, A = 64 / tp, H = 4 / tp;
+    return (8 * N * A + H * T * T + N * A + 2 * B * H * T) * 4;
 }
 
 /* The same decoder's kept bytes under Ulysses over u (its B sequences of T
@@ -112,7 +124,7 @@ static float *kept_forward(const GrtLayerSpec *spec, int ckpt, float **cbuf) {
  * checkpoint area), not mostly zeros, and exactly the values a
  * checkpointed block keeps as floats, each a bf16 value (low 16 bits zero). */
 static void check_kept_rounding(const GrtLayerSpec *spec) {
-    size_t N = 2 * 64, big = (size_t)grt_block_kept16(spec, grt_shard_sizes(spec, 1), 1, 0, 2, 64);
+    size_t N = 2 * 64, big = (size_t)grt_block_kept16(spec, grt_shard_sizes(spec, 1), 1, 0, 1, 2, 64);
     float *copy, *ckpt_area;
     const uint16_t *bits = (const uint16_t *)(kept_forward(spec, 0, &copy) + 6 * N);
     const float *floats = kept_forward(spec, 1, &ckpt_area) + 6 * N;
@@ -132,8 +144,27 @@ static void check_kept_rounding(const GrtLayerSpec *spec) {
     grt_free(wide, big * sizeof(float));
 }
 
+/* A context-parallel block l (shaped for the rank's positions) against the
+ * cost pass's c: kept, its input and decoder_kept_bytes (or, checkpointed,
+ * the input alone and the floats in the checkpoint area); working space,
+ * the runtime's for those positions and the ring's. */
+static void check_ring_block(const GrtLayer *l, const Strategy *x, const LayerCost *c, int64_t input, int64_t work,
+                             bool bf16) {
+    int cp = strategy_cp(x);
+    int64_t kept = decoder_kept_bytes(x->tp, l->sp, cp, l->B, l->T, bf16 && !l->ckpt);
+    CHECK_EQ(input + (l->ckpt ? 0 : kept), c->act_bytes);
+    CHECK_EQ(work + decoder_ring_bytes(x->tp, l->B, l->T), c->work_bytes);
+    int64_t stats = (6 * (int64_t)grt_layer_rows(l) + (int64_t)l->B * (4 / x->tp) * l->T) * 4;
+    int64_t area = l->ckpt ? decoder_kept_bytes(x->tp, l->sp, cp, l->B, l->T, false)
+                           : bf16 ? decoder_kept_bytes(x->tp, l->sp, cp, l->B, l->T, false) - stats : 0;
+    CHECK_EQ(area, c->ckpt_bytes);
+}
+
 /* Layer i under strategy x: the runtime's layer, bound to buffers of the
- * sizes it asks for, against the cost pass's figures c. */
+ * sizes it asks for, against the cost pass's figures c. Context parallel,
+ * the layer of the rank's T / cp positions, its weights replicated over
+ * the cp x dp ranks, a block's probabilities and ring buffers counted from
+ * its dimensions (the program does not run ring attention yet). */
 static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost *c) {
     const Layer *L = s->graph->layers[i];
     GrtLayerSpec spec;
@@ -142,8 +173,8 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
     spec.gemm16 = spec_gemm16(s);
     GrtLayer l;
     grt_layer_shape(&l, &spec, x->tp, 0);
-    int u = strategy_ulysses(x), reps = strategy_replicas(x);
-    l.B = (int)(s->train->global_batch / MICRO_BATCHES / x->dp), l.T = (int)L->seq / u;
+    int u = strategy_ulysses(x), cp = strategy_cp(x), reps = strategy_replicas(x);
+    l.B = (int)(s->train->global_batch / MICRO_BATCHES / x->dp), l.T = (int)L->seq / u / cp;
     static GrtComm *const no_group; /* a Ulysses layer is laid out without its group (no exchange runs) */
     if (u > 1) l.ul = (GrtComm *)&no_group, l.ul_size = u;
     l.ckpt = x->ckpt && spec.kind == GRT_BLOCK;
@@ -151,16 +182,20 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
     size_t work = grt_layer_work_floats(&l), ckpt = grt_layer_ckpt_floats(&l);
     float *wbuf = grt_dev->alloc(work * sizeof(float) + 1), *cbuf = grt_dev->alloc(ckpt * sizeof(float) + 1);
     grt_layer_bind(&l, NULL, NULL, 1, wbuf, cbuf);
-    int64_t params, grads, zero = reps > 1 ? strategy_zero(x) : 0; /* Ulysses: over its u x dp replicas */
+    int64_t params, grads, zero = reps > 1 ? strategy_zero(x) : 0; /* over its u x cp x dp replicas */
     CHECK_EQ(runtime_state_bytes((int64_t)l.n_params, reps, (int)zero, &params, &grads), c->state_bytes);
     if (zero != 3) CHECK_EQ(params, c->param_bytes); /* ZeRO-3: the cost pass counts n / dp, unpadded */
     if (zero == 0 || zero == 1) CHECK_EQ(grads, c->grad_bytes);
     /* kept: what the layer allocated, and its input, which the program keeps */
     int64_t input = spec.kind == GRT_EMBEDDING ? 0 : (int64_t)grt_layer_rows(&l) * spec.C * GRT_ELEM_BYTES;
+    if (cp > 1 && spec.kind == GRT_BLOCK) {
+        check_ring_block(&l, x, c, input, (int64_t)(work * sizeof(float)), spec.gemm16 != 0);
+        return;
+    }
     CHECK_EQ(input + (int64_t)l.act_bytes, c->act_bytes);
     int64_t kept16 = u > 1 ? decoder_kept_bytes_ulysses(u, l.B, L->seq, spec.gemm16 != 0)
-                           : decoder_kept_bytes(x->tp, l.sp, l.B, l.T, spec.gemm16 != 0);
-    int64_t kept32 = u > 1 ? decoder_kept_bytes_ulysses(u, l.B, L->seq, false) : decoder_kept_bytes(x->tp, l.sp, l.B, l.T, false);
+                           : decoder_kept_bytes(x->tp, l.sp, 1, l.B, l.T, spec.gemm16 != 0);
+    int64_t kept32 = u > 1 ? decoder_kept_bytes_ulysses(u, l.B, L->seq, false) : decoder_kept_bytes(x->tp, l.sp, 1, l.B, l.T, false);
     if (spec.kind == GRT_BLOCK && !l.ckpt) CHECK_EQ((int64_t)l.act_bytes, kept16);
     if (spec.kind == GRT_BLOCK && l.ckpt) CHECK_EQ((int64_t)(ckpt * sizeof(float)), kept32);
     if (spec.kind == GRT_BLOCK && !l.ckpt) /* bf16: the kept activations' fp32 copy, statistics aside */
@@ -180,7 +215,7 @@ static void check_plans(const Spec *s, const HwProfile *hw) {
     Arena *a = arena_new();
     StrategySet all;
     CHECK(pass_prune(4, true, NULL, a, &all));
-    int zeros[4] = {0}, tps = 0, pps = 0, ckpts = 0, ulysses = 0;
+    int zeros[4] = {0}, tps = 0, pps = 0, ckpts = 0, ulysses = 0, cps = 0, tp_cps = 0;
     for (int k = 0; k < all.n; k++) {
         const Strategy *x = &all.items[k];
         if (strategy_ulysses(x) > 1 && !runtime_runs_ulysses(s)) continue;
@@ -191,9 +226,11 @@ static void check_plans(const Spec *s, const HwProfile *hw) {
         for (int i = 0; i < s->graph->n_layers; i++)
             check_layer(s, i, x, &t.cost[i]);
         zeros[x->dp > 1 ? strategy_zero(x) : 0]++, tps += x->tp > 1, pps += x->pp > 1, ckpts += x->ckpt;
+        cps += strategy_cp(x) > 1, tp_cps += strategy_cp(x) > 1 && x->tp > 1;
     }
     CHECK(zeros[0] && zeros[1] && zeros[2] && zeros[3] && tps && pps && ckpts); /* every family was seen */
     CHECK(runtime_runs_ulysses(s) ? ulysses > 0 : ulysses == 0);
+    CHECK(cps && tp_cps);
     arena_free(a);
 }
 

@@ -9,8 +9,10 @@
  * devices: the same compute and gradient all-reduce, the activations of
  * T / u tokens with attention's heads over the whole sequence (more than
  * DP's, by those copies), and two all-to-alls each way at the all-to-all's
- * bandwidth. A GPU profile's GEMM rates price the arithmetic the program
- * runs (fp32, or bf16's linears). */
+ * bandwidth. Context parallelism against DP over as many ranks: the same
+ * compute and state, less activation memory, the ring's p2p steps on top.
+ * A GPU profile's GEMM rates price the arithmetic the program runs (fp32,
+ * or bf16's linears). */
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
@@ -130,6 +132,45 @@ static void test_sequence_parallel(const Spec *s) {
     CHECK_EQ(plain.act_bytes - sp.act_bytes, (int64_t)want);
 }
 
+/* The decoder under tp x cp x dp on one stage of 24 (plain DP over dp, no checkpointing), one micro-batch. */
+static LayerCost cost_cp(const Spec *s, const HwProfile *hw, int tp, int cp, int dp) {
+    Arena *a = arena_new();
+    StrategySet all, one = {0};
+    CHECK(pass_prune(24, false, NULL, a, &all));
+    for (int k = 0; k < all.n; k++) {
+        const Strategy *x = &all.items[k];
+        if (x->pp == 1 && x->tp == tp && strategy_cp(x) == cp && strategy_ulysses(x) == 1 && x->dp == dp && !strategy_zero(x) &&
+            x->tp_consec &&
+            strategy_sp(x) == (tp > 1))
+            one.items = &all.items[k];
+    }
+    CHECK(one.items != NULL);
+    one.n = one.items ? 1 : 0;
+    CostTable t;
+    LayerCost c = {0};
+    if (one.n && pass_cost(s, hw, &one, 1, a, &t)) c = t.cost[DECODER];
+    arena_free(a);
+    return c;
+}
+
+/* CP 2 x DP 12 against DP 24 (each rank 1/24 of the micro-batch's tokens):
+ * the same compute and training state, fewer kept bytes (log-sum-exp rows
+ * for the probabilities), the ring's p2p on top, more of it over 4 ranks;
+ * TP 2 with SP x CP 2 x DP 6 keeps its 1/24 of the stream too. */
+static void test_context_parallel(const Spec *s) {
+    HwProfile hw;
+    hw_preset(&hw, (DeviceKind)s->cluster->device);
+    LayerCost dp = cost_cp(s, &hw, 1, 1, 24), cp2 = cost_cp(s, &hw, 1, 2, 12), cp4 = cost_cp(s, &hw, 1, 4, 6);
+    CHECK(fabs(cp2.compute_s - dp.compute_s) <= 1e-12 * dp.compute_s);
+    CHECK_EQ(cp2.state_bytes, dp.state_bytes);
+    CHECK(cp2.act_bytes < dp.act_bytes);
+    CHECK_EQ(cp2.stream_bytes, dp.stream_bytes);
+    CHECK(cp2.mb_s > dp.mb_s && cp4.mb_s - cp4.compute_s > cp2.mb_s - cp2.compute_s);
+    CHECK_EQ(cp2.calls_mb, (2 - 1) + (2 - 1) + 2); /* forward's one step, backward's K,V and dK,dV */
+    LayerCost tp = cost_cp(s, &hw, 2, 2, 6);
+    CHECK_EQ(tp.stream_bytes, cp2.stream_bytes);
+}
+
 /* The decoder's cost (and the reshards between them) under pp 3 (stages of 8) for each of n fixed
  * strategies of plain DP: dp[k] with ulysses[k], one micro-batch. */
 static void cost_ulysses(const Spec *s, const HwProfile *hw, int n, const int *dp, const int *ulysses, LayerCost *c,
@@ -247,6 +288,7 @@ int main(void) {
         test_profile_powers_of_two(s);
         test_sequence_parallel(s);
         test_ulysses(s);
+        test_context_parallel(s);
         test_gemm_rates(s);
     }
     arena_free(a);

@@ -33,15 +33,19 @@ static HwProfile cpu_hw(const Spec *s) {
  * working space, checkpoint area, ZeRO-3 gathered weights and ZeRO-2/3
  * whole gradients (each separately), three activation-sized
  * buffers, one micro-batch's tokens (one stage, 1F1B: one in flight) and the
- * losses; no_ckpt: of the candidates that do not checkpoint. */
-/* A strategy's share of a micro-batch's tokens is 1 / (dp x ulysses). */
-static int share(const Strategy *s) { return s->dp * strategy_ulysses(s); }
+ * losses; no_ckpt: of the candidates that do not checkpoint; no_cp: of
+ * those without context parallelism. min_dp bounds the ranks that split a
+ * micro-batch (dp x Ulysses or CP). */
+static bool leaves_out(const Strategy *s, bool no_ckpt, bool no_cp) {
+    return (no_ckpt && s->ckpt) || (no_cp && strategy_cp(s) > 1);
+}
 
-static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, bool no_ckpt) {
+static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, bool no_ckpt, bool no_cp) {
     int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0;
     for (int i = 0; i < t->n_layers; i++)
         for (int k = 0; k < t->n_strategies; k++) {
-            if (pick ? pick[i] != k : share(&t->strategies[k]) < min_dp || (no_ckpt && t->strategies[k].ckpt)) continue;
+            const Strategy *s = &t->strategies[k];
+            if (pick ? pick[i] != k : strategy_replicas(s) < min_dp || leaves_out(s, no_ckpt, no_cp)) continue;
             const LayerCost *c = &t->cost[i * t->n_strategies + k];
             if (c->work_bytes > work) work = c->work_bytes;
             if (c->ckpt_bytes > ckpt) ckpt = c->ckpt_bytes;
@@ -62,17 +66,22 @@ static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, bool 
  * beside the exact memory. */
 static double brute_force(const CostTable *t, int64_t budget) {
     int L = t->n_layers, n = t->n_strategies, devices = (int)strategy_stage_devices(&t->strategies[0]);
+    bool any_cp = false;
+    for (int k = 0; k < n; k++) any_cp |= strategy_cp(&t->strategies[k]) > 1;
     int best_pick[8] = {0};
     double best = INFINITY;
-    /* the search's floors on the DP (x Ulysses) degree, each also without checkpointing:
-     * each costs the shared buffers at the candidates it allows */
-    for (int f = 2; f <= 2 * devices + 1; f++) {
-        int min_dp = f / 2;
-        bool no_ckpt = f % 2;
+    /* the search's floors on the DP degree (dp x cp), each also without
+     * checkpointing and without context parallelism: each costs the shared
+     * buffers at the candidates it allows */
+    for (int f = 4; f <= 4 * devices + 3; f++) {
+        int min_dp = f / 4;
+        bool no_ckpt = f % 2, no_cp = f / 2 % 2;
         if (devices % min_dp) continue; /* the DP degrees a stage can have */
+        if (no_cp && !any_cp) continue;
         /* the pass without checkpointing, where it frees a part in 256 of the budget */
-        if (no_ckpt && reserve_of(t, NULL, min_dp, false) - reserve_of(t, NULL, min_dp, true) < budget / 256) continue;
-        int64_t reserve = reserve_of(t, NULL, min_dp, no_ckpt);
+        if (no_ckpt && reserve_of(t, NULL, min_dp, false, no_cp) - reserve_of(t, NULL, min_dp, true, no_cp) < budget / 256)
+            continue;
+        int64_t reserve = reserve_of(t, NULL, min_dp, no_ckpt, no_cp);
         if (reserve >= budget) continue;
         int64_t cap = (budget - reserve) / MIB;
         int pick[8] = {0};
@@ -84,10 +93,10 @@ static double brute_force(const CostTable *t, int64_t budget) {
             bool allowed = true;
             for (int i = 0; i < L; i++) {
                 const LayerCost *c = &t->cost[i * n + pick[i]];
-                allowed = allowed && share(&t->strategies[pick[i]]) >= min_dp;
+                allowed = allowed && strategy_replicas(&t->strategies[pick[i]]) >= min_dp;
                 /* checkpointing recomputes transformer layers only */
                 allowed = allowed && (!t->strategies[pick[i]].ckpt || t->may_ckpt[i]);
-                allowed = allowed && !(no_ckpt && t->strategies[pick[i]].ckpt);
+                allowed = allowed && !leaves_out(&t->strategies[pick[i]], no_ckpt, no_cp);
                 time += (double)t->micro_batches * c->mb_s + c->step_s;
                 if (i > 0) time += (double)t->micro_batches * t->reshard[((size_t)i * n + pick[i - 1]) * n + pick[i]];
                 mem += (c->state_bytes + c->act_bytes + MIB - 1) / MIB;
@@ -104,7 +113,7 @@ static double brute_force(const CostTable *t, int64_t budget) {
         bool ec = e->tp_consec || e->tp == 1 || e->dp == 1, hc = h->tp_consec || h->tp == 1 || h->dp == 1;
         if (e->tp != h->tp || ec != hc || strategy_zero(e) || strategy_zero(h) ||
             strategy_ulysses(e) != strategy_ulysses(h)) {
-            int64_t exact = reserve_of(t, best_pick, 1, false) + t->tied_copy_bytes[best_pick[t->tied_head]] + t->tied_sum_bytes;
+            int64_t exact = reserve_of(t, best_pick, 1, false, false) + t->tied_copy_bytes[best_pick[t->tied_head]] + t->tied_sum_bytes;
             for (int i = 0; i < L; i++) exact += t->cost[i * n + best_pick[i]].state_bytes + t->cost[i * n + best_pick[i]].act_bytes;
             if (exact > budget) return INFINITY;
         }
@@ -114,10 +123,11 @@ static double brute_force(const CostTable *t, int64_t budget) {
 
 /* The strategies of set whose TP degree splits every decoder's heads and
  * FFN (the program's rule, which the search applies), kept in order. */
-static void keep_runnable(const Spec *s, StrategySet *set) {
+static void keep_runnable(const Spec *s, StrategySet *set, bool cp) {
     int n = 0;
     for (int k = 0; k < set->n; k++) {
-        bool ok = true;
+        int c = strategy_cp(&set->items[k]);
+        bool ok = c == 1 || (cp && graph_cp_splits(s->graph, c));
         for (int i = 0; i < s->graph->n_layers; i++) {
             const Layer *l = s->graph->layers[i];
             if (l->kind == LAYER_DECODER) ok = ok && l->heads % set->items[k].tp == 0 && l->ffn % set->items[k].tp == 0;
@@ -126,6 +136,54 @@ static void keep_runnable(const Spec *s, StrategySet *set) {
         if (ok) set->items[n++] = set->items[k];
     }
     set->n = n;
+}
+
+/* The brute force's fastest step over the strategies the search has on
+ * `devices` (context-parallel ones with cp), m micro-batches. */
+static double brute_force_over(const Spec *s, const HwProfile *hw, int devices, int m, bool cp, Arena *a) {
+    StrategySet set;
+    pass_prune(devices, true, &s->hints, a, &set);
+    keep_runnable(s, &set, cp);
+    /* with several micro-batches the search also has each ZeRO-3 strategy accumulating once a step */
+    Strategy *items = arena_alloc(a, 2 * (size_t)set.n * sizeof *items);
+    memcpy(items, set.items, (size_t)set.n * sizeof *items);
+    for (int k = 0, n = set.n; m > 1 && k < n; k++)
+        if (items[k].sdp) items[set.n] = items[k], items[set.n++].zero3_once = true;
+    set.items = items;
+    CostTable t;
+    CHECK(pass_cost(s, hw, &set, m, a, &t));
+    return brute_force(&t, hw->memory);
+}
+
+/* The search on src (pp 1, m micro-batches, `devices`) against the brute
+ * force over the strategies it may use: 1 when both find the same step, 0
+ * when neither finds one, -1 when src does not load. *cp_plans (if given)
+ * counts plans with a context-parallel layer. */
+static int compare_with_brute_force(const char *src, int devices, int m, int trial, int *cp_plans) {
+    Arena *a = arena_new();
+    Spec *s = load_text(a, src);
+    CHECK(s != NULL);
+    if (!s) return arena_free(a), -1;
+    HwProfile hw = cpu_hw(s);
+    Plan plan;
+    SearchRequest req = {.devices = devices, .ulysses = true}; /* Ulysses too, as where the program runs it */
+    CHECK(pass_search(s, &hw, &req, a, &plan));
+    /* context parallelism from the start for long sequences, else only where nothing fits without it */
+    bool cp = search_tries_cp(s, &hw, devices);
+    double want = brute_force_over(s, &hw, devices, m, cp, a);
+    if (!cp && !isfinite(want)) want = brute_force_over(s, &hw, devices, m, true, a);
+    CHECK_EQ(plan.found, isfinite(want));
+    int found = plan.found && isfinite(want);
+    if (found && fabs(plan.step_s - want) > 1e-9 * want)
+        fprintf(stderr, "trial %d: dp %.9g, brute force %.9g\n%s", trial, plan.step_s, want, src);
+    if (found) CHECK(fabs(plan.step_s - want) <= 1e-9 * want);
+    for (int i = 0; found && cp_plans && i < s->graph->n_layers; i++)
+        if (strategy_cp(&plan.layer[i]) > 1) {
+            ++*cp_plans;
+            break;
+        }
+    arena_free(a);
+    return found;
 }
 
 /* Random small models (2 to 6 layers) on 1 to 8 devices, powers of two or
@@ -156,39 +214,36 @@ static void test_dp_equals_brute_force(void) {
                  "train { global_batch = %d; seq = 256 }\n"
                  "plan { pp = 1; micro_batches = %d }\n",
                  devices, mem_mib, hidden, body, 8 * m * devices, m);
-        Arena *a = arena_new();
-        Spec *s = load_text(a, src);
-        CHECK(s != NULL);
-        if (!s) { arena_free(a); continue; }
-        HwProfile hw = cpu_hw(s);
-        Plan plan;
-        SearchRequest req = {.devices = devices, .ulysses = true}; /* Ulysses too, as where the program runs it */
-        CHECK(pass_search(s, &hw, &req, a, &plan));
-        StrategySet set;
-        pass_prune(devices, true, &s->hints, a, &set);
-        keep_runnable(s, &set);
-        /* with several micro-batches the search also has each ZeRO-3 strategy accumulating once a step */
-        Strategy *items = arena_alloc(a, 2 * (size_t)set.n * sizeof *items);
-        memcpy(items, set.items, (size_t)set.n * sizeof *items);
-        for (int k = 0, n = set.n; m > 1 && k < n; k++)
-            if (items[k].sdp) items[set.n] = items[k], items[set.n++].zero3_once = true;
-        set.items = items;
-        CostTable t;
-        CHECK(pass_cost(s, &hw, &set, m, a, &t));
-        double want = brute_force(&t, hw.memory);
-        CHECK_EQ(plan.found, isfinite(want));
-        if (plan.found && isfinite(want)) {
-            if (fabs(plan.step_s - want) > 1e-9 * want)
-                fprintf(stderr, "trial %d: dp %.9g, brute force %.9g\n%s", trial, plan.step_s, want, src);
-            CHECK(fabs(plan.step_s - want) <= 1e-9 * want);
-            feasible++;
-        }
-        compared++;
-        arena_free(a);
+        int r = compare_with_brute_force(src, devices, m, trial, NULL);
+        feasible += r > 0, compared += r >= 0;
     }
     CHECK(compared == 150);
     CHECK(feasible > 30); /* the budgets must exercise both outcomes */
     CHECK(feasible < 150);
+}
+
+/* Long sequences, where the search tries context parallelism: random
+ * decoder stacks at 1,024 to 4,096 tokens on 2 and 4 devices, random
+ * budgets, the DP against the brute force; some plans must take CP. */
+static void test_context_parallel_brute_force(void) {
+    srand(777);
+    int feasible = 0, cp_plans = 0;
+    for (int trial = 0; trial < 24; trial++) {
+        int devices = 2 << (rand() % 2), decoders = devices == 2 ? 1 + rand() % 2 : 1;
+        int seq = 1024 << (rand() % 3), heads = 2 << (rand() % 2), m = 1 << (rand() % 2);
+        char body[256] = "", src[1024];
+        for (int k = 0; k < decoders; k++) snprintf(body + strlen(body), 64, "decoder(32, %d, norm = rmsnorm)\n", heads);
+        snprintf(src, sizeof src,
+                 "cluster c { devices_per_node = %d; device = cpu; memory = %d MiB; reserve = 0 MiB }\n"
+                 "model r { embedding(64, 32, positions = %d)\n%s rmsnorm(32)\n lm_head(tied) }\n"
+                 "train { global_batch = %d; seq = %d }\n"
+                 "plan { pp = 1; micro_batches = %d }\n",
+                 devices, 4 + rand() % 60, seq, body, devices * m, seq, m);
+        int r = compare_with_brute_force(src, devices, m, 1000 + trial, &cp_plans);
+        feasible += r > 0;
+    }
+    CHECK(feasible > 4);
+    CHECK(cp_plans > 2);
 }
 
 static Spec *load_example(Arena *a, const char *path, const char *memory) {
@@ -378,6 +433,7 @@ int main(void) {
     test_interleaving();
     test_micro_batch_layouts();
     test_dp_equals_brute_force();
+    test_context_parallel_brute_force();
     test_budgets();
     return check_report();
 }
