@@ -13,6 +13,7 @@
 #include "../unit/check.h"
 #include "../../runtime/comm.h"
 #include "galvrt.h"
+#include "mpi_check.h"
 
 #include <stdlib.h>
 
@@ -284,13 +285,5 @@ int main(int argc, char **argv) {
     test_all(world, 20); /* chunks of 3: 7 and 20 elements are 3 and 7 MPI calls */
     grt_mpi_set_max_count((size_t)-1);
 
-    /* the sum over every rank decides; only rank 0 prints it */
-    double counts[2] = {check_count, check_failures};
-    grt_allreduce_double(world, counts, 2);
-    check_count = (int)counts[0];
-    check_failures = (int)counts[1];
-    int status = me == 0 ? check_report() : check_failures != 0;
-    fflush(stdout);
-    grt_finalize();
-    return status;
+    return mpi_check_finish(world); /* the sum over every rank decides; rank 0 prints it */
 }
