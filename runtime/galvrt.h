@@ -98,6 +98,11 @@ void grt_attention_forward_with(float *out, float *att, const float *qkv, int B,
                                 int causal, GrtAttSoftmaxFwdFn *softmax);
 void grt_attention_backward_with(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
                                  int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax);
+/* grt_attention_backward_with, the score gradient's rows in dp (H, T, T)
+ * (galvrt_sizes.h's grt_att_grad, from a block's working space) instead of
+ * a temporary it allocates. */
+void grt_attention_backward_in(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
+                               int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp);
 /* The attention softmax's rows alone, as the generated kernels compute them:
  * att (rows, T), row i = query t = (t0 + i) mod T: softmax(scale att) over its keys
  * (t + 1 of them when causal), zeros after; and its backward in place
@@ -429,7 +434,7 @@ typedef struct GrtDevice {
     void (*add)(float *dst, const float *src, size_t n);            /* dst += src */
     void (*add_bias)(float *out, const float *bias, int N, int C);  /* out (N, C) += bias (C) on every row */
     void (*bias_grad)(float *dbias, const float *dout, int N, int C); /* dbias (C) += column sums of dout (N, C) */
-    /* as grt_matmul_forward, grt_matmul_backward, grt_attention_forward_with, grt_attention_backward_with */
+    /* as grt_matmul_forward, grt_matmul_backward, grt_attention_forward_with, grt_attention_backward_in */
     void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
     void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, int N, int C, int OC);
@@ -441,7 +446,7 @@ typedef struct GrtDevice {
     void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
                               int causal, GrtAttSoftmaxFwdFn *softmax);
     void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                               int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax);
+                               int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp);
 } GrtDevice;
 
 extern const GrtDevice grt_device_cpu;

@@ -209,10 +209,19 @@ static inline double grt_size_shared(const GrtLayerSpec *s) {
     return s->kind == GRT_NORM ? norm : 0;
 }
 
+/* Floats of the attention backward's score gradient in a block's working
+ * space: dP (H, T, T) of one sequence's heads, which the CUDA backward
+ * computes a sequence at a time (runtime/cuda/gemm.c) and the host's in
+ * row blocks of it (runtime/kernels.c); none for Swin's windows (their own
+ * dS) or T5's blocks (runtime/t5.c). */
+static inline double grt_att_grad(const GrtLayerSpec *s, GrtShardSizes z, double T) {
+    return s->kind == GRT_BLOCK && !s->window && !s->te ? z.H * T * T : 0;
+}
+
 /* Floats of a layer's own working buffers for a micro-batch (the start of
  * its working space, grt_size_work). A block: two (N, wide)
- * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd) and the rotary
- * copy (N, (H + KVH) hd). The head: local logits, gathered logits, their
+ * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd), the rotary
+ * copy (N, (H + KVH) hd) and the attention's score gradient (grt_att_grad). The head: local logits, gathered logits, their
  * gradient, the input gradient and two per-token rows (T5's: of its
  * decoder rows, which it gathers with their targets). A patch embedding:
  * the gathered patches and their projection (rebuilt in backward from the
@@ -230,7 +239,7 @@ static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, int sp, dou
     case GRT_BLOCK:
         if (s->te) return grt_size_t5_work(s, z, B);
         return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd) +
-               grt_window_work(s, z, B, T) + shared;
+               grt_att_grad(s, z, T) + grt_window_work(s, z, B, T) + shared;
     case GRT_HEAD: /* T5's: its decoder rows gathered from the stream, and their targets */
         N = B * grt_head_rows(s, T);
         return N * (z.V + 2 * z.V * tp + C + 2) + (s->te ? N * (C + 1) : 0) + gathered;

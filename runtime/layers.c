@@ -52,6 +52,7 @@ typedef struct BlockAct {
     float *scratch, *scratch2;   /* (N, max(C, QKV_l, UP_l)) */
     /* backward's working buffers, allocated once */
     float *dF, *dC1, *dC2, *dC3, *dAtt, *rope_tmp; /* (N, F_l), 3 x (N, C), (N, H_l hd), (N, (H_l + KVH_l) hd) */
+    float *dP;                                     /* (H_l, T, T): the attention's score gradient (grt_att_grad) */
     GrtWindowWork win;                             /* a Swin block's windows' (galvrt_sizes.h) */
 } BlockAct;
 
@@ -519,6 +520,7 @@ static BlockAct *block_act(GrtLayer *l, float *kept, float *work, float *area) {
     a->dC3 = carve(&work, N * C);
     a->dAtt = carve(&work, N * (size_t)l->H_l * l->s.hd);
     a->rope_tmp = carve(&work, N * (size_t)(l->H_l + l->KVH_l) * l->s.hd);
+    a->dP = carve(&work, (size_t)grt_att_grad(&l->s, grt_shard_sizes(&l->s, l->tp_size), l->T));
     if (l->s.window) {
         size_t n = (size_t)l->s.window * l->s.window, HD = (size_t)l->H_l * l->s.hd;
         a->win = (GrtWindowWork){.qkvw = carve(&work, N * 3 * HD),
@@ -1424,7 +1426,8 @@ static void attention_backward_from(GrtLayer *l, const float *dattn_out, const f
         grt_attention_backward_dropout(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm,
                                        &d);
     } else {
-        grt_dev->attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
+        grt_dev->attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm,
+                                    a->dP);
     }
     if (s->rope) rope_qk(l, dmid, a->rope_tmp, 1);
     /* QKV (column-parallel) */
