@@ -10,7 +10,8 @@
  * activations under bf16 are counted from the model's own dimensions (2
  * bytes each, the norms' statistics 4; fp32 when checkpointed), and a
  * block's forward leaves in its kept bits exactly the values its fp32
- * working copy went on from, which a checkpointed block keeps. No GPU needed. */
+ * working copy went on from, which a checkpointed block keeps; its working
+ * space holds the attention backward's score gradient (H / tp, T, T). No GPU needed. */
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
@@ -152,6 +153,10 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
                  spec.gemm16 ? decoder_kept_bytes(x->tp, l.sp, l.B, l.T, false) - 6 * (int64_t)grt_layer_rows(&l) * 4 : 0);
     CHECK_EQ((int64_t)(work * sizeof(float)), c->work_bytes);
     CHECK_EQ((int64_t)(ckpt * sizeof(float)), c->ckpt_bytes);
+    /* the attention backward's score gradient, one sequence's 4 / tp heads of T x T, inside the working space */
+    int64_t dP = spec.kind == GRT_BLOCK ? 4 / x->tp * (int64_t)l.T * l.T : 0;
+    CHECK_EQ((int64_t)grt_att_grad(&spec, grt_shard_sizes(&spec, x->tp), l.T), dP);
+    CHECK((int64_t)grt_size_scratch(&spec, x->tp, l.sp, l.B, l.T) >= dP);
     /* mixed precision's rounded operands lie at the end of the working space, inside it */
     double ops = grt_size_gemm16(&spec, x->tp, l.B, l.T);
     bool none = !spec.gemm16 || spec.kind == GRT_EMBEDDING || spec.kind == GRT_NORM;
