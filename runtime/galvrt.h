@@ -232,7 +232,7 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   layernorm_bwd  dinp, dweight, dbias, dout, inp, weight, mean, rstd  (accumulates)
  *   rmsnorm_fwd    out, rstd, inp, weight, eps                (as grt_rmsnorm_forward)
  *   rmsnorm_bwd    dinp, dweight, dout, inp, weight, rstd     (accumulates)
- *   residual       out, a, b: out = a + b
+ *   residual       out, a, b, bias: out = a + b, or with GRT_KF_BIAS a + (b + bias (C))
  *   bias_gelu_fwd  pre (in place: pre += bias), act = gelu(pre), bias
  *   bias_gelu_bwd  dpre += dact * gelu'(pre), dbias += the same; pre, dact, dbias
  *   swiglu_fwd     out (rows, C), inp (rows, 2C)              (as grt_swiglu_forward)
@@ -334,7 +334,7 @@ typedef void GrtLayerNormBwdFn(int64_t rows, float *dinp, float *dweight, float 
 typedef void GrtRmsNormFwdFn(int64_t rows, float *out, float *rstd, const float *inp, const float *weight, float eps);
 typedef void GrtRmsNormBwdFn(int64_t rows, float *dinp, float *dweight, const float *dout, const float *inp,
                              const float *weight, const float *rstd);
-typedef void GrtResidualFn(int64_t rows, float *out, const float *a, const float *b);
+typedef void GrtResidualFn(int64_t rows, float *out, const float *a, const float *b, const float *bias);
 typedef void GrtBiasGeluFwdFn(int64_t rows, float *pre, float *act, const float *bias);
 typedef void GrtBiasGeluBwdFn(int64_t rows, float *dpre, const float *pre, const float *dact, float *dbias);
 typedef void GrtSwigluFwdFn(int64_t rows, float *out, const float *inp);

@@ -716,7 +716,7 @@ static void norm_backward(const GrtLayerSpec *s, float *din, float *dw, float *d
 /* out (N, C) = a + b */
 static void residual(float *out, const float *a, const float *b, int N, int C) {
     GrtResidualFn *k = (GrtResidualFn *)grt_kernel_find(GRT_K_RESIDUAL, C, 0);
-    if (k) GRT_KERNEL_ROWS(k, N, 0, out, a, b);
+    if (k) GRT_KERNEL_ROWS(k, N, 0, out, a, b, NULL);
     else {
         host_reference("residual");
         grt_residual_forward(out, a, b, (size_t)N * C);
@@ -776,9 +776,16 @@ static GrtDropout dropout_at(const GrtLayer *l, int site) {
                         .plain = grt_kernel_find_sized(GRT_K_DROPOUT, C, 0, T, 0, 0)};
 }
 
-/* out (N, C) = a + dropout(b) at `site`; the plain residual without dropout. */
-static void residual_dropout(const GrtLayer *l, int site, float *out, const float *a, const float *b) {
+/* out (N, C) = a + dropout(b + bias) at `site` (bias (C) or NULL); without dropout the plain residual,
+ * the bias added in its generated kernel where there is one (not into b: one launch), else into b first. */
+static void residual_dropout(const GrtLayer *l, int site, float *out, const float *a, float *b, const float *bias) {
     int N = grt_layer_rows(l), C = l->s.C;
+    GrtResidualFn *k = bias ? (GrtResidualFn *)grt_kernel_find(GRT_K_RESIDUAL, C, GRT_KF_BIAS) : NULL;
+    if (k && !(l->s.dropout > 0)) {
+        GRT_KERNEL_ROWS(k, N, 0, out, a, b, bias);
+        return;
+    }
+    if (bias) grt_dev->add_bias(b, bias, N, C);
     if (!(l->s.dropout > 0)) {
         residual(out, a, b, N, C);
         return;
@@ -994,9 +1001,8 @@ static float *mlp_from(GrtLayer *l, const float *mlp_in) {
 float *grt_block_mlp(GrtLayer *l, const float *x) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
-    int N = l->B * l->T, C = s->C;
-    if (opt(l, B_BO)) grt_dev->add_bias(a->scratch, P(l, B_BO), N, C);
-    residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, a->scratch);
+    int N = l->B * l->T;
+    residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, a->scratch, opt(l, B_BO));
     keep16(a, K_RES1);
     const float *mlp_in = a->res1;
     if (s->pre_norm) {
@@ -1017,13 +1023,12 @@ float *grt_block_mlp(GrtLayer *l, const float *x) {
 void grt_block_output(GrtLayer *l, float *out) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
-    int N = l->B * l->T, C = s->C;
+    int N = l->B * l->T;
     if (!out) out = a->dC2;
-    if (opt(l, B_BDOWN)) grt_dev->add_bias(a->scratch, P(l, B_BDOWN), N, C);
     if (s->pre_norm) {
-        residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, a->scratch);
-    } else {
-        residual_dropout(l, GRT_DROP_MLP_OUT, a->ln2, a->ln1, a->scratch); /* the second norm's input */
+        residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, a->scratch, opt(l, B_BDOWN));
+    } else { /* the second norm's input */
+        residual_dropout(l, GRT_DROP_MLP_OUT, a->ln2, a->ln1, a->scratch, opt(l, B_BDOWN));
         keep16(a, K_LN2);
         norm_forward(s, out, a->out_mean, a->out_rstd, a->ln2, P(l, B_LN2W), opt(l, B_LN2B), N);
     }
@@ -1593,9 +1598,8 @@ float *grt_sp_attention(GrtLayer *l) { return attention_from(l, l->full); }
 
 float *grt_sp_norm2(GrtLayer *l, const float *x) {
     BlockAct *a = l->act;
-    int rows = grt_layer_rows(l), C = l->s.C;
-    if (opt(l, B_BO)) grt_dev->add_bias(l->local, P(l, B_BO), rows, C);
-    residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, l->local);
+    int rows = grt_layer_rows(l);
+    residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, l->local, opt(l, B_BO));
     keep16(a, K_RES1);
     norm_forward(&l->s, a->ln2, a->mean2, a->rstd2, a->res1, P(l, B_LN2W), opt(l, B_LN2B), rows);
     keep16(a, K_LN2);
@@ -1607,8 +1611,7 @@ float *grt_sp_mlp(GrtLayer *l) { return mlp_from(l, l->full); }
 void grt_sp_output(GrtLayer *l, float *out) {
     BlockAct *a = l->act;
     if (!out) out = a->dC2;
-    if (opt(l, B_BDOWN)) grt_dev->add_bias(l->local, P(l, B_BDOWN), grt_layer_rows(l), l->s.C);
-    residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, l->local);
+    residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, l->local, opt(l, B_BDOWN));
 }
 
 /* Where the kept norm outputs gather again in backward: (N, C) beside l->full. */
