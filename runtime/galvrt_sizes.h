@@ -221,8 +221,8 @@ static inline double grt_att_grad(const GrtLayerSpec *s, GrtShardSizes z, double
 /* Floats of a layer's own working buffers for a micro-batch (the start of
  * its working space, grt_size_work). A block: two (N, wide)
  * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd), the rotary
- * copy (N, (H + KVH) hd) and the attention's score gradient (grt_att_grad). The head: local logits, gathered logits, their
- * gradient, the input gradient and two per-token rows (T5's: of its
+ * copy (N, (H + KVH) hd) and the attention's score gradient (grt_att_grad).
+ * The head: local logits, gathered logits, their gradient, the input gradient and two per-token rows (T5's: of its
  * decoder rows, which it gathers with their targets). A patch embedding:
  * the gathered patches and their projection (rebuilt in backward from the
  * pixels, so it keeps nothing). A Swin block adds its windows' (above). A classifier: the pooled tokens, their
