@@ -28,7 +28,7 @@ static const struct {
     [GRT_K_RMSNORM_FWD] = {"GrtRmsNormFwdFn", "float *out, float *rstd, const float *inp, const float *weight, float eps"},
     [GRT_K_RMSNORM_BWD] = {"GrtRmsNormBwdFn", "float *dinp, float *dweight, const float *dout, const float *inp, "
                                               "const float *weight, const float *rstd"},
-    [GRT_K_RESIDUAL] = {"GrtResidualFn", "float *out, const float *a, const float *b"},
+    [GRT_K_RESIDUAL] = {"GrtResidualFn", "float *out, const float *a, const float *b, const float *bias"},
     [GRT_K_BIAS_GELU_FWD] = {"GrtBiasGeluFwdFn", "float *pre, float *act, const float *bias"},
     [GRT_K_BIAS_GELU_BWD] = {"GrtBiasGeluBwdFn", "float *dpre, const float *pre, const float *dact, float *dbias"},
     [GRT_K_SWIGLU_FWD] = {"GrtSwigluFwdFn", "float *out, const float *inp"},

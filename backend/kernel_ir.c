@@ -198,7 +198,7 @@ static const struct {
     [GRT_K_LAYERNORM_BWD] = {kir_layernorm_bwd, "pppppppp", "dinp dweight dbias dout inp weight mean rstd"},
     [GRT_K_RMSNORM_FWD] = {kir_rmsnorm_fwd, "ppppf", "out rstd inp weight eps"},
     [GRT_K_RMSNORM_BWD] = {kir_rmsnorm_bwd, "pppppp", "dinp dweight dout inp weight rstd"},
-    [GRT_K_RESIDUAL] = {kir_residual, "ppp", "out a b"},
+    [GRT_K_RESIDUAL] = {kir_residual, "pppp", "out a b bias"},
     [GRT_K_BIAS_GELU_FWD] = {kir_bias_gelu_fwd, "ppp", "pre act bias"},
     [GRT_K_BIAS_GELU_BWD] = {kir_bias_gelu_bwd, "pppp", "dpre pre dact dbias"},
     [GRT_K_SWIGLU_FWD] = {kir_swiglu_fwd, "pp", "out inp"},

@@ -31,15 +31,18 @@ static LLVMValueRef gelu_grad(KB *k, LLVMValueRef x) {
 
 /* ---- pointwise -------------------------------------------------------------- */
 
-/* residual (rows, out, a, b): out (rows, C) = a + b */
+/* residual (rows, out, a, b, bias): out (rows, C) = a + b; with GRT_KF_BIAS a + (b + bias (C)), the
+ * projection's bias added as the reference adds it to b before the residual (runtime/layers.c) */
 static void res_cols(KB *k, const void *ctx, LLVMValueRef *t) {
-    (void)ctx, (void)t;
-    store(k, param(k, 1), k->cols, 0, add(k, load(k, param(k, 2), k->cols, 0), load(k, param(k, 3), k->cols, 0)));
+    (void)t;
+    LLVMValueRef b = load(k, param(k, 3), k->cols, 0);
+    if (((const RowVals *)ctx)->bias) b = add(k, b, load_col(k, param(k, 4)));
+    store(k, param(k, 1), k->cols, 0, add(k, load(k, param(k, 2), k->cols, 0), b));
 }
 
 void kir_residual(KB *k, int flags) {
-    (void)flags;
-    k->map->cols(k, res_cols, NULL, 0, NULL);
+    RowVals v = {.bias = flags & GRT_KF_BIAS};
+    k->map->cols(k, res_cols, &v, 0, NULL);
 }
 
 /* bias_gelu_fwd (rows, pre, act, bias): pre (rows, C) += bias (C) in place; act (rows, C) = gelu(pre) */

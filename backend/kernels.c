@@ -113,6 +113,7 @@ static void add_block(KernelSet *set, const GrtLayerSpec *s, int tp, int T) {
     if (!s->window) kernels_add(set, GRT_K_ATT_SOFTMAX_BWD, T, causal);
     add_norm(set, s->rms, s->bias, s->C);
     kernels_add(set, GRT_K_RESIDUAL, s->C, 0);
+    if (s->bias && !(s->dropout > 0)) kernels_add(set, GRT_K_RESIDUAL, s->C, GRT_KF_BIAS); /* + the projections' bias */
     if (s->dropout > 0) { /* the residual branches' (and their gradients'), the probabilities' */
         kernels_add_sized(set, GRT_K_DROPOUT, s->C, GRT_KF_RESIDUAL, T, 0, 0);
         kernels_add_sized(set, GRT_K_DROPOUT, s->C, 0, T, 0, 0);

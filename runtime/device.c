@@ -68,5 +68,5 @@ const GrtDevice grt_device_cpu = {
     .matmul16_forward = grt_matmul16_forward,
     .matmul16_backward = grt_matmul16_backward,
     .attention_forward = grt_attention_forward_with,
-    .attention_backward = grt_attention_backward_with,
+    .attention_backward = grt_attention_backward_in,
 };

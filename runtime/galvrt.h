@@ -98,6 +98,11 @@ void grt_attention_forward_with(float *out, float *att, const float *qkv, int B,
                                 int causal, GrtAttSoftmaxFwdFn *softmax);
 void grt_attention_backward_with(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
                                  int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax);
+/* grt_attention_backward_with, the score gradient's rows in dp (H, T, T)
+ * (galvrt_sizes.h's grt_att_grad, from a block's working space) instead of
+ * a temporary it allocates. */
+void grt_attention_backward_in(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
+                               int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp);
 /* The attention softmax's rows alone, as the generated kernels compute them:
  * att (rows, T), row i = query t = (t0 + i) mod T: softmax(scale att) over its keys
  * (t + 1 of them when causal), zeros after; and its backward in place
@@ -227,7 +232,7 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   layernorm_bwd  dinp, dweight, dbias, dout, inp, weight, mean, rstd  (accumulates)
  *   rmsnorm_fwd    out, rstd, inp, weight, eps                (as grt_rmsnorm_forward)
  *   rmsnorm_bwd    dinp, dweight, dout, inp, weight, rstd     (accumulates)
- *   residual       out, a, b: out = a + b
+ *   residual       out, a, b, bias: out = a + b, or with GRT_KF_BIAS a + (b + bias (C))
  *   bias_gelu_fwd  pre (in place: pre += bias), act = gelu(pre), bias
  *   bias_gelu_bwd  dpre += dact * gelu'(pre), dbias += the same; pre, dact, dbias
  *   swiglu_fwd     out (rows, C), inp (rows, 2C)              (as grt_swiglu_forward)
@@ -329,7 +334,7 @@ typedef void GrtLayerNormBwdFn(int64_t rows, float *dinp, float *dweight, float 
 typedef void GrtRmsNormFwdFn(int64_t rows, float *out, float *rstd, const float *inp, const float *weight, float eps);
 typedef void GrtRmsNormBwdFn(int64_t rows, float *dinp, float *dweight, const float *dout, const float *inp,
                              const float *weight, const float *rstd);
-typedef void GrtResidualFn(int64_t rows, float *out, const float *a, const float *b);
+typedef void GrtResidualFn(int64_t rows, float *out, const float *a, const float *b, const float *bias);
 typedef void GrtBiasGeluFwdFn(int64_t rows, float *pre, float *act, const float *bias);
 typedef void GrtBiasGeluBwdFn(int64_t rows, float *dpre, const float *pre, const float *dact, float *dbias);
 typedef void GrtSwigluFwdFn(int64_t rows, float *out, const float *inp);
@@ -429,7 +434,7 @@ typedef struct GrtDevice {
     void (*add)(float *dst, const float *src, size_t n);            /* dst += src */
     void (*add_bias)(float *out, const float *bias, int N, int C);  /* out (N, C) += bias (C) on every row */
     void (*bias_grad)(float *dbias, const float *dout, int N, int C); /* dbias (C) += column sums of dout (N, C) */
-    /* as grt_matmul_forward, grt_matmul_backward, grt_attention_forward_with, grt_attention_backward_with */
+    /* as grt_matmul_forward, grt_matmul_backward, grt_attention_forward_with, grt_attention_backward_in */
     void (*matmul_forward)(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
     void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, int N, int C, int OC);
@@ -441,7 +446,7 @@ typedef struct GrtDevice {
     void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
                               int causal, GrtAttSoftmaxFwdFn *softmax);
     void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                               int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax);
+                               int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp);
 } GrtDevice;
 
 extern const GrtDevice grt_device_cpu;

@@ -229,11 +229,20 @@ static inline double grt_size_shared(const GrtLayerSpec *s) {
     return s->kind == GRT_NORM ? norm : 0;
 }
 
+/* Floats of the attention backward's score gradient in a block's working
+ * space: dP (H, T, T) of one sequence's heads, which the CUDA backward
+ * computes a sequence at a time (runtime/cuda/gemm.c) and the host's in
+ * row blocks of it (runtime/kernels.c); none for Swin's windows (their own
+ * dS) or T5's blocks (runtime/t5.c). */
+static inline double grt_att_grad(const GrtLayerSpec *s, GrtShardSizes z, double T) {
+    return s->kind == GRT_BLOCK && !s->window && !s->te ? z.H * T * T : 0;
+}
+
 /* Floats of a layer's own working buffers for a micro-batch (the start of
  * its working space, grt_size_work). A block: two (N, wide)
- * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd) and the rotary
- * copy (N, (H + KVH) hd). The head: local logits, gathered logits, their
- * gradient, the input gradient and two per-token rows (T5's: of its
+ * scratch buffers, backward's (N, F), 3 x (N, C), (N, H hd), the rotary
+ * copy (N, (H + KVH) hd) and the attention's score gradient (grt_att_grad).
+ * The head: local logits, gathered logits, their gradient, the input gradient and two per-token rows (T5's: of its
  * decoder rows, which it gathers with their targets). A patch embedding:
  * the gathered patches and their projection (rebuilt in backward from the
  * pixels, so it keeps nothing). A Swin block adds its windows' (above). A classifier: the pooled tokens, their
@@ -243,7 +252,8 @@ static inline double grt_size_shared(const GrtLayerSpec *s) {
  * Sequence parallel (sp), the embedding and the head add the whole (N, C)
  * stream an all-gather fills or a reduce-scatter empties, a block and a
  * norm their replicated tensors' gradients. Context parallel (cp > 1):
- * of the rank's T / cp positions, a block with its ring's (grt_ring_work). */
+ * of the rank's T / cp positions, a block with its ring's (grt_ring_work)
+ * in place of the score gradient. */
 static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, int sp, int cp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     T /= cp;
@@ -252,7 +262,8 @@ static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, int sp, int
     case GRT_BLOCK:
         if (s->te) return grt_size_t5_work(s, z, B);
         return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd) +
-               grt_window_work(s, z, B, T) + grt_ring_work(s, z, cp, B, T) + shared;
+               (cp > 1 ? 0 : grt_att_grad(s, z, T)) + grt_window_work(s, z, B, T) + grt_ring_work(s, z, cp, B, T) +
+               shared;
     case GRT_HEAD: /* T5's: its decoder rows gathered from the stream, and their targets */
         N = B * grt_head_rows(s, T);
         return N * (z.V + 2 * z.V * tp + C + 2) + (s->te ? N * (C + 1) : 0) + gathered;

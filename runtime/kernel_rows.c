@@ -22,7 +22,7 @@ static const char *const layouts[GRT_K_COUNT] = {
     [GRT_K_LAYERNORM_BWD] = "rggrrwss", /* dinp, dweight, dbias, dout, inp, weight, mean, rstd */
     [GRT_K_RMSNORM_FWD] = "rsrw",       /* out, rstd, inp, weight */
     [GRT_K_RMSNORM_BWD] = "rgrrws",     /* dinp, dweight, dout, inp, weight, rstd */
-    [GRT_K_RESIDUAL] = "rrr",           /* out, a, b */
+    [GRT_K_RESIDUAL] = "rrrw",          /* out, a, b, bias */
     [GRT_K_BIAS_GELU_FWD] = "rrw",      /* pre, act, bias */
     [GRT_K_BIAS_GELU_BWD] = "rrrg",     /* dpre, pre, dact, dbias */
     [GRT_K_SWIGLU_FWD] = "rR",          /* out, inp */
@@ -62,7 +62,7 @@ static void call_rows(const GrtRows *job, int64_t begin, int64_t end, int part) 
     case GRT_K_LAYERNORM_BWD: ((GrtLayerNormBwdFn *)fn)(n, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]); break;
     case GRT_K_RMSNORM_FWD: ((GrtRmsNormFwdFn *)fn)(n, a[0], a[1], a[2], a[3], c->f); break;
     case GRT_K_RMSNORM_BWD: ((GrtRmsNormBwdFn *)fn)(n, a[0], a[1], a[2], a[3], a[4], a[5]); break;
-    case GRT_K_RESIDUAL: ((GrtResidualFn *)fn)(n, a[0], a[1], a[2]); break;
+    case GRT_K_RESIDUAL: ((GrtResidualFn *)fn)(n, a[0], a[1], a[2], a[3]); break;
     case GRT_K_BIAS_GELU_FWD: ((GrtBiasGeluFwdFn *)fn)(n, a[0], a[1], a[2]); break;
     case GRT_K_BIAS_GELU_BWD: ((GrtBiasGeluBwdFn *)fn)(n, a[0], a[1], a[2], a[3]); break;
     case GRT_K_SWIGLU_FWD: ((GrtSwigluFwdFn *)fn)(n, a[0], a[1]); break;

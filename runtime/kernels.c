@@ -824,32 +824,15 @@ void grt_attention_forward_dropout(float *out, float *att, const float *qkv, int
     free(tmp);
 }
 
-/* dqkv (B,T,(H+2KVH)hd) += gradients of q, k, v given dout (B,T,H hd) and the saved att (B,H,T,T):
- * dv += att^T @ dout; datt = dout @ v^T; dpre = att * (datt - rowsum(att * datt));
- * dq += dpre @ k / sqrt(hd); dk += dpre^T @ q / sqrt(hd) */
-void grt_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
-                            int KVH, int hd, int causal) {
-    grt_attention_backward_with(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, NULL);
-}
-
-/* The same, the softmax's rows by the kernel sm when not NULL; datt's rows are T long either way */
-void grt_attention_backward_with(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                                 int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm) {
-    grt_attention_backward_dropout(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, NULL);
-}
-
-/* The same through the dropout `drop` when not NULL: dv += dropout(att)^T @ dout,
- * and datt's gradient dropped by the same mask before the softmax's backward */
-void grt_attention_backward_dropout(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                                    int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm, const GrtDropout *drop) {
-    if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
+/* The backward's GEMMs and softmax rows (as grt_attention_backward_dropout), dp holding one row
+ * block's datt and, with dropout, its dropped probabilities after it (att_block(T, causal) T floats each) */
+static void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
+                               int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm, const GrtDropout *drop, float *dp) {
     if (KVH <= 0 || H % KVH != 0) fail("grt_attention_backward", "H must be a multiple of KVH");
     const size_t S = (size_t)(H + 2 * KVH) * hd, HD = (size_t)H * hd, TT = (size_t)T * T;
     const int group = H / KVH, blk = att_block(T, causal);
     const float scale = 1.0f / sqrtf((float)hd);
-    /* datt, then dpre, of one row block; with dropout, the block's dropped att after it */
-    float *dp = calloc((size_t)blk * T * (drop ? 2 : 1), sizeof(float)), *pd = drop ? dp + (size_t)blk * T : NULL;
-    if (!dp) fail("grt_attention_backward", "out of memory");
+    float *pd = drop ? dp + (size_t)blk * T : NULL;
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < H; h++) {
             const size_t off = (size_t)b * T * S, qo = (size_t)h * hd, ko = (size_t)(H + h / group) * hd,
@@ -888,7 +871,39 @@ void grt_attention_backward_dropout(float *dqkv, const float *dout, const float 
             }
         }
     }
+}
+
+/* dqkv (B,T,(H+2KVH)hd) += gradients of q, k, v given dout (B,T,H hd) and the saved att (B,H,T,T):
+ * dv += att^T @ dout; datt = dout @ v^T; dpre = att * (datt - rowsum(att * datt));
+ * dq += dpre @ k / sqrt(hd); dk += dpre^T @ q / sqrt(hd) */
+void grt_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
+                            int KVH, int hd, int causal) {
+    grt_attention_backward_with(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, NULL);
+}
+
+/* The same, the softmax's rows by the kernel sm when not NULL; datt's rows are T long either way */
+void grt_attention_backward_with(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                 int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm) {
+    grt_attention_backward_dropout(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, NULL);
+}
+
+/* The same through the dropout `drop` when not NULL: dv += dropout(att)^T @ dout,
+ * and datt's gradient dropped by the same mask before the softmax's backward */
+void grt_attention_backward_dropout(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                    int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm, const GrtDropout *drop) {
+    if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
+    /* datt, then dpre, of one row block; with dropout, the block's dropped att after it */
+    float *dp = calloc((size_t)att_block(T, causal) * T * (drop ? 2 : 1), sizeof(float));
+    if (!dp) fail("grt_attention_backward", "out of memory");
+    attention_backward(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, drop, dp);
     free(dp);
+}
+
+/* The same without dropout, datt's row block in dp (at least (T, T): the caller's (H, T, T)) */
+void grt_attention_backward_in(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
+                               int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm, float *dp) {
+    if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
+    attention_backward(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, NULL, dp);
 }
 
 /* att (rows, T) = softmax(scale att) row by row, row i query (t0 + i) mod T (a run of rows may cross

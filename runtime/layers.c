@@ -56,6 +56,7 @@ typedef struct BlockAct {
     float *scratch, *scratch2;   /* (N, max(C, QKV_l, UP_l)) */
     /* backward's working buffers, allocated once */
     float *dF, *dC1, *dC2, *dC3, *dAtt, *rope_tmp; /* (N, F_l), 3 x (N, C), (N, H_l hd), (N, (H_l + KVH_l) hd) */
+    float *dP;                                     /* (H_l, T, T): the attention's score gradient (grt_att_grad) */
     GrtWindowWork win;                             /* a Swin block's windows' (galvrt_sizes.h) */
     GrtUlysses ul;                                 /* Ulysses: its group and shapes, and its buffers */
     GrtUlyssesBufs ub;
@@ -560,6 +561,7 @@ static BlockAct *block_act(GrtLayer *l, float *kept, float *work, float *area) {
     a->dC3 = carve(&work, N * C);
     a->dAtt = carve(&work, N * (size_t)l->H_l * l->s.hd);
     a->rope_tmp = carve(&work, N * (size_t)(l->H_l + l->KVH_l) * l->s.hd);
+    a->dP = carve(&work, (size_t)grt_att_grad(&l->s, grt_shard_sizes(&l->s, l->tp_size), l->T));
     if (l->s.window) {
         size_t n = (size_t)l->s.window * l->s.window, HD = (size_t)l->H_l * l->s.hd;
         a->win = (GrtWindowWork){.qkvw = carve(&work, N * 3 * HD),
@@ -764,7 +766,7 @@ static void norm_backward(const GrtLayerSpec *s, float *din, float *dw, float *d
 /* out (N, C) = a + b */
 static void residual(float *out, const float *a, const float *b, int N, int C) {
     GrtResidualFn *k = (GrtResidualFn *)grt_kernel_find(GRT_K_RESIDUAL, C, 0);
-    if (k) GRT_KERNEL_ROWS(k, N, 0, out, a, b);
+    if (k) GRT_KERNEL_ROWS(k, N, 0, out, a, b, NULL);
     else {
         host_reference("residual");
         grt_residual_forward(out, a, b, (size_t)N * C);
@@ -824,9 +826,16 @@ static GrtDropout dropout_at(const GrtLayer *l, int site) {
                         .plain = grt_kernel_find_sized(GRT_K_DROPOUT, C, 0, T, 0, 0)};
 }
 
-/* out (N, C) = a + dropout(b) at `site`; the plain residual without dropout. */
-static void residual_dropout(const GrtLayer *l, int site, float *out, const float *a, const float *b) {
+/* out (N, C) = a + dropout(b + bias) at `site` (bias (C) or NULL); without dropout the plain residual,
+ * the bias added in its generated kernel where there is one (not into b: one launch), else into b first. */
+static void residual_dropout(const GrtLayer *l, int site, float *out, const float *a, float *b, const float *bias) {
     int N = grt_layer_rows(l), C = l->s.C;
+    GrtResidualFn *k = bias ? (GrtResidualFn *)grt_kernel_find(GRT_K_RESIDUAL, C, GRT_KF_BIAS) : NULL;
+    if (k && !(l->s.dropout > 0)) {
+        GRT_KERNEL_ROWS(k, N, 0, out, a, b, bias);
+        return;
+    }
+    if (bias) grt_dev->add_bias(b, bias, N, C);
     if (!(l->s.dropout > 0)) {
         residual(out, a, b, N, C);
         return;
@@ -1055,9 +1064,8 @@ static float *mlp_from(GrtLayer *l, const float *mlp_in) {
 float *grt_block_mlp(GrtLayer *l, const float *x) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
-    int N = l->B * l->T, C = s->C;
-    if (opt(l, B_BO)) grt_dev->add_bias(a->scratch, P(l, B_BO), N, C);
-    residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, a->scratch);
+    int N = l->B * l->T;
+    residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, a->scratch, opt(l, B_BO));
     keep16(a, K_RES1);
     const float *mlp_in = a->res1;
     if (s->pre_norm) {
@@ -1078,13 +1086,12 @@ float *grt_block_mlp(GrtLayer *l, const float *x) {
 void grt_block_output(GrtLayer *l, float *out) {
     BlockAct *a = l->act;
     const GrtLayerSpec *s = &l->s;
-    int N = l->B * l->T, C = s->C;
+    int N = l->B * l->T;
     if (!out) out = a->dC2;
-    if (opt(l, B_BDOWN)) grt_dev->add_bias(a->scratch, P(l, B_BDOWN), N, C);
     if (s->pre_norm) {
-        residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, a->scratch);
-    } else {
-        residual_dropout(l, GRT_DROP_MLP_OUT, a->ln2, a->ln1, a->scratch); /* the second norm's input */
+        residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, a->scratch, opt(l, B_BDOWN));
+    } else { /* the second norm's input */
+        residual_dropout(l, GRT_DROP_MLP_OUT, a->ln2, a->ln1, a->scratch, opt(l, B_BDOWN));
         keep16(a, K_LN2);
         norm_forward(s, out, a->out_mean, a->out_rstd, a->ln2, P(l, B_LN2W), opt(l, B_LN2B), N);
     }
@@ -1493,7 +1500,8 @@ static void attention_backward_from(GrtLayer *l, const float *dattn_out, const f
         grt_attention_backward_dropout(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm,
                                        &d);
     } else {
-        grt_dev->attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
+        grt_dev->attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm,
+                                    a->dP);
     }
     if (s->rope && !l->ul) rope_qk(l, dmid, a->rope_tmp, 1);
     /* QKV (column-parallel) */
@@ -1660,9 +1668,8 @@ float *grt_sp_attention(GrtLayer *l) { return attention_from(l, l->full); }
 
 float *grt_sp_norm2(GrtLayer *l, const float *x) {
     BlockAct *a = l->act;
-    int rows = grt_layer_rows(l), C = l->s.C;
-    if (opt(l, B_BO)) grt_dev->add_bias(l->local, P(l, B_BO), rows, C);
-    residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, l->local);
+    int rows = grt_layer_rows(l);
+    residual_dropout(l, GRT_DROP_ATT_OUT, a->res1, x, l->local, opt(l, B_BO));
     keep16(a, K_RES1);
     norm_forward(&l->s, a->ln2, a->mean2, a->rstd2, a->res1, P(l, B_LN2W), opt(l, B_LN2B), rows);
     keep16(a, K_LN2);
@@ -1674,8 +1681,7 @@ float *grt_sp_mlp(GrtLayer *l) { return mlp_from(l, l->full); }
 void grt_sp_output(GrtLayer *l, float *out) {
     BlockAct *a = l->act;
     if (!out) out = a->dC2;
-    if (opt(l, B_BDOWN)) grt_dev->add_bias(l->local, P(l, B_BDOWN), grt_layer_rows(l), l->s.C);
-    residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, l->local);
+    residual_dropout(l, GRT_DROP_MLP_OUT, out, a->res1, l->local, opt(l, B_BDOWN));
 }
 
 /* Where the kept norm outputs gather again in backward: (N, C) beside l->full. */

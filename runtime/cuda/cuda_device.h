@@ -115,6 +115,6 @@ void cuda_bias_grad(float *dbias, const float *dout, int N, int C);
 void cuda_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd, int causal,
                             GrtAttSoftmaxFwdFn *softmax);
 void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
-                             int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax);
+                             int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp);
 
 #endif

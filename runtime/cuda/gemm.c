@@ -191,16 +191,14 @@ void cuda_attention_forward(float *out, float *att, const float *qkv, int B, int
  * with its heads batched: dP = dout @ v^T and dv += att^T @ dout; the
  * softmax's backward in place on dP, one launch over the sequence's H T
  * rows; dq += dP @ k / sqrt(hd) and dk += dP^T @ q / sqrt(hd). dP: (H, T, T)
- * from the arena, reserved at the first call. dout and att are only read. */
+ * in the block's working space (galvrt_sizes.h's grt_att_grad). dout and
+ * att are only read. */
 void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
-                             int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax) {
-    static float *dp;
-    static size_t have;
+                             int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp) {
     (void)causal;
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
     const size_t HTT = (size_t)H * T * T;
-    if (HTT > have) dp = cuda_alloc(sizeof(float) * (have = HTT));
     float *const buf[CUDA_ATT_BUFS] = {[CUDA_ATT_QKV] = (float *)qkv,
                                        [CUDA_ATT_OUT] = (float *)dout,
                                        [CUDA_ATT_P] = (float *)att,

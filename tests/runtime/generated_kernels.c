@@ -160,13 +160,15 @@ static void rmsnorm_bwd(void (*fn)(void), int R, int C, int bias) {
     compare(GRT_K_RMSNORM_BWD, "dweight", dw, rdw, C, TOL);
 }
 
+/* out = a + b, with a bias a + (b + bias): the reference adds the bias to b first, then the residual */
 static void residual(void (*fn)(void), int R, int C, int bias) {
-    (void)bias;
     size_t n = (size_t)R * C;
-    const float *a = rand_buf(n, -3, 3), *b = rand_buf(n, -3, 3);
-    float *out = nan_buf(n), *ref = alloc(n);
-    LAUNCH(GrtResidualFn, R, out, a, b);
-    grt_residual_forward(ref, a, b, n);
+    const float *a = rand_buf(n, -3, 3), *b = rand_buf(n, -3, 3), *w = bias ? rand_buf((size_t)C, -1, 1) : NULL;
+    float *out = nan_buf(n), *ref = alloc(n), *bb = dup(b, n);
+    LAUNCH(GrtResidualFn, R, out, a, b, w);
+    for (size_t i = 0; w && i < n; i++)
+        bb[i] = b[i] + w[i % (size_t)C];
+    grt_residual_forward(ref, a, bb, n);
     compare(GRT_K_RESIDUAL, "out", out, ref, n, TOL);
 }
 

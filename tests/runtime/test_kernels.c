@@ -884,6 +884,13 @@ static void test_attention(int B, int T, int H, int KVH, int hd, int causal, boo
     float *dqkv1 = fcopy(dqkv, nqkv);
     grt_attention_backward(dqkv, c.dout, c.qkv, c.att, B, T, H, KVH, hd, causal);
     check_twice("dqkv", dqkv1, dqkv, nqkv);
+    /* with the score gradient in a caller's (H, T, T) buffer holding NaN (a block's working space holds
+     * other layers' values): the same floats, so no row reads what it did not write */
+    float *dqkv_in = fvec(nqkv), *dp = fvec((size_t)H * T * T);
+    for (size_t i = 0; i < (size_t)H * T * T; i++)
+        dp[i] = NAN;
+    grt_attention_backward_in(dqkv_in, c.dout, c.qkv, c.att, B, T, H, KVH, hd, causal, NULL, dp);
+    CHECK(memcmp(dqkv_in, dqkv1, nqkv * sizeof(float)) == 0);
     double *rdqkv = dvec(nqkv);
     ref_attention_backward(rdqkv, c.dout_d, c.qkv_d, c.att_d, B, T, H, KVH, hd, causal);
     check_grad("dqkv", attention_loss_f, attention_loss_d, &c, c.qkv, c.qkv_d, nqkv, dqkv1, rdqkv, fd);

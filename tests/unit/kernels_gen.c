@@ -25,6 +25,7 @@ int main(int argc, char **argv) {
     static const int variants[GRT_K_COUNT][2] = {
         [GRT_K_LAYERNORM_FWD] = {GRT_KF_BIAS},
         [GRT_K_LAYERNORM_BWD] = {GRT_KF_BIAS},
+        [GRT_K_RESIDUAL] = {GRT_KF_BIAS},
         [GRT_K_BIAS_GELU_FWD] = {GRT_KF_BIAS},
         [GRT_K_BIAS_GELU_BWD] = {GRT_KF_BIAS},
         [GRT_K_EMBED_FWD] = {GRT_KF_POS},

@@ -10,7 +10,8 @@
  * activations under bf16 are counted from the model's own dimensions (2
  * bytes each, the norms' statistics 4; fp32 when checkpointed), and a
  * block's forward leaves in its kept bits exactly the values its fp32
- * working copy went on from, which a checkpointed block keeps. No GPU needed. */
+ * working copy went on from, which a checkpointed block keeps; its working
+ * space holds the attention backward's score gradient (H / tp, T, T). No GPU needed. */
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
@@ -147,13 +148,15 @@ static void check_kept_rounding(const GrtLayerSpec *spec) {
 /* A context-parallel block l (shaped for the rank's positions) against the
  * cost pass's c: kept, its input and decoder_kept_bytes (or, checkpointed,
  * the input alone and the floats in the checkpoint area); working space,
- * the runtime's for those positions and the ring's. */
+ * the runtime's for those positions and the ring's in place of the score
+ * gradient (4 / tp heads of its positions' T / cp x T / cp). */
 static void check_ring_block(const GrtLayer *l, const Strategy *x, const LayerCost *c, int64_t input, int64_t work,
                              bool bf16) {
     int cp = strategy_cp(x);
     int64_t kept = decoder_kept_bytes(x->tp, l->sp, cp, l->B, l->T, bf16 && !l->ckpt);
     CHECK_EQ(input + (l->ckpt ? 0 : kept), c->act_bytes);
-    CHECK_EQ(work + decoder_ring_bytes(x->tp, l->B, l->T), c->work_bytes);
+    int64_t dP = 4 / x->tp * (int64_t)l->T * l->T * 4;
+    CHECK_EQ(work - dP + decoder_ring_bytes(x->tp, l->B, l->T), c->work_bytes);
     int64_t stats = (6 * (int64_t)grt_layer_rows(l) + (int64_t)l->B * (4 / x->tp) * l->T) * 4;
     int64_t area = l->ckpt ? decoder_kept_bytes(x->tp, l->sp, cp, l->B, l->T, false)
                            : bf16 ? decoder_kept_bytes(x->tp, l->sp, cp, l->B, l->T, false) - stats : 0;
@@ -202,6 +205,10 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
         CHECK_EQ((int64_t)(ckpt * sizeof(float)), spec.gemm16 ? kept32 - 6 * (int64_t)grt_layer_rows(&l) * 4 : 0);
     CHECK_EQ((int64_t)(work * sizeof(float)), c->work_bytes);
     CHECK_EQ((int64_t)(ckpt * sizeof(float)), c->ckpt_bytes);
+    /* the attention backward's score gradient, one sequence's 4 / tp heads of T x T, inside the working space */
+    int64_t dP = spec.kind == GRT_BLOCK ? 4 / x->tp * (int64_t)l.T * l.T : 0;
+    CHECK_EQ((int64_t)grt_att_grad(&spec, grt_shard_sizes(&spec, x->tp), l.T), dP);
+    CHECK((int64_t)grt_size_scratch(&spec, x->tp, l.sp, 1, l.B, l.T) >= dP);
     /* mixed precision's rounded operands lie at the end of the working space, inside it */
     double ops = grt_size_gemm16(&spec, x->tp, l.B, l.T);
     bool none = !spec.gemm16 || spec.kind == GRT_EMBEDDING || spec.kind == GRT_NORM;
