@@ -443,8 +443,10 @@ typedef struct GrtDevice {
                              int OC, int bytes, void *ops);
     void (*matmul16_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                               const float *weight, int N, int C, int OC, int bytes, void *ops);
-    void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
-                              int causal, GrtAttSoftmaxFwdFn *softmax);
+    /* qkv16: qkv's values as bf16 bits (N, (H + 2 KVH) hd) where mixed precision keeps them (a device may
+     * multiply them on its bf16 units: the same products), NULL in fp32 */
+    void (*attention_forward)(float *out, float *att, const float *qkv, const uint16_t *qkv16, int B, int T, int H,
+                              int KVH, int hd, int causal, GrtAttSoftmaxFwdFn *softmax);
     void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
                                int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp);
 } GrtDevice;

@@ -1016,7 +1016,8 @@ static float *attention_from(GrtLayer *l, const float *attn_in) {
         GrtDropout d = dropout_at(l, GRT_DROP_ATT);
         grt_attention_forward_dropout(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm, &d);
     } else {
-        grt_dev->attention_forward(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm);
+        grt_dev->attention_forward(a->atty, a->att, a->qkv, a->keep[K_QKV].h, l->B, l->T, l->H_l, l->KVH_l, hd,
+                                   s->causal, sm);
     }
     /* atty came from the fp32 probabilities; the backward's dV and softmax
      * gradient read them rounded, as a bf16 attention that keeps them does */

@@ -9,7 +9,9 @@
  * probabilities step group heads, k and v one), so that the heads sharing a
  * key/value head add into its gradient one round after the other: dP =
  * dout v^T, dv += P^T dout; then (after the softmax's backward in place on
- * dP) dq += dP k / sqrt(hd), dk += dP^T q / sqrt(hd). */
+ * dP) dq += dP k / sqrt(hd), dk += dP^T q / sqrt(hd). Under bf16 the
+ * scores read the kept bf16 bits of q and k (CUDA_ATT_QKV16, same element
+ * offsets as qkv); the rest stays fp32. */
 #include "cuda_device.h"
 
 #include <math.h>
@@ -19,11 +21,15 @@ static CudaAttOperand at(CudaAttBuf buf, size_t off, int ld, long long stride) {
     return (CudaAttOperand){buf, off, ld, stride};
 }
 
-/* The forward's GEMM of head h in phase ph, batched over the B sequences. */
-static CudaAttGemm forward_head(CudaAttPhase ph, int h, int T, int H, int KVH, int hd) {
+int cuda_attention_buf_bytes(CudaAttBuf buf) { return buf == CUDA_ATT_QKV16 ? 2 : 4; }
+
+/* The forward's GEMM of head h in phase ph, batched over the B sequences;
+ * the scores from qkv's bf16 bits where bf16. */
+static CudaAttGemm forward_head(CudaAttPhase ph, int h, int T, int H, int KVH, int hd, int bf16) {
     int S = (H + 2 * KVH) * hd, kv = h / (H / KVH);
     long long TT = (long long)T * T, seq = (long long)T * S;
     CudaAttOperand p = at(CUDA_ATT_P, (size_t)h * TT, T, (long long)H * TT);
+    CudaAttBuf qk = bf16 ? CUDA_ATT_QKV16 : CUDA_ATT_QKV;
     if (ph == CUDA_ATT_SCORES) /* att (T, T) = q (T, hd) k^T */
         return (CudaAttGemm){0,
                              1,
@@ -33,8 +39,8 @@ static CudaAttGemm forward_head(CudaAttPhase ph, int h, int T, int H, int KVH, i
                              0,
                              1.0f,
                              0.0f,
-                             at(CUDA_ATT_QKV, (size_t)h * hd, S, seq),
-                             at(CUDA_ATT_QKV, (size_t)(H + kv) * hd, S, seq),
+                             at(qk, (size_t)h * hd, S, seq),
+                             at(qk, (size_t)(H + kv) * hd, S, seq),
                              p};
     /* out (T, hd) = P (T, T) v (T, hd) */
     return (CudaAttGemm){0,
@@ -83,9 +89,9 @@ int cuda_attention_gemm_count(CudaAttPhase ph, int H, int KVH) {
     return ph == CUDA_ATT_SCORES || ph == CUDA_ATT_VALUES ? H : 2 * (H / KVH);
 }
 
-CudaAttGemm cuda_attention_gemm(CudaAttPhase ph, int i, int b, int B, int T, int H, int KVH, int hd) {
+CudaAttGemm cuda_attention_gemm(CudaAttPhase ph, int i, int b, int B, int T, int H, int KVH, int hd, int bf16) {
     if (ph == CUDA_ATT_SCORES || ph == CUDA_ATT_VALUES) {
-        CudaAttGemm g = forward_head(ph, i, T, H, KVH, hd);
+        CudaAttGemm g = forward_head(ph, i, T, H, KVH, hd, bf16);
         g.batch = B;
         return g;
     }

@@ -5,7 +5,8 @@
  * TF32 off (CUBLAS_PEDANTIC_MATH, CUBLAS_COMPUTE_32F_PEDANTIC) so a GPU run
  * can be compared with a CPU run; under bf16 mixed precision the linears'
  * GEMMs take bf16 operands (rounded by a generated kernel) and accumulate
- * in fp32 on the tensor cores (CUBLAS_COMPUTE_32F). Bias adds and bias
+ * in fp32 on the tensor cores (CUBLAS_COMPUTE_32F), and so do the attention
+ * scores on the kept bf16 bits of q and k. Bias adds and bias
  * gradients are GEMMs with a vector of ones; attention is strided-batched GEMMs with the
  * generated softmax between them, one launch over a micro-batch's rows (forward) or a
  * sequence's (backward). */
@@ -158,14 +159,42 @@ void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float
     if (dbias) cuda_bias_grad(dbias, dout, N, OC);
 }
 
+/* As gemm_batched on bf16 operands A and B (bits), fp32 C, accumulated in
+ * fp32 on the tensor cores (gemm16's mode). */
+static void gemm16_batched(bool ta, bool tb, int M, int N, int K, float alpha, const void *A, int lda, long long sa,
+                           const void *B, int ldb, long long sb, float beta, float *C, int ldc, long long sc,
+                           int batch) {
+    cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasSetMathMode(cuda.blas, CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(cuda.blas, opb, opa, N, M, K, &alpha, B, CUDA_R_16BF, ldb, sb, A,
+                                            CUDA_R_16BF, lda, sa, &beta, C, CUDA_R_32F, ldc, sc, batch,
+                                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    CUBLAS_CHECK(cublasSetMathMode(cuda.blas, CUBLAS_PEDANTIC_MATH));
+}
+
+/* Where operand o starts in buf: its element offset at its buffer's element size. */
+static void *operand_at(void *const buf[CUDA_ATT_BUFS], CudaAttOperand o) {
+    return (char *)buf[o.buf] + o.off * (size_t)cuda_attention_buf_bytes(o.buf);
+}
+
 /* The GEMMs of phase ph (of sequence b in backward) of the attention's
- * table (attention_gemms.c), in its order, on buf. */
-static void run_phase(CudaAttPhase ph, int b, float *const buf[CUDA_ATT_BUFS], int B, int T, int H, int KVH, int hd) {
+ * table (attention_gemms.c), in its order, on buf; on bf16 operands where
+ * the table names qkv's bits (bf16: buf[CUDA_ATT_QKV16] is given). */
+static void run_phase(CudaAttPhase ph, int b, void *const buf[CUDA_ATT_BUFS], int B, int T, int H, int KVH, int hd) {
+    int bf16 = buf[CUDA_ATT_QKV16] != NULL;
     for (int i = 0; i < cuda_attention_gemm_count(ph, H, KVH); i++) {
-        CudaAttGemm g = cuda_attention_gemm(ph, i, b, B, T, H, KVH, hd);
-        gemm_batched(g.ta, g.tb, g.M, g.N, g.K, g.alpha, buf[g.a.buf] + g.a.off, g.a.ld, g.a.stride,
-                     buf[g.b.buf] + g.b.off, g.b.ld, g.b.stride, g.beta, buf[g.c.buf] + g.c.off, g.c.ld, g.c.stride,
-                     g.batch);
+        CudaAttGemm g = cuda_attention_gemm(ph, i, b, B, T, H, KVH, hd, bf16);
+        int bytes = cuda_attention_buf_bytes(g.a.buf);
+        if (bytes != cuda_attention_buf_bytes(g.b.buf))
+            grt_abort("internal error: an attention GEMM mixes bf16 and fp32 operands", 1);
+        const void *A = operand_at(buf, g.a), *Bm = operand_at(buf, g.b);
+        float *C = operand_at(buf, g.c);
+        if (bytes == 2)
+            gemm16_batched(g.ta, g.tb, g.M, g.N, g.K, g.alpha, A, g.a.ld, g.a.stride, Bm, g.b.ld, g.b.stride, g.beta,
+                           C, g.c.ld, g.c.stride, g.batch);
+        else
+            gemm_batched(g.ta, g.tb, g.M, g.N, g.K, g.alpha, A, g.a.ld, g.a.stride, Bm, g.b.ld, g.b.stride, g.beta, C,
+                         g.c.ld, g.c.stride, g.batch);
     }
 }
 
@@ -175,13 +204,17 @@ static void run_phase(CudaAttPhase ph, int b, float *const buf[CUDA_ATT_BUFS], i
  * (B, H, T, T), its rows wrapping from query T - 1 to the next (b, h)'s 0;
  * then per head out = att @ v. A masked score is computed and then zeroed by
  * the softmax, so the products equal the host's, which skips them. qkv is
- * only read (the table's GEMMs never write CUDA_ATT_QKV). */
-void cuda_attention_forward(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd, int causal,
-                            GrtAttSoftmaxFwdFn *softmax) {
+ * only read (the table's GEMMs never write CUDA_ATT_QKV). qkv16 (mixed
+ * precision's kept bits of qkv, whose values qkv holds; else NULL): the
+ * scores from it on the tensor cores, each product of two bf16 values exact
+ * in fp32, so equal to the host's fp32 products up to summation order. */
+void cuda_attention_forward(float *out, float *att, const float *qkv, const uint16_t *qkv16, int B, int T, int H,
+                            int KVH, int hd, int causal, GrtAttSoftmaxFwdFn *softmax) {
     (void)causal; /* the softmax kernel carries the mask */
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
-    float *const buf[CUDA_ATT_BUFS] = {[CUDA_ATT_QKV] = (float *)qkv, [CUDA_ATT_OUT] = out, [CUDA_ATT_P] = att};
+    void *const buf[CUDA_ATT_BUFS] = {
+        [CUDA_ATT_QKV] = (float *)qkv, [CUDA_ATT_OUT] = out, [CUDA_ATT_P] = att, [CUDA_ATT_QKV16] = (uint16_t *)qkv16};
     run_phase(CUDA_ATT_SCORES, 0, buf, B, T, H, KVH, hd);
     softmax((int64_t)B * H * T, att, 0);
     run_phase(CUDA_ATT_VALUES, 0, buf, B, T, H, KVH, hd);
@@ -199,7 +232,7 @@ void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, c
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
     const size_t HTT = (size_t)H * T * T;
-    float *const buf[CUDA_ATT_BUFS] = {[CUDA_ATT_QKV] = (float *)qkv,
+    void *const buf[CUDA_ATT_BUFS] = {[CUDA_ATT_QKV] = (float *)qkv,
                                        [CUDA_ATT_OUT] = (float *)dout,
                                        [CUDA_ATT_P] = (float *)att,
                                        [CUDA_ATT_DQKV] = dqkv,
