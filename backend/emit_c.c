@@ -49,8 +49,7 @@ static const char *ulysses_unbuilt(const Spec *spec, const Plan *p, int i) {
 
 /* Why the program cannot run layer i's context parallelism yet (NULL: it
  * can): the runtime runs it on the CPU target in fp32, without TP, dropout
- * or token types, in one stage whose every layer has the same CP and DP
- * degrees (no reshard into or out of CP layouts yet). */
+ * or token types. */
 static const char *cp_unbuilt(const Spec *spec, const Plan *p, int i) {
     const Layer *l = spec->graph->layers[i];
     const Strategy *s = &p->layer[i];
@@ -58,10 +57,6 @@ static const char *cp_unbuilt(const Spec *spec, const Plan *p, int i) {
     if (spec_gemm16(spec)) return "under bf16 mixed precision";
     if (s->tp > 1) return "with TP";
     if (l->dropout > 0 || l->types) return l->types ? "with token types" : "with dropout";
-    if (p->pp > 1) return "over a pipeline";
-    for (int j = 0; j < spec->graph->n_layers; j++)
-        if (strategy_cp(&p->layer[j]) != s->cp || p->layer[j].dp != s->dp)
-            return "beside layers of other CP or DP degrees";
     return NULL;
 }
 
@@ -475,8 +470,8 @@ static void emit_groups(const Emit *e) {
 
 static void emit_layout(const Emit *e, int i) {
     const Strategy *s = strat(e, i);
-    fprintf(e->out, "&(GrtLayout){%lld, %d, %d, %d, %d, %d}", (long long)(stage_of(e, i) * e->stage_ranks), s->tp, s->dp,
-            consec_of(e, i), sp_of(e, i), ul_of(e, i));
+    fprintf(e->out, "&(GrtLayout){%lld, %d, %d, %d, %d, %d, %d}", (long long)(stage_of(e, i) * e->stage_ranks), s->tp,
+            s->dp, consec_of(e, i), sp_of(e, i), ul_of(e, i), cp_of(e, i));
 }
 
 /* A layer's shard in words: what its TP group splits, how many sequences each rank runs. */

@@ -856,6 +856,8 @@ typedef struct GrtLayout {
     int sp; /* sequence parallel: TP index t holds rows [t, t + 1) B T / tp of its DP index's B sequences */
     int ul; /* Ulysses degree (tp 1; 0 or 1: none): the stage's dp x ul ranks, rank base + d ul + r holding
              * positions [r, r + 1) T / ul of each of DP index d's sequences */
+    int cp; /* CP degree (tp 1; 0 or 1: none): the stage's dp x cp ranks, rank base + d cp + r holding chunks r
+             * and 2 cp - 1 - r of 2 cp of each of DP index d's sequences (grt_ring_position) */
 } GrtLayout;
 
 /* Floats of the stream one rank of L holds for a micro-batch of mb sequences of seq_floats each. */
