@@ -720,9 +720,10 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
     l->grads = grads;
     /* the bf16 operands after the layer's own buffers (galvrt_sizes.h) */
     l->gemm16 = grt_size_gemm16(&l->s, l->tp_size, l->B, l->T) > 0 ? work + scratch_floats(l) : NULL;
-    /* Ulysses: the embedding's and the head's copy of its tokens, after its own buffers (grt_ulysses_scratch) */
+    /* Ulysses or CP: the embedding's and the head's copy of its tokens, after its own buffers (grt_ulysses_scratch,
+     * grt_size_scratch under CP) */
     l->ul_tokens = (l->ul || l->cp) && (l->s.kind == GRT_EMBEDDING || l->s.kind == GRT_HEAD)
-                       ? (int32_t *)(work + (size_t)grt_size_scratch(&l->s, 1, 0, cp_of(l), l->B, l->T * cp_of(l)))
+                       ? (int32_t *)(work + (size_t)grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T))
                        : NULL;
     l->n_slots = slots < 1 ? 1 : slots;
     l->slot_act = grt_alloc(sizeof(void *) * (size_t)l->n_slots);

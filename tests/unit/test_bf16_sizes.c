@@ -188,6 +188,10 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
     size_t work = grt_layer_work_floats(&l), ckpt = grt_layer_ckpt_floats(&l);
     float *wbuf = grt_dev->alloc(work * sizeof(float) + 1), *cbuf = grt_dev->alloc(ckpt * sizeof(float) + 1);
     grt_layer_bind(&l, NULL, NULL, 1, wbuf, cbuf);
+    /* Ulysses or CP: the tokens' copy (inputs and targets, 2 B T) inside the working space, before the rounded
+     * GEMM operands */
+    float *copy_end = l.ul_tokens ? (float *)l.ul_tokens + 2 * (size_t)l.B * (size_t)l.T : NULL;
+    if (copy_end) CHECK(copy_end <= wbuf + work && (!l.gemm16 || copy_end <= (float *)l.gemm16));
     int64_t params, grads, zero = reps > 1 ? strategy_zero(x) : 0; /* over its u x cp x dp replicas */
     CHECK_EQ(runtime_state_bytes((int64_t)l.n_params, reps, (int)zero, &params, &grads), c->state_bytes);
     if (zero != 3) CHECK_EQ(params, c->param_bytes); /* ZeRO-3: the cost pass counts n / dp, unpadded */
