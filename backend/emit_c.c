@@ -47,6 +47,19 @@ static const char *ulysses_unbuilt(const Spec *spec, const Plan *p, int i) {
     return NULL;
 }
 
+/* Why the program cannot run layer i's context parallelism yet (NULL: it
+ * can): the runtime runs it on the CPU target in fp32, without TP, dropout
+ * or token types. */
+static const char *cp_unbuilt(const Spec *spec, const Plan *p, int i) {
+    const Layer *l = spec->graph->layers[i];
+    const Strategy *s = &p->layer[i];
+    if (!runtime_runs_ulysses(spec)) return "on the CUDA target";
+    if (spec_gemm16(spec)) return "under bf16 mixed precision";
+    if (s->tp > 1) return "with TP";
+    if (l->dropout > 0 || l->types) return l->types ? "with token types" : "with dropout";
+    return NULL;
+}
+
 /* Does the runtime run this plan: every layer of a kind it trains, every
  * degree dividing what it splits? */
 bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
@@ -64,10 +77,11 @@ bool emit_c_runs(const Spec *spec, const Plan *p, Diag *d) {
             diag_error(d, l->loc, "%s: a micro-batch of %lld sequences does not split over DP %d", l->name,
                        (long long)mb, s->dp);
             ok = false;
-        } else if (strategy_cp(s) > 1) {
-            diag_error(d, l->loc, "%s: context parallelism (cp %d) is planned and costed, but the program does not run "
-                                  "it yet (no ring attention phases in its layers); plan without it (forbid = [cp])",
-                       l->name, s->cp);
+        } else if (strategy_cp(s) > 1 && (why = cp_unbuilt(spec, p, i))) {
+            diag_error(d, l->loc,
+                       "%s: the plan runs it with context parallelism (cp %d) %s, which galvc costs and "
+                       "prints (--emit=plan) but does not build into a program yet; plan without it (forbid = [cp])",
+                       l->name, s->cp, why);
             ok = false;
         } else if (!layer_tp_splits(l, s->tp)) {
             diag_error(d, l->loc, "%s: %lld heads, %lld key/value heads and FFN %lld do not split over TP %d", l->name,
@@ -142,6 +156,9 @@ static bool consec_of(const Emit *e, int i) { return strategy_tp_consecutive(str
 static int64_t seqs_of(const Emit *e, int i) { return e->mb / strat(e, i)->dp; } /* per rank, per micro-batch */
 /* Its Ulysses degree (1: none), and its DP group: the u x dp replicas that sum its gradients and share its ZeRO state. */
 static int ul_of(const Emit *e, int i) { return strategy_ulysses(strat(e, i)); }
+static int cp_of(const Emit *e, int i) { return strategy_cp(strat(e, i)); }
+/* The ranks that split each of its sequences: Ulysses' or CP's (1: none). */
+static int split_of(const Emit *e, int i) { return ul_of(e, i) * cp_of(e, i); }
 static int dp_of(const Emit *e, int i) { return strategy_replicas(strat(e, i)); }
 static bool sp_of(const Emit *e, int i) { return strategy_sp(strat(e, i)); } /* Megatron-SP over its TP group */
 /* Floats per sequence of layer i's input (i > 0): its tokens of its width,
@@ -154,13 +171,13 @@ static int64_t in_floats(const Emit *e, int i) {
 /* Floats of layer i's (B, T, C) stream on one rank (its input; past a patch
  * merging, fewer tokens of a wider row): its rows alone with sequence parallelism. */
 static long long stream_floats(const Emit *e, int i) {
-    return (long long)(seqs_of(e, i) * (i ? in_floats(e, i) : e->seq * e->hidden) / (sp_of(e, i) ? strat(e, i)->tp : 1) /
-                       ul_of(e, i));
+    return (long long)(seqs_of(e, i) * (i ? in_floats(e, i) : e->seq * e->hidden) /
+                       (sp_of(e, i) ? strat(e, i)->tp : 1) / split_of(e, i));
 }
 /* Do layers i and j use the same TP and DP groups? */
 static bool same_groups(const Emit *e, int i, int j) {
-    return stage_of(e, i) == stage_of(e, j) && strat(e, i)->tp == strat(e, j)->tp && consec_of(e, i) == consec_of(e, j) &&
-           ul_of(e, i) == ul_of(e, j);
+    return stage_of(e, i) == stage_of(e, j) && strat(e, i)->tp == strat(e, j)->tp &&
+           consec_of(e, i) == consec_of(e, j) && ul_of(e, i) == ul_of(e, j) && cp_of(e, i) == cp_of(e, j);
 }
 /* ... and lay out the stream alike (no reshard between them)? */
 static bool same_layout(const Emit *e, int i, int j) { return same_groups(e, i, j) && sp_of(e, i) == sp_of(e, j); }
@@ -318,7 +335,7 @@ static void emit_program(const Emit *e, const char *model_name) {
 
 /* ---- the groups ---------------------------------------------------------------- */
 
-enum { GROUP_TP, GROUP_DP, GROUP_ULYSSES }; /* a layer's groups */
+enum { GROUP_TP, GROUP_DP, GROUP_SPLIT }; /* a layer's groups (GROUP_SPLIT: Ulysses' or CP's) */
 
 static const char *kind_group(const Emit *e, int i, int kind, char *buf, size_t n);
 
@@ -357,20 +374,21 @@ static void emit_group_set(const Emit *e, int i, bool tp) {
     fprintf(out, "};\nstatic GrtComm *%s;\n", name);
 }
 
-/* The name of layer i's Ulysses groups: "ulysses2", "s1_ulysses4" (one name at a time). */
+/* The name of layer i's Ulysses or CP groups: "ulysses2", "s1_ulysses4", "cp2" (one name at a time). */
 static const char *ulysses_name(const Emit *e, int i) {
     static char buf[32];
     char stage[16] = "";
     if (e->pp > 1) snprintf(stage, sizeof stage, "s%d_", stage_of(e, i));
-    snprintf(buf, sizeof buf, "%sulysses%d", stage, ul_of(e, i));
+    snprintf(buf, sizeof buf, "%s%s%d", stage, cp_of(e, i) > 1 ? "cp" : "ulysses", split_of(e, i));
     return buf;
 }
 
 /* Layer i's group of `kind` (GROUP_TP, _DP, _ULYSSES): its name in buf, or NULL when of one rank. */
 static const char *kind_group(const Emit *e, int i, int kind, char *buf, size_t n) {
-    int size = kind == GROUP_TP ? strat(e, i)->tp : kind == GROUP_DP ? dp_of(e, i) : ul_of(e, i);
+    int size = kind == GROUP_TP ? strat(e, i)->tp : kind == GROUP_DP ? dp_of(e, i) : split_of(e, i);
     if (size == 1) return NULL;
-    if (kind == GROUP_ULYSSES) snprintf(buf, n, "%s", ulysses_name(e, i));
+    if (kind == GROUP_SPLIT)
+        snprintf(buf, n, "%s", ulysses_name(e, i));
     else group_name(e, i, kind == GROUP_TP, buf, n);
     return buf;
 }
@@ -385,13 +403,19 @@ static bool group_first(const Emit *e, int i, int kind) {
     return true;
 }
 
-/* Layer i's Ulysses groups: u consecutive ranks of its stage each (the replicas' index d u + r). */
+/* Layer i's Ulysses or CP groups: u consecutive ranks of its stage each (the replicas' index d u + r). */
 static void emit_ulysses_groups(const Emit *e, int i) {
     FILE *out = e->out;
-    int u = ul_of(e, i), d = strat(e, i)->dp;
+    int u = split_of(e, i), d = strat(e, i)->dp;
     int64_t base = stage_of(e, i) * e->stage_ranks;
-    fprintf(out, "/* Ulysses groups of %d consecutive ranks, each splitting its sequences' positions, for:", u);
-    layout_members(e, i, GROUP_ULYSSES);
+    if (cp_of(e, i) > 1)
+        fprintf(out,
+                "/* CP groups of %d consecutive ranks, each a ring holding chunks r and 2 cp - 1 - r of its "
+                "sequences, for:",
+                u);
+    else
+        fprintf(out, "/* Ulysses groups of %d consecutive ranks, each splitting its sequences' positions, for:", u);
+    layout_members(e, i, GROUP_SPLIT);
     fprintf(out, " */\nstatic const int %s_ranks[%d][%d] = {", ulysses_name(e, i), d, u);
     for (int g = 0; g < d; g++) {
         fprintf(out, "%s{", g ? ", " : "");
@@ -408,7 +432,7 @@ static void emit_groups(const Emit *e) {
     for (int i = 0; i < e->L; i++) {
         if (group_first(e, i, GROUP_TP)) emit_group_set(e, i, true);
         if (group_first(e, i, GROUP_DP)) emit_group_set(e, i, false);
-        if (group_first(e, i, GROUP_ULYSSES)) emit_ulysses_groups(e, i);
+        if (group_first(e, i, GROUP_SPLIT)) emit_ulysses_groups(e, i);
     }
     if (e->tied_copy) {
         int a = stage_of(e, e->tied_to), b = stage_of(e, e->head);
@@ -432,8 +456,8 @@ static void emit_groups(const Emit *e) {
             group_name(e, i, tp, name, sizeof name);
             fprintf(out, "    %s = grt_run_group(R, %d, %d, &%s_ranks[0][0]);\n", name, size, tp ? s->dp : s->tp, name);
         }
-        if (group_first(e, i, GROUP_ULYSSES))
-            fprintf(out, "    %s = grt_run_group(R, %d, %d, &%s_ranks[0][0]);\n", ulysses_name(e, i), ul_of(e, i),
+        if (group_first(e, i, GROUP_SPLIT))
+            fprintf(out, "    %s = grt_run_group(R, %d, %d, &%s_ranks[0][0]);\n", ulysses_name(e, i), split_of(e, i),
                     strat(e, i)->dp, ulysses_name(e, i));
     }
     if (e->tied_copy)
@@ -446,8 +470,8 @@ static void emit_groups(const Emit *e) {
 
 static void emit_layout(const Emit *e, int i) {
     const Strategy *s = strat(e, i);
-    fprintf(e->out, "&(GrtLayout){%lld, %d, %d, %d, %d, %d}", (long long)(stage_of(e, i) * e->stage_ranks), s->tp, s->dp,
-            consec_of(e, i), sp_of(e, i), ul_of(e, i));
+    fprintf(e->out, "&(GrtLayout){%lld, %d, %d, %d, %d, %d, %d}", (long long)(stage_of(e, i) * e->stage_ranks), s->tp,
+            s->dp, consec_of(e, i), sp_of(e, i), ul_of(e, i), cp_of(e, i));
 }
 
 /* A layer's shard in words: what its TP group splits, how many sequences each rank runs. */
@@ -574,7 +598,8 @@ static void emit_shards(const Emit *e, int c) {
         char tp[64], dp[64], slots[48] = "", ul[48] = "";
         shard_comment(e, i);
         if (e->v > 1) snprintf(slots, sizeof slots, ", .slots = %lld", (long long)held_of(e, c));
-        if (ul_of(e, i) > 1) snprintf(ul, sizeof ul, ", .ulysses = %s", ulysses_name(e, i));
+        if (split_of(e, i) > 1)
+            snprintf(ul, sizeof ul, ", .%s = %s", cp_of(e, i) > 1 ? "cp" : "ulysses", ulysses_name(e, i));
         fprintf(out,
                 "    grt_shard_setup(R, %d, %s, %s, &(GrtShardAt){.zero = %d, .once = %d, .ckpt = %d, .copy = %d,\n"
                 "                                                .params = %lld, .state = %lld, .accum = %lld%s%s%s});\n",
@@ -639,8 +664,8 @@ static void emit_setup(const Emit *e, int k) {
         stored = e->off[i] + e->stored[i], params = e->poff[i] + e->params[i], accum = e->aoff[i] + e->accum[i];
         if (sdp_of(e, i) && whole > gather) gather = whole;
         if (reduces_each(e, i) && whole > scatter) scatter = whole;
-        int sp = sp_of(e, i), u = ul_of(e, i), cp = strategy_cp(s); /* 1: emit_c_runs refuses cp > 1 */
-        int64_t div = (sp ? s->tp : 1) * u, in = stream_floats(e, i);
+        int sp = sp_of(e, i), u = ul_of(e, i), cp = strategy_cp(s);
+        int64_t div = (sp ? s->tp : 1) * split_of(e, i), in = stream_floats(e, i);
         int64_t out_f = i + 1 < e->L ? seqs_of(e, i) * in_floats(e, i + 1) / div : 0; /* its output, in its layout */
         if ((in > out_f ? in : out_f) > act) act = in > out_f ? in : out_f;
         int ck = s->ckpt && e->rs[i].kind == GRT_BLOCK; /* as runtime/run.c sets GrtLayer.ckpt */

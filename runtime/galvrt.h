@@ -58,6 +58,8 @@ void grt_embedding_backward(float *dwte, float *dwpe, const float *dout, const i
 void grt_rope_forward(float *x, int B, int T, int heads, int hd, float theta);
 /* In place on dx: the inverse rotation. */
 void grt_rope_backward(float *dx, int B, int T, int heads, int hd, float theta);
+/* x (T, heads, hd) of positions t0 .. t0 + T - 1: rotated (backward: the inverse rotation), in place. */
+void grt_rope_at(float *x, int T, int heads, int hd, float theta, int t0, int backward);
 
 /* out (N, C) = (inp - mean) * rstd * weight + bias; mean, rstd (N) saved for backward; bias may be NULL. */
 void grt_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
@@ -654,8 +656,11 @@ typedef struct GrtLayer {
     GrtComm *ul;          /* Ulysses (runtime/ulysses.c): the u ranks that split each sequence (NULL: none); T is
                            * then the T / u positions [ul_rank T, (ul_rank + 1) T) of each sequence it holds */
     int ul_size, ul_rank;
-    int32_t *ul_tokens;   /* an embedding or head under Ulysses: its tokens' inputs, then targets, (B, T) each,
-                           * copied from the micro-batch's whole sequences into its working space */
+    GrtComm *cp;          /* context parallelism (runtime/ring_attn.c): the cp ranks that split each sequence
+                           * (NULL: none); T is then the T / cp positions grt_ring_position(T cp, cp, cp_rank, t) */
+    int cp_size, cp_rank;
+    int32_t *ul_tokens;   /* an embedding or head under Ulysses or CP: its tokens' inputs, then targets, (B, T)
+                           * each, copied from the micro-batch's whole sequences into its working space */
     float *shared;        /* sequence parallel: the gradients of its replicated tensors from this
                            * micro-batch's rows, summed over the TP group before they join grads */
     size_t n_shared;
@@ -858,6 +863,8 @@ typedef struct GrtLayout {
     int sp; /* sequence parallel: TP index t holds rows [t, t + 1) B T / tp of its DP index's B sequences */
     int ul; /* Ulysses degree (tp 1; 0 or 1: none): the stage's dp x ul ranks, rank base + d ul + r holding
              * positions [r, r + 1) T / ul of each of DP index d's sequences */
+    int cp; /* CP degree (tp 1; 0 or 1: none): the stage's dp x cp ranks, rank base + d cp + r holding chunks r
+             * and 2 cp - 1 - r of 2 cp of each of DP index d's sequences (grt_ring_position) */
 } GrtLayout;
 
 /* Floats of the stream one rank of L holds for a micro-batch of mb sequences of seq_floats each. */
@@ -1262,6 +1269,8 @@ typedef struct GrtShardAt {
     int sp;        /* Megatron sequence parallelism over its TP group */
     GrtComm *ulysses; /* Ulysses: its group of u consecutive ranks (NULL: none); dp is then the u x dp replicas,
                        * index d u + r holding positions [r T / u, (r + 1) T / u) of DP index d's sequences */
+    GrtComm *cp;      /* context parallelism: its group of cp consecutive ranks (NULL: none); dp is then the cp x dp
+                       * replicas, index d cp + r holding the ring's chunks r and 2 cp - 1 - r of d's sequences */
 } GrtShardAt;
 /* Layer i on this rank: shard it over tp, replicate or split it over dp as
  * `at` says, bind it to the stage's areas and initialize it. A tied head

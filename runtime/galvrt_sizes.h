@@ -253,7 +253,9 @@ static inline double grt_att_grad(const GrtLayerSpec *s, GrtShardSizes z, double
  * stream an all-gather fills or a reduce-scatter empties, a block and a
  * norm their replicated tensors' gradients. Context parallel (cp > 1):
  * of the rank's T / cp positions, a block with its ring's (grt_ring_work)
- * in place of the score gradient. */
+ * in place of the score gradient, and its Q, K, V apart for the ring (N,
+ * qkv); an embedding and a head with their copy of its tokens' inputs and
+ * targets in the ring's order (2 B T / cp int32 in float slots). */
 static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, int sp, int cp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     T /= cp;
@@ -262,16 +264,16 @@ static inline double grt_size_scratch(const GrtLayerSpec *s, int tp, int sp, int
     case GRT_BLOCK:
         if (s->te) return grt_size_t5_work(s, z, B);
         return N * (2 * grt_block_wide(s, z) + z.F + 3 * C + z.H * s->hd + (z.H + z.KVH) * s->hd) +
-               (cp > 1 ? 0 : grt_att_grad(s, z, T)) + grt_window_work(s, z, B, T) + grt_ring_work(s, z, cp, B, T) +
-               shared;
+               (cp > 1 ? N * z.qkv : grt_att_grad(s, z, T)) + grt_window_work(s, z, B, T) +
+               grt_ring_work(s, z, cp, B, T) + shared;
     case GRT_HEAD: /* T5's: its decoder rows gathered from the stream, and their targets */
         N = B * grt_head_rows(s, T);
-        return N * (z.V + 2 * z.V * tp + C + 2) + (s->te ? N * (C + 1) : 0) + gathered;
+        return N * (z.V + 2 * z.V * tp + C + 2) + (s->te ? N * (C + 1) : 0) + gathered + (cp > 1 ? 2 * N : 0);
     case GRT_PATCH: return B * grt_patches(s) * (grt_patch_values(s) + C); /* the patches, their projection */
     case GRT_CLASSIFIER: /* pooled, its gradient, the logits' gradient; the pooler's output gradient */
         return B * (2 * C + s->V + (s->pooler ? C : 0));
     case GRT_MERGE: return 4 * N * C;
-    case GRT_EMBEDDING: return gathered;
+    case GRT_EMBEDDING: return gathered + (cp > 1 ? 2 * N : 0);
     case GRT_NORM: return shared;
     }
     return 0;

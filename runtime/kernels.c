@@ -324,8 +324,8 @@ void grt_embedding_backward(float *dwte, float *dwpe, const float *dout, const i
 
 /* ---- rotary ----------------------------------------------------------------- */
 
-/* x (B,T,heads,hd) rotated in place: pair (2i, 2i+1) at position t by angle sign * t * theta^(-2i/hd). */
-static void rope_rotate(float *x, int B, int T, int heads, int hd, float theta, double sign) {
+/* x (B,T,heads,hd) rotated in place: pair (2i, 2i+1) at position t0 + t by angle sign * (t0 + t) * theta^(-2i/hd). */
+static void rope_rotate(float *x, int B, int T, int heads, int hd, float theta, double sign, int t0) {
     if (hd <= 0 || T <= 0) return;
     int half = hd / 2;
     float *cs = malloc(2 * (size_t)(half > 0 ? half : 1) * sizeof(float));
@@ -334,7 +334,7 @@ static void rope_rotate(float *x, int B, int T, int heads, int hd, float theta, 
     for (int t = 0; t < T; t++) {
         /* the angles in double: t * freq reaches thousands of radians */
         for (int i = 0; i < half; i++) {
-            double ang = sign * t * pow((double)theta, -2.0 * i / hd);
+            double ang = sign * (t0 + t) * pow((double)theta, -2.0 * i / hd);
             cs[i] = (float)cos(ang);
             sn[i] = (float)sin(ang);
         }
@@ -366,12 +366,17 @@ void grt_rope_table(float *cs, float *sn, int T, int hd, float theta) {
 
 /* x (B,T,heads,hd) = rope(x), in place */
 void grt_rope_forward(float *x, int B, int T, int heads, int hd, float theta) {
-    rope_rotate(x, B, T, heads, hd, theta, 1.0);
+    rope_rotate(x, B, T, heads, hd, theta, 1.0, 0);
 }
 
 /* dx (B,T,heads,hd) = rope^T(dx), in place: rotations are orthogonal, so the transpose is the inverse */
 void grt_rope_backward(float *dx, int B, int T, int heads, int hd, float theta) {
-    rope_rotate(dx, B, T, heads, hd, theta, -1.0);
+    rope_rotate(dx, B, T, heads, hd, theta, -1.0, 0);
+}
+
+/* x (T,heads,hd) of positions t0 .. t0 + T - 1, rotated (or back) in place: a context-parallel rank's chunk */
+void grt_rope_at(float *x, int T, int heads, int hd, float theta, int t0, int backward) {
+    rope_rotate(x, 1, T, heads, hd, theta, backward ? -1.0 : 1.0, t0);
 }
 
 /* ---- normalization ---------------------------------------------------------- */

@@ -60,6 +60,8 @@ typedef struct BlockAct {
     GrtWindowWork win;                             /* a Swin block's windows' (galvrt_sizes.h) */
     GrtUlysses ul;                                 /* Ulysses: its group and shapes, and its buffers */
     GrtUlyssesBufs ub;
+    GrtRingAttn ring;         /* CP: its group and shapes, and ring attention's working space */
+    float *ring_work, *parts; /* (grt_ring_work); Q (N, H_l hd), K, V (N, KVH_l hd) apart */
 } BlockAct;
 
 typedef struct NormAct {
@@ -448,29 +450,31 @@ static float *falloc(size_t n, size_t *total) {
     return grt_dev->alloc(n * sizeof(float));
 }
 
+/* Its context-parallel degree (1: none), and its whole sequences' length: T, or under Ulysses T u, under CP T cp. */
+static int cp_of(const GrtLayer *l) { return l->cp ? l->cp_size : 1; }
+static double whole_T(const GrtLayer *l) { return (double)l->T * (l->ul ? l->ul_size : 1) * cp_of(l); }
+
 /* Floats the layer keeps for backward from one micro-batch (galvrt_sizes.h). */
-/* Its whole sequences' length: T, or under Ulysses T u. */
-static double whole_T(const GrtLayer *l) { return (double)l->T * (l->ul ? l->ul_size : 1); }
 
 static size_t kept_floats(const GrtLayer *l) {
     if (l->ul) return (size_t)grt_size_kept_ulysses(&l->s, l->ul_size, l->B, whole_T(l), l->ckpt);
-    return (size_t)grt_size_kept(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt);
+    return (size_t)grt_size_kept(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l), l->ckpt);
 }
 
 size_t grt_layer_work_floats(const GrtLayer *l) {
     if (l->ul) return (size_t)grt_size_work_ulysses(&l->s, l->ul_size, l->B, whole_T(l));
-    return (size_t)grt_size_work(&l->s, l->tp_size, l->sp, 1, l->B, l->T);
+    return (size_t)grt_size_work(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l));
 }
 
 size_t grt_layer_ckpt_floats(const GrtLayer *l) {
     if (l->ul) return (size_t)grt_size_ckpt_ulysses(&l->s, l->ul_size, l->B, whole_T(l), l->ckpt);
-    return (size_t)grt_size_ckpt(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt);
+    return (size_t)grt_size_ckpt(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l), l->ckpt);
 }
 
 /* Floats of its own working buffers (the rounded GEMM operands follow them). */
 static size_t scratch_floats(const GrtLayer *l) {
     if (l->ul) return (size_t)grt_size_scratch_ulysses(&l->s, l->ul_size, l->B, whole_T(l));
-    return (size_t)grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T);
+    return (size_t)grt_size_scratch(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l));
 }
 
 /* Carve n floats off *area. */
@@ -488,6 +492,7 @@ static float *keep_carve(const GrtLayer *l, BlockAct *a, float *kept) {
     size_t rows = (size_t)grt_layer_rows(l); /* sequence parallel: the norms' outputs and the residual, its rows */
     size_t u = l->ul ? (size_t)l->ul_size : 1, Nw = l->ul ? N * u : 0, keys = (size_t)grt_block_keys(&l->s, l->T);
     if (l->ul) heads = (size_t)l->B * (l->H_l / u) * l->T * u, keys = (size_t)l->T * u; /* the whole sequences' */
+    if (l->cp) keys = 1; /* CP: each query row's log-sum-exp (B, H_l, T) in place of the probabilities */
     size_t dims[K_COUNT][2] = {{rows, C},
                                {rows, C},
                                {rows, C},
@@ -538,8 +543,10 @@ static BlockAct *block_act(GrtLayer *l, float *kept, float *work, float *area) {
     if (l->s.te) { /* T5's (runtime/t5.c), kept in fp32 at every precision */
         size_t kept_n, work_n;
         void *t5 = grt_t5_act(l, kept, work, &kept_n, &work_n);
-        check_size(l, "kept activations", kept_n, grt_size_kept(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt));
-        check_size(l, "working space", work_n, grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T));
+        check_size(l, "kept activations", kept_n,
+                   grt_size_kept(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l), l->ckpt));
+        check_size(l, "working space", work_n,
+                   grt_size_scratch(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l)));
         return t5;
     }
     size_t N = (size_t)l->B * l->T, C = (size_t)l->s.C, rows = (size_t)grt_layer_rows(l);
@@ -561,7 +568,8 @@ static BlockAct *block_act(GrtLayer *l, float *kept, float *work, float *area) {
     a->dC3 = carve(&work, N * C);
     a->dAtt = carve(&work, N * (size_t)l->H_l * l->s.hd);
     a->rope_tmp = carve(&work, N * (size_t)(l->H_l + l->KVH_l) * l->s.hd);
-    a->dP = carve(&work, (size_t)grt_att_grad(&l->s, grt_shard_sizes(&l->s, l->tp_size), l->T));
+    /* the score gradient, but for CP, whose ring attention takes none */
+    a->dP = l->cp ? NULL : carve(&work, (size_t)grt_att_grad(&l->s, grt_shard_sizes(&l->s, l->tp_size), l->T));
     if (l->s.window) {
         size_t n = (size_t)l->s.window * l->s.window, HD = (size_t)l->H_l * l->s.hd;
         a->win = (GrtWindowWork){.qkvw = carve(&work, N * 3 * HD),
@@ -571,8 +579,20 @@ static BlockAct *block_act(GrtLayer *l, float *kept, float *work, float *area) {
                                  .mask = carve(&work, (size_t)l->T * n),
                                  .dS = carve(&work, n * n)};
     }
+    if (l->cp) {
+        a->ring = (GrtRingAttn){.group = l->cp,
+                                .B = l->B,
+                                .T = l->T * l->cp_size,
+                                .H = l->H_l,
+                                .KVH = l->KVH_l,
+                                .hd = l->s.hd,
+                                .causal = l->s.causal};
+        a->ring_work = carve(&work, grt_ring_attn_work_floats(&a->ring));
+        a->parts = carve(&work, N * (size_t)qkv_rows(l));
+    }
     if (l->sp) l->shared = carve(&work, l->n_shared);
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0),
+               grt_size_scratch(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l)));
     if (l->ul) ulysses_bufs(l, a, &work);
     l->full = a->dC1, l->local = a->dC3;
     float *area0 = area;
@@ -593,7 +613,8 @@ static NormAct *norm_act(const GrtLayer *l, float *kept) {
     NormAct *a = grt_alloc(sizeof *a);
     a->mean = carve(&kept, N);
     a->rstd = carve(&kept, N);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt));
+    check_size(l, "kept activations", (size_t)(kept - kept0),
+               grt_size_kept(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l), l->ckpt));
     return a;
 }
 
@@ -616,8 +637,11 @@ static HeadAct *head_act(GrtLayer *l, float *probs, float *work) {
     a->xd = l->s.te ? carve(&work, N * C) : NULL;
     a->td = l->s.te ? (int32_t *)carve(&work, N) : NULL;
     if (l->sp) l->full = l->local = carve(&work, N * C); /* the gathered input; the input gradient's scatter */
-    check_size(l, "kept activations", N * Vp, grt_size_kept(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T));
+    if (l->cp) work += 2 * N;                            /* its tokens' copy (GrtLayer.ul_tokens) */
+    check_size(l, "kept activations", N * Vp,
+               grt_size_kept(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l), l->ckpt));
+    check_size(l, "working space", (size_t)(work - work0),
+               grt_size_scratch(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l)));
     return a;
 }
 
@@ -628,7 +652,8 @@ static PatchAct *patch_act(const GrtLayer *l, float *work) {
     PatchAct *a = grt_alloc(sizeof *a);
     a->X = carve(&work, rows * (size_t)grt_patch_values(&l->s));
     a->Y = carve(&work, rows * (size_t)l->s.C);
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T));
+    check_size(l, "working space", (size_t)(work - work0),
+               grt_size_scratch(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l)));
     return a;
 }
 
@@ -643,8 +668,10 @@ static MergeAct *merge_act(const GrtLayer *l, float *kept, float *work) {
     a->Xn = carve(&work, N * C);
     a->dX = carve(&work, N * C);
     a->dXn = carve(&work, N * C);
-    check_size(l, "kept activations", (size_t)(kept - kept0), grt_size_kept(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - kept0),
+               grt_size_kept(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l), l->ckpt));
+    check_size(l, "working space", (size_t)(work - work0),
+               grt_size_scratch(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l)));
     return a;
 }
 
@@ -661,8 +688,10 @@ static ClassAct *class_act(const GrtLayer *l, float *probs, float *work) {
     a->dpooled = carve(&work, B * C);
     a->dlogits = carve(&work, B * V);
     a->dh = l->s.pooler ? carve(&work, B * C) : NULL;
-    check_size(l, "kept activations", (size_t)(kept - probs), grt_size_kept(&l->s, l->tp_size, l->sp, 1, l->B, l->T, l->ckpt));
-    check_size(l, "working space", (size_t)(work - work0), grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T));
+    check_size(l, "kept activations", (size_t)(kept - probs),
+               grt_size_kept(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l), l->ckpt));
+    check_size(l, "working space", (size_t)(work - work0),
+               grt_size_scratch(&l->s, l->tp_size, l->sp, cp_of(l), l->B, l->T * cp_of(l)));
     return a;
 }
 
@@ -679,15 +708,25 @@ void grt_layer_bind(GrtLayer *l, float *params, float *grads, int slots, float *
         grt_abort("Ulysses takes embeddings without token types, full-attention blocks, norms and LM heads, without TP "
                   "or dropout",
                   1);
+    if (l->cp && (l->sp || l->s.te || l->s.window || l->s.types || l->s.dropout > 0 ||
+                  (l->s.kind == GRT_BLOCK && (!l->s.pre_norm || l->s.gemm16 || l->tp_size > 1)) ||
+                  l->s.kind == GRT_PATCH || l->s.kind == GRT_CLASSIFIER || l->s.kind == GRT_MERGE))
+        grt_abort(
+            "context parallelism takes embeddings without token types, pre-norm full-attention blocks (without TP, "
+            "in fp32: bf16 kept activations would round the log-sum-exp rows), norms and LM heads, without dropout",
+            1);
+    if (l->cp && l->T % 2)
+        grt_abort("context parallelism needs a rank's positions of a sequence to split into two chunks", 1);
     l->n_shared = l->sp ? (size_t)grt_size_shared(&l->s) : 0;
     if (!ckpt && grt_layer_ckpt_floats(l)) grt_abort("internal error: a layer that needs a checkpoint area got none", 1);
     l->params = params;
     l->grads = grads;
     /* the bf16 operands after the layer's own buffers (galvrt_sizes.h) */
     l->gemm16 = grt_size_gemm16(&l->s, l->tp_size, l->B, l->T) > 0 ? work + scratch_floats(l) : NULL;
-    /* Ulysses: the embedding's and the head's copy of its tokens, after its own buffers (grt_ulysses_scratch) */
-    l->ul_tokens = l->ul && (l->s.kind == GRT_EMBEDDING || l->s.kind == GRT_HEAD)
-                       ? (int32_t *)(work + (size_t)grt_size_scratch(&l->s, 1, 0, 1, l->B, l->T))
+    /* Ulysses or CP: the embedding's and the head's copy of its tokens, after its own buffers (grt_ulysses_scratch,
+     * grt_size_scratch under CP) */
+    l->ul_tokens = (l->ul || l->cp) && (l->s.kind == GRT_EMBEDDING || l->s.kind == GRT_HEAD)
+                       ? (int32_t *)(work + (size_t)grt_size_scratch(&l->s, l->tp_size, l->sp, 1, l->B, l->T))
                        : NULL;
     l->n_slots = slots < 1 ? 1 : slots;
     l->slot_act = grt_alloc(sizeof(void *) * (size_t)l->n_slots);
@@ -983,6 +1022,63 @@ static void unkeep16(BlockAct *a) {
         if (a->keep[k].h) widen_rows(a->keep[k].f, a->keep[k].h, a->keep[k].rows, a->keep[k].cols);
 }
 
+/* The global position where chunk k (0 or 1) of a CP rank's T positions of a sequence starts (grt_ring_position). */
+static int chunk_start(const GrtLayer *l, int k) {
+    return grt_ring_position(l->T * l->cp_size, l->cp_size, l->cp_rank, k * l->T / 2);
+}
+
+/* Rotary on the Q and K parts of a CP block's qkv (N, QKV) at their global
+ * positions: each sequence's two chunks through the contiguous copy tmp (N, (H + KVH) hd). */
+static void cp_rope(GrtLayer *l, float *qkv, float *tmp, int backward) {
+    int N = l->B * l->T, hd = l->s.hd, heads = l->H_l + l->KVH_l, qk = heads * hd, row = qkv_rows(l), c = l->T / 2;
+    host_reference("rotary");
+    for (int i = 0; i < N; i++)
+        memcpy(tmp + (size_t)i * qk, qkv + (size_t)i * row, sizeof(float) * (size_t)qk);
+    for (int b = 0; b < l->B; b++)
+        for (int k = 0; k < 2; k++)
+            grt_rope_at(tmp + ((size_t)b * l->T + (size_t)k * c) * qk, c, heads, hd, l->s.rope_theta, chunk_start(l, k),
+                        backward);
+    for (int i = 0; i < N; i++)
+        memcpy(qkv + (size_t)i * row, tmp + (size_t)i * qk, sizeof(float) * (size_t)qk);
+}
+
+/* Between qkv's rows (N, (H + 2 KVH) hd) and its Q (N, H hd), K, V (N, KVH hd) one after the other in parts. */
+static void qkv_parts(const GrtLayer *l, float *qkv, float *parts, int to_parts) {
+    size_t N = (size_t)l->B * l->T, q = (size_t)l->H_l * l->s.hd, kv = (size_t)l->KVH_l * l->s.hd, row = q + 2 * kv;
+    size_t off[3] = {0, q, q + kv}, w[3] = {q, kv, kv}, at[3] = {0, N * q, N * (q + kv)};
+    for (size_t n = 0; n < N; n++)
+        for (int j = 0; j < 3; j++) {
+            float *a = qkv + n * row + off[j], *b = parts + at[j] + n * w[j];
+            memcpy(to_parts ? b : a, to_parts ? a : b, sizeof(float) * w[j]);
+        }
+}
+
+/* A CP block's attention: rotary at global positions, ring attention over
+ * its group (runtime/ring_attn.c) keeping the output and each row's
+ * log-sum-exp (a->att), the output projection's partial sums in a->scratch. */
+static float *ring_attention_from(GrtLayer *l) {
+    BlockAct *a = l->act;
+    int N = l->B * l->T, hd = l->s.hd;
+    size_t q = (size_t)N * l->H_l * hd, kv = (size_t)N * l->KVH_l * hd;
+    if (l->s.rope) cp_rope(l, a->qkv, a->scratch, 0);
+    qkv_parts(l, a->qkv, a->parts, 1);
+    grt_ring_attn_forward(&a->ring, a->parts, a->parts + q, a->parts + q + kv, a->atty, a->att, a->ring_work);
+    linear_fwd(l, a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, l->s.C);
+    return a->scratch;
+}
+
+/* A CP block's attention backward: dqkv (N, QKV) from datty through the ring, Q K V apart again in a->parts. */
+static void ring_attention_backward(GrtLayer *l, float *dqkv, const float *datty) {
+    BlockAct *a = l->act;
+    size_t N = (size_t)l->B * l->T, q = N * l->H_l * l->s.hd, kv = N * l->KVH_l * l->s.hd;
+    float *p = a->parts;
+    qkv_parts(l, a->qkv, p, 1);
+    grt_ring_attn_backward(&a->ring, p, p + q, p + q + kv, a->atty, a->att, datty, dqkv, dqkv + q, dqkv + q + kv,
+                           a->ring_work);
+    qkv_parts(l, p, dqkv, 0); /* dqkv's parts into rows, through a->parts */
+    memcpy(dqkv, p, sizeof(float) * (q + 2 * kv));
+}
+
 /* From attention's input attn_in (N, C) through QKV, attention and the
  * row-parallel output projection: its partial sums (N, C) in a->scratch. */
 static float *attention_from(GrtLayer *l, const float *attn_in) {
@@ -1003,6 +1099,7 @@ static float *attention_from(GrtLayer *l, const float *attn_in) {
         linear_fwd(l, a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
         return a->scratch;
     }
+    if (l->cp) return ring_attention_from(l);
     if (s->rope) rope_qk(l, a->qkv, a->scratch, 0);
     keep16(a, K_QKV);
     GrtAttSoftmaxFwdFn *sm =
@@ -1169,8 +1266,55 @@ static void head_loss(GrtLayer *l, const int32_t *targets) {
 /* Under Ulysses the rows of its learned positions' table (T, C) where its tokens' positions start: ul_rank T C. */
 static size_t pos0(const GrtLayer *l) { return l->ul ? (size_t)l->ul_rank * l->T * l->s.C : 0; }
 
+/* A CP embedding's lookup: each sequence's two chunks with their learned
+ * positions at their global rows (grt_ring_position), as embeddings of B 1
+ * sequences of T / 2 tokens whose positions' table starts at the chunk's. */
+static void cp_embedding(GrtLayer *l, const int32_t *tokens, float *out) {
+    const GrtLayerSpec *s = &l->s;
+    int c = l->T / 2;
+    GrtEmbedFwdFn *k = (GrtEmbedFwdFn *)grt_kernel_find_sized(
+        GRT_K_EMBED_FWD, s->C, s->positions && l->tp_rank == 0 ? GRT_KF_POS : 0, c, l->V_l, 0);
+    for (int b = 0; b < l->B; b++)
+        for (int j = 0; j < 2; j++) {
+            size_t at = (size_t)b * l->T + (size_t)j * c;
+            /* positions are added once: by TP rank 0, before the sum */
+            const float *wpe = s->positions && l->tp_rank == 0 ? P(l, 1) + (size_t)chunk_start(l, j) * s->C : NULL;
+            if (k)
+                k(c, out + at * s->C, tokens + at, P(l, 0), wpe, (int64_t)l->tp_rank * l->V_l);
+            else {
+                host_reference("embed_fwd");
+                grt_embedding_forward(out + at * s->C, tokens + at, P(l, 0), wpe, 1, c, s->C, l->tp_rank * l->V_l,
+                                      l->V_l);
+            }
+        }
+}
+
+/* Its backward from dout (B T, C): the chunks' rows into the table's gradients, positions at their global rows. */
+static void cp_embedding_backward(GrtLayer *l, const int32_t *tokens, const float *dout) {
+    const GrtLayerSpec *s = &l->s;
+    int c = l->T / 2;
+    GrtEmbedBwdFn *k =
+        (GrtEmbedBwdFn *)grt_kernel_find_sized(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0, c, l->V_l, 0);
+    for (int b = 0; b < l->B; b++)
+        for (int j = 0; j < 2; j++) {
+            size_t at = (size_t)b * l->T + (size_t)j * c;
+            float *dwpe = s->positions ? G(l, 1) + (size_t)chunk_start(l, j) * s->C : NULL;
+            if (k)
+                k(c, G(l, 0), dwpe, dout + at * s->C, tokens + at, (int64_t)l->tp_rank * l->V_l);
+            else {
+                host_reference("embed_bwd");
+                grt_embedding_backward(G(l, 0), dwpe, dout + at * s->C, tokens + at, 1, c, s->C, l->tp_rank * l->V_l,
+                                       l->V_l);
+            }
+        }
+}
+
 float *grt_embedding_partial(GrtLayer *l, const int32_t *tokens, float *out) {
     const GrtLayerSpec *s = &l->s;
+    if (l->cp) {
+        cp_embedding(l, tokens, out);
+        return out;
+    }
     /* positions are added once: by TP rank 0, before the sum */
     const float *wpe = s->positions && l->tp_rank == 0 ? P(l, 1) + pos0(l) : NULL;
     GrtEmbedFwdFn *k =
@@ -1488,7 +1632,9 @@ static void attention_backward_from(GrtLayer *l, const float *dattn_out, const f
     linear_bwd(l, datty, G(l, B_WO), NULL, dattn_out, a->atty, P(l, B_WO), N, l->H_l * hd, C);
     grt_dev->zero(dmid, sizeof(float) * (size_t)N * qkv_rows(l));
     GrtAttSoftmaxBwdFn *sm = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, l->T, causal_flag(s));
-    if (l->ul) { /* Ulysses: rotary's backward ran on the whole sequences */
+    if (l->cp) {
+        ring_attention_backward(l, dmid, datty);
+    } else if (l->ul) { /* Ulysses: rotary's backward ran on the whole sequences */
         a->ul.softmax_bwd = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, a->ul.T, causal_flag(s));
         grt_ulysses_attention_backward(&a->ul, &a->ub, dmid, datty);
     } else if (s->window) {
@@ -1504,7 +1650,10 @@ static void attention_backward_from(GrtLayer *l, const float *dattn_out, const f
         grt_dev->attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm,
                                     a->dP);
     }
-    if (s->rope && !l->ul) rope_qk(l, dmid, a->rope_tmp, 1);
+    if (s->rope && l->cp)
+        cp_rope(l, dmid, a->rope_tmp, 1);
+    else if (s->rope && !l->ul)
+        rope_qk(l, dmid, a->rope_tmp, 1);
     /* QKV (column-parallel) */
     grt_dev->zero(dattn_in, sizeof(float) * NC);
     linear_bwd(l, dattn_in, G(l, B_WQKV), gopt(l, B_BQKV), dmid, attn_in, P(l, B_WQKV), N, C, qkv_rows(l));
@@ -1599,6 +1748,10 @@ void grt_head_input_backward(GrtLayer *l, float *din) {
 void grt_embedding_backward_full(GrtLayer *l, const int32_t *tokens, const float *dout) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T;
+    if (l->cp) {
+        cp_embedding_backward(l, tokens, dout);
+        return;
+    }
     GrtEmbedBwdFn *k = (GrtEmbedBwdFn *)grt_kernel_find_sized(GRT_K_EMBED_BWD, s->C, s->positions ? GRT_KF_POS : 0,
                                                               l->T, l->V_l, 0);
     float *dwpe = s->positions ? G(l, 1) + pos0(l) : NULL;

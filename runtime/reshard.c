@@ -5,7 +5,8 @@
  *
  * A layout says which sequences of a micro-batch each rank holds (galvrt.h),
  * with sequence parallelism which rows of them, under Ulysses which
- * positions of each. A reshard is a list of transfers, each a run of units
+ * positions of each, under CP which two of the ring's 2 cp chunks of each
+ * (grt_ring_position). A reshard is a list of transfers, each a run of units
  * from one rank's buffer to another's, consecutive in both, computed the
  * same way by every rank involved; a unit is a sequence split in the least
  * common multiple of the two layouts' sequence splits, so every rank's part
@@ -14,9 +15,11 @@
 
 #include <string.h>
 
-/* Its Ulysses degree (1: none), and its ranks. */
+/* Its Ulysses and CP degrees (1: none), the ranks that split each sequence, and its ranks. */
 static int ul_of(const GrtLayout *L) { return L->ul > 1 ? L->ul : 1; }
-static int ranks_of(const GrtLayout *L) { return L->tp * L->dp * ul_of(L); }
+static int cp_of(const GrtLayout *L) { return L->cp > 1 ? L->cp : 1; }
+static int seq_of(const GrtLayout *L) { return ul_of(L) * cp_of(L); }
+static int ranks_of(const GrtLayout *L) { return L->tp * L->dp * seq_of(L); }
 
 int grt_layout_has(const GrtLayout *L, int rank) { return rank >= L->base && rank < L->base + ranks_of(L); }
 
@@ -34,8 +37,10 @@ int grt_layout_rank(const GrtLayout *L, int tp_index, int dp_index) {
     return L->base + (L->consec ? dp_index * L->tp + tp_index : tp_index * L->dp + dp_index);
 }
 
-/* How many parts a layout splits its ranks' rows in: its TP degree when sequence parallel, its Ulysses degree. */
-static int split_of(const GrtLayout *L) { return (L->sp ? L->tp : 1) * ul_of(L); }
+/* How many parts a layout splits its ranks' rows in: its TP degree when sequence parallel, its Ulysses or CP degree. */
+static int split_of(const GrtLayout *L) { return (L->sp ? L->tp : 1) * seq_of(L); }
+/* The parts a sequence must be cut in for L: split_of's, a CP layout's 2 cp chunks. */
+static int parts_of(const GrtLayout *L) { return split_of(L) * (cp_of(L) > 1 ? 2 : 1); }
 
 size_t grt_layout_floats(const GrtLayout *L, int mb, size_t seq_floats) {
     return (size_t)(mb / L->dp) * seq_floats / (size_t)split_of(L);
@@ -53,31 +58,49 @@ typedef struct Units {
     int mb, k;
 } Units;
 
-/* The unit at place q of rank's buffer under L. Ulysses: its sequences' parts [r, r + 1) k / ul, sequence after sequence. */
+/* Of a sequence cut into k units, the one at place p of split index r's
+ * part: Ulysses's run [r, r + 1) k / ul; CP's chunks r, then 2 cp - 1 - r. */
+static int seq_unit(const GrtLayout *L, int k, int r, int p) {
+    int per = k / seq_of(L), c = cp_of(L), half = per / 2;
+    if (c == 1) return r * per + p;
+    return p < half ? r * half + p : (2 * c - 1 - r) * half + p - half;
+}
+
+/* The split index whose part holds unit pu of a sequence of k units, and its place there (*p). */
+static int seq_owner(const GrtLayout *L, int k, int pu, int *p) {
+    int per = k / seq_of(L), c = cp_of(L), half = per / 2;
+    if (c == 1) return *p = pu % per, pu / per;
+    int ch = pu / half; /* the chunk */
+    *p = (ch < c ? 0 : half) + pu % half;
+    return ch < c ? ch : 2 * c - 1 - ch;
+}
+
+/* The unit at place q of rank's buffer under L. Ulysses or CP: its sequences' parts (seq_unit), sequence after
+ * sequence. */
 static int unit_at(const GrtLayout *L, Units n, int rank, int q) {
-    if (ul_of(L) == 1) return first_unit(L, n.mb * n.k, rank) + q;
-    int i = rank - L->base, u = ul_of(L), per = n.k / u, B = n.mb / L->dp;
-    return (i / u * B + q / per) * n.k + i % u * per + q % per;
+    if (seq_of(L) == 1) return first_unit(L, n.mb * n.k, rank) + q;
+    int i = rank - L->base, u = seq_of(L), per = n.k / u, B = n.mb / L->dp;
+    return (i / u * B + q / per) * n.k + seq_unit(L, n.k, i % u, q % per);
 }
 
 /* Where unit g sits in rank's buffer under L, or -1 when the rank does not hold it. */
 static int place_of(const GrtLayout *L, Units n, int rank, int g) {
     if (!grt_layout_has(L, rank)) return -1;
-    if (ul_of(L) == 1) {
+    if (seq_of(L) == 1) {
         int f = first_unit(L, n.mb * n.k, rank);
         return g >= f && g < f + units_of(L, n.mb * n.k) ? g - f : -1;
     }
-    int i = rank - L->base, u = ul_of(L), per = n.k / u, B = n.mb / L->dp, s = g / n.k - i / u * B, p = g % n.k - i % u * per;
-    return s >= 0 && s < B && p >= 0 && p < per ? s * per + p : -1;
+    int i = rank - L->base, u = seq_of(L), per = n.k / u, B = n.mb / L->dp, s = g / n.k - i / u * B, p;
+    return s >= 0 && s < B && seq_owner(L, n.k, g % n.k, &p) == i % u ? s * per + p : -1;
 }
 
 /* The rank of `from` that sends unit g to rank d: d itself when it holds it; else
  * its one holder, or among a TP group's replicas the one whose TP index matches d's. */
 static int holder(const GrtLayout *from, const GrtLayout *to, Units n, int g, int d) {
     if (place_of(from, n, d, g) >= 0) return d;
-    if (ul_of(from) > 1) {
-        int u = ul_of(from), per = n.k / u, B = n.mb / from->dp;
-        return from->base + g / n.k / B * u + g % n.k / per;
+    if (seq_of(from) > 1) {
+        int u = seq_of(from), B = n.mb / from->dp, p;
+        return from->base + g / n.k / B * u + seq_owner(from, n.k, g % n.k, &p);
     }
     int flen = units_of(from, n.mb * n.k), j = g / flen;
     int t = from->sp ? j % from->tp : grt_layout_tp_index(to, d) % from->tp;
@@ -120,8 +143,9 @@ static void add(GrtReshard *r, Transfer x) {
 
 GrtReshard *grt_reshard_new(const GrtLayout *from, const GrtLayout *to, int mb, size_t seq_floats, int rank) {
     GrtReshard *r = grt_alloc(sizeof *r);
-    int k = split_of(from), j = split_of(to); /* the parts: the least common multiple of the splits */
-    while (k % j) k += split_of(from);
+    int k = parts_of(from), j = parts_of(to); /* the parts: the least common multiple of the splits */
+    while (k % j)
+        k += parts_of(from);
     if (seq_floats % (size_t)k) grt_abort("internal error: a reshard's sequence does not split into its parts", 1);
     r->from = *from, r->to = *to, r->mb = mb, r->rank = rank, r->seq_floats = seq_floats / (size_t)k;
     r->units = mb * k;

@@ -210,7 +210,8 @@ void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardA
     x->dp_size = dp ? grt_size(dp) : 1;
     x->tp_index = tp ? grt_rank(tp) : 0;
     x->dp_index = dp ? grt_rank(dp) : 0;
-    int u = at->ulysses ? grt_size(at->ulysses) : 1; /* Ulysses: dp is the u x dp replicas, index d u + r */
+    GrtComm *split = at->ulysses ? at->ulysses : at->cp; /* Ulysses or CP: dp is the u x dp replicas, index d u + r */
+    int u = split ? grt_size(split) : 1;
     x->B = p->global_batch / p->micro_batches / (x->dp_size / u);
     x->first = x->dp_index / u * x->B;
     x->zero = x->dp_size > 1 ? at->zero : 0;
@@ -222,7 +223,8 @@ void grt_shard_setup(GrtRun *R, int i, GrtComm *tp, GrtComm *dp, const GrtShardA
         grt_abort(msg, 1);
     }
     grt_layer_setup(&x->l, &spec, tp, x->B, (spec.T ? spec.T : p->seq) / u); /* Swin's later stages read fewer tokens */
-    if (u > 1) x->l.ul = at->ulysses, x->l.ul_size = u, x->l.ul_rank = grt_rank(at->ulysses);
+    if (u > 1 && at->ulysses) x->l.ul = at->ulysses, x->l.ul_size = u, x->l.ul_rank = grt_rank(at->ulysses);
+    if (u > 1 && at->cp) x->l.cp = at->cp, x->l.cp_size = u, x->l.cp_rank = grt_rank(at->cp);
     x->l.label_stride = p->seq;
     x->l.sp = at->sp && tp && grt_size(tp) > 1;
     x->l.index = i;
@@ -453,13 +455,23 @@ void grt_run_batch(GrtRun *R, int mb, int slot) {
     grt_part_end();
 }
 
-/* Under Ulysses, layer i's positions of its sequences of slot `slot`'s tokens (targets: of its targets),
+/* Under Ulysses or CP, layer i's positions of its sequences of slot `slot`'s tokens (targets: of its targets),
  * copied into its working space (GrtLayer.ul_tokens). */
 static const int32_t *ulysses_tokens(GrtRun *R, int i, int slot, int targets) {
     const GrtShard *x = &R->layer[i];
     int T = x->l.T, seq = R->p->seq;
     int32_t *dst = x->l.ul_tokens + (targets ? (size_t)x->B * T : 0);
-    const int32_t *src = (targets ? R->targets[slot] : R->tokens[slot]) + (size_t)x->first * seq + (size_t)x->l.ul_rank * T;
+    const int32_t *src = (targets ? R->targets[slot] : R->tokens[slot]) + (size_t)x->first * seq;
+    if (x->l.cp) { /* CP: its two chunks of each sequence (grt_ring_position) */
+        int c = T / 2;
+        for (int b = 0; b < x->B; b++)
+            for (int j = 0; j < 2; j++)
+                grt_dev->copy(dst + (size_t)b * T + (size_t)j * c,
+                              src + (size_t)b * seq + grt_ring_position(seq, x->l.cp_size, x->l.cp_rank, j * c),
+                              sizeof(int32_t) * (size_t)c);
+        return dst;
+    }
+    src += (size_t)x->l.ul_rank * T;
     for (int b = 0; b < x->B; b++) grt_dev->copy(dst + (size_t)b * T, src + (size_t)b * seq, sizeof(int32_t) * (size_t)T);
     return dst;
 }

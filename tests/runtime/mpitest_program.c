@@ -48,7 +48,7 @@ static void test_groups(GrtRun *R) {
  * stage 1 (ranks 2, 3: TP 2, both sequences each) on two slots. */
 static void test_pipe(GrtRun *R) {
     enum { MB = 2, F = 5 };
-    GrtLayout from = {0, 1, 2, 1, 0, 0}, to = {2, 2, 1, 1, 0, 0};
+    GrtLayout from = {0, 1, 2, 1, 0, 0, 0}, to = {2, 2, 1, 1, 0, 0, 0};
     GrtPipe *p = grt_pipe_new(&from, &to, MB, F, R->rank, 2);
     for (int mb = 0; mb < 2; mb++) {
         if (R->rank < 2) {
@@ -70,8 +70,15 @@ static void test_pipe(GrtRun *R) {
 /* The place in the micro-batch (MB sequences of F floats) of float k of
  * what rank r holds under L: a run from its first, or under Ulysses (ul
  * u) F / u floats of each of its sequences, the part of its index in the
- * Ulysses group, worked out here independently of runtime/reshard.c. */
+ * Ulysses group, or under CP (cp c) of each of its sequences chunks i and
+ * 2 c - 1 - i of 2 c, i its index in the CP group, worked out here
+ * independently of runtime/reshard.c. */
 static size_t float_at(const GrtLayout *L, int r, int mb, size_t F, size_t k) {
+    if (L->cp > 1) {
+        size_t c = (size_t)L->cp, i = (size_t)(r - L->base), B = (size_t)(mb / L->dp), per = F / c, h = per / 2;
+        size_t p = k % per, pos = p < h ? i % c * h + p : (2 * c - 1 - i % c) * h + p - h;
+        return (i / c * B + k / per) * F + pos;
+    }
     if (L->ul > 1) {
         size_t u = (size_t)L->ul, i = (size_t)(r - L->base), B = (size_t)(mb / L->dp), per = F / u;
         return (i / u * B + k / per) * F + i % u * per + k % per;
@@ -81,14 +88,17 @@ static size_t float_at(const GrtLayout *L, int r, int mb, size_t F, size_t k) {
            (L->sp ? (size_t)grt_layout_tp_index(L, r) * part : 0) + k;
 }
 
-/* Between every two of eight layouts of ranks 0-3 (TP 2 x DP 2 both
+/* Between every two of eleven layouts of ranks 0-3 (TP 2 x DP 2 both
  * nestings, TP 4, with and without the sequence split; DP 4; Ulysses 2 x
- * DP 2, Ulysses 4, Ulysses 2 over ranks 2-3), every rank receives exactly
- * the floats its layout says, numbered by their place in the micro-batch. */
+ * DP 2, Ulysses 4, Ulysses 2 over ranks 2-3; CP 2 x DP 2, CP 4, CP 2 over
+ * ranks 2-3), every rank receives exactly the floats its layout says,
+ * numbered by their place in the micro-batch. */
 static void test_reshard_sp(GrtRun *R) {
-    enum { MB = 4, F = 8, N = 8 };
-    static const GrtLayout L[N] = {{0, 2, 2, 1, 1, 0}, {0, 2, 2, 0, 1, 0}, {0, 4, 1, 1, 1, 0}, {0, 4, 1, 1, 0, 0},
-                                   {0, 1, 4, 1, 0, 0}, {0, 1, 2, 1, 0, 2}, {0, 1, 1, 1, 0, 4}, {2, 1, 1, 1, 0, 2}};
+    enum { MB = 4, F = 8, N = 11 };
+    static const GrtLayout L[N] = {{0, 2, 2, 1, 1, 0, 0}, {0, 2, 2, 0, 1, 0, 0}, {0, 4, 1, 1, 1, 0, 0},
+                                   {0, 4, 1, 1, 0, 0, 0}, {0, 1, 4, 1, 0, 0, 0}, {0, 1, 2, 1, 0, 2, 0},
+                                   {0, 1, 1, 1, 0, 4, 0}, {2, 1, 1, 1, 0, 2, 0}, {0, 1, 2, 1, 0, 0, 2},
+                                   {0, 1, 1, 1, 0, 0, 4}, {2, 1, 1, 1, 0, 0, 2}};
     float src[MB * F], dst[MB * F];
     for (int a = 0; a < N; a++)
         for (int b = 0; b < N; b++) {

@@ -69,10 +69,11 @@ static int64_t decoder_kept_bytes(int tp, bool sp, int cp, int64_t B, int64_t T,
  * key/value heads) on a TP rank, B sequences of T positions on the rank, in
  * bytes: K,V chunks attended and arriving, dK,dV travelling and arriving
  * (8 x (N, 64 / tp)), one sequence's (4 / tp, T, T) scores, a partial output
- * (N, 64 / tp) and its running maximum and sum (2 x (B, 4 / tp, T)). */
+ * (N, 64 / tp) and its running maximum and sum (2 x (B, 4 / tp, T)); and
+ * the block's Q, K, V apart for the ring (3 x (N, 64 / tp)). */
 static int64_t decoder_ring_bytes(int tp, int64_t B, int64_t T) {
     int64_t N = B * T, A = 64 / tp, H = 4 / tp;
-    return (8 * N * A + H * T * T + N * A + 2 * B * H * T) * 4;
+    return (8 * N * A + H * T * T + N * A + 2 * B * H * T + 3 * N * A) * 4;
 }
 
 /* The same decoder's kept bytes under Ulysses over u (its B sequences of T
@@ -167,7 +168,7 @@ static void check_ring_block(const GrtLayer *l, const Strategy *x, const LayerCo
  * sizes it asks for, against the cost pass's figures c. Context parallel,
  * the layer of the rank's T / cp positions, its weights replicated over
  * the cp x dp ranks, a block's probabilities and ring buffers counted from
- * its dimensions (the program does not run ring attention yet). */
+ * its dimensions (the program runs CP blocks in fp32 alone). */
 static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost *c) {
     const Layer *L = s->graph->layers[i];
     GrtLayerSpec spec;
@@ -180,11 +181,20 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
     l.B = (int)(s->train->global_batch / MICRO_BATCHES / x->dp), l.T = (int)L->seq / u / cp;
     static GrtComm *const no_group; /* a Ulysses layer is laid out without its group (no exchange runs) */
     if (u > 1) l.ul = (GrtComm *)&no_group, l.ul_size = u;
+    /* CP: the embedding, norm and head laid out as the program runs them (their tokens' copy); a block as
+     * check_ring_block counts it (the program refuses CP blocks under bf16), and with TP (Megatron-SP's
+     * layout, which the program does not run under CP) the tokens' copy counted from the dimensions */
+    if (cp > 1 && spec.kind != GRT_BLOCK && x->tp == 1) l.cp = (GrtComm *)&no_group, l.cp_size = cp;
+    int64_t copy = cp > 1 && x->tp > 1 && (spec.kind == GRT_EMBEDDING || spec.kind == GRT_HEAD) ? 2 * l.B * l.T * 4 : 0;
     l.ckpt = x->ckpt && spec.kind == GRT_BLOCK;
     l.sp = strategy_sp(x) && x->tp > 1; /* Megatron-SP: the stream's rows split over the TP group */
     size_t work = grt_layer_work_floats(&l), ckpt = grt_layer_ckpt_floats(&l);
     float *wbuf = grt_dev->alloc(work * sizeof(float) + 1), *cbuf = grt_dev->alloc(ckpt * sizeof(float) + 1);
     grt_layer_bind(&l, NULL, NULL, 1, wbuf, cbuf);
+    /* Ulysses or CP: the tokens' copy (inputs and targets, 2 B T) inside the working space, before the rounded
+     * GEMM operands */
+    float *copy_end = l.ul_tokens ? (float *)l.ul_tokens + 2 * (size_t)l.B * (size_t)l.T : NULL;
+    if (copy_end) CHECK(copy_end <= wbuf + work && (!l.gemm16 || copy_end <= (float *)l.gemm16));
     int64_t params, grads, zero = reps > 1 ? strategy_zero(x) : 0; /* over its u x cp x dp replicas */
     CHECK_EQ(runtime_state_bytes((int64_t)l.n_params, reps, (int)zero, &params, &grads), c->state_bytes);
     if (zero != 3) CHECK_EQ(params, c->param_bytes); /* ZeRO-3: the cost pass counts n / dp, unpadded */
@@ -203,7 +213,7 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
     if (spec.kind == GRT_BLOCK && l.ckpt) CHECK_EQ((int64_t)(ckpt * sizeof(float)), kept32);
     if (spec.kind == GRT_BLOCK && !l.ckpt) /* bf16: the kept activations' fp32 copy, statistics aside */
         CHECK_EQ((int64_t)(ckpt * sizeof(float)), spec.gemm16 ? kept32 - 6 * (int64_t)grt_layer_rows(&l) * 4 : 0);
-    CHECK_EQ((int64_t)(work * sizeof(float)), c->work_bytes);
+    CHECK_EQ((int64_t)(work * sizeof(float)) + copy, c->work_bytes);
     CHECK_EQ((int64_t)(ckpt * sizeof(float)), c->ckpt_bytes);
     /* the attention backward's score gradient, one sequence's 4 / tp heads of T x T, inside the working space */
     int64_t dP = spec.kind == GRT_BLOCK ? 4 / x->tp * (int64_t)l.T * l.T : 0;
