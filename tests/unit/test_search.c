@@ -59,19 +59,34 @@ static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, int l
     return work + ckpt + shard + scatter + 3 * stream + t->token_bytes + t->loss_bytes;
 }
 
+/* A tied head in the embedding's stage keeps a copy of the table when the
+ * two layers' layouts differ or either is sharded: does the stage's exact
+ * memory under pick hold it (and the buffer summing the gradients)? */
+static bool tied_copy_fits(const CostTable *t, const int *pick, int64_t budget) {
+    if (t->tied_head < 0) return true;
+    int n = t->n_strategies;
+    const Strategy *e = &t->strategies[pick[t->tied_emb]], *h = &t->strategies[pick[t->tied_head]];
+    bool ec = e->tp_consec || e->tp == 1 || e->dp == 1, hc = h->tp_consec || h->tp == 1 || h->dp == 1;
+    if (e->tp == h->tp && ec == hc && !strategy_zero(e) && !strategy_zero(h) &&
+        strategy_ulysses(e) == strategy_ulysses(h))
+        return true;
+    int64_t exact = reserve_of(t, pick, 1, 0) + t->tied_copy_bytes[pick[t->tied_head]] + t->tied_sum_bytes;
+    for (int i = 0; i < t->n_layers; i++) exact += t->cost[i * n + pick[i]].state_bytes + t->cost[i * n + pick[i]].act_bytes;
+    return exact <= budget;
+}
+
 /* Every per-layer assignment, by brute force: the fastest step of a one-stage
  * plan with m micro-batches that fits `budget`, or INFINITY. The objective
  * and the memory rule are the search's, restated from its comments: time =
  * sum of m * (per-micro-batch + resharding) + per-step sync; memory = sum of
  * whole MiB of states and one micro-batch of activations, plus the stage's
- * shared memory under any candidate; then, for a tied head, the fastest
- * plan's table copy (when its layout differs from the embedding's) must fit
- * beside the exact memory. */
+ * shared memory under any candidate; then, for a tied head, each floor's
+ * and pass's fastest plan's table copy (when its layout differs from the
+ * embedding's) must fit beside the exact memory, or that floor has none. */
 static double brute_force(const CostTable *t, int64_t budget) {
     int L = t->n_layers, n = t->n_strategies, devices = (int)strategy_stage_devices(&t->strategies[0]);
     bool any_cp = false, any_ul = false;
     for (int k = 0; k < n; k++) any_cp |= strategy_cp(&t->strategies[k]) > 1, any_ul |= t->strategies[k].ulysses > 1;
-    int best_pick[8] = {0};
     double best = INFINITY;
     /* the search's floors on the DP degree (dp x Ulysses or CP), each also
      * without checkpointing, without context parallelism and without
@@ -109,17 +124,7 @@ static double brute_force(const CostTable *t, int64_t budget) {
             while (i < L && ++pick[i] == n) pick[i++] = 0;
             if (i == L) break;
         }
-        if (floor_best < best) best = floor_best, memcpy(best_pick, floor_pick, sizeof floor_pick);
-    }
-    if (isfinite(best) && t->tied_head >= 0) {
-        const Strategy *e = &t->strategies[best_pick[t->tied_emb]], *h = &t->strategies[best_pick[t->tied_head]];
-        bool ec = e->tp_consec || e->tp == 1 || e->dp == 1, hc = h->tp_consec || h->tp == 1 || h->dp == 1;
-        if (e->tp != h->tp || ec != hc || strategy_zero(e) || strategy_zero(h) ||
-            strategy_ulysses(e) != strategy_ulysses(h)) {
-            int64_t exact = reserve_of(t, best_pick, 1, 0) + t->tied_copy_bytes[best_pick[t->tied_head]] + t->tied_sum_bytes;
-            for (int i = 0; i < L; i++) exact += t->cost[i * n + best_pick[i]].state_bytes + t->cost[i * n + best_pick[i]].act_bytes;
-            if (exact > budget) return INFINITY;
-        }
+        if (floor_best < best && tied_copy_fits(t, floor_pick, budget)) best = floor_best;
     }
     return best;
 }
