@@ -650,7 +650,8 @@ static bool try_interleaved(Workspace *w, const CostTable *t, int pp, int v, con
     alt.in_flight = malloc((size_t)C * sizeof *alt.in_flight);
     if (!pick || !alt.stage_mem || !alt.in_flight) die("out of memory");
     w->leave = LEAVE_UL;
-    bool better = try_chunks(w, t, pp, v, start, budget, min_memory, ok && !min_memory ? out->step : limit, pick, &alt) &&
+    double bound = ok && !min_memory ? out->step : limit;
+    bool better = try_chunks(w, t, pp, v, start, budget, min_memory, bound, pick, &alt) &&
                   (!ok || (min_memory ? alt.peak < out->peak : alt.step < out->step));
     w->leave = 0;
     if (better) {

@@ -71,7 +71,8 @@ static bool tied_copy_fits(const CostTable *t, const int *pick, int64_t budget) 
         strategy_ulysses(e) == strategy_ulysses(h))
         return true;
     int64_t exact = reserve_of(t, pick, 1, 0) + t->tied_copy_bytes[pick[t->tied_head]] + t->tied_sum_bytes;
-    for (int i = 0; i < t->n_layers; i++) exact += t->cost[i * n + pick[i]].state_bytes + t->cost[i * n + pick[i]].act_bytes;
+    for (int i = 0; i < t->n_layers; i++)
+        exact += t->cost[i * n + pick[i]].state_bytes + t->cost[i * n + pick[i]].act_bytes;
     return exact <= budget;
 }
 
