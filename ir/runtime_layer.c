@@ -181,12 +181,9 @@ bool graph_ulysses_splits(const Graph *g, int tp, int u) {
  * reshard.c)? On CPU ranks (not yet on the CUDA target). */
 bool runtime_runs_ulysses(const Spec *spec) { return spec->host_target; }
 
-/* Does the search offer Ulysses? Not yet: with it let in, the search found
- * no plan for gpt-tiny on 4 ranks at 3 MiB though one of 1.71 MiB exists,
- * and on 8 ranks at 3 MiB an interleaved plan (a Ulysses head after TP 4
- * blocks) whose head's stage measured 4.2% above its planned memory;
- * --uniform and imported plans (--plan) run it. */
-bool search_offers_ulysses(const Spec *spec) { return false && runtime_runs_ulysses(spec); }
+/* Does the search offer Ulysses? Where the program runs it (the search
+ * tries it only where samples run out: passes/search.c's ulysses_tried). */
+bool search_offers_ulysses(const Spec *spec) { return runtime_runs_ulysses(spec); }
 
 /* Does a count fit the runtime's int sizes, with room for their rounding up? */
 static bool fits(int64_t n) { return n >= 0 && n < (int64_t)1 << 30; }

@@ -203,6 +203,20 @@ static int64_t shard_params(const Ctx *c, const Layer *l, const Strategy *s) {
     return (l->params + s->tp - 1) / s->tp;
 }
 
+/* The parameters whose ZeRO buffers (gathered weights, whole gradient) a
+ * layer takes on a rank: its own, but a tied LM head sharded by ZeRO always
+ * keeps its own copy of the table (the program's rule, as the search's
+ * same_stage_tied_copy), whose buffers are the untied head's; its state is
+ * CostTable.tied_copy_bytes. */
+static int64_t zero_buffer_params(const Ctx *c, const Layer *l, const Strategy *s, int64_t params_dev) {
+    GrtLayerSpec spec;
+    if (l->kind != LAYER_LM_HEAD || !l->tied || !strategy_zero(s) || layer_runtime_base_kind(l->kind) < 0 ||
+        !layer_runtime_spec(c->spec->graph, l, &spec))
+        return params_dev;
+    spec.tied = 0;
+    return (int64_t)grt_size_params(&spec, s->tp);
+}
+
 /* The GEMM arithmetic the program runs at precision p, as runtime/cuda/gemm.c
  * sets cuBLAS: bf16 operands with fp32 accumulation under bf16, fp32 with
  * TF32 off (pedantic math) under fp32; -1 for one no profile measures. */
@@ -532,7 +546,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
      * the fp32 copy of a block's bf16 kept activations (galvrt_sizes.h) */
     r.ckpt_bytes = s->ckpt ? full_act : (int64_t)ceil(area * c->e);
     int zero = strategy_zero(s);
-    int64_t g = strategy_replicas(s), padded = (params_dev + g - 1) / g * g;
+    int64_t g = strategy_replicas(s), padded = (zero_buffer_params(c, l, s, params_dev) + g - 1) / g * g;
     if (zero == 3) r.shard_bytes = padded * c->e;
     if (zero == 2 || (zero == 3 && !s->zero3_once)) r.scatter_bytes = 2 * padded * c->e;
     r.stream_bytes = (int64_t)ceil(mbs * (c->t5_rows > 0 ? c->t5_rows : (double)l->seq) * (double)l->hidden * c->e /

@@ -62,10 +62,11 @@ typedef struct StageResult {
 } StageResult;
 
 /* What a DP may leave out of its candidates (and their shared buffers out
- * of its reserve): checkpointing, context parallelism. */
-enum { LEAVE_CKPT = 1, LEAVE_CP = 2 };
+ * of its reserve): checkpointing, context parallelism, Ulysses. */
+enum { LEAVE_CKPT = 1, LEAVE_CP = 2, LEAVE_UL = 4, LEAVE_ALL = 8 };
 static bool left_out(const Strategy *s, int leave) {
-    return ((leave & LEAVE_CKPT) && s->ckpt) || ((leave & LEAVE_CP) && strategy_cp(s) > 1);
+    return ((leave & LEAVE_CKPT) && s->ckpt) || ((leave & LEAVE_CP) && strategy_cp(s) > 1) ||
+           ((leave & LEAVE_UL) && strategy_ulysses(s) > 1);
 }
 
 /* The stage's transient peak, taken as the worst any strategy could need, so
@@ -360,10 +361,10 @@ static bool ckpt_area_matters(const CostTable *t, int first, int last, int min_d
            budget / 256;
 }
 
-/* Does the table hold a context-parallel strategy? */
-static bool has_cp(const CostTable *t) {
+/* Does the table hold a strategy that `leave` (LEAVE_CP, LEAVE_UL) leaves out? */
+static bool has_left_out(const CostTable *t, int leave) {
     for (int k = 0; k < t->n_strategies; k++)
-        if (strategy_cp(&t->strategies[k]) > 1) return true;
+        if (left_out(&t->strategies[k], leave)) return true;
     return false;
 }
 
@@ -461,30 +462,38 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
         if (share_of(&t->strategies[q]) > max_dp) max_dp = share_of(&t->strategies[q]);
     int64_t floors[MAX_DIVISORS], n = t->n_strategies ? strategy_stage_devices(&t->strategies[0]) : 1;
     int n_floors = divisors_upto(n, max_dp, floors);
-    bool cp = has_cp(t);
+    bool cp = has_left_out(t, LEAVE_CP), ul = has_left_out(t, LEAVE_UL);
     for (int k = 0; k < pp; k++) {
         int64_t in_flight = schedule == SCHED_GPIPE ? m : (pp - k < m ? pp - k : m);
         out->in_flight[k] = in_flight;
         /* a tied head in another stage than the embedding keeps a copy of the table */
         int ke = t->tied_head >= 0 ? stage_of(start, pp, t->tied_emb) : -1;
         int kh = t->tied_head >= 0 ? stage_of(start, pp, t->tied_head) : -1;
-        bool copy = ke != kh;
+        bool copy = ke != kh, same = t->tied_head >= 0 && !copy && k == ke;
         StageResult r = {0};
-        for (int f = 0; f < 4 * n_floors; f++) {
-            int64_t min_dp = floors[f / 4];
+        for (int f = 0; f < LEAVE_ALL * n_floors; f++) {
+            int64_t min_dp = floors[f / LEAVE_ALL];
             /* and once more without checkpointing where that frees reserve:
              * a plan that does not checkpoint need not hold the checkpoint
              * area its candidates that do would take; likewise without
              * context parallelism, whose ring buffers at long sequences
-             * would crowd out the plans without it */
-            w->leave = f % 4;
-            if ((w->leave & LEAVE_CP) && !cp) continue;
+             * would crowd out the plans without it, and without Ulysses,
+             * whose all-to-all buffers and whole-sequence copies would
+             * (gpt-tiny on 4 ranks at 3 MiB found no plan with them in) */
+            w->leave = f % LEAVE_ALL;
+            if (((w->leave & LEAVE_CP) && !cp) || ((w->leave & LEAVE_UL) && !ul)) continue;
             if ((w->leave & LEAVE_CKPT) && !ckpt_area_matters(t, start[k], start[k + 1], (int)min_dp, w->leave, budget))
                 continue;
             StageResult q =
                 stage_dp(w, t, start[k], start[k + 1], in_flight, k > 0, k < pp - 1,
                          copy && (k == ke || k == kh) ? t->tied_sum_bytes : 0, copy && k == kh, (int)min_dp, budget,
                          min_memory, !min_memory && r.ok && r.time < limit ? r.time : limit, w->pick);
+            /* a tied head in the embedding's stage: whether it keeps a copy
+             * depends on both layers' strategies, so it is added after each
+             * DP, and a DP's plan it pushes over the budget gives way to
+             * another floor's or pass's (the one without Ulysses keeps the
+             * head in the embedding's layout where that fits) */
+            if (q.ok && same) q.mem += same_stage_tied_copy(t, w->pick), q.ok = q.mem <= budget;
             if (q.ok && (!r.ok || (min_memory ? q.mem < r.mem : q.time < r.time))) {
                 r = q;
                 memcpy(choice + start[k], w->pick + start[k], sizeof *choice * (size_t)(start[k + 1] - start[k]));
@@ -501,14 +510,6 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
         out->stage_mem[k] = r.mem;
         double calls = r.calls + (k < pp - 1 ? (double)m : 0) + (k > 0 ? (double)m : 0);
         if (k == 0 || calls > out->calls) out->calls = calls;
-    }
-    /* a tied head in the embedding's stage: whether it keeps a copy depends
-     * on both layers' strategies, so it is checked after the DP (a plan it
-     * pushes over the budget is refused, not repaired) */
-    if (t->tied_head >= 0 && stage_of(start, pp, t->tied_emb) == stage_of(start, pp, t->tied_head)) {
-        int k = stage_of(start, pp, t->tied_head);
-        out->stage_mem[k] += same_stage_tied_copy(t, choice);
-        if (out->stage_mem[k] > budget) return false;
     }
     for (int k = 0; k < pp; k++)
         if (out->stage_mem[k] > out->peak) out->peak = out->stage_mem[k];
@@ -589,8 +590,8 @@ static double interleaved_bound(const CostTable *t, int pp, int v, const int *st
  * chunks of unequal time the fill waits on it: the event simulation of
  * passes/timeline.c ran up to 10% longer than the first term alone), then
  * the gradient sync not hidden by backward. */
-static bool try_interleaved(Workspace *w, const CostTable *t, int pp, int v, const int *start, int64_t budget,
-                            bool min_memory, double limit, int *choice, Candidate *out) {
+static bool try_chunks(Workspace *w, const CostTable *t, int pp, int v, const int *start, int64_t budget,
+                       bool min_memory, double limit, int *choice, Candidate *out) {
     int64_t m = t->micro_batches;
     int C = pp * v;
     if (t->one_device) limit *= pp; /* as try_partition */
@@ -632,6 +633,36 @@ static bool try_interleaved(Workspace *w, const CostTable *t, int pp, int v, con
     out->comm = out->step - out->compute - out->bubble;
     one_device_step(t, pp, sum_mb, sum_p2p, sum_compute, max_step, out);
     return true;
+}
+
+/* try_chunks with every candidate, then (where the table has Ulysses) once
+ * more without Ulysses, whose all-to-all buffers and whole-sequence copies
+ * in each chunk's reserve would crowd out the plans without it (as
+ * try_partition's passes); the better of the two, into choice and *out. */
+static bool try_interleaved(Workspace *w, const CostTable *t, int pp, int v, const int *start, int64_t budget,
+                            bool min_memory, double limit, int *choice, Candidate *out) {
+    bool ok = try_chunks(w, t, pp, v, start, budget, min_memory, limit, choice, out);
+    if (!has_left_out(t, LEAVE_UL)) return ok;
+    int L = t->n_layers, C = pp * v;
+    Candidate alt = *out;
+    int *pick = malloc((size_t)L * sizeof *pick);
+    alt.stage_mem = malloc((size_t)pp * sizeof *alt.stage_mem);
+    alt.in_flight = malloc((size_t)C * sizeof *alt.in_flight);
+    if (!pick || !alt.stage_mem || !alt.in_flight) die("out of memory");
+    w->leave = LEAVE_UL;
+    double bound = ok && !min_memory ? out->step : limit;
+    bool better = try_chunks(w, t, pp, v, start, budget, min_memory, bound, pick, &alt) &&
+                  (!ok || (min_memory ? alt.peak < out->peak : alt.step < out->step));
+    w->leave = 0;
+    if (better) {
+        memcpy(choice, pick, (size_t)L * sizeof *pick);
+        memcpy(out->stage_mem, alt.stage_mem, (size_t)pp * sizeof *alt.stage_mem);
+        memcpy(out->in_flight, alt.in_flight, (size_t)C * sizeof *alt.in_flight);
+        int64_t *sm = out->stage_mem, *inf = out->in_flight;
+        *out = alt, out->stage_mem = sm, out->in_flight = inf;
+    }
+    free(pick), free(alt.stage_mem), free(alt.in_flight);
+    return ok || better;
 }
 
 static double now_ms(void) {
@@ -768,15 +799,30 @@ static double lower_bound(const CostTable *t, int pp, int v) {
     return sum;
 }
 
+/* Does the search try Ulysses strategy s on micro-batches of `samples`?
+ * Only where samples run out: when its u x dp replicas could split the
+ * micro-batch into whole samples, ZeRO-3 DP over them (tp 1, the same
+ * checkpointing) is never worse in the cost model: the same GEMMs on the
+ * same tokens a rank, the same gradient reduction and sharded state, no
+ * all-to-alls, fewer kept activations (no whole-sequence copies), a smaller
+ * working space, and reshards to any neighbour at most Ulysses's (no
+ * sequence to gather). unit.search's brute force, Ulysses in everywhere,
+ * holds the search to it. */
+static bool ulysses_tried(const Strategy *s, int64_t samples) {
+    return strategy_ulysses(s) == 1 || samples % strategy_replicas(s) != 0;
+}
+
 /* The layouts of pipeline degree pp whose DP ranks get whole samples of a
  * micro-batch of `samples` (TP 2 x DP 4 at batch 16 runs 4 micro-batches of
- * 4, 1 a rank), into *fit; false when there are none. */
+ * 4, 1 a rank), Ulysses only where ulysses_tried (a uniform plan's as it
+ * is), into *fit; false when there are none. */
 static bool layouts_for(const SearchRequest *req, const StrategySet *all, int pp, int64_t samples, Arena *a,
                         StrategySet *fit) {
     StrategySet sub = strategies_for(req, all, pp, a);
     fit->n = 0;
     for (int k = 0; k < sub.n; k++)
-        if (strategy_splits(&sub.items[k], samples)) fit->items[fit->n++] = sub.items[k];
+        if (strategy_splits(&sub.items[k], samples) && (req->uniform || ulysses_tried(&sub.items[k], samples)))
+            fit->items[fit->n++] = sub.items[k];
     return fit->n > 0;
 }
 

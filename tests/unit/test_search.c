@@ -33,19 +33,22 @@ static HwProfile cpu_hw(const Spec *s) {
  * working space, checkpoint area, ZeRO-3 gathered weights and ZeRO-2/3
  * whole gradients (each separately), three activation-sized
  * buffers, one micro-batch's tokens (one stage, 1F1B: one in flight) and the
- * losses; no_ckpt: of the candidates that do not checkpoint; no_cp: of
- * those without context parallelism. min_dp bounds the ranks that split a
- * micro-batch (dp x Ulysses or CP). */
-static bool leaves_out(const Strategy *s, bool no_ckpt, bool no_cp) {
-    return (no_ckpt && s->ckpt) || (no_cp && strategy_cp(s) > 1);
+ * losses; of the candidates `leave` keeps: NO_CKPT leaves out those that
+ * checkpoint, NO_CP those with context parallelism, NO_UL those with
+ * Ulysses. min_dp bounds the ranks that split a micro-batch (dp x Ulysses
+ * or CP). */
+enum { NO_CKPT = 1, NO_CP = 2, NO_UL = 4 };
+static bool leaves_out(const Strategy *s, int leave) {
+    return ((leave & NO_CKPT) && s->ckpt) || ((leave & NO_CP) && strategy_cp(s) > 1) ||
+           ((leave & NO_UL) && strategy_ulysses(s) > 1);
 }
 
-static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, bool no_ckpt, bool no_cp) {
+static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, int leave) {
     int64_t work = 0, ckpt = 0, shard = 0, scatter = 0, stream = 0;
     for (int i = 0; i < t->n_layers; i++)
         for (int k = 0; k < t->n_strategies; k++) {
             const Strategy *s = &t->strategies[k];
-            if (pick ? pick[i] != k : strategy_replicas(s) < min_dp || leaves_out(s, no_ckpt, no_cp)) continue;
+            if (pick ? pick[i] != k : strategy_replicas(s) < min_dp || leaves_out(s, leave)) continue;
             const LayerCost *c = &t->cost[i * t->n_strategies + k];
             if (c->work_bytes > work) work = c->work_bytes;
             if (c->ckpt_bytes > ckpt) ckpt = c->ckpt_bytes;
@@ -56,32 +59,48 @@ static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, bool 
     return work + ckpt + shard + scatter + 3 * stream + t->token_bytes + t->loss_bytes;
 }
 
+/* A tied head in the embedding's stage keeps a copy of the table when the
+ * two layers' layouts differ or either is sharded: does the stage's exact
+ * memory under pick hold it (and the buffer summing the gradients)? */
+static bool tied_copy_fits(const CostTable *t, const int *pick, int64_t budget) {
+    if (t->tied_head < 0) return true;
+    int n = t->n_strategies;
+    const Strategy *e = &t->strategies[pick[t->tied_emb]], *h = &t->strategies[pick[t->tied_head]];
+    bool ec = e->tp_consec || e->tp == 1 || e->dp == 1, hc = h->tp_consec || h->tp == 1 || h->dp == 1;
+    if (e->tp == h->tp && ec == hc && !strategy_zero(e) && !strategy_zero(h) &&
+        strategy_ulysses(e) == strategy_ulysses(h))
+        return true;
+    int64_t exact = reserve_of(t, pick, 1, 0) + t->tied_copy_bytes[pick[t->tied_head]] + t->tied_sum_bytes;
+    for (int i = 0; i < t->n_layers; i++)
+        exact += t->cost[i * n + pick[i]].state_bytes + t->cost[i * n + pick[i]].act_bytes;
+    return exact <= budget;
+}
+
 /* Every per-layer assignment, by brute force: the fastest step of a one-stage
  * plan with m micro-batches that fits `budget`, or INFINITY. The objective
  * and the memory rule are the search's, restated from its comments: time =
  * sum of m * (per-micro-batch + resharding) + per-step sync; memory = sum of
  * whole MiB of states and one micro-batch of activations, plus the stage's
- * shared memory under any candidate; then, for a tied head, the fastest
- * plan's table copy (when its layout differs from the embedding's) must fit
- * beside the exact memory. */
+ * shared memory under any candidate; then, for a tied head, each floor's
+ * and pass's fastest plan's table copy (when its layout differs from the
+ * embedding's) must fit beside the exact memory, or that floor has none. */
 static double brute_force(const CostTable *t, int64_t budget) {
     int L = t->n_layers, n = t->n_strategies, devices = (int)strategy_stage_devices(&t->strategies[0]);
-    bool any_cp = false;
-    for (int k = 0; k < n; k++) any_cp |= strategy_cp(&t->strategies[k]) > 1;
-    int best_pick[8] = {0};
+    bool any_cp = false, any_ul = false;
+    for (int k = 0; k < n; k++) any_cp |= strategy_cp(&t->strategies[k]) > 1, any_ul |= t->strategies[k].ulysses > 1;
     double best = INFINITY;
-    /* the search's floors on the DP degree (dp x cp), each also without
-     * checkpointing and without context parallelism: each costs the shared
-     * buffers at the candidates it allows */
-    for (int f = 4; f <= 4 * devices + 3; f++) {
-        int min_dp = f / 4;
-        bool no_ckpt = f % 2, no_cp = f / 2 % 2;
+    /* the search's floors on the DP degree (dp x Ulysses or CP), each also
+     * without checkpointing, without context parallelism and without
+     * Ulysses: each costs the shared buffers at the candidates it allows */
+    for (int f = 8; f <= 8 * devices + 7; f++) {
+        int min_dp = f / 8, leave = f % 8;
         if (devices % min_dp) continue; /* the DP degrees a stage can have */
-        if (no_cp && !any_cp) continue;
+        if (((leave & NO_CP) && !any_cp) || ((leave & NO_UL) && !any_ul)) continue;
         /* the pass without checkpointing, where it frees a part in 256 of the budget */
-        if (no_ckpt && reserve_of(t, NULL, min_dp, false, no_cp) - reserve_of(t, NULL, min_dp, true, no_cp) < budget / 256)
+        if ((leave & NO_CKPT) &&
+            reserve_of(t, NULL, min_dp, leave & ~NO_CKPT) - reserve_of(t, NULL, min_dp, leave) < budget / 256)
             continue;
-        int64_t reserve = reserve_of(t, NULL, min_dp, no_ckpt, no_cp);
+        int64_t reserve = reserve_of(t, NULL, min_dp, leave);
         if (reserve >= budget) continue;
         int64_t cap = (budget - reserve) / MIB;
         int pick[8] = {0};
@@ -96,7 +115,7 @@ static double brute_force(const CostTable *t, int64_t budget) {
                 allowed = allowed && strategy_replicas(&t->strategies[pick[i]]) >= min_dp;
                 /* checkpointing recomputes transformer layers only */
                 allowed = allowed && (!t->strategies[pick[i]].ckpt || t->may_ckpt[i]);
-                allowed = allowed && !leaves_out(&t->strategies[pick[i]], no_ckpt, no_cp);
+                allowed = allowed && !leaves_out(&t->strategies[pick[i]], leave);
                 time += (double)t->micro_batches * c->mb_s + c->step_s;
                 if (i > 0) time += (double)t->micro_batches * t->reshard[((size_t)i * n + pick[i - 1]) * n + pick[i]];
                 mem += (c->state_bytes + c->act_bytes + MIB - 1) / MIB;
@@ -106,17 +125,7 @@ static double brute_force(const CostTable *t, int64_t budget) {
             while (i < L && ++pick[i] == n) pick[i++] = 0;
             if (i == L) break;
         }
-        if (floor_best < best) best = floor_best, memcpy(best_pick, floor_pick, sizeof floor_pick);
-    }
-    if (isfinite(best) && t->tied_head >= 0) {
-        const Strategy *e = &t->strategies[best_pick[t->tied_emb]], *h = &t->strategies[best_pick[t->tied_head]];
-        bool ec = e->tp_consec || e->tp == 1 || e->dp == 1, hc = h->tp_consec || h->tp == 1 || h->dp == 1;
-        if (e->tp != h->tp || ec != hc || strategy_zero(e) || strategy_zero(h) ||
-            strategy_ulysses(e) != strategy_ulysses(h)) {
-            int64_t exact = reserve_of(t, best_pick, 1, false, false) + t->tied_copy_bytes[best_pick[t->tied_head]] + t->tied_sum_bytes;
-            for (int i = 0; i < L; i++) exact += t->cost[i * n + best_pick[i]].state_bytes + t->cost[i * n + best_pick[i]].act_bytes;
-            if (exact > budget) return INFINITY;
-        }
+        if (floor_best < best && tied_copy_fits(t, floor_pick, budget)) best = floor_best;
     }
     return best;
 }
