@@ -63,10 +63,10 @@ typedef struct StageResult {
 
 /* What a DP may leave out of its candidates (and their shared buffers out
  * of its reserve): checkpointing, context parallelism, Ulysses. */
-enum { LEAVE_CKPT = 1, LEAVE_CP = 2, LEAVE_UL = 4, LEAVE_ALL = 8 };
+enum { LEAVE_CKPT = 1, LEAVE_CP = 2, LEAVE_UL = 4, LEAVE_NOCP = 8, LEAVE_ALL = 16 };
 static bool left_out(const Strategy *s, int leave) {
     return ((leave & LEAVE_CKPT) && s->ckpt) || ((leave & LEAVE_CP) && strategy_cp(s) > 1) ||
-           ((leave & LEAVE_UL) && strategy_ulysses(s) > 1);
+           ((leave & LEAVE_UL) && strategy_ulysses(s) > 1) || ((leave & LEAVE_NOCP) && strategy_cp(s) == 1);
 }
 
 /* The stage's transient peak, taken as the worst any strategy could need, so
@@ -182,7 +182,7 @@ typedef struct Workspace {
     int64_t unit;     /* bytes a memory unit: 1 MiB, or coarser for a first estimate */
     int *pick;        /* [layers]: one DP's choices, before they are compared */
     const int *force; /* [layers]: the strategy each layer must take (a fixed plan), or NULL */
-    int leave;        /* LEAVE_*: what this DP leaves out (checkpointing and its area, CP and its ring buffers) */
+    int leave;        /* LEAVE_*: what this DP leaves out (checkpointing and its area, CP and its ring buffers, ...) */
     int64_t *held;    /* [layers]: interleaved, the micro-batches each stage's chunks hold */
     double *sums;     /* [4 layers]: interleaved, each stage's times a micro-batch, a step, compute, calls */
 } Workspace;
@@ -479,9 +479,14 @@ static bool try_partition(Workspace *w, const CostTable *t, int pp, const int *s
              * context parallelism, whose ring buffers at long sequences
              * would crowd out the plans without it, and without Ulysses,
              * whose all-to-all buffers and whole-sequence copies would
-             * (gpt-tiny on 4 ranks at 3 MiB found no plan with them in) */
+             * (gpt-tiny on 4 ranks at 3 MiB found no plan with them in);
+             * and with context parallelism alone, whose plans need not hold
+             * the score gradient of attention over whole sequences that the
+             * others' would (a 2,048-token decoder on 2 devices: 22 MiB with
+             * CP, refused at 32 MiB with the others in) */
             w->leave = f % LEAVE_ALL;
             if (((w->leave & LEAVE_CP) && !cp) || ((w->leave & LEAVE_UL) && !ul)) continue;
+            if ((w->leave & LEAVE_NOCP) && (!cp || (w->leave & (LEAVE_CP | LEAVE_UL)))) continue;
             if ((w->leave & LEAVE_CKPT) && !ckpt_area_matters(t, start[k], start[k + 1], (int)min_dp, w->leave, budget))
                 continue;
             StageResult q =

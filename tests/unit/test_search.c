@@ -35,12 +35,12 @@ static HwProfile cpu_hw(const Spec *s) {
  * buffers, one micro-batch's tokens (one stage, 1F1B: one in flight) and the
  * losses; of the candidates `leave` keeps: NO_CKPT leaves out those that
  * checkpoint, NO_CP those with context parallelism, NO_UL those with
- * Ulysses. min_dp bounds the ranks that split a micro-batch (dp x Ulysses
+ * Ulysses, CP_ONLY those without context parallelism. min_dp bounds the ranks that split a micro-batch (dp x Ulysses
  * or CP). */
-enum { NO_CKPT = 1, NO_CP = 2, NO_UL = 4 };
+enum { NO_CKPT = 1, NO_CP = 2, NO_UL = 4, CP_ONLY = 8 };
 static bool leaves_out(const Strategy *s, int leave) {
     return ((leave & NO_CKPT) && s->ckpt) || ((leave & NO_CP) && strategy_cp(s) > 1) ||
-           ((leave & NO_UL) && strategy_ulysses(s) > 1);
+           ((leave & NO_UL) && strategy_ulysses(s) > 1) || ((leave & CP_ONLY) && strategy_cp(s) == 1);
 }
 
 static int64_t reserve_of(const CostTable *t, const int *pick, int min_dp, int leave) {
@@ -90,12 +90,14 @@ static double brute_force(const CostTable *t, int64_t budget) {
     for (int k = 0; k < n; k++) any_cp |= strategy_cp(&t->strategies[k]) > 1, any_ul |= t->strategies[k].ulysses > 1;
     double best = INFINITY;
     /* the search's floors on the DP degree (dp x Ulysses or CP), each also
-     * without checkpointing, without context parallelism and without
-     * Ulysses: each costs the shared buffers at the candidates it allows */
-    for (int f = 8; f <= 8 * devices + 7; f++) {
-        int min_dp = f / 8, leave = f % 8;
+     * without checkpointing, without context parallelism, without
+     * Ulysses and with context parallelism alone: each costs the shared
+     * buffers at the candidates it allows */
+    for (int f = 16; f <= 16 * devices + 15; f++) {
+        int min_dp = f / 16, leave = f % 16;
         if (devices % min_dp) continue; /* the DP degrees a stage can have */
         if (((leave & NO_CP) && !any_cp) || ((leave & NO_UL) && !any_ul)) continue;
+        if ((leave & CP_ONLY) && (!any_cp || (leave & (NO_CP | NO_UL)))) continue;
         /* the pass without checkpointing, where it frees a part in 256 of the budget */
         if ((leave & NO_CKPT) &&
             reserve_of(t, NULL, min_dp, leave & ~NO_CKPT) - reserve_of(t, NULL, min_dp, leave) < budget / 256)
