@@ -146,7 +146,7 @@ bool graph_cp_splits(const Graph *g, int cp) {
     if (cp < 2 || !graph_sp_splits(g, 1)) return false;
     for (int i = 0; i < g->n_layers; i++) {
         const Layer *l = g->layers[i];
-        if (l->seq % (2 * cp) || (layer_runtime_base_kind(l->kind) == GRT_BLOCK && l->dropout > 0)) return false;
+        if (l->seq % (2 * (int64_t)cp) || (layer_runtime_base_kind(l->kind) == GRT_BLOCK && l->dropout > 0)) return false;
     }
     return true;
 }
