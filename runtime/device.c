@@ -30,11 +30,23 @@ static void cpu_add(float *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
-/* grt_attention_forward_with: the host multiplies qkv, whose values are qkv16's where that is given */
-static void cpu_attention_forward(float *out, float *att, const float *qkv, const uint16_t *qkv16, int B, int T, int H,
+/* grt_attention_forward_dropout without dropout; under mixed precision
+ * (m) the probabilities rounded in place, and their bits into m->att (by
+ * the generated bf16_keep of T columns where there is one) */
+static void cpu_attention_forward(float *out, float *att, const float *qkv, const GrtAtt16 *m, int B, int T, int H,
                                   int KVH, int hd, int causal, GrtAttSoftmaxFwdFn *sm) {
-    (void)qkv16;
-    grt_attention_forward_with(out, att, qkv, B, T, H, KVH, hd, causal, sm);
+    grt_attention_forward_dropout(out, att, qkv, B, T, H, KVH, hd, causal, sm, NULL, m != NULL);
+    if (!m || !m->att) return;
+    GrtBf16KeepFn *keep = (GrtBf16KeepFn *)grt_kernel_find(GRT_K_BF16_KEEP, T, 0);
+    if (keep) keep((int64_t)B * H * T, m->att, att);
+    else grt_bf16_round(m->att, att, (size_t)B * H * T * T, 0);
+}
+
+/* grt_attention_backward_in, under mixed precision (m) on the host's rounded floats */
+static void cpu_attention_backward(float *dqkv, float *dout, const float *qkv, float *att, const GrtAtt16 *m,
+                                   int B, int T, int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm,
+                                   float *dp) {
+    grt_attention_backward_in(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, dp, m != NULL);
 }
 
 /* out (N, C) += bias (C) on every row */
@@ -75,5 +87,5 @@ const GrtDevice grt_device_cpu = {
     .matmul16_forward = grt_matmul16_forward,
     .matmul16_backward = grt_matmul16_backward,
     .attention_forward = cpu_attention_forward,
-    .attention_backward = grt_attention_backward_in,
+    .attention_backward = cpu_attention_backward,
 };

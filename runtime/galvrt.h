@@ -102,9 +102,18 @@ void grt_attention_backward_with(float *dqkv, const float *dout, const float *qk
                                  int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax);
 /* grt_attention_backward_with, the score gradient's rows in dp (H, T, T)
  * (galvrt_sizes.h's grt_att_grad, from a block's working space) instead of
- * a temporary it allocates. */
-void grt_attention_backward_in(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
-                               int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp);
+ * a temporary it allocates; bf16 as below. */
+void grt_attention_backward_in(float *dqkv, float *dout, const float *qkv, const float *att, int B, int T, int H,
+                               int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp, int bf16);
+/* Mixed precision's attention core (bf16 1, GrtLayerSpec.gemm16): every
+ * GEMM of it reads bf16 operands and accumulates in fp32, as a GPU's bf16
+ * tensor cores do. q, k and v come rounded (a block keeps them so); the
+ * forward rounds the probabilities in place before they multiply v, the
+ * backward the output's gradient dout (in place) before it multiplies v and
+ * the probabilities, and each row block's score gradient before it
+ * multiplies k and q. The host multiplies the rounded floats in fp32: a
+ * product of two bf16 values is exact there, so only the order of the sums
+ * differs from the tensor cores'. */
 /* The attention softmax's rows alone, as the generated kernels compute them:
  * att (rows, T), row i = query t = (t0 + i) mod T: softmax(scale att) over its keys
  * (t + 1 of them when causal), zeros after; and its backward in place
@@ -185,12 +194,13 @@ void grt_dropout_copy(float *dst, const float *src, int64_t rows, int cols, int 
 /* Attention as grt_attention_forward_with / _backward_with, with dropout d
  * on the probabilities: out = dropout(att) @ v, att keeping the softmax's
  * probabilities; element (t, t2) of local head h of sequence b is counted
- * ((d->h0 + h) T + t) T + t2 in sequence d->seq0 + b's stream. */
+ * ((d->h0 + h) T + t) T + t2 in sequence d->seq0 + b's stream; bf16
+ * (grt_attention_backward_in's): the probabilities rounded before dropout. */
 void grt_attention_forward_dropout(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
-                                   int causal, GrtAttSoftmaxFwdFn *softmax, const GrtDropout *d);
-void grt_attention_backward_dropout(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                                    int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax,
-                                    const GrtDropout *d);
+                                   int causal, GrtAttSoftmaxFwdFn *softmax, const GrtDropout *d, int bf16);
+void grt_attention_backward_dropout(float *dqkv, float *dout, const float *qkv, const float *att, int B, int T, int H,
+                                    int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, const GrtDropout *d,
+                                    int bf16);
 /* Rotary's angles as the reference computes them: cs, sn (T, hd / 2) = cos,
  * sin of t theta^(-2i/hd) (in double, rounded to float). */
 void grt_rope_table(float *cs, float *sn, int T, int hd, float theta);
@@ -416,6 +426,16 @@ void grt_kernel_rows(void (*fn)(void), int64_t rows, float f, const void *const 
  * generated kernels are found as on the host (grt_kernel_find): on the CUDA
  * target the program's table holds stubs that launch them on the GPU.
  * Pointers into device memory are never dereferenced on the host. */
+/* A block's mixed-precision attention core on a device (as
+ * grt_attention_backward_in's bf16): the bf16 bits the device's GEMMs may
+ * read in place of the rounded floats, and where it may write them. */
+typedef struct GrtAtt16 {
+    const uint16_t *qkv; /* qkv's bits (B T, (H + 2 KVH) hd); NULL: not kept as bits (checkpointed) */
+    uint16_t *att;       /* the forward writes the rounded probabilities' bits (B, H, T, T) here; NULL: none */
+    void *ops;           /* room for the output gradient's bits: the layer's rounded GEMM operands
+                            (galvrt_sizes.h's grt_size_gemm16) */
+} GrtAtt16;
+
 typedef struct GrtDevice {
     const char *name;  /* "cpu", "cuda" */
     int host_memory;   /* its buffers are the host's memory (the host may read them) */
@@ -445,12 +465,13 @@ typedef struct GrtDevice {
                              int OC, int bytes, void *ops);
     void (*matmul16_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                               const float *weight, int N, int C, int OC, int bytes, void *ops);
-    /* qkv16: qkv's values as bf16 bits (N, (H + 2 KVH) hd) where mixed precision keeps them (a device may
-     * multiply them on its bf16 units: the same products), NULL in fp32 */
-    void (*attention_forward)(float *out, float *att, const float *qkv, const uint16_t *qkv16, int B, int T, int H,
+    /* m: mixed precision's attention core (GrtAtt16), NULL in fp32; the backward's last reader of att (the
+     * fp32 probabilities) may reuse a sequence's rows once its softmax's backward has read them */
+    void (*attention_forward)(float *out, float *att, const float *qkv, const GrtAtt16 *m, int B, int T, int H,
                               int KVH, int hd, int causal, GrtAttSoftmaxFwdFn *softmax);
-    void (*attention_backward)(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                               int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp);
+    void (*attention_backward)(float *dqkv, float *dout, const float *qkv, float *att, const GrtAtt16 *m,
+                               int B, int T, int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax,
+                               float *dp);
 } GrtDevice;
 
 extern const GrtDevice grt_device_cpu;
@@ -787,6 +808,7 @@ typedef struct GrtUlysses {
     GrtComm *group;
     int u, B, T, H, KVH, hd; /* T: the whole sequence; H, KVH: every head */
     int causal, rope;
+    int bf16; /* mixed precision's attention core (grt_attention_backward_in) */
     float rope_theta;
     GrtAttSoftmaxFwdFn *softmax;         /* the generated softmax kernels of (T, hd), or NULL: the reference's */
     GrtAttSoftmaxBwdFn *softmax_bwd;

@@ -331,10 +331,14 @@ static inline double grt_size_t5_gemm16(const GrtLayerSpec *s, GrtShardSizes z, 
 }
 
 /* Rounded operands (elements) a layer's GEMMs take under mixed precision,
- * for a micro-batch: its largest linear's (the block's QKV, attention
- * output, MLP up and down, T5's (grt_size_t5_gemm16); the head's logits;
- * the patch projection; the classifier and its pooler; patch merging's
- * reduction). The attention core's batched GEMMs stay fp32. */
+ * for a micro-batch, one GEMM at a time: its largest linear's (the block's
+ * QKV, attention output, MLP up and down, T5's (grt_size_t5_gemm16); the
+ * head's logits; the patch projection; the classifier and its pooler;
+ * patch merging's reduction). On a device a block's attention core rounds
+ * its output's gradient (N, H hd) into the same area, as bits (galvrt.h's
+ * GrtAtt16.ops), which the output projection's input also takes; a
+ * sequence's score gradient goes over its probabilities' fp32 rows, which
+ * its softmax's backward has read for the last time (runtime/cuda/gemm.c). */
 static inline double grt_size_gemm16(const GrtLayerSpec *s, int tp, double B, double T) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     double N = B * T, C = s->C;

@@ -788,6 +788,7 @@ typedef struct AttSoftmax {
     float *att;
     int T, causal;
     GrtAttSoftmaxFwdFn *sm; /* the generated kernel, which scales the scores itself; NULL: the reference */
+    int bf16;               /* the probabilities rounded to bf16 in place (mixed precision) */
 } AttSoftmax;
 
 /* Rows [r0, r1) of att (B H T, T): row r is query t = r mod T, which sees keys [0, t] under the mask.
@@ -800,6 +801,7 @@ static void attention_softmax_rows(const GrtRows *job, int64_t r0, int64_t r1, i
         int t = (int)(r % a->T);
         softmax_row(a->att + (size_t)r * a->T, a->causal ? t + 1 : a->T, a->T);
     }
+    if (a->bf16) grt_bf16_round(a->att + (size_t)r0 * a->T, a->att + (size_t)r0 * a->T, (size_t)(r1 - r0) * a->T, 1);
 }
 
 /* att (B,H,T,T) = softmax(q @ k^T / sqrt(hd), masked); out (B,T,H hd) = att @ v: the scores'
@@ -811,17 +813,18 @@ void grt_attention_forward(float *out, float *att, const float *qkv, int B, int 
 /* The same, the softmax's rows (and their scale) by the kernel sm when not NULL */
 void grt_attention_forward_with(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
                                 int causal, GrtAttSoftmaxFwdFn *sm) {
-    grt_attention_forward_dropout(out, att, qkv, B, T, H, KVH, hd, causal, sm, NULL);
+    grt_attention_forward_dropout(out, att, qkv, B, T, H, KVH, hd, causal, sm, NULL, 0);
 }
 
-/* The same, att @ v through the dropout d when not NULL (a row block's dropped copy in a temporary) */
+/* The same, att @ v through the dropout d when not NULL (a row block's dropped copy in a temporary); bf16: att
+ * rounded to bf16 as each row's softmax ends (galvrt.h) */
 void grt_attention_forward_dropout(float *out, float *att, const float *qkv, int B, int T, int H, int KVH, int hd,
-                                   int causal, GrtAttSoftmaxFwdFn *sm, const GrtDropout *d) {
+                                   int causal, GrtAttSoftmaxFwdFn *sm, const GrtDropout *d, int bf16) {
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (KVH <= 0 || H % KVH != 0) fail("grt_attention_forward", "H must be a multiple of KVH");
     const float scale = 1.0f / sqrtf((float)hd);
     attention_gemms(0, sm ? 1.0f : scale, out, att, qkv, B, T, H, KVH, hd, causal, NULL, NULL);
-    AttSoftmax a = {.att = att, .T = T, .causal = causal, .sm = sm};
+    AttSoftmax a = {.att = att, .T = T, .causal = causal, .sm = sm, .bf16 = bf16};
     run_rows((int64_t)B * H * T, causal ? T / 2 + 1 : T, attention_softmax_rows, &a, NULL, NULL, 0);
     float *tmp = d ? calloc((size_t)att_block(T, causal) * T, sizeof(float)) : NULL;
     if (d && !tmp) fail("grt_attention_forward", "out of memory");
@@ -830,9 +833,11 @@ void grt_attention_forward_dropout(float *out, float *att, const float *qkv, int
 }
 
 /* The backward's GEMMs and softmax rows (as grt_attention_backward_dropout), dp holding one row
- * block's datt and, with dropout, its dropped probabilities after it (att_block(T, causal) T floats each) */
+ * block's datt and, with dropout, its dropped probabilities after it (att_block(T, causal) T floats each);
+ * bf16: each block's dpre rounded to bf16 before its GEMMs (dout comes rounded) */
 static void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
-                               int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm, const GrtDropout *drop, float *dp) {
+                               int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm, const GrtDropout *drop, float *dp,
+                               int bf16) {
     if (KVH <= 0 || H % KVH != 0) fail("grt_attention_backward", "H must be a multiple of KVH");
     const size_t S = (size_t)(H + 2 * KVH) * hd, HD = (size_t)H * hd, TT = (size_t)T * T;
     const int group = H / KVH, blk = att_block(T, causal);
@@ -867,6 +872,8 @@ static void attention_backward(float *dqkv, const float *dout, const float *qkv,
                     softmax_row_backward(dr, p + (size_t)i * T, n);
                     memset(dr + n, 0, (size_t)(ncols - n) * sizeof(float));
                 }
+                for (int i = 0; bf16 && i < m; i++)
+                    grt_bf16_round(dp + (size_t)i * T, dp + (size_t)i * T, (size_t)ncols, 1);
                 /* dq[r0:r0+m] (m, hd) += dpre (m, ncols) @ k[0:ncols] (ncols, hd) * scale */
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, ncols, scale, dp, T, k, (int)S, 1.0f,
                             dq + r0 * S, (int)S);
@@ -886,29 +893,44 @@ void grt_attention_backward(float *dqkv, const float *dout, const float *qkv, co
     grt_attention_backward_with(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, NULL);
 }
 
+/* attention_backward in a temporary: datt, then dpre, of one row block; with dropout, the block's dropped
+ * att after it */
+static void attention_backward_alloc(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
+                                     int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm,
+                                     const GrtDropout *drop, int bf16) {
+    if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
+    float *dp = calloc((size_t)att_block(T, causal) * T * (drop ? 2 : 1), sizeof(float));
+    if (!dp) fail("grt_attention_backward", "out of memory");
+    attention_backward(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, drop, dp, bf16);
+    free(dp);
+}
+
 /* The same, the softmax's rows by the kernel sm when not NULL; datt's rows are T long either way */
 void grt_attention_backward_with(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
                                  int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm) {
-    grt_attention_backward_dropout(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, NULL);
+    attention_backward_alloc(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, NULL, 0);
+}
+
+/* dout (B, T, H hd) rounded to bf16 in place for mixed precision's backward (galvrt.h) */
+static void round_dout(float *dout, int bf16, int B, int T, int H, int hd) {
+    if (bf16 && B > 0 && T > 0 && H > 0 && hd > 0) grt_bf16_round(dout, dout, (size_t)B * T * H * hd, 1);
 }
 
 /* The same through the dropout `drop` when not NULL: dv += dropout(att)^T @ dout,
  * and datt's gradient dropped by the same mask before the softmax's backward */
-void grt_attention_backward_dropout(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T,
-                                    int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm, const GrtDropout *drop) {
-    if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
-    /* datt, then dpre, of one row block; with dropout, the block's dropped att after it */
-    float *dp = calloc((size_t)att_block(T, causal) * T * (drop ? 2 : 1), sizeof(float));
-    if (!dp) fail("grt_attention_backward", "out of memory");
-    attention_backward(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, drop, dp);
-    free(dp);
+void grt_attention_backward_dropout(float *dqkv, float *dout, const float *qkv, const float *att, int B, int T, int H,
+                                    int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm, const GrtDropout *drop,
+                                    int bf16) {
+    round_dout(dout, bf16, B, T, H, hd);
+    attention_backward_alloc(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, drop, bf16);
 }
 
 /* The same without dropout, datt's row block in dp (at least (T, T): the caller's (H, T, T)) */
-void grt_attention_backward_in(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
-                               int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm, float *dp) {
+void grt_attention_backward_in(float *dqkv, float *dout, const float *qkv, const float *att, int B, int T, int H,
+                               int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm, float *dp, int bf16) {
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
-    attention_backward(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, NULL, dp);
+    round_dout(dout, bf16, B, T, H, hd);
+    attention_backward(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, NULL, dp, bf16);
 }
 
 /* att (rows, T) = softmax(scale att) row by row, row i query (t0 + i) mod T (a run of rows may cross

@@ -528,7 +528,7 @@ static void ulysses_bufs(GrtLayer *l, BlockAct *a, float **work) {
     int u = l->ul_size;
     size_t Nw = (size_t)l->B * l->T * u, q = (size_t)qkv_rows(l) / u, o = (size_t)l->H_l * s->hd / u;
     a->ul = (GrtUlysses){.group = l->ul, .u = u, .B = l->B, .T = l->T * u, .H = l->H_l, .KVH = l->KVH_l, .hd = s->hd,
-                         .causal = s->causal, .rope = s->rope, .rope_theta = s->rope_theta};
+                         .causal = s->causal, .rope = s->rope, .bf16 = s->gemm16 != 0, .rope_theta = s->rope_theta};
     a->ub.send = carve(work, Nw * q);
     a->ub.recv = carve(work, Nw * q);
     a->ub.dqkv_recv = carve(work, Nw * q);
@@ -905,33 +905,46 @@ static float *grad_of(const GrtLayer *l, int k) {
     return l->shared + off;
 }
 
-/* Rotary's angle tables cs, sn (T, hd / 2) in the device's memory: computed
- * on the host (grt_rope_table), in place there, else through a host copy. */
-static void rope_table(float *cs, float *sn, int T, int hd, float theta) {
-    if (grt_dev->host_memory) {
-        grt_rope_table(cs, sn, T, hd, theta);
-        return;
-    }
+/* Rotary's angle tables, cs then sn (T, hd / 2 each), as the generated
+ * kernels read them: on the host computed into tmp (grt_rope_table) each
+ * time; on a device computed once per shape and kept in its memory for the
+ * run (T hd floats outside the plan, like the bias GEMMs' vector of ones:
+ * filled during the first step), so no step sends it again. */
+static const float *rope_table(float *tmp, int T, int hd, float theta) {
+    static struct {
+        int T, hd;
+        float theta;
+        float *table;
+    } kept[4];
     size_t n = (size_t)T * (hd / 2);
+    if (grt_dev->host_memory) {
+        grt_rope_table(tmp, tmp + n, T, hd, theta);
+        return tmp;
+    }
+    int k = 0;
+    for (; k < 4 && kept[k].table; k++)
+        if (kept[k].T == T && kept[k].hd == hd && kept[k].theta == theta) return kept[k].table;
+    if (k == 4) grt_abort("internal error: more than four rotary shapes on the device", 1);
     float *host = grt_alloc(2 * n * sizeof(float));
     grt_rope_table(host, host + n, T, hd, theta);
-    grt_dev->to_device(cs, host, n * sizeof(float));
-    grt_dev->to_device(sn, host + n, n * sizeof(float));
+    kept[k].table = grt_dev->alloc(2 * n * sizeof(float));
+    grt_dev->to_device(kept[k].table, host, 2 * n * sizeof(float));
     grt_free(host, 2 * n * sizeof(float));
+    kept[k].T = T, kept[k].hd = hd, kept[k].theta = theta;
+    return kept[k].table;
 }
 
 /* Rotary embedding on the Q and K parts of qkv (N, QKV_l): in place by the
- * generated kernel (its angle table in tmp), else through a contiguous copy
- * in tmp (the reference wants (B, T, heads, hd)). */
+ * generated kernel (its angle table in tmp on the host), else through a
+ * contiguous copy in tmp (the reference wants (B, T, heads, hd)). */
 static void rope_qk(GrtLayer *l, float *qkv, float *tmp, int backward) {
     int N = l->B * l->T, hd = l->s.hd, heads = l->H_l + l->KVH_l, qk = heads * hd, row = qkv_rows(l);
     GrtRopeFn *k = hd % 2 ? NULL
                           : (GrtRopeFn *)grt_kernel_find_sized(backward ? GRT_K_ROPE_BWD : GRT_K_ROPE_FWD, hd / 2, 0,
                                                                l->T, heads, row);
     if (k) {
-        float *cs = tmp, *sn = tmp + (size_t)l->T * (hd / 2);
-        rope_table(cs, sn, l->T, hd, l->s.rope_theta);
-        k((int64_t)N * heads, qkv, cs, sn);
+        const float *cs = rope_table(tmp, l->T, hd, l->s.rope_theta);
+        k((int64_t)N * heads, qkv, cs, cs + (size_t)l->T * (hd / 2));
         return;
     }
     host_reference("rotary");
@@ -1015,6 +1028,14 @@ static void keep16(BlockAct *a, int k) {
     widen_rows(q->f, q->h, q->rows, q->cols);
 }
 
+/* A block's mixed-precision attention core as the device sees it
+ * (GrtAtt16): the kept bits of qkv and of the probabilities (none when
+ * checkpointed), and the layer's rounded operands' area. */
+static GrtAtt16 att16(const GrtLayer *l) {
+    const BlockAct *a = l->act;
+    return (GrtAtt16){.qkv = a->keep[K_QKV].h, .att = a->keep[K_ATT].h, .ops = l->gemm16};
+}
+
 /* Backward's fp32 copies of every bf16 kept activation, from their bits
  * (the working space held other layers' since the forward). */
 static void unkeep16(BlockAct *a) {
@@ -1092,7 +1113,7 @@ static float *attention_from(GrtLayer *l, const float *attn_in) {
         grt_ulysses_qkv_to_heads(&a->ul, &a->ub, a->qkv);
         keep16(a, K_QKVW);
         grt_ulysses_attend(&a->ul, &a->ub);
-        keep16(a, K_ATT); /* as below: the probabilities and output rounded before they go on */
+        keep16(a, K_ATT); /* rounded already by the attention: their bits */
         keep16(a, K_ATTYW);
         grt_ulysses_out_to_tokens(&a->ul, &a->ub, a->atty);
         keep16(a, K_ATTY);
@@ -1111,14 +1132,14 @@ static float *attention_from(GrtLayer *l, const float *attn_in) {
         grt_window_attention_gemm_forward(a->atty, a->att, a->qkv, P(l, B_REL), &g, &a->win, &k);
     } else if (s->dropout > 0) {
         GrtDropout d = dropout_at(l, GRT_DROP_ATT);
-        grt_attention_forward_dropout(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm, &d);
-    } else {
-        grt_dev->attention_forward(a->atty, a->att, a->qkv, a->keep[K_QKV].h, l->B, l->T, l->H_l, l->KVH_l, hd,
+        grt_attention_forward_dropout(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm, &d,
+                                      s->gemm16 != 0);
+        keep16(a, K_ATT); /* rounded already: their bits */
+    } else { /* the device keeps the probabilities: rounded before they multiply V, their bits */
+        GrtAtt16 m = att16(l);
+        grt_dev->attention_forward(a->atty, a->att, a->qkv, s->gemm16 ? &m : NULL, l->B, l->T, l->H_l, l->KVH_l, hd,
                                    s->causal, sm);
     }
-    /* atty came from the fp32 probabilities; the backward's dV and softmax
-     * gradient read them rounded, as a bf16 attention that keeps them does */
-    keep16(a, K_ATT);
     keep16(a, K_ATTY);
     linear_fwd(l, a->scratch, a->atty, P(l, B_WO), NULL, N, l->H_l * hd, C);
     return a->scratch;
@@ -1645,10 +1666,11 @@ static void attention_backward_from(GrtLayer *l, const float *dattn_out, const f
     } else if (s->dropout > 0) {
         GrtDropout d = dropout_at(l, GRT_DROP_ATT);
         grt_attention_backward_dropout(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm,
-                                       &d);
+                                       &d, s->gemm16 != 0);
     } else {
-        grt_dev->attention_backward(dmid, datty, a->qkv, a->att, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm,
-                                    a->dP);
+        GrtAtt16 m = att16(l);
+        grt_dev->attention_backward(dmid, datty, a->qkv, a->att, s->gemm16 ? &m : NULL, l->B, l->T, l->H_l, l->KVH_l,
+                                    hd, s->causal, sm, a->dP);
     }
     if (s->rope && l->cp)
         cp_rope(l, dmid, a->rope_tmp, 1);

@@ -99,8 +99,8 @@ void grt_ulysses_qkv_to_heads(const GrtUlysses *x, const GrtUlyssesBufs *m, floa
 }
 
 void grt_ulysses_attend(const GrtUlysses *x, const GrtUlyssesBufs *m) {
-    grt_attention_forward_with(m->attw, m->att, m->qkvw, x->B, x->T, x->H / x->u, x->KVH / x->u, x->hd, x->causal,
-                               x->softmax);
+    grt_attention_forward_dropout(m->attw, m->att, m->qkvw, x->B, x->T, x->H / x->u, x->KVH / x->u, x->hd, x->causal,
+                                  x->softmax, NULL, x->bf16);
 }
 
 void grt_ulysses_out_to_tokens(const GrtUlysses *x, const GrtUlyssesBufs *m, float *out) {
@@ -119,8 +119,8 @@ void grt_ulysses_attention_backward(const GrtUlysses *x, const GrtUlyssesBufs *m
     size_t whole_qkv = block_floats(x, width_of(w, seg)) * (size_t)x->u;
     grt_ulysses_to_heads(x, &o, 1, dout, m->send, m->recv, m->dattw);
     memset(m->recv, 0, whole_qkv * sizeof(float)); /* the whole sequences' QKV gradient, summed into */
-    grt_attention_backward_with(m->recv, m->dattw, m->qkvw, m->att, x->B, x->T, Hu, KVHu, x->hd, x->causal,
-                                x->softmax_bwd);
+    grt_attention_backward_dropout(m->recv, m->dattw, m->qkvw, m->att, x->B, x->T, Hu, KVHu, x->hd, x->causal,
+                                   x->softmax_bwd, NULL, x->bf16);
     if (x->rope) rope_whole(x, m->recv, m->rope, 1);
     grt_ulysses_to_tokens(x, w, seg, m->recv, m->send, m->dqkv_recv, dqkv);
 }

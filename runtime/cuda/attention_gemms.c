@@ -9,9 +9,10 @@
  * probabilities step group heads, k and v one), so that the heads sharing a
  * key/value head add into its gradient one round after the other: dP =
  * dout v^T, dv += P^T dout; then (after the softmax's backward in place on
- * dP) dq += dP k / sqrt(hd), dk += dP^T q / sqrt(hd). Under bf16 the
- * scores read the kept bf16 bits of q and k (CUDA_ATT_QKV16, same element
- * offsets as qkv); the rest stays fp32. */
+ * dP) dq += dP k / sqrt(hd), dk += dP^T q / sqrt(hd). Under bf16 every
+ * GEMM reads the bits of its operands (the block keeps q, k, v and the
+ * probabilities as bits; the backward rounds dout and dP into bits), at
+ * the same element offsets, and writes fp32. */
 #include "cuda_device.h"
 
 #include <math.h>
@@ -21,15 +22,13 @@ static CudaAttOperand at(CudaAttBuf buf, size_t off, int ld, long long stride) {
     return (CudaAttOperand){buf, off, ld, stride};
 }
 
-int cuda_attention_buf_bytes(CudaAttBuf buf) { return buf == CUDA_ATT_QKV16 ? 2 : 4; }
+int cuda_attention_buf_bytes(CudaAttBuf buf) { return buf >= CUDA_ATT_QKV16 ? 2 : 4; }
 
-/* The forward's GEMM of head h in phase ph, batched over the B sequences;
- * the scores from qkv's bf16 bits where bf16. */
-static CudaAttGemm forward_head(CudaAttPhase ph, int h, int T, int H, int KVH, int hd, int bf16) {
+/* The forward's GEMM of head h in phase ph, batched over the B sequences. */
+static CudaAttGemm forward_head(CudaAttPhase ph, int h, int T, int H, int KVH, int hd) {
     int S = (H + 2 * KVH) * hd, kv = h / (H / KVH);
     long long TT = (long long)T * T, seq = (long long)T * S;
     CudaAttOperand p = at(CUDA_ATT_P, (size_t)h * TT, T, (long long)H * TT);
-    CudaAttBuf qk = bf16 ? CUDA_ATT_QKV16 : CUDA_ATT_QKV;
     if (ph == CUDA_ATT_SCORES) /* att (T, T) = q (T, hd) k^T */
         return (CudaAttGemm){0,
                              1,
@@ -39,8 +38,8 @@ static CudaAttGemm forward_head(CudaAttPhase ph, int h, int T, int H, int KVH, i
                              0,
                              1.0f,
                              0.0f,
-                             at(qk, (size_t)h * hd, S, seq),
-                             at(qk, (size_t)(H + kv) * hd, S, seq),
+                             at(CUDA_ATT_QKV, (size_t)h * hd, S, seq),
+                             at(CUDA_ATT_QKV, (size_t)(H + kv) * hd, S, seq),
                              p};
     /* out (T, hd) = P (T, T) v (T, hd) */
     return (CudaAttGemm){0,
@@ -89,11 +88,25 @@ int cuda_attention_gemm_count(CudaAttPhase ph, int H, int KVH) {
     return ph == CUDA_ATT_SCORES || ph == CUDA_ATT_VALUES ? H : 2 * (H / KVH);
 }
 
-CudaAttGemm cuda_attention_gemm(CudaAttPhase ph, int i, int b, int B, int T, int H, int KVH, int hd, int bf16) {
-    if (ph == CUDA_ATT_SCORES || ph == CUDA_ATT_VALUES) {
-        CudaAttGemm g = forward_head(ph, i, T, H, KVH, hd, bf16);
-        g.batch = B;
-        return g;
+/* The buffer holding buf's values as bf16 bits. */
+static CudaAttBuf bits_of(CudaAttBuf buf) {
+    switch (buf) {
+    case CUDA_ATT_QKV: return CUDA_ATT_QKV16;
+    case CUDA_ATT_OUT: return CUDA_ATT_OUT16;
+    case CUDA_ATT_P: return CUDA_ATT_P16;
+    case CUDA_ATT_DP: return CUDA_ATT_DP16;
+    default: return buf; /* dqkv: written, fp32 */
     }
-    return backward_round(ph, i % 2, b, i / 2, T, H, KVH, hd);
+}
+
+CudaAttGemm cuda_attention_gemm(CudaAttPhase ph, int i, int b, int B, int T, int H, int KVH, int hd, int bf16) {
+    CudaAttGemm g;
+    if (ph == CUDA_ATT_SCORES || ph == CUDA_ATT_VALUES) {
+        g = forward_head(ph, i, T, H, KVH, hd);
+        g.batch = B;
+    } else {
+        g = backward_round(ph, i % 2, b, i / 2, T, H, KVH, hd);
+    }
+    if (bf16) g.a.buf = bits_of(g.a.buf), g.b.buf = bits_of(g.b.buf);
+    return g;
 }

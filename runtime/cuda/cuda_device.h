@@ -68,7 +68,11 @@ typedef enum CudaAttBuf {
     CUDA_ATT_P,    /* att (B, H, T, T): the scores, then the probabilities */
     CUDA_ATT_DQKV, /* dqkv (B, T, (H + 2 KVH) hd), accumulated */
     CUDA_ATT_DP,   /* datt (H, T, T): one sequence's probabilities' gradient */
-    CUDA_ATT_QKV16, /* qkv's values as bf16 bits (B, T, (H + 2 KVH) hd), read: mixed precision's kept copy */
+    /* mixed precision's bf16 bits of the above (the same element offsets): */
+    CUDA_ATT_QKV16, /* qkv's, the block's kept copy */
+    CUDA_ATT_OUT16, /* the output's gradient, rounded in backward */
+    CUDA_ATT_P16,   /* the probabilities, the block's kept copy */
+    CUDA_ATT_DP16,  /* one sequence's score gradient, rounded in backward */
     CUDA_ATT_BUFS
 } CudaAttBuf;
 /* The bytes of one element of buffer buf: 2 (bf16 bits) or 4 (floats); offsets, leading dimensions and strides
@@ -90,9 +94,9 @@ typedef struct CudaAttGemm {
  * softmax's backward. */
 typedef enum CudaAttPhase { CUDA_ATT_SCORES, CUDA_ATT_VALUES, CUDA_ATT_BWD_PRE, CUDA_ATT_BWD_POST } CudaAttPhase;
 /* How many GEMMs phase ph runs (H forward, 2 H / KVH backward), and its
- * i-th (of sequence b in backward), to be run in that order; with bf16, a
- * GEMM whose operands are both qkv's reads them as CUDA_ATT_QKV16 (the
- * scores: cuBLAS takes no mix of bf16 and fp32 operands). */
+ * i-th (of sequence b in backward), to be run in that order; with bf16,
+ * every GEMM reads its operands' bits (CUDA_ATT_QKV16, _OUT16, _P16,
+ * _DP16) and writes fp32. */
 int cuda_attention_gemm_count(CudaAttPhase ph, int H, int KVH);
 CudaAttGemm cuda_attention_gemm(CudaAttPhase ph, int i, int b, int B, int T, int H, int KVH, int hd, int bf16);
 
@@ -118,9 +122,9 @@ void cuda_matmul16_backward(float *dinp, float *dweight, float *dbias, const flo
 void cuda_add(float *dst, const float *src, size_t n);
 void cuda_add_bias(float *out, const float *bias, int N, int C);
 void cuda_bias_grad(float *dbias, const float *dout, int N, int C);
-void cuda_attention_forward(float *out, float *att, const float *qkv, const uint16_t *qkv16, int B, int T, int H,
-                            int KVH, int hd, int causal, GrtAttSoftmaxFwdFn *softmax);
-void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
-                             int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp);
+void cuda_attention_forward(float *out, float *att, const float *qkv, const GrtAtt16 *m, int B, int T, int H, int KVH,
+                            int hd, int causal, GrtAttSoftmaxFwdFn *softmax);
+void cuda_attention_backward(float *dqkv, float *dout, const float *qkv, float *att, const GrtAtt16 *m, int B,
+                             int T, int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp);
 
 #endif

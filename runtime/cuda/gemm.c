@@ -6,7 +6,7 @@
  * can be compared with a CPU run; under bf16 mixed precision the linears'
  * GEMMs take bf16 operands (rounded by a generated kernel) and accumulate
  * in fp32 on the tensor cores (CUBLAS_COMPUTE_32F), and so do the attention
- * scores on the kept bf16 bits of q and k. Bias adds and bias
+ * core's on the block's kept bf16 bits. Bias adds and bias
  * gradients are GEMMs with a vector of ones; attention is strided-batched GEMMs with the
  * generated softmax between them, one launch over a micro-batch's rows (forward) or a
  * sequence's (backward). */
@@ -178,10 +178,10 @@ static void *operand_at(void *const buf[CUDA_ATT_BUFS], CudaAttOperand o) {
 }
 
 /* The GEMMs of phase ph (of sequence b in backward) of the attention's
- * table (attention_gemms.c), in its order, on buf; on bf16 operands where
- * the table names qkv's bits (bf16: buf[CUDA_ATT_QKV16] is given). */
-static void run_phase(CudaAttPhase ph, int b, void *const buf[CUDA_ATT_BUFS], int B, int T, int H, int KVH, int hd) {
-    int bf16 = buf[CUDA_ATT_QKV16] != NULL;
+ * table (attention_gemms.c), in its order, on buf; bf16: on their operands'
+ * bits. */
+static void run_phase(CudaAttPhase ph, int b, void *const buf[CUDA_ATT_BUFS], int bf16, int B, int T, int H, int KVH,
+                      int hd) {
     for (int i = 0; i < cuda_attention_gemm_count(ph, H, KVH); i++) {
         CudaAttGemm g = cuda_attention_gemm(ph, i, b, B, T, H, KVH, hd, bf16);
         int bytes = cuda_attention_buf_bytes(g.a.buf);
@@ -198,48 +198,81 @@ static void run_phase(CudaAttPhase ph, int b, void *const buf[CUDA_ATT_BUFS], in
     }
 }
 
+/* Mixed precision's rounding of an attention operand: x (rows, cols)
+ * rounded to bf16 in place, and its bits into `bits` unless NULL, in one
+ * pass of the generated bf16_keep (else the in-place rounding kernel). */
+static void round_operand(uint16_t *bits, float *x, int64_t rows, int cols) {
+    if (bits) {
+        GrtBf16KeepFn *keep = (GrtBf16KeepFn *)grt_kernel_find(GRT_K_BF16_KEEP, cols, 0);
+        if (!keep) grt_abort("internal error: no generated bf16_keep kernel for the attention on the cuda device", 1);
+        keep(rows, bits, x);
+        return;
+    }
+    GrtBf16Fn *round = (GrtBf16Fn *)grt_kernel_find(GRT_K_BF16, cols, GRT_KF_WIDE);
+    if (!round) grt_abort("internal error: no generated bf16 kernel for the attention on the cuda device", 1);
+    round(rows, x, x);
+}
+
 /* The attention core on the GPU (as grt_attention_forward_with): per head,
  * over the B sequences at once, att (T, T) = q @ k^T; then the generated
  * softmax (its scale and causal mask in it) once over all B H T rows of att
  * (B, H, T, T), its rows wrapping from query T - 1 to the next (b, h)'s 0;
  * then per head out = att @ v. A masked score is computed and then zeroed by
  * the softmax, so the products equal the host's, which skips them. qkv is
- * only read (the table's GEMMs never write CUDA_ATT_QKV). qkv16 (mixed
- * precision's kept bits of qkv, whose values qkv holds; else NULL): the
- * scores from it on the tensor cores, each product of two bf16 values exact
+ * only read (the table's GEMMs never write CUDA_ATT_QKV). Under mixed
+ * precision (m) the probabilities are rounded before att @ v, their bits
+ * into m->att; where the block keeps bits (m->qkv and m->att), every GEMM
+ * runs on them on the tensor cores, each product of two bf16 values exact
  * in fp32, so equal to the host's fp32 products up to summation order. */
-void cuda_attention_forward(float *out, float *att, const float *qkv, const uint16_t *qkv16, int B, int T, int H,
-                            int KVH, int hd, int causal, GrtAttSoftmaxFwdFn *softmax) {
+void cuda_attention_forward(float *out, float *att, const float *qkv, const GrtAtt16 *m, int B, int T, int H, int KVH,
+                            int hd, int causal, GrtAttSoftmaxFwdFn *softmax) {
     (void)causal; /* the softmax kernel carries the mask */
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
-    void *const buf[CUDA_ATT_BUFS] = {
-        [CUDA_ATT_QKV] = (float *)qkv, [CUDA_ATT_OUT] = out, [CUDA_ATT_P] = att, [CUDA_ATT_QKV16] = (uint16_t *)qkv16};
-    run_phase(CUDA_ATT_SCORES, 0, buf, B, T, H, KVH, hd);
+    int bf16 = m && m->qkv && m->att;
+    void *const buf[CUDA_ATT_BUFS] = {[CUDA_ATT_QKV] = (float *)qkv,
+                                       [CUDA_ATT_OUT] = out,
+                                       [CUDA_ATT_P] = att,
+                                       [CUDA_ATT_QKV16] = m ? (uint16_t *)m->qkv : NULL,
+                                       [CUDA_ATT_P16] = m ? m->att : NULL};
+    run_phase(CUDA_ATT_SCORES, 0, buf, bf16, B, T, H, KVH, hd);
     softmax((int64_t)B * H * T, att, 0);
-    run_phase(CUDA_ATT_VALUES, 0, buf, B, T, H, KVH, hd);
+    if (m) round_operand(m->att, att, (int64_t)B * H * T, T);
+    run_phase(CUDA_ATT_VALUES, 0, buf, bf16, B, T, H, KVH, hd);
 }
 
 /* Its backward (as grt_attention_backward_with), one sequence at a time
  * with its heads batched: dP = dout @ v^T and dv += att^T @ dout; the
  * softmax's backward in place on dP, one launch over the sequence's H T
  * rows; dq += dP @ k / sqrt(hd) and dk += dP^T @ q / sqrt(hd). dP: (H, T, T)
- * in the block's working space (galvrt_sizes.h's grt_att_grad). dout and
- * att are only read. */
-void cuda_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int H,
-                             int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp) {
+ * in the block's working space (galvrt_sizes.h's grt_att_grad). Under
+ * mixed precision (m) dout is rounded in place first and each dP after the
+ * softmax's backward; on the bits (as the forward), dout's go to m->ops and
+ * a sequence's dP's over its fp32 probabilities, which the softmax's
+ * backward has just read for the last time (the GEMMs read the kept bits). */
+void cuda_attention_backward(float *dqkv, float *dout, const float *qkv, float *att, const GrtAtt16 *m, int B, int T,
+                             int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp) {
     (void)causal;
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
     const size_t HTT = (size_t)H * T * T;
-    void *const buf[CUDA_ATT_BUFS] = {[CUDA_ATT_QKV] = (float *)qkv,
-                                       [CUDA_ATT_OUT] = (float *)dout,
+    int bf16 = m && m->qkv && m->att;
+    uint16_t *dout16 = bf16 ? m->ops : NULL;
+    void *buf[CUDA_ATT_BUFS] = {[CUDA_ATT_QKV] = (float *)qkv,
+                                       [CUDA_ATT_OUT] = dout,
                                        [CUDA_ATT_P] = (float *)att,
                                        [CUDA_ATT_DQKV] = dqkv,
-                                       [CUDA_ATT_DP] = dp};
+                                       [CUDA_ATT_DP] = dp,
+                                       [CUDA_ATT_QKV16] = m ? (uint16_t *)m->qkv : NULL,
+                                       [CUDA_ATT_OUT16] = dout16,
+                                       [CUDA_ATT_P16] = m ? m->att : NULL};
+    if (m) round_operand(dout16, dout, (int64_t)B * T, H * hd);
     for (int b = 0; b < B; b++) {
-        run_phase(CUDA_ATT_BWD_PRE, b, buf, B, T, H, KVH, hd);
-        softmax((int64_t)H * T, dp, att + (size_t)b * HTT, 0);
-        run_phase(CUDA_ATT_BWD_POST, b, buf, B, T, H, KVH, hd);
+        float *att_b = att + (size_t)b * HTT;
+        run_phase(CUDA_ATT_BWD_PRE, b, buf, bf16, B, T, H, KVH, hd);
+        softmax((int64_t)H * T, dp, att_b, 0);
+        buf[CUDA_ATT_DP16] = bf16 ? att_b : NULL;
+        if (m) round_operand(buf[CUDA_ATT_DP16], dp, (int64_t)H * T, T);
+        run_phase(CUDA_ATT_BWD_POST, b, buf, bf16, B, T, H, KVH, hd);
     }
 }

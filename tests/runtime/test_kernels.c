@@ -803,9 +803,10 @@ static void ref_attention_forward(double *out, double *att, const double *qkv, i
     ref_attention_forward_m(out, att, qkv, B, T, H, KVH, hd, causal, NULL);
 }
 
-/* dqkv += the gradients of sum(dout * out) through the above, from its att (and mask m). */
-static void ref_attention_backward_m(double *dqkv, const double *dout, const double *qkv, const double *att, int B,
-                                     int T, int H, int KVH, int hd, int causal, const double *m) {
+/* dqkv += the gradients of sum(dout * out) through the above, from its att (and mask m); bf16: each
+ * score gradient rounded to bf16 (through float) before it multiplies k and q, as mixed precision does. */
+static void ref_attention_backward_r(double *dqkv, const double *dout, const double *qkv, const double *att, int B,
+                                     int T, int H, int KVH, int hd, int causal, const double *m, int bf16) {
     size_t S = (size_t)(H + 2 * KVH) * hd;
     int group = H / KVH;
     double *datt = dvec(T);
@@ -830,13 +831,20 @@ static void ref_attention_backward_m(double *dqkv, const double *dout, const dou
                 }
                 for (int t2 = 0; t2 < n; t2++) {
                     size_t ko = ((size_t)b * T + t2) * S + (size_t)(H + h / group) * hd;
-                    double ds = a[t2] * (datt[t2] - dot) / sqrt(hd);
+                    double ds = a[t2] * (datt[t2] - dot);
+                    if (bf16) ds = grt_bf16_float(grt_bf16_bits((float)ds));
+                    ds /= sqrt(hd);
                     for (int e = 0; e < hd; e++) {
                         dqkv[qo + e] += ds * qkv[ko + e];
                         dqkv[ko + e] += ds * qkv[qo + e];
                     }
                 }
             }
+}
+
+static void ref_attention_backward_m(double *dqkv, const double *dout, const double *qkv, const double *att, int B,
+                                     int T, int H, int KVH, int hd, int causal, const double *m) {
+    ref_attention_backward_r(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, m, 0);
 }
 
 static void ref_attention_backward(double *dqkv, const double *dout, const double *qkv, const double *att, int B, int T,
@@ -889,11 +897,64 @@ static void test_attention(int B, int T, int H, int KVH, int hd, int causal, boo
     float *dqkv_in = fvec(nqkv), *dp = fvec((size_t)H * T * T);
     for (size_t i = 0; i < (size_t)H * T * T; i++)
         dp[i] = NAN;
-    grt_attention_backward_in(dqkv_in, c.dout, c.qkv, c.att, B, T, H, KVH, hd, causal, NULL, dp);
+    grt_attention_backward_in(dqkv_in, c.dout, c.qkv, c.att, B, T, H, KVH, hd, causal, NULL, dp, 0);
     CHECK(memcmp(dqkv_in, dqkv1, nqkv * sizeof(float)) == 0);
     double *rdqkv = dvec(nqkv);
     ref_attention_backward(rdqkv, c.dout_d, c.qkv_d, c.att_d, B, T, H, KVH, hd, causal);
     check_grad("dqkv", attention_loss_f, attention_loss_d, &c, c.qkv, c.qkv_d, nqkv, dqkv1, rdqkv, fd);
+    release_all();
+}
+
+/* Whether every value of x (n) is a bf16 value. */
+static bool all_bf16(const float *x, size_t n) {
+    bool ok = true;
+    for (size_t i = 0; i < n; i++)
+        ok = ok && grt_bf16_float(grt_bf16_bits(x[i])) == x[i];
+    return ok;
+}
+
+/* Mixed precision's attention core (grt_attention_backward_in's bf16) on
+ * rounded q, k, v: the probabilities come out rounded and the output is
+ * their product with v; the output's gradient is rounded in place, and the
+ * input gradients are the double reference's from the rounded operands,
+ * each score gradient rounded: closer to it than to the reference that
+ * does not round them, so a missed rounding fails. */
+static void test_attention_bf16(int B, int T, int H, int KVH, int hd, int causal) {
+    set_case("attention bf16 B=%d T=%d H=%d KVH=%d hd=%d causal=%d", B, T, H, KVH, hd, causal);
+    size_t nqkv = (size_t)B * T * (H + 2 * KVH) * hd, no = (size_t)B * T * H * hd, na = (size_t)B * H * T * T;
+    size_t S = (size_t)(H + 2 * KVH) * hd;
+    float *qkv = frand(nqkv, -1.5, 1.5), *out = fvec(no), *att = frand(na, -1, 1), *dout = frand(no, -1, 1);
+    grt_bf16_round(qkv, qkv, nqkv, 1);
+    grt_attention_forward_dropout(out, att, qkv, B, T, H, KVH, hd, causal, NULL, NULL, 1);
+    CHECK(all_bf16(att, na));
+    double *want = dvec(no); /* out = att @ v on the rounded probabilities */
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++)
+                for (int t2 = 0; t2 < T; t2++)
+                    for (int e = 0; e < hd; e++)
+                        want[((size_t)b * T + t) * H * hd + (size_t)h * hd + e] +=
+                            (double)att[(((size_t)b * H + h) * T + t) * T + t2] *
+                            qkv[((size_t)b * T + t2) * S + (size_t)(H + KVH + h / (H / KVH)) * hd + e];
+    close_fd("out", out, want, no, RTOL, ATOL);
+
+    float *d16 = fcopy(dout, no), *dqkv = fvec(nqkv), *dp = fvec((size_t)H * T * T);
+    grt_attention_backward_in(dqkv, d16, qkv, att, B, T, H, KVH, hd, causal, NULL, dp, 1);
+    float *dr = fcopy(dout, no);
+    grt_bf16_round(dr, dr, no, 1);
+    CHECK(memcmp(d16, dr, no * sizeof(float)) == 0); /* dout rounded in place */
+    double *qkv_d = dcopy(qkv, nqkv), *att_d = dcopy(att, na), *dout_d = dcopy(d16, no);
+    double *ref = dvec(nqkv), *ref32 = dvec(nqkv);
+    ref_attention_backward_r(ref, dout_d, qkv_d, att_d, B, T, H, KVH, hd, causal, NULL, 1);
+    ref_attention_backward_r(ref32, dout_d, qkv_d, att_d, B, T, H, KVH, hd, causal, NULL, 0);
+    double err = 0, err32 = 0;
+    for (size_t i = 0; i < nqkv; i++) {
+        err = fmax(err, fabs(dqkv[i] - ref[i]));
+        err32 = fmax(err32, fabs(dqkv[i] - ref32[i]));
+    }
+    printf("  attention bf16 B=%d T=%d: dqkv within %.2g of the rounded reference, %.2g of the unrounded\n", B, T,
+           err, err32);
+    CHECK(err < 1e-5 && err * 8 < err32); /* NaN fails both */
     release_all();
 }
 
@@ -1035,7 +1096,7 @@ typedef struct {
 static double attention_dropout_loss_f(void *p) {
     AttDropCase *c = p;
     AttCase *a = &c->a;
-    grt_attention_forward_dropout(a->out, a->satt, a->qkv, a->B, a->T, a->H, a->KVH, a->hd, a->causal, NULL, c->d);
+    grt_attention_forward_dropout(a->out, a->satt, a->qkv, a->B, a->T, a->H, a->KVH, a->hd, a->causal, NULL, c->d, 0);
     return fdot(a->dout, a->out, (size_t)a->B * a->T * a->H * a->hd);
 }
 
@@ -1058,14 +1119,14 @@ static void test_attention_dropout(int B, int T, int H, int KVH, int hd, int cau
     a->qkv = frand(nqkv, -1.5, 1.5), a->out = fvec(no), a->att = frand(na, -1, 1), a->dout = frand(no, -1, 1);
     a->qkv_d = dcopy(a->qkv, nqkv), a->out_d = dvec(no), a->att_d = dvec(na), a->dout_d = dcopy(a->dout, no);
     a->satt = fvec(na), a->satt_d = dvec(na);
-    grt_attention_forward_dropout(a->out, a->att, a->qkv, B, T, H, KVH, hd, causal, NULL, &d);
+    grt_attention_forward_dropout(a->out, a->att, a->qkv, B, T, H, KVH, hd, causal, NULL, &d, 0);
     ref_attention_forward_m(a->out_d, a->att_d, a->qkv_d, B, T, H, KVH, hd, causal, c.m);
     close_fd("out", a->out, a->out_d, no, RTOL, ATOL);
     close_fd("att", a->att, a->att_d, na, RTOL, ATOL);
     float *dqkv = fvec(nqkv);
-    grt_attention_backward_dropout(dqkv, a->dout, a->qkv, a->att, B, T, H, KVH, hd, causal, NULL, &d);
+    grt_attention_backward_dropout(dqkv, a->dout, a->qkv, a->att, B, T, H, KVH, hd, causal, NULL, &d, 0);
     float *dqkv1 = fcopy(dqkv, nqkv);
-    grt_attention_backward_dropout(dqkv, a->dout, a->qkv, a->att, B, T, H, KVH, hd, causal, NULL, &d);
+    grt_attention_backward_dropout(dqkv, a->dout, a->qkv, a->att, B, T, H, KVH, hd, causal, NULL, &d, 0);
     check_twice("dqkv", dqkv1, dqkv, nqkv);
     double *rdqkv = dvec(nqkv);
     ref_attention_backward_m(rdqkv, a->dout_d, a->qkv_d, a->att_d, B, T, H, KVH, hd, causal, c.m);
@@ -1083,13 +1144,13 @@ static void test_attention_dropout_split(void) {
     size_t nqkv = (size_t)B * T * S, no = (size_t)B * T * H * hd;
     GrtDropout d = {.p = 0.4f, .key = grt_dropout_key(3, 4, 5, GRT_DROP_ATT)};
     float *qkv = frand(nqkv, -1.5, 1.5), *out = fvec(no), *att = fvec((size_t)B * H * T * T);
-    grt_attention_forward_dropout(out, att, qkv, B, T, H, H, hd, 1, NULL, &d);
+    grt_attention_forward_dropout(out, att, qkv, B, T, H, H, hd, 1, NULL, &d, 0);
     bool same = true;
     for (int b = 0; b < B; b++) { /* DP: one sequence each */
         GrtDropout db = d;
         db.seq0 = b;
         float *o = fvec((size_t)T * H * hd), *a1 = fvec((size_t)H * T * T);
-        grt_attention_forward_dropout(o, a1, qkv + (size_t)b * T * S, 1, T, H, H, hd, 1, NULL, &db);
+        grt_attention_forward_dropout(o, a1, qkv + (size_t)b * T * S, 1, T, H, H, hd, 1, NULL, &db, 0);
         same = same && memcmp(o, out + (size_t)b * T * H * hd, sizeof(float) * (size_t)T * H * hd) == 0;
     }
     CHECK(same);
@@ -1101,7 +1162,7 @@ static void test_attention_dropout_split(void) {
             for (int part = 0; part < 3; part++)
                 memcpy(q + (size_t)i * S2 + (size_t)part * 2 * hd,
                        qkv + (size_t)i * S + (size_t)part * H * hd + 2 * r * hd, sizeof(float) * 2 * hd);
-        grt_attention_forward_dropout(o, a2, q, B, T, 2, 2, hd, 1, NULL, &dr);
+        grt_attention_forward_dropout(o, a2, q, B, T, 2, 2, hd, 1, NULL, &dr, 0);
         for (int i = 0; i < B * T; i++)
             same = same &&
                    memcmp(o + (size_t)i * 2 * hd, out + (size_t)i * H * hd + 2 * r * hd, sizeof(float) * 2 * hd) == 0;
@@ -1364,6 +1425,8 @@ int main(void) {
         test_attention(2, 5, 4, 1, 6, causal, true);     /* MQA */
         test_attention(1, 1, 2, 1, 4, causal, true);     /* one token */
         test_attention(1, 300, 2, 1, 16, causal, false); /* several row blocks, the last partial */
+        test_attention_bf16(2, 9, 4, 2, 8, causal);
+        test_attention_bf16(1, 300, 2, 1, 16, causal);
     }
 
     for (int k = 0; k < 3; k++)

@@ -11,7 +11,8 @@
  * bytes each, the norms' statistics 4; fp32 when checkpointed), and a
  * block's forward leaves in its kept bits exactly the values its fp32
  * working copy went on from, which a checkpointed block keeps; its working
- * space holds the attention backward's score gradient (H / tp, T, T). No GPU needed. */
+ * space holds the attention backward's score gradient (H / tp, T, T), and
+ * on a GPU its rounded operands the attention core's bits. No GPU needed. */
 #include "check.h"
 #include "frontend/frontend.h"
 #include "hw/hw.h"
@@ -224,6 +225,10 @@ static void check_layer(const Spec *s, int i, const Strategy *x, const LayerCost
     bool none = !spec.gemm16 || spec.kind == GRT_EMBEDDING || spec.kind == GRT_NORM;
     CHECK(none ? ops == 0 && !l.gemm16 : ops > 0 && l.gemm16);
     if (l.gemm16) CHECK((char *)l.gemm16 + (size_t)ops * (size_t)spec.gemm16 <= (char *)(wbuf + work));
+    /* a GPU's attention core rounds the output's gradient (N tokens, 4 / tp heads of 16) into bits there
+     * (runtime/cuda/gemm.c) */
+    if (spec.kind == GRT_BLOCK && spec.gemm16 == GRT_GEMM16_BITS)
+        CHECK(ops >= (double)((int64_t)l.B * l.T * 4 / x->tp * 16));
 }
 
 /* Every strategy for 4 devices, with and without checkpointing, every layer

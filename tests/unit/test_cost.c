@@ -38,15 +38,16 @@ static Spec *load(Arena *a) {
     return d.errors ? NULL : s;
 }
 
-/* The decoder's cost under pp x tp x dp (plain DP, TP on consecutive ranks, no checkpointing, Megatron-SP or
- * not), one micro-batch. */
-static LayerCost cost_sp(const Spec *s, const HwProfile *hw, int pp, int tp, int dp, bool sp) {
+/* The decoder's cost under pp x tp x dp (plain DP, TP on consecutive ranks, checkpointed or not, Megatron-SP
+ * or not), one micro-batch. */
+static LayerCost cost_ckpt_sp(const Spec *s, const HwProfile *hw, int pp, int tp, int dp, bool ckpt, bool sp) {
     Arena *a = arena_new();
     StrategySet all, one = {0};
-    CHECK(pass_prune(24, false, NULL, a, &all));
+    CHECK(pass_prune(24, ckpt, NULL, a, &all));
     for (int k = 0; k < all.n; k++) {
         const Strategy *x = &all.items[k];
-        if (x->pp == pp && x->tp == tp && x->dp == dp && !strategy_zero(x) && x->tp_consec && x->sp == sp)
+        if (x->pp == pp && x->tp == tp && x->dp == dp && !strategy_zero(x) && x->tp_consec && x->sp == sp &&
+            x->ckpt == ckpt)
             one.items = &all.items[k];
     }
     CHECK(one.items != NULL);
@@ -56,6 +57,10 @@ static LayerCost cost_sp(const Spec *s, const HwProfile *hw, int pp, int tp, int
     if (one.n && pass_cost(s, hw, &one, 1, a, &t)) c = t.cost[DECODER];
     arena_free(a);
     return c;
+}
+
+static LayerCost cost_sp(const Spec *s, const HwProfile *hw, int pp, int tp, int dp, bool sp) {
+    return cost_ckpt_sp(s, hw, pp, tp, dp, false, sp);
 }
 
 static LayerCost cost_of(const Spec *s, const HwProfile *hw, int pp, int tp, int dp) {
@@ -237,10 +242,11 @@ static void test_ulysses(const Spec *s) {
 
 /* A profile's measured GEMM rates price the arithmetic the program runs
  * (memory bandwidth taken away): in fp32 the fp32 rate as a peak of that
- * rate at efficiency 1 would; in bf16 the linears at the bf16 rate and the
- * attention core (4 s^2 heads hd of the forward) at fp32's; a block fit
- * (timed in fp32) moves its linears' share to the bf16 rate, never below the
- * fit scaled by the two rates; fp16, which no rate measures, as the preset. */
+ * rate at efficiency 1 would; in bf16 every GEMM at the bf16 rate, but a
+ * checkpointed block's attention core (4 s^2 heads hd of the forward), which
+ * has no kept bits to multiply, at fp32's; a block fit (timed in fp32)
+ * moves to the bf16 rate, never below the fit scaled by the two rates;
+ * fp16, which no rate measures, as the preset. */
 static void test_gemm_rates(const Spec *s) {
     enum { R = 1000000000 };
     HwProfile peak, rates;
@@ -258,7 +264,10 @@ static void test_gemm_rates(const Spec *s) {
     const Layer *l = s->graph->layers[DECODER];
     double core = 4.0 * 64 * 64 * 24 * 4, F = (double)l->fwd_flops, ratio = ((F - core) / 8 + core) / F;
     LayerCost bf = cost_of(&b, &rates, 3, 2, 4);
-    CHECK(core < F && fabs(bf.compute_s / (fp32.compute_s * ratio) - 1) < 1e-12);
+    CHECK(fabs(bf.compute_s / (fp32.compute_s / 8) - 1) < 1e-12);
+    LayerCost bf_ckpt = cost_ckpt_sp(&b, &rates, 3, 2, 4, true, false),
+              fp32_ckpt = cost_ckpt_sp(s, &rates, 3, 2, 4, true, false);
+    CHECK(core < F && fabs(bf_ckpt.compute_s / (fp32_ckpt.compute_s * ratio) - 1) < 1e-12);
     t.precision = PREC_FP16;
     hw_preset(&peak, (DeviceKind)s->cluster->device);
     rates = peak;
@@ -272,8 +281,8 @@ static void test_gemm_rates(const Spec *s) {
     LayerFit *f = rates.layer_fit[PROFILE_LAYER_BLOCK][1];
     f[0] = f[1] = (LayerFit){.fixed_s = 1, .rate = R / 10.0};
     double fit = cost_of(s, &rates, 3, 2, 4).compute_s, moved = cost_of(&b, &rates, 3, 2, 4).compute_s;
-    double work = fit - 2, lin = work * (F - core) / F; /* fwd + bwd: 2 s fixed and 3 units of work */
-    CHECK(fabs(moved - (fit - lin / 10 + lin / 80)) < 1e-9 * fit);
+    double work = fit - 2; /* fwd + bwd: 2 s fixed and 3 units of work */
+    CHECK(fabs(moved - (fit - work / 10 + work / 80)) < 1e-9 * fit);
     f[0] = f[1] = (LayerFit){.rate = 4.0 * R}; /* faster than the fp32 GEMMs: scaled by 1/8 */
     fit = cost_of(s, &rates, 3, 2, 4).compute_s, moved = cost_of(&b, &rates, 3, 2, 4).compute_s;
     CHECK(fabs(moved - fit / 8) < 1e-9 * fit);
