@@ -1246,7 +1246,10 @@ typedef struct GrtRun {
     int32_t *host_tokens, *host_targets;
     float *host_losses;            /* [micro_batches x tokens a micro-batch]: the step's, read at its end */
     size_t host_losses_n;          /* floats of it this step's micro-batches have filled so far */
-    double *norm_sums;
+    double *norm_sums;             /* a device's: the gradient norm's row sums, (stored / GRT_OPT_COLS + 1) */
+    double *host_sums;             /* their host side, and of each part's tail past its rows (host_alloc's) */
+    float *host_tails;
+    size_t tails_cap;              /* floats host_tails holds */
     double loss;                   /* this step's summed token losses on this rank */
     double correct;                /* a classifier's: this step's images classified right on this rank */
     GrtComm *tied;                 /* the ranks holding either copy of a tied table (NULL: none) */

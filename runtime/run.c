@@ -653,29 +653,51 @@ static void sumsq_rows(const GrtRows *job, int64_t r0, int64_t r1, int part) {
     c->k(r1 - r0, c->sums + r0, c->x + r0 * GRT_OPT_COLS);
 }
 
-/* sum of x (n)^2 in double where x is in the device's memory: the rows'
- * sums on the device (R->norm_sums) brought over and added in row order,
- * the last part row by the reference on a host copy */
-static double sumsq_device(GrtRun *R, const float *x, size_t n) {
+/* One stored part of a gradient whose squares the norm counts. */
+typedef struct NormPart {
+    const float *x;
+    size_t n;
+} NormPart;
+
+/* The sum of the parts' squares in double where they are in a device's
+ * memory: every part's rows of GRT_OPT_COLS summed by the generated kernel
+ * into R->norm_sums one part after the other, its tail (fewer floats)
+ * copied as it is, all of it brought over after one wait for the device,
+ * then added part by part in row order, the tail by the reference: one
+ * wait a step rather than one a tensor. */
+static double sumsq_device(GrtRun *R, const NormPart *part, int n_parts) {
     GrtSumsqFn *k = (GrtSumsqFn *)grt_kernel_find(GRT_K_SUMSQ, GRT_OPT_COLS, 0);
-    size_t rows = n / GRT_OPT_COLS, tail = n - rows * GRT_OPT_COLS;
     if (!k) grt_abort("internal error: no generated sum of squares on the device", 1);
-    double sum = 0, *sums = grt_alloc(rows * sizeof(double) + 1);
-    float *rest = grt_alloc(tail * sizeof(float) + 1);
-    if (rows) k((int64_t)rows, R->norm_sums, x);
-    grt_dev->to_host(sums, R->norm_sums, rows * sizeof(double));
-    grt_dev->to_host(rest, x + rows * GRT_OPT_COLS, tail * sizeof(float));
-    for (size_t r = 0; r < rows; r++) sum += sums[r];
-    sum += grt_sumsq(rest, tail);
-    grt_free(sums, rows * sizeof(double) + 1);
-    grt_free(rest, tail * sizeof(float) + 1);
+    size_t rows = 0, tails = 0;
+    for (int i = 0; i < n_parts; i++) rows += part[i].n / GRT_OPT_COLS, tails += part[i].n % GRT_OPT_COLS;
+    if (!R->host_sums) R->host_sums = grt_dev->host_alloc((R->n_stored / GRT_OPT_COLS + 1) * sizeof(double));
+    if (tails > R->tails_cap) { /* the first step's, kept for the run (every step has the same parts) */
+        R->host_tails = grt_dev->host_alloc(tails * sizeof(float));
+        R->tails_cap = tails;
+    }
+    size_t r = 0, t = 0;
+    for (int i = 0; i < n_parts; i++) {
+        size_t pr = part[i].n / GRT_OPT_COLS, pt = part[i].n % GRT_OPT_COLS;
+        if (pr) k((int64_t)pr, R->norm_sums + r, part[i].x);
+        if (pt) grt_dev->to_host_later(R->host_tails + t, part[i].x + pr * GRT_OPT_COLS, pt * sizeof(float));
+        r += pr, t += pt;
+    }
+    grt_dev->to_host_later(R->host_sums, R->norm_sums, rows * sizeof(double));
+    grt_dev->finish();
+    double sum = 0;
+    r = t = 0;
+    for (int i = 0; i < n_parts; i++) {
+        size_t pr = part[i].n / GRT_OPT_COLS, pt = part[i].n % GRT_OPT_COLS;
+        for (size_t j = 0; j < pr; j++) sum += R->host_sums[r + j];
+        if (pt) sum += grt_sumsq(R->host_tails + t, pt);
+        r += pr, t += pt;
+    }
     return sum;
 }
 
 /* sum of x (n)^2 in double: the generated kernel's rows of GRT_OPT_COLS
  * (their sums added in row order, whatever the threads), the reference's on the rest */
-static double sumsq(GrtRun *R, const float *x, size_t n) {
-    if (!grt_dev->host_memory) return sumsq_device(R, x, n);
+static double sumsq(const float *x, size_t n) {
     static double *sums;
     static size_t cap;
     GrtSumsqFn *k = (GrtSumsqFn *)grt_kernel_find(GRT_K_SUMSQ, GRT_OPT_COLS, 0);
@@ -700,6 +722,10 @@ static double sumsq(GrtRun *R, const float *x, size_t n) {
  * reads more than its share), summed over the world. */
 static double grad_norm(GrtRun *R) {
     double sq = 0;
+    int n_parts = 0, cap = 0;
+    for (int i = 0; i < R->p->n_layers; i++) cap += R->layer[i].l.n_tensors;
+    NormPart *part = malloc(sizeof *part * (size_t)cap + 1);
+    if (!part) grt_abort("out of memory for the gradient norm", 1);
     for (int i = 0; i < R->p->n_layers; i++) {
         const GrtShard *x = &R->layer[i];
         if (!x->on || x->tied_copy) continue; /* the embedding counts a tied table */
@@ -711,9 +737,14 @@ static double grad_norm(GrtRun *R) {
                 b = a + n * (r + 1) / d;
                 a += n * r / d;
             }
-            if (b > a) sq += sumsq(R, R->grads + x->off + a, b - a);
+            if (b > a) part[n_parts++] = (NormPart){R->grads + x->off + a, b - a};
         }
     }
+    if (grt_dev->host_memory)
+        for (int i = 0; i < n_parts; i++) sq += sumsq(part[i].x, part[i].n);
+    else
+        sq = sumsq_device(R, part, n_parts);
+    free(part);
     grt_allreduce_double(R->world, &sq, 1);
     return sqrt(sq);
 }
