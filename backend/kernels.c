@@ -172,8 +172,9 @@ static void add_linear16(KernelSet *set, int gemm16, int64_t C, int64_t OC) {
 /* A block's kept activations as bf16 bits with their fp32 copy rounded in
  * one pass, back from the bits, or rounded in place when checkpointed
  * (runtime/layers.c's keep16 and unkeep16): rows of C, QKV, H hd, UP, F and
- * keys columns. */
-static void add_kept16(KernelSet *set, const GrtLayerSpec *s, GrtShardSizes z, int T) {
+ * keys columns; on a device (bits) the probabilities' and score gradient's
+ * bits alone too (runtime/cuda/gemm.c: no fp32 copy is read after). */
+static void add_kept16(KernelSet *set, const GrtLayerSpec *s, GrtShardSizes z, int T, int gemm16) {
     int64_t cols[] = {s->C, (int64_t)z.qkv, (int64_t)(z.H * s->hd), (int64_t)z.up, (int64_t)z.F,
                       (int64_t)grt_block_keys(s, T)};
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
@@ -181,6 +182,7 @@ static void add_kept16(KernelSet *set, const GrtLayerSpec *s, GrtShardSizes z, i
         kernels_add(set, GRT_K_BF16_WIDEN, (int)cols[i], 0);
         kernels_add(set, GRT_K_BF16, (int)cols[i], GRT_KF_WIDE);
     }
+    if (gemm16 == GRT_GEMM16_BITS) kernels_add(set, GRT_K_BF16, (int)grt_block_keys(s, T), 0);
 }
 
 /* Every linear's rounding under mixed precision (runtime/layers.c's
@@ -188,7 +190,7 @@ static void add_kept16(KernelSet *set, const GrtLayerSpec *s, GrtShardSizes z, i
 static void add_gemm16(KernelSet *set, const GrtLayerSpec *s, int tp, int T, int gemm16) {
     GrtShardSizes z = grt_shard_sizes(s, tp);
     if (s->kind == GRT_BLOCK) {
-        if (!s->te) add_kept16(set, s, z, T); /* T5's blocks keep fp32 (galvrt_sizes.h's grt_kept16) */
+        if (!s->te) add_kept16(set, s, z, T, gemm16); /* T5's blocks keep fp32 (galvrt_sizes.h's grt_kept16) */
         add_linear16(set, gemm16, s->C, (int64_t)z.qkv);
         add_linear16(set, gemm16, (int64_t)(z.H * s->hd), (int64_t)z.up);
         add_linear16(set, gemm16, (int64_t)z.F, s->C);

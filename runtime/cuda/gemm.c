@@ -198,14 +198,16 @@ static void run_phase(CudaAttPhase ph, int b, void *const buf[CUDA_ATT_BUFS], in
     }
 }
 
-/* Mixed precision's rounding of an attention operand: x (rows, cols)
- * rounded to bf16 in place, and its bits into `bits` unless NULL, in one
- * pass of the generated bf16_keep (else the in-place rounding kernel). */
+/* Mixed precision's rounding of an attention operand x (rows, cols): into
+ * `bits` alone where the GEMMs read those and no fp32 copy is read after
+ * (the probabilities: the backward widens their kept bits; dout and dP:
+ * consumed), else in place (a checkpointed block, no bits), each by its
+ * generated kernel. */
 static void round_operand(uint16_t *bits, float *x, int64_t rows, int cols) {
     if (bits) {
-        GrtBf16KeepFn *keep = (GrtBf16KeepFn *)grt_kernel_find(GRT_K_BF16_KEEP, cols, 0);
-        if (!keep) grt_abort("internal error: no generated bf16_keep kernel for the attention on the cuda device", 1);
-        keep(rows, bits, x);
+        GrtBf16Fn *to_bits = (GrtBf16Fn *)grt_kernel_find(GRT_K_BF16, cols, 0);
+        if (!to_bits) grt_abort("internal error: no generated bf16 kernel for the attention on the cuda device", 1);
+        to_bits(rows, bits, x);
         return;
     }
     GrtBf16Fn *round = (GrtBf16Fn *)grt_kernel_find(GRT_K_BF16, cols, GRT_KF_WIDE);
