@@ -41,6 +41,8 @@ static const struct {
     [GRT_K_ROPE_BWD] = {"GrtRopeFn", "float *x, const float *cs, const float *sn"},
     [GRT_K_ATT_SOFTMAX_FWD] = {"GrtAttSoftmaxFwdFn", "float *att, int64_t t0"},
     [GRT_K_ATT_SOFTMAX_BWD] = {"GrtAttSoftmaxBwdFn", "float *datt, const float *att, int64_t t0"},
+    [GRT_K_ATT_SOFTMAX16_FWD] = {"GrtAttSoftmax16FwdFn", "float *att, void *bits, int64_t t0"},
+    [GRT_K_ATT_SOFTMAX16_BWD] = {"GrtAttSoftmax16BwdFn", "const float *datt, const void *att, void *ds, int64_t t0"},
     [GRT_K_XENT_FWD] = {"GrtXentFwdFn", "float *losses, float *probs, const float *logits, const int32_t *targets"},
     [GRT_K_XENT_BWD] = {"GrtXentBwdFn", "float *dlogits, const float *probs, const int32_t *targets, float dloss, "
                                         "int64_t col0"},

@@ -106,6 +106,12 @@ LLVMValueRef kgen_log(KB *k, LLVMValueRef x);
 LLVMValueRef kgen_col_index(KB *k);
 /* p[idx] of an int32 array (idx an i64 scalar), sign-extended to i64. */
 LLVMValueRef kgen_load_i32(KB *k, LLVMValueRef p, LLVMValueRef idx);
+/* bf16 (kernel_ir_pointwise.c): the lanes' bf16 bits (i32) of float x,
+ * to nearest even (grt_bf16_bits); the lanes' columns of the row in a
+ * uint16_t (rows, cols) array p: bits stored, or loaded as the floats they are. */
+LLVMValueRef kgen_bf16_bits(KB *k, LLVMValueRef x);
+void kgen_store_bits(KB *k, LLVMValueRef p, LLVMValueRef bits);
+LLVMValueRef kgen_load_bits(KB *k, LLVMValueRef p);
 
 /* if (cond) { ... } [else { ... }]: open with kgen_if, optionally switch with
  * kgen_else, close with kgen_endif. On the GPU the condition must be the same
@@ -204,6 +210,7 @@ void kir_swiglu_fwd(KB *k, int flags), kir_swiglu_bwd(KB *k, int flags);
 void kir_embed_fwd(KB *k, int flags), kir_embed_bwd(KB *k, int flags);
 void kir_rope_fwd(KB *k, int flags), kir_rope_bwd(KB *k, int flags);
 void kir_att_softmax_fwd(KB *k, int flags), kir_att_softmax_bwd(KB *k, int flags);
+void kir_att_softmax16_fwd(KB *k, int flags), kir_att_softmax16_bwd(KB *k, int flags);
 void kir_xent_fwd(KB *k, int flags), kir_xent_bwd(KB *k, int flags);
 void kir_sumsq(KB *k, int flags), kir_adamw(KB *k, int flags), kir_adam(KB *k, int flags), kir_sgd(KB *k, int flags);
 void kir_dropout(KB *k, int flags);

@@ -209,6 +209,8 @@ static const struct {
     [GRT_K_ROPE_BWD] = {kir_rope_bwd, "pppccc", "x cs sn T heads ld"},
     [GRT_K_ATT_SOFTMAX_FWD] = {kir_att_softmax_fwd, "pic", "att t0 hd"},
     [GRT_K_ATT_SOFTMAX_BWD] = {kir_att_softmax_bwd, "ppi", "datt att t0"},
+    [GRT_K_ATT_SOFTMAX16_FWD] = {kir_att_softmax16_fwd, "ppic", "att bits t0 hd"},
+    [GRT_K_ATT_SOFTMAX16_BWD] = {kir_att_softmax16_bwd, "pppi", "datt att ds t0"},
     [GRT_K_XENT_FWD] = {kir_xent_fwd, "ppppc", "losses probs logits targets ld"},
     [GRT_K_XENT_BWD] = {kir_xent_bwd, "pppfci", "dlogits probs targets dloss ld col0"},
     [GRT_K_SUMSQ] = {kir_sumsq, "pp", "sums x"},

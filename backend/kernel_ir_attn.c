@@ -56,17 +56,21 @@ static LLVMValueRef reciprocal(KB *k, LLVMValueRef sum) {
     return LLVMBuildFPTrunc(k->b, fdiv(k, LLVMConstReal(k->f64, 1.0), sum), k->f32, "");
 }
 
-void kir_att_softmax_fwd(KB *k, int flags) {
+/* The softmax of row k->row of att from query t0 + row, hd the plan's first constant: the max, the
+ * exponentials (into att) and their sum, then `norm` over the columns with RowVals e = 1 / sum. */
+static void att_softmax(KB *k, int flags, LLVMValueRef att, LLVMValueRef t0, ColFn *norm) {
     float scale = 1.0f / __builtin_sqrtf((float)k->shape->c[0]); /* sqrtf, which math.h would clash with fdiv */
-    RowVals v = {.a = keys_seen(k, param(k, 2), flags),
-                 .b = row_ptr(k, param(k, 1), imul(k, k->row, k->cols)),
+    RowVals v = {.a = keys_seen(k, t0, flags),
+                 .b = row_ptr(k, att, imul(k, k->row, k->cols)),
                  .c = LLVMConstReal(k->f32, scale)};
     LLVMValueRef sum;
     k->map->cols_max(k, asf_max, &v, &v.d);
     k->map->cols(k, asf_exp, &v, 1, &sum);
     v.e = reciprocal(k, sum);
-    k->map->cols(k, asf_norm, &v, 0, NULL);
+    k->map->cols(k, norm, &v, 0, NULL);
 }
+
+void kir_att_softmax_fwd(KB *k, int flags) { att_softmax(k, flags, param(k, 1), param(k, 2), asf_norm); }
 
 /* att_softmax_bwd (rows, datt, att, t0): datt (rows, T) = att (datt - sum(att datt)) over the keys
  * seen, 0 past them. RowVals: a keys seen, b datt's row, c att's row, d the float sum. */
@@ -91,6 +95,45 @@ void kir_att_softmax_bwd(KB *k, int flags) {
     k->map->cols(k, asb_dot, &v, 1, &dot);
     v.d = LLVMBuildFPTrunc(k->b, dot, k->f32, "");
     k->map->cols(k, asb_out, &v, 0, NULL);
+}
+
+/* ---- the same on bf16 probabilities (mixed precision on a GPU) ------------------------------ */
+/* att_softmax16_fwd (rows, att, bits, t0; hd): att_softmax_fwd's probabilities, rounded to bf16, into
+ * bits (rows, T) alone: the exponentials stay in att, and the GEMM after reads the bits. RowVals as
+ * att_softmax_fwd's. */
+
+static void asf16_norm(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    (void)t;
+    kgen_store_bits(k, param(k, 2), kgen_bf16_bits(k, mul(k, load_col(k, v->b), splat(k, v->e))));
+}
+
+void kir_att_softmax16_fwd(KB *k, int flags) { att_softmax(k, flags, param(k, 1), param(k, 3), asf16_norm); }
+
+/* att_softmax16_bwd (rows, datt, att, ds, t0): att_softmax_bwd with the probabilities read from their
+ * bf16 bits att (rows, T) and the result rounded to bf16 into ds (rows, T); datt only read. RowVals:
+ * a keys seen, b datt's row, d the float sum. */
+
+static void asb16_dot(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    LLVMValueRef pd = ext(k, mul(k, kgen_load_bits(k, param(k, 2)), load_col(k, v->b)));
+    t[0] = LLVMBuildSelect(k->b, col_lt(k, v->a), pd, kgen_f64(k, 0.0), "");
+}
+
+static void asb16_out(KB *k, const void *ctx, LLVMValueRef *t) {
+    const RowVals *v = ctx;
+    (void)t;
+    LLVMValueRef g = mul(k, kgen_load_bits(k, param(k, 2)), sub(k, load_col(k, v->b), splat(k, v->d)));
+    g = LLVMBuildSelect(k->b, col_lt(k, v->a), g, cf(k, 0.0f), "");
+    kgen_store_bits(k, param(k, 3), kgen_bf16_bits(k, g));
+}
+
+void kir_att_softmax16_bwd(KB *k, int flags) {
+    LLVMValueRef dot;
+    RowVals v = {.a = keys_seen(k, param(k, 4), flags), .b = row_ptr(k, param(k, 1), imul(k, k->row, k->cols))};
+    k->map->cols(k, asb16_dot, &v, 1, &dot);
+    v.d = LLVMBuildFPTrunc(k->b, dot, k->f32, "");
+    k->map->cols(k, asb16_out, &v, 0, NULL);
 }
 
 /* ---- T5's attention softmax with its relative position bias ------------------------------ */

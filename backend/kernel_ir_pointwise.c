@@ -165,7 +165,7 @@ void kir_dropout(KB *k, int flags) {
 /* The lanes' bf16 bits (i32) of float x: to nearest, ties to even, with
  * integer operations on x's bits (u + 0x7fff + lsb) >> 16; a NaN keeps its
  * sign and upper payload, made quiet (| 0x40): grt_bf16_bits' arithmetic. */
-static LLVMValueRef bf16_bits(KB *k, LLVMValueRef x) {
+LLVMValueRef kgen_bf16_bits(KB *k, LLVMValueRef x) {
     LLVMBuilderRef b = k->b;
     LLVMValueRef u = LLVMBuildBitCast(b, x, lanes(k, k->i32), "");
     LLVMValueRef hi = LLVMBuildLShr(b, u, ci(k, 16), "");
@@ -175,20 +175,36 @@ static LLVMValueRef bf16_bits(KB *k, LLVMValueRef x) {
     return LLVMBuildSelect(b, nan, LLVMBuildOr(b, hi, ci(k, 0x40), ""), rne, "");
 }
 
+/* Element (row, col) of a uint16_t (rows, cols) array p. */
+static LLVMValueRef bits_at(KB *k, LLVMValueRef p) {
+    LLVMValueRef i = iadd(k, imul(k, k->row, k->cols), k->col);
+    return LLVMBuildGEP2(k->b, LLVMInt16TypeInContext(k->ctx), p, &i, 1, "");
+}
+
+void kgen_store_bits(KB *k, LLVMValueRef p, LLVMValueRef bits) {
+    LLVMValueRef h = LLVMBuildTrunc(k->b, bits, lanes(k, LLVMInt16TypeInContext(k->ctx)), "");
+    LLVMSetAlignment(LLVMBuildStore(k->b, h, bits_at(k, p)), 2);
+}
+
+/* the bits << 16, as grt_bf16_widen */
+LLVMValueRef kgen_load_bits(KB *k, LLVMValueRef p) {
+    LLVMValueRef h = LLVMBuildLoad2(k->b, lanes(k, LLVMInt16TypeInContext(k->ctx)), bits_at(k, p), "");
+    LLVMSetAlignment(h, 2);
+    LLVMValueRef u = LLVMBuildShl(k->b, LLVMBuildZExt(k->b, h, lanes(k, k->i32), ""), ci(k, 16), "");
+    return LLVMBuildBitCast(k->b, u, lanes(k, k->f32), "");
+}
+
 /* bf16 (rows, dst, src): dst (rows, C) = src rounded to bf16, as uint16_t
  * bits, or (GRT_KF_WIDE) as the floats they are (bits << 16) */
 static void bf16_cols(KB *k, const void *ctx, LLVMValueRef *t) {
     (void)t;
-    LLVMValueRef bits = bf16_bits(k, load(k, param(k, 2), k->cols, 0));
+    LLVMValueRef bits = kgen_bf16_bits(k, load(k, param(k, 2), k->cols, 0));
     if (*(const int *)ctx & GRT_KF_WIDE) {
         LLVMValueRef wide = LLVMBuildShl(k->b, bits, ci(k, 16), "");
         store(k, param(k, 1), k->cols, 0, LLVMBuildBitCast(k->b, wide, lanes(k, k->f32), ""));
         return;
     }
-    LLVMTypeRef i16 = LLVMInt16TypeInContext(k->ctx);
-    LLVMValueRef i = iadd(k, imul(k, k->row, k->cols), k->col);
-    LLVMValueRef at = LLVMBuildGEP2(k->b, i16, param(k, 1), &i, 1, "");
-    LLVMSetAlignment(LLVMBuildStore(k->b, LLVMBuildTrunc(k->b, bits, lanes(k, i16), ""), at), 2);
+    kgen_store_bits(k, param(k, 1), bits);
 }
 
 void kir_bf16(KB *k, int flags) { k->map->cols(k, bf16_cols, &flags, 0, NULL); }
@@ -197,11 +213,8 @@ void kir_bf16(KB *k, int flags) { k->map->cols(k, bf16_cols, &flags, 0, NULL); }
  * and x (rows, C) = the floats they are, in one pass: bf16 then bf16_widen */
 static void bf16_keep_cols(KB *k, const void *ctx, LLVMValueRef *t) {
     (void)ctx, (void)t;
-    LLVMValueRef bits = bf16_bits(k, load(k, param(k, 2), k->cols, 0));
-    LLVMTypeRef i16 = LLVMInt16TypeInContext(k->ctx);
-    LLVMValueRef i = iadd(k, imul(k, k->row, k->cols), k->col);
-    LLVMValueRef at = LLVMBuildGEP2(k->b, i16, param(k, 1), &i, 1, "");
-    LLVMSetAlignment(LLVMBuildStore(k->b, LLVMBuildTrunc(k->b, bits, lanes(k, i16), ""), at), 2);
+    LLVMValueRef bits = kgen_bf16_bits(k, load(k, param(k, 2), k->cols, 0));
+    kgen_store_bits(k, param(k, 1), bits);
     LLVMValueRef wide = LLVMBuildShl(k->b, bits, ci(k, 16), "");
     store(k, param(k, 2), k->cols, 0, LLVMBuildBitCast(k->b, wide, lanes(k, k->f32), ""));
 }
@@ -215,12 +228,7 @@ void kir_bf16_keep(KB *k, int flags) {
  * uint16_t) as the floats they are (bits << 16), as grt_bf16_widen */
 static void bf16_widen_cols(KB *k, const void *ctx, LLVMValueRef *t) {
     (void)ctx, (void)t;
-    LLVMTypeRef i16 = LLVMInt16TypeInContext(k->ctx);
-    LLVMValueRef i = iadd(k, imul(k, k->row, k->cols), k->col);
-    LLVMValueRef h = LLVMBuildLoad2(k->b, lanes(k, i16), LLVMBuildGEP2(k->b, i16, param(k, 2), &i, 1, ""), "");
-    LLVMSetAlignment(h, 2);
-    LLVMValueRef u = LLVMBuildShl(k->b, LLVMBuildZExt(k->b, h, lanes(k, k->i32), ""), ci(k, 16), "");
-    store(k, param(k, 1), k->cols, 0, LLVMBuildBitCast(k->b, u, lanes(k, k->f32), ""));
+    store(k, param(k, 1), k->cols, 0, kgen_load_bits(k, param(k, 2)));
 }
 
 void kir_bf16_widen(KB *k, int flags) {

@@ -172,8 +172,9 @@ static void add_linear16(KernelSet *set, int gemm16, int64_t C, int64_t OC) {
 /* A block's kept activations as bf16 bits with their fp32 copy rounded in
  * one pass, back from the bits, or rounded in place when checkpointed
  * (runtime/layers.c's keep16 and unkeep16): rows of C, QKV, H hd, UP, F and
- * keys columns; on a device (bits) the probabilities' and score gradient's
- * bits alone too (runtime/cuda/gemm.c: no fp32 copy is read after). */
+ * keys columns; on a device (bits) the attention softmax on bf16
+ * probabilities, and rounding into bits alone at the keys' width
+ * (runtime/cuda/gemm.c: no fp32 copy of those is read after). */
 static void add_kept16(KernelSet *set, const GrtLayerSpec *s, GrtShardSizes z, int T, int gemm16) {
     int64_t cols[] = {s->C, (int64_t)z.qkv, (int64_t)(z.H * s->hd), (int64_t)z.up, (int64_t)z.F,
                       (int64_t)grt_block_keys(s, T)};
@@ -182,7 +183,10 @@ static void add_kept16(KernelSet *set, const GrtLayerSpec *s, GrtShardSizes z, i
         kernels_add(set, GRT_K_BF16_WIDEN, (int)cols[i], 0);
         kernels_add(set, GRT_K_BF16, (int)cols[i], GRT_KF_WIDE);
     }
-    if (gemm16 == GRT_GEMM16_BITS) kernels_add(set, GRT_K_BF16, (int)grt_block_keys(s, T), 0);
+    if (gemm16 != GRT_GEMM16_BITS || s->window) return;
+    int causal = s->causal ? GRT_KF_CAUSAL : 0;
+    kernels_add_sized(set, GRT_K_ATT_SOFTMAX16_FWD, T, causal, s->hd, 0, 0);
+    kernels_add(set, GRT_K_ATT_SOFTMAX16_BWD, T, causal);
 }
 
 /* Every linear's rounding under mixed precision (runtime/layers.c's

@@ -42,10 +42,16 @@ static void cpu_attention_forward(float *out, float *att, const float *qkv, cons
     else grt_bf16_round(m->att, att, (size_t)B * H * T * T, 0);
 }
 
-/* grt_attention_backward_in, under mixed precision (m) on the host's rounded floats */
+/* grt_attention_backward_in, under mixed precision (m) on the host's rounded floats: the probabilities
+ * widened into att from their kept bits first (by the generated bf16_widen of T columns where there is one) */
 static void cpu_attention_backward(float *dqkv, float *dout, const float *qkv, float *att, const GrtAtt16 *m,
                                    int B, int T, int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *sm,
                                    float *dp) {
+    if (m && m->att) {
+        GrtBf16WidenFn *widen = (GrtBf16WidenFn *)grt_kernel_find(GRT_K_BF16_WIDEN, T, 0);
+        if (widen) widen((int64_t)B * H * T, att, m->att);
+        else grt_bf16_widen(att, m->att, (size_t)B * H * T * T);
+    }
     grt_attention_backward_in(dqkv, dout, qkv, att, B, T, H, KVH, hd, causal, sm, dp, m != NULL);
 }
 

@@ -38,11 +38,13 @@ void grt_bf16_widen(float *dst, const void *src, size_t n);
 /* grt_matmul_forward and _backward with both operands of each product
  * rounded to bf16 and fp32 accumulation; ops: the rounded operands' area,
  * grt_size_linear16(N, C, OC) elements of `bytes` (the host: GRT_GEMM16_WIDE).
+ * inp16: inp's values as bf16 bits where a block keeps them so (inp is then
+ * their fp32 copy, already rounded: neither is rounded again), else NULL.
  * The bias and its gradient stay fp32. */
-void grt_matmul16_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC,
-                          int bytes, void *ops);
+void grt_matmul16_forward(float *out, const float *inp, const uint16_t *inp16, const float *weight, const float *bias,
+                          int N, int C, int OC, int bytes, void *ops);
 void grt_matmul16_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                           const float *weight, int N, int C, int OC, int bytes, void *ops);
+                           const uint16_t *inp16, const float *weight, int N, int C, int OC, int bytes, void *ops);
 
 /* out (B, T, C) = wte[tokens] + wpe[t] (wpe NULL: no learned positions).
  * Only rows vocab_start <= token < vocab_start + vocab_rows of the vocabulary
@@ -93,6 +95,9 @@ void grt_attention_backward(float *dqkv, const float *dout, const float *qkv, co
 /* The generated attention softmax's kernels (see "generated kernels" below). */
 typedef void GrtAttSoftmaxFwdFn(int64_t rows, float *att, int64_t t0); /* scales by 1 / sqrt(hd) itself */
 typedef void GrtAttSoftmaxBwdFn(int64_t rows, float *datt, const float *att, int64_t t0);
+/* Their mixed-precision forms ("generated kernels" below): the probabilities as bf16 bits. */
+typedef void GrtAttSoftmax16FwdFn(int64_t rows, float *att, void *bits, int64_t t0);
+typedef void GrtAttSoftmax16BwdFn(int64_t rows, const float *datt, const void *att, void *ds, int64_t t0);
 /* grt_attention_forward and _backward with the attention softmax's rows
  * run by generated kernels (softmax NULL: the reference's; the forward's
  * GEMM then leaves the scale to the kernel). */
@@ -258,6 +263,10 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
  *   att_softmax_fwd  att (rows, C = T) in place, t0, scale: row i = query t = (t0 + i) mod T,
  *                  softmax(scale att) over its keys (t + 1 under GRT_KF_CAUSAL), 0 after
  *   att_softmax_bwd  datt (rows, T) in place, att (rows, T), t0: datt = att (datt - sum(att datt))
+ *   att_softmax16_fwd  att (rows, T), bits (rows, T) uint16_t =, t0, scale: att_softmax_fwd's
+ *                  probabilities rounded to bf16 bits alone (att is left holding their exponentials)
+ *   att_softmax16_bwd  datt (rows, T), att (rows, T) uint16_t bf16 probabilities, ds (rows, T) uint16_t =,
+ *                  t0: att_softmax_bwd's result rounded to bf16 bits, datt only read
  *   xent_fwd       losses (rows), probs, logits (rows, ld; C = V used), targets (rows), ld
  *                  (as grt_crossentropy_forward; probs' columns past C untouched)
  *   xent_bwd       dlogits (rows, C) =, probs (rows, ld), targets, dloss, ld, col0: columns
@@ -309,6 +318,8 @@ void grt_adamw(float *param, const float *grad, float *m, float *v, size_t n, fl
     X(GRT_K_ROPE_BWD, "rope_bwd")                                                                                      \
     X(GRT_K_ATT_SOFTMAX_FWD, "att_softmax_fwd")                                                                        \
     X(GRT_K_ATT_SOFTMAX_BWD, "att_softmax_bwd")                                                                        \
+    X(GRT_K_ATT_SOFTMAX16_FWD, "att_softmax16_fwd")                                                                    \
+    X(GRT_K_ATT_SOFTMAX16_BWD, "att_softmax16_bwd")                                                                    \
     X(GRT_K_XENT_FWD, "xent_fwd")                                                                                      \
     X(GRT_K_XENT_BWD, "xent_bwd")                                                                                      \
     X(GRT_K_SUMSQ, "sumsq")                                                                                            \
@@ -431,7 +442,8 @@ void grt_kernel_rows(void (*fn)(void), int64_t rows, float f, const void *const 
  * read in place of the rounded floats, and where it may write them. */
 typedef struct GrtAtt16 {
     const uint16_t *qkv; /* qkv's bits (B T, (H + 2 KVH) hd); NULL: not kept as bits (checkpointed) */
-    uint16_t *att;       /* the forward writes the rounded probabilities' bits (B, H, T, T) here; NULL: none */
+    uint16_t *att;       /* the forward writes the rounded probabilities' bits (B, H, T, T) here, and the
+                            backward reads them (its att argument is then room for their floats); NULL: none */
     void *ops;           /* room for the output gradient's bits: the layer's rounded GEMM operands
                             (galvrt_sizes.h's grt_size_gemm16) */
 } GrtAtt16;
@@ -461,12 +473,12 @@ typedef struct GrtDevice {
     void (*matmul_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                             const float *weight, int N, int C, int OC);
     /* as grt_matmul16_forward, grt_matmul16_backward (ops: the device's rounded operands of `bytes` each) */
-    void (*matmul16_forward)(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
-                             int OC, int bytes, void *ops);
+    void (*matmul16_forward)(float *out, const float *inp, const uint16_t *inp16, const float *weight,
+                             const float *bias, int N, int C, int OC, int bytes, void *ops);
     void (*matmul16_backward)(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                              const float *weight, int N, int C, int OC, int bytes, void *ops);
-    /* m: mixed precision's attention core (GrtAtt16), NULL in fp32; the backward's last reader of att (the
-     * fp32 probabilities) may reuse a sequence's rows once its softmax's backward has read them */
+                              const uint16_t *inp16, const float *weight, int N, int C, int OC, int bytes, void *ops);
+    /* m: mixed precision's attention core (GrtAtt16), NULL in fp32; with m->att the backward's att is the
+     * probabilities' room, which it may fill from the bits or use as scratch */
     void (*attention_forward)(float *out, float *att, const float *qkv, const GrtAtt16 *m, int B, int T, int H,
                               int KVH, int hd, int causal, GrtAttSoftmaxFwdFn *softmax);
     void (*attention_backward)(float *dqkv, float *dout, const float *qkv, float *att, const GrtAtt16 *m,

@@ -223,8 +223,8 @@ static void check_wide(int bytes) {
     if (bytes != GRT_GEMM16_WIDE) fail("grt_matmul16", "the host's rounded operands are 4-byte (GRT_GEMM16_WIDE)");
 }
 
-void grt_matmul16_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC,
-                          int bytes, void *ops) {
+void grt_matmul16_forward(float *out, const float *inp, const uint16_t *inp16, const float *weight, const float *bias,
+                          int N, int C, int OC, int bytes, void *ops) {
     check_wide(bytes);
     if (N <= 0 || OC <= 0 || C <= 0) {
         grt_matmul_forward(out, inp, weight, bias, N, C, OC);
@@ -232,20 +232,20 @@ void grt_matmul16_forward(float *out, const float *inp, const float *weight, con
     }
     float *x, *dy, *w;
     wide_parts(ops, N, C, OC, &x, &dy, &w);
-    grt_matmul_forward(out, round_wide(x, inp, N, C), round_wide(w, weight, OC, C), bias, N, C, OC);
+    grt_matmul_forward(out, inp16 ? inp : round_wide(x, inp, N, C), round_wide(w, weight, OC, C), bias, N, C, OC);
 }
 
 void grt_matmul16_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                           const float *weight, int N, int C, int OC, int bytes, void *ops) {
+                           const uint16_t *inp16, const float *weight, int N, int C, int OC, int bytes, void *ops) {
     check_wide(bytes);
     if (N <= 0 || OC <= 0) return;
     float *x, *dy, *w;
     wide_parts(ops, N, C, OC, &x, &dy, &w);
     if (C > 0 && (dinp || dweight)) round_wide(dy, dout, N, OC);
     if (C > 0 && dinp) round_wide(w, weight, OC, C);
-    if (C > 0 && dweight) round_wide(x, inp, N, C);
+    const float *xr = inp16 ? inp : C > 0 && dweight ? round_wide(x, inp, N, C) : x;
     /* the bias gradient from the fp32 output gradient, as Megatron-LM sums it in fp32 */
-    grt_matmul_backward(C > 0 && dinp ? dinp : NULL, C > 0 ? dweight : NULL, NULL, dy, x, w, N, C, OC);
+    grt_matmul_backward(C > 0 && dinp ? dinp : NULL, C > 0 ? dweight : NULL, NULL, dy, xr, w, N, C, OC);
     if (dbias) grt_matmul_backward(NULL, NULL, dbias, dout, inp, weight, N, 0, OC);
 }
 

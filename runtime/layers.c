@@ -110,18 +110,34 @@ static void host_reference(const char *what) {
     grt_abort(msg, 1);
 }
 
+/* The bf16 bits a block keeps of inp (N, C) where inp is one of its kept
+ * activations' fp32 copy, which then holds their values; else NULL. A GEMM
+ * under mixed precision reads them rather than round inp again. */
+static const uint16_t *kept_bits(const GrtLayer *l, const float *inp, int N, int C) {
+    if (l->s.kind != GRT_BLOCK || l->s.te || !l->act) return NULL; /* T5's blocks keep fp32 */
+    const BlockAct *a = l->act;
+    for (int k = 0; k < K_COUNT; k++)
+        if (a->keep[k].h && a->keep[k].f == inp && a->keep[k].rows == (size_t)N && a->keep[k].cols == (size_t)C)
+            return a->keep[k].h;
+    return NULL;
+}
+
 /* out (N, OC) = inp (N, C) @ w (OC, C)^T + bias (OC): in fp32, or with
  * bf16 operands and fp32 accumulation under mixed precision. */
 static void linear_fwd(const GrtLayer *l, float *out, const float *inp, const float *w, const float *bias, int N, int C,
                        int OC) {
-    if (l->gemm16) grt_dev->matmul16_forward(out, inp, w, bias, N, C, OC, l->s.gemm16, l->gemm16);
-    else grt_dev->matmul_forward(out, inp, w, bias, N, C, OC);
+    if (l->gemm16)
+        grt_dev->matmul16_forward(out, inp, kept_bits(l, inp, N, C), w, bias, N, C, OC, l->s.gemm16, l->gemm16);
+    else
+        grt_dev->matmul_forward(out, inp, w, bias, N, C, OC);
 }
 
 /* dinp (N, C) += dout (N, OC) @ w (OC, C); dw (OC, C) += dout^T @ inp; dbias (OC) += sum_n dout: as linear_fwd */
 static void linear_bwd(const GrtLayer *l, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                        const float *w, int N, int C, int OC) {
-    if (l->gemm16) grt_dev->matmul16_backward(dinp, dw, dbias, dout, inp, w, N, C, OC, l->s.gemm16, l->gemm16);
+    if (l->gemm16)
+        grt_dev->matmul16_backward(dinp, dw, dbias, dout, inp, kept_bits(l, inp, N, C), w, N, C, OC, l->s.gemm16,
+                                   l->gemm16);
     else grt_dev->matmul_backward(dinp, dw, dbias, dout, inp, w, N, C, OC);
 }
 
@@ -1036,11 +1052,18 @@ static GrtAtt16 att16(const GrtLayer *l) {
     return (GrtAtt16){.qkv = a->keep[K_QKV].h, .att = a->keep[K_ATT].h, .ops = l->gemm16};
 }
 
+/* Whether the block's attention core is the device's (GrtDevice's attention_forward and _backward): not
+ * Swin's windows, dropout's, Ulysses's or context parallelism's, which the host runs itself. */
+static bool device_attention(const GrtLayer *l) { return !l->s.window && !(l->s.dropout > 0) && !l->ul && !l->cp; }
+
 /* Backward's fp32 copies of every bf16 kept activation, from their bits
- * (the working space held other layers' since the forward). */
-static void unkeep16(BlockAct *a) {
+ * (the working space held other layers' since the forward), but the
+ * probabilities of a device's attention, which it takes as bits (GrtAtt16). */
+static void unkeep16(GrtLayer *l) {
+    BlockAct *a = l->act;
     for (int k = 0; k < K_COUNT; k++)
-        if (a->keep[k].h) widen_rows(a->keep[k].f, a->keep[k].h, a->keep[k].rows, a->keep[k].cols);
+        if (a->keep[k].h && !(k == K_ATT && device_attention(l)))
+            widen_rows(a->keep[k].f, a->keep[k].h, a->keep[k].rows, a->keep[k].cols);
 }
 
 /* The global position where chunk k (0 or 1) of a CP rank's T positions of a sequence starts (grt_ring_position). */
@@ -1130,6 +1153,7 @@ static float *attention_from(GrtLayer *l, const float *attn_in) {
         GrtWindowKernels k = window_kernels(l, &g);
         host_reference("window_attention_fwd"); /* host BLAS around the kernels */
         grt_window_attention_gemm_forward(a->atty, a->att, a->qkv, P(l, B_REL), &g, &a->win, &k);
+        keep16(a, K_ATT); /* its backward reads them rounded */
     } else if (s->dropout > 0) {
         GrtDropout d = dropout_at(l, GRT_DROP_ATT);
         grt_attention_forward_dropout(a->atty, a->att, a->qkv, l->B, l->T, l->H_l, l->KVH_l, hd, s->causal, sm, &d,
@@ -1618,7 +1642,7 @@ float *grt_block_mlp_backward(GrtLayer *l, const float *dout) {
     const GrtLayerSpec *s = &l->s;
     int N = l->B * l->T, C = s->C;
     size_t NC = (size_t)N * C;
-    unkeep16(a);
+    unkeep16(l);
     grt_dev->zero(a->scratch2, sizeof(float) * NC); /* dres1, the gradient at the residual between the halves */
     const float *dmlp_out = dout;               /* gradient at the MLP's output (after the residual) */
     const float *mlp_in = s->pre_norm ? a->ln2 : a->ln1;
@@ -1864,7 +1888,7 @@ void grt_sp_output(GrtLayer *l, float *out) {
 float *grt_sp_norm_full(GrtLayer *l) { return ((BlockAct *)l->act)->dC2; }
 
 const float *grt_sp_mlp_out_grad(GrtLayer *l, const float *dout) {
-    unkeep16(l->act); /* the first of an SP block's backward phases */
+    unkeep16(l); /* the first of an SP block's backward phases */
     grt_dev->zero(l->shared, l->n_shared * sizeof(float));
     const float *g = branch_grad(l, GRT_DROP_MLP_OUT, dout, l->local);
     if (grad_of(l, B_BDOWN)) grt_dev->bias_grad(grad_of(l, B_BDOWN), g, grt_layer_rows(l), l->s.C);

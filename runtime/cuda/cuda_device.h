@@ -115,10 +115,10 @@ void cuda_blas_start(void);
 void cuda_matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
 void cuda_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                           const float *weight, int N, int C, int OC);
-void cuda_matmul16_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC,
-                           int bytes, void *ops);
+void cuda_matmul16_forward(float *out, const float *inp, const uint16_t *inp16, const float *weight, const float *bias,
+                           int N, int C, int OC, int bytes, void *ops);
 void cuda_matmul16_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                            const float *weight, int N, int C, int OC, int bytes, void *ops);
+                            const uint16_t *inp16, const float *weight, int N, int C, int OC, int bytes, void *ops);
 void cuda_add(float *dst, const float *src, size_t n);
 void cuda_add_bias(float *out, const float *bias, int N, int C);
 void cuda_bias_grad(float *dbias, const float *dout, int N, int C);

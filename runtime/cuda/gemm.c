@@ -80,9 +80,9 @@ static void check_bits(int bytes) {
     if (bytes != GRT_GEMM16_BITS) grt_abort("internal error: the cuda device's rounded operands are bf16 bits", 1);
 }
 
-/* out (N, OC) = inp (N, C) @ weight (OC, C)^T + bias (OC), bf16 operands */
-void cuda_matmul16_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC,
-                           int bytes, void *ops) {
+/* out (N, OC) = inp (N, C) @ weight (OC, C)^T + bias (OC), bf16 operands (inp's kept bits inp16 where given) */
+void cuda_matmul16_forward(float *out, const float *inp, const uint16_t *inp16, const float *weight, const float *bias,
+                           int N, int C, int OC, int bytes, void *ops) {
     check_bits(bytes);
     if (N <= 0 || OC <= 0 || C <= 0) {
         cuda_matmul_forward(out, inp, weight, bias, N, C, OC);
@@ -90,20 +90,24 @@ void cuda_matmul16_forward(float *out, const float *inp, const float *weight, co
     }
     uint16_t *x, *dy, *w;
     bits_parts(ops, N, C, OC, &x, &dy, &w);
-    gemm16(false, true, N, OC, C, round_bits(x, inp, N, C), C, round_bits(w, weight, OC, C), C, 0.0f, out, OC);
+    const void *xb = inp16 ? (const void *)inp16 : round_bits(x, inp, N, C);
+    gemm16(false, true, N, OC, C, xb, C, round_bits(w, weight, OC, C), C, 0.0f, out, OC);
     if (bias) cuda_add_bias(out, bias, N, OC);
 }
 
 /* dinp (N, C) += dout @ weight; dweight (OC, C) += dout^T @ inp, bf16 operands; dbias (OC) += sum_n dout in fp32 */
 void cuda_matmul16_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                            const float *weight, int N, int C, int OC, int bytes, void *ops) {
+                            const uint16_t *inp16, const float *weight, int N, int C, int OC, int bytes, void *ops) {
     check_bits(bytes);
     if (N <= 0 || OC <= 0) return;
     uint16_t *x, *dy, *w;
     bits_parts(ops, N, C, OC, &x, &dy, &w);
     if (C > 0 && (dinp || dweight)) round_bits(dy, dout, N, OC);
     if (C > 0 && dinp) gemm16(false, false, N, C, OC, dy, OC, round_bits(w, weight, OC, C), C, 1.0f, dinp, C);
-    if (C > 0 && dweight) gemm16(true, false, OC, C, N, dy, OC, round_bits(x, inp, N, C), C, 1.0f, dweight, C);
+    if (C > 0 && dweight) {
+        const void *xb = inp16 ? (const void *)inp16 : round_bits(x, inp, N, C);
+        gemm16(true, false, OC, C, N, dy, OC, xb, C, 1.0f, dweight, C);
+    }
     if (dbias) cuda_bias_grad(dbias, dout, N, OC);
 }
 
@@ -199,20 +203,20 @@ static void run_phase(CudaAttPhase ph, int b, void *const buf[CUDA_ATT_BUFS], in
 }
 
 /* Mixed precision's rounding of an attention operand x (rows, cols): into
- * `bits` alone where the GEMMs read those and no fp32 copy is read after
- * (the probabilities: the backward widens their kept bits; dout and dP:
- * consumed), else in place (a checkpointed block, no bits), each by its
+ * `bits` alone where the GEMMs read those (the output's gradient: consumed),
+ * else in place (a checkpointed block, which keeps no bits), each by its
  * generated kernel. */
 static void round_operand(uint16_t *bits, float *x, int64_t rows, int cols) {
-    if (bits) {
-        GrtBf16Fn *to_bits = (GrtBf16Fn *)grt_kernel_find(GRT_K_BF16, cols, 0);
-        if (!to_bits) grt_abort("internal error: no generated bf16 kernel for the attention on the cuda device", 1);
-        to_bits(rows, bits, x);
-        return;
-    }
-    GrtBf16Fn *round = (GrtBf16Fn *)grt_kernel_find(GRT_K_BF16, cols, GRT_KF_WIDE);
+    GrtBf16Fn *round = (GrtBf16Fn *)grt_kernel_find(GRT_K_BF16, cols, bits ? 0 : GRT_KF_WIDE);
     if (!round) grt_abort("internal error: no generated bf16 kernel for the attention on the cuda device", 1);
-    round(rows, x, x);
+    if (bits) round(rows, bits, x);
+    else round(rows, x, x);
+}
+
+/* A generated kernel the attention needs, or an internal error: galvc generates the plan's. */
+static void (*need(void (*fn)(void)))(void) {
+    if (!fn) grt_abort("internal error: no generated attention softmax of this shape on the cuda device", 1);
+    return fn;
 }
 
 /* The attention core on the GPU (as grt_attention_forward_with): per head,
@@ -222,13 +226,14 @@ static void round_operand(uint16_t *bits, float *x, int64_t rows, int cols) {
  * then per head out = att @ v. A masked score is computed and then zeroed by
  * the softmax, so the products equal the host's, which skips them. qkv is
  * only read (the table's GEMMs never write CUDA_ATT_QKV). Under mixed
- * precision (m) the probabilities are rounded before att @ v, their bits
- * into m->att; where the block keeps bits (m->qkv and m->att), every GEMM
- * runs on them on the tensor cores, each product of two bf16 values exact
- * in fp32, so equal to the host's fp32 products up to summation order. */
+ * precision (m) the probabilities are rounded before att @ v. Where the
+ * block keeps bits (m->qkv and m->att), every GEMM runs on them on the
+ * tensor cores, each product of two bf16 values exact in fp32, so equal to
+ * the host's fp32 products up to summation order; the softmax then writes
+ * the probabilities' bits alone, into m->att (att_softmax16_fwd: att is left
+ * holding the exponentials, which nothing reads). */
 void cuda_attention_forward(float *out, float *att, const float *qkv, const GrtAtt16 *m, int B, int T, int H, int KVH,
                             int hd, int causal, GrtAttSoftmaxFwdFn *softmax) {
-    (void)causal; /* the softmax kernel carries the mask */
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
     int bf16 = m && m->qkv && m->att;
@@ -238,8 +243,14 @@ void cuda_attention_forward(float *out, float *att, const float *qkv, const GrtA
                                        [CUDA_ATT_QKV16] = m ? (uint16_t *)m->qkv : NULL,
                                        [CUDA_ATT_P16] = m ? m->att : NULL};
     run_phase(CUDA_ATT_SCORES, 0, buf, bf16, B, T, H, KVH, hd);
-    softmax((int64_t)B * H * T, att, 0);
-    if (m) round_operand(m->att, att, (int64_t)B * H * T, T);
+    int64_t rows = (int64_t)B * H * T;
+    if (bf16) {
+        void (*fn)(void) = grt_kernel_find_sized(GRT_K_ATT_SOFTMAX16_FWD, T, causal ? GRT_KF_CAUSAL : 0, hd, 0, 0);
+        ((GrtAttSoftmax16FwdFn *)need(fn))(rows, att, m->att, 0);
+    } else {
+        softmax(rows, att, 0);
+        if (m) round_operand(NULL, att, rows, T);
+    }
     run_phase(CUDA_ATT_VALUES, 0, buf, bf16, B, T, H, KVH, hd);
 }
 
@@ -248,33 +259,39 @@ void cuda_attention_forward(float *out, float *att, const float *qkv, const GrtA
  * softmax's backward in place on dP, one launch over the sequence's H T
  * rows; dq += dP @ k / sqrt(hd) and dk += dP^T @ q / sqrt(hd). dP: (H, T, T)
  * in the block's working space (galvrt_sizes.h's grt_att_grad). Under
- * mixed precision (m) dout is rounded in place first and each dP after the
- * softmax's backward; on the bits (as the forward), dout's go to m->ops and
- * a sequence's dP's over its fp32 probabilities, which the softmax's
- * backward has just read for the last time (the GEMMs read the kept bits). */
+ * mixed precision (m) dout is rounded first and each dP after the
+ * softmax's backward. On the bits (as the forward) dout's go to m->ops, and
+ * the softmax's backward reads the probabilities' kept bits (m->att) and
+ * writes a sequence's dP's as bits alone over its rows of att, whose fp32
+ * copy nothing widened (runtime/layers.c leaves it to the device). */
 void cuda_attention_backward(float *dqkv, float *dout, const float *qkv, float *att, const GrtAtt16 *m, int B, int T,
                              int H, int KVH, int hd, int causal, GrtAttSoftmaxBwdFn *softmax, float *dp) {
-    (void)causal;
     if (B <= 0 || T <= 0 || H <= 0 || hd <= 0) return;
     if (!softmax || KVH <= 0 || H % KVH) grt_abort("internal error: the CUDA attention needs the generated softmax", 1);
     const size_t HTT = (size_t)H * T * T;
     int bf16 = m && m->qkv && m->att;
     uint16_t *dout16 = bf16 ? m->ops : NULL;
     void *buf[CUDA_ATT_BUFS] = {[CUDA_ATT_QKV] = (float *)qkv,
-                                       [CUDA_ATT_OUT] = dout,
-                                       [CUDA_ATT_P] = (float *)att,
-                                       [CUDA_ATT_DQKV] = dqkv,
-                                       [CUDA_ATT_DP] = dp,
-                                       [CUDA_ATT_QKV16] = m ? (uint16_t *)m->qkv : NULL,
-                                       [CUDA_ATT_OUT16] = dout16,
-                                       [CUDA_ATT_P16] = m ? m->att : NULL};
+                                [CUDA_ATT_OUT] = dout,
+                                [CUDA_ATT_P] = att,
+                                [CUDA_ATT_DQKV] = dqkv,
+                                [CUDA_ATT_DP] = dp,
+                                [CUDA_ATT_QKV16] = m ? (uint16_t *)m->qkv : NULL,
+                                [CUDA_ATT_OUT16] = dout16,
+                                [CUDA_ATT_P16] = m ? m->att : NULL};
+    GrtAttSoftmax16BwdFn *softmax16 =
+        bf16 ? (GrtAttSoftmax16BwdFn *)need(grt_kernel_find(GRT_K_ATT_SOFTMAX16_BWD, T, causal ? GRT_KF_CAUSAL : 0))
+             : NULL;
     if (m) round_operand(dout16, dout, (int64_t)B * T, H * hd);
     for (int b = 0; b < B; b++) {
-        float *att_b = att + (size_t)b * HTT;
         run_phase(CUDA_ATT_BWD_PRE, b, buf, bf16, B, T, H, KVH, hd);
-        softmax((int64_t)H * T, dp, att_b, 0);
-        buf[CUDA_ATT_DP16] = bf16 ? att_b : NULL;
-        if (m) round_operand(buf[CUDA_ATT_DP16], dp, (int64_t)H * T, T);
+        if (bf16) {
+            buf[CUDA_ATT_DP16] = att + (size_t)b * HTT;
+            softmax16((int64_t)H * T, dp, m->att + (size_t)b * HTT, buf[CUDA_ATT_DP16], 0);
+        } else {
+            softmax((int64_t)H * T, dp, att + (size_t)b * HTT, 0);
+            if (m) round_operand(NULL, dp, (int64_t)H * T, T);
+        }
         run_phase(CUDA_ATT_BWD_POST, b, buf, bf16, B, T, H, KVH, hd);
     }
 }

@@ -8,7 +8,9 @@
 #     classifier), bert-tiny-cls (pooler, classifier), swin-tiny (windows,
 #     patch merging) and t5-tiny (cross-attention, the head's decoder rows) on TP 2 in bf16
 #     against the same plan in fp32: 10 steps, losses within 2%, each rank's
-#     peak memory within 2% of the plan.
+#     peak memory within 2% of the plan; and checkpointed against not (a
+#     checkpointed block keeps fp32 values rounded in place, the others bf16
+#     bits: the same values), at step 3's tolerances.
 #  3. bf16 plans train the model that one bf16 rank does: DP 2, TP 2, PP 2
 #     (1F1B), TP 2 x DP 2 with checkpointing, ZeRO-1, ZeRO-2 and ZeRO-3 over
 #     DP 2, Ulysses 2 (plain, checkpointed, x ZeRO-3 over DP 2), 10 steps,
@@ -72,6 +74,9 @@ for other in llama-tiny vit-tiny bert-tiny-cls swin-tiny t5-tiny; do
     memory "$other-bf16"
     echo "$other bf16 against fp32, TP 2:"
     "$compare" "$other-fp32.jsonl" "$other-bf16.jsonl" 0.02
+    train "$other-bf16-ckpt" bf16 2 tp=2,pp=1,dp=1,ckpt 10
+    echo "$other bf16 checkpointed against not, TP 2:"
+    "$compare" "$other-bf16.jsonl" "$other-bf16-ckpt.jsonl" "$other-bf16.dump" "$other-bf16-ckpt.dump" 2e-4 1e-2
 done
 model="$src/examples/gpt-tiny.gv"
 

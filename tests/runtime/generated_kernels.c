@@ -330,6 +330,62 @@ static void att_softmax_bwd(void (*fn)(void), int R, int T, int flags) {
     compare(GRT_K_ATT_SOFTMAX_BWD, "datt", datt, ref, (size_t)rows * T, TOL);
 }
 
+/* Room for n bf16 values, every one 0xffff (a NaN no kernel writes there: one left unwritten shows). */
+static uint16_t *bits_buf(size_t n) {
+    uint16_t *h = (uint16_t *)alloc((n + 1) / 2);
+    for (size_t i = 0; i < n; i++)
+        h[i] = 0xffff;
+    return h;
+}
+
+/* got's bf16 bits (n) against want (n) rounded to bf16 (grt_bf16_bits), bit for bit. */
+static void same_bits(int kind, const char *what, const uint16_t *got, const float *want, size_t n) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t w = grt_bf16_bits(want[i]);
+        bad += got[i] != w;
+        double err = fabs((double)grt_bf16_float(got[i]) - grt_bf16_float(w)) / fmax(fabs(grt_bf16_float(w)), 1.0);
+        if (!(err <= worst[kind])) worst[kind] = isnan(err) ? INFINITY : err;
+    }
+    CHECK(bad == 0);
+    if (bad) fprintf(stderr, "  %s %s: %zu elements not the fp32 kernel's rounded\n", case_name, what, bad);
+}
+
+/* att_softmax16_fwd: bit for bit the bf16 rounding of what the fp32 kernel of the same shape computes
+ * on the same scores, 0 past each causal row's keys. */
+static void att_softmax16_fwd(void (*fn)(void), int R, int T, int flags) {
+    int t0, causal = flags & GRT_KF_CAUSAL, rows = att_rows(R, T, causal, &t0);
+    size_t n = (size_t)rows * T;
+    float *att = scores(rows, T, t0, causal), *want = dup(att, n);
+    uint16_t *bits = bits_buf(n);
+    LAUNCH(GrtAttSoftmax16FwdFn, rows, att, bits, t0);
+    GrtAttSoftmaxFwdFn *fp32 = (GrtAttSoftmaxFwdFn *)grt_kernel_find_sized(GRT_K_ATT_SOFTMAX_FWD, T, flags, kc[0], 0, 0);
+    CHECK(fp32 != NULL);
+    if (!fp32) return;
+    fp32(rows, want, t0), kernel_place.wait();
+    same_bits(GRT_K_ATT_SOFTMAX16_FWD, "bits", bits, want, n);
+}
+
+/* att_softmax16_bwd on bf16 probabilities: bit for bit the rounding of the fp32 kernel's result on
+ * them (widened), datt left as it was. */
+static void att_softmax16_bwd(void (*fn)(void), int R, int T, int flags) {
+    int t0, causal = flags & GRT_KF_CAUSAL, rows = att_rows(R, T, causal, &t0);
+    size_t n = (size_t)rows * T;
+    float *att = scores(rows, T, t0, causal);
+    grt_attention_softmax_forward(att, rows, T, t0, causal, 1.0f);
+    uint16_t *p16 = bits_buf(n), *ds = bits_buf(n);
+    grt_bf16_round(p16, att, n, 0);
+    grt_bf16_widen(att, p16, n);
+    float *datt = scores(rows, T, t0, causal), *before = dup(datt, n), *want = dup(datt, n);
+    LAUNCH(GrtAttSoftmax16BwdFn, rows, datt, p16, ds, t0);
+    GrtAttSoftmaxBwdFn *fp32 = (GrtAttSoftmaxBwdFn *)grt_kernel_find(GRT_K_ATT_SOFTMAX_BWD, T, flags);
+    CHECK(fp32 != NULL);
+    if (!fp32) return;
+    fp32(rows, want, att, t0), kernel_place.wait();
+    same_bits(GRT_K_ATT_SOFTMAX16_BWD, "ds", ds, want, n);
+    CHECK(memcmp(datt, before, n * sizeof(float)) == 0);
+}
+
 static void t5_softmax_fwd(void (*fn)(void), int R, int T, int flags) {
     int t0, causal = flags & GRT_KF_CAUSAL, rows = att_rows(R, T, causal, &t0);
     float *att = scores(rows, T, t0, causal), *ref = dup(att, (size_t)rows * T);
@@ -617,7 +673,8 @@ static void (*const checks[GRT_K_COUNT])(void (*)(void), int, int, int) = {
     [GRT_K_BIAS_GELU_BWD] = bias_gelu_bwd, [GRT_K_SWIGLU_FWD] = swiglu_fwd,       [GRT_K_SWIGLU_BWD] = swiglu_bwd,
     [GRT_K_EMBED_FWD] = embed_fwd,         [GRT_K_EMBED_BWD] = embed_bwd,         [GRT_K_ROPE_FWD] = rope_fwd,
     [GRT_K_ROPE_BWD] = rope_bwd,           [GRT_K_ATT_SOFTMAX_FWD] = att_softmax_fwd,
-    [GRT_K_ATT_SOFTMAX_BWD] = att_softmax_bwd, [GRT_K_XENT_FWD] = xent_fwd,      [GRT_K_XENT_BWD] = xent_bwd,
+    [GRT_K_ATT_SOFTMAX_BWD] = att_softmax_bwd, [GRT_K_ATT_SOFTMAX16_FWD] = att_softmax16_fwd,
+    [GRT_K_ATT_SOFTMAX16_BWD] = att_softmax16_bwd, [GRT_K_XENT_FWD] = xent_fwd,  [GRT_K_XENT_BWD] = xent_bwd,
     [GRT_K_SUMSQ] = sumsq,                 [GRT_K_ADAMW] = adamw,                 [GRT_K_ADAM] = adam_,
     [GRT_K_SGD] = sgd,                     [GRT_K_DROPOUT] = dropout,             [GRT_K_PATCH_FWD] = patch_fwd,
     [GRT_K_PATCH_BWD] = patch_bwd,         [GRT_K_T5_SOFTMAX_FWD] = t5_softmax_fwd,

@@ -1373,14 +1373,22 @@ static void test_matmul16(int N, int C, int OC) {
     for (int i = 0; i < OC; i++)
         b[i] = 0.1f * (float)i;
     grt_bf16_round(rx, x, nx, 1), grt_bf16_round(rw, w, nw, 1), grt_bf16_round(rdy, dy, ny, 1);
-    grt_matmul16_forward(out, x, w, b, N, C, OC, GRT_GEMM16_WIDE, ops);
+    grt_matmul16_forward(out, x, NULL, w, b, N, C, OC, GRT_GEMM16_WIDE, ops);
     grt_matmul_forward(ref, rx, rw, b, N, C, OC);
-    grt_matmul16_backward(dx, dw, db, dy, x, w, N, C, OC, GRT_GEMM16_WIDE, ops);
+    grt_matmul16_backward(dx, dw, db, dy, x, NULL, w, N, C, OC, GRT_GEMM16_WIDE, ops);
     grt_matmul_backward(rdx, rdw, NULL, rdy, rx, rw, N, C, OC);
     grt_matmul_backward(NULL, NULL, rdb, dy, x, w, N, 0, OC); /* the bias gradient from fp32 */
     CHECK(memcmp(out, ref, ny * 4) == 0 && memcmp(dx, rdx, nx * 4) == 0);
     CHECK(memcmp(dw, rdw, nw * 4) == 0 && memcmp(db, rdb, (size_t)OC * 4) == 0);
     CHECK(memcmp(rx, x, nx * 4) != 0); /* the rounding did round */
+    /* a block's kept input: its rounded floats and their bits, read as they are, the same products */
+    uint16_t *bits = calloc(nx, 2);
+    float *out2 = calloc(ny, 4), *dw2 = calloc(nw, 4);
+    grt_bf16_round(bits, x, nx, 0);
+    grt_matmul16_forward(out2, rx, bits, w, b, N, C, OC, GRT_GEMM16_WIDE, ops);
+    grt_matmul16_backward(NULL, dw2, NULL, dy, rx, bits, w, N, C, OC, GRT_GEMM16_WIDE, ops);
+    CHECK(memcmp(out2, ref, ny * 4) == 0 && memcmp(dw2, rdw, nw * 4) == 0);
+    free(bits), free(out2), free(dw2);
     float *all[] = {x, w, dy, b, rx, rw, rdy, out, ref, dx, rdx, dw, rdw, db, rdb, ops};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         free(all[i]);

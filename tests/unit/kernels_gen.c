@@ -32,6 +32,8 @@ int main(int argc, char **argv) {
         [GRT_K_EMBED_BWD] = {GRT_KF_POS},
         [GRT_K_ATT_SOFTMAX_FWD] = {GRT_KF_CAUSAL},
         [GRT_K_ATT_SOFTMAX_BWD] = {GRT_KF_CAUSAL},
+        [GRT_K_ATT_SOFTMAX16_FWD] = {GRT_KF_CAUSAL},
+        [GRT_K_ATT_SOFTMAX16_BWD] = {GRT_KF_CAUSAL},
         [GRT_K_T5_SOFTMAX_FWD] = {GRT_KF_CAUSAL},
         [GRT_K_T5_SOFTMAX_BWD] = {GRT_KF_CAUSAL},
         [GRT_K_SGD] = {GRT_KF_MOMENTUM, GRT_KF_MOMENTUM | GRT_KF_NESTEROV},
@@ -48,7 +50,8 @@ int main(int argc, char **argv) {
             case GRT_K_EMBED_BWD: c[0] = 5, c[1] = 6; break;
             case GRT_K_ROPE_FWD:
             case GRT_K_ROPE_BWD: c[0] = 5, c[1] = 3, c[2] = 3 * 2 * C + 5; break;
-            case GRT_K_ATT_SOFTMAX_FWD: c[0] = 8; break;
+            case GRT_K_ATT_SOFTMAX_FWD:
+            case GRT_K_ATT_SOFTMAX16_FWD: c[0] = 8; break;
             case GRT_K_DROPOUT: c[0] = 5; break;
             case GRT_K_PATCH_FWD:
             case GRT_K_PATCH_BWD: c[0] = 5; break; /* the class token and 4 patches */
