@@ -225,27 +225,33 @@ static int gemm_math(int precision) {
     return precision == PREC_FP32 ? GRT_GEMM_FP32 : -1;
 }
 
+/* Whether layer l's attention core multiplies bf16 bits under s where the
+ * precision is bf16 (runtime/cuda/gemm.c): not in a checkpointed block,
+ * which keeps no bits, nor Swin's windows', dropout's, Ulysses's or context
+ * parallelism's cores, which only CPU ranks run, in fp32. */
+static bool core_bits(const Layer *l, const Strategy *s) {
+    return !s->ckpt && l->window <= 0 && !(l->dropout > 0) && strategy_ulysses(s) == 1 && strategy_cp(s) == 1;
+}
+
 /* The measured rates (FLOP/s) of a GPU profile's gemm_rates for the
  * program's linears (*lin, at its arithmetic) and its attention core
- * (*core: on the kept bf16 bits of Q, K, V and the probabilities under
- * bf16, so at the linears' rate, but fp32 in a checkpointed block, which
- * keeps no bits: runtime/cuda/gemm.c); *fp32, the rate a profile's layer
- * fits were timed at; false without them (a CPU profile, a preset,
- * Galvatron's files). */
-static bool gemm_rates(const Ctx *c, bool ckpt, double *lin, double *core, double *fp32) {
+ * (*core: at the linears' rate where it runs on bf16 bits (core_bits),
+ * else fp32's); *fp32, the rate a profile's layer fits were timed at;
+ * false without them (a CPU profile, a preset, Galvatron's files). */
+static bool gemm_rates(const Ctx *c, bool bits, double *lin, double *core, double *fp32) {
     int m = gemm_math(c->spec->train->precision);
     if (m < 0) return false;
     *lin = c->hw->gemm_rates[m], *fp32 = c->hw->gemm_rates[GRT_GEMM_FP32];
-    *core = ckpt ? *fp32 : *lin;
+    *core = bits ? *lin : *fp32;
     return *lin > 0 && *fp32 > 0;
 }
 
 /* Seconds of layer l's forward FLOPs on `samples` samples per device: at
  * the measured GEMM rates where the profile has them, else at the
  * precision's peak times the fraction GEMM-heavy layers reach. */
-static double gemm_seconds(const Ctx *c, const Layer *l, bool ckpt, double samples) {
+static double gemm_seconds(const Ctx *c, const Layer *l, bool bits, double samples) {
     double lin, core, fp32, flops = (double)l->fwd_flops * samples;
-    if (!gemm_rates(c, ckpt, &lin, &core, &fp32)) {
+    if (!gemm_rates(c, bits, &lin, &core, &fp32)) {
         const HwProfile *hw = c->hw;
         return flops / (hw->peak_flops[c->spec->train->precision] * hw->gemm_efficiency);
     }
@@ -256,13 +262,13 @@ static double gemm_seconds(const Ctx *c, const Layer *l, bool ckpt, double sampl
 /* A block's or head's fitted time t for `work` FLOPs moved to the program's
  * arithmetic: galvc profile times the layers in fp32 (GEMMs with TF32 off),
  * so under bf16 the linears' share of the work, and the attention core's
- * unless checkpointed, leave the fp32 rate for their own (gemm_rates),
+ * where it runs on bits (core_bits), leave the fp32 rate for their own (gemm_rates),
  * never below t scaled by the fastest ratio; t as it is in fp32 or without
  * measured rates. */
-static double fit_to_precision(const Ctx *c, const Layer *l, bool ckpt, ProfileLayer kind, double t, double work) {
+static double fit_to_precision(const Ctx *c, const Layer *l, bool bits, ProfileLayer kind, double t, double work) {
     double lin, core, fp32;
     if (kind != PROFILE_LAYER_BLOCK && kind != PROFILE_LAYER_HEAD) return t;
-    if (!gemm_rates(c, ckpt, &lin, &core, &fp32) || lin == fp32 || l->fwd_flops <= 0) return t;
+    if (!gemm_rates(c, bits, &lin, &core, &fp32) || lin == fp32 || l->fwd_flops <= 0) return t;
     double att = layer_core_flops(l) / (double)l->fwd_flops;
     double moved = t - work * ((1 - att) * (1 / fp32 - 1 / lin) + att * (1 / fp32 - 1 / core));
     return moved > t * fp32 / lin ? moved : t * fp32 / lin;
@@ -288,8 +294,8 @@ static bool fitted_times(const Ctx *c, const Layer *l, const Strategy *s, double
     if (f[0].rate <= 0 || f[1].rate <= 0) return false;
     double seq = (double)l->seq, wf = layer_fit_work(l, (ProfileLayer)kind, mbs, seq, s->tp, false),
            wb = layer_fit_work(l, (ProfileLayer)kind, mbs, seq, s->tp, true);
-    *fwd = fit_to_precision(c, l, s->ckpt, (ProfileLayer)kind, f[0].fixed_s + wf / f[0].rate, wf);
-    *bwd = fit_to_precision(c, l, s->ckpt, (ProfileLayer)kind, f[1].fixed_s + wb / f[1].rate, wb);
+    *fwd = fit_to_precision(c, l, core_bits(l, s), (ProfileLayer)kind, f[0].fixed_s + wf / f[0].rate, wf);
+    *bwd = fit_to_precision(c, l, core_bits(l, s), (ProfileLayer)kind, f[1].fixed_s + wb / f[1].rate, wb);
     *tp_comm = f[0].tp_comm;
     return true;
 }
@@ -477,7 +483,7 @@ static LayerCost layer_cost(const Ctx *c, const Layer *l, const Strategy *s, dou
      * Ulysses splits both over u: the tokens, and attention's heads. Context
      * parallelism splits both evenly: the causal mask's work too, each rank
      * holding sequence chunks r and 2 cp - 1 - r (Megatron-Core). */
-    double fwd = gemm_seconds(c, l, s->ckpt, mbs / s->tp / u / cp) +
+    double fwd = gemm_seconds(c, l, core_bits(l, s), mbs / s->tp / u / cp) +
                  2.0 * (double)(l->act_bytes + l->out_bytes) * mbs / s->tp / u / cp / hw->mem_bandwidth;
     double bwd = 2 * fwd; /* input and weight gradients: twice the forward GEMMs */
     int n_fwd, n_bwd, cp_fwd, cp_bwd;
