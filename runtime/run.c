@@ -671,10 +671,11 @@ static double sumsq_device(GrtRun *R, const NormPart *part, int n_parts) {
     size_t rows = 0, tails = 0;
     for (int i = 0; i < n_parts; i++) rows += part[i].n / GRT_OPT_COLS, tails += part[i].n % GRT_OPT_COLS;
     if (!R->host_sums) R->host_sums = grt_dev->host_alloc((R->n_stored / GRT_OPT_COLS + 1) * sizeof(double));
-    if (tails > R->tails_cap) { /* the first step's, kept for the run (every step has the same parts) */
+    if (!R->host_tails) { /* the first step's, kept for the run: every step has the same parts */
         R->host_tails = grt_dev->host_alloc(tails * sizeof(float));
         R->tails_cap = tails;
     }
+    if (tails > R->tails_cap) grt_abort("internal error: the gradient norm's parts changed between steps", 1);
     size_t r = 0, t = 0;
     for (int i = 0; i < n_parts; i++) {
         size_t pr = part[i].n / GRT_OPT_COLS, pt = part[i].n % GRT_OPT_COLS;

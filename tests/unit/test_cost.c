@@ -38,25 +38,32 @@ static Spec *load(Arena *a) {
     return d.errors ? NULL : s;
 }
 
+/* The decoder's cost under strategy x alone (NULL: the strategy sought was not found), one micro-batch;
+ * the arena freed. */
+static LayerCost decoder_cost(const Spec *s, const HwProfile *hw, Strategy *x, Arena *a) {
+    CHECK(x != NULL);
+    StrategySet one = {.items = x, .n = 1};
+    CostTable t;
+    LayerCost c = {0};
+    if (x && pass_cost(s, hw, &one, 1, a, &t)) c = t.cost[DECODER];
+    arena_free(a);
+    return c;
+}
+
 /* The decoder's cost under pp x tp x dp (plain DP, TP on consecutive ranks, checkpointed or not, Megatron-SP
  * or not), one micro-batch. */
 static LayerCost cost_ckpt_sp(const Spec *s, const HwProfile *hw, int pp, int tp, int dp, bool ckpt, bool sp) {
     Arena *a = arena_new();
-    StrategySet all, one = {0};
+    StrategySet all;
+    Strategy *found = NULL;
     CHECK(pass_prune(24, ckpt, NULL, a, &all));
     for (int k = 0; k < all.n; k++) {
         const Strategy *x = &all.items[k];
         if (x->pp == pp && x->tp == tp && x->dp == dp && !strategy_zero(x) && x->tp_consec && x->sp == sp &&
             x->ckpt == ckpt)
-            one.items = &all.items[k];
+            found = &all.items[k];
     }
-    CHECK(one.items != NULL);
-    one.n = one.items ? 1 : 0;
-    CostTable t;
-    LayerCost c = {0};
-    if (one.n && pass_cost(s, hw, &one, 1, a, &t)) c = t.cost[DECODER];
-    arena_free(a);
-    return c;
+    return decoder_cost(s, hw, found, a);
 }
 
 static LayerCost cost_sp(const Spec *s, const HwProfile *hw, int pp, int tp, int dp, bool sp) {
@@ -140,22 +147,16 @@ static void test_sequence_parallel(const Spec *s) {
 /* The decoder under tp x cp x dp on one stage of 24 (plain DP over dp, no checkpointing), one micro-batch. */
 static LayerCost cost_cp(const Spec *s, const HwProfile *hw, int tp, int cp, int dp) {
     Arena *a = arena_new();
-    StrategySet all, one = {0};
+    StrategySet all;
+    Strategy *found = NULL;
     CHECK(pass_prune(24, false, NULL, a, &all));
     for (int k = 0; k < all.n; k++) {
         const Strategy *x = &all.items[k];
-        if (x->pp == 1 && x->tp == tp && strategy_cp(x) == cp && strategy_ulysses(x) == 1 && x->dp == dp && !strategy_zero(x) &&
-            x->tp_consec &&
-            strategy_sp(x) == (tp > 1))
-            one.items = &all.items[k];
+        if (x->pp == 1 && x->tp == tp && strategy_cp(x) == cp && strategy_ulysses(x) == 1 && x->dp == dp &&
+            !strategy_zero(x) && x->tp_consec && strategy_sp(x) == (tp > 1))
+            found = &all.items[k];
     }
-    CHECK(one.items != NULL);
-    one.n = one.items ? 1 : 0;
-    CostTable t;
-    LayerCost c = {0};
-    if (one.n && pass_cost(s, hw, &one, 1, a, &t)) c = t.cost[DECODER];
-    arena_free(a);
-    return c;
+    return decoder_cost(s, hw, found, a);
 }
 
 /* CP 2 x DP 12 against DP 24 (each rank 1/24 of the micro-batch's tokens):
